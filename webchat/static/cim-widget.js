@@ -1,0 +1,895 @@
+/* CIM resident chat widget: one <script> tag builds a launcher and a chat panel speaking /resident.
+ *
+ * Embed:  <script src="https://SERVER/widget/cim-widget.js" data-lang="pl" defer></script>
+ * Options (data-* attributes on that script tag):
+ *   data-lang    "pl" (default) or "en" -- the language of the widget's own strings
+ *   data-server  override the chat server URL (default: the origin the script was loaded from)
+ *
+ * Security rule: every text that comes from a resident, a consultant or the server is put into
+ * the page with textContent only. Nothing here ever assigns innerHTML.
+ */
+(function () {
+  "use strict";
+
+  if (window.__cimWidget) { return; }  // embedded twice: keep the first one
+
+  var script = document.currentScript ||
+    document.querySelector('script[src*="cim-widget.js"]');
+  if (!script) { return; }
+
+  var scriptUrl = new URL(script.getAttribute("src"), document.baseURI);
+  var assetBase = new URL(".", scriptUrl).href;        // .../widget/
+  var lang = (script.getAttribute("data-lang") || "pl").toLowerCase() === "en" ? "en" : "pl";
+  var serverAttr = script.getAttribute("data-server");
+  var serverUrl = new URL(serverAttr || scriptUrl.origin, document.baseURI);
+  var serverOrigin = serverUrl.origin;
+  // A server mounted under a path prefix (behind a reverse proxy) keeps Socket.IO under it too.
+  var socketPath = serverUrl.pathname.replace(/\/+$/, "") + "/socket.io/";
+
+  var MAX_LEN = 2000;
+  var SEND_TIMEOUT_MS = 15000;
+  var TYPING_IDLE_MS = 2500;
+  var REMOTE_TYPING_MAX_MS = 15000;
+  var STORE_KEY = "cim-widget:" + serverOrigin + ":";
+
+  var STRINGS = {
+    pl: {
+      launcher: "Czat z urzędem",
+      title: "Czat z Centrum Informacji Mieszkańców",
+      close: "Zamknij okno czatu",
+      connecting: "Łączenie z serwerem…",
+      noticeHeading: "Informacja o przetwarzaniu danych osobowych",
+      noticeIntro: "Zanim rozpoczniesz czat, zapoznaj się z poniższą informacją.",
+      accept: "Akceptuję i rozpoczynam",
+      leave: "Opuść",
+      leftHeading: "Opuściłeś czat",
+      leftText: "Nie rozpoczęto rozmowy i nie zapisano żadnych danych.",
+      startAgain: "Rozpocznij od nowa",
+      offlineHeading: "Czat jest teraz nieczynny",
+      hours: "Godziny pracy czatu:",
+      tryAgain: "Spróbuj ponownie",
+      transcriptLabel: "Przebieg rozmowy",
+      messageLabel: "Twoja wiadomość",
+      messageHint: "Enter wysyła, Shift+Enter wstawia nową linię.",
+      send: "Wyślij",
+      end: "Zakończ czat",
+      counter: function (n) { return n + " / " + MAX_LEN + " znaków"; },
+      you: "Ty",
+      consultant: "Konsultant",
+      system: "Informacja",
+      pending: "Wysyłanie…",
+      sent: "Wysłano",
+      failed: "Nie wysłano",
+      retry: "Wyślij ponownie",
+      queued: function (p) {
+        return p ? "Czekasz w kolejce. Twoja pozycja: " + p + "." : "Czekasz w kolejce na konsultanta.";
+      },
+      active: "Jesteś połączony z konsultantem.",
+      closed: "Czat został zakończony.",
+      newChat: "Rozpocznij nowy czat",
+      typing: "Konsultant pisze…",
+      reconnecting: "Utracono połączenie. Trwa ponowne łączenie…",
+      reconnected: "Połączenie przywrócone.",
+      connectFailed: "Nie udało się połączyć z serwerem czatu.",
+      errors: {
+        empty: "Wiadomość jest pusta. Wpisz treść przed wysłaniem.",
+        too_long: "Wiadomość jest za długa. Limit to " + MAX_LEN + " znaków.",
+        rate_limited: "Wysyłasz wiadomości zbyt szybko. Odczekaj chwilę i spróbuj ponownie.",
+        closed: "Ten czat został już zakończony. Nie można wysłać wiadomości.",
+        offline: "Czat jest teraz nieczynny. Spróbuj w godzinach pracy.",
+        notice_not_accepted: "Najpierw zaakceptuj informację o przetwarzaniu danych osobowych.",
+        invalid: "Serwer odrzucił nieprawidłowe żądanie. Odśwież stronę i spróbuj ponownie.",
+        server_error: "Wystąpił błąd serwera. Spróbuj ponownie za chwilę.",
+        resume_invalid: "Nie można wznowić poprzedniej rozmowy. Rozpoczynamy od nowa.",
+        unknown: "Wystąpił nieoczekiwany błąd. Spróbuj ponownie."
+      }
+    },
+    en: {
+      launcher: "Chat with us",
+      title: "Chat with the Resident Information Centre",
+      close: "Close the chat window",
+      connecting: "Connecting to the server…",
+      noticeHeading: "Personal data notice",
+      noticeIntro: "Before you start the chat, please read the following notice.",
+      accept: "Accept and start",
+      leave: "Leave",
+      leftHeading: "You have left the chat",
+      leftText: "No conversation was started and no data was stored.",
+      startAgain: "Start again",
+      offlineHeading: "The chat is closed right now",
+      hours: "Chat opening hours:",
+      tryAgain: "Try again",
+      transcriptLabel: "Conversation",
+      messageLabel: "Your message",
+      messageHint: "Enter sends, Shift+Enter inserts a new line.",
+      send: "Send",
+      end: "End chat",
+      counter: function (n) { return n + " / " + MAX_LEN + " characters"; },
+      you: "You",
+      consultant: "Consultant",
+      system: "Information",
+      pending: "Sending…",
+      sent: "Sent",
+      failed: "Not sent",
+      retry: "Send again",
+      queued: function (p) {
+        return p ? "You are in the queue. Your position: " + p + "." : "You are waiting for a consultant.";
+      },
+      active: "You are connected with a consultant.",
+      closed: "The chat has ended.",
+      newChat: "Start a new chat",
+      typing: "The consultant is typing…",
+      reconnecting: "Connection lost. Reconnecting…",
+      reconnected: "Connection restored.",
+      connectFailed: "Could not connect to the chat server.",
+      errors: {
+        empty: "The message is empty. Type something before sending.",
+        too_long: "The message is too long. The limit is " + MAX_LEN + " characters.",
+        rate_limited: "You are sending messages too quickly. Please wait a moment and try again.",
+        closed: "This chat has already ended. The message cannot be sent.",
+        offline: "The chat is closed right now. Please try again during opening hours.",
+        notice_not_accepted: "Please accept the personal data notice first.",
+        invalid: "The server rejected an invalid request. Reload the page and try again.",
+        server_error: "A server error occurred. Please try again in a moment.",
+        resume_invalid: "The previous conversation cannot be resumed. Starting over.",
+        unknown: "An unexpected error occurred. Please try again."
+      }
+    }
+  };
+  var T = STRINGS[lang];
+
+  /* ---------- small helpers ---------- */
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        if (attrs[k] === false || attrs[k] == null) { return; }
+        if (k === "className") { node.className = attrs[k]; } else { node.setAttribute(k, attrs[k] === true ? "" : attrs[k]); }
+      });
+    }
+    if (text != null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function store(key, value) {
+    try {
+      if (value == null) { sessionStorage.removeItem(STORE_KEY + key); }
+      else { sessionStorage.setItem(STORE_KEY + key, JSON.stringify(value)); }
+    } catch (e) { /* storage disabled: the chat still works, it just cannot survive a reload */ }
+  }
+  function load(key) {
+    try { return JSON.parse(sessionStorage.getItem(STORE_KEY + key)); } catch (e) { return null; }
+  }
+
+  function newClientMsgId() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
+    if (window.crypto && crypto.getRandomValues) {
+      var b = crypto.getRandomValues(new Uint8Array(16));
+      return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    }
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+
+  function parseTime(at) {
+    if (at == null || at === "") { return null; }
+    var d = typeof at === "number" ? new Date(at < 1e12 ? at * 1000 : at) : new Date(at);
+    return isNaN(d.getTime()) ? null : d;
+  }
+  function formatTime(d) {
+    return d.toLocaleTimeString(lang === "pl" ? "pl-PL" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function errorText(err) {
+    var code = err && err.code;
+    return T.errors[code] || T.errors.unknown;
+  }
+
+  /* ---------- assets: stylesheet and the Socket.IO client, both from our own server ---------- */
+
+  function injectStylesheet() {
+    var href = assetBase + "cim-widget.css";
+    if (document.querySelector('link[href="' + href + '"]')) { return; }
+    document.head.appendChild(el("link", { rel: "stylesheet", href: href }));
+  }
+
+  var ioReady = null;
+  function loadSocketIo() {
+    if (ioReady) { return ioReady; }
+    ioReady = new Promise(function (resolve, reject) {
+      if (typeof window.io === "function") { resolve(window.io); return; }
+      var s = el("script", { src: assetBase + "vendor/socket.io.min.js", async: true });
+      s.onload = function () { typeof window.io === "function" ? resolve(window.io) : reject(new Error("io missing")); };
+      s.onerror = function () { ioReady = null; reject(new Error("socket.io client failed to load")); };
+      document.head.appendChild(s);
+    });
+    return ioReady;
+  }
+
+  /* ---------- DOM skeleton ---------- */
+
+  var root = el("div", { className: "cim-w", "data-cim-widget": "" });
+  var launcher = el("button", {
+    type: "button", className: "cim-launcher", "aria-expanded": "false", "aria-controls": "cim-panel"
+  });
+  launcher.innerHTML =  /* static markup only, no data */
+    '<svg class="cim-launcher__icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="24" height="24">' +
+    '<path fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm1 4v2h14V7H5zm0 4v2h10v-2H5z"/></svg>';
+  var launcherLabel = el("span", { className: "cim-launcher__label" }, T.launcher);
+  var badge = el("span", { className: "cim-launcher__badge", hidden: true, "aria-hidden": "true" });
+  launcher.appendChild(launcherLabel);
+  launcher.appendChild(badge);
+
+  var panel = el("section", {
+    id: "cim-panel", className: "cim-panel", role: "dialog", "aria-labelledby": "cim-title",
+    lang: lang, hidden: true
+  });
+  var header = el("div", { className: "cim-panel__header" });
+  var title = el("h2", { id: "cim-title", className: "cim-panel__title" }, T.title);
+  var closeBtn = el("button", { type: "button", className: "cim-iconbtn cim-close", "aria-label": T.close });
+  closeBtn.innerHTML =
+    '<svg aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="20" height="20">' +
+    '<path fill="currentColor" d="M18.3 5.7 12 12l6.3 6.3-1.4 1.4L10.6 13.4 4.3 19.7 2.9 18.3 9.2 12 2.9 5.7 4.3 4.3l6.3 6.3 6.3-6.3z"/></svg>';
+  header.appendChild(title);
+  header.appendChild(closeBtn);
+
+  // Queue and connection state: one polite status region (WCAG 4.1.3).
+  var statusBar = el("div", { className: "cim-status", role: "status", "aria-live": "polite", "aria-atomic": "true" });
+  var body = el("div", { className: "cim-panel__body" });
+  panel.appendChild(header);
+  panel.appendChild(statusBar);
+  panel.appendChild(body);
+  root.appendChild(panel);
+  root.appendChild(launcher);
+
+  /* ---------- state ---------- */
+
+  var socket = null;
+  var view = "idle";            // idle | connecting | notice | offline | chat | closed | left | failed
+  var notice = null;            // the notice payload being shown
+  var chatStatus = null;        // queued | active | closed
+  var queuePosition = null;
+  var bySeq = {};               // seq -> message element (dedupes history vs live events)
+  var outbox = load("outbox") || [];   // [{id, text}] sent but not acknowledged
+  var outboxEls = {};           // client_msg_id -> element
+  var chat = null;              // chat-view elements
+  var disconnectedShown = false;
+  var typingTimer = null, typingActive = false, remoteTypingTimer = null;
+  var intentionalDisconnect = false;
+  var unread = 0;
+  var early = [];               // messages that arrive between accept_notice and its ack
+
+  function token() { return load("token"); }
+
+  function setStatus(text, kind) {
+    statusBar.textContent = text || "";
+    statusBar.className = "cim-status" + (kind ? " cim-status--" + kind : "");
+  }
+
+  function chatStatusText() {
+    if (chatStatus === "queued") { return T.queued(queuePosition); }
+    if (chatStatus === "active") { return T.active; }
+    if (chatStatus === "closed") { return T.closed; }
+    return "";
+  }
+
+  function refreshStatus() {
+    if (socket && !socket.connected && disconnectedShown) { setStatus(T.reconnecting, "warn"); return; }
+    setStatus(view === "chat" ? chatStatusText() : "", null);
+  }
+
+  function clearBody() {
+    while (body.firstChild) { body.removeChild(body.firstChild); }
+    chat = null;
+  }
+
+  function focusFirst() {
+    var target = body.querySelector("[data-cim-autofocus]") || body.querySelector("button, textarea") || closeBtn;
+    target.focus();
+  }
+
+  /* ---------- views ---------- */
+
+  function showConnecting() {
+    view = "connecting";
+    clearBody();
+    body.appendChild(el("p", { className: "cim-muted", "data-cim-autofocus": "", tabindex: "-1" }, T.connecting));
+    refreshStatus();
+  }
+
+  function showNotice(payload) {
+    view = "notice";
+    notice = payload;
+    early = [];
+    queuePosition = null;
+    clearBody();
+    var box = el("div", { className: "cim-notice" });
+    var h = el("h3", { className: "cim-notice__heading", id: "cim-notice-heading", tabindex: "-1", "data-cim-autofocus": "" }, T.noticeHeading);
+    var intro = el("p", { className: "cim-muted" }, T.noticeIntro);
+    var text = el("div", { className: "cim-notice__text", "data-cim-notice": "" });
+    if (payload && payload.lang) { text.setAttribute("lang", String(payload.lang)); }
+    String((payload && payload.text) || "").split(/\n{2,}/).forEach(function (para) {
+      text.appendChild(el("p", null, para));
+    });
+    var actions = el("div", { className: "cim-actions" });
+    var accept = el("button", { type: "button", className: "cim-btn cim-btn--primary", "data-cim-accept": "" }, T.accept);
+    var leave = el("button", { type: "button", className: "cim-btn cim-btn--secondary", "data-cim-leave": "" }, T.leave);
+    var err = el("p", { className: "cim-error", role: "alert" });
+    accept.addEventListener("click", function () { acceptNotice(accept, leave, err); });
+    leave.addEventListener("click", declineNotice);
+    actions.appendChild(accept);
+    actions.appendChild(leave);
+    box.appendChild(h);
+    box.appendChild(intro);
+    box.appendChild(text);
+    box.appendChild(err);
+    box.appendChild(actions);
+    box.setAttribute("aria-labelledby", "cim-notice-heading");
+    box.setAttribute("role", "region");
+    body.appendChild(box);
+    refreshStatus();
+    if (isOpen()) { h.focus(); }
+  }
+
+  function renderHours(hours, into) {
+    if (hours == null || hours === "") { return; }
+    into.appendChild(el("p", { className: "cim-offline__hours-label" }, T.hours));
+    if (typeof hours === "string") { into.appendChild(el("p", { className: "cim-offline__hours" }, hours)); return; }
+    var list = el("ul", { className: "cim-offline__hours" });
+    if (Array.isArray(hours)) {
+      hours.forEach(function (h) {
+        list.appendChild(el("li", null, typeof h === "object" && h ? Object.keys(h).map(function (k) { return h[k]; }).join(" ") : h));
+      });
+    } else if (typeof hours === "object") {
+      Object.keys(hours).forEach(function (k) {
+        var v = hours[k];
+        list.appendChild(el("li", null, k + ": " + (Array.isArray(v) ? v.join(", ") : v)));
+      });
+    }
+    into.appendChild(list);
+  }
+
+  function showOffline(payload) {
+    view = "offline";
+    dropChat();
+    clearBody();
+    var box = el("div", { className: "cim-offline", "data-cim-offline": "" });
+    box.appendChild(el("h3", { tabindex: "-1", "data-cim-autofocus": "" }, T.offlineHeading));
+    if (payload && payload.message) { box.appendChild(el("p", null, payload.message)); }
+    renderHours(payload && payload.hours, box);
+    body.appendChild(box);
+    refreshStatus();
+    if (isOpen()) { focusFirst(); }
+  }
+
+  function showLeft() {
+    view = "left";
+    clearBody();
+    var box = el("div", { className: "cim-ended", "data-cim-left": "" });
+    box.appendChild(el("h3", { tabindex: "-1", "data-cim-autofocus": "" }, T.leftHeading));
+    box.appendChild(el("p", null, T.leftText));
+    var again = el("button", { type: "button", className: "cim-btn cim-btn--secondary" }, T.startAgain);
+    again.addEventListener("click", restart);
+    box.appendChild(again);
+    body.appendChild(box);
+    setStatus("", null);
+    if (isOpen()) { focusFirst(); }
+  }
+
+  function showFailed(message) {
+    view = "failed";
+    clearBody();
+    var box = el("div", { className: "cim-ended" });
+    box.appendChild(el("p", { className: "cim-error", role: "alert", tabindex: "-1", "data-cim-autofocus": "" }, message));
+    var again = el("button", { type: "button", className: "cim-btn cim-btn--secondary" }, T.tryAgain);
+    again.addEventListener("click", restart);
+    box.appendChild(again);
+    body.appendChild(box);
+    setStatus("", null);
+    if (isOpen()) { focusFirst(); }
+  }
+
+  function buildChatView() {
+    view = "chat";
+    clearBody();
+    bySeq = {};
+    outboxEls = {};
+    var log = el("div", {
+      className: "cim-log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
+      "aria-label": T.transcriptLabel, tabindex: "0", "data-cim-log": ""
+    });
+    var typing = el("p", { className: "cim-typing", "aria-live": "polite", "data-cim-typing": "" });
+    var error = el("p", { className: "cim-error", role: "alert", "data-cim-error": "" });
+    var form = el("form", { className: "cim-composer", novalidate: true });
+    var label = el("label", { "for": "cim-input", className: "cim-composer__label" }, T.messageLabel);
+    var hint = el("span", { id: "cim-input-hint", className: "cim-visually-hidden" }, T.messageHint);
+    var input = el("textarea", {
+      id: "cim-input", className: "cim-composer__input", rows: "3", maxlength: String(MAX_LEN),
+      "aria-describedby": "cim-input-hint cim-counter", "data-cim-autofocus": ""
+    });
+    var counter = el("span", { id: "cim-counter", className: "cim-composer__counter" }, T.counter(0));
+    var row = el("div", { className: "cim-composer__row" });
+    var endBtn = el("button", { type: "button", className: "cim-btn cim-btn--secondary", "data-cim-end": "" }, T.end);
+    var sendBtn = el("button", { type: "submit", className: "cim-btn cim-btn--primary", "data-cim-send": "" }, T.send);
+    row.appendChild(counter);
+    row.appendChild(endBtn);
+    row.appendChild(sendBtn);
+    form.appendChild(label);
+    form.appendChild(hint);
+    form.appendChild(input);
+    form.appendChild(row);
+
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
+        e.preventDefault();
+        submit();
+      }
+    });
+    input.addEventListener("input", function () {
+      updateCounter();
+      localTyping(input.value.length > 0);
+    });
+    form.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
+    endBtn.addEventListener("click", endChat);
+
+    body.appendChild(log);
+    body.appendChild(typing);
+    body.appendChild(error);
+    body.appendChild(form);
+    chat = { log: log, typing: typing, error: error, input: input, counter: counter, send: sendBtn, end: endBtn, form: form };
+    updateCounter();
+  }
+
+  function updateCounter() {
+    if (!chat) { return; }
+    var n = chat.input.value.length;
+    chat.counter.textContent = T.counter(n);
+    chat.counter.classList.toggle("cim-composer__counter--limit", n >= MAX_LEN);
+  }
+
+  function showChatError(err) {
+    if (chat) { chat.error.textContent = err ? errorText(err) : ""; }
+  }
+
+  function setComposerEnabled(enabled) {
+    if (!chat) { return; }
+    chat.input.disabled = !enabled;
+    chat.send.disabled = !enabled;
+    chat.end.disabled = !enabled;
+  }
+
+  /* ---------- transcript ---------- */
+
+  function messageEl(from, text, at) {
+    var kind = from === "resident" ? "resident" : from === "consultant" ? "consultant" : "system";
+    var who = kind === "resident" ? T.you : kind === "consultant" ? T.consultant : T.system;
+    var item = el("div", { className: "cim-msg cim-msg--" + kind, "data-from": kind });
+    var meta = el("p", { className: "cim-msg__meta" });
+    meta.appendChild(el("span", { className: "cim-msg__who" }, who));
+    var time = el("time", { className: "cim-msg__time" });
+    meta.appendChild(time);
+    setMessageTime(time, at);
+    var textP = el("p", { className: "cim-msg__text", "data-cim-text": "" });
+    textP.textContent = String(text == null ? "" : text);  // text only, never markup
+    item.appendChild(meta);
+    item.appendChild(textP);
+    return item;
+  }
+
+  function setMessageTime(time, at) {
+    var d = parseTime(at) || (at === undefined ? null : new Date());
+    if (!d) { time.textContent = ""; return; }
+    time.setAttribute("datetime", d.toISOString());
+    time.textContent = formatTime(d);
+  }
+
+  function setDelivery(item, state, extra) {
+    var s = item.querySelector(".cim-msg__state");
+    if (!s) { s = el("p", { className: "cim-msg__state" }); item.appendChild(s); }
+    while (s.firstChild) { s.removeChild(s.firstChild); }
+    item.setAttribute("data-state", state);
+    if (state === "sent") { s.textContent = T.sent; s.className = "cim-msg__state cim-visually-hidden"; return; }
+    s.className = "cim-msg__state";
+    s.appendChild(document.createTextNode(state === "pending" ? T.pending : T.failed + (extra ? ": " + extra : "")));
+  }
+
+  function scrollLog() {
+    if (chat) { chat.log.scrollTop = chat.log.scrollHeight; }
+  }
+
+  function addServerMessage(m) {
+    if (!m) { return; }
+    if (!chat) { early.push(m); return; }
+    if (m.seq != null && bySeq[m.seq]) { return; }
+    if (m.from === "resident") {
+      // Our own message echoed back: attach it to the pending bubble with the same text, if any.
+      for (var i = 0; i < outbox.length; i++) {
+        var pend = outboxEls[outbox[i].id];
+        if (pend && outbox[i].text === m.text && !pend.hasAttribute("data-seq")) {
+          claimSeq(pend, m.seq, m.at);
+          return;
+        }
+      }
+    }
+    var item = messageEl(m.from, m.text, m.at);
+    if (m.seq != null) { item.setAttribute("data-seq", m.seq); bySeq[m.seq] = item; }
+    insertBySeq(item, m.seq);
+    if (m.from === "consultant") {
+      setRemoteTyping(false);
+      if (!isOpen()) { unread += 1; badge.hidden = false; badge.textContent = String(unread); }
+    }
+    scrollLog();
+  }
+
+  function claimSeq(item, seq, at) {
+    if (seq == null) { return; }
+    if (bySeq[seq] && bySeq[seq] !== item) { bySeq[seq].parentNode && bySeq[seq].parentNode.removeChild(bySeq[seq]); }
+    bySeq[seq] = item;
+    item.setAttribute("data-seq", seq);
+    if (at) { setMessageTime(item.querySelector("time"), at); }
+  }
+
+  // Keep stored messages in seq order; pending (unsequenced) bubbles stay at the bottom.
+  function insertBySeq(item, seq) {
+    var log = chat.log;
+    if (seq == null) { log.appendChild(item); return; }
+    var children = log.children;
+    for (var i = 0; i < children.length; i++) {
+      var s = children[i].getAttribute("data-seq");
+      if (s == null || Number(s) > Number(seq)) { log.insertBefore(item, children[i]); return; }
+    }
+    log.appendChild(item);
+  }
+
+  /* ---------- sending, with retry after reconnect ---------- */
+
+  function saveOutbox() { store("outbox", outbox.length ? outbox : null); }
+
+  function submit() {
+    if (!chat || chat.input.disabled) { return; }
+    var text = chat.input.value;
+    if (!text.trim()) { showChatError({ code: "empty" }); chat.input.focus(); return; }
+    if (text.length > MAX_LEN) { showChatError({ code: "too_long" }); return; }
+    showChatError(null);
+    var entry = { id: newClientMsgId(), text: text };
+    outbox.push(entry);
+    saveOutbox();
+    renderPending(entry);
+    chat.input.value = "";
+    updateCounter();
+    localTyping(false);
+    emitSend(entry);
+  }
+
+  function renderPending(entry) {
+    var item = messageEl("resident", entry.text, new Date().toISOString());
+    item.setAttribute("data-client-msg-id", entry.id);
+    setDelivery(item, "pending");
+    outboxEls[entry.id] = item;
+    chat.log.appendChild(item);
+    scrollLog();
+  }
+
+  function emitSend(entry) {
+    if (!socket || !socket.connected) { return; }   // sent again from the "connect" handler
+    socket.timeout(SEND_TIMEOUT_MS).emit("send", { text: entry.text, client_msg_id: entry.id }, function (timeoutErr, ack) {
+      if (timeoutErr) { return; }   // still in the outbox: retried with the same id on reconnect
+      onSendAck(entry, ack);
+    });
+  }
+
+  function onSendAck(entry, ack) {
+    var idx = outbox.indexOf(entry);
+    if (idx === -1) { return; }    // already settled by an earlier (duplicate) ack
+    outbox.splice(idx, 1);
+    saveOutbox();
+    var item = outboxEls[entry.id];
+    delete outboxEls[entry.id];
+    if (ack && ack.ok) {
+      if (item) { claimSeq(item, ack.seq); setDelivery(item, "sent"); }
+      return;
+    }
+    var err = (ack && ack.error) || { code: "server_error" };
+    if (err.code === "resume_invalid") { resumeInvalid(); return; }
+    if (item) {
+      setDelivery(item, "failed", errorText(err));
+      if (err.code === "rate_limited" || err.code === "server_error") { addRetry(item, entry.text); }
+    }
+    showChatError(err);
+    if (err.code === "closed") { markClosed(); }
+    if (err.code === "offline") { setComposerEnabled(false); }
+  }
+
+  function addRetry(item, text) {
+    var btn = el("button", { type: "button", className: "cim-linkbtn" }, T.retry);
+    btn.addEventListener("click", function () {
+      if (item.parentNode) { item.parentNode.removeChild(item); }
+      var entry = { id: newClientMsgId(), text: text };
+      outbox.push(entry);
+      saveOutbox();
+      renderPending(entry);
+      emitSend(entry);
+    });
+    item.querySelector(".cim-msg__state").appendChild(btn);
+  }
+
+  function flushOutbox() {
+    outbox.slice().forEach(emitSend);
+  }
+
+  /* ---------- typing ---------- */
+
+  function localTyping(active) {
+    clearTimeout(typingTimer);
+    if (active) { typingTimer = setTimeout(function () { localTyping(false); }, TYPING_IDLE_MS); }
+    if (active === typingActive || !socket || !socket.connected || view !== "chat" || chatStatus === "closed") {
+      if (!active) { typingActive = false; }
+      return;
+    }
+    typingActive = active;
+    socket.emit("typing", { active: active }, function () { /* acks are not interesting here */ });
+  }
+
+  function setRemoteTyping(active) {
+    if (!chat) { return; }
+    clearTimeout(remoteTypingTimer);
+    chat.typing.textContent = active ? T.typing : "";
+    if (active) { remoteTypingTimer = setTimeout(function () { setRemoteTyping(false); }, REMOTE_TYPING_MAX_MS); }
+  }
+
+  /* ---------- protocol actions ---------- */
+
+  function acceptNotice(acceptBtn, leaveBtn, errP) {
+    if (!socket || !socket.connected || !notice) { errP.textContent = T.reconnecting; return; }
+    acceptBtn.disabled = true;
+    leaveBtn.disabled = true;
+    socket.timeout(SEND_TIMEOUT_MS).emit("accept_notice", { notice_id: notice.notice_id }, function (timeoutErr, ack) {
+      if (timeoutErr || !ack || !ack.ok) {
+        acceptBtn.disabled = false;
+        leaveBtn.disabled = false;
+        var err = timeoutErr ? { code: "server_error" } : (ack && ack.error) || { code: "server_error" };
+        if (err.code === "offline") { errP.textContent = errorText(err); return; }
+        errP.textContent = errorText(err);
+        return;
+      }
+      store("token", ack.resume_token);
+      if (!chatStatus) { chatStatus = "queued"; }
+      if (queuePosition == null && ack.position != null) { queuePosition = ack.position; }
+      buildChatView();
+      var raced = early;
+      early = [];
+      raced.forEach(addServerMessage);
+      if (chatStatus === "closed") { markClosed(); return; }
+      refreshStatus();
+      setComposerEnabled(true);
+      if (isOpen()) { chat.input.focus(); }
+    });
+  }
+
+  function declineNotice() {
+    if (socket && socket.connected) {
+      socket.emit("decline_notice", {}, function () { disconnectQuietly(); });
+      // If the ack never comes, leave anyway.
+      setTimeout(disconnectQuietly, 2000);
+    } else {
+      disconnectQuietly();
+    }
+    dropChat();
+    showLeft();
+  }
+
+  function endChat() {
+    if (!socket || !socket.connected) { showChatError({ code: "server_error" }); return; }
+    chat.end.disabled = true;
+    socket.timeout(SEND_TIMEOUT_MS).emit("end", {}, function (timeoutErr, ack) {
+      if (!timeoutErr && ack && ack.ok) { markClosed(); return; }
+      var err = timeoutErr ? { code: "server_error" } : ack && ack.error;
+      if (err && err.code === "closed") { markClosed(); return; }
+      if (chat) { chat.end.disabled = false; }
+      showChatError(err);
+    });
+  }
+
+  function markClosed() {
+    chatStatus = "closed";
+    dropChat();
+    setRemoteTyping(false);
+    if (!chat) { return; }
+    setComposerEnabled(false);
+    chat.form.hidden = true;
+    if (!body.querySelector("[data-cim-new-chat]")) {
+      var again = el("button", { type: "button", className: "cim-btn cim-btn--primary cim-newchat", "data-cim-new-chat": "" }, T.newChat);
+      again.addEventListener("click", restart);
+      body.appendChild(again);
+      if (panel.contains(document.activeElement) || document.activeElement === document.body) {
+        if (isOpen()) { again.focus(); }
+      }
+    }
+    refreshStatus();
+  }
+
+  function dropChat() {
+    store("token", null);
+    outbox = [];
+    saveOutbox();
+  }
+
+  function resumeInvalid() {
+    dropChat();
+    if (socket) { intentionalDisconnect = true; socket.disconnect(); }
+    chatStatus = null;
+    showConnecting();
+    setStatus(T.errors.resume_invalid, "warn");
+    if (socket) { intentionalDisconnect = false; socket.connect(); }
+  }
+
+  function restart() {
+    disconnectQuietly();
+    dropChat();
+    chatStatus = null;
+    queuePosition = null;
+    notice = null;
+    socket = null;
+    connect();
+    if (isOpen()) { focusFirst(); }
+  }
+
+  function disconnectQuietly() {
+    if (!socket) { return; }
+    intentionalDisconnect = true;
+    var s = socket;
+    s.off();
+    s.disconnect();
+  }
+
+  /* ---------- the socket ---------- */
+
+  function connect() {
+    showConnecting();
+    loadSocketIo().then(function (io) {
+      var s = io(serverOrigin + "/resident", {
+        path: socketPath,
+        // A function, so every reconnection presents the current resume token.
+        auth: function (cb) {
+          var a = { lang: lang };
+          var t = token();
+          if (t) { a.resume = t; }
+          cb(a);
+        }
+      });
+      socket = s;
+      intentionalDisconnect = false;
+      wire(s);
+    }, function () {
+      showFailed(T.connectFailed);
+    });
+  }
+
+  function wire(s) {
+    s.on("connect", function () {
+      if (disconnectedShown) {
+        disconnectedShown = false;
+        setStatus(T.reconnected, null);
+        setTimeout(refreshStatus, 2000);
+      }
+      if (view === "chat" && token()) { flushOutbox(); }
+    });
+
+    s.on("disconnect", function (reason) {
+      if (intentionalDisconnect || reason === "io client disconnect") { return; }
+      disconnectedShown = true;
+      typingActive = false;
+      setRemoteTyping(false);
+      setStatus(T.reconnecting, "warn");
+      if (reason === "io server disconnect") {
+        // The server dropped us on purpose; socket.io will not retry by itself.
+        setTimeout(function () { if (socket === s && !s.connected) { s.connect(); } }, 1000);
+      }
+    });
+
+    s.on("connect_error", function (err) {
+      var data = err && err.data;
+      if (data && data.code === "resume_invalid") { resumeInvalid(); return; }
+      if (s.active) {  // transport failure: socket.io keeps retrying
+        if (view === "connecting") { setStatus(T.connectFailed + " " + T.reconnecting, "warn"); }
+        else { disconnectedShown = true; setStatus(T.reconnecting, "warn"); }
+        return;
+      }
+      // Refused by the server (middleware): show why and let the resident retry.
+      if (data && data.code === "offline") { showOffline({ message: data.message || T.errors.offline, hours: data.hours }); return; }
+      showFailed(data && data.code ? errorText(data) : T.connectFailed);
+    });
+
+    s.on("notice", function (payload) {
+      if (view === "chat" && chatStatus !== "closed" && token()) {
+        // The server no longer knows our chat: it has been closed or expired.
+        dropChat();
+      }
+      chatStatus = null;
+      showNotice(payload);
+    });
+
+    s.on("offline", function (payload) { showOffline(payload); });
+
+    s.on("history", function (payload) {
+      payload = payload || {};
+      var st = payload.state || {};
+      chatStatus = st.status || chatStatus || "queued";
+      queuePosition = st.position != null ? st.position : null;
+      var pending = outbox.slice();
+      early = [];
+      buildChatView();
+      (payload.messages || []).forEach(addServerMessage);
+      pending.forEach(function (entry) { if (outbox.indexOf(entry) !== -1) { renderPending(entry); } });
+      if (chatStatus === "closed") { markClosed(); }
+      else {
+        setComposerEnabled(true);
+        flushOutbox();
+        if (isOpen() && panel.contains(document.activeElement)) { chat.input.focus(); }
+      }
+      refreshStatus();
+      scrollLog();
+    });
+
+    s.on("message", function (m) { addServerMessage(m); });
+
+    s.on("state", function (st) {
+      if (!st) { return; }
+      chatStatus = st.status || chatStatus;
+      queuePosition = st.position != null ? st.position : (chatStatus === "queued" ? queuePosition : null);
+      if (chatStatus === "closed") { markClosed(); } else { refreshStatus(); }
+    });
+
+    s.on("typing", function (t) { setRemoteTyping(!!(t && t.active)); });
+  }
+
+  /* ---------- open / close ---------- */
+
+  function isOpen() { return !panel.hidden; }
+
+  function open(moveFocus) {
+    panel.hidden = false;
+    root.classList.add("cim-w--open");
+    launcher.setAttribute("aria-expanded", "true");
+    unread = 0;
+    badge.hidden = true;
+    store("open", true);
+    if (view === "idle") { connect(); }
+    if (moveFocus !== false) { focusFirst(); }
+    scrollLog();
+  }
+
+  function close() {
+    panel.hidden = true;
+    root.classList.remove("cim-w--open");
+    launcher.setAttribute("aria-expanded", "false");
+    store("open", null);
+    launcher.focus();
+  }
+
+  launcher.addEventListener("click", function () { isOpen() ? close() : open(true); });
+  closeBtn.addEventListener("click", close);
+  panel.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" || e.key === "Esc") { e.stopPropagation(); close(); }
+  });
+
+  function mount() {
+    injectStylesheet();
+    document.body.appendChild(root);
+    // After a reload in the middle of a chat: reconnect, resume, and reopen the panel
+    // (without stealing focus from the page the resident is reading).
+    if (token()) {
+      connect();
+      if (load("open")) { open(false); }
+    }
+  }
+
+  window.__cimWidget = {
+    version: "1",
+    open: function () { open(true); },
+    close: close,
+    get socket() { return socket; }
+  };
+
+  if (document.body) { mount(); } else { document.addEventListener("DOMContentLoaded", mount); }
+})();
