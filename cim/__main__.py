@@ -1,0 +1,5 @@
+"""`python -m cim` runs the `cim` command."""
+
+from cim.cli import main
+
+main()

@@ -1,0 +1,25 @@
+"""The `cim` command group; each area's commands live in a module of cim/commands/."""
+
+from __future__ import annotations
+
+import click
+
+from cim.commands import audit, core, users
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cim")
+def cli() -> None:
+    """CIM: contact records of the Resident Information Centre (calls and chats).
+
+    Every command takes --data-dir (default $CIM_DATA_DIR). Errors go to stderr with a non-zero exit.
+    """
+
+
+core.register(cli)
+users.register(cli)
+audit.register(cli)
+
+
+def main() -> None:
+    cli(prog_name="cim")

@@ -1,0 +1,1 @@
+"""One module per area of the `cim` command line; each has `register(cli)`."""

@@ -1,0 +1,32 @@
+"""`cim init`."""
+
+from __future__ import annotations
+
+import click
+
+from cim.common import data_dir_option, json_option, load_settings, open_store, print_json, run
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(init)
+
+
+@click.command()
+@data_dir_option
+@json_option
+def init(data_dir: str | None, as_json: bool) -> None:
+    """Create the data directory (mode 0700) and the database, applying migrations. Idempotent."""
+    settings = load_settings(data_dir)
+
+    async def body() -> list[str]:
+        store = await open_store(settings, create=True)
+        try:
+            return await store.db.applied_migrations()
+        finally:
+            await store.close()
+
+    migrations = run(body())
+    if as_json:
+        print_json({"data_dir": str(settings.data_dir), "database": str(settings.db_path), "migrations": migrations})
+    else:
+        click.echo(f"CIM data directory ready: {settings.data_dir} ({len(migrations)} migrations applied)")

@@ -1,0 +1,50 @@
+"""CIM's domain on SQLite: the only layer that touches the database and the recordings folder.
+
+Open it with `await Store.open(settings)`; every operation that reads personal content or changes
+state takes the acting `Actor`, checks the permission policy and audits in the same transaction.
+"""
+
+from __future__ import annotations
+
+from .accounts import Accounts
+from .audit import AuditLog
+from .clock import Clock, system_clock
+from .db import Database, check_data_dir
+from .errors import CimError, NotPermitted
+from .models import Actor, Role
+from .notices import Notices
+from .settings import Settings
+
+__all__ = ["Store", "Settings", "Actor", "Role", "CimError", "NotPermitted"]
+
+
+class Store:
+    """The facade over the domain services; one per process, closed on shutdown."""
+
+    def __init__(self, settings: Settings, db: Database, clock: Clock) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.audit = AuditLog(db, clock)
+        self.accounts = Accounts(db, self.audit, settings, clock)
+        self.notices = Notices(db, self.audit, clock)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
+        """Open (with `create`, first make) the data directory and database, applying pending migrations."""
+        check_data_dir(settings.data_dir, create=create)
+        for folder in (settings.recordings_dir, settings.letters_dir):
+            if create:
+                folder.mkdir(mode=0o700, exist_ok=True)
+        db = Database(settings.db_path, clock)
+        await db.open(create=create)
+        return cls(settings, db, clock)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

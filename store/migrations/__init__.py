@@ -1,0 +1,1 @@
+"""Ordered, named schema migrations, applied by store.db on open and recorded in schema_migrations."""

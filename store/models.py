@@ -1,0 +1,101 @@
+"""Domain dataclasses returned by the store (never raw rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    CONSULTANT = "consultant"
+    DESIGNATED = "designated"
+    CIM_MANAGER = "cim_manager"
+    IT_ADMIN = "it_admin"
+    BOI_DIRECTOR = "boi_director"
+    DPO = "dpo"
+    DEPARTMENT_HEAD = "department_head"
+    SECRETARY = "secretary"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Whoever acts on the store: a signed-in staff member, or the system itself (CLI, scheduler)."""
+
+    staff_id: int | None
+    name: str
+    roles: frozenset[Role]
+    department: str | None = None
+    is_system: bool = False
+
+    @classmethod
+    def system(cls, name: str) -> "Actor":
+        """The service account acting without a person: `cim` commands run on the host, the daily purge."""
+        return cls(staff_id=None, name=f"system:{name}", roles=frozenset(), is_system=True)
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+@dataclass(frozen=True)
+class Staff:
+    id: int
+    name: str
+    full_name: str
+    roles: frozenset[Role]
+    department: str | None
+    disabled: bool
+    created_at: datetime
+    extensions: tuple[str, ...] = ()
+
+    def as_actor(self) -> Actor:
+        return Actor(staff_id=self.id, name=self.name, roles=self.roles, department=self.department)
+
+
+@dataclass(frozen=True)
+class Department:
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in staff session. `token` is only known to the holder; the store keeps its hash."""
+
+    token: str
+    staff: Staff
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    channel: str
+    version: int
+    lang: str
+    text: str
+    legal: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_name: str
+    action: str
+    outcome: str
+    target_kind: str | None
+    target_id: str | None
+    purpose: str | None
+    request_id: int | None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    ok: bool
+    entries: int
+    first_broken: int | None

@@ -1,0 +1,71 @@
+"""Versioned data-protection notices for the chat (§1.5) and phone (§1.4) channels."""
+
+from __future__ import annotations
+
+from .audit import AuditLog
+from .clock import Clock, from_iso, to_iso
+from .db import Database
+from .errors import InvalidInput, NotFound
+from .models import Actor, Notice
+from .policy import Permission
+
+CHANNELS = ("chat", "phone")
+LANGS = ("pl", "en")
+MAX_NOTICE = 5000
+
+
+def _notice(r) -> Notice:
+    return Notice(id=r["id"], channel=r["channel"], version=r["version"], lang=r["lang"], text=r["text"],
+                  legal=bool(r["legal"]), created_at=from_iso(r["created_at"]))
+
+
+class Notices:
+    def __init__(self, db: Database, audit: AuditLog, clock: Clock) -> None:
+        self.db = db
+        self.audit = audit
+        self.clock = clock
+
+    async def current(self, channel: str, lang: str = "pl") -> Notice:
+        """The newest version of the channel's notice in `lang`, or the legal Polish one if untranslated."""
+        if channel not in CHANNELS:
+            raise InvalidInput(f"unknown notice channel {channel!r}")
+        latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = ?", (channel,))
+        rows = await self.db.fetchall(
+            "SELECT * FROM notices WHERE channel = ? AND version = ? AND lang IN (?, 'pl')",
+            (channel, latest["v"], lang))
+        by_lang = {r["lang"]: r for r in rows}
+        return _notice(by_lang.get(lang) or by_lang["pl"])
+
+    async def get(self, notice_id: int) -> Notice:
+        row = await self.db.fetchone("SELECT * FROM notices WHERE id = ?", (notice_id,))
+        if row is None:
+            raise NotFound(f"no notice with id {notice_id}")
+        return _notice(row)
+
+    async def history(self, channel: str) -> list[Notice]:
+        rows = await self.db.fetchall("SELECT * FROM notices WHERE channel = ? ORDER BY version, lang", (channel,))
+        return [_notice(r) for r in rows]
+
+    async def add_version(self, actor: Actor, channel: str, texts: dict[str, str]) -> list[Notice]:
+        """A new version (Polish text required, translations optional); old versions stay for the record."""
+        await self.audit.guard(actor, Permission.MANAGE_NOTICES, "notice.add")
+        if channel not in CHANNELS:
+            raise InvalidInput(f"unknown notice channel {channel!r}")
+        if not texts.get("pl", "").strip():
+            raise InvalidInput("a notice version needs its Polish text")
+        for lang, text in texts.items():
+            if lang not in LANGS:
+                raise InvalidInput(f"unsupported language {lang!r}")
+            if len(text) > MAX_NOTICE:
+                raise InvalidInput(f"the notice text is longer than {MAX_NOTICE} characters")
+        async with self.db.write() as tx:
+            row = await (await tx.execute("SELECT max(version) FROM notices WHERE channel = ?", (channel,))).fetchone()
+            version = (row[0] or 0) + 1
+            for lang, text in texts.items():
+                await tx.execute(
+                    "INSERT INTO notices(channel, version, lang, text, legal, created_at, created_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (channel, version, lang, text.strip(), int(lang == "pl"), to_iso(self.clock()), actor.name))
+            await self.audit.append(tx, actor, "notice.add", target_kind="notice",
+                                    target_id=f"{channel}:{version}")
+        return [n for n in await self.history(channel) if n.version == version]

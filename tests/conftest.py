@@ -1,0 +1,22 @@
+"""Shared test set-up: the ordinance marker as a JUnit property, and fixture modules from tests/fixtures/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Each area's fixtures live in their own module under tests/fixtures/ (store, chat, ...).
+pytest_plugins = sorted(
+    f"tests.fixtures.{p.stem}"
+    for p in (Path(__file__).parent / "fixtures").glob("*.py")
+    if p.stem != "__init__"
+)
+
+
+@pytest.fixture(autouse=True)
+def _ordinance_property(request: pytest.FixtureRequest, record_property) -> None:
+    """Record every @pytest.mark.ordinance("§x") as a JUnit property named `ordinance` (DESIGN.md 5.3)."""
+    for marker in request.node.iter_markers("ordinance"):
+        for provision in marker.args:
+            record_property("ordinance", provision)
