@@ -1,0 +1,38 @@
+"""The areas of the TUI's navigation; each is shown only to staff holding one of its permissions.
+
+An area is added here when its screen exists (no placeholders). A screen class is constructed as
+`ScreenClass(ctx: TuiContext)`; it is imported lazily so the login screen starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from store.models import Actor
+from store.policy import Permission, allowed
+
+
+@dataclass(frozen=True)
+class Area:
+    key: str
+    title: str
+    binding: str
+    permissions: tuple[Permission, ...]
+    #: "module:ClassName" of the screen
+    screen: str
+
+    def visible_to(self, actor: Actor) -> bool:
+        return any(allowed(actor, p) for p in self.permissions)
+
+    def screen_class(self) -> type:
+        module, _, name = self.screen.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+AREAS: list[Area] = [
+]
+
+
+def areas_for(actor: Actor) -> list[Area]:
+    return [a for a in AREAS if a.visible_to(actor)]
