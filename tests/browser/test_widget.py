@@ -424,3 +424,47 @@ async def test_panel_fits_narrow_viewports_without_horizontal_scrolling(chat_ser
             await expect(page.get_by_role("button", name=name)).to_be_in_viewport()
     finally:
         await context.close()
+
+
+# ---------------------------------------------------------------- closed hours and refused sends
+
+
+async def test_outside_opening_hours_the_widget_shows_the_offline_message_and_hours(settings, store, resident_page):
+    from tests.fixtures.chat import start_chat_server
+
+    # A schedule closed on every day: offline whatever the clock says.
+    server, runner = await start_chat_server(settings.with_(opening_hours="mon-sun closed"), store)
+    try:
+        page = resident_page
+        await page.goto(server.url + "/")
+        await page.get_by_role("button", name=LAUNCHER_PL).click()
+        offline = page.locator("[data-cim-offline]")
+        await expect(offline).to_be_visible()
+        await expect(offline.get_by_role("heading")).to_have_text("Czat jest teraz nieczynny")
+        assert len(squash(await offline.inner_text())) > len("Czat jest teraz nieczynny")
+        assert await page.locator("#cim-panel textarea").count() == 0
+        assert await page.get_by_role("button", name=ACCEPT_PL).count() == 0
+    finally:
+        await runner.cleanup()
+
+
+async def test_flooding_is_refused_with_a_clear_message(settings, store, resident_page):
+    from tests.fixtures.chat import start_chat_server
+
+    server, runner = await start_chat_server(
+        settings.with_(opening_hours="always", resident_rate_limit="2/60"), store)
+    try:
+        page = resident_page
+        await start_chat(page, server.url)
+        box = page.get_by_role("textbox", name="Twoja wiadomość")
+        for n in range(1, 6):
+            await box.fill(f"wiadomość {n}")
+            await box.press("Enter")
+        await expect(page.get_by_role("alert").filter(has_text="zbyt szybko")).to_be_visible()
+        failed = page.locator('.cim-msg[data-state="failed"]')
+        await expect(failed.first).to_contain_text("Nie wysłano")
+        await expect(failed.first.get_by_role("button", name="Wyślij ponownie")).to_be_visible()
+        # Nothing stays pending for ever: every message was either stored or refused.
+        await expect(page.locator('.cim-msg[data-state="pending"]')).to_have_count(0)
+    finally:
+        await runner.cleanup()

@@ -880,7 +880,7 @@
     // (without stealing focus from the page the resident is reading).
     if (token()) {
       connect();
-      if (load("open")) { open(false); }
+      if (load("open")) { panel.classList.add("cim-panel--instant"); open(false); }
     }
   }
 
