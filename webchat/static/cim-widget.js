@@ -488,7 +488,7 @@
     if (!s) { s = el("p", { className: "cim-msg__state" }); item.appendChild(s); }
     while (s.firstChild) { s.removeChild(s.firstChild); }
     item.setAttribute("data-state", state);
-    if (state === "sent") { s.textContent = T.sent; s.className = "cim-msg__state cim-visually-hidden"; return; }
+    if (state === "sent") { s.parentNode.removeChild(s); return; }
     s.className = "cim-msg__state";
     s.appendChild(document.createTextNode(state === "pending" ? T.pending : T.failed + (extra ? ": " + extra : "")));
   }
@@ -512,6 +512,7 @@
       }
     }
     var item = messageEl(m.from, m.text, m.at);
+    if (m.from === "resident") { item.setAttribute("data-state", "sent"); }
     if (m.seq != null) { item.setAttribute("data-seq", m.seq); bySeq[m.seq] = item; }
     insertBySeq(item, m.seq);
     if (m.from === "consultant") {
@@ -573,7 +574,11 @@
   function emitSend(entry) {
     if (!socket || !socket.connected) { return; }   // sent again from the "connect" handler
     socket.timeout(SEND_TIMEOUT_MS).emit("send", { text: entry.text, client_msg_id: entry.id }, function (timeoutErr, ack) {
-      if (timeoutErr) { return; }   // still in the outbox: retried with the same id on reconnect
+      if (timeoutErr) {
+        // Still in the outbox: sent again with the same id now, or from "connect" after a reconnect.
+        if (socket && socket.connected && outbox.indexOf(entry) !== -1) { emitSend(entry); }
+        return;
+      }
       onSendAck(entry, ack);
     });
   }
@@ -586,7 +591,15 @@
     var item = outboxEls[entry.id];
     delete outboxEls[entry.id];
     if (ack && ack.ok) {
-      if (item) { claimSeq(item, ack.seq); setDelivery(item, "sent"); }
+      if (!item) { return; }
+      var stored = ack.seq != null ? bySeq[ack.seq] : null;
+      if (stored && stored !== item) {
+        // Stored before (the first ack was lost) and already drawn from the history: keep that one.
+        if (item.parentNode) { item.parentNode.removeChild(item); }
+        return;
+      }
+      claimSeq(item, ack.seq);
+      setDelivery(item, "sent");
       return;
     }
     var err = (ack && ack.error) || { code: "server_error" };
@@ -817,15 +830,19 @@
       chatStatus = st.status || chatStatus || "queued";
       queuePosition = st.position != null ? st.position : null;
       var pending = outbox.slice();
+      var draft = chat ? chat.input.value : "";
+      var hadFocus = !!(chat && document.activeElement === chat.input);
       early = [];
       buildChatView();
+      chat.input.value = draft;
+      updateCounter();
       (payload.messages || []).forEach(addServerMessage);
       pending.forEach(function (entry) { if (outbox.indexOf(entry) !== -1) { renderPending(entry); } });
       if (chatStatus === "closed") { markClosed(); }
       else {
         setComposerEnabled(true);
         flushOutbox();
-        if (isOpen() && panel.contains(document.activeElement)) { chat.input.focus(); }
+        if (isOpen() && (hadFocus || panel.contains(document.activeElement))) { chat.input.focus(); }
       }
       refreshStatus();
       scrollLog();
