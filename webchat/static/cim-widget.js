@@ -81,6 +81,7 @@
         invalid: "Serwer odrzucił nieprawidłowe żądanie. Odśwież stronę i spróbuj ponownie.",
         server_error: "Wystąpił błąd serwera. Spróbuj ponownie za chwilę.",
         resume_invalid: "Nie można wznowić poprzedniej rozmowy. Rozpoczynamy od nowa.",
+        too_many_connections: "Z Twojej sieci otwarto zbyt wiele połączeń z czatem. Zamknij inne karty z czatem i spróbuj ponownie.",
         unknown: "Wystąpił nieoczekiwany błąd. Spróbuj ponownie."
       }
     },
@@ -132,6 +133,7 @@
         invalid: "The server rejected an invalid request. Reload the page and try again.",
         server_error: "A server error occurred. Please try again in a moment.",
         resume_invalid: "The previous conversation cannot be resumed. Starting over.",
+        too_many_connections: "Too many chat connections are open from your network. Close other chat tabs and try again.",
         unknown: "An unexpected error occurred. Please try again."
       }
     }
@@ -292,6 +294,7 @@
 
   function showConnecting() {
     view = "connecting";
+    panel.setAttribute("data-view", view);
     clearBody();
     body.appendChild(el("p", { className: "cim-muted", "data-cim-autofocus": "", tabindex: "-1" }, T.connecting));
     refreshStatus();
@@ -299,6 +302,7 @@
 
   function showNotice(payload) {
     view = "notice";
+    panel.setAttribute("data-view", view);
     notice = payload;
     early = [];
     queuePosition = null;
@@ -351,6 +355,7 @@
 
   function showOffline(payload) {
     view = "offline";
+    panel.setAttribute("data-view", view);
     dropChat();
     clearBody();
     var box = el("div", { className: "cim-offline", "data-cim-offline": "" });
@@ -364,6 +369,7 @@
 
   function showLeft() {
     view = "left";
+    panel.setAttribute("data-view", view);
     clearBody();
     var box = el("div", { className: "cim-ended", "data-cim-left": "" });
     box.appendChild(el("h3", { tabindex: "-1", "data-cim-autofocus": "" }, T.leftHeading));
@@ -378,6 +384,7 @@
 
   function showFailed(message) {
     view = "failed";
+    panel.setAttribute("data-view", view);
     clearBody();
     var box = el("div", { className: "cim-ended" });
     box.appendChild(el("p", { className: "cim-error", role: "alert", tabindex: "-1", "data-cim-autofocus": "" }, message));
@@ -391,6 +398,7 @@
 
   function buildChatView() {
     view = "chat";
+    panel.setAttribute("data-view", view);
     clearBody();
     bySeq = {};
     outboxEls = {};
