@@ -60,6 +60,8 @@ class Settings:
     player_command: str = "aplay {path}"
     #: Daily purge time inside `cim serve` (HH:MM local), or `off`.
     purge_daily_at: str = "02:30"
+    #: Calls: a dialled or calling number with at most this many digits is a PBX extension (internal).
+    pbx_extension_max_digits: int = 5
 
     @property
     def db_path(self) -> Path:
