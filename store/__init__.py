@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .accounts import Accounts
 from .audit import AuditLog
+from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
 from .errors import CimError, NotPermitted
@@ -28,6 +29,7 @@ class Store:
         self.audit = AuditLog(db, clock)
         self.accounts = Accounts(db, self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
+        self.chats = Chats(db, self.audit, settings, clock)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":

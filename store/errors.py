@@ -75,3 +75,23 @@ class Conflict(CimError):
     """Someone else got there first (two consultants accepting one chat, two purges at once)."""
 
     code = "conflict"
+
+
+class ChatClosed(InvalidTransition):
+    """The chat has ended: nothing more can be written to it."""
+
+    code = "closed"
+
+
+class ResumeInvalid(CimError):
+    """A resume token that was never issued, or whose chat can no longer be resumed."""
+
+    code = "resume_invalid"
+
+
+class MessageEmpty(InvalidInput):
+    code = "empty"
+
+
+class MessageTooLong(InvalidInput):
+    code = "too_long"

@@ -60,6 +60,11 @@ class Settings:
     player_command: str = "aplay {path}"
     #: Daily purge time inside `cim serve` (HH:MM local), or `off`.
     purge_daily_at: str = "02:30"
+    #: Chat: minutes after a chat ended during which its resume token still shows the transcript.
+    chat_resume_minutes: int = 30
+    #: Chat server: addresses of reverse proxies (comma-separated IPs) whose X-Forwarded-For and
+    #: X-Forwarded-Proto are believed; empty = the socket's peer address is the resident's address.
+    trusted_proxies: str = ""
     #: Calls: a dialled or calling number with at most this many digits is a PBX extension (internal).
     pbx_extension_max_digits: int = 5
 

@@ -1,0 +1,543 @@
+"""Live chats (§1.5): opening on an accepted notice, the durable transcript, queue, accept/transfer/close, canned responses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from .audit import AuditLog
+from .clock import Clock, from_iso, to_iso
+from .db import Database
+from .errors import (
+    ChatClosed,
+    Conflict,
+    ConversationNotFound,
+    InvalidInput,
+    MessageEmpty,
+    MessageTooLong,
+    NotFound,
+    NotPermitted,
+    ResumeInvalid,
+)
+from .models import Actor
+from .policy import Permission, allowed
+from .settings import Settings
+
+#: Categories a consultant closes a chat with (reports count them).
+CLOSE_CATEGORIES = (
+    "information_given",  # the question was answered
+    "referred",  # referred to a department, another office or a form
+    "case_registered",  # a matter or request was registered for the resident
+    "no_reply",  # the resident stopped answering
+    "out_of_scope",  # not a matter for the city hall
+    "abusive",  # closed for abusive or spam content
+    "other",
+)
+LANGS = ("pl", "en")
+MAX_CLIENT_MSG_ID = 100
+MAX_CANNED_TITLE = 200
+#: C0 and C1 control characters and DEL, except tab and newline (a resident's text is kept as text).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: Any, max_length: int) -> str:
+    """Validate and clean a chat message: control characters removed, everything else kept verbatim."""
+    if not isinstance(text, str):
+        raise InvalidInput("the message must be text")
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if not text.strip():
+        raise MessageEmpty("the message is empty")
+    if len(text) > max_length:
+        raise MessageTooLong(f"the message is longer than {max_length} characters")
+    return text
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One line of a transcript; `sender` is resident, consultant or system."""
+
+    chat_id: int
+    seq: int
+    sender: str
+    text: str
+    at: datetime
+    staff_id: int | None = None
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"seq": self.seq, "from": self.sender, "text": self.text, "at": to_iso(self.at)}
+
+
+@dataclass(frozen=True)
+class Chat:
+    id: int
+    status: str  # queued / active / closed
+    lang: str
+    created_at: datetime
+    consultant_id: int | None
+    notice_id: int
+    notice_accepted_at: datetime
+    ended_at: datetime | None
+    close_category: str | None
+
+
+@dataclass(frozen=True)
+class OpenedChat:
+    """A chat just opened: the resident's only copy of the resume token, and the first system lines."""
+
+    chat: Chat
+    resume_token: str
+    messages: tuple[ChatMessage, ...]
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A stored message; `new` is False when a repeated client_msg_id returned the first one."""
+
+    message: ChatMessage
+    new: bool
+
+
+@dataclass(frozen=True)
+class QueuedChat:
+    chat_id: int
+    lang: str
+    waiting_since: datetime
+    position: int
+
+
+@dataclass(frozen=True)
+class CannedResponse:
+    id: int
+    title: str
+    text: str
+    updated_at: datetime
+    updated_by: int | None
+
+
+def _chat(r: Any) -> Chat:
+    return Chat(
+        id=r["id"], status=r["status"], lang=r["lang"], created_at=from_iso(r["created_at"]),
+        consultant_id=r["consultant_id"], notice_id=r["notice_id"],
+        notice_accepted_at=from_iso(r["notice_accepted_at"]),
+        ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None, close_category=r["close_category"],
+    )
+
+
+def _message(r: Any) -> ChatMessage:
+    return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"], text=r["text"],
+                       at=from_iso(r["at"]), staff_id=r["staff_id"])
+
+
+@dataclass
+class _Pending:
+    chat_id: int
+    sender: str
+    staff_id: int | None
+    text: str
+    client_msg_id: str | None
+    future: asyncio.Future
+
+
+class _GroupCommit:
+    """Batches message inserts from many coroutines into one write transaction.
+
+    Each caller's future is resolved only after the COMMIT that holds its row, so nothing is
+    acknowledged before it is durable; while one batch commits, the next one gathers.
+    """
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._pending: list[_Pending] = []
+        self._task: asyncio.Task | None = None
+
+    async def submit(self, chat_id: int, sender: str, staff_id: int | None, text: str,
+                     client_msg_id: str | None) -> Posted:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(chat_id, sender, staff_id, text, client_msg_id, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        # shield: a cancelled caller (a dropped socket) must not cancel the others' commit
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await self._write(batch)
+            except BaseException as exc:  # the whole batch rolled back: every caller learns it
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for item, result in zip(batch, results):
+                if item.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result)
+
+    async def _write(self, batch: list[_Pending]) -> list[Posted | Exception]:
+        chat_ids = sorted({item.chat_id for item in batch})
+        keyed = [(item.chat_id, item.client_msg_id) for item in batch if item.client_msg_id is not None]
+        results: list[Posted | Exception] = []
+        async with self.db.write() as tx:
+            marks = ",".join("?" * len(chat_ids))
+            rows = await tx.execute_fetchall(
+                f"SELECT id, status, next_seq, consultant_id FROM conversations "
+                f"WHERE id IN ({marks}) AND channel = 'chat'", chat_ids)
+            chats = {r["id"]: {"status": r["status"], "next_seq": r["next_seq"],
+                               "consultant_id": r["consultant_id"]} for r in rows}
+            known: dict[tuple[int, str], Any] = {}
+            if keyed:
+                values = ",".join("(?, ?)" for _ in keyed)
+                for r in await tx.execute_fetchall(
+                        f"SELECT * FROM messages WHERE (conversation_id, client_msg_id) IN (VALUES {values})",
+                        [v for pair in keyed for v in pair]):
+                    known[(r["conversation_id"], r["client_msg_id"])] = _message(r)
+            now = self.clock()
+            at = to_iso(now)
+            inserts: list[tuple] = []
+            for item in batch:
+                key = (item.chat_id, item.client_msg_id)
+                if item.client_msg_id is not None and key in known:
+                    results.append(Posted(known[key], new=False))
+                    continue
+                chat = chats.get(item.chat_id)
+                if chat is None:
+                    results.append(ConversationNotFound(f"no chat {item.chat_id}"))
+                    continue
+                if chat["status"] == "closed":
+                    results.append(ChatClosed("the chat has ended"))
+                    continue
+                if item.sender == "consultant" and chat["consultant_id"] != item.staff_id:
+                    results.append(NotPermitted("this chat is not assigned to you"))
+                    continue
+                seq = chat["next_seq"]
+                chat["next_seq"] = seq + 1
+                message = ChatMessage(item.chat_id, seq, item.sender, item.text, now, item.staff_id)
+                inserts.append((item.chat_id, seq, item.sender, item.staff_id, item.text, at, item.client_msg_id))
+                if item.client_msg_id is not None:
+                    known[key] = message
+                results.append(Posted(message, new=True))
+            if inserts:
+                await tx.executemany(
+                    "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, client_msg_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
+                await tx.executemany("UPDATE conversations SET next_seq = ? WHERE id = ?",
+                                     [(c["next_seq"], cid) for cid, c in chats.items()])
+        return results
+
+
+class Chats:
+    """The chat channel's domain. Consultant operations take the consultant's Actor and check HANDLE_CHATS."""
+
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.audit = audit
+        self.settings = settings
+        self.clock = clock
+        self._group = _GroupCommit(db, clock)
+
+    # ------------------------------------------------------------------ resident side
+
+    async def open(self, notice_id: Any, lang: str = "pl") -> OpenedChat:
+        """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line."""
+        if not isinstance(notice_id, int) or isinstance(notice_id, bool):
+            raise InvalidInput("notice_id must be a number")
+        lang = lang if lang in LANGS else "pl"
+        notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
+        if notice is None or notice["channel"] != "chat":
+            raise InvalidInput("unknown chat notice")
+        latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
+        if notice["version"] != latest["v"]:
+            raise InvalidInput("this notice version is no longer current; read the current notice")
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        purge_after = self.settings.retention_duration.after(now)
+        accepted = (f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
+                    f"(wersja {notice['version']}, język {notice['lang']}).")
+        queued = "Rozmowa oczekuje w kolejce na konsultanta."
+        async with self.db.write() as tx:
+            cur = await tx.execute(
+                "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
+                "notice_accepted_at, resume_token_hash, next_seq) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3)",
+                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token)))
+            chat_id = cur.lastrowid
+            await tx.executemany(
+                "INSERT INTO messages(conversation_id, seq, sender, text, at) VALUES (?, ?, 'system', ?, ?)",
+                [(chat_id, 1, accepted, to_iso(now)), (chat_id, 2, queued, to_iso(now))])
+        chat = await self.get(chat_id)
+        return OpenedChat(chat, token, (ChatMessage(chat_id, 1, "system", accepted, now),
+                                        ChatMessage(chat_id, 2, "system", queued, now)))
+
+    async def record_decline(self) -> None:
+        """Count a declined notice for today (office time zone); nothing about the resident is stored."""
+        from zoneinfo import ZoneInfo
+
+        day = self.clock().astimezone(ZoneInfo(self.settings.timezone)).date().isoformat()
+        async with self.db.write() as tx:
+            await tx.execute("INSERT INTO declined_notices(day, count) VALUES (?, 1) "
+                             "ON CONFLICT(day) DO UPDATE SET count = count + 1", (day,))
+
+    async def declined_count(self, day: date) -> int:
+        row = await self.db.fetchone("SELECT count FROM declined_notices WHERE day = ?", (day.isoformat(),))
+        return row["count"] if row else 0
+
+    async def resume(self, token: Any) -> Chat:
+        """The chat behind a resume token: open, or closed less than chat_resume_minutes ago."""
+        if not isinstance(token, str) or not 20 <= len(token) <= 100:
+            raise ResumeInvalid("the resume token is not valid")
+        row = await self.db.fetchone(
+            "SELECT * FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'", (_token_hash(token),))
+        if row is None:
+            raise ResumeInvalid("the resume token is not valid")
+        chat = _chat(row)
+        grace = timedelta(minutes=self.settings.chat_resume_minutes)
+        if chat.status == "closed" and chat.ended_at is not None and self.clock() >= chat.ended_at + grace:
+            raise ResumeInvalid("the chat ended and can no longer be resumed")
+        return chat
+
+    async def post_resident(self, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
+        """Store a resident's message; returns only after it is committed."""
+        text = clean_text(text, self.settings.max_message_length)
+        return await self._group.submit(chat_id, "resident", None, text, _client_msg_id(client_msg_id))
+
+    async def end_by_resident(self, chat_id: int) -> tuple[Chat, ChatMessage | None]:
+        """The resident left. Returns the chat and the system line, or None if it was already closed."""
+        chat = await self.get(chat_id)
+        if chat.status == "closed":
+            return chat, None
+        message = await self._close(chat_id, None, "Mieszkaniec zakończył rozmowę.", actor=None)
+        return await self.get(chat_id), message
+
+    # ------------------------------------------------------------------ reading
+
+    async def get(self, chat_id: int) -> Chat:
+        row = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
+        if row is None:
+            raise ConversationNotFound(f"no chat {chat_id}")
+        return _chat(row)
+
+    async def history(self, chat_id: int) -> list[ChatMessage]:
+        """The transcript so far, for the resident of the chat (after a resume) and the live handling."""
+        rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
+        return [_message(r) for r in rows]
+
+    async def queue(self) -> list[QueuedChat]:
+        rows = await self.db.fetchall(
+            "SELECT id, lang, created_at FROM conversations WHERE channel = 'chat' AND status = 'queued' "
+            "ORDER BY created_at, id")
+        return [QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1) for i, r in enumerate(rows)]
+
+    async def open_chats_of(self, actor: Actor) -> list[Chat]:
+        """The consultant's active chats (to restore after a reconnect)."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.list")
+        rows = await self.db.fetchall(
+            "SELECT * FROM conversations WHERE channel = 'chat' AND status = 'active' AND consultant_id = ? "
+            "ORDER BY id", (actor.staff_id,))
+        return [_chat(r) for r in rows]
+
+    async def history_for(self, actor: Actor, chat_id: int) -> list[ChatMessage]:
+        """The transcript of a chat assigned to the consultant."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.read", target_kind="conversation",
+                               target_id=chat_id)
+        chat = await self.get(chat_id)
+        if chat.consultant_id != actor.staff_id:
+            raise NotPermitted("this chat is not assigned to you")
+        return await self.history(chat_id)
+
+    # ------------------------------------------------------------------ consultant side
+
+    async def accept(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage]:
+        """Take a queued chat. Of two consultants accepting at once exactly one wins; the other gets Conflict."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.accept", target_kind="conversation",
+                               target_id=chat_id)
+        _need_person(actor)
+        now = self.clock()
+        text = f"Rozmowę przejął konsultant {actor.name}."
+        async with self.db.write() as tx:
+            row = await (await tx.execute(
+                "SELECT status, next_seq FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
+            if row is None:
+                raise ConversationNotFound(f"no chat {chat_id}")
+            if row["status"] == "closed":
+                raise ChatClosed("the chat has ended")
+            if row["status"] != "queued":
+                raise Conflict("another consultant has already taken this chat")
+            seq = row["next_seq"]
+            await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ? "
+                             "WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
+                             "VALUES (?, ?, 'system', ?, ?, ?)", (chat_id, seq, actor.staff_id, text, to_iso(now)))
+            await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
+        return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id)
+
+    async def post_consultant(self, actor: Actor, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
+        """Store the assigned consultant's message; returns only after it is committed."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.send", target_kind="conversation",
+                               target_id=chat_id)
+        _need_person(actor)
+        text = clean_text(text, self.settings.max_message_length)
+        return await self._group.submit(chat_id, "consultant", actor.staff_id, text, _client_msg_id(client_msg_id))
+
+    async def transfer(self, actor: Actor, chat_id: int, to: Actor) -> tuple[Chat, ChatMessage]:
+        """Hand an active chat to another consultant (who must be entitled to handle chats)."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.transfer", target_kind="conversation",
+                               target_id=chat_id)
+        _need_person(actor)
+        if to.is_system or not allowed(to, Permission.HANDLE_CHATS):
+            raise InvalidInput(f"{to.name} does not handle chats")
+        if to.staff_id == actor.staff_id:
+            raise InvalidInput("the chat is already yours")
+        now = self.clock()
+        text = f"Konsultant {actor.name} przekazał rozmowę konsultantowi {to.name}."
+        async with self.db.write() as tx:
+            row = await self._assigned_row(tx, actor, chat_id)
+            seq = row["next_seq"]
+            await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
+                             (to.staff_id, seq + 1, chat_id))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
+                             "VALUES (?, ?, 'system', ?, ?, ?)", (chat_id, seq, actor.staff_id, text, to_iso(now)))
+            await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
+                                    details={"to_staff_id": to.staff_id})
+        return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id)
+
+    async def close(self, actor: Actor, chat_id: int, category: Any) -> tuple[Chat, ChatMessage | None]:
+        """Close the consultant's chat with a category; a chat the resident already left only gets its category."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.close", target_kind="conversation",
+                               target_id=chat_id)
+        _need_person(actor)
+        if category not in CLOSE_CATEGORIES:
+            raise InvalidInput(f"the category must be one of: {', '.join(CLOSE_CATEGORIES)}")
+        chat = await self.get(chat_id)
+        if chat.consultant_id != actor.staff_id:
+            raise NotPermitted("this chat is not assigned to you")
+        if chat.status == "closed":
+            if chat.close_category is not None:
+                raise ChatClosed("the chat is already closed")
+            async with self.db.write() as tx:
+                cur = await tx.execute("UPDATE conversations SET close_category = ? WHERE id = ? "
+                                       "AND close_category IS NULL", (category, chat_id))
+                if cur.rowcount != 1:
+                    raise ChatClosed("the chat is already closed")
+                await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
+                                        details={"category": category, "after_resident_left": True})
+            return await self.get(chat_id), None
+        message = await self._close(chat_id, category, f"Konsultant zakończył rozmowę ({category}).", actor=actor)
+        return await self.get(chat_id), message
+
+    async def _close(self, chat_id: int, category: str | None, text: str, *, actor: Actor | None) -> ChatMessage:
+        now = self.clock()
+        async with self.db.write() as tx:
+            row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations WHERE id = ?",
+                                          (chat_id,))).fetchone()
+            if row is None:
+                raise ConversationNotFound(f"no chat {chat_id}")
+            if row["status"] == "closed":
+                raise ChatClosed("the chat has already ended")
+            if actor is not None and row["consultant_id"] != actor.staff_id:
+                raise NotPermitted("this chat is not assigned to you")
+            seq = row["next_seq"]
+            await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
+                             "next_seq = ? WHERE id = ?", (to_iso(now), category, seq + 1, chat_id))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
+                             "VALUES (?, ?, 'system', ?, ?, ?)",
+                             (chat_id, seq, actor.staff_id if actor else None, text, to_iso(now)))
+            if actor is not None:
+                await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
+                                        details={"category": category})
+        return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None)
+
+    async def _assigned_row(self, tx: Any, actor: Actor, chat_id: int) -> Any:
+        row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
+                                      "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
+        if row is None:
+            raise ConversationNotFound(f"no chat {chat_id}")
+        if row["status"] == "closed":
+            raise ChatClosed("the chat has ended")
+        if row["status"] != "active" or row["consultant_id"] != actor.staff_id:
+            raise NotPermitted("this chat is not assigned to you")
+        return row
+
+    # ------------------------------------------------------------------ canned responses
+
+    async def canned(self, actor: Actor) -> list[CannedResponse]:
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "canned.list")
+        rows = await self.db.fetchall("SELECT * FROM canned_responses ORDER BY title, id")
+        return [_canned(r) for r in rows]
+
+    async def add_canned(self, actor: Actor, title: str, text: str) -> CannedResponse:
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "canned.add")
+        title, text = _canned_fields(title, text, self.settings.max_message_length)
+        async with self.db.write() as tx:
+            cur = await tx.execute("INSERT INTO canned_responses(title, text, updated_at, updated_by) "
+                                   "VALUES (?, ?, ?, ?)", (title, text, to_iso(self.clock()), actor.staff_id))
+            canned_id = cur.lastrowid
+            await self.audit.append(tx, actor, "canned.add", target_kind="canned", target_id=canned_id)
+        return await self._canned_by_id(canned_id)
+
+    async def update_canned(self, actor: Actor, canned_id: int, title: str, text: str) -> CannedResponse:
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "canned.update", target_kind="canned",
+                               target_id=canned_id)
+        title, text = _canned_fields(title, text, self.settings.max_message_length)
+        async with self.db.write() as tx:
+            cur = await tx.execute("UPDATE canned_responses SET title = ?, text = ?, updated_at = ?, updated_by = ? "
+                                   "WHERE id = ?", (title, text, to_iso(self.clock()), actor.staff_id, canned_id))
+            if cur.rowcount != 1:
+                raise NotFound(f"no canned response {canned_id}")
+            await self.audit.append(tx, actor, "canned.update", target_kind="canned", target_id=canned_id)
+        return await self._canned_by_id(canned_id)
+
+    async def delete_canned(self, actor: Actor, canned_id: int) -> None:
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "canned.delete", target_kind="canned",
+                               target_id=canned_id)
+        async with self.db.write() as tx:
+            cur = await tx.execute("DELETE FROM canned_responses WHERE id = ?", (canned_id,))
+            if cur.rowcount != 1:
+                raise NotFound(f"no canned response {canned_id}")
+            await self.audit.append(tx, actor, "canned.delete", target_kind="canned", target_id=canned_id)
+
+    async def _canned_by_id(self, canned_id: int) -> CannedResponse:
+        row = await self.db.fetchone("SELECT * FROM canned_responses WHERE id = ?", (canned_id,))
+        if row is None:
+            raise NotFound(f"no canned response {canned_id}")
+        return _canned(row)
+
+
+def _canned(r: Any) -> CannedResponse:
+    return CannedResponse(r["id"], r["title"], r["text"], from_iso(r["updated_at"]), r["updated_by"])
+
+
+def _canned_fields(title: Any, text: Any, max_length: int) -> tuple[str, str]:
+    if not isinstance(title, str) or not title.strip():
+        raise InvalidInput("a canned response needs a title")
+    if len(title) > MAX_CANNED_TITLE:
+        raise InvalidInput(f"the title is longer than {MAX_CANNED_TITLE} characters")
+    return title.strip(), clean_text(text, max_length)
+
+
+def _client_msg_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_CLIENT_MSG_ID:
+        raise InvalidInput(f"client_msg_id must be text of 1 to {MAX_CLIENT_MSG_ID} characters")
+    return value
+
+
+def _need_person(actor: Actor) -> None:
+    """Live chats are handled by a signed-in person; the host's service account has no seat in the queue."""
+    if actor.is_system or actor.staff_id is None:
+        raise NotPermitted("chats are handled by a signed-in consultant")

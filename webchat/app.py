@@ -1,0 +1,151 @@
+"""The chat server's application factory: aiohttp routes, security headers and the Socket.IO namespaces."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import AsyncIterator
+
+import socketio
+from aiohttp import web
+
+from store import Store
+from store.opening_hours import OpeningHours
+from store.settings import Settings
+
+from . import resident, staff
+from .hub import Hub
+from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
+
+log = logging.getLogger("cim.webchat")
+
+STATIC_DIR = Path(__file__).with_name("static")
+NODE_MODULES = Path(__file__).with_name("node_modules")
+#: Third-party browser libraries, installed from the npm registry (`cd webchat && npm ci`), never a CDN.
+VENDOR_FILES = {
+    "socket.io.min.js": NODE_MODULES / "socket.io-client" / "dist" / "socket.io.min.js",
+    "axe.min.js": NODE_MODULES / "axe-core" / "axe.min.js",
+}
+#: Largest HTTP request body and Socket.IO packet accepted (a 2,000-character message is < 10 KiB).
+MAX_REQUEST_BYTES = 64 * 1024
+
+HUB = web.AppKey("hub", Hub)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+CSP = web.AppKey("csp", str)
+
+
+def create_app(settings: Settings, store: Store) -> web.Application:
+    """The chat server for `store`; the caller owns the store and closes it after the app."""
+    hours = OpeningHours.parse(settings.opening_hours, settings.timezone)  # a bad schedule fails here, loudly
+    address = ClientAddress(parse_proxies(settings.trusted_proxies))
+    rate = RateLimiter(parse_rate(settings.resident_rate_limit))
+    connections = ConnectionCounter(parse_limit(settings.max_connections_per_address,
+                                                "CIM_MAX_CONNECTIONS_PER_ADDRESS"))
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=OriginPolicy.from_settings(settings, address),
+        max_http_buffer_size=MAX_REQUEST_BYTES,
+        logger=False,
+        engineio_logger=False,
+    )
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_no_stack_traces])
+    hub = Hub(sio, store, hours, rate, connections, address)
+    app[HUB] = hub
+    app[SIO] = sio
+    app[CSP] = _content_security_policy()
+    sio.attach(app)
+    resident.register(sio, hub)
+    staff.register(sio, hub)
+    for name, path in VENDOR_FILES.items():
+        app.router.add_get(f"/widget/vendor/{name}", _vendor_file(path))
+    app.router.add_get("/", _demo_page)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_static("/widget/", STATIC_DIR, follow_symlinks=False)
+    app.on_response_prepare.append(_security_headers)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    missing = [str(p) for p in VENDOR_FILES.values() if not p.is_file()]
+    if missing:
+        log.warning("vendor.missing files=%s hint='run: cd webchat && npm ci' (the widget cannot load without them)",
+                    ",".join(missing))
+    hub = app[HUB]
+    log.info("server.started opening_hours=%r rate_limit=%r max_connections_per_address=%r",
+             hub.hours.spec, hub.store.settings.resident_rate_limit, hub.store.settings.max_connections_per_address)
+    yield
+    await hub.drain()
+    await app[SIO].shutdown()
+    log.info("server.stopped")
+
+
+def _content_security_policy() -> str:
+    """Scripts only from this server; the demo page's own <style> blocks allowed by hash, nothing else inline."""
+    demo = (STATIC_DIR / "demo.html").read_text(encoding="utf-8") if (STATIC_DIR / "demo.html").is_file() else ""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(block.encode("utf-8")).digest()).decode() + "'"
+        for block in re.findall(r"<style[^>]*>(.*?)</style>", demo, flags=re.S)
+    )
+    style_src = " ".join(["'self'", hashes]).strip()
+    return (
+        "default-src 'none'; script-src 'self'; "
+        f"style-src {style_src}; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/widget/"):
+        # the widget's script and styles are loaded by the city's pages on other origins
+        headers.setdefault("Cross-Origin-Resource-Policy", "cross-origin")
+        headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    else:
+        headers.setdefault("Content-Security-Policy", request.app[CSP])
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+
+
+@web.middleware
+async def _no_stack_traces(request: web.Request, handler) -> web.StreamResponse:
+    """An unexpected error is logged with its traceback and answered with one plain sentence."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("http.crashed method=%s path=%s", request.method, request.path)
+        return web.json_response({"ok": False, "error": {"code": "server_error", "message": "internal error"}},
+                                 status=500)
+
+
+async def _demo_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "demo.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def _vendor_file(path: Path):
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if not path.is_file():
+            raise web.HTTPNotFound(text="not installed on this server (cd webchat && npm ci)")
+        return web.FileResponse(path, headers={"Content-Type": "text/javascript; charset=utf-8"})
+
+    return serve
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    try:
+        await hub.store.db.fetchone("SELECT 1")
+        database = "ok"
+    except Exception:
+        log.exception("healthz.database_failed")
+        database = "failed"
+    return web.json_response({"ok": database == "ok", "database": database, "chat_open": hub.is_open(),
+                              "residents_connected": len(hub.residents), "consultants_online": len(hub.online)},
+                             status=200 if database == "ok" else 503)

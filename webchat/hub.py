@@ -1,0 +1,200 @@
+"""Live state shared by both namespaces: who is connected, which chat is whose, and the relays between them."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import socketio
+
+from store import Store
+from store.chats import Chat, ChatMessage
+from store.clock import to_iso
+from store.errors import (
+    AuthenticationFailed,
+    ChatClosed,
+    CimError,
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    SessionExpired,
+)
+from store.models import Actor
+from store.opening_hours import OpeningHours
+
+from .limits import ClientAddress, ConnectionCounter, RateLimiter
+
+log = logging.getLogger("cim.webchat")
+
+RESIDENT = "/resident"
+STAFF = "/staff"
+ALL_STAFF = "staff"
+
+
+def chat_room(chat_id: int) -> str:
+    return f"chat:{chat_id}"
+
+
+def consultant_room(staff_id: int) -> str:
+    return f"consultant:{staff_id}"
+
+
+def ok(**fields: Any) -> dict[str, Any]:
+    return {"ok": True, **fields}
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def error_code(exc: CimError) -> str:
+    """The protocol's error code for a domain error (docs/PROTOCOL.md)."""
+    if isinstance(exc, Conflict):
+        return "already_taken"
+    if isinstance(exc, (SessionExpired, AuthenticationFailed)):
+        return "unauthorised"
+    if isinstance(exc, NotFound):
+        return "not_found"
+    if isinstance(exc, ChatClosed):
+        return "closed"
+    if isinstance(exc, InvalidTransition):
+        return "invalid"
+    if exc.code in ("not_permitted", "invalid", "empty", "too_long", "resume_invalid"):
+        return exc.code
+    return "server_error"
+
+
+def acked(namespace: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:
+    """Wrap an event handler: one payload argument, domain errors → error acks, anything else → server_error."""
+
+    def decorate(handler: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
+        event = handler.__name__.removeprefix("on_")
+
+        @functools.wraps(handler)
+        async def wrapper(sid: str, *args: Any) -> dict:
+            if len(args) > 1:
+                return error("invalid", "an event carries one payload object")
+            data = args[0] if args else {}
+            if not isinstance(data, dict):
+                return error("invalid", "the payload must be an object")
+            try:
+                return await handler(sid, data)
+            except CimError as exc:
+                code = error_code(exc)
+                if code == "server_error":
+                    log.error("event.failed namespace=%s event=%s error=%s", namespace, event, type(exc).__name__)
+                    return error("server_error", "the server could not handle this; please try again")
+                return error(code, exc.message)
+            except Exception:
+                log.exception("event.crashed namespace=%s event=%s", namespace, event)
+                return error("server_error", "the server could not handle this; please try again")
+
+        return wrapper
+
+    return decorate
+
+
+def message_payload(message: ChatMessage) -> dict[str, Any]:
+    return {"seq": message.seq, "from": message.sender, "text": message.text, "at": to_iso(message.at)}
+
+
+@dataclass
+class ResidentConn:
+    address: str
+    lang: str
+    chat_id: int | None = None
+    declined: bool = False
+
+
+@dataclass
+class StaffConn:
+    address: str
+    actor: Actor
+    token: str
+    checked_at: float
+
+
+@dataclass
+class OnlineConsultant:
+    actor: Actor
+    sids: set[str] = field(default_factory=set)
+
+
+class Hub:
+    """The live side of the chat server; one per application."""
+
+    def __init__(self, sio: socketio.AsyncServer, store: Store, hours: OpeningHours, rate: RateLimiter,
+                 connections: ConnectionCounter, address: ClientAddress) -> None:
+        self.sio = sio
+        self.store = store
+        self.chats = store.chats
+        self.hours = hours
+        self.rate = rate
+        self.connections = connections
+        self.address = address
+        self.residents: dict[str, ResidentConn] = {}
+        self.staff: dict[str, StaffConn] = {}
+        self.online: dict[int, OnlineConsultant] = {}
+        # chat id → consultant id; this process is the only one that assigns chats (see README for scaling)
+        self._assignee: dict[int, int | None] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def spawn(self, coro: Any) -> None:
+        """Run follow-up work (greetings, broadcasts) after the current ack, keeping a reference to it."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for follow-up work still running (at shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def is_open(self) -> bool:
+        return self.hours.is_open(self.store.clock())
+
+    async def assignee(self, chat_id: int) -> int | None:
+        if chat_id not in self._assignee:
+            chat = await self.chats.get(chat_id)
+            self._assignee[chat_id] = chat.consultant_id if chat.status == "active" else None
+        return self._assignee[chat_id]
+
+    def remember(self, chat: Chat) -> None:
+        self._assignee[chat.id] = chat.consultant_id if chat.status == "active" else None
+
+    async def relay(self, chat_id: int, message: ChatMessage, *, skip_sid: str | None = None) -> None:
+        """A stored message to the resident's sockets and the assigned consultant's."""
+        payload = message_payload(message)
+        await self.sio.emit("message", payload, room=chat_room(chat_id), namespace=RESIDENT, skip_sid=skip_sid)
+        staff_id = await self.assignee(chat_id)
+        if staff_id is not None:
+            await self.sio.emit("message", {"chat_id": chat_id, **payload}, room=consultant_room(staff_id),
+                                namespace=STAFF, skip_sid=skip_sid)
+
+    async def broadcast_queue(self) -> None:
+        """The queue to every consultant, and each waiting resident's position."""
+        queue = await self.chats.queue()
+        await self.sio.emit("queue", {"chats": [
+            {"chat_id": q.chat_id, "lang": q.lang, "waiting_since": to_iso(q.waiting_since), "position": q.position}
+            for q in queue]}, room=ALL_STAFF, namespace=STAFF)
+        for q in queue:
+            await self.sio.emit("state", {"status": "queued", "position": q.position}, room=chat_room(q.chat_id),
+                                namespace=RESIDENT)
+
+    async def queue_payload(self) -> dict[str, Any]:
+        queue = await self.chats.queue()
+        return {"chats": [{"chat_id": q.chat_id, "lang": q.lang, "waiting_since": to_iso(q.waiting_since),
+                           "position": q.position} for q in queue]}
+
+    def presence_payload(self) -> dict[str, Any]:
+        return {"consultants": [{"staff_id": staff_id, "name": o.actor.name}
+                                for staff_id, o in sorted(self.online.items())]}
+
+    async def broadcast_presence(self) -> None:
+        await self.sio.emit("presence", self.presence_payload(), room=ALL_STAFF, namespace=STAFF)
+
+    async def history_payload(self, chat_id: int) -> list[dict[str, Any]]:
+        return [message_payload(m) for m in await self.chats.history(chat_id)]

@@ -1,0 +1,192 @@
+"""The `/resident` namespace (DESIGN.md §5.2, docs/PROTOCOL.md): notice, chat, resume, typing, end."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+
+from store.chats import LANGS
+from store.errors import ResumeInvalid
+
+from .hub import RESIDENT, STAFF, Hub, ResidentConn, acked, chat_room, consultant_room, error, ok
+
+log = logging.getLogger("cim.webchat")
+
+
+def register(sio: socketio.AsyncServer, hub: Hub) -> None:
+    """Attach the resident handlers to `sio`."""
+
+    async def connect(sid: str, environ: dict, auth: Any = None) -> None:
+        request = environ["aiohttp.request"]
+        address = hub.address.of(request)
+        if not isinstance(auth, dict):
+            auth = {}
+        lang = auth.get("lang") if auth.get("lang") in LANGS else "pl"
+        chat = None
+        resume = auth.get("resume")
+        if resume is not None:
+            try:
+                chat = await hub.chats.resume(resume)
+            except ResumeInvalid as exc:
+                log.info("resident.resume_refused")
+                raise socketio.exceptions.ConnectionRefusedError({"code": "resume_invalid", "message": exc.message})
+        if not hub.connections.acquire(address):
+            log.warning("resident.refused reason=too_many_connections")
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "too_many_connections", "message": "too many connections from your address"})
+        hub.residents[sid] = conn = ResidentConn(address, chat.lang if chat else lang)
+        if chat is not None:
+            conn.chat_id = chat.id
+            hub.remember(chat)
+            await sio.enter_room(sid, chat_room(chat.id), namespace=RESIDENT)
+        # The CONNECT packet is sent when this handler returns; greet the resident right after it.
+        hub.spawn(greet(sid, chat))
+
+    async def greet(sid: str, chat: Any) -> None:
+        try:
+            conn = hub.residents.get(sid)
+            if conn is None:
+                return
+            if chat is not None:
+                state = await state_of(chat.id)
+                await sio.emit("history", {"messages": await hub.history_payload(chat.id), "state": state},
+                               to=sid, namespace=RESIDENT)
+                log.info("resident.resumed chat_id=%s", chat.id)
+            elif not hub.is_open():
+                await sio.emit("offline", offline_payload(conn.lang), to=sid, namespace=RESIDENT)
+            else:
+                notice = await hub.store.notices.current("chat", conn.lang)
+                await sio.emit("notice", {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
+                                          "text": notice.text}, to=sid, namespace=RESIDENT)
+        except Exception:
+            log.exception("resident.greet_failed")
+
+    def offline_payload(lang: str) -> dict[str, str]:
+        hours = hub.hours.describe(lang)
+        if lang == "en":
+            message = f"The chat is closed now. Consultants answer {hours}."
+        else:
+            message = f"Czat jest teraz nieczynny. Konsultanci odpowiadają: {hours}."
+        return {"message": message, "hours": hours}
+
+    async def state_of(chat_id: int) -> dict[str, Any]:
+        chat = await hub.chats.get(chat_id)
+        state: dict[str, Any] = {"status": chat.status}
+        if chat.status == "queued":
+            for q in await hub.chats.queue():
+                if q.chat_id == chat_id:
+                    state["position"] = q.position
+        return state
+
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        conn = hub.residents.pop(sid, None)
+        if conn is not None:
+            hub.connections.release(conn.address)
+
+    def current(sid: str) -> Any:
+        return hub.residents.get(sid)
+
+    @acked(RESIDENT)
+    async def on_accept_notice(sid: str, data: dict) -> dict:
+        conn = current(sid)
+        if conn is None:
+            return error("invalid", "not connected")
+        if conn.chat_id is not None:
+            return error("invalid", "a chat is already open on this connection")
+        if not hub.is_open():
+            return error("offline", offline_payload(conn.lang)["message"])
+        opened = await hub.chats.open(data.get("notice_id"), conn.lang)
+        chat_id = opened.chat.id
+        conn.chat_id = chat_id
+        hub.remember(opened.chat)
+        await sio.enter_room(sid, chat_room(chat_id), namespace=RESIDENT)
+        log.info("chat.opened chat_id=%s lang=%s", chat_id, conn.lang)
+        position = next((q.position for q in await hub.chats.queue() if q.chat_id == chat_id), None)
+
+        async def announce() -> None:
+            for message in opened.messages:
+                await hub.relay(chat_id, message)
+            await hub.broadcast_queue()
+
+        hub.spawn(_logged(announce(), "chat.announce_failed"))
+        return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position)
+
+    @acked(RESIDENT)
+    async def on_decline_notice(sid: str, data: dict) -> dict:
+        conn = current(sid)
+        if conn is None:
+            return error("invalid", "not connected")
+        if conn.chat_id is not None:
+            return error("invalid", "a chat is already open; use end to leave it")
+        if not conn.declined:  # one count per connection, whatever a client repeats
+            conn.declined = True
+            await hub.chats.record_decline()
+            log.info("notice.declined")
+        return ok()
+
+    @acked(RESIDENT)
+    async def on_send(sid: str, data: dict) -> dict:
+        conn = current(sid)
+        if conn is None or conn.chat_id is None:
+            return error("notice_not_accepted", "accept the notice before writing")
+        if not hub.rate.allow(conn.chat_id):
+            return error("rate_limited", "too many messages; wait a moment")
+        posted = await hub.chats.post_resident(conn.chat_id, data.get("text"), data.get("client_msg_id"))
+        if posted.new:
+            await hub.relay(conn.chat_id, posted.message, skip_sid=sid)
+        return ok(seq=posted.message.seq)
+
+    @acked(RESIDENT)
+    async def on_typing(sid: str, data: dict) -> dict:
+        conn = current(sid)
+        if conn is None or conn.chat_id is None:
+            return error("notice_not_accepted", "accept the notice first")
+        active = data.get("active")
+        if not isinstance(active, bool):
+            return error("invalid", "active must be true or false")
+        staff_id = await hub.assignee(conn.chat_id)
+        if staff_id is not None:
+            await sio.emit("typing", {"chat_id": conn.chat_id, "active": active}, room=consultant_room(staff_id),
+                           namespace=STAFF)
+        return ok()
+
+    @acked(RESIDENT)
+    async def on_end(sid: str, data: dict) -> dict:
+        conn = current(sid)
+        if conn is None or conn.chat_id is None:
+            return error("notice_not_accepted", "there is no chat to end")
+        chat_id = conn.chat_id
+        staff_id = await hub.assignee(chat_id)
+        before = await hub.chats.get(chat_id)
+        chat, message = await hub.chats.end_by_resident(chat_id)
+        if message is None:
+            return ok()
+        log.info("chat.ended_by_resident chat_id=%s", chat_id)
+        await hub.relay(chat_id, message)
+        hub.remember(chat)
+        await sio.emit("state", {"status": "closed"}, room=chat_room(chat_id), namespace=RESIDENT)
+        if staff_id is not None:
+            room = consultant_room(staff_id)
+            await sio.emit("chat_state", {"chat_id": chat_id, "status": "closed"}, room=room, namespace=STAFF)
+            await sio.emit("released", {"chat_id": chat_id, "reason": "resident_left"}, room=room, namespace=STAFF)
+        if before.status == "queued":
+            await hub.broadcast_queue()
+        return ok()
+
+    async def on_unknown(event: str, sid: str, *args: Any) -> dict:
+        return error("invalid", "unknown event")
+
+    sio.on("connect", connect, namespace=RESIDENT)
+    sio.on("disconnect", disconnect, namespace=RESIDENT)
+    for handler in (on_accept_notice, on_decline_notice, on_send, on_typing, on_end):
+        sio.on(handler.__name__.removeprefix("on_"), handler, namespace=RESIDENT)
+    sio.on("*", on_unknown, namespace=RESIDENT)
+
+
+async def _logged(coro: Any, what: str) -> None:
+    try:
+        await coro
+    except Exception:
+        log.exception(what)
