@@ -1,0 +1,105 @@
+"""`cim tui` (the staff terminal UI) and `cim demo` (chat server + UI + demo data in one process)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from cim.common import data_dir_option, fail, load_settings, open_store, run
+from store.settings import Settings
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(tui)
+    cli.add_command(demo)
+
+
+def _log_to_file(settings: Settings) -> None:
+    """While the UI owns the terminal, warnings go to <data dir>/cim-tui.log instead of garbling it."""
+    path = settings.data_dir / "cim-tui.log"
+    old_umask = os.umask(0o077)
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    finally:
+        os.umask(old_umask)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+
+
+@click.command()
+@data_dir_option
+@click.option("--server", "server_url", metavar="URL",
+              help="Chat server for live chats (default: http://HOST:PORT from the settings, as `cim serve` uses).")
+@click.option("--no-server", is_flag=True, help="Start without live chats (archive and administration only).")
+def tui(data_dir: str | None, server_url: str | None, no_server: bool) -> None:
+    """The staff terminal UI: sign in, live chats (consultants) and the areas your roles open."""
+    from tui.app import make_app
+
+    settings = load_settings(data_dir)
+    if not settings.db_path.exists():
+        fail(f"no CIM database in {settings.data_dir}; run `cim init` first")
+    if server_url is None and not no_server:
+        server_url = f"http://{settings.host}:{settings.port}"
+    if server_url and not server_url.startswith(("http://", "https://")):
+        fail(f"--server must be an http:// or https:// URL, not {server_url!r}")
+    _log_to_file(settings)
+    make_app(settings, server_url=None if no_server else server_url).run()
+
+
+def default_demo_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "cim-demo"
+
+
+@click.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str),
+              help="Demo data directory (default: cim-demo in the system temp folder, e.g. /tmp/cim-demo).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port of the embedded chat server (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the chat server listens on.")
+def demo(data_dir: str | None, port: int, host: str) -> None:
+    """Everything in one process: demo accounts and data, the chat server (always open) and the staff UI.
+
+    Prints the demo sign-ins and the resident widget's URL; open the URL in a browser, chat with
+    yourself, and answer as `anna` in the UI.
+    """
+    from tui.app import make_app
+    from tui.demo import DEMO_STAFF, embedded_chat_server, reserve_port, seed_demo
+
+    directory = Path(data_dir) if data_dir else default_demo_dir()
+    settings = load_settings(str(directory), opening_hours="always")
+
+    async def prepare() -> object:
+        store = await open_store(settings, create=True)
+        try:
+            return await seed_demo(store)
+        finally:
+            await store.close()
+
+    info = run(prepare())
+    try:
+        sock = reserve_port(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    bound_port = sock.getsockname()[1]
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}"
+    click.echo(f"CIM demo — data directory: {settings.data_dir}"
+               f" ({'new' if info.created_staff else 'existing'})")
+    click.echo(f"Resident chat widget: {url}/")
+    click.echo("Demo sign-ins (user / password / roles):")
+    for name, password, roles, _department, _full in DEMO_STAFF:
+        click.echo(f"  {name:<10} {password:<18} {', '.join(roles)}")
+    click.echo("Starting the staff UI… (F12 signs out, Ctrl+Q quits)")
+    _log_to_file(settings)
+    banner = f"Demo: resident widget at {url}/  ·  consultant anna / demo-anna-1"
+    app = make_app(settings, server_url=url, services=[embedded_chat_server(sock)], banner=banner)
+    try:
+        app.run()
+    finally:
+        sock.close()
+    if app.return_code:
+        raise SystemExit(app.return_code)
+

@@ -1,0 +1,273 @@
+"""The staff terminal UI: `make_app(...)` builds it for `cim tui`, `cim demo` and the tests alike."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from typing import AsyncContextManager, Callable, Iterable, Sequence
+
+from textual import events, on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.signal import Signal
+
+from store import Store
+from store.clock import Clock, system_clock
+from store.errors import CimError, SessionExpired
+from store.models import Session
+from store.policy import Permission, allowed
+from store.settings import Settings
+from tui.areas import AREAS, Area, areas_for
+from tui.context import TuiContext
+from tui.live import STATE_LABELS, ConnectionState, Desk, LiveClient
+from tui.screens.home import HomeScreen
+from tui.screens.login import LoginScreen
+
+log = logging.getLogger(__name__)
+
+#: Something started with the store before sign-in and stopped when the app ends (`cim demo`'s server).
+Service = Callable[[Store], AsyncContextManager[object]]
+
+
+class CimApp(App[None]):
+    """Sign-in, home navigation from tui/areas.py, and the live-chat connection of a consultant."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "CIM"
+    BINDINGS = [
+        Binding("f1", "home", "Home"),
+        Binding("f12", "sign_out", "Sign out"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        server_url: str | None = None,
+        clock: Clock = system_clock,
+        services: Sequence[Service] = (),
+        banner: str = "",
+        session_check_seconds: float = 30.0,
+        live_retry: tuple[float, float] = (0.2, 5.0),
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.store: Store | None = store
+        self._owns_store = store is None
+        self.server_url = server_url
+        self.clock = clock
+        self.services = list(services)
+        self.banner = banner
+        self.session_check_seconds = session_check_seconds
+        self.live_retry = live_retry
+        self.ctx: TuiContext | None = None
+        self.desk: Desk | None = None
+        self.live: LiveClient | None = None
+        #: Published (event, facts) after every live-chat change; screens subscribe to it.
+        self.desk_signal: Signal[tuple[str, dict]] = Signal(self, "desk")
+        self._exit_stack = AsyncExitStack()
+        self._active_since_check = False
+        self._bound_keys: set[str] = set()
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        if self.store is None:
+            self.store = await Store.open(self.settings, clock=self.clock)
+        for service in self.services:
+            await self._exit_stack.enter_async_context(service(self.store))
+        self.set_interval(self.session_check_seconds, self.check_session, name="session-check")
+        await self.push_screen(LoginScreen(self.store, banner=self.banner))
+
+    async def on_unmount(self) -> None:
+        await self._stop_live()
+        await self._exit_stack.aclose()
+        if self._owns_store and self.store is not None:
+            await self.store.close()
+
+    # -- signing in and out ------------------------------------------------------------------------
+
+    @on(LoginScreen.SignedIn)
+    async def _signed_in(self, event: LoginScreen.SignedIn) -> None:
+        await self.start_session(event.session)
+
+    async def start_session(self, session: Session) -> None:
+        assert self.store is not None
+        actor = session.staff.as_actor()
+        self.ctx = TuiContext(store=self.store, settings=self.settings, actor=actor, token=session.token,
+                              server_url=self.server_url)
+        self._bind_areas()
+        if self.server_url and allowed(actor, Permission.HANDLE_CHATS):
+            self.desk = Desk(staff_id=actor.staff_id)
+            self.live = LiveClient(self.server_url, session.token, self.desk, self._live_event,
+                                   retry_min=self.live_retry[0], retry_max=self.live_retry[1])
+            self.live.start()
+        self._update_sub_title()
+        await self.switch_screen(HomeScreen(self.ctx, areas_for(actor), banner=self.banner))
+
+    async def end_session(self, notice: str = "", *, logout: bool = True) -> None:
+        """Back to the sign-in screen; with `logout` the session is revoked in the store too."""
+        ctx, self.ctx = self.ctx, None
+        await self._stop_live()
+        if ctx is not None and logout and self.store is not None:
+            try:
+                await self.store.accounts.logout(ctx.token)
+            except CimError as exc:
+                log.warning("logout failed: %s", exc.message)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        self.sub_title = ""
+        assert self.store is not None
+        await self.push_screen(LoginScreen(self.store, notice=notice, banner=self.banner))
+
+    async def _stop_live(self) -> None:
+        live, self.live = self.live, None
+        self.desk = None
+        if live is not None:
+            await live.stop()
+
+    def _bind_areas(self) -> None:
+        # Every area's key is bound once; check_action hides the ones the actor may not use.
+        for area in AREAS:
+            if area.binding and area.binding not in self._bound_keys:
+                self.bind(area.binding, f"open_area('{area.key}')", description=area.title)
+                self._bound_keys.add(area.binding)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("home", "sign_out", "open_area") and self.ctx is None:
+            return False
+        if action == "open_area":
+            area = self._area(str(parameters[0])) if parameters else None
+            return area is not None and self.ctx is not None and area.visible_to(self.ctx.actor)
+        return True
+
+    def _area(self, key: str) -> Area | None:
+        return next((a for a in AREAS if a.key == key), None)
+
+    # -- navigation ----------------------------------------------------------------------------------
+
+    @on(HomeScreen.OpenArea)
+    async def _open_from_home(self, event: HomeScreen.OpenArea) -> None:
+        await self.action_open_area(event.key)
+
+    async def action_open_area(self, key: str) -> None:
+        area = self._area(key)
+        if self.ctx is None or area is None or not area.visible_to(self.ctx.actor):
+            self.notify("You are not permitted to open that area.", severity="error")
+            return
+        await self._to_home()
+        try:
+            screen = area.screen_class()(self.ctx)
+        except Exception as exc:  # another area's screen failing to build must not end the session
+            log.exception("cannot open area %s", key)
+            self.notify(f"Cannot open {area.title}: {exc}", severity="error")
+            return
+        await self.push_screen(screen)
+
+    async def _to_home(self) -> None:
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, HomeScreen):
+            await self.pop_screen()
+
+    async def action_home(self) -> None:
+        await self._to_home()
+
+    async def action_sign_out(self) -> None:
+        await self.end_session("You have signed out.")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.ctx is None:
+            return
+        yield SystemCommand("Home", "Back to the list of areas (F1)", self.action_home)
+        for area in areas_for(self.ctx.actor):
+            yield SystemCommand(f"Open {area.title}", f"Go to {area.title} ({area.binding.upper()})",
+                                lambda key=area.key: self.run_worker(self.action_open_area(key)))
+        yield SystemCommand("Sign out", "End your CIM session (F12)", self.action_sign_out)
+
+    # -- session expiry ----------------------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self._active_since_check = True
+        await super().on_event(event)
+
+    async def check_session(self, *, force: bool = False) -> bool:
+        """Refresh the session if the person was active; an expired session returns to sign-in.
+
+        An idle person is not refreshed, so the store's idle timeout still applies; the expiry is
+        noticed at their next keystroke (within one check interval).
+        """
+        if self.ctx is None or self.store is None or not (force or self._active_since_check):
+            return True
+        self._active_since_check = False
+        try:
+            await self.store.accounts.authenticate(self.ctx.token)
+        except SessionExpired as exc:
+            await self.end_session(f"Your session has ended ({exc.message}).", logout=False)
+            return False
+        return True
+
+    # -- live chats ---------------------------------------------------------------------------------
+
+    def _live_event(self, event: str, facts: dict) -> None:
+        """Called by the LiveClient in the event loop after it changed the desk."""
+        if event == "connection":
+            self._update_sub_title()
+            if facts.get("state") == ConnectionState.REFUSED:
+                self._refused()
+        elif event == "queue" and facts.get("new_in_queue"):
+            self.bell()
+            count = len(facts["new_in_queue"])
+            self.notify(f"{count} new chat{'s' if count > 1 else ''} waiting in the queue (F2: live chats).",
+                        title="New chat")
+        elif event == "assigned" and facts.get("by"):
+            self.bell()
+            self.notify(f"Chat #{facts['chat_id']} was transferred to you.", title="Transfer")
+        elif event == "released" and facts.get("reason") not in (None, "", "closed_by_you"):
+            self.notify(f"Chat #{facts['chat_id']} is no longer yours ({facts['reason']}).")
+        elif event == "chat_state" and facts.get("status") == "closed":
+            self.notify(f"The resident left chat #{facts['chat_id']}; close it with a category (F6).",
+                        severity="warning")
+        self.desk_signal.publish((event, facts))
+
+    @work(exclusive=True, exit_on_error=False, group="refused")
+    async def _refused(self) -> None:
+        if await self.check_session(force=True):
+            self.notify("The chat server refused this session; sign out and in again.", severity="error")
+
+    def connection_label(self) -> str:
+        if self.desk is None:
+            return "live chats: not connected" if self.ctx and allowed(self.ctx.actor, Permission.HANDLE_CHATS) else ""
+        return f"live chats: {STATE_LABELS[self.desk.state]}"
+
+    def _update_sub_title(self) -> None:
+        if self.ctx is None:
+            self.sub_title = ""
+            return
+        parts = [self.ctx.actor.name]
+        label = self.connection_label()
+        if label:
+            parts.append(label)
+        self.sub_title = " · ".join(parts)
+
+
+def make_app(
+    settings: Settings,
+    store: Store | None = None,
+    server_url: str | None = None,
+    *,
+    clock: Clock = system_clock,
+    services: Sequence[Service] = (),
+    banner: str = "",
+    session_check_seconds: float = 30.0,
+    live_retry: tuple[float, float] = (0.2, 5.0),
+) -> CimApp:
+    """The staff UI. Without `store` the app opens (and closes) its own on the settings' data dir.
+
+    `server_url` is the chat server for live chats (None: no live chats); `services` start with
+    the store before sign-in (`cim demo` runs the chat server this way, in the UI's event loop).
+    """
+    return CimApp(settings, store=store, server_url=server_url, clock=clock, services=services, banner=banner,
+                  session_check_seconds=session_check_seconds, live_retry=live_retry)

@@ -1,0 +1,397 @@
+"""The consultants' live-chat client: a python-socketio connection to /staff and the desk state it keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Callable
+
+import socketio
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/staff"
+#: Seconds to wait for an acknowledgement before telling the consultant the server did not answer.
+ACK_TIMEOUT = 10.0
+
+
+class ConnectionState(StrEnum):
+    OFFLINE = "offline"  # no server configured, or stopped
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    RECONNECTING = "reconnecting"
+    REFUSED = "refused"  # the server refused our session: sign in again
+
+
+#: What each connection state looks like in the status line.
+STATE_LABELS = {
+    ConnectionState.OFFLINE: "○ offline",
+    ConnectionState.CONNECTING: "◌ connecting…",
+    ConnectionState.ONLINE: "● connected",
+    ConnectionState.RECONNECTING: "◌ reconnecting…",
+    ConnectionState.REFUSED: "✕ refused: sign in again",
+}
+
+#: The consultant-facing sentence for each staff error code of docs/PROTOCOL.md.
+ERROR_MESSAGES = {
+    "unauthorised": "The chat server did not accept your session; sign in again.",
+    "not_permitted": "You are not permitted to do that.",
+    "already_taken": "Another consultant accepted this chat first.",
+    "not_online": "That consultant is no longer online.",
+    "not_found": "That chat no longer exists.",
+    "closed": "That chat is already closed.",
+    "empty": "The message is empty.",
+    "too_long": "The message is too long.",
+    "invalid": "The server did not understand the request.",
+    "server_error": "The chat server had an internal error; try again.",
+    "timeout": "The chat server did not answer in time; try again.",
+    "disconnected": "Not connected to the chat server; your text is kept until it reconnects.",
+}
+
+
+class LiveError(Exception):
+    """A refused or failed live-chat operation, carrying the protocol's error code."""
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        self.code = code
+        self.message = ERROR_MESSAGES.get(code) or message or f"The chat server refused ({code})."
+        super().__init__(self.message)
+
+
+@dataclass
+class ChatLine:
+    seq: int
+    sender: str  # resident / consultant / system
+    text: str
+    at: datetime | None
+
+
+@dataclass
+class LiveChat:
+    chat_id: int
+    lang: str = "pl"
+    lines: list[ChatLine] = field(default_factory=list)
+    unread: int = 0
+    resident_typing: bool = False
+    status: str = "active"
+    #: What the consultant typed and has not sent yet; survives switching chats and reconnects.
+    draft: str = ""
+
+    def add(self, line: ChatLine) -> bool:
+        """Append a line unless its seq is already here (a resync or an echo of our own send)."""
+        if line.seq in {existing.seq for existing in self.lines}:
+            return False
+        self.lines.append(line)
+        if len(self.lines) > 1 and self.lines[-2].seq > line.seq:
+            self.lines.sort(key=lambda entry: entry.seq)
+        return True
+
+
+@dataclass
+class QueuedChat:
+    chat_id: int
+    lang: str
+    waiting_since: datetime | None
+    position: int
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _line(data: dict) -> ChatLine | None:
+    try:
+        seq = int(data["seq"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    sender = data.get("from")
+    return ChatLine(
+        seq=seq,
+        sender=sender if sender in ("resident", "consultant", "system") else "system",
+        text=str(data.get("text", "")),
+        at=parse_time(data.get("at")),
+    )
+
+
+def _chat_id(data: Any) -> int | None:
+    try:
+        return int(data["chat_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class Desk:
+    """What a consultant sees of the live chats; changed only through `apply` (server events)."""
+
+    def __init__(self, staff_id: int | None = None) -> None:
+        self.staff_id = staff_id
+        self.state = ConnectionState.OFFLINE
+        self.queue: list[QueuedChat] = []
+        self.presence: list[dict] = []
+        self.chats: dict[int, LiveChat] = {}
+        #: The chat shown on screen (its new lines are read, not unread).
+        self.selected: int | None = None
+        self._seen_queued: set[int] = set()
+
+    def others_online(self) -> list[dict]:
+        return [c for c in self.presence if c.get("staff_id") != self.staff_id]
+
+    def _take(self, chat_id: int, lang: str | None, history: Any) -> LiveChat:
+        chat = self.chats.get(chat_id) or LiveChat(chat_id=chat_id)
+        if lang:
+            chat.lang = str(lang)
+        chat.status = "active"
+        for item in history if isinstance(history, list) else []:
+            line = _line(item) if isinstance(item, dict) else None
+            if line:
+                chat.add(line)
+        self.chats[chat_id] = chat
+        self.queue = [q for q in self.queue if q.chat_id != chat_id]
+        if self.selected is None:
+            self.selected = chat_id
+        return chat
+
+    def apply(self, event: str, data: Any) -> dict:
+        """Fold one server event into the desk. Returns facts for the UI (`new_in_queue`, `chat_id`, ...)."""
+        facts: dict[str, Any] = {}
+        if not isinstance(data, dict):
+            return facts
+        if event == "queue":
+            chats = data.get("chats") if isinstance(data.get("chats"), list) else []
+            queue = []
+            for item in chats:
+                chat_id = _chat_id(item)
+                if chat_id is None or chat_id in self.chats:
+                    continue
+                queue.append(QueuedChat(chat_id=chat_id, lang=str(item.get("lang") or "pl"),
+                                        waiting_since=parse_time(item.get("waiting_since")),
+                                        position=int(item.get("position") or len(queue) + 1)))
+            new = [q.chat_id for q in queue if q.chat_id not in self._seen_queued]
+            self._seen_queued |= set(new)
+            self.queue = sorted(queue, key=lambda q: q.position)
+            facts["new_in_queue"] = new
+        elif event == "presence":
+            consultants = data.get("consultants")
+            self.presence = [c for c in consultants if isinstance(c, dict)] if isinstance(consultants, list) else []
+        elif event == "assigned":
+            chat_id = _chat_id(data)
+            if chat_id is not None:
+                self._take(chat_id, data.get("lang"), data.get("history"))
+                facts.update(chat_id=chat_id, by=data.get("by"))
+        elif event == "message":
+            chat_id = _chat_id(data)
+            line = _line(data)
+            if chat_id is not None and line is not None:
+                chat = self.chats.get(chat_id)
+                if chat is None:
+                    return facts
+                if chat.add(line) and line.sender == "resident" and chat_id != self.selected:
+                    chat.unread += 1
+                if line.sender == "resident":
+                    chat.resident_typing = False
+                facts.update(chat_id=chat_id, line=line)
+        elif event == "typing":
+            chat_id = _chat_id(data)
+            if chat_id in self.chats:
+                self.chats[chat_id].resident_typing = bool(data.get("active"))
+                facts.update(chat_id=chat_id)
+        elif event == "released":
+            chat_id = _chat_id(data)
+            if chat_id in self.chats:
+                del self.chats[chat_id]
+                if self.selected == chat_id:
+                    self.selected = next(iter(self.chats), None)
+                facts.update(chat_id=chat_id, reason=str(data.get("reason") or ""))
+        elif event == "chat_state":
+            chat_id = _chat_id(data)
+            if chat_id in self.chats:
+                self.chats[chat_id].status = str(data.get("status") or "")
+                self.chats[chat_id].resident_typing = False
+                facts.update(chat_id=chat_id, status=self.chats[chat_id].status)
+        return facts
+
+    def resync(self, chats: Any) -> None:
+        """After a reconnect: the server's list of our open chats replaces ours (drafts are kept)."""
+        if not isinstance(chats, list):
+            return
+        open_ids = set()
+        for item in chats:
+            chat_id = _chat_id(item)
+            if chat_id is None:
+                continue
+            open_ids.add(chat_id)
+            self._take(chat_id, item.get("lang"), item.get("history"))
+        for chat_id in list(self.chats):
+            if chat_id not in open_ids and self.chats[chat_id].status == "active":
+                self.chats[chat_id].status = "closed"
+
+    def select(self, chat_id: int | None) -> None:
+        self.selected = chat_id
+        if chat_id in self.chats:
+            self.chats[chat_id].unread = 0
+
+    def drop(self, chat_id: int) -> None:
+        self.chats.pop(chat_id, None)
+        if self.selected == chat_id:
+            self.selected = next(iter(self.chats), None)
+
+
+Listener = Callable[[str, dict], None]
+
+
+class LiveClient:
+    """Keeps one /staff connection alive (reconnecting with back-off) and folds its events into a Desk.
+
+    `listener(event, facts)` is called after every change, in the event loop; the pseudo-event
+    `connection` reports a new `Desk.state`.
+    """
+
+    def __init__(self, server_url: str, token: str, desk: Desk, listener: Listener, *,
+                 retry_min: float = 0.2, retry_max: float = 5.0) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.token = token
+        self.desk = desk
+        self.listener = listener
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self._client: socketio.AsyncClient | None = None
+        self._task: asyncio.Task | None = None
+        self._disconnected = asyncio.Event()
+        self._stopping = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="cim-live-client")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # stopping: the reason it ended is moot
+                pass
+        if self._client is not None:
+            try:
+                await self._client.disconnect()
+            except Exception:  # already gone; nothing left to release
+                pass
+        self._set_state(ConnectionState.OFFLINE)
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if self.desk.state != state:
+            self.desk.state = state
+            self.listener("connection", {"state": state})
+
+    async def _run(self) -> None:
+        delay = self.retry_min
+        first = True
+        while not self._stopping:
+            self._set_state(ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING)
+            client = self._new_client()
+            try:
+                await client.connect(self.server_url, auth={"token": self.token}, namespaces=[NAMESPACE],
+                                     transports=["websocket"], wait_timeout=5)
+            except socketio.exceptions.ConnectionError as exc:
+                if "unauthorised" in str(exc.args) or "unauthorized" in str(exc.args).lower():
+                    self._set_state(ConnectionState.REFUSED)
+                    return
+                log.info("chat server not reachable: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            first = False
+            delay = self.retry_min
+            self._client = client
+            self._set_state(ConnectionState.ONLINE)
+            try:
+                ack = await self.call("my_chats", {})
+                self.desk.resync(ack.get("chats"))
+                self.listener("resync", {})
+            except LiveError as exc:
+                log.info("could not list my chats after connecting: %s", exc.code)
+            await self._disconnected.wait()
+            self._client = None
+            try:
+                await client.disconnect()
+            except Exception:  # the transport is already closed
+                pass
+            if not self._stopping:
+                self._set_state(ConnectionState.RECONNECTING)
+                await asyncio.sleep(delay)
+
+    def _new_client(self) -> socketio.AsyncClient:
+        # Our own loop reconnects (it also covers a server that was down at start-up).
+        client = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        self._disconnected = asyncio.Event()
+
+        async def on_disconnect(*_: Any) -> None:
+            self._disconnected.set()
+
+        client.on("disconnect", on_disconnect, namespace=NAMESPACE)
+        for event in ("queue", "presence", "assigned", "message", "typing", "released", "chat_state"):
+            client.on(event, self._handler(event), namespace=NAMESPACE)
+        return client
+
+    def _handler(self, event: str) -> Callable:
+        async def handle(data: Any = None, *_: Any) -> None:
+            facts = self.desk.apply(event, data)
+            self.listener(event, facts)
+
+        return handle
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def call(self, event: str, payload: dict) -> dict:
+        """Emit and wait for the acknowledgement; raise LiveError on a refusal, a timeout or no connection."""
+        client = self._client
+        if client is None or not client.connected:
+            raise LiveError("disconnected")
+        try:
+            ack = await client.call(event, payload, namespace=NAMESPACE, timeout=ACK_TIMEOUT)
+        except socketio.exceptions.TimeoutError:
+            raise LiveError("timeout") from None
+        except socketio.exceptions.SocketIOError:
+            raise LiveError("disconnected") from None
+        if not isinstance(ack, dict):
+            raise LiveError("server_error")
+        if not ack.get("ok"):
+            error = ack.get("error") if isinstance(ack.get("error"), dict) else {}
+            raise LiveError(str(error.get("code") or "server_error"), error.get("message"))
+        return ack
+
+    async def accept(self, chat_id: int) -> None:
+        ack = await self.call("accept", {"chat_id": chat_id})
+        self.desk.apply("assigned", {"chat_id": chat_id, "lang": ack.get("lang"),
+                                     "history": ack.get("history") or []})
+        self.listener("assigned", {"chat_id": chat_id})
+
+    async def send(self, chat_id: int, text: str) -> int:
+        ack = await self.call("send", {"chat_id": chat_id, "text": text, "client_msg_id": uuid.uuid4().hex})
+        return int(ack.get("seq") or 0)
+
+    async def typing(self, chat_id: int, active: bool) -> None:
+        client = self._client
+        if client is not None and client.connected:
+            try:
+                await client.emit("typing", {"chat_id": chat_id, "active": active}, namespace=NAMESPACE)
+            except socketio.exceptions.SocketIOError:
+                pass  # a typing hint lost to a dropped connection does not matter
+
+    async def transfer(self, chat_id: int, to_staff_id: int) -> None:
+        await self.call("transfer", {"chat_id": chat_id, "to_staff_id": to_staff_id})
+
+    async def close(self, chat_id: int, category: str) -> None:
+        await self.call("close", {"chat_id": chat_id, "category": category})

@@ -1,0 +1,135 @@
+"""Staff accounts for the IT administrators: list, add, disable/enable, roles, password reset."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from store.errors import CimError
+from store.models import Role, Staff
+from tui.context import TuiContext
+from tui.widgets.literal import literal
+from tui.widgets.modals import ConfirmModal, NewStaffModal, PasswordModal, RolesModal
+
+ALL_ROLES = [r.value for r in Role]
+
+
+class AccountsScreen(Screen[None]):
+    """Every change goes through store.accounts with the signed-in actor, so it is checked and audited there."""
+
+    AUTO_FOCUS = "#accounts-table"
+
+    BINDINGS = [
+        Binding("a", "add", "Add"),
+        Binding("d", "toggle_disabled", "Disable/enable"),
+        Binding("r", "roles", "Roles"),
+        Binding("p", "password", "Password"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.staff: list[Staff] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Staff accounts", classes="section")
+        yield DataTable(id="accounts-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#accounts-table", DataTable)
+        table.add_columns("Name", "Full name", "Roles", "Dept", "Status")
+        self.reload()
+
+    @work(exclusive=True, exit_on_error=False, group="load")
+    async def reload(self, keep: str | None = None) -> None:
+        self.staff = await self.ctx.store.accounts.list_staff(self.ctx.actor)
+        table = self.query_one("#accounts-table", DataTable)
+        current = keep or (self._current().name if self._current() else None)
+        table.clear()
+        for s in self.staff:
+            status = Text("disabled", style="bold red") if s.disabled else Text("active")
+            table.add_row(literal(s.name), literal(s.full_name), ", ".join(sorted(r.value for r in s.roles)),
+                          s.department or "", status, key=s.name)
+        names = [s.name for s in self.staff]
+        if current in names:
+            table.move_cursor(row=names.index(current))
+
+    def _current(self) -> Staff | None:
+        table = self.query_one("#accounts-table", DataTable)
+        if not self.staff or table.cursor_row is None or table.cursor_row >= len(self.staff):
+            return None
+        return self.staff[table.cursor_row]
+
+    async def _do(self, what: str, coro) -> bool:
+        try:
+            await coro
+        except CimError as exc:
+            self.notify(exc.message, title=f"Cannot {what}", severity="error")
+            return False
+        return True
+
+    def action_add(self) -> None:
+        self.add()
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def add(self) -> None:
+        new = await self.app.push_screen_wait(NewStaffModal(ALL_ROLES))
+        if new is None:
+            return
+        if await self._do("add the account", self.ctx.store.accounts.add_staff(
+                self.ctx.actor, new.name, sorted(new.roles), new.password, department=new.department,
+                full_name=new.full_name)):
+            self.notify(f"Account {new.name} added.")
+            self.reload(new.name)
+
+    def action_toggle_disabled(self) -> None:
+        staff = self._current()
+        if staff is not None:
+            self.toggle_disabled(staff)
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def toggle_disabled(self, staff: Staff) -> None:
+        if staff.id == self.ctx.actor.staff_id and not staff.disabled:
+            self.notify("You cannot disable your own account.", severity="error")
+            return
+        verb = "enable" if staff.disabled else "disable"
+        if not await self.app.push_screen_wait(ConfirmModal(f"{verb.capitalize()} the account {staff.name}?")):
+            return
+        if await self._do(f"{verb} the account", self.ctx.store.accounts.set_disabled(
+                self.ctx.actor, staff.name, not staff.disabled)):
+            self.notify(f"Account {staff.name} {verb}d.")
+            self.reload(staff.name)
+
+    def action_roles(self) -> None:
+        staff = self._current()
+        if staff is not None:
+            self.roles(staff)
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def roles(self, staff: Staff) -> None:
+        chosen = await self.app.push_screen_wait(
+            RolesModal(f"Roles of {staff.name}", ALL_ROLES, frozenset(r.value for r in staff.roles)))
+        if chosen is None:
+            return
+        if await self._do("change the roles", self.ctx.store.accounts.set_roles(self.ctx.actor, staff.name, sorted(chosen))):
+            self.notify(f"Roles of {staff.name}: {', '.join(sorted(chosen))}.")
+            self.reload(staff.name)
+
+    def action_password(self) -> None:
+        staff = self._current()
+        if staff is not None:
+            self.password(staff)
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def password(self, staff: Staff) -> None:
+        password = await self.app.push_screen_wait(PasswordModal(staff.name))
+        if password is None:
+            return
+        if await self._do("set the password", self.ctx.store.accounts.set_password(self.ctx.actor, staff.name, password)):
+            self.notify(f"Password of {staff.name} reset; their open sessions were ended.")

@@ -1,0 +1,363 @@
+"""Live chats for consultants: the queue, their open chats, the transcript and the reply line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from store.chats import CLOSE_CATEGORIES
+from store.errors import CimError
+from tui.context import TuiContext
+from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
+from tui.widgets.composer import Composer
+from tui.widgets.literal import literal
+from tui.widgets.modals import CannedModal, CloseChatModal, TransferModal
+from tui.widgets.transcript import Transcript
+
+def waited(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return "--:--"
+    seconds = max(0, int((now - since).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+class ChatsScreen(Screen[None]):
+    """The consultant's desk. Changes arrive through the app's `desk_signal`; actions go to the LiveClient."""
+
+    AUTO_FOCUS = "#composer"
+
+    BINDINGS = [
+        Binding("f3", "accept", "Accept"),
+        Binding("f4", "canned", "Canned"),
+        Binding("f5", "transfer", "Transfer"),
+        Binding("f6", "close_chat", "Close"),
+        Binding("f7", "previous_chat", "Prev"),
+        Binding("f8", "next_chat", "Next"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.tz = ZoneInfo(ctx.settings.timezone)
+        self._shown_chat: int | None = None
+
+    @property
+    def desk(self) -> Desk | None:
+        return getattr(self.app, "desk", None)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="desk"):
+            with Vertical(id="sidebar"):
+                yield Static("", id="connection")
+                yield Static("Queue", id="queue-title", classes="section")
+                yield OptionList(id="queue")
+                yield Static("My chats", id="mine-title", classes="section")
+                yield OptionList(id="my-chats")
+                yield Static("", id="presence")
+            with Vertical(id="conversation"):
+                yield Static("", id="chat-title")
+                yield Transcript(tz=self.tz, id="transcript")
+                yield Static("", id="typing")
+                yield Composer(id="composer")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        signal = getattr(self.app, "desk_signal", None)
+        if signal is not None:
+            signal.subscribe(self, self._on_desk)
+        self.set_interval(1.0, self._refresh_queue, name="waiting-times")
+        self.refresh_desk()
+
+    # -- rendering ---------------------------------------------------------------------------------
+
+    def _on_desk(self, change: tuple[str, dict]) -> None:
+        self.refresh_desk()
+
+    def refresh_desk(self) -> None:
+        desk = self.desk
+        connection = self.query_one("#connection", Static)
+        if desk is None:
+            connection.update("○ no chat server")
+            self.query_one("#chat-title", Static).update(
+                "Live chats need the chat server: start `cim serve`, then `cim tui --server URL`.")
+            self.query_one("#composer", Composer).disabled = True
+            return
+        connection.update(STATE_LABELS[desk.state])
+        connection.set_class(desk.state == ConnectionState.ONLINE, "online")
+        connection.set_class(desk.state != ConnectionState.ONLINE, "offline")
+        self._refresh_queue()
+        self._refresh_mine()
+        others = desk.others_online()
+        names = ", ".join(str(c.get("name") or c.get("staff_id")) for c in others) or "nobody else"
+        self.query_one("#presence", Static).update(literal(f"Online: {names}"))
+        self._show_selected()
+
+    def _now(self) -> datetime:
+        return self.ctx.store.clock()
+
+    def _refresh_queue(self) -> None:
+        desk = self.desk
+        if desk is None:
+            return
+        now = self._now()
+        self.query_one("#queue-title", Static).update(f"Queue ({len(desk.queue)})")
+        options = [Option(Text.assemble((f"#{q.chat_id}", "bold"), f" {q.lang}  ", (waited(q.waiting_since, now), "")),
+                          id=str(q.chat_id)) for q in desk.queue]
+        self._replace(self.query_one("#queue", OptionList), options)
+
+    def _refresh_mine(self) -> None:
+        desk = self.desk
+        assert desk is not None
+        self.query_one("#mine-title", Static).update(f"My chats ({len(desk.chats)})")
+        options = []
+        for chat in desk.chats.values():
+            label = Text.assemble((f"#{chat.chat_id}", "bold"), f" {chat.lang}")
+            if chat.unread:
+                label.append(f"  ({chat.unread} new)", "bold reverse")
+            if chat.status != "active":
+                label.append(f"  {chat.status}", "italic")
+            elif chat.resident_typing:
+                label.append("  ✎")
+            options.append(Option(label, id=str(chat.chat_id)))
+        mine = self.query_one("#my-chats", OptionList)
+        self._replace(mine, options, keep=str(desk.selected) if desk.selected else None)
+
+    @staticmethod
+    def _replace(option_list: OptionList, options: list[Option], keep: str | None = None) -> None:
+        highlighted = keep
+        if highlighted is None and option_list.highlighted is not None and option_list.option_count:
+            highlighted = option_list.get_option_at_index(option_list.highlighted).id
+        with option_list.prevent(OptionList.OptionHighlighted):
+            option_list.clear_options()
+            option_list.add_options(options)
+            ids = [o.id for o in options]
+            if highlighted in ids:
+                option_list.highlighted = ids.index(highlighted)
+            elif options:
+                option_list.highlighted = 0
+
+    def _selected_chat(self) -> LiveChat | None:
+        desk = self.desk
+        if desk is None or desk.selected is None:
+            return None
+        return desk.chats.get(desk.selected)
+
+    def _show_selected(self) -> None:
+        chat = self._selected_chat()
+        transcript = self.query_one("#transcript", Transcript)
+        composer = self.query_one("#composer", Composer)
+        title = self.query_one("#chat-title", Static)
+        typing = self.query_one("#typing", Static)
+        if chat is None:
+            if self._shown_chat is not None:
+                transcript.clear()
+                transcript.shown_seqs = []
+            self._shown_chat = None
+            title.update("No open chat. Accept one from the queue (F3).")
+            typing.update("")
+            composer.set_draft("")
+            composer.disabled = True
+            return
+        composer.disabled = chat.status != "active"
+        if self._shown_chat != chat.chat_id:
+            self._shown_chat = chat.chat_id
+            transcript.show(chat.lines)
+            composer.set_draft(chat.draft)
+        else:
+            for line in chat.lines:
+                transcript.add(line)
+        if self.desk is not None:
+            self.desk.select(chat.chat_id)
+        state = "active" if chat.status == "active" else f"{chat.status}: close it with a category (F6)"
+        title.update(Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}"))
+        typing.update("The resident is typing…" if chat.resident_typing else "")
+
+    # -- choosing chats ---------------------------------------------------------------------------
+
+    @on(OptionList.OptionHighlighted, "#my-chats")
+    def _highlight_mine(self, event: OptionList.OptionHighlighted) -> None:
+        if self.desk is not None and event.option.id:
+            self.desk.select(int(event.option.id))
+            self._show_selected()
+            self._refresh_mine()
+
+    @on(OptionList.OptionSelected, "#my-chats")
+    def _select_mine(self, event: OptionList.OptionSelected) -> None:
+        self.query_one("#composer", Composer).focus()
+
+    @on(OptionList.OptionSelected, "#queue")
+    def _select_queued(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.accept(int(event.option.id))
+
+    def _step(self, offset: int) -> None:
+        desk = self.desk
+        if desk is None or not desk.chats:
+            return
+        ids = list(desk.chats)
+        index = ids.index(desk.selected) if desk.selected in ids else 0
+        desk.select(ids[(index + offset) % len(ids)])
+        self.refresh_desk()
+
+    def action_previous_chat(self) -> None:
+        self._step(-1)
+
+    def action_next_chat(self) -> None:
+        self._step(1)
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    def action_accept(self) -> None:
+        desk = self.desk
+        if desk is None or not desk.queue:
+            self.notify("Nobody is waiting in the queue.")
+            return
+        queue = self.query_one("#queue", OptionList)
+        index = queue.highlighted if queue.highlighted is not None else 0
+        chosen = queue.get_option_at_index(index).id if queue.option_count else str(desk.queue[0].chat_id)
+        self.accept(int(chosen or desk.queue[0].chat_id))
+
+    @work(exclusive=True, exit_on_error=False, group="accept")
+    async def accept(self, chat_id: int) -> None:
+        live = self.app.live  # type: ignore[attr-defined]
+        if live is None:
+            self.notify("Not connected to the chat server.", severity="error")
+            return
+        try:
+            await live.accept(chat_id)
+        except LiveError as exc:
+            self.notify(exc.message, title=f"Chat #{chat_id}", severity="error")
+            return
+        if self.desk is not None:
+            self.desk.select(chat_id)
+        self.refresh_desk()
+        self.query_one("#composer", Composer).focus()
+
+    @on(Input.Changed, "#composer")
+    def _keep_draft(self, event: Input.Changed) -> None:
+        chat = self._selected_chat()
+        if chat is not None and self._shown_chat == chat.chat_id:
+            chat.draft = event.value
+
+    @on(Composer.Sent)
+    def _sent(self, event: Composer.Sent) -> None:
+        chat = self._selected_chat()
+        if chat is None:
+            return
+        limit = self.ctx.settings.max_message_length
+        if len(event.text) > limit:
+            self.notify(f"The reply has {len(event.text)} characters; at most {limit} can be sent. "
+                        "Shorten it or split it.", severity="error")
+            return
+        self.send(chat.chat_id, event.text)
+
+    @work(exit_on_error=False, group="send")
+    async def send(self, chat_id: int, text: str) -> None:
+        live = self.app.live  # type: ignore[attr-defined]
+        try:
+            if live is None:
+                raise LiveError("disconnected")
+            await live.send(chat_id, text)
+        except LiveError as exc:
+            # the draft stays in the reply line, so nothing typed is lost
+            self.notify(exc.message, title="Not sent", severity="error")
+            return
+        chat = self.desk.chats.get(chat_id) if self.desk else None
+        if chat is not None and chat.draft == text:
+            chat.draft = ""
+            if self._shown_chat == chat_id:
+                self.query_one("#composer", Composer).set_draft("")
+
+    @on(Composer.Typing)
+    def _typing(self, event: Composer.Typing) -> None:
+        chat = self._selected_chat()
+        live = self.app.live  # type: ignore[attr-defined]
+        if chat is not None and live is not None:
+            self.run_worker(live.typing(chat.chat_id, event.active), group="typing", exit_on_error=False)
+
+    def action_canned(self) -> None:
+        if self._selected_chat() is None:
+            self.notify("Open a chat first.")
+            return
+        self.load_canned()
+
+    @work(exclusive=True, exit_on_error=False, group="canned")
+    async def load_canned(self) -> None:
+        try:
+            responses = await canned_responses(self.ctx)
+        except CimError as exc:
+            self.notify(exc.message, title="Canned responses", severity="error")
+            return
+        text = await self.app.push_screen_wait(CannedModal(responses))
+        if text:
+            composer = self.query_one("#composer", Composer)
+            composer.insert_text_at_cursor(text)
+            composer.focus()
+
+    def action_transfer(self) -> None:
+        chat = self._selected_chat()
+        if chat is None or self.desk is None:
+            self.notify("Open a chat first.")
+            return
+        self.transfer(chat.chat_id, self.desk.others_online())
+
+    @work(exclusive=True, exit_on_error=False, group="transfer")
+    async def transfer(self, chat_id: int, consultants: list[dict]) -> None:
+        to_staff_id = await self.app.push_screen_wait(TransferModal(chat_id, consultants))
+        if to_staff_id is None:
+            return
+        live = self.app.live  # type: ignore[attr-defined]
+        try:
+            if live is None:
+                raise LiveError("disconnected")
+            await live.transfer(chat_id, to_staff_id)
+        except LiveError as exc:
+            self.notify(exc.message, title="Not transferred", severity="error")
+            return
+        name = next((c.get("name") for c in consultants if c.get("staff_id") == to_staff_id), to_staff_id)
+        self.notify(f"Chat #{chat_id} transferred to {name}.")
+        if self.desk is not None:
+            self.desk.drop(chat_id)
+        self.refresh_desk()
+
+    def action_close_chat(self) -> None:
+        chat = self._selected_chat()
+        if chat is None:
+            self.notify("Open a chat first.")
+            return
+        self.close_chat(chat.chat_id)
+
+    @work(exclusive=True, exit_on_error=False, group="close")
+    async def close_chat(self, chat_id: int) -> None:
+        category = await self.app.push_screen_wait(CloseChatModal(chat_id, CLOSE_CATEGORIES))
+        if category is None:
+            return
+        live = self.app.live  # type: ignore[attr-defined]
+        try:
+            if live is None:
+                raise LiveError("disconnected")
+            await live.close(chat_id, category)
+        except LiveError as exc:
+            if exc.code not in ("closed", "not_found"):
+                self.notify(exc.message, title="Not closed", severity="error")
+                return
+        self.notify(f"Chat #{chat_id} closed ({category.replace('_', ' ')}).")
+        if self.desk is not None:
+            self.desk.drop(chat_id)
+        self.refresh_desk()
+
+
+async def canned_responses(ctx: TuiContext) -> list[tuple[str, str]]:
+    """(title, text) of the canned responses the CIM manager keeps (store.chats)."""
+    return [(c.title, c.text) for c in await ctx.store.chats.canned(ctx.actor)]

@@ -1,0 +1,55 @@
+"""The home screen after sign-in: who is signed in and the areas their roles open."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from tui.areas import Area
+from tui.context import TuiContext
+
+
+class HomeScreen(Screen[None]):
+    """Navigation built from the areas the actor may use (tui/areas.py); posts `HomeScreen.OpenArea`."""
+
+    AUTO_FOCUS = "#areas"
+
+    class OpenArea(Message):
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, ctx: TuiContext, areas: list[Area], *, banner: str = "") -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.areas = areas
+        self.banner = banner
+
+    def compose(self) -> ComposeResult:
+        actor = self.ctx.actor
+        yield Header()
+        with Vertical(id="home"):
+            yield Label(Text.assemble("Signed in as ", (actor.name, "bold"), "  ·  roles: ",
+                                      ", ".join(sorted(r.value for r in actor.roles)) or "none"), id="whoami")
+            if self.areas:
+                yield Label("Your areas (Enter opens, or press the key):", classes="muted")
+                yield OptionList(*[
+                    Option(Text.assemble((f"{a.binding.upper():>4}  ", "bold"), a.title), id=a.key)
+                    for a in self.areas
+                ], id="areas")
+            else:
+                yield Static("Your roles do not open any area of this terminal yet. "
+                             "Ask the IT administrators if this is a mistake.", id="no-areas")
+            if self.banner:
+                yield Static(self.banner, id="banner")
+        yield Footer()
+
+    @on(OptionList.OptionSelected, "#areas")
+    def _open(self, event: OptionList.OptionSelected) -> None:
+        self.post_message(self.OpenArea(str(event.option.id)))

@@ -1,0 +1,221 @@
+"""Modal dialogs of the staff UI, each returning a typed result through `dismiss`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Sequence, TypeVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
+from textual.widgets.option_list import Option
+
+from tui.widgets.literal import literal
+
+T = TypeVar("T")
+
+
+class PickModal(ModalScreen[T | None], Generic[T]):
+    """Pick one of a list with the arrows and Enter; Escape cancels (result None)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, choices: Sequence[tuple[str | Text, T]], *, empty: str = "Nothing to choose.") -> None:
+        super().__init__()
+        self.title_text = title
+        self.choices = list(choices)
+        self.empty = empty
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.choices:
+                yield OptionList(*[Option(label, id=str(i)) for i, (label, _) in enumerate(self.choices)],
+                                 id="choices")
+            else:
+                yield Static(self.empty, classes="dialog-empty")
+            yield Static("Enter choose · Esc cancel", classes="dialog-help")
+
+    @on(OptionList.OptionSelected, "#choices")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.choices[int(event.option.id or 0)][1])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class CloseChatModal(PickModal[str]):
+    """Close a chat: returns the chosen category."""
+
+    def __init__(self, chat_id: int, categories: Sequence[str]) -> None:
+        super().__init__(f"Close chat #{chat_id}: category", [(c.replace("_", " "), c) for c in categories])
+
+
+class TransferModal(PickModal[int]):
+    """Transfer a chat: returns the staff id of an online consultant."""
+
+    def __init__(self, chat_id: int, consultants: Sequence[dict]) -> None:
+        super().__init__(
+            f"Transfer chat #{chat_id} to",
+            [(literal(str(c.get("name") or c.get("staff_id"))), int(c["staff_id"])) for c in consultants],
+            empty="No other consultant is online.",
+        )
+
+
+class CannedModal(PickModal[str]):
+    """Insert a canned response: returns its text."""
+
+    def __init__(self, responses: Sequence[tuple[str, str]]) -> None:
+        choices = []
+        for title, text in responses:
+            label = Text.assemble((title, "bold"), "\n", literal(text[:140] + ("…" if len(text) > 140 else ""), "dim"))
+            choices.append((label, text))
+        super().__init__("Canned responses", choices, empty="No canned responses yet (the CIM manager adds them).")
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """Yes or no."""
+
+    BINDINGS = [Binding("escape", "no", "No"), Binding("y", "yes", "Yes"), Binding("n", "no", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-title")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Yes", id="yes", variant="warning")
+                yield Button("No", id="no")
+
+    @on(Button.Pressed, "#yes")
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#no")
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class PasswordModal(ModalScreen[str | None]):
+    """A new password, typed twice."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.staff_name = name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"New password for {self.staff_name}", classes="dialog-title")
+            yield Input(password=True, placeholder="new password (at least 8 characters)", id="password")
+            yield Input(password=True, placeholder="the same again", id="again")
+            yield Static("", id="dialog-error", classes="dialog-error")
+            yield Static("Enter confirm · Esc cancel", classes="dialog-help")
+
+    @on(Input.Submitted)
+    def _submit(self) -> None:
+        first = self.query_one("#password", Input).value
+        second = self.query_one("#again", Input).value
+        if not first:
+            self.query_one("#password", Input).focus()
+            return
+        if first != second:
+            self.query_one("#dialog-error", Static).update("The two passwords differ.")
+            self.query_one("#again", Input).focus()
+            return
+        self.dismiss(first)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RolesModal(ModalScreen[frozenset[str] | None]):
+    """Choose a staff member's roles (space toggles, Enter on the button saves)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    def __init__(self, title: str, all_roles: Sequence[str], current: frozenset[str]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.all_roles = list(all_roles)
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield SelectionList[str](*[(r, r, r in self.current) for r in self.all_roles], id="roles")
+            yield Static("", id="dialog-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+            yield Static("Space toggle · Ctrl+S save · Esc cancel", classes="dialog-help")
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        chosen = frozenset(self.query_one("#roles", SelectionList).selected)
+        if not chosen:
+            self.query_one("#dialog-error", Static).update("Choose at least one role.")
+            return
+        self.dismiss(chosen)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class NewStaff:
+    name: str
+    full_name: str
+    roles: frozenset[str]
+    department: str | None
+    password: str
+
+
+class NewStaffModal(ModalScreen[NewStaff | None]):
+    """A new staff account: name, full name, department, roles and a first password."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    def __init__(self, all_roles: Sequence[str]) -> None:
+        super().__init__()
+        self.all_roles = list(all_roles)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog dialog-wide"):
+            yield Label("New staff account", classes="dialog-title")
+            yield Input(placeholder="user name (letters, digits, . _ -)", id="name")
+            yield Input(placeholder="full name", id="full-name")
+            yield Input(placeholder="department code (optional)", id="department")
+            yield Input(password=True, placeholder="first password (at least 8 characters)", id="password")
+            yield SelectionList[str](*[(r, r, r == "consultant") for r in self.all_roles], id="roles")
+            yield Static("", id="dialog-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        name = self.query_one("#name", Input).value.strip()
+        password = self.query_one("#password", Input).value
+        roles = frozenset(self.query_one("#roles", SelectionList).selected)
+        error = ("Enter a user name." if not name else "Enter a first password." if not password
+                 else "Choose at least one role." if not roles else "")
+        if error:
+            self.query_one("#dialog-error", Static).update(error)
+            return
+        self.dismiss(NewStaff(
+            name=name, full_name=self.query_one("#full-name", Input).value.strip(), roles=roles,
+            department=self.query_one("#department", Input).value.strip() or None, password=password,
+        ))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
