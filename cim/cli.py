@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cim.commands import audit, core, users
+from cim.commands import tui as tui_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -19,6 +20,7 @@ def cli() -> None:
 core.register(cli)
 users.register(cli)
 audit.register(cli)
+tui_commands.register(cli)
 
 
 def main() -> None:

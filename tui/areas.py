@@ -31,6 +31,8 @@ class Area:
 
 
 AREAS: list[Area] = [
+    Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
+    Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
 ]
 
 
