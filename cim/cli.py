@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cim.commands import audit, core, users
+from cim.commands import retention
 from cim.commands import tui as tui_commands
 
 
@@ -20,6 +21,7 @@ def cli() -> None:
 core.register(cli)
 users.register(cli)
 audit.register(cli)
+retention.register(cli)
 tui_commands.register(cli)
 
 

@@ -14,6 +14,7 @@ from .db import Database, check_data_dir
 from .errors import CimError, NotPermitted
 from .models import Actor, Role
 from .notices import Notices
+from .requests import Requests
 from .settings import Settings
 
 __all__ = ["Store", "Settings", "Actor", "Role", "CimError", "NotPermitted"]
@@ -29,6 +30,7 @@ class Store:
         self.audit = AuditLog(db, clock)
         self.accounts = Accounts(db, self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
+        self.requests = Requests(db, self.audit, settings, clock)
         self.chats = Chats(db, self.audit, settings, clock)
 
     @classmethod

@@ -71,6 +71,12 @@ class InvalidTransition(CimError):
     code = "invalid_transition"
 
 
+class IneligibleForGrant(InvalidTransition):
+    """§4.7: a phone recording whose caller number is not identifiable or not the requester's cannot be granted."""
+
+    code = "ineligible"
+
+
 class Conflict(CimError):
     """Someone else got there first (two consultants accepting one chat, two purges at once)."""
 

@@ -60,6 +60,13 @@ class Settings:
     player_command: str = "aplay {path}"
     #: Daily purge time inside `cim serve` (HH:MM local), or `off`.
     purge_daily_at: str = "02:30"
+    #: Requests (§4): minutes either side of the approximate time given by the requester in
+    #: which calls and chats are suggested as candidates.
+    request_match_window_minutes: int = 60
+    #: Requests: an open request whose answer is due within this many days is flagged "due soon".
+    request_due_soon_days: int = 7
+    #: Requests: the act cited in letters as the basis of the access procedure.
+    ordinance_reference: str = "zarządzenia nr 308/18 Prezydenta Miasta Szczecin z dnia 13 lipca 2018 r."
     #: Chat: minutes after a chat ended during which its resume token still shows the transcript.
     chat_resume_minutes: int = 30
     #: Chat server: addresses of reverse proxies (comma-separated IPs) whose X-Forwarded-For and

@@ -1,0 +1,272 @@
+"""Supervision reports (§3, §7): accesses per person and purpose, requests by outcome and time, purges."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .audit import AuditLog
+from .clock import Clock, from_iso, to_iso
+from .db import Database
+from .errors import InvalidInput
+from .models import Actor
+from .policy import Permission
+
+FONTS_DIR = Path(__file__).with_name("fonts")
+
+#: Audit actions that are an access to residents' content or to the archive (DESIGN.md §3: the
+#: director supervises use, listening, sharing). Matched as prefixes of the audit entry's action.
+ACCESS_ACTION_PREFIXES = (
+    "archive.",           # searching the archive, opening recordings and transcripts (with a purpose)
+    "requests.session",   # a §4 listening/reading session held for a resident
+    "requests.export",    # a GDPR Art. 15 copy exported
+    "chat.read",          # reading a live chat's transcript
+)
+
+
+@dataclass(frozen=True)
+class AccessCount:
+    person: str
+    action: str
+    purpose: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RefusalCount:
+    person: str
+    action: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    kind: str
+    #: granted / refused / withdrawn / open
+    outcome: str
+    count: int
+    #: Requests in this group that got an answer (decision or withdrawal) and the days it took.
+    answered: int
+    average_days: float | None
+    max_days: int | None
+    #: Answered after the due date (one month, or the extended date), or still open past it.
+    late: int
+
+
+@dataclass(frozen=True)
+class PurgeSummary:
+    run_id: int
+    started_at: datetime
+    started_by: str
+    status: str
+    calls: int
+    chats: int
+    files: int
+    bytes: int
+    held: int
+
+
+@dataclass(frozen=True)
+class SupervisionReport:
+    start: date
+    end: date
+    generated_at: datetime
+    generated_by: str
+    accesses: tuple[AccessCount, ...]
+    refusals: tuple[RefusalCount, ...]
+    requests: tuple[RequestOutcome, ...]
+    purges: tuple[PurgeSummary, ...]
+
+    @property
+    def total_accesses(self) -> int:
+        return sum(a.count for a in self.accesses)
+
+    def rows(self) -> list[list[str]]:
+        """The whole report as table rows (section first), shared by the CSV, the PDF and the screen."""
+        out = [["section", "who / kind", "what", "purpose / outcome", "count", "details"]]
+        for a in self.accesses:
+            out.append(["access", a.person, a.action, a.purpose, str(a.count), ""])
+        for r in self.refusals:
+            out.append(["refused", r.person, r.action, "", str(r.count), ""])
+        for q in self.requests:
+            avg = "" if q.average_days is None else f"{q.average_days:.1f}"
+            mx = "" if q.max_days is None else str(q.max_days)
+            out.append(["request", q.kind, "", q.outcome, str(q.count),
+                        f"answered {q.answered}; average days {avg or '-'}; max days {mx or '-'}; late {q.late}"])
+        for p in self.purges:
+            out.append(["purge", p.started_by, f"run {p.run_id} {p.started_at:%Y-%m-%d %H:%M}Z", p.status,
+                        str(p.calls + p.chats),
+                        f"calls {p.calls}; chats {p.chats}; files {p.files}; bytes {p.bytes}; held {p.held}"])
+        return out
+
+
+class Reports:
+    def __init__(self, db: Database, audit: AuditLog, clock: Clock, timezone: str = "Europe/Warsaw") -> None:
+        self.db = db
+        self.audit = audit
+        self.clock = clock
+        self.timezone = timezone
+
+    async def supervision(self, actor: Actor, start: date, end: date) -> SupervisionReport:
+        """The report for the days start..end inclusive (office time); audited, as any look at the log is."""
+        await self.audit.guard(actor, Permission.VIEW_REPORTS, "reports.view")
+        if end < start:
+            raise InvalidInput(f"the period ends ({end}) before it starts ({start})")
+        if (end - start).days > 3660:
+            raise InvalidInput("a report covers at most ten years")
+        zone = ZoneInfo(self.timezone)
+        since = to_iso(datetime.combine(start, time(0), zone))
+        until = to_iso(datetime.combine(end + timedelta(days=1), time(0), zone))
+        prefixes = [p.replace("_", "\\_") + "%" for p in ACCESS_ACTION_PREFIXES]
+        like = " OR ".join("action LIKE ? ESCAPE '\\'" for _ in ACCESS_ACTION_PREFIXES)
+        accesses = [AccessCount(r["actor_name"], r["action"], r["purpose"] or "", r["n"]) for r in await self.db.fetchall(
+            f"SELECT actor_name, action, coalesce(purpose, '') AS purpose, count(*) AS n FROM audit"
+            f" WHERE at >= ? AND at < ? AND outcome = 'ok' AND ({like})"
+            " GROUP BY actor_name, action, coalesce(purpose, '') ORDER BY actor_name, action, purpose",
+            (since, until, *prefixes))]
+        refusals = [RefusalCount(r["actor_name"], r["action"], r["n"]) for r in await self.db.fetchall(
+            "SELECT actor_name, action, count(*) AS n FROM audit WHERE at >= ? AND at < ? AND outcome = 'refused'"
+            " GROUP BY actor_name, action ORDER BY actor_name, action", (since, until))]
+        requests = await self._requests(start, end)
+        purges = [PurgeSummary(r["id"], from_iso(r["started_at"]), r["started_by"], r["status"], r["calls"],
+                               r["chats"], r["files"], r["bytes"], r["held"]) for r in await self.db.fetchall(
+            "SELECT * FROM purge_runs WHERE dry_run = 0 AND started_at >= ? AND started_at < ? ORDER BY id",
+            (since, until))]
+        report = SupervisionReport(start, end, self.clock(), actor.name, tuple(accesses), tuple(refusals),
+                                   tuple(requests), tuple(purges))
+        async with self.db.write() as tx:
+            await self.audit.append(tx, actor, "reports.view", details={
+                "from": start.isoformat(), "to": end.isoformat(), "accesses": report.total_accesses})
+        return report
+
+    async def _requests(self, start: date, end: date) -> list[RequestOutcome]:
+        """Requests received in the period, grouped by kind and outcome, with days from receipt to answer."""
+        rows = await self.db.fetchall(
+            "SELECT kind, decision, decided_at, withdrawn_at, received_on, due_on, extended_until"
+            " FROM access_requests WHERE received_on >= ? AND received_on <= ?",
+            (start.isoformat(), end.isoformat()))
+        zone = ZoneInfo(self.timezone)
+        today = self.clock().astimezone(zone).date()
+        groups: dict[tuple[str, str], list[tuple[int | None, bool]]] = {}
+        for r in rows:
+            received = date.fromisoformat(r["received_on"][:10])
+            due = date.fromisoformat((r["extended_until"] or r["due_on"])[:10])
+            answered_at = r["decided_at"] or r["withdrawn_at"]
+            if r["decision"]:
+                outcome = r["decision"]
+            elif r["withdrawn_at"]:
+                outcome = "withdrawn"
+            else:
+                outcome = "open"
+            if answered_at:
+                answered = from_iso(answered_at).astimezone(zone).date()
+                days: int | None = (answered - received).days
+                late = answered > due
+            else:
+                days, late = None, today > due
+            groups.setdefault((r["kind"], outcome), []).append((days, late))
+        out = []
+        for (kind, outcome), items in sorted(groups.items()):
+            days = [d for d, _ in items if d is not None]
+            out.append(RequestOutcome(
+                kind=kind, outcome=outcome, count=len(items), answered=len(days),
+                average_days=(sum(days) / len(days)) if days else None, max_days=max(days) if days else None,
+                late=sum(1 for _, late in items if late)))
+        return out
+
+
+async def write_csv(report: SupervisionReport, path: Path) -> Path:
+    """Write the report as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters)."""
+    return await asyncio.to_thread(_write_csv, report, Path(path))
+
+
+async def write_pdf(report: SupervisionReport, path: Path, office_name: str = "") -> Path:
+    """Write the report as a PDF with a Unicode font (Polish letters in names and purposes)."""
+    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name)
+
+
+def _write_csv(report: SupervisionReport, path: Path) -> Path:
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["CIM supervision report", report.start.isoformat(), report.end.isoformat(),
+                         f"generated {to_iso(report.generated_at)} by {report.generated_by}"])
+        for row in report.rows():
+            writer.writerow([_csv_safe(cell) for cell in row])
+    return path
+
+
+def _csv_safe(cell: str) -> str:
+    """Neutralise spreadsheet formulas (a purpose typed as '=HYPERLINK(...)' stays text)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def _write_pdf(report: SupervisionReport, path: Path, office_name: str) -> Path:
+    from fpdf import FPDF  # imported here: only report writing needs it
+
+    pdf = FPDF(orientation="L", format="A4")
+    regular, bold = FONTS_DIR / "DejaVuSans.ttf", FONTS_DIR / "DejaVuSans-Bold.ttf"
+    pdf.add_font("DejaVu", "", str(regular))
+    pdf.add_font("DejaVu", "B", str(bold if bold.exists() else regular))
+    pdf.set_auto_page_break(auto=True, margin=12)
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 14)
+    pdf.cell(0, 8, "CIM — raport nadzoru / supervision report (§3, §7)", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 9)
+    if office_name:
+        pdf.cell(0, 5, office_name, new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 5, f"Period {report.start.isoformat()} – {report.end.isoformat()}; generated "
+                   f"{to_iso(report.generated_at)[:16]}Z by {report.generated_by}", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    sections = [
+        ("Accesses per person and purpose", ["person", "action", "purpose", "count"],
+         [[a.person, a.action, a.purpose or "—", str(a.count)] for a in report.accesses], (50, 70, 125, 22)),
+        ("Refused attempts", ["person", "action", "count"],
+         [[r.person, r.action, str(r.count)] for r in report.refusals], (60, 120, 22)),
+        ("Requests by outcome", ["kind", "outcome", "count", "answered", "avg days", "max days", "late"],
+         [[q.kind, q.outcome, str(q.count), str(q.answered),
+           "—" if q.average_days is None else f"{q.average_days:.1f}",
+           "—" if q.max_days is None else str(q.max_days), str(q.late)] for q in report.requests],
+         (35, 35, 25, 25, 25, 25, 25)),
+        ("Purges", ["run", "started", "by", "status", "calls", "chats", "files", "bytes", "held"],
+         [[str(p.run_id), f"{p.started_at:%Y-%m-%d %H:%M}Z", p.started_by, p.status, str(p.calls), str(p.chats),
+           str(p.files), str(p.bytes), str(p.held)] for p in report.purges],
+         (15, 40, 60, 25, 20, 20, 20, 30, 20)),
+    ]
+    for title, header, rows, widths in sections:
+        pdf.set_font("DejaVu", "B", 11)
+        pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("DejaVu", "", 9)
+        if not rows:
+            pdf.cell(0, 5, "none in this period", new_x="LMARGIN", new_y="NEXT")
+        else:
+            with pdf.table(col_widths=widths, text_align="LEFT", width=sum(widths)) as table:
+                table.row(header)
+                for row in rows:
+                    table.row(row)
+        pdf.ln(3)
+    pdf.output(str(path))
+    return path
+
+
+def parse_period(start: str, end: str) -> tuple[date, date]:
+    """Dates from the command line or a form: YYYY-MM-DD, a clear error otherwise."""
+    try:
+        return date.fromisoformat(start.strip()), date.fromisoformat(end.strip())
+    except ValueError:
+        raise InvalidInput(f"dates must be YYYY-MM-DD, not {start!r} and {end!r}") from None
+
+
+def report_json(report: SupervisionReport) -> dict[str, Any]:
+    return {
+        "from": report.start.isoformat(), "to": report.end.isoformat(),
+        "generated_at": to_iso(report.generated_at), "generated_by": report.generated_by,
+        "accesses": [a.__dict__ for a in report.accesses],
+        "refusals": [r.__dict__ for r in report.refusals],
+        "requests": [q.__dict__ for q in report.requests],
+        "purges": [{**p.__dict__, "started_at": to_iso(p.started_at)} for p in report.purges],
+    }

@@ -1,0 +1,888 @@
+"""Retention (§6): holds, the permanent purge with crash-safe file deletion, fsck, backups and the daily run."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from .audit import AuditLog
+from .clock import Clock, Duration, from_iso, to_iso
+from .db import Database
+from .errors import (AlreadyPurged, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
+                     InvalidTransition, NotFound, StoreUnavailable)
+from .models import Actor
+from .policy import Permission
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Test hook, documented in docs/readme/retention.md: when this variable names a file, a real purge
+#: creates that file right after its first batch has been committed (rows gone, paths recorded in
+#: pending_unlinks, files not yet unlinked) and then waits forever, so a test can `kill -9` it at
+#: exactly the dangerous moment. Never set it in production.
+PAUSE_AFTER_COMMIT_ENV = "CIM_TEST_PURGE_PAUSE_AFTER_COMMIT"
+
+#: How far the clock may read behind the newest audit entry before a purge refuses (NTP slew, two hosts).
+CLOCK_TOLERANCE = timedelta(minutes=5)
+_MAX_TEXT = 500
+_SQL_ENDED = "c.status IN ('closed', 'ended') AND c.purge_after <= ?"
+_SQL_HELD = (
+    "(EXISTS (SELECT 1 FROM holds h WHERE h.conversation_id = c.id AND h.released_at IS NULL)"
+    " OR EXISTS (SELECT 1 FROM request_conversations rc JOIN access_requests r ON r.id = rc.request_id"
+    "            WHERE rc.conversation_id = c.id AND r.closed_at IS NULL AND r.withdrawn_at IS NULL))"
+)
+# Tables whose rows of a purged conversation the purge deletes itself (others are found from their FKs).
+_OWN_TABLES = {"messages", "recordings", "holds", "conversations"}
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An exception to retention: manual (legal basis, case) or automatic (an open access request)."""
+
+    id: int
+    conversation_id: int
+    legal_basis: str
+    case_reference: str
+    request_id: int | None
+    set_by: str | None
+    set_at: datetime
+    review_on: date | None
+    released_by: str | None
+    released_at: datetime | None
+    #: Open and its review date has passed (§6: a hold is reviewed, not forgotten).
+    overdue: bool = False
+
+    @property
+    def automatic(self) -> bool:
+        return self.request_id is not None
+
+    @property
+    def open(self) -> bool:
+        return self.released_at is None
+
+
+@dataclass(frozen=True)
+class HeldItem:
+    """A conversation past its purge date that a hold or an open request keeps, with why."""
+
+    conversation_id: int
+    channel: str
+    created_at: datetime
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PurgePreview:
+    cutoff: datetime
+    calls: int
+    chats: int
+    files: int
+    bytes: int
+    held: int
+    held_items: tuple[HeldItem, ...]
+    #: Files of an interrupted earlier purge, deleted first by the next run.
+    pending_files: int
+
+
+@dataclass(frozen=True)
+class PurgeProgress:
+    """Reported after each committed batch: conversations purged so far out of those due."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    run_id: int
+    dry_run: bool
+    cutoff: datetime
+    calls: int
+    chats: int
+    files: int
+    bytes: int
+    held: int
+    #: Files left by an interrupted earlier run and deleted by this one.
+    resumed_files: int
+    duration_s: float
+    #: The WAL was checkpointed and truncated to zero bytes after the purge.
+    wal_truncated: bool
+
+    def as_json(self) -> dict[str, Any]:
+        """The `cim purge --json` document (DESIGN.md §5.1), plus run id, cutoff and resumed files."""
+        return {
+            "dry_run": self.dry_run,
+            "purged": {"calls": self.calls, "chats": self.chats, "files": self.files, "bytes": self.bytes},
+            "held": self.held,
+            "resumed_files": self.resumed_files,
+            "run_id": self.run_id,
+            "cutoff": to_iso(self.cutoff),
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+@dataclass(frozen=True)
+class PurgeRun:
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    cutoff: datetime
+    dry_run: bool
+    started_by: str
+    calls: int
+    chats: int
+    files: int
+    bytes: int
+    held: int
+    status: str
+
+
+@dataclass(frozen=True)
+class FsckProblem:
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class FsckReport:
+    problems: tuple[FsckProblem, ...]
+    recordings_checked: int
+    files_seen: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        """The `cim fsck --json` document (DESIGN.md §5.1)."""
+        return {
+            "ok": self.ok,
+            "problems": [{"kind": p.kind, "detail": p.detail} for p in self.problems],
+            "recordings_checked": self.recordings_checked,
+            "files_seen": self.files_seen,
+        }
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    created_at: datetime
+    db_bytes: int
+    files: int
+    bytes: int
+    #: Recordings whose file was missing when copied (fsck will have reported them as missing_file).
+    missing_files: int
+    destroy_by: datetime
+
+
+@dataclass
+class _Counts:
+    calls: int = 0
+    chats: int = 0
+    files: int = 0
+    bytes: int = 0
+    resumed: int = 0
+    paths: list[str] = field(default_factory=list)
+
+
+class Retention:
+    """Holds, purges and integrity checks over the conversations and the managed recordings folder."""
+
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.audit = audit
+        self.settings = settings
+        self.clock = clock
+        self._purging = asyncio.Lock()
+
+    # ----------------------------------------------------------------------------------- holds
+
+    def _today(self) -> date:
+        return self.clock().astimezone(ZoneInfo(self.settings.timezone)).date()
+
+    async def holds(self, actor: Actor, *, include_released: bool = False,
+                    conversation_id: int | None = None) -> list[Hold]:
+        """Holds, open ones first and the most overdue review at the top (cim_manager, boi_director)."""
+        await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.holds_list")
+        where, params = [], []
+        if not include_released:
+            where.append("h.released_at IS NULL")
+        if conversation_id is not None:
+            where.append("h.conversation_id = ?")
+            params.append(conversation_id)
+        rows = await self.db.fetchall(
+            "SELECT h.*, s.name AS set_by_name, r.name AS released_by_name FROM holds h"
+            " LEFT JOIN staff s ON s.id = h.set_by LEFT JOIN staff r ON r.id = h.released_by"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY h.released_at IS NOT NULL, h.review_on IS NULL, h.review_on, h.id",
+            params,
+        )
+        today = self._today()
+        return [_hold(r, today) for r in rows]
+
+    async def add_hold(
+        self,
+        actor: Actor,
+        conversation_ids: Iterable[int],
+        *,
+        legal_basis: str,
+        case_reference: str,
+        review_on: date | None = None,
+    ) -> list[Hold]:
+        """Hold one conversation or a whole search result; all or nothing, one audit entry per hold."""
+        ids = sorted({_conversation_id(i) for i in conversation_ids})
+        await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.hold_set", target_kind="conversation",
+                               target_id=",".join(map(str, ids[:20])) or None)
+        if not ids:
+            raise InvalidInput("name at least one conversation to hold")
+        legal_basis = _required_text(legal_basis, "the legal basis")
+        case_reference = _required_text(case_reference, "the case reference")
+        if review_on is not None and review_on < self._today():
+            raise InvalidInput(f"the review date {review_on.isoformat()} is in the past")
+        now = to_iso(self.clock())
+        created: list[int] = []
+        async with self.db.write() as tx:
+            marks = ",".join("?" * len(ids))
+            present = {r[0] for r in await tx.execute_fetchall(
+                f"SELECT id FROM conversations WHERE id IN ({marks})", ids)}
+            missing = [i for i in ids if i not in present]
+            if missing:
+                purged = {r[0]: r[1] for r in await tx.execute_fetchall(
+                    f"SELECT id, purged_at FROM purged_conversations WHERE id IN ({marks})", missing)}
+                if purged:
+                    first = min(purged)
+                    raise AlreadyPurged(
+                        f"conversation {first} was already purged on {purged[first][:10]}; nothing is left to hold"
+                        + (f" (also purged: {', '.join(map(str, sorted(purged)[1:]))})" if len(purged) > 1 else "")
+                    )
+                raise ConversationNotFound(f"no conversation {', '.join(map(str, missing))}; nothing was held")
+            for conversation_id in ids:
+                cursor = await tx.execute(
+                    "INSERT INTO holds(conversation_id, legal_basis, case_reference, set_by, set_at, review_on)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (conversation_id, legal_basis, case_reference, actor.staff_id, now,
+                     review_on.isoformat() if review_on else None),
+                )
+                created.append(cursor.lastrowid)
+                await self.audit.append(
+                    tx, actor, "retention.hold_set", target_kind="conversation", target_id=conversation_id,
+                    details={"hold_id": cursor.lastrowid, "review_on": review_on.isoformat() if review_on else None},
+                )
+        held = await self.holds(actor, include_released=True)
+        return [h for h in held if h.id in set(created)]
+
+    async def release_hold(self, actor: Actor, hold_id: int) -> Hold:
+        """Release a manual hold; the conversation is purged by the next run if it is past its date."""
+        await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.hold_released", target_kind="hold",
+                               target_id=hold_id)
+        async with self.db.write() as tx:
+            rows = await tx.execute_fetchall("SELECT * FROM holds WHERE id = ?", (hold_id,))
+            if not rows:
+                raise NotFound(f"no hold {hold_id}")
+            row = rows[0]
+            if row["released_at"] is not None:
+                raise InvalidTransition(f"hold {hold_id} was already released on {row['released_at'][:10]}")
+            if row["request_id"] is not None:
+                raise InvalidTransition(
+                    f"hold {hold_id} belongs to access request {row['request_id']} and ends when that request closes"
+                )
+            await tx.execute("UPDATE holds SET released_at = ?, released_by = ? WHERE id = ?",
+                             (to_iso(self.clock()), actor.staff_id, hold_id))
+            await self.audit.append(tx, actor, "retention.hold_released", target_kind="conversation",
+                                    target_id=row["conversation_id"], details={"hold_id": hold_id})
+        (hold,) = [h for h in await self.holds(actor, include_released=True) if h.id == hold_id]
+        return hold
+
+    # ----------------------------------------------------------------------------------- purge
+
+    async def preview(self, actor: Actor) -> PurgePreview:
+        """What a purge would delete now and what is held back, and why (counts, ids; never content)."""
+        await self.audit.guard(actor, Permission.RUN_PURGE, "retention.preview")
+        return await self._preview(self.clock())
+
+    async def _preview(self, cutoff: datetime) -> PurgePreview:
+        c_iso = to_iso(cutoff)
+        by_channel = {r["channel"]: r["n"] for r in await self.db.fetchall(
+            f"SELECT c.channel, count(*) AS n FROM conversations c WHERE {_SQL_ENDED} AND NOT {_SQL_HELD}"
+            " GROUP BY c.channel", (c_iso,))}
+        files = await self.db.fetchone(
+            "SELECT count(*) AS n, coalesce(sum(rec.size_bytes), 0) AS b FROM recordings rec"
+            f" JOIN conversations c ON c.id = rec.conversation_id WHERE {_SQL_ENDED} AND NOT {_SQL_HELD}", (c_iso,))
+        held_rows = await self.db.fetchall(
+            f"SELECT c.id, c.channel, c.created_at FROM conversations c WHERE {_SQL_ENDED} AND {_SQL_HELD}"
+            " ORDER BY c.id", (c_iso,))
+        reasons: dict[int, list[str]] = {r["id"]: [] for r in held_rows}
+        if reasons:
+            for h in await self.db.fetchall(
+                "SELECT h.id, h.conversation_id, h.legal_basis, h.case_reference, h.request_id, h.review_on"
+                " FROM holds h JOIN conversations c ON c.id = h.conversation_id"
+                f" WHERE h.released_at IS NULL AND {_SQL_ENDED} ORDER BY h.id", (c_iso,)):
+                if h["request_id"] is not None:
+                    text = f"hold {h['id']}: open access request {h['request_id']}"
+                else:
+                    text = f"hold {h['id']}: {h['legal_basis']}, case {h['case_reference']}"
+                    if h["review_on"]:
+                        text += f", review {h['review_on']}"
+                reasons.setdefault(h["conversation_id"], []).append(text)
+            for q in await self.db.fetchall(
+                "SELECT rc.conversation_id, r.number FROM request_conversations rc"
+                " JOIN access_requests r ON r.id = rc.request_id JOIN conversations c ON c.id = rc.conversation_id"
+                f" WHERE r.closed_at IS NULL AND r.withdrawn_at IS NULL AND {_SQL_ENDED}", (c_iso,)):
+                reasons.setdefault(q["conversation_id"], []).append(f"linked to open request {q['number']}")
+        pending = await self.db.fetchone("SELECT count(*) AS n FROM pending_unlinks")
+        return PurgePreview(
+            cutoff=cutoff,
+            calls=by_channel.get("call", 0),
+            chats=by_channel.get("chat", 0),
+            files=files["n"],
+            bytes=files["b"],
+            held=len(held_rows),
+            held_items=tuple(HeldItem(r["id"], r["channel"], from_iso(r["created_at"]), tuple(reasons[r["id"]]))
+                             for r in held_rows),
+            pending_files=pending["n"],
+        )
+
+    async def purge(
+        self,
+        actor: Actor,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[PurgeProgress], None] | None = None,
+        batch_size: int | None = None,
+    ) -> PurgeResult:
+        """Permanently delete every ended conversation past purge_after that is not held (§6).
+
+        Rows go in short batches; each batch's file paths are recorded in pending_unlinks in the
+        same transaction, and the files are unlinked after the commit, so a run killed at any point
+        leaves no row without its file and the next run deletes the leftover files first.
+        """
+        await self.audit.guard(actor, Permission.RUN_PURGE, "retention.purge")
+        started = time.monotonic()
+        cutoff = self.clock()
+        await self._check_clock(cutoff)
+        if dry_run:
+            return await self._dry_run(actor, cutoff, started)
+        if self._purging.locked():
+            raise Conflict("a purge is already running in this process; wait for it to finish")
+        async with self._purging:
+            with _FileLock(self.settings.data_dir / "purge.lock"):
+                return await self._purge(actor, cutoff, started, progress, batch_size or self.settings.purge_batch_size)
+
+    async def _check_clock(self, now: datetime) -> None:
+        last = await self.db.fetchone("SELECT at FROM audit ORDER BY id DESC LIMIT 1")
+        if last is not None and now < from_iso(last["at"]) - CLOCK_TOLERANCE:
+            raise ClockJumped(
+                f"the clock reads {to_iso(now)[:19]}Z, earlier than the last audit entry ({last['at'][:19]}Z); "
+                "fix the system time before purging"
+            )
+
+    async def _dry_run(self, actor: Actor, cutoff: datetime, started: float) -> PurgeResult:
+        preview = await self._preview(cutoff)
+        async with self.db.write() as tx:
+            run_id = await self._insert_run(tx, actor, cutoff, dry_run=True, status="finished", preview=preview)
+            await self.audit.append(tx, actor, "retention.purge", target_kind="purge_run", target_id=run_id,
+                                    details=_counts_details(preview.calls, preview.chats, preview.files,
+                                                            preview.bytes, preview.held, dry_run=True))
+        return PurgeResult(run_id, True, cutoff, preview.calls, preview.chats, preview.files, preview.bytes,
+                           preview.held, 0, time.monotonic() - started, False)
+
+    async def _insert_run(self, tx, actor: Actor, cutoff: datetime, *, dry_run: bool, status: str,
+                          preview: PurgePreview | None = None) -> int:
+        now = to_iso(self.clock())
+        p = preview
+        cursor = await tx.execute(
+            "INSERT INTO purge_runs(started_at, finished_at, cutoff, dry_run, started_by, calls, chats, files, bytes,"
+            " held, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, now if status != "running" else None, to_iso(cutoff), int(dry_run), actor.name,
+             p.calls if p else 0, p.chats if p else 0, p.files if p else 0, p.bytes if p else 0,
+             p.held if p else 0, status),
+        )
+        return cursor.lastrowid
+
+    async def _purge(self, actor: Actor, cutoff: datetime, started: float,
+                     progress: Callable[[PurgeProgress], None] | None, batch_size: int) -> PurgeResult:
+        if batch_size < 1:
+            raise InvalidInput("the purge batch size must be at least 1")
+        preview = await self._preview(cutoff)
+        c_iso = to_iso(cutoff)
+        if preview.files or preview.pending_files:
+            await asyncio.to_thread(_probe_writable, self.settings.recordings_dir)
+        async with self.db.write() as tx:
+            await self._recover_stale_runs(tx, actor)
+            run_id = await self._insert_run(tx, actor, cutoff, dry_run=False, status="running")
+            await self.audit.append(tx, actor, "retention.purge_started", target_kind="purge_run", target_id=run_id,
+                                    details={"cutoff": c_iso})
+        counts = _Counts()
+        try:
+            counts.resumed = await self._finish_pending(run_id)
+            total = preview.calls + preview.chats
+            if progress:
+                progress(PurgeProgress(0, total))
+            dependents = await self._dependent_tables()
+            paused = False
+            while True:
+                purged, paths = await self._delete_batch(run_id, c_iso, batch_size, dependents, counts)
+                if not purged:
+                    break
+                if not paused and os.environ.get(PAUSE_AFTER_COMMIT_ENV):
+                    paused = True
+                    _pause_for_test(os.environ[PAUSE_AFTER_COMMIT_ENV])
+                await self._unlink(paths)
+                if progress:
+                    progress(PurgeProgress(counts.calls + counts.chats, max(total, counts.calls + counts.chats)))
+                await asyncio.sleep(0)  # let live chat writes in between batches
+        except BaseException as exc:
+            try:
+                async with self.db.write() as tx:
+                    await tx.execute("UPDATE purge_runs SET status = 'failed', finished_at = ? WHERE id = ?",
+                                     (to_iso(self.clock()), run_id))
+                    await self.audit.append(tx, actor, "retention.purge", outcome="failed", target_kind="purge_run",
+                                            target_id=run_id, details={**_counts_details(
+                                                counts.calls, counts.chats, counts.files, counts.bytes, preview.held,
+                                                dry_run=False), "error": type(exc).__name__})
+            except Exception:  # the store itself is failing: the next run recovers this one as stale
+                log.exception("could not record the failed purge run %s", run_id)
+            raise
+        async with self.db.write() as tx:
+            await tx.execute("UPDATE purge_runs SET status = 'finished', finished_at = ?, held = ? WHERE id = ?",
+                             (to_iso(self.clock()), preview.held, run_id))
+            await self.audit.append(tx, actor, "retention.purge", target_kind="purge_run", target_id=run_id,
+                                    details={**_counts_details(counts.calls, counts.chats, counts.files,
+                                                               counts.bytes, preview.held, dry_run=False),
+                                             "resumed_files": counts.resumed})
+        if counts.calls or counts.chats or counts.resumed:
+            await self._optimize_fulltext()
+        wal_truncated = await self._truncate_wal()
+        return PurgeResult(run_id, False, cutoff, counts.calls, counts.chats, counts.files, counts.bytes,
+                           preview.held, counts.resumed, time.monotonic() - started, wal_truncated)
+
+    async def _recover_stale_runs(self, tx, actor: Actor) -> None:
+        """Runs still 'running' while we hold the purge lock were killed: mark them failed, in the audit too."""
+        for r in await tx.execute_fetchall(
+                "SELECT id, calls, chats, files, bytes FROM purge_runs WHERE status = 'running'"):
+            await tx.execute("UPDATE purge_runs SET status = 'failed', finished_at = ? WHERE id = ?",
+                             (to_iso(self.clock()), r["id"]))
+            await self.audit.append(tx, actor, "retention.purge_recovered", target_kind="purge_run",
+                                    target_id=r["id"], details={"calls": r["calls"], "chats": r["chats"],
+                                                                "files": r["files"], "bytes": r["bytes"]})
+
+    async def _dependent_tables(self) -> list[tuple[str, str]]:
+        """(table, column) of every other table whose FK to conversations does not cascade by itself."""
+        found = []
+        for t in await self.db.fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
+            if t["name"] in _OWN_TABLES:
+                continue
+            for fk in await self.db.fetchall("SELECT * FROM pragma_foreign_key_list(?)", (t["name"],)):
+                if fk["table"] == "conversations" and fk["on_delete"].upper() in ("NO ACTION", "RESTRICT"):
+                    found.append((t["name"], fk["from"]))
+        return found
+
+    async def _delete_batch(self, run_id: int, c_iso: str, batch_size: int,
+                            dependents: list[tuple[str, str]], counts: _Counts) -> tuple[int, list[str]]:
+        """One short transaction: delete a batch of conversations and record their files as pending."""
+        async with self.db.write() as tx:
+            rows = await tx.execute_fetchall(
+                f"SELECT c.id, c.channel FROM conversations c WHERE {_SQL_ENDED} AND NOT {_SQL_HELD}"
+                " ORDER BY c.purge_after, c.id LIMIT ?", (c_iso, batch_size))
+            if not rows:
+                return 0, []
+            ids = [r["id"] for r in rows]
+            marks = ",".join("?" * len(ids))
+            recs = await tx.execute_fetchall(
+                f"SELECT path, size_bytes FROM recordings WHERE conversation_id IN ({marks})", ids)
+            await tx.executemany("INSERT OR IGNORE INTO pending_unlinks(path, purge_run) VALUES (?, ?)",
+                                 [(r["path"], run_id) for r in recs])
+            try:
+                for table, column in dependents:
+                    await tx.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', ids)
+                await tx.execute(f"DELETE FROM holds WHERE conversation_id IN ({marks})", ids)
+                await tx.execute(f"DELETE FROM messages WHERE conversation_id IN ({marks})", ids)
+                await tx.execute(f"DELETE FROM recordings WHERE conversation_id IN ({marks})", ids)
+                await tx.execute(f"DELETE FROM conversations WHERE id IN ({marks})", ids)
+            except sqlite3.IntegrityError as exc:
+                raise StoreUnavailable(f"the purge was blocked by data that still refers to a conversation ({exc})") \
+                    from exc
+            now = to_iso(self.clock())
+            await tx.executemany(
+                "INSERT OR REPLACE INTO purged_conversations(id, purged_at, purge_run) VALUES (?, ?, ?)",
+                [(i, now, run_id) for i in ids])
+            calls = sum(1 for r in rows if r["channel"] == "call")
+            chats = len(rows) - calls
+            size = sum(r["size_bytes"] for r in recs)
+            await tx.execute(
+                "UPDATE purge_runs SET calls = calls + ?, chats = chats + ?, files = files + ?, bytes = bytes + ?"
+                " WHERE id = ?", (calls, chats, len(recs), size, run_id))
+        counts.calls += calls
+        counts.chats += chats
+        counts.files += len(recs)
+        counts.bytes += size
+        return len(rows), [r["path"] for r in recs]
+
+    async def _unlink(self, paths: list[str]) -> None:
+        """Unlink committed-away files, then forget them; a failure leaves them pending for the next run."""
+        if not paths:
+            return
+        done, error = await asyncio.to_thread(_unlink_files, self.settings.recordings_dir, paths)
+        if done:
+            async with self.db.write() as tx:
+                await tx.executemany("DELETE FROM pending_unlinks WHERE path = ?", [(p,) for p in done])
+        if error:
+            raise StoreUnavailable(
+                f"the recordings folder {self.settings.recordings_dir} refused a deletion ({error}); "
+                "the rows are gone and the files are listed for the next purge to finish"
+            )
+
+    async def _finish_pending(self, run_id: int) -> int:
+        """Delete the files an interrupted run left behind (its rows are already gone)."""
+        rows = await self.db.fetchall("SELECT path FROM pending_unlinks ORDER BY path")
+        if not rows:
+            return 0
+        paths = [r["path"] for r in rows]
+        await self._unlink(paths)
+        return len(paths)
+
+    async def _optimize_fulltext(self) -> None:
+        """Merge full-text indexes so no segment keeps tokens of a deleted message (secure_delete zeroes the rest)."""
+        for t in await self.db.fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts%'"):
+            name = t["name"].replace('"', '""')
+            try:
+                async with self.db.write() as tx:
+                    await tx.execute(f'INSERT INTO "{name}"("{name}") VALUES (\'optimize\')')
+            except sqlite3.DatabaseError as exc:
+                log.warning("could not optimise full-text index %s after the purge: %s", t["name"], exc)
+
+    async def _truncate_wal(self) -> bool:
+        """Checkpoint and truncate the WAL; retried briefly while another connection's read blocks it."""
+        wal = Path(f"{self.db.path}-wal")
+        for attempt in range(20):
+            await self.db.checkpoint_truncate()
+            try:
+                if wal.stat().st_size == 0:
+                    return True
+            except FileNotFoundError:
+                return True
+            await asyncio.sleep(0.05 * (attempt + 1))
+        log.warning("the WAL could not be truncated after the purge; a reader held it open")
+        return False
+
+    async def runs(self, actor: Actor, *, limit: int = 50) -> list[PurgeRun]:
+        """The latest purge runs (counts only)."""
+        await self.audit.guard(actor, Permission.RUN_PURGE, "retention.runs")
+        return [_run(r) for r in await self.db.fetchall(
+            "SELECT * FROM purge_runs ORDER BY id DESC LIMIT ?", (limit,))]
+
+    # ----------------------------------------------------------------------------------- fsck
+
+    async def fsck(self, actor: Actor) -> FsckReport:
+        """Compare the recordings folder with the rows: orphans, missing files, checksums, empty recordings."""
+        await self.audit.guard(actor, Permission.CHECK_INTEGRITY, "retention.fsck")
+        rows = [dict(r) for r in await self.db.fetchall(
+            "SELECT id, path, sha256, size_bytes, is_empty FROM recordings ORDER BY id")]
+        pending = [r["path"] for r in await self.db.fetchall("SELECT path FROM pending_unlinks ORDER BY path")]
+        report = await asyncio.to_thread(_scan, self.settings.recordings_dir, rows, pending)
+        kinds: dict[str, int] = {}
+        for p in report.problems:
+            kinds[p.kind] = kinds.get(p.kind, 0) + 1
+        async with self.db.write() as tx:
+            await self.audit.append(tx, actor, "retention.fsck", details={
+                "ok": report.ok, "problems": kinds, "recordings_checked": report.recordings_checked})
+        return report
+
+    # ----------------------------------------------------------------------------------- backup
+
+    async def backup(self, actor: Actor, destination: Path) -> BackupResult:
+        """A consistent online copy: SQLite's backup API, then the recordings the copied rows name."""
+        await self.audit.guard(actor, Permission.CONFIGURE, "retention.backup")
+        destination = Path(destination).absolute()
+        data_dir = self.settings.data_dir.absolute()
+        if destination == data_dir or data_dir in destination.parents:
+            raise InvalidInput(f"a backup cannot go inside the data directory {data_dir}")
+        if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+            raise InvalidInput(f"{destination} already exists and is not an empty directory")
+        created = self.clock()
+        keep = Duration.parse(self.settings.backup_keep)
+        result = await asyncio.to_thread(_copy_backup, self.db.path, self.settings.recordings_dir, destination,
+                                         created, keep.after(created))
+        async with self.db.write() as tx:
+            await self.audit.append(tx, actor, "retention.backup", details={
+                "files": result.files, "bytes": result.bytes, "db_bytes": result.db_bytes,
+                "missing_files": result.missing_files, "destroy_by": to_iso(result.destroy_by)})
+        return result
+
+
+# --------------------------------------------------------------------------------- daily run
+
+def next_daily_run(now: datetime, at: str, tz: str) -> datetime | None:
+    """The next moment (aware, UTC) the daily purge is due at local time `at` (HH:MM); None when 'off'."""
+    if at.strip().lower() == "off":
+        return None
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at.strip())
+    if not match:
+        raise ConfigError(f"CIM_PURGE_DAILY_AT must be HH:MM or 'off', not {at!r}")
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone)
+    candidate = local.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
+    if candidate <= local:
+        candidate = (candidate.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
+    return candidate.astimezone(ZoneInfo("UTC"))
+
+
+async def daily_purge_loop(store: Any, settings: Settings) -> None:
+    """Run the purge every day at settings.purge_daily_at (local office time) until cancelled."""
+    actor = Actor.system("daily-purge")
+    while True:
+        due = next_daily_run(store.clock(), settings.purge_daily_at, settings.timezone)
+        if due is None:
+            log.info("daily purge is off (CIM_PURGE_DAILY_AT=off)")
+            return
+        await asyncio.sleep(max(0.0, (due - store.clock()).total_seconds()))
+        try:
+            result = await store.retention.purge(actor)
+            log.info("daily purge: %s", json.dumps(result.as_json()))
+        except Conflict as exc:
+            log.warning("daily purge skipped: %s", exc.message)
+        except Exception:  # the loop must survive one bad night; the failure is logged and audited
+            log.exception("daily purge failed")
+        await asyncio.sleep(1)  # never run twice within the same minute
+
+
+# --------------------------------------------------------------------------------- helpers
+
+class _FileLock:
+    """An exclusive, non-blocking flock on a file in the data directory: one purge across processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_FileLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Conflict("another purge is running (another process holds the purge lock); wait for it to finish") \
+                from None
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _pause_for_test(marker: str) -> None:
+    Path(marker).write_text(str(os.getpid()), encoding="utf-8")
+    while True:  # waits for the test's SIGKILL; blocking on purpose, nothing else may run now
+        time.sleep(1)
+
+
+def _inside(root: Path, relative: str) -> Path | None:
+    """The absolute path of a recording, or None when the stored path would escape the folder."""
+    if not relative or os.path.isabs(relative):
+        return None
+    candidate = (root / relative)
+    try:
+        candidate.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    return candidate
+
+
+def _probe_writable(root: Path) -> None:
+    """Refuse before deleting any row when the recordings folder cannot delete files."""
+    probe = root / f".cim-purge-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"the recordings folder {root} is not writable ({exc.strerror}); nothing was purged"
+        ) from exc
+
+
+def _unlink_files(root: Path, paths: list[str]) -> tuple[list[str], str | None]:
+    done: list[str] = []
+    for relative in paths:
+        target = _inside(root, relative)
+        if target is None:
+            log.warning("refused to delete a recording path outside the recordings folder: %r", relative)
+            done.append(relative)
+            continue
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            return done, f"{relative}: {exc.strerror or errno.errorcode.get(exc.errno, exc)}"
+        done.append(relative)
+    return done, None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
+    problems: list[FsckProblem] = []
+    if not root.exists():
+        problems.append(FsckProblem("missing_folder", f"the recordings folder {root} does not exist"))
+        return FsckReport(tuple(problems), 0, 0)
+    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+        problems.append(FsckProblem("unreadable_folder", f"the recordings folder {root} cannot be read"))
+        return FsckReport(tuple(problems), 0, 0)
+    on_disk: set[str] = set()
+    unreadable: list[Path] = []
+
+    def on_error(exc: OSError) -> None:
+        unreadable.append(Path(exc.filename))
+        problems.append(FsckProblem("unreadable_folder", f"{exc.filename}: {exc.strerror}"))
+
+    for folder, _dirs, files in os.walk(root, onerror=on_error):
+        for name in files:
+            on_disk.add((Path(folder) / name).relative_to(root).as_posix())
+    known = set()
+    for row in rows:
+        rel = row["path"]
+        known.add(rel)
+        label = f"recording {row['id']} ({rel})"
+        target = _inside(root, rel)
+        if target is None:
+            problems.append(FsckProblem("invalid_path", f"{label} points outside the recordings folder"))
+            continue
+        if rel not in on_disk:
+            if any(u in target.parents for u in unreadable):
+                continue  # already reported as an unreadable folder
+            problems.append(FsckProblem("missing_file", f"{label}: the file is missing"))
+            continue
+        if row["is_empty"]:
+            problems.append(FsckProblem("empty_recording", f"{label} is an empty recording"))
+        try:
+            size = target.stat().st_size
+            if size == 0 and not row["is_empty"]:
+                problems.append(FsckProblem("empty_recording", f"{label}: the file has zero bytes"))
+            if size != row["size_bytes"]:
+                problems.append(FsckProblem(
+                    "checksum_mismatch", f"{label}: {size} bytes on disk, {row['size_bytes']} recorded"))
+                continue
+            if _sha256(target) != row["sha256"]:
+                problems.append(FsckProblem("checksum_mismatch", f"{label}: SHA-256 differs from the recorded one"))
+        except OSError as exc:
+            problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
+    for rel in pending:
+        problems.append(FsckProblem(
+            "pending_unlink", f"{rel}: left by an interrupted purge; the next `cim purge` deletes it"))
+    for rel in sorted(on_disk - known - set(pending)):
+        if Path(rel).name.startswith(".cim-purge-probe-"):
+            continue
+        problems.append(FsckProblem("orphan_file", f"{rel}: a file in the recordings folder without a recording row"))
+    return FsckReport(tuple(problems), len(rows), len(on_disk))
+
+
+def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: datetime,
+                 destroy_by: datetime) -> BackupResult:
+    old_umask = os.umask(0o077)
+    try:
+        destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target_db = destination / db_path.name
+        source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        target = sqlite3.connect(target_db)
+        try:
+            source.backup(target)  # one step: a consistent snapshot; WAL lets writers carry on
+            target.execute("PRAGMA journal_mode=DELETE")
+            paths = target.execute("SELECT path FROM recordings ORDER BY id").fetchall()
+            oldest = target.execute("SELECT min(purge_after) FROM conversations").fetchone()[0]
+        finally:
+            source.close()
+            target.close()
+        files = size = missing = 0
+        for (relative,) in paths:
+            src = _inside(recordings, relative)
+            dst = _inside(destination / "recordings", relative)
+            if src is None or dst is None or not src.is_file():
+                missing += 1
+                continue
+            dst.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+            files += 1
+            size += dst.stat().st_size
+        (destination / "recordings").mkdir(mode=0o700, exist_ok=True)
+        manifest = {
+            "created_at": to_iso(created),
+            "destroy_by": to_iso(destroy_by),
+            "earliest_purge_after": oldest,
+            "database": target_db.name,
+            "recordings": files,
+            "recording_bytes": size,
+            "missing_files": missing,
+            "restore": "copy into an empty data directory, then run `cim purge` before `cim serve`",
+        }
+        (destination / "backup.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        return BackupResult(destination, created, target_db.stat().st_size, files, size, missing, destroy_by)
+    finally:
+        os.umask(old_umask)
+
+
+def _conversation_id(value: object) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a conversation number") from None
+    if number < 1:
+        raise InvalidInput(f"{value!r} is not a conversation number")
+    return number
+
+
+def _required_text(value: str, what: str) -> str:
+    text = " ".join((value or "").split())
+    if not text:
+        raise InvalidInput(f"{what} is required for a hold")
+    if len(text) > _MAX_TEXT:
+        raise InvalidInput(f"{what} is longer than {_MAX_TEXT} characters")
+    return text
+
+
+def _counts_details(calls: int, chats: int, files: int, size: int, held: int, *, dry_run: bool) -> dict[str, Any]:
+    return {"dry_run": dry_run, "calls": calls, "chats": chats, "files": files, "bytes": size, "held": held}
+
+
+def _hold(r: Any, today: date) -> Hold:
+    review = date.fromisoformat(r["review_on"]) if r["review_on"] else None
+    released = from_iso(r["released_at"]) if r["released_at"] else None
+    return Hold(
+        id=r["id"], conversation_id=r["conversation_id"], legal_basis=r["legal_basis"],
+        case_reference=r["case_reference"], request_id=r["request_id"], set_by=r["set_by_name"],
+        set_at=from_iso(r["set_at"]), review_on=review, released_by=r["released_by_name"], released_at=released,
+        overdue=released is None and review is not None and review < today,
+    )
+
+
+def _run(r: Any) -> PurgeRun:
+    return PurgeRun(
+        id=r["id"], started_at=from_iso(r["started_at"]),
+        finished_at=from_iso(r["finished_at"]) if r["finished_at"] else None, cutoff=from_iso(r["cutoff"]),
+        dry_run=bool(r["dry_run"]), started_by=r["started_by"], calls=r["calls"], chats=r["chats"],
+        files=r["files"], bytes=r["bytes"], held=r["held"], status=r["status"],
+    )
