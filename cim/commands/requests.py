@@ -1,0 +1,112 @@
+"""`cim requests ...`: the register of residents' requests (§4, GDPR Art. 15) from the host's command line."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+from pathlib import Path
+
+import click
+
+from cim.common import cli_actor, data_dir_option, fail, json_option, print_json, with_store
+from store.requests import CHANNELS, KINDS, STATE_LABELS, AccessRequest
+
+STATE_CHOICES = ["open", *STATE_LABELS]
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(requests)
+
+
+@click.group()
+def requests() -> None:
+    """Residents' requests to listen to a recording or read a chat (§4) and GDPR Art. 15 copies."""
+
+
+def _filters(f):
+    f = click.option("--state", type=click.Choice(STATE_CHOICES), help="Only requests in this state ('open': not closed or withdrawn).")(f)
+    f = click.option("--kind", type=click.Choice(KINDS), help="access (§4) or copy (GDPR Art. 15).")(f)
+    f = click.option("--channel", type=click.Choice(CHANNELS), help="call or chat.")(f)
+    f = click.option("--flagged", is_flag=True, help="Only requests due within the warning period or overdue.")(f)
+    return f
+
+
+def request_json(r: AccessRequest) -> dict:
+    return {
+        "number": r.number, "kind": r.kind, "state": r.state, "channel": r.channel, "asked": r.asked,
+        "received_on": r.received_on.isoformat(), "due_on": r.due_on.isoformat(),
+        "extended_until": r.extended_until.isoformat() if r.extended_until else None,
+        "effective_due": r.effective_due.isoformat(), "due_soon": r.due_soon, "overdue": r.overdue,
+        "requester_name": r.requester_name, "eligible": r.eligible, "ineligible_reason": r.ineligible_reason,
+        "opinions": sorted(r.opinions_given), "decision": r.decision,
+        "session_at": r.session_at.isoformat() if r.session_at else None,
+    }
+
+
+@requests.command("list")
+@_filters
+@data_dir_option
+@json_option
+@with_store
+async def requests_list(store, state, kind, channel, flagged, as_json):
+    """List the request register, the earliest due first (! marks overdue, ~ due soon)."""
+    found = await store.requests.list(cli_actor("requests"), state=state, kind=kind, channel=channel,
+                                      flagged_only=flagged)
+    if as_json:
+        print_json({"requests": [request_json(r) for r in found]})
+        return
+    for r in found:
+        flag = "!" if r.overdue else ("~" if r.due_soon else " ")
+        click.echo(f"{flag} {r.number}  {r.kind:<6} {r.channel:<4} {r.state_label:<20} due {r.effective_due}  "
+                   f"{r.requester_name}")
+    if not found:
+        click.echo("no requests")
+
+
+@requests.command("show")
+@click.argument("number")
+@data_dir_option
+@json_option
+@with_store
+async def requests_show(store, number, as_json):
+    """Show one request, NUMBER such as CIM/2026/0001, with its conversations, opinions and letters."""
+    d = await store.requests.get_by_number(cli_actor("requests"), number)
+    doc = request_json(d.request) | {
+        "conversations": [c.conversation_id for c in d.conversations],
+        "opinions": [{"kind": o.kind, "by": o.staff_name, "verdict": o.verdict} for o in d.opinions],
+        "attendees": [{"name": a.name, "present": a.present} for a in d.attendees],
+        "letters": [{"kind": x.kind, "path": str(x.path), "sha256": x.sha256} for x in d.letters],
+        "next_actions": list(d.next_actions),
+    }
+    if as_json:
+        print_json(doc)
+        return
+    for key, value in doc.items():
+        click.echo(f"{key}: {value}")
+
+
+@requests.command("export-csv")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_filters
+@data_dir_option
+@with_store
+async def requests_export_csv(store, file, state, kind, channel, flagged):
+    """Write the request register as CSV to FILE (for the director); the export is audited."""
+    if file.exists():
+        fail(f"{file} already exists; choose a new file name")
+    text = await store.requests.register_csv(cli_actor("requests"), state=state, kind=kind, channel=channel,
+                                             flagged_only=flagged)
+
+    def write() -> None:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+    try:
+        await asyncio.to_thread(write)
+    except OSError as exc:
+        fail(f"cannot write {file}: {exc.strerror}")
+    rows = len(list(csv.reader(io.StringIO(text)))) - 1
+    click.echo(f"wrote {rows} requests to {file}")
