@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cim.commands import audit, core, users
+from cim.commands import ingest, notices
 from cim.commands import requests as requests_commands
 from cim.commands import retention
 from cim.commands import tui as tui_commands
@@ -25,6 +26,8 @@ audit.register(cli)
 requests_commands.register(cli)
 retention.register(cli)
 tui_commands.register(cli)
+ingest.register(cli)
+notices.register(cli)
 
 
 def main() -> None:

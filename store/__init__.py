@@ -7,7 +7,9 @@ state takes the acting `Actor`, checks the permission policy and audits in the s
 from __future__ import annotations
 
 from .accounts import Accounts
+from .archive import Archive
 from .audit import AuditLog
+from .calls import Calls
 from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
@@ -32,6 +34,8 @@ class Store:
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock)
         self.chats = Chats(db, self.audit, settings, clock)
+        self.calls = Calls(self)
+        self.archive = Archive(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":

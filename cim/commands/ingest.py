@@ -1,0 +1,172 @@
+"""`cim ingest asterisk|freepbx` (call records and recordings from the PBX) and `cim calls routes` (DID -> department)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
+from store.calls import IngestReport
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(ingest)
+    cli.add_command(calls)
+
+
+@click.group()
+def ingest() -> None:
+    """Register the PBX's calls and recordings (idempotent: running again adds nothing)."""
+
+
+def _common(func):
+    options = [
+        click.option("--cdr", "cdr", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="The CDR file (Asterisk: /var/log/asterisk/cdr-csv/Master.csv; FreePBX: a CSV export)."),
+        click.option("--recordings", "recordings", type=click.Path(file_okay=False, path_type=Path),
+                     help="The PBX's recordings folder (e.g. /var/spool/asterisk/monitor)."),
+        click.option("--columns", help="Comma-separated CDR columns. Asterisk: the optional columns after the 16 "
+                                       "fixed ones as on in cdr.conf (default uniqueid,userfield), or a full "
+                                       "cdr_custom list. FreePBX: the columns when the export has no header."),
+        click.option("--timezone", "timezone_name", help="Zone of the PBX's local times (default: the `timezone` "
+                                                         "setting, Europe/Warsaw)."),
+        click.option("--move", is_flag=True, help="Delete each source recording once it is safely registered."),
+        click.option("--watch", is_flag=True, help="Keep running: pick up appended CDR lines and new recordings "
+                                                   "as the PBX writes them, until Ctrl-C."),
+        click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
+                     help="Seconds between polls in --watch mode."),
+        click.option("--watch-iterations", type=click.IntRange(1), hidden=True,
+                     help="Stop --watch after this many polls (tests)."),
+        data_dir_option,
+        json_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@ingest.command("asterisk")
+@_common
+@with_store
+async def ingest_asterisk(store, **options):
+    """Ingest Asterisk cdr_csv records (no header; 16 fixed columns + the optional ones) and their recordings."""
+    await _run(store, "asterisk", **options)
+
+
+@ingest.command("freepbx")
+@_common
+@with_store
+async def ingest_freepbx(store, **options):
+    """Ingest a FreePBX CDR export (asteriskcdrdb.cdr as CSV with a header) and its YYYY/MM/DD recordings tree."""
+    await _run(store, "freepbx", **options)
+
+
+async def _run(store, kind, cdr, recordings, columns, timezone_name, move, watch, interval, watch_iterations,
+               as_json) -> None:
+    actor = cli_actor(f"ingest-{kind}")
+    src = store.calls.source(kind, cdr, recordings, columns=columns, timezone_name=timezone_name, move=move)
+    if watch:
+        report = await _watch(store, actor, src, interval, watch_iterations, as_json)
+    else:
+        report = await _once(store, actor, src, as_json)
+    if as_json:
+        print_json(report.as_json())
+    else:
+        _print_summary(report)
+
+
+async def _once(store, actor, src, as_json: bool) -> IngestReport:
+    if as_json or not sys.stderr.isatty():
+        return await store.calls.ingest(actor, src)
+    total = await store.calls.count_lines(src)
+    with click.progressbar(length=total, label="Registering calls", file=sys.stderr) as bar:
+        return await store.calls.ingest(actor, src, progress=bar.update)
+
+
+async def _watch(store, actor, src, interval, iterations, as_json: bool) -> IngestReport:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests), or no signals here
+            pass
+
+    def on_poll(polled: IngestReport) -> None:
+        if polled.imported or polled.rejected or polled.recordings:
+            click.echo(f"{polled.imported} new call records, {polled.recordings} recordings, "
+                       f"{len(polled.rejected)} rejected", err=True)
+            for r in polled.rejected:
+                click.echo(f"  {_where(r)}: {r.reason}", err=True)
+
+    if not as_json:
+        click.echo(f"watching {src.cdr} (Ctrl-C to stop)", err=True)
+    return await store.calls.watch(actor, src, stop, interval=interval, iterations=iterations, on_poll=on_poll)
+
+
+def _where(r) -> str:
+    parts = []
+    if r.line is not None:
+        parts.append(f"line {r.line}")
+    if r.file:
+        parts.append(r.file)
+    return ", ".join(parts) or "?"
+
+
+def _print_summary(report: IngestReport) -> None:
+    click.echo(f"imported {report.imported} call records ({report.calls} new calls), "
+               f"{report.already_present} already present, {len(report.rejected)} rejected")
+    click.echo(f"recordings: {report.recordings} registered, {report.recordings_already_present} already present; "
+               f"{report.calls_without_recording} calls without a recording, "
+               f"{report.recordings_without_call} recordings without a call")
+    for r in report.rejected:
+        click.echo(f"rejected {_where(r)}: {r.reason}", err=True)
+
+
+@click.group()
+def calls() -> None:
+    """Call settings: which department a dialled number (DID, queue) concerns."""
+
+
+@calls.group("routes")
+def routes() -> None:
+    """Dialled number -> department, used when registering calls."""
+
+
+@routes.command("add")
+@click.argument("number")
+@click.argument("department")
+@data_dir_option
+@with_store
+async def routes_add(store, number, department):
+    """Calls to NUMBER (DID, queue or ring group) concern DEPARTMENT (its code)."""
+    await store.calls.set_route(cli_actor("calls"), number, department)
+    click.echo(f"calls to {number} concern {department}")
+
+
+@routes.command("remove")
+@click.argument("number")
+@data_dir_option
+@with_store
+async def routes_remove(store, number):
+    """Forget the department of calls to NUMBER."""
+    await store.calls.remove_route(cli_actor("calls"), number)
+    click.echo(f"route for {number} removed")
+
+
+@routes.command("list")
+@data_dir_option
+@json_option
+@with_store
+async def routes_list(store, as_json):
+    """List dialled numbers and their departments."""
+    rows = await store.calls.routes()
+    if as_json:
+        print_json([{"number": n, "department": d} for n, d in rows])
+    else:
+        for number, dept in rows:
+            click.echo(f"{number}: {dept}")

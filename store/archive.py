@@ -1,0 +1,408 @@
+"""The archive (§5): audited search of calls and chats, and opening recordings and transcripts for a stated purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from .audio import level_envelope
+from .calls import _digits, normalise_number
+from .clock import from_iso
+from .errors import ConversationNotFound, InvalidInput, NotFound
+from .models import Actor
+from .policy import Permission, allowed
+
+if TYPE_CHECKING:
+    from . import Store
+
+PAGE_SIZE_MAX = 500
+PURPOSE_MAX = 500
+DIRECTIONS = ("incoming", "outgoing", "internal")
+CHANNELS = ("call", "chat")
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What the archive is searched by; dates are office-local calendar days, both inclusive."""
+
+    number: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    direction: str | None = None
+    channel: str | None = None
+    consultant: str | None = None   # staff name
+    department: str | None = None   # department code
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: int
+    channel: str
+    status: str
+    created_at: datetime
+    ended_at: datetime | None
+    direction: str | None
+    resident_number: str | None
+    number_identifiable: bool | None
+    consultant: str | None
+    department: str | None
+    duration_s: int | None
+    disposition: str | None
+    has_recording: bool
+    notice_played: bool | None
+    full_info_requested: bool | None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    items: tuple[ConversationSummary, ...]
+    #: Pass back as `after` for the next (older) page; None on the last page.
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    id: int
+    conversation_id: int
+    pbx_uniqueid: str
+    path: str               # relative to the recordings folder
+    sha256: str
+    size_bytes: int
+    duration_s: float | None
+    format: str
+    is_empty: bool
+    imported_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationDetail:
+    summary: ConversationSummary
+    extension: str | None
+    pbx_uniqueid: str | None
+    pbx_linkedid: str | None
+    billsec_s: int | None
+    purge_after: datetime
+    notice_version: int | None
+    lang: str | None
+    recordings: tuple[RecordingInfo, ...]
+    message_count: int
+    held: bool
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    seq: int
+    sender: str
+    text: str
+    at: datetime
+    staff_name: str | None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    conversation_id: int
+    lines: tuple[TranscriptLine, ...]
+
+
+@dataclass(frozen=True)
+class OpenedRecording:
+    recording: RecordingInfo
+    #: Absolute path inside the managed recordings folder, for the player.
+    path: Path
+
+
+@dataclass(frozen=True)
+class IntegrityResult:
+    recording_id: int
+    ok: bool
+    expected_sha256: str
+    actual_sha256: str | None
+    problem: str | None
+
+
+_SUMMARY_SQL = (
+    "SELECT c.id, c.channel, c.status, c.created_at, c.ended_at, c.direction, c.resident_number, "
+    "c.number_identifiable, s.name AS consultant, d.code AS department, c.duration_s, c.disposition, "
+    "c.notice_played, c.full_info_requested, "
+    "EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id) AS has_recording "
+    "FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id "
+    "LEFT JOIN departments d ON d.id = c.department_id"
+)
+
+
+def _opt_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _summary(r: Any) -> ConversationSummary:
+    return ConversationSummary(
+        id=r["id"], channel=r["channel"], status=r["status"], created_at=from_iso(r["created_at"]),
+        ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None, direction=r["direction"],
+        resident_number=r["resident_number"], number_identifiable=_opt_bool(r["number_identifiable"]),
+        consultant=r["consultant"], department=r["department"], duration_s=r["duration_s"],
+        disposition=r["disposition"], has_recording=bool(r["has_recording"]),
+        notice_played=_opt_bool(r["notice_played"]), full_info_requested=_opt_bool(r["full_info_requested"]))
+
+
+def _recording(r: Any) -> RecordingInfo:
+    return RecordingInfo(
+        id=r["id"], conversation_id=r["conversation_id"], pbx_uniqueid=r["pbx_uniqueid"], path=r["path"],
+        sha256=r["sha256"], size_bytes=r["size_bytes"], duration_s=r["duration_s"], format=r["format"],
+        is_empty=bool(r["is_empty"]), imported_at=from_iso(r["imported_at"]))
+
+
+def number_condition(text: str) -> tuple[str, str, list[Any]]:
+    """SQL for a number filter: ("full"|"partial"|"raw", condition, params).
+
+    A whole number (national 9 digits, +48..., 0048..., or another +CC number) matches exactly on
+    its normalised form. Three or more digits match numbers that start with them (national or
+    international form) or end with them, both as index range scans.
+    """
+    text = text.strip()
+    info = normalise_number(text)
+    digits = _digits(text)
+    if info.identifiable and info.normalised and info.normalised.startswith("+") and len(digits) >= 9:
+        return "full", "c.resident_number = ?", [info.normalised]
+    if digits and len(digits) == len(text.replace(" ", "").replace("-", "").lstrip("+")):
+        if len(digits) < 3:
+            raise InvalidInput("give at least 3 digits of the number")
+        international = text.lstrip().startswith("+") or digits.startswith("00")
+        prefix = "+" + (digits[2:] if digits.startswith("00") else digits) if international else "+48" + digits
+        # ':' sorts right after '9', so [p, p + ':') is every text starting with p
+        return ("partial",
+                "((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND c.number_rev < ?))",
+                [prefix, prefix + ":", digits[::-1], digits[::-1] + ":"])
+    if not text:
+        raise InvalidInput("the number to search for is empty")
+    return "raw", "c.resident_number = ?", [text]
+
+
+class Archive:
+    """Search and open conversations; every read is checked against the policy and audited (§3, §5)."""
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+
+    @property
+    def _zone(self) -> ZoneInfo:
+        return ZoneInfo(self.store.settings.timezone)
+
+    async def search(self, actor: Actor, filters: SearchFilters, *, after: str | None = None,
+                     page_size: int = 50) -> SearchPage:
+        """One page of conversations, newest first; `after` is the previous page's next_cursor (keyset paging)."""
+        await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.search")
+        if not 1 <= page_size <= PAGE_SIZE_MAX:
+            raise InvalidInput(f"page size must be between 1 and {PAGE_SIZE_MAX}")
+        where: list[str] = []
+        params: list[Any] = []
+        number_kind = None
+        if filters.number and filters.number.strip():
+            number_kind, condition, values = number_condition(filters.number)
+            where.append(condition)
+            params += values
+        if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+            raise InvalidInput("the date range ends before it starts")
+        if filters.date_from:
+            where.append("c.created_at >= ?")
+            params.append(self._day_start(filters.date_from))
+        if filters.date_to:
+            where.append("c.created_at < ?")
+            params.append(self._day_start(filters.date_to + timedelta(days=1)))
+        if filters.direction:
+            if filters.direction not in DIRECTIONS:
+                raise InvalidInput(f"direction must be one of {', '.join(DIRECTIONS)}")
+            where.append("c.direction = ?")
+            params.append(filters.direction)
+        if filters.channel:
+            if filters.channel not in CHANNELS:
+                raise InvalidInput("channel must be call or chat")
+            where.append("c.channel = ?")
+            params.append(filters.channel)
+        if filters.consultant:
+            row = await self.store.db.fetchone("SELECT id FROM staff WHERE name = ?", (filters.consultant.strip(),))
+            if row is None:
+                raise NotFound(f"no staff member named {filters.consultant.strip()!r}")
+            where.append("c.consultant_id = ?")
+            params.append(row["id"])
+        if filters.department:
+            row = await self.store.db.fetchone("SELECT id FROM departments WHERE code = ?", (filters.department.strip(),))
+            if row is None:
+                raise NotFound(f"no department with code {filters.department.strip()!r}")
+            where.append("c.department_id = ?")
+            params.append(row["id"])
+        if after:
+            created, conv_id = self._cursor(after)
+            where.append("(c.created_at < ? OR (c.created_at = ? AND c.id < ?))")
+            params += [created, created, conv_id]
+        sql = _SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY c.created_at DESC, c.id DESC LIMIT ?"
+        rows = await self.store.db.fetchall(sql, (*params, page_size + 1))
+        items = tuple(_summary(r) for r in rows[:page_size])
+        next_cursor = None
+        if len(rows) > page_size:
+            last = rows[page_size - 1]
+            next_cursor = f"{last['created_at']}|{last['id']}"
+        audited = {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(filters).items() if v}
+        if "number" in audited:
+            # the number searched for is personal data; the log keeps only what kind of search it was
+            audited["number"] = number_kind
+        async with self.store.db.write() as tx:
+            await self.store.audit.append(tx, actor, "archive.search", target_kind="archive",
+                                          details={"filters": audited, "page": bool(after), "results": len(items)})
+        return SearchPage(items, next_cursor)
+
+    def _day_start(self, day: date) -> str:
+        local = datetime.combine(day, time(0), tzinfo=self._zone)
+        return local.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    @staticmethod
+    def _cursor(text: str) -> tuple[str, int]:
+        created, _, conv_id = text.partition("|")
+        try:
+            from_iso(created)
+            return created, int(conv_id)
+        except ValueError:
+            raise InvalidInput("the page cursor is not one this archive gave out") from None
+
+    async def _conversation_row(self, conversation_id: int) -> Any:
+        row = await self.store.db.fetchone(_SUMMARY_SQL + " WHERE c.id = ?", (conversation_id,))
+        if row is None:
+            raise ConversationNotFound(f"no conversation {conversation_id}")
+        return row
+
+    async def details(self, actor: Actor, conversation_id: int) -> ConversationDetail:
+        """Metadata of one conversation and its recordings (no content); audited as a view."""
+        await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.view",
+                                     target_kind="conversation", target_id=conversation_id)
+        summary = _summary(await self._conversation_row(conversation_id))
+        extra = await self.store.db.fetchone(
+            "SELECT c.extension, c.pbx_uniqueid, c.pbx_linkedid, c.billsec_s, c.purge_after, c.lang, n.version, "
+            "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages, "
+            "EXISTS (SELECT 1 FROM holds h WHERE h.conversation_id = c.id AND h.released_at IS NULL) AS held "
+            "FROM conversations c LEFT JOIN notices n ON n.id = c.notice_id WHERE c.id = ?", (conversation_id,))
+        recordings = await self.store.db.fetchall(
+            "SELECT * FROM recordings WHERE conversation_id = ? ORDER BY id", (conversation_id,))
+        async with self.store.db.write() as tx:
+            await self.store.audit.append(tx, actor, "archive.view", target_kind="conversation",
+                                          target_id=conversation_id)
+        return ConversationDetail(
+            summary=summary, extension=extra["extension"], pbx_uniqueid=extra["pbx_uniqueid"],
+            pbx_linkedid=extra["pbx_linkedid"], billsec_s=extra["billsec_s"],
+            purge_after=from_iso(extra["purge_after"]), notice_version=extra["version"], lang=extra["lang"],
+            recordings=tuple(_recording(r) for r in recordings), message_count=extra["messages"],
+            held=bool(extra["held"]))
+
+    async def _purpose(self, purpose: str | None) -> tuple[str, int | None]:
+        text = (purpose or "").strip()
+        if len(text) < 3:
+            raise InvalidInput("state the purpose: a request number or a reason (at least 3 characters)")
+        if len(text) > PURPOSE_MAX:
+            raise InvalidInput(f"the purpose is longer than {PURPOSE_MAX} characters")
+        row = await self.store.db.fetchone("SELECT id FROM access_requests WHERE number = ?", (text,))
+        return text, (row["id"] if row else None)
+
+    async def open_transcript(self, actor: Actor, conversation_id: int, purpose: str) -> Transcript:
+        """A chat's transcript, for a stated purpose (request number or reason), audited with it."""
+        await self.store.audit.guard(actor, Permission.OPEN_CONTENT, "archive.open_transcript",
+                                     target_kind="conversation", target_id=conversation_id)
+        text, request_id = await self._purpose(purpose)
+        row = await self._conversation_row(conversation_id)
+        if row["channel"] != "chat":
+            raise InvalidInput("a call has no transcript; open its recording instead")
+        messages = await self.store.db.fetchall(
+            "SELECT m.seq, m.sender, m.text, m.at, s.name AS staff_name FROM messages m "
+            "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq", (conversation_id,))
+        async with self.store.db.write() as tx:
+            await self.store.audit.append(tx, actor, "archive.open_transcript", target_kind="conversation",
+                                          target_id=conversation_id, purpose=text, request_id=request_id,
+                                          details={"messages": len(messages)})
+        return Transcript(conversation_id, tuple(
+            TranscriptLine(seq=m["seq"], sender=m["sender"], text=m["text"], at=from_iso(m["at"]),
+                           staff_name=m["staff_name"]) for m in messages))
+
+    async def _recording_row(self, conversation_id: int, recording_id: int | None) -> Any:
+        if recording_id is None:
+            row = await self.store.db.fetchone(
+                "SELECT * FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1", (conversation_id,))
+        else:
+            row = await self.store.db.fetchone(
+                "SELECT * FROM recordings WHERE id = ? AND conversation_id = ?", (recording_id, conversation_id))
+        if row is None:
+            await self._conversation_row(conversation_id)
+            raise NotFound(f"conversation {conversation_id} has no such recording")
+        return row
+
+    def _managed_path(self, relative: str) -> Path:
+        root = self.store.settings.recordings_dir.resolve()
+        path = (root / relative).resolve()
+        if root not in path.parents:
+            raise InvalidInput("the recording's path lies outside the recordings folder")
+        return path
+
+    async def open_recording(self, actor: Actor, conversation_id: int, purpose: str,
+                             recording_id: int | None = None) -> OpenedRecording:
+        """A call's recording file for playing, for a stated purpose, audited with it."""
+        await self.store.audit.guard(actor, Permission.OPEN_CONTENT, "archive.open_recording",
+                                     target_kind="conversation", target_id=conversation_id)
+        text, request_id = await self._purpose(purpose)
+        row = await self._recording_row(conversation_id, recording_id)
+        path = self._managed_path(row["path"])
+        if not await asyncio.to_thread(path.is_file):
+            raise NotFound(f"the recording file of conversation {conversation_id} is missing (run `cim fsck`)")
+        async with self.store.db.write() as tx:
+            await self.store.audit.append(tx, actor, "archive.open_recording", target_kind="conversation",
+                                          target_id=conversation_id, purpose=text, request_id=request_id,
+                                          details={"recording_id": row["id"]})
+        return OpenedRecording(_recording(row), path)
+
+    async def check_integrity(self, actor: Actor, conversation_id: int,
+                              recording_id: int | None = None) -> IntegrityResult:
+        """Recompute a recording's SHA-256 and compare it with the one taken at ingestion."""
+        if not allowed(actor, Permission.CHECK_INTEGRITY):
+            await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.integrity_check",
+                                         target_kind="conversation", target_id=conversation_id)
+        row = await self._recording_row(conversation_id, recording_id)
+        path = self._managed_path(row["path"])
+        actual = await asyncio.to_thread(_sha256_or_none, path)
+        if actual is None:
+            result = IntegrityResult(row["id"], False, row["sha256"], None, "the file is missing")
+        elif actual != row["sha256"]:
+            result = IntegrityResult(row["id"], False, row["sha256"], actual, "the checksum does not match")
+        else:
+            result = IntegrityResult(row["id"], True, row["sha256"], actual, None)
+        async with self.store.db.write() as tx:
+            await self.store.audit.append(
+                tx, actor, "archive.integrity_check", outcome="ok" if result.ok else "failed",
+                target_kind="conversation", target_id=conversation_id,
+                details={"recording_id": row["id"], "ok": result.ok, "problem": result.problem})
+        return result
+
+    async def recording_levels(self, actor: Actor, conversation_id: int, recording_id: int | None = None,
+                               buckets: int = 120) -> list[float]:
+        """The level envelope (0..1 peaks) of a recording for a sparkline: shape only, no audio leaves the store."""
+        await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.levels",
+                                     target_kind="conversation", target_id=conversation_id)
+        row = await self._recording_row(conversation_id, recording_id)
+        path = self._managed_path(row["path"])
+        try:
+            return await asyncio.to_thread(level_envelope, path, buckets)
+        except (OSError, InvalidInput):
+            return []
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
