@@ -22,10 +22,11 @@ FONTS_DIR = Path(__file__).with_name("fonts")
 #: Audit actions that are an access to residents' content or to the archive (DESIGN.md §3: the
 #: director supervises use, listening, sharing). Matched as prefixes of the audit entry's action.
 ACCESS_ACTION_PREFIXES = (
-    "archive.",           # searching the archive, opening recordings and transcripts (with a purpose)
-    "requests.session",   # a §4 listening/reading session held for a resident
-    "requests.export",    # a GDPR Art. 15 copy exported
-    "chat.read",          # reading a live chat's transcript
+    "archive.open_",      # opening a recording or a transcript, always with a stated purpose
+    "archive.search",     # searching calls and chats (numbers, dates, text)
+    "archive.view",       # looking at a conversation's details
+    "requests.session",   # a §4 listening/reading session held for a resident (start, playback, end)
+    "requests.export",    # a GDPR Art. 15 copy or the register exported
 )
 
 

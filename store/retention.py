@@ -262,7 +262,8 @@ class Retention:
             missing = [i for i in ids if i not in present]
             if missing:
                 purged = {r[0]: r[1] for r in await tx.execute_fetchall(
-                    f"SELECT id, purged_at FROM purged_conversations WHERE id IN ({marks})", missing)}
+                    f"SELECT id, purged_at FROM purged_conversations WHERE id IN ({','.join('?' * len(missing))})",
+                    missing)}
                 if purged:
                     first = min(purged)
                     raise AlreadyPurged(
