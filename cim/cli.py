@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cim.commands import audit, core, users
+from cim.commands import serve
 from cim.commands import ingest, notices
 from cim.commands import requests as requests_commands
 from cim.commands import retention
@@ -23,6 +24,7 @@ def cli() -> None:
 core.register(cli)
 users.register(cli)
 audit.register(cli)
+serve.register(cli)
 requests_commands.register(cli)
 retention.register(cli)
 tui_commands.register(cli)

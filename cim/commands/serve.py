@@ -1,0 +1,71 @@
+"""`cim serve`: the chat server (widget, /resident and /staff Socket.IO namespaces) as a long-running service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+from aiohttp import web
+
+from cim.common import data_dir_option, fail, load_settings
+from store import Store
+from store.errors import CimError
+
+log = logging.getLogger("cim.serve")
+#: One line per event: time, level, logger, then `event key=value ...` (never message contents).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+#: Access log without referrer or user agent; Socket.IO query strings carry only session ids.
+ACCESS_LOG_FORMAT = 'http.request peer=%a request="%r" status=%s bytes=%b duration_s=%Tf'
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)
+
+
+@click.command()
+@data_dir_option
+@click.option("--host", default=None, help="Address to listen on (default: setting `host`, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on (default: setting `port`, 8080; 0 picks a free one).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True, help="Least severe log lines written to stderr.")
+def serve(data_dir: str | None, host: str | None, port: int | None, log_level: str) -> None:
+    """Run the chat server until SIGTERM or Ctrl-C: the widget at /widget/, a demo page at /, /healthz."""
+    settings = load_settings(data_dir, host=host, port=port)
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    try:
+        asyncio.run(_serve(settings))
+    except CimError as exc:
+        fail(exc.message)
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(settings) -> None:
+    from webchat.app import create_app
+
+    store = await Store.open(settings)
+    try:
+        app = create_app(settings, store)
+        runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, settings.host, settings.port)
+            await site.start()
+            bound = site._server.sockets[0].getsockname() if site._server else (settings.host, settings.port)
+            log.info("serve.listening url=http://%s:%s data_dir=%s", bound[0], bound[1], settings.data_dir)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            log.info("serve.stopping")
+        finally:
+            await runner.cleanup()
+    finally:
+        await store.close()
