@@ -98,6 +98,8 @@ class OpeningHours:
                 span = _parse_range(part)
                 for d in days:
                     ranges[d].append(span)
+        if not any(ranges):
+            raise ConfigError(f"opening hours {spec!r} never open; give hours such as 'mon-fri 08:00-16:00', or 'always'")
         return cls(spec, False, tuple(tuple(sorted(r)) for r in ranges), holidays_closed, tz)
 
     def is_open(self, now: datetime) -> bool:
