@@ -621,9 +621,8 @@ class Requests:
 
     async def candidates(self, actor: Actor, request_id: int, *, limit: int = 50) -> list[Candidate]:
         """Conversations that may be the one meant: calls by number and time window, chats by time and details."""
-        await self.audit.guard(actor, Permission.REGISTER_REQUESTS, "requests.candidates", target_kind="request",
-                               target_id=request_id, request_id=request_id)
         request = await self._get(request_id)
+        await self._guard_any(actor, _linkers(request), "requests.candidates", request_id)
         day = date.fromisoformat(request.hint["date"])
         window = timedelta(minutes=self.settings.request_match_window_minutes)
         day_start = datetime.combine(day, time(0), self.tz)
@@ -679,8 +678,7 @@ class Requests:
 
     async def link(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:
         """Link a conversation (and hold it against the purge); §4.7 is checked and recorded at once."""
-        await self._guard_any(actor, (Permission.REGISTER_REQUESTS, Permission.HANDLE_COPY_REQUESTS),
-                              "requests.link", request_id)
+        await self._guard_any(actor, _linkers(await self._get(request_id)), "requests.link", request_id)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             self._next(req, "link")
@@ -712,8 +710,7 @@ class Requests:
 
     async def unlink(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:
         """Undo a wrong link before the decision; its automatic hold is released."""
-        await self._guard_any(actor, (Permission.REGISTER_REQUESTS, Permission.HANDLE_COPY_REQUESTS),
-                              "requests.unlink", request_id)
+        await self._guard_any(actor, _linkers(await self._get(request_id)), "requests.unlink", request_id)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             self._next(req, "unlink")
@@ -1178,6 +1175,13 @@ class Requests:
 
 
 # -- module helpers ----------------------------------------------------------------------------------------
+
+def _linkers(request: AccessRequest) -> tuple[Permission, ...]:
+    """Who searches and links conversations: the registering staff; for a copy request also the DPO."""
+    if request.kind == COPY:
+        return (Permission.REGISTER_REQUESTS, Permission.HANDLE_COPY_REQUESTS)
+    return (Permission.REGISTER_REQUESTS,)
+
 
 def _parse_date(value: date | str, label: str) -> date:
     if isinstance(value, datetime):

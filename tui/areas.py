@@ -31,6 +31,9 @@ class Area:
 
 
 AREAS: list[Area] = [
+    Area("requests", "Requests", "f4", (Permission.VIEW_REQUESTS, Permission.GIVE_DPO_OPINION,
+                                        Permission.GIVE_DEPARTMENT_OPINION, Permission.HANDLE_COPY_REQUESTS),
+         "tui.screens.requests:RequestsScreen"),
     Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
     Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
 ]
