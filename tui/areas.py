@@ -36,6 +36,10 @@ AREAS: list[Area] = [
          "tui.screens.requests:RequestsScreen"),
     Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
     Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
+    Area("retention", "Retention and holds", "f5", (Permission.MANAGE_HOLDS, Permission.RUN_PURGE),
+         "tui.screens.retention:RetentionScreen"),
+    Area("audit", "Audit log", "f6", (Permission.READ_AUDIT,), "tui.screens.audit:AuditScreen"),
+    Area("reports", "Supervision reports", "f7", (Permission.VIEW_REPORTS,), "tui.screens.reports:ReportsScreen"),
 ]
 
 

@@ -1,0 +1,146 @@
+"""The audit viewer (§3) for the BOI director and the DPO: filters, and the hash chain verified on open."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState
+
+from store.clock import to_iso
+from store.errors import CimError, InvalidInput
+from store.models import AuditEntry
+from tui.context import TuiContext
+from tui.widgets.literal import literal
+
+PAGE = 200
+
+
+class AuditScreen(Screen[None]):
+    """Reads go through store.audit.entries (READ_AUDIT), so every look at the log is itself audited."""
+
+    AUTO_FOCUS = "#audit-person"
+    DEFAULT_CSS = """
+    AuditScreen #chain { height: auto; padding: 0 1; }
+    AuditScreen #chain.ok { color: $text-success; }
+    AuditScreen #chain.broken { color: $text-error; text-style: bold; }
+    AuditScreen #audit-filters { height: auto; }
+    AuditScreen #audit-filters Input { width: 1fr; }
+    AuditScreen #audit-filters Button { min-width: 10; }
+    AuditScreen #audit-table { height: 1fr; }
+    AuditScreen #audit-count { height: 1; padding: 0 1; color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("ctrl+r", "reload", "Apply filters"),
+        Binding("ctrl+t", "verify", "Verify chain"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.entries: list[AuditEntry] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Checking the audit chain…", id="chain")
+        with Horizontal(id="audit-filters"):
+            yield Input(placeholder="person", id="audit-person")
+            yield Input(placeholder="action, e.g. archive.open_recording", id="audit-action")
+            yield Input(placeholder="from YYYY-MM-DD", id="audit-from")
+            yield Input(placeholder="to YYYY-MM-DD", id="audit-to")
+            yield Input(placeholder="conversation", id="audit-conversation")
+            yield Input(placeholder="request", id="audit-request")
+            yield Button("Filter", id="audit-apply")
+        yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="audit-count")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#audit-table", DataTable).add_columns(
+            "#", "When", "Who", "Action", "Outcome", "Target", "Purpose", "Request")
+        self.verify()
+        self.reload()
+
+    def action_verify(self) -> None:
+        self.verify()
+
+    @work(exclusive=True, exit_on_error=False, group="verify")
+    async def verify(self) -> None:
+        check = await self.ctx.store.audit.verify()
+        chain = self.query_one("#chain", Static)
+        chain.set_class(check.ok, "ok")
+        chain.set_class(not check.ok, "broken")
+        if check.ok:
+            chain.update(f"Audit chain verified: intact, {check.entries} entries.")
+        else:
+            chain.update(f"AUDIT CHAIN BROKEN at entry {check.first_broken} ({check.entries} entries): an entry was "
+                         "edited, deleted or reordered. Inform the DPO and the IT administrators.")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#audit-apply")
+    def action_reload(self) -> None:
+        self.reload()
+
+    def _value(self, widget_id: str) -> str:
+        return self.query_one(widget_id, Input).value.strip()
+
+    async def _filters(self) -> dict:
+        zone = ZoneInfo(self.ctx.settings.timezone)
+        filters: dict = {}
+        person = self._value("#audit-person")
+        if person:
+            filters["staff_id"] = (await self.ctx.store.accounts.get(person)).id
+        if self._value("#audit-action"):
+            filters["action"] = self._value("#audit-action")
+        for widget_id, key, shift in (("#audit-from", "since", 0), ("#audit-to", "until", 1)):
+            text = self._value(widget_id)
+            if text:
+                try:
+                    day = date.fromisoformat(text)
+                except ValueError:
+                    raise InvalidInput(f"dates are YYYY-MM-DD, not {text!r}") from None
+                filters[key] = to_iso(datetime.combine(day + timedelta(days=shift), time(0), zone))
+        conversation = self._value("#audit-conversation")
+        if conversation:
+            if not conversation.isdigit():
+                raise InvalidInput("the conversation is a number")
+            filters["target_kind"], filters["target_id"] = "conversation", int(conversation)
+        request = self._value("#audit-request")
+        if request:
+            if not request.isdigit():
+                raise InvalidInput("the request is a number")
+            filters["request_id"] = int(request)
+        return filters
+
+    @work(exclusive=True, exit_on_error=False, group="load")
+    async def reload(self) -> None:
+        try:
+            filters = await self._filters()
+            self.entries = await self.ctx.store.audit.entries(self.ctx.actor, limit=PAGE, **filters)
+        except CimError as exc:
+            self.notify(exc.message, title="Audit", severity="error")
+            return
+        zone = ZoneInfo(self.ctx.settings.timezone)
+        table = self.query_one("#audit-table", DataTable)
+        table.clear()
+        for e in self.entries:
+            outcome = Text(e.outcome, style="" if e.outcome == "ok" else "bold red")
+            target = f"{e.target_kind} {e.target_id}" if e.target_kind else (e.target_id or "")
+            table.add_row(str(e.id), f"{e.at.astimezone(zone):%Y-%m-%d %H:%M:%S}", literal(e.actor_name),
+                          literal(e.action), outcome, literal(target), literal(e.purpose or ""),
+                          str(e.request_id or ""), key=str(e.id))
+        more = " (newest first; narrow the filters to see older ones)" if len(self.entries) == PAGE else ""
+        self.query_one("#audit-count", Static).update(f"{len(self.entries)} entries{more}")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            message = error.message if isinstance(error, CimError) else f"{type(error).__name__}: {error}"
+            self.notify(message, title="Audit", severity="error")

@@ -1,0 +1,121 @@
+"""Supervision reports (§3, §7) on screen, saved as CSV or PDF for the director, the DPO and the City Secretary."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState
+
+from store.errors import CimError
+from store.reports import SupervisionReport, parse_period, write_csv, write_pdf
+from tui.context import TuiContext
+from tui.widgets.literal import literal
+
+
+class ReportsScreen(Screen[None]):
+    """The report comes from store.reports (VIEW_REPORTS, audited); files go to <data dir>/reports/."""
+
+    AUTO_FOCUS = "#report-from"
+    DEFAULT_CSS = """
+    ReportsScreen #report-period { height: auto; }
+    ReportsScreen #report-period Input { width: 20; }
+    ReportsScreen #report-summary { height: auto; padding: 0 1; }
+    ReportsScreen #report-table { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("ctrl+r", "show", "Show"),
+        Binding("ctrl+s", "save_csv", "Save CSV"),
+        Binding("ctrl+o", "save_pdf", "Save PDF"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.report: SupervisionReport | None = None
+
+    def compose(self) -> ComposeResult:
+        today = self.ctx.store.clock().astimezone(ZoneInfo(self.ctx.settings.timezone)).date()
+        last_month_end = today.replace(day=1) - timedelta(days=1)
+        yield Header()
+        with Horizontal(id="report-period"):
+            yield Input(last_month_end.replace(day=1).isoformat(), placeholder="from YYYY-MM-DD", id="report-from")
+            yield Input(last_month_end.isoformat(), placeholder="to YYYY-MM-DD", id="report-to")
+            yield Button("Show", id="report-show", variant="primary")
+            yield Button("CSV", id="report-csv")
+            yield Button("PDF", id="report-pdf")
+        yield Static("", id="report-summary")
+        yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#report-show")
+    def action_show(self) -> None:
+        self.show()
+
+    @work(exclusive=True, exit_on_error=False, group="load")
+    async def show(self) -> None:
+        try:
+            start, end = parse_period(self.query_one("#report-from", Input).value,
+                                      self.query_one("#report-to", Input).value)
+            self.report = await self.ctx.store.reports.supervision(self.ctx.actor, start, end)
+        except CimError as exc:
+            self.notify(exc.message, title="Report", severity="error")
+            return
+        r = self.report
+        self.query_one("#report-summary", Static).update(
+            f"{r.start} – {r.end}: {r.total_accesses} accesses, {sum(x.count for x in r.refusals)} refused attempts, "
+            f"{sum(q.count for q in r.requests)} requests, {len(r.purges)} purges.")
+        table = self.query_one("#report-table", DataTable)
+        table.clear(columns=True)
+        header, *rows = r.rows()
+        table.add_columns(*header)
+        for row in rows:
+            table.add_row(*[literal(cell) for cell in row])
+
+    @on(Button.Pressed, "#report-csv")
+    def action_save_csv(self) -> None:
+        self.save("csv")
+
+    @on(Button.Pressed, "#report-pdf")
+    def action_save_pdf(self) -> None:
+        self.save("pdf")
+
+    @work(exit_on_error=False, group="save")
+    async def save(self, kind: str) -> None:
+        if self.report is None:
+            self.notify("Show a report first.", severity="warning")
+            return
+        folder = self.ctx.settings.data_dir / "reports"
+        path = folder / f"supervision-{self.report.start}-{self.report.end}.{kind}"
+        try:
+            await _mkdir(folder)
+            if kind == "csv":
+                await write_csv(self.report, path)
+            else:
+                await write_pdf(self.report, path, self.ctx.settings.office_name)
+        except OSError as exc:
+            self.notify(f"Cannot write {path}: {exc.strerror}", title="Report", severity="error")
+            return
+        self.notify(f"Saved {path}", title="Report")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            message = error.message if isinstance(error, CimError) else f"{type(error).__name__}: {error}"
+            self.notify(message, title="Report", severity="error")
+
+
+async def _mkdir(folder: Path) -> None:
+    await asyncio.to_thread(folder.mkdir, mode=0o700, exist_ok=True)

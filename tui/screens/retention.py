@@ -1,0 +1,269 @@
+"""Retention (§6) for the CIM manager and the BOI director: purge preview and run, and holds."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from store.errors import CimError
+from store.policy import Permission, allowed
+from store.retention import Hold, PurgePreview, PurgeProgress, PurgeResult
+from tui.context import TuiContext
+from tui.widgets.literal import literal
+from tui.widgets.modals import ConfirmModal
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+@dataclass(frozen=True)
+class HoldInput:
+    conversation_ids: tuple[int, ...]
+    legal_basis: str
+    case_reference: str
+    review_on: date | None
+
+
+class HoldModal(ModalScreen[HoldInput | None]):
+    """A new hold on one or more conversations (numbers separated by spaces or commas)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    def __init__(self, conversation_ids: str = "") -> None:
+        super().__init__()
+        self.initial_ids = conversation_ids
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog dialog-wide"):
+            yield Label("New hold (§6: required by other law)", classes="dialog-title")
+            yield Input(self.initial_ids, placeholder="conversation numbers, e.g. 12 15 40", id="hold-ids")
+            yield Input(placeholder="legal basis, e.g. art. 6 ust. 1 lit. c RODO", id="hold-basis")
+            yield Input(placeholder="case reference (sygnatura)", id="hold-case")
+            yield Input(placeholder="review on YYYY-MM-DD (optional)", id="hold-review")
+            yield Static("", id="dialog-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        raw_ids = self.query_one("#hold-ids", Input).value
+        basis = self.query_one("#hold-basis", Input).value.strip()
+        case = self.query_one("#hold-case", Input).value.strip()
+        review_text = self.query_one("#hold-review", Input).value.strip()
+        parts = [p for p in re.split(r"[\s,;]+", raw_ids) if p]
+        error = ""
+        if not parts or not all(p.isdigit() for p in parts):
+            error = "Enter conversation numbers (digits) separated by spaces or commas."
+        elif not basis:
+            error = "Enter the legal basis."
+        elif not case:
+            error = "Enter the case reference."
+        review = None
+        if not error and review_text:
+            try:
+                review = date.fromisoformat(review_text)
+            except ValueError:
+                error = "The review date must be YYYY-MM-DD."
+        if error:
+            self.query_one("#dialog-error", Static).update(error)
+            return
+        self.dismiss(HoldInput(tuple(int(p) for p in parts), basis, case, review))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RetentionScreen(Screen[None]):
+    """Preview and run the purge (RUN_PURGE) and manage holds (MANAGE_HOLDS); the store checks and audits each."""
+
+    AUTO_FOCUS = "#holds-table"
+    DEFAULT_CSS = """
+    RetentionScreen #preview { height: auto; padding: 0 1; }
+    RetentionScreen #held-table { height: 1fr; min-height: 4; }
+    RetentionScreen #holds-table { height: 1fr; min-height: 4; }
+    RetentionScreen #purge-progress { height: 1; padding: 0 1; }
+    RetentionScreen #purge-progress.idle { display: none; }
+    RetentionScreen .section { text-style: bold; background: $boost; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("p", "purge", "Purge now"),
+        Binding("a", "add_hold", "Add hold"),
+        Binding("x", "release_hold", "Release hold"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.may_purge = allowed(ctx.actor, Permission.RUN_PURGE)
+        self.may_hold = allowed(ctx.actor, Permission.MANAGE_HOLDS)
+        self.preview: PurgePreview | None = None
+        self.hold_list: list[Hold] = []
+        self.purging = False
+        self.last_result: PurgeResult | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Retention (§6): purge preview", classes="section")
+        yield Static("", id="preview")
+        yield ProgressBar(id="purge-progress", show_eta=False, classes="idle")
+        yield DataTable(id="held-table", cursor_type="row", zebra_stripes=True)
+        yield Static("Holds (overdue reviews in red)", classes="section")
+        yield DataTable(id="holds-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#held-table", DataTable).add_columns("Held conversation", "Channel", "Created", "Why")
+        self.query_one("#holds-table", DataTable).add_columns(
+            "Hold", "Conversation", "Legal basis", "Case", "Review", "Set by", "Kind")
+        self.action_refresh()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "purge":
+            return self.may_purge and not self.purging
+        if action in ("add_hold", "release_hold"):
+            return self.may_hold
+        return True
+
+    def action_refresh(self) -> None:
+        self.load()
+
+    @work(exclusive=True, exit_on_error=False, group="load")
+    async def load(self) -> None:
+        preview_text = self.query_one("#preview", Static)
+        held = self.query_one("#held-table", DataTable)
+        held.clear()
+        if self.may_purge:
+            self.preview = await self.ctx.store.retention.preview(self.ctx.actor)
+            p = self.preview
+            lines = [f"Due now (cutoff {p.cutoff:%Y-%m-%d %H:%M} UTC): {p.calls} calls, {p.chats} chats, "
+                     f"{p.files} recording files ({_size(p.bytes)}). Held back: {p.held}."]
+            if p.pending_files:
+                lines.append(f"{p.pending_files} files of an interrupted purge will be deleted first.")
+            if self.last_result is not None:
+                r = self.last_result
+                lines.append(f"Last purge (run {r.run_id}): {r.calls} calls, {r.chats} chats, {r.files} files "
+                             f"({_size(r.bytes)}) deleted.")
+            preview_text.update("\n".join(lines))
+            for item in p.held_items:
+                held.add_row(str(item.conversation_id), item.channel, f"{item.created_at:%Y-%m-%d}",
+                             literal("; ".join(item.reasons)))
+        else:
+            preview_text.update("Purges are run by the CIM manager or the IT administrators.")
+        holds = self.query_one("#holds-table", DataTable)
+        holds.clear()
+        if self.may_hold:
+            self.hold_list = await self.ctx.store.retention.holds(self.ctx.actor)
+            for h in self.hold_list:
+                style = "bold red" if h.overdue else ""
+                review = (h.review_on.isoformat() if h.review_on else "-") + (" OVERDUE" if h.overdue else "")
+                holds.add_row(Text(str(h.id), style=style), str(h.conversation_id), literal(h.legal_basis),
+                              literal(h.case_reference), Text(review, style=style), literal(h.set_by or "system"),
+                              f"request {h.request_id}" if h.automatic else "manual", key=str(h.id))
+        else:
+            self.hold_list = []
+
+    def _selected_hold(self) -> Hold | None:
+        table = self.query_one("#holds-table", DataTable)
+        if not self.hold_list or table.cursor_row is None or table.cursor_row >= len(self.hold_list):
+            return None
+        return self.hold_list[table.cursor_row]
+
+    # -- purge -----------------------------------------------------------------------------------
+
+    def action_purge(self) -> None:
+        self.run_purge()
+
+    @work(exclusive=True, exit_on_error=False, group="purge")
+    async def run_purge(self) -> None:
+        p = self.preview
+        question = ("Permanently delete " + (f"{p.calls} calls, {p.chats} chats and {p.files} recordings" if p else
+                                             "every conversation past its date")
+                    + "? This cannot be undone.")
+        if not await self.app.push_screen_wait(ConfirmModal(question)):
+            return
+        bar = self.query_one("#purge-progress", ProgressBar)
+        bar.remove_class("idle")
+        bar.update(total=max(1, (p.calls + p.chats) if p else 1), progress=0)
+        self.purging = True
+        self.refresh_bindings()
+
+        def on_progress(step: PurgeProgress) -> None:
+            bar.update(total=max(1, step.total), progress=step.done)
+
+        try:
+            self.last_result = await self.ctx.store.retention.purge(self.ctx.actor, progress=on_progress)
+        except CimError as exc:
+            self.notify(exc.message, title="Purge not done", severity="error")
+        else:
+            r = self.last_result
+            self.notify(f"Purged {r.calls} calls, {r.chats} chats, {r.files} files; {r.held} held back.",
+                        title="Purge finished")
+        finally:
+            self.purging = False
+            bar.add_class("idle")
+            self.refresh_bindings()
+        self.load()
+
+    # -- holds -----------------------------------------------------------------------------------
+
+    def action_add_hold(self) -> None:
+        self.add_hold()
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def add_hold(self) -> None:
+        new = await self.app.push_screen_wait(HoldModal())
+        if new is None:
+            return
+        try:
+            created = await self.ctx.store.retention.add_hold(
+                self.ctx.actor, new.conversation_ids, legal_basis=new.legal_basis,
+                case_reference=new.case_reference, review_on=new.review_on)
+        except CimError as exc:
+            self.notify(exc.message, title="Hold not set", severity="error")
+            return
+        self.notify(f"{len(created)} hold(s) set.")
+        self.load()
+
+    def action_release_hold(self) -> None:
+        hold = self._selected_hold()
+        if hold is not None:
+            self.release_hold(hold)
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def release_hold(self, hold: Hold) -> None:
+        if not await self.app.push_screen_wait(
+                ConfirmModal(f"Release hold {hold.id} on conversation {hold.conversation_id}?")):
+            return
+        try:
+            await self.ctx.store.retention.release_hold(self.ctx.actor, hold.id)
+        except CimError as exc:
+            self.notify(exc.message, title="Hold not released", severity="error")
+            return
+        self.notify(f"Hold {hold.id} released.")
+        self.load()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            message = error.message if isinstance(error, CimError) else f"{type(error).__name__}: {error}"
+            self.notify(message, title="Retention", severity="error")
