@@ -148,6 +148,14 @@ def copy_letter(*, office_name: str, office_address: str, reference: str, dated:
     )
 
 
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text as a letter may print it: control characters and bidirectional overrides removed, tabs as spaces."""
+    return _UNPRINTABLE.sub(lambda m: " " if m.group() in "\t\r" else "", text)
+
+
 def render(letter: Letter) -> bytes:
     """The letter as PDF bytes (A4, DejaVu Sans embedded; long names, addresses and words wrap)."""
     pdf = FPDF(format="A4")
@@ -161,6 +169,7 @@ def render(letter: Letter) -> bytes:
     pdf.add_page()
 
     def block(text: str, *, size: float = 11, bold: bool = False, align: str = "L", gap: float = 0) -> None:
+        text = printable(text)
         pdf.set_font("DejaVu", "B" if bold else "", size)
         # wrapmode CHAR breaks words longer than the line (a pasted address without spaces)
         pdf.multi_cell(0, size * 0.5, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT,

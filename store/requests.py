@@ -135,6 +135,7 @@ class AccessRequest:
     ineligible_reason: str | None
     exported_at: datetime | None
     export_path: str | None
+    withdrawal_note: str | None = None
     #: computed when read, against the office's local date
     due_soon: bool = False
     overdue: bool = False
@@ -445,7 +446,7 @@ class Requests:
             session_started_at=_dt(r["session_started_at"]), session_ended_at=_dt(r["session_ended_at"]),
             session_notes=r["session_notes"], closed_at=_dt(r["closed_at"]), withdrawn_at=_dt(r["withdrawn_at"]),
             ineligible_reason=r["ineligible_reason"], exported_at=_dt(r["exported_at"]),
-            export_path=r["export_path"],
+            export_path=r["export_path"], withdrawal_note=r["withdrawal_note"],
             overdue=pending and today > effective,
             due_soon=pending and today <= effective
             and (effective - today).days <= self.settings.request_due_soon_days,
@@ -940,13 +941,15 @@ class Requests:
         """The requester withdraws before the decision; the automatic holds are released."""
         await self._guard_any(actor, (Permission.REGISTER_REQUESTS, Permission.DECIDE_REQUESTS,
                                       Permission.HANDLE_COPY_REQUESTS), "requests.withdraw", request_id)
+        note = (note or "").replace("\x00", "").strip()
+        if len(note) > MAX_TEXT:
+            raise InvalidInput(f"the note is longer than {MAX_TEXT} characters")
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             new_state = self._next(req, "withdraw")
             now = to_iso(self.clock())
             await tx.execute("UPDATE access_requests SET state = ?, withdrawn_at = ?, updated_at = ?, "
-                             "session_notes = coalesce(?, session_notes) WHERE id = ?",
-                             (new_state, now, now, note.strip() or None, request_id))
+                             "withdrawal_note = ? WHERE id = ?", (new_state, now, now, note or None, request_id))
             released = await self._release_holds(tx, actor, request_id, now)
             await self.audit.append(tx, actor, "requests.withdraw", target_kind="request", target_id=request_id,
                                     request_id=request_id, details={"holds_released": released})

@@ -114,3 +114,10 @@ async def test_office_name_and_address_come_from_settings(settings, clock, make_
                                            (date(2026, 10, 5), "5 października 2026 r.")])
 def test_polish_dates(day, expected):
     assert polish_date(day) == expected
+
+
+async def test_control_characters_and_bidi_overrides_never_reach_the_letter(store, people):
+    hostile = "Jan\x1b[31m \u202eKowalski\x00 \x07Nowak"
+    detail, text = await _decided(store, people, name=hostile, address="ul. Polna 1\r\n70-001 Szczecin", grant=False)
+    assert "Jan[31m Kowalski Nowak" in text
+    assert not any(ch in text for ch in "\x1b\u202e\x00\x07")

@@ -402,6 +402,7 @@ async def test_linking_holds_and_withdrawing_releases(store, people):
     assert hold["set_by"] == people.registrar.staff_id
     req = await store.requests.withdraw(people.registrar, req.id, "Wnioskodawca wycofał wniosek telefonicznie.")
     assert req.state == "withdrawn" and req.withdrawn_at is not None
+    assert req.withdrawal_note == "Wnioskodawca wycofał wniosek telefonicznie." and req.session_notes is None
     assert await open_holds(store, req.id) == []
     released = await store.db.fetchone("SELECT released_by FROM holds WHERE request_id = ?", (req.id,))
     assert released["released_by"] == people.registrar.staff_id
