@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
@@ -661,6 +662,21 @@ async def daily_purge_loop(store: Any, settings: Settings) -> None:
         except Exception:  # the loop must survive one bad night; the failure is logged and audited
             log.exception("daily purge failed")
         await asyncio.sleep(1)  # never run twice within the same minute
+
+
+def daily_purge_context(store: Any, settings: Settings) -> Callable[[object], AsyncIterator[None]]:
+    """A cleanup context for `cim serve` (aiohttp's app.cleanup_ctx): the daily purge runs while the server does."""
+
+    async def context(_app: object) -> AsyncIterator[None]:
+        task = asyncio.create_task(daily_purge_loop(store, settings), name="cim-daily-purge")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context
 
 
 # --------------------------------------------------------------------------------- helpers

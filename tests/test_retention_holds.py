@@ -164,3 +164,27 @@ async def test_backup_is_a_consistent_copy_with_its_recordings_and_a_destroy_by_
     assert manifest["destroy_by"] == "2026-04-01T09:00:00.000000Z"  # P30D after the fixture clock
     assert (tmp_path / "bk").stat().st_mode & 0o077 == 0
     assert (await store.db.fetchone("SELECT count(*) FROM audit WHERE action = 'retention.backup'"))[0] == 1
+
+
+@pytest.mark.ordinance("§6")
+async def test_cim_serve_app_runs_the_daily_purge_and_stops_it_on_shutdown(store, clock, retention_data):
+    from aiohttp import web
+
+    from webchat.app import create_app
+
+    await retention_data.chat(OLD)
+    clock.now = datetime(2026, 3, 2, 1, 29, 59, 900000, tzinfo=timezone.utc)  # 02:29:59.9 in Warsaw
+    runner = web.AppRunner(create_app(store.settings.with_(purge_daily_at="02:30"), store))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        for _ in range(200):
+            if (await store.db.fetchone("SELECT count(*) FROM purge_runs WHERE status = 'finished'"))[0]:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()
+    run = await store.db.fetchone("SELECT started_by, chats FROM purge_runs")
+    assert (run["started_by"], run["chats"]) == ("system:daily-purge", 1)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "cim-daily-purge"]

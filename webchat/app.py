@@ -14,6 +14,7 @@ from aiohttp import web
 
 from store import Store
 from store.opening_hours import OpeningHours
+from store.retention import daily_purge_context
 from store.settings import Settings
 
 from . import resident, staff
@@ -66,6 +67,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.router.add_static("/widget/", STATIC_DIR, follow_symlinks=False)
     app.on_response_prepare.append(_security_headers)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
     return app
 
 
