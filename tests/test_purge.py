@@ -315,3 +315,33 @@ async def test_stale_running_run_is_marked_failed_and_audited_by_the_next(store,
     await store.retention.purge(SYSTEM)
     assert (await store.db.fetchone("SELECT status FROM purge_runs WHERE id = 1"))["status"] == "failed"
     assert await _count(store, "SELECT count(*) FROM audit WHERE action = 'retention.purge_recovered'") == 1
+
+
+@pytest.mark.ordinance("§6")
+async def test_rows_of_other_areas_and_a_full_text_index_leave_no_remnant(store, settings, retention_data):
+    """Another area's table referring to conversations, and an FTS5 index over messages (as an archive
+    search might add): the purge removes their rows and merges the index, so the text is gone from the bytes."""
+    marker = "FTSZNACZNIK9q8w7e"
+    async with store.db.write() as tx:
+        await tx.execute("CREATE TABLE other_area_notes (conversation_id INTEGER NOT NULL REFERENCES conversations(id),"
+                         " note TEXT)")
+        await tx.execute("CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id')")
+        await tx.execute("CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN"
+                         " INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END")
+        await tx.execute("CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN"
+                         " INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END")
+    chats = [await retention_data.chat(OLD, texts=(f"{marker} numer {i}",)) for i in range(20)]
+    await retention_data.chat(RECENT, texts=("zostaje",))
+    async with store.db.write() as tx:
+        await tx.executemany("INSERT INTO other_area_notes VALUES (?, ?)", [(c, marker) for c in chats])
+    await store.db.checkpoint_truncate()
+    assert marker.encode() in settings.db_path.read_bytes()
+
+    result = await store.retention.purge(SYSTEM, batch_size=7)
+    assert result.chats == 20
+    assert await _count(store, "SELECT count(*) FROM other_area_notes") == 0
+    assert await _count(store, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'zostaje'") == 1
+    for path in (settings.db_path, Path(f"{settings.db_path}-wal")):
+        if path.exists():
+            assert marker.encode() not in path.read_bytes(), path.name
+            assert marker.lower().encode() not in path.read_bytes(), path.name
