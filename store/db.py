@@ -80,13 +80,17 @@ class Database:
         finally:
             os.umask(old_umask)
         conn.row_factory = sqlite3.Row
-        for pragma in (
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=10000",
-            "PRAGMA synchronous=NORMAL",  # WAL + NORMAL: a committed write survives a killed process
-            "PRAGMA secure_delete=ON",  # freed pages are zeroed: purged text leaves no remnant
-        ):
-            await conn.execute(pragma)
+        try:
+            for pragma in (
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA busy_timeout=10000",
+                "PRAGMA synchronous=NORMAL",  # WAL + NORMAL: a committed write survives a killed process
+                "PRAGMA secure_delete=ON",  # freed pages are zeroed: purged text leaves no remnant
+            ):
+                await conn.execute(pragma)
+        except BaseException:
+            await conn.close()  # its worker thread would otherwise keep the process alive
+            raise
         return conn
 
     async def _check_foreign(self, conn: aiosqlite.Connection) -> None:
