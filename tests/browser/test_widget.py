@@ -325,13 +325,14 @@ async def test_english_widget_via_data_lang(chat_server, resident_page):
 
     page = resident_page
     url = chat_server.url
-    await page.route(url + "/embed-en.html", lambda route: route.fulfill(
-        content_type="text/html; charset=utf-8",
-        body='<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>City of Szczecin</title>'
-             '</head><body><main><h1>News</h1><p>English page.</p></main>'
-             '<script src="/widget/cim-widget.js" data-lang="en" defer></script></body></html>'))
-    await page.goto(url + "/embed-en.html")
-
+    # An English page of the city's site on the server's origin: written into a page the server
+    # answered (its health check will do). A page made up by Playwright's router would count as "public" for
+    # Chromium's local-network rules, and its websocket to 127.0.0.1 would be refused.
+    await page.goto(url + "/healthz")
+    await page.set_content(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>City of Szczecin</title>'
+        '</head><body><main><h1>News</h1><p>English page.</p></main>'
+        '<script src="/widget/cim-widget.js" data-lang="en" defer></script></body></html>')
     await page.get_by_role("button", name="Chat with us").click()
     panel = page.locator("#cim-panel")
     await expect(panel).to_have_attribute("lang", "en")
@@ -344,6 +345,7 @@ async def test_english_widget_via_data_lang(chat_server, resident_page):
     await expect(page.get_by_role("textbox", name="Your message")).to_be_enabled()
     await expect(page.get_by_role("status")).to_contain_text("queue")
     await expect(page.get_by_role("button", name="End chat")).to_be_visible()
+    assert await page.evaluate("window.__cimWidget.socket.io.engine.transport.name") == "websocket"
 
 
 async def test_widget_embedded_in_a_page_of_another_origin_talks_to_its_own_server(chat_server, browser):
@@ -432,10 +434,11 @@ async def test_panel_fits_narrow_viewports_without_horizontal_scrolling(chat_ser
 async def test_outside_opening_hours_the_widget_shows_the_offline_message_and_hours(settings, store, resident_page):
     from tests.fixtures.chat import start_chat_server
 
-    # A schedule closed on every day: offline whatever the clock says.
-    server, runner = await start_chat_server(settings.with_(opening_hours="mon-sun closed"), store)
+    # Open on one day only: the day after the store clock's today.
+    tomorrow = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(store.clock().weekday() + 1) % 7]
+    server, runner = await start_chat_server(settings.with_(opening_hours=f"{tomorrow} 08:00-16:00"), store)
+    page = resident_page
     try:
-        page = resident_page
         await page.goto(server.url + "/")
         await page.get_by_role("button", name=LAUNCHER_PL).click()
         offline = page.locator("[data-cim-offline]")
@@ -445,6 +448,7 @@ async def test_outside_opening_hours_the_widget_shows_the_offline_message_and_ho
         assert await page.locator("#cim-panel textarea").count() == 0
         assert await page.get_by_role("button", name=ACCEPT_PL).count() == 0
     finally:
+        await page.close()  # first, so the server need not wait for the page's socket on shutdown
         await runner.cleanup()
 
 
@@ -453,8 +457,8 @@ async def test_flooding_is_refused_with_a_clear_message(settings, store, residen
 
     server, runner = await start_chat_server(
         settings.with_(opening_hours="always", resident_rate_limit="2/60"), store)
+    page = resident_page
     try:
-        page = resident_page
         await start_chat(page, server.url)
         box = page.get_by_role("textbox", name="Twoja wiadomość")
         for n in range(1, 6):
@@ -467,4 +471,5 @@ async def test_flooding_is_refused_with_a_clear_message(settings, store, residen
         # Nothing stays pending for ever: every message was either stored or refused.
         await expect(page.locator('.cim-msg[data-state="pending"]')).to_have_count(0)
     finally:
+        await page.close()  # first, so the server need not wait for the page's socket on shutdown
         await runner.cleanup()
