@@ -146,8 +146,12 @@ class Database:
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         assert self._reader is not None, "database is closed"
-        async with self._reader.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        # Execute, fetch and close in ONE call on the reader's thread. A cursor left open across awaits
+        # (execute … await fetchone … await close) keeps its statement, and so its read snapshot, alive
+        # while other coroutines query the same connection; under concurrent reads the reader then
+        # never moves past an old snapshot and misses rows committed a moment ago (found by bench/:
+        # a chat just opened was "not found"). aiosqlite 0.22's `_execute` runs a function on that thread.
+        return await self._reader._execute(_first_row, self._reader._conn, sql, tuple(params))
 
     async def checkpoint_truncate(self) -> None:
         """Fold the WAL into the database and truncate it, so no old page survives in `-wal`."""
@@ -165,6 +169,14 @@ class Database:
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+
+
+def _first_row(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()
 
 
 def _migration_steps(name: str) -> list[tuple[str, tuple[Any, ...]]]:
