@@ -444,7 +444,17 @@
     body.appendChild(typing);
     body.appendChild(error);
     body.appendChild(form);
-    chat = { log: log, typing: typing, error: error, input: input, counter: counter, send: sendBtn, end: endBtn, form: form };
+    chat = { log: log, typing: typing, error: error, input: input, counter: counter, send: sendBtn, end: endBtn, form: form,
+             pinned: true, autoTop: 0 };
+    // Keep the newest message in view while the log is at the bottom, also when the typing line,
+    // the message box or the viewport change its size.
+    log.addEventListener("scroll", function () {
+      if (!chat || Math.abs(log.scrollTop - chat.autoTop) < 2) { return; }  // our own scrolling
+      chat.pinned = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+    });
+    if (window.ResizeObserver) {
+      new ResizeObserver(function () { if (chat && chat.log === log && chat.pinned) { scrollLog(); } }).observe(log);
+    }
     updateCounter();
   }
 
@@ -502,13 +512,20 @@
   }
 
   function scrollLog() {
-    if (chat) { chat.log.scrollTop = chat.log.scrollHeight; }
+    if (!chat) { return; }
+    chat.log.scrollTop = chat.log.scrollHeight;
+    chat.autoTop = chat.log.scrollTop;
+    chat.pinned = true;
   }
 
   function addServerMessage(m) {
     if (!m) { return; }
     if (!chat) { early.push(m); return; }
-    if (m.seq != null && bySeq[m.seq]) { return; }
+    if (m.seq != null && bySeq[m.seq]) {
+      // Already drawn (our own message, acknowledged first): take the server's time for it.
+      if (m.at) { setMessageTime(bySeq[m.seq].querySelector("time"), m.at); }
+      return;
+    }
     if (m.from === "resident") {
       // Our own message echoed back: attach it to the pending bubble with the same text, if any.
       for (var i = 0; i < outbox.length; i++) {
