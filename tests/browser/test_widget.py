@@ -292,6 +292,42 @@ async def test_ending_the_chat(chat_server, resident_page):
     await expect(page.locator("[data-cim-notice]")).to_be_visible()
 
 
+async def test_consultant_closing_the_chat_ends_it_for_the_resident(chat_server, resident_page, consultant):
+    from store.chats import CLOSE_CATEGORIES
+
+    staff = Staff(await consultant(name="anna"))
+    page = resident_page
+    await start_chat(page, chat_server.url)
+    chat_id = await staff.take_next_chat()
+    ack = await staff.client.call("close", {"chat_id": chat_id, "category": CLOSE_CATEGORIES[0]},
+                                  namespace="/staff", timeout=10)
+    assert ack["ok"], ack
+
+    await expect(page.get_by_role("status")).to_contain_text("zakończony")
+    await expect(page.get_by_role("button", name="Rozpocznij nowy czat")).to_be_visible()
+    assert await page.locator("#cim-panel textarea:enabled").count() == 0
+    # The finished chat is not resumed after a reload: the resident gets a fresh notice.
+    await page.reload()
+    await page.get_by_role("button", name=LAUNCHER_PL).click()
+    await expect(page.locator("[data-cim-notice]")).to_be_visible()
+
+
+async def test_forged_resume_token_is_dropped_and_the_chat_starts_over(chat_server, resident_page):
+    page = resident_page
+    await page.goto(chat_server.url + "/")
+    await page.evaluate(
+        """origin => {
+            sessionStorage.setItem('cim-widget:' + origin + ':token', JSON.stringify('forged-token'));
+            sessionStorage.setItem('cim-widget:' + origin + ':open', 'true');
+        }""", chat_server.url)
+    await page.reload()
+
+    await expect(page.locator("[data-cim-notice]")).to_be_visible()
+    await expect(page.get_by_role("status")).to_contain_text("Nie można wznowić")
+    tokens = await page.evaluate("Object.keys(sessionStorage).filter(k => k.endsWith(':token'))")
+    assert tokens == []
+
+
 # ---------------------------------------------------------------- text stays text
 
 

@@ -259,6 +259,7 @@
   var typingTimer = null, typingActive = false, remoteTypingTimer = null;
   var intentionalDisconnect = false;
   var unread = 0;
+  var statusNote = "";          // a note for the status line outside a chat (e.g. "cannot resume")
   var early = [];               // messages that arrive between accept_notice and its ack
 
   function token() { return load("token"); }
@@ -277,7 +278,7 @@
 
   function refreshStatus() {
     if (socket && !socket.connected && disconnectedShown) { setStatus(T.reconnecting, "warn"); return; }
-    setStatus(view === "chat" ? chatStatusText() : "", null);
+    setStatus(view === "chat" ? chatStatusText() : statusNote, view === "chat" || !statusNote ? null : "warn");
   }
 
   function clearBody() {
@@ -397,6 +398,7 @@
   }
 
   function buildChatView() {
+    statusNote = "";
     view = "chat";
     panel.setAttribute("data-view", view);
     clearBody();
@@ -756,12 +758,13 @@
     dropChat();
     if (socket) { intentionalDisconnect = true; socket.disconnect(); }
     chatStatus = null;
+    statusNote = T.errors.resume_invalid;
     showConnecting();
-    setStatus(T.errors.resume_invalid, "warn");
     if (socket) { intentionalDisconnect = false; socket.connect(); }
   }
 
   function restart() {
+    statusNote = "";
     disconnectQuietly();
     dropChat();
     chatStatus = null;
