@@ -1,0 +1,1 @@
+"""CIM's benchmarks: `python -m bench` runs them against baselines measured in the same run (docs/BENCHMARKS.md)."""

@@ -1,0 +1,141 @@
+"""`python -m bench [--quick] [--only N,...]`: run the six benchmarks, print the table, write docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.common import ROOT, Result, machine, raise_fd_limit
+from bench.report import render_markdown, render_table
+
+log = logging.getLogger("bench")
+
+#: Sizes of the full run (~25 minutes on 2 cores) and of --quick (a few minutes).
+FULL: dict[str, Any] = dict(
+    runs=3, consultants=20,
+    thr_residents=50, thr_seconds=10, thr_max=200_000,
+    residents=2000, rate=200, seconds=20,
+    conn_runs=3, connections=5000,
+    archive_calls=1_000_000, archive_chats=100_000, archive_repeats=200,
+    ingest_rows=20_000, ingest_recording_every=2,
+    purge_calls=250_000, purge_chats=25_000, purge_residents=500, purge_rate=200, purge_quiet_seconds=15,
+    purge_timeout=900,
+    tui_runs=5, tui_search_repeats=20,
+)
+QUICK: dict[str, Any] = dict(
+    runs=1, consultants=5,
+    thr_residents=20, thr_seconds=3, thr_max=50_000,
+    residents=200, rate=100, seconds=5,
+    conn_runs=1, connections=1000,
+    archive_calls=50_000, archive_chats=5_000, archive_repeats=30,
+    ingest_rows=3_000, ingest_recording_every=2,
+    purge_calls=10_000, purge_chats=1_000, purge_residents=100, purge_rate=50, purge_quiet_seconds=4,
+    purge_timeout=300,
+    tui_runs=2, tui_search_repeats=5,
+)
+#: Tiny sizes for the test suite's smoke run (seconds; numbers are only checked to be sane).
+SMOKE: dict[str, Any] = dict(
+    QUICK, consultants=2, thr_residents=4, thr_seconds=1, thr_max=400, residents=10, rate=20, seconds=1,
+    connections=50, archive_calls=3_000, archive_chats=300, archive_repeats=5, ingest_rows=200,
+    purge_calls=500, purge_chats=50, purge_residents=5, purge_rate=20, purge_quiet_seconds=1, tui_runs=1,
+    tui_search_repeats=2,
+)
+NAMES = {"1": "chat relay", "2": "connections", "3": "archive search", "4": "ingest", "5": "purge", "6": "TUI"}
+
+
+def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tuple[list[Result], dict[str, float]]:
+    from bench import archive, chat, ingest, purge, tui
+    from bench.dataset import cached_archive
+
+    results: list[Result] = []
+    durations: dict[str, float] = {}
+
+    def step(key: str, fn: Callable[[], list[Result]]) -> None:
+        if key not in only:
+            return
+        t0 = time.monotonic()
+        log.info("benchmark %s (%s) …", key, NAMES[key])
+        try:
+            results.extend(fn())
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
+            log.exception("benchmark %s failed", key)
+            results.append(Result(f"{key} {NAMES[key]}", "FAILED", float("nan"), "", note=f"{type(exc).__name__}: "
+                                  f"{str(exc)[:300]}", met=False))
+        durations[key] = time.monotonic() - t0
+        log.info("benchmark %s done in %.0f s", key, durations[key])
+
+    dataset = None
+
+    def archive_data():
+        nonlocal dataset
+        if dataset is None:
+            dataset = cached_archive(cache, cfg["archive_calls"], cfg["archive_chats"])
+        return dataset
+
+    step("1", lambda: chat.bench_relay(work, cfg))
+    step("2", lambda: chat.bench_connections(work, cfg))
+    step("3", lambda: archive.bench_archive(archive_data(), cfg))
+    step("4", lambda: ingest.bench_ingest(work, cfg))
+    step("5", lambda: purge.bench_purge(work, cfg))
+    step("6", lambda: tui.bench_startup(work, cfg) + tui.bench_search(archive_data(), cfg))
+    return results, durations
+
+
+def default_cache() -> Path:
+    if os.environ.get("CIM_BENCH_CACHE"):
+        return Path(os.environ["CIM_BENCH_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cim-bench"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes); the default is the full run")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated benchmark numbers (default: all)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="where the generated archive is kept between runs (default: $CIM_BENCH_CACHE or "
+                             "~/.cache/cim-bench)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md",
+                        help="Markdown report to write (default: docs/BENCHMARKS.md)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (server logs, data)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if not only <= set(NAMES):
+        parser.error(f"--only takes numbers among {', '.join(NAMES)}")
+    raise_fd_limit()
+    cfg = QUICK if args.quick else FULL
+    cache = args.cache or default_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="cim-bench-"))
+    started = time.monotonic()
+    try:
+        results, durations = run_all(cfg, work, cache, only)
+    finally:
+        if args.keep:
+            log.info("scratch kept in %s", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.monotonic() - started
+    command = "python -m bench" + (" --quick" if args.quick else "") + (
+        f" --only {args.only}" if only != set(NAMES) else "")
+    print(render_table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render_markdown(results, machine(), command, cfg, durations, total), encoding="utf-8")
+    log.info("wrote %s (%.0f s in all)", args.out, total)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "config": cfg, "seconds": total,
+                                         "results": [r.as_json() for r in results]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
