@@ -192,6 +192,15 @@ async def test_resident_and_consultant_exchange_messages(chat_server, resident_p
     typing = await asyncio.wait_for(staff.typing.get(), 10)
     assert typing["active"] is True
 
+    # With the panel closed, a reply shows up as a count on the launcher.
+    await page.keyboard.press("Escape")
+    await staff.send("Czy mogę jeszcze w czymś pomóc?")
+    badge = page.locator(".cim-launcher__badge")
+    await expect(badge).to_have_text("1 nowe wiadomości")
+    await page.get_by_role("button", name=LAUNCHER_PL).click()
+    await expect(badge).to_be_hidden()
+    await expect(page.get_by_role("log")).to_contain_text("Czy mogę jeszcze w czymś pomóc?")
+
 
 async def test_keyboard_only_use(chat_server, resident_page):
     page = resident_page

@@ -61,6 +61,7 @@
       sent: "Wysłano",
       failed: "Nie wysłano",
       retry: "Wyślij ponownie",
+      unread: "nowe wiadomości",
       queued: function (p) {
         return p ? "Czekasz w kolejce. Twoja pozycja: " + p + "." : "Czekasz w kolejce na konsultanta.";
       },
@@ -113,6 +114,7 @@
       sent: "Sent",
       failed: "Not sent",
       retry: "Send again",
+      unread: "new messages",
       queued: function (p) {
         return p ? "You are in the queue. Your position: " + p + "." : "You are waiting for a consultant.";
       },
@@ -218,7 +220,7 @@
     '<svg class="cim-launcher__icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="24" height="24">' +
     '<path fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm1 4v2h14V7H5zm0 4v2h10v-2H5z"/></svg>';
   var launcherLabel = el("span", { className: "cim-launcher__label" }, T.launcher);
-  var badge = el("span", { className: "cim-launcher__badge", hidden: true, "aria-hidden": "true" });
+  var badge = el("span", { className: "cim-launcher__badge", hidden: true });
   launcher.appendChild(launcherLabel);
   launcher.appendChild(badge);
 
@@ -544,7 +546,12 @@
     insertBySeq(item, m.seq);
     if (m.from === "consultant") {
       setRemoteTyping(false);
-      if (!isOpen()) { unread += 1; badge.hidden = false; badge.textContent = String(unread); }
+      if (!isOpen()) {
+        unread += 1;
+        badge.hidden = false;
+        badge.textContent = String(unread);
+        badge.appendChild(el("span", { className: "cim-visually-hidden" }, " " + T.unread));
+      }
     }
     scrollLog();
   }
