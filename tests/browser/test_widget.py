@@ -196,7 +196,7 @@ async def test_resident_and_consultant_exchange_messages(chat_server, resident_p
     await page.keyboard.press("Escape")
     await staff.send("Czy mogę jeszcze w czymś pomóc?")
     badge = page.locator(".cim-launcher__badge")
-    await expect(badge).to_have_text("1 nowe wiadomości")
+    await expect(badge).to_have_text("Nowe wiadomości: 1")
     await page.get_by_role("button", name=LAUNCHER_PL).click()
     await expect(badge).to_be_hidden()
     await expect(page.get_by_role("log")).to_contain_text("Czy mogę jeszcze w czymś pomóc?")

@@ -61,7 +61,7 @@
       sent: "Wysłano",
       failed: "Nie wysłano",
       retry: "Wyślij ponownie",
-      unread: "nowe wiadomości",
+      unread: "Nowe wiadomości",
       queued: function (p) {
         return p ? "Czekasz w kolejce. Twoja pozycja: " + p + "." : "Czekasz w kolejce na konsultanta.";
       },
@@ -114,7 +114,7 @@
       sent: "Sent",
       failed: "Not sent",
       retry: "Send again",
-      unread: "new messages",
+      unread: "New messages",
       queued: function (p) {
         return p ? "You are in the queue. Your position: " + p + "." : "You are waiting for a consultant.";
       },
@@ -549,8 +549,9 @@
       if (!isOpen()) {
         unread += 1;
         badge.hidden = false;
-        badge.textContent = String(unread);
-        badge.appendChild(el("span", { className: "cim-visually-hidden" }, " " + T.unread));
+        badge.textContent = "";
+        badge.appendChild(el("span", { className: "cim-visually-hidden" }, " " + T.unread + ": "));
+        badge.appendChild(document.createTextNode(String(unread)));
       }
     }
     scrollLog();
