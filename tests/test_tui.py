@@ -126,6 +126,7 @@ async def test_session_expiring_while_open_returns_to_login_with_a_notice(tui_ap
         await pilot.press("down")  # activity: the next check refreshes, and finds the session gone
         assert await app.check_session() is False
         await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the login screen")
+        await pilot.pause(0.1)  # let the new screen finish mounting before the test ends the app
         assert "session" in str(app.screen.query_one("#login-message", Static).render())
         assert app.ctx is None
         with pytest.raises(Exception):
@@ -143,6 +144,7 @@ async def test_an_idle_person_is_not_kept_signed_in_by_the_app(tui_app, make_sta
         await pilot.press("down")
         assert await app.check_session() is False
         await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the login screen")
+        await pilot.pause(0.1)  # let the new screen finish mounting before the test ends the app
 
 
 async def test_sign_out_revokes_the_session(tui_app, make_staff, store) -> None:
@@ -153,6 +155,7 @@ async def test_sign_out_revokes_the_session(tui_app, make_staff, store) -> None:
         token = app.ctx.token
         await pilot.press("f12")
         await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the login screen")
+        await pilot.pause(0.1)  # let the new screen finish mounting before the test ends the app
         with pytest.raises(Exception):
             await store.accounts.authenticate(token)
 

@@ -116,9 +116,10 @@ class CimApp(App[None]):
                 await self.store.accounts.logout(ctx.token)
             except CimError as exc:
                 log.warning("logout failed: %s", exc.message)
+        # app.sub_title is left alone here: a Header of a screen still being removed fails when the
+        # sub-title changes under it (textual 8.2.8); the login screen shows its own empty sub-title.
         while len(self.screen_stack) > 1:
             await self.pop_screen()
-        self.sub_title = ""
         assert self.store is not None
         await self.push_screen(LoginScreen(self.store, notice=notice, banner=self.banner))
 
@@ -126,6 +127,7 @@ class CimApp(App[None]):
         live, self.live = self.live, None
         self.desk = None
         if live is not None:
+            live.listener = lambda event, facts: None  # no UI updates from a connection being torn down
             await live.stop()
 
     def _bind_areas(self) -> None:
@@ -214,9 +216,12 @@ class CimApp(App[None]):
     def _live_event(self, event: str, facts: dict) -> None:
         """Called by the LiveClient in the event loop after it changed the desk."""
         if event == "connection":
-            self._update_sub_title()
             if facts.get("state") == ConnectionState.REFUSED:
+                # the sub-title waits: if the session is dead the screens are about to go, and a
+                # Header refreshing while its screen is removed fails
                 self._refused()
+            else:
+                self._update_sub_title()
         elif event == "queue" and facts.get("new_in_queue"):
             self.bell()
             count = len(facts["new_in_queue"])
@@ -225,16 +230,17 @@ class CimApp(App[None]):
         elif event == "assigned" and facts.get("by"):
             self.bell()
             self.notify(f"Chat #{facts['chat_id']} was transferred to you.", title="Transfer")
-        elif event == "released" and facts.get("reason") not in (None, "", "closed_by_you"):
-            self.notify(f"Chat #{facts['chat_id']} is no longer yours ({facts['reason']}).")
-        elif event == "chat_state" and facts.get("status") == "closed":
-            self.notify(f"The resident left chat #{facts['chat_id']}; close it with a category (F6).",
+        elif event == "released" and facts.get("reason") == "resident_left":
+            self.notify(f"The resident left chat #{facts['chat_id']}. F6 removes it from your list.",
                         severity="warning")
+        elif event == "released" and facts.get("reason") not in (None, "", "closed", "transferred"):
+            self.notify(f"Chat #{facts['chat_id']} is no longer yours ({facts['reason']}).")
         self.desk_signal.publish((event, facts))
 
     @work(exclusive=True, exit_on_error=False, group="refused")
     async def _refused(self) -> None:
         if await self.check_session(force=True):
+            self._update_sub_title()
             self.notify("The chat server refused this session; sign out and in again.", severity="error")
 
     def connection_label(self) -> str:

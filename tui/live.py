@@ -207,11 +207,15 @@ class Desk:
                 facts.update(chat_id=chat_id)
         elif event == "released":
             chat_id = _chat_id(data)
+            reason = str(data.get("reason") or "")
             if chat_id in self.chats:
-                del self.chats[chat_id]
-                if self.selected == chat_id:
-                    self.selected = next(iter(self.chats), None)
-                facts.update(chat_id=chat_id, reason=str(data.get("reason") or ""))
+                if reason == "resident_left":
+                    # kept (read-only) so the consultant can read the end; F6 removes it
+                    self.chats[chat_id].status = "left"
+                    self.chats[chat_id].resident_typing = False
+                else:
+                    self.drop(chat_id)
+                facts.update(chat_id=chat_id, reason=reason)
         elif event == "chat_state":
             chat_id = _chat_id(data)
             if chat_id in self.chats:
@@ -249,6 +253,17 @@ class Desk:
 Listener = Callable[[str, dict], None]
 
 
+def refusal_code(refusal: dict) -> str:
+    """The code of a refused connection. PROTOCOL.md says `{"code": ...}`; python-socketio delivers a
+    ConnectionRefusedError's single argument as `{"message": str(arg)}` and a second one as `data`,
+    so all three shapes are read."""
+    for candidate in (refusal, refusal.get("data")):
+        if isinstance(candidate, dict) and isinstance(candidate.get("code"), str):
+            return candidate["code"]
+    message = str(refusal.get("message", ""))
+    return "unauthorised" if "unauthorised" in message else ""
+
+
 class LiveClient:
     """Keeps one /staff connection alive (reconnecting with back-off) and folds its events into a Desk.
 
@@ -267,6 +282,8 @@ class LiveClient:
         self._client: socketio.AsyncClient | None = None
         self._task: asyncio.Task | None = None
         self._disconnected = asyncio.Event()
+        #: The server's reason for refusing the last connection attempt ({"code": ..., "message": ...}).
+        self._refusal: dict = {}
         self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -305,7 +322,7 @@ class LiveClient:
                 await client.connect(self.server_url, auth={"token": self.token}, namespaces=[NAMESPACE],
                                      transports=["websocket"], wait_timeout=5)
             except socketio.exceptions.ConnectionError as exc:
-                if "unauthorised" in str(exc.args) or "unauthorized" in str(exc.args).lower():
+                if refusal_code(self._refusal) == "unauthorised":
                     self._set_state(ConnectionState.REFUSED)
                     return
                 log.info("chat server not reachable: %s", exc)
@@ -336,11 +353,16 @@ class LiveClient:
         # Our own loop reconnects (it also covers a server that was down at start-up).
         client = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
         self._disconnected = asyncio.Event()
+        self._refusal = {}
 
         async def on_disconnect(*_: Any) -> None:
             self._disconnected.set()
 
+        async def on_connect_error(data: Any = None, *_: Any) -> None:
+            self._refusal = data if isinstance(data, dict) else {"code": str(data)}
+
         client.on("disconnect", on_disconnect, namespace=NAMESPACE)
+        client.on("connect_error", on_connect_error, namespace=NAMESPACE)
         for event in ("queue", "presence", "assigned", "message", "typing", "released", "chat_state"):
             client.on(event, self._handler(event), namespace=NAMESPACE)
         return client

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from store.chats import CLOSE_CATEGORIES
+from store.clock import to_iso
 from store.errors import CimError
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
@@ -179,7 +180,7 @@ class ChatsScreen(Screen[None]):
                 transcript.add(line)
         if self.desk is not None:
             self.desk.select(chat.chat_id)
-        state = "active" if chat.status == "active" else f"{chat.status}: close it with a category (F6)"
+        state = {"active": "active", "left": "the resident left; F6 removes it"}.get(chat.status, chat.status)
         title.update(Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}"))
         typing.update("The resident is typing…" if chat.resident_typing else "")
 
@@ -268,12 +269,17 @@ class ChatsScreen(Screen[None]):
         try:
             if live is None:
                 raise LiveError("disconnected")
-            await live.send(chat_id, text)
+            seq = await live.send(chat_id, text)
         except LiveError as exc:
             # the draft stays in the reply line, so nothing typed is lost
             self.notify(exc.message, title="Not sent", severity="error")
             return
         chat = self.desk.chats.get(chat_id) if self.desk else None
+        if self.desk is not None and seq:
+            # the server relays our own line to our other sockets only; the ack's seq places it here
+            self.desk.apply("message", {"chat_id": chat_id, "seq": seq, "from": "consultant", "text": text,
+                                        "at": to_iso(self._now())})
+            self.refresh_desk()
         if chat is not None and chat.draft == text:
             chat.draft = ""
             if self._shown_chat == chat_id:
@@ -333,8 +339,12 @@ class ChatsScreen(Screen[None]):
 
     def action_close_chat(self) -> None:
         chat = self._selected_chat()
-        if chat is None:
+        if chat is None or self.desk is None:
             self.notify("Open a chat first.")
+            return
+        if chat.status != "active":  # the resident ended it; the store closed it already
+            self.desk.drop(chat.chat_id)
+            self.refresh_desk()
             return
         self.close_chat(chat.chat_id)
 

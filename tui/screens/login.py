@@ -18,6 +18,8 @@ class LoginScreen(Screen[None]):
     """Sign in; posts `LoginScreen.SignedIn` with the new session."""
 
     AUTO_FOCUS = "#name"
+    #: Its own (empty) sub-title, so the previous person's name and connection state never show here.
+    SUB_TITLE = ""
 
     class SignedIn(Message):
         def __init__(self, session: Session) -> None:

@@ -1,0 +1,330 @@
+"""The TUI's live chats against the real chat server on loopback, with scripted residents and consultants."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from store.chats import CLOSE_CATEGORIES
+from tests.fixtures.store import PASSWORD
+from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
+from tui.live import ConnectionState
+from tui.widgets.literal import visible_text
+
+async def open_desk(pilot, app):
+    """F2 from home, then wait for the connection."""
+    await pilot.press("f2")
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatsScreen", what="the chats screen")
+    await wait_until(pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE,
+                     what="a live connection")
+    return app.screen
+
+
+async def accept_new_chat(pilot, app, resident) -> object:
+    """A resident opens a chat; the consultant sees it queued and accepts it with F3."""
+    person = await resident()
+    await person.start()
+    await wait_until(pilot, lambda: any(q.chat_id == person.chat_id for q in app.desk.queue), what="the queued chat")
+    await pilot.press("f3")
+    await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="the accepted chat")
+    await person.wait_for("state", lambda s: s.get("status") == "active")
+    return person
+
+
+def transcript_text(app) -> str:
+    return app.screen.query_one("#transcript").plain_text()
+
+
+async def type_text(pilot, text: str) -> None:
+    for char in text:
+        await pilot.press("space" if char == " " else char)
+
+
+async def test_a_refused_session_on_the_server_sends_the_person_back_to_sign_in(tui_app, make_staff, chat_server,
+                                                                               store) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        await store.accounts.logout(app.ctx.token)  # e.g. revoked elsewhere
+        # the next reconnect is refused; the app checks the session and returns to sign-in
+        await app.live._client.disconnect()
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="the login screen")
+        await pilot.pause(0.1)  # let the new screen finish mounting before the test ends the app
+
+
+async def test_consultant_day_queue_accept_exchange_and_close(tui_app, make_staff, chat_server, resident, store) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        assert "connected" in str(app.screen.query_one("#connection").render())
+        person = await resident()
+        await person.start()
+        await wait_until(pilot, lambda: any("new chat" in m for m in notifications(app)), what="the new-chat notice")
+        queue = app.screen.query_one("#queue")
+        await wait_until(pilot, lambda: queue.option_count == 1, what="the queue entry")
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="the accepted chat")
+        await person.wait_for("state", lambda s: s.get("status") == "active")
+
+        # resident -> consultant, with the typing indicator
+        await person.emit("typing", {"active": True})
+        await wait_until(pilot, lambda: "typing" in str(app.screen.query_one("#typing").render()), what="typing shown")
+        ack = await person.send("Dzień dobry, mam pytanie o podatek.")
+        assert ack["ok"]
+        await wait_until(pilot, lambda: "mam pytanie o podatek" in transcript_text(app), what="the resident's line")
+        assert "Resident:" in transcript_text(app)
+
+        # consultant -> resident, typing first
+        mark = person.log.mark()
+        await type_text(pilot, "Witam")
+        await person.wait_for("typing", lambda d: d.get("active") is True, after=mark)
+        await pilot.press("enter")
+        await person.wait_for("message", lambda m: m["from"] == "consultant" and m["text"] == "Witam", after=mark)
+        await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "", what="the cleared reply line")
+        await wait_until(pilot, lambda: "Consultant: Witam" in transcript_text(app), what="the consultant's line")
+
+        # close with a category through the modal
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CloseChatModal", what="the close dialog")
+        target = CLOSE_CATEGORIES.index("referred")
+        for _ in range(target):
+            await pilot.press("down")
+        await pilot.press("enter")
+        await person.wait_for("state", lambda s: s.get("status") == "closed")
+        await wait_until(pilot, lambda: person.chat_id not in app.desk.chats, what="the chat leaving the list")
+    chat = await store.chats.get(person.chat_id)
+    assert chat.status == "closed" and chat.close_category == "referred"
+
+
+async def test_canned_response_is_inserted_into_the_reply_line(tui_app, make_staff, chat_server, resident, store) -> None:
+    from tests.fixtures.store import SYSTEM
+
+    await store.chats.add_canned(SYSTEM, "Hours", "We are open 7:30-15:30 [Mon 18:00].")
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        await accept_new_chat(pilot, app, resident)
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CannedModal", what="the canned list")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatsScreen", what="back on the desk")
+        composer = app.screen.query_one("#composer")
+        await wait_until(pilot, lambda: composer.value == "We are open 7:30-15:30 [Mon 18:00].", what="inserted text")
+
+
+@pytest.mark.parametrize("hostile", ["[b]x[/b]", "[link=http://evil]x[/link]", "\x1b[31mred", "[/]"])
+async def test_markup_injection_from_a_resident_appears_literally(tui_app, make_staff, chat_server, resident,
+                                                                  hostile) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, resident)
+        ack = await person.send(f"before {hostile} after")
+        assert ack["ok"]
+        stored = [m for m in (await app.store.chats.history(person.chat_id)) if m.sender == "resident"][-1].text
+        expected = f"Resident: {visible_text(stored)}"
+        transcript = app.screen.query_one("#transcript")
+        await wait_until(pilot, lambda: expected in transcript.plain_text(), what="the literal line")
+        line = next(strip for strip in transcript.lines if "Resident:" in strip.text)
+        for segment in line:
+            style = segment.style
+            assert style is None or (style.link is None and not style.bold and style.color is None
+                                     or segment.text in ("Resident:", " ") or segment.text[:2].isdigit()), segment
+        assert "\x1b" not in transcript.plain_text()
+
+
+async def test_double_accept_exactly_one_wins_and_the_other_is_told(tui_app, make_staff, chat_server, resident,
+                                                                    consultant_client) -> None:
+    await make_staff("anna", "consultant")
+    rival = await consultant_client("piotr")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        screen = await open_desk(pilot, app)
+        person = await resident()
+        await person.start()
+        await wait_until(pilot, lambda: any(q.chat_id == person.chat_id for q in app.desk.queue), what="queued")
+        # both at the same instant: the app's worker and the rival's socket call
+        worker = screen.accept(person.chat_id)
+        rival_ack, _ = await asyncio.gather(rival.call("accept", {"chat_id": person.chat_id}), worker.wait())
+        app_won = person.chat_id in app.desk.chats
+        assert app_won != bool(rival_ack["ok"]), (app_won, rival_ack)
+        if app_won:
+            assert rival_ack["error"]["code"] == "already_taken"
+        else:
+            await wait_until(pilot, lambda: any("Another consultant accepted" in m for m in notifications(app)),
+                             what="the loser's notice")
+            await wait_until(pilot, lambda: not app.desk.queue, what="the queue emptied")
+
+
+async def test_transfer_to_an_online_consultant_and_to_one_who_just_left(tui_app, make_staff, chat_server, resident,
+                                                                         consultant_client) -> None:
+    await make_staff("anna", "consultant")
+    piotr = await consultant_client("piotr")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        await wait_until(pilot, lambda: any(c.get("name") == "piotr" for c in app.desk.others_online()),
+                         what="piotr online")
+        assert "piotr" in str(app.screen.query_one("#presence").render())
+
+        # piotr leaves while anna's dialog is open: the server says not_online, the chat stays hers
+        first = await accept_new_chat(pilot, app, resident)
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TransferModal", what="the transfer dialog")
+        await piotr.disconnect()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("no longer online" in m for m in notifications(app)), what="not online")
+        assert first.chat_id in app.desk.chats
+
+        piotr = await consultant_client("piotr2")
+        await wait_until(pilot, lambda: any(c.get("name") == "piotr2" for c in app.desk.others_online()),
+                         what="piotr2 online")
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TransferModal", what="the transfer dialog")
+        await pilot.press("enter")
+        assigned = await piotr.wait_for("assigned", lambda a: a["chat_id"] == first.chat_id)
+        assert assigned["by"] == app.ctx.actor.staff_id
+        await wait_until(pilot, lambda: first.chat_id not in app.desk.chats, what="the chat leaving anna")
+        ack = await piotr.call("send", {"chat_id": first.chat_id, "text": "Tu Piotr", "client_msg_id": "p1"})
+        assert ack["ok"]
+        await first.wait_for("message", lambda m: m["text"] == "Tu Piotr")
+
+
+async def test_receiving_a_transfer_rings_and_shows_the_chat(tui_app, make_staff, chat_server, resident,
+                                                            consultant_client) -> None:
+    await make_staff("anna", "consultant")
+    piotr = await consultant_client("piotr")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await resident()
+        await person.start()
+        assert (await piotr.call("accept", {"chat_id": person.chat_id}))["ok"]
+        await person.send("[b]Czy ktoś tu jest?[/b]")
+        ack = await piotr.call("transfer", {"chat_id": person.chat_id, "to_staff_id": app.ctx.actor.staff_id})
+        assert ack["ok"], ack
+        await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="the transferred chat")
+        await wait_until(pilot, lambda: any("transferred to you" in m for m in notifications(app)), what="the notice")
+        await wait_until(pilot, lambda: "[b]Czy ktoś tu jest?[/b]" in transcript_text(app), what="the history")
+
+
+async def test_several_chats_at_once_with_unread_counts(tui_app, make_staff, chat_server, resident) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        first = await accept_new_chat(pilot, app, resident)
+        second = await accept_new_chat(pilot, app, resident)
+        assert app.desk.selected == second.chat_id  # the chat just accepted is shown
+        await pilot.press("f7")
+        await wait_until(pilot, lambda: app.desk.selected == first.chat_id, what="the first chat shown")
+        await second.send("pierwsza")
+        await second.send("druga")
+        await wait_until(pilot, lambda: app.desk.chats[second.chat_id].unread == 2, what="two unread")
+        mine = app.screen.query_one("#my-chats")
+        await wait_until(pilot, lambda: "(2 new)" in str(mine.get_option_at_index(1).prompt), what="the count")
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: app.desk.selected == second.chat_id, what="the second chat shown")
+        assert app.desk.chats[second.chat_id].unread == 0
+        assert "druga" in transcript_text(app)
+        # each chat keeps its own draft
+        await type_text(pilot, "szkic")
+        await pilot.press("f7")
+        await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "", what="the first chat's empty draft")
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "szkic", what="the draft back")
+
+
+async def test_resident_leaving_mid_chat_is_shown_and_the_chat_can_be_removed(tui_app, make_staff, chat_server,
+                                                                             resident) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, resident)
+        assert (await person.call("end", {}))["ok"]
+        await wait_until(pilot, lambda: app.desk.chats[person.chat_id].status == "left", what="the resident gone")
+        await wait_until(pilot, lambda: any("resident left" in m for m in notifications(app)), what="the notice")
+        assert app.screen.query_one("#composer").disabled
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: person.chat_id not in app.desk.chats, what="removed")
+
+
+async def test_oversized_paste_is_refused_and_kept_as_draft(tui_app, make_staff, chat_server, resident) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, resident)
+        composer = app.screen.query_one("#composer")
+        composer.focus()
+        big = "x" * 100_000
+        composer.insert_text_at_cursor(big)
+        mark = person.log.mark()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("at most" in m for m in notifications(app)), what="the refusal")
+        assert composer.value == big
+        assert not [m for m in person.log.events[mark:] if m[0] == "message" and m[1].get("from") == "consultant"]
+
+
+async def test_server_going_away_and_back_keeps_the_draft(tui_app, make_staff, chat_settings, store, resident) -> None:
+    # a short shutdown_timeout: the server "going away" drops its sockets instead of draining them
+    runner = web.AppRunner(_fresh_app(chat_settings, store), handle_signals=False, shutdown_timeout=0.2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    await make_staff("anna", "consultant")
+    app = tui_app(url)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, "anna", PASSWORD)
+            await open_desk(pilot, app)
+            person = await resident(url=url)
+            await person.start()
+            await wait_until(pilot, lambda: app.desk.queue, what="queued")
+            await pilot.press("f3")
+            await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="accepted")
+            await type_text(pilot, "odpowiedz")
+            await runner.cleanup()
+            await wait_until(pilot, lambda: app.desk.state != ConnectionState.ONLINE, what="the lost connection")
+            assert "connect" in str(app.screen.query_one("#connection").render())
+            await pilot.press("enter")  # sending while offline: refused, the draft stays
+            await wait_until(pilot, lambda: any("Not connected" in m for m in notifications(app)), what="the notice")
+            assert app.screen.query_one("#composer").value == "odpowiedz"
+
+            runner = web.AppRunner(_fresh_app(chat_settings, store), handle_signals=False, shutdown_timeout=0.2)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await wait_until(pilot, lambda: app.desk.state == ConnectionState.ONLINE, what="the reconnection")
+            assert person.chat_id in app.desk.chats
+            assert app.screen.query_one("#composer").value == "odpowiedz"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "", what="sent after reconnect")
+        history = await store.chats.history(person.chat_id)
+        assert [m.text for m in history if m.sender == "consultant"] == ["odpowiedz"]
+    finally:
+        await runner.cleanup()
+
+
+def _fresh_app(settings, store) -> web.Application:
+    from webchat.app import create_app
+
+    return create_app(settings, store)
