@@ -190,7 +190,8 @@ class Archive:
         self.store = store
 
     @property
-    def _zone(self) -> ZoneInfo:
+    def zone(self) -> ZoneInfo:
+        """The office time zone: search dates are its calendar days."""
         return ZoneInfo(self.store.settings.timezone)
 
     async def search(self, actor: Actor, filters: SearchFilters, *, after: str | None = None,
@@ -258,7 +259,7 @@ class Archive:
         return SearchPage(items, next_cursor)
 
     def _day_start(self, day: date) -> str:
-        local = datetime.combine(day, time(0), tzinfo=self._zone)
+        local = datetime.combine(day, time(0), tzinfo=self.zone)
         return local.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     @staticmethod
@@ -391,9 +392,13 @@ class Archive:
         row = await self._recording_row(conversation_id, recording_id)
         path = self._managed_path(row["path"])
         try:
-            return await asyncio.to_thread(level_envelope, path, buckets)
+            levels = await asyncio.to_thread(level_envelope, path, buckets)
         except (OSError, InvalidInput):
-            return []
+            levels = []
+        async with self.store.db.write() as tx:
+            await self.store.audit.append(tx, actor, "archive.levels", target_kind="conversation",
+                                          target_id=conversation_id, details={"recording_id": row["id"]})
+        return levels
 
 
 def _sha256_or_none(path: Path) -> str | None:

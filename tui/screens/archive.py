@@ -1,0 +1,401 @@
+"""The archive (§5): search calls and chats, see a conversation's metadata, check, play and read it with a purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+from datetime import date
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sparkline, Static
+
+from store.archive import ConversationDetail, ConversationSummary, SearchFilters
+from store.errors import CimError
+from store.policy import Permission, allowed
+from tui.context import TuiContext
+from tui.widgets.literal import literal
+from tui.widgets.purpose import PurposeModal
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+
+# The screens bring their own layout so they look the same inside the app and in a bare test app.
+_CSS = """
+ArchiveScreen #archive-form { height: auto; padding: 0 1; }
+ArchiveScreen .form-row { height: auto; }
+ArchiveScreen .form-row Input { width: 1fr; }
+ArchiveScreen .form-row Select { width: 1fr; }
+ArchiveScreen #search { min-width: 10; }
+ArchiveScreen #results { height: 1fr; }
+ArchiveScreen #archive-status { height: 1; padding: 0 1; color: $text-muted; }
+ArchiveDetailScreen #detail { height: auto; padding: 0 1; }
+ArchiveDetailScreen #levels { height: 3; margin: 0 1; }
+ArchiveDetailScreen #levels-label { padding: 0 1; color: $text-muted; }
+ArchiveDetailScreen #integrity { height: auto; padding: 0 1; }
+ArchiveDetailScreen #detail-actions { height: auto; padding: 0 1; }
+ArchiveDetailScreen #detail-actions Button { margin-right: 1; }
+ArchiveDetailScreen #transcript { height: 1fr; border-top: solid $primary; padding: 0 1; }
+"""
+
+
+def player_argv(command: str, path: Path) -> list[str]:
+    """The player's argument vector: `{path}` replaced inside its words, or the path appended. Never a shell."""
+    words = shlex.split(command)
+    if not words:
+        raise ValueError("no player command is configured (setting player_command)")
+    if any("{path}" in w for w in words):
+        return [w.replace("{path}", str(path)) for w in words]
+    return [*words, str(path)]
+
+
+def _when(summary: ConversationSummary, zone) -> str:
+    return summary.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _flag(value: bool | None, yes: str = "yes", no: str = "no") -> str:
+    return "" if value is None else (yes if value else no)
+
+
+class ArchiveScreen(Screen[None]):
+    """Search form and paged results; Enter opens a conversation. Every search is audited by store.archive."""
+
+    DEFAULT_CSS = _CSS
+    AUTO_FOCUS = "#number"
+    BINDINGS = [
+        Binding("ctrl+s", "search", "Search"),
+        Binding("n", "next_page", "Next page"),
+        Binding("p", "previous_page", "Previous page"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.filters = SearchFilters()
+        self.items: list[ConversationSummary] = []
+        #: cursors of the pages shown so far: [None, cursor of page 2, ...]; the last is the current page
+        self.pages: list[str | None] = [None]
+        self.next_cursor: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="archive-form"):
+            with Horizontal(classes="form-row"):
+                yield Input(placeholder="number (full, or 3+ digits)", id="number", max_length=40)
+                yield Input(placeholder="from YYYY-MM-DD", id="date-from", max_length=10)
+                yield Input(placeholder="to YYYY-MM-DD", id="date-to", max_length=10)
+            with Horizontal(classes="form-row"):
+                yield Select([("incoming", "incoming"), ("outgoing", "outgoing"), ("internal", "internal")],
+                             prompt="any direction", id="direction")
+                yield Select([("calls", "call"), ("chats", "chat")], prompt="calls and chats", id="channel")
+                yield Input(placeholder="consultant (user name)", id="consultant", max_length=64)
+                yield Input(placeholder="department code", id="department", max_length=32)
+                yield Button("Search", id="search", variant="primary")
+        yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
+        yield Static("Enter a filter and press Enter or Ctrl+S.", id="archive-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Archive"
+        table = self.query_one("#results", DataTable)
+        table.add_columns("When", "Channel", "Direction", "Number", "Consultant", "Dept", "Length", "Rec",
+                          "Notice")
+
+    # -- the search ------------------------------------------------------------------------------
+
+    def _read_form(self) -> SearchFilters | None:
+        def text(widget_id: str) -> str | None:
+            return self.query_one(f"#{widget_id}", Input).value.strip() or None
+
+        def choice(widget_id: str) -> str | None:
+            value = self.query_one(f"#{widget_id}", Select).value
+            return value if isinstance(value, str) else None
+
+        days: dict[str, date | None] = {}
+        for widget_id in ("date-from", "date-to"):
+            raw = text(widget_id)
+            try:
+                days[widget_id] = date.fromisoformat(raw) if raw else None
+            except ValueError:
+                self.notify(f"{raw!r} is not a date (YYYY-MM-DD).", severity="error")
+                return None
+        return SearchFilters(number=text("number"), date_from=days["date-from"], date_to=days["date-to"],
+                             direction=choice("direction"), channel=choice("channel"),
+                             consultant=text("consultant"), department=text("department"))
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#search")
+    def action_search(self) -> None:
+        filters = self._read_form()
+        if filters is None:
+            return
+        self.filters = filters
+        self.pages = [None]
+        self.load_page()
+
+    def action_next_page(self) -> None:
+        if self.next_cursor is None:
+            self.notify("This is the last page.")
+            return
+        self.pages.append(self.next_cursor)
+        self.load_page()
+
+    def action_previous_page(self) -> None:
+        if len(self.pages) == 1:
+            self.notify("This is the first page.")
+            return
+        self.pages.pop()
+        self.load_page()
+
+    @work(exclusive=True, exit_on_error=False, group="search")
+    async def load_page(self) -> None:
+        try:
+            page = await self.ctx.store.archive.search(self.ctx.actor, self.filters, after=self.pages[-1],
+                                                       page_size=PAGE_SIZE)
+        except CimError as exc:
+            if len(self.pages) > 1:
+                self.pages.pop()
+            self.notify(exc.message, title="Cannot search", severity="error")
+            return
+        self.items = list(page.items)
+        self.next_cursor = page.next_cursor
+        zone = self.ctx.store.archive.zone
+        table = self.query_one("#results", DataTable)
+        table.clear()
+        for s in self.items:
+            number = literal(s.resident_number or "")
+            if s.resident_number and s.number_identifiable is False:
+                number.stylize("dim italic")
+            table.add_row(_when(s, zone), s.channel, s.direction or "", number, literal(s.consultant or ""),
+                          s.department or "", _duration(s.duration_s), "●" if s.has_recording else "",
+                          _flag(s.notice_played, "played", "none") if s.channel == "call" else "",
+                          key=str(s.id))
+        more = " · n: next page" if self.next_cursor else ""
+        back = " · p: previous page" if len(self.pages) > 1 else ""
+        self.query_one("#archive-status", Static).update(
+            f"page {len(self.pages)} · {len(self.items)} shown{more}{back} · Enter: open")
+        if self.items:
+            table.focus()
+
+    @on(DataTable.RowSelected, "#results")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.app.push_screen(ArchiveDetailScreen(self.ctx, int(event.row_key.value)))
+
+
+class ArchiveDetailScreen(Screen[None]):
+    """One conversation: metadata, level sparkline, integrity check, playback and the chat transcript."""
+
+    DEFAULT_CSS = _CSS
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("i", "integrity", "Integrity"),
+        Binding("l", "play", "Play"),
+        Binding("t", "transcript", "Transcript"),
+        Binding("s", "stop", "Stop playing"),
+    ]
+
+    def __init__(self, ctx: TuiContext, conversation_id: int) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.conversation_id = conversation_id
+        self.detail: ConversationDetail | None = None
+        self.player: asyncio.subprocess.Process | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Loading…", id="detail")
+        yield Static("", id="levels-label")
+        yield Sparkline([], id="levels")
+        yield Static("", id="integrity")
+        with Horizontal(id="detail-actions"):
+            yield Button("Check integrity (i)", id="integrity-button")
+            yield Button("Play (l)", id="play-button")
+            yield Button("Transcript (t)", id="transcript-button")
+        yield VerticalScroll(id="transcript")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"Conversation #{self.conversation_id}"
+        self.load()
+
+    @work(exclusive=True, exit_on_error=False, group="detail")
+    async def load(self) -> None:
+        try:
+            self.detail = await self.ctx.store.archive.details(self.ctx.actor, self.conversation_id)
+        except CimError as exc:
+            self.notify(exc.message, title="Cannot open", severity="error")
+            self.query_one("#detail", Static).update(Text(exc.message))
+            return
+        self.query_one("#detail", Static).update(self._describe(self.detail))
+        is_call = self.detail.summary.channel == "call"
+        self.query_one("#play-button", Button).display = is_call
+        self.query_one("#integrity-button", Button).display = is_call
+        self.query_one("#transcript-button", Button).display = not is_call
+        self.query_one("#levels", Sparkline).display = is_call
+        if is_call and self.detail.recordings:
+            await self._load_levels()
+        elif is_call:
+            self.query_one("#levels-label", Static).update("No recording of this call.")
+
+    async def _load_levels(self) -> None:
+        try:
+            levels = await self.ctx.store.archive.recording_levels(self.ctx.actor, self.conversation_id)
+        except CimError as exc:
+            self.query_one("#levels-label", Static).update(Text(exc.message))
+            return
+        label = self.query_one("#levels-label", Static)
+        if levels:
+            self.query_one("#levels", Sparkline).data = levels
+            label.update("Recording levels (start → end):")
+        else:
+            label.update("No level display for this format (or the recording is empty).")
+
+    def _describe(self, d: ConversationDetail) -> Text:
+        s = d.summary
+        zone = self.ctx.store.archive.zone
+        lines: list[tuple[str, Text | str]] = [
+            ("Channel", f"{s.channel}" + (f" ({s.direction})" if s.direction else "")),
+            ("Started", s.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")),
+            ("Ended", s.ended_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if s.ended_at else "—"),
+            ("Consultant", literal(s.consultant or "—")),
+            ("Department", s.department or "—"),
+            ("Purge after", d.purge_after.astimezone(zone).strftime("%Y-%m-%d") + (" (held)" if d.held else "")),
+        ]
+        if s.channel == "call":
+            ident = "identifiable" if s.number_identifiable else "not identifiable (§4.7)"
+            lines += [
+                ("Number", Text.assemble(literal(s.resident_number or "—"), f"  {ident}")),
+                ("Extension", literal(d.extension or "—")),
+                ("Length", f"{_duration(s.duration_s)} (talk {_duration(d.billsec_s)}) · {s.disposition or ''}"),
+                ("Notice (§1.4)", ("played" + (f", v{d.notice_version}" if d.notice_version else "")
+                                   + (", full information requested" if s.full_info_requested else ""))
+                 if s.notice_played else "not on record"),
+                ("PBX id", literal(d.pbx_uniqueid or "—")),
+            ]
+            for r in d.recordings:
+                length = f"{r.duration_s:.1f} s" if r.duration_s is not None else "length unknown"
+                lines.append(("Recording", f"{r.format}, {length}, {r.size_bytes} bytes"
+                              + (" — EMPTY" if r.is_empty else "")))
+        else:
+            lines += [("Language", d.lang or "—"), ("Messages", str(d.message_count)),
+                      ("Notice (§1.5)", f"accepted, v{d.notice_version}" if d.notice_version else "—")]
+        text = Text()
+        for label, value in lines:
+            text.append(f"{label:>14}: ", style="bold")
+            text.append(value if isinstance(value, Text) else Text(value))
+            text.append("\n")
+        return text
+
+    # -- actions ------------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#integrity-button")
+    def action_integrity(self) -> None:
+        if self.detail and self.detail.summary.channel == "call":
+            self.integrity()
+
+    @work(exclusive=True, exit_on_error=False, group="integrity")
+    async def integrity(self) -> None:
+        out = self.query_one("#integrity", Static)
+        try:
+            result = await self.ctx.store.archive.check_integrity(self.ctx.actor, self.conversation_id)
+        except CimError as exc:
+            out.update(Text(exc.message, style="bold red"))
+            return
+        if result.ok:
+            out.update(Text(f"Integrity OK: SHA-256 {result.actual_sha256[:16]}… matches.", style="green"))
+        else:
+            out.update(Text(f"INTEGRITY PROBLEM: {result.problem}.", style="bold red"))
+
+    @on(Button.Pressed, "#play-button")
+    def action_play(self) -> None:
+        if self.detail and self.detail.summary.channel == "call":
+            self.play()
+
+    @work(exclusive=True, exit_on_error=False, group="play")
+    async def play(self) -> None:
+        if not allowed(self.ctx.actor, Permission.OPEN_CONTENT):
+            # still go through the store so the refusal is audited; no purpose is asked first
+            try:
+                await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, "-")
+            except CimError as exc:
+                self.notify(exc.message, title="Cannot play", severity="error")
+            return
+        purpose = await self.app.push_screen_wait(PurposeModal("the recording"))
+        if purpose is None:
+            return
+        try:
+            opened = await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, purpose)
+            argv = player_argv(self.ctx.settings.player_command, opened.path)
+        except (CimError, ValueError) as exc:
+            self.notify(getattr(exc, "message", str(exc)), title="Cannot play", severity="error")
+            return
+        try:
+            self.player = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE)
+        except OSError as exc:
+            self.notify(f"The player {argv[0]!r} could not start: {exc.strerror}.", title="Cannot play",
+                        severity="error")
+            return
+        self.notify("Playing… (s stops)")
+        _, err = await self.player.communicate()
+        code, self.player = self.player.returncode, None
+        if code not in (0, -15):
+            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {code}"]
+            self.notify(f"The player stopped: {last[0]}", severity="warning")
+
+    def action_stop(self) -> None:
+        if self.player is not None and self.player.returncode is None:
+            self.player.terminate()
+
+    @on(Button.Pressed, "#transcript-button")
+    def action_transcript(self) -> None:
+        if self.detail and self.detail.summary.channel == "chat":
+            self.transcript()
+
+    @work(exclusive=True, exit_on_error=False, group="transcript")
+    async def transcript(self) -> None:
+        if not allowed(self.ctx.actor, Permission.OPEN_CONTENT):
+            try:
+                await self.ctx.store.archive.open_transcript(self.ctx.actor, self.conversation_id, "-")
+            except CimError as exc:
+                self.notify(exc.message, title="Cannot open the transcript", severity="error")
+            return
+        purpose = await self.app.push_screen_wait(PurposeModal("the chat transcript"))
+        if purpose is None:
+            return
+        try:
+            transcript = await self.ctx.store.archive.open_transcript(self.ctx.actor, self.conversation_id, purpose)
+        except CimError as exc:
+            self.notify(exc.message, title="Cannot open the transcript", severity="error")
+            return
+        box = self.query_one("#transcript", VerticalScroll)
+        await box.remove_children()
+        zone = self.ctx.store.archive.zone
+        widgets = []
+        for line in transcript.lines:
+            who = {"resident": "Resident", "system": "System"}.get(line.sender, line.staff_name or "Consultant")
+            style = {"resident": "bold cyan", "system": "dim"}.get(line.sender, "bold green")
+            label = Text.assemble((f"{line.at.astimezone(zone):%H:%M:%S} ", "dim"), (f"{who}: ", style))
+            label.append_text(literal(line.text))  # resident text shown literally: never markup
+            widgets.append(Static(label, classes="transcript-line"))
+        if not widgets:
+            widgets.append(Static("The transcript is empty."))
+        await box.mount_all(widgets)
+
+    async def on_unmount(self) -> None:
+        self.action_stop()

@@ -1,0 +1,52 @@
+"""The purpose dialog: before a recording or transcript is opened, the reason or request number is asked (§3, §5)."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+PURPOSE_MIN = 3
+PURPOSE_MAX = 500
+
+
+class PurposeModal(ModalScreen[str | None]):
+    """Returns the stated purpose (a request number such as W/2026/0001, or a reason); None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    DEFAULT_CSS = """
+    PurposeModal { align: center middle; }
+    PurposeModal > Vertical { width: 64; max-width: 95%; height: auto; padding: 1 2; border: thick $primary;
+                              background: $surface; }
+    PurposeModal #purpose-error { color: $text-error; height: auto; }
+    PurposeModal .purpose-help { color: $text-muted; margin-top: 1; }
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Purpose of opening {self.what}", classes="dialog-title")
+            yield Static("Give the request number or the reason. It is written to the audit log with your name.",
+                         classes="purpose-help")
+            yield Input(placeholder="request number or reason", max_length=PURPOSE_MAX, id="purpose")
+            yield Static("", id="purpose-error")
+            yield Static("Enter open · Esc cancel", classes="purpose-help")
+
+    @on(Input.Submitted, "#purpose")
+    def _submit(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if len(text) < PURPOSE_MIN:
+            self.query_one("#purpose-error", Static).update(
+                f"State the purpose (at least {PURPOSE_MIN} characters).")
+            return
+        self.dismiss(text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
