@@ -36,6 +36,7 @@ AREAS: list[Area] = [
          "tui.screens.requests:RequestsScreen"),
     Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
     Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
+    Area("archive", "Archive", "f3", (Permission.SEARCH_ARCHIVE,), "tui.screens.archive:ArchiveScreen"),
     Area("retention", "Retention and holds", "f5", (Permission.MANAGE_HOLDS, Permission.RUN_PURGE),
          "tui.screens.retention:RetentionScreen"),
     Area("audit", "Audit log", "f6", (Permission.READ_AUDIT,), "tui.screens.audit:AuditScreen"),
