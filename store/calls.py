@@ -847,6 +847,19 @@ class Calls:
                 return row["conversation_id"], token
         return None
 
+    async def seed_demo(self, actor: Actor) -> IngestReport:
+        """`cim demo`'s calls: demo extensions 201/202 for anna/piotr when free, then a small PBX spool ingested."""
+        for name, extension in (("anna", "201"), ("piotr", "202")):
+            taken = await self.store.db.fetchone("SELECT 1 FROM staff_extensions WHERE extension = ?", (extension,))
+            staff = await self.store.db.fetchone("SELECT id FROM staff WHERE name = ?", (name,))
+            if staff is not None and taken is None:
+                async with self.store.db.write() as tx:
+                    await tx.execute("INSERT INTO staff_extensions(extension, staff_id) VALUES (?, ?)",
+                                     (extension, staff["id"]))
+                    await self.store.audit.append(tx, actor, "staff.extensions", target_kind="staff",
+                                                  target_id=staff["id"], details={"extensions": [extension]})
+        return await seed_demo_calls(self.store, self.store.settings.data_dir / "demo-pbx", actor=actor)
+
     async def watch(self, actor: Actor, src: _Source, stop: asyncio.Event, *, interval: float = 2.0,
                     iterations: int | None = None, on_poll: Callable[[IngestReport], None] | None = None) -> IngestReport:
         """Poll the CDR file for appended lines and the folder for new files until `stop` is set."""
@@ -907,7 +920,7 @@ DEMO_CALLS = (
 )
 
 
-async def seed_demo_calls(store: "Store", recordings_src_dir: Path) -> IngestReport:
+async def seed_demo_calls(store: "Store", recordings_src_dir: Path, *, actor: Actor | None = None) -> IngestReport:
     """Write a few realistic WAV files and cdr_csv lines into `recordings_src_dir` and ingest them (for `cim demo`)."""
     recordings_src_dir = Path(recordings_src_dir)
     recordings_src_dir.mkdir(parents=True, exist_ok=True)
@@ -932,6 +945,5 @@ async def seed_demo_calls(store: "Store", recordings_src_dir: Path) -> IngestRep
             await asyncio.to_thread(write_demo_wav, recordings_src_dir / f"{uniqueid}.wav", seconds, seed=i + 1)
     cdr = recordings_src_dir / "Master.csv"
     await asyncio.to_thread(cdr.write_text, "\n".join(lines) + "\n", "utf-8")
-    calls = Calls(store) if not hasattr(store, "calls") else store.calls
-    src = calls.source("asterisk", cdr, recordings_src_dir)
-    return await calls.ingest(Actor.system("demo"), src)
+    src = store.calls.source("asterisk", cdr, recordings_src_dir)
+    return await store.calls.ingest(actor or Actor.system("demo"), src)

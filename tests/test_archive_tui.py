@@ -163,3 +163,30 @@ async def test_bad_date_is_reported_and_nothing_searched(store, settings, seeded
         await settle(app, pilot)
         assert any("not a date" in n.message for n in app._notifications)
     assert await store.db.fetchall("SELECT 1 FROM audit WHERE action = 'archive.search'") == []
+
+
+# -- through the real app (make_app, sign-in, F3) ----------------------------------------------------
+
+async def test_archive_area_in_the_real_app(tui_app, store, seeded, make_staff) -> None:
+    from tests.fixtures.store import PASSWORD
+    from tests.fixtures.tui import SIZE, sign_in, wait_until
+    from tui.screens.home import HomeScreen
+
+    await make_staff("maria", "designated")
+    app = tui_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await pilot.press("f3")  # a consultant has no archive area: the key does nothing
+        await pilot.pause()
+        assert isinstance(app.screen, HomeScreen)
+    app = tui_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "maria", PASSWORD)
+        await pilot.press("f3")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, ArchiveScreen) and app.screen,
+                                  what="ArchiveScreen")
+        await pilot.click("#number")
+        await pilot.press(*"601234567", "enter")
+        await wait_until(pilot, lambda: screen.query_one("#results", DataTable).row_count == 1, what="results")
+    rows = await store.db.fetchall("SELECT actor_name FROM audit WHERE action = 'archive.search'")
+    assert [r["actor_name"] for r in rows] == ["maria"]
