@@ -68,7 +68,19 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.on_response_prepare.append(_security_headers)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
+    app.on_shutdown.append(_disconnect_everyone)
     return app
+
+
+async def _disconnect_everyone(app: web.Application) -> None:
+    """At shutdown, close every socket so the server stops at once (clients reconnect to the next one)."""
+    hub, sio = app[HUB], app[SIO]
+    for sid in list(hub.residents):
+        await sio.disconnect(sid, namespace="/resident")
+    for sid in list(hub.staff):
+        await sio.disconnect(sid, namespace="/staff")
+    if sio.eio.sockets:
+        await sio.eio.disconnect()  # the Engine.IO transports themselves (WebSockets, long-polls)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -50,6 +50,11 @@ def error(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
+def refuse(details: dict[str, str]) -> socketio.exceptions.ConnectionRefusedError:
+    """A refused connect: the client's connect_error carries `err.data == {"code", "message"}`."""
+    return socketio.exceptions.ConnectionRefusedError(details.get("message", "refused"), details)
+
+
 def error_code(exc: CimError) -> str:
     """The protocol's error code for a domain error (docs/PROTOCOL.md)."""
     if isinstance(exc, Conflict):

@@ -10,7 +10,7 @@ import socketio
 from store.chats import LANGS
 from store.errors import ResumeInvalid
 
-from .hub import RESIDENT, STAFF, Hub, ResidentConn, acked, chat_room, consultant_room, error, ok
+from .hub import refuse, RESIDENT, STAFF, Hub, ResidentConn, acked, chat_room, consultant_room, error, ok
 
 log = logging.getLogger("cim.webchat")
 
@@ -31,10 +31,10 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 chat = await hub.chats.resume(resume)
             except ResumeInvalid as exc:
                 log.info("resident.resume_refused")
-                raise socketio.exceptions.ConnectionRefusedError({"code": "resume_invalid", "message": exc.message})
+                raise refuse({"code": "resume_invalid", "message": exc.message})
         if not hub.connections.acquire(address):
             log.warning("resident.refused reason=too_many_connections")
-            raise socketio.exceptions.ConnectionRefusedError(
+            raise refuse(
                 {"code": "too_many_connections", "message": "too many connections from your address"})
         hub.residents[sid] = conn = ResidentConn(address, chat.lang if chat else lang)
         if chat is not None:

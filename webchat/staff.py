@@ -11,7 +11,7 @@ import socketio
 from store.errors import SessionExpired
 from store.models import Actor, Role
 
-from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
+from .hub import (refuse, ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
                   error, message_payload, ok)
 
 log = logging.getLogger("cim.webchat")
@@ -37,13 +37,13 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             actor = await hub.store.accounts.authenticate(token)  # type: ignore[arg-type]
         except SessionExpired as exc:
             log.info("staff.refused reason=session")
-            raise socketio.exceptions.ConnectionRefusedError({"code": "unauthorised", "message": exc.message})
+            raise refuse({"code": "unauthorised", "message": exc.message})
         if not actor.has(Role.CONSULTANT):
             log.info("staff.refused reason=role staff_id=%s", actor.staff_id)
-            raise socketio.exceptions.ConnectionRefusedError(
+            raise refuse(
                 {"code": "unauthorised", "message": "only consultants handle live chats"})
         if not hub.connections.acquire(address):
-            raise socketio.exceptions.ConnectionRefusedError(
+            raise refuse(
                 {"code": "too_many_connections", "message": "too many connections from your address"})
         hub.staff[sid] = StaffConn(address, actor, token, time.monotonic())  # type: ignore[arg-type]
         newly_online = actor.staff_id not in hub.online
