@@ -400,12 +400,12 @@ class Chats:
         _need_person(actor)
         if to.is_system or not allowed(to, Permission.HANDLE_CHATS):
             raise InvalidInput(f"{to.name} does not handle chats")
-        if to.staff_id == actor.staff_id:
-            raise InvalidInput("the chat is already yours")
         now = self.clock()
         text = f"Konsultant {actor.name} przekazał rozmowę konsultantowi {to.name}."
         async with self.db.write() as tx:
             row = await self._assigned_row(tx, actor, chat_id)
+            if to.staff_id == actor.staff_id:
+                raise InvalidInput("the chat is already yours")
             seq = row["next_seq"]
             await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
                              (to.staff_id, seq + 1, chat_id))

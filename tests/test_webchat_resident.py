@@ -48,7 +48,7 @@ async def test_accept_notice_with_a_bad_payload_is_invalid(resident, chat_server
     assert (await table_counts(chat_server.store))["conversations"] == 0
 
 
-async def test_message_validation_errors(resident, make_chat_server):
+async def test_message_validation_errors(make_chat_server, resident):
     chat_server = await make_chat_server(resident_rate_limit="off")  # every attempt counts against a limit
     r = await resident(url=chat_server.url)
     await r.start()
