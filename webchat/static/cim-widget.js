@@ -798,6 +798,7 @@
     loadSocketIo().then(function (io) {
       var s = io(serverOrigin + "/resident", {
         path: socketPath,
+        forceNew: true,  // each chat gets its own connection; nothing is shared with an earlier one
         // A function, so every reconnection presents the current resume token.
         auth: function (cb) {
           var a = { lang: lang };
