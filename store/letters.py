@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 
 FONTS_DIR = Path(__file__).with_name("fonts")
 FONT_REGULAR = FONTS_DIR / "DejaVuSans.ttf"
@@ -158,6 +156,11 @@ def printable(text: str) -> str:
 
 def render(letter: Letter) -> bytes:
     """The letter as PDF bytes (A4, DejaVu Sans embedded; long names, addresses and words wrap)."""
+    # fpdf is imported here, not at module level: it costs ~0.4 s, and every `cim tui` start imports this module
+    # through store (bench/: TUI start-up), while only a letter needs it.
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
+
     pdf = FPDF(format="A4")
     pdf.set_margins(20, 20, 20)
     pdf.set_auto_page_break(True, margin=20)
