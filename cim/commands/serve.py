@@ -8,7 +8,6 @@ import signal
 import sys
 
 import click
-from aiohttp import web
 
 from cim.common import data_dir_option, fail, load_settings
 from store import Store
@@ -47,6 +46,10 @@ def serve(data_dir: str | None, host: str | None, port: int | None, log_level: s
 
 
 async def _serve(settings) -> None:
+    # aiohttp and the chat server are imported here, not at module level: `cim` imports every command,
+    # and `cim tui` should not pay for the server's imports (bench/: TUI start-up).
+    from aiohttp import web
+
     from webchat.app import create_app
 
     store = await Store.open(settings)
