@@ -94,7 +94,7 @@ def demo(data_dir: str | None, port: int, host: str) -> None:
         click.echo(f"  {name:<10} {password:<18} {', '.join(roles)}")
     click.echo("Starting the staff UI… (F12 signs out, Ctrl+Q quits)")
     _log_to_file(settings)
-    banner = f"Demo: resident widget at {url}/  ·  consultant anna / demo-anna-1"
+    banner = f"Demo widget: {url}/  ·  consultant: anna / demo-anna-1"
     app = make_app(settings, server_url=url, services=[embedded_chat_server(sock)], banner=banner)
     try:
         app.run()

@@ -42,8 +42,9 @@ class ChatsScreen(Screen[None]):
         Binding("f4", "canned", "Canned"),
         Binding("f5", "transfer", "Transfer"),
         Binding("f6", "close_chat", "Close"),
-        Binding("f7", "previous_chat", "Prev"),
-        Binding("f8", "next_chat", "Next"),
+        # shown in the keys panel (command palette: "Keys"), left out of the footer for 80 columns
+        Binding("f7", "previous_chat", "Previous chat", show=False),
+        Binding("f8", "next_chat", "Next chat", show=False),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:

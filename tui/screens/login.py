@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Center, Vertical
+from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
@@ -34,16 +34,15 @@ class LoginScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Center():
-            with Vertical(id="login-box"):
-                yield Label("CIM: Resident Information Centre", id="login-title")
-                yield Label("Sign in with your own CIM account.", classes="muted")
-                yield Input(placeholder="user name", id="name")
-                yield Input(placeholder="password", password=True, id="password")
-                yield Button("Sign in", id="sign-in", variant="primary")
-                yield Static(self.notice, id="login-message", classes="notice" if self.notice else "")
-        if self.banner:
-            yield Static(self.banner, id="banner")
+        with Vertical(id="login-box"):
+            yield Label("CIM: Resident Information Centre", id="login-title")
+            yield Label("Sign in with your own CIM account.", classes="muted")
+            yield Input(placeholder="user name", id="name")
+            yield Input(placeholder="password", password=True, id="password")
+            yield Button("Sign in", id="sign-in", variant="primary")
+            yield Static(self.notice, id="login-message", classes="notice" if self.notice else "")
+            if self.banner:
+                yield Static(self.banner, id="banner")
         yield Footer()
 
     @on(Input.Submitted, "#name")

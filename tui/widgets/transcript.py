@@ -27,11 +27,11 @@ class Transcript(RichLog):
     """A scrolling transcript; resident text goes in as Text objects, so markup is never parsed."""
 
     DEFAULT_CSS = """
-    Transcript { height: 1fr; border: round $primary-darken-1; padding: 0 1; }
+    Transcript { height: 1fr; border: round $primary-darken-1; padding: 0 1; overflow-y: auto; }
     """
 
     def __init__(self, *, tz: ZoneInfo, id: str | None = None) -> None:
-        super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, id=id)
+        super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=20, id=id)
         self.tz = tz
         self.shown_seqs: list[int] = []
 
