@@ -1,0 +1,59 @@
+"""`cim tui` and `cim demo` at the command line, and the demo data they rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cim.cli import cli
+from tests.fixtures.tui import SIZE, sign_in, wait_until
+from tui.demo import DEMO_CHATS, DEMO_STAFF, seed_demo
+
+
+def test_cim_tui_refuses_a_missing_database(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["tui", "--data-dir", str(tmp_path / "nothing")])
+    assert result.exit_code != 0
+    assert "cim init" in result.output
+
+
+def test_cim_tui_refuses_a_server_that_is_not_a_url(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert CliRunner().invoke(cli, ["init", "--data-dir", str(data)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["tui", "--data-dir", str(data), "--server", "javascript:alert(1)"])
+    assert result.exit_code != 0
+    assert "--server must be an http" in result.output
+
+
+def test_commands_have_help() -> None:
+    for command in ("tui", "demo"):
+        result = CliRunner().invoke(cli, [command, "--help"])
+        assert result.exit_code == 0 and "--data-dir" in result.output
+
+
+async def test_seed_demo_is_idempotent_and_documents_working_sign_ins(store) -> None:
+    first = await seed_demo(store)
+    assert sorted(first.created_staff) == sorted(s[0] for s in DEMO_STAFF)
+    assert first.created_chats == len(DEMO_CHATS)
+    again = await seed_demo(store)
+    assert again.created_staff == [] and again.created_chats == 0
+    for name, password, roles, _dept, _full in DEMO_STAFF:
+        session = await store.accounts.login(name, password)
+        assert {r.value for r in session.staff.roles} == set(roles)
+    closed = await store.db.fetchall("SELECT id, close_category FROM conversations WHERE channel = 'chat'")
+    assert len(closed) == len(DEMO_CHATS) and all(r["close_category"] for r in closed)
+    history = await store.chats.history(closed[0]["id"])
+    assert {m.sender for m in history} == {"system", "resident", "consultant"}
+
+
+async def test_demo_banner_shows_the_widget_url_in_the_ui(tui_app, store) -> None:
+    await seed_demo(store)
+    app = tui_app(banner="Demo widget: http://127.0.0.1:9/")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="login")
+        assert "http://127.0.0.1:9/" in str(app.screen.query_one("#banner").render())
+        await sign_in(pilot, "kierownik", "demo-kierownik-1")
+        assert "http://127.0.0.1:9/" in str(app.screen.query_one("#banner").render())
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Open Live chats" in titles and "Sign out" in titles
+        assert "Open Staff accounts" not in titles  # the manager does not administer accounts
