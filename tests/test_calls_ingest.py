@@ -360,3 +360,15 @@ def test_cli_json_report_and_clear_errors(tmp_path: Path) -> None:
     assert len(missing.stderr.strip().splitlines()) == 1
     routes = runner.invoke(cli, ["calls", "routes", "add", "914245000", "NOPE"], env=env)
     assert routes.exit_code != 0 and "no department" in routes.stderr
+
+
+async def test_freepbx_export_without_header_uses_the_given_columns(store, pbx: FakePbx) -> None:
+    from tests.fixtures.calls import FREEPBX_HEADER
+    columns = ("calldate", "clid", "src", "dst", "dcontext", "channel", "dstchannel", "lastapp", "lastdata",
+               "duration", "billsec", "disposition", "amaflags", "accountcode", "uniqueid", "userfield", "did",
+               "recordingfile", "linkedid", "sequence")
+    row = {**freepbx_row("1772442000.1"), "clid": '"Jan ""Janek"" K" <601234567>'}
+    pbx.cdr.write_text(",".join('"' + str(row[c]).replace('"', '""') + '"' for c in columns) + "\n")
+    report = await ingest(store, pbx, "freepbx", columns=",".join(columns))
+    assert (report.imported, report.rejected) == (1, [])
+    assert set(columns) <= set(FREEPBX_HEADER)
