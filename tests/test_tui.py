@@ -282,3 +282,15 @@ async def test_admin_cannot_disable_themself(tui_app, make_staff, store) -> None
         await pilot.press("d")
         await wait_until(pilot, lambda: any("your own account" in m for m in notifications(app)), what="refusal")
         assert not (await store.accounts.get("root")).disabled
+
+
+async def test_an_unexpected_worker_failure_becomes_a_notification(tui_app, make_staff, store) -> None:
+    await make_staff("root", "it_admin")
+    app = tui_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "root", PASSWORD)
+        await _accounts(pilot, app)
+        await store.db.close()  # the database goes away under the screen
+        app.screen.reload()
+        await wait_until(pilot, lambda: any("Something went wrong" in m for m in notifications(app)),
+                         what="the failure notice")

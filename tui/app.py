@@ -23,6 +23,7 @@ from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveClient
 from tui.screens.home import HomeScreen
 from tui.screens.login import LoginScreen
+from tui.widgets.worker_errors import ReportsWorkerErrors
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 Service = Callable[[Store], AsyncContextManager[object]]
 
 
-class CimApp(App[None]):
+class CimApp(ReportsWorkerErrors, App[None]):
     """Sign-in, home navigation from tui/areas.py, and the live-chat connection of a consultant."""
 
     CSS_PATH = "app.tcss"

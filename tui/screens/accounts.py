@@ -14,11 +14,12 @@ from store.models import Role, Staff
 from tui.context import TuiContext
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal, NewStaffModal, PasswordModal, RolesModal
+from tui.widgets.worker_errors import ReportsWorkerErrors
 
 ALL_ROLES = [r.value for r in Role]
 
 
-class AccountsScreen(Screen[None]):
+class AccountsScreen(ReportsWorkerErrors, Screen[None]):
     """Every change goes through store.accounts with the signed-in actor, so it is checked and audited there."""
 
     AUTO_FOCUS = "#accounts-table"

@@ -23,6 +23,7 @@ from tui.widgets.composer import Composer
 from tui.widgets.literal import literal
 from tui.widgets.modals import CannedModal, CloseChatModal, TransferModal
 from tui.widgets.transcript import Transcript
+from tui.widgets.worker_errors import ReportsWorkerErrors
 
 def waited(since: datetime | None, now: datetime) -> str:
     if since is None:
@@ -32,7 +33,7 @@ def waited(since: datetime | None, now: datetime) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
-class ChatsScreen(Screen[None]):
+class ChatsScreen(ReportsWorkerErrors, Screen[None]):
     """The consultant's desk. Changes arrive through the app's `desk_signal`; actions go to the LiveClient."""
 
     AUTO_FOCUS = "#composer"

@@ -12,9 +12,10 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 from store import Store
 from store.errors import AccountLocked, AuthenticationFailed, CimError
 from store.models import Session
+from tui.widgets.worker_errors import ReportsWorkerErrors
 
 
-class LoginScreen(Screen[None]):
+class LoginScreen(ReportsWorkerErrors, Screen[None]):
     """Sign in; posts `LoginScreen.SignedIn` with the new session."""
 
     AUTO_FOCUS = "#name"
