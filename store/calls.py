@@ -535,6 +535,8 @@ class Calls:
     """Registers the PBX's call records and recordings as conversations (channel 'call')."""
 
     BATCH = 500
+    #: Recordings copied in parallel and registered in one transaction at a time.
+    RECORDING_CHUNK = 32
 
     def __init__(self, store: "Store") -> None:
         self.store = store
@@ -800,8 +802,60 @@ class Calls:
         line_of = {r.uniqueid: r.line for r in records}
         line_of.update({r.linkedid: r.line for r in records if r.linkedid})
         without_call = 0
+        # Files are planned one by one (the same checks as ever), then copied CHUNK at a time in parallel
+        # threads (each copy is fsynced; in series those waits capped ingestion near 700 rows/s, bench/)
+        # and registered in one transaction per chunk, one audit entry per file. A file whose token or
+        # destination is already planned flushes the chunk first, so every check sees the rows before it.
+        planned: list[tuple[SourceFile, int, str, str, int | None]] = []
+
+        async def flush() -> None:
+            if not planned:
+                return
+            chunk = list(planned)
+            planned.clear()
+            outcomes = await asyncio.gather(*(
+                asyncio.to_thread(copy_recording, f.path, root, store.settings.recordings_dir, relative)
+                for f, _, _, relative, _ in chunk), return_exceptions=True)
+            copies = []
+            for (f, conv_id, key, _, line), outcome in zip(chunk, outcomes):
+                if isinstance(outcome, (InvalidInput, NotFound)):
+                    report.rejected.append(Rejection(line, outcome.message, file=f.name))
+                elif isinstance(outcome, BaseException):
+                    copies.append((f, conv_id, key, None))
+                else:
+                    copies.append((f, conv_id, key, outcome))
+            done = [c for c in copies if c[3] is not None]
+            failed = next((o for o in outcomes if isinstance(o, BaseException)
+                           and not isinstance(o, (InvalidInput, NotFound))), None)
+            try:
+                if failed is not None:
+                    raise failed
+                if done:
+                    async with store.db.write() as tx:
+                        for f, conv_id, key, copied in done:
+                            await tx.execute(
+                                "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, "
+                                "duration_s, format, is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (conv_id, key, copied.relative_path, copied.sha256, copied.size,
+                                 copied.info.duration_s, copied.info.format, int(copied.info.is_empty),
+                                 to_iso(store.clock())))
+                            await store.audit.append(tx, actor, "calls.recording_ingest", target_kind="conversation",
+                                                     target_id=conv_id, details={"format": copied.info.format,
+                                                                                 "size": copied.size,
+                                                                                 "empty": copied.info.is_empty})
+            except BaseException:
+                for _, _, _, copied in done:
+                    await asyncio.to_thread(_unlink_quietly, store.settings.recordings_dir / copied.relative_path)
+                raise
+            report.recordings += len(done)
+            if src.move:
+                for f, _, _, _ in done:
+                    await asyncio.to_thread(_unlink_quietly, f.path)
+
         for f in files:
             tokens = id_tokens(f.name)
+            if any(p_key.split("/")[0] in tokens for _, _, p_key, _, _ in planned):
+                await flush()
             match = await self._call_for(tokens)
             if match is None:
                 without_call += 1
@@ -820,30 +874,15 @@ class Calls:
             local = datetime.strptime(conv["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
                 tzinfo=timezone.utc).astimezone(zone)
             relative = f"{local:%Y/%m/%d}/{_safe_name(f.name)}"
+            if any(relative == p_rel or f"{local:%Y/%m/%d}/{conv_id}-{_safe_name(f.name)}" == p_rel
+                   for _, _, _, p_rel, _ in planned):
+                await flush()
             if await store.db.fetchone("SELECT 1 FROM recordings WHERE path = ?", (relative,)):
                 relative = f"{local:%Y/%m/%d}/{conv_id}-{_safe_name(f.name)}"
-            try:
-                copied = await asyncio.to_thread(copy_recording, f.path, root, store.settings.recordings_dir, relative)
-            except (InvalidInput, NotFound) as exc:
-                report.rejected.append(Rejection(line, exc.message, file=f.name))
-                continue
-            try:
-                async with store.db.write() as tx:
-                    await tx.execute(
-                        "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, "
-                        "format, is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (conv_id, key, copied.relative_path, copied.sha256, copied.size, copied.info.duration_s,
-                         copied.info.format, int(copied.info.is_empty), to_iso(store.clock())))
-                    await store.audit.append(tx, actor, "calls.recording_ingest", target_kind="conversation",
-                                             target_id=conv_id, details={"format": copied.info.format,
-                                                                         "size": copied.size,
-                                                                         "empty": copied.info.is_empty})
-            except BaseException:
-                await asyncio.to_thread(_unlink_quietly, store.settings.recordings_dir / copied.relative_path)
-                raise
-            report.recordings += 1
-            if src.move:
-                await asyncio.to_thread(_unlink_quietly, f.path)
+            planned.append((f, conv_id, key, relative, line))
+            if len(planned) >= self.RECORDING_CHUNK:
+                await flush()
+        await flush()
         report.recordings_without_call = without_call
 
     async def _call_for(self, tokens: list[str]) -> tuple[int, str] | None:
