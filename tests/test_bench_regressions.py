@@ -32,3 +32,25 @@ async def test_fetchone_still_returns_the_first_row_or_none(store) -> None:
     row = await store.db.fetchone("SELECT 1 AS a UNION ALL SELECT 2 ORDER BY a")
     assert row["a"] == 1
     assert await store.db.fetchone("SELECT id FROM departments WHERE code = ?", ("nope",)) is None
+
+
+async def test_recordings_copied_in_chunks_keep_every_file_of_a_call_and_stay_idempotent(store, tmp_path) -> None:
+    """Recordings are copied in parallel chunks (calls.RECORDING_CHUNK); two files of one call in the same
+    chunk must both be registered under distinct keys, and a second run must add nothing."""
+    from bench.dataset import EMPTY_WAV
+    from bench.ingest import write_spool
+    from store.models import Actor
+
+    cdr, monitor, files = write_spool(tmp_path / "spool", 120, 1)
+    first = sorted(monitor.iterdir())[0]
+    (monitor / f"{first.stem}-b.wav").write_bytes(EMPTY_WAV)  # a second file of the same call, sorted next to it
+    actor = Actor.system("tests")
+    report = await store.calls.ingest(actor, store.calls.source("asterisk", cdr, monitor))
+    assert (report.imported, report.recordings, report.rejected) == (120, files + 1, [])
+    keys = [r["pbx_uniqueid"] for r in await store.db.fetchall(
+        "SELECT pbx_uniqueid FROM recordings WHERE pbx_uniqueid LIKE ?", (first.stem + "%",))]
+    assert len(keys) == 2 and first.stem in keys  # the second file of the call is keyed by its name
+    audited = await store.db.fetchone("SELECT count(*) AS n FROM audit WHERE action = 'calls.recording_ingest'")
+    assert audited["n"] == files + 1
+    again = await store.calls.ingest(actor, store.calls.source("asterisk", cdr, monitor))
+    assert (again.recordings, again.recordings_already_present) == (0, files + 1)
