@@ -22,31 +22,31 @@ log = logging.getLogger("bench")
 FULL: dict[str, Any] = dict(
     runs=3, consultants=20,
     thr_residents=50, thr_seconds=10, thr_max=200_000,
-    residents=2000, rate=200, seconds=20,
+    residents=2000, rate=200, seconds=20, warmup_seconds=5,
     conn_runs=3, connections=5000,
     archive_calls=1_000_000, archive_chats=100_000, archive_repeats=200,
     ingest_rows=20_000, ingest_recording_every=2,
-    purge_calls=250_000, purge_chats=25_000, purge_residents=500, purge_rate=200, purge_quiet_seconds=15,
-    purge_timeout=900,
+    purge_calls=200_000, purge_chats=20_000, purge_residents=500, purge_rate=200, purge_quiet_seconds=15,
+    purge_timeout=900, purge_modes=("serve", "cli"),
     tui_runs=5, tui_search_repeats=20,
 )
 QUICK: dict[str, Any] = dict(
     runs=1, consultants=5,
     thr_residents=20, thr_seconds=3, thr_max=50_000,
-    residents=200, rate=100, seconds=5,
+    residents=200, rate=100, seconds=5, warmup_seconds=2,
     conn_runs=1, connections=1000,
     archive_calls=50_000, archive_chats=5_000, archive_repeats=30,
     ingest_rows=3_000, ingest_recording_every=2,
     purge_calls=10_000, purge_chats=1_000, purge_residents=100, purge_rate=50, purge_quiet_seconds=4,
-    purge_timeout=300,
+    purge_timeout=300, purge_modes=("serve",),
     tui_runs=2, tui_search_repeats=5,
 )
 #: Tiny sizes for the test suite's smoke run (seconds; numbers are only checked to be sane).
 SMOKE: dict[str, Any] = dict(
-    QUICK, consultants=2, thr_residents=4, thr_seconds=1, thr_max=400, residents=10, rate=20, seconds=1,
+    QUICK, consultants=2, thr_residents=4, thr_seconds=1, thr_max=400, residents=10, rate=20, seconds=1, warmup_seconds=1,
     connections=50, archive_calls=3_000, archive_chats=300, archive_repeats=5, ingest_rows=200,
-    purge_calls=500, purge_chats=50, purge_residents=5, purge_rate=20, purge_quiet_seconds=1, tui_runs=1,
-    tui_search_repeats=2,
+    purge_calls=500, purge_chats=50, purge_residents=5, purge_rate=20, purge_quiet_seconds=1, purge_modes=("cli",),
+    tui_runs=1, tui_search_repeats=2,
 )
 NAMES = {"1": "chat relay", "2": "connections", "3": "archive search", "4": "ingest", "5": "purge", "6": "TUI"}
 
@@ -57,12 +57,14 @@ def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tup
 
     results: list[Result] = []
     durations: dict[str, float] = {}
+    loads: dict[str, tuple[float, float]] = {}
 
     def step(key: str, fn: Callable[[], list[Result]]) -> None:
         if key not in only:
             return
         t0 = time.monotonic()
-        log.info("benchmark %s (%s) …", key, NAMES[key])
+        load_before = os.getloadavg()[0]
+        log.info("benchmark %s (%s) … (load average %.1f)", key, NAMES[key], load_before)
         try:
             results.extend(fn())
         except Exception as exc:  # one broken benchmark must not hide the others' figures
@@ -70,7 +72,8 @@ def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tup
             results.append(Result(f"{key} {NAMES[key]}", "FAILED", float("nan"), "", note=f"{type(exc).__name__}: "
                                   f"{str(exc)[:300]}", met=False))
         durations[key] = time.monotonic() - t0
-        log.info("benchmark %s done in %.0f s", key, durations[key])
+        loads[key] = (load_before, os.getloadavg()[0])
+        log.info("benchmark %s done in %.0f s (load average %.1f)", key, durations[key], loads[key][1])
 
     dataset = None
 
@@ -86,7 +89,7 @@ def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tup
     step("4", lambda: ingest.bench_ingest(work, cfg))
     step("5", lambda: purge.bench_purge(work, cfg))
     step("6", lambda: tui.bench_startup(work, cfg) + tui.bench_search(archive_data(), cfg))
-    return results, durations
+    return results, {"durations": durations, "loads": loads}
 
 
 def default_cache() -> Path:
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="cim-bench-"))
     started = time.monotonic()
     try:
-        results, durations = run_all(cfg, work, cache, only)
+        results, conditions = run_all(cfg, work, cache, only)
     finally:
         if args.keep:
             log.info("scratch kept in %s", work)
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         f" --only {args.only}" if only != set(NAMES) else "")
     print(render_table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render_markdown(results, machine(), command, cfg, durations, total), encoding="utf-8")
+    args.out.write_text(render_markdown(results, machine(), command, cfg, conditions, total), encoding="utf-8")
     log.info("wrote %s (%.0f s in all)", args.out, total)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "config": cfg, "seconds": total,

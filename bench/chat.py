@@ -76,6 +76,8 @@ def bench_relay(work: Path, cfg: dict[str, Any]) -> list[Result]:
                 started = time.monotonic()
                 ready = load.ready(timeout=900)
                 setup = time.monotonic() - started
+                warm, _ = load.window(cfg["warmup_seconds"])  # discarded: first-use costs after set-up
+                log.info("relay steady %s warm-up window: p99 %.1f ms (not counted)", kind, warm["p99_ms"])
                 for _ in range(cfg["runs"]):
                     out, _ = load.window(cfg["seconds"])
                     log.info("relay steady %s: %s residents, %.0f msg/s, p50 %.1f p99 %.1f ms, lost %s errors %s",

@@ -48,7 +48,7 @@ def render_table(results: list[Result]) -> str:
 
 
 def render_markdown(results: list[Result], machine: dict[str, str], command: str, cfg: dict[str, Any],
-                    durations: dict[str, float], total: float) -> str:
+                    conditions: dict[str, dict], total: float) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     met = sum(1 for r in results if r.met)
     missed = sum(1 for r in results if r.met is False)
@@ -81,7 +81,10 @@ def render_markdown(results: list[Result], machine: dict[str, str], command: str
         out.append(f"| {r.bench} | {r.metric} | **{_num(r.value, r.unit)}** | {base} | {_ratio(r)} | {r.target} | "
                    f"{'✅ met' if r.met else ('❌ missed' if r.met is False else '–')} | {note.replace('|', '/')} |")
     out += ["", "## Sizes of this run", "", "```", *(f"{k} = {v}" for k, v in cfg.items()), "```", "",
-            "Time per benchmark: " + ", ".join(f"{k}: {v:.0f} s" for k, v in sorted(durations.items())), ""]
+            "Time per benchmark and the machine's 1-minute load average at its start → end (2 cores: above "
+            "about 2, other processes were competing for the CPUs and the figures are pessimistic):", "",
+            *(f"- {k}: {v:.0f} s, load {conditions['loads'][k][0]:.1f} → {conditions['loads'][k][1]:.1f}"
+              for k, v in sorted(conditions["durations"].items())), ""]
     if FINDINGS.is_file():
         out += [FINDINGS.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(out)
