@@ -410,6 +410,21 @@ def call_facts(rec: CdrRecord, is_internal: Callable[[str], bool], recording_typ
 class SourceFile:
     path: Path          # inside the source folder, not resolved through links
     name: str
+    size: int = -1
+    mtime_ns: int = -1
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """Identifies this version of the file: a changed file is looked at again."""
+        return (str(self.path), self.size, self.mtime_ns)
+
+
+def _source_file(path: Path) -> SourceFile | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return SourceFile(path, path.name, st.st_size, st.st_mtime_ns)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -442,14 +457,24 @@ def resolve_recordingfile(source_dir: Path, value: str, start: datetime, zone: Z
     return candidates[0]
 
 
-def scan_recordings(source_dir: Path) -> list[SourceFile]:
-    """Every file under the source folder whose name looks like audio (links are listed, then refused)."""
-    found = []
+def scan_recordings(source_dir: Path, also: Iterable[Path] = ()) -> list[SourceFile]:
+    """Every file under the source folder whose name looks like audio (links are listed, then refused),
+    plus the `also` files (named by CDR lines) that exist."""
+    found: list[SourceFile] = []
+    seen: set[Path] = set()
     for folder, dirs, files in os.walk(source_dir, followlinks=False):
         dirs.sort()
         for name in sorted(files):
             if is_audio_name(name):
-                found.append(SourceFile(Path(folder) / name, name))
+                entry = _source_file(Path(folder) / name)
+                if entry is not None:
+                    found.append(entry)
+                    seen.add(entry.path)
+    for path in also:
+        if path not in seen:
+            entry = _source_file(path)
+            if entry is not None:
+                found.append(entry)
     return found
 
 
@@ -529,6 +554,10 @@ class _Source:
     offset: int = 0
     next_line: int = 1
     file_id: tuple[int, int] | None = None
+    #: recording files (path, size, mtime) already registered, present or refused: not looked at again
+    settled: set[tuple[str, int, int]] = field(default_factory=set)
+    #: files that matched no call: looked at again only when new CDR lines arrive
+    unmatched: set[tuple[str, int, int]] = field(default_factory=set)
 
 
 class Calls:
@@ -598,10 +627,7 @@ class Calls:
         tail = data[consumed:]
         records: list[CdrRecord] = []
         for number, raw in lines:
-            try:
-                parsed = src.parser.parse_line(number, raw)
-            except InvalidInput:
-                raise
+            parsed = src.parser.parse_line(number, raw)
             if isinstance(parsed, Rejection):
                 report.rejected.append(parsed)
             elif parsed is not None:
@@ -796,9 +822,7 @@ class Calls:
                 report.rejected.append(Rejection(rec.line, str(exc), file=Path(rec.recordingfile).name))
                 continue
             named[path] = rec.line
-        files = await asyncio.to_thread(scan_recordings, root)
-        seen = {f.path for f in files}
-        files += [SourceFile(p, p.name) for p in named if p not in seen and os.path.lexists(p)]
+        files = await asyncio.to_thread(scan_recordings, root, list(named))
         line_of = {r.uniqueid: r.line for r in records}
         line_of.update({r.linkedid: r.line for r in records if r.linkedid})
         without_call = 0
@@ -853,13 +877,23 @@ class Calls:
                     await asyncio.to_thread(_unlink_quietly, f.path)
 
         for f in files:
+            # --watch polls the same folder every few seconds: files already dealt with are skipped, and
+            # files of no known call are looked at again only when new CDR lines arrived
+            if f.key in src.settled:
+                continue
+            if f.key in src.unmatched and not records:
+                without_call += 1
+                continue
             tokens = id_tokens(f.name)
             if any(p_key.split("/")[0] in tokens for _, _, p_key, _, _ in planned):
                 await flush()
             match = await self._call_for(tokens)
             if match is None:
                 without_call += 1
+                src.unmatched.add(f.key)
                 continue
+            src.unmatched.discard(f.key)
+            src.settled.add(f.key)
             conv_id, token = match
             line = named.get(f.path) or line_of.get(token)
             existing = await store.db.fetchall(

@@ -372,3 +372,16 @@ async def test_freepbx_export_without_header_uses_the_given_columns(store, pbx: 
     report = await ingest(store, pbx, "freepbx", columns=",".join(columns))
     assert (report.imported, report.rejected) == (1, [])
     assert set(columns) <= set(FREEPBX_HEADER)
+
+
+async def test_watch_reports_a_bad_recording_once_and_retries_it_when_it_changes(store, pbx: FakePbx) -> None:
+    bad = pbx.monitor / "1772442000.1.wav"
+    bad.write_text("not audio yet")
+    pbx.add_rows([asterisk_row("1772442000.1")])
+    src = store.calls.source("asterisk", pbx.cdr, pbx.monitor)
+    first = await store.calls.ingest(SYSTEM, src, final=False)
+    second = await store.calls.ingest(SYSTEM, src, final=False)
+    assert [r.file for r in first.rejected] == ["1772442000.1.wav"] and second.rejected == []
+    write_pcm_wav(bad, 0.3)  # the file changed: looked at again
+    third = await store.calls.ingest(SYSTEM, src, final=False)
+    assert (third.recordings, third.rejected) == (1, [])
