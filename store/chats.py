@@ -203,8 +203,12 @@ class _GroupCommit:
             known: dict[tuple[int, str], Any] = {}
             if keyed:
                 values = ",".join("(?, ?)" for _ in keyed)
+                # A join from the wanted keys, so each is one lookup in the (conversation_id, client_msg_id)
+                # index; `(a, b) IN (VALUES ...)` made SQLite scan every message ever stored (bench/).
                 for r in await tx.execute_fetchall(
-                        f"SELECT * FROM messages WHERE (conversation_id, client_msg_id) IN (VALUES {values})",
+                        f"WITH wanted(conversation_id, client_msg_id) AS (VALUES {values}) "
+                        "SELECT m.* FROM wanted w JOIN messages m ON m.conversation_id = w.conversation_id "
+                        "AND m.client_msg_id = w.client_msg_id",
                         [v for pair in keyed for v in pair]):
                     known[(r["conversation_id"], r["client_msg_id"])] = _message(r)
             now = self.clock()
