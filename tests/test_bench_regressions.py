@@ -54,3 +54,25 @@ async def test_recordings_copied_in_chunks_keep_every_file_of_a_call_and_stay_id
     assert audited["n"] == files + 1
     again = await store.calls.ingest(actor, store.calls.source("asterisk", cdr, monitor))
     assert (again.recordings, again.recordings_already_present) == (0, files + 1)
+
+
+async def test_the_duplicate_check_of_a_chat_message_uses_the_index_not_a_scan(store) -> None:
+    """The group commit looks up repeated client_msg_ids; it used to scan every stored message per batch."""
+    notice = await store.notices.current("chat", "pl")
+    chat = (await store.chats.open(notice.id, "pl")).chat
+    writer = store.db.writer
+    statements: list[str] = []
+    await writer._execute(writer._conn.set_trace_callback, statements.append)
+    try:
+        # sent together, so one group-commit batch looks up several keys at once
+        first = await asyncio.gather(*(store.chats.post_resident(chat.id, f"linia {i}", f"m-{i}") for i in range(3)))
+        again = await asyncio.gather(*(store.chats.post_resident(chat.id, f"linia {i}", f"m-{i}") for i in range(3)))
+    finally:
+        await writer._execute(writer._conn.set_trace_callback, None)
+    assert [p.new for p in first + again] == [True] * 3 + [False] * 3
+    assert [p.message.seq for p in again] == [p.message.seq for p in first]
+    lookups = [sql for sql in statements if "client_msg_id" in sql and sql.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert lookups, statements
+    for sql in lookups:
+        plan = " | ".join(r["detail"] for r in await store.db.fetchall("EXPLAIN QUERY PLAN " + sql))
+        assert "SCAN messages" not in plan and "SCAN m" not in plan.replace("SCAN w", ""), plan
