@@ -17,6 +17,8 @@ log = logging.getLogger("cim.serve")
 #: One line per event: time, level, logger, then `event key=value ...` (never message contents).
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 #: Access log without referrer or user agent; Socket.IO query strings carry only session ids.
+#: Seconds a stopping server waits for open requests (sockets are closed first, see webchat.app).
+SHUTDOWN_SECONDS = 5.0
 ACCESS_LOG_FORMAT = 'http.request peer=%a request="%r" status=%s bytes=%b duration_s=%Tf'
 
 
@@ -55,7 +57,8 @@ async def _serve(settings) -> None:
     store = await Store.open(settings)
     try:
         app = create_app(settings, store)
-        runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT)
+        runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
+                               shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()
         try:
             site = web.TCPSite(runner, settings.host, settings.port)
