@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sqlite3
 import stat
 import struct
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import phone
-from .audio import AudioError, AudioInfo, is_audio_name, probe
+from .audio import AudioInfo, is_audio_name, probe
 from .clock import to_iso
 from .errors import ConfigError, InvalidInput, NotFound
 from .models import Actor

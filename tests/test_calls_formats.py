@@ -14,7 +14,7 @@ from store.calls import (ASTERISK_FIXED, CdrParser, CdrRecord, Rejection, channe
                          id_tokens, normalise_number, parse_columns, parse_notice_stamp, resolve_recordingfile,
                          split_lines)
 from store.errors import InvalidInput
-from tests.fixtures.calls import (FREEPBX_HEADER, asterisk_row, cdr_csv_line, freepbx_csv, freepbx_row,
+from tests.fixtures.calls import (asterisk_row, cdr_csv_line, freepbx_csv, freepbx_row,
                                   write_empty_wav, write_gsm_wav, write_pcm_wav)
 
 WARSAW = ZoneInfo("Europe/Warsaw")
