@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -30,6 +31,8 @@ VENDOR_FILES = {
     "socket.io.min.js": NODE_MODULES / "socket.io-client" / "dist" / "socket.io.min.js",
     "axe.min.js": NODE_MODULES / "axe-core" / "axe.min.js",
 }
+#: How long shutdown waits for clients to take their close packet before it stops regardless.
+SHUTDOWN_GRACE_SECONDS = 2.0
 #: Largest HTTP request body and Socket.IO packet accepted (a 2,000-character message is < 10 KiB).
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -79,8 +82,15 @@ async def _disconnect_everyone(app: web.Application) -> None:
         await sio.disconnect(sid, namespace="/resident")
     for sid in list(hub.staff):
         await sio.disconnect(sid, namespace="/staff")
-    if sio.eio.sockets:
-        await sio.eio.disconnect()  # the Engine.IO transports themselves (WebSockets, long-polls)
+    # the Engine.IO transports themselves (WebSockets, long-polls); closing a long-poll waits until
+    # the client collects the close packet, which an abandoned one never does: bounded, or SIGTERM hangs
+    closing = [asyncio.create_task(sio.eio.disconnect(eio_sid)) for eio_sid in list(sio.eio.sockets)]
+    if closing:
+        _, pending = await asyncio.wait(closing, timeout=SHUTDOWN_GRACE_SECONDS)
+        if pending:
+            log.warning("server.sockets_abandoned count=%d", len(pending))
+            for task in pending:
+                task.cancel()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -146,6 +146,8 @@ class Hub:
         # chat id → consultant id; this process is the only one that assigns chats (see README for scaling)
         self._assignee: dict[int, int | None] = {}
         self._tasks: set[asyncio.Task] = set()
+        # chat id → the resident's sockets (usually one; a second tab resuming the chat adds one)
+        self._chat_sids: dict[int, set[str]] = {}
 
     def spawn(self, coro: Any) -> None:
         """Run follow-up work (greetings, broadcasts) after the current ack, keeping a reference to it."""
@@ -170,10 +172,23 @@ class Hub:
     def remember(self, chat: Chat) -> None:
         self._assignee[chat.id] = chat.consultant_id if chat.status == "active" else None
 
+    async def join_chat(self, sid: str, chat_id: int) -> None:
+        self._chat_sids.setdefault(chat_id, set()).add(sid)
+        await self.sio.enter_room(sid, chat_room(chat_id), namespace=RESIDENT)
+
+    def leave_chat(self, sid: str, chat_id: int) -> None:
+        sids = self._chat_sids.get(chat_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._chat_sids[chat_id]
+
     async def relay(self, chat_id: int, message: ChatMessage, *, skip_sid: str | None = None) -> None:
         """A stored message to the resident's sockets and the assigned consultant's."""
         payload = message_payload(message)
-        await self.sio.emit("message", payload, room=chat_room(chat_id), namespace=RESIDENT, skip_sid=skip_sid)
+        # the sender already has it (its ack): encode the packet only if another of its tabs is listening
+        if self._chat_sids.get(chat_id, set()) - {skip_sid}:
+            await self.sio.emit("message", payload, room=chat_room(chat_id), namespace=RESIDENT, skip_sid=skip_sid)
         staff_id = await self.assignee(chat_id)
         if staff_id is not None:
             await self.sio.emit("message", {"chat_id": chat_id, **payload}, room=consultant_room(staff_id),

@@ -40,7 +40,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if chat is not None:
             conn.chat_id = chat.id
             hub.remember(chat)
-            await sio.enter_room(sid, chat_room(chat.id), namespace=RESIDENT)
+            await hub.join_chat(sid, chat.id)
         # The CONNECT packet is sent when this handler returns; greet the resident right after it.
         hub.spawn(greet(sid, chat))
 
@@ -84,6 +84,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         conn = hub.residents.pop(sid, None)
         if conn is not None:
             hub.connections.release(conn.address)
+            if conn.chat_id is not None:
+                hub.leave_chat(sid, conn.chat_id)
 
     def current(sid: str) -> Any:
         return hub.residents.get(sid)
@@ -101,7 +103,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         chat_id = opened.chat.id
         conn.chat_id = chat_id
         hub.remember(opened.chat)
-        await sio.enter_room(sid, chat_room(chat_id), namespace=RESIDENT)
+        await hub.join_chat(sid, chat_id)
         log.info("chat.opened chat_id=%s lang=%s", chat_id, conn.lang)
         position = next((q.position for q in await hub.chats.queue() if q.chat_id == chat_id), None)
 
