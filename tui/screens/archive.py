@@ -32,7 +32,7 @@ _CSS = """
 ArchiveScreen #archive-form { height: auto; padding: 0 1; }
 ArchiveScreen .form-row { height: auto; }
 ArchiveScreen .form-row Input { width: 1fr; }
-ArchiveScreen .form-row Select { width: 1fr; }
+ArchiveScreen .form-row Select { width: 16; }
 ArchiveScreen #search { min-width: 10; }
 ArchiveScreen #results { height: 1fr; }
 ArchiveScreen #archive-status { height: 1; padding: 0 1; color: $text-muted; }
@@ -64,6 +64,9 @@ def _duration(seconds: int | None) -> str:
     if seconds is None:
         return ""
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+_SHORT_DIRECTION = {"incoming": "call in", "outgoing": "call out", "internal": "internal"}
 
 
 def _flag(value: bool | None, yes: str = "yes", no: str = "no") -> str:
@@ -99,10 +102,10 @@ class ArchiveScreen(Screen[None]):
                 yield Input(placeholder="to YYYY-MM-DD", id="date-to", max_length=10)
             with Horizontal(classes="form-row"):
                 yield Select([("incoming", "incoming"), ("outgoing", "outgoing"), ("internal", "internal")],
-                             prompt="any direction", id="direction")
-                yield Select([("calls", "call"), ("chats", "chat")], prompt="calls and chats", id="channel")
-                yield Input(placeholder="consultant (user name)", id="consultant", max_length=64)
-                yield Input(placeholder="department code", id="department", max_length=32)
+                             prompt="direction", id="direction")
+                yield Select([("calls", "call"), ("chats", "chat")], prompt="channel", id="channel")
+                yield Input(placeholder="consultant", id="consultant", max_length=64)
+                yield Input(placeholder="dept code", id="department", max_length=32)
                 yield Button("Search", id="search", variant="primary")
         yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
         yield Static("Enter a filter and press Enter or Ctrl+S.", id="archive-status")
@@ -111,8 +114,7 @@ class ArchiveScreen(Screen[None]):
     def on_mount(self) -> None:
         self.title = "Archive"
         table = self.query_one("#results", DataTable)
-        table.add_columns("When", "Channel", "Direction", "Number", "Consultant", "Dept", "Length", "Rec",
-                          "Notice")
+        table.add_columns("When", "Type", "Number", "Consultant", "Dept", "Length", "Rec", "Notice")
 
     # -- the search ------------------------------------------------------------------------------
 
@@ -179,7 +181,8 @@ class ArchiveScreen(Screen[None]):
             number = literal(s.resident_number or "")
             if s.resident_number and s.number_identifiable is False:
                 number.stylize("dim italic")
-            table.add_row(_when(s, zone), s.channel, s.direction or "", number, literal(s.consultant or ""),
+            kind = "chat" if s.channel == "chat" else _SHORT_DIRECTION.get(s.direction or "", "call")
+            table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
                           s.department or "", _duration(s.duration_s), "●" if s.has_recording else "",
                           _flag(s.notice_played, "played", "none") if s.channel == "call" else "",
                           key=str(s.id))
@@ -242,11 +245,12 @@ class ArchiveDetailScreen(Screen[None]):
             return
         self.query_one("#detail", Static).update(self._describe(self.detail))
         is_call = self.detail.summary.channel == "call"
-        self.query_one("#play-button", Button).display = is_call
-        self.query_one("#integrity-button", Button).display = is_call
+        recorded = is_call and bool(self.detail.recordings)
+        self.query_one("#play-button", Button).display = recorded
+        self.query_one("#integrity-button", Button).display = recorded
         self.query_one("#transcript-button", Button).display = not is_call
-        self.query_one("#levels", Sparkline).display = is_call
-        if is_call and self.detail.recordings:
+        self.query_one("#levels", Sparkline).display = False
+        if recorded:
             await self._load_levels()
         elif is_call:
             self.query_one("#levels-label", Static).update("No recording of this call.")
@@ -259,7 +263,9 @@ class ArchiveDetailScreen(Screen[None]):
             return
         label = self.query_one("#levels-label", Static)
         if levels:
-            self.query_one("#levels", Sparkline).data = levels
+            sparkline = self.query_one("#levels", Sparkline)
+            sparkline.data = levels
+            sparkline.display = True
             label.update("Recording levels (start → end):")
         else:
             label.update("No level display for this format (or the recording is empty).")
