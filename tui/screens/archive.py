@@ -32,7 +32,8 @@ _CSS = """
 ArchiveScreen #archive-form { height: auto; padding: 0 1; }
 ArchiveScreen .form-row { height: auto; }
 ArchiveScreen .form-row Input { width: 1fr; }
-ArchiveScreen .form-row Select { width: 16; }
+ArchiveScreen #direction { width: 18; }
+ArchiveScreen #channel { width: 14; }
 ArchiveScreen #search { min-width: 10; }
 ArchiveScreen #results { height: 1fr; }
 ArchiveScreen #archive-status { height: 1; padding: 0 1; color: $text-muted; }
