@@ -33,7 +33,7 @@ ArchiveScreen #archive-form { height: auto; padding: 0 1; }
 ArchiveScreen .form-row { height: auto; }
 ArchiveScreen .form-row Input { width: 1fr; }
 ArchiveScreen #direction { width: 18; }
-ArchiveScreen #channel { width: 14; }
+ArchiveScreen #channel { width: 16; }
 ArchiveScreen #search { min-width: 10; }
 ArchiveScreen #results { height: 1fr; }
 ArchiveScreen #archive-status { height: 1; padding: 0 1; color: $text-muted; }
