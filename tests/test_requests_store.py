@@ -593,3 +593,58 @@ async def test_department_head_sees_only_their_departments_requests(store, peopl
     with pytest.raises(NotPermitted):
         await store.requests.get(people.consultant, req.id)
     assert len(await audit_rows(store, "requests.view", "refused")) == 2
+
+
+COPY_STATES = ["registered", "granted", "exported", "refused", "closed", "withdrawn"]
+COPY_ILLEGAL = [(s, a) for s in COPY_STATES for a in ACTIONS if a not in TRANSITIONS["copy"][s]]
+
+
+async def _copy_to_state(store, people, tmp_path, state):
+    req = await store.requests.register(people.dpo, call_request(kind="copy", asked="copy", justification=""))
+    if state == "registered":
+        return req
+    if state == "withdrawn":
+        return await store.requests.withdraw(people.dpo, req.id)
+    await store.requests.link(people.dpo, req.id, await insert_call(store, at=CALL_AT, number=PHONE))
+    if state == "refused":
+        return await store.requests.refuse(people.dpo, req.id, "Nie.")
+    req = await store.requests.grant(people.dpo, req.id)
+    if state == "granted":
+        return req
+    await store.requests.export_copy(people.dpo, req.id, tmp_path)
+    req = await store.requests._get(req.id)
+    return req if state == "exported" else await store.requests.close(people.dpo, req.id)
+
+
+@pytest.mark.ordinance("GDPR 15")
+@pytest.mark.parametrize("state, action", COPY_ILLEGAL)
+async def test_every_illegal_copy_transition_is_refused(store, people, tmp_path, state, action):
+    req = await _copy_to_state(store, people, tmp_path, state)
+    before = dict(await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,)))
+    r, p = store.requests, people
+    attempts = {
+        "grant": lambda: r.grant(p.dpo, req.id), "refuse": lambda: r.refuse(p.dpo, req.id, "Nie."),
+        "opinion": lambda: r.give_opinion(p.dpo, req.id, "dpo", "favourable", "Tak."),
+        "extend": lambda: r.extend(p.dpo, req.id, 1, "Powód."), "withdraw": lambda: r.withdraw(p.dpo, req.id),
+        "close": lambda: r.close(p.dpo, req.id), "start_session": lambda: r.start_session(p.director, req.id),
+        "end_session": lambda: r.end_session(p.director, req.id, [p.attendee.staff_id]),
+        "link": lambda: r.link(p.dpo, req.id, 1), "export": lambda: r.export_copy(p.dpo, req.id, tmp_path),
+    }
+    with pytest.raises(InvalidTransition):
+        await attempts[action]()
+    assert dict(await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,))) == before
+
+
+@pytest.mark.ordinance("§6")
+async def test_the_real_purge_spares_a_linked_conversation_until_the_request_closes(store, people, clock):
+    retention = pytest.importorskip("store.retention")  # noqa: F841 - the retention area's purge
+    req, call = await ready_for_decision(store, people)
+    await store.requests.refuse(people.director, req.id, "Nie.")
+    clock.now = CALL_AT + timedelta(days=200)  # past purge_after (6 months)
+    result = await store.retention.purge(SYSTEM)
+    assert result.calls == 0 and result.held == 1
+    assert await store.db.fetchone("SELECT id FROM conversations WHERE id = ?", (call,))
+    await store.requests.close(people.director, req.id)
+    result = await store.retention.purge(SYSTEM)
+    assert result.calls == 1
+    assert await store.db.fetchone("SELECT id FROM conversations WHERE id = ?", (call,)) is None
