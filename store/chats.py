@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import re
 import secrets
+import sqlite3
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -147,18 +149,41 @@ class _Pending:
     future: asyncio.Future
 
 
+@dataclass
+class _ChatState:
+    """What the writer knows of a chat it is writing to: committed values only."""
+
+    status: str
+    next_seq: int
+    consultant_id: int | None
+    client_ids: dict[str, int]  # client_msg_id → seq
+
+
 class _GroupCommit:
     """Batches message inserts from many coroutines into one write transaction.
 
     Each caller's future is resolved only after the COMMIT that holds its row, so nothing is
     acknowledged before it is durable; while one batch commits, the next one gathers.
+
+    It remembers, per chat, the committed status, next sequence number and client_msg_ids, so a
+    batch is one INSERT statement (next_seq follows by a trigger) instead of four statements. The
+    memory is only a shortcut: every change of a chat's state in `Chats` forgets the chat, and the
+    UNIQUE (conversation_id, seq) constraint catches another writer's line (the batch is then
+    replayed once from the database). Chats are opened, accepted, transferred and closed only by
+    the chat server's process (the TUI goes through /staff), so no other process changes a status.
     """
+
+    MAX_REMEMBERED_CHATS = 10_000
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
         self._pending: list[_Pending] = []
         self._task: asyncio.Task | None = None
+        self._chats: OrderedDict[int, _ChatState] = OrderedDict()
+
+    def forget(self, chat_id: int) -> None:
+        self._chats.pop(chat_id, None)
 
     async def submit(self, chat_id: int, sender: str, staff_id: int | None, text: str,
                      client_msg_id: str | None) -> Posted:
@@ -173,9 +198,16 @@ class _GroupCommit:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                results = await self._write(batch)
+                try:
+                    results = await self._write(batch)
+                except sqlite3.IntegrityError:
+                    # something outside this writer changed one of these chats: trust the database
+                    for item in batch:
+                        self.forget(item.chat_id)
+                    results = await self._write(batch)
             except BaseException as exc:  # the whole batch rolled back: every caller learns it
                 for item in batch:
+                    self.forget(item.chat_id)
                     if not item.future.done():
                         item.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
                 if not isinstance(exc, Exception):
@@ -189,59 +221,75 @@ class _GroupCommit:
                 else:
                     item.future.set_result(result)
 
+    async def _load(self, tx: Any, chat_ids: list[int]) -> None:
+        marks = ",".join("?" * len(chat_ids))
+        states = {r["id"]: _ChatState(r["status"], r["next_seq"], r["consultant_id"], {})
+                  for r in await tx.execute_fetchall(
+                      f"SELECT id, status, next_seq, consultant_id FROM conversations "
+                      f"WHERE id IN ({marks}) AND channel = 'chat'", chat_ids)}
+        for r in await tx.execute_fetchall(
+                f"SELECT conversation_id, client_msg_id, seq FROM messages "
+                f"WHERE conversation_id IN ({marks}) AND client_msg_id IS NOT NULL", chat_ids):
+            states[r["conversation_id"]].client_ids[r["client_msg_id"]] = r["seq"]
+        for chat_id, state in states.items():
+            self._chats[chat_id] = state
+        while len(self._chats) > self.MAX_REMEMBERED_CHATS:
+            self._chats.popitem(last=False)
+
     async def _write(self, batch: list[_Pending]) -> list[Posted | Exception]:
-        chat_ids = sorted({item.chat_id for item in batch})
-        keyed = [(item.chat_id, item.client_msg_id) for item in batch if item.client_msg_id is not None]
         results: list[Posted | Exception] = []
         async with self.db.write() as tx:
-            marks = ",".join("?" * len(chat_ids))
-            rows = await tx.execute_fetchall(
-                f"SELECT id, status, next_seq, consultant_id FROM conversations "
-                f"WHERE id IN ({marks}) AND channel = 'chat'", chat_ids)
-            chats = {r["id"]: {"status": r["status"], "next_seq": r["next_seq"],
-                               "consultant_id": r["consultant_id"]} for r in rows}
-            known: dict[tuple[int, str], Any] = {}
-            if keyed:
-                values = ",".join("(?, ?)" for _ in keyed)
-                # A join from the wanted keys, so each is one lookup in the (conversation_id, client_msg_id)
-                # index; `(a, b) IN (VALUES ...)` made SQLite scan every message ever stored (bench/).
-                for r in await tx.execute_fetchall(
-                        f"WITH wanted(conversation_id, client_msg_id) AS (VALUES {values}) "
-                        "SELECT m.* FROM wanted w JOIN messages m ON m.conversation_id = w.conversation_id "
-                        "AND m.client_msg_id = w.client_msg_id",
-                        [v for pair in keyed for v in pair]):
-                    known[(r["conversation_id"], r["client_msg_id"])] = _message(r)
+            missing = sorted({item.chat_id for item in batch} - self._chats.keys())
+            if missing:
+                await self._load(tx, missing)
             now = self.clock()
             at = to_iso(now)
+            # planned against copies: the remembered state changes only once the COMMIT succeeded
+            next_seq: dict[int, int] = {}
+            new_ids: dict[tuple[int, str], int] = {}
+            repeats: list[tuple[int, int, int]] = []  # (index in results, chat id, seq)
             inserts: list[tuple] = []
             for item in batch:
-                key = (item.chat_id, item.client_msg_id)
-                if item.client_msg_id is not None and key in known:
-                    results.append(Posted(known[key], new=False))
-                    continue
-                chat = chats.get(item.chat_id)
-                if chat is None:
+                state = self._chats.get(item.chat_id)
+                if state is None:
                     results.append(ConversationNotFound(f"no chat {item.chat_id}"))
                     continue
-                if chat["status"] == "closed":
+                if item.client_msg_id is not None:
+                    seq = state.client_ids.get(item.client_msg_id) or new_ids.get((item.chat_id, item.client_msg_id))
+                    if seq is not None:
+                        repeats.append((len(results), item.chat_id, seq))
+                        results.append(None)  # type: ignore[arg-type]  # filled in below
+                        continue
+                if state.status == "closed":
                     results.append(ChatClosed("the chat has ended"))
                     continue
-                if item.sender == "consultant" and chat["consultant_id"] != item.staff_id:
+                if item.sender == "consultant" and (state.status != "active" or state.consultant_id != item.staff_id):
                     results.append(NotPermitted("this chat is not assigned to you"))
                     continue
-                seq = chat["next_seq"]
-                chat["next_seq"] = seq + 1
-                message = ChatMessage(item.chat_id, seq, item.sender, item.text, now, item.staff_id)
-                inserts.append((item.chat_id, seq, item.sender, item.staff_id, item.text, at, item.client_msg_id))
+                seq = next_seq.get(item.chat_id, state.next_seq)
+                next_seq[item.chat_id] = seq + 1
                 if item.client_msg_id is not None:
-                    known[key] = message
-                results.append(Posted(message, new=True))
+                    new_ids[(item.chat_id, item.client_msg_id)] = seq
+                inserts.append((item.chat_id, seq, item.sender, item.staff_id, item.text, at, item.client_msg_id))
+                results.append(Posted(ChatMessage(item.chat_id, seq, item.sender, item.text, now, item.staff_id),
+                                      new=True))
             if inserts:
+                # conversations.next_seq follows by the trigger of migration 0100_chat_next_seq
                 await tx.executemany(
                     "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, client_msg_id) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
-                await tx.executemany("UPDATE conversations SET next_seq = ? WHERE id = ?",
-                                     [(c["next_seq"], cid) for cid, c in chats.items()])
+            for index, chat_id, seq in repeats:  # a retry: answer with the stored original (rare)
+                stored = {r.message.seq: r for r in results[:index] if isinstance(r, Posted) and r.message.chat_id == chat_id}
+                if seq in stored:
+                    results[index] = Posted(stored[seq].message, new=False)
+                    continue
+                row = await (await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?",
+                                              (chat_id, seq))).fetchone()
+                results[index] = Posted(_message(row), new=False)
+        for chat_id, seq in next_seq.items():
+            self._chats[chat_id].next_seq = seq
+        for (chat_id, client_msg_id), seq in new_ids.items():
+            self._chats[chat_id].client_ids[client_msg_id] = seq
         return results
 
 
@@ -387,6 +435,7 @@ class Chats:
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
                              "VALUES (?, ?, 'system', ?, ?, ?)", (chat_id, seq, actor.staff_id, text, to_iso(now)))
             await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
+        self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id)
 
     async def post_consultant(self, actor: Actor, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
@@ -417,6 +466,7 @@ class Chats:
                              "VALUES (?, ?, 'system', ?, ?, ?)", (chat_id, seq, actor.staff_id, text, to_iso(now)))
             await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
                                     details={"to_staff_id": to.staff_id})
+        self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id)
 
     async def close(self, actor: Actor, chat_id: int, category: Any) -> tuple[Chat, ChatMessage | None]:
@@ -463,6 +513,7 @@ class Chats:
             if actor is not None:
                 await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
                                         details={"category": category})
+        self._group.forget(chat_id)
         return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None)
 
     async def _assigned_row(self, tx: Any, actor: Actor, chat_id: int) -> Any:

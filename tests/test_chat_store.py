@@ -400,3 +400,31 @@ async def test_canned_responses_are_managed_by_the_cim_manager_only(store, make_
 
 def test_close_categories_are_a_fixed_list():
     assert "other" in CLOSE_CATEGORIES and len(set(CLOSE_CATEGORIES)) == len(CLOSE_CATEGORIES)
+
+
+async def test_next_seq_follows_every_insert_even_from_another_writer(store, settings, clock):
+    """The writer's memory of a chat is a shortcut: a line written by another connection is respected."""
+    opened = await open_chat(store)
+    await store.chats.post_resident(opened.chat.id, "one", "a")  # the writer now remembers this chat
+    other = await Store.open(settings, clock=clock)
+    try:
+        async with other.db.write() as tx:  # e.g. a repair tool appending a system line
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, text, at) "
+                             "VALUES (?, 4, 'system', 'inserted elsewhere', '2026-03-02T09:00:00.000000Z')",
+                             (opened.chat.id,))
+    finally:
+        await other.close()
+    posted = await store.chats.post_resident(opened.chat.id, "two", "b")
+    assert posted.message.seq == 5
+    assert (await store.chats.post_resident(opened.chat.id, "one", "a")).message.seq == 3  # repeat still known
+    row = await store.db.fetchone("SELECT next_seq FROM conversations WHERE id = ?", (opened.chat.id,))
+    assert row["next_seq"] == 6
+    assert [m.seq for m in await store.chats.history(opened.chat.id)] == [1, 2, 3, 4, 5]
+
+
+async def test_a_repeat_within_one_batch_gets_the_first_seq(store):
+    opened = await open_chat(store)
+    first, second = await asyncio.gather(store.chats.post_resident(opened.chat.id, "x", "same"),
+                                         store.chats.post_resident(opened.chat.id, "x again", "same"))
+    assert first.new and not second.new and first.message.seq == second.message.seq
+    assert second.message.text == "x"
