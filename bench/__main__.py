@@ -26,8 +26,10 @@ FULL: dict[str, Any] = dict(
     conn_runs=3, connections=5000,
     archive_calls=1_000_000, archive_chats=100_000, archive_repeats=200,
     ingest_rows=20_000, ingest_recording_every=2,
-    purge_calls=200_000, purge_chats=20_000, purge_residents=500, purge_rate=200, purge_quiet_seconds=15,
-    purge_timeout=900, purge_modes=("serve", "cli"),
+    purge_residents=500, purge_rate=200, purge_quiet_seconds=15, purge_timeout=900,
+    # (where the purge runs, calls, chats): the daily purge inside cim serve on the full six months' worth,
+    # `cim purge` beside the server on a fifth of it (generating and purging 1,000,000 files twice is too long)
+    purge_modes=(("serve", 1_000_000, 100_000), ("cli", 200_000, 20_000)),
     tui_runs=5, tui_search_repeats=20,
 )
 QUICK: dict[str, Any] = dict(
@@ -37,15 +39,16 @@ QUICK: dict[str, Any] = dict(
     conn_runs=1, connections=1000,
     archive_calls=50_000, archive_chats=5_000, archive_repeats=30,
     ingest_rows=3_000, ingest_recording_every=2,
-    purge_calls=10_000, purge_chats=1_000, purge_residents=100, purge_rate=50, purge_quiet_seconds=4,
-    purge_timeout=300, purge_modes=("serve",),
+    purge_residents=100, purge_rate=50, purge_quiet_seconds=4, purge_timeout=300,
+    purge_modes=(("serve", 10_000, 1_000),),
     tui_runs=2, tui_search_repeats=5,
 )
 #: Tiny sizes for the test suite's smoke run (seconds; numbers are only checked to be sane).
 SMOKE: dict[str, Any] = dict(
-    QUICK, consultants=2, thr_residents=4, thr_seconds=1, thr_max=400, residents=10, rate=20, seconds=1, warmup_seconds=1,
+    QUICK, consultants=2, thr_residents=4, thr_seconds=1, thr_max=400, residents=10, rate=20, seconds=1,
+    warmup_seconds=1,
     connections=50, archive_calls=3_000, archive_chats=300, archive_repeats=5, ingest_rows=200,
-    purge_calls=500, purge_chats=50, purge_residents=5, purge_rate=20, purge_quiet_seconds=1, purge_modes=("cli",),
+    purge_residents=5, purge_rate=20, purge_quiet_seconds=1, purge_modes=(("cli", 500, 50),),
     tui_runs=1, tui_search_repeats=2,
 )
 NAMES = {"1": "chat relay", "2": "connections", "3": "archive search", "4": "ingest", "5": "purge", "6": "TUI"}

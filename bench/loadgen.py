@@ -48,6 +48,9 @@ class Harness:
         self.residents: list[Resident] = []
         self.sent_at: dict[str, float] = {}
         self.latencies: list[float] = []
+        #: (send time, latency) of every message relayed, for the slowest ones' timing in the summary
+        self.timeline: list[tuple[float, float]] = []
+        self.window_start = 0.0
         self.received = 0
         self.errors: dict[str, int] = {}
 
@@ -72,6 +75,7 @@ class Harness:
         if started is not None:
             self.received += 1
             self.latencies.append(now - started)
+            self.timeline.append((started, now - started))
 
     def _error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
@@ -146,7 +150,9 @@ class Harness:
     def latency_summary(self, ack_latencies: list[float]) -> dict[str, Any]:
         ms = [x * 1000 for x in self.latencies]
         acks = [x * 1000 for x in ack_latencies]
+        worst = sorted(self.timeline, key=lambda x: -x[1])[:8]
         return {"received": self.received, "lost": len(self.sent_at), "errors": self.errors,
+                "worst": [[round(t - self.window_start, 2), round(d * 1000, 1)] for t, d in worst],
                 "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
                 "ack_p50_ms": percentile(acks, 50), "ack_p99_ms": percentile(acks, 99)}
 
@@ -222,7 +228,8 @@ async def _read_word(timeout: float) -> str:
 async def _window(h: Harness, rate: float, max_seconds: float, seed: int) -> dict[str, Any]:
     """Messages at `rate`/s to random residents until `stop` arrives (or max_seconds); latencies of this window."""
     loop = asyncio.get_running_loop()
-    h.latencies, h.received, h.errors, h.sent_at = [], 0, {}, {}
+    h.latencies, h.received, h.errors, h.sent_at, h.timeline = [], 0, {}, {}, []
+    h.window_start = loop.time()
     limit = int(rate * max_seconds)
     stop = loop.create_task(_read_word(max_seconds))
     acks: list[float] = []

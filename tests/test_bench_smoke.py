@@ -134,7 +134,8 @@ def test_purge_smoke(tmp_path: Path) -> None:
 
     results = bench_purge(tmp_path, CFG)
     sane(results, 2)
-    assert f"{CFG['purge_calls']:,} calls" in results[0].note
+    calls = CFG["purge_modes"][0][1]
+    assert f"{calls:,} calls" in results[0].note
     assert "0 WAV files left" in results[0].note
 
 
