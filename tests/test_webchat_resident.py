@@ -351,3 +351,15 @@ async def test_many_residents_at_once_all_get_their_acks(resident, chat_server):
     assert all(a["ok"] for a in acks)
     count = await chat_server.store.db.fetchone("SELECT count(*) AS n FROM messages WHERE sender = 'resident'")
     assert count["n"] == 50
+
+
+async def test_a_new_chat_may_start_on_the_same_connection_after_the_last_ended(resident, chat_server):
+    r = await resident()
+    await r.start()
+    first = r.chat_id
+    assert (await r.call("end", {}))["ok"]
+    ack = await r.call("accept_notice", {"notice_id": 1})
+    assert ack["ok"] and ack["chat_id"] != first
+    assert (await r.send("in the new chat"))["ok"]
+    assert (await chat_server.store.chats.history(ack["chat_id"]))[-1].text == "in the new chat"
+    assert [m.sender for m in await chat_server.store.chats.history(first)][-1] == "system"

@@ -146,6 +146,9 @@ class Hub:
         # chat id → consultant id; this process is the only one that assigns chats (see README for scaling)
         self._assignee: dict[int, int | None] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._queue_dirty = False
+        self._queue_task: asyncio.Task | None = None
+        self._positions: dict[int, int] = {}  # queued chat → the position its resident was last told
         # chat id → the resident's sockets (usually one; a second tab resuming the chat adds one)
         self._chat_sids: dict[int, set[str]] = {}
 
@@ -157,6 +160,8 @@ class Hub:
 
     async def drain(self) -> None:
         """Wait for follow-up work still running (at shutdown)."""
+        if self._queue_task is not None:
+            await asyncio.gather(self._queue_task, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -194,15 +199,32 @@ class Hub:
             await self.sio.emit("message", {"chat_id": chat_id, **payload}, room=consultant_room(staff_id),
                                 namespace=STAFF, skip_sid=skip_sid)
 
+    def queue_changed(self) -> None:
+        """Announce the queue soon; a burst of changes (many residents arriving) becomes one broadcast."""
+        self._queue_dirty = True
+        if self._queue_task is None or self._queue_task.done():
+            self._queue_task = asyncio.get_running_loop().create_task(self._broadcast_queue_while_dirty())
+
+    async def _broadcast_queue_while_dirty(self) -> None:
+        while self._queue_dirty:
+            self._queue_dirty = False
+            try:
+                await self.broadcast_queue()
+            except Exception:
+                log.exception("queue.broadcast_failed")
+
     async def broadcast_queue(self) -> None:
-        """The queue to every consultant, and each waiting resident's position."""
+        """The queue to every consultant, and to each waiting resident whose position changed."""
         queue = await self.chats.queue()
         await self.sio.emit("queue", {"chats": [
             {"chat_id": q.chat_id, "lang": q.lang, "waiting_since": to_iso(q.waiting_since), "position": q.position}
             for q in queue]}, room=ALL_STAFF, namespace=STAFF)
-        for q in queue:
-            await self.sio.emit("state", {"status": "queued", "position": q.position}, room=chat_room(q.chat_id),
-                                namespace=RESIDENT)
+        positions = {q.chat_id: q.position for q in queue}
+        for chat_id, position in positions.items():
+            if self._positions.get(chat_id) != position:
+                await self.sio.emit("state", {"status": "queued", "position": position}, room=chat_room(chat_id),
+                                    namespace=RESIDENT)
+        self._positions = positions
 
     async def queue_payload(self) -> dict[str, Any]:
         queue = await self.chats.queue()

@@ -96,7 +96,11 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if conn is None:
             return error("invalid", "not connected")
         if conn.chat_id is not None:
-            return error("invalid", "a chat is already open on this connection")
+            if (await hub.chats.get(conn.chat_id)).status != "closed":
+                return error("invalid", "a chat is already open on this connection")
+            hub.leave_chat(sid, conn.chat_id)  # the last chat ended: a new one may start
+            await sio.leave_room(sid, chat_room(conn.chat_id), namespace=RESIDENT)
+            conn.chat_id = None
         if not hub.is_open():
             return error("offline", offline_payload(conn.lang)["message"])
         opened = await hub.chats.open(data.get("notice_id"), conn.lang)
@@ -110,7 +114,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         async def announce() -> None:
             for message in opened.messages:
                 await hub.relay(chat_id, message)
-            await hub.broadcast_queue()
+            hub.queue_changed()
 
         hub.spawn(_logged(announce(), "chat.announce_failed"))
         return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position)
@@ -174,7 +178,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             await sio.emit("chat_state", {"chat_id": chat_id, "status": "closed"}, room=room, namespace=STAFF)
             await sio.emit("released", {"chat_id": chat_id, "reason": "resident_left"}, room=room, namespace=STAFF)
         if before.status == "queued":
-            await hub.broadcast_queue()
+            hub.queue_changed()
         return ok()
 
     async def on_unknown(event: str, sid: str, *args: Any) -> dict:

@@ -111,7 +111,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         await sio.emit("state", {"status": "active"}, room=chat_room(chat_id), namespace=RESIDENT)
         await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "history": history},
                        room=consultant_room(actor.staff_id), namespace=STAFF, skip_sid=sid)  # type: ignore[arg-type]
-        hub.spawn(hub.broadcast_queue())
+        hub.queue_changed()
         return ok(chat_id=chat_id, lang=chat.lang, history=history)
 
     @acked(STAFF)
