@@ -23,11 +23,11 @@ async def open_desk(pilot, app):
 
 
 async def accept_new_chat(pilot, app, resident) -> object:
-    """A resident opens a chat; the consultant sees it queued and accepts it with F3."""
+    """A resident opens a chat; the consultant sees it queued and accepts it with Ctrl+G."""
     person = await resident()
     await person.start()
     await wait_until(pilot, lambda: any(q.chat_id == person.chat_id for q in app.desk.queue), what="the queued chat")
-    await pilot.press("f3")
+    await pilot.press("ctrl+g")
     await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="the accepted chat")
     await person.wait_for("state", lambda s: s.get("status") == "active")
     return person
@@ -68,7 +68,7 @@ async def test_consultant_day_queue_accept_exchange_and_close(tui_app, make_staf
         await wait_until(pilot, lambda: any("new chat" in m for m in notifications(app)), what="the new-chat notice")
         queue = app.screen.query_one("#queue")
         await wait_until(pilot, lambda: queue.option_count == 1, what="the queue entry")
-        await pilot.press("f3")
+        await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="the accepted chat")
         await person.wait_for("state", lambda s: s.get("status") == "active")
 
@@ -90,7 +90,7 @@ async def test_consultant_day_queue_accept_exchange_and_close(tui_app, make_staf
         await wait_until(pilot, lambda: "Consultant: Witam" in transcript_text(app), what="the consultant's line")
 
         # close with a category through the modal
-        await pilot.press("f6")
+        await pilot.press("f8")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "CloseChatModal", what="the close dialog")
         target = CLOSE_CATEGORIES.index("referred")
         for _ in range(target):
@@ -112,7 +112,7 @@ async def test_canned_response_is_inserted_into_the_reply_line(tui_app, make_sta
         await sign_in(pilot, "anna", PASSWORD)
         await open_desk(pilot, app)
         await accept_new_chat(pilot, app, resident)
-        await pilot.press("f4")
+        await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "CannedModal", what="the canned list")
         await pilot.press("enter")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatsScreen", what="back on the desk")
@@ -181,7 +181,7 @@ async def test_transfer_to_an_online_consultant_and_to_one_who_just_left(tui_app
 
         # piotr leaves while anna's dialog is open: the server says not_online, the chat stays hers
         first = await accept_new_chat(pilot, app, resident)
-        await pilot.press("f5")
+        await pilot.press("ctrl+t")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TransferModal", what="the transfer dialog")
         await piotr.disconnect()
         await pilot.press("enter")
@@ -191,7 +191,7 @@ async def test_transfer_to_an_online_consultant_and_to_one_who_just_left(tui_app
         piotr = await consultant_client("piotr2")
         await wait_until(pilot, lambda: any(c.get("name") == "piotr2" for c in app.desk.others_online()),
                          what="piotr2 online")
-        await pilot.press("f5")
+        await pilot.press("ctrl+t")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TransferModal", what="the transfer dialog")
         await pilot.press("enter")
         assigned = await piotr.wait_for("assigned", lambda a: a["chat_id"] == first.chat_id)
@@ -230,22 +230,22 @@ async def test_several_chats_at_once_with_unread_counts(tui_app, make_staff, cha
         first = await accept_new_chat(pilot, app, resident)
         second = await accept_new_chat(pilot, app, resident)
         assert app.desk.selected == second.chat_id  # the chat just accepted is shown
-        await pilot.press("f7")
+        await pilot.press("ctrl+pageup")
         await wait_until(pilot, lambda: app.desk.selected == first.chat_id, what="the first chat shown")
         await second.send("pierwsza")
         await second.send("druga")
         await wait_until(pilot, lambda: app.desk.chats[second.chat_id].unread == 2, what="two unread")
         mine = app.screen.query_one("#my-chats")
         await wait_until(pilot, lambda: "(2 new)" in str(mine.get_option_at_index(1).prompt), what="the count")
-        await pilot.press("f8")
+        await pilot.press("ctrl+n")
         await wait_until(pilot, lambda: app.desk.selected == second.chat_id, what="the second chat shown")
         assert app.desk.chats[second.chat_id].unread == 0
         assert "druga" in transcript_text(app)
         # each chat keeps its own draft
         await type_text(pilot, "szkic")
-        await pilot.press("f7")
+        await pilot.press("ctrl+pageup")
         await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "", what="the first chat's empty draft")
-        await pilot.press("f8")
+        await pilot.press("ctrl+n")
         await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "szkic", what="the draft back")
 
 
@@ -261,7 +261,7 @@ async def test_resident_leaving_mid_chat_is_shown_and_the_chat_can_be_removed(tu
         await wait_until(pilot, lambda: app.desk.chats[person.chat_id].status == "left", what="the resident gone")
         await wait_until(pilot, lambda: any("resident left" in m for m in notifications(app)), what="the notice")
         assert app.screen.query_one("#composer").disabled
-        await pilot.press("f6")
+        await pilot.press("f8")
         await wait_until(pilot, lambda: person.chat_id not in app.desk.chats, what="removed")
 
 
@@ -300,7 +300,7 @@ async def test_server_going_away_and_back_keeps_the_draft(tui_app, make_staff, c
             person = await resident(url=url)
             await person.start()
             await wait_until(pilot, lambda: app.desk.queue, what="queued")
-            await pilot.press("f3")
+            await pilot.press("ctrl+g")
             await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="accepted")
             await type_text(pilot, "odpowiedz")
             await runner.cleanup()

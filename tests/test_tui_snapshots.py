@@ -94,7 +94,7 @@ def test_chat_screen(snap_compare, snapshot_setup) -> None:
         resident, chat_id = await _resident(url)
         await wait_until(pilot, lambda: app.desk.queue, what="the queued chat")
         clock.advance(seconds=40)
-        await pilot.press("f3")
+        await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: chat_id in app.desk.chats, what="accepted")
         clock.advance(seconds=20)
         for text in ("Dzień dobry, kiedy płacę podatek od nieruchomości?", "[b]pilne[/b] \x1b[31m[link=http://x]?[/]"):

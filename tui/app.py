@@ -232,7 +232,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
             self.bell()
             self.notify(f"Chat #{facts['chat_id']} was transferred to you.", title="Transfer")
         elif event == "released" and facts.get("reason") == "resident_left":
-            self.notify(f"The resident left chat #{facts['chat_id']}. F6 removes it from your list.",
+            self.notify(f"The resident left chat #{facts['chat_id']}. F8 removes it from your list.",
                         severity="warning")
         elif event == "released" and facts.get("reason") not in (None, "", "closed", "transferred"):
             self.notify(f"Chat #{facts['chat_id']} is no longer yours ({facts['reason']}).")

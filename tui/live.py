@@ -211,7 +211,7 @@ class Desk:
             reason = str(data.get("reason") or "")
             if chat_id in self.chats:
                 if reason == "resident_left":
-                    # kept (read-only) so the consultant can read the end; F6 removes it
+                    # kept (read-only) so the consultant can read the end; F8 removes it
                     self.chats[chat_id].status = "left"
                     self.chats[chat_id].resident_typing = False
                 else:

@@ -39,13 +39,15 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
     AUTO_FOCUS = "#composer"
 
     BINDINGS = [
-        Binding("f3", "accept", "Accept"),
-        Binding("f4", "canned", "Canned"),
-        Binding("f5", "transfer", "Transfer"),
-        Binding("f6", "close_chat", "Close"),
-        # shown in the keys panel (command palette: "Keys"), left out of the footer for 80 columns
-        Binding("f7", "previous_chat", "Previous chat", show=False),
-        Binding("f8", "next_chat", "Next chat", show=False),
+        # Ctrl keys the reply line does not use, and F8: F1-F7, F9 and F12 switch areas app-wide
+        # (tui/areas.py), and a key here would shadow them while this screen is shown.
+        Binding("ctrl+g", "accept", "Accept"),
+        Binding("ctrl+r", "canned", "Canned"),
+        Binding("ctrl+t", "transfer", "Transfer"),
+        Binding("f8", "close_chat", "Close"),
+        # in the keys panel (command palette: "Keys"), left out of the footer for 80 columns
+        Binding("ctrl+pageup", "previous_chat", "Previous chat", show=False),
+        Binding("ctrl+n,ctrl+pagedown", "next_chat", "Next chat", show=False),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -167,7 +169,7 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
                 transcript.clear()
                 transcript.shown_seqs = []
             self._shown_chat = None
-            title.update("No open chat. Accept one from the queue (F3).")
+            title.update("No open chat. Accept one from the queue (Ctrl+G).")
             typing.update("")
             composer.set_draft("")
             composer.disabled = True
@@ -182,7 +184,7 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
                 transcript.add(line)
         if self.desk is not None:
             self.desk.select(chat.chat_id)
-        state = {"active": "active", "left": "the resident left; F6 removes it"}.get(chat.status, chat.status)
+        state = {"active": "active", "left": "the resident left; F8 removes it"}.get(chat.status, chat.status)
         title.update(Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}"))
         typing.update("The resident is typing…" if chat.resident_typing else "")
 
