@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from .audit import AuditLog
 from .clock import Clock, Duration, from_iso, to_iso
 from .db import Database
-from .errors import (AlreadyPurged, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
+from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
                      InvalidTransition, NotFound, StoreUnavailable)
 from .models import Actor
 from .policy import Permission
@@ -659,13 +659,19 @@ async def daily_purge_loop(store: Any, settings: Settings) -> None:
             log.info("daily purge: %s", json.dumps(result.as_json()))
         except Conflict as exc:
             log.warning("daily purge skipped: %s", exc.message)
+        except CimError as exc:
+            log.error("daily purge refused: %s", exc.message)
         except Exception:  # the loop must survive one bad night; the failure is logged and audited
             log.exception("daily purge failed")
         await asyncio.sleep(1)  # never run twice within the same minute
 
 
 def daily_purge_context(store: Any, settings: Settings) -> Callable[[object], AsyncIterator[None]]:
-    """A cleanup context for `cim serve` (aiohttp's app.cleanup_ctx): the daily purge runs while the server does."""
+    """A cleanup context for `cim serve` (aiohttp's app.cleanup_ctx): the daily purge runs while the server does.
+
+    A malformed CIM_PURGE_DAILY_AT fails here, when the server is built, not at the first night.
+    """
+    next_daily_run(store.clock(), settings.purge_daily_at, settings.timezone)
 
     async def context(_app: object) -> AsyncIterator[None]:
         task = asyncio.create_task(daily_purge_loop(store, settings), name="cim-daily-purge")

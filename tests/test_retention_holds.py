@@ -188,3 +188,10 @@ async def test_cim_serve_app_runs_the_daily_purge_and_stops_it_on_shutdown(store
     run = await store.db.fetchone("SELECT started_by, chats FROM purge_runs")
     assert (run["started_by"], run["chats"]) == ("system:daily-purge", 1)
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "cim-daily-purge"]
+
+
+async def test_a_malformed_daily_time_fails_when_the_server_is_built(store):
+    from webchat.app import create_app
+
+    with pytest.raises(ConfigError, match="CIM_PURGE_DAILY_AT"):
+        create_app(store.settings.with_(purge_daily_at="half past two"), store)
