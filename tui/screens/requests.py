@@ -34,10 +34,15 @@ STATE_FILTERS: list[str | None] = [None, "open", *STATE_LABELS]
 def due_cell(r: AccessRequest) -> Text:
     """The due date, red when overdue and yellow when due soon, so they stand out in every list."""
     if r.overdue:
-        return Text(f"{r.effective_due} OVERDUE", style="bold red")
+        return Text(f"{r.effective_due} overdue", style="bold red")
     if r.due_soon:
         return Text(f"{r.effective_due} due soon", style="bold yellow")
     return Text(str(r.effective_due))
+
+
+def asks(r: AccessRequest) -> str:
+    """What is asked, in one short word: listen (call) or read (chat) under §4, or an Art. 15 copy."""
+    return f"copy {r.channel}" if r.kind == COPY else r.asked
 
 
 def _local(moment: datetime | None, tz: ZoneInfo) -> str:
@@ -49,7 +54,7 @@ class RequestsScreen(Screen[None]):
 
     AUTO_FOCUS = "#requests-table"
     DEFAULT_CSS = """
-    RequestsScreen #requests-title { padding: 0 1; background: $boost; text-style: bold; }
+    RequestsScreen #requests-title { width: 100%; padding: 0 1; background: $boost; text-style: bold; }
     RequestsScreen #requests-table { height: 1fr; }
     RequestsScreen #requests-empty { padding: 1 2; color: $text-muted; height: auto; }
     """
@@ -79,7 +84,7 @@ class RequestsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#requests-table", DataTable)
-        table.add_columns("Number", "Kind", "Channel", "State", "Due", "Requester")
+        table.add_columns("Number", "Asks", "State", "Due", "Requester")
         self.reload()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -111,14 +116,14 @@ class RequestsScreen(Screen[None]):
         current = keep if keep is not None else (self.current_request().id if self.current_request() else None)
         table.clear()
         for r in self.requests:
-            table.add_row(r.number, r.kind, r.channel, r.state_label, due_cell(r), literal(r.requester_name),
-                          key=str(r.id))
+            table.add_row(r.number, asks(r), r.state_label, due_cell(r), literal(r.requester_name), key=str(r.id))
         ids = [r.id for r in self.requests]
         if current in ids:
             table.move_cursor(row=ids.index(current))
         self.query_one("#requests-title", Label).update(self._heading())
-        self.query_one("#requests-empty", Static).update(
-            "" if self.requests else ("Nothing waits for you." if self.showing == "inbox" else "No requests."))
+        empty = self.query_one("#requests-empty", Static)
+        empty.update("Nothing waits for you." if self.showing == "inbox" else "No requests.")
+        empty.display = not self.requests
 
     def current_request(self) -> AccessRequest | None:
         table = self.query_one("#requests-table", DataTable)
@@ -199,7 +204,7 @@ class RequestDetailScreen(Screen[None]):
     AUTO_FOCUS = "#candidates"
     DEFAULT_CSS = """
     RequestDetailScreen #detail { height: 1fr; }
-    RequestDetailScreen .section { background: $boost; text-style: bold; padding: 0 1; margin-top: 1; }
+    RequestDetailScreen .section { width: 100%; background: $boost; text-style: bold; padding: 0 1; margin-top: 1; }
     RequestDetailScreen #summary { padding: 0 1; height: auto; }
     RequestDetailScreen #eligibility { padding: 0 1; height: auto; }
     RequestDetailScreen #eligibility.ineligible { color: $text-error; text-style: bold; }
@@ -342,6 +347,7 @@ class RequestDetailScreen(Screen[None]):
                 opinions.append(f"{label}: {o.verdict} ({o.staff_name}, {_local(o.at, self.tz)}) — ")
                 opinions.append_text(literal(o.text))
                 opinions.append("\n")
+        opinions.rstrip()
         self.query_one("#opinions", Static).update(opinions if r.kind == ACCESS else "No opinions for a copy request.")
         session = Text()
         if r.session_at:
