@@ -61,7 +61,7 @@ CREATE TABLE notices (
 
 -- A chat or a call. One table so the archive searches one set of indexes.
 CREATE TABLE conversations (
-    id                  INTEGER PRIMARY KEY,
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: audit entries name ids of purged conversations
     channel             TEXT NOT NULL CHECK (channel IN ('chat', 'call')),
     status              TEXT NOT NULL CHECK (status IN ('queued', 'active', 'closed', 'ended')),
     created_at          TEXT NOT NULL,          -- the moment the chat or call began: the §6 clock
