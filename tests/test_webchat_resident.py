@@ -363,3 +363,12 @@ async def test_a_new_chat_may_start_on_the_same_connection_after_the_last_ended(
     assert (await r.send("in the new chat"))["ok"]
     assert (await chat_server.store.chats.history(ack["chat_id"]))[-1].text == "in the new chat"
     assert [m.sender for m in await chat_server.store.chats.history(first)][-1] == "system"
+
+
+async def test_a_resume_the_server_cannot_check_is_refused_with_server_error(resident, chat_server):
+    r = await resident()
+    await r.start()
+    await chat_server.store.db.close()
+    with pytest.raises(ConnectionRefused) as info:
+        await resident(resume=r.resume_token)
+    assert info.value.code == "server_error" and "Traceback" not in str(info.value.data)

@@ -32,6 +32,9 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             except ResumeInvalid as exc:
                 log.info("resident.resume_refused")
                 raise refuse({"code": "resume_invalid", "message": exc.message})
+            except Exception:
+                log.exception("resident.resume_failed")
+                raise refuse({"code": "server_error", "message": "the server could not resume the chat"})
         if not hub.connections.acquire(address):
             log.warning("resident.refused reason=too_many_connections")
             raise refuse(

@@ -8,7 +8,7 @@ from typing import Any
 
 import socketio
 
-from store.errors import SessionExpired
+from store.errors import CimError, SessionExpired
 from store.models import Actor, Role
 
 from .hub import (refuse, ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
@@ -35,9 +35,13 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             actor = await hub.store.accounts.authenticate(token)  # type: ignore[arg-type]
-        except SessionExpired as exc:
+        except CimError as exc:  # expired, revoked, unknown token; a deleted account
             log.info("staff.refused reason=session")
-            raise refuse({"code": "unauthorised", "message": exc.message})
+            raise refuse({"code": "unauthorised", "message": exc.message if isinstance(exc, SessionExpired)
+                          else "not signed in"})
+        except Exception:
+            log.exception("staff.connect_failed")
+            raise refuse({"code": "server_error", "message": "the server could not check the sign-in"})
         if not actor.has(Role.CONSULTANT):
             log.info("staff.refused reason=role staff_id=%s", actor.staff_id)
             raise refuse(
