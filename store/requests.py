@@ -302,6 +302,7 @@ class Requests:
             pass  # the DPO registers the copy requests addressed to them
         else:
             await self.audit.guard(actor, Permission.REGISTER_REQUESTS, "requests.register")
+        _person(actor, "registering a request")
         clean = self._validate(data)
         now = self.clock()
         async with self.db.write() as tx:
@@ -320,20 +321,12 @@ class Requests:
                 (number, clean["kind"], REGISTERED, clean["received_on"], clean["due_on"], clean["requester_name"],
                  clean["requester_address"], clean["requester_email"], clean["requester_phone"], clean["channel"],
                  json.dumps(clean["hint"], ensure_ascii=False, sort_keys=True), clean["justification"],
-                 clean["asked"], clean["delivery"], actor.staff_id if actor.staff_id is not None else await
-                 self._system_staff_id(tx), to_iso(now), to_iso(now)))
+                 clean["asked"], clean["delivery"], actor.staff_id, to_iso(now), to_iso(now)))
             request_id = cur.lastrowid
             await self.audit.append(tx, actor, "requests.register", target_kind="request", target_id=request_id,
                                     request_id=request_id,
                                     details={"number": number, "kind": clean["kind"], "channel": clean["channel"]})
         return await self._get(request_id)
-
-    async def _system_staff_id(self, tx: aiosqlite.Connection) -> int:
-        """registered_by is NOT NULL: a request entered by the host account is attributed to the first staff id."""
-        row = await (await tx.execute("SELECT id FROM staff ORDER BY id LIMIT 1")).fetchone()
-        if row is None:
-            raise InvalidInput("create a staff account before registering requests")
-        return row["id"]
 
     def _validate(self, data: RequestInput) -> dict[str, Any]:
         def text(value: Any, label: str, *, required: bool, limit: int = MAX_TEXT) -> str:
@@ -680,6 +673,7 @@ class Requests:
     async def link(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:
         """Link a conversation (and hold it against the purge); §4.7 is checked and recorded at once."""
         await self._guard_any(actor, _linkers(await self._get(request_id)), "requests.link", request_id)
+        _person(actor, "linking a conversation")
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             self._next(req, "link")
@@ -696,8 +690,7 @@ class Requests:
             now = to_iso(self.clock())
             await tx.execute("INSERT INTO request_conversations(request_id, conversation_id, linked_by, linked_at) "
                              "VALUES (?, ?, ?, ?)",
-                             (request_id, conversation_id, actor.staff_id if actor.staff_id is not None
-                              else req["registered_by"], now))
+                             (request_id, conversation_id, actor.staff_id, now))
             await tx.execute(
                 "INSERT INTO holds(conversation_id, legal_basis, case_reference, request_id, set_by, set_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (conversation_id, HOLD_BASIS, req["number"], request_id,
@@ -755,6 +748,7 @@ class Requests:
         permission = Permission.GIVE_DPO_OPINION if kind == "dpo" else Permission.GIVE_DEPARTMENT_OPINION
         await self.audit.guard(actor, permission, f"requests.opinion_{kind}", target_kind="request",
                                target_id=request_id, request_id=request_id)
+        _person(actor, "an opinion")
         if verdict not in VERDICTS:
             raise InvalidInput("the verdict is 'favourable' or 'unfavourable'")
         text = (text or "").replace("\x00", "").strip()
@@ -783,8 +777,7 @@ class Requests:
             now = to_iso(self.clock())
             await tx.execute("INSERT INTO request_opinions(request_id, kind, staff_id, verdict, text, at) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
-                             (request_id, kind, actor.staff_id if actor.staff_id is not None
-                              else req["registered_by"], verdict, text, now))
+                             (request_id, kind, actor.staff_id, verdict, text, now))
             count = (await (await tx.execute("SELECT count(*) FROM request_opinions WHERE request_id = ?",
                                              (request_id,))).fetchone())[0]
             if count == len(OPINION_KINDS):
@@ -809,6 +802,7 @@ class Requests:
         decider = Permission.DECIDE_REQUESTS if request.kind == ACCESS else Permission.HANDLE_COPY_REQUESTS
         await self.audit.guard(actor, decider, "requests.grant", target_kind="request", target_id=request_id,
                                request_id=request_id)
+        _person(actor, "a decision or letter")
         self._next_state(request.kind, request.state, request.number, "grant")
         letter = None
         attendees: list[Any] = []
@@ -877,6 +871,7 @@ class Requests:
         decider = Permission.DECIDE_REQUESTS if request.kind == ACCESS else Permission.HANDLE_COPY_REQUESTS
         await self.audit.guard(actor, decider, "requests.refuse", target_kind="request", target_id=request_id,
                                request_id=request_id)
+        _person(actor, "a decision or letter")
         self._next_state(request.kind, request.state, request.number, "refuse")
         reasons = (reasons or "").replace("\x00", "").strip()
         if not reasons:
@@ -906,6 +901,7 @@ class Requests:
         decider = Permission.DECIDE_REQUESTS if request.kind == ACCESS else Permission.HANDLE_COPY_REQUESTS
         await self.audit.guard(actor, decider, "requests.extend", target_kind="request", target_id=request_id,
                                request_id=request_id)
+        _person(actor, "a decision or letter")
         self._next_state(request.kind, request.state, request.number, "extend")
         if not isinstance(months, int) or months < 1:
             raise InvalidInput("the extension is a whole number of months (1 or 2)")
@@ -1065,6 +1061,7 @@ class Requests:
         request = await self._get(request_id)
         await self.audit.guard(actor, Permission.HANDLE_COPY_REQUESTS, "requests.export", target_kind="request",
                                target_id=request_id, request_id=request_id)
+        _person(actor, "exporting a copy")
         self._next_state(request.kind, request.state, request.number, "export")
         destination = Path(destination)
         if not destination.is_dir():
@@ -1136,7 +1133,7 @@ class Requests:
             await tx.execute("INSERT INTO letters(request_id, kind, path, sha256, created_at, created_by) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
                              (req["id"], kind, relative, hashlib.sha256(pdf).hexdigest(), to_iso(self.clock()),
-                              actor.staff_id if actor.staff_id is not None else req["registered_by"]))
+                              actor.staff_id))
             await self.audit.append(tx, actor, "requests.letter", target_kind="letter", target_id=relative,
                                     request_id=req["id"], details={"kind": kind})
         except BaseException:
@@ -1178,6 +1175,12 @@ class Requests:
 
 
 # -- module helpers ----------------------------------------------------------------------------------------
+
+def _person(actor: Actor, what: str) -> None:
+    """Steps whose record names the staff member who took them (registered_by, opinions, letters) need a person."""
+    if actor.staff_id is None:
+        raise InvalidInput(f"{what} must be done by a signed-in staff member, not by the host account")
+
 
 def _linkers(request: AccessRequest) -> tuple[Permission, ...]:
     """Who searches and links conversations: the registering staff; for a copy request also the DPO."""

@@ -648,3 +648,12 @@ async def test_the_real_purge_spares_a_linked_conversation_until_the_request_clo
     result = await store.retention.purge(SYSTEM)
     assert result.calls == 1
     assert await store.db.fetchone("SELECT id FROM conversations WHERE id = ?", (call,)) is None
+
+
+async def test_steps_that_name_a_person_refuse_the_host_account(store, people):
+    with pytest.raises(InvalidInput, match="signed-in staff member"):
+        await store.requests.register(SYSTEM, call_request())
+    req, _ = await ready_for_decision(store, people)
+    with pytest.raises(InvalidInput, match="signed-in staff member"):
+        await store.requests.refuse(SYSTEM, req.id, "Nie.")
+    assert (await store.requests.get(SYSTEM, req.id)).request.state == "awaiting_decision"
