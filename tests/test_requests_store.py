@@ -657,3 +657,17 @@ async def test_steps_that_name_a_person_refuse_the_host_account(store, people):
     with pytest.raises(InvalidInput, match="signed-in staff member"):
         await store.requests.refuse(SYSTEM, req.id, "Nie.")
     assert (await store.requests.get(SYSTEM, req.id)).request.state == "awaiting_decision"
+
+
+async def test_the_audit_log_holds_no_resident_content(store, people, tmp_path):
+    req, call = await ready_for_decision(store, people)
+    await store.requests.extend(people.director, req.id, 1, "Powód przedłużenia XYZ.")
+    await store.requests.refuse(people.director, req.id, "Uzasadnienie odmowy QWE.")
+    await store.requests.get(people.director, req.id)
+    rows = await store.db.fetchall("SELECT * FROM audit")
+    dump = "\n".join(" ".join(str(v) for v in dict(r).values()) for r in rows)
+    for secret in ("Zażółć", "Łąkowa", "601234567", "Chcę sprawdzić", "Brak przeszkód", "Zgoda wydziału",
+                   "XYZ", "QWE", "podatek"):
+        assert secret not in dump, secret
+    assert {"requests.register", "requests.link", "requests.opinion_dpo", "requests.opinion_department",
+            "requests.extend", "requests.refuse", "requests.letter", "requests.view"} <= {r["action"] for r in rows}
