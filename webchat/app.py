@@ -55,7 +55,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         logger=False,
         engineio_logger=False,
     )
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_no_stack_traces])
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_no_stack_traces, _body_limit])
     hub = Hub(sio, store, hours, rate, connections, address)
     app[HUB] = hub
     app[SIO] = sio
@@ -134,6 +134,15 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         headers.setdefault("Content-Security-Policy", request.app[CSP])
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+
+
+@web.middleware
+async def _body_limit(request: web.Request, handler) -> web.StreamResponse:
+    """413 for a declared body over the limit, before any handler: Engine.IO reads long-poll bodies itself
+    (bypassing client_max_size) and answered an oversized one by waiting for ever on the session it closed."""
+    if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_REQUEST_BYTES, actual_size=request.content_length)
+    return await handler(request)
 
 
 @web.middleware
