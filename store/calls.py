@@ -512,7 +512,7 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
         size = os.fstat(fh.fileno()).st_size
         info = probe(fh, source.name, size)
         dest = recordings_dir / relative_dest
-        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_dirs(dest.parent)
         digest = hashlib.sha256()
         fh.seek(0)
         tmp_fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
@@ -530,6 +530,16 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
                 os.unlink(tmp_name)
             raise
     return CopiedRecording(relative_dest, digest.hexdigest(), size, info)
+
+
+def _private_dirs(folder: Path) -> None:
+    """`mkdir -p` with every new level 0700: Path.mkdir(parents=True) gives the upper levels the umask's mode."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for level in reversed(missing):
+        level.mkdir(mode=0o700, exist_ok=True)
 
 
 def _safe_name(name: str) -> str:
