@@ -166,8 +166,7 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
         typing = self.query_one("#typing", Static)
         if chat is None:
             if self._shown_chat is not None:
-                transcript.clear()
-                transcript.shown_seqs = []
+                transcript.show([])
             self._shown_chat = None
             title.update("No open chat. Accept one from the queue (Ctrl+G).")
             typing.update("")

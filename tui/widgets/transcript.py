@@ -33,19 +33,19 @@ class Transcript(RichLog):
     def __init__(self, *, tz: ZoneInfo, id: str | None = None) -> None:
         super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=20, id=id)
         self.tz = tz
-        self.shown_seqs: list[int] = []
+        self.shown_seqs: set[int] = set()
 
     def show(self, lines: list[ChatLine]) -> None:
         """Replace the transcript with these lines."""
         self.clear()
-        self.shown_seqs = []
+        self.shown_seqs = set()
         for line in lines:
             self.add(line)
 
     def add(self, line: ChatLine) -> None:
         if line.seq in self.shown_seqs:
             return
-        self.shown_seqs.append(line.seq)
+        self.shown_seqs.add(line.seq)
         self.write(format_line(line, self.tz))
 
     def plain_text(self) -> str:
