@@ -57,3 +57,61 @@ async def test_demo_banner_shows_the_widget_url_in_the_ui(tui_app, store) -> Non
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Open Live chats" in titles and "Sign out" in titles
         assert "Open Staff accounts" not in titles  # the manager does not administer accounts
+
+
+def test_cim_demo_starts_server_and_ui_in_one_process(tmp_path: Path) -> None:
+    """The README's run command: in a real terminal (a pty), the printed widget URL serves a chat notice."""
+    import asyncio
+    import os
+    import pty
+    import re
+    import select
+    import subprocess
+    import sys
+    import time
+
+    import socketio
+
+    main, child = pty.openpty()
+    env = {**os.environ, "CIM_PASSWORD_PROFILE": "fast", "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    process = subprocess.Popen([sys.executable, "-m", "cim", "demo", "--data-dir", str(tmp_path / "demo")],
+                               stdin=child, stdout=child, stderr=child, env=env, close_fds=True)
+    os.close(child)
+    output = b""
+    try:
+        deadline = time.monotonic() + 30
+        url = None
+        while url is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                output += os.read(main, 65536)
+            found = re.search(rb"Resident chat widget: (http://127\.0\.0\.1:\d+)/", output)
+            url = found.group(1).decode() if found else None
+        assert url, output.decode(errors="replace")
+        assert b"anna" in output and b"demo-anna-1" in output
+
+        async def resident_sees_the_notice() -> dict:
+            client = socketio.AsyncClient(reconnection=False)
+            notice: asyncio.Future = asyncio.get_running_loop().create_future()
+            client.on("notice", lambda data: notice.done() or notice.set_result(data), namespace="/resident")
+            for _ in range(60):  # the server starts with the UI, just after the URL is printed
+                try:
+                    await client.connect(url, namespaces=["/resident"], auth={"lang": "pl"}, transports=["websocket"])
+                    break
+                except socketio.exceptions.ConnectionError:
+                    await asyncio.sleep(0.25)
+            try:
+                return await asyncio.wait_for(notice, 10)
+            finally:
+                await client.disconnect()
+
+        notice = asyncio.run(resident_sees_the_notice())
+        assert notice["version"] == 1 and notice["lang"] == "pl" and notice["text"].strip()
+        assert process.poll() is None  # the UI is still running
+        os.write(main, b"\x11")  # Ctrl+Q quits the UI, which stops the server with it
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(main)
