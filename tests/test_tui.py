@@ -294,3 +294,17 @@ async def test_an_unexpected_worker_failure_becomes_a_notification(tui_app, make
         app.screen.reload()
         await wait_until(pilot, lambda: any("Something went wrong" in m for m in notifications(app)),
                          what="the failure notice")
+
+
+async def test_sign_in_with_the_database_gone_says_so_and_allows_a_retry(tui_app, make_staff, store) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the login screen")
+        await store.db.close()
+        await sign_in(pilot, "anna", PASSWORD, expect_home=False)
+        message = app.screen.query_one("#login-message", Static)
+        await wait_until(pilot, lambda: "Cannot sign in" in str(message.render()), what="the message")
+        await wait_until(pilot, lambda: any("Something went wrong" in m for m in notifications(app)),
+                         what="the failure notice")
+        assert not app.screen.query_one("#sign-in").disabled

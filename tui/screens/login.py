@@ -86,6 +86,10 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
         except CimError as exc:
             self._failed(f"Cannot sign in: {exc.message}.")
             return
+        except Exception:
+            # reported by ReportsWorkerErrors; the person can try again
+            self._failed("Cannot sign in right now.")
+            raise
         self.post_message(self.SignedIn(session))
 
     def _failed(self, text: str) -> None:
