@@ -24,7 +24,15 @@ def to_iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: Exactly what to_iso writes; anything else goes through strptime, which says what is wrong with it.
+_STORED_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+
+
 def from_iso(text: str) -> datetime:
+    # fromisoformat is ~10x faster than strptime, which was half of an archive search's own time: a page
+    # of 50 rows parses 100 of these (bench/). The pattern keeps the accepted format exactly to_iso's.
+    if isinstance(text, str) and _STORED_ISO.match(text):
+        return datetime.fromisoformat(text)
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
