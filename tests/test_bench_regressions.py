@@ -76,3 +76,20 @@ async def test_the_duplicate_check_of_a_chat_message_uses_the_index_not_a_scan(s
     for sql in lookups:
         plan = " | ".join(r["detail"] for r in await store.db.fetchall("EXPLAIN QUERY PLAN " + sql))
         assert "SCAN messages" not in plan and "SCAN m" not in plan.replace("SCAN w", ""), plan
+
+
+def test_from_iso_reads_exactly_what_to_iso_writes() -> None:
+    """from_iso takes a fast path for the stored format; it must still refuse every other shape."""
+    from datetime import datetime, timedelta, timezone
+
+    import pytest
+
+    from store.clock import from_iso, to_iso
+
+    moment = datetime(2026, 8, 1, 10, 11, 12, 123000, tzinfo=timezone(timedelta(hours=2)))
+    parsed = from_iso(to_iso(moment))
+    assert parsed == moment and parsed.utcoffset() == timedelta(0)
+    for bad in ("2026-08-01", "2026-08-01T10:11:12Z", "2026-08-01T10:11:12.123000+00:00",
+                "2026-08-01T10:11:12,123000Z", "2026-08-01T10:11:12.123000Z\n", "x"):
+        with pytest.raises(ValueError):
+            from_iso(bad)
