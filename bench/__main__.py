@@ -95,6 +95,23 @@ def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tup
     return results, {"durations": durations, "loads": loads}
 
 
+def merge_previous(report: Path, results: list[Result], conditions: dict[str, Any],
+                   only: set[str]) -> tuple[list[Result], dict[str, Any]]:
+    """This run's results for `only`, the previous report's for the others (from its embedded JSON)."""
+    from bench.report import read_embedded
+
+    previous = read_embedded(report.read_text(encoding="utf-8"))
+    if previous is None:
+        return results, conditions
+    kept = [Result(**{k: v for k, v in r.items() if k != "ratio"}) for r in previous["results"]
+            if r["bench"].split()[0] not in only]
+    merged = sorted(kept + results, key=lambda r: r.bench.split()[0])
+    for part in ("durations", "loads", "taken"):
+        conditions[part] = {**{k: v for k, v in previous["conditions"].get(part, {}).items() if k not in only},
+                            **conditions[part]}
+    return merged, conditions
+
+
 def default_cache() -> Path:
     if os.environ.get("CIM_BENCH_CACHE"):
         return Path(os.environ["CIM_BENCH_CACHE"])
@@ -112,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Markdown report to write (default: docs/BENCHMARKS.md)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (server logs, data)")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: keep the other benchmarks' results from the existing report (each "
+                             "row says when it was taken), e.g. to rerun one that a busy machine spoiled")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -133,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     total = time.monotonic() - started
     command = "python -m bench" + (" --quick" if args.quick else "") + (
         f" --only {args.only}" if only != set(NAMES) else "")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    conditions["taken"] = {key: stamp for key in conditions["durations"]}
+    if args.update and args.out.is_file():
+        results, conditions = merge_previous(args.out, results, conditions, only)
+        command = "python -m bench" + (" --quick" if args.quick else "") + f" (benchmarks {args.only} rerun with --update)"
     print(render_table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render_markdown(results, machine(), command, cfg, conditions, total), encoding="utf-8")

@@ -88,7 +88,9 @@ def _bench_purge(work: Path, cfg: dict[str, Any], mode: str, calls: int, chats: 
     due = None
     if mode == "serve":
         zone = ZoneInfo("Europe/Warsaw")
-        lead = datetime.now(timezone.utc) + timedelta(seconds=cfg["purge_quiet_seconds"] + 40)
+        # time for the server to start, the residents to connect and the quiet window, before the due minute
+        lead = datetime.now(timezone.utc) + timedelta(
+            seconds=cfg["purge_quiet_seconds"] + 45 + cfg["purge_residents"] * 0.1)
         due = (lead + timedelta(minutes=1)).replace(second=0, microsecond=0)
         extra = {"CIM_PURGE_DAILY_AT": due.astimezone(zone).strftime("%H:%M"), "CIM_TIMEZONE": "Europe/Warsaw"}
     with cim_server(data_dir, port, work / f"cim-serve-purge-{mode}.log", **extra) as server:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +85,17 @@ def render_markdown(results: list[Result], machine: dict[str, str], command: str
     out += ["", "## Sizes of this run", "", "```", *(f"{k} = {v}" for k, v in cfg.items()), "```", "",
             "Time per benchmark and the machine's 1-minute load average at its start → end (2 cores: above "
             "about 2, other processes were competing for the CPUs and the figures are pessimistic):", "",
-            *(f"- {k}: {v:.0f} s, load {conditions['loads'][k][0]:.1f} → {conditions['loads'][k][1]:.1f}"
+            *(f"- {k}: {v:.0f} s, load {conditions['loads'][k][0]:.1f} → {conditions['loads'][k][1]:.1f}, "
+              f"taken {conditions.get('taken', {}).get(k, '?')}"
               for k, v in sorted(conditions["durations"].items())), ""]
     if FINDINGS.is_file():
         out += [FINDINGS.read_text(encoding="utf-8").rstrip(), ""]
+    embedded = {"results": [r.as_json() for r in results], "conditions": conditions}
+    out += [f"<!-- bench-results {json.dumps(embedded, ensure_ascii=False)} -->", ""]
     return "\n".join(out)
+
+
+def read_embedded(text: str) -> dict[str, Any] | None:
+    """The results a previous report embedded (for `--update`), or None."""
+    match = re.search(r"<!-- bench-results (\{.*\}) -->", text)
+    return json.loads(match.group(1)) if match else None
