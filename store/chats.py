@@ -530,7 +530,9 @@ class Chats:
     # ------------------------------------------------------------------ canned responses
 
     async def canned(self, actor: Actor) -> list[CannedResponse]:
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "canned.list")
+        """Every canned response: for consultants to insert, and for the CIM manager (who handles no chats) to manage."""
+        permission = Permission.MANAGE_CANNED if allowed(actor, Permission.MANAGE_CANNED) else Permission.HANDLE_CHATS
+        await self.audit.guard(actor, permission, "canned.list")
         rows = await self.db.fetchall("SELECT * FROM canned_responses ORDER BY title, id")
         return [_canned(r) for r in rows]
 

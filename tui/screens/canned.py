@@ -1,0 +1,251 @@
+"""Canned responses for the CIM manager: list, add, edit and delete, every change checked and audited by the store."""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+from zoneinfo import ZoneInfo
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TextArea
+
+from store.chats import MAX_CANNED_TITLE, CannedResponse
+from store.errors import CimError, InvalidInput, MessageEmpty, MessageTooLong
+from tui.context import TuiContext
+from tui.widgets.literal import literal, visible_text
+from tui.widgets.worker_errors import ReportsWorkerErrors
+
+#: Saves a (title, text) pair through the store and returns what was stored; raises the store's errors.
+SaveCanned = Callable[[str, str], Awaitable[CannedResponse]]
+
+
+def _one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+class CannedEditModal(ModalScreen[CannedResponse | None]):
+    """Add or edit a canned response; the store saves it, and its refusals are shown here, in place, with the text kept."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    DEFAULT_CSS = """
+    CannedEditModal #canned-text { height: 8; }
+    """
+
+    def __init__(self, heading: str, save: SaveCanned, *, max_text: int, title: str = "", text: str = "") -> None:
+        super().__init__()
+        self.heading = heading
+        self.save = save
+        self.max_text = max_text
+        self.initial_title = title
+        self.initial_text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog dialog-wide", id="canned-dialog"):
+            yield Label(self.heading, classes="dialog-title")
+            yield Input(self.initial_title, placeholder=f"title (up to {MAX_CANNED_TITLE} characters)",
+                        id="canned-title")
+            yield Static("", id="title-error", classes="dialog-error")
+            yield TextArea(self.initial_text, id="canned-text", soft_wrap=True, tab_behavior="focus")
+            yield Static("", id="text-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+            yield Static(f"Text up to {self.max_text} characters, shown to residents exactly as typed. "
+                         "Tab next field · Ctrl+S save · Esc cancel", classes="dialog-help")
+
+    def _show(self, title_error: str = "", text_error: str = "") -> None:
+        # Text objects, not strings: a message never goes through the markup parser.
+        self.query_one("#title-error", Static).update(Text(title_error))
+        self.query_one("#text-error", Static).update(Text(text_error))
+
+    def _check(self, title: str, text: str) -> tuple[str, str]:
+        """The same limits the store enforces, said per field before asking it (the store checks again)."""
+        title_error = ("Enter a title." if not title.strip()
+                       else f"The title is {len(title)} characters long; at most {MAX_CANNED_TITLE} are allowed."
+                       if len(title) > MAX_CANNED_TITLE else "")
+        text_error = ("Enter the text of the response." if not text.strip()
+                      else f"The text is {len(text)} characters long; at most {self.max_text} are allowed."
+                      if len(text) > self.max_text else "")
+        return title_error, text_error
+
+    @on(Input.Submitted, "#canned-title")
+    def _title_done(self) -> None:
+        self.query_one("#canned-text", TextArea).focus()
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        self.submit()
+
+    @work(exclusive=True, exit_on_error=False)
+    async def submit(self) -> None:
+        title = self.query_one("#canned-title", Input).value
+        text = self.query_one("#canned-text", TextArea).text
+        title_error, text_error = self._check(title, text)
+        if not title_error and not text_error:
+            try:
+                saved = await self.save(title, text)
+            except (MessageEmpty, MessageTooLong) as exc:
+                text_error = exc.message
+            except InvalidInput as exc:
+                title_error = exc.message
+            except CimError as exc:  # refused (roles changed meanwhile) or deleted by someone else
+                text_error = exc.message
+            else:
+                self.dismiss(saved)
+                return
+        self._show(title_error, text_error)
+        self.query_one("#canned-title" if title_error else "#canned-text").focus()
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class DeleteCannedModal(ModalScreen[bool]):
+    """Confirm deleting one canned response; its title is shown literally."""
+
+    BINDINGS = [Binding("escape", "no", "No"), Binding("y", "yes", "Yes"), Binding("n", "no", "No")]
+
+    def __init__(self, response: CannedResponse) -> None:
+        super().__init__()
+        self.response = response
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text.assemble("Delete the canned response “", literal(self.response.title, "bold"), "”?"),
+                        classes="dialog-title")
+            yield Static("Consultants will no longer be able to insert it. Y yes · N or Esc no",
+                         classes="dialog-help")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Yes", id="yes", variant="warning")
+                yield Button("No", id="no")
+
+    @on(Button.Pressed, "#yes")
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#no")
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class CannedScreen(ReportsWorkerErrors, Screen[None]):
+    """The canned responses consultants insert into chats; every change goes through store.chats with the actor."""
+
+    AUTO_FOCUS = "#canned-table"
+
+    # The screen's own layout (kept here, beside the only widgets it styles; app.tcss holds the shared look).
+    DEFAULT_CSS = """
+    CannedScreen #canned-table { height: 1fr; }
+    CannedScreen #canned-preview-box { height: 8; border-top: solid $primary; padding: 0 1; }
+    """
+
+    BINDINGS = [
+        Binding("a", "add", "Add"),
+        Binding("e", "edit", "Edit"),
+        Binding("d", "delete", "Delete"),
+        Binding("delete", "delete", "Delete", show=False),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.responses: list[CannedResponse] = []
+        self.zone = ZoneInfo(ctx.settings.timezone)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Canned responses (consultants insert them with Ctrl+R in a chat)", classes="section")
+        yield DataTable(id="canned-table", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="canned-preview-box"):
+            yield Static("", id="canned-preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#canned-table", DataTable).add_columns("Title", "Text", "Updated")
+        self.reload()
+
+    @work(exclusive=True, exit_on_error=False, group="load")
+    async def reload(self, keep: int | None = None) -> None:
+        current = self._current()
+        keep = keep if keep is not None else (current.id if current else None)
+        self.responses = await self.ctx.store.chats.canned(self.ctx.actor)
+        table = self.query_one("#canned-table", DataTable)
+        table.clear()
+        for r in self.responses:
+            updated = r.updated_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+            table.add_row(literal(_one_line(r.title, 24)), literal(_one_line(r.text, 34)), updated, key=str(r.id))
+        ids = [r.id for r in self.responses]
+        if keep in ids:
+            table.move_cursor(row=ids.index(keep))
+        self._preview()
+
+    def _current(self) -> CannedResponse | None:
+        table = self.query_one("#canned-table", DataTable)
+        if not self.responses or table.cursor_row is None or not 0 <= table.cursor_row < len(self.responses):
+            return None
+        return self.responses[table.cursor_row]
+
+    @on(DataTable.RowHighlighted, "#canned-table")
+    def _preview(self) -> None:
+        preview = self.query_one("#canned-preview", Static)
+        response = self._current()
+        if response is None:
+            preview.update(Text("No canned responses yet. Press A to add one.", style="italic"))
+        else:
+            preview.update(Text.assemble(literal(response.title, "bold"), "\n", literal(response.text)))
+
+    def action_add(self) -> None:
+        self.add()
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def add(self) -> None:
+        store, actor = self.ctx.store, self.ctx.actor
+        saved = await self.app.push_screen_wait(CannedEditModal(
+            "New canned response", lambda title, text: store.chats.add_canned(actor, title, text),
+            max_text=self.ctx.settings.max_message_length))
+        if saved is not None:
+            self.notify(f"Canned response “{visible_text(saved.title)}” added.", markup=False)
+            self.reload(saved.id)
+
+    @on(DataTable.RowSelected, "#canned-table")
+    def _selected(self) -> None:  # Enter on a row
+        self.action_edit()
+
+    def action_edit(self) -> None:
+        response = self._current()
+        if response is not None:
+            self.edit(response)
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def edit(self, response: CannedResponse) -> None:
+        store, actor = self.ctx.store, self.ctx.actor
+        saved = await self.app.push_screen_wait(CannedEditModal(
+            "Edit canned response", lambda title, text: store.chats.update_canned(actor, response.id, title, text),
+            max_text=self.ctx.settings.max_message_length, title=response.title, text=response.text))
+        if saved is not None:
+            self.notify(f"Canned response “{visible_text(saved.title)}” saved.", markup=False)
+            self.reload(saved.id)
+
+    def action_delete(self) -> None:
+        response = self._current()
+        if response is not None:
+            self.delete(response)
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def delete(self, response: CannedResponse) -> None:
+        if not await self.app.push_screen_wait(DeleteCannedModal(response)):
+            return
+        try:
+            await self.ctx.store.chats.delete_canned(self.ctx.actor, response.id)
+        except CimError as exc:
+            self.notify(exc.message, title="Cannot delete the canned response", severity="error")
+        else:
+            self.notify(f"Canned response “{visible_text(response.title)}” deleted.", markup=False)
+        self.reload()
