@@ -41,6 +41,8 @@ AREAS: list[Area] = [
          "tui.screens.retention:RetentionScreen"),
     Area("audit", "Audit log", "f6", (Permission.READ_AUDIT,), "tui.screens.audit:AuditScreen"),
     Area("reports", "Supervision reports", "f7", (Permission.VIEW_REPORTS,), "tui.screens.reports:ReportsScreen"),
+    Area("canned", "Canned responses", "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
+    Area("notices", "Notices", "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),
 ]
 
 

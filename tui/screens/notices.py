@@ -1,0 +1,205 @@
+"""Data-protection notices for the CIM manager: every chat and phone version, the current one marked, and new versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+from zoneinfo import ZoneInfo
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Label, Static, TextArea
+
+from store.errors import CimError
+from store.models import Notice
+from store.notices import MAX_NOTICE
+from tui.context import TuiContext
+from tui.widgets.literal import literal
+from tui.widgets.worker_errors import ReportsWorkerErrors
+
+#: The ordinance's provision for each channel's notice.
+PROVISION = {"chat": "§1.5", "phone": "§1.4"}
+CHANNEL_TITLE = {"chat": "Chat", "phone": "Phone"}
+
+#: Saves {"pl": ..., "en": ...?} as a new version through the store and returns its rows; raises the store's errors.
+SaveVersion = Callable[[dict[str, str]], Awaitable[list[Notice]]]
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    """One row of the history table: a notice text and whether its version is the channel's current one."""
+
+    notice: Notice
+    current: bool
+
+
+class NoticeVersionModal(ModalScreen[list[Notice] | None]):
+    """A new version of one channel's notice: Polish required (legally binding), English optional."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    DEFAULT_CSS = """
+    NoticeVersionModal #notice-dialog { width: 76; height: 90%; padding: 0 1; }
+    NoticeVersionModal #notice-dialog .dialog-title { margin-bottom: 0; }
+    NoticeVersionModal #notice-dialog .dialog-buttons { margin-top: 0; }
+    NoticeVersionModal #notice-dialog .dialog-help { margin-top: 0; }
+    NoticeVersionModal TextArea { height: 1fr; min-height: 3; }
+    NoticeVersionModal .notice-warning { color: $text-warning; text-style: bold; }
+    """
+
+    def __init__(self, channel: str, save: SaveVersion, *, polish: str = "", english: str = "") -> None:
+        super().__init__()
+        self.channel = channel
+        self.save = save
+        self.initial = {"pl": polish, "en": english}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="notice-dialog"):
+            yield Label(f"New {self.channel} notice version ({PROVISION[self.channel]})", classes="dialog-title")
+            yield Static("The Polish text is the legally binding one; the English text is only a translation "
+                         "and is shown to residents who chose English.", classes="notice-warning")
+            yield Label("Polish (required):")
+            yield TextArea(self.initial["pl"], id="notice-pl", soft_wrap=True, tab_behavior="focus")
+            yield Label("English (optional; leave empty to show the Polish text):")
+            yield TextArea(self.initial["en"], id="notice-en", soft_wrap=True, tab_behavior="focus")
+            yield Static("", id="notice-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+            yield Static(f"Up to {MAX_NOTICE} characters each · Tab next · Ctrl+S save · Esc cancel",
+                         classes="dialog-help")
+
+    def _texts(self) -> dict[str, str]:
+        return {"pl": self.query_one("#notice-pl", TextArea).text, "en": self.query_one("#notice-en", TextArea).text}
+
+    def _check(self, texts: dict[str, str]) -> str:
+        if not texts["pl"].strip():
+            return "Enter the Polish text: it is the legally binding notice."
+        for lang, name in (("pl", "Polish"), ("en", "English")):
+            if len(texts[lang]) > MAX_NOTICE:
+                return f"The {name} text is {len(texts[lang])} characters long; at most {MAX_NOTICE} are allowed."
+        if all(texts[lang].strip() == self.initial[lang].strip() for lang in texts):
+            return "The texts are the same as the current version; change them or press Esc."
+        return ""
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        self.submit()
+
+    @work(exclusive=True, exit_on_error=False)
+    async def submit(self) -> None:
+        texts = self._texts()
+        error = self._check(texts)
+        if not error:
+            # An empty translation is left out, so residents choosing English get the Polish text.
+            wanted = {lang: text for lang, text in texts.items() if text.strip()}
+            try:
+                saved = await self.save(wanted)
+            except CimError as exc:  # the store checks everything again, and the permission
+                error = exc.message
+            else:
+                self.dismiss(saved)
+                return
+        self.query_one("#notice-error", Static).update(Text(error))  # never parsed as markup
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class NoticesScreen(ReportsWorkerErrors, Screen[None]):
+    """The chat (§1.5) and phone (§1.4) notice history; new versions go through store.notices with the actor."""
+
+    AUTO_FOCUS = "#notices-table"
+
+    DEFAULT_CSS = """
+    NoticesScreen #notices-table { height: 1fr; }
+    NoticesScreen #notice-preview-box { height: 9; border-top: solid $primary; padding: 0 1; }
+    """
+
+    BINDINGS = [
+        Binding("c", "new_version('chat')", "New chat notice"),
+        Binding("p", "new_version('phone')", "New phone notice"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.rows: list[NoticeRow] = []
+        self.zone = ZoneInfo(ctx.settings.timezone)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Data-protection notices (the Polish text is legally binding)", classes="section")
+        yield DataTable(id="notices-table", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="notice-preview-box"):
+            yield Static("", id="notice-preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#notices-table", DataTable).add_columns("Channel", "Ver.", "Lang", "Created", "Status")
+        self.reload()
+
+    @work(exclusive=True, exit_on_error=False, group="load")
+    async def reload(self, keep: tuple[str, int] | None = None) -> None:
+        rows: list[NoticeRow] = []
+        for channel in PROVISION:
+            history = await self.ctx.store.notices.history(channel)
+            latest = max((n.version for n in history), default=None)
+            # newest first: the current version is at the top of its channel
+            rows += [NoticeRow(n, n.version == latest) for n in sorted(history, key=lambda n: (-n.version, n.lang))]
+        self.rows = rows
+        table = self.query_one("#notices-table", DataTable)
+        table.clear()
+        for row in rows:
+            n = row.notice
+            status = Text("● current", style="bold green") if row.current else Text("superseded", style="dim")
+            table.add_row(CHANNEL_TITLE[n.channel], str(n.version), n.lang + (" (binding)" if n.legal else ""),
+                          n.created_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"), status, key=str(n.id))
+        if keep is not None:
+            wanted = next((i for i, r in enumerate(rows) if (r.notice.channel, r.notice.version) == keep), None)
+            if wanted is not None:
+                table.move_cursor(row=wanted)
+        self._preview()
+
+    def _current_row(self) -> NoticeRow | None:
+        table = self.query_one("#notices-table", DataTable)
+        if not self.rows or table.cursor_row is None or not 0 <= table.cursor_row < len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    @on(DataTable.RowHighlighted, "#notices-table")
+    def _preview(self) -> None:
+        row = self._current_row()
+        preview = self.query_one("#notice-preview", Static)
+        if row is None:
+            preview.update(Text("No notice versions.", style="italic"))
+            return
+        n = row.notice
+        heading = f"{CHANNEL_TITLE[n.channel]} notice, version {n.version}, {n.lang}"
+        heading += " — legally binding" if n.legal else " — translation"
+        preview.update(Text.assemble((heading, "bold"), "\n", literal(n.text)))
+
+    def action_new_version(self, channel: str) -> None:
+        self.new_version(channel)
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def new_version(self, channel: str) -> None:
+        current = [r.notice for r in self.rows if r.current and r.notice.channel == channel]
+        texts = {n.lang: n.text for n in current}
+        store, actor = self.ctx.store, self.ctx.actor
+        saved = await self.app.push_screen_wait(NoticeVersionModal(
+            channel, lambda wanted: store.notices.add_version(actor, channel, wanted),
+            polish=texts.get("pl", ""), english=texts.get("en", "")))
+        if not saved:
+            return
+        version = saved[0].version
+        message = f"The {channel} notice is now version {version}."
+        if channel == "phone":
+            message += " Regenerate the PBX prompts with `cim notices export-phone`."
+        self.notify(message, markup=False)
+        self.reload((channel, version))
