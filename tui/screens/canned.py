@@ -29,12 +29,22 @@ def _one_line(text: str, width: int) -> str:
 
 
 class CannedEditModal(ModalScreen[CannedResponse | None]):
-    """Add or edit a canned response; the store saves it, and its refusals are shown here, in place, with the text kept."""
+    """Add or edit a canned response; the store saves it, and its refusals are shown here with the text kept."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
+    # Own classes, not app.tcss's `.dialog`: the app's styles would win over DEFAULT_CSS, and this
+    # editor needs a tighter layout to keep the text area and its messages on an 80x24 terminal.
     DEFAULT_CSS = """
+    CannedEditModal #canned-dialog { width: 76; max-width: 100%; height: auto; max-height: 100%;
+                                     padding: 0 1; border: thick $primary; background: $surface; }
+    CannedEditModal .editor-title { text-style: bold; margin-bottom: 1; }
     CannedEditModal #canned-text { height: 8; }
+    CannedEditModal .editor-error { color: $text-error; height: auto; }
+    CannedEditModal .editor-error.-empty { display: none; }
+    CannedEditModal .editor-buttons { height: auto; margin-top: 1; }
+    CannedEditModal .editor-buttons Button { margin-right: 2; }
+    CannedEditModal .editor-help { color: $text-muted; }
     """
 
     def __init__(self, heading: str, save: SaveCanned, *, max_text: int, title: str = "", text: str = "") -> None:
@@ -46,23 +56,24 @@ class CannedEditModal(ModalScreen[CannedResponse | None]):
         self.initial_text = text
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog dialog-wide", id="canned-dialog"):
-            yield Label(self.heading, classes="dialog-title")
+        with Vertical(id="canned-dialog"):
+            yield Label(self.heading, classes="editor-title")
             yield Input(self.initial_title, placeholder=f"title (up to {MAX_CANNED_TITLE} characters)",
                         id="canned-title")
-            yield Static("", id="title-error", classes="dialog-error")
+            yield Static("", id="title-error", classes="editor-error -empty")
             yield TextArea(self.initial_text, id="canned-text", soft_wrap=True, tab_behavior="focus")
-            yield Static("", id="text-error", classes="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", id="save", variant="primary")
-                yield Button("Cancel", id="cancel")
-            yield Static(f"Text up to {self.max_text} characters, shown to residents exactly as typed. "
-                         "Tab next field · Ctrl+S save · Esc cancel", classes="dialog-help")
+            yield Static("", id="text-error", classes="editor-error -empty")
+            with Horizontal(classes="editor-buttons"):
+                yield Button("Save", id="save", variant="primary", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
+            yield Static(f"Residents see the text as typed (up to {self.max_text} characters).\n"
+                         "Tab next field · Ctrl+S save · Esc cancel", classes="editor-help")
 
     def _show(self, title_error: str = "", text_error: str = "") -> None:
-        # Text objects, not strings: a message never goes through the markup parser.
-        self.query_one("#title-error", Static).update(Text(title_error))
-        self.query_one("#text-error", Static).update(Text(text_error))
+        for selector, message in (("#title-error", title_error), ("#text-error", text_error)):
+            error = self.query_one(selector, Static)
+            error.update(Text(message))  # a Text, not a string: a message never goes through the markup parser
+            error.set_class(not message, "-empty")
 
     def _check(self, title: str, text: str) -> tuple[str, str]:
         """The same limits the store enforces, said per field before asking it (the store checks again)."""

@@ -42,13 +42,19 @@ class NoticeVersionModal(ModalScreen[list[Notice] | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
+    # Own classes, not app.tcss's `.dialog` (whose rules would win over DEFAULT_CSS): both text areas
+    # share what is left of an 80x24 terminal.
     DEFAULT_CSS = """
-    NoticeVersionModal #notice-dialog { width: 76; height: 90%; padding: 0 1; }
-    NoticeVersionModal #notice-dialog .dialog-title { margin-bottom: 0; }
-    NoticeVersionModal #notice-dialog .dialog-buttons { margin-top: 0; }
-    NoticeVersionModal #notice-dialog .dialog-help { margin-top: 0; }
-    NoticeVersionModal TextArea { height: 1fr; min-height: 3; }
+    NoticeVersionModal #notice-dialog { width: 78; max-width: 100%; height: 90%; padding: 0 1;
+                                        border: thick $primary; background: $surface; }
+    NoticeVersionModal .editor-title { text-style: bold; }
     NoticeVersionModal .notice-warning { color: $text-warning; text-style: bold; }
+    NoticeVersionModal TextArea { height: 1fr; min-height: 3; }
+    NoticeVersionModal .editor-error { color: $text-error; height: auto; }
+    NoticeVersionModal .editor-error.-empty { display: none; }
+    NoticeVersionModal .editor-buttons { height: 1; }
+    NoticeVersionModal .editor-buttons Button { margin-right: 2; }
+    NoticeVersionModal .editor-help { color: $text-muted; }
     """
 
     def __init__(self, channel: str, save: SaveVersion, *, polish: str = "", english: str = "") -> None:
@@ -58,20 +64,20 @@ class NoticeVersionModal(ModalScreen[list[Notice] | None]):
         self.initial = {"pl": polish, "en": english}
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="notice-dialog"):
-            yield Label(f"New {self.channel} notice version ({PROVISION[self.channel]})", classes="dialog-title")
-            yield Static("The Polish text is the legally binding one; the English text is only a translation "
-                         "and is shown to residents who chose English.", classes="notice-warning")
+        with Vertical(id="notice-dialog"):
+            yield Label(f"New {self.channel} notice version ({PROVISION[self.channel]})", classes="editor-title")
+            yield Static("Warning: the Polish text is the legally binding one; English is only a translation.",
+                         classes="notice-warning")
             yield Label("Polish (required):")
             yield TextArea(self.initial["pl"], id="notice-pl", soft_wrap=True, tab_behavior="focus")
-            yield Label("English (optional; leave empty to show the Polish text):")
+            yield Label("English (optional; empty: residents choosing English see the Polish text):")
             yield TextArea(self.initial["en"], id="notice-en", soft_wrap=True, tab_behavior="focus")
-            yield Static("", id="notice-error", classes="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", id="save", variant="primary")
-                yield Button("Cancel", id="cancel")
+            yield Static("", id="notice-error", classes="editor-error -empty")
+            with Horizontal(classes="editor-buttons"):
+                yield Button("Save", id="save", variant="primary", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
             yield Static(f"Up to {MAX_NOTICE} characters each · Tab next · Ctrl+S save · Esc cancel",
-                         classes="dialog-help")
+                         classes="editor-help")
 
     def _texts(self) -> dict[str, str]:
         return {"pl": self.query_one("#notice-pl", TextArea).text, "en": self.query_one("#notice-en", TextArea).text}
@@ -104,7 +110,9 @@ class NoticeVersionModal(ModalScreen[list[Notice] | None]):
             else:
                 self.dismiss(saved)
                 return
-        self.query_one("#notice-error", Static).update(Text(error))  # never parsed as markup
+        shown = self.query_one("#notice-error", Static)
+        shown.update(Text(error))  # a Text: never parsed as markup
+        shown.set_class(not error, "-empty")
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -150,8 +158,9 @@ class NoticesScreen(ReportsWorkerErrors, Screen[None]):
         for channel in PROVISION:
             history = await self.ctx.store.notices.history(channel)
             latest = max((n.version for n in history), default=None)
-            # newest first: the current version is at the top of its channel
-            rows += [NoticeRow(n, n.version == latest) for n in sorted(history, key=lambda n: (-n.version, n.lang))]
+            # newest first, the binding Polish text before its translation
+            ordered = sorted(history, key=lambda n: (-n.version, n.lang != "pl", n.lang))
+            rows += [NoticeRow(n, n.version == latest) for n in ordered]
         self.rows = rows
         table = self.query_one("#notices-table", DataTable)
         table.clear()
