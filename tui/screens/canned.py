@@ -28,7 +28,7 @@ def _one_line(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-class CannedEditModal(ModalScreen[CannedResponse | None]):
+class CannedEditModal(ReportsWorkerErrors, ModalScreen[CannedResponse | None]):
     """Add or edit a canned response; the store saves it, and its refusals are shown here with the text kept."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]

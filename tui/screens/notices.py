@@ -37,7 +37,7 @@ class NoticeRow:
     current: bool
 
 
-class NoticeVersionModal(ModalScreen[list[Notice] | None]):
+class NoticeVersionModal(ReportsWorkerErrors, ModalScreen[list[Notice] | None]):
     """A new version of one channel's notice: Polish required (legally binding), English optional."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
