@@ -246,3 +246,14 @@ def test_store_imports_no_web_or_screen_code():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_refused_connections_do_not_use_up_the_address_allowance(make_chat_server, make_staff):
+    server = await make_chat_server(max_connections_per_address="1")
+    for _ in range(3):
+        with pytest.raises(ConnectionRefused):
+            await connect_client(server.url, "/resident", {"lang": "pl", "resume": "B" * 43})
+        with pytest.raises(ConnectionRefused):
+            await connect_client(server.url, "/staff", {"token": "forged" * 8})
+    ok = await connect_client(server.url, "/resident", {"lang": "pl"})
+    await ok.disconnect()

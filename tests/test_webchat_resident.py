@@ -372,3 +372,15 @@ async def test_a_resume_the_server_cannot_check_is_refused_with_server_error(res
     with pytest.raises(ConnectionRefused) as info:
         await resident(resume=r.resume_token)
     assert info.value.code == "server_error" and "Traceback" not in str(info.value.data)
+
+
+async def test_a_typing_flood_is_capped(resident, consultant_client):
+    r = await resident()
+    await r.start()
+    c = await consultant_client("anna")
+    await c.call("accept", {"chat_id": r.chat_id})
+    acks = [await r.call("typing", {"active": i % 2 == 0}) for i in range(40)]
+    assert all(a["ok"] for a in acks)
+    await r.send("marker", "m")
+    await c.wait_for("message", lambda m: m["text"] == "marker")
+    assert 1 <= len(c.of("typing")) <= 20

@@ -32,6 +32,8 @@ log = logging.getLogger("cim.webchat")
 RESIDENT = "/resident"
 STAFF = "/staff"
 ALL_STAFF = "staff"
+#: Typing hints relayed per chat: at most this many per this many seconds.
+TYPING_RATE = (20, 10.0)
 
 
 def chat_room(chat_id: int) -> str:
@@ -138,6 +140,8 @@ class Hub:
         self.chats = store.chats
         self.hours = hours
         self.rate = rate
+        # typing hints relayed per chat: generous for a person, a cap for a script (off with the rate limit)
+        self.typing_rate = RateLimiter(None if rate.rate is None else TYPING_RATE)
         self.connections = connections
         self.address = address
         self.residents: dict[str, ResidentConn] = {}

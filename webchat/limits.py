@@ -48,12 +48,20 @@ class RateLimiter:
         self.rate = rate
         self.now = now
         self._events: dict[Any, deque[float]] = defaultdict(deque)
+        self._checks = 0
+
+    #: Every this many checks, keys whose window has emptied are dropped (chats that ended or were left).
+    SWEEP_EVERY = 10_000
 
     def allow(self, key: Any) -> bool:
         if self.rate is None:
             return True
         count, seconds = self.rate
         now = self.now()
+        self._checks += 1
+        if self._checks % self.SWEEP_EVERY == 0:
+            for stale in [k for k, w in self._events.items() if not w or w[-1] <= now - seconds]:
+                del self._events[stale]
         window = self._events[key]
         while window and window[0] <= now - seconds:
             window.popleft()

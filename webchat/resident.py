@@ -10,7 +10,7 @@ import socketio
 from store.chats import LANGS
 from store.errors import ResumeInvalid
 
-from .hub import refuse, RESIDENT, STAFF, Hub, ResidentConn, acked, chat_room, consultant_room, error, ok
+from .hub import RESIDENT, STAFF, Hub, ResidentConn, acked, chat_room, consultant_room, error, ok, refuse
 
 log = logging.getLogger("cim.webchat")
 
@@ -24,21 +24,22 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if not isinstance(auth, dict):
             auth = {}
         lang = auth.get("lang") if auth.get("lang") in LANGS else "pl"
+        if not hub.connections.acquire(address):  # first: the cheapest refusal, before any database work
+            log.warning("resident.refused reason=too_many_connections")
+            raise refuse({"code": "too_many_connections", "message": "too many connections from your address"})
         chat = None
         resume = auth.get("resume")
         if resume is not None:
             try:
                 chat = await hub.chats.resume(resume)
             except ResumeInvalid as exc:
+                hub.connections.release(address)
                 log.info("resident.resume_refused")
                 raise refuse({"code": "resume_invalid", "message": exc.message})
             except Exception:
+                hub.connections.release(address)
                 log.exception("resident.resume_failed")
                 raise refuse({"code": "server_error", "message": "the server could not resume the chat"})
-        if not hub.connections.acquire(address):
-            log.warning("resident.refused reason=too_many_connections")
-            raise refuse(
-                {"code": "too_many_connections", "message": "too many connections from your address"})
         hub.residents[sid] = conn = ResidentConn(address, chat.lang if chat else lang)
         if chat is not None:
             conn.chat_id = chat.id
@@ -155,6 +156,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         active = data.get("active")
         if not isinstance(active, bool):
             return error("invalid", "active must be true or false")
+        if not hub.typing_rate.allow(conn.chat_id):
+            return ok()  # a typing flood is dropped quietly: it is only a hint to the consultant
         staff_id = await hub.assignee(conn.chat_id)
         if staff_id is not None:
             await sio.emit("typing", {"chat_id": conn.chat_id, "active": active}, room=consultant_room(staff_id),

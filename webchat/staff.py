@@ -11,8 +11,8 @@ import socketio
 from store.errors import CimError, SessionExpired
 from store.models import Actor, Role
 
-from .hub import (refuse, ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
-                  error, message_payload, ok)
+from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
+                  error, message_payload, ok, refuse)
 
 log = logging.getLogger("cim.webchat")
 
@@ -33,22 +33,22 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         request = environ["aiohttp.request"]
         address = hub.address.of(request)
         token = auth.get("token") if isinstance(auth, dict) else None
+        if not hub.connections.acquire(address):  # first: the cheapest refusal, before any database work
+            raise refuse({"code": "too_many_connections", "message": "too many connections from your address"})
         try:
             actor = await hub.store.accounts.authenticate(token)  # type: ignore[arg-type]
-        except CimError as exc:  # expired, revoked, unknown token; a deleted account
+            if not actor.has(Role.CONSULTANT):
+                log.info("staff.refused reason=role staff_id=%s", actor.staff_id)
+                raise SessionExpired("only consultants handle live chats")
+        except CimError as exc:  # expired, revoked or unknown token, a deleted account, the wrong role
+            hub.connections.release(address)
             log.info("staff.refused reason=session")
             raise refuse({"code": "unauthorised", "message": exc.message if isinstance(exc, SessionExpired)
                           else "not signed in"})
         except Exception:
+            hub.connections.release(address)
             log.exception("staff.connect_failed")
             raise refuse({"code": "server_error", "message": "the server could not check the sign-in"})
-        if not actor.has(Role.CONSULTANT):
-            log.info("staff.refused reason=role staff_id=%s", actor.staff_id)
-            raise refuse(
-                {"code": "unauthorised", "message": "only consultants handle live chats"})
-        if not hub.connections.acquire(address):
-            raise refuse(
-                {"code": "too_many_connections", "message": "too many connections from your address"})
         hub.staff[sid] = StaffConn(address, actor, token, time.monotonic())  # type: ignore[arg-type]
         newly_online = actor.staff_id not in hub.online
         hub.online.setdefault(actor.staff_id, OnlineConsultant(actor)).sids.add(sid)  # type: ignore[arg-type]
