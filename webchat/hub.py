@@ -173,13 +173,19 @@ class Hub:
         return self.hours.is_open(self.store.clock())
 
     async def assignee(self, chat_id: int) -> int | None:
+        """The consultant a chat's lines go to (None while queued or once closed)."""
         if chat_id not in self._assignee:
             chat = await self.chats.get(chat_id)
-            self._assignee[chat_id] = chat.consultant_id if chat.status == "active" else None
+            if chat.status == "closed":
+                return None
+            self.remember(chat)
         return self._assignee[chat_id]
 
     def remember(self, chat: Chat) -> None:
-        self._assignee[chat.id] = chat.consultant_id if chat.status == "active" else None
+        if chat.status == "closed":  # nothing more is relayed: keep the memory to the open chats
+            self._assignee.pop(chat.id, None)
+        else:
+            self._assignee[chat.id] = chat.consultant_id if chat.status == "active" else None
 
     async def join_chat(self, sid: str, chat_id: int) -> None:
         self._chat_sids.setdefault(chat_id, set()).add(sid)
