@@ -245,6 +245,7 @@ class ArchiveDetailScreen(Screen[None]):
             self.query_one("#detail", Static).update(Text(exc.message))
             return
         self.query_one("#detail", Static).update(self._describe(self.detail))
+        self.refresh_bindings()
         is_call = self.detail.summary.channel == "call"
         recorded = is_call and bool(self.detail.recordings)
         self.query_one("#play-button", Button).display = recorded
@@ -270,6 +271,17 @@ class ArchiveDetailScreen(Screen[None]):
             label.update("Recording levels (start → end):")
         else:
             label.update("No level display for this format (or the recording is empty).")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Show only the keys that apply: transcript for chats, play/integrity for recorded calls."""
+        if self.detail is None:
+            return True
+        recorded = self.detail.summary.channel == "call" and bool(self.detail.recordings)
+        if action == "transcript":
+            return self.detail.summary.channel == "chat"
+        if action in ("integrity", "play", "stop"):
+            return recorded
+        return True
 
     def _describe(self, d: ConversationDetail) -> Text:
         s = d.summary
