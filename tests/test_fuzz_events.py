@@ -152,9 +152,15 @@ def test_fuzz_staff_events(live_server: LiveServer, staff_token: str) -> None:
     live_server.run(consistent(live_server))
 
 
+#: What a Socket.IO client can send as auth: an object or nothing. (A bare number is not a valid CONNECT
+#: packet: python-socketio's decoder drops it unanswered; test_fuzz_raw_packets covers such frames.)
+auths = st.one_of(st.none(), st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), json_values,
+                                             max_size=5))
+
+
 def test_fuzz_connect_auth(live_server: LiveServer) -> None:
     @FUZZ_SETTINGS
-    @given(st.sampled_from(["/resident", "/staff"]), json_values)
+    @given(st.sampled_from(["/resident", "/staff"]), auths)
     def example(namespace: str, auth: Any) -> None:
         async def run() -> None:
             try:
@@ -168,6 +174,37 @@ def test_fuzz_connect_auth(live_server: LiveServer) -> None:
                 assert greeting["lang"] in ("pl", "en")
             finally:
                 await client.disconnect()
+
+        live_server.run(run())
+
+    example()
+    live_server.run(consistent(live_server))
+
+
+def test_fuzz_raw_packets(live_server: LiveServer) -> None:
+    """Arbitrary Engine.IO/Socket.IO frames on a raw WebSocket: the server drops what it cannot parse and stays up."""
+    import aiohttp
+
+    frames = st.one_of(st.text(max_size=200), st.builds(lambda kind, ns, body: f"{kind}{ns}{body}",
+                                                        st.sampled_from(["4", "40", "41", "42", "43", "44", "45",
+                                                                         "46", "2", "3", "5", "6", "1"]),
+                                                        st.sampled_from(["", "/resident,", "/staff,", "/x,"]),
+                                                        st.text(max_size=100)))
+
+    @FUZZ_SETTINGS
+    @given(st.lists(frames, min_size=1, max_size=5))
+    def example(sequence: list[str]) -> None:
+        async def run() -> None:
+            async with aiohttp.ClientSession() as http:
+                async with http.ws_connect(f"{live_server.url}/socket.io/?EIO=4&transport=websocket") as ws:
+                    await ws.receive_str()
+                    for frame in sequence:
+                        if ws.closed:
+                            break
+                        await ws.send_str(frame)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(live_server.url + "/healthz") as response:
+                    assert response.status == 200
 
         live_server.run(run())
 
