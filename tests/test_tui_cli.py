@@ -81,7 +81,8 @@ def test_cim_demo_starts_server_and_ui_in_one_process(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 30
         url = None
-        while url is None and time.monotonic() < deadline:
+        # the URL and the sign-ins are written separately: read until both have arrived
+        while time.monotonic() < deadline and not (url and b"demo-anna-1" in output):
             ready, _, _ = select.select([main], [], [], 0.5)
             if ready:
                 output += os.read(main, 65536)
