@@ -56,6 +56,8 @@ class Notices:
         for lang, text in texts.items():
             if lang not in LANGS:
                 raise InvalidInput(f"unsupported language {lang!r}")
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidInput(f"the {lang} notice text is empty; leave the language out instead")
             if len(text) > MAX_NOTICE:
                 raise InvalidInput(f"the notice text is longer than {MAX_NOTICE} characters")
         async with self.db.write() as tx:

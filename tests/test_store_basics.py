@@ -108,6 +108,9 @@ async def test_new_notice_versions_keep_the_old_ones(store, make_staff) -> None:
         await store.notices.add_version(consultant, "chat", {"pl": "nowy"})
     with pytest.raises(InvalidInput):
         await store.notices.add_version(manager, "chat", {"en": "no Polish text"})
+    with pytest.raises(InvalidInput, match="empty"):
+        await store.notices.add_version(manager, "chat", {"pl": "Tekst.", "en": "   "})
+    assert (await store.notices.current("chat", "en")).version == 1
     await store.notices.add_version(manager, "chat", {"pl": "Wersja druga."})
     assert (await store.notices.current("chat", "pl")).text == "Wersja druga."
     # no English translation of version 2 yet: the legal Polish text is shown
