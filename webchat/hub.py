@@ -160,7 +160,12 @@ class Hub:
         """Run follow-up work (greetings, broadcasts) after the current ack, keeping a reference to it."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task.failed error=%s", type(task.exception()).__name__, exc_info=task.exception())
 
     async def drain(self) -> None:
         """Wait for follow-up work still running (at shutdown)."""
