@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from .clock import Clock, from_iso, to_iso
-from .db import Database
+from .db import Database, run_on_thread
 from .errors import NotPermitted
 from .models import Actor, AuditEntry, ChainCheck
 from .policy import Permission, allowed
@@ -71,8 +71,8 @@ class AuditLog:
         }
         # Read the chain's head, hash and insert in ONE call on the writer's thread (inside the caller's
         # transaction): four awaited round trips made the audit entry the larger part of an archive
-        # search (bench/). aiosqlite 0.22's `_execute` runs a function on the connection's own thread.
-        return await tx._execute(_append_entry, tx._conn, row)
+        # search (bench/).
+        return await run_on_thread(tx, _append_entry, row)
 
     async def guard(
         self,

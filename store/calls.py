@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import phone
 from .audio import AudioInfo, is_audio_name, probe
 from .clock import to_iso
+from .db import run_on_thread
 from .errors import ConfigError, InvalidInput, NotFound
 from .models import Actor
 from .policy import Permission
@@ -702,10 +703,9 @@ class Calls:
             "SELECT version, id FROM notices WHERE channel = 'phone' AND lang = 'pl'")}
         async with store.db.write() as tx:
             # The whole batch in ONE call on the writer's thread: awaiting each row's statements cost about
-            # ten thread hand-offs a row and capped ingestion near 2,000 rows/s (bench/). aiosqlite 0.22's
-            # `_execute` runs a function on the connection's own thread, inside this transaction.
-            imported_here, calls_here = await tx._execute(
-                self._register_rows, tx._conn, batch, report, touched, is_internal, known, retention, now,
+            # ten thread hand-offs a row and capped ingestion near 2,000 rows/s (bench/).
+            imported_here, calls_here = await run_on_thread(
+                tx, self._register_rows, batch, report, touched, is_internal, known, retention, now,
                 phone_notices)
             if imported_here:
                 await store.audit.append(tx, actor, "calls.ingest", target_kind="cdr", target_id=src.kind,

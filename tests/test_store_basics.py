@@ -190,3 +190,21 @@ async def test_conversation_ids_are_never_reused_after_a_deletion(store) -> None
         await tx.execute("DELETE FROM conversations WHERE id = ?", (newest,))
         again = (await tx.execute(insert)).lastrowid
     assert first < newest < again
+
+
+async def test_run_on_thread_runs_in_the_callers_transaction(store) -> None:
+    """The one use of aiosqlite's private API: it must still run on the connection, inside the transaction."""
+    from store.db import run_on_thread
+
+    def insert_and_count(conn, day):
+        conn.execute("INSERT INTO declined_notices(day, count) VALUES (?, 1)", (day,))
+        return conn.execute("SELECT count(*) FROM declined_notices").fetchone()[0]
+
+    with pytest.raises(RuntimeError):
+        async with store.db.write() as tx:
+            assert await run_on_thread(tx, insert_and_count, "2026-01-01") == 1
+            raise RuntimeError("roll back")
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM declined_notices"))["n"] == 0
+    async with store.db.write() as tx:
+        assert await run_on_thread(tx, insert_and_count, "2026-01-02") == 1
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM declined_notices"))["n"] == 1
