@@ -30,17 +30,17 @@ class Area:
         return getattr(importlib.import_module(module), name)
 
 
-AREAS: list[Area] = [
+AREAS: list[Area] = [  # in the order of their keys, as the home screen and the footer list them
+    Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
+    Area("archive", "Archive", "f3", (Permission.SEARCH_ARCHIVE,), "tui.screens.archive:ArchiveScreen"),
     Area("requests", "Requests", "f4", (Permission.VIEW_REQUESTS, Permission.GIVE_DPO_OPINION,
                                         Permission.GIVE_DEPARTMENT_OPINION, Permission.HANDLE_COPY_REQUESTS),
          "tui.screens.requests:RequestsScreen"),
-    Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
-    Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
-    Area("archive", "Archive", "f3", (Permission.SEARCH_ARCHIVE,), "tui.screens.archive:ArchiveScreen"),
     Area("retention", "Retention and holds", "f5", (Permission.MANAGE_HOLDS, Permission.RUN_PURGE),
          "tui.screens.retention:RetentionScreen"),
     Area("audit", "Audit log", "f6", (Permission.READ_AUDIT,), "tui.screens.audit:AuditScreen"),
     Area("reports", "Supervision reports", "f7", (Permission.VIEW_REPORTS,), "tui.screens.reports:ReportsScreen"),
+    Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
     Area("canned", "Canned responses", "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
     Area("notices", "Notices", "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),
 ]
