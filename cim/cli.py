@@ -6,10 +6,10 @@ import click
 
 from cim.commands import audit, core, users
 from cim.commands import serve
-from cim.commands import ingest, notices
 from cim.commands import requests as requests_commands
-from cim.commands import retention
+from cim.commands import ingest, notices
 from cim.commands import tui as tui_commands
+from cim.commands import retention
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -26,10 +26,10 @@ users.register(cli)
 audit.register(cli)
 serve.register(cli)
 requests_commands.register(cli)
-retention.register(cli)
 tui_commands.register(cli)
 ingest.register(cli)
 notices.register(cli)
+retention.register(cli)
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ from .errors import CimError, NotPermitted
 from .models import Actor, Role
 from .notices import Notices
 from .requests import Requests
+from .reports import Reports
+from .retention import Retention
 from .settings import Settings
 
 __all__ = ["Store", "Settings", "Actor", "Role", "CimError", "NotPermitted"]
@@ -34,6 +36,8 @@ class Store:
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock)
         self.chats = Chats(db, self.audit, settings, clock)
+        self.retention = Retention(db, self.audit, settings, clock)
+        self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
 

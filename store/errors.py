@@ -101,3 +101,13 @@ class MessageEmpty(InvalidInput):
 
 class MessageTooLong(InvalidInput):
     code = "too_long"
+
+
+class ClockJumped(CimError):
+    """The clock reads earlier than times already recorded; a purge against it is refused."""
+
+    code = "clock_jumped"
+
+
+class AlreadyPurged(NotFound):
+    """The conversation was permanently deleted by a purge; nothing is left to hold or open."""

@@ -67,6 +67,10 @@ class Settings:
     request_due_soon_days: int = 7
     #: Requests: the act cited in letters as the basis of the access procedure.
     ordinance_reference: str = "zarządzenia nr 308/18 Prezydenta Miasta Szczecin z dnia 13 lipca 2018 r."
+    #: Conversations deleted per purge transaction: small, so live chat writes are not held up.
+    purge_batch_size: int = 100
+    #: How long a `cim backup` may be kept (ISO 8601), written into its backup.json as destroy_by (§6).
+    backup_keep: str = "P30D"
     #: Chat: minutes after a chat ended during which its resume token still shows the transcript.
     chat_resume_minutes: int = 30
     #: Chat server: addresses of reverse proxies (comma-separated IPs) whose X-Forwarded-For and
