@@ -26,7 +26,7 @@ FULL: dict[str, Any] = dict(
     conn_runs=3, connections=5000,
     archive_calls=1_000_000, archive_chats=100_000, archive_repeats=200,
     ingest_rows=20_000, ingest_recording_every=2,
-    purge_residents=500, purge_rate=200, purge_quiet_seconds=15, purge_timeout=900,
+    purge_residents=500, purge_rate=200, purge_quiet_seconds=15, purge_timeout=1800,
     # (where the purge runs, calls, chats): the daily purge inside cim serve on the full six months' worth,
     # `cim purge` beside the server on a fifth of it (generating and purging 1,000,000 files twice is too long)
     purge_modes=(("serve", 1_000_000, 100_000), ("cli", 200_000, 20_000)),

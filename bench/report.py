@@ -58,7 +58,9 @@ def render_markdown(results: list[Result], machine: dict[str, str], command: str
         "# CIM benchmarks",
         "",
         f"Written by `{command}` on {now} ({total / 60:.1f} minutes). Do not edit by hand: rerun the command; "
-        "the findings below come from `bench/FINDINGS.md`.",
+        "the findings below come from `bench/FINDINGS.md`."
+        + (" Benchmarks not rerun keep the rows of the previous full run (`python -m bench`); when each was "
+           "taken, and the machine's load then, is listed under the table." if "--update" in command else ""),
         "",
         "## Machine",
         "",
