@@ -73,6 +73,9 @@ class Database:
         except sqlite3.DatabaseError as exc:
             await self.close()
             raise StoreUnavailable(f"{self.path} is not a usable CIM database ({exc})") from exc
+        except BaseException:
+            await self.close()  # a foreign database, a failed migration: no worker thread left behind
+            raise
         os.chmod(self.path, 0o600)
 
     async def _connect(self) -> aiosqlite.Connection:
