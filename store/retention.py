@@ -46,6 +46,12 @@ _SQL_HELD = (
     " OR EXISTS (SELECT 1 FROM request_conversations rc JOIN access_requests r ON r.id = rc.request_id"
     "            WHERE rc.conversation_id = c.id AND r.closed_at IS NULL AND r.withdrawn_at IS NULL))"
 )
+#: Conversations in the first purge batch; later batches adapt to settings.purge_batch_ms.
+_FIRST_BATCH = 8
+#: SQLite's default wal_autocheckpoint (pages), restored on the writer after a purge.
+_AUTOCHECKPOINT_PAGES = 1000
+#: During a purge, a PASSIVE checkpoint starts beside the writer once the WAL is this large.
+_CHECKPOINT_WAL_BYTES = 4 << 20
 # Tables whose rows of a purged conversation the purge deletes itself (others are found from their FKs).
 _OWN_TABLES = {"messages", "recordings", "holds", "conversations"}
 
@@ -436,17 +442,32 @@ class Retention:
                 progress(PurgeProgress(0, total))
             dependents = await self._dependent_tables()
             paused = False
-            while True:
-                purged, paths = await self._delete_batch(run_id, c_iso, batch_size, dependents, counts)
-                if not purged:
-                    break
-                if not paused and os.environ.get(PAUSE_AFTER_COMMIT_ENV):
-                    paused = True
-                    _pause_for_test(os.environ[PAUSE_AFTER_COMMIT_ENV])
-                await self._unlink(paths)
-                if progress:
-                    progress(PurgeProgress(counts.calls + counts.chats, max(total, counts.calls + counts.chats)))
-                await asyncio.sleep(0)  # let live chat writes in between batches
+            # The batch size adapts to the write-lock time each batch took (benchmark 5): a chat
+            # commit queued behind a batch waits about purge_batch_ms, not a whole 100-row batch.
+            budget = max(1, self.settings.purge_batch_ms) / 1000
+            limit = min(batch_size, _FIRST_BATCH)
+            checkpoints = _Checkpointer(self.db.path)
+            await self._autocheckpoint(0)
+            try:
+                while True:
+                    purged, paths, held = await self._delete_batch(run_id, c_iso, limit, dependents, counts)
+                    if not purged:
+                        break
+                    limit = _next_limit(limit, held, budget, batch_size)
+                    checkpoints.maybe_start()
+                    if not paused and os.environ.get(PAUSE_AFTER_COMMIT_ENV):
+                        paused = True
+                        _pause_for_test(os.environ[PAUSE_AFTER_COMMIT_ENV])
+                    await self._unlink(paths)
+                    if progress:
+                        progress(PurgeProgress(counts.calls + counts.chats, max(total, counts.calls + counts.chats)))
+                    await asyncio.sleep(0)  # let live chat writes in between batches
+            finally:
+                await checkpoints.wait()
+                try:
+                    await self._autocheckpoint(_AUTOCHECKPOINT_PAGES)
+                except Exception:  # a failing store: the next connection starts with SQLite's default again
+                    log.exception("could not turn the automatic WAL checkpoint back on after the purge")
         except BaseException as exc:
             try:
                 async with self.db.write() as tx:
@@ -468,6 +489,8 @@ class Retention:
                                              "resumed_files": counts.resumed})
         if counts.calls or counts.chats or counts.resumed:
             await self._optimize_fulltext()
+        # most of the WAL is folded in beside the writer first, so the TRUNCATE under the write lock is short
+        await _Checkpointer(self.db.path).run()
         wal_truncated = await self._truncate_wal()
         return PurgeResult(run_id, False, cutoff, counts.calls, counts.chats, counts.files, counts.bytes,
                            preview.held, counts.resumed, time.monotonic() - started, wal_truncated)
@@ -482,6 +505,16 @@ class Retention:
                                     target_id=r["id"], details={"calls": r["calls"], "chats": r["chats"],
                                                                 "files": r["files"], "bytes": r["bytes"]})
 
+    async def _autocheckpoint(self, pages: int) -> None:
+        """Turn the writer's automatic WAL checkpoint off during a purge (0) and back on after it.
+
+        An automatic checkpoint runs inside whichever COMMIT crosses the threshold and fsyncs the
+        database file while the write lock is held; during a purge that stalled chat commits for
+        hundreds of ms. Meanwhile _Checkpointer runs PASSIVE checkpoints beside the writer.
+        """
+        async with self.db.write() as tx:
+            await tx.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
     async def _dependent_tables(self) -> list[tuple[str, str]]:
         """(table, column) of every other table whose FK to conversations does not cascade by itself."""
         found = []
@@ -495,14 +528,18 @@ class Retention:
         return found
 
     async def _delete_batch(self, run_id: int, c_iso: str, batch_size: int,
-                            dependents: list[tuple[str, str]], counts: _Counts) -> tuple[int, list[str]]:
-        """One short transaction: delete a batch of conversations and record their files as pending."""
+                            dependents: list[tuple[str, str]], counts: _Counts) -> tuple[int, list[str], float]:
+        """One short transaction: delete a batch of conversations and record their files as pending.
+
+        Returns the number purged, their files, and the seconds the write lock was held (to the COMMIT).
+        """
         async with self.db.write() as tx:
+            began = time.monotonic()
             rows = await tx.execute_fetchall(
                 f"SELECT c.id, c.channel FROM conversations c WHERE {_SQL_ENDED} AND NOT {_SQL_HELD}"
                 " ORDER BY c.purge_after, c.id LIMIT ?", (c_iso, batch_size))
             if not rows:
-                return 0, []
+                return 0, [], 0.0
             ids = [r["id"] for r in rows]
             marks = ",".join("?" * len(ids))
             recs = await tx.execute_fetchall(
@@ -529,11 +566,12 @@ class Retention:
             await tx.execute(
                 "UPDATE purge_runs SET calls = calls + ?, chats = chats + ?, files = files + ?, bytes = bytes + ?"
                 " WHERE id = ?", (calls, chats, len(recs), size, run_id))
+        held = time.monotonic() - began
         counts.calls += calls
         counts.chats += chats
         counts.files += len(recs)
         counts.bytes += size
-        return len(rows), [r["path"] for r in recs]
+        return len(rows), [r["path"] for r in recs], held
 
     async def _unlink(self, paths: list[str]) -> None:
         """Unlink committed-away files, then forget them; a failure leaves them pending for the next run."""
@@ -686,6 +724,65 @@ def daily_purge_context(store: Any, settings: Settings) -> Callable[[object], As
 
 
 # --------------------------------------------------------------------------------- helpers
+
+def _next_limit(limit: int, held: float, budget: float, most: int) -> int:
+    """The next batch size: halve it after a batch over the budget, grow it by a quarter under half of it."""
+    if held > budget:
+        return max(1, limit // 2)
+    if held < budget / 2:
+        return min(most, limit + max(1, limit // 4))
+    return limit
+
+
+class _Checkpointer:
+    """PASSIVE WAL checkpoints on their own short-lived connection in a thread, one at a time.
+
+    PASSIVE never takes the write lock nor waits for readers, so chat commits carry on while the
+    database file is written and fsynced; the WAL is reset by a later write once it is fully copied.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.wal = Path(f"{db_path}-wal")
+        self.task: asyncio.Task | None = None
+
+    def maybe_start(self) -> None:
+        if self.task is not None and not self.task.done():
+            return
+        if self.task is not None:
+            self._collect(self.task)
+        try:
+            size = self.wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if size >= _CHECKPOINT_WAL_BYTES:
+            self.task = asyncio.ensure_future(asyncio.to_thread(_passive_checkpoint, self.db_path))
+
+    async def run(self) -> None:
+        """One PASSIVE checkpoint now, awaited (a failure is logged: the TRUNCATE that follows still runs)."""
+        self.task = asyncio.ensure_future(asyncio.to_thread(_passive_checkpoint, self.db_path))
+        await self.wait()
+
+    async def wait(self) -> None:
+        if self.task is not None:
+            await asyncio.wait([self.task])
+            self._collect(self.task)
+            self.task = None
+
+    @staticmethod
+    def _collect(task: asyncio.Task) -> None:
+        exc = task.exception()
+        if exc is not None:  # the final TRUNCATE checkpoint (and SQLite's own) will still fold the WAL
+            log.warning("a PASSIVE checkpoint during the purge failed: %s", exc)
+
+
+def _passive_checkpoint(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path, timeout=10, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        conn.close()
+
 
 class _FileLock:
     """An exclusive, non-blocking flock on a file in the data directory: one purge across processes."""

@@ -69,6 +69,9 @@ class Settings:
     ordinance_reference: str = "zarządzenia nr 308/18 Prezydenta Miasta Szczecin z dnia 13 lipca 2018 r."
     #: Conversations deleted per purge transaction: small, so live chat writes are not held up.
     purge_batch_size: int = 100
+    #: Purge: the write-lock time (ms) one batch aims at; the batch size adapts (1 … purge_batch_size)
+    #: so that live chat commits queued behind a batch wait about this long at most.
+    purge_batch_ms: int = 3
     #: How long a `cim backup` may be kept (ISO 8601), written into its backup.json as destroy_by (§6).
     backup_keep: str = "P30D"
     #: Chat: minutes after a chat ended during which its resume token still shows the transcript.

@@ -93,3 +93,33 @@ def test_from_iso_reads_exactly_what_to_iso_writes() -> None:
                 "2026-08-01T10:11:12,123000Z", "2026-08-01T10:11:12.123000Z\n", "x"):
         with pytest.raises(ValueError):
             from_iso(bad)
+
+
+def test_the_purge_batch_shrinks_over_its_time_budget_and_grows_back_under_it() -> None:
+    """Benchmark 5: a fixed 100-conversation batch held the write lock ~10 ms; chat p99 followed it."""
+    from store.retention import _next_limit
+
+    assert _next_limit(100, 0.020, 0.004, 100) == 50
+    assert _next_limit(1, 0.050, 0.004, 100) == 1
+    assert _next_limit(8, 0.001, 0.004, 100) == 10
+    assert _next_limit(99, 0.0001, 0.004, 100) == 100
+    assert _next_limit(20, 0.003, 0.004, 100) == 20
+
+
+async def test_a_purge_leaves_the_automatic_checkpoint_on_and_purges_everything_due(store, retention_data) -> None:
+    """The purge turns the writer's automatic WAL checkpoint off while it runs; it must come back on."""
+    from datetime import datetime, timezone
+
+    from store.models import Actor
+
+    old = datetime(2025, 8, 31, 10, 0, tzinfo=timezone.utc)
+    for i in range(30):
+        await retention_data.chat(old, texts=(f"stare {i}",))
+    result = await store.retention.purge(Actor.system("test"), batch_size=50)
+    assert result.chats == 30
+    assert await store.db.fetchone("SELECT count(*) AS n FROM conversations") is not None
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM conversations WHERE channel = 'chat'"))["n"] == 0
+    async with store.db.write() as tx:
+        (pages,) = (await tx.execute_fetchall("PRAGMA wal_autocheckpoint"))[0]
+    assert pages == 1000
+
