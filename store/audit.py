@@ -38,6 +38,11 @@ def _append_entry(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
     return row["id"]
 
 
+#: For work already running on the writer's thread inside its transaction (several rows and their
+#: entries in one call, e.g. a chunk of recordings): link and insert one `AuditLog.entry` row.
+append_entry = _append_entry
+
+
 class AuditLog:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
@@ -57,7 +62,18 @@ class AuditLog:
         details: dict[str, Any] | None = None,
     ) -> int:
         """Append one entry inside the caller's write transaction; returns its id. Never put resident content in details."""
-        row = {
+        row = self.entry(actor, action, outcome=outcome, target_kind=target_kind, target_id=target_id,
+                         purpose=purpose, request_id=request_id, details=details)
+        # Read the chain's head, hash and insert in ONE call on the writer's thread (inside the caller's
+        # transaction): four awaited round trips made the audit entry the larger part of an archive
+        # search (bench/).
+        return await run_on_thread(tx, _append_entry, row)
+
+    def entry(self, actor: Actor, action: str, *, outcome: str = "ok", target_kind: str | None = None,
+              target_id: object = None, purpose: str | None = None, request_id: int | None = None,
+              details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One entry's fields, not yet chained: `append_entry(conn, row)` links and inserts it on the writer's thread."""
+        return {
             "at": to_iso(self.clock()),
             "actor_id": actor.staff_id,
             "actor_name": actor.name,
@@ -69,10 +85,23 @@ class AuditLog:
             "request_id": request_id,
             "details": json.dumps(details or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
         }
-        # Read the chain's head, hash and insert in ONE call on the writer's thread (inside the caller's
-        # transaction): four awaited round trips made the audit entry the larger part of an archive
-        # search (bench/).
-        return await run_on_thread(tx, _append_entry, row)
+
+    async def record(
+        self,
+        actor: Actor,
+        action: str,
+        *,
+        outcome: str = "ok",
+        target_kind: str | None = None,
+        target_id: object = None,
+        purpose: str | None = None,
+        request_id: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Append one entry in a write transaction of its own (BEGIN … COMMIT in one call on the writer's thread)."""
+        row = self.entry(actor, action, outcome=outcome, target_kind=target_kind, target_id=target_id,
+                         purpose=purpose, request_id=request_id, details=details)
+        return await self.db.write_call(_append_entry, row)
 
     async def guard(
         self,

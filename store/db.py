@@ -145,6 +145,24 @@ class Database:
             else:
                 await self._writer.execute("COMMIT")
 
+    async def write_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """A whole short write transaction in ONE call on the writer's thread: BEGIN IMMEDIATE, fn(conn, *args), COMMIT.
+
+        Same lock and same transaction as `write()`, without three thread hand-offs (BEGIN, the work,
+        COMMIT) for a one-statement transaction such as the audit entry of an archive search (bench/).
+        """
+        assert self._writer is not None, "database is closed"
+        async with self._write_lock:
+            return await run_on_thread(self._writer, _in_transaction, fn, args)
+
+    async def read_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` on the reader's thread: several lookups in one hand-off (committed data only).
+
+        `fn` must finish every statement it starts (fetchall, not a cursor left open; see fetchone).
+        """
+        assert self._reader is not None, "database is closed"
+        return await run_on_thread(self._reader, fn, *args)
+
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         assert self._reader is not None, "database is closed"
         return list(await self._reader.execute_fetchall(sql, tuple(params)))
@@ -174,6 +192,18 @@ class Database:
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _first_row(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
