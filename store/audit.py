@@ -38,11 +38,6 @@ def _append_entry(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
     return row["id"]
 
 
-#: For work already running on the writer's thread inside its transaction (several rows and their
-#: entries in one call, e.g. a chunk of recordings): link and insert one `AuditLog.entry` row.
-append_entry = _append_entry
-
-
 class AuditLog:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
@@ -72,7 +67,7 @@ class AuditLog:
     def entry(self, actor: Actor, action: str, *, outcome: str = "ok", target_kind: str | None = None,
               target_id: object = None, purpose: str | None = None, request_id: int | None = None,
               details: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One entry's fields, not yet chained: `append_entry(conn, row)` links and inserts it on the writer's thread."""
+        """One entry's fields, not yet chained (`_append_entry` links and inserts it on the writer's thread)."""
         return {
             "at": to_iso(self.clock()),
             "actor_id": actor.staff_id,

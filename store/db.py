@@ -155,14 +155,6 @@ class Database:
         async with self._write_lock:
             return await run_on_thread(self._writer, _in_transaction, fn, args)
 
-    async def read_call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` on the reader's thread: several lookups in one hand-off (committed data only).
-
-        `fn` must finish every statement it starts (fetchall, not a cursor left open; see fetchone).
-        """
-        assert self._reader is not None, "database is closed"
-        return await run_on_thread(self._reader, fn, *args)
-
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         assert self._reader is not None, "database is closed"
         return list(await self._reader.execute_fetchall(sql, tuple(params)))
