@@ -31,7 +31,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Test hook, documented in docs/readme/retention.md: when this variable names a file, a real purge
+#: Test hook, documented in README.md (Retention): when this variable names a file, a real purge
 #: creates that file right after its first batch has been committed (rows gone, paths recorded in
 #: pending_unlinks, files not yet unlinked) and then waits forever, so a test can `kill -9` it at
 #: exactly the dangerous moment. Never set it in production.

@@ -98,7 +98,7 @@ def _tests_named_in(document: Path) -> list[tuple[str, str]]:
     return re.findall(r"(tests/[\w/]+\.py)::(\w+)", document.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("document", ["docs/SECURITY.md", "docs/DEPLOY.md", "docs/readme/reliability.md"])
+@pytest.mark.parametrize("document", ["docs/SECURITY.md", "docs/DEPLOY.md", "README.md"])
 def test_every_test_a_document_names_exists(document: str):
     named = _tests_named_in(ROOT / document)
     assert named or document != "docs/SECURITY.md"
