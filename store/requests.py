@@ -100,6 +100,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # -- domain objects ---------------------------------------------------------------------------------
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 @dataclass(frozen=True)
 class AccessRequest:
     id: int
@@ -331,7 +334,9 @@ class Requests:
     def _validate(self, data: RequestInput) -> dict[str, Any]:
         def text(value: Any, label: str, *, required: bool, limit: int = MAX_TEXT) -> str:
             value = "" if value is None else str(value)
-            value = value.replace("\x00", "").strip()
+            # C0/C1 control characters (a pasted escape sequence, a stray NUL) have no place in a
+            # register or a letter; newlines and tabs stay for multi-line fields
+            value = _CONTROL_CHARS.sub("", value).strip()
             if required and not value:
                 raise InvalidInput(f"the {label} is required")
             if len(value) > limit:

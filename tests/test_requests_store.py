@@ -671,3 +671,11 @@ async def test_the_audit_log_holds_no_resident_content(store, people, tmp_path):
         assert secret not in dump, secret
     assert {"requests.register", "requests.link", "requests.opinion_dpo", "requests.opinion_department",
             "requests.extend", "requests.refuse", "requests.letter", "requests.view"} <= {r["action"] for r in rows}
+
+
+async def test_control_characters_are_dropped_from_register_fields(store, people):
+    """A pasted escape sequence or C1 character never reaches the register, the TUI or a letter."""
+    req = await store.requests.register(people.registrar, call_request(
+        requester_name="Jan\x1b[31m Kowalski\x8b\x00", requester_address="ul. Długa 1\n70-001 Szczecin\x07"))
+    assert req.requester_name == "Jan[31m Kowalski"
+    assert req.requester_address == "ul. Długa 1\n70-001 Szczecin"
