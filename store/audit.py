@@ -43,26 +43,15 @@ class AuditLog:
         self.db = db
         self.clock = clock
 
-    async def append(
-        self,
-        tx: aiosqlite.Connection,
-        actor: Actor,
-        action: str,
-        *,
-        outcome: str = "ok",
-        target_kind: str | None = None,
-        target_id: object = None,
-        purpose: str | None = None,
-        request_id: int | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> int:
-        """Append one entry inside the caller's write transaction; returns its id. Never put resident content in details."""
-        row = self.entry(actor, action, outcome=outcome, target_kind=target_kind, target_id=target_id,
-                         purpose=purpose, request_id=request_id, details=details)
+    async def append(self, tx: aiosqlite.Connection, actor: Actor, action: str, **fields: Any) -> int:
+        """Append one entry inside the caller's write transaction; returns its id.
+
+        `fields` are those of `entry()`. Never put resident content in details.
+        """
         # Read the chain's head, hash and insert in ONE call on the writer's thread (inside the caller's
         # transaction): four awaited round trips made the audit entry the larger part of an archive
         # search (bench/).
-        return await run_on_thread(tx, _append_entry, row)
+        return await run_on_thread(tx, _append_entry, self.entry(actor, action, **fields))
 
     def entry(self, actor: Actor, action: str, *, outcome: str = "ok", target_kind: str | None = None,
               target_id: object = None, purpose: str | None = None, request_id: int | None = None,
@@ -81,22 +70,9 @@ class AuditLog:
             "details": json.dumps(details or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
         }
 
-    async def record(
-        self,
-        actor: Actor,
-        action: str,
-        *,
-        outcome: str = "ok",
-        target_kind: str | None = None,
-        target_id: object = None,
-        purpose: str | None = None,
-        request_id: int | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> int:
+    async def record(self, actor: Actor, action: str, **fields: Any) -> int:
         """Append one entry in a write transaction of its own (BEGIN … COMMIT in one call on the writer's thread)."""
-        row = self.entry(actor, action, outcome=outcome, target_kind=target_kind, target_id=target_id,
-                         purpose=purpose, request_id=request_id, details=details)
-        return await self.db.write_call(_append_entry, row)
+        return await self.db.write_call(_append_entry, self.entry(actor, action, **fields))
 
     async def guard(
         self,
@@ -111,24 +87,20 @@ class AuditLog:
         """Raise NotPermitted, after auditing the refused attempt in its own transaction, unless allowed."""
         if allowed(actor, permission):
             return
-        async with self.db.write() as tx:
-            await self.append(
-                tx, actor, action, outcome="refused", target_kind=target_kind, target_id=target_id,
-                request_id=request_id, details={"permission": permission.value},
-            )
+        await self.record(actor, action, outcome="refused", target_kind=target_kind, target_id=target_id,
+                          request_id=request_id, details={"permission": permission.value})
         raise NotPermitted(f"{actor.name} is not permitted to {action.replace('_', ' ').replace('.', ': ')}")
 
     async def verify(self) -> ChainCheck:
         """Recompute the chain; the first entry whose link or content does not match is reported."""
-        count, prev_hash, expected_id = 0, GENESIS, 1
+        prev_hash, expected_id = GENESIS, 1
         rows = await self.db.fetchall(f"SELECT {', '.join(_FIELDS)}, prev_hash, hash FROM audit ORDER BY id")
         for r in rows:
-            count += 1
             row = {f: r[f] for f in _FIELDS}
             if r["id"] != expected_id or r["prev_hash"] != prev_hash or entry_hash(prev_hash, row) != r["hash"]:
                 return ChainCheck(ok=False, entries=len(rows), first_broken=r["id"])
             prev_hash, expected_id = r["hash"], expected_id + 1
-        return ChainCheck(ok=True, entries=count, first_broken=None)
+        return ChainCheck(ok=True, entries=len(rows), first_broken=None)
 
     async def entries(
         self,

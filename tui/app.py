@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AsyncExitStack
-from typing import AsyncContextManager, Callable, Iterable, Sequence
+from typing import Any, AsyncContextManager, Callable, Iterable, Sequence
 
 from textual import events, on, work
 from textual.app import App, SystemCommand
@@ -264,17 +264,12 @@ def make_app(
     settings: Settings,
     store: Store | None = None,
     server_url: str | None = None,
-    *,
-    clock: Clock = system_clock,
-    services: Sequence[Service] = (),
-    banner: str = "",
-    session_check_seconds: float = 30.0,
-    live_retry: tuple[float, float] = (0.2, 5.0),
+    **options: Any,
 ) -> CimApp:
     """The staff UI. Without `store` the app opens (and closes) its own on the settings' data dir.
 
     `server_url` is the chat server for live chats (None: no live chats); `services` start with
     the store before sign-in (`cim demo` runs the chat server this way, in the UI's event loop).
+    `options` are CimApp's keyword options (clock, services, banner, session_check_seconds, live_retry).
     """
-    return CimApp(settings, store=store, server_url=server_url, clock=clock, services=services, banner=banner,
-                  session_check_seconds=session_check_seconds, live_retry=live_retry)
+    return CimApp(settings, store=store, server_url=server_url, **options)

@@ -17,6 +17,7 @@ from store.chats import MAX_CANNED_TITLE, CannedResponse
 from store.errors import CimError, InvalidInput, MessageEmpty, MessageTooLong
 from tui.context import TuiContext
 from tui.widgets.literal import literal, visible_text
+from tui.widgets.modals import ConfirmModal
 from tui.widgets.worker_errors import ReportsWorkerErrors
 
 #: Saves a (title, text) pair through the store and returns what was stored; raises the store's errors.
@@ -118,32 +119,15 @@ class CannedEditModal(ReportsWorkerErrors, ModalScreen[CannedResponse | None]):
         self.dismiss(None)
 
 
-class DeleteCannedModal(ModalScreen[bool]):
+class DeleteCannedModal(ConfirmModal):
     """Confirm deleting one canned response; its title is shown literally."""
 
-    BINDINGS = [Binding("escape", "no", "No"), Binding("y", "yes", "Yes"), Binding("n", "no", "No")]
-
     def __init__(self, response: CannedResponse) -> None:
-        super().__init__()
+        super().__init__(
+            Text.assemble("Delete the canned response “", literal(response.title, "bold"), "”?"),
+            help="Consultants will no longer be able to insert it. Y yes · N or Esc no",
+        )
         self.response = response
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(Text.assemble("Delete the canned response “", literal(self.response.title, "bold"), "”?"),
-                        classes="dialog-title")
-            yield Static("Consultants will no longer be able to insert it. Y yes · N or Esc no",
-                         classes="dialog-help")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Yes", id="yes", variant="warning")
-                yield Button("No", id="no")
-
-    @on(Button.Pressed, "#yes")
-    def action_yes(self) -> None:
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#no")
-    def action_no(self) -> None:
-        self.dismiss(False)
 
 
 class CannedScreen(ReportsWorkerErrors, Screen[None]):

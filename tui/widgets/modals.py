@@ -78,17 +78,20 @@ class CannedModal(PickModal[str]):
 
 
 class ConfirmModal(ModalScreen[bool]):
-    """Yes or no."""
+    """Yes or no. A `Text` question carries literal parts (resident or staff text) safely."""
 
     BINDINGS = [Binding("escape", "no", "No"), Binding("y", "yes", "Yes"), Binding("n", "no", "No")]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str | Text, help: str = "") -> None:
         super().__init__()
         self.question = question
+        self.help = help
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.question, classes="dialog-title")
+            if self.help:
+                yield Static(self.help, classes="dialog-help")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Yes", id="yes", variant="warning")
                 yield Button("No", id="no")
