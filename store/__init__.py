@@ -31,7 +31,7 @@ class Store:
         self.settings = settings
         self.db = db
         self.clock = clock
-        self.audit = AuditLog(db, clock)
+        self.audit = AuditLog(db, clock, settings)
         self.accounts = Accounts(db, self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock)
@@ -50,7 +50,13 @@ class Store:
                 folder.mkdir(mode=0o700, exist_ok=True)
         db = Database(settings.db_path, clock)
         await db.open(create=create)
-        return cls(settings, db, clock)
+        store = cls(settings, db, clock)
+        try:
+            await store.audit.open_keys()
+        except BaseException:
+            await db.close()
+            raise
+        return store
 
     async def close(self) -> None:
         await self.db.close()

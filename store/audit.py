@@ -1,21 +1,32 @@
-"""The append-only, SHA-256 hash-chained audit log, and the guard that audits every permission check."""
+"""The append-only, SHA-256 hash-chained audit log, MACed and anchored outside the database, and the guard
+that audits every permission check."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
-from typing import Any
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import aiosqlite
 
+from . import anchors as A
 from .clock import Clock, from_iso, to_iso
 from .db import Database, run_on_thread
-from .errors import NotPermitted
-from .models import Actor, AuditEntry, ChainCheck
+from .errors import InvalidInput, InvalidTransition, NotPermitted, StoreUnavailable
+from .models import Actor, AuditEntry, AuditProblem, ChainCheck
 from .policy import Permission, allowed
 
+log = logging.getLogger("cim.audit")
+
 GENESIS = "0" * 64
+ROTATED = "audit.key_rotated"
+RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"
 _FIELDS = ("id", "at", "actor_id", "actor_name", "action", "outcome", "target_kind", "target_id",
            "purpose", "request_id", "details")
 
@@ -26,22 +37,74 @@ def entry_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode("utf-8")).hexdigest()
 
 
-def _append_entry(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
-    """Link `row` to the chain's last entry and insert it (blocking: runs on the writer's thread)."""
+def entry_mac_message(generation: int, digest: str) -> str:
+    """What the MAC of an entry covers: its hash (which covers its content, its id and the chain before it)."""
+    return f"cim-audit-entry\n{generation}\n{digest}"
+
+
+def _append_entry(conn: sqlite3.Connection, row: dict[str, Any], ring: A.KeyRing | None,
+                  generation: int | None = None) -> int:
+    """Link `row` to the chain's last entry, MAC it and insert it (blocking: runs on the writer's thread)."""
     last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     prev_hash = last[1] if last else GENESIS
     row = {"id": (last[0] + 1) if last else 1, **row}
+    digest = entry_hash(prev_hash, row)
+    mac = None
+    if ring is not None:
+        if generation is None:
+            ring.refresh()  # a key rotated by another process signs from now on (one stat per entry)
+            generation = ring.current
+        mac = ring.mac(generation, entry_mac_message(generation, digest))
     conn.execute(
-        f"INSERT INTO audit({', '.join(_FIELDS)}, prev_hash, hash) VALUES ({', '.join('?' * len(_FIELDS))}, ?, ?)",
-        (*[row[f] for f in _FIELDS], prev_hash, entry_hash(prev_hash, row)),
+        f"INSERT INTO audit({', '.join(_FIELDS)}, prev_hash, hash, mac, key_gen)"
+        f" VALUES ({', '.join('?' * len(_FIELDS))}, ?, ?, ?, ?)",
+        (*[row[f] for f in _FIELDS], prev_hash, digest, mac, generation if mac else None),
     )
     return row["id"]
 
 
+def _open_keys(conn: sqlite3.Connection, path: Path, now: str) -> A.KeyRing:
+    """Load the key file; create it when missing and the log has no MACed entry yet (a new or a legacy database)."""
+    ring = A.load_keys(path)
+    if ring is not None:
+        return ring
+    maced = conn.execute("SELECT count(*) FROM audit WHERE mac IS NOT NULL").fetchone()[0]
+    if maced:
+        raise StoreUnavailable(
+            f"the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key "
+            "back from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified")
+    head = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
+    try:
+        return A.create_keys(path, legacy_until=head, now=now)
+    except StoreUnavailable:
+        ring = A.load_keys(path)  # another process created it a moment ago
+        if ring is None:
+            raise
+        return ring
+
+
+def _head_of_file(database: Path) -> tuple[int, str, str | None]:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT id, hash, at FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return (row[0], row[1], row[2]) if row else (0, GENESIS, None)
+
+
 class AuditLog:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, settings: Any = None) -> None:
         self.db = db
         self.clock = clock
+        self.settings = settings
+        #: The MAC keys (None until `open_keys`; a bare AuditLog without settings writes unMACed entries).
+        self.ring: A.KeyRing | None = None
+        self.last_anchor: A.Anchor | None = None
+
+    async def open_keys(self) -> None:
+        """Load (or, for a log without MACed entries, create) the key file named by the settings."""
+        path = self.settings.audit_key_path
+        self.ring = await run_on_thread(self.db.writer, _open_keys, path, to_iso(self.clock()))
 
     async def append(self, tx: aiosqlite.Connection, actor: Actor, action: str, **fields: Any) -> int:
         """Append one entry inside the caller's write transaction; returns its id.
@@ -51,7 +114,7 @@ class AuditLog:
         # Read the chain's head, hash and insert in ONE call on the writer's thread (inside the caller's
         # transaction): four awaited round trips made the audit entry the larger part of an archive
         # search (bench/).
-        return await run_on_thread(tx, _append_entry, self.entry(actor, action, **fields))
+        return await run_on_thread(tx, _append_entry, self.entry(actor, action, **fields), self.ring)
 
     def entry(self, actor: Actor, action: str, *, outcome: str = "ok", target_kind: str | None = None,
               target_id: object = None, purpose: str | None = None, request_id: int | None = None,
@@ -72,7 +135,7 @@ class AuditLog:
 
     async def record(self, actor: Actor, action: str, **fields: Any) -> int:
         """Append one entry in a write transaction of its own (BEGIN … COMMIT in one call on the writer's thread)."""
-        return await self.db.write_call(_append_entry, self.entry(actor, action, **fields))
+        return await self.db.write_call(_append_entry, self.entry(actor, action, **fields), self.ring)
 
     async def guard(
         self,
@@ -91,16 +154,88 @@ class AuditLog:
                           request_id=request_id, details={"permission": permission.value})
         raise NotPermitted(f"{actor.name} is not permitted to {action.replace('_', ' ').replace('.', ': ')}")
 
-    async def verify(self) -> ChainCheck:
-        """Recompute the chain; the first entry whose link or content does not match is reported."""
-        prev_hash, expected_id = GENESIS, 1
-        rows = await self.db.fetchall(f"SELECT {', '.join(_FIELDS)}, prev_hash, hash FROM audit ORDER BY id")
-        for r in rows:
-            row = {f: r[f] for f in _FIELDS}
-            if r["id"] != expected_id or r["prev_hash"] != prev_hash or entry_hash(prev_hash, row) != r["hash"]:
-                return ChainCheck(ok=False, entries=len(rows), first_broken=r["id"])
-            prev_hash, expected_id = r["hash"], expected_id + 1
-        return ChainCheck(ok=True, entries=len(rows), first_broken=None)
+    async def verify(self, extra_anchors: Iterable[A.Anchor] = (), anchor_files: Iterable[Path] = ()) -> ChainCheck:
+        """Recompute the chain and the MACs, and hold the log against every anchor that can be read.
+
+        Reported, each with the first entry concerned: an entry edited, deleted or reordered (chain), an
+        entry rewritten with recomputed hashes (MAC), a tail cut off or a restored older copy (an anchor
+        names an entry the log lacks or has otherwise). Entries from before the key existed are counted as
+        legacy, not broken. Read-only: `acknowledge_restore` is the one that writes.
+        """
+        files = [self.settings.audit_anchors_path] if self.settings is not None else []
+        anchors, unreadable = await asyncio.to_thread(A.all_anchors, [*files, *anchor_files])
+        anchors += list(extra_anchors)
+        rows = await self.db.fetchall(
+            f"SELECT {', '.join(_FIELDS)}, prev_hash, hash, mac, key_gen FROM audit ORDER BY id")
+        return await asyncio.to_thread(_verify, rows, self.ring, anchors, unreadable)
+
+    async def head(self) -> tuple[int, str, str | None]:
+        """The chain's last committed entry: (id, hash, at); (0, GENESIS, None) for an empty log."""
+        row = await self.db.fetchone("SELECT id, hash, at FROM audit ORDER BY id DESC LIMIT 1")
+        return (row["id"], row["hash"], row["at"]) if row else (0, GENESIS, None)
+
+    async def anchor(self, reason: str, *, database: Path | None = None, **extra: Any) -> A.Anchor:
+        """Write the chain head (of `database`, a backup's copy, when given) to the anchors file and syslog.
+
+        A failure to write is logged, not raised: the purge, backup or report that asked has happened.
+        """
+        ident, digest, entry_at = (await asyncio.to_thread(_head_of_file, database) if database is not None
+                                   else await self.head())
+        anchor = A.Anchor(id=ident, hash=digest, entry_at=entry_at, at=to_iso(self.clock()), reason=reason,
+                          extra=extra)
+        if self.ring is not None:
+            generation = self.ring.current
+            anchor = replace(anchor, generation=generation)
+            anchor = replace(anchor, mac=self.ring.mac(generation, anchor.message()))
+        if self.settings is not None:
+            failures = await asyncio.to_thread(A.write_anchor, anchor, self.settings.audit_anchors_path,
+                                               A.syslog_address(self.settings.audit_syslog))
+            for failure in failures:
+                log.error("audit.anchor_failed %s", failure)
+        self.last_anchor = anchor
+        return anchor
+
+    async def rotate_key(self, actor: Actor) -> tuple[int, int]:
+        """A new key signs from now on; the record of the rotation is the last entry signed with the old one."""
+        await self.guard(actor, Permission.CONFIGURE, ROTATED)
+        if self.ring is None:
+            raise StoreUnavailable("the audit key file is not open")
+        async with self.db.write() as tx:  # under the write lock: no entry is signed between the two steps
+            old = self.ring.current
+            fresh = await asyncio.to_thread(A.add_generation, self.ring, to_iso(self.clock()))
+            await run_on_thread(tx, _append_entry, self.entry(
+                actor, ROTATED, target_kind="audit_key", target_id=fresh.current,
+                details={"from_generation": old, "to_generation": fresh.current,
+                         "fingerprint": fresh.fingerprint(fresh.current)}), self.ring, old)
+            self.ring = fresh
+        await self.anchor("key_rotated")
+        return old, fresh.current
+
+    async def acknowledge_restore(self, actor: Actor, reason: str, extra_anchors: Iterable[A.Anchor] = (),
+                                  anchor_files: Iterable[Path] = ()) -> list[dict]:
+        """Record that the log was knowingly restored from a backup (which entries were lost, why); audited."""
+        await self.guard(actor, Permission.CHECK_INTEGRITY, RESTORE_ACKNOWLEDGED)
+        reason = (reason or "").strip()
+        if not reason:
+            raise InvalidInput("say why the backup was restored (--reason)")
+        if len(reason) > 2000:
+            raise InvalidInput("the reason is longer than 2000 characters")
+        extra_anchors, anchor_files = list(extra_anchors), list(anchor_files)
+        check = await self.verify(extra_anchors, anchor_files)
+        others = [p for p in check.problems if p.kind != "restored_backup"]
+        if others:
+            raise InvalidTransition(f"the audit log has a problem that is not a restore, so none can be acknowledged: "
+                                    f"{others[0].message}")
+        pending = [r for r in check.restores if not r["acknowledged"]]
+        if not pending:
+            raise InvalidTransition("there is no restored backup to acknowledge: the log agrees with every anchor")
+        async with self.db.write() as tx:
+            for restore in pending:
+                await self.append(tx, actor, RESTORE_ACKNOWLEDGED, target_kind="audit_entry",
+                                  target_id=restore["fork_at"], purpose=reason, details={
+                                      k: restore[k] for k in ("fork_at", "backup", "lost_through", "anchor")})
+        await self.anchor("restore_acknowledged")
+        return pending
 
     async def entries(
         self,
@@ -149,3 +284,139 @@ def _entry(r: Any) -> AuditEntry:
         action=r["action"], outcome=r["outcome"], target_kind=r["target_kind"], target_id=r["target_id"],
         purpose=r["purpose"], request_id=r["request_id"], details=json.loads(r["details"]),
     )
+
+
+# -- verification ---------------------------------------------------------------------------------------
+
+def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], unreadable: list[str]) -> ChainCheck:
+    """The whole check on a worker thread (HMACs for every entry; anchors compared at the ids they name)."""
+    problems = [AuditProblem("anchors_unreadable", None, u) for u in unreadable]
+    wanted = {a.id for a in anchors}
+    hashes: dict[int, str] = {}
+    acks: list[tuple[str, dict]] = []
+    broken: AuditProblem | None = None
+    legacy, in_force, head = 0, 1, 0
+    prev_hash, expected_id = GENESIS, 1
+    for r in rows:
+        ident = r["id"]
+        digest = entry_hash(prev_hash, {f: r[f] for f in _FIELDS})
+        if ident != expected_id or r["prev_hash"] != prev_hash or digest != r["hash"]:
+            broken = AuditProblem("chain", ident, f"entry {ident} does not follow from the one before it: an entry "
+                                                  "was edited, deleted or reordered")
+        elif r["mac"] is None:
+            if ring is None or ident <= ring.legacy_until:
+                legacy += 1
+            else:
+                broken = AuditProblem("unmaced", ident, f"entry {ident} has no MAC, though the key existed when it "
+                                                        "was written: it was inserted or rewritten without the key")
+        elif ring is None or r["key_gen"] not in ring.keys:
+            broken = AuditProblem("unknown_key", ident, f"entry {ident} is MACed with key generation {r['key_gen']}, "
+                                                        "which the key file does not hold")
+        elif not ring.check(r["key_gen"], entry_mac_message(r["key_gen"], r["hash"]), r["mac"]):
+            broken = AuditProblem("mac", ident, f"entry {ident} does not carry a valid MAC: it was rewritten "
+                                                "(its hashes recomputed) by someone without the key")
+        elif r["key_gen"] < in_force:
+            broken = AuditProblem("retired_key", ident, f"entry {ident} is MACed with key generation {r['key_gen']}, "
+                                                        f"retired by the rotation to generation {in_force}")
+        if broken:
+            break
+        if r["outcome"] == "ok" and r["action"] in (ROTATED, RESTORE_ACKNOWLEDGED):
+            details = json.loads(r["details"])
+            if r["action"] == ROTATED:
+                in_force = int(details["to_generation"])
+            else:
+                acks.append((r["at"], details))
+        if ident in wanted:
+            hashes[ident] = r["hash"]
+        prev_hash, expected_id, head = r["hash"], ident + 1, ident
+    if broken:
+        problems.append(broken)
+
+    checked, agree, disagree = 0, [], []
+    for seq, a in enumerate(anchors):
+        if a.id <= 0 or (broken and a.id >= broken.entry):
+            continue  # the empty chain; or past a break, where the chain itself is already reported
+        if a.mac is not None and (ring is None or not ring.check(a.generation, a.message(), a.mac)):
+            problems.append(AuditProblem("forged_anchor", None, f"the anchor at {a.source} does not carry a valid MAC: "
+                                                                "CIM did not write it", a.as_json()))
+            continue
+        checked += 1
+        digest = hashes.get(a.id)
+        ok = digest is not None and (digest == a.hash if a.source != "paper" else digest.startswith(a.hash))
+        (agree if ok else disagree).append((seq, a))
+
+    def precedes(x: tuple[int, A.Anchor], d: tuple[int, A.Anchor]) -> bool:
+        (xs, xa), (ds, da) = x, d
+        if xa.at is None or da.at is None:
+            return True
+        return (xa.at, xs) <= (da.at, ds)
+
+    restores: dict[int, dict] = {}
+    truncated_after = None
+    for d in sorted(disagree, key=lambda item: item[1].id):
+        da = d[1]
+        fork = max((xa.id for xs, xa in agree if xa.id < da.id and precedes((xs, xa), d)), default=0)
+        backup = next((x for _, x in agree if x.id == fork and x.reason == "backup"), None)
+        acked = any(ack.get("fork_at") == fork and (da.at is None or da.at <= at) for at, ack in acks)
+        if backup is not None:
+            restore = restores.setdefault(fork, {"fork_at": fork, "backup": backup.extra.get("backup"),
+                                                 "backup_anchor": backup.as_json(), "lost_through": da.id,
+                                                 "anchor": da.as_json(), "acknowledged": True})
+            if da.id >= restore["lost_through"]:
+                restore["lost_through"], restore["anchor"] = da.id, da.as_json()
+            restore["acknowledged"] = restore["acknowledged"] and acked
+            continue
+        if acked or truncated_after is not None:
+            continue  # acknowledged; or a later anchor of a cut already reported at its first
+        truncated_after = head if da.id > head else fork
+        if da.id > head:
+            problems.append(AuditProblem("truncated", head + 1, (
+                f"the log ends at entry {head}, but the anchor written {da.at or 'on paper'} ({da.source}) proves that "
+                f"entry {da.id} existed: entries from {head + 1} on were removed"), da.as_json()))
+        else:
+            problems.append(AuditProblem("rewritten", fork + 1, (
+                f"entry {da.id} is not the one the anchor written {da.at or 'on paper'} ({da.source}) names: the "
+                f"entries after {fork} were replaced"), da.as_json()))
+    for fork, restore in sorted(restores.items()):
+        if not restore["acknowledged"]:
+            if truncated_after is None:
+                truncated_after = fork
+            problems.append(AuditProblem("restored_backup", fork + 1, (
+                f"the database was restored from the backup anchored at entry {fork} ({restore['backup'] or 'backup'}"
+                f", {restore['backup_anchor']['at']}): entries from {fork + 1} to at least {restore['lost_through']} "
+                f"(anchor {restore['anchor']['source']}) are lost; acknowledge it with "
+                "`cim audit acknowledge-restore --reason`"), restore["anchor"]))
+    firsts = [p.entry for p in problems if p.entry is not None]
+    return ChainCheck(ok=not problems, entries=len(rows), first_broken=min(firsts) if firsts else None,
+                      anchors_checked=checked, truncated_after=truncated_after, legacy_entries=legacy,
+                      problems=tuple(problems), restores=tuple(restores.values()))
+
+
+def anchor_context(store: Any, settings: Any) -> Callable[[object], AsyncIterator[None]]:
+    """A cleanup context for `cim serve`: anchors at start and stop, and every CIM_AUDIT_ANCHOR_MINUTES when the head moved."""
+
+    async def loop() -> None:
+        minutes = settings.audit_anchor_minutes
+        last = store.audit.last_anchor
+        while minutes > 0:
+            await asyncio.sleep(minutes * 60)
+            try:
+                head = await store.audit.head()
+                if last is None or (last.id, last.hash) != head[:2]:
+                    last = await store.audit.anchor("periodic")
+            except Exception:  # the loop must outlive one failing write; the next round tries again
+                log.exception("audit.anchor_failed periodic")
+
+    async def context(_app: object) -> AsyncIterator[None]:
+        await store.audit.anchor("serve_start")
+        task = asyncio.create_task(loop(), name="cim-audit-anchor")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(Exception):
+                await store.audit.anchor("serve_stop")
+
+    return context

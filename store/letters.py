@@ -55,6 +55,8 @@ class Letter:
     paragraphs: tuple[str, ...]
     signature: str
     attachments: tuple[str, ...] = field(default=())
+    #: The audit chain head when the letter was made, printed small in the footer (docs/SECURITY.md).
+    audit_anchor: str = ""
 
 
 def _subject(channel: str) -> str:
@@ -196,4 +198,13 @@ def render(letter: Letter) -> bytes:
             block(f"– {line}", size=9)
     pdf.ln(12)
     block(letter.signature, align="R")
+    _anchor_footer(pdf, letter.audit_anchor)
     return bytes(pdf.output())
+
+
+def _anchor_footer(pdf: object, anchor: str) -> None:
+    """The audit anchor in small print after the signature, so paper carries the chain head too."""
+    if anchor:
+        pdf.ln(8)
+        pdf.set_font("DejaVu", "", 6.5)
+        pdf.multi_cell(0, 3, anchor, new_x="LMARGIN", new_y="NEXT")

@@ -95,7 +95,26 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class AuditProblem:
+    """One finding of `cim audit verify`: what, the first entry concerned, and the anchor that proves it."""
+
+    kind: str  # chain, mac, unmaced, unknown_key, retired_key, truncated, rewritten, restored_backup, forged_anchor, anchors_unreadable
+    entry: int | None
+    message: str
+    anchor: dict | None = None
+
+
+@dataclass(frozen=True)
 class ChainCheck:
     ok: bool
     entries: int
     first_broken: int | None
+    #: Anchors read (file, syslog exports, paper) whose MAC held and that were compared with the log.
+    anchors_checked: int = 0
+    #: The last entry that agrees with the anchors when the log lacks entries an anchor proves existed.
+    truncated_after: int | None = None
+    #: Entries written before the MAC key existed (verified by the hash chain only).
+    legacy_entries: int = 0
+    problems: tuple[AuditProblem, ...] = ()
+    #: Restores of a backup recognised through the anchors: fork_at, backup, lost_through, acknowledged.
+    restores: tuple[dict, ...] = ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,8 @@ class SupervisionReport:
     refusals: tuple[RefusalCount, ...]
     requests: tuple[RequestOutcome, ...]
     purges: tuple[PurgeSummary, ...]
+    #: The audit chain head when the report was made, as printed (docs/SECURITY.md, Anchored audit).
+    audit_anchor: str = ""
 
     @property
     def total_accesses(self) -> int:
@@ -143,7 +145,7 @@ class Reports:
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "reports.view", details={
                 "from": start.isoformat(), "to": end.isoformat(), "accesses": report.total_accesses})
-        return report
+        return replace(report, audit_anchor=(await self.audit.anchor("report")).printed())
 
     async def _requests(self, start: date, end: date) -> list[RequestOutcome]:
         """Requests received in the period, grouped by kind and outcome, with days from receipt to answer."""
@@ -195,7 +197,7 @@ def _write_csv(report: SupervisionReport, path: Path) -> Path:
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["CIM supervision report", report.start.isoformat(), report.end.isoformat(),
-                         f"generated {to_iso(report.generated_at)} by {report.generated_by}"])
+                         f"generated {to_iso(report.generated_at)} by {report.generated_by}", report.audit_anchor])
         for row in report.rows():
             writer.writerow([_csv_safe(cell) for cell in row])
     return path
@@ -250,8 +252,16 @@ def _write_pdf(report: SupervisionReport, path: Path, office_name: str) -> Path:
                 for row in rows:
                     table.row(row)
         pdf.ln(3)
+    _print_anchor(pdf, report.audit_anchor)
     pdf.output(str(path))
     return path
+
+
+def _print_anchor(pdf: Any, anchor: str) -> None:
+    """The audit chain head, small, at the end of the report: paper that proves what the log held."""
+    if anchor:
+        pdf.set_font("DejaVu", "", 7)
+        pdf.multi_cell(0, 3.5, anchor, new_x="LMARGIN", new_y="NEXT")
 
 
 def parse_period(start: str, end: str) -> tuple[date, date]:
@@ -266,6 +276,7 @@ def report_json(report: SupervisionReport) -> dict[str, Any]:
     return {
         "from": report.start.isoformat(), "to": report.end.isoformat(),
         "generated_at": to_iso(report.generated_at), "generated_by": report.generated_by,
+        "audit_anchor": report.audit_anchor,
         "accesses": [a.__dict__ for a in report.accesses],
         "refusals": [r.__dict__ for r in report.refusals],
         "requests": [q.__dict__ for q in report.requests],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -841,7 +842,7 @@ class Requests:
                 attendees=[a["full_name"] or a["name"] for a in attendees])
         else:
             await self._check_grantable(request)
-        pdf = await asyncio.to_thread(L.render, letter) if letter else None
+        pdf = await self._render(letter) if letter else None
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             new_state = self._next(req, "grant")
@@ -886,7 +887,7 @@ class Requests:
         letter = L.refusal_letter(**self._letter_common(request), ordinance=self.settings.ordinance_reference,
                                   received_on=request.received_on, channel=request.channel, reasons=reasons,
                                   kind=request.kind)
-        pdf = await asyncio.to_thread(L.render, letter)
+        pdf = await self._render(letter)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             new_state = self._next(req, "refuse")
@@ -922,7 +923,7 @@ class Requests:
                 f"the answer can be extended by at most {MAX_EXTENSION_MONTHS} months, to {limit.isoformat()}")
         letter = L.extension_letter(**self._letter_common(request), received_on=request.received_on,
                                     due_on=request.due_on, extended_until=until, reasons=reasons, kind=request.kind)
-        pdf = await asyncio.to_thread(L.render, letter)
+        pdf = await self._render(letter)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             self._next(req, "extend")
@@ -1101,7 +1102,7 @@ class Requests:
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
         letter = L.copy_letter(**self._letter_common(request), received_on=request.received_on,
                                files=[(f["name"], f["sha256"]) for f in files])
-        pdf = await asyncio.to_thread(L.render, letter)
+        pdf = await self._render(letter)
         try:
             async with self.db.write() as tx:
                 req = await self._load(tx, request_id)
@@ -1121,6 +1122,11 @@ class Requests:
         return ExportResult(path=target, files=tuple(files), manifest_sha256=manifest_sha)
 
     # -- helpers ------------------------------------------------------------------------------------------
+
+    async def _render(self, letter: L.Letter) -> bytes:
+        """The PDF, with the audit chain head anchored and printed in its footer."""
+        anchor = await self.audit.anchor("letter")
+        return await asyncio.to_thread(L.render, dataclasses.replace(letter, audit_anchor=anchor.printed()))
 
     def _letter_common(self, request: AccessRequest) -> dict[str, Any]:
         return {"office_name": self.settings.office_name, "office_address": self.settings.office_address,

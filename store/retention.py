@@ -388,7 +388,10 @@ class Retention:
             raise Conflict("a purge is already running in this process; wait for it to finish")
         async with self._purging:
             with _FileLock(self.settings.data_dir / "purge.lock"):
-                return await self._purge(actor, cutoff, started, progress, batch_size or self.settings.purge_batch_size)
+                result = await self._purge(actor, cutoff, started, progress,
+                                           batch_size or self.settings.purge_batch_size)
+        await self.audit.anchor("purge", purge_run=result.run_id)  # the chain head outside the database
+        return result
 
     async def _check_clock(self, now: datetime) -> None:
         last = await self.db.fetchone("SELECT at FROM audit ORDER BY id DESC LIMIT 1")
@@ -663,6 +666,8 @@ class Retention:
             await self.audit.append(tx, actor, "retention.backup", details={
                 "files": result.files, "bytes": result.bytes, "db_bytes": result.db_bytes,
                 "missing_files": result.missing_files, "destroy_by": to_iso(result.destroy_by)})
+        # the head the copy holds: a database restored from it is recognised by this anchor
+        await self.audit.anchor("backup", database=destination / self.db.path.name, backup=str(destination))
         return result
 
 

@@ -79,6 +79,17 @@ class Settings:
     #: Chat server: addresses of reverse proxies (comma-separated IPs) whose X-Forwarded-For and
     #: X-Forwarded-Proto are believed; empty = the socket's peer address is the resident's address.
     trusted_proxies: str = ""
+    #: Audit (docs/SECURITY.md, Anchored audit): the MAC key file, outside the data directory, 0600;
+    #: empty = `<data dir>-audit/audit.key`. Created when missing by `cim init` (and at the first
+    #: start of a database whose log has no MACed entry yet).
+    audit_key_file: str = ""
+    #: Audit: the append-only anchors file, outside the data directory; empty = `<data dir>-audit/anchors.jsonl`.
+    audit_anchors_file: str = ""
+    #: Audit: where anchor lines go to the system log: `auto` (/dev/log when present), `off`, or a Unix socket path.
+    audit_syslog: str = "auto"
+    #: Audit: `cim serve` anchors the chain head at least this often (minutes) when it moved; 0 = only at
+    #: start, stop, purges, backups and reports.
+    audit_anchor_minutes: int = 15
     #: Calls: a dialled or calling number with at most this many digits is a PBX extension (internal).
     pbx_extension_max_digits: int = 5
 
@@ -93,6 +104,15 @@ class Settings:
     @property
     def letters_dir(self) -> Path:
         return self.data_dir / "letters"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return Path(self.audit_key_file) if self.audit_key_file else _audit_dir(self.data_dir) / "audit.key"
+
+    @property
+    def audit_anchors_path(self) -> Path:
+        return (Path(self.audit_anchors_file) if self.audit_anchors_file
+                else _audit_dir(self.data_dir) / "anchors.jsonl")
 
     @property
     def retention_duration(self) -> Duration:
@@ -128,13 +148,29 @@ class Settings:
                 raise ConfigError(f"unknown setting {name!r}")
             typed[name] = _coerce(name, known[name].type, value)
         settings = cls(data_dir=directory, **typed)  # type: ignore[arg-type]
+        settings._check_audit_paths()
         settings.retention_duration  # fail loudly on a bad duration now, not at the first chat
         if settings.password_profile not in ("default", "fast"):
             raise ConfigError("CIM_PASSWORD_PROFILE must be 'default' or 'fast'")
         return settings
 
+    def _check_audit_paths(self) -> None:
+        data_dir = self.data_dir.absolute()
+        for name, path in (("CIM_AUDIT_KEY_FILE", self.audit_key_path), ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path)):
+            if data_dir in path.absolute().parents:
+                raise ConfigError(f"{name} ({path}) must be outside the data directory {self.data_dir}: "
+                                  "a copy or restore of the data directory must not carry it")
+        if self.audit_anchor_minutes < 0:
+            raise ConfigError("CIM_AUDIT_ANCHOR_MINUTES must be 0 or more")
+
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _audit_dir(data_dir: Path) -> Path:
+    """`<data dir>-audit`, beside the data directory (systemd: StateDirectory=cim cim-audit)."""
+    data_dir = data_dir.absolute()
+    return data_dir.with_name(data_dir.name + "-audit")
 
 
 def _coerce(name: str, kind: object, value: object) -> object:

@@ -68,7 +68,9 @@ async def test_tampering_is_detected_at_the_first_broken_entry(store, settings, 
     assert check.ok is False and check.first_broken == first_broken
 
 
-async def test_edit_with_recomputed_own_hash_still_breaks_the_next_link(store, settings) -> None:
+async def test_edit_with_recomputed_own_hash_is_caught_by_its_mac(store, settings) -> None:
+    """The chain alone would only break at the next link (4); the MAC, made with a key the database does
+    not hold, names the rewritten entry itself."""
     await _fill(store)
     from store.audit import entry_hash
 
@@ -78,7 +80,8 @@ async def test_edit_with_recomputed_own_hash_still_breaks_the_next_link(store, s
     new_hash = entry_hash(row["prev_hash"], forged)
     _tamper(settings.db_path, f"UPDATE audit SET actor_name = 'forger', hash = '{new_hash}' WHERE id = 3")
     check = await store.audit.verify()
-    assert (check.ok, check.first_broken) == (False, 4)
+    assert (check.ok, check.first_broken) == (False, 3)
+    assert check.problems[0].kind == "mac"
 
 
 async def test_reading_the_log_needs_the_role_and_is_itself_audited(store, make_staff) -> None:

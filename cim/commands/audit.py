@@ -1,8 +1,9 @@
-"""`cim audit verify` (check the hash chain) and `cim audit list` (read entries with filters)."""
+"""`cim audit verify` (chain, MACs, anchors), `list`, `anchor`, `rotate-key` and `acknowledge-restore`."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -18,28 +19,100 @@ def audit() -> None:
     """The audit log."""
 
 
+def _anchor_options(func):
+    func = click.option("--anchors", "anchor_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                        help="Also check the anchor lines in this file (a syslog/journal export, a copy of the "
+                             "anchors file kept elsewhere); repeatable.")(func)
+    return click.option("--anchor", "paper", multiple=True, metavar="ID:HASH",
+                        help="Also check an anchor printed on a report or a letter; repeatable.")(func)
+
+
+def _paper(values: tuple[str, ...]):
+    from store.anchors import parse_paper_anchor
+
+    return [parse_paper_anchor(v) for v in values]
+
+
+def check_json(check) -> dict:
+    return {"ok": check.ok, "entries": check.entries, "first_broken": check.first_broken,
+            "anchors_checked": check.anchors_checked, "truncated_after": check.truncated_after,
+            "legacy_unmaced": check.legacy_entries,
+            "problems": [{"kind": p.kind, "entry": p.entry, "message": p.message, "anchor": p.anchor}
+                         for p in check.problems],
+            "restores": list(check.restores)}
+
+
 @audit.command("verify")
 @data_dir_option
+@_anchor_options
 @json_option
-def audit_verify(data_dir: str | None, as_json: bool) -> None:
-    """Recompute the hash chain; exit 0 when intact, 1 when an entry was edited, deleted or reordered."""
+def audit_verify(data_dir: str | None, anchor_files: tuple[Path, ...], paper: tuple[str, ...], as_json: bool) -> None:
+    """Recompute the hash chain and the MACs and check every anchor; exit 0 when intact, 1 when an entry was
+    edited, deleted, reordered or rewritten, the tail cut off, or an older copy restored unacknowledged."""
     settings = load_settings(data_dir)
 
     async def body():
+        extra = _paper(paper)
         store = await open_store(settings)
         try:
-            return await store.audit.verify()
+            return await store.audit.verify(extra, anchor_files)
         finally:
             await store.close()
 
     check = run(body())
     if as_json:
-        print_json({"ok": check.ok, "entries": check.entries, "first_broken": check.first_broken})
+        print_json(check_json(check))
     elif check.ok:
-        click.echo(f"audit chain intact: {check.entries} entries")
+        legacy = f", {check.legacy_entries} unMACed legacy" if check.legacy_entries else ""
+        click.echo(f"audit chain intact: {check.entries} entries{legacy}, {check.anchors_checked} anchors agree")
+        for restore in check.restores:
+            click.echo(f"restore acknowledged: entries after {restore['fork_at']} replaced by the restored backup")
     else:
         click.echo(f"audit chain BROKEN at entry {check.first_broken} ({check.entries} entries)", err=True)
+        for problem in check.problems:
+            click.echo(f"  {problem.kind}: {problem.message}", err=True)
     sys.exit(0 if check.ok else 1)
+
+
+@audit.command("acknowledge-restore")
+@data_dir_option
+@click.option("--reason", required=True, help="Why the backup was restored (kept in the audit log).")
+@_anchor_options
+@json_option
+@with_store
+async def audit_acknowledge_restore(store, reason: str, anchor_files: tuple[Path, ...], paper: tuple[str, ...],
+                                    as_json: bool) -> None:
+    """Record, in the audit log, that the database was knowingly restored from a backup (the lost entries stay named)."""
+    acknowledged = await store.audit.acknowledge_restore(cli_actor("audit"), reason, _paper(paper), anchor_files)
+    if as_json:
+        print_json({"acknowledged": acknowledged})
+        return
+    for r in acknowledged:
+        click.echo(f"restore acknowledged: backup at entry {r['fork_at']} ({r['backup'] or 'backup'}); "
+                   f"entries {r['fork_at'] + 1}..{r['lost_through']} or more are lost")
+
+
+@audit.command("rotate-key")
+@data_dir_option
+@with_store
+async def audit_rotate_key(store) -> None:
+    """A new MAC key signs every entry from now on; older keys stay in the file to verify older entries."""
+    old, new = await store.audit.rotate_key(cli_actor("audit"))
+    click.echo(f"audit key rotated: generation {old} -> {new} ({store.settings.audit_key_path}); "
+               "put the new file in escrow (docs/DEPLOY.md)")
+
+
+@audit.command("anchor")
+@data_dir_option
+@json_option
+@with_store
+async def audit_anchor(store, as_json: bool) -> None:
+    """Write the chain head to the anchors file and syslog now, and print it."""
+    anchor = await store.audit.anchor("manual")
+    if as_json:
+        print_json(anchor.as_json())
+    else:
+        click.echo(anchor.printed())
 
 
 @audit.command("list")

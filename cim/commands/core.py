@@ -15,7 +15,8 @@ def register(cli: click.Group) -> None:
 @data_dir_option
 @json_option
 def init(data_dir: str | None, as_json: bool) -> None:
-    """Create the data directory (mode 0700) and the database, applying migrations. Idempotent."""
+    """Create the data directory (mode 0700) and the database, applying migrations, and the audit key file
+    outside it when missing. Idempotent."""
     settings = load_settings(data_dir)
 
     async def body() -> list[str]:
@@ -27,6 +28,9 @@ def init(data_dir: str | None, as_json: bool) -> None:
 
     migrations = run(body())
     if as_json:
-        print_json({"data_dir": str(settings.data_dir), "database": str(settings.db_path), "migrations": migrations})
+        print_json({"data_dir": str(settings.data_dir), "database": str(settings.db_path), "migrations": migrations,
+                    "audit_key_file": str(settings.audit_key_path),
+                    "audit_anchors_file": str(settings.audit_anchors_path)})
     else:
         click.echo(f"CIM data directory ready: {settings.data_dir} ({len(migrations)} migrations applied)")
+        click.echo(f"audit key file: {settings.audit_key_path} (keep an escrow copy: docs/DEPLOY.md)")
