@@ -187,7 +187,7 @@ def parse_anchor_line(text: str, source: str) -> Anchor | None:
     if start < 0:
         return None
     try:
-        doc = json.loads(text[start:])
+        doc, _ = json.JSONDecoder().raw_decode(text, start)  # a syslog line may end in NUL or more text
         return Anchor(id=int(doc["id"]), hash=str(doc["hash"]), entry_at=doc.get("entry_at"), at=doc.get("at"),
                       reason=str(doc.get("reason", "")), generation=doc.get("generation"), mac=doc.get("mac"),
                       extra=doc.get("extra") or {}, source=source)

@@ -292,7 +292,7 @@ def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], un
     """The whole check on a worker thread (HMACs for every entry; anchors compared at the ids they name)."""
     problems = [AuditProblem("anchors_unreadable", None, u) for u in unreadable]
     wanted = {a.id for a in anchors}
-    hashes: dict[int, str] = {}
+    hashes: dict[int, str] = {0: GENESIS}  # an anchor of the empty log (a backup before any entry)
     acks: list[tuple[str, dict]] = []
     broken: AuditProblem | None = None
     legacy, in_force, head = 0, 1, 0
@@ -334,8 +334,8 @@ def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], un
 
     checked, agree, disagree = 0, [], []
     for seq, a in enumerate(anchors):
-        if a.id <= 0 or (broken and a.id >= broken.entry):
-            continue  # the empty chain; or past a break, where the chain itself is already reported
+        if a.id < 0 or (broken and a.id >= broken.entry):
+            continue  # past a break, where the chain itself is already reported
         if a.mac is not None and (ring is None or not ring.check(a.generation, a.message(), a.mac)):
             problems.append(AuditProblem("forged_anchor", None, f"the anchor at {a.source} does not carry a valid MAC: "
                                                                 "CIM did not write it", a.as_json()))
