@@ -80,8 +80,9 @@ class AuditScreen(Screen[None]):
         if check.ok:
             chain.update(f"Audit chain verified: intact, {check.entries} entries.")
         else:
-            chain.update(f"AUDIT CHAIN BROKEN at entry {check.first_broken} ({check.entries} entries): an entry was "
-                         "edited, deleted or reordered. Inform the DPO and the IT administrators.")
+            cause = check.problems[0].message if check.problems else "an entry was edited, deleted or reordered"
+            chain.update(f"AUDIT CHAIN BROKEN at entry {check.first_broken} ({check.entries} entries): {cause}. "
+                         "Inform the DPO and the IT administrators.")
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#audit-apply")
