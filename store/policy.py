@@ -28,10 +28,11 @@ class Permission(StrEnum):
     HANDLE_COPY_REQUESTS = "handle_copy_requests"
     GIVE_DEPARTMENT_OPINION = "give_department_opinion"
     INGEST_CALLS = "ingest_calls"
+    CONFIRM_COPY_EXPORT = "confirm_copy_export"  # the second pair of eyes on a GDPR Art. 15 export
 
 
 P = Permission
-_DESIGNATED = {P.SEARCH_ARCHIVE, P.OPEN_CONTENT, P.REGISTER_REQUESTS, P.VIEW_REQUESTS}
+_DESIGNATED = {P.SEARCH_ARCHIVE, P.OPEN_CONTENT, P.REGISTER_REQUESTS, P.VIEW_REQUESTS, P.CONFIRM_COPY_EXPORT}
 
 #: The whole policy. A role not listed for a permission does not have it.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -46,7 +47,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.BOI_DIRECTOR: frozenset(
         {P.DECIDE_REQUESTS, P.SCHEDULE_SESSIONS, P.MANAGE_HOLDS, P.READ_AUDIT, P.VIEW_REPORTS,
-         P.VIEW_REQUESTS, P.REGISTER_REQUESTS}
+         P.VIEW_REQUESTS, P.REGISTER_REQUESTS, P.CONFIRM_COPY_EXPORT}
     ),
     Role.DPO: frozenset({P.GIVE_DPO_OPINION, P.READ_AUDIT, P.HANDLE_COPY_REQUESTS, P.VIEW_REQUESTS, P.VIEW_REPORTS}),
     Role.DEPARTMENT_HEAD: frozenset({P.GIVE_DEPARTMENT_OPINION}),

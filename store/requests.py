@@ -52,6 +52,8 @@ REFUSED = "refused"
 SESSION_IN_PROGRESS = "session_in_progress"
 SESSION_HELD = "session_held"
 EXPORTED = "exported"
+EXPORT_PREPARED = "export_prepared"
+EXPORT_CONFIRMED = "export_confirmed"
 CLOSED = "closed"
 WITHDRAWN = "withdrawn"
 
@@ -74,7 +76,10 @@ TRANSITIONS: dict[str, dict[str, dict[str, str]]] = {
     COPY: {
         REGISTERED: {"link": REGISTERED, "unlink": REGISTERED, "grant": GRANTED, "refuse": REFUSED,
                      "extend": REGISTERED, "withdraw": WITHDRAWN},
-        GRANTED: {"export": EXPORTED},
+        # two people for a copy: the DPO prepares, a designated employee or the director confirms
+        GRANTED: {"prepare_export": EXPORT_PREPARED},
+        EXPORT_PREPARED: {"confirm_export": EXPORT_CONFIRMED, "cancel_export": GRANTED},
+        EXPORT_CONFIRMED: {"export": EXPORTED, "cancel_export": GRANTED},
         EXPORTED: {"close": CLOSED},
         REFUSED: {"close": CLOSED},
         CLOSED: {},
@@ -83,14 +88,20 @@ TRANSITIONS: dict[str, dict[str, dict[str, str]]] = {
 }
 
 #: States in which the answer to the requester is still owed (GDPR Art. 12(3) deadline runs).
-ANSWER_PENDING = {ACCESS: {REGISTERED, AWAITING_DECISION}, COPY: {REGISTERED, GRANTED}}
+ANSWER_PENDING = {ACCESS: {REGISTERED, AWAITING_DECISION}, COPY: {REGISTERED, GRANTED, EXPORT_PREPARED,
+                                                                  EXPORT_CONFIRMED}}
 #: States in which the request is open (its conversations are held).
-OPEN_STATES = {REGISTERED, AWAITING_DECISION, GRANTED, SESSION_IN_PROGRESS, SESSION_HELD, EXPORTED, REFUSED}
+OPEN_STATES = {REGISTERED, AWAITING_DECISION, GRANTED, SESSION_IN_PROGRESS, SESSION_HELD, EXPORTED, REFUSED,
+               EXPORT_PREPARED, EXPORT_CONFIRMED}
 STATE_LABELS = {
     REGISTERED: "registered", AWAITING_DECISION: "awaiting decision", GRANTED: "granted",
     REFUSED: "refused", SESSION_IN_PROGRESS: "session in progress", SESSION_HELD: "session held",
     EXPORTED: "exported", CLOSED: "closed", WITHDRAWN: "withdrawn",
+    EXPORT_PREPARED: "export prepared, awaiting the second person", EXPORT_CONFIRMED: "export confirmed",
 }
+#: How a linked conversation is tied to the requester for a copy: the §4.7 number match, or a
+#: justification recorded by both people (a participant receipt is not built yet).
+NUMBER_MATCH, JUSTIFICATION = "number_match", "justification"
 HOLD_BASIS = "§4 request"
 MAX_EXTENSION_MONTHS = 2
 MAX_TEXT = 4000
@@ -226,6 +237,21 @@ class RequestDetail:
     letters: tuple[LetterRecord, ...]
     #: the actions the lifecycle allows now (not checked against the viewer's permissions)
     next_actions: tuple[str, ...]
+    #: a copy's four-eyes record while it is prepared or confirmed
+    approval: "CopyApproval | None" = None
+
+
+@dataclass(frozen=True)
+class CopyApproval:
+    """Who prepared a GDPR Art. 15 copy and who confirmed it, and what ties each conversation to the requester."""
+
+    prepared_by: str
+    prepared_at: datetime
+    basis: dict[int, str]
+    prepare_justification: str | None
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    confirm_justification: str | None
 
 
 @dataclass(frozen=True)
@@ -501,7 +527,8 @@ class Requests:
             await self.audit.append(tx, actor, "requests.view", target_kind="request", target_id=request_id,
                                     request_id=request_id)
         return RequestDetail(request=request, conversations=conversations, opinions=opinions, attendees=attendees,
-                             letters=letter_records, next_actions=tuple(TRANSITIONS[request.kind][request.state]))
+                             letters=letter_records, next_actions=tuple(TRANSITIONS[request.kind][request.state]),
+                             approval=await self._approval_record(request_id))
 
     async def get_by_number(self, actor: Actor, number: str) -> RequestDetail:
         row = await self.db.fetchone("SELECT id FROM access_requests WHERE number = ?", (number.strip(),))
@@ -592,6 +619,9 @@ class Requests:
         if allowed(actor, Permission.REGISTER_REQUESTS) and not actor.is_system:
             await add("SELECT * FROM access_requests a WHERE state IN ('registered', 'awaiting_decision') AND NOT "
                       "EXISTS (SELECT 1 FROM request_conversations rc WHERE rc.request_id = a.id)")
+        if allowed(actor, Permission.CONFIRM_COPY_EXPORT) and actor.staff_id is not None:
+            await add("SELECT a.* FROM access_requests a JOIN copy_approvals p ON p.request_id = a.id WHERE "
+                      "a.state = 'export_prepared' AND p.prepared_by <> ?", (actor.staff_id,))
         if actor.staff_id is not None:
             await add("SELECT a.* FROM access_requests a JOIN request_attendees t ON t.request_id = a.id "
                       "WHERE t.staff_id = ? AND a.state IN ('granted', 'session_in_progress')", (actor.staff_id,))
@@ -634,6 +664,8 @@ class Requests:
             start, end = centre - window, centre + window
         else:
             start, end = day_start, day_end
+        # Roles that cannot search the archive (the DPO, the director) see only what matching needs.
+        masked = not allowed(actor, Permission.SEARCH_ARCHIVE)
         linked = {r["conversation_id"] for r in await self.db.fetchall(
             "SELECT conversation_id FROM request_conversations WHERE request_id = ?", (request_id,))}
         base = ("SELECT c.*, d.code AS department, s.name AS consultant FROM conversations c "
@@ -651,7 +683,7 @@ class Requests:
                 "ORDER BY c.created_at LIMIT 500", (_utc(start), _utc(end)))
             needle = (request.hint.get("name_or_email") or "").strip()
             details = set()
-            if needle and rows:
+            if needle and rows and not masked:  # no search in chat text for who may not search it
                 ids = [r["id"] for r in rows]
                 details = {r["conversation_id"] for r in await self.db.fetchall(
                     f"SELECT DISTINCT conversation_id FROM messages WHERE conversation_id IN "
@@ -662,7 +694,8 @@ class Requests:
             created = from_iso(r["created_at"])
             result.append(Candidate(
                 conversation_id=r["id"], channel=r["channel"], created_at=created, ended_at=_dt(r["ended_at"]),
-                resident_number=r["resident_number"], number_identifiable=_bool(r["number_identifiable"]),
+                resident_number=mask_number(r["resident_number"]) if masked else r["resident_number"],
+                number_identifiable=_bool(r["number_identifiable"]),
                 number_matches=bool(request.requester_phone) and r["resident_number"] == request.requester_phone
                 and r["number_identifiable"] == 1,
                 detail_matches=r["id"] in details, department=r["department"], consultant=r["consultant"],
@@ -673,7 +706,7 @@ class Requests:
                                    c.created_at))
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "requests.candidates", target_kind="request", target_id=request_id,
-                                    request_id=request_id, details={"found": len(result)})
+                                    request_id=request_id, details={"found": len(result), "masked": masked})
         return result[:limit]
 
     async def link(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:
@@ -846,7 +879,7 @@ class Requests:
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             new_state = self._next(req, "grant")
-            if await self._eligibility(tx, req) is not None:  # a link changed since we looked
+            if req["kind"] == ACCESS and await self._eligibility(tx, req) is not None:  # a link changed since we looked
                 raise IneligibleForGrant(f"{req['number']} cannot be granted: {await self._eligibility(tx, req)}")
             now = to_iso(self.clock())
             await tx.execute(
@@ -868,7 +901,8 @@ class Requests:
                                         (request.id,))
         if linked["n"] == 0:
             raise InvalidTransition(f"{request.number} has no linked conversation to grant access to")
-        if request.ineligible_reason:
+        # a copy's link may instead rest on a justification recorded by both people (prepare/confirm_export)
+        if request.ineligible_reason and request.kind == ACCESS:
             raise IneligibleForGrant(f"{request.number} can only be refused: {request.ineligible_reason}")
 
     async def refuse(self, actor: Actor, request_id: int, reasons: str) -> AccessRequest:
@@ -1069,6 +1103,10 @@ class Requests:
                                target_id=request_id, request_id=request_id)
         _person(actor, "exporting a copy")
         self._next_state(request.kind, request.state, request.number, "export")
+        approval = await self._approval(request_id)
+        if approval["confirmed_by"] == actor.staff_id:
+            await self._refuse(actor, "requests.export", request_id, Permission.HANDLE_COPY_REQUESTS,
+                               f"{actor.name} confirmed this export and cannot also make it (four-eyes)")
         destination = Path(destination)
         if not destination.is_dir():
             raise InvalidInput(f"{destination} is not an existing folder")
@@ -1115,11 +1153,125 @@ class Requests:
                                         request_id=request_id, details={
                                             "files": len(files), "bytes": sum(f["size"] for f in files),
                                             "format": "zip" if as_zip else "folder",
-                                            "manifest_sha256": manifest_sha})
+                                            "manifest_sha256": manifest_sha,
+                                            "prepared_by": approval["prepared_by"],
+                                            "confirmed_by": approval["confirmed_by"]})
         except BaseException:
             await asyncio.to_thread(_remove, target)
             raise
         return ExportResult(path=target, files=tuple(files), manifest_sha256=manifest_sha)
+
+    # -- two people for a copy --------------------------------------------------------------------------
+
+    async def copy_basis(self, actor: Actor, request_id: int) -> dict[int, str]:
+        """How each linked conversation is tied to the requester: the §4.7 number match, or it needs a justification."""
+        request = await self._get(request_id)
+        if not await self._may_view(actor, request):
+            await self._refuse(actor, "requests.view", request_id, Permission.VIEW_REQUESTS)
+        return await self._copy_basis(request)
+
+    async def _copy_basis(self, request: AccessRequest) -> dict[int, str]:
+        rows = await self.db.fetchall(
+            "SELECT c.id, c.channel, c.resident_number, c.number_identifiable FROM request_conversations rc "
+            "JOIN conversations c ON c.id = rc.conversation_id WHERE rc.request_id = ? ORDER BY c.id", (request.id,))
+        return {r["id"]: NUMBER_MATCH if (r["channel"] == "call" and r["number_identifiable"] == 1 and
+                                          r["resident_number"] and r["resident_number"] == request.requester_phone)
+                else JUSTIFICATION for r in rows}
+
+    async def prepare_export(self, actor: Actor, request_id: int, justification: str = "") -> AccessRequest:
+        """The DPO prepares the copy; a second person confirms it before `export_copy` may write it.
+
+        A conversation not tied to the requester by the §4.7 number match (any chat; a call from another
+        or an unidentifiable number) needs the preparer's justification, and later the confirmer's.
+        """
+        request = await self._get(request_id)
+        await self.audit.guard(actor, Permission.HANDLE_COPY_REQUESTS, "requests.export_prepare",
+                               target_kind="request", target_id=request_id, request_id=request_id)
+        _person(actor, "preparing a copy")
+        self._next_state(request.kind, request.state, request.number, "prepare_export")
+        basis = await self._copy_basis(request)
+        justification = _justification(justification)
+        unmatched = sorted(c for c, b in basis.items() if b == JUSTIFICATION)
+        if unmatched and not justification:
+            raise InvalidInput(f"conversation {', '.join(map(str, unmatched))} is not tied to the requester by the "
+                               "caller's number (§4.7): record a justification")
+        async with self.db.write() as tx:
+            req = await self._load(tx, request_id)
+            new_state = self._next(req, "prepare_export")
+            now = to_iso(self.clock())
+            await tx.execute("INSERT INTO copy_approvals(request_id, prepared_by, prepared_at, basis, "
+                             "prepare_justification) VALUES (?, ?, ?, ?, ?)",
+                             (request_id, actor.staff_id, now, json.dumps({str(k): v for k, v in basis.items()}),
+                              justification or None))
+            await tx.execute("UPDATE access_requests SET state = ?, updated_at = ? WHERE id = ?",
+                             (new_state, now, request_id))
+            await self.audit.append(tx, actor, "requests.export_prepare", target_kind="request",
+                                    target_id=request_id, request_id=request_id, purpose=justification or None,
+                                    details={"basis": {str(k): v for k, v in basis.items()}})
+        return await self._get(request_id)
+
+    async def confirm_export(self, actor: Actor, request_id: int, justification: str = "") -> AccessRequest:
+        """The second person (a designated employee or the director, never the preparer) confirms the copy."""
+        request = await self._get(request_id)
+        await self.audit.guard(actor, Permission.CONFIRM_COPY_EXPORT, "requests.export_confirm",
+                               target_kind="request", target_id=request_id, request_id=request_id)
+        _person(actor, "confirming a copy")
+        self._next_state(request.kind, request.state, request.number, "confirm_export")
+        approval = await self._approval(request_id)
+        if approval["prepared_by"] == actor.staff_id:
+            await self._refuse(actor, "requests.export_confirm", request_id, Permission.CONFIRM_COPY_EXPORT,
+                               f"{actor.name} prepared this copy; a second person must confirm it (four-eyes)")
+        justification = _justification(justification)
+        if approval["prepare_justification"] and not justification:
+            raise InvalidInput("the link to the requester rests on a justification: the second person records "
+                               "theirs too")
+        async with self.db.write() as tx:
+            req = await self._load(tx, request_id)
+            new_state = self._next(req, "confirm_export")
+            now = to_iso(self.clock())
+            await tx.execute("UPDATE copy_approvals SET confirmed_by = ?, confirmed_at = ?, confirm_justification = ? "
+                             "WHERE request_id = ?", (actor.staff_id, now, justification or None, request_id))
+            await tx.execute("UPDATE access_requests SET state = ?, updated_at = ? WHERE id = ?",
+                             (new_state, now, request_id))
+            await self.audit.append(tx, actor, "requests.export_confirm", target_kind="request",
+                                    target_id=request_id, request_id=request_id, purpose=justification or None,
+                                    details={"prepared_by": approval["prepared_by"]})
+        return await self._get(request_id)
+
+    async def cancel_export(self, actor: Actor, request_id: int) -> AccessRequest:
+        """Withdraw a prepared (or confirmed, not yet written) copy; the DPO or the second person may."""
+        request = await self._get(request_id)
+        await self._guard_any(actor, (Permission.HANDLE_COPY_REQUESTS, Permission.CONFIRM_COPY_EXPORT),
+                              "requests.export_cancel", request_id)
+        _person(actor, "cancelling a copy")
+        self._next_state(request.kind, request.state, request.number, "cancel_export")
+        async with self.db.write() as tx:
+            req = await self._load(tx, request_id)
+            new_state = self._next(req, "cancel_export")
+            now = to_iso(self.clock())
+            await tx.execute("DELETE FROM copy_approvals WHERE request_id = ?", (request_id,))
+            await tx.execute("UPDATE access_requests SET state = ?, updated_at = ? WHERE id = ?",
+                             (new_state, now, request_id))
+            await self.audit.append(tx, actor, "requests.export_cancel", target_kind="request",
+                                    target_id=request_id, request_id=request_id)
+        return await self._get(request_id)
+
+    async def _approval_record(self, request_id: int) -> CopyApproval | None:
+        a = await self.db.fetchone(
+            "SELECT a.*, p.name AS preparer, c.name AS confirmer FROM copy_approvals a JOIN staff p ON p.id = "
+            "a.prepared_by LEFT JOIN staff c ON c.id = a.confirmed_by WHERE a.request_id = ?", (request_id,))
+        if a is None:
+            return None
+        return CopyApproval(prepared_by=a["preparer"], prepared_at=from_iso(a["prepared_at"]),
+                            basis={int(k): v for k, v in json.loads(a["basis"]).items()},
+                            prepare_justification=a["prepare_justification"], confirmed_by=a["confirmer"],
+                            confirmed_at=_dt(a["confirmed_at"]), confirm_justification=a["confirm_justification"])
+
+    async def _approval(self, request_id: int) -> Any:
+        row = await self.db.fetchone("SELECT * FROM copy_approvals WHERE request_id = ?", (request_id,))
+        if row is None:
+            raise InvalidTransition("the copy has not been prepared")
+        return row
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -1191,6 +1343,23 @@ def _person(actor: Actor, what: str) -> None:
     """Steps whose record names the staff member who took them (registered_by, opinions, letters) need a person."""
     if actor.staff_id is None:
         raise InvalidInput(f"{what} must be done by a signed-in staff member, not by the host account")
+
+
+def mask_number(number: str | None) -> str | None:
+    """`+48601234567` -> `+48******567`: enough to tell calls apart, not to read the number off the screen."""
+    if not number:
+        return number
+    keep_head = 3 if number.startswith("+") else 0
+    if len(number) <= keep_head + 3:
+        return "*" * len(number)
+    return number[:keep_head] + "*" * (len(number) - keep_head - 3) + number[-3:]
+
+
+def _justification(text: str | None) -> str:
+    text = _CONTROL_CHARS.sub("", (text or "").replace("\x00", "")).strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"the justification is longer than {MAX_TEXT} characters")
+    return text
 
 
 def _linkers(request: AccessRequest) -> tuple[Permission, ...]:

@@ -508,6 +508,10 @@ async def test_copy_request_end_to_end_with_manifest_and_checksums(store, people
     assert req.state == "granted"
     out = tmp_path / "out"
     out.mkdir()
+    with pytest.raises(InvalidTransition, match="cannot export"):  # two people for a copy: not yet confirmed
+        await store.requests.export_copy(people.dpo, req.id, out)
+    await store.requests.prepare_export(people.dpo, req.id)  # the call is from the requester's number (§4.7)
+    await store.requests.confirm_export(people.attendee, req.id)
     with pytest.raises(NotPermitted):
         await store.requests.export_copy(people.director, req.id, out)
     with pytest.raises(InvalidInput, match="not an existing folder"):
@@ -541,6 +545,9 @@ async def test_copy_of_a_chat_exports_its_transcript(store, people, tmp_path):
     chat = await insert_chat(store, at=CALL_AT, lines=[("resident", "Żółw"), ("consultant", "Łódź")])
     await store.requests.link(people.dpo, req.id, chat)
     await store.requests.grant(people.dpo, req.id)
+    # a chat has no caller's number to match (§4.7): both people record why it is the requester's
+    await store.requests.prepare_export(people.dpo, req.id, "Adres e-mail z wniosku podany w czacie.")
+    await store.requests.confirm_export(people.director, req.id, "Sprawdziłem: ten sam adres i godzina.")
     result = await store.requests.export_copy(people.dpo, req.id, tmp_path)
     text = (result.path / f"chat-{chat}.txt").read_text(encoding="utf-8")
     assert "resident: Żółw" in text and "consultant: Łódź" in text
@@ -595,7 +602,8 @@ async def test_department_head_sees_only_their_departments_requests(store, peopl
     assert len(await audit_rows(store, "requests.view", "refused")) == 2
 
 
-COPY_STATES = ["registered", "granted", "exported", "refused", "closed", "withdrawn"]
+COPY_STATES = ["registered", "granted", "export_prepared", "export_confirmed", "exported", "refused", "closed",
+               "withdrawn"]
 COPY_ILLEGAL = [(s, a) for s in COPY_STATES for a in ACTIONS if a not in TRANSITIONS["copy"][s]]
 
 
@@ -610,6 +618,12 @@ async def _copy_to_state(store, people, tmp_path, state):
         return await store.requests.refuse(people.dpo, req.id, "Nie.")
     req = await store.requests.grant(people.dpo, req.id)
     if state == "granted":
+        return req
+    req = await store.requests.prepare_export(people.dpo, req.id)
+    if state == "export_prepared":
+        return req
+    req = await store.requests.confirm_export(people.attendee, req.id)
+    if state == "export_confirmed":
         return req
     await store.requests.export_copy(people.dpo, req.id, tmp_path)
     req = await store.requests._get(req.id)
