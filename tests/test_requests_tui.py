@@ -221,13 +221,29 @@ async def test_copy_request_by_the_dpo_from_registration_to_export(store, people
                                 "date": "2026-02-24", "time": "10:15", "name_or_email": "jozef@example.pl"})
         detail = await open_first(pilot)
         await wait_until(pilot, lambda: rows(app, "candidates"), what="candidates")
-        assert rows(app, "candidates")[0][3] == "details"
+        # the DPO cannot search the archive: matching shows times and masked numbers, no search in chat text
+        assert rows(app, "candidates")[0][3] == ""
         detail.query_one("#candidates").focus()
         await pilot.press("l")
         await wait_until(pilot, lambda: rows(app, "linked"), what="the linked chat")
         await pilot.press("g")
         await fill_form(pilot, {})
         await state_is(pilot, "granted")
+        assert detail.check_action("export", ()) is False  # two people for a copy
+        await pilot.press("p")
+        await fill_form(pilot, {"why": "Adres e-mail z wniosku podany w czacie."})
+        await state_is(pilot, "export_prepared")
+        assert detail.check_action("confirm_copy", ()) is False  # not by the one who prepared it
+    second = app_for(store, people.director)
+    async with second.run_test(size=SIZE) as pilot:
+        await open_first(pilot)
+        assert "Awaiting the second person" in text_of(second, "session")
+        await pilot.press("a")
+        await fill_form(pilot, {"why": "Godzina i adres się zgadzają."})
+        await state_is(pilot, "export_confirmed")
+    app = app_for(store, people.dpo)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_first(pilot)
         await pilot.press("k")
         await fill_form(pilot, {"folder": str(tmp_path), "zip": False})
         await state_is(pilot, "exported")

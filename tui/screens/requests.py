@@ -224,6 +224,8 @@ class RequestDetailScreen(Screen[None]):
         Binding("v", "view_content", "Play/read"),
         Binding("f", "end_session", "End session"),
         Binding("k", "export", "Export copy"),
+        Binding("p", "prepare_copy", "Prepare copy"),
+        Binding("a", "confirm_copy", "Confirm copy"),
         Binding("c", "close_request", "Close"),
     ]
 
@@ -365,6 +367,7 @@ class RequestDetailScreen(Screen[None]):
             session.append_text(literal(r.session_notes))
         if r.export_path:
             session.append(f"Copy exported to {r.export_path}")
+        self._append_approval(session, d)
         self.query_one("#session", Static).update(session if session.plain else "—")
         self.query_one("#letters", Static).update(
             "\n".join(f"{x.kind}: {x.path} (SHA-256 {x.sha256[:16]}…)" for x in d.letters) or "—")
@@ -396,6 +399,7 @@ class RequestDetailScreen(Screen[None]):
             "end_session": "end_session" in moves and session_staff,
             "export": "export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
             "close_request": "close" in moves and allowed(actor, decider),
+            **self._copy_rules(),
         }
         return rules.get(action, True)
 
@@ -471,8 +475,9 @@ class RequestDetailScreen(Screen[None]):
                 return await store.requests.grant(actor, self.request_id)
 
             await self._form(FormModal(f"Grant the copy requested in {self._number()}", [], approve,
-                                       intro="The copy is then exported with K.", save_label="Grant"),
-                             "Granted; export the copy with K.")
+                                       intro="The copy is then prepared with P and confirmed by a second person.",
+                                       save_label="Grant"),
+                             "Granted; prepare the copy with P.")
             return
         staff = [s for s in await store.accounts.list_staff(actor) if not s.disabled]
         fields = [Field("date", "Session date (YYYY-MM-DD)"), Field("time", "Session time (HH:MM, local)"),
@@ -590,6 +595,52 @@ class RequestDetailScreen(Screen[None]):
                                    [Field("folder", "Into the existing folder", default=str(Path.home())),
                                     Field("zip", "as one ZIP file", "check", False)], submit, save_label="Export"),
                          "Copy exported with manifest.json and SHA256SUMS.")
+
+    # -- two people for a copy (GDPR Art. 15) ----------------------------------------------------------
+
+    def _copy_rules(self) -> dict[str, bool]:
+        d, actor = self.detail, self.ctx.actor
+        moves = d.next_actions if d else ()
+        return {
+            "prepare_copy": "prepare_export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
+            "confirm_copy": "confirm_export" in moves and allowed(actor, Permission.CONFIRM_COPY_EXPORT)
+            and d.approval is not None and d.approval.prepared_by != actor.name,
+        }
+
+    def _append_approval(self, text: Text, d: RequestDetail) -> None:
+        a = d.approval
+        if a is None:
+            return
+        text.append(f"\nCopy prepared by {a.prepared_by} {_local(a.prepared_at, self.tz)}")
+        if a.prepare_justification:
+            text.append(" — why it is the requester's: ")
+            text.append_text(literal(a.prepare_justification))
+        if a.confirmed_by:
+            text.append(f"\nConfirmed by {a.confirmed_by} {_local(a.confirmed_at, self.tz)}")
+            if a.confirm_justification:
+                text.append(": ")
+                text.append_text(literal(a.confirm_justification))
+        else:
+            text.append("\nAwaiting the second person (a designated employee or the director).")
+
+    @work(exclusive=True, exit_on_error=False, group="step")
+    async def action_prepare_copy(self) -> None:
+        async def submit(v: dict[str, Any]) -> Any:
+            return await self.ctx.store.requests.prepare_export(self.ctx.actor, self.request_id, v["why"])
+
+        await self._form(FormModal(f"Prepare the copy for {self._number()} (GDPR Art. 15)", [Field(
+            "why", "Why these conversations are the requester's (needed unless every call matches the "
+                   "requester's number, §4.7)", "text")], submit, save_label="Prepare"),
+            "Prepared; a designated employee or the director confirms it (four-eyes).")
+
+    @work(exclusive=True, exit_on_error=False, group="step")
+    async def action_confirm_copy(self) -> None:
+        async def submit(v: dict[str, Any]) -> Any:
+            return await self.ctx.store.requests.confirm_export(self.ctx.actor, self.request_id, v["why"])
+
+        await self._form(FormModal(f"Confirm the copy for {self._number()} (four-eyes)", [Field(
+            "why", "Your own justification (needed when the preparer gave one)", "text")], submit,
+            save_label="Confirm"), "Confirmed; the DPO may now export the copy with K.")
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_close_request(self) -> None:
