@@ -14,6 +14,10 @@ from store.errors import InvalidInput
 from store.reports import parse_period, report_json, write_csv, write_pdf
 
 
+#: `cim purge` exit status when the rows are gone but purged text remains in the database files.
+EXIT_INCOMPLETE = 3
+
+
 def register(cli: click.Group) -> None:
     for command in (purge, fsck, backup, holds, report):
         cli.add_command(command)
@@ -37,16 +41,26 @@ async def purge(store, dry_run: bool, as_json: bool) -> None:
 
     Rows and recording files go for good; the database's freed pages are zeroed and the WAL is
     truncated. An interrupted earlier purge is finished first. Refused while another purge runs.
+    Exit 3 when purged text remains in the database files because another connection held a read
+    transaction longer than CIM_PURGE_SCRUB_WAIT_SECONDS ("remnants_cleared": false); the next
+    purge retries that first.
     """
     result = await store.retention.purge(cli_actor("purge"), dry_run=dry_run)
     if as_json:
         print_json(result.as_json())
-        return
-    verb = "would purge" if dry_run else "purged"
-    click.echo(f"{verb} {result.calls} calls, {result.chats} chats, {result.files} files ({_size(result.bytes)}); "
-               f"{result.held} held back; cutoff {to_iso(result.cutoff)[:19]}Z")
-    if result.resumed_files:
-        click.echo(f"finished {result.resumed_files} file deletions left by an interrupted purge")
+    else:
+        verb = "would purge" if dry_run else "purged"
+        click.echo(f"{verb} {result.calls} calls, {result.chats} chats, {result.files} files "
+                   f"({_size(result.bytes)}); {result.held} held back; cutoff {to_iso(result.cutoff)[:19]}Z")
+        if result.resumed_files:
+            click.echo(f"finished {result.resumed_files} file deletions left by an interrupted purge")
+    if not result.remnants_cleared:
+        what = "an earlier purge left" if dry_run else "the purge is incomplete:"
+        click.echo(f"cim: {what} purged text in {store.settings.db_path.name} and its -wal because another "
+                   "connection (a report, a backup, a sqlite3 shell) held a read transaction; close it and run "
+                   "`cim purge` again (the next purge retries this first)", err=True)
+        if not dry_run:
+            sys.exit(EXIT_INCOMPLETE)
 
 
 @click.command()
