@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -14,6 +15,8 @@ from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import InvalidInput
+from .files import write_private
+from .letters import in_font
 from .models import Actor
 from .policy import Permission
 
@@ -181,24 +184,28 @@ class Reports:
         return out
 
 
-async def write_csv(report: SupervisionReport, path: Path) -> Path:
-    """Write the report as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters)."""
-    return await asyncio.to_thread(_write_csv, report, Path(path))
+async def write_csv(report: SupervisionReport, path: Path, *, replace: bool = False) -> Path:
+    """Write the report as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters).
+
+    The file names staff: it is written 0600 whatever the umask, and an existing file is refused
+    (AlreadyExists) unless `replace` (store/files.py).
+    """
+    return await asyncio.to_thread(_write_csv, report, Path(path), replace)
 
 
-async def write_pdf(report: SupervisionReport, path: Path, office_name: str = "") -> Path:
-    """Write the report as a PDF with a Unicode font (Polish letters in names and purposes)."""
-    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name)
+async def write_pdf(report: SupervisionReport, path: Path, office_name: str = "", *, replace: bool = False) -> Path:
+    """Write the report as a PDF with a Unicode font (Polish letters in names and purposes); 0600, as write_csv."""
+    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name, replace)
 
 
-def _write_csv(report: SupervisionReport, path: Path) -> Path:
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["CIM supervision report", report.start.isoformat(), report.end.isoformat(),
-                         f"generated {to_iso(report.generated_at)} by {report.generated_by}"])
-        for row in report.rows():
-            writer.writerow([_csv_safe(cell) for cell in row])
-    return path
+def _write_csv(report: SupervisionReport, path: Path, replace: bool) -> Path:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["CIM supervision report", report.start.isoformat(), report.end.isoformat(),
+                     f"generated {to_iso(report.generated_at)} by {report.generated_by}"])
+    for row in report.rows():
+        writer.writerow([_csv_safe(cell) for cell in row])
+    return write_private(path, buffer.getvalue().encode("utf-8-sig"), replace=replace)
 
 
 def _csv_safe(cell: str) -> str:
@@ -206,8 +213,11 @@ def _csv_safe(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
-def _write_pdf(report: SupervisionReport, path: Path, office_name: str) -> Path:
+def _write_pdf(report: SupervisionReport, path: Path, office_name: str, replace: bool) -> Path:
     from fpdf import FPDF  # imported here: only report writing needs it
+
+    # a character the font lacks (typed into a purpose) is printed as [U+XXXX], never dropped
+    office_name = in_font(office_name)
 
     pdf = FPDF(orientation="L", format="A4")
     regular, bold = FONTS_DIR / "DejaVuSans.ttf", FONTS_DIR / "DejaVuSans-Bold.ttf"
@@ -221,7 +231,8 @@ def _write_pdf(report: SupervisionReport, path: Path, office_name: str) -> Path:
     if office_name:
         pdf.cell(0, 5, office_name, new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 5, f"Period {report.start.isoformat()} – {report.end.isoformat()}; generated "
-                   f"{to_iso(report.generated_at)[:16]}Z by {report.generated_by}", new_x="LMARGIN", new_y="NEXT")
+                   f"{to_iso(report.generated_at)[:16]}Z by {in_font(report.generated_by)}", new_x="LMARGIN",
+             new_y="NEXT")
     pdf.ln(3)
     sections = [
         ("Accesses per person and purpose", ["person", "action", "purpose", "count"],
@@ -248,18 +259,23 @@ def _write_pdf(report: SupervisionReport, path: Path, office_name: str) -> Path:
             with pdf.table(col_widths=widths, text_align="LEFT", width=sum(widths)) as table:
                 table.row(header)
                 for row in rows:
-                    table.row(row)
+                    table.row([in_font(cell) for cell in row])
         pdf.ln(3)
-    pdf.output(str(path))
-    return path
+    return write_private(path, bytes(pdf.output()), replace=replace)
 
 
-def parse_period(start: str, end: str) -> tuple[date, date]:
-    """Dates from the command line or a form: YYYY-MM-DD, a clear error otherwise."""
+def parse_period(start: str, end: str, *, names: tuple[str, str] = ("the first day", "the last day")
+                 ) -> tuple[date, date]:
+    """Dates from the command line or a form: YYYY-MM-DD; the error names the one that is wrong."""
+    return parse_day(start, names[0]), parse_day(end, names[1])
+
+
+def parse_day(text: str, name: str) -> date:
+    """One day, YYYY-MM-DD; the error names the field (`--from`, "the first day") and only what was typed."""
     try:
-        return date.fromisoformat(start.strip()), date.fromisoformat(end.strip())
+        return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"dates must be YYYY-MM-DD, not {start!r} and {end!r}") from None
+        raise InvalidInput(f"{name} must be a date YYYY-MM-DD, not {text.strip()[:40]!r}") from None
 
 
 def report_json(report: SupervisionReport) -> dict[str, Any]:

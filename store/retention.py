@@ -714,6 +714,9 @@ class Retention:
             raise InvalidInput(f"a backup cannot go inside the data directory {data_dir}")
         if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
             raise InvalidInput(f"{destination} already exists and is not an empty directory")
+        if not destination.parent.is_dir():  # a missing volume must not send personal data to the root disk
+            raise InvalidInput(f"the folder {destination.parent} does not exist (is the backup volume mounted?); "
+                               "nothing was written")
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
         result = await asyncio.to_thread(_copy_backup, self.db.path, self.settings.recordings_dir, destination,
@@ -988,7 +991,7 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
                  destroy_by: datetime) -> BackupResult:
     old_umask = os.umask(0o077)
     try:
-        destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+        destination.mkdir(mode=0o700, exist_ok=True)  # only the last level: backup() checked the parent
         target_db = destination / db_path.name
         source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         target = sqlite3.connect(target_db)
@@ -1009,6 +1012,7 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
                 continue
             dst.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+            os.chmod(dst, 0o600)  # copy2 copies the source's mode, which an older version may have left looser
             files += 1
             size += dst.stat().st_size
         (destination / "recordings").mkdir(mode=0o700, exist_ok=True)

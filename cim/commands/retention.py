@@ -175,21 +175,30 @@ async def holds_release(store, hold_id: int) -> None:
 @click.option("--to", "end", required=True, help="Last day (inclusive), YYYY-MM-DD.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write PDF here.")
+@click.option("--force", is_flag=True, help="Replace an existing --csv/--pdf file.")
 @data_dir_option
 @json_option
 @with_store
-async def report(store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, as_json: bool) -> None:
+async def report(store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, force: bool,
+                 as_json: bool) -> None:
     """Supervision report (§3, §7): accesses per person and purpose, requests by outcome and days to
-    answer, purges, for the days FROM..TO."""
-    first, last = parse_period(start, end)
-    result = await store.reports.supervision(cli_actor("report"), first, last)
+    answer, purges, for the days FROM..TO. The files are written 0600 (they name staff); an existing
+    file is replaced only with --force."""
+    first, last = parse_period(start, end, names=("--from", "--to"))
     for path in (csv_path, pdf_path):
-        if path is not None and not path.parent.is_dir():
+        if path is None:
+            continue
+        if not path.parent.is_dir():
             raise InvalidInput(f"folder {path.parent} does not exist")
+        if (path.exists() or path.is_symlink()) and not force:
+            raise InvalidInput(f"{path} already exists; use --force to replace it")
+    if csv_path is not None and csv_path == pdf_path:
+        raise InvalidInput("--csv and --pdf name the same file")
+    result = await store.reports.supervision(cli_actor("report"), first, last)
     if csv_path:
-        await write_csv(result, csv_path)
+        await write_csv(result, csv_path, replace=force)
     if pdf_path:
-        await write_pdf(result, pdf_path, store.settings.office_name)
+        await write_pdf(result, pdf_path, store.settings.office_name, replace=force)
     if as_json:
         print_json(report_json(result))
         return

@@ -26,6 +26,7 @@ def _log_to_file(settings: Settings) -> None:
         handler = logging.FileHandler(path, encoding="utf-8")
     finally:
         os.umask(old_umask)
+    os.chmod(path, 0o600)  # a log an older version created under a looser umask names staff too
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
 
