@@ -84,6 +84,18 @@ def test_report_files_are_0600_under_a_permissive_umask_and_existing_files_need_
     assert victim.read_text() == "not to be touched\n"  # the link was replaced, never followed
 
 
+def test_request_register_export_is_0600_and_replaced_only_with_force(data_dir, tmp_path):
+    target = tmp_path / "rejestr.csv"
+    args = ("requests", "export-csv", str(target), "--data-dir", str(data_dir))
+    assert cim(*args, umask=0o000).returncode == 0 and mode(target) == 0o600
+    target.write_text("keep me")
+    os.chmod(target, 0o644)
+    refused = cim(*args)
+    assert refused.returncode == 1 and "use --force" in refused.stderr and target.read_text() == "keep me"
+    assert cim(*args, "--force", umask=0o000).returncode == 0
+    assert target.read_text(encoding="utf-8") != "keep me" and mode(target) == 0o600
+
+
 async def test_store_report_writers_refuse_an_existing_file_unless_asked(store, tmp_path):
     report = await store.reports.supervision(SYSTEM, date(2026, 3, 1), date(2026, 3, 31))
     old_umask = os.umask(0)
