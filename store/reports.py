@@ -137,7 +137,9 @@ class Reports:
             "SELECT actor_name, action, count(*) AS n FROM audit WHERE at >= ? AND at < ? AND outcome = 'refused'"
             " GROUP BY actor_name, action ORDER BY actor_name, action", (since, until))]
         requests = await self._requests(start, end)
-        purges = [PurgeSummary(r["id"], from_iso(r["started_at"]), r["started_by"], r["status"], r["calls"],
+        # a run whose scrub could not truncate the WAL is not simply "finished" (§3: the director supervises storage)
+        purges = [PurgeSummary(r["id"], from_iso(r["started_at"]), r["started_by"],
+                               r["status"] + (" (remnants pending)" if r["remnants_pending"] else ""), r["calls"],
                                r["chats"], r["files"], r["bytes"], r["held"]) for r in await self.db.fetchall(
             "SELECT * FROM purge_runs WHERE dry_run = 0 AND started_at >= ? AND started_at < ? ORDER BY id",
             (since, until))]

@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,8 @@ async def test_reader_holding_the_wal_makes_the_purge_incomplete_and_the_next_pu
         assert (await store.retention.preview(SYSTEM)).remnant_runs == (result.run_id,)
         dry = await store.retention.purge(SYSTEM, dry_run=True)
         assert dry.remnants_cleared is False  # a dry run reports the state, changes nothing
+        report = await store.reports.supervision(SYSTEM, date(2026, 3, 1), date(2026, 3, 31))
+        assert [p.status for p in report.purges] == ["finished (remnants pending)"]  # the director sees it too
 
     daily = await store.retention.purge(Actor.system("daily-purge"))  # what the daily loop calls
     assert daily.remnants_cleared is True and daily.chats == 0
