@@ -17,7 +17,7 @@ from store.models import Actor
 from store.settings import Settings
 
 
-def _non_empty_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+def non_empty_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     # an empty --data-dir ("" from an unset shell variable) would silently mean the default directory
     if value is not None and not value.strip():
         fail("the data directory path is empty (--data-dir or CIM_DATA_DIR); give the directory's path, "
@@ -30,7 +30,7 @@ def data_dir_option(func: Callable) -> Callable:
         "--data-dir",
         type=click.Path(file_okay=False, path_type=str),
         envvar="CIM_DATA_DIR",
-        callback=_non_empty_path,
+        callback=non_empty_path,
         help="Data directory (default: $CIM_DATA_DIR, else $XDG_DATA_HOME/cim or ~/.local/share/cim).",
     )(func)
 

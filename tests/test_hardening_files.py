@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -27,6 +28,8 @@ from tests.fixtures.requests import CALL_AT, PHONE, call_request, insert_call
 from tests.fixtures.retention import write_wav
 from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import notifications, sign_in, wait_until
+from cim.commands.tui import demo_socket
+from tui.demo import DEMO_STAFF
 from tui.screens.reports import ReportsScreen
 from tui.widgets.modals import ConfirmModal
 
@@ -274,10 +277,33 @@ async def test_a_password_typed_into_the_name_field_never_reaches_the_audit_log_
 def test_init_with_an_empty_data_dir_is_an_error_and_creates_nothing(tmp_path):
     home = tmp_path / "home"
     env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "share"), "CIM_DATA_DIR": ""}
-    for value in ("", "   "):
-        done = cim("init", "--data-dir", value, env=env)
-        assert done.returncode == 1 and done.stderr.startswith("cim: the data directory path is empty"), done
+    for command in (("init",), ("purge", "--dry-run"), ("demo",)):
+        for value in ("", "   "):
+            done = cim(*command, "--data-dir", value, env=env)
+            assert done.returncode == 1 and done.stderr.startswith("cim: the data directory path is empty"), done
     assert not home.exists()  # the default directory was not used instead
+
+
+def test_the_demo_port_is_fixed_unless_taken():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    free = probe.getsockname()[1]
+    probe.close()
+    first, moved = demo_socket("127.0.0.1", None, preferred=free)
+    try:
+        assert first.getsockname()[1] == free and moved is None
+        second, moved = demo_socket("127.0.0.1", None, preferred=free)  # now taken by the first demo
+        used = second.getsockname()[1]
+        second.close()
+        assert used != free and moved == f"port {free} is taken; the demo listens on {used} instead"
+        with pytest.raises(OSError):
+            demo_socket("127.0.0.1", free)  # an explicit --port that is taken stays an error
+    finally:
+        first.close()
+
+
+def test_the_demo_has_a_designated_account_that_signs_in():
+    assert [s[0] for s in DEMO_STAFF if s[2] == ("designated",)] == ["pracownik"]
 
 
 def test_backup_onto_a_missing_volume_creates_nothing(data_dir, tmp_path):
