@@ -635,7 +635,7 @@ class Retention:
 
         Another connection's read transaction (a long report, a backup, an admin's sqlite3 shell)
         pins old pages: the checkpoint is retried in short attempts, the write lock free between
-        them, for up to settings.purge_scrub_wait_seconds. True when the WAL is empty at the end.
+        them, for up to settings.purge_scrub_wait_seconds. True when a checkpoint TRUNCATE completed.
         """
         wal = Path(f"{self.db.path}-wal")
         deadline = time.monotonic() + max(0, self.settings.purge_scrub_wait_seconds)
@@ -646,14 +646,14 @@ class Retention:
             except sqlite3.OperationalError as exc:  # "database is locked": another process is writing
                 log.info("a scrub attempt was blocked: %s", exc)
                 complete = False
-            try:
-                size = wal.stat().st_size
-            except FileNotFoundError:
-                size = 0
-            if complete and size == 0:
+            if complete:  # every frame folded in and the WAL reset (a later write of another process is new data)
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                try:
+                    size = wal.stat().st_size
+                except FileNotFoundError:
+                    size = 0
                 log.warning("the purge could not truncate the WAL (%d bytes left): another connection held a read"
                             " transaction for %ds; purged text may remain until the next purge", size,
                             self.settings.purge_scrub_wait_seconds)
