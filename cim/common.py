@@ -17,11 +17,20 @@ from store.models import Actor
 from store.settings import Settings
 
 
+def non_empty_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # an empty --data-dir ("" from an unset shell variable) would silently mean the default directory
+    if value is not None and not value.strip():
+        fail("the data directory path is empty (--data-dir or CIM_DATA_DIR); give the directory's path, "
+             "or leave both out to use the default")
+    return value
+
+
 def data_dir_option(func: Callable) -> Callable:
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=str),
         envvar="CIM_DATA_DIR",
+        callback=non_empty_path,
         help="Data directory (default: $CIM_DATA_DIR, else $XDG_DATA_HOME/cim or ~/.local/share/cim).",
     )(func)
 

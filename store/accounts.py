@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 from typing import Iterable
@@ -60,11 +61,11 @@ def _check_password(password: str) -> None:
         raise InvalidInput(f"the password must have at most {MAX_PASSWORD} characters")
 
 
-def _check_name(name: str) -> str:
+def _check_name(name: str, what: str = "user name") -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in "._-" for c in name):
         raise InvalidInput(
-            f"user name {name[:MAX_NAME]!r} must be 1-{MAX_NAME} letters, digits, dots, dashes or underscores"
+            f"{what} {name[:MAX_NAME]!r} must be 1-{MAX_NAME} letters, digits, dots, dashes or underscores"
         )
     return name
 
@@ -78,12 +79,13 @@ class Accounts:
         self.hasher = make_hasher(settings.password_profile)
         # Verified against when the name is unknown, so both paths cost one argon2 verification.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        self._name_key: bytes | None = None  # store_keys.login_name, read on the first sign-in
 
     # -- departments ---------------------------------------------------------------------------
 
     async def add_department(self, actor: Actor, code: str, name: str) -> Department:
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "department.add")
-        code = _check_name(code)
+        code = _check_name(code, "department code")
         if not name.strip():
             raise InvalidInput("the department needs a name")
         async with self.db.write() as tx:
@@ -241,9 +243,24 @@ class Accounts:
 
     # -- login and sessions --------------------------------------------------------------------
 
+    async def _failure_identity(self, name: str) -> tuple[str, str]:
+        """(lockout key, audit name) of a typed sign-in name, neither of them the typed text when it is no account's.
+
+        A password typed into the name field must not reach the audit log or login_failures: the
+        lockout is keyed by an HMAC of the name (key in store_keys), and an unknown name is audited
+        as `unknown-name#` + 12 hex digits of that HMAC, so repeated attempts still correlate.
+        """
+        if self._name_key is None:
+            row = await self.db.fetchone("SELECT value FROM store_keys WHERE name = 'login_name'")
+            self._name_key = bytes(row["value"])
+        typed = name.strip()[:MAX_NAME * 4]
+        digest = hmac.new(self._name_key, typed.lower().encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+        known = await self.db.fetchone("SELECT name FROM staff WHERE name = ?", (typed,)) if typed else None
+        return digest, known["name"] if known else f"unknown-name#{digest[:12]}"
+
     async def login(self, name: str, password: str) -> Session:
         """Sign in. Unknown name and wrong password give the same error after the same work."""
-        name_key = name.strip().lower()[:MAX_NAME * 4]
+        name_key, audit_name = await self._failure_identity(name)
         now = self.clock()
         window_start = to_iso(now - timedelta(minutes=self.settings.lockout_window_minutes))
         failures = await self.db.fetchall(
@@ -253,7 +270,7 @@ class Accounts:
             locked_until = from_iso(failures[0]["at"]) + timedelta(minutes=self.settings.lockout_minutes)
             if now < locked_until:
                 async with self.db.write() as tx:
-                    await self.audit.append(tx, Actor(None, name_key, frozenset()), "login", outcome="refused",
+                    await self.audit.append(tx, Actor(None, audit_name, frozenset()), "login", outcome="refused",
                                             details={"reason": "locked"})
                 raise AccountLocked(
                     f"too many failed sign-ins; try again after {locked_until.astimezone().strftime('%H:%M')}"
@@ -264,7 +281,7 @@ class Accounts:
         if not ok or row is None or row["disabled"]:
             async with self.db.write() as tx:
                 await tx.execute("INSERT INTO login_failures(name_key, at) VALUES (?, ?)", (name_key, to_iso(now)))
-                await self.audit.append(tx, Actor(row["id"] if row else None, name_key, frozenset()), "login",
+                await self.audit.append(tx, Actor(row["id"] if row else None, audit_name, frozenset()), "login",
                                         outcome="refused")
             raise AuthenticationFailed(_LOGIN_FAILED)
         new_hash = None

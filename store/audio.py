@@ -1,4 +1,4 @@
-"""Recording files: WAV (PCM, GSM 6.10) header and chunk parsing, duration, empty-file detection, level envelope."""
+"""Recording files: WAV (PCM, GSM 6.10) header and chunk parsing, MP3 frame sync, duration, empty files, level envelope."""
 
 from __future__ import annotations
 
@@ -16,9 +16,20 @@ WAVE_FORMAT_GSM610 = 0x0031
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 #: Size of a canonical PCM WAV header: a file of exactly this size with no data is an empty recording.
 EMPTY_WAV_SIZE = 44
-#: Extensions accepted without parsing (no decoder here): the PBX is trusted to write real audio.
-ACCEPTED_BY_EXTENSION = {".mp3": "mp3"}
 AUDIO_EXTENSIONS = {".wav", ".mp3"}
+#: How many zero bytes of padding may follow an MP3's ID3v2 tag before its first MPEG audio frame.
+MP3_SYNC_WINDOW = 64 * 1024
+# MPEG audio frame headers (ISO 11172-3, 13818-3 and the MPEG 2.5 extension): kbit/s by
+# (MPEG-1?, layer) and bitrate index 1-14; sample rates by version bits and index 0-2.
+_MP3_BITRATES = {
+    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {0b11: (44100, 48000, 32000), 0b10: (22050, 24000, 16000), 0b00: (11025, 12000, 8000)}
 
 
 class AudioError(InvalidInput):
@@ -48,15 +59,65 @@ def probe_file(path: Path) -> AudioInfo:
 
 
 def probe(fh: BinaryIO, name: str, size: int) -> AudioInfo:
-    """Parse an open file: WAV by its RIFF chunks; mp3 by extension only."""
+    """Parse an open file: WAV by its RIFF chunks; MP3 by its MPEG audio frames (frame sync)."""
     suffix = Path(name).suffix.lower()
-    if suffix in ACCEPTED_BY_EXTENSION:
-        if size == 0:
-            raise AudioError(f"{name} is an empty file")
-        return AudioInfo(format=ACCEPTED_BY_EXTENSION[suffix], duration_s=None, is_empty=False)
+    if suffix == ".mp3":
+        return _probe_mp3(fh, name, size)
     if suffix != ".wav":
         raise AudioError(f"{name} is not a recording format CIM accepts (wav, mp3)")
     return _probe_wav(fh, name, size)
+
+
+def _probe_mp3(fh: BinaryIO, name: str, size: int) -> AudioInfo:
+    """An MP3 is accepted when, after an optional ID3v2 tag (and zero padding), an MPEG audio frame starts.
+
+    The next frame must begin exactly where the first one's header says it ends (or the file ends
+    there), so a text file, a WAV renamed .mp3, an HTML error page or a tag without audio is
+    refused by content, not trusted by its name. Duration is left to the CDR (a VBR file would need
+    every frame read).
+    """
+    if size == 0:
+        raise AudioError(f"{name} is an empty file")
+    fh.seek(0)
+    head = fh.read(10)
+    start = 0
+    if len(head) == 10 and head[:3] == b"ID3" and all(b < 0x80 for b in head[6:10]):
+        start = 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9])
+        if head[5] & 0x10:  # a footer repeats the header at the tag's end
+            start += 10
+        if start >= size:
+            raise AudioError(f"{name} is not an MP3 recording: an ID3 tag without any audio")
+    fh.seek(start)
+    window = fh.read(MP3_SYNC_WINDOW + 4)
+    at = len(window) - len(window.lstrip(b"\0"))  # encoders may pad after the tag; nothing else comes first
+    length = _mp3_frame_length(window[at:at + 4])
+    if length is not None:
+        following = start + at + length
+        if following == size:
+            return AudioInfo(format="mp3", duration_s=None, is_empty=False)
+        if following < size:
+            fh.seek(following)
+            if _mp3_frame_length(fh.read(4)) is not None:
+                return AudioInfo(format="mp3", duration_s=None, is_empty=False)
+    raise AudioError(f"{name} is not an MP3 recording (no MPEG audio frames where the audio should start)")
+
+
+def _mp3_frame_length(header: bytes) -> int | None:
+    """The byte length of the MPEG audio frame this 4-byte header starts, or None if it is no valid header."""
+    if len(header) < 4 or header[0] != 0xFF or (header[1] & 0xE0) != 0xE0:
+        return None
+    version, layer_bits = (header[1] >> 3) & 0b11, (header[1] >> 1) & 0b11
+    bitrate_index, rate_index, padding = header[2] >> 4, (header[2] >> 2) & 0b11, (header[2] >> 1) & 1
+    if version == 0b01 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
+        return None  # reserved values; free-format (index 0) has no length in its header
+    layer = 4 - layer_bits
+    mpeg1 = version == 0b11
+    bitrate = _MP3_BITRATES[(mpeg1, layer)][bitrate_index - 1] * 1000
+    rate = _MP3_RATES[version][rate_index]
+    if layer == 1:
+        return (12 * bitrate // rate + padding) * 4
+    per_frame = 144 if (layer == 2 or mpeg1) else 72
+    return per_frame * bitrate // rate + padding
 
 
 def _probe_wav(fh: BinaryIO, name: str, size: int) -> AudioInfo:

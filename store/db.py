@@ -21,6 +21,8 @@ T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: PRAGMA application_id of a CIM database ("CIM1"), so a foreign SQLite file is refused.
 APPLICATION_ID = 0x43494D31
+#: How long a connection waits for SQLite's locks before it reports "database is locked".
+BUSY_TIMEOUT_MS = 10000
 
 
 def migration_names() -> list[str]:
@@ -88,7 +90,7 @@ class Database:
         try:
             for pragma in (
                 "PRAGMA foreign_keys=ON",
-                "PRAGMA busy_timeout=10000",
+                f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
                 "PRAGMA synchronous=NORMAL",  # WAL + NORMAL: a committed write survives a killed process
                 "PRAGMA secure_delete=ON",  # freed pages are zeroed: purged text leaves no remnant
             ):
@@ -168,11 +170,23 @@ class Database:
         # a chat just opened was "not found"). See run_on_thread.
         return await run_on_thread(self._reader, _first_row, sql, tuple(params))
 
-    async def checkpoint_truncate(self) -> None:
-        """Fold the WAL into the database and truncate it, so no old page survives in `-wal`."""
+    async def checkpoint_truncate(self, busy_ms: int | None = None) -> bool:
+        """Fold the WAL into the database and truncate it, so no old page survives in `-wal`.
+
+        True when SQLite reports the checkpoint complete; False when another connection's read
+        transaction blocked it (the old pages then stay in the WAL and the database file). While
+        it waits, SQLite also blocks writers, so `busy_ms` bounds one attempt (default: the busy timeout).
+        """
         assert self._writer is not None
         async with self._write_lock:
-            await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if busy_ms is not None:
+                await self._writer.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            try:
+                rows = await self._writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                if busy_ms is not None:
+                    await self._writer.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return bool(rows) and rows[0][0] == 0
 
     @property
     def writer(self) -> aiosqlite.Connection:

@@ -7,10 +7,13 @@ diacritic is embedded and nothing depends on the host's fonts.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+
+from .errors import InvalidInput
 
 
 FONTS_DIR = Path(__file__).with_name("fonts")
@@ -156,13 +159,43 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: " " if m.group() in "\t\r" else "", text)
 
 
+@functools.lru_cache(maxsize=None)
+def _coverage(font: Path) -> frozenset[int]:
+    from fontTools.ttLib import TTFont  # fpdf2's own dependency; only a PDF needs it
+
+    with TTFont(str(font), lazy=True) as tt:
+        return frozenset(tt.getBestCmap())
+
+
+def missing_glyphs(text: str, *, bold: bool = False) -> list[str]:
+    """Characters of `text` the bundled font has no glyph for (fpdf2 would drop them silently), first seen first."""
+    have = _coverage(FONT_BOLD if bold else FONT_REGULAR)
+    return list(dict.fromkeys(ch for ch in text if ch != "\n" and ord(ch) not in have))
+
+
+def describe_characters(chars: list[str]) -> str:
+    """`'王' (U+738B), '😀' (U+1F600)`: each character and its code point, so a person can find it."""
+    return ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in chars)
+
+
+def in_font(text: str, *, bold: bool = False) -> str:
+    """`text` with each character the font lacks written as [U+XXXX], for documents that must still print."""
+    missing = set(missing_glyphs(text, bold=bold))
+    return "".join(f"[U+{ord(ch):04X}]" if ch in missing else ch for ch in text) if missing else text
+
+
 def render(letter: Letter) -> bytes:
-    """The letter as PDF bytes (A4, DejaVu Sans embedded; long names, addresses and words wrap)."""
+    """The letter as PDF bytes (A4, DejaVu Sans embedded; long names, addresses and words wrap).
+
+    A character the bundled font cannot print is refused (InvalidInput naming it and where it is),
+    never silently left out of a letter sent to a resident.
+    """
     # fpdf is imported here, not at module level: it costs ~0.4 s, and every `cim tui` start imports this module
     # through store (bench/: TUI start-up), while only a letter needs it.
     from fpdf import FPDF
     from fpdf.enums import XPos, YPos
 
+    _check_printable(letter)
     pdf = FPDF(format="A4")
     pdf.set_margins(20, 20, 20)
     pdf.set_auto_page_break(True, margin=20)
@@ -208,3 +241,21 @@ def _anchor_footer(pdf: object, anchor: str) -> None:
         pdf.ln(8)
         pdf.set_font("DejaVu", "", 6.5)
         pdf.multi_cell(0, 3, anchor, new_x="LMARGIN", new_y="NEXT")
+
+
+def _check_printable(letter: Letter) -> None:
+    parts = [("the office name", letter.office_name, True), ("the office address", letter.office_address, False),
+             ("the case reference", letter.reference, False), ("the addressee's name", letter.addressee_name, True),
+             ("the addressee's address", letter.addressee_address, False), ("the title", letter.title, True),
+             *[("the text", p, False) for p in letter.paragraphs],
+             *[("the attachments", a, False) for a in letter.attachments], ("the signature", letter.signature, False)]
+    found: dict[str, list[str]] = {}
+    for where, text, bold in parts:
+        for ch in missing_glyphs(printable(text), bold=bold):
+            found.setdefault(where, [])
+            if ch not in found[where]:
+                found[where].append(ch)
+    if found:
+        places = "; ".join(f"{describe_characters(chars)} in {where}" for where, chars in found.items())
+        raise InvalidInput(f"the letter cannot be printed: its font has no glyph for {places}; "
+                           "write those characters differently (e.g. in Latin letters) and try again")

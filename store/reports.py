@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -14,6 +15,8 @@ from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import InvalidInput
+from .files import write_private
+from .letters import in_font
 from .models import Actor
 from .policy import Permission
 
@@ -136,7 +139,9 @@ class Reports:
             "SELECT actor_name, action, count(*) AS n FROM audit WHERE at >= ? AND at < ? AND outcome = 'refused'"
             " GROUP BY actor_name, action ORDER BY actor_name, action", (since, until))]
         requests = await self._requests(start, end)
-        purges = [PurgeSummary(r["id"], from_iso(r["started_at"]), r["started_by"], r["status"], r["calls"],
+        # a run whose scrub could not truncate the WAL is not simply "finished" (§3: the director supervises storage)
+        purges = [PurgeSummary(r["id"], from_iso(r["started_at"]), r["started_by"],
+                               r["status"] + (" (remnants pending)" if r["remnants_pending"] else ""), r["calls"],
                                r["chats"], r["files"], r["bytes"], r["held"]) for r in await self.db.fetchall(
             "SELECT * FROM purge_runs WHERE dry_run = 0 AND started_at >= ? AND started_at < ? ORDER BY id",
             (since, until))]
@@ -183,24 +188,28 @@ class Reports:
         return out
 
 
-async def write_csv(report: SupervisionReport, path: Path) -> Path:
-    """Write the report as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters)."""
-    return await asyncio.to_thread(_write_csv, report, Path(path))
+async def write_csv(report: SupervisionReport, path: Path, *, replace: bool = False) -> Path:
+    """Write the report as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters).
+
+    The file names staff: it is written 0600 whatever the umask, and an existing file is refused
+    (AlreadyExists) unless `replace` (store/files.py).
+    """
+    return await asyncio.to_thread(_write_csv, report, Path(path), replace)
 
 
-async def write_pdf(report: SupervisionReport, path: Path, office_name: str = "") -> Path:
-    """Write the report as a PDF with a Unicode font (Polish letters in names and purposes)."""
-    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name)
+async def write_pdf(report: SupervisionReport, path: Path, office_name: str = "", *, replace: bool = False) -> Path:
+    """Write the report as a PDF with a Unicode font (Polish letters in names and purposes); 0600, as write_csv."""
+    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name, replace)
 
 
-def _write_csv(report: SupervisionReport, path: Path) -> Path:
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["CIM supervision report", report.start.isoformat(), report.end.isoformat(),
-                         f"generated {to_iso(report.generated_at)} by {report.generated_by}", report.audit_anchor])
-        for row in report.rows():
-            writer.writerow([_csv_safe(cell) for cell in row])
-    return path
+def _write_csv(report: SupervisionReport, path: Path, replace: bool) -> Path:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["CIM supervision report", report.start.isoformat(), report.end.isoformat(),
+                     f"generated {to_iso(report.generated_at)} by {report.generated_by}", report.audit_anchor])
+    for row in report.rows():
+        writer.writerow([_csv_safe(cell) for cell in row])
+    return write_private(path, buffer.getvalue().encode("utf-8-sig"), replace=replace)
 
 
 def _csv_safe(cell: str) -> str:
@@ -208,8 +217,11 @@ def _csv_safe(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
-def _write_pdf(report: SupervisionReport, path: Path, office_name: str) -> Path:
+def _write_pdf(report: SupervisionReport, path: Path, office_name: str, replace: bool) -> Path:
     from fpdf import FPDF  # imported here: only report writing needs it
+
+    # a character the font lacks (typed into a purpose) is printed as [U+XXXX], never dropped
+    office_name = in_font(office_name)
 
     pdf = FPDF(orientation="L", format="A4")
     regular, bold = FONTS_DIR / "DejaVuSans.ttf", FONTS_DIR / "DejaVuSans-Bold.ttf"
@@ -223,7 +235,8 @@ def _write_pdf(report: SupervisionReport, path: Path, office_name: str) -> Path:
     if office_name:
         pdf.cell(0, 5, office_name, new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 5, f"Period {report.start.isoformat()} – {report.end.isoformat()}; generated "
-                   f"{to_iso(report.generated_at)[:16]}Z by {report.generated_by}", new_x="LMARGIN", new_y="NEXT")
+                   f"{to_iso(report.generated_at)[:16]}Z by {in_font(report.generated_by)}", new_x="LMARGIN",
+             new_y="NEXT")
     pdf.ln(3)
     sections = [
         ("Accesses per person and purpose", ["person", "action", "purpose", "count"],
@@ -250,11 +263,10 @@ def _write_pdf(report: SupervisionReport, path: Path, office_name: str) -> Path:
             with pdf.table(col_widths=widths, text_align="LEFT", width=sum(widths)) as table:
                 table.row(header)
                 for row in rows:
-                    table.row(row)
+                    table.row([in_font(cell) for cell in row])
         pdf.ln(3)
     _print_anchor(pdf, report.audit_anchor)
-    pdf.output(str(path))
-    return path
+    return write_private(path, bytes(pdf.output()), replace=replace)
 
 
 def _print_anchor(pdf: Any, anchor: str) -> None:
@@ -264,12 +276,18 @@ def _print_anchor(pdf: Any, anchor: str) -> None:
         pdf.multi_cell(0, 3.5, anchor, new_x="LMARGIN", new_y="NEXT")
 
 
-def parse_period(start: str, end: str) -> tuple[date, date]:
-    """Dates from the command line or a form: YYYY-MM-DD, a clear error otherwise."""
+def parse_period(start: str, end: str, *, names: tuple[str, str] = ("the first day", "the last day")
+                 ) -> tuple[date, date]:
+    """Dates from the command line or a form: YYYY-MM-DD; the error names the one that is wrong."""
+    return parse_day(start, names[0]), parse_day(end, names[1])
+
+
+def parse_day(text: str, name: str) -> date:
+    """One day, YYYY-MM-DD; the error names the field (`--from`, "the first day") and only what was typed."""
     try:
-        return date.fromisoformat(start.strip()), date.fromisoformat(end.strip())
+        return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"dates must be YYYY-MM-DD, not {start!r} and {end!r}") from None
+        raise InvalidInput(f"{name} must be a date YYYY-MM-DD, not {text.strip()[:40]!r}") from None
 
 
 def report_json(report: SupervisionReport) -> dict[str, Any]:

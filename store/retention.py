@@ -52,6 +52,9 @@ _FIRST_BATCH = 8
 _AUTOCHECKPOINT_PAGES = 1000
 #: During a purge, a PASSIVE checkpoint starts beside the writer once the WAL is this large.
 _CHECKPOINT_WAL_BYTES = 4 << 20
+#: One scrub attempt (checkpoint TRUNCATE) waits at most this long for readers; SQLite blocks
+#: writers meanwhile, so live chat commits wait no longer than this between attempts.
+_SCRUB_ATTEMPT_MS = 100
 # Tables whose rows of a purged conversation the purge deletes itself (others are found from their FKs).
 _OWN_TABLES = {"messages", "recordings", "holds", "conversations"}
 
@@ -103,6 +106,8 @@ class PurgePreview:
     held_items: tuple[HeldItem, ...]
     #: Files of an interrupted earlier purge, deleted first by the next run.
     pending_files: int
+    #: Earlier runs whose scrub could not truncate the WAL (purged text may remain; the next purge retries).
+    remnant_runs: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,13 +133,18 @@ class PurgeResult:
     duration_s: float
     #: The WAL was checkpointed and truncated to zero bytes after the purge.
     wal_truncated: bool
+    #: No purged text remains in cim.sqlite3 or -wal: this run's scrub and every earlier one's
+    #: succeeded. False when another connection's read transaction outlasted the scrub's wait
+    #: (`cim purge` exits 3; the next purge retries the scrub first). A dry run reports the state.
+    remnants_cleared: bool = True
 
     def as_json(self) -> dict[str, Any]:
-        """The `cim purge --json` document (DESIGN.md §5.1), plus run id, cutoff and resumed files."""
+        """The `cim purge --json` document (DESIGN.md §5.1), plus run id, cutoff, resumed files, remnants."""
         return {
             "dry_run": self.dry_run,
             "purged": {"calls": self.calls, "chats": self.chats, "files": self.files, "bytes": self.bytes},
             "held": self.held,
+            "remnants_cleared": self.remnants_cleared,
             "resumed_files": self.resumed_files,
             "run_id": self.run_id,
             "cutoff": to_iso(self.cutoff),
@@ -156,6 +166,8 @@ class PurgeRun:
     bytes: int
     held: int
     status: str
+    #: This run's scrub could not truncate the WAL and no later scrub has yet.
+    remnants_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -352,6 +364,7 @@ class Retention:
                 f" WHERE r.closed_at IS NULL AND r.withdrawn_at IS NULL AND {_SQL_ENDED}", (c_iso,)):
                 reasons.setdefault(q["conversation_id"], []).append(f"linked to open request {q['number']}")
         pending = await self.db.fetchone("SELECT count(*) AS n FROM pending_unlinks")
+        remnant_runs = await self._remnant_runs()
         return PurgePreview(
             cutoff=cutoff,
             calls=by_channel.get("call", 0),
@@ -362,6 +375,7 @@ class Retention:
             held_items=tuple(HeldItem(r["id"], r["channel"], from_iso(r["created_at"]), tuple(reasons[r["id"]]))
                              for r in held_rows),
             pending_files=pending["n"],
+            remnant_runs=remnant_runs,
         )
 
     async def purge(
@@ -409,7 +423,8 @@ class Retention:
                                     details=_counts_details(preview.calls, preview.chats, preview.files,
                                                             preview.bytes, preview.held, dry_run=True))
         return PurgeResult(run_id, True, cutoff, preview.calls, preview.chats, preview.files, preview.bytes,
-                           preview.held, 0, time.monotonic() - started, False)
+                           preview.held, 0, time.monotonic() - started, False,
+                           remnants_cleared=not preview.remnant_runs)
 
     async def _insert_run(self, tx, actor: Actor, cutoff: datetime, *, dry_run: bool, status: str,
                           preview: PurgePreview | None = None) -> int:
@@ -432,6 +447,8 @@ class Retention:
         c_iso = to_iso(cutoff)
         if preview.files or preview.pending_files:
             await asyncio.to_thread(_probe_writable, self.settings.recordings_dir)
+        if preview.remnant_runs:  # an earlier run left purged text behind: scrub that first
+            await self._record_scrub(actor, preview.remnant_runs, await self._scrub(), retry=True)
         async with self.db.write() as tx:
             await self._recover_stale_runs(tx, actor)
             run_id = await self._insert_run(tx, actor, cutoff, dry_run=False, status="running")
@@ -494,9 +511,15 @@ class Retention:
             await self._optimize_fulltext()
         # most of the WAL is folded in beside the writer first, so the TRUNCATE under the write lock is short
         await _Checkpointer(self.db.path).run()
-        wal_truncated = await self._truncate_wal()
+        wal_truncated = await self._scrub()
+        earlier = await self._remnant_runs()
+        if not wal_truncated:
+            await self._record_scrub(actor, (*earlier, run_id), False, retry=False)
+        elif earlier:  # the retry at the start failed but this scrub folded everything
+            await self._record_scrub(actor, earlier, True, retry=True)
         return PurgeResult(run_id, False, cutoff, counts.calls, counts.chats, counts.files, counts.bytes,
-                           preview.held, counts.resumed, time.monotonic() - started, wal_truncated)
+                           preview.held, counts.resumed, time.monotonic() - started, wal_truncated,
+                           remnants_cleared=wal_truncated)
 
     async def _recover_stale_runs(self, tx, actor: Actor) -> None:
         """Runs still 'running' while we hold the purge lock were killed: mark them failed, in the audit too."""
@@ -610,19 +633,55 @@ class Retention:
             except sqlite3.DatabaseError as exc:
                 log.warning("could not optimise full-text index %s after the purge: %s", t["name"], exc)
 
-    async def _truncate_wal(self) -> bool:
-        """Checkpoint and truncate the WAL; retried briefly while another connection's read blocks it."""
+    async def _scrub(self) -> bool:
+        """Checkpoint and truncate the WAL, so no page of purged text survives in cim.sqlite3 or -wal.
+
+        Another connection's read transaction (a long report, a backup, an admin's sqlite3 shell)
+        pins old pages: the checkpoint is retried in short attempts, the write lock free between
+        them, for up to settings.purge_scrub_wait_seconds. True when a checkpoint TRUNCATE completed.
+        """
         wal = Path(f"{self.db.path}-wal")
-        for attempt in range(20):
-            await self.db.checkpoint_truncate()
+        deadline = time.monotonic() + max(0, self.settings.purge_scrub_wait_seconds)
+        delay, first = 0.05, True
+        while True:
             try:
-                if wal.stat().st_size == 0:
-                    return True
-            except FileNotFoundError:
+                complete = await self.db.checkpoint_truncate(busy_ms=_SCRUB_ATTEMPT_MS)
+            except sqlite3.OperationalError as exc:  # "database is locked": another process is writing
+                log.info("a scrub attempt was blocked: %s", exc)
+                complete = False
+            if complete:  # every frame folded in and the WAL reset (a later write of another process is new data)
                 return True
-            await asyncio.sleep(0.05 * (attempt + 1))
-        log.warning("the WAL could not be truncated after the purge; a reader held it open")
-        return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                try:
+                    size = wal.stat().st_size
+                except FileNotFoundError:
+                    size = 0
+                log.warning("the purge could not truncate the WAL (%d bytes left): another connection held a read"
+                            " transaction for %ds; purged text may remain until the next purge", size,
+                            self.settings.purge_scrub_wait_seconds)
+                return False
+            if first:
+                first = False
+                log.info("the purge waits up to %ds for another connection's read transaction to end",
+                         self.settings.purge_scrub_wait_seconds)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+
+    async def _remnant_runs(self) -> tuple[int, ...]:
+        return tuple(r["id"] for r in await self.db.fetchall(
+            "SELECT id FROM purge_runs WHERE remnants_pending = 1 ORDER BY id"))
+
+    async def _record_scrub(self, actor: Actor, runs: tuple[int, ...], cleared: bool, *, retry: bool) -> None:
+        """Mark the runs' remnants pending or cleared, with a `retention.purge_scrub` audit entry (ok/failed)."""
+        marks = ",".join("?" * len(runs))
+        async with self.db.write() as tx:
+            await tx.execute(f"UPDATE purge_runs SET remnants_pending = ? WHERE id IN ({marks})",
+                             (0 if cleared else 1, *runs))
+            await self.audit.append(
+                tx, actor, "retention.purge_scrub", outcome="ok" if cleared else "failed", target_kind="purge_run",
+                target_id=runs[-1], details={"runs": list(runs), "retry": retry, "remnants_cleared": cleared,
+                                             "waited_s": self.settings.purge_scrub_wait_seconds})
 
     async def runs(self, actor: Actor, *, limit: int = 50) -> list[PurgeRun]:
         """The latest purge runs (counts only)."""
@@ -658,6 +717,9 @@ class Retention:
             raise InvalidInput(f"a backup cannot go inside the data directory {data_dir}")
         if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
             raise InvalidInput(f"{destination} already exists and is not an empty directory")
+        if not destination.parent.is_dir():  # a missing volume must not send personal data to the root disk
+            raise InvalidInput(f"the folder {destination.parent} does not exist (is the backup volume mounted?); "
+                               "nothing was written")
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
         result = await asyncio.to_thread(_copy_backup, self.db.path, self.settings.recordings_dir, destination,
@@ -699,7 +761,11 @@ async def daily_purge_loop(store: Any, settings: Settings) -> None:
         await asyncio.sleep(max(0.0, (due - store.clock()).total_seconds()))
         try:
             result = await store.retention.purge(actor)
-            log.info("daily purge: %s", json.dumps(result.as_json()))
+            if result.remnants_cleared:
+                log.info("daily purge: %s", json.dumps(result.as_json()))
+            else:  # audited as retention.purge_scrub failed; the next run retries the scrub first
+                log.warning("daily purge incomplete, purged text remains in the database files: %s",
+                            json.dumps(result.as_json()))
         except Conflict as exc:
             log.warning("daily purge skipped: %s", exc.message)
         except CimError as exc:
@@ -930,7 +996,7 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
                  destroy_by: datetime) -> BackupResult:
     old_umask = os.umask(0o077)
     try:
-        destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+        destination.mkdir(mode=0o700, exist_ok=True)  # only the last level: backup() checked the parent
         target_db = destination / db_path.name
         source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         target = sqlite3.connect(target_db)
@@ -951,6 +1017,7 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
                 continue
             dst.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+            os.chmod(dst, 0o600)  # copy2 copies the source's mode, which an older version may have left looser
             files += 1
             size += dst.stat().st_size
         (destination / "recordings").mkdir(mode=0o700, exist_ok=True)
@@ -1010,4 +1077,5 @@ def _run(r: Any) -> PurgeRun:
         finished_at=from_iso(r["finished_at"]) if r["finished_at"] else None, cutoff=from_iso(r["cutoff"]),
         dry_run=bool(r["dry_run"]), started_by=r["started_by"], calls=r["calls"], chats=r["chats"],
         files=r["files"], bytes=r["bytes"], held=r["held"], status=r["status"],
+        remnants_pending=bool(r["remnants_pending"]),
     )

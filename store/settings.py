@@ -72,6 +72,9 @@ class Settings:
     #: Purge: the write-lock time (ms) one batch aims at; the batch size adapts (1 … purge_batch_size)
     #: so that live chat commits queued behind a batch wait about this long at most.
     purge_batch_ms: int = 3
+    #: Purge: seconds the final scrub (WAL checkpoint TRUNCATE) waits for other connections' read
+    #: transactions (a long report, a backup, a sqlite3 shell) to end before it reports remnants.
+    purge_scrub_wait_seconds: int = 30
     #: How long a `cim backup` may be kept (ISO 8601), written into its backup.json as destroy_by (§6).
     backup_keep: str = "P30D"
     #: Chat: minutes after a chat ended during which its resume token still shows the transcript.

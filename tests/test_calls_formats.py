@@ -87,11 +87,14 @@ def test_empty_44_byte_wav_is_flagged(tmp_path: Path) -> None:
     assert info.is_empty and info.duration_s == 0
 
 
-def test_mp3_is_accepted_by_extension_but_not_when_empty(tmp_path: Path) -> None:
+def test_mp3_is_checked_by_content_not_by_extension(tmp_path: Path) -> None:
+    # an ID3 tag with nothing after it used to pass by its name; the content check refuses it
+    # (real MP3s from lame: tests/test_hardening_files.py)
     (tmp_path / "a.mp3").write_bytes(b"ID3\x03\x00" + b"\0" * 100)
-    assert probe_file(tmp_path / "a.mp3").format == "mp3"
+    with pytest.raises(AudioError, match="not an MP3 recording"):
+        probe_file(tmp_path / "a.mp3")
     (tmp_path / "b.mp3").write_bytes(b"")
-    with pytest.raises(AudioError):
+    with pytest.raises(AudioError, match="empty"):
         probe_file(tmp_path / "b.mp3")
 
 

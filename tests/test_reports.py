@@ -138,5 +138,4 @@ def test_cli_report_writes_csv_and_pdf_and_refuses_bad_dates(tmp_path):
     assert (tmp_path / "r.csv").stat().st_size > 0
     bad = subprocess.run([sys.executable, "-m", "cim", "report", "--from", "jutro", "--to", "2026-12-31"],
                          env=env, capture_output=True, text=True)
-    assert bad.returncode == 1 and bad.stderr.strip() == \
-        "cim: dates must be YYYY-MM-DD, not 'jutro' and '2026-12-31'"
+    assert bad.returncode == 1 and bad.stderr.strip() == "cim: --from must be a date YYYY-MM-DD, not 'jutro'"

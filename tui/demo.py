@@ -23,6 +23,7 @@ DEMO_STAFF: tuple[tuple[str, str, tuple[str, ...], str | None, str], ...] = (
     ("kierownik", "demo-kierownik-1", ("cim_manager", "consultant"), None, "Kierownik CIM"),
     ("dyrektor", "demo-dyrektor-1", ("boi_director",), None, "Dyrektor BOI"),
     ("iod", "demo-iod-1", ("dpo",), None, "Inspektor Ochrony Danych"),
+    ("pracownik", "demo-pracownik-1", ("designated",), None, "Pracownik BOI"),
     ("naczelnik", "demo-naczelnik-1", ("department_head",), "WGK", "Naczelnik WGK"),
     ("admin", "demo-admin-1", ("it_admin",), None, "Administrator IT"),
 )

@@ -129,18 +129,29 @@ async def audit_anchor(store, as_json: bool) -> None:
 async def audit_list(store, person: str | None, action: str | None, start: str | None, end: str | None,
                      conversation: int | None, request_id: int | None, limit: int, as_json: bool) -> None:
     """Show audit entries, newest first (the read itself is audited)."""
-    from datetime import datetime, time, timedelta
+    from datetime import date, datetime, time, timedelta
     from zoneinfo import ZoneInfo
 
     from store.clock import to_iso
-    from store.reports import parse_period
+    from store.errors import InvalidInput
+    from store.reports import parse_day
 
     zone = ZoneInfo(store.settings.timezone)
-    since = until = None
-    if start or end:
-        first, last = parse_period(start or "0001-01-01", end or "9998-12-30")
-        since = to_iso(datetime.combine(first, time(0), zone)) if start else None
-        until = to_iso(datetime.combine(last + timedelta(days=1), time(0), zone)) if end else None
+    # each day is checked on its own, so an error names the option typed wrong and only what was typed
+    first = parse_day(start, "--from") if start is not None else None
+    last = parse_day(end, "--to") if end is not None else None
+    if first and last and last < first:
+        raise InvalidInput(f"--to {last} is before --from {first}")
+
+    def midnight(day):
+        """The day's start in office time as stored; None at the calendar's ends (no bound there)."""
+        try:
+            return to_iso(datetime.combine(day, time(0), zone))
+        except OverflowError:
+            return None
+
+    since = midnight(first) if first else None
+    until = midnight(last + timedelta(days=1)) if last and last < date.max else None
     staff_id = (await store.accounts.get(person)).id if person else None
     entries = await store.audit.entries(
         cli_actor("audit"), staff_id=staff_id, action=action, since=since, until=until,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 from pathlib import Path
 
 import click
 
 from cim.common import cli_actor, data_dir_option, fail, json_option, print_json, with_store
+from store.files import write_private
 from store.requests import CHANNELS, KINDS, STATE_LABELS, AccessRequest
 
 STATE_CHOICES = ["open", *STATE_LABELS]
@@ -90,23 +90,15 @@ async def requests_show(store, number, as_json):
 @requests.command("export-csv")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_filters
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @data_dir_option
 @with_store
-async def requests_export_csv(store, file, state, kind, channel, flagged):
-    """Write the request register as CSV to FILE (for the director); the export is audited."""
-    if file.exists():
-        fail(f"{file} already exists; choose a new file name")
+async def requests_export_csv(store, file, state, kind, channel, flagged, force):
+    """Write the request register as CSV to FILE (for the director), mode 0600; the export is audited."""
+    if (file.exists() or file.is_symlink()) and not force:
+        fail(f"{file} already exists; choose a new file name or use --force to replace it")
     text = await store.requests.register_csv(cli_actor("requests"), state=state, kind=kind, channel=channel,
                                              flagged_only=flagged)
-
-    def write() -> None:
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-
-    try:
-        await asyncio.to_thread(write)
-    except OSError as exc:
-        fail(f"cannot write {file}: {exc.strerror}")
+    await asyncio.to_thread(write_private, file, text.encode("utf-8"), replace=force)
     rows = len(list(csv.reader(io.StringIO(text)))) - 1
     click.echo(f"wrote {rows} requests to {file}")

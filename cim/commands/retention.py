@@ -14,6 +14,10 @@ from store.errors import InvalidInput
 from store.reports import parse_period, report_json, write_csv, write_pdf
 
 
+#: `cim purge` exit status when the rows are gone but purged text remains in the database files.
+EXIT_INCOMPLETE = 3
+
+
 def register(cli: click.Group) -> None:
     for command in (purge, fsck, backup, holds, report):
         cli.add_command(command)
@@ -37,16 +41,26 @@ async def purge(store, dry_run: bool, as_json: bool) -> None:
 
     Rows and recording files go for good; the database's freed pages are zeroed and the WAL is
     truncated. An interrupted earlier purge is finished first. Refused while another purge runs.
+    Exit 3 when purged text remains in the database files because another connection held a read
+    transaction longer than CIM_PURGE_SCRUB_WAIT_SECONDS ("remnants_cleared": false); the next
+    purge retries that first.
     """
     result = await store.retention.purge(cli_actor("purge"), dry_run=dry_run)
     if as_json:
         print_json(result.as_json())
-        return
-    verb = "would purge" if dry_run else "purged"
-    click.echo(f"{verb} {result.calls} calls, {result.chats} chats, {result.files} files ({_size(result.bytes)}); "
-               f"{result.held} held back; cutoff {to_iso(result.cutoff)[:19]}Z")
-    if result.resumed_files:
-        click.echo(f"finished {result.resumed_files} file deletions left by an interrupted purge")
+    else:
+        verb = "would purge" if dry_run else "purged"
+        click.echo(f"{verb} {result.calls} calls, {result.chats} chats, {result.files} files "
+                   f"({_size(result.bytes)}); {result.held} held back; cutoff {to_iso(result.cutoff)[:19]}Z")
+        if result.resumed_files:
+            click.echo(f"finished {result.resumed_files} file deletions left by an interrupted purge")
+    if not result.remnants_cleared:
+        what = "an earlier purge left" if dry_run else "the purge is incomplete:"
+        click.echo(f"cim: {what} purged text in {store.settings.db_path.name} and its -wal because another "
+                   "connection (a report, a backup, a sqlite3 shell) held a read transaction; close it and run "
+                   "`cim purge` again (the next purge retries this first)", err=True)
+        if not dry_run:
+            sys.exit(EXIT_INCOMPLETE)
 
 
 @click.command()
@@ -161,21 +175,30 @@ async def holds_release(store, hold_id: int) -> None:
 @click.option("--to", "end", required=True, help="Last day (inclusive), YYYY-MM-DD.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write PDF here.")
+@click.option("--force", is_flag=True, help="Replace an existing --csv/--pdf file.")
 @data_dir_option
 @json_option
 @with_store
-async def report(store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, as_json: bool) -> None:
+async def report(store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, force: bool,
+                 as_json: bool) -> None:
     """Supervision report (§3, §7): accesses per person and purpose, requests by outcome and days to
-    answer, purges, for the days FROM..TO."""
-    first, last = parse_period(start, end)
-    result = await store.reports.supervision(cli_actor("report"), first, last)
+    answer, purges, for the days FROM..TO. The files are written 0600 (they name staff); an existing
+    file is replaced only with --force."""
+    first, last = parse_period(start, end, names=("--from", "--to"))
     for path in (csv_path, pdf_path):
-        if path is not None and not path.parent.is_dir():
+        if path is None:
+            continue
+        if not path.parent.is_dir():
             raise InvalidInput(f"folder {path.parent} does not exist")
+        if (path.exists() or path.is_symlink()) and not force:
+            raise InvalidInput(f"{path} already exists; use --force to replace it")
+    if csv_path is not None and csv_path == pdf_path:
+        raise InvalidInput("--csv and --pdf name the same file")
+    result = await store.reports.supervision(cli_actor("report"), first, last)
     if csv_path:
-        await write_csv(result, csv_path)
+        await write_csv(result, csv_path, replace=force)
     if pdf_path:
-        await write_pdf(result, pdf_path, store.settings.office_name)
+        await write_pdf(result, pdf_path, store.settings.office_name, replace=force)
     if as_json:
         print_json(report_json(result))
         return

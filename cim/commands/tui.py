@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import tempfile
 from pathlib import Path
 
 import click
 
-from cim.common import data_dir_option, fail, load_settings, open_store, run
+from cim.common import data_dir_option, fail, load_settings, non_empty_path, open_store, run
 from store.settings import Settings
 
 
@@ -26,6 +28,7 @@ def _log_to_file(settings: Settings) -> None:
         handler = logging.FileHandler(path, encoding="utf-8")
     finally:
         os.umask(old_umask)
+    os.chmod(path, 0o600)  # a log an older version created under a looser umask names staff too
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
 
@@ -54,20 +57,43 @@ def default_demo_dir() -> Path:
     return Path(tempfile.gettempdir()) / "cim-demo"
 
 
+#: The demo's chat server port when it is free (the same as `cim serve`'s), so the README's URL works.
+DEMO_PORT = 8080
+
+
+def demo_socket(host: str, port: int | None, preferred: int = DEMO_PORT) -> tuple[socket.socket, str | None]:
+    """The demo server's listening socket: `port` if given (0: any free one), else `preferred` unless taken.
+
+    Returns the socket and, when the preferred port was taken, a line saying which port is used instead.
+    """
+    from tui.demo import reserve_port
+
+    if port is not None:
+        return reserve_port(host, port), None
+    try:
+        return reserve_port(host, preferred), None
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+    sock = reserve_port(host, 0)
+    return sock, f"port {preferred} is taken; the demo listens on {sock.getsockname()[1]} instead"
+
+
 @click.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str),
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), callback=non_empty_path,
               help="Demo data directory (default: cim-demo in the system temp folder, e.g. /tmp/cim-demo).")
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="Port of the embedded chat server (0: any free port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help=f"Port of the embedded chat server (default {DEMO_PORT}, or a free one when it is taken; "
+                   "0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the chat server listens on.")
-def demo(data_dir: str | None, port: int, host: str) -> None:
+def demo(data_dir: str | None, port: int | None, host: str) -> None:
     """Everything in one process: demo accounts and data, the chat server (always open) and the staff UI.
 
     Prints the demo sign-ins and the resident widget's URL; open the URL in a browser, chat with
     yourself, and answer as `anna` in the UI.
     """
     from tui.app import make_app
-    from tui.demo import DEMO_STAFF, embedded_chat_server, reserve_port, seed_demo
+    from tui.demo import DEMO_STAFF, embedded_chat_server, seed_demo
 
     directory = Path(data_dir) if data_dir else default_demo_dir()
     settings = load_settings(str(directory), opening_hours="always")
@@ -81,13 +107,15 @@ def demo(data_dir: str | None, port: int, host: str) -> None:
 
     info = run(prepare())
     try:
-        sock = reserve_port(host, port)
+        sock, moved = demo_socket(host, port)
     except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+        fail(f"cannot listen on {host}:{DEMO_PORT if port is None else port}: {exc.strerror}")
     bound_port = sock.getsockname()[1]
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}"
     click.echo(f"CIM demo — data directory: {settings.data_dir}"
                f" ({'new' if info.created_staff else 'existing'})")
+    if moved:
+        click.echo(moved)
     click.echo(f"Resident chat widget: {url}/")
     click.echo("Demo sign-ins (user / password / roles):")
     for name, password, roles, _department, _full in DEMO_STAFF:

@@ -19,6 +19,7 @@ from store.errors import CimError
 from store.reports import SupervisionReport, parse_period, write_csv, write_pdf
 from tui.context import TuiContext
 from tui.widgets.literal import literal
+from tui.widgets.modals import ConfirmModal
 
 
 class ReportsScreen(Screen[None]):
@@ -99,12 +100,17 @@ class ReportsScreen(Screen[None]):
             return
         folder = self.ctx.settings.data_dir / "reports"
         path = folder / f"supervision-{self.report.start}-{self.report.end}.{kind}"
+        replace = False
+        if await asyncio.to_thread(path.exists):  # written 0600, and never over a file without asking
+            if not await self.app.push_screen_wait(ConfirmModal(f"{path.name} already exists. Replace it?")):
+                return
+            replace = True
         try:
             await _mkdir(folder)
             if kind == "csv":
-                await write_csv(self.report, path)
+                await write_csv(self.report, path, replace=replace)
             else:
-                await write_pdf(self.report, path, self.ctx.settings.office_name)
+                await write_pdf(self.report, path, self.ctx.settings.office_name, replace=replace)
         except OSError as exc:
             self.notify(f"Cannot write {path}: {exc.strerror}", title="Report", severity="error")
             return

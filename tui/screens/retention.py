@@ -159,6 +159,11 @@ class RetentionScreen(Screen[None]):
                      f"{p.files} recording files ({_size(p.bytes)}). Held back: {p.held}."]
             if p.pending_files:
                 lines.append(f"{p.pending_files} files of an interrupted purge will be deleted first.")
+            if p.remnant_runs:
+                runs = ", ".join(map(str, p.remnant_runs))
+                lines.append(f"[b red]INCOMPLETE:[/] purged text of run {runs} remains in the database files "
+                             "(another program held the database open: a report, a backup, a sqlite3 shell). "
+                             "Close it and purge again; the next purge retries this first.")
             if self.last_result is not None:
                 r = self.last_result
                 lines.append(f"Last purge (run {r.run_id}): {r.calls} calls, {r.chats} chats, {r.files} files "
@@ -216,8 +221,13 @@ class RetentionScreen(Screen[None]):
             self.notify(exc.message, title="Purge not done", severity="error")
         else:
             r = self.last_result
-            self.notify(f"Purged {r.calls} calls, {r.chats} chats, {r.files} files; {r.held} held back.",
-                        title="Purge finished")
+            if r.remnants_cleared:
+                self.notify(f"Purged {r.calls} calls, {r.chats} chats, {r.files} files; {r.held} held back.",
+                            title="Purge finished")
+            else:
+                self.notify(f"Purged {r.calls} calls, {r.chats} chats, {r.files} files, but purged text remains in "
+                            "the database files: another program held the database open.",
+                            title="Purge incomplete", severity="error")
         finally:
             self.purging = False
             bar.add_class("idle")
