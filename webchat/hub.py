@@ -124,6 +124,8 @@ class StaffConn:
     checked_at: float
     #: Why the session ended (store.session_watch reasons), once it has: every later event is refused.
     ended: str | None = None
+    #: When (store clock) the session's idle timer was last refreshed through this socket.
+    touched_at: Any = None
 
 
 @dataclass

@@ -174,7 +174,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             hub.connections.release(address)
             log.exception("staff.connect_failed")
             raise refuse({"code": "server_error", "message": "the server could not check the sign-in"})
-        hub.staff[sid] = StaffConn(address, actor, token, time.monotonic())  # type: ignore[arg-type]
+        hub.staff[sid] = StaffConn(address, actor, token, time.monotonic(), touched_at=hub.store.clock())
         newly_online = actor.staff_id not in hub.online
         hub.online.setdefault(actor.staff_id, OnlineConsultant(actor)).sids.add(sid)  # type: ignore[arg-type]
         hub.online[actor.staff_id].actor = actor  # type: ignore[index]
@@ -237,7 +237,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             except SessionExpired:
                 hub.spawn(sessions.check([sid]))  # ends it with the store's reason
                 raise
-            conn.actor, conn.checked_at = actor, time.monotonic()
+            conn.actor, conn.checked_at, conn.touched_at = actor, time.monotonic(), hub.store.clock()
         return conn.actor
 
     @acked(STAFF)
@@ -284,7 +284,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     async def on_activity(sid: str, data: dict) -> dict:
         """The TUI reports that the consultant is working: the session's idle timer starts again."""
         conn = hub.staff.get(sid)
-        fresh = conn is not None and time.monotonic() - conn.checked_at >= ACTIVITY_SECONDS
+        fresh = conn is not None and (hub.store.clock() - conn.touched_at).total_seconds() >= ACTIVITY_SECONDS
         await actor_of(sid, fresh=fresh)
         return ok()
 
