@@ -384,7 +384,7 @@ class Chats:
 
     async def resume(self, token: Any) -> Chat:
         """The chat behind a resume token: open, or closed less than chat_resume_minutes ago."""
-        if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():  # URL-safe text
             raise ResumeInvalid("the resume token is not valid")
         row = await self.db.fetchone(
             "SELECT * FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'", (_token_hash(token),))

@@ -56,10 +56,13 @@ class CimSocketServer(socketio.AsyncServer):
             log.warning("socket.refused reason=too_many_sessions")
             return False  # Engine.IO answers 401 and forgets the session
         await super()._handle_eio_connect(eio_sid, environ)
+        self._pend(eio_sid, address)
+        return None
+
+    def _pend(self, eio_sid: str, address: str) -> None:
         self._pending[eio_sid] = address
         self._pending_by_address[address] += 1
         self._timers[eio_sid] = asyncio.get_running_loop().call_later(self.join_grace, self._grace_over, eio_sid)
-        return None
 
     def _joined(self, eio_sid: str) -> None:
         address = self._pending.pop(eio_sid, None)
@@ -78,19 +81,40 @@ class CimSocketServer(socketio.AsyncServer):
             self._close_session(eio_sid)
 
     def _close_session(self, eio_sid: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.eio.disconnect(eio_sid))
+        task = asyncio.get_running_loop().create_task(self._close(eio_sid))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    async def _close(self, eio_sid: str) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        await self.eio.disconnect(eio_sid)
+        if socket is not None:
+            # Engine.IO's WebSocket writer sends the close packet and then waits for the client to hang
+            # up (up to ping interval + timeout, 45 s): a client that never does would keep it; this
+            # wakes the writer, which closes the WebSocket itself
+            await socket.queue.put(None)
+
+    def _in_a_namespace(self, eio_sid: str) -> bool:
+        return any(self.manager.sid_from_eio_sid(eio_sid, ns) is not None for ns in self.namespaces)
+
     async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> Any:
         result = await super()._handle_connect(eio_sid, namespace, data)
-        if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
+        if self._in_a_namespace(eio_sid):
             self._joined(eio_sid)  # it is in a namespace now: the namespace's own limits count it
         return result
 
+    async def _handle_disconnect(self, eio_sid: str, namespace: str, reason: Any = None) -> None:
+        await super()._handle_disconnect(eio_sid, namespace, reason)
+        socket = self.eio.sockets.get(eio_sid)
+        if (socket is not None and not socket.closing and not socket.closed and eio_sid not in self._pending
+                and eio_sid in self.environ and not self._in_a_namespace(eio_sid)):
+            # it left every namespace but kept the session: pending again, with a new grace period
+            request = self.environ[eio_sid].get("aiohttp.request")
+            self._pend(eio_sid, self.address.of(request) if request is not None else "unknown")
+
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
-        self._joined(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
+        self._joined(eio_sid)  # after: leaving the namespaces above must not count it as pending again
 
     # -- frames ----------------------------------------------------------------------------------------
 
