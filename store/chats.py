@@ -545,6 +545,12 @@ class Chats:
             await self.refuse_unassigned(actor, "chat.close", chat_id)
         return await self.get(chat_id), message
 
+    async def consultants_holding_chats(self) -> set[int]:
+        """Staff ids with at least one active chat (the chat server checks that someone can still answer)."""
+        rows = await self.db.fetchall("SELECT DISTINCT consultant_id FROM conversations "
+                                      "WHERE channel = 'chat' AND status = 'active' AND consultant_id IS NOT NULL")
+        return {r["consultant_id"] for r in rows}
+
     async def return_to_queue(self, staff_id: int, reason: str) -> list[tuple[Chat, ChatMessage]]:
         """A consultant's session ended (disabled, signed out, expired, role removed): each active chat of
         theirs goes back to the queue, where it keeps its place, with a system line for the resident."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from .clock import from_iso
+from .clock import from_iso, to_iso
 from .models import Role
 
 if TYPE_CHECKING:
@@ -104,3 +104,21 @@ async def session_verdicts(accounts: "Accounts", tokens: Iterable[str], *,
         else:
             verdicts[token] = None
     return verdicts
+
+
+async def staff_with_live_sessions(accounts: "Accounts", staff_ids: Iterable[int], *,
+                                   required_role: Role | None = None) -> set[int]:
+    """Which of these staff members hold at least one session that may go on (read-only)."""
+    ids = sorted(set(staff_ids))
+    if not ids:
+        return set()
+    now = accounts.clock()
+    idle_since = now - timedelta(minutes=accounts.settings.session_idle_minutes)
+    rows = await accounts.db.fetchall(
+        "SELECT DISTINCT s.staff_id FROM sessions s JOIN staff st ON st.id = s.staff_id "
+        f"WHERE s.staff_id IN ({','.join('?' * len(ids))}) AND s.revoked_at IS NULL AND st.disabled = 0 "
+        "AND s.expires_at > ? AND s.last_seen_at > ? "
+        "AND (? = '' OR EXISTS (SELECT 1 FROM staff_roles r WHERE r.staff_id = st.id AND r.role = ?))",
+        (*ids, to_iso(now), to_iso(idle_since), required_role.value if required_role else "",
+         required_role.value if required_role else ""))
+    return {r["staff_id"] for r in rows}

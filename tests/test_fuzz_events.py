@@ -28,7 +28,8 @@ STAFF_CODES = {"unauthorised", "not_permitted", "already_taken", "not_online", "
 CONNECT_CODES = {"resume_invalid", "too_many_connections", "unauthorised"}
 
 RESIDENT_EVENTS = ["accept_notice", "decline_notice", "send", "typing", "end"]
-STAFF_EVENTS = ["accept", "send", "typing", "transfer", "close", "my_chats", "canned", "close_categories"]
+STAFF_EVENTS = ["accept", "send", "typing", "transfer", "close", "my_chats", "canned", "close_categories",
+                "activity", "history"]
 KEYS = ["text", "client_msg_id", "notice_id", "active", "chat_id", "category", "to_staff_id", "lang", "resume",
         "token"]
 

@@ -145,6 +145,24 @@ async def test_an_idle_session_ends_and_a_working_one_does_not(chat_server, cons
     assert bob.client.connected and not bob.of("session_ended")
 
 
+async def test_chats_of_a_consultant_who_left_and_whose_session_ended_return_to_the_queue(
+        chat_server, consultant_client, resident, clock):
+    """A TUI that crashed: the socket dropped while the session was alive, so the chat stayed assigned."""
+    from webchat.app import HUB
+
+    chat_server.app[HUB].staff_sessions.orphan_sweep_every = 1  # every sweep (30 by default)
+    anna, bob, person = await anna_with_a_chat(consultant_client, resident)
+    await anna.disconnect()
+    await bob.wait_for("presence", lambda p: [c["name"] for c in p["consultants"]] == ["bob"])
+    assert (await chat_server.store.chats.get(person.chat_id)).status == "active"  # a blip keeps the chat
+    for _ in range(3):
+        clock.advance(minutes=chat_server.settings.session_idle_minutes // 2)
+        assert (await bob.call("activity", {}))["ok"]
+    await person.wait_for("message", lambda m: m["from"] == "system" and "wraca do kolejki" in m["text"])
+    await person.wait_for("state", lambda s: s.get("status") == "queued")
+    assert (await bob.call("accept", {"chat_id": person.chat_id}))["ok"]
+
+
 # ---------------------------------------------------------------- refusals are audited
 
 

@@ -131,9 +131,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     log.info("server.started opening_hours=%r rate_limit=%r max_connections_per_address=%r",
              hub.hours.spec, hub.store.settings.resident_rate_limit, hub.store.settings.max_connections_per_address)
     sweep = staff.start_session_sweep(hub)  # ends /staff sockets whose session ended (README: sessions)
-    yield
-    sweep.cancel()
-    await asyncio.gather(sweep, return_exceptions=True)
+    try:
+        yield
+    finally:
+        hub.staff_sessions.unsubscribe()  # the store may outlive this app (tests, cim demo)
+        sweep.cancel()
+        await asyncio.gather(sweep, return_exceptions=True)
     await hub.drain()
     await app[SIO].shutdown()
     log.info("server.stopped")

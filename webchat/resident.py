@@ -13,6 +13,8 @@ from store.errors import ResumeInvalid
 from .hub import RESIDENT, STAFF, Hub, ResidentConn, acked, chat_room, consultant_room, error, ok, refuse
 
 log = logging.getLogger("cim.webchat")
+#: Addresses remembered with the chats they opened before the memory is pruned against the queue.
+OPENED_BY_PRUNE_AT = 10_000
 
 
 def register(sio: socketio.AsyncServer, hub: Hub) -> None:
@@ -134,6 +136,9 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         limits = hub.limits
         if limits.max_queued_per_address is not None and conn.address in hub.opened_by:
             waiting = {q.chat_id for q in await hub.chats.queue()}
+            if len(hub.opened_by) > OPENED_BY_PRUNE_AT:  # addresses that never came back: forget their chats
+                hub.opened_by = {a: ids & waiting for a, ids in hub.opened_by.items() if ids & waiting}
+                hub.opened_by.setdefault(conn.address, set())
             mine = hub.opened_by[conn.address] & waiting
             if mine:
                 hub.opened_by[conn.address] = mine

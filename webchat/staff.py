@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import socketio
 
@@ -13,7 +13,7 @@ from store.chats import is_id
 from store.errors import CimError, SessionExpired
 from store.models import Actor, Role
 from store.session_watch import (DISABLED, ENDED_REASONS, EXPIRED, IDLE, PASSWORD_CHANGED, ROLE_REMOVED, SIGNED_OUT,
-                                 AccountChange, session_verdicts, token_hash)
+                                 AccountChange, session_verdicts, staff_with_live_sessions, token_hash)
 
 from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
                   error, message_payload, ok, refuse)
@@ -27,6 +27,9 @@ RECHECK_SECONDS = 60.0
 #: How often every open /staff session is checked against the store (lifetime, idle timeout, and
 #: changes made by other processes); changes made in this process are pushed at once.
 SWEEP_SECONDS = 1.0
+#: Every this many sweeps, chats held by consultants who are offline and have no live session left
+#: (a TUI that crashed, then the session expired) go back to the queue.
+ORPHAN_SWEEP_EVERY = 30
 #: `activity` refreshes the session's idle timer at most this often per socket (seconds).
 ACTIVITY_SECONDS = 10.0
 #: Refused /staff connections audited per address: at most this many per this many seconds (the rest logged).
@@ -55,8 +58,11 @@ def _chat_id(data: dict) -> int | None:
 
 
 def start_session_sweep(hub: Hub) -> asyncio.Task:
-    """The task that checks every open /staff session about once a second (cancel it at shutdown)."""
-    return asyncio.get_running_loop().create_task(hub.staff_sessions.sweep_forever(), name="staff-session-sweep")
+    """Listen to the store's account changes and start the task that checks every open /staff session
+    about once a second; at shutdown cancel the task and call `hub.staff_sessions.unsubscribe()`."""
+    sessions = hub.staff_sessions
+    sessions.unsubscribe = hub.store.accounts.changes.subscribe(sessions.changed)
+    return asyncio.get_running_loop().create_task(sessions.sweep_forever(), name="staff-session-sweep")
 
 
 class StaffSessions:
@@ -65,7 +71,8 @@ class StaffSessions:
     def __init__(self, sio: socketio.AsyncServer, hub: Hub) -> None:
         self.sio = sio
         self.hub = hub
-        self.unsubscribe = hub.store.accounts.changes.subscribe(self.changed)
+        self.unsubscribe: Callable[[], None] = lambda: None  # set by start_session_sweep
+        self.orphan_sweep_every = ORPHAN_SWEEP_EVERY
 
     def changed(self, change: AccountChange) -> None:
         """A committed account change (called by the store, in this process): end the sockets it concerns."""
@@ -105,16 +112,29 @@ class StaffSessions:
 
     async def sweep_forever(self) -> None:
         failing = False
+        sweeps = 0
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
+            sweeps += 1
             try:
                 if self.hub.staff:
                     await self.check(list(self.hub.staff))
+                if sweeps % self.orphan_sweep_every == 1 % self.orphan_sweep_every:
+                    await self.return_orphaned_chats()
                 failing = False
             except Exception:
                 if not failing:  # one traceback per outage, not one a second
                     log.exception("staff.sweep_failed")
                 failing = True
+
+    async def return_orphaned_chats(self) -> None:
+        """Chats of consultants not connected here whose every session has ended: back to the queue."""
+        holders = await self.hub.chats.consultants_holding_chats() - set(self.hub.online)
+        if not holders:
+            return
+        alive = await staff_with_live_sessions(self.hub.store.accounts, holders, required_role=Role.CONSULTANT)
+        for staff_id in holders - alive:
+            await self.return_chats(staff_id, EXPIRED)
 
     async def return_chats(self, staff_id: int, reason: str) -> None:
         """The consultant's session ended and they are offline: their active chats go back to the queue."""
