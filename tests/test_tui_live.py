@@ -78,6 +78,27 @@ async def test_a_disabled_consultant_is_shown_why_the_session_ended(tui_app, mak
         await pilot.pause(0.1)
 
 
+@pytest.mark.ordinance("§5")
+async def test_a_working_consultant_stays_signed_in_and_an_unattended_tui_is_signed_out(
+        tui_app, make_staff, chat_server, store, clock) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        idle = chat_server.settings.session_idle_minutes
+        for _ in range(4):  # two idle timeouts' worth of time, with work in between
+            clock.advance(minutes=idle // 2)
+            await pilot.press("x")
+            assert await app.check_session()  # the periodic check: refreshes the session, reports activity
+        assert app.live is not None and app.live.ended is None and app.desk.state == ConnectionState.ONLINE
+        clock.advance(minutes=idle + 1)  # nobody at the keyboard
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="the login screen")
+        shown = str(app.screen.query_one("#login-message").render())
+        assert shown.startswith("Twoja sesja została zakończona: zbyt długi brak aktywności."), shown
+        await pilot.pause(0.1)
+
+
 async def test_consultant_day_queue_accept_exchange_and_close(tui_app, make_staff, chat_server, resident, store) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)

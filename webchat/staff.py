@@ -27,6 +27,8 @@ RECHECK_SECONDS = 60.0
 #: How often every open /staff session is checked against the store (lifetime, idle timeout, and
 #: changes made by other processes); changes made in this process are pushed at once.
 SWEEP_SECONDS = 1.0
+#: How long the server waits for the client to acknowledge `session_ended` before it disconnects (seconds).
+ENDED_ACK_SECONDS = 0.5
 #: Every this many sweeps, chats held by consultants who are offline and have no live session left
 #: (a TUI that crashed, then the session expired) go back to the queue.
 ORPHAN_SWEEP_EVERY = 30
@@ -93,8 +95,12 @@ class StaffSessions:
         polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
         log.info("staff.session_ended staff_id=%s reason=%s", conn.actor.staff_id, reason)
         try:
-            await self.sio.emit("session_ended", {"code": reason, "message": polish, "message_en": english},
-                                to=sid, namespace=STAFF)
+            # a call, not an emit: a client handles each event in a task of its own, so the disconnect
+            # could overtake the reason; it is sent once the client acknowledged (or after a short wait)
+            await self.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+                                to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
+        except Exception:  # no answer (a client that does not ack, or one already gone): end it regardless
+            pass
         finally:
             await self.sio.disconnect(sid, namespace=STAFF)
 
