@@ -113,7 +113,9 @@ async def test_a_change_made_by_another_process_is_found_by_the_sweep(chat_serve
         await other.accounts.set_disabled(SYSTEM, "anna", True)
     finally:
         await other.close()
+    started = time.perf_counter()
     await ended_and_gone(anna, "account_disabled")
+    print(f"\nsession_ended after {1000 * (time.perf_counter() - started):.0f} ms (swept)")
     await check_consequences(chat_server, anna, bob, person)
 
 
