@@ -20,6 +20,7 @@ from .errors import (
 )
 from .models import Actor, Department, Role, Session, Staff
 from .policy import Permission
+from .session_watch import DISABLED, PASSWORD_CHANGED, ROLE_REMOVED, SIGNED_OUT, AccountChange, AccountChanges
 from .settings import Settings
 
 MIN_PASSWORD = 8
@@ -80,6 +81,8 @@ class Accounts:
         # Verified against when the name is unknown, so both paths cost one argon2 verification.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
         self._name_key: bytes | None = None  # store_keys.login_name, read on the first sign-in
+        #: Told after the COMMIT of anything that ends sessions (the chat server ends live sockets on it).
+        self.changes = AccountChanges()
 
     # -- departments ---------------------------------------------------------------------------
 
@@ -212,6 +215,8 @@ class Accounts:
                 await tx.execute("UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL",
                                  (to_iso(self.clock()), staff.id))
             await self.audit.append(tx, actor, action, target_kind="staff", target_id=staff.id)
+        if disabled:
+            self.changes.notify(AccountChange(staff.id, DISABLED))
         return await self.get(name)
 
     async def set_password(self, actor: Actor, name: str, password: str) -> None:
@@ -226,6 +231,7 @@ class Accounts:
             await tx.execute("UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL",
                              (to_iso(self.clock()), staff.id))
             await self.audit.append(tx, actor, "staff.password", target_kind="staff", target_id=staff.id)
+        self.changes.notify(AccountChange(staff.id, PASSWORD_CHANGED))
 
     async def set_roles(self, actor: Actor, name: str, roles: Iterable[str | Role]) -> Staff:
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.roles")
@@ -239,6 +245,8 @@ class Accounts:
                                  [(staff.id, r.value) for r in role_set])
             await self.audit.append(tx, actor, "staff.roles", target_kind="staff", target_id=staff.id,
                                     details={"roles": sorted(r.value for r in role_set)})
+        if Role.CONSULTANT in staff.roles and Role.CONSULTANT not in role_set:
+            self.changes.notify(AccountChange(staff.id, ROLE_REMOVED))
         return await self.get(name)
 
     # -- login and sessions --------------------------------------------------------------------
@@ -335,3 +343,4 @@ class Accounts:
             await tx.execute("UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
                              (to_iso(self.clock()), _token_hash(token)))
             await self.audit.append(tx, staff.as_actor(), "logout", target_kind="staff", target_id=staff.id)
+        self.changes.notify(AccountChange(staff.id, SIGNED_OUT, _token_hash(token)))

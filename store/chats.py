@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import secrets
 import sqlite3
@@ -30,6 +31,8 @@ from .models import Actor
 from .policy import Permission, allowed
 from .settings import Settings
 
+log = logging.getLogger("cim.store")
+
 #: Categories a consultant closes a chat with (reports count them).
 CLOSE_CATEGORIES = (
     "information_given",  # the question was answered
@@ -42,6 +45,8 @@ CLOSE_CATEGORIES = (
 )
 LANGS = ("pl", "en")
 MAX_CLIENT_MSG_ID = 100
+#: Largest id SQLite can hold (INTEGER is a signed 64-bit number); a larger one is `invalid`, not a crash.
+MAX_ID = 2**63 - 1
 MAX_CANNED_TITLE = 200
 #: C0 and C1 control characters and DEL, except tab and newline (a resident's text is kept as text).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -56,7 +61,16 @@ def clean_text(text: Any, max_length: int) -> str:
         raise MessageEmpty("the message is empty")
     if len(text) > max_length:
         raise MessageTooLong(f"the message is longer than {max_length} characters")
+    _need_utf8(text, "the message")
     return text
+
+
+def _need_utf8(text: str, what: str) -> None:
+    """Refuse text that cannot be stored: a lone surrogate (JSON's "\\ud800") has no UTF-8 encoding."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid Unicode text (a lone surrogate)") from None
 
 
 def _token_hash(token: str) -> str:
@@ -205,14 +219,18 @@ class _GroupCommit:
                     for item in batch:
                         self.forget(item.chat_id)
                     results = await self._write(batch)
-            except BaseException as exc:  # the whole batch rolled back: every caller learns it
+            except Exception as exc:
+                # the batch rolled back: one bad item must not fail the others, so each is written
+                # alone and only the one(s) that still fail get the error
+                for item in batch:
+                    self.forget(item.chat_id)
+                results = await self._write_each(batch) if len(batch) > 1 else [exc]
+            except BaseException:  # cancelled (shutdown): every caller learns it
                 for item in batch:
                     self.forget(item.chat_id)
                     if not item.future.done():
-                        item.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
+                        item.future.set_exception(RuntimeError("cancelled"))
+                raise
             for item, result in zip(batch, results):
                 if item.future.done():
                     continue
@@ -220,6 +238,18 @@ class _GroupCommit:
                     item.future.set_exception(result)
                 else:
                     item.future.set_result(result)
+
+    async def _write_each(self, batch: list[_Pending]) -> list[Posted | Exception]:
+        """The items of a failed batch one transaction each (rare: only after a batch raised)."""
+        results: list[Posted | Exception] = []
+        for item in batch:
+            try:
+                results.extend(await self._write([item]))
+            except Exception as exc:
+                self.forget(item.chat_id)
+                log.error("chat.message_failed chat_id=%s error=%s", item.chat_id, type(exc).__name__)
+                results.append(exc)
+        return results
 
     async def _load(self, tx: Any, chat_ids: list[int]) -> None:
         marks = ",".join("?" * len(chat_ids))
@@ -254,6 +284,10 @@ class _GroupCommit:
                 if state is None:
                     results.append(ConversationNotFound(f"no chat {item.chat_id}"))
                     continue
+                # the permission first: a repeated client_msg_id never answers someone else's chat
+                if item.sender == "consultant" and state.consultant_id != item.staff_id:
+                    results.append(NotPermitted("this chat is not assigned to you"))
+                    continue
                 if item.client_msg_id is not None:
                     seq = state.client_ids.get(item.client_msg_id) or new_ids.get((item.chat_id, item.client_msg_id))
                     if seq is not None:
@@ -263,7 +297,7 @@ class _GroupCommit:
                 if state.status == "closed":
                     results.append(ChatClosed("the chat has ended"))
                     continue
-                if item.sender == "consultant" and (state.status != "active" or state.consultant_id != item.staff_id):
+                if item.sender == "consultant" and state.status != "active":
                     results.append(NotPermitted("this chat is not assigned to you"))
                     continue
                 seq = next_seq.get(item.chat_id, state.next_seq)
@@ -307,7 +341,7 @@ class Chats:
 
     async def open(self, notice_id: Any, lang: str = "pl") -> OpenedChat:
         """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line."""
-        if not isinstance(notice_id, int) or isinstance(notice_id, bool):
+        if not is_id(notice_id):
             raise InvalidInput("notice_id must be a number")
         lang = lang if lang in LANGS else "pl"
         notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
@@ -350,7 +384,7 @@ class Chats:
 
     async def resume(self, token: Any) -> Chat:
         """The chat behind a resume token: open, or closed less than chat_resume_minutes ago."""
-        if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():  # URL-safe text
             raise ResumeInvalid("the resume token is not valid")
         row = await self.db.fetchone(
             "SELECT * FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'", (_token_hash(token),))
@@ -407,9 +441,15 @@ class Chats:
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.read", target_kind="conversation",
                                target_id=chat_id)
         chat = await self.get(chat_id)
-        if chat.consultant_id != actor.staff_id:
-            raise NotPermitted("this chat is not assigned to you")
+        if chat.consultant_id != actor.staff_id or chat.status == "queued":
+            await self.refuse_unassigned(actor, "chat.read", chat_id)
         return await self.history(chat_id)
+
+    async def refuse_unassigned(self, actor: Actor, action: str, chat_id: int) -> None:
+        """Audit an attempt on a colleague's (or nobody's) chat like a refused permission, then raise NotPermitted."""
+        await self.audit.record(actor, action, outcome="refused", target_kind="conversation", target_id=chat_id,
+                                details={"reason": "not_assigned"})
+        raise NotPermitted("this chat is not assigned to you")
 
     # ------------------------------------------------------------------ consultant side
 
@@ -444,7 +484,12 @@ class Chats:
                                target_id=chat_id)
         _need_person(actor)
         text = clean_text(text, self.settings.max_message_length)
-        return await self._group.submit(chat_id, "consultant", actor.staff_id, text, _client_msg_id(client_msg_id))
+        try:
+            return await self._group.submit(chat_id, "consultant", actor.staff_id, text,
+                                            _client_msg_id(client_msg_id))
+        except NotPermitted:
+            await self.refuse_unassigned(actor, "chat.send", chat_id)
+            raise
 
     async def transfer(self, actor: Actor, chat_id: int, to: Actor) -> tuple[Chat, ChatMessage]:
         """Hand an active chat to another consultant (who must be entitled to handle chats)."""
@@ -455,17 +500,21 @@ class Chats:
             raise InvalidInput(f"{to.name} does not handle chats")
         now = self.clock()
         text = f"Konsultant {actor.name} przekazał rozmowę konsultantowi {to.name}."
-        async with self.db.write() as tx:
-            row = await self._assigned_row(tx, actor, chat_id)
-            if to.staff_id == actor.staff_id:
-                raise InvalidInput("the chat is already yours")
-            seq = row["next_seq"]
-            await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
-                             (to.staff_id, seq + 1, chat_id))
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
-                             "VALUES (?, ?, 'system', ?, ?, ?)", (chat_id, seq, actor.staff_id, text, to_iso(now)))
-            await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
-                                    details={"to_staff_id": to.staff_id})
+        try:
+            async with self.db.write() as tx:
+                row = await self._assigned_row(tx, actor, chat_id)
+                if to.staff_id == actor.staff_id:
+                    raise InvalidInput("the chat is already yours")
+                seq = row["next_seq"]
+                await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
+                                 (to.staff_id, seq + 1, chat_id))
+                await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
+                                 "VALUES (?, ?, 'system', ?, ?, ?)",
+                                 (chat_id, seq, actor.staff_id, text, to_iso(now)))
+                await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
+                                        details={"to_staff_id": to.staff_id})
+        except NotPermitted:  # rolled back; the refusal is audited in a transaction of its own
+            await self.refuse_unassigned(actor, "chat.transfer", chat_id)
         self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id)
 
@@ -478,7 +527,7 @@ class Chats:
             raise InvalidInput(f"the category must be one of: {', '.join(CLOSE_CATEGORIES)}")
         chat = await self.get(chat_id)
         if chat.consultant_id != actor.staff_id:
-            raise NotPermitted("this chat is not assigned to you")
+            await self.refuse_unassigned(actor, "chat.close", chat_id)
         if chat.status == "closed":
             if chat.close_category is not None:
                 raise ChatClosed("the chat is already closed")
@@ -490,8 +539,40 @@ class Chats:
                 await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
                                         details={"category": category, "after_resident_left": True})
             return await self.get(chat_id), None
-        message = await self._close(chat_id, category, f"Konsultant zakończył rozmowę ({category}).", actor=actor)
+        try:
+            message = await self._close(chat_id, category, f"Konsultant zakończył rozmowę ({category}).", actor=actor)
+        except NotPermitted:  # transferred away or returned to the queue a moment ago
+            await self.refuse_unassigned(actor, "chat.close", chat_id)
         return await self.get(chat_id), message
+
+    async def consultants_holding_chats(self) -> set[int]:
+        """Staff ids with at least one active chat (the chat server checks that someone can still answer)."""
+        rows = await self.db.fetchall("SELECT DISTINCT consultant_id FROM conversations "
+                                      "WHERE channel = 'chat' AND status = 'active' AND consultant_id IS NOT NULL")
+        return {r["consultant_id"] for r in rows}
+
+    async def return_to_queue(self, staff_id: int, reason: str) -> list[tuple[Chat, ChatMessage]]:
+        """A consultant's session ended (disabled, signed out, expired, role removed): each active chat of
+        theirs goes back to the queue, where it keeps its place, with a system line for the resident."""
+        now = self.clock()
+        returned: list[tuple[int, ChatMessage]] = []
+        async with self.db.write() as tx:
+            rows = await tx.execute_fetchall(
+                "SELECT c.id, c.next_seq, s.name FROM conversations c JOIN staff s ON s.id = c.consultant_id "
+                "WHERE c.channel = 'chat' AND c.status = 'active' AND c.consultant_id = ? ORDER BY c.id", (staff_id,))
+            for row in rows:
+                chat_id, seq = row["id"], row["next_seq"]
+                text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
+                await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ? "
+                                 "WHERE id = ?", (seq + 1, chat_id))
+                await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
+                                 "VALUES (?, ?, 'system', NULL, ?, ?)", (chat_id, seq, text, to_iso(now)))
+                await self.audit.append(tx, Actor.system("chat-server"), "chat.requeue", target_kind="conversation",
+                                        target_id=chat_id, details={"from_staff_id": staff_id, "reason": reason})
+                returned.append((chat_id, ChatMessage(chat_id, seq, "system", text, now)))
+        for chat_id, _ in returned:
+            self._group.forget(chat_id)
+        return [(await self.get(chat_id), message) for chat_id, message in returned]
 
     async def _close(self, chat_id: int, category: str | None, text: str, *, actor: Actor | None) -> ChatMessage:
         now = self.clock()
@@ -591,7 +672,13 @@ def _client_msg_id(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= MAX_CLIENT_MSG_ID:
         raise InvalidInput(f"client_msg_id must be text of 1 to {MAX_CLIENT_MSG_ID} characters")
+    _need_utf8(value, "client_msg_id")
     return value
+
+
+def is_id(value: Any) -> bool:
+    """A positive whole number SQLite can hold (not a bool, not 2**63)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def _need_person(actor: Actor) -> None:

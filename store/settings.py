@@ -35,6 +35,18 @@ class Settings:
     resident_rate_limit: str = "10/10"
     #: Socket connections allowed from one address at once, or `off`.
     max_connections_per_address: str = "50"
+    #: Messages from one client address, all its sockets and chats together, as `N/SECONDS`, or `off`.
+    resident_address_rate_limit: str = "60/10"
+    #: Chats one socket may open (accept_notice) as `N/SECONDS`, or `off`.
+    chat_open_rate_limit: str = "5/600"
+    #: Chats one client address may open as `N/SECONDS`, or `off`.
+    chat_open_address_rate_limit: str = "30/600"
+    #: Chats opened from one address that may wait in the queue at once, or `off`.
+    max_queued_chats_per_address: str = "20"
+    #: Seconds a Socket.IO (Engine.IO) session may stay without joining /resident or /staff.
+    socket_join_grace_seconds: int = 10
+    #: Seconds `cim serve` waits for a request's headers (and keeps an idle connection) before dropping it.
+    http_header_timeout_seconds: int = 5
     #: Origins (scheme://host[:port]) allowed to open the resident socket, comma-separated.
     #: The server's own origin is always allowed.
     allowed_origins: str = ""

@@ -165,13 +165,14 @@ async def test_staff_namespace_refuses_residents_forged_and_expired_tokens(chat_
     assert await _refusal(url, {"token": fresh.token}) == "unauthorised"
 
 
-async def test_a_consultant_who_loses_the_role_is_refused_at_the_next_action(consultant_client, resident, chat_server):
+async def test_a_consultant_who_loses_the_role_is_disconnected_at_once(consultant_client, resident, chat_server):
     r = await resident()
     await r.start()
     c = await consultant_client("anna")
     await chat_server.store.accounts.set_roles(SYSTEM, "anna", ["designated"])
-    ack = await c.call("accept", {"chat_id": r.chat_id})
-    assert ack["ok"] is False and ack["error"]["code"] == "unauthorised"
+    ended = await c.wait_for("session_ended")  # pushed by the store's change, not found at the next action
+    assert ended["code"] == "role_removed"
+    await c.wait_for("disconnect")
     chat = await chat_server.store.chats.get(r.chat_id)
     assert chat.status == "queued"
 

@@ -97,7 +97,7 @@ async def test_a_huge_request_body_is_refused_and_the_server_stays_up(chat_serve
             async with http.post(chat_server.url + path, data=b"y" * (5 * 1024 * 1024)) as r:
                 assert r.status in (405, 413)
         async with http.get(f"{chat_server.url}/healthz") as r:
-            assert r.status == 200 and (await r.json())["ok"] is True
+            assert r.status == 200 and await r.text() == "ok"
 
 
 async def test_an_oversized_socket_packet_closes_only_that_socket(chat_server, resident):
@@ -131,7 +131,7 @@ async def test_no_stack_trace_reaches_a_client_even_when_the_database_is_gone(ch
         bodies.append(body.decode("utf-8", "replace"))
         assert status != 500 or json.loads(body)["error"]["code"] == "server_error"
     status, _, body = await _get(chat_server.url + "/healthz")
-    assert status == 503 and json.loads(body) == {**json.loads(body), "ok": False, "database": "failed"}
+    assert status == 503 and body == b"unavailable"
     for text in bodies:
         assert "Traceback" not in text and 'File "' not in text and ".py" not in text, text[:300]
 

@@ -49,11 +49,54 @@ async def test_a_refused_session_on_the_server_sends_the_person_back_to_sign_in(
     async with app.run_test(size=SIZE) as pilot:
         await sign_in(pilot, "anna", PASSWORD)
         await open_desk(pilot, app)
-        await store.accounts.logout(app.ctx.token)  # e.g. revoked elsewhere
+        # revoked behind the server's back (as by another process, whose change no listener here hears)
+        await store.db.writer.execute("UPDATE sessions SET revoked_at = '2026-03-02T09:00:00.000000Z'")
         # the next reconnect is refused; the app checks the session and returns to sign-in
         await app.live._client.disconnect()
         await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="the login screen")
         await pilot.pause(0.1)  # let the new screen finish mounting before the test ends the app
+
+
+@pytest.mark.ordinance("§5")
+async def test_a_disabled_consultant_is_shown_why_the_session_ended(tui_app, make_staff, chat_server, store,
+                                                                   resident) -> None:
+    from tests.fixtures.store import SYSTEM
+
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, resident)
+        await store.accounts.set_disabled(SYSTEM, "anna", True)
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="the login screen")
+        shown = str(app.screen.query_one("#login-message").render())
+        assert shown.startswith("Twoja sesja została zakończona: konto zostało wyłączone."), shown
+        # the resident's chat went back to the queue with a line saying so
+        await person.wait_for("state", lambda st: st.get("status") == "queued")
+        assert (await store.chats.get(person.chat_id)).status == "queued"
+        await pilot.pause(0.1)
+
+
+@pytest.mark.ordinance("§5")
+async def test_a_working_consultant_stays_signed_in_and_an_unattended_tui_is_signed_out(
+        tui_app, make_staff, chat_server, store, clock) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        idle = chat_server.settings.session_idle_minutes
+        for _ in range(4):  # two idle timeouts' worth of time, with work in between
+            clock.advance(minutes=idle // 2)
+            await pilot.press("x")
+            assert await app.check_session()  # the periodic check: refreshes the session, reports activity
+        assert app.live is not None and app.live.ended is None and app.desk.state == ConnectionState.ONLINE
+        clock.advance(minutes=idle + 1)  # nobody at the keyboard
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="the login screen")
+        shown = str(app.screen.query_one("#login-message").render())
+        assert shown.startswith("Twoja sesja została zakończona: zbyt długi brak aktywności."), shown
+        await pilot.pause(0.1)
 
 
 async def test_consultant_day_queue_accept_exchange_and_close(tui_app, make_staff, chat_server, resident, store) -> None:

@@ -60,8 +60,8 @@ async def test_message_validation_errors(make_chat_server, resident):
     for bad_text in (None, 5, ["x"], {"t": 1}, True):
         assert code(await r.call("send", {"text": bad_text, "client_msg_id": "c"})) == "invalid"
     assert code(await r.call("send", {"text": "ok", "client_msg_id": 7})) == "invalid"
-    # the whole payload of the wrong type, binary, or two arguments
-    for payload in ("just a string", 12, ["text"], b"\x00\x01binary"):
+    # the whole payload of the wrong type, or two arguments (binary closes the socket: test_webchat_floods.py)
+    for payload in ("just a string", 12, ["text"]):
         assert code(await r.client.call("send", payload, namespace="/resident", timeout=10)) == "invalid"
     assert code(await r.client.call("send", ({"text": "a"}, {"text": "b"}), namespace="/resident",
                                     timeout=10)) == "invalid"

@@ -56,7 +56,10 @@ async def test_a_session_signed_out_mid_connection_stops_working(chat_server, co
     r = await resident()
     await r.start()
     await chat_server.store.accounts.logout(c.token)
-    assert code(await c.call("accept", {"chat_id": r.chat_id})) == "unauthorised"
+    ended = await c.wait_for("session_ended")
+    assert ended["code"] == "signed_out" and ended["message"].startswith("Twoja sesja została zakończona")
+    await c.wait_for("disconnect")
+    assert not c.client.connected
     assert (await chat_server.store.chats.get(r.chat_id)).status == "queued"
 
 

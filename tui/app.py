@@ -111,12 +111,14 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def end_session(self, notice: str = "", *, logout: bool = True) -> None:
         """Back to the sign-in screen; with `logout` the session is revoked in the store too."""
         ctx, self.ctx = self.ctx, None
-        await self._stop_live()
+        # signed out before the live connection closes: the chat server then sees a socket whose session
+        # ended (not a dropped network) and returns this consultant's open chats to the queue
         if ctx is not None and logout and self.store is not None:
             try:
                 await self.store.accounts.logout(ctx.token)
             except CimError as exc:
                 log.warning("logout failed: %s", exc.message)
+        await self._stop_live()
         # app.sub_title is left alone here: a Header of a screen still being removed fails when the
         # sub-title changes under it (textual 8.2.8); the login screen shows its own empty sub-title.
         while len(self.screen_stack) > 1:
@@ -210,14 +212,21 @@ class CimApp(ReportsWorkerErrors, App[None]):
         except SessionExpired as exc:
             await self.end_session(f"Your session has ended ({exc.message}).", logout=False)
             return False
+        if self.live is not None:  # the chat server's idle timeout counts the same work (docs/PROTOCOL.md)
+            await self.live.activity()
         return True
 
     # -- live chats ---------------------------------------------------------------------------------
 
     def _live_event(self, event: str, facts: dict) -> None:
         """Called by the LiveClient in the event loop after it changed the desk."""
-        if event == "connection":
-            if facts.get("state") == ConnectionState.REFUSED:
+        if event == "session_ended":
+            self._session_ended(str(facts.get("message") or "Twoja sesja została zakończona."),
+                                str(facts.get("message_en") or ""))
+        elif event == "connection":
+            if facts.get("state") == ConnectionState.REFUSED and self.live is not None and self.live.ended:
+                pass  # session_ended already said why; its worker handles it
+            elif facts.get("state") == ConnectionState.REFUSED:
                 # the sub-title waits: if the session is dead the screens are about to go, and a
                 # Header refreshing while its screen is removed fails
                 self._refused()
@@ -237,6 +246,21 @@ class CimApp(ReportsWorkerErrors, App[None]):
         elif event == "released" and facts.get("reason") not in (None, "", "closed", "transferred"):
             self.notify(f"Chat #{facts['chat_id']} is no longer yours ({facts['reason']}).")
         self.desk_signal.publish((event, facts))
+
+    @work(exclusive=True, exit_on_error=False, group="session-ended")
+    async def _session_ended(self, message: str, message_en: str) -> None:
+        """The chat server ended our session and said why: Polish first, then English."""
+        shown = f"{message} ({message_en})" if message_en else message
+        assert self.store is not None
+        try:
+            if self.ctx is not None:
+                await self.store.accounts.authenticate(self.ctx.token)
+        except SessionExpired:
+            await self.end_session(shown, logout=False)
+            return
+        # the session goes on for the other areas (e.g. the consultant role was removed): say so here
+        self._update_sub_title()
+        self.notify(shown, severity="error", timeout=30, markup=False)
 
     @work(exclusive=True, exit_on_error=False, group="refused")
     async def _refused(self) -> None:

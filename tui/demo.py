@@ -131,9 +131,10 @@ def embedded_chat_server(sock: socket.socket):
     async def serve(store: Store) -> AsyncIterator[None]:
         from aiohttp import web
 
-        from webchat.app import create_app
+        from webchat.app import create_app, runner_options
 
-        runner = web.AppRunner(create_app(store.settings, store), handle_signals=False, access_log=None)
+        runner = web.AppRunner(create_app(store.settings, store), handle_signals=False, access_log=None,
+                               **runner_options(store.settings))
         await runner.setup()
         site = web.SockSite(runner, sock)
         await site.start()

@@ -285,6 +285,8 @@ class LiveClient:
         self._disconnected = asyncio.Event()
         #: The server's reason for refusing the last connection attempt ({"code": ..., "message": ...}).
         self._refusal: dict = {}
+        #: The server's `session_ended` ({"code", "message", "message_en"}): the session is over, no reconnect.
+        self.ended: dict | None = None
         self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -348,6 +350,9 @@ class LiveClient:
                 await client.disconnect()
             except Exception:  # the transport is already closed
                 pass
+            if self.ended is not None:  # the server ended our session: reconnecting would be refused
+                self._set_state(ConnectionState.REFUSED)
+                return
             if not self._stopping:
                 self._set_state(ConnectionState.RECONNECTING)
                 await asyncio.sleep(delay)
@@ -366,8 +371,13 @@ class LiveClient:
         async def on_connect_error(data: Any = None, *_: Any) -> None:
             self._refusal = data if isinstance(data, dict) else {"code": str(data)}
 
+        async def on_session_ended(data: Any = None, *_: Any) -> None:
+            self.ended = data if isinstance(data, dict) else {"code": "session_expired"}
+            self.listener("session_ended", dict(self.ended))
+
         client.on("disconnect", on_disconnect, namespace=NAMESPACE)
         client.on("connect_error", on_connect_error, namespace=NAMESPACE)
+        client.on("session_ended", on_session_ended, namespace=NAMESPACE)
         for event in ("queue", "presence", "assigned", "message", "typing", "released", "chat_state"):
             client.on(event, self._handler(event), namespace=NAMESPACE)
         return client
@@ -420,6 +430,13 @@ class LiveClient:
                 await client.emit("typing", {"chat_id": chat_id, "active": active}, namespace=NAMESPACE)
             except socketio.exceptions.SocketIOError:
                 pass  # a typing hint lost to a dropped connection does not matter
+
+    async def activity(self) -> None:
+        """Tell the server the consultant is working, so the session's idle timeout starts again."""
+        try:
+            await self.call("activity", {})
+        except LiveError as exc:  # not connected, or the session is over (session_ended says why)
+            log.info("activity not reported: %s", exc.code)
 
     async def transfer(self, chat_id: int, to_staff_id: int) -> None:
         await self.call("transfer", {"chat_id": chat_id, "to_staff_id": to_staff_id})

@@ -17,11 +17,13 @@ from store import Store
 from store.audit import anchor_context
 from store.opening_hours import OpeningHours
 from store.retention import daily_purge_context
+from store.errors import ConfigError
 from store.settings import Settings
 
 from . import resident, staff
-from .hub import Hub
+from .hub import RESIDENT, STAFF, Hub, ResidentLimits
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
+from .sockets import CimSocketServer
 
 log = logging.getLogger("cim.webchat")
 
@@ -47,17 +49,31 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     hours = OpeningHours.parse(settings.opening_hours, settings.timezone)  # a bad schedule fails here, loudly
     address = ClientAddress(parse_proxies(settings.trusted_proxies))
     rate = RateLimiter(parse_rate(settings.resident_rate_limit))
-    connections = ConnectionCounter(parse_limit(settings.max_connections_per_address,
-                                                "CIM_MAX_CONNECTIONS_PER_ADDRESS"))
-    sio = socketio.AsyncServer(
+    per_address = parse_limit(settings.max_connections_per_address, "CIM_MAX_CONNECTIONS_PER_ADDRESS")
+    connections = ConnectionCounter(per_address)
+    limits = ResidentLimits(
+        socket_rate=RateLimiter(parse_rate(settings.resident_rate_limit)),
+        address_rate=RateLimiter(parse_rate(settings.resident_address_rate_limit, "CIM_RESIDENT_ADDRESS_RATE_LIMIT")),
+        open_socket_rate=RateLimiter(parse_rate(settings.chat_open_rate_limit, "CIM_CHAT_OPEN_RATE_LIMIT")),
+        open_address_rate=RateLimiter(parse_rate(settings.chat_open_address_rate_limit,
+                                                 "CIM_CHAT_OPEN_ADDRESS_RATE_LIMIT")),
+        max_queued_per_address=parse_limit(settings.max_queued_chats_per_address, "CIM_MAX_QUEUED_CHATS_PER_ADDRESS"),
+    )
+    if settings.socket_join_grace_seconds < 1:
+        raise ConfigError("CIM_SOCKET_JOIN_GRACE_SECONDS must be at least 1")
+    sio = CimSocketServer(
         async_mode="aiohttp",
         cors_allowed_origins=OriginPolicy.from_settings(settings, address),
         max_http_buffer_size=MAX_REQUEST_BYTES,
+        namespaces=[RESIDENT, STAFF],  # the default "/" would be a namespace outside every limit
         logger=False,
         engineio_logger=False,
+        address=address,
+        pending_limit=per_address,  # sessions not (yet) in a namespace, per address
+        join_grace=float(settings.socket_join_grace_seconds),
     )
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_no_stack_traces, _body_limit])
-    hub = Hub(sio, store, hours, rate, connections, address)
+    hub = Hub(sio, store, hours, rate, connections, address, limits)
     app[HUB] = hub
     app[SIO] = sio
     app[CSP] = _content_security_policy()
@@ -75,6 +91,19 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
     app.on_shutdown.append(_disconnect_everyone)
     return app
+
+
+def runner_options(settings: Settings) -> dict[str, float]:
+    """Options for the aiohttp `AppRunner` serving `create_app` (cim serve, cim demo and the tests use them).
+
+    `keepalive_timeout` is also how long aiohttp waits for a request's headers: its timer runs from
+    the connection's start (and from each response) until a whole request head has arrived, so a
+    half-open request (slowloris) is dropped after it; upgraded WebSockets and long-polls in
+    progress are not idle and stay open.
+    """
+    if settings.http_header_timeout_seconds < 1:
+        raise ConfigError("CIM_HTTP_HEADER_TIMEOUT_SECONDS must be at least 1")
+    return {"keepalive_timeout": float(settings.http_header_timeout_seconds)}
 
 
 async def _disconnect_everyone(app: web.Application) -> None:
@@ -103,7 +132,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
     log.info("server.started opening_hours=%r rate_limit=%r max_connections_per_address=%r",
              hub.hours.spec, hub.store.settings.resident_rate_limit, hub.store.settings.max_connections_per_address)
-    yield
+    sweep = staff.start_session_sweep(hub)  # ends /staff sockets whose session ended (README: sessions)
+    try:
+        yield
+    finally:
+        hub.staff_sessions.unsubscribe()  # the store may outlive this app (tests, cim demo)
+        sweep.cancel()
+        await asyncio.gather(sweep, return_exceptions=True)
     await hub.drain()
     await app[SIO].shutdown()
     log.info("server.stopped")
@@ -174,13 +209,11 @@ def _vendor_file(path: Path):
 
 
 async def _healthz(request: web.Request) -> web.Response:
+    """`ok` (200) while the database answers, `unavailable` (503) otherwise; nothing about who is online."""
     hub = request.app[HUB]
     try:
         await hub.store.db.fetchone("SELECT 1")
-        database = "ok"
     except Exception:
         log.exception("healthz.database_failed")
-        database = "failed"
-    return web.json_response({"ok": database == "ok", "database": database, "chat_open": hub.is_open(),
-                              "residents_connected": len(hub.residents), "consultants_online": len(hub.online)},
-                             status=200 if database == "ok" else 503)
+        return web.Response(text="unavailable", status=503)
+    return web.Response(text="ok")

@@ -122,6 +122,25 @@ class StaffConn:
     actor: Actor
     token: str
     checked_at: float
+    #: Why the session ended (store.session_watch reasons), once it has: every later event is refused.
+    ended: str | None = None
+    #: When (store clock) the session's idle timer was last refreshed through this socket.
+    touched_at: Any = None
+
+
+@dataclass
+class ResidentLimits:
+    """The flood limits of /resident besides the per-chat message rate (README: settings)."""
+
+    socket_rate: RateLimiter  # messages per socket (end + accept_notice again does not reset it)
+    address_rate: RateLimiter  # messages per client address
+    open_socket_rate: RateLimiter  # chats opened per socket
+    open_address_rate: RateLimiter  # chats opened per address
+    max_queued_per_address: int | None  # chats from one address waiting in the queue at once
+
+    @classmethod
+    def off(cls) -> "ResidentLimits":
+        return cls(RateLimiter(None), RateLimiter(None), RateLimiter(None), RateLimiter(None), None)
 
 
 @dataclass
@@ -134,18 +153,23 @@ class Hub:
     """The live side of the chat server; one per application."""
 
     def __init__(self, sio: socketio.AsyncServer, store: Store, hours: OpeningHours, rate: RateLimiter,
-                 connections: ConnectionCounter, address: ClientAddress) -> None:
+                 connections: ConnectionCounter, address: ClientAddress,
+                 limits: ResidentLimits | None = None) -> None:
         self.sio = sio
         self.store = store
         self.chats = store.chats
         self.hours = hours
         self.rate = rate
+        self.limits = limits or ResidentLimits.off()
+        # client address → chats opened from it that may still be waiting (pruned against the queue)
+        self.opened_by: dict[str, set[int]] = {}
         # typing hints relayed per chat: generous for a person, a cap for a script (off with the rate limit)
         self.typing_rate = RateLimiter(None if rate.rate is None else TYPING_RATE)
         self.connections = connections
         self.address = address
         self.residents: dict[str, ResidentConn] = {}
         self.staff: dict[str, StaffConn] = {}
+        self.staff_sessions: Any = None  # webchat.staff.StaffSessions, set when /staff is registered
         self.online: dict[int, OnlineConsultant] = {}
         # chat id → consultant id; this process is the only one that assigns chats (see README for scaling)
         self._assignee: dict[int, int | None] = {}

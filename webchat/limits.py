@@ -12,7 +12,7 @@ from store.errors import ConfigError
 from store.settings import Settings
 
 
-def parse_rate(text: str) -> tuple[int, float] | None:
+def parse_rate(text: str, name: str = "CIM_RESIDENT_RATE_LIMIT") -> tuple[int, float] | None:
     """`N/SECONDS` → (N, SECONDS), or None for `off`."""
     value = str(text).strip().lower()
     if value == "off":
@@ -23,7 +23,7 @@ def parse_rate(text: str) -> tuple[int, float] | None:
     except ValueError:
         n, s = 0, 0.0
     if not sep or n < 1 or s <= 0:
-        raise ConfigError(f"CIM_RESIDENT_RATE_LIMIT must be N/SECONDS (e.g. 10/10) or off, not {text!r}")
+        raise ConfigError(f"{name} must be N/SECONDS (e.g. 10/10) or off, not {text!r}")
     return n, s
 
 

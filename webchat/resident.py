@@ -13,6 +13,8 @@ from store.errors import ResumeInvalid
 from .hub import RESIDENT, STAFF, Hub, ResidentConn, acked, chat_room, consultant_room, error, ok, refuse
 
 log = logging.getLogger("cim.webchat")
+#: Addresses remembered with the chats they opened before the memory is pruned against the queue.
+OPENED_BY_PRUNE_AT = 10_000
 
 
 def register(sio: socketio.AsyncServer, hub: Hub) -> None:
@@ -86,6 +88,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         conn = hub.residents.pop(sid, None)
+        hub.limits.socket_rate.forget(sid)
+        hub.limits.open_socket_rate.forget(sid)
         if conn is not None:
             hub.connections.release(conn.address)
             if conn.chat_id is not None:
@@ -107,8 +111,12 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             conn.chat_id = None
         if not hub.is_open():
             return error("offline", offline_payload(conn.lang)["message"])
+        refusal = await opening_refused(sid, conn)
+        if refusal is not None:
+            return refusal
         opened = await hub.chats.open(data.get("notice_id"), conn.lang)
         chat_id = opened.chat.id
+        hub.opened_by.setdefault(conn.address, set()).add(chat_id)
         conn.chat_id = chat_id
         hub.remember(opened.chat)
         await hub.join_chat(sid, chat_id)
@@ -122,6 +130,27 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
 
         hub.spawn(_logged(announce(), "chat.announce_failed"))
         return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position)
+
+    async def opening_refused(sid: str, conn: ResidentConn) -> dict | None:
+        """A new chat from this socket or address beyond the limits (a flood must not fill the queue)."""
+        limits = hub.limits
+        if limits.max_queued_per_address is not None and conn.address in hub.opened_by:
+            waiting = {q.chat_id for q in await hub.chats.queue()}
+            if len(hub.opened_by) > OPENED_BY_PRUNE_AT:  # addresses that never came back: forget their chats
+                hub.opened_by = {a: ids & waiting for a, ids in hub.opened_by.items() if ids & waiting}
+                hub.opened_by.setdefault(conn.address, set())
+            mine = hub.opened_by[conn.address] & waiting
+            if mine:
+                hub.opened_by[conn.address] = mine
+            else:
+                del hub.opened_by[conn.address]
+            if len(mine) >= limits.max_queued_per_address:
+                log.warning("resident.refused reason=too_many_waiting_chats")
+                return error("rate_limited", "too many chats from your network are waiting; try again later")
+        if not (limits.open_socket_rate.allow(sid) and limits.open_address_rate.allow(conn.address)):
+            log.warning("resident.refused reason=too_many_chats_opened")
+            return error("rate_limited", "too many new chats; wait a while before starting another")
+        return None
 
     @acked(RESIDENT)
     async def on_decline_notice(sid: str, data: dict) -> dict:
@@ -141,7 +170,10 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         conn = current(sid)
         if conn is None or conn.chat_id is None:
             return error("notice_not_accepted", "accept the notice before writing")
-        if not hub.rate.allow(conn.chat_id):
+        # per chat, per socket and per address: a new chat or a new socket starts no new allowance
+        allowed = (hub.rate.allow(conn.chat_id), hub.limits.socket_rate.allow(sid),
+                   hub.limits.address_rate.allow(conn.address))
+        if not all(allowed):
             return error("rate_limited", "too many messages; wait a moment")
         posted = await hub.chats.post_resident(conn.chat_id, data.get("text"), data.get("client_msg_id"))
         if posted.new:

@@ -2,32 +2,179 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import socketio
 
+from store.chats import is_id
 from store.errors import CimError, SessionExpired
 from store.models import Actor, Role
+from store.session_watch import (DISABLED, ENDED_REASONS, EXPIRED, IDLE, PASSWORD_CHANGED, ROLE_REMOVED, SIGNED_OUT,
+                                 AccountChange, session_verdicts, staff_with_live_sessions, token_hash)
 
 from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
                   error, message_payload, ok, refuse)
+from .limits import RateLimiter
 
 log = logging.getLogger("cim.webchat")
 
-#: A connected consultant's session is re-checked in the store at least this often (seconds), and
-#: always before accept, transfer, close and my_chats: a revoked session or role stops working.
+#: A connected consultant's session is refreshed in the store (its idle timer) at least this often
+#: (seconds) while it acts, and always before accept, transfer, close and my_chats.
 RECHECK_SECONDS = 60.0
+#: How often every open /staff session is checked against the store (lifetime, idle timeout, and
+#: changes made by other processes); changes made in this process are pushed at once.
+SWEEP_SECONDS = 1.0
+#: How long the server waits for the client to acknowledge `session_ended` before it disconnects (seconds).
+ENDED_ACK_SECONDS = 0.5
+#: Every this many sweeps, chats held by consultants who are offline and have no live session left
+#: (a TUI that crashed, then the session expired) go back to the queue.
+ORPHAN_SWEEP_EVERY = 30
+#: `activity` refreshes the session's idle timer at most this often per socket (seconds).
+ACTIVITY_SECONDS = 10.0
+#: Refused /staff connections audited per address: at most this many per this many seconds (the rest logged).
+REFUSAL_AUDIT_RATE = (20, 60.0)
+
+#: What the consultant is told when a session ends: Polish first (the TUI shows it), then English.
+ENDED_MESSAGES = {
+    DISABLED: ("Twoja sesja została zakończona: konto zostało wyłączone.",
+               "Your session has ended: the account was disabled."),
+    SIGNED_OUT: ("Twoja sesja została zakończona: wylogowano.", "Your session has ended: you signed out."),
+    ROLE_REMOVED: ("Twoja sesja została zakończona: odebrano Ci rolę konsultanta.",
+                   "Your session has ended: you no longer have the consultant role."),
+    PASSWORD_CHANGED: ("Twoja sesja została zakończona: zmieniono hasło.",
+                       "Your session has ended: the password was changed."),
+    EXPIRED: ("Twoja sesja została zakończona: upłynął maksymalny czas sesji.",
+              "Your session has ended: it reached its maximum length."),
+    IDLE: ("Twoja sesja została zakończona: zbyt długi brak aktywności.",
+           "Your session has ended: you were inactive for too long."),
+}
+assert set(ENDED_MESSAGES) == set(ENDED_REASONS)
 
 
 def _chat_id(data: dict) -> int | None:
     value = data.get("chat_id")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return value if is_id(value) else None
+
+
+def start_session_sweep(hub: Hub) -> asyncio.Task:
+    """Listen to the store's account changes and start the task that checks every open /staff session
+    about once a second; at shutdown cancel the task and call `hub.staff_sessions.unsubscribe()`."""
+    sessions = hub.staff_sessions
+    sessions.unsubscribe = hub.store.accounts.changes.subscribe(sessions.changed)
+    return asyncio.get_running_loop().create_task(sessions.sweep_forever(), name="staff-session-sweep")
+
+
+class StaffSessions:
+    """Ends /staff sockets whose session ended: pushed by the store's account changes, swept every second."""
+
+    def __init__(self, sio: socketio.AsyncServer, hub: Hub) -> None:
+        self.sio = sio
+        self.hub = hub
+        self.unsubscribe: Callable[[], None] = lambda: None  # set by start_session_sweep
+        self.orphan_sweep_every = ORPHAN_SWEEP_EVERY
+
+    def changed(self, change: AccountChange) -> None:
+        """A committed account change (called by the store, in this process): end the sockets it concerns."""
+        sids = [sid for sid, conn in self.hub.staff.items() if conn.actor.staff_id == change.staff_id
+                and (change.token_hash is None or token_hash(conn.token) == change.token_hash)]
+        for sid in sids:
+            self.hub.spawn(self.end(sid, change.reason))
+        if not sids and change.staff_id not in self.hub.online:
+            # not connected now, and that session is over: their open chats wait for someone else
+            self.hub.spawn(self.return_chats(change.staff_id, change.reason))
+
+    async def end(self, sid: str, reason: str) -> None:
+        """Tell the socket why (`session_ended`), then disconnect it; its chats go back to the queue."""
+        conn = self.hub.staff.get(sid)
+        if conn is None or conn.ended:
+            return
+        conn.ended = reason
+        polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
+        log.info("staff.session_ended staff_id=%s reason=%s", conn.actor.staff_id, reason)
+        try:
+            # a call, not an emit: a client handles each event in a task of its own, so the disconnect
+            # could overtake the reason; it is sent once the client acknowledged (or after a short wait)
+            await self.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+                                to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
+        except Exception:  # no answer (a client that does not ack, or one already gone): end it regardless
+            pass
+        finally:
+            await self.sio.disconnect(sid, namespace=STAFF)
+
+    async def check(self, sids: list[str]) -> dict[str, str | None]:
+        """The store's verdict on these sockets' sessions; the ended ones are ended now."""
+        conns = {sid: self.hub.staff[sid] for sid in sids if sid in self.hub.staff}
+        verdicts = await session_verdicts(self.hub.store.accounts, {c.token for c in conns.values()},
+                                          required_role=Role.CONSULTANT)
+        result = {}
+        for sid, conn in conns.items():
+            result[sid] = conn.ended or verdicts.get(conn.token)
+            if result[sid] and not conn.ended:
+                await self.end(sid, result[sid])  # type: ignore[arg-type]
+        return result
+
+    async def sweep_forever(self) -> None:
+        failing = False
+        sweeps = 0
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            sweeps += 1
+            try:
+                if self.hub.staff:
+                    await self.check(list(self.hub.staff))
+                if sweeps % self.orphan_sweep_every == 1 % self.orphan_sweep_every:
+                    await self.return_orphaned_chats()
+                failing = False
+            except Exception:
+                if not failing:  # one traceback per outage, not one a second
+                    log.exception("staff.sweep_failed")
+                failing = True
+
+    async def return_orphaned_chats(self) -> None:
+        """Chats of consultants not connected here whose every session has ended: back to the queue."""
+        holders = await self.hub.chats.consultants_holding_chats() - set(self.hub.online)
+        if not holders:
+            return
+        alive = await staff_with_live_sessions(self.hub.store.accounts, holders, required_role=Role.CONSULTANT)
+        for staff_id in holders - alive:
+            await self.return_chats(staff_id, EXPIRED)
+
+    async def return_chats(self, staff_id: int, reason: str) -> None:
+        """The consultant's session ended and they are offline: their active chats go back to the queue."""
+        try:
+            returned = await self.hub.chats.return_to_queue(staff_id, reason)
+        except Exception:
+            log.exception("staff.requeue_failed staff_id=%s", staff_id)
+            return
+        for chat, message in returned:
+            self.hub.remember(chat)
+            await self.hub.relay(chat.id, message)
+            await self.sio.emit("released", {"chat_id": chat.id, "reason": "session_ended"},
+                                room=consultant_room(staff_id), namespace=STAFF)
+            log.info("chat.requeued chat_id=%s from=%s reason=%s", chat.id, staff_id, reason)
+        if returned:
+            self.hub.queue_changed()
 
 
 def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     """Attach the staff handlers to `sio`."""
+
+    sessions = hub.staff_sessions = StaffSessions(sio, hub)
+    refusal_audits = RateLimiter(REFUSAL_AUDIT_RATE)
+
+    async def audit_refusal(address: str, actor: Actor | None, reason: str) -> None:
+        """A refused connect is audited like the store's refusals (rate-limited per address: no audit flood)."""
+        if not refusal_audits.allow(address):
+            log.warning("staff.refusal_not_audited reason=%s", reason)
+            return
+        try:
+            await hub.store.audit.record(actor or Actor(None, "unknown", frozenset()), "staff.connect",
+                                         outcome="refused", details={"reason": reason})
+        except Exception:
+            log.exception("staff.refusal_audit_failed")
 
     async def connect(sid: str, environ: dict, auth: Any = None) -> None:
         request = environ["aiohttp.request"]
@@ -35,21 +182,25 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         if not hub.connections.acquire(address):  # first: the cheapest refusal, before any database work
             raise refuse({"code": "too_many_connections", "message": "too many connections from your address"})
+        actor: Actor | None = None
         try:
-            actor = await hub.store.accounts.authenticate(token)  # type: ignore[arg-type]
+            if not isinstance(token, str) or not token.isascii():  # session tokens are URL-safe ASCII
+                raise SessionExpired("not signed in")
+            actor = await hub.store.accounts.authenticate(token)
             if not actor.has(Role.CONSULTANT):
                 log.info("staff.refused reason=role staff_id=%s", actor.staff_id)
                 raise SessionExpired("only consultants handle live chats")
         except CimError as exc:  # expired, revoked or unknown token, a deleted account, the wrong role
             hub.connections.release(address)
             log.info("staff.refused reason=session")
+            await audit_refusal(address, actor, "role" if actor is not None else "session")
             raise refuse({"code": "unauthorised", "message": exc.message if isinstance(exc, SessionExpired)
                           else "not signed in"})
         except Exception:
             hub.connections.release(address)
             log.exception("staff.connect_failed")
             raise refuse({"code": "server_error", "message": "the server could not check the sign-in"})
-        hub.staff[sid] = StaffConn(address, actor, token, time.monotonic())  # type: ignore[arg-type]
+        hub.staff[sid] = StaffConn(address, actor, token, time.monotonic(), touched_at=hub.store.clock())
         newly_online = actor.staff_id not in hub.online
         hub.online.setdefault(actor.staff_id, OnlineConsultant(actor)).sids.add(sid)  # type: ignore[arg-type]
         hub.online[actor.staff_id].actor = actor  # type: ignore[index]
@@ -77,28 +228,42 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if conn is None:
             return
         hub.connections.release(conn.address)
-        online = hub.online.get(conn.actor.staff_id)  # type: ignore[arg-type]
+        staff_id: int = conn.actor.staff_id  # type: ignore[assignment]
+        online = hub.online.get(staff_id)
         if online is not None:
             online.sids.discard(sid)
             if not online.sids:
-                del hub.online[conn.actor.staff_id]  # type: ignore[arg-type]
+                del hub.online[staff_id]
                 await hub.broadcast_presence()
-        log.info("staff.disconnected staff_id=%s", conn.actor.staff_id)
+        log.info("staff.disconnected staff_id=%s", staff_id)
+        if staff_id in hub.online:
+            return
+        # the consultant's last socket: if it went because the session ended (pushed, swept, or the
+        # TUI signing out just before it closed), nobody will answer their chats: back to the queue
+        reason = conn.ended
+        if reason is None:
+            try:
+                reason = (await session_verdicts(hub.store.accounts, [conn.token],
+                                                 required_role=Role.CONSULTANT)).get(conn.token)
+            except Exception:  # the store is closing (shutdown): the chats stay assigned, as after a blip
+                log.info("staff.disconnect_check_failed staff_id=%s", staff_id)
+        if reason is not None:
+            await sessions.return_chats(staff_id, reason)
 
     async def actor_of(sid: str, *, fresh: bool = False) -> Actor:
         """The consultant behind the socket, re-checked in the store when due; a dead session ends the socket."""
         conn = hub.staff.get(sid)
-        if conn is None:
-            raise SessionExpired("not signed in")
+        if conn is None or conn.ended:
+            raise SessionExpired("the session has ended; sign in again")
         if fresh or time.monotonic() - conn.checked_at > RECHECK_SECONDS:
             try:
                 actor = await hub.store.accounts.authenticate(conn.token)
                 if not actor.has(Role.CONSULTANT):
                     raise SessionExpired("you no longer have the consultant role")
             except SessionExpired:
-                hub.spawn(sio.disconnect(sid, namespace=STAFF))
+                hub.spawn(sessions.check([sid]))  # ends it with the store's reason
                 raise
-            conn.actor, conn.checked_at = actor, time.monotonic()
+            conn.actor, conn.checked_at, conn.touched_at = actor, time.monotonic(), hub.store.clock()
         return conn.actor
 
     @acked(STAFF)
@@ -137,18 +302,36 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if chat_id is None or not isinstance(active, bool):
             return error("invalid", "typing needs chat_id and active (true or false)")
         if await hub.assignee(chat_id) != actor.staff_id:
-            return error("not_permitted", "this chat is not assigned to you")
+            await hub.chats.refuse_unassigned(actor, "chat.typing", chat_id)  # audits, raises not_permitted
         await sio.emit("typing", {"active": active}, room=chat_room(chat_id), namespace=RESIDENT)
         return ok()
+
+    @acked(STAFF)
+    async def on_activity(sid: str, data: dict) -> dict:
+        """The TUI reports that the consultant is working: the session's idle timer starts again."""
+        conn = hub.staff.get(sid)
+        fresh = conn is not None and (hub.store.clock() - conn.touched_at).total_seconds() >= ACTIVITY_SECONDS
+        await actor_of(sid, fresh=fresh)
+        return ok()
+
+    @acked(STAFF)
+    async def on_history(sid: str, data: dict) -> dict:
+        actor = await actor_of(sid)
+        chat_id = _chat_id(data)
+        if chat_id is None:
+            return error("invalid", "chat_id must be a chat number")
+        return ok(chat_id=chat_id, messages=[message_payload(m) for m in await hub.chats.history_for(actor, chat_id)])
 
     @acked(STAFF)
     async def on_transfer(sid: str, data: dict) -> dict:
         actor = await actor_of(sid, fresh=True)
         chat_id = _chat_id(data)
         to_staff_id = data.get("to_staff_id")
-        if chat_id is None or not isinstance(to_staff_id, int) or isinstance(to_staff_id, bool):
+        if chat_id is None or not is_id(to_staff_id):
             return error("invalid", "transfer needs chat_id and to_staff_id")
         target = hub.online.get(to_staff_id)
+        if target is not None and not [v for v in (await sessions.check(list(target.sids))).values() if v is None]:
+            target = None  # connected a moment ago, but every session of theirs has ended since
         if target is None:
             return error("not_online", "that consultant is not online")
         chat, message = await hub.chats.transfer(actor, chat_id, target.actor)
@@ -209,6 +392,6 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     sio.on("connect", connect, namespace=STAFF)
     sio.on("disconnect", disconnect, namespace=STAFF)
     for handler in (on_accept, on_send, on_typing, on_transfer, on_close, on_my_chats, on_canned,
-                    on_close_categories):
+                    on_close_categories, on_activity, on_history):
         sio.on(handler.__name__.removeprefix("on_"), handler, namespace=STAFF)
     sio.on("*", on_unknown, namespace=STAFF)

@@ -53,13 +53,13 @@ async def _serve(settings) -> None:
     # and `cim tui` should not pay for the server's imports (bench/: TUI start-up).
     from aiohttp import web
 
-    from webchat.app import create_app
+    from webchat.app import create_app, runner_options
 
     store = await Store.open(settings)
     try:
         app = create_app(settings, store)
         runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
-                               shutdown_timeout=SHUTDOWN_SECONDS)
+                               shutdown_timeout=SHUTDOWN_SECONDS, **runner_options(settings))
         await runner.setup()
         try:
             site = web.TCPSite(runner, settings.host, settings.port)
