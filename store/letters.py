@@ -115,6 +115,17 @@ def concerned(conversations: list[tuple[str, datetime]]) -> str:
     return f"Dotyczy: {'; '.join(parts)}." if parts else ""
 
 
+def _categories(channels: set[str]) -> str:
+    """GDPR Art. 15(1)(b) for the channels of the copy (both when none is known)."""
+    call = "numer telefonu, data, godzina i czas trwania rozmowy oraz nagranie głosu (rozmowa telefoniczna)"
+    chat = "data i godzina czatu, treść wiadomości oraz dane podane w czacie (czat)"
+    if channels == {"call"}:
+        return call
+    if channels == {"chat"}:
+        return chat
+    return f"{call}; {chat}"
+
+
 def grant_letter(*, office_name: str, office_address: str, ordinance: str, reference: str, dated: date,
                  name: str, address: str, received_on: date, channel: str, session_local: datetime,
                  place: str, attendees: list[str], conversations: list[tuple[str, datetime]] = (),
@@ -132,7 +143,7 @@ def grant_letter(*, office_name: str, office_address: str, ordinance: str, refer
         paragraphs=tuple(p for p in (
             f"Uprzejmie informuję, że na podstawie § 4 ust. 3 i 4 {ordinance}, po uzyskaniu opinii Inspektora "
             f"Ochrony Danych oraz dyrektora właściwej komórki organizacyjnej, zapadła decyzja "
-            f"{DIRECTOR.replace('Dyrektor', 'Dyrektora')} o udostępnieniu {_subject(channel)}{asked}.",
+            f"{DIRECTOR.replace('Dyrektor', 'Dyrektora')} o udostępnieniu {_subject(channel)}{asked}",
             concerned(list(conversations)),
             f"Termin: {polish_date(session_local)}, godz. {session_local:%H:%M}.",
             f"Miejsce: {place}.",
@@ -210,8 +221,7 @@ def copy_letter(*, office_name: str, office_address: str, reference: str, dated:
             "2. Cele przetwarzania: obsługa zgłoszeń i spraw mieszkańców kierowanych do Centrum Informacji "
             "Miejskiej telefonicznie i na czacie, udokumentowanie przebiegu kontaktu oraz zapewnienie jakości "
             f"obsługi (art. 6 ust. 1 lit. c i e RODO{basis}).",
-            "3. Kategorie danych: numer telefonu, data, godzina i czas trwania rozmowy, nagranie głosu "
-            "(rozmowy telefoniczne), treść wiadomości oraz dane podane w czacie (czat).",
+            f"3. Kategorie danych: {_categories({c for c, _ in conversations})}.",
             f"4. Odbiorcy danych: {recipients}." if recipients else "",
             f"5. Okres przechowywania: {polish_months(retention_months)} od dnia rozmowy lub czatu, po czym "
             "dane są trwale usuwane (§ 6 zarządzenia), chyba że przepis prawa wymaga ich dłuższego przechowywania "

@@ -100,6 +100,9 @@ def inspect(data: bytes) -> Structure:
 
     reader = PdfFileReader(io.BytesIO(data), strict=False)
     encrypted = bool(reader.encrypted) or "/Encrypt" in reader.trailer
+    if encrypted:  # nothing further is readable without the key, and nothing further matters
+        return Structure(encrypted=True, has_id="/ID" in reader.trailer, xmp=None, pdfa_part=None,
+                         pdfa_conformance=None, output_intents=(), fonts=(), signatures=0)
     root = reader.root
     xmp = part = conformance = None
     if "/Metadata" in root:
@@ -158,7 +161,7 @@ def check(data: bytes) -> list[str]:
     s = inspect(data)
     problems = []
     if s.encrypted:
-        problems.append("the file is encrypted (PDF/A forbids encryption)")
+        return ["the file is encrypted (PDF/A forbids encryption)"]
     if not s.has_id:
         problems.append("the trailer has no file identifier (/ID)")
     if s.xmp is None:
