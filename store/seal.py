@@ -13,20 +13,20 @@ so the PDF/A structure of the letter underneath stays as it was (store/pdfa.py c
 from __future__ import annotations
 
 import io
-import os
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import CimError, ConfigError
 
 FIELD_NAME = "PieczecUrzedu"
 
 
-class SealFailed(Exception):
-    """The seal could not be applied (the certificate expired since start-up, or pyHanko failed)."""
+class SealFailed(CimError):
+    """The seal could not be applied (the certificate expired since start-up, or pyHanko failed); no letter
+    is stored, and the step that wanted it is not taken (one sentence at the edge, like any CimError)."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,3 @@ def apply_seal(pdf: bytes, seal: Seal, *, reason: str = "", location: str = "") 
     except Exception as exc:  # pyHanko's errors are many and unrelated; one named failure for the caller
         raise SealFailed(f"the letter could not be sealed: {exc}") from exc
     return out.getvalue()
-
-
-def describe(seal: Seal | None) -> str:
-    """One line for `cim` and the logs: which seal letters get, or that they go out unsigned."""
-    if seal is None:
-        return "letters are not sealed (no CIM_LETTER_SEAL_P12)"
-    return f"letters sealed by {seal.subject} (valid until {seal.not_after:%Y-%m-%d}, {os.fspath(seal.p12_path)})"

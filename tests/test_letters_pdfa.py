@@ -233,6 +233,21 @@ async def test_a_changed_byte_or_an_unknown_ca_fails_validation(sealed, people, 
     assert status.intact and not status.trusted and not status.bottom_line
 
 
+async def test_a_seal_expired_since_start_up_stops_the_step_and_stores_no_letter(sealed, people):
+    import dataclasses
+
+    from store.seal import SealFailed
+
+    sealed.requests.seal = dataclasses.replace(sealed.requests.seal,
+                                               not_after=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+    req = await _access(sealed, people)
+    with pytest.raises(SealFailed, match="expired on"):
+        await sealed.requests.refuse(people.director, req.id, "Powód.")
+    detail = await sealed.requests.get(people.director, req.id)
+    assert detail.request.state == "awaiting_decision" and detail.letters == ()
+    assert not any(sealed.settings.letters_dir.rglob("*.pdf"))
+
+
 async def test_store_open_loads_the_seal_and_a_bad_seal_stops_the_start(settings, clock, tmp_path, seal_ca):
     good = settings.with_(letter_seal_p12=str(seal_ca.p12), letter_seal_password_file=str(seal_ca.password_file))
     st = await Store.open(good, create=True, clock=clock)
