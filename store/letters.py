@@ -133,9 +133,8 @@ def grant_letter(*, office_name: str, office_address: str, ordinance: str, refer
     """§4.4: the director's decision to grant, naming the call or chat concerned (date, time, channel) and
     the date, time and place of the session (§4.6 attendees)."""
     action = "odsłuch nagrania" if channel == "call" else "odczyt zapisu czatu"
-    asked = {"pani": f", o które Pani wnioskowała w dniu {polish_date(received_on)}",
-             "pan": f", o które Pan wnioskował w dniu {polish_date(received_on)}"}.get(
-        form or "", f", zgodnie z wnioskiem z dnia {polish_date(received_on)}")
+    whose = {"pani": "Pani ", "pan": "Pana "}.get(form or "", "")
+    asked = f", zgodnie z {whose}wnioskiem z dnia {polish_date(received_on)}"
     return Letter(
         kind=GRANT, office_name=office_name, office_address=office_address, reference=reference, dated=dated,
         addressee_name=name, addressee_address=address, greeting=greeting(form),

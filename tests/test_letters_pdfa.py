@@ -356,7 +356,8 @@ async def test_the_copy_cover_letter_carries_the_article_15_1_information_for_th
 async def test_no_pani_pan_slashes_and_the_registered_form_is_used(store, people, tmp_path):
     neutral = [pdf_text(x.path) for x in await _every_letter(store, people, tmp_path)]
     for text in neutral:
-        assert not re.search(r"Pani\s*/\s*Pan|Pan\s*/\s*Pani|wnioskowała\s*/", text), text
+        assert not re.search(r"Pani\s*/\s*Pan|Pan\s*/\s*Pani|Panu\s*/|wnioskowała\s*/", text), text
+        assert not re.search(r"\b(Pani|Pan|Panu|Pana)\b", text), text  # no form the register did not give
         assert "Szanowna" not in text and "Szanowny" not in text  # no guessed greeting
     refusal = next(t for t in neutral if "Odmowa" in t)
     assert squashed("osobie, której dane dotyczą, przysługuje prawo wniesienia skargi") in squashed(refusal)
@@ -364,7 +365,7 @@ async def test_no_pani_pan_slashes_and_the_registered_form_is_used(store, people
     text = pdf_text((await _refused(store, people, addressed_as="pani")).letters[-1].path)
     assert "Szanowna Pani," in text and squashed("przysługuje Pani prawo") in squashed(text)
     text = pdf_text((await _granted(store, people, addressed_as="pan")).letters[-1].path)
-    assert "Szanowny Panie," in text and squashed("o które Pan wnioskował") in squashed(text)
+    assert "Szanowny Panie," in text and squashed("zgodnie z Pana wnioskiem z dnia 1 marca 2026 r.") in squashed(text)
     with pytest.raises(InvalidInput, match="form of address"):
         await store.requests.register(people.registrar, call_request(addressed_as="Pani/Pan"))
 
