@@ -19,6 +19,7 @@ from .notices import Notices
 from .requests import Requests
 from .reports import Reports
 from .retention import Retention
+from .seal import load_seal
 from .settings import Settings
 
 __all__ = ["Store", "Settings", "Actor", "Role", "CimError", "NotPermitted"]
@@ -45,12 +46,14 @@ class Store:
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
         """Open (with `create`, first make) the data directory and database, applying pending migrations."""
         check_data_dir(settings.data_dir, create=create)
+        seal = load_seal(settings)  # a misconfigured seal fails here, at start-up, not at the first letter
         for folder in (settings.recordings_dir, settings.letters_dir):
             if create:
                 folder.mkdir(mode=0o700, exist_ok=True)
         db = Database(settings.db_path, clock)
         await db.open(create=create)
         store = cls(settings, db, clock)
+        store.requests.seal = seal
         try:
             await store.audit.open_keys()
         except BaseException:

@@ -62,6 +62,19 @@ def _check_password(password: str) -> None:
         raise InvalidInput(f"the password must have at most {MAX_PASSWORD} characters")
 
 
+def _check_signature(full_name: str, job_title: str) -> tuple[str, str]:
+    """A full name and title as letters print them: one line each, no control characters, of sane length."""
+    out = []
+    for label, value in (("full name", full_name), ("title", job_title)):
+        value = " ".join((value or "").split())
+        if any(ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 for ch in value):
+            raise InvalidInput(f"the {label} has control characters")
+        if len(value) > 200:
+            raise InvalidInput(f"the {label} is longer than 200 characters")
+        out.append(value)
+    return out[0], out[1]
+
+
 def _check_name(name: str, what: str = "user name") -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in "._-" for c in name):
@@ -114,11 +127,13 @@ class Accounts:
         department: str | None = None,
         full_name: str = "",
         extensions: Iterable[str] = (),
+        job_title: str = "",
     ) -> Staff:
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.add")
         name = _check_name(name)
         role_set = parse_roles(roles)
         _check_password(password)
+        full_name, job_title = _check_signature(full_name, job_title)
         if Role.DEPARTMENT_HEAD in role_set and not department:
             raise InvalidInput("a department head needs --department")
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
@@ -127,8 +142,9 @@ class Accounts:
                 raise AlreadyExists(f"user {name!r} already exists")
             department_id = await self._department_id(tx, department)
             cur = await tx.execute(
-                "INSERT INTO staff(name, full_name, password_hash, department_id, created_at) VALUES (?, ?, ?, ?, ?)",
-                (name, full_name.strip(), password_hash, department_id, to_iso(self.clock())),
+                "INSERT INTO staff(name, full_name, password_hash, department_id, created_at, job_title) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, full_name, password_hash, department_id, to_iso(self.clock()), job_title),
             )
             staff_id = cur.lastrowid
             await tx.executemany(
@@ -171,6 +187,20 @@ class Accounts:
                                     details={"extensions": exts})
         return await self.get(name)
 
+    async def set_signature(self, actor: Actor, name: str, *, full_name: str | None = None,
+                            job_title: str | None = None) -> Staff:
+        """The full name and title a person signs letters with (None leaves a value as it is)."""
+        await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.signature")
+        staff = await self.get(name)
+        new_name, new_title = _check_signature(staff.full_name if full_name is None else full_name,
+                                               staff.job_title if job_title is None else job_title)
+        async with self.db.write() as tx:
+            await tx.execute("UPDATE staff SET full_name = ?, job_title = ? WHERE id = ?",
+                             (new_name, new_title, staff.id))
+            await self.audit.append(tx, actor, "staff.signature", target_kind="staff", target_id=staff.id,
+                                    details={"full_name": new_name, "job_title": new_title})
+        return await self.get(name)
+
     async def get(self, name: str) -> Staff:
         row = await self.db.fetchone(
             "SELECT s.*, d.code AS department FROM staff s LEFT JOIN departments d ON d.id = s.department_id "
@@ -192,7 +222,7 @@ class Accounts:
         exts = await self.db.fetchall(
             "SELECT extension FROM staff_extensions WHERE staff_id = ? ORDER BY extension", (row["id"],))
         return Staff(
-            id=row["id"], name=row["name"], full_name=row["full_name"],
+            id=row["id"], name=row["name"], full_name=row["full_name"], job_title=row["job_title"],
             roles=frozenset(Role(r["role"]) for r in roles), department=row["department"],
             disabled=bool(row["disabled"]), created_at=from_iso(row["created_at"]),
             extensions=tuple(e["extension"] for e in exts),

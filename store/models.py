@@ -47,6 +47,8 @@ class Staff:
     disabled: bool
     created_at: datetime
     extensions: tuple[str, ...] = ()
+    #: the title printed under the name on letters this person signs (e.g. "Dyrektor Biura Obsługi Interesantów")
+    job_title: str = ""
 
     def as_actor(self) -> Actor:
         return Actor(staff_id=self.id, name=self.name, roles=self.roles, department=self.department)

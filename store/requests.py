@@ -36,12 +36,22 @@ from .errors import (
 from .models import Actor, Role
 from .phone import normalise_number
 from .policy import Permission, allowed
-from .settings import Settings
+from .seal import Seal
+from .settings import Settings, case_mark
 
 ACCESS, COPY = "access", "copy"
 KINDS = (ACCESS, COPY)
 CHANNELS = ("call", "chat")
-DELIVERIES = ("post", "email", "epuap", "in_person")
+#: How the reply is delivered, for new registrations: by post, through e-Doręczenia (the public registered
+#: electronic delivery, ustawa z dnia 18 listopada 2020 r. o doręczeniach elektronicznych; it replaced ePUAP
+#: as the office's electronic route), by e-mail (GDPR Art. 12(3): a request made electronically), in person.
+DELIVERIES = ("post", "e_doreczenia", "email", "in_person")
+#: Routes that older records may carry and that are still shown, but no longer chosen.
+LEGACY_DELIVERIES = ("epuap",)
+DELIVERY_LABELS = {"post": "list (poczta)", "e_doreczenia": "e-Doręczenia", "email": "e-mail",
+                   "in_person": "odbiór osobisty", "epuap": "ePUAP (dawna droga, do 2025 r.)"}
+#: The address for e-Doręczenia (adres do doręczeń elektronicznych): AE:PL-12345-67890-ABCDE-12.
+_ADE = re.compile(r"^AE:PL-\d{5}-\d{5}-[A-Z]{5}-\d{2}$")
 VERDICTS = ("favourable", "unfavourable")
 OPINION_KINDS = ("dpo", "department")
 
@@ -151,6 +161,8 @@ class AccessRequest:
     exported_at: datetime | None
     export_path: str | None
     withdrawal_note: str | None = None
+    #: how the register says the requester is addressed ("pani", "pan"); None = it does not say
+    addressed_as: str | None = None
     #: computed when read, against the office's local date
     due_soon: bool = False
     overdue: bool = False
@@ -226,6 +238,9 @@ class LetterRecord:
     path: Path
     sha256: str
     created_at: datetime
+    #: whether the letter went out with the office's PAdES seal, and the seal certificate's subject
+    sealed: bool = False
+    sealed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +308,8 @@ class RequestInput:
     requester_email: str | None = None
     justification: str = ""
     delivery: str = "post"
+    #: how letters address the requester: "pani", "pan", or "" when the register does not say (neutral forms)
+    addressed_as: str = ""
     #: what identifies the conversation: date (YYYY-MM-DD), time (HH:MM, local), duration_min,
     #: consultant, topic, name_or_email (chats)
     hint: Mapping[str, Any] = field(default_factory=dict)
@@ -308,6 +325,8 @@ class Requests:
         self.audit = audit
         self.settings = settings
         self.clock = clock
+        #: the office's seal for letters (store/seal.py), set by Store.open; None = letters go out unsigned
+        self.seal: "Seal | None" = None
 
     # -- time -----------------------------------------------------------------------------------
 
@@ -346,12 +365,12 @@ class Requests:
             cur = await tx.execute(
                 "INSERT INTO access_requests(number, kind, state, received_on, due_on, requester_name, "
                 "requester_address, requester_email, requester_phone, channel, conversation_hint, justification, "
-                "asked, delivery, registered_by, registered_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "asked, delivery, registered_by, registered_at, updated_at, addressed_as) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (number, clean["kind"], REGISTERED, clean["received_on"], clean["due_on"], clean["requester_name"],
                  clean["requester_address"], clean["requester_email"], clean["requester_phone"], clean["channel"],
                  json.dumps(clean["hint"], ensure_ascii=False, sort_keys=True), clean["justification"],
-                 clean["asked"], clean["delivery"], actor.staff_id, to_iso(now), to_iso(now)))
+                 clean["asked"], clean["delivery"], actor.staff_id, to_iso(now), to_iso(now), clean["addressed_as"]))
             request_id = cur.lastrowid
             await self.audit.append(tx, actor, "requests.register", target_kind="request", target_id=request_id,
                                     request_id=request_id,
@@ -379,11 +398,18 @@ class Requests:
             raise InvalidInput(f"the date received ({received.isoformat()}) is in the future")
         name = text(data.requester_name, "requester's name", required=True, limit=MAX_NAME)
         address = text(data.requester_address, "correspondence address", required=True, limit=MAX_ADDRESS)
-        email = text(data.requester_email, "e-mail or ePUAP address", required=False, limit=MAX_NAME) or None
+        email = text(data.requester_email, "e-mail or e-Doręczenia address", required=False, limit=MAX_NAME) or None
         if email and "@" in email and not _EMAIL.match(email):
             raise InvalidInput(f"{email!r} is not an e-mail address")
-        if email and "@" not in email and not email.startswith("/"):
-            raise InvalidInput("give an e-mail address (name@domain) or an ePUAP box address (/...)")
+        if email and "@" not in email:
+            ade = re.sub(r"\s+", "", email).upper()
+            if email.startswith("/"):
+                raise InvalidInput("ePUAP is no longer a delivery route for public bodies: give the requester's "
+                                   "address for e-Doręczenia (AE:PL-12345-67890-ABCDE-12) or an e-mail address")
+            if not _ADE.match(ade):
+                raise InvalidInput(f"{email!r} is neither an e-mail address (name@domain) nor an address for "
+                                   "e-Doręczenia (AE:PL-12345-67890-ABCDE-12)")
+            email = ade
         raw_phone = text(data.requester_phone, "phone number", required=False, limit=64)
         phone = None
         if raw_phone:
@@ -399,15 +425,25 @@ class Requests:
         # §4.1: listening or reading only in exceptional, justified cases; an Art. 15 copy needs no reason.
         justification = text(data.justification, "justification", required=data.kind == ACCESS)
         delivery = text(data.delivery, "delivery", required=True, limit=16)
+        if delivery in LEGACY_DELIVERIES:
+            raise InvalidInput("ePUAP is no longer a delivery route for public bodies: choose e_doreczenia "
+                               "(e-Doręczenia) for electronic delivery")
         if delivery not in DELIVERIES:
             raise InvalidInput(f"the reply is delivered by one of: {', '.join(DELIVERIES)}")
-        if delivery in ("email", "epuap") and not email:
-            raise InvalidInput(f"delivery by {delivery} needs the e-mail or ePUAP address")
+        if delivery == "email" and not (email and "@" in email):
+            raise InvalidInput("delivery by email needs the e-mail address")
+        if delivery == "e_doreczenia" and not (email and _ADE.match(email)):
+            raise InvalidInput("delivery by e-Doręczenia needs the requester's address for electronic delivery "
+                               "(AE:PL-12345-67890-ABCDE-12)")
+        addressed_as = text(data.addressed_as, "form of address", required=False, limit=8).lower() or None
+        if addressed_as is not None and addressed_as not in L.FORMS:
+            raise InvalidInput("the form of address is 'pani', 'pan' or empty (the letters then use neutral forms)")
         hint = self._validate_hint(data.hint, received, data.channel)
         return {"kind": data.kind, "channel": data.channel, "received_on": received.isoformat(),
                 "due_on": self.due_date(received).isoformat(), "requester_name": name,
                 "requester_address": address, "requester_email": email, "requester_phone": phone,
-                "justification": justification, "asked": asked, "delivery": delivery, "hint": hint}
+                "justification": justification, "asked": asked, "delivery": delivery, "hint": hint,
+                "addressed_as": addressed_as}
 
     def _validate_hint(self, hint: Mapping[str, Any], received: date, channel: str) -> dict[str, Any]:
         if not isinstance(hint, Mapping):
@@ -471,7 +507,7 @@ class Requests:
             session_started_at=_dt(r["session_started_at"]), session_ended_at=_dt(r["session_ended_at"]),
             session_notes=r["session_notes"], closed_at=_dt(r["closed_at"]), withdrawn_at=_dt(r["withdrawn_at"]),
             ineligible_reason=r["ineligible_reason"], exported_at=_dt(r["exported_at"]),
-            export_path=r["export_path"], withdrawal_note=r["withdrawal_note"],
+            export_path=r["export_path"], withdrawal_note=r["withdrawal_note"], addressed_as=r["addressed_as"],
             overdue=pending and today > effective,
             due_soon=pending and today <= effective
             and (effective - today).days <= self.settings.request_due_soon_days,
@@ -521,7 +557,8 @@ class Requests:
         letter_rows = await self.db.fetchall(
             "SELECT * FROM letters WHERE request_id = ? ORDER BY id", (request_id,))
         letter_records = tuple(LetterRecord(id=r["id"], kind=r["kind"], path=self.settings.letters_dir / r["path"],
-                                            sha256=r["sha256"], created_at=from_iso(r["created_at"]))
+                                            sha256=r["sha256"], created_at=from_iso(r["created_at"]),
+                                            sealed=bool(r["sealed"]), sealed_by=r["sealed_by"])
                                for r in letter_rows)
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "requests.view", target_kind="request", target_id=request_id,
@@ -872,10 +909,11 @@ class Requests:
                 **self._letter_common(request), ordinance=self.settings.ordinance_reference,
                 received_on=request.received_on, channel=request.channel,
                 session_local=session_at.astimezone(self.tz), place=place,
-                attendees=[a["full_name"] or a["name"] for a in attendees])
+                attendees=[a["full_name"] or a["name"] for a in attendees],
+                conversations=await self._concerned(request_id), form=request.addressed_as)
         else:
             await self._check_grantable(request)
-        pdf = await self._render(letter) if letter else None
+        rendered = await self._render(letter, actor, request) if letter else None
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             new_state = self._next(req, "grant")
@@ -890,8 +928,8 @@ class Requests:
             for a in attendees:
                 await tx.execute("INSERT INTO request_attendees(request_id, staff_id) VALUES (?, ?)",
                                  (request_id, a["id"]))
-            if pdf is not None:
-                await self._store_letter(tx, actor, req, L.GRANT, pdf)
+            if rendered is not None:
+                await self._store_letter(tx, actor, req, L.GRANT, rendered)
             await self.audit.append(tx, actor, "requests.grant", target_kind="request", target_id=request_id,
                                     request_id=request_id, details={"attendees": [a["id"] for a in attendees]})
         return await self._get(request_id)
@@ -920,8 +958,8 @@ class Requests:
             raise InvalidInput(f"the reasons are longer than {MAX_TEXT} characters")
         letter = L.refusal_letter(**self._letter_common(request), ordinance=self.settings.ordinance_reference,
                                   received_on=request.received_on, channel=request.channel, reasons=reasons,
-                                  kind=request.kind)
-        pdf = await self._render(letter)
+                                  kind=request.kind, form=request.addressed_as)
+        rendered = await self._render(letter, actor, request)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             new_state = self._next(req, "refuse")
@@ -930,7 +968,7 @@ class Requests:
                 "UPDATE access_requests SET state = ?, decision = 'refused', decision_reasons = ?, decided_by = ?, "
                 "decided_at = ?, updated_at = ? WHERE id = ?",
                 (new_state, reasons, actor.staff_id, now, now, request_id))
-            await self._store_letter(tx, actor, req, L.REFUSAL, pdf)
+            await self._store_letter(tx, actor, req, L.REFUSAL, rendered)
             await self.audit.append(tx, actor, "requests.refuse", target_kind="request", target_id=request_id,
                                     request_id=request_id)
         return await self._get(request_id)
@@ -956,8 +994,9 @@ class Requests:
             raise InvalidTransition(
                 f"the answer can be extended by at most {MAX_EXTENSION_MONTHS} months, to {limit.isoformat()}")
         letter = L.extension_letter(**self._letter_common(request), received_on=request.received_on,
-                                    due_on=request.due_on, extended_until=until, reasons=reasons, kind=request.kind)
-        pdf = await self._render(letter)
+                                    due_on=request.due_on, extended_until=until, reasons=reasons, kind=request.kind,
+                                    form=request.addressed_as)
+        rendered = await self._render(letter, actor, request)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
             self._next(req, "extend")
@@ -968,7 +1007,7 @@ class Requests:
             await tx.execute("UPDATE access_requests SET extended_until = ?, extension_reason = ?, updated_at = ? "
                              "WHERE id = ?", (until.isoformat(), f"{previous}\n{reasons}" if previous else reasons,
                                               now, request_id))
-            await self._store_letter(tx, actor, req, L.EXTENSION, pdf)
+            await self._store_letter(tx, actor, req, L.EXTENSION, rendered)
             await self.audit.append(tx, actor, "requests.extend", target_kind="request", target_id=request_id,
                                     request_id=request_id, details={"until": until.isoformat()})
         return await self._get(request_id)
@@ -1139,8 +1178,13 @@ class Requests:
                                                     "created_at": to_iso(now), "created_by": actor.name})
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
         letter = L.copy_letter(**self._letter_common(request), received_on=request.received_on,
-                               files=[(f["name"], f["sha256"]) for f in files])
-        pdf = await self._render(letter)
+                               files=[(f["name"], f["sha256"]) for f in files], controller=self.settings.controller,
+                               recipients=self.settings.data_recipients,
+                               retention_months=self.settings.retention_duration.months,
+                               ordinance=self.settings.ordinance_reference,
+                               conversations=[(c["channel"], from_iso(c["created_at"]).astimezone(self.tz))
+                                              for c in convs], form=request.addressed_as)
+        rendered = await self._render(letter, actor, request)
         try:
             async with self.db.write() as tx:
                 req = await self._load(tx, request_id)
@@ -1148,7 +1192,7 @@ class Requests:
                 await tx.execute("UPDATE access_requests SET state = ?, exported_at = ?, export_path = ?, "
                                  "updated_at = ? WHERE id = ?",
                                  (new_state, to_iso(now), str(target), to_iso(now), request_id))
-                await self._store_letter(tx, actor, req, L.COPY, pdf)
+                await self._store_letter(tx, actor, req, L.COPY, rendered)
                 await self.audit.append(tx, actor, "requests.export", target_kind="request", target_id=request_id,
                                         request_id=request_id, details={
                                             "files": len(files), "bytes": sum(f["size"] for f in files),
@@ -1275,30 +1319,51 @@ class Requests:
 
     # -- helpers ------------------------------------------------------------------------------------------
 
-    async def _render(self, letter: L.Letter) -> bytes:
-        """The PDF, with the audit chain head anchored and printed in its footer."""
+    async def _render(self, letter: L.Letter, actor: Actor, request: AccessRequest) -> "RenderedLetter":
+        """The PDF/A-2b letter, signed by `actor` (name and title from their account), sealed when the office's
+        seal is configured, with the audit chain head anchored and printed in its footer."""
         anchor = await self.audit.anchor("letter")
-        return await asyncio.to_thread(L.render, dataclasses.replace(letter, audit_anchor=anchor.printed()))
+        signer = await self.db.fetchone("SELECT full_name, job_title FROM staff WHERE id = ?", (actor.staff_id,))
+        letter = dataclasses.replace(
+            letter, audit_anchor=anchor.printed(), signatory=(signer["full_name"] if signer else "").strip(),
+            signature=(signer["job_title"] if signer else "").strip() or letter.signature,
+            delivery_line=_delivery_line(request))
+        pdf = await asyncio.to_thread(L.render, letter, self.seal)
+        return RenderedLetter(pdf=pdf, sealed_by=self.seal.subject if self.seal else None)
+
+    async def _concerned(self, request_id: int) -> list[tuple[str, datetime]]:
+        """The linked calls and chats as (channel, local start time), for the letters that name them."""
+        rows = await self.db.fetchall(
+            "SELECT c.channel, c.created_at FROM request_conversations rc JOIN conversations c "
+            "ON c.id = rc.conversation_id WHERE rc.request_id = ? ORDER BY c.created_at", (request_id,))
+        return [(r["channel"], from_iso(r["created_at"]).astimezone(self.tz)) for r in rows]
+
+    def case_mark(self, request: AccessRequest) -> str:
+        """The case mark printed on the request's letters (`CIM_CASE_MARK`, e.g. BOI-CIM.1510.7.2026)."""
+        return case_mark(self.settings.case_mark, request.number)
 
     def _letter_common(self, request: AccessRequest) -> dict[str, Any]:
         return {"office_name": self.settings.office_name, "office_address": self.settings.office_address,
-                "reference": request.number, "dated": self.today(), "name": request.requester_name,
+                "reference": self.case_mark(request), "dated": self.today(), "name": request.requester_name,
                 "address": request.requester_address}
 
-    async def _store_letter(self, tx: aiosqlite.Connection, actor: Actor, req: Any, kind: str, pdf: bytes) -> None:
+    async def _store_letter(self, tx: aiosqlite.Connection, actor: Actor, req: Any, kind: str,
+                            rendered: "RenderedLetter") -> None:
         """Write the PDF under the letters folder and list it with the request, in the caller's transaction."""
+        pdf = rendered.pdf
         count = (await (await tx.execute("SELECT count(*) FROM letters WHERE request_id = ?",
                                          (req["id"],))).fetchone())[0]
         relative = f"{req['number'][4:8]}/{req['number'].replace('/', '-')}-{count + 1:02d}-{kind}.pdf"
         path = self.settings.letters_dir / relative
         await asyncio.to_thread(_write_private, path, pdf)
         try:
-            await tx.execute("INSERT INTO letters(request_id, kind, path, sha256, created_at, created_by) "
-                             "VALUES (?, ?, ?, ?, ?, ?)",
+            await tx.execute("INSERT INTO letters(request_id, kind, path, sha256, created_at, created_by, sealed, "
+                             "sealed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (req["id"], kind, relative, hashlib.sha256(pdf).hexdigest(), to_iso(self.clock()),
-                              actor.staff_id))
+                              actor.staff_id, int(rendered.sealed_by is not None), rendered.sealed_by))
             await self.audit.append(tx, actor, "requests.letter", target_kind="letter", target_id=relative,
-                                    request_id=req["id"], details={"kind": kind})
+                                    request_id=req["id"], details={"kind": kind,
+                                                                   "sealed": rendered.sealed_by is not None})
         except BaseException:
             await asyncio.to_thread(path.unlink, True)
             raise
@@ -1338,6 +1403,25 @@ class Requests:
 
 
 # -- module helpers ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    pdf: bytes
+    #: the seal certificate's subject when the letter is sealed, else None
+    sealed_by: str | None
+
+
+def _delivery_line(request: AccessRequest) -> str:
+    """The delivery route printed under the address; nothing for a letter by post (the address says it)."""
+    if request.delivery == "e_doreczenia":
+        return f"Doręczenie elektroniczne (e-Doręczenia) na adres: {request.requester_email}"
+    if request.delivery == "email":
+        return f"Doręczenie pocztą elektroniczną na adres: {request.requester_email}"
+    # "epuap" (older records): ePUAP is no longer a route for public bodies, so the letter goes by post
+    if request.delivery == "in_person":
+        return "Odbiór osobisty w urzędzie"
+    return ""
+
 
 def _person(actor: Actor, what: str) -> None:
     """Steps whose record names the staff member who took them (registered_by, opinions, letters) need a person."""

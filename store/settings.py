@@ -107,6 +107,21 @@ class Settings:
     audit_anchor_minutes: int = 15
     #: Calls: a dialled or calling number with at most this many digits is a PBX extension (internal).
     pbx_extension_max_digits: int = 5
+    #: Letters: the case mark (znak sprawy) printed on letters, from the register number CIM/<yyyy>/<nnnn>:
+    #: {number} the register number, {n} its sequence in the year, {nnnn} the same zero-padded, {yyyy} the
+    #: year; e.g. `BOI-CIM.1510.{n}.{yyyy}` for a JRWA symbol (README, Letters).
+    case_mark: str = "{number}"
+    #: Letters: the PKCS#12 file of the office's seal certificate (PAdES); empty = letters go out unsigned.
+    #: Outside the data directory, not readable by every user (docs/DEPLOY.md, Letter seal).
+    letter_seal_p12: str = ""
+    #: Letters: a file holding the PKCS#12 file's password (first line), same rules as the file itself.
+    letter_seal_password_file: str = ""
+    #: Letters: the controller (administrator danych, GDPR Art. 4(7)) named in the copy's cover letter.
+    controller: str = "Prezydent Miasta Szczecin, pl. Armii Krajowej 1, 70-456 Szczecin"
+    #: Letters: the recipients of the contact records, for the copy's cover letter (GDPR Art. 15(1)(c)).
+    data_recipients: str = ("podmioty uprawnione na podstawie przepisów prawa (np. sądy, prokuratura, Policja) "
+                            "oraz podmioty przetwarzające dane na zlecenie administratora w zakresie obsługi "
+                            "systemów teleinformatycznych urzędu; dane nie są przekazywane do państw trzecich")
 
     @property
     def db_path(self) -> Path:
@@ -177,9 +192,36 @@ class Settings:
                                   "a copy or restore of the data directory must not carry it")
         if self.audit_anchor_minutes < 0:
             raise ConfigError("CIM_AUDIT_ANCHOR_MINUTES must be 0 or more")
+        check_case_mark(self.case_mark)
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+_CASE_MARK_FIELDS = {"number", "n", "nnnn", "yyyy"}
+
+
+def check_case_mark(pattern: str) -> None:
+    """A case mark pattern names only known fields and tells requests apart ({number}, {n} or {nnnn})."""
+    import string
+
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"CIM_CASE_MARK {pattern!r} is not a valid pattern: {exc}") from None
+    unknown = sorted(names - _CASE_MARK_FIELDS)
+    if unknown:
+        raise ConfigError(f"CIM_CASE_MARK {pattern!r} uses unknown fields {', '.join(unknown)}; "
+                          "known: {number}, {n}, {nnnn}, {yyyy}")
+    if not names & {"number", "n", "nnnn"}:
+        raise ConfigError(f"CIM_CASE_MARK {pattern!r} must contain {{number}}, {{n}} or {{nnnn}} so each case "
+                          "has its own mark")
+
+
+def case_mark(pattern: str, number: str) -> str:
+    """The case mark of the request numbered `number` (CIM/2026/0007), e.g. `BOI-CIM.1510.7.2026`."""
+    _, year, seq = number.split("/")
+    return pattern.format(number=number, n=int(seq), nnnn=seq, yyyy=year)
 
 
 def _audit_dir(data_dir: Path) -> Path:

@@ -202,6 +202,7 @@ async def test_ineligible_call_offers_only_refusal(store, people):
         await fill_form(pilot, {"reasons": "Numer zastrzeżony (§ 4 ust. 7)."})
         await state_is(pilot, "refused")
         assert "refusal:" in text_of(pilot.app, "letters")
+        assert "not sealed" in text_of(pilot.app, "letters")  # no seal configured: the register says so
         assert detail.check_action("grant", ()) is False
 
 
@@ -217,9 +218,10 @@ async def test_copy_request_by_the_dpo_from_registration_to_export(store, people
         await pilot.press("n")
         await fill_form(pilot, {"kind": "copy", "channel": "chat", "received_on": "2026-03-01",
                                 "requester_name": "Józef Ślązak", "requester_address": "ul. Źródlana 1",
-                                "requester_email": "jozef@example.pl", "delivery": "email",
+                                "requester_email": "jozef@example.pl", "delivery": "email", "addressed_as": "pan",
                                 "date": "2026-02-24", "time": "10:15", "name_or_email": "jozef@example.pl"})
         detail = await open_first(pilot)
+        assert detail.detail.request.addressed_as == "pan"
         await wait_until(pilot, lambda: rows(app, "candidates"), what="candidates")
         # the DPO cannot search the archive: matching shows times and masked numbers, no search in chat text
         assert rows(app, "candidates")[0][3] == ""

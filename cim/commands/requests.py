@@ -77,7 +77,10 @@ async def requests_show(store, number, as_json):
         "conversations": [c.conversation_id for c in d.conversations],
         "opinions": [{"kind": o.kind, "by": o.staff_name, "verdict": o.verdict} for o in d.opinions],
         "attendees": [{"name": a.name, "present": a.present} for a in d.attendees],
-        "letters": [{"kind": x.kind, "path": str(x.path), "sha256": x.sha256} for x in d.letters],
+        "case_mark": store.requests.case_mark(d.request),
+        "delivery": d.request.delivery, "addressed_as": d.request.addressed_as,
+        "letters": [{"kind": x.kind, "path": str(x.path), "sha256": x.sha256, "sealed": x.sealed,
+                     "sealed_by": x.sealed_by} for x in d.letters],
         "next_actions": list(d.next_actions),
     }
     if as_json:

@@ -71,6 +71,8 @@ async def _serve(settings) -> None:
             gc.freeze()
             bound = site._server.sockets[0].getsockname() if site._server else (settings.host, settings.port)
             log.info("serve.listening url=http://%s:%s data_dir=%s", bound[0], bound[1], settings.data_dir)
+            log.info("serve.letters sealed=%s until=%s", "yes" if store.requests.seal else "no",
+                     f"{store.requests.seal.not_after:%Y-%m-%d}" if store.requests.seal else "-")
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -17,11 +17,11 @@ def register(cli: click.Group) -> None:
 
 @click.group()
 def users() -> None:
-    """Staff accounts: add, list, disable, enable, passwd, roles."""
+    """Staff accounts: add, list, disable, enable, passwd, roles, signature."""
 
 
 def _staff_json(s) -> dict:
-    return {"id": s.id, "name": s.name, "full_name": s.full_name, "roles": sorted(r.value for r in s.roles),
+    return {"id": s.id, "name": s.name, "full_name": s.full_name, "job_title": s.job_title, "roles": sorted(r.value for r in s.roles),
             "department": s.department, "disabled": s.disabled, "extensions": list(s.extensions)}
 
 
@@ -30,16 +30,17 @@ def _staff_json(s) -> dict:
 @click.option("--role", "roles", multiple=True, required=True, help=ROLE_HELP)
 @click.option("--department", help="Department code (see `cim departments list`).")
 @click.option("--full-name", default="", help="Full name shown in letters and lists.")
+@click.option("--title", "job_title", default="", help="Title printed under the name on letters this person signs.")
 @click.option("--extension", "extensions", multiple=True, help="PBX extension of this person (repeatable).")
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
 @data_dir_option
 @json_option
 @with_store
-async def users_add(store, name, roles, department, full_name, extensions, password_stdin, as_json):
+async def users_add(store, name, roles, department, full_name, job_title, extensions, password_stdin, as_json):
     """Add a staff member NAME with one or more roles; the password is read from stdin."""
     staff = await store.accounts.add_staff(
         cli_actor("users"), name, roles, read_password_stdin(), department=department, full_name=full_name,
-        extensions=extensions)
+        extensions=extensions, job_title=job_title)
     if as_json:
         print_json(_staff_json(staff))
     else:
@@ -102,6 +103,25 @@ async def users_roles(store, name, roles):
     """Replace NAME's roles with the given ones."""
     staff = await store.accounts.set_roles(cli_actor("users"), name, roles)
     click.echo(f"{staff.name}: {', '.join(sorted(r.value for r in staff.roles))}")
+
+
+@users.command("signature")
+@click.argument("name")
+@click.option("--full-name", default=None, help="Full name, e.g. 'Anna Nowak'.")
+@click.option("--title", "job_title", default=None, help="Title, e.g. 'Dyrektor Biura Obsługi Interesantów'.")
+@data_dir_option
+@json_option
+@with_store
+async def users_signature(store, name, full_name, job_title, as_json):
+    """Set the full name and title NAME signs letters with (an option left out keeps its value)."""
+    if full_name is None and job_title is None:
+        raise click.UsageError("give --full-name, --title or both")
+    staff = await store.accounts.set_signature(cli_actor("users"), name, full_name=full_name, job_title=job_title)
+    if as_json:
+        print_json(_staff_json(staff))
+    else:
+        click.echo(f"{staff.name} signs letters as: {staff.full_name or '(no full name)'}, "
+                   f"{staff.job_title or '(the title of the role)'}")
 
 
 @users.command("extensions")

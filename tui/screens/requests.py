@@ -22,7 +22,7 @@ from store.errors import CimError, InvalidInput
 from store.models import Role
 from store.policy import Permission, allowed
 from store.requests import (
-    ACCESS, COPY, DELIVERIES, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
+    ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
 )
 from tui.context import TuiContext
 from tui.widgets.literal import literal
@@ -171,8 +171,10 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
         Field("requester_name", "Requester's name"),
         Field("requester_address", "Correspondence address"),
         Field("requester_phone", "Phone (for a call: the number it was made from)", placeholder="601 234 567"),
-        Field("requester_email", "E-mail or ePUAP address (optional)"),
-        Field("delivery", "Reply delivered by", "select", "post", [(d, d) for d in DELIVERIES]),
+        Field("requester_email", "E-mail or e-Doręczenia address (AE:PL-…; optional)"),
+        Field("delivery", "Reply delivered by", "select", "post", [(DELIVERY_LABELS[d], d) for d in DELIVERIES]),
+        Field("addressed_as", "Letters address the requester as", "select", "",
+              [("— (not stated: neutral forms)", ""), ("Pani", "pani"), ("Pan", "pan")]),
         Field("justification", "Justification (§4.1; not needed for a copy)", "text"),
         Field("date", "Date of the conversation (YYYY-MM-DD)"),
         Field("time", "Approximate time (HH:MM, optional)"),
@@ -189,7 +191,7 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
             kind=v["kind"], channel=v["channel"], received_on=v["received_on"], requester_name=v["requester_name"],
             requester_address=v["requester_address"], requester_phone=v["requester_phone"] or None,
             requester_email=v["requester_email"] or None, justification=v["justification"],
-            delivery=v["delivery"], hint=hint))
+            delivery=v["delivery"], addressed_as=v["addressed_as"] or "", hint=hint))
 
     return FormModal("Register a request", fields, submit, save_label="Register")
 
@@ -295,9 +297,9 @@ class RequestDetailScreen(Screen[None]):
         summary.append_text(literal(r.requester_name))
         summary.append("\nAddress: ")
         summary.append_text(literal(r.requester_address))
-        summary.append(f"\nPhone: {r.requester_phone or '—'} · e-mail/ePUAP: ")
+        summary.append(f"\nPhone: {r.requester_phone or '—'} · e-mail/e-Doręczenia: ")
         summary.append_text(literal(r.requester_email or "—"))
-        summary.append(f" · reply by {r.delivery}\n")
+        summary.append(f" · reply by {DELIVERY_LABELS.get(r.delivery, r.delivery)}\n")
         summary.append(f"Received {r.received_on} · due {r.due_on}")
         if r.extended_until:
             summary.append(f" · extended to {r.extended_until}")
@@ -370,7 +372,8 @@ class RequestDetailScreen(Screen[None]):
         self._append_approval(session, d)
         self.query_one("#session", Static).update(session if session.plain else "—")
         self.query_one("#letters", Static).update(
-            "\n".join(f"{x.kind}: {x.path} (SHA-256 {x.sha256[:16]}…)" for x in d.letters) or "—")
+            "\n".join(f"{x.kind}: {x.path} (SHA-256 {x.sha256[:16]}…) · "
+                      f"{'sealed (PAdES)' if x.sealed else 'not sealed'}" for x in d.letters) or "—")
 
     # -- which steps are offered ------------------------------------------------------------------
 
