@@ -16,6 +16,7 @@ from .db import Database, check_data_dir
 from .errors import CimError, NotPermitted
 from .models import Actor, Role
 from .notices import Notices
+from .queue_log import QueueLog
 from .requests import Requests
 from .reports import Reports
 from .retention import Retention
@@ -40,6 +41,7 @@ class Store:
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
+        self.queue_log = QueueLog(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
