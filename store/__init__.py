@@ -20,6 +20,7 @@ from .queue_log import QueueLog
 from .requests import Requests
 from .reports import Reports
 from .retention import Retention
+from .service_report import ServiceFigures
 from .settings import Settings
 
 __all__ = ["Store", "Settings", "Actor", "Role", "CimError", "NotPermitted"]
@@ -42,6 +43,7 @@ class Store:
         self.calls = Calls(self)
         self.archive = Archive(self)
         self.queue_log = QueueLog(self)
+        self.service = ServiceFigures(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":

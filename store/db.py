@@ -172,7 +172,9 @@ class Database:
         """Fold the WAL into the database and truncate it, so no old page survives in `-wal`."""
         assert self._writer is not None
         async with self._write_lock:
-            await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # fetched, not just executed: a PRAGMA's result row left unread keeps its statement in progress,
+            # and the next write_call's COMMIT then fails ("SQL statements in progress")
+            await self._writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @property
     def writer(self) -> aiosqlite.Connection:

@@ -114,12 +114,15 @@ class QueueLogReport:
     ignored: int = 0
     unknown_events: dict[str, int] = field(default_factory=dict)
     linked_to_calls: int = 0
+    #: Lines already past their retention (purge_after): not registered.
+    expired: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {"imported": self.imported, "already_present": self.already_present,
                 "rejected": [r.as_json() for r in self.rejected], "queue_calls": self.queue_calls,
                 "member_events": self.member_events, "ignored": self.ignored,
-                "unknown_events": dict(sorted(self.unknown_events.items())), "linked_to_calls": self.linked_to_calls}
+                "unknown_events": dict(sorted(self.unknown_events.items())), "linked_to_calls": self.linked_to_calls,
+                "expired": self.expired}
 
     def add(self, other: "QueueLogReport") -> None:
         self.imported += other.imported
@@ -131,6 +134,7 @@ class QueueLogReport:
         for name, n in other.unknown_events.items():
             self.unknown_events[name] = self.unknown_events.get(name, 0) + n
         self.linked_to_calls += other.linked_to_calls
+        self.expired += other.expired
 
 
 @dataclass
@@ -235,13 +239,18 @@ def _read_new(src: QueueLogSource) -> bytes:
 def _register(conn: sqlite3.Connection, entries: list[QueueLogEntry], report: QueueLogReport, retention,
               now: str) -> None:
     for entry in entries:
+        purge_after = to_iso(retention.after(entry.at))
+        if purge_after <= now:
+            report.expired += 1  # already past its retention: purged facts are not brought back (§6)
+            continue
         if conn.execute("SELECT 1 FROM queue_log_lines WHERE digest = ?", (entry.digest,)).fetchone():
             report.already_present += 1
             continue
         conn.execute("SAVEPOINT line")
         try:
-            _apply(conn, entry, report, to_iso(retention.after(entry.at)))
-            conn.execute("INSERT INTO queue_log_lines(digest, imported_at) VALUES (?, ?)", (entry.digest, now))
+            _apply(conn, entry, report, purge_after)
+            conn.execute("INSERT INTO queue_log_lines(digest, imported_at, purge_after) VALUES (?, ?, ?)",
+                         (entry.digest, now, purge_after))
         except _LineError as exc:
             conn.execute("ROLLBACK TO line")
             conn.execute("RELEASE line")

@@ -81,6 +81,10 @@ class Settings:
     trusted_proxies: str = ""
     #: Calls: a dialled or calling number with at most this many digits is a PBX extension (internal).
     pbx_extension_max_digits: int = 5
+    #: Service report: a contact answered within this many seconds counts towards the service level.
+    service_level_seconds: int = 20
+    #: Service report: an abandonment within this many seconds of joining the queue is reported apart.
+    short_abandon_seconds: int = 5
 
     @property
     def db_path(self) -> Path:

@@ -117,6 +117,13 @@ async def test_running_again_adds_nothing_and_a_grown_file_adds_only_its_new_lin
     assert len(await stays(store)) == 5
 
 
+@pytest.mark.ordinance("§6")
+async def test_lines_already_past_their_retention_are_not_registered(store, clock, tmp_path: Path) -> None:
+    clock.advance(days=200)  # the fixture's day is now more than six months old
+    report = await ingest(store, DAY)
+    assert (report.imported, report.expired, report.rejected) == (0, 20, []) and await stays(store) == []
+
+
 async def test_an_unknown_event_is_counted_not_rejected(store, tmp_path: Path) -> None:
     log = tmp_path / "queue_log"
     log.write_text("1772442000|1772442000.1|cim|NONE|ENTERQUEUE||601234567|1\n"
@@ -189,7 +196,7 @@ async def _until(predicate, limit: int = 400) -> None:
 
 def test_the_command_prints_the_json_document_and_is_idempotent(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    runner = CliRunner()
+    runner = CliRunner(env={"CIM_RETENTION": "P100Y"})  # the fixture's day stays within retention
     assert runner.invoke(cli, ["init", "--data-dir", str(data)]).exit_code == 0
     args = ["ingest", "queue-log", str(DAY), "--data-dir", str(data), "--json"]
     first = json.loads(runner.invoke(cli, args).output)

@@ -1,10 +1,13 @@
 -- Phone traffic (issue [traffic]): Asterisk queue_log facts and the purge-proof service figures.
 
 -- Every queue_log line registered, by the SHA-256 of its bytes: the same line again is "already present".
+-- Kept until the line's own purge_after; a line older than that is never registered again (§6).
 CREATE TABLE queue_log_lines (
     digest      TEXT PRIMARY KEY,
-    imported_at TEXT NOT NULL
+    imported_at TEXT NOT NULL,
+    purge_after TEXT NOT NULL
 );
+CREATE INDEX queue_log_lines_purge ON queue_log_lines(purge_after);
 
 -- One caller's stay in a queue: ENTERQUEUE up to CONNECT/ABANDON/EXIT* and COMPLETE*/TRANSFER.
 -- callid is the caller channel's uniqueid, so the stay links to the call's CDR (call_legs.uniqueid).
