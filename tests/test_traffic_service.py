@@ -225,3 +225,43 @@ def test_the_command_prints_json_csv_and_pdf(tmp_path: Path) -> None:
     supervision = runner.invoke(cli, ["report", "--from", "2026-03-01", "--to", "2026-03-31", "--json",
                                       "--data-dir", str(data)])
     assert supervision.exit_code == 0 and "accesses" in json.loads(supervision.output)
+
+
+async def test_the_manager_sees_the_figures_and_the_chart_of_the_day_in_the_tui(
+        tui_app, store, clock, make_staff, settings) -> None:
+    from textual.widgets import DataTable, Select
+
+    from tests.fixtures.store import PASSWORD
+    from tests.fixtures.tui import sign_in, wait_until
+    from tui.screens.service import ServiceScreen
+    from tui.widgets.hour_chart import HourChart
+
+    await build_day(store, clock, make_staff)
+    await make_staff("kierownik", "cim_manager")
+    await make_staff("ola", "consultant")
+    app = tui_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await sign_in(pilot, "kierownik", PASSWORD)
+        await pilot.press("f8")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, ServiceScreen) and app.screen,
+                                  what="the service screen")
+        await wait_until(pilot, lambda: screen.report is not None, what="the report")
+        table = screen.query_one("#service-table", DataTable)
+        rows = [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert ["all", "calls", "8", "4", "3", "2", "1", "50.0%", "14", "25", "50.0%", "117.5"] in rows
+        assert ["all", "chats", "5", "3", "2", "1", "0", "60.0%", "20", "30", "50.0%", "450"] in rows
+        chart = str(screen.query_one("#service-chart", HourChart).render())
+        assert "10:00" in chart and "11:00" in chart and "20 s" in chart and "8 s" in chart
+        screen.query_one("#service-by", Select).value = "hour"
+        await wait_until(pilot, lambda: screen.report is not None and screen.report.by == "hour", what="grouped")
+        await wait_until(pilot, lambda: table.row_count == 6, what="the grouped rows")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: (settings.data_dir / "reports" / "service-2026-03-02-2026-03-02.csv").exists(),
+                         what="the CSV")
+    # a consultant has no such area: F8 does nothing on their home screen
+    app = tui_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await sign_in(pilot, "ola", PASSWORD)
+        await pilot.press("f8")
+        await pilot.pause()
+        assert not isinstance(app.screen, ServiceScreen)

@@ -40,6 +40,7 @@ AREAS: list[Area] = [  # in the order of their keys, as the home screen and the 
          "tui.screens.retention:RetentionScreen"),
     Area("audit", "Audit log", "f6", (Permission.READ_AUDIT,), "tui.screens.audit:AuditScreen"),
     Area("reports", "Supervision reports", "f7", (Permission.VIEW_REPORTS,), "tui.screens.reports:ReportsScreen"),
+    Area("service", "Service report", "f8", (Permission.VIEW_REPORTS,), "tui.screens.service:ServiceScreen"),
     Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
     Area("canned", "Canned responses", "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
     Area("notices", "Notices", "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),
