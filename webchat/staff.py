@@ -11,6 +11,7 @@ import socketio
 from store.errors import CimError, SessionExpired
 from store.models import Actor, Role
 
+from . import traffic
 from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
                   error, message_payload, ok, refuse)
 
@@ -37,6 +38,9 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             raise refuse({"code": "too_many_connections", "message": "too many connections from your address"})
         try:
             actor = await hub.store.accounts.authenticate(token)  # type: ignore[arg-type]
+            if not actor.has(Role.CONSULTANT) and traffic.watch_only(hub, actor):  # the manager's wallboard
+                await traffic.add_watcher(hub, sid, actor, address)
+                return
             if not actor.has(Role.CONSULTANT):
                 log.info("staff.refused reason=role staff_id=%s", actor.staff_id)
                 raise SessionExpired("only consultants handle live chats")
@@ -57,6 +61,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         await sio.enter_room(sid, consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
         log.info("staff.connected staff_id=%s", actor.staff_id)
         hub.spawn(greet(sid, actor, newly_online))
+        hub.spawn(traffic.on_staff_connect(hub, sid, actor))
 
     async def greet(sid: str, actor: Actor, newly_online: bool) -> None:
         try:
@@ -75,6 +80,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     async def disconnect(sid: str, reason: Any = None) -> None:
         conn = hub.staff.pop(sid, None)
         if conn is None:
+            traffic.forget_watcher(hub, sid)
             return
         hub.connections.release(conn.address)
         online = hub.online.get(conn.actor.staff_id)  # type: ignore[arg-type]
