@@ -89,3 +89,44 @@ async def test_without_an_ami_url_nothing_changes_for_staff(chat_server, make_st
     await ewa.wait_for("queue")
     await asyncio.sleep(0.1)
     assert ewa.of("traffic") == []
+
+
+async def test_the_wallboard_and_the_call_card_in_the_tui_against_a_real_server(
+        ami_server: AmiReplayServer, make_chat_server, make_staff, store, tui_app) -> None:
+    from textual.widgets import DataTable, Static
+
+    from tests.fixtures.tui import sign_in, wait_until
+    from tui.screens.traffic import TrafficScreen
+
+    server = await make_chat_server(ami_url=ami_server.url)
+    await ami_server.wait_logged_in()
+    await make_staff("ewa", "consultant", extensions=("202",))
+    app = tui_app(server_url=server.url)
+    async with app.run_test(size=(140, 50)) as pilot:
+        await sign_in(pilot, "ewa", PASSWORD)
+        await app.run_action("open_area('traffic')")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, TrafficScreen) and app.screen,
+                                  what="the wallboard")
+        await wait_until(pilot, lambda: screen.state is not None, what="the first traffic event")
+        await ami_server.send(read_transcript("ami_morning.txt"))
+        await wait_until(pilot, lambda: screen.state["today"]["offered"] == 3, what="the morning on the wallboard")
+        await pilot.pause()
+
+        def rows(table_id: str) -> list[list[str]]:
+            table = screen.query_one(table_id, DataTable)
+            return [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+        assert rows("#traffic-callers") == [["cim", "1", "•••678", "0:00"]]
+        assert ["cim", "ewa", "202", "rozmawia", ""] in rows("#traffic-members")
+        assert ["cim", "Jan Nowak", "201", "przerwa", "Przerwa"] in rows("#traffic-members")
+        assert rows("#traffic-calls")[0][:4] == ["przychodzące", "•••567", "202", "cim"]
+        card = screen.query_one("#traffic-card", Static)
+        assert card.has_class("active") and "•••567" in str(card.render()) and "cim" in str(card.render())
+        assert "Centrala połączona" in str(screen.query_one("#traffic-status", Static).render())
+        await pilot.press("p")
+        await wait_until(pilot, lambda: any(a.get("Action") == "QueuePause" for a in ami_server.actions),
+                         what="the QueuePause")
+        await ami_server.close()
+        await wait_until(pilot, lambda: "Brak połączenia z centralą od 10:00"
+                         in str(screen.query_one("#traffic-status", Static).render()), what="the degraded line")
+        assert screen.query_one("#traffic-status", Static).has_class("down")
