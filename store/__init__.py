@@ -9,6 +9,8 @@ from __future__ import annotations
 from .accounts import Accounts
 from .archive import Archive
 from .audit import AuditLog
+from .call_notes import CallNotes
+from .callbacks import Callbacks
 from .calls import Calls
 from .chats import Chats
 from .clock import Clock, system_clock
@@ -44,6 +46,8 @@ class Store:
         self.archive = Archive(self)
         self.queue_log = QueueLog(self)
         self.service = ServiceFigures(self)
+        self.call_notes = CallNotes(self)
+        self.callbacks = Callbacks(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":

@@ -30,6 +30,8 @@ class Permission(StrEnum):
     INGEST_CALLS = "ingest_calls"
     VIEW_TRAFFIC = "view_traffic"  # the live wallboard of queues and calls (numbers masked without archive access)
     PAUSE_QUEUE = "pause_queue"    # pause/unpause oneself in the PBX's queues
+    ANNOTATE_CALLS = "annotate_calls"      # a category and a short note on a call one handled
+    HANDLE_CALLBACKS = "handle_callbacks"  # the callback worklist: take, call back, close
 
 
 P = Permission
@@ -37,7 +39,8 @@ _DESIGNATED = {P.SEARCH_ARCHIVE, P.OPEN_CONTENT, P.REGISTER_REQUESTS, P.VIEW_REQ
 
 #: The whole policy. A role not listed for a permission does not have it.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.CONSULTANT: frozenset({P.HANDLE_CHATS, P.VIEW_TRAFFIC, P.PAUSE_QUEUE}),
+    Role.CONSULTANT: frozenset({P.HANDLE_CHATS, P.VIEW_TRAFFIC, P.PAUSE_QUEUE, P.ANNOTATE_CALLS,
+                                P.HANDLE_CALLBACKS}),
     Role.DESIGNATED: frozenset(_DESIGNATED),
     Role.CIM_MANAGER: frozenset(
         _DESIGNATED | {P.MANAGE_CANNED, P.MANAGE_NOTICES, P.MANAGE_HOLDS, P.RUN_PURGE, P.VIEW_REPORTS,

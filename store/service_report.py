@@ -71,6 +71,8 @@ class Bucket:
     answered_waits: list[int] = field(default_factory=list)
     abandoned_waits: list[int] = field(default_factory=list)
     handle_times: list[int] = field(default_factory=list)
+    callbacks_done: int = 0
+    callbacks_open: int = 0
 
     def add_contact(self, c: Contact) -> None:
         self.offered += 1
@@ -95,6 +97,8 @@ class Bucket:
         self.answered_waits += other.answered_waits
         self.abandoned_waits += other.abandoned_waits
         self.handle_times += other.handle_times
+        self.callbacks_done += other.callbacks_done
+        self.callbacks_open += other.callbacks_open
 
     def figures(self, service_level_s: int, short_abandon_s: int) -> dict[str, Any]:
         short = sum(1 for w in self.abandoned_waits if w <= short_abandon_s)
@@ -144,6 +148,7 @@ class ServiceReport:
     call_categories: dict[str, int]
     chats_per_consultant: dict[str, int]
     calls_per_consultant: dict[str, int]
+    callbacks: dict[str, int]
 
     def figures(self, bucket: Bucket) -> dict[str, Any]:
         return bucket.figures(self.service_level_s, self.short_abandon_s)
@@ -162,6 +167,7 @@ class ServiceReport:
             "call_categories": self.call_categories,
             "chats_per_consultant": self.chats_per_consultant,
             "calls_per_consultant": self.calls_per_consultant,
+            "callbacks": self.callbacks,
         }
 
     def rows(self) -> list[list[str]]:
@@ -213,15 +219,19 @@ class ServiceFigures:
         since = to_iso(datetime.combine(start, time(0), zone))
         until = to_iso(datetime.combine(end + timedelta(days=1), time(0), zone))
 
-        def collect(conn: sqlite3.Connection) -> tuple[list[Contact], list[tuple[Contact, Bucket]]]:
+        def collect(conn: sqlite3.Connection) -> tuple[list[Contact], list[tuple[Contact, Bucket]], tuple[int, int]]:
             live = _stay_contacts(conn.execute(_STAY_SQL + "s.entered_at >= ? AND s.entered_at < ?", (since, until)),
                                   zone)
             live += _chat_contacts(conn.execute(_CHAT_SQL + "c.created_at >= ? AND c.created_at < ?",
                                                 (since, until)), zone)
             frozen = list(_daily_cells(conn, start.isoformat(), end.isoformat()))
-            return live, frozen
+            callbacks = conn.execute(
+                "SELECT sum(status = 'done') AS done, sum(status != 'done') AS open FROM callbacks "
+                "WHERE day >= ? AND day <= ?", (start.isoformat(), end.isoformat())).fetchone()
+            return live, frozen, (callbacks["done"] or 0, callbacks["open"] or 0)
 
-        live, frozen = await self.store.db.write_call(collect)  # one consistent snapshot of both sources
+        await self.store.callbacks.refresh()
+        live, frozen, (callbacks_done, callbacks_open) = await self.store.db.write_call(collect)  # one snapshot
         totals = {"calls": Bucket(), "chats": Bucket()}
         groups: dict[str, dict[str, Bucket]] = {}
         hours: dict[int, dict[str, Bucket]] = {}
@@ -232,6 +242,8 @@ class ServiceFigures:
         def place(c: Contact, bucket: Bucket) -> None:
             channel = "calls" if c.channel == "call" else "chats"
             totals[channel].merge(bucket)
+            if not bucket.offered:
+                return  # a cell of purged callbacks only: counted in the period's callbacks, not per group
             if by is not None:
                 key = _group_key(c, by)
                 groups.setdefault(key, {"calls": Bucket(), "chats": Bucket()})[channel].merge(bucket)
@@ -249,11 +261,14 @@ class ServiceFigures:
             place(c, b)
         for c, b in frozen:
             place(c, b)
+            callbacks_done += b.callbacks_done
+            callbacks_open += b.callbacks_open
         ordered = sorted(groups.items(), key=lambda kv: (_sort_key(kv[0], by)))
         report = ServiceReport(
             start, end, by, settings.service_level_seconds, settings.short_abandon_seconds, totals, ordered,
             sorted(hours.items()), dict(sorted(close_categories.items())), dict(sorted(call_categories.items())),
-            dict(sorted(per_consultant["chat"].items())), dict(sorted(per_consultant["call"].items())))
+            dict(sorted(per_consultant["chat"].items())), dict(sorted(per_consultant["call"].items())),
+            {"done": callbacks_done, "open": callbacks_open})
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "reports.service", details={
                 "from": start.isoformat(), "to": end.isoformat(), "by": by})
@@ -291,7 +306,9 @@ def _seconds_between(a: str | None, b: str | None) -> int | None:
 
 
 _STAY_SQL = ("SELECT s.entered_at, s.queue, s.outcome, s.wait_s, s.talk_s, s.consultant_id, s.agent, "
-             "st.name AS staff_name FROM queue_calls s LEFT JOIN staff st ON st.id = s.consultant_id "
+             "st.name AS staff_name, (SELECT n.category FROM call_notes n WHERE n.linkedid = s.callid "
+             " OR n.uniqueid = s.callid OR n.conversation_id = s.conversation_id LIMIT 1) AS topic "
+             "FROM queue_calls s LEFT JOIN staff st ON st.id = s.consultant_id "
              "WHERE s.outcome != 'waiting' AND ")
 
 
@@ -302,7 +319,7 @@ def _stay_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
         outcome = r["outcome"] if r["outcome"] in ("answered", "abandoned") else "other"
         consultant = r["staff_name"] or (r["agent"] if outcome == "answered" else "") or ""
         out.append(Contact("call", local.date().isoformat(), local.hour, r["queue"], r["consultant_id"], consultant,
-                           "", outcome, r["wait_s"], r["talk_s"] if outcome == "answered" else None))
+                           r["topic"] or "", outcome, r["wait_s"], r["talk_s"] if outcome == "answered" else None))
     return out
 
 
@@ -333,7 +350,7 @@ def _daily_cells(conn: sqlite3.Connection, first_day: str, last_day: str) -> Ite
                           r["topic"], "", None, None)
         yield contact, Bucket(r["offered"], r["answered"], r["abandoned"], r["unanswered_other"],
                               json.loads(r["answered_waits"]), json.loads(r["abandoned_waits"]),
-                              json.loads(r["handle_times"]))
+                              json.loads(r["handle_times"]), r["callbacks_done"], r["callbacks_open"])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -352,10 +369,22 @@ async def absorb_conversations(tx: Any, ids: list[int], timezone: str) -> None:
 
 
 async def purge_unlinked_queue_facts(tx: Any, cutoff_iso: str, timezone: str) -> int:
-    """Queue stays linked to no call and members' events past purge_after: absorbed (stays) and deleted (§6)."""
+    """Traffic facts past purge_after that no purged conversation took along (§6): queue stays linked to no
+    call and callbacks (both folded into service_daily first), members' events, notes on calls whose CDR
+    never came, and the registers of lines and sources seen."""
     zone = ZoneInfo(timezone)
     rows = await tx.execute_fetchall(_STAY_SQL + "s.conversation_id IS NULL AND s.purge_after <= ?", (cutoff_iso,))
-    await _add_to_daily(tx, _stay_contacts(rows, zone))
+    callbacks: dict[tuple, Bucket] = {}
+    for r in await tx.execute_fetchall("SELECT day, status FROM callbacks WHERE purge_after <= ?", (cutoff_iso,)):
+        bucket = callbacks.setdefault((r["day"], 0, "call", "", "", "", None), Bucket())
+        if r["status"] == "done":
+            bucket.callbacks_done += 1
+        else:
+            bucket.callbacks_open += 1
+    await _add_to_daily(tx, _stay_contacts(rows, zone), callbacks)
+    await tx.execute("DELETE FROM callbacks WHERE purge_after <= ?", (cutoff_iso,))
+    await tx.execute("DELETE FROM callback_sources WHERE purge_after <= ?", (cutoff_iso,))
+    await tx.execute("DELETE FROM call_notes WHERE conversation_id IS NULL AND purge_after <= ?", (cutoff_iso,))
     cur = await tx.execute("DELETE FROM queue_calls WHERE conversation_id IS NULL AND purge_after <= ?",
                            (cutoff_iso,))
     await tx.execute("DELETE FROM queue_member_events WHERE purge_after <= ?", (cutoff_iso,))
@@ -363,26 +392,27 @@ async def purge_unlinked_queue_facts(tx: Any, cutoff_iso: str, timezone: str) ->
     return cur.rowcount
 
 
-async def _add_to_daily(tx: Any, contacts: list[Contact]) -> None:
-    cells: dict[tuple, tuple[Contact, Bucket]] = {}
+async def _add_to_daily(tx: Any, contacts: list[Contact], extra: dict[tuple, Bucket] | None = None) -> None:
+    cells: dict[tuple, Bucket] = dict(extra or {})
     for c in contacts:
-        key = (c.day, c.hour, c.channel, c.queue, c.consultant, c.topic)
-        cells.setdefault(key, (c, Bucket()))[1].add_contact(c)
-    for key, (c, b) in cells.items():
+        key = (c.day, c.hour, c.channel, c.queue, c.consultant, c.topic, c.consultant_id)
+        cells.setdefault(key, Bucket()).add_contact(c)
+    for (day, hour, channel, queue, consultant, topic, consultant_id), b in cells.items():
         rows = await tx.execute_fetchall(  # fetch-all: no statement left open on the writer
             "SELECT * FROM service_daily WHERE day = ? AND hour = ? AND channel = ? AND queue = ? AND consultant = ? "
-            "AND topic = ?", key)
+            "AND topic = ?", (day, hour, channel, queue, consultant, topic))
         for row in rows:
             b.merge(Bucket(row["offered"], row["answered"], row["abandoned"], row["unanswered_other"],
                            json.loads(row["answered_waits"]), json.loads(row["abandoned_waits"]),
-                           json.loads(row["handle_times"])))
+                           json.loads(row["handle_times"]), row["callbacks_done"], row["callbacks_open"]))
         await tx.execute(
             "INSERT OR REPLACE INTO service_daily(day, hour, channel, queue, consultant_id, consultant, topic, offered,"
-            " answered, abandoned, unanswered_other, answered_waits, abandoned_waits, handle_times) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (c.day, c.hour, c.channel, c.queue, c.consultant_id, c.consultant, c.topic, b.offered, b.answered,
+            " answered, abandoned, unanswered_other, answered_waits, abandoned_waits, handle_times, callbacks_done,"
+            " callbacks_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (day, hour, channel, queue, consultant_id, consultant, topic, b.offered, b.answered,
              b.abandoned, b.unanswered_other, json.dumps(sorted(b.answered_waits)),
-             json.dumps(sorted(b.abandoned_waits)), json.dumps(sorted(b.handle_times))))
+             json.dumps(sorted(b.abandoned_waits)), json.dumps(sorted(b.handle_times)), b.callbacks_done,
+             b.callbacks_open))
 
 
 # ------------------------------------------------------------------------------------------------

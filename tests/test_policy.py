@@ -10,7 +10,7 @@ from store.policy import ROLE_PERMISSIONS, Permission, allowed, permissions_of
 P = Permission
 # The expected matrix, written out independently of store/policy.py so a drift in either shows.
 EXPECTED: dict[Role, set[Permission]] = {
-    Role.CONSULTANT: {P.HANDLE_CHATS, P.VIEW_TRAFFIC, P.PAUSE_QUEUE},
+    Role.CONSULTANT: {P.HANDLE_CHATS, P.VIEW_TRAFFIC, P.PAUSE_QUEUE, P.ANNOTATE_CALLS, P.HANDLE_CALLBACKS},
     Role.DESIGNATED: {P.SEARCH_ARCHIVE, P.OPEN_CONTENT, P.REGISTER_REQUESTS, P.VIEW_REQUESTS},
     Role.CIM_MANAGER: {P.SEARCH_ARCHIVE, P.OPEN_CONTENT, P.REGISTER_REQUESTS, P.VIEW_REQUESTS,
                        P.MANAGE_CANNED, P.MANAGE_NOTICES, P.MANAGE_HOLDS, P.RUN_PURGE, P.VIEW_REPORTS,

@@ -128,6 +128,8 @@ async def test_every_figure_matches_the_hand_computation(store, clock, make_staf
     assert report["chats_per_consultant"] == {"ewa": 2, "jan": 1}
     assert report["calls_per_consultant"] == {"ewa": 2, "jan": 2}
     assert report["by"] == []
+    # C2, C6 and C8 came from identifiable numbers and were not answered; C4 was anonymous (§4.7)
+    assert report["callbacks"] == {"done": 0, "open": 3}
 
 
 async def test_grouped_by_hour_consultant_and_queue(store, clock, make_staff) -> None:
@@ -168,11 +170,14 @@ async def test_the_figures_survive_the_purge_and_keep_no_personal_data(store, cl
     cdr.write_text(cdr_csv_line(asterisk_row("1772442000.1"), ASTERISK_FIXED + ("uniqueid", "userfield")) + "\n")
     await store.calls.ingest(SYSTEM, store.calls.source("asterisk", cdr, None))
     before = (await store.service.report(SYSTEM, DAY, DAY, by="consultant")).as_json()
+    assert before["callbacks"] == {"done": 0, "open": 3}
     clock.advance(days=200)
     result = await store.retention.purge(SYSTEM)
     assert result.chats == 4 and result.calls == 1
     assert (await store.db.fetchone("SELECT count(*) AS n FROM queue_calls"))["n"] == 0
     assert (await store.db.fetchone("SELECT count(*) AS n FROM queue_log_lines"))["n"] == 0
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM callbacks"))["n"] == 0
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM callback_sources"))["n"] == 0
     after = (await store.service.report(SYSTEM, DAY, DAY, by="consultant")).as_json()
     assert after == before
     again = await store.retention.purge(SYSTEM)          # a second run counts nothing twice
