@@ -130,3 +130,74 @@ async def test_the_wallboard_and_the_call_card_in_the_tui_against_a_real_server(
         await wait_until(pilot, lambda: "Brak połączenia z centralą od 10:00"
                          in str(screen.query_one("#traffic-status", Static).render()), what="the degraded line")
         assert screen.query_one("#traffic-status", Static).has_class("down")
+
+
+async def test_the_consultant_describes_the_call_from_its_card(
+        ami_server: AmiReplayServer, make_chat_server, make_staff, store, tui_app) -> None:
+    from tests.fixtures.tui import sign_in, wait_until
+    from tui.screens.traffic import TrafficScreen
+    from tui.widgets.call_note import CallNoteModal
+
+    server = await make_chat_server(ami_url=ami_server.url)
+    await ami_server.wait_logged_in()
+    await make_staff("ewa", "consultant", extensions=("202",))
+    app = tui_app(server_url=server.url)
+    async with app.run_test(size=(140, 50)) as pilot:
+        await sign_in(pilot, "ewa", PASSWORD)
+        await app.run_action("open_area('traffic')")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, TrafficScreen) and app.screen,
+                                  what="the wallboard")
+        await wait_until(pilot, lambda: screen.state is not None, what="the first traffic event")
+        await ami_server.send(read_transcript("ami_morning.txt"))
+        await wait_until(pilot, lambda: screen.my_call() is not None, what="the call card")
+        await pilot.press("k")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, CallNoteModal) and app.screen,
+                                 what="the note dialog")
+        await pilot.press("down")            # information_given -> referred
+        await pilot.press("enter")           # to the note
+        await pilot.press(*"Wydział [b]Podatków[/b]")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TrafficScreen), what="back on the wallboard")
+        assert not modal.is_attached
+        for _ in range(200):
+            row = await store.db.fetchone("SELECT * FROM call_notes")
+            if row is not None:
+                break
+            await pilot.pause(0.02)
+        assert (row["linkedid"], row["category"], row["note"]) == ("1772442000.1", "referred",
+                                                                   "Wydział [b]Podatków[/b]")
+
+
+async def test_the_callbacks_screen_takes_and_closes_an_item(store, make_staff, tui_app) -> None:
+    from pathlib import Path
+
+    from textual.widgets import DataTable
+
+    from store.models import Actor
+    from tests.fixtures.tui import sign_in, wait_until
+    from tui.screens.callbacks import CallbacksScreen
+    from tui.widgets.modals import PickModal
+
+    await make_staff("ewa", "consultant")
+    log = Path(__file__).parent / "fixtures" / "traffic" / "queue_log_service.txt"
+    await store.queue_log.ingest(Actor.system("tests"), store.queue_log.source(log))
+    app = tui_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await sign_in(pilot, "ewa", PASSWORD)
+        await app.run_action("open_area('callbacks')")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, CallbacksScreen) and app.screen,
+                                  what="the callbacks")
+        table = screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 3, what="three items")
+        first = [str(getattr(c, "plain", c)) for c in table.get_row_at(0)]
+        assert first[:2] == ["+48512345678", "2026-03-02"] and first[6] == "do oddzwonienia"
+        await pilot.press("t")
+        await wait_until(pilot, lambda: str(getattr(table.get_row_at(0)[6], "plain", table.get_row_at(0)[6]))
+                         == "w toku", what="taken")
+        await pilot.press("z")
+        await wait_until(pilot, lambda: isinstance(app.screen, PickModal), what="the outcomes")
+        await pilot.press("enter")  # reached
+        await wait_until(pilot, lambda: isinstance(app.screen, CallbacksScreen) and table.row_count == 2,
+                         what="the item closed")
+    row = await store.db.fetchone("SELECT status, outcome FROM callbacks WHERE number = '+48512345678'")
+    assert (row["status"], row["outcome"]) == ("done", "reached")

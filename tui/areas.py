@@ -34,6 +34,8 @@ AREAS: list[Area] = [  # in the order of their keys, as the home screen and the 
     Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
     Area("traffic", "Ruch telefoniczny (phone traffic)", "", (Permission.VIEW_TRAFFIC,),
          "tui.screens.traffic:TrafficScreen"),
+    Area("callbacks", "Oddzwonienia (callbacks)", "", (Permission.HANDLE_CALLBACKS,),
+         "tui.screens.callbacks:CallbacksScreen"),
     Area("archive", "Archive", "f3", (Permission.SEARCH_ARCHIVE,), "tui.screens.archive:ArchiveScreen"),
     Area("requests", "Requests", "f4", (Permission.VIEW_REQUESTS, Permission.GIVE_DPO_OPINION,
                                         Permission.GIVE_DEPARTMENT_OPINION, Permission.HANDLE_COPY_REQUESTS),

@@ -58,7 +58,8 @@ class TrafficScreen(Screen[None]):
     TrafficScreen DataTable { height: auto; max-height: 14; }
     TrafficScreen #traffic-queues { height: auto; }
     """
-    BINDINGS = [Binding("p", "toggle_pause", "Przerwa / powrót")]
+    BINDINGS = [Binding("p", "toggle_pause", "Przerwa / powrót"),
+                Binding("k", "describe_call", "Kategoria i notatka")]
 
     class Updated(Message):
         """A `traffic` payload arrived (or the socket's state changed: payload None)."""
@@ -74,6 +75,8 @@ class TrafficScreen(Screen[None]):
         self.state: dict | None = None
         self.connection = "connecting"
         self.extensions: set[str] = set()
+        #: The last call seen at one of this consultant's extensions (the card), to describe during or after it.
+        self.last_call: dict | None = None
         self._client: Any = None
         self._zone = ZoneInfo(ctx.settings.timezone)
 
@@ -206,6 +209,7 @@ class TrafficScreen(Screen[None]):
         card.set_class(call is not None, "active")
         if call is None:
             return
+        self.last_call = call
         text = Text()
         text.append("Twoje połączenie: ", style="bold")
         text.append(f"{DIRECTION_PL.get(call['direction'], call['direction'])}, numer ")
@@ -214,7 +218,38 @@ class TrafficScreen(Screen[None]):
             text.append(" z kolejki ")
             text.append(call["queue"])
         text.append(f", trwa {_mmss(call['duration_s'])}")
+        text.append("  ·  k: kategoria i notatka", style="dim")
         card.update(text)
+
+    # -- describing the call ----------------------------------------------------------------------
+
+    def action_describe_call(self) -> None:
+        from store.call_notes import CALL_CATEGORIES
+        from tui.widgets.call_note import CallNoteModal
+
+        call = self.my_call() or self.last_call
+        if call is None:
+            self.notify("Brak Twojego połączenia do opisania.", severity="warning")
+            return
+        if not allowed(self.ctx.actor, Permission.ANNOTATE_CALLS):
+            self.notify("Tylko konsultant opisuje swoje połączenia.", severity="warning")
+            return
+        linkedid = call["linkedid"]
+        self.app.push_screen(CallNoteModal(f"Połączenie {call['number'] or ''}: kategoria i notatka",
+                                           CALL_CATEGORIES),
+                             lambda result: self.save_note(linkedid, result) if result else None)
+
+    @work(exit_on_error=False, group="traffic-note")
+    async def save_note(self, linkedid: str, result: tuple[str, str]) -> None:
+        from store.errors import CimError
+
+        category, note = result
+        try:
+            await self.ctx.store.call_notes.annotate(self.ctx.actor, linkedid, category, note)
+        except CimError as exc:
+            self.notify(exc.message, title="Połączenie", severity="error")
+            return
+        self.notify("Zapisano kategorię i notatkę połączenia.", title="Połączenie")
 
     # -- pausing oneself --------------------------------------------------------------------------
 
