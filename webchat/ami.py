@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +64,52 @@ def parse_ami_url(url: str, secret_file: str = "") -> AmiAddress:
 
 class LoginRefused(Exception):
     pass
+
+
+class BoundedAMIProtocol(AMIProtocol):
+    """panoramisk's protocol, fed in slices so a flood of events cannot take the chat server's event loop.
+
+    What arrives is parsed SLICE bytes (cut at a line end) at a time; while more is waiting, reading
+    from the PBX pauses (TCP pushes back) and the next slice comes after a pause that keeps AMI work
+    at about SHARE of the loop's time. Live chats keep the rest (bench/traffic.py measures it).
+    """
+
+    SLICE = 16 * 1024
+    SHARE = 0.2
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._pending = bytearray()
+        self._scheduled = False
+        self._paused = False
+
+    def data_received(self, data: bytes) -> None:
+        self._pending += data
+        if not self._scheduled:
+            self._next_slice()
+
+    def _next_slice(self) -> None:
+        self._scheduled = False
+        if self.closed or not self._pending:
+            return
+        cut = len(self._pending)
+        if cut > self.SLICE:
+            end = self._pending.rfind(b"\r\n", 0, self.SLICE)
+            cut = end + 2 if end > 0 else self.SLICE
+        piece = bytes(self._pending[:cut])
+        del self._pending[:cut]
+        started = time.perf_counter()
+        super().data_received(piece)
+        spent = time.perf_counter() - started
+        if self._pending:
+            if not self._paused:
+                self.transport.pause_reading()
+                self._paused = True
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(spent * (1 - self.SHARE) / self.SHARE, self._next_slice)
+        elif self._paused and not self.closed:
+            self.transport.resume_reading()
+            self._paused = False
 
 
 class _Manager(Manager):
@@ -164,7 +211,7 @@ class AmiLink:
         manager.register_event("*", self._on_event)
         self._manager = manager
         transport, protocol = await asyncio.wait_for(
-            loop.create_connection(AMIProtocol, self.address.host, self.address.port), ACTION_TIMEOUT)
+            loop.create_connection(BoundedAMIProtocol, self.address.host, self.address.port), ACTION_TIMEOUT)
         made = loop.create_future()
         made.set_result((transport, protocol))
         self._held = []  # events before the rebuild is done wait here
