@@ -123,6 +123,13 @@ async def test_the_wallboard_and_the_call_card_in_the_tui_against_a_real_server(
         card = screen.query_one("#traffic-card", Static)
         assert card.has_class("active") and "•••567" in str(card.render()) and "cim" in str(card.render())
         assert "Centrala połączona" in str(screen.query_one("#traffic-status", Static).render())
+        # the next caller is offered to ewa: the card says who rings and how long they waited
+        await ami_server.send("Event: AgentCalled\r\nPrivilege: agent,all\r\nTimestamp: 1772442040.000000\r\n"
+                              "Channel: PJSIP/trunk-00000002\r\nUniqueid: 1772442010.2\r\n"
+                              "Linkedid: 1772442010.2\r\nCallerIDNum: 512345678\r\nQueue: cim\r\n"
+                              "Interface: Local/202@from-queue/n\r\nMemberName: Ewa Lis\r\n\r\n")
+        await wait_until(pilot, lambda: "Dzwoni do Ciebie" in str(card.render()), what="the ringing line")
+        assert "•••678 z kolejki cim" in str(card.render())
         await pilot.press("p")
         await wait_until(pilot, lambda: any(a.get("Action") == "QueuePause" for a in ami_server.actions),
                          what="the QueuePause")

@@ -203,14 +203,33 @@ class TrafficScreen(Screen[None]):
                 return c
         return None
 
+    def ringing_me(self) -> tuple[str, dict] | None:
+        """(queue, caller) of a queue caller whose call is ringing at one of this consultant's members."""
+        mine = {m["interface"] for m in self.my_members()}
+        for q in (self.state or {}).get("queues", []):
+            for c in q["callers"]:
+                if c.get("ringing") and c["ringing"] in mine:
+                    return q["queue"], c
+        return None
+
     def _render_card(self) -> None:
         card = self.query_one("#traffic-card", Static)
         call = self.my_call()
-        card.set_class(call is not None, "active")
+        ringing = self.ringing_me()
+        card.set_class(call is not None or ringing is not None, "active")
+        text = Text()
+        if ringing is not None:
+            queue, caller = ringing
+            text.append("Dzwoni do Ciebie: ", style="bold")
+            text.append(f"numer {caller['number'] or '—'} z kolejki {queue}, czeka {_mmss(caller['wait_s'])}")
+            if call is None:
+                self.last_call = {"linkedid": caller["uniqueid"], "number": caller["number"]}
+                card.update(text)
+                return
+            text.append("\n")
         if call is None:
             return
         self.last_call = call
-        text = Text()
         text.append("Twoje połączenie: ", style="bold")
         text.append(f"{DIRECTION_PL.get(call['direction'], call['direction'])}, numer ")
         text.append(call["number"] or "—")
