@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .calls import Rejection, channel_extension, normalise_number, split_lines
 from .clock import to_iso
-from .db import run_on_thread
 from .errors import InvalidInput
 from .models import Actor
 from .policy import Permission

@@ -263,7 +263,7 @@ class ServiceFigures:
             place(c, b)
             callbacks_done += b.callbacks_done
             callbacks_open += b.callbacks_open
-        ordered = sorted(groups.items(), key=lambda kv: (_sort_key(kv[0], by)))
+        ordered = sorted(groups.items(), key=lambda kv: _sort_key(kv[0]))
         report = ServiceReport(
             start, end, by, settings.service_level_seconds, settings.short_abandon_seconds, totals, ordered,
             sorted(hours.items()), dict(sorted(close_categories.items())), dict(sorted(call_categories.items())),
@@ -287,7 +287,7 @@ def _group_key(c: Contact, by: str) -> str:
     return c.topic
 
 
-def _sort_key(key: str, by: str | None) -> tuple[int, str]:
+def _sort_key(key: str) -> tuple[int, str]:
     return (1 if key == "" else 0, key)  # "no consultant / no topic" last
 
 
@@ -417,14 +417,6 @@ async def _add_to_daily(tx: Any, contacts: list[Contact], extra: dict[tuple, Buc
 
 # ------------------------------------------------------------------------------------------------
 # Files
-
-
-def parse_by(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if value not in BY_CHOICES:
-        raise InvalidInput(f"--by must be one of {', '.join(BY_CHOICES)}, not {value!r}")
-    return value
 
 
 async def write_csv(report: ServiceReport, path: Path) -> Path:

@@ -43,7 +43,7 @@ async def test_consultants_see_masked_numbers_the_manager_full_ones_and_chats_go
     # the manager's socket is for the wallboard only: no chats are offered to it
     assert (await boss.call("accept", {"chat_id": 1}))["ok"] is False
     # a resident's chat is not disturbed by any of it
-    anna = await resident()
+    anna = await resident(url=server.url)
     await anna.start()
     assert (await anna.send("Dzień dobry"))["ok"]
 
