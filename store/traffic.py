@@ -123,6 +123,8 @@ class TrafficState:
     members: dict[tuple[str, str], Member] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
+    #: Completed transfers per call (linkedid), while the call lasts.
+    transfers: dict[str, int] = field(default_factory=dict)
     events_applied: int = 0
     events_ignored: int = 0
 
@@ -167,6 +169,9 @@ class TrafficState:
             for caller in callers.values():
                 if caller.uniqueid in fresh.channels:
                     fresh.channels[caller.uniqueid].queue = caller.queue
+        # transfers are in no list: those seen before the reconnect are kept for calls still going
+        live_calls = {c.linkedid for c in fresh.channels.values()}
+        fresh.transfers = {k: v for k, v in self.transfers.items() if k in live_calls}
         return fresh
 
     # -- events ---------------------------------------------------------------------------------
@@ -319,16 +324,24 @@ class TrafficState:
 
     def _on_Hangup(self, ev: Mapping[str, str], at: datetime) -> None:
         uid = ev.get("Uniqueid", "")
-        self.channels.pop(uid, None)
+        gone = self.channels.pop(uid, None)
+        if gone is not None and gone.linkedid in self.transfers and not any(
+                c.linkedid == gone.linkedid for c in self.channels.values()):
+            del self.transfers[gone.linkedid]
         for callers in self.queues.values():  # a caller hung up without a QueueCallerLeave (a missed event)
             if callers.pop(uid, None) is not None:
                 _renumber(callers)
 
     def _on_BlindTransfer(self, ev: Mapping[str, str], at: datetime) -> None:
-        pass  # the new legs arrive as Newchannel/Dial*/BridgeEnter
+        """A completed transfer is counted on the call (the resident's side); the new legs arrive as usual."""
+        if ev.get("Result") != "Success":
+            return
+        linkedid = ev.get("TransfereeLinkedid") or ev.get("TransfererLinkedid") or ev.get("OrigTransfererLinkedid")
+        if linkedid:
+            self.transfers[linkedid] = self.transfers.get(linkedid, 0) + 1
 
     def _on_AttendedTransfer(self, ev: Mapping[str, str], at: datetime) -> None:
-        pass
+        self._on_BlindTransfer(ev, at)
 
     # -- what the wallboard shows ---------------------------------------------------------------
 
@@ -383,6 +396,7 @@ class TrafficState:
                 "since": to_iso(since),
                 "duration_s": max(0, int((now - since).total_seconds())),
                 "legs": len(legs),
+                "transfers": self.transfers.get(linkedid, 0),
             })
         return out
 

@@ -29,7 +29,8 @@ EXPECTED_QUEUES = [{
     ],
 }]
 EXPECTED_CALLS = [{"linkedid": f"{B}.1", "direction": "incoming", "number": "601234567", "extensions": ["202"],
-                   "queue": "cim", "since": "2026-03-02T09:00:00.000000Z", "duration_s": 60, "legs": 2}]
+                   "queue": "cim", "since": "2026-03-02T09:00:00.000000Z", "duration_s": 60, "legs": 2,
+                   "transfers": 0}]
 EXPECTED_TODAY = {"day": "2026-03-02", "offered": 3, "answered": 1, "abandoned": 1, "abandoned_short": 1}
 
 
@@ -82,6 +83,23 @@ def test_rebuilding_from_queue_status_and_core_show_channels_gives_the_same_stat
     channels = [_headers(b) for b in read_transcript("ami_channels_after_morning.txt")]
     after = before.rebuild(status, channels, AT_60)
     assert after.snapshot(AT_60, masked=False) == before.snapshot(AT_60, masked=False)
+
+
+def test_a_transfer_is_counted_on_its_call_and_kept_across_a_rebuild() -> None:
+    state = TrafficState()
+    replay(state, "ami_morning.txt")
+    transfer = {"Event": "BlindTransfer", "Result": "Success", "TransfererLinkedid": f"{B}.1",
+                "TransfereeLinkedid": f"{B}.1", "TransfererUniqueid": f"{B + 12}.3", "TransfereeUniqueid": f"{B}.1",
+                "IsExternal": "No", "Context": "from-internal", "Extension": "230"}
+    state.apply({**transfer, "Result": "Fail"}, AT_60)
+    state.apply(transfer, AT_60)
+    assert state.snapshot(AT_60, masked=False)["calls"][0]["transfers"] == 1
+    status = [_headers(b) for b in read_transcript("ami_status_after_morning.txt")]
+    channels = [_headers(b) for b in read_transcript("ami_channels_after_morning.txt")]
+    assert state.rebuild(status, channels, AT_60).snapshot(AT_60, masked=False)["calls"][0]["transfers"] == 1
+    for uid in (f"{B}.1", f"{B + 12}.3"):
+        state.apply({"Event": "Hangup", "Uniqueid": uid, "Linkedid": f"{B}.1"}, AT_60)
+    assert state.transfers == {} and state.snapshot(AT_60, masked=False)["calls"] == []
 
 
 def test_a_new_office_day_starts_the_counters_again() -> None:

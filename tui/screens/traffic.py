@@ -98,7 +98,8 @@ class TrafficScreen(Screen[None]):
         self.title = "Ruch telefoniczny"
         self.query_one("#traffic-callers", DataTable).add_columns("kolejka", "poz.", "numer", "czeka")
         self.query_one("#traffic-members", DataTable).add_columns("kolejka", "konsultant", "wewn.", "stan", "powód")
-        self.query_one("#traffic-calls", DataTable).add_columns("kierunek", "numer", "wewn.", "kolejka", "od", "czas")
+        self.query_one("#traffic-calls", DataTable).add_columns("kierunek", "numer", "wewn.", "kolejka", "od", "czas",
+                                                               "przek.")
         self.follow()
 
     async def on_unmount(self) -> None:
@@ -193,7 +194,7 @@ class TrafficScreen(Screen[None]):
         for c in self.state.get("calls", []):
             calls.add_row(DIRECTION_PL.get(c["direction"], c["direction"]), literal(c["number"] or "—"),
                           literal(", ".join(c["extensions"]) or "—"), literal(c["queue"] or "—"),
-                          _clock(c["since"], self._zone), _mmss(c["duration_s"]))
+                          _clock(c["since"], self._zone), _mmss(c["duration_s"]), str(c.get("transfers", 0)))
         self._render_card()
 
     def my_call(self) -> dict | None:
