@@ -16,6 +16,7 @@ from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
 from .errors import CimError, NotPermitted
+from .extensions import Extensions
 from .models import Actor, Role
 from .notices import Notices
 from .queue_log import QueueLog
@@ -48,6 +49,7 @@ class Store:
         self.service = ServiceFigures(self)
         self.call_notes = CallNotes(self)
         self.callbacks = Callbacks(self)
+        self.extensions = Extensions(db, self.audit)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":

@@ -181,8 +181,8 @@ class AmiLink:
                 self._went_down(str(exc))
                 delay = max(delay, self.backoff[1] / 4)  # a wrong password does not get better at once
             except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
-                self._went_down(f"cannot reach the PBX ({type(exc).__name__}: {exc})".rstrip(": )") + ")"
-                                if str(exc) else f"cannot reach the PBX ({type(exc).__name__})")
+                detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self._went_down(f"cannot reach the PBX ({detail})")
             self._close()
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, self.backoff[1])

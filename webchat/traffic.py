@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import socketio
 
-from store.errors import InvalidInput, NotPermitted, SessionExpired
+from store.errors import InvalidInput, SessionExpired
 from store.models import Actor
 from store.policy import Permission, allowed
 from store.traffic import TrafficState
@@ -93,9 +93,7 @@ class TrafficHub:
         if loop.time() - self._names_at < NAMES_SECONDS and self._names_at:
             return
         self._names_at = loop.time()
-        rows = await self.hub.store.db.fetchall(
-            "SELECT e.extension, s.name FROM staff_extensions e JOIN staff s ON s.id = e.staff_id")
-        self.names = {r["extension"]: r["name"] for r in rows}
+        self.names = await self.hub.store.extensions.names()
 
     async def join(self, sid: str, actor: Actor) -> None:
         """Put a /staff socket into its traffic room and send it the state at once."""
@@ -107,35 +105,29 @@ class TrafficHub:
 
     async def queue_pause(self, actor: Actor, data: Any) -> dict[str, Any]:
         """A consultant pauses or unpauses their own extension's queue membership (AMI QueuePause), audited."""
-        if not allowed(actor, Permission.PAUSE_QUEUE) or actor.staff_id is None:
-            raise NotPermitted("only consultants pause themselves in a queue")
+        store = self.hub.store
+        extensions = await store.extensions.pausable(actor)
         if not isinstance(data, dict) or not isinstance(data.get("paused"), bool):
             raise InvalidInput("queue_pause needs {\"paused\": true|false, \"reason\"?: text, \"queue\"?: name}")
         reason = data.get("reason") or ""
         queue = data.get("queue") or None
         if not isinstance(reason, str) or len(reason) > 80 or (queue is not None and not isinstance(queue, str)):
             raise InvalidInput("the reason is a short text (at most 80 characters) and the queue a name")
-        rows = await self.hub.store.db.fetchall("SELECT extension FROM staff_extensions WHERE staff_id = ?",
-                                                (actor.staff_id,))
-        extensions = {r["extension"] for r in rows}
-        members = [m for m in self.link.state.members.values() if m.extension in extensions
-                   and (queue is None or m.queue == queue)]
-        if not members:
+        interfaces = sorted({m.interface for m in self.link.state.members.values()
+                             if m.extension in extensions and (queue is None or m.queue == queue)})
+        if not interfaces:
             raise InvalidInput("none of your extensions is a member of that queue")
-        store = self.hub.store
         outcome = "ok"
         try:
-            for interface in sorted({m.interface for m in members}):
+            for interface in interfaces:
                 await self.link.queue_pause(interface, data["paused"], queue=queue, reason=reason)
         except ConnectionError as exc:
             outcome = "failed"
             raise InvalidInput(str(exc)) from None
         finally:
-            async with store.db.write() as tx:
-                await store.audit.append(tx, actor, "traffic.queue_pause", outcome=outcome, details={
-                    "paused": data["paused"], "queue": queue, "reason": reason,
-                    "interfaces": sorted({m.interface for m in members})})
-        return {"paused": data["paused"], "interfaces": sorted({m.interface for m in members})}
+            await store.extensions.record_pause(actor, paused=data["paused"], queue=queue, reason=reason,
+                                                interfaces=interfaces, outcome=outcome)
+        return {"paused": data["paused"], "interfaces": interfaces}
 
 
 def traffic_context(store_settings: Any, clock: Callable | None = None) -> Callable[["web.Application"], AsyncIterator[None]]:

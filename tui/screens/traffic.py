@@ -118,9 +118,7 @@ class TrafficScreen(Screen[None]):
         if not self.ctx.server_url:
             self.post_message(self.Updated(None, "no_server"))
             return
-        rows = await self.ctx.store.db.fetchall("SELECT extension FROM staff_extensions WHERE staff_id = ?",
-                                                (self.ctx.actor.staff_id,))
-        self.extensions = {r["extension"] for r in rows}
+        self.extensions = await self.ctx.store.extensions.of_staff(self.ctx.actor.staff_id)
         delay = 0.2
         while True:
             client = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
