@@ -132,6 +132,8 @@ async def run(work: Path, seconds: float, rate: int, chat_rate: float) -> dict[s
 
 
 def bench_traffic(work: Path, cfg: dict[str, Any]) -> list[Result]:
+    """Benchmark 7 inside `python -m bench` (sizes from cfg: traffic_seconds, traffic_rate, traffic_chat_rate)."""
+    work.mkdir(parents=True, exist_ok=True)
     out = asyncio.run(run(work, cfg.get("traffic_seconds", 5), cfg.get("traffic_rate", 10_000),
                           cfg.get("traffic_chat_rate", 20)))
     return [
