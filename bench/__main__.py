@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only N,...]`: run the six benchmarks, print the table, write docs/BENCHMARKS.md."""
+"""`python -m bench [--quick] [--only N,...]`: run the seven benchmarks, print the table, write docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -51,11 +51,12 @@ SMOKE: dict[str, Any] = dict(
     purge_residents=5, purge_rate=20, purge_quiet_seconds=1, purge_modes=(("cli", 500, 50),),
     tui_runs=1, tui_search_repeats=2,
 )
-NAMES = {"1": "chat relay", "2": "connections", "3": "archive search", "4": "ingest", "5": "purge", "6": "TUI"}
+NAMES = {"1": "chat relay", "2": "connections", "3": "archive search", "4": "ingest", "5": "purge", "6": "TUI",
+         "7": "phone traffic"}
 
 
 def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tuple[list[Result], dict[str, float]]:
-    from bench import archive, chat, ingest, purge, tui
+    from bench import archive, chat, ingest, purge, traffic, tui
     from bench.dataset import cached_archive
 
     results: list[Result] = []
@@ -92,6 +93,7 @@ def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tup
     step("4", lambda: ingest.bench_ingest(work, cfg))
     step("5", lambda: purge.bench_purge(work, cfg))
     step("6", lambda: tui.bench_startup(work, cfg) + tui.bench_search(archive_data(), cfg))
+    step("7", lambda: traffic.bench_traffic(work / "traffic", cfg))  # AMI burst vs chat p99 (bench/traffic.py)
     return results, {"durations": durations, "loads": loads}
 
 
@@ -121,7 +123,7 @@ def default_cache() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes); the default is the full run")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated benchmark numbers (default: all)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated benchmark numbers (default: all)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="where the generated archive is kept between runs (default: $CIM_BENCH_CACHE or "
                              "~/.cache/cim-bench)")

@@ -9,17 +9,22 @@ from __future__ import annotations
 from .accounts import Accounts
 from .archive import Archive
 from .audit import AuditLog
+from .call_notes import CallNotes
+from .callbacks import Callbacks
 from .calls import Calls
 from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
 from .errors import CimError, NotPermitted
+from .extensions import Extensions
 from .models import Actor, Role
 from .notices import Notices
+from .queue_log import QueueLog
 from .requests import Requests
 from .reports import Reports
 from .retention import Retention
 from .seal import load_seal
+from .service_report import ServiceFigures
 from .settings import Settings
 
 __all__ = ["Store", "Settings", "Actor", "Role", "CimError", "NotPermitted"]
@@ -41,6 +46,11 @@ class Store:
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
+        self.queue_log = QueueLog(self)
+        self.service = ServiceFigures(self)
+        self.call_notes = CallNotes(self)
+        self.callbacks = Callbacks(self)
+        self.extensions = Extensions(db, self.audit)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":

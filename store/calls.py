@@ -662,6 +662,7 @@ class Calls:
                 f"SELECT count(*) AS n FROM conversations c WHERE c.id IN ({marks}) "
                 "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id)", tuple(touched))
             report.calls_without_recording = row["n"]
+        await self.store.call_notes.link()  # consultants' notes written during the call join their record
         return report
 
     def _read_new(self, src: _Source) -> bytes:

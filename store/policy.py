@@ -29,6 +29,10 @@ class Permission(StrEnum):
     GIVE_DEPARTMENT_OPINION = "give_department_opinion"
     INGEST_CALLS = "ingest_calls"
     CONFIRM_COPY_EXPORT = "confirm_copy_export"  # the second pair of eyes on a GDPR Art. 15 export
+    VIEW_TRAFFIC = "view_traffic"  # the live wallboard of queues and calls (numbers masked without archive access)
+    PAUSE_QUEUE = "pause_queue"    # pause/unpause oneself in the PBX's queues
+    ANNOTATE_CALLS = "annotate_calls"      # a category and a short note on a call one handled
+    HANDLE_CALLBACKS = "handle_callbacks"  # the callback worklist: take, call back, close
 
 
 P = Permission
@@ -36,10 +40,12 @@ _DESIGNATED = {P.SEARCH_ARCHIVE, P.OPEN_CONTENT, P.REGISTER_REQUESTS, P.VIEW_REQ
 
 #: The whole policy. A role not listed for a permission does not have it.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.CONSULTANT: frozenset({P.HANDLE_CHATS}),
+    Role.CONSULTANT: frozenset({P.HANDLE_CHATS, P.VIEW_TRAFFIC, P.PAUSE_QUEUE, P.ANNOTATE_CALLS,
+                                P.HANDLE_CALLBACKS}),
     Role.DESIGNATED: frozenset(_DESIGNATED),
     Role.CIM_MANAGER: frozenset(
-        _DESIGNATED | {P.MANAGE_CANNED, P.MANAGE_NOTICES, P.MANAGE_HOLDS, P.RUN_PURGE, P.VIEW_REPORTS}
+        _DESIGNATED | {P.MANAGE_CANNED, P.MANAGE_NOTICES, P.MANAGE_HOLDS, P.RUN_PURGE, P.VIEW_REPORTS,
+                       P.VIEW_TRAFFIC}
     ),
     Role.IT_ADMIN: frozenset(
         {P.MANAGE_ACCOUNTS, P.CONFIGURE, P.CHECK_INTEGRITY, P.SEARCH_ARCHIVE, P.OPEN_CONTENT,

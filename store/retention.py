@@ -27,6 +27,7 @@ from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict
                      InvalidTransition, NotFound, StoreUnavailable)
 from .models import Actor
 from .policy import Permission
+from .service_report import absorb_conversations, purge_unlinked_queue_facts
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -482,6 +483,8 @@ class Retention:
                     if progress:
                         progress(PurgeProgress(counts.calls + counts.chats, max(total, counts.calls + counts.chats)))
                     await asyncio.sleep(0)  # let live chat writes in between batches
+                async with self.db.write() as tx:
+                    await purge_unlinked_queue_facts(tx, c_iso, self.settings.timezone)
             finally:
                 await checkpoints.wait()
                 try:
@@ -572,6 +575,7 @@ class Retention:
                 f"SELECT path, size_bytes FROM recordings WHERE conversation_id IN ({marks})", ids)
             await tx.executemany("INSERT OR IGNORE INTO pending_unlinks(path, purge_run) VALUES (?, ?)",
                                  [(r["path"], run_id) for r in recs])
+            await absorb_conversations(tx, ids, self.settings.timezone)  # service figures survive (§1.2)
             try:
                 for table, column in dependents:
                     await tx.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', ids)

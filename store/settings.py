@@ -122,6 +122,14 @@ class Settings:
     data_recipients: str = ("podmioty uprawnione na podstawie przepisów prawa (np. sądy, prokuratura, Policja) "
                             "oraz podmioty przetwarzające dane na zlecenie administratora w zakresie obsługi "
                             "systemów teleinformatycznych urzędu; dane nie są przekazywane do państw trzecich")
+    #: Service report: a contact answered within this many seconds counts towards the service level.
+    service_level_seconds: int = 20
+    #: Service report: an abandonment within this many seconds of joining the queue is reported apart.
+    short_abandon_seconds: int = 5
+    #: Live phone traffic: the PBX's Manager Interface as ami://user:secret@host:5038 (empty: none).
+    ami_url: str = ""
+    #: A file holding the AMI secret instead of the URL (readable by the service account only).
+    ami_secret_file: str = ""
 
     @property
     def db_path(self) -> Path:

@@ -32,6 +32,10 @@ class Area:
 
 AREAS: list[Area] = [  # in the order of their keys, as the home screen and the footer list them
     Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
+    Area("traffic", "Ruch telefoniczny (phone traffic)", "", (Permission.VIEW_TRAFFIC,),
+         "tui.screens.traffic:TrafficScreen"),
+    Area("callbacks", "Oddzwonienia (callbacks)", "", (Permission.HANDLE_CALLBACKS,),
+         "tui.screens.callbacks:CallbacksScreen"),
     Area("archive", "Archive", "f3", (Permission.SEARCH_ARCHIVE,), "tui.screens.archive:ArchiveScreen"),
     Area("requests", "Requests", "f4", (Permission.VIEW_REQUESTS, Permission.GIVE_DPO_OPINION,
                                         Permission.GIVE_DEPARTMENT_OPINION, Permission.HANDLE_COPY_REQUESTS),
@@ -40,6 +44,7 @@ AREAS: list[Area] = [  # in the order of their keys, as the home screen and the 
          "tui.screens.retention:RetentionScreen"),
     Area("audit", "Audit log", "f6", (Permission.READ_AUDIT,), "tui.screens.audit:AuditScreen"),
     Area("reports", "Supervision reports", "f7", (Permission.VIEW_REPORTS,), "tui.screens.reports:ReportsScreen"),
+    Area("service", "Service report", "f8", (Permission.VIEW_REPORTS,), "tui.screens.service:ServiceScreen"),
     Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
     Area("canned", "Canned responses", "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
     Area("notices", "Notices", "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),

@@ -20,7 +20,7 @@ from store.retention import daily_purge_context
 from store.errors import ConfigError
 from store.settings import Settings
 
-from . import resident, staff
+from . import resident, staff, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 from .sockets import CimSocketServer
@@ -80,6 +80,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     sio.attach(app)
     resident.register(sio, hub)
     staff.register(sio, hub)
+    traffic.register(sio, hub)
     for name, path in VENDOR_FILES.items():
         app.router.add_get(f"/widget/vendor/{name}", _vendor_file(path))
     app.router.add_get("/", _demo_page)
@@ -89,6 +90,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
     app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
+    app.cleanup_ctx.append(traffic.traffic_context(settings))  # the PBX's live state when CIM_AMI_URL is set
     app.on_shutdown.append(_disconnect_everyone)
     return app
 

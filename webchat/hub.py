@@ -167,6 +167,7 @@ class Hub:
         self.typing_rate = RateLimiter(None if rate.rate is None else TYPING_RATE)
         self.connections = connections
         self.address = address
+        self.traffic: Any = None  # webchat/traffic.py's TrafficHub while an AMI link runs (CIM_AMI_URL)
         self.residents: dict[str, ResidentConn] = {}
         self.staff: dict[str, StaffConn] = {}
         self.staff_sessions: Any = None  # webchat.staff.StaffSessions, set when /staff is registered

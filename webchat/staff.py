@@ -15,6 +15,7 @@ from store.models import Actor, Role
 from store.session_watch import (DISABLED, ENDED_REASONS, EXPIRED, IDLE, PASSWORD_CHANGED, ROLE_REMOVED, SIGNED_OUT,
                                  AccountChange, session_verdicts, staff_with_live_sessions, token_hash)
 
+from . import traffic
 from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
                   error, message_payload, ok, refuse)
 from .limits import RateLimiter
@@ -187,6 +188,9 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             if not isinstance(token, str) or not token.isascii():  # session tokens are URL-safe ASCII
                 raise SessionExpired("not signed in")
             actor = await hub.store.accounts.authenticate(token)
+            if not actor.has(Role.CONSULTANT) and traffic.watch_only(hub, actor):  # the manager's wallboard
+                await traffic.add_watcher(hub, sid, actor, address)
+                return
             if not actor.has(Role.CONSULTANT):
                 log.info("staff.refused reason=role staff_id=%s", actor.staff_id)
                 raise SessionExpired("only consultants handle live chats")
@@ -208,6 +212,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         await sio.enter_room(sid, consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
         log.info("staff.connected staff_id=%s", actor.staff_id)
         hub.spawn(greet(sid, actor, newly_online))
+        hub.spawn(traffic.on_staff_connect(hub, sid, actor))
 
     async def greet(sid: str, actor: Actor, newly_online: bool) -> None:
         try:
@@ -226,6 +231,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     async def disconnect(sid: str, reason: Any = None) -> None:
         conn = hub.staff.pop(sid, None)
         if conn is None:
+            traffic.forget_watcher(hub, sid)
             return
         hub.connections.release(conn.address)
         staff_id: int = conn.actor.staff_id  # type: ignore[assignment]

@@ -170,3 +170,19 @@ async def routes_list(store, as_json):
     else:
         for number, dept in rows:
             click.echo(f"{number}: {dept}")
+
+
+@ingest.command("queue-log")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--watch", is_flag=True, help="Keep running: pick up lines as Asterisk appends them, until Ctrl-C.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
+              help="Seconds between polls in --watch mode.")
+@click.option("--watch-iterations", type=click.IntRange(1), hidden=True, help="Stop --watch after this many polls (tests).")
+@data_dir_option
+@json_option
+@with_store
+async def ingest_queue_log(store, file, watch, interval, watch_iterations, as_json):
+    """Ingest Asterisk's queue_log (/var/log/asterisk/queue_log): waits, answers, abandonments, pauses."""
+    from cim.commands.traffic import run_queue_log  # the traffic area's own module (issue 18)
+
+    await run_queue_log(store, file, watch, interval, watch_iterations, as_json)

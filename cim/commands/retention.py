@@ -170,20 +170,29 @@ async def holds_release(store, hold_id: int) -> None:
     click.echo(f"hold {hold.id} on conversation {hold.conversation_id} released")
 
 
-@click.command()
-@click.option("--from", "start", required=True, help="First day, YYYY-MM-DD.")
-@click.option("--to", "end", required=True, help="Last day (inclusive), YYYY-MM-DD.")
+@click.group(invoke_without_command=True)
+@click.option("--from", "start", help="First day, YYYY-MM-DD.")
+@click.option("--to", "end", help="Last day (inclusive), YYYY-MM-DD.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write PDF here.")
 @click.option("--force", is_flag=True, help="Replace an existing --csv/--pdf file.")
 @data_dir_option
 @json_option
-@with_store
-async def report(store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, force: bool,
-                 as_json: bool) -> None:
+@click.pass_context
+def report(ctx: click.Context, data_dir: str | None, start: str | None, end: str | None, **options) -> None:
     """Supervision report (§3, §7): accesses per person and purpose, requests by outcome and days to
     answer, purges, for the days FROM..TO. The files are written 0600 (they name staff); an existing
-    file is replaced only with --force."""
+    file is replaced only with --force. `cim report service` is the service report (§1.2)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not start or not end:
+        raise click.UsageError("--from and --to are required")
+    _supervision(data_dir, start=start, end=end, **options)
+
+
+@with_store
+async def _supervision(store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, force: bool,
+                       as_json: bool) -> None:
     first, last = parse_period(start, end, names=("--from", "--to"))
     for path in (csv_path, pdf_path):
         if path is None:

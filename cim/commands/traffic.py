@@ -1,0 +1,92 @@
+"""`cim ingest queue-log` and `cim report service`: queue facts from Asterisk and the centre's service figures."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import click
+
+from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
+from store.errors import InvalidInput
+from store.queue_log import QueueLogReport
+from store.reports import parse_period
+from store.service_report import BY_CHOICES, write_csv, write_pdf
+
+
+async def run_queue_log(store, file: Path, watch: bool, interval: float, iterations: int | None,
+                        as_json: bool) -> None:
+    actor = cli_actor("ingest-queue-log")
+    src = store.queue_log.source(file)
+    if watch:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+                pass
+
+        def on_poll(polled: QueueLogReport) -> None:
+            if polled.imported or polled.rejected:
+                click.echo(f"{polled.imported} new queue_log lines, {len(polled.rejected)} rejected", err=True)
+                for r in polled.rejected:
+                    click.echo(f"  line {r.line}: {r.reason}", err=True)
+
+        if not as_json:
+            click.echo(f"watching {src.path} (Ctrl-C to stop)", err=True)
+        report = await store.queue_log.watch(actor, src, stop, interval=interval, iterations=iterations,
+                                             on_poll=on_poll)
+    else:
+        report = await store.queue_log.ingest(actor, src)
+    if as_json:
+        print_json(report.as_json())
+        return
+    click.echo(f"imported {report.imported} queue_log lines ({report.queue_calls} queue stays, "
+               f"{report.member_events} member events), {report.already_present} already present, "
+               f"{len(report.rejected)} rejected; {report.linked_to_calls} stays linked to calls")
+    if report.unknown_events:
+        click.echo("events not used: " + ", ".join(f"{k} ×{v}" for k, v in sorted(report.unknown_events.items())))
+    if not watch:
+        for r in report.rejected:
+            click.echo(f"rejected line {r.line}: {r.reason}", err=True)
+
+
+def register(cli: click.Group) -> None:
+    """`cim report service` joins the `cim report` group (the supervision report stays `cim report --from --to`)."""
+    cli.commands["report"].add_command(service)
+
+
+@click.command("service")
+@click.option("--from", "start", required=True, help="First day, YYYY-MM-DD.")
+@click.option("--to", "end", required=True, help="Last day (inclusive), YYYY-MM-DD.")
+@click.option("--by", type=click.Choice(BY_CHOICES), help="Also group the figures by this.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
+@click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write PDF here.")
+@data_dir_option
+@json_option
+@with_store
+async def service(store, start: str, end: str, by: str | None, csv_path: Path | None, pdf_path: Path | None,
+                  as_json: bool) -> None:
+    """Service report (§1.2): calls and chats offered, answered, abandoned, waiting, service level, handle time."""
+    first, last = parse_period(start, end)
+    for path in (csv_path, pdf_path):
+        if path is not None and not path.parent.is_dir():
+            raise InvalidInput(f"folder {path.parent} does not exist")
+    result = await store.service.report(cli_actor("report-service"), first, last, by)
+    if csv_path:
+        await write_csv(result, csv_path)
+    if pdf_path:
+        await write_pdf(result, pdf_path, store.settings.office_name)
+    if as_json:
+        print_json(result.as_json())
+        return
+    rows = result.rows()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for title, counts in (("close categories", result.close_categories), ("call categories", result.call_categories),
+                          ("chats per consultant", result.chats_per_consultant)):
+        if counts:
+            click.echo(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -1,0 +1,474 @@
+"""The centre's service figures (§1.2): calls (queue_log stays) and chats side by side, purge-proof.
+
+Each offered contact is reduced to facts that name no one: office day and hour, channel, queue,
+consultant, topic, outcome, waiting and handling seconds. Live contacts are read from their rows;
+a contact the purge is about to delete is folded into `service_daily` in the purge's own
+transaction (`absorb_*`), so every contact is counted exactly once, before and after §6's purge.
+
+Definitions (README "Service report"):
+- offered: calls that entered a queue and left it (answered or not; a caller still waiting is not
+  counted); chats whose resident accepted the notice and which are no longer queued;
+- answered: CONNECT (calls), taken by a consultant (chats);
+- abandoned: the caller hung up while waiting (ABANDON), the resident left before a consultant took
+  the chat; abandoned_short: of those, the ones who waited at most `short_abandon_seconds`;
+- unanswered_other: queue timeouts, exit by key, empty queue (calls only);
+- wait_avg_s / wait_p90_s: over answered contacts, seconds from entering the queue to the answer
+  (p90: nearest rank); service_level: answered within `service_level_seconds`, divided by offered
+  minus abandoned_short; answer_rate: answered / offered;
+- handle_avg_s: talk time of answered calls (COMPLETE*/TRANSFER), taken-to-closed time of chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+from zoneinfo import ZoneInfo
+
+from .clock import from_iso, to_iso
+from .errors import InvalidInput
+from .models import Actor
+from .policy import Permission
+
+if TYPE_CHECKING:
+    from . import Store
+
+BY_CHOICES = ("hour", "day", "consultant", "queue", "topic")
+CHANNELS = ("calls", "chats")
+FONTS_DIR = Path(__file__).with_name("fonts")
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One offered call or chat, as the figures see it."""
+
+    channel: str          # 'call' or 'chat'
+    day: str              # office-local YYYY-MM-DD
+    hour: int
+    queue: str
+    consultant_id: int | None
+    consultant: str
+    topic: str
+    outcome: str          # answered / abandoned / other
+    wait_s: int | None
+    handle_s: int | None
+
+
+@dataclass
+class Bucket:
+    """Counts and durations of a group of contacts (one cell of service_daily, or a report row)."""
+
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    unanswered_other: int = 0
+    answered_waits: list[int] = field(default_factory=list)
+    abandoned_waits: list[int] = field(default_factory=list)
+    handle_times: list[int] = field(default_factory=list)
+    callbacks_done: int = 0
+    callbacks_open: int = 0
+
+    def add_contact(self, c: Contact) -> None:
+        self.offered += 1
+        if c.outcome == "answered":
+            self.answered += 1
+            if c.wait_s is not None:
+                self.answered_waits.append(c.wait_s)
+            if c.handle_s is not None:
+                self.handle_times.append(c.handle_s)
+        elif c.outcome == "abandoned":
+            self.abandoned += 1
+            if c.wait_s is not None:
+                self.abandoned_waits.append(c.wait_s)
+        else:
+            self.unanswered_other += 1
+
+    def merge(self, other: "Bucket") -> None:
+        self.offered += other.offered
+        self.answered += other.answered
+        self.abandoned += other.abandoned
+        self.unanswered_other += other.unanswered_other
+        self.answered_waits += other.answered_waits
+        self.abandoned_waits += other.abandoned_waits
+        self.handle_times += other.handle_times
+        self.callbacks_done += other.callbacks_done
+        self.callbacks_open += other.callbacks_open
+
+    def figures(self, service_level_s: int, short_abandon_s: int) -> dict[str, Any]:
+        short = sum(1 for w in self.abandoned_waits if w <= short_abandon_s)
+        within = sum(1 for w in self.answered_waits if w <= service_level_s)
+        counted = self.offered - short
+        return {
+            "offered": self.offered,
+            "answered": self.answered,
+            "abandoned": self.abandoned,
+            "abandoned_short": short,
+            "unanswered_other": self.unanswered_other,
+            "answer_rate": _ratio(self.answered, self.offered),
+            "wait_avg_s": _mean(self.answered_waits),
+            "wait_p90_s": percentile(self.answered_waits, 90),
+            "service_level": _ratio(within, counted),
+            "handle_avg_s": _mean(self.handle_times),
+        }
+
+
+def percentile(values: Iterable[int], p: int) -> int | None:
+    """Nearest-rank percentile: the smallest value with at least p % of the values at or below it."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def _mean(values: list[int]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole > 0 else None
+
+
+@dataclass(frozen=True)
+class ServiceReport:
+    start: date
+    end: date
+    by: str | None
+    service_level_s: int
+    short_abandon_s: int
+    totals: dict[str, Bucket]
+    groups: list[tuple[str, dict[str, Bucket]]]
+    hours: list[tuple[int, dict[str, Bucket]]]
+    close_categories: dict[str, int]
+    call_categories: dict[str, int]
+    chats_per_consultant: dict[str, int]
+    calls_per_consultant: dict[str, int]
+    callbacks: dict[str, int]
+
+    def figures(self, bucket: Bucket) -> dict[str, Any]:
+        return bucket.figures(self.service_level_s, self.short_abandon_s)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(), "to": self.end.isoformat(), "by_dimension": self.by,
+            "service_level_seconds": self.service_level_s, "short_abandon_seconds": self.short_abandon_s,
+            "calls": self.figures(self.totals["calls"]),
+            "chats": self.figures(self.totals["chats"]),
+            "by": [{"key": key, "calls": self.figures(b["calls"]), "chats": self.figures(b["chats"])}
+                   for key, b in self.groups],
+            "hours": [{"hour": h, "calls": self.figures(b["calls"]), "chats": self.figures(b["chats"])}
+                      for h, b in self.hours],
+            "close_categories": self.close_categories,
+            "call_categories": self.call_categories,
+            "chats_per_consultant": self.chats_per_consultant,
+            "calls_per_consultant": self.calls_per_consultant,
+            "callbacks": self.callbacks,
+        }
+
+    def rows(self) -> list[list[str]]:
+        """The figures as table rows (CSV, PDF and the TUI): one row per group and channel."""
+        out = [["group", "channel", "offered", "answered", "abandoned", "abandoned ≤%ds" % self.short_abandon_s,
+                "other", "answer rate", "wait avg s", "wait p90 s", "SL %ds" % self.service_level_s,
+                "handle avg s"]]
+        groups = [("all", self.totals)] + self.groups
+        for key, buckets in groups:
+            for channel in CHANNELS:
+                f = self.figures(buckets[channel])
+                out.append([key or "—", channel, str(f["offered"]), str(f["answered"]), str(f["abandoned"]),
+                            str(f["abandoned_short"]), str(f["unanswered_other"]), _pct(f["answer_rate"]),
+                            _num(f["wait_avg_s"]), _num(f["wait_p90_s"]), _pct(f["service_level"]),
+                            _num(f["handle_avg_s"])])
+        return out
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _num(value: float | int | None) -> str:
+    return "—" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+class ServiceFigures:
+    """`store.service`: the service report over live rows and the purge-proof daily aggregate."""
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.store.settings.timezone)
+
+    async def report(self, actor: Actor, start: date, end: date, by: str | None = None) -> ServiceReport:
+        """Figures for the office days start..end inclusive, optionally grouped; VIEW_REPORTS, audited."""
+        await self.store.audit.guard(actor, Permission.VIEW_REPORTS, "reports.service")
+        if by is not None and by not in BY_CHOICES:
+            raise InvalidInput(f"--by must be one of {', '.join(BY_CHOICES)}, not {by!r}")
+        if end < start:
+            raise InvalidInput(f"the period ends ({end}) before it starts ({start})")
+        if (end - start).days > 3660:
+            raise InvalidInput("a report covers at most ten years")
+        settings = self.store.settings
+        await self.store.queue_log.link_calls()
+        zone = self.zone
+        since = to_iso(datetime.combine(start, time(0), zone))
+        until = to_iso(datetime.combine(end + timedelta(days=1), time(0), zone))
+
+        def collect(conn: sqlite3.Connection) -> tuple[list[Contact], list[tuple[Contact, Bucket]], tuple[int, int]]:
+            live = _stay_contacts(conn.execute(_STAY_SQL + "s.entered_at >= ? AND s.entered_at < ?", (since, until)),
+                                  zone)
+            live += _chat_contacts(conn.execute(_CHAT_SQL + "c.created_at >= ? AND c.created_at < ?",
+                                                (since, until)), zone)
+            frozen = list(_daily_cells(conn, start.isoformat(), end.isoformat()))
+            callbacks = conn.execute(
+                "SELECT sum(status = 'done') AS done, sum(status != 'done') AS open FROM callbacks "
+                "WHERE day >= ? AND day <= ?", (start.isoformat(), end.isoformat())).fetchone()
+            return live, frozen, (callbacks["done"] or 0, callbacks["open"] or 0)
+
+        await self.store.callbacks.refresh()
+        live, frozen, (callbacks_done, callbacks_open) = await self.store.db.write_call(collect)  # one snapshot
+        totals = {"calls": Bucket(), "chats": Bucket()}
+        groups: dict[str, dict[str, Bucket]] = {}
+        hours: dict[int, dict[str, Bucket]] = {}
+        close_categories: dict[str, int] = {}
+        call_categories: dict[str, int] = {}
+        per_consultant = {"call": {}, "chat": {}}
+
+        def place(c: Contact, bucket: Bucket) -> None:
+            channel = "calls" if c.channel == "call" else "chats"
+            totals[channel].merge(bucket)
+            if not bucket.offered:
+                return  # a cell of purged callbacks only: counted in the period's callbacks, not per group
+            if by is not None:
+                key = _group_key(c, by)
+                groups.setdefault(key, {"calls": Bucket(), "chats": Bucket()})[channel].merge(bucket)
+            hours.setdefault(c.hour, {"calls": Bucket(), "chats": Bucket()})[channel].merge(bucket)
+            if c.topic:
+                target = close_categories if c.channel == "chat" else call_categories
+                target[c.topic] = target.get(c.topic, 0) + bucket.offered
+            if c.consultant and bucket.answered:
+                counts = per_consultant[c.channel]
+                counts[c.consultant] = counts.get(c.consultant, 0) + bucket.answered
+
+        for c in live:
+            b = Bucket()
+            b.add_contact(c)
+            place(c, b)
+        for c, b in frozen:
+            place(c, b)
+            callbacks_done += b.callbacks_done
+            callbacks_open += b.callbacks_open
+        ordered = sorted(groups.items(), key=lambda kv: _sort_key(kv[0]))
+        report = ServiceReport(
+            start, end, by, settings.service_level_seconds, settings.short_abandon_seconds, totals, ordered,
+            sorted(hours.items()), dict(sorted(close_categories.items())), dict(sorted(call_categories.items())),
+            dict(sorted(per_consultant["chat"].items())), dict(sorted(per_consultant["call"].items())),
+            {"done": callbacks_done, "open": callbacks_open})
+        async with self.store.db.write() as tx:
+            await self.store.audit.append(tx, actor, "reports.service", details={
+                "from": start.isoformat(), "to": end.isoformat(), "by": by})
+        return report
+
+
+def _group_key(c: Contact, by: str) -> str:
+    if by == "hour":
+        return f"{c.hour:02d}:00"
+    if by == "day":
+        return c.day
+    if by == "consultant":
+        return c.consultant
+    if by == "queue":
+        return c.queue if c.channel == "call" else "czat"
+    return c.topic
+
+
+def _sort_key(key: str) -> tuple[int, str]:
+    return (1 if key == "" else 0, key)  # "no consultant / no topic" last
+
+
+# ------------------------------------------------------------------------------------------------
+# Facts of live rows (on the writer's or the purge's connection)
+
+
+def _local(moment: str, zone: ZoneInfo) -> datetime:
+    return from_iso(moment).astimezone(zone)
+
+
+def _seconds_between(a: str | None, b: str | None) -> int | None:
+    if not a or not b:
+        return None
+    return max(0, round((from_iso(b) - from_iso(a)).total_seconds()))
+
+
+_STAY_SQL = ("SELECT s.entered_at, s.queue, s.outcome, s.wait_s, s.talk_s, s.consultant_id, s.agent, "
+             "st.name AS staff_name, (SELECT n.category FROM call_notes n WHERE n.linkedid = s.callid "
+             " OR n.uniqueid = s.callid OR n.conversation_id = s.conversation_id LIMIT 1) AS topic "
+             "FROM queue_calls s LEFT JOIN staff st ON st.id = s.consultant_id "
+             "WHERE s.outcome != 'waiting' AND ")
+
+
+def _stay_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
+    out = []
+    for r in rows:
+        local = _local(r["entered_at"], zone)
+        outcome = r["outcome"] if r["outcome"] in ("answered", "abandoned") else "other"
+        consultant = r["staff_name"] or (r["agent"] if outcome == "answered" else "") or ""
+        out.append(Contact("call", local.date().isoformat(), local.hour, r["queue"], r["consultant_id"], consultant,
+                           r["topic"] or "", outcome, r["wait_s"], r["talk_s"] if outcome == "answered" else None))
+    return out
+
+
+_CHAT_SQL = ("SELECT c.created_at, c.ended_at, c.status, c.consultant_id, c.close_category, st.name AS staff_name, "
+             "(SELECT min(m.at) FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'system' "
+             " AND m.staff_id IS NOT NULL) AS taken_at "
+             "FROM conversations c LEFT JOIN staff st ON st.id = c.consultant_id "
+             "WHERE c.channel = 'chat' AND c.status != 'queued' AND ")
+
+
+def _chat_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
+    out = []
+    for r in rows:
+        local = _local(r["created_at"], zone)
+        if r["consultant_id"] is not None and r["taken_at"]:
+            outcome, wait = "answered", _seconds_between(r["created_at"], r["taken_at"])
+            handle = _seconds_between(r["taken_at"], r["ended_at"])
+        else:
+            outcome, wait, handle = "abandoned", _seconds_between(r["created_at"], r["ended_at"]), None
+        out.append(Contact("chat", local.date().isoformat(), local.hour, "", r["consultant_id"],
+                           r["staff_name"] or "", r["close_category"] or "", outcome, wait, handle))
+    return out
+
+
+def _daily_cells(conn: sqlite3.Connection, first_day: str, last_day: str) -> Iterable[tuple[Contact, Bucket]]:
+    for r in conn.execute("SELECT * FROM service_daily WHERE day >= ? AND day <= ?", (first_day, last_day)):
+        contact = Contact(r["channel"], r["day"], r["hour"], r["queue"], r["consultant_id"], r["consultant"],
+                          r["topic"], "", None, None)
+        yield contact, Bucket(r["offered"], r["answered"], r["abandoned"], r["unanswered_other"],
+                              json.loads(r["answered_waits"]), json.loads(r["abandoned_waits"]),
+                              json.loads(r["handle_times"]), r["callbacks_done"], r["callbacks_open"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The purge's hook: fold contacts into service_daily in the transaction that deletes them
+
+
+async def absorb_conversations(tx: Any, ids: list[int], timezone: str) -> None:
+    """Before the purge deletes these conversations: add their chats and their calls' queue stays to service_daily."""
+    if not ids:
+        return
+    zone = ZoneInfo(timezone)
+    marks = ",".join("?" * len(ids))
+    contacts = _chat_contacts(await tx.execute_fetchall(_CHAT_SQL + f"c.id IN ({marks})", ids), zone)
+    contacts += _stay_contacts(await tx.execute_fetchall(_STAY_SQL + f"s.conversation_id IN ({marks})", ids), zone)
+    await _add_to_daily(tx, contacts)
+
+
+async def purge_unlinked_queue_facts(tx: Any, cutoff_iso: str, timezone: str) -> int:
+    """Traffic facts past purge_after that no purged conversation took along (§6): queue stays linked to no
+    call and callbacks (both folded into service_daily first), members' events, notes on calls whose CDR
+    never came, and the registers of lines and sources seen."""
+    zone = ZoneInfo(timezone)
+    rows = await tx.execute_fetchall(_STAY_SQL + "s.conversation_id IS NULL AND s.purge_after <= ?", (cutoff_iso,))
+    callbacks: dict[tuple, Bucket] = {}
+    for r in await tx.execute_fetchall("SELECT day, status FROM callbacks WHERE purge_after <= ?", (cutoff_iso,)):
+        bucket = callbacks.setdefault((r["day"], 0, "call", "", "", "", None), Bucket())
+        if r["status"] == "done":
+            bucket.callbacks_done += 1
+        else:
+            bucket.callbacks_open += 1
+    await _add_to_daily(tx, _stay_contacts(rows, zone), callbacks)
+    await tx.execute("DELETE FROM callbacks WHERE purge_after <= ?", (cutoff_iso,))
+    await tx.execute("DELETE FROM callback_sources WHERE purge_after <= ?", (cutoff_iso,))
+    await tx.execute("DELETE FROM call_notes WHERE conversation_id IS NULL AND purge_after <= ?", (cutoff_iso,))
+    cur = await tx.execute("DELETE FROM queue_calls WHERE conversation_id IS NULL AND purge_after <= ?",
+                           (cutoff_iso,))
+    await tx.execute("DELETE FROM queue_member_events WHERE purge_after <= ?", (cutoff_iso,))
+    await tx.execute("DELETE FROM queue_log_lines WHERE purge_after <= ?", (cutoff_iso,))
+    return cur.rowcount
+
+
+async def _add_to_daily(tx: Any, contacts: list[Contact], extra: dict[tuple, Bucket] | None = None) -> None:
+    cells: dict[tuple, Bucket] = dict(extra or {})
+    for c in contacts:
+        key = (c.day, c.hour, c.channel, c.queue, c.consultant, c.topic, c.consultant_id)
+        cells.setdefault(key, Bucket()).add_contact(c)
+    for (day, hour, channel, queue, consultant, topic, consultant_id), b in cells.items():
+        rows = await tx.execute_fetchall(  # fetch-all: no statement left open on the writer
+            "SELECT * FROM service_daily WHERE day = ? AND hour = ? AND channel = ? AND queue = ? AND consultant = ? "
+            "AND topic = ?", (day, hour, channel, queue, consultant, topic))
+        for row in rows:
+            b.merge(Bucket(row["offered"], row["answered"], row["abandoned"], row["unanswered_other"],
+                           json.loads(row["answered_waits"]), json.loads(row["abandoned_waits"]),
+                           json.loads(row["handle_times"]), row["callbacks_done"], row["callbacks_open"]))
+        await tx.execute(
+            "INSERT OR REPLACE INTO service_daily(day, hour, channel, queue, consultant_id, consultant, topic, offered,"
+            " answered, abandoned, unanswered_other, answered_waits, abandoned_waits, handle_times, callbacks_done,"
+            " callbacks_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (day, hour, channel, queue, consultant_id, consultant, topic, b.offered, b.answered,
+             b.abandoned, b.unanswered_other, json.dumps(sorted(b.answered_waits)),
+             json.dumps(sorted(b.abandoned_waits)), json.dumps(sorted(b.handle_times)), b.callbacks_done,
+             b.callbacks_open))
+
+
+# ------------------------------------------------------------------------------------------------
+# Files
+
+
+async def write_csv(report: ServiceReport, path: Path) -> Path:
+    """The figures as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters)."""
+    def write() -> Path:
+        with Path(path).open("w", encoding="utf-8-sig", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["CIM service report", report.start.isoformat(), report.end.isoformat(),
+                             f"by {report.by or '-'}"])
+            for row in report.rows():
+                writer.writerow(["'" + cell if cell[:1] in ("=", "+", "-", "@") and cell != "—" else cell
+                                 for cell in row])
+        return Path(path)
+    return await asyncio.to_thread(write)
+
+
+async def write_pdf(report: ServiceReport, path: Path, office_name: str = "") -> Path:
+    """The figures as a PDF with a Unicode font."""
+    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name)
+
+
+def _write_pdf(report: ServiceReport, path: Path, office_name: str) -> Path:
+    from fpdf import FPDF  # imported here: only report writing needs it
+
+    pdf = FPDF(orientation="L", format="A4")
+    regular, bold = FONTS_DIR / "DejaVuSans.ttf", FONTS_DIR / "DejaVuSans-Bold.ttf"
+    pdf.add_font("DejaVu", "", str(regular))
+    pdf.add_font("DejaVu", "B", str(bold if bold.exists() else regular))
+    pdf.set_auto_page_break(auto=True, margin=12)
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 14)
+    pdf.cell(0, 8, "CIM — obsługa połączeń i czatów / service report (§1.2)", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 9)
+    if office_name:
+        pdf.cell(0, 5, office_name, new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 5, f"Period {report.start.isoformat()} – {report.end.isoformat()}; by {report.by or '—'}",
+             new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    header, *rows = report.rows()
+    widths = (40, 16, 20, 20, 20, 22, 16, 22, 22, 22, 20, 24)
+    with pdf.table(col_widths=widths, text_align="LEFT", width=sum(widths)) as table:
+        table.row(header)
+        for row in rows:
+            table.row(row)
+    for title, counts in (("Close categories (chats)", report.close_categories),
+                          ("Call categories", report.call_categories),
+                          ("Chats per consultant", report.chats_per_consultant)):
+        pdf.ln(3)
+        pdf.set_font("DejaVu", "B", 11)
+        pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("DejaVu", "", 9)
+        text = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none in this period"
+        pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(path))
+    return path
