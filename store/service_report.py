@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import math
 import sqlite3
@@ -33,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from .clock import from_iso, to_iso
 from .errors import InvalidInput
+from .files import write_private
 from .models import Actor
 from .policy import Permission
 
@@ -419,26 +421,30 @@ async def _add_to_daily(tx: Any, contacts: list[Contact], extra: dict[tuple, Buc
 # Files
 
 
-async def write_csv(report: ServiceReport, path: Path) -> Path:
-    """The figures as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters)."""
+async def write_csv(report: ServiceReport, path: Path, *, replace: bool = False) -> Path:
+    """The figures as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters).
+
+    The file names consultants: it is written 0600 whatever the umask, and an existing file is
+    refused (AlreadyExists) unless `replace` (store/files.py), like the supervision report.
+    """
     def write() -> Path:
-        with Path(path).open("w", encoding="utf-8-sig", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["CIM service report", report.start.isoformat(), report.end.isoformat(),
-                             f"by {report.by or '-'}"])
-            for row in report.rows():
-                writer.writerow(["'" + cell if cell[:1] in ("=", "+", "-", "@") and cell != "—" else cell
-                                 for cell in row])
-        return Path(path)
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer)
+        writer.writerow(["CIM service report", report.start.isoformat(), report.end.isoformat(),
+                         f"by {report.by or '-'}"])
+        for row in report.rows():
+            writer.writerow(["'" + cell if cell[:1] in ("=", "+", "-", "@") and cell != "—" else cell
+                             for cell in row])
+        return write_private(Path(path), buffer.getvalue().encode("utf-8-sig"), replace=replace)
     return await asyncio.to_thread(write)
 
 
-async def write_pdf(report: ServiceReport, path: Path, office_name: str = "") -> Path:
-    """The figures as a PDF with a Unicode font."""
-    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name)
+async def write_pdf(report: ServiceReport, path: Path, office_name: str = "", *, replace: bool = False) -> Path:
+    """The figures as a PDF with a Unicode font; 0600 and never over an existing file unless `replace`."""
+    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name, replace)
 
 
-def _write_pdf(report: ServiceReport, path: Path, office_name: str) -> Path:
+def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: bool) -> Path:
     from fpdf import FPDF  # imported here: only report writing needs it
 
     pdf = FPDF(orientation="L", format="A4")
@@ -470,5 +476,4 @@ def _write_pdf(report: ServiceReport, path: Path, office_name: str) -> Path:
         pdf.set_font("DejaVu", "", 9)
         text = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none in this period"
         pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
-    pdf.output(str(path))
-    return path
+    return write_private(path, bytes(pdf.output()), replace=replace)

@@ -333,3 +333,20 @@ def test_error_texts_name_what_was_typed_wrong(data_dir):
                str(data_dir)).returncode == 0  # the calendar's ends are no crash
     report = cim("report", "--from", "2026-01-01", "--to", "jutro", "--data-dir", str(data_dir))
     assert report.returncode == 1 and report.stderr.strip() == "cim: --to must be a date YYYY-MM-DD, not 'jutro'"
+
+
+@pytest.mark.ordinance("GDPR 32")
+def test_service_report_files_are_0600_and_existing_files_need_force(data_dir, tmp_path):
+    csv_path, pdf_path = tmp_path / "s.csv", tmp_path / "s.pdf"
+    period = ("report", "service", "--from", "2026-01-01", "--to", "2026-12-31", "--data-dir", str(data_dir))
+    first = cim(*period, "--csv", str(csv_path), "--pdf", str(pdf_path), umask=0o000)
+    assert first.returncode == 0, first.stderr
+    assert (mode(csv_path), mode(pdf_path)) == (0o600, 0o600)
+    csv_path.write_text("keep me\n")
+    refused = cim(*period, "--csv", str(csv_path))
+    assert refused.returncode == 1 and refused.stderr.strip() == \
+        f"cim: {csv_path} already exists; use --force to replace it"
+    assert csv_path.read_text() == "keep me\n"
+    forced = cim(*period, "--csv", str(csv_path), "--force", umask=0o000)
+    assert forced.returncode == 0, forced.stderr
+    assert csv_path.read_text(encoding="utf-8-sig").startswith("CIM service report") and mode(csv_path) == 0o600

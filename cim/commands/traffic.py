@@ -64,21 +64,29 @@ def register(cli: click.Group) -> None:
 @click.option("--by", type=click.Choice(BY_CHOICES), help="Also group the figures by this.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write PDF here.")
+@click.option("--force", is_flag=True, help="Replace an existing --csv/--pdf file.")
 @data_dir_option
 @json_option
 @with_store
 async def service(store, start: str, end: str, by: str | None, csv_path: Path | None, pdf_path: Path | None,
-                  as_json: bool) -> None:
-    """Service report (§1.2): calls and chats offered, answered, abandoned, waiting, service level, handle time."""
-    first, last = parse_period(start, end)
+                  force: bool, as_json: bool) -> None:
+    """Service report (§1.2): calls and chats offered, answered, abandoned, waiting, service level, handle time.
+    The files are written 0600 (they name consultants); an existing file is replaced only with --force."""
+    first, last = parse_period(start, end, names=("--from", "--to"))
     for path in (csv_path, pdf_path):
-        if path is not None and not path.parent.is_dir():
+        if path is None:
+            continue
+        if not path.parent.is_dir():
             raise InvalidInput(f"folder {path.parent} does not exist")
+        if (path.exists() or path.is_symlink()) and not force:
+            raise InvalidInput(f"{path} already exists; use --force to replace it")
+    if csv_path is not None and csv_path == pdf_path:
+        raise InvalidInput("--csv and --pdf name the same file")
     result = await store.service.report(cli_actor("report-service"), first, last, by)
     if csv_path:
-        await write_csv(result, csv_path)
+        await write_csv(result, csv_path, replace=force)
     if pdf_path:
-        await write_pdf(result, pdf_path, store.settings.office_name)
+        await write_pdf(result, pdf_path, store.settings.office_name, replace=force)
     if as_json:
         print_json(result.as_json())
         return

@@ -120,9 +120,10 @@ class ServiceScreen(Screen[None]):
         try:
             await asyncio.to_thread(folder.mkdir, mode=0o700, exist_ok=True)
             if kind == "csv":
-                await write_csv(self.report, path)
+                # CIM's own reports folder: a report of the same period saved again replaces the earlier one
+                await write_csv(self.report, path, replace=True)
             else:
-                await write_pdf(self.report, path, self.ctx.settings.office_name)
+                await write_pdf(self.report, path, self.ctx.settings.office_name, replace=True)
         except OSError as exc:
             self.notify(f"Cannot write {path}: {exc.strerror}", title="Service report", severity="error")
             return
