@@ -13,7 +13,7 @@ import stat
 import struct
 import tempfile
 import wave
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -36,15 +36,41 @@ if TYPE_CHECKING:
 #: The 16 columns every Asterisk cdr_csv line starts with, in cdr_csv.c's order.
 ASTERISK_FIXED = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
                   "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags")
-#: Optional trailing columns, in the order cdr_csv appends them when switched on in cdr.conf.
+#: Optional trailing columns, in the order cdr_csv appends them: uniqueid (loguniqueid=yes), userfield
+#: (loguserfield=yes), then peeraccount, linkedid, sequence (newcdrcolumns=yes).
 ASTERISK_OPTIONAL = ("uniqueid", "userfield", "peeraccount", "linkedid", "sequence")
 #: cdr.conf's common `loguniqueid=yes` + `loguserfield=yes`.
 ASTERISK_DEFAULT_EXTRA = ("uniqueid", "userfield")
+#: The legacy mapping of Asterisk's cdr_custom.conf.sample (clid first, accountcode 16th, sequence last).
+CDR_CUSTOM_SAMPLE = ("clid", "src", "dst", "dcontext", "channel", "dstchannel", "lastapp", "lastdata", "start",
+                     "answer", "end", "duration", "billsec", "disposition", "amaflags", "accountcode", "uniqueid",
+                     "userfield", "sequence")
 #: Columns any FreePBX export must have (asteriskcdrdb.cdr).
 FREEPBX_REQUIRED = ("calldate", "src", "dst", "duration", "billsec", "disposition", "uniqueid")
 KNOWN_COLUMNS = set(ASTERISK_FIXED) | set(ASTERISK_OPTIONAL) | {
     "calldate", "did", "recordingfile", "cnum", "cnam", "outbound_cnum", "outbound_cnam", "dst_cnam"}
+#: A column CIM skips (a cdr_custom literal or user variable): `-` in --columns.
+SKIPPED = "-"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: Without --encoding, a line that is not UTF-8 is read as ISO-8859-2 (an ISDN gateway's Polish names), or
+#: as Windows-1250 when it has bytes 0x80-0x9F (control codes in ISO-8859-2, letters such as ś, ź in cp1250).
+FALLBACK_ENCODINGS = ("iso-8859-2", "cp1250")
+
+#: The cdr.conf lines that make cdr_csv write what CIM needs (said whenever a file lacks the uniqueid).
+CDR_CONF_LINES = ("/etc/asterisk/cdr.conf, section [csv]: loguniqueid=yes and loguserfield=yes "
+                  "(and newcdrcolumns=yes for linkedid and sequence), then `module reload cdr_csv.so`")
+COMPILED_DEFAULTS = ("16 columns without a uniqueid: Asterisk's compiled defaults (loguniqueid=no, "
+                     f"loguserfield=no). Set in {CDR_CONF_LINES}; lines written before that cannot be matched "
+                     "to recordings or imported twice safely, so they are not imported")
+#: The event types of Asterisk's CEL (cel_custom writes them first on a line).
+CEL_EVENTS = {"CHAN_START", "CHAN_END", "HANGUP", "ANSWER", "APP_START", "APP_END", "PARK_START", "PARK_END",
+              "USER_DEFINED", "BRIDGE_ENTER", "BRIDGE_EXIT", "BLINDTRANSFER", "ATTENDEDTRANSFER", "PICKUP",
+              "FORWARD", "LINKEDID_END", "LOCAL_OPTIMIZE", "LOCAL_OPTIMIZE_BEGIN", "STREAM_BEGIN", "STREAM_END",
+              "DTMF", "BRIDGE_START", "BRIDGE_END", "CONF_ENTER", "CONF_EXIT", "3WAY_START", "3WAY_END",
+              "TRANSFER", "HOOKFLASH", "CONF_START", "CONF_END", "BRIDGE_UPDATE"}
+CEL_REFUSAL = ("this is a CEL file (cel_custom: channel events, not call records); CIM reads CDRs: set in "
+               f"/etc/asterisk/cdr.conf [general] enable=yes and in {CDR_CONF_LINES}, and ingest "
+               "/var/log/asterisk/cdr-csv/Master.csv")
 
 #: §4.7: caller ids that name no one.
 UNIDENTIFIABLE = {"", "anonymous", "unknown", "restricted", "private", "unavailable", "withheld",
@@ -52,14 +78,24 @@ UNIDENTIFIABLE = {"", "anonymous", "unknown", "restricted", "private", "unavaila
 _FORMATTING = re.compile(r"[\s\-().\/]")
 _CLID_NUMBER = re.compile(r"<([^<>]*)>\s*$")
 _CHANNEL_EXTENSION = re.compile(r"^[A-Za-z0-9]+/([A-Za-z0-9_+*#]+?)(?:[-@;,].*)?$")
-_ID_TOKEN = re.compile(r"(\d{6,}\.\d+)")
+#: A PBX unique id in a file name: epoch.sequence, optionally after cdr.conf's/asterisk.conf's systemname.
+_ID_TOKEN = re.compile(r"(?:(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9_]*)-)?(\d{6,}\.\d+)")
+_UNIQUEID = re.compile(r"^(?:[A-Za-z0-9_.]+-)?(\d{9,})\.\d+$")
+#: One-touch recording (features.conf automixmon): auto-<epoch>-<caller>-<peer>.<format>.
+_ONE_TOUCH = re.compile(r"^auto-(\d{9,11})-(.+)\.[A-Za-z0-9]+$")
 _STAMP = re.compile(r"cim:notice=(\d+)(?:;full=([01]))?")
 #: FreePBX's recording types (sub-record-check): what each says about the call's direction.
 FREEPBX_RECORDING_TYPES = {"in": "incoming", "q": "incoming", "rg": "incoming", "external": "incoming",
                            "out": "outgoing", "internal": "internal", "exten": "internal"}
 _FREEPBX_NAME = re.compile(
     r"^(?P<type>in|out|internal|external|exten|q|rg|force|ondemand)-(?P<to>[^-]*)-(?P<from>[^-]*)-"
-    r"(?P<date>\d{8})-(?P<time>\d{6})-(?P<uniqueid>\d+\.\d+)")
+    r"(?P<date>\d{8})-(?P<time>\d{6})-(?P<uniqueid>(?:[A-Za-z0-9_]+-)?\d+\.\d+)")
+#: Dialplan contexts where calls from the outside world arrive (FreePBX, Asterisk samples, common setups).
+TRUNK_CONTEXT_PREFIXES = ("from-trunk", "from-pstn", "from-did", "ext-did", "from-external", "from-sip-external",
+                          "from-isdn", "from-zaptel", "from-dahdi", "from-provider", "incoming", "inbound")
+#: Applications that answer the caller without a person (no one talked): voicemail, IVR prompts.
+_NOBODY_APPS = {"voicemail", "voicemailmain", "playback", "background", "read", "ivr", "hangup", "congestion",
+                "busy", "wait", "musiconhold"}
 
 
 @dataclass(frozen=True)
@@ -110,14 +146,39 @@ def channel_extension(channel: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def is_local_channel(channel: str | None) -> bool:
+    return (channel or "").strip().lower().startswith("local/")
+
+
 def id_tokens(file_name: str) -> list[str]:
-    """PBX unique ids (epoch.sequence) carried by a recording's file name, last (most specific) first."""
-    return list(reversed(_ID_TOKEN.findall(Path(file_name).name)))
+    """PBX unique ids (epoch.sequence) carried by a recording's file name, last (most specific) first; an id
+    written after a systemname (`pbx1-1772442000.1`) is given with and without it."""
+    tokens: list[str] = []
+    for prefix, token in reversed(_ID_TOKEN.findall(Path(file_name).name)):
+        if prefix and not prefix.isdigit():
+            tokens.append(f"{prefix}-{token}")
+        tokens.append(token)
+    return tokens
+
+
+def uniqueid_epoch(uniqueid: str) -> int | None:
+    """The channel's creation time carried by an Asterisk uniqueid (`[systemname-]epoch.n`)."""
+    match = _UNIQUEID.match(uniqueid)
+    return int(match.group(1)) if match else None
 
 
 def freepbx_recording_type(file_name: str) -> str | None:
     match = _FREEPBX_NAME.match(Path(file_name).name)
     return match.group("type") if match else None
+
+
+def one_touch_recording(file_name: str) -> tuple[datetime, list[str]] | None:
+    """`auto-<epoch>-<caller>-<peer>.wav` (one-touch automixmon): when it started and the parties' ids."""
+    match = _ONE_TOUCH.match(Path(file_name).name)
+    if not match:
+        return None
+    return (datetime.fromtimestamp(int(match.group(1)), timezone.utc),
+            [p for p in match.group(2).split("-") if p])
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,14 +209,30 @@ class CdrRecord:
     did: str
     recordingfile: str
     fingerprint: str
+    lastapp: str = ""
+    #: identifies the leg without a sequence: several records of one uniqueid (queue attempts, parallel
+    #: dial, transfers, ForkCDR) differ in their peer channel, start, answer or application
+    identity: str = ""
 
     @property
     def leg_key(self) -> str:
-        return f"{self.uniqueid}#{self.sequence}" if self.sequence else self.uniqueid
+        if self.sequence:
+            return f"{self.uniqueid}#{self.sequence}"
+        return f"{self.uniqueid}@{self.identity}" if self.identity else self.uniqueid
 
     @property
     def group_key(self) -> str:
         return self.linkedid or self.uniqueid
+
+    @property
+    def ended(self) -> datetime:
+        return self.end or self.start + timedelta(seconds=self.duration)
+
+    @property
+    def person_answered(self) -> bool:
+        """Answered by a party on a peer channel: not a voicemail box, an IVR or a queue's hold music."""
+        return (self.disposition == "ANSWERED" and bool(self.dstchannel)
+                and self.lastapp.strip().lower() not in _NOBODY_APPS)
 
 
 @dataclass(frozen=True)
@@ -183,6 +260,8 @@ class IngestReport:
     calls: int = 0
     recordings: int = 0
     recordings_already_present: int = 0
+    #: one-touch recordings (no uniqueid in the name) whose time and parties fit more than one call
+    ambiguous_recordings: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +273,7 @@ class IngestReport:
             "calls": self.calls,
             "recordings": self.recordings,
             "recordings_already_present": self.recordings_already_present,
+            "ambiguous_recordings": list(self.ambiguous_recordings),
         }
 
     def add(self, other: "IngestReport") -> None:
@@ -203,6 +283,7 @@ class IngestReport:
         self.calls += other.calls
         self.recordings += other.recordings
         self.recordings_already_present += other.recordings_already_present
+        self.ambiguous_recordings.extend(other.ambiguous_recordings)
         # the two "without" counts describe the latest state, not a sum
         self.calls_without_recording = other.calls_without_recording
         self.recordings_without_call = other.recordings_without_call
@@ -223,24 +304,77 @@ def _zone(name: str) -> ZoneInfo:
         raise ConfigError(f"unknown time zone {name!r}") from None
 
 
-def _time(value: str, column: str, zone: ZoneInfo, required: bool) -> datetime | None:
+_EPOCH = re.compile(r"^\d{9,11}(?:\.\d+)?$")
+
+
+def _local_time(value: str, column: str, required: bool) -> datetime | None:
+    """The naive local time of a CDR field (or an aware UTC time for cdr_custom's `start(int64)`)."""
     value = value.strip()
     if not value:
         if required:
             raise LineError(f"the {column} time is missing")
         return None
+    if _EPOCH.match(value):
+        return datetime.fromtimestamp(float(value), timezone.utc)
     try:
-        local = datetime.strptime(value, TIME_FORMAT)
+        return datetime.strptime(value, TIME_FORMAT)
     except ValueError:
         raise LineError(f"impossible {column} time {value!r}") from None
-    return local.replace(tzinfo=zone).astimezone(timezone.utc)
+
+
+def _candidates(local: datetime | None, zone: ZoneInfo) -> list[datetime | None]:
+    """The UTC instants a local time can mean: one, or two in the autumn hour that happens twice."""
+    if local is None:
+        return [None]
+    if local.tzinfo is not None:
+        return [local]
+    first = local.replace(tzinfo=zone, fold=0)
+    second = local.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [first.astimezone(timezone.utc)]
+    return [first.astimezone(timezone.utc), second.astimezone(timezone.utc)]
+
+
+def resolve_times(start: datetime, answer: datetime | None, end: datetime | None, duration: int, billsec: int,
+                  zone: ZoneInfo, epoch: int | None = None) -> tuple[datetime, datetime | None, datetime | None]:
+    """Local CDR times to UTC with the zone's rules; where a time is ambiguous (the autumn change) the fold
+    is the one that makes the record's own duration and billsec come out, then the one nearer the uniqueid's
+    epoch (the channel's creation), then the earlier."""
+    starts, answers, ends = _candidates(start, zone), _candidates(answer, zone), _candidates(end, zone)
+    if len(starts) == len(answers) == len(ends) == 1:
+        return starts[0], answers[0], ends[0]  # type: ignore[return-value]
+    best: tuple[float, datetime, datetime | None, datetime | None] | None = None
+    for s in starts:
+        assert s is not None
+        for a in answers:
+            for e in ends:
+                error = 0.0
+                if e is not None:
+                    error += abs((e - s).total_seconds() - duration)
+                    if a is not None:
+                        error += abs((e - a).total_seconds() - billsec)
+                elif a is not None:
+                    error += abs((a - s).total_seconds() - (duration - billsec))
+                if (e is not None and e < s) or (a is not None and a < s):
+                    error += 10 ** 7
+                near = abs(s.timestamp() - epoch) / 10 ** 6 if epoch is not None else 0.0
+                score = error + near
+                if best is None or score < best[0]:
+                    best = (score, s, a, e)
+    assert best is not None
+    return best[1], best[2], best[3]
 
 
 def _seconds(value: str, column: str) -> int:
+    text = value.strip()
     try:
-        number = int(value.strip())
+        number = int(text)
     except ValueError:
-        raise LineError(f"{column} {value.strip()!r} is not a whole number of seconds") from None
+        try:
+            # cdr_custom's high-resolution CDR(duration,f): 125.300
+            number = round(float(text)) if re.fullmatch(r"\d+\.\d+", text) else int(text)
+        except ValueError:
+            raise LineError(f"{column} {text!r} is not a whole number of seconds") from None
     if number < 0:
         raise LineError(f"negative {column} {number}")
     if number > 7 * 24 * 3600:
@@ -248,31 +382,110 @@ def _seconds(value: str, column: str) -> int:
     return number
 
 
+def _split_top_level(spec: str) -> list[str]:
+    """Split at commas outside ${...} and (...), so a pasted cdr_custom mapping splits into its fields."""
+    parts, depth, current = [], 0, ""
+    for ch in spec:
+        if ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth = max(0, depth - 1)
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return parts
+
+
+_CDR_FUNCTION = re.compile(r"CDR\(\s*([A-Za-z_]+)\s*(?:,[^)]*)?\)", re.IGNORECASE)
+_QUALIFIED = re.compile(r"^([A-Za-z_]+)\s*\(([^)]*)\)$")
+
+
+def _column_name(part: str) -> str:
+    text = part.strip()
+    if not text:
+        return ""
+    if text == SKIPPED or text.startswith('"'):
+        return SKIPPED  # a literal of an advanced cdr_custom mapping
+    match = _CDR_FUNCTION.search(text)
+    if match:
+        return match.group(1).lower()
+    if "${" in text:
+        return SKIPPED  # ${EPOCH} or another variable: not a CDR column
+    match = _QUALIFIED.match(text)
+    if match:
+        if "uservar" in match.group(2).lower():
+            return SKIPPED
+        return match.group(1).lower()  # uniqueid(noquote), start(int64)
+    return text.lower()
+
+
 def parse_columns(spec: str | Iterable[str] | None, kind: str) -> tuple[str, ...] | None:
-    """`--columns`: for asterisk, the optional trailing columns (or a full cdr_custom list); for freepbx, the header."""
+    """`--columns`. Asterisk: the optional columns after the 16 fixed ones, or any complete layout a cdr.conf /
+    cdr_custom.conf writes (the names, or the mapping pasted as is); FreePBX: the header of a headerless export."""
     if spec is None:
         return None
-    names = [c.strip().lower() for c in (spec.split(",") if isinstance(spec, str) else spec) if c.strip()]
-    unknown = [n for n in names if n not in KNOWN_COLUMNS]
+    parts = _split_top_level(spec) if isinstance(spec, str) else list(spec)
+    names = [n for n in (_column_name(p) for p in parts) if n]
+    unknown = [n for n in names if n != SKIPPED and n not in KNOWN_COLUMNS]
     if unknown:
-        raise InvalidInput(f"unknown CDR column(s): {', '.join(unknown)}")
-    if len(set(names)) != len(names):
+        raise InvalidInput(f"unknown CDR column(s): {', '.join(unknown)} (use - for a column CIM should skip)")
+    named = [n for n in names if n != SKIPPED]
+    if len(set(named)) != len(named):
         raise InvalidInput("a CDR column is named twice in --columns")
-    if kind == "asterisk" and names and names[0] != "accountcode":
+    if kind == "asterisk" and names and all(n in ASTERISK_OPTIONAL for n in names):
         names = list(ASTERISK_FIXED) + names
     if "uniqueid" not in names:
-        raise InvalidInput("the CDR columns must include uniqueid (cdr.conf: loguniqueid=yes)")
+        raise InvalidInput(f"the CDR columns must include uniqueid ({CDR_CONF_LINES})")
+    if kind == "asterisk" and "start" not in names and "calldate" not in names:
+        raise InvalidInput("the CDR columns must include start (the call's start time)")
     return tuple(names)
+
+
+def looks_like_uniqueid(value: str) -> bool:
+    return _UNIQUEID.match(value.strip()) is not None
+
+
+def _decode(raw: bytes, encoding: str | None) -> str:
+    """A line's text: the given encoding strictly, or UTF-8 with the documented fallback."""
+    if encoding is not None:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise LineError(f"not valid {encoding} (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") \
+                from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if not any(0x80 <= b <= 0x9F for b in raw):
+        return raw.decode(FALLBACK_ENCODINGS[0])
+    try:
+        return raw.decode(FALLBACK_ENCODINGS[1])
+    except UnicodeDecodeError as exc:
+        raise LineError(f"not valid UTF-8, ISO-8859-2 or Windows-1250 (byte 0x{raw[exc.start]:02x} at column "
+                        f"{exc.start + 1}); name the file's encoding with --encoding") from None
 
 
 class CdrParser:
     """Turns raw CDR lines (bytes) into records or rejections, one line at a time."""
 
-    def __init__(self, kind: str, zone: ZoneInfo, columns: tuple[str, ...] | None = None) -> None:
+    def __init__(self, kind: str, zone: ZoneInfo, columns: tuple[str, ...] | None = None,
+                 encoding: str | None = None) -> None:
         if kind not in ("asterisk", "freepbx"):
             raise InvalidInput(f"unknown CDR format {kind!r}")
+        if encoding is not None:
+            try:
+                "".encode(encoding)
+            except LookupError:
+                raise InvalidInput(f"unknown encoding {encoding!r}") from None
         self.kind = kind
         self.zone = zone
+        self.encoding = encoding
+        #: Asterisk without --columns: the layout follows each line's column count (cdr.conf's switches)
+        self.auto = kind == "asterisk" and columns is None
         if kind == "asterisk":
             self.columns: tuple[str, ...] | None = columns or ASTERISK_FIXED + ASTERISK_DEFAULT_EXTRA
         else:
@@ -281,9 +494,9 @@ class CdrParser:
     def parse_line(self, number: int, raw: bytes) -> CdrRecord | Rejection | None:
         """None for a line that carries no record (blank, the FreePBX header)."""
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return Rejection(number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+            text = _decode(raw, self.encoding)
+        except LineError as exc:
+            return Rejection(number, str(exc))
         text = text.rstrip("\r\n")
         if not text.strip():
             return None
@@ -291,15 +504,36 @@ class CdrParser:
             fields = next(csv.reader([text], strict=True, skipinitialspace=False))
         except csv.Error as exc:
             return Rejection(number, f"broken quoting ({exc})")
+        if fields and fields[0].strip().upper() in CEL_EVENTS:
+            raise InvalidInput(f"line {number}: {CEL_REFUSAL}")
         if self.columns is None:
             return self._header(number, fields)
-        if len(fields) != len(self.columns):
-            return Rejection(number, f"expected {len(self.columns)} columns, found {len(fields)}")
-        values = dict(zip(self.columns, fields))
+        columns = self._layout(fields) if self.auto else self.columns
+        if isinstance(columns, str):
+            return Rejection(number, columns)
+        if len(fields) != len(columns):
+            return Rejection(number, f"expected {len(columns)} columns, found {len(fields)}")
+        values = dict(zip(columns, fields))
         try:
             return self._record(number, values)
         except LineError as exc:
             return Rejection(number, str(exc))
+
+    def _layout(self, fields: list[str]) -> tuple[str, ...] | str:
+        """The columns of a cdr_csv line by its count (loguniqueid, loguserfield, newcdrcolumns), or why not."""
+        n = len(fields)
+        has_id = n > 16 and looks_like_uniqueid(fields[16])
+        if n == 19 and looks_like_uniqueid(fields[16]) and _looks_like_time(fields[8]):
+            return CDR_CUSTOM_SAMPLE  # cdr_custom.conf.sample's own mapping, clid first
+        layouts = {17: ("uniqueid",), 18: ("uniqueid", "userfield"), 20: ("uniqueid", "peeraccount", "linkedid",
+                   "sequence"), 21: ASTERISK_OPTIONAL}
+        if n == 16 or (n in (17, 19, 20) and not has_id):
+            return COMPILED_DEFAULTS if n == 16 else (
+                f"{n} columns without a uniqueid after the 16 fixed ones (loguniqueid=no); set in {CDR_CONF_LINES}")
+        if n not in layouts:
+            return (f"expected 18 columns (cdr_csv with loguniqueid=yes, loguserfield=yes) or 21 (also "
+                    f"newcdrcolumns=yes), found {n}; name other layouts with --columns")
+        return ASTERISK_FIXED + layouts[n]
 
     def _header(self, number: int, fields: list[str]) -> Rejection | None:
         names = tuple(f.strip().lower() for f in fields)
@@ -314,22 +548,26 @@ class CdrParser:
     def _record(self, number: int, v: dict[str, str]) -> CdrRecord:
         uniqueid = v.get("uniqueid", "").strip()
         if not uniqueid:
-            raise LineError("no uniqueid (cdr.conf: loguniqueid=yes)")
-        if len(uniqueid) > 150 or any(ch in uniqueid for ch in "/\\#\x00"):
+            raise LineError(f"no uniqueid ({CDR_CONF_LINES})")
+        if len(uniqueid) > 150 or any(ch in uniqueid for ch in "/\\#@\x00"):
             raise LineError("malformed uniqueid")
         duration = _seconds(v.get("duration", ""), "duration")
         billsec = _seconds(v.get("billsec", ""), "billsec")
         if billsec > duration:
             raise LineError(f"billsec {billsec} is longer than the duration {duration}")
-        if self.kind == "asterisk":
-            start = _time(v["start"], "start", self.zone, True)
-            answer = _time(v["answer"], "answer", self.zone, False)
-            end = _time(v["end"], "end", self.zone, False)
+        epoch = uniqueid_epoch(uniqueid)
+        if "start" in v:
+            start_l = _local_time(v["start"], "start", True)
+            answer_l = _local_time(v.get("answer", ""), "answer", False)
+            end_l = _local_time(v.get("end", ""), "end", False)
+            assert start_l is not None
+            start, answer, end = resolve_times(start_l, answer_l, end_l, duration, billsec, self.zone, epoch)
         else:
-            start = _time(v["calldate"], "calldate", self.zone, True)
+            start_l = _local_time(v.get("calldate", ""), "calldate", True)
+            assert start_l is not None
+            start = resolve_times(start_l, None, None, duration, billsec, self.zone, epoch)[0]
             answer = start + timedelta(seconds=duration - billsec) if billsec else None
             end = start + timedelta(seconds=duration)
-        assert start is not None
         if end is not None and end < start:
             raise LineError("the call ends before it starts")
         if answer is not None and answer < start:
@@ -339,16 +577,27 @@ class CdrParser:
                                               "recordingfile")}
         canonical = json.dumps([fields, to_iso(start), answer and to_iso(answer), end and to_iso(end),
                                 duration, billsec], sort_keys=True, ensure_ascii=False)
+        channel, dstchannel = v.get("channel", "").strip(), v.get("dstchannel", "").strip()
+        lastapp = v.get("lastapp", "").strip()
+        identity = hashlib.sha256("\x1f".join((channel, dstchannel, v.get("start", v.get("calldate", "")).strip(),
+                                               v.get("answer", "").strip(), lastapp)).encode("utf-8")).hexdigest()[:12]
         return CdrRecord(
             line=number, uniqueid=uniqueid, linkedid=(v.get("linkedid") or "").strip() or None,
             sequence=(v.get("sequence") or "").strip() or None, start=start, answer=answer, end=end,
             duration=duration, billsec=billsec, src=v.get("src", "").strip(), dst=v.get("dst", "").strip(),
-            clid=v.get("clid", ""), channel=v.get("channel", "").strip(),
-            dstchannel=v.get("dstchannel", "").strip(), dcontext=v.get("dcontext", "").strip(),
+            clid=v.get("clid", ""), channel=channel, dstchannel=dstchannel, dcontext=v.get("dcontext", "").strip(),
             disposition=v.get("disposition", "").strip().upper(), userfield=v.get("userfield", ""),
             did=v.get("did", "").strip(), recordingfile=v.get("recordingfile", "").strip(),
-            fingerprint=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+            fingerprint=hashlib.sha256(canonical.encode("utf-8")).hexdigest(), lastapp=lastapp, identity=identity,
         )
+
+
+def _looks_like_time(value: str) -> bool:
+    try:
+        datetime.strptime(value.strip(), TIME_FORMAT)
+        return True
+    except ValueError:
+        return False
 
 
 def split_lines(data: bytes, first_line: int) -> tuple[list[tuple[int, bytes]], int]:
@@ -359,7 +608,7 @@ def split_lines(data: bytes, first_line: int) -> tuple[list[tuple[int, bytes]], 
 
 
 # --------------------------------------------------------------------------------------------
-# Direction, number, extension of a call
+# One call from its legs: direction, number, who answered, times
 
 
 @dataclass(frozen=True)
@@ -369,37 +618,149 @@ class CallFacts:
     extension: str | None
 
 
-def call_facts(rec: CdrRecord, is_internal: Callable[[str], bool], recording_type: str | None = None,
-               staff_extensions: frozenset[str] = frozenset()) -> CallFacts:
-    """Direction and the resident's number: FreePBX's recording type when known, else who called whom."""
-    src_ext = rec.src if is_internal(rec.src) else channel_extension(rec.channel)
-    src_internal = is_internal(rec.src) or (not rec.src and src_ext is not None and is_internal(src_ext))
-    dst_internal = is_internal(rec.dst)
-    direction = FREEPBX_RECORDING_TYPES.get(recording_type or "")
+@dataclass(frozen=True)
+class CallSummary:
+    """A call as CIM registers it, computed from all its legs (whatever order they arrived in)."""
+
+    origin: CdrRecord
+    direction: str
+    number: NumberInfo
+    extension: str | None         # the consultant's extension: who answered (last talker); None if nobody did
+    answered: bool
+    disposition: str
+    start: datetime
+    end: datetime
+    duration: int
+    billsec: int
+    notice_version: int | None
+    full_info: bool
+    legs: tuple[CdrRecord, ...] = ()
+
+    @property
+    def group_key(self) -> str:
+        return self.origin.group_key
+
+
+def _trunk_side(rec: CdrRecord, trunk_numbers: frozenset[str], is_internal: Callable[[str], bool]) -> bool:
+    """Whether the leg is where the call came in from outside: FreePBX's DID, an inbound context, or a
+    configured DID (`cim calls routes`) dialled by someone who is not an extension."""
+    context = rec.dcontext.lower()
+    return bool(rec.did) or context.startswith(TRUNK_CONTEXT_PREFIXES) or (
+        bool(rec.dst) and rec.dst in trunk_numbers and not is_local_channel(rec.channel)
+        and not is_internal(rec.src))
+
+
+def _leg_order(rec: CdrRecord) -> tuple[datetime, int, int]:
+    seq = int(rec.sequence) if rec.sequence and rec.sequence.isdigit() else 0
+    return (rec.start, seq, rec.line)
+
+
+def _origin(legs: list[CdrRecord], trunk_side: Callable[[CdrRecord], bool]) -> CdrRecord:
+    """The caller's leg: the trunk/DID side first, never a Local/...;2 half when another leg exists."""
+    ordered = sorted(legs, key=_leg_order)
+    for choose in (lambda r: trunk_side(r) and not is_local_channel(r.channel),
+                   lambda r: not is_local_channel(r.channel),
+                   lambda r: True):
+        chosen = [r for r in ordered if choose(r)]
+        if chosen:
+            return chosen[0]
+    raise AssertionError("a call without legs")
+
+
+def _answered_seconds(legs: list[CdrRecord]) -> int:
+    """Talk time: the union of the answered legs' [answer, end] (overlapping legs of a transfer count once)."""
+    spans = sorted((r.answer or r.ended - timedelta(seconds=r.billsec), r.ended) for r in legs if r.person_answered)
+    total, current = 0.0, None
+    for begin, finish in spans:
+        if current is None or begin > current[1]:
+            if current is not None:
+                total += (current[1] - current[0]).total_seconds()
+            current = [begin, finish]
+        else:
+            current[1] = max(current[1], finish)
+    if current is not None:
+        total += (current[1] - current[0]).total_seconds()
+    return int(round(total))
+
+
+def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_extensions: frozenset[str] = frozenset(),
+              trunk_numbers: frozenset[str] = frozenset()) -> CallSummary:
+    """One call from its CDR legs (Asterisk 12+ writes several per call: queue member attempts, parallel dial,
+    blind and attended transfers, ForkCDR).
+
+    Answered when any leg was answered by a person; the consultant is who answered, and after a transfer the
+    last one who talked with the caller (the earlier ones stay as legs); an unanswered call (no answer, busy,
+    queue abandon, voicemail) names no consultant. The direction comes from the caller's (trunk/DID) leg.
+    """
+    def trunk_side(rec: CdrRecord) -> bool:
+        return _trunk_side(rec, trunk_numbers, is_internal)
+
+    origin = _origin(legs, trunk_side)
+    rtype = next((freepbx_recording_type(r.recordingfile) for r in legs
+                  if r.recordingfile and freepbx_recording_type(r.recordingfile)), None)
+    direction = FREEPBX_RECORDING_TYPES.get(rtype or "")
+    src_internal = is_internal(origin.src) or (
+        not origin.src and not is_local_channel(origin.channel)
+        and (ext := channel_extension(origin.channel)) is not None and is_internal(ext))
     if direction is None:
-        if src_internal and dst_internal:
+        if any(trunk_side(r) for r in legs) and not (src_internal and not trunk_side(origin)):
+            direction = "incoming"
+        elif src_internal and is_internal(origin.dst):
             direction = "internal"
         elif src_internal:
             direction = "outgoing"
         else:
             direction = "incoming"
+    answered_legs = [r for r in legs if r.person_answered]
+    extension: str | None = None
     if direction == "outgoing":
-        number = normalise_number(rec.dst)
-        extension = rec.src if is_internal(rec.src) else channel_extension(rec.channel)
-    elif direction == "internal":
-        number = normalise_number(rec.src)
-        extension = rec.dst if dst_internal else channel_extension(rec.dstchannel)
+        number = normalise_number(origin.dst)
+        extension = origin.src if is_internal(origin.src) else channel_extension(origin.channel)
     else:
-        raw = rec.src
-        if not raw.strip():
-            match = _CLID_NUMBER.search(rec.clid)
+        raw = origin.src
+        if direction == "incoming" and not raw.strip():
+            match = _CLID_NUMBER.search(origin.clid)
             raw = match.group(1) if match else ""
         number = normalise_number(raw)
-        answered_by = channel_extension(rec.dstchannel)
-        # a queue or ring-group number in dst is not the consultant: only a known extension is
-        extension = answered_by if answered_by and is_internal(answered_by) else (
-            rec.dst if rec.dst in staff_extensions else None)
-    return CallFacts(direction, number, extension)
+        # who talked with the caller: the answered legs on the caller's channel, the last one answered
+        caller_channels = {origin.channel} if origin.channel else set()
+        with_caller = [r for r in answered_legs if r.channel in caller_channels or r.dstchannel in caller_channels]
+        for rec in sorted(with_caller or answered_legs, key=lambda r: (r.answer or r.start, r.ended, _leg_order(r)),
+                          reverse=True):
+            party = channel_extension(rec.dstchannel)
+            if party and (is_internal(party) or party in staff_extensions):
+                extension = party
+                break
+            if rec.dst in staff_extensions:
+                extension = rec.dst
+                break
+    answered = bool(answered_legs)
+    if answered:
+        disposition = "ANSWERED"
+    else:
+        seen = {r.disposition for r in legs}
+        disposition = next((d for d in ("BUSY", "NO ANSWER", "CONGESTION", "FAILED") if d in seen), "NO ANSWER")
+    start = min(r.start for r in legs)
+    end = max(r.ended for r in legs)
+    notice_version, full = None, False
+    for rec in sorted(legs, key=_leg_order):
+        version, leg_full = parse_notice_stamp(rec.userfield)
+        if version is not None:
+            notice_version = version
+            full = full or bool(leg_full)
+    duration = max(int((end - start).total_seconds()), max(r.duration for r in legs))
+    billsec = min(_answered_seconds(legs), duration)
+    return CallSummary(origin, direction, number, extension if (answered or direction == "outgoing") else None,
+                       answered, disposition, start, end, duration, billsec, notice_version, full, tuple(legs))
+
+
+def call_facts(rec: CdrRecord, is_internal: Callable[[str], bool], recording_type: str | None = None,
+               staff_extensions: frozenset[str] = frozenset()) -> CallFacts:
+    """Direction, number and consultant's extension of a single-leg call (see `summarise`)."""
+    if recording_type and not rec.recordingfile:
+        rec = replace(rec, recordingfile=f"{recording_type}-x-x-20000101-000000-1.1.wav")
+    summary = summarise([rec], is_internal, staff_extensions)
+    return CallFacts(summary.direction, summary.number, summary.extension)
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,6 +910,175 @@ def _safe_name(name: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Grouping legs into calls
+
+
+def _chunks(items: list, size: int = 400) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+#: Legs sharing a channel name are one call only when they overlap in time (names repeat after a restart).
+_CHAIN_SLACK = timedelta(seconds=2)
+
+
+def _overlap(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
+    return a_start <= b_end + _CHAIN_SLACK and b_start <= a_end + _CHAIN_SLACK
+
+
+def group_legs(records: list[CdrRecord]) -> list[list[CdrRecord]]:
+    """The calls among these legs: the same linkedid or uniqueid, or a channel of one leg that is a channel or
+    peer of another at the same time (a blind or attended transfer's legs, FreePBX's Local/...;1 and ;2)."""
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+
+    by_id: dict[str, int] = {}
+    by_channel: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        for key in (rec.uniqueid, rec.linkedid):
+            if key:
+                if key in by_id:
+                    union(i, by_id[key])
+                else:
+                    by_id[key] = i
+        for name in {rec.channel, rec.dstchannel} - {""}:
+            seen = by_channel.setdefault(name, [])
+            for j in seen[-20:]:
+                other = records[j]
+                if _overlap(rec.start, rec.ended, other.start, other.ended):
+                    union(i, j)
+            seen.append(i)
+    groups: dict[int, list[CdrRecord]] = {}
+    for i, rec in enumerate(records):
+        groups.setdefault(find(i), []).append(rec)
+    return list(groups.values())
+
+
+@dataclass
+class _ExistingLegs:
+    """The registered calls a batch's new legs may belong to, looked up once for the whole batch."""
+
+    by_id: dict[str, set[int]]
+    by_channel: dict[str, list[tuple[int, datetime, datetime]]]
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, records: list[CdrRecord]) -> "_ExistingLegs":
+        ids = sorted({r.uniqueid for r in records} | {r.linkedid for r in records if r.linkedid})
+        names = sorted({r.channel for r in records} | {r.dstchannel for r in records} - {""})
+        by_id: dict[str, set[int]] = {}
+        by_channel: dict[str, list[tuple[int, datetime, datetime]]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for key, conv in conn.execute(
+                    f"SELECT uniqueid, conversation_id FROM call_legs WHERE uniqueid IN ({marks}) UNION "
+                    f"SELECT linkedid, conversation_id FROM call_legs WHERE linkedid IN ({marks}) UNION "
+                    f"SELECT pbx_uniqueid, id FROM conversations WHERE channel = 'call' AND pbx_uniqueid IN ({marks})",
+                    chunk * 3):
+                by_id.setdefault(key, set()).add(conv)
+        for chunk in _chunks(names):
+            marks = ",".join("?" * len(chunk))
+            for name, conv, start, end in conn.execute(
+                    f"SELECT channel, conversation_id, start_at, end_at FROM call_legs WHERE channel IN ({marks}) "
+                    f"UNION ALL SELECT dstchannel, conversation_id, start_at, end_at FROM call_legs "
+                    f"WHERE dstchannel IN ({marks})", chunk * 2):
+                if start and end:
+                    by_channel.setdefault(name, []).append((conv, _from_iso(start), _from_iso(end)))
+        return cls(by_id, by_channel)
+
+    def call_of(self, legs: list[CdrRecord]) -> int | None:
+        """The registered call these legs join (the earliest registered when they touch several)."""
+        found: set[int] = set()
+        for rec in legs:
+            for key in (rec.uniqueid, rec.linkedid):
+                if key:
+                    found |= self.by_id.get(key, set())
+            for name in {rec.channel, rec.dstchannel} - {""}:
+                found |= {conv for conv, start, end in self.by_channel.get(name, ())
+                          if _overlap(rec.start, rec.ended, start, end)}
+        return min(found) if found else None
+
+
+def _from_iso(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def _stored_legs(conn: sqlite3.Connection, conv: sqlite3.Row) -> list[CdrRecord]:
+    """A registered call's legs as records; legs registered before migration 0500 are stood in for by the call."""
+    legs, legacy = [], False
+    for row in conn.execute("SELECT * FROM call_legs WHERE conversation_id = ? ORDER BY rowid", (conv["id"],)):
+        if row["start_at"] is None:
+            legacy = True
+            continue
+        legs.append(CdrRecord(
+            line=0, uniqueid=row["uniqueid"], linkedid=row["linkedid"], sequence=row["sequence"],
+            start=_from_iso(row["start_at"]), answer=_from_iso(row["answer_at"]) if row["answer_at"] else None,
+            end=_from_iso(row["end_at"]), duration=row["duration_s"] or 0, billsec=row["billsec_s"] or 0,
+            src=row["src"] or "", dst=row["dst"] or "", clid=row["clid"] or "", channel=row["channel"] or "",
+            dstchannel=row["dstchannel"] or "", dcontext=row["dcontext"] or "", disposition=row["disposition"] or "",
+            userfield=row["userfield"] or "", did=row["did"] or "", recordingfile=row["recordingfile"] or "",
+            fingerprint=row["fingerprint"], lastapp=row["lastapp"] or ""))
+    if legacy:
+        legs.append(_legacy_leg(conv))
+    return legs
+
+
+def _legacy_leg(conv: sqlite3.Row) -> CdrRecord:
+    """What a call registered before migration 0500 says about its legs, as one leg."""
+    start = _from_iso(conv["created_at"])
+    end = _from_iso(conv["ended_at"]) if conv["ended_at"] else start
+    billsec = conv["billsec_s"] or 0
+    ext = conv["extension"] or ""
+    outgoing = conv["direction"] == "outgoing"
+    number = conv["resident_number"] or ""
+    answered = conv["disposition"] == "ANSWERED"
+    stamp = (f"cim:notice=1;full={conv['full_info_requested'] or 0}" if conv["notice_played"] else "")
+    return CdrRecord(
+        line=0, uniqueid=conv["pbx_uniqueid"] or "", linkedid=conv["pbx_linkedid"], sequence=None, start=start,
+        answer=end - timedelta(seconds=billsec) if answered else None, end=end, duration=conv["duration_s"] or 0,
+        billsec=billsec, src=ext if outgoing else number, dst=number if outgoing else ext, clid="",
+        channel=f"Registered/{ext}" if outgoing else "Registered/caller",
+        dstchannel=("Registered/trunk" if outgoing else f"Registered/{ext}") if answered else "",
+        dcontext="" if conv["direction"] != "incoming" else "from-trunk", disposition=conv["disposition"] or "",
+        userfield=stamp, did="", recordingfile="", fingerprint="", lastapp="Dial")
+
+
+@dataclass
+class _Context:
+    """What registering a batch needs to know, read once per batch inside its transaction."""
+
+    staff: dict[str, tuple[int, int | None]]        # extension -> (staff id, department id)
+    routes: dict[str, int]                          # dialled number -> department id
+    notices: dict[int, int]                         # phone notice version -> id
+    max_digits: int
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, max_digits: int) -> "_Context":
+        staff = {r[0]: (r[1], r[2]) for r in conn.execute(
+            "SELECT e.extension, s.id, s.department_id FROM staff_extensions e JOIN staff s ON s.id = e.staff_id")}
+        routes = {r[0]: r[1] for r in conn.execute("SELECT number, department_id FROM call_routes")}
+        notices = {r[0]: r[1] for r in conn.execute(
+            "SELECT version, id FROM notices WHERE channel = 'phone' AND lang = 'pl'")}
+        return cls(staff, routes, notices, max_digits)
+
+    def is_internal(self, number: str) -> bool:
+        number = (number or "").strip()
+        return number in self.staff or (number.isdigit() and number.isascii() and 0 < len(number) <= self.max_digits)
+
+    def summarise(self, legs: list[CdrRecord]) -> CallSummary:
+        return summarise(legs, self.is_internal, frozenset(self.staff), frozenset(self.routes))
+
+
+# --------------------------------------------------------------------------------------------
 # The service
 
 
@@ -583,14 +1113,16 @@ class Calls:
     # -- configuration ---------------------------------------------------------------------------
 
     def source(self, kind: str, cdr: Path, recordings: Path | None, *, columns: str | Iterable[str] | None = None,
-               timezone_name: str | None = None, move: bool = False) -> _Source:
+               timezone_name: str | None = None, move: bool = False, encoding: str | None = None) -> _Source:
+        """`encoding`: of the CDR file's text; None reads UTF-8 with the ISO-8859-2 / Windows-1250 fallback."""
         zone = _zone(timezone_name or self.store.settings.timezone)
         cols = parse_columns(columns, kind)
         if recordings is not None and not recordings.is_dir():
             raise InvalidInput(f"recordings folder {recordings} does not exist")
         if not cdr.is_file():
             raise InvalidInput(f"CDR file {cdr} does not exist")
-        return _Source(kind=kind, cdr=cdr, recordings=recordings, parser=CdrParser(kind, zone, cols), move=move)
+        return _Source(kind=kind, cdr=cdr, recordings=recordings, parser=CdrParser(kind, zone, cols, encoding),
+                       move=move)
 
     async def set_route(self, actor: Actor, number: str, department_code: str) -> None:
         """Calls to this dialled number (DID, queue, ring group) concern this department."""
@@ -683,30 +1215,17 @@ class Calls:
                 return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
         return await asyncio.to_thread(count)
 
-    async def _internal_checker(self) -> tuple[Callable[[str], bool], frozenset[str]]:
-        rows = await self.store.db.fetchall("SELECT extension FROM staff_extensions")
-        known = frozenset(r["extension"] for r in rows)
-        max_digits = self.store.settings.pbx_extension_max_digits
-
-        def is_internal(number: str) -> bool:
-            number = (number or "").strip()
-            return number in known or (number.isdigit() and number.isascii() and 0 < len(number) <= max_digits)
-        return is_internal, known
-
     async def _register(self, actor: Actor, src: _Source, batch: list[CdrRecord], report: IngestReport,
                         touched: set[int]) -> None:
         store = self.store
-        is_internal, known = await self._internal_checker()
         retention = store.settings.retention_duration
         now = to_iso(store.clock())
-        phone_notices = {r["version"]: r["id"] for r in await store.db.fetchall(
-            "SELECT version, id FROM notices WHERE channel = 'phone' AND lang = 'pl'")}
+        max_digits = store.settings.pbx_extension_max_digits
         async with store.db.write() as tx:
             # The whole batch in ONE call on the writer's thread: awaiting each row's statements cost about
             # ten thread hand-offs a row and capped ingestion near 2,000 rows/s (bench/).
             imported_here, calls_here = await run_on_thread(
-                tx, self._register_rows, batch, report, touched, is_internal, known, retention, now,
-                phone_notices)
+                tx, self._register_rows, batch, report, touched, retention, now, max_digits)
             if imported_here:
                 await store.audit.append(tx, actor, "calls.ingest", target_kind="cdr", target_id=src.kind,
                                          details={"legs": imported_here, "calls": calls_here})
@@ -714,106 +1233,101 @@ class Calls:
         report.calls += calls_here
 
     def _register_rows(self, conn: sqlite3.Connection, batch: list[CdrRecord], report: IngestReport,
-                       touched: set[int], is_internal: Callable[[str], bool], known: frozenset[str], retention,
-                       now: str, phone_notices: dict[int, int]) -> tuple[int, int]:
-        """Register a batch of legs on the writer's thread (blocking; inside the caller's transaction)."""
-        imported_here = calls_here = 0
+                       touched: set[int], retention, now: str, max_digits: int) -> tuple[int, int]:
+        """Register a batch of legs on the writer's thread (blocking; inside the caller's transaction).
+
+        New legs are grouped into calls (linkedid, uniqueid, and the channel/peer chain of legs that overlap in
+        time), each group joins the call its ids or channels already belong to, and the call is recomputed
+        from all its legs (`summarise`).
+        """
+        ctx = _Context.load(conn, max_digits)
+        keys = {r.leg_key for r in batch} | {r.uniqueid for r in batch if not r.sequence}
+        known: dict[str, str] = {}
+        for chunk in _chunks(sorted(keys)):
+            for row in conn.execute(f"SELECT leg_key, fingerprint FROM call_legs WHERE leg_key IN "
+                                    f"({','.join('?' * len(chunk))})", chunk):
+                known[row[0]] = row[1]
+        fresh: list[CdrRecord] = []
         for rec in batch:
-            leg = conn.execute("SELECT fingerprint FROM call_legs WHERE leg_key = ?", (rec.leg_key,)).fetchone()
-            if leg is not None:
-                if leg["fingerprint"] == rec.fingerprint:
+            seen = known.get(rec.leg_key)
+            if seen is None and not rec.sequence and known.get(rec.uniqueid) == rec.fingerprint:
+                seen = rec.fingerprint  # registered before migration 0500, under its bare uniqueid
+            if seen is not None:
+                if seen == rec.fingerprint:
                     report.already_present += 1
                 else:
                     report.rejected.append(Rejection(
                         rec.line, f"uniqueid {rec.leg_key} was registered before with different data"))
                 continue
-            rtype = freepbx_recording_type(rec.recordingfile) if rec.recordingfile else None
-            facts = call_facts(rec, is_internal, rtype, known)
-            conv = conn.execute("SELECT * FROM conversations WHERE pbx_uniqueid = ? AND channel = 'call'",
-                                (rec.group_key,)).fetchone()
-            if conv is None:
-                conv_id = self._new_call(conn, rec, facts, retention, phone_notices)
+            known[rec.leg_key] = rec.fingerprint
+            fresh.append(rec)
+        if not fresh:
+            return 0, 0
+        existing = _ExistingLegs.load(conn, fresh)
+        imported_here = calls_here = 0
+        for legs in group_legs(fresh):
+            conv_id = existing.call_of(legs)
+            if conv_id is None:
+                summary = ctx.summarise(legs)
+                conv_id = self._insert_call(conn, summary, ctx, retention)
                 calls_here += 1
             else:
-                conv_id = conv["id"]
-                self._merge_leg(conn, conv, rec, facts, phone_notices)
-            conn.execute(
-                "INSERT INTO call_legs(leg_key, uniqueid, conversation_id, fingerprint, imported_at) "
-                "VALUES (?, ?, ?, ?, ?)", (rec.leg_key, rec.uniqueid, conv_id, rec.fingerprint, now))
+                conv = conn.execute("SELECT * FROM conversations WHERE id = ?", (conv_id,)).fetchone()
+                summary = ctx.summarise(_stored_legs(conn, conv) + legs)
+                self._update_call(conn, conv, summary, ctx, retention)
+            conn.executemany(
+                "INSERT INTO call_legs(leg_key, uniqueid, conversation_id, fingerprint, imported_at, linkedid, "
+                "sequence, start_at, answer_at, end_at, duration_s, billsec_s, src, dst, clid, channel, dstchannel, "
+                "dcontext, lastapp, disposition, userfield, did, recordingfile) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.leg_key, r.uniqueid, conv_id, r.fingerprint, now, r.linkedid, r.sequence, to_iso(r.start),
+                  r.answer and to_iso(r.answer), to_iso(r.ended), r.duration, r.billsec, r.src, r.dst, r.clid,
+                  r.channel, r.dstchannel, r.dcontext, r.lastapp, r.disposition, r.userfield, r.did,
+                  r.recordingfile) for r in legs])
             touched.add(conv_id)
-            imported_here += 1
+            imported_here += len(legs)
         return imported_here, calls_here
 
-    def _consultant_and_department(self, conn: sqlite3.Connection, extension: str | None,
-                                   rec: CdrRecord) -> tuple[int | None, int | None]:
-        consultant_id = department_id = None
-        if extension:
-            row = conn.execute(
-                "SELECT s.id, s.department_id FROM staff_extensions e JOIN staff s ON s.id = e.staff_id "
-                "WHERE e.extension = ?", (extension,)).fetchone()
-            if row:
-                consultant_id, department_id = row["id"], row["department_id"]
-        for number in (rec.did, rec.dst):
-            if number:
-                row = conn.execute("SELECT department_id FROM call_routes WHERE number = ?", (number,)).fetchone()
-                if row:
-                    department_id = row["department_id"]
-                    break
-        return consultant_id, department_id
+    def _call_columns(self, summary: CallSummary, ctx: "_Context") -> dict[str, Any]:
+        consultant_id, department_id = ctx.staff.get(summary.extension or "", (None, None))
+        for rec in [summary.origin] + [r for r in (summary.legs or ()) if r is not summary.origin]:
+            routed = ctx.routes.get(rec.did) or ctx.routes.get(rec.dst)
+            if routed:
+                department_id = routed
+                break
+        if summary.notice_version is not None:
+            played, full, notice_id = 1, int(summary.full_info), ctx.notices.get(summary.notice_version)
+        elif summary.direction == "incoming":
+            played, full, notice_id = 0, 0, None  # no stamp: the notice's playing is not on record
+        else:
+            played = full = notice_id = None
+        return {"created_at": to_iso(summary.start), "ended_at": to_iso(summary.end), "department_id": department_id,
+                "consultant_id": consultant_id, "direction": summary.direction,
+                "resident_number": summary.number.stored, "number_identifiable": int(summary.number.identifiable),
+                "extension": summary.extension, "disposition": summary.disposition,
+                "duration_s": summary.duration, "billsec_s": summary.billsec, "notice_played": played,
+                "full_info_requested": full, "notice_id": notice_id, "number_rev": summary.number.reversed_digits}
 
-    def _notice(self, rec: CdrRecord, direction: str, phone_notices: dict[int, int]) -> tuple[int | None, int | None, int | None]:
-        version, full = parse_notice_stamp(rec.userfield)
-        if version is not None:
-            return 1, int(bool(full)), phone_notices.get(version)
-        if direction == "incoming":
-            return 0, 0, None   # no stamp: the notice's playing is not on record
-        return None, None, None
-
-    def _new_call(self, conn: sqlite3.Connection, rec: CdrRecord, facts: CallFacts, retention, phone_notices) -> int:
-        consultant_id, department_id = self._consultant_and_department(conn, facts.extension, rec)
-        played, full, notice_id = self._notice(rec, facts.direction, phone_notices)
-        ended = rec.end or rec.start + timedelta(seconds=rec.duration)
-        cur = conn.execute(
-            "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, department_id, "
-            "consultant_id, direction, resident_number, number_identifiable, extension, pbx_uniqueid, "
-            "pbx_linkedid, disposition, duration_s, billsec_s, notice_played, full_info_requested, notice_id, "
-            "number_rev) VALUES ('call', 'ended', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (to_iso(rec.start), to_iso(ended), to_iso(retention.after(rec.start)), department_id, consultant_id,
-             facts.direction, facts.number.stored, int(facts.number.identifiable), facts.extension,
-             rec.group_key, rec.linkedid, rec.disposition, rec.duration, rec.billsec, played, full, notice_id,
-             facts.number.reversed_digits))
+    def _insert_call(self, conn: sqlite3.Connection, summary: CallSummary, ctx: "_Context", retention) -> int:
+        values = self._call_columns(summary, ctx)
+        values.update(channel="call", status="ended", purge_after=to_iso(retention.after(summary.start)),
+                      pbx_uniqueid=summary.group_key, pbx_linkedid=summary.origin.linkedid)
+        cur = conn.execute(f"INSERT INTO conversations({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                           tuple(values.values()))
         return cur.lastrowid
 
-    def _merge_leg(self, conn: sqlite3.Connection, conv, rec: CdrRecord, facts: CallFacts, phone_notices) -> None:
-        """Another leg of a known call: the call spans all legs; the answered leg names the consultant."""
-        created = min(conv["created_at"], to_iso(rec.start))
-        ended_leg = to_iso(rec.end or rec.start + timedelta(seconds=rec.duration))
-        ended = max(conv["ended_at"] or ended_leg, ended_leg)
-        start_dt = datetime.strptime(created, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-        end_dt = datetime.strptime(ended, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-        duration = max(conv["duration_s"] or 0, int((end_dt - start_dt).total_seconds()))
-        updates: dict[str, Any] = {"created_at": created, "ended_at": ended, "duration_s": duration,
-                                   "billsec_s": max(conv["billsec_s"] or 0, rec.billsec)}
-        if created != conv["created_at"]:
+    def _update_call(self, conn: sqlite3.Connection, conv: sqlite3.Row, summary: CallSummary, ctx: "_Context",
+                     retention) -> None:
+        values = self._call_columns(summary, ctx)
+        if values["created_at"] != conv["created_at"]:
             # purge_after follows the call's start, which an earlier leg can move back
-            updates["purge_after"] = to_iso(self.store.settings.retention_duration.after(start_dt))
-        if rec.disposition == "ANSWERED" and conv["disposition"] != "ANSWERED":
-            updates["disposition"] = "ANSWERED"
-            if facts.extension:
-                consultant_id, department_id = self._consultant_and_department(conn, facts.extension, rec)
-                updates["extension"] = facts.extension
-                updates["consultant_id"] = consultant_id or conv["consultant_id"]
-                updates["department_id"] = department_id or conv["department_id"]
-        played, full, notice_id = self._notice(rec, facts.direction, phone_notices)
-        if played == 1:
-            updates["notice_played"] = 1
-            updates["full_info_requested"] = max(full or 0, conv["full_info_requested"] or 0)
-            updates["notice_id"] = notice_id
-        if not conv["number_identifiable"] and facts.number.identifiable and conv["direction"] == facts.direction:
-            updates.update(resident_number=facts.number.stored, number_identifiable=1,
-                           number_rev=facts.number.reversed_digits)
-        assignments = ", ".join(f"{k} = ?" for k in updates)
-        conn.execute(f"UPDATE conversations SET {assignments} WHERE id = ?", (*updates.values(), conv["id"]))
+            values["purge_after"] = to_iso(retention.after(summary.start))
+        if conv["pbx_linkedid"] is None and summary.origin.linkedid:
+            values["pbx_linkedid"] = summary.origin.linkedid
+        changed = {k: v for k, v in values.items() if conv[k] != v}
+        if changed:
+            conn.execute(f"UPDATE conversations SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
+                         (*changed.values(), conv["id"]))
 
     async def _ingest_recordings(self, actor: Actor, src: _Source, records: list[CdrRecord],
                                  report: IngestReport) -> None:
