@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import ctypes
+import functools
 import hashlib
 import json
 import os
 import re
+import secrets
 import sqlite3
 import stat
 import struct
 import tempfile
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import phone
 from .audio import AudioInfo, is_audio_name, probe
+from .audit import _append_entry
 from .clock import to_iso
 from .db import run_on_thread
 from .errors import ConfigError, InvalidInput, NotFound
@@ -845,13 +850,18 @@ class CopiedRecording:
     sha256: str
     size: int
     info: AudioInfo
+    linked: bool = False
 
 
-def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relative_dest: str) -> CopiedRecording:
-    """Copy one recording into the managed folder (0600) with its SHA-256; blocking, run it in a thread.
+def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relative_dest: str, *,
+                   link: bool = False, durable: bool = True) -> CopiedRecording:
+    """Put one recording into the managed folder (0600) with its SHA-256; blocking, run it in a thread.
 
     Refuses a symbolic link, anything outside the source folder and anything not a regular file; the
-    file is parsed from the descriptor it is copied from, so what is checked is what is stored.
+    file is parsed from the descriptor it is copied from, so what is checked is what is stored. `link`
+    (--move): a hard link instead of a copy when both folders are on one filesystem and the file is
+    ours to chmod; otherwise a copy. `durable=False` leaves the fsync to the caller (`make_durable`, once
+    for a whole batch of files before their rows commit).
     """
     if not _inside(Path(os.path.abspath(source)), Path(os.path.abspath(source_root))):
         raise InvalidInput(f"{source.name} is outside the recordings folder")
@@ -871,12 +881,19 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
     except OSError as exc:
         raise InvalidInput(f"{source.name} cannot be read ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+        opened = os.fstat(fh.fileno())
+        size = opened.st_size
         info = probe(fh, source.name, size)
         dest = recordings_dir / relative_dest
         _private_dirs(dest.parent)
         digest = hashlib.sha256()
         fh.seek(0)
+        if link and (opened.st_dev, opened.st_ino) == (st.st_dev, st.st_ino) and opened.st_nlink == 1:
+            linked = _link_into(source, dest, fh, digest, durable)
+            if linked:
+                return CopiedRecording(relative_dest, digest.hexdigest(), size, info, linked=True)
+            digest = hashlib.sha256()
+            fh.seek(0)
         tmp_fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
         try:
             with os.fdopen(tmp_fd, "wb") as out:
@@ -884,7 +901,8 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
-                os.fsync(out.fileno())
+                if durable:
+                    os.fsync(out.fileno())
             os.chmod(tmp_name, 0o600)
             os.replace(tmp_name, dest)
         except BaseException:
@@ -892,6 +910,85 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
                 os.unlink(tmp_name)
             raise
     return CopiedRecording(relative_dest, digest.hexdigest(), size, info)
+
+
+def _link_into(source: Path, dest: Path, fh, digest, durable: bool) -> bool:
+    """Hard-link `source` to `dest` (0600); False when the filesystems differ or the file is not ours."""
+    tmp = dest.parent / f".incoming-{os.getpid()}-{secrets.token_hex(6)}"
+    try:
+        os.link(source, tmp, follow_symlinks=False)
+    except OSError:
+        return False
+    try:
+        os.chmod(tmp, 0o600)
+    except OSError:
+        _unlink_quietly(tmp)
+        return False
+    try:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+        if durable:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return True
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2) through ctypes (one call flushes every dirty file of a filesystem), or None."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_durable(recordings_dir: Path, files: list[Path], *, use_syncfs: bool | None = None) -> None:
+    """Make a batch of written files and their folders durable before their rows commit (blocking).
+
+    One syncfs(2) for the recordings filesystem when the platform has it (the files' data, their renames and
+    their folders in one flush), else an fsync per file from parallel threads; then an fsync of each folder
+    (its new entries), up to the recordings folder. Raises OSError when the disk reports an error.
+    """
+    if not files:
+        return
+    syncfs = _syncfs() if use_syncfs is not False else None
+    if syncfs is not None:
+        fd = os.open(recordings_dir, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs of {recordings_dir} failed: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+    else:
+        with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
+            list(pool.map(_fsync_path, files))
+    folders: set[Path] = set()
+    root = recordings_dir.resolve()
+    for path in files:
+        folder = path.parent.resolve()
+        while folder not in folders and _inside(folder, root):
+            folders.add(folder)
+            if folder == root:
+                break
+            folder = folder.parent
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        _fsync_path(folder, directory=True)
 
 
 def _private_dirs(folder: Path) -> None:
@@ -1078,6 +1175,79 @@ class _Context:
         return summarise(legs, self.is_internal, frozenset(self.staff), frozenset(self.routes))
 
 
+@dataclass
+class _RecordingPlan:
+    planned: list[tuple[SourceFile, int, str, str, int | None]] = field(default_factory=list)
+    already_present: list[SourceFile] = field(default_factory=list)
+    ambiguous: list[dict[str, Any]] = field(default_factory=list)
+    without_call: int = 0
+
+
+def _call_for(conn: sqlite3.Connection, tokens: list[str]) -> tuple[int, str] | None:
+    """The call a recording's uniqueid/linkedid tokens name (blocking)."""
+    for token in tokens:
+        row = conn.execute("SELECT conversation_id FROM call_legs WHERE uniqueid = ? LIMIT 1", (token,)).fetchone()
+        if row is None:
+            row = conn.execute("SELECT id FROM conversations WHERE pbx_uniqueid = ? AND channel = 'call'",
+                               (token,)).fetchone()
+        if row is None:
+            row = conn.execute("SELECT conversation_id FROM call_legs WHERE linkedid = ? LIMIT 1", (token,)).fetchone()
+        if row is not None:
+            return row[0], token
+    return None
+
+
+def _party_forms(value: str | None) -> set[str]:
+    """How a party can appear in a one-touch file name: the id as written, its extension, its last 9 digits."""
+    text = (value or "").strip()
+    if not text:
+        return set()
+    forms = {text.lower()}
+    ext = channel_extension(text)
+    if ext:
+        forms.add(ext.lower())
+        forms.add(text.replace("/", "-").lower())
+    match = _CLID_NUMBER.search(text)
+    if match and match.group(1):
+        forms.add(match.group(1).lower())
+    digits = _digits(text)
+    if len(digits) >= 9:
+        forms.add(digits[-9:])
+    return forms
+
+
+def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str]) -> list[tuple[int, str]]:
+    """Calls in progress at `when` whose parties include the file name's two (or its one) party ids."""
+    at = to_iso(when + _CHAIN_SLACK)
+    since = to_iso(when - _CHAIN_SLACK)
+    rows = conn.execute("SELECT conversation_id, src, dst, clid, channel, dstchannel FROM call_legs "
+                        "WHERE start_at <= ? AND end_at >= ?", (at, since)).fetchall()
+    wanted = [p.lower() if len(_digits(p)) < 9 else _digits(p)[-9:] for p in parties]
+    by_call: dict[int, set[str]] = {}
+    for conv_id, *values in rows:
+        forms = by_call.setdefault(conv_id, set())
+        for value in values:
+            forms |= _party_forms(value)
+    need = min(2, len(wanted))
+    found = []
+    for conv_id, forms in sorted(by_call.items()):
+        if sum(1 for p in set(wanted) if p in forms) >= need:
+            key = conn.execute("SELECT pbx_uniqueid FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
+            found.append((conv_id, key))
+    return found
+
+
+def _register_recordings(conn: sqlite3.Connection, done: list, entries: list[dict[str, Any]], now: str) -> None:
+    """A chunk's recordings and their audit entries in one transaction (blocking, on the writer's thread)."""
+    for (f, conv_id, key, copied), entry in zip(done, entries):
+        conn.execute(
+            "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, format, "
+            "is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (conv_id, key, copied.relative_path, copied.sha256, copied.size, copied.info.duration_s,
+             copied.info.format, int(copied.info.is_empty), now))
+        _append_entry(conn, entry)
+
+
 # --------------------------------------------------------------------------------------------
 # The service
 
@@ -1105,7 +1275,7 @@ class Calls:
 
     BATCH = 500
     #: Recordings copied in parallel and registered in one transaction at a time.
-    RECORDING_CHUNK = 32
+    RECORDING_CHUNK = 256
 
     def __init__(self, store: "Store") -> None:
         self.store = store
@@ -1348,111 +1518,102 @@ class Calls:
         files = await asyncio.to_thread(scan_recordings, root, list(named))
         line_of = {r.uniqueid: r.line for r in records}
         line_of.update({r.linkedid: r.line for r in records if r.linkedid})
+        # --watch polls the same folder every few seconds: files already dealt with are skipped, and
+        # files of no known call are looked at again only when new CDR lines arrived
+        pending = [f for f in files if f.key not in src.settled]
         without_call = 0
-        # Files are planned one by one (the same checks as ever), then copied CHUNK at a time in parallel
-        # threads (each copy is fsynced; in series those waits capped ingestion near 700 rows/s, bench/)
-        # and registered in one transaction per chunk, one audit entry per file. A file whose token or
-        # destination is already planned flushes the chunk first, so every check sees the rows before it.
-        planned: list[tuple[SourceFile, int, str, str, int | None]] = []
-
-        async def flush() -> None:
-            if not planned:
-                return
-            chunk = list(planned)
-            planned.clear()
+        recordings_dir = store.settings.recordings_dir
+        # A chunk of files at a time: planned in one call on the writer's thread (their calls, earlier
+        # copies, free destinations), written in parallel threads without an fsync each, made durable
+        # together (one syncfs or parallel fsyncs, then their folders), and only then registered in one
+        # transaction. Per-file fsyncs in series capped ingestion near 1,600 rows/s (bench/).
+        for chunk in _chunks(pending, self.RECORDING_CHUNK):
+            plan = await store.db.write_call(self._plan_recordings, chunk, src, bool(records), zone, named, line_of)
+            without_call += plan.without_call
+            report.recordings_already_present += len(plan.already_present)
+            report.ambiguous_recordings.extend(plan.ambiguous)
+            if src.move and plan.already_present:
+                await asyncio.to_thread(lambda: [_unlink_quietly(f.path) for f in plan.already_present])
+            if not plan.planned:
+                continue
             outcomes = await asyncio.gather(*(
-                asyncio.to_thread(copy_recording, f.path, root, store.settings.recordings_dir, relative)
-                for f, _, _, relative, _ in chunk), return_exceptions=True)
-            copies = []
-            for (f, conv_id, key, _, line), outcome in zip(chunk, outcomes):
+                asyncio.to_thread(copy_recording, f.path, root, recordings_dir, relative, link=src.move,
+                                  durable=False)
+                for f, _, _, relative, _ in plan.planned), return_exceptions=True)
+            done = []
+            failed: BaseException | None = None
+            for (f, conv_id, key, _, line), outcome in zip(plan.planned, outcomes):
                 if isinstance(outcome, (InvalidInput, NotFound)):
                     report.rejected.append(Rejection(line, outcome.message, file=f.name))
                 elif isinstance(outcome, BaseException):
-                    copies.append((f, conv_id, key, None))
+                    failed = failed or outcome
                 else:
-                    copies.append((f, conv_id, key, outcome))
-            done = [c for c in copies if c[3] is not None]
-            failed = next((o for o in outcomes if isinstance(o, BaseException)
-                           and not isinstance(o, (InvalidInput, NotFound))), None)
+                    done.append((f, conv_id, key, outcome))
             try:
                 if failed is not None:
                     raise failed
                 if done:
-                    async with store.db.write() as tx:
-                        for f, conv_id, key, copied in done:
-                            await tx.execute(
-                                "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, "
-                                "duration_s, format, is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                (conv_id, key, copied.relative_path, copied.sha256, copied.size,
-                                 copied.info.duration_s, copied.info.format, int(copied.info.is_empty),
-                                 to_iso(store.clock())))
-                            await store.audit.append(tx, actor, "calls.recording_ingest", target_kind="conversation",
-                                                     target_id=conv_id, details={"format": copied.info.format,
-                                                                                 "size": copied.size,
-                                                                                 "empty": copied.info.is_empty})
+                    await asyncio.to_thread(make_durable, recordings_dir,
+                                            [recordings_dir / c.relative_path for _, _, _, c in done])
+                    entries = [store.audit.entry(actor, "calls.recording_ingest", target_kind="conversation",
+                                                 target_id=conv_id, details={"format": c.info.format, "size": c.size,
+                                                                             "empty": c.info.is_empty})
+                               for _, conv_id, _, c in done]
+                    await store.db.write_call(_register_recordings, done, entries, to_iso(store.clock()))
             except BaseException:
                 for _, _, _, copied in done:
-                    await asyncio.to_thread(_unlink_quietly, store.settings.recordings_dir / copied.relative_path)
+                    await asyncio.to_thread(_unlink_quietly, recordings_dir / copied.relative_path)
                 raise
             report.recordings += len(done)
             if src.move:
-                for f, _, _, _ in done:
-                    await asyncio.to_thread(_unlink_quietly, f.path)
+                await asyncio.to_thread(lambda: [_unlink_quietly(f.path) for f, _, _, _ in done])
+        report.recordings_without_call = without_call
 
-        for f in files:
-            # --watch polls the same folder every few seconds: files already dealt with are skipped, and
-            # files of no known call are looked at again only when new CDR lines arrived
-            if f.key in src.settled:
+    def _plan_recordings(self, conn: sqlite3.Connection, chunk: list[SourceFile], src: _Source, new_lines: bool,
+                         zone: ZoneInfo, named: dict[Path, int], line_of: dict[str, int]) -> "_RecordingPlan":
+        """Which call each file of a chunk belongs to and where it goes (blocking, on the writer's thread)."""
+        plan = _RecordingPlan()
+        keys: set[str] = set()
+        relatives: set[str] = set()
+        for f in chunk:
+            if f.key in src.unmatched and not new_lines:
+                plan.without_call += 1
                 continue
-            if f.key in src.unmatched and not records:
-                without_call += 1
-                continue
-            tokens = id_tokens(f.name)
-            if any(p_key.split("/")[0] in tokens for _, _, p_key, _, _ in planned):
-                await flush()
-            match = await self._call_for(tokens)
+            match = _call_for(conn, id_tokens(f.name))
+            if match is None and (one_touch := one_touch_recording(f.name)) is not None:
+                candidates = _one_touch_calls(conn, *one_touch)
+                if len(candidates) == 1:
+                    match = candidates[0]
+                elif len(candidates) > 1:
+                    plan.ambiguous.append({"file": f.name, "calls": sorted(c for c, _ in candidates)})
             if match is None:
-                without_call += 1
+                plan.without_call += 1
                 src.unmatched.add(f.key)
                 continue
             src.unmatched.discard(f.key)
             src.settled.add(f.key)
             conv_id, token = match
             line = named.get(f.path) or line_of.get(token)
-            existing = await store.db.fetchall(
-                "SELECT path FROM recordings WHERE pbx_uniqueid IN (?, ?)", (token, f"{token}/{f.name}"))
-            if any(Path(r["path"]).name == _safe_name(f.name) for r in existing):
-                report.recordings_already_present += 1
-                if src.move:
-                    await asyncio.to_thread(_unlink_quietly, f.path)
+            existing = [r[0] for r in conn.execute(
+                "SELECT path FROM recordings WHERE pbx_uniqueid IN (?, ?)", (token, f"{token}/{f.name}"))]
+            safe = _safe_name(f.name)
+            if any(Path(p).name == safe for p in existing):
+                plan.already_present.append(f)
                 continue
-            key = f"{token}/{f.name}" if existing else token
-            conv = await store.db.fetchone("SELECT created_at FROM conversations WHERE id = ?", (conv_id,))
-            local = datetime.strptime(conv["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=timezone.utc).astimezone(zone)
-            relative = f"{local:%Y/%m/%d}/{_safe_name(f.name)}"
-            if any(relative == p_rel or f"{local:%Y/%m/%d}/{conv_id}-{_safe_name(f.name)}" == p_rel
-                   for _, _, _, p_rel, _ in planned):
-                await flush()
-            if await store.db.fetchone("SELECT 1 FROM recordings WHERE path = ?", (relative,)):
-                relative = f"{local:%Y/%m/%d}/{conv_id}-{_safe_name(f.name)}"
-            planned.append((f, conv_id, key, relative, line))
-            if len(planned) >= self.RECORDING_CHUNK:
-                await flush()
-        await flush()
-        report.recordings_without_call = without_call
-
-    async def _call_for(self, tokens: list[str]) -> tuple[int, str] | None:
-        for token in tokens:
-            row = await self.store.db.fetchone("SELECT conversation_id FROM call_legs WHERE uniqueid = ? LIMIT 1",
-                                               (token,))
-            if row is None:
-                row = await self.store.db.fetchone(
-                    "SELECT id AS conversation_id FROM conversations WHERE pbx_uniqueid = ? AND channel = 'call'",
-                    (token,))
-            if row is not None:
-                return row["conversation_id"], token
-        return None
+            key = f"{token}/{f.name}" if existing or token in keys else token
+            if key in keys:
+                plan.already_present.append(f)   # the same name twice in one chunk (two folders)
+                continue
+            created = conn.execute("SELECT created_at FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
+            day = f"{_from_iso(created).astimezone(zone):%Y/%m/%d}"
+            relative = f"{day}/{safe}"
+            if relative in relatives or conn.execute("SELECT 1 FROM recordings WHERE path = ?",
+                                                     (relative,)).fetchone():
+                relative = f"{day}/{conv_id}-{safe}"
+            keys.add(key)
+            relatives.add(relative)
+            plan.planned.append((f, conv_id, key, relative, line))
+        return plan
 
     async def seed_demo(self, actor: Actor) -> IngestReport:
         """`cim demo`'s calls: demo extensions 201/202 for anna/piotr when free, then a small PBX spool ingested."""
