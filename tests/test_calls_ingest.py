@@ -347,14 +347,19 @@ def test_cli_json_report_and_clear_errors(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["init"], env=env).exit_code == 0
     args = ["ingest", "asterisk", "--cdr", str(pbx.cdr), "--recordings", str(pbx.monitor), "--json"]
     result = runner.invoke(cli, args, env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # a line was rejected: cron can tell
     doc = json.loads(result.stdout)
     assert {k: doc[k] for k in ("imported", "already_present", "calls_without_recording",
                                 "recordings_without_call")} == {
         "imported": 1, "already_present": 0, "calls_without_recording": 0, "recordings_without_call": 1}
     assert doc["rejected"][0]["line"] == 2 and "quoting" in doc["rejected"][0]["reason"]
-    again = json.loads(runner.invoke(cli, args, env=env).stdout)
-    assert (again["imported"], again["already_present"]) == (0, 1)
+    again_run = runner.invoke(cli, args, env=env)
+    again = json.loads(again_run.stdout)
+    assert (again["imported"], again["already_present"], again_run.exit_code) == (0, 1, 3)
+    pbx.cdr.write_text("")
+    pbx.add_rows([asterisk_row("1772442000.1")])
+    clean = runner.invoke(cli, args, env=env)
+    assert clean.exit_code == 0 and json.loads(clean.stdout)["already_present"] == 1  # every line present
     watch = runner.invoke(cli, args + ["--watch", "--watch-iterations", "1"], env=env)
     assert watch.exit_code == 0 and json.loads(watch.stdout)["already_present"] == 1
     missing = runner.invoke(cli, ["ingest", "freepbx", "--cdr", str(tmp_path / "nope.csv")], env=env)
