@@ -1236,6 +1236,30 @@ class _Context:
         return summarise(legs, self.is_internal, frozenset(self.staff), frozenset(self.routes))
 
 
+async def _ready_chunks(files: list[SourceFile], registered: "asyncio.Queue[set[str] | None] | None",
+                        size: int):
+    """Chunks of files whose calls are registered: by the batches' ids as they arrive, then all the rest."""
+    if registered is not None:
+        by_token: dict[str, list[SourceFile]] = {}
+        for f in files:
+            for token in id_tokens(f.name):
+                by_token.setdefault(token, []).append(f)
+        taken: set[tuple[str, int, int]] = set()
+        ready: list[SourceFile] = []
+        while (ids := await registered.get()) is not None:
+            for token in ids:
+                for f in by_token.pop(token, ()):
+                    if f.key not in taken:
+                        taken.add(f.key)
+                        ready.append(f)
+            while len(ready) >= size:
+                yield ready[:size]
+                ready = ready[size:]
+        files = ready + [f for f in files if f.key not in taken]
+    for chunk in _chunks(files, size):
+        yield chunk
+
+
 @dataclass
 class _Claimed:
     """What one run's earlier chunks planned (their rows may still be committing)."""
@@ -1421,13 +1445,26 @@ class Calls:
                 src.next_line, "the last line has no line end (is the PBX still writing the file?); "
                 "it will be read on the next run"))
         touched: set[int] = set()
-        for i in range(0, len(records), self.BATCH):
-            batch = records[i:i + self.BATCH]
-            await self._register(actor, src, batch, report, touched)
-            if progress:
-                progress(len(batch))
-        if src.recordings is not None:
-            await self._ingest_recordings(actor, src, records, report)
+        # Recordings of the calls registered so far are copied while the next batch of rows is registered
+        # (the rows are Python work, the copies mostly the disk's): each batch's ids go to the copier.
+        registered: asyncio.Queue[set[str] | None] = asyncio.Queue()
+        copier = (asyncio.create_task(self._ingest_recordings(actor, src, records, report, registered))
+                  if src.recordings is not None else None)
+        try:
+            for i in range(0, len(records), self.BATCH):
+                batch = records[i:i + self.BATCH]
+                await self._register(actor, src, batch, report, touched)
+                registered.put_nowait({r.uniqueid for r in batch} | {r.linkedid for r in batch if r.linkedid})
+                if progress:
+                    progress(len(batch))
+        except BaseException:
+            if copier is not None:
+                copier.cancel()
+                await asyncio.gather(copier, return_exceptions=True)
+            raise
+        registered.put_nowait(None)
+        if copier is not None:
+            await copier
         if touched:
             marks = ",".join("?" * len(touched))
             row = await self.store.db.fetchone(
@@ -1570,7 +1607,10 @@ class Calls:
                          (*changed.values(), conv["id"]))
 
     async def _ingest_recordings(self, actor: Actor, src: _Source, records: list[CdrRecord],
-                                 report: IngestReport) -> None:
+                                 report: IngestReport, registered: "asyncio.Queue[set[str] | None] | None" = None
+                                 ) -> None:
+        """Match, copy and register the recordings folder's files. `registered`: the ids of each batch of calls
+        as it is registered (then None); files of those calls go first, the rest once every row is in."""
         assert src.recordings is not None
         store = self.store
         root = src.recordings
@@ -1599,7 +1639,7 @@ class Calls:
         # transaction. Per-file fsyncs in series capped ingestion near 1,600 rows/s (bench/).
         claimed = _Claimed()
         committing: asyncio.Task | None = None
-        for chunk in _chunks(pending, self.RECORDING_CHUNK):
+        async for chunk in _ready_chunks(pending, registered, self.RECORDING_CHUNK):
             plan = await store.db.write_call(self._plan_recordings, chunk, src, bool(records), zone, named, line_of,
                                              claimed)
             without_call += plan.without_call
