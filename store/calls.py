@@ -18,7 +18,7 @@ import struct
 import tempfile
 import wave
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -639,13 +639,6 @@ def split_lines(data: bytes, first_line: int) -> tuple[list[tuple[int, bytes]], 
 
 
 @dataclass(frozen=True)
-class CallFacts:
-    direction: str
-    number: NumberInfo
-    extension: str | None
-
-
-@dataclass(frozen=True)
 class CallSummary:
     """A call as CIM registers it, computed from all its legs (whatever order they arrived in)."""
 
@@ -779,15 +772,6 @@ def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_e
     billsec = min(_answered_seconds(legs), duration)
     return CallSummary(origin, direction, number, extension if (answered or direction == "outgoing") else None,
                        answered, disposition, start, end, duration, billsec, notice_version, full, tuple(legs))
-
-
-def call_facts(rec: CdrRecord, is_internal: Callable[[str], bool], recording_type: str | None = None,
-               staff_extensions: frozenset[str] = frozenset()) -> CallFacts:
-    """Direction, number and consultant's extension of a single-leg call (see `summarise`)."""
-    if recording_type and not rec.recordingfile:
-        rec = replace(rec, recordingfile=f"{recording_type}-x-x-20000101-000000-1.1.wav")
-    summary = summarise([rec], is_internal, staff_extensions)
-    return CallFacts(summary.direction, summary.number, summary.extension)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1314,8 +1298,10 @@ def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str
     """Calls in progress at `when` whose parties include the file name's two (or its one) party ids."""
     at = to_iso(when + _CHAIN_SLACK)
     since = to_iso(when - _CHAIN_SLACK)
+    # a leg lasts at most a week (the parser refuses longer): the index range stays that week
     rows = conn.execute("SELECT conversation_id, src, dst, clid, channel, dstchannel FROM call_legs "
-                        "WHERE start_at <= ? AND end_at >= ?", (at, since)).fetchall()
+                        "WHERE start_at BETWEEN ? AND ? AND end_at >= ?",
+                        (to_iso(when - timedelta(days=7, seconds=2)), at, since)).fetchall()
     wanted = [p.lower() if len(_digits(p)) < 9 else _digits(p)[-9:] for p in parties]
     by_call: dict[int, set[str]] = {}
     for conv_id, *values in rows:

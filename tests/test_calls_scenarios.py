@@ -235,3 +235,22 @@ async def test_caller_number_comes_from_the_caller_leg_even_when_it_arrives_late
     await ingest(store, pbx)
     call = await only_call(store)
     assert (call["resident_number"], call["consultant_id"]) == ("+48" + CALLER, staff["202"])
+
+
+async def test_a_call_registered_before_legs_kept_their_details_joins_its_new_legs(store, pbx, staff) -> None:
+    first, second = queue_member_attempts()
+    pbx.add_rows([first], CSV_18)
+    await ingest(store, pbx)
+
+    def as_before_migration_0500(conn) -> None:
+        conn.execute("UPDATE call_legs SET leg_key = uniqueid, start_at = NULL, end_at = NULL, channel = NULL, "
+                     "dstchannel = NULL, disposition = NULL")
+    await store.db.write_call(as_before_migration_0500)
+    again = await ingest(store, pbx)
+    assert (again.imported, again.already_present, again.rejected) == (0, 1, [])
+    pbx.add_rows([second], CSV_18)
+    later = await ingest(store, pbx)
+    assert (later.imported, later.calls, later.already_present) == (1, 0, 1)
+    call = await only_call(store)
+    assert (call["disposition"], call["consultant_id"], call["created_at"]) == (
+        "ANSWERED", staff["202"], "2026-03-02T09:00:00.000000Z")
