@@ -722,8 +722,13 @@ def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_e
     src_internal = is_internal(origin.src) or (
         not origin.src and not is_local_channel(origin.channel)
         and (ext := channel_extension(origin.channel)) is not None and is_internal(ext))
+    # an extension calling from its own phone placed the call, whatever context the dialplan gave it
+    placed_by_extension = src_internal and bool(origin.src) and (
+        not origin.channel or channel_extension(origin.channel) == origin.src)
     if direction is None:
-        if any(trunk_side(r) for r in legs) and not (src_internal and not trunk_side(origin)):
+        if placed_by_extension:
+            direction = "internal" if is_internal(origin.dst) else "outgoing"
+        elif any(trunk_side(r) for r in legs) and not (src_internal and not trunk_side(origin)):
             direction = "incoming"
         elif src_internal and is_internal(origin.dst):
             direction = "internal"
