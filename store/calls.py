@@ -311,6 +311,8 @@ def _zone(name: str) -> ZoneInfo:
 
 
 _EPOCH = re.compile(r"^\d{9,11}(?:\.\d+)?$")
+#: cel.conf's default eventtime: seconds.microseconds since the epoch
+_CEL_EPOCH = re.compile(r"^\d{9,11}\.\d{6}$")
 
 
 _LOCAL_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\Z")
@@ -531,7 +533,9 @@ class CdrParser:
             fields = next(csv.reader([text], strict=True, skipinitialspace=False))
         except csv.Error as exc:
             return Rejection(number, f"broken quoting ({exc})")
-        if fields and fields[0].strip().upper() in CEL_EVENTS:
+        # cel_custom writes the event type, then its time: a CDR's second field is the caller (src)
+        if len(fields) > 2 and fields[0].strip().upper() in CEL_EVENTS and (
+                any(_looks_like_time(f) or _CEL_EPOCH.match(f.strip()) for f in fields[1:3])):
             raise InvalidInput(f"line {number}: {CEL_REFUSAL}")
         if self.columns is None:
             return self._header(number, fields)

@@ -61,6 +61,10 @@ def test_a_cel_file_is_refused_with_a_sentence_naming_cdr_conf() -> None:
         CdrParser("asterisk", WARSAW).parse_line(1, cel.encode())
     assert "CEL" in caught.value.message and "cdr.conf" in caught.value.message
     assert "loguniqueid=yes" in caught.value.message
+    # cel.conf's default eventtime (seconds.microseconds), and the sample mapping's literal second field
+    for line in ('"HANGUP","1772442000.123456","Jan","601234567"', '"ANSWER","My Literal","2026-03-02 10:00:05"'):
+        with pytest.raises(InvalidInput, match="CEL"):
+            CdrParser("asterisk", WARSAW).parse_line(1, line.encode())
 
 
 @pytest.mark.parametrize("spec", [CDR_CUSTOM_SAMPLE_MAPPING, ",".join(CDR_CUSTOM_SAMPLE),
@@ -235,3 +239,15 @@ def test_make_durable_with_parallel_fsyncs_and_with_syncfs(tmp_path: Path) -> No
     make_durable(root, [])
     with pytest.raises(FileNotFoundError):
         make_durable(root, [root / "missing" / "x.wav"], use_syncfs=False)
+
+
+def test_usegmtime_yes_of_the_cdr_conf_sample_reads_with_timezone_utc() -> None:
+    parsed = CdrParser("asterisk", ZoneInfo("UTC")).parse_line(1, cdr_csv_line(asterisk_row("1.1"), CSV_18).encode())
+    assert isinstance(parsed, CdrRecord) and parsed.start.isoformat() == "2026-03-02T10:00:00+00:00"
+
+
+def test_a_cdr_line_whose_accountcode_is_a_cel_word_is_still_a_cdr() -> None:
+    row = asterisk_row("1772442000.1")
+    row["accountcode"] = "ANSWER"
+    parsed = CdrParser("asterisk", WARSAW).parse_line(1, cdr_csv_line(row, CSV_18).encode())
+    assert isinstance(parsed, CdrRecord)
