@@ -34,12 +34,10 @@ def _common(func):
                                        "fixed ones as on in cdr.conf, or any complete layout (cdr_custom's "
                                        "mapping may be pasted as is; - skips a column). Default: by each "
                                        "line's column count. FreePBX: the columns when the export has no header."),
-        click.option("--encoding", help="Encoding of the CDR file (e.g. iso-8859-2, cp1250). Default: UTF-8, and "
-                                        "a line that is not UTF-8 is read as ISO-8859-2 (Windows-1250 when it "
-                                        "has bytes 0x80-0x9F)."),
         click.option("--timezone", "timezone_name", help="Zone of the PBX's local times (default: the `timezone` "
                                                          "setting, Europe/Warsaw)."),
-        click.option("--move", is_flag=True, help="Delete each source recording once it is safely registered."),
+        click.option("--move", is_flag=True, help="Delete each source recording once it is safely registered "
+                                                  "(hard-linked, not copied, on the same filesystem)."),
         click.option("--watch", is_flag=True, help="Keep running: pick up appended CDR lines and new recordings "
                                                    "as the PBX writes them, until Ctrl-C."),
         click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
@@ -52,6 +50,12 @@ def _common(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+#: --encoding, for the two CDR commands (kept out of _common: not every ingest subcommand reads CDRs)
+_encoding_option = click.option(
+    "--encoding", help="Encoding of the CDR file (e.g. iso-8859-2, cp1250). Default: UTF-8, and a line that is "
+                       "not UTF-8 is read as ISO-8859-2 (Windows-1250 when it has bytes 0x80-0x9F).")
 
 
 def _exit_status(func):
@@ -67,6 +71,7 @@ def _exit_status(func):
 
 @ingest.command("asterisk")
 @_common
+@_encoding_option
 @_exit_status
 @with_store
 async def ingest_asterisk(store, **options):
@@ -80,6 +85,7 @@ async def ingest_asterisk(store, **options):
 
 @ingest.command("freepbx")
 @_common
+@_encoding_option
 @_exit_status
 @with_store
 async def ingest_freepbx(store, **options):
