@@ -966,6 +966,12 @@ def _link_into(source: Path, dest: Path, raw, fh, digest, durable: bool) -> bool
         os.link(source, tmp, follow_symlinks=False)
     except OSError:
         return False
+    # the name may have been swapped since it was opened: the link must be the very file parsed and hashed
+    opened = os.fstat(raw.fileno())
+    linked = os.lstat(tmp)
+    if not stat.S_ISREG(linked.st_mode) or (linked.st_dev, linked.st_ino) != (opened.st_dev, opened.st_ino):
+        _unlink_quietly(tmp)
+        return False
     try:
         os.chmod(tmp, 0o600)
     except OSError:
