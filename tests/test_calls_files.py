@@ -251,3 +251,21 @@ def test_a_cdr_line_whose_accountcode_is_a_cel_word_is_still_a_cdr() -> None:
     row["accountcode"] = "ANSWER"
     parsed = CdrParser("asterisk", WARSAW).parse_line(1, cdr_csv_line(row, CSV_18).encode())
     assert isinstance(parsed, CdrRecord)
+
+
+def test_a_hard_link_is_made_only_to_the_file_that_was_opened(tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    from store.calls import _link_into
+    opened = asterisk_sound(tmp_path / "spool" / "a.gsm")
+    swapped = tmp_path / "spool" / "b.gsm"
+    swapped.write_bytes(b"\xd0" * 33)
+    dest = tmp_path / "managed" / "a.gsm"
+    dest.parent.mkdir()
+    with open(opened, "rb", buffering=0) as raw:
+        # the name now points at another file than the descriptor parsed: no link, the caller copies
+        assert _link_into(swapped, dest, raw, io.BytesIO(opened.read_bytes()), hashlib.sha256(), False) is False
+        assert not dest.exists() and list(dest.parent.iterdir()) == []
+        assert _link_into(opened, dest, raw, io.BytesIO(opened.read_bytes()), hashlib.sha256(), False) is True
+    assert dest.stat().st_ino == opened.stat().st_ino
