@@ -16,6 +16,7 @@ import sqlite3
 import stat
 import struct
 import tempfile
+import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import phone
-from .audio import AudioInfo, is_audio_name, probe
+from .audio import GSM_EXTENSIONS, AudioInfo, is_audio_name, probe
 from .audit import _append_entry
 from .clock import from_iso, to_iso
 from .db import run_on_thread
@@ -1371,6 +1372,8 @@ class Calls:
     BATCH = 500
     #: Recordings copied in parallel and registered in one transaction at a time.
     RECORDING_CHUNK = 256
+    #: --watch: a raw GSM file (no header to tell it is finished) is taken once unchanged this long.
+    SETTLE_S = 10.0
 
     def __init__(self, store: "Store") -> None:
         self.store = store
@@ -1449,7 +1452,8 @@ class Calls:
         # Recordings of the calls registered so far are copied while the next batch of rows is registered
         # (the rows are Python work, the copies mostly the disk's): each batch's ids go to the copier.
         registered: asyncio.Queue[set[str] | None] = asyncio.Queue()
-        copier = (asyncio.create_task(self._ingest_recordings(actor, src, records, report, registered))
+        copier = (asyncio.create_task(self._ingest_recordings(actor, src, records, report, registered,
+                                                              settle_s=0.0 if final else self.SETTLE_S))
                   if src.recordings is not None else None)
         try:
             for i in range(0, len(records), self.BATCH):
@@ -1608,8 +1612,8 @@ class Calls:
                          (*changed.values(), conv["id"]))
 
     async def _ingest_recordings(self, actor: Actor, src: _Source, records: list[CdrRecord],
-                                 report: IngestReport, registered: "asyncio.Queue[set[str] | None] | None" = None
-                                 ) -> None:
+                                 report: IngestReport, registered: "asyncio.Queue[set[str] | None] | None" = None,
+                                 settle_s: float = 0.0) -> None:
         """Match, copy and register the recordings folder's files. `registered`: the ids of each batch of calls
         as it is registered (then None); files of those calls go first, the rest once every row is in."""
         assert src.recordings is not None
@@ -1642,7 +1646,7 @@ class Calls:
         committing: asyncio.Task | None = None
         async for chunk in _ready_chunks(pending, registered, self.RECORDING_CHUNK):
             plan = await store.db.write_call(self._plan_recordings, chunk, src, bool(records), zone, named, line_of,
-                                             claimed)
+                                             claimed, settle_s)
             without_call += plan.without_call
             report.recordings_already_present += len(plan.already_present)
             report.ambiguous_recordings.extend(plan.ambiguous)
@@ -1701,14 +1705,18 @@ class Calls:
 
     def _plan_recordings(self, conn: sqlite3.Connection, chunk: list[SourceFile], src: _Source, new_lines: bool,
                          zone: ZoneInfo, named: dict[Path, int], line_of: dict[str, int],
-                         claimed: "_Claimed") -> "_RecordingPlan":
+                         claimed: "_Claimed", settle_s: float = 0.0) -> "_RecordingPlan":
         """Which call each file of a chunk belongs to and where it goes (blocking, on the writer's thread).
 
         `claimed`: keys, names and destinations planned earlier in this run, whose rows may not be committed yet.
         """
         plan = _RecordingPlan()
         keys, relatives = claimed.keys, claimed.relatives
+        now_ns = time.time_ns()
         for f in chunk:
+            if settle_s and Path(f.name).suffix.lower() in GSM_EXTENSIONS and \
+                    now_ns - f.mtime_ns < settle_s * 1e9:
+                continue  # raw GSM has no header to say it is finished: wait until it stops growing
             if f.key in src.unmatched and not new_lines:
                 plan.without_call += 1
                 continue

@@ -269,3 +269,15 @@ def test_a_hard_link_is_made_only_to_the_file_that_was_opened(tmp_path: Path) ->
         assert not dest.exists() and list(dest.parent.iterdir()) == []
         assert _link_into(opened, dest, raw, io.BytesIO(opened.read_bytes()), hashlib.sha256(), False) is True
     assert dest.stat().st_ino == opened.stat().st_ino
+
+
+async def test_watch_waits_for_a_raw_gsm_recording_to_stop_growing(store, pbx) -> None:
+    pbx.add_rows(queue_member_attempts("1772442000.10"), CSV_18)
+    growing = asterisk_sound(pbx.monitor / "1772442000.10.gsm")
+    src = store.calls.source("asterisk", pbx.cdr, pbx.monitor)
+    poll = await store.calls.ingest(SYSTEM, src, final=False)  # --watch: just written, maybe still recording
+    assert (poll.imported, poll.recordings, poll.recordings_without_call) == (2, 0, 0)
+    old = growing.stat().st_mtime - 60
+    os.utime(growing, (old, old))  # unchanged for a minute: finished
+    poll = await store.calls.ingest(SYSTEM, src, final=False)
+    assert (poll.recordings, poll.rejected) == (1, [])
