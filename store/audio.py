@@ -1,4 +1,5 @@
-"""Recording files: WAV (PCM, GSM 6.10) header and chunk parsing, MP3 frame sync, duration, empty files, level envelope."""
+"""Recording files: WAV (PCM, GSM 6.10) header and chunk parsing, raw GSM frames, MP3 frame sync, duration,
+empty-file detection, level envelope."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ _MP3_BITRATES = {
     (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
 }
 _MP3_RATES = {0b11: (44100, 48000, 32000), 0b10: (22050, 24000, 16000), 0b00: (11025, 12000, 8000)}
+#: Asterisk's own formats CIM parses: `wav16` is a 16 kHz PCM WAV; `gsm` is raw GSM 06.10 (MixMonitor,
+#: FreePBX MIXMON_FORMAT=gsm): 33-byte frames of 20 ms, each starting with the signature nibble 0xD.
+WAV_EXTENSIONS = {".wav", ".wav16"}
+GSM_EXTENSIONS = {".gsm"}
+GSM_FRAME_BYTES = 33
+GSM_FRAME_SECONDS = 0.020
 
 
 class AudioError(InvalidInput):
@@ -38,7 +45,7 @@ class AudioError(InvalidInput):
 
 @dataclass(frozen=True)
 class AudioInfo:
-    format: str                 # "wav-pcm", "wav-gsm", "mp3"
+    format: str                 # "wav-pcm", "wav-gsm", "gsm", "mp3"
     duration_s: float | None
     is_empty: bool
     channels: int | None = None
@@ -49,7 +56,8 @@ class AudioInfo:
 
 
 def is_audio_name(name: str) -> bool:
-    return Path(name).suffix.lower() in AUDIO_EXTENSIONS
+    suffix = Path(name).suffix.lower()
+    return suffix in AUDIO_EXTENSIONS or suffix in WAV_EXTENSIONS or suffix in GSM_EXTENSIONS
 
 
 def probe_file(path: Path) -> AudioInfo:
@@ -63,8 +71,10 @@ def probe(fh: BinaryIO, name: str, size: int) -> AudioInfo:
     suffix = Path(name).suffix.lower()
     if suffix == ".mp3":
         return _probe_mp3(fh, name, size)
-    if suffix != ".wav":
-        raise AudioError(f"{name} is not a recording format CIM accepts (wav, mp3)")
+    if suffix in GSM_EXTENSIONS:
+        return _probe_gsm(fh, name, size)
+    if suffix not in WAV_EXTENSIONS:
+        raise AudioError(f"{name} is not a recording format CIM accepts (wav, WAV, wav16, gsm, mp3)")
     return _probe_wav(fh, name, size)
 
 
@@ -118,6 +128,25 @@ def _mp3_frame_length(header: bytes) -> int | None:
         return (12 * bitrate // rate + padding) * 4
     per_frame = 144 if (layer == 2 or mpeg1) else 72
     return per_frame * bitrate // rate + padding
+
+
+def _probe_gsm(fh: BinaryIO, name: str, size: int) -> AudioInfo:
+    """Raw GSM 06.10: whole 33-byte frames, each with the 0xD signature; the duration is 20 ms a frame."""
+    if size == 0:
+        return AudioInfo(format="gsm", duration_s=0.0, is_empty=True, channels=1, sample_rate=8000,
+                         data_offset=0, data_size=0)
+    if size % GSM_FRAME_BYTES:
+        raise AudioError(f"{name} is truncated: {size} bytes are not whole 33-byte GSM frames")
+    frames = size // GSM_FRAME_BYTES
+    # check the signature of the first frames and of a spread of frames through the file
+    step = max(1, frames // 64)
+    for index in list(range(min(frames, 16))) + list(range(0, frames, step)):
+        fh.seek(index * GSM_FRAME_BYTES)
+        head = fh.read(1)
+        if len(head) != 1 or head[0] >> 4 != 0xD:
+            raise AudioError(f"{name} is not raw GSM audio (frame {index + 1} lacks the GSM signature)")
+    return AudioInfo(format="gsm", duration_s=round(frames * GSM_FRAME_SECONDS, 3), is_empty=False, channels=1,
+                     sample_rate=8000, data_offset=0, data_size=size)
 
 
 def _probe_wav(fh: BinaryIO, name: str, size: int) -> AudioInfo:

@@ -41,7 +41,7 @@ async def test_recordings_copied_in_chunks_keep_every_file_of_a_call_and_stay_id
     from bench.ingest import write_spool
     from store.models import Actor
 
-    cdr, monitor, files = write_spool(tmp_path / "spool", 120, 1)
+    cdr, monitor, files, _ = write_spool(tmp_path / "spool", 120, 1)
     first = sorted(monitor.iterdir())[0]
     (monitor / f"{first.stem}-b.wav").write_bytes(EMPTY_WAV)  # a second file of the same call, sorted next to it
     actor = Actor.system("tests")

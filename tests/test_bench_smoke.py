@@ -125,8 +125,8 @@ def test_ingest_smoke(tmp_path: Path) -> None:
     from bench.ingest import bench_ingest
 
     results = bench_ingest(tmp_path, CFG)
-    sane(results, 1)
-    assert "rejected 0" in results[0].note
+    sane(results, 2)
+    assert "rejected 0" in results[0].note and "hard links" in results[0].note
 
 
 def test_purge_smoke(tmp_path: Path) -> None:

@@ -164,10 +164,22 @@ def test_negative_and_inconsistent_durations_are_rejected(kwargs: dict, reason: 
     assert isinstance(result, Rejection) and reason in result.reason, result
 
 
-def test_non_utf8_line_is_rejected_alone() -> None:
-    good = cdr_csv_line(asterisk_row("1.1", src="601234567"), COLUMNS).encode()
-    result = parse(good.replace(b"Jan Kowalski", b"Jan Kowalsk\xe9"))
-    assert isinstance(result, Rejection) and "UTF-8" in result.reason and "0xe9" in result.reason
+def test_non_utf8_line_is_read_with_the_fallback_or_rejected_under_an_explicit_encoding() -> None:
+    good = cdr_csv_line(asterisk_row("1.1", src="601234567"), COLUMNS)
+    # an ISDN gateway's ISO-8859-2 caller name: "Łukasz Wójcik"
+    latin2 = good.replace("Jan Kowalski", "Łukasz Wójcik").encode("iso-8859-2")
+    result = CdrParser("asterisk", WARSAW, COLUMNS).parse_line(7, latin2)
+    assert isinstance(result, CdrRecord) and "Łukasz Wójcik" in result.clid
+    # Windows-1250 (bytes 0x80-0x9F, e.g. ś = 0x9c) falls back to cp1250
+    cp1250 = good.replace("Jan Kowalski", "Świętosław Źdźbło").encode("cp1250")
+    result = CdrParser("asterisk", WARSAW, COLUMNS).parse_line(7, cp1250)
+    assert isinstance(result, CdrRecord) and "Świętosław Źdźbło" in result.clid
+    strict = CdrParser("asterisk", WARSAW, COLUMNS, encoding="utf-8").parse_line(7, latin2)
+    assert isinstance(strict, Rejection) and "utf-8" in strict.reason and "0xa3" in strict.reason
+    named = CdrParser("asterisk", WARSAW, COLUMNS, encoding="iso-8859-2").parse_line(7, latin2)
+    assert isinstance(named, CdrRecord) and "Łukasz" in named.clid
+    with pytest.raises(InvalidInput, match="unknown encoding"):
+        CdrParser("asterisk", WARSAW, COLUMNS, encoding="klingon")
 
 
 def test_cdr_csv_line_with_escaped_quotes_and_empty_answer_time() -> None:

@@ -43,17 +43,20 @@ async def test_every_kind_of_bad_line_is_reported_and_the_rest_imported(store, p
     pbx.append('"","601234567","800","from-trunk,"oops\n')                              # 3 broken quoting
     pbx.add_rows([asterisk_row("1772442000.4", start="2026-02-30 10:00:00")])          # 4 impossible date
     pbx.add_rows([asterisk_row("1772442000.5", duration=-3)])                          # 5 negative duration
-    pbx.append(cdr_csv_line(asterisk_row("1772442000.6"), COLUMNS).encode().replace(b"Jan", b"J\xffn") + b"\n")  # 6
+    pbx.append(cdr_csv_line(asterisk_row("1772442000.6"), COLUMNS).encode().replace(b"Jan", b"J\xf3n") + b"\n")  # 6
     pbx.add_rows(good[1:])                                                             # line 7
     pbx.add_rows([asterisk_row("1772442000.2", src="512345678", duration=999, billsec=10)])  # 8 same id, other data
     pbx.append("\n")                                                                   # 9 blank: ignored
     report = await ingest(store, pbx)
     by_line = {r.line: r.reason for r in report.rejected}
-    assert sorted(by_line) == [2, 3, 4, 5, 6, 8]
+    assert sorted(by_line) == [2, 3, 4, 5, 8]
     assert "columns" in by_line[2] and "quoting" in by_line[3] and "impossible" in by_line[4]
-    assert "negative" in by_line[5] and "UTF-8" in by_line[6] and "different data" in by_line[8]
-    assert report.imported == 2 and report.already_present == 0
-    assert [c["pbx_uniqueid"] for c in await calls(store)] == ["1772442000.1", "1772442000.2"]
+    assert "negative" in by_line[5] and "different data" in by_line[8]
+    # line 6 is not UTF-8: read with the documented fallback (ISO-8859-2), not lost
+    assert report.imported == 3 and report.already_present == 0
+    assert [c["pbx_uniqueid"] for c in await calls(store)] == ["1772442000.1", "1772442000.6", "1772442000.2"]
+    strict = await ingest(store, pbx, encoding="utf-8")
+    assert [r.line for r in strict.rejected if "UTF-8" in r.reason or "utf-8" in r.reason] == [6]
 
 
 async def test_recordingfile_pointing_outside_the_folder_is_refused(store, pbx: FakePbx, tmp_path: Path) -> None:
@@ -344,14 +347,19 @@ def test_cli_json_report_and_clear_errors(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["init"], env=env).exit_code == 0
     args = ["ingest", "asterisk", "--cdr", str(pbx.cdr), "--recordings", str(pbx.monitor), "--json"]
     result = runner.invoke(cli, args, env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # a line was rejected: cron can tell
     doc = json.loads(result.stdout)
     assert {k: doc[k] for k in ("imported", "already_present", "calls_without_recording",
                                 "recordings_without_call")} == {
         "imported": 1, "already_present": 0, "calls_without_recording": 0, "recordings_without_call": 1}
     assert doc["rejected"][0]["line"] == 2 and "quoting" in doc["rejected"][0]["reason"]
-    again = json.loads(runner.invoke(cli, args, env=env).stdout)
-    assert (again["imported"], again["already_present"]) == (0, 1)
+    again_run = runner.invoke(cli, args, env=env)
+    again = json.loads(again_run.stdout)
+    assert (again["imported"], again["already_present"], again_run.exit_code) == (0, 1, 3)
+    pbx.cdr.write_text("")
+    pbx.add_rows([asterisk_row("1772442000.1")])
+    clean = runner.invoke(cli, args, env=env)
+    assert clean.exit_code == 0 and json.loads(clean.stdout)["already_present"] == 1  # every line present
     watch = runner.invoke(cli, args + ["--watch", "--watch-iterations", "1"], env=env)
     assert watch.exit_code == 0 and json.loads(watch.stdout)["already_present"] == 1
     missing = runner.invoke(cli, ["ingest", "freepbx", "--cdr", str(tmp_path / "nope.csv")], env=env)

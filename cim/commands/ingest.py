@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 from pathlib import Path
@@ -30,11 +31,13 @@ def _common(func):
         click.option("--recordings", "recordings", type=click.Path(file_okay=False, path_type=Path),
                      help="The PBX's recordings folder (e.g. /var/spool/asterisk/monitor)."),
         click.option("--columns", help="Comma-separated CDR columns. Asterisk: the optional columns after the 16 "
-                                       "fixed ones as on in cdr.conf (default uniqueid,userfield), or a full "
-                                       "cdr_custom list. FreePBX: the columns when the export has no header."),
+                                       "fixed ones as on in cdr.conf, or any complete layout (cdr_custom's "
+                                       "mapping may be pasted as is; - skips a column). Default: by each "
+                                       "line's column count. FreePBX: the columns when the export has no header."),
         click.option("--timezone", "timezone_name", help="Zone of the PBX's local times (default: the `timezone` "
                                                          "setting, Europe/Warsaw)."),
-        click.option("--move", is_flag=True, help="Delete each source recording once it is safely registered."),
+        click.option("--move", is_flag=True, help="Delete each source recording once it is safely registered "
+                                                  "(hard-linked, not copied, on the same filesystem)."),
         click.option("--watch", is_flag=True, help="Keep running: pick up appended CDR lines and new recordings "
                                                    "as the PBX writes them, until Ctrl-C."),
         click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
@@ -49,26 +52,59 @@ def _common(func):
     return func
 
 
+#: --encoding, for the two CDR commands (kept out of _common: not every ingest subcommand reads CDRs)
+_encoding_option = click.option(
+    "--encoding", help="Encoding of the CDR file (e.g. iso-8859-2, cp1250). Default: UTF-8, and a line that is "
+                       "not UTF-8 is read as ISO-8859-2 (Windows-1250 when it has bytes 0x80-0x9F).")
+
+
+def _exit_status(func):
+    """Exit with the status the command body returned (after its store is closed)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        status = func(*args, **kwargs)
+        if status:
+            sys.exit(status)
+    return wrapper
+
+
 @ingest.command("asterisk")
 @_common
+@_encoding_option
+@_exit_status
 @with_store
 async def ingest_asterisk(store, **options):
-    """Ingest Asterisk cdr_csv records (no header; 16 fixed columns + the optional ones) and their recordings."""
-    await _run(store, "asterisk", **options)
+    """Ingest Asterisk cdr_csv records (no header; 16 fixed columns + the optional ones) and their recordings.
+
+    Exit status 0 when every line was imported or already present, 3 when some line or recording was
+    rejected (the JSON lists them), 1 when the run could not be done (a missing file, an unknown column).
+    """
+    return await _run(store, "asterisk", **options)
 
 
 @ingest.command("freepbx")
 @_common
+@_encoding_option
+@_exit_status
 @with_store
 async def ingest_freepbx(store, **options):
-    """Ingest a FreePBX CDR export (asteriskcdrdb.cdr as CSV with a header) and its YYYY/MM/DD recordings tree."""
-    await _run(store, "freepbx", **options)
+    """Ingest a FreePBX CDR export (asteriskcdrdb.cdr as CSV with a header) and its YYYY/MM/DD recordings tree.
+
+    Exit status as for `cim ingest asterisk`: 0 all imported or present, 3 some rejected, 1 not run.
+    """
+    return await _run(store, "freepbx", **options)
 
 
-async def _run(store, kind, cdr, recordings, columns, timezone_name, move, watch, interval, watch_iterations,
-               as_json) -> None:
+#: Exit status when the run completed but something was rejected (a line or a recording): cron can notice.
+EXIT_REJECTED = 3
+
+
+async def _run(store, kind, cdr, recordings, columns, encoding, timezone_name, move, watch, interval,
+               watch_iterations, as_json) -> int:
     actor = cli_actor(f"ingest-{kind}")
-    src = store.calls.source(kind, cdr, recordings, columns=columns, timezone_name=timezone_name, move=move)
+    src = store.calls.source(kind, cdr, recordings, columns=columns, timezone_name=timezone_name, move=move,
+                             encoding=encoding)
     if watch:
         report = await _watch(store, actor, src, interval, watch_iterations, as_json)
     else:
@@ -77,6 +113,8 @@ async def _run(store, kind, cdr, recordings, columns, timezone_name, move, watch
         print_json(report.as_json())
     else:
         _print_summary(report)
+    return EXIT_REJECTED if report.rejected else 0
+
 
 
 async def _once(store, actor, src, as_json: bool) -> IngestReport:
@@ -123,6 +161,9 @@ def _print_summary(report: IngestReport) -> None:
     click.echo(f"recordings: {report.recordings} registered, {report.recordings_already_present} already present; "
                f"{report.calls_without_recording} calls without a recording, "
                f"{report.recordings_without_call} recordings without a call")
+    for amb in report.ambiguous_recordings:
+        click.echo(f"not attached {amb['file']}: its time and parties fit {len(amb['calls'])} calls "
+                   f"({', '.join(map(str, amb['calls']))})", err=True)
     for r in report.rejected:
         click.echo(f"rejected {_where(r)}: {r.reason}", err=True)
 
