@@ -1333,7 +1333,8 @@ def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str
     return found
 
 
-def _register_recordings(conn: sqlite3.Connection, done: list, entries: list[dict[str, Any]], now: str) -> None:
+def _register_recordings(conn: sqlite3.Connection, done: list, entries: list[dict[str, Any]], now: str,
+                         ring: Any = None) -> None:
     """A chunk's recordings and their audit entries in one transaction (blocking, on the writer's thread)."""
     for (f, conv_id, key, copied), entry in zip(done, entries):
         conn.execute(
@@ -1341,7 +1342,7 @@ def _register_recordings(conn: sqlite3.Connection, done: list, entries: list[dic
             "is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (conv_id, key, copied.relative_path, copied.sha256, copied.size, copied.info.duration_s,
              copied.info.format, int(copied.info.is_empty), now))
-        _append_entry(conn, entry)
+        _append_entry(conn, entry, ring)  # MACed like every audit entry (store/audit.py, Anchored audit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1696,7 +1697,7 @@ class Calls:
                                          target_id=conv_id, details={"format": c.info.format, "size": c.size,
                                                                      "empty": c.info.is_empty})
                        for _, conv_id, _, c in done]
-            await store.db.write_call(_register_recordings, done, entries, to_iso(store.clock()))
+            await store.db.write_call(_register_recordings, done, entries, to_iso(store.clock()), store.audit.ring)
         except BaseException:
             await asyncio.to_thread(lambda: [_unlink_quietly(recordings_dir / c.relative_path) for _, _, _, c in done])
             raise

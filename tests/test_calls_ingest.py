@@ -392,3 +392,14 @@ async def test_watch_reports_a_bad_recording_once_and_retries_it_when_it_changes
     write_pcm_wav(bad, 0.3)  # the file changed: looked at again
     third = await store.calls.ingest(SYSTEM, src, final=False)
     assert (third.recordings, third.rejected) == (1, [])
+
+
+async def test_recordings_registered_in_batches_keep_the_audit_chain_and_its_macs_intact(store, pbx: FakePbx) -> None:
+    """The batched recording registration writes its audit entries itself: each must be chained and MACed."""
+    pbx.add_rows([asterisk_row(f"1772442000.{n}") for n in range(1, 4)])
+    for n in range(1, 4):
+        write_pcm_wav(pbx.monitor / f"1772442000.{n}.wav", seconds=0.5)
+    report = await ingest(store, pbx)
+    assert report.imported == 3 and len(await recordings(store)) == 3
+    check = await store.audit.verify()
+    assert check.ok, check
