@@ -50,7 +50,11 @@ class Store:
                 folder.mkdir(mode=0o700, exist_ok=True)
         db = Database(settings.db_path, clock)
         await db.open(create=create)
-        return cls(settings, db, clock)
+        try:
+            return cls(settings, db, clock)
+        except BaseException:  # a bad setting found by a service (CIM_LDAP_ROLE_MAP...): no thread left behind
+            await db.close()
+            raise
 
     async def close(self) -> None:
         await self.db.close()
