@@ -356,12 +356,12 @@ class Accounts:
             await tx.execute(
                 "INSERT INTO sessions(token_hash, staff_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
                 (_token_hash(token), row["id"], to_iso(now), to_iso(expires), to_iso(now)))
-            staff = await self.get_by_id(row["id"])
             await self.audit.append(tx, staff.as_actor(), "login", target_kind="staff", target_id=row["id"],
                                     details={"rehashed": bool(new_hash) and new_password is None,
                                              "password_changed": new_password is not None,
                                              "second_factor": second[0] if second else None,
                                              "source": staff.source})
+        staff = await self.get_by_id(row["id"])  # after the commit: the reader sees the changed password flag
         return Session(token=token, staff=staff, expires_at=expires, recovery_codes=tuple(recovery_codes))
 
     def _verify(self, stored_hash: str, password: str) -> bool:
