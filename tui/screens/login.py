@@ -42,7 +42,7 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
         yield Header()
         with Vertical(id="login-box"):
             yield Label("CIM: Resident Information Centre", id="login-title")
-            yield Label("Sign in with your own CIM or city directory account.", classes="muted")
+            yield Label("Sign in with your own CIM account.", classes="muted")
             yield Input(placeholder="user name", id="name")
             yield Input(placeholder="password", password=True, id="password")
             with Vertical(id="new-password-box", classes="login-step"):
@@ -57,10 +57,6 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
             if self.banner:
                 yield Static(self.banner, id="banner")
         yield Footer()
-
-    def on_mount(self) -> None:
-        for box in self.query(".login-step"):
-            box.display = False
 
     @on(Input.Submitted, "#name")
     def _to_password(self) -> None:

@@ -117,7 +117,7 @@ class PasswordModal(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"New password for {self.staff_name}", classes="dialog-title")
-            yield Input(password=True, placeholder="new password (at least 8 characters)", id="password")
+            yield Input(password=True, placeholder="new password (at least 12 characters)", id="password")
             yield Input(password=True, placeholder="the same again", id="again")
             yield Static("", id="dialog-error", classes="dialog-error")
             yield Static("Enter confirm · Esc cancel", classes="dialog-help")
