@@ -14,6 +14,7 @@ import socketio
 from aiohttp import web
 
 from store import Store
+from store.directory import directory_check_context
 from store.opening_hours import OpeningHours
 from store.retention import daily_purge_context
 from store.settings import Settings
@@ -71,6 +72,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.on_response_prepare.append(_security_headers)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
+    app.cleanup_ctx.append(directory_check_context(store))  # directory accounts that lost access lose sessions
     app.on_shutdown.append(_disconnect_everyone)
     return app
 
