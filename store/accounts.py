@@ -295,9 +295,14 @@ class Accounts:
                                     outcome="ok" if reason is None else "refused", details={"reason": reason})
         return SignInCheck(ok=reason is None, reason=reason, message=message)
 
+    async def _failure_identity(self, name: str) -> tuple[str, str]:
+        """(lockout key, audit name) of a typed sign-in name: every failure of a sign-in step is counted under it."""
+        name_key = name.strip().lower()[:MAX_NAME * 4]
+        return name_key, name_key
+
     async def _sign_in(self, name: str, password: str, *, otp: str | None, new_password: str | None,
                        dry_run: bool) -> Session | None:
-        name_key = name.strip().lower()[:MAX_NAME * 4]
+        name_key, audit_name = await self._failure_identity(name)
         now = self.clock()
         window_start = to_iso(now - timedelta(minutes=self.settings.lockout_window_minutes))
         failures = await self.db.fetchall(
@@ -312,19 +317,19 @@ class Accounts:
                 if dry_run:
                     raise _Refusal("locked", locked)
                 async with self.db.write() as tx:
-                    await self.audit.append(tx, Actor(None, name_key, frozenset()), "login", outcome="refused",
+                    await self.audit.append(tx, Actor(None, audit_name, frozenset()), "login", outcome="refused",
                                             details={"reason": "locked"})
                 raise locked
         row = await self._sign_in_row(name.strip())
         if self.directory.configured and (row is None or row["source"] == "directory"):
-            row, reason = await self._directory_sign_in(name.strip(), password, row, name_key, dry_run)
+            row, reason = await self._directory_sign_in(name.strip(), password, row, (name_key, audit_name), dry_run)
             ok = reason is None
         else:
             stored_hash = row["password_hash"] if row else self._dummy_hash
             ok = await asyncio.to_thread(self._verify, stored_hash, password[:MAX_PASSWORD * 4])
             reason = "unknown_user" if row is None else (None if ok else "wrong_password")
         if not ok or row is None or row["disabled"]:
-            await self._refuse(name_key, row["id"] if row else None, reason or "disabled",
+            await self._refuse((name_key, audit_name), row["id"] if row else None, reason or "disabled",
                                AuthenticationFailed(_LOGIN_FAILED), dry_run)
         staff = await self.get_by_id(row["id"])
         if staff.must_change_password:
@@ -333,7 +338,7 @@ class Accounts:
             check_new_password(new_password, name=staff.name, full_name=staff.full_name)
             if new_password == password:
                 raise InvalidInput("the new password must differ from the temporary one")
-        second = await self._second_factor(staff, otp, now, name_key, dry_run)
+        second = await self._second_factor(staff, otp, now, (name_key, audit_name), dry_run)
         if dry_run:
             return None
         new_hash = None
@@ -415,29 +420,33 @@ class Accounts:
         return await self.db.fetchone(
             "SELECT id, password_hash, disabled, source FROM staff WHERE name = ?", (name,))
 
-    async def _refuse(self, name_key: str, staff_id: int | None, reason: str, error: CimError, dry_run: bool,
-                      details: dict | None = None) -> None:
-        """Count a failed sign-in towards the lockout, audit it, raise `error` (a dry run only raises)."""
+    async def _refuse(self, identity: tuple[str, str], staff_id: int | None, reason: str, error: CimError,
+                      dry_run: bool, details: dict | None = None) -> None:
+        """Count a failed sign-in towards the lockout, audit it, raise `error` (a dry run only raises).
+
+        `identity` is `_failure_identity`'s (lockout key, audit name) of the name typed."""
         if dry_run:
             raise _Refusal(reason, error)
+        name_key, audit_name = identity
         async with self.db.write() as tx:
             await tx.execute("INSERT INTO login_failures(name_key, at) VALUES (?, ?)", (name_key, to_iso(self.clock())))
-            await self.audit.append(tx, Actor(staff_id, name_key, frozenset()), "login", outcome="refused",
+            await self.audit.append(tx, Actor(staff_id, audit_name, frozenset()), "login", outcome="refused",
                                     details=details)
         raise error
 
-    async def _refused_without_count(self, name_key: str, staff_id: int | None, reason: str, dry_run: bool) -> None:
+    async def _refused_without_count(self, identity: tuple[str, str], staff_id: int | None, reason: str,
+                                     dry_run: bool) -> None:
         if not dry_run:
             async with self.db.write() as tx:
-                await self.audit.append(tx, Actor(staff_id, name_key, frozenset()), "login", outcome="refused",
+                await self.audit.append(tx, Actor(staff_id, identity[1], frozenset()), "login", outcome="refused",
                                         details={"reason": reason})
 
-    async def _directory_sign_in(self, name: str, password: str, row, name_key: str, dry_run: bool):
+    async def _directory_sign_in(self, name: str, password: str, row, identity: tuple[str, str], dry_run: bool):
         """(row, None) after a good directory bind with the account synced; (row, reason) otherwise."""
         try:
             answer = await self.directory.authenticate(name, password[:MAX_PASSWORD * 4])
         except DirectoryUnavailable:
-            await self._refused_without_count(name_key, row["id"] if row else None, "directory_unavailable", dry_run)
+            await self._refused_without_count(identity, row["id"] if row else None, "directory_unavailable", dry_run)
             raise
         if answer.outcome == "not_found":
             if row is None:  # about the work of a wrong password, so the answer's timing says little
@@ -449,7 +458,7 @@ class Accounts:
         if not user.roles:
             if row is not None:
                 await self._directory_lost(row["id"], "no_mapped_role")
-            await self._refused_without_count(name_key, row["id"] if row else None, "no_mapped_role", dry_run)
+            await self._refused_without_count(identity, row["id"] if row else None, "no_mapped_role", dry_run)
             raise NoMappedRole("your directory account is in no group that gives a CIM role; ask the IT department")
         staff_id, _changed = await self._sync_directory_account(user, row)
         return await self.db.fetchone(
@@ -551,7 +560,7 @@ class Accounts:
         due = from_iso(row["directory_checked_at"]) + timedelta(seconds=self.settings.directory_check_seconds)
         return self.clock() >= due
 
-    async def _second_factor(self, staff: Staff, otp: str | None, now, name_key: str, dry_run: bool):
+    async def _second_factor(self, staff: Staff, otp: str | None, now, identity: tuple[str, str], dry_run: bool):
         """None when no second factor applies; else what to spend: (kind, step or code id, sealed secret)."""
         totp = await self.db.fetchone("SELECT * FROM staff_totp WHERE staff_id = ?", (staff.id,))
         active = totp is not None and totp["confirmed_at"] is not None
@@ -578,7 +587,7 @@ class Accounts:
                     (staff.id, mfa.recovery_code_hash(otp)))
                 if code is not None:
                     return ("recovery", code["id"], totp["secret_sealed"])
-        await self._refuse(name_key, staff.id, "second_factor_wrong", wrong, dry_run, details={"reason": "second_factor"})
+        await self._refuse(identity, staff.id, "second_factor_wrong", wrong, dry_run, details={"reason": "second_factor"})
 
     async def _spend_second_factor(self, tx, staff: Staff, second, now) -> list[str] | None:
         """Spend the code inside the sign-in's transaction; None if someone spent it first (a replay race)."""
@@ -636,7 +645,7 @@ class Accounts:
         check_length(current)
         row = await self.db.fetchone("SELECT password_hash FROM staff WHERE id = ?", (staff.id,))
         if not await asyncio.to_thread(self._verify, row["password_hash"], current[:MAX_PASSWORD * 4]):
-            await self._refuse(staff.name.lower(), staff.id, "wrong_password",
+            await self._refuse(await self._failure_identity(staff.name), staff.id, "wrong_password",
                                AuthenticationFailed("the current password is wrong"), False)
         check_new_password(new, name=staff.name, full_name=staff.full_name)
         if new == current:
@@ -665,7 +674,7 @@ class Accounts:
         now = self.clock()
         step = mfa.matching_step(self.secret_box.open(actor.staff_id, totp["secret_sealed"]), code, now, totp["last_step"])
         if step is None:
-            await self._refuse(actor.name.lower(), actor.staff_id, "second_factor_wrong",
+            await self._refuse(await self._failure_identity(actor.name), actor.staff_id, "second_factor_wrong",
                                AuthenticationFailed("wrong or already used code"), False, details={"reason": "second_factor"})
         async with self.db.write() as tx:
             staff = await self.get_by_id(actor.staff_id)

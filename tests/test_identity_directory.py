@@ -56,7 +56,7 @@ async def test_wrong_password_and_unknown_user_look_the_same_and_count_towards_l
     assert wrong.value.message == unknown.value.message
     assert await dir_store.accounts.list_staff() == []  # nothing recorded for failed directory sign-ins
     failures = await dir_store.db.fetchall("SELECT name_key FROM login_failures ORDER BY id")
-    assert [f["name_key"] for f in failures] == ["jan", "nobody"]
+    assert len(failures) == 2 and failures[0]["name_key"] != failures[1]["name_key"]  # one per name tried
 
 
 async def test_user_in_no_mapped_group_is_refused_clearly(dir_store):
@@ -110,7 +110,7 @@ async def test_directory_down_is_a_clear_error_and_local_accounts_still_sign_in(
     clock.advance(seconds=dir_store.settings.directory_check_seconds)
     assert (await dir_store.accounts.authenticate(kept.token)).name == "jan"
     # and an outage is not a failed password: no lockout
-    assert await dir_store.db.fetchone("SELECT 1 FROM login_failures WHERE name_key = 'jan'") is None
+    assert await dir_store.db.fetchone("SELECT 1 FROM login_failures") is None
     check = await dir_store.accounts.verify_sign_in(SYSTEM, "jan", pw("jan"))
     assert (check.ok, check.reason) == (False, "directory_unreachable")
 
