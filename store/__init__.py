@@ -62,11 +62,11 @@ class Store:
                 folder.mkdir(mode=0o700, exist_ok=True)
         db = Database(settings.db_path, clock)
         await db.open(create=create)
-        store = cls(settings, db, clock)
-        store.requests.seal = seal
         try:
+            store = cls(settings, db, clock)  # a bad setting found by a service (CIM_LDAP_ROLE_MAP...) raises here
+            store.requests.seal = seal
             await store.audit.open_keys()
-        except BaseException:
+        except BaseException:  # no thread left behind
             await db.close()
             raise
         return store

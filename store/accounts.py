@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import timedelta
 from typing import Iterable
@@ -12,19 +13,24 @@ from typing import Iterable
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from . import mfa
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
+from .directory import Directory, DirectoryUser
 from .errors import (
-    AccountLocked, AlreadyExists, AuthenticationFailed, InvalidInput, SessionExpired, StaffNotFound,
+    AccountLocked, AlreadyExists, AuthenticationFailed, CimError, ConfigError, DirectoryUnavailable, InvalidInput,
+    NoMappedRole, NotPermitted, PasswordChangeRequired, SecondFactorEnrolmentRequired, SecondFactorRequired,
+    SessionExpired, StaffNotFound,
 )
-from .models import Actor, Department, Role, Session, Staff
+from .models import Actor, Department, Role, Session, SignInCheck, Staff
+from .passwords import MAX_PASSWORD, check_length, check_new_password
 from .policy import Permission
 from .session_watch import DISABLED, PASSWORD_CHANGED, ROLE_REMOVED, SIGNED_OUT, AccountChange, AccountChanges
 from .settings import Settings
 
-MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
+log = logging.getLogger(__name__)
+
 MAX_NAME = 64
 _LOGIN_FAILED = "wrong user name or password"
 
@@ -53,13 +59,17 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _check_password(password: str) -> None:
-    if not password or not password.strip():
-        raise InvalidInput("the password is empty")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"the password must have at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise InvalidInput(f"the password must have at most {MAX_PASSWORD} characters")
+#: Stored as the password hash of directory accounts: not an argon2 hash, so it never verifies.
+DIRECTORY_PASSWORD = "!directory"
+
+
+class _Refusal(Exception):
+    """A dry-run sign-in (`verify_sign_in`) stopped here, for this reason."""
+
+    def __init__(self, reason: str, error: CimError) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
 
 
 def _check_signature(full_name: str, job_title: str) -> tuple[str, str]:
@@ -91,6 +101,8 @@ class Accounts:
         self.settings = settings
         self.clock = clock
         self.hasher = make_hasher(settings.password_profile)
+        self.directory = Directory(settings)
+        self.secret_box = mfa.SecretBox(settings.mfa_key_path)
         # Verified against when the name is unknown, so both paths cost one argon2 verification.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
         self._name_key: bytes | None = None  # store_keys.login_name, read on the first sign-in
@@ -128,11 +140,13 @@ class Accounts:
         full_name: str = "",
         extensions: Iterable[str] = (),
         job_title: str = "",
+        temporary: bool = False,
     ) -> Staff:
+        """A local account. With `temporary` the person must change the password at their first sign-in."""
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.add")
         name = _check_name(name)
         role_set = parse_roles(roles)
-        _check_password(password)
+        check_new_password(password, name=name, full_name=full_name)
         full_name, job_title = _check_signature(full_name, job_title)
         if Role.DEPARTMENT_HEAD in role_set and not department:
             raise InvalidInput("a department head needs --department")
@@ -142,9 +156,9 @@ class Accounts:
                 raise AlreadyExists(f"user {name!r} already exists")
             department_id = await self._department_id(tx, department)
             cur = await tx.execute(
-                "INSERT INTO staff(name, full_name, password_hash, department_id, created_at, job_title) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (name, full_name, password_hash, department_id, to_iso(self.clock()), job_title),
+                "INSERT INTO staff(name, full_name, password_hash, department_id, created_at, job_title, "
+                "must_change_password) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, full_name, password_hash, department_id, to_iso(self.clock()), job_title, int(temporary)),
             )
             staff_id = cur.lastrowid
             await tx.executemany(
@@ -154,7 +168,8 @@ class Accounts:
                 await self._add_extension(tx, staff_id, ext)
             await self.audit.append(
                 tx, actor, "staff.add", target_kind="staff", target_id=staff_id,
-                details={"name": name, "roles": sorted(r.value for r in role_set), "department": department},
+                details={"name": name, "roles": sorted(r.value for r in role_set), "department": department,
+                         "temporary": temporary},
             )
         return await self.get(name)
 
@@ -221,11 +236,14 @@ class Accounts:
         roles = await self.db.fetchall("SELECT role FROM staff_roles WHERE staff_id = ?", (row["id"],))
         exts = await self.db.fetchall(
             "SELECT extension FROM staff_extensions WHERE staff_id = ? ORDER BY extension", (row["id"],))
+        totp = await self.db.fetchone("SELECT confirmed_at FROM staff_totp WHERE staff_id = ?", (row["id"],))
         return Staff(
             id=row["id"], name=row["name"], full_name=row["full_name"], job_title=row["job_title"],
             roles=frozenset(Role(r["role"]) for r in roles), department=row["department"],
             disabled=bool(row["disabled"]), created_at=from_iso(row["created_at"]),
             extensions=tuple(e["extension"] for e in exts),
+            source=row["source"], must_change_password=bool(row["must_change_password"]),
+            second_factor="none" if totp is None else ("active" if totp["confirmed_at"] else "pending"),
         )
 
     async def list_staff(self, actor: Actor | None = None) -> list[Staff]:
@@ -249,15 +267,19 @@ class Accounts:
             self.changes.notify(AccountChange(staff.id, DISABLED))
         return await self.get(name)
 
-    async def set_password(self, actor: Actor, name: str, password: str) -> None:
+    async def set_password(self, actor: Actor, name: str, password: str, *, temporary: bool = False) -> None:
+        """Set a local account's password (an administrator, or the person); `temporary` forces a change at sign-in."""
         is_self = actor.staff_id is not None and actor.name.lower() == name.strip().lower()
         if not is_self:
             await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.password")
         staff = await self.get(name)
-        _check_password(password)
+        if staff.source == "directory":
+            raise InvalidInput(f"{staff.name} signs in with the city directory; the password is changed there")
+        check_new_password(password, name=staff.name, full_name=staff.full_name)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         async with self.db.write() as tx:
-            await tx.execute("UPDATE staff SET password_hash = ? WHERE id = ?", (password_hash, staff.id))
+            await tx.execute("UPDATE staff SET password_hash = ?, must_change_password = ? WHERE id = ?",
+                             (password_hash, int(temporary and not is_self), staff.id))
             await tx.execute("UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL",
                              (to_iso(self.clock()), staff.id))
             await self.audit.append(tx, actor, "staff.password", target_kind="staff", target_id=staff.id)
@@ -281,6 +303,37 @@ class Accounts:
 
     # -- login and sessions --------------------------------------------------------------------
 
+    async def login(self, name: str, password: str, *, otp: str | None = None,
+                    new_password: str | None = None) -> Session:
+        """Sign in. Unknown name and wrong password give the same error after the same work.
+
+        The steps a person may be asked for are errors carrying what to ask: PasswordChangeRequired
+        (sign in again with `new_password`), SecondFactorRequired (again with `otp`, a TOTP or a
+        recovery code) and SecondFactorEnrolmentRequired (its `enrolment` is a new secret to show;
+        again with `otp`, a code of that secret, which confirms it). Nothing is kept between the
+        calls: each repeats the whole check, and the new password is stored only when the session is.
+        """
+        session = await self._sign_in(name, password, otp=otp, new_password=new_password, dry_run=False)
+        assert session is not None
+        return session
+
+    async def verify_sign_in(self, actor: Actor, name: str, password: str, *, otp: str | None = None) -> SignInCheck:
+        """Would this sign-in succeed? Creates no session, counts no failure and spends no code; audited."""
+        await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.verify_sign_in")
+        reason: str | None = None
+        message = "the sign-in would succeed"
+        try:
+            await self._sign_in(name, password, otp=otp, new_password=None, dry_run=True)
+        except _Refusal as refusal:
+            reason, message = refusal.reason, refusal.error.message
+        except (DirectoryUnavailable, NoMappedRole, PasswordChangeRequired, SecondFactorRequired,
+                SecondFactorEnrolmentRequired, AccountLocked, ConfigError) as exc:
+            reason, message = _VERIFY_REASONS[type(exc)], exc.message
+        async with self.db.write() as tx:
+            await self.audit.append(tx, actor, "staff.verify_sign_in", target_kind="staff", target_id=name.strip()[:MAX_NAME],
+                                    outcome="ok" if reason is None else "refused", details={"reason": reason})
+        return SignInCheck(ok=reason is None, reason=reason, message=message)
+
     async def _failure_identity(self, name: str) -> tuple[str, str]:
         """(lockout key, audit name) of a typed sign-in name, neither of them the typed text when it is no account's.
 
@@ -296,8 +349,8 @@ class Accounts:
         known = await self.db.fetchone("SELECT name FROM staff WHERE name = ?", (typed,)) if typed else None
         return digest, known["name"] if known else f"unknown-name#{digest[:12]}"
 
-    async def login(self, name: str, password: str) -> Session:
-        """Sign in. Unknown name and wrong password give the same error after the same work."""
+    async def _sign_in(self, name: str, password: str, *, otp: str | None, new_password: str | None,
+                       dry_run: bool) -> Session | None:
         name_key, audit_name = await self._failure_identity(name)
         now = self.clock()
         window_start = to_iso(now - timedelta(minutes=self.settings.lockout_window_minutes))
@@ -307,37 +360,63 @@ class Accounts:
         if len(failures) >= self.settings.lockout_failures:
             locked_until = from_iso(failures[0]["at"]) + timedelta(minutes=self.settings.lockout_minutes)
             if now < locked_until:
+                locked = AccountLocked(
+                    f"too many failed sign-ins; try again after {locked_until.astimezone().strftime('%H:%M')}"
+                )
+                if dry_run:
+                    raise _Refusal("locked", locked)
                 async with self.db.write() as tx:
                     await self.audit.append(tx, Actor(None, audit_name, frozenset()), "login", outcome="refused",
                                             details={"reason": "locked"})
-                raise AccountLocked(
-                    f"too many failed sign-ins; try again after {locked_until.astimezone().strftime('%H:%M')}"
-                )
-        row = await self.db.fetchone("SELECT id, password_hash, disabled FROM staff WHERE name = ?", (name.strip(),))
-        stored_hash = row["password_hash"] if row else self._dummy_hash
-        ok = await asyncio.to_thread(self._verify, stored_hash, password[:MAX_PASSWORD * 4])
+                raise locked
+        row = await self._sign_in_row(name.strip())
+        if self.directory.configured and (row is None or row["source"] == "directory"):
+            row, reason = await self._directory_sign_in(name.strip(), password, row, (name_key, audit_name), dry_run)
+            ok = reason is None
+        else:
+            stored_hash = row["password_hash"] if row else self._dummy_hash
+            ok = await asyncio.to_thread(self._verify, stored_hash, password[:MAX_PASSWORD * 4])
+            reason = "unknown_user" if row is None else (None if ok else "wrong_password")
         if not ok or row is None or row["disabled"]:
-            async with self.db.write() as tx:
-                await tx.execute("INSERT INTO login_failures(name_key, at) VALUES (?, ?)", (name_key, to_iso(now)))
-                await self.audit.append(tx, Actor(row["id"] if row else None, audit_name, frozenset()), "login",
-                                        outcome="refused")
-            raise AuthenticationFailed(_LOGIN_FAILED)
+            await self._refuse((name_key, audit_name), row["id"] if row else None, reason or "disabled",
+                               AuthenticationFailed(_LOGIN_FAILED), dry_run)
+        staff = await self.get_by_id(row["id"])
+        if staff.must_change_password:
+            if new_password is None:
+                raise PasswordChangeRequired("your password was temporary; choose a new one")
+            check_new_password(new_password, name=staff.name, full_name=staff.full_name)
+            if new_password == password:
+                raise InvalidInput("the new password must differ from the temporary one")
+        second = await self._second_factor(staff, otp, now, (name_key, audit_name), dry_run)
+        if dry_run:
+            return None
         new_hash = None
-        if self.hasher.check_needs_rehash(stored_hash):
+        if staff.source == "local" and new_password is not None:
+            new_hash = await asyncio.to_thread(self.hasher.hash, new_password)
+        elif staff.source == "local" and self.hasher.check_needs_rehash(row["password_hash"]):
             new_hash = await asyncio.to_thread(self.hasher.hash, password)
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(hours=self.settings.session_hours)
+        recovery_codes: list[str] = []
         async with self.db.write() as tx:
+            if second is not None:
+                recovery_codes = await self._spend_second_factor(tx, staff, second, now)
+                if recovery_codes is None:  # another sign-in spent the same code a moment ago
+                    raise AuthenticationFailed("wrong or already used code")
             if new_hash:
-                await tx.execute("UPDATE staff SET password_hash = ? WHERE id = ?", (new_hash, row["id"]))
+                await tx.execute("UPDATE staff SET password_hash = ?, must_change_password = 0 WHERE id = ?",
+                                 (new_hash, row["id"]))
             await tx.execute("DELETE FROM login_failures WHERE name_key = ?", (name_key,))
             await tx.execute(
                 "INSERT INTO sessions(token_hash, staff_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
                 (_token_hash(token), row["id"], to_iso(now), to_iso(expires), to_iso(now)))
-            staff = await self.get_by_id(row["id"])
             await self.audit.append(tx, staff.as_actor(), "login", target_kind="staff", target_id=row["id"],
-                                    details={"rehashed": bool(new_hash)})
-        return Session(token=token, staff=staff, expires_at=expires)
+                                    details={"rehashed": bool(new_hash) and new_password is None,
+                                             "password_changed": new_password is not None,
+                                             "second_factor": second[0] if second else None,
+                                             "source": staff.source})
+        staff = await self.get_by_id(row["id"])  # after the commit: the reader sees the changed password flag
+        return Session(token=token, staff=staff, expires_at=expires, recovery_codes=tuple(recovery_codes))
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
@@ -359,6 +438,12 @@ class Accounts:
         staff = await self.get_by_id(row["staff_id"])
         if staff.disabled:
             raise SessionExpired("the account is disabled")
+        if staff.source == "directory":
+            if not self.directory.configured:
+                raise SessionExpired("directory sign-in is switched off")
+            if await self._directory_check_due(staff.id) and await self.recheck_directory_account(staff):
+                raise SessionExpired("your directory account no longer gives the same access; sign in again")
+            staff = await self.get_by_id(row["staff_id"])
         async with self.db.write() as tx:
             await tx.execute("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?",
                              (to_iso(now), row["token_hash"]))
@@ -374,3 +459,308 @@ class Accounts:
                              (to_iso(self.clock()), _token_hash(token)))
             await self.audit.append(tx, staff.as_actor(), "logout", target_kind="staff", target_id=staff.id)
         self.changes.notify(AccountChange(staff.id, SIGNED_OUT, _token_hash(token)))
+
+    # -- sign-in steps: directory, temporary passwords, second factor ---------------------------
+
+    def mfa_required(self, staff: Staff) -> bool:
+        """Whether this person's roles need a second factor (CIM_MFA_ROLES)."""
+        return any(r.value in self.settings.mfa_role_names for r in staff.roles)
+
+    async def _sign_in_row(self, name: str):
+        return await self.db.fetchone(
+            "SELECT id, password_hash, disabled, source FROM staff WHERE name = ?", (name,))
+
+    async def _refuse(self, identity: tuple[str, str], staff_id: int | None, reason: str, error: CimError,
+                      dry_run: bool, details: dict | None = None) -> None:
+        """Count a failed sign-in towards the lockout, audit it, raise `error` (a dry run only raises).
+
+        `identity` is `_failure_identity`'s (lockout key, audit name) of the name typed."""
+        if dry_run:
+            raise _Refusal(reason, error)
+        name_key, audit_name = identity
+        async with self.db.write() as tx:
+            await tx.execute("INSERT INTO login_failures(name_key, at) VALUES (?, ?)", (name_key, to_iso(self.clock())))
+            await self.audit.append(tx, Actor(staff_id, audit_name, frozenset()), "login", outcome="refused",
+                                    details=details)
+        raise error
+
+    async def _refused_without_count(self, identity: tuple[str, str], staff_id: int | None, reason: str,
+                                     dry_run: bool) -> None:
+        if not dry_run:
+            async with self.db.write() as tx:
+                await self.audit.append(tx, Actor(staff_id, identity[1], frozenset()), "login", outcome="refused",
+                                        details={"reason": reason})
+
+    async def _directory_sign_in(self, name: str, password: str, row, identity: tuple[str, str], dry_run: bool):
+        """(row, None) after a good directory bind with the account synced; (row, reason) otherwise."""
+        try:
+            answer = await self.directory.authenticate(name, password[:MAX_PASSWORD * 4])
+        except DirectoryUnavailable:
+            await self._refused_without_count(identity, row["id"] if row else None, "directory_unavailable", dry_run)
+            raise
+        if answer.outcome == "not_found":
+            if row is None:  # about the work of a wrong password, so the answer's timing says little
+                await asyncio.to_thread(self._verify, self._dummy_hash, password[:MAX_PASSWORD * 4])
+            return row, "unknown_user"
+        if answer.outcome != "ok" or answer.user is None:
+            return row, "wrong_password"
+        user = answer.user
+        if not user.roles:
+            if row is not None:
+                await self._directory_lost(row["id"], "no_mapped_role")
+            await self._refused_without_count(identity, row["id"] if row else None, "no_mapped_role", dry_run)
+            raise NoMappedRole("your directory account is in no group that gives a CIM role; ask the IT department")
+        staff_id, _changed = await self._sync_directory_account(user, row)
+        return await self.db.fetchone(
+            "SELECT id, password_hash, disabled, source FROM staff WHERE id = ?", (staff_id,)), None
+
+    async def _sync_directory_account(self, user: DirectoryUser, row) -> tuple[int, bool]:
+        """Create or update the local record of a directory account; a change of roles ends its sessions."""
+        department_id = None
+        if user.department:
+            found = await self.db.fetchone("SELECT id FROM departments WHERE code = ?", (user.department,))
+            if found is None:
+                raise ConfigError(f"CIM_LDAP_ROLE_MAP names department {user.department!r}, which does not exist; "
+                                  "add it with `cim departments add`")
+            department_id = found["id"]
+        now = to_iso(self.clock())
+        roles = sorted(r.value for r in user.roles)
+        async with self.db.write() as tx:
+            if row is None:
+                cur = await tx.execute(
+                    "INSERT INTO staff(name, full_name, password_hash, department_id, created_at, source, directory_dn, "
+                    "directory_checked_at) VALUES (?, ?, ?, ?, ?, 'directory', ?, ?)",
+                    (user.name.lower(), user.full_name[:200], DIRECTORY_PASSWORD, department_id, now, user.dn, now))
+                staff_id = cur.lastrowid
+                await tx.executemany("INSERT INTO staff_roles(staff_id, role) VALUES (?, ?)", [(staff_id, r) for r in roles])
+                await self.audit.append(tx, _DIRECTORY, "staff.add", target_kind="staff", target_id=staff_id,
+                                        details={"name": user.name.lower(), "roles": roles,
+                                                 "department": user.department, "source": "directory"})
+                return staff_id, True
+            staff_id = row["id"]
+            old = await (await tx.execute("SELECT role FROM staff_roles WHERE staff_id = ? ORDER BY role", (staff_id,))).fetchall()
+            current = await (await tx.execute("SELECT department_id FROM staff WHERE id = ?", (staff_id,))).fetchone()
+            changed = [r["role"] for r in old] != roles or current["department_id"] != department_id
+            await tx.execute(
+                "UPDATE staff SET full_name = ?, department_id = ?, directory_dn = ?, directory_checked_at = ? WHERE id = ?",
+                (user.full_name[:200], department_id, user.dn, now, staff_id))
+            if changed:
+                await tx.execute("DELETE FROM staff_roles WHERE staff_id = ?", (staff_id,))
+                await tx.executemany("INSERT INTO staff_roles(staff_id, role) VALUES (?, ?)", [(staff_id, r) for r in roles])
+                await self._end_sessions(tx, staff_id)
+                await self.audit.append(tx, _DIRECTORY, "staff.roles", target_kind="staff", target_id=staff_id,
+                                        details={"roles": roles, "department": user.department, "source": "directory"})
+            return staff_id, changed
+
+    async def _directory_lost(self, staff_id: int, reason: str) -> None:
+        """Gone from the directory or from every mapped group: no roles, no sessions (live sockets follow)."""
+        async with self.db.write() as tx:
+            await tx.execute("DELETE FROM staff_roles WHERE staff_id = ?", (staff_id,))
+            await tx.execute("UPDATE staff SET directory_checked_at = ? WHERE id = ?", (to_iso(self.clock()), staff_id))
+            await self._end_sessions(tx, staff_id)
+            await self.audit.append(tx, _DIRECTORY, "staff.directory_removed", target_kind="staff", target_id=staff_id,
+                                    details={"reason": reason})
+
+    async def _end_sessions(self, tx, staff_id: int, *, keep_token_hash: str | None = None) -> None:
+        """Revoke every open session of a staff member (but `keep_token_hash`); /staff sockets follow the revocation."""
+        await tx.execute(
+            "UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL AND token_hash IS NOT ?",
+            (to_iso(self.clock()), staff_id, keep_token_hash))
+
+    async def recheck_directory_account(self, staff: Staff) -> str | None:
+        """Ask the directory about a signed-in directory account now; the reason its sessions ended, or None.
+
+        An unreachable directory ends nothing (a directory outage must not sign out the whole office);
+        the check is repeated at the next interval and every sign-in asks the directory anyway.
+        """
+        try:
+            user = await self.directory.lookup(staff.name)
+        except (DirectoryUnavailable, ConfigError) as exc:
+            log.warning("directory.recheck_unavailable staff_id=%s reason=%r", staff.id, exc.message)
+            return None
+        if user is None or not user.roles:
+            reason = "not_in_directory" if user is None else "no_mapped_role"
+            await self._directory_lost(staff.id, reason)
+            return reason
+        row = await self.db.fetchone("SELECT id FROM staff WHERE id = ?", (staff.id,))
+        try:
+            _staff_id, changed = await self._sync_directory_account(user, row)
+        except ConfigError as exc:
+            log.warning("directory.recheck_failed staff_id=%s reason=%r", staff.id, exc.message)
+            return None
+        return "roles_changed" if changed else None
+
+    async def recheck_directory_accounts(self) -> dict[str, str]:
+        """Re-check every directory account that has an open session: name -> why its sessions ended."""
+        now = to_iso(self.clock())
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT s.name FROM staff s JOIN sessions x ON x.staff_id = s.id "
+            "WHERE s.source = 'directory' AND x.revoked_at IS NULL AND x.expires_at > ? ORDER BY s.name", (now,))
+        ended = {}
+        for row in rows:
+            reason = await self.recheck_directory_account(await self.get(row["name"]))
+            if reason:
+                ended[row["name"]] = reason
+        return ended
+
+    async def _directory_check_due(self, staff_id: int) -> bool:
+        row = await self.db.fetchone("SELECT directory_checked_at FROM staff WHERE id = ?", (staff_id,))
+        if row is None or not row["directory_checked_at"]:
+            return True
+        due = from_iso(row["directory_checked_at"]) + timedelta(seconds=self.settings.directory_check_seconds)
+        return self.clock() >= due
+
+    async def _second_factor(self, staff: Staff, otp: str | None, now, identity: tuple[str, str], dry_run: bool):
+        """None when no second factor applies; else what to spend: (kind, step or code id, sealed secret)."""
+        totp = await self.db.fetchone("SELECT * FROM staff_totp WHERE staff_id = ?", (staff.id,))
+        active = totp is not None and totp["confirmed_at"] is not None
+        if not active and not self.mfa_required(staff):
+            return None
+        if not otp:
+            if active:
+                raise SecondFactorRequired("enter the 6-digit code from your authenticator app, or a recovery code")
+            if dry_run:
+                raise _Refusal("second_factor_not_enrolled", SecondFactorEnrolmentRequired(
+                    "the roles need a second factor that is not set up yet; it is set up at the next sign-in in the TUI"))
+            enrolment = await self._start_enrolment(staff)
+            raise SecondFactorEnrolmentRequired(
+                "your roles need a second factor: add the key to your authenticator app and enter its code", enrolment)
+        wrong = AuthenticationFailed("wrong or already used code")
+        if totp is not None:
+            secret = self.secret_box.open(staff.id, totp["secret_sealed"])
+            step = mfa.matching_step(secret, otp, now, totp["last_step"])
+            if step is not None:
+                return ("totp" if active else "enrolment", step, totp["secret_sealed"])
+            if active and mfa.looks_like_recovery_code(otp):
+                code = await self.db.fetchone(
+                    "SELECT id FROM staff_recovery_codes WHERE staff_id = ? AND code_hash = ? AND used_at IS NULL",
+                    (staff.id, mfa.recovery_code_hash(otp)))
+                if code is not None:
+                    return ("recovery", code["id"], totp["secret_sealed"])
+        await self._refuse(identity, staff.id, "second_factor_wrong", wrong, dry_run, details={"reason": "second_factor"})
+
+    async def _spend_second_factor(self, tx, staff: Staff, second, now) -> list[str] | None:
+        """Spend the code inside the sign-in's transaction; None if someone spent it first (a replay race)."""
+        kind, value, sealed = second
+        staff_id = staff.id
+        if kind == "recovery":
+            cur = await tx.execute("UPDATE staff_recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL",
+                                   (to_iso(now), value))
+            return [] if cur.rowcount == 1 else None
+        cur = await tx.execute(
+            "UPDATE staff_totp SET last_step = ?, confirmed_at = COALESCE(confirmed_at, ?) "
+            "WHERE staff_id = ? AND last_step < ? AND secret_sealed = ?",
+            (value, to_iso(now), staff_id, value, sealed))
+        if cur.rowcount != 1:
+            return None
+        if kind != "enrolment":
+            return []
+        return await self._new_recovery_codes(tx, staff)
+
+    async def _new_recovery_codes(self, tx, staff: Staff) -> list[str]:
+        staff_id = staff.id
+        codes = mfa.new_recovery_codes()
+        await tx.execute("DELETE FROM staff_recovery_codes WHERE staff_id = ?", (staff_id,))
+        await tx.executemany("INSERT INTO staff_recovery_codes(staff_id, code_hash) VALUES (?, ?)",
+                             [(staff_id, mfa.recovery_code_hash(c)) for c in codes])
+        await self.audit.append(tx, staff.as_actor(), "staff.second_factor_enrolled",
+                                target_kind="staff", target_id=staff_id, details={"recovery_codes": len(codes)})
+        return codes
+
+    async def _start_enrolment(self, staff: Staff) -> mfa.Enrolment:
+        """A new pending secret (replacing an unconfirmed one); an active second factor is never replaced here."""
+        enrolment = mfa.new_enrolment(staff.name, self.settings.mfa_issuer)
+        sealed = self.secret_box.seal(staff.id, enrolment.secret)
+        async with self.db.write() as tx:
+            cur = await tx.execute(
+                "INSERT INTO staff_totp(staff_id, secret_sealed, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(staff_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, "
+                "created_at = excluded.created_at, last_step = -1 WHERE staff_totp.confirmed_at IS NULL",
+                (staff.id, sealed, to_iso(self.clock())))
+            if cur.rowcount != 1:
+                raise InvalidInput("a second factor is already set up; the IT department can reset it")
+            await self.audit.append(tx, staff.as_actor(), "staff.second_factor_started", target_kind="staff",
+                                    target_id=staff.id)
+        return enrolment
+
+    # -- a person's own password and second factor ----------------------------------------------
+
+    async def change_own_password(self, actor: Actor, current: str, new: str, *, keep_token: str | None = None) -> None:
+        """The person changes their own local password, proving the current one; their other sessions end."""
+        if actor.staff_id is None:
+            raise NotPermitted("only a signed-in person changes their own password")
+        staff = await self.get_by_id(actor.staff_id)
+        if staff.source == "directory":
+            raise InvalidInput("you sign in with the city directory; change your password there")
+        check_length(current)
+        row = await self.db.fetchone("SELECT password_hash FROM staff WHERE id = ?", (staff.id,))
+        if not await asyncio.to_thread(self._verify, row["password_hash"], current[:MAX_PASSWORD * 4]):
+            await self._refuse(await self._failure_identity(staff.name), staff.id, "wrong_password",
+                               AuthenticationFailed("the current password is wrong"), False)
+        check_new_password(new, name=staff.name, full_name=staff.full_name)
+        if new == current:
+            raise InvalidInput("the new password must differ from the current one")
+        password_hash = await asyncio.to_thread(self.hasher.hash, new)
+        async with self.db.write() as tx:
+            await tx.execute("UPDATE staff SET password_hash = ?, must_change_password = 0 WHERE id = ?",
+                             (password_hash, staff.id))
+            await self._end_sessions(tx, staff.id, keep_token_hash=_token_hash(keep_token) if keep_token else None)
+            await self.audit.append(tx, actor, "staff.password", target_kind="staff", target_id=staff.id,
+                                    details={"self": True})
+
+    async def begin_enrolment(self, actor: Actor) -> mfa.Enrolment:
+        """A signed-in person sets up a second factor: a new secret to show once, confirmed by `confirm_enrolment`."""
+        if actor.staff_id is None:
+            raise NotPermitted("only a signed-in person sets up their own second factor")
+        return await self._start_enrolment(await self.get_by_id(actor.staff_id))
+
+    async def confirm_enrolment(self, actor: Actor, code: str) -> list[str]:
+        """Confirm the pending secret with a code of it; returns the recovery codes (shown once)."""
+        if actor.staff_id is None:
+            raise NotPermitted("only a signed-in person sets up their own second factor")
+        totp = await self.db.fetchone("SELECT * FROM staff_totp WHERE staff_id = ?", (actor.staff_id,))
+        if totp is None or totp["confirmed_at"] is not None:
+            raise InvalidInput("no second-factor set-up is in progress")
+        now = self.clock()
+        step = mfa.matching_step(self.secret_box.open(actor.staff_id, totp["secret_sealed"]), code, now, totp["last_step"])
+        if step is None:
+            await self._refuse(await self._failure_identity(actor.name), actor.staff_id, "second_factor_wrong",
+                               AuthenticationFailed("wrong or already used code"), False, details={"reason": "second_factor"})
+        async with self.db.write() as tx:
+            staff = await self.get_by_id(actor.staff_id)
+            codes = await self._spend_second_factor(tx, staff, ("enrolment", step, totp["secret_sealed"]), now)
+            if codes is None:
+                raise AuthenticationFailed("wrong or already used code")
+        return codes
+
+    async def reset_second_factor(self, actor: Actor, name: str) -> Staff:
+        """IT removes a person's second factor (lost phone); they set up a new one at their next sign-in."""
+        await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.second_factor_reset")
+        staff = await self.get(name)
+        async with self.db.write() as tx:
+            await tx.execute("DELETE FROM staff_totp WHERE staff_id = ?", (staff.id,))
+            await tx.execute("DELETE FROM staff_recovery_codes WHERE staff_id = ?", (staff.id,))
+            await self._end_sessions(tx, staff.id)
+            await self.audit.append(tx, actor, "staff.second_factor_reset", target_kind="staff", target_id=staff.id)
+        return await self.get(name)
+
+    async def unused_recovery_codes(self, actor: Actor) -> int:
+        if actor.staff_id is None:
+            return 0
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) AS n FROM staff_recovery_codes WHERE staff_id = ? AND used_at IS NULL", (actor.staff_id,))
+        return row["n"]
+
+
+_DIRECTORY = Actor.system("directory")
+
+#: `cim users verify`'s reason codes for the steps a sign-in can stop at.
+_VERIFY_REASONS: dict[type, str] = {
+    DirectoryUnavailable: "directory_unreachable",
+    NoMappedRole: "no_mapped_role",
+    PasswordChangeRequired: "password_change_required",
+    SecondFactorRequired: "second_factor_missing",
+    SecondFactorEnrolmentRequired: "second_factor_not_enrolled",
+    AccountLocked: "locked",
+    ConfigError: "configuration",
+}

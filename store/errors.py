@@ -111,3 +111,37 @@ class ClockJumped(CimError):
 
 class AlreadyPurged(NotFound):
     """The conversation was permanently deleted by a purge; nothing is left to hold or open."""
+
+
+class DirectoryUnavailable(CimError):
+    """The city directory cannot be reached or refused CIM's service account; local accounts still sign in."""
+
+    code = "directory_unavailable"
+
+
+class NoMappedRole(NotPermitted):
+    """A directory account whose groups give no CIM role (or that left the directory)."""
+
+    code = "no_mapped_role"
+
+
+class PasswordChangeRequired(CimError):
+    """The password was temporary: sign in again giving a new one (`new_password`)."""
+
+    code = "password_change_required"
+
+
+class SecondFactorRequired(CimError):
+    """The account signs in with a TOTP code (or a recovery code): sign in again giving `otp`."""
+
+    code = "second_factor_required"
+
+
+class SecondFactorEnrolmentRequired(CimError):
+    """The roles need a second factor that is not set up yet; `enrolment` holds a new secret to show once."""
+
+    code = "second_factor_enrolment_required"
+
+    def __init__(self, message: str, enrolment: object = None) -> None:
+        super().__init__(message)
+        self.enrolment = enrolment

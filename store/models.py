@@ -49,6 +49,12 @@ class Staff:
     extensions: tuple[str, ...] = ()
     #: the title printed under the name on letters this person signs (e.g. "Dyrektor Biura Obsługi Interesantów")
     job_title: str = ""
+    #: `local` (password checked by CIM) or `directory` (checked by the city's directory).
+    source: str = "local"
+    #: The password was set by someone else and must be changed at the next sign-in.
+    must_change_password: bool = False
+    #: The TOTP second factor: `none`, `pending` (enrolment not confirmed) or `active`.
+    second_factor: str = "none"
 
     def as_actor(self) -> Actor:
         return Actor(staff_id=self.id, name=self.name, roles=self.roles, department=self.department)
@@ -68,6 +74,17 @@ class Session:
     token: str
     staff: Staff
     expires_at: datetime
+    #: Recovery codes made by this sign-in's second-factor enrolment: shown to the person once, never again.
+    recovery_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignInCheck:
+    """`cim users verify`: would this sign-in succeed, and if not, why (`reason` is a stable code)."""
+
+    ok: bool
+    reason: str | None
+    message: str
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -10,8 +11,12 @@ from typing import Mapping
 
 from .clock import Duration
 from .errors import ConfigError
+from .models import Role
 
 DEFAULT_OPENING_HOURS = "mon 07:30-18:00; tue-fri 07:30-15:30; holidays closed"
+#: Roles that must sign in with a second factor when `mfa_roles` is `default` (GDPR 32: the roles
+#: that open recordings, hold accounts or read the audit).
+DEFAULT_MFA_ROLES = "designated,cim_manager,it_admin,boi_director,dpo"
 
 
 def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -130,6 +135,38 @@ class Settings:
     ami_url: str = ""
     #: A file holding the AMI secret instead of the URL (readable by the service account only).
     ami_secret_file: str = ""
+    #: Directory sign-in (README "Signing in with the city directory"): `ldap://host[:port]` or
+    #: `ldaps://host[:port]` of the directory (Active Directory, OpenLDAP); empty = local accounts only.
+    ldap_url: str = ""
+    #: DN the service binds with to search for users and groups, and the file holding its password.
+    ldap_bind_dn: str = ""
+    ldap_bind_secret_file: str = ""
+    #: Where users are searched, and the filter; `{name}` is replaced by the escaped user name.
+    ldap_user_base: str = ""
+    ldap_user_filter: str = "(&(objectClass=inetOrgPerson)(uid={name}))"
+    #: Where groups are searched (empty: ldap_user_base); a group lists members by `member` or `uniqueMember`.
+    ldap_group_base: str = ""
+    #: `starttls` upgrades an ldap:// connection; ldaps:// is TLS from the start; `off` sends in the clear.
+    ldap_tls: str = "off"
+    #: CA certificate file (PEM) that the directory's certificate must chain to; empty = the system's CAs.
+    ldap_ca_file: str = ""
+    #: Seconds to wait for the directory before a sign-in says it is unreachable.
+    ldap_timeout_seconds: int = 5
+    #: Attribute holding the person's full name.
+    ldap_full_name_attribute: str = "cn"
+    #: Group DN -> CIM roles and department: a TOML table (in cim.toml) or JSON (in the variable) whose
+    #: values are a role, or a list of roles and `department:CODE` items.
+    ldap_role_map: str = ""
+    #: Seconds between re-checks of a signed-in directory account against the directory.
+    directory_check_seconds: int = 60
+    #: Roles that must sign in with a TOTP second factor: `default` (see DEFAULT_MFA_ROLES), a
+    #: comma-separated list, or `none`.
+    mfa_roles: str = "default"
+    #: File holding the key that encrypts TOTP secrets at rest (created 0600 on first use);
+    #: empty = `<data dir>/mfa.key`. Keep it out of database backups (docs/DEPLOY.md).
+    mfa_key_file: str = ""
+    #: Issuer shown in the authenticator app.
+    mfa_issuer: str = "CIM"
 
     @property
     def db_path(self) -> Path:
@@ -151,6 +188,18 @@ class Settings:
     def audit_anchors_path(self) -> Path:
         return (Path(self.audit_anchors_file) if self.audit_anchors_file
                 else _audit_dir(self.data_dir) / "anchors.jsonl")
+
+    @property
+    def mfa_key_path(self) -> Path:
+        return Path(self.mfa_key_file) if self.mfa_key_file else self.data_dir / "mfa.key"
+
+    @property
+    def mfa_role_names(self) -> frozenset[str]:
+        """The role names that need a second factor (`default` resolved at call time)."""
+        value = DEFAULT_MFA_ROLES if self.mfa_roles.strip() == "default" else self.mfa_roles
+        if value.strip().lower() in ("", "none", "off"):
+            return frozenset()
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
 
     @property
     def retention_duration(self) -> Duration:
@@ -190,6 +239,11 @@ class Settings:
         settings.retention_duration  # fail loudly on a bad duration now, not at the first chat
         if settings.password_profile not in ("default", "fast"):
             raise ConfigError("CIM_PASSWORD_PROFILE must be 'default' or 'fast'")
+        if settings.ldap_tls not in ("off", "starttls"):
+            raise ConfigError("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the start)")
+        unknown_roles = sorted(settings.mfa_role_names - {r.value for r in Role})
+        if unknown_roles:
+            raise ConfigError(f"CIM_MFA_ROLES names unknown roles: {', '.join(unknown_roles)}")
         return settings
 
     def _check_audit_paths(self) -> None:
@@ -244,6 +298,8 @@ def _coerce(name: str, kind: object, value: object) -> object:
             return int(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise ConfigError(f"setting {name} must be a whole number, not {value!r}") from None
+    if name == "ldap_role_map" and isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)  # kept as text: Settings is frozen
     if not isinstance(value, (str, int, float)):
         raise ConfigError(f"setting {name} must be text, not {type(value).__name__}")
     return str(value)

@@ -20,3 +20,16 @@ def _ordinance_property(request: pytest.FixtureRequest, record_property) -> None
     for marker in request.node.iter_markers("ordinance"):
         for provision in marker.args:
             record_property("ordinance", provision)
+
+
+@pytest.fixture(autouse=True)
+def _no_second_factor_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests sign in with a password alone unless they ask for a second factor.
+
+    CIM_MFA_ROLES's product default (`default`: designated, cim_manager, it_admin, boi_director, dpo)
+    is emptied for the tests in this process; the second-factor tests set mfa_roles explicitly, and
+    tests/test_identity_mfa.py checks the product default itself.
+    """
+    import store.settings
+
+    monkeypatch.setattr(store.settings, "DEFAULT_MFA_ROLES", "")

@@ -175,7 +175,8 @@ async def test_roles_and_password_changes(store, make_staff) -> None:
 async def test_staff_may_change_only_their_own_password(store, make_staff) -> None:
     anna = (await make_staff("anna", "consultant")).as_actor()
     await make_staff("piotr", "consultant")
-    await store.accounts.set_password(anna, "anna", "anna's new password")
+    # (not "anna's new password": a new password may not contain the person's name)
+    await store.accounts.set_password(anna, "anna", "my own new password")
     from store.errors import NotPermitted
 
     with pytest.raises(NotPermitted):

@@ -91,9 +91,9 @@ def staff_token(live_server: LiveServer) -> str:
     from store.models import Actor
 
     async def make() -> str:
-        await live_server.store.accounts.add_staff(Actor.system("fuzz"), "fuzz", ["consultant"], "fuzz password 1")
-        await live_server.store.accounts.add_staff(Actor.system("fuzz"), "fuzz2", ["consultant"], "fuzz password 2")
-        return (await live_server.store.accounts.login("fuzz", "fuzz password 1")).token
+        await live_server.store.accounts.add_staff(Actor.system("fuzz"), "fuzz", ["consultant"], "random events passphrase 1")
+        await live_server.store.accounts.add_staff(Actor.system("fuzz"), "fuzz2", ["consultant"], "random events passphrase 2")
+        return (await live_server.store.accounts.login("fuzz", "random events passphrase 1")).token
 
     return live_server.run(make())
 

@@ -52,7 +52,7 @@ async def test_demo_banner_shows_the_widget_url_in_the_ui(tui_app, store) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="login")
         assert "http://127.0.0.1:9/" in str(app.screen.query_one("#banner").render())
-        await sign_in(pilot, "kierownik", "demo-kierownik-1")
+        await sign_in(pilot, "kierownik", "demo-3-szczecin")
         assert "http://127.0.0.1:9/" in str(app.screen.query_one("#banner").render())
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Open Live chats" in titles and "Sign out" in titles
@@ -82,14 +82,14 @@ def test_cim_demo_starts_server_and_ui_in_one_process(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         url = None
         # the URL and the sign-ins are written separately: read until both have arrived
-        while time.monotonic() < deadline and not (url and b"demo-anna-1" in output):
+        while time.monotonic() < deadline and not (url and b"demo-1-szczecin" in output):
             ready, _, _ = select.select([main], [], [], 0.5)
             if ready:
                 output += os.read(main, 65536)
             found = re.search(rb"Resident chat widget: (http://127\.0\.0\.1:\d+)/", output)
             url = found.group(1).decode() if found else None
         assert url, output.decode(errors="replace")
-        assert b"anna" in output and b"demo-anna-1" in output
+        assert b"anna" in output and b"demo-1-szczecin" in output
 
         async def resident_sees_the_notice() -> dict:
             client = socketio.AsyncClient(reconnection=False)

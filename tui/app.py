@@ -39,6 +39,8 @@ class CimApp(ReportsWorkerErrors, App[None]):
     BINDINGS = [
         Binding("f1", "home", "Home"),
         Binding("f12", "sign_out", "Sign out"),
+        # not in the footer (its keys are the areas'); the live-chats screen keeps F8 for closing a chat
+        Binding("f8", "my_account", "My account", show=False),
     ]
 
     def __init__(
@@ -141,7 +143,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
                 self._bound_keys.add(area.binding)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("home", "sign_out", "open_area") and self.ctx is None:
+        if action in ("home", "sign_out", "open_area", "my_account") and self.ctx is None:
             return False
         if action == "open_area":
             area = self._area(str(parameters[0])) if parameters else None
@@ -178,6 +180,15 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def action_home(self) -> None:
         await self._to_home()
 
+    async def action_my_account(self) -> None:
+        """The person's own password and second factor (tui/screens/account.py)."""
+        if self.ctx is None:
+            return
+        from tui.screens.account import AccountScreen
+
+        await self._to_home()
+        await self.push_screen(AccountScreen(self.ctx))
+
     async def action_sign_out(self) -> None:
         await self.end_session("You have signed out.")
 
@@ -189,6 +200,8 @@ class CimApp(ReportsWorkerErrors, App[None]):
         for area in areas_for(self.ctx.actor):
             yield SystemCommand(f"Open {area.title}", f"Go to {area.title} ({area.binding.upper()})",
                                 lambda key=area.key: self.run_worker(self.action_open_area(key)))
+        yield SystemCommand("My account", "Change your password, set up a second factor (F8)",
+                            lambda: self.run_worker(self.action_my_account()))
         yield SystemCommand("Sign out", "End your CIM session (F12)", self.action_sign_out)
 
     # -- session expiry ----------------------------------------------------------------------------

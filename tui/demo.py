@@ -18,14 +18,14 @@ SYSTEM = Actor.system("demo")
 
 #: The demo accounts: (name, password, roles, department, full name). Printed by `cim demo`.
 DEMO_STAFF: tuple[tuple[str, str, tuple[str, ...], str | None, str], ...] = (
-    ("anna", "demo-anna-1", ("consultant",), None, "Anna Nowak"),
-    ("piotr", "demo-piotr-1", ("consultant",), None, "Piotr Kowalski"),
-    ("kierownik", "demo-kierownik-1", ("cim_manager", "consultant"), None, "Kierownik CIM"),
-    ("dyrektor", "demo-dyrektor-1", ("boi_director",), None, "Dyrektor BOI"),
-    ("iod", "demo-iod-1", ("dpo",), None, "Inspektor Ochrony Danych"),
-    ("pracownik", "demo-pracownik-1", ("designated",), None, "Pracownik BOI"),
-    ("naczelnik", "demo-naczelnik-1", ("department_head",), "WGK", "Naczelnik WGK"),
-    ("admin", "demo-admin-1", ("it_admin",), None, "Administrator IT"),
+    ("anna", "demo-1-szczecin", ("consultant",), None, "Anna Nowak"),
+    ("piotr", "demo-2-szczecin", ("consultant",), None, "Piotr Kowalski"),
+    ("kierownik", "demo-3-szczecin", ("cim_manager", "consultant"), None, "Kierownik CIM"),
+    ("dyrektor", "demo-4-szczecin", ("boi_director",), None, "Dyrektor BOI"),
+    ("iod", "demo-5-szczecin", ("dpo",), None, "Inspektor Ochrony Danych"),
+    ("pracownik", "demo-8-szczecin", ("designated",), None, "Pracownik BOI"),
+    ("naczelnik", "demo-6-szczecin", ("department_head",), "WGK", "Naczelnik WGK"),
+    ("admin", "demo-7-szczecin", ("it_admin",), None, "Administrator IT"),
 )
 
 DEMO_DEPARTMENTS = (

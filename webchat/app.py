@@ -15,6 +15,7 @@ from aiohttp import web
 
 from store import Store
 from store.audit import anchor_context
+from store.directory import directory_check_context
 from store.opening_hours import OpeningHours
 from store.retention import daily_purge_context
 from store.errors import ConfigError
@@ -91,6 +92,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
     app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
     app.cleanup_ctx.append(traffic.traffic_context(settings))  # the PBX's live state when CIM_AMI_URL is set
+    app.cleanup_ctx.append(directory_check_context(store))  # directory accounts that lost access lose sessions
     app.on_shutdown.append(_disconnect_everyone)
     return app
 

@@ -96,7 +96,10 @@ def demo(data_dir: str | None, port: int | None, host: str) -> None:
     from tui.demo import DEMO_STAFF, embedded_chat_server, seed_demo
 
     directory = Path(data_dir) if data_dir else default_demo_dir()
-    settings = load_settings(str(directory), opening_hours="always")
+    # The demo's accounts sign in with a password alone unless CIM_MFA_ROLES is set (e.g. `default`):
+    # then the UI sets up the second factor at the first sign-in of each account that needs one.
+    settings = load_settings(str(directory), opening_hours="always",
+                             mfa_roles=None if "CIM_MFA_ROLES" in os.environ else "none")
 
     async def prepare() -> object:
         store = await open_store(settings, create=True)
@@ -120,9 +123,11 @@ def demo(data_dir: str | None, port: int | None, host: str) -> None:
     click.echo("Demo sign-ins (user / password / roles):")
     for name, password, roles, _department, _full in DEMO_STAFF:
         click.echo(f"  {name:<10} {password:<18} {', '.join(roles)}")
+    if not settings.mfa_role_names:
+        click.echo("Second factor: off in the demo (CIM_MFA_ROLES=default cim demo turns it on).")
     click.echo("Starting the staff UI… (F12 signs out, Ctrl+Q quits)")
     _log_to_file(settings)
-    banner = f"Demo widget: {url}/  ·  consultant: anna / demo-anna-1"
+    banner = f"Demo widget: {url}/  ·  consultant: anna / demo-1-szczecin"
     app = make_app(settings, server_url=url, services=[embedded_chat_server(sock)], banner=banner)
     try:
         app.run()

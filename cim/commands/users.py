@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from cim.common import cli_actor, data_dir_option, json_option, print_json, read_password_stdin, with_store
+from cim.common import cli_actor, data_dir_option, fail, json_option, print_json, read_password_stdin, with_store
 from store.models import Role
 
 ROLE_HELP = "Role (repeatable): " + ", ".join(r.value for r in Role) + "."
@@ -17,12 +19,14 @@ def register(cli: click.Group) -> None:
 
 @click.group()
 def users() -> None:
-    """Staff accounts: add, list, disable, enable, passwd, roles, signature."""
+    """Staff accounts: add, list, disable, enable, passwd, roles, signature, verify, mfa-reset."""
 
 
 def _staff_json(s) -> dict:
-    return {"id": s.id, "name": s.name, "full_name": s.full_name, "job_title": s.job_title, "roles": sorted(r.value for r in s.roles),
-            "department": s.department, "disabled": s.disabled, "extensions": list(s.extensions)}
+    return {"id": s.id, "name": s.name, "full_name": s.full_name, "job_title": s.job_title,
+            "roles": sorted(r.value for r in s.roles), "department": s.department, "disabled": s.disabled,
+            "extensions": list(s.extensions), "source": s.source, "second_factor": s.second_factor,
+            "must_change_password": s.must_change_password}
 
 
 @users.command("add")
@@ -33,14 +37,16 @@ def _staff_json(s) -> dict:
 @click.option("--title", "job_title", default="", help="Title printed under the name on letters this person signs.")
 @click.option("--extension", "extensions", multiple=True, help="PBX extension of this person (repeatable).")
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
+@click.option("--temporary", is_flag=True, help="A temporary password: the person must change it at first sign-in.")
 @data_dir_option
 @json_option
 @with_store
-async def users_add(store, name, roles, department, full_name, job_title, extensions, password_stdin, as_json):
-    """Add a staff member NAME with one or more roles; the password is read from stdin."""
+async def users_add(store, name, roles, department, full_name, job_title, extensions, password_stdin, temporary,
+                    as_json):
+    """Add a local staff member NAME with one or more roles; the password (12+ characters) is read from stdin."""
     staff = await store.accounts.add_staff(
         cli_actor("users"), name, roles, read_password_stdin(), department=department, full_name=full_name,
-        extensions=extensions, job_title=job_title)
+        extensions=extensions, job_title=job_title, temporary=temporary)
     if as_json:
         print_json(_staff_json(staff))
     else:
@@ -60,7 +66,9 @@ async def users_list(store, as_json):
     for s in staff:
         state = " (disabled)" if s.disabled else ""
         dept = f" [{s.department}]" if s.department else ""
-        click.echo(f"{s.name}{dept}: {', '.join(sorted(r.value for r in s.roles))}{state}")
+        roles = ", ".join(sorted(r.value for r in s.roles)) or "no mapped role"
+        factor = " +totp" if s.second_factor == "active" else ""
+        click.echo(f"{s.name}{dept}: {roles} ({s.source}{factor}){state}")
 
 
 @users.command("disable")
@@ -86,12 +94,56 @@ async def users_enable(store, name):
 @users.command("passwd")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the new password from standard input.")
+@click.option("--temporary", is_flag=True, help="The person must change it at their next sign-in.")
+@click.option("--self", "as_self", is_flag=True,
+              help="NAME changes their own password: stdin holds the current password, then the new one, one a line.")
 @data_dir_option
 @with_store
-async def users_passwd(store, name, password_stdin):
-    """Set NAME's password (read from stdin); their sessions end."""
-    await store.accounts.set_password(cli_actor("users"), name, read_password_stdin())
+async def users_passwd(store, name, password_stdin, temporary, as_self):
+    """Set NAME's local password (read from stdin); their sessions end. New passwords need 12+ characters."""
+    if as_self:
+        lines = sys.stdin.read().splitlines()
+        if len(lines) != 2:
+            fail("with --self, standard input must hold two lines: the current password, then the new one")
+        person = (await store.accounts.get(name)).as_actor()
+        await store.accounts.change_own_password(person, lines[0], lines[1])
+    else:
+        await store.accounts.set_password(cli_actor("users"), name, read_password_stdin(), temporary=temporary)
     click.echo(f"password of {name} changed")
+
+
+@users.command("verify")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
+@click.option("--otp", help="A code of the person's authenticator app (or a recovery code).")
+@data_dir_option
+@json_option
+@with_store
+async def users_verify(store, name, password_stdin, otp, as_json):
+    """Say whether NAME could sign in with this password (and code), and if not, why; audited.
+
+    Creates no session, counts no failure and does not spend the code. Exit 0 when the sign-in would
+    succeed, 1 otherwise. Reasons: locked, disabled, wrong_password, unknown_user, directory_unreachable,
+    no_mapped_role, password_change_required, second_factor_missing, second_factor_not_enrolled,
+    second_factor_wrong.
+    """
+    check = await store.accounts.verify_sign_in(cli_actor("users"), name, read_password_stdin(), otp=otp)
+    if as_json:
+        print_json({"ok": check.ok, "reason": check.reason, "message": check.message})
+    else:
+        click.echo(f"{name}: {'sign-in would succeed' if check.ok else f'refused ({check.reason}): {check.message}'}")
+    if not check.ok:
+        raise SystemExit(1)
+
+
+@users.command("mfa-reset")
+@click.argument("name")
+@data_dir_option
+@with_store
+async def users_mfa_reset(store, name):
+    """Remove NAME's second factor (a lost phone); they set up a new one at their next sign-in."""
+    await store.accounts.reset_second_factor(cli_actor("users"), name)
+    click.echo(f"second factor of {name} removed; a new one is set up at the next sign-in")
 
 
 @users.command("roles")

@@ -1,4 +1,4 @@
-"""Staff accounts for the IT administrators: list, add, disable/enable, roles, password reset."""
+"""Staff accounts for the IT administrators: list, add, disable/enable, roles, password and second-factor reset."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class AccountsScreen(ReportsWorkerErrors, Screen[None]):
         Binding("d", "toggle_disabled", "Disable/enable"),
         Binding("r", "roles", "Roles"),
         Binding("p", "password", "Password"),
+        Binding("t", "reset_second_factor", "Reset 2nd factor"),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -44,7 +45,7 @@ class AccountsScreen(ReportsWorkerErrors, Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#accounts-table", DataTable)
-        table.add_columns("Name", "Full name", "Roles", "Dept", "Status")
+        table.add_columns("Name", "Full name", "Roles", "Dept", "Source", "Status")
         self.reload()
 
     @work(exclusive=True, exit_on_error=False, group="load")
@@ -55,8 +56,9 @@ class AccountsScreen(ReportsWorkerErrors, Screen[None]):
         table.clear()
         for s in self.staff:
             status = Text("disabled", style="bold red") if s.disabled else Text("active")
+            source = s.source + (" +totp" if s.second_factor == "active" else "")
             table.add_row(literal(s.name), literal(s.full_name), ", ".join(sorted(r.value for r in s.roles)),
-                          s.department or "", status, key=s.name)
+                          s.department or "", source, status, key=s.name)
         names = [s.name for s in self.staff]
         if current in names:
             table.move_cursor(row=names.index(current))
@@ -134,3 +136,20 @@ class AccountsScreen(ReportsWorkerErrors, Screen[None]):
             return
         if await self._do("set the password", self.ctx.store.accounts.set_password(self.ctx.actor, staff.name, password)):
             self.notify(f"Password of {staff.name} reset; their open sessions were ended.")
+
+    def action_reset_second_factor(self) -> None:
+        staff = self._current()
+        if staff is not None:
+            self.reset_second_factor(staff)
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def reset_second_factor(self, staff: Staff) -> None:
+        if staff.second_factor == "none":
+            self.notify(f"{staff.name} has no second factor set up.")
+            return
+        if not await self.app.push_screen_wait(ConfirmModal(
+                f"Remove the second factor of {staff.name}? They set up a new one at their next sign-in.")):
+            return
+        if await self._do("reset the second factor", self.ctx.store.accounts.reset_second_factor(self.ctx.actor, staff.name)):
+            self.notify(f"Second factor of {staff.name} removed; their open sessions were ended.")
+            self.reload(staff.name)

@@ -1,4 +1,5 @@
-"""The sign-in screen: a staff member's own name and password, checked by store.accounts."""
+"""The sign-in screen: a staff member's own name and password (local or city directory), then the steps
+store.accounts asks for: a new password in place of a temporary one, a second-factor code, or setting one up."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from store import Store
-from store.errors import AccountLocked, AuthenticationFailed, CimError
+from store.errors import (
+    AccountLocked, AuthenticationFailed, CimError, DirectoryUnavailable, NoMappedRole, PasswordChangeRequired,
+    SecondFactorEnrolmentRequired, SecondFactorRequired,
+)
 from store.models import Session
+from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
 from tui.widgets.worker_errors import ReportsWorkerErrors
 
 
@@ -40,6 +45,13 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
             yield Label("Sign in with your own CIM account.", classes="muted")
             yield Input(placeholder="user name", id="name")
             yield Input(placeholder="password", password=True, id="password")
+            with Vertical(id="new-password-box", classes="login-step"):
+                yield Label("Your password was temporary: choose a new one (12+ characters).", classes="muted")
+                yield Input(placeholder="new password", password=True, id="new-password")
+                yield Input(placeholder="new password again", password=True, id="new-password-again")
+            with Vertical(id="otp-box", classes="login-step"):
+                yield Label("Code from your authenticator app (or a recovery code).", classes="muted")
+                yield Input(placeholder="6-digit code", id="otp", max_length=24)
             yield Button("Sign in", id="sign-in", variant="primary")
             yield Static(self.notice, id="login-message", classes="notice" if self.notice else "")
             if self.banner:
@@ -50,7 +62,13 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
     def _to_password(self) -> None:
         self.query_one("#password", Input).focus()
 
+    @on(Input.Submitted, "#new-password")
+    def _to_again(self) -> None:
+        self.query_one("#new-password-again", Input).focus()
+
     @on(Input.Submitted, "#password")
+    @on(Input.Submitted, "#new-password-again")
+    @on(Input.Submitted, "#otp")
     @on(Button.Pressed, "#sign-in")
     def _submit(self) -> None:
         name = self.query_one("#name", Input).value
@@ -63,9 +81,23 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
             self._show("Enter your password.", error=True)
             self.query_one("#password", Input).focus()
             return
+        new_password = None
+        if self.query_one("#new-password-box").display:
+            new_password = self.query_one("#new-password", Input).value
+            if new_password != self.query_one("#new-password-again", Input).value:
+                self._show("The two new passwords differ.", error=True)
+                self.query_one("#new-password-again", Input).focus()
+                return
+        otp = None
+        if self.query_one("#otp-box").display:
+            otp = self.query_one("#otp", Input).value.strip()
+            if not otp:
+                self._show("Enter the code from your authenticator app.", error=True)
+                self.query_one("#otp", Input).focus()
+                return
         self._show("Signing in…", error=False)
         self.query_one("#sign-in", Button).disabled = True
-        self.sign_in(name, password)
+        self.sign_in(name, password, new_password, otp)
 
     def _show(self, text: str, *, error: bool) -> None:
         message = self.query_one("#login-message", Static)
@@ -73,28 +105,70 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
         message.set_class(error, "error")
         message.set_class(not error, "notice")
 
+    def _step(self, box: str, focus: str, text: str) -> None:
+        self.query_one(box).display = True
+        self.query_one("#sign-in", Button).disabled = False
+        self._show(text, error=False)
+        self.query_one(focus, Input).focus()
+
     @work(exclusive=True, exit_on_error=False)
-    async def sign_in(self, name: str, password: str) -> None:
+    async def sign_in(self, name: str, password: str, new_password: str | None = None, otp: str | None = None) -> None:
+        accounts = self.store.accounts
         try:
-            session = await self.store.accounts.login(name, password)
-        except AuthenticationFailed:
-            self._failed("Wrong user name or password.")
+            try:
+                session = await accounts.login(name, password, otp=otp, new_password=new_password)
+            except SecondFactorEnrolmentRequired as needed:
+                enrolment = needed.enrolment
+                code = await self.app.push_screen_wait(EnrolmentModal(enrolment.secret, enrolment.uri,
+                                                                      message=needed.message[:1].upper() + needed.message[1:] + "."))
+                if code is None:
+                    self._failed("Signing in needs a second factor; it was not set up.", keep_password=True)
+                    return
+                session = await accounts.login(name, password, otp=code, new_password=new_password)
+        except PasswordChangeRequired:
+            self._step("#new-password-box", "#new-password", "Your password was temporary: choose a new one.")
+            return
+        except SecondFactorRequired:
+            self._step("#otp-box", "#otp", "Enter the code from your authenticator app.")
+            return
+        except AuthenticationFailed as exc:
+            if otp is not None:
+                self._failed("Wrong or already used code.", keep_password=True, clear="#otp")
+            else:
+                self._failed("Wrong user name or password." if "password" in exc.message else f"{exc.message.capitalize()}.")
             return
         except AccountLocked as exc:
             self._failed(f"Account locked: {exc.message}.")
             return
-        except CimError as exc:
+        except DirectoryUnavailable as exc:
+            self._failed(f"The city directory cannot be reached right now; local accounts can still sign in. ({exc.message})",
+                         keep_password=True)
+            return
+        except NoMappedRole as exc:
             self._failed(f"Cannot sign in: {exc.message}.")
+            return
+        except CimError as exc:
+            self._failed(f"Cannot sign in: {exc.message}.", keep_password=new_password is not None)
             return
         except Exception:
             # reported by ReportsWorkerErrors; the person can try again
             self._failed("Cannot sign in right now.")
             raise
+        if session.recovery_codes:
+            await self.app.push_screen_wait(RecoveryCodesModal(session.recovery_codes))
         self.post_message(self.SignedIn(session))
 
-    def _failed(self, text: str) -> None:
+    def _failed(self, text: str, *, keep_password: bool = False, clear: str | None = None) -> None:
         self._show(text, error=True)
         self.query_one("#sign-in", Button).disabled = False
+        if clear:
+            field = self.query_one(clear, Input)
+            field.value = ""
+            field.focus()
+            return
         password = self.query_one("#password", Input)
-        password.value = ""
+        if not keep_password:
+            password.value = ""
+            for box in self.query(".login-step"):
+                box.display = False
         password.focus()

@@ -117,7 +117,7 @@ class PasswordModal(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"New password for {self.staff_name}", classes="dialog-title")
-            yield Input(password=True, placeholder="new password (at least 8 characters)", id="password")
+            yield Input(password=True, placeholder="new password (at least 12 characters)", id="password")
             yield Input(password=True, placeholder="the same again", id="again")
             yield Static("", id="dialog-error", classes="dialog-error")
             yield Static("Enter confirm · Esc cancel", classes="dialog-help")
@@ -221,4 +221,65 @@ class NewStaffModal(ModalScreen[NewStaff | None]):
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class EnrolmentModal(ModalScreen[str | None]):
+    """Set up a second factor: the key as a QR code and as text (shown this once); returns the code typed."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, secret: str, uri: str, *, message: str = "") -> None:
+        super().__init__()
+        self.secret = secret
+        self.uri = uri
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        from tui.widgets.qr import qr_text
+
+        with Vertical(classes="dialog", id="enrolment"):
+            yield Label("Second factor: set up your authenticator app", classes="dialog-title")
+            yield Static(self.message or "Scan the code with an authenticator app (TOTP), or type the key.",
+                         classes="dialog-help")
+            yield Static(qr_text(self.uri), id="enrolment-qr")
+            yield Static(Text("Key: ") + Text(" ".join(self.secret[i:i + 4] for i in range(0, len(self.secret), 4)),
+                                              style="bold"), id="enrolment-secret")
+            yield Input(placeholder="6-digit code from the app", id="enrolment-code", max_length=8)
+            yield Static("", id="enrolment-error", classes="error")
+            yield Static("Enter confirm · Esc cancel · the key is not shown again", classes="dialog-help")
+
+    def on_mount(self) -> None:
+        self.query_one("#enrolment-code", Input).focus()
+
+    @on(Input.Submitted, "#enrolment-code")
+    def _submit(self, event: Input.Submitted) -> None:
+        code = event.value.strip().replace(" ", "")
+        if not (code.isdigit() and len(code) == 6):
+            self.query_one("#enrolment-error", Static).update("Enter the 6 digits the app shows.")
+            return
+        self.dismiss(code)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RecoveryCodesModal(ModalScreen[None]):
+    """The recovery codes made at enrolment, shown once: each signs in once when the phone is lost."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close")]
+
+    def __init__(self, codes: Sequence[str]) -> None:
+        super().__init__()
+        self.codes = list(codes)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="recovery-codes"):
+            yield Label("Recovery codes (shown only now)", classes="dialog-title")
+            yield Static("Write them down and keep them apart from your phone. Each works once, in place of a code.",
+                         classes="dialog-help")
+            yield Static(Text("\n".join(self.codes), style="bold"), id="recovery-code-list")
+            yield Static("Enter or Esc: I have written them down", classes="dialog-help")
+
+    def action_close(self) -> None:
         self.dismiss(None)

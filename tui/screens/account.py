@@ -1,0 +1,153 @@
+"""The signed-in person's own account: change their password, set up a second factor, see what is left of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Input, Label, Static
+
+from store.errors import CimError
+from tui.context import TuiContext
+from tui.widgets.literal import literal
+from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
+from tui.widgets.worker_errors import ReportsWorkerErrors
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    current: str
+    new: str
+
+
+class ChangePasswordModal(ModalScreen[PasswordChange | None]):
+    """Current password, then the new one twice; returns them (the store checks both)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="change-password"):
+            yield Label("Change your password", classes="dialog-title")
+            yield Static("At least 12 characters; not a common password, not your name. A passphrase is best.",
+                         classes="dialog-help")
+            yield Input(placeholder="current password", password=True, id="current")
+            yield Input(placeholder="new password", password=True, id="new")
+            yield Input(placeholder="new password again", password=True, id="again")
+            yield Static("", id="change-password-error", classes="error")
+            yield Static("Enter next/confirm · Esc cancel", classes="dialog-help")
+
+    def on_mount(self) -> None:
+        self.query_one("#current", Input).focus()
+
+    @on(Input.Submitted, "#current")
+    def _to_new(self) -> None:
+        self.query_one("#new", Input).focus()
+
+    @on(Input.Submitted, "#new")
+    def _to_again(self) -> None:
+        self.query_one("#again", Input).focus()
+
+    @on(Input.Submitted, "#again")
+    def _submit(self) -> None:
+        current = self.query_one("#current", Input).value
+        new = self.query_one("#new", Input).value
+        if not current or not new:
+            self.query_one("#change-password-error", Static).update("Fill in the current and the new password.")
+            return
+        if new != self.query_one("#again", Input).value:
+            self.query_one("#change-password-error", Static).update("The two new passwords differ.")
+            return
+        self.dismiss(PasswordChange(current, new))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AccountScreen(ReportsWorkerErrors, Screen[None]):
+    """F8 (outside live chats) or the command palette: the person's own password and second factor."""
+
+    BINDINGS = [
+        Binding("p", "password", "Change password"),
+        Binding("t", "second_factor", "Set up second factor"),
+    ]
+
+    def __init__(self, ctx: TuiContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("My account", classes="section")
+        yield Static("", id="account-facts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    @work(exclusive=True, exit_on_error=False, group="load")
+    async def reload(self) -> None:
+        accounts = self.ctx.store.accounts
+        staff = await accounts.get_by_id(self.ctx.actor.staff_id)
+        required = accounts.mfa_required(staff)
+        factor = {"active": "set up", "pending": "set-up not finished", "none": "not set up"}[staff.second_factor]
+        if staff.second_factor == "active":
+            factor += f" ({await accounts.unused_recovery_codes(self.ctx.actor)} recovery codes left)"
+        facts = Text()
+        facts.append("Name: ")
+        facts.append(literal(staff.name))
+        facts.append(f"\nSigns in with: {'the city directory' if staff.source == 'directory' else 'a CIM password'}")
+        facts.append(f"\nRoles: {', '.join(sorted(r.value for r in staff.roles)) or 'none'}")
+        facts.append(f"\nSecond factor: {factor}{' (required for your roles)' if required else ''}")
+        self.query_one("#account-facts", Static).update(facts)
+
+    def action_password(self) -> None:
+        self.change_password()
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def change_password(self) -> None:
+        staff = await self.ctx.store.accounts.get_by_id(self.ctx.actor.staff_id)
+        if staff.source == "directory":
+            self.notify("You sign in with the city directory; change your password there.", severity="warning")
+            return
+        change = await self.app.push_screen_wait(ChangePasswordModal())
+        if change is None:
+            return
+        try:
+            await self.ctx.store.accounts.change_own_password(self.ctx.actor, change.current, change.new,
+                                                              keep_token=self.ctx.token)
+        except CimError as exc:
+            self.notify(exc.message[:1].upper() + exc.message[1:] + ".", title="Password not changed", severity="error")
+            return
+        self.notify("Password changed; your other sessions were ended.")
+
+    def action_second_factor(self) -> None:
+        self.second_factor()
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def second_factor(self) -> None:
+        accounts = self.ctx.store.accounts
+        try:
+            enrolment = await accounts.begin_enrolment(self.ctx.actor)
+        except CimError as exc:
+            self.notify(exc.message[:1].upper() + exc.message[1:] + ".", severity="error")
+            return
+        code = await self.app.push_screen_wait(EnrolmentModal(enrolment.secret, enrolment.uri))
+        if code is None:
+            self.notify("The second factor was not set up.", severity="warning")
+            self.reload()
+            return
+        try:
+            codes = await accounts.confirm_enrolment(self.ctx.actor, code)
+        except CimError as exc:
+            self.notify(exc.message[:1].upper() + exc.message[1:] + "; try again with a new key.",
+                        title="Second factor not set up", severity="error")
+            self.reload()
+            return
+        await self.app.push_screen_wait(RecoveryCodesModal(codes))
+        self.notify("Second factor set up; it is asked for at every sign-in.")
+        self.reload()
