@@ -328,3 +328,81 @@ def _fresh_app(settings, store) -> web.Application:
     from webchat.app import create_app
 
     return create_app(settings, store)
+
+
+def drop_next_send_ack(live) -> list[dict]:
+    """The next `send` reaches the real server (which stores it) but its acknowledgement is lost:
+    the LiveClient sees an ack timeout, as on a congested link. Returns the payloads whose ack was dropped."""
+    import socketio
+
+    client = live._client
+    original = client.call
+    dropped: list[dict] = []
+
+    async def call(event, data=None, **kwargs):
+        result = await original(event, data, **kwargs)
+        if event == "send" and not dropped:
+            dropped.append(data)
+            raise socketio.exceptions.TimeoutError()
+        return result
+
+    client.call = call
+    return dropped
+
+
+async def consultant_lines(store, chat_id: int) -> list[str]:
+    return [m.text for m in await store.chats.history(chat_id) if m.sender == "consultant"]
+
+
+async def test_a_retry_after_a_lost_ack_stores_the_reply_once(tui_app, make_staff, chat_server, resident,
+                                                              store) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, resident)
+        dropped = drop_next_send_ack(app.live)
+        await type_text(pilot, "Numer sprawy 12")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("did not answer" in m for m in notifications(app)), what="the timeout")
+        assert dropped and await consultant_lines(store, person.chat_id) == ["Numer sprawy 12"]  # stored all the same
+        composer = app.screen.query_one("#composer")
+        assert composer.value == "Numer sprawy 12"  # kept: the consultant cannot know it arrived
+        assert [o.client_msg_id for o in app.desk.chats[person.chat_id].outbox] == [dropped[0]["client_msg_id"]]
+        await pilot.press("enter")  # the retry
+        await wait_until(pilot, lambda: composer.value == "", what="the cleared reply line")
+        assert await consultant_lines(store, person.chat_id) == ["Numer sprawy 12"]
+        assert not app.desk.chats[person.chat_id].outbox
+        assert transcript_text(app).count("Numer sprawy 12") == 1
+        assert [m["text"] for m in person.of("message") if m["from"] == "consultant"] == ["Numer sprawy 12"]
+        # the same words sent again on purpose, after the ack, are a new reply
+        await type_text(pilot, "Numer sprawy 12")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: transcript_text(app).count("Numer sprawy 12") == 2, what="the second reply")
+        assert await consultant_lines(store, person.chat_id) == ["Numer sprawy 12", "Numer sprawy 12"]
+
+
+async def test_a_reply_whose_ack_was_lost_is_resent_with_its_id_after_a_reconnect(tui_app, make_staff, chat_server,
+                                                                                  resident, store) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, resident)
+        dropped = drop_next_send_ack(app.live)
+        await type_text(pilot, "Prosze czekac")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: dropped and app.desk.chats[person.chat_id].outbox, what="the unacknowledged reply")
+        first_client = app.live._client
+        await first_client.disconnect()  # the link drops before the consultant retries
+        await wait_until(pilot, lambda: app.live._client not in (None, first_client)
+                         and app.desk.state == ConnectionState.ONLINE, what="the reconnection")
+        composer = app.screen.query_one("#composer")
+        # the outbox is sent again on reconnect with the first id: the server answers with the stored seq
+        await wait_until(pilot, lambda: not app.desk.chats[person.chat_id].outbox, what="the outbox flushed")
+        await wait_until(pilot, lambda: composer.value == "", what="the reply line cleared")
+        assert await consultant_lines(store, person.chat_id) == ["Prosze czekac"]
+        assert transcript_text(app).count("Prosze czekac") == 1
+        assert [m["text"] for m in person.of("message") if m["from"] == "consultant"] == ["Prosze czekac"]

@@ -103,7 +103,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         if self.server_url and allowed(actor, Permission.HANDLE_CHATS):
             self.desk = Desk(staff_id=actor.staff_id)
             self.live = LiveClient(self.server_url, session.token, self.desk, self._live_event,
-                                   retry_min=self.live_retry[0], retry_max=self.live_retry[1])
+                                   retry_min=self.live_retry[0], retry_max=self.live_retry[1], clock=self.clock)
             self.live.start()
         self._update_sub_title()
         await self.switch_screen(HomeScreen(self.ctx, areas_for(actor), banner=self.banner))

@@ -72,6 +72,19 @@ class ChatLine:
 
 
 @dataclass
+class Outgoing:
+    """A reply sent but not acknowledged: its `client_msg_id` is kept for every retry, so the server
+    stores it once however often it is sent again (after an ack timeout or a reconnect)."""
+
+    client_msg_id: str
+    text: str
+
+
+#: Failures after which a reply may still have reached the server: it stays in the outbox.
+RETRYABLE = frozenset({"timeout", "disconnected"})
+
+
+@dataclass
 class LiveChat:
     chat_id: int
     lang: str = "pl"
@@ -81,6 +94,8 @@ class LiveChat:
     status: str = "active"
     #: What the consultant typed and has not sent yet; survives switching chats and reconnects.
     draft: str = ""
+    #: Replies sent but not acknowledged, oldest first (sent again with the same ids on reconnect).
+    outbox: list[Outgoing] = field(default_factory=list)
 
     def add(self, line: ChatLine) -> bool:
         """Append a line unless its seq is already here (a resync or an echo of our own send)."""
@@ -273,13 +288,16 @@ class LiveClient:
     """
 
     def __init__(self, server_url: str, token: str, desk: Desk, listener: Listener, *,
-                 retry_min: float = 0.2, retry_max: float = 5.0) -> None:
+                 retry_min: float = 0.2, retry_max: float = 5.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.server_url = server_url.rstrip("/")
         self.token = token
         self.desk = desk
         self.listener = listener
         self.retry_min = retry_min
         self.retry_max = retry_max
+        #: The time stamped on our own lines until the server's history replaces them.
+        self.clock = clock
         self._client: socketio.AsyncClient | None = None
         self._task: asyncio.Task | None = None
         self._disconnected = asyncio.Event()
@@ -340,8 +358,9 @@ class LiveClient:
                 ack = await self.call("my_chats", {})
                 self.desk.resync(ack.get("chats"))
                 self.listener("resync", {})
+                await self._flush_outbox()
             except LiveError as exc:
-                log.info("could not list my chats after connecting: %s", exc.code)
+                log.info("could not list my chats or resend replies after connecting: %s", exc.code)
             await self._disconnected.wait()
             self._client = None
             try:
@@ -408,8 +427,53 @@ class LiveClient:
         self.listener("assigned", {"chat_id": chat_id})
 
     async def send(self, chat_id: int, text: str) -> int:
-        ack = await self.call("send", {"chat_id": chat_id, "text": text, "client_msg_id": uuid.uuid4().hex})
-        return int(ack.get("seq") or 0)
+        """Send a reply; returns its seq. A reply still in the chat's outbox (not acknowledged) with the
+        same text is sent again with its first `client_msg_id`, so a retry never stores it twice."""
+        chat = self.desk.chats.get(chat_id)
+        outbox = chat.outbox if chat is not None else []
+        item = next((o for o in outbox if o.text == text), None)
+        if item is None:
+            item = Outgoing(client_msg_id=uuid.uuid4().hex, text=text)
+            outbox.append(item)
+        return await self._deliver(chat_id, item)
+
+    async def _deliver(self, chat_id: int, item: Outgoing) -> int:
+        try:
+            ack = await self.call("send", {"chat_id": chat_id, "text": item.text, "client_msg_id": item.client_msg_id})
+        except LiveError as exc:
+            if exc.code not in RETRYABLE:  # refused: it was not stored, and sending it again would not help
+                self._forget(chat_id, item)
+            raise
+        self._forget(chat_id, item)
+        seq = int(ack.get("seq") or 0)
+        if seq:
+            # the server relays our own line to our other sockets only; the ack's seq places it here
+            self.desk.apply("message", {"chat_id": chat_id, "seq": seq, "from": "consultant", "text": item.text,
+                                        "at": self.clock().isoformat()})
+        return seq
+
+    def _forget(self, chat_id: int, item: Outgoing) -> None:
+        chat = self.desk.chats.get(chat_id)
+        if chat is not None and item in chat.outbox:
+            chat.outbox.remove(item)
+
+    async def _flush_outbox(self) -> None:
+        """After a reconnect: send every unacknowledged reply again, with its first id, oldest first."""
+        for chat in list(self.desk.chats.values()):
+            for item in list(chat.outbox):
+                if chat.status != "active":
+                    chat.outbox.clear()
+                    break
+                try:
+                    await self._deliver(chat.chat_id, item)
+                except LiveError as exc:
+                    if exc.code in RETRYABLE:
+                        raise
+                    self.listener("send_failed", {"chat_id": chat.chat_id, "text": item.text, "message": exc.message})
+                    continue
+                if chat.draft == item.text:  # the reply line still held it: it is sent now
+                    chat.draft = ""
+                self.listener("sent", {"chat_id": chat.chat_id, "text": item.text})
 
     async def typing(self, chat_id: int, active: bool) -> None:
         import socketio

@@ -15,7 +15,6 @@ from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from store.chats import CLOSE_CATEGORIES
-from store.clock import to_iso
 from store.errors import CimError
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
@@ -87,6 +86,13 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
     # -- rendering ---------------------------------------------------------------------------------
 
     def _on_desk(self, change: tuple[str, dict]) -> None:
+        event, facts = change
+        if event == "sent" and facts.get("chat_id") == self._shown_chat:
+            composer = self.query_one("#composer", Composer)
+            if composer.value == facts.get("text"):  # resent after a reconnect: the reply line had it
+                composer.set_draft("")
+        elif event == "send_failed":
+            self.notify(str(facts.get("message")), title=f"Not sent (chat #{facts.get('chat_id')})", severity="error")
         self.refresh_desk()
 
     def refresh_desk(self) -> None:
@@ -278,11 +284,8 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
             self.notify(exc.message, title="Not sent", severity="error")
             return
         chat = self.desk.chats.get(chat_id) if self.desk else None
-        if self.desk is not None and seq:
-            # the server relays our own line to our other sockets only; the ack's seq places it here
-            self.desk.apply("message", {"chat_id": chat_id, "seq": seq, "from": "consultant", "text": text,
-                                        "at": to_iso(self._now())})
-            self.refresh_desk()
+        if seq:
+            self.refresh_desk()  # the LiveClient put our line on the desk with the ack's seq
         if chat is not None and chat.draft == text:
             chat.draft = ""
             if self._shown_chat == chat_id:
