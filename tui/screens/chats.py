@@ -10,19 +10,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from store.chats import CLOSE_CATEGORIES
-from store.errors import CimError
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
+from tui.screens.base import CimScreen
 from tui.widgets.composer import Composer
 from tui.widgets.literal import literal
 from tui.widgets.modals import CannedModal, CloseChatModal, TransferModal
 from tui.widgets.transcript import Transcript
-from tui.widgets.worker_errors import ReportsWorkerErrors
 
 def waited(since: datetime | None, now: datetime) -> str:
     if since is None:
@@ -32,7 +30,7 @@ def waited(since: datetime | None, now: datetime) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
-class ChatsScreen(ReportsWorkerErrors, Screen[None]):
+class ChatsScreen(CimScreen[None]):
     """The consultant's desk. Changes arrive through the app's `desk_signal`; actions go to the LiveClient."""
 
     AUTO_FOCUS = "#composer"
@@ -306,11 +304,7 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="canned")
     async def load_canned(self) -> None:
-        try:
-            responses = await canned_responses(self.ctx)
-        except CimError as exc:
-            self.notify(exc.message, title="Canned responses", severity="error")
-            return
+        responses = await canned_responses(self.ctx)  # a refusal (CimError): told by the base screen
         text = await self.app.push_screen_wait(CannedModal(responses))
         if text:
             composer = self.query_one("#composer", Composer)

@@ -6,16 +6,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from store import Store
 from store.errors import AccountLocked, AuthenticationFailed, CimError
 from store.models import Session
-from tui.widgets.worker_errors import ReportsWorkerErrors
+from tui.screens.base import CimScreen
 
 
-class LoginScreen(ReportsWorkerErrors, Screen[None]):
+class LoginScreen(CimScreen[None]):
     """Sign in; posts `LoginScreen.SignedIn` with the new session."""
 
     AUTO_FOCUS = "#name"
