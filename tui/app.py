@@ -179,6 +179,28 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def action_sign_out(self) -> None:
         await self.end_session("You have signed out.")
 
+    async def action_quit(self) -> None:
+        """Ctrl+Q: with chats still open the person is asked first (they stay assigned to them)."""
+        from tui.widgets.modals import ConfirmModal
+
+        open_chats = [c for c in self.desk.chats.values() if c.status == "active"] if self.desk else []
+        if open_chats and not isinstance(self.screen, ConfirmModal):
+            self._confirm_quit(len(open_chats))
+            return
+        self.exit()
+
+    @work(exclusive=True, exit_on_error=False, group="quit")
+    async def _confirm_quit(self, count: int) -> None:
+        from tui.widgets.modals import ConfirmModal
+
+        question = (f"Masz otwarte rozmowy: {count}. Zakończyć CIM mimo to? "
+                    f"(You have {count} open chat{'s' if count > 1 else ''}; quit anyway?)")
+        help = ("Rozmowy zostaną przypisane do Ciebie i mieszkańcy będą czekać, aż zalogujesz się ponownie; "
+                "zamknij je (F8) lub przekaż (Ctrl+T) przed wyjściem. The chats stay assigned to you and the "
+                "residents wait until you sign in again; close (F8) or transfer (Ctrl+T) them first.")
+        if await self.push_screen_wait(ConfirmModal(question, help)):
+            self.exit()
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if self.ctx is None:
@@ -232,7 +254,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
             self.bell()
             self.notify(f"Chat #{facts['chat_id']} was transferred to you.", title="Transfer")
         elif event == "released" and facts.get("reason") == "resident_left":
-            self.notify(f"The resident left chat #{facts['chat_id']}. F8 removes it from your list.",
+            self.notify(f"The resident left chat #{facts['chat_id']}. F8 closes it with a category.",
                         severity="warning")
         elif event == "released" and facts.get("reason") not in (None, "", "closed", "transferred"):
             self.notify(f"Chat #{facts['chat_id']} is no longer yours ({facts['reason']}).")

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/staff"
 #: Seconds to wait for an acknowledgement before telling the consultant the server did not answer.
 ACK_TIMEOUT = 10.0
+#: Seconds a polite disconnect may take when the TUI stops before the connection is dropped.
+STOP_TIMEOUT = 0.5
 
 
 class ConnectionState(StrEnum):
@@ -280,6 +282,31 @@ def refusal_code(refusal: dict) -> str:
     return "unauthorised" if "unauthorised" in message else ""
 
 
+async def _close_quickly(client: socketio.AsyncClient) -> None:
+    """Disconnect politely if the server answers at once, else drop the connection.
+
+    A polite disconnect waits for the server's WebSocket close frame (aiohttp: up to 10 s); over a
+    dead link or to a server that stopped answering, quitting the TUI waited that long on a blank
+    terminal. The server notices a dropped socket by its ping timeout, so nothing is lost.
+    """
+    try:
+        await asyncio.wait_for(client.disconnect(), STOP_TIMEOUT)
+        return
+    except (asyncio.TimeoutError, Exception):  # gone or not answering: abort below
+        pass
+    eio = client.eio
+    for name in ("read_loop_task", "write_loop_task"):
+        task = getattr(eio, name, None)
+        if task is not None and not task.done():
+            task.cancel()
+    http = getattr(eio, "http", None)
+    if http is not None and not http.closed:
+        try:
+            await asyncio.wait_for(http.close(), STOP_TIMEOUT)
+        except (asyncio.TimeoutError, Exception):  # the process is ending; the OS closes the socket
+            pass
+
+
 class LiveClient:
     """Keeps one /staff connection alive (reconnecting with back-off) and folds its events into a Desk.
 
@@ -319,11 +346,9 @@ class LiveClient:
                 await self._task
             except (asyncio.CancelledError, Exception):  # stopping: the reason it ended is moot
                 pass
-        if self._client is not None:
-            try:
-                await self._client.disconnect()
-            except Exception:  # already gone; nothing left to release
-                pass
+        client, self._client = self._client, None
+        if client is not None:
+            await _close_quickly(client)
         self._set_state(ConnectionState.OFFLINE)
 
     def _set_state(self, state: ConnectionState) -> None:

@@ -177,7 +177,12 @@ class ChatsScreen(CimScreen[None]):
             composer.set_draft("")
             composer.disabled = True
             return
+        was_disabled = composer.disabled
         composer.disabled = chat.status != "active"
+        if was_disabled and not composer.disabled and not isinstance(self.focused, Input):
+            # a chat became active here (accepted, transferred to us, back after a reconnect): keys
+            # typed from now on go to its reply line, not to a list that ignores them
+            composer.focus()
         if self._shown_chat != chat.chat_id:
             self._shown_chat = chat.chat_id
             transcript.show(chat.lines)
@@ -187,7 +192,7 @@ class ChatsScreen(CimScreen[None]):
                 transcript.add(line)
         if self.desk is not None:
             self.desk.select(chat.chat_id)
-        state = {"active": "active", "left": "the resident left; F8 removes it"}.get(chat.status, chat.status)
+        state = {"active": "active", "left": "the resident left; F8 closes it with a category"}.get(chat.status, chat.status)
         title.update(Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}"))
         typing.update("The resident is typing…" if chat.resident_typing else "")
 
@@ -342,10 +347,11 @@ class ChatsScreen(CimScreen[None]):
         if chat is None or self.desk is None:
             self.notify("Open a chat first.")
             return
-        if chat.status != "active":  # the resident ended it; the store closed it already
+        if chat.status not in ("active", "left"):  # closed elsewhere (seen after a reconnect): nothing to record
             self.desk.drop(chat.chat_id)
             self.refresh_desk()
             return
+        # a chat the resident left is closed already but still needs its category, like any other close
         self.close_chat(chat.chat_id)
 
     @work(exclusive=True, exit_on_error=False, group="close")
