@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 
 from store.chats import CLOSE_CATEGORIES
+from store.errors import SessionExpired
 from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
 from tui.live import ConnectionState
@@ -292,8 +293,8 @@ async def test_several_chats_at_once_with_unread_counts(tui_app, make_staff, cha
         await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "szkic", what="the draft back")
 
 
-async def test_resident_leaving_mid_chat_is_shown_and_the_chat_can_be_removed(tui_app, make_staff, chat_server,
-                                                                             resident) -> None:
+async def test_resident_leaving_mid_chat_is_shown_and_f8_asks_for_its_category(tui_app, make_staff, chat_server,
+                                                                              resident, store) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -304,8 +305,22 @@ async def test_resident_leaving_mid_chat_is_shown_and_the_chat_can_be_removed(tu
         await wait_until(pilot, lambda: app.desk.chats[person.chat_id].status == "left", what="the resident gone")
         await wait_until(pilot, lambda: any("resident left" in m for m in notifications(app)), what="the notice")
         assert app.screen.query_one("#composer").disabled
+        assert (await store.chats.get(person.chat_id)).close_category is None
+        # F8 then Escape: no category chosen, the chat stays on the list
         await pilot.press("f8")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CloseChatModal", what="the close dialog")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatsScreen", what="back on the desk")
+        assert person.chat_id in app.desk.chats
+        # F8 and a category: recorded like any other close, then the chat leaves the list
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CloseChatModal", what="the close dialog")
+        for _ in range(CLOSE_CATEGORIES.index("referred")):
+            await pilot.press("down")
+        await pilot.press("enter")
         await wait_until(pilot, lambda: person.chat_id not in app.desk.chats, what="removed")
+    chat = await store.chats.get(person.chat_id)
+    assert chat.status == "closed" and chat.close_category == "referred"
 
 
 async def test_oversized_paste_is_refused_and_kept_as_draft(tui_app, make_staff, chat_server, resident) -> None:
@@ -371,3 +386,243 @@ def _fresh_app(settings, store) -> web.Application:
     from webchat.app import create_app
 
     return create_app(settings, store)
+
+
+def drop_next_send_ack(live) -> list[dict]:
+    """The next `send` reaches the real server (which stores it) but its acknowledgement is lost:
+    the LiveClient sees an ack timeout, as on a congested link. Returns the payloads whose ack was dropped."""
+    import socketio
+
+    client = live._client
+    original = client.call
+    dropped: list[dict] = []
+
+    async def call(event, data=None, **kwargs):
+        result = await original(event, data, **kwargs)
+        if event == "send" and not dropped:
+            dropped.append(data)
+            raise socketio.exceptions.TimeoutError()
+        return result
+
+    client.call = call
+    return dropped
+
+
+async def consultant_lines(store, chat_id: int) -> list[str]:
+    return [m.text for m in await store.chats.history(chat_id) if m.sender == "consultant"]
+
+
+async def test_a_retry_after_a_lost_ack_stores_the_reply_once(tui_app, make_staff, chat_server, resident,
+                                                              store) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, resident)
+        dropped = drop_next_send_ack(app.live)
+        await type_text(pilot, "Numer sprawy 12")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("did not answer" in m for m in notifications(app)), what="the timeout")
+        assert dropped and await consultant_lines(store, person.chat_id) == ["Numer sprawy 12"]  # stored all the same
+        composer = app.screen.query_one("#composer")
+        assert composer.value == "Numer sprawy 12"  # kept: the consultant cannot know it arrived
+        assert [o.client_msg_id for o in app.desk.chats[person.chat_id].outbox] == [dropped[0]["client_msg_id"]]
+        await pilot.press("enter")  # the retry
+        await wait_until(pilot, lambda: composer.value == "", what="the cleared reply line")
+        assert await consultant_lines(store, person.chat_id) == ["Numer sprawy 12"]
+        assert not app.desk.chats[person.chat_id].outbox
+        assert transcript_text(app).count("Numer sprawy 12") == 1
+        assert [m["text"] for m in person.of("message") if m["from"] == "consultant"] == ["Numer sprawy 12"]
+        # the same words sent again on purpose, after the ack, are a new reply
+        await type_text(pilot, "Numer sprawy 12")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: transcript_text(app).count("Numer sprawy 12") == 2, what="the second reply")
+        assert await consultant_lines(store, person.chat_id) == ["Numer sprawy 12", "Numer sprawy 12"]
+
+
+async def test_a_reply_whose_ack_was_lost_is_resent_with_its_id_after_a_reconnect(tui_app, make_staff, chat_server,
+                                                                                  resident, store) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, resident)
+        dropped = drop_next_send_ack(app.live)
+        await type_text(pilot, "Prosze czekac")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: dropped and app.desk.chats[person.chat_id].outbox, what="the unacknowledged reply")
+        first_client = app.live._client
+        await first_client.disconnect()  # the link drops before the consultant retries
+        await wait_until(pilot, lambda: app.live._client not in (None, first_client)
+                         and app.desk.state == ConnectionState.ONLINE, what="the reconnection")
+        composer = app.screen.query_one("#composer")
+        # the outbox is sent again on reconnect with the first id: the server answers with the stored seq
+        await wait_until(pilot, lambda: not app.desk.chats[person.chat_id].outbox, what="the outbox flushed")
+        await wait_until(pilot, lambda: composer.value == "", what="the reply line cleared")
+        assert await consultant_lines(store, person.chat_id) == ["Prosze czekac"]
+        assert transcript_text(app).count("Prosze czekac") == 1
+        assert [m["text"] for m in person.of("message") if m["from"] == "consultant"] == ["Prosze czekac"]
+
+
+def transcript_fits(app) -> bool:
+    """Every rendered line of the transcript fits the width it has now (nothing under the scrollbar)."""
+    transcript = app.screen.query_one("#transcript")
+    width = transcript.scrollable_content_region.width
+    return bool(transcript.lines) and all(strip.cell_length <= width for strip in transcript.lines)
+
+
+def transcript_words(app) -> str:
+    return " ".join(transcript_text(app).split())
+
+
+async def test_transcript_lines_wrap_to_the_width_at_every_resize(tui_app, make_staff, make_chat_server,
+                                                                 resident) -> None:
+    await make_staff("anna", "consultant")
+    server = await make_chat_server(resident_rate_limit="1000/60")  # a chatty resident, to fill the transcript
+    app = tui_app(server.url)
+    long_line = ("Proszę o wydanie zaświadczenia przez e-Urząd, numer sprawy OR.6733.12.2026.AB, "
+                 "telefon 604 123 987, odbiór osobiście w pokoju 12 urzędu.")
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await accept_new_chat(pilot, app, lambda: resident(url=server.url))
+        assert (await person.send(long_line))["ok"]  # written while the transcript has no scrollbar yet
+        await wait_until(pilot, lambda: "e-Urząd" in transcript_text(app), what="the long line")
+        transcript = app.screen.query_one("#transcript")
+        for n in range(30):  # enough lines for the scrollbar to appear
+            assert (await person.send(f"linia {n}"))["ok"]
+        await wait_until(pilot, lambda: "linia 29" in transcript_text(app), what="the last line")
+        await wait_until(pilot, lambda: transcript.max_scroll_y > 0, what="a scrolling transcript")
+        assert transcript_fits(app) and long_line in transcript_words(app)
+        for size in ((80, 24), (140, 40), (60, 24), SIZE):
+            await pilot.resize_terminal(*size)
+            await wait_until(pilot, lambda: app.size == size, what=f"the terminal at {size}")
+            await wait_until(pilot, lambda: transcript_fits(app), what=f"lines wrapped to the width at {size}")
+            assert long_line in transcript_words(app), size
+            assert "linia 29" in transcript_text(app)
+        # wider again: the long line is wrapped into fewer rows, not left at the narrow width
+        await pilot.resize_terminal(160, 40)
+        await wait_until(pilot, lambda: app.size == (160, 40), what="the wide terminal")
+        rows = [strip.text for strip in transcript.lines]
+        start = next(i for i, row in enumerate(rows) if "Proszę o wydanie" in row)
+        assert "telefon 604 123 987" in rows[start] + rows[start + 1], rows[start:start + 3]
+
+
+async def test_after_a_transfer_arrives_typed_text_goes_to_its_reply_line(tui_app, make_staff, chat_server, resident,
+                                                                         consultant_client) -> None:
+    await make_staff("anna", "consultant")
+    piotr = await consultant_client("piotr")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        composer = app.screen.query_one("#composer")
+        assert composer.disabled  # no chat yet
+        person = await resident()
+        await person.start()
+        assert (await piotr.call("accept", {"chat_id": person.chat_id}))["ok"]
+        ack = await piotr.call("transfer", {"chat_id": person.chat_id, "to_staff_id": app.ctx.actor.staff_id})
+        assert ack["ok"], ack
+        await wait_until(pilot, lambda: app.desk.selected == person.chat_id and not composer.disabled,
+                         what="the transferred chat shown")
+        await wait_until(pilot, lambda: app.focused is composer, what="the reply line focused")
+        await type_text(pilot, "Dzien dobry")
+        assert composer.value == "Dzien dobry"
+        await pilot.press("enter")
+        await person.wait_for("message", lambda m: m["from"] == "consultant" and m["text"] == "Dzien dobry")
+
+
+class FreezingLink:
+    """A TCP relay to the chat server that, once frozen, neither forwards nor answers (a dead link
+    or a hung server: the WebSocket close handshake never completes), keeping the sockets open."""
+
+    def __init__(self, target_url: str) -> None:
+        self.target_port = int(target_url.rsplit(":", 1)[1])
+        self.frozen = asyncio.Event()
+        self.server: asyncio.AbstractServer | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+        self.tasks += [asyncio.current_task()]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while True:
+                reading = asyncio.ensure_future(src.read(65536))
+                freezing = asyncio.ensure_future(self.frozen.wait())
+                done, _ = await asyncio.wait({reading, freezing}, return_when=asyncio.FIRST_COMPLETED)
+                if reading not in done:
+                    reading.cancel()
+                    return
+                freezing.cancel()
+                data = reading.result()
+                if not data:
+                    return
+                dst.write(data)
+                await dst.drain()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.Event().wait()  # frozen: hold both sockets open, say nothing
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for writer in self.writers:
+            writer.close()
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_ctrl_q_with_open_chats_asks_first_and_quits_over_a_dead_link(tui_app, make_staff, chat_server,
+                                                                           resident, store) -> None:
+    await make_staff("anna", "consultant")
+    link = FreezingLink(chat_server.url)
+    app = tui_app(await link.start())
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, "anna", PASSWORD)
+            await open_desk(pilot, app)
+            person = await accept_new_chat(pilot, app, resident)
+            token = app.ctx.token
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the quit question")
+            question = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
+            assert "otwarte rozmowy: 1" in question and "wrócą do kolejki" in question, question
+            await pilot.press("n")  # not now: the desk stays
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatsScreen", what="back on the desk")
+            assert app.is_running and person.chat_id in app.desk.chats
+            link.frozen.set()  # the server stops answering: the polite disconnect would wait for it
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the quit question")
+            await pilot.press("y")
+        # leaving `run_test` means the app finished: its exit did not hang on the dead link
+        assert not app.is_running and app.return_code == 0
+        assert app.live is None
+    finally:
+        await link.close()
+    # quitting revoked the session: the chat server ends the consultant's socket and the chat goes back to the queue
+    for _ in range(200):
+        if (await store.chats.get(person.chat_id)).status == "queued":
+            break
+        await asyncio.sleep(0.05)
+    assert (await store.chats.get(person.chat_id)).status == "queued"
+    with pytest.raises(SessionExpired):
+        await store.accounts.authenticate(token)
+
+
+async def test_ctrl_q_without_open_chats_quits_at_once(tui_app, make_staff, chat_server) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        await pilot.press("ctrl+q")
+    assert not app.is_running and app.return_code == 0

@@ -105,7 +105,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         if self.server_url and allowed(actor, Permission.HANDLE_CHATS):
             self.desk = Desk(staff_id=actor.staff_id)
             self.live = LiveClient(self.server_url, session.token, self.desk, self._live_event,
-                                   retry_min=self.live_retry[0], retry_max=self.live_retry[1])
+                                   retry_min=self.live_retry[0], retry_max=self.live_retry[1], clock=self.clock)
             self.live.start()
         self._update_sub_title()
         await self.switch_screen(HomeScreen(self.ctx, areas_for(actor), banner=self.banner))
@@ -192,6 +192,40 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def action_sign_out(self) -> None:
         await self.end_session("You have signed out.")
 
+    async def action_quit(self) -> None:
+        """Ctrl+Q: with chats still open the person is asked first (they return to the queue)."""
+        from tui.widgets.modals import ConfirmModal
+
+        open_chats = [c for c in self.desk.chats.values() if c.status == "active"] if self.desk else []
+        if open_chats and not isinstance(self.screen, ConfirmModal):
+            self._confirm_quit(len(open_chats))
+            return
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Quit: the session is revoked first, so the chat server ends this person's live sockets and returns
+        their open chats to the queue at once (not only after the idle timeout); then the live link stops
+        (bounded, tui/live.py STOP_TIMEOUT) and the app exits."""
+        ctx, self.ctx = self.ctx, None
+        if ctx is not None and self.store is not None:
+            try:
+                await self.store.accounts.logout(ctx.token)
+            except CimError as exc:
+                log.warning("logout on quit failed: %s", exc.message)
+        await self._stop_live()
+        self.exit()
+
+    @work(exclusive=True, exit_on_error=False, group="quit")
+    async def _confirm_quit(self, count: int) -> None:
+        from tui.widgets.modals import ConfirmModal
+
+        question = (f"Masz otwarte rozmowy: {count}. Zakończyć CIM mimo to? "
+                    f"(You have {count} open chat{'s' if count > 1 else ''}; quit anyway?)")
+        help = ("Sesja zostanie zakończona, a rozmowy wrócą do kolejki i przejmie je inny konsultant. "
+                "Your session ends and the chats return to the queue for a colleague.")
+        if await self.push_screen_wait(ConfirmModal(question, help)):
+            await self._leave()
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if self.ctx is None:
@@ -254,7 +288,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
             self.bell()
             self.notify(f"Chat #{facts['chat_id']} was transferred to you.", title="Transfer")
         elif event == "released" and facts.get("reason") == "resident_left":
-            self.notify(f"The resident left chat #{facts['chat_id']}. F8 removes it from your list.",
+            self.notify(f"The resident left chat #{facts['chat_id']}. F8 closes it with a category.",
                         severity="warning")
         elif event == "released" and facts.get("reason") not in (None, "", "closed", "transferred"):
             self.notify(f"Chat #{facts['chat_id']} is no longer yours ({facts['reason']}).")

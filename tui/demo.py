@@ -133,8 +133,9 @@ def embedded_chat_server(sock: socket.socket):
 
         from webchat.app import create_app, runner_options
 
+        # a short shutdown: the sockets are closed first (webchat.app), and Ctrl+Q should end the demo at once
         runner = web.AppRunner(create_app(store.settings, store), handle_signals=False, access_log=None,
-                               **runner_options(store.settings))
+                               **{**runner_options(store.settings), "shutdown_timeout": 1.0})
         await runner.setup()
         site = web.SockSite(runner, sock)
         await site.start()

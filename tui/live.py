@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/staff"
 #: Seconds to wait for an acknowledgement before telling the consultant the server did not answer.
 ACK_TIMEOUT = 10.0
+#: Seconds a polite disconnect may take when the TUI stops before the connection is dropped.
+STOP_TIMEOUT = 0.5
 
 
 class ConnectionState(StrEnum):
@@ -72,6 +74,19 @@ class ChatLine:
 
 
 @dataclass
+class Outgoing:
+    """A reply sent but not acknowledged: its `client_msg_id` is kept for every retry, so the server
+    stores it once however often it is sent again (after an ack timeout or a reconnect)."""
+
+    client_msg_id: str
+    text: str
+
+
+#: Failures after which a reply may still have reached the server: it stays in the outbox.
+RETRYABLE = frozenset({"timeout", "disconnected"})
+
+
+@dataclass
 class LiveChat:
     chat_id: int
     lang: str = "pl"
@@ -81,6 +96,8 @@ class LiveChat:
     status: str = "active"
     #: What the consultant typed and has not sent yet; survives switching chats and reconnects.
     draft: str = ""
+    #: Replies sent but not acknowledged, oldest first (sent again with the same ids on reconnect).
+    outbox: list[Outgoing] = field(default_factory=list)
 
     def add(self, line: ChatLine) -> bool:
         """Append a line unless its seq is already here (a resync or an echo of our own send)."""
@@ -265,6 +282,31 @@ def refusal_code(refusal: dict) -> str:
     return "unauthorised" if "unauthorised" in message else ""
 
 
+async def _close_quickly(client: socketio.AsyncClient) -> None:
+    """Disconnect politely if the server answers at once, else drop the connection.
+
+    A polite disconnect waits for the server's WebSocket close frame (aiohttp: up to 10 s); over a
+    dead link or to a server that stopped answering, quitting the TUI waited that long on a blank
+    terminal. The server notices a dropped socket by its ping timeout, so nothing is lost.
+    """
+    try:
+        await asyncio.wait_for(client.disconnect(), STOP_TIMEOUT)
+        return
+    except (asyncio.TimeoutError, Exception):  # gone or not answering: abort below
+        pass
+    eio = client.eio
+    for name in ("read_loop_task", "write_loop_task"):
+        task = getattr(eio, name, None)
+        if task is not None and not task.done():
+            task.cancel()
+    http = getattr(eio, "http", None)
+    if http is not None and not http.closed:
+        try:
+            await asyncio.wait_for(http.close(), STOP_TIMEOUT)
+        except (asyncio.TimeoutError, Exception):  # the process is ending; the OS closes the socket
+            pass
+
+
 class LiveClient:
     """Keeps one /staff connection alive (reconnecting with back-off) and folds its events into a Desk.
 
@@ -273,13 +315,16 @@ class LiveClient:
     """
 
     def __init__(self, server_url: str, token: str, desk: Desk, listener: Listener, *,
-                 retry_min: float = 0.2, retry_max: float = 5.0) -> None:
+                 retry_min: float = 0.2, retry_max: float = 5.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.server_url = server_url.rstrip("/")
         self.token = token
         self.desk = desk
         self.listener = listener
         self.retry_min = retry_min
         self.retry_max = retry_max
+        #: The time stamped on our own lines until the server's history replaces them.
+        self.clock = clock
         self._client: socketio.AsyncClient | None = None
         self._task: asyncio.Task | None = None
         self._disconnected = asyncio.Event()
@@ -303,11 +348,9 @@ class LiveClient:
                 await self._task
             except (asyncio.CancelledError, Exception):  # stopping: the reason it ended is moot
                 pass
-        if self._client is not None:
-            try:
-                await self._client.disconnect()
-            except Exception:  # already gone; nothing left to release
-                pass
+        client, self._client = self._client, None
+        if client is not None:
+            await _close_quickly(client)
         self._set_state(ConnectionState.OFFLINE)
 
     def _set_state(self, state: ConnectionState) -> None:
@@ -342,8 +385,9 @@ class LiveClient:
                 ack = await self.call("my_chats", {})
                 self.desk.resync(ack.get("chats"))
                 self.listener("resync", {})
+                await self._flush_outbox()
             except LiveError as exc:
-                log.info("could not list my chats after connecting: %s", exc.code)
+                log.info("could not list my chats or resend replies after connecting: %s", exc.code)
             await self._disconnected.wait()
             self._client = None
             try:
@@ -418,8 +462,53 @@ class LiveClient:
         self.listener("assigned", {"chat_id": chat_id})
 
     async def send(self, chat_id: int, text: str) -> int:
-        ack = await self.call("send", {"chat_id": chat_id, "text": text, "client_msg_id": uuid.uuid4().hex})
-        return int(ack.get("seq") or 0)
+        """Send a reply; returns its seq. A reply still in the chat's outbox (not acknowledged) with the
+        same text is sent again with its first `client_msg_id`, so a retry never stores it twice."""
+        chat = self.desk.chats.get(chat_id)
+        outbox = chat.outbox if chat is not None else []
+        item = next((o for o in outbox if o.text == text), None)
+        if item is None:
+            item = Outgoing(client_msg_id=uuid.uuid4().hex, text=text)
+            outbox.append(item)
+        return await self._deliver(chat_id, item)
+
+    async def _deliver(self, chat_id: int, item: Outgoing) -> int:
+        try:
+            ack = await self.call("send", {"chat_id": chat_id, "text": item.text, "client_msg_id": item.client_msg_id})
+        except LiveError as exc:
+            if exc.code not in RETRYABLE:  # refused: it was not stored, and sending it again would not help
+                self._forget(chat_id, item)
+            raise
+        self._forget(chat_id, item)
+        seq = int(ack.get("seq") or 0)
+        if seq:
+            # the server relays our own line to our other sockets only; the ack's seq places it here
+            self.desk.apply("message", {"chat_id": chat_id, "seq": seq, "from": "consultant", "text": item.text,
+                                        "at": self.clock().isoformat()})
+        return seq
+
+    def _forget(self, chat_id: int, item: Outgoing) -> None:
+        chat = self.desk.chats.get(chat_id)
+        if chat is not None and item in chat.outbox:
+            chat.outbox.remove(item)
+
+    async def _flush_outbox(self) -> None:
+        """After a reconnect: send every unacknowledged reply again, with its first id, oldest first."""
+        for chat in list(self.desk.chats.values()):
+            for item in list(chat.outbox):
+                if chat.status != "active":
+                    chat.outbox.clear()
+                    break
+                try:
+                    await self._deliver(chat.chat_id, item)
+                except LiveError as exc:
+                    if exc.code in RETRYABLE:
+                        raise
+                    self.listener("send_failed", {"chat_id": chat.chat_id, "text": item.text, "message": exc.message})
+                    continue
+                if chat.draft == item.text:  # the reply line still held it: it is sent now
+                    chat.draft = ""
+                self.listener("sent", {"chat_id": chat.chat_id, "text": item.text})
 
     async def typing(self, chat_id: int, active: bool) -> None:
         import socketio

@@ -17,6 +17,7 @@ from tui.context import TuiContext
 from tui.widgets.literal import literal
 from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
 from tui.widgets.worker_errors import ReportsWorkerErrors
+from tui.screens.base import CimModal, CimScreen
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class PasswordChange:
     new: str
 
 
-class ChangePasswordModal(ModalScreen[PasswordChange | None]):
+class ChangePasswordModal(CimModal[PasswordChange | None]):
     """Current password, then the new one twice; returns them (the store checks both)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -68,7 +69,7 @@ class ChangePasswordModal(ModalScreen[PasswordChange | None]):
         self.dismiss(None)
 
 
-class AccountScreen(ReportsWorkerErrors, Screen[None]):
+class AccountScreen(CimScreen[None]):
     """F8 (outside live chats) or the command palette: the person's own password and second factor."""
 
     BINDINGS = [

@@ -6,20 +6,19 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from store.errors import CimError
 from store.models import Role, Staff
 from tui.context import TuiContext
+from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal, NewStaffModal, PasswordModal, RolesModal
-from tui.widgets.worker_errors import ReportsWorkerErrors
 
 ALL_ROLES = [r.value for r in Role]
 
 
-class AccountsScreen(ReportsWorkerErrors, Screen[None]):
+class AccountsScreen(CimScreen[None]):
     """Every change goes through store.accounts with the signed-in actor, so it is checked and audited there."""
 
     AUTO_FOCUS = "#accounts-table"

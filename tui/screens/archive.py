@@ -13,13 +13,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sparkline, Static
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.errors import CimError
 from store.policy import Permission, allowed
 from tui.context import TuiContext
+from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
 from tui.widgets.purpose import PurposeModal
 
@@ -74,7 +74,7 @@ def _flag(value: bool | None, yes: str = "yes", no: str = "no") -> str:
     return "" if value is None else (yes if value else no)
 
 
-class ArchiveScreen(Screen[None]):
+class ArchiveScreen(CimScreen[None]):
     """Search form and paged results; Enter opens a conversation. Every search is audited by store.archive."""
 
     DEFAULT_CSS = _CSS
@@ -200,7 +200,7 @@ class ArchiveScreen(Screen[None]):
             self.app.push_screen(ArchiveDetailScreen(self.ctx, int(event.row_key.value)))
 
 
-class ArchiveDetailScreen(Screen[None]):
+class ArchiveDetailScreen(CimScreen[None]):
     """One conversation: metadata, level sparkline, integrity check, playback and the chat transcript."""
 
     DEFAULT_CSS = _CSS

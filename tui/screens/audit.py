@@ -10,20 +10,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
-from textual.worker import Worker, WorkerState
 
 from store.clock import to_iso
-from store.errors import CimError, InvalidInput
+from store.errors import InvalidInput
 from store.models import AuditEntry
 from tui.context import TuiContext
+from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
 
 PAGE = 200
 
 
-class AuditScreen(Screen[None]):
+class AuditScreen(CimScreen[None]):
     """Reads go through store.audit.entries (READ_AUDIT), so every look at the log is itself audited."""
 
     AUTO_FOCUS = "#audit-person"
@@ -122,12 +121,9 @@ class AuditScreen(Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="load")
     async def reload(self) -> None:
-        try:
-            filters = await self._filters()
-            self.entries = await self.ctx.store.audit.entries(self.ctx.actor, limit=PAGE, **filters)
-        except CimError as exc:
-            self.notify(exc.message, title="Audit", severity="error")
-            return
+        # a refusal or a bad filter (CimError) is told by the base screen's worker handler
+        filters = await self._filters()
+        self.entries = await self.ctx.store.audit.entries(self.ctx.actor, limit=PAGE, **filters)
         zone = ZoneInfo(self.ctx.settings.timezone)
         table = self.query_one("#audit-table", DataTable)
         table.clear()
@@ -139,9 +135,3 @@ class AuditScreen(Screen[None]):
                           str(e.request_id or ""), key=str(e.id))
         more = " (newest first; narrow the filters to see older ones)" if len(self.entries) == PAGE else ""
         self.query_one("#audit-count", Static).update(f"{len(self.entries)} entries{more}")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            message = error.message if isinstance(error, CimError) else f"{type(error).__name__}: {error}"
-            self.notify(message, title="Audit", severity="error")

@@ -15,13 +15,14 @@ from store.errors import CimError
 from tui.context import TuiContext
 from tui.widgets.literal import literal
 from tui.widgets.modals import PickModal
+from tui.screens.base import CimScreen
 
 STATUS_PL = {"open": "do oddzwonienia", "taken": "w toku", "done": "zamknięte"}
 OUTCOME_PL = {"reached": "rozmowa odbyta", "no_answer": "nie odebrano", "wrong_number": "błędny numer",
               "resolved_otherwise": "sprawa załatwiona inaczej"}
 
 
-class CallbacksScreen(Screen[None]):
+class CallbacksScreen(CimScreen[None]):
     """The worklist from store.callbacks (HANDLE_CALLBACKS, audited)."""
 
     DEFAULT_CSS = """

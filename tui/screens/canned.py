@@ -10,15 +10,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TextArea
 
 from store.chats import MAX_CANNED_TITLE, CannedResponse
 from store.errors import CimError, InvalidInput, MessageEmpty, MessageTooLong
 from tui.context import TuiContext
+from tui.screens.base import CimModal, CimScreen
 from tui.widgets.literal import literal, visible_text
 from tui.widgets.modals import ConfirmModal
-from tui.widgets.worker_errors import ReportsWorkerErrors
 
 #: Saves a (title, text) pair through the store and returns what was stored; raises the store's errors.
 SaveCanned = Callable[[str, str], Awaitable[CannedResponse]]
@@ -29,7 +28,7 @@ def _one_line(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-class CannedEditModal(ReportsWorkerErrors, ModalScreen[CannedResponse | None]):
+class CannedEditModal(CimModal[CannedResponse | None]):
     """Add or edit a canned response; the store saves it, and its refusals are shown here with the text kept."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
@@ -130,7 +129,7 @@ class DeleteCannedModal(ConfirmModal):
         self.response = response
 
 
-class CannedScreen(ReportsWorkerErrors, Screen[None]):
+class CannedScreen(CimScreen[None]):
     """The canned responses consultants insert into chats; every change goes through store.chats with the actor."""
 
     AUTO_FOCUS = "#canned-table"

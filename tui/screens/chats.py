@@ -10,20 +10,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from store.chats import CLOSE_CATEGORIES
-from store.clock import to_iso
-from store.errors import CimError
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
+from tui.screens.base import CimScreen
 from tui.widgets.composer import Composer
 from tui.widgets.literal import literal
 from tui.widgets.modals import CannedModal, CloseChatModal, TransferModal
 from tui.widgets.transcript import Transcript
-from tui.widgets.worker_errors import ReportsWorkerErrors
 
 def waited(since: datetime | None, now: datetime) -> str:
     if since is None:
@@ -33,7 +30,7 @@ def waited(since: datetime | None, now: datetime) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
-class ChatsScreen(ReportsWorkerErrors, Screen[None]):
+class ChatsScreen(CimScreen[None]):
     """The consultant's desk. Changes arrive through the app's `desk_signal`; actions go to the LiveClient."""
 
     AUTO_FOCUS = "#composer"
@@ -87,6 +84,13 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
     # -- rendering ---------------------------------------------------------------------------------
 
     def _on_desk(self, change: tuple[str, dict]) -> None:
+        event, facts = change
+        if event == "sent" and facts.get("chat_id") == self._shown_chat:
+            composer = self.query_one("#composer", Composer)
+            if composer.value == facts.get("text"):  # resent after a reconnect: the reply line had it
+                composer.set_draft("")
+        elif event == "send_failed":
+            self.notify(str(facts.get("message")), title=f"Not sent (chat #{facts.get('chat_id')})", severity="error")
         self.refresh_desk()
 
     def refresh_desk(self) -> None:
@@ -173,7 +177,12 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
             composer.set_draft("")
             composer.disabled = True
             return
+        was_disabled = composer.disabled
         composer.disabled = chat.status != "active"
+        if was_disabled and not composer.disabled and not isinstance(self.focused, Input):
+            # a chat became active here (accepted, transferred to us, back after a reconnect): keys
+            # typed from now on go to its reply line, not to a list that ignores them
+            composer.focus()
         if self._shown_chat != chat.chat_id:
             self._shown_chat = chat.chat_id
             transcript.show(chat.lines)
@@ -183,7 +192,7 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
                 transcript.add(line)
         if self.desk is not None:
             self.desk.select(chat.chat_id)
-        state = {"active": "active", "left": "the resident left; F8 removes it"}.get(chat.status, chat.status)
+        state = {"active": "active", "left": "the resident left; F8 closes it with a category"}.get(chat.status, chat.status)
         title.update(Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}"))
         typing.update("The resident is typing…" if chat.resident_typing else "")
 
@@ -278,11 +287,8 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
             self.notify(exc.message, title="Not sent", severity="error")
             return
         chat = self.desk.chats.get(chat_id) if self.desk else None
-        if self.desk is not None and seq:
-            # the server relays our own line to our other sockets only; the ack's seq places it here
-            self.desk.apply("message", {"chat_id": chat_id, "seq": seq, "from": "consultant", "text": text,
-                                        "at": to_iso(self._now())})
-            self.refresh_desk()
+        if seq:
+            self.refresh_desk()  # the LiveClient put our line on the desk with the ack's seq
         if chat is not None and chat.draft == text:
             chat.draft = ""
             if self._shown_chat == chat_id:
@@ -303,11 +309,7 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="canned")
     async def load_canned(self) -> None:
-        try:
-            responses = await canned_responses(self.ctx)
-        except CimError as exc:
-            self.notify(exc.message, title="Canned responses", severity="error")
-            return
+        responses = await canned_responses(self.ctx)  # a refusal (CimError): told by the base screen
         text = await self.app.push_screen_wait(CannedModal(responses))
         if text:
             composer = self.query_one("#composer", Composer)
@@ -345,10 +347,11 @@ class ChatsScreen(ReportsWorkerErrors, Screen[None]):
         if chat is None or self.desk is None:
             self.notify("Open a chat first.")
             return
-        if chat.status != "active":  # the resident ended it; the store closed it already
+        if chat.status not in ("active", "left"):  # closed elsewhere (seen after a reconnect): nothing to record
             self.desk.drop(chat.chat_id)
             self.refresh_desk()
             return
+        # a chat the resident left is closed already but still needs its category, like any other close
         self.close_chat(chat.chat_id)
 
     @work(exclusive=True, exit_on_error=False, group="close")

@@ -7,15 +7,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.areas import Area
 from tui.context import TuiContext
+from tui.screens.base import CimScreen
 
 
-class HomeScreen(Screen[None]):
+class HomeScreen(CimScreen[None]):
     """Navigation built from the areas the actor may use (tui/areas.py); posts `HomeScreen.OpenArea`."""
 
     AUTO_FOCUS = "#areas"

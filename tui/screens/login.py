@@ -7,7 +7,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from store import Store
@@ -16,11 +15,11 @@ from store.errors import (
     SecondFactorEnrolmentRequired, SecondFactorRequired,
 )
 from store.models import Session
+from tui.screens.base import CimScreen
 from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
-from tui.widgets.worker_errors import ReportsWorkerErrors
 
 
-class LoginScreen(ReportsWorkerErrors, Screen[None]):
+class LoginScreen(CimScreen[None]):
     """Sign in; posts `LoginScreen.SignedIn` with the new session."""
 
     AUTO_FOCUS = "#name"

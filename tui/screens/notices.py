@@ -11,15 +11,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, Static, TextArea
 
 from store.errors import CimError
 from store.models import Notice
 from store.notices import MAX_NOTICE
 from tui.context import TuiContext
+from tui.screens.base import CimModal, CimScreen
 from tui.widgets.literal import literal
-from tui.widgets.worker_errors import ReportsWorkerErrors
 
 #: The ordinance's provision for each channel's notice.
 PROVISION = {"chat": "§1.5", "phone": "§1.4"}
@@ -37,7 +36,7 @@ class NoticeRow:
     current: bool
 
 
-class NoticeVersionModal(ReportsWorkerErrors, ModalScreen[list[Notice] | None]):
+class NoticeVersionModal(CimModal[list[Notice] | None]):
     """A new version of one channel's notice: Polish required (legally binding), English optional."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
@@ -119,7 +118,7 @@ class NoticeVersionModal(ReportsWorkerErrors, ModalScreen[list[Notice] | None]):
         self.dismiss(None)
 
 
-class NoticesScreen(ReportsWorkerErrors, Screen[None]):
+class NoticesScreen(CimScreen[None]):
     """The chat (§1.5) and phone (§1.4) notice history; new versions go through store.notices with the actor."""
 
     AUTO_FOCUS = "#notices-table"

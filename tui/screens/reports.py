@@ -11,18 +11,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
-from textual.worker import Worker, WorkerState
 
-from store.errors import CimError
 from store.reports import SupervisionReport, parse_period, write_csv, write_pdf
 from tui.context import TuiContext
+from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal
 
 
-class ReportsScreen(Screen[None]):
+class ReportsScreen(CimScreen[None]):
     """The report comes from store.reports (VIEW_REPORTS, audited); files go to <data dir>/reports/."""
 
     AUTO_FOCUS = "#report-from"
@@ -67,13 +65,10 @@ class ReportsScreen(Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="load")
     async def show(self) -> None:
-        try:
-            start, end = parse_period(self.query_one("#report-from", Input).value,
-                                      self.query_one("#report-to", Input).value)
-            self.report = await self.ctx.store.reports.supervision(self.ctx.actor, start, end)
-        except CimError as exc:
-            self.notify(exc.message, title="Report", severity="error")
-            return
+        # a refusal or a bad period (CimError) is told by the base screen's worker handler
+        start, end = parse_period(self.query_one("#report-from", Input).value,
+                                  self.query_one("#report-to", Input).value)
+        self.report = await self.ctx.store.reports.supervision(self.ctx.actor, start, end)
         r = self.report
         self.query_one("#report-summary", Static).update(
             f"{r.start} – {r.end}: {r.total_accesses} accesses, {sum(x.count for x in r.refusals)} refused attempts, "
@@ -115,12 +110,6 @@ class ReportsScreen(Screen[None]):
             self.notify(f"Cannot write {path}: {exc.strerror}", title="Report", severity="error")
             return
         self.notify(f"Saved {path}", title="Report")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            message = error.message if isinstance(error, CimError) else f"{type(error).__name__}: {error}"
-            self.notify(message, title="Report", severity="error")
 
 
 async def _mkdir(folder: Path) -> None:

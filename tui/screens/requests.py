@@ -15,7 +15,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from store.errors import CimError, InvalidInput
@@ -25,6 +24,7 @@ from store.requests import (
     ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
 )
 from tui.context import TuiContext
+from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
 from tui.widgets.request_forms import ContentModal, Field, FormModal
 
@@ -49,7 +49,7 @@ def _local(moment: datetime | None, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-class RequestsScreen(Screen[None]):
+class RequestsScreen(CimScreen[None]):
     """The inbox (what waits for me) and the register (every request, filtered); Enter opens a request."""
 
     AUTO_FOCUS = "#requests-table"
@@ -196,7 +196,7 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
     return FormModal("Register a request", fields, submit, save_label="Register")
 
 
-class RequestDetailScreen(Screen[None]):
+class RequestDetailScreen(CimScreen[None]):
     """One request: its facts, deadlines, §4.7 verdict, conversations, candidates, opinions and letters.
 
     The footer offers only the steps the lifecycle allows now and the signed-in person may take;

@@ -11,14 +11,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
-from textual.worker import Worker, WorkerState
 
 from store.errors import CimError
 from store.policy import Permission, allowed
 from store.retention import Hold, PurgePreview, PurgeProgress, PurgeResult
 from tui.context import TuiContext
+from tui.screens.base import CimModal, CimScreen
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal
 
@@ -40,7 +39,7 @@ class HoldInput:
     review_on: date | None
 
 
-class HoldModal(ModalScreen[HoldInput | None]):
+class HoldModal(CimModal[HoldInput | None]):
     """A new hold on one or more conversations (numbers separated by spaces or commas)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
@@ -92,7 +91,7 @@ class HoldModal(ModalScreen[HoldInput | None]):
         self.dismiss(None)
 
 
-class RetentionScreen(Screen[None]):
+class RetentionScreen(CimScreen[None]):
     """Preview and run the purge (RUN_PURGE) and manage holds (MANAGE_HOLDS); the store checks and audits each."""
 
     AUTO_FOCUS = "#holds-table"
@@ -244,13 +243,10 @@ class RetentionScreen(Screen[None]):
         new = await self.app.push_screen_wait(HoldModal())
         if new is None:
             return
-        try:
-            created = await self.ctx.store.retention.add_hold(
-                self.ctx.actor, new.conversation_ids, legal_basis=new.legal_basis,
-                case_reference=new.case_reference, review_on=new.review_on)
-        except CimError as exc:
-            self.notify(exc.message, title="Hold not set", severity="error")
-            return
+        # refused or invalid (CimError): told by the base screen's worker handler
+        created = await self.ctx.store.retention.add_hold(
+            self.ctx.actor, new.conversation_ids, legal_basis=new.legal_basis,
+            case_reference=new.case_reference, review_on=new.review_on)
         self.notify(f"{len(created)} hold(s) set.")
         self.load()
 
@@ -264,16 +260,6 @@ class RetentionScreen(Screen[None]):
         if not await self.app.push_screen_wait(
                 ConfirmModal(f"Release hold {hold.id} on conversation {hold.conversation_id}?")):
             return
-        try:
-            await self.ctx.store.retention.release_hold(self.ctx.actor, hold.id)
-        except CimError as exc:
-            self.notify(exc.message, title="Hold not released", severity="error")
-            return
+        await self.ctx.store.retention.release_hold(self.ctx.actor, hold.id)  # a refusal: told by the base
         self.notify(f"Hold {hold.id} released.")
         self.load()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            message = error.message if isinstance(error, CimError) else f"{type(error).__name__}: {error}"
-            self.notify(message, title="Retention", severity="error")

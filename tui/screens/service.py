@@ -19,9 +19,10 @@ from store.service_report import BY_CHOICES, ServiceReport, write_csv, write_pdf
 from tui.context import TuiContext
 from tui.widgets.hour_chart import HourChart
 from tui.widgets.literal import literal
+from tui.screens.base import CimScreen
 
 
-class ServiceScreen(Screen[None]):
+class ServiceScreen(CimScreen[None]):
     """Figures from store.service (VIEW_REPORTS, audited); files go to <data dir>/reports/."""
 
     AUTO_FOCUS = "#service-from"
@@ -128,9 +129,3 @@ class ServiceScreen(Screen[None]):
             self.notify(f"Cannot write {path}: {exc.strerror}", title="Service report", severity="error")
             return
         self.notify(f"Saved {path}", title="Service report")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            message = error.message if isinstance(error, CimError) else f"{type(error).__name__}: {error}"
-            self.notify(message, title="Service report", severity="error")

@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.widgets.literal import literal
+from tui.screens.base import CimScreen
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _mmss(seconds: int | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class TrafficScreen(Screen[None]):
+class TrafficScreen(CimScreen[None]):
     """The wallboard; `state` is the last `traffic` payload (None before the first)."""
 
     DEFAULT_CSS = """

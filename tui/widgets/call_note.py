@@ -11,9 +11,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+from tui.screens.base import CimModal
 
 
-class CallNoteModal(ModalScreen[tuple[str, str] | None]):
+class CallNoteModal(CimModal[tuple[str, str] | None]):
     """Pick the category with the arrows, type the note, Enter saves; Escape cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Anuluj")]

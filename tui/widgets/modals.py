@@ -10,16 +10,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
+from tui.screens.base import CimModal
 from tui.widgets.literal import literal
 
 T = TypeVar("T")
 
 
-class PickModal(ModalScreen[T | None], Generic[T]):
+class PickModal(CimModal[T | None], Generic[T]):
     """Pick one of a list with the arrows and Enter; Escape cancels (result None)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -77,7 +77,7 @@ class CannedModal(PickModal[str]):
         super().__init__("Canned responses", choices, empty="No canned responses yet (the CIM manager adds them).")
 
 
-class ConfirmModal(ModalScreen[bool]):
+class ConfirmModal(CimModal[bool]):
     """Yes or no. A `Text` question carries literal parts (resident or staff text) safely."""
 
     BINDINGS = [Binding("escape", "no", "No"), Binding("y", "yes", "Yes"), Binding("n", "no", "No")]
@@ -105,7 +105,7 @@ class ConfirmModal(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class PasswordModal(ModalScreen[str | None]):
+class PasswordModal(CimModal[str | None]):
     """A new password, typed twice."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -139,7 +139,7 @@ class PasswordModal(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class RolesModal(ModalScreen[frozenset[str] | None]):
+class RolesModal(CimModal[frozenset[str] | None]):
     """Choose a staff member's roles (space toggles, Enter on the button saves)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
@@ -182,7 +182,7 @@ class NewStaff:
     password: str
 
 
-class NewStaffModal(ModalScreen[NewStaff | None]):
+class NewStaffModal(CimModal[NewStaff | None]):
     """A new staff account: name, full name, department, roles and a first password."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
@@ -224,7 +224,7 @@ class NewStaffModal(ModalScreen[NewStaff | None]):
         self.dismiss(None)
 
 
-class EnrolmentModal(ModalScreen[str | None]):
+class EnrolmentModal(CimModal[str | None]):
     """Set up a second factor: the key as a QR code and as text (shown this once); returns the code typed."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -264,7 +264,7 @@ class EnrolmentModal(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class RecoveryCodesModal(ModalScreen[None]):
+class RecoveryCodesModal(CimModal[None]):
     """The recovery codes made at enrolment, shown once: each signs in once when the phone is lost."""
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close")]

@@ -6,14 +6,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
+from tui.screens.base import CimModal
 
 PURPOSE_MIN = 3
 PURPOSE_MAX = 500
 
 
-class PurposeModal(ModalScreen[str | None]):
+class PurposeModal(CimModal[str | None]):
     """Returns the stated purpose (a request number such as W/2026/0001, or a reason); None when cancelled."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]

@@ -10,10 +10,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static, TextArea
 
 from store.errors import CimError
+from tui.screens.base import CimModal
 from tui.widgets.literal import literal
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ class Field:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class FormModal(ModalScreen[T | None], Generic[T]):
+class FormModal(CimModal[T | None], Generic[T]):
     """A form whose Save calls `submit(values)`; a CimError is shown under the form and the form stays open.
 
     The store validates (one place for the rules); the dialog only collects text and shows the answer.
@@ -150,7 +150,7 @@ class FormModal(ModalScreen[T | None], Generic[T]):
         self.dismiss(None)
 
 
-class ContentModal(ModalScreen[None]):
+class ContentModal(CimModal[None]):
     """What is shown to the requester during the session: a chat transcript, or a recording to play."""
 
     DEFAULT_CSS = """

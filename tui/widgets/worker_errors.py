@@ -1,4 +1,4 @@
-"""One place where an unexpected failure of a screen's worker becomes a clear notification."""
+"""One place where a failure of a screen's worker becomes a clear notification and a log line."""
 
 from __future__ import annotations
 
@@ -10,17 +10,33 @@ from store.errors import CimError
 
 log = logging.getLogger(__name__)
 
+#: The notification's title for every failed worker (Polish first: staff see it).
+FAILED_TITLE = "Nie wykonano (not done)"
+
+
+def failure_message(error: BaseException | None) -> str:
+    """What the person is told: a refusal's own sentence, or that something unexpected broke."""
+    if isinstance(error, CimError):
+        return error.message
+    detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return f"Nieoczekiwany błąd: {detail} (szczegóły w dzienniku). Unexpected error; details are in the log."
+
 
 class ReportsWorkerErrors:
-    """Mixin for screens: a worker that raised (exit_on_error=False) is reported, not lost."""
+    """Mixin for the app and every screen (tui/screens/base.py): a worker that raised is reported, not lost.
+
+    Textual posts `Worker.StateChanged` to the node that started the worker and does not bubble it, so
+    each screen needs this handler itself; a CimError (a refusal) is told as it is, anything else also
+    goes to the log with its traceback.
+    """
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error
         if isinstance(error, CimError):
-            message = error.message
+            log.info("worker %s refused: %s", event.worker.name, error.message)
         else:
-            log.error("worker %s failed", event.worker.name, exc_info=error)
-            message = f"Something went wrong ({type(error).__name__}: {error}); the details are in the log."
-        self.notify(message, title="Not done", severity="error")  # type: ignore[attr-defined]
+            log.error("worker %s of %s failed", event.worker.name, type(self).__name__, exc_info=error)
+        self.notify(failure_message(error), title=FAILED_TITLE, severity="error",  # type: ignore[attr-defined]
+                    markup=False)
