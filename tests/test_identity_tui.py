@@ -101,7 +101,7 @@ async def test_my_account_changes_the_password_and_sets_up_a_second_factor(store
     app = tui_app()
     async with app.run_test(size=SIZE) as pilot:
         await sign_in(pilot, "kasia", PASSWORD)
-        await pilot.press("f8")
+        await pilot.press("ctrl+u")
         await wait_until(pilot, lambda: screen_name(app) == "AccountScreen", what="my account")
         assert "not set up" in str(app.screen.query_one("#account-facts").render())
         await pilot.press("p")

@@ -69,12 +69,13 @@ async def test_a_disabled_consultant_is_shown_why_the_session_ended(tui_app, mak
         await sign_in(pilot, "anna", PASSWORD)
         await open_desk(pilot, app)
         person = await accept_new_chat(pilot, app, resident)
+        mark = len(person.log.events)  # the "queued" state of before the acceptance does not count
         await store.accounts.set_disabled(SYSTEM, "anna", True)
         await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="the login screen")
         shown = str(app.screen.query_one("#login-message").render())
         assert shown.startswith("Twoja sesja została zakończona: konto zostało wyłączone."), shown
         # the resident's chat went back to the queue with a line saying so
-        await person.wait_for("state", lambda st: st.get("status") == "queued")
+        await person.wait_for("state", lambda st: st.get("status") == "queued", after=mark)
         assert (await store.chats.get(person.chat_id)).status == "queued"
         await pilot.pause(0.1)
 
@@ -603,6 +604,8 @@ async def test_ctrl_q_with_open_chats_asks_first_and_quits_over_a_dead_link(tui_
             await pilot.press("ctrl+q")
             await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the quit question")
             await pilot.press("y")
+            # the session is revoked and the live link stopped (bounded over the dead link), then the app exits
+            await wait_until(pilot, lambda: app.return_code is not None, what="the app's exit")
         # leaving `run_test` means the app finished: its exit did not hang on the dead link
         assert not app.is_running and app.return_code == 0
         assert app.live is None

@@ -40,7 +40,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         Binding("f1", "home", "Home"),
         Binding("f12", "sign_out", "Sign out"),
         # not in the footer (its keys are the areas'); the live-chats screen keeps F8 for closing a chat
-        Binding("f8", "my_account", "My account", show=False),
+        Binding("ctrl+u", "my_account", "My account", show=False),  # F8 is the service report (tui/areas.py)
     ]
 
     def __init__(
@@ -234,7 +234,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         for area in areas_for(self.ctx.actor):
             yield SystemCommand(f"Open {area.title}", f"Go to {area.title} ({area.binding.upper()})",
                                 lambda key=area.key: self.run_worker(self.action_open_area(key)))
-        yield SystemCommand("My account", "Change your password, set up a second factor (F8)",
+        yield SystemCommand("My account", "Change your password, set up a second factor (Ctrl+U)",
                             lambda: self.run_worker(self.action_my_account()))
         yield SystemCommand("Sign out", "End your CIM session (F12)", self.action_sign_out)
 
