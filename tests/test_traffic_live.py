@@ -208,3 +208,33 @@ async def test_the_callbacks_screen_takes_and_closes_an_item(store, make_staff, 
                          what="the item closed")
     row = await store.db.fetchone("SELECT status, outcome FROM callbacks WHERE number = '+48512345678'")
     assert (row["status"], row["outcome"]) == ("done", "reached")
+
+
+@pytest.mark.ordinance("§5")
+async def test_the_managers_wallboard_socket_ends_with_the_session(
+        ami_server: AmiReplayServer, make_chat_server, make_staff, store) -> None:
+    """A wallboard-only /staff socket obeys the account like a consultant's: signing out ends it, with the reason."""
+    server = await make_chat_server(ami_url=ami_server.url)
+    await ami_server.wait_logged_in()
+    staff = await make_staff("kierownik", "cim_manager")
+    session = await store.accounts.login(staff.name, PASSWORD)
+    boss = await connect_client(server.url, "/staff", {"token": session.token})
+    await boss.wait_for("traffic")
+    await store.accounts.logout(session.token)
+    ended = await boss.wait_for("session_ended")
+    assert ended["code"] == "signed_out" and ended["message"].startswith("Twoja sesja")
+    for _ in range(100):  # the server disconnects it right after the reason
+        if not boss.client.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert not boss.client.connected
+    # a session ended by another process (no in-process notice: `cim users disable` on the host) is found
+    # by the once-a-second sweep
+    other = await make_staff("zastepca", "cim_manager")
+    second = await store.accounts.login(other.name, PASSWORD)
+    watcher = await connect_client(server.url, "/staff", {"token": second.token})
+    await watcher.wait_for("traffic")
+    async with store.db.write() as tx:
+        await tx.execute("UPDATE staff SET disabled = 1 WHERE id = ?", (other.id,))
+    ended = await watcher.wait_for("session_ended")
+    assert ended["code"] == "account_disabled"

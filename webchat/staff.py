@@ -83,6 +83,12 @@ class StaffSessions:
                 and (change.token_hash is None or token_hash(conn.token) == change.token_hash)]
         for sid in sids:
             self.hub.spawn(self.end(sid, change.reason))
+        watching = getattr(self.hub, "traffic", None)
+        if watching is not None:
+            for sid, (_address, actor) in list(watching.watchers.items()):
+                if actor.staff_id == change.staff_id and (
+                        change.token_hash is None or token_hash(watching.watcher_tokens.get(sid, "")) == change.token_hash):
+                    self.hub.spawn(self.end_watcher(sid, change.reason))
         if not sids and change.staff_id not in self.hub.online:
             # not connected now, and that session is over: their open chats wait for someone else
             self.hub.spawn(self.return_chats(change.staff_id, change.reason))
@@ -105,6 +111,32 @@ class StaffSessions:
         finally:
             await self.sio.disconnect(sid, namespace=STAFF)
 
+    async def end_watcher(self, sid: str, reason: str) -> None:
+        """A wallboard-only socket (webchat/traffic.py) whose session ended: told why, then disconnected."""
+        watching = getattr(self.hub, "traffic", None)
+        if watching is None or watching.watcher_tokens.pop(sid, None) is None:
+            return
+        polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
+        log.info("staff.session_ended watcher=1 reason=%s", reason)
+        try:
+            await self.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+                                to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
+        except Exception:
+            pass
+        finally:
+            await self.sio.disconnect(sid, namespace=STAFF)
+
+    async def check_watchers(self) -> None:
+        """The wallboard-only sockets' sessions, checked like the consultants' (revoked, expired, idle, disabled)."""
+        watching = getattr(self.hub, "traffic", None)
+        if watching is None or not watching.watcher_tokens:
+            return
+        tokens = dict(watching.watcher_tokens)
+        verdicts = await session_verdicts(self.hub.store.accounts, set(tokens.values()))
+        for sid, token in tokens.items():
+            if verdicts.get(token):
+                await self.end_watcher(sid, verdicts[token])  # type: ignore[arg-type]
+
     async def check(self, sids: list[str]) -> dict[str, str | None]:
         """The store's verdict on these sockets' sessions; the ended ones are ended now."""
         conns = {sid: self.hub.staff[sid] for sid in sids if sid in self.hub.staff}
@@ -126,6 +158,7 @@ class StaffSessions:
             try:
                 if self.hub.staff:
                     await self.check(list(self.hub.staff))
+                await self.check_watchers()
                 if sweeps % self.orphan_sweep_every == 1 % self.orphan_sweep_every:
                     await self.return_orphaned_chats()
                 failing = False
@@ -189,7 +222,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 raise SessionExpired("not signed in")
             actor = await hub.store.accounts.authenticate(token)
             if not actor.has(Role.CONSULTANT) and traffic.watch_only(hub, actor):  # the manager's wallboard
-                await traffic.add_watcher(hub, sid, actor, address)
+                await traffic.add_watcher(hub, sid, actor, address, token)
                 return
             if not actor.has(Role.CONSULTANT):
                 log.info("staff.refused reason=role staff_id=%s", actor.staff_id)

@@ -58,6 +58,8 @@ class TrafficHub:
         link.on_change = self.changed
         #: watchers that are not consultants (the CIM manager): sid -> (address, actor)
         self.watchers: dict[str, tuple[str, Actor]] = {}
+        #: the session token of each watcher, so a revoked or expired session ends its socket too
+        self.watcher_tokens: dict[str, str] = {}
         self.names: dict[str, str] = {}
         self._names_at = 0.0
         self._dirty = False
@@ -170,8 +172,10 @@ def watch_only(hub: "Hub", actor: Actor) -> bool:
     return getattr(hub, "traffic", None) is not None and may_watch(actor)
 
 
-async def add_watcher(hub: "Hub", sid: str, actor: Actor, address: str) -> None:
+async def add_watcher(hub: "Hub", sid: str, actor: Actor, address: str, token: str = "") -> None:
     hub.traffic.watchers[sid] = (address, actor)
+    if token:  # the session sweep (webchat/staff.py) ends the socket when this session ends
+        hub.traffic.watcher_tokens[sid] = token
     await hub.traffic.join(sid, actor)
 
 
@@ -179,6 +183,7 @@ def forget_watcher(hub: "Hub", sid: str) -> None:
     traffic = getattr(hub, "traffic", None)
     if traffic is not None and sid in traffic.watchers:
         address, _ = traffic.watchers.pop(sid)
+        traffic.watcher_tokens.pop(sid, None)
         hub.connections.release(address)
 
 
