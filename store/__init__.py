@@ -14,6 +14,7 @@ from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
 from .errors import CimError, NotPermitted
+from .listening import Listening
 from .models import Actor, Role
 from .notices import Notices
 from .requests import Requests
@@ -40,6 +41,7 @@ class Store:
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
+        self.listening = Listening(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
