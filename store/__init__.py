@@ -55,6 +55,7 @@ class Store:
         return cls(settings, db, clock)
 
     async def close(self) -> None:
+        self.listening.stop()
         await self.db.close()
 
     async def __aenter__(self) -> "Store":

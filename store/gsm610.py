@@ -224,6 +224,49 @@ def _wav49_params(block: bytes) -> tuple[list[int], list[int]]:
     return frames[0], frames[1]
 
 
+def wav49_levels(data: bytes, buckets: int) -> list[float]:
+    """A level (0..1) per slice of wav49 audio from each subframe's block maximum (xmaxc), without decoding."""
+    peaks: list[int] = []
+    for offset in range(0, len(data) - WAV49_BLOCK + 1, WAV49_BLOCK):
+        for params in _wav49_params(data[offset: offset + WAV49_BLOCK]):
+            peaks.extend(params[8 + j * 17 + 3] for j in range(4))
+    if not peaks:
+        return []
+    buckets = max(1, min(buckets, len(peaks)))
+    step = len(peaks) / buckets
+    return [round(max(peaks[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) / 63, 4)
+            for i in range(buckets)]
+
+
+def iter_wav49(data: bytes, samples: int | None = None, blocks_per_chunk: int = 25):
+    """Decode wav49 audio progressively: yields little-endian 16-bit PCM bytes, `blocks_per_chunk` blocks at a time."""
+    decoder = GsmDecoder()
+    left = samples
+    for start in range(0, len(data) - WAV49_BLOCK + 1, WAV49_BLOCK * blocks_per_chunk):
+        out = array("h")
+        end = min(len(data) - WAV49_BLOCK + 1, start + WAV49_BLOCK * blocks_per_chunk)
+        for offset in range(start, end, WAV49_BLOCK):
+            first, second = _wav49_params(data[offset: offset + WAV49_BLOCK])
+            decoder.decode_frame(first, out)
+            decoder.decode_frame(second, out)
+        if left is not None:
+            if len(out) >= left:
+                del out[left:]
+            left -= len(out)
+        if sys.byteorder != "little":  # pragma: no cover - CIM runs on little-endian hosts
+            out.byteswap()
+        yield out.tobytes()
+        if left is not None and left <= 0:
+            return
+
+
+def wav_header(samples: int, rate: int = 8000) -> bytes:
+    """The 44-byte header of a canonical mono 16-bit PCM WAV of `samples` samples."""
+    size = samples * 2
+    return b"RIFF" + struct.pack("<I", 36 + size) + b"WAVE" + b"fmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", size)
+
+
 def decode_wav49(data: bytes, samples: int | None = None) -> array:
     """16-bit samples (native order) of wav49 audio data: whole 65-byte blocks, optionally cut to `samples`."""
     decoder = GsmDecoder()
@@ -242,7 +285,4 @@ def pcm_wav(samples: array, rate: int = 8000) -> bytes:
     if sys.byteorder != "little":  # pragma: no cover - CIM runs on little-endian hosts
         samples = array("h", samples)
         samples.byteswap()
-    data = samples.tobytes()
-    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack(
-        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", len(data))
-    return header + data
+    return wav_header(len(samples), rate) + samples.tobytes()

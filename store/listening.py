@@ -21,13 +21,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .archive import ConversationSummary, RecordingInfo, _recording, _summary, _SUMMARY_SQL
-from .audio import AudioError, probe_file
+from .audio import AudioError, level_envelope, probe_file
 from .clock import from_iso, to_iso
 from .errors import CimError, InvalidInput, NotFound, NotPermitted
-from .gsm610 import decode_wav49, pcm_wav
+from .gsm610 import iter_wav49, wav49_levels, wav_header
 from .models import Actor, Role
 from .policy import Permission, allowed
 
@@ -109,7 +109,7 @@ class AudioSource:
 
     content_type: str
     size: int
-    read: Callable[[int, int], bytes]   # blocking: (start, end inclusive) -> bytes
+    read: Callable[[int, int], Awaitable[bytes]]   # (start, end inclusive) -> bytes
     transcoded: bool
 
 
@@ -143,8 +143,7 @@ class Listening:
     def __init__(self, store: "Store") -> None:
         self.store = store
         self.random: Callable[[int], bytes] = secrets.token_bytes  # tests make the token predictable
-        self._transcoded: OrderedDict[tuple[int, str], bytes] = OrderedDict()
-        self._transcoding: dict[tuple[int, str], asyncio.Task[bytes]] = {}
+        self._transcoded: OrderedDict[tuple[int, str], _Transcode] = OrderedDict()
 
     @property
     def db(self):
@@ -407,46 +406,108 @@ class Listening:
         """What to send for the grant's recording: the file for PCM WAV and MP3; GSM decoded to a PCM WAV."""
         fmt = grant.recording.format
         if fmt == "wav-gsm":
-            data = await self._decoded(grant)
-            return AudioSource("audio/wav", len(data), lambda s, e: data[s:e + 1], transcoded=True)
+            transcode = await self._transcode(grant)
+            return AudioSource("audio/wav", transcode.size, transcode.read, transcoded=True)
         if fmt in ("wav-pcm", "mp3"):
             size = (await asyncio.to_thread(os.stat, grant.path)).st_size
             path = grant.path
-            return AudioSource("audio/wav" if fmt == "wav-pcm" else "audio/mpeg", size,
-                               lambda s, e: _read_range(path, s, e), transcoded=False)
+
+            async def read(start: int, end: int) -> bytes:
+                return await asyncio.to_thread(_read_range, path, start, end)
+
+            return AudioSource("audio/wav" if fmt == "wav-pcm" else "audio/mpeg", size, read, transcoded=False)
         raise LinkRefused("unplayable", f"recordings in the format {fmt!r} cannot be played in a browser", 415)
 
-    async def _decoded(self, grant: ListenGrant) -> bytes:
+    async def _transcode(self, grant: ListenGrant) -> "_Transcode":
         key = (grant.recording.id, grant.recording.sha256)
-        if key in self._transcoded:
+        found = self._transcoded.get(key)
+        if found is not None and not found.failed:
             self._transcoded.move_to_end(key)
-            return self._transcoded[key]
-        task = self._transcoding.get(key)
-        if task is None:
-            task = asyncio.ensure_future(asyncio.to_thread(_decode_gsm_file, grant.path))
-            self._transcoding[key] = task
-        try:
-            data = await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._transcoding.pop(key, None)
-        self._transcoded[key] = data
-        while sum(len(v) for v in self._transcoded.values()) > TRANSCODE_CACHE_BYTES and len(self._transcoded) > 1:
-            self._transcoded.popitem(last=False)
-        return data
+            return found
+        transcode = await _Transcode.start(grant.path)
+        self._transcoded[key] = transcode
+        while sum(t.size for t in self._transcoded.values()) > TRANSCODE_CACHE_BYTES and len(self._transcoded) > 1:
+            _, old = self._transcoded.popitem(last=False)
+            old.cancel()
+        return transcode
+
+    def stop(self) -> None:
+        """Stop decoding (the store is closing); nothing half-decoded is kept."""
+        for transcode in self._transcoded.values():
+            transcode.cancel()
+        self._transcoded.clear()
 
     async def levels(self, grant: ListenGrant, buckets: int = LEVEL_BUCKETS) -> list[float]:
-        """Peak level (0..1) of equal slices of the recording, for the page's level bar."""
-        if grant.recording.format == "wav-gsm":
-            data = await self._decoded(grant)
-            return await asyncio.to_thread(_levels_of_pcm16, data[44:], buckets)
-        if grant.recording.format == "wav-pcm":
-            from .audio import level_envelope
-            try:
+        """Peak level (0..1) of equal slices of the recording, for the page's level bar (no audio leaves here)."""
+        try:
+            if grant.recording.format == "wav-gsm":
+                return await asyncio.to_thread(_gsm_levels, grant.path, buckets)
+            if grant.recording.format == "wav-pcm":
                 return await asyncio.to_thread(level_envelope, grant.path, buckets)
-            except (OSError, InvalidInput):
-                return []
+        except (OSError, InvalidInput):
+            pass
         return []
+
+
+class _Transcode:
+    """A GSM recording being decoded to a PCM WAV in a worker thread; each read waits for the bytes it needs.
+
+    The size is known from the header before decoding starts, so the first Range answer goes out as
+    soon as its bytes are decoded (about 40 times faster than real time), not after the whole call.
+    """
+
+    def __init__(self, size: int, header: bytes) -> None:
+        self.size = size
+        self.buf = bytearray(header)
+        self.finished = False
+        self.failed = False
+        self.cancelled = False
+        self._progress = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def start(cls, path: Path) -> "_Transcode":
+        info = await asyncio.to_thread(probe_file, path)
+        samples = round((info.duration_s or 0) * (info.sample_rate or 8000))
+        transcode = cls(44 + samples * 2, wav_header(samples, info.sample_rate or 8000))
+        transcode._loop.run_in_executor(None, transcode._run, path, info, samples)
+        return transcode
+
+    def _run(self, path: Path, info, samples: int) -> None:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(info.data_offset or 0)
+                data = fh.read(info.data_size or 0)
+            for chunk in iter_wav49(data, samples):
+                if self.cancelled:
+                    return
+                self.buf.extend(chunk)
+                self._loop.call_soon_threadsafe(self._tick)
+            if len(self.buf) < self.size:  # fewer whole blocks than the header counts: silence, same length
+                self.buf.extend(bytes(self.size - len(self.buf)))
+        except (OSError, AudioError):
+            self.failed = True
+        finally:
+            self.finished = True
+            try:
+                self._loop.call_soon_threadsafe(self._tick)
+            except RuntimeError:  # the loop has closed: nobody is waiting
+                pass
+
+    def _tick(self) -> None:
+        event, self._progress = self._progress, asyncio.Event()
+        event.set()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    async def read(self, start: int, end: int) -> bytes:
+        end = min(end, self.size - 1)
+        while len(self.buf) <= end and not self.finished:
+            await self._progress.wait()
+        if self.failed:
+            raise LinkRefused("unplayable", "the GSM recording could not be decoded", 415)
+        return bytes(self.buf[start:end + 1])
 
 
 def _sha256_or_none(path: Path) -> str | None:
@@ -466,28 +527,8 @@ def _read_range(path: Path, start: int, end: int) -> bytes:
         return fh.read(end - start + 1)
 
 
-def _decode_gsm_file(path: Path) -> bytes:
-    """Blocking: the GSM 06.10 recording at `path` as a 16-bit PCM WAV (store/gsm610.py)."""
+def _gsm_levels(path: Path, buckets: int) -> list[float]:
     info = probe_file(path)
-    if info.format != "wav-gsm":  # pragma: no cover - the caller checked the format
-        raise AudioError(f"{path.name} is not GSM 06.10")
     with open(path, "rb") as fh:
         fh.seek(info.data_offset or 0)
-        data = fh.read(info.data_size or 0)
-    samples = round((info.duration_s or 0) * (info.sample_rate or 8000))
-    return pcm_wav(decode_wav49(data, samples), info.sample_rate or 8000)
-
-
-def _levels_of_pcm16(raw: bytes, buckets: int) -> list[float]:
-    from array import array
-    import sys
-    samples = array("h")
-    samples.frombytes(raw[: len(raw) - len(raw) % 2])
-    if sys.byteorder != "little":  # pragma: no cover
-        samples.byteswap()
-    if not samples:
-        return []
-    buckets = max(1, min(buckets, len(samples)))
-    step = len(samples) / buckets
-    return [round(max(abs(s) for s in samples[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) / 32768, 4)
-            for i in range(buckets)]
+        return wav49_levels(fh.read(info.data_size or 0), buckets)

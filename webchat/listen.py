@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import re
@@ -162,7 +161,7 @@ async def _audio(request: web.Request) -> web.StreamResponse:
         status = 206
     if status == 206:
         end = min(end, start + MAX_CHUNK - 1)
-    data = await asyncio.to_thread(source.read, start, end) if size else b""
+    data = await source.read(start, end) if size else b""
     headers = _headers(common)
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{size}"

@@ -1,0 +1,104 @@
+"""Listening links in headless Chromium: the page plays, seeks with Range (206), refuses a second browser and expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from playwright.async_api import Browser, Page, Response
+
+from tests.fixtures.listening import RecordedCall, ingest_call
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
+
+#: Long enough that Chromium does not buffer the whole file at once, so a seek to the middle must fetch it.
+LONG_SECONDS = 300
+
+
+class AudioLog:
+    """Every answer to the page's audio requests: (status, Range asked, Content-Range answered)."""
+
+    def __init__(self, page: Page) -> None:
+        self.answers: list[tuple[int, str, str]] = []
+        page.on("response", self._seen)
+
+    async def wait_for(self, predicate, timeout: float = 30.0):
+        """The first truthy predicate(answers); the response handler runs after the page has moved on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not (found := predicate(self.answers)) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return found
+
+    async def _seen(self, response: Response) -> None:
+        if response.url.endswith("/audio"):
+            headers = await response.request.all_headers()
+            self.answers.append((response.status, headers.get("range", ""),
+                                 response.headers.get("content-range", "")))
+
+
+async def _wait_js(page: Page, expression: str, arg=None) -> None:
+    # a function, not an expression string: the page's CSP forbids eval, which Playwright would use for one
+    await page.wait_for_function(expression, arg=arg, timeout=30_000)
+
+
+async def _play_seek_and_refuse(browser: Browser, store, chat_server, listener, call: RecordedCall, clock) -> None:
+    link = await store.listening.create(listener.actor, call.conversation_id, "skarga 12/2026",
+                                        session_token=listener.token)
+    context = await browser.new_context(locale="pl-PL")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log = AudioLog(page)
+    response = await page.goto(chat_server.url + link.path)
+    assert response is not None and response.status == 200
+    assert await page.locator("#code").inner_text() == link.code
+    await _wait_js(page, "() => document.getElementById('player').readyState >= 3")
+    duration = await page.evaluate("() => document.getElementById('player').duration")
+    assert abs(duration - call.duration_s) <= 0.1, (duration, call.duration_s)
+    # seek to the middle: a Range request from there on, answered 206
+    asked_before = len(log.answers)
+    await page.evaluate("p => { const a = document.getElementById('player'); a.muted = true; a.currentTime = p; }",
+                        duration / 2)
+    await _wait_js(page, "() => { const a = document.getElementById('player'); return a.readyState >= 3 && !a.seeking; }")
+    middle = await log.wait_for(lambda answers: [a for a in answers[asked_before:]
+                                                 if a[1].startswith("bytes=") and a[1] != "bytes=0-"])
+    assert middle and all(status == 206 for status, _, _ in middle), log.answers
+    start = await page.evaluate("() => document.getElementById('player').currentTime")
+    await page.locator("#toggle").click()  # the page's own Play button
+    await _wait_js(page, "t => document.getElementById('player').currentTime > t + 0.3", start)
+    assert not errors
+    # a second browser context (a forwarded link) is refused
+    other = await browser.new_context()
+    foreign = await other.new_page()
+    refused = await foreign.goto(chat_server.url + link.path)
+    assert refused is not None and refused.status == 403
+    assert "innej przeglądarce" in await foreign.locator("[role=alert]").inner_text()
+    await other.close()
+    # after expiry the page is refused, even in the browser that opened it
+    clock.advance(minutes=store.settings.listen_minutes, seconds=call.duration_s + 1)
+    expired = await page.goto(chat_server.url + link.path)
+    assert expired is not None and expired.status == 410
+    await context.close()
+    rows = await store.db.fetchall("SELECT action, outcome, actor_name, purpose, details FROM audit "
+                                   "WHERE action LIKE 'listen.%' ORDER BY id")
+    steps = [(r["action"], r["outcome"], json.loads(r["details"]).get("reason")) for r in rows]
+    assert steps[0] == ("listen.link_create", "ok", None)
+    assert ("listen.page", "ok", None) in steps
+    assert sum(1 for s in steps if s == ("listen.audio", "ok", None)) >= 2  # the first load and the seek
+    assert steps[-2:] == [("listen.page", "refused", "foreign_browser"), ("listen.page", "refused", "expired")]
+    assert all(r["purpose"] == "skarga 12/2026" and r["actor_name"] == "maria" for r in rows)
+
+
+async def test_a_pcm_recording_plays_seeks_and_is_refused_elsewhere(browser, store, chat_server, pbx, listener,
+                                                                    clock) -> None:
+    call = await ingest_call(store, pbx, "1772442000.1", long_seconds=LONG_SECONDS)
+    await _play_seek_and_refuse(browser, store, chat_server, listener, call, clock)
+
+
+async def test_a_gsm_recording_plays_seeks_and_is_refused_elsewhere(browser, store, chat_server, pbx, listener,
+                                                                    clock) -> None:
+    call = await ingest_call(store, pbx, "1772442100.2", gsm=True, long_seconds=LONG_SECONDS)
+    assert call.format == "wav-gsm"
+    await _play_seek_and_refuse(browser, store, chat_server, listener, call, clock)
