@@ -10,6 +10,7 @@ from cim.commands import requests as requests_commands
 from cim.commands import ingest, notices
 from cim.commands import tui as tui_commands
 from cim.commands import retention
+from cim.commands import listen
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -30,6 +31,7 @@ tui_commands.register(cli)
 ingest.register(cli)
 notices.register(cli)
 retention.register(cli)
+listen.register(cli)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from .policy import Permission, allowed
 
 if TYPE_CHECKING:
     from . import Store
+    from .settings import Settings
 
 #: Bytes of randomness in a token (128 bits).
 TOKEN_BYTES = 16
@@ -111,6 +112,16 @@ class AudioSource:
     size: int
     read: Callable[[int, int], Awaitable[bytes]]   # (start, end inclusive) -> bytes
     transcoded: bool
+
+
+def base_url(settings: "Settings", server_url: str | None = None) -> str:
+    """Where staff browsers reach `cim serve`: listen_base_url, else the TUI's server URL, else http://HOST:PORT."""
+    base = settings.listen_base_url or server_url or f"http://{settings.host}:{settings.port}"
+    return base.rstrip("/")
+
+
+def link_url(settings: "Settings", link: ListenLink, server_url: str | None = None) -> str:
+    return base_url(settings, server_url) + link.path
 
 
 def token_hash(token: str) -> str:
@@ -404,7 +415,7 @@ class Listening:
 
     async def audio_source(self, grant: ListenGrant) -> AudioSource:
         """What to send for the grant's recording: the file for PCM WAV and MP3; GSM decoded to a PCM WAV."""
-        fmt = grant.recording.format
+        fmt = await self._format(grant)
         if fmt == "wav-gsm":
             transcode = await self._transcode(grant)
             return AudioSource("audio/wav", transcode.size, transcode.read, transcoded=True)
@@ -417,6 +428,15 @@ class Listening:
 
             return AudioSource("audio/wav" if fmt == "wav-pcm" else "audio/mpeg", size, read, transcoded=False)
         raise LinkRefused("unplayable", f"recordings in the format {fmt!r} cannot be played in a browser", 415)
+
+    async def _format(self, grant: ListenGrant) -> str:
+        """The recording's format as ingestion named it, else as its header says (rows from older imports)."""
+        if grant.recording.format in ("wav-gsm", "wav-pcm", "mp3"):
+            return grant.recording.format
+        try:
+            return (await asyncio.to_thread(probe_file, grant.path)).format
+        except (OSError, InvalidInput):
+            return grant.recording.format
 
     async def _transcode(self, grant: ListenGrant) -> "_Transcode":
         key = (grant.recording.id, grant.recording.sha256)
@@ -439,10 +459,11 @@ class Listening:
 
     async def levels(self, grant: ListenGrant, buckets: int = LEVEL_BUCKETS) -> list[float]:
         """Peak level (0..1) of equal slices of the recording, for the page's level bar (no audio leaves here)."""
+        fmt = await self._format(grant)
         try:
-            if grant.recording.format == "wav-gsm":
+            if fmt == "wav-gsm":
                 return await asyncio.to_thread(_gsm_levels, grant.path, buckets)
-            if grant.recording.format == "wav-pcm":
+            if fmt == "wav-pcm":
                 return await asyncio.to_thread(level_envelope, grant.path, buckets)
         except (OSError, InvalidInput):
             pass
