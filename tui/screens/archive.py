@@ -43,7 +43,7 @@ ArchiveDetailScreen #detail { height: auto; padding: 0 1; }
 ArchiveDetailScreen #levels { height: 3; margin: 0 1; }
 ArchiveDetailScreen #levels-label { padding: 0 1; color: $text-muted; }
 ArchiveDetailScreen #integrity { height: auto; padding: 0 1; }
-ArchiveDetailScreen #listening { height: auto; padding: 0 1; color: $text-accent; text-style: bold; }
+ArchiveDetailScreen #listening { height: auto; padding: 0 1; color: $text-accent; text-style: bold; display: none; }
 ArchiveDetailScreen #detail-actions { height: auto; padding: 0 1; }
 ArchiveDetailScreen #detail-actions Button { margin-right: 1; }
 ArchiveDetailScreen #transcript { height: 1fr; border-top: solid $primary; padding: 0 1; }
@@ -257,7 +257,9 @@ class ArchiveDetailScreen(Screen[None]):
             links = await self.ctx.store.listening.live_links(self.ctx.actor, conversation_id=self.conversation_id)
         except CimError:
             links = []
-        self.query_one("#listening", Static).update(listening_status(links, self.ctx.store.archive.zone))
+        line = self.query_one("#listening", Static)
+        line.update(listening_status(links, self.ctx.store.archive.zone))
+        line.display = bool(links)
 
     @work(exclusive=True, exit_on_error=False, group="detail")
     async def load(self) -> None:
