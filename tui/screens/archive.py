@@ -18,10 +18,10 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sp
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.errors import CimError
-from store.listening import LiveLink, link_url
+from store.listening import link_url
 from store.policy import Permission, allowed
 from tui.context import TuiContext
-from tui.widgets.listen_link import ListenLinkModal
+from tui.widgets.listen_link import ListenLinkModal, listening_status
 from tui.widgets.literal import literal
 from tui.widgets.purpose import PurposeModal
 
@@ -58,15 +58,6 @@ def player_argv(command: str, path: Path) -> list[str]:
     if any("{path}" in w for w in words):
         return [w.replace("{path}", str(path)) for w in words]
     return [*words, str(path)]
-
-
-def listening_status(links: list[LiveLink], zone) -> Text:
-    """"odsłuch w przeglądarce" while any of the links is live: its code, expiry and whether it was opened."""
-    if not links:
-        return Text("")
-    parts = [f"{link.code} until {link.expires_at.astimezone(zone):%H:%M}" + (" (opened)" if link.opened else "")
-             for link in links]
-    return Text(f"● Odsłuch w przeglądarce (listening in browser): {', '.join(parts)}")
 
 
 def _when(summary: ConversationSummary, zone) -> str:

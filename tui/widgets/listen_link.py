@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from store.listening import LiveLink
+
 #: A QR module pair (top, bottom) as one character cell: dark modules are drawn, light ones are the background.
 _HALF_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
 
@@ -27,6 +29,15 @@ def qr_lines(text: str, *, border: int = 2) -> list[str]:
         rows.append([False] * len(rows[0]))
     return ["".join(_HALF_BLOCKS[(top, bottom)] for top, bottom in zip(rows[i], rows[i + 1]))
             for i in range(0, len(rows), 2)]
+
+
+def listening_status(links: list[LiveLink], zone: ZoneInfo) -> Text:
+    """"odsłuch w przeglądarce" while any of the links is live: its code, expiry and whether it was opened."""
+    if not links:
+        return Text("")
+    parts = [f"{link.code} until {link.expires_at.astimezone(zone):%H:%M}" + (" (opened)" if link.opened else "")
+             for link in links]
+    return Text(f"● Odsłuch w przeglądarce (listening in browser): {', '.join(parts)}")
 
 
 def hyperlink(url: str) -> Text:
