@@ -15,7 +15,7 @@ from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
 from tui.context import TuiContext
 from tui.screens.requests import RequestDetailScreen, RequestsScreen
 from tui.widgets.listen_link import ListenLinkModal
-from tui.widgets.request_forms import ContentModal, FormModal
+from tui.widgets.request_forms import FormModal
 
 
 class RequestsApp(App[None]):
