@@ -193,3 +193,27 @@ async def test_the_host_account_can_make_a_link(store, pcm_call) -> None:
 def test_the_number_is_masked_but_its_last_three_digits() -> None:
     assert mask_number("+48601234567") == "••• ••• 567"
     assert mask_number(None) == "—" and mask_number("12") == "•••"
+
+
+async def test_tokens_have_128_bits_are_unique_and_only_their_hash_is_stored(store, pcm_call, listener,
+                                                                             settings) -> None:
+    tokens = set()
+    for _ in range(settings.listen_max_links):
+        link = await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola")
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", link.token)  # 16 random bytes, URL-safe base64
+        tokens.add(link.token)
+    assert len(tokens) == settings.listen_max_links
+    await store.db.checkpoint_truncate()
+    raw = store.settings.db_path.read_bytes()
+    assert not any(token.encode() in raw for token in tokens)
+    rows = await store.db.fetchall("SELECT token_hash FROM listen_links")
+    assert all(len(r["token_hash"]) == 64 for r in rows)
+
+
+async def test_a_link_whose_owner_lost_the_right_is_refused(store, chat_server, pcm_call, listener) -> None:
+    link = await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola")
+    await store.accounts.set_roles(SYSTEM, "maria", ["consultant"])
+    async with session() as browser:
+        status, _, body = await fetch(browser, chat_server.url + link.path)
+        assert status == 403 and "nie jest już dostępne" in body.decode()
+    assert (await audit(store, "listen.page"))[-1]["details"]["reason"] == "withheld"
