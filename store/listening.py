@@ -41,6 +41,7 @@ TOKEN_BYTES = 16
 TRANSCODE_CACHE_BYTES = 64 * 1024 * 1024
 #: Buckets of the level bar drawn on the page.
 LEVEL_BUCKETS = 120
+ARCHIVE, SESSION = "archive", "session"
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed from a phone
 
 
@@ -168,7 +169,8 @@ class Listening:
         await self.store.audit.guard(actor, Permission.OPEN_CONTENT, "listen.link_create",
                                      target_kind="conversation", target_id=conversation_id)
         text, request_id = await self.store.archive._purpose(purpose)
-        return await self._create(actor, conversation_id, text, request_id, session_token, minutes, recording_id)
+        return await self._create(actor, ARCHIVE, conversation_id, text, request_id, session_token, minutes,
+                                  recording_id)
 
     async def create_for_session(self, actor: Actor, request_id: int, conversation_id: int, *,
                                  session_token: str | None = None) -> ListenLink:
@@ -177,10 +179,10 @@ class Listening:
         if material.recording_path is None:
             raise InvalidInput(f"conversation {conversation_id} has no recording to listen to")
         row = await self.db.fetchone("SELECT number FROM access_requests WHERE id = ?", (request_id,))
-        return await self._create(actor, conversation_id, f"§4 session {row['number']}", request_id,
+        return await self._create(actor, SESSION, conversation_id, f"§4 session {row['number']}", request_id,
                                   session_token, None, None)
 
-    async def _create(self, actor: Actor, conversation_id: int, purpose: str, request_id: int | None,
+    async def _create(self, actor: Actor, kind: str, conversation_id: int, purpose: str, request_id: int | None,
                       session_token: str | None, minutes: int | None, recording_id: int | None) -> ListenLink:
         minutes = self.store.settings.listen_minutes if minutes is None else minutes
         if not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
@@ -208,16 +210,16 @@ class Listening:
         expires = now + timedelta(minutes=minutes, seconds=math.ceil(duration))
         async with self.db.write() as tx:
             cur = await tx.execute(
-                "INSERT INTO listen_links(token_hash, code, staff_id, actor_name, session_hash, conversation_id, "
+                "INSERT INTO listen_links(token_hash, kind, code, staff_id, actor_name, session_hash, conversation_id, "
                 "recording_id, recording_sha256, purpose, request_id, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (digest, code, actor.staff_id, actor.name, token_hash(session_token) if session_token else None,
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (digest, kind, code, actor.staff_id, actor.name, token_hash(session_token) if session_token else None,
                  conversation_id, row["id"], row["sha256"], purpose, request_id, to_iso(now), to_iso(expires)))
             link_id = cur.lastrowid
             await self.store.audit.append(
                 tx, actor, "listen.link_create", target_kind="conversation", target_id=conversation_id,
                 purpose=purpose, request_id=request_id,
-                details={"link_id": link_id, "code": code, "recording_id": row["id"], "expires_at": to_iso(expires),
+                details={"link_id": link_id, "kind": kind, "code": code, "recording_id": row["id"], "expires_at": to_iso(expires),
                          "bound_to_session": bool(session_token)})
         return ListenLink(id=link_id, token=token, code=code, conversation_id=conversation_id, recording_id=row["id"],
                           purpose=purpose, request_id=request_id, created_at=now, expires_at=expires)
@@ -270,23 +272,23 @@ class Listening:
         grant = await self._grant(link)
         await self._check_file(link, grant)
         new_pin = None
+        pinned_elsewhere = False
         async with self.db.write() as tx:
             if link["pin_hash"] is None:
                 new_pin = secrets.token_urlsafe(24)
                 cur = await tx.execute(
                     "UPDATE listen_links SET pin_hash = ?, opened_at = ? WHERE id = ? AND pin_hash IS NULL",
                     (token_hash(new_pin), to_iso(self.store.clock()), link["id"]))
-                if cur.rowcount == 0:  # another browser pinned it a moment ago
-                    new_pin = None
-            if link["pin_hash"] is None and new_pin is None:
-                await self.store.audit.append(tx, grant.actor, "listen.page", outcome="refused",
-                                              **self._where(link), details=self._details(link, "reused", client))
+                pinned_elsewhere = cur.rowcount == 0  # another browser pinned it between our read and this write
+            if pinned_elsewhere:
+                await self.store.audit.append(tx, grant.actor, "listen.page", outcome="refused", **self._where(link),
+                                              details=self._details(link, "foreign_browser", client))
             else:
                 await self.store.audit.append(tx, grant.actor, "listen.page", **self._where(link),
                                               details={**self._details(link, None, client),
                                                        "first_open": new_pin is not None})
-        if link["pin_hash"] is None and new_pin is None:
-            raise LinkRefused("reused", "this link has already been opened in another browser")
+        if pinned_elsewhere:
+            raise LinkRefused("foreign_browser", "this link has already been opened in another browser")
         return replace(grant, new_pin=new_pin)
 
     async def open_audio(self, token: str, pin: str | None, *, range_header: str = "", client: str = "") -> ListenGrant:
@@ -330,7 +332,7 @@ class Listening:
         if now >= from_iso(row["expires_at"]):
             await refuse("expired", "this listening link has expired; create a new one in CIM", 410)
         if row["session_hash"] and await self._session_ended(row["session_hash"]):
-            await self.db_revoke(row["id"], "session_ended")
+            await self._revoke_row(row["id"], "session_ended")
             await refuse("session_ended", "the staff session this link belonged to has ended")
         if row["pin_hash"] is not None:
             if not pin or token_hash(pin) != row["pin_hash"]:
@@ -340,10 +342,10 @@ class Listening:
             await refuse("not_opened", "open the listening page first")
         if row["staff_id"] is not None:
             staff = await self.db.fetchone("SELECT disabled FROM staff WHERE id = ?", (row["staff_id"],))
-            may = allowed(owner, Permission.OPEN_CONTENT) or row["request_id"] is not None
+            may = allowed(owner, Permission.OPEN_CONTENT) or row["kind"] == SESSION
             if staff is None or staff["disabled"] or not may:
                 await refuse("withheld", "the person who created this link may no longer open recordings")
-        if row["request_id"] is not None and row["purpose"].startswith("§4 session"):
+        if row["kind"] == SESSION:
             req = await self.db.fetchone("SELECT state FROM access_requests WHERE id = ?", (row["request_id"],))
             if req is None or req["state"] != "session_in_progress":
                 await refuse("withheld", "the listening session this link belonged to is over", 410)
@@ -356,7 +358,7 @@ class Listening:
                          if purged else "the recording is no longer in the archive", 410)
         return row
 
-    async def db_revoke(self, link_id: int, reason: str) -> None:
+    async def _revoke_row(self, link_id: int, reason: str) -> None:
         async with self.db.write() as tx:
             await tx.execute("UPDATE listen_links SET revoked_at = ?, revoked_reason = ? WHERE id = ? "
                              "AND revoked_at IS NULL", (to_iso(self.store.clock()), reason, link_id))

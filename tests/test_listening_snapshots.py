@@ -132,6 +132,7 @@ def test_session_listening_link(snap_compare, session_app) -> None:
         app = pilot.app
         await wait_until(pilot, lambda: isinstance(app.screen, RequestDetailScreen) and app.screen.detail
                          and app.screen.detail.conversations, what="the request in session")
+        await app.workers.wait_for_complete()
         app.screen.query_one("#linked").focus()
         await pilot.press("v")
         await wait_until(pilot, lambda: isinstance(app.screen, ListenLinkModal), what="the link dialog")

@@ -75,7 +75,6 @@ REASONS = {
                       "The staff session in CIM that the link belonged to has ended."),
     "foreign_browser": ("Link został już otwarty w innej przeglądarce; linków nie można przekazywać dalej.",
                         "The link was already opened in another browser; links cannot be forwarded."),
-    "reused": ("Link został już otwarty w innej przeglądarce.", "The link was already opened in another browser."),
     "not_opened": ("Najpierw otwórz stronę odsłuchu.", "Open the listening page first."),
     "withheld": ("Nagranie nie jest już dostępne dla tego linku (uprawnienia lub sesja odsłuchu się zmieniły).",
                  "The recording is no longer available to this link (permissions or the session changed)."),

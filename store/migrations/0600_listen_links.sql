@@ -5,6 +5,7 @@
 CREATE TABLE listen_links (
     id                  INTEGER PRIMARY KEY,
     token_hash          TEXT NOT NULL UNIQUE,   -- SHA-256 of the 128-bit token; the token itself is never stored
+    kind                TEXT NOT NULL CHECK (kind IN ('archive', 'session')),   -- §3.2/§5 archive, or §4.6 session
     code                TEXT NOT NULL,          -- short code shown in the TUI and on the page, to compare
     staff_id            INTEGER REFERENCES staff(id),   -- NULL: the host's service account (cim listen-link)
     actor_name          TEXT NOT NULL,

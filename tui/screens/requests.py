@@ -280,9 +280,10 @@ class RequestDetailScreen(Screen[None]):
             return
         self._show()
         self.refresh_bindings()
-        await self._show_listening()
+        self.show_listening()
 
-    async def _show_listening(self) -> None:
+    @work(exclusive=True, exit_on_error=False, group="listening")
+    async def show_listening(self) -> None:
         """"odsłuch w przeglądarce" while one of the signed-in person's links for this request is live."""
         try:
             links = await self.ctx.store.listening.live_links(self.ctx.actor, request_id=self.request_id)
@@ -595,14 +596,14 @@ class RequestDetailScreen(Screen[None]):
         except CimError as exc:
             self.notify(exc.message, title="Cannot make a listening link", severity="error")
             return
-        await self._show_listening()
+        self.show_listening()
         url = link_url(self.ctx.settings, link, self.ctx.server_url)
         revoke = await self.app.push_screen_wait(ListenLinkModal(url, link.code, link.expires_at, self.tz,
                                                                  f"{self._number()} · conversation {conv}"))
         if revoke:
             await listening.revoke(self.ctx.actor, link.id)
             self.notify("The listening link is revoked.")
-        await self._show_listening()
+        self.show_listening()
 
     async def _play(self, path: Path) -> str:
         """Run the configured player (no shell: the path is one argument)."""

@@ -52,7 +52,8 @@ class ListenLinkModal(ModalScreen[bool]):
 
     DEFAULT_CSS = """
     ListenLinkModal { align: center middle; }
-    ListenLinkModal > Vertical { width: 80; max-width: 100%; height: auto; max-height: 100%; border: thick $primary;
+    ListenLinkModal > Vertical { width: 80; max-width: 100%; height: auto; min-height: 22; max-height: 100%;
+                                 border: thick $primary;
                                  background: $surface; padding: 0 1; }
     ListenLinkModal .listen-title { text-style: bold; }
     ListenLinkModal #listen-body { height: auto; }
