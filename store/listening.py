@@ -194,14 +194,12 @@ class Listening:
                            "(`cim fsck` reports it as missing_file)")
         now = self.store.clock()
         limit = self.store.settings.listen_max_links
-        live = await self.db.fetchone(
-            "SELECT count(*) AS n FROM listen_links WHERE actor_name = ? AND revoked_at IS NULL AND expires_at > ?",
-            (actor.name, to_iso(now)))
-        if live["n"] >= limit:
+        live = len(await self.live_links(actor))  # links of an ended staff session no longer count
+        if live >= limit:
             await self.store.audit.record(actor, "listen.link_create", outcome="refused", target_kind="conversation",
                                           target_id=conversation_id, purpose=purpose, request_id=request_id,
-                                          details={"reason": "too_many_links", "live": live["n"]})
-            raise NotPermitted(f"{actor.name} already has {live['n']} live listening links (at most {limit}); "
+                                          details={"reason": "too_many_links", "live": live})
+            raise NotPermitted(f"{actor.name} already has {live} live listening links (at most {limit}); "
                                "wait until one expires or close one")
         token = base64.urlsafe_b64encode(self.random(TOKEN_BYTES)).rstrip(b"=").decode("ascii")
         digest = token_hash(token)
@@ -219,8 +217,8 @@ class Listening:
             await self.store.audit.append(
                 tx, actor, "listen.link_create", target_kind="conversation", target_id=conversation_id,
                 purpose=purpose, request_id=request_id,
-                details={"link_id": link_id, "kind": kind, "code": code, "recording_id": row["id"], "expires_at": to_iso(expires),
-                         "bound_to_session": bool(session_token)})
+                details={"link_id": link_id, "kind": kind, "code": code, "recording_id": row["id"],
+                         "expires_at": to_iso(expires), "bound_to_session": bool(session_token)})
         return ListenLink(id=link_id, token=token, code=code, conversation_id=conversation_id, recording_id=row["id"],
                           purpose=purpose, request_id=request_id, created_at=now, expires_at=expires)
 

@@ -217,3 +217,21 @@ async def test_a_link_whose_owner_lost_the_right_is_refused(store, chat_server, 
         status, _, body = await fetch(browser, chat_server.url + link.path)
         assert status == 403 and "nie jest już dostępne" in body.decode()
     assert (await audit(store, "listen.page"))[-1]["details"]["reason"] == "withheld"
+
+
+async def test_the_demo_server_answers_listening_links_on_its_own_port(store, pcm_call, listener) -> None:
+    from tui.demo import embedded_chat_server, reserve_port
+
+    sock = reserve_port("127.0.0.1")
+    port = sock.getsockname()[1]
+    try:
+        async with embedded_chat_server(sock)(store):
+            link = await store.listening.create(listener.actor, pcm_call.conversation_id, "demo")
+            async with session() as browser:
+                status, _, body = await fetch(browser, f"http://127.0.0.1:{port}{link.path}")
+                assert status == 200 and link.code in body.decode()
+                status, _, _ = await fetch(browser, f"http://127.0.0.1:{port}{link.path}/audio",
+                                           headers={"Range": "bytes=0-"})
+                assert status == 206
+    finally:
+        sock.close()

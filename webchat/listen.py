@@ -35,7 +35,7 @@ TEXT = {
         "date": "Data", "time": "Godzina", "direction": "Kierunek", "duration": "Czas trwania",
         "number": "Numer rozmówcy", "purpose": "Cel odsłuchu", "expires": "Link ważny do",
         "levels": "Poziom głośności nagrania od początku do końca", "play": "Odtwórz", "pause": "Wstrzymaj",
-        "back": "−10 s", "fwd": "+10 s", "back_label": "Cofnij o 10 sekund", "fwd_label": "Naprzód o 10 sekund",
+        "back": "−10 s", "fwd": "+10 s", "back_label": "cofnij o 10 sekund", "fwd_label": "naprzód o 10 sekund",
         "note": "Nagranie jest udostępnione tylko do odsłuchu w tej przeglądarce: nie można go pobrać. "
                 "Każde otwarcie strony i każde odtworzenie jest zapisywane w rejestrze zdarzeń.",
         "no_audio": "Ta przeglądarka nie odtwarza dźwięku HTML5.",
@@ -51,7 +51,7 @@ TEXT = {
         "date": "Date", "time": "Time", "direction": "Direction", "duration": "Length",
         "number": "Caller's number", "purpose": "Purpose", "expires": "Link valid until",
         "levels": "Level of the recording from start to end", "play": "Play", "pause": "Pause",
-        "back": "−10 s", "fwd": "+10 s", "back_label": "Back 10 seconds", "fwd_label": "Forward 10 seconds",
+        "back": "−10 s", "fwd": "+10 s", "back_label": "back 10 seconds", "fwd_label": "forward 10 seconds",
         "note": "The recording can only be heard in this browser: it cannot be downloaded. Every page open "
                 "and every playback is written to the audit log.",
         "no_audio": "This browser does not play HTML5 audio.",
@@ -240,9 +240,11 @@ def _page_html(grant: ListenGrant, levels: list[float], lang: str, token: str, z
         f'height="40"/></svg>\n'
         f'<audio id="player" controls controlslist="nodownload noplaybackrate noremoteplayback" '
         f'disableremoteplayback preload="auto" src="{_esc(audio_src)}">{t["no_audio"]}</audio>\n'
-        f'<div class="buttons"><button type="button" id="back" aria-label="{_esc(t["back_label"])}">'
+        # the accessible names start with the visible text (WCAG 2.5.3, label in name)
+        f'<div class="buttons"><button type="button" id="back" aria-label="{_esc(t["back"] + ": " + t["back_label"])}">'
         f'{t["back"]}</button> <button type="button" id="toggle">{t["play"]}</button> '
-        f'<button type="button" id="fwd" aria-label="{_esc(t["fwd_label"])}">{t["fwd"]}</button></div>\n'
+        f'<button type="button" id="fwd" aria-label="{_esc(t["fwd"] + ": " + t["fwd_label"])}">{t["fwd"]}</button>'
+        f'</div>\n'
         f'</figure>\n<p id="status" class="status" role="status" aria-live="polite"></p>\n'
         f'<p class="note">{t["note"]}</p>'
     )
