@@ -447,8 +447,7 @@ class Listening:
         transcode = await _Transcode.start(grant.path)
         self._transcoded[key] = transcode
         while sum(t.size for t in self._transcoded.values()) > TRANSCODE_CACHE_BYTES and len(self._transcoded) > 1:
-            _, old = self._transcoded.popitem(last=False)
-            old.cancel()
+            self._transcoded.popitem(last=False)  # a reader still holding it gets its bytes; then it is freed
         return transcode
 
     def stop(self) -> None:
@@ -503,17 +502,21 @@ class _Transcode:
                 if self.cancelled:
                     return
                 self.buf.extend(chunk)
-                self._loop.call_soon_threadsafe(self._tick)
+                self._notify()
             if len(self.buf) < self.size:  # fewer whole blocks than the header counts: silence, same length
                 self.buf.extend(bytes(self.size - len(self.buf)))
         except (OSError, AudioError):
             self.failed = True
         finally:
             self.finished = True
-            try:
-                self._loop.call_soon_threadsafe(self._tick)
-            except RuntimeError:  # the loop has closed: nobody is waiting
-                pass
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake the readers (from the decoding thread); once the loop has closed nobody waits: stop."""
+        try:
+            self._loop.call_soon_threadsafe(self._tick)
+        except RuntimeError:
+            self.cancelled = True
 
     def _tick(self) -> None:
         event, self._progress = self._progress, asyncio.Event()

@@ -113,3 +113,36 @@ def test_qr_code_is_drawn_with_half_blocks_two_module_rows_per_line() -> None:
     assert len({len(line) for line in lines}) == 1
     assert len(lines) == (len(lines[0]) + 1) // 2  # square: 33 modules wide, 17 lines
     assert lines[0].strip() == "" and lines[1].startswith("  ")  # the quiet zone
+
+
+@pytest.mark.ordinance("§4.6")
+async def test_session_v_shows_the_link_and_the_request_screen_says_odsluch_w_przegladarce(
+        store, people, clock, chat_server) -> None:
+    from tests.fixtures.tui import wait_until
+    from tests.test_listening_session import session_running
+    from tui.screens.requests import RequestDetailScreen
+
+    req, call = await session_running(store, people, clock)
+
+    class SessionApp(App[None]):
+        async def on_mount(self) -> None:
+            await self.push_screen(RequestDetailScreen(TuiContext(store, store.settings, people.attendee, token="",
+                                                                  server_url=chat_server.url), req.id))
+
+    app = SessionApp()
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, RequestDetailScreen) and app.screen.detail
+                                  and app.screen, what="the request")
+        screen.query_one("#linked").focus()
+        await pilot.press("v")
+        modal = await until(pilot, lambda: isinstance(app.screen, ListenLinkModal) and app.screen, "the link dialog")
+        assert modal.url.startswith(chat_server.url + "/listen/") and req.number in modal.what
+        await pilot.press("escape")
+        line = await until(pilot, lambda: "Odsłuch w przeglądarce" in text_of(screen.query_one("#listening"))
+                           and text_of(screen.query_one("#listening")), "the listening line")
+        assert modal.code in line
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.get(modal.url) as response:
+            assert response.status == 200
+    row = await store.db.fetchone("SELECT request_id, purpose FROM audit WHERE action = 'listen.page'")
+    assert (row["request_id"], row["purpose"]) == (req.id, f"§4 session {req.number}")
