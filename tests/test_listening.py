@@ -235,3 +235,34 @@ async def test_the_demo_server_answers_listening_links_on_its_own_port(store, pc
                 assert status == 206
     finally:
         sock.close()
+
+
+async def test_the_access_log_never_holds_a_listening_token(store, settings, pcm_call, listener, caplog) -> None:
+    import logging
+
+    from aiohttp import web
+
+    from cim.commands.serve import ACCESS_LOG_FORMAT
+    from webchat.app import create_app
+    from webchat.listen import RedactingAccessLogger
+
+    link = await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola")
+    runner = web.AppRunner(create_app(settings, store), handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
+                           access_log_class=RedactingAccessLogger, access_log=logging.getLogger("aiohttp.access"),
+                           shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    try:
+        with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+            async with session() as browser:
+                assert (await fetch(browser, url + link.path + "?lang=en"))[0] == 200
+                assert (await fetch(browser, url + link.path + "/audio", headers={"Range": "bytes=0-"}))[0] == 206
+                assert (await fetch(browser, url + "/listen/static/listen.js"))[0] == 200
+    finally:
+        await runner.cleanup()
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert len(lines) == 3 and not any(link.token in line for line in lines)
+    assert 'request="GET /listen/…/audio HTTP/1.1" status=206' in "\n".join(lines)
+    assert "/listen/static/listen.js" in "\n".join(lines)

@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger, KeyMethod
 
 from store import Store
 from store.errors import CimError
@@ -86,6 +87,25 @@ REASONS = {
     "unplayable": ("Tego formatu nagrania przeglądarka nie odtworzy, a CIM nie umie go przekodować.",
                    "Browsers cannot play this recording's format and CIM cannot transcode it."),
 }
+
+
+_TOKEN_IN_PATH = re.compile(r"^/listen/(?!static/)[^/?]+")
+
+
+def _redacted_request_line(request, response, time) -> str:
+    line = AccessLogger._format_r(request, response, time)
+    method, _, rest = line.partition(" ")
+    return f"{method} {_TOKEN_IN_PATH.sub('/listen/…', rest)}"
+
+
+class RedactingAccessLogger(AccessLogger):
+    """aiohttp's access log with listening tokens cut out of the request line: a link is a key until it expires."""
+
+    def __init__(self, logger: logging.Logger, log_format: str = AccessLogger.LOG_FORMAT) -> None:
+        super().__init__(logger, log_format)
+        # a new list: the compiled format is cached and shared by every AccessLogger
+        self._methods = [KeyMethod(key, _redacted_request_line if method is AccessLogger._format_r else method)
+                         for key, method in self._methods]
 
 
 def register(app: web.Application, store: Store) -> None:
