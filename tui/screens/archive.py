@@ -210,7 +210,7 @@ class ArchiveDetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("i", "integrity", "Integrity"),
-        Binding("l", "play", "Play"),
+        Binding("l", "play", "Listen"),
         Binding("t", "transcript", "Transcript"),
         Binding("s", "stop", "Stop playing"),
     ]
@@ -231,7 +231,7 @@ class ArchiveDetailScreen(Screen[None]):
         yield Static("", id="listening")
         with Horizontal(id="detail-actions"):
             yield Button("Check integrity (i)", id="integrity-button")
-            yield Button("Play (l)", id="play-button")
+            yield Button("Listen (l)", id="play-button")
             yield Button("Transcript (t)", id="transcript-button")
         yield VerticalScroll(id="transcript")
         yield Footer()

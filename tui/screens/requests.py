@@ -225,7 +225,7 @@ class RequestDetailScreen(Screen[None]):
         Binding("e", "extend", "Extend"),
         Binding("w", "withdraw", "Withdraw"),
         Binding("s", "start_session", "Start session"),
-        Binding("v", "view_content", "Play/read"),
+        Binding("v", "view_content", "Listen/read"),
         Binding("f", "end_session", "End session"),
         Binding("p", "sign_record", "Sign record"),
         Binding("k", "export", "Export copy"),
