@@ -109,10 +109,19 @@ async def test_a_set_player_command_is_used_instead_of_a_link(store, settings, p
 
 
 def test_qr_code_is_drawn_with_half_blocks_two_module_rows_per_line() -> None:
-    lines = qr_lines("http://127.0.0.1:8080/listen/AAAAAAAAAAAAAAAAAAAAAA")
+    import segno
+
+    url = "http://127.0.0.1:8080/listen/AAAAAAAAAAAAAAAAAAAAAA"
+    lines = qr_lines(url)
     assert len({len(line) for line in lines}) == 1
     assert len(lines) == (len(lines[0]) + 1) // 2  # square: 33 modules wide, 17 lines
     assert lines[0].strip() == "" and lines[1].startswith("  ")  # the quiet zone
+    # read the modules back from the characters: exactly segno's matrix for the URL
+    top = {"█": True, "▀": True, "▄": False, " ": False}
+    bottom = {"█": True, "▀": False, "▄": True, " ": False}
+    drawn = [row for line in lines for row in ([top[c] for c in line], [bottom[c] for c in line])]
+    expected = [[bool(m) for m in row] for row in segno.make(url, error="l", boost_error=False).matrix_iter(border=2)]
+    assert drawn[:len(expected)] == expected and not any(any(row) for row in drawn[len(expected):])
 
 
 @pytest.mark.ordinance("§4.6")
