@@ -42,6 +42,8 @@ TRANSCODE_CACHE_BYTES = 64 * 1024 * 1024
 #: Buckets of the level bar drawn on the page.
 LEVEL_BUCKETS = 120
 ARCHIVE, SESSION = "archive", "session"
+#: Formats the page can play: the browser plays PCM WAV and MP3 itself; GSM 6.10 is decoded here.
+PLAYABLE = ("wav-pcm", "wav-gsm", "mp3")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed from a phone
 
 
@@ -269,6 +271,11 @@ class Listening:
         link = await self._admit(token, pin, "listen.page", client=client, may_pin=True)
         grant = await self._grant(link)
         await self._check_file(link, grant)
+        if await self._format(grant) not in PLAYABLE:
+            await self.store.audit.record(grant.actor, "listen.page", outcome="refused", **self._where(link),
+                                          details=self._details(link, "unplayable", client))
+            raise LinkRefused("unplayable", f"recordings in the format {grant.recording.format!r} cannot be played "
+                                            "in a browser", 415)
         new_pin = None
         pinned_elsewhere = False
         async with self.db.write() as tx:
@@ -431,7 +438,7 @@ class Listening:
 
     async def _format(self, grant: ListenGrant) -> str:
         """The recording's format as ingestion named it, else as its header says (rows from older imports)."""
-        if grant.recording.format in ("wav-gsm", "wav-pcm", "mp3"):
+        if grant.recording.format in PLAYABLE:
             return grant.recording.format
         try:
             return (await asyncio.to_thread(probe_file, grant.path)).format

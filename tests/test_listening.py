@@ -266,3 +266,26 @@ async def test_the_access_log_never_holds_a_listening_token(store, settings, pcm
     assert len(lines) == 3 and not any(link.token in line for line in lines)
     assert 'request="GET /listen/…/audio HTTP/1.1" status=206' in "\n".join(lines)
     assert "/listen/static/listen.js" in "\n".join(lines)
+
+
+async def test_a_format_no_browser_plays_gets_a_page_saying_so(store, chat_server, listener) -> None:
+    import hashlib
+
+    data = b"\x00\x01" * 400  # not audio CIM can decode
+    path = store.settings.recordings_dir / "2026/03/call.aac"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    async with store.db.write() as tx:
+        cur = await tx.execute(
+            "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, direction, resident_number,"
+            " number_identifiable) VALUES ('call', 'ended', '2026-03-01T09:00:00.000000Z', "
+            "'2026-03-01T09:02:00.000000Z', '2026-09-01T09:00:00.000000Z', 'incoming', '+48601234567', 1)")
+        await tx.execute(
+            "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, format, "
+            "imported_at) VALUES (?, 'x.1', '2026/03/call.aac', ?, ?, 12, 'aac', '2026-03-01T09:03:00.000000Z')",
+            (cur.lastrowid, hashlib.sha256(data).hexdigest(), len(data)))
+    link = await store.listening.create(listener.actor, cur.lastrowid, "kontrola")
+    async with session() as browser:
+        status, _, body = await fetch(browser, chat_server.url + link.path)
+    assert status == 415 and "Tego formatu nagrania przeglądarka nie odtworzy" in body.decode()
+    assert (await audit(store, "listen.page"))[-1]["details"]["reason"] == "unplayable"
