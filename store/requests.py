@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 
 from . import letters as L
+from . import session_record as SR
 from .audit import AuditLog
 from .clock import Clock, add_months_to_date, from_iso, to_iso
 from .db import Database
@@ -139,7 +140,7 @@ class AccessRequest:
     exported_at: datetime | None
     export_path: str | None
     withdrawal_note: str | None = None
-    #: §4.6 session: others present (by name) and the outcome (a key of letters.SESSION_OUTCOMES)
+    #: §4.6 session: others present (by name) and the outcome (a key of session_record.SESSION_OUTCOMES)
     session_others: tuple[str, ...] = ()
     session_outcome: str | None = None
     #: computed when read, against the office's local date
@@ -1050,8 +1051,8 @@ class Requests:
         if len(other_names) > 20 or any(len(n) > MAX_NAME for n in other_names):
             raise InvalidInput(f"list at most 20 other people, each name at most {MAX_NAME} characters")
         outcome = (outcome or "completed").strip()
-        if outcome not in L.SESSION_OUTCOMES:
-            raise InvalidInput(f"the outcome must be one of {', '.join(L.SESSION_OUTCOMES)}")
+        if outcome not in SR.SESSION_OUTCOMES:
+            raise InvalidInput(f"the outcome must be one of {', '.join(SR.SESSION_OUTCOMES)}")
         present = set(int(i) for i in present_ids)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
@@ -1089,10 +1090,10 @@ class Requests:
         if request.kind != ACCESS or request.session_ended_at is None:
             raise InvalidTransition(f"{request.number} has no ended listening session to record")
         record = await self._session_record(actor, request)
-        pdf = await asyncio.to_thread(L.render_session_record, record)
+        pdf = await asyncio.to_thread(SR.render_session_record, record)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
-            await self._store_letter(tx, actor, req, L.SESSION_RECORD, pdf)
+            await self._store_letter(tx, actor, req, SR.SESSION_RECORD, pdf)
             await self.audit.append(tx, actor, "requests.session_record", target_kind="request",
                                     target_id=request_id, request_id=request_id,
                                     details={"played": len(record.played)})
@@ -1101,14 +1102,14 @@ class Requests:
         return LetterRecord(id=row["id"], kind=row["kind"], path=self.settings.letters_dir / row["path"],
                             sha256=row["sha256"], created_at=from_iso(row["created_at"]))
 
-    async def _session_record(self, actor: Actor, request: AccessRequest) -> L.SessionRecord:
+    async def _session_record(self, actor: Actor, request: AccessRequest) -> SR.SessionRecord:
         """What the record states: attendees, times, and what was played or read (from the audit log)."""
         attendees = await self.db.fetchall(
             "SELECT a.present, s.name, s.full_name FROM request_attendees a JOIN staff s ON s.id = a.staff_id "
             "WHERE a.request_id = ? ORDER BY s.name", (request.id,))
         label = [(a["full_name"] or a["name"], a["present"]) for a in attendees]
         me = await self.db.fetchone("SELECT name, full_name FROM staff WHERE id = ?", (actor.staff_id,))
-        return L.SessionRecord(
+        return SR.SessionRecord(
             office_name=self.settings.office_name, office_address=self.settings.office_address,
             reference=request.number, channel=request.channel, requester_name=request.requester_name,
             place=request.session_place or "", scheduled=self._local(request.session_at),

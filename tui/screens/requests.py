@@ -24,7 +24,7 @@ from store.policy import Permission, allowed
 from store.requests import (
     ACCESS, COPY, DELIVERIES, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
 )
-from store.letters import SESSION_OUTCOMES, SESSION_RECORD
+from store.session_record import SESSION_OUTCOMES, SESSION_RECORD
 from store.listening import link_url
 from tui.context import TuiContext
 from tui.widgets.listen_link import ListenLinkModal, listening_status
