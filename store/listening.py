@@ -296,20 +296,23 @@ class Listening:
             raise LinkRefused("foreign_browser", "this link has already been opened in another browser")
         return replace(grant, new_pin=new_pin)
 
-    async def open_audio(self, token: str, pin: str | None, *, range_header: str = "", client: str = "") -> ListenGrant:
-        """Admit one audio request (every range, so a staff session that ended stops playback at the next one)."""
+    async def open_audio(self, token: str, pin: str | None, *, client: str = "") -> ListenGrant:
+        """Admit one audio request (checked at every range, so a staff session that ended stops playback at the
+        next one); a refusal is audited here, an admitted request by `record_audio` once its range is known."""
         link = await self._admit(token, pin, "listen.audio", client=client, may_pin=False)
-        grant = await self._grant(link)
-        await self.store.audit.record(grant.actor, "listen.audio", **self._where(link),
-                                      details={**self._details(link, None, client), "range": range_header[:60]})
-        return grant
+        return await self._grant(link)
 
-    async def refused_range(self, grant: ListenGrant, range_header: str, size: int, client: str = "") -> None:
-        """Audit a Range request beyond the end (answered 416)."""
-        await self.store.audit.record(grant.actor, "listen.audio", outcome="refused", target_kind="conversation",
-                                      target_id=grant.summary.id, purpose=grant.purpose, request_id=grant.request_id,
-                                      details={"link_id": grant.link_id, "reason": "range_not_satisfiable",
-                                               "range": range_header[:60], "size": size, "client": client})
+    async def record_audio(self, grant: ListenGrant, range_header: str, *, served: bool, size: int,
+                           client: str = "") -> None:
+        """The audit entry of one audio request: the range served, or refused as beyond the end (416)."""
+        details: dict[str, Any] = {"link_id": grant.link_id, "code": grant.code, "range": range_header[:60]}
+        if not served:
+            details.update(reason="range_not_satisfiable", size=size)
+        if client:
+            details["client"] = client
+        await self.store.audit.record(grant.actor, "listen.audio", outcome="ok" if served else "refused",
+                                      target_kind="conversation", target_id=grant.summary.id, purpose=grant.purpose,
+                                      request_id=grant.request_id, details=details)
 
     async def _admit(self, token: str, pin: str | None, action: str, *, client: str, may_pin: bool) -> Any:
         """The link row, or LinkRefused after auditing why (forged, expired, revoked, foreign browser...)."""

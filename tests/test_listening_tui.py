@@ -105,6 +105,9 @@ async def test_a_set_player_command_is_used_instead_of_a_link(store, settings, p
                 break
             await asyncio.sleep(0.02)
         assert copy.exists() and not isinstance(app.screen, ListenLinkModal)
+        # the player has exited and been reaped before the app (and its loop) goes away
+        await until(pilot, lambda: not [w for w in app.workers if w.group == "play" and not w.is_finished],
+                    "the player to finish")
     assert await store.db.fetchone("SELECT 1 FROM listen_links") is None
 
 

@@ -161,9 +161,9 @@ async def _audio(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     token = request.match_info["token"]
     range_header = request.headers.get("Range", "")
+    client = _client(request)
     try:
-        grant = await store.listening.open_audio(token, request.cookies.get(PIN_COOKIE), range_header=range_header,
-                                                 client=_client(request))
+        grant = await store.listening.open_audio(token, request.cookies.get(PIN_COOKIE), client=client)
         source = await store.listening.audio_source(grant)
     except LinkRefused as exc:
         return web.Response(status=exc.status, text=exc.message, headers=_headers())
@@ -174,12 +174,12 @@ async def _audio(request: web.Request) -> web.StreamResponse:
     else:
         parsed = _parse_range(range_header, size)
         if parsed is None:
-            await store.listening.refused_range(grant, range_header, size, _client(request))
+            await store.listening.record_audio(grant, range_header, served=False, size=size, client=client)
             return web.Response(status=416, headers=_headers({"Content-Range": f"bytes */{size}", **common}))
         start, end = parsed
         status = 206
-    if status == 206:
         end = min(end, start + MAX_CHUNK - 1)
+    await store.listening.record_audio(grant, range_header, served=True, size=size, client=client)
     data = await source.read(start, end) if size else b""
     headers = _headers(common)
     if status == 206:
