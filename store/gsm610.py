@@ -164,26 +164,20 @@ class GsmDecoder:
         return out
 
     def _filter(self, rrp: list[int], wt: list[int], out: list[int], start: int, end: int) -> None:
+        # The hot loop (most of the decoding time): libgsm masks each product with 0xFFFF, but
+        # (a * b + 16384) >> 15 of two words is always a word except for MIN * MIN, handled apart.
         v = self.v
+        taps = tuple((i, rrp[i]) for i in range(7, -1, -1))
         for k in range(start, end):
             sri = wt[k]
-            for i in range(7, -1, -1):
-                tmp1 = rrp[i]
-                tmp2 = v[i]
-                if tmp1 == _MIN and tmp2 == _MIN:
-                    tmp2 = _MAX
-                else:
-                    tmp2 = _to_word((tmp1 * tmp2 + 16384) >> 15)
-                sri = sri - tmp2
+            for i, r in taps:
+                vi = v[i]
+                sri -= _MAX if (r == _MIN and vi == _MIN) else (r * vi + 16384) >> 15
                 if sri < _MIN:
                     sri = _MIN
                 elif sri > _MAX:
                     sri = _MAX
-                if tmp1 == _MIN and sri == _MIN:
-                    tmp1 = _MAX
-                else:
-                    tmp1 = _to_word((tmp1 * sri + 16384) >> 15)
-                x = v[i] + tmp1
+                x = vi + (_MAX if (r == _MIN and sri == _MIN) else (r * sri + 16384) >> 15)
                 v[i + 1] = _MIN if x < _MIN else (_MAX if x > _MAX else x)
             out[k] = v[0] = sri
 
