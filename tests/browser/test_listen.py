@@ -136,3 +136,26 @@ async def test_the_page_is_accessible_keyboard_operable_and_bilingual(browser, s
     assert await page.get_by_role("heading", level=1).inner_text() == "Listening to a recording"
     assert await axe_serious_violations(page, chat_server.url) == []
     await context.close()
+
+
+async def test_signing_out_of_cim_stops_playback_at_the_next_range_and_the_page_says_why(
+        browser, store, chat_server, pbx, listener) -> None:
+    call = await ingest_call(store, pbx, "1772442000.3", long_seconds=LONG_SECONDS)
+    link = await store.listening.create(listener.actor, call.conversation_id, "kontrola",
+                                        session_token=listener.token)
+    context = await browser.new_context(locale="pl-PL")
+    page = await context.new_page()
+    log = AudioLog(page)
+    await page.goto(chat_server.url + link.path)
+    await _wait_js(page, "() => document.getElementById('player').readyState >= 3")
+    await store.accounts.logout(listener.token)  # the staff member signs out of the TUI
+    await page.evaluate("() => { const a = document.getElementById('player'); a.muted = true;"
+                        " a.currentTime = a.duration - 5; a.play().catch(() => {}); }")
+    await _wait_js(page, "() => document.getElementById('status').textContent.length > 0")
+    assert "sesja pracownika" in await page.locator("#status").inner_text()
+    refused = await log.wait_for(lambda answers: [a for a in answers if a[0] == 403])
+    assert refused
+    await context.close()
+    row = await store.db.fetchone("SELECT outcome, details FROM audit WHERE action = 'listen.audio' "
+                                  "ORDER BY id DESC LIMIT 1")
+    assert row["outcome"] == "refused" and json.loads(row["details"])["reason"] == "session_ended"
