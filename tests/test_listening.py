@@ -245,11 +245,10 @@ async def test_the_access_log_never_holds_a_listening_token(store, settings, pcm
 
     from cim.commands.serve import ACCESS_LOG_FORMAT
     from webchat.app import create_app
-    from webchat.listen import RedactingAccessLogger
 
     link = await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola")
+    # as `cim serve` runs it: aiohttp's own access logger with the serve command's format
     runner = web.AppRunner(create_app(settings, store), handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
-                           access_log_class=RedactingAccessLogger, access_log=logging.getLogger("aiohttp.access"),
                            shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

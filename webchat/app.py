@@ -18,7 +18,7 @@ from store.opening_hours import OpeningHours
 from store.retention import daily_purge_context
 from store.settings import Settings
 
-from . import listen, resident, staff
+from . import resident, staff
 from .hub import Hub
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 
@@ -63,7 +63,8 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     sio.attach(app)
     resident.register(sio, hub)
     staff.register(sio, hub)
-    listen.register(app, store)  # /listen/<token>: listening links (store.listening)
+    from . import listen  # /listen/<token>: listening links (store.listening)
+    listen.register(app, store)
     for name, path in VENDOR_FILES.items():
         app.router.add_get(f"/widget/vendor/{name}", _vendor_file(path))
     app.router.add_get("/", _demo_page)

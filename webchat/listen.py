@@ -10,7 +10,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from aiohttp.web_log import AccessLogger, KeyMethod
 
 from store import Store
 from store.errors import CimError
@@ -89,28 +88,34 @@ REASONS = {
 }
 
 
-_TOKEN_IN_PATH = re.compile(r"^/listen/(?!static/)[^/?]+")
+_TOKEN_IN_PATH = re.compile(r"/listen/(?!static/)[^/?\s\"]+")
+#: The logger aiohttp writes its access log to (`cim serve` keeps the default).
+ACCESS_LOGGER = "aiohttp.access"
 
 
-def _redacted_request_line(request, response, time) -> str:
-    line = AccessLogger._format_r(request, response, time)
-    method, _, rest = line.partition(" ")
-    return f"{method} {_TOKEN_IN_PATH.sub('/listen/…', rest)}"
+class RedactTokens(logging.Filter):
+    """Cuts listening tokens out of access-log lines: a link is a key until it expires, and logs travel."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/listen/" in message:
+            record.msg, record.args = _TOKEN_IN_PATH.sub("/listen/…", message), None
+        return True
 
 
-class RedactingAccessLogger(AccessLogger):
-    """aiohttp's access log with listening tokens cut out of the request line: a link is a key until it expires."""
-
-    def __init__(self, logger: logging.Logger, log_format: str = AccessLogger.LOG_FORMAT) -> None:
-        super().__init__(logger, log_format)
-        # a new list: the compiled format is cached and shared by every AccessLogger
-        self._methods = [KeyMethod(key, _redacted_request_line if method is AccessLogger._format_r else method)
-                         for key, method in self._methods]
+async def _redacted_access_log(app: web.Application):
+    logger, redact = logging.getLogger(ACCESS_LOGGER), RedactTokens()
+    logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        logger.removeFilter(redact)
 
 
 def register(app: web.Application, store: Store) -> None:
     """Add the listening routes to the chat server's app (webchat/app.py)."""
     app[STORE] = store
+    app.cleanup_ctx.append(_redacted_access_log)
     app.router.add_get("/listen/static/listen.css", _static("listen.css", "text/css; charset=utf-8"))
     app.router.add_get("/listen/static/listen.js", _static("listen.js", "text/javascript; charset=utf-8"))
     app.router.add_get("/listen/{token}", _page)

@@ -54,13 +54,12 @@ async def _serve(settings) -> None:
     from aiohttp import web
 
     from webchat.app import create_app
-    from webchat.listen import RedactingAccessLogger
 
     store = await Store.open(settings)
     try:
         app = create_app(settings, store)
         runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
-                               access_log_class=RedactingAccessLogger, shutdown_timeout=SHUTDOWN_SECONDS)
+                               shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()
         try:
             site = web.TCPSite(runner, settings.host, settings.port)
