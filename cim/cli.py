@@ -11,6 +11,7 @@ from cim.commands import ingest, notices
 from cim.commands import tui as tui_commands
 from cim.commands import retention
 from cim.commands import traffic
+from cim.commands import listen
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -32,6 +33,7 @@ ingest.register(cli)
 notices.register(cli)
 retention.register(cli)
 traffic.register(cli)
+listen.register(cli)
 
 
 def main() -> None:

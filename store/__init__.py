@@ -17,6 +17,7 @@ from .clock import Clock, system_clock
 from .db import Database, check_data_dir
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
+from .listening import Listening
 from .models import Actor, Role
 from .notices import Notices
 from .queue_log import QueueLog
@@ -51,6 +52,7 @@ class Store:
         self.call_notes = CallNotes(self)
         self.callbacks = Callbacks(self)
         self.extensions = Extensions(db, self.audit)
+        self.listening = Listening(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
@@ -72,6 +74,7 @@ class Store:
         return store
 
     async def close(self) -> None:
+        self.listening.stop()
         await self.db.close()
 
     async def __aenter__(self) -> "Store":

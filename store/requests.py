@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 
 from . import letters as L
+from . import session_record as SR
 from .audit import AuditLog
 from .clock import Clock, add_months_to_date, from_iso, to_iso
 from .db import Database
@@ -163,6 +164,9 @@ class AccessRequest:
     withdrawal_note: str | None = None
     #: how the register says the requester is addressed ("pani", "pan"); None = it does not say
     addressed_as: str | None = None
+    #: §4.6 session: others present (by name) and the outcome (a key of session_record.SESSION_OUTCOMES)
+    session_others: tuple[str, ...] = ()
+    session_outcome: str | None = None
     #: computed when read, against the office's local date
     due_soon: bool = False
     overdue: bool = False
@@ -508,6 +512,8 @@ class Requests:
             session_notes=r["session_notes"], closed_at=_dt(r["closed_at"]), withdrawn_at=_dt(r["withdrawn_at"]),
             ineligible_reason=r["ineligible_reason"], exported_at=_dt(r["exported_at"]),
             export_path=r["export_path"], withdrawal_note=r["withdrawal_note"], addressed_as=r["addressed_as"],
+            session_others=tuple(json.loads(r["session_others"])) if r["session_others"] else (),
+            session_outcome=r["session_outcome"],
             overdue=pending and today > effective,
             due_soon=pending and today <= effective
             and (effective - today).days <= self.settings.request_due_soon_days,
@@ -1104,13 +1110,23 @@ class Requests:
                                recording_path=self.settings.recordings_dir / rec["path"] if rec else None,
                                transcript=lines)
 
-    async def end_session(self, actor: Actor, request_id: int, present_ids: Iterable[int], notes: str = "") -> AccessRequest:
-        """Record who attended, the end time and notes (§4.6)."""
+    async def end_session(self, actor: Actor, request_id: int, present_ids: Iterable[int], notes: str = "", *,
+                          others: Iterable[str] = (), outcome: str = "completed") -> AccessRequest:
+        """Record who attended (designated staff by id, anyone else by name), the end time, the outcome and
+        notes (§4.6). Ended by the director, the session record is signed off and written at once; ended by
+        an attendee, it waits for the director's `sign_session_record`."""
         await self._get(request_id)
         await self._guard_session(actor, request_id, "requests.session_end")
         notes = (notes or "").replace("\x00", "").strip()
         if len(notes) > MAX_TEXT:
             raise InvalidInput(f"the notes are longer than {MAX_TEXT} characters")
+        other_names = [_CONTROL_CHARS.sub("", n).strip() for n in others]
+        other_names = [n for n in other_names if n]
+        if len(other_names) > 20 or any(len(n) > MAX_NAME for n in other_names):
+            raise InvalidInput(f"list at most 20 other people, each name at most {MAX_NAME} characters")
+        outcome = (outcome or "completed").strip()
+        if outcome not in SR.SESSION_OUTCOMES:
+            raise InvalidInput(f"the outcome must be one of {', '.join(SR.SESSION_OUTCOMES)}")
         present = set(int(i) for i in present_ids)
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)
@@ -1119,7 +1135,8 @@ class Requests:
                 "SELECT staff_id FROM request_attendees WHERE request_id = ?", (request_id,))).fetchall()}
             strangers = present - designated
             if strangers:
-                raise InvalidInput("only designated attendees can be recorded as present (§4.6)")
+                raise InvalidInput("only designated attendees can be recorded as present by account; "
+                                   "name anyone else among the others present (§4.6)")
             if not present:
                 raise InvalidInput("at least one designated attendee must have been present (§4.6)")
             for staff_id in designated:
@@ -1127,10 +1144,80 @@ class Requests:
                                  (int(staff_id in present), request_id, staff_id))
             now = to_iso(self.clock())
             await tx.execute("UPDATE access_requests SET state = ?, session_ended_at = ?, session_notes = ?, "
-                             "updated_at = ? WHERE id = ?", (new_state, now, notes or None, now, request_id))
+                             "session_others = ?, session_outcome = ?, updated_at = ? WHERE id = ?",
+                             (new_state, now, notes or None, json.dumps(other_names, ensure_ascii=False), outcome,
+                              now, request_id))
             await self.audit.append(tx, actor, "requests.session_end", target_kind="request", target_id=request_id,
-                                    request_id=request_id, details={"present": sorted(present)})
+                                    request_id=request_id, details={"present": sorted(present),
+                                                                    "others": len(other_names), "outcome": outcome})
+        if actor.staff_id is not None and allowed(actor, Permission.DECIDE_REQUESTS):
+            await self.sign_session_record(actor, request_id)
         return await self._get(request_id)
+
+    async def sign_session_record(self, actor: Actor, request_id: int) -> LetterRecord:
+        """The director signs off the §4.6 session record: the PDF "protokół odsłuchu/odczytu" is written and
+        stored with the request's letters (a later sign-off writes a new version; both stay listed)."""
+        request = await self._get(request_id)
+        await self.audit.guard(actor, Permission.DECIDE_REQUESTS, "requests.session_record", target_kind="request",
+                               target_id=request_id, request_id=request_id)
+        _person(actor, "signing the session record")
+        if request.kind != ACCESS or request.session_ended_at is None:
+            raise InvalidTransition(f"{request.number} has no ended listening session to record")
+        record = await self._session_record(actor, request)
+        pdf = await asyncio.to_thread(SR.render_session_record, record, self.seal)
+        async with self.db.write() as tx:
+            req = await self._load(tx, request_id)
+            await self._store_letter(tx, actor, req, SR.SESSION_RECORD,
+                                     RenderedLetter(pdf=pdf, sealed_by=self.seal.subject if self.seal else None))
+            await self.audit.append(tx, actor, "requests.session_record", target_kind="request",
+                                    target_id=request_id, request_id=request_id,
+                                    details={"played": len(record.played)})
+        row = await self.db.fetchone("SELECT * FROM letters WHERE request_id = ? ORDER BY id DESC LIMIT 1",
+                                     (request_id,))
+        return LetterRecord(id=row["id"], kind=row["kind"], path=self.settings.letters_dir / row["path"],
+                            sha256=row["sha256"], created_at=from_iso(row["created_at"]))
+
+    async def _session_record(self, actor: Actor, request: AccessRequest) -> SR.SessionRecord:
+        """What the record states: attendees, times, and what was played or read (from the audit log)."""
+        attendees = await self.db.fetchall(
+            "SELECT a.present, s.name, s.full_name FROM request_attendees a JOIN staff s ON s.id = a.staff_id "
+            "WHERE a.request_id = ? ORDER BY s.name", (request.id,))
+        label = [(a["full_name"] or a["name"], a["present"]) for a in attendees]
+        me = await self.db.fetchone("SELECT name, full_name FROM staff WHERE id = ?", (actor.staff_id,))
+        return SR.SessionRecord(
+            office_name=self.settings.office_name, office_address=self.settings.office_address,
+            reference=request.number, channel=request.channel, requester_name=request.requester_name,
+            place=request.session_place or "", scheduled=self._local(request.session_at),
+            started=self._local(request.session_started_at), ended=self._local(request.session_ended_at),
+            present=tuple(n for n, p in label if p), absent=tuple(n for n, p in label if not p),
+            others=request.session_others, played=tuple(await self._played(request)),
+            outcome=request.session_outcome or "completed", notes=request.session_notes or "",
+            approved_by=(me["full_name"] or me["name"]) if me else actor.name,
+            approved_at=self.clock().astimezone(self.tz))
+
+    def _local(self, moment: datetime | None) -> datetime | None:
+        return moment.astimezone(self.tz) if moment else None
+
+    async def _played(self, request: AccessRequest) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT action, at, actor_name, target_id FROM audit WHERE request_id = ? AND outcome = 'ok' AND action IN "
+            "('requests.session_playback', 'listen.audio') ORDER BY id", (request.id,))
+        lines: list[str] = []
+        heard: set[str] = set()
+        for r in rows:
+            at = from_iso(r["at"]).astimezone(self.tz)
+            conv = await self.db.fetchone("SELECT channel, created_at FROM conversations WHERE id = ?",
+                                          (int(r["target_id"]),))
+            began = from_iso(conv["created_at"]).astimezone(self.tz) if conv else None
+            what = (f"{'nagranie rozmowy telefonicznej' if conv and conv['channel'] == 'call' else 'zapis czatu'} "
+                    f"nr {r['target_id']}" + (f" z {L.polish_date(began)}, godz. {began:%H:%M}" if began else ""))
+            if r["action"] == "requests.session_playback":
+                verb = "otwarto do odsłuchu" if conv and conv["channel"] == "call" else "odczytano"
+                lines.append(f"{what} — {verb} o godz. {at:%H:%M} ({r['actor_name']})")
+            elif r["target_id"] not in heard:
+                heard.add(r["target_id"])
+                lines.append(f"{what} — odtworzono w przeglądarce od godz. {at:%H:%M:%S} ({r['actor_name']})")
+        return lines
 
     # -- GDPR Art. 15 copy ------------------------------------------------------------------------------
 

@@ -73,8 +73,15 @@ class Settings:
     #: The office named in letters and notices.
     office_name: str = "Urząd Miasta Szczecin, Biuro Obsługi Interesantów"
     office_address: str = "pl. Armii Krajowej 1, 70-456 Szczecin"
-    #: Command that plays a recording file in the TUI ({path} is replaced), e.g. `aplay {path}`.
-    player_command: str = "aplay {path}"
+    #: Command that plays a recording file in the TUI on a desk machine ({path} is replaced), e.g.
+    #: `aplay {path}`. Empty (the default): recordings are heard in the browser through a listening link.
+    player_command: str = ""
+    #: Listening links: minutes a link stays valid (plus the recording's own length), how many live
+    #: links one person may hold at once, and the base URL staff browsers reach `cim serve` at (empty:
+    #: the TUI's server URL, else http://HOST:PORT).
+    listen_minutes: int = 10
+    listen_max_links: int = 3
+    listen_base_url: str = ""
     #: Daily purge time inside `cim serve` (HH:MM local), or `off`.
     purge_daily_at: str = "02:30"
     #: Requests (§4): minutes either side of the approximate time given by the requester in

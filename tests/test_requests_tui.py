@@ -14,7 +14,8 @@ from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
 from tui.context import TuiContext
 from tui.screens.requests import RequestDetailScreen, RequestsScreen
-from tui.widgets.request_forms import ContentModal, FormModal
+from tui.widgets.listen_link import ListenLinkModal
+from tui.widgets.request_forms import FormModal
 
 
 class RequestsApp(App[None]):
@@ -163,12 +164,16 @@ async def test_access_request_walks_through_every_role(store, people, clock):
         await state_is(pilot, "session_in_progress")
         pilot.app.screen.query_one("#linked").focus()
         await pilot.press("v")
-        modal = await wait_until(pilot, lambda: pilot.app.screen if isinstance(pilot.app.screen, ContentModal)
-                                 else None, what="the recording")
-        assert "Recording:" in str(modal.lines[0])
+        # no player command (the default): the recording is heard in the browser through a listening link
+        modal = await wait_until(pilot, lambda: pilot.app.screen if isinstance(pilot.app.screen, ListenLinkModal)
+                                 else None, what="the listening link")
+        assert "/listen/" in modal.url
         await pilot.press("escape")
+        await wait_until(pilot, lambda: "Odsłuch w przeglądarce" in text_of(pilot.app, "listening"),
+                         what="the listening line")
         await pilot.press("f")
-        await fill_form(pilot, {"present": [people.attendee.staff_id], "notes": "Odsłuch bez uwag."})
+        await fill_form(pilot, {"present": [people.attendee.staff_id], "notes": "Odsłuch bez uwag.",
+                                "others": "Zażółć Gęślą-Jaźń", "outcome": "completed"})
         await state_is(pilot, "session_held")
         await pilot.press("c")  # closing is the director's step
         await pilot.pause()
@@ -176,6 +181,9 @@ async def test_access_request_walks_through_every_role(store, people, clock):
 
     async with app_for(store, people.director).run_test(size=SIZE) as pilot:
         await open_first(pilot)
+        assert "Also present: Zażółć Gęślą-Jaźń" in text_of(pilot.app, "session")
+        await pilot.press("r")  # the director signs off the session record
+        await wait_until(pilot, lambda: "session_record:" in text_of(pilot.app, "letters"), what="the record")
         await pilot.press("c")
         await state_is(pilot, "closed")
     playback = await store.db.fetchall("SELECT * FROM audit WHERE action = 'requests.session_playback'")

@@ -82,6 +82,8 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     resident.register(sio, hub)
     staff.register(sio, hub)
     traffic.register(sio, hub)
+    from . import listen  # /listen/<token>: listening links (store.listening)
+    listen.register(app, store)
     for name, path in VENDOR_FILES.items():
         app.router.add_get(f"/widget/vendor/{name}", _vendor_file(path))
     app.router.add_get("/", _demo_page)

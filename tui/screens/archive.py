@@ -17,9 +17,11 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sp
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.errors import CimError
+from store.listening import link_url
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
+from tui.widgets.listen_link import ListenLinkModal, listening_status
 from tui.widgets.literal import literal
 from tui.widgets.purpose import PurposeModal
 
@@ -41,6 +43,7 @@ ArchiveDetailScreen #detail { height: auto; padding: 0 1; }
 ArchiveDetailScreen #levels { height: 3; margin: 0 1; }
 ArchiveDetailScreen #levels-label { padding: 0 1; color: $text-muted; }
 ArchiveDetailScreen #integrity { height: auto; padding: 0 1; }
+ArchiveDetailScreen #listening { height: auto; padding: 0 1; color: $text-accent; text-style: bold; display: none; }
 ArchiveDetailScreen #detail-actions { height: auto; padding: 0 1; }
 ArchiveDetailScreen #detail-actions Button { margin-right: 1; }
 ArchiveDetailScreen #transcript { height: 1fr; border-top: solid $primary; padding: 0 1; }
@@ -207,7 +210,7 @@ class ArchiveDetailScreen(CimScreen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("i", "integrity", "Integrity"),
-        Binding("l", "play", "Play"),
+        Binding("l", "play", "Listen"),
         Binding("t", "transcript", "Transcript"),
         Binding("s", "stop", "Stop playing"),
     ]
@@ -225,9 +228,10 @@ class ArchiveDetailScreen(CimScreen[None]):
         yield Static("", id="levels-label")
         yield Sparkline([], id="levels")
         yield Static("", id="integrity")
+        yield Static("", id="listening")
         with Horizontal(id="detail-actions"):
             yield Button("Check integrity (i)", id="integrity-button")
-            yield Button("Play (l)", id="play-button")
+            yield Button("Listen (l)", id="play-button")
             yield Button("Transcript (t)", id="transcript-button")
         yield VerticalScroll(id="transcript")
         yield Footer()
@@ -235,6 +239,18 @@ class ArchiveDetailScreen(CimScreen[None]):
     def on_mount(self) -> None:
         self.title = f"Conversation #{self.conversation_id}"
         self.load()
+        self.set_interval(20, self.show_listening)
+
+    @work(exclusive=True, exit_on_error=False, group="listening")
+    async def show_listening(self) -> None:
+        """The "odsłuch w przeglądarce" line: the signed-in person's live links to this conversation."""
+        try:
+            links = await self.ctx.store.listening.live_links(self.ctx.actor, conversation_id=self.conversation_id)
+        except CimError:
+            links = []
+        line = self.query_one("#listening", Static)
+        line.update(listening_status(links, self.ctx.store.archive.zone))
+        line.display = bool(links)
 
     @work(exclusive=True, exit_on_error=False, group="detail")
     async def load(self) -> None:
@@ -253,6 +269,7 @@ class ArchiveDetailScreen(CimScreen[None]):
         self.query_one("#transcript-button", Button).display = not is_call
         self.query_one("#levels", Sparkline).display = False
         if recorded:
+            self.show_listening()
             await self._load_levels()
         elif is_call:
             self.query_one("#levels-label", Static).update("No recording of this call.")
@@ -356,6 +373,9 @@ class ArchiveDetailScreen(CimScreen[None]):
         purpose = await self.app.push_screen_wait(PurposeModal("the recording"))
         if purpose is None:
             return
+        if not self.ctx.settings.player_command.strip():
+            await self._listen_in_browser(purpose)
+            return
         try:
             opened = await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, purpose)
             argv = player_argv(self.ctx.settings.player_command, opened.path)
@@ -376,6 +396,25 @@ class ArchiveDetailScreen(CimScreen[None]):
         if code not in (0, -15):
             last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {code}"]
             self.notify(f"The player stopped: {last[0]}", severity="warning")
+
+    async def _listen_in_browser(self, purpose: str) -> None:
+        """The default: a single-use link the staff member opens in their own browser (no speakers on the server)."""
+        listening = self.ctx.store.listening
+        try:
+            link = await listening.create(self.ctx.actor, self.conversation_id, purpose,
+                                          session_token=self.ctx.token or None)
+        except CimError as exc:
+            self.notify(exc.message, title="Cannot make a listening link", severity="error")
+            return
+        self.show_listening()
+        url = link_url(self.ctx.settings, link, self.ctx.server_url)
+        revoke = await self.app.push_screen_wait(ListenLinkModal(url, link.code, link.expires_at,
+                                                                 self.ctx.store.archive.zone,
+                                                                 f"conversation #{self.conversation_id}"))
+        if revoke:
+            await listening.revoke(self.ctx.actor, link.id)
+            self.notify("The listening link is revoked.")
+        self.show_listening()
 
     def action_stop(self) -> None:
         if self.player is not None and self.player.returncode is None:

@@ -23,8 +23,11 @@ from store.policy import Permission, allowed
 from store.requests import (
     ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
 )
+from store.session_record import SESSION_OUTCOMES, SESSION_RECORD
+from store.listening import link_url
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
+from tui.widgets.listen_link import ListenLinkModal, listening_status
 from tui.widgets.literal import literal
 from tui.widgets.request_forms import ContentModal, Field, FormModal
 
@@ -212,6 +215,7 @@ class RequestDetailScreen(CimScreen[None]):
     RequestDetailScreen #eligibility.ineligible { color: $text-error; text-style: bold; }
     RequestDetailScreen DataTable { height: auto; max-height: 10; }
     RequestDetailScreen #opinions, RequestDetailScreen #letters, RequestDetailScreen #session { padding: 0 1; height: auto; }
+    RequestDetailScreen #listening { padding: 0 1; height: auto; color: $text-accent; text-style: bold; display: none; }
     """
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -223,8 +227,9 @@ class RequestDetailScreen(CimScreen[None]):
         Binding("e", "extend", "Extend"),
         Binding("w", "withdraw", "Withdraw"),
         Binding("s", "start_session", "Start session"),
-        Binding("v", "view_content", "Play/read"),
+        Binding("v", "view_content", "Listen/read"),
         Binding("f", "end_session", "End session"),
+        Binding("r", "sign_record", "Sign record"),  # p is "prepare copy" (the two never apply to one request)
         Binding("k", "export", "Export copy"),
         Binding("p", "prepare_copy", "Prepare copy"),
         Binding("a", "confirm_copy", "Confirm copy"),
@@ -252,6 +257,7 @@ class RequestDetailScreen(CimScreen[None]):
             yield Static("", id="opinions")
             yield Label("Session (§4.4, §4.6)", classes="section")
             yield Static("", id="session")
+            yield Static("", id="listening")
             yield Label("Letters", classes="section")
             yield Static("", id="letters")
         yield Footer()
@@ -278,6 +284,18 @@ class RequestDetailScreen(CimScreen[None]):
             return
         self._show()
         self.refresh_bindings()
+        self.show_listening()
+
+    @work(exclusive=True, exit_on_error=False, group="listening")
+    async def show_listening(self) -> None:
+        """"odsłuch w przeglądarce" while one of the signed-in person's links for this request is live."""
+        try:
+            links = await self.ctx.store.listening.live_links(self.ctx.actor, request_id=self.request_id)
+        except CimError:
+            links = []
+        line = self.query_one("#listening", Static)
+        line.update(listening_status(links, self.tz))
+        line.display = bool(links)
 
     def _may_link(self) -> bool:
         d = self.detail
@@ -364,6 +382,11 @@ class RequestDetailScreen(CimScreen[None]):
             session.append(f"\nStarted {_local(r.session_started_at, self.tz)}")
         if r.session_ended_at:
             session.append(f" · ended {_local(r.session_ended_at, self.tz)}")
+        if r.session_others:
+            session.append("\nAlso present: ")
+            session.append_text(literal(", ".join(r.session_others)))
+        if r.session_outcome:
+            session.append(f"\nOutcome: {r.session_outcome.replace('_', ' ')}")
         if r.session_notes:
             session.append("\nNotes: ")
             session.append_text(literal(r.session_notes))
@@ -400,6 +423,8 @@ class RequestDetailScreen(CimScreen[None]):
             "start_session": "start_session" in moves and session_staff,
             "view_content": r.state == "session_in_progress" and session_staff,
             "end_session": "end_session" in moves and session_staff,
+            "sign_record": r.kind == ACCESS and r.session_ended_at is not None
+            and allowed(actor, Permission.DECIDE_REQUESTS) and not any(x.kind == SESSION_RECORD for x in d.letters),
             "export": "export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
             "close_request": "close" in moves and allowed(actor, decider),
             **self._copy_rules(),
@@ -548,6 +573,11 @@ class RequestDetailScreen(CimScreen[None]):
         if conv is None:
             self.notify("No conversation is highlighted.", severity="warning")
             return
+        has_recording = any(c.conversation_id == conv and c.has_recording for c in self.detail.conversations) \
+            if self.detail else False
+        if has_recording and not self.ctx.settings.player_command.strip():
+            await self._listen_in_browser(conv)
+            return
         try:
             material = await self.ctx.store.requests.open_for_session(self.ctx.actor, self.request_id, conv)
         except CimError as exc:
@@ -565,6 +595,24 @@ class RequestDetailScreen(CimScreen[None]):
             play = lambda: self._play(path)  # noqa: E731
         await self.app.push_screen_wait(ContentModal(f"{self._number()} · conversation {conv}", lines, play=play))
 
+    async def _listen_in_browser(self, conv: int) -> None:
+        """The recording heard in the browser of the staff member running the session, through a listening link."""
+        listening = self.ctx.store.listening
+        try:
+            link = await listening.create_for_session(self.ctx.actor, self.request_id, conv,
+                                                      session_token=self.ctx.token or None)
+        except CimError as exc:
+            self.notify(exc.message, title="Cannot make a listening link", severity="error")
+            return
+        self.show_listening()
+        url = link_url(self.ctx.settings, link, self.ctx.server_url)
+        revoke = await self.app.push_screen_wait(ListenLinkModal(url, link.code, link.expires_at, self.tz,
+                                                                 f"{self._number()} · conversation {conv}"))
+        if revoke:
+            await listening.revoke(self.ctx.actor, link.id)
+            self.notify("The listening link is revoked.")
+        self.show_listening()
+
     async def _play(self, path: Path) -> str:
         """Run the configured player (no shell: the path is one argument)."""
         argv = [part.replace("{path}", str(path)) for part in shlex.split(self.ctx.settings.player_command)]
@@ -578,15 +626,27 @@ class RequestDetailScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_end_session(self) -> None:
         assert self.detail is not None
-        fields = [Field("present", "Present (space selects)", "multi", (),
+        fields = [Field("present", "Designated staff present (space selects)", "multi", (),
                         [(a.name, a.staff_id) for a in self.detail.attendees]),
+                  Field("others", "Others present, by name (comma-separated)"),
+                  Field("outcome", "Outcome", "select", "completed",
+                        [(text, key) for key, text in SESSION_OUTCOMES.items()]),
                   Field("notes", "Notes", "text")]
 
         async def submit(v: dict[str, Any]) -> AccessRequest:
-            return await self.ctx.store.requests.end_session(self.ctx.actor, self.request_id, v["present"], v["notes"])
+            others = [name.strip() for name in (v.get("others") or "").split(",") if name.strip()]
+            return await self.ctx.store.requests.end_session(self.ctx.actor, self.request_id, v["present"], v["notes"],
+                                                             others=others, outcome=v.get("outcome") or "completed")
 
         await self._form(FormModal(f"End the session of {self._number()}", fields, submit, save_label="End session"),
                          "Session recorded; close the request with C.")
+
+    @work(exclusive=True, exit_on_error=False, group="step")
+    async def action_sign_record(self) -> None:
+        record = await self._step("sign the session record",
+                                  self.ctx.store.requests.sign_session_record(self.ctx.actor, self.request_id))
+        if record:
+            self.notify("The session record (protokół) is signed and stored with the letters.")
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_export(self) -> None:

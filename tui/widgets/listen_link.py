@@ -1,0 +1,94 @@
+"""The listening link dialog: the link as a terminal hyperlink (OSC 8), its short code and a QR code for a phone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from store.listening import LiveLink
+
+#: A QR module pair (top, bottom) as one character cell: dark modules are drawn, light ones are the background.
+_HALF_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
+
+
+def qr_lines(text: str, *, border: int = 2) -> list[str]:
+    """`text` as a QR code (segno, error correction L) drawn with half blocks: two module rows per line."""
+    import segno  # imported here: only this dialog needs it, not every `cim tui` start
+
+    code = segno.make(text, error="l", boost_error=False, micro=False)
+    rows = [[bool(m) for m in row] for row in code.matrix_iter(scale=1, border=border)]
+    if len(rows) % 2:
+        rows.append([False] * len(rows[0]))
+    return ["".join(_HALF_BLOCKS[(top, bottom)] for top, bottom in zip(rows[i], rows[i + 1]))
+            for i in range(0, len(rows), 2)]
+
+
+def listening_status(links: list[LiveLink], zone: ZoneInfo) -> Text:
+    """"odsłuch w przeglądarce" while any of the links is live: its code, expiry and whether it was opened."""
+    if not links:
+        return Text("")
+    parts = [f"{link.code} until {link.expires_at.astimezone(zone):%H:%M}" + (" (opened)" if link.opened else "")
+             for link in links]
+    return Text(f"● Odsłuch w przeglądarce (listening in browser): {', '.join(parts)}")
+
+
+def hyperlink(url: str) -> Text:
+    """The URL as text that terminals with OSC 8 support open on click (others show it to copy)."""
+    return Text(url, style=Style(link=url, underline=True))
+
+
+class ListenLinkModal(ModalScreen[bool]):
+    """Shows one new listening link; returns True when the staff member closed (revoked) it with X."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("x", "revoke", "Revoke link")]
+
+    DEFAULT_CSS = """
+    ListenLinkModal { align: center middle; }
+    ListenLinkModal > Vertical { width: 80; max-width: 100%; height: auto; min-height: 22; max-height: 100%;
+                                 border: thick $primary;
+                                 background: $surface; padding: 0 1; }
+    ListenLinkModal .listen-title { text-style: bold; }
+    ListenLinkModal #listen-body { height: auto; }
+    ListenLinkModal #listen-text { width: 1fr; height: auto; padding-right: 1; }
+    ListenLinkModal #listen-qr { width: auto; height: auto; color: black; background: white; }
+    ListenLinkModal .listen-help { color: $text-muted; }
+    """
+
+    def __init__(self, url: str, code: str, expires_at: datetime, zone: ZoneInfo, what: str) -> None:
+        super().__init__()
+        self.url = url
+        self.code = code
+        self.expires_at = expires_at
+        self.zone = zone
+        self.what = what
+
+    def compose(self) -> ComposeResult:
+        until = self.expires_at.astimezone(self.zone).strftime("%H:%M")
+        text = Text()
+        text.append("Open this link in your own browser:\n", style="bold")
+        text.append_text(hyperlink(self.url))
+        text.append("\n\nCode: ", style="bold")
+        text.append(self.code, style="bold reverse")
+        text.append("  (the page shows the same code)\n")
+        text.append(f"Valid until {until}; it opens in one browser only, then in no other. "
+                    "Scan the QR code to listen on a phone. Signing out of CIM ends it.")
+        with Vertical():
+            yield Label(f"Odsłuch w przeglądarce — {self.what}", classes="listen-title")
+            with Horizontal(id="listen-body"):
+                yield Static(text, id="listen-text")
+                yield Static("\n".join(qr_lines(self.url)), id="listen-qr")
+            yield Static("Esc close (the link stays valid) · X revoke the link now", classes="listen-help")
+
+    def action_close(self) -> None:
+        self.dismiss(False)
+
+    def action_revoke(self) -> None:
+        self.dismiss(True)
