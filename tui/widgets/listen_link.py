@@ -10,10 +10,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from store.listening import LiveLink
+from tui.screens.base import CimModal
 
 #: A QR module pair (top, bottom) as one character cell: dark modules are drawn, light ones are the background.
 _HALF_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
@@ -45,7 +45,7 @@ def hyperlink(url: str) -> Text:
     return Text(url, style=Style(link=url, underline=True))
 
 
-class ListenLinkModal(ModalScreen[bool]):
+class ListenLinkModal(CimModal[bool]):
     """Shows one new listening link; returns True when the staff member closed (revoked) it with X."""
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("x", "revoke", "Revoke link")]
