@@ -145,7 +145,8 @@ async def test_hold_on_a_purged_conversation_is_explained(tui_app, make_staff, r
         modal.query_one("#hold-basis", Input).value = "KPA"
         modal.query_one("#hold-case", Input).value = "X"
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: any("already purged" in n for n in notifications(app)))
+        await wait_until(pilot, lambda: "already purged" in modal.error, what="the refusal, shown in the dialog")
+        assert app.screen is modal and modal.query_one("#hold-basis", Input).value == "KPA"
 
 
 @pytest.mark.ordinance("§3")

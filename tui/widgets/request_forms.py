@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static, TextArea
 
 from store.errors import CimError
+from tui.widgets.dialog import FitsTheScreen
 from tui.widgets.literal import literal
 
 T = TypeVar("T")
@@ -33,20 +34,21 @@ class Field:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class FormModal(ModalScreen[T | None], Generic[T]):
+class FormModal(FitsTheScreen, ModalScreen[T | None], Generic[T]):
     """A form whose Save calls `submit(values)`; a CimError is shown under the form and the form stays open.
 
     The store validates (one place for the rules); the dialog only collects text and shows the answer.
+    The fields scroll inside the dialog so the error line and the buttons stay on screen at 80x24.
     Dismisses with submit's result, or None on Escape/Cancel.
     """
 
     DEFAULT_CSS = """
     FormModal { align: center middle; }
-    FormModal > Vertical { width: 76; max-width: 98%; height: auto; max-height: 95%; padding: 0 1;
+    FormModal > Vertical { width: 76; max-width: 98%; height: auto; max-height: 100%; padding: 0 1;
                            border: thick $primary; background: $surface; }
     FormModal .form-title { text-style: bold; padding: 0 1; }
     FormModal .form-intro { color: $text-muted; padding: 0 1; height: auto; }
-    FormModal VerticalScroll { height: auto; max-height: 30; }
+    FormModal .dialog-body { height: auto; }
     FormModal .form-label { margin-top: 1; color: $text-muted; }
     FormModal TextArea { height: 5; }
     FormModal SelectionList { height: auto; max-height: 8; }
@@ -71,7 +73,7 @@ class FormModal(ModalScreen[T | None], Generic[T]):
             yield Label(self.title_text, classes="form-title")
             if self.intro:
                 yield Static(literal(self.intro), classes="form-intro")
-            with VerticalScroll():
+            with VerticalScroll(classes="dialog-body"):
                 for f in self.fields:
                     if f.kind != "check":
                         yield Label(f.label, classes="form-label")
@@ -138,12 +140,17 @@ class FormModal(ModalScreen[T | None], Generic[T]):
         try:
             result = await self.submit(self.values())
         except CimError as exc:
-            self.query_one("#form-error", Static).update(Text(exc.message))
+            self._show_error(exc.message)
             return
         except (TypeError, ValueError) as exc:  # a value the form could not turn into the right type
-            self.query_one("#form-error", Static).update(Text(str(exc)))
+            self._show_error(str(exc))
             return
         self.dismiss(result)
+
+    def _show_error(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(Text(message))
+        self.app.bell()
+        self.call_after_refresh(self.fit_body)
 
     @on(Button.Pressed, "#form-cancel")
     def action_cancel(self) -> None:
