@@ -70,11 +70,16 @@ async def test_register_form_fits_80x24_and_a_failing_save_says_why_on_screen(tu
         await wait_until(pilot, lambda: "name is required" in form.error, what="the name error")
         assert app.screen is form
         assert on_screen(form.query_one("#form-error")) and on_screen(form.query_one("#form-save"))
+        # next to the field too, and the field focused and scrolled into view
+        note = form.query_one("#err-requester_name", Static)
+        assert "name is required" in text(note)
+        await wait_until(pilot, lambda: in_view(form, note) and form.focused is form.query_one("#f-requester_name"),
+                         what="the field's own error in view")
         values = form.values()
         assert values["requester_address"] == "ul. Polna 1" and values["name_or_email"] == "jan@example.pl"
         assert await store.db.fetchall("SELECT * FROM access_requests") == []
         # the first field can be reached again: the body scrolls back
-        first = form.query_one("#f-requester_name", Input)
+        first = form.query_one("#f-kind")
         first.focus()
         await wait_until(pilot, lambda: in_view(form, first), what="the first field scrolled back into view")
         assert isinstance(app.screen, FormModal) and isinstance(app.screen_stack[-2], RequestsScreen)

@@ -166,7 +166,7 @@ async def test_audit_viewer_verifies_the_chain_and_filters(tui_app, make_staff, 
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.query_one("#audit-table", DataTable).row_count == 1)
         (row,) = cells(screen, "#audit-table")
-        assert row[2:5] == ["anna", "archive.open_transcript", "ok"] and row[6] == "[red]R/2026/1[/red]"
+        assert row[2:6] == ["anna", "archive.open_transcript", "[red]R/2026/1[/red]", "ok"]
         screen.query_one("#audit-person", Input).value = "nobody-like-this"
         await pilot.press("enter")
         await wait_until(pilot, lambda: any("no user named" in n for n in notifications(app)))

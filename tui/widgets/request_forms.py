@@ -52,6 +52,7 @@ class FormModal(FitsTheScreen, ModalScreen[T | None], Generic[T]):
     FormModal .form-label { margin-top: 1; color: $text-muted; }
     FormModal TextArea { height: 5; }
     FormModal SelectionList { height: auto; max-height: 8; }
+    FormModal .field-error { color: $text-error; height: auto; display: none; }
     FormModal #form-error { color: $text-error; text-style: bold; height: auto; padding: 0 1; }
     FormModal .form-buttons { height: auto; }
     FormModal .form-buttons Button { margin-right: 2; }
@@ -78,6 +79,7 @@ class FormModal(FitsTheScreen, ModalScreen[T | None], Generic[T]):
                     if f.kind != "check":
                         yield Label(f.label, classes="form-label")
                     yield self._widget(f)
+                    yield Static("", id=f"err-{f.id}", classes="field-error")
             yield Static("", id="form-error")
             with Horizontal(classes="form-buttons"):
                 yield Button(self.save_label, id="form-save", variant="primary")
@@ -136,7 +138,7 @@ class FormModal(FitsTheScreen, ModalScreen[T | None], Generic[T]):
 
     @work(exclusive=True, exit_on_error=False, group="form")
     async def _save(self) -> None:
-        self.query_one("#form-error", Static).update("")
+        self._show_error("")
         try:
             result = await self.submit(self.values())
         except CimError as exc:
@@ -147,9 +149,28 @@ class FormModal(FitsTheScreen, ModalScreen[T | None], Generic[T]):
             return
         self.dismiss(result)
 
+    def field_for(self, message: str) -> Field | None:
+        """The field a message is about: the first whose label (without its hint in brackets) it names."""
+        low = message.lower()
+        for f in self.fields:
+            label = f.label.split("(")[0].strip().lower()
+            if label and (label in low or f.id.replace("_", " ") in low):
+                return f
+        return None
+
     def _show_error(self, message: str) -> None:
+        """The message in the line above the buttons (always on screen) and under its field, focused."""
         self.query_one("#form-error", Static).update(Text(message))
-        self.app.bell()
+        for note in self.query(".field-error").results(Static):
+            note.display = False
+        about = self.field_for(message) if message else None
+        if about is not None:
+            note = self.query_one(f"#err-{about.id}", Static)
+            note.update(Text(message))
+            note.display = True
+            self.query_one(f"#f-{about.id}").focus()
+        if message:
+            self.app.bell()
         self.call_after_refresh(self.fit_body)
 
     @on(Button.Pressed, "#form-cancel")
