@@ -146,7 +146,8 @@ class AuditScreen(Screen[None]):
                           literal(e.action), literal(_short(e.purpose or "")), outcome, literal(target),
                           str(e.request_id or ""), key=str(e.id))
         more = " (newest first; narrow the filters to see older ones)" if len(self.entries) == PAGE else ""
-        self.query_one("#audit-count", Static).update(f"{len(self.entries)} entries{more} · Enter: whole entry")
+        count = f"{len(self.entries)} " + ("entry" if len(self.entries) == 1 else "entries")
+        self.query_one("#audit-count", Static).update(f"{count}{more} · Enter: whole entry")
         self._show_purpose()
 
     def _current(self) -> AuditEntry | None:
