@@ -248,10 +248,16 @@ class AuditLog:
         target_kind: str | None = None,
         target_id: object = None,
         request_id: int | None = None,
+        action_prefix: str | None = None,
+        purpose_words: str | None = None,
         limit: int = 200,
         offset: int = 0,
     ) -> list[AuditEntry]:
-        """Read the log (dpo, boi_director); the read itself is audited."""
+        """Read the log (dpo, boi_director); the read itself is audited.
+
+        `action_prefix` keeps actions starting with it ("archive." or "requests.session");
+        `purpose_words` keeps entries whose purpose contains every word (case-insensitive).
+        """
         await self.guard(actor, Permission.READ_AUDIT, "audit.read")
         where, params = [], []
         for column, value in (("actor_id", staff_id), ("action", action), ("target_kind", target_kind),
@@ -262,6 +268,12 @@ class AuditLog:
         if target_id is not None:
             where.append("target_id = ?")
             params.append(str(target_id))
+        if action_prefix:
+            where.append("substr(action, 1, ?) = ?")
+            params += [len(action_prefix), action_prefix]
+        for word in (purpose_words or "").split():
+            where.append("instr(cim_fold(coalesce(purpose, '')), ?) > 0")
+            params.append(word.casefold())
         if since:
             where.append("at >= ?")
             params.append(since)
@@ -274,7 +286,8 @@ class AuditLog:
         async with self.db.write() as tx:
             await self.append(tx, actor, "audit.read", details={"filters": {
                 "staff_id": staff_id, "action": action, "since": since, "until": until,
-                "target_kind": target_kind, "request_id": request_id}})
+                "target_kind": target_kind, "request_id": request_id, "action_prefix": action_prefix,
+                "purpose_words": purpose_words}})
         return [_entry(r) for r in rows]
 
 

@@ -95,6 +95,8 @@ class Database:
                 "PRAGMA secure_delete=ON",  # freed pages are zeroed: purged text leaves no remnant
             ):
                 await conn.execute(pragma)
+            # case-insensitive search beyond ASCII (Polish letters): SQLite's lower() folds only A-Z
+            await conn.create_function("cim_fold", 1, _fold, deterministic=True)
         except BaseException:
             await conn.close()  # its worker thread would otherwise keep the process alive
             raise
@@ -251,3 +253,7 @@ def _split_sql(script: str) -> list[str]:
     if current.strip():
         statements.append(current.strip())
     return statements
+
+
+def _fold(value: object) -> str | None:
+    return value.casefold() if isinstance(value, str) else None

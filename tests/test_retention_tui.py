@@ -145,7 +145,8 @@ async def test_hold_on_a_purged_conversation_is_explained(tui_app, make_staff, r
         modal.query_one("#hold-basis", Input).value = "KPA"
         modal.query_one("#hold-case", Input).value = "X"
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: any("already purged" in n for n in notifications(app)))
+        await wait_until(pilot, lambda: "already purged" in modal.error, what="the refusal, shown in the dialog")
+        assert app.screen is modal and modal.query_one("#hold-basis", Input).value == "KPA"
 
 
 @pytest.mark.ordinance("§3")
@@ -165,7 +166,7 @@ async def test_audit_viewer_verifies_the_chain_and_filters(tui_app, make_staff, 
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.query_one("#audit-table", DataTable).row_count == 1)
         (row,) = cells(screen, "#audit-table")
-        assert row[2:5] == ["anna", "archive.open_transcript", "ok"] and row[6] == "[red]R/2026/1[/red]"
+        assert row[2:6] == ["anna", "archive.open_transcript", "[red]R/2026/1[/red]", "ok"]
         screen.query_one("#audit-person", Input).value = "nobody-like-this"
         await pilot.press("enter")
         await wait_until(pilot, lambda: any("no user named" in n for n in notifications(app)))

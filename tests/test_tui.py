@@ -219,8 +219,10 @@ async def test_admin_errors_from_the_store_are_shown_not_swallowed(tui_app, make
         app.screen.query_one("#name").value = "root"  # exists already
         app.screen.query_one("#password").value = "short"
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: any("password" in m or "already exists" in m for m in notifications(app)),
-                         what="the error notification")
+        modal = app.screen
+        await wait_until(pilot, lambda: "password" in modal.error or "already exists" in modal.error,
+                         what="the error, shown in the dialog")
+        assert app.screen is modal and modal.query_one("#name").value == "root"
 
 
 async def test_admin_disables_changes_roles_and_resets_password(tui_app, make_staff, store) -> None:

@@ -138,7 +138,7 @@ async def test_a_new_phone_notice_version_with_english_at_80x24(tui_app, make_st
         _fill(modal, "Rozmowa jest nagrywana.", "This call is recorded.")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, NoticesScreen), what="the history again")
-        await wait_until(pilot, lambda: any("export-phone" in n for n in notifications(app)),
+        await wait_until(pilot, lambda: any("export-phone" in n and "IT administrator" in n for n in notifications(app)),
                          what="the reminder to regenerate the PBX prompts")
     assert (await store.notices.current("phone", "pl")).version == old.version + 1
     assert (await store.notices.current("phone", "en")).text == "This call is recorded."

@@ -8,15 +8,15 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from store.errors import CimError
 from tui.context import TuiContext
+from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
-from tui.widgets.worker_errors import ReportsWorkerErrors
 from tui.screens.base import CimModal, CimScreen
 
 
@@ -26,20 +26,29 @@ class PasswordChange:
     new: str
 
 
-class ChangePasswordModal(CimModal[PasswordChange | None]):
-    """Current password, then the new one twice; returns them (the store checks both)."""
+class ChangePasswordModal(FitsTheScreen, SubmitsInPlace, CimModal[PasswordChange | None]):
+    """Current password, then the new one twice. With `submit`, the store's refusal stays in the dialog."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    ERROR_FIELDS = (("current", "current"), ("differ", "again"), ("password", "new"), ("name", "new"))
+
+    def __init__(self, submit=None) -> None:
+        super().__init__()
+        self.submit = submit
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="change-password"):
             yield Label("Change your password", classes="dialog-title")
-            yield Static("At least 12 characters; not a common password, not your name. A passphrase is best.",
-                         classes="dialog-help")
-            yield Input(placeholder="current password", password=True, id="current")
-            yield Input(placeholder="new password", password=True, id="new")
-            yield Input(placeholder="new password again", password=True, id="again")
-            yield Static("", id="change-password-error", classes="error")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static("At least 12 characters; not a common password, not your name. A passphrase is best.",
+                             classes="dialog-help")
+                yield Input(placeholder="current password", password=True, id="current")
+                yield Static("", id="err-current", classes="field-error")
+                yield Input(placeholder="new password", password=True, id="new")
+                yield Static("", id="err-new", classes="field-error")
+                yield Input(placeholder="new password again", password=True, id="again")
+                yield Static("", id="err-again", classes="field-error")
+            yield Static("", id="dialog-error", classes="dialog-error")
             yield Static("Enter next/confirm · Esc cancel", classes="dialog-help")
 
     def on_mount(self) -> None:
@@ -58,12 +67,15 @@ class ChangePasswordModal(CimModal[PasswordChange | None]):
         current = self.query_one("#current", Input).value
         new = self.query_one("#new", Input).value
         if not current or not new:
-            self.query_one("#change-password-error", Static).update("Fill in the current and the new password.")
+            self.show_error("Fill in the current and the new password.", "current" if not current else "new")
             return
         if new != self.query_one("#again", Input).value:
-            self.query_one("#change-password-error", Static).update("The two new passwords differ.")
+            self.show_error("The two new passwords differ.", "again")
             return
-        self.dismiss(PasswordChange(current, new))
+        self.finish(PasswordChange(current, new))
+
+    def explain(self, message: str) -> str:
+        return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -115,14 +127,12 @@ class AccountScreen(CimScreen[None]):
         if staff.source == "directory":
             self.notify("You sign in with the city directory; change your password there.", severity="warning")
             return
-        change = await self.app.push_screen_wait(ChangePasswordModal())
-        if change is None:
-            return
-        try:
+        async def submit(change: PasswordChange) -> PasswordChange:
             await self.ctx.store.accounts.change_own_password(self.ctx.actor, change.current, change.new,
                                                               keep_token=self.ctx.token)
-        except CimError as exc:
-            self.notify(exc.message[:1].upper() + exc.message[1:] + ".", title="Password not changed", severity="error")
+            return change
+
+        if await self.app.push_screen_wait(ChangePasswordModal(submit)) is None:
             return
         self.notify("Password changed; your other sessions were ended.")
 

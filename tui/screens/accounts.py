@@ -9,11 +9,12 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from store.errors import CimError
-from store.models import Role, Staff
+from store.models import Department, Role, Staff
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
-from tui.widgets.modals import ConfirmModal, NewStaffModal, PasswordModal, RolesModal
+from tui.widgets.modals import ConfirmModal, NewStaff, NewStaffModal, PasswordModal, RolesModal
+from tui.widgets.request_forms import Field, FormModal
 
 ALL_ROLES = [r.value for r in Role]
 
@@ -25,6 +26,7 @@ class AccountsScreen(CimScreen[None]):
 
     BINDINGS = [
         Binding("a", "add", "Add"),
+        Binding("n", "add_department", "New department"),
         Binding("d", "toggle_disabled", "Disable/enable"),
         Binding("r", "roles", "Roles"),
         Binding("p", "password", "Password"),
@@ -81,14 +83,31 @@ class AccountsScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def add(self) -> None:
-        new = await self.app.push_screen_wait(NewStaffModal(ALL_ROLES))
-        if new is None:
-            return
-        if await self._do("add the account", self.ctx.store.accounts.add_staff(
+        async def submit(new: NewStaff) -> NewStaff:
+            await self.ctx.store.accounts.add_staff(
                 self.ctx.actor, new.name, sorted(new.roles), new.password, department=new.department,
-                full_name=new.full_name)):
+                full_name=new.full_name)
+            return new
+
+        new = await self.app.push_screen_wait(NewStaffModal(ALL_ROLES, submit=submit))
+        if new is not None:
             self.notify(f"Account {new.name} added.")
             self.reload(new.name)
+
+    def action_add_department(self) -> None:
+        self.add_department()
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def add_department(self) -> None:
+        async def submit(v: dict) -> Department:
+            return await self.ctx.store.accounts.add_department(self.ctx.actor, v["code"].strip(), v["name"])
+
+        existing = ", ".join(d.code for d in await self.ctx.store.accounts.departments()) or "none yet"
+        added = await self.app.push_screen_wait(FormModal(
+            "New department", [Field("code", "Code (letters, digits, . _ -), e.g. USC"), Field("name", "Name")],
+            submit, intro=f"Departments now: {existing}."))
+        if added is not None:
+            self.notify(f"Department {added.code} added.")
 
     def action_toggle_disabled(self) -> None:
         staff = self._current()
@@ -115,11 +134,13 @@ class AccountsScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def roles(self, staff: Staff) -> None:
+        async def submit(chosen: frozenset[str]) -> frozenset[str]:
+            await self.ctx.store.accounts.set_roles(self.ctx.actor, staff.name, sorted(chosen))
+            return chosen
+
         chosen = await self.app.push_screen_wait(
-            RolesModal(f"Roles of {staff.name}", ALL_ROLES, frozenset(r.value for r in staff.roles)))
-        if chosen is None:
-            return
-        if await self._do("change the roles", self.ctx.store.accounts.set_roles(self.ctx.actor, staff.name, sorted(chosen))):
+            RolesModal(f"Roles of {staff.name}", ALL_ROLES, frozenset(r.value for r in staff.roles), submit=submit))
+        if chosen is not None:
             self.notify(f"Roles of {staff.name}: {', '.join(sorted(chosen))}.")
             self.reload(staff.name)
 
@@ -130,10 +151,11 @@ class AccountsScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def password(self, staff: Staff) -> None:
-        password = await self.app.push_screen_wait(PasswordModal(staff.name))
-        if password is None:
-            return
-        if await self._do("set the password", self.ctx.store.accounts.set_password(self.ctx.actor, staff.name, password)):
+        async def submit(password: str) -> str:
+            await self.ctx.store.accounts.set_password(self.ctx.actor, staff.name, password)
+            return password
+
+        if await self.app.push_screen_wait(PasswordModal(staff.name, submit=submit)) is not None:
             self.notify(f"Password of {staff.name} reset; their open sessions were ended.")
 
     def action_reset_second_factor(self) -> None:

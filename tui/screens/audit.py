@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,12 +12,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+from textual.worker import Worker, WorkerState
 
 from store.clock import to_iso
 from store.errors import InvalidInput
 from store.models import AuditEntry
 from tui.context import TuiContext
-from tui.screens.base import CimScreen
+from tui.screens.base import CimModal, CimScreen
 from tui.widgets.literal import literal
 
 PAGE = 200
@@ -30,16 +35,19 @@ class AuditScreen(CimScreen[None]):
     AuditScreen #chain { height: auto; padding: 0 1; }
     AuditScreen #chain.ok { color: $text-success; }
     AuditScreen #chain.broken { color: $text-error; text-style: bold; }
-    AuditScreen #audit-filters { height: auto; }
-    AuditScreen #audit-filters Input { width: 1fr; }
-    AuditScreen #audit-filters Button { min-width: 10; }
+    AuditScreen .audit-filters { height: auto; }
+    AuditScreen .audit-filters Input { width: 1fr; }
+    AuditScreen .audit-filters Button { min-width: 10; }
     AuditScreen #audit-table { height: 1fr; }
+    AuditScreen #audit-purpose { height: auto; max-height: 3; padding: 0 1; background: $boost; }
     AuditScreen #audit-count { height: 1; padding: 0 1; color: $text-muted; }
     """
     BINDINGS = [
         Binding("ctrl+r", "reload", "Apply filters"),
         Binding("ctrl+t", "verify", "Verify chain"),
     ]
+    #: the columns, Purpose early so that it is visible at 80 columns (the whole entry: Enter)
+    COLUMNS = ("#", "When", "Who", "Action", "Purpose", "Outcome", "Target", "Request")
 
     def __init__(self, ctx: TuiContext) -> None:
         super().__init__()
@@ -49,21 +57,23 @@ class AuditScreen(CimScreen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Checking the audit chain…", id="chain")
-        with Horizontal(id="audit-filters"):
+        with Horizontal(classes="audit-filters"):
             yield Input(placeholder="person", id="audit-person")
-            yield Input(placeholder="action, e.g. archive.open_recording", id="audit-action")
+            yield Input(placeholder="action starts with, e.g. archive.", id="audit-action")
+            yield Input(placeholder="words in the purpose", id="audit-purpose-words")
+        with Horizontal(classes="audit-filters"):
             yield Input(placeholder="from YYYY-MM-DD", id="audit-from")
             yield Input(placeholder="to YYYY-MM-DD", id="audit-to")
             yield Input(placeholder="conversation", id="audit-conversation")
             yield Input(placeholder="request", id="audit-request")
             yield Button("Filter", id="audit-apply")
         yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="audit-purpose")
         yield Static("", id="audit-count")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#audit-table", DataTable).add_columns(
-            "#", "When", "Who", "Action", "Outcome", "Target", "Purpose", "Request")
+        self.query_one("#audit-table", DataTable).add_columns(*self.COLUMNS)
         self.verify()
         self.reload()
 
@@ -98,7 +108,9 @@ class AuditScreen(CimScreen[None]):
         if person:
             filters["staff_id"] = (await self.ctx.store.accounts.get(person)).id
         if self._value("#audit-action"):
-            filters["action"] = self._value("#audit-action")
+            filters["action_prefix"] = self._value("#audit-action")
+        if self._value("#audit-purpose-words"):
+            filters["purpose_words"] = self._value("#audit-purpose-words")
         for widget_id, key, shift in (("#audit-from", "since", 0), ("#audit-to", "until", 1)):
             text = self._value(widget_id)
             if text:
@@ -131,7 +143,71 @@ class AuditScreen(CimScreen[None]):
             outcome = Text(e.outcome, style="" if e.outcome == "ok" else "bold red")
             target = f"{e.target_kind} {e.target_id}" if e.target_kind else (e.target_id or "")
             table.add_row(str(e.id), f"{e.at.astimezone(zone):%Y-%m-%d %H:%M:%S}", literal(e.actor_name),
-                          literal(e.action), outcome, literal(target), literal(e.purpose or ""),
+                          literal(e.action), literal(_short(e.purpose or "")), outcome, literal(target),
                           str(e.request_id or ""), key=str(e.id))
         more = " (newest first; narrow the filters to see older ones)" if len(self.entries) == PAGE else ""
-        self.query_one("#audit-count", Static).update(f"{len(self.entries)} entries{more}")
+        count = f"{len(self.entries)} " + ("entry" if len(self.entries) == 1 else "entries")
+        self.query_one("#audit-count", Static).update(f"{count}{more} · Enter: whole entry")
+        self._show_purpose()
+
+    def _current(self) -> AuditEntry | None:
+        table = self.query_one("#audit-table", DataTable)
+        row = table.cursor_row
+        return self.entries[row] if self.entries and row is not None and 0 <= row < len(self.entries) else None
+
+    @on(DataTable.RowHighlighted, "#audit-table")
+    def _show_purpose(self) -> None:
+        """The highlighted entry's purpose in full, wrapped under the table."""
+        entry = self._current()
+        line = self.query_one("#audit-purpose", Static)
+        line.update(Text.assemble(("Purpose: ", "bold"), literal(entry.purpose)) if entry and entry.purpose else "")
+        line.display = bool(entry and entry.purpose)
+
+    @on(DataTable.RowSelected, "#audit-table")
+    def _open_entry(self) -> None:
+        entry = self._current()
+        if entry is not None:
+            self.app.push_screen(AuditEntryModal(entry, ZoneInfo(self.ctx.settings.timezone)))
+
+
+
+def _short(text: str, width: int = 24) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+class AuditEntryModal(CimModal[None]):
+    """One audit entry whole: every field, the purpose and the details wrapped to the terminal's width."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close")]
+    DEFAULT_CSS = """
+    AuditEntryModal { align: center middle; }
+    AuditEntryModal > Vertical { width: 76; max-width: 100%; height: auto; max-height: 100%;
+                                 border: thick $primary; background: $surface; padding: 0 1; }
+    AuditEntryModal VerticalScroll { height: auto; }
+    AuditEntryModal .entry-title { text-style: bold; }
+    AuditEntryModal .entry-help { color: $text-muted; }
+    """
+
+    def __init__(self, entry: AuditEntry, zone: ZoneInfo) -> None:
+        super().__init__()
+        self.entry = entry
+        self.zone = zone
+
+    def compose(self) -> ComposeResult:
+        e = self.entry
+        target = f"{e.target_kind} {e.target_id}" if e.target_kind else (e.target_id or "—")
+        rows = [("When", Text(f"{e.at.astimezone(self.zone):%Y-%m-%d %H:%M:%S}")), ("Who", literal(e.actor_name)),
+                ("Action", literal(e.action)), ("Outcome", literal(e.outcome)), ("Target", literal(target)),
+                ("Request", Text(str(e.request_id or "—"))), ("Purpose", literal(e.purpose or "—"))]
+        if e.details:
+            rows.append(("Details", literal(json.dumps(e.details, ensure_ascii=False, sort_keys=True))))
+        with Vertical():
+            yield Label(f"Audit entry {e.id}", classes="entry-title")
+            with VerticalScroll(id="entry-body"):
+                for name, value in rows:
+                    yield Static(Text.assemble((f"{name}: ", "bold"), value), id=f"entry-{name.lower()}")
+            yield Static("Enter or Esc close", classes="entry-help")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -208,6 +208,7 @@ class NoticesScreen(CimScreen[None]):
         version = saved[0].version
         message = f"The {channel} notice is now version {version}."
         if channel == "phone":
-            message += " Regenerate the PBX prompts with `cim notices export-phone`."
+            message += (" The PBX plays it after the IT administrator regenerates the prompts on the server"
+                        " (`cim notices export-phone`); ask them to.")
         self.notify(message, markup=False)
         self.reload((channel, version))

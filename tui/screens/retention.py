@@ -11,6 +11,8 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
 
 from store.errors import CimError
@@ -18,6 +20,7 @@ from store.policy import Permission, allowed
 from store.retention import Hold, PurgePreview, PurgeProgress, PurgeResult
 from tui.context import TuiContext
 from tui.screens.base import CimModal, CimScreen
+from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal
 
@@ -39,22 +42,33 @@ class HoldInput:
     review_on: date | None
 
 
-class HoldModal(CimModal[HoldInput | None]):
-    """A new hold on one or more conversations (numbers separated by spaces or commas)."""
+class HoldModal(FitsTheScreen, SubmitsInPlace, CimModal[HoldInput | None]):
+    """A new hold on one or more conversations (numbers separated by spaces or commas).
+
+    With `submit` (the store call), a refusal is shown in the dialog and everything typed stays.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    ERROR_FIELDS = (("conversation", "hold-ids"), ("purged", "hold-ids"), ("legal basis", "hold-basis"),
+                    ("case", "hold-case"), ("review", "hold-review"))
 
-    def __init__(self, conversation_ids: str = "") -> None:
+    def __init__(self, conversation_ids: str = "", submit=None) -> None:
         super().__init__()
         self.initial_ids = conversation_ids
+        self.submit = submit
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog-wide"):
             yield Label("New hold (§6: required by other law)", classes="dialog-title")
-            yield Input(self.initial_ids, placeholder="conversation numbers, e.g. 12 15 40", id="hold-ids")
-            yield Input(placeholder="legal basis, e.g. art. 6 ust. 1 lit. c RODO", id="hold-basis")
-            yield Input(placeholder="case reference (sygnatura)", id="hold-case")
-            yield Input(placeholder="review on YYYY-MM-DD (optional)", id="hold-review")
+            with VerticalScroll(classes="dialog-body"):
+                yield Input(self.initial_ids, placeholder="conversation numbers, e.g. 12 15 40", id="hold-ids")
+                yield Static("", id="err-hold-ids", classes="field-error")
+                yield Input(placeholder="legal basis, e.g. art. 6 ust. 1 lit. c RODO", id="hold-basis")
+                yield Static("", id="err-hold-basis", classes="field-error")
+                yield Input(placeholder="case reference (sygnatura)", id="hold-case")
+                yield Static("", id="err-hold-case", classes="field-error")
+                yield Input(placeholder="review on YYYY-MM-DD (optional)", id="hold-review")
+                yield Static("", id="err-hold-review", classes="field-error")
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", id="save", variant="primary")
@@ -68,23 +82,23 @@ class HoldModal(CimModal[HoldInput | None]):
         case = self.query_one("#hold-case", Input).value.strip()
         review_text = self.query_one("#hold-review", Input).value.strip()
         parts = [p for p in re.split(r"[\s,;]+", raw_ids) if p]
-        error = ""
+        error, field = "", None
         if not parts or not all(p.isdigit() for p in parts):
-            error = "Enter conversation numbers (digits) separated by spaces or commas."
+            error, field = "Enter conversation numbers (digits) separated by spaces or commas.", "hold-ids"
         elif not basis:
-            error = "Enter the legal basis."
+            error, field = "Enter the legal basis.", "hold-basis"
         elif not case:
-            error = "Enter the case reference."
+            error, field = "Enter the case reference.", "hold-case"
         review = None
         if not error and review_text:
             try:
                 review = date.fromisoformat(review_text)
             except ValueError:
-                error = "The review date must be YYYY-MM-DD."
+                error, field = "The review date must be YYYY-MM-DD.", "hold-review"
         if error:
-            self.query_one("#dialog-error", Static).update(error)
+            self.show_error(error, field)
             return
-        self.dismiss(HoldInput(tuple(int(p) for p in parts), basis, case, review))
+        self.finish(HoldInput(tuple(int(p) for p in parts), basis, case, review))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -240,13 +254,14 @@ class RetentionScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def add_hold(self) -> None:
-        new = await self.app.push_screen_wait(HoldModal())
-        if new is None:
+        async def submit(new: HoldInput) -> list[Hold]:
+            return await self.ctx.store.retention.add_hold(
+                self.ctx.actor, new.conversation_ids, legal_basis=new.legal_basis,
+                case_reference=new.case_reference, review_on=new.review_on)
+
+        created = await self.app.push_screen_wait(HoldModal(submit=submit))
+        if created is None:
             return
-        # refused or invalid (CimError): told by the base screen's worker handler
-        created = await self.ctx.store.retention.add_hold(
-            self.ctx.actor, new.conversation_ids, legal_basis=new.legal_basis,
-            case_reference=new.case_reference, review_on=new.review_on)
         self.notify(f"{len(created)} hold(s) set.")
         self.load()
 

@@ -12,8 +12,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
-
 from tui.screens.base import CimModal
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 
 T = TypeVar("T")
@@ -105,20 +107,25 @@ class ConfirmModal(CimModal[bool]):
         self.dismiss(False)
 
 
-class PasswordModal(CimModal[str | None]):
-    """A new password, typed twice."""
+class PasswordModal(FitsTheScreen, SubmitsInPlace, CimModal[str | None]):
+    """A new password, typed twice. With `submit`, the store's answer is shown here and the dialog stays open."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    ERROR_FIELDS = (("differ", "again"), ("password", "password"))
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, submit=None) -> None:
         super().__init__()
         self.staff_name = name
+        self.submit = submit
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"New password for {self.staff_name}", classes="dialog-title")
-            yield Input(password=True, placeholder="new password (at least 12 characters)", id="password")
-            yield Input(password=True, placeholder="the same again", id="again")
+            with VerticalScroll(classes="dialog-body"):
+                yield Input(password=True, placeholder="new password (at least 12 characters)", id="password")
+                yield Static("", id="err-password", classes="field-error")
+                yield Input(password=True, placeholder="the same again", id="again")
+                yield Static("", id="err-again", classes="field-error")
             yield Static("", id="dialog-error", classes="dialog-error")
             yield Static("Enter confirm · Esc cancel", classes="dialog-help")
 
@@ -127,33 +134,35 @@ class PasswordModal(CimModal[str | None]):
         first = self.query_one("#password", Input).value
         second = self.query_one("#again", Input).value
         if not first:
-            self.query_one("#password", Input).focus()
+            self.show_error("Enter the new password.", "password")
             return
         if first != second:
-            self.query_one("#dialog-error", Static).update("The two passwords differ.")
-            self.query_one("#again", Input).focus()
+            self.show_error("The two passwords differ.", "again")
             return
-        self.dismiss(first)
+        self.finish(first)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class RolesModal(CimModal[frozenset[str] | None]):
+class RolesModal(FitsTheScreen, SubmitsInPlace, CimModal[frozenset[str] | None]):
     """Choose a staff member's roles (space toggles, Enter on the button saves)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    ERROR_FIELDS = (("role", "roles"), ("department", "roles"))
 
-    def __init__(self, title: str, all_roles: Sequence[str], current: frozenset[str]) -> None:
+    def __init__(self, title: str, all_roles: Sequence[str], current: frozenset[str], submit=None) -> None:
         super().__init__()
         self.title_text = title
         self.all_roles = list(all_roles)
         self.current = current
+        self.submit = submit
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield SelectionList[str](*[(r, r, r in self.current) for r in self.all_roles], id="roles")
+            with VerticalScroll(classes="dialog-body"):
+                yield SelectionList[str](*[(r, r, r in self.current) for r in self.all_roles], id="roles")
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", id="save", variant="primary")
@@ -164,9 +173,9 @@ class RolesModal(CimModal[frozenset[str] | None]):
     def action_save(self) -> None:
         chosen = frozenset(self.query_one("#roles", SelectionList).selected)
         if not chosen:
-            self.query_one("#dialog-error", Static).update("Choose at least one role.")
+            self.show_error("Choose at least one role.", "roles")
             return
-        self.dismiss(chosen)
+        self.finish(chosen)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -182,39 +191,56 @@ class NewStaff:
     password: str
 
 
-class NewStaffModal(CimModal[NewStaff | None]):
-    """A new staff account: name, full name, department, roles and a first password."""
+class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
+    """A new staff account: name, full name, department, roles and a first password.
+
+    With `submit` (the store call), a refusal is shown in the dialog and everything typed stays.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    ERROR_FIELDS = (("department", "department"), ("password", "password"), ("role", "roles"),
+                    ("full name", "full-name"), ("user name", "name"), ("already exists", "name"))
 
-    def __init__(self, all_roles: Sequence[str]) -> None:
+    def __init__(self, all_roles: Sequence[str], submit=None) -> None:
         super().__init__()
         self.all_roles = list(all_roles)
+        self.submit = submit
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog-wide"):
             yield Label("New staff account", classes="dialog-title")
-            yield Input(placeholder="user name (letters, digits, . _ -)", id="name")
-            yield Input(placeholder="full name", id="full-name")
-            yield Input(placeholder="department code (optional)", id="department")
-            yield Input(password=True, placeholder="first password (at least 8 characters)", id="password")
-            yield SelectionList[str](*[(r, r, r == "consultant") for r in self.all_roles], id="roles")
+            with VerticalScroll(classes="dialog-body"):
+                yield Input(placeholder="user name (letters, digits, . _ -)", id="name")
+                yield Static("", id="err-name", classes="field-error")
+                yield Input(placeholder="full name", id="full-name")
+                yield Static("", id="err-full-name", classes="field-error")
+                yield Input(placeholder="department code (optional)", id="department")
+                yield Static("", id="err-department", classes="field-error")
+                yield Input(password=True, placeholder="first password (at least 8 characters)", id="password")
+                yield Static("", id="err-password", classes="field-error")
+                yield SelectionList[str](*[(r, r, r == "consultant") for r in self.all_roles], id="roles")
+                yield Static("", id="err-roles", classes="field-error")
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", id="save", variant="primary")
                 yield Button("Cancel", id="cancel")
 
+    def explain(self, message: str) -> str:
+        # the TUI's own way to add a department (F9, N) instead of a command an SSH user cannot run
+        return message.replace("add it with `cim departments add`", "add it first with N (New department) in F9")
+
+    @on(Input.Submitted)
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         name = self.query_one("#name", Input).value.strip()
         password = self.query_one("#password", Input).value
         roles = frozenset(self.query_one("#roles", SelectionList).selected)
-        error = ("Enter a user name." if not name else "Enter a first password." if not password
-                 else "Choose at least one role." if not roles else "")
+        error, field = (("Enter a user name.", "name") if not name else ("Enter a first password.", "password")
+                        if not password else ("Choose at least one role.", "roles") if not roles else ("", None))
         if error:
-            self.query_one("#dialog-error", Static).update(error)
+            self.show_error(error, field)
             return
-        self.dismiss(NewStaff(
+        self.finish(NewStaff(
             name=name, full_name=self.query_one("#full-name", Input).value.strip(), roles=roles,
             department=self.query_one("#department", Input).value.strip() or None, password=password,
         ))

@@ -14,6 +14,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionLis
 
 from store.errors import CimError
 from tui.screens.base import CimModal
+from tui.widgets.dialog import FitsTheScreen
 from tui.widgets.literal import literal
 
 T = TypeVar("T")
@@ -33,23 +34,25 @@ class Field:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class FormModal(CimModal[T | None], Generic[T]):
+class FormModal(FitsTheScreen, CimModal[T | None], Generic[T]):
     """A form whose Save calls `submit(values)`; a CimError is shown under the form and the form stays open.
 
     The store validates (one place for the rules); the dialog only collects text and shows the answer.
+    The fields scroll inside the dialog so the error line and the buttons stay on screen at 80x24.
     Dismisses with submit's result, or None on Escape/Cancel.
     """
 
     DEFAULT_CSS = """
     FormModal { align: center middle; }
-    FormModal > Vertical { width: 76; max-width: 98%; height: auto; max-height: 95%; padding: 0 1;
+    FormModal > Vertical { width: 76; max-width: 98%; height: auto; max-height: 100%; padding: 0 1;
                            border: thick $primary; background: $surface; }
     FormModal .form-title { text-style: bold; padding: 0 1; }
     FormModal .form-intro { color: $text-muted; padding: 0 1; height: auto; }
-    FormModal VerticalScroll { height: auto; max-height: 30; }
+    FormModal .dialog-body { height: auto; }
     FormModal .form-label { margin-top: 1; color: $text-muted; }
     FormModal TextArea { height: 5; }
     FormModal SelectionList { height: auto; max-height: 8; }
+    FormModal .field-error { color: $text-error; height: auto; display: none; }
     FormModal #form-error { color: $text-error; text-style: bold; height: auto; padding: 0 1; }
     FormModal .form-buttons { height: auto; }
     FormModal .form-buttons Button { margin-right: 2; }
@@ -71,11 +74,12 @@ class FormModal(CimModal[T | None], Generic[T]):
             yield Label(self.title_text, classes="form-title")
             if self.intro:
                 yield Static(literal(self.intro), classes="form-intro")
-            with VerticalScroll():
+            with VerticalScroll(classes="dialog-body"):
                 for f in self.fields:
                     if f.kind != "check":
                         yield Label(f.label, classes="form-label")
                     yield self._widget(f)
+                    yield Static("", id=f"err-{f.id}", classes="field-error")
             yield Static("", id="form-error")
             with Horizontal(classes="form-buttons"):
                 yield Button(self.save_label, id="form-save", variant="primary")
@@ -134,16 +138,40 @@ class FormModal(CimModal[T | None], Generic[T]):
 
     @work(exclusive=True, exit_on_error=False, group="form")
     async def _save(self) -> None:
-        self.query_one("#form-error", Static).update("")
+        self._show_error("")
         try:
             result = await self.submit(self.values())
         except CimError as exc:
-            self.query_one("#form-error", Static).update(Text(exc.message))
+            self._show_error(exc.message)
             return
         except (TypeError, ValueError) as exc:  # a value the form could not turn into the right type
-            self.query_one("#form-error", Static).update(Text(str(exc)))
+            self._show_error(str(exc))
             return
         self.dismiss(result)
+
+    def field_for(self, message: str) -> Field | None:
+        """The field a message is about: the first whose label (without its hint in brackets) it names."""
+        low = message.lower()
+        for f in self.fields:
+            label = f.label.split("(")[0].strip().lower()
+            if label and (label in low or f.id.replace("_", " ") in low):
+                return f
+        return None
+
+    def _show_error(self, message: str) -> None:
+        """The message in the line above the buttons (always on screen) and under its field, focused."""
+        self.query_one("#form-error", Static).update(Text(message))
+        for note in self.query(".field-error").results(Static):
+            note.display = False
+        about = self.field_for(message) if message else None
+        if about is not None:
+            note = self.query_one(f"#err-{about.id}", Static)
+            note.update(Text(message))
+            note.display = True
+            self.query_one(f"#f-{about.id}").focus()
+        if message:
+            self.app.bell()
+        self.call_after_refresh(self.fit_body)
 
     @on(Button.Pressed, "#form-cancel")
     def action_cancel(self) -> None:

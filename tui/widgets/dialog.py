@@ -1,0 +1,94 @@
+"""What every form dialog shares: it fits the terminal (80x24 too) and a failed save keeps it open.
+
+`FitsTheScreen`: the dialog's fields sit in a `VerticalScroll` with class `dialog-body`; its height is
+capped to what the screen leaves after the title, the error line, the buttons and the help, so those
+are always on screen and the focused field is scrolled into view inside the body.
+
+`SubmitsInPlace`: the dialog hands its collected value to `submit` (the store call); a `CimError`
+is shown in the docked error line (and next to the field it names) and the dialog stays open with
+everything typed kept. Without `submit` the dialog dismisses with the value, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from rich.text import Text
+from textual import events, work
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from store.errors import CimError
+
+
+class FitsTheScreen:
+    """Mixin for a ModalScreen whose fields are in `VerticalScroll.dialog-body`."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.fit_body)
+
+    def fit_body(self) -> None:
+        bodies = self.query(".dialog-body").results(VerticalScroll)
+        body = next(iter(bodies), None)
+        if body is None or body.parent is None:
+            return
+        dialog = body.parent
+        others = sum(c.outer_size.height + c.styles.margin.top + c.styles.margin.bottom
+                     for c in dialog.children if c is not body and c.display)
+        chrome = dialog.outer_size.height - dialog.content_size.height
+        room = self.size.height - others - chrome - body.styles.margin.top - body.styles.margin.bottom
+        body.styles.max_height = max(3, room)
+        if self.focused is not None and self.focused in body.walk_children():
+            body.scroll_to_widget(self.focused, animate=False)
+
+
+class SubmitsInPlace:
+    """Mixin: `finish(value)` runs `self.submit(value)`; a CimError stays in the dialog, success dismisses."""
+
+    submit: Callable[[Any], Awaitable[Any]] | None = None
+    #: words of a message → the id of the field it is about (the first match wins)
+    ERROR_FIELDS: tuple[tuple[str, str], ...] = ()
+
+    def finish(self, value: Any) -> None:
+        if self.submit is None:
+            self.dismiss(value)
+            return
+        self.show_error("")
+        self._submit_in_place(value)
+
+    @work(exclusive=True, exit_on_error=False, group="dialog-submit")
+    async def _submit_in_place(self, value: Any) -> None:
+        try:
+            result = await self.submit(value)
+        except CimError as exc:
+            self.show_error(self.explain(exc.message))
+            return
+        self.dismiss(result)
+
+    def explain(self, message: str) -> str:
+        """The message as the TUI shows it (a subclass may point to where in the TUI to fix it)."""
+        return message
+
+    def field_for(self, message: str) -> str | None:
+        low = message.lower()
+        return next((field for words, field in self.ERROR_FIELDS if words in low), None)
+
+    def show_error(self, message: str, field: str | None = None) -> None:
+        """The message in the docked line, and under the field it concerns (focused); '' clears both."""
+        self.query_one("#dialog-error", Static).update(Text(message))
+        for old in self.query(".field-error").results(Static):
+            old.update("")
+            old.display = False
+        field = field or (self.field_for(message) if message else None)
+        if message and field:
+            for note in self.query(f"#err-{field}").results(Static):
+                note.update(Text(message))
+                note.display = True
+            for widget in self.query(f"#{field}"):
+                widget.focus()
+        if isinstance(self, FitsTheScreen):
+            self.call_after_refresh(self.fit_body)
+
+    @property
+    def error(self) -> str:
+        return str(self.query_one("#dialog-error", Static).render())
