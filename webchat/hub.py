@@ -159,6 +159,7 @@ class Hub:
                  limits: ResidentLimits | None = None) -> None:
         self.sio = sio
         self.store = store
+        self.settings = store.settings  # create_app sets the server's own
         self.chats = store.chats
         self.hours = hours
         self.rate = rate

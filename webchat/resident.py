@@ -78,7 +78,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         else:
             message = f"Czat jest teraz nieczynny. Konsultanci odpowiadają: {hours}."
         payload = {"message": message, "hours": hours}
-        settings = hub.store.settings
+        settings = hub.settings
         if settings.office_phone.strip():
             payload["phone"] = settings.office_phone.strip()
         if settings.office_address.strip():
