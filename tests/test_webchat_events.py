@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.test_cli_foundation import cim
 SYSTEM = Actor.system("test")
 #: Log-in names chosen so that no rendered line can contain them by chance.
 ANNA, BOB = "akowalska", "bnowak"
+WIDGET_JS = Path(__file__).resolve().parents[1] / "webchat" / "static" / "cim-widget.js"
 POLISH_LETTERS = re.compile("[ąćęłńóśźżĄĆĘŁŃÓŚŹŻ]")
 #: Words of the English lines that a Polish line never has, and the other way round.
 ENGLISH_WORDS = re.compile(r"\b(the|chat|consultant|you|queue|notice)\b", re.IGNORECASE)
@@ -185,3 +187,11 @@ async def test_the_offline_greeting_names_the_hours_once_and_the_office_phone_an
     assert offline["phone"] == "+48 91 000 00 00"
     assert offline["address"] == server.settings.office_address
     assert offline["hours"] and offline["hours"] in offline["message"]
+
+
+def test_the_widget_knows_every_system_line_the_store_renders():
+    """The widget renders events itself (in its own language): its catalog must match store/chats.py."""
+    source = WIDGET_JS.read_text(encoding="utf-8")
+    for event, texts in {**SYSTEM_EVENTS, **SYSTEM_EVENTS_UNNAMED}.items():
+        for text in texts:
+            assert f'"{text}"' in source, (event, text)
