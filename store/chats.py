@@ -421,9 +421,10 @@ class Chats:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
-        accepted = (f"Zaakceptowano informację o przetwarzaniu danych osobowych "
+        # `text` is the staff's line (TUI, archive, exports), as before; residents read the event
+        accepted = (f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
                     f"(wersja {notice['version']}, język {notice['lang']}).")
-        queued = "Rozmowa czeka w kolejce na konsultanta."
+        queued = "Rozmowa oczekuje w kolejce na konsultanta."
         accepted_params = {"version": notice["version"], "lang": notice["lang"]}
         async with self.db.write() as tx:
             cur = await tx.execute(
@@ -478,7 +479,7 @@ class Chats:
         chat = await self.get(chat_id)
         if chat.status == "closed":
             return chat, None
-        message = await self._close(chat_id, None, "Rozmowa zakończona przez mieszkańca.", actor=None,
+        message = await self._close(chat_id, None, "Mieszkaniec zakończył rozmowę.", actor=None,
                                     event="ended_by_resident")
         return await self.get(chat_id), message
 
@@ -532,7 +533,7 @@ class Chats:
                                target_id=chat_id)
         _need_person(actor)
         now = self.clock()
-        text = f"Rozmowa przyjęta przez: {actor.name}."
+        text = f"Rozmowę przejął konsultant {actor.name}."
         params = {"consultant": await self.display_name_of(actor.staff_id)}
         async with self.db.write() as tx:
             row = await (await tx.execute(
@@ -575,7 +576,7 @@ class Chats:
         if to.is_system or not allowed(to, Permission.HANDLE_CHATS):
             raise InvalidInput(f"{to.name} does not handle chats")
         now = self.clock()
-        text = f"Rozmowa przekazana przez: {actor.name}, do: {to.name}."
+        text = f"Konsultant {actor.name} przekazał rozmowę konsultantowi {to.name}."
         params = {"consultant": await self.display_name_of(to.staff_id)}
         try:
             async with self.db.write() as tx:
@@ -618,7 +619,7 @@ class Chats:
                                         details={"category": category, "after_resident_left": True})
             return await self.get(chat_id), None
         try:
-            message = await self._close(chat_id, category, f"Rozmowa zakończona przez: {actor.name} ({category}).",
+            message = await self._close(chat_id, category, f"Konsultant zakończył rozmowę ({category}).",
                                         actor=actor, event="closed_by_consultant")
         except NotPermitted:  # transferred away or returned to the queue a moment ago
             await self.refuse_unassigned(actor, "chat.close", chat_id)
@@ -641,7 +642,7 @@ class Chats:
                 "WHERE c.channel = 'chat' AND c.status = 'active' AND c.consultant_id = ? ORDER BY c.id", (staff_id,))
             for row in rows:
                 chat_id, seq = row["id"], row["next_seq"]
-                text = f"Rozmowa wraca do kolejki: {row['name']} nie może jej dalej prowadzić."
+                text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
                 await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ? "
                                  "WHERE id = ?", (seq + 1, chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "

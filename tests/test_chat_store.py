@@ -326,7 +326,7 @@ async def test_accept_transfer_close_are_audited_without_content(store, make_sta
     assert "90010112345" not in details and "thank you" not in details
     assert (await store.audit.verify()).ok
     system_lines = [m.text for m in await store.chats.history(opened.chat.id) if m.sender == "system"]
-    assert any("przekazana" in t for t in system_lines) and any("referred" in t for t in system_lines)
+    assert any("przekazał" in t for t in system_lines) and any("referred" in t for t in system_lines)
     row = await store.db.fetchone("SELECT status, close_category, ended_at FROM conversations WHERE id = ?",
                                   (opened.chat.id,))
     assert row["status"] == "closed" and row["close_category"] == "referred" and row["ended_at"]

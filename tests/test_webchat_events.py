@@ -77,16 +77,16 @@ async def test_system_lines_reach_the_resident_in_their_language_without_interna
     assert_clean([m for m in history["messages"] if m["from"] == "system"], lang)
 
 
-async def test_the_staff_keep_the_polish_line_with_log_in_names_and_the_category(
+async def test_the_staff_keep_their_polish_line_with_log_in_names_and_the_category(
         resident, consultant_client, chat_server):
     anna, bob = await staffed(chat_server, consultant_client)
     r, _ = await full_chat(resident, anna, bob, "en")
     staff_lines = {m["event"]: m for m in bob.of("message") if m.get("chat_id") == r.chat_id}
     closed = staff_lines["closed_by_consultant"]
-    assert closed["text"] == f"Rozmowa zakończona przez: {BOB} (information_given)."
+    assert closed["text"] == "Konsultant zakończył rozmowę (information_given)."
     stored = {m.event: m for m in await chat_server.store.chats.history(r.chat_id)}
-    assert stored["accepted"].text == f"Rozmowa przyjęta przez: {ANNA}."
-    assert stored["transferred"].text == f"Rozmowa przekazana przez: {ANNA}, do: {BOB}."
+    assert stored["accepted"].text == f"Rozmowę przejął konsultant {ANNA}."
+    assert stored["transferred"].text == f"Konsultant {ANNA} przekazał rozmowę konsultantowi {BOB}."
     assert stored["accepted"].params == {"consultant": "Anna"}
     assert stored["notice_accepted"].params == {"version": 1, "lang": "en"}
     row = await chat_server.store.db.fetchone(
