@@ -8,7 +8,7 @@ from playwright.async_api import Page, expect
 
 from store.chats import CLOSE_CATEGORIES, SYSTEM_EVENTS, SYSTEM_EVENTS_UNNAMED, render_event
 from store.models import Actor
-from tests.browser.test_widget import Staff
+from tests.browser.test_widget import Staff, axe_serious_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
@@ -100,6 +100,7 @@ async def test_ending_the_chat_asks_first_and_is_keyboard_operable(chat_server, 
     await expect(dialog).to_be_visible()
     no = dialog.get_by_role("button", name=ui["no"])
     await expect(no).to_be_focused()  # the safe answer first
+    assert await axe_serious_violations(page, chat_server.url) == []
     await page.keyboard.press("Escape")  # cancels the question, not the panel
     await expect(dialog).to_have_count(0)
     await expect(page.locator("#cim-panel")).to_be_visible()
