@@ -77,7 +77,7 @@
       reconnecting: "Utracono połączenie. Trwa ponowne łączenie…",
       reconnected: "Połączenie przywrócone.",
       connectFailed: "Nie udało się połączyć z serwerem czatu.",
-      // System lines by event code (store/chats.py SYSTEM_EVENTS; a test keeps the two the same).
+      // System lines by event code: the server's SYSTEM_EVENTS (store.chats), kept the same by a test.
       events: {
         notice_accepted: "Zaakceptowano informację o przetwarzaniu danych osobowych (wersja {version}).",
         queued: "Rozmowa czeka w kolejce na konsultanta.",
