@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -26,6 +27,7 @@ from .errors import (
     NotFound,
     NotPermitted,
     ResumeInvalid,
+    StaffNotFound,
 )
 from .models import Actor
 from .policy import Permission, allowed
@@ -44,6 +46,31 @@ CLOSE_CATEGORIES = (
     "other",
 )
 LANGS = ("pl", "en")
+#: System lines as residents read them (docs/PROTOCOL.md), by event code: (Polish, English). The widget keeps
+#: the same texts; `{consultant}` is the consultant's display name (never a log-in name), `{version}` the
+#: notice version. No category and no staff word is ever part of these. Gender-neutral Polish throughout.
+SYSTEM_EVENTS: dict[str, tuple[str, str]] = {
+    "notice_accepted": ("Zaakceptowano informację o przetwarzaniu danych osobowych (wersja {version}).",
+                        "You accepted the personal data notice (version {version})."),
+    "queued": ("Rozmowa czeka w kolejce na konsultanta.", "The chat is waiting in the queue for a consultant."),
+    "accepted": ("Połączono z konsultantem. Odpowiada: {consultant}.",
+                 "You are now connected with a consultant. Answering: {consultant}."),
+    "transferred": ("Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
+                    "The chat was handed over. Now answering: {consultant}."),
+    "requeued": ("Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
+                 "The consultant is not available now; the chat goes back to the queue."),
+    "closed_by_consultant": ("Czat zakończony przez konsultanta.", "The consultant ended the chat."),
+    "ended_by_resident": ("Czat zakończony.", "You ended the chat."),
+}
+#: The same lines when the consultant has neither a display name nor a full name.
+SYSTEM_EVENTS_UNNAMED: dict[str, tuple[str, str]] = {
+    "accepted": ("Połączono z konsultantem.", "You are now connected with a consultant."),
+    "transferred": ("Rozmowa została przekazana innemu konsultantowi.",
+                    "The chat was handed over to another consultant."),
+}
+#: A consultant with neither a display name nor a full name signs canned responses ({consultant}) as this.
+DEFAULT_DISPLAY_NAME = {"pl": "Konsultant CIM", "en": "CIM consultant"}
+MAX_DISPLAY_NAME = 60
 MAX_CLIENT_MSG_ID = 100
 #: Largest id SQLite can hold (INTEGER is a signed 64-bit number); a larger one is `invalid`, not a crash.
 MAX_ID = 2**63 - 1
@@ -73,6 +100,30 @@ def _need_utf8(text: str, what: str) -> None:
         raise InvalidInput(f"{what} is not valid Unicode text (a lone surrogate)") from None
 
 
+def render_event(event: str, params: dict[str, Any] | None, lang: str) -> str:
+    """A system line as a resident reads it, in `lang` (pl or en)."""
+    values = {"version": "", **(params or {})}
+    unnamed = not values.get("consultant") and event in SYSTEM_EVENTS_UNNAMED
+    polish, english = (SYSTEM_EVENTS_UNNAMED if unnamed else SYSTEM_EVENTS)[event]
+    lang = lang if lang in LANGS else "pl"
+    return (english if lang == "en" else polish).format(**values)
+
+
+def display_name(display: str | None, full_name: str | None) -> str | None:
+    """What residents call a consultant: the display name they set, else their full name's first word
+    (None: the generic DEFAULT_DISPLAY_NAME of the reader's language). Never the log-in name."""
+    if display and display.strip():
+        return display.strip()
+    first = (full_name or "").split()
+    return first[0] if first else None
+
+
+def fill_canned(text: str, *, consultant: str, day: date) -> str:
+    """A canned response with its placeholders filled: `{consultant}` (the display name) and `{date}`
+    (DD.MM.YYYY). Other braces stay as they are, so a text with no placeholders is never changed."""
+    return text.replace("{consultant}", consultant).replace("{date}", day.strftime("%d.%m.%Y"))
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -87,9 +138,19 @@ class ChatMessage:
     text: str
     at: datetime
     staff_id: int | None = None
+    #: A system line's event code (SYSTEM_EVENTS) and parameters; None for older lines and for messages.
+    event: str | None = None
+    params: dict[str, Any] | None = None
 
-    def as_payload(self) -> dict[str, Any]:
-        return {"seq": self.seq, "from": self.sender, "text": self.text, "at": to_iso(self.at)}
+    def as_payload(self, lang: str | None = None) -> dict[str, Any]:
+        """The protocol's `message` payload; with `lang` (a resident reading) a system event's text is
+        rendered in that language, otherwise `text` is the stored Polish line."""
+        text = render_event(self.event, self.params, lang) if lang and self.event in SYSTEM_EVENTS else self.text
+        payload: dict[str, Any] = {"seq": self.seq, "from": self.sender, "text": text, "at": to_iso(self.at)}
+        if self.event is not None:
+            payload["event"] = self.event
+            payload["params"] = dict(self.params or {})
+        return payload
 
 
 @dataclass(frozen=True)
@@ -149,8 +210,15 @@ def _chat(r: Any) -> Chat:
 
 
 def _message(r: Any) -> ChatMessage:
+    keys = r.keys()
+    event = r["event"] if "event" in keys else None
+    params = json.loads(r["params"]) if event is not None and r["params"] else None
     return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"], text=r["text"],
-                       at=from_iso(r["at"]), staff_id=r["staff_id"])
+                       at=from_iso(r["at"]), staff_id=r["staff_id"], event=event, params=params)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return json.dumps(params, ensure_ascii=False, sort_keys=True)
 
 
 @dataclass
@@ -353,9 +421,11 @@ class Chats:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
+        # `text` is the staff's line (TUI, archive, exports), as before; residents read the event
         accepted = (f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
                     f"(wersja {notice['version']}, język {notice['lang']}).")
         queued = "Rozmowa oczekuje w kolejce na konsultanta."
+        accepted_params = {"version": notice["version"], "lang": notice["lang"]}
         async with self.db.write() as tx:
             cur = await tx.execute(
                 "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
@@ -363,11 +433,14 @@ class Chats:
                 (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token)))
             chat_id = cur.lastrowid
             await tx.executemany(
-                "INSERT INTO messages(conversation_id, seq, sender, text, at) VALUES (?, ?, 'system', ?, ?)",
-                [(chat_id, 1, accepted, to_iso(now)), (chat_id, 2, queued, to_iso(now))])
+                "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
+                "VALUES (?, ?, 'system', ?, ?, ?, ?)",
+                [(chat_id, 1, accepted, to_iso(now), "notice_accepted", _params(accepted_params)),
+                 (chat_id, 2, queued, to_iso(now), "queued", _params({}))])
         chat = await self.get(chat_id)
-        return OpenedChat(chat, token, (ChatMessage(chat_id, 1, "system", accepted, now),
-                                        ChatMessage(chat_id, 2, "system", queued, now)))
+        return OpenedChat(chat, token, (
+            ChatMessage(chat_id, 1, "system", accepted, now, event="notice_accepted", params=accepted_params),
+            ChatMessage(chat_id, 2, "system", queued, now, event="queued", params={})))
 
     async def record_decline(self) -> None:
         """Count a declined notice for today (office time zone); nothing about the resident is stored."""
@@ -406,7 +479,8 @@ class Chats:
         chat = await self.get(chat_id)
         if chat.status == "closed":
             return chat, None
-        message = await self._close(chat_id, None, "Mieszkaniec zakończył rozmowę.", actor=None)
+        message = await self._close(chat_id, None, "Mieszkaniec zakończył rozmowę.", actor=None,
+                                    event="ended_by_resident")
         return await self.get(chat_id), message
 
     # ------------------------------------------------------------------ reading
@@ -460,6 +534,7 @@ class Chats:
         _need_person(actor)
         now = self.clock()
         text = f"Rozmowę przejął konsultant {actor.name}."
+        params = {"consultant": await self.display_name_of(actor.staff_id)}
         async with self.db.write() as tx:
             row = await (await tx.execute(
                 "SELECT status, next_seq FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
@@ -472,11 +547,13 @@ class Chats:
             seq = row["next_seq"]
             await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ? "
                              "WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
-                             "VALUES (?, ?, 'system', ?, ?, ?)", (chat_id, seq, actor.staff_id, text, to_iso(now)))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                             "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
+                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
             await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
         self._group.forget(chat_id)
-        return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id)
+        return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
+                                                    event="accepted", params=params)
 
     async def post_consultant(self, actor: Actor, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
         """Store the assigned consultant's message; returns only after it is committed."""
@@ -500,6 +577,7 @@ class Chats:
             raise InvalidInput(f"{to.name} does not handle chats")
         now = self.clock()
         text = f"Konsultant {actor.name} przekazał rozmowę konsultantowi {to.name}."
+        params = {"consultant": await self.display_name_of(to.staff_id)}
         try:
             async with self.db.write() as tx:
                 row = await self._assigned_row(tx, actor, chat_id)
@@ -508,15 +586,16 @@ class Chats:
                 seq = row["next_seq"]
                 await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
                                  (to.staff_id, seq + 1, chat_id))
-                await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
-                                 "VALUES (?, ?, 'system', ?, ?, ?)",
-                                 (chat_id, seq, actor.staff_id, text, to_iso(now)))
+                await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                                 "VALUES (?, ?, 'system', ?, ?, ?, 'transferred', ?)",
+                                 (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
                 await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
                                         details={"to_staff_id": to.staff_id})
         except NotPermitted:  # rolled back; the refusal is audited in a transaction of its own
             await self.refuse_unassigned(actor, "chat.transfer", chat_id)
         self._group.forget(chat_id)
-        return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id)
+        return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
+                                                    event="transferred", params=params)
 
     async def close(self, actor: Actor, chat_id: int, category: Any) -> tuple[Chat, ChatMessage | None]:
         """Close the consultant's chat with a category; a chat the resident already left only gets its category."""
@@ -540,7 +619,8 @@ class Chats:
                                         details={"category": category, "after_resident_left": True})
             return await self.get(chat_id), None
         try:
-            message = await self._close(chat_id, category, f"Konsultant zakończył rozmowę ({category}).", actor=actor)
+            message = await self._close(chat_id, category, f"Konsultant zakończył rozmowę ({category}).",
+                                        actor=actor, event="closed_by_consultant")
         except NotPermitted:  # transferred away or returned to the queue a moment ago
             await self.refuse_unassigned(actor, "chat.close", chat_id)
         return await self.get(chat_id), message
@@ -565,16 +645,17 @@ class Chats:
                 text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
                 await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ? "
                                  "WHERE id = ?", (seq + 1, chat_id))
-                await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
-                                 "VALUES (?, ?, 'system', NULL, ?, ?)", (chat_id, seq, text, to_iso(now)))
+                await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                                 "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')", (chat_id, seq, text, to_iso(now)))
                 await self.audit.append(tx, Actor.system("chat-server"), "chat.requeue", target_kind="conversation",
                                         target_id=chat_id, details={"from_staff_id": staff_id, "reason": reason})
-                returned.append((chat_id, ChatMessage(chat_id, seq, "system", text, now)))
+                returned.append((chat_id, ChatMessage(chat_id, seq, "system", text, now, event="requeued", params={})))
         for chat_id, _ in returned:
             self._group.forget(chat_id)
         return [(await self.get(chat_id), message) for chat_id, message in returned]
 
-    async def _close(self, chat_id: int, category: str | None, text: str, *, actor: Actor | None) -> ChatMessage:
+    async def _close(self, chat_id: int, category: str | None, text: str, *, actor: Actor | None,
+                     event: str) -> ChatMessage:
         now = self.clock()
         async with self.db.write() as tx:
             row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations WHERE id = ?",
@@ -588,14 +669,16 @@ class Chats:
             seq = row["next_seq"]
             await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
                              "next_seq = ? WHERE id = ?", (to_iso(now), category, seq + 1, chat_id))
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
-                             "VALUES (?, ?, 'system', ?, ?, ?)",
-                             (chat_id, seq, actor.staff_id if actor else None, text, to_iso(now)))
+            # the event has no parameters: the close category is never shown to the resident
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                             "VALUES (?, ?, 'system', ?, ?, ?, ?, '{}')",
+                             (chat_id, seq, actor.staff_id if actor else None, text, to_iso(now), event))
             if actor is not None:
                 await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
                                         details={"category": category})
         self._group.forget(chat_id)
-        return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None)
+        return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None, event=event,
+                           params={})
 
     async def _assigned_row(self, tx: Any, actor: Actor, chat_id: int) -> Any:
         row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
@@ -608,7 +691,43 @@ class Chats:
             raise NotPermitted("this chat is not assigned to you")
         return row
 
+    async def display_name_of(self, staff_id: int | None) -> str | None:
+        """The name residents see for a consultant (see `display_name`); None: the generic one."""
+        row = await self.db.fetchone("SELECT display_name, full_name FROM staff WHERE id = ?", (staff_id,))
+        return display_name(row["display_name"], row["full_name"]) if row else None
+
+    async def set_display_name(self, actor: Actor, name: str, text: Any) -> str | None:
+        """Set (or with an empty text clear) the name residents see for account `name`."""
+        await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.display_name")
+        if not isinstance(text, str):
+            raise InvalidInput("the display name must be text")
+        text = " ".join(text.split())
+        if len(text) > MAX_DISPLAY_NAME:
+            raise InvalidInput(f"the display name is longer than {MAX_DISPLAY_NAME} characters")
+        if _CONTROL.search(text):
+            raise InvalidInput("the display name has control characters")
+        _need_utf8(text, "the display name")
+        async with self.db.write() as tx:
+            row = await (await tx.execute("SELECT id FROM staff WHERE name = ?", (name.strip(),))).fetchone()
+            if row is None:
+                raise StaffNotFound(f"no user named {name!r}")
+            await tx.execute("UPDATE staff SET display_name = ? WHERE id = ?", (text or None, row["id"]))
+            await self.audit.append(tx, actor, "staff.display_name", target_kind="staff", target_id=row["id"],
+                                    details={"display_name": text or None})
+        return text or None
+
     # ------------------------------------------------------------------ canned responses
+
+    async def canned_filled(self, actor: Actor) -> list[CannedResponse]:
+        """The canned responses as the consultant inserts them: placeholders filled (`fill_canned`) with
+        their display name and today's date in the office's time zone."""
+        from zoneinfo import ZoneInfo
+
+        responses = await self.canned(actor)
+        consultant = await self.display_name_of(actor.staff_id) or DEFAULT_DISPLAY_NAME["pl"]
+        today = self.clock().astimezone(ZoneInfo(self.settings.timezone)).date()
+        return [CannedResponse(c.id, c.title, fill_canned(c.text, consultant=consultant, day=today), c.updated_at,
+                               c.updated_by) for c in responses]
 
     async def canned(self, actor: Actor) -> list[CannedResponse]:
         """Every canned response: for consultants to insert, and for the CIM manager (who handles no chats) to manage."""

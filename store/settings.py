@@ -70,6 +70,8 @@ class Settings:
     lockout_minutes: int = 15
     #: Argon2id cost profile: `default` (argon2-cffi's RFC 9106 low-memory profile) or `fast` (tests only).
     password_profile: str = "default"
+    #: The office's phone number the chat widget shows outside opening hours (empty: none shown).
+    office_phone: str = ""
     #: The office named in letters and notices.
     office_name: str = "Urząd Miasta Szczecin, Biuro Obsługi Interesantów"
     office_address: str = "pl. Armii Krajowej 1, 70-456 Szczecin"

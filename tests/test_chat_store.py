@@ -305,7 +305,7 @@ async def test_exactly_one_of_two_concurrent_accepts_wins(store, make_staff):
         assert len(winners) == 1 and len(losers) == 1 and isinstance(losers[0], Conflict)
         chat = await store.chats.get(opened.chat.id)
         assert chat.status == "active" and chat.consultant_id == winners[0][0].consultant_id
-        assigned = [m for m in await store.chats.history(opened.chat.id) if "przejął" in m.text]
+        assigned = [m for m in await store.chats.history(opened.chat.id) if m.event == "accepted"]
         assert len(assigned) == 1
 
 

@@ -229,7 +229,9 @@ async def test_a_consultant_answers_a_resident(resident, consultant_client):
     assert ack["ok"] and [m["seq"] for m in ack["history"]] == [1, 2, 3]
     await r.wait_for("state", lambda s: s["status"] == "active")
     assigned_line = await r.wait_for("message", lambda m: m["seq"] == 3)
-    assert assigned_line["from"] == "system" and "anna" in assigned_line["text"]
+    # residents never see the log-in name: the line is the structured event, in the resident's language
+    assert assigned_line["from"] == "system" and assigned_line["event"] == "accepted"
+    assert "anna" not in assigned_line["text"] and assigned_line["text"] == "Połączono z konsultantem."
 
     sent = await r.send("Dzień dobry, jak wyrobić dowód?", "r-1")
     assert sent == {"ok": True, "seq": 4}

@@ -54,7 +54,9 @@ async def check_consequences(chat_server, anna, bob, person) -> None:
     """Off presence, the chat back in the queue with a system line, transfers to anna refused."""
     await bob.wait_for("presence", lambda p: [c["name"] for c in p["consultants"]] == ["bob"])
     line = await person.wait_for("message", lambda m: m["from"] == "system" and "wraca do kolejki" in m["text"])
-    assert "anna" in line["text"]
+    assert line["event"] == "requeued" and "anna" not in line["text"]  # residents never see a log-in name
+    stored = [m for m in await chat_server.store.chats.history(person.chat_id) if m.event == "requeued"]
+    assert "anna" in stored[-1].text  # the staff's Polish line names the account
     await person.wait_for("state", lambda s: s.get("status") == "queued")
     await bob.wait_for("queue", lambda q: person.chat_id in [c["chat_id"] for c in q["chats"]])
     chat = await chat_server.store.chats.get(person.chat_id)
@@ -64,7 +66,7 @@ async def check_consequences(chat_server, anna, bob, person) -> None:
     assert code(await bob.call("transfer", {"chat_id": person.chat_id, "to_staff_id": anna.staff.id})) == "not_online"
     # anna's old socket receives nothing more of the chat (it is closed); bob has the whole history
     history = (await bob.call("history", {"chat_id": person.chat_id}))["messages"]
-    assert [m["text"] for m in history if "wraca do kolejki" in m["text"]] == [line["text"]]
+    assert [m["seq"] for m in history if m.get("event") == "requeued"] == [line["seq"]]
 
 
 # ---------------------------------------------------------------- pushed from the store's change

@@ -168,7 +168,8 @@ async def test_transfer_hands_the_chat_over_with_its_history(consultant_client, 
     assigned = await bob.wait_for("assigned")
     assert assigned["chat_id"] == r.chat_id and assigned["by"] == anna.staff.id
     assert "question for the specialist" in [m["text"] for m in assigned["history"]]
-    await r.wait_for("message", lambda m: m["from"] == "system" and "bob" in m["text"])
+    line = await r.wait_for("message", lambda m: m["from"] == "system" and m.get("event") == "transferred")
+    assert "bob" not in line["text"] and "anna" not in line["text"]  # residents never read log-in names
     # from now on the resident's messages reach bob, not anna
     await r.send("still there?", "q2")
     await bob.wait_for("message", lambda m: m["text"] == "still there?")
@@ -186,7 +187,8 @@ async def test_close_with_a_category(consultant_client, resident, chat_server):
     ack = await c.call("close", {"chat_id": r.chat_id, "category": "information_given"})
     assert ack["ok"]
     await r.wait_for("state", lambda s: s["status"] == "closed")
-    await r.wait_for("message", lambda m: m["from"] == "system" and "information_given" in m["text"])
+    line = await r.wait_for("message", lambda m: m["from"] == "system" and m.get("event") == "closed_by_consultant")
+    assert "information_given" not in line["text"]  # the category is never shown to the resident
     assert await c.wait_for("released") == {"chat_id": r.chat_id, "reason": "closed"}
     chat = await chat_server.store.chats.get(r.chat_id)
     assert chat.status == "closed" and chat.close_category == "information_given"

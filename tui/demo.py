@@ -35,7 +35,7 @@ DEMO_DEPARTMENTS = (
 )
 
 DEMO_CANNED = (
-    ("Powitanie", "Dzień dobry, nazywam się {name}, w czym mogę pomóc?"),
+    ("Powitanie", "Dzień dobry, nazywam się {consultant}, w czym mogę pomóc?"),  # filled per consultant
     ("Godziny otwarcia", "Biuro Obsługi Interesantów jest czynne w poniedziałki 7:30-18:00, "
                          "od wtorku do piątku 7:30-15:30."),
     ("Pożegnanie", "Dziękuję za rozmowę. Życzę miłego dnia!"),
@@ -89,7 +89,7 @@ async def _seed_chats(store: Store) -> int:
     anna = (await store.accounts.get("anna")).as_actor()
     manager = (await store.accounts.get("kierownik")).as_actor()
     for title, text in DEMO_CANNED:
-        await store.chats.add_canned(manager, title, text.replace("{name}", "Anna"))
+        await store.chats.add_canned(manager, title, text)
     notice = await store.notices.current("chat", "pl")
     for resident_lines, consultant_lines, category in DEMO_CHATS:
         opened = await store.chats.open(notice.id, "en" if resident_lines[0].startswith("How") else "pl")

@@ -75,6 +75,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     )
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_no_stack_traces, _body_limit])
     hub = Hub(sio, store, hours, rate, connections, address, limits)
+    hub.settings = settings  # the server's own settings (office phone and address in the offline greeting)
     app[HUB] = hub
     app[SIO] = sio
     app[CSP] = _content_security_policy()

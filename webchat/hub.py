@@ -104,8 +104,10 @@ def acked(namespace: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable
     return decorate
 
 
-def message_payload(message: ChatMessage) -> dict[str, Any]:
-    return {"seq": message.seq, "from": message.sender, "text": message.text, "at": to_iso(message.at)}
+def message_payload(message: ChatMessage, lang: str | None = None) -> dict[str, Any]:
+    """A `message` payload: for staff (lang None) the stored Polish text; for a resident (lang = the chat's
+    language) a system event's text in that language, with the consultant's display name (docs/PROTOCOL.md)."""
+    return message.as_payload(lang)
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Hub:
                  limits: ResidentLimits | None = None) -> None:
         self.sio = sio
         self.store = store
+        self.settings = store.settings  # create_app sets the server's own
         self.chats = store.chats
         self.hours = hours
         self.rate = rate
@@ -233,7 +236,10 @@ class Hub:
         payload = message_payload(message)
         # the sender already has it (its ack): encode the packet only if another of its tabs is listening
         if self._chat_sids.get(chat_id, set()) - {skip_sid}:
-            await self.sio.emit("message", payload, room=chat_room(chat_id), namespace=RESIDENT, skip_sid=skip_sid)
+            resident = payload
+            if message.event is not None:  # a system line: in the resident's language
+                resident = message_payload(message, (await self.chats.get(chat_id)).lang)
+            await self.sio.emit("message", resident, room=chat_room(chat_id), namespace=RESIDENT, skip_sid=skip_sid)
         staff_id = await self.assignee(chat_id)
         if staff_id is not None:
             await self.sio.emit("message", {"chat_id": chat_id, **payload}, room=consultant_room(staff_id),
@@ -278,5 +284,6 @@ class Hub:
     async def broadcast_presence(self) -> None:
         await self.sio.emit("presence", self.presence_payload(), room=ALL_STAFF, namespace=STAFF)
 
-    async def history_payload(self, chat_id: int) -> list[dict[str, Any]]:
-        return [message_payload(m) for m in await self.chats.history(chat_id)]
+    async def history_payload(self, chat_id: int, lang: str | None = None) -> list[dict[str, Any]]:
+        """The transcript as staff read it, or with `lang` as the chat's resident reads it."""
+        return [message_payload(m, lang) for m in await self.chats.history(chat_id)]

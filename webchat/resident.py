@@ -57,7 +57,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 return
             if chat is not None:
                 state = await state_of(chat.id)
-                await sio.emit("history", {"messages": await hub.history_payload(chat.id), "state": state},
+                await sio.emit("history", {"messages": await hub.history_payload(chat.id, chat.lang), "state": state},
                                to=sid, namespace=RESIDENT)
                 log.info("resident.resumed chat_id=%s", chat.id)
             elif not hub.is_open():
@@ -70,12 +70,20 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             log.exception("resident.greet_failed")
 
     def offline_payload(lang: str) -> dict[str, str]:
+        """The closed chat's message (which names the hours), the hours on their own, and where else to turn:
+        the office's address and phone (settings office_address, office_phone; empty ones left out)."""
         hours = hub.hours.describe(lang)
         if lang == "en":
             message = f"The chat is closed now. Consultants answer {hours}."
         else:
             message = f"Czat jest teraz nieczynny. Konsultanci odpowiadają: {hours}."
-        return {"message": message, "hours": hours}
+        payload = {"message": message, "hours": hours}
+        settings = hub.settings
+        if settings.office_phone.strip():
+            payload["phone"] = settings.office_phone.strip()
+        if settings.office_address.strip():
+            payload["address"] = settings.office_address.strip()
+        return payload
 
     async def state_of(chat_id: int) -> dict[str, Any]:
         chat = await hub.chats.get(chat_id)

@@ -315,7 +315,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         hub.remember(chat)
         log.info("chat.accepted chat_id=%s staff_id=%s", chat_id, actor.staff_id)
         history = await hub.history_payload(chat_id)
-        await sio.emit("message", message_payload(message), room=chat_room(chat_id), namespace=RESIDENT)
+        await sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat_id), namespace=RESIDENT)
         await sio.emit("state", {"status": "active"}, room=chat_room(chat_id), namespace=RESIDENT)
         await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "history": history},
                        room=consultant_room(actor.staff_id), namespace=STAFF, skip_sid=sid)  # type: ignore[arg-type]
@@ -381,7 +381,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         await sio.emit("released", {"chat_id": chat_id, "reason": "transferred"},
                        room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
         hub.remember(chat)
-        await sio.emit("message", message_payload(message), room=chat_room(chat_id), namespace=RESIDENT)
+        await sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat_id), namespace=RESIDENT)
         await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "by": actor.staff_id,
                                     "history": await hub.history_payload(chat_id)},
                        room=consultant_room(to_staff_id), namespace=STAFF)

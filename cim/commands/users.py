@@ -19,7 +19,7 @@ def register(cli: click.Group) -> None:
 
 @click.group()
 def users() -> None:
-    """Staff accounts: add, list, disable, enable, passwd, roles, signature, verify, mfa-reset."""
+    """Staff accounts: add, list, disable, enable, passwd, roles, signature, display-name, verify, mfa-reset."""
 
 
 def _staff_json(s) -> dict:
@@ -174,6 +174,18 @@ async def users_signature(store, name, full_name, job_title, as_json):
     else:
         click.echo(f"{staff.name} signs letters as: {staff.full_name or '(no full name)'}, "
                    f"{staff.job_title or '(the title of the role)'}")
+
+
+@users.command("display-name")
+@click.argument("name")
+@click.argument("text")
+@data_dir_option
+@with_store
+async def users_display_name(store, name, text):
+    """Set the name residents see for NAME in the chat (e.g. 'Anna'); an empty TEXT goes back to the default
+    (the full name's first word, else 'Konsultant CIM'). The log-in name is never shown to residents."""
+    shown = await store.chats.set_display_name(cli_actor("users"), name, text)
+    click.echo(f"{name.strip()}: nazwa widoczna dla mieszkańców: {shown or '(domyślna)'}")
 
 
 @users.command("extensions")

@@ -154,7 +154,7 @@ async def test_declining_the_notice_leaves_without_a_chat(chat_server, resident_
 
     await page.get_by_role("button", name=LEAVE_PL).click()
 
-    await expect(page.get_by_role("heading", name="Opuściłeś czat")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Czat nie został rozpoczęty")).to_be_visible()
     assert await page.locator("#cim-panel textarea").count() == 0
     await page.wait_for_function("!window.__cimWidget.socket || !window.__cimWidget.socket.connected")
     assert await page.evaluate("Object.keys(sessionStorage).filter(k => /token|outbox/.test(k))") == []
@@ -172,7 +172,7 @@ async def test_resident_and_consultant_exchange_messages(chat_server, resident_p
     page = resident_page
     await start_chat(page, chat_server.url)
     await staff.take_next_chat()
-    await expect(page.get_by_role("status")).to_contain_text("połączony z konsultantem")
+    await expect(page.get_by_role("status")).to_contain_text("Połączono z konsultantem")
 
     await resident_send(page, "Dzień dobry, kiedy odbiór gabarytów?")
     assert await staff.resident_messages(1) == ["Dzień dobry, kiedy odbiór gabarytów?"]
@@ -292,6 +292,14 @@ async def test_ending_the_chat(chat_server, resident_page):
     page = resident_page
     await start_chat(page, chat_server.url)
     await page.get_by_role("button", name="Zakończ czat").click()
+    # it asks first; "No" keeps the chat as it was
+    dialog = page.get_by_role("alertdialog")
+    await expect(dialog).to_contain_text("Czy na pewno zakończyć czat?")
+    await dialog.get_by_role("button", name="Nie, wróć do rozmowy").click()
+    await expect(dialog).to_have_count(0)
+    await expect(page.get_by_role("textbox", name="Twoja wiadomość")).to_be_enabled()
+    await page.get_by_role("button", name="Zakończ czat").click()
+    await page.get_by_role("alertdialog").get_by_role("button", name="Tak, zakończ").click()
 
     await expect(page.get_by_role("status")).to_contain_text("zakończony")
     await expect(page.get_by_role("button", name="Rozpocznij nowy czat")).to_be_visible()

@@ -375,5 +375,5 @@ class ChatsScreen(CimScreen[None]):
 
 
 async def canned_responses(ctx: TuiContext) -> list[tuple[str, str]]:
-    """(title, text) of the canned responses the CIM manager keeps (store.chats)."""
-    return [(c.title, c.text) for c in await ctx.store.chats.canned(ctx.actor)]
+    """(title, text) of the canned responses the CIM manager keeps, placeholders filled (store.chats.fill_canned)."""
+    return [(c.title, c.text) for c in await ctx.store.chats.canned_filled(ctx.actor)]

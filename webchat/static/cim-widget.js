@@ -42,12 +42,17 @@
       noticeIntro: "Zanim rozpoczniesz czat, zapoznaj się z poniższą informacją.",
       accept: "Akceptuję i rozpoczynam",
       leave: "Opuść",
-      leftHeading: "Opuściłeś czat",
+      leftHeading: "Czat nie został rozpoczęty",
       leftText: "Nie rozpoczęto rozmowy i nie zapisano żadnych danych.",
       startAgain: "Rozpocznij od nowa",
       offlineHeading: "Czat jest teraz nieczynny",
       hours: "Godziny pracy czatu:",
       tryAgain: "Spróbuj ponownie",
+      phone: "Telefon:",
+      address: "Adres:",
+      endQuestion: "Czy na pewno zakończyć czat? Nie będzie można do niego wrócić.",
+      endConfirm: "Tak, zakończ",
+      endCancel: "Nie, wróć do rozmowy",
       transcriptLabel: "Przebieg rozmowy",
       messageLabel: "Twoja wiadomość",
       messageHint: "Enter wysyła, Shift+Enter wstawia nową linię.",
@@ -65,13 +70,27 @@
       queued: function (p) {
         return p ? "Czekasz w kolejce. Twoja pozycja: " + p + "." : "Czekasz w kolejce na konsultanta.";
       },
-      active: "Jesteś połączony z konsultantem.",
-      closed: "Czat został zakończony.",
+      active: "Połączono z konsultantem.",
+      closed: "Czat zakończony.",
       newChat: "Rozpocznij nowy czat",
       typing: "Konsultant pisze…",
       reconnecting: "Utracono połączenie. Trwa ponowne łączenie…",
       reconnected: "Połączenie przywrócone.",
       connectFailed: "Nie udało się połączyć z serwerem czatu.",
+      // System lines by event code: the server's SYSTEM_EVENTS (store.chats), kept the same by a test.
+      events: {
+        notice_accepted: "Zaakceptowano informację o przetwarzaniu danych osobowych (wersja {version}).",
+        queued: "Rozmowa czeka w kolejce na konsultanta.",
+        accepted: "Połączono z konsultantem. Odpowiada: {consultant}.",
+        transferred: "Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
+        requeued: "Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
+        closed_by_consultant: "Czat zakończony przez konsultanta.",
+        ended_by_resident: "Czat zakończony."
+      },
+      eventsUnnamed: {
+        accepted: "Połączono z konsultantem.",
+        transferred: "Rozmowa została przekazana innemu konsultantowi."
+      },
       errors: {
         empty: "Wiadomość jest pusta. Wpisz treść przed wysłaniem.",
         too_long: "Wiadomość jest za długa. Limit to " + MAX_LEN + " znaków.",
@@ -101,6 +120,11 @@
       offlineHeading: "The chat is closed right now",
       hours: "Chat opening hours:",
       tryAgain: "Try again",
+      phone: "Phone:",
+      address: "Address:",
+      endQuestion: "Do you really want to end the chat? You will not be able to return to it.",
+      endConfirm: "Yes, end it",
+      endCancel: "No, go back to the chat",
       transcriptLabel: "Conversation",
       messageLabel: "Your message",
       messageHint: "Enter sends, Shift+Enter inserts a new line.",
@@ -125,6 +149,19 @@
       reconnecting: "Connection lost. Reconnecting…",
       reconnected: "Connection restored.",
       connectFailed: "Could not connect to the chat server.",
+      events: {
+        notice_accepted: "You accepted the personal data notice (version {version}).",
+        queued: "The chat is waiting in the queue for a consultant.",
+        accepted: "You are now connected with a consultant. Answering: {consultant}.",
+        transferred: "The chat was handed over. Now answering: {consultant}.",
+        requeued: "The consultant is not available now; the chat goes back to the queue.",
+        closed_by_consultant: "The consultant ended the chat.",
+        ended_by_resident: "You ended the chat."
+      },
+      eventsUnnamed: {
+        accepted: "You are now connected with a consultant.",
+        transferred: "The chat was handed over to another consultant."
+      },
       errors: {
         empty: "The message is empty. Type something before sending.",
         too_long: "The message is too long. The limit is " + MAX_LEN + " characters.",
@@ -182,6 +219,18 @@
   }
   function formatTime(d) {
     return d.toLocaleTimeString(lang === "pl" ? "pl-PL" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // A system line in the widget's language from its event code and parameters; the server's text otherwise.
+  function systemText(m) {
+    var ev = m && typeof m.event === "string" ? m.event : null;
+    if (!ev || !Object.prototype.hasOwnProperty.call(T.events, ev)) { return m ? m.text : ""; }
+    var params = m.params && typeof m.params === "object" ? m.params : {};
+    var named = params.consultant != null && String(params.consultant) !== "";
+    var template = !named && Object.prototype.hasOwnProperty.call(T.eventsUnnamed, ev) ? T.eventsUnnamed[ev] : T.events[ev];
+    return template.replace(/\{(consultant|version)\}/g, function (_, key) {
+      return params[key] == null ? "" : String(params[key]);
+    });
   }
 
   function errorText(err) {
@@ -363,8 +412,18 @@
     clearBody();
     var box = el("div", { className: "cim-offline", "data-cim-offline": "" });
     box.appendChild(el("h3", { tabindex: "-1", "data-cim-autofocus": "" }, T.offlineHeading));
-    if (payload && payload.message) { box.appendChild(el("p", null, payload.message)); }
+    var hasHours = payload && payload.hours != null && payload.hours !== "";
+    // The message names the hours too: shown only when the hours are not listed on their own.
+    if (payload && payload.message && !hasHours) { box.appendChild(el("p", null, payload.message)); }
     renderHours(payload && payload.hours, box);
+    [["phone", T.phone], ["address", T.address]].forEach(function (f) {
+      var v = payload && payload[f[0]];
+      if (typeof v !== "string" || !v) { return; }
+      var p = el("p", { className: "cim-offline__contact", "data-cim-office": f[0] });
+      p.appendChild(el("span", { className: "cim-offline__label" }, f[1] + " "));
+      p.appendChild(f[0] === "phone" ? el("a", { href: "tel:" + v.replace(/[^0-9+]/g, "") }, v) : el("span", null, v));
+      box.appendChild(p);
+    });
     body.appendChild(box);
     refreshStatus();
     if (isOpen()) { focusFirst(); }
@@ -442,7 +501,7 @@
       localTyping(input.value.length > 0);
     });
     form.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
-    endBtn.addEventListener("click", endChat);
+    endBtn.addEventListener("click", askEnd);
 
     body.appendChild(log);
     body.appendChild(typing);
@@ -540,7 +599,8 @@
         }
       }
     }
-    var item = messageEl(m.from, m.text, m.at);
+    var item = messageEl(m.from, m.from === "system" ? systemText(m) : m.text, m.at);
+    if (m.event) { item.setAttribute("data-event", String(m.event)); }
     if (m.from === "resident") { item.setAttribute("data-state", "sent"); }
     if (m.seq != null) { item.setAttribute("data-seq", m.seq); bySeq[m.seq] = item; }
     insertBySeq(item, m.seq);
@@ -738,12 +798,48 @@
     });
   }
 
+  // "Zakończ czat" asks first: a small inline dialog (no window.confirm), keyboard operable, Escape cancels.
+  function askEnd() {
+    if (!chat || chat.confirm) { return; }
+    var box = el("div", {
+      className: "cim-confirm", role: "alertdialog", "aria-modal": "false",
+      "aria-labelledby": "cim-confirm-q", "data-cim-end-confirm": ""
+    });
+    var q = el("p", { id: "cim-confirm-q", className: "cim-confirm__q" }, T.endQuestion);
+    var actions = el("div", { className: "cim-actions" });
+    var yes = el("button", { type: "button", className: "cim-btn cim-btn--primary", "data-cim-end-yes": "" }, T.endConfirm);
+    var no = el("button", { type: "button", className: "cim-btn cim-btn--secondary", "data-cim-end-no": "" }, T.endCancel);
+    actions.appendChild(yes);
+    actions.appendChild(no);
+    box.appendChild(q);
+    box.appendChild(actions);
+    function dismiss(refocus) {
+      if (box.parentNode) { box.parentNode.removeChild(box); }
+      if (chat) {
+        chat.confirm = null;
+        chat.end.hidden = false;
+        if (refocus && !chat.end.disabled) { chat.end.focus(); }
+      }
+    }
+    yes.addEventListener("click", function () { dismiss(false); endChat(); });
+    no.addEventListener("click", function () { dismiss(true); });
+    box.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" || e.key === "Esc") { e.stopPropagation(); e.preventDefault(); dismiss(true); }
+    });
+    chat.confirm = box;
+    chat.end.hidden = true;
+    chat.form.appendChild(box);
+    no.focus();
+  }
+
   function markClosed() {
     chatStatus = "closed";
     dropChat();
     setRemoteTyping(false);
     if (!chat) { return; }
     setComposerEnabled(false);
+    if (chat.confirm && chat.confirm.parentNode) { chat.confirm.parentNode.removeChild(chat.confirm); }
+    chat.confirm = null;
     chat.form.hidden = true;
     if (!body.querySelector("[data-cim-new-chat]")) {
       var again = el("button", { type: "button", className: "cim-btn cim-btn--primary cim-newchat", "data-cim-new-chat": "" }, T.newChat);
