@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import phone
@@ -1775,21 +1775,28 @@ class Calls:
     async def watch(self, actor: Actor, src: _Source, stop: asyncio.Event, *, interval: float = 2.0,
                     iterations: int | None = None, on_poll: Callable[[IngestReport], None] | None = None) -> IngestReport:
         """Poll the CDR file for appended lines and the folder for new files until `stop` is set."""
-        total = IngestReport()
-        done = 0
-        while not stop.is_set():
-            polled = await self.ingest(actor, src, final=False)
-            total.add(polled)
-            if on_poll:
-                on_poll(polled)
-            done += 1
-            if iterations is not None and done >= iterations:
-                break
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
-        return total
+        return await poll_until_stopped(lambda: self.ingest(actor, src, final=False), IngestReport(), stop,
+                                        interval=interval, iterations=iterations, on_poll=on_poll)
+
+
+async def poll_until_stopped(ingest_once: Callable[[], Awaitable[Any]], total: Any, stop: asyncio.Event, *,
+                             interval: float, iterations: int | None, on_poll: Callable[[Any], None] | None) -> Any:
+    """The `--watch` loop of the CDR and queue_log ingests: run `ingest_once`, add its report to `total`,
+    wait `interval` (or until `stop`), again; at most `iterations` rounds when given."""
+    done = 0
+    while not stop.is_set():
+        polled = await ingest_once()
+        total.add(polled)
+        if on_poll:
+            on_poll(polled)
+        done += 1
+        if iterations is not None and done >= iterations:
+            break
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
+    return total
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .calls import Rejection, channel_extension, normalise_number, split_lines
+from .calls import Rejection, channel_extension, normalise_number, poll_until_stopped, split_lines
 from .clock import to_iso
 from .errors import InvalidInput
 from .models import Actor
@@ -203,21 +203,8 @@ class QueueLog:
                     iterations: int | None = None,
                     on_poll: Callable[[QueueLogReport], None] | None = None) -> QueueLogReport:
         """Poll the file for appended lines until `stop` is set (a half-written last line waits for its end)."""
-        total = QueueLogReport()
-        done = 0
-        while not stop.is_set():
-            polled = await self.ingest(actor, src, final=False)
-            total.add(polled)
-            if on_poll:
-                on_poll(polled)
-            done += 1
-            if iterations is not None and done >= iterations:
-                break
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
-        return total
+        return await poll_until_stopped(lambda: self.ingest(actor, src, final=False), QueueLogReport(), stop,
+                                        interval=interval, iterations=iterations, on_poll=on_poll)
 
 
 def _read_new(src: QueueLogSource) -> bytes:

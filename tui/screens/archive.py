@@ -17,11 +17,10 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sp
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.errors import CimError
-from store.listening import link_url
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
-from tui.widgets.listen_link import ListenLinkModal, listening_status
+from tui.widgets.listen_link import listening_status, offer_listening_link
 from tui.widgets.literal import literal
 from tui.widgets.purpose import PurposeModal
 
@@ -399,22 +398,10 @@ class ArchiveDetailScreen(CimScreen[None]):
 
     async def _listen_in_browser(self, purpose: str) -> None:
         """The default: a single-use link the staff member opens in their own browser (no speakers on the server)."""
-        listening = self.ctx.store.listening
-        try:
-            link = await listening.create(self.ctx.actor, self.conversation_id, purpose,
-                                          session_token=self.ctx.token or None)
-        except CimError as exc:
-            self.notify(exc.message, title="Cannot make a listening link", severity="error")
-            return
-        self.show_listening()
-        url = link_url(self.ctx.settings, link, self.ctx.server_url)
-        revoke = await self.app.push_screen_wait(ListenLinkModal(url, link.code, link.expires_at,
-                                                                 self.ctx.store.archive.zone,
-                                                                 f"conversation #{self.conversation_id}"))
-        if revoke:
-            await listening.revoke(self.ctx.actor, link.id)
-            self.notify("The listening link is revoked.")
-        self.show_listening()
+        await offer_listening_link(
+            self, lambda: self.ctx.store.listening.create(self.ctx.actor, self.conversation_id, purpose,
+                                                          session_token=self.ctx.token or None),
+            self.ctx.store.archive.zone, f"conversation #{self.conversation_id}")
 
     def action_stop(self) -> None:
         if self.player is not None and self.player.returncode is None:

@@ -24,10 +24,9 @@ from store.requests import (
     ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
 )
 from store.session_record import SESSION_OUTCOMES, SESSION_RECORD
-from store.listening import link_url
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
-from tui.widgets.listen_link import ListenLinkModal, listening_status
+from tui.widgets.listen_link import listening_status, offer_listening_link
 from tui.widgets.literal import literal
 from tui.widgets.request_forms import ContentModal, Field, FormModal
 
@@ -597,21 +596,10 @@ class RequestDetailScreen(CimScreen[None]):
 
     async def _listen_in_browser(self, conv: int) -> None:
         """The recording heard in the browser of the staff member running the session, through a listening link."""
-        listening = self.ctx.store.listening
-        try:
-            link = await listening.create_for_session(self.ctx.actor, self.request_id, conv,
-                                                      session_token=self.ctx.token or None)
-        except CimError as exc:
-            self.notify(exc.message, title="Cannot make a listening link", severity="error")
-            return
-        self.show_listening()
-        url = link_url(self.ctx.settings, link, self.ctx.server_url)
-        revoke = await self.app.push_screen_wait(ListenLinkModal(url, link.code, link.expires_at, self.tz,
-                                                                 f"{self._number()} · conversation {conv}"))
-        if revoke:
-            await listening.revoke(self.ctx.actor, link.id)
-            self.notify("The listening link is revoked.")
-        self.show_listening()
+        await offer_listening_link(
+            self, lambda: self.ctx.store.listening.create_for_session(self.ctx.actor, self.request_id, conv,
+                                                                      session_token=self.ctx.token or None),
+            self.tz, f"{self._number()} · conversation {conv}")
 
     async def _play(self, path: Path) -> str:
         """Run the configured player (no shell: the path is one argument)."""

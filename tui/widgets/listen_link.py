@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from rich.style import Style
@@ -92,3 +93,25 @@ class ListenLinkModal(CimModal[bool]):
 
     def action_revoke(self) -> None:
         self.dismiss(True)
+
+
+async def offer_listening_link(screen, make_link: "Callable[[], Awaitable[LiveLink]]", zone: ZoneInfo,
+                               label: str) -> None:
+    """Make a listening link (`make_link`: the store call), show it until the person closes the dialog, and
+    revoke it when they ask; the screen's "odsłuch w przeglądarce" line (`show_listening`) follows each step.
+    Used by the archive (after the purpose prompt) and by the §4.6 session."""
+    from store.errors import CimError
+    from store.listening import link_url
+
+    ctx = screen.ctx
+    try:
+        link = await make_link()
+    except CimError as exc:
+        screen.notify(exc.message, title="Cannot make a listening link", severity="error")
+        return
+    screen.show_listening()
+    url = link_url(ctx.settings, link, ctx.server_url)
+    if await screen.app.push_screen_wait(ListenLinkModal(url, link.code, link.expires_at, zone, label)):
+        await ctx.store.listening.revoke(ctx.actor, link.id)
+        screen.notify("The listening link is revoked.")
+    screen.show_listening()
