@@ -33,3 +33,24 @@ def _no_second_factor_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     import store.settings
 
     monkeypatch.setattr(store.settings, "DEFAULT_MFA_ROLES", "")
+
+
+@pytest.fixture(autouse=True)
+def _staff_language(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Staff text is Polish by default (store/i18n.py); the older tests read English screens and messages.
+
+    Every test runs with CIM_STAFF_LANG=en (subprocesses inherit it) unless marked
+    `@pytest.mark.staff_lang("pl")`, which is how the Polish-default tests run; the language of the
+    process is reset before and after each test.
+    """
+    from store import i18n
+
+    marker = request.node.get_closest_marker("staff_lang")
+    lang = marker.args[0] if marker else "en"
+    if lang is None:
+        monkeypatch.delenv("CIM_STAFF_LANG", raising=False)
+    else:
+        monkeypatch.setenv("CIM_STAFF_LANG", lang)
+    i18n.set_language(None)
+    yield
+    i18n.set_language(None)
