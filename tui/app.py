@@ -18,6 +18,7 @@ from store.errors import CimError, SessionExpired
 from store.models import Session
 from store.policy import Permission, allowed
 from store.settings import Settings
+from tui.screens.base import translate_bindings
 from tui.areas import AREAS, Area, areas_for
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveClient
@@ -56,6 +57,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         live_retry: tuple[float, float] = (0.2, 5.0),
     ) -> None:
         super().__init__()
+        translate_bindings(self)
         self.settings = settings
         self.store: Store | None = store
         self._owns_store = store is None
