@@ -17,6 +17,7 @@ from .clock import Clock, system_clock
 from .db import Database, check_data_dir
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
+from .keys import Keys, prepare_keyring
 from .listening import Listening
 from .models import Actor, Role
 from .notices import Notices
@@ -39,10 +40,11 @@ class Store:
         self.db = db
         self.clock = clock
         self.audit = AuditLog(db, clock, settings)
+        self.keys = Keys(db, settings)
         self.accounts = Accounts(db, self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
-        self.requests = Requests(db, self.audit, settings, clock)
-        self.chats = Chats(db, self.audit, settings, clock)
+        self.requests = Requests(db, self.audit, settings, clock, self.keys)
+        self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.retention = Retention(db, self.audit, settings, clock)
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
@@ -62,12 +64,15 @@ class Store:
         for folder in (settings.recordings_dir, settings.letters_dir):
             if create:
                 folder.mkdir(mode=0o700, exist_ok=True)
-        db = Database(settings.db_path, clock)
+        if create or settings.db_path.exists():
+            prepare_keyring(settings.keyring_path)  # outside the data directory: backups never carry a key
+        db = Database(settings.db_path, clock, keyring=settings.keyring_path)
         await db.open(create=create)
         try:
             store = cls(settings, db, clock)  # a bad setting found by a service (CIM_LDAP_ROLE_MAP...) raises here
             store.requests.seal = seal
             await store.audit.open_keys()
+            await store.keys.open()  # a missing or wrong master key is refused here, before anything is written
         except BaseException:  # no thread left behind
             await db.close()
             raise
@@ -75,6 +80,7 @@ class Store:
 
     async def close(self) -> None:
         self.listening.stop()
+        self.keys.close()
         await self.db.close()
 
     async def __aenter__(self) -> "Store":

@@ -17,6 +17,7 @@ from typing import Any
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
+from .db import run_on_thread
 from .errors import (
     ChatClosed,
     Conflict,
@@ -29,6 +30,7 @@ from .errors import (
     ResumeInvalid,
     StaffNotFound,
 )
+from .keys import DataKey, Keys
 from .models import Actor
 from .policy import Permission, allowed
 from .settings import Settings
@@ -209,12 +211,24 @@ def _chat(r: Any) -> Chat:
     )
 
 
-def _message(r: Any) -> ChatMessage:
+def _message(r: Any, text: str | None = None) -> ChatMessage:
+    """A stored row as a message; `text` is the row's text opened (store/keys.py), else the row's own."""
     keys = r.keys()
     event = r["event"] if "event" in keys else None
     params = json.loads(r["params"]) if event is not None and r["params"] else None
-    return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"], text=r["text"],
+    return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"],
+                       text=r["text"] if text is None else text,
                        at=from_iso(r["at"]), staff_id=r["staff_id"], event=event, params=params)
+
+
+def _seal(key: DataKey | None, seq: int, text: str) -> str | bytes:
+    return text if key is None else key.seal_text(seq, text)
+
+
+def _open_text(row: Any, key: DataKey | None) -> str:
+    from .keys import text_of
+
+    return text_of(row["text"], key, row["seq"])
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -239,6 +253,8 @@ class _ChatState:
     next_seq: int
     consultant_id: int | None
     client_ids: dict[str, int]  # client_msg_id → seq
+    #: The chat's unwrapped data key, held only while the chat is remembered here (forgotten on close).
+    key: DataKey | None = None
 
 
 class _GroupCommit:
@@ -257,9 +273,10 @@ class _GroupCommit:
 
     MAX_REMEMBERED_CHATS = 10_000
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, keys: Keys | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.keys = keys
         self._pending: list[_Pending] = []
         self._task: asyncio.Task | None = None
         self._chats: OrderedDict[int, _ChatState] = OrderedDict()
@@ -329,6 +346,14 @@ class _GroupCommit:
                 f"SELECT conversation_id, client_msg_id, seq FROM messages "
                 f"WHERE conversation_id IN ({marks}) AND client_msg_id IS NOT NULL", chat_ids):
             states[r["conversation_id"]].client_ids[r["client_msg_id"]] = r["seq"]
+        if self.keys is not None and states:
+            keys, now = self.keys, to_iso(self.clock())
+
+            def unwrap(conn: sqlite3.Connection) -> dict[int, DataKey | None]:
+                return {chat_id: keys.get_sync(conn, chat_id, create_at=now) for chat_id in states}
+
+            for chat_id, key in (await run_on_thread(tx, unwrap)).items():
+                states[chat_id].key = key
         for chat_id, state in states.items():
             self._chats[chat_id] = state
         while len(self._chats) > self.MAX_REMEMBERED_CHATS:
@@ -347,6 +372,7 @@ class _GroupCommit:
             new_ids: dict[tuple[int, str], int] = {}
             repeats: list[tuple[int, int, int]] = []  # (index in results, chat id, seq)
             inserts: list[tuple] = []
+            words: list[tuple[int, bytes]] = []
             for item in batch:
                 state = self._chats.get(item.chat_id)
                 if state is None:
@@ -372,7 +398,13 @@ class _GroupCommit:
                 next_seq[item.chat_id] = seq + 1
                 if item.client_msg_id is not None:
                     new_ids[(item.chat_id, item.client_msg_id)] = seq
-                inserts.append((item.chat_id, seq, item.sender, item.staff_id, item.text, at, item.client_msg_id))
+                key = state.key
+                stored: str | bytes = item.text
+                if key is not None:  # sealed at rest (store/keys.py); the blind index for request matching
+                    stored = key.seal_text(seq, item.text)
+                    if item.sender == "resident":
+                        words.extend((item.chat_id, token) for token in key.tokens(item.text))
+                inserts.append((item.chat_id, seq, item.sender, item.staff_id, stored, at, item.client_msg_id))
                 results.append(Posted(ChatMessage(item.chat_id, seq, item.sender, item.text, now, item.staff_id),
                                       new=True))
             if inserts:
@@ -380,6 +412,8 @@ class _GroupCommit:
                 await tx.executemany(
                     "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, client_msg_id) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
+            if words:
+                await tx.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)", words)
             for index, chat_id, seq in repeats:  # a retry: answer with the stored original (rare)
                 stored = {r.message.seq: r for r in results[:index] if isinstance(r, Posted) and r.message.chat_id == chat_id}
                 if seq in stored:
@@ -387,7 +421,9 @@ class _GroupCommit:
                     continue
                 row = await (await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?",
                                               (chat_id, seq))).fetchone()
-                results[index] = Posted(_message(row), new=False)
+                state = self._chats.get(chat_id)
+                text = _open_text(row, state.key if state else None)
+                results[index] = Posted(_message(row, text), new=False)
         for chat_id, seq in next_seq.items():
             self._chats[chat_id].next_seq = seq
         for (chat_id, client_msg_id), seq in new_ids.items():
@@ -398,12 +434,14 @@ class _GroupCommit:
 class Chats:
     """The chat channel's domain. Consultant operations take the consultant's Actor and check HANDLE_CHATS."""
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock,
+                 keys: Keys | None = None) -> None:
         self.db = db
         self.audit = audit
         self.settings = settings
         self.clock = clock
-        self._group = _GroupCommit(db, clock)
+        self.keys = keys
+        self._group = _GroupCommit(db, clock, keys)
 
     # ------------------------------------------------------------------ resident side
 
@@ -432,11 +470,12 @@ class Chats:
                 "notice_accepted_at, resume_token_hash, next_seq) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3)",
                 (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token)))
             chat_id = cur.lastrowid
+            key = await self._key(tx, chat_id)
             await tx.executemany(
                 "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
                 "VALUES (?, ?, 'system', ?, ?, ?, ?)",
-                [(chat_id, 1, accepted, to_iso(now), "notice_accepted", _params(accepted_params)),
-                 (chat_id, 2, queued, to_iso(now), "queued", _params({}))])
+                [(chat_id, 1, _seal(key, 1, accepted), to_iso(now), "notice_accepted", _params(accepted_params)),
+                 (chat_id, 2, _seal(key, 2, queued), to_iso(now), "queued", _params({}))])
         chat = await self.get(chat_id)
         return OpenedChat(chat, token, (
             ChatMessage(chat_id, 1, "system", accepted, now, event="notice_accepted", params=accepted_params),
@@ -494,7 +533,10 @@ class Chats:
     async def history(self, chat_id: int) -> list[ChatMessage]:
         """The transcript so far, for the resident of the chat (after a resume) and the live handling."""
         rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
-        return [_message(r) for r in rows]
+        if self.keys is None:
+            return [_message(r) for r in rows]
+        texts = await self.keys.texts(chat_id, rows)
+        return [_message(r, t) for r, t in zip(rows, texts)]
 
     async def queue(self) -> list[QueuedChat]:
         rows = await self.db.fetchall(
@@ -549,7 +591,8 @@ class Chats:
                              "WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
-                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+                             (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text), to_iso(now),
+                              _params(params)))
             await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
         self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
@@ -588,7 +631,8 @@ class Chats:
                                  (to.staff_id, seq + 1, chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                                  "VALUES (?, ?, 'system', ?, ?, ?, 'transferred', ?)",
-                                 (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+                                 (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text),
+                                  to_iso(now), _params(params)))
                 await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
                                         details={"to_staff_id": to.staff_id})
         except NotPermitted:  # rolled back; the refusal is audited in a transaction of its own
@@ -646,7 +690,8 @@ class Chats:
                 await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ? "
                                  "WHERE id = ?", (seq + 1, chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                                 "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')", (chat_id, seq, text, to_iso(now)))
+                                 "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')",
+                                 (chat_id, seq, _seal(await self._key(tx, chat_id), seq, text), to_iso(now)))
                 await self.audit.append(tx, Actor.system("chat-server"), "chat.requeue", target_kind="conversation",
                                         target_id=chat_id, details={"from_staff_id": staff_id, "reason": reason})
                 returned.append((chat_id, ChatMessage(chat_id, seq, "system", text, now, event="requeued", params={})))
@@ -672,13 +717,24 @@ class Chats:
             # the event has no parameters: the close category is never shown to the resident
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, ?, '{}')",
-                             (chat_id, seq, actor.staff_id if actor else None, text, to_iso(now), event))
+                             (chat_id, seq, actor.staff_id if actor else None,
+                              _seal(await self._key(tx, chat_id), seq, text), to_iso(now), event))
             if actor is not None:
                 await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
                                         details={"category": category})
         self._group.forget(chat_id)
         return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None, event=event,
                            params={})
+
+    async def _key(self, tx: Any, chat_id: int) -> DataKey | None:
+        """The chat's data key inside a write transaction: the group commit's while it holds one, else
+        unwrapped (or, for a chat that never had one, created) now."""
+        state = self._group._chats.get(chat_id)
+        if state is not None and state.key is not None:
+            return state.key
+        if self.keys is None:
+            return None
+        return await self.keys.get(tx, chat_id, create_at=to_iso(self.clock()))
 
     async def _assigned_row(self, tx: Any, actor: Actor, chat_id: int) -> Any:
         row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "

@@ -34,6 +34,7 @@ from .db import Database
 from .errors import (
     ConversationNotFound, IneligibleForGrant, InvalidInput, InvalidTransition, NotPermitted, RequestNotFound,
 )
+from .keys import open_plain, words
 from .models import Actor, Role
 from .phone import normalise_number
 from .policy import Permission, allowed
@@ -324,9 +325,11 @@ class RequestInput:
 class Requests:
     """The request register and every transition of a request."""
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock, keys: Any = None) -> None:
         self.db = db
         self.audit = audit
+        #: the data keys (store/keys.py): transcripts are opened here, behind the request's checks
+        self.keys = keys
         self.settings = settings
         self.clock = clock
         #: the office's seal for letters (store/seal.py), set by Store.open; None = letters go out unsigned
@@ -726,12 +729,10 @@ class Requests:
                 "ORDER BY c.created_at LIMIT 500", (_utc(start), _utc(end)))
             needle = (request.hint.get("name_or_email") or "").strip()
             details = set()
-            if needle and rows and not masked:  # no search in chat text for who may not search it
-                ids = [r["id"] for r in rows]
-                details = {r["conversation_id"] for r in await self.db.fetchall(
-                    f"SELECT DISTINCT conversation_id FROM messages WHERE conversation_id IN "
-                    f"({','.join('?' * len(ids))}) AND sender = 'resident' AND instr(lower(text), lower(?)) > 0",
-                    (*ids, needle))}
+            if needle and rows and not masked and self.keys is not None:
+                # no search in chat text for who may not search it; for who may: the blind index of
+                # residents' words (HMAC with each chat's data key), every word of the detail must occur
+                details = await self._blind_match([r["id"] for r in rows], needle)
         result = []
         for r in rows:
             created = from_iso(r["created_at"])
@@ -751,6 +752,29 @@ class Requests:
             await self.audit.append(tx, actor, "requests.candidates", target_kind="request", target_id=request_id,
                                     request_id=request_id, details={"found": len(result), "masked": masked})
         return result[:limit]
+
+    async def _blind_match(self, ids: list[int], needle: str) -> set[int]:
+        """Chats among `ids` whose residents wrote every word of `needle` (store/keys.py `words`), found by
+        the keyed blind index; a purged chat's tokens and key are gone, so it can never match."""
+        wanted = words(needle)
+        if not wanted:
+            return set()
+        keys = await self.keys.read_keys(ids)
+        found: set[int] = set()
+        for conversation_id, key in keys.items():
+            tokens = [key.token(w) for w in wanted]
+            row = await self.db.fetchone(
+                f"SELECT count(*) AS n FROM message_words WHERE conversation_id = ? AND token IN "
+                f"({','.join('?' * len(tokens))})", (conversation_id, *tokens))
+            if row["n"] == len(tokens):
+                found.add(conversation_id)
+        return found
+
+    async def _texts(self, conversation_id: int, rows: list[Any]) -> list[str]:
+        """Transcript texts opened with the conversation's data key (a line not sealed yet is read as it is)."""
+        if self.keys is None:
+            return [r["text"] for r in rows]
+        return await self.keys.texts(conversation_id, rows)
 
     async def link(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:
         """Link a conversation (and hold it against the purge); §4.7 is checked and recorded at once."""
@@ -1099,9 +1123,11 @@ class Requests:
             raise ConversationNotFound(f"conversation {conversation_id} no longer exists")
         rec = await self.db.fetchone("SELECT path FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1",
                                      (conversation_id,))
-        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=m["text"], at=from_iso(m["at"]))
-                      for m in await self.db.fetchall(
-            "SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)))
+        msgs = await self.db.fetchall(
+            "SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,))
+        texts = await self._texts(conversation_id, msgs)
+        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]))
+                      for m, t in zip(msgs, texts))
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "requests.session_playback", target_kind="conversation",
                                     target_id=conversation_id, request_id=request_id,
@@ -1250,13 +1276,14 @@ class Requests:
                                                   "ORDER BY id", (c["id"],)):
                     source = self.settings.recordings_dir / rec["path"]
                     items.append((f"call-{c['id']}-{Path(rec['path']).name}", source, c["id"]))
-            msgs = await self.db.fetchall("SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? "
+            rows = await self.db.fetchall("SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? "
                                           "ORDER BY seq", (c["id"],))
+            msgs = [{**dict(m), "text": t} for m, t in zip(rows, await self._texts(c["id"], rows))]
             if c["channel"] == "chat":
                 transcript = "".join(f"[{m['at']}] {m['sender']}: {m['text']}\n" for m in msgs)
                 items.append((f"chat-{c['id']}.txt", transcript.encode("utf-8"), c["id"]))
                 items.append((f"chat-{c['id']}.json", json.dumps(
-                    [dict(m) for m in msgs], ensure_ascii=False, indent=2).encode("utf-8"), c["id"]))
+                    msgs, ensure_ascii=False, indent=2).encode("utf-8"), c["id"]))
         if not items:
             raise InvalidTransition(f"{request.number} has nothing to export: link the conversation first")
         now = self.clock()
@@ -1594,7 +1621,11 @@ def _write_export(target: Path, items: list[tuple[str, bytes | Path, int]], as_z
     files: list[dict[str, Any]] = []
     payloads: list[tuple[str, bytes]] = []
     for name, source, conversation_id in items:
-        data = source.read_bytes() if isinstance(source, Path) else source
+        if isinstance(source, Path):  # a sealed recording is opened here, in the store, for the copy
+            with open_plain(source) as fh:
+                data = fh.read()
+        else:
+            data = source
         payloads.append((name, data))
         files.append({"name": name, "conversation_id": conversation_id, "size": len(data),
                       "sha256": hashlib.sha256(data).hexdigest()})

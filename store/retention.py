@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
 from .clock import Clock, Duration, from_iso, to_iso
-from .db import Database
+from .db import Database, run_on_thread
+from .keys import Keys
 from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
                      InvalidTransition, NotFound, StoreUnavailable)
 from .models import Actor
@@ -576,6 +577,8 @@ class Retention:
             await tx.executemany("INSERT OR IGNORE INTO pending_unlinks(path, purge_run) VALUES (?, ?)",
                                  [(r["path"], run_id) for r in recs])
             await absorb_conversations(tx, ids, self.settings.timezone)  # service figures survive (§1.2)
+            if self.db.keyring is not None:  # crypto-shredding: every copy of these conversations dies with the keys
+                await run_on_thread(tx, Keys.shred_sync, ids, to_iso(self.clock()))
             try:
                 for table, column in dependents:
                     await tx.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', ids)

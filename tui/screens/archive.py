@@ -17,6 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sp
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.errors import CimError
+from store.keys import feed_player, player_input
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
@@ -49,7 +50,7 @@ ArchiveDetailScreen #transcript { height: 1fr; border-top: solid $primary; paddi
 """
 
 
-def player_argv(command: str, path: Path) -> list[str]:
+def player_argv(command: str, path: Path | str) -> list[str]:
     """The player's argument vector: `{path}` replaced inside its words, or the path appended. Never a shell."""
     words = shlex.split(command)
     if not words:
@@ -377,15 +378,20 @@ class ArchiveDetailScreen(CimScreen[None]):
             return
         try:
             opened = await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, purpose)
-            argv = player_argv(self.ctx.settings.player_command, opened.path)
+            source, plain = await asyncio.to_thread(player_input, opened.path)  # sealed: fed through a pipe
+            argv = player_argv(self.ctx.settings.player_command, source)
         except (CimError, ValueError) as exc:
             self.notify(getattr(exc, "message", str(exc)), title="Cannot play", severity="error")
             return
         try:
             self.player = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
+                *argv, stdin=asyncio.subprocess.PIPE if plain else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            if plain is not None:
+                asyncio.create_task(feed_player(self.player.stdin, plain))
         except OSError as exc:
+            if plain is not None:
+                plain.close()
             self.notify(f"The player {argv[0]!r} could not start: {exc.strerror}.", title="Cannot play",
                         severity="error")
             return

@@ -18,6 +18,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from store.errors import CimError, InvalidInput
+from store.keys import feed_player, player_input
 from store.models import Role
 from store.policy import Permission, allowed
 from store.requests import (
@@ -603,9 +604,13 @@ class RequestDetailScreen(CimScreen[None]):
 
     async def _play(self, path: Path) -> str:
         """Run the configured player (no shell: the path is one argument)."""
-        argv = [part.replace("{path}", str(path)) for part in shlex.split(self.ctx.settings.player_command)]
+        source, plain = await asyncio.to_thread(player_input, path)  # a sealed recording is fed through a pipe
+        argv = [part.replace("{path}", source) for part in shlex.split(self.ctx.settings.player_command)]
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
+                                                    stdin=asyncio.subprocess.PIPE if plain else None,
                                                     stderr=asyncio.subprocess.DEVNULL)
+        if plain is not None:
+            asyncio.create_task(feed_player(proc.stdin, plain))
         code = await proc.wait()
         if code != 0:
             raise InvalidInput(f"the player ({argv[0]}) ended with status {code}")
