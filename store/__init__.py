@@ -46,6 +46,7 @@ class Store:
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.retention = Retention(db, self.audit, settings, clock)
+        self.retention.keys = self.keys
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)

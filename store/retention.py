@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from .audit import AuditLog
 from .clock import Clock, Duration, from_iso, to_iso
 from .db import Database, run_on_thread
-from .keys import Keys
+from .keys import DELETED_MARK, ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
 from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
                      InvalidTransition, NotFound, StoreUnavailable)
 from .models import Actor
@@ -183,6 +183,7 @@ class FsckReport:
     problems: tuple[FsckProblem, ...]
     recordings_checked: int
     files_seen: int
+    lines_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -195,6 +196,7 @@ class FsckReport:
             "problems": [{"kind": p.kind, "detail": p.detail} for p in self.problems],
             "recordings_checked": self.recordings_checked,
             "files_seen": self.files_seen,
+            "lines_checked": self.lines_checked,
         }
 
 
@@ -208,6 +210,8 @@ class BackupResult:
     #: Recordings whose file was missing when copied (fsck will have reported them as missing_file).
     missing_files: int
     destroy_by: datetime
+    #: What the copy needs to be read (store/keys.py): master key id and generation, the key ring; no key material.
+    keys: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -229,6 +233,9 @@ class Retention:
         self.settings = settings
         self.clock = clock
         self._purging = asyncio.Lock()
+        #: the data keys (store/keys.py), set by Store: fsck checks them, backups name the generation they need
+        self.keys: Keys | None = None
+        self._lines_checked = 0
 
     # ----------------------------------------------------------------------------------- holds
 
@@ -699,12 +706,18 @@ class Retention:
     # ----------------------------------------------------------------------------------- fsck
 
     async def fsck(self, actor: Actor) -> FsckReport:
-        """Compare the recordings folder with the rows: orphans, missing files, checksums, empty recordings."""
+        """Compare the recordings folder with the rows: orphans, missing files, checksums, empty recordings;
+        every conversation's data key and every sealed line and file (crypto-shredding, store/keys.py)."""
         await self.audit.guard(actor, Permission.CHECK_INTEGRITY, "retention.fsck")
+        self._lines_checked = 0
         rows = [dict(r) for r in await self.db.fetchall(
             "SELECT id, path, sha256, size_bytes, is_empty FROM recordings ORDER BY id")]
         pending = [r["path"] for r in await self.db.fetchall("SELECT path FROM pending_unlinks ORDER BY path")]
         report = await asyncio.to_thread(_scan, self.settings.recordings_dir, rows, pending)
+        if self.keys is not None:
+            problems = tuple(await self._check_keys())
+            report = FsckReport(report.problems + problems, report.recordings_checked, report.files_seen,
+                                self._lines_checked)
         kinds: dict[str, int] = {}
         for p in report.problems:
             kinds[p.kind] = kinds.get(p.kind, 0) + 1
@@ -714,6 +727,41 @@ class Retention:
         return report
 
     # ----------------------------------------------------------------------------------- backup
+
+    async def _check_keys(self) -> list[FsckProblem]:
+        """Every conversation with content has its data key (or a purge's tombstone), and every sealed line opens."""
+        problems: list[FsckProblem] = []
+        rows = await self.db.fetchall(
+            "SELECT c.id, c.key_id, k.key_id IS NOT NULL AS held, s.key_id IS NOT NULL AS shredded FROM conversations c "
+            "LEFT JOIN keyring.data_keys k ON k.key_id = c.key_id LEFT JOIN keyring.shredded s ON s.key_id = c.key_id "
+            "WHERE c.key_id IS NOT NULL AND k.key_id IS NULL ORDER BY c.id")
+        for r in rows:
+            if r["shredded"]:
+                problems.append(FsckProblem("deleted_content", f"conversation {r['id']}: {DELETED_MARK}, its key was "
+                                            "destroyed by the purge; this copy can never be read (run `cim purge`)"))
+            else:
+                problems.append(FsckProblem("missing_key", f"conversation {r['id']}: its data key is missing from the key "
+                                            f"ring {self.settings.keyring_path}; its content cannot be read"))
+        unsealed = (await self.db.fetchone("SELECT count(*) AS n FROM messages WHERE typeof(text) = 'text'"))["n"]
+        if unsealed:
+            problems.append(FsckProblem("unsealed_lines", f"{unsealed} transcript lines are not sealed yet; run "
+                                        "`cim keys encrypt-existing`"))
+        bad = 0
+        for conv in await self.db.fetchall("SELECT DISTINCT conversation_id FROM messages WHERE typeof(text) = 'blob'"):
+            cid = conv["conversation_id"]
+            key = await self.keys.read_key(cid)
+            if key is None:
+                continue  # reported above
+            for m in await self.db.fetchall("SELECT seq, text FROM messages WHERE conversation_id = ? AND "
+                                            "typeof(text) = 'blob'", (cid,)):
+                self._lines_checked += 1
+                try:
+                    key.open_text(m["seq"], bytes(m["text"]))
+                except SealBroken as exc:
+                    bad += 1
+                    if bad <= 20:
+                        problems.append(FsckProblem("tampered_line", exc.message))
+        return problems
 
     async def backup(self, actor: Actor, destination: Path) -> BackupResult:
         """A consistent online copy: SQLite's backup API, then the recordings the copied rows name."""
@@ -729,12 +777,14 @@ class Retention:
                                "nothing was written")
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
+        keys = self.keys.describe() if self.keys is not None and self.keys.master is not None else {}
         result = await asyncio.to_thread(_copy_backup, self.db.path, self.settings.recordings_dir, destination,
-                                         created, keep.after(created))
+                                         created, keep.after(created), keys)
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "retention.backup", details={
                 "files": result.files, "bytes": result.bytes, "db_bytes": result.db_bytes,
-                "missing_files": result.missing_files, "destroy_by": to_iso(result.destroy_by)})
+                "missing_files": result.missing_files, "destroy_by": to_iso(result.destroy_by),
+                "master_key_id": keys.get("master_key_id"), "master_key_generation": keys.get("master_key_generation")})
         # the head the copy holds: a database restored from it is recognised by this anchor
         await self.audit.anchor("backup", database=destination / self.db.path.name, backup=str(destination))
         return result
@@ -978,15 +1028,26 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
         if row["is_empty"]:
             problems.append(FsckProblem("empty_recording", f"{label} is an empty recording"))
         try:
-            size = target.stat().st_size
+            if file_key_id(target) is None:
+                if target.stat().st_size:
+                    problems.append(FsckProblem("unsealed_file",
+                                                f"{label} is not sealed yet; run `cim keys encrypt-existing`"))
+            else:
+                digest = sha256_plain(target)  # every segment opens, or SealBroken names where it does not
+            size = plain_size(target)
             if size == 0 and not row["is_empty"]:
                 problems.append(FsckProblem("empty_recording", f"{label}: the file has zero bytes"))
             if size != row["size_bytes"]:
                 problems.append(FsckProblem(
                     "checksum_mismatch", f"{label}: {size} bytes on disk, {row['size_bytes']} recorded"))
                 continue
-            if _sha256(target) != row["sha256"]:
+            if sha256_plain(target) != row["sha256"]:
                 problems.append(FsckProblem("checksum_mismatch", f"{label}: SHA-256 differs from the recorded one"))
+        except ContentDeleted:
+            problems.append(FsckProblem("deleted_content", f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
+                                        "this copy can never be read (run `cim purge`)"))
+        except SealBroken as exc:
+            problems.append(FsckProblem("tampered_file", f"{label}: {exc.message}"))
         except OSError as exc:
             problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
     for rel in pending:
@@ -1000,7 +1061,7 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
 
 
 def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: datetime,
-                 destroy_by: datetime) -> BackupResult:
+                 destroy_by: datetime, keys: dict[str, Any] | None = None) -> BackupResult:
     old_umask = os.umask(0o077)
     try:
         destination.mkdir(mode=0o700, exist_ok=True)  # only the last level: backup() checked the parent
@@ -1012,6 +1073,8 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
             target.execute("PRAGMA journal_mode=DELETE")
             paths = target.execute("SELECT path FROM recordings ORDER BY id").fetchall()
             oldest = target.execute("SELECT min(purge_after) FROM conversations").fetchone()[0]
+            sealed = target.execute("SELECT count(*) FROM conversations WHERE key_id IS NOT NULL").fetchone()[0]
+            unsealed = target.execute("SELECT count(*) FROM messages WHERE typeof(text) = 'text'").fetchone()[0]
         finally:
             source.close()
             target.close()
@@ -1038,8 +1101,15 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
             "missing_files": missing,
             "restore": "copy into an empty data directory, then run `cim purge` before `cim serve`",
         }
+        if keys:
+            # crypto-shredding: the copy holds ciphertext and key ids only; reading it needs the key ring and
+            # this master key generation, and a conversation purged after today stays unreadable in it
+            manifest["keys"] = {**keys, "sealed_conversations": sealed, "unsealed_lines": unsealed,
+                                "needs": f"master key {keys['master_key_id']} (generation {keys['master_key_generation']}) "
+                                         f"and the key ring {keys['keyring']}; neither is in this backup"}
         (destination / "backup.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        return BackupResult(destination, created, target_db.stat().st_size, files, size, missing, destroy_by)
+        return BackupResult(destination, created, target_db.stat().st_size, files, size, missing, destroy_by,
+                            dict(manifest.get("keys", {})))
     finally:
         os.umask(old_umask)
 
