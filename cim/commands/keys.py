@@ -47,9 +47,11 @@ async def status(store, as_json: bool) -> None:
 
 @keys.command("encrypt-existing")
 @data_dir_option
+@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Lines sealed per transaction.")
 @json_option
 @with_store
-async def encrypt_existing_command(store, as_json: bool) -> None:
+async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
     """Seal every transcript line and recording stored before crypto-shredding, in place.
 
     Resumable: a killed run continues where it stopped when started again. Progress goes to stderr.
@@ -59,7 +61,7 @@ async def encrypt_existing_command(store, as_json: bool) -> None:
     def progress(p: SealingProgress) -> None:
         click.echo(_("{what}: {done} of {total}").format(what=names[p.phase], done=p.done, total=p.total), err=True)
 
-    result = await encrypt_existing(store, progress)
+    result = await encrypt_existing(store, progress, batch=batch)
     async with store.db.write() as tx:
         await store.audit.append(tx, cli_actor("keys"), "keys.encrypt_existing", details=result.as_json())
     if as_json:
