@@ -221,6 +221,18 @@ def _message(r: Any, text: str | None = None) -> ChatMessage:
                        at=from_iso(r["at"]), staff_id=r["staff_id"], event=event, params=params)
 
 
+def _index_words(conn: sqlite3.Connection, key: DataKey) -> None:
+    """Residents' words of a closing chat into the blind index (HMAC tokens under its data key, store/keys.py)."""
+    from .keys import text_of
+
+    tokens: set[bytes] = set()
+    for seq, text in conn.execute("SELECT seq, text FROM messages WHERE conversation_id = ? AND sender = 'resident'",
+                                  (key.conversation_id,)):
+        tokens |= key.tokens(text_of(text, key, seq))
+    conn.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
+                     [(key.conversation_id, t) for t in tokens])
+
+
 def _seal(key: DataKey | None, seq: int, text: str) -> str | bytes:
     return text if key is None else key.seal_text(seq, text)
 
@@ -372,7 +384,6 @@ class _GroupCommit:
             new_ids: dict[tuple[int, str], int] = {}
             repeats: list[tuple[int, int, int]] = []  # (index in results, chat id, seq)
             inserts: list[tuple] = []
-            words: list[tuple[int, bytes]] = []
             for item in batch:
                 state = self._chats.get(item.chat_id)
                 if state is None:
@@ -399,11 +410,8 @@ class _GroupCommit:
                 if item.client_msg_id is not None:
                     new_ids[(item.chat_id, item.client_msg_id)] = seq
                 key = state.key
-                stored: str | bytes = item.text
-                if key is not None:  # sealed at rest (store/keys.py); the blind index for request matching
-                    stored = key.seal_text(seq, item.text)
-                    if item.sender == "resident":
-                        words.extend((item.chat_id, token) for token in key.tokens(item.text))
+                # sealed at rest (store/keys.py); residents' words go into the blind index when the chat closes
+                stored: str | bytes = item.text if key is None else key.seal_text(seq, item.text)
                 inserts.append((item.chat_id, seq, item.sender, item.staff_id, stored, at, item.client_msg_id))
                 results.append(Posted(ChatMessage(item.chat_id, seq, item.sender, item.text, now, item.staff_id),
                                       new=True))
@@ -412,8 +420,6 @@ class _GroupCommit:
                 await tx.executemany(
                     "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, client_msg_id) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
-            if words:
-                await tx.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)", words)
             for index, chat_id, seq in repeats:  # a retry: answer with the stored original (rare)
                 stored = {r.message.seq: r for r in results[:index] if isinstance(r, Posted) and r.message.chat_id == chat_id}
                 if seq in stored:
@@ -715,10 +721,13 @@ class Chats:
             await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
                              "next_seq = ? WHERE id = ?", (to_iso(now), category, seq + 1, chat_id))
             # the event has no parameters: the close category is never shown to the resident
+            key = await self._key(tx, chat_id)
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, ?, '{}')",
-                             (chat_id, seq, actor.staff_id if actor else None,
-                              _seal(await self._key(tx, chat_id), seq, text), to_iso(now), event))
+                             (chat_id, seq, actor.staff_id if actor else None, _seal(key, seq, text), to_iso(now),
+                              event))
+            if key is not None:  # the blind index of the residents' words, once, off the relay's path
+                await run_on_thread(tx, _index_words, key)
             if actor is not None:
                 await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
                                         details={"category": category})

@@ -131,13 +131,15 @@ async def test_new_chat_lines_never_reach_the_database_file_or_wal_in_plaintext(
     assert settings.master_key_path.parent != settings.data_dir
 
 
-async def test_the_group_commit_seals_a_batch_and_indexes_residents_words(store):
+async def test_the_group_commit_seals_a_batch_and_a_closed_chat_indexes_residents_words(store):
     notice = await store.notices.current("chat", "pl")
     chats = [(await store.chats.open(notice.id, "pl")).chat.id for _ in range(5)]
     await asyncio.gather(*(store.chats.post_resident(c, f"Nazywam się Józef{i} Ślązak", f"m{i}")
                            for i, c in enumerate(chats)))
     rows = await store.db.fetchall("SELECT typeof(text) AS t FROM messages")
     assert {r["t"] for r in rows} == {"blob"}
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words"))["n"] == 0  # not on the relay path
+    await store.chats.end_by_resident(chats[2])
     key = await store.keys.read_key(chats[2])
     tokens = {bytes(r["token"]) for r in await store.db.fetchall(
         "SELECT token FROM message_words WHERE conversation_id = ?", (chats[2],))}
