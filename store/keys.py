@@ -365,6 +365,7 @@ class SealedReader(io.RawIOBase):
             raise SealBroken(f"{path.name} is cut short")
         self._pos = 0
         self._cached: tuple[int, bytes] | None = None
+        self._fd = self._fh.fileno()
 
     def readable(self) -> bool:
         return True
@@ -384,8 +385,7 @@ class SealedReader(io.RawIOBase):
         if self._cached is not None and self._cached[0] == index:
             return self._cached[1]
         stride = self._segment + TAG
-        self._fh.seek(HEADER + index * stride)
-        data = self._fh.read(stride)
+        data = os.pread(self._fd, stride, HEADER + index * stride)  # no seek: concurrent range reads are safe
         last = index == self._count - 1
         aad = self._header + index.to_bytes(8, "big") + (b"\x01" if last else b"\x00")
         try:
@@ -397,26 +397,27 @@ class SealedReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        if self._pos >= self.size or not len(view):
-            return 0
-        index, skip = divmod(self._pos, self._segment)
-        plain = self._load(index)[skip:skip + len(view)]
-        view[:len(plain)] = plain
-        self._pos += len(plain)
-        return len(plain)
+        done = 0
+        while done < len(view) and self._pos < self.size:
+            index, skip = divmod(self._pos, self._segment)
+            plain = self._load(index)
+            n = min(len(plain) - skip, len(view) - done)
+            view[done:done + n] = memoryview(plain)[skip:skip + n]
+            done += n
+            self._pos += n
+        return done
 
     def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = self.size - self._pos
-        parts, want = [], min(size, max(0, self.size - self._pos))
-        while want > 0:
-            buf = bytearray(min(want, self._segment))
-            n = self.readinto(buf)
-            if not n:
-                break
-            parts.append(bytes(buf[:n]))
-            want -= n
-        return b"".join(parts)
+        end = self.size if size is None or size < 0 else min(self.size, self._pos + size)
+        parts = []
+        while self._pos < end:
+            index, skip = divmod(self._pos, self._segment)
+            plain = self._load(index)
+            take = end - self._pos
+            piece = plain if skip == 0 and take >= len(plain) else plain[skip:skip + take]
+            parts.append(piece)
+            self._pos += len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readall(self) -> bytes:
         return self.read(-1)
@@ -474,7 +475,7 @@ def open_plain(path: Path | str, flags: int = 0) -> BinaryIO:
         fh.close()
         raise ContentDeleted(f"the recording {path.name} was deleted (§6): its key was destroyed by the purge")
     fh.seek(0)
-    return io.BufferedReader(SealedReader(path, key, fh), SEGMENT)  # type: ignore[return-value]
+    return SealedReader(path, key, fh)  # type: ignore[return-value]  # seekable; caches the segment it is in
 
 
 def plain_size(path: Path) -> int:
