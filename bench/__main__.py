@@ -31,7 +31,7 @@ FULL: dict[str, Any] = dict(
     # `cim purge` beside the server on a fifth of it (generating and purging 1,000,000 files twice is too long)
     purge_modes=(("serve", 1_000_000, 100_000), ("cli", 200_000, 20_000)),
     tui_runs=5, tui_search_repeats=20,
-    crypto_recording_seconds=300, crypto_repeats=50, crypto_migration_chats=10_000,
+    crypto_relay_runs=7, crypto_recording_seconds=300, crypto_repeats=50, crypto_migration_chats=10_000,
 )
 QUICK: dict[str, Any] = dict(
     runs=1, consultants=5,

@@ -37,7 +37,7 @@ def _unsealed_server(data_dir: Path, port: int, log_path: Path) -> ServerProcess
 
 def bench_relay_sealed(work: Path, cfg: dict[str, Any]) -> list[Result]:
     thr: dict[str, list[float]] = {"sealed": [], "plain": []}
-    for run in range(cfg["runs"]):
+    for run in range(cfg.get("crypto_relay_runs", cfg["runs"])):
         for kind in ("plain", "sealed"):
             data = work / f"crypto-{kind}-{run}"
             tokens = prepare_cim(data, cfg["consultants"])
@@ -53,10 +53,13 @@ def bench_relay_sealed(work: Path, cfg: dict[str, Any]) -> list[Result]:
             if kind == "sealed":
                 _check_sealed(data / "cim.sqlite3")
     sealed, plain = median(thr["sealed"]), median(thr["plain"])
+    # each run's pair (plain, then sealed, back to back) shares the machine's load of the moment: the
+    # median of the pairs' ratios is what the target is checked on (a shared 2-core machine drifts)
+    paired = median([p / s for p, s in zip(thr["plain"], thr["sealed"]) if s])
     return [Result("8 crypto-shredding", f"chat relay throughput, sealed, {cfg['thr_residents']} residents", sealed,
-                   "msg/s", plain, "same server, sealing off", "≤ 1.1× time per message (≥ 0.91× msg/s)",
-                   plain / sealed <= 1.1 if sealed else False,
-                   f"time per message {plain / sealed if sealed else float('nan'):.3f}× unsealed; each line "
+                   "msg/s", plain, "same server, sealing off", "≤ 1.1× time per message (median of paired runs)",
+                   paired <= 1.1,
+                   f"time per message {paired:.3f}× unsealed (median of {len(thr['sealed'])} back-to-back pairs); each line "
                    "AES-256-GCM sealed in the group commit (residents' words are indexed when a chat closes)",
                    runs=thr["sealed"])]
 

@@ -187,15 +187,16 @@ def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> M
     shredded = conn.execute("SELECT count(*) FROM keyring.shredded").fetchone()[0]
     ids = {int(g): v for g, v in json.loads((conn.execute(
         "SELECT value FROM keyring.meta WHERE name = 'master_ids'").fetchone() or ["{}"])[0]).items()}
+    if encrypted_rows and not keys_held and not shredded:
+        ring = conn.execute("PRAGMA database_list").fetchall()[-1][2]
+        raise ConfigError(f"the database holds sealed conversations but the key ring {ring} holds no key: it was "
+                          "replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)")
     master = load_master(path)
     if master is None:
         if keys_held or ids:
             raise ConfigError(f"the master key file {path} is missing, but the key ring holds {keys_held} wrapped "
                               "data keys: put the master key back from its escrow copy (docs/DEPLOY.md); without "
                               "it no transcript or recording can be read")
-        if encrypted_rows and not shredded:
-            raise ConfigError(f"the database holds sealed conversations but the key ring {conn.execute('PRAGMA database_list').fetchall()[-1][2]} "
-                              "is empty and there is no master key: put the key ring and the master key back")
         _write_master(path, {1: AESGCM.generate_key(bit_length=256)}, exclusive=True)
         master = load_master(path)
         assert master is not None

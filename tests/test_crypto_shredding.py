@@ -19,7 +19,7 @@ import pytest
 
 from store import Store
 from store.archive import SearchFilters
-from store.errors import ConfigError, NotFound
+from store.errors import CimError, ConfigError, NotFound
 from store.keys import DELETED_MARK, ContentDeleted, open_plain
 from store.models import Actor
 from store.sealing import PAUSE_ENV
@@ -287,6 +287,28 @@ async def test_a_bad_master_key_file_is_refused_at_start_and_nothing_is_lost(set
         assert await st.keys.texts(chat, rows) == ["nic nie ginie"]
     finally:
         await st.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "lost"])
+async def test_a_damaged_or_lost_key_ring_is_refused_at_start(settings, clock, damage):
+    st = await Store.open(settings, create=True, clock=clock)
+    try:
+        await RetentionData(st).chat(RECENT, texts=("pęk kluczy",))
+    finally:
+        await st.close()
+    ring = settings.keyring_path
+    for extra in (Path(f"{ring}-wal"), Path(f"{ring}-shm")):
+        extra.unlink(missing_ok=True)
+    if damage == "garbage":
+        ring.write_bytes(b"this is not a key ring" * 100)
+    else:
+        ring.unlink()
+    db_before = settings.db_path.read_bytes()
+    with pytest.raises(CimError) as refused:
+        await Store.open(settings, clock=clock)
+    assert str(ring) in refused.value.message
+    assert ("not a usable" if damage == "garbage" else "put the key ring back") in refused.value.message
+    assert settings.db_path.read_bytes() == db_before
 
 
 async def test_the_master_key_can_be_rotated_and_backups_name_the_generation(store, settings, tmp_path):
