@@ -17,6 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sp
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.errors import CimError
+from store.i18n import _
 from store.keys import feed_player, player_input
 from store.policy import Permission, allowed
 from tui.context import TuiContext
@@ -187,7 +188,8 @@ class ArchiveScreen(CimScreen[None]):
                 number.stylize("dim italic")
             kind = "chat" if s.channel == "chat" else _SHORT_DIRECTION.get(s.direction or "", "call")
             table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
-                          s.department or "", _duration(s.duration_s), "●" if s.has_recording else "",
+                          s.department or "", _duration(s.duration_s),
+                          _("deleted (§6)") if s.deleted else "●" if s.has_recording else "",
                           _flag(s.notice_played, "played", "none") if s.channel == "call" else "",
                           key=str(s.id))
         more = " · n: next page" if self.next_cursor else ""
@@ -329,6 +331,8 @@ class ArchiveDetailScreen(CimScreen[None]):
         else:
             lines += [("Language", d.lang or "—"), ("Messages", str(d.message_count)),
                       ("Notice (§1.5)", f"accepted, v{d.notice_version}" if d.notice_version else "—")]
+        if s.deleted:  # a restored backup's conversation whose key the purge destroyed: never readable
+            lines.append((_("Content"), _("deleted (§6): its key was destroyed by the purge")))
         text = Text()
         for label, value in lines:
             text.append(f"{label:>14}: ", style="bold")
