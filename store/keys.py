@@ -541,6 +541,7 @@ class Keys:
         self.master: MasterKey | None = None
         self._sync_conn: sqlite3.Connection | None = None
         self._sync_lock = threading.Lock()
+        self._master_mtime = 0
 
     async def open(self) -> None:
         from .db import run_on_thread
@@ -550,6 +551,10 @@ class Keys:
             return open_master(conn, self.settings.master_key_path, bool(sealed))
 
         self.master = await run_on_thread(self.db.writer, check)
+        try:
+            self._master_mtime = self.master.path.stat().st_mtime_ns
+        except OSError:
+            self._master_mtime = 0
         register_resolver(self.resolve_sync)
 
     def close(self) -> None:
@@ -560,8 +565,26 @@ class Keys:
                 self._sync_conn = None
 
     # creating
+    def _refresh(self) -> None:
+        """Reread the master key file when it changed (`cim keys rotate-master` run by another process), so a
+        running server wraps new keys with the newest generation; a file that cannot be read keeps the old."""
+        assert self.master is not None, "keys are not open"
+        try:
+            mtime = self.master.path.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime == self._master_mtime:
+            return
+        try:
+            fresh = load_master(self.master.path)
+        except ConfigError:
+            return
+        if fresh is not None:
+            self.master, self._master_mtime = MasterKey(fresh.path, {**self.master.keys, **fresh.keys}), mtime
+
     def create_sync(self, conn: sqlite3.Connection, conversation_id: int, now: str) -> DataKey:
         """A new data key for a conversation, in the caller's transaction (conversation row and key ring)."""
+        self._refresh()
         assert self.master is not None, "keys are not open"
         key_id = secrets.token_bytes(16)
         raw = AESGCM.generate_key(bit_length=256)
