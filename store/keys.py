@@ -29,7 +29,7 @@ import secrets
 import sqlite3
 import stat
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable
 
@@ -73,7 +73,7 @@ class SealBroken(InvalidInput):
 @dataclass
 class MasterKey:
     path: Path
-    keys: dict[int, bytes]
+    keys: dict[int, bytes] = field(repr=False)  # never in a log line or a traceback
 
     @property
     def current(self) -> int:

@@ -77,9 +77,15 @@ async def test_a_backup_made_before_the_purge_yields_no_readable_byte_after_it(s
     finally:
         await copy.close()
 
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words WHERE conversation_id = ?",
+                                    (chat,)))["n"] > 0  # the blind index of its residents' words
     result = await store.retention.purge(SYSTEM)
     assert result.chats == 1 and result.calls == 1
     assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.shredded"))["n"] == 2
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.data_keys k JOIN keyring.shredded s "
+                                    "ON s.key_id = k.key_id"))["n"] == 0  # the keys themselves are gone
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words WHERE conversation_id = ?",
+                                    (chat,)))["n"] == 0
 
     after = restored_settings(settings, backup, tmp_path / "restored-after")
     restored = await Store.open(after, clock=clock)
@@ -348,3 +354,21 @@ async def test_opening_a_missing_conversation_is_still_not_found(store, make_sta
     actor = await designated(store, make_staff)
     with pytest.raises(NotFound):
         await store.archive.open_transcript(actor, 424242, "kontrola")
+
+
+async def test_key_material_never_shows_in_a_repr_a_log_or_a_backup(store, settings, tmp_path, caplog):
+    chat = await RetentionData(store).chat(RECENT, texts=("klucz",))
+    key = await store.keys.read_key(chat)
+    master = store.keys.master
+    raw_master = master.keys[master.current]
+    assert raw_master.hex() not in repr(master) and "bytes" not in repr(key) and repr(key) == \
+        f"DataKey(conversation {chat})"
+    await store.retention.backup(SYSTEM, tmp_path / "bk")
+    await store.retention.fsck(SYSTEM)
+    backup = raw_bytes(tmp_path / "bk")
+    assert raw_master not in backup and raw_master.hex().encode() not in backup
+    wrapped = (await store.db.fetchone("SELECT wrapped FROM keyring.data_keys"))["wrapped"]
+    assert bytes(wrapped)[12:44] not in backup  # not even the wrapped key: the key ring stays outside
+    audit = "".join(str(dict(r)) for r in await store.db.fetchall("SELECT * FROM audit"))
+    assert raw_master.hex() not in audit and "wrapped" not in audit
+    assert raw_master.hex() not in caplog.text
