@@ -79,8 +79,15 @@ async def test_a_backup_made_before_the_purge_yields_no_readable_byte_after_it(s
 
     assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words WHERE conversation_id = ?",
                                     (chat,)))["n"] > 0  # the blind index of its residents' words
+    wrapped = [bytes(r["wrapped"]) for r in await store.db.fetchall(
+        "SELECT k.wrapped FROM keyring.data_keys k JOIN conversations c ON c.key_id = k.key_id WHERE c.id IN (?, ?)",
+        (chat, call))]
+    assert len(wrapped) == 2
     result = await store.retention.purge(SYSTEM)
-    assert result.chats == 1 and result.calls == 1
+    assert result.chats == 1 and result.calls == 1 and result.remnants_cleared
+    ring = b"".join(p.read_bytes() for p in settings.keyring_path.parent.glob("keyring.sqlite3*"))
+    for w in wrapped:  # destroyed, not merely unlinked: no page of the key ring or its WAL keeps it
+        assert w not in ring and w[12:28] not in ring
     assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.shredded"))["n"] == 2
     assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.data_keys k JOIN keyring.shredded s "
                                     "ON s.key_id = k.key_id"))["n"] == 0  # the keys themselves are gone
