@@ -678,6 +678,20 @@ class Keys:
         conn.execute(f"DELETE FROM message_words WHERE conversation_id IN ({marks})", conversation_ids)
         return len(rows)
 
+    @staticmethod
+    def shred_orphans_sync(conn: sqlite3.Connection, cutoff: str, now: str) -> int:
+        """Destroy data keys whose conversation this database does not have and that were made before `cutoff`
+        (a whole retention period before the purge's): after a restore of an older backup, the keys of
+        conversations the restore lost would otherwise keep them readable in newer backups for ever. Such a
+        conversation is past its purge date (its key is as old as it, or older), and a held one is always in
+        the database."""
+        rows = conn.execute("SELECT key_id, conversation_id FROM keyring.data_keys k WHERE k.created_at < ? AND NOT "
+                            "EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = k.key_id)", (cutoff,)).fetchall()
+        conn.executemany("INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
+                         [(r[0], r[1], now) for r in rows])
+        conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(r[0],) for r in rows])
+        return len(rows)
+
     def describe(self) -> dict[str, Any]:
         """What a backup needs to be read (no key material): the master key id and generation, the key ring."""
         assert self.master is not None

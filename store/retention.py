@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
-from .clock import Clock, Duration, from_iso, to_iso
+from .clock import Clock, Duration, add_months, from_iso, to_iso
 from .db import Database, run_on_thread
 from .keys import DELETED_MARK, ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
 from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
@@ -221,6 +221,8 @@ class _Counts:
     files: int = 0
     bytes: int = 0
     resumed: int = 0
+    #: data keys of conversations this database no longer has, created before the cutoff (crypto-shredding)
+    orphan_keys: int = 0
     paths: list[str] = field(default_factory=list)
 
 
@@ -493,6 +495,12 @@ class Retention:
                     await asyncio.sleep(0)  # let live chat writes in between batches
                 async with self.db.write() as tx:
                     await purge_unlinked_queue_facts(tx, c_iso, self.settings.timezone)
+                    if self.db.keyring is not None:
+                        # older than a whole retention period: whatever conversation it sealed is past its date
+                        period = self.settings.retention_duration
+                        aged = add_months(cutoff, -period.months) - period.exact - timedelta(days=1)
+                        counts.orphan_keys = await run_on_thread(tx, Keys.shred_orphans_sync, to_iso(aged),
+                                                                 to_iso(self.clock()))
             finally:
                 await checkpoints.wait()
                 try:
@@ -517,7 +525,7 @@ class Retention:
             await self.audit.append(tx, actor, "retention.purge", target_kind="purge_run", target_id=run_id,
                                     details={**_counts_details(counts.calls, counts.chats, counts.files,
                                                                counts.bytes, preview.held, dry_run=False),
-                                             "resumed_files": counts.resumed})
+                                             "resumed_files": counts.resumed, "orphan_keys": counts.orphan_keys})
         if counts.calls or counts.chats or counts.resumed:
             await self._optimize_fulltext()
         # most of the WAL is folded in beside the writer first, so the TRUNCATE under the write lock is short

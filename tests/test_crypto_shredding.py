@@ -379,3 +379,32 @@ async def test_key_material_never_shows_in_a_repr_a_log_or_a_backup(store, setti
     audit = "".join(str(dict(r)) for r in await store.db.fetchall("SELECT * FROM audit"))
     assert raw_master.hex() not in audit and "wrapped" not in audit
     assert raw_master.hex() not in caplog.text
+
+
+@pytest.mark.ordinance("§6")
+async def test_keys_of_conversations_a_restore_lost_are_destroyed_once_past_the_cutoff(store, settings, clock):
+    """A restore of an older backup loses later conversations from the database, not their keys: the
+    purge destroys such orphan keys once they are older than its cutoff, so newer backups die too."""
+    maker = RetentionData(store)
+    lost = await maker.chat(RECENT, texts=("w nowszej kopii",))
+    kept = await maker.chat(RECENT, texts=("zostaje",))
+    key_id = (await store.db.fetchone("SELECT key_id FROM conversations WHERE id = ?", (lost,)))["key_id"]
+    async with store.db.write() as tx:  # as if the database were restored from before `lost` existed
+        await tx.execute("DELETE FROM messages WHERE conversation_id = ?", (lost,))
+        await tx.execute("DELETE FROM message_words WHERE conversation_id = ?", (lost,))
+        await tx.execute("DELETE FROM conversations WHERE id = ?", (lost,))
+    young = await store.retention.purge(SYSTEM)  # younger than a retention period: kept for now
+    assert young.remnants_cleared
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.data_keys WHERE key_id = ?", (key_id,)))["n"]
+    async with store.db.write() as tx:  # over six months later (the key's age is what counts)
+        await tx.execute("UPDATE keyring.data_keys SET created_at = '2025-08-30T00:00:00.000000Z'")
+        await tx.execute("UPDATE conversations SET purge_after = '2030-01-01T00:00:00.000000Z'")
+    await store.retention.purge(SYSTEM)
+    assert not (await store.db.fetchone("SELECT count(*) AS n FROM keyring.data_keys WHERE key_id = ?",
+                                        (key_id,)))["n"]
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.shredded WHERE key_id = ?", (key_id,)))["n"]
+    rows = await store.db.fetchall("SELECT seq, text FROM messages WHERE conversation_id = ?", (kept,))
+    assert await store.keys.texts(kept, rows) == ["zostaje"]  # a key whose conversation exists is never touched
+    details = json.loads((await store.db.fetchone("SELECT details FROM audit WHERE action = 'retention.purge' "
+                                                  "ORDER BY id DESC LIMIT 1"))["details"])
+    assert details["orphan_keys"] == 1
