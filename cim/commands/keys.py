@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
@@ -58,7 +60,13 @@ async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
     """
     names = {"keys": _("data keys"), "lines": _("transcript lines"), "files": _("recordings")}
 
-    def progress(p: SealingProgress) -> None:
+    last = {"at": 0.0, "phase": ""}
+
+    def progress(p: SealingProgress) -> None:  # about once a second, and at the end of each phase
+        now = time.monotonic()
+        if p.done < p.total and p.phase == last["phase"] and now - last["at"] < 1.0:
+            return
+        last.update(at=now, phase=p.phase)
         click.echo(_("{what}: {done} of {total}").format(what=names[p.phase], done=p.done, total=p.total), err=True)
 
     result = await encrypt_existing(store, progress, batch=batch)
