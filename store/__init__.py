@@ -27,6 +27,7 @@ from .retention import Retention
 from .seal import load_seal
 from .service_report import ServiceFigures
 from .settings import Settings
+from .supervision import Supervision
 
 __all__ = ["Store", "Settings", "Actor", "Role", "CimError", "NotPermitted"]
 
@@ -53,6 +54,7 @@ class Store:
         self.callbacks = Callbacks(self)
         self.extensions = Extensions(db, self.audit)
         self.listening = Listening(self)
+        self.supervision = Supervision(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":

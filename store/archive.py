@@ -329,13 +329,14 @@ class Archive:
         messages = await self.store.db.fetchall(
             "SELECT m.seq, m.sender, m.text, m.at, s.name AS staff_name FROM messages m "
             "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq", (conversation_id,))
+        notes = await self.store.supervision.notes(conversation_id)  # §3 whispers: staff notes, shown as such
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "archive.open_transcript", target_kind="conversation",
                                           target_id=conversation_id, purpose=text, request_id=request_id,
-                                          details={"messages": len(messages)})
-        return Transcript(conversation_id, tuple(
-            TranscriptLine(seq=m["seq"], sender=m["sender"], text=m["text"], at=from_iso(m["at"]),
-                           staff_name=m["staff_name"]) for m in messages))
+                                          details={"messages": len(messages), **({"notes": len(notes)} if notes else {})})
+        lines = [TranscriptLine(seq=m["seq"], sender=m["sender"], text=m["text"], at=from_iso(m["at"]),
+                                staff_name=m["staff_name"]) for m in messages]
+        return Transcript(conversation_id, tuple(with_staff_notes(lines, notes)))
 
     async def _recording_row(self, conversation_id: int, recording_id: int | None) -> Any:
         if recording_id is None:
@@ -421,3 +422,14 @@ def _sha256_or_none(path: Path) -> str | None:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def with_staff_notes(lines: list[TranscriptLine], notes: list[Any]) -> list[TranscriptLine]:
+    """The transcript with the supervisors' whispers (store/supervision.py) as `note` lines, each after the
+    line it followed; a note's `seq` is that line's."""
+    if not notes:
+        return lines
+    merged = [(line.seq, 0, i, line) for i, line in enumerate(lines)]
+    merged += [(n.after_seq, 1, i, TranscriptLine(seq=n.after_seq, sender="note", text=n.text, at=n.at,
+                                                  staff_name=n.author)) for i, n in enumerate(notes)]
+    return [line for *_key, line in sorted(merged, key=lambda item: item[:3])]

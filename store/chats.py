@@ -57,6 +57,8 @@ SYSTEM_EVENTS: dict[str, tuple[str, str]] = {
                  "You are now connected with a consultant. Answering: {consultant}."),
     "transferred": ("Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
                     "The chat was handed over. Now answering: {consultant}."),
+    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
+                   "The conversation continues with another consultant. Now answering: {consultant}."),
     "requeued": ("Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
                  "The consultant is not available now; the chat goes back to the queue."),
     "closed_by_consultant": ("Czat zakończony przez konsultanta.", "The consultant ended the chat."),
@@ -67,6 +69,8 @@ SYSTEM_EVENTS_UNNAMED: dict[str, tuple[str, str]] = {
     "accepted": ("Połączono z konsultantem.", "You are now connected with a consultant."),
     "transferred": ("Rozmowa została przekazana innemu konsultantowi.",
                     "The chat was handed over to another consultant."),
+    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów.",
+                   "The conversation continues with another consultant."),
 }
 #: A consultant with neither a display name nor a full name signs canned responses ({consultant}) as this.
 DEFAULT_DISPLAY_NAME = {"pl": "Konsultant CIM", "en": "CIM consultant"}
@@ -596,6 +600,50 @@ class Chats:
         self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
                                                     event="transferred", params=params)
+
+    async def take_over(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage, int]:
+        """A supervisor (§3) takes an active chat over from its consultant; returns the chat, the system line
+        and the consultant who lost it. Needs SUPERVISE_CHATS and HANDLE_CHATS (the supervisor then handles
+        the chat); a refusal is audited. Of two supervisors taking over at once exactly one wins: the chat's
+        last hand-over line is then a take-over, and the other gets Conflict (`already_taken`)."""
+        await self.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.take_over", target_kind="conversation",
+                               target_id=chat_id)
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.take_over", target_kind="conversation",
+                               target_id=chat_id)
+        _need_person(actor)
+        now = self.clock()
+        params = {"consultant": await self.display_name_of(actor.staff_id)}
+        async with self.db.write() as tx:
+            row = await (await tx.execute(
+                "SELECT c.status, c.next_seq, c.consultant_id, s.name FROM conversations c "
+                "LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
+                (chat_id,))).fetchone()
+            if row is None:
+                raise ConversationNotFound(f"no chat {chat_id}")
+            if row["status"] == "closed":
+                raise ChatClosed("the chat has ended")
+            if row["status"] != "active" or row["consultant_id"] is None:
+                raise InvalidInput("only a chat a consultant is answering can be taken over; accept it from the queue")
+            if row["consultant_id"] == actor.staff_id:
+                raise InvalidInput("the chat is already yours")
+            last = await (await tx.execute(
+                "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
+                "('accepted', 'transferred', 'taken_over', 'requeued') ORDER BY seq DESC LIMIT 1",
+                (chat_id,))).fetchone()
+            if last is not None and last["event"] == "taken_over":
+                raise Conflict("another supervisor has already taken this chat over")
+            seq, previous = row["next_seq"], row["consultant_id"]
+            text = f"Przejęcie rozmowy (nadzór): odpowiada teraz {actor.name}, wcześniej {row['name']}."
+            await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
+                             "AND status = 'active' AND consultant_id = ?", (actor.staff_id, seq + 1, chat_id, previous))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                             "VALUES (?, ?, 'system', ?, ?, ?, 'taken_over', ?)",
+                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+            await self.audit.append(tx, actor, "chat.take_over", target_kind="conversation", target_id=chat_id,
+                                    details={"from_staff_id": previous})
+        self._group.forget(chat_id)
+        return (await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
+                                                     event="taken_over", params=params), previous)
 
     async def close(self, actor: Actor, chat_id: int, category: Any) -> tuple[Chat, ChatMessage | None]:
         """Close the consultant's chat with a category; a chat the resident already left only gets its category."""

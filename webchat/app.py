@@ -21,7 +21,7 @@ from store.retention import daily_purge_context
 from store.errors import ConfigError
 from store.settings import Settings
 
-from . import resident, staff, traffic
+from . import resident, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 from .sockets import CimSocketServer
@@ -82,6 +82,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     sio.attach(app)
     resident.register(sio, hub)
     staff.register(sio, hub)
+    supervision.register(sio, hub)  # §3: supervisors on /staff (monitor, whisper, take_over)
     traffic.register(sio, hub)
     from . import listen  # /listen/<token>: listening links (store.listening)
     listen.register(app, store)
@@ -146,6 +147,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub.staff_sessions.unsubscribe()  # the store may outlive this app (tests, cim demo)
         sweep.cancel()
         await asyncio.gather(sweep, return_exceptions=True)
+        await hub.supervision.stop()
     await hub.drain()
     await app[SIO].shutdown()
     log.info("server.stopped")

@@ -174,6 +174,7 @@ class Hub:
         self.residents: dict[str, ResidentConn] = {}
         self.staff: dict[str, StaffConn] = {}
         self.staff_sessions: Any = None  # webchat.staff.StaffSessions, set when /staff is registered
+        self.supervision: Any = None  # webchat.supervision.SupervisionHub (§3), set when it is registered
         self.online: dict[int, OnlineConsultant] = {}
         # chat id → consultant id; this process is the only one that assigns chats (see README for scaling)
         self._assignee: dict[int, int | None] = {}
@@ -244,10 +245,14 @@ class Hub:
         if staff_id is not None:
             await self.sio.emit("message", {"chat_id": chat_id, **payload}, room=consultant_room(staff_id),
                                 namespace=STAFF, skip_sid=skip_sid)
+        if self.supervision is not None:  # watchers of this chat get the line, the view its time
+            self.supervision.poke()
 
     def queue_changed(self) -> None:
         """Announce the queue soon; a burst of changes (many residents arriving) becomes one broadcast."""
         self._queue_dirty = True
+        if self.supervision is not None:
+            self.supervision.poke()
         if self._queue_task is None or self._queue_task.done():
             self._queue_task = asyncio.get_running_loop().create_task(self._broadcast_queue_while_dirty())
 

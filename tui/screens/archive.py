@@ -17,6 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sp
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.errors import CimError
+from store.i18n import _
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
@@ -435,6 +436,9 @@ class ArchiveDetailScreen(CimScreen[None]):
         for line in transcript.lines:
             who = {"resident": "Resident", "system": "System"}.get(line.sender, line.staff_name or "Consultant")
             style = {"resident": "bold cyan", "system": "dim"}.get(line.sender, "bold green")
+            if line.sender == "note":  # a supervisor's whisper (§3): the consultant saw it, the resident never did
+                who, style = _("Staff note from {name} (not shown to the resident)").format(
+                    name=line.staff_name or "?"), "bold magenta"
             label = Text.assemble((f"{line.at.astimezone(zone):%H:%M:%S} ", "dim"), (f"{who}: ", style))
             label.append_text(literal(line.text))  # resident text shown literally: never markup
             widgets.append(Static(label, classes="transcript-line"))

@@ -83,13 +83,15 @@
         queued: "Rozmowa czeka w kolejce na konsultanta.",
         accepted: "Połączono z konsultantem. Odpowiada: {consultant}.",
         transferred: "Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
+        taken_over: "Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
         requeued: "Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
         closed_by_consultant: "Czat zakończony przez konsultanta.",
         ended_by_resident: "Czat zakończony."
       },
       eventsUnnamed: {
         accepted: "Połączono z konsultantem.",
-        transferred: "Rozmowa została przekazana innemu konsultantowi."
+        transferred: "Rozmowa została przekazana innemu konsultantowi.",
+        taken_over: "Rozmowę kontynuuje inna osoba z zespołu konsultantów."
       },
       errors: {
         empty: "Wiadomość jest pusta. Wpisz treść przed wysłaniem.",
@@ -154,13 +156,15 @@
         queued: "The chat is waiting in the queue for a consultant.",
         accepted: "You are now connected with a consultant. Answering: {consultant}.",
         transferred: "The chat was handed over. Now answering: {consultant}.",
+        taken_over: "The conversation continues with another consultant. Now answering: {consultant}.",
         requeued: "The consultant is not available now; the chat goes back to the queue.",
         closed_by_consultant: "The consultant ended the chat.",
         ended_by_resident: "You ended the chat."
       },
       eventsUnnamed: {
         accepted: "You are now connected with a consultant.",
-        transferred: "The chat was handed over to another consultant."
+        transferred: "The chat was handed over to another consultant.",
+        taken_over: "The conversation continues with another consultant."
       },
       errors: {
         empty: "The message is empty. Type something before sending.",
