@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from store.chats import CLOSE_CATEGORIES
+from store.i18n import _
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
 from tui.screens.base import CimScreen
@@ -193,7 +194,9 @@ class ChatsScreen(CimScreen[None]):
         if self.desk is not None:
             self.desk.select(chat.chat_id)
         state = {"active": "active", "left": "the resident left; F8 closes it with a category"}.get(chat.status, chat.status)
-        title.update(Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}"))
+        heading = Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}")
+        heading.append_text(supervised_label(chat))
+        title.update(heading)
         typing.update("The resident is typing…" if chat.resident_typing else "")
 
     # -- choosing chats ---------------------------------------------------------------------------
@@ -377,3 +380,11 @@ class ChatsScreen(CimScreen[None]):
 async def canned_responses(ctx: TuiContext) -> list[tuple[str, str]]:
     """(title, text) of the canned responses the CIM manager keeps, placeholders filled (store.chats.fill_canned)."""
     return [(c.title, c.text) for c in await ctx.store.chats.canned_filled(ctx.actor)]
+
+
+def supervised_label(chat: LiveChat) -> Text:
+    """§3, no silent monitoring: while a supervisor watches the chat, its consultant sees by whom."""
+    if not chat.supervised_by:
+        return Text()
+    return Text.assemble("  ", (_("supervised by {names}").format(names=", ".join(chat.supervised_by)),
+                                "bold reverse"))

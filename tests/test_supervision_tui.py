@@ -1,0 +1,174 @@
+"""§3 supervision in the TUI against a real chat server: the supervisor's screen (watch with a purpose, whisper,
+take over) and the consultant's desk (supervised by ..., the whisper as a note)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.fixtures.store import PASSWORD
+from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
+from tui.areas import areas_for
+from tui.live import ConnectionState
+
+pytestmark = pytest.mark.ordinance("§3")
+
+WIDE = (140, 40)
+
+
+async def named(store, staff, full_name: str) -> None:
+    async with store.db.write() as tx:
+        await tx.execute("UPDATE staff SET full_name = ? WHERE id = ?", (full_name, staff.id))
+
+
+def shown(widget) -> str:
+    """A transcript's text with its wrapping undone."""
+    return " ".join(widget.plain_text().split())
+
+
+async def type_text(pilot, text: str) -> None:
+    for char in text:
+        await pilot.press("space" if char == " " else char)
+
+
+async def open_supervision(pilot, app):
+    from tui.screens.supervision import SupervisionScreen
+
+    await app.run_action("open_area('supervision')")
+    screen = await wait_until(pilot, lambda: isinstance(app.screen, SupervisionScreen) and app.screen,
+                              what="the supervision screen")
+    await wait_until(pilot, lambda: screen.board.state == ConnectionState.ONLINE, what="a live connection")
+    return screen
+
+
+async def test_only_supervisors_see_the_supervision_area(make_staff):
+    for roles, expected in ((("cim_manager",), True), (("boi_director",), True), (("consultant",), False),
+                            (("secretary",), False), (("designated",), False)):
+        staff = await make_staff(None, *roles)
+        assert ("supervision" in [a.key for a in areas_for(staff.as_actor())]) is expected, roles
+
+
+async def test_a_manager_watches_whispers_and_takes_over_from_the_supervision_screen(
+        tui_app, make_staff, chat_server, store, consultant_client, resident):
+    from textual.widgets import DataTable
+
+    from tui.widgets.purpose import PurposeModal
+
+    boss = await make_staff("kierownik", "cim_manager", "consultant")
+    await named(store, boss, "Barbara Nadzorcza")
+    anna = await consultant_client("anna")
+    await named(store, anna.staff, "Anna Kowalska")
+    r = await resident("en")
+    await r.start()
+    assert (await anna.call("accept", {"chat_id": r.chat_id}))["ok"]
+    assert (await r.send("Where do I renew my resident card?"))["ok"]
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=WIDE) as pilot:
+        await sign_in(pilot, "kierownik", PASSWORD)
+        screen = await open_supervision(pilot, app)
+        table = screen.query_one("#sup-chats", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1, what="the live chat in the table")
+        row = [str(getattr(c, "plain", c)) for c in table.get_row_at(0)]
+        assert row[0].startswith(f"#{r.chat_id}") and row[2] == "Anna Kowalska" and row[5] != "—"
+        # Enter opens it, after the purpose
+        table.focus()
+        await pilot.press("enter")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, PurposeModal) and app.screen,
+                                 what="the purpose prompt")
+        modal.query_one("#purpose").value = "kontrola jakości"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: r.chat_id in screen.board.chats, what="the watched chat")
+        transcript = screen.query_one("#sup-transcript")
+        await wait_until(pilot, lambda: "Where do I renew" in shown(transcript), what="the transcript")
+        [entry] = await store.db.fetchall("SELECT * FROM audit WHERE action = 'chat.monitor'")
+        assert entry["actor_name"] == "kierownik" and entry["purpose"] == "kontrola jakości"
+        told = await anna.wait_for("supervised", lambda s: s["by"])
+        assert told["by"][0]["name"] == "Barbara Nadzorcza"
+        # live: the next line of the resident arrives on the watch
+        assert (await r.send("It expired yesterday."))["ok"]
+        await wait_until(pilot, lambda: "It expired yesterday." in shown(transcript), what="the live line")
+        # a whisper, from the whisper line
+        await pilot.press("ctrl+w")
+        assert app.focused is screen.query_one("#sup-whisper")
+        await type_text(pilot, "Ask for the card number")
+        await pilot.press("enter")
+        note = await anna.wait_for("whisper")
+        assert note["text"] == "Ask for the card number" and note["by"]["name"] == "Barbara Nadzorcza"
+        await wait_until(pilot, lambda: "Ask for the card number" in shown(transcript), what="the note shown")
+        assert not [e for e in r.log.events if "card number" in json.dumps(e)]
+        assert len(await store.supervision.notes(r.chat_id)) == 1
+        # take over (confirmed)
+        await pilot.press("ctrl+t")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the confirmation")
+        await pilot.press("y")
+        line = await r.wait_for("message", lambda m: m.get("event") == "taken_over")
+        assert line["text"] == "The conversation continues with another consultant. Now answering: Barbara."
+        released = await anna.wait_for("released")
+        assert released["reason"] == "taken_over" and released["by"]["name"] == "Barbara Nadzorcza"
+        # the chat is the manager's now, on their own desk
+        await wait_until(pilot, lambda: app.desk is not None and r.chat_id in app.desk.chats, what="the chat on F2")
+        assert (await store.chats.get(r.chat_id)).consultant_id == boss.id
+        await pilot.pause(0.1)
+
+
+async def test_a_supervisor_without_the_consultant_role_is_refused_the_take_over_in_the_tui(
+        tui_app, make_staff, chat_server, store, consultant_client, resident):
+    from textual.widgets import DataTable
+
+    await make_staff("dyrektor", "boi_director")
+    anna = await consultant_client("anna")
+    r = await resident()
+    await r.start()
+    assert (await anna.call("accept", {"chat_id": r.chat_id}))["ok"]
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=WIDE) as pilot:
+        await sign_in(pilot, "dyrektor", PASSWORD)
+        screen = await open_supervision(pilot, app)
+        table = screen.query_one("#sup-chats", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1, what="the live chat in the table")
+        table.focus()
+        await pilot.press("ctrl+t")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the confirmation")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: any("not permitted" in n for n in notifications(app)), what="the refusal")
+        refused = await store.db.fetchall("SELECT * FROM audit WHERE action = 'chat.take_over'")
+        assert [(x["actor_name"], x["outcome"]) for x in refused] == [("dyrektor", "refused")]
+        assert (await store.chats.get(r.chat_id)).consultant_id == anna.staff.id
+        await pilot.pause(0.1)
+
+
+async def test_the_consultant_sees_who_supervises_and_the_whisper_as_a_note(
+        tui_app, make_staff, chat_server, store, consultant_client, resident):
+    from tui.screens.chats import ChatsScreen
+
+    await make_staff("ewa", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "ewa", PASSWORD)
+        await pilot.press("f2")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, ChatsScreen) and app.screen,
+                                  what="the chats screen")
+        await wait_until(pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE,
+                         what="a live connection")
+        r = await resident()
+        await r.start()
+        await wait_until(pilot, lambda: any(q.chat_id == r.chat_id for q in app.desk.queue), what="the queued chat")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: r.chat_id in app.desk.chats, what="the accepted chat")
+        boss = await consultant_client("kierownik", "cim_manager")
+        await named(store, boss.staff, "Barbara Nadzorcza")
+        title = screen.query_one("#chat-title")
+        assert "supervised" not in str(title.render())
+        assert (await boss.call("monitor", {"chat_id": r.chat_id, "purpose": "kontrola jakości"}))["ok"]
+        await wait_until(pilot, lambda: "supervised by Barbara Nadzorcza" in str(title.render()),
+                         what="supervised by on the chat")
+        assert (await boss.call("whisper", {"chat_id": r.chat_id, "text": "Podaj godziny otwarcia",
+                                            "client_msg_id": "w"}))["ok"]
+        transcript = screen.query_one("#transcript")
+        await wait_until(pilot, lambda: "Note from Barbara Nadzorcza: Podaj godziny otwarcia" in shown(transcript),
+                         what="the whisper in the transcript")
+        assert not [e for e in r.log.events if "godziny otwarcia" in json.dumps(e, ensure_ascii=False)]
+        assert (await boss.call("unmonitor", {"chat_id": r.chat_id}))["ok"]
+        await wait_until(pilot, lambda: "supervised" not in str(title.render()), what="supervision ended")
+        await pilot.pause(0.1)
