@@ -330,7 +330,7 @@ async def test_take_over_refuses_a_queued_closed_or_own_chat(chat_server, consul
 
 
 async def test_the_supervision_report_lists_watches_whispers_and_take_overs(
-        chat_server, consultant_client, resident, clock):
+        chat_server, consultant_client, resident, clock, tmp_path):
     from store.reports import report_json
 
     store = chat_server.store
@@ -358,3 +358,33 @@ async def test_the_supervision_report_lists_watches_whispers_and_take_overs(
     doc = report_json(report)
     assert doc["monitoring"]["watches"][0]["purpose"] == "kontrola jakości"
     assert doc["monitoring"]["take_overs"][0]["chat_id"] == r.chat_id
+    from store.reports import write_csv, write_pdf
+
+    text = (await write_csv(report, tmp_path / "report.csv")).read_text(encoding="utf-8-sig")
+    assert "monitoring,kierownik" in text and "kontrola jakości" in text and "Uprzejmiej" not in text
+    assert (await write_pdf(report, tmp_path / "report.pdf")).read_bytes().startswith(b"%PDF")
+
+
+async def test_the_report_lists_acknowledged_audit_restores_on_screen_in_csv_and_pdf(store, settings, clock, tmp_path):
+    """`cim audit acknowledge-restore` (store/audit.py) in the §3/§7 report: who, when, why, which entries."""
+    from store.reports import write_csv, write_pdf
+    from tests.fixtures.store import SYSTEM
+    from tests.test_audit_anchors import _restored
+
+    restored, fork, lost = await _restored(store, settings, clock, tmp_path)
+    try:
+        await restored.audit.acknowledge_restore(SYSTEM, "Awaria dysku; przywrócono kopię nocną.")
+        director = await restored.accounts.add_staff(SYSTEM, "dyrektor", ("boi_director",), PASSWORD)
+        today = clock().date()
+        report = await restored.reports.supervision(director.as_actor(), today - timedelta(days=1),
+                                                    today + timedelta(days=1))
+        [ack] = report.activity.restores
+        assert (ack.reason, ack.fork_at, ack.lost_through) == ("Awaria dysku; przywrócono kopię nocną.", fork, lost.id)
+        [row] = [r for r in report.rows() if r[0] == "restore_acknowledged"]
+        assert row[3] == ack.reason and f"{fork + 1} to {lost.id}" in row[2]
+        csv_path = await write_csv(report, tmp_path / "r.csv")
+        assert "restore_acknowledged" in csv_path.read_text(encoding="utf-8-sig")
+        pdf_path = await write_pdf(report, tmp_path / "r.pdf")
+        assert pdf_path.read_bytes().startswith(b"%PDF")
+    finally:
+        await restored.close()
