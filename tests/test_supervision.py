@@ -388,3 +388,52 @@ async def test_the_report_lists_acknowledged_audit_restores_on_screen_in_csv_and
         assert pdf_path.read_bytes().startswith(b"%PDF")
     finally:
         await restored.close()
+
+
+async def test_the_tui_client_keeps_an_unacknowledged_whisper_and_sends_it_once_after_reconnecting(
+        chat_server, consultant_client, resident, make_staff):
+    """tui/live.py SupervisionClient: the watched chat's outbox keeps the whisper's client_msg_id; the
+    reconnect opens the watch again (with its purpose) and sends it; the server stores it once."""
+    from tui.live import ConnectionState, LiveError, SupervisionBoard, SupervisionClient
+
+    store = chat_server.store
+    anna, r = await active_chat(consultant_client, resident)
+    boss = await make_staff("kierownik", "cim_manager")
+    session = await store.accounts.login(boss.name, PASSWORD)
+    events: list[str] = []
+    board = SupervisionBoard(boss.id)
+    client = SupervisionClient(chat_server.url, session.token, board, lambda e, f: events.append(e),
+                               retry_min=0.05, retry_max=0.2)
+    client.start()
+    try:
+        async def until(predicate, what):
+            for _ in range(400):
+                if predicate():
+                    return
+                await asyncio.sleep(0.025)
+            raise AssertionError(what)
+
+        await until(lambda: board.state == ConnectionState.ONLINE and board.view, "connected with the view")
+        assert [c.chat_id for c in board.view] == [r.chat_id] and board.view[0].consultant_id == anna.staff.id
+        await client.monitor(r.chat_id, "kontrola jakości")
+        assert any(line.sender == "system" for line in board.chats[r.chat_id].lines)
+        await client._client.disconnect()  # the link drops
+        await until(lambda: board.state != ConnectionState.ONLINE, "the drop noticed")
+        with pytest.raises(LiveError) as info:
+            await client.whisper(r.chat_id, "Zapytaj o PESEL")
+        assert info.value.code == "disconnected"
+        [pending] = board.chats[r.chat_id].outbox
+        await until(lambda: board.state == ConnectionState.ONLINE and not board.chats[r.chat_id].outbox,
+                    "the outbox sent after the reconnect")
+        notes = await store.supervision.notes(r.chat_id)
+        assert [n.text for n in notes] == ["Zapytaj o PESEL"]
+        row = await store.db.fetchone("SELECT client_msg_id FROM chat_staff_notes")
+        assert row["client_msg_id"] == pending.client_msg_id
+        got = await anna.wait_for("whisper")
+        assert got["text"] == "Zapytaj o PESEL"
+        # the watch was opened again with the same purpose: a second reading, audited as such
+        monitors = await audit_rows(store, "chat.monitor")
+        assert [m["purpose"] for m in monitors] == ["kontrola jakości", "kontrola jakości"]
+        assert any(line.sender == "note" for line in board.chats[r.chat_id].lines)
+    finally:
+        await client.stop()

@@ -172,3 +172,13 @@ async def test_the_consultant_sees_who_supervises_and_the_whisper_as_a_note(
         assert (await boss.call("unmonitor", {"chat_id": r.chat_id}))["ok"]
         await wait_until(pilot, lambda: "supervised" not in str(title.render()), what="supervision ended")
         await pilot.pause(0.1)
+
+
+@pytest.mark.staff_lang("pl")
+def test_the_consultant_reads_who_supervises_in_polish():
+    from tui.live import LiveChat
+    from tui.screens.chats import supervised_label
+
+    chat = LiveChat(chat_id=7, supervised_by=["Barbara Nadzorcza"])
+    assert supervised_label(chat).plain.strip() == "nadzoruje: Barbara Nadzorcza"
+    assert supervised_label(LiveChat(chat_id=8)).plain == ""

@@ -45,7 +45,7 @@ SUPERVISORS = "supervisors"
 #: The view is recomputed at least this often while anyone supervises (seconds), and at once when poked.
 REFRESH_SECONDS = 1.0
 #: Two pushes of the view are at least this far apart (a burst of lines becomes one push).
-MIN_PUSH_SECONDS = 0.2
+MIN_PUSH_SECONDS = 0.5
 #: A supervisor's socket re-checks its session in the store at least this often while it acts (seconds).
 RECHECK_SECONDS = 60.0
 SUPERVISING_ROLES = (Role.CIM_MANAGER.value, Role.BOI_DIRECTOR.value)
