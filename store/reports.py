@@ -32,6 +32,7 @@ ACCESS_ACTION_PREFIXES = (
     "archive.view",       # looking at a conversation's details
     "requests.session",   # a §4 listening/reading session held for a resident (start, playback, end)
     "requests.export",    # a GDPR Art. 15 copy or the register exported
+    "chat.monitor",       # §3: a live chat opened by a supervisor, with a stated purpose (store/supervision.py)
 )
 
 

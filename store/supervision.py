@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 HANDOVER_EVENTS = ("accepted", "transferred", "taken_over", "requeued")
 #: Audit actions of supervision, listed by the supervision report (store/reports.py).
 MONITOR = "chat.monitor"
-MONITOR_END = "chat.monitor_end"
+MONITOR_END = "chat.unmonitor"
 WHISPER = "chat.whisper"
 TAKE_OVER = "chat.take_over"
 

@@ -161,7 +161,7 @@ async def test_watching_needs_a_purpose_is_audited_as_a_reading_and_the_consulta
     # stopping: the consultant is told nobody watches any more, and the end is audited
     assert (await boss.call("unmonitor", {"chat_id": r.chat_id}))["ok"]
     assert await anna.wait_for("supervised", lambda s: s["by"] == [])
-    [end] = await audit_rows(store, "chat.monitor_end")
+    [end] = await audit_rows(store, "chat.unmonitor")
     assert end["actor_name"] == "kierownik" and json.loads(end["details"])["reason"] == "stopped"
 
 
@@ -178,7 +178,7 @@ async def test_a_watch_ends_when_the_supervisor_leaves_or_the_chat_closes(chat_s
     assert (await anna.call("close", {"chat_id": r.chat_id, "category": "information_given"}))["ok"]
     ended = await director.wait_for("monitor_ended")
     assert ended == {"chat_id": r.chat_id, "reason": "closed"}
-    reasons = [json.loads(e["details"])["reason"] for e in await audit_rows(store, "chat.monitor_end")]
+    reasons = [json.loads(e["details"])["reason"] for e in await audit_rows(store, "chat.unmonitor")]
     assert reasons == ["disconnected", "closed"]
     assert code(await director.call("monitor", {"chat_id": r.chat_id, "purpose": "kontrola jakości"})) == "closed"
 
@@ -351,6 +351,9 @@ async def test_the_supervision_report_lists_watches_whispers_and_take_overs(
                                                                                "Anna Kowalska")]
     assert [(t.person, t.chat_id, t.from_person) for t in activity.take_overs] == [("kierownik", r.chat_id,
                                                                                    "Anna Kowalska")]
+    # watching is an access to residents' content: counted with the archive's, per person and purpose
+    assert [(a.person, a.action, a.purpose, a.count) for a in report.accesses] == [
+        ("kierownik", "chat.monitor", "kontrola jakości", 1)]
     rows = report.rows()
     sections = [row[0] for row in rows]
     assert {"monitoring", "whisper", "take_over"} <= set(sections)
