@@ -190,6 +190,8 @@ class Supervision:
                                target_id=chat_id if is_id(chat_id) else None)
         text, request_id = await self._purpose(purpose)
         row = await self._open_chat(chat_id)
+        if row["status"] == "active" and row["consultant_id"] == actor.staff_id:
+            raise InvalidInput("the chat is yours: it is on your live chats")
         messages = await self.store.chats.history(chat_id)
         notes = await self.notes(chat_id)
         async with self.db.write() as tx:

@@ -215,15 +215,15 @@ class SupervisionHub:
                  if (sid is None or s == sid) and (staff_id is None or w.actor.staff_id == staff_id)]
         for s in ended:
             watch = watching.pop(s)
+            try:  # audited first, then told
+                await self.hub.store.supervision.stop_monitoring(watch.actor, chat_id, watch.started, reason=reason)
+            except Exception:
+                log.exception("supervision.audit_end_failed chat_id=%s", chat_id)
             try:
                 await self.sio.leave_room(s, watch_room(chat_id), namespace=STAFF)
                 await self.sio.emit("monitor_ended", {"chat_id": chat_id, "reason": reason}, to=s, namespace=STAFF)
             except Exception:  # the socket is already gone
                 pass
-            try:
-                await self.hub.store.supervision.stop_monitoring(watch.actor, chat_id, watch.started, reason=reason)
-            except Exception:
-                log.exception("supervision.audit_end_failed chat_id=%s", chat_id)
         if not watching:
             self.watches.pop(chat_id, None)
             self.forwarded.pop(chat_id, None)
@@ -418,8 +418,8 @@ def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
             await hub.store.supervision.stop_monitoring(previous.actor, chat_id, previous.started, reason="renewed")
         sup.watches[chat_id][sid] = Watch(actor, name, hub.store.clock())
         await sio.enter_room(sid, watch_room(chat_id), namespace=STAFF)
-        if watched.messages:
-            sup.forwarded[chat_id] = max(sup.forwarded.get(chat_id, 0), watched.messages[-1].seq)
+        if watched.messages:  # lines after these come from the loop; a chat watched already keeps its mark
+            sup.forwarded.setdefault(chat_id, watched.messages[-1].seq)
         log.info("chat.monitor chat_id=%s staff_id=%s", chat_id, actor.staff_id)
         sup.poke()
         return ok(chat_id=chat_id, status=watched.status, lang=watched.lang,

@@ -106,8 +106,9 @@ class SupervisionScreen(CimScreen[None]):
         table.add_columns(_("chat"), _("status"), _("consultant"), _("waiting / handled for"), _("last line"),
                           _("unanswered for"), _("watched by"))
         if self.ctx.server_url:
+            retry_min, retry_max = getattr(self.app, "live_retry", (0.2, 5.0))  # as the consultants' desk
             self.client = SupervisionClient(self.ctx.server_url, self.ctx.token, self.board, self._on_live,
-                                            retry_min=0.05, retry_max=2.0, clock=self.ctx.store.clock)
+                                            retry_min=retry_min, retry_max=retry_max, clock=self.ctx.store.clock)
             self.client.start()
         self.set_interval(1.0, self._refresh_table, name="supervision-times")
         self.refresh_board()
