@@ -182,3 +182,47 @@ def test_the_consultant_reads_who_supervises_in_polish():
     chat = LiveChat(chat_id=7, supervised_by=["Barbara Nadzorcza"])
     assert supervised_label(chat).plain.strip() == "nadzoruje: Barbara Nadzorcza"
     assert supervised_label(LiveChat(chat_id=8)).plain == ""
+
+
+async def test_the_archive_shows_a_whisper_as_a_staff_note_in_its_place(store, settings, make_staff):
+    import asyncio
+
+    from textual.app import App
+    from textual.widgets import Static
+
+    from tui.context import TuiContext
+    from tui.screens.archive import ArchiveDetailScreen
+
+    anna = (await make_staff("anna", "consultant")).as_actor()
+    boss = await make_staff("kierownik", "cim_manager")
+    await named(store, boss, "Barbara Nadzorcza")
+    maria = (await make_staff("maria", "designated")).as_actor()
+    notice = await store.notices.current("chat", "pl")
+    chat_id = (await store.chats.open(notice.id, "pl")).chat.id
+    await store.chats.accept(anna, chat_id)
+    await store.chats.post_resident(chat_id, "Ile kosztuje karta?")
+    await store.supervision.whisper(boss.as_actor(), chat_id, "Karta jest bezpłatna", "n1")
+    await store.chats.post_consultant(anna, chat_id, "Karta jest bezpłatna.")
+    await store.chats.close(anna, chat_id, "information_given")
+
+    class Detail(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ArchiveDetailScreen(TuiContext(store=store, settings=settings, actor=maria, token=""),
+                                                 chat_id))
+
+    from tui.widgets.purpose import PurposeModal
+
+    app = Detail()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ArchiveDetailScreen) and app.screen.detail,
+                         what="the conversation")
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, PurposeModal), what="the purpose prompt")
+        await pilot.press(*"skarga", "enter")
+        await wait_until(pilot, lambda: len(app.screen.query(".transcript-line")) > 3, what="the transcript")
+        await asyncio.sleep(0)
+        lines = [str(s.render()) for s in app.screen.query(".transcript-line").results(Static)]
+    texts = [" ".join(line.split()) for line in lines]
+    note = next(i for i, line in enumerate(texts) if "Staff note from Barbara Nadzorcza" in line)
+    assert "not shown to the resident" in texts[note] and "Karta jest bezpłatna" in texts[note]
+    assert "Ile kosztuje karta?" in texts[note - 1] and "Karta jest bezpłatna." in texts[note + 1]
