@@ -226,3 +226,42 @@ async def test_the_archive_shows_a_whisper_as_a_staff_note_in_its_place(store, s
     note = next(i for i, line in enumerate(texts) if "Staff note from Barbara Nadzorcza" in line)
     assert "not shown to the resident" in texts[note] and "Karta jest bezpłatna" in texts[note]
     assert "Ile kosztuje karta?" in texts[note - 1] and "Karta jest bezpłatna." in texts[note + 1]
+
+
+async def test_the_consultants_tui_gets_the_whispers_back_after_reconnecting(
+        tui_app, make_staff, chat_server, store, consultant_client, resident):
+    from tui.screens.chats import ChatsScreen
+
+    await make_staff("ewa", "consultant")
+    boss = await consultant_client("kierownik", "cim_manager")
+    app = tui_app(chat_server.url, live_retry=(1.5, 3.0))  # a drop lasts 1.5 s: the whisper comes meanwhile
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "ewa", PASSWORD)
+        await pilot.press("f2")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, ChatsScreen) and app.screen,
+                                  what="the chats screen")
+        await wait_until(pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE,
+                         what="a live connection")
+        r = await resident()
+        await r.start()
+        await wait_until(pilot, lambda: any(q.chat_id == r.chat_id for q in app.desk.queue), what="the queued chat")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: r.chat_id in app.desk.chats, what="the accepted chat")
+        await app.live._client.disconnect()  # the link drops; meanwhile a supervisor whispers
+        assert (await boss.call("monitor", {"chat_id": r.chat_id, "purpose": "kontrola jakości"}))["ok"]
+        assert (await boss.call("whisper", {"chat_id": r.chat_id, "text": "Sprawdź wniosek", "client_msg_id": "x"}))["ok"]
+        assert app.desk.state != ConnectionState.ONLINE  # it cannot have come live
+        await wait_until(pilot, lambda: app.desk.state == ConnectionState.ONLINE
+                         and any(line.sender == "note" for line in app.desk.chats[r.chat_id].lines),
+                         what="the whisper fetched after the reconnect")
+        transcript = screen.query_one("#transcript")
+        await wait_until(pilot, lambda: "Sprawdź wniosek" in shown(transcript), what="the note on screen")
+        await wait_until(pilot, lambda: "supervised by" in str(screen.query_one("#chat-title").render()),
+                         what="supervised by after the reconnect")
+        # nobody else may read them
+        other = await consultant_client("olek")
+        refused = await other.call("notes", {"chat_id": r.chat_id})
+        assert refused["ok"] is False and refused["error"]["code"] == "not_permitted"
+        rows = await store.db.fetchall("SELECT actor_name, outcome FROM audit WHERE action = 'chat.notes'")
+        assert [tuple(x) for x in rows] == [("olek", "refused")]
+        await pilot.pause(0.1)

@@ -446,10 +446,27 @@ class LiveClient:
         try:
             ack = await self.call("my_chats", {})
             self.desk.resync(ack.get("chats"))
+            await self._fetch_notes()
             self.listener("resync", {})
             await self._flush_outbox()
         except LiveError as exc:
             log.info("could not list my chats or resend replies after connecting: %s", exc.code)
+
+    async def _fetch_notes(self) -> None:
+        """The supervisors' whispers (§3) in our open chats: the transcripts of `my_chats` leave them out."""
+        for chat in list(self.desk.chats.values()):
+            if chat.status != "active":
+                continue
+            try:
+                ack = await self.call("notes", {"chat_id": chat.chat_id})
+            except LiveError as exc:  # a server without supervision, or the chat moved on: the lines stay
+                if exc.code in RETRYABLE:
+                    raise
+                continue
+            for item in ack.get("notes") or []:
+                line = note_line(item)
+                if line is not None:
+                    chat.add(line)
 
     #: The server events folded into the desk.
     EVENTS: tuple[str, ...] = ("queue", "presence", "assigned", "message", "typing", "released", "chat_state",

@@ -484,5 +484,16 @@ def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
         sup.poke()
         return ok(chat_id=chat_id, lang=chat.lang, history=history)
 
-    for handler in (on_supervision, on_monitor, on_unmonitor, on_whisper, on_take_over):
+    @acked(STAFF)
+    async def on_notes(sid: str, data: dict) -> dict:
+        """The whispers of a chat, for its consultant (after a reconnect) or a supervisor watching it."""
+        actor = await supervisor_of(sid)
+        chat_id = chat_id_of(data)
+        if chat_id is None:
+            return error("invalid", "chat_id must be a chat number")
+        if sid not in sup.watches.get(chat_id, {}) and await hub.assignee(chat_id) != actor.staff_id:
+            await hub.chats.refuse_unassigned(actor, "chat.notes", chat_id)  # audited, not_permitted
+        return ok(chat_id=chat_id, notes=[n.as_payload() for n in await hub.store.supervision.notes(chat_id)])
+
+    for handler in (on_supervision, on_monitor, on_unmonitor, on_whisper, on_take_over, on_notes):
         sio.on(handler.__name__.removeprefix("on_"), handler, namespace=STAFF)
