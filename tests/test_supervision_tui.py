@@ -265,3 +265,44 @@ async def test_the_consultants_tui_gets_the_whispers_back_after_reconnecting(
         rows = await store.db.fetchall("SELECT actor_name, outcome FROM audit WHERE action = 'chat.notes'")
         assert [tuple(x) for x in rows] == [("olek", "refused")]
         await pilot.pause(0.1)
+
+
+async def test_the_secretary_reads_the_monitoring_in_the_supervision_report(
+        tui_app, make_staff, chat_server, store, consultant_client, resident, clock):
+    """F7 lists the watch (with its purpose), the whisper and the take-over, for the City Secretary (§7)."""
+    from textual.widgets import DataTable, Input
+
+    from tui.screens.reports import ReportsScreen
+
+    await make_staff("sekretarz", "secretary")
+    anna = await consultant_client("anna")
+    r = await resident()
+    await r.start()
+    assert (await anna.call("accept", {"chat_id": r.chat_id}))["ok"]
+    boss = await consultant_client("kierownik", "cim_manager", "consultant")
+    assert (await boss.call("monitor", {"chat_id": r.chat_id, "purpose": "skarga W/2026/0003"}))["ok"]
+    assert (await boss.call("whisper", {"chat_id": r.chat_id, "text": "Przeproś", "client_msg_id": "1"}))["ok"]
+    assert (await boss.call("take_over", {"chat_id": r.chat_id}))["ok"]
+    app = tui_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await sign_in(pilot, "sekretarz", PASSWORD)
+        await pilot.press("f7")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, ReportsScreen) and app.screen,
+                                  what="the reports screen")
+        today = clock().date().isoformat()
+        screen.query_one("#report-from", Input).value = today
+        screen.query_one("#report-to", Input).value = today
+        screen.query_one("#report-from", Input).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.report is not None and screen.report.activity.take_overs,
+                         what="the report of today")
+        table = screen.query_one("#report-table", DataTable)
+        rows = [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        watched = [row for row in rows if row[0] == "monitoring"]
+        assert len(watched) == 1 and watched[0][1:4] == ["kierownik", f"chat #{r.chat_id}", "skarga W/2026/0003"]
+        assert [row[1] for row in rows if row[0] == "whisper"] == ["kierownik"]
+        assert [row[2] for row in rows if row[0] == "take_over"] == [f"chat #{r.chat_id}"]
+        assert "Przeproś" not in str(rows)
+        summary = str(screen.query_one("#report-monitoring").render())
+        assert "1 live chat watch" in summary and "1 whisper" in summary and "1 take-over" in summary
+        await pilot.pause(0.1)
