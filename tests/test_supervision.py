@@ -440,3 +440,19 @@ async def test_the_tui_client_keeps_an_unacknowledged_whisper_and_sends_it_once_
         assert any(line.sender == "note" for line in board.chats[r.chat_id].lines)
     finally:
         await client.stop()
+
+
+async def test_a_watched_chat_transferred_tells_the_new_consultant_who_watches(chat_server, consultant_client, resident):
+    anna, r = await active_chat(consultant_client, resident)
+    bob = await consultant_client("bob")
+    boss = await consultant_client("kierownik", "cim_manager")
+    await named(chat_server.store, boss.staff, "Barbara Nadzorcza")
+    assert (await boss.call("monitor", {"chat_id": r.chat_id, "purpose": "kontrola jakości"}))["ok"]
+    await anna.wait_for("supervised", lambda s: s["by"])
+    assert (await anna.call("transfer", {"chat_id": r.chat_id, "to_staff_id": bob.staff.id}))["ok"]
+    told = await bob.wait_for("supervised", lambda s: s["by"])
+    assert told == {"chat_id": r.chat_id, "by": [{"staff_id": boss.staff.id, "name": "Barbara Nadzorcza"}]}
+    assert await anna.wait_for("supervised", lambda s: s["by"] == [])
+    # the watch goes on: bob's reply reaches the supervisor
+    assert (await bob.call("send", {"chat_id": r.chat_id, "text": "Tu Bob.", "client_msg_id": "b"}))["ok"]
+    await boss.wait_for("message", lambda m: m["text"] == "Tu Bob.")

@@ -306,3 +306,15 @@ async def test_the_secretary_reads_the_monitoring_in_the_supervision_report(
         summary = str(screen.query_one("#report-monitoring").render())
         assert "1 live chat watch" in summary and "1 whisper" in summary and "1 take-over" in summary
         await pilot.pause(0.1)
+
+
+def test_the_desk_keeps_a_supervised_notice_that_overtook_the_chat_itself():
+    """`supervised` can arrive just before a transfer's `assigned`: the desk shows it once the chat is there."""
+    from tui.live import Desk
+
+    desk = Desk(staff_id=1)
+    desk.apply("supervised", {"chat_id": 5, "by": [{"staff_id": 9, "name": "Barbara Nadzorcza"}]})
+    desk.apply("assigned", {"chat_id": 5, "lang": "pl", "history": [], "by": 2})
+    assert desk.chats[5].supervised_by == ["Barbara Nadzorcza"]
+    desk.apply("supervised", {"chat_id": 5, "by": []})
+    assert desk.chats[5].supervised_by == []

@@ -192,6 +192,8 @@ class Desk:
         #: The chat shown on screen (its new lines are read, not unread).
         self.selected: int | None = None
         self._seen_queued: set[int] = set()
+        #: `supervised` for a chat not on the desk yet (it can overtake a transfer's `assigned`).
+        self._supervised_early: dict[int, list[str]] = {}
 
     def others_online(self) -> list[dict]:
         return [c for c in self.presence if c.get("staff_id") != self.staff_id]
@@ -201,6 +203,8 @@ class Desk:
         if lang:
             chat.lang = str(lang)
         chat.status = "active"
+        if chat_id in self._supervised_early:
+            chat.supervised_by = self._supervised_early.pop(chat_id)
         for item in history if isinstance(history, list) else []:
             line = _line(item) if isinstance(item, dict) else None
             if line:
@@ -273,6 +277,8 @@ class Desk:
             if chat_id in self.chats:
                 self.chats[chat_id].supervised_by = _names(data)
                 facts.update(chat_id=chat_id, supervised_by=list(self.chats[chat_id].supervised_by))
+            elif chat_id is not None:
+                self._supervised_early[chat_id] = _names(data)
         elif event == "whisper":  # §3: a supervisor's note, for us only
             chat_id = _chat_id(data)
             line = note_line(data)
