@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .archive import PURPOSE_MAX
-from .chats import ChatMessage, _client_msg_id, clean_text, is_id
+from .chats import ChatMessage, _client_msg_id, _message, clean_text, is_id
 from .clock import from_iso, to_iso
 from .errors import ChatClosed, ConversationNotFound, InvalidInput
 from .models import Actor
-from .policy import Permission
+from .policy import ROLE_PERMISSIONS, Permission
 
 if TYPE_CHECKING:
     from . import Store
@@ -206,6 +206,23 @@ class Supervision:
         seconds = max(0, int((self.store.clock() - started).total_seconds()))
         await self.audit.record(actor, MONITOR_END, target_kind="conversation", target_id=chat_id,
                                 details={"seconds": seconds, "reason": reason})
+
+    async def lines_after(self, chat_id: int, seq: int) -> list[ChatMessage]:
+        """A watched chat's transcript lines after `seq` (the chat server forwards them to its watchers)."""
+        rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq",
+                                      (chat_id, seq))
+        return [_message(r) for r in rows]
+
+    async def without_supervising_role(self, staff_ids: set[int]) -> set[int]:
+        """Which of these staff members hold no role with SUPERVISE_CHATS now (read-only, one query)."""
+        if not staff_ids:
+            return set()
+        roles = sorted(r.value for r, permissions in ROLE_PERMISSIONS.items() if Permission.SUPERVISE_CHATS in permissions)
+        ids = sorted(staff_ids)
+        rows = await self.db.fetchall(
+            f"SELECT DISTINCT staff_id FROM staff_roles WHERE staff_id IN ({','.join('?' * len(ids))}) "
+            f"AND role IN ({','.join('?' * len(roles))})", (*ids, *roles))
+        return set(staff_ids) - {r["staff_id"] for r in rows}
 
     async def notes(self, chat_id: int) -> list[StaffNote]:
         """The chat's staff notes in order (for staff only: the consultant, supervisors, the archive)."""

@@ -26,7 +26,7 @@ import socketio
 from store.chats import is_id
 from store.clock import to_iso
 from store.errors import NotPermitted, SessionExpired
-from store.models import Actor, Role
+from store.models import Actor
 from store.policy import Permission, allowed
 from store.session_watch import (ENDED_REASONS, EXPIRED, ROLE_REMOVED, AccountChange, session_verdicts,
                                  token_hash)
@@ -48,7 +48,6 @@ REFRESH_SECONDS = 1.0
 MIN_PUSH_SECONDS = 0.5
 #: A supervisor's socket re-checks its session in the store at least this often while it acts (seconds).
 RECHECK_SECONDS = 60.0
-SUPERVISING_ROLES = (Role.CIM_MANAGER.value, Role.BOI_DIRECTOR.value)
 #: What a supervisor is told when their supervising role is removed (the other reasons: webchat/staff.py).
 ROLE_REMOVED_MESSAGE = ("Twoja sesja nadzoru została zakończona: nie masz już roli uprawniającej do nadzoru.",
                         "Your supervision session has ended: you no longer have a supervising role.")
@@ -162,17 +161,12 @@ class SupervisionHub:
             await self._tell(chat_id, consultant)
 
     async def _forward_lines(self, chat_id: int) -> None:
-        after = self.forwarded.get(chat_id, 0)
-        rows = await self.hub.store.db.fetchall(
-            "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq", (chat_id, after))
-        if not rows:
-            return
-        from store.chats import _message
-
-        for row in rows:
-            await self.sio.emit("message", {"chat_id": chat_id, **message_payload(_message(row))},
+        lines = await self.hub.store.supervision.lines_after(chat_id, self.forwarded.get(chat_id, 0))
+        for line in lines:
+            await self.sio.emit("message", {"chat_id": chat_id, **message_payload(line)},
                                 room=watch_room(chat_id), namespace=STAFF)
-        self.forwarded[chat_id] = rows[-1]["seq"]
+        if lines:
+            self.forwarded[chat_id] = lines[-1].seq
 
     async def _tell(self, chat_id: int, consultant: int | None) -> None:
         """`supervised` to the consultant of the chat whenever who watches it (or who that consultant is) changes."""
@@ -331,13 +325,7 @@ async def end_supervisor(sessions: "StaffSessions", sid: str, reason: str) -> No
 
 
 async def _without_supervising_role(hub: "Hub", staff_ids: set[int]) -> set[int]:
-    if not staff_ids:
-        return set()
-    ids = sorted(staff_ids)
-    rows = await hub.store.db.fetchall(
-        f"SELECT DISTINCT staff_id FROM staff_roles WHERE staff_id IN ({','.join('?' * len(ids))}) "
-        f"AND role IN ({','.join('?' * len(SUPERVISING_ROLES))})", (*ids, *SUPERVISING_ROLES))
-    return staff_ids - {r["staff_id"] for r in rows}
+    return await hub.store.supervision.without_supervising_role(staff_ids)
 
 
 async def check_sessions(sessions: "StaffSessions") -> None:
