@@ -54,6 +54,23 @@ def duration(since: datetime | None, now: datetime) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
+def consultant_load(board: SupervisionBoard) -> Text:
+    """Who handles what: each consultant online with the number of chats they answer now."""
+    names = {c.consultant_id: c.consultant_name for c in board.view if c.consultant_id is not None}
+    load: dict[int | None, int] = {}
+    for c in board.view:
+        if c.status == "active":
+            load[c.consultant_id] = load.get(c.consultant_id, 0) + 1
+    parts = []
+    for person in board.presence:
+        staff_id = person.get("staff_id")
+        name = names.get(staff_id) or str(person.get("name") or staff_id)
+        parts.append(f"{name}: {load.pop(staff_id, 0)}")
+    for staff_id, count in load.items():  # answering, but not connected now (a dropped link)
+        parts.append(_("{name}: {n} (not connected)").format(name=names.get(staff_id) or staff_id, n=count))
+    return Text.assemble((_("Consultants: "), "bold"), literal(" · ".join(parts) or _("nobody online")))
+
+
 def explain(exc: LiveError) -> str:
     template = SUPERVISION_ERRORS.get(exc.code)
     return _(template).format(message=exc.message) if template else exc.message
@@ -67,7 +84,8 @@ class SupervisionScreen(CimScreen[None]):
     SupervisionScreen #sup-desk { height: 1fr; }
     SupervisionScreen #sup-side { width: 3fr; }
     SupervisionScreen #sup-watch { width: 2fr; }
-    SupervisionScreen #sup-connection, SupervisionScreen #sup-summary, SupervisionScreen #sup-title {
+    SupervisionScreen #sup-connection, SupervisionScreen #sup-summary, SupervisionScreen #sup-title,
+    SupervisionScreen #sup-consultants {
         height: auto; padding: 0 1; }
     SupervisionScreen #sup-chats { height: 1fr; }
     SupervisionScreen #sup-title { text-style: bold; }
@@ -92,6 +110,7 @@ class SupervisionScreen(CimScreen[None]):
             with Vertical(id="sup-side"):
                 yield Static("", id="sup-connection")
                 yield Static("", id="sup-summary")
+                yield Static("", id="sup-consultants")
                 yield DataTable(id="sup-chats", cursor_type="row", zebra_stripes=True)
             with Vertical(id="sup-watch"):
                 yield Static(_("Enter on a chat opens it read-only, after you state the purpose."), id="sup-title")
@@ -155,6 +174,7 @@ class SupervisionScreen(CimScreen[None]):
             ngettext("{n} chat answered", "{n} chats answered", len(active)).format(n=len(active)),
             ngettext("{n} waiting in the queue", "{n} waiting in the queue", len(queued)).format(n=len(queued)),
             ngettext("{n} consultant online", "{n} consultants online", online).format(n=online))))
+        self.query_one("#sup-consultants", Static).update(consultant_load(board))
         table = self.query_one("#sup-chats", DataTable)
         keep = None
         if table.row_count and table.cursor_row is not None and 0 <= table.cursor_row < table.row_count:
