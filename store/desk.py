@@ -297,32 +297,35 @@ class Desk:
 
     # ------------------------------------------------------------------ idle chats and the queue's limit
 
-    async def idle_chats(self) -> tuple[list[int], list[int]]:
+    async def idle_chats(self, minutes: int | None = None) -> tuple[list[int], list[int]]:
         """Active chats whose resident has been silent: (to warn, to close as abandoned), by chat_idle_minutes.
 
         Silent since the resident's last line, or since a consultant took the chat (accepted, transferred);
         the warning counts from the `idle_warning` line, and a resident's line after it starts again."""
-        minutes = self.settings.chat_idle_minutes
+        minutes = self.settings.chat_idle_minutes if minutes is None else minutes
         if minutes <= 0:
             return [], []
         now = self.clock()
         limit = timedelta(minutes=minutes)
         rows = await self.db.fetchall(
             "SELECT c.id, "
-            "(SELECT max(at) FROM messages m WHERE m.conversation_id = c.id AND (m.sender = 'resident' "
-            " OR m.event IN ('accepted', 'transferred'))) AS last_seen, "
-            "(SELECT max(at) FROM messages m WHERE m.conversation_id = c.id AND m.event = 'idle_warning') AS warned "
+            "(SELECT max(seq) FROM messages m WHERE m.conversation_id = c.id AND (m.sender = 'resident' "
+            " OR m.event IN ('accepted', 'transferred'))) AS seen_seq, "
+            "(SELECT max(seq) FROM messages m WHERE m.conversation_id = c.id AND m.event = 'idle_warning') AS warned_seq "
             "FROM conversations c WHERE c.status = 'active' AND c.channel = 'chat'")
+        moments = {}
+        seqs = [(r["id"], q) for r in rows for q in (r["seen_seq"], r["warned_seq"]) if q is not None]
+        for chat_id, seq in seqs:  # the lines' times (a handful of indexed look-ups per active chat)
+            row = await self.db.fetchone("SELECT at FROM messages WHERE conversation_id = ? AND seq = ?", (chat_id, seq))
+            moments[(chat_id, seq)] = from_iso(row["at"])
         warn, close = [], []
         for r in rows:
-            last_seen = from_iso(r["last_seen"]) if r["last_seen"] else None
-            warned = from_iso(r["warned"]) if r["warned"] else None
-            if last_seen is None:
+            if r["seen_seq"] is None:
                 continue
-            if warned is not None and warned >= last_seen:
-                if now >= warned + limit:
+            if r["warned_seq"] is not None and r["warned_seq"] > r["seen_seq"]:
+                if now >= moments[(r["id"], r["warned_seq"])] + limit:
                     close.append(r["id"])
-            elif now >= last_seen + limit:
+            elif now >= moments[(r["id"], r["seen_seq"])] + limit:
                 warn.append(r["id"])
         return warn, close
 
@@ -342,9 +345,9 @@ class Desk:
                                 target_id=chat_id, details={"category": ABANDONED, "reason": event})
         return message
 
-    async def overdue_in_queue(self) -> list[int]:
+    async def overdue_in_queue(self, minutes: int | None = None) -> list[int]:
         """Queued chats that waited longer than chat_queue_limit_minutes (oldest first)."""
-        minutes = self.settings.chat_queue_limit_minutes
+        minutes = self.settings.chat_queue_limit_minutes if minutes is None else minutes
         if minutes <= 0:
             return []
         since = to_iso(self.clock() - timedelta(minutes=minutes))

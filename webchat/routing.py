@@ -173,7 +173,7 @@ class Routing:
     async def sweep_idle(self) -> None:
         """Silent residents are asked whether they are still there, then their chats close as `abandoned`."""
         desk = self.hub.store.desk
-        warn, close = await desk.idle_chats()
+        warn, close = await desk.idle_chats(self.hub.settings.chat_idle_minutes)
         for chat_id in warn:
             message = await desk.warn_idle(chat_id)
             if message is not None:
@@ -189,7 +189,7 @@ class Routing:
     async def sweep_queue_limit(self) -> None:
         """A chat that waited past chat_queue_limit_minutes while nobody was free closes as `abandoned`, and
         its resident is offered the offline message form (the `offline` event)."""
-        overdue = await self.hub.store.desk.overdue_in_queue()
+        overdue = await self.hub.store.desk.overdue_in_queue(self.hub.settings.chat_queue_limit_minutes)
         if not overdue:
             return
         people, load = await self.free_people()
