@@ -391,3 +391,12 @@ class Desk:
 def topic_label(topic: Topic | None, lang: str) -> str | None:
     return topic.label(lang) if topic is not None else None
 
+
+
+def staff_topic_label(topic: tuple[str, str] | None) -> str:
+    """A topic (Polish label, English label) in the staff's language (store/i18n.py); '' for none."""
+    from .i18n import current_language
+
+    if topic is None:
+        return ""
+    return topic[1] if current_language() == "en" else topic[0]
