@@ -115,3 +115,18 @@ def test_cim_init_seeds_the_topics_and_the_cli_edits_them(tmp_path):
     assert cim(data, "users", "skills", "anna", str(listed[0]["id"])).returncode == 0
     bad = cim(data, "users", "skills", "anna", "999")
     assert bad.returncode != 0 and "no topic 999" in bad.stderr
+
+
+async def test_the_archive_shows_a_chats_topic(store, make_staff):
+    from store.archive import SearchFilters
+
+    designated = (await make_staff("dora", "designated")).as_actor()
+    await store.desk.seed_default_topics(SYSTEM)
+    card = (await store.desk.topics())[0]
+    notice = await store.notices.current("chat", "pl")
+    with_topic = await store.chats.open(notice.id, "pl", card.id)
+    page = await store.archive.search(designated, SearchFilters())
+    (found,) = [s for s in page.items if s.id == with_topic.chat.id]
+    assert found.topic == ("Karta Mieszkańca", "Resident Card")
+    detail = await store.archive.details(designated, with_topic.chat.id)
+    assert detail.summary.topic == ("Karta Mieszkańca", "Resident Card")
