@@ -307,25 +307,31 @@ class Desk:
             return [], []
         now = self.clock()
         limit = timedelta(minutes=minutes)
+        # one query: per active chat, the last line that shows the resident (or a consultant taking the chat)
+        # and the last warning, each as "seq at" (index messages(conversation_id, seq) and migration 1200's)
         rows = await self.db.fetchall(
             "SELECT c.id, "
-            "(SELECT max(seq) FROM messages m WHERE m.conversation_id = c.id AND (m.sender = 'resident' "
-            " OR m.event IN ('accepted', 'transferred'))) AS seen_seq, "
-            "(SELECT max(seq) FROM messages m WHERE m.conversation_id = c.id AND m.event = 'idle_warning') AS warned_seq "
+            "(SELECT m.seq || ' ' || m.at FROM messages m WHERE m.conversation_id = c.id AND (m.sender = 'resident' "
+            " OR m.event IN ('accepted', 'transferred')) ORDER BY m.seq DESC LIMIT 1) AS seen, "
+            "(SELECT m.seq || ' ' || m.at FROM messages m WHERE m.conversation_id = c.id AND m.event = 'idle_warning' "
+            " ORDER BY m.seq DESC LIMIT 1) AS warned "
             "FROM conversations c WHERE c.status = 'active' AND c.channel = 'chat'")
-        moments = {}
-        seqs = [(r["id"], q) for r in rows for q in (r["seen_seq"], r["warned_seq"]) if q is not None]
-        for chat_id, seq in seqs:  # the lines' times (a handful of indexed look-ups per active chat)
-            row = await self.db.fetchone("SELECT at FROM messages WHERE conversation_id = ? AND seq = ?", (chat_id, seq))
-            moments[(chat_id, seq)] = from_iso(row["at"])
+
+        def split(value: str | None) -> tuple[int, datetime] | None:
+            if not value:
+                return None
+            seq, at = value.split(" ", 1)
+            return int(seq), from_iso(at)
+
         warn, close = [], []
         for r in rows:
-            if r["seen_seq"] is None:
+            seen, warned = split(r["seen"]), split(r["warned"])
+            if seen is None:
                 continue
-            if r["warned_seq"] is not None and r["warned_seq"] > r["seen_seq"]:
-                if now >= moments[(r["id"], r["warned_seq"])] + limit:
+            if warned is not None and warned[0] > seen[0]:
+                if now >= warned[1] + limit:
                     close.append(r["id"])
-            elif now >= moments[(r["id"], r["seen_seq"])] + limit:
+            elif now >= seen[1] + limit:
                 warn.append(r["id"])
         return warn, close
 

@@ -266,8 +266,8 @@ class Settings:
             raise ConfigError("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the start)")
         if settings.chat_assignment not in ("pick", "auto"):
             raise ConfigError("CIM_CHAT_ASSIGNMENT must be 'pick' or 'auto'")
-        if not 1 <= settings.chat_max_concurrent <= 50:
-            raise ConfigError("CIM_CHAT_MAX_CONCURRENT must be from 1 to 50")
+        if not 1 <= settings.chat_max_concurrent <= 1000:
+            raise ConfigError("CIM_CHAT_MAX_CONCURRENT must be from 1 to 1000")
         if min(settings.staff_reconnect_grace_seconds, settings.chat_idle_minutes,
                settings.chat_queue_limit_minutes) < 0:
             raise ConfigError("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "

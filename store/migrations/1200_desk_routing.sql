@@ -27,3 +27,5 @@ CREATE TABLE staff_topics (
 ALTER TABLE staff ADD COLUMN max_chats INTEGER CHECK (max_chats IS NULL OR max_chats BETWEEN 1 AND 50);
 -- The estimated wait (median wait of the chats accepted in the last hour) reads the accepted lines by time.
 CREATE INDEX messages_event_at ON messages(event, at) WHERE event IS NOT NULL;
+-- The idle check finds each active chat's last "are you still there?" line (system lines only: no cost per message).
+CREATE INDEX messages_conversation_event ON messages(conversation_id, event) WHERE event IS NOT NULL;
