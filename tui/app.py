@@ -15,6 +15,7 @@ from textual.signal import Signal
 from store import Store
 from store.clock import Clock, system_clock
 from store.errors import CimError, SessionExpired
+from store.i18n import _
 from store.models import Session
 from store.policy import Permission, allowed
 from store.settings import Settings
@@ -289,6 +290,10 @@ class CimApp(ReportsWorkerErrors, App[None]):
         elif event == "assigned" and facts.get("by"):
             self.bell()
             self.notify(f"Chat #{facts['chat_id']} was transferred to you.", title="Transfer")
+        elif event == "assigned" and facts.get("auto"):  # auto mode (webchat/routing.py): Ctrl+Y declines
+            self.bell()
+            self.notify(_("Chat #{id} was given to you (Ctrl+Y declines it once).").format(id=facts["chat_id"]),
+                        title=_("New chat"))
         elif event == "released" and facts.get("reason") == "resident_left":
             self.notify(f"The resident left chat #{facts['chat_id']}. F8 closes it with a category.",
                         severity="warning")
