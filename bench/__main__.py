@@ -31,7 +31,7 @@ FULL: dict[str, Any] = dict(
     # `cim purge` beside the server on a fifth of it (generating and purging 1,000,000 files twice is too long)
     purge_modes=(("serve", 1_000_000, 100_000), ("cli", 200_000, 20_000)),
     tui_runs=5, tui_search_repeats=20,
-    desk_residents=2000, desk_consultants=50, desk_capacity=3, desk_churn=5,
+    desk_residents=2000, desk_consultants=50, desk_capacity=3, desk_churn=1,
 )
 QUICK: dict[str, Any] = dict(
     runs=1, consultants=5,
@@ -43,7 +43,7 @@ QUICK: dict[str, Any] = dict(
     purge_residents=100, purge_rate=50, purge_quiet_seconds=4, purge_timeout=300,
     purge_modes=(("serve", 10_000, 1_000),),
     tui_runs=2, tui_search_repeats=5,
-    desk_residents=500, desk_consultants=50, desk_capacity=3, desk_churn=5,
+    desk_residents=500, desk_consultants=50, desk_capacity=3, desk_churn=1,
 )
 #: Tiny sizes for the test suite's smoke run (seconds; numbers are only checked to be sane).
 SMOKE: dict[str, Any] = dict(

@@ -34,6 +34,9 @@ STAFF = "/staff"
 ALL_STAFF = "staff"
 #: Typing hints relayed per chat: at most this many per this many seconds.
 TYPING_RATE = (20, 10.0)
+#: Queue broadcasts follow each other at most this often while the queue keeps changing (seconds): with
+#: a long queue each one tells every waiting resident their new position (bench/desk.py).
+QUEUE_COALESCE_SECONDS = 0.2
 
 
 def chat_room(chat_id: int) -> str:
@@ -262,6 +265,8 @@ class Hub:
                 log.exception("queue.broadcast_failed")
             if self.routing is not None:
                 self.routing.poke()
+            if self._queue_dirty:  # changes kept coming while this went out: gather them a moment
+                await asyncio.sleep(QUEUE_COALESCE_SECONDS)
 
     async def broadcast_queue(self) -> None:
         """The queue to every consultant, and to each waiting resident whose position changed."""

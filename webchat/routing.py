@@ -92,10 +92,10 @@ class Routing:
         if self.mode != "auto":
             return 0
         async with self._lock:
-            queue = await self.hub.chats.queue()
-            if not queue:
-                return 0
             people, load = await self.free_people()
+            if not any(load.get(p.staff_id, 0) < p.max_chats for p in people.values()):
+                return 0  # every seat taken (or nobody available): the queue is not even read
+            queue = await self.hub.chats.queue()
             given = 0
             for queued in queue:
                 seats = [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
