@@ -123,3 +123,25 @@ async def test_pick_still_respects_capacity_in_auto_mode(chat_server, resident, 
     await second.start()
     assert (await anna.call("accept", {"chat_id": first.chat_id}))["ok"]
     assert code(await anna.call("accept", {"chat_id": second.chat_id})) == "at_capacity"
+
+
+async def test_a_dropped_consultants_chat_goes_to_a_colleague_after_the_grace(chat_server, resident,
+                                                                            consultant_client, clock):
+    from .test_desk_routing import gone, routing
+
+    store = chat_server.store
+    anna = await consultant_client("anna")
+    r = await resident("en")
+    await r.start()
+    assert await assigned_ids(anna, 1) == [r.chat_id]
+    bob = await consultant_client("bob")
+    assert (await bob.call("availability", {"status": "away"}))["ok"]  # bob takes nothing while away...
+    await gone(chat_server, anna)
+    clock.advance(seconds=chat_server.settings.staff_reconnect_grace_seconds + 1)
+    await routing(chat_server).tick()
+    await r.wait_for("message", lambda m: m.get("event") == "requeued")
+    assert (await store.chats.get(r.chat_id)).status == "queued"
+    assert (await bob.call("availability", {"status": "available"}))["ok"]  # ...until he is back
+    given = await bob.wait_for("assigned", lambda a: a["chat_id"] == r.chat_id)
+    assert given["auto"] is True
+    await r.wait_for("message", lambda m: m.get("event") == "accepted" and m["seq"] > 4)

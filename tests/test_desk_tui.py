@@ -75,3 +75,26 @@ async def test_the_cim_manager_adds_a_topic_and_sets_a_capacity(tui_app, make_st
         await wait_until(pilot, lambda: app.screen.query_one("#people").get_row_at(0)[1] == "5",
                          what="the new capacity shown")
         await pilot.pause(0.1)
+
+
+async def test_in_auto_mode_a_given_chat_rings_in_and_ctrl_y_declines_it(tui_app, make_staff, make_chat_server,
+                                                                        resident, consultant_client, store) -> None:
+    from tests.fixtures.tui import notifications
+
+    server = await make_chat_server(chat_assignment="auto")
+    await make_staff("anna", "consultant")
+    app = tui_app(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        person = await resident(url=server.url)
+        await person.start()
+        await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="the chat given to anna")
+        await wait_until(pilot, lambda: any("Ctrl+Y" in n for n in notifications(app)), what="the ring")
+        bob = await consultant_client("bob", url=server.url)
+        await pilot.press("ctrl+y")
+        await wait_until(pilot, lambda: person.chat_id not in app.desk.chats, what="the chat gone from anna")
+        given = await bob.wait_for("assigned", lambda a: a["chat_id"] == person.chat_id)
+        assert given["auto"] is True
+        assert (await store.chats.get(person.chat_id)).consultant_id == bob.staff.id
+        await pilot.pause(0.1)
