@@ -274,7 +274,7 @@ class Desk:
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.decline", target_kind="conversation",
                                target_id=chat_id)
         now = self.clock()
-        text = f"Konsultant {actor.name} odrzucił przydział rozmowy; rozmowa czeka na innego konsultanta."
+        text = f"Odrzucono przydział rozmowy (konsultant {actor.name}); rozmowa czeka na innego konsultanta."
         async with self.db.write() as tx:
             row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
                                           "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
@@ -337,7 +337,7 @@ class Desk:
 
     async def warn_idle(self, chat_id: int) -> ChatMessage | None:
         return await self._system_line(chat_id, "idle_warning",
-                                       "Mieszkaniec nie odpowiada; zapytano, czy nadal jest obecny.")
+                                       "Brak odpowiedzi mieszkańca; wysłano pytanie, czy rozmowa nadal trwa.")
 
     async def close_abandoned(self, chat_id: int, event: str = "closed_idle") -> ChatMessage | None:
         """Close a chat as `abandoned` (a silent resident: closed_idle; nobody free in time: queue_timeout)."""
