@@ -37,6 +37,8 @@ TYPING_RATE = (20, 10.0)
 #: Queue broadcasts follow each other at most this often while the queue keeps changing (seconds): with
 #: a long queue each one tells every waiting resident their new position (bench/desk.py).
 QUEUE_COALESCE_SECONDS = 0.2
+#: Position updates sent to waiting residents between two yields to the event loop (an emit never yields).
+POSITION_BATCH = 32
 
 
 def chat_room(chat_id: int) -> str:
@@ -274,10 +276,14 @@ class Hub:
         await self.sio.emit("queue", await self._queue_payload(queue), room=ALL_STAFF, namespace=STAFF)
         positions = {q.chat_id: q.position for q in queue}
         estimate = await self.estimated_wait() if queue else None
+        sent = 0
         for chat_id, position in positions.items():
             if self._positions.get(chat_id) != position or self._estimates.get(chat_id, -1) != estimate:
                 await self.sio.emit("state", {"status": "queued", "position": position, "estimated_wait_s": estimate},
                                     room=chat_room(chat_id), namespace=RESIDENT)
+                sent += 1
+                if sent % POSITION_BATCH == 0:  # a long queue: let relayed messages through in between
+                    await asyncio.sleep(0)
         self._positions = positions
         self._estimates = {chat_id: estimate for chat_id in positions}
 
