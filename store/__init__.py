@@ -15,6 +15,7 @@ from .calls import Calls
 from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
+from .desk import Desk
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
 from .listening import Listening
@@ -44,6 +45,7 @@ class Store:
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock)
         self.chats = Chats(db, self.audit, settings, clock)
+        self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
         self.retention = Retention(db, self.audit, settings, clock)
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)

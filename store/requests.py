@@ -55,6 +55,10 @@ DELIVERY_LABELS = {"post": "list (poczta)", "e_doreczenia": "e-Doręczenia", "em
 _ADE = re.compile(r"^AE:PL-\d{5}-\d{5}-[A-Z]{5}-\d{2}$")
 VERDICTS = ("favourable", "unfavourable")
 OPINION_KINDS = ("dpo", "department")
+#: The department a conversation concerns (§4.3: whose head gives the opinion): a chat's topic's department
+#: when its topic names one (store/desk.py), else the conversation's own (a call's route or extension).
+_DEPARTMENT_OF = ("coalesce((SELECT t.department_id FROM chat_topics t WHERE t.id = c.topic_id), "
+                  "c.department_id)")
 
 REGISTERED = "registered"
 AWAITING_DECISION = "awaiting_decision"
@@ -523,7 +527,7 @@ class Requests:
     async def _concerned_departments(self, request_id: int) -> set[str]:
         rows = await self.db.fetchall(
             "SELECT DISTINCT d.code FROM request_conversations rc JOIN conversations c ON c.id = rc.conversation_id "
-            "JOIN departments d ON d.id = c.department_id WHERE rc.request_id = ?", (request_id,))
+            "JOIN departments d ON d.id = " + _DEPARTMENT_OF + " WHERE rc.request_id = ?", (request_id,))
         return {r["code"] for r in rows}
 
     async def _may_view(self, actor: Actor, request: AccessRequest) -> bool:
@@ -545,7 +549,7 @@ class Requests:
             "SELECT c.id, c.channel, c.created_at, c.resident_number, c.number_identifiable, d.code AS department, "
             "rc.linked_at, (SELECT count(*) FROM recordings r WHERE r.conversation_id = c.id) AS recordings "
             "FROM request_conversations rc JOIN conversations c ON c.id = rc.conversation_id "
-            "LEFT JOIN departments d ON d.id = c.department_id WHERE rc.request_id = ? ORDER BY c.created_at",
+            "LEFT JOIN departments d ON d.id = " + _DEPARTMENT_OF + " WHERE rc.request_id = ? ORDER BY c.created_at",
             (request_id,))
         conversations = tuple(LinkedConversation(
             conversation_id=r["id"], channel=r["channel"], created_at=from_iso(r["created_at"]),
@@ -651,10 +655,10 @@ class Requests:
                 "AND EXISTS (SELECT 1 FROM request_conversations rc WHERE rc.request_id = a.id) "
                 "AND NOT EXISTS (SELECT 1 FROM request_opinions o WHERE o.request_id = a.id AND o.kind = 'department') "
                 "AND (? IS NULL OR EXISTS (SELECT 1 FROM request_conversations rc JOIN conversations c "
-                "ON c.id = rc.conversation_id JOIN departments d ON d.id = c.department_id "
+                "ON c.id = rc.conversation_id JOIN departments d ON d.id = " + _DEPARTMENT_OF + " "
                 "WHERE rc.request_id = a.id AND d.code = ?) OR NOT EXISTS (SELECT 1 FROM request_conversations rc "
                 "JOIN conversations c ON c.id = rc.conversation_id WHERE rc.request_id = a.id "
-                "AND c.department_id IS NOT NULL))",
+                "AND " + _DEPARTMENT_OF + " IS NOT NULL))",
                 (None if actor.is_system else actor.department, actor.department))
         if actor.has(Role.BOI_DIRECTOR) or actor.is_system:
             await add("SELECT * FROM access_requests WHERE kind = 'access' AND state IN "
@@ -712,7 +716,7 @@ class Requests:
         linked = {r["conversation_id"] for r in await self.db.fetchall(
             "SELECT conversation_id FROM request_conversations WHERE request_id = ?", (request_id,))}
         base = ("SELECT c.*, d.code AS department, s.name AS consultant FROM conversations c "
-                "LEFT JOIN departments d ON d.id = c.department_id LEFT JOIN staff s ON s.id = c.consultant_id ")
+                "LEFT JOIN departments d ON d.id = " + _DEPARTMENT_OF + " LEFT JOIN staff s ON s.id = c.consultant_id ")
         if request.channel == "call":
             # within the window, or from the requester's number on that day (people misremember the hour)
             rows = await self.db.fetchall(

@@ -85,6 +85,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             payload["address"] = settings.office_address.strip()
         return payload
 
+    hub.offline_payload = offline_payload  # the desk's queue time limit offers the offline form (webchat/routing.py)
+
     async def state_of(chat_id: int) -> dict[str, Any]:
         chat = await hub.chats.get(chat_id)
         state: dict[str, Any] = {"status": chat.status}
@@ -92,6 +94,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             for q in await hub.chats.queue():
                 if q.chat_id == chat_id:
                     state["position"] = q.position
+            state["estimated_wait_s"] = await hub.estimated_wait()
         return state
 
     async def disconnect(sid: str, reason: Any = None) -> None:
@@ -122,7 +125,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         refusal = await opening_refused(sid, conn)
         if refusal is not None:
             return refusal
-        opened = await hub.chats.open(data.get("notice_id"), conn.lang)
+        opened = await hub.chats.open(data.get("notice_id"), conn.lang, data.get("topic_id"))
         chat_id = opened.chat.id
         hub.opened_by.setdefault(conn.address, set()).add(chat_id)
         conn.chat_id = chat_id
@@ -137,7 +140,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             hub.queue_changed()
 
         hub.spawn(_logged(announce(), "chat.announce_failed"))
-        return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position)
+        return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position,
+                  estimated_wait_s=await hub.estimated_wait())
 
     async def opening_refused(sid: str, conn: ResidentConn) -> dict | None:
         """A new chat from this socket or address beyond the limits (a flood must not fill the queue)."""
@@ -225,6 +229,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             await sio.emit("released", {"chat_id": chat_id, "reason": "resident_left"}, room=room, namespace=STAFF)
         if before.status == "queued":
             hub.queue_changed()
+        elif hub.routing is not None:
+            hub.routing.poke()  # a seat is free again
         return ok()
 
     async def on_unknown(event: str, sid: str, *args: Any) -> dict:

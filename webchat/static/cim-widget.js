@@ -70,6 +70,12 @@
       queued: function (p) {
         return p ? "Czekasz w kolejce. Twoja pozycja: " + p + "." : "Czekasz w kolejce na konsultanta.";
       },
+      wait: function (sec) {
+        return sec == null ? "Szacowany czas oczekiwania: nieznany."
+          : "Szacowany czas oczekiwania: ok. " + Math.max(1, Math.round(sec / 60)) + " min.";
+      },
+      topicLegend: "Czego dotyczy Twoja sprawa?",
+      topicMissing: "Wybierz temat rozmowy.",
       active: "Połączono z konsultantem.",
       closed: "Czat zakończony.",
       newChat: "Rozpocznij nowy czat",
@@ -86,7 +92,11 @@
         taken_over: "Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
         requeued: "Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
         closed_by_consultant: "Czat zakończony przez konsultanta.",
-        ended_by_resident: "Czat zakończony."
+        ended_by_resident: "Czat zakończony.",
+        declined: "Rozmowa zostanie przekazana innemu konsultantowi.",
+        idle_warning: "Czy nadal tu jesteś? Jeśli nic nie napiszesz, czat zostanie wkrótce zakończony.",
+        closed_idle: "Czat zakończony z powodu braku odpowiedzi.",
+        queue_timeout: "Wszyscy konsultanci są teraz zajęci, więc czat został zakończony. Możesz zostawić wiadomość."
       },
       eventsUnnamed: {
         accepted: "Połączono z konsultantem.",
@@ -144,6 +154,12 @@
       queued: function (p) {
         return p ? "You are in the queue. Your position: " + p + "." : "You are waiting for a consultant.";
       },
+      wait: function (sec) {
+        return sec == null ? "Estimated wait: unknown."
+          : "Estimated wait: about " + Math.max(1, Math.round(sec / 60)) + " min.";
+      },
+      topicLegend: "What is your question about?",
+      topicMissing: "Please choose a topic.",
       active: "You are connected with a consultant.",
       closed: "The chat has ended.",
       newChat: "Start a new chat",
@@ -159,7 +175,11 @@
         taken_over: "The conversation continues with another consultant. Now answering: {consultant}.",
         requeued: "The consultant is not available now; the chat goes back to the queue.",
         closed_by_consultant: "The consultant ended the chat.",
-        ended_by_resident: "You ended the chat."
+        ended_by_resident: "You ended the chat.",
+        declined: "The chat is being passed to another consultant.",
+        idle_warning: "Are you still there? If you write nothing, the chat will end soon.",
+        closed_idle: "The chat ended because there was no reply.",
+        queue_timeout: "All consultants are busy now, so the chat has ended. You can leave a message."
       },
       eventsUnnamed: {
         accepted: "You are now connected with a consultant.",
@@ -306,6 +326,8 @@
   var notice = null;            // the notice payload being shown
   var chatStatus = null;        // queued | active | closed
   var queuePosition = null;
+  var queueWait = null;         // estimated wait in seconds (null: unknown)
+  var topics = null;            // [{id, label}] offered before the chat (null: not asked yet / none)
   var bySeq = {};               // seq -> message element (dedupes history vs live events)
   var outbox = load("outbox") || [];   // [{id, text}] sent but not acknowledged
   var outboxEls = {};           // client_msg_id -> element
@@ -325,7 +347,7 @@
   }
 
   function chatStatusText() {
-    if (chatStatus === "queued") { return T.queued(queuePosition); }
+    if (chatStatus === "queued") { return T.queued(queuePosition) + " " + T.wait(queueWait); }
     if (chatStatus === "active") { return T.active; }
     if (chatStatus === "closed") { return T.closed; }
     return "";
@@ -379,16 +401,44 @@
     leave.addEventListener("click", declineNotice);
     actions.appendChild(accept);
     actions.appendChild(leave);
+    var picker = el("fieldset", { className: "cim-topics", "data-cim-topics": "" });
+    picker.hidden = true;
     box.appendChild(h);
     box.appendChild(intro);
     box.appendChild(text);
+    box.appendChild(picker);
     box.appendChild(err);
+    loadTopics(picker);
     box.appendChild(actions);
     box.setAttribute("aria-labelledby", "cim-notice-heading");
     box.setAttribute("role", "region");
     body.appendChild(box);
     refreshStatus();
     if (isOpen()) { h.focus(); }
+  }
+
+  function loadTopics(picker) {
+    topics = null;
+    if (!socket || !socket.connected) { return; }
+    socket.timeout(SEND_TIMEOUT_MS).emit("topics", {}, function (timeoutErr, ack) {
+      if (timeoutErr || !ack || !ack.ok || !Array.isArray(ack.topics) || !ack.topics.length) { return; }
+      topics = ack.topics;
+      while (picker.firstChild) { picker.removeChild(picker.firstChild); }
+      picker.appendChild(el("legend", null, T.topicLegend));
+      topics.forEach(function (t) {
+        var label = el("label", { className: "cim-topics__item" });
+        var radio = el("input", { type: "radio", name: "cim-topic", value: String(t.id), "data-cim-topic": String(t.id) });
+        label.appendChild(radio);
+        label.appendChild(el("span", null, String(t.label)));
+        picker.appendChild(label);
+      });
+      picker.hidden = false;
+    });
+  }
+
+  function chosenTopic() {
+    var checked = body.querySelector("input[name=cim-topic]:checked");
+    return checked ? Number(checked.value) : null;
   }
 
   function renderHours(hours, into) {
@@ -753,9 +803,14 @@
 
   function acceptNotice(acceptBtn, leaveBtn, errP) {
     if (!socket || !socket.connected || !notice) { errP.textContent = T.reconnecting; return; }
+    var payload = { notice_id: notice.notice_id };
+    if (topics && topics.length) {
+      payload.topic_id = chosenTopic();
+      if (payload.topic_id == null) { errP.textContent = T.topicMissing; return; }
+    }
     acceptBtn.disabled = true;
     leaveBtn.disabled = true;
-    socket.timeout(SEND_TIMEOUT_MS).emit("accept_notice", { notice_id: notice.notice_id }, function (timeoutErr, ack) {
+    socket.timeout(SEND_TIMEOUT_MS).emit("accept_notice", payload, function (timeoutErr, ack) {
       if (timeoutErr || !ack || !ack.ok) {
         acceptBtn.disabled = false;
         leaveBtn.disabled = false;
@@ -767,6 +822,7 @@
       store("token", ack.resume_token);
       if (!chatStatus) { chatStatus = "queued"; }
       if (queuePosition == null && ack.position != null) { queuePosition = ack.position; }
+      if (ack.estimated_wait_s !== undefined) { queueWait = ack.estimated_wait_s; }
       buildChatView();
       var raced = early;
       early = [];
@@ -966,6 +1022,7 @@
       var st = payload.state || {};
       chatStatus = st.status || chatStatus || "queued";
       queuePosition = st.position != null ? st.position : null;
+      queueWait = st.estimated_wait_s != null ? st.estimated_wait_s : null;
       var pending = outbox.slice();
       var draft = chat ? chat.input.value : "";
       var hadFocus = !!(chat && document.activeElement === chat.input);
@@ -991,6 +1048,7 @@
       if (!st) { return; }
       chatStatus = st.status || chatStatus;
       queuePosition = st.position != null ? st.position : (chatStatus === "queued" ? queuePosition : null);
+      if (st.estimated_wait_s !== undefined) { queueWait = st.estimated_wait_s; }
       if (chatStatus === "closed") { markClosed(); } else { refreshStatus(); }
     });
 
