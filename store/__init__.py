@@ -15,6 +15,7 @@ from .calls import Calls
 from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
+from .desk import Desk
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
 from .listening import Listening
@@ -49,6 +50,8 @@ class Store:
         self.archive = Archive(self)
         self.queue_log = QueueLog(self)
         self.service = ServiceFigures(self)
+        self.desk = Desk(db, self.audit, settings, clock)  # offline messages, receipts, ratings (issue 17)
+        self.requests.desk = self.desk
         self.call_notes = CallNotes(self)
         self.callbacks = Callbacks(self)
         self.extensions = Extensions(db, self.audit)

@@ -329,7 +329,8 @@ _CHAT_SQL = ("SELECT c.created_at, c.ended_at, c.status, c.consultant_id, c.clos
              "(SELECT min(m.at) FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'system' "
              " AND m.staff_id IS NOT NULL) AS taken_at "
              "FROM conversations c LEFT JOIN staff st ON st.id = c.consultant_id "
-             "WHERE c.channel = 'chat' AND c.status != 'queued' AND ")
+             "WHERE c.channel = 'chat' AND c.status != 'queued' AND c.status != 'offline_message' "
+             "AND NOT EXISTS (SELECT 1 FROM offline_messages o WHERE o.conversation_id = c.id) AND ")
 
 
 def _chat_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
