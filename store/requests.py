@@ -831,6 +831,28 @@ class Requests:
                                     request_id=request_id, details={"eligible": reason is None})
         return await self._get(request_id)
 
+    async def link_by_receipt(self, actor: Actor, request_id: int, reference: str, secret: str) -> AccessRequest:
+        """§4.1: the requester brought the chat's receipt after registering; a valid pair links that chat."""
+        request = await self._get(request_id)
+        await self._guard_any(actor, _linkers(request), "requests.link", request_id)
+        _person(actor, "linking a conversation")
+        if request.channel != "chat":
+            raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
+        chat_id = await self.desk.verify_receipt(actor, reference, secret)
+        from .desk import normalise_reference
+
+        async with self.db.write() as tx:
+            req = await self._load(tx, request_id)
+            self._next(req, "link")
+            if await (await tx.execute("SELECT 1 FROM request_conversations WHERE request_id = ? AND "
+                                       "conversation_id = ?", (request_id, chat_id))).fetchone():
+                raise InvalidInput(f"that chat is already linked to {req['number']}")
+            now = to_iso(self.clock())
+            await tx.execute("UPDATE access_requests SET conversation_reference = ?, updated_at = ? WHERE id = ?",
+                             (normalise_reference(reference), now, request_id))
+            await self._link_by_receipt(tx, actor, request_id, req["number"], chat_id, now)
+        return await self._get(request_id)
+
     async def unlink(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:
         """Undo a wrong link before the decision; its automatic hold is released."""
         await self._guard_any(actor, _linkers(await self._get(request_id)), "requests.unlink", request_id)
