@@ -263,3 +263,12 @@ async def test_a_rating_survives_the_purge_of_its_chat_with_no_link_back(
     assert (overall.count, overall.average, overall.marks) == (1, 4.0, (0, 0, 0, 1, 0))
     assert [(f.key, f.count) for f in per_consultant] == [("anna", 1)]
     assert [(f.key, f.count) for f in per_topic] == [("", 1)]
+
+
+async def test_consultants_connected_while_the_desk_is_closed_hear_of_a_new_offline_message(
+        make_chat_server, resident, consultant_client):
+    server, r, offline = await offline_resident(make_chat_server, resident)
+    anna = await consultant_client("anna", url=server.url)
+    ack = await r.call("offline_message", message(offline["notice"]["notice_id"]))
+    assert ack["ok"], ack
+    assert (await anna.wait_for("offline_messages"))["waiting"] == 1
