@@ -272,3 +272,9 @@ async def test_consultants_connected_while_the_desk_is_closed_hear_of_a_new_offl
     ack = await r.call("offline_message", message(offline["notice"]["notice_id"]))
     assert ack["ok"], ack
     assert (await anna.wait_for("offline_messages"))["waiting"] == 1
+
+
+async def test_asking_for_the_copy_in_a_loop_is_rate_limited(resident, chat_server):
+    r, _ = await ended_chat_receipt(resident)
+    codes = [(await r.call("transcript", {"format": "pdf"})).get("error", {}).get("code") for _ in range(12)]
+    assert codes[0] is None and "rate_limited" in codes

@@ -15,6 +15,10 @@ log = logging.getLogger("cim.webchat")
 def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     """Attach the offline message, transcript and rating handlers to `sio` (after webchat.resident)."""
 
+    def within_limits(sid: str, address: str) -> bool:
+        """The resident's message limits (per socket and per address) count these requests too."""
+        return hub.limits.socket_rate.allow(sid) and hub.limits.address_rate.allow(address)
+
     @acked(RESIDENT)
     async def on_offline_message(sid: str, data: dict) -> dict:
         conn = hub.residents.get(sid)
@@ -46,6 +50,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             return error("notice_not_accepted", "there is no chat on this connection")
         if (await hub.chats.get(conn.chat_id)).status != "closed":
             return error("invalid", "the copy is available once the chat has ended")
+        if not within_limits(sid, conn.address):  # a PDF costs the server: a script may not ask for it in a loop
+            return error("rate_limited", "too many requests; wait a moment")
         fmt = data.get("format", "text")
         if fmt == "text":
             return ok(text=await hub.store.desk.transcript_text(conn.chat_id))
@@ -59,6 +65,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         conn = hub.residents.get(sid)
         if conn is None or conn.chat_id is None:
             return error("notice_not_accepted", "there is no chat to rate")
+        if not within_limits(sid, conn.address):
+            return error("rate_limited", "too many requests; wait a moment")
         await hub.store.desk.rate(conn.chat_id, data.get("rating"), data.get("comment"))
         log.info("chat.rated")
         return ok()
