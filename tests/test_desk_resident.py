@@ -278,3 +278,21 @@ async def test_asking_for_the_copy_in_a_loop_is_rate_limited(resident, chat_serv
     r, _ = await ended_chat_receipt(resident)
     codes = [(await r.call("transcript", {"format": "pdf"})).get("error", {}).get("code") for _ in range(12)]
     assert codes[0] is None and "rate_limited" in codes
+
+
+@pytest.mark.ordinance("§6")
+async def test_a_purged_chat_leaves_no_readable_comment_contact_or_message_text_in_the_database_files(
+        resident, chat_server, make_chat_server, store, clock, settings):
+    from tests.test_purge_remnants import MARKER, marker_in_files
+
+    r, _ = await ended_chat_receipt(resident)
+    assert (await r.call("rate", {"rating": 2, "comment": MARKER}))["ok"]
+    server, o, offline = await offline_resident(make_chat_server, resident)
+    assert (await o.call("offline_message", message(offline["notice"]["notice_id"], name=MARKER,
+                                                     text=MARKER)))["ok"]
+    assert marker_in_files(settings)
+    clock.advance(days=200)
+    result = await store.retention.purge(SYSTEM)
+    assert result.chats == 2 and result.remnants_cleared is True
+    assert marker_in_files(settings) == []
+    assert (await store.db.fetchone("SELECT rating, comment FROM chat_ratings"))["rating"] == 2

@@ -117,3 +117,20 @@ async def test_the_receipt_the_copy_and_the_rating_after_the_end(chat_server, st
     async with page.expect_download() as download_info:
         await last.get_by_role("button", name="Pobierz zapis rozmowy (tekst)").click()
     assert reference in (await (await download_info.value).path()).read_text(encoding="utf-8")
+
+
+async def test_with_nobody_connected_the_english_notice_offers_a_message_too(chat_server, store, resident_page):
+    page = resident_page
+    await open_page(page, chat_server.url, "en")
+    await expect(page.get_by_role("button", name=UI["en"]["accept"])).to_be_visible()  # a chat is still possible
+    await page.get_by_role("button", name="Send us a message").click()
+    form = page.locator("[data-cim-offline-form]")
+    await form.get_by_role("textbox", name="E-mail or phone number for the reply").fill("+48 601 234 567")
+    await form.get_by_role("textbox", name="Your message").fill("x" * 2000 + "y")  # maxlength keeps 2000
+    await form.get_by_role("button", name="Send the message").click()
+    await expect(page.locator("[data-cim-offline-sent]")).to_contain_text("Your message has been saved")
+    row = await store.db.fetchone("SELECT o.contact, c.lang, c.status FROM offline_messages o "
+                                  "JOIN conversations c ON c.id = o.conversation_id")
+    assert tuple(row) == ("+48601234567", "en", "offline_message")
+    text = await store.db.fetchone("SELECT text FROM messages WHERE sender = 'resident'")
+    assert text["text"] == "x" * 2000
