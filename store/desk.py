@@ -383,6 +383,8 @@ class Desk:
             if not ref:
                 raise ReceiptRefused("the chat reference is not of the form CZ-YYYY-MM-DD-XXXX")
             raise ReceiptRefused("the chat reference and code do not match a chat")
+        await self.audit.record(actor, "requests.receipt", target_kind="conversation", target_id=row["id"],
+                                details={"reference": ref})
         return row["id"]
 
     # ------------------------------------------------------------------ satisfaction

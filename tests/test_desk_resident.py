@@ -203,6 +203,8 @@ async def test_a_valid_receipt_pair_links_the_chat_to_the_request(resident, chat
     held = await store.db.fetchone("SELECT request_id FROM holds WHERE conversation_id = ? AND released_at IS NULL",
                                    (r.chat_id,))
     assert held["request_id"] == req.id
+    checked = await store.db.fetchone("SELECT outcome, target_id FROM audit WHERE action = 'requests.receipt'")
+    assert tuple(checked) == ("ok", str(r.chat_id))
     plain = await store.requests.register(clerk, chat_request(conversation_reference=receipt["reference"]))
     assert plain.receipt_verified_at is None  # without the code: today's manual matching
     assert [c.conversation_id for c in (await store.requests.get(clerk, plain.id)).conversations] == []

@@ -42,7 +42,9 @@ async def test_an_offline_message_from_the_widget_reaches_the_consultants_and_is
         # a malformed contact: the server refuses it, nothing is stored
         await form.get_by_role("textbox", name="E-mail lub numer telefonu do odpowiedzi").fill("jan@")
         await form.get_by_role("button", name="Wyślij wiadomość").click()
-        await expect(form.get_by_role("alert")).to_contain_text("e-mail")
+        await expect(form.get_by_role("alert")).to_contain_text("To nie jest adres e-mail")
+        await expect(form.get_by_role("textbox", name="E-mail lub numer telefonu do odpowiedzi")).to_have_attribute(
+            "aria-invalid", "true")
         assert (await store.db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"] == 0
         await form.get_by_role("textbox", name="Imię i nazwisko (nieobowiązkowe)").fill("Jan Kowalski")
         await form.get_by_role("textbox", name="E-mail lub numer telefonu do odpowiedzi").fill("jan@example.pl")

@@ -910,6 +910,9 @@
       cancel: "Anuluj",
       contactMissing: "Podaj adres e-mail lub numer telefonu, na który mamy odpowiedzieć.",
       textMissing: "Wpisz treść wiadomości.",
+      contactInvalid: "To nie jest adres e-mail (nazwa@domena) ani numer telefonu. Popraw kontakt.",
+      nowAvailable: "Konsultant jest już dostępny. Rozpocznij od nowa, aby porozmawiać na czacie.",
+      fieldTooLong: "Imię i nazwisko oraz kontakt mogą mieć najwyżej 200 znaków.",
       sentHeading: "Wiadomość została zapisana",
       sentText: "Odpowiemy, gdy tylko konsultanci wrócą do pracy. Numer Twojej wiadomości:",
       receiptHeading: "Potwierdzenie rozmowy",
@@ -944,6 +947,9 @@
       cancel: "Cancel",
       contactMissing: "Give the e-mail address or phone number we should reply to.",
       textMissing: "Type your message.",
+      contactInvalid: "This is neither an e-mail address (name@domain) nor a phone number. Please correct it.",
+      nowAvailable: "A consultant is available now. Start again to chat with them.",
+      fieldTooLong: "The name and the contact may have at most 200 characters each.",
       sentHeading: "Your message has been saved",
       sentText: "We will reply as soon as the consultants are back. Your message's reference:",
       receiptHeading: "Your chat receipt",
@@ -1037,8 +1043,16 @@
         send.disabled = false;
         if (timeoutErr || !ack) { err.textContent = T.errors.server_error; return; }
         if (!ack.ok) {
-          var c = ack.error && ack.error.code;
-          err.textContent = c === "invalid" && ack.error.message ? ack.error.message : errorText(ack.error);
+          var c = ack.error && ack.error.code, why = String((ack.error && ack.error.message) || "");
+          if (c === "invalid" && /contact/.test(why)) {
+            err.textContent = D.contactInvalid; contact.setAttribute("aria-invalid", "true"); contact.focus();
+          } else if (c === "invalid" && /consultant is available/.test(why)) {
+            err.textContent = D.nowAvailable;
+          } else if (c === "too_long" && /contact|name/.test(why)) {
+            err.textContent = D.fieldTooLong;
+          } else {
+            err.textContent = errorText(ack.error);
+          }
           return;
         }
         deskOfflineSent(ack.reference);
