@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
-from .chats import LANGS, SYSTEM_EVENTS, _CONTROL, _need_utf8, clean_text, is_id, render_event
+from .chats import LANGS, SYSTEM_EVENTS, _CONTROL, _need_utf8, _token_hash, clean_text, is_id, render_event
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import ChatClosed, CimError, ConversationNotFound, InvalidInput, MessageTooLong, NotPermitted
@@ -49,6 +49,8 @@ SECRET_SYMBOLS = 16
 RECEIPT_TRIES = 5
 RECEIPT_WINDOW = timedelta(hours=1)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: How long after its end a chat's copy can still be fetched with the chat's resume token.
+COPY_HOURS = 24
 
 # the resident's copy of the transcript: who said what, in the resident's language
 _COPY_TEXTS = {
@@ -314,6 +316,19 @@ class Desk:
             except sqlite3.IntegrityError:
                 continue
         return None
+
+    async def chat_for_copy(self, token: Any) -> int:
+        """The ended chat behind its resume token, for the resident's copy: until COPY_HOURS after the end
+        (the widget keeps the token of the last chat for its copy; it no longer resumes anything)."""
+        if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():
+            raise InvalidInput("the copy token is not valid")
+        row = await self.db.fetchone("SELECT id, status, ended_at FROM conversations WHERE resume_token_hash = ? "
+                                     "AND channel = 'chat'", (_token_hash(token),))
+        if row is None or row["status"] != "closed" or not row["ended_at"]:
+            raise InvalidInput("the copy token is not valid")
+        if self.clock() >= from_iso(row["ended_at"]) + timedelta(hours=COPY_HOURS):
+            raise InvalidInput("the copy of this chat is no longer available")
+        return row["id"]
 
     async def transcript_text(self, chat_id: int) -> str:
         """The resident's copy of their chat, in the chat's language: what the resident saw, nothing staff-only."""

@@ -298,3 +298,19 @@ async def test_a_purged_chat_leaves_no_readable_comment_contact_or_message_text_
     assert result.chats == 2 and result.remnants_cleared is True
     assert marker_in_files(settings) == []
     assert (await store.db.fetchone("SELECT rating, comment FROM chat_ratings"))["rating"] == 2
+
+
+async def test_the_copy_is_fetched_with_the_ended_chats_token_from_a_later_connection_for_a_day(
+        resident, chat_server, clock):
+    r, receipt = await ended_chat_receipt(resident)
+    later = await resident()
+    await later.wait_for("notice")
+    for bad in ("x" * 10, 5, "A" * 43, None):
+        assert code(await later.call("transcript", {"token": bad})) == "invalid"
+    copy = await later.call("transcript", {"token": r.resume_token})
+    assert copy["ok"] and receipt["reference"] in copy["text"]
+    other = await resident()
+    await other.start()  # an open chat's token gives no copy
+    assert code(await later.call("transcript", {"token": other.resume_token})) == "invalid"
+    clock.advance(hours=25)
+    assert code(await later.call("transcript", {"token": r.resume_token})) == "invalid"

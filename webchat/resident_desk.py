@@ -46,17 +46,23 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     @acked(RESIDENT)
     async def on_transcript(sid: str, data: dict) -> dict:
         conn = hub.residents.get(sid)
-        if conn is None or conn.chat_id is None:
-            return error("notice_not_accepted", "there is no chat on this connection")
-        if (await hub.chats.get(conn.chat_id)).status != "closed":
-            return error("invalid", "the copy is available once the chat has ended")
+        if conn is None:
+            return error("invalid", "not connected")
         if not within_limits(sid, conn.address):  # a PDF costs the server: a script may not ask for it in a loop
             return error("rate_limited", "too many requests; wait a moment")
+        if "token" in data:  # the last chat's copy, from a later connection of the same browser session
+            chat_id = await hub.store.desk.chat_for_copy(data.get("token"))
+        elif conn.chat_id is None:
+            return error("notice_not_accepted", "there is no chat on this connection")
+        else:
+            chat_id = conn.chat_id
+            if (await hub.chats.get(chat_id)).status != "closed":
+                return error("invalid", "the copy is available once the chat has ended")
         fmt = data.get("format", "text")
         if fmt == "text":
-            return ok(text=await hub.store.desk.transcript_text(conn.chat_id))
+            return ok(text=await hub.store.desk.transcript_text(chat_id))
         if fmt == "pdf":
-            pdf = await hub.store.desk.transcript_pdf(conn.chat_id)
+            pdf = await hub.store.desk.transcript_pdf(chat_id)
             return ok(pdf=base64.b64encode(pdf).decode("ascii"))
         return error("invalid", "format is 'text' or 'pdf'")
 

@@ -97,10 +97,6 @@ async def test_the_receipt_the_copy_and_the_rating_after_the_end(chat_server, st
         await page.get_by_role("button", name="Pobierz zapis rozmowy (tekst)").click()
     text = (await (await download_info.value).path()).read_text(encoding="utf-8")
     assert reference in text and "Ty: Czy mogę zapłacić podatek online?" in text and "Tak, przez e-Urząd." in text
-    async with page.expect_download() as download_info:
-        await page.get_by_role("button", name="Pobierz zapis rozmowy (PDF)").click()
-    assert (await (await download_info.value).path()).read_bytes().startswith(b"%PDF-")
-
     rating = page.locator("[data-cim-rating]")
     await rating.get_by_role("button", name="Wyślij ocenę").click()
     await expect(rating.get_by_role("alert")).to_contain_text("Wybierz ocenę")
@@ -119,6 +115,9 @@ async def test_the_receipt_the_copy_and_the_rating_after_the_end(chat_server, st
     async with page.expect_download() as download_info:
         await last.get_by_role("button", name="Pobierz zapis rozmowy (tekst)").click()
     assert reference in (await (await download_info.value).path()).read_text(encoding="utf-8")
+    async with page.expect_download() as download_info:
+        await last.get_by_role("button", name="Pobierz zapis rozmowy (PDF)").click()
+    assert (await (await download_info.value).path()).read_bytes().startswith(b"%PDF-")
 
 
 async def test_with_nobody_connected_the_english_notice_offers_a_message_too(chat_server, store, resident_page):

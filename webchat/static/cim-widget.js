@@ -838,6 +838,7 @@
 
   function markClosed() {
     chatStatus = "closed";
+    deskToken = token() || deskToken;  // kept for the chat's copy (the resident's side of the desk, below)
     dropChat();
     setRemoteTyping(false);
     if (!chat) { return; }
@@ -876,6 +877,7 @@
     statusNote = "";
     deskBox = null;
     deskChatRated = false;
+    deskToken = null;
     disconnectQuietly();
     dropChat();
     chatStatus = null;
@@ -974,6 +976,7 @@
   };
   var D = DESK_STRINGS[lang];
   var deskBox = null;           // the section under a closed chat: receipt, copy, rating
+  var deskToken = null;         // the ended chat's resume token: it still fetches that chat's copy
   var deskChatRated = false;
 
   function deskField(id, labelText, control, hintText) {
@@ -1119,15 +1122,31 @@
     asText.addEventListener("click", function () {
       deskDownload(base + ".txt", new Blob([copy.text], { type: "text/plain;charset=utf-8" }));
     });
-    asPdf.addEventListener("click", function () {
-      var raw = atob(copy.pdf);
+    var pdfErr = el("p", { className: "cim-error", role: "alert" });
+    function savePdf(b64) {
+      var raw = atob(b64);
       var bytes = new Uint8Array(raw.length);
       for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
       deskDownload(base + ".pdf", new Blob([bytes], { type: "application/pdf" }));
+    }
+    // The PDF is made on the first click only (it costs the server far more than the text), then kept.
+    asPdf.addEventListener("click", function () {
+      pdfErr.textContent = "";
+      if (copy.pdf) { savePdf(copy.pdf); return; }
+      if (!socket || !copy.token) { pdfErr.textContent = D.copyFailed; return; }
+      asPdf.disabled = true;
+      socket.timeout(SEND_TIMEOUT_MS).emit("transcript", { format: "pdf", token: copy.token }, function (e, ack) {
+        asPdf.disabled = false;
+        if (e || !ack || !ack.ok) { pdfErr.textContent = D.copyFailed; return; }
+        copy.pdf = ack.pdf;
+        store("copy", copy);
+        savePdf(ack.pdf);
+      });
     });
     actions.appendChild(asText);
-    if (copy.pdf) { actions.appendChild(asPdf); }
+    if (copy.pdf || copy.token) { actions.appendChild(asPdf); }
     into.appendChild(actions);
+    into.appendChild(pdfErr);
   }
 
   // After the end: the copy (fetched once and kept for the rest of the browser session) and the rating.
@@ -1140,15 +1159,13 @@
     var copyErr = el("p", { className: "cim-error", role: "alert" });
     copyBox.appendChild(copyErr);
     section.appendChild(copyBox);
-    var s = socket;
-    s.timeout(SEND_TIMEOUT_MS).emit("transcript", {}, function (e1, textAck) {
+    var request = deskToken ? { token: deskToken } : {};
+    socket.timeout(SEND_TIMEOUT_MS).emit("transcript", request, function (e1, textAck) {
       if (e1 || !textAck || !textAck.ok) { copyErr.textContent = D.copyFailed; return; }
-      s.timeout(SEND_TIMEOUT_MS).emit("transcript", { format: "pdf" }, function (e2, pdfAck) {
-        var reference = (String(textAck.text).match(/CZ-\d{4}-\d{2}-\d{2}-[0-9A-Z]{4}/) || [""])[0];
-        var copy = { reference: reference, text: textAck.text, pdf: !e2 && pdfAck && pdfAck.ok ? pdfAck.pdf : null };
-        store("copy", copy);
-        deskCopyButtons(copyBox, copy);
-      });
+      var reference = (String(textAck.text).match(/CZ-\d{4}-\d{2}-\d{2}-[0-9A-Z]{4}/) || [""])[0];
+      var copy = { reference: reference, text: textAck.text, token: deskToken, pdf: null };
+      store("copy", copy);
+      deskCopyButtons(copyBox, copy);
     });
     if (!deskChatRated) { section.appendChild(deskRatingForm()); }
   }
