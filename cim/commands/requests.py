@@ -43,6 +43,8 @@ def request_json(r: AccessRequest) -> dict:
         "requester_name": r.requester_name, "eligible": r.eligible, "ineligible_reason": r.ineligible_reason,
         "opinions": sorted(r.opinions_given), "decision": r.decision,
         "session_at": r.session_at.isoformat() if r.session_at else None,
+        "conversation_reference": r.conversation_reference,
+        "receipt_verified_at": r.receipt_verified_at.isoformat() if r.receipt_verified_at else None,
     }
 
 
