@@ -188,3 +188,35 @@ async def test_the_satisfaction_section_speaks_polish(store, make_staff):
     manager = (await make_staff("kierownik", "cim_manager")).as_actor()
     report = await store.service.report(manager, date(2026, 3, 1), date(2026, 3, 31))
     assert report.rating_lines() == ["Zadowolenie (1–5): brak ocen w tym okresie"]
+
+
+@pytest.mark.ordinance("§4.1")
+async def test_a_receipt_brought_after_registering_links_the_chat_from_the_request_screen(store, make_staff):
+    from tests.fixtures.requests import chat_request
+    from tests.fixtures.tui import notifications
+    from tests.test_requests_tui import app_for, open_first
+
+    clerk = (await make_staff("ewa", "designated")).as_actor()
+    opened = await store.chats.open(await notice_id(store), "pl")
+    await store.chats.end_by_resident(opened.chat.id)
+    receipt = await store.desk.issue_receipt(opened.chat.id)
+    req = await store.requests.register(clerk, chat_request(received_on="2026-03-02",
+                                                            hint={"date": "2026-03-02"}))
+    app = app_for(store, clerk)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await open_first(pilot)
+        await pilot.press("b")
+        form = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None,
+                                what="the receipt form")
+        form.set_value("reference", receipt.reference.lower())
+        form.set_value("code", "0000-0000-0000-0000")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "do not match" in form.error, what="the refusal under the form")
+        form.set_value("code", receipt.secret)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: not isinstance(app.screen, FormModal), what="the form to close")
+        await wait_until(pilot, lambda: any("linked and held" in n for n in notifications(app)), what="the notice")
+    detail = await store.requests.get(clerk, req.id)
+    assert [c.conversation_id for c in detail.conversations] == [opened.chat.id]
+    assert detail.request.receipt_verified_at is not None
+    assert detail.request.conversation_reference == receipt.reference

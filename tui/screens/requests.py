@@ -18,7 +18,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from store.errors import CimError, InvalidInput
-from store.i18n import _
+from store.i18n import N_, _
 from store.models import Role
 from store.policy import Permission, allowed
 from store.requests import (
@@ -239,6 +239,7 @@ class RequestDetailScreen(CimScreen[None]):
         Binding("p", "prepare_copy", "Prepare copy"),
         Binding("a", "confirm_copy", "Confirm copy"),
         Binding("c", "close_request", "Close"),
+        Binding("b", "receipt", N_("Chat receipt")),  # §4.1: the chat's reference and code, brought later
     ]
 
     def __init__(self, ctx: TuiContext, request_id: int) -> None:
@@ -436,6 +437,7 @@ class RequestDetailScreen(CimScreen[None]):
             and allowed(actor, Permission.DECIDE_REQUESTS) and not any(x.kind == SESSION_RECORD for x in d.letters),
             "export": "export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
             "close_request": "close" in moves and allowed(actor, decider),
+            "receipt": self._may_link() and r.channel == "chat" and r.receipt_verified_at is None,
             **self._copy_rules(),
         }
         return rules.get(action, True)
@@ -477,6 +479,21 @@ class RequestDetailScreen(CimScreen[None]):
         if conv is not None and await self._step(
                 "unlink", self.ctx.store.requests.unlink(self.ctx.actor, self.request_id, conv)):
             self.notify(f"Conversation {conv} unlinked; its hold is released.")
+
+    @work(exclusive=True, exit_on_error=False, group="step")
+    async def action_receipt(self) -> None:
+        fields = [Field("reference", _("Chat reference (CZ-YYYY-MM-DD-XXXX)")),
+                  Field("code", _("Chat code"), password=True)]
+
+        async def submit(v: dict[str, Any]) -> AccessRequest:
+            return await self.ctx.store.requests.link_by_receipt(self.ctx.actor, self.request_id, v["reference"],
+                                                                 v["code"])
+
+        await self._form(FormModal(_("The chat's receipt (§4.1)"), fields, submit, save_label=_("Check and link"),
+                                   intro=_("A valid pair proves that the requester took part in the chat; the chat "
+                                           "is linked and held. Wrong codes are audited and, after 5, refused for "
+                                           "an hour.")),
+                         _("The receipt is valid: the chat is linked and held."))
 
     async def _form(self, form: FormModal[Any], done: str) -> None:
         result = await self.app.push_screen_wait(form)
