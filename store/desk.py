@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
-from .chats import LANGS, SYSTEM_EVENTS, _CONTROL, _need_utf8, _token_hash, clean_text, is_id, render_event
+from .chats import _CONTROL, LANGS, SYSTEM_EVENTS, _need_utf8, _token_hash, clean_text, is_id, render_event
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import ChatClosed, CimError, ConversationNotFound, InvalidInput, MessageTooLong, NotPermitted
@@ -63,6 +63,15 @@ _COPY_TEXTS = {
            "footer": ("This is your copy of the conversation. Keep the chat reference and code: you need them "
                       "to request the reading of the chat record (§ 4 of ordinance 308/18).")},
 }
+
+
+# an offline message with its text (the resident's line) and who answered it
+_OFFLINE_SQL = (
+    "SELECT o.*, c.created_at, c.lang, c.receipt_reference, s.name AS answered_by_name, "
+    "(SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' "
+    " ORDER BY m.seq LIMIT 1) AS text "
+    "FROM offline_messages o JOIN conversations c ON c.id = o.conversation_id "
+    "LEFT JOIN staff s ON s.id = o.answered_by")
 
 
 class ReceiptRefused(CimError):
@@ -237,13 +246,8 @@ class Desk:
     async def offline_messages(self, actor: Actor, *, include_answered: bool = False) -> list[OfflineMessage]:
         """The offline messages for consultants, the oldest first; reading them is audited."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "offline.list")
-        where = "" if include_answered else "WHERE o.answered_at IS NULL"
-        rows = await self.db.fetchall(
-            "SELECT o.*, c.created_at, c.lang, c.receipt_reference, s.name AS answered_by_name, "
-            "(SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' "
-            " ORDER BY m.seq LIMIT 1) AS text "
-            f"FROM offline_messages o JOIN conversations c ON c.id = o.conversation_id "
-            f"LEFT JOIN staff s ON s.id = o.answered_by {where} ORDER BY c.created_at, c.id")
+        where = "1" if include_answered else "o.answered_at IS NULL"
+        rows = await self.db.fetchall(f"{_OFFLINE_SQL} WHERE {where} ORDER BY c.created_at, c.id")
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "offline.list", details={"count": len(rows),
                                                                          "answered": include_answered})
@@ -284,17 +288,7 @@ class Desk:
                              (to_iso(now), actor.staff_id, seq + 1, conversation_id))
             await self.audit.append(tx, actor, "offline.answer", target_kind="conversation",
                                     target_id=conversation_id, details={"how": how})
-        found = [m for m in await self._offline_rows(conversation_id)]
-        return found[0]
-
-    async def _offline_rows(self, conversation_id: int) -> list[OfflineMessage]:
-        rows = await self.db.fetchall(
-            "SELECT o.*, c.created_at, c.lang, c.receipt_reference, s.name AS answered_by_name, "
-            "(SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' "
-            " ORDER BY m.seq LIMIT 1) AS text "
-            "FROM offline_messages o JOIN conversations c ON c.id = o.conversation_id "
-            "LEFT JOIN staff s ON s.id = o.answered_by WHERE o.conversation_id = ?", (conversation_id,))
-        return [_offline(r) for r in rows]
+        return _offline(await self.db.fetchone(f"{_OFFLINE_SQL} WHERE o.conversation_id = ?", (conversation_id,)))
 
     # ------------------------------------------------------------------ receipts and the resident's copy
 
@@ -475,7 +469,8 @@ def _figures(key: str, marks: list[int]) -> RatingFigures:
 
 def _offline(r: Any) -> OfflineMessage:
     return OfflineMessage(
-        conversation_id=r["conversation_id"], reference=r["receipt_reference"] or "", created_at=from_iso(r["created_at"]),
+        conversation_id=r["conversation_id"], reference=r["receipt_reference"] or "",
+        created_at=from_iso(r["created_at"]),
         lang=r["lang"] or "pl", name=r["name"], contact=r["contact"], contact_kind=r["contact_kind"],
         text=r["text"] or "", answered_at=from_iso(r["answered_at"]) if r["answered_at"] else None,
         answered_by=r["answered_by_name"], answered_how=r["answered_how"], answer_note=r["answer_note"])

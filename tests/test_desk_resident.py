@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+
 import pytest
 
 from store.desk import RECEIPT_TRIES, ReceiptRefused, normalise_secret

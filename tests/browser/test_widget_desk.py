@@ -4,7 +4,7 @@ of a chat, the rating; against the real server, a real consultant client and the
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from store.models import Actor
 from tests.browser.test_widget import Staff, axe_serious_violations

@@ -380,7 +380,6 @@ class ChatsScreen(CimScreen[None]):
             self.desk.drop(chat_id)
         self.refresh_desk()
 
-
     # -- offline messages (issue 17): the count under the queue, the list on Ctrl+O --------------------
 
     @work(exclusive=True, exit_on_error=False, group="offline-count")
