@@ -340,6 +340,8 @@ class Desk:
         for m in await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,)):
             at = self._local(from_iso(m["at"])).strftime("%H:%M")
             event = m["event"]
+            if _staff_only(m):
+                continue
             if m["sender"] == "system":
                 if event not in SYSTEM_EVENTS:
                     continue  # staff-only lines (notes, answers) are never part of the resident's copy
@@ -453,6 +455,23 @@ class Desk:
                                       (first_day, last_day))
         return (_figures("", [r["rating"] for r in rows]),
                 _grouped(rows, "consultant"), _grouped(rows, "topic"))
+
+
+#: Columns that mark a transcript line as staff-only (a supervisor's note); such a line is never in the copy.
+_STAFF_ONLY_COLUMNS = ("staff_only", "internal", "is_note", "note", "whisper", "visibility")
+
+
+def _staff_only(m: Any) -> bool:
+    """A line the resident never saw: a non-system line with an event code, or one marked staff-only."""
+    if m["sender"] not in ("resident", "consultant", "system"):
+        return True
+    if m["sender"] != "system" and m["event"] is not None:
+        return True
+    keys = m.keys()
+    for column in _STAFF_ONLY_COLUMNS:
+        if column in keys and m[column] not in (None, 0, "", "resident", "all", "public"):
+            return True
+    return False
 
 
 def _grouped(rows: list[Any], column: str) -> list[RatingFigures]:

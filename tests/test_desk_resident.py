@@ -315,3 +315,21 @@ async def test_the_copy_is_fetched_with_the_ended_chats_token_from_a_later_conne
     assert code(await later.call("transcript", {"token": other.resume_token})) == "invalid"
     clock.advance(hours=25)
     assert code(await later.call("transcript", {"token": r.resume_token})) == "invalid"
+
+
+async def test_the_copy_leaves_out_lines_the_resident_never_saw(resident, consultant_client, chat_server, store):
+    anna, r = await chat_with_consultant(resident, consultant_client)
+    await anna.call("close", {"chat_id": r.chat_id, "category": "information_given"})
+    await r.wait_for("state", lambda s: s.get("status") == "closed")
+    async with store.db.write() as tx:  # a staff note (a supervisor's whisper) and an unknown system event
+        seq = (await (await tx.execute("SELECT next_seq FROM conversations WHERE id = ?", (r.chat_id,))).fetchone())[0]
+        await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                         "VALUES (?, ?, 'consultant', ?, 'NOTATKA-WEWNĘTRZNA', '2026-03-02T09:00:00.000000Z', "
+                         "'whisper', '{}')", (r.chat_id, seq, anna.staff.id))
+        await tx.execute("INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
+                         "VALUES (?, ?, 'system', 'NADZÓR-WEWNĘTRZNY', '2026-03-02T09:00:00.000000Z', "
+                         "'monitor_started', '{}')", (r.chat_id, seq + 1))
+    copy = (await r.call("transcript", {}))["text"]
+    assert "Chętnie pomogę." in copy
+    assert "NOTATKA" not in copy and "NADZÓR" not in copy
+    assert "information_given" not in copy and "anna" not in copy  # no category, no log-in name
