@@ -220,3 +220,25 @@ async def test_a_receipt_brought_after_registering_links_the_chat_from_the_reque
     assert [c.conversation_id for c in detail.conversations] == [opened.chat.id]
     assert detail.request.receipt_verified_at is not None
     assert detail.request.conversation_reference == receipt.reference
+
+
+def test_cim_report_service_lists_satisfaction(settings, clock):
+    async def seed():
+        st = await Store.open(settings, create=True, clock=clock)
+        try:
+            anna = (await st.accounts.add_staff(SYSTEM, "anna", ["consultant"], "correct horse battery")).as_actor()
+            opened = await st.chats.open(await notice_id(st), "pl")
+            await st.chats.accept(anna, opened.chat.id)
+            await st.chats.close(anna, opened.chat.id, "information_given")
+            await st.desk.rate(opened.chat.id, 4)
+        finally:
+            await st.close()
+
+    asyncio.run(seed())
+    data_dir = str(settings.data_dir)
+    text = invoke("report", "service", "--from", "2026-03-01", "--to", "2026-03-31", "--data-dir", data_dir)
+    assert text.exit_code == 0, text.stderr
+    assert "Satisfaction (1–5): 4.00 from 1 rating" in text.stdout and "anna 4.00 from 1 rating" in text.stdout
+    doc = json.loads(invoke("report", "service", "--from", "2026-03-01", "--to", "2026-03-31", "--json",
+                            "--data-dir", data_dir).stdout)
+    assert doc["ratings"]["by_consultant"] == [{"key": "anna", "count": 1, "average": 4.0, "marks": [0, 0, 0, 1, 0]}]

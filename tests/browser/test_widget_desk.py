@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from store.models import Actor
 from tests.browser.test_widget import Staff, axe_serious_violations
 from tests.browser.test_widget_texts import UI, open_page
 
@@ -57,14 +56,32 @@ async def test_an_offline_message_from_the_widget_reaches_the_consultants_and_is
     finally:
         await page.close()
         await runner.cleanup()
-    # the consultants' list when the desk opens, and the answer recorded
-    anna = await make_staff("anna", "consultant")
-    actor = Actor(anna.id, anna.name, frozenset(anna.roles))
-    [waiting] = await store.desk.offline_messages(actor)
-    assert (waiting.reference, waiting.name, waiting.contact, waiting.text) == (
-        reference, "Jan Kowalski", "jan@example.pl", "Proszę o informację o podatku.")
-    await store.desk.answer(actor, waiting.conversation_id, "email")
-    assert await store.desk.offline_messages(actor) == []
+    # the consultants' list in the TUI when the desk opens, and the answer recorded there
+    from textual.widgets import DataTable
+
+    from tests.fixtures.tui import wait_until
+    from tests.test_desk_staff import ScreenApp
+    from tui.context import TuiContext
+    from tui.screens.offline import OfflineMessagesScreen
+    from tui.widgets.request_forms import FormModal
+
+    actor = (await make_staff("anna", "consultant")).as_actor()
+    app = ScreenApp(OfflineMessagesScreen(TuiContext(store=store, settings=store.settings, actor=actor, token="")))
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, OfflineMessagesScreen)
+                                  and app.screen.items else None, what="the offline list")
+        row = [str(c) for c in screen.query_one(DataTable).get_row_at(0)]
+        assert (row[0], row[2], row[3]) == (reference, "Jan Kowalski", "jan@example.pl")
+        await pilot.press("a")
+        form = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None,
+                                what="the answer form")
+        form.set_value("how", "letter")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, OfflineMessagesScreen) and not app.screen.items,
+                         what="the list to empty")
+    [answered] = await store.desk.offline_messages(actor, include_answered=True)
+    assert (answered.reference, answered.answered_by, answered.answered_how) == (reference, "anna", "letter")
+    assert answered.text == "Proszę o informację o podatku."
 
 
 @pytest.mark.ordinance("§4.1")
