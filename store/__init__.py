@@ -15,7 +15,6 @@ from .calls import Calls
 from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
-from .desk import Desk
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
 from .listening import Listening
@@ -24,6 +23,7 @@ from .notices import Notices
 from .queue_log import QueueLog
 from .requests import Requests
 from .reports import Reports
+from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .service_report import ServiceFigures
@@ -50,8 +50,9 @@ class Store:
         self.archive = Archive(self)
         self.queue_log = QueueLog(self)
         self.service = ServiceFigures(self)
-        self.desk = Desk(db, self.audit, settings, clock)  # offline messages, receipts, ratings (issue 17)
-        self.requests.desk = self.desk
+        # offline messages, receipts and copies, satisfaction ratings (issue 17)
+        self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
+        self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self)
         self.callbacks = Callbacks(self)
         self.extensions = Extensions(db, self.audit)

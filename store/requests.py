@@ -324,7 +324,7 @@ class RequestInput:
     #: §4.2 annex: the chat's reference from its receipt (CZ-YYYY-MM-DD-XXXX), or the call's number as written
     conversation_reference: str = ""
     #: §4.1: the code shown once with the chat's receipt; with a valid reference it proves the requester took
-    #: part in that chat, and the chat is linked at once (store/desk.py verify_receipt)
+    #: part in that chat, and the chat is linked at once (store/resident_desk.py verify_receipt)
     receipt_secret: str = ""
 
 
@@ -340,8 +340,8 @@ class Requests:
         self.clock = clock
         #: the office's seal for letters (store/seal.py), set by Store.open; None = letters go out unsigned
         self.seal: "Seal | None" = None
-        #: store.desk (receipts of chats), set by Store: a receipt pair links its chat to the request (§4.1)
-        self.desk: Any = None
+        #: store.resident_desk (receipts of chats), set by Store: a receipt pair links its chat to the request (§4.1)
+        self.resident_desk: Any = None
 
     # -- time -----------------------------------------------------------------------------------
 
@@ -400,7 +400,7 @@ class Requests:
 
     async def _receipt(self, actor: Actor, data: RequestInput, clean: dict[str, Any]) -> tuple[str, int | None]:
         """(the annex's conversation reference, the chat a valid receipt pair proves) — §4.1, §4.2."""
-        from .desk import normalise_reference
+        from .resident_desk import normalise_reference
 
         raw = _CONTROL_CHARS.sub("", str(data.conversation_reference or "")).strip()
         if len(raw) > 64:
@@ -412,7 +412,7 @@ class Requests:
             raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
         if not raw:
             raise InvalidInput("the chat code needs the chat reference (CZ-YYYY-MM-DD-XXXX) beside it")
-        chat_id = await self.desk.verify_receipt(actor, raw, secret)
+        chat_id = await self.resident_desk.verify_receipt(actor, raw, secret)
         return normalise_reference(raw), chat_id
 
     async def _link_by_receipt(self, tx: aiosqlite.Connection, actor: Actor, request_id: int, number: str,
@@ -838,8 +838,8 @@ class Requests:
         _person(actor, "linking a conversation")
         if request.channel != "chat":
             raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
-        chat_id = await self.desk.verify_receipt(actor, reference, secret)
-        from .desk import normalise_reference
+        chat_id = await self.resident_desk.verify_receipt(actor, reference, secret)
+        from .resident_desk import normalise_reference
 
         async with self.db.write() as tx:
             req = await self._load(tx, request_id)

@@ -151,7 +151,7 @@ class ServiceReport:
     chats_per_consultant: dict[str, int]
     calls_per_consultant: dict[str, int]
     callbacks: dict[str, int]
-    #: satisfaction (store/desk.py): {"all": {...}, "by_consultant": [...], "by_topic": [...]}; kept past §6
+    #: satisfaction (store/resident_desk.py): {"all": {...}, "by_consultant": [...], "by_topic": [...]}; kept past §6
     ratings: dict[str, Any] = field(default_factory=dict)
 
     def rating_lines(self) -> list[str]:
@@ -293,7 +293,7 @@ class ServiceFigures:
             sorted(hours.items()), dict(sorted(close_categories.items())), dict(sorted(call_categories.items())),
             dict(sorted(per_consultant["chat"].items())), dict(sorted(per_consultant["call"].items())),
             {"done": callbacks_done, "open": callbacks_open})
-        overall, per_consultant, per_topic = await self.store.desk.rating_figures(start.isoformat(), end.isoformat())
+        overall, per_consultant, per_topic = await self.store.resident_desk.rating_figures(start.isoformat(), end.isoformat())
         report = replace(report, ratings={"all": _rating_json(overall),
                                           "by_consultant": [_rating_json(f) for f in per_consultant],
                                           "by_topic": [_rating_json(f) for f in per_topic]})

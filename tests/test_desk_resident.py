@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from store.desk import RECEIPT_TRIES, ReceiptRefused, normalise_secret
 from store.errors import ChatClosed, InvalidInput, NotPermitted
 from store.requests import RequestInput
+from store.resident_desk import RECEIPT_TRIES, ReceiptRefused, normalise_secret
 from tests.fixtures.store import SYSTEM
 from tests.test_webchat_resident import code, table_counts
 
@@ -81,23 +81,23 @@ async def test_an_offline_message_is_a_conversation_answered_and_closed_by_a_con
     row = await store.db.fetchone("SELECT * FROM conversations WHERE receipt_reference = ?", (ack["reference"],))
     assert (row["channel"], row["status"]) == ("chat", "offline_message")
     assert row["purge_after"] > row["created_at"]  # the same retention as a chat
-    assert await store.desk.waiting_count() == 1
+    assert await store.resident_desk.waiting_count() == 1
 
     anna = await make_staff("anna", "consultant")
     actor = _actor(anna)
     with pytest.raises(NotPermitted):
-        await store.desk.offline_messages(_actor(await make_staff("dora", "designated")))
-    waiting = await store.desk.offline_messages(actor)
+        await store.resident_desk.offline_messages(_actor(await make_staff("dora", "designated")))
+    waiting = await store.resident_desk.offline_messages(actor)
     assert [(m.name, m.contact, m.contact_kind, m.text) for m in waiting] == [
         ("Jan Kowalski", "+48601234567", "phone", "Proszę o kontakt w sprawie podatku.")]
     with pytest.raises(InvalidInput):
-        await store.desk.answer(actor, row["id"], "pigeon")
-    answered = await store.desk.answer(actor, row["id"], "phone", "oddzwoniono")
+        await store.resident_desk.answer(actor, row["id"], "pigeon")
+    answered = await store.resident_desk.answer(actor, row["id"], "phone", "oddzwoniono")
     assert (answered.answered_by, answered.answered_how, answered.answer_note) == ("anna", "phone", "oddzwoniono")
     with pytest.raises(ChatClosed):
-        await store.desk.answer(actor, row["id"], "email")
+        await store.resident_desk.answer(actor, row["id"], "email")
     assert (await store.chats.get(row["id"])).status == "closed"
-    assert await store.desk.offline_messages(actor) == []
+    assert await store.resident_desk.offline_messages(actor) == []
     audit = await store.db.fetchall("SELECT action, details FROM audit WHERE action = 'offline.answer'")
     assert len(audit) == 1 and json.loads(audit[0]["details"]) == {"how": "phone"}
 
@@ -147,7 +147,7 @@ async def test_the_resident_gets_a_receipt_once_at_the_end_and_a_copy(resident, 
                                               "WHERE id = ?", (r.chat_id,))
     assert row["receipt_reference"] == receipt["reference"]
     assert receipt["secret"] not in row["receipt_secret_hash"] and len(row["receipt_secret_hash"]) == 64
-    assert await chat_server.store.desk.issue_receipt(r.chat_id) is None  # shown once
+    assert await chat_server.store.resident_desk.issue_receipt(r.chat_id) is None  # shown once
     copy = await r.call("transcript", {})
     assert copy["ok"] and receipt["reference"] in copy["text"]
     assert "Ty: Dzień dobry, pytanie o Kartę Mieszkańca." in copy["text"]
@@ -262,7 +262,7 @@ async def test_a_rating_survives_the_purge_of_its_chat_with_no_link_back(
     assert dict(row) | {"id": 0} == {"id": 0, "conversation_id": None, "day": "2026-03-02",
                                      "consultant_id": anna.staff.id, "consultant": "anna", "topic": None,
                                      "rating": 4, "comment": None}
-    overall, per_consultant, per_topic = await store.desk.rating_figures("2026-03-01", "2026-03-31")
+    overall, per_consultant, per_topic = await store.resident_desk.rating_figures("2026-03-01", "2026-03-31")
     assert (overall.count, overall.average, overall.marks) == (1, 4.0, (0, 0, 0, 1, 0))
     assert [(f.key, f.count) for f in per_consultant] == [("anna", 1)]
     assert [(f.key, f.count) for f in per_topic] == [("", 1)]

@@ -85,7 +85,7 @@ def test_cim_requests_check_receipt_names_the_chat_or_refuses_in_one_sentence(se
         try:
             opened = await st.chats.open(await notice_id(st), "pl")
             await st.chats.end_by_resident(opened.chat.id)
-            return opened.chat.id, await st.desk.issue_receipt(opened.chat.id)
+            return opened.chat.id, await st.resident_desk.issue_receipt(opened.chat.id)
         finally:
             await st.close()
 
@@ -115,7 +115,7 @@ class ScreenApp(App[None]):
 async def test_the_chats_screen_counts_offline_messages_and_the_list_records_the_answer(store, make_staff):
     anna = (await make_staff("anna", "consultant")).as_actor()
     ctx = TuiContext(store=store, settings=store.settings, actor=anna, token="")
-    reference = await store.desk.leave_message(await notice_id(store), "pl", "[b]Jan[/b]", "jan@example.pl",
+    reference = await store.resident_desk.leave_message(await notice_id(store), "pl", "[b]Jan[/b]", "jan@example.pl",
                                                "Proszę o oddzwonienie [red]pilnie[/red].")
     app = ScreenApp(ChatsScreen(ctx))
     async with app.run_test(size=(100, 32)) as pilot:
@@ -141,7 +141,7 @@ async def test_the_chats_screen_counts_offline_messages_and_the_list_records_the
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, ChatsScreen)
                          and not app.screen.query_one("#offline-count", Static).display, what="the count to go")
-    [answered] = await store.desk.offline_messages(anna, include_answered=True)
+    [answered] = await store.resident_desk.offline_messages(anna, include_answered=True)
     assert (answered.answered_by, answered.answered_how, answered.answer_note) == (
         "anna", "email", "odpowiedziano tego samego dnia")
 
@@ -151,7 +151,7 @@ async def test_a_role_without_chats_cannot_read_offline_messages(store, make_sta
 
     clerk = (await make_staff("ewa", "designated")).as_actor()
     with pytest.raises(NotPermitted):
-        await store.desk.answer(clerk, 1, "phone")
+        await store.resident_desk.answer(clerk, 1, "phone")
     refused = await store.db.fetchall("SELECT action FROM audit WHERE outcome = 'refused'")
     assert [r["action"] for r in refused] == ["offline.answer"]
 
@@ -166,7 +166,7 @@ async def test_ratings_appear_per_consultant_in_the_service_report_after_the_pur
         opened = await store.chats.open(await notice_id(store), "pl")
         await store.chats.accept(anna, opened.chat.id)
         await store.chats.close(anna, opened.chat.id, "information_given")
-        await store.desk.rate(opened.chat.id, mark, "dziękuję")
+        await store.resident_desk.rate(opened.chat.id, mark, "dziękuję")
     clock.advance(days=200)
     await store.retention.purge(SYSTEM)
     assert (await store.db.fetchone("SELECT count(*) AS n FROM conversations"))["n"] == 0
@@ -199,7 +199,7 @@ async def test_a_receipt_brought_after_registering_links_the_chat_from_the_reque
     clerk = (await make_staff("ewa", "designated")).as_actor()
     opened = await store.chats.open(await notice_id(store), "pl")
     await store.chats.end_by_resident(opened.chat.id)
-    receipt = await store.desk.issue_receipt(opened.chat.id)
+    receipt = await store.resident_desk.issue_receipt(opened.chat.id)
     req = await store.requests.register(clerk, chat_request(received_on="2026-03-02",
                                                             hint={"date": "2026-03-02"}))
     app = app_for(store, clerk)
@@ -230,7 +230,7 @@ def test_cim_report_service_lists_satisfaction(settings, clock):
             opened = await st.chats.open(await notice_id(st), "pl")
             await st.chats.accept(anna, opened.chat.id)
             await st.chats.close(anna, opened.chat.id, "information_given")
-            await st.desk.rate(opened.chat.id, 4)
+            await st.resident_desk.rate(opened.chat.id, 4)
         finally:
             await st.close()
 

@@ -298,7 +298,7 @@ class Hub:
         """`state` closed to the resident's sockets, with the chat's receipt the first (and only) time."""
         state: dict[str, Any] = {"status": "closed"}
         try:
-            receipt = await self.store.desk.issue_receipt(chat_id)
+            receipt = await self.store.resident_desk.issue_receipt(chat_id)
         except Exception:
             log.exception("chat.receipt_failed chat_id=%s", chat_id)
             receipt = None

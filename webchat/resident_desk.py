@@ -32,13 +32,13 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if not (limits.open_socket_rate.allow(sid) and limits.open_address_rate.allow(conn.address)):
             log.warning("resident.refused reason=too_many_offline_messages")
             return error("rate_limited", "too many messages; wait a while before leaving another")
-        reference = await hub.store.desk.leave_message(data.get("notice_id"), conn.lang, data.get("name"),
+        reference = await hub.store.resident_desk.leave_message(data.get("notice_id"), conn.lang, data.get("name"),
                                                        data.get("contact"), data.get("text"))
         log.info("offline_message.stored lang=%s", conn.lang)
 
         async def announce() -> None:
-            await sio.emit("offline_messages", {"waiting": await hub.store.desk.waiting_count()}, room=ALL_STAFF,
-                           namespace=STAFF)
+            waiting = await hub.store.resident_desk.waiting_count()
+            await sio.emit("offline_messages", {"waiting": waiting}, room=ALL_STAFF, namespace=STAFF)
 
         hub.spawn(announce())
         return ok(reference=reference)
@@ -51,7 +51,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if not within_limits(sid, conn.address):  # a PDF costs the server: a script may not ask for it in a loop
             return error("rate_limited", "too many requests; wait a moment")
         if "token" in data:  # the last chat's copy, from a later connection of the same browser session
-            chat_id = await hub.store.desk.chat_for_copy(data.get("token"))
+            chat_id = await hub.store.resident_desk.chat_for_copy(data.get("token"))
         elif conn.chat_id is None:
             return error("notice_not_accepted", "there is no chat on this connection")
         else:
@@ -60,9 +60,9 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 return error("invalid", "the copy is available once the chat has ended")
         fmt = data.get("format", "text")
         if fmt == "text":
-            return ok(text=await hub.store.desk.transcript_text(chat_id))
+            return ok(text=await hub.store.resident_desk.transcript_text(chat_id))
         if fmt == "pdf":
-            pdf = await hub.store.desk.transcript_pdf(chat_id)
+            pdf = await hub.store.resident_desk.transcript_pdf(chat_id)
             return ok(pdf=base64.b64encode(pdf).decode("ascii"))
         return error("invalid", "format is 'text' or 'pdf'")
 
@@ -73,7 +73,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             return error("notice_not_accepted", "there is no chat to rate")
         if not within_limits(sid, conn.address):
             return error("rate_limited", "too many requests; wait a moment")
-        await hub.store.desk.rate(conn.chat_id, data.get("rating"), data.get("comment"))
+        await hub.store.resident_desk.rate(conn.chat_id, data.get("rating"), data.get("comment"))
         log.info("chat.rated")
         return ok()
 

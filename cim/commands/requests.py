@@ -134,7 +134,7 @@ async def requests_blank_form(store, file, force):
 async def requests_check_receipt(store, reference, code_stdin, as_json):
     """Check a chat's receipt (REFERENCE such as CZ-2026-12-01-4F7K, its code on stdin): which chat it proves
     the requester took part in (§4.1). Wrong codes are audited and, after a few, refused for an hour."""
-    chat_id = await store.desk.verify_receipt(cli_actor("requests"), reference, read_password_stdin())
+    chat_id = await store.resident_desk.verify_receipt(cli_actor("requests"), reference, read_password_stdin())
     if as_json:
         print_json({"valid": True, "conversation_id": chat_id})
         return

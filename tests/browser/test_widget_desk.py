@@ -79,7 +79,7 @@ async def test_an_offline_message_from_the_widget_reaches_the_consultants_and_is
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, OfflineMessagesScreen) and not app.screen.items,
                          what="the list to empty")
-    [answered] = await store.desk.offline_messages(actor, include_answered=True)
+    [answered] = await store.resident_desk.offline_messages(actor, include_answered=True)
     assert (answered.reference, answered.answered_by, answered.answered_how) == (reference, "anna", "letter")
     assert answered.text == "Proszę o informację o podatku."
 

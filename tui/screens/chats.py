@@ -384,7 +384,7 @@ class ChatsScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="offline-count")
     async def refresh_offline_count(self) -> None:
-        n = await self.ctx.store.desk.waiting_count()
+        n = await self.ctx.store.resident_desk.waiting_count()
         label = self.query_one("#offline-count", Static)
         label.update(ngettext("{n} offline message (Ctrl+O)", "{n} offline messages (Ctrl+O)", n).format(n=n)
                      if n else "")

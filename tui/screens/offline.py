@@ -9,9 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from store.desk import ANSWER_METHODS, OfflineMessage
 from store.errors import CimError
 from store.i18n import N_, _, format_datetime
+from store.resident_desk import ANSWER_METHODS, OfflineMessage
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
@@ -21,7 +21,7 @@ METHOD_LABELS = {"phone": N_("by phone"), "email": N_("by e-mail"), "letter": N_
 
 
 class OfflineMessagesScreen(CimScreen[None]):
-    """The waiting offline messages, the oldest first (store.desk; HANDLE_CHATS, reading audited)."""
+    """The waiting offline messages, the oldest first (store.resident_desk; HANDLE_CHATS, reading audited)."""
 
     DEFAULT_CSS = """
     OfflineMessagesScreen #offline-help { height: auto; padding: 0 1; color: $text-muted; }
@@ -61,7 +61,7 @@ class OfflineMessagesScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="offline-load")
     async def load(self) -> None:
         try:
-            self.items = await self.ctx.store.desk.offline_messages(self.ctx.actor)
+            self.items = await self.ctx.store.resident_desk.offline_messages(self.ctx.actor)
         except CimError as exc:
             self.notify(exc.message, title=_("Offline messages"), severity="error")
             return
@@ -107,7 +107,7 @@ class OfflineMessagesScreen(CimScreen[None]):
                   Field("note", _("Note (optional)"))]
 
         async def submit(v: dict[str, Any]) -> OfflineMessage:
-            return await self.ctx.store.desk.answer(self.ctx.actor, m.conversation_id, v["how"], v["note"])
+            return await self.ctx.store.resident_desk.answer(self.ctx.actor, m.conversation_id, v["how"], v["note"])
 
         done = await self.app.push_screen_wait(FormModal(
             _("Record the answer to {reference}").format(reference=m.reference), fields, submit,

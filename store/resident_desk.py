@@ -162,8 +162,8 @@ def clean_contact(value: Any) -> tuple[str, str]:
     return number, "phone"
 
 
-class Desk:
-    """`store.desk`: offline messages, receipts and transcripts for residents, satisfaction ratings."""
+class ResidentDesk:
+    """`store.resident_desk`: offline messages, receipts and transcripts for residents, satisfaction ratings."""
 
     def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
         self.db = db
