@@ -249,8 +249,10 @@ class ResidentDesk:
         where = "1" if include_answered else "o.answered_at IS NULL"
         rows = await self.db.fetchall(f"{_OFFLINE_SQL} WHERE {where} ORDER BY c.created_at, c.id")
         async with self.db.write() as tx:
-            await self.audit.append(tx, actor, "offline.list", details={"count": len(rows),
-                                                                         "answered": include_answered})
+            # which messages were shown (ids only, never their content), like the archive's reading entries
+            await self.audit.append(tx, actor, "offline.list", details={
+                "count": len(rows), "answered": include_answered,
+                "conversations": [r["conversation_id"] for r in rows[:200]]})
         return [_offline(r) for r in rows]
 
     async def answer(self, actor: Actor, conversation_id: Any, how: Any, note: Any = "") -> OfflineMessage:

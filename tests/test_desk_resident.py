@@ -98,6 +98,9 @@ async def test_an_offline_message_is_a_conversation_answered_and_closed_by_a_con
         await store.resident_desk.answer(actor, row["id"], "email")
     assert (await store.chats.get(row["id"])).status == "closed"
     assert await store.resident_desk.offline_messages(actor) == []
+    listed = await store.db.fetchall("SELECT details FROM audit WHERE action = 'offline.list' AND outcome = 'ok'")
+    assert json.loads(listed[0]["details"])["conversations"] == [row["id"]]
+    assert all("Kowalski" not in r["details"] and "601" not in r["details"] for r in listed)
     audit = await store.db.fetchall("SELECT action, details FROM audit WHERE action = 'offline.answer'")
     assert len(audit) == 1 and json.loads(audit[0]["details"]) == {"how": "phone"}
 
