@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from store.errors import CimError
-from store.i18n import N_, _, format_datetime
+from store.i18n import N_, _, format_time
 from store.resident_desk import ANSWER_METHODS, OfflineMessage
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
@@ -29,9 +29,9 @@ class OfflineMessagesScreen(CimScreen[None]):
     OfflineMessagesScreen #offline-text { height: auto; max-height: 10; padding: 0 1; border-top: solid $primary; }
     """
     BINDINGS = [
-        Binding("a", "answer", "Answered"),
-        Binding("ctrl+r", "load", "Refresh"),
-        Binding("escape", "back", "Back"),
+        Binding("a", "answer", N_("Record the answer")),
+        Binding("ctrl+r", "load", N_("Refresh the list")),
+        Binding("escape", "back", N_("Back to the chats")),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -49,7 +49,8 @@ class OfflineMessagesScreen(CimScreen[None]):
 
     def on_mount(self) -> None:
         self.title = _("Offline messages")
-        self.query_one(DataTable).add_columns(_("reference"), _("received"), _("name"), _("contact"), _("message"))
+        # the text itself is shown under the table, whole (a column would be cut at 80 columns)
+        self.query_one(DataTable).add_columns(_("reference"), _("received"), _("name"), _("contact"))
         self.action_load()
 
     def action_load(self) -> None:
@@ -69,10 +70,9 @@ class OfflineMessagesScreen(CimScreen[None]):
         row = table.cursor_row
         table.clear()
         for m in self.items:
-            preview = " ".join(m.text.split())
-            table.add_row(m.reference, format_datetime(m.created_at, tz=self.ctx.settings.timezone),
-                          literal(m.name or "—"), literal(m.contact),
-                          literal(preview[:40] + ("…" if len(preview) > 40 else "")), key=str(m.conversation_id))
+            # the reference names the office day already
+            table.add_row(m.reference, format_time(m.created_at, tz=self.ctx.settings.timezone),
+                          literal(m.name or "—"), literal(m.contact), key=str(m.conversation_id))
         if self.items:
             table.move_cursor(row=min(row, len(self.items) - 1))
         else:
