@@ -24,6 +24,7 @@ from .notices import Notices
 from .queue_log import QueueLog
 from .requests import Requests
 from .reports import Reports
+from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .service_report import ServiceFigures
@@ -52,6 +53,9 @@ class Store:
         self.archive = Archive(self)
         self.queue_log = QueueLog(self)
         self.service = ServiceFigures(self)
+        # offline messages, receipts and copies, satisfaction ratings (issue 17)
+        self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
+        self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self)
         self.callbacks = Callbacks(self)
         self.extensions = Extensions(db, self.audit)

@@ -21,7 +21,7 @@ from store.retention import daily_purge_context
 from store.errors import ConfigError
 from store.settings import Settings
 
-from . import resident, routing, staff, supervision, traffic
+from . import resident, resident_desk, routing, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 from .sockets import CimSocketServer
@@ -81,6 +81,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app[CSP] = _content_security_policy()
     sio.attach(app)
     resident.register(sio, hub)
+    resident_desk.register(sio, hub)  # offline messages, the transcript copy, ratings (issue 17)
     staff.register(sio, hub)
     supervision.register(sio, hub)  # §3: supervisors on /staff (monitor, whisper, take_over)
     traffic.register(sio, hub)

@@ -321,3 +321,21 @@ class Hub:
     async def history_payload(self, chat_id: int, lang: str | None = None) -> list[dict[str, Any]]:
         """The transcript as staff read it, or with `lang` as the chat's resident reads it."""
         return [message_payload(m, lang) for m in await self.chats.history(chat_id)]
+
+    # ------------------------------------------------------------------ the resident's side of the desk (issue 17)
+
+    def consultants_available(self) -> bool:
+        """Whether someone could answer a chat now: a consultant connected to /staff."""
+        return bool(self.online)
+
+    async def announce_closed(self, chat_id: int) -> None:
+        """`state` closed to the resident's sockets, with the chat's receipt the first (and only) time."""
+        state: dict[str, Any] = {"status": "closed"}
+        try:
+            receipt = await self.store.resident_desk.issue_receipt(chat_id)
+        except Exception:
+            log.exception("chat.receipt_failed chat_id=%s", chat_id)
+            receipt = None
+        if receipt is not None:
+            state["receipt"] = {"reference": receipt.reference, "secret": receipt.secret}
+        await self.sio.emit("state", state, room=chat_room(chat_id), namespace=RESIDENT)

@@ -412,7 +412,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         log.info("chat.closed chat_id=%s staff_id=%s category=%s", chat_id, actor.staff_id, chat.close_category)
         if message is not None:
             await hub.relay(chat_id, message)
-            await sio.emit("state", {"status": "closed"}, room=chat_room(chat_id), namespace=RESIDENT)
+            await hub.announce_closed(chat_id)  # with the receipt (webchat/resident_desk.py)
         hub.remember(chat)
         await sio.emit("released", {"chat_id": chat_id, "reason": "closed"},
                        room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
