@@ -1,4 +1,4 @@
-"""Benchmark 8: crypto-shredding's cost (store/keys.py), encryption against without in the same run.
+"""Benchmark 9: crypto-shredding's cost (store/keys.py), encryption against without in the same run.
 
 - chat relay: closed-loop throughput of `cim serve` (every line sealed in the group commit, residents'
   words into the blind index) against the same server with sealing switched off (bench/unsealed_serve.py);
@@ -56,7 +56,7 @@ def bench_relay_sealed(work: Path, cfg: dict[str, Any]) -> list[Result]:
     # each run's pair (plain, then sealed, back to back) shares the machine's load of the moment: the
     # median of the pairs' ratios is what the target is checked on (a shared 2-core machine drifts)
     paired = median([p / s for p, s in zip(thr["plain"], thr["sealed"]) if s])
-    return [Result("8 crypto-shredding", f"chat relay throughput, sealed, {cfg['thr_residents']} residents", sealed,
+    return [Result("9 crypto-shredding", f"chat relay throughput, sealed, {cfg['thr_residents']} residents", sealed,
                    "msg/s", plain, "same server, sealing off", "≤ 1.1× time per message (median of paired runs)",
                    paired <= 1.1,
                    f"time per message {paired:.3f}× unsealed (median of {len(thr['sealed'])} back-to-back pairs); each line "
@@ -143,7 +143,7 @@ async def _archive_open(work: Path, cfg: dict[str, Any]) -> list[Result]:
         for _ in range(cfg["crypto_repeats"]):
             for kind in ("plain", "sealed"):
                 t0 = time.perf_counter()
-                opened = await store.archive.open_recording(actor, ids[kind], "benchmark 8")
+                opened = await store.archive.open_recording(actor, ids[kind], "benchmark 9")
                 size = await asyncio.to_thread(read_all, opened)
                 t1 = time.perf_counter()
                 if size != len(data):
@@ -155,12 +155,12 @@ async def _archive_open(work: Path, cfg: dict[str, Any]) -> list[Result]:
         sealed, plain = median(times["sealed"]), median(times["plain"])
         r_sealed, r_plain = median(ranges["sealed"]), median(ranges["plain"])
         return [
-            Result("8 crypto-shredding", f"open a recording ({len(data) // 1024} KiB) and read it all: median",
+            Result("9 crypto-shredding", f"open a recording ({len(data) // 1024} KiB) and read it all: median",
                    sealed, "ms", plain, "same, plain file", "≤ 1.5×", sealed <= 1.5 * plain,
                    f"archive.open_recording (audited) + the whole plaintext; {cfg['crypto_repeats']} repeats, "
                    f"p90 {sorted(times['sealed'])[int(0.9 * len(times['sealed']))]:.2f} ms vs "
                    f"{sorted(times['plain'])[int(0.9 * len(times['plain']))]:.2f} ms"),
-            Result("8 crypto-shredding", "64 KiB range read in the middle: median", r_sealed, "ms", r_plain,
+            Result("9 crypto-shredding", "64 KiB range read in the middle: median", r_sealed, "ms", r_plain,
                    "same, plain file", "", None, "one or two 64 KiB segments decrypted"),
         ]
     finally:
@@ -195,7 +195,7 @@ async def _migration(work: Path, cfg: dict[str, Any]) -> list[Result]:
         result = await encrypt_existing(store)
         if result.lines_sealed != chats * lines:
             raise AssertionError(f"sealed {result.lines_sealed} of {chats * lines} lines")
-        return [Result("8 crypto-shredding", f"migration: lines sealed in place ({chats * lines:,} lines)",
+        return [Result("9 crypto-shredding", f"migration: lines sealed in place ({chats * lines:,} lines)",
                        result.rows_per_second, "rows/s", None, "", "", None,
                        f"`cim keys encrypt-existing`: {result.keys_created} data keys created, batches of 500 lines "
                        f"(half residents' lines, word-indexed); {result.seconds:.2f} s")]

@@ -1,4 +1,4 @@
-"""`python -m bench.unsealed_serve serve ...`: `cim serve` with sealing switched off, the baseline of benchmark 8.
+"""`python -m bench.unsealed_serve serve ...`: `cim serve` with sealing switched off, the baseline of benchmark 9.
 
 Only for the benchmark's comparison (encryption against without, in the same run): the chat service is
 given no key service, so lines are stored as plain TEXT as before crypto-shredding. The product has no

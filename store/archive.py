@@ -60,6 +60,8 @@ class ConversationSummary:
     full_info_requested: bool | None
     #: Its data key was destroyed by the purge (§6): shown as DELETED_MARK, never opened (store/keys.py).
     deleted: bool = False
+    #: A chat's topic (store/desk.py) as (Polish label, English label), or None.
+    topic: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,10 +142,11 @@ _SUMMARY_SQL = (
     "c.number_identifiable, s.name AS consultant, d.code AS department, c.duration_s, c.disposition, "
     "c.notice_played, c.full_info_requested, "
     "EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id) AS has_recording, "
+    "t.label_pl, t.label_en, "
     # crypto-shredding: sealed under a key the purge destroyed (a restored backup's purged conversation)
     "(c.key_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM keyring.data_keys k WHERE k.key_id = c.key_id)) AS deleted "
     "FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id "
-    "LEFT JOIN departments d ON d.id = c.department_id"
+    "LEFT JOIN departments d ON d.id = c.department_id LEFT JOIN chat_topics t ON t.id = c.topic_id"
 )
 
 
@@ -155,7 +158,8 @@ def _summary(r: Any) -> ConversationSummary:
     # Unpacked by position, in _SUMMARY_SQL's column order: sqlite3.Row's lookup by name scans the
     # column names each time, a third of building a page of 50 summaries (bench/).
     (id_, channel, status, created_at, ended_at, direction, resident_number, number_identifiable, consultant,
-     department, duration_s, disposition, notice_played, full_info_requested, has_recording, deleted) = r
+     department, duration_s, disposition, notice_played, full_info_requested, has_recording, topic_pl, topic_en,
+     deleted) = r
     return ConversationSummary(
         id=id_, channel=channel, status=status, created_at=from_iso(created_at),
         ended_at=from_iso(ended_at) if ended_at else None, direction=direction,
@@ -163,7 +167,7 @@ def _summary(r: Any) -> ConversationSummary:
         consultant=consultant, department=department, duration_s=duration_s,
         disposition=disposition, has_recording=bool(has_recording),
         notice_played=_opt_bool(notice_played), full_info_requested=_opt_bool(full_info_requested),
-        deleted=bool(deleted))
+        topic=(topic_pl, topic_en) if topic_pl is not None else None, deleted=bool(deleted))
 
 
 def _recording(r: Any) -> RecordingInfo:
@@ -344,13 +348,14 @@ class Archive:
             "SELECT m.seq, m.sender, m.text, m.at, s.name AS staff_name FROM messages m "
             "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq", (conversation_id,))
         texts = await self.store.keys.texts(conversation_id, messages)
+        notes = await self.store.supervision.notes(conversation_id)  # §3 whispers: staff notes, shown as such
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "archive.open_transcript", target_kind="conversation",
                                           target_id=conversation_id, purpose=text, request_id=request_id,
-                                          details={"messages": len(messages)})
-        return Transcript(conversation_id, tuple(
-            TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]),
-                           staff_name=m["staff_name"]) for m, t in zip(messages, texts)))
+                                          details={"messages": len(messages), **({"notes": len(notes)} if notes else {})})
+        lines = [TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]),
+                                staff_name=m["staff_name"]) for m, t in zip(messages, texts)]
+        return Transcript(conversation_id, tuple(with_staff_notes(lines, notes)))
 
     async def _refuse_deleted(self, actor: Actor, action: str, conversation_id: int, purpose: str) -> None:
         """A conversation whose key the purge destroyed: a clear refusal, audited, never a trace."""
@@ -457,3 +462,14 @@ def _sha256_or_none(path: Path) -> str | None:
 
 
 _UNOPENABLE = "unopenable"
+
+
+def with_staff_notes(lines: list[TranscriptLine], notes: list[Any]) -> list[TranscriptLine]:
+    """The transcript with the supervisors' whispers (store/supervision.py) as `note` lines, each after the
+    line it followed; a note's `seq` is that line's."""
+    if not notes:
+        return lines
+    merged = [(line.seq, 0, i, line) for i, line in enumerate(lines)]
+    merged += [(n.after_seq, 1, i, TranscriptLine(seq=n.after_seq, sender="note", text=n.text, at=n.at,
+                                                  staff_name=n.author)) for i, n in enumerate(notes)]
+    return [line for *_key, line in sorted(merged, key=lambda item: item[:3])]

@@ -19,6 +19,7 @@ from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .db import run_on_thread
 from .errors import (
+    AtCapacity,
     ChatClosed,
     Conflict,
     ConversationNotFound,
@@ -59,16 +60,27 @@ SYSTEM_EVENTS: dict[str, tuple[str, str]] = {
                  "You are now connected with a consultant. Answering: {consultant}."),
     "transferred": ("Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
                     "The chat was handed over. Now answering: {consultant}."),
+    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
+                   "The conversation continues with another consultant. Now answering: {consultant}."),
     "requeued": ("Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
                  "The consultant is not available now; the chat goes back to the queue."),
     "closed_by_consultant": ("Czat zakończony przez konsultanta.", "The consultant ended the chat."),
     "ended_by_resident": ("Czat zakończony.", "You ended the chat."),
+    # the chat desk's routing (store/desk.py)
+    "declined": ("Rozmowa zostanie przekazana innemu konsultantowi.", "The chat is being passed to another consultant."),
+    "idle_warning": ("Czy nadal tu jesteś? Jeśli nic nie napiszesz, czat zostanie wkrótce zakończony.",
+                     "Are you still there? If you write nothing, the chat will end soon."),
+    "closed_idle": ("Czat zakończony z powodu braku odpowiedzi.", "The chat ended because there was no reply."),
+    "queue_timeout": ("Wszyscy konsultanci są teraz zajęci, więc czat został zakończony. Możesz zostawić wiadomość.",
+                      "All consultants are busy now, so the chat has ended. You can leave a message."),
 }
 #: The same lines when the consultant has neither a display name nor a full name.
 SYSTEM_EVENTS_UNNAMED: dict[str, tuple[str, str]] = {
     "accepted": ("Połączono z konsultantem.", "You are now connected with a consultant."),
     "transferred": ("Rozmowa została przekazana innemu konsultantowi.",
                     "The chat was handed over to another consultant."),
+    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów.",
+                   "The conversation continues with another consultant."),
 }
 #: A consultant with neither a display name nor a full name signs canned responses ({consultant}) as this.
 DEFAULT_DISPLAY_NAME = {"pl": "Konsultant CIM", "en": "CIM consultant"}
@@ -166,6 +178,7 @@ class Chat:
     notice_accepted_at: datetime
     ended_at: datetime | None
     close_category: str | None
+    topic_id: int | None = None  # the topic the resident picked (store/desk.py)
 
 
 @dataclass(frozen=True)
@@ -191,6 +204,7 @@ class QueuedChat:
     lang: str
     waiting_since: datetime
     position: int
+    topic_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +222,7 @@ def _chat(r: Any) -> Chat:
         consultant_id=r["consultant_id"], notice_id=r["notice_id"],
         notice_accepted_at=from_iso(r["notice_accepted_at"]),
         ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None, close_category=r["close_category"],
+        topic_id=r["topic_id"] if "topic_id" in r.keys() else None,
     )
 
 
@@ -451,10 +466,14 @@ class Chats:
 
     # ------------------------------------------------------------------ resident side
 
-    async def open(self, notice_id: Any, lang: str = "pl") -> OpenedChat:
-        """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line."""
+    async def open(self, notice_id: Any, lang: str = "pl", topic_id: Any = None) -> OpenedChat:
+        """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line.
+        `topic_id` is the topic picked (required once topics are offered: store/desk.py)."""
         if not is_id(notice_id):
             raise InvalidInput("notice_id must be a number")
+        from .desk import check_topic
+
+        topic_id = await check_topic(self.db, topic_id)
         lang = lang if lang in LANGS else "pl"
         notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
         if notice is None or notice["channel"] != "chat":
@@ -473,8 +492,8 @@ class Chats:
         async with self.db.write() as tx:
             cur = await tx.execute(
                 "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
-                "notice_accepted_at, resume_token_hash, next_seq) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3)",
-                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token)))
+                "notice_accepted_at, resume_token_hash, next_seq, topic_id) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3, ?)",
+                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token), topic_id))
             chat_id = cur.lastrowid
             key = await self._key(tx, chat_id)
             await tx.executemany(
@@ -546,9 +565,10 @@ class Chats:
 
     async def queue(self) -> list[QueuedChat]:
         rows = await self.db.fetchall(
-            "SELECT id, lang, created_at FROM conversations WHERE channel = 'chat' AND status = 'queued' "
-            "ORDER BY created_at, id")
-        return [QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1) for i, r in enumerate(rows)]
+            "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
+            "ORDER BY queue_front IS NULL, created_at, id")  # re-queued chats first (store/desk.py)
+        return [QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"])
+                for i, r in enumerate(rows)]
 
     async def open_chats_of(self, actor: Actor) -> list[Chat]:
         """The consultant's active chats (to restore after a reconnect)."""
@@ -575,8 +595,10 @@ class Chats:
 
     # ------------------------------------------------------------------ consultant side
 
-    async def accept(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage]:
-        """Take a queued chat. Of two consultants accepting at once exactly one wins; the other gets Conflict."""
+    async def accept(self, actor: Actor, chat_id: int, *, assigned: bool = False) -> tuple[Chat, ChatMessage]:
+        """Take a queued chat. Of two consultants accepting at once exactly one wins; the other gets Conflict.
+        A consultant at their maximum of concurrent chats gets AtCapacity; `assigned`: the chat server gave it
+        (auto mode, store/desk.py), audited as its act."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.accept", target_kind="conversation",
                                target_id=chat_id)
         _need_person(actor)
@@ -592,17 +614,31 @@ class Chats:
                 raise ChatClosed("the chat has ended")
             if row["status"] != "queued":
                 raise Conflict("another consultant has already taken this chat")
+            await self._check_capacity(tx, actor)
             seq = row["next_seq"]
-            await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ? "
-                             "WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
+            await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ?, "
+                             "queue_front = NULL WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
                              (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text), to_iso(now),
                               _params(params)))
-            await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
+            if assigned:
+                await self.audit.append(tx, Actor.system("chat-server"), "chat.assign", target_kind="conversation",
+                                        target_id=chat_id, details={"to_staff_id": actor.staff_id})
+            else:
+                await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
         self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
                                                     event="accepted", params=params)
+
+    async def _check_capacity(self, tx: Any, actor: Actor) -> None:
+        row = await (await tx.execute(
+            "SELECT (SELECT max_chats FROM staff WHERE id = ?) AS max_chats, (SELECT count(*) FROM conversations "
+            "WHERE status = 'active' AND channel = 'chat' AND consultant_id = ?) AS n",
+            (actor.staff_id, actor.staff_id))).fetchone()
+        limit = row["max_chats"] or self.settings.chat_max_concurrent
+        if row["n"] >= limit:
+            raise AtCapacity(f"you already handle {row['n']} chats, your maximum at once")
 
     async def post_consultant(self, actor: Actor, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
         """Store the assigned consultant's message; returns only after it is committed."""
@@ -647,6 +683,50 @@ class Chats:
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
                                                     event="transferred", params=params)
 
+    async def take_over(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage, int]:
+        """A supervisor (§3) takes an active chat over from its consultant; returns the chat, the system line
+        and the consultant who lost it. Needs SUPERVISE_CHATS and HANDLE_CHATS (the supervisor then handles
+        the chat); a refusal is audited. Of two supervisors taking over at once exactly one wins: the chat's
+        last hand-over line is then a take-over, and the other gets Conflict (`already_taken`)."""
+        await self.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.take_over", target_kind="conversation",
+                               target_id=chat_id)
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.take_over", target_kind="conversation",
+                               target_id=chat_id)
+        _need_person(actor)
+        now = self.clock()
+        params = {"consultant": await self.display_name_of(actor.staff_id)}
+        async with self.db.write() as tx:
+            row = await (await tx.execute(
+                "SELECT c.status, c.next_seq, c.consultant_id, s.name FROM conversations c "
+                "LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
+                (chat_id,))).fetchone()
+            if row is None:
+                raise ConversationNotFound(f"no chat {chat_id}")
+            if row["status"] == "closed":
+                raise ChatClosed("the chat has ended")
+            if row["status"] != "active" or row["consultant_id"] is None:
+                raise InvalidInput("only a chat a consultant is answering can be taken over; accept it from the queue")
+            if row["consultant_id"] == actor.staff_id:
+                raise InvalidInput("the chat is already yours")
+            last = await (await tx.execute(
+                "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
+                "('accepted', 'transferred', 'taken_over', 'requeued') ORDER BY seq DESC LIMIT 1",
+                (chat_id,))).fetchone()
+            if last is not None and last["event"] == "taken_over":
+                raise Conflict("another supervisor has already taken this chat over")
+            seq, previous = row["next_seq"], row["consultant_id"]
+            text = f"Przejęcie rozmowy (nadzór): odpowiada teraz {actor.name}, wcześniej {row['name']}."
+            await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
+                             "AND status = 'active' AND consultant_id = ?", (actor.staff_id, seq + 1, chat_id, previous))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                             "VALUES (?, ?, 'system', ?, ?, ?, 'taken_over', ?)",
+                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+            await self.audit.append(tx, actor, "chat.take_over", target_kind="conversation", target_id=chat_id,
+                                    details={"from_staff_id": previous})
+        self._group.forget(chat_id)
+        return (await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
+                                                     event="taken_over", params=params), previous)
+
     async def close(self, actor: Actor, chat_id: int, category: Any) -> tuple[Chat, ChatMessage | None]:
         """Close the consultant's chat with a category; a chat the resident already left only gets its category."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.close", target_kind="conversation",
@@ -683,7 +763,7 @@ class Chats:
 
     async def return_to_queue(self, staff_id: int, reason: str) -> list[tuple[Chat, ChatMessage]]:
         """A consultant's session ended (disabled, signed out, expired, role removed): each active chat of
-        theirs goes back to the queue, where it keeps its place, with a system line for the resident."""
+        theirs goes back to the front of the queue, with a system line for the resident."""
         now = self.clock()
         returned: list[tuple[int, ChatMessage]] = []
         async with self.db.write() as tx:
@@ -693,8 +773,8 @@ class Chats:
             for row in rows:
                 chat_id, seq = row["id"], row["next_seq"]
                 text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
-                await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ? "
-                                 "WHERE id = ?", (seq + 1, chat_id))
+                await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ?, "
+                                 "queue_front = ? WHERE id = ?", (seq + 1, to_iso(now), chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                                  "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')",
                                  (chat_id, seq, _seal(await self._key(tx, chat_id), seq, text), to_iso(now)))

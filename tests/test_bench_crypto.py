@@ -1,4 +1,4 @@
-"""Smoke-size run of benchmark 8 (bench/crypto.py): sealed against plain in one run, sane numbers, no timing bounds."""
+"""Smoke-size run of benchmark 9 (bench/crypto.py): sealed against plain in one run, sane numbers, no timing bounds."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_the_crypto_benchmark_runs_sealed_against_plain(tmp_path: Path) -> None:
 
     rows = bench_crypto(tmp_path, dict(SMOKE))
     sane(rows, 4)
-    assert [r.bench for r in rows] == ["8 crypto-shredding"] * 4
+    assert [r.bench for r in rows] == ["9 crypto-shredding"] * 4
     relay, opened, ranged, migration = rows
     assert relay.unit == "msg/s" and relay.baseline > 0 and opened.baseline > 0 and ranged.baseline > 0
     assert migration.unit == "rows/s" and math.isfinite(migration.value)

@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sparkline, Static
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
+from store.desk import staff_topic_label as topic_label
 from store.errors import CimError
 from store.i18n import _
 from store.keys import feed_player, player_input
@@ -187,6 +188,8 @@ class ArchiveScreen(CimScreen[None]):
             if s.resident_number and s.number_identifiable is False:
                 number.stylize("dim italic")
             kind = "chat" if s.channel == "chat" else _SHORT_DIRECTION.get(s.direction or "", "call")
+            if s.topic is not None:  # the topic the resident picked (README: topics)
+                kind = f"{kind} · {topic_label(s.topic)}"
             table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
                           s.department or "", _duration(s.duration_s),
                           _("deleted (§6)") if s.deleted else "●" if s.has_recording else "",
@@ -331,6 +334,8 @@ class ArchiveDetailScreen(CimScreen[None]):
         else:
             lines += [("Language", d.lang or "—"), ("Messages", str(d.message_count)),
                       ("Notice (§1.5)", f"accepted, v{d.notice_version}" if d.notice_version else "—")]
+            if s.topic is not None:
+                lines.append((_("Topic"), topic_label(s.topic)))
         if s.deleted:  # a restored backup's conversation whose key the purge destroyed: never readable
             lines.append((_("Content"), _("deleted (§6): its key was destroyed by the purge")))
         text = Text()
@@ -445,6 +450,9 @@ class ArchiveDetailScreen(CimScreen[None]):
         for line in transcript.lines:
             who = {"resident": "Resident", "system": "System"}.get(line.sender, line.staff_name or "Consultant")
             style = {"resident": "bold cyan", "system": "dim"}.get(line.sender, "bold green")
+            if line.sender == "note":  # a supervisor's whisper (§3): the consultant saw it, the resident never did
+                who, style = _("Staff note from {name} (not shown to the resident)").format(
+                    name=line.staff_name or "?"), "bold magenta"
             label = Text.assemble((f"{line.at.astimezone(zone):%H:%M:%S} ", "dim"), (f"{who}: ", style))
             label.append_text(literal(line.text))  # resident text shown literally: never markup
             widgets.append(Static(label, classes="transcript-line"))
