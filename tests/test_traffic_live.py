@@ -91,6 +91,7 @@ async def test_without_an_ami_url_nothing_changes_for_staff(chat_server, make_st
     assert ewa.of("traffic") == []
 
 
+@pytest.mark.staff_lang("pl")  # the wallboard as the office reads it
 async def test_the_wallboard_and_the_call_card_in_the_tui_against_a_real_server(
         ami_server: AmiReplayServer, make_chat_server, make_staff, store, tui_app) -> None:
     from textual.widgets import DataTable, Static
@@ -175,6 +176,7 @@ async def test_the_consultant_describes_the_call_from_its_card(
                                                                    "Wydział [b]Podatków[/b]")
 
 
+@pytest.mark.staff_lang("pl")
 async def test_the_callbacks_screen_takes_and_closes_an_item(store, make_staff, tui_app) -> None:
     from pathlib import Path
 

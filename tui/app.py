@@ -17,7 +17,7 @@ from store.clock import Clock, system_clock
 from store.errors import CimError, SessionExpired
 from store.models import Session
 from store.policy import Permission, allowed
-from store.i18n import _, current_language, ngettext, set_language
+from store.i18n import N_, _, current_language, ngettext, set_language
 from store.settings import Settings
 from tui.screens.base import translate_bindings
 from tui.areas import AREAS, Area, areas_for
@@ -28,6 +28,9 @@ from tui.screens.login import LoginScreen
 from tui.widgets.worker_errors import ReportsWorkerErrors
 
 log = logging.getLogger(__name__)
+
+#: Textual's own command-palette key in the footer ("palette"): translated with the app's other bindings.
+PALETTE = N_("palette")
 
 #: Something started with the store before sign-in and stopped when the app ends (`cim demo`'s server).
 Service = Callable[[Store], AsyncContextManager[object]]
@@ -58,6 +61,8 @@ class CimApp(ReportsWorkerErrors, App[None]):
         live_retry: tuple[float, float] = (0.2, 5.0),
     ) -> None:
         super().__init__()
+        #: the bindings in their English source (Textual's command-palette key included), to translate again
+        self._source_bindings = self._bindings.copy()
         translate_bindings(self)
         self.settings = settings
         self.store: Store | None = store
@@ -126,13 +131,14 @@ class CimApp(ReportsWorkerErrors, App[None]):
         while len(self.screen_stack) > 2:
             await self.pop_screen()
         await self.switch_screen(HomeScreen(self.ctx, areas_for(self.ctx.actor), banner=self.banner))
-        from tui.screens.account import AccountScreen
+        from tui.screens.account import LANGUAGE_NAMES, AccountScreen
 
         await self.push_screen(AccountScreen(self.ctx))
+        self.notify(_("Your screens now speak {language}.").format(language=_(LANGUAGE_NAMES[current_language()])))
 
     def _retranslate(self) -> None:
         """The app's key descriptions (footer, keys panel) again from their English source, in today's language."""
-        self._bindings = self._merged_bindings.copy() if self._merged_bindings is not None else self._bindings
+        self._bindings = self._source_bindings.copy()
         translate_bindings(self)
         self._bound_keys = set()
         self._bind_areas()

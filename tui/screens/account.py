@@ -190,5 +190,6 @@ class AccountScreen(CimScreen[None]):
         if chosen is None:
             return
         staff = await self.ctx.store.accounts.set_own_language(self.ctx.actor, chosen or None)
-        await self.app.change_language(staff.language)  # type: ignore[attr-defined]
-        self.app.notify(_("Your screens now speak {language}.").format(language=_(LANGUAGE_NAMES[current_language()])))
+        # the app rebuilds its screens, this one included: its own worker, not this screen's (which ends with it)
+        self.app.run_worker(self.app.change_language(staff.language), group="language",  # type: ignore[attr-defined]
+                            exit_on_error=False)

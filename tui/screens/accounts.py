@@ -48,7 +48,8 @@ class AccountsScreen(CimScreen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#accounts-table", DataTable)
-        table.add_columns(_("Name"), _("Full name"), _("Roles"), _("Dept"), _("Source"), _("Status"))
+        # roles last: a person with many roles (long words in Polish) does not push the other columns off 80 columns
+        table.add_columns(_("Name"), _("Full name"), _("Dept"), _("Source"), _("Status"), _("Roles"))
         self.reload()
 
     @work(exclusive=True, exit_on_error=False, group="load")
@@ -61,8 +62,8 @@ class AccountsScreen(CimScreen[None]):
             status = Text(_("disabled"), style="bold red") if s.disabled else Text(_("active"))
             source = (_("directory") if s.source == "directory" else _("local")) + (
                 " +totp" if s.second_factor == "active" else "")
-            table.add_row(literal(s.name), literal(s.full_name), role_names(s.roles),
-                          s.department or "", source, status, key=s.name)
+            table.add_row(literal(s.name), literal(s.full_name), s.department or "", source, status,
+                          role_names(s.roles), key=s.name)
         names = [s.name for s in self.staff]
         if current in names:
             table.move_cursor(row=names.index(current))

@@ -37,7 +37,8 @@ class HomeScreen(CimScreen[None]):
         actor = self.ctx.actor
         yield Header()
         with Vertical(id="home"):
-            yield Label(Text.assemble(_("Signed in as "), (actor.name, "bold"), "  ·  ", _("roles: "),
+            # a Static, not a Label: a long list of roles (Polish words are longer) wraps instead of being cut
+            yield Static(Text.assemble(_("Signed in as "), (actor.name, "bold"), "  ·  ", _("roles: "),
                                       role_names(actor.roles)), id="whoami")
             if self.areas:
                 yield Label(_("Your areas (Enter opens, or press the key):"), classes="muted")
