@@ -199,7 +199,7 @@ async def test_the_callbacks_screen_takes_and_closes_an_item(store, make_staff, 
         table = screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 3, what="three items")
         first = [str(getattr(c, "plain", c)) for c in table.get_row_at(0)]
-        assert first[:2] == ["+48512345678", "2026-03-02"] and first[6] == "do oddzwonienia"
+        assert first[:2] == ["+48512345678", "2 mar 2026"] and first[6] == "do oddzwonienia"  # the office day, in Polish
         await pilot.press("t")
         await wait_until(pilot, lambda: str(getattr(table.get_row_at(0)[6], "plain", table.get_row_at(0)[6]))
                          == "w toku", what="taken")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from textual import work
@@ -12,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from store.callbacks import OUTCOMES, Callback
 from store.errors import CimError
-from store.i18n import N_, _, format_time
+from store.i18n import N_, _, format_date, format_time
 from tui.context import TuiContext
 from tui.widgets.literal import literal
 from tui.widgets.modals import PickModal
@@ -73,7 +74,7 @@ class CallbacksScreen(CimScreen[None]):
         table.clear()
         for c in self.items:
             tz = self.ctx.settings.timezone
-            table.add_row(literal(c.number), c.day, format_time(c.first_missed_at, tz=tz),
+            table.add_row(literal(c.number), format_date(date.fromisoformat(c.day)), format_time(c.first_missed_at, tz=tz),
                           format_time(c.last_missed_at, tz=tz), str(c.missed),
                           literal(c.queue or "—"), _(STATUS_LABELS[c.status]), literal(names.get(c.taken_by, "")),
                           key=str(c.id))
