@@ -256,3 +256,41 @@ def test_dialogs_at_80x24(snap_compare, every_area_app, area, keys, modal, lang)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+# -- the live-chat desk with a resident, in Polish (tests/test_tui_snapshots.py has it in English) ------
+
+from tests.test_tui_snapshots import _resident, snapshot_setup  # noqa: E402,F401  (the fixture, reused)
+
+
+@pytest.mark.staff_lang("pl")
+def test_chat_screen_in_polish(snap_compare, snapshot_setup) -> None:  # noqa: F811
+    app, clock, url = snapshot_setup
+
+    async def run_before(pilot) -> None:
+        await sign_in(pilot, "anna", PASSWORD)
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: app.desk is not None and app.desk.state == "online", what="online")
+        resident, chat_id = await _resident(url)
+        waiting, _ = await _resident(url)
+        await wait_until(pilot, lambda: len(app.desk.queue) == 2, what="the queued chats")
+        clock.advance(seconds=40)
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: chat_id in app.desk.chats, what="accepted")
+        clock.advance(seconds=20)
+        await resident.call("send", {"text": "Dzień dobry, kiedy płacę podatek?", "client_msg_id": "m1"},
+                            namespace="/resident")
+        await wait_until(pilot, lambda: len(app.desk.chats[chat_id].lines) >= 4, what="the resident's line")
+        for char in "Do 15 marca.":
+            await pilot.press("space" if char == " " else char)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.desk.chats[chat_id].lines) >= 5, what="the reply")
+        await resident.emit("typing", {"active": True}, namespace="/resident")
+        await wait_until(pilot, lambda: app.desk.chats[chat_id].resident_typing, what="typing")
+        for client in (resident, waiting):
+            await client.disconnect()
+        await pilot.pause(0.2)
+        app.clear_notifications()
+        app.screen.refresh_desk()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
