@@ -34,6 +34,7 @@ from .db import Database
 from .errors import (
     ConversationNotFound, IneligibleForGrant, InvalidInput, InvalidTransition, NotPermitted, RequestNotFound,
 )
+from .i18n import N_
 from .models import Actor, Role
 from .phone import normalise_number
 from .policy import Permission, allowed
@@ -104,11 +105,12 @@ ANSWER_PENDING = {ACCESS: {REGISTERED, AWAITING_DECISION}, COPY: {REGISTERED, GR
 #: States in which the request is open (its conversations are held).
 OPEN_STATES = {REGISTERED, AWAITING_DECISION, GRANTED, SESSION_IN_PROGRESS, SESSION_HELD, EXPORTED, REFUSED,
                EXPORT_PREPARED, EXPORT_CONFIRMED}
+#: English source words; staff screens show them translated (store.i18n `_(label)`), the JSON keeps the codes.
 STATE_LABELS = {
-    REGISTERED: "registered", AWAITING_DECISION: "awaiting decision", GRANTED: "granted",
-    REFUSED: "refused", SESSION_IN_PROGRESS: "session in progress", SESSION_HELD: "session held",
-    EXPORTED: "exported", CLOSED: "closed", WITHDRAWN: "withdrawn",
-    EXPORT_PREPARED: "export prepared, awaiting the second person", EXPORT_CONFIRMED: "export confirmed",
+    REGISTERED: N_("registered"), AWAITING_DECISION: N_("awaiting decision"), GRANTED: N_("granted"),
+    REFUSED: N_("refused"), SESSION_IN_PROGRESS: N_("session in progress"), SESSION_HELD: N_("session held"),
+    EXPORTED: N_("exported"), CLOSED: N_("closed"), WITHDRAWN: N_("withdrawn"),
+    EXPORT_PREPARED: N_("export prepared, awaiting the second person"), EXPORT_CONFIRMED: N_("export confirmed"),
 }
 #: How a linked conversation is tied to the requester for a copy: the §4.7 number match, or a
 #: justification recorded by both people (a participant receipt is not built yet).

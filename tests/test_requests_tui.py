@@ -169,7 +169,7 @@ async def test_access_request_walks_through_every_role(store, people, clock):
                                  else None, what="the listening link")
         assert "/listen/" in modal.url
         await pilot.press("escape")
-        await wait_until(pilot, lambda: "Odsłuch w przeglądarce" in text_of(pilot.app, "listening"),
+        await wait_until(pilot, lambda: "Listening in the browser" in text_of(pilot.app, "listening"),
                          what="the listening line")
         await pilot.press("f")
         await fill_form(pilot, {"present": [people.attendee.staff_id], "notes": "Odsłuch bez uwag.",
