@@ -404,7 +404,7 @@ class ArchiveDetailScreen(CimScreen[None]):
                         title=_("Cannot play"), severity="error")
             return
         self.notify(_("Playing… (s stops)"))
-        _, err = await self.player.communicate()
+        _out, err = await self.player.communicate()
         code, self.player = self.player.returncode, None
         if code not in (0, -15):
             last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {code}"]

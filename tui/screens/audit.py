@@ -146,8 +146,10 @@ class AuditScreen(CimScreen[None]):
         for e in self.entries:
             outcome = Text(_outcome(e.outcome), style="" if e.outcome == "ok" else "bold red")
             target = f"{e.target_kind} {e.target_id}" if e.target_kind else (e.target_id or "")
-            table.add_row(str(e.id), format_datetime(e.at, tz=zone.key, seconds=True), literal(e.actor_name),
-                          literal(action_label(e.action)), literal(_short(e.purpose or "")), outcome, literal(target),
+            # the action in words, short enough that the purpose stays on an 80-column screen (Enter: whole entry)
+            table.add_row(str(e.id), format_datetime(e.at, tz=zone.key), literal(e.actor_name),
+                          literal(_short(action_label(e.action), 30)), literal(_short(e.purpose or "")), outcome,
+                          literal(target),
                           str(e.request_id or ""), key=str(e.id))
         more = _(" (newest first; narrow the filters to see older ones)") if len(self.entries) == PAGE else ""
         count = ngettext("{n} entry", "{n} entries", len(self.entries)).format(n=len(self.entries))
