@@ -62,7 +62,8 @@ def player_argv(command: str, path: Path) -> list[str]:
 
 
 def _when(summary: ConversationSummary, zone) -> str:
-    return format_datetime(summary.created_at, tz=zone.key)
+    # no comma between date and time: the results table fits 80 columns
+    return f"{format_date(summary.created_at, tz=zone.key)} {format_time(summary.created_at, tz=zone.key)}"
 
 
 def _duration(seconds: int | None) -> str:
