@@ -321,3 +321,20 @@ def test_cim_requests_show_and_report_speak_polish_unless_told_english(tmp_path)
     folder = _cim(data_dir, "report", "--from", "2026-03-01", "--to", "2026-03-31", "--csv",
                   str(tmp_path / "nie-ma" / "r.csv"), lang=None)
     assert folder.returncode == 1 and "nie istnieje" in folder.stderr
+
+
+@pytest.mark.staff_lang("pl")
+async def test_the_service_report_files_are_polish_by_default(store, tmp_path):
+    from store.service_report import write_csv as service_csv, write_pdf as service_pdf
+
+    report = await store.service.report(SYSTEM, date(2026, 3, 1), date(2026, 3, 2), "hour")
+    rows = list(csv.reader((await service_csv(report, tmp_path / "s.csv")).open(encoding="utf-8-sig")))
+    assert rows[0] == ["Wskaźniki jakości obsługi CIM", "2026-03-01", "2026-03-02", "według: godzina"]
+    assert rows[1][:5] == ["grupa", "kanał", "przychodzące", "odebrane", "porzucone"]
+    assert [r[:2] for r in rows[2:4]] == [["wszystkie", "połączenia"], ["wszystkie", "czaty"]]
+    pdf = await service_pdf(report, tmp_path / "s.pdf")
+    content = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(pdf).pages)
+    assert "Okres 1 marca 2026 – 2 marca 2026; według: godzina" in content
+    assert "Kategorie zakończenia (czaty)" in content and "brak w tym okresie" in content
+    english = list(csv.reader((await service_csv(report, tmp_path / "e.csv", lang="en")).open(encoding="utf-8-sig")))
+    assert english[1][:3] == ["group", "channel", "offered"] and english[2][:2] == ["all", "calls"]

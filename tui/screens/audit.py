@@ -145,7 +145,7 @@ class AuditScreen(CimScreen[None]):
         table.clear()
         for e in self.entries:
             outcome = Text(_outcome(e.outcome), style="" if e.outcome == "ok" else "bold red")
-            target = f"{e.target_kind} {e.target_id}" if e.target_kind else (e.target_id or "")
+            target = f"{_target_kind(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "")
             # the action in words, short enough that the purpose stays on an 80-column screen (Enter: whole entry)
             table.add_row(str(e.id), format_datetime(e.at, tz=zone.key), literal(e.actor_name),
                           literal(_short(action_label(e.action), 30)), literal(_short(e.purpose or "")), outcome,
@@ -180,6 +180,18 @@ class AuditScreen(CimScreen[None]):
 _OUTCOMES = {"ok": N_("ok"), "refused": N_("refused")}
 
 
+_TARGET_KINDS = {"archive": N_("archive"), "audit_entry": N_("audit entry"), "audit_key": N_("audit key"),
+                 "call": N_("call"), "call_route": N_("number route"), "callback": N_("callback"),
+                 "canned": N_("canned response"), "cdr": N_("call records"), "conversation": N_("conversation"),
+                 "department": N_("department"), "hold": N_("hold"), "letter": N_("letter"),
+                 "listen_link": N_("listening link"), "notice": N_("notice"), "purge_run": N_("purge run"),
+                 "request": N_("request"), "staff": N_("account")}
+
+
+def _target_kind(kind: str) -> str:
+    return _(_TARGET_KINDS[kind]) if kind in _TARGET_KINDS else kind
+
+
 def _outcome(outcome: str) -> str:
     return _(_OUTCOMES[outcome]) if outcome in _OUTCOMES else outcome
 
@@ -209,7 +221,7 @@ class AuditEntryModal(CimModal[None]):
 
     def compose(self) -> ComposeResult:
         e = self.entry
-        target = f"{e.target_kind} {e.target_id}" if e.target_kind else (e.target_id or "—")
+        target = f"{_target_kind(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "—")
         action = action_label(e.action)
         rows = [("when", _("When"), Text(format_datetime(e.at, tz=self.zone.key, seconds=True))),
                 ("who", _("Who"), literal(e.actor_name)),
