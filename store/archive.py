@@ -335,7 +335,8 @@ class Archive:
         if row["channel"] != "chat":
             raise InvalidInput("a call has no transcript; open its recording instead")
         messages = await self.store.db.fetchall(
-            "SELECT m.seq, m.sender, m.text, m.at, m.event, m.params, s.name AS staff_name, s.full_name FROM messages m "
+            "SELECT m.seq, m.sender, m.text, m.at, m.event, m.params, s.name AS staff_name, s.full_name "
+            "FROM messages m "
             "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq", (conversation_id,))
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "archive.open_transcript", target_kind="conversation",

@@ -13,7 +13,7 @@ from cim.common import cli_actor, data_dir_option, fail, json_option, print_json
 from store import plurals
 from store.files import write_private
 from store.i18n import N_, _, format_date, format_datetime
-from store.requests import CHANNELS, KINDS, STATE_LABELS, AccessRequest
+from store.requests import CHANNELS, DELIVERY_LABELS, KINDS, STATE_LABELS, AccessRequest
 
 STATE_CHOICES = ["open", *STATE_LABELS]
 
@@ -115,7 +115,7 @@ def _show_lines(store, d) -> list[tuple[str, str]]:
         (_("Number"), r.number), (_("Case mark"), store.requests.case_mark(r)), (_("Kind"), _word(_KINDS, r.kind)),
         (_("Channel"), _word(_CHANNELS, r.channel)), (_("State"), _(r.state_label)),
         (_("Received"), format_date(r.received_on)), (_("Due"), due),
-        (_("Requester"), r.requester_name), (_("Reply delivered by"), r.delivery),
+        (_("Requester"), r.requester_name), (_("Reply delivered by"), DELIVERY_LABELS.get(r.delivery, r.delivery)),
     ]
     if r.extended_until:
         lines.append((_("Extended to"), format_date(r.extended_until)))

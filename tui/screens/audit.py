@@ -89,8 +89,8 @@ class AuditScreen(CimScreen[None]):
         chain.set_class(check.ok, "ok")
         chain.set_class(not check.ok, "broken")
         if check.ok:
-            chain.update(ngettext("Audit chain verified: intact, {n} entry.", "Audit chain verified: intact, {n} entries.",
-                                  check.entries).format(n=check.entries))
+            chain.update(ngettext("Audit chain verified: intact, {n} entry.",
+                                  "Audit chain verified: intact, {n} entries.", check.entries).format(n=check.entries))
         else:
             cause = check.problems[0].message if check.problems else _("an entry was edited, deleted or reordered")
             chain.update(_("AUDIT CHAIN BROKEN at entry {first} ({entries} entries): {cause}. "

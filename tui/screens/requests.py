@@ -582,7 +582,8 @@ class RequestDetailScreen(CimScreen[None]):
             return await self.ctx.store.requests.extend(self.ctx.actor, self.request_id, int(v["months"]), v["reasons"])
 
         await self._form(FormModal(_("Extend the answer to {number} (GDPR Art. 12(3))").format(number=self._number()),
-                                   [Field("months", N_("By"), "select", 1, [(N_("one month"), 1), (N_("two months"), 2)]),
+                                   [Field("months", N_("By"), "select", 1,
+                                          [(N_("one month"), 1), (N_("two months"), 2)]),
                                     Field("reasons", N_("Reasons for the delay"), "text")], submit,
                                    save_label=_("Extend")),
                          _("Extended; the letter is written."))
@@ -720,7 +721,8 @@ class RequestDetailScreen(CimScreen[None]):
         async def submit(v: dict[str, Any]) -> Any:
             return await self.ctx.store.requests.prepare_export(self.ctx.actor, self.request_id, v["why"])
 
-        await self._form(FormModal(_("Prepare the copy for {number} (GDPR Art. 15)").format(number=self._number()), [Field(
+        title = _("Prepare the copy for {number} (GDPR Art. 15)").format(number=self._number())
+        await self._form(FormModal(title, [Field(
             "why", N_("Why these conversations are the requester's (needed unless every call matches the "
                       "requester's number, §4.7)"), "text")], submit, save_label=_("Prepare")),
             _("Prepared; a designated employee or the director confirms it (four-eyes)."))
