@@ -10,7 +10,7 @@ import click
 
 from cim.common import cli_actor, data_dir_option, json_option, lang_option, print_json, with_store
 from store import plurals
-from store.i18n import _, format_date, format_datetime, pgettext
+from store.i18n import _, format_date, format_datetime
 from store.clock import to_iso
 from store.errors import InvalidInput
 from store.reports import parse_period, report_json, write_csv, write_pdf
@@ -142,7 +142,7 @@ async def holds_list(store, include_released: bool, as_json: bool) -> None:
     for h in items:
         flag = "!" if h.overdue else " "
         state = _("released {date}").format(date=format_date(h.released_at, tz=store.settings.timezone)) \
-            if h.released_at else pgettext("hold", "in force")
+            if h.released_at else _("in force")
         origin = _("request {n}").format(n=h.request_id) if h.automatic else \
             _("{basis}; case {case}").format(basis=h.legal_basis, case=h.case_reference)
         review = format_date(h.review_on) if h.review_on else "-"

@@ -77,10 +77,6 @@ _DIRECTIONS = {"incoming": N_("incoming"), "outgoing": N_("outgoing"), "internal
 _CHANNELS = {"call": N_("call"), "chat": N_("chat")}
 
 
-def _flag(value: bool | None, yes: str = N_("yes"), no: str = N_("no")) -> str:
-    return "" if value is None else (_(yes) if value else _(no))
-
-
 class ArchiveScreen(CimScreen[None]):
     """Search form and paged results; Enter opens a conversation. Every search is audited by store.archive."""
 
@@ -122,6 +118,7 @@ class ArchiveScreen(CimScreen[None]):
     def on_mount(self) -> None:
         self.title = _("Archive")
         table = self.query_one("#results", DataTable)
+        # short headers: the results table fits 80 columns in both languages
         table.add_columns(_("When"), _("Type"), _("Number"), _("Consultant"), _("Dept"), _("Length"), _("Rec"),
                           _("Notice"))
 
@@ -193,7 +190,8 @@ class ArchiveScreen(CimScreen[None]):
             kind = _("chat") if s.channel == "chat" else _(_SHORT_DIRECTION.get(s.direction or "", N_("call")))
             table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
                           s.department or "", _duration(s.duration_s), "●" if s.has_recording else "",
-                          _flag(s.notice_played, N_("played"), N_("none")) if s.channel == "call" else "",
+                          (_("played") if s.notice_played else _("none"))
+                          if s.channel == "call" and s.notice_played is not None else "",
                           key=str(s.id))
         more = _(" · n: next page") if self.next_cursor else ""
         back = _(" · p: previous page") if len(self.pages) > 1 else ""
@@ -343,8 +341,9 @@ class ArchiveDetailScreen(CimScreen[None]):
                       (_("Notice (§1.5)"), _("accepted, v{version}").format(version=d.notice_version)
                        if d.notice_version else "—")]
         text = Text()
+        width = max(len(label) for label, _value in lines)  # the labels' length depends on the language
         for label, value in lines:
-            text.append(f"{label:>14}: ", style="bold")
+            text.append(f"{label:>{width}}: ", style="bold")
             text.append(value if isinstance(value, Text) else Text(value))
             text.append("\n")
         return text
