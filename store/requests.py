@@ -281,6 +281,9 @@ class TranscriptLine:
     sender: str
     text: str
     at: datetime
+    #: a system line's event code and parameters (store/chats.py), rendered in the reader's language
+    event: str | None = None
+    params: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -1101,9 +1104,12 @@ class Requests:
             raise ConversationNotFound(f"conversation {conversation_id} no longer exists")
         rec = await self.db.fetchone("SELECT path FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1",
                                      (conversation_id,))
-        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=m["text"], at=from_iso(m["at"]))
+        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=m["text"], at=from_iso(m["at"]),
+                                     event=m["event"],
+                                     params=json.loads(m["params"]) if m["event"] and m["params"] else None)
                       for m in await self.db.fetchall(
-            "SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)))
+            "SELECT seq, sender, text, at, event, params FROM messages WHERE conversation_id = ? ORDER BY seq",
+            (conversation_id,)))
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "requests.session_playback", target_kind="conversation",
                                     target_id=conversation_id, request_id=request_id,

@@ -339,3 +339,32 @@ async def test_the_service_report_files_are_polish_by_default(store, tmp_path):
     assert "Kategorie zakończenia (czaty)" in content and "brak w tym okresie" in content
     english = list(csv.reader((await service_csv(report, tmp_path / "e.csv", lang="en")).open(encoding="utf-8-sig")))
     assert english[1][:3] == ["group", "channel", "offered"] and english[2][:2] == ["all", "calls"]
+
+
+@pytest.mark.staff_lang("pl")
+@pytest.mark.ordinance("§4.6")
+async def test_a_chat_read_in_the_session_shows_the_residents_lines_without_codes(store, people, closed_chat):
+    """During the §4.6 session the requester reads the chat as they saw it: no close category, no log-in name."""
+    from tests.fixtures.requests import chat_request
+    from tui.widgets.request_forms import ContentModal
+
+    r = store.requests
+    req = await r.register(people.registrar, chat_request(received_on=date(2026, 3, 2), hint={"date": "2026-03-02"}))
+    await r.link(people.registrar, req.id, closed_chat)
+    await r.give_opinion(people.dpo, req.id, "dpo", "favourable", "Brak przeszkód.")
+    await r.give_opinion(people.head, req.id, "department", "favourable", "Zgoda.")
+    await r.grant(people.director, req.id, session_at=datetime(2026, 3, 20, 9, 0, tzinfo=timezone.utc),
+                  place="Sala 12", attendee_ids=[people.attendee.staff_id])
+    await r.start_session(people.director, req.id)
+    app = ScreenApp(ctx_for(store, people.director), lambda ctx: RequestDetailScreen(ctx, req.id))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.screen.query_one("#linked", DataTable).focus()
+        await pilot.press("v")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ContentModal)
+        lines = [text(s) for s in app.screen.query(".content-line").results(Static)]
+    joined = "\n".join(lines)
+    assert "osoba pisząca: Dzień dobry, pytanie o podatek." in joined
+    assert "Połączono z konsultantem. Odpowiada: Anna." in joined and "Czat zakończony przez konsultanta." in joined
+    assert not any(code in joined for code in CLOSE_CATEGORIES) and "anna" not in joined, joined

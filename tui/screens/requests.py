@@ -17,8 +17,9 @@ from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from store.chats import SYSTEM_EVENTS, render_event
 from store.errors import CimError, InvalidInput
-from store.i18n import N_, _, format_date, format_datetime, ngettext
+from store.i18n import N_, _, current_language, format_date, format_datetime, ngettext
 from store.models import Role
 from store.policy import Permission, allowed
 from store.requests import (
@@ -622,7 +623,12 @@ class RequestDetailScreen(CimScreen[None]):
         lines: list[Text] = []
         for m in material.transcript:
             line = Text(f"{_local(m.at, self.tz)} {_word(_SENDERS, m.sender)}: ", style="bold")
-            line.append_text(literal(m.text))
+            text = m.text
+            if m.sender == "system" and m.event in SYSTEM_EVENTS:
+                # read to the requester: the lines as a resident saw them (no close category, no log-in name),
+                # in the language of the staff member running the session
+                text = render_event(m.event, m.params, current_language())
+            line.append_text(literal(text))
             lines.append(line)
         play: Callable[[], Awaitable[str]] | None = None
         if material.recording_path is not None:
