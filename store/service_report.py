@@ -177,7 +177,7 @@ class ServiceReport:
         """The figures as table rows (CSV, PDF and the TUI): one row per group and channel, the words in `lang`
         (default: the staff language); the figures keep one format in every language."""
         t = translator(normalise_language(lang) or current_language()).gettext
-        out = [[t(N_("group")), t(N_("channel")), t(N_("offered")), t(N_("answered")), t(N_("abandoned")),
+        out = [[t(N_("group")), t(N_("channel")), t(N_("offered")), t(N_("taken")), t(N_("abandoned")),
                 t(N_("abandoned ≤{n}s")).format(n=self.short_abandon_s), t(N_("other")), t(N_("answer rate")),
                 t(N_("wait avg s")), t(N_("wait p90 s")), t(N_("SL {n}s")).format(n=self.service_level_s),
                 t(N_("handle avg s"))]]

@@ -141,7 +141,7 @@ async def test_the_archive_speaks_polish_and_shows_staff_system_lines_in_words(s
         await pilot.press(*"anna", "enter")
         await settle(app, pilot)
         table = app.screen.query_one("#results", DataTable)
-        assert [str(c.label) for c in table.columns.values()][:4] == ["Kiedy", "Rodzaj", "Numer", "Prowadzi"]
+        assert [str(c.label) for c in table.columns.values()][:4] == ["Kiedy", "Rodzaj", "Numer", "Konsultant"]
         (row,) = cells(table)
         assert row[1] == "czat" and PL_SHORT_DATE.search(row[0]) and "Z" not in row[0], row
         assert text(app.screen.query_one("#archive-status", Static)).startswith("strona 1 · pokazano 1")
