@@ -18,10 +18,11 @@ from .errors import InvalidInput
 from . import plurals
 from .audit_actions import action_label
 from .files import write_private
-from .i18n import N_, current_language, format_date, format_datetime, normalise_language, translator
+from .i18n import N_, _, current_language, format_date, format_datetime, normalise_language, translator
 from .letters import in_font
 from .models import Actor
 from .policy import Permission
+from .supervision import SupervisionActivity, supervision_activity
 
 FONTS_DIR = Path(__file__).with_name("fonts")
 
@@ -33,6 +34,7 @@ ACCESS_ACTION_PREFIXES = (
     "archive.view",       # looking at a conversation's details
     "requests.session",   # a §4 listening/reading session held for a resident (start, playback, end)
     "requests.export",    # a GDPR Art. 15 copy or the register exported
+    "chat.monitor",       # §3: a live chat opened by a supervisor, with a stated purpose (store/supervision.py)
 )
 
 
@@ -92,6 +94,8 @@ class SupervisionReport:
     audit_anchor: str = ""
     #: The office time zone the report's days and times are in (empty: CIM_TIMEZONE, else Europe/Warsaw).
     timezone: str = ""
+    #: §3 live supervision (watches, whispers, take-overs) and acknowledged audit restores (store/supervision.py).
+    activity: SupervisionActivity = SupervisionActivity()
 
     @property
     def total_accesses(self) -> int:
@@ -124,6 +128,7 @@ class SupervisionReport:
                         purge_status(p.status, lang), str(p.calls + p.chats),
                         t(N_("calls {calls}; chats {chats}; files {files}; bytes {bytes}; held {held}")).format(
                             calls=p.calls, chats=p.chats, files=p.files, bytes=p.bytes, held=p.held)])
+        out.extend(activity_rows(self.activity, lang, tz=tz))
         return out
 
 
@@ -187,8 +192,9 @@ class Reports:
                                r["chats"], r["files"], r["bytes"], r["held"]) for r in await self.db.fetchall(
             "SELECT * FROM purge_runs WHERE dry_run = 0 AND started_at >= ? AND started_at < ? ORDER BY id",
             (since, until))]
+        activity = await supervision_activity(self.db, since, until)
         report = SupervisionReport(start, end, self.clock(), actor.name, tuple(accesses), tuple(refusals),
-                                   tuple(requests), tuple(purges))
+                                   tuple(requests), tuple(purges), activity=activity)
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "reports.view", details={
                 "from": start.isoformat(), "to": end.isoformat(), "accesses": report.total_accesses})
@@ -316,6 +322,7 @@ def _write_pdf(report: SupervisionReport, path: Path, office_name: str, replace:
            str(p.calls), str(p.chats), str(p.files), str(p.bytes), str(p.held)] for p in report.purges],
          (15, 40, 60, 25, 20, 20, 20, 30, 20)),
     ]
+    sections += activity_pdf_sections(report.activity, lang, tz=tz)
     for title, header, rows, widths in sections:
         pdf.set_font("DejaVu", "B", 11)
         pdf.cell(0, 7, t(title), new_x="LMARGIN", new_y="NEXT")
@@ -362,4 +369,94 @@ def report_json(report: SupervisionReport) -> dict[str, Any]:
         "refusals": [r.__dict__ for r in report.refusals],
         "requests": [q.__dict__ for q in report.requests],
         "purges": [{**p.__dict__, "started_at": to_iso(p.started_at)} for p in report.purges],
+        "monitoring": activity_json(report.activity),
     }
+
+
+# ---------------------------------------------------------------------- §3 live supervision in the report
+
+
+def _when(moment: datetime, lang: str | None = None, tz: str | None = None) -> str:
+    return format_datetime(moment, lang=lang, tz=tz, seconds=True)
+
+
+def _chat(chat_id: int | None, t: Any = _) -> str:
+    return t(N_("chat #{id}")).format(id=chat_id) if chat_id is not None else "?"
+
+
+def _watched_for(seconds: int | None, t: Any = _) -> str:
+    if seconds is None:
+        return t(N_("still watching, or ended without a record"))
+    minutes, rest = divmod(seconds, 60)
+    return t(N_("watched {minutes} min {seconds} s")).format(minutes=minutes, seconds=rest)
+
+
+#: the monitoring rows' sections, translated as the other sections are (English keeps the codes it always had)
+_ACTIVITY_SECTIONS = {"monitoring": N_("monitoring"), "whisper": N_("whisper"), "take_over": N_("take_over"),
+                      "restore_acknowledged": N_("restore_acknowledged")}
+
+
+def activity_rows(activity: SupervisionActivity, lang: str | None = None, *, tz: str | None = None
+                  ) -> list[list[str]]:
+    """The monitoring itself as report rows (same columns as `SupervisionReport.rows`), in `lang` (default: the
+    staff language): who watched which live chat, when and for what purpose; whispers and take-overs (never
+    what was whispered); and the acknowledged restores of the audit log from a backup."""
+    lang = normalise_language(lang) or current_language()
+    t = translator(lang).gettext
+
+    def when(moment: datetime) -> str:
+        return _when(moment, lang, tz)
+
+    def section(code: str) -> str:
+        return t(_ACTIVITY_SECTIONS[code])
+
+    out = []
+    for w in activity.watches:
+        out.append([section("monitoring"), w.person, _chat(w.chat_id, t), w.purpose, "1",
+                    f"{when(w.at)}; {_watched_for(w.seconds, t)}"])
+    for h in activity.whispers:
+        out.append([section("whisper"), h.person, _chat(h.chat_id, t), "", "1",
+                    t(N_("{when}; to {name}")).format(when=when(h.at), name=h.to_person or "?")])
+    for o in activity.take_overs:
+        out.append([section("take_over"), o.person, _chat(o.chat_id, t), "", "1",
+                    t(N_("{when}; from {name}")).format(when=when(o.at), name=o.from_person or "?")])
+    for r in activity.restores:
+        out.append([section("restore_acknowledged"), r.person, t(N_("audit entries {first} to {last} lost")).format(
+            first=(r.fork_at or 0) + 1, last=r.lost_through if r.lost_through is not None else "?"), r.reason, "1",
+            t(N_("{when}; backup {backup}")).format(when=when(r.at), backup=r.backup or "?")])
+    return out
+
+
+def activity_pdf_sections(activity: SupervisionActivity, lang: str | None = None, *, tz: str | None = None
+                          ) -> list[tuple[str, list[str], list[list[str]], tuple]]:
+    """The PDF's sections for the monitoring and the restore acknowledgements (rows as `activity_rows`)."""
+    lang = normalise_language(lang) or current_language()
+    t = translator(lang).gettext
+
+    def when(moment: datetime) -> str:
+        return _when(moment, lang, tz)
+
+    return [
+        (t(N_("Live chats watched (§3)")), [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("purpose")),
+                                            t(N_("length"))],
+         [[when(w.at), w.person, _chat(w.chat_id, t), w.purpose or "—", _watched_for(w.seconds, t)]
+          for w in activity.watches], (45, 55, 30, 90, 50)),
+        (t(N_("Whispers to consultants")), [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("to"))],
+         [[when(h.at), h.person, _chat(h.chat_id, t), h.to_person or "—"] for h in activity.whispers],
+         (45, 70, 30, 70)),
+        (t(N_("Chats taken over")), [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("from"))],
+         [[when(o.at), o.person, _chat(o.chat_id, t), o.from_person or "—"] for o in activity.take_overs],
+         (45, 70, 30, 70)),
+        (t(N_("Audit log restores acknowledged")), [t(N_("when")), t(N_("person")), t(N_("entries lost")),
+                                                    t(N_("reason")), t(N_("backup"))],
+         [[when(r.at), r.person, f"{(r.fork_at or 0) + 1}–{r.lost_through if r.lost_through is not None else '?'}",
+           r.reason, r.backup or "—"] for r in activity.restores], (45, 50, 30, 100, 45)),
+    ]
+
+
+def activity_json(activity: SupervisionActivity) -> dict[str, Any]:
+    def items(entries: tuple) -> list[dict[str, Any]]:
+        return [{**e.__dict__, "at": to_iso(e.at)} for e in entries]
+
+    return {"watches": items(activity.watches), "whispers": items(activity.whispers),
+            "take_overs": items(activity.take_overs), "restores_acknowledged": items(activity.restores)}

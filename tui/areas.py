@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from store.i18n import N_
 from store.models import Actor
 from store.policy import Permission, allowed
 
@@ -32,6 +33,8 @@ class Area:
 
 AREAS: list[Area] = [  # in the order of their keys, as the home screen and the footer list them
     Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
+    Area("supervision", N_("Live chat supervision"), "", (Permission.SUPERVISE_CHATS,),
+         "tui.screens.supervision:SupervisionScreen"),
     Area("traffic", "Ruch telefoniczny (phone traffic)", "", (Permission.VIEW_TRAFFIC,),
          "tui.screens.traffic:TrafficScreen"),
     Area("callbacks", "Oddzwonienia (callbacks)", "", (Permission.HANDLE_CALLBACKS,),
@@ -48,6 +51,8 @@ AREAS: list[Area] = [  # in the order of their keys, as the home screen and the 
     Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
     Area("canned", "Canned responses", "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
     Area("notices", "Notices", "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),
+    # the chat desk's topics, skills and capacity (README "Topics, routing and capacity")
+    Area("desk", "Topics and desk", "", (Permission.MANAGE_CANNED,), "tui.screens.desk:DeskScreen"),
 ]
 
 

@@ -105,13 +105,19 @@ async def backup(store, directory: Path, as_json: bool) -> None:
     result = await store.retention.backup(cli_actor("backup"), directory)
     document = {"path": str(result.path), "created_at": to_iso(result.created_at), "db_bytes": result.db_bytes,
                 "files": result.files, "bytes": result.bytes, "missing_files": result.missing_files,
-                "destroy_by": to_iso(result.destroy_by)}
+                "destroy_by": to_iso(result.destroy_by), **{k: v for k, v in result.keys.items()
+                                                             if k in ("master_key_id", "master_key_generation", "keyring")}}
     if as_json:
         print_json(document)
     else:
         click.echo(_("backup written to {path}: database {db}, {recordings} ({size}); destroy by {date}").format(
             path=result.path, db=_size(result.db_bytes), recordings=plurals.recordings(result.files),
             size=_size(result.bytes), date=format_date(result.destroy_by, tz=store.settings.timezone)))
+        if result.keys:
+            click.echo(_("reading it needs master key {id} (generation {generation}) and the key ring {keyring}; "
+                         "conversations purged later stay unreadable in it").format(
+                id=result.keys["master_key_id"], generation=result.keys["master_key_generation"],
+                keyring=result.keys["keyring"]))
         if result.missing_files:
             click.echo(_("{recordings} missing and not copied; run `cim fsck`").format(
                 recordings=plurals.recordings(result.missing_files)), err=True)

@@ -17,8 +17,10 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sp
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.chats import SYSTEM_EVENTS, render_event
+from store.desk import staff_topic_label as topic_label
 from store.errors import CimError
 from store.i18n import N_, _, current_language, format_date, format_datetime, format_time, ngettext
+from store.keys import feed_player, player_input
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
@@ -51,7 +53,7 @@ ArchiveDetailScreen #transcript { height: 1fr; border-top: solid $primary; paddi
 """
 
 
-def player_argv(command: str, path: Path) -> list[str]:
+def player_argv(command: str, path: Path | str) -> list[str]:
     """The player's argument vector: `{path}` replaced inside its words, or the path appended. Never a shell."""
     words = shlex.split(command)
     if not words:
@@ -188,8 +190,11 @@ class ArchiveScreen(CimScreen[None]):
             if s.resident_number and s.number_identifiable is False:
                 number.stylize("dim italic")
             kind = _("chat") if s.channel == "chat" else _(_SHORT_DIRECTION.get(s.direction or "", N_("call")))
+            if s.topic is not None:  # the topic the resident picked (README: topics)
+                kind = f"{kind} · {topic_label(s.topic)}"
             table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
-                          s.department or "", _duration(s.duration_s), "●" if s.has_recording else "",
+                          s.department or "", _duration(s.duration_s),
+                          _("deleted (§6)") if s.deleted else "●" if s.has_recording else "",
                           (_("played") if s.notice_played else _("none"))
                           if s.channel == "call" and s.notice_played is not None else "",
                           key=str(s.id))
@@ -340,6 +345,10 @@ class ArchiveDetailScreen(CimScreen[None]):
             lines += [(_("Language"), d.lang or "—"), (_("Messages"), str(d.message_count)),
                       (_("Notice (§1.5)"), _("accepted, v{version}").format(version=d.notice_version)
                        if d.notice_version else "—")]
+            if s.topic is not None:
+                lines.append((_("Topic"), topic_label(s.topic)))
+        if s.deleted:  # a restored backup's conversation whose key the purge destroyed: never readable
+            lines.append((_("Content"), _("deleted (§6): its key was destroyed by the purge")))
         text = Text()
         width = max(len(label) for label, _value in lines)  # the labels' length depends on the language
         for label, value in lines:
@@ -391,15 +400,20 @@ class ArchiveDetailScreen(CimScreen[None]):
             return
         try:
             opened = await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, purpose)
-            argv = player_argv(self.ctx.settings.player_command, opened.path)
+            source, plain = await asyncio.to_thread(player_input, opened.path)  # sealed: fed through a pipe
+            argv = player_argv(self.ctx.settings.player_command, source)
         except (CimError, ValueError) as exc:
             self.notify(getattr(exc, "message", str(exc)), title=_("Cannot play"), severity="error")
             return
         try:
             self.player = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
+                *argv, stdin=asyncio.subprocess.PIPE if plain else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            if plain is not None:
+                asyncio.create_task(feed_player(self.player.stdin, plain))
         except OSError as exc:
+            if plain is not None:
+                plain.close()
             self.notify(_("The player {player!r} could not start: {error}.").format(player=argv[0], error=exc.strerror),
                         title=_("Cannot play"), severity="error")
             return
@@ -451,6 +465,9 @@ class ArchiveDetailScreen(CimScreen[None]):
             who = {"resident": _("Resident"), "system": _("System")}.get(
                 line.sender, line.staff_full_name or line.staff_name or _("Consultant"))
             style = {"resident": "bold cyan", "system": "dim"}.get(line.sender, "bold green")
+            if line.sender == "note":  # a supervisor's whisper (§3): the consultant saw it, the resident never did
+                who, style = _("Staff note from {name} (not shown to the resident)").format(
+                    name=line.staff_name or "?"), "bold magenta"
             label = Text.assemble((f"{format_time(line.at, tz=zone.key, seconds=True)} ", "dim"), (f"{who}: ", style))
             text = line.text
             if line.sender == "system" and line.event in SYSTEM_EVENTS:  # a stored event: in the staff language

@@ -105,6 +105,7 @@ class ServiceScreen(CimScreen[None]):
                               (_("Chats per consultant"), r.chats_per_consultant),
                               (_("Calls per consultant"), r.calls_per_consultant)):
             extra.append(f"{title}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "—"))
+        extra += r.rating_lines()  # satisfaction (store/resident_desk.py)
         self.query_one("#service-extra", Static).update(literal("\n".join(extra)))
 
     @on(Button.Pressed, "#service-csv")
