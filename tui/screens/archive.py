@@ -195,7 +195,7 @@ class ArchiveScreen(CimScreen[None]):
             table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
                           s.department or "", _duration(s.duration_s),
                           _("deleted (§6)") if s.deleted else "●" if s.has_recording else "",
-                          (_("played") if s.notice_played else _("none"))
+                          (_("played") if s.notice_played else _("not played"))
                           if s.channel == "call" and s.notice_played is not None else "",
                           key=str(s.id))
         more = _(" · n: next page") if self.next_cursor else ""
