@@ -408,3 +408,20 @@ async def test_keys_of_conversations_a_restore_lost_are_destroyed_once_past_the_
     details = json.loads((await store.db.fetchone("SELECT details FROM audit WHERE action = 'retention.purge' "
                                                   "ORDER BY id DESC LIMIT 1"))["details"])
     assert details["orphan_keys"] == 1
+
+
+@pytest.mark.ordinance("GDPR 32")
+async def test_an_offline_message_is_sealed_at_rest_and_read_through_the_store(store, settings, make_staff):
+    consultant = (await make_staff("ola", "consultant")).as_actor()
+    notice = await store.notices.current("chat", "pl")
+    body = "Proszę o kontakt w sprawie decyzji 123-TAJNE"
+    await store.resident_desk.leave_message(notice.id, "pl", "Jan Tajny", "jan.tajny@example.pl", body)
+    (message,) = await store.resident_desk.offline_messages(consultant)
+    assert message.text == body
+    assert message.conversation_id in await store.requests._blind_match([message.conversation_id], "decyzji")
+    copy = await store.resident_desk.transcript_text(message.conversation_id)
+    assert body in copy
+    await store.db.checkpoint_truncate()
+    wal = Path(f"{settings.db_path}-wal")
+    raw = settings.db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert body.encode() not in raw and b"123-TAJNE" not in raw
