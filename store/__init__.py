@@ -15,6 +15,7 @@ from .calls import Calls
 from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
+from .desk import Desk
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
 from .listening import Listening
@@ -23,6 +24,7 @@ from .notices import Notices
 from .queue_log import QueueLog
 from .requests import Requests
 from .reports import Reports
+from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .service_report import ServiceFigures
@@ -44,12 +46,16 @@ class Store:
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock)
         self.chats = Chats(db, self.audit, settings, clock)
+        self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
         self.retention = Retention(db, self.audit, settings, clock)
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
         self.queue_log = QueueLog(self)
         self.service = ServiceFigures(self)
+        # offline messages, receipts and copies, satisfaction ratings (issue 17)
+        self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
+        self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self)
         self.callbacks = Callbacks(self)
         self.extensions = Extensions(db, self.audit)

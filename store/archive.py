@@ -57,6 +57,8 @@ class ConversationSummary:
     has_recording: bool
     notice_played: bool | None
     full_info_requested: bool | None
+    #: A chat's topic (store/desk.py) as (Polish label, English label), or None.
+    topic: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,10 @@ _SUMMARY_SQL = (
     "SELECT c.id, c.channel, c.status, c.created_at, c.ended_at, c.direction, c.resident_number, "
     "c.number_identifiable, s.name AS consultant, d.code AS department, c.duration_s, c.disposition, "
     "c.notice_played, c.full_info_requested, "
-    "EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id) AS has_recording "
+    "EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id) AS has_recording, "
+    "t.label_pl, t.label_en "
     "FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id "
-    "LEFT JOIN departments d ON d.id = c.department_id"
+    "LEFT JOIN departments d ON d.id = c.department_id LEFT JOIN chat_topics t ON t.id = c.topic_id"
 )
 
 
@@ -144,14 +147,15 @@ def _summary(r: Any) -> ConversationSummary:
     # Unpacked by position, in _SUMMARY_SQL's column order: sqlite3.Row's lookup by name scans the
     # column names each time, a third of building a page of 50 summaries (bench/).
     (id_, channel, status, created_at, ended_at, direction, resident_number, number_identifiable, consultant,
-     department, duration_s, disposition, notice_played, full_info_requested, has_recording) = r
+     department, duration_s, disposition, notice_played, full_info_requested, has_recording, topic_pl, topic_en) = r
     return ConversationSummary(
         id=id_, channel=channel, status=status, created_at=from_iso(created_at),
         ended_at=from_iso(ended_at) if ended_at else None, direction=direction,
         resident_number=resident_number, number_identifiable=_opt_bool(number_identifiable),
         consultant=consultant, department=department, duration_s=duration_s,
         disposition=disposition, has_recording=bool(has_recording),
-        notice_played=_opt_bool(notice_played), full_info_requested=_opt_bool(full_info_requested))
+        notice_played=_opt_bool(notice_played), full_info_requested=_opt_bool(full_info_requested),
+        topic=(topic_pl, topic_en) if topic_pl is not None else None)
 
 
 def _recording(r: Any) -> RecordingInfo:

@@ -18,6 +18,7 @@ from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import (
+    AtCapacity,
     ChatClosed,
     Conflict,
     ConversationNotFound,
@@ -63,6 +64,13 @@ SYSTEM_EVENTS: dict[str, tuple[str, str]] = {
                  "The consultant is not available now; the chat goes back to the queue."),
     "closed_by_consultant": ("Czat zakończony przez konsultanta.", "The consultant ended the chat."),
     "ended_by_resident": ("Czat zakończony.", "You ended the chat."),
+    # the chat desk's routing (store/desk.py)
+    "declined": ("Rozmowa zostanie przekazana innemu konsultantowi.", "The chat is being passed to another consultant."),
+    "idle_warning": ("Czy nadal tu jesteś? Jeśli nic nie napiszesz, czat zostanie wkrótce zakończony.",
+                     "Are you still there? If you write nothing, the chat will end soon."),
+    "closed_idle": ("Czat zakończony z powodu braku odpowiedzi.", "The chat ended because there was no reply."),
+    "queue_timeout": ("Wszyscy konsultanci są teraz zajęci, więc czat został zakończony. Możesz zostawić wiadomość.",
+                      "All consultants are busy now, so the chat has ended. You can leave a message."),
 }
 #: The same lines when the consultant has neither a display name nor a full name.
 SYSTEM_EVENTS_UNNAMED: dict[str, tuple[str, str]] = {
@@ -168,6 +176,7 @@ class Chat:
     notice_accepted_at: datetime
     ended_at: datetime | None
     close_category: str | None
+    topic_id: int | None = None  # the topic the resident picked (store/desk.py)
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,7 @@ class QueuedChat:
     lang: str
     waiting_since: datetime
     position: int
+    topic_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,7 @@ def _chat(r: Any) -> Chat:
         consultant_id=r["consultant_id"], notice_id=r["notice_id"],
         notice_accepted_at=from_iso(r["notice_accepted_at"]),
         ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None, close_category=r["close_category"],
+        topic_id=r["topic_id"] if "topic_id" in r.keys() else None,
     )
 
 
@@ -411,10 +422,14 @@ class Chats:
 
     # ------------------------------------------------------------------ resident side
 
-    async def open(self, notice_id: Any, lang: str = "pl") -> OpenedChat:
-        """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line."""
+    async def open(self, notice_id: Any, lang: str = "pl", topic_id: Any = None) -> OpenedChat:
+        """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line.
+        `topic_id` is the topic picked (required once topics are offered: store/desk.py)."""
         if not is_id(notice_id):
             raise InvalidInput("notice_id must be a number")
+        from .desk import check_topic
+
+        topic_id = await check_topic(self.db, topic_id)
         lang = lang if lang in LANGS else "pl"
         notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
         if notice is None or notice["channel"] != "chat":
@@ -433,8 +448,8 @@ class Chats:
         async with self.db.write() as tx:
             cur = await tx.execute(
                 "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
-                "notice_accepted_at, resume_token_hash, next_seq) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3)",
-                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token)))
+                "notice_accepted_at, resume_token_hash, next_seq, topic_id) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3, ?)",
+                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token), topic_id))
             chat_id = cur.lastrowid
             await tx.executemany(
                 "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
@@ -502,9 +517,10 @@ class Chats:
 
     async def queue(self) -> list[QueuedChat]:
         rows = await self.db.fetchall(
-            "SELECT id, lang, created_at FROM conversations WHERE channel = 'chat' AND status = 'queued' "
-            "ORDER BY created_at, id")
-        return [QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1) for i, r in enumerate(rows)]
+            "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
+            "ORDER BY queue_front IS NULL, created_at, id")  # re-queued chats first (store/desk.py)
+        return [QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"])
+                for i, r in enumerate(rows)]
 
     async def open_chats_of(self, actor: Actor) -> list[Chat]:
         """The consultant's active chats (to restore after a reconnect)."""
@@ -531,8 +547,10 @@ class Chats:
 
     # ------------------------------------------------------------------ consultant side
 
-    async def accept(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage]:
-        """Take a queued chat. Of two consultants accepting at once exactly one wins; the other gets Conflict."""
+    async def accept(self, actor: Actor, chat_id: int, *, assigned: bool = False) -> tuple[Chat, ChatMessage]:
+        """Take a queued chat. Of two consultants accepting at once exactly one wins; the other gets Conflict.
+        A consultant at their maximum of concurrent chats gets AtCapacity; `assigned`: the chat server gave it
+        (auto mode, store/desk.py), audited as its act."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.accept", target_kind="conversation",
                                target_id=chat_id)
         _need_person(actor)
@@ -548,16 +566,30 @@ class Chats:
                 raise ChatClosed("the chat has ended")
             if row["status"] != "queued":
                 raise Conflict("another consultant has already taken this chat")
+            await self._check_capacity(tx, actor)
             seq = row["next_seq"]
-            await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ? "
-                             "WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
+            await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ?, "
+                             "queue_front = NULL WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
                              (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
-            await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
+            if assigned:
+                await self.audit.append(tx, Actor.system("chat-server"), "chat.assign", target_kind="conversation",
+                                        target_id=chat_id, details={"to_staff_id": actor.staff_id})
+            else:
+                await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
         self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
                                                     event="accepted", params=params)
+
+    async def _check_capacity(self, tx: Any, actor: Actor) -> None:
+        row = await (await tx.execute(
+            "SELECT (SELECT max_chats FROM staff WHERE id = ?) AS max_chats, (SELECT count(*) FROM conversations "
+            "WHERE status = 'active' AND channel = 'chat' AND consultant_id = ?) AS n",
+            (actor.staff_id, actor.staff_id))).fetchone()
+        limit = row["max_chats"] or self.settings.chat_max_concurrent
+        if row["n"] >= limit:
+            raise AtCapacity(f"you already handle {row['n']} chats, your maximum at once")
 
     async def post_consultant(self, actor: Actor, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
         """Store the assigned consultant's message; returns only after it is committed."""
@@ -681,7 +713,7 @@ class Chats:
 
     async def return_to_queue(self, staff_id: int, reason: str) -> list[tuple[Chat, ChatMessage]]:
         """A consultant's session ended (disabled, signed out, expired, role removed): each active chat of
-        theirs goes back to the queue, where it keeps its place, with a system line for the resident."""
+        theirs goes back to the front of the queue, with a system line for the resident."""
         now = self.clock()
         returned: list[tuple[int, ChatMessage]] = []
         async with self.db.write() as tx:
@@ -691,8 +723,8 @@ class Chats:
             for row in rows:
                 chat_id, seq = row["id"], row["next_seq"]
                 text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
-                await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ? "
-                                 "WHERE id = ?", (seq + 1, chat_id))
+                await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ?, "
+                                 "queue_front = ? WHERE id = ?", (seq + 1, to_iso(now), chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                                  "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')", (chat_id, seq, text, to_iso(now)))
                 await self.audit.append(tx, Actor.system("chat-server"), "chat.requeue", target_kind="conversation",

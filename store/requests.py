@@ -55,6 +55,10 @@ DELIVERY_LABELS = {"post": "list (poczta)", "e_doreczenia": "e-Doręczenia", "em
 _ADE = re.compile(r"^AE:PL-\d{5}-\d{5}-[A-Z]{5}-\d{2}$")
 VERDICTS = ("favourable", "unfavourable")
 OPINION_KINDS = ("dpo", "department")
+#: The department a conversation concerns (§4.3: whose head gives the opinion): a chat's topic's department
+#: when its topic names one (store/desk.py), else the conversation's own (a call's route or extension).
+_DEPARTMENT_OF = ("coalesce((SELECT t.department_id FROM chat_topics t WHERE t.id = c.topic_id), "
+                  "c.department_id)")
 
 REGISTERED = "registered"
 AWAITING_DECISION = "awaiting_decision"
@@ -172,6 +176,10 @@ class AccessRequest:
     overdue: bool = False
     #: which opinions are in ("dpo", "department")
     opinions_given: frozenset[str] = frozenset()
+    #: §4.2 annex: the chat's reference (or the call's number) as the requester gave it
+    conversation_reference: str | None = None
+    #: §4.1: when a receipt pair proved that the requester took part in the chat (None: manual matching)
+    receipt_verified_at: datetime | None = None
 
     @property
     def effective_due(self) -> date:
@@ -317,6 +325,11 @@ class RequestInput:
     #: what identifies the conversation: date (YYYY-MM-DD), time (HH:MM, local), duration_min,
     #: consultant, topic, name_or_email (chats)
     hint: Mapping[str, Any] = field(default_factory=dict)
+    #: §4.2 annex: the chat's reference from its receipt (CZ-YYYY-MM-DD-XXXX), or the call's number as written
+    conversation_reference: str = ""
+    #: §4.1: the code shown once with the chat's receipt; with a valid reference it proves the requester took
+    #: part in that chat, and the chat is linked at once (store/resident_desk.py verify_receipt)
+    receipt_secret: str = ""
 
 
 # -- the service --------------------------------------------------------------------------------------
@@ -331,6 +344,8 @@ class Requests:
         self.clock = clock
         #: the office's seal for letters (store/seal.py), set by Store.open; None = letters go out unsigned
         self.seal: "Seal | None" = None
+        #: store.resident_desk (receipts of chats), set by Store: a receipt pair links its chat to the request (§4.1)
+        self.resident_desk: Any = None
 
     # -- time -----------------------------------------------------------------------------------
 
@@ -357,6 +372,7 @@ class Requests:
             await self.audit.guard(actor, Permission.REGISTER_REQUESTS, "requests.register")
         _person(actor, "registering a request")
         clean = self._validate(data)
+        reference, receipt_chat = await self._receipt(actor, data, clean)
         now = self.clock()
         async with self.db.write() as tx:
             year = clean["received_on"][:4]
@@ -379,7 +395,40 @@ class Requests:
             await self.audit.append(tx, actor, "requests.register", target_kind="request", target_id=request_id,
                                     request_id=request_id,
                                     details={"number": number, "kind": clean["kind"], "channel": clean["channel"]})
+            if reference:
+                await tx.execute("UPDATE access_requests SET conversation_reference = ? WHERE id = ?",
+                                 (reference, request_id))
+            if receipt_chat is not None:
+                await self._link_by_receipt(tx, actor, request_id, number, receipt_chat, to_iso(now))
         return await self._get(request_id)
+
+    async def _receipt(self, actor: Actor, data: RequestInput, clean: dict[str, Any]) -> tuple[str, int | None]:
+        """(the annex's conversation reference, the chat a valid receipt pair proves) — §4.1, §4.2."""
+        from .resident_desk import normalise_reference
+
+        raw = _CONTROL_CHARS.sub("", str(data.conversation_reference or "")).strip()
+        if len(raw) > 64:
+            raise InvalidInput("the chat reference or call number is longer than 64 characters")
+        secret = str(data.receipt_secret or "").strip()
+        if not secret:
+            return normalise_reference(raw) or raw, None
+        if clean["channel"] != "chat":
+            raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
+        if not raw:
+            raise InvalidInput("the chat code needs the chat reference (CZ-YYYY-MM-DD-XXXX) beside it")
+        chat_id = await self.resident_desk.verify_receipt(actor, raw, secret)
+        return normalise_reference(raw), chat_id
+
+    async def _link_by_receipt(self, tx: aiosqlite.Connection, actor: Actor, request_id: int, number: str,
+                               chat_id: int, now: str) -> None:
+        """Link the chat a receipt pair proved (§4.1) and hold it against the purge, as `link` does."""
+        await tx.execute("INSERT INTO request_conversations(request_id, conversation_id, linked_by, linked_at) "
+                         "VALUES (?, ?, ?, ?)", (request_id, chat_id, actor.staff_id, now))
+        await tx.execute("INSERT INTO holds(conversation_id, legal_basis, case_reference, request_id, set_by, set_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (chat_id, HOLD_BASIS, number, request_id, actor.staff_id, now))
+        await tx.execute("UPDATE access_requests SET receipt_verified_at = ? WHERE id = ?", (now, request_id))
+        await self.audit.append(tx, actor, "requests.link", target_kind="conversation", target_id=chat_id,
+                                request_id=request_id, details={"eligible": True, "by_receipt": True})
 
     def _validate(self, data: RequestInput) -> dict[str, Any]:
         def text(value: Any, label: str, *, required: bool, limit: int = MAX_TEXT) -> str:
@@ -518,12 +567,14 @@ class Requests:
             due_soon=pending and today <= effective
             and (effective - today).days <= self.settings.request_due_soon_days,
             opinions_given=opinions,
+            conversation_reference=r["conversation_reference"] if "conversation_reference" in r.keys() else None,
+            receipt_verified_at=_dt(r["receipt_verified_at"]) if "receipt_verified_at" in r.keys() else None,
         )
 
     async def _concerned_departments(self, request_id: int) -> set[str]:
         rows = await self.db.fetchall(
             "SELECT DISTINCT d.code FROM request_conversations rc JOIN conversations c ON c.id = rc.conversation_id "
-            "JOIN departments d ON d.id = c.department_id WHERE rc.request_id = ?", (request_id,))
+            "JOIN departments d ON d.id = " + _DEPARTMENT_OF + " WHERE rc.request_id = ?", (request_id,))
         return {r["code"] for r in rows}
 
     async def _may_view(self, actor: Actor, request: AccessRequest) -> bool:
@@ -545,7 +596,7 @@ class Requests:
             "SELECT c.id, c.channel, c.created_at, c.resident_number, c.number_identifiable, d.code AS department, "
             "rc.linked_at, (SELECT count(*) FROM recordings r WHERE r.conversation_id = c.id) AS recordings "
             "FROM request_conversations rc JOIN conversations c ON c.id = rc.conversation_id "
-            "LEFT JOIN departments d ON d.id = c.department_id WHERE rc.request_id = ? ORDER BY c.created_at",
+            "LEFT JOIN departments d ON d.id = " + _DEPARTMENT_OF + " WHERE rc.request_id = ? ORDER BY c.created_at",
             (request_id,))
         conversations = tuple(LinkedConversation(
             conversation_id=r["id"], channel=r["channel"], created_at=from_iso(r["created_at"]),
@@ -651,10 +702,10 @@ class Requests:
                 "AND EXISTS (SELECT 1 FROM request_conversations rc WHERE rc.request_id = a.id) "
                 "AND NOT EXISTS (SELECT 1 FROM request_opinions o WHERE o.request_id = a.id AND o.kind = 'department') "
                 "AND (? IS NULL OR EXISTS (SELECT 1 FROM request_conversations rc JOIN conversations c "
-                "ON c.id = rc.conversation_id JOIN departments d ON d.id = c.department_id "
+                "ON c.id = rc.conversation_id JOIN departments d ON d.id = " + _DEPARTMENT_OF + " "
                 "WHERE rc.request_id = a.id AND d.code = ?) OR NOT EXISTS (SELECT 1 FROM request_conversations rc "
                 "JOIN conversations c ON c.id = rc.conversation_id WHERE rc.request_id = a.id "
-                "AND c.department_id IS NOT NULL))",
+                "AND " + _DEPARTMENT_OF + " IS NOT NULL))",
                 (None if actor.is_system else actor.department, actor.department))
         if actor.has(Role.BOI_DIRECTOR) or actor.is_system:
             await add("SELECT * FROM access_requests WHERE kind = 'access' AND state IN "
@@ -712,7 +763,7 @@ class Requests:
         linked = {r["conversation_id"] for r in await self.db.fetchall(
             "SELECT conversation_id FROM request_conversations WHERE request_id = ?", (request_id,))}
         base = ("SELECT c.*, d.code AS department, s.name AS consultant FROM conversations c "
-                "LEFT JOIN departments d ON d.id = c.department_id LEFT JOIN staff s ON s.id = c.consultant_id ")
+                "LEFT JOIN departments d ON d.id = " + _DEPARTMENT_OF + " LEFT JOIN staff s ON s.id = c.consultant_id ")
         if request.channel == "call":
             # within the window, or from the requester's number on that day (people misremember the hour)
             rows = await self.db.fetchall(
@@ -782,6 +833,28 @@ class Requests:
                              (reason, now, request_id))
             await self.audit.append(tx, actor, "requests.link", target_kind="conversation", target_id=conversation_id,
                                     request_id=request_id, details={"eligible": reason is None})
+        return await self._get(request_id)
+
+    async def link_by_receipt(self, actor: Actor, request_id: int, reference: str, secret: str) -> AccessRequest:
+        """§4.1: the requester brought the chat's receipt after registering; a valid pair links that chat."""
+        request = await self._get(request_id)
+        await self._guard_any(actor, _linkers(request), "requests.link", request_id)
+        _person(actor, "linking a conversation")
+        if request.channel != "chat":
+            raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
+        chat_id = await self.resident_desk.verify_receipt(actor, reference, secret)
+        from .resident_desk import normalise_reference
+
+        async with self.db.write() as tx:
+            req = await self._load(tx, request_id)
+            self._next(req, "link")
+            if await (await tx.execute("SELECT 1 FROM request_conversations WHERE request_id = ? AND "
+                                       "conversation_id = ?", (request_id, chat_id))).fetchone():
+                raise InvalidInput(f"that chat is already linked to {req['number']}")
+            now = to_iso(self.clock())
+            await tx.execute("UPDATE access_requests SET conversation_reference = ?, updated_at = ? WHERE id = ?",
+                             (normalise_reference(reference), now, request_id))
+            await self._link_by_receipt(tx, actor, request_id, req["number"], chat_id, now)
         return await self._get(request_id)
 
     async def unlink(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:

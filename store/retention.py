@@ -41,7 +41,8 @@ PAUSE_AFTER_COMMIT_ENV = "CIM_TEST_PURGE_PAUSE_AFTER_COMMIT"
 #: How far the clock may read behind the newest audit entry before a purge refuses (NTP slew, two hosts).
 CLOCK_TOLERANCE = timedelta(minutes=5)
 _MAX_TEXT = 500
-_SQL_ENDED = "c.status IN ('closed', 'ended') AND c.purge_after <= ?"
+# an unanswered offline message (store/resident_desk.py) is purged at its purge_after like an ended conversation
+_SQL_ENDED = "c.status IN ('closed', 'ended', 'offline_message') AND c.purge_after <= ?"
 _SQL_HELD = (
     "(EXISTS (SELECT 1 FROM holds h WHERE h.conversation_id = c.id AND h.released_at IS NULL)"
     " OR EXISTS (SELECT 1 FROM request_conversations rc JOIN access_requests r ON r.id = rc.request_id"

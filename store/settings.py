@@ -105,6 +105,20 @@ class Settings:
     backup_keep: str = "P30D"
     #: Chat: minutes after a chat ended during which its resume token still shows the transcript.
     chat_resume_minutes: int = 30
+    #: Chat desk (README "Topics, routing and capacity"): `pick` (consultants accept from the queue) or `auto`
+    #: (the longest-waiting chat goes to the least-busy available consultant with the topic's skill).
+    chat_assignment: str = "pick"
+    #: Chat desk: the most chats a consultant handles at once unless their account says otherwise.
+    chat_max_concurrent: int = 3
+    #: Chat desk: seconds a consultant's dropped connection may stay away before their chats go back to the
+    #: front of the queue.
+    staff_reconnect_grace_seconds: int = 60
+    #: Chat desk: minutes of a resident's silence before "are you still there?", and as many again before the
+    #: chat closes as `abandoned`; 0 = off.
+    chat_idle_minutes: int = 10
+    #: Chat desk: minutes a chat may wait in the queue with nobody free before it closes (the resident is
+    #: offered the offline message form); 0 = off.
+    chat_queue_limit_minutes: int = 20
     #: Chat server: addresses of reverse proxies (comma-separated IPs) whose X-Forwarded-For and
     #: X-Forwarded-Proto are believed; empty = the socket's peer address is the resident's address.
     trusted_proxies: str = ""
@@ -250,6 +264,14 @@ class Settings:
             raise ConfigError("CIM_PASSWORD_PROFILE must be 'default' or 'fast'")
         if settings.ldap_tls not in ("off", "starttls"):
             raise ConfigError("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the start)")
+        if settings.chat_assignment not in ("pick", "auto"):
+            raise ConfigError("CIM_CHAT_ASSIGNMENT must be 'pick' or 'auto'")
+        if not 1 <= settings.chat_max_concurrent <= 1000:
+            raise ConfigError("CIM_CHAT_MAX_CONCURRENT must be from 1 to 1000")
+        if min(settings.staff_reconnect_grace_seconds, settings.chat_idle_minutes,
+               settings.chat_queue_limit_minutes) < 0:
+            raise ConfigError("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "
+                              "CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more")
         unknown_roles = sorted(settings.mfa_role_names - {r.value for r in Role})
         if unknown_roles:
             raise ConfigError(f"CIM_MFA_ROLES names unknown roles: {', '.join(unknown_roles)}")

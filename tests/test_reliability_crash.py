@@ -65,8 +65,11 @@ class CrashResident:
         self.client = client
         if self.token is None:
             notice = await asyncio.wait_for(got_notice, ACK_WAIT)
-            ack = await client.call("accept_notice", {"notice_id": notice["notice_id"]}, namespace=NS,
-                                    timeout=ACK_WAIT)
+            from tests.fixtures.chat import notice_acceptance
+
+            payload = await notice_acceptance(lambda e, p: client.call(e, p, namespace=NS, timeout=ACK_WAIT),
+                                              notice["notice_id"])
+            ack = await client.call("accept_notice", payload, namespace=NS, timeout=ACK_WAIT)
             assert ack["ok"], ack
             self.chat_id, self.token = ack["chat_id"], ack["resume_token"]
         else:

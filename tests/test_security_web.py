@@ -168,7 +168,9 @@ async def test_the_server_log_holds_no_message_text_and_no_token(serve_process):
     staff = await connect_client(url, "/staff", {"token": session.token})
     try:
         notice = await resident.wait_for("notice")
-        opened = await resident.call("accept_notice", {"notice_id": notice["notice_id"]})
+        from tests.fixtures.chat import notice_acceptance
+
+        opened = await resident.call("accept_notice", await notice_acceptance(resident.call, notice["notice_id"]))
         assert (await resident.call("send", {"text": secret_resident, "client_msg_id": "a"}))["ok"]
         assert (await staff.call("accept", {"chat_id": opened["chat_id"]}))["ok"]
         assert (await staff.call("send", {"chat_id": opened["chat_id"], "text": secret_consultant,

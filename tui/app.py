@@ -305,6 +305,10 @@ class CimApp(ReportsWorkerErrors, App[None]):
             line = facts.get("line")
             self.notify(_("A note from {name} in chat #{id}.").format(
                 name=getattr(line, "author", "") or "?", id=facts.get("chat_id")), title=_("Supervision"))
+        elif event == "assigned" and facts.get("auto"):  # auto mode (webchat/routing.py): Ctrl+Y declines
+            self.bell()
+            self.notify(_("Chat #{id} was given to you (Ctrl+Y declines it once).").format(id=facts["chat_id"]),
+                        title=_("New chat"))
         elif event == "released" and facts.get("reason") == "resident_left":
             self.notify(f"The resident left chat #{facts['chat_id']}. F8 closes it with a category.",
                         severity="warning")

@@ -51,6 +51,8 @@ AREAS: list[Area] = [  # in the order of their keys, as the home screen and the 
     Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
     Area("canned", "Canned responses", "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
     Area("notices", "Notices", "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),
+    # the chat desk's topics, skills and capacity (README "Topics, routing and capacity")
+    Area("desk", "Topics and desk", "", (Permission.MANAGE_CANNED,), "tui.screens.desk:DeskScreen"),
 ]
 
 

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Callable
 
+from store.i18n import N_, _
+
 if TYPE_CHECKING:
     import socketio
 
@@ -53,6 +55,7 @@ ERROR_MESSAGES = {
     "server_error": "The chat server had an internal error; try again.",
     "timeout": "The chat server did not answer in time; try again.",
     "disconnected": "Not connected to the chat server; your text is kept until it reconnects.",
+    "at_capacity": N_("You already handle as many chats as you may at once; close one first."),
 }
 
 
@@ -61,7 +64,8 @@ class LiveError(Exception):
 
     def __init__(self, code: str, message: str | None = None) -> None:
         self.code = code
-        self.message = ERROR_MESSAGES.get(code) or message or f"The chat server refused ({code})."
+        self.message = (_(ERROR_MESSAGES[code]) if code in ERROR_MESSAGES else None) or message or \
+            f"The chat server refused ({code})."
         super().__init__(self.message)
 
 
@@ -112,6 +116,8 @@ class LiveChat:
     outbox: list[Outgoing] = field(default_factory=list)
     #: Who watches this chat now (§3: full names; the consultant is always told, no silent monitoring).
     supervised_by: list[str] = field(default_factory=list)
+    #: The topic the resident picked, (Polish label, English label), when the server said it.
+    topic: tuple[str, str] | None = None
 
     def add(self, line: ChatLine) -> bool:
         """Append a line unless it is already here (a resync or an echo of our own send)."""
@@ -129,6 +135,14 @@ class QueuedChat:
     lang: str
     waiting_since: datetime | None
     position: int
+    topic: tuple[str, str] | None = None
+
+
+def _topic(value: Any) -> tuple[str, str] | None:
+    """A payload's `topic` {"id", "pl", "en"} as (Polish label, English label)."""
+    if not isinstance(value, dict) or not isinstance(value.get("pl"), str):
+        return None
+    return value["pl"], str(value.get("en") or value["pl"])
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -194,6 +208,8 @@ class Desk:
         self._seen_queued: set[int] = set()
         #: `supervised` for a chat not on the desk yet (it can overtake a transfer's `assigned`).
         self._supervised_early: dict[int, list[str]] = {}
+        #: available / away, as the server last said in `presence` (webchat/routing.py)
+        self.availability = "available"
 
     def others_online(self) -> list[dict]:
         return [c for c in self.presence if c.get("staff_id") != self.staff_id]
@@ -229,7 +245,8 @@ class Desk:
                     continue
                 queue.append(QueuedChat(chat_id=chat_id, lang=str(item.get("lang") or "pl"),
                                         waiting_since=parse_time(item.get("waiting_since")),
-                                        position=int(item.get("position") or len(queue) + 1)))
+                                        position=int(item.get("position") or len(queue) + 1),
+                                        topic=_topic(item.get("topic"))))
             new = [q.chat_id for q in queue if q.chat_id not in self._seen_queued]
             self._seen_queued |= set(new)
             self.queue = sorted(queue, key=lambda q: q.position)
@@ -237,11 +254,16 @@ class Desk:
         elif event == "presence":
             consultants = data.get("consultants")
             self.presence = [c for c in consultants if isinstance(c, dict)] if isinstance(consultants, list) else []
+            mine = [c for c in self.presence if c.get("staff_id") == self.staff_id]
+            if mine and mine[0].get("status") in ("available", "away"):
+                self.availability = str(mine[0]["status"])
         elif event == "assigned":
             chat_id = _chat_id(data)
             if chat_id is not None:
-                self._take(chat_id, data.get("lang"), data.get("history"))
-                facts.update(chat_id=chat_id, by=data.get("by"), taken_over=bool(data.get("taken_over")))
+                chat = self._take(chat_id, data.get("lang"), data.get("history"))
+                chat.topic = _topic(data.get("topic")) or chat.topic
+                facts.update(chat_id=chat_id, by=data.get("by"), taken_over=bool(data.get("taken_over")),
+                             auto=bool(data.get("auto")))
         elif event == "message":
             chat_id = _chat_id(data)
             line = _line(data)
@@ -609,6 +631,18 @@ class LiveClient:
 
     async def close(self, chat_id: int, category: str) -> None:
         await self.call("close", {"chat_id": chat_id, "category": category})
+
+    async def set_availability(self, status: str) -> None:
+        """available / away: away consultants are given no new chats (webchat/routing.py)."""
+        await self.call("availability", {"status": status})
+        self.desk.availability = status
+        self.listener("availability", {"status": status})
+
+    async def decline(self, chat_id: int) -> None:
+        """Auto mode: give back a chat the server assigned; it goes to the next consultant."""
+        await self.call("decline", {"chat_id": chat_id})
+        self.desk.drop(chat_id)
+        self.listener("released", {"chat_id": chat_id, "reason": "declined"})
 
 
 # ---------------------------------------------------------------------- §3: the supervisors' side

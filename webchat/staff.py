@@ -188,7 +188,8 @@ class StaffSessions:
         for chat, message in returned:
             self.hub.remember(chat)
             await self.hub.relay(chat.id, message)
-            await self.sio.emit("released", {"chat_id": chat.id, "reason": "session_ended"},
+            await self.sio.emit("released", {"chat_id": chat.id, "reason": "connection_lost"
+                                             if reason == "connection_lost" else "session_ended"},
                                 room=consultant_room(staff_id), namespace=STAFF)
             log.info("chat.requeued chat_id=%s from=%s reason=%s", chat.id, staff_id, reason)
         if returned:
@@ -249,6 +250,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         await sio.enter_room(sid, ALL_STAFF, namespace=STAFF)
         await sio.enter_room(sid, consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
         log.info("staff.connected staff_id=%s", actor.staff_id)
+        if hub.routing is not None:
+            hub.routing.connected(actor.staff_id)  # a dropped connection's grace period ends
         hub.spawn(greet(sid, actor, newly_online))
         hub.spawn(traffic.on_staff_connect(hub, sid, actor))
         hub.spawn(supervision.on_consultant_connect(hub, sid, actor))
@@ -296,6 +299,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 log.info("staff.disconnect_check_failed staff_id=%s", staff_id)
         if reason is not None:
             await sessions.return_chats(staff_id, reason)
+        elif hub.routing is not None:
+            hub.routing.dropped(staff_id)  # back within the grace period, or the chats go back to the queue
 
     async def actor_of(sid: str, *, fresh: bool = False) -> Actor:
         """The consultant behind the socket, re-checked in the store when due; a dead session ends the socket."""
@@ -407,10 +412,12 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         log.info("chat.closed chat_id=%s staff_id=%s category=%s", chat_id, actor.staff_id, chat.close_category)
         if message is not None:
             await hub.relay(chat_id, message)
-            await sio.emit("state", {"status": "closed"}, room=chat_room(chat_id), namespace=RESIDENT)
+            await hub.announce_closed(chat_id)  # with the receipt (webchat/resident_desk.py)
         hub.remember(chat)
         await sio.emit("released", {"chat_id": chat_id, "reason": "closed"},
                        room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
+        if hub.routing is not None:
+            hub.routing.poke()  # a seat is free again
         return ok(chat_id=chat_id, category=chat.close_category)
 
     @acked(STAFF)

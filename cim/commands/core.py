@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cim.common import data_dir_option, json_option, load_settings, open_store, print_json, run
+from cim.common import cli_actor, data_dir_option, json_option, load_settings, open_store, print_json, run
 
 
 def register(cli: click.Group) -> None:
@@ -22,6 +22,7 @@ def init(data_dir: str | None, as_json: bool) -> None:
     async def body() -> list[str]:
         store = await open_store(settings, create=True)
         try:
+            await store.desk.seed_default_topics(cli_actor("init"))  # the chat topics, once (README: topics)
             return await store.db.applied_migrations()
         finally:
             await store.close()

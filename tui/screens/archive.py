@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sparkline, Static
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
+from store.desk import staff_topic_label as topic_label
 from store.errors import CimError
 from store.i18n import _
 from store.policy import Permission, allowed
@@ -186,6 +187,8 @@ class ArchiveScreen(CimScreen[None]):
             if s.resident_number and s.number_identifiable is False:
                 number.stylize("dim italic")
             kind = "chat" if s.channel == "chat" else _SHORT_DIRECTION.get(s.direction or "", "call")
+            if s.topic is not None:  # the topic the resident picked (README: topics)
+                kind = f"{kind} · {topic_label(s.topic)}"
             table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
                           s.department or "", _duration(s.duration_s), "●" if s.has_recording else "",
                           _flag(s.notice_played, "played", "none") if s.channel == "call" else "",
@@ -329,6 +332,8 @@ class ArchiveDetailScreen(CimScreen[None]):
         else:
             lines += [("Language", d.lang or "—"), ("Messages", str(d.message_count)),
                       ("Notice (§1.5)", f"accepted, v{d.notice_version}" if d.notice_version else "—")]
+            if s.topic is not None:
+                lines.append((_("Topic"), topic_label(s.topic)))
         text = Text()
         for label, value in lines:
             text.append(f"{label:>14}: ", style="bold")
