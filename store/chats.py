@@ -766,7 +766,7 @@ class Chats:
                 raise InvalidInput("the chat is already yours")
             last = await (await tx.execute(
                 "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
-                "('accepted', 'transferred', 'taken_over', 'requeued') ORDER BY seq DESC LIMIT 1",
+                "('accepted', 'transferred', 'taken_over', 'requeued', 'declined') ORDER BY seq DESC LIMIT 1",
                 (chat_id,))).fetchone()
             if last is not None and last["event"] == "taken_over":
                 raise Conflict("another supervisor has already taken this chat over")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from . import Store
 
 #: Assignment lines: the last one of a chat says since when its consultant holds it.
-HANDOVER_EVENTS = ("accepted", "transferred", "taken_over", "requeued")
+HANDOVER_EVENTS = ("accepted", "transferred", "taken_over", "requeued", "declined")
 #: Audit actions of supervision, listed by the supervision report (store/reports.py).
 MONITOR = "chat.monitor"
 MONITOR_END = "chat.unmonitor"
@@ -77,6 +77,8 @@ class LiveChatRow:
     #: The resident's oldest line since the consultant last wrote (None: nothing unanswered).
     unanswered_since: datetime | None
     lines: int
+    #: The topic the resident chose (store/desk.py): {"id", "pl", "en"} labels, or None.
+    topic: dict[str, Any] | None = None
 
     def as_payload(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -87,7 +89,7 @@ class LiveChatRow:
                 "consultant": ({"staff_id": self.consultant_id, "name": self.consultant_name}
                                if self.consultant_id is not None else None),
                 "assigned_at": iso(self.assigned_at), "last_line_at": iso(self.last_line_at),
-                "unanswered_since": iso(self.unanswered_since), "lines": self.lines}
+                "unanswered_since": iso(self.unanswered_since), "lines": self.lines, "topic": self.topic}
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,10 @@ class Supervision:
             f"  ({', '.join('?' * len(HANDOVER_EVENTS))}) ORDER BY m.seq DESC LIMIT 1) AS handed_at,"
             " (SELECT m.at FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' AND m.seq >"
             "  coalesce((SELECT max(k.seq) FROM messages k WHERE k.conversation_id = c.id"
-            "            AND k.sender = 'consultant'), 0) ORDER BY m.seq LIMIT 1) AS unanswered_since"
+            "            AND k.sender = 'consultant'), 0) ORDER BY m.seq LIMIT 1) AS unanswered_since,"
+            " c.queue_front, c.topic_id, t.label_pl, t.label_en"
             " FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id"
+            " LEFT JOIN chat_topics t ON t.id = c.topic_id"
             " WHERE c.channel = 'chat' AND c.status IN ('queued', 'active') ORDER BY c.created_at, c.id",
             HANDOVER_EVENTS)
         out = []
@@ -153,11 +157,14 @@ class Supervision:
             queued = r["status"] == "queued"
             out.append(LiveChatRow(
                 chat_id=r["id"], status=r["status"], lang=r["lang"] or "pl", created_at=from_iso(r["created_at"]),
-                waiting_since=(_time(r["handed_at"]) or from_iso(r["created_at"])) if queued else None,
+                # a chat back in the queue waits since it came back (desk routing's queue_front)
+                waiting_since=(_time(r["queue_front"]) or from_iso(r["created_at"])) if queued else None,
                 consultant_id=None if queued else r["consultant_id"],
                 consultant_name=None if queued else r["consultant_name"],
                 assigned_at=None if queued else _time(r["handed_at"]), last_line_at=_time(r["last_line_at"]),
-                unanswered_since=None if queued else _time(r["unanswered_since"]), lines=r["lines"]))
+                unanswered_since=None if queued else _time(r["unanswered_since"]), lines=r["lines"],
+                topic=({"id": r["topic_id"], "pl": r["label_pl"], "en": r["label_en"]}
+                       if r["topic_id"] is not None else None)))
         return out
 
     async def _open_chat(self, chat_id: Any) -> Any:

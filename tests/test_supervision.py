@@ -48,7 +48,10 @@ def in_view(chat_id: int, predicate=lambda c: True):
 
 async def test_a_supervisor_connects_without_the_consultant_role_and_sees_every_chat_and_the_queue(
         chat_server, consultant_client, resident):
+    from tests.fixtures.store import SYSTEM
+
     store = chat_server.store
+    topic = await store.desk.add_topic(SYSTEM, "Podatki i opłaty", "Taxes and fees")
     anna, talking = await active_chat(consultant_client, resident)
     await named(store, anna.staff, "Anna Kowalska")
     waiting = await resident()
@@ -65,6 +68,7 @@ async def test_a_supervisor_connects_without_the_consultant_role_and_sees_every_
     active = chats[talking.chat_id]
     assert active["status"] == "active" and active["consultant"] == {"staff_id": anna.staff.id, "name": "Anna Kowalska"}
     assert active["last_line_at"] and active["assigned_at"] and active["watchers"] == []
+    assert active["topic"] == {"id": topic.id, "pl": "Podatki i opłaty", "en": "Taxes and fees"}  # what it is about
     # no content in the view: times and names only
     assert "Pytanie" not in json.dumps(view)
     # the director too; a supervisor never gets a chat offered and may not accept one

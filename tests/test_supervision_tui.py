@@ -72,8 +72,12 @@ async def test_a_manager_watches_whispers_and_takes_over_from_the_supervision_sc
         row = [str(getattr(c, "plain", c)) for c in table.get_row_at(0)]
         assert row[0].startswith(f"#{r.chat_id}") and row[2] == "Anna Kowalska" and row[5] != "—"
         # who handles what: anna online with one chat (the manager's own F2 socket: none)
-        load = str(screen.query_one("#sup-consultants").render())
-        assert "Anna Kowalska: 1" in load and "kierownik: 0" in load, load
+        await wait_until(pilot, lambda: "Anna Kowalska: 1 ·" in str(screen.query_one("#sup-consultants").render())
+                         or str(screen.query_one("#sup-consultants").render()).endswith("Anna Kowalska: 1"),
+                         what="anna's load")
+        await wait_until(pilot, lambda: "kierownik: 0" in str(screen.query_one("#sup-consultants").render()),
+                         what="the manager's own desk, online with no chat")
+        assert "not connected" not in str(screen.query_one("#sup-consultants").render())
         # Enter opens it, after the purpose
         table.focus()
         await pilot.press("enter")

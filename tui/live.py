@@ -678,6 +678,8 @@ class SupervisedChat:
     unanswered_since: datetime | None
     lines: int
     watchers: list[str]
+    #: The topic's labels by language ({"pl", "en"}), or None.
+    topic: dict | None = None
 
 
 def _supervised(item: Any) -> SupervisedChat | None:
@@ -695,7 +697,8 @@ def _supervised(item: Any) -> SupervisedChat | None:
         consultant_id=consultant.get("staff_id") if consultant else None,
         consultant_name=str(consultant.get("name") or "") if consultant else "",
         assigned_at=parse_time(item.get("assigned_at")), last_line_at=parse_time(item.get("last_line_at")),
-        unanswered_since=parse_time(item.get("unanswered_since")), lines=lines, watchers=_names({"by": item.get("watchers")}))
+        unanswered_since=parse_time(item.get("unanswered_since")), lines=lines, watchers=_names({"by": item.get("watchers")}),
+        topic=item.get("topic") if isinstance(item.get("topic"), dict) else None)
 
 
 class SupervisionBoard:

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from store.i18n import N_, _, format_time, ngettext
+from store.i18n import N_, _, current_language, format_time, ngettext
 from store.models import Role
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, LiveError, SupervisionBoard, SupervisionClient
@@ -123,7 +123,7 @@ class SupervisionScreen(CimScreen[None]):
         self.title = _("Live chat supervision")
         table = self.query_one("#sup-chats", DataTable)
         table.add_columns(_("chat"), _("status"), _("consultant"), _("waiting / handled for"), _("last line"),
-                          _("unanswered for"), _("watched by"))
+                          _("unanswered for"), _("topic"), _("watched by"))
         if self.ctx.server_url:
             retry_min, retry_max = getattr(self.app, "live_retry", (0.2, 5.0))  # as the consultants' desk
             self.client = SupervisionClient(self.ctx.server_url, self.ctx.token, self.board, self._on_live,
@@ -185,8 +185,10 @@ class SupervisionScreen(CimScreen[None]):
             since = duration(c.waiting_since if c.status == "queued" else c.assigned_at, now)
             last = format_time(c.last_line_at, tz=self.ctx.settings.timezone, seconds=True) if c.last_line_at else "—"
             unanswered = duration(c.unanswered_since, now) if c.unanswered_since else "—"
+            topic = str((c.topic or {}).get(current_language()) or (c.topic or {}).get("pl") or "—")
             table.add_row(Text(f"#{c.chat_id} {c.lang}", "bold"), status, literal(c.consultant_name or "—"),
-                          since, last, unanswered, literal(", ".join(c.watchers) or "—"), key=str(c.chat_id))
+                          since, last, unanswered, literal(topic), literal(", ".join(c.watchers) or "—"),
+                          key=str(c.chat_id))
         if keep is not None:
             try:
                 table.move_cursor(row=table.get_row_index(keep))
