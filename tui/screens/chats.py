@@ -125,7 +125,7 @@ class ChatsScreen(CimScreen[None]):
         if desk is None:
             return
         now = self._now()
-        self.query_one("#queue-title", Static).update(f"Queue ({len(desk.queue)})")
+        self.query_one("#queue-title", Static).update(f"Queue ({max(len(desk.queue), desk.queue_total)})")
         options = [Option(Text.assemble((f"#{q.chat_id}", "bold"), f" {q.lang}  ", (waited(q.waiting_since, now), ""),
                                         literal(f"  {topic_label(q.topic)}" if q.topic else "")),
                           id=str(q.chat_id)) for q in desk.queue]
