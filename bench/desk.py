@@ -10,6 +10,7 @@ same run in pick mode as the baseline.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,17 @@ from bench.common import LoadProcess, Result, cim_server, free_port, median
 log = logging.getLogger("bench.desk")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), to tell a busy server from a starved one."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_desk(work: Path, cfg: dict[str, Any]) -> list[Result]:
     """Both modes set up side by side (two servers, two load generators), then their windows alternate
     (pick, auto, pick, auto, ...) so that a change in the machine's load falls on both alike."""
     p99: dict[str, list[float]] = {"pick": [], "auto": []}
+    busy: dict[str, list[float]] = {"pick": [], "auto": []}  # the server's CPU share during each window
     last: dict[str, dict[str, Any]] = {}
     servers, loads = {}, {}
     try:
@@ -46,10 +54,14 @@ def bench_desk(work: Path, cfg: dict[str, Any]) -> list[Result]:
             log.info("desk %s warm-up window: p99 %.1f ms (not counted)", mode, warm["p99_ms"] or 0)
         for _ in range(cfg["runs"]):
             for mode in ("pick", "auto"):
+                pid = servers[mode].proc.pid  # type: ignore[union-attr]
+                cpu0, t0 = cpu_seconds(pid), time.monotonic()
                 out, _ = loads[mode].window(cfg["seconds"])
-                log.info("desk %s: %.0f msg/s, p50 %.1f p99 %.1f ms, %s closes, %s seats refilled, lost %s errors %s",
-                         mode, out["rate_achieved"], out["p50_ms"] or 0, out["p99_ms"] or 0, out["closes"],
-                         out["reassigned"], out["lost"], out["errors"])
+                busy[mode].append(100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0))
+                log.info("desk %s: %.0f msg/s, p50 %.1f p99 %.1f ms, %s closes, %s seats refilled, lost %s errors %s, "
+                         "server CPU %.0f%%, load average %.1f", mode, out["rate_achieved"], out["p50_ms"] or 0,
+                         out["p99_ms"] or 0, out["closes"], out["reassigned"], out["lost"], out["errors"],
+                         busy[mode][-1], os.getloadavg()[0])
                 p99[mode].append(out["p99_ms"] or 0.0)
                 last[mode] = out
         for mode in ("pick", "auto"):
@@ -69,5 +81,6 @@ def bench_desk(work: Path, cfg: dict[str, Any]) -> list[Result]:
         auto, "ms", pick, "pick mode, same load, windows alternating", "≤ 50 ms", auto <= 50,
         f"p50 {out['p50_ms'] or 0:.1f} ms (pick {last['pick']['p50_ms'] or 0:.1f}); {out['closes']} closes and "
         f"{out['reassigned']} seats refilled by the server in the last window (pick: {last['pick']['reassigned']} "
-        f"by accept); lost {out['lost']}, errors {out['errors'] or 0}; pick runs: "
+        f"by accept); lost {out['lost']}, errors {out['errors'] or 0}; server CPU during the windows "
+        f"{median(busy['auto']):.0f}% (pick {median(busy['pick']):.0f}%) of its core; pick runs: "
         + ", ".join(f"{x:.0f}" for x in p99["pick"]), runs=p99["auto"])]
