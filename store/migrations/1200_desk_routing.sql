@@ -15,11 +15,7 @@ ALTER TABLE conversations ADD COLUMN topic_id INTEGER REFERENCES chat_topics(id)
 -- A chat returned to the queue (its consultant dropped, signed out, declined it) waits at the front:
 -- the moment it came back; NULL for a chat waiting for its first consultant.
 ALTER TABLE conversations ADD COLUMN queue_front TEXT;
--- The queue and the active chats are read every second by the chat server (routing, idle chats, capacity):
--- partial indexes of exactly `status = 'queued'` / `status = 'active'` (the terms the queries use), so the
--- reads do not scan the whole archive.
-CREATE INDEX conversations_queued ON conversations(created_at, id) WHERE status = 'queued';
-CREATE INDEX conversations_active ON conversations(consultant_id) WHERE status = 'active';
+CREATE INDEX conversations_open_chats ON conversations(status, channel) WHERE status IN ('queued', 'active');
 
 -- Consultants' skills: the topics a consultant answers in auto mode (none listed: every topic).
 CREATE TABLE staff_topics (
