@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only N,...]`: run the eight benchmarks, print the table, write docs/BENCHMARKS.md."""
+"""`python -m bench [--quick] [--only N,...]`: run the nine benchmarks, print the table, write docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ FULL: dict[str, Any] = dict(
     purge_modes=(("serve", 1_000_000, 100_000), ("cli", 200_000, 20_000)),
     tui_runs=5, tui_search_repeats=20,
     desk_residents=2000, desk_consultants=50, desk_capacity=3, desk_churn=1,
+    crypto_relay_runs=7, crypto_recording_seconds=300, crypto_repeats=50, crypto_migration_chats=10_000,
 )
 QUICK: dict[str, Any] = dict(
     runs=1, consultants=5,
@@ -44,6 +45,7 @@ QUICK: dict[str, Any] = dict(
     purge_modes=(("serve", 10_000, 1_000),),
     tui_runs=2, tui_search_repeats=5,
     desk_residents=500, desk_consultants=50, desk_capacity=3, desk_churn=1,
+    crypto_recording_seconds=120, crypto_repeats=20, crypto_migration_chats=2_000,
 )
 #: Tiny sizes for the test suite's smoke run (seconds; numbers are only checked to be sane).
 SMOKE: dict[str, Any] = dict(
@@ -53,13 +55,14 @@ SMOKE: dict[str, Any] = dict(
     purge_residents=5, purge_rate=20, purge_quiet_seconds=1, purge_modes=(("cli", 500, 50),),
     tui_runs=1, tui_search_repeats=2,
     desk_residents=12, desk_consultants=3, desk_capacity=2, desk_churn=2,
+    crypto_recording_seconds=5, crypto_repeats=3, crypto_migration_chats=30,
 )
 NAMES = {"1": "chat relay", "2": "connections", "3": "archive search", "4": "ingest", "5": "purge", "6": "TUI",
-         "7": "phone traffic", "8": "desk routing"}
+         "7": "phone traffic", "8": "desk routing", "9": "crypto-shredding"}
 
 
 def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tuple[list[Result], dict[str, float]]:
-    from bench import archive, chat, desk, ingest, purge, traffic, tui
+    from bench import archive, chat, crypto, desk, ingest, purge, traffic, tui
     from bench.dataset import cached_archive
 
     results: list[Result] = []
@@ -98,6 +101,7 @@ def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tup
     step("6", lambda: tui.bench_startup(work, cfg) + tui.bench_search(archive_data(), cfg))
     step("7", lambda: traffic.bench_traffic(work / "traffic", cfg))  # AMI burst vs chat p99 (bench/traffic.py)
     step("8", lambda: desk.bench_desk(work, cfg))  # auto-assignment vs pick at the relay's load (bench/desk.py)
+    step("9", lambda: crypto.bench_crypto(work, cfg))  # sealed vs plain: relay, recording open, migration
     return results, {"durations": durations, "loads": loads}
 
 
@@ -127,7 +131,7 @@ def default_cache() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes); the default is the full run")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated benchmark numbers (default: all)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated benchmark numbers (default: all)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="where the generated archive is kept between runs (default: $CIM_BENCH_CACHE or "
                              "~/.cache/cim-bench)")

@@ -12,6 +12,7 @@ from cim.commands import tui as tui_commands
 from cim.commands import retention
 from cim.commands import traffic
 from cim.commands import listen
+from cim.commands import keys as keys_commands
 from cim.commands import desk
 
 
@@ -35,6 +36,7 @@ notices.register(cli)
 retention.register(cli)
 traffic.register(cli)
 listen.register(cli)
+keys_commands.register(cli)
 desk.register(cli)  # after users: adds `cim users capacity|skills`
 
 

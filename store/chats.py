@@ -17,6 +17,7 @@ from typing import Any
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
+from .db import run_on_thread
 from .errors import (
     AtCapacity,
     ChatClosed,
@@ -30,6 +31,7 @@ from .errors import (
     ResumeInvalid,
     StaffNotFound,
 )
+from .keys import DataKey, Keys
 from .models import Actor
 from .policy import Permission, allowed
 from .settings import Settings
@@ -58,6 +60,8 @@ SYSTEM_EVENTS: dict[str, tuple[str, str]] = {
                  "You are now connected with a consultant. Answering: {consultant}."),
     "transferred": ("Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
                     "The chat was handed over. Now answering: {consultant}."),
+    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
+                   "The conversation continues with another consultant. Now answering: {consultant}."),
     "requeued": ("Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
                  "The consultant is not available now; the chat goes back to the queue."),
     "closed_by_consultant": ("Czat zakończony przez konsultanta.", "The consultant ended the chat."),
@@ -75,6 +79,8 @@ SYSTEM_EVENTS_UNNAMED: dict[str, tuple[str, str]] = {
     "accepted": ("Połączono z konsultantem.", "You are now connected with a consultant."),
     "transferred": ("Rozmowa została przekazana innemu konsultantowi.",
                     "The chat was handed over to another consultant."),
+    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów.",
+                   "The conversation continues with another consultant."),
 }
 #: A consultant with neither a display name nor a full name signs canned responses ({consultant}) as this.
 DEFAULT_DISPLAY_NAME = {"pl": "Konsultant CIM", "en": "CIM consultant"}
@@ -220,12 +226,36 @@ def _chat(r: Any) -> Chat:
     )
 
 
-def _message(r: Any) -> ChatMessage:
+def _message(r: Any, text: str | None = None) -> ChatMessage:
+    """A stored row as a message; `text` is the row's text opened (store/keys.py), else the row's own."""
     keys = r.keys()
     event = r["event"] if "event" in keys else None
     params = json.loads(r["params"]) if event is not None and r["params"] else None
-    return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"], text=r["text"],
+    return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"],
+                       text=r["text"] if text is None else text,
                        at=from_iso(r["at"]), staff_id=r["staff_id"], event=event, params=params)
+
+
+def _index_words(conn: sqlite3.Connection, key: DataKey) -> None:
+    """Residents' words of a closing chat into the blind index (HMAC tokens under its data key, store/keys.py)."""
+    from .keys import text_of
+
+    tokens: set[bytes] = set()
+    for seq, text in conn.execute("SELECT seq, text FROM messages WHERE conversation_id = ? AND sender = 'resident'",
+                                  (key.conversation_id,)):
+        tokens |= key.tokens(text_of(text, key, seq))
+    conn.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
+                     [(key.conversation_id, t) for t in tokens])
+
+
+def _seal(key: DataKey | None, seq: int, text: str) -> str | bytes:
+    return text if key is None else key.seal_text(seq, text)
+
+
+def _open_text(row: Any, key: DataKey | None) -> str:
+    from .keys import text_of
+
+    return text_of(row["text"], key, row["seq"])
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -250,6 +280,8 @@ class _ChatState:
     next_seq: int
     consultant_id: int | None
     client_ids: dict[str, int]  # client_msg_id → seq
+    #: The chat's unwrapped data key, held only while the chat is remembered here (forgotten on close).
+    key: DataKey | None = None
 
 
 class _GroupCommit:
@@ -268,9 +300,10 @@ class _GroupCommit:
 
     MAX_REMEMBERED_CHATS = 10_000
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, keys: Keys | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.keys = keys
         self._pending: list[_Pending] = []
         self._task: asyncio.Task | None = None
         self._chats: OrderedDict[int, _ChatState] = OrderedDict()
@@ -340,6 +373,14 @@ class _GroupCommit:
                 f"SELECT conversation_id, client_msg_id, seq FROM messages "
                 f"WHERE conversation_id IN ({marks}) AND client_msg_id IS NOT NULL", chat_ids):
             states[r["conversation_id"]].client_ids[r["client_msg_id"]] = r["seq"]
+        if self.keys is not None and states:
+            keys, now = self.keys, to_iso(self.clock())
+
+            def unwrap(conn: sqlite3.Connection) -> dict[int, DataKey | None]:
+                return {chat_id: keys.get_sync(conn, chat_id, create_at=now) for chat_id in states}
+
+            for chat_id, key in (await run_on_thread(tx, unwrap)).items():
+                states[chat_id].key = key
         for chat_id, state in states.items():
             self._chats[chat_id] = state
         while len(self._chats) > self.MAX_REMEMBERED_CHATS:
@@ -383,7 +424,10 @@ class _GroupCommit:
                 next_seq[item.chat_id] = seq + 1
                 if item.client_msg_id is not None:
                     new_ids[(item.chat_id, item.client_msg_id)] = seq
-                inserts.append((item.chat_id, seq, item.sender, item.staff_id, item.text, at, item.client_msg_id))
+                key = state.key
+                # sealed at rest (store/keys.py); residents' words go into the blind index when the chat closes
+                stored: str | bytes = item.text if key is None else key.seal_text(seq, item.text)
+                inserts.append((item.chat_id, seq, item.sender, item.staff_id, stored, at, item.client_msg_id))
                 results.append(Posted(ChatMessage(item.chat_id, seq, item.sender, item.text, now, item.staff_id),
                                       new=True))
             if inserts:
@@ -398,7 +442,9 @@ class _GroupCommit:
                     continue
                 row = await (await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?",
                                               (chat_id, seq))).fetchone()
-                results[index] = Posted(_message(row), new=False)
+                state = self._chats.get(chat_id)
+                text = _open_text(row, state.key if state else None)
+                results[index] = Posted(_message(row, text), new=False)
         for chat_id, seq in next_seq.items():
             self._chats[chat_id].next_seq = seq
         for (chat_id, client_msg_id), seq in new_ids.items():
@@ -409,12 +455,14 @@ class _GroupCommit:
 class Chats:
     """The chat channel's domain. Consultant operations take the consultant's Actor and check HANDLE_CHATS."""
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock,
+                 keys: Keys | None = None) -> None:
         self.db = db
         self.audit = audit
         self.settings = settings
         self.clock = clock
-        self._group = _GroupCommit(db, clock)
+        self.keys = keys
+        self._group = _GroupCommit(db, clock, keys)
 
     # ------------------------------------------------------------------ resident side
 
@@ -447,11 +495,12 @@ class Chats:
                 "notice_accepted_at, resume_token_hash, next_seq, topic_id) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3, ?)",
                 (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token), topic_id))
             chat_id = cur.lastrowid
+            key = await self._key(tx, chat_id)
             await tx.executemany(
                 "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
                 "VALUES (?, ?, 'system', ?, ?, ?, ?)",
-                [(chat_id, 1, accepted, to_iso(now), "notice_accepted", _params(accepted_params)),
-                 (chat_id, 2, queued, to_iso(now), "queued", _params({}))])
+                [(chat_id, 1, _seal(key, 1, accepted), to_iso(now), "notice_accepted", _params(accepted_params)),
+                 (chat_id, 2, _seal(key, 2, queued), to_iso(now), "queued", _params({}))])
         chat = await self.get(chat_id)
         return OpenedChat(chat, token, (
             ChatMessage(chat_id, 1, "system", accepted, now, event="notice_accepted", params=accepted_params),
@@ -509,7 +558,10 @@ class Chats:
     async def history(self, chat_id: int) -> list[ChatMessage]:
         """The transcript so far, for the resident of the chat (after a resume) and the live handling."""
         rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
-        return [_message(r) for r in rows]
+        if self.keys is None:
+            return [_message(r) for r in rows]
+        texts = await self.keys.texts(chat_id, rows)
+        return [_message(r, t) for r, t in zip(rows, texts)]
 
     async def queue(self) -> list[QueuedChat]:
         rows = await self.db.fetchall(
@@ -568,7 +620,8 @@ class Chats:
                              "queue_front = NULL WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
-                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+                             (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text), to_iso(now),
+                              _params(params)))
             if assigned:
                 await self.audit.append(tx, Actor.system("chat-server"), "chat.assign", target_kind="conversation",
                                         target_id=chat_id, details={"to_staff_id": actor.staff_id})
@@ -620,7 +673,8 @@ class Chats:
                                  (to.staff_id, seq + 1, chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                                  "VALUES (?, ?, 'system', ?, ?, ?, 'transferred', ?)",
-                                 (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+                                 (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text),
+                                  to_iso(now), _params(params)))
                 await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
                                         details={"to_staff_id": to.staff_id})
         except NotPermitted:  # rolled back; the refusal is audited in a transaction of its own
@@ -628,6 +682,50 @@ class Chats:
         self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
                                                     event="transferred", params=params)
+
+    async def take_over(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage, int]:
+        """A supervisor (§3) takes an active chat over from its consultant; returns the chat, the system line
+        and the consultant who lost it. Needs SUPERVISE_CHATS and HANDLE_CHATS (the supervisor then handles
+        the chat); a refusal is audited. Of two supervisors taking over at once exactly one wins: the chat's
+        last hand-over line is then a take-over, and the other gets Conflict (`already_taken`)."""
+        await self.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.take_over", target_kind="conversation",
+                               target_id=chat_id)
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.take_over", target_kind="conversation",
+                               target_id=chat_id)
+        _need_person(actor)
+        now = self.clock()
+        params = {"consultant": await self.display_name_of(actor.staff_id)}
+        async with self.db.write() as tx:
+            row = await (await tx.execute(
+                "SELECT c.status, c.next_seq, c.consultant_id, s.name FROM conversations c "
+                "LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
+                (chat_id,))).fetchone()
+            if row is None:
+                raise ConversationNotFound(f"no chat {chat_id}")
+            if row["status"] == "closed":
+                raise ChatClosed("the chat has ended")
+            if row["status"] != "active" or row["consultant_id"] is None:
+                raise InvalidInput("only a chat a consultant is answering can be taken over; accept it from the queue")
+            if row["consultant_id"] == actor.staff_id:
+                raise InvalidInput("the chat is already yours")
+            last = await (await tx.execute(
+                "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
+                "('accepted', 'transferred', 'taken_over', 'requeued') ORDER BY seq DESC LIMIT 1",
+                (chat_id,))).fetchone()
+            if last is not None and last["event"] == "taken_over":
+                raise Conflict("another supervisor has already taken this chat over")
+            seq, previous = row["next_seq"], row["consultant_id"]
+            text = f"Przejęcie rozmowy (nadzór): odpowiada teraz {actor.name}, wcześniej {row['name']}."
+            await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
+                             "AND status = 'active' AND consultant_id = ?", (actor.staff_id, seq + 1, chat_id, previous))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                             "VALUES (?, ?, 'system', ?, ?, ?, 'taken_over', ?)",
+                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+            await self.audit.append(tx, actor, "chat.take_over", target_kind="conversation", target_id=chat_id,
+                                    details={"from_staff_id": previous})
+        self._group.forget(chat_id)
+        return (await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
+                                                     event="taken_over", params=params), previous)
 
     async def close(self, actor: Actor, chat_id: int, category: Any) -> tuple[Chat, ChatMessage | None]:
         """Close the consultant's chat with a category; a chat the resident already left only gets its category."""
@@ -678,7 +776,8 @@ class Chats:
                 await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ?, "
                                  "queue_front = ? WHERE id = ?", (seq + 1, to_iso(now), chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                                 "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')", (chat_id, seq, text, to_iso(now)))
+                                 "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')",
+                                 (chat_id, seq, _seal(await self._key(tx, chat_id), seq, text), to_iso(now)))
                 await self.audit.append(tx, Actor.system("chat-server"), "chat.requeue", target_kind="conversation",
                                         target_id=chat_id, details={"from_staff_id": staff_id, "reason": reason})
                 returned.append((chat_id, ChatMessage(chat_id, seq, "system", text, now, event="requeued", params={})))
@@ -702,15 +801,29 @@ class Chats:
             await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
                              "next_seq = ? WHERE id = ?", (to_iso(now), category, seq + 1, chat_id))
             # the event has no parameters: the close category is never shown to the resident
+            key = await self._key(tx, chat_id)
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, ?, '{}')",
-                             (chat_id, seq, actor.staff_id if actor else None, text, to_iso(now), event))
+                             (chat_id, seq, actor.staff_id if actor else None, _seal(key, seq, text), to_iso(now),
+                              event))
+            if key is not None:  # the blind index of the residents' words, once, off the relay's path
+                await run_on_thread(tx, _index_words, key)
             if actor is not None:
                 await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
                                         details={"category": category})
         self._group.forget(chat_id)
         return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None, event=event,
                            params={})
+
+    async def _key(self, tx: Any, chat_id: int) -> DataKey | None:
+        """The chat's data key inside a write transaction: the group commit's while it holds one, else
+        unwrapped (or, for a chat that never had one, created) now."""
+        state = self._group._chats.get(chat_id)
+        if state is not None and state.key is not None:
+            return state.key
+        if self.keys is None:
+            return None
+        return await self.keys.get(tx, chat_id, create_at=to_iso(self.clock()))
 
     async def _assigned_row(self, tx: Any, actor: Actor, chat_id: int) -> Any:
         row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from .audit import AuditLog
-from .chats import LANGS, ChatMessage, Chats, is_id
+from .chats import LANGS, ChatMessage, Chats, _seal, is_id
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import AtCapacity, ChatClosed, ConversationNotFound, InvalidInput, NotFound, NotPermitted, StaffNotFound
@@ -289,7 +289,8 @@ class Desk:
                              "next_seq = ? WHERE id = ?", (to_iso(now), seq + 1, chat_id))
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, 'declined', '{}')",
-                             (chat_id, seq, actor.staff_id, text, to_iso(now)))
+                             (chat_id, seq, actor.staff_id, _seal(await self.chats._key(tx, chat_id), seq, text),
+                              to_iso(now)))
             await self.audit.append(tx, actor, "chat.decline", target_kind="conversation", target_id=chat_id)
         self.chats._group.forget(chat_id)
         return await self.chats.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
@@ -372,7 +373,8 @@ class Desk:
             seq = row["next_seq"]
             await tx.execute("UPDATE conversations SET next_seq = ? WHERE id = ?", (seq + 1, chat_id))
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                             "VALUES (?, ?, 'system', NULL, ?, ?, ?, '{}')", (chat_id, seq, text, to_iso(now), event))
+                             "VALUES (?, ?, 'system', NULL, ?, ?, ?, '{}')",
+                             (chat_id, seq, _seal(await self.chats._key(tx, chat_id), seq, text), to_iso(now), event))
         self.chats._group.forget(chat_id)
         return ChatMessage(chat_id, seq, "system", text, now, event=event, params={})
 

@@ -16,9 +16,11 @@ from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import InvalidInput
 from .files import write_private
+from .i18n import _
 from .letters import in_font
 from .models import Actor
 from .policy import Permission
+from .supervision import SupervisionActivity, supervision_activity
 
 FONTS_DIR = Path(__file__).with_name("fonts")
 
@@ -30,6 +32,7 @@ ACCESS_ACTION_PREFIXES = (
     "archive.view",       # looking at a conversation's details
     "requests.session",   # a §4 listening/reading session held for a resident (start, playback, end)
     "requests.export",    # a GDPR Art. 15 copy or the register exported
+    "chat.monitor",       # §3: a live chat opened by a supervisor, with a stated purpose (store/supervision.py)
 )
 
 
@@ -87,6 +90,8 @@ class SupervisionReport:
     purges: tuple[PurgeSummary, ...]
     #: The audit chain head when the report was made, as printed (docs/SECURITY.md, Anchored audit).
     audit_anchor: str = ""
+    #: §3 live supervision (watches, whispers, take-overs) and acknowledged audit restores (store/supervision.py).
+    activity: SupervisionActivity = SupervisionActivity()
 
     @property
     def total_accesses(self) -> int:
@@ -108,6 +113,7 @@ class SupervisionReport:
             out.append(["purge", p.started_by, f"run {p.run_id} {p.started_at:%Y-%m-%d %H:%M}Z", p.status,
                         str(p.calls + p.chats),
                         f"calls {p.calls}; chats {p.chats}; files {p.files}; bytes {p.bytes}; held {p.held}"])
+        out.extend(activity_rows(self.activity))
         return out
 
 
@@ -145,8 +151,9 @@ class Reports:
                                r["chats"], r["files"], r["bytes"], r["held"]) for r in await self.db.fetchall(
             "SELECT * FROM purge_runs WHERE dry_run = 0 AND started_at >= ? AND started_at < ? ORDER BY id",
             (since, until))]
+        activity = await supervision_activity(self.db, since, until)
         report = SupervisionReport(start, end, self.clock(), actor.name, tuple(accesses), tuple(refusals),
-                                   tuple(requests), tuple(purges))
+                                   tuple(requests), tuple(purges), activity=activity)
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "reports.view", details={
                 "from": start.isoformat(), "to": end.isoformat(), "accesses": report.total_accesses})
@@ -253,6 +260,7 @@ def _write_pdf(report: SupervisionReport, path: Path, office_name: str, replace:
            str(p.files), str(p.bytes), str(p.held)] for p in report.purges],
          (15, 40, 60, 25, 20, 20, 20, 30, 20)),
     ]
+    sections += activity_pdf_sections(report.activity)
     for title, header, rows, widths in sections:
         pdf.set_font("DejaVu", "B", 11)
         pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
@@ -299,4 +307,70 @@ def report_json(report: SupervisionReport) -> dict[str, Any]:
         "refusals": [r.__dict__ for r in report.refusals],
         "requests": [q.__dict__ for q in report.requests],
         "purges": [{**p.__dict__, "started_at": to_iso(p.started_at)} for p in report.purges],
+        "monitoring": activity_json(report.activity),
     }
+
+
+# ---------------------------------------------------------------------- §3 live supervision in the report
+
+
+def _when(moment: datetime) -> str:
+    from .i18n import format_datetime
+
+    return format_datetime(moment, seconds=True)
+
+
+def _chat(chat_id: int | None) -> str:
+    return _("chat #{id}").format(id=chat_id) if chat_id is not None else "?"
+
+
+def _watched_for(seconds: int | None) -> str:
+    if seconds is None:
+        return _("still watching, or ended without a record")
+    minutes, rest = divmod(seconds, 60)
+    return _("watched {minutes} min {seconds} s").format(minutes=minutes, seconds=rest)
+
+
+def activity_rows(activity: SupervisionActivity) -> list[list[str]]:
+    """The monitoring itself as report rows (same columns as `SupervisionReport.rows`): who watched which
+    live chat, when and for what purpose; whispers and take-overs (never what was whispered); and the
+    acknowledged restores of the audit log from a backup."""
+    out = []
+    for w in activity.watches:
+        out.append(["monitoring", w.person, _chat(w.chat_id), w.purpose, "1", f"{_when(w.at)}; {_watched_for(w.seconds)}"])
+    for h in activity.whispers:
+        out.append(["whisper", h.person, _chat(h.chat_id), "", "1",
+                    _("{when}; to {name}").format(when=_when(h.at), name=h.to_person or "?")])
+    for t in activity.take_overs:
+        out.append(["take_over", t.person, _chat(t.chat_id), "", "1",
+                    _("{when}; from {name}").format(when=_when(t.at), name=t.from_person or "?")])
+    for r in activity.restores:
+        out.append(["restore_acknowledged", r.person, _("audit entries {first} to {last} lost").format(
+            first=(r.fork_at or 0) + 1, last=r.lost_through if r.lost_through is not None else "?"), r.reason, "1",
+            _("{when}; backup {backup}").format(when=_when(r.at), backup=r.backup or "?")])
+    return out
+
+
+def activity_pdf_sections(activity: SupervisionActivity) -> list[tuple[str, list[str], list[list[str]], tuple]]:
+    """The PDF's sections for the monitoring and the restore acknowledgements (rows as `activity_rows`)."""
+    return [
+        (_("Live chats watched (§3)"), [_("when"), _("person"), _("chat"), _("purpose"), _("length")],
+         [[_when(w.at), w.person, _chat(w.chat_id), w.purpose or "—", _watched_for(w.seconds)]
+          for w in activity.watches], (45, 55, 30, 90, 50)),
+        (_("Whispers to consultants"), [_("when"), _("person"), _("chat"), _("to")],
+         [[_when(h.at), h.person, _chat(h.chat_id), h.to_person or "—"] for h in activity.whispers], (45, 70, 30, 70)),
+        (_("Chats taken over"), [_("when"), _("person"), _("chat"), _("from")],
+         [[_when(t.at), t.person, _chat(t.chat_id), t.from_person or "—"] for t in activity.take_overs],
+         (45, 70, 30, 70)),
+        (_("Audit log restores acknowledged"), [_("when"), _("person"), _("entries lost"), _("reason"), _("backup")],
+         [[_when(r.at), r.person, f"{(r.fork_at or 0) + 1}–{r.lost_through if r.lost_through is not None else '?'}",
+           r.reason, r.backup or "—"] for r in activity.restores], (45, 50, 30, 100, 45)),
+    ]
+
+
+def activity_json(activity: SupervisionActivity) -> dict[str, Any]:
+    def items(entries: tuple) -> list[dict[str, Any]]:
+        return [{**e.__dict__, "at": to_iso(e.at)} for e in entries]
+
+    return {"watches": items(activity.watches), "whispers": items(activity.whispers),
+            "take_overs": items(activity.take_overs), "restores_acknowledged": items(activity.restores)}

@@ -26,7 +26,7 @@ import io
 import json
 import math
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -151,6 +151,27 @@ class ServiceReport:
     chats_per_consultant: dict[str, int]
     calls_per_consultant: dict[str, int]
     callbacks: dict[str, int]
+    #: satisfaction (store/resident_desk.py): {"all": {...}, "by_consultant": [...], "by_topic": [...]}; kept past §6
+    ratings: dict[str, Any] = field(default_factory=dict)
+
+    def rating_lines(self) -> list[str]:
+        """The satisfaction section as lines of text (CLI, TUI, PDF): count and mean, per consultant and topic."""
+        from .i18n import _, ngettext
+
+        overall = self.ratings.get("all") or {"count": 0}
+        if not overall["count"]:
+            return [_("Satisfaction (1–5): no ratings in this period")]
+
+        def one(f: dict[str, Any]) -> str:
+            return ngettext("{mean} from {n} rating", "{mean} from {n} ratings", f["count"]).format(
+                mean=f"{f['average']:.2f}", n=f["count"])
+
+        lines = [_("Satisfaction (1–5): {figures}; marks 1–5: {marks}").format(
+            figures=one(overall), marks=" / ".join(str(m) for m in overall["marks"]))]
+        for title, key in ((_("by consultant"), "by_consultant"), (_("by topic"), "by_topic")):
+            groups = self.ratings.get(key) or []
+            lines.append(f"  {title}: " + ", ".join(f"{g['key'] or '—'} {one(g)}" for g in groups))
+        return lines
 
     def figures(self, bucket: Bucket) -> dict[str, Any]:
         return bucket.figures(self.service_level_s, self.short_abandon_s)
@@ -170,6 +191,7 @@ class ServiceReport:
             "chats_per_consultant": self.chats_per_consultant,
             "calls_per_consultant": self.calls_per_consultant,
             "callbacks": self.callbacks,
+            "ratings": self.ratings,
         }
 
     def rows(self) -> list[list[str]]:
@@ -271,10 +293,18 @@ class ServiceFigures:
             sorted(hours.items()), dict(sorted(close_categories.items())), dict(sorted(call_categories.items())),
             dict(sorted(per_consultant["chat"].items())), dict(sorted(per_consultant["call"].items())),
             {"done": callbacks_done, "open": callbacks_open})
+        overall, per_consultant, per_topic = await self.store.resident_desk.rating_figures(start.isoformat(), end.isoformat())
+        report = replace(report, ratings={"all": _rating_json(overall),
+                                          "by_consultant": [_rating_json(f) for f in per_consultant],
+                                          "by_topic": [_rating_json(f) for f in per_topic]})
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "reports.service", details={
                 "from": start.isoformat(), "to": end.isoformat(), "by": by})
         return report
+
+
+def _rating_json(f: Any) -> dict[str, Any]:
+    return {"key": f.key, "count": f.count, "average": f.average, "marks": list(f.marks)}
 
 
 def _group_key(c: Contact, by: str) -> str:
@@ -329,7 +359,8 @@ _CHAT_SQL = ("SELECT c.created_at, c.ended_at, c.status, c.consultant_id, c.clos
              "(SELECT min(m.at) FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'system' "
              " AND m.staff_id IS NOT NULL) AS taken_at "
              "FROM conversations c LEFT JOIN staff st ON st.id = c.consultant_id "
-             "WHERE c.channel = 'chat' AND c.status != 'queued' AND ")
+             "WHERE c.channel = 'chat' AND c.status != 'queued' AND c.status != 'offline_message' "
+             "AND NOT EXISTS (SELECT 1 FROM offline_messages o WHERE o.conversation_id = c.id) AND ")
 
 
 def _chat_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
@@ -476,4 +507,11 @@ def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: boo
         pdf.set_font("DejaVu", "", 9)
         text = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none in this period"
         pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font("DejaVu", "B", 11)
+    lines = report.rating_lines()
+    pdf.cell(0, 7, lines[0].split(":")[0], new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 9)
+    for line in lines:
+        pdf.multi_cell(0, 5, line.strip(), new_x="LMARGIN", new_y="NEXT")
     return write_private(path, bytes(pdf.output()), replace=replace)

@@ -128,6 +128,13 @@ class Settings:
     audit_key_file: str = ""
     #: Audit: the append-only anchors file, outside the data directory; empty = `<data dir>-audit/anchors.jsonl`.
     audit_anchors_file: str = ""
+    #: Crypto-shredding (docs/SECURITY.md): the master key file that wraps every conversation's data key,
+    #: outside the data directory, 0600; empty = `$CREDENTIALS_DIRECTORY/cim-master-key` when systemd passes
+    #: that credential, else `<data dir>-keys/master.key` (created when missing on a new key ring).
+    master_key_file: str = ""
+    #: Crypto-shredding: the key ring (SQLite) holding the wrapped data keys, outside the data directory so a
+    #: backup of the data directory never carries a key; empty = `<data dir>-keys/keyring.sqlite3`.
+    keyring_file: str = ""
     #: Audit: where anchor lines go to the system log: `auto` (/dev/log when present), `off`, or a Unix socket path.
     audit_syslog: str = "auto"
     #: Audit: `cim serve` anchors the chain head at least this often (minutes) when it moved; 0 = only at
@@ -208,6 +215,19 @@ class Settings:
         return Path(self.audit_key_file) if self.audit_key_file else _audit_dir(self.data_dir) / "audit.key"
 
     @property
+    def master_key_path(self) -> Path:
+        if self.master_key_file:
+            return Path(self.master_key_file)
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials and (Path(credentials) / "cim-master-key").exists():
+            return Path(credentials) / "cim-master-key"
+        return _keys_dir(self.data_dir) / "master.key"
+
+    @property
+    def keyring_path(self) -> Path:
+        return Path(self.keyring_file) if self.keyring_file else _keys_dir(self.data_dir) / "keyring.sqlite3"
+
+    @property
     def audit_anchors_path(self) -> Path:
         return (Path(self.audit_anchors_file) if self.audit_anchors_file
                 else _audit_dir(self.data_dir) / "anchors.jsonl")
@@ -279,7 +299,8 @@ class Settings:
 
     def _check_audit_paths(self) -> None:
         data_dir = self.data_dir.absolute()
-        for name, path in (("CIM_AUDIT_KEY_FILE", self.audit_key_path), ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path)):
+        for name, path in (("CIM_AUDIT_KEY_FILE", self.audit_key_path), ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path),
+                           ("CIM_MASTER_KEY_FILE", self.master_key_path), ("CIM_KEYRING_FILE", self.keyring_path)):
             if data_dir in path.absolute().parents:
                 raise ConfigError(f"{name} ({path}) must be outside the data directory {self.data_dir}: "
                                   "a copy or restore of the data directory must not carry it")
@@ -315,6 +336,12 @@ def case_mark(pattern: str, number: str) -> str:
     """The case mark of the request numbered `number` (CIM/2026/0007), e.g. `BOI-CIM.1510.7.2026`."""
     _, year, seq = number.split("/")
     return pattern.format(number=number, n=int(seq), nnnn=seq, yyyy=year)
+
+
+def _keys_dir(data_dir: Path) -> Path:
+    """`<data dir>-keys`, beside the data directory (systemd: StateDirectory=cim cim-audit cim-keys)."""
+    data_dir = data_dir.absolute()
+    return data_dir.with_name(data_dir.name + "-keys")
 
 
 def _audit_dir(data_dir: Path) -> Path:

@@ -27,10 +27,10 @@ async def test_the_consultant_sets_themselves_away_and_sees_the_queues_topics(tu
         assert queued.topic == ("Podatki i opłaty", "Taxes and fees")
         await wait_until(pilot, lambda: "Taxes and fees" in str(screen.query_one("#queue").get_option_at_index(0).prompt),
                          what="the topic in the queue")
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+b")
         await wait_until(pilot, lambda: app.desk.availability == "away", what="away")
         await wait_until(pilot, lambda: "away" in str(screen.query_one("#connection").render()), what="the away line")
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+b")
         await wait_until(pilot, lambda: app.desk.availability == "available", what="available again")
         await pilot.pause(0.1)
 

@@ -22,8 +22,8 @@ from tests.fixtures.reliability import FUZZ, LiveServer
 #: docs/PROTOCOL.md: the codes an acknowledgement may carry on each namespace.
 RESIDENT_CODES = {"notice_not_accepted", "empty", "too_long", "rate_limited", "closed", "invalid", "offline",
                   "resume_invalid"}
-STAFF_CODES = {"unauthorised", "not_permitted", "already_taken", "at_capacity", "not_online", "not_found", "closed", "empty",
-               "too_long", "invalid"}
+STAFF_CODES = {"unauthorised", "not_permitted", "already_taken", "not_online", "not_found", "closed", "empty",
+               "too_long", "invalid", "at_capacity"}
 #: Refusals at connect.
 CONNECT_CODES = {"resume_invalid", "too_many_connections", "unauthorised"}
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import socketio
 
-from tests.fixtures.reliability import ServeProcess, cim, read_db, size
+from tests.fixtures.reliability import ServeProcess, cim, read_db, read_messages, size
 
 NS = "/resident"
 RESIDENTS = size(20, 100, "CIM_CRASH_RESIDENTS")
@@ -157,9 +157,7 @@ async def test_acknowledged_messages_survive_sigkill_exactly_once(serve_process)
     print(f"crash test: {total_acked} messages acknowledged over {server.starts} server lives")
     assert total_acked > RESIDENTS * (ROUNDS + 1), "too little traffic for the test to mean anything"
 
-    rows = await asyncio.to_thread(read_db, server.data_dir,
-                                   "SELECT conversation_id, seq, sender, text, client_msg_id FROM messages "
-                                   "ORDER BY conversation_id, seq")
+    rows = await read_messages(server.data_dir)  # the lines are sealed at rest; opened through the store
     by_chat: dict[int, list[Any]] = {}
     for row in rows:
         by_chat.setdefault(row["conversation_id"], []).append(row)

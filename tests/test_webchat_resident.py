@@ -340,10 +340,12 @@ async def test_an_acked_message_survives_in_a_fresh_store(resident, chat_server,
     ack = await r.send("to be kept", "keep-1")
     fresh = await Store.open(settings, clock=clock)
     try:
-        row = await fresh.db.fetchone("SELECT seq, text FROM messages WHERE client_msg_id = 'keep-1'")
+        row = await fresh.db.fetchone("SELECT conversation_id, seq, text FROM messages WHERE client_msg_id = 'keep-1'")
+        (text,) = await fresh.keys.texts(row["conversation_id"], [row])
     finally:
         await fresh.close()
-    assert (row["seq"], row["text"]) == (ack["seq"], "to be kept")
+    assert isinstance(row["text"], bytes)  # sealed at rest (store/keys.py)
+    assert (row["seq"], text) == (ack["seq"], "to be kept")
 
 
 async def test_many_residents_at_once_all_get_their_acks(resident, chat_server):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from store.i18n import N_
 from store.models import Actor
 from store.policy import Permission, allowed
 
@@ -32,6 +33,8 @@ class Area:
 
 AREAS: list[Area] = [  # in the order of their keys, as the home screen and the footer list them
     Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
+    Area("supervision", N_("Live chat supervision"), "", (Permission.SUPERVISE_CHATS,),
+         "tui.screens.supervision:SupervisionScreen"),
     Area("traffic", "Ruch telefoniczny (phone traffic)", "", (Permission.VIEW_TRAFFIC,),
          "tui.screens.traffic:TrafficScreen"),
     Area("callbacks", "Oddzwonienia (callbacks)", "", (Permission.HANDLE_CALLBACKS,),

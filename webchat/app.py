@@ -21,7 +21,7 @@ from store.retention import daily_purge_context
 from store.errors import ConfigError
 from store.settings import Settings
 
-from . import resident, routing, staff, traffic
+from . import resident, resident_desk, routing, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 from .sockets import CimSocketServer
@@ -81,7 +81,9 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app[CSP] = _content_security_policy()
     sio.attach(app)
     resident.register(sio, hub)
+    resident_desk.register(sio, hub)  # offline messages, the transcript copy, ratings (issue 17)
     staff.register(sio, hub)
+    supervision.register(sio, hub)  # §3: supervisors on /staff (monitor, whisper, take_over)
     traffic.register(sio, hub)
     routing.register(sio, hub)  # topics, availability, decline, auto-assignment, idle chats
     from . import listen  # /listen/<token>: listening links (store.listening)
@@ -148,6 +150,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub.staff_sessions.unsubscribe()  # the store may outlive this app (tests, cim demo)
         sweep.cancel()
         await asyncio.gather(sweep, return_exceptions=True)
+        await hub.supervision.stop()
     await hub.drain()
     await app[SIO].shutdown()
     log.info("server.stopped")

@@ -182,6 +182,7 @@ class Hub:
         self.residents: dict[str, ResidentConn] = {}
         self.staff: dict[str, StaffConn] = {}
         self.staff_sessions: Any = None  # webchat.staff.StaffSessions, set when /staff is registered
+        self.supervision: Any = None  # webchat.supervision.SupervisionHub (§3), set when it is registered
         self.routing: Any = None  # webchat.routing.Routing: topics, availability, auto-assignment, idle chats
         self._estimates: dict[int, int | None] = {}  # queued chat → the estimated wait its resident was last told
         self.online: dict[int, OnlineConsultant] = {}
@@ -254,10 +255,14 @@ class Hub:
         if staff_id is not None:
             await self.sio.emit("message", {"chat_id": chat_id, **payload}, room=consultant_room(staff_id),
                                 namespace=STAFF, skip_sid=skip_sid)
+        if self.supervision is not None:  # watchers of this chat get the line, the view its time
+            self.supervision.poke()
 
     def queue_changed(self) -> None:
         """Announce the queue soon; a burst of changes (many residents arriving) becomes one broadcast."""
         self._queue_dirty = True
+        if self.supervision is not None:
+            self.supervision.poke()
         if self._queue_task is None or self._queue_task.done():
             self._queue_task = asyncio.get_running_loop().create_task(self._broadcast_queue_while_dirty())
 
@@ -321,3 +326,21 @@ class Hub:
     async def history_payload(self, chat_id: int, lang: str | None = None) -> list[dict[str, Any]]:
         """The transcript as staff read it, or with `lang` as the chat's resident reads it."""
         return [message_payload(m, lang) for m in await self.chats.history(chat_id)]
+
+    # ------------------------------------------------------------------ the resident's side of the desk (issue 17)
+
+    def consultants_available(self) -> bool:
+        """Whether someone could answer a chat now: a consultant connected to /staff."""
+        return bool(self.online)
+
+    async def announce_closed(self, chat_id: int) -> None:
+        """`state` closed to the resident's sockets, with the chat's receipt the first (and only) time."""
+        state: dict[str, Any] = {"status": "closed"}
+        try:
+            receipt = await self.store.resident_desk.issue_receipt(chat_id)
+        except Exception:
+            log.exception("chat.receipt_failed chat_id=%s", chat_id)
+            receipt = None
+        if receipt is not None:
+            state["receipt"] = {"reference": receipt.reference, "secret": receipt.secret}
+        await self.sio.emit("state", state, room=chat_room(chat_id), namespace=RESIDENT)

@@ -61,13 +61,22 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                                to=sid, namespace=RESIDENT)
                 log.info("resident.resumed chat_id=%s", chat.id)
             elif not hub.is_open():
-                await sio.emit("offline", offline_payload(conn.lang), to=sid, namespace=RESIDENT)
+                await sio.emit("offline", {**offline_payload(conn.lang), **await offline_form(conn.lang)},
+                               to=sid, namespace=RESIDENT)
             else:
                 notice = await hub.store.notices.current("chat", conn.lang)
                 await sio.emit("notice", {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
-                                          "text": notice.text}, to=sid, namespace=RESIDENT)
+                                          "text": notice.text,
+                                          "consultants_available": hub.consultants_available()},
+                               to=sid, namespace=RESIDENT)
         except Exception:
             log.exception("resident.greet_failed")
+
+    async def offline_form(lang: str) -> dict[str, Any]:
+        """The notice an offline message is left after (§1.5), sent with `offline` (webchat/resident_desk.py)."""
+        notice = await hub.store.notices.current("chat", lang)
+        return {"notice": {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
+                           "text": notice.text}}
 
     def offline_payload(lang: str) -> dict[str, str]:
         """The closed chat's message (which names the hours), the hours on their own, and where else to turn:
@@ -222,7 +231,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         log.info("chat.ended_by_resident chat_id=%s", chat_id)
         await hub.relay(chat_id, message)
         hub.remember(chat)
-        await sio.emit("state", {"status": "closed"}, room=chat_room(chat_id), namespace=RESIDENT)
+        await hub.announce_closed(chat_id)  # with the receipt (webchat/resident_desk.py)
         if staff_id is not None:
             room = consultant_room(staff_id)
             await sio.emit("chat_state", {"chat_id": chat_id, "status": "closed"}, room=room, namespace=STAFF)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from store.i18n import _
 from cim.common import cli_actor, data_dir_option, json_option, load_settings, open_store, print_json, run
 
 
@@ -31,7 +32,10 @@ def init(data_dir: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"data_dir": str(settings.data_dir), "database": str(settings.db_path), "migrations": migrations,
                     "audit_key_file": str(settings.audit_key_path),
-                    "audit_anchors_file": str(settings.audit_anchors_path)})
+                    "audit_anchors_file": str(settings.audit_anchors_path),
+                    "master_key_file": str(settings.master_key_path), "keyring": str(settings.keyring_path)})
     else:
         click.echo(f"CIM data directory ready: {settings.data_dir} ({len(migrations)} migrations applied)")
         click.echo(f"audit key file: {settings.audit_key_path} (keep an escrow copy: docs/DEPLOY.md)")
+        click.echo(_("master key file: {path} (keep an escrow copy: docs/DEPLOY.md)").format(
+            path=settings.master_key_path))

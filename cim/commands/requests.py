@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from cim.common import cli_actor, data_dir_option, fail, json_option, print_json, with_store
+from cim.common import cli_actor, data_dir_option, fail, json_option, print_json, read_password_stdin, with_store
+from store.i18n import _
 from store.files import write_private
 from store.requests import CHANNELS, KINDS, STATE_LABELS, AccessRequest
 
@@ -42,6 +43,8 @@ def request_json(r: AccessRequest) -> dict:
         "requester_name": r.requester_name, "eligible": r.eligible, "ineligible_reason": r.ineligible_reason,
         "opinions": sorted(r.opinions_given), "decision": r.decision,
         "session_at": r.session_at.isoformat() if r.session_at else None,
+        "conversation_reference": r.conversation_reference,
+        "receipt_verified_at": r.receipt_verified_at.isoformat() if r.receipt_verified_at else None,
     }
 
 
@@ -105,3 +108,34 @@ async def requests_export_csv(store, file, state, kind, channel, flagged, force)
     await asyncio.to_thread(write_private, file, text.encode("utf-8"), replace=force)
     rows = len(list(csv.reader(io.StringIO(text)))) - 1
     click.echo(f"wrote {rows} requests to {file}")
+
+
+@requests.command("blank-form")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@data_dir_option
+@with_store
+async def requests_blank_form(store, file, force):
+    """Write the §4.2 annex form, blank and printable (PDF, Polish), to FILE for residents to fill in."""
+    from store.request_form import write_blank_form
+
+    if (file.exists() or file.is_symlink()) and not force:
+        fail(_("{file} already exists; choose a new file name or use --force to replace it").format(file=file))
+    await write_blank_form(file, store.settings.office_name, store.settings.office_address, replace=force)
+    click.echo(_("wrote the blank request form to {file}").format(file=file))
+
+
+@requests.command("check-receipt")
+@click.argument("reference")
+@click.option("--code-stdin", is_flag=True, required=True, help="Read the chat's code from standard input.")
+@data_dir_option
+@json_option
+@with_store
+async def requests_check_receipt(store, reference, code_stdin, as_json):
+    """Check a chat's receipt (REFERENCE such as CZ-2026-12-01-4F7K, its code on stdin): which chat it proves
+    the requester took part in (§4.1). Wrong codes are audited and, after a few, refused for an hour."""
+    chat_id = await store.resident_desk.verify_receipt(cli_actor("requests"), reference, read_password_stdin())
+    if as_json:
+        print_json({"valid": True, "conversation_id": chat_id})
+        return
+    click.echo(_("the receipt is valid: chat {chat_id}").format(chat_id=chat_id))

@@ -11,6 +11,7 @@ import click
 from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
 from store.clock import to_iso
 from store.errors import InvalidInput
+from store.i18n import _
 from store.reports import parse_period, report_json, write_csv, write_pdf
 
 
@@ -96,12 +97,18 @@ async def backup(store, directory: Path, as_json: bool) -> None:
     result = await store.retention.backup(cli_actor("backup"), directory)
     document = {"path": str(result.path), "created_at": to_iso(result.created_at), "db_bytes": result.db_bytes,
                 "files": result.files, "bytes": result.bytes, "missing_files": result.missing_files,
-                "destroy_by": to_iso(result.destroy_by)}
+                "destroy_by": to_iso(result.destroy_by), **{k: v for k, v in result.keys.items()
+                                                             if k in ("master_key_id", "master_key_generation", "keyring")}}
     if as_json:
         print_json(document)
     else:
         click.echo(f"backup written to {result.path}: database {_size(result.db_bytes)}, {result.files} recordings "
                    f"({_size(result.bytes)}); destroy by {to_iso(result.destroy_by)[:10]}")
+        if result.keys:
+            click.echo(_("reading it needs master key {id} (generation {generation}) and the key ring {keyring}; "
+                         "conversations purged later stay unreadable in it").format(
+                id=result.keys["master_key_id"], generation=result.keys["master_key_generation"],
+                keyring=result.keys["keyring"]))
         if result.missing_files:
             click.echo(f"{result.missing_files} recordings were missing and not copied; run `cim fsck`", err=True)
 

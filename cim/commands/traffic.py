@@ -98,3 +98,5 @@ async def service(store, start: str, end: str, by: str | None, csv_path: Path | 
                           ("chats per consultant", result.chats_per_consultant)):
         if counts:
             click.echo(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for line in result.rating_lines():  # satisfaction (store/resident_desk.py)
+        click.echo(line)

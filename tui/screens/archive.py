@@ -19,6 +19,7 @@ from store.archive import ConversationDetail, ConversationSummary, SearchFilters
 from store.desk import staff_topic_label as topic_label
 from store.errors import CimError
 from store.i18n import _
+from store.keys import feed_player, player_input
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
@@ -51,7 +52,7 @@ ArchiveDetailScreen #transcript { height: 1fr; border-top: solid $primary; paddi
 """
 
 
-def player_argv(command: str, path: Path) -> list[str]:
+def player_argv(command: str, path: Path | str) -> list[str]:
     """The player's argument vector: `{path}` replaced inside its words, or the path appended. Never a shell."""
     words = shlex.split(command)
     if not words:
@@ -190,7 +191,8 @@ class ArchiveScreen(CimScreen[None]):
             if s.topic is not None:  # the topic the resident picked (README: topics)
                 kind = f"{kind} · {topic_label(s.topic)}"
             table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
-                          s.department or "", _duration(s.duration_s), "●" if s.has_recording else "",
+                          s.department or "", _duration(s.duration_s),
+                          _("deleted (§6)") if s.deleted else "●" if s.has_recording else "",
                           _flag(s.notice_played, "played", "none") if s.channel == "call" else "",
                           key=str(s.id))
         more = " · n: next page" if self.next_cursor else ""
@@ -334,6 +336,8 @@ class ArchiveDetailScreen(CimScreen[None]):
                       ("Notice (§1.5)", f"accepted, v{d.notice_version}" if d.notice_version else "—")]
             if s.topic is not None:
                 lines.append((_("Topic"), topic_label(s.topic)))
+        if s.deleted:  # a restored backup's conversation whose key the purge destroyed: never readable
+            lines.append((_("Content"), _("deleted (§6): its key was destroyed by the purge")))
         text = Text()
         for label, value in lines:
             text.append(f"{label:>14}: ", style="bold")
@@ -383,15 +387,20 @@ class ArchiveDetailScreen(CimScreen[None]):
             return
         try:
             opened = await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, purpose)
-            argv = player_argv(self.ctx.settings.player_command, opened.path)
+            source, plain = await asyncio.to_thread(player_input, opened.path)  # sealed: fed through a pipe
+            argv = player_argv(self.ctx.settings.player_command, source)
         except (CimError, ValueError) as exc:
             self.notify(getattr(exc, "message", str(exc)), title="Cannot play", severity="error")
             return
         try:
             self.player = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
+                *argv, stdin=asyncio.subprocess.PIPE if plain else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            if plain is not None:
+                asyncio.create_task(feed_player(self.player.stdin, plain))
         except OSError as exc:
+            if plain is not None:
+                plain.close()
             self.notify(f"The player {argv[0]!r} could not start: {exc.strerror}.", title="Cannot play",
                         severity="error")
             return
@@ -441,6 +450,9 @@ class ArchiveDetailScreen(CimScreen[None]):
         for line in transcript.lines:
             who = {"resident": "Resident", "system": "System"}.get(line.sender, line.staff_name or "Consultant")
             style = {"resident": "bold cyan", "system": "dim"}.get(line.sender, "bold green")
+            if line.sender == "note":  # a supervisor's whisper (§3): the consultant saw it, the resident never did
+                who, style = _("Staff note from {name} (not shown to the resident)").format(
+                    name=line.staff_name or "?"), "bold magenta"
             label = Text.assemble((f"{line.at.astimezone(zone):%H:%M:%S} ", "dim"), (f"{who}: ", style))
             label.append_text(literal(line.text))  # resident text shown literally: never markup
             widgets.append(Static(label, classes="transcript-line"))

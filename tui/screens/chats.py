@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from store.chats import CLOSE_CATEGORIES
 from store.desk import staff_topic_label as topic_label
-from store.i18n import _
+from store.i18n import N_, _, ngettext
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
 from tui.screens.base import CimScreen
@@ -44,11 +44,12 @@ class ChatsScreen(CimScreen[None]):
         Binding("ctrl+r", "canned", "Canned"),
         Binding("ctrl+t", "transfer", "Transfer"),
         Binding("f8", "close_chat", "Close"),
-        Binding("ctrl+o", "availability", "Away"),
+        Binding("ctrl+b", "availability", "Away"),
         Binding("ctrl+y", "decline", "Decline", show=False),
         # in the keys panel (command palette: "Keys"), left out of the footer for 80 columns
         Binding("ctrl+pageup", "previous_chat", "Previous chat", show=False),
         Binding("ctrl+n,ctrl+pagedown", "next_chat", "Next chat", show=False),
+        Binding("ctrl+o", "offline_messages", N_("Offline messages"), show=False),  # tui/screens/offline.py
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -68,6 +69,9 @@ class ChatsScreen(CimScreen[None]):
                 yield Static("", id="connection")
                 yield Static("Queue", id="queue-title", classes="section")
                 yield OptionList(id="queue")
+                offline = Static("", id="offline-count", classes="section")
+                offline.display = False  # shown while offline messages wait (refresh_offline_count)
+                yield offline
                 yield Static("My chats", id="mine-title", classes="section")
                 yield OptionList(id="my-chats")
                 yield Static("", id="presence")
@@ -84,6 +88,8 @@ class ChatsScreen(CimScreen[None]):
             signal.subscribe(self, self._on_desk)
         self.set_interval(1.0, self._refresh_queue, name="waiting-times")
         self.refresh_desk()
+        self.set_interval(10.0, self.refresh_offline_count, name="offline-count")
+        self.refresh_offline_count()
 
     # -- rendering ---------------------------------------------------------------------------------
 
@@ -199,8 +205,10 @@ class ChatsScreen(CimScreen[None]):
         if self.desk is not None:
             self.desk.select(chat.chat_id)
         state = {"active": "active", "left": "the resident left; F8 closes it with a category"}.get(chat.status, chat.status)
-        title.update(Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}",
-                                   literal(f" · {topic_label(chat.topic)}" if chat.topic else "")))
+        heading = Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}",
+                                literal(f" · {topic_label(chat.topic)}" if chat.topic else ""))
+        heading.append_text(supervised_label(chat))
+        title.update(heading)
         typing.update("The resident is typing…" if chat.resident_typing else "")
 
     # -- choosing chats ---------------------------------------------------------------------------
@@ -420,7 +428,30 @@ class ChatsScreen(CimScreen[None]):
             self.desk.drop(chat_id)
         self.refresh_desk()
 
+    # -- offline messages (issue 17): the count under the queue, the list on Ctrl+O --------------------
+
+    @work(exclusive=True, exit_on_error=False, group="offline-count")
+    async def refresh_offline_count(self) -> None:
+        n = await self.ctx.store.resident_desk.waiting_count()
+        label = self.query_one("#offline-count", Static)
+        label.update(ngettext("{n} offline message (Ctrl+O)", "{n} offline messages (Ctrl+O)", n).format(n=n)
+                     if n else "")
+        label.display = bool(n)
+
+    def action_offline_messages(self) -> None:
+        from tui.screens.offline import OfflineMessagesScreen
+
+        self.app.push_screen(OfflineMessagesScreen(self.ctx), lambda _result: self.refresh_offline_count())
+
 
 async def canned_responses(ctx: TuiContext) -> list[tuple[str, str]]:
     """(title, text) of the canned responses the CIM manager keeps, placeholders filled (store.chats.fill_canned)."""
     return [(c.title, c.text) for c in await ctx.store.chats.canned_filled(ctx.actor)]
+
+
+def supervised_label(chat: LiveChat) -> Text:
+    """§3, no silent monitoring: while a supervisor watches the chat, its consultant sees by whom."""
+    if not chat.supervised_by:
+        return Text()
+    return Text.assemble("  ", (_("supervised by {names}").format(names=", ".join(chat.supervised_by)),
+                                "bold reverse"))

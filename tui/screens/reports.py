@@ -14,6 +14,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from store.reports import SupervisionReport, parse_period, write_csv, write_pdf
+from store.i18n import ngettext
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
@@ -52,6 +53,7 @@ class ReportsScreen(CimScreen[None]):
             yield Button("CSV", id="report-csv")
             yield Button("PDF", id="report-pdf")
         yield Static("", id="report-summary")
+        yield Static("", id="report-monitoring")
         yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -73,6 +75,7 @@ class ReportsScreen(CimScreen[None]):
         self.query_one("#report-summary", Static).update(
             f"{r.start} – {r.end}: {r.total_accesses} accesses, {sum(x.count for x in r.refusals)} refused attempts, "
             f"{sum(q.count for q in r.requests)} requests, {len(r.purges)} purges.")
+        self.query_one("#report-monitoring", Static).update(monitoring_summary(r))
         table = self.query_one("#report-table", DataTable)
         table.clear(columns=True)
         header, *rows = r.rows()
@@ -114,3 +117,14 @@ class ReportsScreen(CimScreen[None]):
 
 async def _mkdir(folder: Path) -> None:
     await asyncio.to_thread(folder.mkdir, mode=0o700, exist_ok=True)
+
+
+def monitoring_summary(report: SupervisionReport) -> str:
+    """§3 live supervision in the period, in one line (the rows are in the table: monitoring, whisper, ...)."""
+    a = report.activity
+    return " · ".join((
+        ngettext("{n} live chat watch", "{n} live chat watches", len(a.watches)).format(n=len(a.watches)),
+        ngettext("{n} whisper", "{n} whispers", len(a.whispers)).format(n=len(a.whispers)),
+        ngettext("{n} take-over", "{n} take-overs", len(a.take_overs)).format(n=len(a.take_overs)),
+        ngettext("{n} audit restore acknowledged", "{n} audit restores acknowledged",
+                 len(a.restores)).format(n=len(a.restores))))

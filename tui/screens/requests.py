@@ -18,6 +18,8 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from store.errors import CimError, InvalidInput
+from store.keys import feed_player, player_input
+from store.i18n import N_, _
 from store.models import Role
 from store.policy import Permission, allowed
 from store.requests import (
@@ -166,24 +168,28 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
     kinds = [("§4 access (listen / read)", ACCESS), ("GDPR Art. 15 copy", COPY)]
     if not allowed(ctx.actor, Permission.REGISTER_REQUESTS):
         kinds = [k for k in kinds if k[1] == COPY]
+    # the §4.2 annex's order (store/request_form.py): who asks, which call or chat, why, how to answer
     fields = [
         Field("kind", "Kind of request", "select", kinds[0][1], kinds),
-        Field("channel", "Channel", "select", "call", [("phone call", "call"), ("chat", "chat")]),
         Field("received_on", "Date received (YYYY-MM-DD)", default=today),
         Field("requester_name", "Requester's name"),
         Field("requester_address", "Correspondence address"),
         Field("requester_phone", "Phone (for a call: the number it was made from)", placeholder="601 234 567"),
         Field("requester_email", "E-mail or e-Doręczenia address (AE:PL-…; optional)"),
-        Field("delivery", "Reply delivered by", "select", "post", [(DELIVERY_LABELS[d], d) for d in DELIVERIES]),
-        Field("addressed_as", "Letters address the requester as", "select", "",
-              [("— (not stated: neutral forms)", ""), ("Pani", "pani"), ("Pan", "pan")]),
-        Field("justification", "Justification (§4.1; not needed for a copy)", "text"),
+        Field("channel", "Channel", "select", "call", [("phone call", "call"), ("chat", "chat")]),
         Field("date", "Date of the conversation (YYYY-MM-DD)"),
         Field("time", "Approximate time (HH:MM, optional)"),
+        Field("conversation_reference", _("Chat reference from the receipt (CZ-…) or the number called from; optional")),
+        Field("receipt_secret", _("Chat code from the receipt (optional; a valid pair links the chat, §4.1)"),
+              password=True),
         Field("duration_min", "Approximate duration in minutes (optional)"),
         Field("consultant", "Consultant, if known (optional)"),
         Field("topic", "Topic (optional)"),
         Field("name_or_email", "Chat: name or e-mail given in it (optional)"),
+        Field("justification", "Justification (§4.1; not needed for a copy)", "text"),
+        Field("delivery", "Reply delivered by", "select", "post", [(DELIVERY_LABELS[d], d) for d in DELIVERIES]),
+        Field("addressed_as", "Letters address the requester as", "select", "",
+              [("— (not stated: neutral forms)", ""), ("Pani", "pani"), ("Pan", "pan")]),
     ]
 
     async def submit(v: dict[str, Any]) -> AccessRequest:
@@ -193,7 +199,8 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
             kind=v["kind"], channel=v["channel"], received_on=v["received_on"], requester_name=v["requester_name"],
             requester_address=v["requester_address"], requester_phone=v["requester_phone"] or None,
             requester_email=v["requester_email"] or None, justification=v["justification"],
-            delivery=v["delivery"], addressed_as=v["addressed_as"] or "", hint=hint))
+            delivery=v["delivery"], addressed_as=v["addressed_as"] or "", hint=hint,
+            conversation_reference=v["conversation_reference"], receipt_secret=v["receipt_secret"]))
 
     return FormModal("Register a request", fields, submit, save_label="Register")
 
@@ -233,6 +240,7 @@ class RequestDetailScreen(CimScreen[None]):
         Binding("p", "prepare_copy", "Prepare copy"),
         Binding("a", "confirm_copy", "Confirm copy"),
         Binding("c", "close_request", "Close"),
+        Binding("b", "receipt", N_("Chat receipt")),  # §4.1: the chat's reference and code, brought later
     ]
 
     def __init__(self, ctx: TuiContext, request_id: int) -> None:
@@ -324,6 +332,10 @@ class RequestDetailScreen(CimScreen[None]):
         summary.append_text(due_cell(r) if (r.overdue or r.due_soon) else Text(""))
         summary.append("\nConversation: ")
         summary.append_text(literal(", ".join(f"{k}={v}" for k, v in r.hint.items())))
+        if r.conversation_reference:
+            summary.append(" · " + _("reference {reference}").format(reference=r.conversation_reference))
+        if r.receipt_verified_at:
+            summary.append(" · " + _("receipt verified (§4.1)"))
         if r.justification:
             summary.append("\nJustification: ")
             summary.append_text(literal(r.justification))
@@ -426,6 +438,7 @@ class RequestDetailScreen(CimScreen[None]):
             and allowed(actor, Permission.DECIDE_REQUESTS) and not any(x.kind == SESSION_RECORD for x in d.letters),
             "export": "export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
             "close_request": "close" in moves and allowed(actor, decider),
+            "receipt": self._may_link() and r.channel == "chat" and r.receipt_verified_at is None,
             **self._copy_rules(),
         }
         return rules.get(action, True)
@@ -467,6 +480,21 @@ class RequestDetailScreen(CimScreen[None]):
         if conv is not None and await self._step(
                 "unlink", self.ctx.store.requests.unlink(self.ctx.actor, self.request_id, conv)):
             self.notify(f"Conversation {conv} unlinked; its hold is released.")
+
+    @work(exclusive=True, exit_on_error=False, group="step")
+    async def action_receipt(self) -> None:
+        fields = [Field("reference", _("Chat reference (CZ-YYYY-MM-DD-XXXX)")),
+                  Field("code", _("Chat code"), password=True)]
+
+        async def submit(v: dict[str, Any]) -> AccessRequest:
+            return await self.ctx.store.requests.link_by_receipt(self.ctx.actor, self.request_id, v["reference"],
+                                                                 v["code"])
+
+        await self._form(FormModal(_("The chat's receipt (§4.1)"), fields, submit, save_label=_("Check and link"),
+                                   intro=_("A valid pair proves that the requester took part in the chat; the chat "
+                                           "is linked and held. Wrong codes are audited and, after 5, refused for "
+                                           "an hour.")),
+                         _("The receipt is valid: the chat is linked and held."))
 
     async def _form(self, form: FormModal[Any], done: str) -> None:
         result = await self.app.push_screen_wait(form)
@@ -603,9 +631,13 @@ class RequestDetailScreen(CimScreen[None]):
 
     async def _play(self, path: Path) -> str:
         """Run the configured player (no shell: the path is one argument)."""
-        argv = [part.replace("{path}", str(path)) for part in shlex.split(self.ctx.settings.player_command)]
+        source, plain = await asyncio.to_thread(player_input, path)  # a sealed recording is fed through a pipe
+        argv = [part.replace("{path}", source) for part in shlex.split(self.ctx.settings.player_command)]
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
+                                                    stdin=asyncio.subprocess.PIPE if plain else None,
                                                     stderr=asyncio.subprocess.DEVNULL)
+        if plain is not None:
+            asyncio.create_task(feed_player(proc.stdin, plain))
         code = await proc.wait()
         if code != 0:
             raise InvalidInput(f"the player ({argv[0]}) ended with status {code}")

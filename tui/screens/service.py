@@ -101,6 +101,7 @@ class ServiceScreen(CimScreen[None]):
                               ("Chats per consultant", r.chats_per_consultant),
                               ("Calls per consultant", r.calls_per_consultant)):
             extra.append(f"{title}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "—"))
+        extra += r.rating_lines()  # satisfaction (store/resident_desk.py)
         self.query_one("#service-extra", Static).update(literal("\n".join(extra)))
 
     @on(Button.Pressed, "#service-csv")
