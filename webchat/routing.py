@@ -237,6 +237,8 @@ class Routing:
         if not self._started:
             await self.start()
         self._ticks += 1
+        if self.declined:  # forget the declines of chats that ended (the hub remembers only open chats)
+            self.declined = {chat_id: who for chat_id, who in self.declined.items() if chat_id in self.hub._assignee}
         await self.requeue_dropped()
         if self._ticks % IDLE_EVERY == 1 % IDLE_EVERY:
             await self.sweep_idle()
