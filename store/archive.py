@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -107,12 +108,19 @@ class TranscriptLine:
     text: str
     at: datetime
     staff_name: str | None
+    #: a system line's event code and parameters (store/chats.py), rendered in the reader's language
+    event: str | None = None
+    params: dict[str, Any] | None = None
+    #: the full name of the staff member on the line (the log-in name when none is set)
+    staff_full_name: str | None = None
 
 
 @dataclass(frozen=True)
 class Transcript:
     conversation_id: int
     lines: tuple[TranscriptLine, ...]
+    #: the chat's close category code (staff see it in words); None while open or uncategorised
+    close_category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -345,7 +353,8 @@ class Archive:
         if row["deleted"]:
             await self._refuse_deleted(actor, "archive.open_transcript", conversation_id, text)
         messages = await self.store.db.fetchall(
-            "SELECT m.seq, m.sender, m.text, m.at, s.name AS staff_name FROM messages m "
+            "SELECT m.seq, m.sender, m.text, m.at, m.event, m.params, s.name AS staff_name, s.full_name "
+            "FROM messages m "
             "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq", (conversation_id,))
         texts = await self.store.keys.texts(conversation_id, messages)
         notes = await self.store.supervision.notes(conversation_id)  # §3 whispers: staff notes, shown as such
@@ -353,9 +362,15 @@ class Archive:
             await self.store.audit.append(tx, actor, "archive.open_transcript", target_kind="conversation",
                                           target_id=conversation_id, purpose=text, request_id=request_id,
                                           details={"messages": len(messages), **({"notes": len(notes)} if notes else {})})
+        category = await self.store.db.fetchone("SELECT close_category FROM conversations WHERE id = ?",
+                                                (conversation_id,))
         lines = [TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]),
-                                staff_name=m["staff_name"]) for m, t in zip(messages, texts)]
-        return Transcript(conversation_id, tuple(with_staff_notes(lines, notes)))
+                                staff_name=m["staff_name"], event=m["event"],
+                                params=json.loads(m["params"]) if m["event"] and m["params"] else None,
+                                staff_full_name=(m["full_name"] or "").strip() or m["staff_name"])
+                 for m, t in zip(messages, texts)]
+        return Transcript(conversation_id, tuple(with_staff_notes(lines, notes)),
+                          close_category=category["close_category"] if category else None)
 
     async def _refuse_deleted(self, actor: Actor, action: str, conversation_id: int, purpose: str) -> None:
         """A conversation whose key the purge destroyed: a clear refusal, audited, never a trace."""

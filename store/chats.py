@@ -18,6 +18,7 @@ from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .db import run_on_thread
+from .i18n import N_, current_language, translator
 from .errors import (
     AtCapacity,
     ChatClosed,
@@ -114,9 +115,64 @@ def _need_utf8(text: str, what: str) -> None:
         raise InvalidInput(f"{what} is not valid Unicode text (a lone surrogate)") from None
 
 
-def render_event(event: str, params: dict[str, Any] | None, lang: str) -> str:
-    """A system line as a resident reads it, in `lang` (pl or en)."""
+#: System lines as staff read them (the TUI transcript, the archive), English source text of the staff catalogs
+#: (store/locale/pl/tui_records.po): `{staff}` is the full name of the person on the line, `{consultant}` the
+#: name the chat went to, `{category}` the close category in words (never its code).
+STAFF_EVENTS: dict[str, str] = {
+    "notice_accepted": N_("The resident accepted the personal data notice (version {version}, language {lang})."),
+    "queued": N_("The chat is waiting in the queue."),
+    "accepted": N_("Chat taken: {staff}."),
+    "transferred": N_("Chat handed over: {staff} → {consultant}."),
+    "requeued": N_("The consultant is not available; the chat goes back to the queue."),
+    "closed_by_consultant": N_("Chat closed: {staff} (category: {category})."),
+    "closed_by_consultant_uncategorised": N_("Chat closed: {staff}."),
+    "ended_by_resident": N_("The resident ended the chat."),
+    "taken_over": N_("Chat taken over: {staff} → {consultant}."),
+    "declined": N_("Chat declined: {staff}; it goes to another consultant."),
+    "idle_warning": N_("The resident was asked whether they are still there."),
+    "closed_idle": N_("Chat closed: no reply from the resident."),
+    "queue_timeout": N_("Chat closed: no consultant was free in time."),
+}
+#: The close categories in words, for staff (reports and transcripts show these, never the codes).
+CLOSE_CATEGORY_LABELS: dict[str, str] = {
+    "information_given": N_("information given"),
+    "referred": N_("referred elsewhere"),
+    "case_registered": N_("case registered"),
+    "no_reply": N_("no reply from the resident"),
+    "out_of_scope": N_("not a matter for the city hall"),
+    "abusive": N_("abusive or spam"),
+    "other": N_("other"),
+}
+
+
+def category_label(category: str | None, lang: str | None = None) -> str:
+    """A close category in words in `lang` (default: the staff language); an unknown code as it is."""
+    if not category:
+        return ""
+    label = CLOSE_CATEGORY_LABELS.get(category)
+    return translator(lang or current_language()).gettext(label) if label else category
+
+
+def render_event(event: str, params: dict[str, Any] | None, lang: str, *, staff: bool = False,
+                 staff_name: str | None = None, category: str | None = None) -> str:
+    """A system line in `lang` (pl or en): as a resident reads it, or with `staff` as staff read it.
+
+    For staff, `staff_name` names the person on the line (their full name; else the display name in the
+    parameters, else "consultant") and `category` is the chat's close category code, shown in words."""
     values = {"version": "", **(params or {})}
+    if staff:
+        reader = translator(lang if lang in LANGS else current_language())
+        who = staff_name or values.get("consultant") or reader.gettext("consultant")
+        values = {"lang": "", "consultant": reader.gettext("consultant"), **values, "staff": who,
+                  "category": category_label(category, lang)}
+        key = event
+        if event == "closed_by_consultant" and not category:
+            key = "closed_by_consultant_uncategorised"
+        if key in STAFF_EVENTS:
+            return reader.gettext(STAFF_EVENTS[key]).format(**values)
+        # an event with no staff wording yet: the resident's line, in the staff member's language
+        lang = "en" if lang == "en" else "pl"
+        values = {"version": "", **(params or {})}
     unnamed = not values.get("consultant") and event in SYSTEM_EVENTS_UNNAMED
     polish, english = (SYSTEM_EVENTS_UNNAMED if unnamed else SYSTEM_EVENTS)[event]
     lang = lang if lang in LANGS else "pl"

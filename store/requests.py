@@ -34,6 +34,7 @@ from .db import Database
 from .errors import (
     ConversationNotFound, IneligibleForGrant, InvalidInput, InvalidTransition, NotPermitted, RequestNotFound,
 )
+from .i18n import N_
 from .keys import open_plain, words
 from .models import Actor, Role
 from .phone import normalise_number
@@ -109,11 +110,12 @@ ANSWER_PENDING = {ACCESS: {REGISTERED, AWAITING_DECISION}, COPY: {REGISTERED, GR
 #: States in which the request is open (its conversations are held).
 OPEN_STATES = {REGISTERED, AWAITING_DECISION, GRANTED, SESSION_IN_PROGRESS, SESSION_HELD, EXPORTED, REFUSED,
                EXPORT_PREPARED, EXPORT_CONFIRMED}
+#: English source words; staff screens show them translated (store.i18n `_(label)`), the JSON keeps the codes.
 STATE_LABELS = {
-    REGISTERED: "registered", AWAITING_DECISION: "awaiting decision", GRANTED: "granted",
-    REFUSED: "refused", SESSION_IN_PROGRESS: "session in progress", SESSION_HELD: "session held",
-    EXPORTED: "exported", CLOSED: "closed", WITHDRAWN: "withdrawn",
-    EXPORT_PREPARED: "export prepared, awaiting the second person", EXPORT_CONFIRMED: "export confirmed",
+    REGISTERED: N_("registered"), AWAITING_DECISION: N_("awaiting decision"), GRANTED: N_("granted"),
+    REFUSED: N_("refused"), SESSION_IN_PROGRESS: N_("session in progress"), SESSION_HELD: N_("session held"),
+    EXPORTED: N_("exported"), CLOSED: N_("closed"), WITHDRAWN: N_("withdrawn"),
+    EXPORT_PREPARED: N_("export prepared, awaiting the second person"), EXPORT_CONFIRMED: N_("export confirmed"),
 }
 #: How a linked conversation is tied to the requester for a copy: the §4.7 number match, or a
 #: justification recorded by both people (a participant receipt is not built yet).
@@ -288,6 +290,9 @@ class TranscriptLine:
     sender: str
     text: str
     at: datetime
+    #: a system line's event code and parameters (store/chats.py), rendered in the reader's language
+    event: str | None = None
+    params: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -1197,9 +1202,11 @@ class Requests:
         rec = await self.db.fetchone("SELECT path FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1",
                                      (conversation_id,))
         msgs = await self.db.fetchall(
-            "SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,))
+            "SELECT seq, sender, text, at, event, params FROM messages WHERE conversation_id = ? ORDER BY seq",
+            (conversation_id,))
         texts = await self._texts(conversation_id, msgs)
-        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]))
+        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]), event=m["event"],
+                                     params=json.loads(m["params"]) if m["event"] and m["params"] else None)
                       for m, t in zip(msgs, texts))
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "requests.session_playback", target_kind="conversation",

@@ -62,7 +62,7 @@ async def test_archive_listen_shows_link_code_and_qr_then_the_status_until_revok
         assert any(span.style.link == modal.url for span in rendered.spans if hasattr(span.style, "link"))
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is detail, "the detail again")
-        status = await until(pilot, lambda: "Odsłuch w przeglądarce" in text_of(detail.query_one("#listening")) and
+        status = await until(pilot, lambda: "Listening in the browser" in text_of(detail.query_one("#listening")) and
                              text_of(detail.query_one("#listening")), "the listening status")
         assert modal.code in status
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
@@ -153,7 +153,7 @@ async def test_session_v_shows_the_link_and_the_request_screen_says_odsluch_w_pr
         modal = await until(pilot, lambda: isinstance(app.screen, ListenLinkModal) and app.screen, "the link dialog")
         assert modal.url.startswith(chat_server.url + "/listen/") and req.number in modal.what
         await pilot.press("escape")
-        line = await until(pilot, lambda: "Odsłuch w przeglądarce" in text_of(screen.query_one("#listening"))
+        line = await until(pilot, lambda: "Listening in the browser" in text_of(screen.query_one("#listening"))
                            and text_of(screen.query_one("#listening")), "the listening line")
         assert modal.code in line
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:

@@ -195,7 +195,7 @@ def test_cim_purge_exits_3_while_a_sqlite3_shell_reads_and_0_once_the_retry_scru
         assert "incomplete" in first.stderr and "read transaction" in first.stderr
         assert marker_in_files(settings)
         text = cim(data_dir, "purge", CIM_PURGE_SCRUB_WAIT_SECONDS="1")
-        assert text.returncode == 3 and text.stdout.startswith("purged 0 calls, 0 chats")
+        assert text.returncode == 3 and text.stdout.startswith("purged 0 calls, 0 chat transcripts")
     finally:
         shell.stdin.write("\n")
         shell.stdin.close()

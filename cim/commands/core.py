@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from store.i18n import _
 from cim.common import cli_actor, data_dir_option, json_option, load_settings, open_store, print_json, run
+from store.i18n import _
 
 
 def register(cli: click.Group) -> None:
@@ -35,7 +35,9 @@ def init(data_dir: str | None, as_json: bool) -> None:
                     "audit_anchors_file": str(settings.audit_anchors_path),
                     "master_key_file": str(settings.master_key_path), "keyring": str(settings.keyring_path)})
     else:
-        click.echo(f"CIM data directory ready: {settings.data_dir} ({len(migrations)} migrations applied)")
-        click.echo(f"audit key file: {settings.audit_key_path} (keep an escrow copy: docs/DEPLOY.md)")
+        click.echo(_("CIM data directory ready: {path} ({n} migrations applied)").format(path=settings.data_dir,
+                                                                                       n=len(migrations)))
+        click.echo(_("audit key file: {path} (keep an escrow copy: docs/DEPLOY.md)").format(
+            path=settings.audit_key_path))
         click.echo(_("master key file: {path} (keep an escrow copy: docs/DEPLOY.md)").format(
             path=settings.master_key_path))
