@@ -301,3 +301,15 @@ async def test_residents_in_the_queue_see_the_median_wait_of_the_last_hour(chat_
     clock.advance(minutes=61)  # nothing accepted within the last hour: unknown
     later = await resident()
     assert (await later.start())["estimated_wait_s"] is None
+
+
+async def test_the_consultants_queue_lists_the_front_of_a_long_queue_and_its_total(chat_server, consultant_client):
+    from webchat.hub import QUEUE_SHOWN
+
+    store = chat_server.store
+    notice = await store.notices.current("chat", "pl")
+    opened = [await store.chats.open(notice.id, "pl") for _ in range(QUEUE_SHOWN + 5)]
+    c = await consultant_client("anna")
+    queue = await c.wait_for("queue")
+    assert queue["total"] == QUEUE_SHOWN + 5
+    assert [q["chat_id"] for q in queue["chats"]] == [o.chat.id for o in opened[:QUEUE_SHOWN]]

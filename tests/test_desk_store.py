@@ -130,3 +130,17 @@ async def test_the_archive_shows_a_chats_topic(store, make_staff):
     assert found.topic == ("Karta Mieszkańca", "Resident Card")
     detail = await store.archive.details(designated, with_topic.chat.id)
     assert detail.summary.topic == ("Karta Mieszkańca", "Resident Card")
+
+
+async def test_the_desks_frequent_reads_use_the_partial_indexes(store):
+    """The chat server reads the queue and the active chats every second: never a scan of the archive."""
+    queries = [
+        "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
+        "ORDER BY queue_front IS NULL, created_at, id",
+        "SELECT consultant_id, count(*) AS n FROM conversations WHERE status = 'active' AND channel = 'chat' "
+        "AND consultant_id IS NOT NULL GROUP BY consultant_id",
+        "SELECT c.id FROM conversations c WHERE c.status = 'active' AND c.channel = 'chat'",
+    ]
+    for sql in queries:
+        plan = " ".join(str(r[3]) for r in await store.db.fetchall("EXPLAIN QUERY PLAN " + sql))
+        assert "conversations_queued" in plan or "conversations_active" in plan, (sql, plan)

@@ -127,7 +127,7 @@ async def test_sending_to_a_closed_chat_is_closed(consultant_client, resident):
 
 async def test_queue_and_presence_on_connect_and_on_change(consultant_client, resident):
     anna = await consultant_client("anna")
-    assert await anna.wait_for("queue") == {"chats": []}
+    assert await anna.wait_for("queue") == {"chats": [], "total": 0}
     await anna.wait_for("presence", lambda p: [c["name"] for c in p["consultants"]] == ["anna"])
     r = await resident()
     await r.start()

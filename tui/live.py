@@ -224,6 +224,8 @@ class Desk:
         self._supervised_early: dict[int, list[str]] = {}
         #: available / away, as the server last said in `presence` (webchat/routing.py)
         self.availability = "available"
+        #: how many chats wait (the server lists only the front of a long queue: `queue.total`)
+        self.queue_total = 0
 
     def others_online(self) -> list[dict]:
         return [c for c in self.presence if c.get("staff_id") != self.staff_id]
@@ -264,6 +266,8 @@ class Desk:
             new = [q.chat_id for q in queue if q.chat_id not in self._seen_queued]
             self._seen_queued |= set(new)
             self.queue = sorted(queue, key=lambda q: q.position)
+            total = data.get("total")
+            self.queue_total = total if isinstance(total, int) and total >= len(queue) else len(queue)
             facts["new_in_queue"] = new
         elif event == "presence":
             consultants = data.get("consultants")

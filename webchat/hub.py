@@ -39,6 +39,9 @@ TYPING_RATE = (20, 10.0)
 QUEUE_COALESCE_SECONDS = 0.2
 #: Position updates sent to waiting residents between two yields to the event loop (an emit never yields).
 POSITION_BATCH = 32
+#: The consultants' `queue` lists at most this many chats (the front); `total` counts them all. A queue of
+#: 2,000 sent whole to 50 consultants at every change was 14 MB a broadcast (bench/desk.py).
+QUEUE_SHOWN = 100
 
 
 def chat_room(chat_id: int) -> str:
@@ -296,6 +299,8 @@ class Hub:
         return await self._queue_payload(await self.chats.queue())
 
     async def _queue_payload(self, queue: list[Any]) -> dict[str, Any]:
+        total = len(queue)
+        queue = queue[:QUEUE_SHOWN]  # the front of a long queue; `total` says how long it is
         topics = {t.id: t for t in await self.store.desk.topics(include_inactive=True)} if queue else {}
 
         def topic(topic_id: int | None) -> dict[str, Any] | None:
@@ -303,7 +308,7 @@ class Hub:
             return None if t is None else {"id": t.id, "pl": t.label_pl, "en": t.label_en}
 
         return {"chats": [{"chat_id": q.chat_id, "lang": q.lang, "waiting_since": to_iso(q.waiting_since),
-                           "position": q.position, "topic": topic(q.topic_id)} for q in queue]}
+                           "position": q.position, "topic": topic(q.topic_id)} for q in queue], "total": total}
 
     async def estimated_wait(self) -> int | None:
         """The estimated wait residents in the queue are told, in seconds (the last hour's median), or None."""

@@ -19,6 +19,7 @@ import socketio
 from store.chats import is_id
 from store.desk import DeskPerson
 from store.errors import AtCapacity, ChatClosed, Conflict, ConversationNotFound, SessionExpired
+from store.models import Role
 
 from .hub import RESIDENT, STAFF, Hub, acked, chat_room, consultant_room, error, message_payload, ok
 
@@ -236,6 +237,8 @@ class Routing:
         if not self._started:
             await self.start()
         self._ticks += 1
+        if self.declined:  # forget the declines of chats that ended (the hub remembers only open chats)
+            self.declined = {chat_id: who for chat_id, who in self.declined.items() if chat_id in self.hub._assignee}
         await self.requeue_dropped()
         if self._ticks % IDLE_EVERY == 1 % IDLE_EVERY:
             await self.sweep_idle()
@@ -288,10 +291,16 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> Routing:
             return error("invalid", "not connected")
         return ok(topics=await hub.store.desk.topics_for(conn.lang))
 
-    async def staff_actor(sid: str) -> Any:
+    async def staff_actor(sid: str, *, fresh: bool = False) -> Any:
+        """The consultant behind the socket; `fresh`: the session checked in the store first (as `accept`)."""
         conn = hub.staff.get(sid)
         if conn is None or conn.ended:
             raise SessionExpired("the session has ended; sign in again")
+        if fresh:
+            actor = await hub.store.accounts.authenticate(conn.token)
+            if not actor.has(Role.CONSULTANT):
+                raise SessionExpired("you no longer have the consultant role")
+            conn.actor = actor
         return conn.actor
 
     @acked(STAFF)
@@ -310,7 +319,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> Routing:
 
     @acked(STAFF)
     async def on_decline(sid: str, data: dict) -> dict:
-        actor = await staff_actor(sid)
+        actor = await staff_actor(sid, fresh=True)
         chat_id = data.get("chat_id")
         if not is_id(chat_id):
             return error("invalid", "chat_id must be a chat number")

@@ -133,7 +133,8 @@ class ChatsScreen(CimScreen[None]):
         if desk is None:
             return
         now = self._now()
-        self.query_one("#queue-title", Static).update(_("Queue ({n})").format(n=len(desk.queue)))
+        self.query_one("#queue-title", Static).update(
+            _("Queue ({n})").format(n=max(len(desk.queue), desk.queue_total)))  # a long queue: its total
         options = [Option(Text.assemble((f"#{q.chat_id}", "bold"), f" {q.lang}  ", (waited(q.waiting_since, now), ""),
                                         literal(f"  {topic_label(q.topic)}" if q.topic else "")),
                           id=str(q.chat_id)) for q in desk.queue]
