@@ -193,7 +193,7 @@ class ResidentDesk:
         self.audit = audit
         self.settings = settings
         self.clock = clock
-        self._key: bytes | None = None
+        self._receipt_key: bytes | None = None  # the HMAC key of receipt secrets (store_keys 'receipt')
 
     @property
     def zone(self) -> ZoneInfo:
@@ -203,10 +203,10 @@ class ResidentDesk:
         return moment.astimezone(self.zone)
 
     async def _mac(self, secret: str) -> str:
-        if self._key is None:
+        if self._receipt_key is None:
             row = await self.db.fetchone("SELECT value FROM store_keys WHERE name = 'receipt'")
-            self._key = bytes(row["value"])
-        return hmac.new(self._key, secret.encode("ascii"), hashlib.sha256).hexdigest()
+            self._receipt_key = bytes(row["value"])
+        return hmac.new(self._receipt_key, secret.encode("ascii"), hashlib.sha256).hexdigest()
 
     # ------------------------------------------------------------------ offline messages (resident side)
 
@@ -466,20 +466,11 @@ class ResidentDesk:
             raise InvalidInput("this chat has already been rated") from None
 
     async def _topic_of(self, chat: Any) -> str | None:
-        """The chat's topic label when the schema has topics (issue 17's routing part); None otherwise."""
-        keys = chat.keys()
-        if "topic" in keys and chat["topic"]:
-            return str(chat["topic"])
-        if "topic_id" in keys and chat["topic_id"] is not None:
-            try:
-                row = await self.db.fetchone("SELECT * FROM topics WHERE id = ?", (chat["topic_id"],))
-            except sqlite3.OperationalError:
-                return None
-            if row is not None:
-                for column in ("label", "label_pl", "name"):
-                    if column in row.keys() and row[column]:
-                        return str(row[column])
-        return None
+        """The chat's topic as staff read it (chat_topics.label_pl, migration 1200), or None without one."""
+        if "topic_id" not in chat.keys() or chat["topic_id"] is None:
+            return None
+        row = await self.db.fetchone("SELECT label_pl FROM chat_topics WHERE id = ?", (chat["topic_id"],))
+        return row["label_pl"] if row else None
 
     async def rating_figures(self, first_day: str, last_day: str) -> tuple[RatingFigures, list[RatingFigures],
                                                                              list[RatingFigures]]:
