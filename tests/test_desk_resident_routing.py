@@ -3,8 +3,6 @@ together): the offline form after a queue timeout, the receipt of an abandoned c
 
 from __future__ import annotations
 
-import pytest
-
 from tests.fixtures.store import SYSTEM
 from tests.test_desk_routing import QUEUE_LIMIT_MINUTES, chat_settings, routing, start, topics  # noqa: F401
 from tests.test_webchat_resident import code
