@@ -459,11 +459,22 @@ class ResidentDesk:
         day = self._local(from_iso(chat["created_at"])).date().isoformat()
         try:
             async with self.db.write() as tx:
+                # the comment is the resident's free text: sealed with the chat's data key like its lines (line
+                # number 0 in the key's associated data), so a backup loses it when the purge destroys the key
+                stored = _seal(await self._key(tx, chat_id), 0, comment_value) if comment_value else None
                 await tx.execute("INSERT INTO chat_ratings(conversation_id, day, consultant_id, consultant, topic, "
                                  "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 (chat_id, day, chat["consultant_id"], consultant, topic, rating, comment_value))
+                                 (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored))
         except sqlite3.IntegrityError:
             raise InvalidInput("this chat has already been rated") from None
+
+    async def rating_comment(self, chat_id: int) -> str | None:
+        """A rated chat's comment, opened (None: no comment, or the chat is purged and the comment with it)."""
+        row = await self.db.fetchone("SELECT comment FROM chat_ratings WHERE conversation_id = ?", (chat_id,))
+        if row is None or row["comment"] is None:
+            return None
+        keys = await self.keys.read_keys([chat_id]) if self.keys is not None else {}
+        return text_of(row["comment"], keys.get(chat_id), 0, deleted=DELETED_MARK)
 
     async def _topic_of(self, chat: Any) -> str | None:
         """The chat's topic as staff read it (chat_topics.label_pl, migration 1200), or None without one."""
