@@ -35,6 +35,9 @@ from .phone import normalise_number
 from .policy import Permission
 from .settings import Settings
 
+#: The "line numbers" (associated data) an offline message's name, contact and answer note are sealed under,
+#: apart from its transcript lines (1, 2, ...) and a rating's comment (0).
+NAME_LINE, CONTACT_LINE, NOTE_LINE = -1, -2, -3
 #: Answers an offline message can be given (the office records how it answered).
 ANSWER_METHODS = ("phone", "email", "letter")
 MAX_NAME = 200
@@ -182,9 +185,12 @@ class ResidentDesk:
         keys = await self.keys.read_keys(r["conversation_id"] for r in rows) if self.keys is not None else {}
         for r in rows:
             row = dict(r)
+            key = keys.get(r["conversation_id"])
             if row["text"] is not None and not isinstance(row["text"], str):
-                row["text"] = text_of(row["text"], keys.get(r["conversation_id"]), row["text_seq"],
-                                      deleted=DELETED_MARK)
+                row["text"] = text_of(row["text"], key, row["text_seq"], deleted=DELETED_MARK)
+            for column, line in (("name", NAME_LINE), ("contact", CONTACT_LINE), ("answer_note", NOTE_LINE)):
+                if row[column] is not None and not isinstance(row[column], str):
+                    row[column] = text_of(row[column], key, line, deleted=DELETED_MARK)
             out.append(row)
         return out
 
@@ -256,8 +262,11 @@ class ResidentDesk:
                     if key is not None:  # the blind index of the resident's words (request matching)
                         await tx.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) "
                                              "VALUES (?, ?)", [(chat_id, t) for t in key.tokens(body)])
+                    # the name and the contact are the resident's too: sealed like the text (line numbers below 1)
                     await tx.execute("INSERT INTO offline_messages(conversation_id, name, contact, contact_kind) "
-                                     "VALUES (?, ?, ?, ?)", (chat_id, name_value or None, contact_value, contact_kind))
+                                     "VALUES (?, ?, ?, ?)",
+                                     (chat_id, _seal(key, NAME_LINE, name_value) if name_value else None,
+                                      _seal(key, CONTACT_LINE, contact_value), contact_kind))
                 return reference
             except sqlite3.IntegrityError:
                 continue
@@ -304,9 +313,10 @@ class ResidentDesk:
                 raise ConversationNotFound(f"no offline message {conversation_id}")
             if row["answered_at"] is not None:
                 raise ChatClosed("this message has already been answered")
+            note_stored = _seal(await self._key(tx, conversation_id), NOTE_LINE, note_value) if note_value else None
             await tx.execute("UPDATE offline_messages SET answered_at = ?, answered_by = ?, answered_how = ?, "
                              "answer_note = ? WHERE conversation_id = ?",
-                             (to_iso(now), actor.staff_id, how, note_value or None, conversation_id))
+                             (to_iso(now), actor.staff_id, how, note_stored, conversation_id))
             seq = row["next_seq"]
             text = f"Konsultant {actor.name} odpowiedział na wiadomość ({how})."
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
