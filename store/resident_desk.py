@@ -35,6 +35,9 @@ from .phone import normalise_number
 from .policy import Permission
 from .settings import Settings
 
+#: The "line numbers" (associated data) an offline message's name, contact and answer note are sealed under,
+#: apart from its transcript lines (1, 2, ...) and a rating's comment (0).
+NAME_LINE, CONTACT_LINE, NOTE_LINE = -1, -2, -3
 #: Answers an offline message can be given (the office records how it answered).
 ANSWER_METHODS = ("phone", "email", "letter")
 MAX_NAME = 200
@@ -182,9 +185,12 @@ class ResidentDesk:
         keys = await self.keys.read_keys(r["conversation_id"] for r in rows) if self.keys is not None else {}
         for r in rows:
             row = dict(r)
+            key = keys.get(r["conversation_id"])
             if row["text"] is not None and not isinstance(row["text"], str):
-                row["text"] = text_of(row["text"], keys.get(r["conversation_id"]), row["text_seq"],
-                                      deleted=DELETED_MARK)
+                row["text"] = text_of(row["text"], key, row["text_seq"], deleted=DELETED_MARK)
+            for column, line in (("name", NAME_LINE), ("contact", CONTACT_LINE), ("answer_note", NOTE_LINE)):
+                if row[column] is not None and not isinstance(row[column], str):
+                    row[column] = text_of(row[column], key, line, deleted=DELETED_MARK)
             out.append(row)
         return out
 
@@ -193,7 +199,7 @@ class ResidentDesk:
         self.audit = audit
         self.settings = settings
         self.clock = clock
-        self._key: bytes | None = None
+        self._receipt_key: bytes | None = None  # the HMAC key of receipt secrets (store_keys 'receipt')
 
     @property
     def zone(self) -> ZoneInfo:
@@ -203,10 +209,10 @@ class ResidentDesk:
         return moment.astimezone(self.zone)
 
     async def _mac(self, secret: str) -> str:
-        if self._key is None:
+        if self._receipt_key is None:
             row = await self.db.fetchone("SELECT value FROM store_keys WHERE name = 'receipt'")
-            self._key = bytes(row["value"])
-        return hmac.new(self._key, secret.encode("ascii"), hashlib.sha256).hexdigest()
+            self._receipt_key = bytes(row["value"])
+        return hmac.new(self._receipt_key, secret.encode("ascii"), hashlib.sha256).hexdigest()
 
     # ------------------------------------------------------------------ offline messages (resident side)
 
@@ -256,8 +262,11 @@ class ResidentDesk:
                     if key is not None:  # the blind index of the resident's words (request matching)
                         await tx.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) "
                                              "VALUES (?, ?)", [(chat_id, t) for t in key.tokens(body)])
+                    # the name and the contact are the resident's too: sealed like the text (line numbers below 1)
                     await tx.execute("INSERT INTO offline_messages(conversation_id, name, contact, contact_kind) "
-                                     "VALUES (?, ?, ?, ?)", (chat_id, name_value or None, contact_value, contact_kind))
+                                     "VALUES (?, ?, ?, ?)",
+                                     (chat_id, _seal(key, NAME_LINE, name_value) if name_value else None,
+                                      _seal(key, CONTACT_LINE, contact_value), contact_kind))
                 return reference
             except sqlite3.IntegrityError:
                 continue
@@ -304,9 +313,10 @@ class ResidentDesk:
                 raise ConversationNotFound(f"no offline message {conversation_id}")
             if row["answered_at"] is not None:
                 raise ChatClosed("this message has already been answered")
+            note_stored = _seal(await self._data_key(tx, conversation_id), NOTE_LINE, note_value) if note_value else None
             await tx.execute("UPDATE offline_messages SET answered_at = ?, answered_by = ?, answered_how = ?, "
                              "answer_note = ? WHERE conversation_id = ?",
-                             (to_iso(now), actor.staff_id, how, note_value or None, conversation_id))
+                             (to_iso(now), actor.staff_id, how, note_stored, conversation_id))
             seq = row["next_seq"]
             text = f"Konsultant {actor.name} odpowiedział na wiadomość ({how})."
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
@@ -459,27 +469,29 @@ class ResidentDesk:
         day = self._local(from_iso(chat["created_at"])).date().isoformat()
         try:
             async with self.db.write() as tx:
+                # the comment is the resident's free text: sealed with the chat's data key like its lines (line
+                # number 0 in the key's associated data), so a backup loses it when the purge destroys the key
+                stored = _seal(await self._data_key(tx, chat_id), 0, comment_value) if comment_value else None
                 await tx.execute("INSERT INTO chat_ratings(conversation_id, day, consultant_id, consultant, topic, "
                                  "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 (chat_id, day, chat["consultant_id"], consultant, topic, rating, comment_value))
+                                 (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored))
         except sqlite3.IntegrityError:
             raise InvalidInput("this chat has already been rated") from None
 
+    async def rating_comment(self, chat_id: int) -> str | None:
+        """A rated chat's comment, opened (None: no comment, or the chat is purged and the comment with it)."""
+        row = await self.db.fetchone("SELECT comment FROM chat_ratings WHERE conversation_id = ?", (chat_id,))
+        if row is None or row["comment"] is None:
+            return None
+        keys = await self.keys.read_keys([chat_id]) if self.keys is not None else {}
+        return text_of(row["comment"], keys.get(chat_id), 0, deleted=DELETED_MARK)
+
     async def _topic_of(self, chat: Any) -> str | None:
-        """The chat's topic label when the schema has topics (issue 17's routing part); None otherwise."""
-        keys = chat.keys()
-        if "topic" in keys and chat["topic"]:
-            return str(chat["topic"])
-        if "topic_id" in keys and chat["topic_id"] is not None:
-            try:
-                row = await self.db.fetchone("SELECT * FROM topics WHERE id = ?", (chat["topic_id"],))
-            except sqlite3.OperationalError:
-                return None
-            if row is not None:
-                for column in ("label", "label_pl", "name"):
-                    if column in row.keys() and row[column]:
-                        return str(row[column])
-        return None
+        """The chat's topic as staff read it (chat_topics.label_pl, migration 1200), or None without one."""
+        if "topic_id" not in chat.keys() or chat["topic_id"] is None:
+            return None
+        row = await self.db.fetchone("SELECT label_pl FROM chat_topics WHERE id = ?", (chat["topic_id"],))
+        return row["label_pl"] if row else None
 
     async def rating_figures(self, first_day: str, last_day: str) -> tuple[RatingFigures, list[RatingFigures],
                                                                              list[RatingFigures]]:

@@ -258,6 +258,8 @@ async def test_a_rating_survives_the_purge_of_its_chat_with_no_link_back(
     assert code(await r.call("rate", {"rating": 1})) == "invalid"  # one rating per chat
     row = await store.db.fetchone("SELECT * FROM chat_ratings")
     assert (row["conversation_id"], row["consultant"], row["rating"]) == (r.chat_id, "anna", 4)
+    assert b"PESEL" not in bytes(row["comment"])  # sealed with the chat's data key
+    assert await store.resident_desk.rating_comment(r.chat_id) == "Pani Anna pomogła, mój PESEL 80010112345"
     clock.advance(days=200)
     await store.retention.purge(SYSTEM)
     assert await store.db.fetchone("SELECT 1 FROM conversations WHERE id = ?", (r.chat_id,)) is None
@@ -296,7 +298,7 @@ async def test_a_purged_chat_leaves_no_readable_comment_contact_or_message_text_
     server, o, offline = await offline_resident(make_chat_server, resident)
     assert (await o.call("offline_message", message(offline["notice"]["notice_id"], name=MARKER,
                                                      text=MARKER)))["ok"]
-    assert marker_in_files(settings)
+    assert marker_in_files(settings) == []  # sealed at rest (store/keys.py): not readable even before the purge
     clock.advance(days=200)
     result = await store.retention.purge(SYSTEM)
     assert result.chats == 2 and result.remnants_cleared is True

@@ -19,7 +19,8 @@ from tui.screens.offline import OfflineMessagesScreen
 
 NOW = datetime(2026, 3, 2, 19, 30, tzinfo=timezone.utc)
 MESSAGES = [
-    ("Jan Kowalski", "jan.kowalski@example.pl", "Proszę o informację, do kiedy trzeba zapłacić podatek od nieruchomości."),
+    ("Jan Kowalski", "jan.kowalski@example.pl",
+     "Proszę o informację, do kiedy trzeba zapłacić podatek od nieruchomości."),
     (None, "601 234 567", "Zgubiłam Kartę Mieszkańca, jak zamówić duplikat?"),
     ("[b]Zbyszek[/b]", "+48 91 424 50 00", "Czy urząd jest otwarty w sobotę?"),
 ]
@@ -73,8 +74,17 @@ def offline_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OfflineApp:
 @pytest.mark.staff_lang("pl")
 def test_offline_messages(snap_compare, offline_app) -> None:
     async def run_before(pilot) -> None:
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, OfflineMessagesScreen)
-                         and pilot.app.screen.items, what="the list")
+        from textual.widgets import DataTable
+
+        def ready() -> bool:
+            if not isinstance(pilot.app.screen, OfflineMessagesScreen):
+                return False
+            table = pilot.app.screen.query_one(DataTable)
+            widths = [c.get_render_width(table) for c in table.ordered_columns]
+            return table.row_count == len(MESSAGES) and widths[0] >= len("CZ-2026-03-02-4F7K")
+
+        await wait_until(pilot, ready, what="the list with its columns at their content's width")
+        await pilot.pause(0.05)  # the columns take their content's width at the next refresh
         await pilot.pause()
 
     assert snap_compare(offline_app, terminal_size=(80, 24), run_before=run_before)

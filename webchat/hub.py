@@ -329,9 +329,20 @@ class Hub:
 
     # ------------------------------------------------------------------ the resident's side of the desk (issue 17)
 
-    def consultants_available(self) -> bool:
-        """Whether someone could answer a chat now: a consultant connected to /staff."""
-        return bool(self.online)
+    async def consultants_available(self) -> bool:
+        """Whether someone could answer a chat now: a connected consultant who is available (not away) and
+        below their maximum of chats (webchat/routing.py); without the routing, anyone connected."""
+        if self.routing is None or not self.online:
+            return bool(self.online)
+        # asked at every resident's greeting: a second-old answer is good enough (two reads spared per connect)
+        now = asyncio.get_running_loop().time()
+        cached = getattr(self, "_free_seat", None)
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
+        people, load = await self.routing.free_people()
+        free = any(load.get(p.staff_id, 0) < p.max_chats for p in people.values())
+        self._free_seat = (now, free)
+        return free
 
     async def announce_closed(self, chat_id: int) -> None:
         """`state` closed to the resident's sockets, with the chat's receipt the first (and only) time."""

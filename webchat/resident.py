@@ -67,7 +67,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 notice = await hub.store.notices.current("chat", conn.lang)
                 await sio.emit("notice", {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
                                           "text": notice.text,
-                                          "consultants_available": hub.consultants_available()},
+                                          "consultants_available": await hub.consultants_available()},
                                to=sid, namespace=RESIDENT)
         except Exception:
             log.exception("resident.greet_failed")
@@ -95,6 +95,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         return payload
 
     hub.offline_payload = offline_payload  # the desk's queue time limit offers the offline form (webchat/routing.py)
+    hub.offline_form = offline_form  # with the notice the offline message form is shown after
 
     async def state_of(chat_id: int) -> dict[str, Any]:
         chat = await hub.chats.get(chat_id)

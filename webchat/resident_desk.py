@@ -24,7 +24,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         conn = hub.residents.get(sid)
         if conn is None:
             return error("invalid", "not connected")
-        if hub.is_open() and hub.consultants_available():
+        if hub.is_open() and await hub.consultants_available():
             return error("invalid", "the chat is open and a consultant is available: start a chat instead")
         if conn.chat_id is not None and (await hub.chats.get(conn.chat_id)).status != "closed":
             return error("invalid", "a chat is open on this connection")

@@ -208,7 +208,9 @@ class Routing:
             lang = (await self.hub.chats.get(chat_id)).lang
             offline = getattr(self.hub, "offline_payload", None)
             if offline is not None:
-                await self.sio.emit("offline", offline(lang), room=chat_room(chat_id), namespace=RESIDENT)
+                form = getattr(self.hub, "offline_form", None)  # the notice the message form follows
+                payload = {**offline(lang), **(await form(lang) if form is not None else {})}
+                await self.sio.emit("offline", payload, room=chat_room(chat_id), namespace=RESIDENT)
         if closed_any:
             self.hub.queue_changed()
 
@@ -218,7 +220,7 @@ class Routing:
         log.info("chat.closed chat_id=%s category=abandoned reason=%s", chat_id, message.event)
         await self.hub.relay(chat_id, message)
         self.hub.remember(chat)
-        await self.sio.emit("state", {"status": "closed"}, room=chat_room(chat_id), namespace=RESIDENT)
+        await self.hub.announce_closed(chat_id)  # with the chat's receipt, like every end (webchat/resident_desk.py)
         if staff_id is not None:
             room = consultant_room(staff_id)
             await self.sio.emit("chat_state", {"chat_id": chat_id, "status": "closed"}, room=room, namespace=STAFF)
