@@ -17,6 +17,7 @@ from . import mfa
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
+from .i18n import STAFF_LANGS, normalise_language
 from .directory import Directory, DirectoryUser
 from .errors import (
     AccountLocked, AlreadyExists, AuthenticationFailed, CimError, ConfigError, DirectoryUnavailable, InvalidInput,
@@ -244,6 +245,7 @@ class Accounts:
             extensions=tuple(e["extension"] for e in exts),
             source=row["source"], must_change_password=bool(row["must_change_password"]),
             second_factor="none" if totp is None else ("active" if totp["confirmed_at"] else "pending"),
+            language=row["staff_lang"],
         )
 
     async def list_staff(self, actor: Actor | None = None) -> list[Staff]:
@@ -707,6 +709,23 @@ class Accounts:
             await self._end_sessions(tx, staff.id, keep_token_hash=_token_hash(keep_token) if keep_token else None)
             await self.audit.append(tx, actor, "staff.password", target_kind="staff", target_id=staff.id,
                                     details={"self": True})
+
+    async def set_own_language(self, actor: Actor, language: str | None) -> Staff:
+        """The person chooses the staff language of their screens ('pl', 'en'; None: the office default)."""
+        if actor.staff_id is None:
+            raise NotPermitted("only a signed-in person chooses their own language")
+        chosen = None
+        if language is not None and str(language).strip():
+            chosen = normalise_language(str(language))
+            if chosen is None or chosen != str(language).strip().lower():
+                raise InvalidInput(f"unknown staff language {str(language)[:20]!r}; languages are: "
+                                   f"{', '.join(STAFF_LANGS)}")
+        staff = await self.get_by_id(actor.staff_id)
+        async with self.db.write() as tx:
+            await tx.execute("UPDATE staff SET staff_lang = ? WHERE id = ?", (chosen, staff.id))
+            await self.audit.append(tx, actor, "staff.language", target_kind="staff", target_id=staff.id,
+                                    details={"self": True, "language": chosen})
+        return await self.get_by_id(staff.id)
 
     async def begin_enrolment(self, actor: Actor) -> mfa.Enrolment:
         """A signed-in person sets up a second factor: a new secret to show once, confirmed by `confirm_enrolment`."""

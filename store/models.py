@@ -55,6 +55,8 @@ class Staff:
     must_change_password: bool = False
     #: The TOTP second factor: `none`, `pending` (enrolment not confirmed) or `active`.
     second_factor: str = "none"
+    #: The staff language the person chose (`pl`/`en`); None: CIM_STAFF_LANG, else Polish (store/i18n.py).
+    language: str | None = None
 
     def as_actor(self) -> Actor:
         return Actor(staff_id=self.id, name=self.name, roles=self.roles, department=self.department)

@@ -171,7 +171,7 @@ class ResidentDesk:
     #: the data keys (store/keys.py), set by Store: offline messages and answers are sealed at rest
     keys: Any = None
 
-    async def _key(self, tx: Any, conversation_id: int) -> Any:
+    async def _data_key(self, tx: Any, conversation_id: int) -> Any:
         if self.keys is None:
             return None
         return await self.keys.get(tx, conversation_id, create_at=to_iso(self.clock()))
@@ -247,7 +247,7 @@ class ResidentDesk:
                         "VALUES ('chat', 'offline_message', ?, ?, ?, ?, ?, ?, 3)",
                         (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), reference))
                     chat_id = cur.lastrowid
-                    key = await self._key(tx, chat_id)  # sealed at rest (store/keys.py)
+                    key = await self._data_key(tx, chat_id)  # sealed at rest (store/keys.py)
                     await tx.executemany(
                         "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -312,7 +312,7 @@ class ResidentDesk:
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
                              "VALUES (?, ?, 'system', ?, ?, ?)",
                              (conversation_id, seq, actor.staff_id,
-                              _seal(await self._key(tx, conversation_id), seq, text), to_iso(now)))
+                              _seal(await self._data_key(tx, conversation_id), seq, text), to_iso(now)))
             await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, consultant_id = ?, "
                              "close_category = 'information_given', next_seq = ? WHERE id = ?",
                              (to_iso(now), actor.staff_id, seq + 1, conversation_id))

@@ -93,6 +93,7 @@ async def test_without_an_ami_url_nothing_changes_for_staff(chat_server, make_st
     await manager.disconnect()
 
 
+@pytest.mark.staff_lang("pl")  # the wallboard as the office reads it
 async def test_the_wallboard_and_the_call_card_in_the_tui_against_a_real_server(
         ami_server: AmiReplayServer, make_chat_server, make_staff, store, tui_app) -> None:
     from textual.widgets import DataTable, Static
@@ -177,6 +178,7 @@ async def test_the_consultant_describes_the_call_from_its_card(
                                                                    "Wydział [b]Podatków[/b]")
 
 
+@pytest.mark.staff_lang("pl")
 async def test_the_callbacks_screen_takes_and_closes_an_item(store, make_staff, tui_app) -> None:
     from pathlib import Path
 
@@ -199,7 +201,7 @@ async def test_the_callbacks_screen_takes_and_closes_an_item(store, make_staff, 
         table = screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 3, what="three items")
         first = [str(getattr(c, "plain", c)) for c in table.get_row_at(0)]
-        assert first[:2] == ["+48512345678", "2026-03-02"] and first[6] == "do oddzwonienia"
+        assert first[:2] == ["+48512345678", "2 mar 2026"] and first[6] == "do oddzwonienia"  # the office day, in Polish
         await pilot.press("t")
         await wait_until(pilot, lambda: str(getattr(table.get_row_at(0)[6], "plain", table.get_row_at(0)[6]))
                          == "w toku", what="taken")

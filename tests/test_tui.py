@@ -294,7 +294,7 @@ async def test_an_unexpected_worker_failure_becomes_a_notification(tui_app, make
         await _accounts(pilot, app)
         await store.db.close()  # the database goes away under the screen
         app.screen.reload()
-        await wait_until(pilot, lambda: any("Nieoczekiwany błąd" in m for m in notifications(app)),
+        await wait_until(pilot, lambda: any("Unexpected error" in m for m in notifications(app)),
                          what="the failure notice")
 
 
@@ -307,6 +307,6 @@ async def test_sign_in_with_the_database_gone_says_so_and_allows_a_retry(tui_app
         await sign_in(pilot, "anna", PASSWORD, expect_home=False)
         message = app.screen.query_one("#login-message", Static)
         await wait_until(pilot, lambda: "Cannot sign in" in str(message.render()), what="the message")
-        await wait_until(pilot, lambda: any("Nieoczekiwany błąd" in m for m in notifications(app)),
+        await wait_until(pilot, lambda: any("Unexpected error" in m for m in notifications(app)),
                          what="the failure notice")
         assert not app.screen.query_one("#sign-in").disabled

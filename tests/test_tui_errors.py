@@ -63,7 +63,7 @@ async def test_a_failing_worker_is_told_and_logged_in_every_area(tui_app, make_s
                 raise RuntimeError(f"awaria w {key}")
 
             screen.run_worker(boom(), exit_on_error=False)
-            expected = f"Nieoczekiwany błąd: RuntimeError: awaria w {area.key} (szczegóły w dzienniku)"
+            expected = f"Unexpected error: RuntimeError: awaria w {area.key} (details are in the log)"
             await wait_until(pilot, lambda: any(expected in m for m in notifications(app)),
                              what=f"the failure notice of {area.key}")
             assert app.screen is screen  # the screen stays; the person can go on

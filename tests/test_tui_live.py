@@ -59,6 +59,7 @@ async def test_a_refused_session_on_the_server_sends_the_person_back_to_sign_in(
 
 
 @pytest.mark.ordinance("§5")
+@pytest.mark.staff_lang("pl")  # the server's Polish sentence, as a Polish-speaking TUI shows it
 async def test_a_disabled_consultant_is_shown_why_the_session_ended(tui_app, make_staff, chat_server, store,
                                                                    resident) -> None:
     from tests.fixtures.store import SYSTEM
@@ -81,6 +82,7 @@ async def test_a_disabled_consultant_is_shown_why_the_session_ended(tui_app, mak
 
 
 @pytest.mark.ordinance("§5")
+@pytest.mark.staff_lang("pl")
 async def test_a_working_consultant_stays_signed_in_and_an_unattended_tui_is_signed_out(
         tui_app, make_staff, chat_server, store, clock) -> None:
     await make_staff("anna", "consultant")
@@ -596,7 +598,7 @@ async def test_ctrl_q_with_open_chats_asks_first_and_quits_over_a_dead_link(tui_
             await pilot.press("ctrl+q")
             await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the quit question")
             question = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
-            assert "otwarte rozmowy: 1" in question and "wrócą do kolejki" in question, question
+            assert "1 open chat;" in question and "return to the queue" in question, question
             await pilot.press("n")  # not now: the desk stays
             await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatsScreen", what="back on the desk")
             assert app.is_running and person.chat_id in app.desk.chats

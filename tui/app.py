@@ -15,19 +15,22 @@ from textual.signal import Signal
 from store import Store
 from store.clock import Clock, system_clock
 from store.errors import CimError, SessionExpired
-from store.i18n import _
 from store.models import Session
 from store.policy import Permission, allowed
+from store.i18n import N_, _, current_language, ngettext, set_language
 from store.settings import Settings
 from tui.screens.base import translate_bindings
 from tui.areas import AREAS, Area, areas_for
 from tui.context import TuiContext
-from tui.live import STATE_LABELS, ConnectionState, Desk, LiveClient
+from tui.live import STATE_LABELS, ConnectionState, Desk, LiveClient, release_reason
 from tui.screens.home import HomeScreen
 from tui.screens.login import LoginScreen
 from tui.widgets.worker_errors import ReportsWorkerErrors
 
 log = logging.getLogger(__name__)
+
+#: Textual's own command-palette key in the footer ("palette"): translated with the app's other bindings.
+PALETTE = N_("palette")
 
 #: Something started with the store before sign-in and stopped when the app ends (`cim demo`'s server).
 Service = Callable[[Store], AsyncContextManager[object]]
@@ -58,6 +61,8 @@ class CimApp(ReportsWorkerErrors, App[None]):
         live_retry: tuple[float, float] = (0.2, 5.0),
     ) -> None:
         super().__init__()
+        #: the bindings in their English source (Textual's command-palette key included), to translate again
+        self._source_bindings = self._bindings.copy()
         translate_bindings(self)
         self.settings = settings
         self.store: Store | None = store
@@ -110,8 +115,34 @@ class CimApp(ReportsWorkerErrors, App[None]):
             self.live = LiveClient(self.server_url, session.token, self.desk, self._live_event,
                                    retry_min=self.live_retry[0], retry_max=self.live_retry[1], clock=self.clock)
             self.live.start()
+        # the person's own language (My account) wins over CIM_STAFF_LANG from here until sign-out
+        set_language(session.staff.language)
+        self._retranslate()
         self._update_sub_title()
         await self.switch_screen(HomeScreen(self.ctx, areas_for(actor), banner=self.banner))
+
+    async def change_language(self, language: str | None) -> None:
+        """After the person chose a language (My account): every screen is built again in it."""
+        if self.ctx is None:
+            return
+        set_language(language)
+        self._retranslate()
+        self._update_sub_title()
+        while len(self.screen_stack) > 2:
+            await self.pop_screen()
+        await self.switch_screen(HomeScreen(self.ctx, areas_for(self.ctx.actor), banner=self.banner))
+        from tui.screens.account import LANGUAGE_NAMES, AccountScreen
+
+        await self.push_screen(AccountScreen(self.ctx))
+        self.notify(_("Your screens now speak {language}.").format(language=_(LANGUAGE_NAMES[current_language()])))
+
+    def _retranslate(self) -> None:
+        """The app's key descriptions (footer, keys panel) again from their English source, in today's language."""
+        self._bindings = self._source_bindings.copy()
+        translate_bindings(self)
+        self._bound_keys = set()
+        self._bind_areas()
+        self.refresh_bindings()
 
     async def end_session(self, notice: str = "", *, logout: bool = True) -> None:
         """Back to the sign-in screen; with `logout` the session is revoked in the store too."""
@@ -128,6 +159,8 @@ class CimApp(ReportsWorkerErrors, App[None]):
         # sub-title changes under it (textual 8.2.8); the login screen shows its own empty sub-title.
         while len(self.screen_stack) > 1:
             await self.pop_screen()
+        set_language(None)  # the next person signs in to the office's language
+        self._retranslate()
         assert self.store is not None
         await self.push_screen(LoginScreen(self.store, notice=notice, banner=self.banner))
 
@@ -142,7 +175,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         # Every area's key is bound once; check_action hides the ones the actor may not use.
         for area in AREAS:
             if area.binding and area.binding not in self._bound_keys:
-                self.bind(area.binding, f"open_area('{area.key}')", description=area.title)
+                self.bind(area.binding, f"open_area('{area.key}')", description=_(area.title))
                 self._bound_keys.add(area.binding)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -165,14 +198,14 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def action_open_area(self, key: str) -> None:
         area = self._area(key)
         if self.ctx is None or area is None or not area.visible_to(self.ctx.actor):
-            self.notify("You are not permitted to open that area.", severity="error")
+            self.notify(_("You are not permitted to open that area."), severity="error")
             return
         await self._to_home()
         try:
             screen = area.screen_class()(self.ctx)
         except Exception as exc:  # another area's screen failing to build must not end the session
             log.exception("cannot open area %s", key)
-            self.notify(f"Cannot open {area.title}: {exc}", severity="error")
+            self.notify(_("Cannot open {area}: {error}").format(area=_(area.title), error=exc), severity="error")
             return
         await self.push_screen(screen)
 
@@ -193,7 +226,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         await self.push_screen(AccountScreen(self.ctx))
 
     async def action_sign_out(self) -> None:
-        await self.end_session("You have signed out.")
+        await self.end_session(_("You have signed out."))
 
     async def action_quit(self) -> None:
         """Ctrl+Q: with chats still open the person is asked first (they return to the queue)."""
@@ -222,10 +255,9 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def _confirm_quit(self, count: int) -> None:
         from tui.widgets.modals import ConfirmModal
 
-        question = (f"Masz otwarte rozmowy: {count}. Zakończyć CIM mimo to? "
-                    f"(You have {count} open chat{'s' if count > 1 else ''}; quit anyway?)")
-        help = ("Sesja zostanie zakończona, a rozmowy wrócą do kolejki i przejmie je inny konsultant. "
-                "Your session ends and the chats return to the queue for a colleague.")
+        question = ngettext("You have {n} open chat; quit CIM anyway?",
+                            "You have {n} open chats; quit CIM anyway?", count).format(n=count)
+        help = _("Your session ends and the chats return to the queue for a colleague.")
         if await self.push_screen_wait(ConfirmModal(question, help)):
             await self._leave()
 
@@ -233,13 +265,16 @@ class CimApp(ReportsWorkerErrors, App[None]):
         yield from super().get_system_commands(screen)
         if self.ctx is None:
             return
-        yield SystemCommand("Home", "Back to the list of areas (F1)", self.action_home)
+        yield SystemCommand(_("Home"), _("Back to the list of areas (F1)"), self.action_home)
         for area in areas_for(self.ctx.actor):
-            yield SystemCommand(f"Open {area.title}", f"Go to {area.title} ({area.binding.upper()})",
+            title = _(area.title)
+            help = (_("Go to {area} ({key})").format(area=title, key=area.binding.upper()) if area.binding
+                    else _("Go to {area}").format(area=title))
+            yield SystemCommand(_("Open {area}").format(area=title), help,
                                 lambda key=area.key: self.run_worker(self.action_open_area(key)))
-        yield SystemCommand("My account", "Change your password, set up a second factor (Ctrl+U)",
+        yield SystemCommand(_("My account"), _("Password, second factor, language (Ctrl+U)"),
                             lambda: self.run_worker(self.action_my_account()))
-        yield SystemCommand("Sign out", "End your CIM session (F12)", self.action_sign_out)
+        yield SystemCommand(_("Sign out"), _("End your CIM session (F12)"), self.action_sign_out)
 
     # -- session expiry ----------------------------------------------------------------------------
 
@@ -260,7 +295,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         try:
             await self.store.accounts.authenticate(self.ctx.token)
         except SessionExpired as exc:
-            await self.end_session(f"Your session has ended ({exc.message}).", logout=False)
+            await self.end_session(_("Your session has ended ({reason}).").format(reason=exc.message), logout=False)
             return False
         if self.live is not None:  # the chat server's idle timeout counts the same work (docs/PROTOCOL.md)
             await self.live.activity()
@@ -271,8 +306,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
     def _live_event(self, event: str, facts: dict) -> None:
         """Called by the LiveClient in the event loop after it changed the desk."""
         if event == "session_ended":
-            self._session_ended(str(facts.get("message") or "Twoja sesja została zakończona."),
-                                str(facts.get("message_en") or ""))
+            self._session_ended(str(facts.get("message") or ""), str(facts.get("message_en") or ""))
         elif event == "connection":
             if facts.get("state") == ConnectionState.REFUSED and self.live is not None and self.live.ended:
                 pass  # session_ended already said why; its worker handles it
@@ -285,11 +319,12 @@ class CimApp(ReportsWorkerErrors, App[None]):
         elif event == "queue" and facts.get("new_in_queue"):
             self.bell()
             count = len(facts["new_in_queue"])
-            self.notify(f"{count} new chat{'s' if count > 1 else ''} waiting in the queue (F2: live chats).",
-                        title="New chat")
+            self.notify(ngettext("{n} new chat waiting in the queue (F2: live chats).",
+                                 "{n} new chats waiting in the queue (F2: live chats).", count).format(n=count),
+                        title=_("New chat"))
         elif event == "assigned" and facts.get("by"):
             self.bell()
-            self.notify(f"Chat #{facts['chat_id']} was transferred to you.", title="Transfer")
+            self.notify(_("Chat #{id} was transferred to you.").format(id=facts["chat_id"]), title=_("Transfer"))
         elif event == "released" and facts.get("reason") == "taken_over":  # §3
             self.bell()
             self.notify(_("Chat #{id} was taken over by {name} (supervision).").format(
@@ -310,16 +345,18 @@ class CimApp(ReportsWorkerErrors, App[None]):
             self.notify(_("Chat #{id} was given to you (Ctrl+Y declines it once).").format(id=facts["chat_id"]),
                         title=_("New chat"))
         elif event == "released" and facts.get("reason") == "resident_left":
-            self.notify(f"The resident left chat #{facts['chat_id']}. F8 closes it with a category.",
+            self.notify(_("The resident left chat #{id}. F8 closes it with a category.").format(id=facts["chat_id"]),
                         severity="warning")
         elif event == "released" and facts.get("reason") not in (None, "", "closed", "transferred"):
-            self.notify(f"Chat #{facts['chat_id']} is no longer yours ({facts['reason']}).")
+            self.notify(_("Chat #{id} is no longer yours ({reason}).").format(
+                id=facts["chat_id"], reason=release_reason(str(facts["reason"]))))
         self.desk_signal.publish((event, facts))
 
     @work(exclusive=True, exit_on_error=False, group="session-ended")
     async def _session_ended(self, message: str, message_en: str) -> None:
-        """The chat server ended our session and said why: Polish first, then English."""
-        shown = f"{message} ({message_en})" if message_en else message
+        """The chat server ended our session and said why (its Polish and English sentences: the reader's)."""
+        shown = (message_en if current_language() == "en" and message_en else message) or _(
+            "Your session has ended.")
         assert self.store is not None
         try:
             if self.ctx is not None:
@@ -335,12 +372,13 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def _refused(self) -> None:
         if await self.check_session(force=True):
             self._update_sub_title()
-            self.notify("The chat server refused this session; sign out and in again.", severity="error")
+            self.notify(_("The chat server refused this session; sign out and in again."), severity="error")
 
     def connection_label(self) -> str:
         if self.desk is None:
-            return "live chats: not connected" if self.ctx and allowed(self.ctx.actor, Permission.HANDLE_CHATS) else ""
-        return f"live chats: {STATE_LABELS[self.desk.state]}"
+            return (_("live chats: not connected") if self.ctx and allowed(self.ctx.actor, Permission.HANDLE_CHATS)
+                    else "")
+        return _("live chats: {state}").format(state=_(STATE_LABELS[self.desk.state]))
 
     def _update_sub_title(self) -> None:
         if self.ctx is None:

@@ -17,6 +17,7 @@ from store.policy import Permission, allowed
 @dataclass(frozen=True)
 class Area:
     key: str
+    #: English source (N_); shown through store.i18n._ in the staff's language
     title: str
     binding: str
     permissions: tuple[Permission, ...]
@@ -32,27 +33,27 @@ class Area:
 
 
 AREAS: list[Area] = [  # in the order of their keys, as the home screen and the footer list them
-    Area("chats", "Live chats", "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
+    Area("chats", N_("Live chats"), "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
     Area("supervision", N_("Live chat supervision"), "", (Permission.SUPERVISE_CHATS,),
          "tui.screens.supervision:SupervisionScreen"),
-    Area("traffic", "Ruch telefoniczny (phone traffic)", "", (Permission.VIEW_TRAFFIC,),
+    Area("traffic", N_("Phone traffic"), "", (Permission.VIEW_TRAFFIC,),
          "tui.screens.traffic:TrafficScreen"),
-    Area("callbacks", "Oddzwonienia (callbacks)", "", (Permission.HANDLE_CALLBACKS,),
+    Area("callbacks", N_("Callbacks"), "", (Permission.HANDLE_CALLBACKS,),
          "tui.screens.callbacks:CallbacksScreen"),
-    Area("archive", "Archive", "f3", (Permission.SEARCH_ARCHIVE,), "tui.screens.archive:ArchiveScreen"),
-    Area("requests", "Requests", "f4", (Permission.VIEW_REQUESTS, Permission.GIVE_DPO_OPINION,
+    Area("archive", N_("Archive"), "f3", (Permission.SEARCH_ARCHIVE,), "tui.screens.archive:ArchiveScreen"),
+    Area("requests", N_("Requests"), "f4", (Permission.VIEW_REQUESTS, Permission.GIVE_DPO_OPINION,
                                         Permission.GIVE_DEPARTMENT_OPINION, Permission.HANDLE_COPY_REQUESTS),
          "tui.screens.requests:RequestsScreen"),
-    Area("retention", "Retention and holds", "f5", (Permission.MANAGE_HOLDS, Permission.RUN_PURGE),
+    Area("retention", N_("Retention and holds"), "f5", (Permission.MANAGE_HOLDS, Permission.RUN_PURGE),
          "tui.screens.retention:RetentionScreen"),
-    Area("audit", "Audit log", "f6", (Permission.READ_AUDIT,), "tui.screens.audit:AuditScreen"),
-    Area("reports", "Supervision reports", "f7", (Permission.VIEW_REPORTS,), "tui.screens.reports:ReportsScreen"),
-    Area("service", "Service report", "f8", (Permission.VIEW_REPORTS,), "tui.screens.service:ServiceScreen"),
-    Area("accounts", "Staff accounts", "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
-    Area("canned", "Canned responses", "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
-    Area("notices", "Notices", "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),
+    Area("audit", N_("Audit log"), "f6", (Permission.READ_AUDIT,), "tui.screens.audit:AuditScreen"),
+    Area("reports", N_("Supervision reports"), "f7", (Permission.VIEW_REPORTS,), "tui.screens.reports:ReportsScreen"),
+    Area("service", N_("Service report"), "f8", (Permission.VIEW_REPORTS,), "tui.screens.service:ServiceScreen"),
+    Area("accounts", N_("Staff accounts"), "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
+    Area("canned", N_("Canned responses"), "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
+    Area("notices", N_("Notices"), "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),
     # the chat desk's topics, skills and capacity (README "Topics, routing and capacity")
-    Area("desk", "Topics and desk", "", (Permission.MANAGE_CANNED,), "tui.screens.desk:DeskScreen"),
+    Area("desk", N_("Topics and desk"), "", (Permission.MANAGE_CANNED,), "tui.screens.desk:DeskScreen"),
 ]
 
 

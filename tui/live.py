@@ -34,29 +34,43 @@ class ConnectionState(StrEnum):
 
 #: What each connection state looks like in the status line.
 STATE_LABELS = {
-    ConnectionState.OFFLINE: "○ offline",
-    ConnectionState.CONNECTING: "◌ connecting…",
-    ConnectionState.ONLINE: "● connected",
-    ConnectionState.RECONNECTING: "◌ reconnecting…",
-    ConnectionState.REFUSED: "✕ refused: sign in again",
+    ConnectionState.OFFLINE: N_("○ offline"),
+    ConnectionState.CONNECTING: N_("◌ connecting…"),
+    ConnectionState.ONLINE: N_("● connected"),
+    ConnectionState.RECONNECTING: N_("◌ reconnecting…"),
+    ConnectionState.REFUSED: N_("✕ refused: sign in again"),
 }
 
 #: The consultant-facing sentence for each staff error code of docs/PROTOCOL.md.
 ERROR_MESSAGES = {
-    "unauthorised": "The chat server did not accept your session; sign in again.",
-    "not_permitted": "You are not permitted to do that.",
-    "already_taken": "Another consultant accepted this chat first.",
-    "not_online": "That consultant is no longer online.",
-    "not_found": "That chat no longer exists.",
-    "closed": "That chat is already closed.",
-    "empty": "The message is empty.",
-    "too_long": "The message is too long.",
-    "invalid": "The server did not understand the request.",
-    "server_error": "The chat server had an internal error; try again.",
-    "timeout": "The chat server did not answer in time; try again.",
-    "disconnected": "Not connected to the chat server; your text is kept until it reconnects.",
+    "unauthorised": N_("The chat server did not accept your session; sign in again."),
+    "not_permitted": N_("You are not permitted to do that."),
+    "already_taken": N_("Another consultant accepted this chat first."),
+    "not_online": N_("That consultant is no longer online."),
+    "not_found": N_("That chat no longer exists."),
+    "closed": N_("That chat is already closed."),
+    "empty": N_("The message is empty."),
+    "too_long": N_("The message is too long."),
+    "invalid": N_("The server did not understand the request."),
+    "server_error": N_("The chat server had an internal error; try again."),
+    "timeout": N_("The chat server did not answer in time; try again."),
+    "disconnected": N_("Not connected to the chat server; your text is kept until it reconnects."),
     "at_capacity": N_("You already handle as many chats as you may at once; close one first."),
 }
+
+
+#: Why a chat is no longer this consultant's (`released.reason`, docs/PROTOCOL.md), as words.
+RELEASE_REASONS = {
+    "session_ended": N_("your session ended"),
+    "transferred": N_("transferred"),
+    "closed": N_("closed"),
+    "resident_left": N_("the resident left"),
+}
+
+
+def release_reason(code: str) -> str:
+    known = RELEASE_REASONS.get(code)
+    return _(known) if known else code
 
 
 class LiveError(Exception):
@@ -64,8 +78,8 @@ class LiveError(Exception):
 
     def __init__(self, code: str, message: str | None = None) -> None:
         self.code = code
-        self.message = (_(ERROR_MESSAGES[code]) if code in ERROR_MESSAGES else None) or message or \
-            f"The chat server refused ({code})."
+        known = ERROR_MESSAGES.get(code)
+        self.message = _(known) if known else message or _("The chat server refused ({code}).").format(code=code)
         super().__init__(self.message)
 
 

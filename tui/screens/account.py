@@ -1,4 +1,4 @@
-"""The signed-in person's own account: change their password, set up a second factor, see what is left of it."""
+"""The signed-in person's own account: change their password, set up a second factor, choose the staff language."""
 
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from store.errors import CimError
+from store.i18n import N_, _, current_language, env_language, ngettext
 from tui.context import TuiContext
 from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
-from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
+from tui.widgets.modals import EnrolmentModal, PickModal, RecoveryCodesModal
+from tui.words import role_names
 from tui.screens.base import CimModal, CimScreen
+
+
+#: A staff language's name (store/locale/pl/core.po has them), shown in the current language.
+LANGUAGE_NAMES = {"pl": N_("Polish"), "en": N_("English")}
 
 
 @dataclass(frozen=True)
@@ -38,18 +44,18 @@ class ChangePasswordModal(FitsTheScreen, SubmitsInPlace, CimModal[PasswordChange
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="change-password"):
-            yield Label("Change your password", classes="dialog-title")
+            yield Label(_("Change your password"), classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield Static("At least 12 characters; not a common password, not your name. A passphrase is best.",
+                yield Static(_("At least 12 characters; not a common password, not your name. A passphrase is best."),
                              classes="dialog-help")
-                yield Input(placeholder="current password", password=True, id="current")
+                yield Input(placeholder=_("current password"), password=True, id="current")
                 yield Static("", id="err-current", classes="field-error")
-                yield Input(placeholder="new password", password=True, id="new")
+                yield Input(placeholder=_("new password"), password=True, id="new")
                 yield Static("", id="err-new", classes="field-error")
-                yield Input(placeholder="new password again", password=True, id="again")
+                yield Input(placeholder=_("new password again"), password=True, id="again")
                 yield Static("", id="err-again", classes="field-error")
             yield Static("", id="dialog-error", classes="dialog-error")
-            yield Static("Enter next/confirm · Esc cancel", classes="dialog-help")
+            yield Static(_("Enter next/confirm · Esc cancel"), classes="dialog-help")
 
     def on_mount(self) -> None:
         self.query_one("#current", Input).focus()
@@ -67,10 +73,10 @@ class ChangePasswordModal(FitsTheScreen, SubmitsInPlace, CimModal[PasswordChange
         current = self.query_one("#current", Input).value
         new = self.query_one("#new", Input).value
         if not current or not new:
-            self.show_error("Fill in the current and the new password.", "current" if not current else "new")
+            self.show_error(_("Fill in the current and the new password."), "current" if not current else "new")
             return
         if new != self.query_one("#again", Input).value:
-            self.show_error("The two new passwords differ.", "again")
+            self.show_error(_("The two new passwords differ."), "again")
             return
         self.finish(PasswordChange(current, new))
 
@@ -82,11 +88,12 @@ class ChangePasswordModal(FitsTheScreen, SubmitsInPlace, CimModal[PasswordChange
 
 
 class AccountScreen(CimScreen[None]):
-    """F8 (outside live chats) or the command palette: the person's own password and second factor."""
+    """Ctrl+U or the command palette: the person's own password, second factor and staff language."""
 
     BINDINGS = [
         Binding("p", "password", "Change password"),
         Binding("t", "second_factor", "Set up second factor"),
+        Binding("l", "language", "Language"),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -95,7 +102,7 @@ class AccountScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("My account", classes="section")
+        yield Static(_("My account"), classes="section")
         yield Static("", id="account-facts")
         yield Footer()
 
@@ -107,15 +114,22 @@ class AccountScreen(CimScreen[None]):
         accounts = self.ctx.store.accounts
         staff = await accounts.get_by_id(self.ctx.actor.staff_id)
         required = accounts.mfa_required(staff)
-        factor = {"active": "set up", "pending": "set-up not finished", "none": "not set up"}[staff.second_factor]
+        factor = {"active": _("set up"), "pending": _("set-up not finished"),
+                  "none": _("not set up")}[staff.second_factor]
         if staff.second_factor == "active":
-            factor += f" ({await accounts.unused_recovery_codes(self.ctx.actor)} recovery codes left)"
+            left = await accounts.unused_recovery_codes(self.ctx.actor)
+            factor += " (" + ngettext("{n} recovery code left", "{n} recovery codes left", left).format(n=left) + ")"
+        if required:
+            factor += " " + _("(required for your roles)")
         facts = Text()
-        facts.append("Name: ")
+        facts.append(_("Name: "))
         facts.append(literal(staff.name))
-        facts.append(f"\nSigns in with: {'the city directory' if staff.source == 'directory' else 'a CIM password'}")
-        facts.append(f"\nRoles: {', '.join(sorted(r.value for r in staff.roles)) or 'none'}")
-        facts.append(f"\nSecond factor: {factor}{' (required for your roles)' if required else ''}")
+        facts.append("\n" + _("Signs in with: ") + (_("the city directory") if staff.source == "directory"
+                                                     else _("a CIM password")))
+        facts.append("\n" + _("Roles: ") + role_names(staff.roles))
+        facts.append("\n" + _("Second factor: ") + factor)
+        facts.append("\n" + _("Language: ") + _(LANGUAGE_NAMES[current_language()]) + " "
+                     + (_("(your choice; L changes it)") if staff.language else _("(office default; L changes it)")))
         self.query_one("#account-facts", Static).update(facts)
 
     def action_password(self) -> None:
@@ -125,7 +139,7 @@ class AccountScreen(CimScreen[None]):
     async def change_password(self) -> None:
         staff = await self.ctx.store.accounts.get_by_id(self.ctx.actor.staff_id)
         if staff.source == "directory":
-            self.notify("You sign in with the city directory; change your password there.", severity="warning")
+            self.notify(_("You sign in with the city directory; change your password there."), severity="warning")
             return
         async def submit(change: PasswordChange) -> PasswordChange:
             await self.ctx.store.accounts.change_own_password(self.ctx.actor, change.current, change.new,
@@ -134,7 +148,7 @@ class AccountScreen(CimScreen[None]):
 
         if await self.app.push_screen_wait(ChangePasswordModal(submit)) is None:
             return
-        self.notify("Password changed; your other sessions were ended.")
+        self.notify(_("Password changed; your other sessions were ended."))
 
     def action_second_factor(self) -> None:
         self.second_factor()
@@ -149,16 +163,33 @@ class AccountScreen(CimScreen[None]):
             return
         code = await self.app.push_screen_wait(EnrolmentModal(enrolment.secret, enrolment.uri))
         if code is None:
-            self.notify("The second factor was not set up.", severity="warning")
+            self.notify(_("The second factor was not set up."), severity="warning")
             self.reload()
             return
         try:
             codes = await accounts.confirm_enrolment(self.ctx.actor, code)
         except CimError as exc:
-            self.notify(exc.message[:1].upper() + exc.message[1:] + "; try again with a new key.",
-                        title="Second factor not set up", severity="error")
+            self.notify(_("{reason}; try again with a new key.").format(
+                reason=exc.message[:1].upper() + exc.message[1:]), title=_("Second factor not set up"), severity="error")
             self.reload()
             return
         await self.app.push_screen_wait(RecoveryCodesModal(codes))
-        self.notify("Second factor set up; it is asked for at every sign-in.")
+        self.notify(_("Second factor set up; it is asked for at every sign-in."))
         self.reload()
+
+    def action_language(self) -> None:
+        self.choose_language()
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def choose_language(self) -> None:
+        """The person's staff language, kept with their account (store.accounts.set_own_language)."""
+        office = env_language()
+        choices = [("polski", "pl"), ("English", "en"),
+                   (_("office default ({language})").format(language=_(LANGUAGE_NAMES[office])), "")]
+        chosen = await self.app.push_screen_wait(PickModal(_("Language of your CIM screens"), choices))
+        if chosen is None:
+            return
+        staff = await self.ctx.store.accounts.set_own_language(self.ctx.actor, chosen or None)
+        # the app rebuilds its screens, this one included: its own worker, not this screen's (which ends with it)
+        self.app.run_worker(self.app.change_language(staff.language), group="language",  # type: ignore[attr-defined]
+                            exit_on_error=False)

@@ -9,12 +9,14 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from store.errors import CimError
+from store.i18n import N_, _
 from store.models import Department, Role, Staff
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal, NewStaff, NewStaffModal, PasswordModal, RolesModal
 from tui.widgets.request_forms import Field, FormModal
+from tui.words import role_names
 
 ALL_ROLES = [r.value for r in Role]
 
@@ -40,13 +42,14 @@ class AccountsScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Staff accounts", classes="section")
+        yield Static(_("Staff accounts"), classes="section")
         yield DataTable(id="accounts-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#accounts-table", DataTable)
-        table.add_columns("Name", "Full name", "Roles", "Dept", "Source", "Status")
+        # roles last: a person with many roles (long words in Polish) does not push the other columns off 80 columns
+        table.add_columns(_("Name"), _("Full name"), _("Dept"), _("Source"), _("Status"), _("Roles"))
         self.reload()
 
     @work(exclusive=True, exit_on_error=False, group="load")
@@ -56,10 +59,11 @@ class AccountsScreen(CimScreen[None]):
         current = keep or (self._current().name if self._current() else None)
         table.clear()
         for s in self.staff:
-            status = Text("disabled", style="bold red") if s.disabled else Text("active")
-            source = s.source + (" +totp" if s.second_factor == "active" else "")
-            table.add_row(literal(s.name), literal(s.full_name), ", ".join(sorted(r.value for r in s.roles)),
-                          s.department or "", source, status, key=s.name)
+            status = Text(_("disabled"), style="bold red") if s.disabled else Text(_("active"))
+            source = (_("directory") if s.source == "directory" else _("local")) + (
+                " +totp" if s.second_factor == "active" else "")
+            table.add_row(literal(s.name), literal(s.full_name), s.department or "", source, status,
+                          role_names(s.roles), key=s.name)
         names = [s.name for s in self.staff]
         if current in names:
             table.move_cursor(row=names.index(current))
@@ -70,11 +74,11 @@ class AccountsScreen(CimScreen[None]):
             return None
         return self.staff[table.cursor_row]
 
-    async def _do(self, what: str, coro) -> bool:
+    async def _do(self, title: str, coro) -> bool:
         try:
             await coro
         except CimError as exc:
-            self.notify(exc.message, title=f"Cannot {what}", severity="error")
+            self.notify(exc.message, title=title, severity="error")
             return False
         return True
 
@@ -91,7 +95,7 @@ class AccountsScreen(CimScreen[None]):
 
         new = await self.app.push_screen_wait(NewStaffModal(ALL_ROLES, submit=submit))
         if new is not None:
-            self.notify(f"Account {new.name} added.")
+            self.notify(_("Account {name} added.").format(name=new.name))
             self.reload(new.name)
 
     def action_add_department(self) -> None:
@@ -102,12 +106,12 @@ class AccountsScreen(CimScreen[None]):
         async def submit(v: dict) -> Department:
             return await self.ctx.store.accounts.add_department(self.ctx.actor, v["code"].strip(), v["name"])
 
-        existing = ", ".join(d.code for d in await self.ctx.store.accounts.departments()) or "none yet"
+        existing = ", ".join(d.code for d in await self.ctx.store.accounts.departments()) or _("none yet")
         added = await self.app.push_screen_wait(FormModal(
-            "New department", [Field("code", "Code (letters, digits, . _ -), e.g. USC"), Field("name", "Name")],
-            submit, intro=f"Departments now: {existing}."))
+            _("New department"), [Field("code", _("Code (letters, digits, . _ -), e.g. USC")), Field("name", _("Name"))],
+            submit, intro=_("Departments now: {codes}.").format(codes=existing)))
         if added is not None:
-            self.notify(f"Department {added.code} added.")
+            self.notify(_("Department {code} added.").format(code=added.code))
 
     def action_toggle_disabled(self) -> None:
         staff = self._current()
@@ -117,14 +121,19 @@ class AccountsScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def toggle_disabled(self, staff: Staff) -> None:
         if staff.id == self.ctx.actor.staff_id and not staff.disabled:
-            self.notify("You cannot disable your own account.", severity="error")
+            self.notify(_("You cannot disable your own account."), severity="error")
             return
-        verb = "enable" if staff.disabled else "disable"
-        if not await self.app.push_screen_wait(ConfirmModal(f"{verb.capitalize()} the account {staff.name}?")):
+        if staff.disabled:
+            question, refused, done = (N_("Enable the account {name}?"), N_("Cannot enable the account"),
+                                       N_("Account {name} enabled."))
+        else:
+            question, refused, done = (N_("Disable the account {name}?"), N_("Cannot disable the account"),
+                                       N_("Account {name} disabled."))
+        if not await self.app.push_screen_wait(ConfirmModal(_(question).format(name=staff.name))):
             return
-        if await self._do(f"{verb} the account", self.ctx.store.accounts.set_disabled(
+        if await self._do(_(refused), self.ctx.store.accounts.set_disabled(
                 self.ctx.actor, staff.name, not staff.disabled)):
-            self.notify(f"Account {staff.name} {verb}d.")
+            self.notify(_(done).format(name=staff.name))
             self.reload(staff.name)
 
     def action_roles(self) -> None:
@@ -139,9 +148,10 @@ class AccountsScreen(CimScreen[None]):
             return chosen
 
         chosen = await self.app.push_screen_wait(
-            RolesModal(f"Roles of {staff.name}", ALL_ROLES, frozenset(r.value for r in staff.roles), submit=submit))
+            RolesModal(_("Roles of {name}").format(name=staff.name), ALL_ROLES, frozenset(r.value for r in staff.roles),
+                       submit=submit))
         if chosen is not None:
-            self.notify(f"Roles of {staff.name}: {', '.join(sorted(chosen))}.")
+            self.notify(_("Roles of {name}: {roles}.").format(name=staff.name, roles=role_names(chosen)))
             self.reload(staff.name)
 
     def action_password(self) -> None:
@@ -156,7 +166,7 @@ class AccountsScreen(CimScreen[None]):
             return password
 
         if await self.app.push_screen_wait(PasswordModal(staff.name, submit=submit)) is not None:
-            self.notify(f"Password of {staff.name} reset; their open sessions were ended.")
+            self.notify(_("Password of {name} reset; their open sessions were ended.").format(name=staff.name))
 
     def action_reset_second_factor(self) -> None:
         staff = self._current()
@@ -166,11 +176,13 @@ class AccountsScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def reset_second_factor(self, staff: Staff) -> None:
         if staff.second_factor == "none":
-            self.notify(f"{staff.name} has no second factor set up.")
+            self.notify(_("{name} has no second factor set up.").format(name=staff.name))
             return
         if not await self.app.push_screen_wait(ConfirmModal(
-                f"Remove the second factor of {staff.name}? They set up a new one at their next sign-in.")):
+                _("Remove the second factor of {name}? A new one is set up at the next sign-in.").format(
+                    name=staff.name))):
             return
-        if await self._do("reset the second factor", self.ctx.store.accounts.reset_second_factor(self.ctx.actor, staff.name)):
-            self.notify(f"Second factor of {staff.name} removed; their open sessions were ended.")
+        if await self._do(_("Cannot reset the second factor"),
+                          self.ctx.store.accounts.reset_second_factor(self.ctx.actor, staff.name)):
+            self.notify(_("Second factor of {name} removed; their open sessions were ended.").format(name=staff.name))
             self.reload(staff.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from textual import work
@@ -12,14 +13,16 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from store.callbacks import OUTCOMES, Callback
 from store.errors import CimError
+from store.i18n import N_, _, format_date, format_time
 from tui.context import TuiContext
 from tui.widgets.literal import literal
 from tui.widgets.modals import PickModal
 from tui.screens.base import CimScreen
 
-STATUS_PL = {"open": "do oddzwonienia", "taken": "w toku", "done": "zamknięte"}
-OUTCOME_PL = {"reached": "rozmowa odbyta", "no_answer": "nie odebrano", "wrong_number": "błędny numer",
-              "resolved_otherwise": "sprawa załatwiona inaczej"}
+#: A callback's state and outcome codes (store.callbacks) as words; English source, Polish in tui.po.
+STATUS_LABELS = {"open": N_("to call back"), "taken": N_("in progress"), "done": N_("done")}
+OUTCOME_LABELS = {"reached": N_("call completed"), "no_answer": N_("no answer"), "wrong_number": N_("wrong number"),
+                  "resolved_otherwise": N_("resolved otherwise")}
 
 
 class CallbacksScreen(CimScreen[None]):
@@ -30,9 +33,9 @@ class CallbacksScreen(CimScreen[None]):
     CallbacksScreen #callbacks-table { height: 1fr; }
     """
     BINDINGS = [
-        Binding("t", "take", "Biorę"),
-        Binding("z", "close_item", "Zamknij"),
-        Binding("ctrl+r", "load", "Odśwież"),
+        Binding("t", "take", "Take"),
+        Binding("z", "close_item", "Close"),
+        Binding("ctrl+r", "load", "Refresh"),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -43,15 +46,15 @@ class CallbacksScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Nieodebrane i porzucone połączenia z rozpoznawalnych numerów, najstarsze pierwsze. "
-                     "t: biorę · z: zamknij z wynikiem · Ctrl+R: odśwież", id="callbacks-help")
+        yield Static(_("Missed and abandoned calls from identifiable numbers, oldest first. "
+                       "t: take · z: close with an outcome · Ctrl+R: refresh"), id="callbacks-help")
         yield DataTable(id="callbacks-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Oddzwonienia"
-        self.query_one(DataTable).add_columns("numer", "dzień", "pierwsze", "ostatnie", "razy", "kolejka", "stan",
-                                              "kto")
+        self.title = _("Callbacks")
+        self.query_one(DataTable).add_columns(_("number"), _("day"), _("first"), _("last"), _("times"), _("queue"),
+                                              _("state"), _("who"))
         self.action_load()
 
     def action_load(self) -> None:
@@ -64,15 +67,16 @@ class CallbacksScreen(CimScreen[None]):
             names = {s.id: s.name for s in await self.ctx.store.accounts.list_staff()} if any(
                 c.taken_by for c in self.items) else {}
         except CimError as exc:
-            self.notify(exc.message, title="Oddzwonienia", severity="error")
+            self.notify(exc.message, title=_("Callbacks"), severity="error")
             return
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
         for c in self.items:
-            table.add_row(literal(c.number), c.day, c.first_missed_at.astimezone(self._zone).strftime("%H:%M"),
-                          c.last_missed_at.astimezone(self._zone).strftime("%H:%M"), str(c.missed),
-                          literal(c.queue or "—"), STATUS_PL[c.status], literal(names.get(c.taken_by, "")),
+            tz = self.ctx.settings.timezone
+            table.add_row(literal(c.number), format_date(date.fromisoformat(c.day)), format_time(c.first_missed_at, tz=tz),
+                          format_time(c.last_missed_at, tz=tz), str(c.missed),
+                          literal(c.queue or "—"), _(STATUS_LABELS[c.status]), literal(names.get(c.taken_by, "")),
                           key=str(c.id))
         if self.items:
             table.move_cursor(row=min(row, len(self.items) - 1))
@@ -92,8 +96,8 @@ class CallbacksScreen(CimScreen[None]):
         item = self.selected()
         if item is None:
             return
-        choices = [(OUTCOME_PL[o], o) for o in OUTCOMES]
-        self.app.push_screen(PickModal(f"Wynik oddzwonienia na {item.number}", choices),
+        choices = [(_(OUTCOME_LABELS[o]), o) for o in OUTCOMES]
+        self.app.push_screen(PickModal(_("Outcome of the callback to {number}").format(number=item.number), choices),
                              lambda outcome: self.run_store("close", item.id, outcome) if outcome else None)
 
     @work(exit_on_error=False, group="callbacks-change")
@@ -101,11 +105,11 @@ class CallbacksScreen(CimScreen[None]):
         try:
             if what == "take":
                 await self.ctx.store.callbacks.take(self.ctx.actor, callback_id)
-                self.notify("Oddzwonienie jest Twoje: zadzwoń z telefonu, połączenie zostanie powiązane.",
-                            title="Oddzwonienia")
+                self.notify(_("The callback is yours: call from your phone and the call is linked to it."),
+                            title=_("Callbacks"))
             else:
                 await self.ctx.store.callbacks.close(self.ctx.actor, callback_id, outcome)
-                self.notify("Zamknięte.", title="Oddzwonienia")
+                self.notify(_("Closed."), title=_("Callbacks"))
         except CimError as exc:
-            self.notify(exc.message, title="Oddzwonienia", severity="error")
+            self.notify(exc.message, title=_("Callbacks"), severity="error")
         self.load()

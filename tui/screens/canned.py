@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sta
 
 from store.chats import MAX_CANNED_TITLE, CannedResponse
 from store.errors import CimError, InvalidInput, MessageEmpty, MessageTooLong
+from store.i18n import _, format_datetime
 from tui.context import TuiContext
 from tui.screens.base import CimModal, CimScreen
 from tui.widgets.literal import literal, visible_text
@@ -58,16 +59,16 @@ class CannedEditModal(CimModal[CannedResponse | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="canned-dialog"):
             yield Label(self.heading, classes="editor-title")
-            yield Input(self.initial_title, placeholder=f"title (up to {MAX_CANNED_TITLE} characters)",
+            yield Input(self.initial_title, placeholder=_("title (up to {n} characters)").format(n=MAX_CANNED_TITLE),
                         id="canned-title")
             yield Static("", id="title-error", classes="editor-error -empty")
             yield TextArea(self.initial_text, id="canned-text", soft_wrap=True, tab_behavior="focus")
             yield Static("", id="text-error", classes="editor-error -empty")
             with Horizontal(classes="editor-buttons"):
-                yield Button("Save", id="save", variant="primary", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
-            yield Static(f"Residents see the text as typed (up to {self.max_text} characters).\n"
-                         "Tab next field · Ctrl+S save · Esc cancel", classes="editor-help")
+                yield Button(_("Save"), id="save", variant="primary", compact=True)
+                yield Button(_("Cancel"), id="cancel", compact=True)
+            yield Static(_("Residents see the text as typed (up to {n} characters).").format(n=self.max_text) + "\n"
+                         + _("Tab next field · Ctrl+S save · Esc cancel"), classes="editor-help")
 
     def _show(self, title_error: str = "", text_error: str = "") -> None:
         for selector, message in (("#title-error", title_error), ("#text-error", text_error)):
@@ -77,11 +78,13 @@ class CannedEditModal(CimModal[CannedResponse | None]):
 
     def _check(self, title: str, text: str) -> tuple[str, str]:
         """The same limits the store enforces, said per field before asking it (the store checks again)."""
-        title_error = ("Enter a title." if not title.strip()
-                       else f"The title is {len(title)} characters long; at most {MAX_CANNED_TITLE} are allowed."
+        title_error = (_("Enter a title.") if not title.strip()
+                       else _("The title is {n} characters long; at most {limit} are allowed.").format(
+                           n=len(title), limit=MAX_CANNED_TITLE)
                        if len(title) > MAX_CANNED_TITLE else "")
-        text_error = ("Enter the text of the response." if not text.strip()
-                      else f"The text is {len(text)} characters long; at most {self.max_text} are allowed."
+        text_error = (_("Enter the text of the response.") if not text.strip()
+                      else _("The text is {n} characters long; at most {limit} are allowed.").format(
+                          n=len(text), limit=self.max_text)
                       if len(text) > self.max_text else "")
         return title_error, text_error
 
@@ -123,8 +126,8 @@ class DeleteCannedModal(ConfirmModal):
 
     def __init__(self, response: CannedResponse) -> None:
         super().__init__(
-            Text.assemble("Delete the canned response “", literal(response.title, "bold"), "”?"),
-            help="Consultants will no longer be able to insert it. Y yes · N or Esc no",
+            Text.assemble(_("Delete the canned response"), " “", literal(response.title, "bold"), "”?"),
+            help=_("Consultants will no longer be able to insert it. Y yes · N or Esc no"),
         )
         self.response = response
 
@@ -155,14 +158,14 @@ class CannedScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Canned responses (consultants insert them with Ctrl+R in a chat)", classes="section")
+        yield Static(_("Canned responses (consultants insert them with Ctrl+R in a chat)"), classes="section")
         yield DataTable(id="canned-table", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="canned-preview-box"):
             yield Static("", id="canned-preview")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#canned-table", DataTable).add_columns("Title", "Text", "Updated")
+        self.query_one("#canned-table", DataTable).add_columns(_("Title"), _("Text"), _("Updated"))
         self.reload()
 
     @work(exclusive=True, exit_on_error=False, group="load")
@@ -173,7 +176,7 @@ class CannedScreen(CimScreen[None]):
         table = self.query_one("#canned-table", DataTable)
         table.clear()
         for r in self.responses:
-            updated = r.updated_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+            updated = format_datetime(r.updated_at, tz=self.ctx.settings.timezone)
             table.add_row(literal(_one_line(r.title, 24)), literal(_one_line(r.text, 34)), updated, key=str(r.id))
         ids = [r.id for r in self.responses]
         if keep in ids:
@@ -191,7 +194,7 @@ class CannedScreen(CimScreen[None]):
         preview = self.query_one("#canned-preview", Static)
         response = self._current()
         if response is None:
-            preview.update(Text("No canned responses yet. Press A to add one.", style="italic"))
+            preview.update(Text(_("No canned responses yet. Press A to add one."), style="italic"))
         else:
             preview.update(Text.assemble(literal(response.title, "bold"), "\n", literal(response.text)))
 
@@ -202,10 +205,10 @@ class CannedScreen(CimScreen[None]):
     async def add(self) -> None:
         store, actor = self.ctx.store, self.ctx.actor
         saved = await self.app.push_screen_wait(CannedEditModal(
-            "New canned response", lambda title, text: store.chats.add_canned(actor, title, text),
+            _("New canned response"), lambda title, text: store.chats.add_canned(actor, title, text),
             max_text=self.ctx.settings.max_message_length))
         if saved is not None:
-            self.notify(f"Canned response “{visible_text(saved.title)}” added.", markup=False)
+            self.notify(_("Canned response “{title}” added.").format(title=visible_text(saved.title)), markup=False)
             self.reload(saved.id)
 
     @on(DataTable.RowSelected, "#canned-table")
@@ -221,10 +224,10 @@ class CannedScreen(CimScreen[None]):
     async def edit(self, response: CannedResponse) -> None:
         store, actor = self.ctx.store, self.ctx.actor
         saved = await self.app.push_screen_wait(CannedEditModal(
-            "Edit canned response", lambda title, text: store.chats.update_canned(actor, response.id, title, text),
+            _("Edit canned response"), lambda title, text: store.chats.update_canned(actor, response.id, title, text),
             max_text=self.ctx.settings.max_message_length, title=response.title, text=response.text))
         if saved is not None:
-            self.notify(f"Canned response “{visible_text(saved.title)}” saved.", markup=False)
+            self.notify(_("Canned response “{title}” saved.").format(title=visible_text(saved.title)), markup=False)
             self.reload(saved.id)
 
     def action_delete(self) -> None:
@@ -239,7 +242,7 @@ class CannedScreen(CimScreen[None]):
         try:
             await self.ctx.store.chats.delete_canned(self.ctx.actor, response.id)
         except CimError as exc:
-            self.notify(exc.message, title="Cannot delete the canned response", severity="error")
+            self.notify(exc.message, title=_("Cannot delete the canned response"), severity="error")
         else:
-            self.notify(f"Canned response “{visible_text(response.title)}” deleted.", markup=False)
+            self.notify(_("Canned response “{title}” deleted.").format(title=visible_text(response.title)), markup=False)
         self.reload()

@@ -23,6 +23,7 @@ from tui.widgets.composer import Composer
 from tui.widgets.literal import literal
 from tui.widgets.modals import CannedModal, CloseChatModal, TransferModal
 from tui.widgets.transcript import Transcript
+from tui.words import CHAT_STATUS_LABELS, CLOSE_CATEGORY_LABELS, word
 
 def waited(since: datetime | None, now: datetime) -> str:
     if since is None:
@@ -67,12 +68,12 @@ class ChatsScreen(CimScreen[None]):
         with Horizontal(id="desk"):
             with Vertical(id="sidebar"):
                 yield Static("", id="connection")
-                yield Static("Queue", id="queue-title", classes="section")
+                yield Static(_("Queue"), id="queue-title", classes="section")
                 yield OptionList(id="queue")
                 offline = Static("", id="offline-count", classes="section")
                 offline.display = False  # shown while offline messages wait (refresh_offline_count)
                 yield offline
-                yield Static("My chats", id="mine-title", classes="section")
+                yield Static(_("My chats"), id="mine-title", classes="section")
                 yield OptionList(id="my-chats")
                 yield Static("", id="presence")
             with Vertical(id="conversation"):
@@ -100,27 +101,28 @@ class ChatsScreen(CimScreen[None]):
             if composer.value == facts.get("text"):  # resent after a reconnect: the reply line had it
                 composer.set_draft("")
         elif event == "send_failed":
-            self.notify(str(facts.get("message")), title=f"Not sent (chat #{facts.get('chat_id')})", severity="error")
+            self.notify(str(facts.get("message")), title=_("Not sent (chat #{id})").format(id=facts.get("chat_id")),
+                        severity="error")
         self.refresh_desk()
 
     def refresh_desk(self) -> None:
         desk = self.desk
         connection = self.query_one("#connection", Static)
         if desk is None:
-            connection.update("○ no chat server")
+            connection.update(_("○ no chat server"))
             self.query_one("#chat-title", Static).update(
-                "Live chats need the chat server: start `cim serve`, then `cim tui --server URL`.")
+                _("Live chats need the chat server: start `cim serve`, then `cim tui --server URL`."))
             self.query_one("#composer", Composer).disabled = True
             return
-        connection.update(STATE_LABELS[desk.state] + (" · " + _("away: no new chats") if desk.availability == "away"
-                                                       else ""))
+        connection.update(_(STATE_LABELS[desk.state]) + (" · " + _("away: no new chats") if desk.availability == "away"
+                                                          else ""))
         connection.set_class(desk.state == ConnectionState.ONLINE, "online")
         connection.set_class(desk.state != ConnectionState.ONLINE, "offline")
         self._refresh_queue()
         self._refresh_mine()
         others = desk.others_online()
-        names = ", ".join(str(c.get("name") or c.get("staff_id")) for c in others) or "nobody else"
-        self.query_one("#presence", Static).update(literal(f"Online: {names}"))
+        names = ", ".join(str(c.get("name") or c.get("staff_id")) for c in others) or _("nobody else")
+        self.query_one("#presence", Static).update(literal(_("Online: {names}").format(names=names)))
         self._show_selected()
 
     def _now(self) -> datetime:
@@ -131,7 +133,7 @@ class ChatsScreen(CimScreen[None]):
         if desk is None:
             return
         now = self._now()
-        self.query_one("#queue-title", Static).update(f"Queue ({len(desk.queue)})")
+        self.query_one("#queue-title", Static).update(_("Queue ({n})").format(n=len(desk.queue)))
         options = [Option(Text.assemble((f"#{q.chat_id}", "bold"), f" {q.lang}  ", (waited(q.waiting_since, now), ""),
                                         literal(f"  {topic_label(q.topic)}" if q.topic else "")),
                           id=str(q.chat_id)) for q in desk.queue]
@@ -140,14 +142,14 @@ class ChatsScreen(CimScreen[None]):
     def _refresh_mine(self) -> None:
         desk = self.desk
         assert desk is not None
-        self.query_one("#mine-title", Static).update(f"My chats ({len(desk.chats)})")
+        self.query_one("#mine-title", Static).update(_("My chats ({n})").format(n=len(desk.chats)))
         options = []
         for chat in desk.chats.values():
             label = Text.assemble((f"#{chat.chat_id}", "bold"), f" {chat.lang}")
             if chat.unread:
-                label.append(f"  ({chat.unread} new)", "bold reverse")
+                label.append("  (" + ngettext("{n} new", "{n} new", chat.unread).format(n=chat.unread) + ")", "bold reverse")
             if chat.status != "active":
-                label.append(f"  {chat.status}", "italic")
+                label.append(f"  {word(CHAT_STATUS_LABELS, chat.status)}", "italic")
             elif chat.resident_typing:
                 label.append("  ✎")
             options.append(Option(label, id=str(chat.chat_id)))
@@ -184,7 +186,7 @@ class ChatsScreen(CimScreen[None]):
             if self._shown_chat is not None:
                 transcript.show([])
             self._shown_chat = None
-            title.update("No open chat. Accept one from the queue (Ctrl+G).")
+            title.update(_("No open chat. Accept one from the queue (Ctrl+G)."))
             typing.update("")
             composer.set_draft("")
             composer.disabled = True
@@ -204,12 +206,13 @@ class ChatsScreen(CimScreen[None]):
                 transcript.add(line)
         if self.desk is not None:
             self.desk.select(chat.chat_id)
-        state = {"active": "active", "left": "the resident left; F8 closes it with a category"}.get(chat.status, chat.status)
-        heading = Text.assemble((f"Chat #{chat.chat_id}", "bold"), f" · {chat.lang} · {state}",
+        state = (_("the resident left; F8 closes it with a category") if chat.status == "left"
+                 else word(CHAT_STATUS_LABELS, chat.status))
+        heading = Text.assemble((_("Chat #{id}").format(id=chat.chat_id), "bold"), f" · {chat.lang} · {state}",
                                 literal(f" · {topic_label(chat.topic)}" if chat.topic else ""))
         heading.append_text(supervised_label(chat))
         title.update(heading)
-        typing.update("The resident is typing…" if chat.resident_typing else "")
+        typing.update(_("The resident is typing…") if chat.resident_typing else "")
 
     # -- choosing chats ---------------------------------------------------------------------------
 
@@ -249,7 +252,7 @@ class ChatsScreen(CimScreen[None]):
     def action_accept(self) -> None:
         desk = self.desk
         if desk is None or not desk.queue:
-            self.notify("Nobody is waiting in the queue.")
+            self.notify(_("Nobody is waiting in the queue."))
             return
         queue = self.query_one("#queue", OptionList)
         index = queue.highlighted if queue.highlighted is not None else 0
@@ -260,12 +263,12 @@ class ChatsScreen(CimScreen[None]):
     async def accept(self, chat_id: int) -> None:
         live = self.app.live  # type: ignore[attr-defined]
         if live is None:
-            self.notify("Not connected to the chat server.", severity="error")
+            self.notify(_("Not connected to the chat server."), severity="error")
             return
         try:
             await live.accept(chat_id)
         except LiveError as exc:
-            self.notify(exc.message, title=f"Chat #{chat_id}", severity="error")
+            self.notify(exc.message, title=_("Chat #{id}").format(id=chat_id), severity="error")
             return
         if self.desk is not None:
             self.desk.select(chat_id)
@@ -285,8 +288,8 @@ class ChatsScreen(CimScreen[None]):
             return
         limit = self.ctx.settings.max_message_length
         if len(event.text) > limit:
-            self.notify(f"The reply has {len(event.text)} characters; at most {limit} can be sent. "
-                        "Shorten it or split it.", severity="error")
+            self.notify(_("The reply has {n} characters; at most {limit} can be sent. Shorten it or split it.").format(
+                n=len(event.text), limit=limit), severity="error")
             return
         self.send(chat.chat_id, event.text)
 
@@ -299,7 +302,7 @@ class ChatsScreen(CimScreen[None]):
             seq = await live.send(chat_id, text)
         except LiveError as exc:
             # the draft stays in the reply line, so nothing typed is lost
-            self.notify(exc.message, title="Not sent", severity="error")
+            self.notify(exc.message, title=_("Not sent"), severity="error")
             return
         chat = self.desk.chats.get(chat_id) if self.desk else None
         if seq:
@@ -318,7 +321,7 @@ class ChatsScreen(CimScreen[None]):
 
     def action_canned(self) -> None:
         if self._selected_chat() is None:
-            self.notify("Open a chat first.")
+            self.notify(_("Open a chat first."))
             return
         self.load_canned()
 
@@ -334,7 +337,7 @@ class ChatsScreen(CimScreen[None]):
     def action_transfer(self) -> None:
         chat = self._selected_chat()
         if chat is None or self.desk is None:
-            self.notify("Open a chat first.")
+            self.notify(_("Open a chat first."))
             return
         self.transfer(chat.chat_id, self.desk.others_online())
 
@@ -349,10 +352,10 @@ class ChatsScreen(CimScreen[None]):
                 raise LiveError("disconnected")
             await live.transfer(chat_id, to_staff_id)
         except LiveError as exc:
-            self.notify(exc.message, title="Not transferred", severity="error")
+            self.notify(exc.message, title=_("Not transferred"), severity="error")
             return
         name = next((c.get("name") for c in consultants if c.get("staff_id") == to_staff_id), to_staff_id)
-        self.notify(f"Chat #{chat_id} transferred to {name}.")
+        self.notify(_("Chat #{id} transferred to {name}.").format(id=chat_id, name=name))
         if self.desk is not None:
             self.desk.drop(chat_id)
         self.refresh_desk()
@@ -400,7 +403,7 @@ class ChatsScreen(CimScreen[None]):
     def action_close_chat(self) -> None:
         chat = self._selected_chat()
         if chat is None or self.desk is None:
-            self.notify("Open a chat first.")
+            self.notify(_("Open a chat first."))
             return
         if chat.status not in ("active", "left"):  # closed elsewhere (seen after a reconnect): nothing to record
             self.desk.drop(chat.chat_id)
@@ -421,9 +424,9 @@ class ChatsScreen(CimScreen[None]):
             await live.close(chat_id, category)
         except LiveError as exc:
             if exc.code not in ("closed", "not_found"):
-                self.notify(exc.message, title="Not closed", severity="error")
+                self.notify(exc.message, title=_("Not closed"), severity="error")
                 return
-        self.notify(f"Chat #{chat_id} closed ({category.replace('_', ' ')}).")
+        self.notify(_("Chat #{id} closed ({category}).").format(id=chat_id, category=word(CLOSE_CATEGORY_LABELS, category)))
         if self.desk is not None:
             self.desk.drop(chat_id)
         self.refresh_desk()

@@ -10,9 +10,11 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from store.i18n import _
 from tui.areas import Area
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
+from tui.words import role_names
 
 
 class HomeScreen(CimScreen[None]):
@@ -35,17 +37,18 @@ class HomeScreen(CimScreen[None]):
         actor = self.ctx.actor
         yield Header()
         with Vertical(id="home"):
-            yield Label(Text.assemble("Signed in as ", (actor.name, "bold"), "  ·  roles: ",
-                                      ", ".join(sorted(r.value for r in actor.roles)) or "none"), id="whoami")
+            # a Static, not a Label: a long list of roles (Polish words are longer) wraps instead of being cut
+            yield Static(Text.assemble(_("Signed in as "), (actor.name, "bold"), "  ·  ", _("roles: "),
+                                      role_names(actor.roles)), id="whoami")
             if self.areas:
-                yield Label("Your areas (Enter opens, or press the key):", classes="muted")
+                yield Label(_("Your areas (Enter opens, or press the key):"), classes="muted")
                 yield OptionList(*[
-                    Option(Text.assemble((f"{a.binding.upper():>4}  ", "bold"), a.title), id=a.key)
+                    Option(Text.assemble((f"{a.binding.upper():>4}  ", "bold"), _(a.title)), id=a.key)
                     for a in self.areas
                 ], id="areas")
             else:
-                yield Static("Your roles do not open any area of this terminal yet. "
-                             "Ask the IT administrators if this is a mistake.", id="no-areas")
+                yield Static(_("Your roles do not open any area of this terminal yet. "
+                           "Ask the IT administrators if this is a mistake."), id="no-areas")
             if self.banner:
                 yield Static(self.banner, id="banner")
         yield Footer()

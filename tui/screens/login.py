@@ -14,6 +14,7 @@ from store.errors import (
     AccountLocked, AuthenticationFailed, CimError, DirectoryUnavailable, NoMappedRole, PasswordChangeRequired,
     SecondFactorEnrolmentRequired, SecondFactorRequired,
 )
+from store.i18n import _
 from store.models import Session
 from tui.screens.base import CimScreen
 from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
@@ -40,18 +41,18 @@ class LoginScreen(CimScreen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="login-box"):
-            yield Label("CIM: Resident Information Centre", id="login-title")
-            yield Label("Sign in with your own CIM account.", classes="muted")
-            yield Input(placeholder="user name", id="name")
-            yield Input(placeholder="password", password=True, id="password")
+            yield Label(_("CIM: Resident Information Centre"), id="login-title")
+            yield Label(_("Sign in with your own CIM account."), classes="muted")
+            yield Input(placeholder=_("user name"), id="name")
+            yield Input(placeholder=_("password"), password=True, id="password")
             with Vertical(id="new-password-box", classes="login-step"):
-                yield Label("Your password was temporary: choose a new one (12+ characters).", classes="muted")
-                yield Input(placeholder="new password", password=True, id="new-password")
-                yield Input(placeholder="new password again", password=True, id="new-password-again")
+                yield Label(_("Your password was temporary: choose a new one (12+ characters)."), classes="muted")
+                yield Input(placeholder=_("new password"), password=True, id="new-password")
+                yield Input(placeholder=_("new password again"), password=True, id="new-password-again")
             with Vertical(id="otp-box", classes="login-step"):
-                yield Label("Code from your authenticator app (or a recovery code).", classes="muted")
-                yield Input(placeholder="6-digit code", id="otp", max_length=24)
-            yield Button("Sign in", id="sign-in", variant="primary")
+                yield Label(_("Code from your authenticator app (or a recovery code)."), classes="muted")
+                yield Input(placeholder=_("6-digit code"), id="otp", max_length=24)
+            yield Button(_("Sign in"), id="sign-in", variant="primary")
             yield Static(self.notice, id="login-message", classes="notice" if self.notice else "")
             if self.banner:
                 yield Static(self.banner, id="banner")
@@ -73,28 +74,28 @@ class LoginScreen(CimScreen[None]):
         name = self.query_one("#name", Input).value
         password = self.query_one("#password", Input).value
         if not name.strip():
-            self._show("Enter your user name.", error=True)
+            self._show(_("Enter your user name."), error=True)
             self.query_one("#name", Input).focus()
             return
         if not password:
-            self._show("Enter your password.", error=True)
+            self._show(_("Enter your password."), error=True)
             self.query_one("#password", Input).focus()
             return
         new_password = None
         if self.query_one("#new-password-box").display:
             new_password = self.query_one("#new-password", Input).value
             if new_password != self.query_one("#new-password-again", Input).value:
-                self._show("The two new passwords differ.", error=True)
+                self._show(_("The two new passwords differ."), error=True)
                 self.query_one("#new-password-again", Input).focus()
                 return
         otp = None
         if self.query_one("#otp-box").display:
             otp = self.query_one("#otp", Input).value.strip()
             if not otp:
-                self._show("Enter the code from your authenticator app.", error=True)
+                self._show(_("Enter the code from your authenticator app."), error=True)
                 self.query_one("#otp", Input).focus()
                 return
-        self._show("Signing in…", error=False)
+        self._show(_("Signing in…"), error=False)
         self.query_one("#sign-in", Button).disabled = True
         self.sign_in(name, password, new_password, otp)
 
@@ -121,37 +122,38 @@ class LoginScreen(CimScreen[None]):
                 code = await self.app.push_screen_wait(EnrolmentModal(enrolment.secret, enrolment.uri,
                                                                       message=needed.message[:1].upper() + needed.message[1:] + "."))
                 if code is None:
-                    self._failed("Signing in needs a second factor; it was not set up.", keep_password=True)
+                    self._failed(_("Signing in needs a second factor; it was not set up."), keep_password=True)
                     return
                 session = await accounts.login(name, password, otp=code, new_password=new_password)
         except PasswordChangeRequired:
-            self._step("#new-password-box", "#new-password", "Your password was temporary: choose a new one.")
+            self._step("#new-password-box", "#new-password", _("Your password was temporary: choose a new one."))
             return
         except SecondFactorRequired:
-            self._step("#otp-box", "#otp", "Enter the code from your authenticator app.")
+            self._step("#otp-box", "#otp", _("Enter the code from your authenticator app."))
             return
         except AuthenticationFailed as exc:
             if otp is not None:
-                self._failed("Wrong or already used code.", keep_password=True, clear="#otp")
+                self._failed(_("Wrong or already used code."), keep_password=True, clear="#otp")
             else:
-                self._failed("Wrong user name or password." if "password" in exc.message else f"{exc.message.capitalize()}.")
+                self._failed(_("Wrong user name or password.") if "password" in exc.message
+                             else f"{exc.message.capitalize()}.")
             return
         except AccountLocked as exc:
-            self._failed(f"Account locked: {exc.message}.")
+            self._failed(_("Account locked: {reason}.").format(reason=exc.message))
             return
         except DirectoryUnavailable as exc:
-            self._failed(f"The city directory cannot be reached right now; local accounts can still sign in. ({exc.message})",
-                         keep_password=True)
+            self._failed(_("The city directory cannot be reached right now; local accounts can still sign in. "
+                           "({reason})").format(reason=exc.message), keep_password=True)
             return
         except NoMappedRole as exc:
-            self._failed(f"Cannot sign in: {exc.message}.")
+            self._failed(_("Cannot sign in: {reason}.").format(reason=exc.message))
             return
         except CimError as exc:
-            self._failed(f"Cannot sign in: {exc.message}.", keep_password=new_password is not None)
+            self._failed(_("Cannot sign in: {reason}.").format(reason=exc.message), keep_password=new_password is not None)
             return
         except Exception:
             # reported by ReportsWorkerErrors; the person can try again
-            self._failed("Cannot sign in right now.")
+            self._failed(_("Cannot sign in right now."))
             raise
         if session.recovery_codes:
             await self.app.push_screen_wait(RecoveryCodesModal(session.recovery_codes))

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Label, Static, TextArea
 
 from store.errors import CimError
+from store.i18n import N_, _, format_datetime
 from store.models import Notice
 from store.notices import MAX_NOTICE
 from tui.context import TuiContext
@@ -22,7 +23,7 @@ from tui.widgets.literal import literal
 
 #: The ordinance's provision for each channel's notice.
 PROVISION = {"chat": "§1.5", "phone": "§1.4"}
-CHANNEL_TITLE = {"chat": "Chat", "phone": "Phone"}
+CHANNEL_TITLE = {"chat": N_("Chat"), "phone": N_("Phone")}
 
 #: Saves {"pl": ..., "en": ...?} as a new version through the store and returns its rows; raises the store's errors.
 SaveVersion = Callable[[dict[str, str]], Awaitable[list[Notice]]]
@@ -64,18 +65,20 @@ class NoticeVersionModal(CimModal[list[Notice] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="notice-dialog"):
-            yield Label(f"New {self.channel} notice version ({PROVISION[self.channel]})", classes="editor-title")
-            yield Static("Warning: the Polish text is the legally binding one; English is only a translation.",
+            heading = (_("New chat notice version ({provision})") if self.channel == "chat"
+                       else _("New phone notice version ({provision})"))
+            yield Label(heading.format(provision=PROVISION[self.channel]), classes="editor-title")
+            yield Static(_("Warning: the Polish text is the legally binding one; English is only a translation."),
                          classes="notice-warning")
-            yield Label("Polish (required):")
+            yield Label(_("Polish (required):"))
             yield TextArea(self.initial["pl"], id="notice-pl", soft_wrap=True, tab_behavior="focus")
-            yield Label("English (optional; empty: residents choosing English see the Polish text):")
+            yield Label(_("English (optional; empty: residents choosing English see the Polish text):"))
             yield TextArea(self.initial["en"], id="notice-en", soft_wrap=True, tab_behavior="focus")
             yield Static("", id="notice-error", classes="editor-error -empty")
             with Horizontal(classes="editor-buttons"):
-                yield Button("Save", id="save", variant="primary", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
-            yield Static(f"Up to {MAX_NOTICE} characters each · Tab next · Ctrl+S save · Esc cancel",
+                yield Button(_("Save"), id="save", variant="primary", compact=True)
+                yield Button(_("Cancel"), id="cancel", compact=True)
+            yield Static(_("Up to {n} characters each · Tab next · Ctrl+S save · Esc cancel").format(n=MAX_NOTICE),
                          classes="editor-help")
 
     def _texts(self) -> dict[str, str]:
@@ -83,12 +86,14 @@ class NoticeVersionModal(CimModal[list[Notice] | None]):
 
     def _check(self, texts: dict[str, str]) -> str:
         if not texts["pl"].strip():
-            return "Enter the Polish text: it is the legally binding notice."
-        for lang, name in (("pl", "Polish"), ("en", "English")):
+            return _("Enter the Polish text: it is the legally binding notice.")
+        too_long = {"pl": N_("The Polish text is {n} characters long; at most {limit} are allowed."),
+                    "en": N_("The English text is {n} characters long; at most {limit} are allowed.")}
+        for lang in ("pl", "en"):
             if len(texts[lang]) > MAX_NOTICE:
-                return f"The {name} text is {len(texts[lang])} characters long; at most {MAX_NOTICE} are allowed."
+                return _(too_long[lang]).format(n=len(texts[lang]), limit=MAX_NOTICE)
         if all(texts[lang].strip() == self.initial[lang].strip() for lang in texts):
-            return "The texts are the same as the current version; change them or press Esc."
+            return _("The texts are the same as the current version; change them or press Esc.")
         return ""
 
     @on(Button.Pressed, "#save")
@@ -141,14 +146,14 @@ class NoticesScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Data-protection notices (the Polish text is legally binding)", classes="section")
+        yield Static(_("Data-protection notices (the Polish text is legally binding)"), classes="section")
         yield DataTable(id="notices-table", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="notice-preview-box"):
             yield Static("", id="notice-preview")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#notices-table", DataTable).add_columns("Channel", "Ver.", "Lang", "Created", "Status")
+        self.query_one("#notices-table", DataTable).add_columns(_("Channel"), _("Ver."), _("Lang"), _("Created"), _("Status"))
         self.reload()
 
     @work(exclusive=True, exit_on_error=False, group="load")
@@ -165,9 +170,9 @@ class NoticesScreen(CimScreen[None]):
         table.clear()
         for row in rows:
             n = row.notice
-            status = Text("● current", style="bold green") if row.current else Text("superseded", style="dim")
-            table.add_row(CHANNEL_TITLE[n.channel], str(n.version), n.lang + (" (binding)" if n.legal else ""),
-                          n.created_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"), status, key=str(n.id))
+            status = Text(_("● current"), style="bold green") if row.current else Text(_("superseded"), style="dim")
+            table.add_row(_(CHANNEL_TITLE[n.channel]), str(n.version), n.lang + (" " + _("(binding)") if n.legal else ""),
+                          format_datetime(n.created_at, tz=self.ctx.settings.timezone), status, key=str(n.id))
         if keep is not None:
             wanted = next((i for i, r in enumerate(rows) if (r.notice.channel, r.notice.version) == keep), None)
             if wanted is not None:
@@ -185,11 +190,12 @@ class NoticesScreen(CimScreen[None]):
         row = self._current_row()
         preview = self.query_one("#notice-preview", Static)
         if row is None:
-            preview.update(Text("No notice versions.", style="italic"))
+            preview.update(Text(_("No notice versions."), style="italic"))
             return
         n = row.notice
-        heading = f"{CHANNEL_TITLE[n.channel]} notice, version {n.version}, {n.lang}"
-        heading += " — legally binding" if n.legal else " — translation"
+        heading = (_("Chat notice, version {version}, {lang}") if n.channel == "chat"
+                   else _("Phone notice, version {version}, {lang}")).format(version=n.version, lang=n.lang)
+        heading += " — " + (_("legally binding") if n.legal else _("translation"))
         preview.update(Text.assemble((heading, "bold"), "\n", literal(n.text)))
 
     def action_new_version(self, channel: str) -> None:
@@ -206,9 +212,10 @@ class NoticesScreen(CimScreen[None]):
         if not saved:
             return
         version = saved[0].version
-        message = f"The {channel} notice is now version {version}."
+        message = (_("The chat notice is now version {version}.") if channel == "chat"
+                   else _("The phone notice is now version {version}.")).format(version=version)
         if channel == "phone":
-            message += (" The PBX plays it after the IT administrator regenerates the prompts on the server"
-                        " (`cim notices export-phone`); ask them to.")
+            message += " " + _("The PBX plays it after the IT administrator regenerates the prompts on the server"
+                               " (`cim notices export-phone`); ask them to.")
         self.notify(message, markup=False)
         self.reload((channel, version))

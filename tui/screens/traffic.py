@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from store.i18n import N_, _, format_time, ngettext
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.widgets.literal import literal
@@ -29,15 +30,21 @@ from tui.screens.base import CimScreen
 
 log = logging.getLogger(__name__)
 
-STATE_PL = {"free": "wolny", "ringing": "dzwoni", "on_call": "rozmawia", "paused": "przerwa",
-            "unavailable": "niedostępny", "unknown": "?"}
-DIRECTION_PL = {"incoming": "przychodzące", "outgoing": "wychodzące", "internal": "wewnętrzne"}
+#: A queue member's state and a call's direction (docs/PROTOCOL.md `traffic`) as words.
+STATE_LABELS = {"free": N_("free"), "ringing": N_("ringing"), "on_call": N_("on a call"), "paused": N_("on a break"),
+                "unavailable": N_("unavailable"), "unknown": "?"}
+DIRECTION_LABELS = {"incoming": N_("incoming"), "outgoing": N_("outgoing"), "internal": N_("internal")}
+
+
+def _word(table: dict[str, str], code: str) -> str:
+    known = table.get(code)
+    return (_(known) if known != "?" else known) if known else code
 
 
 def _clock(iso: str | None, zone: ZoneInfo) -> str:
     if not iso:
         return "?"
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(zone).strftime("%H:%M")
+    return format_time(datetime.fromisoformat(iso.replace("Z", "+00:00")), tz=str(zone))
 
 
 def _mmss(seconds: int | None) -> str:
@@ -59,8 +66,8 @@ class TrafficScreen(CimScreen[None]):
     TrafficScreen DataTable { height: auto; max-height: 14; }
     TrafficScreen #traffic-queues { height: auto; }
     """
-    BINDINGS = [Binding("p", "toggle_pause", "Przerwa / powrót"),
-                Binding("k", "describe_call", "Kategoria i notatka")]
+    BINDINGS = [Binding("p", "toggle_pause", "Break / back"),
+                Binding("k", "describe_call", "Category and note")]
 
     class Updated(Message):
         """A `traffic` payload arrived (or the socket's state changed: payload None)."""
@@ -83,24 +90,25 @@ class TrafficScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Łączenie z serwerem CIM…", id="traffic-status")
+        yield Static(_("Connecting to the CIM server…"), id="traffic-status")
         yield Static("", id="traffic-today")
         yield Static("", id="traffic-card")
         with VerticalScroll():
-            yield Static("Kolejki — oczekujący", classes="traffic-title")
+            yield Static(_("Queues — waiting callers"), classes="traffic-title")
             yield DataTable(id="traffic-callers", cursor_type="row", zebra_stripes=True)
-            yield Static("Konsultanci w kolejkach", classes="traffic-title")
+            yield Static(_("Consultants in the queues"), classes="traffic-title")
             yield DataTable(id="traffic-members", cursor_type="row", zebra_stripes=True)
-            yield Static("Trwające rozmowy", classes="traffic-title")
+            yield Static(_("Calls in progress"), classes="traffic-title")
             yield DataTable(id="traffic-calls", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Ruch telefoniczny"
-        self.query_one("#traffic-callers", DataTable).add_columns("kolejka", "poz.", "numer", "czeka")
-        self.query_one("#traffic-members", DataTable).add_columns("kolejka", "konsultant", "wewn.", "stan", "powód")
-        self.query_one("#traffic-calls", DataTable).add_columns("kierunek", "numer", "wewn.", "kolejka", "od", "czas",
-                                                               "przek.")
+        self.title = _("Phone traffic")
+        self.query_one("#traffic-callers", DataTable).add_columns(_("queue"), _("pos."), _("number"), _("waits"))
+        self.query_one("#traffic-members", DataTable).add_columns(_("queue"), _("consultant"), _("ext."), _("state"),
+                                                                 _("reason"))
+        self.query_one("#traffic-calls", DataTable).add_columns(_("direction"), _("number"), _("ext."), _("queue"),
+                                                               _("since"), _("time"), _("transf."))
         self.follow()
 
     async def on_unmount(self) -> None:
@@ -153,18 +161,18 @@ class TrafficScreen(CimScreen[None]):
     def status_line(self) -> tuple[str, bool]:
         """The status line and whether it is an alarm (PBX or server out of reach)."""
         if self.connection == "no_server":
-            return "Brak serwera CIM (cim tui --server) — ruch telefoniczny niedostępny.", True
+            return _("No CIM server (cim tui --server): phone traffic is not available."), True
         if self.connection == "offline" and self.state is None:
-            return "Brak połączenia z serwerem CIM.", True
+            return _("No connection to the CIM server."), True
         if self.state is None:
-            return "Łączenie z serwerem CIM…", False
+            return _("Connecting to the CIM server…"), False
         pbx = self.state.get("pbx", {})
         if not pbx.get("connected"):
             since = _clock(pbx.get("down_since"), self._zone)
-            return f"Brak połączenia z centralą od {since}. Dane poniżej mogą być nieaktualne.", True
+            return _("No connection to the PBX since {time}. The data below may be out of date.").format(time=since), True
         if self.connection == "offline":
-            return "Brak połączenia z serwerem CIM — dane mogą być nieaktualne.", True
-        return f"Centrala połączona · stan z {_clock(self.state.get('at'), self._zone)}", False
+            return _("No connection to the CIM server: the data may be out of date."), True
+        return _("PBX connected · as of {time}").format(time=_clock(self.state.get("at"), self._zone)), False
 
     def render_state(self) -> None:
         text, alarm = self.status_line()
@@ -175,8 +183,10 @@ class TrafficScreen(CimScreen[None]):
             return
         t = self.state.get("today", {})
         self.query_one("#traffic-today", Static).update(
-            f"Dziś: {t.get('offered', 0)} połączeń w kolejkach, {t.get('answered', 0)} odebranych, "
-            f"{t.get('abandoned', 0)} porzuconych (w tym {t.get('abandoned_short', 0)} do 5 s)")
+            _("Today: {offered}, {answered} answered, {abandoned} abandoned ({short} within 5 s)").format(
+                offered=ngettext("{n} call in the queues", "{n} calls in the queues", t.get("offered", 0)).format(
+                    n=t.get("offered", 0)),
+                answered=t.get("answered", 0), abandoned=t.get("abandoned", 0), short=t.get("abandoned_short", 0)))
         callers = self.query_one("#traffic-callers", DataTable)
         members = self.query_one("#traffic-members", DataTable)
         calls = self.query_one("#traffic-calls", DataTable)
@@ -188,10 +198,10 @@ class TrafficScreen(CimScreen[None]):
                                 _mmss(c["wait_s"]))
             for m in q["members"]:
                 members.add_row(literal(q["queue"]), literal(m["consultant"] or m["name"]),
-                                literal(m["extension"] or "—"), STATE_PL.get(m["state"], m["state"]),
+                                literal(m["extension"] or "—"), _word(STATE_LABELS, m["state"]),
                                 literal(m["reason"] or ""))
         for c in self.state.get("calls", []):
-            calls.add_row(DIRECTION_PL.get(c["direction"], c["direction"]), literal(c["number"] or "—"),
+            calls.add_row(_word(DIRECTION_LABELS, c["direction"]), literal(c["number"] or "—"),
                           literal(", ".join(c["extensions"]) or "—"), literal(c["queue"] or "—"),
                           _clock(c["since"], self._zone), _mmss(c["duration_s"]), str(c.get("transfers", 0)))
         self._render_card()
@@ -220,8 +230,9 @@ class TrafficScreen(CimScreen[None]):
         text = Text()
         if ringing is not None:
             queue, caller = ringing
-            text.append("Dzwoni do Ciebie: ", style="bold")
-            text.append(f"numer {caller['number'] or '—'} z kolejki {queue}, czeka {_mmss(caller['wait_s'])}")
+            text.append(_("Ringing for you: "), style="bold")
+            text.append(_("number {number} from the queue {queue}, waiting {wait}").format(
+                number=caller["number"] or "—", queue=queue, wait=_mmss(caller["wait_s"])))
             if call is None:
                 self.last_call = {"linkedid": caller["uniqueid"], "number": caller["number"]}
                 card.update(text)
@@ -230,14 +241,14 @@ class TrafficScreen(CimScreen[None]):
         if call is None:
             return
         self.last_call = call
-        text.append("Twoje połączenie: ", style="bold")
-        text.append(f"{DIRECTION_PL.get(call['direction'], call['direction'])}, numer ")
+        text.append(_("Your call: "), style="bold")
+        text.append(_("{direction}, number ").format(direction=_word(DIRECTION_LABELS, call["direction"])))
         text.append(call["number"] or "—")
         if call["queue"]:
-            text.append(" z kolejki ")
+            text.append(" " + _("from the queue") + " ")
             text.append(call["queue"])
-        text.append(f", trwa {_mmss(call['duration_s'])}")
-        text.append("  ·  k: kategoria i notatka", style="dim")
+        text.append(", " + _("lasting {time}").format(time=_mmss(call["duration_s"])))
+        text.append("  ·  " + _("k: category and note"), style="dim")
         card.update(text)
 
     # -- describing the call ----------------------------------------------------------------------
@@ -248,13 +259,13 @@ class TrafficScreen(CimScreen[None]):
 
         call = self.my_call() or self.last_call
         if call is None:
-            self.notify("Brak Twojego połączenia do opisania.", severity="warning")
+            self.notify(_("You have no call to describe."), severity="warning")
             return
         if not allowed(self.ctx.actor, Permission.ANNOTATE_CALLS):
-            self.notify("Tylko konsultant opisuje swoje połączenia.", severity="warning")
+            self.notify(_("Only a consultant describes their own calls."), severity="warning")
             return
         linkedid = call["linkedid"]
-        self.app.push_screen(CallNoteModal(f"Połączenie {call['number'] or ''}: kategoria i notatka",
+        self.app.push_screen(CallNoteModal(_("Call {number}: category and note").format(number=call["number"] or ""),
                                            CALL_CATEGORIES),
                              lambda result: self.save_note(linkedid, result) if result else None)
 
@@ -266,9 +277,9 @@ class TrafficScreen(CimScreen[None]):
         try:
             await self.ctx.store.call_notes.annotate(self.ctx.actor, linkedid, category, note)
         except CimError as exc:
-            self.notify(exc.message, title="Połączenie", severity="error")
+            self.notify(exc.message, title=_("Call"), severity="error")
             return
-        self.notify("Zapisano kategorię i notatkę połączenia.", title="Połączenie")
+        self.notify(_("The call's category and note are saved."), title=_("Call"))
 
     # -- pausing oneself --------------------------------------------------------------------------
 
@@ -278,22 +289,23 @@ class TrafficScreen(CimScreen[None]):
 
     def action_toggle_pause(self) -> None:
         if not allowed(self.ctx.actor, Permission.PAUSE_QUEUE):
-            self.notify("Tylko konsultant może ogłosić przerwę w kolejce.", severity="warning")
+            self.notify(_("Only a consultant can take a break in the queue."), severity="warning")
             return
         mine = self.my_members()
         if not mine:
-            self.notify("Twoje numery wewnętrzne nie są w żadnej kolejce.", severity="warning")
+            self.notify(_("Your extensions are not in any queue."), severity="warning")
             return
         self.pause(not all(m["state"] == "paused" for m in mine))
 
     @work(exclusive=True, exit_on_error=False, group="traffic-pause")
     async def pause(self, paused: bool) -> None:
         if self._client is None:
-            self.notify("Brak połączenia z serwerem CIM.", severity="error")
+            self.notify(_("No connection to the CIM server."), severity="error")
             return
+        # the reason goes to the PBX and the wallboard of everyone: the office's language
         ack = await self._client.call("queue_pause", {"paused": paused, "reason": "Przerwa" if paused else ""},
                                       namespace="/staff", timeout=10)
         if ack.get("ok"):
-            self.notify("Przerwa ogłoszona." if paused else "Powrót do kolejki.", title="Kolejka")
+            self.notify(_("Break started.") if paused else _("Back in the queue."), title=_("Queue"))
         else:
-            self.notify(ack.get("error", {}).get("message", "odmowa"), title="Kolejka", severity="error")
+            self.notify(ack.get("error", {}).get("message", _("refused")), title=_("Queue"), severity="error")

@@ -11,13 +11,15 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+from store.i18n import _
 from tui.screens.base import CimModal
+from tui.words import CLOSE_CATEGORY_LABELS, word
 
 
 class CallNoteModal(CimModal[tuple[str, str] | None]):
     """Pick the category with the arrows, type the note, Enter saves; Escape cancels."""
 
-    BINDINGS = [Binding("escape", "cancel", "Anuluj")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, categories: Sequence[str], *, category: str | None = None, note: str = "") -> None:
         super().__init__()
@@ -28,10 +30,10 @@ class CallNoteModal(CimModal[tuple[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield OptionList(*[Option(c.replace("_", " "), id=c) for c in self.categories], id="call-category")
-            yield Input(self.initial[1], placeholder="notatka (krótko, bez zbędnych danych osobowych)",
+            yield OptionList(*[Option(word(CLOSE_CATEGORY_LABELS, c), id=c) for c in self.categories], id="call-category")
+            yield Input(self.initial[1], placeholder=_("note (short, no personal data it does not need)"),
                         max_length=500, id="call-note")
-            yield Static("↑↓ kategoria · Enter zapisz · Esc anuluj", classes="dialog-help")
+            yield Static(_("↑↓ category · Enter save · Esc cancel"), classes="dialog-help")
 
     def on_mount(self) -> None:
         options = self.query_one("#call-category", OptionList)

@@ -7,6 +7,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input
 
+from store.i18n import _
+
 #: Seconds without a keystroke after which the consultant counts as no longer typing.
 TYPING_IDLE = 3.0
 
@@ -27,7 +29,7 @@ class Composer(Input):
             self.active = active
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(placeholder="Type a reply; Enter sends", id=id)
+        super().__init__(placeholder=_("Type a reply; Enter sends"), id=id)
         self._typing = False
         self._idle_timer: Timer | None = None
 

@@ -7,20 +7,22 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from store.i18n import _
+
 BAR = "█"
 
 
 def chart_text(hours: list[dict[str, Any]], width: int = 24) -> Text:
-    """One line per hour with contacts: `10:00  ████████ 20 s  ▒▒ 2 porz.` from report `hours` entries."""
+    """One line per hour with contacts: `10:00  ████████ 20 s  ▒▒ 2` from report `hours` entries."""
     text = Text()
     if not hours:
-        text.append("Brak połączeń i czatów w tym okresie. / No contacts in this period.", style="dim")
+        text.append(_("No calls or chats in this period."), style="dim")
         return text
     waits = [h["calls"]["wait_avg_s"] or 0 for h in hours]
     abandoned = [h["calls"]["abandoned"] + h["chats"]["abandoned"] for h in hours]
     top_wait, top_abandoned = max(waits) or 1, max(abandoned) or 1
-    text.append(f"{'godz.':6} {'śr. oczekiwanie (połączenia)':{width + 8}} porzucone (połączenia + czaty)\n",
-                style="bold")
+    hour, wait_title, lost_title = _("hour"), _("avg. wait (calls)"), _("abandoned (calls + chats)")
+    text.append(f"{hour:6} {wait_title:{width + 8}} {lost_title}\n", style="bold")
     for h, wait, lost in zip(hours, waits, abandoned):
         bar = BAR * max(1 if wait else 0, round(wait / top_wait * width))
         lost_bar = "▒" * max(1 if lost else 0, round(lost / top_abandoned * (width // 2)))

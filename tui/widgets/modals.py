@@ -12,11 +12,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
+from store.i18n import _
 from tui.screens.base import CimModal
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
+from tui.words import CLOSE_CATEGORY_LABELS, ROLE_LABELS, word
 
 T = TypeVar("T")
 
@@ -26,11 +28,11 @@ class PickModal(CimModal[T | None], Generic[T]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, choices: Sequence[tuple[str | Text, T]], *, empty: str = "Nothing to choose.") -> None:
+    def __init__(self, title: str, choices: Sequence[tuple[str | Text, T]], *, empty: str = "") -> None:
         super().__init__()
         self.title_text = title
         self.choices = list(choices)
-        self.empty = empty
+        self.empty = empty or _("Nothing to choose.")
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -40,7 +42,7 @@ class PickModal(CimModal[T | None], Generic[T]):
                                  id="choices")
             else:
                 yield Static(self.empty, classes="dialog-empty")
-            yield Static("Enter choose · Esc cancel", classes="dialog-help")
+            yield Static(_("Enter choose · Esc cancel"), classes="dialog-help")
 
     @on(OptionList.OptionSelected, "#choices")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -54,7 +56,8 @@ class CloseChatModal(PickModal[str]):
     """Close a chat: returns the chosen category."""
 
     def __init__(self, chat_id: int, categories: Sequence[str]) -> None:
-        super().__init__(f"Close chat #{chat_id}: category", [(c.replace("_", " "), c) for c in categories])
+        super().__init__(_("Close chat #{id}: category").format(id=chat_id),
+                         [(word(CLOSE_CATEGORY_LABELS, c), c) for c in categories])
 
 
 class TransferModal(PickModal[int]):
@@ -62,9 +65,9 @@ class TransferModal(PickModal[int]):
 
     def __init__(self, chat_id: int, consultants: Sequence[dict]) -> None:
         super().__init__(
-            f"Transfer chat #{chat_id} to",
+            _("Transfer chat #{id} to").format(id=chat_id),
             [(literal(str(c.get("name") or c.get("staff_id"))), int(c["staff_id"])) for c in consultants],
-            empty="No other consultant is online.",
+            empty=_("No other consultant is online."),
         )
 
 
@@ -76,7 +79,7 @@ class CannedModal(PickModal[str]):
         for title, text in responses:
             label = Text.assemble((title, "bold"), "\n", literal(text[:140] + ("…" if len(text) > 140 else ""), "dim"))
             choices.append((label, text))
-        super().__init__("Canned responses", choices, empty="No canned responses yet (the CIM manager adds them).")
+        super().__init__(_("Canned responses"), choices, empty=_("No canned responses yet (the CIM manager adds them)."))
 
 
 class ConfirmModal(CimModal[bool]):
@@ -95,8 +98,8 @@ class ConfirmModal(CimModal[bool]):
             if self.help:
                 yield Static(self.help, classes="dialog-help")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Yes", id="yes", variant="warning")
-                yield Button("No", id="no")
+                yield Button(_("Yes"), id="yes", variant="warning")
+                yield Button(_("No"), id="no")
 
     @on(Button.Pressed, "#yes")
     def action_yes(self) -> None:
@@ -120,24 +123,24 @@ class PasswordModal(FitsTheScreen, SubmitsInPlace, CimModal[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"New password for {self.staff_name}", classes="dialog-title")
+            yield Label(_("New password for {name}").format(name=self.staff_name), classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield Input(password=True, placeholder="new password (at least 12 characters)", id="password")
+                yield Input(password=True, placeholder=_("new password (at least 12 characters)"), id="password")
                 yield Static("", id="err-password", classes="field-error")
-                yield Input(password=True, placeholder="the same again", id="again")
+                yield Input(password=True, placeholder=_("the same again"), id="again")
                 yield Static("", id="err-again", classes="field-error")
             yield Static("", id="dialog-error", classes="dialog-error")
-            yield Static("Enter confirm · Esc cancel", classes="dialog-help")
+            yield Static(_("Enter confirm · Esc cancel"), classes="dialog-help")
 
     @on(Input.Submitted)
     def _submit(self) -> None:
         first = self.query_one("#password", Input).value
         second = self.query_one("#again", Input).value
         if not first:
-            self.show_error("Enter the new password.", "password")
+            self.show_error(_("Enter the new password."), "password")
             return
         if first != second:
-            self.show_error("The two passwords differ.", "again")
+            self.show_error(_("The two passwords differ."), "again")
             return
         self.finish(first)
 
@@ -162,18 +165,18 @@ class RolesModal(FitsTheScreen, SubmitsInPlace, CimModal[frozenset[str] | None])
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield SelectionList[str](*[(r, r, r in self.current) for r in self.all_roles], id="roles")
+                yield SelectionList[str](*[(word(ROLE_LABELS, r), r, r in self.current) for r in self.all_roles], id="roles")
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", id="save", variant="primary")
-                yield Button("Cancel", id="cancel")
-            yield Static("Space toggle · Ctrl+S save · Esc cancel", classes="dialog-help")
+                yield Button(_("Save"), id="save", variant="primary")
+                yield Button(_("Cancel"), id="cancel")
+            yield Static(_("Space toggle · Ctrl+S save · Esc cancel"), classes="dialog-help")
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         chosen = frozenset(self.query_one("#roles", SelectionList).selected)
         if not chosen:
-            self.show_error("Choose at least one role.", "roles")
+            self.show_error(_("Choose at least one role."), "roles")
             return
         self.finish(chosen)
 
@@ -208,26 +211,26 @@ class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog-wide"):
-            yield Label("New staff account", classes="dialog-title")
+            yield Label(_("New staff account"), classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield Input(placeholder="user name (letters, digits, . _ -)", id="name")
+                yield Input(placeholder=_("user name (letters, digits, . _ -)"), id="name")
                 yield Static("", id="err-name", classes="field-error")
-                yield Input(placeholder="full name", id="full-name")
+                yield Input(placeholder=_("full name"), id="full-name")
                 yield Static("", id="err-full-name", classes="field-error")
-                yield Input(placeholder="department code (optional)", id="department")
+                yield Input(placeholder=_("department code (optional)"), id="department")
                 yield Static("", id="err-department", classes="field-error")
-                yield Input(password=True, placeholder="first password (at least 8 characters)", id="password")
+                yield Input(password=True, placeholder=_("first password (at least 8 characters)"), id="password")
                 yield Static("", id="err-password", classes="field-error")
-                yield SelectionList[str](*[(r, r, r == "consultant") for r in self.all_roles], id="roles")
+                yield SelectionList[str](*[(word(ROLE_LABELS, r), r, r == "consultant") for r in self.all_roles], id="roles")
                 yield Static("", id="err-roles", classes="field-error")
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", id="save", variant="primary")
-                yield Button("Cancel", id="cancel")
+                yield Button(_("Save"), id="save", variant="primary")
+                yield Button(_("Cancel"), id="cancel")
 
     def explain(self, message: str) -> str:
         # the TUI's own way to add a department (F9, N) instead of a command an SSH user cannot run
-        return message.replace("add it with `cim departments add`", "add it first with N (New department) in F9")
+        return message.replace("add it with `cim departments add`", _("add it first with N (New department) in F9"))
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")
@@ -235,8 +238,8 @@ class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
         name = self.query_one("#name", Input).value.strip()
         password = self.query_one("#password", Input).value
         roles = frozenset(self.query_one("#roles", SelectionList).selected)
-        error, field = (("Enter a user name.", "name") if not name else ("Enter a first password.", "password")
-                        if not password else ("Choose at least one role.", "roles") if not roles else ("", None))
+        error, field = ((_("Enter a user name."), "name") if not name else (_("Enter a first password."), "password")
+                        if not password else (_("Choose at least one role."), "roles") if not roles else ("", None))
         if error:
             self.show_error(error, field)
             return
@@ -265,15 +268,15 @@ class EnrolmentModal(CimModal[str | None]):
         from tui.widgets.qr import qr_text
 
         with Vertical(classes="dialog", id="enrolment"):
-            yield Label("Second factor: set up your authenticator app", classes="dialog-title")
-            yield Static(self.message or "Scan the code with an authenticator app (TOTP), or type the key.",
+            yield Label(_("Second factor: set up your authenticator app"), classes="dialog-title")
+            yield Static(self.message or _("Scan the code with an authenticator app (TOTP), or type the key."),
                          classes="dialog-help")
             yield Static(qr_text(self.uri), id="enrolment-qr")
-            yield Static(Text("Key: ") + Text(" ".join(self.secret[i:i + 4] for i in range(0, len(self.secret), 4)),
+            yield Static(Text(_("Key: ")) + Text(" ".join(self.secret[i:i + 4] for i in range(0, len(self.secret), 4)),
                                               style="bold"), id="enrolment-secret")
-            yield Input(placeholder="6-digit code from the app", id="enrolment-code", max_length=8)
+            yield Input(placeholder=_("6-digit code from the app"), id="enrolment-code", max_length=8)
             yield Static("", id="enrolment-error", classes="error")
-            yield Static("Enter confirm · Esc cancel · the key is not shown again", classes="dialog-help")
+            yield Static(_("Enter confirm · Esc cancel · the key is not shown again"), classes="dialog-help")
 
     def on_mount(self) -> None:
         self.query_one("#enrolment-code", Input).focus()
@@ -282,7 +285,7 @@ class EnrolmentModal(CimModal[str | None]):
     def _submit(self, event: Input.Submitted) -> None:
         code = event.value.strip().replace(" ", "")
         if not (code.isdigit() and len(code) == 6):
-            self.query_one("#enrolment-error", Static).update("Enter the 6 digits the app shows.")
+            self.query_one("#enrolment-error", Static).update(_("Enter the 6 digits the app shows."))
             return
         self.dismiss(code)
 
@@ -301,11 +304,11 @@ class RecoveryCodesModal(CimModal[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="recovery-codes"):
-            yield Label("Recovery codes (shown only now)", classes="dialog-title")
-            yield Static("Write them down and keep them apart from your phone. Each works once, in place of a code.",
+            yield Label(_("Recovery codes (shown only now)"), classes="dialog-title")
+            yield Static(_("Write them down and keep them apart from your phone. Each works once, in place of a code."),
                          classes="dialog-help")
             yield Static(Text("\n".join(self.codes), style="bold"), id="recovery-code-list")
-            yield Static("Enter or Esc: I have written them down", classes="dialog-help")
+            yield Static(_("Enter or Esc: I have written them down"), classes="dialog-help")
 
     def action_close(self) -> None:
         self.dismiss(None)

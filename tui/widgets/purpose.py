@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, Label, Static
+from store.i18n import _
 from tui.screens.base import CimModal
 
 PURPOSE_MIN = 3
@@ -32,19 +33,19 @@ class PurposeModal(CimModal[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Purpose of opening {self.what}", classes="dialog-title")
-            yield Static("Give the request number or the reason. It is written to the audit log with your name.",
+            yield Label(_("Purpose of opening {what}").format(what=self.what), classes="dialog-title")
+            yield Static(_("Give the request number or the reason. It is written to the audit log with your name."),
                          classes="purpose-help")
-            yield Input(placeholder="request number or reason", max_length=PURPOSE_MAX, id="purpose")
+            yield Input(placeholder=_("request number or reason"), max_length=PURPOSE_MAX, id="purpose")
             yield Static("", id="purpose-error")
-            yield Static("Enter open · Esc cancel", classes="purpose-help")
+            yield Static(_("Enter open · Esc cancel"), classes="purpose-help")
 
     @on(Input.Submitted, "#purpose")
     def _submit(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         if len(text) < PURPOSE_MIN:
             self.query_one("#purpose-error", Static).update(
-                f"State the purpose (at least {PURPOSE_MIN} characters).")
+                _("State the purpose (at least {n} characters).").format(n=PURPOSE_MIN))
             return
         self.dismiss(text)
 

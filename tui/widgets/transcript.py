@@ -9,20 +9,20 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
 
-from store.i18n import _
+from store.i18n import N_, _, format_time
 from tui.live import ChatLine
 from tui.widgets.literal import literal
 
-SENDER_LABELS = {"resident": "Resident", "consultant": "Consultant", "system": "System"}
+SENDER_LABELS = {"resident": N_("Resident"), "consultant": N_("Consultant"), "system": N_("System")}
 
 
 def format_line(line: ChatLine, tz: ZoneInfo) -> Text:
-    at = line.at.astimezone(tz).strftime("%H:%M") if isinstance(line.at, datetime) else "--:--"
+    at = format_time(line.at, tz=str(tz)) if isinstance(line.at, datetime) else "--:--"
     if line.sender == "note":  # a supervisor's whisper (§3): for staff only, never sent to the resident
         head = Text.assemble((at, "dim"), " ", (_("Note from {name}:").format(name=line.author or "?"),
                                                 "bold magenta"), " ")
         return Text.assemble(head, literal(line.text, "magenta"))
-    label = SENDER_LABELS.get(line.sender, line.sender)
+    label = _(SENDER_LABELS[line.sender]) if line.sender in SENDER_LABELS else line.sender
     style = {"resident": "bold cyan", "consultant": "bold green", "system": "italic"}.get(line.sender, "")
     head = Text.assemble((at, "dim"), " ", (f"{label}:", style), " ")
     body = literal(line.text, "italic dim" if line.sender == "system" else "")

@@ -7,11 +7,12 @@ import logging
 from textual.worker import Worker, WorkerState
 
 from store.errors import CimError
+from store.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
-#: The notification's title for every failed worker (Polish first: staff see it).
-FAILED_TITLE = "Nie wykonano (not done)"
+#: The notification's title for every failed worker (translated when shown).
+FAILED_TITLE = N_("Not done")
 
 
 def failure_message(error: BaseException | None) -> str:
@@ -19,7 +20,7 @@ def failure_message(error: BaseException | None) -> str:
     if isinstance(error, CimError):
         return error.message
     detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    return f"Nieoczekiwany błąd: {detail} (szczegóły w dzienniku). Unexpected error; details are in the log."
+    return _("Unexpected error: {detail} (details are in the log).").format(detail=detail)
 
 
 class ReportsWorkerErrors:
@@ -38,5 +39,5 @@ class ReportsWorkerErrors:
             log.info("worker %s refused: %s", event.worker.name, error.message)
         else:
             log.error("worker %s of %s failed", event.worker.name, type(self).__name__, exc_info=error)
-        self.notify(failure_message(error), title=FAILED_TITLE, severity="error",  # type: ignore[attr-defined]
+        self.notify(failure_message(error), title=_(FAILED_TITLE), severity="error",  # type: ignore[attr-defined]
                     markup=False)
