@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only N,...]`: run the seven benchmarks, print the table, write docs/BENCHMARKS.md."""
+"""`python -m bench [--quick] [--only N,...]`: run the nine benchmarks, print the table, write docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ FULL: dict[str, Any] = dict(
     # `cim purge` beside the server on a fifth of it (generating and purging 1,000,000 files twice is too long)
     purge_modes=(("serve", 1_000_000, 100_000), ("cli", 200_000, 20_000)),
     tui_runs=5, tui_search_repeats=20,
+    desk_residents=2000, desk_consultants=50, desk_capacity=3, desk_churn=1,
+    crypto_relay_runs=7, crypto_recording_seconds=300, crypto_repeats=50, crypto_migration_chats=10_000,
 )
 QUICK: dict[str, Any] = dict(
     runs=1, consultants=5,
@@ -42,6 +44,8 @@ QUICK: dict[str, Any] = dict(
     purge_residents=100, purge_rate=50, purge_quiet_seconds=4, purge_timeout=300,
     purge_modes=(("serve", 10_000, 1_000),),
     tui_runs=2, tui_search_repeats=5,
+    desk_residents=500, desk_consultants=50, desk_capacity=3, desk_churn=1,
+    crypto_recording_seconds=120, crypto_repeats=20, crypto_migration_chats=2_000,
 )
 #: Tiny sizes for the test suite's smoke run (seconds; numbers are only checked to be sane).
 SMOKE: dict[str, Any] = dict(
@@ -50,13 +54,15 @@ SMOKE: dict[str, Any] = dict(
     connections=50, archive_calls=3_000, archive_chats=300, archive_repeats=5, ingest_rows=200,
     purge_residents=5, purge_rate=20, purge_quiet_seconds=1, purge_modes=(("cli", 500, 50),),
     tui_runs=1, tui_search_repeats=2,
+    desk_residents=12, desk_consultants=3, desk_capacity=2, desk_churn=2,
+    crypto_recording_seconds=5, crypto_repeats=3, crypto_migration_chats=30,
 )
 NAMES = {"1": "chat relay", "2": "connections", "3": "archive search", "4": "ingest", "5": "purge", "6": "TUI",
-         "7": "phone traffic"}
+         "7": "phone traffic", "8": "desk routing", "9": "crypto-shredding"}
 
 
 def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tuple[list[Result], dict[str, float]]:
-    from bench import archive, chat, ingest, purge, traffic, tui
+    from bench import archive, chat, crypto, desk, ingest, purge, traffic, tui
     from bench.dataset import cached_archive
 
     results: list[Result] = []
@@ -94,6 +100,8 @@ def run_all(cfg: dict[str, Any], work: Path, cache: Path, only: set[str]) -> tup
     step("5", lambda: purge.bench_purge(work, cfg))
     step("6", lambda: tui.bench_startup(work, cfg) + tui.bench_search(archive_data(), cfg))
     step("7", lambda: traffic.bench_traffic(work / "traffic", cfg))  # AMI burst vs chat p99 (bench/traffic.py)
+    step("8", lambda: desk.bench_desk(work, cfg))  # auto-assignment vs pick at the relay's load (bench/desk.py)
+    step("9", lambda: crypto.bench_crypto(work, cfg))  # sealed vs plain: relay, recording open, migration
     return results, {"durations": durations, "loads": loads}
 
 
@@ -123,7 +131,7 @@ def default_cache() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes); the default is the full run")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated benchmark numbers (default: all)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated benchmark numbers (default: all)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="where the generated archive is kept between runs (default: $CIM_BENCH_CACHE or "
                              "~/.cache/cim-bench)")

@@ -278,7 +278,14 @@ async def idle(args: dict[str, Any]) -> dict[str, Any]:
         return {"connected": len(h.residents), "greeted": greeted, "failed": failed, "still_open": still_open}
 
 
-TASKS = {"throughput": throughput, "steady": steady, "idle": idle}
+async def desk(args: dict[str, Any]) -> dict[str, Any]:
+    """The chat desk's load with capacity and churn (bench/deskgen.py, benchmark 8)."""
+    from bench.deskgen import desk as run
+
+    return await run(args)
+
+
+TASKS = {"throughput": throughput, "steady": steady, "idle": idle, "desk": desk}
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from cim.commands import tui as tui_commands
 from cim.commands import retention
 from cim.commands import traffic
 from cim.commands import listen
+from cim.commands import keys as keys_commands
+from cim.commands import desk
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,6 +36,8 @@ notices.register(cli)
 retention.register(cli)
 traffic.register(cli)
 listen.register(cli)
+keys_commands.register(cli)
+desk.register(cli)  # after users: adds `cim users capacity|skills`
 
 
 def main() -> None:

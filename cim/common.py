@@ -13,6 +13,7 @@ import click
 
 from store import Store
 from store.errors import CimError
+from store.i18n import STAFF_LANGS, _, current_language
 from store.models import Actor
 from store.settings import Settings
 
@@ -20,8 +21,8 @@ from store.settings import Settings
 def non_empty_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     # an empty --data-dir ("" from an unset shell variable) would silently mean the default directory
     if value is not None and not value.strip():
-        fail("the data directory path is empty (--data-dir or CIM_DATA_DIR); give the directory's path, "
-             "or leave both out to use the default")
+        fail(_("the data directory path is empty (--data-dir or CIM_DATA_DIR); give the directory's path, "
+               "or leave both out to use the default"))
     return value
 
 
@@ -37,6 +38,18 @@ def data_dir_option(func: Callable) -> Callable:
 
 def json_option(func: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(func)
+
+
+def lang_option(func: Callable) -> Callable:
+    """--lang pl|en: the language of a report (its files and what is printed); default the staff language."""
+    def chosen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+        from store.i18n import set_language
+
+        # the whole command then speaks it: the files, the table printed and its messages
+        return set_language(value) if value else current_language()
+
+    return click.option("--lang", type=click.Choice(list(STAFF_LANGS)), callback=chosen, expose_value=True,
+                        help="Language of the report (default: $CIM_STAFF_LANG, else pl).")(func)
 
 
 def load_settings(data_dir: str | None, **overrides: Any) -> Settings:
@@ -58,7 +71,7 @@ def run(coro: Awaitable[Any]) -> Any:
     except CimError as exc:
         fail(exc.message)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail(_("interrupted"), 130)
 
 
 async def open_store(settings: Settings, *, create: bool = False) -> Store:

@@ -15,18 +15,22 @@ from .calls import Calls
 from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
+from .desk import Desk
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
+from .keys import Keys, prepare_keyring
 from .listening import Listening
 from .models import Actor, Role
 from .notices import Notices
 from .queue_log import QueueLog
 from .requests import Requests
 from .reports import Reports
+from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .service_report import ServiceFigures
 from .settings import Settings
+from .supervision import Supervision
 
 __all__ = ["Store", "Settings", "Actor", "Role", "CimError", "NotPermitted"]
 
@@ -39,20 +43,28 @@ class Store:
         self.db = db
         self.clock = clock
         self.audit = AuditLog(db, clock, settings)
+        self.keys = Keys(db, settings)
         self.accounts = Accounts(db, self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
-        self.requests = Requests(db, self.audit, settings, clock)
-        self.chats = Chats(db, self.audit, settings, clock)
+        self.requests = Requests(db, self.audit, settings, clock, self.keys)
+        self.chats = Chats(db, self.audit, settings, clock, self.keys)
+        self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
         self.retention = Retention(db, self.audit, settings, clock)
+        self.retention.keys = self.keys
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
         self.queue_log = QueueLog(self)
         self.service = ServiceFigures(self)
+        # offline messages, receipts and copies, satisfaction ratings (issue 17)
+        self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
+        self.resident_desk.keys = self.keys
+        self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self)
         self.callbacks = Callbacks(self)
         self.extensions = Extensions(db, self.audit)
         self.listening = Listening(self)
+        self.supervision = Supervision(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
@@ -62,12 +74,15 @@ class Store:
         for folder in (settings.recordings_dir, settings.letters_dir):
             if create:
                 folder.mkdir(mode=0o700, exist_ok=True)
-        db = Database(settings.db_path, clock)
+        if create or settings.db_path.exists():
+            prepare_keyring(settings.keyring_path)  # outside the data directory: backups never carry a key
+        db = Database(settings.db_path, clock, keyring=settings.keyring_path)
         await db.open(create=create)
         try:
             store = cls(settings, db, clock)  # a bad setting found by a service (CIM_LDAP_ROLE_MAP...) raises here
             store.requests.seal = seal
             await store.audit.open_keys()
+            await store.keys.open()  # a missing or wrong master key is refused here, before anything is written
         except BaseException:  # no thread left behind
             await db.close()
             raise
@@ -75,6 +90,7 @@ class Store:
 
     async def close(self) -> None:
         self.listening.stop()
+        self.keys.close()
         await self.db.close()
 
     async def __aenter__(self) -> "Store":

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from .audio import level_envelope
 from .calls import _digits, normalise_number
 from .clock import from_iso
 from .errors import ConversationNotFound, InvalidInput, NotFound
+from .keys import DELETED_MARK, ContentDeleted, SealBroken, file_key_id, open_plain
 from .models import Actor
 from .policy import Permission, allowed
 
@@ -57,6 +59,10 @@ class ConversationSummary:
     has_recording: bool
     notice_played: bool | None
     full_info_requested: bool | None
+    #: Its data key was destroyed by the purge (§6): shown as DELETED_MARK, never opened (store/keys.py).
+    deleted: bool = False
+    #: A chat's topic (store/desk.py) as (Polish label, English label), or None.
+    topic: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,12 +108,19 @@ class TranscriptLine:
     text: str
     at: datetime
     staff_name: str | None
+    #: a system line's event code and parameters (store/chats.py), rendered in the reader's language
+    event: str | None = None
+    params: dict[str, Any] | None = None
+    #: the full name of the staff member on the line (the log-in name when none is set)
+    staff_full_name: str | None = None
 
 
 @dataclass(frozen=True)
 class Transcript:
     conversation_id: int
     lines: tuple[TranscriptLine, ...]
+    #: the chat's close category code (staff see it in words); None while open or uncategorised
+    close_category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,12 @@ class OpenedRecording:
     recording: RecordingInfo
     #: Absolute path inside the managed recordings folder, for the player.
     path: Path
+    #: Sealed at rest (store/keys.py): the player reads `plaintext()` from a pipe, never the file.
+    sealed: bool = False
+
+    def plaintext(self) -> BinaryIO:
+        """The recording's plaintext, decrypted segment by segment (blocking: read it in a thread)."""
+        return open_plain(self.path)
 
 
 @dataclass(frozen=True)
@@ -130,9 +149,12 @@ _SUMMARY_SQL = (
     "SELECT c.id, c.channel, c.status, c.created_at, c.ended_at, c.direction, c.resident_number, "
     "c.number_identifiable, s.name AS consultant, d.code AS department, c.duration_s, c.disposition, "
     "c.notice_played, c.full_info_requested, "
-    "EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id) AS has_recording "
+    "EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id) AS has_recording, "
+    "t.label_pl, t.label_en, "
+    # crypto-shredding: sealed under a key the purge destroyed (a restored backup's purged conversation)
+    "(c.key_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM keyring.data_keys k WHERE k.key_id = c.key_id)) AS deleted "
     "FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id "
-    "LEFT JOIN departments d ON d.id = c.department_id"
+    "LEFT JOIN departments d ON d.id = c.department_id LEFT JOIN chat_topics t ON t.id = c.topic_id"
 )
 
 
@@ -144,14 +166,16 @@ def _summary(r: Any) -> ConversationSummary:
     # Unpacked by position, in _SUMMARY_SQL's column order: sqlite3.Row's lookup by name scans the
     # column names each time, a third of building a page of 50 summaries (bench/).
     (id_, channel, status, created_at, ended_at, direction, resident_number, number_identifiable, consultant,
-     department, duration_s, disposition, notice_played, full_info_requested, has_recording) = r
+     department, duration_s, disposition, notice_played, full_info_requested, has_recording, topic_pl, topic_en,
+     deleted) = r
     return ConversationSummary(
         id=id_, channel=channel, status=status, created_at=from_iso(created_at),
         ended_at=from_iso(ended_at) if ended_at else None, direction=direction,
         resident_number=resident_number, number_identifiable=_opt_bool(number_identifiable),
         consultant=consultant, department=department, duration_s=duration_s,
         disposition=disposition, has_recording=bool(has_recording),
-        notice_played=_opt_bool(notice_played), full_info_requested=_opt_bool(full_info_requested))
+        notice_played=_opt_bool(notice_played), full_info_requested=_opt_bool(full_info_requested),
+        topic=(topic_pl, topic_en) if topic_pl is not None else None, deleted=bool(deleted))
 
 
 def _recording(r: Any) -> RecordingInfo:
@@ -326,16 +350,34 @@ class Archive:
         row = await self._conversation_row(conversation_id)
         if row["channel"] != "chat":
             raise InvalidInput("a call has no transcript; open its recording instead")
+        if row["deleted"]:
+            await self._refuse_deleted(actor, "archive.open_transcript", conversation_id, text)
         messages = await self.store.db.fetchall(
-            "SELECT m.seq, m.sender, m.text, m.at, s.name AS staff_name FROM messages m "
+            "SELECT m.seq, m.sender, m.text, m.at, m.event, m.params, s.name AS staff_name, s.full_name "
+            "FROM messages m "
             "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq", (conversation_id,))
+        texts = await self.store.keys.texts(conversation_id, messages)
+        notes = await self.store.supervision.notes(conversation_id)  # §3 whispers: staff notes, shown as such
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "archive.open_transcript", target_kind="conversation",
                                           target_id=conversation_id, purpose=text, request_id=request_id,
-                                          details={"messages": len(messages)})
-        return Transcript(conversation_id, tuple(
-            TranscriptLine(seq=m["seq"], sender=m["sender"], text=m["text"], at=from_iso(m["at"]),
-                           staff_name=m["staff_name"]) for m in messages))
+                                          details={"messages": len(messages), **({"notes": len(notes)} if notes else {})})
+        category = await self.store.db.fetchone("SELECT close_category FROM conversations WHERE id = ?",
+                                                (conversation_id,))
+        lines = [TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]),
+                                staff_name=m["staff_name"], event=m["event"],
+                                params=json.loads(m["params"]) if m["event"] and m["params"] else None,
+                                staff_full_name=(m["full_name"] or "").strip() or m["staff_name"])
+                 for m, t in zip(messages, texts)]
+        return Transcript(conversation_id, tuple(with_staff_notes(lines, notes)),
+                          close_category=category["close_category"] if category else None)
+
+    async def _refuse_deleted(self, actor: Actor, action: str, conversation_id: int, purpose: str) -> None:
+        """A conversation whose key the purge destroyed: a clear refusal, audited, never a trace."""
+        await self.store.audit.record(actor, action, outcome="refused", target_kind="conversation",
+                                      target_id=conversation_id, purpose=purpose, details={"reason": "deleted"})
+        raise ContentDeleted(f"conversation {conversation_id}: {DELETED_MARK} — its key was destroyed by the "
+                             "purge; this copy (a restored backup) can never be read")
 
     async def _recording_row(self, conversation_id: int, recording_id: int | None) -> Any:
         if recording_id is None:
@@ -362,15 +404,18 @@ class Archive:
         await self.store.audit.guard(actor, Permission.OPEN_CONTENT, "archive.open_recording",
                                      target_kind="conversation", target_id=conversation_id)
         text, request_id = await self._purpose(purpose)
+        if (await self._conversation_row(conversation_id))["deleted"]:
+            await self._refuse_deleted(actor, "archive.open_recording", conversation_id, text)
         row = await self._recording_row(conversation_id, recording_id)
         path = self._managed_path(row["path"])
         if not await asyncio.to_thread(path.is_file):
             raise NotFound(f"the recording file of conversation {conversation_id} is missing (run `cim fsck`)")
+        sealed = await asyncio.to_thread(file_key_id, path) is not None
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "archive.open_recording", target_kind="conversation",
                                           target_id=conversation_id, purpose=text, request_id=request_id,
                                           details={"recording_id": row["id"]})
-        return OpenedRecording(_recording(row), path)
+        return OpenedRecording(_recording(row), path, sealed)
 
     async def check_integrity(self, actor: Actor, conversation_id: int,
                               recording_id: int | None = None) -> IntegrityResult:
@@ -383,6 +428,9 @@ class Archive:
         actual = await asyncio.to_thread(_sha256_or_none, path)
         if actual is None:
             result = IntegrityResult(row["id"], False, row["sha256"], None, "the file is missing")
+        elif actual == _UNOPENABLE:
+            result = IntegrityResult(row["id"], False, row["sha256"], None,
+                                     "the checksum does not match: the sealed file was changed or cut (it does not open)")
         elif actual != row["sha256"]:
             result = IntegrityResult(row["id"], False, row["sha256"], actual, "the checksum does not match")
         else:
@@ -412,12 +460,31 @@ class Archive:
 
 
 def _sha256_or_none(path: Path) -> str | None:
+    from .keys import open_plain
+
     digest = hashlib.sha256()
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fh = open_plain(path, getattr(os, "O_NOFOLLOW", 0))  # a sealed file is hashed as its plaintext
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
+    try:
+        with fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except SealBroken:
+        return _UNOPENABLE
     return digest.hexdigest()
+
+
+_UNOPENABLE = "unopenable"
+
+
+def with_staff_notes(lines: list[TranscriptLine], notes: list[Any]) -> list[TranscriptLine]:
+    """The transcript with the supervisors' whispers (store/supervision.py) as `note` lines, each after the
+    line it followed; a note's `seq` is that line's."""
+    if not notes:
+        return lines
+    merged = [(line.seq, 0, i, line) for i, line in enumerate(lines)]
+    merged += [(n.after_seq, 1, i, TranscriptLine(seq=n.after_seq, sender="note", text=n.text, at=n.at,
+                                                  staff_name=n.author)) for i, n in enumerate(notes)]
+    return [line for *_key, line in sorted(merged, key=lambda item: item[:3])]

@@ -62,8 +62,10 @@ def is_audio_name(name: str) -> bool:
 
 def probe_file(path: Path) -> AudioInfo:
     """Parse the audio header of the file at `path` (blocking: call it in a thread)."""
-    with open(path, "rb") as fh:
-        return probe(fh, path.name, path.stat().st_size)
+    from .keys import open_plain, plain_size  # a sealed recording is parsed as its plaintext
+
+    with open_plain(path) as fh:
+        return probe(fh, path.name, plain_size(path))
 
 
 def probe(fh: BinaryIO, name: str, size: int) -> AudioInfo:
@@ -222,7 +224,9 @@ def level_envelope(path: Path, buckets: int = 120) -> list[float]:
     info = probe_file(path)
     if info.format != "wav-pcm" or info.is_empty or info.bits_per_sample not in (8, 16):
         return []
-    with open(path, "rb") as fh:
+    from .keys import open_plain
+
+    with open_plain(path) as fh:
         fh.seek(info.data_offset or 0)
         raw = fh.read(info.data_size or 0)
     if info.bits_per_sample == 16:

@@ -874,14 +874,16 @@ IN_MEMORY = 64 << 20
 
 
 def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relative_dest: str, *,
-                   link: bool = False, durable: bool = True) -> CopiedRecording:
+                   link: bool = False, durable: bool = True, key: Any = None) -> CopiedRecording:
     """Put one recording into the managed folder (0600) with its SHA-256; blocking, run it in a thread.
 
     Refuses a symbolic link, anything outside the source folder and anything not a regular file; the
     file is parsed from the descriptor it is copied from, so what is checked is what is stored. `link`
     (--move): a hard link instead of a copy when both folders are on one filesystem and the file is
     ours to chmod; otherwise a copy. `durable=False` leaves the fsync to the caller (`make_durable`, once
-    for a whole batch of files before their rows commit).
+    for a whole batch of files before their rows commit). With `key` (the conversation's data key,
+    store/keys.py) the copy is sealed at rest as it is written (never a hard link: the source stays plain
+    where the PBX left it, and --move unlinks it after the rows commit); the SHA-256 is of the plaintext.
     """
     if not _inside(Path(os.path.abspath(source)), Path(os.path.abspath(source_root))):
         raise InvalidInput(f"{source.name} is outside the recordings folder")
@@ -912,7 +914,7 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
         _private_dirs(dest.parent)
         digest = hashlib.sha256()
         fh.seek(0)
-        if link and (opened.st_dev, opened.st_ino) == (st.st_dev, st.st_ino) and opened.st_nlink == 1:
+        if link and key is None and (opened.st_dev, opened.st_ino) == (st.st_dev, st.st_ino) and opened.st_nlink == 1:
             if _link_into(source, dest, raw, fh, digest, durable):
                 return CopiedRecording(relative_dest, digest.hexdigest(), size, info, linked=True)
             digest = hashlib.sha256()
@@ -927,8 +929,13 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
             out_fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
         written = str(tmp_name or dest)
         try:
-            with os.fdopen(out_fd, "wb", buffering=0) as out:
-                os.fchmod(out.fileno(), 0o600)
+            with os.fdopen(out_fd, "wb", buffering=0) as raw_out:
+                os.fchmod(raw_out.fileno(), 0o600)
+                out: Any = raw_out
+                if key is not None:
+                    from .keys import SealWriter
+
+                    out = SealWriter(io.BufferedWriter(raw_out, 1 << 20), key)
                 if whole is not None:
                     digest.update(whole)
                     view = memoryview(whole)
@@ -938,8 +945,11 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
                     while chunk := fh.read(1 << 20):
                         digest.update(chunk)
                         out.write(chunk)
+                if key is not None:
+                    out.close()
+                    out.out.flush()
                 if durable:
-                    os.fsync(out.fileno())
+                    os.fsync(raw_out.fileno())
             if tmp_name is not None:
                 os.replace(tmp_name, dest)
         except BaseException:
@@ -947,6 +957,13 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
                 os.unlink(written)
             raise
     return CopiedRecording(relative_dest, digest.hexdigest(), len(whole) if whole is not None else size, info)
+
+
+def _data_keys(conn: sqlite3.Connection, keys: Any, conversation_ids: list[int], now: str) -> dict[int, Any]:
+    """The data keys of the calls whose recordings are about to be written (created for a call that has none)."""
+    if keys is None or keys.master is None:
+        return {}
+    return {cid: keys.get_sync(conn, cid, create_at=now) for cid in set(conversation_ids)}
 
 
 def _read_upto(raw, limit: int) -> bytes:
@@ -1657,10 +1674,12 @@ class Calls:
             if not plan.planned:
                 continue
             # this chunk is written while the previous one is made durable and registered
+            keys = await store.db.write_call(_data_keys, store.keys, [conv_id for _, conv_id, _, _, _ in plan.planned],
+                                             to_iso(store.clock()))
             outcomes = await asyncio.gather(*(
                 asyncio.to_thread(copy_recording, f.path, root, recordings_dir, relative, link=src.move,
-                                  durable=False)
-                for f, _, _, relative, _ in plan.planned), return_exceptions=True)
+                                  durable=False, key=keys.get(conv_id))
+                for f, conv_id, _, relative, _ in plan.planned), return_exceptions=True)
             done = []
             failed: BaseException | None = None
             for (f, conv_id, key, _, line), outcome in zip(plan.planned, outcomes):

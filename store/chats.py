@@ -17,7 +17,10 @@ from typing import Any
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
+from .db import run_on_thread
+from .i18n import N_, current_language, translator
 from .errors import (
+    AtCapacity,
     ChatClosed,
     Conflict,
     ConversationNotFound,
@@ -29,6 +32,7 @@ from .errors import (
     ResumeInvalid,
     StaffNotFound,
 )
+from .keys import DataKey, Keys
 from .models import Actor
 from .policy import Permission, allowed
 from .settings import Settings
@@ -57,16 +61,27 @@ SYSTEM_EVENTS: dict[str, tuple[str, str]] = {
                  "You are now connected with a consultant. Answering: {consultant}."),
     "transferred": ("Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
                     "The chat was handed over. Now answering: {consultant}."),
+    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
+                   "The conversation continues with another consultant. Now answering: {consultant}."),
     "requeued": ("Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
                  "The consultant is not available now; the chat goes back to the queue."),
     "closed_by_consultant": ("Czat zakończony przez konsultanta.", "The consultant ended the chat."),
     "ended_by_resident": ("Czat zakończony.", "You ended the chat."),
+    # the chat desk's routing (store/desk.py)
+    "declined": ("Rozmowa zostanie przekazana innemu konsultantowi.", "The chat is being passed to another consultant."),
+    "idle_warning": ("Czy nadal tu jesteś? Jeśli nic nie napiszesz, czat zostanie wkrótce zakończony.",
+                     "Are you still there? If you write nothing, the chat will end soon."),
+    "closed_idle": ("Czat zakończony z powodu braku odpowiedzi.", "The chat ended because there was no reply."),
+    "queue_timeout": ("Wszyscy konsultanci są teraz zajęci, więc czat został zakończony. Możesz zostawić wiadomość.",
+                      "All consultants are busy now, so the chat has ended. You can leave a message."),
 }
 #: The same lines when the consultant has neither a display name nor a full name.
 SYSTEM_EVENTS_UNNAMED: dict[str, tuple[str, str]] = {
     "accepted": ("Połączono z konsultantem.", "You are now connected with a consultant."),
     "transferred": ("Rozmowa została przekazana innemu konsultantowi.",
                     "The chat was handed over to another consultant."),
+    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów.",
+                   "The conversation continues with another consultant."),
 }
 #: A consultant with neither a display name nor a full name signs canned responses ({consultant}) as this.
 DEFAULT_DISPLAY_NAME = {"pl": "Konsultant CIM", "en": "CIM consultant"}
@@ -100,9 +115,64 @@ def _need_utf8(text: str, what: str) -> None:
         raise InvalidInput(f"{what} is not valid Unicode text (a lone surrogate)") from None
 
 
-def render_event(event: str, params: dict[str, Any] | None, lang: str) -> str:
-    """A system line as a resident reads it, in `lang` (pl or en)."""
+#: System lines as staff read them (the TUI transcript, the archive), English source text of the staff catalogs
+#: (store/locale/pl/tui_records.po): `{staff}` is the full name of the person on the line, `{consultant}` the
+#: name the chat went to, `{category}` the close category in words (never its code).
+STAFF_EVENTS: dict[str, str] = {
+    "notice_accepted": N_("The resident accepted the personal data notice (version {version}, language {lang})."),
+    "queued": N_("The chat is waiting in the queue."),
+    "accepted": N_("Chat taken: {staff}."),
+    "transferred": N_("Chat handed over: {staff} → {consultant}."),
+    "requeued": N_("The consultant is not available; the chat goes back to the queue."),
+    "closed_by_consultant": N_("Chat closed: {staff} (category: {category})."),
+    "closed_by_consultant_uncategorised": N_("Chat closed: {staff}."),
+    "ended_by_resident": N_("The resident ended the chat."),
+    "taken_over": N_("Chat taken over: {staff} → {consultant}."),
+    "declined": N_("Chat declined: {staff}; it goes to another consultant."),
+    "idle_warning": N_("The resident was asked whether they are still there."),
+    "closed_idle": N_("Chat closed: no reply from the resident."),
+    "queue_timeout": N_("Chat closed: no consultant was free in time."),
+}
+#: The close categories in words, for staff (reports and transcripts show these, never the codes).
+CLOSE_CATEGORY_LABELS: dict[str, str] = {
+    "information_given": N_("information given"),
+    "referred": N_("referred elsewhere"),
+    "case_registered": N_("case registered"),
+    "no_reply": N_("no reply from the resident"),
+    "out_of_scope": N_("not a matter for the city hall"),
+    "abusive": N_("abusive or spam"),
+    "other": N_("other"),
+}
+
+
+def category_label(category: str | None, lang: str | None = None) -> str:
+    """A close category in words in `lang` (default: the staff language); an unknown code as it is."""
+    if not category:
+        return ""
+    label = CLOSE_CATEGORY_LABELS.get(category)
+    return translator(lang or current_language()).gettext(label) if label else category
+
+
+def render_event(event: str, params: dict[str, Any] | None, lang: str, *, staff: bool = False,
+                 staff_name: str | None = None, category: str | None = None) -> str:
+    """A system line in `lang` (pl or en): as a resident reads it, or with `staff` as staff read it.
+
+    For staff, `staff_name` names the person on the line (their full name; else the display name in the
+    parameters, else "consultant") and `category` is the chat's close category code, shown in words."""
     values = {"version": "", **(params or {})}
+    if staff:
+        reader = translator(lang if lang in LANGS else current_language())
+        who = staff_name or values.get("consultant") or reader.gettext("consultant")
+        values = {"lang": "", "consultant": reader.gettext("consultant"), **values, "staff": who,
+                  "category": category_label(category, lang)}
+        key = event
+        if event == "closed_by_consultant" and not category:
+            key = "closed_by_consultant_uncategorised"
+        if key in STAFF_EVENTS:
+            return reader.gettext(STAFF_EVENTS[key]).format(**values)
+        # an event with no staff wording yet: the resident's line, in the staff member's language
+        lang = "en" if lang == "en" else "pl"
+        values = {"version": "", **(params or {})}
     unnamed = not values.get("consultant") and event in SYSTEM_EVENTS_UNNAMED
     polish, english = (SYSTEM_EVENTS_UNNAMED if unnamed else SYSTEM_EVENTS)[event]
     lang = lang if lang in LANGS else "pl"
@@ -164,6 +234,7 @@ class Chat:
     notice_accepted_at: datetime
     ended_at: datetime | None
     close_category: str | None
+    topic_id: int | None = None  # the topic the resident picked (store/desk.py)
 
 
 @dataclass(frozen=True)
@@ -189,6 +260,7 @@ class QueuedChat:
     lang: str
     waiting_since: datetime
     position: int
+    topic_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -206,15 +278,40 @@ def _chat(r: Any) -> Chat:
         consultant_id=r["consultant_id"], notice_id=r["notice_id"],
         notice_accepted_at=from_iso(r["notice_accepted_at"]),
         ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None, close_category=r["close_category"],
+        topic_id=r["topic_id"] if "topic_id" in r.keys() else None,
     )
 
 
-def _message(r: Any) -> ChatMessage:
+def _message(r: Any, text: str | None = None) -> ChatMessage:
+    """A stored row as a message; `text` is the row's text opened (store/keys.py), else the row's own."""
     keys = r.keys()
     event = r["event"] if "event" in keys else None
     params = json.loads(r["params"]) if event is not None and r["params"] else None
-    return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"], text=r["text"],
+    return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"],
+                       text=r["text"] if text is None else text,
                        at=from_iso(r["at"]), staff_id=r["staff_id"], event=event, params=params)
+
+
+def _index_words(conn: sqlite3.Connection, key: DataKey) -> None:
+    """Residents' words of a closing chat into the blind index (HMAC tokens under its data key, store/keys.py)."""
+    from .keys import text_of
+
+    tokens: set[bytes] = set()
+    for seq, text in conn.execute("SELECT seq, text FROM messages WHERE conversation_id = ? AND sender = 'resident'",
+                                  (key.conversation_id,)):
+        tokens |= key.tokens(text_of(text, key, seq))
+    conn.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
+                     [(key.conversation_id, t) for t in tokens])
+
+
+def _seal(key: DataKey | None, seq: int, text: str) -> str | bytes:
+    return text if key is None else key.seal_text(seq, text)
+
+
+def _open_text(row: Any, key: DataKey | None) -> str:
+    from .keys import text_of
+
+    return text_of(row["text"], key, row["seq"])
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -239,6 +336,8 @@ class _ChatState:
     next_seq: int
     consultant_id: int | None
     client_ids: dict[str, int]  # client_msg_id → seq
+    #: The chat's unwrapped data key, held only while the chat is remembered here (forgotten on close).
+    key: DataKey | None = None
 
 
 class _GroupCommit:
@@ -257,9 +356,10 @@ class _GroupCommit:
 
     MAX_REMEMBERED_CHATS = 10_000
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, keys: Keys | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.keys = keys
         self._pending: list[_Pending] = []
         self._task: asyncio.Task | None = None
         self._chats: OrderedDict[int, _ChatState] = OrderedDict()
@@ -329,6 +429,14 @@ class _GroupCommit:
                 f"SELECT conversation_id, client_msg_id, seq FROM messages "
                 f"WHERE conversation_id IN ({marks}) AND client_msg_id IS NOT NULL", chat_ids):
             states[r["conversation_id"]].client_ids[r["client_msg_id"]] = r["seq"]
+        if self.keys is not None and states:
+            keys, now = self.keys, to_iso(self.clock())
+
+            def unwrap(conn: sqlite3.Connection) -> dict[int, DataKey | None]:
+                return {chat_id: keys.get_sync(conn, chat_id, create_at=now) for chat_id in states}
+
+            for chat_id, key in (await run_on_thread(tx, unwrap)).items():
+                states[chat_id].key = key
         for chat_id, state in states.items():
             self._chats[chat_id] = state
         while len(self._chats) > self.MAX_REMEMBERED_CHATS:
@@ -372,7 +480,10 @@ class _GroupCommit:
                 next_seq[item.chat_id] = seq + 1
                 if item.client_msg_id is not None:
                     new_ids[(item.chat_id, item.client_msg_id)] = seq
-                inserts.append((item.chat_id, seq, item.sender, item.staff_id, item.text, at, item.client_msg_id))
+                key = state.key
+                # sealed at rest (store/keys.py); residents' words go into the blind index when the chat closes
+                stored: str | bytes = item.text if key is None else key.seal_text(seq, item.text)
+                inserts.append((item.chat_id, seq, item.sender, item.staff_id, stored, at, item.client_msg_id))
                 results.append(Posted(ChatMessage(item.chat_id, seq, item.sender, item.text, now, item.staff_id),
                                       new=True))
             if inserts:
@@ -387,7 +498,9 @@ class _GroupCommit:
                     continue
                 row = await (await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?",
                                               (chat_id, seq))).fetchone()
-                results[index] = Posted(_message(row), new=False)
+                state = self._chats.get(chat_id)
+                text = _open_text(row, state.key if state else None)
+                results[index] = Posted(_message(row, text), new=False)
         for chat_id, seq in next_seq.items():
             self._chats[chat_id].next_seq = seq
         for (chat_id, client_msg_id), seq in new_ids.items():
@@ -398,19 +511,25 @@ class _GroupCommit:
 class Chats:
     """The chat channel's domain. Consultant operations take the consultant's Actor and check HANDLE_CHATS."""
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock,
+                 keys: Keys | None = None) -> None:
         self.db = db
         self.audit = audit
         self.settings = settings
         self.clock = clock
-        self._group = _GroupCommit(db, clock)
+        self.keys = keys
+        self._group = _GroupCommit(db, clock, keys)
 
     # ------------------------------------------------------------------ resident side
 
-    async def open(self, notice_id: Any, lang: str = "pl") -> OpenedChat:
-        """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line."""
+    async def open(self, notice_id: Any, lang: str = "pl", topic_id: Any = None) -> OpenedChat:
+        """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line.
+        `topic_id` is the topic picked (required once topics are offered: store/desk.py)."""
         if not is_id(notice_id):
             raise InvalidInput("notice_id must be a number")
+        from .desk import check_topic
+
+        topic_id = await check_topic(self.db, topic_id)
         lang = lang if lang in LANGS else "pl"
         notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
         if notice is None or notice["channel"] != "chat":
@@ -429,14 +548,15 @@ class Chats:
         async with self.db.write() as tx:
             cur = await tx.execute(
                 "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
-                "notice_accepted_at, resume_token_hash, next_seq) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3)",
-                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token)))
+                "notice_accepted_at, resume_token_hash, next_seq, topic_id) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3, ?)",
+                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token), topic_id))
             chat_id = cur.lastrowid
+            key = await self._key(tx, chat_id)
             await tx.executemany(
                 "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
                 "VALUES (?, ?, 'system', ?, ?, ?, ?)",
-                [(chat_id, 1, accepted, to_iso(now), "notice_accepted", _params(accepted_params)),
-                 (chat_id, 2, queued, to_iso(now), "queued", _params({}))])
+                [(chat_id, 1, _seal(key, 1, accepted), to_iso(now), "notice_accepted", _params(accepted_params)),
+                 (chat_id, 2, _seal(key, 2, queued), to_iso(now), "queued", _params({}))])
         chat = await self.get(chat_id)
         return OpenedChat(chat, token, (
             ChatMessage(chat_id, 1, "system", accepted, now, event="notice_accepted", params=accepted_params),
@@ -494,13 +614,17 @@ class Chats:
     async def history(self, chat_id: int) -> list[ChatMessage]:
         """The transcript so far, for the resident of the chat (after a resume) and the live handling."""
         rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
-        return [_message(r) for r in rows]
+        if self.keys is None:
+            return [_message(r) for r in rows]
+        texts = await self.keys.texts(chat_id, rows)
+        return [_message(r, t) for r, t in zip(rows, texts)]
 
     async def queue(self) -> list[QueuedChat]:
         rows = await self.db.fetchall(
-            "SELECT id, lang, created_at FROM conversations WHERE channel = 'chat' AND status = 'queued' "
-            "ORDER BY created_at, id")
-        return [QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1) for i, r in enumerate(rows)]
+            "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
+            "ORDER BY queue_front IS NULL, created_at, id")  # re-queued chats first (store/desk.py)
+        return [QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"])
+                for i, r in enumerate(rows)]
 
     async def open_chats_of(self, actor: Actor) -> list[Chat]:
         """The consultant's active chats (to restore after a reconnect)."""
@@ -527,8 +651,10 @@ class Chats:
 
     # ------------------------------------------------------------------ consultant side
 
-    async def accept(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage]:
-        """Take a queued chat. Of two consultants accepting at once exactly one wins; the other gets Conflict."""
+    async def accept(self, actor: Actor, chat_id: int, *, assigned: bool = False) -> tuple[Chat, ChatMessage]:
+        """Take a queued chat. Of two consultants accepting at once exactly one wins; the other gets Conflict.
+        A consultant at their maximum of concurrent chats gets AtCapacity; `assigned`: the chat server gave it
+        (auto mode, store/desk.py), audited as its act."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.accept", target_kind="conversation",
                                target_id=chat_id)
         _need_person(actor)
@@ -544,16 +670,31 @@ class Chats:
                 raise ChatClosed("the chat has ended")
             if row["status"] != "queued":
                 raise Conflict("another consultant has already taken this chat")
+            await self._check_capacity(tx, actor)
             seq = row["next_seq"]
-            await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ? "
-                             "WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
+            await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ?, "
+                             "queue_front = NULL WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
-                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
-            await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
+                             (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text), to_iso(now),
+                              _params(params)))
+            if assigned:
+                await self.audit.append(tx, Actor.system("chat-server"), "chat.assign", target_kind="conversation",
+                                        target_id=chat_id, details={"to_staff_id": actor.staff_id})
+            else:
+                await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
         self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
                                                     event="accepted", params=params)
+
+    async def _check_capacity(self, tx: Any, actor: Actor) -> None:
+        row = await (await tx.execute(
+            "SELECT (SELECT max_chats FROM staff WHERE id = ?) AS max_chats, (SELECT count(*) FROM conversations "
+            "WHERE status = 'active' AND channel = 'chat' AND consultant_id = ?) AS n",
+            (actor.staff_id, actor.staff_id))).fetchone()
+        limit = row["max_chats"] or self.settings.chat_max_concurrent
+        if row["n"] >= limit:
+            raise AtCapacity(f"you already handle {row['n']} chats, your maximum at once")
 
     async def post_consultant(self, actor: Actor, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
         """Store the assigned consultant's message; returns only after it is committed."""
@@ -588,7 +729,8 @@ class Chats:
                                  (to.staff_id, seq + 1, chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                                  "VALUES (?, ?, 'system', ?, ?, ?, 'transferred', ?)",
-                                 (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+                                 (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text),
+                                  to_iso(now), _params(params)))
                 await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
                                         details={"to_staff_id": to.staff_id})
         except NotPermitted:  # rolled back; the refusal is audited in a transaction of its own
@@ -596,6 +738,50 @@ class Chats:
         self._group.forget(chat_id)
         return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
                                                     event="transferred", params=params)
+
+    async def take_over(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage, int]:
+        """A supervisor (§3) takes an active chat over from its consultant; returns the chat, the system line
+        and the consultant who lost it. Needs SUPERVISE_CHATS and HANDLE_CHATS (the supervisor then handles
+        the chat); a refusal is audited. Of two supervisors taking over at once exactly one wins: the chat's
+        last hand-over line is then a take-over, and the other gets Conflict (`already_taken`)."""
+        await self.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.take_over", target_kind="conversation",
+                               target_id=chat_id)
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.take_over", target_kind="conversation",
+                               target_id=chat_id)
+        _need_person(actor)
+        now = self.clock()
+        params = {"consultant": await self.display_name_of(actor.staff_id)}
+        async with self.db.write() as tx:
+            row = await (await tx.execute(
+                "SELECT c.status, c.next_seq, c.consultant_id, s.name FROM conversations c "
+                "LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
+                (chat_id,))).fetchone()
+            if row is None:
+                raise ConversationNotFound(f"no chat {chat_id}")
+            if row["status"] == "closed":
+                raise ChatClosed("the chat has ended")
+            if row["status"] != "active" or row["consultant_id"] is None:
+                raise InvalidInput("only a chat a consultant is answering can be taken over; accept it from the queue")
+            if row["consultant_id"] == actor.staff_id:
+                raise InvalidInput("the chat is already yours")
+            last = await (await tx.execute(
+                "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
+                "('accepted', 'transferred', 'taken_over', 'requeued') ORDER BY seq DESC LIMIT 1",
+                (chat_id,))).fetchone()
+            if last is not None and last["event"] == "taken_over":
+                raise Conflict("another supervisor has already taken this chat over")
+            seq, previous = row["next_seq"], row["consultant_id"]
+            text = f"Przejęcie rozmowy (nadzór): odpowiada teraz {actor.name}, wcześniej {row['name']}."
+            await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
+                             "AND status = 'active' AND consultant_id = ?", (actor.staff_id, seq + 1, chat_id, previous))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                             "VALUES (?, ?, 'system', ?, ?, ?, 'taken_over', ?)",
+                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
+            await self.audit.append(tx, actor, "chat.take_over", target_kind="conversation", target_id=chat_id,
+                                    details={"from_staff_id": previous})
+        self._group.forget(chat_id)
+        return (await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
+                                                     event="taken_over", params=params), previous)
 
     async def close(self, actor: Actor, chat_id: int, category: Any) -> tuple[Chat, ChatMessage | None]:
         """Close the consultant's chat with a category; a chat the resident already left only gets its category."""
@@ -633,7 +819,7 @@ class Chats:
 
     async def return_to_queue(self, staff_id: int, reason: str) -> list[tuple[Chat, ChatMessage]]:
         """A consultant's session ended (disabled, signed out, expired, role removed): each active chat of
-        theirs goes back to the queue, where it keeps its place, with a system line for the resident."""
+        theirs goes back to the front of the queue, with a system line for the resident."""
         now = self.clock()
         returned: list[tuple[int, ChatMessage]] = []
         async with self.db.write() as tx:
@@ -643,10 +829,11 @@ class Chats:
             for row in rows:
                 chat_id, seq = row["id"], row["next_seq"]
                 text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
-                await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ? "
-                                 "WHERE id = ?", (seq + 1, chat_id))
+                await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ?, "
+                                 "queue_front = ? WHERE id = ?", (seq + 1, to_iso(now), chat_id))
                 await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                                 "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')", (chat_id, seq, text, to_iso(now)))
+                                 "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')",
+                                 (chat_id, seq, _seal(await self._key(tx, chat_id), seq, text), to_iso(now)))
                 await self.audit.append(tx, Actor.system("chat-server"), "chat.requeue", target_kind="conversation",
                                         target_id=chat_id, details={"from_staff_id": staff_id, "reason": reason})
                 returned.append((chat_id, ChatMessage(chat_id, seq, "system", text, now, event="requeued", params={})))
@@ -670,15 +857,29 @@ class Chats:
             await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
                              "next_seq = ? WHERE id = ?", (to_iso(now), category, seq + 1, chat_id))
             # the event has no parameters: the close category is never shown to the resident
+            key = await self._key(tx, chat_id)
             await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
                              "VALUES (?, ?, 'system', ?, ?, ?, ?, '{}')",
-                             (chat_id, seq, actor.staff_id if actor else None, text, to_iso(now), event))
+                             (chat_id, seq, actor.staff_id if actor else None, _seal(key, seq, text), to_iso(now),
+                              event))
+            if key is not None:  # the blind index of the residents' words, once, off the relay's path
+                await run_on_thread(tx, _index_words, key)
             if actor is not None:
                 await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
                                         details={"category": category})
         self._group.forget(chat_id)
         return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None, event=event,
                            params={})
+
+    async def _key(self, tx: Any, chat_id: int) -> DataKey | None:
+        """The chat's data key inside a write transaction: the group commit's while it holds one, else
+        unwrapped (or, for a chat that never had one, created) now."""
+        state = self._group._chats.get(chat_id)
+        if state is not None and state.key is not None:
+            return state.key
+        if self.keys is None:
+            return None
+        return await self.keys.get(tx, chat_id, create_at=to_iso(self.clock()))
 
     async def _assigned_row(self, tx: Any, actor: Actor, chat_id: int) -> Any:
         row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "

@@ -56,9 +56,11 @@ def check_data_dir(path: Path, *, create: bool) -> None:
 class Database:
     """One writer connection behind an asyncio lock (short BEGIN IMMEDIATE transactions) and one reader."""
 
-    def __init__(self, path: Path, clock: Clock) -> None:
+    def __init__(self, path: Path, clock: Clock, keyring: Path | None = None) -> None:
         self.path = path
         self.clock = clock
+        #: The key ring (store/keys.py), attached to every connection as `keyring` (outside the data directory).
+        self.keyring = keyring
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -97,6 +99,8 @@ class Database:
                 await conn.execute(pragma)
             # case-insensitive search beyond ASCII (Polish letters): SQLite's lower() folds only A-Z
             await conn.create_function("cim_fold", 1, _fold, deterministic=True)
+            if self.keyring is not None:  # after secure_delete: an attached database takes main's setting
+                await conn.execute("ATTACH DATABASE ? AS keyring", (str(self.keyring),))
         except BaseException:
             await conn.close()  # its worker thread would otherwise keep the process alive
             raise
@@ -185,6 +189,8 @@ class Database:
                 await self._writer.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             try:
                 rows = await self._writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+                if self.keyring is not None:  # a destroyed data key leaves no old page in the key ring's WAL
+                    await self._writer.execute_fetchall("PRAGMA keyring.wal_checkpoint(TRUNCATE)")
             finally:
                 if busy_ms is not None:
                     await self._writer.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

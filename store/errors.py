@@ -77,6 +77,12 @@ class IneligibleForGrant(InvalidTransition):
     code = "ineligible"
 
 
+class AtCapacity(CimError):
+    """A consultant already handles as many chats as they may at once (chat desk capacity)."""
+
+    code = "at_capacity"
+
+
 class Conflict(CimError):
     """Someone else got there first (two consultants accepting one chat, two purges at once)."""
 

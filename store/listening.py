@@ -28,6 +28,7 @@ from .audio import AudioError, level_envelope, probe_file
 from .clock import from_iso, to_iso
 from .errors import CimError, InvalidInput, NotFound, NotPermitted
 from .gsm610 import iter_wav49, wav49_levels, wav_header
+from .keys import ContentDeleted, SealBroken, open_plain, plain_size
 from .models import Actor, Role
 from .policy import Permission, allowed
 
@@ -396,7 +397,14 @@ class Listening:
 
     async def _check_file(self, row: Any, grant: ListenGrant) -> None:
         """The file is there and unchanged since ingestion, or the page names fsck's kind of the problem."""
-        actual = await asyncio.to_thread(_sha256_or_none, grant.path)
+        try:
+            actual = await asyncio.to_thread(_sha256_or_none, grant.path)
+        except ContentDeleted as exc:
+            await self.store.audit.record(grant.actor, "listen.page", outcome="refused", **self._where(row),
+                                          details=self._details(row, "deleted", ""))
+            raise LinkRefused("deleted", exc.message, 410) from None
+        except SealBroken:
+            actual = "sealed file does not open"
         if actual == grant.recording.sha256:
             return
         kind = "missing_file" if actual is None else "checksum_mismatch"
@@ -430,7 +438,7 @@ class Listening:
             transcode = await self._transcode(grant)
             return AudioSource("audio/wav", transcode.size, transcode.read, transcoded=True)
         if fmt in ("wav-pcm", "mp3"):
-            size = (await asyncio.to_thread(os.stat, grant.path)).st_size
+            size = await asyncio.to_thread(plain_size, grant.path)
             path = grant.path
 
             async def read(start: int, end: int) -> bytes:
@@ -445,7 +453,7 @@ class Listening:
             return grant.recording.format
         try:
             return (await asyncio.to_thread(probe_file, grant.path)).format
-        except (OSError, InvalidInput):
+        except (OSError, InvalidInput, SealBroken, ContentDeleted):
             return grant.recording.format
 
     async def _transcode(self, grant: ListenGrant) -> "_Transcode":
@@ -474,7 +482,7 @@ class Listening:
                 return await asyncio.to_thread(_gsm_levels, grant.path, buckets)
             if fmt == "wav-pcm":
                 return await asyncio.to_thread(level_envelope, grant.path, buckets)
-        except (OSError, InvalidInput):
+        except (OSError, InvalidInput, SealBroken, ContentDeleted):
             pass
         return []
 
@@ -505,7 +513,7 @@ class _Transcode:
 
     def _run(self, path: Path, info, samples: int) -> None:
         try:
-            with open(path, "rb") as fh:
+            with open_plain(path) as fh:
                 fh.seek(info.data_offset or 0)
                 data = fh.read(info.data_size or 0)
             for chunk in iter_wav49(data, samples):
@@ -515,7 +523,7 @@ class _Transcode:
                 self._notify()
             if len(self.buf) < self.size:  # fewer whole blocks than the header counts: silence, same length
                 self.buf.extend(bytes(self.size - len(self.buf)))
-        except (OSError, AudioError):
+        except (OSError, AudioError, SealBroken, ContentDeleted):
             self.failed = True
         finally:
             self.finished = True
@@ -547,7 +555,7 @@ class _Transcode:
 def _sha256_or_none(path: Path) -> str | None:
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
+        with open_plain(path) as fh:
             while chunk := fh.read(1 << 20):
                 digest.update(chunk)
     except OSError:
@@ -556,13 +564,13 @@ def _sha256_or_none(path: Path) -> str | None:
 
 
 def _read_range(path: Path, start: int, end: int) -> bytes:
-    with open(path, "rb") as fh:
+    with open_plain(path) as fh:  # a sealed file: only the 64 KiB segments of the range are decrypted
         fh.seek(start)
         return fh.read(end - start + 1)
 
 
 def _gsm_levels(path: Path, buckets: int) -> list[float]:
     info = probe_file(path)
-    with open(path, "rb") as fh:
+    with open_plain(path) as fh:
         fh.seek(info.data_offset or 0)
         return wav49_levels(fh.read(info.data_size or 0), buckets)

@@ -33,6 +33,7 @@ class Permission(StrEnum):
     PAUSE_QUEUE = "pause_queue"    # pause/unpause oneself in the PBX's queues
     ANNOTATE_CALLS = "annotate_calls"      # a category and a short note on a call one handled
     HANDLE_CALLBACKS = "handle_callbacks"  # the callback worklist: take, call back, close
+    SUPERVISE_CHATS = "supervise_chats"    # §3: watch live chats (with a purpose), whisper, take over
 
 
 P = Permission
@@ -45,7 +46,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.DESIGNATED: frozenset(_DESIGNATED),
     Role.CIM_MANAGER: frozenset(
         _DESIGNATED | {P.MANAGE_CANNED, P.MANAGE_NOTICES, P.MANAGE_HOLDS, P.RUN_PURGE, P.VIEW_REPORTS,
-                       P.VIEW_TRAFFIC}
+                       P.VIEW_TRAFFIC, P.SUPERVISE_CHATS}
     ),
     Role.IT_ADMIN: frozenset(
         {P.MANAGE_ACCOUNTS, P.CONFIGURE, P.CHECK_INTEGRITY, P.SEARCH_ARCHIVE, P.OPEN_CONTENT,
@@ -53,7 +54,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.BOI_DIRECTOR: frozenset(
         {P.DECIDE_REQUESTS, P.SCHEDULE_SESSIONS, P.MANAGE_HOLDS, P.READ_AUDIT, P.VIEW_REPORTS,
-         P.VIEW_REQUESTS, P.REGISTER_REQUESTS, P.CONFIRM_COPY_EXPORT}
+         P.VIEW_REQUESTS, P.REGISTER_REQUESTS, P.CONFIRM_COPY_EXPORT, P.SUPERVISE_CHATS}
     ),
     Role.DPO: frozenset({P.GIVE_DPO_OPINION, P.READ_AUDIT, P.HANDLE_COPY_REQUESTS, P.VIEW_REQUESTS, P.VIEW_REPORTS}),
     Role.DEPARTMENT_HEAD: frozenset({P.GIVE_DEPARTMENT_OPINION}),

@@ -34,6 +34,8 @@ from .db import Database
 from .errors import (
     ConversationNotFound, IneligibleForGrant, InvalidInput, InvalidTransition, NotPermitted, RequestNotFound,
 )
+from .i18n import N_
+from .keys import open_plain, words
 from .models import Actor, Role
 from .phone import normalise_number
 from .policy import Permission, allowed
@@ -55,6 +57,10 @@ DELIVERY_LABELS = {"post": "list (poczta)", "e_doreczenia": "e-Doręczenia", "em
 _ADE = re.compile(r"^AE:PL-\d{5}-\d{5}-[A-Z]{5}-\d{2}$")
 VERDICTS = ("favourable", "unfavourable")
 OPINION_KINDS = ("dpo", "department")
+#: The department a conversation concerns (§4.3: whose head gives the opinion): a chat's topic's department
+#: when its topic names one (store/desk.py), else the conversation's own (a call's route or extension).
+_DEPARTMENT_OF = ("coalesce((SELECT t.department_id FROM chat_topics t WHERE t.id = c.topic_id), "
+                  "c.department_id)")
 
 REGISTERED = "registered"
 AWAITING_DECISION = "awaiting_decision"
@@ -104,11 +110,12 @@ ANSWER_PENDING = {ACCESS: {REGISTERED, AWAITING_DECISION}, COPY: {REGISTERED, GR
 #: States in which the request is open (its conversations are held).
 OPEN_STATES = {REGISTERED, AWAITING_DECISION, GRANTED, SESSION_IN_PROGRESS, SESSION_HELD, EXPORTED, REFUSED,
                EXPORT_PREPARED, EXPORT_CONFIRMED}
+#: English source words; staff screens show them translated (store.i18n `_(label)`), the JSON keeps the codes.
 STATE_LABELS = {
-    REGISTERED: "registered", AWAITING_DECISION: "awaiting decision", GRANTED: "granted",
-    REFUSED: "refused", SESSION_IN_PROGRESS: "session in progress", SESSION_HELD: "session held",
-    EXPORTED: "exported", CLOSED: "closed", WITHDRAWN: "withdrawn",
-    EXPORT_PREPARED: "export prepared, awaiting the second person", EXPORT_CONFIRMED: "export confirmed",
+    REGISTERED: N_("registered"), AWAITING_DECISION: N_("awaiting decision"), GRANTED: N_("granted"),
+    REFUSED: N_("refused"), SESSION_IN_PROGRESS: N_("session in progress"), SESSION_HELD: N_("session held"),
+    EXPORTED: N_("exported"), CLOSED: N_("closed"), WITHDRAWN: N_("withdrawn"),
+    EXPORT_PREPARED: N_("export prepared, awaiting the second person"), EXPORT_CONFIRMED: N_("export confirmed"),
 }
 #: How a linked conversation is tied to the requester for a copy: the §4.7 number match, or a
 #: justification recorded by both people (a participant receipt is not built yet).
@@ -172,6 +179,10 @@ class AccessRequest:
     overdue: bool = False
     #: which opinions are in ("dpo", "department")
     opinions_given: frozenset[str] = frozenset()
+    #: §4.2 annex: the chat's reference (or the call's number) as the requester gave it
+    conversation_reference: str | None = None
+    #: §4.1: when a receipt pair proved that the requester took part in the chat (None: manual matching)
+    receipt_verified_at: datetime | None = None
 
     @property
     def effective_due(self) -> date:
@@ -279,6 +290,9 @@ class TranscriptLine:
     sender: str
     text: str
     at: datetime
+    #: a system line's event code and parameters (store/chats.py), rendered in the reader's language
+    event: str | None = None
+    params: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +331,11 @@ class RequestInput:
     #: what identifies the conversation: date (YYYY-MM-DD), time (HH:MM, local), duration_min,
     #: consultant, topic, name_or_email (chats)
     hint: Mapping[str, Any] = field(default_factory=dict)
+    #: §4.2 annex: the chat's reference from its receipt (CZ-YYYY-MM-DD-XXXX), or the call's number as written
+    conversation_reference: str = ""
+    #: §4.1: the code shown once with the chat's receipt; with a valid reference it proves the requester took
+    #: part in that chat, and the chat is linked at once (store/resident_desk.py verify_receipt)
+    receipt_secret: str = ""
 
 
 # -- the service --------------------------------------------------------------------------------------
@@ -324,13 +343,17 @@ class RequestInput:
 class Requests:
     """The request register and every transition of a request."""
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock, keys: Any = None) -> None:
         self.db = db
         self.audit = audit
+        #: the data keys (store/keys.py): transcripts are opened here, behind the request's checks
+        self.keys = keys
         self.settings = settings
         self.clock = clock
         #: the office's seal for letters (store/seal.py), set by Store.open; None = letters go out unsigned
         self.seal: "Seal | None" = None
+        #: store.resident_desk (receipts of chats), set by Store: a receipt pair links its chat to the request (§4.1)
+        self.resident_desk: Any = None
 
     # -- time -----------------------------------------------------------------------------------
 
@@ -357,6 +380,7 @@ class Requests:
             await self.audit.guard(actor, Permission.REGISTER_REQUESTS, "requests.register")
         _person(actor, "registering a request")
         clean = self._validate(data)
+        reference, receipt_chat = await self._receipt(actor, data, clean)
         now = self.clock()
         async with self.db.write() as tx:
             year = clean["received_on"][:4]
@@ -379,7 +403,40 @@ class Requests:
             await self.audit.append(tx, actor, "requests.register", target_kind="request", target_id=request_id,
                                     request_id=request_id,
                                     details={"number": number, "kind": clean["kind"], "channel": clean["channel"]})
+            if reference:
+                await tx.execute("UPDATE access_requests SET conversation_reference = ? WHERE id = ?",
+                                 (reference, request_id))
+            if receipt_chat is not None:
+                await self._link_by_receipt(tx, actor, request_id, number, receipt_chat, to_iso(now))
         return await self._get(request_id)
+
+    async def _receipt(self, actor: Actor, data: RequestInput, clean: dict[str, Any]) -> tuple[str, int | None]:
+        """(the annex's conversation reference, the chat a valid receipt pair proves) — §4.1, §4.2."""
+        from .resident_desk import normalise_reference
+
+        raw = _CONTROL_CHARS.sub("", str(data.conversation_reference or "")).strip()
+        if len(raw) > 64:
+            raise InvalidInput("the chat reference or call number is longer than 64 characters")
+        secret = str(data.receipt_secret or "").strip()
+        if not secret:
+            return normalise_reference(raw) or raw, None
+        if clean["channel"] != "chat":
+            raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
+        if not raw:
+            raise InvalidInput("the chat code needs the chat reference (CZ-YYYY-MM-DD-XXXX) beside it")
+        chat_id = await self.resident_desk.verify_receipt(actor, raw, secret)
+        return normalise_reference(raw), chat_id
+
+    async def _link_by_receipt(self, tx: aiosqlite.Connection, actor: Actor, request_id: int, number: str,
+                               chat_id: int, now: str) -> None:
+        """Link the chat a receipt pair proved (§4.1) and hold it against the purge, as `link` does."""
+        await tx.execute("INSERT INTO request_conversations(request_id, conversation_id, linked_by, linked_at) "
+                         "VALUES (?, ?, ?, ?)", (request_id, chat_id, actor.staff_id, now))
+        await tx.execute("INSERT INTO holds(conversation_id, legal_basis, case_reference, request_id, set_by, set_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (chat_id, HOLD_BASIS, number, request_id, actor.staff_id, now))
+        await tx.execute("UPDATE access_requests SET receipt_verified_at = ? WHERE id = ?", (now, request_id))
+        await self.audit.append(tx, actor, "requests.link", target_kind="conversation", target_id=chat_id,
+                                request_id=request_id, details={"eligible": True, "by_receipt": True})
 
     def _validate(self, data: RequestInput) -> dict[str, Any]:
         def text(value: Any, label: str, *, required: bool, limit: int = MAX_TEXT) -> str:
@@ -518,12 +575,14 @@ class Requests:
             due_soon=pending and today <= effective
             and (effective - today).days <= self.settings.request_due_soon_days,
             opinions_given=opinions,
+            conversation_reference=r["conversation_reference"] if "conversation_reference" in r.keys() else None,
+            receipt_verified_at=_dt(r["receipt_verified_at"]) if "receipt_verified_at" in r.keys() else None,
         )
 
     async def _concerned_departments(self, request_id: int) -> set[str]:
         rows = await self.db.fetchall(
             "SELECT DISTINCT d.code FROM request_conversations rc JOIN conversations c ON c.id = rc.conversation_id "
-            "JOIN departments d ON d.id = c.department_id WHERE rc.request_id = ?", (request_id,))
+            "JOIN departments d ON d.id = " + _DEPARTMENT_OF + " WHERE rc.request_id = ?", (request_id,))
         return {r["code"] for r in rows}
 
     async def _may_view(self, actor: Actor, request: AccessRequest) -> bool:
@@ -545,7 +604,7 @@ class Requests:
             "SELECT c.id, c.channel, c.created_at, c.resident_number, c.number_identifiable, d.code AS department, "
             "rc.linked_at, (SELECT count(*) FROM recordings r WHERE r.conversation_id = c.id) AS recordings "
             "FROM request_conversations rc JOIN conversations c ON c.id = rc.conversation_id "
-            "LEFT JOIN departments d ON d.id = c.department_id WHERE rc.request_id = ? ORDER BY c.created_at",
+            "LEFT JOIN departments d ON d.id = " + _DEPARTMENT_OF + " WHERE rc.request_id = ? ORDER BY c.created_at",
             (request_id,))
         conversations = tuple(LinkedConversation(
             conversation_id=r["id"], channel=r["channel"], created_at=from_iso(r["created_at"]),
@@ -651,10 +710,10 @@ class Requests:
                 "AND EXISTS (SELECT 1 FROM request_conversations rc WHERE rc.request_id = a.id) "
                 "AND NOT EXISTS (SELECT 1 FROM request_opinions o WHERE o.request_id = a.id AND o.kind = 'department') "
                 "AND (? IS NULL OR EXISTS (SELECT 1 FROM request_conversations rc JOIN conversations c "
-                "ON c.id = rc.conversation_id JOIN departments d ON d.id = c.department_id "
+                "ON c.id = rc.conversation_id JOIN departments d ON d.id = " + _DEPARTMENT_OF + " "
                 "WHERE rc.request_id = a.id AND d.code = ?) OR NOT EXISTS (SELECT 1 FROM request_conversations rc "
                 "JOIN conversations c ON c.id = rc.conversation_id WHERE rc.request_id = a.id "
-                "AND c.department_id IS NOT NULL))",
+                "AND " + _DEPARTMENT_OF + " IS NOT NULL))",
                 (None if actor.is_system else actor.department, actor.department))
         if actor.has(Role.BOI_DIRECTOR) or actor.is_system:
             await add("SELECT * FROM access_requests WHERE kind = 'access' AND state IN "
@@ -712,7 +771,7 @@ class Requests:
         linked = {r["conversation_id"] for r in await self.db.fetchall(
             "SELECT conversation_id FROM request_conversations WHERE request_id = ?", (request_id,))}
         base = ("SELECT c.*, d.code AS department, s.name AS consultant FROM conversations c "
-                "LEFT JOIN departments d ON d.id = c.department_id LEFT JOIN staff s ON s.id = c.consultant_id ")
+                "LEFT JOIN departments d ON d.id = " + _DEPARTMENT_OF + " LEFT JOIN staff s ON s.id = c.consultant_id ")
         if request.channel == "call":
             # within the window, or from the requester's number on that day (people misremember the hour)
             rows = await self.db.fetchall(
@@ -726,12 +785,10 @@ class Requests:
                 "ORDER BY c.created_at LIMIT 500", (_utc(start), _utc(end)))
             needle = (request.hint.get("name_or_email") or "").strip()
             details = set()
-            if needle and rows and not masked:  # no search in chat text for who may not search it
-                ids = [r["id"] for r in rows]
-                details = {r["conversation_id"] for r in await self.db.fetchall(
-                    f"SELECT DISTINCT conversation_id FROM messages WHERE conversation_id IN "
-                    f"({','.join('?' * len(ids))}) AND sender = 'resident' AND instr(lower(text), lower(?)) > 0",
-                    (*ids, needle))}
+            if needle and rows and not masked and self.keys is not None:
+                # no search in chat text for who may not search it; for who may: the blind index of
+                # residents' words (HMAC with each chat's data key), every word of the detail must occur
+                details = await self._blind_match([r["id"] for r in rows], needle)
         result = []
         for r in rows:
             created = from_iso(r["created_at"])
@@ -751,6 +808,29 @@ class Requests:
             await self.audit.append(tx, actor, "requests.candidates", target_kind="request", target_id=request_id,
                                     request_id=request_id, details={"found": len(result), "masked": masked})
         return result[:limit]
+
+    async def _blind_match(self, ids: list[int], needle: str) -> set[int]:
+        """Chats among `ids` whose residents wrote every word of `needle` (store/keys.py `words`), found by
+        the keyed blind index; a purged chat's tokens and key are gone, so it can never match."""
+        wanted = words(needle)
+        if not wanted:
+            return set()
+        keys = await self.keys.read_keys(ids)
+        found: set[int] = set()
+        for conversation_id, key in keys.items():
+            tokens = [key.token(w) for w in wanted]
+            row = await self.db.fetchone(
+                f"SELECT count(*) AS n FROM message_words WHERE conversation_id = ? AND token IN "
+                f"({','.join('?' * len(tokens))})", (conversation_id, *tokens))
+            if row["n"] == len(tokens):
+                found.add(conversation_id)
+        return found
+
+    async def _texts(self, conversation_id: int, rows: list[Any]) -> list[str]:
+        """Transcript texts opened with the conversation's data key (a line not sealed yet is read as it is)."""
+        if self.keys is None:
+            return [r["text"] for r in rows]
+        return await self.keys.texts(conversation_id, rows)
 
     async def link(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:
         """Link a conversation (and hold it against the purge); §4.7 is checked and recorded at once."""
@@ -782,6 +862,28 @@ class Requests:
                              (reason, now, request_id))
             await self.audit.append(tx, actor, "requests.link", target_kind="conversation", target_id=conversation_id,
                                     request_id=request_id, details={"eligible": reason is None})
+        return await self._get(request_id)
+
+    async def link_by_receipt(self, actor: Actor, request_id: int, reference: str, secret: str) -> AccessRequest:
+        """§4.1: the requester brought the chat's receipt after registering; a valid pair links that chat."""
+        request = await self._get(request_id)
+        await self._guard_any(actor, _linkers(request), "requests.link", request_id)
+        _person(actor, "linking a conversation")
+        if request.channel != "chat":
+            raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
+        chat_id = await self.resident_desk.verify_receipt(actor, reference, secret)
+        from .resident_desk import normalise_reference
+
+        async with self.db.write() as tx:
+            req = await self._load(tx, request_id)
+            self._next(req, "link")
+            if await (await tx.execute("SELECT 1 FROM request_conversations WHERE request_id = ? AND "
+                                       "conversation_id = ?", (request_id, chat_id))).fetchone():
+                raise InvalidInput(f"that chat is already linked to {req['number']}")
+            now = to_iso(self.clock())
+            await tx.execute("UPDATE access_requests SET conversation_reference = ?, updated_at = ? WHERE id = ?",
+                             (normalise_reference(reference), now, request_id))
+            await self._link_by_receipt(tx, actor, request_id, req["number"], chat_id, now)
         return await self._get(request_id)
 
     async def unlink(self, actor: Actor, request_id: int, conversation_id: int) -> AccessRequest:
@@ -1099,9 +1201,13 @@ class Requests:
             raise ConversationNotFound(f"conversation {conversation_id} no longer exists")
         rec = await self.db.fetchone("SELECT path FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1",
                                      (conversation_id,))
-        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=m["text"], at=from_iso(m["at"]))
-                      for m in await self.db.fetchall(
-            "SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)))
+        msgs = await self.db.fetchall(
+            "SELECT seq, sender, text, at, event, params FROM messages WHERE conversation_id = ? ORDER BY seq",
+            (conversation_id,))
+        texts = await self._texts(conversation_id, msgs)
+        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]), event=m["event"],
+                                     params=json.loads(m["params"]) if m["event"] and m["params"] else None)
+                      for m, t in zip(msgs, texts))
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "requests.session_playback", target_kind="conversation",
                                     target_id=conversation_id, request_id=request_id,
@@ -1250,13 +1356,14 @@ class Requests:
                                                   "ORDER BY id", (c["id"],)):
                     source = self.settings.recordings_dir / rec["path"]
                     items.append((f"call-{c['id']}-{Path(rec['path']).name}", source, c["id"]))
-            msgs = await self.db.fetchall("SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? "
+            rows = await self.db.fetchall("SELECT seq, sender, text, at FROM messages WHERE conversation_id = ? "
                                           "ORDER BY seq", (c["id"],))
+            msgs = [{**dict(m), "text": t} for m, t in zip(rows, await self._texts(c["id"], rows))]
             if c["channel"] == "chat":
                 transcript = "".join(f"[{m['at']}] {m['sender']}: {m['text']}\n" for m in msgs)
                 items.append((f"chat-{c['id']}.txt", transcript.encode("utf-8"), c["id"]))
                 items.append((f"chat-{c['id']}.json", json.dumps(
-                    [dict(m) for m in msgs], ensure_ascii=False, indent=2).encode("utf-8"), c["id"]))
+                    msgs, ensure_ascii=False, indent=2).encode("utf-8"), c["id"]))
         if not items:
             raise InvalidTransition(f"{request.number} has nothing to export: link the conversation first")
         now = self.clock()
@@ -1594,7 +1701,11 @@ def _write_export(target: Path, items: list[tuple[str, bytes | Path, int]], as_z
     files: list[dict[str, Any]] = []
     payloads: list[tuple[str, bytes]] = []
     for name, source, conversation_id in items:
-        data = source.read_bytes() if isinstance(source, Path) else source
+        if isinstance(source, Path):  # a sealed recording is opened here, in the store, for the copy
+            with open_plain(source) as fh:
+                data = fh.read()
+        else:
+            data = source
         payloads.append((name, data))
         files.append({"name": name, "conversation_id": conversation_id, "size": len(data),
                       "sha256": hashlib.sha256(data).hexdigest()})

@@ -21,8 +21,9 @@ from typing import Any, AsyncIterator, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
-from .clock import Clock, Duration, from_iso, to_iso
-from .db import Database
+from .clock import Clock, Duration, add_months, from_iso, to_iso
+from .db import Database, run_on_thread
+from .keys import DELETED_MARK, ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
 from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
                      InvalidTransition, NotFound, StoreUnavailable)
 from .models import Actor
@@ -41,7 +42,8 @@ PAUSE_AFTER_COMMIT_ENV = "CIM_TEST_PURGE_PAUSE_AFTER_COMMIT"
 #: How far the clock may read behind the newest audit entry before a purge refuses (NTP slew, two hosts).
 CLOCK_TOLERANCE = timedelta(minutes=5)
 _MAX_TEXT = 500
-_SQL_ENDED = "c.status IN ('closed', 'ended') AND c.purge_after <= ?"
+# an unanswered offline message (store/resident_desk.py) is purged at its purge_after like an ended conversation
+_SQL_ENDED = "c.status IN ('closed', 'ended', 'offline_message') AND c.purge_after <= ?"
 _SQL_HELD = (
     "(EXISTS (SELECT 1 FROM holds h WHERE h.conversation_id = c.id AND h.released_at IS NULL)"
     " OR EXISTS (SELECT 1 FROM request_conversations rc JOIN access_requests r ON r.id = rc.request_id"
@@ -182,6 +184,7 @@ class FsckReport:
     problems: tuple[FsckProblem, ...]
     recordings_checked: int
     files_seen: int
+    lines_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -194,6 +197,7 @@ class FsckReport:
             "problems": [{"kind": p.kind, "detail": p.detail} for p in self.problems],
             "recordings_checked": self.recordings_checked,
             "files_seen": self.files_seen,
+            "lines_checked": self.lines_checked,
         }
 
 
@@ -207,6 +211,8 @@ class BackupResult:
     #: Recordings whose file was missing when copied (fsck will have reported them as missing_file).
     missing_files: int
     destroy_by: datetime
+    #: What the copy needs to be read (store/keys.py): master key id and generation, the key ring; no key material.
+    keys: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -216,6 +222,8 @@ class _Counts:
     files: int = 0
     bytes: int = 0
     resumed: int = 0
+    #: data keys of conversations this database no longer has, created before the cutoff (crypto-shredding)
+    orphan_keys: int = 0
     paths: list[str] = field(default_factory=list)
 
 
@@ -228,6 +236,9 @@ class Retention:
         self.settings = settings
         self.clock = clock
         self._purging = asyncio.Lock()
+        #: the data keys (store/keys.py), set by Store: fsck checks them, backups name the generation they need
+        self.keys: Keys | None = None
+        self._lines_checked = 0
 
     # ----------------------------------------------------------------------------------- holds
 
@@ -485,6 +496,12 @@ class Retention:
                     await asyncio.sleep(0)  # let live chat writes in between batches
                 async with self.db.write() as tx:
                     await purge_unlinked_queue_facts(tx, c_iso, self.settings.timezone)
+                    if self.db.keyring is not None:
+                        # older than a whole retention period: whatever conversation it sealed is past its date
+                        period = self.settings.retention_duration
+                        aged = add_months(cutoff, -period.months) - period.exact - timedelta(days=1)
+                        counts.orphan_keys = await run_on_thread(tx, Keys.shred_orphans_sync, to_iso(aged),
+                                                                 to_iso(self.clock()))
             finally:
                 await checkpoints.wait()
                 try:
@@ -509,7 +526,7 @@ class Retention:
             await self.audit.append(tx, actor, "retention.purge", target_kind="purge_run", target_id=run_id,
                                     details={**_counts_details(counts.calls, counts.chats, counts.files,
                                                                counts.bytes, preview.held, dry_run=False),
-                                             "resumed_files": counts.resumed})
+                                             "resumed_files": counts.resumed, "orphan_keys": counts.orphan_keys})
         if counts.calls or counts.chats or counts.resumed:
             await self._optimize_fulltext()
         # most of the WAL is folded in beside the writer first, so the TRUNCATE under the write lock is short
@@ -576,6 +593,8 @@ class Retention:
             await tx.executemany("INSERT OR IGNORE INTO pending_unlinks(path, purge_run) VALUES (?, ?)",
                                  [(r["path"], run_id) for r in recs])
             await absorb_conversations(tx, ids, self.settings.timezone)  # service figures survive (§1.2)
+            if self.db.keyring is not None:  # crypto-shredding: every copy of these conversations dies with the keys
+                await run_on_thread(tx, Keys.shred_sync, ids, to_iso(self.clock()))
             try:
                 for table, column in dependents:
                     await tx.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', ids)
@@ -696,12 +715,18 @@ class Retention:
     # ----------------------------------------------------------------------------------- fsck
 
     async def fsck(self, actor: Actor) -> FsckReport:
-        """Compare the recordings folder with the rows: orphans, missing files, checksums, empty recordings."""
+        """Compare the recordings folder with the rows: orphans, missing files, checksums, empty recordings;
+        every conversation's data key and every sealed line and file (crypto-shredding, store/keys.py)."""
         await self.audit.guard(actor, Permission.CHECK_INTEGRITY, "retention.fsck")
+        self._lines_checked = 0
         rows = [dict(r) for r in await self.db.fetchall(
             "SELECT id, path, sha256, size_bytes, is_empty FROM recordings ORDER BY id")]
         pending = [r["path"] for r in await self.db.fetchall("SELECT path FROM pending_unlinks ORDER BY path")]
         report = await asyncio.to_thread(_scan, self.settings.recordings_dir, rows, pending)
+        if self.keys is not None:
+            problems = tuple(await self._check_keys())
+            report = FsckReport(report.problems + problems, report.recordings_checked, report.files_seen,
+                                self._lines_checked)
         kinds: dict[str, int] = {}
         for p in report.problems:
             kinds[p.kind] = kinds.get(p.kind, 0) + 1
@@ -711,6 +736,41 @@ class Retention:
         return report
 
     # ----------------------------------------------------------------------------------- backup
+
+    async def _check_keys(self) -> list[FsckProblem]:
+        """Every conversation with content has its data key (or a purge's tombstone), and every sealed line opens."""
+        problems: list[FsckProblem] = []
+        rows = await self.db.fetchall(
+            "SELECT c.id, c.key_id, k.key_id IS NOT NULL AS held, s.key_id IS NOT NULL AS shredded FROM conversations c "
+            "LEFT JOIN keyring.data_keys k ON k.key_id = c.key_id LEFT JOIN keyring.shredded s ON s.key_id = c.key_id "
+            "WHERE c.key_id IS NOT NULL AND k.key_id IS NULL ORDER BY c.id")
+        for r in rows:
+            if r["shredded"]:
+                problems.append(FsckProblem("deleted_content", f"conversation {r['id']}: {DELETED_MARK}, its key was "
+                                            "destroyed by the purge; this copy can never be read (run `cim purge`)"))
+            else:
+                problems.append(FsckProblem("missing_key", f"conversation {r['id']}: its data key is missing from the key "
+                                            f"ring {self.settings.keyring_path}; its content cannot be read"))
+        unsealed = (await self.db.fetchone("SELECT count(*) AS n FROM messages WHERE typeof(text) = 'text'"))["n"]
+        if unsealed:
+            problems.append(FsckProblem("unsealed_lines", f"{unsealed} transcript lines are not sealed yet; run "
+                                        "`cim keys encrypt-existing`"))
+        bad = 0
+        for conv in await self.db.fetchall("SELECT DISTINCT conversation_id FROM messages WHERE typeof(text) = 'blob'"):
+            cid = conv["conversation_id"]
+            key = await self.keys.read_key(cid)
+            if key is None:
+                continue  # reported above
+            for m in await self.db.fetchall("SELECT seq, text FROM messages WHERE conversation_id = ? AND "
+                                            "typeof(text) = 'blob'", (cid,)):
+                self._lines_checked += 1
+                try:
+                    key.open_text(m["seq"], bytes(m["text"]))
+                except SealBroken as exc:
+                    bad += 1
+                    if bad <= 20:
+                        problems.append(FsckProblem("tampered_line", exc.message))
+        return problems
 
     async def backup(self, actor: Actor, destination: Path) -> BackupResult:
         """A consistent online copy: SQLite's backup API, then the recordings the copied rows name."""
@@ -726,12 +786,14 @@ class Retention:
                                "nothing was written")
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
+        keys = self.keys.describe() if self.keys is not None and self.keys.master is not None else {}
         result = await asyncio.to_thread(_copy_backup, self.db.path, self.settings.recordings_dir, destination,
-                                         created, keep.after(created))
+                                         created, keep.after(created), keys)
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "retention.backup", details={
                 "files": result.files, "bytes": result.bytes, "db_bytes": result.db_bytes,
-                "missing_files": result.missing_files, "destroy_by": to_iso(result.destroy_by)})
+                "missing_files": result.missing_files, "destroy_by": to_iso(result.destroy_by),
+                "master_key_id": keys.get("master_key_id"), "master_key_generation": keys.get("master_key_generation")})
         # the head the copy holds: a database restored from it is recognised by this anchor
         await self.audit.anchor("backup", database=destination / self.db.path.name, backup=str(destination))
         return result
@@ -975,15 +1037,26 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
         if row["is_empty"]:
             problems.append(FsckProblem("empty_recording", f"{label} is an empty recording"))
         try:
-            size = target.stat().st_size
+            if file_key_id(target) is None:
+                if target.stat().st_size:
+                    problems.append(FsckProblem("unsealed_file",
+                                                f"{label} is not sealed yet; run `cim keys encrypt-existing`"))
+            else:
+                digest = sha256_plain(target)  # every segment opens, or SealBroken names where it does not
+            size = plain_size(target)
             if size == 0 and not row["is_empty"]:
                 problems.append(FsckProblem("empty_recording", f"{label}: the file has zero bytes"))
             if size != row["size_bytes"]:
                 problems.append(FsckProblem(
                     "checksum_mismatch", f"{label}: {size} bytes on disk, {row['size_bytes']} recorded"))
                 continue
-            if _sha256(target) != row["sha256"]:
+            if sha256_plain(target) != row["sha256"]:
                 problems.append(FsckProblem("checksum_mismatch", f"{label}: SHA-256 differs from the recorded one"))
+        except ContentDeleted:
+            problems.append(FsckProblem("deleted_content", f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
+                                        "this copy can never be read (run `cim purge`)"))
+        except SealBroken as exc:
+            problems.append(FsckProblem("tampered_file", f"{label}: {exc.message}"))
         except OSError as exc:
             problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
     for rel in pending:
@@ -997,7 +1070,7 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
 
 
 def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: datetime,
-                 destroy_by: datetime) -> BackupResult:
+                 destroy_by: datetime, keys: dict[str, Any] | None = None) -> BackupResult:
     old_umask = os.umask(0o077)
     try:
         destination.mkdir(mode=0o700, exist_ok=True)  # only the last level: backup() checked the parent
@@ -1009,6 +1082,8 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
             target.execute("PRAGMA journal_mode=DELETE")
             paths = target.execute("SELECT path FROM recordings ORDER BY id").fetchall()
             oldest = target.execute("SELECT min(purge_after) FROM conversations").fetchone()[0]
+            sealed = target.execute("SELECT count(*) FROM conversations WHERE key_id IS NOT NULL").fetchone()[0]
+            unsealed = target.execute("SELECT count(*) FROM messages WHERE typeof(text) = 'text'").fetchone()[0]
         finally:
             source.close()
             target.close()
@@ -1035,8 +1110,15 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
             "missing_files": missing,
             "restore": "copy into an empty data directory, then run `cim purge` before `cim serve`",
         }
+        if keys:
+            # crypto-shredding: the copy holds ciphertext and key ids only; reading it needs the key ring and
+            # this master key generation, and a conversation purged after today stays unreadable in it
+            manifest["keys"] = {**keys, "sealed_conversations": sealed, "unsealed_lines": unsealed,
+                                "needs": f"master key {keys['master_key_id']} (generation {keys['master_key_generation']}) "
+                                         f"and the key ring {keys['keyring']}; neither is in this backup"}
         (destination / "backup.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        return BackupResult(destination, created, target_db.stat().st_size, files, size, missing, destroy_by)
+        return BackupResult(destination, created, target_db.stat().st_size, files, size, missing, destroy_by,
+                            dict(manifest.get("keys", {})))
     finally:
         os.umask(old_umask)
 

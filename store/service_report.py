@@ -26,7 +26,7 @@ import io
 import json
 import math
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from .clock import from_iso, to_iso
 from .errors import InvalidInput
 from .files import write_private
+from .i18n import N_, current_language, format_date, normalise_language, translator
 from .models import Actor
 from .policy import Permission
 
@@ -151,6 +152,27 @@ class ServiceReport:
     chats_per_consultant: dict[str, int]
     calls_per_consultant: dict[str, int]
     callbacks: dict[str, int]
+    #: satisfaction (store/resident_desk.py): {"all": {...}, "by_consultant": [...], "by_topic": [...]}; kept past §6
+    ratings: dict[str, Any] = field(default_factory=dict)
+
+    def rating_lines(self) -> list[str]:
+        """The satisfaction section as lines of text (CLI, TUI, PDF): count and mean, per consultant and topic."""
+        from .i18n import _, ngettext
+
+        overall = self.ratings.get("all") or {"count": 0}
+        if not overall["count"]:
+            return [_("Satisfaction (1–5): no ratings in this period")]
+
+        def one(f: dict[str, Any]) -> str:
+            return ngettext("{mean} from {n} rating", "{mean} from {n} ratings", f["count"]).format(
+                mean=f"{f['average']:.2f}", n=f["count"])
+
+        lines = [_("Satisfaction (1–5): {figures}; marks 1–5: {marks}").format(
+            figures=one(overall), marks=" / ".join(str(m) for m in overall["marks"]))]
+        for title, key in ((_("by consultant"), "by_consultant"), (_("by topic"), "by_topic")):
+            groups = self.ratings.get(key) or []
+            lines.append(f"  {title}: " + ", ".join(f"{g['key'] or '—'} {one(g)}" for g in groups))
+        return lines
 
     def figures(self, bucket: Bucket) -> dict[str, Any]:
         return bucket.figures(self.service_level_s, self.short_abandon_s)
@@ -170,22 +192,45 @@ class ServiceReport:
             "chats_per_consultant": self.chats_per_consultant,
             "calls_per_consultant": self.calls_per_consultant,
             "callbacks": self.callbacks,
+            "ratings": self.ratings,
         }
 
-    def rows(self) -> list[list[str]]:
-        """The figures as table rows (CSV, PDF and the TUI): one row per group and channel."""
-        out = [["group", "channel", "offered", "answered", "abandoned", "abandoned ≤%ds" % self.short_abandon_s,
-                "other", "answer rate", "wait avg s", "wait p90 s", "SL %ds" % self.service_level_s,
-                "handle avg s"]]
-        groups = [("all", self.totals)] + self.groups
+    def rows(self, lang: str | None = None) -> list[list[str]]:
+        """The figures as table rows (CSV, PDF and the TUI): one row per group and channel, the words in `lang`
+        (default: the staff language); the figures keep one format in every language."""
+        t = translator(normalise_language(lang) or current_language()).gettext
+        out = [[t(N_("group")), t(N_("channel")), t(N_("offered")), t(N_("taken")), t(N_("abandoned")),
+                t(N_("abandoned ≤{n}s")).format(n=self.short_abandon_s), t(N_("other")), t(N_("answer rate")),
+                t(N_("wait avg s")), t(N_("wait p90 s")), t(N_("SL {n}s")).format(n=self.service_level_s),
+                t(N_("handle avg s"))]]
+        groups = [(t(N_("all")), self.totals)] + self.groups
         for key, buckets in groups:
             for channel in CHANNELS:
                 f = self.figures(buckets[channel])
-                out.append([key or "—", channel, str(f["offered"]), str(f["answered"]), str(f["abandoned"]),
+                out.append([key or "—", t(_CHANNEL_WORDS[channel]), str(f["offered"]), str(f["answered"]), str(f["abandoned"]),
                             str(f["abandoned_short"]), str(f["unanswered_other"]), _pct(f["answer_rate"]),
                             _num(f["wait_avg_s"]), _num(f["wait_p90_s"]), _pct(f["service_level"]),
                             _num(f["handle_avg_s"])])
         return out
+
+
+_CHANNEL_WORDS = {"calls": N_("calls"), "chats": N_("chats")}
+_BY_WORDS = {"hour": N_("hour"), "day": N_("day"), "consultant": N_("consultant"), "queue": N_("queue"),
+             "topic": N_("topic")}
+
+
+def by_label(by: str | None, lang: str | None = None) -> str:
+    """The grouping in words ('—' for none)."""
+    if not by:
+        return "—"
+    return translator(normalise_language(lang) or current_language()).gettext(_BY_WORDS[by]) if by in _BY_WORDS else by
+
+
+def category_words(counts: dict[str, int], lang: str | None = None) -> dict[str, int]:
+    """Close (or call) category counts keyed by the category in words, never the code."""
+    from .chats import category_label  # chats imports much of the store; only the words are needed here
+
+    return {category_label(code, lang) or "—": n for code, n in counts.items()}
 
 
 def _pct(value: float | None) -> str:
@@ -271,10 +316,18 @@ class ServiceFigures:
             sorted(hours.items()), dict(sorted(close_categories.items())), dict(sorted(call_categories.items())),
             dict(sorted(per_consultant["chat"].items())), dict(sorted(per_consultant["call"].items())),
             {"done": callbacks_done, "open": callbacks_open})
+        overall, per_consultant, per_topic = await self.store.resident_desk.rating_figures(start.isoformat(), end.isoformat())
+        report = replace(report, ratings={"all": _rating_json(overall),
+                                          "by_consultant": [_rating_json(f) for f in per_consultant],
+                                          "by_topic": [_rating_json(f) for f in per_topic]})
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "reports.service", details={
                 "from": start.isoformat(), "to": end.isoformat(), "by": by})
         return report
+
+
+def _rating_json(f: Any) -> dict[str, Any]:
+    return {"key": f.key, "count": f.count, "average": f.average, "marks": list(f.marks)}
 
 
 def _group_key(c: Contact, by: str) -> str:
@@ -329,7 +382,8 @@ _CHAT_SQL = ("SELECT c.created_at, c.ended_at, c.status, c.consultant_id, c.clos
              "(SELECT min(m.at) FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'system' "
              " AND m.staff_id IS NOT NULL) AS taken_at "
              "FROM conversations c LEFT JOIN staff st ON st.id = c.consultant_id "
-             "WHERE c.channel = 'chat' AND c.status != 'queued' AND ")
+             "WHERE c.channel = 'chat' AND c.status != 'queued' AND c.status != 'offline_message' "
+             "AND NOT EXISTS (SELECT 1 FROM offline_messages o WHERE o.conversation_id = c.id) AND ")
 
 
 def _chat_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
@@ -421,31 +475,40 @@ async def _add_to_daily(tx: Any, contacts: list[Contact], extra: dict[tuple, Buc
 # Files
 
 
-async def write_csv(report: ServiceReport, path: Path, *, replace: bool = False) -> Path:
-    """The figures as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters).
+async def write_csv(report: ServiceReport, path: Path, *, replace: bool = False, lang: str | None = None) -> Path:
+    """The figures as CSV (UTF-8 with BOM, so spreadsheet programs read the Polish letters), in `lang` (default:
+    the staff language); the period stays ISO dates.
 
     The file names consultants: it is written 0600 whatever the umask, and an existing file is
     refused (AlreadyExists) unless `replace` (store/files.py), like the supervision report.
     """
+    lang = normalise_language(lang) or current_language()
+    t = translator(lang).gettext
+
     def write() -> Path:
         buffer = io.StringIO(newline="")
         writer = csv.writer(buffer)
-        writer.writerow(["CIM service report", report.start.isoformat(), report.end.isoformat(),
-                         f"by {report.by or '-'}"])
-        for row in report.rows():
+        writer.writerow([t(N_("CIM service report")), report.start.isoformat(), report.end.isoformat(),
+                         t(N_("by {what}")).format(what=by_label(report.by, lang))])
+        for row in report.rows(lang):
             writer.writerow(["'" + cell if cell[:1] in ("=", "+", "-", "@") and cell != "—" else cell
                              for cell in row])
         return write_private(Path(path), buffer.getvalue().encode("utf-8-sig"), replace=replace)
     return await asyncio.to_thread(write)
 
 
-async def write_pdf(report: ServiceReport, path: Path, office_name: str = "", *, replace: bool = False) -> Path:
-    """The figures as a PDF with a Unicode font; 0600 and never over an existing file unless `replace`."""
-    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name, replace)
+async def write_pdf(report: ServiceReport, path: Path, office_name: str = "", *, replace: bool = False,
+                    lang: str | None = None) -> Path:
+    """The figures as a PDF with a Unicode font, in `lang` (default: the staff language); 0600 and never over an
+    existing file unless `replace`."""
+    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name, replace,
+                                   normalise_language(lang) or current_language())
 
 
-def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: bool) -> Path:
+def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: bool, lang: str) -> Path:
     from fpdf import FPDF  # imported here: only report writing needs it
+
+    t = translator(lang).gettext
 
     pdf = FPDF(orientation="L", format="A4")
     regular, bold = FONTS_DIR / "DejaVuSans.ttf", FONTS_DIR / "DejaVuSans-Bold.ttf"
@@ -454,26 +517,34 @@ def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: boo
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 14)
-    pdf.cell(0, 8, "CIM — obsługa połączeń i czatów / service report (§1.2)", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, t(N_("CIM — service report (§1.2)")), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 9)
     if office_name:
         pdf.cell(0, 5, office_name, new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 5, f"Period {report.start.isoformat()} – {report.end.isoformat()}; by {report.by or '—'}",
-             new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 5, t(N_("Period {start} – {end}; by {what}")).format(
+        start=format_date(report.start, lang=lang, long=True), end=format_date(report.end, lang=lang, long=True),
+        what=by_label(report.by, lang)), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    header, *rows = report.rows()
+    header, *rows = report.rows(lang)
     widths = (40, 16, 20, 20, 20, 22, 16, 22, 22, 22, 20, 24)
     with pdf.table(col_widths=widths, text_align="LEFT", width=sum(widths)) as table:
         table.row(header)
         for row in rows:
             table.row(row)
-    for title, counts in (("Close categories (chats)", report.close_categories),
-                          ("Call categories", report.call_categories),
-                          ("Chats per consultant", report.chats_per_consultant)):
+    for title, counts in ((N_("Close categories (chats)"), category_words(report.close_categories, lang)),
+                          (N_("Call categories"), category_words(report.call_categories, lang)),
+                          (N_("Chats per consultant"), report.chats_per_consultant)):
         pdf.ln(3)
         pdf.set_font("DejaVu", "B", 11)
-        pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 7, t(title), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("DejaVu", "", 9)
-        text = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none in this period"
+        text = ", ".join(f"{k}: {v}" for k, v in counts.items()) or t(N_("none in this period"))
         pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font("DejaVu", "B", 11)
+    lines = report.rating_lines()
+    pdf.cell(0, 7, lines[0].split(":")[0], new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 9)
+    for line in lines:
+        pdf.multi_cell(0, 5, line.strip(), new_x="LMARGIN", new_y="NEXT")
     return write_private(path, bytes(pdf.output()), replace=replace)

@@ -105,6 +105,20 @@ class Settings:
     backup_keep: str = "P30D"
     #: Chat: minutes after a chat ended during which its resume token still shows the transcript.
     chat_resume_minutes: int = 30
+    #: Chat desk (README "Topics, routing and capacity"): `pick` (consultants accept from the queue) or `auto`
+    #: (the longest-waiting chat goes to the least-busy available consultant with the topic's skill).
+    chat_assignment: str = "pick"
+    #: Chat desk: the most chats a consultant handles at once unless their account says otherwise.
+    chat_max_concurrent: int = 3
+    #: Chat desk: seconds a consultant's dropped connection may stay away before their chats go back to the
+    #: front of the queue.
+    staff_reconnect_grace_seconds: int = 60
+    #: Chat desk: minutes of a resident's silence before "are you still there?", and as many again before the
+    #: chat closes as `abandoned`; 0 = off.
+    chat_idle_minutes: int = 10
+    #: Chat desk: minutes a chat may wait in the queue with nobody free before it closes (the resident is
+    #: offered the offline message form); 0 = off.
+    chat_queue_limit_minutes: int = 20
     #: Chat server: addresses of reverse proxies (comma-separated IPs) whose X-Forwarded-For and
     #: X-Forwarded-Proto are believed; empty = the socket's peer address is the resident's address.
     trusted_proxies: str = ""
@@ -114,6 +128,13 @@ class Settings:
     audit_key_file: str = ""
     #: Audit: the append-only anchors file, outside the data directory; empty = `<data dir>-audit/anchors.jsonl`.
     audit_anchors_file: str = ""
+    #: Crypto-shredding (docs/SECURITY.md): the master key file that wraps every conversation's data key,
+    #: outside the data directory, 0600; empty = `$CREDENTIALS_DIRECTORY/cim-master-key` when systemd passes
+    #: that credential, else `<data dir>-keys/master.key` (created when missing on a new key ring).
+    master_key_file: str = ""
+    #: Crypto-shredding: the key ring (SQLite) holding the wrapped data keys, outside the data directory so a
+    #: backup of the data directory never carries a key; empty = `<data dir>-keys/keyring.sqlite3`.
+    keyring_file: str = ""
     #: Audit: where anchor lines go to the system log: `auto` (/dev/log when present), `off`, or a Unix socket path.
     audit_syslog: str = "auto"
     #: Audit: `cim serve` anchors the chain head at least this often (minutes) when it moved; 0 = only at
@@ -194,6 +215,19 @@ class Settings:
         return Path(self.audit_key_file) if self.audit_key_file else _audit_dir(self.data_dir) / "audit.key"
 
     @property
+    def master_key_path(self) -> Path:
+        if self.master_key_file:
+            return Path(self.master_key_file)
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials and (Path(credentials) / "cim-master-key").exists():
+            return Path(credentials) / "cim-master-key"
+        return _keys_dir(self.data_dir) / "master.key"
+
+    @property
+    def keyring_path(self) -> Path:
+        return Path(self.keyring_file) if self.keyring_file else _keys_dir(self.data_dir) / "keyring.sqlite3"
+
+    @property
     def audit_anchors_path(self) -> Path:
         return (Path(self.audit_anchors_file) if self.audit_anchors_file
                 else _audit_dir(self.data_dir) / "anchors.jsonl")
@@ -250,6 +284,14 @@ class Settings:
             raise ConfigError("CIM_PASSWORD_PROFILE must be 'default' or 'fast'")
         if settings.ldap_tls not in ("off", "starttls"):
             raise ConfigError("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the start)")
+        if settings.chat_assignment not in ("pick", "auto"):
+            raise ConfigError("CIM_CHAT_ASSIGNMENT must be 'pick' or 'auto'")
+        if not 1 <= settings.chat_max_concurrent <= 1000:
+            raise ConfigError("CIM_CHAT_MAX_CONCURRENT must be from 1 to 1000")
+        if min(settings.staff_reconnect_grace_seconds, settings.chat_idle_minutes,
+               settings.chat_queue_limit_minutes) < 0:
+            raise ConfigError("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "
+                              "CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more")
         unknown_roles = sorted(settings.mfa_role_names - {r.value for r in Role})
         if unknown_roles:
             raise ConfigError(f"CIM_MFA_ROLES names unknown roles: {', '.join(unknown_roles)}")
@@ -257,7 +299,8 @@ class Settings:
 
     def _check_audit_paths(self) -> None:
         data_dir = self.data_dir.absolute()
-        for name, path in (("CIM_AUDIT_KEY_FILE", self.audit_key_path), ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path)):
+        for name, path in (("CIM_AUDIT_KEY_FILE", self.audit_key_path), ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path),
+                           ("CIM_MASTER_KEY_FILE", self.master_key_path), ("CIM_KEYRING_FILE", self.keyring_path)):
             if data_dir in path.absolute().parents:
                 raise ConfigError(f"{name} ({path}) must be outside the data directory {self.data_dir}: "
                                   "a copy or restore of the data directory must not carry it")
@@ -293,6 +336,12 @@ def case_mark(pattern: str, number: str) -> str:
     """The case mark of the request numbered `number` (CIM/2026/0007), e.g. `BOI-CIM.1510.7.2026`."""
     _, year, seq = number.split("/")
     return pattern.format(number=number, n=int(seq), nnnn=seq, yyyy=year)
+
+
+def _keys_dir(data_dir: Path) -> Path:
+    """`<data dir>-keys`, beside the data directory (systemd: StateDirectory=cim cim-audit cim-keys)."""
+    data_dir = data_dir.absolute()
+    return data_dir.with_name(data_dir.name + "-keys")
 
 
 def _audit_dir(data_dir: Path) -> Path:

@@ -111,8 +111,10 @@ async def test_search_open_transcript_with_purpose_is_audited(store, settings, s
 async def test_play_runs_the_player_without_a_shell_after_a_purpose(store, settings, seeded, make_staff,
                                                                     tmp_path: Path) -> None:
     copy = tmp_path / "played; rm -rf ~.wav"  # a shell would split this; the argv keeps it one word
-    player = f"{shlex.quote(sys.executable)} -c 'import shutil,sys; shutil.copy(sys.argv[1], sys.argv[2])' " \
-             f"{{path}} {shlex.quote(str(copy))}"
+    # a sealed recording reaches the player on standard input ("-"), never as a decrypted file
+    player = f"{shlex.quote(sys.executable)} -c 'import shutil,sys,os; src = sys.stdin.buffer if sys.argv[1] == " \
+             f"\"-\" else open(sys.argv[1], \"rb\"); shutil.copyfileobj(src, open(sys.argv[2] + \".part\", \"wb\")); " \
+             f"os.rename(sys.argv[2] + \".part\", sys.argv[2])' {{path}} {shlex.quote(str(copy))}"
     maria = (await make_staff("maria", "designated")).as_actor()
     call_id = (await store.db.fetchone("SELECT id FROM conversations WHERE channel = 'call'"))["id"]
     app = ArchiveTestApp(ctx_for(store, settings.with_(player_command=player), maria))
@@ -139,7 +141,8 @@ async def test_play_runs_the_player_without_a_shell_after_a_purpose(store, setti
                 break
             await asyncio.sleep(0.02)
     opened = await store.archive.open_recording(SYSTEM, call_id, "test check")
-    assert copy.read_bytes() == opened.path.read_bytes()
+    with opened.plaintext() as fh:
+        assert copy.read_bytes() == fh.read() and copy.read_bytes()[:4] == b"RIFF"
     rows = await store.db.fetchall("SELECT actor_name, purpose FROM audit WHERE action = 'archive.open_recording' "
                                    "ORDER BY id")
     assert [tuple(r) for r in rows][0] == ("maria", "skarga 12/2026")

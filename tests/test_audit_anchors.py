@@ -355,7 +355,7 @@ async def test_another_process_picks_up_a_rotated_key(store, settings, clock):
 
 def _cim(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
-    env.update(CIM_DATA_DIR=str(data_dir), CIM_PASSWORD_PROFILE="fast", PYTHONPATH=os.getcwd())
+    env.update(CIM_DATA_DIR=str(data_dir), CIM_PASSWORD_PROFILE="fast", CIM_STAFF_LANG="en", PYTHONPATH=os.getcwd())
     return subprocess.run([sys.executable, "-m", "cim", *args], capture_output=True, text=True, env=env, timeout=120)
 
 

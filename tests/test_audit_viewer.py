@@ -5,17 +5,22 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from store.audit_actions import ACTION_LABELS, action_label
 from tests.fixtures.store import PASSWORD, SYSTEM
 from tests.fixtures.tui import sign_in, wait_until
-from tui.screens.audit import AuditEntryModal, AuditScreen
+from tui.screens.audit import AuditEntryModal, AuditScreen, _short
 
 SMALL = (80, 24)
 LONG = "Wniosek CIM/2026/0007 Józefa Ślązaka o odsłuchanie rozmowy z 24 lutego w sprawie zasiłku"
 
 
+#: the Action column shows words; the tests name the codes (a code shown raw is a KeyError here)
+WORDS = {_short(action_label(code, "en"), 30): code for code in ACTION_LABELS}
+
+
 def actions(screen) -> list[str]:
     table = screen.query_one("#audit-table", DataTable)
-    return [str(table.get_row_at(i)[3]) for i in range(table.row_count)]
+    return [WORDS[str(table.get_row_at(i)[3])] for i in range(table.row_count)]
 
 
 async def apply(pilot, screen, **values: str) -> None:

@@ -76,12 +76,13 @@ async def test_wire_client_relays_a_stored_message_to_the_consultant(chat_server
                 if any(m.get("from") == "resident" for m in received):
                     break
                 await asyncio.sleep(0.02)
-            stored = await store.db.fetchone("SELECT text FROM messages WHERE conversation_id = ? AND seq = ?",
+            stored = await store.db.fetchone("SELECT seq, text FROM messages WHERE conversation_id = ? AND seq = ?",
                                              (opened["chat_id"], ack["seq"]))
+            (text,) = await store.keys.texts(opened["chat_id"], [stored])  # sealed at rest
         finally:
             await resident.close()
             await staff.close()
-    assert stored["text"] == "Zażółć gęślą jaźń"
+    assert text == "Zażółć gęślą jaźń" and isinstance(stored["text"], bytes)
     assert [m["text"] for m in received if m["from"] == "resident"] == ["Zażółć gęślą jaźń"]
 
 

@@ -9,6 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
+
+from store.keys import sha256_plain
 from click.testing import CliRunner
 
 from cim.cli import cli
@@ -238,8 +240,9 @@ async def test_recording_files_are_private_hashed_and_relative(store, pbx: FakeP
     managed = store.settings.recordings_dir / full["path"]
     assert not Path(full["path"]).is_absolute() and managed.is_file()
     assert stat.S_IMODE(managed.stat().st_mode) == 0o600
-    assert full["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest() == hashlib.sha256(
-        managed.read_bytes()).hexdigest()
+    assert full["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest() == sha256_plain(managed)
+    raw = managed.read_bytes()  # sealed at rest with the call's data key: no PCM byte in the clear
+    assert raw[:8] == b"CIMSEAL1" and src.read_bytes()[44:4000] not in raw
     assert (full["size_bytes"], full["duration_s"], full["is_empty"]) == (src.stat().st_size, 2.0, 0)
     assert (empty["size_bytes"], empty["is_empty"]) == (44, 1)
     assert src.exists()  # copied, not moved

@@ -57,15 +57,24 @@ async def test_checksum_mismatch_same_size(store, retention_data):
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    assert await kinds(store) == ["checksum_mismatch"]
+    assert await kinds(store) == ["tampered_file"]  # a sealed file: its segment no longer opens
 
 
 async def test_checksum_mismatch_truncated(store, retention_data):
     _, path = await retention_data.call(WHEN)
     path.write_bytes(path.read_bytes()[:100])
     report = await store.retention.fsck(SYSTEM)
-    assert [p.kind for p in report.problems] == ["checksum_mismatch"]
-    assert "100 bytes on disk" in report.problems[0].detail
+    assert [p.kind for p in report.problems] == ["tampered_file"]  # cut inside a sealed segment
+    assert path.name in report.problems[0].detail
+
+
+async def test_checksum_mismatch_of_a_plain_file(store, retention_data):
+    retention_data.seal = False  # a recording from before crypto-shredding, not migrated yet
+    _, path = await retention_data.call(WHEN)
+    path.write_bytes(path.read_bytes()[:100])
+    report = await store.retention.fsck(SYSTEM)
+    assert sorted(p.kind for p in report.problems) == ["checksum_mismatch", "unsealed_file"]
+    assert any("100 bytes on disk" in p.detail for p in report.problems)
 
 
 async def test_empty_recording(store, retention_data):

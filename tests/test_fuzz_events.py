@@ -23,7 +23,7 @@ from tests.fixtures.reliability import FUZZ, LiveServer
 RESIDENT_CODES = {"notice_not_accepted", "empty", "too_long", "rate_limited", "closed", "invalid", "offline",
                   "resume_invalid"}
 STAFF_CODES = {"unauthorised", "not_permitted", "already_taken", "not_online", "not_found", "closed", "empty",
-               "too_long", "invalid"}
+               "too_long", "invalid", "at_capacity"}
 #: Refusals at connect.
 CONNECT_CODES = {"resume_invalid", "too_many_connections", "unauthorised"}
 

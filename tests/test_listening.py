@@ -9,6 +9,8 @@ import wave
 import aiohttp
 import pytest
 
+from store.keys import plain_size
+
 from store.errors import InvalidInput, NotFound, NotPermitted
 from store.listening import mask_number
 from tests.fixtures.calls import FakePbx
@@ -148,8 +150,8 @@ async def test_page_range_and_audit_for_a_pcm_recording(store, chat_server, pcm_
         assert "••• ••• 567" in page and "601234567" not in page and "skarga 12/2026" in page
         assert 'controlslist="nodownload' in page and "<style" not in page and "<script>" not in page
         assert len(re.findall(r"<rect ", page)) > 50  # the level bar
-        size = (store.settings.recordings_dir / (await store.db.fetchone(
-            "SELECT path FROM recordings WHERE conversation_id = ?", (pcm_call.conversation_id,)))["path"]).stat().st_size
+        size = plain_size(store.settings.recordings_dir / (await store.db.fetchone(
+            "SELECT path FROM recordings WHERE conversation_id = ?", (pcm_call.conversation_id,)))["path"])
         status, headers, body = await fetch(browser, chat_server.url + link.path + "/audio",
                                             headers={"Range": "bytes=0-99"})
         assert status == 206 and headers["Content-Range"] == f"bytes 0-99/{size}" and len(body) == 100

@@ -62,7 +62,7 @@ async def test_archive_listen_shows_link_code_and_qr_then_the_status_until_revok
         assert any(span.style.link == modal.url for span in rendered.spans if hasattr(span.style, "link"))
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is detail, "the detail again")
-        status = await until(pilot, lambda: "Odsłuch w przeglądarce" in text_of(detail.query_one("#listening")) and
+        status = await until(pilot, lambda: "Listening in the browser" in text_of(detail.query_one("#listening")) and
                              text_of(detail.query_one("#listening")), "the listening status")
         assert modal.code in status
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
@@ -90,8 +90,10 @@ async def test_a_set_player_command_is_used_instead_of_a_link(store, settings, p
     import shlex
     import sys
     copy = tmp_path / "played.wav"
-    player = f"{shlex.quote(sys.executable)} -c 'import shutil,sys; shutil.copy(sys.argv[1], sys.argv[2])' " \
-             f"{{path}} {shlex.quote(str(copy))}"
+    # a sealed recording reaches the player on standard input ("-"), never as a decrypted file
+    player = f"{shlex.quote(sys.executable)} -c 'import shutil,sys; src = sys.stdin.buffer if sys.argv[1] == \"-\" " \
+             f"else open(sys.argv[1], \"rb\"); shutil.copyfileobj(src, open(sys.argv[2] + \".part\", \"wb\")); " \
+             f"import os; os.rename(sys.argv[2] + \".part\", sys.argv[2])' {{path}} {shlex.quote(str(copy))}"
     ctx = TuiContext(store=store, settings=settings.with_(player_command=player), actor=listener.actor,
                      token=listener.token)
     app = DetailApp(ctx, pcm_call.conversation_id)
@@ -105,6 +107,7 @@ async def test_a_set_player_command_is_used_instead_of_a_link(store, settings, p
                 break
             await asyncio.sleep(0.02)
         assert copy.exists() and not isinstance(app.screen, ListenLinkModal)
+        assert copy.read_bytes()[:4] == b"RIFF"  # the plaintext, decrypted in the store and piped
         # the player has exited and been reaped before the app (and its loop) goes away
         await until(pilot, lambda: not [w for w in app.workers if w.group == "play" and not w.is_finished],
                     "the player to finish")
@@ -150,7 +153,7 @@ async def test_session_v_shows_the_link_and_the_request_screen_says_odsluch_w_pr
         modal = await until(pilot, lambda: isinstance(app.screen, ListenLinkModal) and app.screen, "the link dialog")
         assert modal.url.startswith(chat_server.url + "/listen/") and req.number in modal.what
         await pilot.press("escape")
-        line = await until(pilot, lambda: "Odsłuch w przeglądarce" in text_of(screen.query_one("#listening"))
+        line = await until(pilot, lambda: "Listening in the browser" in text_of(screen.query_one("#listening"))
                            and text_of(screen.query_one("#listening")), "the listening line")
         assert modal.code in line
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:

@@ -16,6 +16,7 @@ import pytest
 
 from store import Store
 from store.clock import Duration
+from store.keys import plain_size
 from store.errors import ClockJumped, Conflict, NotPermitted, StoreUnavailable
 from store.models import Actor
 from store.retention import PAUSE_AFTER_COMMIT_ENV
@@ -151,7 +152,7 @@ async def test_only_ended_conversations_past_purge_after_and_not_held_are_purged
 
     preview = await store.retention.preview(manager)
     assert (preview.calls, preview.chats, preview.files, preview.held) == (1, 1, 1, 3)
-    assert preview.bytes == due_file.stat().st_size
+    assert preview.bytes == plain_size(due_file)  # the recorded (plaintext) size
     reasons = {h.conversation_id: h.reasons for h in preview.held_items}
     assert "SO-II.1/2026" in reasons[held_chat][0]
     assert "open request" in reasons[request_call][0]
@@ -183,7 +184,7 @@ async def test_dry_run_changes_nothing_and_is_recorded(store, retention_data):
     await retention_data.chat(OLD)
     _, path = await retention_data.call(OLD)
     result = await store.retention.purge(SYSTEM, dry_run=True)
-    assert result.as_json()["purged"] == {"calls": 1, "chats": 1, "files": 1, "bytes": path.stat().st_size}
+    assert result.as_json()["purged"] == {"calls": 1, "chats": 1, "files": 1, "bytes": plain_size(path)}
     assert result.dry_run and path.exists()
     assert await _count(store, "SELECT count(*) FROM conversations") == 2
     run = await store.db.fetchone("SELECT * FROM purge_runs")
@@ -194,7 +195,7 @@ async def test_dry_run_changes_nothing_and_is_recorded(store, retention_data):
 async def test_each_run_is_recorded_with_counts_in_purge_runs_and_the_audit_chain(store, retention_data):
     await retention_data.chat(OLD, texts=("PESEL 85010112345 mój",))
     _, path = await retention_data.call(OLD, number="+48600999888")
-    size = path.stat().st_size
+    size = plain_size(path)
     result = await store.retention.purge(SYSTEM)
     run = await store.db.fetchone("SELECT * FROM purge_runs WHERE id = ?", (result.run_id,))
     assert (run["status"], run["calls"], run["chats"], run["files"], run["bytes"], run["dry_run"]) == (
@@ -220,6 +221,7 @@ async def test_purged_ids_leave_a_tombstone_without_content(store, retention_dat
 
 @pytest.mark.ordinance("§6")
 async def test_purged_chat_text_is_not_in_the_raw_bytes_of_any_database_file(store, settings, retention_data):
+    retention_data.seal = False  # plaintext from before crypto-shredding: the purge itself must leave no remnant
     marker = "ZNACZNIK-7f3a9c-Żółć-unikalny-tekst-mieszkańca"
     kept = "ZOSTAJE-4b1e-nowszy-czat"
     for _ in range(3):
@@ -321,6 +323,7 @@ async def test_stale_running_run_is_marked_failed_and_audited_by_the_next(store,
 async def test_rows_of_other_areas_and_a_full_text_index_leave_no_remnant(store, settings, retention_data):
     """Another area's table referring to conversations, and an FTS5 index over messages (as an archive
     search might add): the purge removes their rows and merges the index, so the text is gone from the bytes."""
+    retention_data.seal = False  # plaintext from before crypto-shredding: the purge itself must leave no remnant
     marker = "FTSZNACZNIK9q8w7e"
     async with store.db.write() as tx:
         await tx.execute("CREATE TABLE other_area_notes (conversation_id INTEGER NOT NULL REFERENCES conversations(id),"

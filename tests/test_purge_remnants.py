@@ -177,7 +177,9 @@ def test_cim_purge_exits_3_while_a_sqlite3_shell_reads_and_0_once_the_retry_scru
         store = await Store.open(settings)
         try:
             for _ in range(3):
-                await RetentionData(store).chat(OLD, texts=(MARKER,))
+                maker = RetentionData(store)
+                maker.seal = False  # plaintext from before sealing: the scrub itself must leave no remnant
+                await maker.chat(OLD, texts=(MARKER,))
         finally:
             await store.close()
 
@@ -193,7 +195,7 @@ def test_cim_purge_exits_3_while_a_sqlite3_shell_reads_and_0_once_the_retry_scru
         assert "incomplete" in first.stderr and "read transaction" in first.stderr
         assert marker_in_files(settings)
         text = cim(data_dir, "purge", CIM_PURGE_SCRUB_WAIT_SECONDS="1")
-        assert text.returncode == 3 and text.stdout.startswith("purged 0 calls, 0 chats")
+        assert text.returncode == 3 and text.stdout.startswith("purged 0 calls, 0 chat transcripts")
     finally:
         shell.stdin.write("\n")
         shell.stdin.close()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import socketio
 
-from tests.fixtures.reliability import ServeProcess, cim, read_db, size
+from tests.fixtures.reliability import ServeProcess, cim, read_db, read_messages, size
 
 NS = "/resident"
 RESIDENTS = size(20, 100, "CIM_CRASH_RESIDENTS")
@@ -65,8 +65,11 @@ class CrashResident:
         self.client = client
         if self.token is None:
             notice = await asyncio.wait_for(got_notice, ACK_WAIT)
-            ack = await client.call("accept_notice", {"notice_id": notice["notice_id"]}, namespace=NS,
-                                    timeout=ACK_WAIT)
+            from tests.fixtures.chat import notice_acceptance
+
+            payload = await notice_acceptance(lambda e, p: client.call(e, p, namespace=NS, timeout=ACK_WAIT),
+                                              notice["notice_id"])
+            ack = await client.call("accept_notice", payload, namespace=NS, timeout=ACK_WAIT)
             assert ack["ok"], ack
             self.chat_id, self.token = ack["chat_id"], ack["resume_token"]
         else:
@@ -154,9 +157,7 @@ async def test_acknowledged_messages_survive_sigkill_exactly_once(serve_process)
     print(f"crash test: {total_acked} messages acknowledged over {server.starts} server lives")
     assert total_acked > RESIDENTS * (ROUNDS + 1), "too little traffic for the test to mean anything"
 
-    rows = await asyncio.to_thread(read_db, server.data_dir,
-                                   "SELECT conversation_id, seq, sender, text, client_msg_id FROM messages "
-                                   "ORDER BY conversation_id, seq")
+    rows = await read_messages(server.data_dir)  # the lines are sealed at rest; opened through the store
     by_chat: dict[int, list[Any]] = {}
     for row in rows:
         by_chat.setdefault(row["conversation_id"], []).append(row)

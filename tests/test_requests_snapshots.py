@@ -68,3 +68,14 @@ def test_request_register(snap_compare, register_app) -> None:
         await pilot.pause()
 
     assert snap_compare(register_app, terminal_size=(80, 24), run_before=run_before)
+
+
+@pytest.mark.staff_lang("pl")
+def test_request_register_in_polish(snap_compare, register_app) -> None:
+    """The same register as staff see it by default: Polish words, local Polish dates, at 80x24."""
+    async def run_before(pilot) -> None:
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, RequestsScreen)
+                         and pilot.app.screen.requests, what="the register")
+        await pilot.pause()
+
+    assert snap_compare(register_app, terminal_size=(80, 24), run_before=run_before)

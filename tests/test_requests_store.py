@@ -10,6 +10,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from store.keys import open_plain
+
 from store.errors import (
     ConversationNotFound, IneligibleForGrant, InvalidInput, InvalidTransition, NotPermitted,
 )
@@ -344,7 +346,9 @@ async def test_access_request_end_to_end_grant_session_close(store, people, cloc
     with pytest.raises(NotPermitted):
         await store.requests.open_for_session(people.dpo, req.id, call)
     material = await store.requests.open_for_session(people.attendee, req.id, call)
-    assert material.recording_path.is_file() and material.recording_path.read_bytes()[:4] == b"RIFF"
+    assert material.recording_path.is_file() and material.recording_path.read_bytes()[:8] == b"CIMSEAL1"
+    with open_plain(material.recording_path) as fh:  # sealed at rest, opened in the store
+        assert fh.read(4) == b"RIFF"
     playback = await audit_rows(store, "requests.session_playback", "ok")
     assert [(p["request_id"], p["target_id"], p["actor_name"]) for p in playback] == [(req.id, str(call), "swiadek")]
     with pytest.raises(InvalidInput, match="only designated attendees"):

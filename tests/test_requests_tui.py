@@ -155,7 +155,7 @@ async def test_access_request_walks_through_every_role(store, people, clock):
         await fill_form(pilot, {"date": "2026-03-20", "time": "10:30"})
         await state_is(pilot, "granted")
         assert "grant:" in text_of(pilot.app, "letters")
-        assert "2026-03-20 10:30" in text_of(pilot.app, "session")
+        assert "20 Mar 2026, 10:30" in text_of(pilot.app, "session")  # local, in the staff language
 
     clock.now = clock.now.replace(day=20)
     async with app_for(store, people.attendee).run_test(size=SIZE) as pilot:
@@ -169,7 +169,7 @@ async def test_access_request_walks_through_every_role(store, people, clock):
                                  else None, what="the listening link")
         assert "/listen/" in modal.url
         await pilot.press("escape")
-        await wait_until(pilot, lambda: "Odsłuch w przeglądarce" in text_of(pilot.app, "listening"),
+        await wait_until(pilot, lambda: "Listening in the browser" in text_of(pilot.app, "listening"),
                          what="the listening line")
         await pilot.press("f")
         await fill_form(pilot, {"present": [people.attendee.staff_id], "notes": "Odsłuch bez uwag.",

@@ -64,7 +64,7 @@ def test_purge_json_contract_and_dry_run(data_dir):
     again = json.loads(run(data_dir, "purge", "--json").stdout)
     assert again["purged"] == {"calls": 0, "chats": 0, "files": 0, "bytes": 0}
     text = run(data_dir, "purge")
-    assert text.exit_code == 0 and text.stdout.startswith("purged 0 calls, 0 chats, 0 files")
+    assert text.exit_code == 0 and text.stdout.startswith("purged 0 calls, 0 chat transcripts, 0 files")
 
 
 def test_holds_add_list_release_and_the_purged_case(data_dir):

@@ -155,12 +155,17 @@ async def test_backup_is_a_consistent_copy_with_its_recordings_and_a_destroy_by_
     assert (result.files, result.missing_files) == (1, 0)
     copy = sqlite3.connect(tmp_path / "bk" / "cim.sqlite3")
     try:
-        assert copy.execute("SELECT text FROM messages WHERE conversation_id = ?", (chat,)).fetchone()[0] == "kopia"
+        stored = copy.execute("SELECT text FROM messages WHERE conversation_id = ?", (chat,)).fetchone()[0]
+        assert isinstance(stored, bytes) and b"kopia" not in stored  # the copy holds the sealed line
         relative = copy.execute("SELECT path FROM recordings WHERE conversation_id = ?", (call,)).fetchone()[0]
     finally:
         copy.close()
     assert (tmp_path / "bk" / "recordings" / relative).read_bytes() == path.read_bytes()
     manifest = json.loads((tmp_path / "bk" / "backup.json").read_text())
+    # it names the key generation it needs, and holds no key: not the master key, not the key ring
+    assert manifest["keys"]["master_key_id"] == store.keys.describe()["master_key_id"]
+    assert manifest["keys"]["master_key_generation"] == 1 and manifest["keys"]["sealed_conversations"] == 2
+    assert not any(p.name in ("master.key", "keyring.sqlite3") for p in (tmp_path / "bk").rglob("*"))
     assert manifest["destroy_by"] == "2026-04-01T09:00:00.000000Z"  # P30D after the fixture clock
     assert (tmp_path / "bk").stat().st_mode & 0o077 == 0
     assert (await store.db.fetchone("SELECT count(*) FROM audit WHERE action = 'retention.backup'"))[0] == 1

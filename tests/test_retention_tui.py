@@ -74,7 +74,7 @@ async def test_manager_previews_confirms_and_purges_with_held_items_explained(
         screen = await open_area(pilot, "f5", RetentionScreen)
         await wait_until(pilot, lambda: screen.preview is not None, what="the preview")
         text = str(screen.query_one("#preview", Static).render())
-        assert "1 calls, 3 chats, 1 recording files" in text and "Held back: 1" in text
+        assert "1 call, 3 chat transcripts, 1 recording" in text and "Held back: 1" in text
         await wait_until(pilot, lambda: screen.query_one("#held-table", DataTable).row_count == 1)
         (row,) = cells(screen, "#held-table")
         assert row[0] == str(held) and "[b]KPA[/b] art. 73, case SO.5/2026" in row[3]  # markup shown literally
@@ -90,7 +90,7 @@ async def test_manager_previews_confirms_and_purges_with_held_items_explained(
         await pilot.press("y")
         await wait_until(pilot, lambda: screen.last_result is not None, what="the purge to finish")
         assert (screen.last_result.chats, screen.last_result.calls) == (3, 1)
-        await wait_until(pilot, lambda: any("Purged 1 calls, 3 chats" in n for n in notifications(app)))
+        await wait_until(pilot, lambda: any("Purged 1 call, 3 chat transcripts" in n for n in notifications(app)))
     remaining = [r[0] for r in await store.db.fetchall("SELECT id FROM conversations")]
     assert remaining == [held]
 
@@ -166,7 +166,7 @@ async def test_audit_viewer_verifies_the_chain_and_filters(tui_app, make_staff, 
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.query_one("#audit-table", DataTable).row_count == 1)
         (row,) = cells(screen, "#audit-table")
-        assert row[2:6] == ["anna", "archive.open_transcript", "[red]R/2026/1[/red]", "ok"]
+        assert row[2:6] == ["anna", "archive: transcript read", "[red]R/2026/1[/red]", "ok"]  # the action in words
         screen.query_one("#audit-person", Input).value = "nobody-like-this"
         await pilot.press("enter")
         await wait_until(pilot, lambda: any("no user named" in n for n in notifications(app)))
@@ -199,7 +199,7 @@ async def test_secretary_sees_the_report_and_saves_csv_and_pdf(tui_app, make_sta
         screen = await open_area(pilot, "f7", ReportsScreen)
         await wait_until(pilot, lambda: screen.report is not None, what="the report")  # last month by default
         assert screen.report.start == date(2026, 2, 1) and screen.report.total_accesses == 1
-        assert ["access", "anna", "archive.open_recording", "skarga", "1", ""] in cells(screen, "#report-table")
+        assert ["access", "anna", "archive: recording heard", "skarga", "1", ""] in cells(screen, "#report-table")
         await pilot.press("ctrl+s")
         await pilot.press("ctrl+o")
         folder = settings.data_dir / "reports"

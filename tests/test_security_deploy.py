@@ -42,15 +42,17 @@ def test_the_service_runs_cim_serve_as_cim_with_a_private_data_dir_and_hardening
     assert name == "serve" and ctx.params["host"] == "127.0.0.1"
     assert service["User"] == ["cim"] and service["UMask"] == ["0077"]
     assert "CIM_DATA_DIR=/var/lib/cim" in service["Environment"]
-    assert service["StateDirectory"] == ["cim cim-audit"] and service["StateDirectoryMode"] == ["0700"]
+    assert service["StateDirectory"] == ["cim cim-audit cim-keys"] and service["StateDirectoryMode"] == ["0700"]
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                        "PrivateTmp": "yes", "PrivateDevices": "yes", "CapabilityBoundingSet": ""}.items():
         assert service[key] == [value], key
-    assert service["ReadWritePaths"] == ["/var/lib/cim /var/lib/cim-audit"]
+    assert service["ReadWritePaths"] == ["/var/lib/cim /var/lib/cim-audit /var/lib/cim-keys"]
     # the audit key and anchors default to the sibling state directory, which the unit makes writable
     from store.settings import Settings
     audit = Settings.load("/var/lib/cim", env={})
     assert str(audit.audit_key_path.parent) == str(audit.audit_anchors_path.parent) == "/var/lib/cim-audit"
+    # so do the master key and the key ring of crypto-shredding (never inside the data directory)
+    assert str(audit.master_key_path.parent) == str(audit.keyring_path.parent) == "/var/lib/cim-keys"
     assert service["KillSignal"] == ["SIGTERM"]
 
 

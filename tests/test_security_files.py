@@ -66,7 +66,9 @@ async def test_data_dir_db_and_recordings_stay_private_after_ingest_and_a_chat(t
         resident = await connect_client(url, "/resident", {"lang": "pl"})
         try:
             notice = await resident.wait_for("notice")
-            await resident.call("accept_notice", {"notice_id": notice["notice_id"]})
+            from tests.fixtures.chat import notice_acceptance
+
+            await resident.call("accept_notice", await notice_acceptance(resident.call, notice["notice_id"]))
             assert (await resident.call("send", {"text": "dzień dobry", "client_msg_id": "1"}))["ok"]
         finally:
             await resident.disconnect()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.fixtures.ami import AmiReplayServer, read_transcript
-from tests.fixtures.chat import ConnectionRefused, connect_client
+from tests.fixtures.chat import connect_client
 from tests.fixtures.store import PASSWORD
 
 
@@ -83,12 +83,14 @@ async def test_when_the_pbx_goes_away_the_state_says_since_when(
 async def test_without_an_ami_url_nothing_changes_for_staff(chat_server, make_staff, store) -> None:
     boss = await make_staff("kierownik", "cim_manager")
     session = await store.accounts.login(boss.name, PASSWORD)
-    with pytest.raises(ConnectionRefused):  # no wallboard to watch: the manager's socket is refused as before
-        await connect_client(chat_server.url, "/staff", {"token": session.token})
+    # no wallboard to watch: the manager's socket is the supervisors' one (§3), and gets no traffic
+    manager = await connect_client(chat_server.url, "/staff", {"token": session.token})
+    await manager.wait_for("supervision")
     ewa = await staff_client(chat_server, store, make_staff, "ewa", "consultant")
     await ewa.wait_for("queue")
     await asyncio.sleep(0.1)
-    assert ewa.of("traffic") == []
+    assert ewa.of("traffic") == [] and manager.of("traffic") == []
+    await manager.disconnect()
 
 
 @pytest.mark.staff_lang("pl")  # the wallboard as the office reads it

@@ -201,7 +201,7 @@ async def test_declining_stores_nothing_but_the_anonymous_count(resident, chat_s
 async def test_acceptance_is_written_to_the_transcript_with_the_notice_version(resident, chat_server):
     r = await resident()
     ack = await r.start()
-    assert set(ack) == {"ok", "chat_id", "resume_token", "position"} and ack["position"] == 1
+    assert set(ack) == {"ok", "chat_id", "resume_token", "position", "estimated_wait_s"} and ack["position"] == 1
     history = await chat_server.store.chats.history(ack["chat_id"])
     assert history[0].sender == "system" and "wersja 1" in history[0].text
     row = await chat_server.store.db.fetchone(
@@ -209,7 +209,7 @@ async def test_acceptance_is_written_to_the_transcript_with_the_notice_version(r
     assert row["notice_id"] == 1 and row["notice_accepted_at"] and row["status"] == "queued"
     first = await r.wait_for("message", lambda m: m["seq"] == 1)
     assert first["from"] == "system" and "wersja 1" in first["text"]
-    await r.wait_for("state", lambda s: s == {"status": "queued", "position": 1})
+    await r.wait_for("state", lambda s: s == {"status": "queued", "position": 1, "estimated_wait_s": None})
 
 
 async def test_accepting_twice_on_one_connection_is_invalid(resident):
@@ -301,7 +301,7 @@ async def test_resume_gives_the_history_and_the_same_chat(resident, consultant_c
     back = await resident(resume=r.resume_token)
     history = await back.wait_for("history")
     assert [m["text"] for m in history["messages"] if m["from"] == "resident"] == ["first", "second"]
-    assert history["state"] == {"status": "queued", "position": 1}
+    assert history["state"] == {"status": "queued", "position": 1, "estimated_wait_s": None}
     assert back.of("notice") == []
     # the same chat continues, with the next seq
     assert (await back.send("third", "m3")) == {"ok": True, "seq": 5}
@@ -317,7 +317,8 @@ async def test_queue_position_moves_as_chats_are_taken(resident, consultant_clie
     c = await consultant_client("anna")
     mark = second.log.mark()
     assert (await c.call("accept", {"chat_id": first.chat_id}))["ok"]
-    await second.wait_for("state", lambda s: s == {"status": "queued", "position": 1}, after=mark)
+    # one chat was accepted in the last hour, at once (the clock stands still): the estimate is 0 seconds
+    await second.wait_for("state", lambda s: s == {"status": "queued", "position": 1, "estimated_wait_s": 0}, after=mark)
 
 
 async def test_ending_the_chat_tells_the_consultant(resident, consultant_client, chat_server):
@@ -339,10 +340,12 @@ async def test_an_acked_message_survives_in_a_fresh_store(resident, chat_server,
     ack = await r.send("to be kept", "keep-1")
     fresh = await Store.open(settings, clock=clock)
     try:
-        row = await fresh.db.fetchone("SELECT seq, text FROM messages WHERE client_msg_id = 'keep-1'")
+        row = await fresh.db.fetchone("SELECT conversation_id, seq, text FROM messages WHERE client_msg_id = 'keep-1'")
+        (text,) = await fresh.keys.texts(row["conversation_id"], [row])
     finally:
         await fresh.close()
-    assert (row["seq"], row["text"]) == (ack["seq"], "to be kept")
+    assert isinstance(row["text"], bytes)  # sealed at rest (store/keys.py)
+    assert (row["seq"], text) == (ack["seq"], "to be kept")
 
 
 async def test_many_residents_at_once_all_get_their_acks(resident, chat_server):

@@ -28,7 +28,8 @@ async def test_missing_or_forged_tokens_are_refused(chat_server, auth):
 
 
 async def test_staff_without_the_consultant_role_are_refused(chat_server, make_staff):
-    await make_staff("dora", "designated", "cim_manager")
+    # (the CIM manager and the BOI director connect as supervisors: tests/test_supervision.py)
+    await make_staff("dora", "designated", "dpo")
     session = await chat_server.store.accounts.login("dora", PASSWORD)
     with pytest.raises(ConnectionRefused) as info:
         await connect_client(chat_server.url, "/staff", {"token": session.token})

@@ -325,6 +325,25 @@ class CimApp(ReportsWorkerErrors, App[None]):
         elif event == "assigned" and facts.get("by"):
             self.bell()
             self.notify(_("Chat #{id} was transferred to you.").format(id=facts["chat_id"]), title=_("Transfer"))
+        elif event == "released" and facts.get("reason") == "taken_over":  # §3
+            self.bell()
+            self.notify(_("Chat #{id} was taken over by {name} (supervision).").format(
+                id=facts["chat_id"], name=facts.get("by_name") or "?"), title=_("Supervision"), severity="warning")
+        elif event == "assigned" and facts.get("taken_over"):
+            self.notify(_("Chat #{id} is yours now (F2: live chats).").format(id=facts["chat_id"]),
+                        title=_("Supervision"))
+        elif event == "supervised" and facts.get("supervised_by"):
+            self.notify(_("Chat #{id} is supervised by {names}.").format(
+                id=facts["chat_id"], names=", ".join(facts["supervised_by"])), title=_("Supervision"))
+        elif event == "whisper":
+            self.bell()
+            line = facts.get("line")
+            self.notify(_("A note from {name} in chat #{id}.").format(
+                name=getattr(line, "author", "") or "?", id=facts.get("chat_id")), title=_("Supervision"))
+        elif event == "assigned" and facts.get("auto"):  # auto mode (webchat/routing.py): Ctrl+Y declines
+            self.bell()
+            self.notify(_("Chat #{id} was given to you (Ctrl+Y declines it once).").format(id=facts["chat_id"]),
+                        title=_("New chat"))
         elif event == "released" and facts.get("reason") == "resident_left":
             self.notify(_("The resident left chat #{id}. F8 closes it with a category.").format(id=facts["chat_id"]),
                         severity="warning")

@@ -34,6 +34,8 @@ class Area:
 
 AREAS: list[Area] = [  # in the order of their keys, as the home screen and the footer list them
     Area("chats", N_("Live chats"), "f2", (Permission.HANDLE_CHATS,), "tui.screens.chats:ChatsScreen"),
+    Area("supervision", N_("Live chat supervision"), "", (Permission.SUPERVISE_CHATS,),
+         "tui.screens.supervision:SupervisionScreen"),
     Area("traffic", N_("Phone traffic"), "", (Permission.VIEW_TRAFFIC,),
          "tui.screens.traffic:TrafficScreen"),
     Area("callbacks", N_("Callbacks"), "", (Permission.HANDLE_CALLBACKS,),
@@ -50,6 +52,8 @@ AREAS: list[Area] = [  # in the order of their keys, as the home screen and the 
     Area("accounts", N_("Staff accounts"), "f9", (Permission.MANAGE_ACCOUNTS,), "tui.screens.accounts:AccountsScreen"),
     Area("canned", N_("Canned responses"), "f10", (Permission.MANAGE_CANNED,), "tui.screens.canned:CannedScreen"),
     Area("notices", N_("Notices"), "f11", (Permission.MANAGE_NOTICES,), "tui.screens.notices:NoticesScreen"),
+    # the chat desk's topics, skills and capacity (README "Topics, routing and capacity")
+    Area("desk", N_("Topics and desk"), "", (Permission.MANAGE_CANNED,), "tui.screens.desk:DeskScreen"),
 ]
 
 

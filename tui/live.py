@@ -55,6 +55,7 @@ ERROR_MESSAGES = {
     "server_error": N_("The chat server had an internal error; try again."),
     "timeout": N_("The chat server did not answer in time; try again."),
     "disconnected": N_("Not connected to the chat server; your text is kept until it reconnects."),
+    "at_capacity": N_("You already handle as many chats as you may at once; close one first."),
 }
 
 
@@ -85,9 +86,21 @@ class LiveError(Exception):
 @dataclass
 class ChatLine:
     seq: int
-    sender: str  # resident / consultant / system
+    sender: str  # resident / consultant / system; `note` for a supervisor's whisper (§3)
     text: str
     at: datetime | None
+    #: A whisper's note id (its `seq` is the line it follows) and its author's name; None for transcript lines.
+    note_id: int | None = None
+    author: str = ""
+
+    @property
+    def key(self) -> Any:
+        """What identifies the line on a desk: its seq, or for a note ("note", id)."""
+        return self.seq if self.note_id is None else ("note", self.note_id)
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        return (self.seq, 0 if self.note_id is None else 1, self.note_id or 0)
 
 
 @dataclass
@@ -115,14 +128,18 @@ class LiveChat:
     draft: str = ""
     #: Replies sent but not acknowledged, oldest first (sent again with the same ids on reconnect).
     outbox: list[Outgoing] = field(default_factory=list)
+    #: Who watches this chat now (§3: full names; the consultant is always told, no silent monitoring).
+    supervised_by: list[str] = field(default_factory=list)
+    #: The topic the resident picked, (Polish label, English label), when the server said it.
+    topic: tuple[str, str] | None = None
 
     def add(self, line: ChatLine) -> bool:
-        """Append a line unless its seq is already here (a resync or an echo of our own send)."""
-        if line.seq in {existing.seq for existing in self.lines}:
+        """Append a line unless it is already here (a resync or an echo of our own send)."""
+        if line.key in {existing.key for existing in self.lines}:
             return False
         self.lines.append(line)
-        if len(self.lines) > 1 and self.lines[-2].seq > line.seq:
-            self.lines.sort(key=lambda entry: entry.seq)
+        if len(self.lines) > 1 and self.lines[-2].order > line.order:
+            self.lines.sort(key=lambda entry: entry.order)
         return True
 
 
@@ -132,6 +149,14 @@ class QueuedChat:
     lang: str
     waiting_since: datetime | None
     position: int
+    topic: tuple[str, str] | None = None
+
+
+def _topic(value: Any) -> tuple[str, str] | None:
+    """A payload's `topic` {"id", "pl", "en"} as (Polish label, English label)."""
+    if not isinstance(value, dict) or not isinstance(value.get("pl"), str):
+        return None
+    return value["pl"], str(value.get("en") or value["pl"])
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -158,6 +183,24 @@ def _line(data: dict) -> ChatLine | None:
     )
 
 
+def note_line(data: Any) -> ChatLine | None:
+    """A `whisper` payload (or a note of a `monitor` ack) as a transcript line of its own kind."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        note_id, after = int(data["note_id"]), int(data["after_seq"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    by = data.get("by") if isinstance(data.get("by"), dict) else {}
+    return ChatLine(seq=after, sender="note", text=str(data.get("text", "")), at=parse_time(data.get("at")),
+                    note_id=note_id, author=str(by.get("name") or ""))
+
+
+def _names(data: Any) -> list[str]:
+    by = data.get("by") if isinstance(data, dict) else None
+    return [str(b.get("name") or b.get("staff_id")) for b in by if isinstance(b, dict)] if isinstance(by, list) else []
+
+
 def _chat_id(data: Any) -> int | None:
     try:
         return int(data["chat_id"])
@@ -177,6 +220,10 @@ class Desk:
         #: The chat shown on screen (its new lines are read, not unread).
         self.selected: int | None = None
         self._seen_queued: set[int] = set()
+        #: `supervised` for a chat not on the desk yet (it can overtake a transfer's `assigned`).
+        self._supervised_early: dict[int, list[str]] = {}
+        #: available / away, as the server last said in `presence` (webchat/routing.py)
+        self.availability = "available"
 
     def others_online(self) -> list[dict]:
         return [c for c in self.presence if c.get("staff_id") != self.staff_id]
@@ -186,6 +233,8 @@ class Desk:
         if lang:
             chat.lang = str(lang)
         chat.status = "active"
+        if chat_id in self._supervised_early:
+            chat.supervised_by = self._supervised_early.pop(chat_id)
         for item in history if isinstance(history, list) else []:
             line = _line(item) if isinstance(item, dict) else None
             if line:
@@ -210,7 +259,8 @@ class Desk:
                     continue
                 queue.append(QueuedChat(chat_id=chat_id, lang=str(item.get("lang") or "pl"),
                                         waiting_since=parse_time(item.get("waiting_since")),
-                                        position=int(item.get("position") or len(queue) + 1)))
+                                        position=int(item.get("position") or len(queue) + 1),
+                                        topic=_topic(item.get("topic"))))
             new = [q.chat_id for q in queue if q.chat_id not in self._seen_queued]
             self._seen_queued |= set(new)
             self.queue = sorted(queue, key=lambda q: q.position)
@@ -218,11 +268,16 @@ class Desk:
         elif event == "presence":
             consultants = data.get("consultants")
             self.presence = [c for c in consultants if isinstance(c, dict)] if isinstance(consultants, list) else []
+            mine = [c for c in self.presence if c.get("staff_id") == self.staff_id]
+            if mine and mine[0].get("status") in ("available", "away"):
+                self.availability = str(mine[0]["status"])
         elif event == "assigned":
             chat_id = _chat_id(data)
             if chat_id is not None:
-                self._take(chat_id, data.get("lang"), data.get("history"))
-                facts.update(chat_id=chat_id, by=data.get("by"))
+                chat = self._take(chat_id, data.get("lang"), data.get("history"))
+                chat.topic = _topic(data.get("topic")) or chat.topic
+                facts.update(chat_id=chat_id, by=data.get("by"), taken_over=bool(data.get("taken_over")),
+                             auto=bool(data.get("auto")))
         elif event == "message":
             chat_id = _chat_id(data)
             line = _line(data)
@@ -251,6 +306,22 @@ class Desk:
                 else:
                     self.drop(chat_id)
                 facts.update(chat_id=chat_id, reason=reason)
+                if isinstance(data.get("by"), dict):  # a take-over (§3): by whom
+                    facts.update(by_name=str(data["by"].get("name") or ""))
+        elif event == "supervised":  # §3: who watches one of our chats (an empty list: nobody now)
+            chat_id = _chat_id(data)
+            if chat_id in self.chats:
+                self.chats[chat_id].supervised_by = _names(data)
+                facts.update(chat_id=chat_id, supervised_by=list(self.chats[chat_id].supervised_by))
+            elif chat_id is not None:
+                self._supervised_early[chat_id] = _names(data)
+        elif event == "whisper":  # §3: a supervisor's note, for us only
+            chat_id = _chat_id(data)
+            line = note_line(data)
+            if chat_id in self.chats and line is not None:
+                if self.chats[chat_id].add(line) and chat_id != self.selected:
+                    self.chats[chat_id].unread += 1
+                facts.update(chat_id=chat_id, line=line)
         elif event == "chat_state":
             chat_id = _chat_id(data)
             if chat_id in self.chats:
@@ -398,13 +469,7 @@ class LiveClient:
             delay = self.retry_min
             self._client = client
             self._set_state(ConnectionState.ONLINE)
-            try:
-                ack = await self.call("my_chats", {})
-                self.desk.resync(ack.get("chats"))
-                self.listener("resync", {})
-                await self._flush_outbox()
-            except LiveError as exc:
-                log.info("could not list my chats or resend replies after connecting: %s", exc.code)
+            await self._after_connect()
             await self._disconnected.wait()
             self._client = None
             try:
@@ -417,6 +482,37 @@ class LiveClient:
             if not self._stopping:
                 self._set_state(ConnectionState.RECONNECTING)
                 await asyncio.sleep(delay)
+
+    async def _after_connect(self) -> None:
+        """Once connected (again): our open chats from the server, then the replies still in the outboxes."""
+        try:
+            ack = await self.call("my_chats", {})
+            self.desk.resync(ack.get("chats"))
+            await self._fetch_notes()
+            self.listener("resync", {})
+            await self._flush_outbox()
+        except LiveError as exc:
+            log.info("could not list my chats or resend replies after connecting: %s", exc.code)
+
+    async def _fetch_notes(self) -> None:
+        """The supervisors' whispers (§3) in our open chats: the transcripts of `my_chats` leave them out."""
+        for chat in list(self.desk.chats.values()):
+            if chat.status != "active":
+                continue
+            try:
+                ack = await self.call("notes", {"chat_id": chat.chat_id})
+            except LiveError as exc:  # a server without supervision, or the chat moved on: the lines stay
+                if exc.code in RETRYABLE:
+                    raise
+                continue
+            for item in ack.get("notes") or []:
+                line = note_line(item)
+                if line is not None:
+                    chat.add(line)
+
+    #: The server events folded into the desk.
+    EVENTS: tuple[str, ...] = ("queue", "presence", "assigned", "message", "typing", "released", "chat_state",
+                               "supervised", "whisper")
 
     def _new_client(self) -> socketio.AsyncClient:
         import socketio
@@ -439,7 +535,7 @@ class LiveClient:
         client.on("disconnect", on_disconnect, namespace=NAMESPACE)
         client.on("connect_error", on_connect_error, namespace=NAMESPACE)
         client.on("session_ended", on_session_ended, namespace=NAMESPACE)
-        for event in ("queue", "presence", "assigned", "message", "typing", "released", "chat_state"):
+        for event in self.EVENTS:
             client.on(event, self._handler(event), namespace=NAMESPACE)
         return client
 
@@ -549,3 +645,217 @@ class LiveClient:
 
     async def close(self, chat_id: int, category: str) -> None:
         await self.call("close", {"chat_id": chat_id, "category": category})
+
+    async def set_availability(self, status: str) -> None:
+        """available / away: away consultants are given no new chats (webchat/routing.py)."""
+        await self.call("availability", {"status": status})
+        self.desk.availability = status
+        self.listener("availability", {"status": status})
+
+    async def decline(self, chat_id: int) -> None:
+        """Auto mode: give back a chat the server assigned; it goes to the next consultant."""
+        await self.call("decline", {"chat_id": chat_id})
+        self.desk.drop(chat_id)
+        self.listener("released", {"chat_id": chat_id, "reason": "declined"})
+
+
+# ---------------------------------------------------------------------- §3: the supervisors' side
+
+
+@dataclass
+class SupervisedChat:
+    """One open chat in the supervision view: who handles it and the times (never what was said)."""
+
+    chat_id: int
+    status: str  # queued / active
+    lang: str
+    created_at: datetime | None
+    waiting_since: datetime | None
+    consultant_id: int | None
+    consultant_name: str
+    assigned_at: datetime | None
+    last_line_at: datetime | None
+    unanswered_since: datetime | None
+    lines: int
+    watchers: list[str]
+
+
+def _supervised(item: Any) -> SupervisedChat | None:
+    chat_id = _chat_id(item)
+    if chat_id is None:
+        return None
+    consultant = item.get("consultant") if isinstance(item.get("consultant"), dict) else None
+    try:
+        lines = int(item.get("lines") or 0)
+    except (TypeError, ValueError):
+        lines = 0
+    return SupervisedChat(
+        chat_id=chat_id, status=str(item.get("status") or ""), lang=str(item.get("lang") or "pl"),
+        created_at=parse_time(item.get("created_at")), waiting_since=parse_time(item.get("waiting_since")),
+        consultant_id=consultant.get("staff_id") if consultant else None,
+        consultant_name=str(consultant.get("name") or "") if consultant else "",
+        assigned_at=parse_time(item.get("assigned_at")), last_line_at=parse_time(item.get("last_line_at")),
+        unanswered_since=parse_time(item.get("unanswered_since")), lines=lines, watchers=_names({"by": item.get("watchers")}))
+
+
+class SupervisionBoard:
+    """What a supervisor sees: every open chat (the `supervision` view), the queue, who is online, and the
+    chats they watch (read-only transcripts with the whispers); changed only through `apply`."""
+
+    def __init__(self, staff_id: int | None = None) -> None:
+        self.staff_id = staff_id
+        self.state = ConnectionState.OFFLINE
+        self.view: list[SupervisedChat] = []
+        self.queue: list[QueuedChat] = []
+        self.presence: list[dict] = []
+        #: The chats being watched (the name `chats` lets LiveClient's outbox keep their whispers).
+        self.chats: dict[int, LiveChat] = {}
+        #: The purpose each watch was opened with (sent again when the connection comes back).
+        self.purposes: dict[int, str] = {}
+        #: Why the server ended a watch (closed, taken_over, ...), until the supervisor closes it here.
+        self.ended: dict[int, str] = {}
+        self.selected: int | None = None
+        #: The server refused the view (the supervising role was removed).
+        self.refused: str | None = None
+
+    def watch(self, ack: dict, purpose: str) -> LiveChat:
+        chat_id = int(ack["chat_id"])
+        chat = self.chats.get(chat_id) or LiveChat(chat_id=chat_id)
+        chat.lang = str(ack.get("lang") or chat.lang)
+        chat.status = str(ack.get("status") or "active")
+        for item in ack.get("history") or []:
+            line = _line(item) if isinstance(item, dict) else None
+            if line:
+                chat.add(line)
+        for item in ack.get("notes") or []:
+            line = note_line(item)
+            if line:
+                chat.add(line)
+        self.chats[chat_id] = chat
+        self.purposes[chat_id] = purpose
+        self.ended.pop(chat_id, None)
+        self.selected = chat_id
+        return chat
+
+    def forget(self, chat_id: int) -> None:
+        self.chats.pop(chat_id, None)
+        self.purposes.pop(chat_id, None)
+        self.ended.pop(chat_id, None)
+        if self.selected == chat_id:
+            self.selected = next(iter(self.chats), None)
+
+    def row(self, chat_id: int) -> SupervisedChat | None:
+        return next((c for c in self.view if c.chat_id == chat_id), None)
+
+    def apply(self, event: str, data: Any) -> dict:
+        facts: dict[str, Any] = {}
+        if not isinstance(data, dict):
+            return facts
+        if event == "supervision":
+            if data.get("ended"):
+                self.refused = str(data["ended"])
+            items = data.get("chats") if isinstance(data.get("chats"), list) else []
+            self.view = [c for c in (_supervised(i) for i in items if isinstance(i, dict)) if c is not None]
+            self.queue = [QueuedChat(c.chat_id, c.lang, c.waiting_since, i + 1)
+                          for i, c in enumerate(c for c in self.view if c.status == "queued")]
+        elif event == "queue":
+            queue = []
+            for item in data.get("chats") if isinstance(data.get("chats"), list) else []:
+                chat_id = _chat_id(item)
+                if chat_id is not None:
+                    queue.append(QueuedChat(chat_id, str(item.get("lang") or "pl"),
+                                            parse_time(item.get("waiting_since")),
+                                            int(item.get("position") or len(queue) + 1)))
+            self.queue = sorted(queue, key=lambda q: q.position)
+        elif event == "presence":
+            consultants = data.get("consultants")
+            self.presence = [c for c in consultants if isinstance(c, dict)] if isinstance(consultants, list) else []
+        elif event in ("message", "whisper"):
+            chat_id = _chat_id(data)
+            line = _line(data) if event == "message" else note_line(data)
+            if chat_id in self.chats and line is not None:
+                self.chats[chat_id].add(line)
+                facts.update(chat_id=chat_id, line=line)
+        elif event == "monitor_ended":
+            chat_id = _chat_id(data)
+            if chat_id in self.chats:
+                self.ended[chat_id] = str(data.get("reason") or "")
+                self.chats[chat_id].status = "ended"
+                facts.update(chat_id=chat_id, reason=self.ended[chat_id])
+        return facts
+
+
+class SupervisionClient(LiveClient):
+    """The supervisors' /staff connection (§3): the view, watching with a purpose, whispers, take-overs.
+
+    Whispers go through the watched chat's outbox like replies: a whisper not acknowledged keeps its
+    `client_msg_id` for every retry, so the server stores it once. After a reconnect each open watch is
+    opened again with its purpose (the server audits it again: a new reading) before the outboxes are sent.
+    """
+
+    EVENTS = ("supervision", "queue", "presence", "message", "whisper", "monitor_ended")
+
+    board: SupervisionBoard
+
+    def __init__(self, server_url: str, token: str, board: SupervisionBoard, listener: Listener, **options: Any) -> None:
+        super().__init__(server_url, token, board, listener, **options)  # type: ignore[arg-type]
+        self.board = board
+
+    async def _after_connect(self) -> None:
+        for chat_id, purpose in list(self.board.purposes.items()):
+            if chat_id in self.board.ended:
+                continue
+            try:
+                self.board.watch(await self.call("monitor", {"chat_id": chat_id, "purpose": purpose}), purpose)
+            except LiveError as exc:
+                self.board.ended[chat_id] = exc.code
+                self.board.chats[chat_id].status = "ended"
+                continue
+            for item in list(self.board.chats[chat_id].outbox):
+                try:
+                    await self._deliver_whisper(chat_id, item)
+                except LiveError as exc:
+                    if exc.code in RETRYABLE:
+                        return
+                    self.listener("send_failed", {"chat_id": chat_id, "text": item.text, "message": exc.message})
+                    continue
+                self.listener("sent", {"chat_id": chat_id, "text": item.text})
+        self.listener("resync", {})
+
+    async def monitor(self, chat_id: int, purpose: str) -> LiveChat:
+        ack = await self.call("monitor", {"chat_id": chat_id, "purpose": purpose})
+        chat = self.board.watch(ack, purpose)
+        self.listener("watching", {"chat_id": chat_id})
+        return chat
+
+    async def unmonitor(self, chat_id: int) -> None:
+        try:
+            if chat_id not in self.board.ended:
+                await self.call("unmonitor", {"chat_id": chat_id})
+        finally:
+            self.board.forget(chat_id)
+
+    async def whisper(self, chat_id: int, text: str) -> None:
+        """A note only the chat's consultant sees; kept in the outbox with one `client_msg_id` until acked."""
+        chat = self.board.chats.get(chat_id)
+        outbox = chat.outbox if chat is not None else []
+        item = next((o for o in outbox if o.text == text), None)
+        if item is None:
+            item = Outgoing(client_msg_id=uuid.uuid4().hex, text=text)
+            outbox.append(item)
+        await self._deliver_whisper(chat_id, item)
+
+    async def _deliver_whisper(self, chat_id: int, item: Outgoing) -> None:
+        try:
+            ack = await self.call("whisper", {"chat_id": chat_id, "text": item.text, "client_msg_id": item.client_msg_id})
+        except LiveError as exc:
+            if exc.code not in RETRYABLE:
+                self._forget(chat_id, item)
+            raise
+        self._forget(chat_id, item)
+        self.board.apply("whisper", ack.get("note") or {})
+
+    async def take_over(self, chat_id: int) -> dict:
+        ack = await self.call("take_over", {"chat_id": chat_id})
+        self.board.forget(chat_id)
+        return ack

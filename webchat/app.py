@@ -21,7 +21,7 @@ from store.retention import daily_purge_context
 from store.errors import ConfigError
 from store.settings import Settings
 
-from . import resident, staff, traffic
+from . import resident, resident_desk, routing, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 from .sockets import CimSocketServer
@@ -81,8 +81,11 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app[CSP] = _content_security_policy()
     sio.attach(app)
     resident.register(sio, hub)
+    resident_desk.register(sio, hub)  # offline messages, the transcript copy, ratings (issue 17)
     staff.register(sio, hub)
+    supervision.register(sio, hub)  # §3: supervisors on /staff (monitor, whisper, take_over)
     traffic.register(sio, hub)
+    routing.register(sio, hub)  # topics, availability, decline, auto-assignment, idle chats
     from . import listen  # /listen/<token>: listening links (store.listening)
     listen.register(app, store)
     for name, path in VENDOR_FILES.items():
@@ -92,6 +95,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.router.add_static("/widget/", STATIC_DIR, follow_symlinks=False)
     app.on_response_prepare.append(_security_headers)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(routing.routing_context(hub))
     app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
     app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
     app.cleanup_ctx.append(traffic.traffic_context(settings))  # the PBX's live state when CIM_AMI_URL is set
@@ -146,6 +150,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub.staff_sessions.unsubscribe()  # the store may outlive this app (tests, cim demo)
         sweep.cancel()
         await asyncio.gather(sweep, return_exceptions=True)
+        await hub.supervision.stop()
     await hub.drain()
     await app[SIO].shutdown()
     log.info("server.stopped")

@@ -34,6 +34,11 @@ STAFF = "/staff"
 ALL_STAFF = "staff"
 #: Typing hints relayed per chat: at most this many per this many seconds.
 TYPING_RATE = (20, 10.0)
+#: Queue broadcasts follow each other at most this often while the queue keeps changing (seconds): with
+#: a long queue each one tells every waiting resident their new position (bench/desk.py).
+QUEUE_COALESCE_SECONDS = 0.2
+#: Position updates sent to waiting residents between two yields to the event loop (an emit never yields).
+POSITION_BATCH = 32
 
 
 def chat_room(chat_id: int) -> str:
@@ -69,7 +74,7 @@ def error_code(exc: CimError) -> str:
         return "closed"
     if isinstance(exc, InvalidTransition):
         return "invalid"
-    if exc.code in ("not_permitted", "invalid", "empty", "too_long", "resume_invalid"):
+    if exc.code in ("not_permitted", "invalid", "empty", "too_long", "resume_invalid", "at_capacity"):
         return exc.code
     return "server_error"
 
@@ -174,6 +179,9 @@ class Hub:
         self.residents: dict[str, ResidentConn] = {}
         self.staff: dict[str, StaffConn] = {}
         self.staff_sessions: Any = None  # webchat.staff.StaffSessions, set when /staff is registered
+        self.supervision: Any = None  # webchat.supervision.SupervisionHub (§3), set when it is registered
+        self.routing: Any = None  # webchat.routing.Routing: topics, availability, auto-assignment, idle chats
+        self._estimates: dict[int, int | None] = {}  # queued chat → the estimated wait its resident was last told
         self.online: dict[int, OnlineConsultant] = {}
         # chat id → consultant id; this process is the only one that assigns chats (see README for scaling)
         self._assignee: dict[int, int | None] = {}
@@ -244,10 +252,14 @@ class Hub:
         if staff_id is not None:
             await self.sio.emit("message", {"chat_id": chat_id, **payload}, room=consultant_room(staff_id),
                                 namespace=STAFF, skip_sid=skip_sid)
+        if self.supervision is not None:  # watchers of this chat get the line, the view its time
+            self.supervision.poke()
 
     def queue_changed(self) -> None:
         """Announce the queue soon; a burst of changes (many residents arriving) becomes one broadcast."""
         self._queue_dirty = True
+        if self.supervision is not None:
+            self.supervision.poke()
         if self._queue_task is None or self._queue_task.done():
             self._queue_task = asyncio.get_running_loop().create_task(self._broadcast_queue_while_dirty())
 
@@ -258,27 +270,49 @@ class Hub:
                 await self.broadcast_queue()
             except Exception:
                 log.exception("queue.broadcast_failed")
+            if self.routing is not None:
+                self.routing.poke()
+            if self._queue_dirty:  # changes kept coming while this went out: gather them a moment
+                await asyncio.sleep(QUEUE_COALESCE_SECONDS)
 
     async def broadcast_queue(self) -> None:
         """The queue to every consultant, and to each waiting resident whose position changed."""
         queue = await self.chats.queue()
-        await self.sio.emit("queue", {"chats": [
-            {"chat_id": q.chat_id, "lang": q.lang, "waiting_since": to_iso(q.waiting_since), "position": q.position}
-            for q in queue]}, room=ALL_STAFF, namespace=STAFF)
+        await self.sio.emit("queue", await self._queue_payload(queue), room=ALL_STAFF, namespace=STAFF)
         positions = {q.chat_id: q.position for q in queue}
+        estimate = await self.estimated_wait() if queue else None
+        sent = 0
         for chat_id, position in positions.items():
-            if self._positions.get(chat_id) != position:
-                await self.sio.emit("state", {"status": "queued", "position": position}, room=chat_room(chat_id),
-                                    namespace=RESIDENT)
+            if self._positions.get(chat_id) != position or self._estimates.get(chat_id, -1) != estimate:
+                await self.sio.emit("state", {"status": "queued", "position": position, "estimated_wait_s": estimate},
+                                    room=chat_room(chat_id), namespace=RESIDENT)
+                sent += 1
+                if sent % POSITION_BATCH == 0:  # a long queue: let relayed messages through in between
+                    await asyncio.sleep(0)
         self._positions = positions
+        self._estimates = {chat_id: estimate for chat_id in positions}
 
     async def queue_payload(self) -> dict[str, Any]:
-        queue = await self.chats.queue()
+        return await self._queue_payload(await self.chats.queue())
+
+    async def _queue_payload(self, queue: list[Any]) -> dict[str, Any]:
+        topics = {t.id: t for t in await self.store.desk.topics(include_inactive=True)} if queue else {}
+
+        def topic(topic_id: int | None) -> dict[str, Any] | None:
+            t = topics.get(topic_id)  # type: ignore[arg-type]
+            return None if t is None else {"id": t.id, "pl": t.label_pl, "en": t.label_en}
+
         return {"chats": [{"chat_id": q.chat_id, "lang": q.lang, "waiting_since": to_iso(q.waiting_since),
-                           "position": q.position} for q in queue]}
+                           "position": q.position, "topic": topic(q.topic_id)} for q in queue]}
+
+    async def estimated_wait(self) -> int | None:
+        """The estimated wait residents in the queue are told, in seconds (the last hour's median), or None."""
+        wait = await self.store.desk.estimated_wait()
+        return None if wait is None else int(wait.total_seconds())
 
     def presence_payload(self) -> dict[str, Any]:
-        return {"consultants": [{"staff_id": staff_id, "name": o.actor.name}
+        status = self.routing.status_of if self.routing is not None else (lambda _: "available")
+        return {"consultants": [{"staff_id": staff_id, "name": o.actor.name, "status": status(staff_id)}
                                 for staff_id, o in sorted(self.online.items())]}
 
     async def broadcast_presence(self) -> None:
@@ -287,3 +321,21 @@ class Hub:
     async def history_payload(self, chat_id: int, lang: str | None = None) -> list[dict[str, Any]]:
         """The transcript as staff read it, or with `lang` as the chat's resident reads it."""
         return [message_payload(m, lang) for m in await self.chats.history(chat_id)]
+
+    # ------------------------------------------------------------------ the resident's side of the desk (issue 17)
+
+    def consultants_available(self) -> bool:
+        """Whether someone could answer a chat now: a consultant connected to /staff."""
+        return bool(self.online)
+
+    async def announce_closed(self, chat_id: int) -> None:
+        """`state` closed to the resident's sockets, with the chat's receipt the first (and only) time."""
+        state: dict[str, Any] = {"status": "closed"}
+        try:
+            receipt = await self.store.resident_desk.issue_receipt(chat_id)
+        except Exception:
+            log.exception("chat.receipt_failed chat_id=%s", chat_id)
+            receipt = None
+        if receipt is not None:
+            state["receipt"] = {"reference": receipt.reference, "secret": receipt.secret}
+        await self.sio.emit("state", state, room=chat_room(chat_id), namespace=RESIDENT)

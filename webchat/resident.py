@@ -61,13 +61,22 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                                to=sid, namespace=RESIDENT)
                 log.info("resident.resumed chat_id=%s", chat.id)
             elif not hub.is_open():
-                await sio.emit("offline", offline_payload(conn.lang), to=sid, namespace=RESIDENT)
+                await sio.emit("offline", {**offline_payload(conn.lang), **await offline_form(conn.lang)},
+                               to=sid, namespace=RESIDENT)
             else:
                 notice = await hub.store.notices.current("chat", conn.lang)
                 await sio.emit("notice", {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
-                                          "text": notice.text}, to=sid, namespace=RESIDENT)
+                                          "text": notice.text,
+                                          "consultants_available": hub.consultants_available()},
+                               to=sid, namespace=RESIDENT)
         except Exception:
             log.exception("resident.greet_failed")
+
+    async def offline_form(lang: str) -> dict[str, Any]:
+        """The notice an offline message is left after (§1.5), sent with `offline` (webchat/resident_desk.py)."""
+        notice = await hub.store.notices.current("chat", lang)
+        return {"notice": {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
+                           "text": notice.text}}
 
     def offline_payload(lang: str) -> dict[str, str]:
         """The closed chat's message (which names the hours), the hours on their own, and where else to turn:
@@ -85,6 +94,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             payload["address"] = settings.office_address.strip()
         return payload
 
+    hub.offline_payload = offline_payload  # the desk's queue time limit offers the offline form (webchat/routing.py)
+
     async def state_of(chat_id: int) -> dict[str, Any]:
         chat = await hub.chats.get(chat_id)
         state: dict[str, Any] = {"status": chat.status}
@@ -92,6 +103,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             for q in await hub.chats.queue():
                 if q.chat_id == chat_id:
                     state["position"] = q.position
+            state["estimated_wait_s"] = await hub.estimated_wait()
         return state
 
     async def disconnect(sid: str, reason: Any = None) -> None:
@@ -122,7 +134,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         refusal = await opening_refused(sid, conn)
         if refusal is not None:
             return refusal
-        opened = await hub.chats.open(data.get("notice_id"), conn.lang)
+        opened = await hub.chats.open(data.get("notice_id"), conn.lang, data.get("topic_id"))
         chat_id = opened.chat.id
         hub.opened_by.setdefault(conn.address, set()).add(chat_id)
         conn.chat_id = chat_id
@@ -137,7 +149,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             hub.queue_changed()
 
         hub.spawn(_logged(announce(), "chat.announce_failed"))
-        return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position)
+        return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position,
+                  estimated_wait_s=await hub.estimated_wait())
 
     async def opening_refused(sid: str, conn: ResidentConn) -> dict | None:
         """A new chat from this socket or address beyond the limits (a flood must not fill the queue)."""
@@ -218,13 +231,15 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         log.info("chat.ended_by_resident chat_id=%s", chat_id)
         await hub.relay(chat_id, message)
         hub.remember(chat)
-        await sio.emit("state", {"status": "closed"}, room=chat_room(chat_id), namespace=RESIDENT)
+        await hub.announce_closed(chat_id)  # with the receipt (webchat/resident_desk.py)
         if staff_id is not None:
             room = consultant_room(staff_id)
             await sio.emit("chat_state", {"chat_id": chat_id, "status": "closed"}, room=room, namespace=STAFF)
             await sio.emit("released", {"chat_id": chat_id, "reason": "resident_left"}, room=room, namespace=STAFF)
         if before.status == "queued":
             hub.queue_changed()
+        elif hub.routing is not None:
+            hub.routing.poke()  # a seat is free again
         return ok()
 
     async def on_unknown(event: str, sid: str, *args: Any) -> dict:

@@ -15,7 +15,7 @@ from store.models import Actor, Role
 from store.session_watch import (DISABLED, ENDED_REASONS, EXPIRED, IDLE, PASSWORD_CHANGED, ROLE_REMOVED, SIGNED_OUT,
                                  AccountChange, session_verdicts, staff_with_live_sessions, token_hash)
 
-from . import traffic
+from . import supervision, traffic
 from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
                   error, message_payload, ok, refuse)
 from .limits import RateLimiter
@@ -89,6 +89,7 @@ class StaffSessions:
                 if actor.staff_id == change.staff_id and (
                         change.token_hash is None or token_hash(watching.watcher_tokens.get(sid, "")) == change.token_hash):
                     self.hub.spawn(self.end_watcher(sid, change.reason))
+        supervision.account_changed(self, change)
         if not sids and change.staff_id not in self.hub.online:
             # not connected now, and that session is over: their open chats wait for someone else
             self.hub.spawn(self.return_chats(change.staff_id, change.reason))
@@ -159,6 +160,7 @@ class StaffSessions:
                 if self.hub.staff:
                     await self.check(list(self.hub.staff))
                 await self.check_watchers()
+                await supervision.check_sessions(self)
                 if sweeps % self.orphan_sweep_every == 1 % self.orphan_sweep_every:
                     await self.return_orphaned_chats()
                 failing = False
@@ -186,7 +188,8 @@ class StaffSessions:
         for chat, message in returned:
             self.hub.remember(chat)
             await self.hub.relay(chat.id, message)
-            await self.sio.emit("released", {"chat_id": chat.id, "reason": "session_ended"},
+            await self.sio.emit("released", {"chat_id": chat.id, "reason": "connection_lost"
+                                             if reason == "connection_lost" else "session_ended"},
                                 room=consultant_room(staff_id), namespace=STAFF)
             log.info("chat.requeued chat_id=%s from=%s reason=%s", chat.id, staff_id, reason)
         if returned:
@@ -221,6 +224,9 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             if not isinstance(token, str) or not token.isascii():  # session tokens are URL-safe ASCII
                 raise SessionExpired("not signed in")
             actor = await hub.store.accounts.authenticate(token)
+            if not actor.has(Role.CONSULTANT) and supervision.may_supervise(actor):  # §3: the supervisors' socket
+                await supervision.add_supervisor(hub, sid, actor, address, token)
+                return
             if not actor.has(Role.CONSULTANT) and traffic.watch_only(hub, actor):  # the manager's wallboard
                 await traffic.add_watcher(hub, sid, actor, address, token)
                 return
@@ -244,8 +250,11 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         await sio.enter_room(sid, ALL_STAFF, namespace=STAFF)
         await sio.enter_room(sid, consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
         log.info("staff.connected staff_id=%s", actor.staff_id)
+        if hub.routing is not None:
+            hub.routing.connected(actor.staff_id)  # a dropped connection's grace period ends
         hub.spawn(greet(sid, actor, newly_online))
         hub.spawn(traffic.on_staff_connect(hub, sid, actor))
+        hub.spawn(supervision.on_consultant_connect(hub, sid, actor))
 
     async def greet(sid: str, actor: Actor, newly_online: bool) -> None:
         try:
@@ -262,6 +271,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             log.exception("staff.greet_failed")
 
     async def disconnect(sid: str, reason: Any = None) -> None:
+        if await supervision.on_disconnect(hub, sid):  # a supervisor-only socket: nothing of a consultant's
+            return
         conn = hub.staff.pop(sid, None)
         if conn is None:
             traffic.forget_watcher(hub, sid)
@@ -288,10 +299,14 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 log.info("staff.disconnect_check_failed staff_id=%s", staff_id)
         if reason is not None:
             await sessions.return_chats(staff_id, reason)
+        elif hub.routing is not None:
+            hub.routing.dropped(staff_id)  # back within the grace period, or the chats go back to the queue
 
     async def actor_of(sid: str, *, fresh: bool = False) -> Actor:
         """The consultant behind the socket, re-checked in the store when due; a dead session ends the socket."""
         conn = hub.staff.get(sid)
+        if conn is None and sid in hub.supervision.conns:  # only consultants accept, send, ...: audited
+            await supervision.refuse_consultant_event(hub, sid)
         if conn is None or conn.ended:
             raise SessionExpired("the session has ended; sign in again")
         if fresh or time.monotonic() - conn.checked_at > RECHECK_SECONDS:
@@ -397,10 +412,12 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         log.info("chat.closed chat_id=%s staff_id=%s category=%s", chat_id, actor.staff_id, chat.close_category)
         if message is not None:
             await hub.relay(chat_id, message)
-            await sio.emit("state", {"status": "closed"}, room=chat_room(chat_id), namespace=RESIDENT)
+            await hub.announce_closed(chat_id)  # with the receipt (webchat/resident_desk.py)
         hub.remember(chat)
         await sio.emit("released", {"chat_id": chat_id, "reason": "closed"},
                        room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
+        if hub.routing is not None:
+            hub.routing.poke()  # a seat is free again
         return ok(chat_id=chat_id, category=chat.close_category)
 
     @acked(STAFF)

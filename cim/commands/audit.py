@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from cim.common import cli_actor, data_dir_option, json_option, load_settings, open_store, print_json, run, with_store
+from store.audit_actions import action_label
+from store.i18n import _, format_datetime, ngettext
 
 
 def register(cli: click.Group) -> None:
@@ -63,12 +65,16 @@ def audit_verify(data_dir: str | None, anchor_files: tuple[Path, ...], paper: tu
     if as_json:
         print_json(check_json(check))
     elif check.ok:
-        legacy = f", {check.legacy_entries} unMACed legacy" if check.legacy_entries else ""
-        click.echo(f"audit chain intact: {check.entries} entries{legacy}, {check.anchors_checked} anchors agree")
+        legacy = _(", {n} unMACed legacy").format(n=check.legacy_entries) if check.legacy_entries else ""
+        click.echo(_("audit chain intact: {entries}{legacy}, {anchors} anchors agree").format(
+            entries=ngettext("{n} entry", "{n} entries", check.entries).format(n=check.entries), legacy=legacy,
+            anchors=check.anchors_checked))
         for restore in check.restores:
-            click.echo(f"restore acknowledged: entries after {restore['fork_at']} replaced by the restored backup")
+            click.echo(_("restore acknowledged: entries after {n} replaced by the restored backup").format(
+                n=restore['fork_at']))
     else:
-        click.echo(f"audit chain BROKEN at entry {check.first_broken} ({check.entries} entries)", err=True)
+        click.echo(_("audit chain BROKEN at entry {first} ({entries} entries)").format(
+            first=check.first_broken, entries=check.entries), err=True)
         for problem in check.problems:
             click.echo(f"  {problem.kind}: {problem.message}", err=True)
     sys.exit(0 if check.ok else 1)
@@ -88,8 +94,9 @@ async def audit_acknowledge_restore(store, reason: str, anchor_files: tuple[Path
         print_json({"acknowledged": acknowledged})
         return
     for r in acknowledged:
-        click.echo(f"restore acknowledged: backup at entry {r['fork_at']} ({r['backup'] or 'backup'}); "
-                   f"entries {r['fork_at'] + 1}..{r['lost_through']} or more are lost")
+        click.echo(_("restore acknowledged: backup at entry {n} ({backup}); entries {first}..{last} or more are "
+                     "lost").format(n=r['fork_at'], backup=r['backup'] or _("backup"), first=r['fork_at'] + 1,
+                                    last=r['lost_through']))
 
 
 @audit.command("rotate-key")
@@ -98,8 +105,8 @@ async def audit_acknowledge_restore(store, reason: str, anchor_files: tuple[Path
 async def audit_rotate_key(store) -> None:
     """A new MAC key signs every entry from now on; older keys stay in the file to verify older entries."""
     old, new = await store.audit.rotate_key(cli_actor("audit"))
-    click.echo(f"audit key rotated: generation {old} -> {new} ({store.settings.audit_key_path}); "
-               "put the new file in escrow (docs/DEPLOY.md)")
+    click.echo(_("audit key rotated: generation {old} -> {new} ({path}); put the new file in escrow "
+                 "(docs/DEPLOY.md)").format(old=old, new=new, path=store.settings.audit_key_path))
 
 
 @audit.command("anchor")
@@ -141,7 +148,7 @@ async def audit_list(store, person: str | None, action: str | None, start: str |
     first = parse_day(start, "--from") if start is not None else None
     last = parse_day(end, "--to") if end is not None else None
     if first and last and last < first:
-        raise InvalidInput(f"--to {last} is before --from {first}")
+        raise InvalidInput(_("--to {last} is before --from {first}").format(last=last, first=first))
 
     def midnight(day):
         """The day's start in office time as stored; None at the calendar's ends (no bound there)."""
@@ -164,6 +171,7 @@ async def audit_list(store, person: str | None, action: str | None, start: str |
         return
     for e in entries:
         target = f" {e.target_kind} {e.target_id}" if e.target_kind else ""
-        purpose = f" purpose: {e.purpose}" if e.purpose else ""
-        click.echo(f"{e.id:>7} {e.at.astimezone(zone):%Y-%m-%d %H:%M:%S} {e.actor_name} {e.action} "
-                   f"{e.outcome}{target}{purpose}")
+        purpose = _(" purpose: {purpose}").format(purpose=e.purpose) if e.purpose else ""
+        # the action's code stays: it is what --action filters on
+        click.echo(f"{e.id:>7} {format_datetime(e.at, tz=store.settings.timezone, seconds=True)} {e.actor_name} "
+                   f"{e.action} ({action_label(e.action)}) {e.outcome}{target}{purpose}")

@@ -12,6 +12,7 @@ import click
 
 from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
 from store.calls import IngestReport
+from store.i18n import _
 
 
 def register(cli: click.Group) -> None:
@@ -136,36 +137,38 @@ async def _watch(store, actor, src, interval, iterations, as_json: bool) -> Inge
 
     def on_poll(polled: IngestReport) -> None:
         if polled.imported or polled.rejected or polled.recordings:
-            click.echo(f"{polled.imported} new call records, {polled.recordings} recordings, "
-                       f"{len(polled.rejected)} rejected", err=True)
+            click.echo(_("{imported} new call records, {recordings} recordings, {rejected} rejected").format(
+                imported=polled.imported, recordings=polled.recordings, rejected=len(polled.rejected)), err=True)
             for r in polled.rejected:
                 click.echo(f"  {_where(r)}: {r.reason}", err=True)
 
     if not as_json:
-        click.echo(f"watching {src.cdr} (Ctrl-C to stop)", err=True)
+        click.echo(_("watching {path} (Ctrl-C to stop)").format(path=src.cdr), err=True)
     return await store.calls.watch(actor, src, stop, interval=interval, iterations=iterations, on_poll=on_poll)
 
 
 def _where(r) -> str:
     parts = []
     if r.line is not None:
-        parts.append(f"line {r.line}")
+        parts.append(_("line {n}").format(n=r.line))
     if r.file:
         parts.append(r.file)
     return ", ".join(parts) or "?"
 
 
 def _print_summary(report: IngestReport) -> None:
-    click.echo(f"imported {report.imported} call records ({report.calls} new calls), "
-               f"{report.already_present} already present, {len(report.rejected)} rejected")
-    click.echo(f"recordings: {report.recordings} registered, {report.recordings_already_present} already present; "
-               f"{report.calls_without_recording} calls without a recording, "
-               f"{report.recordings_without_call} recordings without a call")
+    click.echo(_("imported {imported} call records ({calls} new calls), {present} already present, "
+                 "{rejected} rejected").format(imported=report.imported, calls=report.calls,
+                                               present=report.already_present, rejected=len(report.rejected)))
+    click.echo(_("recordings: {recordings} registered, {present} already present; {without} calls without a "
+                 "recording, {orphans} recordings without a call").format(
+        recordings=report.recordings, present=report.recordings_already_present,
+        without=report.calls_without_recording, orphans=report.recordings_without_call))
     for amb in report.ambiguous_recordings:
-        click.echo(f"not attached {amb['file']}: its time and parties fit {len(amb['calls'])} calls "
-                   f"({', '.join(map(str, amb['calls']))})", err=True)
+        click.echo(_("not attached {file}: its time and parties fit {n} calls ({calls})").format(
+            file=amb['file'], n=len(amb['calls']), calls=", ".join(map(str, amb['calls']))), err=True)
     for r in report.rejected:
-        click.echo(f"rejected {_where(r)}: {r.reason}", err=True)
+        click.echo(_("rejected {where}: {reason}").format(where=_where(r), reason=r.reason), err=True)
 
 
 @click.group()
@@ -186,7 +189,7 @@ def routes() -> None:
 async def routes_add(store, number, department):
     """Calls to NUMBER (DID, queue or ring group) concern DEPARTMENT (its code)."""
     await store.calls.set_route(cli_actor("calls"), number, department)
-    click.echo(f"calls to {number} concern {department}")
+    click.echo(_("calls to {number} concern {department}").format(number=number, department=department))
 
 
 @routes.command("remove")
@@ -196,7 +199,7 @@ async def routes_add(store, number, department):
 async def routes_remove(store, number):
     """Forget the department of calls to NUMBER."""
     await store.calls.remove_route(cli_actor("calls"), number)
-    click.echo(f"route for {number} removed")
+    click.echo(_("route for {number} removed").format(number=number))
 
 
 @routes.command("list")

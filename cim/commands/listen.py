@@ -6,6 +6,7 @@ import click
 
 from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
 from store.clock import to_iso
+from store.i18n import _, format_datetime
 from store.listening import link_url
 
 
@@ -32,4 +33,5 @@ async def listen_link(store, conversation_id: int, purpose: str, minutes: int | 
         print_json({"url": url, "expires_at": to_iso(link.expires_at), "code": link.code})
         return
     click.echo(url)
-    click.echo(f"code {link.code} · valid until {to_iso(link.expires_at)[:19]}Z · opens in one browser only")
+    click.echo(_("code {code} · valid until {when} · opens in one browser only").format(
+        code=link.code, when=format_datetime(link.expires_at, tz=store.settings.timezone, seconds=True)))

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
+from store.i18n import _
 from store.phone_notice import PhoneNotices
 
 
@@ -32,7 +33,7 @@ async def notices_list(store, channel, as_json):
                     for n in history])
     else:
         for n in history:
-            click.echo(f"v{n.version} {n.lang}{' (legal)' if n.legal else ''}: {n.text[:70]}...")
+            click.echo(f"v{n.version} {n.lang}{_(' (legal)') if n.legal else ''}: {n.text[:70]}...")
 
 
 @notices.command("export-phone")
@@ -55,8 +56,8 @@ async def export_phone(store, directory, full_text, no_audio, context, queue, as
                     "texts": [str(p) for p in result.texts], "audio": [str(p) for p in result.audio],
                     "audio_skipped": result.audio_skipped})
         return
-    click.echo(f"phone notice v{result.version}: {result.dialplan}")
+    click.echo(_("phone notice v{version}: {path}").format(version=result.version, path=result.dialplan))
     for path in result.texts + result.audio:
         click.echo(f"  {path}")
     if result.audio_skipped:
-        click.echo(f"no audio: {result.audio_skipped}", err=True)
+        click.echo(_("no audio: {why}").format(why=result.audio_skipped), err=True)

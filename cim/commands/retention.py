@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
+from cim.common import cli_actor, data_dir_option, json_option, lang_option, print_json, with_store
+from store import plurals
+from store.i18n import _, format_date, format_datetime
 from store.clock import to_iso
 from store.errors import InvalidInput
 from store.reports import parse_period, report_json, write_csv, write_pdf
@@ -49,16 +51,22 @@ async def purge(store, dry_run: bool, as_json: bool) -> None:
     if as_json:
         print_json(result.as_json())
     else:
-        verb = "would purge" if dry_run else "purged"
-        click.echo(f"{verb} {result.calls} calls, {result.chats} chats, {result.files} files "
-                   f"({_size(result.bytes)}); {result.held} held back; cutoff {to_iso(result.cutoff)[:19]}Z")
+        counts = dict(calls=plurals.calls(result.calls), chats=plurals.chats(result.chats),
+                      files=plurals.files(result.files), size=_size(result.bytes), held=result.held,
+                      cutoff=format_datetime(result.cutoff, tz=store.settings.timezone, seconds=True))
+        if dry_run:
+            text = _("would purge {calls}, {chats}, {files} ({size}); {held} held back; cutoff {cutoff}")
+        else:
+            text = _("purged {calls}, {chats}, {files} ({size}); {held} held back; cutoff {cutoff}")
+        click.echo(text.format(**counts))
         if result.resumed_files:
-            click.echo(f"finished {result.resumed_files} file deletions left by an interrupted purge")
+            click.echo(_("finished {n} file deletions left by an interrupted purge").format(n=result.resumed_files))
     if not result.remnants_cleared:
-        what = "an earlier purge left" if dry_run else "the purge is incomplete:"
-        click.echo(f"cim: {what} purged text in {store.settings.db_path.name} and its -wal because another "
-                   "connection (a report, a backup, a sqlite3 shell) held a read transaction; close it and run "
-                   "`cim purge` again (the next purge retries this first)", err=True)
+        what = _("an earlier purge left") if dry_run else _("the purge is incomplete:")
+        click.echo("cim: " + _("{what} purged text in {db} and its -wal because another "
+                               "connection (a report, a backup, a sqlite3 shell) held a read transaction; close it "
+                               "and run `cim purge` again (the next purge retries this first)").format(
+            what=what, db=store.settings.db_path.name), err=True)
         if not dry_run:
             sys.exit(EXIT_INCOMPLETE)
 
@@ -76,8 +84,9 @@ async def fsck(store, as_json: bool) -> None:
     else:
         for problem in report.problems:
             click.echo(f"{problem.kind}: {problem.detail}")
-        click.echo(f"{report.recordings_checked} recordings checked, {report.files_seen} files seen, "
-                   f"{len(report.problems)} problems", err=not report.ok)
+        click.echo(_("{recordings} checked, {files} seen, {problems} problems").format(
+            recordings=plurals.recordings(report.recordings_checked), files=plurals.files(report.files_seen),
+            problems=len(report.problems)), err=not report.ok)
     if not report.ok:
         sys.exit(1)
 
@@ -96,14 +105,22 @@ async def backup(store, directory: Path, as_json: bool) -> None:
     result = await store.retention.backup(cli_actor("backup"), directory)
     document = {"path": str(result.path), "created_at": to_iso(result.created_at), "db_bytes": result.db_bytes,
                 "files": result.files, "bytes": result.bytes, "missing_files": result.missing_files,
-                "destroy_by": to_iso(result.destroy_by)}
+                "destroy_by": to_iso(result.destroy_by), **{k: v for k, v in result.keys.items()
+                                                             if k in ("master_key_id", "master_key_generation", "keyring")}}
     if as_json:
         print_json(document)
     else:
-        click.echo(f"backup written to {result.path}: database {_size(result.db_bytes)}, {result.files} recordings "
-                   f"({_size(result.bytes)}); destroy by {to_iso(result.destroy_by)[:10]}")
+        click.echo(_("backup written to {path}: database {db}, {recordings} ({size}); destroy by {date}").format(
+            path=result.path, db=_size(result.db_bytes), recordings=plurals.recordings(result.files),
+            size=_size(result.bytes), date=format_date(result.destroy_by, tz=store.settings.timezone)))
+        if result.keys:
+            click.echo(_("reading it needs master key {id} (generation {generation}) and the key ring {keyring}; "
+                         "conversations purged later stay unreadable in it").format(
+                id=result.keys["master_key_id"], generation=result.keys["master_key_generation"],
+                keyring=result.keys["keyring"]))
         if result.missing_files:
-            click.echo(f"{result.missing_files} recordings were missing and not copied; run `cim fsck`", err=True)
+            click.echo(_("{recordings} missing and not copied; run `cim fsck`").format(
+                recordings=plurals.recordings(result.missing_files)), err=True)
 
 
 @click.group()
@@ -127,13 +144,16 @@ async def holds_list(store, include_released: bool, as_json: bool) -> None:
                     for h in items])
         return
     if not items:
-        click.echo("no holds")
+        click.echo(_("no holds"))
     for h in items:
         flag = "!" if h.overdue else " "
-        state = f"released {h.released_at:%Y-%m-%d}" if h.released_at else "open"
-        origin = f"request {h.request_id}" if h.automatic else f"{h.legal_basis}; case {h.case_reference}"
-        review = h.review_on.isoformat() if h.review_on else "-"
-        click.echo(f"{flag} hold {h.id}  conversation {h.conversation_id}  review {review}  {state}  {origin}")
+        state = _("released {date}").format(date=format_date(h.released_at, tz=store.settings.timezone)) \
+            if h.released_at else _("in force")
+        origin = _("request {n}").format(n=h.request_id) if h.automatic else \
+            _("{basis}; case {case}").format(basis=h.legal_basis, case=h.case_reference)
+        review = format_date(h.review_on) if h.review_on else "-"
+        click.echo(f"{flag} " + _("hold {id}  conversation {n}  review {review}  {state}  {origin}").format(
+            id=h.id, n=h.conversation_id, review=review, state=state, origin=origin))
 
 
 @holds.command("add")
@@ -150,14 +170,14 @@ async def holds_add(store, conversation_ids: tuple[int, ...], legal_basis: str, 
     try:
         review = date.fromisoformat(review_on) if review_on else None
     except ValueError:
-        raise InvalidInput(f"--review-on must be YYYY-MM-DD, not {review_on!r}") from None
+        raise InvalidInput(_("--review-on must be YYYY-MM-DD, not {text!r}").format(text=review_on)) from None
     created = await store.retention.add_hold(cli_actor("holds"), conversation_ids, legal_basis=legal_basis,
                                              case_reference=case_reference, review_on=review)
     if as_json:
         print_json({"holds": [{"id": h.id, "conversation_id": h.conversation_id} for h in created]})
     else:
-        click.echo(f"{len(created)} hold(s) set: " + ", ".join(f"{h.id} on conversation {h.conversation_id}"
-                                                             for h in created))
+        click.echo(_("{holds} set: ").format(holds=plurals.holds(len(created))) + ", ".join(
+            _("{id} on conversation {n}").format(id=h.id, n=h.conversation_id) for h in created))
 
 
 @holds.command("release")
@@ -167,7 +187,7 @@ async def holds_add(store, conversation_ids: tuple[int, ...], legal_basis: str, 
 async def holds_release(store, hold_id: int) -> None:
     """Release a manual hold; the conversation is purged by the next run if it is past its date."""
     hold = await store.retention.release_hold(cli_actor("holds"), hold_id)
-    click.echo(f"hold {hold.id} on conversation {hold.conversation_id} released")
+    click.echo(_("hold {id} on conversation {n} released").format(id=hold.id, n=hold.conversation_id))
 
 
 @click.group(invoke_without_command=True)
@@ -176,6 +196,7 @@ async def holds_release(store, hold_id: int) -> None:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write PDF here.")
 @click.option("--force", is_flag=True, help="Replace an existing --csv/--pdf file.")
+@lang_option
 @data_dir_option
 @json_option
 @click.pass_context
@@ -186,32 +207,32 @@ def report(ctx: click.Context, data_dir: str | None, start: str | None, end: str
     if ctx.invoked_subcommand is not None:
         return
     if not start or not end:
-        raise click.UsageError("--from and --to are required")
+        raise click.UsageError(_("--from and --to are required"))
     _supervision(data_dir, start=start, end=end, **options)
 
 
 @with_store
 async def _supervision(store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, force: bool,
-                       as_json: bool) -> None:
+                       as_json: bool, lang: str) -> None:
     first, last = parse_period(start, end, names=("--from", "--to"))
     for path in (csv_path, pdf_path):
         if path is None:
             continue
         if not path.parent.is_dir():
-            raise InvalidInput(f"folder {path.parent} does not exist")
+            raise InvalidInput(_("folder {folder} does not exist").format(folder=path.parent))
         if (path.exists() or path.is_symlink()) and not force:
-            raise InvalidInput(f"{path} already exists; use --force to replace it")
+            raise InvalidInput(_("{path} already exists; use --force to replace it").format(path=path))
     if csv_path is not None and csv_path == pdf_path:
-        raise InvalidInput("--csv and --pdf name the same file")
+        raise InvalidInput(_("--csv and --pdf name the same file"))
     result = await store.reports.supervision(cli_actor("report"), first, last)
     if csv_path:
-        await write_csv(result, csv_path, replace=force)
+        await write_csv(result, csv_path, replace=force, lang=lang)
     if pdf_path:
-        await write_pdf(result, pdf_path, store.settings.office_name, replace=force)
+        await write_pdf(result, pdf_path, store.settings.office_name, replace=force, lang=lang)
     if as_json:
         print_json(report_json(result))
         return
-    rows = result.rows()
+    rows = result.rows(lang, tz=store.settings.timezone)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -13,6 +13,7 @@ import click
 from cim.common import data_dir_option, fail, load_settings
 from store import Store
 from store.errors import CimError
+from store.i18n import _
 
 log = logging.getLogger("cim.serve")
 #: One line per event: time, level, logger, then `event key=value ...` (never message contents).
@@ -43,7 +44,8 @@ def serve(data_dir: str | None, host: str | None, port: int | None, log_level: s
     except CimError as exc:
         fail(exc.message)
     except OSError as exc:
-        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+        fail(_("cannot listen on {host}:{port}: {error}").format(host=settings.host, port=settings.port,
+                                                                 error=exc.strerror or exc))
     except KeyboardInterrupt:
         pass
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
-from cim.common import cli_actor, data_dir_option, json_option, print_json, with_store
+from cim.common import cli_actor, data_dir_option, json_option, lang_option, print_json, with_store
+from store.i18n import _
 from store.errors import InvalidInput
 from store.queue_log import QueueLogReport
 from store.reports import parse_period
-from store.service_report import BY_CHOICES, write_csv, write_pdf
+from store.service_report import BY_CHOICES, category_words, write_csv, write_pdf
 
 
 async def run_queue_log(store, file: Path, watch: bool, interval: float, iterations: int | None,
@@ -30,12 +31,13 @@ async def run_queue_log(store, file: Path, watch: bool, interval: float, iterati
 
         def on_poll(polled: QueueLogReport) -> None:
             if polled.imported or polled.rejected:
-                click.echo(f"{polled.imported} new queue_log lines, {len(polled.rejected)} rejected", err=True)
+                click.echo(_("{imported} new queue_log lines, {rejected} rejected").format(
+                    imported=polled.imported, rejected=len(polled.rejected)), err=True)
                 for r in polled.rejected:
-                    click.echo(f"  line {r.line}: {r.reason}", err=True)
+                    click.echo("  " + _("line {n}: {reason}").format(n=r.line, reason=r.reason), err=True)
 
         if not as_json:
-            click.echo(f"watching {src.path} (Ctrl-C to stop)", err=True)
+            click.echo(_("watching {path} (Ctrl-C to stop)").format(path=src.path), err=True)
         report = await store.queue_log.watch(actor, src, stop, interval=interval, iterations=iterations,
                                              on_poll=on_poll)
     else:
@@ -43,14 +45,15 @@ async def run_queue_log(store, file: Path, watch: bool, interval: float, iterati
     if as_json:
         print_json(report.as_json())
         return
-    click.echo(f"imported {report.imported} queue_log lines ({report.queue_calls} queue stays, "
-               f"{report.member_events} member events), {report.already_present} already present, "
-               f"{len(report.rejected)} rejected; {report.linked_to_calls} stays linked to calls")
+    click.echo(_("imported {imported} queue_log lines ({stays} queue stays, {members} member events), {present} "
+                 "already present, {rejected} rejected; {linked} stays linked to calls").format(
+        imported=report.imported, stays=report.queue_calls, members=report.member_events,
+        present=report.already_present, rejected=len(report.rejected), linked=report.linked_to_calls))
     if report.unknown_events:
-        click.echo("events not used: " + ", ".join(f"{k} ×{v}" for k, v in sorted(report.unknown_events.items())))
+        click.echo(_("events not used: ") + ", ".join(f"{k} ×{v}" for k, v in sorted(report.unknown_events.items())))
     if not watch:
         for r in report.rejected:
-            click.echo(f"rejected line {r.line}: {r.reason}", err=True)
+            click.echo(_("rejected line {n}: {reason}").format(n=r.line, reason=r.reason), err=True)
 
 
 def register(cli: click.Group) -> None:
@@ -65,11 +68,12 @@ def register(cli: click.Group) -> None:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write PDF here.")
 @click.option("--force", is_flag=True, help="Replace an existing --csv/--pdf file.")
+@lang_option
 @data_dir_option
 @json_option
 @with_store
 async def service(store, start: str, end: str, by: str | None, csv_path: Path | None, pdf_path: Path | None,
-                  force: bool, as_json: bool) -> None:
+                  force: bool, as_json: bool, lang: str) -> None:
     """Service report (§1.2): calls and chats offered, answered, abandoned, waiting, service level, handle time.
     The files are written 0600 (they name consultants); an existing file is replaced only with --force."""
     first, last = parse_period(start, end, names=("--from", "--to"))
@@ -77,24 +81,27 @@ async def service(store, start: str, end: str, by: str | None, csv_path: Path | 
         if path is None:
             continue
         if not path.parent.is_dir():
-            raise InvalidInput(f"folder {path.parent} does not exist")
+            raise InvalidInput(_("folder {folder} does not exist").format(folder=path.parent))
         if (path.exists() or path.is_symlink()) and not force:
-            raise InvalidInput(f"{path} already exists; use --force to replace it")
+            raise InvalidInput(_("{path} already exists; use --force to replace it").format(path=path))
     if csv_path is not None and csv_path == pdf_path:
-        raise InvalidInput("--csv and --pdf name the same file")
+        raise InvalidInput(_("--csv and --pdf name the same file"))
     result = await store.service.report(cli_actor("report-service"), first, last, by)
     if csv_path:
-        await write_csv(result, csv_path, replace=force)
+        await write_csv(result, csv_path, replace=force, lang=lang)
     if pdf_path:
-        await write_pdf(result, pdf_path, store.settings.office_name, replace=force)
+        await write_pdf(result, pdf_path, store.settings.office_name, replace=force, lang=lang)
     if as_json:
         print_json(result.as_json())
         return
-    rows = result.rows()
+    rows = result.rows(lang)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    for title, counts in (("close categories", result.close_categories), ("call categories", result.call_categories),
-                          ("chats per consultant", result.chats_per_consultant)):
+    for title, counts in ((_("close categories"), category_words(result.close_categories)),
+                          (_("call categories"), category_words(result.call_categories)),
+                          (_("chats per consultant"), result.chats_per_consultant)):
         if counts:
             click.echo(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for line in result.rating_lines():  # satisfaction (store/resident_desk.py)
+        click.echo(line)

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from cim.common import data_dir_option, fail, load_settings, non_empty_path, open_store, run
+from store.i18n import _
 from store.settings import Settings
 
 
@@ -44,11 +45,11 @@ def tui(data_dir: str | None, server_url: str | None, no_server: bool) -> None:
 
     settings = load_settings(data_dir)
     if not settings.db_path.exists():
-        fail(f"no CIM database in {settings.data_dir}; run `cim init` first")
+        fail(_("no CIM database in {path}; run `cim init` first").format(path=settings.data_dir))
     if server_url is None and not no_server:
         server_url = f"http://{settings.host}:{settings.port}"
     if server_url and not server_url.startswith(("http://", "https://")):
-        fail(f"--server must be an http:// or https:// URL, not {server_url!r}")
+        fail(_("--server must be an http:// or https:// URL, not {url!r}").format(url=server_url))
     _log_to_file(settings)
     make_app(settings, server_url=None if no_server else server_url).run()
 
@@ -76,7 +77,8 @@ def demo_socket(host: str, port: int | None, preferred: int = DEMO_PORT) -> tupl
         if exc.errno != errno.EADDRINUSE:
             raise
     sock = reserve_port(host, 0)
-    return sock, f"port {preferred} is taken; the demo listens on {sock.getsockname()[1]} instead"
+    return sock, _("port {preferred} is taken; the demo listens on {port} instead").format(
+        preferred=preferred, port=sock.getsockname()[1])
 
 
 @click.command()
@@ -112,22 +114,23 @@ def demo(data_dir: str | None, port: int | None, host: str) -> None:
     try:
         sock, moved = demo_socket(host, port)
     except OSError as exc:
-        fail(f"cannot listen on {host}:{DEMO_PORT if port is None else port}: {exc.strerror}")
+        fail(_("cannot listen on {host}:{port}: {error}").format(host=host, port=DEMO_PORT if port is None else port,
+                                                                 error=exc.strerror))
     bound_port = sock.getsockname()[1]
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}"
-    click.echo(f"CIM demo — data directory: {settings.data_dir}"
-               f" ({'new' if info.created_staff else 'existing'})")
+    click.echo(_("CIM demo — data directory: {path} ({state})").format(
+        path=settings.data_dir, state=_("new") if info.created_staff else _("existing")))
     if moved:
         click.echo(moved)
-    click.echo(f"Resident chat widget: {url}/")
-    click.echo("Demo sign-ins (user / password / roles):")
+    click.echo(_("Resident chat widget: {url}/").format(url=url))
+    click.echo(_("Demo sign-ins (user / password / roles):"))
     for name, password, roles, _department, _full in DEMO_STAFF:
         click.echo(f"  {name:<10} {password:<18} {', '.join(roles)}")
     if not settings.mfa_role_names:
-        click.echo("Second factor: off in the demo (CIM_MFA_ROLES=default cim demo turns it on).")
-    click.echo("Starting the staff UI… (F12 signs out, Ctrl+Q quits)")
+        click.echo(_("Second factor: off in the demo (CIM_MFA_ROLES=default cim demo turns it on)."))
+    click.echo(_("Starting the staff UI… (F12 signs out, Ctrl+Q quits)"))
     _log_to_file(settings)
-    banner = f"Demo widget: {url}/  ·  consultant: anna / demo-1-szczecin"
+    banner = _("Demo widget: {url}/  ·  consultant: anna / demo-1-szczecin").format(url=url)
     app = make_app(settings, server_url=url, services=[embedded_chat_server(sock)], banner=banner)
     try:
         app.run()

@@ -7,6 +7,7 @@ import sys
 import click
 
 from cim.common import cli_actor, data_dir_option, fail, json_option, print_json, read_password_stdin, with_store
+from store.i18n import _
 from store.models import Role
 
 ROLE_HELP = "Role (repeatable): " + ", ".join(r.value for r in Role) + "."
@@ -50,7 +51,8 @@ async def users_add(store, name, roles, department, full_name, job_title, extens
     if as_json:
         print_json(_staff_json(staff))
     else:
-        click.echo(f"added {staff.name} ({', '.join(sorted(r.value for r in staff.roles))})")
+        click.echo(_("added {name} ({roles})").format(name=staff.name,
+                                                     roles=", ".join(sorted(r.value for r in staff.roles))))
 
 
 @users.command("list")
@@ -64,7 +66,7 @@ async def users_list(store, as_json):
         print_json([_staff_json(s) for s in staff])
         return
     for s in staff:
-        state = " (disabled)" if s.disabled else ""
+        state = _(" (disabled)") if s.disabled else ""
         dept = f" [{s.department}]" if s.department else ""
         roles = ", ".join(sorted(r.value for r in s.roles)) or "no mapped role"
         factor = " +totp" if s.second_factor == "active" else ""
@@ -78,7 +80,7 @@ async def users_list(store, as_json):
 async def users_disable(store, name):
     """Disable NAME's account and end their sessions."""
     await store.accounts.set_disabled(cli_actor("users"), name, True)
-    click.echo(f"disabled {name}")
+    click.echo(_("disabled {name}").format(name=name))
 
 
 @users.command("enable")
@@ -88,7 +90,7 @@ async def users_disable(store, name):
 async def users_enable(store, name):
     """Enable NAME's account again."""
     await store.accounts.set_disabled(cli_actor("users"), name, False)
-    click.echo(f"enabled {name}")
+    click.echo(_("enabled {name}").format(name=name))
 
 
 @users.command("passwd")
@@ -104,12 +106,12 @@ async def users_passwd(store, name, password_stdin, temporary, as_self):
     if as_self:
         lines = sys.stdin.read().splitlines()
         if len(lines) != 2:
-            fail("with --self, standard input must hold two lines: the current password, then the new one")
+            fail(_("with --self, standard input must hold two lines: the current password, then the new one"))
         person = (await store.accounts.get(name)).as_actor()
         await store.accounts.change_own_password(person, lines[0], lines[1])
     else:
         await store.accounts.set_password(cli_actor("users"), name, read_password_stdin(), temporary=temporary)
-    click.echo(f"password of {name} changed")
+    click.echo(_("password of {name} changed").format(name=name))
 
 
 @users.command("verify")
@@ -131,7 +133,9 @@ async def users_verify(store, name, password_stdin, otp, as_json):
     if as_json:
         print_json({"ok": check.ok, "reason": check.reason, "message": check.message})
     else:
-        click.echo(f"{name}: {'sign-in would succeed' if check.ok else f'refused ({check.reason}): {check.message}'}")
+        verdict = _("sign-in would succeed") if check.ok else _("refused ({reason}): {message}").format(
+            reason=check.reason, message=check.message)
+        click.echo(f"{name}: {verdict}")
     if not check.ok:
         raise SystemExit(1)
 
@@ -143,7 +147,7 @@ async def users_verify(store, name, password_stdin, otp, as_json):
 async def users_mfa_reset(store, name):
     """Remove NAME's second factor (a lost phone); they set up a new one at their next sign-in."""
     await store.accounts.reset_second_factor(cli_actor("users"), name)
-    click.echo(f"second factor of {name} removed; a new one is set up at the next sign-in")
+    click.echo(_("second factor of {name} removed; a new one is set up at the next sign-in").format(name=name))
 
 
 @users.command("roles")
@@ -167,13 +171,14 @@ async def users_roles(store, name, roles):
 async def users_signature(store, name, full_name, job_title, as_json):
     """Set the full name and title NAME signs letters with (an option left out keeps its value)."""
     if full_name is None and job_title is None:
-        raise click.UsageError("give --full-name, --title or both")
+        raise click.UsageError(_("give --full-name, --title or both"))
     staff = await store.accounts.set_signature(cli_actor("users"), name, full_name=full_name, job_title=job_title)
     if as_json:
         print_json(_staff_json(staff))
     else:
-        click.echo(f"{staff.name} signs letters as: {staff.full_name or '(no full name)'}, "
-                   f"{staff.job_title or '(the title of the role)'}")
+        click.echo(_("{name} signs letters as: {full_name}, {title}").format(
+            name=staff.name, full_name=staff.full_name or _("(no full name)"),
+            title=staff.job_title or _("(the title of the role)")))
 
 
 @users.command("display-name")
@@ -185,7 +190,7 @@ async def users_display_name(store, name, text):
     """Set the name residents see for NAME in the chat (e.g. 'Anna'); an empty TEXT goes back to the default
     (the full name's first word, else 'Konsultant CIM'). The log-in name is never shown to residents."""
     shown = await store.chats.set_display_name(cli_actor("users"), name, text)
-    click.echo(f"{name.strip()}: nazwa widoczna dla mieszkańców: {shown or '(domyślna)'}")
+    click.echo(_("{name}: name shown to residents: {shown}").format(name=name.strip(), shown=shown or _("(default)")))
 
 
 @users.command("extensions")
@@ -196,7 +201,7 @@ async def users_display_name(store, name, text):
 async def users_extensions(store, name, extensions):
     """Replace NAME's PBX extensions (used to match calls to consultants)."""
     staff = await store.accounts.set_extensions(cli_actor("users"), name, extensions)
-    click.echo(f"{staff.name}: {', '.join(staff.extensions) or 'no extensions'}")
+    click.echo(f"{staff.name}: {', '.join(staff.extensions) or _('no extensions')}")
 
 
 @click.group()
@@ -212,7 +217,7 @@ def departments() -> None:
 async def departments_add(store, code, name):
     """Add a department with a short CODE and its full NAME."""
     dept = await store.accounts.add_department(cli_actor("departments"), code, name)
-    click.echo(f"added department {dept.code}: {dept.name}")
+    click.echo(_("added department {code}: {name}").format(code=dept.code, name=dept.name))
 
 
 @departments.command("list")

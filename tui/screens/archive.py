@@ -16,7 +16,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sparkline, Static
 
 from store.archive import ConversationDetail, ConversationSummary, SearchFilters
+from store.chats import SYSTEM_EVENTS, render_event
+from store.desk import staff_topic_label as topic_label
 from store.errors import CimError
+from store.i18n import N_, _, current_language, format_date, format_datetime, format_time, ngettext
+from store.keys import feed_player, player_input
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
@@ -49,18 +53,19 @@ ArchiveDetailScreen #transcript { height: 1fr; border-top: solid $primary; paddi
 """
 
 
-def player_argv(command: str, path: Path) -> list[str]:
+def player_argv(command: str, path: Path | str) -> list[str]:
     """The player's argument vector: `{path}` replaced inside its words, or the path appended. Never a shell."""
     words = shlex.split(command)
     if not words:
-        raise ValueError("no player command is configured (setting player_command)")
+        raise ValueError(_("no player command is configured (setting player_command)"))
     if any("{path}" in w for w in words):
         return [w.replace("{path}", str(path)) for w in words]
     return [*words, str(path)]
 
 
 def _when(summary: ConversationSummary, zone) -> str:
-    return summary.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    # no comma between date and time: the results table fits 80 columns
+    return f"{format_date(summary.created_at, tz=zone.key)} {format_time(summary.created_at, tz=zone.key)}"
 
 
 def _duration(seconds: int | None) -> str:
@@ -69,11 +74,9 @@ def _duration(seconds: int | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-_SHORT_DIRECTION = {"incoming": "call in", "outgoing": "call out", "internal": "internal"}
-
-
-def _flag(value: bool | None, yes: str = "yes", no: str = "no") -> str:
-    return "" if value is None else (yes if value else no)
+_SHORT_DIRECTION = {"incoming": N_("call in"), "outgoing": N_("call out"), "internal": N_("internal")}
+_DIRECTIONS = {"incoming": N_("incoming"), "outgoing": N_("outgoing"), "internal": N_("internal")}
+_CHANNELS = {"call": N_("call"), "chat": N_("chat")}
 
 
 class ArchiveScreen(CimScreen[None]):
@@ -82,9 +85,9 @@ class ArchiveScreen(CimScreen[None]):
     DEFAULT_CSS = _CSS
     AUTO_FOCUS = "#number"
     BINDINGS = [
-        Binding("ctrl+s", "search", "Search"),
-        Binding("n", "next_page", "Next page"),
-        Binding("p", "previous_page", "Previous page"),
+        Binding("ctrl+s", "search", N_("Search")),
+        Binding("n", "next_page", N_("Next page")),
+        Binding("p", "previous_page", N_("Previous page")),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -100,24 +103,26 @@ class ArchiveScreen(CimScreen[None]):
         yield Header()
         with Vertical(id="archive-form"):
             with Horizontal(classes="form-row"):
-                yield Input(placeholder="number (full, or 3+ digits)", id="number", max_length=40)
-                yield Input(placeholder="from YYYY-MM-DD", id="date-from", max_length=10)
-                yield Input(placeholder="to YYYY-MM-DD", id="date-to", max_length=10)
+                yield Input(placeholder=_("number (full, or 3+ digits)"), id="number", max_length=40)
+                yield Input(placeholder=_("from YYYY-MM-DD"), id="date-from", max_length=10)
+                yield Input(placeholder=_("to YYYY-MM-DD"), id="date-to", max_length=10)
             with Horizontal(classes="form-row"):
-                yield Select([("incoming", "incoming"), ("outgoing", "outgoing"), ("internal", "internal")],
-                             prompt="direction", id="direction")
-                yield Select([("calls", "call"), ("chats", "chat")], prompt="channel", id="channel")
-                yield Input(placeholder="consultant", id="consultant", max_length=64)
-                yield Input(placeholder="dept code", id="department", max_length=32)
-                yield Button("Search", id="search", variant="primary")
+                yield Select([(_(_DIRECTIONS[d]), d) for d in ("incoming", "outgoing", "internal")],
+                             prompt=_("direction"), id="direction")
+                yield Select([(_("calls"), "call"), (_("chats"), "chat")], prompt=_("channel"), id="channel")
+                yield Input(placeholder=_("consultant"), id="consultant", max_length=64)
+                yield Input(placeholder=_("dept code"), id="department", max_length=32)
+                yield Button(_("Search"), id="search", variant="primary")
         yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
-        yield Static("Enter a filter and press Enter or Ctrl+S.", id="archive-status")
+        yield Static(_("Enter a filter and press Enter or Ctrl+S."), id="archive-status")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Archive"
+        self.title = _("Archive")
         table = self.query_one("#results", DataTable)
-        table.add_columns("When", "Type", "Number", "Consultant", "Dept", "Length", "Rec", "Notice")
+        # short headers: the results table fits 80 columns in both languages
+        table.add_columns(_("When"), _("Type"), _("Number"), _("Consultant"), _("Dept"), _("Length"), _("Rec"),
+                          _("Notice"))
 
     # -- the search ------------------------------------------------------------------------------
 
@@ -135,7 +140,7 @@ class ArchiveScreen(CimScreen[None]):
             try:
                 days[widget_id] = date.fromisoformat(raw) if raw else None
             except ValueError:
-                self.notify(f"{raw!r} is not a date (YYYY-MM-DD).", severity="error")
+                self.notify(_("{text!r} is not a date (YYYY-MM-DD).").format(text=raw), severity="error")
                 return None
         return SearchFilters(number=text("number"), date_from=days["date-from"], date_to=days["date-to"],
                              direction=choice("direction"), channel=choice("channel"),
@@ -153,14 +158,14 @@ class ArchiveScreen(CimScreen[None]):
 
     def action_next_page(self) -> None:
         if self.next_cursor is None:
-            self.notify("This is the last page.")
+            self.notify(_("This is the last page."))
             return
         self.pages.append(self.next_cursor)
         self.load_page()
 
     def action_previous_page(self) -> None:
         if len(self.pages) == 1:
-            self.notify("This is the first page.")
+            self.notify(_("This is the first page."))
             return
         self.pages.pop()
         self.load_page()
@@ -173,7 +178,7 @@ class ArchiveScreen(CimScreen[None]):
         except CimError as exc:
             if len(self.pages) > 1:
                 self.pages.pop()
-            self.notify(exc.message, title="Cannot search", severity="error")
+            self.notify(exc.message, title=_("Cannot search"), severity="error")
             return
         self.items = list(page.items)
         self.next_cursor = page.next_cursor
@@ -184,15 +189,21 @@ class ArchiveScreen(CimScreen[None]):
             number = literal(s.resident_number or "")
             if s.resident_number and s.number_identifiable is False:
                 number.stylize("dim italic")
-            kind = "chat" if s.channel == "chat" else _SHORT_DIRECTION.get(s.direction or "", "call")
+            kind = _("chat") if s.channel == "chat" else _(_SHORT_DIRECTION.get(s.direction or "", N_("call")))
+            if s.topic is not None:  # the topic the resident picked (README: topics)
+                kind = f"{kind} · {topic_label(s.topic)}"
             table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
-                          s.department or "", _duration(s.duration_s), "●" if s.has_recording else "",
-                          _flag(s.notice_played, "played", "none") if s.channel == "call" else "",
+                          s.department or "", _duration(s.duration_s),
+                          _("deleted (§6)") if s.deleted else "●" if s.has_recording else "",
+                          (_("played") if s.notice_played else _("none"))
+                          if s.channel == "call" and s.notice_played is not None else "",
                           key=str(s.id))
-        more = " · n: next page" if self.next_cursor else ""
-        back = " · p: previous page" if len(self.pages) > 1 else ""
+        more = _(" · n: next page") if self.next_cursor else ""
+        back = _(" · p: previous page") if len(self.pages) > 1 else ""
         self.query_one("#archive-status", Static).update(
-            f"page {len(self.pages)} · {len(self.items)} shown{more}{back} · Enter: open")
+            _("page {page}").format(page=len(self.pages)) + " · "
+            + ngettext("{n} shown", "{n} shown", len(self.items)).format(n=len(self.items))
+            + more + back + _(" · Enter: open"))
         if self.items:
             table.focus()
 
@@ -207,11 +218,11 @@ class ArchiveDetailScreen(CimScreen[None]):
 
     DEFAULT_CSS = _CSS
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("i", "integrity", "Integrity"),
-        Binding("l", "play", "Listen"),
-        Binding("t", "transcript", "Transcript"),
-        Binding("s", "stop", "Stop playing"),
+        Binding("escape", "app.pop_screen", N_("Back")),
+        Binding("i", "integrity", N_("Integrity")),
+        Binding("l", "play", N_("Listen")),
+        Binding("t", "transcript", N_("Transcript")),
+        Binding("s", "stop", N_("Stop playing")),
     ]
 
     def __init__(self, ctx: TuiContext, conversation_id: int) -> None:
@@ -223,20 +234,20 @@ class ArchiveDetailScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Loading…", id="detail")
+        yield Static(_("Loading…"), id="detail")
         yield Static("", id="levels-label")
         yield Sparkline([], id="levels")
         yield Static("", id="integrity")
         yield Static("", id="listening")
         with Horizontal(id="detail-actions"):
-            yield Button("Check integrity (i)", id="integrity-button")
-            yield Button("Listen (l)", id="play-button")
-            yield Button("Transcript (t)", id="transcript-button")
+            yield Button(_("Check integrity (i)"), id="integrity-button")
+            yield Button(_("Listen (l)"), id="play-button")
+            yield Button(_("Transcript (t)"), id="transcript-button")
         yield VerticalScroll(id="transcript")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = f"Conversation #{self.conversation_id}"
+        self.title = _("Conversation #{n}").format(n=self.conversation_id)
         self.load()
         self.set_interval(20, self.show_listening)
 
@@ -256,7 +267,7 @@ class ArchiveDetailScreen(CimScreen[None]):
         try:
             self.detail = await self.ctx.store.archive.details(self.ctx.actor, self.conversation_id)
         except CimError as exc:
-            self.notify(exc.message, title="Cannot open", severity="error")
+            self.notify(exc.message, title=_("Cannot open"), severity="error")
             self.query_one("#detail", Static).update(Text(exc.message))
             return
         self.query_one("#detail", Static).update(self._describe(self.detail))
@@ -271,7 +282,7 @@ class ArchiveDetailScreen(CimScreen[None]):
             self.show_listening()
             await self._load_levels()
         elif is_call:
-            self.query_one("#levels-label", Static).update("No recording of this call.")
+            self.query_one("#levels-label", Static).update(_("No recording of this call."))
 
     async def _load_levels(self) -> None:
         try:
@@ -284,9 +295,9 @@ class ArchiveDetailScreen(CimScreen[None]):
             sparkline = self.query_one("#levels", Sparkline)
             sparkline.data = levels
             sparkline.display = True
-            label.update("Recording levels (start → end):")
+            label.update(_("Recording levels (start → end):"))
         else:
-            label.update("No level display for this format (or the recording is empty).")
+            label.update(_("No level display for this format (or the recording is empty)."))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Show only the keys that apply: transcript for chats, play/integrity for recorded calls."""
@@ -302,35 +313,46 @@ class ArchiveDetailScreen(CimScreen[None]):
     def _describe(self, d: ConversationDetail) -> Text:
         s = d.summary
         zone = self.ctx.store.archive.zone
+        channel = _(_CHANNELS.get(s.channel, s.channel))
+        direction = _(_DIRECTIONS[s.direction]) if s.direction in _DIRECTIONS else s.direction
         lines: list[tuple[str, Text | str]] = [
-            ("Channel", f"{s.channel}" + (f" ({s.direction})" if s.direction else "")),
-            ("Started", s.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")),
-            ("Ended", s.ended_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if s.ended_at else "—"),
-            ("Consultant", literal(s.consultant or "—")),
-            ("Department", s.department or "—"),
-            ("Purge after", d.purge_after.astimezone(zone).strftime("%Y-%m-%d") + (" (held)" if d.held else "")),
+            (_("Channel"), channel + (f" ({direction})" if s.direction else "")),
+            (_("Started"), format_datetime(s.created_at, tz=zone.key, seconds=True)),
+            (_("Ended"), format_datetime(s.ended_at, tz=zone.key, seconds=True) if s.ended_at else "—"),
+            (_("Consultant"), literal(s.consultant or "—")),
+            (_("Department"), s.department or "—"),
+            (_("Purge after"), format_date(d.purge_after, tz=zone.key) + (_(" (held)") if d.held else "")),
         ]
         if s.channel == "call":
-            ident = "identifiable" if s.number_identifiable else "not identifiable (§4.7)"
+            ident = _("identifiable") if s.number_identifiable else _("not identifiable (§4.7)")
             lines += [
-                ("Number", Text.assemble(literal(s.resident_number or "—"), f"  {ident}")),
-                ("Extension", literal(d.extension or "—")),
-                ("Length", f"{_duration(s.duration_s)} (talk {_duration(d.billsec_s)}) · {s.disposition or ''}"),
-                ("Notice (§1.4)", ("played" + (f", v{d.notice_version}" if d.notice_version else "")
-                                   + (", full information requested" if s.full_info_requested else ""))
-                 if s.notice_played else "not on record"),
-                ("PBX id", literal(d.pbx_uniqueid or "—")),
+                (_("Number"), Text.assemble(literal(s.resident_number or "—"), f"  {ident}")),
+                (_("Extension"), literal(d.extension or "—")),
+                (_("Length"), _("{length} (talk {talk})").format(length=_duration(s.duration_s),
+                                                                  talk=_duration(d.billsec_s))
+                 + f" · {s.disposition or ''}"),
+                (_("Notice (§1.4)"), (_("played") + (f", v{d.notice_version}" if d.notice_version else "")
+                                      + (_(", full information requested") if s.full_info_requested else ""))
+                 if s.notice_played else _("not on record")),
+                (_("PBX id"), literal(d.pbx_uniqueid or "—")),
             ]
             for r in d.recordings:
-                length = f"{r.duration_s:.1f} s" if r.duration_s is not None else "length unknown"
-                lines.append(("Recording", f"{r.format}, {length}, {r.size_bytes} bytes"
-                              + (" — EMPTY" if r.is_empty else "")))
+                length = f"{r.duration_s:.1f} s" if r.duration_s is not None else _("length unknown")
+                size = ngettext("{n} byte", "{n} bytes", r.size_bytes).format(n=r.size_bytes)
+                lines.append((_("Recording"), f"{r.format}, {length}, {size}"
+                              + (_(" — EMPTY") if r.is_empty else "")))
         else:
-            lines += [("Language", d.lang or "—"), ("Messages", str(d.message_count)),
-                      ("Notice (§1.5)", f"accepted, v{d.notice_version}" if d.notice_version else "—")]
+            lines += [(_("Language"), d.lang or "—"), (_("Messages"), str(d.message_count)),
+                      (_("Notice (§1.5)"), _("accepted, v{version}").format(version=d.notice_version)
+                       if d.notice_version else "—")]
+            if s.topic is not None:
+                lines.append((_("Topic"), topic_label(s.topic)))
+        if s.deleted:  # a restored backup's conversation whose key the purge destroyed: never readable
+            lines.append((_("Content"), _("deleted (§6): its key was destroyed by the purge")))
         text = Text()
+        width = max(len(label) for label, _value in lines)  # the labels' length depends on the language
         for label, value in lines:
-            text.append(f"{label:>14}: ", style="bold")
+            text.append(f"{label:>{width}}: ", style="bold")
             text.append(value if isinstance(value, Text) else Text(value))
             text.append("\n")
         return text
@@ -351,9 +373,10 @@ class ArchiveDetailScreen(CimScreen[None]):
             out.update(Text(exc.message, style="bold red"))
             return
         if result.ok:
-            out.update(Text(f"Integrity OK: SHA-256 {result.actual_sha256[:16]}… matches.", style="green"))
+            out.update(Text(_("Integrity OK: SHA-256 {sha}… matches.").format(sha=result.actual_sha256[:16]),
+                            style="green"))
         else:
-            out.update(Text(f"INTEGRITY PROBLEM: {result.problem}.", style="bold red"))
+            out.update(Text(_("INTEGRITY PROBLEM: {problem}.").format(problem=result.problem), style="bold red"))
 
     @on(Button.Pressed, "#play-button")
     def action_play(self) -> None:
@@ -367,9 +390,9 @@ class ArchiveDetailScreen(CimScreen[None]):
             try:
                 await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, "-")
             except CimError as exc:
-                self.notify(exc.message, title="Cannot play", severity="error")
+                self.notify(exc.message, title=_("Cannot play"), severity="error")
             return
-        purpose = await self.app.push_screen_wait(PurposeModal("the recording"))
+        purpose = await self.app.push_screen_wait(PurposeModal(_("the recording")))
         if purpose is None:
             return
         if not self.ctx.settings.player_command.strip():
@@ -377,31 +400,36 @@ class ArchiveDetailScreen(CimScreen[None]):
             return
         try:
             opened = await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, purpose)
-            argv = player_argv(self.ctx.settings.player_command, opened.path)
+            source, plain = await asyncio.to_thread(player_input, opened.path)  # sealed: fed through a pipe
+            argv = player_argv(self.ctx.settings.player_command, source)
         except (CimError, ValueError) as exc:
-            self.notify(getattr(exc, "message", str(exc)), title="Cannot play", severity="error")
+            self.notify(getattr(exc, "message", str(exc)), title=_("Cannot play"), severity="error")
             return
         try:
             self.player = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
+                *argv, stdin=asyncio.subprocess.PIPE if plain else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            if plain is not None:
+                asyncio.create_task(feed_player(self.player.stdin, plain))
         except OSError as exc:
-            self.notify(f"The player {argv[0]!r} could not start: {exc.strerror}.", title="Cannot play",
-                        severity="error")
+            if plain is not None:
+                plain.close()
+            self.notify(_("The player {player!r} could not start: {error}.").format(player=argv[0], error=exc.strerror),
+                        title=_("Cannot play"), severity="error")
             return
-        self.notify("Playing… (s stops)")
-        _, err = await self.player.communicate()
+        self.notify(_("Playing… (s stops)"))
+        _out, err = await self.player.communicate()
         code, self.player = self.player.returncode, None
         if code not in (0, -15):
             last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {code}"]
-            self.notify(f"The player stopped: {last[0]}", severity="warning")
+            self.notify(_("The player stopped: {why}").format(why=last[0]), severity="warning")
 
     async def _listen_in_browser(self, purpose: str) -> None:
         """The default: a single-use link the staff member opens in their own browser (no speakers on the server)."""
         await offer_listening_link(
             self, lambda: self.ctx.store.listening.create(self.ctx.actor, self.conversation_id, purpose,
                                                           session_token=self.ctx.token or None),
-            self.ctx.store.archive.zone, f"conversation #{self.conversation_id}")
+            self.ctx.store.archive.zone, _("conversation #{n}").format(n=self.conversation_id))
 
     def action_stop(self) -> None:
         if self.player is not None and self.player.returncode is None:
@@ -418,28 +446,37 @@ class ArchiveDetailScreen(CimScreen[None]):
             try:
                 await self.ctx.store.archive.open_transcript(self.ctx.actor, self.conversation_id, "-")
             except CimError as exc:
-                self.notify(exc.message, title="Cannot open the transcript", severity="error")
+                self.notify(exc.message, title=_("Cannot open the transcript"), severity="error")
             return
-        purpose = await self.app.push_screen_wait(PurposeModal("the chat transcript"))
+        purpose = await self.app.push_screen_wait(PurposeModal(_("the chat transcript")))
         if purpose is None:
             return
         try:
             transcript = await self.ctx.store.archive.open_transcript(self.ctx.actor, self.conversation_id, purpose)
         except CimError as exc:
-            self.notify(exc.message, title="Cannot open the transcript", severity="error")
+            self.notify(exc.message, title=_("Cannot open the transcript"), severity="error")
             return
         box = self.query_one("#transcript", VerticalScroll)
         await box.remove_children()
         zone = self.ctx.store.archive.zone
         widgets = []
+        lang = current_language()
         for line in transcript.lines:
-            who = {"resident": "Resident", "system": "System"}.get(line.sender, line.staff_name or "Consultant")
+            who = {"resident": _("Resident"), "system": _("System")}.get(
+                line.sender, line.staff_full_name or line.staff_name or _("Consultant"))
             style = {"resident": "bold cyan", "system": "dim"}.get(line.sender, "bold green")
-            label = Text.assemble((f"{line.at.astimezone(zone):%H:%M:%S} ", "dim"), (f"{who}: ", style))
-            label.append_text(literal(line.text))  # resident text shown literally: never markup
+            if line.sender == "note":  # a supervisor's whisper (§3): the consultant saw it, the resident never did
+                who, style = _("Staff note from {name} (not shown to the resident)").format(
+                    name=line.staff_name or "?"), "bold magenta"
+            label = Text.assemble((f"{format_time(line.at, tz=zone.key, seconds=True)} ", "dim"), (f"{who}: ", style))
+            text = line.text
+            if line.sender == "system" and line.event in SYSTEM_EVENTS:  # a stored event: in the staff language
+                text = render_event(line.event, line.params, lang, staff=True,
+                                    staff_name=line.staff_full_name, category=transcript.close_category)
+            label.append_text(literal(text))  # resident text shown literally: never markup
             widgets.append(Static(label, classes="transcript-line"))
         if not widgets:
-            widgets.append(Static("The transcript is empty."))
+            widgets.append(Static(_("The transcript is empty.")))
         await box.mount_all(widgets)
 
     async def on_unmount(self) -> None:

@@ -17,7 +17,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
+from store.audit_actions import action_label
 from store.clock import to_iso
+from store.i18n import N_, _, format_datetime, ngettext
 from store.errors import InvalidInput
 from store.models import AuditEntry
 from tui.context import TuiContext
@@ -43,11 +45,11 @@ class AuditScreen(CimScreen[None]):
     AuditScreen #audit-count { height: 1; padding: 0 1; color: $text-muted; }
     """
     BINDINGS = [
-        Binding("ctrl+r", "reload", "Apply filters"),
-        Binding("ctrl+t", "verify", "Verify chain"),
+        Binding("ctrl+r", "reload", N_("Apply filters")),
+        Binding("ctrl+t", "verify", N_("Verify chain")),
     ]
     #: the columns, Purpose early so that it is visible at 80 columns (the whole entry: Enter)
-    COLUMNS = ("#", "When", "Who", "Action", "Purpose", "Outcome", "Target", "Request")
+    COLUMNS = ("#", N_("When"), N_("Who"), N_("Action"), N_("Purpose"), N_("Outcome"), N_("Target"), N_("Request"))
 
     def __init__(self, ctx: TuiContext) -> None:
         super().__init__()
@@ -56,24 +58,24 @@ class AuditScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Checking the audit chain…", id="chain")
+        yield Static(_("Checking the audit chain…"), id="chain")
         with Horizontal(classes="audit-filters"):
-            yield Input(placeholder="person", id="audit-person")
-            yield Input(placeholder="action starts with, e.g. archive.", id="audit-action")
-            yield Input(placeholder="words in the purpose", id="audit-purpose-words")
+            yield Input(placeholder=_("person"), id="audit-person")
+            yield Input(placeholder=_("action starts with, e.g. archive."), id="audit-action")
+            yield Input(placeholder=_("words in the purpose"), id="audit-purpose-words")
         with Horizontal(classes="audit-filters"):
-            yield Input(placeholder="from YYYY-MM-DD", id="audit-from")
-            yield Input(placeholder="to YYYY-MM-DD", id="audit-to")
-            yield Input(placeholder="conversation", id="audit-conversation")
-            yield Input(placeholder="request", id="audit-request")
-            yield Button("Filter", id="audit-apply")
+            yield Input(placeholder=_("from YYYY-MM-DD"), id="audit-from")
+            yield Input(placeholder=_("to YYYY-MM-DD"), id="audit-to")
+            yield Input(placeholder=_("conversation"), id="audit-conversation")
+            yield Input(placeholder=_("request"), id="audit-request")
+            yield Button(_("Filter"), id="audit-apply")
         yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="audit-purpose")
         yield Static("", id="audit-count")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#audit-table", DataTable).add_columns(*self.COLUMNS)
+        self.query_one("#audit-table", DataTable).add_columns(*(_(c) for c in self.COLUMNS))
         self.verify()
         self.reload()
 
@@ -87,11 +89,13 @@ class AuditScreen(CimScreen[None]):
         chain.set_class(check.ok, "ok")
         chain.set_class(not check.ok, "broken")
         if check.ok:
-            chain.update(f"Audit chain verified: intact, {check.entries} entries.")
+            chain.update(ngettext("Audit chain verified: intact, {n} entry.",
+                                  "Audit chain verified: intact, {n} entries.", check.entries).format(n=check.entries))
         else:
-            cause = check.problems[0].message if check.problems else "an entry was edited, deleted or reordered"
-            chain.update(f"AUDIT CHAIN BROKEN at entry {check.first_broken} ({check.entries} entries): {cause}. "
-                         "Inform the DPO and the IT administrators.")
+            cause = check.problems[0].message if check.problems else _("an entry was edited, deleted or reordered")
+            chain.update(_("AUDIT CHAIN BROKEN at entry {first} ({entries} entries): {cause}. "
+                           "Inform the DPO and the IT administrators.").format(
+                first=check.first_broken, entries=check.entries, cause=cause))
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#audit-apply")
@@ -117,17 +121,17 @@ class AuditScreen(CimScreen[None]):
                 try:
                     day = date.fromisoformat(text)
                 except ValueError:
-                    raise InvalidInput(f"dates are YYYY-MM-DD, not {text!r}") from None
+                    raise InvalidInput(_("dates are YYYY-MM-DD, not {text!r}").format(text=text)) from None
                 filters[key] = to_iso(datetime.combine(day + timedelta(days=shift), time(0), zone))
         conversation = self._value("#audit-conversation")
         if conversation:
             if not conversation.isdigit():
-                raise InvalidInput("the conversation is a number")
+                raise InvalidInput(_("the conversation is a number"))
             filters["target_kind"], filters["target_id"] = "conversation", int(conversation)
         request = self._value("#audit-request")
         if request:
             if not request.isdigit():
-                raise InvalidInput("the request is a number")
+                raise InvalidInput(_("the request is a number"))
             filters["request_id"] = int(request)
         return filters
 
@@ -140,14 +144,16 @@ class AuditScreen(CimScreen[None]):
         table = self.query_one("#audit-table", DataTable)
         table.clear()
         for e in self.entries:
-            outcome = Text(e.outcome, style="" if e.outcome == "ok" else "bold red")
-            target = f"{e.target_kind} {e.target_id}" if e.target_kind else (e.target_id or "")
-            table.add_row(str(e.id), f"{e.at.astimezone(zone):%Y-%m-%d %H:%M:%S}", literal(e.actor_name),
-                          literal(e.action), literal(_short(e.purpose or "")), outcome, literal(target),
+            outcome = Text(_outcome(e.outcome), style="" if e.outcome == "ok" else "bold red")
+            target = f"{_target_kind(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "")
+            # the action in words, short enough that the purpose stays on an 80-column screen (Enter: whole entry)
+            table.add_row(str(e.id), format_datetime(e.at, tz=zone.key), literal(e.actor_name),
+                          literal(_short(action_label(e.action), 30)), literal(_short(e.purpose or "")), outcome,
+                          literal(target),
                           str(e.request_id or ""), key=str(e.id))
-        more = " (newest first; narrow the filters to see older ones)" if len(self.entries) == PAGE else ""
-        count = f"{len(self.entries)} " + ("entry" if len(self.entries) == 1 else "entries")
-        self.query_one("#audit-count", Static).update(f"{count}{more} · Enter: whole entry")
+        more = _(" (newest first; narrow the filters to see older ones)") if len(self.entries) == PAGE else ""
+        count = ngettext("{n} entry", "{n} entries", len(self.entries)).format(n=len(self.entries))
+        self.query_one("#audit-count", Static).update(count + more + _(" · Enter: whole entry"))
         self._show_purpose()
 
     def _current(self) -> AuditEntry | None:
@@ -160,7 +166,7 @@ class AuditScreen(CimScreen[None]):
         """The highlighted entry's purpose in full, wrapped under the table."""
         entry = self._current()
         line = self.query_one("#audit-purpose", Static)
-        line.update(Text.assemble(("Purpose: ", "bold"), literal(entry.purpose)) if entry and entry.purpose else "")
+        line.update(Text.assemble((_("Purpose: "), "bold"), literal(entry.purpose)) if entry and entry.purpose else "")
         line.display = bool(entry and entry.purpose)
 
     @on(DataTable.RowSelected, "#audit-table")
@@ -171,6 +177,25 @@ class AuditScreen(CimScreen[None]):
 
 
 
+_OUTCOMES = {"ok": N_("ok"), "refused": N_("refused")}
+
+
+_TARGET_KINDS = {"archive": N_("archive"), "audit_entry": N_("audit entry"), "audit_key": N_("audit key"),
+                 "call": N_("call"), "call_route": N_("number route"), "callback": N_("callback"),
+                 "canned": N_("canned response"), "cdr": N_("call records"), "conversation": N_("conversation"),
+                 "department": N_("department"), "hold": N_("hold"), "letter": N_("letter"),
+                 "listen_link": N_("listening link"), "notice": N_("notice"), "purge_run": N_("purge run"),
+                 "request": N_("request"), "staff": N_("account")}
+
+
+def _target_kind(kind: str) -> str:
+    return _(_TARGET_KINDS[kind]) if kind in _TARGET_KINDS else kind
+
+
+def _outcome(outcome: str) -> str:
+    return _(_OUTCOMES[outcome]) if outcome in _OUTCOMES else outcome
+
+
 def _short(text: str, width: int = 24) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[:width - 1] + "…"
@@ -179,7 +204,7 @@ def _short(text: str, width: int = 24) -> str:
 class AuditEntryModal(CimModal[None]):
     """One audit entry whole: every field, the purpose and the details wrapped to the terminal's width."""
 
-    BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close")]
+    BINDINGS = [Binding("escape", "close", N_("Close")), Binding("enter", "close", N_("Close"))]
     DEFAULT_CSS = """
     AuditEntryModal { align: center middle; }
     AuditEntryModal > Vertical { width: 76; max-width: 100%; height: auto; max-height: 100%;
@@ -196,18 +221,23 @@ class AuditEntryModal(CimModal[None]):
 
     def compose(self) -> ComposeResult:
         e = self.entry
-        target = f"{e.target_kind} {e.target_id}" if e.target_kind else (e.target_id or "—")
-        rows = [("When", Text(f"{e.at.astimezone(self.zone):%Y-%m-%d %H:%M:%S}")), ("Who", literal(e.actor_name)),
-                ("Action", literal(e.action)), ("Outcome", literal(e.outcome)), ("Target", literal(target)),
-                ("Request", Text(str(e.request_id or "—"))), ("Purpose", literal(e.purpose or "—"))]
+        target = f"{_target_kind(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "—")
+        action = action_label(e.action)
+        rows = [("when", _("When"), Text(format_datetime(e.at, tz=self.zone.key, seconds=True))),
+                ("who", _("Who"), literal(e.actor_name)),
+                ("action", _("Action"), literal(action if action == e.action else f"{action} ({e.action})")),
+                ("outcome", _("Outcome"), literal(_outcome(e.outcome))), ("target", _("Target"), literal(target)),
+                ("request", _("Request"), Text(str(e.request_id or "—"))),
+                ("purpose", _("Purpose"), literal(e.purpose or "—"))]
         if e.details:
-            rows.append(("Details", literal(json.dumps(e.details, ensure_ascii=False, sort_keys=True))))
+            rows.append(("details", _("Details"),
+                         literal(json.dumps(e.details, ensure_ascii=False, sort_keys=True))))
         with Vertical():
-            yield Label(f"Audit entry {e.id}", classes="entry-title")
+            yield Label(_("Audit entry {id}").format(id=e.id), classes="entry-title")
             with VerticalScroll(id="entry-body"):
-                for name, value in rows:
-                    yield Static(Text.assemble((f"{name}: ", "bold"), value), id=f"entry-{name.lower()}")
-            yield Static("Enter or Esc close", classes="entry-help")
+                for key, name, value in rows:
+                    yield Static(Text.assemble((f"{name}: ", "bold"), value), id=f"entry-{key}")
+            yield Static(_("Enter or Esc close"), classes="entry-help")
 
     def action_close(self) -> None:
         self.dismiss(None)

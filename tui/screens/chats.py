@@ -14,7 +14,8 @@ from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from store.chats import CLOSE_CATEGORIES
-from store.i18n import _, ngettext
+from store.desk import staff_topic_label as topic_label
+from store.i18n import N_, _, ngettext
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
 from tui.screens.base import CimScreen
@@ -44,9 +45,12 @@ class ChatsScreen(CimScreen[None]):
         Binding("ctrl+r", "canned", "Canned"),
         Binding("ctrl+t", "transfer", "Transfer"),
         Binding("f8", "close_chat", "Close"),
+        Binding("ctrl+b", "availability", "Away"),
+        Binding("ctrl+y", "decline", "Decline", show=False),
         # in the keys panel (command palette: "Keys"), left out of the footer for 80 columns
         Binding("ctrl+pageup", "previous_chat", "Previous chat", show=False),
         Binding("ctrl+n,ctrl+pagedown", "next_chat", "Next chat", show=False),
+        Binding("ctrl+o", "offline_messages", N_("Offline messages"), show=False),  # tui/screens/offline.py
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -66,6 +70,9 @@ class ChatsScreen(CimScreen[None]):
                 yield Static("", id="connection")
                 yield Static(_("Queue"), id="queue-title", classes="section")
                 yield OptionList(id="queue")
+                offline = Static("", id="offline-count", classes="section")
+                offline.display = False  # shown while offline messages wait (refresh_offline_count)
+                yield offline
                 yield Static(_("My chats"), id="mine-title", classes="section")
                 yield OptionList(id="my-chats")
                 yield Static("", id="presence")
@@ -82,6 +89,8 @@ class ChatsScreen(CimScreen[None]):
             signal.subscribe(self, self._on_desk)
         self.set_interval(1.0, self._refresh_queue, name="waiting-times")
         self.refresh_desk()
+        self.set_interval(10.0, self.refresh_offline_count, name="offline-count")
+        self.refresh_offline_count()
 
     # -- rendering ---------------------------------------------------------------------------------
 
@@ -105,7 +114,8 @@ class ChatsScreen(CimScreen[None]):
                 _("Live chats need the chat server: start `cim serve`, then `cim tui --server URL`."))
             self.query_one("#composer", Composer).disabled = True
             return
-        connection.update(_(STATE_LABELS[desk.state]))
+        connection.update(_(STATE_LABELS[desk.state]) + (" · " + _("away: no new chats") if desk.availability == "away"
+                                                          else ""))
         connection.set_class(desk.state == ConnectionState.ONLINE, "online")
         connection.set_class(desk.state != ConnectionState.ONLINE, "offline")
         self._refresh_queue()
@@ -124,7 +134,8 @@ class ChatsScreen(CimScreen[None]):
             return
         now = self._now()
         self.query_one("#queue-title", Static).update(_("Queue ({n})").format(n=len(desk.queue)))
-        options = [Option(Text.assemble((f"#{q.chat_id}", "bold"), f" {q.lang}  ", (waited(q.waiting_since, now), "")),
+        options = [Option(Text.assemble((f"#{q.chat_id}", "bold"), f" {q.lang}  ", (waited(q.waiting_since, now), ""),
+                                        literal(f"  {topic_label(q.topic)}" if q.topic else "")),
                           id=str(q.chat_id)) for q in desk.queue]
         self._replace(self.query_one("#queue", OptionList), options)
 
@@ -197,7 +208,10 @@ class ChatsScreen(CimScreen[None]):
             self.desk.select(chat.chat_id)
         state = (_("the resident left; F8 closes it with a category") if chat.status == "left"
                  else word(CHAT_STATUS_LABELS, chat.status))
-        title.update(Text.assemble((_("Chat #{id}").format(id=chat.chat_id), "bold"), f" · {chat.lang} · {state}"))
+        heading = Text.assemble((_("Chat #{id}").format(id=chat.chat_id), "bold"), f" · {chat.lang} · {state}",
+                                literal(f" · {topic_label(chat.topic)}" if chat.topic else ""))
+        heading.append_text(supervised_label(chat))
+        title.update(heading)
         typing.update(_("The resident is typing…") if chat.resident_typing else "")
 
     # -- choosing chats ---------------------------------------------------------------------------
@@ -346,6 +360,46 @@ class ChatsScreen(CimScreen[None]):
             self.desk.drop(chat_id)
         self.refresh_desk()
 
+    def action_availability(self) -> None:
+        desk = self.desk
+        if desk is None:
+            return
+        self.set_availability("available" if desk.availability == "away" else "away")
+
+    @work(exclusive=True, exit_on_error=False, group="availability")
+    async def set_availability(self, status: str) -> None:
+        live = self.app.live  # type: ignore[attr-defined]
+        try:
+            if live is None:
+                raise LiveError("disconnected")
+            await live.set_availability(status)
+        except LiveError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        self.notify(_("You are away: no new chats come to you.") if status == "away"
+                    else _("You are available for new chats."))
+        self.refresh_desk()
+
+    def action_decline(self) -> None:
+        chat = self._selected_chat()
+        if chat is None or chat.status != "active":
+            self.notify(_("Open a chat first."))
+            return
+        self.decline(chat.chat_id)
+
+    @work(exclusive=True, exit_on_error=False, group="decline")
+    async def decline(self, chat_id: int) -> None:
+        live = self.app.live  # type: ignore[attr-defined]
+        try:
+            if live is None:
+                raise LiveError("disconnected")
+            await live.decline(chat_id)
+        except LiveError as exc:
+            self.notify(exc.message, title=_("Not declined"), severity="error")
+            return
+        self.notify(_("Chat #{id} declined: it goes to another consultant.").format(id=chat_id))
+        self.refresh_desk()
+
     def action_close_chat(self) -> None:
         chat = self._selected_chat()
         if chat is None or self.desk is None:
@@ -377,7 +431,30 @@ class ChatsScreen(CimScreen[None]):
             self.desk.drop(chat_id)
         self.refresh_desk()
 
+    # -- offline messages (issue 17): the count under the queue, the list on Ctrl+O --------------------
+
+    @work(exclusive=True, exit_on_error=False, group="offline-count")
+    async def refresh_offline_count(self) -> None:
+        n = await self.ctx.store.resident_desk.waiting_count()
+        label = self.query_one("#offline-count", Static)
+        label.update(ngettext("{n} offline message (Ctrl+O)", "{n} offline messages (Ctrl+O)", n).format(n=n)
+                     if n else "")
+        label.display = bool(n)
+
+    def action_offline_messages(self) -> None:
+        from tui.screens.offline import OfflineMessagesScreen
+
+        self.app.push_screen(OfflineMessagesScreen(self.ctx), lambda _result: self.refresh_offline_count())
+
 
 async def canned_responses(ctx: TuiContext) -> list[tuple[str, str]]:
     """(title, text) of the canned responses the CIM manager keeps, placeholders filled (store.chats.fill_canned)."""
     return [(c.title, c.text) for c in await ctx.store.chats.canned_filled(ctx.actor)]
+
+
+def supervised_label(chat: LiveChat) -> Text:
+    """§3, no silent monitoring: while a supervisor watches the chat, its consultant sees by whom."""
+    if not chat.supervised_by:
+        return Text()
+    return Text.assemble("  ", (_("supervised by {names}").format(names=", ".join(chat.supervised_by)),
+                                "bold reverse"))

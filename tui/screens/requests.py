@@ -17,7 +17,10 @@ from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from store.chats import SYSTEM_EVENTS, render_event
 from store.errors import CimError, InvalidInput
+from store.i18n import N_, _, current_language, format_date, format_datetime, ngettext
+from store.keys import feed_player, player_input
 from store.models import Role
 from store.policy import Permission, allowed
 from store.requests import (
@@ -36,19 +39,37 @@ STATE_FILTERS: list[str | None] = [None, "open", *STATE_LABELS]
 def due_cell(r: AccessRequest) -> Text:
     """The due date, red when overdue and yellow when due soon, so they stand out in every list."""
     if r.overdue:
-        return Text(f"{r.effective_due} overdue", style="bold red")
+        return Text(_("{date} overdue").format(date=format_date(r.effective_due)), style="bold red")
     if r.due_soon:
-        return Text(f"{r.effective_due} due soon", style="bold yellow")
-    return Text(str(r.effective_due))
+        return Text(_("{date} due soon").format(date=format_date(r.effective_due)), style="bold yellow")
+    return Text(format_date(r.effective_due))
 
 
 def asks(r: AccessRequest) -> str:
     """What is asked, in one short word: listen (call) or read (chat) under §4, or an Art. 15 copy."""
-    return f"copy {r.channel}" if r.kind == COPY else r.asked
+    if r.kind == COPY:
+        return _(_COPY_OF.get(r.channel, r.channel))
+    return _(_ASKED[r.asked]) if r.asked in _ASKED else r.asked
+
+
+_ASKED = {"listen": N_("listen"), "read": N_("read")}
+_COPY_OF = {"call": N_("copy call"), "chat": N_("copy chat")}
+_KINDS = {ACCESS: N_("§4 access"), COPY: N_("GDPR Art. 15 copy")}
+_CHANNELS = {"call": N_("phone call"), "chat": N_("chat")}
+_VERDICTS = {"favourable": N_("favourable"), "unfavourable": N_("unfavourable")}
+_DECISIONS = {"granted": N_("granted"), "refused": N_("refused")}
+_SENDERS = {"resident": N_("resident"), "consultant": N_("consultant"), "system": N_("system")}
+_SESSION_OUTCOMES = {"completed": N_("completed"), "interrupted": N_("interrupted"),
+                     "requester_absent": N_("requester absent"), "refused_identity": N_("refused identity")}
+
+
+def _word(table: dict[str, str], code: str | None) -> str:
+    """A stored code in the staff language (the code itself when the table does not know it)."""
+    return _(table[code]) if code in table else (code or "")
 
 
 def _local(moment: datetime | None, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+    return format_datetime(moment, tz=tz.key) if moment else ""
 
 
 class RequestsScreen(CimScreen[None]):
@@ -61,10 +82,10 @@ class RequestsScreen(CimScreen[None]):
     RequestsScreen #requests-empty { padding: 1 2; color: $text-muted; height: auto; }
     """
     BINDINGS = [
-        Binding("n", "new", "New request"),
-        Binding("i", "toggle_view", "Inbox/register"),
-        Binding("t", "next_filter", "State filter"),
-        Binding("r", "reload", "Refresh"),
+        Binding("n", "new", N_("New request")),
+        Binding("i", "toggle_view", N_("Inbox/register")),
+        Binding("t", "next_filter", N_("State filter")),
+        Binding("r", "reload", N_("Refresh")),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -86,7 +107,7 @@ class RequestsScreen(CimScreen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#requests-table", DataTable)
-        table.add_columns("Number", "Asks", "State", "Due", "Requester")
+        table.add_columns(_("Number"), _("Asks"), _("State"), _("Due"), _("Requester"))
         self.reload()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -99,9 +120,12 @@ class RequestsScreen(CimScreen[None]):
 
     def _heading(self) -> str:
         if self.showing == "inbox":
-            return f"Requests — my inbox ({len(self.requests)} waiting)"
-        shown = STATE_LABELS.get(self.state_filter or "", self.state_filter or "all states")
-        return f"Requests — register ({shown}, {len(self.requests)})"
+            return _("Requests — my inbox ({n} waiting)").format(n=len(self.requests))
+        if self.state_filter in STATE_LABELS:
+            shown = _(STATE_LABELS[self.state_filter])
+        else:
+            shown = _("open") if self.state_filter == "open" else _("all states")
+        return _("Requests — register ({state}, {n})").format(state=shown, n=len(self.requests))
 
     @work(exclusive=True, exit_on_error=False, group="load")
     async def reload(self, keep: int | None = None) -> None:
@@ -112,19 +136,19 @@ class RequestsScreen(CimScreen[None]):
             else:
                 self.requests = await store.requests.list(self.ctx.actor, state=self.state_filter)
         except CimError as exc:
-            self.notify(exc.message, title="Cannot list requests", severity="error")
+            self.notify(exc.message, title=_("Cannot list requests"), severity="error")
             return
         table = self.query_one("#requests-table", DataTable)
         current = keep if keep is not None else (self.current_request().id if self.current_request() else None)
         table.clear()
         for r in self.requests:
-            table.add_row(r.number, asks(r), r.state_label, due_cell(r), literal(r.requester_name), key=str(r.id))
+            table.add_row(r.number, asks(r), _(r.state_label), due_cell(r), literal(r.requester_name), key=str(r.id))
         ids = [r.id for r in self.requests]
         if current in ids:
             table.move_cursor(row=ids.index(current))
         self.query_one("#requests-title", Label).update(self._heading())
         empty = self.query_one("#requests-empty", Static)
-        empty.update("Nothing waits for you." if self.showing == "inbox" else "No requests.")
+        empty.update(_("Nothing waits for you.") if self.showing == "inbox" else _("No requests."))
         empty.display = not self.requests
 
     def current_request(self) -> AccessRequest | None:
@@ -156,34 +180,39 @@ class RequestsScreen(CimScreen[None]):
     async def new_request(self) -> None:
         created = await self.app.push_screen_wait(register_form(self.ctx))
         if created is not None:
-            self.notify(f"Registered {created.number}; due {created.due_on}.")
+            self.notify(_("Registered {number}; due {date}.").format(number=created.number,
+                                                                     date=format_date(created.due_on)))
             self.reload(created.id)
 
 
 def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
     """The register form: the store checks every rule and the message appears under the form."""
     today = ctx.store.requests.today().isoformat()
-    kinds = [("§4 access (listen / read)", ACCESS), ("GDPR Art. 15 copy", COPY)]
+    kinds = [(N_("§4 access (listen / read)"), ACCESS), (N_("GDPR Art. 15 copy"), COPY)]
     if not allowed(ctx.actor, Permission.REGISTER_REQUESTS):
         kinds = [k for k in kinds if k[1] == COPY]
+    # the §4.2 annex's order (store/request_form.py): who asks, which call or chat, why, how to answer
     fields = [
-        Field("kind", "Kind of request", "select", kinds[0][1], kinds),
-        Field("channel", "Channel", "select", "call", [("phone call", "call"), ("chat", "chat")]),
-        Field("received_on", "Date received (YYYY-MM-DD)", default=today),
-        Field("requester_name", "Requester's name"),
-        Field("requester_address", "Correspondence address"),
-        Field("requester_phone", "Phone (for a call: the number it was made from)", placeholder="601 234 567"),
-        Field("requester_email", "E-mail or e-Doręczenia address (AE:PL-…; optional)"),
-        Field("delivery", "Reply delivered by", "select", "post", [(DELIVERY_LABELS[d], d) for d in DELIVERIES]),
-        Field("addressed_as", "Letters address the requester as", "select", "",
-              [("— (not stated: neutral forms)", ""), ("Pani", "pani"), ("Pan", "pan")]),
-        Field("justification", "Justification (§4.1; not needed for a copy)", "text"),
-        Field("date", "Date of the conversation (YYYY-MM-DD)"),
-        Field("time", "Approximate time (HH:MM, optional)"),
-        Field("duration_min", "Approximate duration in minutes (optional)"),
-        Field("consultant", "Consultant, if known (optional)"),
-        Field("topic", "Topic (optional)"),
-        Field("name_or_email", "Chat: name or e-mail given in it (optional)"),
+        Field("kind", N_("Kind of request"), "select", kinds[0][1], kinds),
+        Field("received_on", N_("Date received (YYYY-MM-DD)"), default=today),
+        Field("requester_name", N_("Requester's name")),
+        Field("requester_address", N_("Correspondence address")),
+        Field("requester_phone", N_("Phone (for a call: the number it was made from)"), placeholder="601 234 567"),
+        Field("requester_email", N_("E-mail or e-Doręczenia address (AE:PL-…; optional)")),
+        Field("channel", N_("Channel"), "select", "call", [(N_("phone call"), "call"), (N_("chat"), "chat")]),
+        Field("date", N_("Date of the conversation (YYYY-MM-DD)")),
+        Field("time", N_("Approximate time (HH:MM, optional)")),
+        Field("conversation_reference", _("Chat reference from the receipt (CZ-…) or the number called from; optional")),
+        Field("receipt_secret", _("Chat code from the receipt (optional; a valid pair links the chat, §4.1)"),
+              password=True),
+        Field("duration_min", N_("Approximate duration in minutes (optional)")),
+        Field("consultant", N_("Consultant, if known (optional)")),
+        Field("topic", N_("Topic (optional)")),
+        Field("name_or_email", N_("Chat: name or e-mail given in it (optional)")),
+        Field("justification", N_("Justification (§4.1; not needed for a copy)"), "text"),
+        Field("delivery", N_("Reply delivered by"), "select", "post", [(DELIVERY_LABELS[d], d) for d in DELIVERIES]),
+        Field("addressed_as", N_("Letters address the requester as"), "select", "",
+              [(N_("— (not stated: neutral forms)"), ""), ("Pani", "pani"), ("Pan", "pan")]),
     ]
 
     async def submit(v: dict[str, Any]) -> AccessRequest:
@@ -193,9 +222,10 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
             kind=v["kind"], channel=v["channel"], received_on=v["received_on"], requester_name=v["requester_name"],
             requester_address=v["requester_address"], requester_phone=v["requester_phone"] or None,
             requester_email=v["requester_email"] or None, justification=v["justification"],
-            delivery=v["delivery"], addressed_as=v["addressed_as"] or "", hint=hint))
+            delivery=v["delivery"], addressed_as=v["addressed_as"] or "", hint=hint,
+            conversation_reference=v["conversation_reference"], receipt_secret=v["receipt_secret"]))
 
-    return FormModal("Register a request", fields, submit, save_label="Register")
+    return FormModal(_("Register a request"), fields, submit, save_label=_("Register"))
 
 
 class RequestDetailScreen(CimScreen[None]):
@@ -217,22 +247,23 @@ class RequestDetailScreen(CimScreen[None]):
     RequestDetailScreen #listening { padding: 0 1; height: auto; color: $text-accent; text-style: bold; display: none; }
     """
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("l", "link", "Link"),
-        Binding("u", "unlink", "Unlink"),
-        Binding("o", "opinion", "Opinion"),
-        Binding("g", "grant", "Grant"),
-        Binding("x", "refuse", "Refuse"),
-        Binding("e", "extend", "Extend"),
-        Binding("w", "withdraw", "Withdraw"),
-        Binding("s", "start_session", "Start session"),
-        Binding("v", "view_content", "Listen/read"),
-        Binding("f", "end_session", "End session"),
-        Binding("r", "sign_record", "Sign record"),  # p is "prepare copy" (the two never apply to one request)
-        Binding("k", "export", "Export copy"),
-        Binding("p", "prepare_copy", "Prepare copy"),
-        Binding("a", "confirm_copy", "Confirm copy"),
-        Binding("c", "close_request", "Close"),
+        Binding("escape", "back", N_("Back")),
+        Binding("l", "link", N_("Link")),
+        Binding("u", "unlink", N_("Unlink")),
+        Binding("o", "opinion", N_("Opinion")),
+        Binding("g", "grant", N_("Grant")),
+        Binding("x", "refuse", N_("Refuse")),
+        Binding("e", "extend", N_("Extend")),
+        Binding("w", "withdraw", N_("Withdraw")),
+        Binding("s", "start_session", N_("Start session")),
+        Binding("v", "view_content", N_("Listen/read")),
+        Binding("f", "end_session", N_("End session")),
+        Binding("r", "sign_record", N_("Sign record")),  # p is "prepare copy" (the two never apply to one request)
+        Binding("k", "export", N_("Export copy")),
+        Binding("p", "prepare_copy", N_("Prepare copy")),
+        Binding("a", "confirm_copy", N_("Confirm copy")),
+        Binding("c", "close_request", N_("Close")),
+        Binding("b", "receipt", N_("Chat receipt")),  # §4.1: the chat's reference and code, brought later
     ]
 
     def __init__(self, ctx: TuiContext, request_id: int) -> None:
@@ -248,24 +279,24 @@ class RequestDetailScreen(CimScreen[None]):
         with VerticalScroll(id="detail"):
             yield Static("", id="summary")
             yield Static("", id="eligibility")
-            yield Label("Linked conversations (u unlinks, v plays or reads during the session)", classes="section")
+            yield Label(_("Linked conversations (u unlinks, v plays or reads during the session)"), classes="section")
             yield DataTable(id="linked", cursor_type="row")
-            yield Label("Candidates (l links the highlighted one)", classes="section", id="candidates-title")
+            yield Label(_("Candidates (l links the highlighted one)"), classes="section", id="candidates-title")
             yield DataTable(id="candidates", cursor_type="row")
-            yield Label("Opinions (§4.3)", classes="section")
+            yield Label(_("Opinions (§4.3)"), classes="section")
             yield Static("", id="opinions")
-            yield Label("Session (§4.4, §4.6)", classes="section")
+            yield Label(_("Session (§4.4, §4.6)"), classes="section")
             yield Static("", id="session")
             yield Static("", id="listening")
-            yield Label("Letters", classes="section")
+            yield Label(_("Letters"), classes="section")
             yield Static("", id="letters")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#linked", DataTable).add_columns("Conversation", "Channel", "Began", "Number", "Dept",
-                                                         "Recording")
-        self.query_one("#candidates", DataTable).add_columns("Conversation", "Began", "Number", "Match", "Dept",
-                                                             "Consultant", "Minutes off")
+        self.query_one("#linked", DataTable).add_columns(_("Conversation"), _("Channel"), _("Began"), _("Number"),
+                                                         _("Dept"), _("Recording"))
+        self.query_one("#candidates", DataTable).add_columns(_("Conversation"), _("Began"), _("Number"), _("Match"),
+                                                             _("Dept"), _("Consultant"), _("Minutes off"))
         self.reload()
 
     # -- loading ------------------------------------------------------------------------------------
@@ -279,7 +310,7 @@ class RequestDetailScreen(CimScreen[None]):
             if self._may_link():
                 self.candidates = await requests.candidates(self.ctx.actor, self.request_id)
         except CimError as exc:
-            self.notify(exc.message, title="Cannot show the request", severity="error")
+            self.notify(exc.message, title=_("Cannot show the request"), severity="error")
             return
         self._show()
         self.refresh_bindings()
@@ -306,51 +337,59 @@ class RequestDetailScreen(CimScreen[None]):
     def _show(self) -> None:
         assert self.detail is not None
         d, r = self.detail, self.detail.request
-        self.sub_title = f"{r.number} · {r.state_label}"
+        state = _(r.state_label)
+        self.sub_title = f"{r.number} · {state}"
         summary = Text()
         summary.append(f"{r.number}", style="bold")
-        summary.append(f"  {r.kind} · {r.channel} · asks to {r.asked} · {r.state_label}\n")
-        summary.append("Requester: ")
+        summary.append(f"  {_word(_KINDS, r.kind)} · {_word(_CHANNELS, r.channel)} · "
+                       + _("asks to {what}").format(what=_word(_ASKED, r.asked)) + f" · {state}\n")
+        summary.append(_("Requester: "))
         summary.append_text(literal(r.requester_name))
-        summary.append("\nAddress: ")
+        summary.append("\n" + _("Address: "))
         summary.append_text(literal(r.requester_address))
-        summary.append(f"\nPhone: {r.requester_phone or '—'} · e-mail/e-Doręczenia: ")
+        summary.append("\n" + _("Phone: {phone} · e-mail/e-Doręczenia: ").format(phone=r.requester_phone or "—"))
         summary.append_text(literal(r.requester_email or "—"))
-        summary.append(f" · reply by {DELIVERY_LABELS.get(r.delivery, r.delivery)}\n")
-        summary.append(f"Received {r.received_on} · due {r.due_on}")
+        summary.append(" · " + _("reply by {route}").format(route=DELIVERY_LABELS.get(r.delivery, r.delivery)) + "\n")
+        summary.append(_("Received {received} · due {due}").format(received=format_date(r.received_on),
+                                                                  due=format_date(r.due_on)))
         if r.extended_until:
-            summary.append(f" · extended to {r.extended_until}")
+            summary.append(" · " + _("extended to {date}").format(date=format_date(r.extended_until)))
         summary.append("  ")
         summary.append_text(due_cell(r) if (r.overdue or r.due_soon) else Text(""))
-        summary.append("\nConversation: ")
+        summary.append("\n" + _("Conversation: "))
         summary.append_text(literal(", ".join(f"{k}={v}" for k, v in r.hint.items())))
+        if r.conversation_reference:
+            summary.append(" · " + _("reference {reference}").format(reference=r.conversation_reference))
+        if r.receipt_verified_at:
+            summary.append(" · " + _("receipt verified (§4.1)"))
         if r.justification:
-            summary.append("\nJustification: ")
+            summary.append("\n" + _("Justification: "))
             summary.append_text(literal(r.justification))
         if r.decision:
-            summary.append(f"\nDecision: {r.decision} on {_local(r.decided_at, self.tz)}")
+            summary.append("\n" + _("Decision: {decision} on {when}").format(
+                decision=_word(_DECISIONS, r.decision), when=_local(r.decided_at, self.tz)))
             if r.decision_reasons:
                 summary.append(" — ")
                 summary.append_text(literal(r.decision_reasons))
         self.query_one("#summary", Static).update(summary)
         eligibility = self.query_one("#eligibility", Static)
         if r.ineligible_reason:
-            eligibility.update(Text(f"Only refusal is possible: {r.ineligible_reason}"))
+            eligibility.update(Text(_("Only refusal is possible: {reason}").format(reason=r.ineligible_reason)))
             eligibility.add_class("ineligible")
         else:
-            eligibility.update("§4.7: no obstacle found." if d.conversations else "No conversation linked yet.")
+            eligibility.update(_("§4.7: no obstacle found.") if d.conversations else _("No conversation linked yet."))
             eligibility.remove_class("ineligible")
         linked = self.query_one("#linked", DataTable)
         linked.clear()
         for c in d.conversations:
-            linked.add_row(str(c.conversation_id), c.channel, _local(c.created_at, self.tz),
-                           literal(c.resident_number or ("—" if c.channel == "chat" else "withheld")),
-                           c.department or "", "yes" if c.has_recording else "", key=str(c.conversation_id))
+            linked.add_row(str(c.conversation_id), _word(_CHANNELS, c.channel), _local(c.created_at, self.tz),
+                           literal(c.resident_number or ("—" if c.channel == "chat" else _("withheld"))),
+                           c.department or "", _("yes") if c.has_recording else "", key=str(c.conversation_id))
         cands = self.query_one("#candidates", DataTable)
         cands.clear()
         for c in self.candidates:
-            match = "number" if c.number_matches else ("details" if c.detail_matches else "")
-            cands.add_row(str(c.conversation_id) + (" (linked)" if c.linked else ""), _local(c.created_at, self.tz),
+            match = _("number") if c.number_matches else (_("details") if c.detail_matches else "")
+            cands.add_row(str(c.conversation_id) + (_(" (linked)") if c.linked else ""), _local(c.created_at, self.tz),
                           literal(c.resident_number or ""), Text(match, style="bold green") if match else "",
                           c.department or "", literal(c.consultant or ""),
                           "" if c.minutes_from_hint is None else str(c.minutes_from_hint),
@@ -361,41 +400,44 @@ class RequestDetailScreen(CimScreen[None]):
         opinions = Text()
         for kind in ("dpo", "department"):
             o = next((o for o in d.opinions if o.kind == kind), None)
-            label = "DPO" if kind == "dpo" else "Department"
+            label = _("DPO") if kind == "dpo" else _("Department")
             if o is None:
-                opinions.append(f"{label}: awaited\n" if r.kind == ACCESS else "")
+                opinions.append(_("{who}: awaited").format(who=label) + "\n" if r.kind == ACCESS else "")
             else:
-                opinions.append(f"{label}: {o.verdict} ({o.staff_name}, {_local(o.at, self.tz)}) — ")
+                opinions.append(f"{label}: {_word(_VERDICTS, o.verdict)} ({o.staff_name}, {_local(o.at, self.tz)}) — ")
                 opinions.append_text(literal(o.text))
                 opinions.append("\n")
         opinions.rstrip()
-        self.query_one("#opinions", Static).update(opinions if r.kind == ACCESS else "No opinions for a copy request.")
+        self.query_one("#opinions", Static).update(opinions if r.kind == ACCESS
+                                                   else _("No opinions for a copy request."))
         session = Text()
         if r.session_at:
-            session.append(f"{_local(r.session_at, self.tz)} at ")
+            session.append(_("{when} at ").format(when=_local(r.session_at, self.tz)))
             session.append_text(literal(r.session_place or ""))
-            session.append("\nAttendees: " + ", ".join(
-                a.name + ("" if a.present is None else (" (present)" if a.present else " (absent)"))
+            session.append("\n" + _("Attendees: ") + ", ".join(
+                a.name + ("" if a.present is None else (_(" (present)") if a.present else _(" (absent)")))
                 for a in d.attendees))
         if r.session_started_at:
-            session.append(f"\nStarted {_local(r.session_started_at, self.tz)}")
+            session.append("\n" + _("Started {when}").format(when=_local(r.session_started_at, self.tz)))
         if r.session_ended_at:
-            session.append(f" · ended {_local(r.session_ended_at, self.tz)}")
+            session.append(" · " + _("ended {when}").format(when=_local(r.session_ended_at, self.tz)))
         if r.session_others:
-            session.append("\nAlso present: ")
+            session.append("\n" + _("Also present: "))
             session.append_text(literal(", ".join(r.session_others)))
         if r.session_outcome:
-            session.append(f"\nOutcome: {r.session_outcome.replace('_', ' ')}")
+            outcome = _word(_SESSION_OUTCOMES, r.session_outcome) if r.session_outcome in _SESSION_OUTCOMES \
+                else r.session_outcome.replace('_', ' ')
+            session.append("\n" + _("Outcome: {outcome}").format(outcome=outcome))
         if r.session_notes:
-            session.append("\nNotes: ")
+            session.append("\n" + _("Notes: "))
             session.append_text(literal(r.session_notes))
         if r.export_path:
-            session.append(f"Copy exported to {r.export_path}")
+            session.append(_("Copy exported to {path}").format(path=r.export_path))
         self._append_approval(session, d)
         self.query_one("#session", Static).update(session if session.plain else "—")
         self.query_one("#letters", Static).update(
             "\n".join(f"{x.kind}: {x.path} (SHA-256 {x.sha256[:16]}…) · "
-                      f"{'sealed (PAdES)' if x.sealed else 'not sealed'}" for x in d.letters) or "—")
+                      + (_("sealed (PAdES)") if x.sealed else _("not sealed")) for x in d.letters) or "—")
 
     # -- which steps are offered ------------------------------------------------------------------
 
@@ -426,6 +468,7 @@ class RequestDetailScreen(CimScreen[None]):
             and allowed(actor, Permission.DECIDE_REQUESTS) and not any(x.kind == SESSION_RECORD for x in d.letters),
             "export": "export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
             "close_request": "close" in moves and allowed(actor, decider),
+            "receipt": self._may_link() and r.channel == "chat" and r.receipt_verified_at is None,
             **self._copy_rules(),
         }
         return rules.get(action, True)
@@ -445,7 +488,7 @@ class RequestDetailScreen(CimScreen[None]):
         try:
             result = await call
         except CimError as exc:
-            self.notify(exc.message, title=f"Cannot {what}", severity="error")
+            self.notify(exc.message, title=what, severity="error")
             return None
         self.reload()
         return result if result is not None else True
@@ -454,19 +497,35 @@ class RequestDetailScreen(CimScreen[None]):
     async def action_link(self) -> None:
         conv = self._selected("candidates")
         if conv is None:
-            self.notify("No candidate is highlighted.", severity="warning")
+            self.notify(_("No candidate is highlighted."), severity="warning")
             return
-        r = await self._step("link", self.ctx.store.requests.link(self.ctx.actor, self.request_id, conv))
+        r = await self._step(_("Cannot link"), self.ctx.store.requests.link(self.ctx.actor, self.request_id, conv))
         if r:
-            self.notify(f"Conversation {conv} linked and held." + ("" if r.eligible else f" {r.ineligible_reason}"),
+            self.notify(_("Conversation {n} linked and held.").format(n=conv)
+                        + ("" if r.eligible else f" {r.ineligible_reason}"),
                         severity="information" if r.eligible else "warning")
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_unlink(self) -> None:
         conv = self._selected("linked")
         if conv is not None and await self._step(
-                "unlink", self.ctx.store.requests.unlink(self.ctx.actor, self.request_id, conv)):
-            self.notify(f"Conversation {conv} unlinked; its hold is released.")
+                _("Cannot unlink"), self.ctx.store.requests.unlink(self.ctx.actor, self.request_id, conv)):
+            self.notify(_("Conversation {n} unlinked; its hold is released.").format(n=conv))
+
+    @work(exclusive=True, exit_on_error=False, group="step")
+    async def action_receipt(self) -> None:
+        fields = [Field("reference", _("Chat reference (CZ-YYYY-MM-DD-XXXX)")),
+                  Field("code", _("Chat code"), password=True)]
+
+        async def submit(v: dict[str, Any]) -> AccessRequest:
+            return await self.ctx.store.requests.link_by_receipt(self.ctx.actor, self.request_id, v["reference"],
+                                                                 v["code"])
+
+        await self._form(FormModal(_("The chat's receipt (§4.1)"), fields, submit, save_label=_("Check and link"),
+                                   intro=_("A valid pair proves that the requester took part in the chat; the chat "
+                                           "is linked and held. Wrong codes are audited and, after 5, refused for "
+                                           "an hour.")),
+                         _("The receipt is valid: the chat is linked and held."))
 
     async def _form(self, form: FormModal[Any], done: str) -> None:
         result = await self.app.push_screen_wait(form)
@@ -477,18 +536,19 @@ class RequestDetailScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_opinion(self) -> None:
         actor = self.ctx.actor
-        kinds = [(label, k) for label, k, p in (("DPO opinion", "dpo", Permission.GIVE_DPO_OPINION),
-                                                ("Department opinion", "department",
+        kinds = [(label, k) for label, k, p in ((N_("DPO opinion"), "dpo", Permission.GIVE_DPO_OPINION),
+                                                (N_("Department opinion"), "department",
                                                  Permission.GIVE_DEPARTMENT_OPINION)) if allowed(actor, p)]
-        fields = [Field("kind", "Opinion", "select", kinds[0][1], kinds),
-                  Field("verdict", "Verdict", "select", "favourable",
-                        [("favourable", "favourable"), ("unfavourable", "unfavourable")]),
-                  Field("text", "Reasons", "text")]
+        fields = [Field("kind", N_("Opinion"), "select", kinds[0][1], kinds),
+                  Field("verdict", N_("Verdict"), "select", "favourable",
+                        [(N_("favourable"), "favourable"), (N_("unfavourable"), "unfavourable")]),
+                  Field("text", N_("Reasons"), "text")]
 
         async def submit(v: dict[str, Any]) -> AccessRequest:
             return await self.ctx.store.requests.give_opinion(actor, self.request_id, v["kind"], v["verdict"], v["text"])
 
-        await self._form(FormModal("Opinion on " + self._number(), fields, submit), "Opinion recorded.")
+        await self._form(FormModal(_("Opinion on {number}").format(number=self._number()), fields, submit,
+                                   save_label=_("Save")), _("Opinion recorded."))
 
     def _number(self) -> str:
         return self.detail.request.number if self.detail else ""
@@ -501,15 +561,16 @@ class RequestDetailScreen(CimScreen[None]):
             async def approve(v: dict[str, Any]) -> AccessRequest:
                 return await store.requests.grant(actor, self.request_id)
 
-            await self._form(FormModal(f"Grant the copy requested in {self._number()}", [], approve,
-                                       intro="The copy is then prepared with P and confirmed by a second person.",
-                                       save_label="Grant"),
-                             "Granted; prepare the copy with P.")
+            await self._form(FormModal(_("Grant the copy requested in {number}").format(number=self._number()), [],
+                                       approve,
+                                       intro=_("The copy is then prepared with P and confirmed by a second person."),
+                                       save_label=_("Grant")),
+                             _("Granted; prepare the copy with P."))
             return
         staff = [s for s in await store.accounts.list_staff(actor) if not s.disabled]
-        fields = [Field("date", "Session date (YYYY-MM-DD)"), Field("time", "Session time (HH:MM, local)"),
-                  Field("place", "Place"),
-                  Field("attendees", "Designated attendees (§4.6; space selects)", "multi", (),
+        fields = [Field("date", N_("Session date (YYYY-MM-DD)")), Field("time", N_("Session time (HH:MM, local)")),
+                  Field("place", N_("Place")),
+                  Field("attendees", N_("Designated attendees (§4.6; space selects)"), "multi", (),
                         [(f"{s.name} {s.full_name}".strip(), s.id) for s in staff])]
 
         async def submit(v: dict[str, Any]) -> AccessRequest:
@@ -517,18 +578,18 @@ class RequestDetailScreen(CimScreen[None]):
             return await store.requests.grant(actor, self.request_id, session_at=at, place=v["place"],
                                               attendee_ids=v["attendees"])
 
-        await self._form(FormModal(f"Grant {self._number()}: schedule the session", fields, submit,
-                                   save_label="Grant"), "Granted; the notification letter is written.")
+        await self._form(FormModal(_("Grant {number}: schedule the session").format(number=self._number()), fields,
+                                   submit, save_label=_("Grant")), _("Granted; the notification letter is written."))
 
     def _parse_local(self, day: str, hhmm: str) -> datetime:
         try:
             d = date.fromisoformat(day.strip())
         except ValueError:
-            raise InvalidInput("the session date must be YYYY-MM-DD") from None
+            raise InvalidInput(_("the session date must be YYYY-MM-DD")) from None
         try:
             t = time.fromisoformat(hhmm.strip())
         except ValueError:
-            raise InvalidInput("the session time must be HH:MM") from None
+            raise InvalidInput(_("the session time must be HH:MM")) from None
         return datetime.combine(d, t, self.tz)
 
     @work(exclusive=True, exit_on_error=False, group="step")
@@ -536,41 +597,45 @@ class RequestDetailScreen(CimScreen[None]):
         async def submit(v: dict[str, Any]) -> AccessRequest:
             return await self.ctx.store.requests.refuse(self.ctx.actor, self.request_id, v["reasons"])
 
-        await self._form(FormModal(f"Refuse {self._number()}", [Field("reasons", "Reasons (in the letter)", "text")],
-                                   submit, save_label="Refuse",
-                                   intro="The letter adds the right to complain to the President of the Personal "
-                                         "Data Protection Office and to go to court."),
-                         "Refused; the refusal letter is written.")
+        await self._form(FormModal(_("Refuse {number}").format(number=self._number()),
+                                   [Field("reasons", N_("Reasons (in the letter)"), "text")],
+                                   submit, save_label=_("Refuse"),
+                                   intro=_("The letter adds the right to complain to the President of the Personal "
+                                           "Data Protection Office and to go to court.")),
+                         _("Refused; the refusal letter is written."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_extend(self) -> None:
         async def submit(v: dict[str, Any]) -> AccessRequest:
             return await self.ctx.store.requests.extend(self.ctx.actor, self.request_id, int(v["months"]), v["reasons"])
 
-        await self._form(FormModal(f"Extend the answer to {self._number()} (GDPR Art. 12(3))",
-                                   [Field("months", "By", "select", 1, [("one month", 1), ("two months", 2)]),
-                                    Field("reasons", "Reasons for the delay", "text")], submit, save_label="Extend"),
-                         "Extended; the letter is written.")
+        await self._form(FormModal(_("Extend the answer to {number} (GDPR Art. 12(3))").format(number=self._number()),
+                                   [Field("months", N_("By"), "select", 1,
+                                          [(N_("one month"), 1), (N_("two months"), 2)]),
+                                    Field("reasons", N_("Reasons for the delay"), "text")], submit,
+                                   save_label=_("Extend")),
+                         _("Extended; the letter is written."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_withdraw(self) -> None:
         async def submit(v: dict[str, Any]) -> AccessRequest:
             return await self.ctx.store.requests.withdraw(self.ctx.actor, self.request_id, v["note"])
 
-        await self._form(FormModal(f"Withdraw {self._number()}", [Field("note", "How it was withdrawn (optional)")],
-                                   submit, save_label="Withdraw"), "Withdrawn; the holds are released.")
+        await self._form(FormModal(_("Withdraw {number}").format(number=self._number()),
+                                   [Field("note", N_("How it was withdrawn (optional)"))],
+                                   submit, save_label=_("Withdraw")), _("Withdrawn; the holds are released."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_start_session(self) -> None:
-        if await self._step("start the session", self.ctx.store.requests.start_session(self.ctx.actor,
-                                                                                        self.request_id)):
-            self.notify("Session started: highlight a conversation and press V.")
+        if await self._step(_("Cannot start the session"),
+                            self.ctx.store.requests.start_session(self.ctx.actor, self.request_id)):
+            self.notify(_("Session started: highlight a conversation and press V."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_view_content(self) -> None:
         conv = self._selected("linked")
         if conv is None:
-            self.notify("No conversation is highlighted.", severity="warning")
+            self.notify(_("No conversation is highlighted."), severity="warning")
             return
         has_recording = any(c.conversation_id == conv and c.has_recording for c in self.detail.conversations) \
             if self.detail else False
@@ -580,61 +645,72 @@ class RequestDetailScreen(CimScreen[None]):
         try:
             material = await self.ctx.store.requests.open_for_session(self.ctx.actor, self.request_id, conv)
         except CimError as exc:
-            self.notify(exc.message, title="Cannot open", severity="error")
+            self.notify(exc.message, title=_("Cannot open"), severity="error")
             return
         lines: list[Text] = []
         for m in material.transcript:
-            line = Text(f"{_local(m.at, self.tz)} {m.sender}: ", style="bold")
-            line.append_text(literal(m.text))
+            line = Text(f"{_local(m.at, self.tz)} {_word(_SENDERS, m.sender)}: ", style="bold")
+            text = m.text
+            if m.sender == "system" and m.event in SYSTEM_EVENTS:
+                # read to the requester: the lines as a resident saw them (no close category, no log-in name),
+                # in the language of the staff member running the session
+                text = render_event(m.event, m.params, current_language())
+            line.append_text(literal(text))
             lines.append(line)
         play: Callable[[], Awaitable[str]] | None = None
         if material.recording_path is not None:
-            lines.insert(0, Text(f"Recording: {material.recording_path}"))
+            lines.insert(0, Text(_("Recording: {path}").format(path=material.recording_path)))
             path = material.recording_path
             play = lambda: self._play(path)  # noqa: E731
-        await self.app.push_screen_wait(ContentModal(f"{self._number()} · conversation {conv}", lines, play=play))
+        await self.app.push_screen_wait(ContentModal(
+            _("{number} · conversation {n}").format(number=self._number(), n=conv), lines, play=play))
 
     async def _listen_in_browser(self, conv: int) -> None:
         """The recording heard in the browser of the staff member running the session, through a listening link."""
         await offer_listening_link(
             self, lambda: self.ctx.store.listening.create_for_session(self.ctx.actor, self.request_id, conv,
                                                                       session_token=self.ctx.token or None),
-            self.tz, f"{self._number()} · conversation {conv}")
+            self.tz, _("{number} · conversation {n}").format(number=self._number(), n=conv))
 
     async def _play(self, path: Path) -> str:
         """Run the configured player (no shell: the path is one argument)."""
-        argv = [part.replace("{path}", str(path)) for part in shlex.split(self.ctx.settings.player_command)]
+        source, plain = await asyncio.to_thread(player_input, path)  # a sealed recording is fed through a pipe
+        argv = [part.replace("{path}", source) for part in shlex.split(self.ctx.settings.player_command)]
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
+                                                    stdin=asyncio.subprocess.PIPE if plain else None,
                                                     stderr=asyncio.subprocess.DEVNULL)
+        if plain is not None:
+            asyncio.create_task(feed_player(proc.stdin, plain))
         code = await proc.wait()
         if code != 0:
-            raise InvalidInput(f"the player ({argv[0]}) ended with status {code}")
-        return "Playback finished."
+            raise InvalidInput(_("the player ({player}) ended with status {code}").format(player=argv[0], code=code))
+        return _("Playback finished.")
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_end_session(self) -> None:
         assert self.detail is not None
-        fields = [Field("present", "Designated staff present (space selects)", "multi", (),
+        fields = [Field("present", N_("Designated staff present (space selects)"), "multi", (),
                         [(a.name, a.staff_id) for a in self.detail.attendees]),
-                  Field("others", "Others present, by name (comma-separated)"),
-                  Field("outcome", "Outcome", "select", "completed",
+                  Field("others", N_("Others present, by name (comma-separated)")),
+                  Field("outcome", N_("Outcome"), "select", "completed",
                         [(text, key) for key, text in SESSION_OUTCOMES.items()]),
-                  Field("notes", "Notes", "text")]
+                  Field("notes", N_("Notes"), "text")]
 
         async def submit(v: dict[str, Any]) -> AccessRequest:
             others = [name.strip() for name in (v.get("others") or "").split(",") if name.strip()]
             return await self.ctx.store.requests.end_session(self.ctx.actor, self.request_id, v["present"], v["notes"],
                                                              others=others, outcome=v.get("outcome") or "completed")
 
-        await self._form(FormModal(f"End the session of {self._number()}", fields, submit, save_label="End session"),
-                         "Session recorded; close the request with C.")
+        await self._form(FormModal(_("End the session of {number}").format(number=self._number()), fields, submit,
+                                   save_label=_("End session")),
+                         _("Session recorded; close the request with C."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_sign_record(self) -> None:
-        record = await self._step("sign the session record",
+        record = await self._step(_("Cannot sign the session record"),
                                   self.ctx.store.requests.sign_session_record(self.ctx.actor, self.request_id))
         if record:
-            self.notify("The session record (protokół) is signed and stored with the letters.")
+            self.notify(_("The session record (protokół) is signed and stored with the letters."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_export(self) -> None:
@@ -642,10 +718,11 @@ class RequestDetailScreen(CimScreen[None]):
             return await self.ctx.store.requests.export_copy(self.ctx.actor, self.request_id,
                                                              Path(v["folder"].strip()).expanduser(), as_zip=v["zip"])
 
-        await self._form(FormModal(f"Export the copy for {self._number()} (GDPR Art. 15)",
-                                   [Field("folder", "Into the existing folder", default=str(Path.home())),
-                                    Field("zip", "as one ZIP file", "check", False)], submit, save_label="Export"),
-                         "Copy exported with manifest.json and SHA256SUMS.")
+        await self._form(FormModal(_("Export the copy for {number} (GDPR Art. 15)").format(number=self._number()),
+                                   [Field("folder", N_("Into the existing folder"), default=str(Path.home())),
+                                    Field("zip", N_("as one ZIP file"), "check", False)], submit,
+                                   save_label=_("Export")),
+                         _("Copy exported with manifest.json and SHA256SUMS."))
 
     # -- two people for a copy (GDPR Art. 15) ----------------------------------------------------------
 
@@ -662,38 +739,41 @@ class RequestDetailScreen(CimScreen[None]):
         a = d.approval
         if a is None:
             return
-        text.append(f"\nCopy prepared by {a.prepared_by} {_local(a.prepared_at, self.tz)}")
+        text.append("\n" + _("Copy prepared by {who} {when}").format(who=a.prepared_by,
+                                                                     when=_local(a.prepared_at, self.tz)))
         if a.prepare_justification:
-            text.append(" — why it is the requester's: ")
+            text.append(_(" — why it is the requester's: "))
             text.append_text(literal(a.prepare_justification))
         if a.confirmed_by:
-            text.append(f"\nConfirmed by {a.confirmed_by} {_local(a.confirmed_at, self.tz)}")
+            text.append("\n" + _("Confirmed by {who} {when}").format(who=a.confirmed_by,
+                                                                 when=_local(a.confirmed_at, self.tz)))
             if a.confirm_justification:
                 text.append(": ")
                 text.append_text(literal(a.confirm_justification))
         else:
-            text.append("\nAwaiting the second person (a designated employee or the director).")
+            text.append("\n" + _("Awaiting the second person (a designated employee or the director)."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_prepare_copy(self) -> None:
         async def submit(v: dict[str, Any]) -> Any:
             return await self.ctx.store.requests.prepare_export(self.ctx.actor, self.request_id, v["why"])
 
-        await self._form(FormModal(f"Prepare the copy for {self._number()} (GDPR Art. 15)", [Field(
-            "why", "Why these conversations are the requester's (needed unless every call matches the "
-                   "requester's number, §4.7)", "text")], submit, save_label="Prepare"),
-            "Prepared; a designated employee or the director confirms it (four-eyes).")
+        title = _("Prepare the copy for {number} (GDPR Art. 15)").format(number=self._number())
+        await self._form(FormModal(title, [Field(
+            "why", N_("Why these conversations are the requester's (needed unless every call matches the "
+                      "requester's number, §4.7)"), "text")], submit, save_label=_("Prepare")),
+            _("Prepared; a designated employee or the director confirms it (four-eyes)."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_confirm_copy(self) -> None:
         async def submit(v: dict[str, Any]) -> Any:
             return await self.ctx.store.requests.confirm_export(self.ctx.actor, self.request_id, v["why"])
 
-        await self._form(FormModal(f"Confirm the copy for {self._number()} (four-eyes)", [Field(
-            "why", "Your own justification (needed when the preparer gave one)", "text")], submit,
-            save_label="Confirm"), "Confirmed; the DPO may now export the copy with K.")
+        await self._form(FormModal(_("Confirm the copy for {number} (four-eyes)").format(number=self._number()), [Field(
+            "why", N_("Your own justification (needed when the preparer gave one)"), "text")], submit,
+            save_label=_("Confirm")), _("Confirmed; the DPO may now export the copy with K."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_close_request(self) -> None:
-        if await self._step("close", self.ctx.store.requests.close(self.ctx.actor, self.request_id)):
-            self.notify(f"{self._number()} closed; its holds are released.")
+        if await self._step(_("Cannot close"), self.ctx.store.requests.close(self.ctx.actor, self.request_id)):
+            self.notify(_("{number} closed; its holds are released.").format(number=self._number()))

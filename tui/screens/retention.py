@@ -15,7 +15,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
 
+from store import plurals
 from store.errors import CimError
+from store.i18n import N_, _, format_date, format_datetime
 from store.policy import Permission, allowed
 from store.retention import Hold, PurgePreview, PurgeProgress, PurgeResult
 from tui.context import TuiContext
@@ -42,13 +44,16 @@ class HoldInput:
     review_on: date | None
 
 
+_CHANNELS = {"call": N_("call"), "chat": N_("chat")}
+
+
 class HoldModal(FitsTheScreen, SubmitsInPlace, CimModal[HoldInput | None]):
     """A new hold on one or more conversations (numbers separated by spaces or commas).
 
     With `submit` (the store call), a refusal is shown in the dialog and everything typed stays.
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS = [Binding("escape", "cancel", N_("Cancel")), Binding("ctrl+s", "save", N_("Save"))]
     ERROR_FIELDS = (("conversation", "hold-ids"), ("purged", "hold-ids"), ("legal basis", "hold-basis"),
                     ("case", "hold-case"), ("review", "hold-review"))
 
@@ -59,20 +64,20 @@ class HoldModal(FitsTheScreen, SubmitsInPlace, CimModal[HoldInput | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog-wide"):
-            yield Label("New hold (§6: required by other law)", classes="dialog-title")
+            yield Label(_("New hold (§6: required by other law)"), classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield Input(self.initial_ids, placeholder="conversation numbers, e.g. 12 15 40", id="hold-ids")
+                yield Input(self.initial_ids, placeholder=_("conversation numbers, e.g. 12 15 40"), id="hold-ids")
                 yield Static("", id="err-hold-ids", classes="field-error")
-                yield Input(placeholder="legal basis, e.g. art. 6 ust. 1 lit. c RODO", id="hold-basis")
+                yield Input(placeholder=_("legal basis, e.g. art. 6 ust. 1 lit. c RODO"), id="hold-basis")
                 yield Static("", id="err-hold-basis", classes="field-error")
-                yield Input(placeholder="case reference (sygnatura)", id="hold-case")
+                yield Input(placeholder=_("case reference (sygnatura)"), id="hold-case")
                 yield Static("", id="err-hold-case", classes="field-error")
-                yield Input(placeholder="review on YYYY-MM-DD (optional)", id="hold-review")
+                yield Input(placeholder=_("review on YYYY-MM-DD (optional)"), id="hold-review")
                 yield Static("", id="err-hold-review", classes="field-error")
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", id="save", variant="primary")
-                yield Button("Cancel", id="cancel")
+                yield Button(_("Save"), id="save", variant="primary")
+                yield Button(_("Cancel"), id="cancel")
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")
@@ -84,17 +89,17 @@ class HoldModal(FitsTheScreen, SubmitsInPlace, CimModal[HoldInput | None]):
         parts = [p for p in re.split(r"[\s,;]+", raw_ids) if p]
         error, field = "", None
         if not parts or not all(p.isdigit() for p in parts):
-            error, field = "Enter conversation numbers (digits) separated by spaces or commas.", "hold-ids"
+            error, field = _("Enter conversation numbers (digits) separated by spaces or commas."), "hold-ids"
         elif not basis:
-            error, field = "Enter the legal basis.", "hold-basis"
+            error, field = _("Enter the legal basis."), "hold-basis"
         elif not case:
-            error, field = "Enter the case reference.", "hold-case"
+            error, field = _("Enter the case reference."), "hold-case"
         review = None
         if not error and review_text:
             try:
                 review = date.fromisoformat(review_text)
             except ValueError:
-                error, field = "The review date must be YYYY-MM-DD.", "hold-review"
+                error, field = _("The review date must be YYYY-MM-DD."), "hold-review"
         if error:
             self.show_error(error, field)
             return
@@ -118,10 +123,10 @@ class RetentionScreen(CimScreen[None]):
     RetentionScreen .section { text-style: bold; background: $boost; padding: 0 1; }
     """
     BINDINGS = [
-        Binding("p", "purge", "Purge now"),
-        Binding("a", "add_hold", "Add hold"),
-        Binding("x", "release_hold", "Release hold"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("p", "purge", N_("Purge now")),
+        Binding("a", "add_hold", N_("Add hold")),
+        Binding("x", "release_hold", N_("Release hold")),
+        Binding("r", "refresh", N_("Refresh")),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -136,18 +141,19 @@ class RetentionScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Retention (§6): purge preview", classes="section")
+        yield Static(_("Retention (§6): purge preview"), classes="section")
         yield Static("", id="preview")
         yield ProgressBar(id="purge-progress", show_eta=False, classes="idle")
         yield DataTable(id="held-table", cursor_type="row", zebra_stripes=True)
-        yield Static("Holds (overdue reviews in red)", classes="section")
+        yield Static(_("Holds (overdue reviews in red)"), classes="section")
         yield DataTable(id="holds-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#held-table", DataTable).add_columns("Held conversation", "Channel", "Created", "Why")
+        self.query_one("#held-table", DataTable).add_columns(_("Held conversation"), _("Channel"), _("Created"),
+                                                             _("Why"))
         self.query_one("#holds-table", DataTable).add_columns(
-            "Hold", "Conversation", "Legal basis", "Case", "Review", "Set by", "Kind")
+            _("Hold"), _("Conversation"), _("Legal basis"), _("Case"), _("Review"), _("Set by"), _("Kind"))
         self.action_refresh()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -168,35 +174,40 @@ class RetentionScreen(CimScreen[None]):
         if self.may_purge:
             self.preview = await self.ctx.store.retention.preview(self.ctx.actor)
             p = self.preview
-            lines = [f"Due now (cutoff {p.cutoff:%Y-%m-%d %H:%M} UTC): {p.calls} calls, {p.chats} chats, "
-                     f"{p.files} recording files ({_size(p.bytes)}). Held back: {p.held}."]
+            lines = [_("Due now (cutoff {cutoff}): {calls}, {chats}, {recordings} ({size}). Held back: {held}.").format(
+                cutoff=format_datetime(p.cutoff, tz=self.ctx.settings.timezone), calls=plurals.calls(p.calls),
+                chats=plurals.chats(p.chats), recordings=plurals.recordings(p.files), size=_size(p.bytes),
+                held=p.held)]
             if p.pending_files:
-                lines.append(f"{p.pending_files} files of an interrupted purge will be deleted first.")
+                lines.append(_("{files} of an interrupted purge will be deleted first.").format(
+                    files=plurals.files(p.pending_files)))
             if p.remnant_runs:
                 runs = ", ".join(map(str, p.remnant_runs))
-                lines.append(f"[b red]INCOMPLETE:[/] purged text of run {runs} remains in the database files "
-                             "(another program held the database open: a report, a backup, a sqlite3 shell). "
-                             "Close it and purge again; the next purge retries this first.")
+                lines.append(_("[b red]INCOMPLETE:[/] purged text of run {runs} remains in the database files "
+                               "(another program held the database open: a report, a backup, a sqlite3 shell). "
+                               "Close it and purge again; the next purge retries this first.").format(runs=runs))
             if self.last_result is not None:
                 r = self.last_result
-                lines.append(f"Last purge (run {r.run_id}): {r.calls} calls, {r.chats} chats, {r.files} files "
-                             f"({_size(r.bytes)}) deleted.")
+                lines.append(_("Last purge (run {run}): {calls}, {chats}, {files} ({size}) deleted.").format(
+                    run=r.run_id, calls=plurals.calls(r.calls), chats=plurals.chats(r.chats),
+                    files=plurals.files(r.files), size=_size(r.bytes)))
             preview_text.update("\n".join(lines))
             for item in p.held_items:
-                held.add_row(str(item.conversation_id), item.channel, f"{item.created_at:%Y-%m-%d}",
+                held.add_row(str(item.conversation_id), _(_CHANNELS.get(item.channel, item.channel)),
+                             format_date(item.created_at, tz=self.ctx.settings.timezone),
                              literal("; ".join(item.reasons)))
         else:
-            preview_text.update("Purges are run by the CIM manager or the IT administrators.")
+            preview_text.update(_("Purges are run by the CIM manager or the IT administrators."))
         holds = self.query_one("#holds-table", DataTable)
         holds.clear()
         if self.may_hold:
             self.hold_list = await self.ctx.store.retention.holds(self.ctx.actor)
             for h in self.hold_list:
                 style = "bold red" if h.overdue else ""
-                review = (h.review_on.isoformat() if h.review_on else "-") + (" OVERDUE" if h.overdue else "")
+                review = (format_date(h.review_on) if h.review_on else "-") + (_(" OVERDUE") if h.overdue else "")
                 holds.add_row(Text(str(h.id), style=style), str(h.conversation_id), literal(h.legal_basis),
-                              literal(h.case_reference), Text(review, style=style), literal(h.set_by or "system"),
-                              f"request {h.request_id}" if h.automatic else "manual", key=str(h.id))
+                              literal(h.case_reference), Text(review, style=style), literal(h.set_by or _("system")),
+                              _("request {n}").format(n=h.request_id) if h.automatic else _("manual"), key=str(h.id))
         else:
             self.hold_list = []
 
@@ -214,9 +225,11 @@ class RetentionScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="purge")
     async def run_purge(self) -> None:
         p = self.preview
-        question = ("Permanently delete " + (f"{p.calls} calls, {p.chats} chats and {p.files} recordings" if p else
-                                             "every conversation past its date")
-                    + "? This cannot be undone.")
+        if p:
+            question = _("Permanently delete {calls}, {chats} and {recordings}? This cannot be undone.").format(
+                calls=plurals.calls(p.calls), chats=plurals.chats(p.chats), recordings=plurals.recordings(p.files))
+        else:
+            question = _("Permanently delete every conversation past its date? This cannot be undone.")
         if not await self.app.push_screen_wait(ConfirmModal(question)):
             return
         bar = self.query_one("#purge-progress", ProgressBar)
@@ -231,16 +244,18 @@ class RetentionScreen(CimScreen[None]):
         try:
             self.last_result = await self.ctx.store.retention.purge(self.ctx.actor, progress=on_progress)
         except CimError as exc:
-            self.notify(exc.message, title="Purge not done", severity="error")
+            self.notify(exc.message, title=_("Purge not done"), severity="error")
         else:
             r = self.last_result
             if r.remnants_cleared:
-                self.notify(f"Purged {r.calls} calls, {r.chats} chats, {r.files} files; {r.held} held back.",
-                            title="Purge finished")
+                self.notify(_("Purged {calls}, {chats}, {files}; {held} held back.").format(
+                    calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files),
+                    held=r.held), title=_("Purge finished"))
             else:
-                self.notify(f"Purged {r.calls} calls, {r.chats} chats, {r.files} files, but purged text remains in "
-                            "the database files: another program held the database open.",
-                            title="Purge incomplete", severity="error")
+                self.notify(_("Purged {calls}, {chats}, {files}, but purged text remains in the database files: "
+                              "another program held the database open.").format(
+                    calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files)),
+                    title=_("Purge incomplete"), severity="error")
         finally:
             self.purging = False
             bar.add_class("idle")
@@ -262,7 +277,7 @@ class RetentionScreen(CimScreen[None]):
         created = await self.app.push_screen_wait(HoldModal(submit=submit))
         if created is None:
             return
-        self.notify(f"{len(created)} hold(s) set.")
+        self.notify(_("{holds} set.").format(holds=plurals.holds(len(created))))
         self.load()
 
     def action_release_hold(self) -> None:
@@ -273,8 +288,8 @@ class RetentionScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def release_hold(self, hold: Hold) -> None:
         if not await self.app.push_screen_wait(
-                ConfirmModal(f"Release hold {hold.id} on conversation {hold.conversation_id}?")):
+                ConfirmModal(_("Release hold {id} on conversation {n}?").format(id=hold.id, n=hold.conversation_id))):
             return
         await self.ctx.store.retention.release_hold(self.ctx.actor, hold.id)  # a refusal: told by the base
-        self.notify(f"Hold {hold.id} released.")
+        self.notify(_("Hold {id} released.").format(id=hold.id))
         self.load()

@@ -14,8 +14,9 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, St
 from textual.worker import Worker, WorkerState
 
 from store.errors import CimError
+from store.i18n import N_, _, current_language, format_date
 from store.reports import parse_period
-from store.service_report import BY_CHOICES, ServiceReport, write_csv, write_pdf
+from store.service_report import BY_CHOICES, ServiceReport, by_label, category_words, write_csv, write_pdf
 from tui.context import TuiContext
 from tui.widgets.hour_chart import HourChart
 from tui.widgets.literal import literal
@@ -35,9 +36,9 @@ class ServiceScreen(CimScreen[None]):
     ServiceScreen #service-extra { height: auto; padding: 0 1; }
     """
     BINDINGS = [
-        Binding("ctrl+r", "show", "Show"),
-        Binding("ctrl+s", "save_csv", "Save CSV"),
-        Binding("ctrl+o", "save_pdf", "Save PDF"),
+        Binding("ctrl+r", "show", N_("Show")),
+        Binding("ctrl+s", "save_csv", N_("Save CSV")),
+        Binding("ctrl+o", "save_pdf", N_("Save PDF")),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -49,10 +50,11 @@ class ServiceScreen(CimScreen[None]):
         today = self.ctx.store.clock().astimezone(ZoneInfo(self.ctx.settings.timezone)).date()
         yield Header()
         with Horizontal(id="service-period"):
-            yield Input(today.isoformat(), placeholder="from YYYY-MM-DD", id="service-from")
-            yield Input(today.isoformat(), placeholder="to YYYY-MM-DD", id="service-to")
-            yield Select([(f"by {b}", b) for b in BY_CHOICES], prompt="no grouping", id="service-by")
-            yield Button("Show", id="service-show", variant="primary")
+            yield Input(today.isoformat(), placeholder=_("from YYYY-MM-DD"), id="service-from")
+            yield Input(today.isoformat(), placeholder=_("to YYYY-MM-DD"), id="service-to")
+            yield Select([(_("by {what}").format(what=by_label(b)), b) for b in BY_CHOICES], prompt=_("no grouping"),
+                         id="service-by")
+            yield Button(_("Show"), id="service-show", variant="primary")
             yield Button("CSV", id="service-csv")
             yield Button("PDF", id="service-pdf")
         with VerticalScroll():
@@ -80,27 +82,30 @@ class ServiceScreen(CimScreen[None]):
                                       self.query_one("#service-to", Input).value)
             self.report = await self.ctx.store.service.report(self.ctx.actor, start, end, by)
         except CimError as exc:
-            self.notify(exc.message, title="Service report", severity="error")
+            self.notify(exc.message, title=_("Service report"), severity="error")
             return
         r = self.report
         doc = r.as_json()
         calls, chats = doc["calls"], doc["chats"]
         self.query_one("#service-summary", Static).update(
-            f"{r.start} – {r.end}: calls {calls['offered']} offered, {calls['answered']} answered, "
-            f"{calls['abandoned']} abandoned; chats {chats['offered']} offered, {chats['answered']} answered, "
-            f"{chats['abandoned']} abandoned. Service level = answered within {r.service_level_s} s.")
+            f"{format_date(r.start, long=True)} – {format_date(r.end, long=True)}: "
+            + _("calls {offered} offered, {answered} answered, {abandoned} abandoned").format(**calls) + "; "
+            + _("chats {offered} offered, {answered} answered, {abandoned} abandoned").format(**chats) + ". "
+            + _("Service level = answered within {n} s.").format(n=r.service_level_s))
         table = self.query_one("#service-table", DataTable)
         table.clear(columns=True)
-        header, *rows = r.rows()
+        header, *rows = r.rows(current_language())
         table.add_columns(*header)
         for row in rows:
             table.add_row(*[literal(cell) for cell in row])
         self.query_one("#service-chart", HourChart).show(doc["hours"])
         extra = []
-        for title, counts in (("Close categories", r.close_categories), ("Call categories", r.call_categories),
-                              ("Chats per consultant", r.chats_per_consultant),
-                              ("Calls per consultant", r.calls_per_consultant)):
+        for title, counts in ((_("Close categories"), category_words(r.close_categories)),
+                              (_("Call categories"), category_words(r.call_categories)),
+                              (_("Chats per consultant"), r.chats_per_consultant),
+                              (_("Calls per consultant"), r.calls_per_consultant)):
             extra.append(f"{title}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "—"))
+        extra += r.rating_lines()  # satisfaction (store/resident_desk.py)
         self.query_one("#service-extra", Static).update(literal("\n".join(extra)))
 
     @on(Button.Pressed, "#service-csv")
@@ -114,7 +119,7 @@ class ServiceScreen(CimScreen[None]):
     @work(exit_on_error=False, group="save")
     async def save(self, kind: str) -> None:
         if self.report is None:
-            self.notify("Show a report first.", severity="warning")
+            self.notify(_("Show a report first."), severity="warning")
             return
         folder = self.ctx.settings.data_dir / "reports"
         path = folder / f"service-{self.report.start}-{self.report.end}.{kind}"
@@ -122,10 +127,12 @@ class ServiceScreen(CimScreen[None]):
             await asyncio.to_thread(folder.mkdir, mode=0o700, exist_ok=True)
             if kind == "csv":
                 # CIM's own reports folder: a report of the same period saved again replaces the earlier one
-                await write_csv(self.report, path, replace=True)
+                await write_csv(self.report, path, replace=True, lang=current_language())
             else:
-                await write_pdf(self.report, path, self.ctx.settings.office_name, replace=True)
+                await write_pdf(self.report, path, self.ctx.settings.office_name, replace=True,
+                                lang=current_language())
         except OSError as exc:
-            self.notify(f"Cannot write {path}: {exc.strerror}", title="Service report", severity="error")
+            self.notify(_("Cannot write {path}: {error}").format(path=path, error=exc.strerror),
+                        title=_("Service report"), severity="error")
             return
-        self.notify(f"Saved {path}", title="Service report")
+        self.notify(_("Saved {path}").format(path=path), title=_("Service report"))

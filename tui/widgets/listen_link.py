@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Static
 
+from store.i18n import N_, _, format_time
 from store.listening import LiveLink
 from tui.screens.base import CimModal
 
@@ -36,9 +37,9 @@ def listening_status(links: list[LiveLink], zone: ZoneInfo) -> Text:
     """"odsłuch w przeglądarce" while any of the links is live: its code, expiry and whether it was opened."""
     if not links:
         return Text("")
-    parts = [f"{link.code} until {link.expires_at.astimezone(zone):%H:%M}" + (" (opened)" if link.opened else "")
-             for link in links]
-    return Text(f"● Odsłuch w przeglądarce (listening in browser): {', '.join(parts)}")
+    parts = [_("{code} until {time}").format(code=link.code, time=format_time(link.expires_at, tz=zone.key))
+             + (_(" (opened)") if link.opened else "") for link in links]
+    return Text(_("● Listening in the browser: {links}").format(links=", ".join(parts)))
 
 
 def hyperlink(url: str) -> Text:
@@ -49,7 +50,7 @@ def hyperlink(url: str) -> Text:
 class ListenLinkModal(CimModal[bool]):
     """Shows one new listening link; returns True when the staff member closed (revoked) it with X."""
 
-    BINDINGS = [Binding("escape", "close", "Close"), Binding("x", "revoke", "Revoke link")]
+    BINDINGS = [Binding("escape", "close", N_("Close")), Binding("x", "revoke", N_("Revoke link"))]
 
     DEFAULT_CSS = """
     ListenLinkModal { align: center middle; }
@@ -72,21 +73,21 @@ class ListenLinkModal(CimModal[bool]):
         self.what = what
 
     def compose(self) -> ComposeResult:
-        until = self.expires_at.astimezone(self.zone).strftime("%H:%M")
+        until = format_time(self.expires_at, tz=self.zone.key)
         text = Text()
-        text.append("Open this link in your own browser:\n", style="bold")
+        text.append(_("Open this link in your own browser:") + "\n", style="bold")
         text.append_text(hyperlink(self.url))
-        text.append("\n\nCode: ", style="bold")
+        text.append("\n\n" + _("Code: "), style="bold")
         text.append(self.code, style="bold reverse")
-        text.append("  (the page shows the same code)\n")
-        text.append(f"Valid until {until}; it opens in one browser only, then in no other. "
-                    "Scan the QR code to listen on a phone. Signing out of CIM ends it.")
+        text.append(_("  (the page shows the same code)") + "\n")
+        text.append(_("Valid until {time}; it opens in one browser only, then in no other. "
+                      "Scan the QR code to listen on a phone. Signing out of CIM ends it.").format(time=until))
         with Vertical():
-            yield Label(f"Odsłuch w przeglądarce — {self.what}", classes="listen-title")
+            yield Label(_("Listening in the browser — {what}").format(what=self.what), classes="listen-title")
             with Horizontal(id="listen-body"):
                 yield Static(text, id="listen-text")
                 yield Static("\n".join(qr_lines(self.url)), id="listen-qr")
-            yield Static("Esc close (the link stays valid) · X revoke the link now", classes="listen-help")
+            yield Static(_("Esc close (the link stays valid) · X revoke the link now"), classes="listen-help")
 
     def action_close(self) -> None:
         self.dismiss(False)
@@ -107,11 +108,11 @@ async def offer_listening_link(screen, make_link: "Callable[[], Awaitable[LiveLi
     try:
         link = await make_link()
     except CimError as exc:
-        screen.notify(exc.message, title="Cannot make a listening link", severity="error")
+        screen.notify(exc.message, title=_("Cannot make a listening link"), severity="error")
         return
     screen.show_listening()
     url = link_url(ctx.settings, link, ctx.server_url)
     if await screen.app.push_screen_wait(ListenLinkModal(url, link.code, link.expires_at, zone, label)):
         await ctx.store.listening.revoke(ctx.actor, link.id)
-        screen.notify("The listening link is revoked.")
+        screen.notify(_("The listening link is revoked."))
     screen.show_listening()

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static, TextArea
 
 from store.errors import CimError
+from store.i18n import N_, _
 from tui.screens.base import CimModal
 from tui.widgets.dialog import FitsTheScreen
 from tui.widgets.literal import literal
@@ -58,16 +59,16 @@ class FormModal(FitsTheScreen, CimModal[T | None], Generic[T]):
     FormModal .form-buttons Button { margin-right: 2; }
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS = [Binding("escape", "cancel", N_("Cancel")), Binding("ctrl+s", "save", N_("Save"))]
 
     def __init__(self, title: str, fields: Sequence[Field], submit: Callable[[dict[str, Any]], Awaitable[T]],
-                 *, intro: str = "", save_label: str = "Save") -> None:
+                 *, intro: str = "", save_label: str = "") -> None:
         super().__init__()
         self.title_text = title
         self.fields = list(fields)
         self.submit = submit
         self.intro = intro
-        self.save_label = save_label
+        self.save_label = save_label or _("Save")
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -77,26 +78,26 @@ class FormModal(FitsTheScreen, CimModal[T | None], Generic[T]):
             with VerticalScroll(classes="dialog-body"):
                 for f in self.fields:
                     if f.kind != "check":
-                        yield Label(f.label, classes="form-label")
+                        yield Label(_(f.label), classes="form-label")
                     yield self._widget(f)
                     yield Static("", id=f"err-{f.id}", classes="field-error")
             yield Static("", id="form-error")
             with Horizontal(classes="form-buttons"):
                 yield Button(self.save_label, id="form-save", variant="primary")
-                yield Button("Cancel", id="form-cancel")
-            yield Static("Ctrl+S save · Esc cancel", classes="form-intro")
+                yield Button(_("Cancel"), id="form-cancel")
+            yield Static(_("Ctrl+S save · Esc cancel"), classes="form-intro")
 
     def _widget(self, f: Field):
         wid = f"f-{f.id}"
         if f.kind == "text":
             return TextArea(str(f.default or ""), id=wid, soft_wrap=True)
         if f.kind == "select":
-            return Select([(label, value) for label, value in f.options], value=f.default, allow_blank=False, id=wid)
+            return Select([(_(label), value) for label, value in f.options], value=f.default, allow_blank=False, id=wid)
         if f.kind == "multi":
             chosen = set(f.default or ())
             return SelectionList[Any](*[(literal(label), value, value in chosen) for label, value in f.options], id=wid)
         if f.kind == "check":
-            return Checkbox(f.label, bool(f.default), id=wid)
+            return Checkbox(_(f.label), bool(f.default), id=wid)
         return Input(str(f.default or ""), placeholder=f.placeholder, password=f.password, id=wid)
 
     def values(self) -> dict[str, Any]:
@@ -153,8 +154,9 @@ class FormModal(FitsTheScreen, CimModal[T | None], Generic[T]):
         """The field a message is about: the first whose label (without its hint in brackets) it names."""
         low = message.lower()
         for f in self.fields:
-            label = f.label.split("(")[0].strip().lower()
-            if label and (label in low or f.id.replace("_", " ") in low):
+            # the store's messages may speak either language: the label as written or as shown
+            labels = {text.split("(")[0].strip().lower() for text in (f.label, _(f.label))} - {""}
+            if any(label in low for label in labels) or f.id.replace("_", " ") in low:
                 return f
         return None
 
@@ -190,7 +192,7 @@ class ContentModal(CimModal[None]):
     ContentModal .content-help { color: $text-muted; }
     """
 
-    BINDINGS = [Binding("escape", "close", "Close"), Binding("p", "play", "Play recording")]
+    BINDINGS = [Binding("escape", "close", N_("Close")), Binding("p", "play", N_("Play recording"))]
 
     def __init__(self, title: str, lines: Sequence[Text], *, play: Callable[[], Awaitable[str]] | None = None) -> None:
         super().__init__()
@@ -204,7 +206,7 @@ class ContentModal(CimModal[None]):
             with VerticalScroll():
                 for line in self.lines:
                     yield Static(line, classes="content-line")
-            yield Static(("P play · " if self.play else "") + "Esc close", classes="content-help")
+            yield Static((_("P play · ") if self.play else "") + _("Esc close"), classes="content-help")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return self.play is not None if action == "play" else True
@@ -216,7 +218,7 @@ class ContentModal(CimModal[None]):
         try:
             self.notify(await self.play())
         except (CimError, OSError) as exc:
-            self.notify(getattr(exc, "message", None) or str(exc), title="Cannot play", severity="error")
+            self.notify(getattr(exc, "message", None) or str(exc), title=_("Cannot play"), severity="error")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -18,6 +18,10 @@ SENDER_LABELS = {"resident": N_("Resident"), "consultant": N_("Consultant"), "sy
 
 def format_line(line: ChatLine, tz: ZoneInfo) -> Text:
     at = format_time(line.at, tz=str(tz)) if isinstance(line.at, datetime) else "--:--"
+    if line.sender == "note":  # a supervisor's whisper (§3): for staff only, never sent to the resident
+        head = Text.assemble((at, "dim"), " ", (_("Note from {name}:").format(name=line.author or "?"),
+                                                "bold magenta"), " ")
+        return Text.assemble(head, literal(line.text, "magenta"))
     label = _(SENDER_LABELS[line.sender]) if line.sender in SENDER_LABELS else line.sender
     style = {"resident": "bold cyan", "consultant": "bold green", "system": "italic"}.get(line.sender, "")
     head = Text.assemble((at, "dim"), " ", (f"{label}:", style), " ")
@@ -41,7 +45,7 @@ class Transcript(RichLog):
     def __init__(self, *, tz: ZoneInfo, id: str | None = None) -> None:
         super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=20, id=id)
         self.tz = tz
-        self.shown_seqs: set[int] = set()
+        self.shown_seqs: set = set()  # line keys (ChatLine.key): seqs, and ("note", id) for whispers
         #: The formatted lines, kept to wrap them again when the width changes.
         self._texts: list[Text] = []
         self._wrapped_at = 0
@@ -55,9 +59,9 @@ class Transcript(RichLog):
             self.add(line)
 
     def add(self, line: ChatLine) -> None:
-        if line.seq in self.shown_seqs:
+        if line.key in self.shown_seqs:  # a seq, or ("note", id) for a whisper
             return
-        self.shown_seqs.add(line.seq)
+        self.shown_seqs.add(line.key)
         text = format_line(line, self.tz)
         self._texts.append(text)
         self.write(text)

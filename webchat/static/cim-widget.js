@@ -70,6 +70,12 @@
       queued: function (p) {
         return p ? "Czekasz w kolejce. Twoja pozycja: " + p + "." : "Czekasz w kolejce na konsultanta.";
       },
+      wait: function (sec) {
+        return sec == null ? "Szacowany czas oczekiwania: nieznany."
+          : "Szacowany czas oczekiwania: ok. " + Math.max(1, Math.round(sec / 60)) + " min.";
+      },
+      topicLegend: "Czego dotyczy Twoja sprawa?",
+      topicMissing: "Wybierz temat rozmowy.",
       active: "Połączono z konsultantem.",
       closed: "Czat zakończony.",
       newChat: "Rozpocznij nowy czat",
@@ -83,13 +89,19 @@
         queued: "Rozmowa czeka w kolejce na konsultanta.",
         accepted: "Połączono z konsultantem. Odpowiada: {consultant}.",
         transferred: "Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
+        taken_over: "Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
         requeued: "Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
         closed_by_consultant: "Czat zakończony przez konsultanta.",
-        ended_by_resident: "Czat zakończony."
+        ended_by_resident: "Czat zakończony.",
+        declined: "Rozmowa zostanie przekazana innemu konsultantowi.",
+        idle_warning: "Czy nadal tu jesteś? Jeśli nic nie napiszesz, czat zostanie wkrótce zakończony.",
+        closed_idle: "Czat zakończony z powodu braku odpowiedzi.",
+        queue_timeout: "Wszyscy konsultanci są teraz zajęci, więc czat został zakończony. Możesz zostawić wiadomość."
       },
       eventsUnnamed: {
         accepted: "Połączono z konsultantem.",
-        transferred: "Rozmowa została przekazana innemu konsultantowi."
+        transferred: "Rozmowa została przekazana innemu konsultantowi.",
+        taken_over: "Rozmowę kontynuuje inna osoba z zespołu konsultantów."
       },
       errors: {
         empty: "Wiadomość jest pusta. Wpisz treść przed wysłaniem.",
@@ -142,6 +154,12 @@
       queued: function (p) {
         return p ? "You are in the queue. Your position: " + p + "." : "You are waiting for a consultant.";
       },
+      wait: function (sec) {
+        return sec == null ? "Estimated wait: unknown."
+          : "Estimated wait: about " + Math.max(1, Math.round(sec / 60)) + " min.";
+      },
+      topicLegend: "What is your question about?",
+      topicMissing: "Please choose a topic.",
       active: "You are connected with a consultant.",
       closed: "The chat has ended.",
       newChat: "Start a new chat",
@@ -154,13 +172,19 @@
         queued: "The chat is waiting in the queue for a consultant.",
         accepted: "You are now connected with a consultant. Answering: {consultant}.",
         transferred: "The chat was handed over. Now answering: {consultant}.",
+        taken_over: "The conversation continues with another consultant. Now answering: {consultant}.",
         requeued: "The consultant is not available now; the chat goes back to the queue.",
         closed_by_consultant: "The consultant ended the chat.",
-        ended_by_resident: "You ended the chat."
+        ended_by_resident: "You ended the chat.",
+        declined: "The chat is being passed to another consultant.",
+        idle_warning: "Are you still there? If you write nothing, the chat will end soon.",
+        closed_idle: "The chat ended because there was no reply.",
+        queue_timeout: "All consultants are busy now, so the chat has ended. You can leave a message."
       },
       eventsUnnamed: {
         accepted: "You are now connected with a consultant.",
-        transferred: "The chat was handed over to another consultant."
+        transferred: "The chat was handed over to another consultant.",
+        taken_over: "The conversation continues with another consultant."
       },
       errors: {
         empty: "The message is empty. Type something before sending.",
@@ -302,6 +326,8 @@
   var notice = null;            // the notice payload being shown
   var chatStatus = null;        // queued | active | closed
   var queuePosition = null;
+  var queueWait = null;         // estimated wait in seconds (null: unknown)
+  var topics = null;            // [{id, label}] offered before the chat (null: not asked yet / none)
   var bySeq = {};               // seq -> message element (dedupes history vs live events)
   var outbox = load("outbox") || [];   // [{id, text}] sent but not acknowledged
   var outboxEls = {};           // client_msg_id -> element
@@ -321,7 +347,7 @@
   }
 
   function chatStatusText() {
-    if (chatStatus === "queued") { return T.queued(queuePosition); }
+    if (chatStatus === "queued") { return T.queued(queuePosition) + " " + T.wait(queueWait); }
     if (chatStatus === "active") { return T.active; }
     if (chatStatus === "closed") { return T.closed; }
     return "";
@@ -375,16 +401,46 @@
     leave.addEventListener("click", declineNotice);
     actions.appendChild(accept);
     actions.appendChild(leave);
+    var picker = el("fieldset", { className: "cim-topics", "data-cim-topics": "" });
+    picker.hidden = true;
     box.appendChild(h);
     box.appendChild(intro);
     box.appendChild(text);
+    box.appendChild(picker);
     box.appendChild(err);
+    loadTopics(picker);
     box.appendChild(actions);
     box.setAttribute("aria-labelledby", "cim-notice-heading");
     box.setAttribute("role", "region");
+    if (payload && payload.consultants_available === false) { deskOfflineOffer(box, payload); }
+    deskLastCopy(box);
     body.appendChild(box);
     refreshStatus();
     if (isOpen()) { h.focus(); }
+  }
+
+  function loadTopics(picker) {
+    topics = null;
+    if (!socket || !socket.connected) { return; }
+    socket.timeout(SEND_TIMEOUT_MS).emit("topics", {}, function (timeoutErr, ack) {
+      if (timeoutErr || !ack || !ack.ok || !Array.isArray(ack.topics) || !ack.topics.length) { return; }
+      topics = ack.topics;
+      while (picker.firstChild) { picker.removeChild(picker.firstChild); }
+      picker.appendChild(el("legend", null, T.topicLegend));
+      topics.forEach(function (t) {
+        var label = el("label", { className: "cim-topics__item" });
+        var radio = el("input", { type: "radio", name: "cim-topic", value: String(t.id), "data-cim-topic": String(t.id) });
+        label.appendChild(radio);
+        label.appendChild(el("span", null, String(t.label)));
+        picker.appendChild(label);
+      });
+      picker.hidden = false;
+    });
+  }
+
+  function chosenTopic() {
+    var checked = body.querySelector("input[name=cim-topic]:checked");
+    return checked ? Number(checked.value) : null;
   }
 
   function renderHours(hours, into) {
@@ -424,6 +480,8 @@
       p.appendChild(f[0] === "phone" ? el("a", { href: "tel:" + v.replace(/[^0-9+]/g, "") }, v) : el("span", null, v));
       box.appendChild(p);
     });
+    deskOfflineOffer(box, payload && payload.notice);
+    deskLastCopy(box);
     body.appendChild(box);
     refreshStatus();
     if (isOpen()) { focusFirst(); }
@@ -749,9 +807,14 @@
 
   function acceptNotice(acceptBtn, leaveBtn, errP) {
     if (!socket || !socket.connected || !notice) { errP.textContent = T.reconnecting; return; }
+    var payload = { notice_id: notice.notice_id };
+    if (topics && topics.length) {
+      payload.topic_id = chosenTopic();
+      if (payload.topic_id == null) { errP.textContent = T.topicMissing; return; }
+    }
     acceptBtn.disabled = true;
     leaveBtn.disabled = true;
-    socket.timeout(SEND_TIMEOUT_MS).emit("accept_notice", { notice_id: notice.notice_id }, function (timeoutErr, ack) {
+    socket.timeout(SEND_TIMEOUT_MS).emit("accept_notice", payload, function (timeoutErr, ack) {
       if (timeoutErr || !ack || !ack.ok) {
         acceptBtn.disabled = false;
         leaveBtn.disabled = false;
@@ -763,6 +826,7 @@
       store("token", ack.resume_token);
       if (!chatStatus) { chatStatus = "queued"; }
       if (queuePosition == null && ack.position != null) { queuePosition = ack.position; }
+      if (ack.estimated_wait_s !== undefined) { queueWait = ack.estimated_wait_s; }
       buildChatView();
       var raced = early;
       early = [];
@@ -834,6 +898,7 @@
 
   function markClosed() {
     chatStatus = "closed";
+    deskToken = token() || deskToken;  // kept for the chat's copy (the resident's side of the desk, below)
     dropChat();
     setRemoteTyping(false);
     if (!chat) { return; }
@@ -849,6 +914,7 @@
         if (isOpen()) { again.focus(); }
       }
     }
+    deskAfterClose();
     refreshStatus();
   }
 
@@ -869,6 +935,9 @@
 
   function restart() {
     statusNote = "";
+    deskBox = null;
+    deskChatRated = false;
+    deskToken = null;
     disconnectQuietly();
     dropChat();
     chatStatus = null;
@@ -885,6 +954,342 @@
     var s = socket;
     s.off();
     s.disconnect();
+  }
+
+  /* ---------- the resident's side of the desk: offline message, receipt and copy, rating (issue 17) ---------- */
+
+  var DESK_STRINGS = {
+    pl: {
+      offerHeading: "Zostaw wiadomość",
+      offerIntro: "Nikt z konsultantów nie może teraz odpowiedzieć. Zostaw wiadomość, a odpowiemy e-mailem, telefonicznie lub listownie.",
+      offer: "Zostaw wiadomość",
+      noticeFirst: "Wysyłając wiadomość, akceptujesz informację o przetwarzaniu danych osobowych powyżej.",
+      name: "Imię i nazwisko (nieobowiązkowe)",
+      contact: "E-mail lub numer telefonu do odpowiedzi",
+      contactHint: "Np. jan.kowalski@example.pl albo 601 234 567.",
+      text: "Treść wiadomości",
+      sendMessage: "Wyślij wiadomość",
+      cancel: "Anuluj",
+      contactMissing: "Podaj adres e-mail lub numer telefonu, na który mamy odpowiedzieć.",
+      textMissing: "Wpisz treść wiadomości.",
+      contactInvalid: "To nie jest adres e-mail (nazwa@domena) ani numer telefonu. Popraw kontakt.",
+      nowAvailable: "Konsultant jest już dostępny. Rozpocznij od nowa, aby porozmawiać na czacie.",
+      fieldTooLong: "Imię i nazwisko oraz kontakt mogą mieć najwyżej 200 znaków.",
+      sentHeading: "Wiadomość została zapisana",
+      sentText: "Odpowiemy, gdy tylko konsultanci wrócą do pracy. Numer Twojej wiadomości:",
+      receiptHeading: "Potwierdzenie rozmowy",
+      receiptIntro: "Zapisz numer czatu i kod. Kod pokazujemy tylko raz; będzie potrzebny, jeśli złożysz wniosek o odczytanie zapisu czatu.",
+      reference: "Numer czatu:",
+      secret: "Kod:",
+      copyHeading: "Kopia rozmowy",
+      downloadText: "Pobierz zapis rozmowy (tekst)",
+      downloadPdf: "Pobierz zapis rozmowy (PDF)",
+      lastCopy: "Zapis Twojej ostatniej rozmowy:",
+      copyFailed: "Nie udało się pobrać zapisu rozmowy. Spróbuj ponownie.",
+      rateHeading: "Jak oceniasz rozmowę?",
+      rateLegend: "Ocena od 1 (źle) do 5 (bardzo dobrze)",
+      rateLabels: ["1 – źle", "2", "3", "4", "5 – bardzo dobrze"],
+      comment: "Komentarz (nieobowiązkowy)",
+      commentHint: "Nie podawaj danych osobowych: komentarz nie jest łączony z rozmową.",
+      rateSend: "Wyślij ocenę",
+      rateMissing: "Wybierz ocenę od 1 do 5.",
+      rateThanks: "Dziękujemy za ocenę.",
+      rateAlready: "Ta rozmowa została już oceniona."
+    },
+    en: {
+      offerHeading: "Send us a message",
+      offerIntro: "No consultant can answer right now. Leave a message and we will reply by e-mail, phone or letter.",
+      offer: "Send us a message",
+      noticeFirst: "By sending the message you accept the personal data notice above.",
+      name: "Name (optional)",
+      contact: "E-mail or phone number for the reply",
+      contactHint: "E.g. jan.kowalski@example.pl or 601 234 567.",
+      text: "Your message",
+      sendMessage: "Send the message",
+      cancel: "Cancel",
+      contactMissing: "Give the e-mail address or phone number we should reply to.",
+      textMissing: "Type your message.",
+      contactInvalid: "This is neither an e-mail address (name@domain) nor a phone number. Please correct it.",
+      nowAvailable: "A consultant is available now. Start again to chat with them.",
+      fieldTooLong: "The name and the contact may have at most 200 characters each.",
+      sentHeading: "Your message has been saved",
+      sentText: "We will reply as soon as the consultants are back. Your message's reference:",
+      receiptHeading: "Your chat receipt",
+      receiptIntro: "Write down the chat reference and code. The code is shown only once; you need it to request the reading of the chat record.",
+      reference: "Chat reference:",
+      secret: "Code:",
+      copyHeading: "Copy of the chat",
+      downloadText: "Download the transcript (text)",
+      downloadPdf: "Download the transcript (PDF)",
+      lastCopy: "The transcript of your last chat:",
+      copyFailed: "The transcript could not be downloaded. Please try again.",
+      rateHeading: "How was the chat?",
+      rateLegend: "Rating from 1 (poor) to 5 (very good)",
+      rateLabels: ["1 – poor", "2", "3", "4", "5 – very good"],
+      comment: "Comment (optional)",
+      commentHint: "Please leave out personal data: the comment is not linked to the chat.",
+      rateSend: "Send the rating",
+      rateMissing: "Choose a rating from 1 to 5.",
+      rateThanks: "Thank you for the rating.",
+      rateAlready: "This chat has already been rated."
+    }
+  };
+  var D = DESK_STRINGS[lang];
+  var deskBox = null;           // the section under a closed chat: receipt, copy, rating
+  var deskToken = null;         // the ended chat's resume token: it still fetches that chat's copy
+  var deskChatRated = false;
+
+  function deskField(id, labelText, control, hintText) {
+    var wrap = el("div", { className: "cim-desk__field" });
+    wrap.appendChild(el("label", { "for": id, className: "cim-desk__label" }, labelText));
+    if (hintText) {
+      wrap.appendChild(el("span", { id: id + "-hint", className: "cim-desk__hint cim-muted" }, hintText));
+      control.setAttribute("aria-describedby", id + "-hint");
+    }
+    control.id = id;
+    wrap.appendChild(control);
+    return wrap;
+  }
+
+  // The offer of an offline message: a button under the notice (nobody available) or the offline view.
+  function deskOfflineOffer(into, noticePayload) {
+    if (!noticePayload || noticePayload.notice_id == null) { return; }
+    var section = el("div", { className: "cim-desk cim-desk--offer", "data-cim-offline-offer": "" });
+    section.appendChild(el("p", { className: "cim-muted" }, D.offerIntro));
+    var btn = el("button", { type: "button", className: "cim-btn cim-btn--primary", "data-cim-offline-open": "" }, D.offer);
+    btn.addEventListener("click", function () { deskOfflineForm(noticePayload); });
+    section.appendChild(btn);
+    into.appendChild(section);
+  }
+
+  function deskOfflineForm(noticePayload) {
+    view = "offline-form";
+    panel.setAttribute("data-view", view);
+    clearBody();
+    var box = el("form", { className: "cim-desk cim-desk--form", novalidate: true, "data-cim-offline-form": "",
+                           "aria-labelledby": "cim-offline-heading" });
+    box.appendChild(el("h3", { id: "cim-offline-heading", tabindex: "-1", "data-cim-autofocus": "" }, D.offerHeading));
+    box.appendChild(el("h4", { className: "cim-desk__subheading" }, T.noticeHeading));
+    var text = el("div", { className: "cim-notice__text", "data-cim-notice": "" });
+    if (noticePayload.lang) { text.setAttribute("lang", String(noticePayload.lang)); }
+    String(noticePayload.text || "").split(/\n{2,}/).forEach(function (para) { text.appendChild(el("p", null, para)); });
+    box.appendChild(text);
+    box.appendChild(el("p", { className: "cim-muted" }, D.noticeFirst));
+    var name = el("input", { type: "text", maxlength: "200", autocomplete: "name", "data-cim-offline-name": "" });
+    var contact = el("input", { type: "text", maxlength: "200", autocomplete: "email", required: true,
+                                "aria-required": "true", "data-cim-offline-contact": "" });
+    var message = el("textarea", { rows: "5", maxlength: String(MAX_LEN), required: true, "aria-required": "true",
+                                   "data-cim-offline-text": "" });
+    box.appendChild(deskField("cim-offline-name", D.name, name));
+    box.appendChild(deskField("cim-offline-contact", D.contact, contact, D.contactHint));
+    box.appendChild(deskField("cim-offline-text", D.text, message));
+    var err = el("p", { className: "cim-error", role: "alert", "data-cim-offline-error": "" });
+    box.appendChild(err);
+    var actions = el("div", { className: "cim-actions" });
+    var send = el("button", { type: "submit", className: "cim-btn cim-btn--primary", "data-cim-offline-send": "" }, D.sendMessage);
+    var cancel = el("button", { type: "button", className: "cim-btn cim-btn--secondary" }, D.cancel);
+    cancel.addEventListener("click", restart);
+    actions.appendChild(send);
+    actions.appendChild(cancel);
+    box.appendChild(actions);
+    box.addEventListener("submit", function (e) {
+      e.preventDefault();
+      err.textContent = "";
+      if (!contact.value.trim()) { err.textContent = D.contactMissing; contact.setAttribute("aria-invalid", "true"); contact.focus(); return; }
+      contact.removeAttribute("aria-invalid");
+      if (!message.value.trim()) { err.textContent = D.textMissing; message.focus(); return; }
+      if (!socket) { err.textContent = T.connectFailed; return; }
+      send.disabled = true;
+      var payload = { notice_id: noticePayload.notice_id, contact: contact.value, text: message.value };
+      if (name.value.trim()) { payload.name = name.value; }
+      socket.timeout(SEND_TIMEOUT_MS).emit("offline_message", payload, function (timeoutErr, ack) {
+        send.disabled = false;
+        if (timeoutErr || !ack) { err.textContent = T.errors.server_error; return; }
+        if (!ack.ok) {
+          var c = ack.error && ack.error.code, why = String((ack.error && ack.error.message) || "");
+          if (c === "invalid" && /contact/.test(why)) {
+            err.textContent = D.contactInvalid; contact.setAttribute("aria-invalid", "true"); contact.focus();
+          } else if (c === "invalid" && /consultant is available/.test(why)) {
+            err.textContent = D.nowAvailable;
+          } else if (c === "too_long" && /contact|name/.test(why)) {
+            err.textContent = D.fieldTooLong;
+          } else {
+            err.textContent = errorText(ack.error);
+          }
+          return;
+        }
+        deskOfflineSent(ack.reference);
+      });
+    });
+    body.appendChild(box);
+    refreshStatus();
+    if (isOpen()) { focusFirst(); }
+  }
+
+  function deskOfflineSent(reference) {
+    view = "offline-sent";
+    panel.setAttribute("data-view", view);
+    clearBody();
+    var box = el("div", { className: "cim-desk cim-ended", "data-cim-offline-sent": "" });
+    box.appendChild(el("h3", { tabindex: "-1", "data-cim-autofocus": "" }, D.sentHeading));
+    box.appendChild(el("p", null, D.sentText));
+    box.appendChild(el("p", { className: "cim-desk__code", "data-cim-offline-reference": "" }, reference));
+    body.appendChild(box);
+    setStatus(D.sentHeading, null);
+    if (isOpen()) { focusFirst(); }
+  }
+
+  function deskSection() {
+    if (deskBox && body.contains(deskBox)) { return deskBox; }
+    deskBox = el("div", { className: "cim-desk cim-desk--after", "data-cim-after": "" });
+    var again = body.querySelector("[data-cim-new-chat]");
+    if (again) { body.insertBefore(deskBox, again); } else { body.appendChild(deskBox); }
+    return deskBox;
+  }
+
+  // The receipt, shown once (never kept in the browser's storage).
+  function deskReceipt(receipt) {
+    if (!receipt || !receipt.reference) { return; }
+    var section = deskSection();
+    var box = el("div", { className: "cim-desk__receipt", role: "region", "aria-labelledby": "cim-receipt-heading",
+                          "data-cim-receipt": "" });
+    box.appendChild(el("h3", { id: "cim-receipt-heading" }, D.receiptHeading));
+    box.appendChild(el("p", { className: "cim-muted" }, D.receiptIntro));
+    var dl = el("dl", { className: "cim-desk__pairs" });
+    dl.appendChild(el("dt", null, D.reference));
+    dl.appendChild(el("dd", { className: "cim-desk__code", "data-cim-receipt-reference": "" }, receipt.reference));
+    dl.appendChild(el("dt", null, D.secret));
+    dl.appendChild(el("dd", { className: "cim-desk__code", "data-cim-receipt-secret": "" }, receipt.secret));
+    box.appendChild(dl);
+    section.insertBefore(box, section.firstChild);
+    var copy = load("copy");
+    if (copy && !copy.reference) { copy.reference = receipt.reference; store("copy", copy); }
+  }
+
+  function deskDownload(name, blob) {
+    var url = URL.createObjectURL(blob);
+    var a = el("a", { href: url, download: name, hidden: true });
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(url); a.parentNode && a.parentNode.removeChild(a); }, 1000);
+  }
+
+  function deskCopyButtons(into, copy) {
+    var actions = el("div", { className: "cim-actions", "data-cim-copy": "" });
+    var asText = el("button", { type: "button", className: "cim-btn cim-btn--secondary", "data-cim-download-text": "" }, D.downloadText);
+    var asPdf = el("button", { type: "button", className: "cim-btn cim-btn--secondary", "data-cim-download-pdf": "" }, D.downloadPdf);
+    var base = "czat-" + String(copy.reference || "cim").replace(/[^A-Za-z0-9-]/g, "");
+    asText.addEventListener("click", function () {
+      deskDownload(base + ".txt", new Blob([copy.text], { type: "text/plain;charset=utf-8" }));
+    });
+    var pdfErr = el("p", { className: "cim-error", role: "alert" });
+    function savePdf(b64) {
+      var raw = atob(b64);
+      var bytes = new Uint8Array(raw.length);
+      for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
+      deskDownload(base + ".pdf", new Blob([bytes], { type: "application/pdf" }));
+    }
+    // The PDF is made on the first click only (it costs the server far more than the text), then kept.
+    asPdf.addEventListener("click", function () {
+      pdfErr.textContent = "";
+      if (copy.pdf) { savePdf(copy.pdf); return; }
+      if (!socket || !copy.token) { pdfErr.textContent = D.copyFailed; return; }
+      asPdf.disabled = true;
+      socket.timeout(SEND_TIMEOUT_MS).emit("transcript", { format: "pdf", token: copy.token }, function (e, ack) {
+        asPdf.disabled = false;
+        if (e || !ack || !ack.ok) { pdfErr.textContent = D.copyFailed; return; }
+        copy.pdf = ack.pdf;
+        store("copy", copy);
+        savePdf(ack.pdf);
+      });
+    });
+    actions.appendChild(asText);
+    if (copy.pdf || copy.token) { actions.appendChild(asPdf); }
+    into.appendChild(actions);
+    into.appendChild(pdfErr);
+  }
+
+  // After the end: the copy (fetched once and kept for the rest of the browser session) and the rating.
+  function deskAfterClose() {
+    if (!chat || !socket) { return; }
+    var section = deskSection();
+    if (section.querySelector("[data-cim-copy-section]")) { return; }
+    var copyBox = el("div", { className: "cim-desk__copy", "data-cim-copy-section": "" });
+    copyBox.appendChild(el("h3", null, D.copyHeading));
+    var copyErr = el("p", { className: "cim-error", role: "alert" });
+    copyBox.appendChild(copyErr);
+    section.appendChild(copyBox);
+    var request = deskToken ? { token: deskToken } : {};
+    socket.timeout(SEND_TIMEOUT_MS).emit("transcript", request, function (e1, textAck) {
+      if (e1 || !textAck || !textAck.ok) { copyErr.textContent = D.copyFailed; return; }
+      var reference = (String(textAck.text).match(/CZ-\d{4}-\d{2}-\d{2}-[0-9A-Z]{4}/) || [""])[0];
+      var copy = { reference: reference, text: textAck.text, token: deskToken, pdf: null };
+      store("copy", copy);
+      deskCopyButtons(copyBox, copy);
+    });
+    if (!deskChatRated) { section.appendChild(deskRatingForm()); }
+  }
+
+  function deskRatingForm() {
+    var form = el("form", { className: "cim-desk__rating", novalidate: true, "data-cim-rating": "",
+                            "aria-labelledby": "cim-rate-heading" });
+    form.appendChild(el("h3", { id: "cim-rate-heading" }, D.rateHeading));
+    var fieldset = el("fieldset", { className: "cim-desk__stars" });
+    fieldset.appendChild(el("legend", null, D.rateLegend));
+    for (var i = 1; i <= 5; i++) {
+      var id = "cim-rate-" + i;
+      var option = el("span", { className: "cim-desk__star" });
+      option.appendChild(el("input", { type: "radio", name: "cim-rating", id: id, value: String(i), "data-cim-rate": String(i) }));
+      option.appendChild(el("label", { "for": id }, D.rateLabels[i - 1]));
+      fieldset.appendChild(option);
+    }
+    form.appendChild(fieldset);
+    // one line (an input, not a textarea): after the end nothing in the panel looks like the message box
+    var comment = el("input", { type: "text", maxlength: "1000", autocomplete: "off", "data-cim-rate-comment": "" });
+    form.appendChild(deskField("cim-rate-comment", D.comment, comment, D.commentHint));
+    var note = el("p", { className: "cim-desk__note", role: "status", "aria-live": "polite", "data-cim-rate-status": "" });
+    var err = el("p", { className: "cim-error", role: "alert", "data-cim-rate-error": "" });
+    var send = el("button", { type: "submit", className: "cim-btn cim-btn--primary", "data-cim-rate-send": "" }, D.rateSend);
+    form.appendChild(err);
+    form.appendChild(send);
+    form.appendChild(note);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      err.textContent = "";
+      var chosen = form.querySelector('input[name="cim-rating"]:checked');
+      if (!chosen) { err.textContent = D.rateMissing; fieldset.querySelector("input").focus(); return; }
+      if (!socket) { err.textContent = T.connectFailed; return; }
+      var payload = { rating: parseInt(chosen.value, 10) };
+      if (comment.value.trim()) { payload.comment = comment.value; }
+      send.disabled = true;
+      socket.timeout(SEND_TIMEOUT_MS).emit("rate", payload, function (timeoutErr, ack) {
+        if (timeoutErr || !ack) { send.disabled = false; err.textContent = T.errors.server_error; return; }
+        if (!ack.ok) {
+          if (ack.error && ack.error.code === "invalid" && /already/.test(ack.error.message || "")) {
+            deskChatRated = true; fieldset.disabled = true; comment.disabled = true; note.textContent = D.rateAlready; return;
+          }
+          send.disabled = false;
+          err.textContent = errorText(ack.error);
+          return;
+        }
+        deskChatRated = true;
+        fieldset.disabled = true;
+        comment.disabled = true;
+        send.hidden = true;
+        note.textContent = D.rateThanks;
+      });
+    });
+    return form;
+  }
+
+  // The last chat's copy stays downloadable for the browser session (in the notice view of a new chat).
+  function deskLastCopy(into) {
+    var copy = load("copy");
+    if (!copy || !copy.text) { return; }
+    var box = el("div", { className: "cim-desk__copy", "data-cim-last-copy": "" });
+    box.appendChild(el("p", { className: "cim-muted" }, D.lastCopy + (copy.reference ? " " + copy.reference : "")));
+    deskCopyButtons(box, copy);
+    into.appendChild(box);
   }
 
   /* ---------- the socket ---------- */
@@ -962,6 +1367,7 @@
       var st = payload.state || {};
       chatStatus = st.status || chatStatus || "queued";
       queuePosition = st.position != null ? st.position : null;
+      queueWait = st.estimated_wait_s != null ? st.estimated_wait_s : null;
       var pending = outbox.slice();
       var draft = chat ? chat.input.value : "";
       var hadFocus = !!(chat && document.activeElement === chat.input);
@@ -987,7 +1393,8 @@
       if (!st) { return; }
       chatStatus = st.status || chatStatus;
       queuePosition = st.position != null ? st.position : (chatStatus === "queued" ? queuePosition : null);
-      if (chatStatus === "closed") { markClosed(); } else { refreshStatus(); }
+      if (st.estimated_wait_s !== undefined) { queueWait = st.estimated_wait_s; }
+      if (chatStatus === "closed") { markClosed(); if (st.receipt) { deskReceipt(st.receipt); } } else { refreshStatus(); }
     });
 
     s.on("typing", function (t) { setRemoteTyping(!!(t && t.active)); });

@@ -1,0 +1,410 @@
+"""The chat desk's routing (issue 17): topics a resident picks before a chat, consultants' skills and
+capacity, auto-assignment, decline, idle chats and the queue's estimated wait.
+
+Topics are managed by the CIM manager (Permission.MANAGE_CANNED: the desk's set-up, like canned
+responses); each maps to a department, whose head gives the §4.3 opinion on a request about the chat.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from .audit import AuditLog
+from .chats import LANGS, ChatMessage, Chats, _seal, is_id
+from .clock import Clock, from_iso, to_iso
+from .db import Database
+from .errors import AtCapacity, ChatClosed, ConversationNotFound, InvalidInput, NotFound, NotPermitted, StaffNotFound
+from .models import Actor
+from .policy import Permission
+from .settings import Settings
+
+#: The close category of a chat the desk closed itself (a silent resident, or nobody free in time);
+#: consultants never pick it (store.chats.CLOSE_CATEGORIES).
+ABANDONED = "abandoned"
+#: `cim init` seeds these when no topic was ever defined: (Polish, English).
+DEFAULT_TOPICS = (
+    ("Karta Mieszkańca", "Resident Card"),
+    ("Podatki i opłaty", "Taxes and fees"),
+    ("Meldunki", "Residence registration"),
+    ("Inne", "Other"),
+)
+MAX_TOPIC_LABEL = 80
+MAX_CHATS_LIMIT = 50
+#: The estimated wait is the median wait of the chats accepted within this window.
+ESTIMATE_WINDOW = timedelta(hours=1)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: int
+    label_pl: str
+    label_en: str
+    department: str | None  # department code
+    position: int
+    active: bool
+
+    def label(self, lang: str) -> str:
+        return self.label_en if lang == "en" else self.label_pl
+
+
+@dataclass(frozen=True)
+class DeskPerson:
+    """A consultant as the desk routes to them: skills (topic ids; empty = every topic) and capacity."""
+
+    staff_id: int
+    name: str
+    max_chats: int
+    skills: frozenset[int]
+
+    def can_answer(self, topic_id: int | None) -> bool:
+        return not self.skills or topic_id is None or topic_id in self.skills
+
+
+def _label(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"the {what} must be text")
+    value = " ".join(value.split())
+    if not value:
+        raise InvalidInput(f"the {what} is empty")
+    if len(value) > MAX_TOPIC_LABEL:
+        raise InvalidInput(f"the {what} is longer than {MAX_TOPIC_LABEL} characters")
+    if _CONTROL.search(value):
+        raise InvalidInput(f"the {what} has control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"the {what} is not valid Unicode text") from None
+    return value
+
+
+async def check_topic(db: Database, topic_id: Any) -> int | None:
+    """The topic a resident picked: required (an active topic's id) once any topic is offered."""
+    offered = {r["id"] for r in await db.fetchall("SELECT id FROM chat_topics WHERE active = 1")}
+    if not offered:
+        if topic_id is None:
+            return None
+        raise InvalidInput("no topics are offered; leave topic_id out")
+    if not is_id(topic_id):
+        raise InvalidInput("topic_id must be the id of one of the topics (see the topics event)")
+    if topic_id not in offered:
+        raise InvalidInput("unknown topic")
+    return topic_id
+
+
+def _topic(r: Any) -> Topic:
+    return Topic(r["id"], r["label_pl"], r["label_en"], r["department"], r["position"], bool(r["active"]))
+
+
+_TOPIC_SQL = ("SELECT t.*, d.code AS department FROM chat_topics t LEFT JOIN departments d ON d.id = t.department_id ")
+
+
+class Desk:
+    """Topics, skills and capacity (managed by the CIM manager), and the routing queries of the chat server."""
+
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock, chats: Chats) -> None:
+        self.db = db
+        self.audit = audit
+        self.settings = settings
+        self.clock = clock
+        self.chats = chats
+
+    # ------------------------------------------------------------------ topics
+
+    async def topics(self, *, include_inactive: bool = False) -> list[Topic]:
+        where = "" if include_inactive else "WHERE t.active = 1 "
+        return [_topic(r) for r in await self.db.fetchall(_TOPIC_SQL + where + "ORDER BY t.position, t.id")]
+
+    async def topic(self, topic_id: int) -> Topic:
+        row = await self.db.fetchone(_TOPIC_SQL + "WHERE t.id = ?", (topic_id,)) if is_id(topic_id) else None
+        if row is None:
+            raise NotFound(f"no topic {topic_id}")
+        return _topic(row)
+
+    async def topics_for(self, lang: str) -> list[dict[str, Any]]:
+        """The `topics` ack's list: the active topics with their labels in the resident's language."""
+        lang = lang if lang in LANGS else "pl"
+        return [{"id": t.id, "label": t.label(lang)} for t in await self.topics()]
+
+    async def _department_id(self, tx: Any, code: Any) -> int | None:
+        if code is None or code == "":
+            return None
+        if not isinstance(code, str):
+            raise InvalidInput("the department is a department code")
+        row = await (await tx.execute("SELECT id FROM departments WHERE code = ?", (code.strip(),))).fetchone()
+        if row is None:
+            raise NotFound(f"no department {code!r} (see `cim departments list`)")
+        return row["id"]
+
+    async def add_topic(self, actor: Actor, label_pl: Any, label_en: Any, department: Any = None) -> Topic:
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.add")
+        label_pl, label_en = _label(label_pl, "Polish label"), _label(label_en, "English label")
+        async with self.db.write() as tx:
+            department_id = await self._department_id(tx, department)
+            row = await (await tx.execute("SELECT coalesce(max(position), 0) + 1 AS p FROM chat_topics")).fetchone()
+            cur = await tx.execute("INSERT INTO chat_topics(label_pl, label_en, department_id, position, updated_at) "
+                                   "VALUES (?, ?, ?, ?, ?)", (label_pl, label_en, department_id, row["p"],
+                                                              to_iso(self.clock())))
+            topic_id = cur.lastrowid
+            await self.audit.append(tx, actor, "topic.add", target_kind="topic", target_id=topic_id,
+                                    details={"label_pl": label_pl, "department": department or None})
+        return await self.topic(topic_id)
+
+    async def update_topic(self, actor: Actor, topic_id: int, label_pl: Any, label_en: Any, department: Any = None,
+                           *, active: bool | None = None) -> Topic:
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.update", target_kind="topic",
+                               target_id=topic_id)
+        label_pl, label_en = _label(label_pl, "Polish label"), _label(label_en, "English label")
+        async with self.db.write() as tx:
+            department_id = await self._department_id(tx, department)
+            cur = await tx.execute(
+                "UPDATE chat_topics SET label_pl = ?, label_en = ?, department_id = ?, active = coalesce(?, active), "
+                "updated_at = ? WHERE id = ?", (label_pl, label_en, department_id,
+                                                 None if active is None else int(active), to_iso(self.clock()),
+                                                 topic_id))
+            if cur.rowcount != 1:
+                raise NotFound(f"no topic {topic_id}")
+            await self.audit.append(tx, actor, "topic.update", target_kind="topic", target_id=topic_id,
+                                    details={"label_pl": label_pl, "department": department or None,
+                                             "active": active})
+        return await self.topic(topic_id)
+
+    async def set_topic_active(self, actor: Actor, topic_id: int, active: bool) -> Topic:
+        """Offer a topic again, or stop offering it (old chats keep it: a topic is never deleted)."""
+        topic = await self.topic(topic_id)
+        return await self.update_topic(actor, topic_id, topic.label_pl, topic.label_en, topic.department,
+                                       active=active)
+
+    async def seed_default_topics(self, actor: Actor) -> int:
+        """`cim init`: the default topics, once (nothing when a topic was ever defined); returns how many."""
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.seed")
+        async with self.db.write() as tx:
+            if (await (await tx.execute("SELECT count(*) AS n FROM chat_topics")).fetchone())["n"]:
+                return 0
+            now = to_iso(self.clock())
+            await tx.executemany("INSERT INTO chat_topics(label_pl, label_en, position, updated_at) VALUES (?, ?, ?, ?)",
+                                 [(pl, en, i + 1, now) for i, (pl, en) in enumerate(DEFAULT_TOPICS)])
+            await self.audit.append(tx, actor, "topic.seed", details={"count": len(DEFAULT_TOPICS)})
+        return len(DEFAULT_TOPICS)
+
+    async def check_topic(self, topic_id: Any) -> int | None:
+        return await check_topic(self.db, topic_id)
+
+    # ------------------------------------------------------------------ skills and capacity
+
+    async def _staff_id(self, tx: Any, name: str) -> int:
+        row = await (await tx.execute("SELECT id FROM staff WHERE name = ?", (name.strip(),))).fetchone()
+        if row is None:
+            raise StaffNotFound(f"no user named {name!r}")
+        return row["id"]
+
+    async def set_max_chats(self, actor: Actor, name: str, max_chats: Any) -> int | None:
+        """A consultant's own maximum of concurrent chats; None: the setting chat_max_concurrent."""
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "staff.max_chats")
+        if max_chats is not None and (not is_id(max_chats) or max_chats > MAX_CHATS_LIMIT):
+            raise InvalidInput(f"the maximum of concurrent chats is a number from 1 to {MAX_CHATS_LIMIT}")
+        async with self.db.write() as tx:
+            staff_id = await self._staff_id(tx, name)
+            await tx.execute("UPDATE staff SET max_chats = ? WHERE id = ?", (max_chats, staff_id))
+            await self.audit.append(tx, actor, "staff.max_chats", target_kind="staff", target_id=staff_id,
+                                    details={"max_chats": max_chats})
+        return max_chats
+
+    async def set_skills(self, actor: Actor, name: str, topic_ids: Iterable[Any]) -> frozenset[int]:
+        """Replace a consultant's skills (topic ids; none: every topic)."""
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "staff.skills")
+        ids = list(topic_ids)
+        if not all(is_id(t) for t in ids):
+            raise InvalidInput("skills are topic ids")
+        async with self.db.write() as tx:
+            staff_id = await self._staff_id(tx, name)
+            if ids:
+                marks = ",".join("?" * len(set(ids)))
+                known = {r["id"] for r in await tx.execute_fetchall(
+                    f"SELECT id FROM chat_topics WHERE id IN ({marks})", sorted(set(ids)))}
+                missing = sorted(set(ids) - known)
+                if missing:
+                    raise NotFound(f"no topic {missing[0]}")
+            await tx.execute("DELETE FROM staff_topics WHERE staff_id = ?", (staff_id,))
+            await tx.executemany("INSERT INTO staff_topics(staff_id, topic_id) VALUES (?, ?)",
+                                 [(staff_id, t) for t in sorted(set(ids))])
+            await self.audit.append(tx, actor, "staff.skills", target_kind="staff", target_id=staff_id,
+                                    details={"topics": sorted(set(ids))})
+        return frozenset(ids)
+
+    async def people(self, staff_ids: Iterable[int] | None = None) -> dict[int, DeskPerson]:
+        """Consultants' capacity and skills (all consultants, or these)."""
+        ids = None if staff_ids is None else sorted(set(staff_ids))
+        where, params = "WHERE r.role = 'consultant' AND s.disabled = 0", []
+        if ids is not None:
+            if not ids:
+                return {}
+            where += f" AND s.id IN ({','.join('?' * len(ids))})"
+            params = ids
+        rows = await self.db.fetchall(
+            f"SELECT s.id, s.name, s.max_chats FROM staff s JOIN staff_roles r ON r.staff_id = s.id {where} "
+            "ORDER BY s.name", params)
+        skills: dict[int, set[int]] = {}
+        for r in await self.db.fetchall("SELECT staff_id, topic_id FROM staff_topics"):
+            skills.setdefault(r["staff_id"], set()).add(r["topic_id"])
+        default = self.settings.chat_max_concurrent
+        return {r["id"]: DeskPerson(r["id"], r["name"], r["max_chats"] or default, frozenset(skills.get(r["id"], ())))
+                for r in rows}
+
+    async def load(self) -> dict[int, int]:
+        """Active chats per consultant."""
+        rows = await self.db.fetchall(
+            "SELECT consultant_id, count(*) AS n FROM conversations WHERE status = 'active' AND channel = 'chat' "
+            "AND consultant_id IS NOT NULL GROUP BY consultant_id")
+        return {r["consultant_id"]: r["n"] for r in rows}
+
+    # ------------------------------------------------------------------ auto mode
+
+    async def assign(self, chat_id: int, to: Actor) -> tuple[Any, ChatMessage]:
+        """Auto mode: give a queued chat to a consultant (checked against their capacity in the same
+        transaction); audited as the chat server's act."""
+        return await self.chats.accept(to, chat_id, assigned=True)
+
+    async def decline(self, actor: Actor, chat_id: int) -> tuple[Any, ChatMessage]:
+        """Auto mode: the consultant gives back a chat assigned to them; it waits at the front for the next."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.decline", target_kind="conversation",
+                               target_id=chat_id)
+        now = self.clock()
+        text = f"Odrzucono przydział rozmowy (konsultant {actor.name}); rozmowa czeka na innego konsultanta."
+        async with self.db.write() as tx:
+            row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
+                                          "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
+            if row is None:
+                raise ConversationNotFound(f"no chat {chat_id}")
+            if row["status"] == "closed":
+                raise ChatClosed("the chat has ended")
+            if row["status"] != "active" or row["consultant_id"] != actor.staff_id:
+                raise NotPermitted("this chat is not assigned to you")
+            seq = row["next_seq"]
+            await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, queue_front = ?, "
+                             "next_seq = ? WHERE id = ?", (to_iso(now), seq + 1, chat_id))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                             "VALUES (?, ?, 'system', ?, ?, ?, 'declined', '{}')",
+                             (chat_id, seq, actor.staff_id, _seal(await self.chats._key(tx, chat_id), seq, text),
+                              to_iso(now)))
+            await self.audit.append(tx, actor, "chat.decline", target_kind="conversation", target_id=chat_id)
+        self.chats._group.forget(chat_id)
+        return await self.chats.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
+                                                          event="declined", params={})
+
+    # ------------------------------------------------------------------ idle chats and the queue's limit
+
+    async def idle_chats(self, minutes: int | None = None) -> tuple[list[int], list[int]]:
+        """Active chats whose resident has been silent: (to warn, to close as abandoned), by chat_idle_minutes.
+
+        Silent since the resident's last line, or since a consultant took the chat (accepted, transferred);
+        the warning counts from the `idle_warning` line, and a resident's line after it starts again."""
+        minutes = self.settings.chat_idle_minutes if minutes is None else minutes
+        if minutes <= 0:
+            return [], []
+        now = self.clock()
+        limit = timedelta(minutes=minutes)
+        # one query: per active chat, the last line that shows the resident (or a consultant taking the chat)
+        # and the last warning, each as "seq at" (index messages(conversation_id, seq) and migration 1200's)
+        rows = await self.db.fetchall(
+            "SELECT c.id, "
+            "(SELECT m.seq || ' ' || m.at FROM messages m WHERE m.conversation_id = c.id AND (m.sender = 'resident' "
+            " OR m.event IN ('accepted', 'transferred')) ORDER BY m.seq DESC LIMIT 1) AS seen, "
+            "(SELECT m.seq || ' ' || m.at FROM messages m WHERE m.conversation_id = c.id AND m.event = 'idle_warning' "
+            " ORDER BY m.seq DESC LIMIT 1) AS warned "
+            "FROM conversations c WHERE c.status = 'active' AND c.channel = 'chat'")
+
+        def split(value: str | None) -> tuple[int, datetime] | None:
+            if not value:
+                return None
+            seq, at = value.split(" ", 1)
+            return int(seq), from_iso(at)
+
+        warn, close = [], []
+        for r in rows:
+            seen, warned = split(r["seen"]), split(r["warned"])
+            if seen is None:
+                continue
+            if warned is not None and warned[0] > seen[0]:
+                if now >= warned[1] + limit:
+                    close.append(r["id"])
+            elif now >= seen[1] + limit:
+                warn.append(r["id"])
+        return warn, close
+
+    async def warn_idle(self, chat_id: int) -> ChatMessage | None:
+        return await self._system_line(chat_id, "idle_warning",
+                                       "Brak odpowiedzi mieszkańca; wysłano pytanie, czy rozmowa nadal trwa.")
+
+    async def close_abandoned(self, chat_id: int, event: str = "closed_idle") -> ChatMessage | None:
+        """Close a chat as `abandoned` (a silent resident: closed_idle; nobody free in time: queue_timeout)."""
+        text = ("Czat zakończony: brak odpowiedzi mieszkańca." if event == "closed_idle"
+                else "Czat zakończony: nikt nie był wolny w dopuszczalnym czasie oczekiwania.")
+        try:
+            message = await self.chats._close(chat_id, ABANDONED, text, actor=None, event=event)
+        except ChatClosed:
+            return None
+        await self.audit.record(Actor.system("chat-server"), "chat.close", target_kind="conversation",
+                                target_id=chat_id, details={"category": ABANDONED, "reason": event})
+        return message
+
+    async def overdue_in_queue(self, minutes: int | None = None) -> list[int]:
+        """Queued chats that waited longer than chat_queue_limit_minutes (oldest first)."""
+        minutes = self.settings.chat_queue_limit_minutes if minutes is None else minutes
+        if minutes <= 0:
+            return []
+        since = to_iso(self.clock() - timedelta(minutes=minutes))
+        rows = await self.db.fetchall(
+            "SELECT id FROM conversations WHERE status = 'queued' AND channel = 'chat' "
+            "AND coalesce(queue_front, created_at) <= ? ORDER BY created_at, id", (since,))
+        return [r["id"] for r in rows]
+
+    async def _system_line(self, chat_id: int, event: str, text: str) -> ChatMessage | None:
+        now = self.clock()
+        async with self.db.write() as tx:
+            row = await (await tx.execute("SELECT status, next_seq FROM conversations WHERE id = ?",
+                                          (chat_id,))).fetchone()
+            if row is None or row["status"] == "closed":
+                return None
+            seq = row["next_seq"]
+            await tx.execute("UPDATE conversations SET next_seq = ? WHERE id = ?", (seq + 1, chat_id))
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                             "VALUES (?, ?, 'system', NULL, ?, ?, ?, '{}')",
+                             (chat_id, seq, _seal(await self.chats._key(tx, chat_id), seq, text), to_iso(now), event))
+        self.chats._group.forget(chat_id)
+        return ChatMessage(chat_id, seq, "system", text, now, event=event, params={})
+
+    # ------------------------------------------------------------------ the estimated wait
+
+    async def estimated_wait(self) -> timedelta | None:
+        """The median wait of the chats accepted in the last hour (from the queued/requeued line to the
+        accepted one); None when no chat was accepted in the hour."""
+        now = self.clock()
+        rows = await self.db.fetchall(
+            "SELECT a.at AS accepted_at, (SELECT max(q.at) FROM messages q WHERE q.conversation_id = a.conversation_id "
+            " AND q.event IN ('queued', 'requeued', 'declined') AND q.seq < a.seq) AS queued_at "
+            "FROM messages a WHERE a.event = 'accepted' AND a.sender = 'system' AND a.at >= ? AND a.at <= ?",
+            (to_iso(now - ESTIMATE_WINDOW), to_iso(now)))
+        waits = [(from_iso(r["accepted_at"]) - from_iso(r["queued_at"])).total_seconds()
+                 for r in rows if r["queued_at"]]
+        if not waits:
+            return None
+        return timedelta(seconds=statistics.median(waits))
+
+
+def topic_label(topic: Topic | None, lang: str) -> str | None:
+    return topic.label(lang) if topic is not None else None
+
+
+
+def staff_topic_label(topic: tuple[str, str] | None) -> str:
+    """A topic (Polish label, English label) in the staff's language (store/i18n.py); '' for none."""
+    from .i18n import current_language
+
+    if topic is None:
+        return ""
+    return topic[1] if current_language() == "en" else topic[0]

@@ -1,0 +1,771 @@
+"""Crypto-shredding (docs/SECURITY.md): per-conversation data keys, the master key that wraps them, sealed text and files.
+
+Every conversation's transcript lines and recording files are sealed with its own 256-bit data key
+(AES-256-GCM). Data keys live in the key ring, a small SQLite file OUTSIDE the data directory
+(`<data dir>-keys/keyring.sqlite3`, attached to each connection as `keyring`), each wrapped by the master
+key (a file outside the data directory too, or a systemd credential). The data directory — and so every
+`cim backup` of it — holds only ciphertext and key ids. The purge deletes a conversation's data key from
+the key ring (and leaves a tombstone without personal data): from then on no copy of the conversation,
+in the database, a backup or a stray file, can be read by anyone, without touching those copies.
+
+Format of a sealed text (messages.text as a BLOB): 0x01 ‖ nonce(12) ‖ AES-GCM(text) with the associated
+data `cim-text/<conversation id>/<seq>` (a line cannot be moved to another place or chat).
+
+Format of a sealed file: MAGIC(8) ‖ key id(16) ‖ file nonce(8) ‖ segment size(4, big endian), then the
+plaintext in segments of `SEGMENT` bytes, each AES-GCM with the nonce `file nonce ‖ index(4)` and the header,
+the index and a last-segment flag as associated data (a cut, reordered or swapped segment fails to open).
+Segments make range reads and streaming cheap: reading byte N decrypts one 64 KiB segment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import re
+import secrets
+import sqlite3
+import stat
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .errors import ConfigError, InvalidInput, NotFound, StoreUnavailable
+
+MASTER_FORMAT = "cim-master-key/1"
+TEXT_VERSION = b"\x01"
+MAGIC = b"CIMSEAL1"
+SEGMENT = 64 * 1024
+TAG = 16
+HEADER = len(MAGIC) + 16 + 8 + 4
+#: What staff read in place of a line or a file whose key the purge destroyed.
+DELETED_MARK = "deleted (§6)"
+
+KEYRING_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS {db}.data_keys (key_id BLOB PRIMARY KEY, conversation_id INTEGER NOT NULL, "
+    "generation INTEGER NOT NULL, wrapped BLOB NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {db}.shredded (key_id BLOB PRIMARY KEY, conversation_id INTEGER NOT NULL, "
+    "shredded_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {db}.meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+class ContentDeleted(NotFound):
+    """The conversation's data key was destroyed by the purge (§6): its content can never be read again."""
+
+    code = "deleted"
+
+
+class SealBroken(InvalidInput):
+    """A sealed line or file does not open with its key: changed, cut, or sealed for another conversation."""
+
+    code = "tampered"
+
+
+# -- the master key -----------------------------------------------------------------------------------
+
+@dataclass
+class MasterKey:
+    path: Path
+    keys: dict[int, bytes] = field(repr=False)  # never in a log line or a traceback
+
+    @property
+    def current(self) -> int:
+        return max(self.keys)
+
+    def key_id(self, generation: int) -> str:
+        """A name for a generation that reveals nothing of it (backups, fsck, the escrow check)."""
+        return hmac.new(self.keys[generation], b"cim-master-key-id", hashlib.sha256).hexdigest()[:16]
+
+    def wrap(self, key_id: bytes, data_key: bytes, generation: int | None = None) -> tuple[int, bytes]:
+        generation = self.current if generation is None else generation
+        nonce = os.urandom(12)
+        return generation, nonce + AESGCM(self.keys[generation]).encrypt(nonce, data_key, b"cim-data-key/" + key_id)
+
+    def unwrap(self, key_id: bytes, generation: int, wrapped: bytes) -> bytes:
+        key = self.keys.get(generation)
+        if key is None:
+            raise ConfigError(f"the master key file {self.path} has no generation {generation}, which the key ring "
+                              "needs; put the escrowed master key back (docs/DEPLOY.md)")
+        try:
+            return AESGCM(key).decrypt(wrapped[:12], wrapped[12:], b"cim-data-key/" + key_id)
+        except InvalidTag:
+            raise ConfigError(f"the master key file {self.path} does not open the key ring's data keys "
+                              "(a wrong or changed master key)") from None
+
+
+def load_master(path: Path) -> MasterKey | None:
+    """The master key file, or None when it does not exist; one readable by others or malformed is refused."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the master key file {path}: {exc.strerror}") from exc
+    credential = bool(os.environ.get("CREDENTIALS_DIRECTORY")) and path.parent == Path(os.environ["CREDENTIALS_DIRECTORY"])
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and not credential:
+        raise ConfigError(f"the master key file {path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}); "
+                          f"run `chmod 600 {path}`")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("format") != MASTER_FORMAT:
+            raise ValueError("unknown format")
+        keys = {int(k["generation"]): bytes.fromhex(k["key"]) for k in doc["keys"]}
+        if not keys or any(len(k) != 32 for k in keys.values()):
+            raise ValueError("no 256-bit key")
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"the master key file {path} is not a CIM master key file ({exc})") from None
+    return MasterKey(path, keys)
+
+
+def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> None:
+    from .clock import to_iso, system_clock
+
+    doc = {"format": MASTER_FORMAT, "keys": [{"generation": g, "created_at": to_iso(system_clock()), "key": k.hex()}
+                                             for g, k in sorted(keys.items())]}
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if exclusive and path.exists():
+            raise ConfigError(f"the master key file {path} already exists")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, json.dumps(doc, indent=2).encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the master key file {path}: {exc.strerror or exc}; set "
+                          "CIM_MASTER_KEY_FILE to a writable place outside the data directory") from exc
+
+
+# -- the key ring file --------------------------------------------------------------------------------
+
+def prepare_keyring(path: Path) -> None:
+    """Create the key ring (0600 in a 0700 folder) and its tables; blocking, before the database opens."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        old = os.umask(0o077)
+        try:
+            conn = sqlite3.connect(path)
+        finally:
+            os.umask(old)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreUnavailable(f"cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable "
+                               "place outside the data directory") from exc
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        for sql in KEYRING_SCHEMA:
+            conn.execute(sql.format(db="main"))
+        conn.commit()
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailable(f"{path} is not a usable CIM key ring ({exc})") from exc
+    finally:
+        conn.close()
+    os.chmod(path, 0o600)
+
+
+def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> MasterKey:
+    """Load the master key and check it against the key ring; create it for a key ring that holds no key yet.
+
+    Runs on the writer's thread with the key ring attached. A missing or wrong key is a clear refusal at
+    start: nothing is written, nothing is lost (put the escrowed key back).
+    """
+    keys_held = conn.execute("SELECT count(*) FROM keyring.data_keys").fetchone()[0]
+    shredded = conn.execute("SELECT count(*) FROM keyring.shredded").fetchone()[0]
+    ids = {int(g): v for g, v in json.loads((conn.execute(
+        "SELECT value FROM keyring.meta WHERE name = 'master_ids'").fetchone() or ["{}"])[0]).items()}
+    if encrypted_rows and not keys_held and not shredded:
+        ring = conn.execute("PRAGMA database_list").fetchall()[-1][2]
+        raise ConfigError(f"the database holds sealed conversations but the key ring {ring} holds no key: it was "
+                          "replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)")
+    master = load_master(path)
+    if master is None:
+        if keys_held or ids:
+            raise ConfigError(f"the master key file {path} is missing, but the key ring holds {keys_held} wrapped "
+                              "data keys: put the master key back from its escrow copy (docs/DEPLOY.md); without "
+                              "it no transcript or recording can be read")
+        _write_master(path, {1: AESGCM.generate_key(bit_length=256)}, exclusive=True)
+        master = load_master(path)
+        assert master is not None
+    for generation, key_id in ids.items():
+        if generation in master.keys and master.key_id(generation) != key_id:
+            raise ConfigError(f"the master key file {path} is not the key of this key ring (generation {generation} "
+                              f"is {master.key_id(generation)}, the key ring needs {key_id})")
+    needed = {r[0] for r in conn.execute("SELECT DISTINCT generation FROM keyring.data_keys")}
+    missing = sorted(needed - set(master.keys))
+    if missing:
+        raise ConfigError(f"the master key file {path} lacks generation(s) {missing} that wrap data keys; put "
+                          "the escrowed master key back (docs/DEPLOY.md)")
+    if needed:  # one real unwrap proves the key, not only its name
+        row = conn.execute("SELECT key_id, generation, wrapped FROM keyring.data_keys LIMIT 1").fetchone()
+        master.unwrap(row[0], row[1], row[2])
+    new_ids = {g: master.key_id(g) for g in master.keys}
+    if new_ids != ids:
+        conn.execute("INSERT INTO keyring.meta(name, value) VALUES ('master_ids', ?) ON CONFLICT(name) DO UPDATE "
+                     "SET value = excluded.value", (json.dumps({str(g): v for g, v in new_ids.items()}),))
+    return master
+
+
+# -- data keys ----------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[\w@.+-]+")
+
+
+def words(text: str) -> set[str]:
+    """The normalised words of a text for the blind index: casefolded runs of letters/digits and the
+    characters of an e-mail address; each also split at `@ . + -` so a name inside an address matches."""
+    found: set[str] = set()
+    for token in _WORD.findall(text.casefold()):
+        token = token.strip(".-+@")
+        if not token:
+            continue
+        found.add(token)
+        found.update(part for part in re.split(r"[@.+-]", token) if part)
+    return found
+
+
+class DataKey:
+    """One conversation's unwrapped data key; kept in memory only while the conversation is being handled."""
+
+    __slots__ = ("key_id", "conversation_id", "_aead", "_words")
+
+    def __init__(self, key_id: bytes, conversation_id: int, raw: bytes) -> None:
+        self.key_id = key_id
+        self.conversation_id = conversation_id
+        self._aead = AESGCM(raw)
+        self._words = hmac.new(raw, b"cim-word-index", hashlib.sha256).digest()
+
+    def __repr__(self) -> str:  # never the key itself, in a log or a traceback
+        return f"DataKey(conversation {self.conversation_id})"
+
+    def _aad(self, seq: int) -> bytes:
+        return b"cim-text/%d/%d" % (self.conversation_id, seq)
+
+    def seal_text(self, seq: int, text: str) -> bytes:
+        nonce = os.urandom(12)
+        return TEXT_VERSION + nonce + self._aead.encrypt(nonce, text.encode("utf-8"), self._aad(seq))
+
+    def open_text(self, seq: int, blob: bytes) -> str:
+        if blob[:1] != TEXT_VERSION:
+            raise SealBroken(f"line {seq} of conversation {self.conversation_id} is not a sealed text")
+        try:
+            return self._aead.decrypt(blob[1:13], blob[13:], self._aad(seq)).decode("utf-8")
+        except InvalidTag:
+            raise SealBroken(f"line {seq} of conversation {self.conversation_id} does not open: it was changed "
+                             "or belongs elsewhere") from None
+
+    def token(self, word: str) -> bytes:
+        return hmac.new(self._words, word.encode("utf-8"), hashlib.sha256).digest()[:16]
+
+    def tokens(self, text: str) -> set[bytes]:
+        return {self.token(w) for w in words(text)}
+
+    # files
+    def segment_aead(self) -> AESGCM:
+        return self._aead
+
+
+def text_of(value: Any, key: DataKey | None, seq: int, *, deleted: str | None = None) -> str:
+    """A stored line as text: a sealed one opened with `key`; a line not yet sealed (before the migration)
+    as it is; a sealed line whose key is gone as `deleted` (or ContentDeleted when None)."""
+    if isinstance(value, str):
+        return value
+    if key is None:
+        if deleted is not None:
+            return deleted
+        raise ContentDeleted("this conversation was deleted (§6): its key was destroyed by the purge")
+    return key.open_text(seq, bytes(value))
+
+
+# -- sealed files -------------------------------------------------------------------------------------
+
+def is_sealed_header(head: bytes) -> bool:
+    return head[:len(MAGIC)] == MAGIC
+
+
+def file_key_id(path: Path) -> bytes | None:
+    """The key id in a sealed file's header, or None for a plain file."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEADER)
+    return head[len(MAGIC):len(MAGIC) + 16] if is_sealed_header(head) and len(head) == HEADER else None
+
+
+class SealWriter:
+    """Writes a sealed file segment by segment to an open binary file (which the caller fsyncs/closes)."""
+
+    def __init__(self, out: BinaryIO, key: DataKey) -> None:
+        self.out = out
+        self.aead = key.segment_aead()
+        self.nonce = os.urandom(8)
+        self.header = MAGIC + key.key_id + self.nonce + SEGMENT.to_bytes(4, "big")
+        self.buffer = bytearray()
+        self.index = 0
+        out.write(self.header)
+
+    def _emit(self, data: bytes, last: bool) -> None:
+        aad = self.header + self.index.to_bytes(8, "big") + (b"\x01" if last else b"\x00")
+        self.out.write(self.aead.encrypt(self.nonce + self.index.to_bytes(4, "big"), data, aad))
+        self.index += 1
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.buffer += data
+        while len(self.buffer) > SEGMENT:  # keep at least one byte back: the last segment is flagged
+            self._emit(bytes(self.buffer[:SEGMENT]), False)
+            del self.buffer[:SEGMENT]
+        return len(data)
+
+    def close(self) -> None:
+        self._emit(bytes(self.buffer), True)
+        self.buffer.clear()
+
+
+def seal_bytes(data: bytes, key: DataKey) -> bytes:
+    out = io.BytesIO()
+    writer = SealWriter(out, key)
+    writer.write(data)
+    writer.close()
+    return out.getvalue()
+
+
+class SealedReader(io.RawIOBase):
+    """A sealed file read as its plaintext: seekable, range reads decrypt only the segments they touch."""
+
+    def __init__(self, path: Path, key: DataKey, fh: BinaryIO | None = None) -> None:
+        super().__init__()
+        self._fh = fh or open(path, "rb")
+        self.path = path
+        self._header = self._fh.read(HEADER)
+        if len(self._header) != HEADER or not is_sealed_header(self._header):
+            self._fh.close()
+            raise SealBroken(f"{path.name} is not a sealed recording")
+        if self._header[len(MAGIC):len(MAGIC) + 16] != key.key_id:
+            self._fh.close()
+            raise SealBroken(f"{path.name} is sealed for another conversation")
+        self._nonce = self._header[len(MAGIC) + 16:len(MAGIC) + 24]
+        self._segment = int.from_bytes(self._header[-4:], "big")
+        self._aead = key.segment_aead()
+        body = os.fstat(self._fh.fileno()).st_size - HEADER
+        stride = self._segment + TAG
+        self._count = max(1, -(-body // stride))
+        self.size = body - TAG * self._count
+        if body < TAG or self.size < 0:
+            self._fh.close()
+            raise SealBroken(f"{path.name} is cut short")
+        self._pos = 0
+        self._cached: tuple[int, bytes] | None = None
+        self._fd = self._fh.fileno()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _load(self, index: int) -> bytes:
+        if self._cached is not None and self._cached[0] == index:
+            return self._cached[1]
+        stride = self._segment + TAG
+        data = os.pread(self._fd, stride, HEADER + index * stride)  # no seek: concurrent range reads are safe
+        last = index == self._count - 1
+        aad = self._header + index.to_bytes(8, "big") + (b"\x01" if last else b"\x00")
+        try:
+            plain = self._aead.decrypt(self._nonce + index.to_bytes(4, "big"), data, aad)
+        except InvalidTag:
+            raise SealBroken(f"{self.path.name} does not open at segment {index}: the file was changed or cut") from None
+        self._cached = (index, plain)
+        return plain
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self.size:
+            index, skip = divmod(self._pos, self._segment)
+            plain = self._load(index)
+            n = min(len(plain) - skip, len(view) - done)
+            view[done:done + n] = memoryview(plain)[skip:skip + n]
+            done += n
+            self._pos += n
+        return done
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self._pos + size)
+        parts = []
+        while self._pos < end:
+            index, skip = divmod(self._pos, self._segment)
+            plain = self._load(index)
+            take = end - self._pos
+            piece = plain if skip == 0 and take >= len(plain) else plain[skip:skip + take]
+            parts.append(piece)
+            self._pos += len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.close()
+        super().close()
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+
+# Recording files are opened by blocking code on worker threads (probe, levels, transcoding, hashing,
+# exports); each open Store registers how it finds a data key by id, so `open_plain(path)` works
+# anywhere in the store without carrying keys through every call.
+_resolvers: list[Callable[[bytes], DataKey | None]] = []
+_resolvers_lock = threading.Lock()
+
+
+def register_resolver(fn: Callable[[bytes], DataKey | None]) -> None:
+    with _resolvers_lock:
+        _resolvers.append(fn)
+
+
+def unregister_resolver(fn: Callable[[bytes], DataKey | None]) -> None:
+    with _resolvers_lock:
+        if fn in _resolvers:
+            _resolvers.remove(fn)
+
+
+def resolve(key_id: bytes) -> DataKey | None:
+    with _resolvers_lock:
+        resolvers = list(_resolvers)
+    for fn in resolvers:
+        key = fn(key_id)
+        if key is not None:
+            return key
+    return None
+
+
+def open_plain(path: Path | str, flags: int = 0) -> BinaryIO:
+    """A recording's plaintext as a seekable binary file: a sealed file is decrypted segment by segment,
+    a plain one (not migrated yet) is read as it is. A sealed file whose key the purge destroyed raises
+    ContentDeleted; one changed on disk raises SealBroken (at the segment that fails)."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY | flags)
+    fh = os.fdopen(fd, "rb")
+    head = fh.read(HEADER)
+    if not (len(head) == HEADER and is_sealed_header(head)):
+        fh.seek(0)
+        return fh
+    key = resolve(head[len(MAGIC):len(MAGIC) + 16])
+    if key is None:
+        fh.close()
+        raise ContentDeleted(f"the recording {path.name} was deleted (§6): its key was destroyed by the purge")
+    fh.seek(0)
+    return SealedReader(path, key, fh)  # type: ignore[return-value]  # seekable; caches the segment it is in
+
+
+def plain_size(path: Path) -> int:
+    """The plaintext size of a recording file (sealed or not) without reading it."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(HEADER)
+    if len(head) == HEADER and is_sealed_header(head):
+        segment = int.from_bytes(head[-4:], "big")
+        body = size - HEADER
+        return body - TAG * max(1, -(-body // (segment + TAG)))
+    return size
+
+
+def sha256_plain(path: Path, flags: int = 0) -> str:
+    digest = hashlib.sha256()
+    with open_plain(path, flags) as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def seal_file_in_place(path: Path, key: DataKey) -> bool:
+    """Seal a plain recording where it lies: written to a temporary file, fsynced, renamed over it (atomic:
+    a killed migration leaves either the plain or the sealed file, never half of one). False: already sealed."""
+    with open(path, "rb") as src:
+        if is_sealed_header(src.read(HEADER)):
+            return False
+        src.seek(0)
+        tmp = path.with_name(f".sealing-{path.name}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                writer = SealWriter(out, key)
+                while chunk := src.read(1 << 20):
+                    writer.write(chunk)
+                writer.close()
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if tmp.exists():
+                tmp.unlink()
+            raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+# -- the service ----------------------------------------------------------------------------------------
+
+class Keys:
+    """The store's key service: creates, finds (unwrapping) and destroys data keys; sync helpers run on the
+    writer's thread inside a transaction, the async ones use the reader."""
+
+    def __init__(self, db: Any, settings: Any) -> None:
+        self.db = db
+        self.settings = settings
+        self.master: MasterKey | None = None
+        self._sync_conn: sqlite3.Connection | None = None
+        self._sync_lock = threading.Lock()
+        self._master_mtime = 0
+
+    async def open(self) -> None:
+        from .db import run_on_thread
+
+        def check(conn: sqlite3.Connection) -> MasterKey:
+            sealed = conn.execute("SELECT 1 FROM conversations WHERE key_id IS NOT NULL LIMIT 1").fetchone()
+            return open_master(conn, self.settings.master_key_path, bool(sealed))
+
+        self.master = await run_on_thread(self.db.writer, check)
+        try:
+            self._master_mtime = self.master.path.stat().st_mtime_ns
+        except OSError:
+            self._master_mtime = 0
+        register_resolver(self.resolve_sync)
+
+    def close(self) -> None:
+        unregister_resolver(self.resolve_sync)
+        with self._sync_lock:
+            if self._sync_conn is not None:
+                self._sync_conn.close()
+                self._sync_conn = None
+
+    # creating
+    def _refresh(self) -> None:
+        """Reread the master key file when it changed (`cim keys rotate-master` run by another process), so a
+        running server wraps new keys with the newest generation; a file that cannot be read keeps the old."""
+        assert self.master is not None, "keys are not open"
+        try:
+            mtime = self.master.path.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime == self._master_mtime:
+            return
+        try:
+            fresh = load_master(self.master.path)
+        except ConfigError:
+            return
+        if fresh is not None:
+            self.master, self._master_mtime = MasterKey(fresh.path, {**self.master.keys, **fresh.keys}), mtime
+
+    def create_sync(self, conn: sqlite3.Connection, conversation_id: int, now: str) -> DataKey:
+        """A new data key for a conversation, in the caller's transaction (conversation row and key ring)."""
+        self._refresh()
+        assert self.master is not None, "keys are not open"
+        key_id = secrets.token_bytes(16)
+        raw = AESGCM.generate_key(bit_length=256)
+        generation, wrapped = self.master.wrap(key_id, raw)
+        conn.execute("INSERT INTO keyring.data_keys(key_id, conversation_id, generation, wrapped, created_at) "
+                     "VALUES (?, ?, ?, ?, ?)", (key_id, conversation_id, generation, wrapped, now))
+        conn.execute("UPDATE conversations SET key_id = ? WHERE id = ?", (key_id, conversation_id))
+        return DataKey(key_id, conversation_id, raw)
+
+    def _unwrap(self, conversation_id: int, key_id: bytes, generation: int, wrapped: bytes) -> DataKey:
+        assert self.master is not None, "keys are not open"
+        return DataKey(bytes(key_id), conversation_id, self.master.unwrap(bytes(key_id), generation, bytes(wrapped)))
+
+    def get_sync(self, conn: sqlite3.Connection, conversation_id: int, *, create_at: str | None = None) -> DataKey | None:
+        """The conversation's data key; None when it has none (not sealed yet) or it was destroyed. With
+        `create_at`, a conversation that never had a key gets one now."""
+        row = conn.execute("SELECT c.key_id, k.generation, k.wrapped FROM conversations c LEFT JOIN keyring.data_keys k "
+                           "ON k.key_id = c.key_id WHERE c.id = ?", (conversation_id,)).fetchone()
+        if row is None:
+            return None
+        if row[0] is None:
+            return self.create_sync(conn, conversation_id, create_at) if create_at else None
+        if row[1] is None:
+            return None  # destroyed (purged) or lost: the caller decides what to show
+        return self._unwrap(conversation_id, row[0], row[1], row[2])
+
+    async def get(self, tx: Any, conversation_id: int, *, create_at: str | None = None) -> DataKey | None:
+        """get_sync inside an aiosqlite write transaction `tx`."""
+        from .db import run_on_thread
+
+        return await run_on_thread(tx, lambda conn: self.get_sync(conn, conversation_id, create_at=create_at))
+
+    async def read_key(self, conversation_id: int) -> DataKey | None:
+        """The conversation's data key for reading (the reader connection); None when not sealed or destroyed."""
+        row = await self.db.fetchone(
+            "SELECT c.key_id, k.generation, k.wrapped FROM conversations c LEFT JOIN keyring.data_keys k "
+            "ON k.key_id = c.key_id WHERE c.id = ?", (conversation_id,))
+        if row is None or row["key_id"] is None or row["generation"] is None:
+            return None
+        return self._unwrap(conversation_id, row["key_id"], row["generation"], row["wrapped"])
+
+    async def read_keys(self, conversation_ids: Iterable[int]) -> dict[int, DataKey]:
+        ids = sorted(set(conversation_ids))
+        found: dict[int, DataKey] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            for row in await self.db.fetchall(
+                    f"SELECT c.id, c.key_id, k.generation, k.wrapped FROM conversations c JOIN keyring.data_keys k "
+                    f"ON k.key_id = c.key_id WHERE c.id IN ({','.join('?' * len(part))})", part):
+                found[row["id"]] = self._unwrap(row["id"], row["key_id"], row["generation"], row["wrapped"])
+        return found
+
+    async def is_shredded(self, conversation_id: int) -> bool:
+        """True when the conversation's content is sealed under a key that no longer exists (purged, §6)."""
+        row = await self.db.fetchone(
+            "SELECT c.key_id IS NOT NULL AND k.key_id IS NULL AS gone FROM conversations c LEFT JOIN "
+            "keyring.data_keys k ON k.key_id = c.key_id WHERE c.id = ?", (conversation_id,))
+        return bool(row and row["gone"])
+
+    async def texts(self, conversation_id: int, rows: list[Any], *, deleted: str | None = None) -> list[str]:
+        """The texts of stored message rows (with `seq` and `text`) of one conversation, opened."""
+        key = await self.read_key(conversation_id) if any(not isinstance(r["text"], str) for r in rows) else None
+        return [text_of(r["text"], key, r["seq"], deleted=deleted) for r in rows]
+
+    def resolve_sync(self, key_id: bytes) -> DataKey | None:
+        """A data key by id for a sealed file (any thread): its own read-only connection to the key ring."""
+        if self.master is None:
+            return None
+        with self._sync_lock:
+            if self._sync_conn is None:
+                self._sync_conn = sqlite3.connect(f"file:{self.settings.keyring_path}?mode=ro", uri=True,
+                                                  check_same_thread=False)
+            row = self._sync_conn.execute("SELECT conversation_id, generation, wrapped FROM data_keys "
+                                          "WHERE key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            return None
+        return self._unwrap(row[0], key_id, row[1], row[2])
+
+    # destroying
+    @staticmethod
+    def shred_sync(conn: sqlite3.Connection, conversation_ids: list[int], now: str) -> int:
+        """Destroy the data keys of these conversations (in the purge's transaction), leaving tombstones."""
+        if not conversation_ids:
+            return 0
+        marks = ",".join("?" * len(conversation_ids))
+        rows = conn.execute(f"SELECT id, key_id FROM conversations WHERE id IN ({marks}) AND key_id IS NOT NULL",
+                            conversation_ids).fetchall()
+        conn.executemany("INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
+                         [(r[1], r[0], now) for r in rows])
+        conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(r[1],) for r in rows])
+        conn.execute(f"DELETE FROM message_words WHERE conversation_id IN ({marks})", conversation_ids)
+        return len(rows)
+
+    @staticmethod
+    def shred_orphans_sync(conn: sqlite3.Connection, cutoff: str, now: str) -> int:
+        """Destroy data keys whose conversation this database does not have and that were made before `cutoff`
+        (a whole retention period before the purge's): after a restore of an older backup, the keys of
+        conversations the restore lost would otherwise keep them readable in newer backups for ever. Such a
+        conversation is past its purge date (its key is as old as it, or older), and a held one is always in
+        the database."""
+        rows = conn.execute("SELECT key_id, conversation_id FROM keyring.data_keys k WHERE k.created_at < ? AND NOT "
+                            "EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = k.key_id)", (cutoff,)).fetchall()
+        conn.executemany("INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
+                         [(r[0], r[1], now) for r in rows])
+        conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(r[0],) for r in rows])
+        return len(rows)
+
+    def describe(self) -> dict[str, Any]:
+        """What a backup needs to be read (no key material): the master key id and generation, the key ring."""
+        assert self.master is not None
+        return {"master_key_id": self.master.key_id(self.master.current), "master_key_generation": self.master.current,
+                "master_key_generations": sorted(self.master.keys), "keyring": str(self.settings.keyring_path)}
+
+    async def rotate_master(self) -> tuple[int, int]:
+        """A new master key generation; every data key is wrapped again with it. Returns (generation, keys)."""
+        from .db import run_on_thread
+
+        assert self.master is not None
+        keys = dict(self.master.keys)
+        generation = max(keys) + 1
+        keys[generation] = AESGCM.generate_key(bit_length=256)
+        _write_master(self.master.path, keys, exclusive=False)
+        fresh = load_master(self.master.path)
+        assert fresh is not None
+        old = self.master
+
+        def rewrap(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute("SELECT key_id, generation, wrapped FROM keyring.data_keys").fetchall()
+                for key_id, gen, wrapped in rows:
+                    raw = old.unwrap(key_id, gen, wrapped)
+                    _, new = fresh.wrap(key_id, raw, generation)
+                    conn.execute("UPDATE keyring.data_keys SET generation = ?, wrapped = ? WHERE key_id = ?",
+                                 (generation, new, key_id))
+                conn.execute("INSERT INTO keyring.meta(name, value) VALUES ('master_ids', ?) ON CONFLICT(name) DO "
+                             "UPDATE SET value = excluded.value",
+                             (json.dumps({str(g): fresh.key_id(g) for g in fresh.keys}),))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return len(rows)
+
+        async with self.db._write_lock:
+            count = await run_on_thread(self.db.writer, rewrap)
+        self.master = fresh
+        return generation, count
+
+    async def retire_master(self, keep: int) -> list[int]:
+        """Drop master key generations older than `keep` once no data key is wrapped by them."""
+        assert self.master is not None
+        used = {r["generation"] for r in await self.db.fetchall("SELECT DISTINCT generation FROM keyring.data_keys")}
+        drop = [g for g in self.master.keys if g < keep and g not in used]
+        if drop:
+            keys = {g: k for g, k in self.master.keys.items() if g not in drop}
+            _write_master(self.master.path, keys, exclusive=False)
+            self.master = load_master(self.master.path)
+        return drop
+
+
+# -- an external player -------------------------------------------------------------------------------
+
+def player_input(path: Path) -> tuple[str, BinaryIO | None]:
+    """What to hand a configured player for a recording: its path for a plain file; for a sealed one `-`
+    (the player reads standard input) and the plaintext stream to feed it — no decrypted copy on disk."""
+    if file_key_id(path) is None:
+        return str(path), None
+    return "-", open_plain(path)
+
+
+async def feed_player(stdin: Any, plain: BinaryIO) -> None:
+    """Write a sealed recording's plaintext into a player's standard input, segment by segment."""
+    import asyncio
+
+    try:
+        while chunk := await asyncio.to_thread(plain.read, SEGMENT):
+            stdin.write(chunk)
+            await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the player stopped (the staff member pressed s)
+    finally:
+        plain.close()
+        stdin.close()

@@ -1,0 +1,546 @@
+"""The resident's side of the desk (issue 17): offline messages, the receipt and copy of a chat, satisfaction.
+
+- An offline message is a conversation like a chat (channel `chat`, status `offline_message`): the accepted
+  notice and the resident's text are its transcript lines, their name and contact sit in `offline_messages`;
+  it has the same `purge_after`, holds and purge as any chat. Recording the answer (who, when, how) closes it.
+- The receipt: at the end of a chat the resident gets a reference (`CZ-2026-12-01-4F7K`) and a secret shown
+  once; only an HMAC-SHA256 of the secret (80 random bits; key in store_keys) is kept with the chat. A §4
+  request carrying a valid pair proves that the requester took part in the chat (§4.1) and is linked to it.
+- Satisfaction: a 1–5 rating and an optional comment in `chat_ratings`, apart from the conversation. While the
+  chat exists the row names it (one rating per chat); the chat's purge clears that link and the comment
+  (a trigger of migration 1300), so the figure survives §6 with only the office day, consultant and topic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .audit import AuditLog
+from .chats import _CONTROL, LANGS, SYSTEM_EVENTS, _need_utf8, _seal, _token_hash, clean_text, is_id, render_event
+from .clock import Clock, from_iso, to_iso
+from .db import Database
+from .errors import ChatClosed, CimError, ConversationNotFound, InvalidInput, MessageTooLong, NotPermitted
+from .keys import DELETED_MARK, text_of
+from .models import Actor
+from .phone import normalise_number
+from .policy import Permission
+from .settings import Settings
+
+#: Answers an offline message can be given (the office records how it answered).
+ANSWER_METHODS = ("phone", "email", "letter")
+MAX_NAME = 200
+MAX_CONTACT = 200
+MAX_COMMENT = 1000
+MAX_ANSWER_NOTE = 1000
+#: Crockford's base32 without I, L, O, U: nothing to misread when a resident copies it onto a form.
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_REFERENCE = re.compile(r"^CZ-\d{4}-\d{2}-\d{2}-[0-9A-HJKMNP-TV-Z]{4}$")
+#: 16 symbols of 5 bits: an 80-bit secret, which an HMAC protects even if the database leaks.
+SECRET_SYMBOLS = 16
+#: Wrong secrets tolerated per reference (and per staff member) in RECEIPT_WINDOW before further tries wait.
+RECEIPT_TRIES = 5
+RECEIPT_WINDOW = timedelta(hours=1)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: How long after its end a chat's copy can still be fetched with the chat's resume token.
+COPY_HOURS = 24
+
+# the resident's copy of the transcript: who said what, in the resident's language
+_COPY_TEXTS = {
+    "pl": {"title": "Zapis czatu z Centrum Informacji Mieszkańców", "reference": "Numer czatu",
+           "date": "Data", "resident": "Ty", "consultant": "Konsultant", "system": "Informacja",
+           "footer": ("To jest kopia rozmowy dla Ciebie. Zachowaj numer czatu i kod: są potrzebne, gdy "
+                      "zechcesz złożyć wniosek o odczytanie zapisu czatu (§ 4 zarządzenia nr 308/18).")},
+    "en": {"title": "Chat transcript, Resident Information Centre", "reference": "Chat reference",
+           "date": "Date", "resident": "You", "consultant": "Consultant", "system": "Notice",
+           "footer": ("This is your copy of the conversation. Keep the chat reference and code: you need them "
+                      "to request the reading of the chat record (§ 4 of ordinance 308/18).")},
+}
+
+
+# an offline message with its text (the resident's line) and who answered it
+_OFFLINE_SQL = (
+    "SELECT o.*, c.created_at, c.lang, c.receipt_reference, s.name AS answered_by_name, "
+    "(SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' "
+    " ORDER BY m.seq LIMIT 1) AS text, "
+    "(SELECT m.seq FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' "
+    " ORDER BY m.seq LIMIT 1) AS text_seq "
+    "FROM offline_messages o JOIN conversations c ON c.id = o.conversation_id "
+    "LEFT JOIN staff s ON s.id = o.answered_by")
+
+
+class ReceiptRefused(CimError):
+    """A reference/secret pair that does not match, or too many wrong tries."""
+
+    code = "receipt_refused"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    reference: str
+    secret: str  # shown once; never stored
+
+
+@dataclass(frozen=True)
+class OfflineMessage:
+    conversation_id: int
+    reference: str
+    created_at: datetime
+    lang: str
+    name: str | None
+    contact: str
+    contact_kind: str
+    text: str
+    answered_at: datetime | None
+    answered_by: str | None
+    answered_how: str | None
+    answer_note: str | None
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+
+@dataclass(frozen=True)
+class RatingFigures:
+    """Ratings of a group (a consultant, a topic): how many, the mean, and the count of each mark 1..5."""
+
+    key: str
+    count: int
+    average: float | None
+    marks: tuple[int, int, int, int, int]
+
+
+def new_reference(day: datetime) -> str:
+    return f"CZ-{day:%Y-%m-%d}-" + "".join(secrets.choice(_ALPHABET) for _ in range(4))
+
+
+def new_secret() -> str:
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_SYMBOLS))
+    return "-".join(raw[i:i + 4] for i in range(0, SECRET_SYMBOLS, 4))
+
+
+def normalise_secret(value: Any) -> str:
+    """A secret as typed from paper: case, spaces and dashes do not matter; O→0, I/L→1 (Crockford)."""
+    if not isinstance(value, str):
+        return ""
+    text = re.sub(r"[\s-]+", "", value).upper().translate(str.maketrans("OIL", "011"))
+    return text if len(text) == SECRET_SYMBOLS and all(c in _ALPHABET for c in text) else ""
+
+
+def normalise_reference(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    text = re.sub(r"\s+", "", value).upper()
+    return text if _REFERENCE.match(text) else ""
+
+
+def clean_contact(value: Any) -> tuple[str, str]:
+    """(contact, kind) of an offline message's e-mail address or phone number; InvalidInput otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidInput("a contact (an e-mail address or a phone number) is required")
+    if not isinstance(value, str):
+        raise InvalidInput("the contact must be text")
+    value = value.strip()
+    if len(value) > MAX_CONTACT:
+        raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters")
+    _need_utf8(value, "the contact")
+    if _CONTROL.search(value):
+        raise InvalidInput("the contact has control characters")
+    if "@" in value:
+        if not _EMAIL.match(value):
+            raise InvalidInput("the contact is not an e-mail address (name@domain) or a phone number")
+        return value, "email"
+    number = normalise_number(value)
+    if number is None or not re.fullmatch(r"\+?\d{6,15}", number):
+        raise InvalidInput("the contact is not an e-mail address (name@domain) or a phone number")
+    return number, "phone"
+
+
+class ResidentDesk:
+    """`store.resident_desk`: offline messages, receipts and transcripts for residents, satisfaction ratings."""
+
+    #: the data keys (store/keys.py), set by Store: offline messages and answers are sealed at rest
+    keys: Any = None
+
+    async def _data_key(self, tx: Any, conversation_id: int) -> Any:
+        if self.keys is None:
+            return None
+        return await self.keys.get(tx, conversation_id, create_at=to_iso(self.clock()))
+
+    async def _opened(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """Offline rows with the resident's text opened with each conversation's data key."""
+        out = []
+        keys = await self.keys.read_keys(r["conversation_id"] for r in rows) if self.keys is not None else {}
+        for r in rows:
+            row = dict(r)
+            if row["text"] is not None and not isinstance(row["text"], str):
+                row["text"] = text_of(row["text"], keys.get(r["conversation_id"]), row["text_seq"],
+                                      deleted=DELETED_MARK)
+            out.append(row)
+        return out
+
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.audit = audit
+        self.settings = settings
+        self.clock = clock
+        self._key: bytes | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    def _local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone)
+
+    async def _mac(self, secret: str) -> str:
+        if self._key is None:
+            row = await self.db.fetchone("SELECT value FROM store_keys WHERE name = 'receipt'")
+            self._key = bytes(row["value"])
+        return hmac.new(self._key, secret.encode("ascii"), hashlib.sha256).hexdigest()
+
+    # ------------------------------------------------------------------ offline messages (resident side)
+
+    async def leave_message(self, notice_id: Any, lang: str, name: Any, contact: Any, text: Any) -> str:
+        """Store an offline message after the accepted notice `notice_id`; returns its reference once committed.
+        Bad input (no contact, a malformed one, too long) raises before anything is stored."""
+        if not is_id(notice_id):
+            raise InvalidInput("notice_id must be a number")
+        lang = lang if lang in LANGS else "pl"
+        contact_value, contact_kind = clean_contact(contact)
+        if name is not None and not isinstance(name, str):
+            raise InvalidInput("the name must be text")
+        name_value = " ".join((name or "").split())
+        if len(name_value) > MAX_NAME:
+            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters")
+        if _CONTROL.search(name_value):
+            raise InvalidInput("the name has control characters")
+        _need_utf8(name_value, "the name")
+        body = clean_text(text, self.settings.max_message_length)
+        notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
+        if notice is None or notice["channel"] != "chat":
+            raise InvalidInput("unknown chat notice")
+        latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
+        if notice["version"] != latest["v"]:
+            raise InvalidInput("this notice version is no longer current; read the current notice")
+        now = self.clock()
+        purge_after = self.settings.retention_duration.after(now)
+        accepted = (f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
+                    f"(wersja {notice['version']}, język {notice['lang']}) i zostawił wiadomość poza czatem.")
+        params = json.dumps({"lang": notice["lang"], "version": notice["version"]}, sort_keys=True)
+        for _ in range(8):  # a reference already taken today (1 in a million): draw again
+            reference = new_reference(self._local(now))
+            try:
+                async with self.db.write() as tx:
+                    cur = await tx.execute(
+                        "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
+                        "notice_accepted_at, receipt_reference, next_seq) "
+                        "VALUES ('chat', 'offline_message', ?, ?, ?, ?, ?, ?, 3)",
+                        (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), reference))
+                    chat_id = cur.lastrowid
+                    key = await self._data_key(tx, chat_id)  # sealed at rest (store/keys.py)
+                    await tx.executemany(
+                        "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(chat_id, 1, "system", _seal(key, 1, accepted), to_iso(now), "notice_accepted", params),
+                         (chat_id, 2, "resident", _seal(key, 2, body), to_iso(now), None, None)])
+                    if key is not None:  # the blind index of the resident's words (request matching)
+                        await tx.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) "
+                                             "VALUES (?, ?)", [(chat_id, t) for t in key.tokens(body)])
+                    await tx.execute("INSERT INTO offline_messages(conversation_id, name, contact, contact_kind) "
+                                     "VALUES (?, ?, ?, ?)", (chat_id, name_value or None, contact_value, contact_kind))
+                return reference
+            except sqlite3.IntegrityError:
+                continue
+        raise InvalidInput("no free reference could be drawn; please try again")
+
+    # ------------------------------------------------------------------ offline messages (staff side)
+
+    async def waiting_count(self) -> int:
+        """Offline messages not answered yet (a count names no one: no permission needed)."""
+        row = await self.db.fetchone("SELECT count(*) AS n FROM offline_messages WHERE answered_at IS NULL")
+        return row["n"]
+
+    async def offline_messages(self, actor: Actor, *, include_answered: bool = False) -> list[OfflineMessage]:
+        """The offline messages for consultants, the oldest first; reading them is audited."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "offline.list")
+        where = "1" if include_answered else "o.answered_at IS NULL"
+        rows = await self._opened(await self.db.fetchall(f"{_OFFLINE_SQL} WHERE {where} ORDER BY c.created_at, c.id"))
+        async with self.db.write() as tx:
+            # which messages were shown (ids only, never their content), like the archive's reading entries
+            await self.audit.append(tx, actor, "offline.list", details={
+                "count": len(rows), "answered": include_answered,
+                "conversations": [r["conversation_id"] for r in rows[:200]]})
+        return [_offline(r) for r in rows]
+
+    async def answer(self, actor: Actor, conversation_id: Any, how: Any, note: Any = "") -> OfflineMessage:
+        """Record that the office answered an offline message (by phone, e-mail or letter); it is then closed."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "offline.answer", target_kind="conversation",
+                               target_id=conversation_id if is_id(conversation_id) else None)
+        if actor.is_system or actor.staff_id is None:
+            raise NotPermitted("an offline message is answered by a signed-in consultant")
+        if not is_id(conversation_id):
+            raise InvalidInput("the message number must be a number")
+        if how not in ANSWER_METHODS:
+            raise InvalidInput(f"the answer was given by one of: {', '.join(ANSWER_METHODS)}")
+        note_value = _CONTROL.sub("", note if isinstance(note, str) else "").strip()
+        if len(note_value) > MAX_ANSWER_NOTE:
+            raise MessageTooLong(f"the note is longer than {MAX_ANSWER_NOTE} characters")
+        now = self.clock()
+        async with self.db.write() as tx:
+            row = await (await tx.execute(
+                "SELECT o.answered_at, c.next_seq FROM offline_messages o JOIN conversations c "
+                "ON c.id = o.conversation_id WHERE o.conversation_id = ?", (conversation_id,))).fetchone()
+            if row is None:
+                raise ConversationNotFound(f"no offline message {conversation_id}")
+            if row["answered_at"] is not None:
+                raise ChatClosed("this message has already been answered")
+            await tx.execute("UPDATE offline_messages SET answered_at = ?, answered_by = ?, answered_how = ?, "
+                             "answer_note = ? WHERE conversation_id = ?",
+                             (to_iso(now), actor.staff_id, how, note_value or None, conversation_id))
+            seq = row["next_seq"]
+            text = f"Konsultant {actor.name} odpowiedział na wiadomość ({how})."
+            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
+                             "VALUES (?, ?, 'system', ?, ?, ?)",
+                             (conversation_id, seq, actor.staff_id,
+                              _seal(await self._data_key(tx, conversation_id), seq, text), to_iso(now)))
+            await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, consultant_id = ?, "
+                             "close_category = 'information_given', next_seq = ? WHERE id = ?",
+                             (to_iso(now), actor.staff_id, seq + 1, conversation_id))
+            await self.audit.append(tx, actor, "offline.answer", target_kind="conversation",
+                                    target_id=conversation_id, details={"how": how})
+        row = await self.db.fetchone(f"{_OFFLINE_SQL} WHERE o.conversation_id = ?", (conversation_id,))
+        return _offline((await self._opened([row]))[0] if row is not None else row)
+
+    # ------------------------------------------------------------------ receipts and the resident's copy
+
+    async def issue_receipt(self, chat_id: int) -> Receipt | None:
+        """The chat's receipt, made once when it ends: None if it has one already (it is shown only once)."""
+        now = self.clock()
+        for _ in range(8):
+            reference, secret = new_reference(self._local(now)), new_secret()
+            mac = await self._mac(normalise_secret(secret))
+            try:
+                async with self.db.write() as tx:
+                    cur = await tx.execute(
+                        "UPDATE conversations SET receipt_reference = ?, receipt_secret_hash = ? WHERE id = ? "
+                        "AND channel = 'chat' AND status = 'closed' AND receipt_reference IS NULL",
+                        (reference, mac, chat_id))
+                    if cur.rowcount != 1:
+                        return None
+                return Receipt(reference, secret)
+            except sqlite3.IntegrityError:
+                continue
+        return None
+
+    async def chat_for_copy(self, token: Any) -> int:
+        """The ended chat behind its resume token, for the resident's copy: until COPY_HOURS after the end
+        (the widget keeps the token of the last chat for its copy; it no longer resumes anything)."""
+        if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():
+            raise InvalidInput("the copy token is not valid")
+        row = await self.db.fetchone("SELECT id, status, ended_at FROM conversations WHERE resume_token_hash = ? "
+                                     "AND channel = 'chat'", (_token_hash(token),))
+        if row is None or row["status"] != "closed" or not row["ended_at"]:
+            raise InvalidInput("the copy token is not valid")
+        if self.clock() >= from_iso(row["ended_at"]) + timedelta(hours=COPY_HOURS):
+            raise InvalidInput("the copy of this chat is no longer available")
+        return row["id"]
+
+    async def transcript_text(self, chat_id: int) -> str:
+        """The resident's copy of their chat, in the chat's language: what the resident saw, nothing staff-only."""
+        chat = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
+        if chat is None:
+            raise ConversationNotFound(f"no chat {chat_id}")
+        lang = chat["lang"] if chat["lang"] in LANGS else "pl"
+        t = _COPY_TEXTS[lang]
+        lines = [t["title"]]
+        if chat["receipt_reference"]:
+            lines.append(f"{t['reference']}: {chat['receipt_reference']}")
+        lines.append(f"{t['date']}: {self._local(from_iso(chat['created_at'])):%Y-%m-%d %H:%M}")
+        lines.append("")
+        consultant = t["consultant"]
+        rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
+        texts = await self.keys.texts(chat_id, rows) if self.keys is not None else [r["text"] for r in rows]
+        for m in ({**dict(r), "text": t} for r, t in zip(rows, texts)):  # opened in the store (store/keys.py)
+            at = self._local(from_iso(m["at"])).strftime("%H:%M")
+            event = m["event"]
+            if _staff_only(m):
+                continue
+            if m["sender"] == "system":
+                if event not in SYSTEM_EVENTS:
+                    continue  # staff-only lines (notes, answers) are never part of the resident's copy
+                params = json.loads(m["params"]) if m["params"] else {}
+                if params.get("consultant"):
+                    consultant = str(params["consultant"])
+                lines.append(f"[{at}] {t['system']}: {render_event(event, params, lang)}")
+            elif m["sender"] == "resident":
+                lines.append(f"[{at}] {t['resident']}: {m['text']}")
+            elif m["sender"] == "consultant":
+                lines.append(f"[{at}] {consultant}: {m['text']}")
+        lines += ["", t["footer"]]
+        return "\n".join(lines) + "\n"
+
+    async def transcript_pdf(self, chat_id: int) -> bytes:
+        """The same copy as a PDF (A4, the store's embedded DejaVu fonts), for the widget's download."""
+        import asyncio
+
+        text = await self.transcript_text(chat_id)
+        chat = await self.db.fetchone("SELECT lang FROM conversations WHERE id = ?", (chat_id,))
+        return await asyncio.to_thread(_text_pdf, text, chat["lang"] if chat else "pl")
+
+    async def verify_receipt(self, actor: Actor, reference: Any, secret: Any) -> int:
+        """The chat a reference/secret pair belongs to. A wrong pair is audited and counted: after
+        RECEIPT_TRIES wrong tries for a reference, or by one staff member, within RECEIPT_WINDOW, every try
+        waits (ReceiptRefused) even with the right secret, so guessing gains nothing."""
+        ref, code = normalise_reference(reference), normalise_secret(secret)
+        now = self.clock()
+        since = to_iso(now - RECEIPT_WINDOW)
+        tries = await self.db.fetchone(
+            "SELECT (SELECT count(*) FROM receipt_failures WHERE reference = ? AND at >= ?) AS per_ref, "
+            "(SELECT count(*) FROM receipt_failures WHERE staff_id IS ? AND at >= ?) AS per_staff",
+            (ref or str(reference)[:40], since, actor.staff_id, since))
+        if tries["per_ref"] >= RECEIPT_TRIES or tries["per_staff"] >= RECEIPT_TRIES:
+            await self.audit.record(actor, "requests.receipt", outcome="refused",
+                                    details={"reason": "rate_limited", "reference": ref or None})
+            raise ReceiptRefused("too many wrong chat codes; try again in an hour")
+        row = await self.db.fetchone(
+            "SELECT id, receipt_secret_hash FROM conversations WHERE receipt_reference = ? AND channel = 'chat'",
+            (ref,)) if ref else None
+        good = bool(row and row["receipt_secret_hash"] and code
+                    and hmac.compare_digest(row["receipt_secret_hash"], await self._mac(code)))
+        if not good:
+            async with self.db.write() as tx:
+                await tx.execute("DELETE FROM receipt_failures WHERE at < ?", (to_iso(now - timedelta(days=1)),))
+                await tx.execute("INSERT INTO receipt_failures(reference, staff_id, at) VALUES (?, ?, ?)",
+                                 (ref or str(reference)[:40], actor.staff_id, to_iso(now)))
+                await self.audit.append(tx, actor, "requests.receipt", outcome="refused",
+                                        details={"reason": "no_match", "reference": ref or None})
+            if not ref:
+                raise ReceiptRefused("the chat reference is not of the form CZ-YYYY-MM-DD-XXXX")
+            raise ReceiptRefused("the chat reference and code do not match a chat")
+        await self.audit.record(actor, "requests.receipt", target_kind="conversation", target_id=row["id"],
+                                details={"reference": ref})
+        return row["id"]
+
+    # ------------------------------------------------------------------ satisfaction
+
+    async def rate(self, chat_id: int, rating: Any, comment: Any = None) -> None:
+        """The resident's rating of an ended chat; a second one for the same chat is refused."""
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            raise InvalidInput("the rating must be a whole number from 1 to 5")
+        comment_value = None
+        if comment is not None:
+            if not isinstance(comment, str):
+                raise InvalidInput("the comment must be text")
+            comment_value = _CONTROL.sub("", comment).strip() or None
+            if comment_value and len(comment_value) > MAX_COMMENT:
+                raise MessageTooLong(f"the comment is longer than {MAX_COMMENT} characters")
+            if comment_value:
+                _need_utf8(comment_value, "the comment")
+        chat = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
+        if chat is None:
+            raise ConversationNotFound(f"no chat {chat_id}")
+        if chat["status"] != "closed":
+            raise InvalidInput("a chat is rated after it has ended")
+        consultant = ""
+        if chat["consultant_id"] is not None:
+            staff = await self.db.fetchone("SELECT name FROM staff WHERE id = ?", (chat["consultant_id"],))
+            consultant = staff["name"] if staff else ""
+        topic = await self._topic_of(chat)
+        day = self._local(from_iso(chat["created_at"])).date().isoformat()
+        try:
+            async with self.db.write() as tx:
+                await tx.execute("INSERT INTO chat_ratings(conversation_id, day, consultant_id, consultant, topic, "
+                                 "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (chat_id, day, chat["consultant_id"], consultant, topic, rating, comment_value))
+        except sqlite3.IntegrityError:
+            raise InvalidInput("this chat has already been rated") from None
+
+    async def _topic_of(self, chat: Any) -> str | None:
+        """The chat's topic label when the schema has topics (issue 17's routing part); None otherwise."""
+        keys = chat.keys()
+        if "topic" in keys and chat["topic"]:
+            return str(chat["topic"])
+        if "topic_id" in keys and chat["topic_id"] is not None:
+            try:
+                row = await self.db.fetchone("SELECT * FROM topics WHERE id = ?", (chat["topic_id"],))
+            except sqlite3.OperationalError:
+                return None
+            if row is not None:
+                for column in ("label", "label_pl", "name"):
+                    if column in row.keys() and row[column]:
+                        return str(row[column])
+        return None
+
+    async def rating_figures(self, first_day: str, last_day: str) -> tuple[RatingFigures, list[RatingFigures],
+                                                                             list[RatingFigures]]:
+        """(all, per consultant, per topic) for office days first_day..last_day (ISO dates, inclusive)."""
+        rows = await self.db.fetchall("SELECT consultant, topic, rating FROM chat_ratings WHERE day >= ? AND day <= ?",
+                                      (first_day, last_day))
+        return (_figures("", [r["rating"] for r in rows]),
+                _grouped(rows, "consultant"), _grouped(rows, "topic"))
+
+
+#: Columns that mark a transcript line as staff-only (a supervisor's note); such a line is never in the copy.
+_STAFF_ONLY_COLUMNS = ("staff_only", "internal", "is_note", "note", "whisper", "visibility")
+
+
+def _staff_only(m: Any) -> bool:
+    """A line the resident never saw: a non-system line with an event code, or one marked staff-only."""
+    if m["sender"] not in ("resident", "consultant", "system"):
+        return True
+    if m["sender"] != "system" and m["event"] is not None:
+        return True
+    keys = m.keys()
+    for column in _STAFF_ONLY_COLUMNS:
+        if column in keys and m[column] not in (None, 0, "", "resident", "all", "public"):
+            return True
+    return False
+
+
+def _grouped(rows: list[Any], column: str) -> list[RatingFigures]:
+    groups: dict[str, list[int]] = {}
+    for r in rows:
+        groups.setdefault(r[column] or "", []).append(r["rating"])
+    return [_figures(key, marks) for key, marks in sorted(groups.items(), key=lambda kv: (kv[0] == "", kv[0]))]
+
+
+def _figures(key: str, marks: list[int]) -> RatingFigures:
+    counts = tuple(marks.count(i) for i in range(1, 6))
+    return RatingFigures(key, len(marks), round(sum(marks) / len(marks), 2) if marks else None, counts)  # type: ignore[arg-type]
+
+
+def _offline(r: Any) -> OfflineMessage:
+    return OfflineMessage(
+        conversation_id=r["conversation_id"], reference=r["receipt_reference"] or "",
+        created_at=from_iso(r["created_at"]),
+        lang=r["lang"] or "pl", name=r["name"], contact=r["contact"], contact_kind=r["contact_kind"],
+        text=r["text"] or "", answered_at=from_iso(r["answered_at"]) if r["answered_at"] else None,
+        answered_by=r["answered_by_name"], answered_how=r["answered_how"], answer_note=r["answer_note"])
+
+
+def _text_pdf(text: str, lang: str = "pl") -> bytes:
+    from fpdf.enums import XPos, YPos
+
+    from . import pdfa
+    from .letters import in_font, printable
+
+    lines = text.splitlines()
+    pdf = pdfa.document(title=lines[0] if lines else "CIM", author="CIM")
+    pdf.set_lang("en-GB" if lang == "en" else "pl-PL")
+    pdf.add_page()
+    for i, line in enumerate(lines):
+        pdf.set_font("DejaVu", "B" if i == 0 else "", 12 if i == 0 else 10)
+        line = in_font(printable(line)) or " "
+        pdf.multi_cell(0, 5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
+                       wrapmode="CHAR" if any(len(w) > 60 for w in line.split()) else "WORD")
+    return pdfa.finish(pdf)

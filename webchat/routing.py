@@ -1,0 +1,339 @@
+"""The chat desk's live routing (issue 17, README "Topics, routing and capacity", docs/PROTOCOL.md):
+topics for residents, availability and decline for consultants, auto-assignment (CIM_CHAT_ASSIGNMENT=auto),
+the grace period of a dropped consultant, idle chats and the queue's time limit.
+
+Decisions use the store's clock, so tests move time instead of sleeping; `tick()` runs about once a
+second and the assignment pass also runs whenever something frees or fills a seat (`poke()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, AsyncIterator
+
+import socketio
+
+from store.chats import is_id
+from store.desk import DeskPerson
+from store.errors import AtCapacity, ChatClosed, Conflict, ConversationNotFound, SessionExpired
+
+from .hub import RESIDENT, STAFF, Hub, acked, chat_room, consultant_room, error, message_payload, ok
+
+log = logging.getLogger("cim.webchat")
+
+AVAILABLE, AWAY = "available", "away"
+#: Seconds between routing sweeps (grace periods, auto-assignment retries, the queue's time limit).
+TICK_SECONDS = 1.0
+#: Every this many ticks the idle chats are checked (a query over the active chats).
+IDLE_EVERY = 10
+#: Why a dropped consultant's chats went back to the queue (the audit's reason, the `released` reason).
+CONNECTION_LOST = "connection_lost"
+
+
+@dataclass
+class Routing:
+    """The desk's live state in the chat server's process (one per Hub: `hub.routing`)."""
+
+    sio: socketio.AsyncServer
+    hub: Hub
+    #: staff id → available/away (remembered across a reconnect; a consultant starts available)
+    status: dict[int, str] = field(default_factory=dict)
+    #: chat id → consultants who declined it once (auto mode)
+    declined: dict[int, set[int]] = field(default_factory=dict)
+    #: staff id → when (store clock) their last socket dropped while their session went on
+    dropped_at: dict[int, datetime] = field(default_factory=dict)
+    #: staff id → when (store clock) they were last given a chat (ties of equal load go to the longest idle)
+    last_given: dict[int, datetime] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _poked: bool = False
+    _pass: asyncio.Task | None = None
+    _ticks: int = 0
+    _started: bool = False
+
+    @property
+    def mode(self) -> str:
+        return self.hub.settings.chat_assignment
+
+    def status_of(self, staff_id: int) -> str:
+        return self.status.get(staff_id, AVAILABLE)
+
+    # ------------------------------------------------------------------ the assignment pass
+
+    def poke(self) -> None:
+        """Something changed seats (a chat queued, closed, declined; a consultant came, went, is available):
+        run the auto-assignment pass soon (a burst becomes one pass)."""
+        if self.mode != "auto":
+            return
+        self._poked = True
+        if self._pass is None or self._pass.done():
+            self._pass = asyncio.get_running_loop().create_task(self._assign_while_poked())
+
+    async def _assign_while_poked(self) -> None:
+        while self._poked:
+            self._poked = False
+            try:
+                await self.assign_waiting()
+            except Exception:
+                log.exception("routing.assign_failed")
+
+    async def free_people(self) -> tuple[dict[int, DeskPerson], dict[int, int]]:
+        """Connected, available consultants with their capacity and skills, and each one's active chats."""
+        ids = [staff_id for staff_id in self.hub.online if self.status_of(staff_id) == AVAILABLE]
+        people = await self.hub.store.desk.people(ids)
+        return people, await self.hub.store.desk.load() if people else {}
+
+    async def assign_waiting(self) -> int:
+        """Auto mode: the longest-waiting chats (re-queued ones first) each to the least-busy available
+        consultant with the topic's skill; consultants at capacity are skipped, and one who declined a
+        chat gets it again only when nobody else can take it (they cannot decline it twice)."""
+        if self.mode != "auto":
+            return 0
+        async with self._lock:
+            people, load = await self.free_people()
+            if not any(load.get(p.staff_id, 0) < p.max_chats for p in people.values()):
+                return 0  # every seat taken (or nobody available): the queue is not even read
+            queue = await self.hub.chats.queue()
+            given = 0
+            for queued in queue:
+                seats = [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
+                if not seats:
+                    break
+                able = [p for p in seats if p.can_answer(queued.topic_id)]
+                fresh = [p for p in able if p.staff_id not in self.declined.get(queued.chat_id, ())]
+                choice = fresh or able
+                if not choice:
+                    continue
+                epoch = datetime.min.replace(tzinfo=self.hub.store.clock().tzinfo)
+                person = min(choice, key=lambda p: (load.get(p.staff_id, 0), self.last_given.get(p.staff_id, epoch),
+                                                    p.staff_id))
+                online = self.hub.online.get(person.staff_id)
+                if online is None:
+                    continue
+                try:
+                    chat, message = await self.hub.store.desk.assign(queued.chat_id, online.actor)
+                except AtCapacity:
+                    load[person.staff_id] = person.max_chats
+                    continue
+                except (Conflict, ChatClosed, ConversationNotFound):
+                    continue  # taken from the queue (pick), or ended by the resident, a moment ago
+                load[person.staff_id] = load.get(person.staff_id, 0) + 1
+                self.last_given[person.staff_id] = self.hub.store.clock()
+                given += 1
+                await self.announce_assigned(chat, message, person.staff_id)
+            if given:
+                self.hub.queue_changed()
+            return given
+
+    async def announce_assigned(self, chat: Any, message: Any, staff_id: int) -> None:
+        hub = self.hub
+        hub.remember(chat)
+        log.info("chat.assigned chat_id=%s staff_id=%s", chat.id, staff_id)
+        await self.sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat.id), namespace=RESIDENT)
+        await self.sio.emit("state", {"status": "active"}, room=chat_room(chat.id), namespace=RESIDENT)
+        await self.sio.emit("assigned", {"chat_id": chat.id, "lang": chat.lang, "auto": True,
+                                         "topic": await self.topic_payload(chat.topic_id),
+                                         "history": await hub.history_payload(chat.id)},
+                            room=consultant_room(staff_id), namespace=STAFF)
+
+    async def topic_payload(self, topic_id: int | None) -> dict[str, Any] | None:
+        if topic_id is None:
+            return None
+        topic = await self.hub.store.desk.topic(topic_id)
+        return {"id": topic.id, "pl": topic.label_pl, "en": topic.label_en, "department": topic.department}
+
+    # ------------------------------------------------------------------ consultants coming and going
+
+    def connected(self, staff_id: int) -> None:
+        self.dropped_at.pop(staff_id, None)
+        self.poke()
+
+    def dropped(self, staff_id: int) -> None:
+        """The consultant's last socket went while their session goes on: the grace period starts."""
+        if self.hub.settings.staff_reconnect_grace_seconds > 0:
+            self.dropped_at.setdefault(staff_id, self.hub.store.clock())
+
+    async def requeue_dropped(self) -> None:
+        """Consultants away longer than the grace period lose their chats to the front of the queue."""
+        grace = timedelta(seconds=self.hub.settings.staff_reconnect_grace_seconds)
+        now = self.hub.store.clock()
+        for staff_id, since in list(self.dropped_at.items()):
+            if staff_id in self.hub.online:
+                del self.dropped_at[staff_id]
+            elif now >= since + grace:
+                del self.dropped_at[staff_id]
+                log.info("routing.grace_over staff_id=%s", staff_id)
+                await self.hub.staff_sessions.return_chats(staff_id, CONNECTION_LOST)
+                self.poke()
+
+    # ------------------------------------------------------------------ idle chats and the queue's limit
+
+    async def sweep_idle(self) -> None:
+        """Silent residents are asked whether they are still there, then their chats close as `abandoned`."""
+        desk = self.hub.store.desk
+        warn, close = await desk.idle_chats(self.hub.settings.chat_idle_minutes)
+        for chat_id in warn:
+            message = await desk.warn_idle(chat_id)
+            if message is not None:
+                await self.hub.relay(chat_id, message)
+        for chat_id in close:
+            staff_id = await self.hub.assignee(chat_id)
+            message = await desk.close_abandoned(chat_id, "closed_idle")
+            if message is not None:
+                await self.closed(chat_id, message, staff_id)
+        if close:
+            self.poke()
+
+    async def sweep_queue_limit(self) -> None:
+        """A chat that waited past chat_queue_limit_minutes while nobody was free closes as `abandoned`, and
+        its resident is offered the offline message form (the `offline` event)."""
+        overdue = await self.hub.store.desk.overdue_in_queue(self.hub.settings.chat_queue_limit_minutes)
+        if not overdue:
+            return
+        people, load = await self.free_people()
+        free = [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
+        topics = {q.chat_id: q.topic_id for q in await self.hub.chats.queue()}
+        closed_any = False
+        for chat_id in overdue:
+            if any(p.can_answer(topics.get(chat_id)) for p in free):
+                continue  # someone could take it: it waits on
+            message = await self.hub.store.desk.close_abandoned(chat_id, "queue_timeout")
+            if message is None:
+                continue
+            closed_any = True
+            await self.closed(chat_id, message, None)
+            lang = (await self.hub.chats.get(chat_id)).lang
+            offline = getattr(self.hub, "offline_payload", None)
+            if offline is not None:
+                await self.sio.emit("offline", offline(lang), room=chat_room(chat_id), namespace=RESIDENT)
+        if closed_any:
+            self.hub.queue_changed()
+
+    async def closed(self, chat_id: int, message: Any, staff_id: int | None) -> None:
+        chat = await self.hub.chats.get(chat_id)
+        self.declined.pop(chat_id, None)
+        log.info("chat.closed chat_id=%s category=abandoned reason=%s", chat_id, message.event)
+        await self.hub.relay(chat_id, message)
+        self.hub.remember(chat)
+        await self.sio.emit("state", {"status": "closed"}, room=chat_room(chat_id), namespace=RESIDENT)
+        if staff_id is not None:
+            room = consultant_room(staff_id)
+            await self.sio.emit("chat_state", {"chat_id": chat_id, "status": "closed"}, room=room, namespace=STAFF)
+            await self.sio.emit("released", {"chat_id": chat_id, "reason": "abandoned"}, room=room, namespace=STAFF)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def start(self) -> None:
+        """Chats held by consultants not connected here (the server restarted): their grace period starts now."""
+        self._started = True
+        holders = await self.hub.chats.consultants_holding_chats()
+        for staff_id in holders - set(self.hub.online):
+            self.dropped(staff_id)
+
+    async def tick(self) -> None:
+        if not self._started:
+            await self.start()
+        self._ticks += 1
+        await self.requeue_dropped()
+        if self._ticks % IDLE_EVERY == 1 % IDLE_EVERY:
+            await self.sweep_idle()
+        await self.sweep_queue_limit()
+        self.poke()
+
+    async def run_forever(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                await self.tick()
+                failing = False
+            except Exception:
+                if not failing:
+                    log.exception("routing.tick_failed")
+                failing = True
+
+
+async def estimate_payload(hub: Hub) -> int | None:
+    """The estimated wait in whole seconds (the last hour's median), or None: unknown."""
+    wait = await hub.store.desk.estimated_wait()
+    return None if wait is None else int(wait.total_seconds())
+
+
+def routing_context(hub: Hub):
+    """aiohttp cleanup context: the routing loop runs while the server does."""
+
+    async def context(app: Any) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(hub.routing.run_forever(), name="desk-routing")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            if hub.routing._pass is not None:
+                await asyncio.gather(hub.routing._pass, return_exceptions=True)
+
+    return context
+
+
+def register(sio: socketio.AsyncServer, hub: Hub) -> Routing:
+    """Attach the desk's events to /resident (`topics`) and /staff (`availability`, `decline`)."""
+    routing = hub.routing = Routing(sio, hub)
+
+    @acked(RESIDENT)
+    async def on_topics(sid: str, data: dict) -> dict:
+        conn = hub.residents.get(sid)
+        if conn is None:
+            return error("invalid", "not connected")
+        return ok(topics=await hub.store.desk.topics_for(conn.lang))
+
+    async def staff_actor(sid: str) -> Any:
+        conn = hub.staff.get(sid)
+        if conn is None or conn.ended:
+            raise SessionExpired("the session has ended; sign in again")
+        return conn.actor
+
+    @acked(STAFF)
+    async def on_availability(sid: str, data: dict) -> dict:
+        actor = await staff_actor(sid)
+        status = data.get("status")
+        if status not in (AVAILABLE, AWAY):
+            return error("invalid", "status must be 'available' or 'away'")
+        before = routing.status_of(actor.staff_id)
+        routing.status[actor.staff_id] = status
+        if before != status:
+            log.info("staff.availability staff_id=%s status=%s", actor.staff_id, status)
+            await hub.broadcast_presence()
+            routing.poke()
+        return ok(status=status)
+
+    @acked(STAFF)
+    async def on_decline(sid: str, data: dict) -> dict:
+        actor = await staff_actor(sid)
+        chat_id = data.get("chat_id")
+        if not is_id(chat_id):
+            return error("invalid", "chat_id must be a chat number")
+        if routing.mode != "auto":
+            return error("invalid", "chats are declined only in auto assignment mode; close or transfer it")
+        if actor.staff_id in routing.declined.get(chat_id, ()):
+            return error("invalid", "you declined this chat once already; nobody else can take it now")
+        if await hub.assignee(chat_id) != actor.staff_id:
+            await hub.chats.refuse_unassigned(actor, "chat.decline", chat_id)
+        chat, message = await hub.store.desk.decline(actor, chat_id)
+        routing.declined.setdefault(chat_id, set()).add(actor.staff_id)
+        hub.remember(chat)
+        log.info("chat.declined chat_id=%s staff_id=%s", chat_id, actor.staff_id)
+        await hub.relay(chat_id, message)
+        await sio.emit("state", {"status": "queued"}, room=chat_room(chat_id), namespace=RESIDENT)
+        await sio.emit("released", {"chat_id": chat_id, "reason": "declined"},
+                       room=consultant_room(actor.staff_id), namespace=STAFF)
+        hub.queue_changed()
+        routing.poke()
+        return ok(chat_id=chat_id)
+
+    sio.on("topics", on_topics, namespace=RESIDENT)
+    sio.on("availability", on_availability, namespace=STAFF)
+    sio.on("decline", on_decline, namespace=STAFF)
+    return routing
+
