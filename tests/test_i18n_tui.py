@@ -182,9 +182,21 @@ def every_area_app(tmp_path: Path):
 
 
 async def _settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """Until the screen's loading workers (and any they started) are done and drawn; no notifications."""
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
     pilot.app.clear_notifications()
+    _still_cursors(pilot.app)
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()  # a table measures its columns on the refresh after its rows arrive
+
+
+def _still_cursors(app) -> None:
+    """A blinking cursor is drawn or not by the time of the snapshot: keep it steady (shown)."""
+    for widget in app.screen.query("Input, TextArea"):
+        widget.cursor_blink = False
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -253,6 +265,7 @@ def test_dialogs_at_80x24(snap_compare, every_area_app, area, keys, modal, lang)
         await pilot.press(*keys)
         await wait_until(pilot, lambda: type(app.screen).__name__ == modal, what=f"the {modal}")
         await pilot.pause()  # not _settle: the worker that opened the dialog waits for it to close
+        _still_cursors(app)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -44,6 +44,6 @@ def word(table: dict[str, str], code: str) -> str:
 
 
 def role_names(roles: Iterable[object]) -> str:
-    """'consultant, CIM manager' (sorted by their words), or 'none'."""
+    """'consultant, CIM manager' (sorted by their words), or 'no roles'."""
     names = sorted(word(ROLE_LABELS, getattr(r, "value", r)) for r in roles)
-    return ", ".join(names) or _("none")
+    return ", ".join(names) or _("no roles")

@@ -21,12 +21,13 @@ def chart_text(hours: list[dict[str, Any]], width: int = 24) -> Text:
     waits = [h["calls"]["wait_avg_s"] or 0 for h in hours]
     abandoned = [h["calls"]["abandoned"] + h["chats"]["abandoned"] for h in hours]
     top_wait, top_abandoned = max(waits) or 1, max(abandoned) or 1
-    hour, wait_title, lost_title = _("hr"), _("avg. wait (calls)"), _("abandoned (calls + chats)")
-    text.append(f"{hour:6} {wait_title:{width + 8}} {lost_title}\n", style="bold")
+    hour, wait_title, lost_title = _("hour"), _("avg. wait (calls)"), _("abandoned (calls + chats)")
+    first = max(6, len(hour))  # '10:00' rows line up under a longer word ('godzina')
+    text.append(f"{hour:{first}} {wait_title:{width + 8}} {lost_title}\n", style="bold")
     for h, wait, lost in zip(hours, waits, abandoned):
         bar = BAR * max(1 if wait else 0, round(wait / top_wait * width))
         lost_bar = "▒" * max(1 if lost else 0, round(lost / top_abandoned * (width // 2)))
-        text.append(f"{h['hour']:02d}:00  ")
+        text.append(f"{h['hour']:02d}:00".ljust(first) + " ")
         text.append(f"{bar:{width}}", style="bold")
         text.append(f" {wait:>5g} s  ")
         text.append(lost_bar, style="bold red")
