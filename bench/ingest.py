@@ -22,7 +22,8 @@ log = logging.getLogger("bench.ingest")
 COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata",
            "start", "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield")
 #: Asterisk's own prompt (Debian's asterisk-core-sounds-en-gsm) gives real GSM frames; synthetic ones otherwise.
-PROMPT = Path("/usr/share/asterisk/sounds/en/vm-intro.gsm")
+PROMPT = next((p for p in sorted(Path("/usr/share/asterisk/sounds").glob("en*/vm-intro.gsm"))),
+              Path("/usr/share/asterisk/sounds/en/vm-intro.gsm"))
 GSM_FRAME = 33
 FRAMES_PER_SECOND = 50
 

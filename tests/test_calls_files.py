@@ -212,18 +212,22 @@ async def test_an_ambiguous_one_touch_recording_is_reported_not_attached(store, 
 
 # -- durability and --move ---------------------------------------------------------------------
 
-async def test_move_hard_links_on_one_filesystem_and_removes_the_source(store, pbx) -> None:
+async def test_move_seals_a_copy_and_removes_the_plain_source(store, pbx) -> None:
+    """--move with crypto-shredding: the managed file is a sealed copy (a hard link would leave the
+    plaintext readable under the managed name), and the PBX's plain file goes once the rows commit."""
+    from store.keys import file_key_id, open_plain
     pbx.add_rows(queue_member_attempts("1772442000.10"), CSV_18)
     source = asterisk_sound(pbx.monitor / "1772442000.10.gsm")
-    inode = os.stat(source).st_ino
-    same_fs = os.stat(pbx.monitor).st_dev == os.stat(store.settings.data_dir).st_dev
+    plain, inode = source.read_bytes(), os.stat(source).st_ino
     report = await ingest(store, pbx, move=True)
     assert report.recordings == 1 and not source.exists()
     row = await store.db.fetchone("SELECT path FROM recordings")
     managed = store.settings.recordings_dir / row["path"]
     assert oct(managed.stat().st_mode & 0o777) == "0o600"
-    if same_fs:
-        assert managed.stat().st_ino == inode  # linked, not copied
+    assert managed.stat().st_ino != inode and file_key_id(managed) is not None  # sealed, never linked
+    assert plain not in managed.read_bytes()
+    with open_plain(managed, 0) as fh:
+        assert fh.read() == plain  # the sealed copy opens to exactly what the PBX wrote
 
 
 def test_make_durable_with_parallel_fsyncs_and_with_syncfs(tmp_path: Path) -> None:
