@@ -55,19 +55,21 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             conn = hub.residents.get(sid)
             if conn is None:
                 return
+            # the widget's counter and check follow the limit the store enforces (docs/PROTOCOL.md)
+            limits = {"max_message_length": hub.store.settings.max_message_length}
             if chat is not None:
                 state = await state_of(chat.id)
-                await sio.emit("history", {"messages": await hub.history_payload(chat.id, chat.lang), "state": state},
-                               to=sid, namespace=RESIDENT)
+                await sio.emit("history", {"messages": await hub.history_payload(chat.id, chat.lang), "state": state,
+                                           **limits}, to=sid, namespace=RESIDENT)
                 log.info("resident.resumed chat_id=%s", chat.id)
             elif not hub.is_open():
-                await sio.emit("offline", {**offline_payload(conn.lang), **await offline_form(conn.lang)},
+                await sio.emit("offline", {**offline_payload(conn.lang), **await offline_form(conn.lang), **limits},
                                to=sid, namespace=RESIDENT)
             else:
                 notice = await hub.store.notices.current("chat", conn.lang)
                 await sio.emit("notice", {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
                                           "text": notice.text,
-                                          "consultants_available": await hub.consultants_available()},
+                                          "consultants_available": await hub.consultants_available(), **limits},
                                to=sid, namespace=RESIDENT)
         except Exception:
             log.exception("resident.greet_failed")

@@ -5,6 +5,9 @@
  *   data-lang    "pl" (default) or "en" -- the language of the widget's own strings
  *   data-server  override the chat server URL (default: the origin the script was loaded from)
  *
+ * This file is the DOM part. The session (protocol, outbox, state) is cim-widget-core.js next to it,
+ * loaded from the same folder before anything is drawn; the node tests in webchat/tests/ cover it.
+ *
  * Security rule: every text that comes from a resident, a consultant or the server is put into
  * the page with textContent only. Nothing here ever assigns innerHTML.
  */
@@ -19,18 +22,51 @@
 
   var scriptUrl = new URL(script.getAttribute("src"), document.baseURI);
   var assetBase = new URL(".", scriptUrl).href;        // .../widget/
-  var lang = (script.getAttribute("data-lang") || "pl").toLowerCase() === "en" ? "en" : "pl";
+  var impl = null;
+
+  window.__cimWidget = {
+    version: "1",
+    open: function () { if (impl) { impl.open(true); } },
+    close: function () { if (impl) { impl.close(); } },
+    get socket() { return impl ? impl.socket() : null; },
+    get session() { return impl ? impl.session : null; }
+  };
+
+  // The core from our own server, then the widget (the core is a plain script setting window.CIMWidgetCore).
+  function loadCore(done) {
+    if (window.CIMWidgetCore && window.CIMWidgetCore.Session) { done(window.CIMWidgetCore); return; }
+    var s = document.createElement("script");
+    s.src = assetBase + "cim-widget-core.js";
+    s.async = true;
+    s.onload = function () {
+      if (window.CIMWidgetCore && window.CIMWidgetCore.Session) { done(window.CIMWidgetCore); }
+    };
+    (document.head || document.documentElement).appendChild(s);
+  }
+
+  loadCore(function (Core) { impl = start(Core); });
+
+  function start(Core) {
+
+  var lang = Core.pickLang(script.getAttribute("data-lang"));
   var serverAttr = script.getAttribute("data-server");
   var serverUrl = new URL(serverAttr || scriptUrl.origin, document.baseURI);
   var serverOrigin = serverUrl.origin;
   // A server mounted under a path prefix (behind a reverse proxy) keeps Socket.IO under it too.
   var socketPath = serverUrl.pathname.replace(/\/+$/, "") + "/socket.io/";
 
-  var MAX_LEN = 2000;
-  var SEND_TIMEOUT_MS = 15000;
-  var TYPING_IDLE_MS = 2500;
-  var REMOTE_TYPING_MAX_MS = 15000;
+  var SEND_TIMEOUT_MS = Core.SEND_TIMEOUT_MS;
+  var TYPING_IDLE_MS = Core.TYPING_IDLE_MS;
+  var REMOTE_TYPING_MAX_MS = Core.REMOTE_TYPING_MAX_MS;
   var STORE_KEY = "cim-widget:" + serverOrigin + ":";
+  // sessionStorage itself may throw (storage disabled): reached inside the core's try blocks only.
+  var storage = Core.webStorage({
+    getItem: function (k) { return window.sessionStorage.getItem(k); },
+    setItem: function (k, v) { window.sessionStorage.setItem(k, v); },
+    removeItem: function (k) { window.sessionStorage.removeItem(k); }
+  }, STORE_KEY);
+  // The message length limit is the server's (session.maxLength, from notice/offline/history).
+  var session = new Core.Session({ lang: lang, storage: storage });
 
   var STRINGS = {
     pl: {
@@ -58,7 +94,7 @@
       messageHint: "Enter wysyła, Shift+Enter wstawia nową linię.",
       send: "Wyślij",
       end: "Zakończ czat",
-      counter: function (n) { return n + " / " + MAX_LEN + " znaków"; },
+      counter: function (n, max) { return n + " / " + max + " znaków"; },
       you: "Ty",
       consultant: "Konsultant",
       system: "Informacja",
@@ -105,7 +141,7 @@
       },
       errors: {
         empty: "Wiadomość jest pusta. Wpisz treść przed wysłaniem.",
-        too_long: "Wiadomość jest za długa. Limit to " + MAX_LEN + " znaków.",
+        too_long: "Wiadomość jest za długa. Limit to {max} znaków.",
         rate_limited: "Wysyłasz wiadomości zbyt szybko. Odczekaj chwilę i spróbuj ponownie.",
         closed: "Ten czat został już zakończony. Nie można wysłać wiadomości.",
         offline: "Czat jest teraz nieczynny. Spróbuj w godzinach pracy.",
@@ -142,7 +178,7 @@
       messageHint: "Enter sends, Shift+Enter inserts a new line.",
       send: "Send",
       end: "End chat",
-      counter: function (n) { return n + " / " + MAX_LEN + " characters"; },
+      counter: function (n, max) { return n + " / " + max + " characters"; },
       you: "You",
       consultant: "Consultant",
       system: "Information",
@@ -188,7 +224,7 @@
       },
       errors: {
         empty: "The message is empty. Type something before sending.",
-        too_long: "The message is too long. The limit is " + MAX_LEN + " characters.",
+        too_long: "The message is too long. The limit is {max} characters.",
         rate_limited: "You are sending messages too quickly. Please wait a moment and try again.",
         closed: "This chat has already ended. The message cannot be sent.",
         offline: "The chat is closed right now. Please try again during opening hours.",
@@ -217,50 +253,16 @@
     return node;
   }
 
-  function store(key, value) {
-    try {
-      if (value == null) { sessionStorage.removeItem(STORE_KEY + key); }
-      else { sessionStorage.setItem(STORE_KEY + key, JSON.stringify(value)); }
-    } catch (e) { /* storage disabled: the chat still works, it just cannot survive a reload */ }
-  }
-  function load(key) {
-    try { return JSON.parse(sessionStorage.getItem(STORE_KEY + key)); } catch (e) { return null; }
-  }
+  // The desk's own keys ("open", "copy") in the same storage as the session's token and outbox.
+  function store(key, value) { storage.set(key, value); }
+  function load(key) { return storage.get(key); }
 
-  function newClientMsgId() {
-    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
-    if (window.crypto && crypto.getRandomValues) {
-      var b = crypto.getRandomValues(new Uint8Array(16));
-      return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
-    }
-    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
-  }
-
-  function parseTime(at) {
-    if (at == null || at === "") { return null; }
-    var d = typeof at === "number" ? new Date(at < 1e12 ? at * 1000 : at) : new Date(at);
-    return isNaN(d.getTime()) ? null : d;
-  }
   function formatTime(d) {
     return d.toLocaleTimeString(lang === "pl" ? "pl-PL" : "en-GB", { hour: "2-digit", minute: "2-digit" });
   }
 
-  // A system line in the widget's language from its event code and parameters; the server's text otherwise.
-  function systemText(m) {
-    var ev = m && typeof m.event === "string" ? m.event : null;
-    if (!ev || !Object.prototype.hasOwnProperty.call(T.events, ev)) { return m ? m.text : ""; }
-    var params = m.params && typeof m.params === "object" ? m.params : {};
-    var named = params.consultant != null && String(params.consultant) !== "";
-    var template = !named && Object.prototype.hasOwnProperty.call(T.eventsUnnamed, ev) ? T.eventsUnnamed[ev] : T.events[ev];
-    return template.replace(/\{(consultant|version)\}/g, function (_, key) {
-      return params[key] == null ? "" : String(params[key]);
-    });
-  }
-
-  function errorText(err) {
-    var code = err && err.code;
-    return T.errors[code] || T.errors.unknown;
-  }
+  function systemText(m) { return Core.systemText(m, T); }
+  function errorText(err) { return Core.errorText(err, T.errors, session.maxLength); }
 
   /* ---------- assets: stylesheet and the Socket.IO client, both from our own server ---------- */
 
@@ -321,15 +323,10 @@
 
   /* ---------- state ---------- */
 
+  // The chat's state (status, queue position and wait, notice, topics, outbox, limit) is the session's.
   var socket = null;
   var view = "idle";            // idle | connecting | notice | offline | chat | closed | left | failed
-  var notice = null;            // the notice payload being shown
-  var chatStatus = null;        // queued | active | closed
-  var queuePosition = null;
-  var queueWait = null;         // estimated wait in seconds (null: unknown)
-  var topics = null;            // [{id, label}] offered before the chat (null: not asked yet / none)
   var bySeq = {};               // seq -> message element (dedupes history vs live events)
-  var outbox = load("outbox") || [];   // [{id, text}] sent but not acknowledged
   var outboxEls = {};           // client_msg_id -> element
   var chat = null;              // chat-view elements
   var disconnectedShown = false;
@@ -339,7 +336,7 @@
   var statusNote = "";          // a note for the status line outside a chat (e.g. "cannot resume")
   var early = [];               // messages that arrive between accept_notice and its ack
 
-  function token() { return load("token"); }
+  function token() { return session.token(); }
 
   function setStatus(text, kind) {
     statusBar.textContent = text || "";
@@ -347,9 +344,9 @@
   }
 
   function chatStatusText() {
-    if (chatStatus === "queued") { return T.queued(queuePosition) + " " + T.wait(queueWait); }
-    if (chatStatus === "active") { return T.active; }
-    if (chatStatus === "closed") { return T.closed; }
+    if (session.status === "queued") { return T.queued(session.position) + " " + T.wait(session.wait); }
+    if (session.status === "active") { return T.active; }
+    if (session.status === "closed") { return T.closed; }
     return "";
   }
 
@@ -378,19 +375,18 @@
     refreshStatus();
   }
 
+  // payload: the session's normalised notice (Core.normalizeNotice).
   function showNotice(payload) {
     view = "notice";
     panel.setAttribute("data-view", view);
-    notice = payload;
     early = [];
-    queuePosition = null;
     clearBody();
     var box = el("div", { className: "cim-notice" });
     var h = el("h3", { className: "cim-notice__heading", id: "cim-notice-heading", tabindex: "-1", "data-cim-autofocus": "" }, T.noticeHeading);
     var intro = el("p", { className: "cim-muted" }, T.noticeIntro);
     var text = el("div", { className: "cim-notice__text", "data-cim-notice": "" });
-    if (payload && payload.lang) { text.setAttribute("lang", String(payload.lang)); }
-    String((payload && payload.text) || "").split(/\n{2,}/).forEach(function (para) {
+    if (payload.lang) { text.setAttribute("lang", payload.lang); }
+    payload.text.split(/\n{2,}/).forEach(function (para) {
       text.appendChild(el("p", null, para));
     });
     var actions = el("div", { className: "cim-actions" });
@@ -412,7 +408,7 @@
     box.appendChild(actions);
     box.setAttribute("aria-labelledby", "cim-notice-heading");
     box.setAttribute("role", "region");
-    if (payload && payload.consultants_available === false) { deskOfflineOffer(box, payload); }
+    if (payload.consultants_available === false) { deskOfflineOffer(box, payload); }
     deskLastCopy(box);
     body.appendChild(box);
     refreshStatus();
@@ -420,18 +416,18 @@
   }
 
   function loadTopics(picker) {
-    topics = null;
+    session.topics = null;
     if (!socket || !socket.connected) { return; }
     socket.timeout(SEND_TIMEOUT_MS).emit("topics", {}, function (timeoutErr, ack) {
-      if (timeoutErr || !ack || !ack.ok || !Array.isArray(ack.topics) || !ack.topics.length) { return; }
-      topics = ack.topics;
+      var topics = session.onTopics(timeoutErr, ack);
+      if (!topics) { return; }
       while (picker.firstChild) { picker.removeChild(picker.firstChild); }
       picker.appendChild(el("legend", null, T.topicLegend));
       topics.forEach(function (t) {
         var label = el("label", { className: "cim-topics__item" });
         var radio = el("input", { type: "radio", name: "cim-topic", value: String(t.id), "data-cim-topic": String(t.id) });
         label.appendChild(radio);
-        label.appendChild(el("span", null, String(t.label)));
+        label.appendChild(el("span", null, t.label));
         picker.appendChild(label);
       });
       picker.hidden = false;
@@ -461,26 +457,26 @@
     into.appendChild(list);
   }
 
+  // payload: the session's normalised offline payload (Core.normalizeOffline).
   function showOffline(payload) {
     view = "offline";
     panel.setAttribute("data-view", view);
-    dropChat();
     clearBody();
     var box = el("div", { className: "cim-offline", "data-cim-offline": "" });
     box.appendChild(el("h3", { tabindex: "-1", "data-cim-autofocus": "" }, T.offlineHeading));
-    var hasHours = payload && payload.hours != null && payload.hours !== "";
+    var hasHours = payload.hours != null;
     // The message names the hours too: shown only when the hours are not listed on their own.
-    if (payload && payload.message && !hasHours) { box.appendChild(el("p", null, payload.message)); }
-    renderHours(payload && payload.hours, box);
+    if (payload.message && !hasHours) { box.appendChild(el("p", null, payload.message)); }
+    renderHours(payload.hours, box);
     [["phone", T.phone], ["address", T.address]].forEach(function (f) {
-      var v = payload && payload[f[0]];
+      var v = payload[f[0]];
       if (typeof v !== "string" || !v) { return; }
       var p = el("p", { className: "cim-offline__contact", "data-cim-office": f[0] });
       p.appendChild(el("span", { className: "cim-offline__label" }, f[1] + " "));
       p.appendChild(f[0] === "phone" ? el("a", { href: "tel:" + v.replace(/[^0-9+]/g, "") }, v) : el("span", null, v));
       box.appendChild(p);
     });
-    deskOfflineOffer(box, payload && payload.notice);
+    deskOfflineOffer(box, payload.notice);
     deskLastCopy(box);
     body.appendChild(box);
     refreshStatus();
@@ -533,10 +529,10 @@
     var label = el("label", { "for": "cim-input", className: "cim-composer__label" }, T.messageLabel);
     var hint = el("span", { id: "cim-input-hint", className: "cim-visually-hidden" }, T.messageHint);
     var input = el("textarea", {
-      id: "cim-input", className: "cim-composer__input", rows: "3", maxlength: String(MAX_LEN),
+      id: "cim-input", className: "cim-composer__input", rows: "3", maxlength: String(session.maxLength),
       "aria-describedby": "cim-input-hint cim-counter", "data-cim-autofocus": ""
     });
-    var counter = el("span", { id: "cim-counter", className: "cim-composer__counter" }, T.counter(0));
+    var counter = el("span", { id: "cim-counter", className: "cim-composer__counter" }, T.counter(0, session.maxLength));
     var row = el("div", { className: "cim-composer__row" });
     var endBtn = el("button", { type: "button", className: "cim-btn cim-btn--secondary", "data-cim-end": "" }, T.end);
     var sendBtn = el("button", { type: "submit", className: "cim-btn cim-btn--primary", "data-cim-send": "" }, T.send);
@@ -582,8 +578,9 @@
   function updateCounter() {
     if (!chat) { return; }
     var n = chat.input.value.length;
-    chat.counter.textContent = T.counter(n);
-    chat.counter.classList.toggle("cim-composer__counter--limit", n >= MAX_LEN);
+    chat.input.setAttribute("maxlength", String(session.maxLength));
+    chat.counter.textContent = T.counter(n, session.maxLength);
+    chat.counter.classList.toggle("cim-composer__counter--limit", n >= session.maxLength);
   }
 
   function showChatError(err) {
@@ -616,7 +613,7 @@
   }
 
   function setMessageTime(time, at) {
-    var d = parseTime(at) || (at === undefined ? null : new Date());
+    var d = Core.parseTime(at) || (at === undefined ? null : new Date());
     if (!d) { time.textContent = ""; return; }
     time.setAttribute("datetime", d.toISOString());
     time.textContent = formatTime(d);
@@ -639,6 +636,7 @@
     chat.pinned = true;
   }
 
+  // m: a normalised message (Core.normalizeMessage).
   function addServerMessage(m) {
     if (!m) { return; }
     if (!chat) { early.push(m); return; }
@@ -649,16 +647,17 @@
     }
     if (m.from === "resident") {
       // Our own message echoed back: attach it to the pending bubble with the same text, if any.
-      for (var i = 0; i < outbox.length; i++) {
-        var pend = outboxEls[outbox[i].id];
-        if (pend && outbox[i].text === m.text && !pend.hasAttribute("data-seq")) {
+      var pending = session.outbox.list();
+      for (var i = 0; i < pending.length; i++) {
+        var pend = outboxEls[pending[i].id];
+        if (pend && pending[i].text === m.text && !pend.hasAttribute("data-seq")) {
           claimSeq(pend, m.seq, m.at);
           return;
         }
       }
     }
     var item = messageEl(m.from, m.from === "system" ? systemText(m) : m.text, m.at);
-    if (m.event) { item.setAttribute("data-event", String(m.event)); }
+    if (m.event) { item.setAttribute("data-event", m.event); }
     if (m.from === "resident") { item.setAttribute("data-state", "sent"); }
     if (m.seq != null) { item.setAttribute("data-seq", m.seq); bySeq[m.seq] = item; }
     insertBySeq(item, m.seq);
@@ -697,22 +696,20 @@
 
   /* ---------- sending, with retry after reconnect ---------- */
 
-  function saveOutbox() { store("outbox", outbox.length ? outbox : null); }
-
   function submit() {
     if (!chat || chat.input.disabled) { return; }
-    var text = chat.input.value;
-    if (!text.trim()) { showChatError({ code: "empty" }); chat.input.focus(); return; }
-    if (text.length > MAX_LEN) { showChatError({ code: "too_long" }); return; }
+    var composed = session.compose(chat.input.value);
+    if (composed.error) {
+      showChatError(composed.error);
+      if (composed.error.code === "empty") { chat.input.focus(); }
+      return;
+    }
     showChatError(null);
-    var entry = { id: newClientMsgId(), text: text };
-    outbox.push(entry);
-    saveOutbox();
-    renderPending(entry);
+    renderPending(composed.entry);
     chat.input.value = "";
     updateCounter();
     localTyping(false);
-    emitSend(entry);
+    emitSend(composed.entry);
   }
 
   function renderPending(entry) {
@@ -724,63 +721,45 @@
     scrollLog();
   }
 
-  function emitSend(entry) {
-    if (!socket || !socket.connected) { return; }   // sent again from the "connect" handler
-    socket.timeout(SEND_TIMEOUT_MS).emit("send", { text: entry.text, client_msg_id: entry.id }, function (timeoutErr, ack) {
-      if (timeoutErr) {
-        // Still in the outbox: sent again with the same id now, or from "connect" after a reconnect.
-        if (socket && socket.connected && outbox.indexOf(entry) !== -1) { emitSend(entry); }
-        return;
-      }
-      onSendAck(entry, ack);
-    });
-  }
+  // Not connected: sent again (same client_msg_id) from the "connect" handler.
+  function emitSend(entry) { session.send(socket, entry, onSendResult); }
 
-  function onSendAck(entry, ack) {
-    var idx = outbox.indexOf(entry);
-    if (idx === -1) { return; }    // already settled by an earlier (duplicate) ack
-    outbox.splice(idx, 1);
-    saveOutbox();
+  function flushOutbox() { session.flush(socket, onSendResult); }
+
+  function onSendResult(entry, result) {
     var item = outboxEls[entry.id];
     delete outboxEls[entry.id];
-    if (ack && ack.ok) {
+    if (result.ok) {
       if (!item) { return; }
-      var stored = ack.seq != null ? bySeq[ack.seq] : null;
+      var stored = result.seq != null ? bySeq[result.seq] : null;
       if (stored && stored !== item) {
         // Stored before (the first ack was lost) and already drawn from the history: keep that one.
         if (item.parentNode) { item.parentNode.removeChild(item); }
         return;
       }
-      claimSeq(item, ack.seq);
+      claimSeq(item, result.seq);
       setDelivery(item, "sent");
       return;
     }
-    var err = (ack && ack.error) || { code: "server_error" };
-    if (err.code === "resume_invalid") { resumeInvalid(); return; }
+    if (result.resumeInvalid) { resumeInvalid(); return; }
     if (item) {
-      setDelivery(item, "failed", errorText(err));
-      if (err.code === "rate_limited" || err.code === "server_error") { addRetry(item, entry.text); }
+      setDelivery(item, "failed", errorText(result.error));
+      if (result.retry) { addRetry(item, entry.text); }
     }
-    showChatError(err);
-    if (err.code === "closed") { markClosed(); }
-    if (err.code === "offline") { setComposerEnabled(false); }
+    showChatError(result.error);
+    if (result.close) { markClosed(); }
+    if (result.disable) { setComposerEnabled(false); }
   }
 
   function addRetry(item, text) {
     var btn = el("button", { type: "button", className: "cim-linkbtn" }, T.retry);
     btn.addEventListener("click", function () {
       if (item.parentNode) { item.parentNode.removeChild(item); }
-      var entry = { id: newClientMsgId(), text: text };
-      outbox.push(entry);
-      saveOutbox();
+      var entry = session.retry(text);
       renderPending(entry);
       emitSend(entry);
     });
     item.querySelector(".cim-msg__state").appendChild(btn);
-  }
-
-  function flushOutbox() {
-    outbox.slice().forEach(emitSend);
   }
 
   /* ---------- typing ---------- */
@@ -788,7 +767,7 @@
   function localTyping(active) {
     clearTimeout(typingTimer);
     if (active) { typingTimer = setTimeout(function () { localTyping(false); }, TYPING_IDLE_MS); }
-    if (active === typingActive || !socket || !socket.connected || view !== "chat" || chatStatus === "closed") {
+    if (active === typingActive || !socket || !socket.connected || view !== "chat" || session.status === "closed") {
       if (!active) { typingActive = false; }
       return;
     }
@@ -806,32 +785,24 @@
   /* ---------- protocol actions ---------- */
 
   function acceptNotice(acceptBtn, leaveBtn, errP) {
-    if (!socket || !socket.connected || !notice) { errP.textContent = T.reconnecting; return; }
-    var payload = { notice_id: notice.notice_id };
-    if (topics && topics.length) {
-      payload.topic_id = chosenTopic();
-      if (payload.topic_id == null) { errP.textContent = T.topicMissing; return; }
-    }
+    if (!socket || !socket.connected || !session.notice) { errP.textContent = T.reconnecting; return; }
+    var request = session.acceptRequest(chosenTopic());
+    if (request.error) { errP.textContent = T.topicMissing; return; }
     acceptBtn.disabled = true;
     leaveBtn.disabled = true;
-    socket.timeout(SEND_TIMEOUT_MS).emit("accept_notice", payload, function (timeoutErr, ack) {
-      if (timeoutErr || !ack || !ack.ok) {
+    socket.timeout(SEND_TIMEOUT_MS).emit("accept_notice", request.payload, function (timeoutErr, ack) {
+      var result = session.onAcceptAck(timeoutErr, ack);
+      if (!result.ok) {
         acceptBtn.disabled = false;
         leaveBtn.disabled = false;
-        var err = timeoutErr ? { code: "server_error" } : (ack && ack.error) || { code: "server_error" };
-        if (err.code === "offline") { errP.textContent = errorText(err); return; }
-        errP.textContent = errorText(err);
+        errP.textContent = errorText(result.error);
         return;
       }
-      store("token", ack.resume_token);
-      if (!chatStatus) { chatStatus = "queued"; }
-      if (queuePosition == null && ack.position != null) { queuePosition = ack.position; }
-      if (ack.estimated_wait_s !== undefined) { queueWait = ack.estimated_wait_s; }
       buildChatView();
       var raced = early;
       early = [];
       raced.forEach(addServerMessage);
-      if (chatStatus === "closed") { markClosed(); return; }
+      if (session.status === "closed") { markClosed(); return; }
       refreshStatus();
       setComposerEnabled(true);
       if (isOpen()) { chat.input.focus(); }
@@ -846,7 +817,7 @@
     } else {
       disconnectQuietly();
     }
-    dropChat();
+    session.decline();
     showLeft();
   }
 
@@ -854,11 +825,10 @@
     if (!socket || !socket.connected) { showChatError({ code: "server_error" }); return; }
     chat.end.disabled = true;
     socket.timeout(SEND_TIMEOUT_MS).emit("end", {}, function (timeoutErr, ack) {
-      if (!timeoutErr && ack && ack.ok) { markClosed(); return; }
-      var err = timeoutErr ? { code: "server_error" } : ack && ack.error;
-      if (err && err.code === "closed") { markClosed(); return; }
+      var result = session.onEndAck(timeoutErr, ack);
+      if (result.closed) { markClosed(); return; }
       if (chat) { chat.end.disabled = false; }
-      showChatError(err);
+      showChatError(result.error);
     });
   }
 
@@ -897,9 +867,8 @@
   }
 
   function markClosed() {
-    chatStatus = "closed";
-    deskToken = token() || deskToken;  // kept for the chat's copy (the resident's side of the desk, below)
-    dropChat();
+    session.markClosed();
+    deskToken = session.closedToken || deskToken;  // kept for the chat's copy (the resident's side of the desk, below)
     setRemoteTyping(false);
     if (!chat) { return; }
     setComposerEnabled(false);
@@ -918,16 +887,10 @@
     refreshStatus();
   }
 
-  function dropChat() {
-    store("token", null);
-    outbox = [];
-    saveOutbox();
-  }
-
   function resumeInvalid() {
-    dropChat();
+    session.dropChat();
     if (socket) { intentionalDisconnect = true; socket.disconnect(); }
-    chatStatus = null;
+    session.status = null;
     statusNote = T.errors.resume_invalid;
     showConnecting();
     if (socket) { intentionalDisconnect = false; socket.connect(); }
@@ -938,11 +901,10 @@
     deskBox = null;
     deskChatRated = false;
     deskToken = null;
+    session.closedToken = null;
     disconnectQuietly();
-    dropChat();
-    chatStatus = null;
-    queuePosition = null;
-    notice = null;
+    session.dropChat();
+    session.reset();
     socket = null;
     connect();
     if (isOpen()) { focusFirst(); }
@@ -1078,7 +1040,7 @@
     var name = el("input", { type: "text", maxlength: "200", autocomplete: "name", "data-cim-offline-name": "" });
     var contact = el("input", { type: "text", maxlength: "200", autocomplete: "email", required: true,
                                 "aria-required": "true", "data-cim-offline-contact": "" });
-    var message = el("textarea", { rows: "5", maxlength: String(MAX_LEN), required: true, "aria-required": "true",
+    var message = el("textarea", { rows: "5", maxlength: String(session.maxLength), required: true, "aria-required": "true",
                                    "data-cim-offline-text": "" });
     box.appendChild(deskField("cim-offline-name", D.name, name));
     box.appendChild(deskField("cim-offline-contact", D.contact, contact, D.contactHint));
@@ -1296,22 +1258,19 @@
 
   function connect() {
     showConnecting();
+    session.connecting();
     loadSocketIo().then(function (io) {
       var s = io(serverOrigin + "/resident", {
         path: socketPath,
         forceNew: true,  // each chat gets its own connection; nothing is shared with an earlier one
         // A function, so every reconnection presents the current resume token.
-        auth: function (cb) {
-          var a = { lang: lang };
-          var t = token();
-          if (t) { a.resume = t; }
-          cb(a);
-        }
+        auth: function (cb) { cb(session.auth()); }
       });
       socket = s;
       intentionalDisconnect = false;
       wire(s);
     }, function () {
+      session.failed();
       showFailed(T.connectFailed);
     });
   }
@@ -1339,45 +1298,39 @@
     });
 
     s.on("connect_error", function (err) {
-      var data = err && err.data;
-      if (data && data.code === "resume_invalid") { resumeInvalid(); return; }
-      if (s.active) {  // transport failure: socket.io keeps retrying
+      var refused = session.onConnectError(err, s.active);
+      if (refused.kind === "resume_invalid") { resumeInvalid(); return; }
+      if (refused.kind === "retrying") {  // transport failure: socket.io keeps retrying
         if (view === "connecting") { setStatus(T.connectFailed + " " + T.reconnecting, "warn"); }
         else { disconnectedShown = true; setStatus(T.reconnecting, "warn"); }
         return;
       }
       // Refused by the server (middleware): show why and let the resident retry.
-      if (data && data.code === "offline") { showOffline({ message: data.message || T.errors.offline, hours: data.hours }); return; }
-      showFailed(data && data.code ? errorText(data) : T.connectFailed);
-    });
-
-    s.on("notice", function (payload) {
-      if (view === "chat" && chatStatus !== "closed" && token()) {
-        // The server no longer knows our chat: it has been closed or expired.
-        dropChat();
+      if (refused.kind === "offline") {
+        showOffline(session.onOffline({ message: refused.message || T.errors.offline, hours: refused.hours }));
+        return;
       }
-      chatStatus = null;
-      showNotice(payload);
+      showFailed(refused.code ? errorText(refused) : T.connectFailed);
     });
 
-    s.on("offline", function (payload) { showOffline(payload); });
+    // The server no longer knows an open chat of ours when it sends the notice: closed or expired
+    // (the session then drops its token and outbox).
+    s.on("notice", function (payload) { showNotice(session.onNotice(payload).notice); });
+
+    s.on("offline", function (payload) { showOffline(session.onOffline(payload)); });
 
     s.on("history", function (payload) {
-      payload = payload || {};
-      var st = payload.state || {};
-      chatStatus = st.status || chatStatus || "queued";
-      queuePosition = st.position != null ? st.position : null;
-      queueWait = st.estimated_wait_s != null ? st.estimated_wait_s : null;
-      var pending = outbox.slice();
+      var history = session.onHistory(payload);
+      var pending = session.outbox.list();
       var draft = chat ? chat.input.value : "";
       var hadFocus = !!(chat && document.activeElement === chat.input);
       early = [];
       buildChatView();
       chat.input.value = draft;
       updateCounter();
-      (payload.messages || []).forEach(addServerMessage);
-      pending.forEach(function (entry) { if (outbox.indexOf(entry) !== -1) { renderPending(entry); } });
-      if (chatStatus === "closed") { markClosed(); }
+      history.messages.forEach(addServerMessage);
+      pending.forEach(function (entry) { if (session.outbox.has(entry)) { renderPending(entry); } });
+      if (session.status === "closed") { markClosed(); }
       else {
         setComposerEnabled(true);
         flushOutbox();
@@ -1387,14 +1340,12 @@
       scrollLog();
     });
 
-    s.on("message", function (m) { addServerMessage(m); });
+    s.on("message", function (m) { addServerMessage(session.onMessage(m)); });
 
     s.on("state", function (st) {
-      if (!st) { return; }
-      chatStatus = st.status || chatStatus;
-      queuePosition = st.position != null ? st.position : (chatStatus === "queued" ? queuePosition : null);
-      if (st.estimated_wait_s !== undefined) { queueWait = st.estimated_wait_s; }
-      if (chatStatus === "closed") { markClosed(); if (st.receipt) { deskReceipt(st.receipt); } } else { refreshStatus(); }
+      var state = session.onState(st);
+      if (!state) { return; }
+      if (state.closed) { markClosed(); if (state.receipt) { deskReceipt(state.receipt); } } else { refreshStatus(); }
     });
 
     s.on("typing", function (t) { setRemoteTyping(!!(t && t.active)); });
@@ -1441,12 +1392,8 @@
     }
   }
 
-  window.__cimWidget = {
-    version: "1",
-    open: function () { open(true); },
-    close: close,
-    get socket() { return socket; }
-  };
-
   if (document.body) { mount(); } else { document.addEventListener("DOMContentLoaded", mount); }
+
+  return { open: open, close: close, socket: function () { return socket; }, session: session };
+  }
 })();
