@@ -37,10 +37,9 @@ const NOTICE = { notice_id: 7, version: 3, lang: "pl", text: "Informacja.\n\nDru
 // The widget's catalogs, read from cim-widget.js itself (the DOM part) in a sandbox: just the STRINGS literal.
 function widgetStrings() {
   const src = fs.readFileSync(WIDGET_PATH, "utf8");
-  const start = src.indexOf("  var STRINGS = {");
-  const end = src.indexOf("\n  };\n", start);
-  assert.ok(start > 0 && end > start, "STRINGS found in cim-widget.js");
-  return vm.runInNewContext("(" + src.slice(start + "  var STRINGS = ".length, end + 4) + ")", {});
+  const m = /^( *)var STRINGS = (\{[\s\S]*?\n\1\});$/m.exec(src);
+  assert.ok(m, "STRINGS found in cim-widget.js");
+  return vm.runInNewContext("(" + m[2] + ")", {});
 }
 
 /* ---------- the outbox ---------- */
