@@ -406,7 +406,6 @@ test("hostile values come out as neutral ones of the right type", () => {
   s.onAcceptAck(null, { ok: true, resume_token: 123, position: "3" });
   assert.equal(s.token(), null);
   assert.equal(s.position, null);
-  assert.equal(Core.onState, undefined);
   assert.equal(s.onState({ status: "closed", receipt: { reference: 5 } }).receipt, null);
   assert.deepEqual(Core.normalizeOffline({ message: 5, hours: 7, phone: {}, notice: "n" }),
                    { message: "", hours: null, phone: "", address: "", notice: null });
