@@ -280,3 +280,44 @@ async def test_a_broken_read_on_the_callbacks_screen_is_told_and_the_next_refres
         assert worker.state == WorkerState.SUCCESS and app.screen.items == []
         assert not [n for n in _notices(app)[count:] if n[2] == "error"]
         assert app.is_running and isinstance(app.screen, CallbacksScreen)
+
+
+# -- the staff language beyond the screens: the command palette and `cim demo`'s banner (issue 16) --------
+
+@pytest.mark.staff_lang("pl")
+async def test_the_command_palette_speaks_polish_textuals_own_entries_too(tui_app, make_staff) -> None:
+    from textual.app import App
+    from textual.command import CommandInput, CommandPalette
+
+    await make_staff("kierownik", "cim_manager")
+    app = tui_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "kierownik", PASSWORD)
+        textual_own = list(App.get_system_commands(app, app.screen))  # Textual's entries, in its English
+        assert {c.title for c in textual_own} >= {"Theme", "Quit", "Keys", "Screenshot"}
+        shown = list(app.get_system_commands(app.screen))
+        titles = [c.title for c in shown]
+        assert {"Motyw", "Zakończ", "Klawisze", "Zrzut ekranu", "Wyloguj", "Moje konto"} <= set(titles), titles
+        for english in textual_own:  # every entry Textual yields today has its Polish words (tui/app.py)
+            assert english.title not in titles and english.help not in [c.help for c in shown], english
+        await pilot.press("ctrl+p")
+        palette = await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen,
+                                   what="the command palette")
+        assert palette.query_one(CommandInput).placeholder == "Szukaj polecenia…"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HomeScreen", what="home again")
+
+
+@pytest.mark.staff_lang(None)
+def test_the_demo_banner_is_polish_by_default(settings) -> None:
+    from cim.commands.tui import demo_banner
+
+    lines = demo_banner(settings, "http://127.0.0.1:8080", created=True)
+    text = "\n".join(lines)
+    assert lines[0] == f"Demo CIM — katalog danych: {settings.data_dir} (nowy)", lines[0]
+    assert "Czat dla mieszkańców: http://127.0.0.1:8080/" in text
+    assert "Konta demonstracyjne (użytkownik / hasło / role):" in text
+    anna = next(line for line in lines if line.strip().startswith("anna"))
+    assert "demo-1-szczecin" in anna and "konsultant" in anna and "consultant" not in anna
+    assert not any(code in text for code in ("cim_manager", "boi_director", "it_admin")), text
+    assert "Uruchamianie interfejsu pracowników" in text
