@@ -44,8 +44,9 @@ def failure_title(title: str) -> Callable[[F], F]:
     return mark
 
 
-def set_failure_title(title: str) -> None:
-    """Title the failure notification of the worker running now (a translated text; outside a worker: nothing)."""
+def set_failure_title(title: str | None) -> None:
+    """Title the failure notification of the worker running now (a translated text; None: its method's title
+    again). Outside a worker: nothing."""
     try:
         worker = get_current_worker()
     except NoActiveWorker:
