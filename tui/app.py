@@ -9,6 +9,7 @@ from typing import Any, AsyncContextManager, Callable, Iterable, Sequence
 from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.screen import Screen
 from textual.signal import Signal
 
@@ -31,6 +32,22 @@ log = logging.getLogger(__name__)
 
 #: Textual's own command-palette key in the footer ("palette"): translated with the app's other bindings.
 PALETTE = N_("palette")
+PALETTE_TOOLTIP = N_("Open the command palette")
+
+#: Textual's own command-palette entries (textual 8.2.8 App.get_system_commands), in its English words: the
+#: msgids under which CimApp.get_system_commands shows them in the staff language. A title or help text
+#: Textual adds or rewords later is shown as Textual writes it (English) until it is listed here.
+TEXTUAL_COMMANDS = (
+    N_("Theme"), N_("Change the current theme"),
+    N_("Quit"), N_("Quit the application as soon as possible"),
+    N_("Keys"), N_("Hide the keys and widget help panel"),
+    N_("Show help for the focused widget and a summary of available keys"),
+    N_("Minimize"), N_("Minimize the widget and restore to normal size"),
+    N_("Maximize"), N_("Maximize the focused widget"),
+    N_("Screenshot"), N_("Save an SVG 'screenshot' of the current screen"),
+)
+SEARCH_COMMANDS = N_("Search for commands…")
+SEARCH_THEMES = N_("Search for themes…")
 
 #: Something started with the store before sign-in and stopped when the app ends (`cim demo`'s server).
 Service = Callable[[Store], AsyncContextManager[object]]
@@ -261,8 +278,21 @@ class CimApp(ReportsWorkerErrors, App[None]):
         if await self.push_screen_wait(ConfirmModal(question, help)):
             await self._leave()
 
+    def action_command_palette(self) -> None:
+        """Ctrl+P: Textual's command palette, its search line in the staff language."""
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(id="--command-palette", placeholder=_(SEARCH_COMMANDS)))
+
+    def search_themes(self) -> None:
+        """The palette's "Theme" entry: Textual's theme list, its search line in the staff language."""
+        from textual.theme import ThemeProvider
+
+        self.push_screen(CommandPalette(providers=[ThemeProvider], placeholder=_(SEARCH_THEMES)))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """The palette (Ctrl+P): Textual's own entries (TEXTUAL_COMMANDS) and CIM's, all in the staff language."""
+        for command in super().get_system_commands(screen):
+            yield command._replace(title=_(command.title), help=_(command.help))
         if self.ctx is None:
             return
         yield SystemCommand(_("Home"), _("Back to the list of areas (F1)"), self.action_home)

@@ -28,7 +28,7 @@ from store.requests import (
 )
 from store.session_record import SESSION_OUTCOMES, SESSION_RECORD
 from tui.context import TuiContext
-from tui.screens.base import CimScreen
+from tui.screens.base import CimScreen, failure_title, set_failure_title
 from tui.widgets.listen_link import listening_status, offer_listening_link
 from tui.widgets.literal import literal
 from tui.widgets.request_forms import ContentModal, Field, FormModal
@@ -127,17 +127,14 @@ class RequestsScreen(CimScreen[None]):
             shown = _("open") if self.state_filter == "open" else _("all states")
         return _("Requests — register ({state}, {n})").format(state=shown, n=len(self.requests))
 
+    @failure_title(N_("Cannot list requests"))
     @work(exclusive=True, exit_on_error=False, group="load")
     async def reload(self, keep: int | None = None) -> None:
         store = self.ctx.store
-        try:
-            if self.showing == "inbox":
-                self.requests = await store.requests.inbox(self.ctx.actor)
-            else:
-                self.requests = await store.requests.list(self.ctx.actor, state=self.state_filter)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot list requests"), severity="error")
-            return
+        if self.showing == "inbox":
+            self.requests = await store.requests.inbox(self.ctx.actor)
+        else:
+            self.requests = await store.requests.list(self.ctx.actor, state=self.state_filter)
         table = self.query_one("#requests-table", DataTable)
         current = keep if keep is not None else (self.current_request().id if self.current_request() else None)
         table.clear()
@@ -301,17 +298,14 @@ class RequestDetailScreen(CimScreen[None]):
 
     # -- loading ------------------------------------------------------------------------------------
 
+    @failure_title(N_("Cannot show the request"))
     @work(exclusive=True, exit_on_error=False, group="load")
     async def reload(self) -> None:
         requests = self.ctx.store.requests
-        try:
-            self.detail = await requests.get(self.ctx.actor, self.request_id)
-            self.candidates = []
-            if self._may_link():
-                self.candidates = await requests.candidates(self.ctx.actor, self.request_id)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot show the request"), severity="error")
-            return
+        self.detail = await requests.get(self.ctx.actor, self.request_id)
+        self.candidates = []
+        if self._may_link():
+            self.candidates = await requests.candidates(self.ctx.actor, self.request_id)
         self._show()
         self.refresh_bindings()
         self.show_listening()
@@ -485,11 +479,8 @@ class RequestDetailScreen(CimScreen[None]):
         return int(str(table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value))
 
     async def _step(self, what: str, call: Awaitable[Any]) -> Any:
-        try:
-            result = await call
-        except CimError as exc:
-            self.notify(exc.message, title=what, severity="error")
-            return None
+        set_failure_title(what)  # a refusal is told under `what` (tui/widgets/worker_errors.py)
+        result = await call
         self.reload()
         return result if result is not None else True
 
@@ -642,11 +633,8 @@ class RequestDetailScreen(CimScreen[None]):
         if has_recording and not self.ctx.settings.player_command.strip():
             await self._listen_in_browser(conv)
             return
-        try:
-            material = await self.ctx.store.requests.open_for_session(self.ctx.actor, self.request_id, conv)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot open"), severity="error")
-            return
+        set_failure_title(_("Cannot open"))
+        material = await self.ctx.store.requests.open_for_session(self.ctx.actor, self.request_id, conv)
         lines: list[Text] = []
         for m in material.transcript:
             line = Text(f"{_local(m.at, self.tz)} {_word(_SENDERS, m.sender)}: ", style="bold")
