@@ -248,7 +248,9 @@ def _both_opinions(facts: Facts, variant: str | None) -> bool:
 
 
 def _opinion_missing(actor: Actor, facts: Facts) -> bool:
-    return any(kind not in facts.request.opinions_given and _opinion_of(actor, facts, kind) is None
+    """An opinion this actor may give is still awaited, and nothing stops it yet."""
+    return any(_opinion_of(actor, facts, kind) is None
+               and all(guard(facts, kind) is None for guard in (_opinion_needs_a_link, _opinion_once))
                for kind in OPINION_KINDS)
 
 

@@ -502,7 +502,7 @@ class Requests:
     async def refuse(self, actor: Actor, request_id: int, reasons: str) -> AccessRequest:
         """§4.5: refuse in writing, with reasons and the information on the right to complain and to a court."""
         request = (await self._allow(actor, "refuse", request_id)).request
-        reasons = clean_text(reasons, "reasons", required=True, missing="a refusal needs its reasons (§4.5)")
+        reasons = clean_text(reasons, "reasons", plural=True, required=True, missing="a refusal needs its reasons (§4.5)")
         letter = L.refusal_letter(**self._letter_common(request), ordinance=self.settings.ordinance_reference,
                                   received_on=request.received_on, channel=request.channel, reasons=reasons,
                                   kind=request.kind, form=request.addressed_as)
@@ -522,7 +522,7 @@ class Requests:
         request = (await self._allow(actor, "extend", request_id)).request
         if not isinstance(months, int) or months < 1:
             raise InvalidInput("the extension is a whole number of months (1 or 2)")
-        reasons = clean_text(reasons, "reasons", required=True,
+        reasons = clean_text(reasons, "reasons", plural=True, required=True,
                              missing="an extension needs its reasons (GDPR Art. 12(3))")
         limit = add_months_to_date(request.due_on, MAX_EXTENSION_MONTHS)
         until = add_months_to_date(request.effective_due, months)
@@ -606,7 +606,7 @@ class Requests:
 
     @staticmethod
     def _session_input(notes: str, others: Iterable[str], outcome: str) -> tuple[str, list[str], str]:
-        notes = clean_text(notes, "notes")
+        notes = clean_text(notes, "notes", plural=True)
         other_names = [n for n in (clean_text(n, "name", limit=10 * MAX_TEXT, multiline=False) for n in others) if n]
         if len(other_names) > MAX_OTHERS or any(len(n) > MAX_NAME for n in other_names):
             raise InvalidInput(f"list at most {MAX_OTHERS} other people, each name at most {MAX_NAME} characters")

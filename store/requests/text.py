@@ -23,18 +23,18 @@ _BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_text(value: Any, label: str, *, required: bool = False, limit: int = MAX_TEXT,
-               multiline: bool = True, missing: str | None = None) -> str:
+               multiline: bool = True, missing: str | None = None, plural: bool = False) -> str:
     """`value` as it may be stored: controls and bidi overrides removed, trimmed, within `limit`.
 
-    Raises InvalidInput naming `label` when a `required` field is empty (or with `missing`, when given)
-    and when the text is longer than `limit` characters.
+    Raises InvalidInput naming `label` (`plural`: "the reasons are ...") when a `required` field is empty
+    (or with `missing`, when given) and when the text is longer than `limit` characters.
     """
     text = "" if value is None else str(value)
     text = text.replace("\r\n", "\n")
     text = (_CONTROLS_MULTILINE if multiline else _CONTROLS_LINE).sub("", text)
     text = _BIDI.sub("", text).strip()
     if required and not text:
-        raise InvalidInput(missing or f"the {label} is required")
+        raise InvalidInput(missing or f"the {label} {'are' if plural else 'is'} required")
     if len(text) > limit:
-        raise InvalidInput(f"the {label} is longer than {limit} characters")
+        raise InvalidInput(f"the {label} {'are' if plural else 'is'} longer than {limit} characters")
     return text
