@@ -123,6 +123,18 @@ def test_the_rules_beyond_a_permission_name_who_and_why():
     assert "export" not in allowed_actions(dpo_and_clerk, confirmed)
 
 
+@pytest.mark.ordinance("§4.6")
+def test_the_session_record_is_offered_once_and_only_after_a_session():
+    director = Actor(staff_id=3, name="dyrektor", roles=frozenset({Role.BOI_DIRECTOR}))
+    refused_then_closed = Facts(request=request_in("access", "closed"))
+    assert "sign_record" not in allowed_actions(director, refused_then_closed)
+    held = Facts(request=request_in("access", "session_held", session_ended_at=CALL_AT))
+    assert allowed_actions(director, held) == ("close", "sign_record")
+    signed = Facts(request=request_in("access", "closed", session_ended_at=CALL_AT), session_recorded=True)
+    assert allowed_actions(director, signed) == ()
+    assert lifecycle.check("sign_record", signed) == "closed"  # a later sign-off writes a new version
+
+
 def test_the_host_account_is_not_offered_steps_that_name_a_person():
     facts = Facts(request=request_in("access", "awaiting_decision"), linked=1)
     assert allowed_actions(SYSTEM, facts) == ("unlink", "withdraw")

@@ -320,7 +320,8 @@ ACTIONS: dict[str, Action] = {
     "open_content": Action(_in_session, "requests.session_playback",
                            wrong_state="{number} is {state}; content is opened only during its session"),
     "sign_record": Action(_signing, "requests.session_record", person="signing the session record",
-                          guards=(_session_ended,), offer=lambda actor, facts: not facts.session_recorded,
+                          guards=(_session_ended,), offer=lambda actor, facts: not facts.session_recorded
+                          and facts.request.session_ended_at is not None,
                           wrong_state="{number} has no ended listening session to record"),
 }
 
