@@ -18,8 +18,6 @@ from ..errors import RequestNotFound
 from .lifecycle import Facts
 from .model import HOLD_BASIS, REGISTERED
 
-Conn = "Database | aiosqlite.Connection"
-
 #: The department a conversation concerns (§4.3: whose head gives the opinion): a chat's topic's department
 #: when its topic names one (store/desk.py), else the conversation's own (a call's route or extension).
 DEPARTMENT_OF = ("coalesce((SELECT t.department_id FROM chat_topics t WHERE t.id = c.topic_id), "

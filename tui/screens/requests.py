@@ -26,6 +26,7 @@ from store.policy import Permission, allowed
 from store.requests import (
     ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
 )
+from store.requests.lifecycle import may_register
 from store.session_record import SESSION_OUTCOMES
 from tui.context import TuiContext
 from tui.screens.base import CimScreen
@@ -112,8 +113,8 @@ class RequestsScreen(CimScreen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         actor = self.ctx.actor
-        if action == "new":
-            return allowed(actor, Permission.REGISTER_REQUESTS) or allowed(actor, Permission.HANDLE_COPY_REQUESTS)
+        if action == "new":  # the registrars, and the DPO for the copy requests addressed to them
+            return any(may_register(actor, kind) is None for kind in (ACCESS, COPY))
         if action in ("toggle_view", "next_filter"):
             return allowed(actor, Permission.VIEW_REQUESTS)
         return True
