@@ -26,7 +26,8 @@ from store.policy import Permission, allowed
 from store.requests import (
     ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
 )
-from store.session_record import SESSION_OUTCOMES, SESSION_RECORD
+from store.requests.lifecycle import may_register
+from store.session_record import SESSION_OUTCOMES
 from tui.context import TuiContext
 from tui.screens.base import CimScreen, failure_title, set_failure_title
 from tui.widgets.listen_link import listening_status, offer_listening_link
@@ -112,8 +113,8 @@ class RequestsScreen(CimScreen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         actor = self.ctx.actor
-        if action == "new":
-            return allowed(actor, Permission.REGISTER_REQUESTS) or allowed(actor, Permission.HANDLE_COPY_REQUESTS)
+        if action == "new":  # the registrars, and the DPO for the copy requests addressed to them
+            return any(may_register(actor, kind) is None for kind in (ACCESS, COPY))
         if action in ("toggle_view", "next_filter"):
             return allowed(actor, Permission.VIEW_REQUESTS)
         return True
@@ -225,6 +226,15 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
     return FormModal(_("Register a request"), fields, submit, save_label=_("Register"))
 
 
+#: The detail screen's keys and the lifecycle's actions they take (store/requests/lifecycle.py).
+_STEPS = {
+    "link": "link", "unlink": "unlink", "opinion": "opinion", "grant": "grant", "refuse": "refuse",
+    "extend": "extend", "withdraw": "withdraw", "start_session": "start_session", "view_content": "open_content",
+    "end_session": "end_session", "sign_record": "sign_record", "export": "export", "close_request": "close",
+    "receipt": "link_receipt", "prepare_copy": "prepare_export", "confirm_copy": "confirm_export",
+}
+
+
 class RequestDetailScreen(CimScreen[None]):
     """One request: its facts, deadlines, §4.7 verdict, conversations, candidates, opinions and letters.
 
@@ -322,11 +332,7 @@ class RequestDetailScreen(CimScreen[None]):
         line.display = bool(links)
 
     def _may_link(self) -> bool:
-        d = self.detail
-        if d is None or "link" not in d.next_actions:
-            return False
-        return allowed(self.ctx.actor, Permission.REGISTER_REQUESTS) or (
-            d.request.kind == COPY and allowed(self.ctx.actor, Permission.HANDLE_COPY_REQUESTS))
+        return self.detail is not None and "link" in self.detail.allowed_actions
 
     def _show(self) -> None:
         assert self.detail is not None
@@ -436,36 +442,14 @@ class RequestDetailScreen(CimScreen[None]):
     # -- which steps are offered ------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer exactly what the lifecycle allows this person now (RequestDetail.allowed_actions)."""
         if action == "back":
             return True
         d = self.detail
         if d is None:
             return False
-        actor, r, moves = self.ctx.actor, d.request, d.next_actions
-        decider = Permission.DECIDE_REQUESTS if r.kind == ACCESS else Permission.HANDLE_COPY_REQUESTS
-        session_staff = allowed(actor, Permission.SCHEDULE_SESSIONS) or any(
-            a.staff_id == actor.staff_id for a in d.attendees)
-        rules: dict[str, bool] = {
-            "link": self._may_link(),
-            "unlink": self._may_link() and bool(d.conversations),
-            "opinion": "opinion" in moves and (allowed(actor, Permission.GIVE_DPO_OPINION)
-                                               or allowed(actor, Permission.GIVE_DEPARTMENT_OPINION)),
-            "grant": "grant" in moves and allowed(actor, decider),
-            "refuse": "refuse" in moves and allowed(actor, decider),
-            "extend": "extend" in moves and allowed(actor, decider),
-            "withdraw": "withdraw" in moves and any(allowed(actor, p) for p in (
-                Permission.REGISTER_REQUESTS, Permission.DECIDE_REQUESTS, Permission.HANDLE_COPY_REQUESTS)),
-            "start_session": "start_session" in moves and session_staff,
-            "view_content": r.state == "session_in_progress" and session_staff,
-            "end_session": "end_session" in moves and session_staff,
-            "sign_record": r.kind == ACCESS and r.session_ended_at is not None
-            and allowed(actor, Permission.DECIDE_REQUESTS) and not any(x.kind == SESSION_RECORD for x in d.letters),
-            "export": "export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
-            "close_request": "close" in moves and allowed(actor, decider),
-            "receipt": self._may_link() and r.channel == "chat" and r.receipt_verified_at is None,
-            **self._copy_rules(),
-        }
-        return rules.get(action, True)
+        step = _STEPS.get(action)
+        return True if step is None else step in d.allowed_actions
 
     # -- steps ----------------------------------------------------------------------------------------
 
@@ -713,15 +697,6 @@ class RequestDetailScreen(CimScreen[None]):
                          _("Copy exported with manifest.json and SHA256SUMS."))
 
     # -- two people for a copy (GDPR Art. 15) ----------------------------------------------------------
-
-    def _copy_rules(self) -> dict[str, bool]:
-        d, actor = self.detail, self.ctx.actor
-        moves = d.next_actions if d else ()
-        return {
-            "prepare_copy": "prepare_export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
-            "confirm_copy": "confirm_export" in moves and allowed(actor, Permission.CONFIRM_COPY_EXPORT)
-            and d.approval is not None and d.approval.prepared_by != actor.name,
-        }
 
     def _append_approval(self, text: Text, d: RequestDetail) -> None:
         a = d.approval
