@@ -50,6 +50,14 @@ _CALL_OF_SQL = (
     " SELECT l.conversation_id, 1 FROM call_legs l WHERE l.uniqueid IN (:linkedid, :uniqueid)) ORDER BY o, id LIMIT 1")
 
 
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be stored, nor bound into a note's seal
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class CallNote:
     linkedid: str
@@ -69,7 +77,7 @@ class CallNotes:
         """Set (or, for its author, change) the category and note of a call; audited without the note's text."""
         await self.store.audit.guard(actor, Permission.ANNOTATE_CALLS, "calls.annotate", target_kind="call",
                                      target_id=str(linkedid)[:40])
-        if not isinstance(linkedid, str) or not linkedid.strip() or len(linkedid) > 64:
+        if not isinstance(linkedid, str) or not linkedid.strip() or len(linkedid) > 64 or _unencodable(linkedid):
             raise InvalidInput("the call is named by the PBX's linkedid (a short text)")
         if category not in CALL_CATEGORIES:
             raise InvalidInput(f"the category must be one of: {', '.join(CALL_CATEGORIES)}")

@@ -169,8 +169,12 @@ async def test_hostile_notes_are_handled_as_before_and_stay_sealed(store, settin
     assert (await store.call_notes.annotate(consultant, "1772442000.5", "referred", "")).note == ""
     assert (await store.call_notes.annotate(consultant, "1772442000.5", "referred", "ż" * 500)).note == "ż" * 500
     assert (await store.db.fetchone("SELECT typeof(note) AS t FROM call_notes"))["t"] == "blob"
+    for linkedid in ("1772442000.\ud800", "9" * 65, " "):  # the call's name is bound into the seal
+        with pytest.raises(InvalidInput):
+            await store.call_notes.annotate(consultant, linkedid, "other", "x")
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM call_notes"))["n"] == 1
     raw = _db_and_wal(settings)
-    assert "czerwony".encode() not in raw and "Kowalski".encode() not in raw
+    assert b"czerwony" not in raw and b"Kowalski" not in raw
 
 
 @pytest.mark.ordinance("GDPR 32")
