@@ -156,6 +156,5 @@ def adopt_note_keys_sync(conn: sqlite3.Connection, note_ids: list[int]) -> int:
         part = note_ids[start:start + 500]
         rows += conn.execute(f"SELECT key_id, conversation_id FROM call_notes WHERE id IN ({','.join('?' * len(part))}) "
                              "AND conversation_id IS NOT NULL AND key_id IS NOT NULL", part).fetchall()
-    conn.executemany("UPDATE keyring.data_keys SET conversation_id = ? WHERE key_id = ? AND conversation_id = 0",
-                     [(r[1], r[0]) for r in rows])
+    conn.executemany("UPDATE keyring.data_keys SET conversation_id = ? WHERE key_id = ?", [(r[1], r[0]) for r in rows])
     return len(rows)
