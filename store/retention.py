@@ -495,6 +495,8 @@ class Retention:
                         progress(PurgeProgress(counts.calls + counts.chats, max(total, counts.calls + counts.chats)))
                     await asyncio.sleep(0)  # let live chat writes in between batches
                 async with self.db.write() as tx:
+                    if self.db.keyring is not None:  # call notes that never met their call: their keys go with them
+                        await run_on_thread(tx, Keys.shred_unlinked_notes_sync, c_iso, to_iso(self.clock()))
                     await purge_unlinked_queue_facts(tx, c_iso, self.settings.timezone)
                     if self.db.keyring is not None:
                         # older than a whole retention period: whatever conversation it sealed is past its date
@@ -770,6 +772,59 @@ class Retention:
                     bad += 1
                     if bad <= 20:
                         problems.append(FsckProblem("tampered_line", exc.message))
+        return problems + await self._check_notes()
+
+    async def _check_notes(self) -> list[FsckProblem]:
+        """Supervisors' whispers and consultants' call notes are sealed too (store/keys.py): none left plain,
+        every sealed one opens, every call note's key is held (or was destroyed by a purge)."""
+        problems: list[FsckProblem] = []
+        plain = await self.db.fetchone(
+            "SELECT (SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') AS whispers, "
+            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS call_notes")
+        if plain["whispers"] or plain["call_notes"]:
+            problems.append(FsckProblem("unsealed_notes", f"{plain['whispers']} supervisors' whispers and "
+                                        f"{plain['call_notes']} call notes are not sealed yet; run "
+                                        "`cim keys encrypt-existing`"))
+        bad = 0
+
+        def broken(exc: SealBroken) -> None:
+            nonlocal bad
+            bad += 1
+            if bad <= 20:
+                problems.append(FsckProblem("tampered_note", exc.message))
+
+        for conv in await self.db.fetchall("SELECT DISTINCT conversation_id FROM chat_staff_notes "
+                                           "WHERE typeof(text) = 'blob'"):
+            key = await self.keys.read_key(conv["conversation_id"])
+            if key is None:
+                continue  # the conversation's key: reported with the conversation
+            for n in await self.db.fetchall("SELECT id, text FROM chat_staff_notes WHERE conversation_id = ? AND "
+                                            "typeof(text) = 'blob'", (conv["conversation_id"],)):
+                try:
+                    key.open_staff_note(n["id"], bytes(n["text"]))
+                except SealBroken as exc:
+                    broken(exc)
+        for n in await self.db.fetchall(
+                "SELECT n.linkedid, n.key_id, n.note, k.key_id IS NOT NULL AS held, s.key_id IS NOT NULL AS shredded, "
+                "EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = n.key_id) AS the_calls FROM call_notes n "
+                "LEFT JOIN keyring.data_keys k ON k.key_id = n.key_id LEFT JOIN keyring.shredded s "
+                "ON s.key_id = n.key_id WHERE typeof(n.note) = 'blob' ORDER BY n.id"):
+            if not n["held"]:
+                if n["the_calls"]:
+                    continue  # the call's own key: reported with the conversation
+                if n["shredded"]:
+                    problems.append(FsckProblem("deleted_content", f"the note on call {n['linkedid']}: {DELETED_MARK}, "
+                                                "its key was destroyed by the purge; this copy can never be read "
+                                                "(run `cim purge`)"))
+                else:
+                    problems.append(FsckProblem("missing_key", f"the note on call {n['linkedid']}: its data key is "
+                                                f"missing from the key ring {self.settings.keyring_path}"))
+                continue
+            key = await self.keys.read_key_id(n["key_id"])
+            try:
+                key.open_call_note(n["linkedid"], bytes(n["note"]))
+            except SealBroken as exc:
+                broken(exc)
         return problems
 
     async def backup(self, actor: Actor, destination: Path) -> BackupResult:
@@ -1084,6 +1139,9 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
             oldest = target.execute("SELECT min(purge_after) FROM conversations").fetchone()[0]
             sealed = target.execute("SELECT count(*) FROM conversations WHERE key_id IS NOT NULL").fetchone()[0]
             unsealed = target.execute("SELECT count(*) FROM messages WHERE typeof(text) = 'text'").fetchone()[0]
+            unsealed_notes = target.execute(
+                "SELECT (SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + (SELECT count(*) "
+                "FROM call_notes WHERE typeof(note) = 'text' AND note <> '')").fetchone()[0]
         finally:
             source.close()
             target.close()
@@ -1114,6 +1172,7 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
             # crypto-shredding: the copy holds ciphertext and key ids only; reading it needs the key ring and
             # this master key generation, and a conversation purged after today stays unreadable in it
             manifest["keys"] = {**keys, "sealed_conversations": sealed, "unsealed_lines": unsealed,
+                                "unsealed_notes": unsealed_notes,
                                 "needs": f"master key {keys['master_key_id']} (generation {keys['master_key_generation']}) "
                                          f"and the key ring {keys['keyring']}; neither is in this backup"}
         (destination / "backup.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
