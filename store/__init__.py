@@ -9,6 +9,7 @@ from __future__ import annotations
 from .accounts import Accounts
 from .archive import Archive
 from .audit import AuditLog
+from .backend import open_backend
 from .call_notes import CallNotes
 from .callbacks import Callbacks
 from .calls import Calls
@@ -68,7 +69,11 @@ class Store:
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
-        """Open (with `create`, first make) the data directory and database, applying pending migrations."""
+        """Open (with `create`, first make) the data directory and database, applying pending migrations.
+
+        The backend is the one CIM_DATABASE_URL's scheme names (store/backend.py); only `sqlite:` exists.
+        """
+        backend = open_backend(settings.database.scheme)  # an unsupported scheme: ConfigError, nothing created
         check_data_dir(settings.data_dir, create=create)
         seal = load_seal(settings)  # a misconfigured seal fails here, at start-up, not at the first letter
         for folder in (settings.recordings_dir, settings.letters_dir):
@@ -76,8 +81,7 @@ class Store:
                 folder.mkdir(mode=0o700, exist_ok=True)
         if create or settings.db_path.exists():
             prepare_keyring(settings.keyring_path)  # outside the data directory: backups never carry a key
-        db = Database(settings.db_path, clock, keyring=settings.keyring_path)
-        await db.open(create=create)
+        db = await backend.open_database(settings, clock, create=create)
         try:
             store = cls(settings, db, clock)  # a bad setting found by a service (CIM_LDAP_ROLE_MAP...) raises here
             store.requests.seal = seal
@@ -87,6 +91,14 @@ class Store:
             await db.close()
             raise
         return store
+
+    async def ping(self) -> None:
+        """Raise when the database does not answer (the server's /healthz)."""
+        await self.db.fetchone("SELECT 1")
+
+    async def applied_migrations(self) -> list[str]:
+        """Names of the migrations recorded in the database, in order (`cim init`)."""
+        return await self.db.applied_migrations()
 
     async def close(self) -> None:
         self.listening.stop()
