@@ -50,7 +50,9 @@ class Store:
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
-        self.retention = Retention(db, self.audit, settings, clock)
+        #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
+        self.backend = db.hooks()
+        self.retention = Retention(db, self.audit, settings, clock, self.backend)
         self.retention.keys = self.keys
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
@@ -94,11 +96,11 @@ class Store:
 
     async def ping(self) -> None:
         """Raise when the database does not answer (the server's /healthz)."""
-        await self.db.fetchone("SELECT 1")
+        await self.backend.ping()
 
     async def applied_migrations(self) -> list[str]:
         """Names of the migrations recorded in the database, in order (`cim init`)."""
-        return await self.db.applied_migrations()
+        return await self.backend.applied_migrations()
 
     async def close(self) -> None:
         self.listening.stop()

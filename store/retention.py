@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
+from .backend import BackendHooks
 from .clock import Clock, Duration, add_months, from_iso, to_iso
 from .db import Database, run_on_thread
 from .keys import DELETED_MARK, ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
@@ -51,13 +52,6 @@ _SQL_HELD = (
 )
 #: Conversations in the first purge batch; later batches adapt to settings.purge_batch_ms.
 _FIRST_BATCH = 8
-#: SQLite's default wal_autocheckpoint (pages), restored on the writer after a purge.
-_AUTOCHECKPOINT_PAGES = 1000
-#: During a purge, a PASSIVE checkpoint starts beside the writer once the WAL is this large.
-_CHECKPOINT_WAL_BYTES = 4 << 20
-#: One scrub attempt (checkpoint TRUNCATE) waits at most this long for readers; SQLite blocks
-#: writers meanwhile, so live chat commits wait no longer than this between attempts.
-_SCRUB_ATTEMPT_MS = 100
 # Tables whose rows of a purged conversation the purge deletes itself (others are found from their FKs).
 _OWN_TABLES = {"messages", "recordings", "holds", "conversations"}
 
@@ -230,8 +224,11 @@ class _Counts:
 class Retention:
     """Holds, purges and integrity checks over the conversations and the managed recordings folder."""
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock,
+                 backend: BackendHooks) -> None:
         self.db = db
+        #: SQLite's (the backend's) own mechanics: checkpoints, search-index upkeep, the scrub, the backup copy
+        self.backend = backend
         self.audit = audit
         self.settings = settings
         self.clock = clock
@@ -478,15 +475,14 @@ class Retention:
             # commit queued behind a batch waits about purge_batch_ms, not a whole 100-row batch.
             budget = max(1, self.settings.purge_batch_ms) / 1000
             limit = min(batch_size, _FIRST_BATCH)
-            checkpoints = _Checkpointer(self.db.path)
-            await self._autocheckpoint(0)
+            await self.backend.begin_bulk_delete()  # no WAL checkpoint inside a batch's commit (bench/FINDINGS.md)
             try:
                 while True:
                     purged, paths, held = await self._delete_batch(run_id, c_iso, limit, dependents, counts)
                     if not purged:
                         break
                     limit = _next_limit(limit, held, budget, batch_size)
-                    checkpoints.maybe_start()
+                    self.backend.bulk_batch_committed()
                     if not paused and os.environ.get(PAUSE_AFTER_COMMIT_ENV):
                         paused = True
                         _pause_for_test(os.environ[PAUSE_AFTER_COMMIT_ENV])
@@ -503,11 +499,7 @@ class Retention:
                         counts.orphan_keys = await run_on_thread(tx, Keys.shred_orphans_sync, to_iso(aged),
                                                                  to_iso(self.clock()))
             finally:
-                await checkpoints.wait()
-                try:
-                    await self._autocheckpoint(_AUTOCHECKPOINT_PAGES)
-                except Exception:  # a failing store: the next connection starts with SQLite's default again
-                    log.exception("could not turn the automatic WAL checkpoint back on after the purge")
+                await self.backend.end_bulk_delete()
         except BaseException as exc:
             try:
                 async with self.db.write() as tx:
@@ -528,9 +520,8 @@ class Retention:
                                                                counts.bytes, preview.held, dry_run=False),
                                              "resumed_files": counts.resumed, "orphan_keys": counts.orphan_keys})
         if counts.calls or counts.chats or counts.resumed:
-            await self._optimize_fulltext()
-        # most of the WAL is folded in beside the writer first, so the TRUNCATE under the write lock is short
-        await _Checkpointer(self.db.path).run()
+            await self.backend.optimise_search()  # no index segment keeps a purged message's words
+        await self.backend.checkpoint()  # most of the log folded in beside the writer: the scrub is short
         wal_truncated = await self._scrub()
         earlier = await self._remnant_runs()
         if not wal_truncated:
@@ -550,16 +541,6 @@ class Retention:
             await self.audit.append(tx, actor, "retention.purge_recovered", target_kind="purge_run",
                                     target_id=r["id"], details={"calls": r["calls"], "chats": r["chats"],
                                                                 "files": r["files"], "bytes": r["bytes"]})
-
-    async def _autocheckpoint(self, pages: int) -> None:
-        """Turn the writer's automatic WAL checkpoint off during a purge (0) and back on after it.
-
-        An automatic checkpoint runs inside whichever COMMIT crosses the threshold and fsyncs the
-        database file while the write lock is held; during a purge that stalled chat commits for
-        hundreds of ms. Meanwhile _Checkpointer runs PASSIVE checkpoints beside the writer.
-        """
-        async with self.db.write() as tx:
-            await tx.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
 
     async def _dependent_tables(self) -> list[tuple[str, str]]:
         """(table, column) of every other table whose FK to conversations does not cascade by itself."""
@@ -645,51 +626,9 @@ class Retention:
         await self._unlink(paths)
         return len(paths)
 
-    async def _optimize_fulltext(self) -> None:
-        """Merge full-text indexes so no segment keeps tokens of a deleted message (secure_delete zeroes the rest)."""
-        for t in await self.db.fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts%'"):
-            name = t["name"].replace('"', '""')
-            try:
-                async with self.db.write() as tx:
-                    await tx.execute(f'INSERT INTO "{name}"("{name}") VALUES (\'optimize\')')
-            except sqlite3.DatabaseError as exc:
-                log.warning("could not optimise full-text index %s after the purge: %s", t["name"], exc)
-
     async def _scrub(self) -> bool:
-        """Checkpoint and truncate the WAL, so no page of purged text survives in cim.sqlite3 or -wal.
-
-        Another connection's read transaction (a long report, a backup, an admin's sqlite3 shell)
-        pins old pages: the checkpoint is retried in short attempts, the write lock free between
-        them, for up to settings.purge_scrub_wait_seconds. True when a checkpoint TRUNCATE completed.
-        """
-        wal = Path(f"{self.db.path}-wal")
-        deadline = time.monotonic() + max(0, self.settings.purge_scrub_wait_seconds)
-        delay, first = 0.05, True
-        while True:
-            try:
-                complete = await self.db.checkpoint_truncate(busy_ms=_SCRUB_ATTEMPT_MS)
-            except sqlite3.OperationalError as exc:  # "database is locked": another process is writing
-                log.info("a scrub attempt was blocked: %s", exc)
-                complete = False
-            if complete:  # every frame folded in and the WAL reset (a later write of another process is new data)
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                try:
-                    size = wal.stat().st_size
-                except FileNotFoundError:
-                    size = 0
-                log.warning("the purge could not truncate the WAL (%d bytes left): another connection held a read"
-                            " transaction for %ds; purged text may remain until the next purge", size,
-                            self.settings.purge_scrub_wait_seconds)
-                return False
-            if first:
-                first = False
-                log.info("the purge waits up to %ds for another connection's read transaction to end",
-                         self.settings.purge_scrub_wait_seconds)
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
+        """The backend's scrub after a purge: no page of purged text left in the database files (or False)."""
+        return await self.backend.scrub_after_purge(self.settings.purge_scrub_wait_seconds)
 
     async def _remnant_runs(self) -> tuple[int, ...]:
         return tuple(r["id"] for r in await self.db.fetchall(
@@ -787,7 +726,7 @@ class Retention:
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
         keys = self.keys.describe() if self.keys is not None and self.keys.master is not None else {}
-        result = await asyncio.to_thread(_copy_backup, self.db.path, self.settings.recordings_dir, destination,
+        result = await asyncio.to_thread(_copy_backup, self.backend, self.settings.recordings_dir, destination,
                                          created, keep.after(created), keys)
         async with self.db.write() as tx:
             await self.audit.append(tx, actor, "retention.backup", details={
@@ -869,56 +808,6 @@ def _next_limit(limit: int, held: float, budget: float, most: int) -> int:
     if held < budget / 2:
         return min(most, limit + max(1, limit // 4))
     return limit
-
-
-class _Checkpointer:
-    """PASSIVE WAL checkpoints on their own short-lived connection in a thread, one at a time.
-
-    PASSIVE never takes the write lock nor waits for readers, so chat commits carry on while the
-    database file is written and fsynced; the WAL is reset by a later write once it is fully copied.
-    """
-
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-        self.wal = Path(f"{db_path}-wal")
-        self.task: asyncio.Task | None = None
-
-    def maybe_start(self) -> None:
-        if self.task is not None and not self.task.done():
-            return
-        if self.task is not None:
-            self._collect(self.task)
-        try:
-            size = self.wal.stat().st_size
-        except FileNotFoundError:
-            return
-        if size >= _CHECKPOINT_WAL_BYTES:
-            self.task = asyncio.ensure_future(asyncio.to_thread(_passive_checkpoint, self.db_path))
-
-    async def run(self) -> None:
-        """One PASSIVE checkpoint now, awaited (a failure is logged: the TRUNCATE that follows still runs)."""
-        self.task = asyncio.ensure_future(asyncio.to_thread(_passive_checkpoint, self.db_path))
-        await self.wait()
-
-    async def wait(self) -> None:
-        if self.task is not None:
-            await asyncio.wait([self.task])
-            self._collect(self.task)
-            self.task = None
-
-    @staticmethod
-    def _collect(task: asyncio.Task) -> None:
-        exc = task.exception()
-        if exc is not None:  # the final TRUNCATE checkpoint (and SQLite's own) will still fold the WAL
-            log.warning("a PASSIVE checkpoint during the purge failed: %s", exc)
-
-
-def _passive_checkpoint(db_path: Path) -> None:
-    conn = sqlite3.connect(db_path, timeout=10, isolation_level=None)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    finally:
-        conn.close()
 
 
 class _FileLock:
@@ -1069,26 +958,16 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
     return FsckReport(tuple(problems), len(rows), len(on_disk))
 
 
-def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: datetime,
+def _copy_backup(backend: BackendHooks, recordings: Path, destination: Path, created: datetime,
                  destroy_by: datetime, keys: dict[str, Any] | None = None) -> BackupResult:
     old_umask = os.umask(0o077)
     try:
         destination.mkdir(mode=0o700, exist_ok=True)  # only the last level: backup() checked the parent
-        target_db = destination / db_path.name
-        source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-        target = sqlite3.connect(target_db)
-        try:
-            source.backup(target)  # one step: a consistent snapshot; WAL lets writers carry on
-            target.execute("PRAGMA journal_mode=DELETE")
-            paths = target.execute("SELECT path FROM recordings ORDER BY id").fetchall()
-            oldest = target.execute("SELECT min(purge_after) FROM conversations").fetchone()[0]
-            sealed = target.execute("SELECT count(*) FROM conversations WHERE key_id IS NOT NULL").fetchone()[0]
-            unsealed = target.execute("SELECT count(*) FROM messages WHERE typeof(text) = 'text'").fetchone()[0]
-        finally:
-            source.close()
-            target.close()
+        copy = backend.copy_database(destination)  # a consistent snapshot while writers carry on
+        target_db, oldest, sealed, unsealed = (copy.path, copy.earliest_purge_after, copy.sealed_conversations,
+                                               copy.unsealed_lines)
         files = size = missing = 0
-        for (relative,) in paths:
+        for relative in copy.recording_paths:
             src = _inside(recordings, relative)
             dst = _inside(destination / "recordings", relative)
             if src is None or dst is None or not src.is_file():

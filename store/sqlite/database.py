@@ -9,12 +9,15 @@ import sqlite3
 import stat
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, TypeVar
 
 import aiosqlite
 
 from ..clock import Clock, to_iso
 from ..errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from .hooks import SqliteHooks
 
 T = TypeVar("T")
 
@@ -195,6 +198,12 @@ class Database:
                 if busy_ms is not None:
                     await self._writer.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return bool(rows) and rows[0][0] == 0
+
+    def hooks(self) -> "SqliteHooks":
+        """The engine's own mechanics the domain asks for (store/backend.py BackendHooks)."""
+        from .hooks import SqliteHooks
+
+        return SqliteHooks(self)
 
     @property
     def writer(self) -> aiosqlite.Connection:
