@@ -692,6 +692,15 @@ class Keys:
         conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(r[0],) for r in rows])
         return len(rows)
 
+    async def sealing_counts(self) -> dict[str, int]:
+        """How much is sealed (`cim keys status`): conversations, sealed ones, keys held and destroyed, plain lines."""
+        row = await self.db.fetchone(
+            "SELECT (SELECT count(*) FROM conversations) AS conversations, "
+            "(SELECT count(*) FROM conversations WHERE key_id IS NOT NULL) AS sealed, "
+            "(SELECT count(*) FROM keyring.data_keys) AS keys_held, (SELECT count(*) FROM keyring.shredded) AS shredded, "
+            "(SELECT count(*) FROM messages WHERE typeof(text) = 'text') AS unsealed_lines")
+        return dict(row)
+
     def describe(self) -> dict[str, Any]:
         """What a backup needs to be read (no key material): the master key id and generation, the key ring."""
         assert self.master is not None
