@@ -19,7 +19,7 @@ from .db import Database, check_data_dir
 from .desk import Desk
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
-from .keys import Keys, prepare_keyring
+from .keys import Keys
 from .listening import Listening
 from .models import Actor, Role
 from .notices import Notices
@@ -29,6 +29,7 @@ from .reports import Reports
 from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
+from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
 from .supervision import Supervision
@@ -52,7 +53,7 @@ class Store:
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
         self.backend = db.hooks()
-        self.retention = Retention(db, self.audit, settings, clock, self.backend)
+        self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)
         self.retention.keys = self.keys
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
@@ -81,8 +82,6 @@ class Store:
         for folder in (settings.recordings_dir, settings.letters_dir):
             if create:
                 folder.mkdir(mode=0o700, exist_ok=True)
-        if create or settings.db_path.exists():
-            prepare_keyring(settings.keyring_path)  # outside the data directory: backups never carry a key
         db = await backend.open_database(settings, clock, create=create)
         try:
             store = cls(settings, db, clock)  # a bad setting found by a service (CIM_LDAP_ROLE_MAP...) raises here

@@ -151,32 +151,6 @@ def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> Non
                           "CIM_MASTER_KEY_FILE to a writable place outside the data directory") from exc
 
 
-# -- the key ring file --------------------------------------------------------------------------------
-
-def prepare_keyring(path: Path) -> None:
-    """Create the key ring (0600 in a 0700 folder) and its tables; blocking, before the database opens."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        old = os.umask(0o077)
-        try:
-            conn = sqlite3.connect(path)
-        finally:
-            os.umask(old)
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreUnavailable(f"cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable "
-                               "place outside the data directory") from exc
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        for sql in KEYRING_SCHEMA:
-            conn.execute(sql.format(db="main"))
-        conn.commit()
-    except sqlite3.DatabaseError as exc:
-        raise StoreUnavailable(f"{path} is not a usable CIM key ring ({exc})") from exc
-    finally:
-        conn.close()
-    os.chmod(path, 0o600)
-
-
 def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> MasterKey:
     """Load the master key and check it against the key ring; create it for a key ring that holds no key yet.
 

@@ -56,6 +56,20 @@ def check_data_dir(path: Path, *, create: bool) -> None:
         raise StoreUnavailable(f"data directory {path} is not writable by this user")
 
 
+class Transaction:
+    """One short write transaction on the writer (BEGIN IMMEDIATE … COMMIT): the unit of work.
+
+    A service opens it (through its repository), the repository's writes run in it and the audit
+    entry joins it (AuditLog.append), so a change and the entry that records it commit or roll back
+    together. `connection` is for the repositories and the audit in store/ only.
+    """
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+
+
 class Database:
     """One writer connection behind an asyncio lock (short BEGIN IMMEDIATE transactions) and one reader."""
 
@@ -155,6 +169,12 @@ class Database:
                 raise
             else:
                 await self._writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """`write()` as a unit of work for repositories: the same lock, BEGIN IMMEDIATE, COMMIT or ROLLBACK."""
+        async with self.write() as conn:
+            yield Transaction(conn)
 
     async def write_call(self, fn: Callable[..., T], *args: Any) -> T:
         """A whole short write transaction in ONE call on the writer's thread: BEGIN IMMEDIATE, fn(conn, *args), COMMIT.
