@@ -77,7 +77,7 @@ def test_no_module_outside_the_store_touches_a_connection() -> None:
 ])
 def test_the_check_finds_a_planted_connection_use(tmp_path, planted) -> None:
     module = tmp_path / "planted.py"
-    module.write_text(f'"""A module that reaches for the database."""\n\nasync def f(store, hub, actor):\n'
+    module.write_text('"""A module that reaches for the database."""\n\nasync def f(store, hub, actor):\n'
                       + "".join(f"    {line}\n" for line in planted.splitlines()), encoding="utf-8")
     assert connection_uses(module), planted
 
