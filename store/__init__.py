@@ -29,6 +29,7 @@ from .reports import Reports
 from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
+from .sqlite.accounts import AccountsRepository
 from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
@@ -46,7 +47,7 @@ class Store:
         self.clock = clock
         self.audit = AuditLog(db, clock, settings)
         self.keys = Keys(db, settings)
-        self.accounts = Accounts(db, self.audit, settings, clock)
+        self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
