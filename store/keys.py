@@ -151,32 +151,6 @@ def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> Non
                           "CIM_MASTER_KEY_FILE to a writable place outside the data directory") from exc
 
 
-# -- the key ring file --------------------------------------------------------------------------------
-
-def prepare_keyring(path: Path) -> None:
-    """Create the key ring (0600 in a 0700 folder) and its tables; blocking, before the database opens."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        old = os.umask(0o077)
-        try:
-            conn = sqlite3.connect(path)
-        finally:
-            os.umask(old)
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreUnavailable(f"cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable "
-                               "place outside the data directory") from exc
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        for sql in KEYRING_SCHEMA:
-            conn.execute(sql.format(db="main"))
-        conn.commit()
-    except sqlite3.DatabaseError as exc:
-        raise StoreUnavailable(f"{path} is not a usable CIM key ring ({exc})") from exc
-    finally:
-        conn.close()
-    os.chmod(path, 0o600)
-
-
 def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> MasterKey:
     """Load the master key and check it against the key ring; create it for a key ring that holds no key yet.
 
@@ -778,6 +752,17 @@ class Keys:
                             "(SELECT 1 FROM call_notes n WHERE n.key_id = k.key_id)", (cutoff,)).fetchall()
         Keys._shred_keys(conn, [(r[0], r[1]) for r in rows], now)
         return len(rows)
+
+    async def sealing_counts(self) -> dict[str, int]:
+        """How much is sealed (`cim keys status`): conversations, sealed ones, keys held and destroyed, plain lines."""
+        row = await self.db.fetchone(
+            "SELECT (SELECT count(*) FROM conversations) AS conversations, "
+            "(SELECT count(*) FROM conversations WHERE key_id IS NOT NULL) AS sealed, "
+            "(SELECT count(*) FROM keyring.data_keys) AS keys_held, (SELECT count(*) FROM keyring.shredded) AS shredded, "
+            "(SELECT count(*) FROM messages WHERE typeof(text) = 'text') AS unsealed_lines, "
+            "(SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
+            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS unsealed_notes")
+        return dict(row)
 
     def describe(self) -> dict[str, Any]:
         """What a backup needs to be read (no key material): the master key id and generation, the key ring."""

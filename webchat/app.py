@@ -224,7 +224,7 @@ async def _healthz(request: web.Request) -> web.Response:
     """`ok` (200) while the database answers, `unavailable` (503) otherwise; nothing about who is online."""
     hub = request.app[HUB]
     try:
-        await hub.store.db.fetchone("SELECT 1")
+        await hub.store.ping()
     except Exception:
         log.exception("healthz.database_failed")
         return web.Response(text="unavailable", status=503)

@@ -21,14 +21,8 @@ def keys() -> None:
 
 
 async def _status(store) -> dict:
-    row = await store.db.fetchone(
-        "SELECT (SELECT count(*) FROM conversations) AS conversations, "
-        "(SELECT count(*) FROM conversations WHERE key_id IS NOT NULL) AS sealed, "
-        "(SELECT count(*) FROM keyring.data_keys) AS keys_held, (SELECT count(*) FROM keyring.shredded) AS shredded, "
-        "(SELECT count(*) FROM messages WHERE typeof(text) = 'text') AS unsealed_lines, "
-        "(SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
-        "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS unsealed_notes")
-    return {**store.keys.describe(), "master_key_file": str(store.settings.master_key_path), **dict(row)}
+    return {**store.keys.describe(), "master_key_file": str(store.settings.master_key_path),
+            **await store.keys.sealing_counts()}
 
 
 @keys.command("status")
@@ -76,8 +70,7 @@ async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
         click.echo(_("{what}: {done} of {total}").format(what=names[p.phase], done=p.done, total=p.total), err=True)
 
     result = await encrypt_existing(store, progress, batch=batch)
-    async with store.db.write() as tx:
-        await store.audit.append(tx, cli_actor("keys"), "keys.encrypt_existing", details=result.as_json())
+    await store.audit.record(cli_actor("keys"), "keys.encrypt_existing", details=result.as_json())
     if as_json:
         print_json(result.as_json())
         return
@@ -99,10 +92,9 @@ async def rotate_master(store, as_json: bool) -> None:
     generation, count = await store.keys.rotate_master()
     dropped = await store.keys.retire_master(generation)
     document = {**store.keys.describe(), "rewrapped": count, "retired_generations": dropped}
-    async with store.db.write() as tx:
-        await store.audit.append(tx, cli_actor("keys"), "keys.rotate_master", details={
-            "master_key_id": document["master_key_id"], "generation": generation, "rewrapped": count,
-            "retired_generations": dropped})
+    await store.audit.record(cli_actor("keys"), "keys.rotate_master", details={
+        "master_key_id": document["master_key_id"], "generation": generation, "rewrapped": count,
+        "retired_generations": dropped})
     if as_json:
         print_json(document)
         return
