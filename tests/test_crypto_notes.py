@@ -36,8 +36,13 @@ def _cim(env: dict, *args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def _db_and_wal(settings: Settings) -> bytes:
+    """The live database file and its WAL, read by another process: closing a descriptor of the database
+    file in this process would drop every POSIX lock SQLite holds on it here (fcntl locks are per process),
+    and a second process would then take itself for the last connection and remove the WAL under us."""
     wal = Path(f"{settings.db_path}-wal")
-    return settings.db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    read = [sys.executable, "-c", "import sys; [sys.stdout.buffer.write(open(p, 'rb').read()) for p in sys.argv[1:]]",
+            str(settings.db_path), *([str(wal)] if wal.exists() else [])]
+    return subprocess.run(read, capture_output=True, check=True).stdout
 
 
 async def _live_chat(store: Store, make_staff):
