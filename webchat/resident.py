@@ -10,7 +10,10 @@ import socketio
 from store.chats import LANGS
 from store.errors import ResumeInvalid
 
-from .hub import RESIDENT, STAFF, Hub, ResidentConn, acked, chat_room, consultant_room, error, ok, refuse
+from .broadcast import ChatClosed, ChatQueued, MessageStored
+from .hub import RESIDENT, Hub, ResidentConn, acked, chat_room, error, ok, refuse
+from .protocol import (INVALID, NOTICE_NOT_ACCEPTED, OFFLINE, RATE_LIMITED, RESIDENT_LEFT, RESUME_INVALID,
+                       SERVER_ERROR, TOO_MANY_CONNECTIONS, notice_payload, refusal)
 
 log = logging.getLogger("cim.webchat")
 #: Addresses remembered with the chats they opened before the memory is pruned against the queue.
@@ -28,7 +31,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         lang = auth.get("lang") if auth.get("lang") in LANGS else "pl"
         if not hub.connections.acquire(address):  # first: the cheapest refusal, before any database work
             log.warning("resident.refused reason=too_many_connections")
-            raise refuse({"code": "too_many_connections", "message": "too many connections from your address"})
+            raise refuse(refusal(TOO_MANY_CONNECTIONS, "too many connections from your address"))
         chat = None
         resume = auth.get("resume")
         if resume is not None:
@@ -37,11 +40,11 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             except ResumeInvalid as exc:
                 hub.connections.release(address)
                 log.info("resident.resume_refused")
-                raise refuse({"code": "resume_invalid", "message": exc.message})
+                raise refuse(refusal(RESUME_INVALID, exc.message))
             except Exception:
                 hub.connections.release(address)
                 log.exception("resident.resume_failed")
-                raise refuse({"code": "server_error", "message": "the server could not resume the chat"})
+                raise refuse(refusal(SERVER_ERROR, "the server could not resume the chat"))
         hub.residents[sid] = conn = ResidentConn(address, chat.lang if chat else lang)
         if chat is not None:
             conn.chat_id = chat.id
@@ -65,8 +68,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                                to=sid, namespace=RESIDENT)
             else:
                 notice = await hub.store.notices.current("chat", conn.lang)
-                await sio.emit("notice", {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
-                                          "text": notice.text,
+                await sio.emit("notice", {**notice_payload(notice),
                                           "consultants_available": await hub.consultants_available()},
                                to=sid, namespace=RESIDENT)
         except Exception:
@@ -75,8 +77,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     async def offline_form(lang: str) -> dict[str, Any]:
         """The notice an offline message is left after (§1.5), sent with `offline` (webchat/resident_desk.py)."""
         notice = await hub.store.notices.current("chat", lang)
-        return {"notice": {"notice_id": notice.id, "version": notice.version, "lang": notice.lang,
-                           "text": notice.text}}
+        return {"notice": notice_payload(notice)}
 
     def offline_payload(lang: str) -> dict[str, str]:
         """The closed chat's message (which names the hours), the hours on their own, and where else to turn:
@@ -123,15 +124,15 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     async def on_accept_notice(sid: str, data: dict) -> dict:
         conn = current(sid)
         if conn is None:
-            return error("invalid", "not connected")
+            return error(INVALID, "not connected")
         if conn.chat_id is not None:
             if (await hub.chats.get(conn.chat_id)).status != "closed":
-                return error("invalid", "a chat is already open on this connection")
+                return error(INVALID, "a chat is already open on this connection")
             hub.leave_chat(sid, conn.chat_id)  # the last chat ended: a new one may start
             await sio.leave_room(sid, chat_room(conn.chat_id), namespace=RESIDENT)
             conn.chat_id = None
         if not hub.is_open():
-            return error("offline", offline_payload(conn.lang)["message"])
+            return error(OFFLINE, offline_payload(conn.lang)["message"])
         refusal = await opening_refused(sid, conn)
         if refusal is not None:
             return refusal
@@ -144,12 +145,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         log.info("chat.opened chat_id=%s lang=%s", chat_id, conn.lang)
         position = next((q.position for q in await hub.chats.queue() if q.chat_id == chat_id), None)
 
-        async def announce() -> None:
-            for message in opened.messages:
-                await hub.relay(chat_id, message)
-            hub.queue_changed()
-
-        hub.spawn(_logged(announce(), "chat.announce_failed"))
+        hub.spawn(_logged(hub.publish(ChatQueued(opened.chat, tuple(opened.messages))), "chat.announce_failed"))
         return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position,
                   estimated_wait_s=await hub.estimated_wait())
 
@@ -168,19 +164,19 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 del hub.opened_by[conn.address]
             if len(mine) >= limits.max_queued_per_address:
                 log.warning("resident.refused reason=too_many_waiting_chats")
-                return error("rate_limited", "too many chats from your network are waiting; try again later")
+                return error(RATE_LIMITED, "too many chats from your network are waiting; try again later")
         if not (limits.open_socket_rate.allow(sid) and limits.open_address_rate.allow(conn.address)):
             log.warning("resident.refused reason=too_many_chats_opened")
-            return error("rate_limited", "too many new chats; wait a while before starting another")
+            return error(RATE_LIMITED, "too many new chats; wait a while before starting another")
         return None
 
     @acked(RESIDENT)
     async def on_decline_notice(sid: str, data: dict) -> dict:
         conn = current(sid)
         if conn is None:
-            return error("invalid", "not connected")
+            return error(INVALID, "not connected")
         if conn.chat_id is not None:
-            return error("invalid", "a chat is already open; use end to leave it")
+            return error(INVALID, "a chat is already open; use end to leave it")
         if not conn.declined:  # one count per connection, whatever a client repeats
             conn.declined = True
             await hub.chats.record_decline()
@@ -191,38 +187,37 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
     async def on_send(sid: str, data: dict) -> dict:
         conn = current(sid)
         if conn is None or conn.chat_id is None:
-            return error("notice_not_accepted", "accept the notice before writing")
+            return error(NOTICE_NOT_ACCEPTED, "accept the notice before writing")
         # per chat, per socket and per address: a new chat or a new socket starts no new allowance
         allowed = (hub.rate.allow(conn.chat_id), hub.limits.socket_rate.allow(sid),
                    hub.limits.address_rate.allow(conn.address))
         if not all(allowed):
-            return error("rate_limited", "too many messages; wait a moment")
+            return error(RATE_LIMITED, "too many messages; wait a moment")
         posted = await hub.chats.post_resident(conn.chat_id, data.get("text"), data.get("client_msg_id"))
         if posted.new:
-            await hub.relay(conn.chat_id, posted.message, skip_sid=sid)
+            await hub.publish(MessageStored(conn.chat_id, posted.message, skip_sid=sid))
         return ok(seq=posted.message.seq)
 
     @acked(RESIDENT)
     async def on_typing(sid: str, data: dict) -> dict:
         conn = current(sid)
         if conn is None or conn.chat_id is None:
-            return error("notice_not_accepted", "accept the notice first")
+            return error(NOTICE_NOT_ACCEPTED, "accept the notice first")
         active = data.get("active")
         if not isinstance(active, bool):
-            return error("invalid", "active must be true or false")
+            return error(INVALID, "active must be true or false")
         if not hub.typing_rate.allow(conn.chat_id):
             return ok()  # a typing flood is dropped quietly: it is only a hint to the consultant
         staff_id = await hub.assignee(conn.chat_id)
         if staff_id is not None:
-            await sio.emit("typing", {"chat_id": conn.chat_id, "active": active}, room=consultant_room(staff_id),
-                           namespace=STAFF)
+            await hub.broadcast.to_consultant(staff_id, "typing", {"chat_id": conn.chat_id, "active": active})
         return ok()
 
     @acked(RESIDENT)
     async def on_end(sid: str, data: dict) -> dict:
         conn = current(sid)
         if conn is None or conn.chat_id is None:
-            return error("notice_not_accepted", "there is no chat to end")
+            return error(NOTICE_NOT_ACCEPTED, "there is no chat to end")
         chat_id = conn.chat_id
         staff_id = await hub.assignee(chat_id)
         before = await hub.chats.get(chat_id)
@@ -230,13 +225,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if message is None:
             return ok()
         log.info("chat.ended_by_resident chat_id=%s", chat_id)
-        await hub.relay(chat_id, message)
-        hub.remember(chat)
-        await hub.announce_closed(chat_id)  # with the receipt (webchat/resident_desk.py)
-        if staff_id is not None:
-            room = consultant_room(staff_id)
-            await sio.emit("chat_state", {"chat_id": chat_id, "status": "closed"}, room=room, namespace=STAFF)
-            await sio.emit("released", {"chat_id": chat_id, "reason": "resident_left"}, room=room, namespace=STAFF)
+        await hub.publish(ChatClosed(chat, message, staff_id, RESIDENT_LEFT))
         if before.status == "queued":
             hub.queue_changed()
         elif hub.routing is not None:
@@ -244,7 +233,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         return ok()
 
     async def on_unknown(event: str, sid: str, *args: Any) -> dict:
-        return error("invalid", "unknown event")
+        return error(INVALID, "unknown event")
 
     sio.on("connect", connect, namespace=RESIDENT)
     sio.on("disconnect", disconnect, namespace=RESIDENT)

@@ -16,8 +16,10 @@ from store.session_watch import (DISABLED, ENDED_REASONS, EXPIRED, IDLE, PASSWOR
                                  AccountChange, session_verdicts, staff_with_live_sessions, token_hash)
 
 from . import supervision, traffic
-from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
-                  error, message_payload, ok, refuse)
+from .broadcast import ChatAccepted, ChatClosed, ChatRequeued, ChatTransferred, MessageStored
+from .hub import ALL_STAFF, STAFF, Hub, StaffConn, acked, consultant_room, error, message_payload, ok, refuse
+from .protocol import (CLOSED_BY_CONSULTANT, CONNECTION_LOST, INVALID, NOT_ONLINE, SERVER_ERROR, SESSION_ENDED,
+                       TOO_MANY_CONNECTIONS, UNAUTHORISED, refusal, session_ended_payload)
 from .limits import RateLimiter
 
 log = logging.getLogger("cim.webchat")
@@ -105,7 +107,7 @@ class StaffSessions:
         try:
             # a call, not an emit: a client handles each event in a task of its own, so the disconnect
             # could overtake the reason; it is sent once the client acknowledged (or after a short wait)
-            await self.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+            await self.sio.call("session_ended", session_ended_payload(reason, polish, english),
                                 to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
         except Exception:  # no answer (a client that does not ack, or one already gone): end it regardless
             pass
@@ -120,7 +122,7 @@ class StaffSessions:
         polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
         log.info("staff.session_ended watcher=1 reason=%s", reason)
         try:
-            await self.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+            await self.sio.call("session_ended", session_ended_payload(reason, polish, english),
                                 to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
         except Exception:
             pass
@@ -186,11 +188,8 @@ class StaffSessions:
             log.exception("staff.requeue_failed staff_id=%s", staff_id)
             return
         for chat, message in returned:
-            self.hub.remember(chat)
-            await self.hub.relay(chat.id, message)
-            await self.sio.emit("released", {"chat_id": chat.id, "reason": "connection_lost"
-                                             if reason == "connection_lost" else "session_ended"},
-                                room=consultant_room(staff_id), namespace=STAFF)
+            released = CONNECTION_LOST if reason == CONNECTION_LOST else SESSION_ENDED
+            await self.hub.publish(ChatRequeued(chat, message, staff_id, released))
             log.info("chat.requeued chat_id=%s from=%s reason=%s", chat.id, staff_id, reason)
         if returned:
             self.hub.queue_changed()
@@ -218,7 +217,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         address = hub.address.of(request)
         token = auth.get("token") if isinstance(auth, dict) else None
         if not hub.connections.acquire(address):  # first: the cheapest refusal, before any database work
-            raise refuse({"code": "too_many_connections", "message": "too many connections from your address"})
+            raise refuse(refusal(TOO_MANY_CONNECTIONS, "too many connections from your address"))
         actor: Actor | None = None
         try:
             if not isinstance(token, str) or not token.isascii():  # session tokens are URL-safe ASCII
@@ -237,16 +236,19 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             hub.connections.release(address)
             log.info("staff.refused reason=session")
             await audit_refusal(address, actor, "role" if actor is not None else "session")
-            raise refuse({"code": "unauthorised", "message": exc.message if isinstance(exc, SessionExpired)
-                          else "not signed in"})
+            raise refuse(refusal(UNAUTHORISED, exc.message if isinstance(exc, SessionExpired) else "not signed in"))
         except Exception:
             hub.connections.release(address)
             log.exception("staff.connect_failed")
-            raise refuse({"code": "server_error", "message": "the server could not check the sign-in"})
+            raise refuse(refusal(SERVER_ERROR, "the server could not check the sign-in"))
+        try:
+            await hub.presence.load_status(actor.staff_id)  # type: ignore[arg-type]  # away stays away
+        except Exception:
+            hub.connections.release(address)
+            log.exception("staff.connect_failed")
+            raise refuse(refusal(SERVER_ERROR, "the server could not read your availability"))
         hub.staff[sid] = StaffConn(address, actor, token, time.monotonic(), touched_at=hub.store.clock())
-        newly_online = actor.staff_id not in hub.online
-        hub.online.setdefault(actor.staff_id, OnlineConsultant(actor)).sids.add(sid)  # type: ignore[arg-type]
-        hub.online[actor.staff_id].actor = actor  # type: ignore[index]
+        newly_online = hub.presence.join(sid, actor)
         await sio.enter_room(sid, ALL_STAFF, namespace=STAFF)
         await sio.enter_room(sid, consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
         log.info("staff.connected staff_id=%s", actor.staff_id)
@@ -265,8 +267,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
                 await sio.emit("presence", hub.presence_payload(), to=sid, namespace=STAFF)
             for chat in await hub.chats.open_chats_of(actor):
                 hub.remember(chat)
-                await sio.emit("assigned", {"chat_id": chat.id, "lang": chat.lang,
-                                            "history": await hub.history_payload(chat.id)}, to=sid, namespace=STAFF)
+                await sio.emit("assigned", await hub.broadcast.assigned_payload(chat), to=sid, namespace=STAFF)
         except Exception:
             log.exception("staff.greet_failed")
 
@@ -279,12 +280,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             return
         hub.connections.release(conn.address)
         staff_id: int = conn.actor.staff_id  # type: ignore[assignment]
-        online = hub.online.get(staff_id)
-        if online is not None:
-            online.sids.discard(sid)
-            if not online.sids:
-                del hub.online[staff_id]
-                await hub.broadcast_presence()
+        if hub.presence.leave(sid, staff_id):
+            await hub.broadcast_presence()
         log.info("staff.disconnected staff_id=%s", staff_id)
         if staff_id in hub.online:
             return
@@ -330,11 +327,8 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         hub.remember(chat)
         log.info("chat.accepted chat_id=%s staff_id=%s", chat_id, actor.staff_id)
         history = await hub.history_payload(chat_id)
-        await sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat_id), namespace=RESIDENT)
-        await sio.emit("state", {"status": "active"}, room=chat_room(chat_id), namespace=RESIDENT)
-        await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "history": history},
-                       room=consultant_room(actor.staff_id), namespace=STAFF, skip_sid=sid)  # type: ignore[arg-type]
-        hub.queue_changed()
+        await hub.publish(ChatAccepted(chat, message, actor.staff_id, skip_sid=sid,  # type: ignore[arg-type]
+                                       lines=history))
         return ok(chat_id=chat_id, lang=chat.lang, history=history)
 
     @acked(STAFF)
@@ -345,7 +339,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             return error("invalid", "chat_id must be a chat number")
         posted = await hub.chats.post_consultant(actor, chat_id, data.get("text"), data.get("client_msg_id"))
         if posted.new:
-            await hub.relay(chat_id, posted.message, skip_sid=sid)
+            await hub.publish(MessageStored(chat_id, posted.message, skip_sid=sid))
         return ok(seq=posted.message.seq)
 
     @acked(STAFF)
@@ -357,7 +351,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             return error("invalid", "typing needs chat_id and active (true or false)")
         if await hub.assignee(chat_id) != actor.staff_id:
             await hub.chats.refuse_unassigned(actor, "chat.typing", chat_id)  # audits, raises not_permitted
-        await sio.emit("typing", {"active": active}, room=chat_room(chat_id), namespace=RESIDENT)
+        await hub.broadcast.to_resident(chat_id, "typing", {"active": active})
         return ok()
 
     @acked(STAFF)
@@ -387,19 +381,10 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         if target is not None and not [v for v in (await sessions.check(list(target.sids))).values() if v is None]:
             target = None  # connected a moment ago, but every session of theirs has ended since
         if target is None:
-            return error("not_online", "that consultant is not online")
+            return error(NOT_ONLINE, "that consultant is not online")
         chat, message = await hub.chats.transfer(actor, chat_id, target.actor)
         log.info("chat.transferred chat_id=%s from=%s to=%s", chat_id, actor.staff_id, to_staff_id)
-        # the old consultant sees the transfer line, then loses the chat; the new one gets it whole
-        await sio.emit("message", {"chat_id": chat_id, **message_payload(message)},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
-        await sio.emit("released", {"chat_id": chat_id, "reason": "transferred"},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
-        hub.remember(chat)
-        await sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat_id), namespace=RESIDENT)
-        await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "by": actor.staff_id,
-                                    "history": await hub.history_payload(chat_id)},
-                       room=consultant_room(to_staff_id), namespace=STAFF)
+        await hub.publish(ChatTransferred(chat, message, actor.staff_id, to_staff_id))  # type: ignore[arg-type]
         return ok(chat_id=chat_id)
 
     @acked(STAFF)
@@ -410,12 +395,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
             return error("invalid", "chat_id must be a chat number")
         chat, message = await hub.chats.close(actor, chat_id, data.get("category"))
         log.info("chat.closed chat_id=%s staff_id=%s category=%s", chat_id, actor.staff_id, chat.close_category)
-        if message is not None:
-            await hub.relay(chat_id, message)
-            await hub.announce_closed(chat_id)  # with the receipt (webchat/resident_desk.py)
-        hub.remember(chat)
-        await sio.emit("released", {"chat_id": chat_id, "reason": "closed"},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
+        await hub.publish(ChatClosed(chat, message, actor.staff_id, CLOSED_BY_CONSULTANT))
         if hub.routing is not None:
             hub.routing.poke()  # a seat is free again
         return ok(chat_id=chat_id, category=chat.close_category)
@@ -426,7 +406,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         chats = []
         for chat in await hub.chats.open_chats_of(actor):
             hub.remember(chat)
-            chats.append({"chat_id": chat.id, "lang": chat.lang, "history": await hub.history_payload(chat.id)})
+            chats.append(await hub.broadcast.assigned_payload(chat))
         return ok(chats=chats)
 
     @acked(STAFF)
@@ -443,7 +423,7 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         return ok(categories=list(CLOSE_CATEGORIES))
 
     async def on_unknown(event: str, sid: str, *args: Any) -> dict:
-        return error("invalid", "unknown event")
+        return error(INVALID, "unknown event")
 
     sio.on("connect", connect, namespace=STAFF)
     sio.on("disconnect", disconnect, namespace=STAFF)

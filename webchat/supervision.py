@@ -32,8 +32,9 @@ from store.session_watch import (ENDED_REASONS, EXPIRED, ROLE_REMOVED, AccountCh
                                  token_hash)
 
 from . import traffic
-from .hub import (ALL_STAFF, RESIDENT, STAFF, StaffConn, acked, chat_room, consultant_room, error, message_payload,
-                  ok)
+from .broadcast import ChatTakenOver
+from .hub import ALL_STAFF, STAFF, StaffConn, acked, consultant_room, error, message_payload, ok
+from .protocol import INVALID, session_ended_payload, staff_line
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -163,8 +164,7 @@ class SupervisionHub:
     async def _forward_lines(self, chat_id: int) -> None:
         lines = await self.hub.store.supervision.lines_after(chat_id, self.forwarded.get(chat_id, 0))
         for line in lines:
-            await self.sio.emit("message", {"chat_id": chat_id, **message_payload(line)},
-                                room=watch_room(chat_id), namespace=STAFF)
+            await self.sio.emit("message", staff_line(chat_id, line), room=watch_room(chat_id), namespace=STAFF)
         if lines:
             self.forwarded[chat_id] = lines[-1].seq
 
@@ -316,7 +316,7 @@ async def end_supervisor(sessions: "StaffSessions", sid: str, reason: str) -> No
         polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
     log.info("staff.session_ended supervisor=1 staff_id=%s reason=%s", conn.actor.staff_id, reason)
     try:
-        await sessions.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+        await sessions.sio.call("session_ended", session_ended_payload(reason, polish, english),
                                 to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
     except Exception:  # no answer: end it regardless
         pass
@@ -421,7 +421,7 @@ def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
         await supervisor_of(sid)
         chat_id = chat_id_of(data)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
+            return error(INVALID, "chat_id must be a chat number")
         ended = await sup.end_watches(chat_id, sid=sid, reason="stopped")
         return ok(chat_id=chat_id, watching=False, ended=bool(ended))
 
@@ -432,9 +432,9 @@ def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
         await hub.store.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.whisper", target_kind="conversation",
                                     target_id=chat_id)  # a refusal is audited and answered not_permitted
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
+            return error(INVALID, "chat_id must be a chat number")
         if sid not in sup.watches.get(chat_id, {}):
-            return error("invalid", "watch the chat first (monitor, with a purpose), then whisper")
+            return error(INVALID, "watch the chat first (monitor, with a purpose), then whisper")
         whispered = await hub.store.supervision.whisper(actor, chat_id, data.get("text"), data.get("client_msg_id"))
         payload = whispered.note.as_payload()
         if whispered.new and whispered.note.to_staff_id is not None:
@@ -451,21 +451,13 @@ def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
             await hub.store.audit.guard(actor, permission, "chat.take_over", target_kind="conversation",
                                         target_id=chat_id)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
+            return error(INVALID, "chat_id must be a chat number")
         chat, message, previous = await hub.chats.take_over(actor, chat_id)
-        hub.remember(chat)
         name = await hub.store.supervision.full_name_of(actor.staff_id) or actor.name
         log.info("chat.taken_over chat_id=%s from=%s to=%s", chat_id, previous, actor.staff_id)
-        # the consultant who had it sees the line, then loses the chat, and is told by whom
-        await sio.emit("message", {"chat_id": chat_id, **message_payload(message)}, room=consultant_room(previous),
-                       namespace=STAFF)
-        await sio.emit("released", {"chat_id": chat_id, "reason": "taken_over",
-                                    "by": {"staff_id": actor.staff_id, "name": name}},
-                       room=consultant_room(previous), namespace=STAFF)
-        await sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat_id), namespace=RESIDENT)
         history = await hub.history_payload(chat_id)
-        await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "taken_over": True, "history": history},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
+        await hub.publish(ChatTakenOver(chat, message, previous, {"staff_id": actor.staff_id, "name": name},
+                                        lines=history))
         # whoever takes a chat over handles it now: their own watches of it end
         for s in [s for s, w in sup.watches.get(chat_id, {}).items() if w.actor.staff_id == actor.staff_id]:
             await sup.end_watches(chat_id, sid=s, reason="taken_over")
@@ -478,7 +470,7 @@ def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
         actor = await supervisor_of(sid)
         chat_id = chat_id_of(data)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
+            return error(INVALID, "chat_id must be a chat number")
         if sid not in sup.watches.get(chat_id, {}) and await hub.assignee(chat_id) != actor.staff_id:
             await hub.chats.refuse_unassigned(actor, "chat.notes", chat_id)  # audited, not_permitted
         return ok(chat_id=chat_id, notes=[n.as_payload() for n in await hub.store.supervision.notes(chat_id)])
