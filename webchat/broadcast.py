@@ -39,6 +39,11 @@ def consultant_room(staff_id: int) -> str:
     return f"consultant:{staff_id}"
 
 
+def watch_room(chat_id: int) -> str:
+    """The supervisors watching a chat (webchat/supervision.py)."""
+    return f"watch:{chat_id}"
+
+
 # ---------------------------------------------------------------------- the events
 
 
@@ -113,12 +118,20 @@ class ChatClosed:
 
 
 @dataclass(frozen=True)
+class NoteStored:
+    """A supervisor's whisper (§3) was stored: for the chat's consultant and the chat's other watchers."""
+
+    note: Any  # store.supervision.StaffNote
+    skip_sid: str | None = None  # the supervisor who wrote it: its ack carries the note
+
+
+@dataclass(frozen=True)
 class OfflineMessageLeft:
     waiting: int
 
 
 Event = (MessageStored | ChatQueued | ChatAccepted | ChatTransferred | ChatTakenOver | ChatRequeued | ChatClosed
-         | OfflineMessageLeft)
+         | NoteStored | OfflineMessageLeft)
 
 
 # ---------------------------------------------------------------------- the listener
@@ -133,7 +146,7 @@ class Broadcaster:
         self._routes: dict[type, Callable[[Any], Awaitable[None]]] = {
             MessageStored: self._message_stored, ChatQueued: self._chat_queued, ChatAccepted: self._chat_accepted,
             ChatTransferred: self._chat_transferred, ChatTakenOver: self._chat_taken_over,
-            ChatRequeued: self._chat_requeued, ChatClosed: self._chat_closed,
+            ChatRequeued: self._chat_requeued, ChatClosed: self._chat_closed, NoteStored: self._note_stored,
             OfflineMessageLeft: self._offline_message_left,
         }
         self._positions: dict[int, int] = {}  # queued chat → the position its resident was last told
@@ -261,6 +274,14 @@ class Broadcaster:
             await self.to_consultant(event.staff_id, "chat_state", protocol.chat_state(chat.id, "closed"))
         assert event.reason in (CLOSED_BY_CONSULTANT, RESIDENT_LEFT, ABANDONED), event.reason
         await self.release(event.staff_id, chat.id, event.reason)
+
+    async def _note_stored(self, event: NoteStored) -> None:
+        note = event.note
+        if note.to_staff_id is None:
+            return
+        payload = note.as_payload()
+        await self.to_consultant(note.to_staff_id, "whisper", payload)
+        await self.sio.emit("whisper", payload, room=watch_room(note.chat_id), namespace=STAFF, skip_sid=event.skip_sid)
 
     async def _offline_message_left(self, event: OfflineMessageLeft) -> None:
         await self.to_all_staff("offline_messages", {"waiting": event.waiting})

@@ -38,20 +38,21 @@ def refuse(details: dict[str, str]) -> socketio.exceptions.ConnectionRefusedErro
 
 
 def acked(namespace: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:
-    """Wrap an event handler: one payload argument, domain errors → error acks, anything else → server_error."""
+    """Mark a namespace method as an event: one payload argument, domain errors → error acks, anything
+    else → server_error. Only methods marked so are events (CimNamespace answers any other `invalid`)."""
 
     def decorate(handler: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
         event = handler.__name__.removeprefix("on_")
 
         @functools.wraps(handler)
-        async def wrapper(sid: str, *args: Any) -> dict:
+        async def wrapper(owner: Any, sid: str, *args: Any) -> dict:
             if len(args) > 1:
                 return error(INVALID, "an event carries one payload object")
             data = args[0] if args else {}
             if not isinstance(data, dict):
                 return error(INVALID, "the payload must be an object")
             try:
-                return await handler(sid, data)
+                return await handler(owner, sid, data)
             except CimError as exc:
                 code = error_code(exc)
                 if code == SERVER_ERROR:
@@ -62,9 +63,31 @@ def acked(namespace: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable
                 log.exception("event.crashed namespace=%s event=%s", namespace, event)
                 return error(SERVER_ERROR, "the server could not handle this; please try again")
 
+        wrapper.is_event = True  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+class CimNamespace(socketio.AsyncNamespace):
+    """A namespace of CIM's protocol: its events are the `on_<event>` methods marked `@acked`; connect and
+    disconnect are the namespace's own; any other event is answered `invalid` (docs/PROTOCOL.md)."""
+
+    def __init__(self, namespace: str, hub: "Hub") -> None:
+        super().__init__(namespace)
+        self.hub = hub
+
+    @property
+    def sio(self) -> socketio.AsyncServer:
+        return self.hub.sio
+
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        handler = getattr(type(self), f"on_{event}", None) if isinstance(event, str) else None
+        if not getattr(handler, "is_event", False):
+            return error(INVALID, "unknown event")
+        return await getattr(self, f"on_{event}")(*args)
 
 
 def message_payload(message: ChatMessage, lang: str | None = None) -> dict[str, Any]:

@@ -271,43 +271,58 @@ def routing_context(hub: Hub):
 
 
 def register(sio: socketio.AsyncServer, hub: Hub) -> Routing:
-    """Attach the desk's events to /resident (`topics`) and /staff (`availability`, `decline`)."""
+    """The desk's live routing for `hub` (its events are TopicEvents on /resident, DeskStaffEvents on /staff)."""
     routing = hub.routing = Routing(sio, hub)
+    return routing
+
+
+class TopicEvents:
+    """`topics` on /resident (mixed into webchat.resident.ResidentNamespace)."""
+
+    hub: Hub
 
     @acked(RESIDENT)
-    async def on_topics(sid: str, data: dict) -> dict:
-        conn = hub.residents.get(sid)
+    async def on_topics(self, sid: str, data: dict) -> dict:
+        conn = self.hub.residents.get(sid)
         if conn is None:
             return error(INVALID, "not connected")
-        return ok(topics=await hub.store.desk.topics_for(conn.lang))
+        return ok(topics=await self.hub.store.desk.topics_for(conn.lang))
 
-    async def staff_actor(sid: str, *, fresh: bool = False) -> Any:
+
+class DeskStaffEvents:
+    """`availability` and `decline` on /staff (mixed into webchat.staff.StaffNamespace)."""
+
+    hub: Hub
+
+    async def staff_actor(self, sid: str, *, fresh: bool = False) -> Any:
         """The consultant behind the socket; `fresh`: the session checked in the store first (as `accept`)."""
-        conn = hub.staff.get(sid)
+        conn = self.hub.staff.get(sid)
         if conn is None or conn.ended:
             raise SessionExpired("the session has ended; sign in again")
         if fresh:
-            actor = await hub.store.accounts.authenticate(conn.token)
+            actor = await self.hub.store.accounts.authenticate(conn.token)
             if not actor.has(Role.CONSULTANT):
                 raise SessionExpired("you no longer have the consultant role")
             conn.actor = actor
         return conn.actor
 
     @acked(STAFF)
-    async def on_availability(sid: str, data: dict) -> dict:
-        actor = await staff_actor(sid)
+    async def on_availability(self, sid: str, data: dict) -> dict:
+        hub = self.hub
+        actor = await self.staff_actor(sid)
         status = data.get("status")
         if status not in (AVAILABLE, AWAY):
             return error(INVALID, "status must be 'available' or 'away'")
-        if await hub.presence.set_status(actor, status):
+        if await hub.presence.set_status(actor, status):  # kept in the store (webchat/presence.py)
             log.info("staff.availability staff_id=%s status=%s", actor.staff_id, status)
             await hub.broadcast_presence()
-            routing.poke()
+            hub.routing.poke()
         return ok(status=status)
 
     @acked(STAFF)
-    async def on_decline(sid: str, data: dict) -> dict:
-        actor = await staff_actor(sid, fresh=True)
+    async def on_decline(self, sid: str, data: dict) -> dict:
+        hub, routing = self.hub, self.hub.routing
+        actor = await self.staff_actor(sid, fresh=True)
         chat_id = data.get("chat_id")
         if not is_id(chat_id):
             return error(INVALID, "chat_id must be a chat number")
@@ -324,9 +339,3 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> Routing:
         hub.queue_changed()
         routing.poke()
         return ok(chat_id=chat_id)
-
-    sio.on("topics", on_topics, namespace=RESIDENT)
-    sio.on("availability", on_availability, namespace=STAFF)
-    sio.on("decline", on_decline, namespace=STAFF)
-    return routing
-
