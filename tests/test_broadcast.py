@@ -51,7 +51,7 @@ def widget_error_tables() -> list[set[str]]:
             continue
         source = path.read_text(encoding="utf-8")
         for match in re.finditer(r"\berrors\s*:\s*\{(.*?)\n\s*\}", source, re.S):
-            keys = set(re.findall(r"^\s*([a-z_]+)\s*:", match.group(1), re.M))
+            keys = set(re.findall(r"^\s*[\"']?([a-z_]+)[\"']?\s*:", match.group(1), re.M))
             if keys:
                 tables.append(keys)
     return tables

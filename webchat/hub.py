@@ -156,6 +156,9 @@ class Hub:
         self.staff_sessions: Any = None  # webchat.staff.StaffSessions, set when /staff is registered
         self.supervision: Any = None  # webchat.supervision.SupervisionHub (§3), set when it is registered
         self.routing: Any = None  # webchat.routing.Routing: topics, availability, auto-assignment, idle chats
+        #: the closed chat's words and the offline form's notice (set by webchat.resident.ResidentNamespace)
+        self.offline_payload: Any = None
+        self.offline_form: Any = None
         #: who is online, which open chat is whose, who is available (webchat/presence.py)
         self.presence: Presence = presence or InProcessPresence(store)
         self.broadcast = Broadcaster(self)  # who hears what after a change (webchat/broadcast.py)
