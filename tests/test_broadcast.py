@@ -4,7 +4,9 @@ whoever newly handles a chat, availability survives a restart; the widget's and 
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,12 +60,20 @@ def widget_error_tables() -> list[set[str]]:
 
 
 def test_the_widgets_error_codes_are_the_protocols():
-    """The widget keeps its own copy of the resident's codes (its words for each): it may not drift."""
+    """The widget keeps its own copy of the resident's codes (its core's ERROR_CODES, and its words for each
+    in both languages): it may not drift from webchat/protocol.py."""
+    expected = protocol.RESIDENT_CODES | protocol.RESIDENT_CONNECT_CODES
+    node = shutil.which("node")
+    assert node, "node is not installed (README: The two commands)"
+    core = ROOT / "webchat" / "static" / "cim-widget-core.js"
+    out = subprocess.run([node, "-e", f"console.log(JSON.stringify(require({json.dumps(str(core))}).ERROR_CODES))"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    codes = json.loads(out.stdout)
+    assert len(codes) == len(set(codes)) and set(codes) == expected, sorted(set(codes) ^ expected)
     tables = widget_error_tables()
     assert len(tables) >= 2, "the widget's error strings (pl and en) were not found"
-    expected = protocol.RESIDENT_CODES | protocol.RESIDENT_CONNECT_CODES
     for keys in tables:
-        assert keys - {"unknown"} == expected, (sorted(keys ^ expected))
+        assert keys - {"unknown"} == expected, sorted(keys ^ expected)
 
 
 def test_docs_protocol_names_every_code_and_release_reason():

@@ -67,18 +67,21 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
             conn = hub.residents.get(sid)
             if conn is None:
                 return
+            # the widget's counter and check follow the limit the store enforces (docs/PROTOCOL.md)
+            limits = {"max_message_length": hub.store.settings.max_message_length}
             if chat is not None:
                 state = await self.state_of(chat.id)
-                await self.emit("history", {"messages": await hub.history_payload(chat.id, chat.lang), "state": state},
-                                to=sid)
+                await self.emit("history", {"messages": await hub.history_payload(chat.id, chat.lang), "state": state,
+                                            **limits}, to=sid)
                 log.info("resident.resumed chat_id=%s", chat.id)
             elif not hub.is_open():
-                await self.emit("offline", {**self.offline_payload(conn.lang), **await self.offline_form(conn.lang)},
-                                to=sid)
+                await self.emit("offline", {**self.offline_payload(conn.lang), **await self.offline_form(conn.lang),
+                                            **limits}, to=sid)
             else:
                 notice = await hub.store.notices.current("chat", conn.lang)
                 await self.emit("notice", {**notice_payload(notice),
-                                           "consultants_available": await hub.consultants_available()}, to=sid)
+                                           "consultants_available": await hub.consultants_available(), **limits},
+                                to=sid)
         except Exception:
             log.exception("resident.greet_failed")
 
