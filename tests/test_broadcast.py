@@ -225,3 +225,24 @@ async def test_availability_survives_a_reconnect_and_a_server_restart(chat_setti
     finally:
         await runner.cleanup()
         await st.close()
+
+
+# ---------------------------------------------------------------- nothing is told of a change that failed
+
+
+async def test_a_refused_operation_publishes_nothing(chat_server, consultant_client, resident):
+    anna = await consultant_client("anna")
+    bob = await consultant_client("bob")
+    r = await resident()
+    await r.start()
+    assert (await anna.call("accept", {"chat_id": r.chat_id}))["ok"]
+    await r.wait_for("state", lambda s: s["status"] == "active")
+    mark = r.log.mark()
+    assert code(await bob.call("accept", {"chat_id": r.chat_id})) == "already_taken"
+    assert code(await bob.call("close", {"chat_id": r.chat_id, "category": "other"})) == "not_permitted"
+    assert code(await bob.call("transfer", {"chat_id": r.chat_id, "to_staff_id": bob.staff.id})) == "not_permitted"
+    # a line after the refusals arrives, and nothing of theirs came before it
+    assert (await anna.call("send", {"chat_id": r.chat_id, "text": "Już jestem", "client_msg_id": "x"}))["ok"]
+    await r.wait_for("message", lambda m: m["text"] == "Już jestem")
+    assert [name for name, _ in r.log.events[mark:]] == ["message"]
+    assert not bob.of("assigned") and not anna.of("released")
