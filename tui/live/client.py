@@ -239,9 +239,10 @@ class StaffConnection:
             await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-            if not answer.done():
+            dropped = not answer.done()
+            if dropped:
                 answer.cancel()
-        if answer.cancelled():
+        if dropped:
             raise LiveError("disconnected")
         return answer.result()
 
