@@ -115,7 +115,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
             self.desk = Desk(staff_id=actor.staff_id)
             self.live = LiveClient(self.server_url, session.token, self.desk, self._post_live,
                                    retry_min=self.live_retry[0], retry_max=self.live_retry[1], clock=self.clock)
-            self.live.start()
+            self.run_worker(self.live.run(), name="live-client", group="live", exit_on_error=False)
         # the person's own language (My account) wins over CIM_STAFF_LANG from here until sign-out
         set_language(session.staff.language)
         self._retranslate()

@@ -117,8 +117,15 @@ class StaffConnection:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Run the connection in a task of its own (the supervision screen, tests)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cim-live-client")
+            self._task = asyncio.create_task(self.run(), name="cim-live-client")
+
+    async def run(self) -> None:
+        """The connection loop until `stop`: in `start`'s task, or as a Textual worker (the app's, whose
+        failure is then reported like any worker's, tui/widgets/worker_errors.py)."""
+        self._task = asyncio.current_task()
+        await self._run()
 
     async def stop(self) -> None:
         self._stopping = True
