@@ -61,6 +61,7 @@ class ChatsScreen(CimScreen[None]):
         self.ctx = ctx
         self.tz = ZoneInfo(ctx.settings.timezone)
         self._shown_chat: int | None = None
+        self._refresh_due = False
 
     @property
     def cim_app(self) -> CimApp | None:
@@ -109,7 +110,13 @@ class ChatsScreen(CimScreen[None]):
         """Every change of the desk: its message (a copy: the app handles the original) to the handlers
         below, then the desk shown again."""
         self.post_message(copy_message(message))
-        self.call_later(self.refresh_desk)
+        if not self._refresh_due:  # a burst of changes (a reconnect, a resident leaving) is shown once
+            self._refresh_due = True
+            self.call_later(self._refresh_now)
+
+    def _refresh_now(self) -> None:
+        self._refresh_due = False
+        self.refresh_desk()
 
     @on(Live.Sent)
     def _resent(self, message: Live.Sent) -> None:
