@@ -130,3 +130,31 @@ def test_a_malformed_event_never_raises_and_leaves_a_consistent_desk(event, data
         assert all(isinstance(line.shown, str) for line in chat.lines)
         assert chat.lines == sorted(chat.lines, key=lambda line: line.order)
     assert all(isinstance(q.chat_id, int) for q in desk.queue)
+
+
+def test_a_whisper_sent_with_the_assignment_is_in_the_new_handlers_transcript_at_once() -> None:
+    """Issue 17: after a transfer or take-over, `assigned` carries the chat's whispers (`notes`); the new
+    handler's transcript shows them without a reconnect, in order after the line they follow."""
+    desk = Desk(staff_id=2)
+    note = {"chat_id": 7, "note_id": 11, "after_seq": 3, "text": "Proszę sprawdzić meldunek.",
+            "at": "2026-03-02T09:01:30Z", "by": {"name": "Kierownik CIM"}}
+    desk.apply("assigned", {"chat_id": 7, "lang": "pl", "history": HISTORY, "notes": [note, {"note_id": "x"}]})
+    lines = desk.chats[7].lines
+    notes = [line for line in lines if line.sender == "note"]
+    assert [(n.note_id, n.text, n.author) for n in notes] == [(11, "Proszę sprawdzić meldunek.", "Kierownik CIM")]
+    assert [line.seq for line in lines if line.sender != "note"] == [1, 2, 3, 4]
+    # the same assignment again (a reconnect's my_chats) adds nothing twice
+    desk.apply("assigned", {"chat_id": 7, "lang": "pl", "history": HISTORY, "notes": [note]})
+    assert [line.note_id for line in desk.chats[7].lines if line.sender == "note"] == [11]
+
+
+def test_every_release_reason_of_the_protocol_has_words() -> None:
+    from tui.live.errors import RELEASE_REASONS
+    from webchat import protocol
+    assert set(RELEASE_REASONS) == set(protocol.RELEASE_REASONS)
+
+
+def test_every_staff_error_code_of_the_protocol_has_a_sentence() -> None:
+    from tui.live.errors import CLIENT_CODES, ERROR_MESSAGES
+    from webchat import protocol
+    assert set(ERROR_MESSAGES) == set(protocol.STAFF_CODES) | CLIENT_CODES

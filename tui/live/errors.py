@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from store.i18n import N_, _
+from webchat import protocol
 
 #: The consultant-facing sentence for each staff error code of docs/PROTOCOL.md.
 ERROR_MESSAGES = {
-    "unauthorised": N_("The chat server did not accept your session; sign in again."),
+    protocol.UNAUTHORISED: N_("The chat server did not accept your session; sign in again."),
     "not_permitted": N_("You are not permitted to do that."),
     "already_taken": N_("Another consultant accepted this chat first."),
     "not_online": N_("That consultant is no longer online."),
@@ -15,11 +16,13 @@ ERROR_MESSAGES = {
     "empty": N_("The message is empty."),
     "too_long": N_("The message is too long."),
     "invalid": N_("The server did not understand the request."),
-    "server_error": N_("The chat server had an internal error; try again."),
+    protocol.SERVER_ERROR: N_("The chat server had an internal error; try again."),
     "timeout": N_("The chat server did not answer in time; try again."),
     "disconnected": N_("Not connected to the chat server; your text is kept until it reconnects."),
     "at_capacity": N_("You already handle as many chats as you may at once; close one first."),
 }
+#: Client-side failures: no server sends them.
+CLIENT_CODES = frozenset({"timeout", "disconnected"})
 
 #: Failures after which a reply may still have reached the server: it stays in the outbox.
 RETRYABLE = frozenset({"timeout", "disconnected"})
@@ -30,6 +33,10 @@ RELEASE_REASONS = {
     "transferred": N_("transferred"),
     "closed": N_("closed"),
     "resident_left": N_("the resident left"),
+    protocol.CONNECTION_LOST: N_("your connection was lost"),
+    protocol.DECLINED: N_("you declined it"),
+    protocol.ABANDONED: N_("the resident was silent too long"),
+    protocol.TAKEN_OVER: N_("a supervisor took it over"),
 }
 
 

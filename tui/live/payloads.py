@@ -235,7 +235,8 @@ def _assigned(data: dict) -> AssignedPayload | None:
     if chat_id is None:
         return None
     lang = data.get("lang")
-    return AssignedPayload(chat_id, str(lang) if lang else None, lines_of(data.get("history")),
+    # the supervisors' whispers come with the chat (`notes`), so a new handler sees them at once
+    return AssignedPayload(chat_id, str(lang) if lang else None, lines_of(data.get("history")) + notes_of(data.get("notes")),
                            topic_of(data.get("topic")), data.get("by"), bool(data.get("taken_over")),
                            bool(data.get("auto")))
 
