@@ -30,6 +30,7 @@ from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
+from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
@@ -68,7 +69,7 @@ class Store:
         self.call_notes = CallNotes(self)
         self.callbacks = Callbacks(self)
         self.extensions = Extensions(db, self.audit)
-        self.listening = Listening(self)
+        self.listening = Listening(self, ListeningRepository(db))
         self.supervision = Supervision(self)
 
     @classmethod
