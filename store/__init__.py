@@ -30,6 +30,7 @@ from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
+from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
@@ -67,7 +68,7 @@ class Store:
         self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
         self.resident_desk.keys = self.keys
         self.requests.resident_desk = self.resident_desk
-        self.call_notes = CallNotes(self)
+        self.call_notes = CallNotes(self, CallNotesRepository(db))
         self.callbacks = Callbacks(self, CallbacksRepository(db))
         self.extensions = Extensions(db, self.audit)
         self.listening = Listening(self, ListeningRepository(db))
