@@ -32,6 +32,7 @@ from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
+from .sqlite.queue_log import QueueLogRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
@@ -62,7 +63,7 @@ class Store:
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
-        self.queue_log = QueueLog(self)
+        self.queue_log = QueueLog(self, QueueLogRepository(db))
         self.service = ServiceFigures(self)
         # offline messages, receipts and copies, satisfaction ratings (issue 17)
         self.resident_desk = ResidentDesk(db, self.audit, settings, clock)

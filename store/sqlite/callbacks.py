@@ -12,11 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
 from .database import Database, Transaction
-
-_LINK_STAYS = (  # as QueueLog.link_calls: a stay whose call's CDR has arrived belongs to that call
-    "UPDATE queue_calls SET conversation_id = (SELECT l.conversation_id FROM call_legs l "
-    " WHERE l.uniqueid = queue_calls.callid LIMIT 1) WHERE conversation_id IS NULL "
-    "AND EXISTS (SELECT 1 FROM call_legs l WHERE l.uniqueid = queue_calls.callid)")
+from .queue_log import LINK_STAYS as _LINK_STAYS  # as QueueLog.link_calls
 
 
 class CallbacksRepository:
