@@ -33,6 +33,7 @@ from .sqlite.accounts import AccountsRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.queue_log import QueueLogRepository
+from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
@@ -64,7 +65,7 @@ class Store:
         self.calls = Calls(self)
         self.archive = Archive(self)
         self.queue_log = QueueLog(self, QueueLogRepository(db))
-        self.service = ServiceFigures(self)
+        self.service = ServiceFigures(self, ServiceReportRepository(db))
         # offline messages, receipts and copies, satisfaction ratings (issue 17)
         self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
         self.resident_desk.keys = self.keys
