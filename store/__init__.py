@@ -33,6 +33,7 @@ from .sqlite.accounts import AccountsRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.queue_log import QueueLogRepository
+from .sqlite.reports import ReportsRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
@@ -61,7 +62,7 @@ class Store:
         self.backend = db.hooks()
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)
         self.retention.keys = self.keys
-        self.reports = Reports(db, self.audit, clock, settings.timezone)
+        self.reports = Reports(ReportsRepository(db), self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
         self.queue_log = QueueLog(self, QueueLogRepository(db))
