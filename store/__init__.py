@@ -32,6 +32,7 @@ from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
+from .sqlite.extensions import ExtensionsRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
 from .sqlite.service_report import ServiceReportRepository
@@ -73,7 +74,7 @@ class Store:
         self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self, CallNotesRepository(db))
         self.callbacks = Callbacks(self, CallbacksRepository(db))
-        self.extensions = Extensions(db, self.audit)
+        self.extensions = Extensions(ExtensionsRepository(db), self.audit)
         self.listening = Listening(self, ListeningRepository(db))
         self.supervision = Supervision(self)
 
