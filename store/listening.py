@@ -313,42 +313,55 @@ class Listening:
                                           details={"reason": "forged", "client": client})
             raise LinkRefused("forged", "this listening link is not one CIM gave out")
         owner = await self._owner(row)
-        now = self.store.clock()
-
-        async def refuse(reason: str, message: str, status: int = 403) -> None:
+        refusal = (await self._lapsed(row, self.store.clock()) or self._unpinned(row, pin, may_pin)
+                   or await self._withheld(row, owner))
+        if refusal is not None:
+            reason, message, status = refusal
             await self.store.audit.record(owner, action, outcome="refused", **self._where(row),
                                           details=self._details(row, reason, client))
             raise LinkRefused(reason, message, status)
+        return row
 
+    async def _lapsed(self, row: Any, now: datetime) -> tuple[str, str, int] | None:
+        """(reason, message, status) when the link itself is over: closed, expired, its staff session ended."""
         if row["revoked_at"]:
             if row["revoked_reason"] == "session_ended":
-                await refuse("session_ended", "the staff session this link belonged to has ended")
-            await refuse("revoked", "this listening link was closed by the person who created it")
+                return "session_ended", "the staff session this link belonged to has ended", 403
+            return "revoked", "this listening link was closed by the person who created it", 403
         if now >= from_iso(row["expires_at"]):
-            await refuse("expired", "this listening link has expired; create a new one in CIM", 410)
+            return "expired", "this listening link has expired; create a new one in CIM", 410
         if row["session_hash"] and await self._session_ended(row["session_hash"]):
             await self._revoke_row(row["id"], "session_ended")
-            await refuse("session_ended", "the staff session this link belonged to has ended")
+            return "session_ended", "the staff session this link belonged to has ended", 403
+        return None
+
+    @staticmethod
+    def _unpinned(row: Any, pin: str | None, may_pin: bool) -> tuple[str, str, int] | None:
+        """(reason, message, status) when this browser is not the one the link is pinned to (or may not pin it)."""
         if row["pin_hash"] is not None:
             if not pin or token_hash(pin) != row["pin_hash"]:
-                await refuse("foreign_browser", "this link has already been opened in another browser; "
-                                                "links cannot be forwarded")
+                return ("foreign_browser", "this link has already been opened in another browser; "
+                                           "links cannot be forwarded", 403)
         elif not may_pin:
-            await refuse("not_opened", "open the listening page first")
+            return "not_opened", "open the listening page first", 403
+        return None
+
+    async def _withheld(self, row: Any, owner: Actor) -> tuple[str, str, int] | None:
+        """(reason, message, status) when the owner, the §4.6 session or the recording no longer allow it."""
         if row["staff_id"] is not None:
             disabled = await self.repo.staff_disabled(row["staff_id"])
             may = allowed(owner, Permission.OPEN_CONTENT) or row["kind"] == SESSION
             if disabled is None or disabled or not may:
-                await refuse("withheld", "the person who created this link may no longer open recordings")
+                return "withheld", "the person who created this link may no longer open recordings", 403
         if row["kind"] == SESSION:
             if await self.repo.request_state(row["request_id"]) != "session_in_progress":
-                await refuse("withheld", "the listening session this link belonged to is over", 410)
+                return "withheld", "the listening session this link belonged to is over", 410
         if not await self.repo.recording_unchanged(row["recording_id"], row["conversation_id"],
                                                    row["recording_sha256"]):
             purged = await self.repo.was_purged(row["conversation_id"])
-            await refuse("purged", "the recording was permanently deleted (purged, §6) after the link was made"
-                         if purged else "the recording is no longer in the archive", 410)
-        return row
+            return ("purged", "the recording was permanently deleted (purged, §6) after the link was made"
+                    if purged else "the recording is no longer in the archive", 410)
+        return None
 
     async def _revoke_row(self, link_id: int, reason: str) -> None:
         await self.repo.revoke(link_id, to_iso(self.store.clock()), reason)

@@ -64,7 +64,7 @@ class ListeningRepository:
             f"WHERE {' AND '.join(where)} ORDER BY id", params)
 
     async def revoke_own(self, tx: Transaction, link_id: int, actor_name: str, at: str, reason: str) -> Any:
-        """Revoke one of the actor's live links; its (conversation_id, purpose, request_id), or None if it was not live."""
+        """Revoke one of the actor's live links: its (conversation_id, purpose, request_id), None if it was not live."""
         cur = await tx.connection.execute(
             "UPDATE listen_links SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND actor_name = ? "
             "AND revoked_at IS NULL", (at, reason, link_id, actor_name))

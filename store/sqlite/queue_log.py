@@ -82,12 +82,7 @@ def _register(conn: sqlite3.Connection, entries: list[QueueLogEntry], report: Qu
 def _apply(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogReport, purge_after: str) -> None:
     ev = e.event
     if ev in MEMBER_EVENTS:
-        if not e.agent or e.agent == "NONE":
-            raise _LineError(f"{ev} names no queue member")
-        reason = e.data[0].strip() if ev in ("PAUSE", "PAUSEALL") and e.data and e.data[0].strip() else None
-        conn.execute("INSERT INTO queue_member_events(at, queue, agent, event, reason, purge_after) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", (to_iso(e.at), e.queue, e.agent, ev, reason, purge_after))
-        report.member_events += 1
+        _apply_member(conn, e, report, purge_after)
         return
     if ev in IGNORED_EVENTS:
         report.ignored += 1
@@ -101,37 +96,54 @@ def _apply(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogReport, p
     if not e.queue or e.queue == "NONE":
         raise _LineError(f"{ev} names no queue")
     if ev == "ENTERQUEUE":
-        # url|callerid|position
-        number = normalise_number(e.data[1] if len(e.data) > 1 else "")
-        position = e.number(3, "position") if len(e.data) > 2 and e.data[2].strip() else None
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO queue_calls(callid, queue, entered_at, caller, position, purge_after) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (e.callid, e.queue, to_iso(e.at), number.normalised if number.identifiable else None, position,
-             purge_after))
-        report.queue_calls += cur.rowcount
-        return
-    if ev == "RINGNOANSWER":
+        _apply_enter(conn, e, report, purge_after)
+    elif ev == "RINGNOANSWER":
         e.number(1, "ringing time in ms")
         row = _stay(conn, e)
         if row is not None:
             conn.execute("UPDATE queue_calls SET ring_no_answer = ring_no_answer + 1 WHERE id = ?", (row["id"],))
-        return
-    if ev == "CONNECT":
+    elif ev == "CONNECT":
         # holdtime|bridged channel uniqueid|ringtime
         wait = e.number(1, "waiting time")
         stay = _stay_or_new(conn, e, wait, purge_after, report)
         extension, consultant_id = _member(conn, e.agent)
         conn.execute("UPDATE queue_calls SET outcome = 'answered', wait_s = ?, agent = ?, extension = ?, "
                      "consultant_id = ? WHERE id = ?", (wait, e.agent, extension, consultant_id, stay))
-        return
-    if ev in EXIT_OUTCOMES:
+    elif ev in EXIT_OUTCOMES:
         wait = e.number(EXIT_WAIT_FIELD[ev], "waiting time")
         stay = _stay_or_new(conn, e, wait, purge_after, report)
         conn.execute("UPDATE queue_calls SET outcome = ?, wait_s = ?, ended_at = ?, ended_by = 'caller' "
                      "WHERE id = ?", (EXIT_OUTCOMES[ev], wait, to_iso(e.at), stay))
-        return
-    # COMPLETECALLER/COMPLETEAGENT holdtime|calltime|origpos; transfers x|y|holdtime|calltime|origpos
+    else:
+        _apply_end(conn, e, report, purge_after)
+
+
+def _apply_member(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogReport, purge_after: str) -> None:
+    ev = e.event
+    if not e.agent or e.agent == "NONE":
+        raise _LineError(f"{ev} names no queue member")
+    reason = e.data[0].strip() if ev in ("PAUSE", "PAUSEALL") and e.data and e.data[0].strip() else None
+    conn.execute("INSERT INTO queue_member_events(at, queue, agent, event, reason, purge_after) "
+                 "VALUES (?, ?, ?, ?, ?, ?)", (to_iso(e.at), e.queue, e.agent, ev, reason, purge_after))
+    report.member_events += 1
+
+
+def _apply_enter(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogReport, purge_after: str) -> None:
+    # url|callerid|position
+    number = normalise_number(e.data[1] if len(e.data) > 1 else "")
+    position = e.number(3, "position") if len(e.data) > 2 and e.data[2].strip() else None
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO queue_calls(callid, queue, entered_at, caller, position, purge_after) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (e.callid, e.queue, to_iso(e.at), number.normalised if number.identifiable else None, position,
+         purge_after))
+    report.queue_calls += cur.rowcount
+
+
+def _apply_end(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogReport, purge_after: str) -> None:
+    """An answered stay's end: COMPLETECALLER/COMPLETEAGENT holdtime|calltime|origpos, transfers
+    x|y|holdtime|calltime|origpos."""
+    ev = e.event
     wait_field, talk_field = (1, 2) if ev.startswith("COMPLETE") else (3, 4)
     wait = e.number(wait_field, "waiting time")
     talk = e.number(talk_field, "talk time")
