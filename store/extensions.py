@@ -46,6 +46,6 @@ class Extensions:
 
     async def record_pause(self, actor: Actor, *, paused: bool, queue: str | None, reason: str,
                            interfaces: Sequence[str], outcome: str) -> None:
-        """The audit entry of a QueuePause sent (or failed) for the actor's own interfaces (a transaction of its own)."""
+        """The audit entry (a transaction of its own) of a QueuePause sent or failed for the actor's interfaces."""
         await self.audit.record(actor, "traffic.queue_pause", outcome=outcome, details={
             "paused": paused, "queue": queue, "reason": reason, "interfaces": sorted(interfaces)})
