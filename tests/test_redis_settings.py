@@ -114,6 +114,22 @@ async def test_an_unreachable_redis_stops_the_start_with_a_clear_error(chat_sett
     assert SECRET not in message
 
 
+async def test_a_wrong_redis_password_stops_the_start_without_echoing_it(chat_settings: Settings, store: Store,
+                                                                          redis_server) -> None:
+    import redis.asyncio
+
+    admin = redis.asyncio.Redis.from_url(redis_server.url)
+    await admin.config_set("requirepass", "the-right-one")
+    await admin.aclose()
+    for url in (f"redis://:{SECRET}@127.0.0.1:{redis_server.port}/0", redis_server.url):  # wrong, none
+        with pytest.raises(ConfigError, match="Redis refused the connection") as refused:
+            await start_chat_server(chat_settings.with_(redis_url=url), store)
+        assert SECRET not in refused.value.message and "the-right-one" not in refused.value.message
+    server, runner = await start_chat_server(
+        chat_settings.with_(redis_url=f"redis://:the-right-one@127.0.0.1:{redis_server.port}/0"), store)
+    await runner.cleanup()
+
+
 async def test_a_redis_that_accepts_but_never_answers_stops_the_start_after_the_timeout(
         chat_settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     import webchat.app

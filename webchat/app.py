@@ -98,7 +98,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.router.add_static("/widget/", STATIC_DIR, follow_symlinks=False)
     app.on_response_prepare.append(_security_headers)
     if settings.redis_url:
-        app.cleanup_ctx.append(_redis_context(sio, settings.redis_url))  # first: no node starts without Redis
+        app.cleanup_ctx.append(_redis_context(sio, settings.redis_url))  # before the server's own tasks start
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(routing.routing_context(hub))
     app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
@@ -136,13 +136,16 @@ def _redis_context(sio: socketio.AsyncServer, url: str):
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         import redis.asyncio
-        from redis.exceptions import RedisError
+        from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
         shown = redis_url_shown(url)
         probe = redis.asyncio.Redis.from_url(url, socket_connect_timeout=REDIS_CONNECT_SECONDS,
                                              socket_timeout=REDIS_CONNECT_SECONDS)
         try:
             await asyncio.wait_for(probe.ping(), REDIS_CONNECT_SECONDS * 2)
+        except (AuthenticationError, ResponseError) as exc:  # it answered, but not to us (NOAUTH, WRONGPASS)
+            raise ConfigError(f"CIM_REDIS_URL {shown}: Redis refused the connection ({type(exc).__name__}); "
+                              "check the user and password in the setting") from None
         except (RedisError, OSError, TimeoutError) as exc:
             raise ConfigError(f"CIM_REDIS_URL {shown}: Redis does not answer ({type(exc).__name__}); "
                               "start it or correct the setting") from None
@@ -155,6 +158,9 @@ def _redis_context(sio: socketio.AsyncServer, url: str):
         deadline = loop.time() + REDIS_CONNECT_SECONDS
         while not (manager.pubsub is not None and manager.pubsub.subscribed) and loop.time() < deadline:
             await asyncio.sleep(0.01)
+        if not (manager.pubsub is not None and manager.pubsub.subscribed):
+            log.warning("server.redis_not_subscribed url=%s (events from other nodes may be missed until it is)",
+                        shown)
         log.info("server.redis url=%s channel=%s", shown, manager.channel)
         try:
             yield
