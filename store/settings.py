@@ -346,12 +346,11 @@ def redis_url_shown(url: str) -> str:
 
 def check_redis_url(url: str) -> None:
     """CIM_REDIS_URL is empty or a redis://, rediss:// or unix:// URL python-socketio's Redis manager can use."""
+    import re
     from urllib.parse import urlsplit
 
     if not url.strip():
         return
-    import re
-
     match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url.strip())  # "user:password@host" names no scheme
     scheme = match.group(1).lower() if match else ""
     if scheme not in REDIS_SCHEMES:
@@ -359,7 +358,7 @@ def check_redis_url(url: str) -> None:
                           f"(it has {scheme + '://' if scheme else 'no scheme'})")
     try:
         parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number from 0 to 65535)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number up to 65535)
         db = parts.path.strip("/")
     except ValueError:
         raise ConfigError(f"CIM_REDIS_URL {redis_url_shown(url)} has a port that is not a number "
