@@ -76,19 +76,19 @@ class StaffContext(click.Context):
     formatter_class = StaffHelpFormatter
 
 
-def _walk(command: click.Command) -> Iterator[click.Command]:
-    yield command
+def _walk(command: click.Command, path: str = "") -> Iterator[tuple[str, click.Command]]:
+    yield path, command
     if isinstance(command, click.Group):
         for name in sorted(command.commands):
-            yield from _walk(command.commands[name])
+            yield from _walk(command.commands[name], f"{path} {name}".strip())
 
 
 def help_texts(root: click.Command) -> dict[str, str]:
     """msgid -> where it is used, for every help text of `root`'s command tree (source texts)."""
     found: dict[str, str] = {}
-    for command in _walk(root):
+    for path, command in _walk(root):
         source = _source(command)
-        where = command.name or "cim"
+        where = path or "(the group)"
         for text in (source["help"], source["short_help"], source["epilog"]):
             if text:
                 found.setdefault(text, where)
@@ -115,7 +115,7 @@ def _source(command: click.Command) -> dict:
 
 def localise(root: click.Command) -> None:
     """Put every help text of the tree in the current staff language (before click parses arguments)."""
-    for command in _walk(root):
+    for _path, command in _walk(root):
         source = _source(command)
         command.context_class = StaffContext
         command.help = _tr(source["help"])

@@ -312,17 +312,18 @@ class Accounts:
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.verify_sign_in")
         reason: str | None = None
         message = "the sign-in would succeed"
+        error: CimError | None = None
         try:
             await self._sign_in(name, password, otp=otp, new_password=None, dry_run=True)
         except _Refusal as refusal:
-            reason, message = refusal.reason, refusal.error.message
+            reason, message, error = refusal.reason, refusal.error.message_in("en"), refusal.error
         except (DirectoryUnavailable, NoMappedRole, PasswordChangeRequired, SecondFactorRequired,
                 SecondFactorEnrolmentRequired, AccountLocked, ConfigError) as exc:
-            reason, message = _VERIFY_REASONS[type(exc)], exc.message
+            reason, message, error = _VERIFY_REASONS[type(exc)], exc.message_in("en"), exc
         async with self.repo.transaction() as tx:
             await self.audit.append(tx, actor, "staff.verify_sign_in", target_kind="staff", target_id=name.strip()[:MAX_NAME],
                                     outcome="ok" if reason is None else "refused", details={"reason": reason})
-        return SignInCheck(ok=reason is None, reason=reason, message=message)
+        return SignInCheck(ok=reason is None, reason=reason, message=message, error=error)
 
     async def _failure_identity(self, name: str) -> tuple[str, str]:
         """(lockout key, audit name) of a typed sign-in name, neither of them the typed text when it is no account's.
@@ -548,7 +549,7 @@ class Accounts:
         try:
             user = await self.directory.lookup(staff.name)
         except (DirectoryUnavailable, ConfigError) as exc:
-            log.warning("directory.recheck_unavailable staff_id=%s reason=%r", staff.id, exc.message)
+            log.warning("directory.recheck_unavailable staff_id=%s reason=%r", staff.id, exc.message_in("en"))
             return None
         if user is None or not user.roles:
             reason = "not_in_directory" if user is None else "no_mapped_role"
@@ -558,7 +559,7 @@ class Accounts:
         try:
             _staff_id, changed = await self._sync_directory_account(user, row)
         except ConfigError as exc:
-            log.warning("directory.recheck_failed staff_id=%s reason=%r", staff.id, exc.message)
+            log.warning("directory.recheck_failed staff_id=%s reason=%r", staff.id, exc.message_in("en"))
             return None
         return "roles_changed" if changed else None
 

@@ -1646,7 +1646,7 @@ class Calls:
             try:
                 path = resolve_recordingfile(root, rec.recordingfile, rec.start, zone)
             except InvalidInput as exc:
-                report.rejected.append(Rejection(rec.line, str(exc), file=Path(rec.recordingfile).name))
+                report.rejected.append(Rejection(rec.line, exc.message_in("en"), file=Path(rec.recordingfile).name))
                 continue
             named[path] = rec.line
         files = await asyncio.to_thread(scan_recordings, root, list(named))
@@ -1684,7 +1684,7 @@ class Calls:
             failed: BaseException | None = None
             for (f, conv_id, key, _, line), outcome in zip(plan.planned, outcomes):
                 if isinstance(outcome, (InvalidInput, NotFound)):
-                    report.rejected.append(Rejection(line, outcome.message, file=f.name))
+                    report.rejected.append(Rejection(line, outcome.message_in("en"), file=f.name))
                 elif isinstance(outcome, BaseException):
                     failed = failed or outcome
                 else:

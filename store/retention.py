@@ -608,7 +608,7 @@ class Retention:
                 except SealBroken as exc:
                     bad += 1
                     if bad <= 20:
-                        problems.append(FsckProblem("tampered_line", exc.message))
+                        problems.append(FsckProblem("tampered_line", exc.message_in("en")))
         return problems + await self._check_notes()
 
     async def _check_notes(self) -> list[FsckProblem]:
@@ -626,7 +626,7 @@ class Retention:
             nonlocal bad
             bad += 1
             if bad <= 20:
-                problems.append(FsckProblem("tampered_note", exc.message))
+                problems.append(FsckProblem("tampered_note", exc.message_in("en")))
 
         for conversation_id in await self.repo.conversations_with_sealed_whispers():
             key = await self.keys.read_key(conversation_id)
@@ -718,9 +718,9 @@ async def daily_purge_loop(store: Any, settings: Settings) -> None:
                 log.warning("daily purge incomplete, purged text remains in the database files: %s",
                             json.dumps(result.as_json()))
         except Conflict as exc:
-            log.warning("daily purge skipped: %s", exc.message)
+            log.warning("daily purge skipped: %s", exc.message_in("en"))
         except CimError as exc:
-            log.error("daily purge refused: %s", exc.message)
+            log.error("daily purge refused: %s", exc.message_in("en"))
         except Exception:  # the loop must survive one bad night; the failure is logged and audited
             log.exception("daily purge failed")
         await asyncio.sleep(1)  # never run twice within the same minute
@@ -891,7 +891,7 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
             problems.append(FsckProblem("deleted_content", f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
                                         "this copy can never be read (run `cim purge`)"))
         except SealBroken as exc:
-            problems.append(FsckProblem("tampered_file", f"{label}: {exc.message}"))
+            problems.append(FsckProblem("tampered_file", f"{label}: {exc.message_in('en')}"))
         except OSError as exc:
             problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
     for rel in pending:

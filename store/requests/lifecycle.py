@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from ..errors import CimError, IneligibleForGrant, InvalidInput, InvalidTransition, Text
+from ..errors import CimError, IneligibleForGrant, InvalidInput, InvalidTransition, Text, render_message
 from ..i18n import N_
 from ..models import Actor, Role
 from ..policy import Permission, allowed
@@ -64,8 +64,13 @@ class Refusal:
     than the permission, the sentence that says so."""
 
     permission: Permission
-    message: str | None = None  # a msgid; `params` fill its placeholders
+    msgid: str | None = None  # the sentence's msgid; `params` fill its placeholders
     params: dict = field(default_factory=dict)
+
+    @property
+    def message(self) -> str | None:
+        """The sentence in the current staff language (None: the permission alone says it)."""
+        return render_message(self.msgid, self.params) if self.msgid else None
 
 
 Who = Callable[[Actor, Facts, "str | None"], "Refusal | None"]

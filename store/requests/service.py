@@ -95,8 +95,8 @@ class Requests:
         await self.audit.record(actor, action, outcome="refused", target_kind="request" if request_id else None,
                                 target_id=request_id, request_id=request_id,
                                 details={"permission": refusal.permission.value})
-        if refusal.message:
-            raise NotPermitted(refusal.message, **refusal.params)
+        if refusal.msgid:
+            raise NotPermitted(refusal.msgid, **refusal.params)
         raise NotPermitted(N_("{name} is not permitted to {action}"), name=actor.name,
                            action=action.replace('_', ' ').replace('.', ': '))
 
