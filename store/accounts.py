@@ -52,7 +52,8 @@ def parse_roles(names: Iterable[str]) -> frozenset[Role]:
             roles.add(Role(name.strip()))
         except ValueError:
             raise InvalidInput(
-                N_("{name!r} is not a role; roles are: {roles}"), name=name, roles=', '.join(r.value for r in Role)) from None
+                N_("{name!r} is not a role; roles are: {roles}"),
+                name=name, roles=', '.join(r.value for r in Role)) from None
     if not roles:
         raise InvalidInput(N_("a staff member needs at least one role"))
     return frozenset(roles)
@@ -267,7 +268,8 @@ class Accounts:
             await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.password")
         staff = await self.get(name)
         if staff.source == "directory":
-            raise InvalidInput(N_("{name} signs in with the city directory; the password is changed there"), name=staff.name)
+            raise InvalidInput(N_("{name} signs in with the city directory; the password is changed there"),
+                               name=staff.name)
         check_new_password(password, name=staff.name, full_name=staff.full_name)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         async with self.repo.transaction() as tx:
@@ -349,7 +351,8 @@ class Accounts:
             locked_until = from_iso(failures[0]) + timedelta(minutes=self.settings.lockout_minutes)
             if now < locked_until:
                 locked = AccountLocked(
-                    N_("too many failed sign-ins; try again after {time}"), time=locked_until.astimezone().strftime('%H:%M'))
+                    N_("too many failed sign-ins; try again after {time}"),
+                    time=locked_until.astimezone().strftime('%H:%M'))
                 if dry_run:
                     raise _Refusal("locked", locked)
                 async with self.repo.transaction() as tx:
@@ -501,7 +504,8 @@ class Accounts:
         if user.department:
             department_id = await self.repo.department_id(user.department)
             if department_id is None:
-                raise ConfigError(N_("CIM_LDAP_ROLE_MAP names department {department!r}, which does not exist; add it with `cim departments add`"), department=user.department)
+                raise ConfigError(N_("CIM_LDAP_ROLE_MAP names department {department!r}, which does not exist; add "
+                                     "it with `cim departments add`"), department=user.department)
         now = to_iso(self.clock())
         roles = sorted(r.value for r in user.roles)
         async with self.repo.transaction() as tx:
@@ -591,10 +595,12 @@ class Accounts:
                 raise SecondFactorRequired(N_("enter the 6-digit code from your authenticator app, or a recovery code"))
             if dry_run:
                 raise _Refusal("second_factor_not_enrolled", SecondFactorEnrolmentRequired(
-                    N_("the roles need a second factor that is not set up yet; it is set up at the next sign-in in the TUI")))
+                    N_("the roles need a second factor that is not set up yet; it is set up at the next sign-in in "
+                       "the TUI")))
             enrolment = await self._start_enrolment(staff)
             raise SecondFactorEnrolmentRequired(
-                N_("your roles need a second factor: add the key to your authenticator app and enter its code"), enrolment)
+                N_("your roles need a second factor: add the key to your authenticator app and enter its code"),
+                enrolment)
         wrong = AuthenticationFailed(N_("wrong or already used code"))
         if totp is not None:
             secret = self.secret_box.open(staff.id, totp["secret_sealed"])

@@ -377,7 +377,8 @@ class Archive:
         """A conversation whose key the purge destroyed: a clear refusal, audited, never a trace."""
         await self.store.audit.record(actor, action, outcome="refused", target_kind="conversation",
                                       target_id=conversation_id, purpose=purpose, details={"reason": "deleted"})
-        raise ContentDeleted(N_("conversation {conversation_id}: {mark} — its key was destroyed by the purge; this copy (a restored backup) can never be read"), 
+        raise ContentDeleted(N_("conversation {conversation_id}: {mark} — its key was destroyed by the purge; this "
+                                "copy (a restored backup) can never be read"),
                              conversation_id=conversation_id, mark=DELETED_MARK)
 
     async def _recording_row(self, conversation_id: int, recording_id: int | None) -> Any:
@@ -410,7 +411,8 @@ class Archive:
         row = await self._recording_row(conversation_id, recording_id)
         path = self._managed_path(row["path"])
         if not await asyncio.to_thread(path.is_file):
-            raise NotFound(N_("the recording file of conversation {conversation_id} is missing (run `cim fsck`)"), conversation_id=conversation_id)
+            raise NotFound(N_("the recording file of conversation {conversation_id} is missing (run `cim fsck`)"),
+                           conversation_id=conversation_id)
         sealed = await asyncio.to_thread(file_key_id, path) is not None
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "archive.open_recording", target_kind="conversation",

@@ -72,7 +72,9 @@ def _open_keys(conn: sqlite3.Connection, path: Path, now: str) -> A.KeyRing:
     maced = conn.execute("SELECT count(*) FROM audit WHERE mac IS NOT NULL").fetchone()[0]
     if maced:
         raise StoreUnavailable(
-            N_("the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key back from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified"), path=path, maced=maced)
+            N_("the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key back "
+               "from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified"),
+            path=path, maced=maced)
     head = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
     try:
         return A.create_keys(path, legacy_until=head, now=now)
@@ -228,7 +230,8 @@ class AuditLog:
         check = await self.verify(extra_anchors, anchor_files)
         others = [p for p in check.problems if p.kind != "restored_backup"]
         if others:
-            raise InvalidTransition(N_("the audit log has a problem that is not a restore, so none can be acknowledged: {text}"), text=others[0].message)
+            raise InvalidTransition(N_("the audit log has a problem that is not a restore, so none can be "
+                                       "acknowledged: {text}"), text=others[0].message)
         pending = [r for r in check.restores if not r["acknowledged"]]
         if not pending:
             raise InvalidTransition(N_("there is no restored backup to acknowledge: the log agrees with every anchor"))

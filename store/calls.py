@@ -462,7 +462,8 @@ def parse_columns(spec: str | Iterable[str] | None, kind: str) -> tuple[str, ...
     names = [n for n in (_column_name(p) for p in parts) if n]
     unknown = [n for n in names if n != SKIPPED and n not in KNOWN_COLUMNS]
     if unknown:
-        raise InvalidInput(N_("unknown CDR column(s): {unknown} (use - for a column CIM should skip)"), unknown=', '.join(unknown))
+        raise InvalidInput(N_("unknown CDR column(s): {unknown} (use - for a column CIM should skip)"),
+                           unknown=', '.join(unknown))
     named = [n for n in names if n != SKIPPED]
     if len(set(named)) != len(named):
         raise InvalidInput(N_("a CDR column is named twice in --columns"))
@@ -573,7 +574,8 @@ class CdrParser:
         missing = [c for c in FREEPBX_REQUIRED if c not in names]
         if missing:
             raise InvalidInput(
-                N_("line {number}: the FreePBX export has no header with {missing} (export asteriskcdrdb.cdr with column names)"), number=number, missing=', '.join(missing))
+                N_("line {number}: the FreePBX export has no header with {missing} (export asteriskcdrdb.cdr with "
+                   "column names)"), number=number, missing=', '.join(missing))
         self.columns = names
         return None
 

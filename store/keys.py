@@ -92,11 +92,14 @@ class MasterKey:
     def unwrap(self, key_id: bytes, generation: int, wrapped: bytes) -> bytes:
         key = self.keys.get(generation)
         if key is None:
-            raise ConfigError(N_("the master key file {path} has no generation {generation}, which the key ring needs; put the escrowed master key back (docs/DEPLOY.md)"), path=self.path, generation=generation)
+            raise ConfigError(N_("the master key file {path} has no generation {generation}, which the key ring "
+                                 "needs; put the escrowed master key back (docs/DEPLOY.md)"),
+                              path=self.path, generation=generation)
         try:
             return AESGCM(key).decrypt(wrapped[:12], wrapped[12:], b"cim-data-key/" + key_id)
         except InvalidTag:
-            raise ConfigError(N_("the master key file {path} does not open the key ring's data keys (a wrong or changed master key)"), path=self.path) from None
+            raise ConfigError(N_("the master key file {path} does not open the key ring's data keys (a wrong or "
+                                 "changed master key)"), path=self.path) from None
 
 
 def load_master(path: Path) -> MasterKey | None:
@@ -106,10 +109,12 @@ def load_master(path: Path) -> MasterKey | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ConfigError(N_("cannot read the master key file {path}: {strerror}"), path=path, strerror=exc.strerror) from exc
+        raise ConfigError(N_("cannot read the master key file {path}: {strerror}"),
+                          path=path, strerror=exc.strerror) from exc
     credential = bool(os.environ.get("CREDENTIALS_DIRECTORY")) and path.parent == Path(os.environ["CREDENTIALS_DIRECTORY"])
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and not credential:
-        raise ConfigError(N_("the master key file {path} is open to other users (mode {mode:o}); run `chmod 600 {path}`"), path=path,
+        raise ConfigError(N_("the master key file {path} is open to other users (mode {mode:o}); run `chmod 600 "
+                             "{path}`"), path=path,
                       mode=stat.S_IMODE(st.st_mode))
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -119,7 +124,8 @@ def load_master(path: Path) -> MasterKey | None:
         if not keys or any(len(k) != 32 for k in keys.values()):
             raise ValueError("no 256-bit key")
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ConfigError(N_("the master key file {path} is not a CIM master key file ({exc})"), path=path, exc=exc) from None
+        raise ConfigError(N_("the master key file {path} is not a CIM master key file ({exc})"),
+                          path=path, exc=exc) from None
     return MasterKey(path, keys)
 
 
@@ -146,7 +152,9 @@ def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> Non
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        raise ConfigError(N_("cannot write the master key file {path}: {strerror}; set CIM_MASTER_KEY_FILE to a writable place outside the data directory"), path=path, strerror=exc.strerror or exc) from exc
+        raise ConfigError(N_("cannot write the master key file {path}: {strerror}; set CIM_MASTER_KEY_FILE to a "
+                             "writable place outside the data directory"),
+                          path=path, strerror=exc.strerror or exc) from exc
 
 
 def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> MasterKey:
@@ -161,22 +169,27 @@ def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> M
         "SELECT value FROM keyring.meta WHERE name = 'master_ids'").fetchone() or ["{}"])[0]).items()}
     if encrypted_rows and not keys_held and not shredded:
         ring = conn.execute("PRAGMA database_list").fetchall()[-1][2]
-        raise ConfigError(N_("the database holds sealed conversations but the key ring {ring} holds no key: it was replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)"), ring=ring)
+        raise ConfigError(N_("the database holds sealed conversations but the key ring {ring} holds no key: it was "
+                             "replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)"), ring=ring)
     master = load_master(path)
     if master is None:
         if keys_held or ids:
-            raise ConfigError(N_("the master key file {path} is missing, but the key ring holds {keys_held} wrapped data keys: put the master key back from its escrow copy (docs/DEPLOY.md); without it no transcript or recording can be read"), path=path, keys_held=keys_held)
+            raise ConfigError(N_("the master key file {path} is missing, but the key ring holds {keys_held} wrapped "
+                                 "data keys: put the master key back from its escrow copy (docs/DEPLOY.md); without "
+                                 "it no transcript or recording can be read"), path=path, keys_held=keys_held)
         _write_master(path, {1: AESGCM.generate_key(bit_length=256)}, exclusive=True)
         master = load_master(path)
         assert master is not None
     for generation, key_id in ids.items():
         if generation in master.keys and master.key_id(generation) != key_id:
-            raise ConfigError(N_("the master key file {path} is not the key of this key ring (generation {generation} is {has}, the key ring needs {needs})"),
+            raise ConfigError(N_("the master key file {path} is not the key of this key ring (generation "
+                                 "{generation} is {has}, the key ring needs {needs})"),
                               path=path, generation=generation, has=master.key_id(generation), needs=key_id)
     needed = {r[0] for r in conn.execute("SELECT DISTINCT generation FROM keyring.data_keys")}
     missing = sorted(needed - set(master.keys))
     if missing:
-        raise ConfigError(N_("the master key file {path} lacks generation(s) {missing} that wrap data keys; put the escrowed master key back (docs/DEPLOY.md)"), path=path, missing=missing)
+        raise ConfigError(N_("the master key file {path} lacks generation(s) {missing} that wrap data keys; put the "
+                             "escrowed master key back (docs/DEPLOY.md)"), path=path, missing=missing)
     if needed:  # one real unwrap proves the key, not only its name
         row = conn.execute("SELECT key_id, generation, wrapped FROM keyring.data_keys LIMIT 1").fetchone()
         master.unwrap(row[0], row[1], row[2])
@@ -401,7 +414,8 @@ class SealedReader(io.RawIOBase):
         try:
             plain = self._aead.decrypt(self._nonce + index.to_bytes(4, "big"), data, aad)
         except InvalidTag:
-            raise SealBroken(N_("{name} does not open at segment {index}: the file was changed or cut"), name=self.path.name, index=index) from None
+            raise SealBroken(N_("{name} does not open at segment {index}: the file was changed or cut"),
+                             name=self.path.name, index=index) from None
         self._cached = (index, plain)
         return plain
 
@@ -483,7 +497,8 @@ def open_plain(path: Path | str, flags: int = 0) -> BinaryIO:
     key = resolve(head[len(MAGIC):len(MAGIC) + 16])
     if key is None:
         fh.close()
-        raise ContentDeleted(N_("the recording {name} was deleted (§6): its key was destroyed by the purge"), name=path.name)
+        raise ContentDeleted(N_("the recording {name} was deleted (§6): its key was destroyed by the purge"),
+                             name=path.name)
     fh.seek(0)
     return SealedReader(path, key, fh)  # type: ignore[return-value]  # seekable; caches the segment it is in
 

@@ -286,7 +286,8 @@ class Retention:
                             first=first, day=purged[first][:10], others=", ".join(map(str, sorted(purged)[1:])))
                     raise AlreadyPurged(N_("conversation {first} was already purged on {day}; nothing is left to hold"),
                                         first=first, day=purged[first][:10])
-                raise ConversationNotFound(N_("no conversation {items}; nothing was held"), items=', '.join(map(str, missing)))
+                raise ConversationNotFound(N_("no conversation {items}; nothing was held"),
+                                           items=', '.join(map(str, missing)))
             for conversation_id in ids:
                 hold_id = await self.repo.insert_hold(tx, conversation_id, legal_basis, case_reference,
                                                       actor.staff_id, now, review)
@@ -305,7 +306,8 @@ class Retention:
             if row is None:
                 raise NotFound(N_("no hold {hold_id}"), hold_id=hold_id)
             if row["released_at"] is not None:
-                raise InvalidTransition(N_("hold {hold_id} was already released on {day}"), hold_id=hold_id, day=row['released_at'][:10])
+                raise InvalidTransition(N_("hold {hold_id} was already released on {day}"),
+                                        hold_id=hold_id, day=row['released_at'][:10])
             if row["request_id"] is not None:
                 raise InvalidTransition(
                     N_("hold {hold_id} belongs to access request {request_id} and ends when that request closes"),
@@ -388,7 +390,8 @@ class Retention:
         last = await self.repo.latest_audit_time()
         if last is not None and now < from_iso(last) - CLOCK_TOLERANCE:
             raise ClockJumped(
-                N_("the clock reads {now}Z, earlier than the last audit entry ({last}Z); fix the system time before purging"),
+                N_("the clock reads {now}Z, earlier than the last audit entry ({last}Z); fix the system time before "
+                   "purging"),
                 now=to_iso(now)[:19], last=last[:19])
 
     async def _dry_run(self, actor: Actor, cutoff: datetime, started: float) -> PurgeResult:
@@ -531,7 +534,8 @@ class Retention:
                 await self.repo.forget_pending(tx, done)
         if error:
             raise StoreUnavailable(
-                N_("the recordings folder {recordings_dir} refused a deletion ({error}); the rows are gone and the files are listed for the next purge to finish"),
+                N_("the recordings folder {recordings_dir} refused a deletion ({error}); the rows are gone and the "
+                   "files are listed for the next purge to finish"),
                 recordings_dir=self.settings.recordings_dir, error=error)
 
     async def _finish_pending(self) -> int:
@@ -666,9 +670,11 @@ class Retention:
         if destination == data_dir or data_dir in destination.parents:
             raise InvalidInput(N_("a backup cannot go inside the data directory {data_dir}"), data_dir=data_dir)
         if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-            raise InvalidInput(N_("{destination} already exists and is not an empty directory"), destination=destination)
+            raise InvalidInput(N_("{destination} already exists and is not an empty directory"),
+                               destination=destination)
         if not destination.parent.is_dir():  # a missing volume must not send personal data to the root disk
-            raise InvalidInput(N_("the folder {parent} does not exist (is the backup volume mounted?); nothing was written"), parent=destination.parent)
+            raise InvalidInput(N_("the folder {parent} does not exist (is the backup volume mounted?); nothing was "
+                                  "written"), parent=destination.parent)
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
         keys = self.keys.describe() if self.keys is not None and self.keys.master is not None else {}

@@ -277,7 +277,8 @@ class Settings:
         known = {f.name: f for f in fields(cls) if f.name != "data_dir"}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(N_("{toml_path} has unknown settings: {unknown}"), toml_path=toml_path, unknown=', '.join(unknown))
+            raise ConfigError(N_("{toml_path} has unknown settings: {unknown}"),
+                              toml_path=toml_path, unknown=', '.join(unknown))
         for name in known:
             if f"CIM_{name.upper()}" in env:
                 values[name] = env[f"CIM_{name.upper()}"]
@@ -294,17 +295,20 @@ class Settings:
         if settings.password_profile not in ("default", "fast"):
             raise ConfigError(N_("CIM_PASSWORD_PROFILE must be 'default' or 'fast'"))
         if settings.ldap_tls not in ("off", "starttls"):
-            raise ConfigError(N_("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the start)"))
+            raise ConfigError(N_("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the "
+                                 "start)"))
         if settings.chat_assignment not in ("pick", "auto"):
             raise ConfigError(N_("CIM_CHAT_ASSIGNMENT must be 'pick' or 'auto'"))
         if not 1 <= settings.chat_max_concurrent <= 1000:
             raise ConfigError(N_("CIM_CHAT_MAX_CONCURRENT must be from 1 to 1000"))
         if min(settings.staff_reconnect_grace_seconds, settings.chat_idle_minutes,
                settings.chat_queue_limit_minutes) < 0:
-            raise ConfigError(N_("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more"))
+            raise ConfigError(N_("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "
+                                 "CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more"))
         unknown_roles = sorted(settings.mfa_role_names - {r.value for r in Role})
         if unknown_roles:
-            raise ConfigError(N_("CIM_MFA_ROLES names unknown roles: {unknown_roles}"), unknown_roles=', '.join(unknown_roles))
+            raise ConfigError(N_("CIM_MFA_ROLES names unknown roles: {unknown_roles}"),
+                              unknown_roles=', '.join(unknown_roles))
         return settings
 
     def _check_audit_paths(self) -> None:
@@ -312,7 +316,9 @@ class Settings:
         for name, path in (("CIM_AUDIT_KEY_FILE", self.audit_key_path), ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path),
                            ("CIM_MASTER_KEY_FILE", self.master_key_path), ("CIM_KEYRING_FILE", self.keyring_path)):
             if data_dir in path.absolute().parents:
-                raise ConfigError(N_("{name} ({path}) must be outside the data directory {data_dir}: a copy or restore of the data directory must not carry it"), name=name, path=path, data_dir=self.data_dir)
+                raise ConfigError(N_("{name} ({path}) must be outside the data directory {data_dir}: a copy or "
+                                     "restore of the data directory must not carry it"),
+                                  name=name, path=path, data_dir=self.data_dir)
         if self.audit_anchor_minutes < 0:
             raise ConfigError(N_("CIM_AUDIT_ANCHOR_MINUTES must be 0 or more"))
         check_case_mark(self.case_mark)
@@ -331,12 +337,15 @@ def check_case_mark(pattern: str) -> None:
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as exc:
-        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} is not a valid pattern: {exc}"), pattern=pattern, exc=exc) from None
+        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} is not a valid pattern: {exc}"),
+                          pattern=pattern, exc=exc) from None
     unknown = sorted(names - _CASE_MARK_FIELDS)
     if unknown:
-        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} uses unknown fields {unknown}; known: {{number}}, {{n}}, {{nnnn}}, {{yyyy}}"), pattern=pattern, unknown=', '.join(unknown))
+        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} uses unknown fields {unknown}; known: {{number}}, {{n}}, "
+                             "{{nnnn}}, {{yyyy}}"), pattern=pattern, unknown=', '.join(unknown))
     if not names & {"number", "n", "nnnn"}:
-        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} must contain {{number}}, {{n}} or {{nnnn}} so each case has its own mark"), pattern=pattern)
+        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} must contain {{number}}, {{n}} or {{nnnn}} so each case has "
+                             "its own mark"), pattern=pattern)
 
 
 def case_mark(pattern: str, number: str) -> str:
@@ -362,7 +371,8 @@ def _coerce(name: str, kind: object, value: object) -> object:
         try:
             return int(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ConfigError(N_("setting {name} must be a whole number, not {value!r}"), name=name, value=value) from None
+            raise ConfigError(N_("setting {name} must be a whole number, not {value!r}"),
+                              name=name, value=value) from None
     if name == "ldap_role_map" and isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)  # kept as text: Settings is frozen
     if not isinstance(value, (str, int, float)):

@@ -193,7 +193,8 @@ def _confirming(actor: Actor, facts: Facts, variant: str | None) -> Refusal | No
         return Refusal(Permission.CONFIRM_COPY_EXPORT)
     if facts.prepared_by is not None and facts.prepared_by == actor.staff_id:
         return Refusal(Permission.CONFIRM_COPY_EXPORT,
-                       N_("{name} prepared this copy; a second person must confirm it (four-eyes)"), {"name": actor.name})
+                       N_("{name} prepared this copy; a second person must confirm it (four-eyes)"),
+                       {"name": actor.name})
     return None
 
 
@@ -219,13 +220,15 @@ def _signing(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None:
 
 def _opinion_needs_a_link(facts: Facts, variant: str | None) -> CimError | None:
     if variant == "department" and facts.linked == 0:
-        return InvalidTransition(N_("link the conversation to {number} first: the department opinion belongs to the department it concerns"), number=facts.number)
+        return InvalidTransition(N_("link the conversation to {number} first: the department opinion belongs to the "
+                                    "department it concerns"), number=facts.number)
     return None
 
 
 def _opinion_once(facts: Facts, variant: str | None) -> CimError | None:
     if variant in facts.request.opinions_given:
-        return InvalidTransition(N_("the {variant} opinion on {number} has already been given"), variant=Text(variant), number=facts.number)
+        return InvalidTransition(N_("the {variant} opinion on {number} has already been given"),
+                                 variant=Text(variant), number=facts.number)
     return None
 
 
@@ -238,7 +241,8 @@ def _something_linked(facts: Facts, variant: str | None) -> CimError | None:
 def _eligible(facts: Facts, variant: str | None) -> CimError | None:
     """§4.7; a copy's link may instead rest on a justification recorded by both people (prepare/confirm)."""
     if facts.kind == ACCESS and facts.request.ineligible_reason:
-        return IneligibleForGrant(N_("{number} can only be refused: {ineligible_reason}"), number=facts.number, ineligible_reason=facts.request.ineligible_reason)
+        return IneligibleForGrant(N_("{number} can only be refused: {ineligible_reason}"),
+                                  number=facts.number, ineligible_reason=facts.request.ineligible_reason)
     return None
 
 
@@ -370,7 +374,8 @@ def person_missing(actor: Actor, action: str) -> InvalidInput | None:
     """Steps whose record names the staff member who took them (registered_by, opinions, letters) need a person."""
     what = ACTIONS[action].person
     if what is not None and actor.staff_id is None:
-        return InvalidInput(N_("{what} must be done by a signed-in staff member, not by the host account"), what=Text(what))
+        return InvalidInput(N_("{what} must be done by a signed-in staff member, not by the host account"),
+                            what=Text(what))
     return None
 
 

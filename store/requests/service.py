@@ -133,7 +133,8 @@ class Requests:
         if refusal is not None:
             await self._refuse(actor, "requests.register", None, refusal)
         if actor.staff_id is None:
-            raise InvalidInput(N_("registering a request must be done by a signed-in staff member, not by the host account"))
+            raise InvalidInput(N_("registering a request must be done by a signed-in staff member, not by the host "
+                                  "account"))
         clean = V.validate(data, self.today())
         reference, receipt_chat = await self._receipt(actor, data, clean)
         now = self._now()
@@ -260,7 +261,8 @@ class Requests:
         """The register, oldest due first; `flagged_only` keeps the requests due soon or overdue."""
         await self.audit.guard(actor, Permission.VIEW_REQUESTS, "requests.list")
         if state is not None and state not in STATE_LABELS and state != "open":
-            raise InvalidInput(N_("unknown state {state!r}; states are: open, {states}"), state=state, states=', '.join(STATE_LABELS))
+            raise InvalidInput(N_("unknown state {state!r}; states are: open, {states}"),
+                               state=state, states=', '.join(STATE_LABELS))
         if kind is not None and kind not in KINDS:
             raise InvalidInput(N_("the kind must be one of: {kinds}"), kinds=', '.join(KINDS))
         if channel is not None and channel not in CHANNELS:
@@ -379,12 +381,15 @@ class Requests:
             req = facts.request
             conv = await self.repo.conversation(tx, conversation_id)
             if conv is None:
-                raise ConversationNotFound(N_("no conversation with id {conversation_id}"), conversation_id=conversation_id)
+                raise ConversationNotFound(N_("no conversation with id {conversation_id}"),
+                                           conversation_id=conversation_id)
             if conv["channel"] != req.channel:
-                raise InvalidInput(N_("the request concerns a {channel}; conversation {conversation_id} is a {conv_channel}"),
+                raise InvalidInput(N_("the request concerns a {channel}; conversation {conversation_id} is a "
+                                      "{conv_channel}"),
                                    channel=Text(req.channel), conversation_id=conversation_id, conv_channel=Text(conv['channel']))
             if await self.repo.is_linked(tx, request_id, conversation_id):
-                raise InvalidInput(N_("conversation {conversation_id} is already linked to {number}"), conversation_id=conversation_id, number=req.number)
+                raise InvalidInput(N_("conversation {conversation_id} is already linked to {number}"),
+                                   conversation_id=conversation_id, number=req.number)
             now = self._now()
             await self.repo.link(tx, request_id, req.number, conversation_id, actor.staff_id, now)
             reason = await self._recheck_eligibility(tx, facts, now)
@@ -416,7 +421,8 @@ class Requests:
             facts, _ = await self._take(tx, "unlink", request_id)
             now = self._now()
             if not await self.repo.unlink(tx, request_id, conversation_id, actor.staff_id, now):
-                raise InvalidInput(N_("conversation {conversation_id} is not linked to {number}"), conversation_id=conversation_id, number=facts.number)
+                raise InvalidInput(N_("conversation {conversation_id} is not linked to {number}"),
+                                   conversation_id=conversation_id, number=facts.number)
             await self._recheck_eligibility(tx, facts, now)
             await self.audit.append(tx, actor, "requests.unlink", target_kind="conversation",
                                     target_id=conversation_id, request_id=request_id)
@@ -490,7 +496,8 @@ class Requests:
                 reason = matching.ineligibility(await self.repo.linked_numbers(tx, request_id),
                                                 facts.request.requester_phone)
                 if reason is not None:
-                    raise IneligibleForGrant(N_("{number} cannot be granted: {reason}"), number=facts.number, reason=reason)
+                    raise IneligibleForGrant(N_("{number} cannot be granted: {reason}"),
+                                             number=facts.number, reason=reason)
             await self.repo.update(tx, request_id, now, state=new_state, decision="granted",
                                    decided_by=actor.staff_id, decided_at=now,
                                    session_at=to_iso(session_at) if session_at else None, session_place=place or None)
@@ -530,7 +537,8 @@ class Requests:
         until = add_months_to_date(request.effective_due, months)
         if until > limit:
             raise InvalidTransition(
-                N_("the answer can be extended by at most {months} months, to {limit}"), months=MAX_EXTENSION_MONTHS, limit=limit.isoformat())
+                N_("the answer can be extended by at most {months} months, to {limit}"),
+                months=MAX_EXTENSION_MONTHS, limit=limit.isoformat())
         letter = L.extension_letter(**self._letter_common(request), received_on=request.received_on,
                                     due_on=request.due_on, extended_until=until, reasons=reasons, kind=request.kind,
                                     form=request.addressed_as)
@@ -588,10 +596,12 @@ class Requests:
         """The recording's path or the chat's transcript, for playback during the session; audited under the request."""
         facts = await self._allow(actor, "open_content", request_id)
         if not await self.repo.is_linked(self.db, request_id, conversation_id):
-            raise InvalidInput(N_("conversation {conversation_id} is not linked to {number}"), conversation_id=conversation_id, number=facts.number)
+            raise InvalidInput(N_("conversation {conversation_id} is not linked to {number}"),
+                               conversation_id=conversation_id, number=facts.number)
         conv = await self.repo.conversation(self.db, conversation_id)
         if conv is None:
-            raise ConversationNotFound(N_("conversation {conversation_id} no longer exists"), conversation_id=conversation_id)
+            raise ConversationNotFound(N_("conversation {conversation_id} no longer exists"),
+                                       conversation_id=conversation_id)
         recordings = await self.repo.recordings(conversation_id)
         msgs = await self.repo.messages(conversation_id)
         texts = await self._texts(conversation_id, msgs)
@@ -629,7 +639,8 @@ class Requests:
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "end_session", request_id)
             if present - facts.attendees:
-                raise InvalidInput(N_("only designated attendees can be recorded as present by account; name anyone else among the others present (§4.6)"))
+                raise InvalidInput(N_("only designated attendees can be recorded as present by account; name anyone "
+                                      "else among the others present (§4.6)"))
             if not present:
                 raise InvalidInput(N_("at least one designated attendee must have been present (§4.6)"))
             await self.repo.mark_present(tx, request_id, facts.attendees, present)
@@ -712,7 +723,8 @@ class Requests:
         convs = await self.repo.linked_times(request_id)
         items = await self._copy_items(request_id, convs)
         if not items:
-            raise InvalidTransition(N_("{number} has nothing to export: link the conversation first"), number=request.number)
+            raise InvalidTransition(N_("{number} has nothing to export: link the conversation first"),
+                                    number=request.number)
         now = self.clock()
         files, manifest_bytes = await asyncio.to_thread(
             X.write_copy, target, items, as_zip, {"request": request.number, "kind": "GDPR Art. 15 copy",
@@ -764,7 +776,8 @@ class Requests:
         justification = clean_text(justification, "justification")
         unmatched = sorted(c for c, b in basis.items() if b == JUSTIFICATION)
         if unmatched and not justification:
-            raise InvalidInput(N_("conversation {items} is not tied to the requester by the caller's number (§4.7): record a justification"), items=', '.join(map(str, unmatched)))
+            raise InvalidInput(N_("conversation {items} is not tied to the requester by the caller's number (§4.7): "
+                                  "record a justification"), items=', '.join(map(str, unmatched)))
         recorded = {str(k): v for k, v in basis.items()}
         async with self.db.write() as tx:
             _, new_state = await self._take(tx, "prepare_export", request_id)
@@ -782,7 +795,8 @@ class Requests:
         approval = await self.repo.approval(request_id)
         justification = clean_text(justification, "justification")
         if approval["prepare_justification"] and not justification:
-            raise InvalidInput(N_("the link to the requester rests on a justification: the second person records theirs too"))
+            raise InvalidInput(N_("the link to the requester rests on a justification: the second person records "
+                                  "theirs too"))
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "confirm_export", request_id)
             now = self._now()

@@ -37,7 +37,8 @@ def parse_date(value: date | str, label: str) -> date:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise InvalidInput(N_("the {label} {value!r} is not a date (YYYY-MM-DD)"), label=Text(label), value=str(value)[:40]) from None
+        raise InvalidInput(N_("the {label} {value!r} is not a date (YYYY-MM-DD)"),
+                           label=Text(label), value=str(value)[:40]) from None
 
 
 def _address(value: Any) -> str | None:
@@ -50,7 +51,8 @@ def _address(value: Any) -> str | None:
             raise InvalidInput(_EPUAP_GONE)
         ade = re.sub(r"\s+", "", email).upper()
         if not ADE.match(ade):
-            raise InvalidInput(N_("{email!r} is neither an e-mail address (name@domain) nor an address for e-Doręczenia (AE:PL-12345-67890-ABCDE-12)"), email=email)
+            raise InvalidInput(N_("{email!r} is neither an e-mail address (name@domain) nor an address for "
+                                  "e-Doręczenia (AE:PL-12345-67890-ABCDE-12)"), email=email)
         email = ade
     return email
 
@@ -61,7 +63,8 @@ def _phone(value: Any, channel: str) -> str | None:
     if raw:
         phone = normalise_number(raw)
         if phone is None:
-            raise InvalidInput(N_("{raw!r} is not a phone number (expected e.g. 601 234 567 or +48 601 234 567)"), raw=raw)
+            raise InvalidInput(N_("{raw!r} is not a phone number (expected e.g. 601 234 567 or +48 601 234 567)"),
+                               raw=raw)
     if channel == "call" and phone is None:
         raise InvalidInput(N_("for a call, the phone number the call was made from is required (§4.7)"))
     return phone
@@ -70,13 +73,15 @@ def _phone(value: Any, channel: str) -> str | None:
 def _delivery(value: Any, email: str | None) -> str:
     delivery = clean_text(value, "delivery", required=True, limit=16)
     if delivery in LEGACY_DELIVERIES:
-        raise InvalidInput(N_("ePUAP is no longer a delivery route for public bodies: choose e_doreczenia (e-Doręczenia) for electronic delivery"))
+        raise InvalidInput(N_("ePUAP is no longer a delivery route for public bodies: choose e_doreczenia "
+                              "(e-Doręczenia) for electronic delivery"))
     if delivery not in DELIVERIES:
         raise InvalidInput(N_("the reply is delivered by one of: {deliveries}"), deliveries=', '.join(DELIVERIES))
     if delivery == "email" and not (email and "@" in email):
         raise InvalidInput(N_("delivery by email needs the e-mail address"))
     if delivery == "e_doreczenia" and not (email and ADE.match(email)):
-        raise InvalidInput(N_("delivery by e-Doręczenia needs the requester's address for electronic delivery (AE:PL-12345-67890-ABCDE-12)"))
+        raise InvalidInput(N_("delivery by e-Doręczenia needs the requester's address for electronic delivery "
+                              "(AE:PL-12345-67890-ABCDE-12)"))
     return delivery
 
 
@@ -84,7 +89,8 @@ def _asked(data: RequestInput) -> str:
     expected = "copy" if data.kind == COPY else ("listen" if data.channel == "call" else "read")
     asked = clean_text(data.asked, "what is asked", limit=16) or expected
     if asked != expected:
-        raise InvalidInput(N_("a {kind} request for a {channel} asks to {expected!r}, not {asked!r}"), kind=Text(data.kind), channel=Text(data.channel), expected=expected, asked=asked)
+        raise InvalidInput(N_("a {kind} request for a {channel} asks to {expected!r}, not {asked!r}"),
+                           kind=Text(data.kind), channel=Text(data.channel), expected=expected, asked=asked)
     return asked
 
 
