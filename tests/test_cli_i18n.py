@@ -121,6 +121,10 @@ def test_a_store_refusal_on_the_command_line_is_polish_by_default_english_on_req
     english = cim(data_dir, "users", "add", "anna", "--role", "consultant", "--password-stdin",
                   stdin="another good password\n", lang="en")
     assert english.returncode == 1 and english.stderr.strip() == "cim: user 'anna' already exists"
+    short = cim(data_dir, "users", "passwd", "anna", "--password-stdin", stdin="short\n")
+    assert short.returncode == 1 and short.stderr.strip() == "cim: hasło musi mieć co najmniej 12 znaków"
+    missing = cim(data_dir.parent / "nowhere", "users", "list", lang="en")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
     # a label inside the sentence is translated with it
     polish = cim(data_dir, "holds", "add", "1", "--legal-basis", "", "--case", "x")
     assert polish.returncode == 1, polish.stderr
