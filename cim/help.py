@@ -1,15 +1,16 @@
 """`cim --help` in the staff language: the commands' help texts go through the Babel catalog.
 
-The help of a command is its docstring (or `help=`), an option's its `help=`; they are msgids (English,
-the source text) and `store/locale/pl/cli_pl.po` holds their Polish. `localise(cli)` runs before click
-parses the command line (the root group's `main()`), so `--help` is printed in `current_language()`
-(CIM_STAFF_LANG, else Polish). Each command keeps its source texts, so one process may switch languages
-(the tests do). Click's own words go through `StaffHelpFormatter`: "Usage:", the "Options"/"Commands"
-headings, the help option's "Show this message and exit.", "[required]", "[default: ...]". Click's error
-messages ("Error: Missing option ...", "Try ... for help.") stay English.
+The help of a command is its docstring (or `help=`), an option's its `help=`; they are msgids (English, the
+source text) and `store/locale/pl/cli_pl.po` holds their Polish. `localise(cli)` runs when click first
+formats help or usage (`StaffContext.make_formatter`, set on every command by the root group's `main()`), so
+`--help` is printed in `current_language()` (CIM_STAFF_LANG, else Polish). Each command keeps its source
+texts, so one process may switch languages (the tests do). Click's own words go through
+`StaffHelpFormatter`: "Usage:", the "Options"/"Commands" headings, the help option's "Show this message and
+exit.", "[required]", "[default: ...]". Click's error messages ("Error: Missing option ...", "Try ... for
+help.") stay English.
 
-`help_texts(cli)` lists every help msgid of the command tree; tests/test_i18n_catalogs.py checks that
-each has a Polish entry.
+`help_texts(cli)` lists every help msgid of the command tree; tests/test_i18n_catalogs.py checks that each
+has a Polish entry.
 """
 
 from __future__ import annotations
@@ -73,7 +74,14 @@ def _row_help(text: str) -> str:
 
 
 class StaffContext(click.Context):
+    """Localises the help texts when click first formats help or usage (a command that prints neither
+    does not load the catalog for them)."""
+
     formatter_class = StaffHelpFormatter
+
+    def make_formatter(self) -> click.HelpFormatter:
+        localise(self.find_root().command)
+        return super().make_formatter()
 
 
 def _walk(command: click.Command, path: str = "") -> Iterator[tuple[str, click.Command]]:
@@ -127,8 +135,10 @@ def localise(root: click.Command) -> None:
 
 
 class StaffGroup(click.Group):
-    """The root `cim` group: localises the whole tree's help before each run."""
+    """The root `cim` group: every command of the tree makes a StaffContext, which localises the help
+    texts before click prints any (`--help`, a usage error)."""
 
     def main(self, *args, **kwargs):  # type: ignore[override]
-        localise(self)
+        for _path, command in _walk(self):
+            command.context_class = StaffContext
         return super().main(*args, **kwargs)
