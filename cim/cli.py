@@ -14,9 +14,10 @@ from cim.commands import traffic
 from cim.commands import listen
 from cim.commands import keys as keys_commands
 from cim.commands import desk
+from cim.help import StaffGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=StaffGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="cim")
 def cli() -> None:
     """CIM: contact records of the Resident Information Centre (calls and chats).

@@ -16,8 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from . import mfa
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
-from .i18n import STAFF_LANGS, normalise_language
+from .i18n import N_, STAFF_LANGS, normalise_language
 from .directory import Directory, DirectoryUser
+from .errors import Text
 from .errors import (
     AccountLocked, AlreadyExists, AuthenticationFailed, CimError, ConfigError, DirectoryUnavailable, InvalidInput,
     NoMappedRole, NotPermitted, PasswordChangeRequired, SecondFactorEnrolmentRequired, SecondFactorRequired,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # the service names the repository's type only; its SQL is th
 log = logging.getLogger(__name__)
 
 MAX_NAME = 64
-_LOGIN_FAILED = "wrong user name or password"
+_LOGIN_FAILED = N_("wrong user name or password")
 
 
 def make_hasher(profile: str) -> PasswordHasher:
@@ -51,10 +52,10 @@ def parse_roles(names: Iterable[str]) -> frozenset[Role]:
             roles.add(Role(name.strip()))
         except ValueError:
             raise InvalidInput(
-                f"{name!r} is not a role; roles are: {', '.join(r.value for r in Role)}"
-            ) from None
+                N_("{name!r} is not a role; roles are: {roles}"),
+                name=name, roles=', '.join(r.value for r in Role)) from None
     if not roles:
-        raise InvalidInput("a staff member needs at least one role")
+        raise InvalidInput(N_("a staff member needs at least one role"))
     return frozenset(roles)
 
 
@@ -78,22 +79,22 @@ class _Refusal(Exception):
 def _check_signature(full_name: str, job_title: str) -> tuple[str, str]:
     """A full name and title as letters print them: one line each, no control characters, of sane length."""
     out = []
-    for label, value in (("full name", full_name), ("title", job_title)):
+    for label, value in ((N_("full name"), full_name), (N_("title"), job_title)):
         value = " ".join((value or "").split())
         if any(ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 for ch in value):
-            raise InvalidInput(f"the {label} has control characters")
+            raise InvalidInput(N_("the {label} has control characters"), label=Text(label))
         if len(value) > 200:
-            raise InvalidInput(f"the {label} is longer than 200 characters")
+            raise InvalidInput(N_("the {label} is longer than 200 characters"), label=Text(label))
         out.append(value)
     return out[0], out[1]
 
 
-def _check_name(name: str, what: str = "user name") -> str:
+def _check_name(name: str, what: str = N_("user name")) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in "._-" for c in name):
         raise InvalidInput(
-            f"{what} {name[:MAX_NAME]!r} must be 1-{MAX_NAME} letters, digits, dots, dashes or underscores"
-        )
+            N_("{what} {name!r} must be 1-{max} letters, digits, dots, dashes or underscores"),
+            what=Text(what), name=name[:MAX_NAME], max=MAX_NAME)
     return name
 
 
@@ -122,12 +123,12 @@ class Accounts:
 
     async def add_department(self, actor: Actor, code: str, name: str) -> Department:
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "department.add")
-        code = _check_name(code, "department code")
+        code = _check_name(code, N_("department code"))
         if not name.strip():
-            raise InvalidInput("the department needs a name")
+            raise InvalidInput(N_("the department needs a name"))
         async with self.repo.transaction() as tx:
             if await self.repo.department_exists(tx, code):
-                raise AlreadyExists(f"department {code!r} already exists")
+                raise AlreadyExists(N_("department {code!r} already exists"), code=code)
             department_id = await self.repo.insert_department(tx, code, name.strip())
             await self.audit.append(tx, actor, "department.add", target_kind="department", target_id=code)
         return Department(id=department_id, code=code, name=name.strip())
@@ -158,11 +159,11 @@ class Accounts:
         check_new_password(password, name=name, full_name=full_name)
         full_name, job_title = _check_signature(full_name, job_title)
         if Role.DEPARTMENT_HEAD in role_set and not department:
-            raise InvalidInput("a department head needs --department")
+            raise InvalidInput(N_("a department head needs --department"))
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         async with self.repo.transaction() as tx:
             if await self.repo.name_taken(tx, name):
-                raise AlreadyExists(f"user {name!r} already exists")
+                raise AlreadyExists(N_("user {name!r} already exists"), name=name)
             department_id = await self._department_id(tx, department)
             staff_id = await self.repo.insert_staff(
                 tx, name=name, full_name=full_name, password_hash=password_hash, department_id=department_id,
@@ -182,16 +183,16 @@ class Accounts:
             return None
         department_id = await self.repo.department_id(code, tx)
         if department_id is None:
-            raise InvalidInput(f"department {code!r} does not exist; add it with `cim departments add`")
+            raise InvalidInput(N_("department {code!r} does not exist; add it with `cim departments add`"), code=code)
         return department_id
 
     async def _add_extension(self, tx, staff_id: int, extension: str) -> None:
         extension = extension.strip()
         if not extension.isdigit() or len(extension) > 16:
-            raise InvalidInput(f"extension {extension!r} must be digits only")
+            raise InvalidInput(N_("extension {extension!r} must be digits only"), extension=extension)
         owner = await self.repo.extension_owner(tx, extension)
         if owner is not None and owner != staff_id:
-            raise AlreadyExists(f"extension {extension} already belongs to someone else")
+            raise AlreadyExists(N_("extension {extension} already belongs to someone else"), extension=extension)
         await self.repo.add_extension(tx, staff_id, extension)
 
     async def set_extensions(self, actor: Actor, name: str, extensions: Iterable[str]) -> Staff:
@@ -222,13 +223,13 @@ class Accounts:
     async def get(self, name: str) -> Staff:
         row = await self.repo.staff_by_name(name.strip())
         if row is None:
-            raise StaffNotFound(f"no user named {name!r}")
+            raise StaffNotFound(N_("no user named {name!r}"), name=name)
         return await self._staff(row)
 
     async def get_by_id(self, staff_id: int) -> Staff:
         row = await self.repo.staff_by_id(staff_id)
         if row is None:
-            raise StaffNotFound(f"no user with id {staff_id}")
+            raise StaffNotFound(N_("no user with id {staff_id}"), staff_id=staff_id)
         return await self._staff(row)
 
     async def _staff(self, row) -> Staff:
@@ -267,7 +268,8 @@ class Accounts:
             await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.password")
         staff = await self.get(name)
         if staff.source == "directory":
-            raise InvalidInput(f"{staff.name} signs in with the city directory; the password is changed there")
+            raise InvalidInput(N_("{name} signs in with the city directory; the password is changed there"),
+                               name=staff.name)
         check_new_password(password, name=staff.name, full_name=staff.full_name)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         async with self.repo.transaction() as tx:
@@ -281,7 +283,7 @@ class Accounts:
         role_set = parse_roles(roles)
         staff = await self.get(name)
         if Role.DEPARTMENT_HEAD in role_set and not staff.department:
-            raise InvalidInput("a department head needs a department")
+            raise InvalidInput(N_("a department head needs a department"))
         async with self.repo.transaction() as tx:
             await self.repo.clear_roles(tx, staff.id)
             await self.repo.add_roles(tx, staff.id, [r.value for r in role_set])
@@ -312,17 +314,18 @@ class Accounts:
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.verify_sign_in")
         reason: str | None = None
         message = "the sign-in would succeed"
+        error: CimError | None = None
         try:
             await self._sign_in(name, password, otp=otp, new_password=None, dry_run=True)
         except _Refusal as refusal:
-            reason, message = refusal.reason, refusal.error.message
+            reason, message, error = refusal.reason, refusal.error.message_in("en"), refusal.error
         except (DirectoryUnavailable, NoMappedRole, PasswordChangeRequired, SecondFactorRequired,
                 SecondFactorEnrolmentRequired, AccountLocked, ConfigError) as exc:
-            reason, message = _VERIFY_REASONS[type(exc)], exc.message
+            reason, message, error = _VERIFY_REASONS[type(exc)], exc.message_in("en"), exc
         async with self.repo.transaction() as tx:
             await self.audit.append(tx, actor, "staff.verify_sign_in", target_kind="staff", target_id=name.strip()[:MAX_NAME],
                                     outcome="ok" if reason is None else "refused", details={"reason": reason})
-        return SignInCheck(ok=reason is None, reason=reason, message=message)
+        return SignInCheck(ok=reason is None, reason=reason, message=message, error=error)
 
     async def _failure_identity(self, name: str) -> tuple[str, str]:
         """(lockout key, audit name) of a typed sign-in name, neither of them the typed text when it is no account's.
@@ -348,8 +351,8 @@ class Accounts:
             locked_until = from_iso(failures[0]) + timedelta(minutes=self.settings.lockout_minutes)
             if now < locked_until:
                 locked = AccountLocked(
-                    f"too many failed sign-ins; try again after {locked_until.astimezone().strftime('%H:%M')}"
-                )
+                    N_("too many failed sign-ins; try again after {time}"),
+                    time=locked_until.astimezone().strftime('%H:%M'))
                 if dry_run:
                     raise _Refusal("locked", locked)
                 async with self.repo.transaction() as tx:
@@ -370,10 +373,10 @@ class Accounts:
         staff = await self.get_by_id(row["id"])
         if staff.must_change_password:
             if new_password is None:
-                raise PasswordChangeRequired("your password was temporary; choose a new one")
+                raise PasswordChangeRequired(N_("your password was temporary; choose a new one"))
             check_new_password(new_password, name=staff.name, full_name=staff.full_name)
             if new_password == password:
-                raise InvalidInput("the new password must differ from the temporary one")
+                raise InvalidInput(N_("the new password must differ from the temporary one"))
         second = await self._second_factor(staff, otp, now, (name_key, audit_name), dry_run)
         if dry_run:
             return None
@@ -389,7 +392,7 @@ class Accounts:
             if second is not None:
                 recovery_codes = await self._spend_second_factor(tx, staff, second, now)
                 if recovery_codes is None:  # another sign-in spent the same code a moment ago
-                    raise AuthenticationFailed("wrong or already used code")
+                    raise AuthenticationFailed(N_("wrong or already used code"))
             if new_hash:
                 await self.repo.set_password_hash(tx, row["id"], new_hash, must_change=False)
             await self.repo.clear_failures(tx, name_key)
@@ -412,22 +415,22 @@ class Accounts:
     async def authenticate(self, token: str) -> Actor:
         """The actor behind a session token; refreshes the idle timer. Raises SessionExpired."""
         if not isinstance(token, str) or not token or len(token) > 200:
-            raise SessionExpired("not signed in")
+            raise SessionExpired(N_("not signed in"))
         row = await self.repo.session(_token_hash(token))
         now = self.clock()
         if row is None or row["revoked_at"]:
-            raise SessionExpired("the session has ended; sign in again")
+            raise SessionExpired(N_("the session has ended; sign in again"))
         idle_limit = from_iso(row["last_seen_at"]) + timedelta(minutes=self.settings.session_idle_minutes)
         if now >= from_iso(row["expires_at"]) or now >= idle_limit:
-            raise SessionExpired("the session has expired; sign in again")
+            raise SessionExpired(N_("the session has expired; sign in again"))
         staff = await self.get_by_id(row["staff_id"])
         if staff.disabled:
-            raise SessionExpired("the account is disabled")
+            raise SessionExpired(N_("the account is disabled"))
         if staff.source == "directory":
             if not self.directory.configured:
-                raise SessionExpired("directory sign-in is switched off")
+                raise SessionExpired(N_("directory sign-in is switched off"))
             if await self._directory_check_due(staff.id) and await self.recheck_directory_account(staff):
-                raise SessionExpired("your directory account no longer gives the same access; sign in again")
+                raise SessionExpired(N_("your directory account no longer gives the same access; sign in again"))
             staff = await self.get_by_id(row["staff_id"])
         async with self.repo.transaction() as tx:
             await self.repo.touch_session(tx, row["token_hash"], to_iso(now))
@@ -491,7 +494,7 @@ class Accounts:
             if row is not None:
                 await self._directory_lost(row["id"], "no_mapped_role")
             await self._refused_without_count(identity, row["id"] if row else None, "no_mapped_role", dry_run)
-            raise NoMappedRole("your directory account is in no group that gives a CIM role; ask the IT department")
+            raise NoMappedRole(N_("your directory account is in no group that gives a CIM role; ask the IT department"))
         staff_id, _changed = await self._sync_directory_account(user, row)
         return await self.repo.sign_in_row_by_id(staff_id), None
 
@@ -501,8 +504,8 @@ class Accounts:
         if user.department:
             department_id = await self.repo.department_id(user.department)
             if department_id is None:
-                raise ConfigError(f"CIM_LDAP_ROLE_MAP names department {user.department!r}, which does not exist; "
-                                  "add it with `cim departments add`")
+                raise ConfigError(N_("CIM_LDAP_ROLE_MAP names department {department!r}, which does not exist; add "
+                                     "it with `cim departments add`"), department=user.department)
         now = to_iso(self.clock())
         roles = sorted(r.value for r in user.roles)
         async with self.repo.transaction() as tx:
@@ -550,7 +553,7 @@ class Accounts:
         try:
             user = await self.directory.lookup(staff.name)
         except (DirectoryUnavailable, ConfigError) as exc:
-            log.warning("directory.recheck_unavailable staff_id=%s reason=%r", staff.id, exc.message)
+            log.warning("directory.recheck_unavailable staff_id=%s reason=%r", staff.id, exc.message_in("en"))
             return None
         if user is None or not user.roles:
             reason = "not_in_directory" if user is None else "no_mapped_role"
@@ -560,7 +563,7 @@ class Accounts:
         try:
             _staff_id, changed = await self._sync_directory_account(user, row)
         except ConfigError as exc:
-            log.warning("directory.recheck_failed staff_id=%s reason=%r", staff.id, exc.message)
+            log.warning("directory.recheck_failed staff_id=%s reason=%r", staff.id, exc.message_in("en"))
             return None
         return "roles_changed" if changed else None
 
@@ -589,14 +592,16 @@ class Accounts:
             return None
         if not otp:
             if active:
-                raise SecondFactorRequired("enter the 6-digit code from your authenticator app, or a recovery code")
+                raise SecondFactorRequired(N_("enter the 6-digit code from your authenticator app, or a recovery code"))
             if dry_run:
                 raise _Refusal("second_factor_not_enrolled", SecondFactorEnrolmentRequired(
-                    "the roles need a second factor that is not set up yet; it is set up at the next sign-in in the TUI"))
+                    N_("the roles need a second factor that is not set up yet; it is set up at the next sign-in in "
+                       "the TUI")))
             enrolment = await self._start_enrolment(staff)
             raise SecondFactorEnrolmentRequired(
-                "your roles need a second factor: add the key to your authenticator app and enter its code", enrolment)
-        wrong = AuthenticationFailed("wrong or already used code")
+                N_("your roles need a second factor: add the key to your authenticator app and enter its code"),
+                enrolment)
+        wrong = AuthenticationFailed(N_("wrong or already used code"))
         if totp is not None:
             secret = self.secret_box.open(staff.id, totp["secret_sealed"])
             step = mfa.matching_step(secret, otp, now, totp["last_step"])
@@ -634,7 +639,7 @@ class Accounts:
         sealed = self.secret_box.seal(staff.id, enrolment.secret)
         async with self.repo.transaction() as tx:
             if not await self.repo.start_totp(tx, staff.id, sealed, to_iso(self.clock())):
-                raise InvalidInput("a second factor is already set up; the IT department can reset it")
+                raise InvalidInput(N_("a second factor is already set up; the IT department can reset it"))
             await self.audit.append(tx, staff.as_actor(), "staff.second_factor_started", target_kind="staff",
                                     target_id=staff.id)
         return enrolment
@@ -644,18 +649,18 @@ class Accounts:
     async def change_own_password(self, actor: Actor, current: str, new: str, *, keep_token: str | None = None) -> None:
         """The person changes their own local password, proving the current one; their other sessions end."""
         if actor.staff_id is None:
-            raise NotPermitted("only a signed-in person changes their own password")
+            raise NotPermitted(N_("only a signed-in person changes their own password"))
         staff = await self.get_by_id(actor.staff_id)
         if staff.source == "directory":
-            raise InvalidInput("you sign in with the city directory; change your password there")
+            raise InvalidInput(N_("you sign in with the city directory; change your password there"))
         check_length(current)
         stored_hash = await self.repo.password_hash(staff.id)
         if not await asyncio.to_thread(self._verify, stored_hash, current[:MAX_PASSWORD * 4]):
             await self._refuse(await self._failure_identity(staff.name), staff.id, "wrong_password",
-                               AuthenticationFailed("the current password is wrong"), False)
+                               AuthenticationFailed(N_("the current password is wrong")), False)
         check_new_password(new, name=staff.name, full_name=staff.full_name)
         if new == current:
-            raise InvalidInput("the new password must differ from the current one")
+            raise InvalidInput(N_("the new password must differ from the current one"))
         password_hash = await asyncio.to_thread(self.hasher.hash, new)
         async with self.repo.transaction() as tx:
             await self.repo.set_password_hash(tx, staff.id, password_hash, must_change=False)
@@ -666,13 +671,13 @@ class Accounts:
     async def set_own_language(self, actor: Actor, language: str | None) -> Staff:
         """The person chooses the staff language of their screens ('pl', 'en'; None: the office default)."""
         if actor.staff_id is None:
-            raise NotPermitted("only a signed-in person chooses their own language")
+            raise NotPermitted(N_("only a signed-in person chooses their own language"))
         chosen = None
         if language is not None and str(language).strip():
             chosen = normalise_language(str(language))
             if chosen is None or chosen != str(language).strip().lower():
-                raise InvalidInput(f"unknown staff language {str(language)[:20]!r}; languages are: "
-                                   f"{', '.join(STAFF_LANGS)}")
+                raise InvalidInput(N_("unknown staff language {language!r}; languages are: {languages}"),
+                                   language=str(language)[:20], languages=', '.join(STAFF_LANGS))
         staff = await self.get_by_id(actor.staff_id)
         async with self.repo.transaction() as tx:
             await self.repo.set_language(tx, staff.id, chosen)
@@ -683,26 +688,26 @@ class Accounts:
     async def begin_enrolment(self, actor: Actor) -> mfa.Enrolment:
         """A signed-in person sets up a second factor: a new secret to show once, confirmed by `confirm_enrolment`."""
         if actor.staff_id is None:
-            raise NotPermitted("only a signed-in person sets up their own second factor")
+            raise NotPermitted(N_("only a signed-in person sets up their own second factor"))
         return await self._start_enrolment(await self.get_by_id(actor.staff_id))
 
     async def confirm_enrolment(self, actor: Actor, code: str) -> list[str]:
         """Confirm the pending secret with a code of it; returns the recovery codes (shown once)."""
         if actor.staff_id is None:
-            raise NotPermitted("only a signed-in person sets up their own second factor")
+            raise NotPermitted(N_("only a signed-in person sets up their own second factor"))
         totp = await self.repo.totp(actor.staff_id)
         if totp is None or totp["confirmed_at"] is not None:
-            raise InvalidInput("no second-factor set-up is in progress")
+            raise InvalidInput(N_("no second-factor set-up is in progress"))
         now = self.clock()
         step = mfa.matching_step(self.secret_box.open(actor.staff_id, totp["secret_sealed"]), code, now, totp["last_step"])
         if step is None:
             await self._refuse(await self._failure_identity(actor.name), actor.staff_id, "second_factor_wrong",
-                               AuthenticationFailed("wrong or already used code"), False, details={"reason": "second_factor"})
+                               AuthenticationFailed(N_("wrong or already used code")), False, details={"reason": "second_factor"})
         async with self.repo.transaction() as tx:
             staff = await self.get_by_id(actor.staff_id)
             codes = await self._spend_second_factor(tx, staff, ("enrolment", step, totp["secret_sealed"]), now)
             if codes is None:
-                raise AuthenticationFailed("wrong or already used code")
+                raise AuthenticationFailed(N_("wrong or already used code"))
         return codes
 
     async def reset_second_factor(self, actor: Actor, name: str) -> Staff:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import InvalidInput, StoreUnavailable
+from .i18n import N_
 
 log = logging.getLogger("cim.audit")
 
@@ -76,10 +77,11 @@ def load_keys(path: Path) -> KeyRing | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StoreUnavailable(f"cannot read the audit key file {path}: {exc.strerror}") from exc
+        raise StoreUnavailable(N_("cannot read the audit key file {path}: {strerror}"),
+                               path=path, strerror=exc.strerror) from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise StoreUnavailable(f"the audit key file {path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}); "
-                               f"run `chmod 600 {path}`")
+        raise StoreUnavailable(N_("the audit key file {path} is open to other users (mode {mode:o}); run `chmod 600 "
+                                  "{path}`"), path=path, mode=stat.S_IMODE(st.st_mode))
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("format") != KEY_FORMAT:
@@ -89,7 +91,8 @@ def load_keys(path: Path) -> KeyRing | None:
             raise ValueError("no key of 32 bytes")
         return KeyRing(path, keys, int(doc["legacy_until"]), st.st_mtime_ns)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StoreUnavailable(f"the audit key file {path} is not a CIM audit key file ({exc})") from exc
+        raise StoreUnavailable(N_("the audit key file {path} is not a CIM audit key file ({exc})"),
+                               path=path, exc=exc) from exc
 
 
 def create_keys(path: Path, legacy_until: int, now: str) -> KeyRing:
@@ -117,7 +120,7 @@ def _write_private_json(path: Path, doc: dict[str, Any], *, exclusive: bool) -> 
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if exclusive and path.exists():
-            raise StoreUnavailable(f"the audit key file {path} already exists")
+            raise StoreUnavailable(N_("the audit key file {path} already exists"), path=path)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -128,8 +131,9 @@ def _write_private_json(path: Path, doc: dict[str, Any], *, exclusive: bool) -> 
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as exc:
-        raise StoreUnavailable(f"cannot write the audit key file {path}: {exc.strerror or exc}; "
-                               "set CIM_AUDIT_KEY_FILE to a writable place outside the data directory") from exc
+        raise StoreUnavailable(N_("cannot write the audit key file {path}: {strerror}; set CIM_AUDIT_KEY_FILE to a "
+                                  "writable place outside the data directory"),
+                               path=path, strerror=exc.strerror or exc) from exc
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -200,7 +204,8 @@ def parse_paper_anchor(text: str) -> Anchor:
     ident, _, digest = text.strip().partition(":")
     digest = digest.strip().lower()
     if not ident.strip().isdigit() or len(digest) < 16 or any(c not in "0123456789abcdef" for c in digest):
-        raise InvalidInput(f"an anchor is ID:HASH as printed (at least 16 hex digits of the hash), not {text!r}")
+        raise InvalidInput(N_("an anchor is ID:HASH as printed (at least 16 hex digits of the hash), not {text!r}"),
+                           text=text)
     return Anchor(id=int(ident), hash=digest, entry_at=None, at=None, reason="paper", source="paper")
 
 

@@ -16,6 +16,7 @@ from .audio import level_envelope
 from .calls import _digits, normalise_number
 from .clock import from_iso
 from .errors import ConversationNotFound, InvalidInput, NotFound
+from .i18n import N_
 from .keys import DELETED_MARK, ContentDeleted, SealBroken, file_key_id, open_plain
 from .models import Actor
 from .policy import Permission, allowed
@@ -199,7 +200,7 @@ def number_condition(text: str) -> tuple[str, str, list[Any]]:
         return "full", "c.resident_number = ?", [info.normalised]
     if digits and len(digits) == len(text.replace(" ", "").replace("-", "").lstrip("+")):
         if len(digits) < 3:
-            raise InvalidInput("give at least 3 digits of the number")
+            raise InvalidInput(N_("give at least 3 digits of the number"))
         international = text.lstrip().startswith("+") or digits.startswith("00")
         prefix = "+" + (digits[2:] if digits.startswith("00") else digits) if international else "+48" + digits
         # ':' sorts right after '9', so [p, p + ':') is every text starting with p
@@ -207,7 +208,7 @@ def number_condition(text: str) -> tuple[str, str, list[Any]]:
                 "((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND c.number_rev < ?))",
                 [prefix, prefix + ":", digits[::-1], digits[::-1] + ":"])
     if not text:
-        raise InvalidInput("the number to search for is empty")
+        raise InvalidInput(N_("the number to search for is empty"))
     return "raw", "c.resident_number = ?", [text]
 
 
@@ -227,7 +228,7 @@ class Archive:
         """One page of conversations, newest first; `after` is the previous page's next_cursor (keyset paging)."""
         await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.search")
         if not 1 <= page_size <= PAGE_SIZE_MAX:
-            raise InvalidInput(f"page size must be between 1 and {PAGE_SIZE_MAX}")
+            raise InvalidInput(N_("page size must be between 1 and {max}"), max=PAGE_SIZE_MAX)
         where: list[str] = []
         params: list[Any] = []
         number_kind = None
@@ -236,7 +237,7 @@ class Archive:
             where.append(condition)
             params += values
         if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
-            raise InvalidInput("the date range ends before it starts")
+            raise InvalidInput(N_("the date range ends before it starts"))
         if filters.date_from:
             where.append("c.created_at >= ?")
             params.append(self._day_start(filters.date_from))
@@ -245,24 +246,24 @@ class Archive:
             params.append(self._day_start(filters.date_to + timedelta(days=1)))
         if filters.direction:
             if filters.direction not in DIRECTIONS:
-                raise InvalidInput(f"direction must be one of {', '.join(DIRECTIONS)}")
+                raise InvalidInput(N_("direction must be one of {directions}"), directions=', '.join(DIRECTIONS))
             where.append("c.direction = ?")
             params.append(filters.direction)
         if filters.channel:
             if filters.channel not in CHANNELS:
-                raise InvalidInput("channel must be call or chat")
+                raise InvalidInput(N_("channel must be call or chat"))
             where.append("c.channel = ?")
             params.append(filters.channel)
         if filters.consultant:
             row = await self.store.db.fetchone("SELECT id FROM staff WHERE name = ?", (filters.consultant.strip(),))
             if row is None:
-                raise NotFound(f"no staff member named {filters.consultant.strip()!r}")
+                raise NotFound(N_("no staff member named {consultant!r}"), consultant=filters.consultant.strip())
             where.append("c.consultant_id = ?")
             params.append(row["id"])
         if filters.department:
             row = await self.store.db.fetchone("SELECT id FROM departments WHERE code = ?", (filters.department.strip(),))
             if row is None:
-                raise NotFound(f"no department with code {filters.department.strip()!r}")
+                raise NotFound(N_("no department with code {department!r}"), department=filters.department.strip())
             where.append("c.department_id = ?")
             params.append(row["id"])
         if after:
@@ -303,12 +304,12 @@ class Archive:
             from_iso(created)
             return created, int(conv_id)
         except ValueError:
-            raise InvalidInput("the page cursor is not one this archive gave out") from None
+            raise InvalidInput(N_("the page cursor is not one this archive gave out")) from None
 
     async def _conversation_row(self, conversation_id: int) -> Any:
         row = await self.store.db.fetchone(_SUMMARY_SQL + " WHERE c.id = ?", (conversation_id,))
         if row is None:
-            raise ConversationNotFound(f"no conversation {conversation_id}")
+            raise ConversationNotFound(N_("no conversation {conversation_id}"), conversation_id=conversation_id)
         return row
 
     async def details(self, actor: Actor, conversation_id: int) -> ConversationDetail:
@@ -336,9 +337,9 @@ class Archive:
     async def _purpose(self, purpose: str | None) -> tuple[str, int | None]:
         text = (purpose or "").strip()
         if len(text) < 3:
-            raise InvalidInput("state the purpose: a request number or a reason (at least 3 characters)")
+            raise InvalidInput(N_("state the purpose: a request number or a reason (at least 3 characters)"))
         if len(text) > PURPOSE_MAX:
-            raise InvalidInput(f"the purpose is longer than {PURPOSE_MAX} characters")
+            raise InvalidInput(N_("the purpose is longer than {max} characters"), max=PURPOSE_MAX)
         row = await self.store.db.fetchone("SELECT id FROM access_requests WHERE number = ?", (text,))
         return text, (row["id"] if row else None)
 
@@ -349,7 +350,7 @@ class Archive:
         text, request_id = await self._purpose(purpose)
         row = await self._conversation_row(conversation_id)
         if row["channel"] != "chat":
-            raise InvalidInput("a call has no transcript; open its recording instead")
+            raise InvalidInput(N_("a call has no transcript; open its recording instead"))
         if row["deleted"]:
             await self._refuse_deleted(actor, "archive.open_transcript", conversation_id, text)
         messages = await self.store.db.fetchall(
@@ -376,8 +377,9 @@ class Archive:
         """A conversation whose key the purge destroyed: a clear refusal, audited, never a trace."""
         await self.store.audit.record(actor, action, outcome="refused", target_kind="conversation",
                                       target_id=conversation_id, purpose=purpose, details={"reason": "deleted"})
-        raise ContentDeleted(f"conversation {conversation_id}: {DELETED_MARK} — its key was destroyed by the "
-                             "purge; this copy (a restored backup) can never be read")
+        raise ContentDeleted(N_("conversation {conversation_id}: {mark} — its key was destroyed by the purge; this "
+                                "copy (a restored backup) can never be read"),
+                             conversation_id=conversation_id, mark=DELETED_MARK)
 
     async def _recording_row(self, conversation_id: int, recording_id: int | None) -> Any:
         if recording_id is None:
@@ -388,14 +390,14 @@ class Archive:
                 "SELECT * FROM recordings WHERE id = ? AND conversation_id = ?", (recording_id, conversation_id))
         if row is None:
             await self._conversation_row(conversation_id)
-            raise NotFound(f"conversation {conversation_id} has no such recording")
+            raise NotFound(N_("conversation {conversation_id} has no such recording"), conversation_id=conversation_id)
         return row
 
     def _managed_path(self, relative: str) -> Path:
         root = self.store.settings.recordings_dir.resolve()
         path = (root / relative).resolve()
         if root not in path.parents:
-            raise InvalidInput("the recording's path lies outside the recordings folder")
+            raise InvalidInput(N_("the recording's path lies outside the recordings folder"))
         return path
 
     async def open_recording(self, actor: Actor, conversation_id: int, purpose: str,
@@ -409,7 +411,8 @@ class Archive:
         row = await self._recording_row(conversation_id, recording_id)
         path = self._managed_path(row["path"])
         if not await asyncio.to_thread(path.is_file):
-            raise NotFound(f"the recording file of conversation {conversation_id} is missing (run `cim fsck`)")
+            raise NotFound(N_("the recording file of conversation {conversation_id} is missing (run `cim fsck`)"),
+                           conversation_id=conversation_id)
         sealed = await asyncio.to_thread(file_key_id, path) is not None
         async with self.store.db.write() as tx:
             await self.store.audit.append(tx, actor, "archive.open_recording", target_kind="conversation",

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import InvalidInput
+from .i18n import N_
 
 #: WAVE format tags we read (RFC 2361).
 WAVE_FORMAT_PCM = 0x0001
@@ -76,7 +77,7 @@ def probe(fh: BinaryIO, name: str, size: int) -> AudioInfo:
     if suffix in GSM_EXTENSIONS:
         return _probe_gsm(fh, name, size)
     if suffix not in WAV_EXTENSIONS:
-        raise AudioError(f"{name} is not a recording format CIM accepts (wav, WAV, wav16, gsm, mp3)")
+        raise AudioError(N_("{name} is not a recording format CIM accepts (wav, WAV, wav16, gsm, mp3)"), name=name)
     return _probe_wav(fh, name, size)
 
 
@@ -89,7 +90,7 @@ def _probe_mp3(fh: BinaryIO, name: str, size: int) -> AudioInfo:
     every frame read).
     """
     if size == 0:
-        raise AudioError(f"{name} is an empty file")
+        raise AudioError(N_("{name} is an empty file"), name=name)
     fh.seek(0)
     head = fh.read(10)
     start = 0
@@ -98,7 +99,7 @@ def _probe_mp3(fh: BinaryIO, name: str, size: int) -> AudioInfo:
         if head[5] & 0x10:  # a footer repeats the header at the tag's end
             start += 10
         if start >= size:
-            raise AudioError(f"{name} is not an MP3 recording: an ID3 tag without any audio")
+            raise AudioError(N_("{name} is not an MP3 recording: an ID3 tag without any audio"), name=name)
     fh.seek(start)
     window = fh.read(MP3_SYNC_WINDOW + 4)
     at = len(window) - len(window.lstrip(b"\0"))  # encoders may pad after the tag; nothing else comes first
@@ -111,7 +112,8 @@ def _probe_mp3(fh: BinaryIO, name: str, size: int) -> AudioInfo:
             fh.seek(following)
             if _mp3_frame_length(fh.read(4)) is not None:
                 return AudioInfo(format="mp3", duration_s=None, is_empty=False)
-    raise AudioError(f"{name} is not an MP3 recording (no MPEG audio frames where the audio should start)")
+    raise AudioError(N_("{name} is not an MP3 recording (no MPEG audio frames where the audio should start)"),
+                     name=name)
 
 
 def _mp3_frame_length(header: bytes) -> int | None:
@@ -138,7 +140,7 @@ def _probe_gsm(fh: BinaryIO, name: str, size: int) -> AudioInfo:
         return AudioInfo(format="gsm", duration_s=0.0, is_empty=True, channels=1, sample_rate=8000,
                          data_offset=0, data_size=0)
     if size % GSM_FRAME_BYTES:
-        raise AudioError(f"{name} is truncated: {size} bytes are not whole 33-byte GSM frames")
+        raise AudioError(N_("{name} is truncated: {size} bytes are not whole 33-byte GSM frames"), name=name, size=size)
     frames = size // GSM_FRAME_BYTES
     # check the signature of the first frames and of a spread of frames through the file
     step = max(1, frames // 64)
@@ -146,7 +148,8 @@ def _probe_gsm(fh: BinaryIO, name: str, size: int) -> AudioInfo:
         fh.seek(index * GSM_FRAME_BYTES)
         head = fh.read(1)
         if len(head) != 1 or head[0] >> 4 != 0xD:
-            raise AudioError(f"{name} is not raw GSM audio (frame {index + 1} lacks the GSM signature)")
+            raise AudioError(N_("{name} is not raw GSM audio (frame {index} lacks the GSM signature)"),
+                             name=name, index=index + 1)
     return AudioInfo(format="gsm", duration_s=round(frames * GSM_FRAME_SECONDS, 3), is_empty=False, channels=1,
                      sample_rate=8000, data_offset=0, data_size=size)
 
@@ -155,7 +158,7 @@ def _probe_wav(fh: BinaryIO, name: str, size: int) -> AudioInfo:
     fh.seek(0)
     head = fh.read(12)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        raise AudioError(f"{name} is not a WAV file (no RIFF/WAVE header)")
+        raise AudioError(N_("{name} is not a WAV file (no RIFF/WAVE header)"), name=name)
     fmt: tuple[int, int, int, int, int, int] | None = None
     fact_samples: int | None = None
     pos = 12
@@ -164,13 +167,13 @@ def _probe_wav(fh: BinaryIO, name: str, size: int) -> AudioInfo:
         header = fh.read(8)
         if len(header) < 8:
             if fmt is None:
-                raise AudioError(f"{name} is truncated: no format chunk")
-            raise AudioError(f"{name} is truncated: no data chunk")
+                raise AudioError(N_("{name} is truncated: no format chunk"), name=name)
+            raise AudioError(N_("{name} is truncated: no data chunk"), name=name)
         chunk_id, chunk_size = struct.unpack("<4sI", header)
         body_at = pos + 8
         if chunk_id == b"fmt ":
             if chunk_size < 16 or body_at + chunk_size > size:
-                raise AudioError(f"{name} has a broken format chunk")
+                raise AudioError(N_("{name} has a broken format chunk"), name=name)
             fmt = struct.unpack("<HHIIHH", fh.read(16))
         elif chunk_id == b"fact" and chunk_size >= 4:
             raw = fh.read(4)
@@ -178,40 +181,45 @@ def _probe_wav(fh: BinaryIO, name: str, size: int) -> AudioInfo:
                 fact_samples = struct.unpack("<I", raw)[0]
         elif chunk_id == b"data":
             if fmt is None:
-                raise AudioError(f"{name} has its data before the format chunk")
+                raise AudioError(N_("{name} has its data before the format chunk"), name=name)
             return _info(name, size, fmt, fact_samples, body_at, chunk_size)
         # chunks are word-aligned: an odd size is followed by one pad byte
         pos = body_at + chunk_size + (chunk_size & 1)
         if pos > size:
-            raise AudioError(f"{name} is truncated inside the {chunk_id.decode('latin-1')!r} chunk")
+            raise AudioError(N_("{name} is truncated inside the {chunk!r} chunk"),
+                             name=name, chunk=chunk_id.decode('latin-1'))
 
 
 def _info(name: str, size: int, fmt: tuple[int, int, int, int, int, int], fact_samples: int | None,
           data_at: int, data_size: int) -> AudioInfo:
     tag, channels, rate, byte_rate, block_align, bits = fmt
     if channels == 0 or rate == 0:
-        raise AudioError(f"{name} declares no channels or a zero sample rate")
+        raise AudioError(N_("{name} declares no channels or a zero sample rate"), name=name)
     available = size - data_at
     if data_size > available:
-        raise AudioError(f"{name} is truncated: {available} of {data_size} audio bytes present")
+        raise AudioError(N_("{name} is truncated: {available} of {data_size} audio bytes present"),
+                         name=name, available=available, data_size=data_size)
     if data_size == 0 and available > 0:
         # Asterisk fills in the sizes when it closes the file: still being recorded, or never closed
-        raise AudioError(f"{name} has an unfinished header (the PBX may still be recording it)")
+        raise AudioError(N_("{name} has an unfinished header (the PBX may still be recording it)"), name=name)
     is_empty = data_size == 0
     if tag in (WAVE_FORMAT_PCM, WAVE_FORMAT_EXTENSIBLE):
         if bits not in (8, 16, 24, 32) or block_align != channels * bits // 8:
-            raise AudioError(f"{name} has an inconsistent PCM format ({bits} bits, block {block_align})")
+            raise AudioError(N_("{name} has an inconsistent PCM format ({bits} bits, block {block_align})"),
+                             name=name, bits=bits, block_align=block_align)
         duration = data_size / (rate * block_align)
         kind = "wav-pcm"
     elif tag == WAVE_FORMAT_GSM610:
         if block_align != 65 or byte_rate == 0:
-            raise AudioError(f"{name} has an inconsistent GSM 6.10 format (block {block_align})")
+            raise AudioError(N_("{name} has an inconsistent GSM 6.10 format (block {block_align})"),
+                             name=name, block_align=block_align)
         # 65 bytes hold 320 samples (two GSM frames, Microsoft's packing)
         samples = fact_samples if fact_samples is not None else (data_size // 65) * 320
         duration = samples / rate
         kind = "wav-gsm"
     else:
-        raise AudioError(f"{name} uses WAVE format 0x{tag:04x}, which CIM does not read (PCM or GSM 6.10 only)")
+        raise AudioError(N_("{name} uses WAVE format 0x{tag:04x}, which CIM does not read (PCM or GSM 6.10 only)"),
+                         name=name, tag=tag)
     return AudioInfo(format=kind, duration_s=round(duration, 3), is_empty=is_empty, channels=channels,
                      sample_rate=rate, bits_per_sample=bits, data_offset=data_at, data_size=data_size)
 

@@ -19,6 +19,7 @@ from . import anchors as A
 from .clock import Clock, from_iso, to_iso
 from .sqlite.database import Database, Transaction, run_on_thread
 from .errors import InvalidInput, InvalidTransition, NotPermitted, StoreUnavailable
+from .i18n import N_
 from .models import Actor, AuditEntry, AuditProblem, ChainCheck
 from .policy import Permission, allowed
 
@@ -71,8 +72,9 @@ def _open_keys(conn: sqlite3.Connection, path: Path, now: str) -> A.KeyRing:
     maced = conn.execute("SELECT count(*) FROM audit WHERE mac IS NOT NULL").fetchone()[0]
     if maced:
         raise StoreUnavailable(
-            f"the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key "
-            "back from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified")
+            N_("the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key back "
+               "from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified"),
+            path=path, maced=maced)
     head = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
     try:
         return A.create_keys(path, legacy_until=head, now=now)
@@ -155,7 +157,8 @@ class AuditLog:
             return
         await self.record(actor, action, outcome="refused", target_kind=target_kind, target_id=target_id,
                           request_id=request_id, details={"permission": permission.value})
-        raise NotPermitted(f"{actor.name} is not permitted to {action.replace('_', ' ').replace('.', ': ')}")
+        raise NotPermitted(N_("{name} is not permitted to {action}"), name=actor.name,
+                           action=action.replace('_', ' ').replace('.', ': '))
 
     async def verify(self, extra_anchors: Iterable[A.Anchor] = (), anchor_files: Iterable[Path] = ()) -> ChainCheck:
         """Recompute the chain and the MACs, and hold the log against every anchor that can be read.
@@ -202,7 +205,7 @@ class AuditLog:
         """A new key signs from now on; the record of the rotation is the last entry signed with the old one."""
         await self.guard(actor, Permission.CONFIGURE, ROTATED)
         if self.ring is None:
-            raise StoreUnavailable("the audit key file is not open")
+            raise StoreUnavailable(N_("the audit key file is not open"))
         async with self.db.write() as tx:  # under the write lock: no entry is signed between the two steps
             old = self.ring.current
             fresh = await asyncio.to_thread(A.add_generation, self.ring, to_iso(self.clock()))
@@ -220,18 +223,18 @@ class AuditLog:
         await self.guard(actor, Permission.CHECK_INTEGRITY, RESTORE_ACKNOWLEDGED)
         reason = (reason or "").strip()
         if not reason:
-            raise InvalidInput("say why the backup was restored (--reason)")
+            raise InvalidInput(N_("say why the backup was restored (--reason)"))
         if len(reason) > 2000:
-            raise InvalidInput("the reason is longer than 2000 characters")
+            raise InvalidInput(N_("the reason is longer than 2000 characters"))
         extra_anchors, anchor_files = list(extra_anchors), list(anchor_files)
         check = await self.verify(extra_anchors, anchor_files)
         others = [p for p in check.problems if p.kind != "restored_backup"]
         if others:
-            raise InvalidTransition(f"the audit log has a problem that is not a restore, so none can be acknowledged: "
-                                    f"{others[0].message}")
+            raise InvalidTransition(N_("the audit log has a problem that is not a restore, so none can be "
+                                       "acknowledged: {text}"), text=others[0].message)
         pending = [r for r in check.restores if not r["acknowledged"]]
         if not pending:
-            raise InvalidTransition("there is no restored backup to acknowledge: the log agrees with every anchor")
+            raise InvalidTransition(N_("there is no restored backup to acknowledge: the log agrees with every anchor"))
         async with self.db.write() as tx:
             for restore in pending:
                 await self.append(tx, actor, RESTORE_ACKNOWLEDGED, target_kind="audit_entry",

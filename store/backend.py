@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .errors import ConfigError
+from .i18n import N_
 
 #: The database file in the data directory when CIM_DATABASE_URL is empty or just `sqlite:`.
 DEFAULT_DATABASE_FILE = "cim.sqlite3"
@@ -53,9 +54,8 @@ def parse_database_url(value: str, data_dir: Path) -> DatabaseUrl:
     scheme = scheme.lower()
     if not sep or scheme not in SUPPORTED_SCHEMES:
         shown = scheme if sep and scheme.isascii() and scheme.replace("+", "").replace("-", "").isalnum() else "?"
-        raise ConfigError(
-            f"CIM_DATABASE_URL names an unsupported database (scheme {shown!r}); supported: "
-            + ", ".join(f"{s}:" for s in SUPPORTED_SCHEMES))
+        raise ConfigError(N_("CIM_DATABASE_URL names an unsupported database (scheme {shown!r}); supported: "
+                             "{supported}"), shown=shown, supported=", ".join(f"{s}:" for s in SUPPORTED_SCHEMES))
     return _sqlite_url(rest, Path(data_dir))
 
 
@@ -64,35 +64,37 @@ def open_backend(scheme: str):
     try:
         return importlib.import_module(_BACKENDS[scheme])
     except KeyError:
-        raise ConfigError(f"no backend for the database scheme {scheme!r}; supported: "
-                          + ", ".join(f"{s}:" for s in SUPPORTED_SCHEMES)) from None
+        raise ConfigError(N_("no backend for the database scheme {scheme!r}; supported: {supported}"),
+                          scheme=scheme, supported=", ".join(f"{s}:" for s in SUPPORTED_SCHEMES)) from None
 
 
 def _sqlite_url(rest: str, data_dir: Path) -> DatabaseUrl:
     if "\x00" in rest or any(ch in rest for ch in "?#"):
-        raise ConfigError("CIM_DATABASE_URL: an sqlite: URL takes a file name only (no query, fragment or NUL)")
+        raise ConfigError(N_("CIM_DATABASE_URL: an sqlite: URL takes a file name only (no query, fragment or NUL)"))
     if rest.startswith("//"):
         after = rest[2:]
         if not after.startswith("/"):  # sqlite://host/... : a host means nothing to a local file
-            raise ConfigError("CIM_DATABASE_URL: an sqlite: URL names a local file (sqlite:///path), not a host")
+            raise ConfigError(N_("CIM_DATABASE_URL: an sqlite: URL names a local file (sqlite:///path), not a host"))
         rest = after
     if rest in ("", "/"):
         return DatabaseUrl("sqlite", data_dir / DEFAULT_DATABASE_FILE)
     if rest == ":memory:" or rest.startswith("file:"):
-        raise ConfigError("CIM_DATABASE_URL: CIM needs a database file (a second connection, the WAL, backups), "
-                          "not an in-memory or URI database")
+        raise ConfigError(N_("CIM_DATABASE_URL: CIM needs a database file (a second connection, the WAL, backups), "
+                             "not an in-memory or URI database"))
     candidate = Path(rest)
     if not candidate.is_absolute():
         if len(candidate.parts) != 1:
-            raise ConfigError("CIM_DATABASE_URL: a relative sqlite: name must be a plain file name in the data "
-                              "directory")
+            raise ConfigError(N_("CIM_DATABASE_URL: a relative sqlite: name must be a plain file name in the data "
+                                 "directory"))
         candidate = data_dir / candidate
     parent = Path(_normal(candidate.parent))
     if parent != Path(_normal(data_dir)) or candidate.name in ("", ".", ".."):
-        raise ConfigError(f"CIM_DATABASE_URL: the SQLite database must be a file directly in the data directory "
-                          f"{data_dir} (its mode 0700 protects it; `cim backup` copies it from there)")
+        raise ConfigError(N_("CIM_DATABASE_URL: the SQLite database must be a file directly in the data directory "
+                             "{data_dir} (its mode 0700 protects it; `cim backup` copies it from there)"),
+                          data_dir=data_dir)
     if candidate.name in _RESERVED_NAMES or candidate.name.endswith(("-wal", "-shm", "-journal")):
-        raise ConfigError(f"CIM_DATABASE_URL: {candidate.name!r} in the data directory belongs to something else")
+        raise ConfigError(N_("CIM_DATABASE_URL: {name!r} in the data directory belongs to something else"),
+                          name=candidate.name)
     return DatabaseUrl("sqlite", data_dir / candidate.name)
 
 

@@ -31,6 +31,7 @@ from .audit import _append_entry
 from .clock import from_iso, to_iso
 from .db import run_on_thread
 from .errors import ConfigError, InvalidInput, NotFound
+from .i18n import N_
 from .models import Actor
 from .policy import Permission
 
@@ -308,7 +309,7 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown time zone {name!r}") from None
+        raise ConfigError(N_("unknown time zone {name!r}"), name=name) from None
 
 
 _EPOCH = re.compile(r"^\d{9,11}(?:\.\d+)?$")
@@ -461,16 +462,17 @@ def parse_columns(spec: str | Iterable[str] | None, kind: str) -> tuple[str, ...
     names = [n for n in (_column_name(p) for p in parts) if n]
     unknown = [n for n in names if n != SKIPPED and n not in KNOWN_COLUMNS]
     if unknown:
-        raise InvalidInput(f"unknown CDR column(s): {', '.join(unknown)} (use - for a column CIM should skip)")
+        raise InvalidInput(N_("unknown CDR column(s): {unknown} (use - for a column CIM should skip)"),
+                           unknown=', '.join(unknown))
     named = [n for n in names if n != SKIPPED]
     if len(set(named)) != len(named):
-        raise InvalidInput("a CDR column is named twice in --columns")
+        raise InvalidInput(N_("a CDR column is named twice in --columns"))
     if kind == "asterisk" and names and all(n in ASTERISK_OPTIONAL for n in names):
         names = list(ASTERISK_FIXED) + names
     if "uniqueid" not in names:
-        raise InvalidInput(f"the CDR columns must include uniqueid ({CDR_CONF_LINES})")
+        raise InvalidInput(N_("the CDR columns must include uniqueid ({conf})"), conf=CDR_CONF_LINES)
     if kind == "asterisk" and "start" not in names and "calldate" not in names:
-        raise InvalidInput("the CDR columns must include start (the call's start time)")
+        raise InvalidInput(N_("the CDR columns must include start (the call's start time)"))
     return tuple(names)
 
 
@@ -505,12 +507,12 @@ class CdrParser:
     def __init__(self, kind: str, zone: ZoneInfo, columns: tuple[str, ...] | None = None,
                  encoding: str | None = None) -> None:
         if kind not in ("asterisk", "freepbx"):
-            raise InvalidInput(f"unknown CDR format {kind!r}")
+            raise InvalidInput(N_("unknown CDR format {kind!r}"), kind=kind)
         if encoding is not None:
             try:
                 "".encode(encoding)
             except LookupError:
-                raise InvalidInput(f"unknown encoding {encoding!r}") from None
+                raise InvalidInput(N_("unknown encoding {encoding!r}"), encoding=encoding) from None
         self.kind = kind
         self.zone = zone
         self.encoding = encoding
@@ -537,7 +539,7 @@ class CdrParser:
         # cel_custom writes the event type, then its time: a CDR's second field is the caller (src)
         if len(fields) > 2 and fields[0].strip().upper() in CEL_EVENTS and (
                 any(_looks_like_time(f) or _CEL_EPOCH.match(f.strip()) for f in fields[1:3])):
-            raise InvalidInput(f"line {number}: {CEL_REFUSAL}")
+            raise InvalidInput(N_("line {number}: {refusal}"), number=number, refusal=CEL_REFUSAL)
         if self.columns is None:
             return self._header(number, fields)
         columns = self._layout(fields) if self.auto else self.columns
@@ -572,8 +574,8 @@ class CdrParser:
         missing = [c for c in FREEPBX_REQUIRED if c not in names]
         if missing:
             raise InvalidInput(
-                f"line {number}: the FreePBX export has no header with {', '.join(missing)} "
-                "(export asteriskcdrdb.cdr with column names)")
+                N_("line {number}: the FreePBX export has no header with {missing} (export asteriskcdrdb.cdr with "
+                   "column names)"), number=number, missing=', '.join(missing))
         self.columns = names
         return None
 
@@ -822,7 +824,7 @@ def resolve_recordingfile(source_dir: Path, value: str, start: datetime, zone: Z
     root = source_dir.resolve()
     value = value.strip()
     if "\x00" in value:
-        raise InvalidInput("recordingfile contains a NUL byte")
+        raise InvalidInput(N_("recordingfile contains a NUL byte"))
     given = Path(value)
     if given.is_absolute():
         candidates = [given]
@@ -832,7 +834,7 @@ def resolve_recordingfile(source_dir: Path, value: str, start: datetime, zone: Z
     for candidate in candidates:
         resolved = candidate.resolve()
         if not _inside(resolved, root):
-            raise InvalidInput(f"recordingfile {value!r} points outside the recordings folder")
+            raise InvalidInput(N_("recordingfile {value!r} points outside the recordings folder"), value=value)
     for candidate in candidates:
         if os.path.lexists(candidate):
             return candidate
@@ -886,22 +888,22 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
     where the PBX left it, and --move unlinks it after the rows commit); the SHA-256 is of the plaintext.
     """
     if not _inside(Path(os.path.abspath(source)), Path(os.path.abspath(source_root))):
-        raise InvalidInput(f"{source.name} is outside the recordings folder")
+        raise InvalidInput(N_("{name} is outside the recordings folder"), name=source.name)
     try:
         st = os.lstat(source)
     except FileNotFoundError:
-        raise NotFound(f"recording {source.name} does not exist") from None
+        raise NotFound(N_("recording {name} does not exist"), name=source.name) from None
     if stat.S_ISLNK(st.st_mode):
-        raise InvalidInput(f"{source.name} is a symbolic link; recordings must be regular files")
+        raise InvalidInput(N_("{name} is a symbolic link; recordings must be regular files"), name=source.name)
     if not _inside(source.resolve(), source_root.resolve()):
-        raise InvalidInput(f"{source.name} is outside the recordings folder")
+        raise InvalidInput(N_("{name} is outside the recordings folder"), name=source.name)
     if not stat.S_ISREG(st.st_mode):
-        raise InvalidInput(f"{source.name} is not a regular file")
+        raise InvalidInput(N_("{name} is not a regular file"), name=source.name)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(source, flags)
     except OSError as exc:
-        raise InvalidInput(f"{source.name} cannot be read ({exc.strerror})") from None
+        raise InvalidInput(N_("{name} cannot be read ({strerror})"), name=source.name, strerror=exc.strerror) from None
     with os.fdopen(fd, "rb", buffering=0) as raw:
         opened = os.fstat(raw.fileno())
         size = opened.st_size
@@ -1404,9 +1406,9 @@ class Calls:
         zone = _zone(timezone_name or self.store.settings.timezone)
         cols = parse_columns(columns, kind)
         if recordings is not None and not recordings.is_dir():
-            raise InvalidInput(f"recordings folder {recordings} does not exist")
+            raise InvalidInput(N_("recordings folder {recordings} does not exist"), recordings=recordings)
         if not cdr.is_file():
-            raise InvalidInput(f"CDR file {cdr} does not exist")
+            raise InvalidInput(N_("CDR file {cdr} does not exist"), cdr=cdr)
         return _Source(kind=kind, cdr=cdr, recordings=recordings, parser=CdrParser(kind, zone, cols, encoding),
                        move=move)
 
@@ -1415,11 +1417,11 @@ class Calls:
         await self.store.audit.guard(actor, Permission.CONFIGURE, "calls.route")
         number = number.strip()
         if not number or len(number) > 32 or not _digits(number) == number.lstrip("+"):
-            raise InvalidInput(f"{number!r} is not a dialled number (digits only)")
+            raise InvalidInput(N_("{number!r} is not a dialled number (digits only)"), number=number)
         async with self.store.db.write() as tx:
             row = await (await tx.execute("SELECT id FROM departments WHERE code = ?", (department_code,))).fetchone()
             if row is None:
-                raise NotFound(f"no department with code {department_code!r}")
+                raise NotFound(N_("no department with code {department_code!r}"), department_code=department_code)
             await tx.execute("INSERT INTO call_routes(number, department_id) VALUES (?, ?) "
                              "ON CONFLICT(number) DO UPDATE SET department_id = excluded.department_id",
                              (number, row["id"]))
@@ -1431,7 +1433,7 @@ class Calls:
         async with self.store.db.write() as tx:
             cur = await tx.execute("DELETE FROM call_routes WHERE number = ?", (number.strip(),))
             if cur.rowcount == 0:
-                raise NotFound(f"no route for {number}")
+                raise NotFound(N_("no route for {number}"), number=number)
             await self.store.audit.append(tx, actor, "calls.route_removed", target_kind="call_route",
                                           target_id=number.strip())
 
@@ -1646,7 +1648,7 @@ class Calls:
             try:
                 path = resolve_recordingfile(root, rec.recordingfile, rec.start, zone)
             except InvalidInput as exc:
-                report.rejected.append(Rejection(rec.line, str(exc), file=Path(rec.recordingfile).name))
+                report.rejected.append(Rejection(rec.line, exc.message_in("en"), file=Path(rec.recordingfile).name))
                 continue
             named[path] = rec.line
         files = await asyncio.to_thread(scan_recordings, root, list(named))
@@ -1684,7 +1686,7 @@ class Calls:
             failed: BaseException | None = None
             for (f, conv_id, key, _, line), outcome in zip(plan.planned, outcomes):
                 if isinstance(outcome, (InvalidInput, NotFound)):
-                    report.rejected.append(Rejection(line, outcome.message, file=f.name))
+                    report.rejected.append(Rejection(line, outcome.message_in("en"), file=f.name))
                 elif isinstance(outcome, BaseException):
                     failed = failed or outcome
                 else:

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 from .errors import ConfigError
+from .i18n import N_
 
 Clock = Callable[[], datetime]
 
@@ -68,8 +69,7 @@ class Duration:
         match = _DURATION.match(text.strip().upper())
         if not match:
             raise ConfigError(
-                f"{text!r} is not an ISO 8601 duration such as P6M, P3M or PT0S"
-            )
+                N_("{text!r} is not an ISO 8601 duration such as P6M, P3M or PT0S"), text=text)
         part = {k: int(v or 0) for k, v in match.groupdict().items()}
         return cls(
             months=part["years"] * 12 + part["months"],

@@ -28,6 +28,7 @@ from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError, LDAPStartT
 from ldap3.utils.conv import escape_filter_chars
 
 from .errors import CimError, ConfigError, DirectoryUnavailable
+from .i18n import N_
 from .models import Role
 from .settings import Settings
 
@@ -74,14 +75,16 @@ def parse_role_map(text: str) -> dict[str, Grant]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"CIM_LDAP_ROLE_MAP is not a table (TOML) or object (JSON) of group DN -> roles: {exc}") from exc
+        raise ConfigError(N_("CIM_LDAP_ROLE_MAP is not a table (TOML) or object (JSON) of group DN -> roles: {exc}"),
+                          exc=exc) from exc
     if not isinstance(raw, dict):
-        raise ConfigError("CIM_LDAP_ROLE_MAP must map group DNs to roles")
+        raise ConfigError(N_("CIM_LDAP_ROLE_MAP must map group DNs to roles"))
     grants: dict[str, Grant] = {}
     for dn, value in raw.items():
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items) or not items:
-            raise ConfigError(f"CIM_LDAP_ROLE_MAP: {dn!r} must map to a role or a list of roles and department:CODE")
+            raise ConfigError(N_("CIM_LDAP_ROLE_MAP: {dn!r} must map to a role or a list of roles and department:CODE"),
+                              dn=dn)
         roles, departments = set(), set()
         for item in items:
             if item.startswith("department:"):
@@ -90,12 +93,13 @@ def parse_role_map(text: str) -> dict[str, Grant]:
             try:
                 roles.add(Role(item.strip()))
             except ValueError:
-                raise ConfigError(f"CIM_LDAP_ROLE_MAP: {item!r} (for {dn!r}) is not a role") from None
+                raise ConfigError(N_("CIM_LDAP_ROLE_MAP: {item!r} (for {dn!r}) is not a role"),
+                                  item=item, dn=dn) from None
         if len(departments) > 1:
-            raise ConfigError(f"CIM_LDAP_ROLE_MAP: {dn!r} names more than one department")
+            raise ConfigError(N_("CIM_LDAP_ROLE_MAP: {dn!r} names more than one department"), dn=dn)
         department = departments.pop() if departments else None
         if Role.DEPARTMENT_HEAD in roles and not department:
-            raise ConfigError(f"CIM_LDAP_ROLE_MAP: {dn!r} gives department_head without department:CODE")
+            raise ConfigError(N_("CIM_LDAP_ROLE_MAP: {dn!r} gives department_head without department:CODE"), dn=dn)
         grants[normalise_dn(dn)] = Grant(frozenset(roles), department)
     return grants
 
@@ -108,13 +112,13 @@ class Directory:
         self.role_map = parse_role_map(settings.ldap_role_map)
         if self.configured:
             if not settings.ldap_url.startswith(("ldap://", "ldaps://")):
-                raise ConfigError("CIM_LDAP_URL must start with ldap:// or ldaps://")
+                raise ConfigError(N_("CIM_LDAP_URL must start with ldap:// or ldaps://"))
             if not settings.ldap_user_base:
-                raise ConfigError("CIM_LDAP_USER_BASE is required with CIM_LDAP_URL")
+                raise ConfigError(N_("CIM_LDAP_USER_BASE is required with CIM_LDAP_URL"))
             if "{name}" not in settings.ldap_user_filter:
-                raise ConfigError("CIM_LDAP_USER_FILTER must contain {name}")
+                raise ConfigError(N_("CIM_LDAP_USER_FILTER must contain {name}"))
             if not self.role_map:
-                raise ConfigError("CIM_LDAP_ROLE_MAP is required with CIM_LDAP_URL: no group would give a role")
+                raise ConfigError(N_("CIM_LDAP_ROLE_MAP is required with CIM_LDAP_URL: no group would give a role"))
 
     @property
     def configured(self) -> bool:
@@ -151,11 +155,14 @@ class Directory:
             conn.open()
             if self.settings.ldap_tls == "starttls" and not self.settings.ldap_url.startswith("ldaps://"):
                 if not conn.start_tls():
-                    raise DirectoryUnavailable(f"the directory refused StartTLS ({conn.result.get('description')})")
+                    raise DirectoryUnavailable(N_("the directory refused StartTLS ({description})"),
+                                               description=conn.result.get('description'))
         except LDAPStartTLSError as exc:
-            raise DirectoryUnavailable(f"the directory's TLS certificate was not accepted ({_reason(exc)})") from exc
+            raise DirectoryUnavailable(N_("the directory's TLS certificate was not accepted ({reason})"),
+                                       reason=_reason(exc)) from exc
         except (LDAPSocketOpenError, LDAPException, OSError) as exc:
-            raise DirectoryUnavailable(f"the city directory at {self.settings.ldap_url} cannot be reached ({_reason(exc)})") from exc
+            raise DirectoryUnavailable(N_("the city directory at {ldap_url} cannot be reached ({reason})"),
+                                       ldap_url=self.settings.ldap_url, reason=_reason(exc)) from exc
         return conn
 
     def _service(self) -> Connection:
@@ -165,17 +172,20 @@ class Directory:
             try:
                 secret = Path(s.ldap_bind_secret_file).read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
-                raise ConfigError(f"CIM_LDAP_BIND_SECRET_FILE {s.ldap_bind_secret_file!r} cannot be read: {exc.strerror}") from exc
+                raise ConfigError(N_("CIM_LDAP_BIND_SECRET_FILE {file!r} cannot be read: {strerror}"),
+                                  file=s.ldap_bind_secret_file, strerror=exc.strerror) from exc
         conn = self._connect(s.ldap_bind_dn or None, secret)
         try:
             bound = conn.bind()
         except LDAPException as exc:
             conn.unbind()
-            raise DirectoryUnavailable(f"the city directory cannot be reached ({_reason(exc)})") from exc
+            raise DirectoryUnavailable(N_("the city directory cannot be reached ({reason})"),
+                                       reason=_reason(exc)) from exc
         if not bound:
             description = conn.result.get("description") if conn.result else "no answer"
             conn.unbind()
-            raise DirectoryUnavailable(f"the directory refused CIM's service account ({description})")
+            raise DirectoryUnavailable(N_("the directory refused CIM's service account ({description})"),
+                                       description=description)
         return conn
 
     def _find(self, conn: Connection, name: str) -> tuple[str, str] | None:
@@ -184,7 +194,8 @@ class Directory:
         attribute = s.ldap_full_name_attribute
         if not conn.search(s.ldap_user_base, query, search_scope=SUBTREE, attributes=[attribute], size_limit=2):
             if conn.result.get("result") not in (0, 4, 32):  # success, size limit, no such object
-                raise DirectoryUnavailable(f"the directory search failed ({conn.result.get('description')})")
+                raise DirectoryUnavailable(N_("the directory search failed ({description})"),
+                                           description=conn.result.get('description'))
         entries = conn.entries
         if len(entries) != 1:
             return None  # nobody, or an ambiguous filter: never guess who signs in
@@ -199,7 +210,8 @@ class Directory:
         value = escape_filter_chars(dn)
         conn.search(base, f"(|(member={value})(uniqueMember={value}))", search_scope=SUBTREE, attributes=[])
         if conn.result.get("result") not in (0, 32):
-            raise DirectoryUnavailable(f"the directory group search failed ({conn.result.get('description')})")
+            raise DirectoryUnavailable(N_("the directory group search failed ({description})"),
+                                       description=conn.result.get('description'))
         return tuple(sorted(normalise_dn(e.entry_dn) for e in conn.entries))
 
     def _user(self, conn: Connection, name: str, dn: str, full_name: str) -> DirectoryUser:
@@ -221,7 +233,8 @@ class Directory:
             found = self._find(conn, name)
             return self._user(conn, name, *found) if found else None
         except LDAPException as exc:
-            raise DirectoryUnavailable(f"the city directory cannot be reached ({_reason(exc)})") from exc
+            raise DirectoryUnavailable(N_("the city directory cannot be reached ({reason})"),
+                                       reason=_reason(exc)) from exc
         finally:
             conn.unbind()
 
@@ -242,7 +255,8 @@ class Directory:
                 person.unbind()
             return DirectoryAnswer("ok", self._user(conn, name, dn, full_name))
         except LDAPException as exc:
-            raise DirectoryUnavailable(f"the city directory cannot be reached ({_reason(exc)})") from exc
+            raise DirectoryUnavailable(N_("the city directory cannot be reached ({reason})"),
+                                       reason=_reason(exc)) from exc
         finally:
             conn.unbind()
 

@@ -1,16 +1,65 @@
-"""Named domain errors raised by the store; each edge translates them once."""
+"""Named domain errors raised by the store; each edge translates them once.
+
+An error keeps its sentence as a msgid (English, the source text) with named placeholders, and the
+values apart: `InvalidInput(N_("user {name!r} already exists"), name=name)`. `.message` (and `str()`)
+renders it when read, in the current staff language (store/i18n.py): the TUI shows it in the signed-in
+person's language, the CLI in CIM_STAFF_LANG. `message_in(lang)` renders it for another reader.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+
+class Text(str):
+    """A placeholder value that is itself a msgid (a field's label, "call"/"chat"): translated with the
+    sentence, e.g. `InvalidInput(N_("the {label} is required"), label=Text(label))` with `label=N_("title")`."""
+
+    __slots__ = ()
+
+
+def render_message(msgid: str, params: dict[str, Any], lang: str | None = None) -> str:
+    """`msgid` translated into `lang` (default: the current staff language), its placeholders filled."""
+    from .i18n import current_language, translator
+
+    catalog = translator(lang or current_language())
+    text = catalog.gettext(msgid)
+    if not params:
+        return text
+    params = {k: catalog.gettext(v) if isinstance(v, Text) else v for k, v in params.items()}
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError, ValueError, AttributeError):  # a broken translation: the source text
+        return msgid.format(**params)
+
 
 class CimError(Exception):
-    """Base of every error CIM reports to a person: its message is one clear sentence."""
+    """Base of every error CIM reports to a person: its message is one clear sentence.
+
+    `message` is a msgid (mark it with `N_`), `params` fill its `{name}` placeholders; a message that is
+    already composed text (no params) is shown as it is when no catalog knows it.
+    """
 
     code = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, **params: Any) -> None:
         super().__init__(message)
-        self.message = message
+        self.msgid = message
+        self.params = params
+
+    @property
+    def message(self) -> str:
+        return render_message(self.msgid, self.params)
+
+    @message.setter
+    def message(self, text: str) -> None:
+        self.msgid, self.params = text, {}
+
+    def message_in(self, lang: str) -> str:
+        return render_message(self.msgid, self.params, lang)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class ConfigError(CimError):
@@ -148,6 +197,6 @@ class SecondFactorEnrolmentRequired(CimError):
 
     code = "second_factor_enrolment_required"
 
-    def __init__(self, message: str, enrolment: object = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, enrolment: object = None, **params: Any) -> None:
+        super().__init__(message, **params)
         self.enrolment = enrolment

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import AlreadyExists, InvalidInput
+from .i18n import N_
 
 PRIVATE_FILE_MODE = 0o600
 
@@ -27,7 +28,7 @@ def write_private(path: Path, data: bytes, *, replace: bool = False) -> Path:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
                          PRIVATE_FILE_MODE)
         except FileExistsError:
-            raise AlreadyExists(f"{path} already exists; nothing was written") from None
+            raise AlreadyExists(N_("{path} already exists; nothing was written"), path=path) from None
         try:
             _write_fd(fd, data)
         except BaseException:
@@ -35,12 +36,12 @@ def write_private(path: Path, data: bytes, *, replace: bool = False) -> Path:
             raise
         return path
     except OSError as exc:
-        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise InvalidInput(N_("cannot write {path}: {strerror}"), path=path, strerror=exc.strerror or exc) from exc
 
 
 def _replace(path: Path, data: bytes) -> Path:
     if path.is_dir() and not path.is_symlink():
-        raise AlreadyExists(f"{path} is a directory; nothing was written")
+        raise AlreadyExists(N_("{path} is a directory; nothing was written"), path=path)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         _write_fd(fd, data)

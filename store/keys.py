@@ -36,7 +36,8 @@ from typing import Any, BinaryIO, Callable, Iterable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import ConfigError, InvalidInput, NotFound, StoreUnavailable
+from .errors import ConfigError, InvalidInput, NotFound, StoreUnavailable, Text
+from .i18n import N_
 
 MASTER_FORMAT = "cim-master-key/1"
 TEXT_VERSION = b"\x01"
@@ -91,13 +92,14 @@ class MasterKey:
     def unwrap(self, key_id: bytes, generation: int, wrapped: bytes) -> bytes:
         key = self.keys.get(generation)
         if key is None:
-            raise ConfigError(f"the master key file {self.path} has no generation {generation}, which the key ring "
-                              "needs; put the escrowed master key back (docs/DEPLOY.md)")
+            raise ConfigError(N_("the master key file {path} has no generation {generation}, which the key ring "
+                                 "needs; put the escrowed master key back (docs/DEPLOY.md)"),
+                              path=self.path, generation=generation)
         try:
             return AESGCM(key).decrypt(wrapped[:12], wrapped[12:], b"cim-data-key/" + key_id)
         except InvalidTag:
-            raise ConfigError(f"the master key file {self.path} does not open the key ring's data keys "
-                              "(a wrong or changed master key)") from None
+            raise ConfigError(N_("the master key file {path} does not open the key ring's data keys (a wrong or "
+                                 "changed master key)"), path=self.path) from None
 
 
 def load_master(path: Path) -> MasterKey | None:
@@ -107,11 +109,13 @@ def load_master(path: Path) -> MasterKey | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ConfigError(f"cannot read the master key file {path}: {exc.strerror}") from exc
+        raise ConfigError(N_("cannot read the master key file {path}: {strerror}"),
+                          path=path, strerror=exc.strerror) from exc
     credential = bool(os.environ.get("CREDENTIALS_DIRECTORY")) and path.parent == Path(os.environ["CREDENTIALS_DIRECTORY"])
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and not credential:
-        raise ConfigError(f"the master key file {path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}); "
-                          f"run `chmod 600 {path}`")
+        raise ConfigError(N_("the master key file {path} is open to other users (mode {mode:o}); run `chmod 600 "
+                             "{path}`"), path=path,
+                      mode=stat.S_IMODE(st.st_mode))
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("format") != MASTER_FORMAT:
@@ -120,7 +124,8 @@ def load_master(path: Path) -> MasterKey | None:
         if not keys or any(len(k) != 32 for k in keys.values()):
             raise ValueError("no 256-bit key")
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"the master key file {path} is not a CIM master key file ({exc})") from None
+        raise ConfigError(N_("the master key file {path} is not a CIM master key file ({exc})"),
+                          path=path, exc=exc) from None
     return MasterKey(path, keys)
 
 
@@ -132,7 +137,7 @@ def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> Non
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if exclusive and path.exists():
-            raise ConfigError(f"the master key file {path} already exists")
+            raise ConfigError(N_("the master key file {path} already exists"), path=path)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -147,8 +152,9 @@ def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> Non
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        raise ConfigError(f"cannot write the master key file {path}: {exc.strerror or exc}; set "
-                          "CIM_MASTER_KEY_FILE to a writable place outside the data directory") from exc
+        raise ConfigError(N_("cannot write the master key file {path}: {strerror}; set CIM_MASTER_KEY_FILE to a "
+                             "writable place outside the data directory"),
+                          path=path, strerror=exc.strerror or exc) from exc
 
 
 def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> MasterKey:
@@ -163,26 +169,27 @@ def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> M
         "SELECT value FROM keyring.meta WHERE name = 'master_ids'").fetchone() or ["{}"])[0]).items()}
     if encrypted_rows and not keys_held and not shredded:
         ring = conn.execute("PRAGMA database_list").fetchall()[-1][2]
-        raise ConfigError(f"the database holds sealed conversations but the key ring {ring} holds no key: it was "
-                          "replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)")
+        raise ConfigError(N_("the database holds sealed conversations but the key ring {ring} holds no key: it was "
+                             "replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)"), ring=ring)
     master = load_master(path)
     if master is None:
         if keys_held or ids:
-            raise ConfigError(f"the master key file {path} is missing, but the key ring holds {keys_held} wrapped "
-                              "data keys: put the master key back from its escrow copy (docs/DEPLOY.md); without "
-                              "it no transcript or recording can be read")
+            raise ConfigError(N_("the master key file {path} is missing, but the key ring holds {keys_held} wrapped "
+                                 "data keys: put the master key back from its escrow copy (docs/DEPLOY.md); without "
+                                 "it no transcript or recording can be read"), path=path, keys_held=keys_held)
         _write_master(path, {1: AESGCM.generate_key(bit_length=256)}, exclusive=True)
         master = load_master(path)
         assert master is not None
     for generation, key_id in ids.items():
         if generation in master.keys and master.key_id(generation) != key_id:
-            raise ConfigError(f"the master key file {path} is not the key of this key ring (generation {generation} "
-                              f"is {master.key_id(generation)}, the key ring needs {key_id})")
+            raise ConfigError(N_("the master key file {path} is not the key of this key ring (generation "
+                                 "{generation} is {has}, the key ring needs {needs})"),
+                              path=path, generation=generation, has=master.key_id(generation), needs=key_id)
     needed = {r[0] for r in conn.execute("SELECT DISTINCT generation FROM keyring.data_keys")}
     missing = sorted(needed - set(master.keys))
     if missing:
-        raise ConfigError(f"the master key file {path} lacks generation(s) {missing} that wrap data keys; put "
-                          "the escrowed master key back (docs/DEPLOY.md)")
+        raise ConfigError(N_("the master key file {path} lacks generation(s) {missing} that wrap data keys; put the "
+                             "escrowed master key back (docs/DEPLOY.md)"), path=path, missing=missing)
     if needed:  # one real unwrap proves the key, not only its name
         row = conn.execute("SELECT key_id, generation, wrapped FROM keyring.data_keys LIMIT 1").fetchone()
         master.unwrap(row[0], row[1], row[2])
@@ -240,11 +247,11 @@ class DataKey:
 
     def _open(self, aad: bytes, blob: bytes, what: str) -> str:
         if blob[:1] != TEXT_VERSION:
-            raise SealBroken(f"{what} is not a sealed text")
+            raise SealBroken(N_("{what} is not a sealed text"), what=Text(what))
         try:
             return self._aead.decrypt(blob[1:13], blob[13:], aad).decode("utf-8")
         except InvalidTag:
-            raise SealBroken(f"{what} does not open: it was changed or belongs elsewhere") from None
+            raise SealBroken(N_("{what} does not open: it was changed or belongs elsewhere"), what=Text(what)) from None
 
     # Staff notes kept beside a transcript, in the same format as a line with their own associated data
     # (a note cannot be passed off as a line, another note, or a note of another chat or call).
@@ -301,7 +308,7 @@ def text_of(value: Any, key: DataKey | None, seq: int, *, deleted: str | None = 
     if key is None:
         if deleted is not None:
             return deleted
-        raise ContentDeleted("this conversation was deleted (§6): its key was destroyed by the purge")
+        raise ContentDeleted(N_("this conversation was deleted (§6): its key was destroyed by the purge"))
     return key.open_text(seq, bytes(value))
 
 
@@ -365,10 +372,10 @@ class SealedReader(io.RawIOBase):
         self._header = self._fh.read(HEADER)
         if len(self._header) != HEADER or not is_sealed_header(self._header):
             self._fh.close()
-            raise SealBroken(f"{path.name} is not a sealed recording")
+            raise SealBroken(N_("{name} is not a sealed recording"), name=path.name)
         if self._header[len(MAGIC):len(MAGIC) + 16] != key.key_id:
             self._fh.close()
-            raise SealBroken(f"{path.name} is sealed for another conversation")
+            raise SealBroken(N_("{name} is sealed for another conversation"), name=path.name)
         self._nonce = self._header[len(MAGIC) + 16:len(MAGIC) + 24]
         self._segment = int.from_bytes(self._header[-4:], "big")
         self._aead = key.segment_aead()
@@ -378,7 +385,7 @@ class SealedReader(io.RawIOBase):
         self.size = body - TAG * self._count
         if body < TAG or self.size < 0:
             self._fh.close()
-            raise SealBroken(f"{path.name} is cut short")
+            raise SealBroken(N_("{name} is cut short"), name=path.name)
         self._pos = 0
         self._cached: tuple[int, bytes] | None = None
         self._fd = self._fh.fileno()
@@ -407,7 +414,8 @@ class SealedReader(io.RawIOBase):
         try:
             plain = self._aead.decrypt(self._nonce + index.to_bytes(4, "big"), data, aad)
         except InvalidTag:
-            raise SealBroken(f"{self.path.name} does not open at segment {index}: the file was changed or cut") from None
+            raise SealBroken(N_("{name} does not open at segment {index}: the file was changed or cut"),
+                             name=self.path.name, index=index) from None
         self._cached = (index, plain)
         return plain
 
@@ -489,7 +497,8 @@ def open_plain(path: Path | str, flags: int = 0) -> BinaryIO:
     key = resolve(head[len(MAGIC):len(MAGIC) + 16])
     if key is None:
         fh.close()
-        raise ContentDeleted(f"the recording {path.name} was deleted (§6): its key was destroyed by the purge")
+        raise ContentDeleted(N_("the recording {name} was deleted (§6): its key was destroyed by the purge"),
+                             name=path.name)
     fh.seek(0)
     return SealedReader(path, key, fh)  # type: ignore[return-value]  # seekable; caches the segment it is in
 

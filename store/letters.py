@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import pdfa
 from .errors import InvalidInput
+from .i18n import N_
 from .pdfa import FONT_BOLD, FONT_REGULAR, FONTS_DIR  # noqa: F401  (where the fonts are, for callers and tests)
 
 if TYPE_CHECKING:
@@ -353,5 +354,5 @@ def _check_printable(letter: Letter) -> None:
                 found[where].append(ch)
     if found:
         places = "; ".join(f"{describe_characters(chars)} in {where}" for where, chars in found.items())
-        raise InvalidInput(f"the letter cannot be printed: its font has no glyph for {places}; "
-                           "write those characters differently (e.g. in Latin letters) and try again")
+        raise InvalidInput(N_("the letter cannot be printed: its font has no glyph for {places}; write those "
+                              "characters differently (e.g. in Latin letters) and try again"), places=places)

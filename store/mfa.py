@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import ConfigError
+from .i18n import N_
 
 INTERVAL = 30
 #: Codes of the previous and the next 30-second step are accepted too (clock drift, slow typing).
@@ -60,13 +61,15 @@ class SecretBox:
                     f.write(base64.b64encode(key) + b"\n")
         mode = self.path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"the second-factor key file {self.path} is open to other users; run `chmod 600 {self.path}`")
+            raise ConfigError(N_("the second-factor key file {path} is open to other users; run `chmod 600 {path}`"),
+                              path=self.path)
         try:
             key = base64.b64decode(self.path.read_bytes().strip(), validate=True)
         except (ValueError, OSError) as exc:
-            raise ConfigError(f"the second-factor key file {self.path} cannot be read: {exc}") from exc
+            raise ConfigError(N_("the second-factor key file {path} cannot be read: {exc}"),
+                              path=self.path, exc=exc) from exc
         if len(key) != 32:
-            raise ConfigError(f"the second-factor key file {self.path} does not hold a 256-bit key")
+            raise ConfigError(N_("the second-factor key file {path} does not hold a 256-bit key"), path=self.path)
         self._key = key
         return key
 
@@ -79,8 +82,8 @@ class SecretBox:
             return AESGCM(self._load()).decrypt(sealed[:12], sealed[12:], _aad(staff_id)).decode("ascii")
         except InvalidTag:
             raise ConfigError(
-                f"a second-factor secret cannot be opened with the key in {self.path} (another key?); "
-                "reset that person's second factor with `cim users mfa-reset`") from None
+                N_("a second-factor secret cannot be opened with the key in {path} (another key?); reset that "
+                   "person's second factor with `cim users mfa-reset`"), path=self.path) from None
 
 
 def _aad(staff_id: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Role(StrEnum):
@@ -86,7 +87,8 @@ class SignInCheck:
 
     ok: bool
     reason: str | None
-    message: str
+    message: str  # English, the source text (the JSON of `cim users verify` carries it unchanged)
+    error: Any = field(default=None, compare=False, repr=False)  # the CimError: `.message` in the staff language
 
 
 @dataclass(frozen=True)

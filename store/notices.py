@@ -6,6 +6,7 @@ from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import InvalidInput, NotFound
+from .i18n import N_
 from .models import Actor, Notice
 from .policy import Permission
 
@@ -28,7 +29,7 @@ class Notices:
     async def current(self, channel: str, lang: str = "pl") -> Notice:
         """The newest version of the channel's notice in `lang`, or the legal Polish one if untranslated."""
         if channel not in CHANNELS:
-            raise InvalidInput(f"unknown notice channel {channel!r}")
+            raise InvalidInput(N_("unknown notice channel {channel!r}"), channel=channel)
         latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = ?", (channel,))
         rows = await self.db.fetchall(
             "SELECT * FROM notices WHERE channel = ? AND version = ? AND lang IN (?, 'pl')",
@@ -39,7 +40,7 @@ class Notices:
     async def get(self, notice_id: int) -> Notice:
         row = await self.db.fetchone("SELECT * FROM notices WHERE id = ?", (notice_id,))
         if row is None:
-            raise NotFound(f"no notice with id {notice_id}")
+            raise NotFound(N_("no notice with id {notice_id}"), notice_id=notice_id)
         return _notice(row)
 
     async def history(self, channel: str) -> list[Notice]:
@@ -50,16 +51,16 @@ class Notices:
         """A new version (Polish text required, translations optional); old versions stay for the record."""
         await self.audit.guard(actor, Permission.MANAGE_NOTICES, "notice.add")
         if channel not in CHANNELS:
-            raise InvalidInput(f"unknown notice channel {channel!r}")
+            raise InvalidInput(N_("unknown notice channel {channel!r}"), channel=channel)
         if not texts.get("pl", "").strip():
-            raise InvalidInput("a notice version needs its Polish text")
+            raise InvalidInput(N_("a notice version needs its Polish text"))
         for lang, text in texts.items():
             if lang not in LANGS:
-                raise InvalidInput(f"unsupported language {lang!r}")
+                raise InvalidInput(N_("unsupported language {lang!r}"), lang=lang)
             if not isinstance(text, str) or not text.strip():
-                raise InvalidInput(f"the {lang} notice text is empty; leave the language out instead")
+                raise InvalidInput(N_("the {lang} notice text is empty; leave the language out instead"), lang=lang)
             if len(text) > MAX_NOTICE:
-                raise InvalidInput(f"the notice text is longer than {MAX_NOTICE} characters")
+                raise InvalidInput(N_("the notice text is longer than {max} characters"), max=MAX_NOTICE)
         async with self.db.write() as tx:
             row = await (await tx.execute("SELECT max(version) FROM notices WHERE channel = ?", (channel,))).fetchone()
             version = (row[0] or 0) + 1

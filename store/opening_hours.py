@@ -9,6 +9,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .i18n import N_
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = {
@@ -73,7 +74,7 @@ class OpeningHours:
         try:
             tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"unknown time zone {timezone!r}") from None
+            raise ConfigError(N_("unknown time zone {timezone!r}"), timezone=timezone) from None
         text = spec.strip().lower()
         if text == "always":
             return cls(spec, True, tuple(() for _ in DAYS), False, tz)
@@ -84,7 +85,8 @@ class OpeningHours:
             rest = rest.strip()
             if head == "holidays":
                 if rest not in ("closed", "open"):
-                    raise ConfigError(f"opening hours: 'holidays' must be followed by closed or open, not {rest!r}")
+                    raise ConfigError(N_("opening hours: 'holidays' must be followed by closed or open, not {rest!r}"),
+                                      rest=rest)
                 holidays_closed = rest == "closed"
                 continue
             days = _parse_days(head)
@@ -93,13 +95,15 @@ class OpeningHours:
                     ranges[d] = []
                 continue
             if not rest:
-                raise ConfigError(f"opening hours: {clause!r} has no hours (e.g. 'mon 07:30-18:00' or 'sat closed')")
+                raise ConfigError(N_("opening hours: {clause!r} has no hours (e.g. 'mon 07:30-18:00' or 'sat closed')"),
+                                  clause=clause)
             for part in rest.replace(" ", "").split(","):
                 span = _parse_range(part)
                 for d in days:
                     ranges[d].append(span)
         if not any(ranges):
-            raise ConfigError(f"opening hours {spec!r} never open; give hours such as 'mon-fri 08:00-16:00', or 'always'")
+            raise ConfigError(N_("opening hours {spec!r} never open; give hours such as 'mon-fri 08:00-16:00', or "
+                                 "'always'"), spec=spec)
         return cls(spec, False, tuple(tuple(sorted(r)) for r in ranges), holidays_closed, tz)
 
     def is_open(self, now: datetime) -> bool:
@@ -138,22 +142,22 @@ class OpeningHours:
 def _parse_days(text: str) -> list[int]:
     first, sep, last = text.partition("-")
     if first not in DAYS or (sep and last not in DAYS):
-        raise ConfigError(f"opening hours: {text!r} is not a day or day range such as mon or tue-fri")
+        raise ConfigError(N_("opening hours: {text!r} is not a day or day range such as mon or tue-fri"), text=text)
     a, b = DAYS.index(first), DAYS.index(last) if sep else DAYS.index(first)
     if b < a:
-        raise ConfigError(f"opening hours: the day range {text!r} runs backwards")
+        raise ConfigError(N_("opening hours: the day range {text!r} runs backwards"), text=text)
     return list(range(a, b + 1))
 
 
 def _parse_range(text: str) -> tuple[time, time]:
     match = _RANGE.match(text)
     if not match:
-        raise ConfigError(f"opening hours: {text!r} is not a time range such as 07:30-15:30")
+        raise ConfigError(N_("opening hours: {text!r} is not a time range such as 07:30-15:30"), text=text)
     h1, m1, h2, m2 = map(int, match.groups())
     if h1 > 23 or m1 > 59 or m2 > 59 or not (h2 < 24 or (h2 == 24 and m2 == 0)):
-        raise ConfigError(f"opening hours: {text!r} is not a valid time range")
+        raise ConfigError(N_("opening hours: {text!r} is not a valid time range"), text=text)
     start = time(h1, m1)
     end = time.max if h2 == 24 else time(h2, m2)
     if end <= start:
-        raise ConfigError(f"opening hours: {text!r} ends before it starts")
+        raise ConfigError(N_("opening hours: {text!r} ends before it starts"), text=text)
     return start, end

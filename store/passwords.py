@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import InvalidInput
+from .i18n import N_
 
 MIN_NEW_PASSWORD = 12
 MAX_PASSWORD = 1024
@@ -38,26 +39,26 @@ def _fold(text: str) -> str:
 
 def check_length(password: str) -> None:
     if not password or not password.strip():
-        raise InvalidInput("the password is empty")
+        raise InvalidInput(N_("the password is empty"))
     if len(password) > MAX_PASSWORD:
-        raise InvalidInput(f"the password must have at most {MAX_PASSWORD} characters")
+        raise InvalidInput(N_("the password must have at most {max} characters"), max=MAX_PASSWORD)
 
 
 def check_new_password(password: str, *, name: str, full_name: str = "") -> None:
     """Raise InvalidInput with the reason when `password` may not be set for this person."""
     check_length(password)
     if len(password) < MIN_NEW_PASSWORD:
-        raise InvalidInput(f"the password must have at least {MIN_NEW_PASSWORD} characters")
+        raise InvalidInput(N_("the password must have at least {min} characters"), min=MIN_NEW_PASSWORD)
     folded = _fold(password)
     common = common_passwords()
     core = _EDGE_NOISE.sub("", folded)
     if folded in common or core in common or _is_repetition(folded, common):
-        raise InvalidInput("the password is on the list of commonly used passwords; choose another")
+        raise InvalidInput(N_("the password is on the list of commonly used passwords; choose another"))
     if len(set(folded)) <= 2:
-        raise InvalidInput("the password repeats one or two characters; choose another")
+        raise InvalidInput(N_("the password repeats one or two characters; choose another"))
     for part in _name_parts(name, full_name):
         if part in folded:
-            raise InvalidInput("the password must not contain your user name or your name")
+            raise InvalidInput(N_("the password must not contain your user name or your name"))
 
 
 def _is_repetition(folded: str, common: frozenset[str]) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInput
+from .i18n import N_
 from .models import Actor
 from .policy import Permission, allowed
 
@@ -110,11 +111,12 @@ class PhoneNotices:
             await self.store.audit.guard(actor, Permission.CONFIGURE, "notice.export_phone")
         for name, value in (("context", context), ("queue", queue)):
             if not _CONTEXT_NAME.match(value):
-                raise InvalidInput(f"the {name} name {value!r} may hold only letters, digits, '-' and '_'")
+                raise InvalidInput(N_("the {name} name {value!r} may hold only letters, digits, '-' and '_'"),
+                                   name=name, value=value)
         notice = await self.store.notices.current("phone", "pl")
         full = (full_text or DEFAULT_FULL_INFORMATION_PL).strip()
         if not full:
-            raise InvalidInput("the full-information text is empty")
+            raise InvalidInput(N_("the full-information text is empty"))
         version = notice.version
         texts = {f"notice-v{version}-pl": notice.text, f"notice-full-v{version}-pl": full}
         written = await asyncio.to_thread(_write_files, directory, version, dialplan(version, context=context,
@@ -165,9 +167,9 @@ async def _render(espeak: str, sox: str, text: str, out: Path) -> Path:
             except asyncio.TimeoutError:
                 proc.kill()
                 await proc.wait()
-                raise InvalidInput(f"{Path(argv[0]).name} took too long rendering the prompt") from None
+                raise InvalidInput(N_("{name} took too long rendering the prompt"), name=Path(argv[0]).name) from None
             if proc.returncode != 0:
                 message = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-                raise InvalidInput(f"{Path(argv[0]).name} failed: {message[0]}")
+                raise InvalidInput(N_("{name} failed: {text}"), name=Path(argv[0]).name, text=message[0])
     os.chmod(out, 0o644)  # Asterisk runs as its own user and must read the prompt
     return out

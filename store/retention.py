@@ -23,8 +23,10 @@ from .audit import AuditLog
 from .backend import BackendHooks
 from .clock import Clock, Duration, add_months, from_iso, to_iso
 from .keys import DELETED_MARK, ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
+from .errors import Text
 from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
                      InvalidTransition, NotFound, StoreUnavailable)
+from .i18n import N_
 from .models import Actor
 from .policy import Permission
 from .settings import Settings
@@ -262,11 +264,11 @@ class Retention:
         await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.hold_set", target_kind="conversation",
                                target_id=",".join(map(str, ids[:20])) or None)
         if not ids:
-            raise InvalidInput("name at least one conversation to hold")
-        legal_basis = _required_text(legal_basis, "the legal basis")
-        case_reference = _required_text(case_reference, "the case reference")
+            raise InvalidInput(N_("name at least one conversation to hold"))
+        legal_basis = _required_text(legal_basis, N_("the legal basis"))
+        case_reference = _required_text(case_reference, N_("the case reference"))
         if review_on is not None and review_on < self._today():
-            raise InvalidInput(f"the review date {review_on.isoformat()} is in the past")
+            raise InvalidInput(N_("the review date {review_on} is in the past"), review_on=review_on.isoformat())
         now = to_iso(self.clock())
         review = review_on.isoformat() if review_on else None
         created: list[int] = []
@@ -277,11 +279,15 @@ class Retention:
                 purged = await self.repo.purged_on(tx, missing)
                 if purged:
                     first = min(purged)
-                    raise AlreadyPurged(
-                        f"conversation {first} was already purged on {purged[first][:10]}; nothing is left to hold"
-                        + (f" (also purged: {', '.join(map(str, sorted(purged)[1:]))})" if len(purged) > 1 else "")
-                    )
-                raise ConversationNotFound(f"no conversation {', '.join(map(str, missing))}; nothing was held")
+                    if len(purged) > 1:
+                        raise AlreadyPurged(
+                            N_("conversation {first} was already purged on {day}; nothing is left to hold "
+                               "(also purged: {others})"),
+                            first=first, day=purged[first][:10], others=", ".join(map(str, sorted(purged)[1:])))
+                    raise AlreadyPurged(N_("conversation {first} was already purged on {day}; nothing is left to hold"),
+                                        first=first, day=purged[first][:10])
+                raise ConversationNotFound(N_("no conversation {items}; nothing was held"),
+                                           items=', '.join(map(str, missing)))
             for conversation_id in ids:
                 hold_id = await self.repo.insert_hold(tx, conversation_id, legal_basis, case_reference,
                                                       actor.staff_id, now, review)
@@ -298,13 +304,14 @@ class Retention:
         async with self.repo.transaction() as tx:
             row = await self.repo.hold_for_update(tx, hold_id)
             if row is None:
-                raise NotFound(f"no hold {hold_id}")
+                raise NotFound(N_("no hold {hold_id}"), hold_id=hold_id)
             if row["released_at"] is not None:
-                raise InvalidTransition(f"hold {hold_id} was already released on {row['released_at'][:10]}")
+                raise InvalidTransition(N_("hold {hold_id} was already released on {day}"),
+                                        hold_id=hold_id, day=row['released_at'][:10])
             if row["request_id"] is not None:
                 raise InvalidTransition(
-                    f"hold {hold_id} belongs to access request {row['request_id']} and ends when that request closes"
-                )
+                    N_("hold {hold_id} belongs to access request {request_id} and ends when that request closes"),
+                    hold_id=hold_id, request_id=row['request_id'])
             await self.repo.release_hold(tx, hold_id, to_iso(self.clock()), actor.staff_id)
             await self.audit.append(tx, actor, "retention.hold_released", target_kind="conversation",
                                     target_id=row["conversation_id"], details={"hold_id": hold_id})
@@ -371,7 +378,7 @@ class Retention:
         if dry_run:
             return await self._dry_run(actor, cutoff, started)
         if self._purging.locked():
-            raise Conflict("a purge is already running in this process; wait for it to finish")
+            raise Conflict(N_("a purge is already running in this process; wait for it to finish"))
         async with self._purging:
             with _FileLock(self.settings.data_dir / "purge.lock"):
                 result = await self._purge(actor, cutoff, started, progress,
@@ -383,9 +390,9 @@ class Retention:
         last = await self.repo.latest_audit_time()
         if last is not None and now < from_iso(last) - CLOCK_TOLERANCE:
             raise ClockJumped(
-                f"the clock reads {to_iso(now)[:19]}Z, earlier than the last audit entry ({last[:19]}Z); "
-                "fix the system time before purging"
-            )
+                N_("the clock reads {now}Z, earlier than the last audit entry ({last}Z); fix the system time before "
+                   "purging"),
+                now=to_iso(now)[:19], last=last[:19])
 
     async def _dry_run(self, actor: Actor, cutoff: datetime, started: float) -> PurgeResult:
         preview = await self._preview(cutoff)
@@ -410,7 +417,7 @@ class Retention:
     async def _purge(self, actor: Actor, cutoff: datetime, started: float,
                      progress: Callable[[PurgeProgress], None] | None, batch_size: int) -> PurgeResult:
         if batch_size < 1:
-            raise InvalidInput("the purge batch size must be at least 1")
+            raise InvalidInput(N_("the purge batch size must be at least 1"))
         preview = await self._preview(cutoff)
         c_iso = to_iso(cutoff)
         if preview.files or preview.pending_files:
@@ -527,9 +534,9 @@ class Retention:
                 await self.repo.forget_pending(tx, done)
         if error:
             raise StoreUnavailable(
-                f"the recordings folder {self.settings.recordings_dir} refused a deletion ({error}); "
-                "the rows are gone and the files are listed for the next purge to finish"
-            )
+                N_("the recordings folder {recordings_dir} refused a deletion ({error}); the rows are gone and the "
+                   "files are listed for the next purge to finish"),
+                recordings_dir=self.settings.recordings_dir, error=error)
 
     async def _finish_pending(self) -> int:
         """Delete the files an interrupted run left behind (its rows are already gone)."""
@@ -605,7 +612,7 @@ class Retention:
                 except SealBroken as exc:
                     bad += 1
                     if bad <= 20:
-                        problems.append(FsckProblem("tampered_line", exc.message))
+                        problems.append(FsckProblem("tampered_line", exc.message_in("en")))
         return problems + await self._check_notes()
 
     async def _check_notes(self) -> list[FsckProblem]:
@@ -623,7 +630,7 @@ class Retention:
             nonlocal bad
             bad += 1
             if bad <= 20:
-                problems.append(FsckProblem("tampered_note", exc.message))
+                problems.append(FsckProblem("tampered_note", exc.message_in("en")))
 
         for conversation_id in await self.repo.conversations_with_sealed_whispers():
             key = await self.keys.read_key(conversation_id)
@@ -661,12 +668,13 @@ class Retention:
         destination = Path(destination).absolute()
         data_dir = self.settings.data_dir.absolute()
         if destination == data_dir or data_dir in destination.parents:
-            raise InvalidInput(f"a backup cannot go inside the data directory {data_dir}")
+            raise InvalidInput(N_("a backup cannot go inside the data directory {data_dir}"), data_dir=data_dir)
         if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-            raise InvalidInput(f"{destination} already exists and is not an empty directory")
+            raise InvalidInput(N_("{destination} already exists and is not an empty directory"),
+                               destination=destination)
         if not destination.parent.is_dir():  # a missing volume must not send personal data to the root disk
-            raise InvalidInput(f"the folder {destination.parent} does not exist (is the backup volume mounted?); "
-                               "nothing was written")
+            raise InvalidInput(N_("the folder {parent} does not exist (is the backup volume mounted?); nothing was "
+                                  "written"), parent=destination.parent)
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
         keys = self.keys.describe() if self.keys is not None and self.keys.master is not None else {}
@@ -690,7 +698,7 @@ def next_daily_run(now: datetime, at: str, tz: str) -> datetime | None:
         return None
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at.strip())
     if not match:
-        raise ConfigError(f"CIM_PURGE_DAILY_AT must be HH:MM or 'off', not {at!r}")
+        raise ConfigError(N_("CIM_PURGE_DAILY_AT must be HH:MM or 'off', not {at!r}"), at=at)
     zone = ZoneInfo(tz)
     local = now.astimezone(zone)
     candidate = local.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
@@ -716,9 +724,9 @@ async def daily_purge_loop(store: Any, settings: Settings) -> None:
                 log.warning("daily purge incomplete, purged text remains in the database files: %s",
                             json.dumps(result.as_json()))
         except Conflict as exc:
-            log.warning("daily purge skipped: %s", exc.message)
+            log.warning("daily purge skipped: %s", exc.message_in("en"))
         except CimError as exc:
-            log.error("daily purge refused: %s", exc.message)
+            log.error("daily purge refused: %s", exc.message_in("en"))
         except Exception:  # the loop must survive one bad night; the failure is logged and audited
             log.exception("daily purge failed")
         await asyncio.sleep(1)  # never run twice within the same minute
@@ -767,7 +775,7 @@ class _FileLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise Conflict("another purge is running (another process holds the purge lock); wait for it to finish") \
+            raise Conflict(N_("another purge is running (another process holds the purge lock); wait for it to finish")) \
                 from None
         self.fd = fd
         return self
@@ -805,8 +813,8 @@ def _probe_writable(root: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise StoreUnavailable(
-            f"the recordings folder {root} is not writable ({exc.strerror}); nothing was purged"
-        ) from exc
+            N_("the recordings folder {root} is not writable ({strerror}); nothing was purged"),
+            root=root, strerror=exc.strerror) from exc
 
 
 def _unlink_files(root: Path, paths: list[str]) -> tuple[list[str], str | None]:
@@ -889,7 +897,7 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
             problems.append(FsckProblem("deleted_content", f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
                                         "this copy can never be read (run `cim purge`)"))
         except SealBroken as exc:
-            problems.append(FsckProblem("tampered_file", f"{label}: {exc.message}"))
+            problems.append(FsckProblem("tampered_file", f"{label}: {exc.message_in('en')}"))
         except OSError as exc:
             problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
     for rel in pending:
@@ -952,18 +960,18 @@ def _conversation_id(value: object) -> int:
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise InvalidInput(f"{value!r} is not a conversation number") from None
+        raise InvalidInput(N_("{value!r} is not a conversation number"), value=value) from None
     if number < 1:
-        raise InvalidInput(f"{value!r} is not a conversation number")
+        raise InvalidInput(N_("{value!r} is not a conversation number"), value=value)
     return number
 
 
 def _required_text(value: str, what: str) -> str:
     text = " ".join((value or "").split())
     if not text:
-        raise InvalidInput(f"{what} is required for a hold")
+        raise InvalidInput(N_("{what} is required for a hold"), what=Text(what))
     if len(text) > _MAX_TEXT:
-        raise InvalidInput(f"{what} is longer than {_MAX_TEXT} characters")
+        raise InvalidInput(N_("{what} is longer than {max} characters"), what=Text(what), max=_MAX_TEXT)
     return text
 
 

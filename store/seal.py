@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CimError, ConfigError
+from .i18n import N_
 
 FIELD_NAME = "PieczecUrzedu"
 
@@ -50,31 +51,33 @@ def load_seal(settings: Any) -> Seal | None:
     """The seal configured in `settings`, or None; a configured seal that cannot be used is a ConfigError."""
     if not settings.letter_seal_p12:
         if settings.letter_seal_password_file:
-            raise ConfigError("CIM_LETTER_SEAL_PASSWORD_FILE is set but CIM_LETTER_SEAL_P12 is not")
+            raise ConfigError(N_("CIM_LETTER_SEAL_PASSWORD_FILE is set but CIM_LETTER_SEAL_P12 is not"))
         return None
     p12_path = Path(settings.letter_seal_p12)
     if not settings.letter_seal_password_file:
-        raise ConfigError("CIM_LETTER_SEAL_P12 needs CIM_LETTER_SEAL_PASSWORD_FILE (a file holding its password)")
+        raise ConfigError(N_("CIM_LETTER_SEAL_P12 needs CIM_LETTER_SEAL_PASSWORD_FILE (a file holding its password)"))
     password_path = Path(settings.letter_seal_password_file)
     data_dir = Path(settings.data_dir).absolute()
     for name, path in (("CIM_LETTER_SEAL_P12", p12_path), ("CIM_LETTER_SEAL_PASSWORD_FILE", password_path)):
         if data_dir in path.absolute().parents:
-            raise ConfigError(f"{name} ({path}) must be outside the data directory {settings.data_dir}: "
-                              "a backup of the data directory must not carry the seal's key")
+            raise ConfigError(N_("{name} ({path}) must be outside the data directory {data_dir}: a backup of the "
+                                 "data directory must not carry the seal's key"),
+                              name=name, path=path, data_dir=settings.data_dir)
         try:
             mode = path.stat().st_mode
         except OSError as exc:
-            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(N_("{name}: cannot read {path}: {strerror}"),
+                              name=name, path=path, strerror=exc.strerror) from None
         if not stat.S_ISREG(mode):
-            raise ConfigError(f"{name}: {path} is not a file")
+            raise ConfigError(N_("{name}: {path} is not a file"), name=name, path=path)
         if mode & 0o007:
-            raise ConfigError(f"{name}: {path} is readable by every user (mode {stat.S_IMODE(mode):o}); "
-                              f"chmod o-rwx {path}")
+            raise ConfigError(N_("{name}: {path} is readable by every user (mode {mode:o}); chmod o-rwx {path}"),
+                              name=name, path=path, mode=stat.S_IMODE(mode))
     try:
         p12 = p12_path.read_bytes()
         password = password_path.read_bytes().rstrip(b"\r\n")
     except OSError as exc:
-        raise ConfigError(f"cannot read the seal certificate: {exc}") from None
+        raise ConfigError(N_("cannot read the seal certificate: {exc}"), exc=exc) from None
 
     from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import NameOID
@@ -82,16 +85,19 @@ def load_seal(settings: Any) -> Seal | None:
     try:
         key, cert, _ = pkcs12.load_key_and_certificates(p12, password or None)
     except ValueError:
-        raise ConfigError(f"CIM_LETTER_SEAL_P12: {p12_path} is not a PKCS#12 file or the password in "
-                          f"{password_path} does not open it") from None
+        raise ConfigError(N_("CIM_LETTER_SEAL_P12: {p12_path} is not a PKCS#12 file or the password in "
+                             "{password_path} does not open it"),
+                          p12_path=p12_path, password_path=password_path) from None
     if key is None or cert is None:
-        raise ConfigError(f"CIM_LETTER_SEAL_P12: {p12_path} holds no private key with its certificate")
+        raise ConfigError(N_("CIM_LETTER_SEAL_P12: {p12_path} holds no private key with its certificate"),
+                          p12_path=p12_path)
     now = datetime.now(timezone.utc)
     if cert.not_valid_after_utc <= now:
-        raise ConfigError(f"the seal certificate {p12_path} expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
-                          "renew it (docs/DEPLOY.md, Letter seal)")
+        raise ConfigError(N_("the seal certificate {p12_path} expired on {expired:%Y-%m-%d}; renew it "
+                             "(docs/DEPLOY.md, Letter seal)"), p12_path=p12_path, expired=cert.not_valid_after_utc)
     if cert.not_valid_before_utc > now:
-        raise ConfigError(f"the seal certificate {p12_path} is valid only from {cert.not_valid_before_utc:%Y-%m-%d}")
+        raise ConfigError(N_("the seal certificate {p12_path} is valid only from {valid_from:%Y-%m-%d}"),
+                          p12_path=p12_path, valid_from=cert.not_valid_before_utc)
     names = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME) or \
         cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     subject = str(names[0].value) if names else cert.subject.rfc4514_string()
@@ -106,8 +112,8 @@ def apply_seal(pdf: bytes, seal: Seal, *, reason: str = "", location: str = "") 
     from pyhanko.sign.fields import SigSeedSubFilter
 
     if seal.not_after <= datetime.now(timezone.utc):
-        raise SealFailed(f"the seal certificate {seal.p12_path} expired on {seal.not_after:%Y-%m-%d}; renew it "
-                         "(docs/DEPLOY.md, Letter seal)")
+        raise SealFailed(N_("the seal certificate {p12_path} expired on {expired:%Y-%m-%d}; renew it "
+                            "(docs/DEPLOY.md, Letter seal)"), p12_path=seal.p12_path, expired=seal.not_after)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     meta = signers.PdfSignatureMetadata(
         field_name=FIELD_NAME, md_algorithm="sha256", subfilter=SigSeedSubFilter.PADES,
@@ -116,5 +122,5 @@ def apply_seal(pdf: bytes, seal: Seal, *, reason: str = "", location: str = "") 
     try:
         out = signers.sign_pdf(writer, meta, signer=seal.signer())
     except Exception as exc:  # pyHanko's errors are many and unrelated; one named failure for the caller
-        raise SealFailed(f"the letter could not be sealed: {exc}") from exc
+        raise SealFailed(N_("the letter could not be sealed: {exc}"), exc=exc) from exc
     return out.getvalue()

@@ -12,6 +12,7 @@ from typing import Mapping
 from .backend import DatabaseUrl, parse_database_url
 from .clock import Duration
 from .errors import ConfigError
+from .i18n import N_
 from .models import Role
 
 DEFAULT_OPENING_HOURS = "mon 07:30-18:00; tue-fri 07:30-15:30; holidays closed"
@@ -276,11 +277,12 @@ class Settings:
             try:
                 values.update(tomllib.loads(toml_path.read_text(encoding="utf-8")))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{toml_path} is not valid TOML: {exc}") from exc
+                raise ConfigError(N_("{toml_path} is not valid TOML: {exc}"), toml_path=toml_path, exc=exc) from exc
         known = {f.name: f for f in fields(cls) if f.name != "data_dir"}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(f"{toml_path} has unknown settings: {', '.join(unknown)}")
+            raise ConfigError(N_("{toml_path} has unknown settings: {unknown}"),
+                              toml_path=toml_path, unknown=', '.join(unknown))
         for name in known:
             if f"CIM_{name.upper()}" in env:
                 values[name] = env[f"CIM_{name.upper()}"]
@@ -288,28 +290,30 @@ class Settings:
         typed: dict[str, object] = {}
         for name, value in values.items():
             if name not in known:
-                raise ConfigError(f"unknown setting {name!r}")
+                raise ConfigError(N_("unknown setting {name!r}"), name=name)
             typed[name] = _coerce(name, known[name].type, value)
         settings = cls(data_dir=directory, **typed)  # type: ignore[arg-type]
         settings.database  # an unsupported CIM_DATABASE_URL fails here, naming the supported schemes
         settings._check_audit_paths()
         settings.retention_duration  # fail loudly on a bad duration now, not at the first chat
         if settings.password_profile not in ("default", "fast"):
-            raise ConfigError("CIM_PASSWORD_PROFILE must be 'default' or 'fast'")
+            raise ConfigError(N_("CIM_PASSWORD_PROFILE must be 'default' or 'fast'"))
         if settings.ldap_tls not in ("off", "starttls"):
-            raise ConfigError("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the start)")
+            raise ConfigError(N_("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the "
+                                 "start)"))
         if settings.chat_assignment not in ("pick", "auto"):
-            raise ConfigError("CIM_CHAT_ASSIGNMENT must be 'pick' or 'auto'")
+            raise ConfigError(N_("CIM_CHAT_ASSIGNMENT must be 'pick' or 'auto'"))
         if not 1 <= settings.chat_max_concurrent <= 1000:
-            raise ConfigError("CIM_CHAT_MAX_CONCURRENT must be from 1 to 1000")
+            raise ConfigError(N_("CIM_CHAT_MAX_CONCURRENT must be from 1 to 1000"))
         if min(settings.staff_reconnect_grace_seconds, settings.chat_idle_minutes,
                settings.chat_queue_limit_minutes) < 0:
-            raise ConfigError("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "
-                              "CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more")
+            raise ConfigError(N_("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "
+                                 "CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more"))
         check_redis_url(settings.redis_url)
         unknown_roles = sorted(settings.mfa_role_names - {r.value for r in Role})
         if unknown_roles:
-            raise ConfigError(f"CIM_MFA_ROLES names unknown roles: {', '.join(unknown_roles)}")
+            raise ConfigError(N_("CIM_MFA_ROLES names unknown roles: {unknown_roles}"),
+                              unknown_roles=', '.join(unknown_roles))
         return settings
 
     def _check_audit_paths(self) -> None:
@@ -317,10 +321,11 @@ class Settings:
         for name, path in (("CIM_AUDIT_KEY_FILE", self.audit_key_path), ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path),
                            ("CIM_MASTER_KEY_FILE", self.master_key_path), ("CIM_KEYRING_FILE", self.keyring_path)):
             if data_dir in path.absolute().parents:
-                raise ConfigError(f"{name} ({path}) must be outside the data directory {self.data_dir}: "
-                                  "a copy or restore of the data directory must not carry it")
+                raise ConfigError(N_("{name} ({path}) must be outside the data directory {data_dir}: a copy or "
+                                     "restore of the data directory must not carry it"),
+                                  name=name, path=path, data_dir=self.data_dir)
         if self.audit_anchor_minutes < 0:
-            raise ConfigError("CIM_AUDIT_ANCHOR_MINUTES must be 0 or more")
+            raise ConfigError(N_("CIM_AUDIT_ANCHOR_MINUTES must be 0 or more"))
         check_case_mark(self.case_mark)
 
     def with_(self, **changes: object) -> "Settings":
@@ -382,14 +387,15 @@ def check_case_mark(pattern: str) -> None:
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as exc:
-        raise ConfigError(f"CIM_CASE_MARK {pattern!r} is not a valid pattern: {exc}") from None
+        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} is not a valid pattern: {exc}"),
+                          pattern=pattern, exc=exc) from None
     unknown = sorted(names - _CASE_MARK_FIELDS)
     if unknown:
-        raise ConfigError(f"CIM_CASE_MARK {pattern!r} uses unknown fields {', '.join(unknown)}; "
-                          "known: {number}, {n}, {nnnn}, {yyyy}")
+        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} uses unknown fields {unknown}; known: {{number}}, {{n}}, "
+                             "{{nnnn}}, {{yyyy}}"), pattern=pattern, unknown=', '.join(unknown))
     if not names & {"number", "n", "nnnn"}:
-        raise ConfigError(f"CIM_CASE_MARK {pattern!r} must contain {{number}}, {{n}} or {{nnnn}} so each case "
-                          "has its own mark")
+        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} must contain {{number}}, {{n}} or {{nnnn}} so each case has "
+                             "its own mark"), pattern=pattern)
 
 
 def case_mark(pattern: str, number: str) -> str:
@@ -415,9 +421,10 @@ def _coerce(name: str, kind: object, value: object) -> object:
         try:
             return int(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ConfigError(f"setting {name} must be a whole number, not {value!r}") from None
+            raise ConfigError(N_("setting {name} must be a whole number, not {value!r}"),
+                              name=name, value=value) from None
     if name == "ldap_role_map" and isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)  # kept as text: Settings is frozen
     if not isinstance(value, (str, int, float)):
-        raise ConfigError(f"setting {name} must be text, not {type(value).__name__}")
+        raise ConfigError(N_("setting {name} must be text, not {type}"), name=name, type=type(value).__name__)
     return str(value)

@@ -31,6 +31,15 @@ def used_in_code() -> dict[str, str]:
     return found
 
 
+def help_in_code() -> dict[str, str]:
+    """msgid -> command, for every help text of `cim` (docstrings and `help=` are not `_()` calls, so they
+    are read from the click command tree itself: cim/help.py)."""
+    from cim.cli import cli
+    from cim.help import help_texts
+
+    return {text: f"cim {where} (help)" for text, where in help_texts(cli).items()}
+
+
 def catalogs() -> list[tuple[Path, object]]:
     result = []
     for path in sorted(PL.glob("*.po")):
@@ -45,9 +54,16 @@ def fields(text: str) -> set[str]:
 
 def test_every_marked_string_has_a_polish_entry():
     known = {m.id if isinstance(m.id, str) else m.id[0] for _p, cat in catalogs() for m in cat if m.id}
-    missing = {msgid: where for msgid, where in used_in_code().items() if msgid not in known}
+    missing = {msgid: where for msgid, where in {**help_in_code(), **used_in_code()}.items() if msgid not in known}
     assert not missing, "strings marked in code without a Polish entry in store/locale/pl/*.po:\n" + "\n".join(
         f"  {where}: {msgid!r}" for msgid, where in sorted(missing.items(), key=lambda kv: kv[1]))
+
+
+def test_the_help_of_every_command_is_found_and_in_polish():
+    found = help_in_code()
+    assert len(found) > 100 and "List departments." in found
+    polish = i18n.translator("pl")
+    assert all(polish.gettext(text) != text for text in found), [t for t in found if polish.gettext(t) == t]
 
 
 def test_catalogs_translate_everything_and_keep_placeholders():

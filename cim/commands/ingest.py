@@ -122,7 +122,7 @@ async def _once(store, actor, src, as_json: bool) -> IngestReport:
     if as_json or not sys.stderr.isatty():
         return await store.calls.ingest(actor, src)
     total = await store.calls.count_lines(src)
-    with click.progressbar(length=total, label="Registering calls", file=sys.stderr) as bar:
+    with click.progressbar(length=total, label=_("Registering calls"), file=sys.stderr) as bar:
         return await store.calls.ingest(actor, src, progress=bar.update)
 
 

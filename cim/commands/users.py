@@ -68,7 +68,7 @@ async def users_list(store, as_json):
     for s in staff:
         state = _(" (disabled)") if s.disabled else ""
         dept = f" [{s.department}]" if s.department else ""
-        roles = ", ".join(sorted(r.value for r in s.roles)) or "no mapped role"
+        roles = ", ".join(sorted(r.value for r in s.roles)) or _("no mapped role")
         factor = " +totp" if s.second_factor == "active" else ""
         click.echo(f"{s.name}{dept}: {roles} ({s.source}{factor}){state}")
 
@@ -134,7 +134,7 @@ async def users_verify(store, name, password_stdin, otp, as_json):
         print_json({"ok": check.ok, "reason": check.reason, "message": check.message})
     else:
         verdict = _("sign-in would succeed") if check.ok else _("refused ({reason}): {message}").format(
-            reason=check.reason, message=check.message)
+            reason=check.reason, message=check.error.message if check.error is not None else check.message)
         click.echo(f"{name}: {verdict}")
     if not check.ok:
         raise SystemExit(1)

@@ -15,10 +15,11 @@ to "what may this person do with this request now", used by the store, the TUI a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from ..errors import CimError, IneligibleForGrant, InvalidInput, InvalidTransition
+from ..errors import CimError, IneligibleForGrant, InvalidInput, InvalidTransition, Text, render_message
+from ..i18n import N_
 from ..models import Actor, Role
 from ..policy import Permission, allowed
 from .model import (
@@ -63,7 +64,13 @@ class Refusal:
     than the permission, the sentence that says so."""
 
     permission: Permission
-    message: str | None = None
+    msgid: str | None = None  # the sentence's msgid; `params` fill its placeholders
+    params: dict = field(default_factory=dict)
+
+    @property
+    def message(self) -> str | None:
+        """The sentence in the current staff language (None: the permission alone says it)."""
+        return render_message(self.msgid, self.params) if self.msgid else None
 
 
 Who = Callable[[Actor, Facts, "str | None"], "Refusal | None"]
@@ -95,7 +102,7 @@ class Action:
     #: whether it is worth offering (allowed_actions only; taking it anyway is refused by a guard or the input)
     offer: Callable[[Actor, Facts], bool] | None = None
     #: the message when the state does not allow it ({number}, {state}, {kind}, {action})
-    wrong_state: str = "{number} is {state}; a {kind} request in that state cannot {action}"
+    wrong_state: str = N_("{number} is {state}; a {kind} request in that state cannot {action}")
 
 
 # -- who may ---------------------------------------------------------------------------------------------
@@ -156,8 +163,8 @@ def _opinion_of(actor: Actor, facts: Facts, kind: str) -> Refusal | None:
         return Refusal(permission)
     if kind == "department" and not actor.is_system and facts.departments \
             and actor.department not in facts.departments:
-        return Refusal(permission, f"{actor.name} is not the head of the department concerned "
-                                   f"({', '.join(sorted(facts.departments))})")
+        return Refusal(permission, N_("{name} is not the head of the department concerned ({departments})"),
+                       {"name": actor.name, "departments": ", ".join(sorted(facts.departments))})
     return None
 
 
@@ -173,7 +180,7 @@ def _in_session(actor: Actor, facts: Facts, variant: str | None) -> Refusal | No
                                                          and actor.staff_id in facts.attendees):
         return None
     return Refusal(Permission.SCHEDULE_SESSIONS,
-                   f"{actor.name} is neither the director nor a designated attendee of this session")
+                   N_("{name} is neither the director nor a designated attendee of this session"), {"name": actor.name})
 
 
 def _preparing(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None:
@@ -186,7 +193,8 @@ def _confirming(actor: Actor, facts: Facts, variant: str | None) -> Refusal | No
         return Refusal(Permission.CONFIRM_COPY_EXPORT)
     if facts.prepared_by is not None and facts.prepared_by == actor.staff_id:
         return Refusal(Permission.CONFIRM_COPY_EXPORT,
-                       f"{actor.name} prepared this copy; a second person must confirm it (four-eyes)")
+                       N_("{name} prepared this copy; a second person must confirm it (four-eyes)"),
+                       {"name": actor.name})
     return None
 
 
@@ -196,7 +204,7 @@ def _exporting(actor: Actor, facts: Facts, variant: str | None) -> Refusal | Non
         return Refusal(Permission.HANDLE_COPY_REQUESTS)
     if facts.confirmed_by is not None and facts.confirmed_by == actor.staff_id:
         return Refusal(Permission.HANDLE_COPY_REQUESTS,
-                       f"{actor.name} confirmed this export and cannot also make it (four-eyes)")
+                       N_("{name} confirmed this export and cannot also make it (four-eyes)"), {"name": actor.name})
     return None
 
 
@@ -212,33 +220,35 @@ def _signing(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None:
 
 def _opinion_needs_a_link(facts: Facts, variant: str | None) -> CimError | None:
     if variant == "department" and facts.linked == 0:
-        return InvalidTransition(f"link the conversation to {facts.number} first: the department opinion "
-                                 "belongs to the department it concerns")
+        return InvalidTransition(N_("link the conversation to {number} first: the department opinion belongs to the "
+                                    "department it concerns"), number=facts.number)
     return None
 
 
 def _opinion_once(facts: Facts, variant: str | None) -> CimError | None:
     if variant in facts.request.opinions_given:
-        return InvalidTransition(f"the {variant} opinion on {facts.number} has already been given")
+        return InvalidTransition(N_("the {variant} opinion on {number} has already been given"),
+                                 variant=Text(variant), number=facts.number)
     return None
 
 
 def _something_linked(facts: Facts, variant: str | None) -> CimError | None:
     if facts.linked == 0:
-        return InvalidTransition(f"{facts.number} has no linked conversation to grant access to")
+        return InvalidTransition(N_("{number} has no linked conversation to grant access to"), number=facts.number)
     return None
 
 
 def _eligible(facts: Facts, variant: str | None) -> CimError | None:
     """§4.7; a copy's link may instead rest on a justification recorded by both people (prepare/confirm)."""
     if facts.kind == ACCESS and facts.request.ineligible_reason:
-        return IneligibleForGrant(f"{facts.number} can only be refused: {facts.request.ineligible_reason}")
+        return IneligibleForGrant(N_("{number} can only be refused: {ineligible_reason}"),
+                                  number=facts.number, ineligible_reason=facts.request.ineligible_reason)
     return None
 
 
 def _session_ended(facts: Facts, variant: str | None) -> CimError | None:
     if facts.request.session_ended_at is None:
-        return InvalidTransition(f"{facts.number} has no ended listening session to record")
+        return InvalidTransition(N_("{number} has no ended listening session to record"), number=facts.number)
     return None
 
 
@@ -318,11 +328,11 @@ ACTIONS: dict[str, Action] = {
                            offer=lambda actor, facts: facts.request.channel == "chat"
                            and facts.request.receipt_verified_at is None),
     "open_content": Action(_in_session, "requests.session_playback",
-                           wrong_state="{number} is {state}; content is opened only during its session"),
+                           wrong_state=N_("{number} is {state}; content is opened only during its session")),
     "sign_record": Action(_signing, "requests.session_record", person="signing the session record",
                           guards=(_session_ended,), offer=lambda actor, facts: not facts.session_recorded
                           and facts.request.session_ended_at is not None,
-                          wrong_state="{number} has no ended listening session to record"),
+                          wrong_state=N_("{number} has no ended listening session to record")),
 }
 
 _ROWS: dict[tuple[str, str], dict[str, Move]] = {}
@@ -364,7 +374,8 @@ def person_missing(actor: Actor, action: str) -> InvalidInput | None:
     """Steps whose record names the staff member who took them (registered_by, opinions, letters) need a person."""
     what = ACTIONS[action].person
     if what is not None and actor.staff_id is None:
-        return InvalidInput(f"{what} must be done by a signed-in staff member, not by the host account")
+        return InvalidInput(N_("{what} must be done by a signed-in staff member, not by the host account"),
+                            what=Text(what))
     return None
 
 
@@ -373,9 +384,9 @@ def check(action: str, facts: Facts, variant: str | None = None) -> str:
     request's state or a guard does not allow it."""
     move = _ROWS.get((facts.kind, facts.state), {}).get(action)
     if move is None:
-        raise InvalidTransition(ACTIONS[action].wrong_state.format(
-            number=facts.number, state=STATE_LABELS.get(facts.state, facts.state), kind=facts.kind,
-            action=action.replace("_", " ")))
+        raise InvalidTransition(
+            ACTIONS[action].wrong_state, number=facts.number, state=Text(STATE_LABELS.get(facts.state, facts.state)),
+            kind=Text(facts.kind), action=Text(action.replace("_", " ")))
     for guard in ACTIONS[action].guards:
         error = guard(facts, variant)
         if error is not None:

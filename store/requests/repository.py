@@ -15,6 +15,7 @@ import aiosqlite
 
 from ..db import Database
 from ..errors import RequestNotFound
+from ..i18n import N_
 from .lifecycle import Facts
 from .model import HOLD_BASIS, REGISTERED
 
@@ -59,13 +60,13 @@ class RequestRepository:
     async def row(self, conn: Any, request_id: int) -> Any:
         row = await _one(conn, "SELECT * FROM access_requests WHERE id = ?", (request_id,))
         if row is None:
-            raise RequestNotFound(f"no request with id {request_id}")
+            raise RequestNotFound(N_("no request with id {request_id}"), request_id=request_id)
         return row
 
     async def id_by_number(self, number: str) -> int:
         row = await self.db.fetchone("SELECT id FROM access_requests WHERE number = ?", (number.strip(),))
         if row is None:
-            raise RequestNotFound(f"no request numbered {number!r}")
+            raise RequestNotFound(N_("no request numbered {number!r}"), number=number)
         return row["id"]
 
     async def opinion_kinds(self, conn: Any, request_ids: list[int]) -> dict[int, set[str]]:

@@ -24,7 +24,8 @@ from .. import session_record as SR
 from ..audit import AuditLog
 from ..clock import Clock, add_months_to_date, from_iso, to_iso
 from ..db import Database
-from ..errors import ConversationNotFound, IneligibleForGrant, InvalidInput, InvalidTransition, NotPermitted
+from ..errors import ConversationNotFound, IneligibleForGrant, InvalidInput, InvalidTransition, NotPermitted, Text
+from ..i18n import N_
 from ..keys import words
 from ..models import Actor, Role
 from ..policy import Permission, allowed
@@ -94,8 +95,10 @@ class Requests:
         await self.audit.record(actor, action, outcome="refused", target_kind="request" if request_id else None,
                                 target_id=request_id, request_id=request_id,
                                 details={"permission": refusal.permission.value})
-        raise NotPermitted(refusal.message or f"{actor.name} is not permitted to "
-                                              f"{action.replace('_', ' ').replace('.', ': ')}")
+        if refusal.msgid:
+            raise NotPermitted(refusal.msgid, **refusal.params)
+        raise NotPermitted(N_("{name} is not permitted to {action}"), name=actor.name,
+                           action=action.replace('_', ' ').replace('.', ': '))
 
     async def _facts(self, conn: Any, request_id: int) -> Facts:
         return await build_facts(self.repo, conn, await self._read(conn, request_id))
@@ -130,8 +133,8 @@ class Requests:
         if refusal is not None:
             await self._refuse(actor, "requests.register", None, refusal)
         if actor.staff_id is None:
-            raise InvalidInput("registering a request must be done by a signed-in staff member, not by the host "
-                               "account")
+            raise InvalidInput(N_("registering a request must be done by a signed-in staff member, not by the host "
+                                  "account"))
         clean = V.validate(data, self.today())
         reference, receipt_chat = await self._receipt(actor, data, clean)
         now = self._now()
@@ -156,9 +159,9 @@ class Requests:
         if not secret:
             return normalise_reference(raw) or raw, None
         if clean["channel"] != "chat":
-            raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
+            raise InvalidInput(N_("a chat code belongs to a chat request; this request concerns a call"))
         if not raw:
-            raise InvalidInput("the chat code needs the chat reference (CZ-YYYY-MM-DD-XXXX) beside it")
+            raise InvalidInput(N_("the chat code needs the chat reference (CZ-YYYY-MM-DD-XXXX) beside it"))
         chat_id = await self.resident_desk.verify_receipt(actor, raw, secret)
         return normalise_reference(raw), chat_id
 
@@ -258,11 +261,12 @@ class Requests:
         """The register, oldest due first; `flagged_only` keeps the requests due soon or overdue."""
         await self.audit.guard(actor, Permission.VIEW_REQUESTS, "requests.list")
         if state is not None and state not in STATE_LABELS and state != "open":
-            raise InvalidInput(f"unknown state {state!r}; states are: open, {', '.join(STATE_LABELS)}")
+            raise InvalidInput(N_("unknown state {state!r}; states are: open, {states}"),
+                               state=state, states=', '.join(STATE_LABELS))
         if kind is not None and kind not in KINDS:
-            raise InvalidInput(f"the kind must be one of: {', '.join(KINDS)}")
+            raise InvalidInput(N_("the kind must be one of: {kinds}"), kinds=', '.join(KINDS))
         if channel is not None and channel not in CHANNELS:
-            raise InvalidInput("the channel must be 'call' or 'chat'")
+            raise InvalidInput(N_("the channel must be 'call' or 'chat'"))
         rows = await self.repo.rows(state=None if state == "open" else state, open_only=state == "open", kind=kind,
                                     channel=channel, due_before=due_before, final_states=sorted(FINAL_STATES))
         result = await self._with_opinions(rows)
@@ -377,12 +381,15 @@ class Requests:
             req = facts.request
             conv = await self.repo.conversation(tx, conversation_id)
             if conv is None:
-                raise ConversationNotFound(f"no conversation with id {conversation_id}")
+                raise ConversationNotFound(N_("no conversation with id {conversation_id}"),
+                                           conversation_id=conversation_id)
             if conv["channel"] != req.channel:
-                raise InvalidInput(f"the request concerns a {req.channel}; conversation {conversation_id} is a "
-                                   f"{conv['channel']}")
+                raise InvalidInput(N_("the request concerns a {channel}; conversation {conversation_id} is a "
+                                      "{conv_channel}"),
+                                   channel=Text(req.channel), conversation_id=conversation_id, conv_channel=Text(conv['channel']))
             if await self.repo.is_linked(tx, request_id, conversation_id):
-                raise InvalidInput(f"conversation {conversation_id} is already linked to {req.number}")
+                raise InvalidInput(N_("conversation {conversation_id} is already linked to {number}"),
+                                   conversation_id=conversation_id, number=req.number)
             now = self._now()
             await self.repo.link(tx, request_id, req.number, conversation_id, actor.staff_id, now)
             reason = await self._recheck_eligibility(tx, facts, now)
@@ -396,12 +403,12 @@ class Requests:
 
         facts = await self._allow(actor, "link_receipt", request_id)
         if facts.request.channel != "chat":
-            raise InvalidInput("a chat code belongs to a chat request; this request concerns a call")
+            raise InvalidInput(N_("a chat code belongs to a chat request; this request concerns a call"))
         chat_id = await self.resident_desk.verify_receipt(actor, reference, secret)
         async with self.db.write() as tx:
             facts, _ = await self._take(tx, "link_receipt", request_id)
             if await self.repo.is_linked(tx, request_id, chat_id):
-                raise InvalidInput(f"that chat is already linked to {facts.number}")
+                raise InvalidInput(N_("that chat is already linked to {number}"), number=facts.number)
             now = self._now()
             await self.repo.update(tx, request_id, now, conversation_reference=normalise_reference(reference))
             await self._link_by_receipt(tx, actor, request_id, facts.number, chat_id, now)
@@ -414,7 +421,8 @@ class Requests:
             facts, _ = await self._take(tx, "unlink", request_id)
             now = self._now()
             if not await self.repo.unlink(tx, request_id, conversation_id, actor.staff_id, now):
-                raise InvalidInput(f"conversation {conversation_id} is not linked to {facts.number}")
+                raise InvalidInput(N_("conversation {conversation_id} is not linked to {number}"),
+                                   conversation_id=conversation_id, number=facts.number)
             await self._recheck_eligibility(tx, facts, now)
             await self.audit.append(tx, actor, "requests.unlink", target_kind="conversation",
                                     target_id=conversation_id, request_id=request_id)
@@ -425,10 +433,10 @@ class Requests:
     async def give_opinion(self, actor: Actor, request_id: int, kind: str, verdict: str, text: str) -> AccessRequest:
         """§4.3: the DPO's or the concerned department head's reasoned opinion; the second moves the request on."""
         if kind not in OPINION_KINDS:
-            raise InvalidInput("the opinion is 'dpo' or 'department'")
+            raise InvalidInput(N_("the opinion is 'dpo' or 'department'"))
         await self._allow(actor, "opinion", request_id, kind)
         if verdict not in VERDICTS:
-            raise InvalidInput("the verdict is 'favourable' or 'unfavourable'")
+            raise InvalidInput(N_("the verdict is 'favourable' or 'unfavourable'"))
         text = clean_text(text, "opinion", required=True, missing="an opinion needs its reasons")
         async with self.db.write() as tx:
             _, new_state = await self._take(tx, "opinion", request_id, kind)
@@ -443,20 +451,20 @@ class Requests:
                                  attendee_ids: Iterable[int]) -> tuple[str, list[Any]]:
         """§4.4, §4.6: the session's place and its designated attendees, checked."""
         if session_at is None or session_at.tzinfo is None:
-            raise InvalidInput("the session needs a date and time (with its time zone)")
+            raise InvalidInput(N_("the session needs a date and time (with its time zone)"))
         if session_at <= self.clock():
-            raise InvalidInput("the session cannot be scheduled in the past")
+            raise InvalidInput(N_("the session cannot be scheduled in the past"))
         place = clean_text(place, "place", required=True, limit=MAX_NAME, missing="the session needs a place")
         ids = sorted(set(int(i) for i in attendee_ids))
         if not ids:
-            raise InvalidInput("designate at least one staff member to attend the session (§4.6)")
+            raise InvalidInput(N_("designate at least one staff member to attend the session (§4.6)"))
         attendees = await self.repo.staff(ids)
         missing = set(ids) - {a["id"] for a in attendees}
         if missing:
-            raise InvalidInput(f"no staff member with id {', '.join(map(str, sorted(missing)))}")
+            raise InvalidInput(N_("no staff member with id {items}"), items=', '.join(map(str, sorted(missing))))
         disabled = [a["name"] for a in attendees if a["disabled"]]
         if disabled:
-            raise InvalidInput(f"disabled accounts cannot attend: {', '.join(disabled)}")
+            raise InvalidInput(N_("disabled accounts cannot attend: {disabled}"), disabled=', '.join(disabled))
         return place, attendees
 
     async def grant(
@@ -488,7 +496,8 @@ class Requests:
                 reason = matching.ineligibility(await self.repo.linked_numbers(tx, request_id),
                                                 facts.request.requester_phone)
                 if reason is not None:
-                    raise IneligibleForGrant(f"{facts.number} cannot be granted: {reason}")
+                    raise IneligibleForGrant(N_("{number} cannot be granted: {reason}"),
+                                             number=facts.number, reason=reason)
             await self.repo.update(tx, request_id, now, state=new_state, decision="granted",
                                    decided_by=actor.staff_id, decided_at=now,
                                    session_at=to_iso(session_at) if session_at else None, session_place=place or None)
@@ -521,14 +530,15 @@ class Requests:
         """GDPR Art. 12(3): extend the answer by one or two months in all, with reasons and a letter."""
         request = (await self._allow(actor, "extend", request_id)).request
         if not isinstance(months, int) or months < 1:
-            raise InvalidInput("the extension is a whole number of months (1 or 2)")
+            raise InvalidInput(N_("the extension is a whole number of months (1 or 2)"))
         reasons = clean_text(reasons, "reasons", plural=True, required=True,
                              missing="an extension needs its reasons (GDPR Art. 12(3))")
         limit = add_months_to_date(request.due_on, MAX_EXTENSION_MONTHS)
         until = add_months_to_date(request.effective_due, months)
         if until > limit:
             raise InvalidTransition(
-                f"the answer can be extended by at most {MAX_EXTENSION_MONTHS} months, to {limit.isoformat()}")
+                N_("the answer can be extended by at most {months} months, to {limit}"),
+                months=MAX_EXTENSION_MONTHS, limit=limit.isoformat())
         letter = L.extension_letter(**self._letter_common(request), received_on=request.received_on,
                                     due_on=request.due_on, extended_until=until, reasons=reasons, kind=request.kind,
                                     form=request.addressed_as)
@@ -536,7 +546,7 @@ class Requests:
         async with self.db.write() as tx:
             facts, _ = await self._take(tx, "extend", request_id)
             if facts.request.effective_due != request.effective_due:
-                raise InvalidTransition(f"{facts.number} was extended meanwhile; look again")
+                raise InvalidTransition(N_("{number} was extended meanwhile; look again"), number=facts.number)
             previous = facts.request.extension_reason
             await self.repo.update(tx, request_id, self._now(), extended_until=until.isoformat(),
                                    extension_reason=f"{previous}\n{reasons}" if previous else reasons)
@@ -586,10 +596,12 @@ class Requests:
         """The recording's path or the chat's transcript, for playback during the session; audited under the request."""
         facts = await self._allow(actor, "open_content", request_id)
         if not await self.repo.is_linked(self.db, request_id, conversation_id):
-            raise InvalidInput(f"conversation {conversation_id} is not linked to {facts.number}")
+            raise InvalidInput(N_("conversation {conversation_id} is not linked to {number}"),
+                               conversation_id=conversation_id, number=facts.number)
         conv = await self.repo.conversation(self.db, conversation_id)
         if conv is None:
-            raise ConversationNotFound(f"conversation {conversation_id} no longer exists")
+            raise ConversationNotFound(N_("conversation {conversation_id} no longer exists"),
+                                       conversation_id=conversation_id)
         recordings = await self.repo.recordings(conversation_id)
         msgs = await self.repo.messages(conversation_id)
         texts = await self._texts(conversation_id, msgs)
@@ -609,10 +621,11 @@ class Requests:
         notes = clean_text(notes, "notes", plural=True)
         other_names = [n for n in (clean_text(n, "name", limit=10 * MAX_TEXT, multiline=False) for n in others) if n]
         if len(other_names) > MAX_OTHERS or any(len(n) > MAX_NAME for n in other_names):
-            raise InvalidInput(f"list at most {MAX_OTHERS} other people, each name at most {MAX_NAME} characters")
+            raise InvalidInput(N_("list at most {others} other people, each name at most {max} characters"),
+                               others=MAX_OTHERS, max=MAX_NAME)
         outcome = (outcome or "completed").strip()
         if outcome not in SR.SESSION_OUTCOMES:
-            raise InvalidInput(f"the outcome must be one of {', '.join(SR.SESSION_OUTCOMES)}")
+            raise InvalidInput(N_("the outcome must be one of {outcomes}"), outcomes=', '.join(SR.SESSION_OUTCOMES))
         return notes, other_names, outcome
 
     async def end_session(self, actor: Actor, request_id: int, present_ids: Iterable[int], notes: str = "", *,
@@ -626,10 +639,10 @@ class Requests:
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "end_session", request_id)
             if present - facts.attendees:
-                raise InvalidInput("only designated attendees can be recorded as present by account; "
-                                   "name anyone else among the others present (§4.6)")
+                raise InvalidInput(N_("only designated attendees can be recorded as present by account; name anyone "
+                                      "else among the others present (§4.6)"))
             if not present:
-                raise InvalidInput("at least one designated attendee must have been present (§4.6)")
+                raise InvalidInput(N_("at least one designated attendee must have been present (§4.6)"))
             await self.repo.mark_present(tx, request_id, facts.attendees, present)
             now = self._now()
             await self.repo.update(tx, request_id, now, state=new_state, session_ended_at=now, session_notes=notes or None,
@@ -694,11 +707,11 @@ class Requests:
     def _copy_target(self, request: AccessRequest, destination: Path, as_zip: bool) -> Path:
         destination = Path(destination)
         if not destination.is_dir():
-            raise InvalidInput(f"{destination} is not an existing folder")
+            raise InvalidInput(N_("{destination} is not an existing folder"), destination=destination)
         safe = request.number.replace("/", "-")
         target = destination / (f"{safe}.zip" if as_zip else safe)
         if target.exists():
-            raise InvalidInput(f"{target} already exists; choose another folder")
+            raise InvalidInput(N_("{target} already exists; choose another folder"), target=target)
         return target
 
     async def export_copy(self, actor: Actor, request_id: int, destination: Path, *, as_zip: bool = False) -> ExportResult:
@@ -710,7 +723,8 @@ class Requests:
         convs = await self.repo.linked_times(request_id)
         items = await self._copy_items(request_id, convs)
         if not items:
-            raise InvalidTransition(f"{request.number} has nothing to export: link the conversation first")
+            raise InvalidTransition(N_("{number} has nothing to export: link the conversation first"),
+                                    number=request.number)
         now = self.clock()
         files, manifest_bytes = await asyncio.to_thread(
             X.write_copy, target, items, as_zip, {"request": request.number, "kind": "GDPR Art. 15 copy",
@@ -762,8 +776,8 @@ class Requests:
         justification = clean_text(justification, "justification")
         unmatched = sorted(c for c, b in basis.items() if b == JUSTIFICATION)
         if unmatched and not justification:
-            raise InvalidInput(f"conversation {', '.join(map(str, unmatched))} is not tied to the requester by the "
-                               "caller's number (§4.7): record a justification")
+            raise InvalidInput(N_("conversation {items} is not tied to the requester by the caller's number (§4.7): "
+                                  "record a justification"), items=', '.join(map(str, unmatched)))
         recorded = {str(k): v for k, v in basis.items()}
         async with self.db.write() as tx:
             _, new_state = await self._take(tx, "prepare_export", request_id)
@@ -781,8 +795,8 @@ class Requests:
         approval = await self.repo.approval(request_id)
         justification = clean_text(justification, "justification")
         if approval["prepare_justification"] and not justification:
-            raise InvalidInput("the link to the requester rests on a justification: the second person records "
-                               "theirs too")
+            raise InvalidInput(N_("the link to the requester rests on a justification: the second person records "
+                                  "theirs too"))
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "confirm_export", request_id)
             now = self._now()

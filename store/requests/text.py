@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, Text
+from ..i18n import N_
 from .model import MAX_TEXT
 
 #: C0 (but tab and newline), DEL and C1; carriage returns go too (a CRLF paste becomes LF first)
@@ -34,7 +35,10 @@ def clean_text(value: Any, label: str, *, required: bool = False, limit: int = M
     text = (_CONTROLS_MULTILINE if multiline else _CONTROLS_LINE).sub("", text)
     text = _BIDI.sub("", text).strip()
     if required and not text:
-        raise InvalidInput(missing or f"the {label} {'are' if plural else 'is'} required")
+        if missing:
+            raise InvalidInput(missing)
+        raise InvalidInput(N_("the {label} are required") if plural else N_("the {label} is required"), label=Text(label))
     if len(text) > limit:
-        raise InvalidInput(f"the {label} {'are' if plural else 'is'} longer than {limit} characters")
+        raise InvalidInput(N_("the {label} are longer than {limit} characters") if plural
+                           else N_("the {label} is longer than {limit} characters"), label=Text(label), limit=limit)
     return text

@@ -135,7 +135,7 @@ class LoginScreen(CimScreen[None]):
             if otp is not None:
                 self._failed(_("Wrong or already used code."), keep_password=True, clear="#otp")
             else:
-                self._failed(_("Wrong user name or password.") if "password" in exc.message
+                self._failed(_("Wrong user name or password.") if "password" in exc.message_in("en")
                              else f"{exc.message.capitalize()}.")
             return
         except AccountLocked as exc:
