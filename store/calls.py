@@ -710,6 +710,93 @@ def _answered_seconds(legs: list[CdrRecord]) -> int:
     return int(round(total))
 
 
+def _recording_direction(legs: list[CdrRecord]) -> str | None:
+    """The direction FreePBX's recording type says (the first leg whose recordingfile names one), if any."""
+    rtype = next((freepbx_recording_type(r.recordingfile) for r in legs
+                  if r.recordingfile and freepbx_recording_type(r.recordingfile)), None)
+    return FREEPBX_RECORDING_TYPES.get(rtype or "")
+
+
+def _caller_is_internal(origin: CdrRecord, is_internal: Callable[[str], bool]) -> bool:
+    """Whether the caller is an extension: by its number, or without one by its own channel's extension."""
+    return is_internal(origin.src) or (
+        not origin.src and not is_local_channel(origin.channel)
+        and (ext := channel_extension(origin.channel)) is not None and is_internal(ext))
+
+
+def _direction(legs: list[CdrRecord], origin: CdrRecord, is_internal: Callable[[str], bool],
+               trunk_side: Callable[[CdrRecord], bool]) -> str:
+    """incoming, outgoing or internal: FreePBX's recording type when it says, else the caller's leg."""
+    direction = _recording_direction(legs)
+    if direction is not None:
+        return direction
+    src_internal = _caller_is_internal(origin, is_internal)
+    # an extension calling from its own phone placed the call, whatever context the dialplan gave it
+    placed_by_extension = src_internal and bool(origin.src) and (
+        not origin.channel or channel_extension(origin.channel) == origin.src)
+    if placed_by_extension:
+        return "internal" if is_internal(origin.dst) else "outgoing"
+    if any(trunk_side(r) for r in legs) and not (src_internal and not trunk_side(origin)):
+        return "incoming"
+    if src_internal:
+        return "internal" if is_internal(origin.dst) else "outgoing"
+    return "incoming"
+
+
+def _caller_number(direction: str, origin: CdrRecord) -> NumberInfo:
+    """The outside party's number: the dialled one of an outgoing call, else the caller's (an incoming call
+    without a src falls back to the number in its caller id)."""
+    if direction == "outgoing":
+        return normalise_number(origin.dst)
+    raw = origin.src
+    if direction == "incoming" and not raw.strip():
+        match = _CLID_NUMBER.search(origin.clid)
+        raw = match.group(1) if match else ""
+    return normalise_number(raw)
+
+
+def _answering_extension(origin: CdrRecord, answered_legs: list[CdrRecord], is_internal: Callable[[str], bool],
+                         staff_extensions: frozenset[str]) -> str | None:
+    """Who talked with the caller: the answered legs on the caller's channel, the last one answered."""
+    caller_channels = {origin.channel} if origin.channel else set()
+    with_caller = [r for r in answered_legs if r.channel in caller_channels or r.dstchannel in caller_channels]
+    for rec in sorted(with_caller or answered_legs, key=lambda r: (r.answer or r.start, r.ended, _leg_order(r)),
+                      reverse=True):
+        party = channel_extension(rec.dstchannel)
+        if party and (is_internal(party) or party in staff_extensions):
+            return party
+        if rec.dst in staff_extensions:
+            return rec.dst
+    return None
+
+
+def _extension(direction: str, origin: CdrRecord, answered_legs: list[CdrRecord],
+               is_internal: Callable[[str], bool], staff_extensions: frozenset[str]) -> str | None:
+    """The call's extension: the one that placed an outgoing call, else the one that answered."""
+    if direction == "outgoing":
+        return origin.src if is_internal(origin.src) else channel_extension(origin.channel)
+    return _answering_extension(origin, answered_legs, is_internal, staff_extensions)
+
+
+def _disposition(legs: list[CdrRecord], answered: bool) -> str:
+    """ANSWERED, else the most telling of the legs' failures (busy before no answer before the rest)."""
+    if answered:
+        return "ANSWERED"
+    seen = {r.disposition for r in legs}
+    return next((d for d in ("BUSY", "NO ANSWER", "CONGESTION", "FAILED") if d in seen), "NO ANSWER")
+
+
+def _notice_stamp(legs: list[CdrRecord]) -> tuple[int | None, bool]:
+    """The notice version the last stamped leg names, and whether any stamped leg asked for the full information."""
+    notice_version, full = None, False
+    for rec in sorted(legs, key=_leg_order):
+        version, leg_full = parse_notice_stamp(rec.userfield)
+        if version is not None:
+            notice_version = version
+            full = full or bool(leg_full)
+    return notice_version, full
+
+
 def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_extensions: frozenset[str] = frozenset(),
               trunk_numbers: frozenset[str] = frozenset()) -> CallSummary:
     """One call from its CDR legs (Asterisk 12+ writes several per call: queue member attempts, parallel dial,
@@ -723,63 +810,15 @@ def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_e
         return _trunk_side(rec, trunk_numbers, is_internal)
 
     origin = _origin(legs, trunk_side)
-    rtype = next((freepbx_recording_type(r.recordingfile) for r in legs
-                  if r.recordingfile and freepbx_recording_type(r.recordingfile)), None)
-    direction = FREEPBX_RECORDING_TYPES.get(rtype or "")
-    src_internal = is_internal(origin.src) or (
-        not origin.src and not is_local_channel(origin.channel)
-        and (ext := channel_extension(origin.channel)) is not None and is_internal(ext))
-    # an extension calling from its own phone placed the call, whatever context the dialplan gave it
-    placed_by_extension = src_internal and bool(origin.src) and (
-        not origin.channel or channel_extension(origin.channel) == origin.src)
-    if direction is None:
-        if placed_by_extension:
-            direction = "internal" if is_internal(origin.dst) else "outgoing"
-        elif any(trunk_side(r) for r in legs) and not (src_internal and not trunk_side(origin)):
-            direction = "incoming"
-        elif src_internal and is_internal(origin.dst):
-            direction = "internal"
-        elif src_internal:
-            direction = "outgoing"
-        else:
-            direction = "incoming"
+    direction = _direction(legs, origin, is_internal, trunk_side)
     answered_legs = [r for r in legs if r.person_answered]
-    extension: str | None = None
-    if direction == "outgoing":
-        number = normalise_number(origin.dst)
-        extension = origin.src if is_internal(origin.src) else channel_extension(origin.channel)
-    else:
-        raw = origin.src
-        if direction == "incoming" and not raw.strip():
-            match = _CLID_NUMBER.search(origin.clid)
-            raw = match.group(1) if match else ""
-        number = normalise_number(raw)
-        # who talked with the caller: the answered legs on the caller's channel, the last one answered
-        caller_channels = {origin.channel} if origin.channel else set()
-        with_caller = [r for r in answered_legs if r.channel in caller_channels or r.dstchannel in caller_channels]
-        for rec in sorted(with_caller or answered_legs, key=lambda r: (r.answer or r.start, r.ended, _leg_order(r)),
-                          reverse=True):
-            party = channel_extension(rec.dstchannel)
-            if party and (is_internal(party) or party in staff_extensions):
-                extension = party
-                break
-            if rec.dst in staff_extensions:
-                extension = rec.dst
-                break
+    number = _caller_number(direction, origin)
+    extension = _extension(direction, origin, answered_legs, is_internal, staff_extensions)
     answered = bool(answered_legs)
-    if answered:
-        disposition = "ANSWERED"
-    else:
-        seen = {r.disposition for r in legs}
-        disposition = next((d for d in ("BUSY", "NO ANSWER", "CONGESTION", "FAILED") if d in seen), "NO ANSWER")
+    disposition = _disposition(legs, answered)
     start = min(r.start for r in legs)
     end = max(r.ended for r in legs)
-    notice_version, full = None, False
-    for rec in sorted(legs, key=_leg_order):
-        version, leg_full = parse_notice_stamp(rec.userfield)
-        if version is not None:
-            notice_version = version
-            full = full or bool(leg_full)
+    notice_version, full = _notice_stamp(legs)
     duration = max(int((end - start).total_seconds()), max(r.duration for r in legs))
     billsec = min(_answered_seconds(legs), duration)
     return CallSummary(origin, direction, number, extension if (answered or direction == "outgoing") else None,
