@@ -1391,6 +1391,48 @@ def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str
     return found
 
 
+def _named_recordings(records: list[CdrRecord], root: Path, zone: ZoneInfo, report: IngestReport) -> dict[Path, int]:
+    """The files named by a CDR's recordingfile -> its line; a value pointing outside the folder is rejected."""
+    named: dict[Path, int] = {}
+    for rec in records:
+        if not rec.recordingfile:
+            continue
+        try:
+            path = resolve_recordingfile(root, rec.recordingfile, rec.start, zone)
+        except InvalidInput as exc:
+            report.rejected.append(Rejection(rec.line, exc.message_in("en"), file=Path(rec.recordingfile).name))
+            continue
+        named[path] = rec.line
+    return named
+
+
+def _copy_outcomes(planned: list, outcomes: list, report: IngestReport) -> tuple[list, BaseException | None]:
+    """A chunk's copies: the done ones, and the first failure that is not a refused file (those are reported)."""
+    done = []
+    failed: BaseException | None = None
+    for (f, conv_id, key, _, line), outcome in zip(planned, outcomes):
+        if isinstance(outcome, (InvalidInput, NotFound)):
+            report.rejected.append(Rejection(line, outcome.message_in("en"), file=f.name))
+        elif isinstance(outcome, BaseException):
+            failed = failed or outcome
+        else:
+            done.append((f, conv_id, key, outcome))
+    return done, failed
+
+
+async def _after_previous(committing: asyncio.Task | None, failed: BaseException | None, done: list,
+                          recordings_dir: Path) -> None:
+    """Wait for the previous chunk's commit, then raise a copy's failure; on either error no copy is left."""
+    try:
+        if committing is not None:
+            await committing
+        if failed is not None:
+            raise failed
+    except BaseException:
+        await asyncio.to_thread(lambda: [_unlink_quietly(recordings_dir / c.relative_path) for _, _, _, c in done])
+        raise
+
+
 def _register_recordings(conn: sqlite3.Connection, done: list, entries: list[dict[str, Any]], now: str,
                          ring: Any = None) -> None:
     """A chunk's recordings and their audit entries in one transaction (blocking, on the writer's thread)."""
@@ -1680,16 +1722,7 @@ class Calls:
         store = self.store
         root = src.recordings
         zone = src.parser.zone
-        named: dict[Path, int] = {}   # files named by a CDR's recordingfile -> line
-        for rec in records:
-            if not rec.recordingfile:
-                continue
-            try:
-                path = resolve_recordingfile(root, rec.recordingfile, rec.start, zone)
-            except InvalidInput as exc:
-                report.rejected.append(Rejection(rec.line, exc.message_in("en"), file=Path(rec.recordingfile).name))
-                continue
-            named[path] = rec.line
+        named = _named_recordings(records, root, zone, report)
         files = await asyncio.to_thread(scan_recordings, root, list(named))
         line_of = {r.uniqueid: r.line for r in records}
         line_of.update({r.linkedid: r.line for r in records if r.linkedid})
@@ -1715,36 +1748,28 @@ class Calls:
             if not plan.planned:
                 continue
             # this chunk is written while the previous one is made durable and registered
-            keys = await store.db.write_call(_data_keys, store.keys, [conv_id for _, conv_id, _, _, _ in plan.planned],
-                                             to_iso(store.clock()))
-            outcomes = await asyncio.gather(*(
-                asyncio.to_thread(copy_recording, f.path, root, recordings_dir, relative, link=src.move,
-                                  durable=False, key=keys.get(conv_id))
-                for f, conv_id, _, relative, _ in plan.planned), return_exceptions=True)
-            done = []
-            failed: BaseException | None = None
-            for (f, conv_id, key, _, line), outcome in zip(plan.planned, outcomes):
-                if isinstance(outcome, (InvalidInput, NotFound)):
-                    report.rejected.append(Rejection(line, outcome.message_in("en"), file=f.name))
-                elif isinstance(outcome, BaseException):
-                    failed = failed or outcome
-                else:
-                    done.append((f, conv_id, key, outcome))
-            try:
-                if committing is not None:
-                    await committing
-                    committing = None
-                if failed is not None:
-                    raise failed
-            except BaseException:
-                await asyncio.to_thread(lambda: [_unlink_quietly(recordings_dir / c.relative_path)
-                                                 for _, _, _, c in done])
-                raise
+            done, failed = await self._copy_planned(src, plan, recordings_dir, report)
+            await _after_previous(committing, failed, done, recordings_dir)
+            committing = None
             if done:
                 committing = asyncio.create_task(self._commit_recordings(actor, src, done, report))
         if committing is not None:
             await committing
         report.recordings_without_call = without_call
+
+    async def _copy_planned(self, src: _Source, plan: "_RecordingPlan", recordings_dir: Path,
+                            report: IngestReport) -> tuple[list, BaseException | None]:
+        """Copy a chunk's planned files in parallel threads, not yet durable (rejections go to the report)."""
+        assert src.recordings is not None
+        store = self.store
+        root = src.recordings
+        keys = await store.db.write_call(_data_keys, store.keys, [conv_id for _, conv_id, _, _, _ in plan.planned],
+                                         to_iso(store.clock()))
+        outcomes = await asyncio.gather(*(
+            asyncio.to_thread(copy_recording, f.path, root, recordings_dir, relative, link=src.move,
+                              durable=False, key=keys.get(conv_id))
+            for f, conv_id, _, relative, _ in plan.planned), return_exceptions=True)
+        return _copy_outcomes(plan.planned, outcomes, report)
 
     async def _commit_recordings(self, actor: Actor, src: _Source, done: list, report: IngestReport) -> None:
         """Make a chunk's files durable, then register them in one transaction; on failure no file is left."""
