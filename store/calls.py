@@ -1391,6 +1391,49 @@ def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str
     return found
 
 
+def _still_growing(f: SourceFile, settle_s: float, now_ns: int) -> bool:
+    """A raw GSM file changed within the last `settle_s` seconds (0: never waited for)."""
+    return bool(settle_s and Path(f.name).suffix.lower() in GSM_EXTENSIONS and
+                now_ns - f.mtime_ns < settle_s * 1e9)
+
+
+def _recording_call(conn: sqlite3.Connection, f: SourceFile, plan: "_RecordingPlan") -> tuple[int, str] | None:
+    """The call (id, matching token) a file belongs to: by the ids in its name, else a one-touch recording's
+    only call at its time (several such calls are noted in the plan as ambiguous)."""
+    match = _call_for(conn, id_tokens(f.name))
+    if match is None and (one_touch := one_touch_recording(f.name)) is not None:
+        candidates = _one_touch_calls(conn, *one_touch)
+        if len(candidates) == 1:
+            match = candidates[0]
+        elif len(candidates) > 1:
+            plan.ambiguous.append({"file": f.name, "calls": sorted(c for c, _ in candidates)})
+    return match
+
+
+def _place_recording(conn: sqlite3.Connection, f: SourceFile, conv_id: int, token: str, zone: ZoneInfo,
+                     claimed: "_Claimed") -> tuple[str, str] | None:
+    """A matched file's key and managed path, claimed for this run; None when the call has the file already."""
+    keys, relatives = claimed.keys, claimed.relatives
+    existing = [r[0] for r in conn.execute(
+        "SELECT path FROM recordings WHERE pbx_uniqueid IN (?, ?)", (token, f"{token}/{f.name}"))]
+    safe = _safe_name(f.name)
+    if any(Path(p).name == safe for p in existing) or (token, safe) in claimed.names:
+        return None
+    key = f"{token}/{f.name}" if existing or token in keys else token
+    if key in keys:
+        return None   # the same name twice in one chunk (two folders)
+    created = conn.execute("SELECT created_at FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
+    day = f"{_from_iso(created).astimezone(zone):%Y/%m/%d}"
+    relative = f"{day}/{safe}"
+    if relative in relatives or conn.execute("SELECT 1 FROM recordings WHERE path = ?",
+                                             (relative,)).fetchone():
+        relative = f"{day}/{conv_id}-{safe}"
+    keys.add(key)
+    relatives.add(relative)
+    claimed.names.add((token, safe))
+    return key, relative
+
+
 def _named_recordings(records: list[CdrRecord], root: Path, zone: ZoneInfo, report: IngestReport) -> dict[Path, int]:
     """The files named by a CDR's recordingfile -> its line; a value pointing outside the folder is rejected."""
     named: dict[Path, int] = {}
@@ -1798,22 +1841,14 @@ class Calls:
         `claimed`: keys, names and destinations planned earlier in this run, whose rows may not be committed yet.
         """
         plan = _RecordingPlan()
-        keys, relatives = claimed.keys, claimed.relatives
         now_ns = time.time_ns()
         for f in chunk:
-            if settle_s and Path(f.name).suffix.lower() in GSM_EXTENSIONS and \
-                    now_ns - f.mtime_ns < settle_s * 1e9:
+            if _still_growing(f, settle_s, now_ns):
                 continue  # raw GSM has no header to say it is finished: wait until it stops growing
             if f.key in src.unmatched and not new_lines:
                 plan.without_call += 1
                 continue
-            match = _call_for(conn, id_tokens(f.name))
-            if match is None and (one_touch := one_touch_recording(f.name)) is not None:
-                candidates = _one_touch_calls(conn, *one_touch)
-                if len(candidates) == 1:
-                    match = candidates[0]
-                elif len(candidates) > 1:
-                    plan.ambiguous.append({"file": f.name, "calls": sorted(c for c, _ in candidates)})
+            match = _recording_call(conn, f, plan)
             if match is None:
                 plan.without_call += 1
                 src.unmatched.add(f.key)
@@ -1822,25 +1857,11 @@ class Calls:
             src.settled.add(f.key)
             conv_id, token = match
             line = named.get(f.path) or line_of.get(token)
-            existing = [r[0] for r in conn.execute(
-                "SELECT path FROM recordings WHERE pbx_uniqueid IN (?, ?)", (token, f"{token}/{f.name}"))]
-            safe = _safe_name(f.name)
-            if any(Path(p).name == safe for p in existing) or (token, safe) in claimed.names:
+            placed = _place_recording(conn, f, conv_id, token, zone, claimed)
+            if placed is None:
                 plan.already_present.append(f)
                 continue
-            key = f"{token}/{f.name}" if existing or token in keys else token
-            if key in keys:
-                plan.already_present.append(f)   # the same name twice in one chunk (two folders)
-                continue
-            created = conn.execute("SELECT created_at FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
-            day = f"{_from_iso(created).astimezone(zone):%Y/%m/%d}"
-            relative = f"{day}/{safe}"
-            if relative in relatives or conn.execute("SELECT 1 FROM recordings WHERE path = ?",
-                                                     (relative,)).fetchone():
-                relative = f"{day}/{conv_id}-{safe}"
-            keys.add(key)
-            relatives.add(relative)
-            claimed.names.add((token, safe))
+            key, relative = placed
             plan.planned.append((f, conv_id, key, relative, line))
         return plan
 
