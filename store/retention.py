@@ -843,14 +843,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
-    problems: list[FsckProblem] = []
-    if not root.exists():
-        problems.append(FsckProblem("missing_folder", f"the recordings folder {root} does not exist"))
-        return FsckReport(tuple(problems), 0, 0)
-    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
-        problems.append(FsckProblem("unreadable_folder", f"the recordings folder {root} cannot be read"))
-        return FsckReport(tuple(problems), 0, 0)
+def _walk_recordings(root: Path, problems: list[FsckProblem]) -> tuple[set[str], list[Path]]:
     on_disk: set[str] = set()
     unreadable: list[Path] = []
 
@@ -861,45 +854,66 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
     for folder, _dirs, files in os.walk(root, onerror=on_error):
         for name in files:
             on_disk.add((Path(folder) / name).relative_to(root).as_posix())
+    return on_disk, unreadable
+
+
+def _check_recording_file(target: Path, row: dict, label: str, problems: list[FsckProblem]) -> None:
+    try:
+        if file_key_id(target) is None:
+            if target.stat().st_size:
+                problems.append(FsckProblem("unsealed_file",
+                                            f"{label} is not sealed yet; run `cim keys encrypt-existing`"))
+        else:
+            digest = sha256_plain(target)  # every segment opens, or SealBroken names where it does not
+        size = plain_size(target)
+        if size == 0 and not row["is_empty"]:
+            problems.append(FsckProblem("empty_recording", f"{label}: the file has zero bytes"))
+        if size != row["size_bytes"]:
+            problems.append(FsckProblem(
+                "checksum_mismatch", f"{label}: {size} bytes on disk, {row['size_bytes']} recorded"))
+            return
+        if sha256_plain(target) != row["sha256"]:
+            problems.append(FsckProblem("checksum_mismatch", f"{label}: SHA-256 differs from the recorded one"))
+    except ContentDeleted:
+        problems.append(FsckProblem("deleted_content", f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
+                                    "this copy can never be read (run `cim purge`)"))
+    except SealBroken as exc:
+        problems.append(FsckProblem("tampered_file", f"{label}: {exc.message_in('en')}"))
+    except OSError as exc:
+        problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
+
+
+def _check_recording_row(root: Path, row: dict, on_disk: set[str], unreadable: list[Path],
+                         problems: list[FsckProblem]) -> None:
+    rel = row["path"]
+    label = f"recording {row['id']} ({rel})"
+    target = _inside(root, rel)
+    if target is None:
+        problems.append(FsckProblem("invalid_path", f"{label} points outside the recordings folder"))
+        return
+    if rel not in on_disk:
+        if any(u in target.parents for u in unreadable):
+            return  # already reported as an unreadable folder
+        problems.append(FsckProblem("missing_file", f"{label}: the file is missing"))
+        return
+    if row["is_empty"]:
+        problems.append(FsckProblem("empty_recording", f"{label} is an empty recording"))
+    _check_recording_file(target, row, label, problems)
+
+
+def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
+    problems: list[FsckProblem] = []
+    if not root.exists():
+        problems.append(FsckProblem("missing_folder", f"the recordings folder {root} does not exist"))
+        return FsckReport(tuple(problems), 0, 0)
+    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+        problems.append(FsckProblem("unreadable_folder", f"the recordings folder {root} cannot be read"))
+        return FsckReport(tuple(problems), 0, 0)
+    on_disk, unreadable = _walk_recordings(root, problems)
     known = set()
     for row in rows:
-        rel = row["path"]
-        known.add(rel)
-        label = f"recording {row['id']} ({rel})"
-        target = _inside(root, rel)
-        if target is None:
-            problems.append(FsckProblem("invalid_path", f"{label} points outside the recordings folder"))
-            continue
-        if rel not in on_disk:
-            if any(u in target.parents for u in unreadable):
-                continue  # already reported as an unreadable folder
-            problems.append(FsckProblem("missing_file", f"{label}: the file is missing"))
-            continue
-        if row["is_empty"]:
-            problems.append(FsckProblem("empty_recording", f"{label} is an empty recording"))
-        try:
-            if file_key_id(target) is None:
-                if target.stat().st_size:
-                    problems.append(FsckProblem("unsealed_file",
-                                                f"{label} is not sealed yet; run `cim keys encrypt-existing`"))
-            else:
-                digest = sha256_plain(target)  # every segment opens, or SealBroken names where it does not
-            size = plain_size(target)
-            if size == 0 and not row["is_empty"]:
-                problems.append(FsckProblem("empty_recording", f"{label}: the file has zero bytes"))
-            if size != row["size_bytes"]:
-                problems.append(FsckProblem(
-                    "checksum_mismatch", f"{label}: {size} bytes on disk, {row['size_bytes']} recorded"))
-                continue
-            if sha256_plain(target) != row["sha256"]:
-                problems.append(FsckProblem("checksum_mismatch", f"{label}: SHA-256 differs from the recorded one"))
-        except ContentDeleted:
-            problems.append(FsckProblem("deleted_content", f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
-                                        "this copy can never be read (run `cim purge`)"))
-        except SealBroken as exc:
-            problems.append(FsckProblem("tampered_file", f"{label}: {exc.message_in('en')}"))
-        except OSError as exc:
-            problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
+        known.add(row["path"])
+        _check_recording_row(root, row, on_disk, unreadable, problems)
     for rel in pending:
         problems.append(FsckProblem(
             "pending_unlink", f"{rel}: left by an interrupted purge; the next `cim purge` deletes it"))
