@@ -231,6 +231,34 @@ class Archive:
             raise InvalidInput(N_("page size must be between 1 and {max}"), max=PAGE_SIZE_MAX)
         where: list[str] = []
         params: list[Any] = []
+        number_kind = self._plain_conditions(filters, where, params)
+        await self._staff_conditions(filters, where, params)
+        if after:
+            created, conv_id = self._cursor(after)
+            where.append("(c.created_at < ? OR (c.created_at = ? AND c.id < ?))")
+            params += [created, created, conv_id]
+        sql = _SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY c.created_at DESC, c.id DESC LIMIT ?"
+        rows = await self.store.db.fetchall(sql, (*params, page_size + 1))
+        audited = self._audited_filters(filters, number_kind)
+        # The audit entry is its own transaction, as before, now in one call on the writer's thread; it
+        # commits while this coroutine builds the page (bench/), and the page is returned only once the
+        # entry is committed: a failed entry is an error for the searcher, never results.
+        audit = asyncio.ensure_future(self.store.audit.record(
+            actor, "archive.search", target_kind="archive",
+            details={"filters": audited, "page": bool(after), "results": min(len(rows), page_size)}))
+        try:
+            items = tuple(_summary(r) for r in rows[:page_size])
+            next_cursor = None
+            if len(rows) > page_size:
+                last = rows[page_size - 1]
+                next_cursor = f"{last['created_at']}|{last['id']}"
+        finally:
+            await audit
+        return SearchPage(items, next_cursor)
+
+    def _plain_conditions(self, filters: SearchFilters, where: list[str], params: list[Any]) -> str | None:
+        """The number, date, direction and channel filters as SQL; returns the kind of number search, if any."""
         number_kind = None
         if filters.number and filters.number.strip():
             number_kind, condition, values = number_condition(filters.number)
@@ -254,6 +282,10 @@ class Archive:
                 raise InvalidInput(N_("channel must be call or chat"))
             where.append("c.channel = ?")
             params.append(filters.channel)
+        return number_kind
+
+    async def _staff_conditions(self, filters: SearchFilters, where: list[str], params: list[Any]) -> None:
+        """The consultant and department filters as SQL, each looked up by its name or code."""
         if filters.consultant:
             row = await self.store.db.fetchone("SELECT id FROM staff WHERE name = ?", (filters.consultant.strip(),))
             if row is None:
@@ -266,32 +298,14 @@ class Archive:
                 raise NotFound(N_("no department with code {department!r}"), department=filters.department.strip())
             where.append("c.department_id = ?")
             params.append(row["id"])
-        if after:
-            created, conv_id = self._cursor(after)
-            where.append("(c.created_at < ? OR (c.created_at = ? AND c.id < ?))")
-            params += [created, created, conv_id]
-        sql = _SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY c.created_at DESC, c.id DESC LIMIT ?"
-        rows = await self.store.db.fetchall(sql, (*params, page_size + 1))
+
+    @staticmethod
+    def _audited_filters(filters: SearchFilters, number_kind: str | None) -> dict[str, Any]:
         audited = {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(filters).items() if v}
         if "number" in audited:
             # the number searched for is personal data; the log keeps only what kind of search it was
             audited["number"] = number_kind
-        # The audit entry is its own transaction, as before, now in one call on the writer's thread; it
-        # commits while this coroutine builds the page (bench/), and the page is returned only once the
-        # entry is committed: a failed entry is an error for the searcher, never results.
-        audit = asyncio.ensure_future(self.store.audit.record(
-            actor, "archive.search", target_kind="archive",
-            details={"filters": audited, "page": bool(after), "results": min(len(rows), page_size)}))
-        try:
-            items = tuple(_summary(r) for r in rows[:page_size])
-            next_cursor = None
-            if len(rows) > page_size:
-                last = rows[page_size - 1]
-                next_cursor = f"{last['created_at']}|{last['id']}"
-        finally:
-            await audit
-        return SearchPage(items, next_cursor)
+        return audited
 
     def _day_start(self, day: date) -> str:
         local = datetime.combine(day, time(0), tzinfo=self.zone)
