@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Iterable
 
 from argon2 import PasswordHasher
@@ -345,46 +345,15 @@ class Accounts:
                        dry_run: bool) -> Session | None:
         name_key, audit_name = await self._failure_identity(name)
         now = self.clock()
-        window_start = to_iso(now - timedelta(minutes=self.settings.lockout_window_minutes))
-        failures = await self.repo.failures_since(name_key, window_start)
-        if len(failures) >= self.settings.lockout_failures:
-            locked_until = from_iso(failures[0]) + timedelta(minutes=self.settings.lockout_minutes)
-            if now < locked_until:
-                locked = AccountLocked(
-                    N_("too many failed sign-ins; try again after {time}"),
-                    time=locked_until.astimezone().strftime('%H:%M'))
-                if dry_run:
-                    raise _Refusal("locked", locked)
-                async with self.repo.transaction() as tx:
-                    await self.audit.append(tx, Actor(None, audit_name, frozenset()), "login", outcome="refused",
-                                            details={"reason": "locked"})
-                raise locked
-        row = await self._sign_in_row(name.strip())
-        if self.directory.configured and (row is None or row["source"] == "directory"):
-            row, reason = await self._directory_sign_in(name.strip(), password, row, (name_key, audit_name), dry_run)
-            ok = reason is None
-        else:
-            stored_hash = row["password_hash"] if row else self._dummy_hash
-            ok = await asyncio.to_thread(self._verify, stored_hash, password[:MAX_PASSWORD * 4])
-            reason = "unknown_user" if row is None else (None if ok else "wrong_password")
-        if not ok or row is None or row["disabled"]:
-            await self._refuse((name_key, audit_name), row["id"] if row else None, reason or "disabled",
-                               AuthenticationFailed(_LOGIN_FAILED), dry_run)
+        await self._refuse_if_locked(name_key, audit_name, now, dry_run)
+        row = await self._checked_credentials(name, password, (name_key, audit_name), dry_run)
         staff = await self.get_by_id(row["id"])
         if staff.must_change_password:
-            if new_password is None:
-                raise PasswordChangeRequired(N_("your password was temporary; choose a new one"))
-            check_new_password(new_password, name=staff.name, full_name=staff.full_name)
-            if new_password == password:
-                raise InvalidInput(N_("the new password must differ from the temporary one"))
+            self._check_password_change(staff, password, new_password)
         second = await self._second_factor(staff, otp, now, (name_key, audit_name), dry_run)
         if dry_run:
             return None
-        new_hash = None
-        if staff.source == "local" and new_password is not None:
-            new_hash = await asyncio.to_thread(self.hasher.hash, new_password)
-        elif staff.source == "local" and self.hasher.check_needs_rehash(row["password_hash"]):
-            new_hash = await asyncio.to_thread(self.hasher.hash, password)
+        new_hash = await self._new_password_hash(staff, row, password, new_password)
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(hours=self.settings.session_hours)
         recovery_codes: list[str] = []
@@ -405,6 +374,55 @@ class Accounts:
                                              "source": staff.source})
         staff = await self.get_by_id(row["id"])  # after the commit: the reader sees the changed password flag
         return Session(token=token, staff=staff, expires_at=expires, recovery_codes=tuple(recovery_codes))
+
+    async def _refuse_if_locked(self, name_key: str, audit_name: str, now: datetime, dry_run: bool) -> None:
+        """Raise AccountLocked (audited unless a dry run) while the name has too many recent failures."""
+        window_start = to_iso(now - timedelta(minutes=self.settings.lockout_window_minutes))
+        failures = await self.repo.failures_since(name_key, window_start)
+        if len(failures) >= self.settings.lockout_failures:
+            locked_until = from_iso(failures[0]) + timedelta(minutes=self.settings.lockout_minutes)
+            if now < locked_until:
+                locked = AccountLocked(
+                    N_("too many failed sign-ins; try again after {time}"),
+                    time=locked_until.astimezone().strftime('%H:%M'))
+                if dry_run:
+                    raise _Refusal("locked", locked)
+                async with self.repo.transaction() as tx:
+                    await self.audit.append(tx, Actor(None, audit_name, frozenset()), "login", outcome="refused",
+                                            details={"reason": "locked"})
+                raise locked
+
+    async def _checked_credentials(self, name: str, password: str, identity: tuple[str, str], dry_run: bool):
+        """The staff row of a good name and password (local or directory); refuses (and counts) any other."""
+        row = await self._sign_in_row(name.strip())
+        if self.directory.configured and (row is None or row["source"] == "directory"):
+            row, reason = await self._directory_sign_in(name.strip(), password, row, identity, dry_run)
+            ok = reason is None
+        else:
+            stored_hash = row["password_hash"] if row else self._dummy_hash
+            ok = await asyncio.to_thread(self._verify, stored_hash, password[:MAX_PASSWORD * 4])
+            reason = "unknown_user" if row is None else (None if ok else "wrong_password")
+        if not ok or row is None or row["disabled"]:
+            await self._refuse(identity, row["id"] if row else None, reason or "disabled",
+                               AuthenticationFailed(_LOGIN_FAILED), dry_run)
+        return row
+
+    @staticmethod
+    def _check_password_change(staff: Staff, password: str, new_password: str | None) -> None:
+        """A temporary password: the sign-in needs a new, acceptable one that differs from it."""
+        if new_password is None:
+            raise PasswordChangeRequired(N_("your password was temporary; choose a new one"))
+        check_new_password(new_password, name=staff.name, full_name=staff.full_name)
+        if new_password == password:
+            raise InvalidInput(N_("the new password must differ from the temporary one"))
+
+    async def _new_password_hash(self, staff: Staff, row, password: str, new_password: str | None) -> str | None:
+        """The hash to store at sign-in: of the new password, or of the old one when its parameters are outdated."""
+        if staff.source == "local" and new_password is not None:
+            return await asyncio.to_thread(self.hasher.hash, new_password)
+        if staff.source == "local" and self.hasher.check_needs_rehash(row["password_hash"]):
+            return await asyncio.to_thread(self.hasher.hash, password)
+        return None
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
