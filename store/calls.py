@@ -460,6 +460,15 @@ def parse_columns(spec: str | Iterable[str] | None, kind: str) -> tuple[str, ...
         return None
     parts = _split_top_level(spec) if isinstance(spec, str) else list(spec)
     names = [n for n in (_column_name(p) for p in parts) if n]
+    _check_column_names(names)
+    if kind == "asterisk" and names and all(n in ASTERISK_OPTIONAL for n in names):
+        names = list(ASTERISK_FIXED) + names
+    _check_required_columns(names, kind)
+    return tuple(names)
+
+
+def _check_column_names(names: list[str]) -> None:
+    """Every column named is one CIM knows (or - for a skipped one), and none is named twice."""
     unknown = [n for n in names if n != SKIPPED and n not in KNOWN_COLUMNS]
     if unknown:
         raise InvalidInput(N_("unknown CDR column(s): {unknown} (use - for a column CIM should skip)"),
@@ -467,13 +476,14 @@ def parse_columns(spec: str | Iterable[str] | None, kind: str) -> tuple[str, ...
     named = [n for n in names if n != SKIPPED]
     if len(set(named)) != len(named):
         raise InvalidInput(N_("a CDR column is named twice in --columns"))
-    if kind == "asterisk" and names and all(n in ASTERISK_OPTIONAL for n in names):
-        names = list(ASTERISK_FIXED) + names
+
+
+def _check_required_columns(names: list[str], kind: str) -> None:
+    """A layout names the uniqueid, and an Asterisk one the call's start."""
     if "uniqueid" not in names:
         raise InvalidInput(N_("the CDR columns must include uniqueid ({conf})"), conf=CDR_CONF_LINES)
     if kind == "asterisk" and "start" not in names and "calldate" not in names:
         raise InvalidInput(N_("the CDR columns must include start (the call's start time)"))
-    return tuple(names)
 
 
 def looks_like_uniqueid(value: str) -> bool:
@@ -580,16 +590,29 @@ class CdrParser:
         return None
 
     def _record(self, number: int, v: dict[str, str]) -> CdrRecord:
-        uniqueid = v.get("uniqueid", "").strip()
-        if not uniqueid:
-            raise LineError(f"no uniqueid ({CDR_CONF_LINES})")
-        if len(uniqueid) > 150 or any(ch in uniqueid for ch in "/\\#@\x00"):
-            raise LineError("malformed uniqueid")
+        uniqueid = _checked_uniqueid(v)
         duration = _seconds(v.get("duration", ""), "duration")
         billsec = _seconds(v.get("billsec", ""), "billsec")
         if billsec > duration:
             raise LineError(f"billsec {billsec} is longer than the duration {duration}")
         epoch = uniqueid_epoch(uniqueid)
+        start, answer, end = self._record_times(v, duration, billsec, epoch)
+        channel, dstchannel = v.get("channel", "").strip(), v.get("dstchannel", "").strip()
+        lastapp = v.get("lastapp", "").strip()
+        return CdrRecord(
+            line=number, uniqueid=uniqueid, linkedid=(v.get("linkedid") or "").strip() or None,
+            sequence=(v.get("sequence") or "").strip() or None, start=start, answer=answer, end=end,
+            duration=duration, billsec=billsec, src=v.get("src", "").strip(), dst=v.get("dst", "").strip(),
+            clid=v.get("clid", ""), channel=channel, dstchannel=dstchannel, dcontext=v.get("dcontext", "").strip(),
+            disposition=v.get("disposition", "").strip().upper(), userfield=v.get("userfield", ""),
+            did=v.get("did", "").strip(), recordingfile=v.get("recordingfile", "").strip(),
+            fingerprint=_fingerprint(v, start, answer, end, duration, billsec), lastapp=lastapp,
+            identity=_leg_identity(v, channel, dstchannel, lastapp),
+        )
+
+    def _record_times(self, v: dict[str, str], duration: int, billsec: int,
+                      epoch: int | None) -> tuple[datetime, datetime | None, datetime | None]:
+        """(start, answer, end) of a line, from start/answer/end or from calldate and the durations."""
         if "start" in v:
             start_l = _local_time(v["start"], "start", True)
             answer_l = _local_time(v.get("answer", ""), "answer", False)
@@ -606,24 +629,32 @@ class CdrParser:
             raise LineError("the call ends before it starts")
         if answer is not None and answer < start:
             raise LineError("the call is answered before it starts")
-        fields = {k: v.get(k, "") for k in ("uniqueid", "linkedid", "sequence", "src", "dst", "clid", "channel",
-                                              "dstchannel", "dcontext", "disposition", "userfield", "did",
-                                              "recordingfile")}
-        canonical = json.dumps([fields, _iso(start), answer and _iso(answer), end and _iso(end),
-                                duration, billsec], sort_keys=True, ensure_ascii=False)
-        channel, dstchannel = v.get("channel", "").strip(), v.get("dstchannel", "").strip()
-        lastapp = v.get("lastapp", "").strip()
-        identity = hashlib.sha256("\x1f".join((channel, dstchannel, v.get("start", v.get("calldate", "")).strip(),
-                                               v.get("answer", "").strip(), lastapp)).encode("utf-8")).hexdigest()[:12]
-        return CdrRecord(
-            line=number, uniqueid=uniqueid, linkedid=(v.get("linkedid") or "").strip() or None,
-            sequence=(v.get("sequence") or "").strip() or None, start=start, answer=answer, end=end,
-            duration=duration, billsec=billsec, src=v.get("src", "").strip(), dst=v.get("dst", "").strip(),
-            clid=v.get("clid", ""), channel=channel, dstchannel=dstchannel, dcontext=v.get("dcontext", "").strip(),
-            disposition=v.get("disposition", "").strip().upper(), userfield=v.get("userfield", ""),
-            did=v.get("did", "").strip(), recordingfile=v.get("recordingfile", "").strip(),
-            fingerprint=hashlib.sha256(canonical.encode("utf-8")).hexdigest(), lastapp=lastapp, identity=identity,
-        )
+        return start, answer, end
+
+
+def _checked_uniqueid(v: dict[str, str]) -> str:
+    uniqueid = v.get("uniqueid", "").strip()
+    if not uniqueid:
+        raise LineError(f"no uniqueid ({CDR_CONF_LINES})")
+    if len(uniqueid) > 150 or any(ch in uniqueid for ch in "/\\#@\x00"):
+        raise LineError("malformed uniqueid")
+    return uniqueid
+
+
+def _fingerprint(v: dict[str, str], start: datetime, answer: datetime | None, end: datetime | None,
+                 duration: int, billsec: int) -> str:
+    """The SHA-256 of a line's fields and resolved times: the same line imported twice has the same one."""
+    fields = {k: v.get(k, "") for k in ("uniqueid", "linkedid", "sequence", "src", "dst", "clid", "channel",
+                                          "dstchannel", "dcontext", "disposition", "userfield", "did",
+                                          "recordingfile")}
+    canonical = json.dumps([fields, _iso(start), answer and _iso(answer), end and _iso(end),
+                            duration, billsec], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _leg_identity(v: dict[str, str], channel: str, dstchannel: str, lastapp: str) -> str:
+    return hashlib.sha256("\x1f".join((channel, dstchannel, v.get("start", v.get("calldate", "")).strip(),
+                                       v.get("answer", "").strip(), lastapp)).encode("utf-8")).hexdigest()[:12]
 
 
 def _looks_like_time(value: str) -> bool:
