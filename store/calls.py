@@ -957,23 +957,8 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
     store/keys.py) the copy is sealed at rest as it is written (never a hard link: the source stays plain
     where the PBX left it, and --move unlinks it after the rows commit); the SHA-256 is of the plaintext.
     """
-    if not _inside(Path(os.path.abspath(source)), Path(os.path.abspath(source_root))):
-        raise InvalidInput(N_("{name} is outside the recordings folder"), name=source.name)
-    try:
-        st = os.lstat(source)
-    except FileNotFoundError:
-        raise NotFound(N_("recording {name} does not exist"), name=source.name) from None
-    if stat.S_ISLNK(st.st_mode):
-        raise InvalidInput(N_("{name} is a symbolic link; recordings must be regular files"), name=source.name)
-    if not _inside(source.resolve(), source_root.resolve()):
-        raise InvalidInput(N_("{name} is outside the recordings folder"), name=source.name)
-    if not stat.S_ISREG(st.st_mode):
-        raise InvalidInput(N_("{name} is not a regular file"), name=source.name)
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(source, flags)
-    except OSError as exc:
-        raise InvalidInput(N_("{name} cannot be read ({strerror})"), name=source.name, strerror=exc.strerror) from None
+    st = _checked_source(source, source_root)
+    fd = _open_source(source)
     with os.fdopen(fd, "rb", buffering=0) as raw:
         opened = os.fstat(raw.fileno())
         size = opened.st_size
@@ -991,44 +976,79 @@ def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relati
                 return CopiedRecording(relative_dest, digest.hexdigest(), size, info, linked=True)
             digest = hashlib.sha256()
             fh.seek(0)
-        # Written straight under its name when the name is free (no rename to journal); the row that makes
-        # it a recording commits only after the file is durable, so a crash leaves at most a file no row
-        # names. A name already taken (an orphan of a crashed run) goes through a temporary file instead.
-        try:
-            out_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            tmp_name = None
-        except FileExistsError:
-            out_fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
-        written = str(tmp_name or dest)
-        try:
-            with os.fdopen(out_fd, "wb", buffering=0) as raw_out:
-                os.fchmod(raw_out.fileno(), 0o600)
-                out: Any = raw_out
-                if key is not None:
-                    from .keys import SealWriter
-
-                    out = SealWriter(io.BufferedWriter(raw_out, 1 << 20), key)
-                if whole is not None:
-                    digest.update(whole)
-                    view = memoryview(whole)
-                    while view:
-                        view = view[out.write(view):]
-                else:
-                    while chunk := fh.read(1 << 20):
-                        digest.update(chunk)
-                        out.write(chunk)
-                if key is not None:
-                    out.close()
-                    out.out.flush()
-                if durable:
-                    os.fsync(raw_out.fileno())
-            if tmp_name is not None:
-                os.replace(tmp_name, dest)
-        except BaseException:
-            if os.path.exists(written):
-                os.unlink(written)
-            raise
+        _write_recording(dest, fh, whole, digest, key, durable)
     return CopiedRecording(relative_dest, digest.hexdigest(), len(whole) if whole is not None else size, info)
+
+
+def _checked_source(source: Path, source_root: Path) -> os.stat_result:
+    """The lstat of a recording to copy: a regular file inside the source folder, not a symbolic link."""
+    if not _inside(Path(os.path.abspath(source)), Path(os.path.abspath(source_root))):
+        raise InvalidInput(N_("{name} is outside the recordings folder"), name=source.name)
+    try:
+        st = os.lstat(source)
+    except FileNotFoundError:
+        raise NotFound(N_("recording {name} does not exist"), name=source.name) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise InvalidInput(N_("{name} is a symbolic link; recordings must be regular files"), name=source.name)
+    if not _inside(source.resolve(), source_root.resolve()):
+        raise InvalidInput(N_("{name} is outside the recordings folder"), name=source.name)
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInput(N_("{name} is not a regular file"), name=source.name)
+    return st
+
+
+def _open_source(source: Path) -> int:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(source, flags)
+    except OSError as exc:
+        raise InvalidInput(N_("{name} cannot be read ({strerror})"), name=source.name, strerror=exc.strerror) from None
+
+
+def _write_recording(dest: Path, fh, whole: bytes | None, digest, key: Any, durable: bool) -> None:
+    """Write the recording at `dest` (0600, sealed with `key` if given), hashing the plaintext into `digest`."""
+    # Written straight under its name when the name is free (no rename to journal); the row that makes
+    # it a recording commits only after the file is durable, so a crash leaves at most a file no row
+    # names. A name already taken (an orphan of a crashed run) goes through a temporary file instead.
+    try:
+        out_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        tmp_name = None
+    except FileExistsError:
+        out_fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
+    written = str(tmp_name or dest)
+    try:
+        with os.fdopen(out_fd, "wb", buffering=0) as raw_out:
+            os.fchmod(raw_out.fileno(), 0o600)
+            out: Any = raw_out
+            if key is not None:
+                from .keys import SealWriter
+
+                out = SealWriter(io.BufferedWriter(raw_out, 1 << 20), key)
+            _copy_bytes(out, fh, whole, digest)
+            if key is not None:
+                out.close()
+                out.out.flush()
+            if durable:
+                os.fsync(raw_out.fileno())
+        if tmp_name is not None:
+            os.replace(tmp_name, dest)
+    except BaseException:
+        if os.path.exists(written):
+            os.unlink(written)
+        raise
+
+
+def _copy_bytes(out: Any, fh, whole: bytes | None, digest) -> None:
+    """The recording's bytes into `out` and `digest`: `whole` if it was read at once, else `fh` in chunks."""
+    if whole is not None:
+        digest.update(whole)
+        view = memoryview(whole)
+        while view:
+            view = view[out.write(view):]
+    else:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
 
 
 def _data_keys(conn: sqlite3.Connection, keys: Any, conversation_ids: list[int], now: str) -> dict[int, Any]:
