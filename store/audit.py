@@ -310,7 +310,22 @@ def _entry(r: Any) -> AuditEntry:
 def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], unreadable: list[str]) -> ChainCheck:
     """The whole check on a worker thread (HMACs for every entry; anchors compared at the ids they name)."""
     problems = [AuditProblem("anchors_unreadable", None, u) for u in unreadable]
-    wanted = {a.id for a in anchors}
+    broken, legacy, head, hashes, acks = _walk_chain(rows, ring, {a.id for a in anchors})
+    if broken:
+        problems.append(broken)
+    checked, agree, disagree = _compare_anchors(anchors, ring, broken, hashes, problems)
+    restores, truncated_after = _explain_disagreements(disagree, agree, acks, head, problems)
+    truncated_after = _unacknowledged_restores(restores, truncated_after, problems)
+    firsts = [p.entry for p in problems if p.entry is not None]
+    return ChainCheck(ok=not problems, entries=len(rows), first_broken=min(firsts) if firsts else None,
+                      anchors_checked=checked, truncated_after=truncated_after, legacy_entries=legacy,
+                      problems=tuple(problems), restores=tuple(restores.values()))
+
+
+def _walk_chain(rows: list[Any], ring: A.KeyRing | None, wanted: set[int]
+                ) -> tuple[AuditProblem | None, int, int, dict[int, str], list[tuple[str, dict]]]:
+    """Follow the chain from the first entry to the first break: (the break or None, entries without a MAC
+    from before the key, the last good id, the hashes at the ids in `wanted`, the restore acknowledgements)."""
     hashes: dict[int, str] = {0: GENESIS}  # an anchor of the empty log (a backup before any entry)
     acks: list[tuple[str, dict]] = []
     broken: AuditProblem | None = None
@@ -318,27 +333,11 @@ def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], un
     prev_hash, expected_id = GENESIS, 1
     for r in rows:
         ident = r["id"]
-        digest = entry_hash(prev_hash, {f: r[f] for f in _FIELDS})
-        if ident != expected_id or r["prev_hash"] != prev_hash or digest != r["hash"]:
-            broken = AuditProblem("chain", ident, f"entry {ident} does not follow from the one before it: an entry "
-                                                  "was edited, deleted or reordered")
-        elif r["mac"] is None:
-            if ring is None or ident <= ring.legacy_until:
-                legacy += 1
-            else:
-                broken = AuditProblem("unmaced", ident, f"entry {ident} has no MAC, though the key existed when it "
-                                                        "was written: it was inserted or rewritten without the key")
-        elif ring is None or r["key_gen"] not in ring.keys:
-            broken = AuditProblem("unknown_key", ident, f"entry {ident} is MACed with key generation {r['key_gen']}, "
-                                                        "which the key file does not hold")
-        elif not ring.check(r["key_gen"], entry_mac_message(r["key_gen"], r["hash"]), r["mac"]):
-            broken = AuditProblem("mac", ident, f"entry {ident} does not carry a valid MAC: it was rewritten "
-                                                "(its hashes recomputed) by someone without the key")
-        elif r["key_gen"] < in_force:
-            broken = AuditProblem("retired_key", ident, f"entry {ident} is MACed with key generation {r['key_gen']}, "
-                                                        f"retired by the rotation to generation {in_force}")
+        broken = _entry_problem(r, ring, prev_hash, expected_id, in_force)
         if broken:
             break
+        if r["mac"] is None:
+            legacy += 1
         if r["outcome"] == "ok" and r["action"] in (ROTATED, RESTORE_ACKNOWLEDGED):
             details = json.loads(r["details"])
             if r["action"] == ROTATED:
@@ -348,10 +347,42 @@ def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], un
         if ident in wanted:
             hashes[ident] = r["hash"]
         prev_hash, expected_id, head = r["hash"], ident + 1, ident
-    if broken:
-        problems.append(broken)
+    return broken, legacy, head, hashes, acks
 
-    checked, agree, disagree = 0, [], []
+
+def _entry_problem(r: Any, ring: A.KeyRing | None, prev_hash: str, expected_id: int,
+                   in_force: int) -> AuditProblem | None:
+    """What is wrong with one entry (its place in the chain, its MAC, its key generation), or None."""
+    ident = r["id"]
+    digest = entry_hash(prev_hash, {f: r[f] for f in _FIELDS})
+    if ident != expected_id or r["prev_hash"] != prev_hash or digest != r["hash"]:
+        return AuditProblem("chain", ident, f"entry {ident} does not follow from the one before it: an entry "
+                                            "was edited, deleted or reordered")
+    if r["mac"] is None:
+        if ring is None or ident <= ring.legacy_until:
+            return None
+        return AuditProblem("unmaced", ident, f"entry {ident} has no MAC, though the key existed when it "
+                                              "was written: it was inserted or rewritten without the key")
+    if ring is None or r["key_gen"] not in ring.keys:
+        return AuditProblem("unknown_key", ident, f"entry {ident} is MACed with key generation {r['key_gen']}, "
+                                                  "which the key file does not hold")
+    if not ring.check(r["key_gen"], entry_mac_message(r["key_gen"], r["hash"]), r["mac"]):
+        return AuditProblem("mac", ident, f"entry {ident} does not carry a valid MAC: it was rewritten "
+                                          "(its hashes recomputed) by someone without the key")
+    if r["key_gen"] < in_force:
+        return AuditProblem("retired_key", ident, f"entry {ident} is MACed with key generation {r['key_gen']}, "
+                                                  f"retired by the rotation to generation {in_force}")
+    return None
+
+
+def _compare_anchors(anchors: list[A.Anchor], ring: A.KeyRing | None, broken: AuditProblem | None,
+                     hashes: dict[int, str], problems: list[AuditProblem]
+                     ) -> tuple[int, list[tuple[int, A.Anchor]], list[tuple[int, A.Anchor]]]:
+    """(anchors checked, those that agree with the chain, those that do not), each with its place in the list;
+    a forged anchor is reported and left out, and so is one past the chain's break."""
+    checked: int = 0
+    agree: list[tuple[int, A.Anchor]] = []
+    disagree: list[tuple[int, A.Anchor]] = []
     for seq, a in enumerate(anchors):
         if a.id < 0 or (broken and a.id >= broken.entry):
             continue  # past a break, where the chain itself is already reported
@@ -363,39 +394,60 @@ def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], un
         digest = hashes.get(a.id)
         ok = digest is not None and (digest == a.hash if a.source != "paper" else digest.startswith(a.hash))
         (agree if ok else disagree).append((seq, a))
+    return checked, agree, disagree
 
-    def precedes(x: tuple[int, A.Anchor], d: tuple[int, A.Anchor]) -> bool:
-        (xs, xa), (ds, da) = x, d
-        if xa.at is None or da.at is None:
-            return True
-        return (xa.at, xs) <= (da.at, ds)
 
+def _precedes(x: tuple[int, A.Anchor], d: tuple[int, A.Anchor]) -> bool:
+    (xs, xa), (ds, da) = x, d
+    if xa.at is None or da.at is None:
+        return True
+    return (xa.at, xs) <= (da.at, ds)
+
+
+def _explain_disagreements(disagree: list[tuple[int, A.Anchor]], agree: list[tuple[int, A.Anchor]],
+                           acks: list[tuple[str, dict]], head: int, problems: list[AuditProblem]
+                           ) -> tuple[dict[int, dict], int | None]:
+    """Each anchor the chain disagrees with, as a restore from a backup (collected by the entry it forks at)
+    or, unless acknowledged, a truncation or a rewrite (reported); returns (restores, truncated_after)."""
     restores: dict[int, dict] = {}
     truncated_after = None
     for d in sorted(disagree, key=lambda item: item[1].id):
         da = d[1]
-        fork = max((xa.id for xs, xa in agree if xa.id < da.id and precedes((xs, xa), d)), default=0)
+        fork = max((xa.id for xs, xa in agree if xa.id < da.id and _precedes((xs, xa), d)), default=0)
         backup = next((x for _, x in agree if x.id == fork and x.reason == "backup"), None)
         acked = any(ack.get("fork_at") == fork and (da.at is None or da.at <= at) for at, ack in acks)
         if backup is not None:
-            restore = restores.setdefault(fork, {"fork_at": fork, "backup": backup.extra.get("backup"),
-                                                 "backup_anchor": backup.as_json(), "lost_through": da.id,
-                                                 "anchor": da.as_json(), "acknowledged": True})
-            if da.id >= restore["lost_through"]:
-                restore["lost_through"], restore["anchor"] = da.id, da.as_json()
-            restore["acknowledged"] = restore["acknowledged"] and acked
+            _note_restore(restores, fork, backup, da, acked)
             continue
         if acked or truncated_after is not None:
             continue  # acknowledged; or a later anchor of a cut already reported at its first
         truncated_after = head if da.id > head else fork
-        if da.id > head:
-            problems.append(AuditProblem("truncated", head + 1, (
-                f"the log ends at entry {head}, but the anchor written {da.at or 'on paper'} ({da.source}) proves that "
-                f"entry {da.id} existed: entries from {head + 1} on were removed"), da.as_json()))
-        else:
-            problems.append(AuditProblem("rewritten", fork + 1, (
-                f"entry {da.id} is not the one the anchor written {da.at or 'on paper'} ({da.source}) names: the "
-                f"entries after {fork} were replaced"), da.as_json()))
+        problems.append(_cut_problem(da, head, fork))
+    return restores, truncated_after
+
+
+def _note_restore(restores: dict[int, dict], fork: int, backup: A.Anchor, da: A.Anchor, acked: bool) -> None:
+    restore = restores.setdefault(fork, {"fork_at": fork, "backup": backup.extra.get("backup"),
+                                         "backup_anchor": backup.as_json(), "lost_through": da.id,
+                                         "anchor": da.as_json(), "acknowledged": True})
+    if da.id >= restore["lost_through"]:
+        restore["lost_through"], restore["anchor"] = da.id, da.as_json()
+    restore["acknowledged"] = restore["acknowledged"] and acked
+
+
+def _cut_problem(da: A.Anchor, head: int, fork: int) -> AuditProblem:
+    if da.id > head:
+        return AuditProblem("truncated", head + 1, (
+            f"the log ends at entry {head}, but the anchor written {da.at or 'on paper'} ({da.source}) proves that "
+            f"entry {da.id} existed: entries from {head + 1} on were removed"), da.as_json())
+    return AuditProblem("rewritten", fork + 1, (
+        f"entry {da.id} is not the one the anchor written {da.at or 'on paper'} ({da.source}) names: the "
+        f"entries after {fork} were replaced"), da.as_json())
+
+
+def _unacknowledged_restores(restores: dict[int, dict], truncated_after: int | None,
+                             problems: list[AuditProblem]) -> int | None:
+    """Report each restore nobody acknowledged; returns truncated_after, the first such fork if not set yet."""
     for fork, restore in sorted(restores.items()):
         if not restore["acknowledged"]:
             if truncated_after is None:
@@ -405,10 +457,7 @@ def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], un
                 f", {restore['backup_anchor']['at']}): entries from {fork + 1} to at least {restore['lost_through']} "
                 f"(anchor {restore['anchor']['source']}) are lost; acknowledge it with "
                 "`cim audit acknowledge-restore --reason`"), restore["anchor"]))
-    firsts = [p.entry for p in problems if p.entry is not None]
-    return ChainCheck(ok=not problems, entries=len(rows), first_broken=min(firsts) if firsts else None,
-                      anchors_checked=checked, truncated_after=truncated_after, legacy_entries=legacy,
-                      problems=tuple(problems), restores=tuple(restores.values()))
+    return truncated_after
 
 
 def anchor_context(store: Any, settings: Any) -> Callable[[object], AsyncIterator[None]]:
