@@ -148,24 +148,30 @@ def normalise_reference(value: Any) -> str:
 
 
 def clean_contact(value: Any) -> tuple[str, str]:
-    """(contact, kind) of an offline message's e-mail address or phone number; InvalidInput otherwise."""
+    """(contact, kind) of an offline message's e-mail address or phone number; InvalidInput otherwise.
+
+    Its refusals stay English sentences in every staff language: they go to the resident's widget,
+    which recognises them ("contact", webchat/static/cim-widget.js) and shows its own words."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidInput(N_("a contact (an e-mail address or a phone number) is required"))
+        raise InvalidInput("a contact (an e-mail address or a phone number) is required")
     if not isinstance(value, str):
-        raise InvalidInput(N_("the contact must be text"))
+        raise InvalidInput("the contact must be text")
     value = value.strip()
     if len(value) > MAX_CONTACT:
-        raise MessageTooLong(N_("the contact is longer than {max_contact} characters"), max_contact=MAX_CONTACT)
-    _need_utf8(value, N_("the contact"))
+        raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("the contact is not valid Unicode text (a lone surrogate)") from None
     if _CONTROL.search(value):
-        raise InvalidInput(N_("the contact has control characters"))
+        raise InvalidInput("the contact has control characters")
     if "@" in value:
         if not _EMAIL.match(value):
-            raise InvalidInput(N_("the contact is not an e-mail address (name@domain) or a phone number"))
+            raise InvalidInput("the contact is not an e-mail address (name@domain) or a phone number")
         return value, "email"
     number = normalise_number(value)
     if number is None or not re.fullmatch(r"\+?\d{6,15}", number):
-        raise InvalidInput(N_("the contact is not an e-mail address (name@domain) or a phone number"))
+        raise InvalidInput("the contact is not an e-mail address (name@domain) or a phone number")
     return number, "phone"
 
 
@@ -228,7 +234,7 @@ class ResidentDesk:
             raise InvalidInput(N_("the name must be text"))
         name_value = " ".join((name or "").split())
         if len(name_value) > MAX_NAME:
-            raise MessageTooLong(N_("the name is longer than {max_name} characters"), max_name=MAX_NAME)
+            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters")  # English: the widget reads it
         if _CONTROL.search(name_value):
             raise InvalidInput(N_("the name has control characters"))
         _need_utf8(name_value, N_("the name"))
@@ -478,7 +484,7 @@ class ResidentDesk:
                                  "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                  (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored))
         except sqlite3.IntegrityError:
-            raise InvalidInput(N_("this chat has already been rated")) from None
+            raise InvalidInput("this chat has already been rated") from None  # English: the widget reads "already"
 
     async def rating_comment(self, chat_id: int) -> str | None:
         """A rated chat's comment, opened (None: no comment, or the chat is purged and the comment with it)."""

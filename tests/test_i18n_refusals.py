@@ -90,3 +90,13 @@ def test_the_cim_command_on_a_missing_data_directory_refuses_in_polish_by_defaul
     english = cim("users", "list", "--data-dir", str(where), lang="en")
     assert english.returncode == 1
     assert english.stderr.strip() == f"cim: data directory {where} does not exist; run `cim init` first"
+
+
+@pytest.mark.staff_lang(None)
+def test_the_contact_refusals_the_widget_recognises_stay_english_in_a_polish_office() -> None:
+    from store.resident_desk import clean_contact
+
+    for bad in ("", "not a contact", "x@", "a\x00b@example.pl"):
+        with pytest.raises(InvalidInput) as refused:
+            clean_contact(bad)
+        assert "contact" in refused.value.message and refused.value.message == refused.value.message_in("en")
