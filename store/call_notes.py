@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .chats import CLOSE_CATEGORIES, clean_text
 from .clock import to_iso
 from .errors import InvalidInput, NotPermitted
+from .i18n import N_
 from .keys import ContentDeleted, sealed_of
 from .models import Actor
 from .policy import Permission
@@ -69,24 +70,25 @@ class CallNotes:
         await self.store.audit.guard(actor, Permission.ANNOTATE_CALLS, "calls.annotate", target_kind="call",
                                      target_id=str(linkedid)[:40])
         if not isinstance(linkedid, str) or not linkedid.strip() or len(linkedid) > 64 or _unencodable(linkedid):
-            raise InvalidInput("the call is named by the PBX's linkedid (a short text)")
+            raise InvalidInput(N_("the call is named by the PBX's linkedid (a short text)"))
         if category not in CALL_CATEGORIES:
-            raise InvalidInput(f"the category must be one of: {', '.join(CALL_CATEGORIES)}")
+            raise InvalidInput(N_("the category must be one of: {choices}"), choices=', '.join(CALL_CATEGORIES))
         text = clean_text(note, MAX_NOTE) if note else ""
         if uniqueid is not None and (not isinstance(uniqueid, str) or len(uniqueid) > 64):
-            raise InvalidInput("the uniqueid is a short text")
+            raise InvalidInput(N_("the uniqueid is a short text"))
         now = self.store.clock()
         purge_after = to_iso(self.store.settings.retention_duration.after(now))
         linkedid = linkedid.strip()
         async with self.repo.transaction() as tx:
             row = await self.repo.note_for_update(tx, linkedid)
             if row and row["staff_id"] not in (None, actor.staff_id):
-                raise NotPermitted("another consultant has already described this call")
+                raise NotPermitted(N_("another consultant has already described this call"))
             key = await self.repo.note_key(tx, self.store.keys, linkedid,
                                            uniqueid or (row["uniqueid"] if row else None),
                                            row["key_id"] if row else None, to_iso(now))
             if key is None:  # a restored backup's call whose key the purge destroyed: nothing is written
-                raise ContentDeleted(f"call {linkedid} was deleted (§6): its key was destroyed by the purge")
+                raise ContentDeleted(N_("call {linkedid} was deleted (§6): its key was destroyed by the purge"),
+                                     linkedid=linkedid)
             await self.repo.upsert(tx, linkedid=linkedid, uniqueid=uniqueid, staff_id=actor.staff_id,
                                    category=category, note=key.seal_call_note(linkedid, text) if text else "",
                                    at=to_iso(now), purge_after=purge_after, key_id=key.key_id)
@@ -98,7 +100,7 @@ class CallNotes:
     async def get(self, linkedid: str) -> CallNote:
         row = await self.repo.note(linkedid)
         if row is None:
-            raise InvalidInput(f"no note on call {linkedid}")
+            raise InvalidInput(N_("no note on call {linkedid}"), linkedid=linkedid)
         note = row["note"]
         if not isinstance(note, str):  # sealed (store/keys.py); `deleted (§6)` once the purge destroyed its key
             key = await self.store.keys.read_key_id(row["key_id"])

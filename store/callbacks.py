@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from .clock import from_iso, to_iso
 from .errors import Conflict, InvalidInput, NotFound, NotPermitted
+from .i18n import N_
 from .models import Actor
 from .policy import Permission
 
@@ -75,11 +76,11 @@ class Callbacks:
         async with self.repo.transaction() as tx:
             item = await self.repo.state(tx, callback_id)
             if item is None:
-                raise NotFound(f"no callback {callback_id}")
+                raise NotFound(N_("no callback {callback_id}"), callback_id=callback_id)
             if item["status"] == "done":
-                raise Conflict("this callback is already closed")
+                raise Conflict(N_("this callback is already closed"))
             if item["status"] == "taken" and item["taken_by"] != actor.staff_id:
-                raise Conflict("another consultant has already taken this callback")
+                raise Conflict(N_("another consultant has already taken this callback"))
             await self.repo.mark_taken(tx, callback_id, actor.staff_id, now)
             await self.store.audit.append(tx, actor, "callbacks.take", target_kind="callback", target_id=callback_id)
         return await self.get(callback_id)
@@ -88,18 +89,18 @@ class Callbacks:
         await self.store.audit.guard(actor, Permission.HANDLE_CALLBACKS, "callbacks.close", target_kind="callback",
                                      target_id=callback_id)
         if outcome not in OUTCOMES:
-            raise InvalidInput(f"the outcome must be one of: {', '.join(OUTCOMES)}")
+            raise InvalidInput(N_("the outcome must be one of: {choices}"), choices=', '.join(OUTCOMES))
         await self.refresh()  # the call back may just have arrived
         now = to_iso(self.store.clock())
         async with self.repo.transaction() as tx:
             item = await self.repo.state(tx, callback_id)
             if item is None:
-                raise NotFound(f"no callback {callback_id}")
+                raise NotFound(N_("no callback {callback_id}"), callback_id=callback_id)
             if item["status"] != "taken":
                 raise Conflict("take the callback first" if item["status"] == "open"
                                else "this callback is already closed")
             if item["taken_by"] != actor.staff_id:
-                raise NotPermitted("this callback was taken by another consultant")
+                raise NotPermitted(N_("this callback was taken by another consultant"))
             await self.repo.mark_done(tx, callback_id, outcome, actor.staff_id, now)
             await self.store.audit.append(tx, actor, "callbacks.close", target_kind="callback",
                                           target_id=callback_id, details={"outcome": outcome})
@@ -108,5 +109,5 @@ class Callbacks:
     async def get(self, callback_id: int) -> Callback:
         row = await self.repo.callback(callback_id)
         if row is None:
-            raise NotFound(f"no callback {callback_id}")
+            raise NotFound(N_("no callback {callback_id}"), callback_id=callback_id)
         return _callback(row)

@@ -31,6 +31,7 @@ from .errors import (
     NotPermitted,
     ResumeInvalid,
     StaffNotFound,
+    Text,
 )
 from .keys import DataKey, Keys
 from .models import Actor
@@ -97,13 +98,13 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def clean_text(text: Any, max_length: int) -> str:
     """Validate and clean a chat message: control characters removed, everything else kept verbatim."""
     if not isinstance(text, str):
-        raise InvalidInput("the message must be text")
+        raise InvalidInput(N_("the message must be text"))
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     if not text.strip():
-        raise MessageEmpty("the message is empty")
+        raise MessageEmpty(N_("the message is empty"))
     if len(text) > max_length:
-        raise MessageTooLong(f"the message is longer than {max_length} characters")
-    _need_utf8(text, "the message")
+        raise MessageTooLong(N_("the message is longer than {max_length} characters"), max_length=max_length)
+    _need_utf8(text, N_("the message"))
     return text
 
 
@@ -112,7 +113,7 @@ def _need_utf8(text: str, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"{what} is not valid Unicode text (a lone surrogate)") from None
+        raise InvalidInput(N_("{what} is not valid Unicode text (a lone surrogate)"), what=Text(what)) from None
 
 
 #: System lines as staff read them (the TUI transcript, the archive), English source text of the staff catalogs
@@ -547,17 +548,17 @@ class Chats:
         """Open a chat for a resident who accepted notice `notice_id`: the acceptance is the first transcript line.
         `topic_id` is the topic picked (required once topics are offered: store/desk.py)."""
         if not is_id(notice_id):
-            raise InvalidInput("notice_id must be a number")
+            raise InvalidInput(N_("notice_id must be a number"))
         from .desk import check_topic
 
         topic_id = await check_topic(self.db, topic_id)
         lang = lang if lang in LANGS else "pl"
         notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
         if notice is None or notice["channel"] != "chat":
-            raise InvalidInput("unknown chat notice")
+            raise InvalidInput(N_("unknown chat notice"))
         latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
         if notice["version"] != latest["v"]:
-            raise InvalidInput("this notice version is no longer current; read the current notice")
+            raise InvalidInput(N_("this notice version is no longer current; read the current notice"))
         token = secrets.token_urlsafe(32)
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
@@ -599,15 +600,15 @@ class Chats:
     async def resume(self, token: Any) -> Chat:
         """The chat behind a resume token: open, or closed less than chat_resume_minutes ago."""
         if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():  # URL-safe text
-            raise ResumeInvalid("the resume token is not valid")
+            raise ResumeInvalid(N_("the resume token is not valid"))
         row = await self.db.fetchone(
             "SELECT * FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'", (_token_hash(token),))
         if row is None:
-            raise ResumeInvalid("the resume token is not valid")
+            raise ResumeInvalid(N_("the resume token is not valid"))
         chat = _chat(row)
         grace = timedelta(minutes=self.settings.chat_resume_minutes)
         if chat.status == "closed" and chat.ended_at is not None and self.clock() >= chat.ended_at + grace:
-            raise ResumeInvalid("the chat ended and can no longer be resumed")
+            raise ResumeInvalid(N_("the chat ended and can no longer be resumed"))
         return chat
 
     async def post_resident(self, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
@@ -629,7 +630,7 @@ class Chats:
     async def get(self, chat_id: int) -> Chat:
         row = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
         if row is None:
-            raise ConversationNotFound(f"no chat {chat_id}")
+            raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         return _chat(row)
 
     async def history(self, chat_id: int) -> list[ChatMessage]:
@@ -668,7 +669,7 @@ class Chats:
         """Audit an attempt on a colleague's (or nobody's) chat like a refused permission, then raise NotPermitted."""
         await self.audit.record(actor, action, outcome="refused", target_kind="conversation", target_id=chat_id,
                                 details={"reason": "not_assigned"})
-        raise NotPermitted("this chat is not assigned to you")
+        raise NotPermitted(N_("this chat is not assigned to you"))
 
     # ------------------------------------------------------------------ consultant side
 
@@ -686,11 +687,11 @@ class Chats:
             row = await (await tx.execute(
                 "SELECT status, next_seq FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
             if row is None:
-                raise ConversationNotFound(f"no chat {chat_id}")
+                raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
-                raise ChatClosed("the chat has ended")
+                raise ChatClosed(N_("the chat has ended"))
             if row["status"] != "queued":
-                raise Conflict("another consultant has already taken this chat")
+                raise Conflict(N_("another consultant has already taken this chat"))
             await self._check_capacity(tx, actor)
             seq = row["next_seq"]
             await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ?, "
@@ -715,7 +716,7 @@ class Chats:
             (actor.staff_id, actor.staff_id))).fetchone()
         limit = row["max_chats"] or self.settings.chat_max_concurrent
         if row["n"] >= limit:
-            raise AtCapacity(f"you already handle {row['n']} chats, your maximum at once")
+            raise AtCapacity(N_("you already handle {n} chats, your maximum at once"), n=row["n"])
 
     async def post_consultant(self, actor: Actor, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
         """Store the assigned consultant's message; returns only after it is committed."""
@@ -736,7 +737,7 @@ class Chats:
                                target_id=chat_id)
         _need_person(actor)
         if to.is_system or not allowed(to, Permission.HANDLE_CHATS):
-            raise InvalidInput(f"{to.name} does not handle chats")
+            raise InvalidInput(N_("{name} does not handle chats"), name=to.name)
         now = self.clock()
         text = f"Konsultant {actor.name} przekazał rozmowę konsultantowi {to.name}."
         params = {"consultant": await self.display_name_of(to.staff_id)}
@@ -744,7 +745,7 @@ class Chats:
             async with self.db.write() as tx:
                 row = await self._assigned_row(tx, actor, chat_id)
                 if to.staff_id == actor.staff_id:
-                    raise InvalidInput("the chat is already yours")
+                    raise InvalidInput(N_("the chat is already yours"))
                 seq = row["next_seq"]
                 await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
                                  (to.staff_id, seq + 1, chat_id))
@@ -778,19 +779,20 @@ class Chats:
                 "LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
                 (chat_id,))).fetchone()
             if row is None:
-                raise ConversationNotFound(f"no chat {chat_id}")
+                raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
-                raise ChatClosed("the chat has ended")
+                raise ChatClosed(N_("the chat has ended"))
             if row["status"] != "active" or row["consultant_id"] is None:
-                raise InvalidInput("only a chat a consultant is answering can be taken over; accept it from the queue")
+                raise InvalidInput(N_("only a chat a consultant is answering can be taken over; accept it from the "
+                                      "queue"))
             if row["consultant_id"] == actor.staff_id:
-                raise InvalidInput("the chat is already yours")
+                raise InvalidInput(N_("the chat is already yours"))
             last = await (await tx.execute(
                 "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
                 "('accepted', 'transferred', 'taken_over', 'requeued', 'declined') ORDER BY seq DESC LIMIT 1",
                 (chat_id,))).fetchone()
             if last is not None and last["event"] == "taken_over":
-                raise Conflict("another supervisor has already taken this chat over")
+                raise Conflict(N_("another supervisor has already taken this chat over"))
             seq, previous = row["next_seq"], row["consultant_id"]
             text = f"Przejęcie rozmowy (nadzór): odpowiada teraz {actor.name}, wcześniej {row['name']}."
             await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
@@ -810,18 +812,18 @@ class Chats:
                                target_id=chat_id)
         _need_person(actor)
         if category not in CLOSE_CATEGORIES:
-            raise InvalidInput(f"the category must be one of: {', '.join(CLOSE_CATEGORIES)}")
+            raise InvalidInput(N_("the category must be one of: {choices}"), choices=', '.join(CLOSE_CATEGORIES))
         chat = await self.get(chat_id)
         if chat.consultant_id != actor.staff_id:
             await self.refuse_unassigned(actor, "chat.close", chat_id)
         if chat.status == "closed":
             if chat.close_category is not None:
-                raise ChatClosed("the chat is already closed")
+                raise ChatClosed(N_("the chat is already closed"))
             async with self.db.write() as tx:
                 cur = await tx.execute("UPDATE conversations SET close_category = ? WHERE id = ? "
                                        "AND close_category IS NULL", (category, chat_id))
                 if cur.rowcount != 1:
-                    raise ChatClosed("the chat is already closed")
+                    raise ChatClosed(N_("the chat is already closed"))
                 await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
                                         details={"category": category, "after_resident_left": True})
             return await self.get(chat_id), None
@@ -869,11 +871,11 @@ class Chats:
             row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations WHERE id = ?",
                                           (chat_id,))).fetchone()
             if row is None:
-                raise ConversationNotFound(f"no chat {chat_id}")
+                raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
-                raise ChatClosed("the chat has already ended")
+                raise ChatClosed(N_("the chat has already ended"))
             if actor is not None and row["consultant_id"] != actor.staff_id:
-                raise NotPermitted("this chat is not assigned to you")
+                raise NotPermitted(N_("this chat is not assigned to you"))
             seq = row["next_seq"]
             await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
                              "next_seq = ? WHERE id = ?", (to_iso(now), category, seq + 1, chat_id))
@@ -906,11 +908,11 @@ class Chats:
         row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
                                       "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
         if row is None:
-            raise ConversationNotFound(f"no chat {chat_id}")
+            raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if row["status"] == "closed":
-            raise ChatClosed("the chat has ended")
+            raise ChatClosed(N_("the chat has ended"))
         if row["status"] != "active" or row["consultant_id"] != actor.staff_id:
-            raise NotPermitted("this chat is not assigned to you")
+            raise NotPermitted(N_("this chat is not assigned to you"))
         return row
 
     async def display_name_of(self, staff_id: int | None) -> str | None:
@@ -922,17 +924,18 @@ class Chats:
         """Set (or with an empty text clear) the name residents see for account `name`."""
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.display_name")
         if not isinstance(text, str):
-            raise InvalidInput("the display name must be text")
+            raise InvalidInput(N_("the display name must be text"))
         text = " ".join(text.split())
         if len(text) > MAX_DISPLAY_NAME:
-            raise InvalidInput(f"the display name is longer than {MAX_DISPLAY_NAME} characters")
+            raise InvalidInput(N_("the display name is longer than {max_display_name} characters"),
+                               max_display_name=MAX_DISPLAY_NAME)
         if _CONTROL.search(text):
-            raise InvalidInput("the display name has control characters")
-        _need_utf8(text, "the display name")
+            raise InvalidInput(N_("the display name has control characters"))
+        _need_utf8(text, N_("the display name"))
         async with self.db.write() as tx:
             row = await (await tx.execute("SELECT id FROM staff WHERE name = ?", (name.strip(),))).fetchone()
             if row is None:
-                raise StaffNotFound(f"no user named {name!r}")
+                raise StaffNotFound(N_("no user named {name!r}"), name=name)
             await tx.execute("UPDATE staff SET display_name = ? WHERE id = ?", (text or None, row["id"]))
             await self.audit.append(tx, actor, "staff.display_name", target_kind="staff", target_id=row["id"],
                                     details={"display_name": text or None})
@@ -976,7 +979,7 @@ class Chats:
             cur = await tx.execute("UPDATE canned_responses SET title = ?, text = ?, updated_at = ?, updated_by = ? "
                                    "WHERE id = ?", (title, text, to_iso(self.clock()), actor.staff_id, canned_id))
             if cur.rowcount != 1:
-                raise NotFound(f"no canned response {canned_id}")
+                raise NotFound(N_("no canned response {canned_id}"), canned_id=canned_id)
             await self.audit.append(tx, actor, "canned.update", target_kind="canned", target_id=canned_id)
         return await self._canned_by_id(canned_id)
 
@@ -986,13 +989,13 @@ class Chats:
         async with self.db.write() as tx:
             cur = await tx.execute("DELETE FROM canned_responses WHERE id = ?", (canned_id,))
             if cur.rowcount != 1:
-                raise NotFound(f"no canned response {canned_id}")
+                raise NotFound(N_("no canned response {canned_id}"), canned_id=canned_id)
             await self.audit.append(tx, actor, "canned.delete", target_kind="canned", target_id=canned_id)
 
     async def _canned_by_id(self, canned_id: int) -> CannedResponse:
         row = await self.db.fetchone("SELECT * FROM canned_responses WHERE id = ?", (canned_id,))
         if row is None:
-            raise NotFound(f"no canned response {canned_id}")
+            raise NotFound(N_("no canned response {canned_id}"), canned_id=canned_id)
         return _canned(row)
 
 
@@ -1002,9 +1005,10 @@ def _canned(r: Any) -> CannedResponse:
 
 def _canned_fields(title: Any, text: Any, max_length: int) -> tuple[str, str]:
     if not isinstance(title, str) or not title.strip():
-        raise InvalidInput("a canned response needs a title")
+        raise InvalidInput(N_("a canned response needs a title"))
     if len(title) > MAX_CANNED_TITLE:
-        raise InvalidInput(f"the title is longer than {MAX_CANNED_TITLE} characters")
+        raise InvalidInput(N_("the title is longer than {max_canned_title} characters"),
+                           max_canned_title=MAX_CANNED_TITLE)
     return title.strip(), clean_text(text, max_length)
 
 
@@ -1012,8 +1016,9 @@ def _client_msg_id(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= MAX_CLIENT_MSG_ID:
-        raise InvalidInput(f"client_msg_id must be text of 1 to {MAX_CLIENT_MSG_ID} characters")
-    _need_utf8(value, "client_msg_id")
+        raise InvalidInput(N_("client_msg_id must be text of 1 to {max_client_msg_id} characters"),
+                           max_client_msg_id=MAX_CLIENT_MSG_ID)
+    _need_utf8(value, N_("client_msg_id"))
     return value
 
 
@@ -1025,4 +1030,4 @@ def is_id(value: Any) -> bool:
 def _need_person(actor: Actor) -> None:
     """Live chats are handled by a signed-in person; the host's service account has no seat in the queue."""
     if actor.is_system or actor.staff_id is None:
-        raise NotPermitted("chats are handled by a signed-in consultant")
+        raise NotPermitted(N_("chats are handled by a signed-in consultant"))

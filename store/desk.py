@@ -17,7 +17,9 @@ from .audit import AuditLog
 from .chats import LANGS, ChatMessage, Chats, _seal, is_id
 from .clock import Clock, from_iso, to_iso
 from .db import Database
-from .errors import AtCapacity, ChatClosed, ConversationNotFound, InvalidInput, NotFound, NotPermitted, StaffNotFound
+from .errors import (AtCapacity, ChatClosed, ConversationNotFound, InvalidInput, NotFound, NotPermitted, StaffNotFound,
+                     Text)
+from .i18n import N_
 from .models import Actor
 from .policy import Permission
 from .settings import Settings
@@ -70,18 +72,18 @@ class DeskPerson:
 
 def _label(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise InvalidInput(f"the {what} must be text")
+        raise InvalidInput(N_("the {what} must be text"), what=Text(what))
     value = " ".join(value.split())
     if not value:
-        raise InvalidInput(f"the {what} is empty")
+        raise InvalidInput(N_("the {what} is empty"), what=Text(what))
     if len(value) > MAX_TOPIC_LABEL:
-        raise InvalidInput(f"the {what} is longer than {MAX_TOPIC_LABEL} characters")
+        raise InvalidInput(N_("the {what} is longer than {limit} characters"), what=Text(what), limit=MAX_TOPIC_LABEL)
     if _CONTROL.search(value):
-        raise InvalidInput(f"the {what} has control characters")
+        raise InvalidInput(N_("the {what} has control characters"), what=Text(what))
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"the {what} is not valid Unicode text") from None
+        raise InvalidInput(N_("the {what} is not valid Unicode text"), what=Text(what)) from None
     return value
 
 
@@ -91,11 +93,11 @@ async def check_topic(db: Database, topic_id: Any) -> int | None:
     if not offered:
         if topic_id is None:
             return None
-        raise InvalidInput("no topics are offered; leave topic_id out")
+        raise InvalidInput(N_("no topics are offered; leave topic_id out"))
     if not is_id(topic_id):
-        raise InvalidInput("topic_id must be the id of one of the topics (see the topics event)")
+        raise InvalidInput(N_("topic_id must be the id of one of the topics (see the topics event)"))
     if topic_id not in offered:
-        raise InvalidInput("unknown topic")
+        raise InvalidInput(N_("unknown topic"))
     return topic_id
 
 
@@ -125,7 +127,7 @@ class Desk:
     async def topic(self, topic_id: int) -> Topic:
         row = await self.db.fetchone(_TOPIC_SQL + "WHERE t.id = ?", (topic_id,)) if is_id(topic_id) else None
         if row is None:
-            raise NotFound(f"no topic {topic_id}")
+            raise NotFound(N_("no topic {topic_id}"), topic_id=topic_id)
         return _topic(row)
 
     async def topics_for(self, lang: str) -> list[dict[str, Any]]:
@@ -137,15 +139,15 @@ class Desk:
         if code is None or code == "":
             return None
         if not isinstance(code, str):
-            raise InvalidInput("the department is a department code")
+            raise InvalidInput(N_("the department is a department code"))
         row = await (await tx.execute("SELECT id FROM departments WHERE code = ?", (code.strip(),))).fetchone()
         if row is None:
-            raise NotFound(f"no department {code!r} (see `cim departments list`)")
+            raise NotFound(N_("no department {code!r} (see `cim departments list`)"), code=code)
         return row["id"]
 
     async def add_topic(self, actor: Actor, label_pl: Any, label_en: Any, department: Any = None) -> Topic:
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.add")
-        label_pl, label_en = _label(label_pl, "Polish label"), _label(label_en, "English label")
+        label_pl, label_en = _label(label_pl, N_("Polish label")), _label(label_en, N_("English label"))
         async with self.db.write() as tx:
             department_id = await self._department_id(tx, department)
             row = await (await tx.execute("SELECT coalesce(max(position), 0) + 1 AS p FROM chat_topics")).fetchone()
@@ -161,7 +163,7 @@ class Desk:
                            *, active: bool | None = None) -> Topic:
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.update", target_kind="topic",
                                target_id=topic_id)
-        label_pl, label_en = _label(label_pl, "Polish label"), _label(label_en, "English label")
+        label_pl, label_en = _label(label_pl, N_("Polish label")), _label(label_en, N_("English label"))
         async with self.db.write() as tx:
             department_id = await self._department_id(tx, department)
             cur = await tx.execute(
@@ -170,7 +172,7 @@ class Desk:
                                                  None if active is None else int(active), to_iso(self.clock()),
                                                  topic_id))
             if cur.rowcount != 1:
-                raise NotFound(f"no topic {topic_id}")
+                raise NotFound(N_("no topic {topic_id}"), topic_id=topic_id)
             await self.audit.append(tx, actor, "topic.update", target_kind="topic", target_id=topic_id,
                                     details={"label_pl": label_pl, "department": department or None,
                                              "active": active})
@@ -202,14 +204,15 @@ class Desk:
     async def _staff_id(self, tx: Any, name: str) -> int:
         row = await (await tx.execute("SELECT id FROM staff WHERE name = ?", (name.strip(),))).fetchone()
         if row is None:
-            raise StaffNotFound(f"no user named {name!r}")
+            raise StaffNotFound(N_("no user named {name!r}"), name=name)
         return row["id"]
 
     async def set_max_chats(self, actor: Actor, name: str, max_chats: Any) -> int | None:
         """A consultant's own maximum of concurrent chats; None: the setting chat_max_concurrent."""
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "staff.max_chats")
         if max_chats is not None and (not is_id(max_chats) or max_chats > MAX_CHATS_LIMIT):
-            raise InvalidInput(f"the maximum of concurrent chats is a number from 1 to {MAX_CHATS_LIMIT}")
+            raise InvalidInput(N_("the maximum of concurrent chats is a number from 1 to {limit}"),
+                               limit=MAX_CHATS_LIMIT)
         async with self.db.write() as tx:
             staff_id = await self._staff_id(tx, name)
             await tx.execute("UPDATE staff SET max_chats = ? WHERE id = ?", (max_chats, staff_id))
@@ -222,7 +225,7 @@ class Desk:
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "staff.skills")
         ids = list(topic_ids)
         if not all(is_id(t) for t in ids):
-            raise InvalidInput("skills are topic ids")
+            raise InvalidInput(N_("skills are topic ids"))
         async with self.db.write() as tx:
             staff_id = await self._staff_id(tx, name)
             if ids:
@@ -231,7 +234,7 @@ class Desk:
                     f"SELECT id FROM chat_topics WHERE id IN ({marks})", sorted(set(ids)))}
                 missing = sorted(set(ids) - known)
                 if missing:
-                    raise NotFound(f"no topic {missing[0]}")
+                    raise NotFound(N_("no topic {topic_id}"), topic_id=missing[0])
             await tx.execute("DELETE FROM staff_topics WHERE staff_id = ?", (staff_id,))
             await tx.executemany("INSERT INTO staff_topics(staff_id, topic_id) VALUES (?, ?)",
                                  [(staff_id, t) for t in sorted(set(ids))])
@@ -280,9 +283,9 @@ class Desk:
     async def set_availability(self, actor: Actor, status: Any) -> str:
         """The consultant sets themselves available or away (the chat server asks; kept across restarts)."""
         if status not in AVAILABILITY:
-            raise InvalidInput("status must be 'available' or 'away'")
+            raise InvalidInput(N_("status must be 'available' or 'away'"))
         if actor.staff_id is None:
-            raise NotPermitted("only staff members set their availability")
+            raise NotPermitted(N_("only staff members set their availability"))
         async with self.db.write() as tx:
             await tx.execute("INSERT INTO staff_availability(staff_id, status, updated_at) VALUES (?, ?, ?) "
                              "ON CONFLICT(staff_id) DO UPDATE SET status = excluded.status, "
@@ -306,11 +309,11 @@ class Desk:
             row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
                                           "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
             if row is None:
-                raise ConversationNotFound(f"no chat {chat_id}")
+                raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
-                raise ChatClosed("the chat has ended")
+                raise ChatClosed(N_("the chat has ended"))
             if row["status"] != "active" or row["consultant_id"] != actor.staff_id:
-                raise NotPermitted("this chat is not assigned to you")
+                raise NotPermitted(N_("this chat is not assigned to you"))
             seq = row["next_seq"]
             await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, queue_front = ?, "
                              "next_seq = ? WHERE id = ?", (to_iso(now), seq + 1, chat_id))

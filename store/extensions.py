@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .audit import AuditLog
 from .errors import NotPermitted
+from .i18n import N_
 from .models import Actor
 from .policy import Permission
 
@@ -41,7 +42,7 @@ class Extensions:
         """The extensions a consultant may pause in the PBX's queues (their own); refused and audited otherwise."""
         await self.audit.guard(actor, Permission.PAUSE_QUEUE, "traffic.queue_pause")
         if actor.staff_id is None:
-            raise NotPermitted("only a consultant pauses themselves in a queue")
+            raise NotPermitted(N_("only a consultant pauses themselves in a queue"))
         return await self.of_staff(actor.staff_id)
 
     async def record_pause(self, actor: Actor, *, paused: bool, queue: str | None, reason: str,

@@ -27,6 +27,7 @@ from .archive import ConversationSummary, RecordingInfo, _recording, _summary
 from .audio import AudioError, level_envelope, probe_file
 from .clock import from_iso, to_iso
 from .errors import CimError, InvalidInput, NotFound, NotPermitted
+from .i18n import N_
 from .gsm610 import iter_wav49, wav49_levels, wav_header
 from .keys import ContentDeleted, SealBroken, open_plain, plain_size
 from .models import Actor, Role
@@ -182,7 +183,8 @@ class Listening:
         """A link for the §4.6 session: only while it runs, by the director or a designated attendee."""
         material = await self.store.requests.open_for_session(actor, request_id, conversation_id)
         if material.recording_path is None:
-            raise InvalidInput(f"conversation {conversation_id} has no recording to listen to")
+            raise InvalidInput(N_("conversation {conversation_id} has no recording to listen to"),
+                               conversation_id=conversation_id)
         number = await self.repo.request_number(request_id)
         return await self._create(actor, SESSION, conversation_id, f"§4 session {number}", request_id,
                                   session_token, None, None)
@@ -191,12 +193,12 @@ class Listening:
                       session_token: str | None, minutes: int | None, recording_id: int | None) -> ListenLink:
         minutes = self.store.settings.listen_minutes if minutes is None else minutes
         if not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
-            raise InvalidInput("a listening link lives between 1 and 1440 minutes")
+            raise InvalidInput(N_("a listening link lives between 1 and 1440 minutes"))
         row = await self.store.archive._recording_row(conversation_id, recording_id)
         path = self.store.archive._managed_path(row["path"])
         if not await asyncio.to_thread(path.is_file):
-            raise NotFound(f"the recording file of conversation {conversation_id} is missing "
-                           "(`cim fsck` reports it as missing_file)")
+            raise NotFound(N_("the recording file of conversation {conversation_id} is missing (`cim fsck` reports "
+                              "it as missing_file)"), conversation_id=conversation_id)
         now = self.store.clock()
         limit = self.store.settings.listen_max_links
         live = len(await self.live_links(actor))  # links of an ended staff session no longer count
@@ -204,8 +206,8 @@ class Listening:
             await self.store.audit.record(actor, "listen.link_create", outcome="refused", target_kind="conversation",
                                           target_id=conversation_id, purpose=purpose, request_id=request_id,
                                           details={"reason": "too_many_links", "live": live})
-            raise NotPermitted(f"{actor.name} already has {live} live listening links (at most {limit}); "
-                               "wait until one expires or close one")
+            raise NotPermitted(N_("{name} already has {live} live listening links (at most {limit}); wait until one "
+                                  "expires or close one"), name=actor.name, live=live, limit=limit)
         token = base64.urlsafe_b64encode(self.random(TOKEN_BYTES)).rstrip(b"=").decode("ascii")
         digest = token_hash(token)
         code = _code(digest)

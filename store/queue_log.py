@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .calls import Rejection, poll_until_stopped, split_lines
 from .clock import to_iso
 from .errors import InvalidInput
+from .i18n import N_
 from .models import Actor
 from .policy import Permission
 
@@ -160,7 +161,7 @@ class QueueLog:
     def source(self, path: Path) -> QueueLogSource:
         path = Path(path)
         if not path.is_file():
-            raise InvalidInput(f"no queue_log file at {path}")
+            raise InvalidInput(N_("no queue_log file at {path}"), path=path)
         return QueueLogSource(path)
 
     async def ingest(self, actor: Actor, src: QueueLogSource, *, final: bool = True) -> QueueLogReport:

@@ -178,9 +178,9 @@ class Reports:
         """The report for the days start..end inclusive (office time); audited, as any look at the log is."""
         await self.audit.guard(actor, Permission.VIEW_REPORTS, "reports.view")
         if end < start:
-            raise InvalidInput(f"the period ends ({end}) before it starts ({start})")
+            raise InvalidInput(N_("the period ends ({end}) before it starts ({start})"), end=end, start=start)
         if (end - start).days > 3660:
-            raise InvalidInput("a report covers at most ten years")
+            raise InvalidInput(N_("a report covers at most ten years"))
         zone = ZoneInfo(self.timezone)
         since = to_iso(datetime.combine(start, time(0), zone))
         until = to_iso(datetime.combine(end + timedelta(days=1), time(0), zone))
@@ -356,7 +356,8 @@ def parse_day(text: str, name: str) -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"{name} must be a date YYYY-MM-DD, not {text.strip()[:40]!r}") from None
+        raise InvalidInput(N_("{name} must be a date YYYY-MM-DD, not {text!r}"),
+                           name=name, text=text.strip()[:40]) from None
 
 
 def report_json(report: SupervisionReport) -> dict[str, Any]:

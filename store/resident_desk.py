@@ -29,6 +29,7 @@ from .chats import _CONTROL, LANGS, SYSTEM_EVENTS, _need_utf8, _seal, _token_has
 from .clock import Clock, from_iso, to_iso
 from .db import Database
 from .errors import ChatClosed, CimError, ConversationNotFound, InvalidInput, MessageTooLong, NotPermitted
+from .i18n import N_
 from .keys import DELETED_MARK, text_of
 from .models import Actor
 from .phone import normalise_number
@@ -147,7 +148,10 @@ def normalise_reference(value: Any) -> str:
 
 
 def clean_contact(value: Any) -> tuple[str, str]:
-    """(contact, kind) of an offline message's e-mail address or phone number; InvalidInput otherwise."""
+    """(contact, kind) of an offline message's e-mail address or phone number; InvalidInput otherwise.
+
+    Its refusals stay English sentences in every staff language: they go to the resident's widget,
+    which recognises them ("contact", webchat/static/cim-widget.js) and shows its own words."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InvalidInput("a contact (an e-mail address or a phone number) is required")
     if not isinstance(value, str):
@@ -155,7 +159,10 @@ def clean_contact(value: Any) -> tuple[str, str]:
     value = value.strip()
     if len(value) > MAX_CONTACT:
         raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters")
-    _need_utf8(value, "the contact")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("the contact is not valid Unicode text (a lone surrogate)") from None
     if _CONTROL.search(value):
         raise InvalidInput("the contact has control characters")
     if "@" in value:
@@ -220,24 +227,24 @@ class ResidentDesk:
         """Store an offline message after the accepted notice `notice_id`; returns its reference once committed.
         Bad input (no contact, a malformed one, too long) raises before anything is stored."""
         if not is_id(notice_id):
-            raise InvalidInput("notice_id must be a number")
+            raise InvalidInput(N_("notice_id must be a number"))
         lang = lang if lang in LANGS else "pl"
         contact_value, contact_kind = clean_contact(contact)
         if name is not None and not isinstance(name, str):
-            raise InvalidInput("the name must be text")
+            raise InvalidInput(N_("the name must be text"))
         name_value = " ".join((name or "").split())
         if len(name_value) > MAX_NAME:
-            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters")
+            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters")  # English: the widget reads it
         if _CONTROL.search(name_value):
-            raise InvalidInput("the name has control characters")
-        _need_utf8(name_value, "the name")
+            raise InvalidInput(N_("the name has control characters"))
+        _need_utf8(name_value, N_("the name"))
         body = clean_text(text, self.settings.max_message_length)
         notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
         if notice is None or notice["channel"] != "chat":
-            raise InvalidInput("unknown chat notice")
+            raise InvalidInput(N_("unknown chat notice"))
         latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
         if notice["version"] != latest["v"]:
-            raise InvalidInput("this notice version is no longer current; read the current notice")
+            raise InvalidInput(N_("this notice version is no longer current; read the current notice"))
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
         accepted = (f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
@@ -270,7 +277,7 @@ class ResidentDesk:
                 return reference
             except sqlite3.IntegrityError:
                 continue
-        raise InvalidInput("no free reference could be drawn; please try again")
+        raise InvalidInput(N_("no free reference could be drawn; please try again"))
 
     # ------------------------------------------------------------------ offline messages (staff side)
 
@@ -296,23 +303,24 @@ class ResidentDesk:
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "offline.answer", target_kind="conversation",
                                target_id=conversation_id if is_id(conversation_id) else None)
         if actor.is_system or actor.staff_id is None:
-            raise NotPermitted("an offline message is answered by a signed-in consultant")
+            raise NotPermitted(N_("an offline message is answered by a signed-in consultant"))
         if not is_id(conversation_id):
-            raise InvalidInput("the message number must be a number")
+            raise InvalidInput(N_("the message number must be a number"))
         if how not in ANSWER_METHODS:
-            raise InvalidInput(f"the answer was given by one of: {', '.join(ANSWER_METHODS)}")
+            raise InvalidInput(N_("the answer was given by one of: {choices}"), choices=', '.join(ANSWER_METHODS))
         note_value = _CONTROL.sub("", note if isinstance(note, str) else "").strip()
         if len(note_value) > MAX_ANSWER_NOTE:
-            raise MessageTooLong(f"the note is longer than {MAX_ANSWER_NOTE} characters")
+            raise MessageTooLong(N_("the note is longer than {max_answer_note} characters"),
+                                 max_answer_note=MAX_ANSWER_NOTE)
         now = self.clock()
         async with self.db.write() as tx:
             row = await (await tx.execute(
                 "SELECT o.answered_at, c.next_seq FROM offline_messages o JOIN conversations c "
                 "ON c.id = o.conversation_id WHERE o.conversation_id = ?", (conversation_id,))).fetchone()
             if row is None:
-                raise ConversationNotFound(f"no offline message {conversation_id}")
+                raise ConversationNotFound(N_("no offline message {conversation_id}"), conversation_id=conversation_id)
             if row["answered_at"] is not None:
-                raise ChatClosed("this message has already been answered")
+                raise ChatClosed(N_("this message has already been answered"))
             note_stored = _seal(await self._data_key(tx, conversation_id), NOTE_LINE, note_value) if note_value else None
             await tx.execute("UPDATE offline_messages SET answered_at = ?, answered_by = ?, answered_how = ?, "
                              "answer_note = ? WHERE conversation_id = ?",
@@ -356,20 +364,20 @@ class ResidentDesk:
         """The ended chat behind its resume token, for the resident's copy: until COPY_HOURS after the end
         (the widget keeps the token of the last chat for its copy; it no longer resumes anything)."""
         if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():
-            raise InvalidInput("the copy token is not valid")
+            raise InvalidInput(N_("the copy token is not valid"))
         row = await self.db.fetchone("SELECT id, status, ended_at FROM conversations WHERE resume_token_hash = ? "
                                      "AND channel = 'chat'", (_token_hash(token),))
         if row is None or row["status"] != "closed" or not row["ended_at"]:
-            raise InvalidInput("the copy token is not valid")
+            raise InvalidInput(N_("the copy token is not valid"))
         if self.clock() >= from_iso(row["ended_at"]) + timedelta(hours=COPY_HOURS):
-            raise InvalidInput("the copy of this chat is no longer available")
+            raise InvalidInput(N_("the copy of this chat is no longer available"))
         return row["id"]
 
     async def transcript_text(self, chat_id: int) -> str:
         """The resident's copy of their chat, in the chat's language: what the resident saw, nothing staff-only."""
         chat = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
         if chat is None:
-            raise ConversationNotFound(f"no chat {chat_id}")
+            raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         lang = chat["lang"] if chat["lang"] in LANGS else "pl"
         t = _COPY_TEXTS[lang]
         lines = [t["title"]]
@@ -446,21 +454,21 @@ class ResidentDesk:
     async def rate(self, chat_id: int, rating: Any, comment: Any = None) -> None:
         """The resident's rating of an ended chat; a second one for the same chat is refused."""
         if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
-            raise InvalidInput("the rating must be a whole number from 1 to 5")
+            raise InvalidInput(N_("the rating must be a whole number from 1 to 5"))
         comment_value = None
         if comment is not None:
             if not isinstance(comment, str):
-                raise InvalidInput("the comment must be text")
+                raise InvalidInput(N_("the comment must be text"))
             comment_value = _CONTROL.sub("", comment).strip() or None
             if comment_value and len(comment_value) > MAX_COMMENT:
-                raise MessageTooLong(f"the comment is longer than {MAX_COMMENT} characters")
+                raise MessageTooLong(N_("the comment is longer than {max_comment} characters"), max_comment=MAX_COMMENT)
             if comment_value:
-                _need_utf8(comment_value, "the comment")
+                _need_utf8(comment_value, N_("the comment"))
         chat = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
         if chat is None:
-            raise ConversationNotFound(f"no chat {chat_id}")
+            raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if chat["status"] != "closed":
-            raise InvalidInput("a chat is rated after it has ended")
+            raise InvalidInput(N_("a chat is rated after it has ended"))
         consultant = ""
         if chat["consultant_id"] is not None:
             staff = await self.db.fetchone("SELECT name FROM staff WHERE id = ?", (chat["consultant_id"],))
@@ -476,7 +484,7 @@ class ResidentDesk:
                                  "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                  (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored))
         except sqlite3.IntegrityError:
-            raise InvalidInput("this chat has already been rated") from None
+            raise InvalidInput("this chat has already been rated") from None  # English: the widget reads "already"
 
     async def rating_comment(self, chat_id: int) -> str | None:
         """A rated chat's comment, opened (None: no comment, or the chat is purged and the comment with it)."""

@@ -260,11 +260,11 @@ class ServiceFigures:
         """Figures for the office days start..end inclusive, optionally grouped; VIEW_REPORTS, audited."""
         await self.store.audit.guard(actor, Permission.VIEW_REPORTS, "reports.service")
         if by is not None and by not in BY_CHOICES:
-            raise InvalidInput(f"--by must be one of {', '.join(BY_CHOICES)}, not {by!r}")
+            raise InvalidInput(N_("--by must be one of {choices}, not {by!r}"), choices=', '.join(BY_CHOICES), by=by)
         if end < start:
-            raise InvalidInput(f"the period ends ({end}) before it starts ({start})")
+            raise InvalidInput(N_("the period ends ({end}) before it starts ({start})"), end=end, start=start)
         if (end - start).days > 3660:
-            raise InvalidInput("a report covers at most ten years")
+            raise InvalidInput(N_("a report covers at most ten years"))
         settings = self.store.settings
         await self.store.queue_log.link_calls()
         zone = self.zone

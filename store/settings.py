@@ -11,7 +11,7 @@ from typing import Mapping
 
 from .backend import DatabaseUrl, parse_database_url
 from .clock import Duration
-from .errors import ConfigError
+from .errors import ConfigError, Text
 from .i18n import N_
 from .models import Role
 
@@ -359,22 +359,23 @@ def check_redis_url(url: str) -> None:
     match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url.strip())  # "user:password@host" names no scheme
     scheme = match.group(1).lower() if match else ""
     if scheme not in REDIS_SCHEMES:
-        raise ConfigError("CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL "
-                          f"(it has {scheme + '://' if scheme else 'no scheme'})")
+        raise ConfigError(N_("CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL (it has {scheme})"),
+                          scheme=f"{scheme}://" if scheme else Text(N_("no scheme")))
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number up to 65535)
         db = parts.path.strip("/")
     except ValueError:
-        raise ConfigError(f"CIM_REDIS_URL {redis_url_shown(url)} has a port that is not a number "
-                          "from 1 to 65535") from None
+        raise ConfigError(N_("CIM_REDIS_URL {url} has a port that is not a number from 1 to 65535"),
+                          url=redis_url_shown(url)) from None
     if scheme == "unix":
         if not parts.path.startswith("/"):
-            raise ConfigError("CIM_REDIS_URL unix:// needs the socket's absolute path (unix:///run/redis/redis.sock)")
+            raise ConfigError(N_("CIM_REDIS_URL unix:// needs the socket's absolute path "
+                                 "(unix:///run/redis/redis.sock)"))
     elif not parts.hostname:
-        raise ConfigError(f"CIM_REDIS_URL {redis_url_shown(url)} names no host (redis://host:6379/0)")
+        raise ConfigError(N_("CIM_REDIS_URL {url} names no host (redis://host:6379/0)"), url=redis_url_shown(url))
     elif db and not db.isdigit():
-        raise ConfigError(f"CIM_REDIS_URL {redis_url_shown(url)}: the path must be a database number (/0)")
+        raise ConfigError(N_("CIM_REDIS_URL {url}: the path must be a database number (/0)"), url=redis_url_shown(url))
 
 
 _CASE_MARK_FIELDS = {"number", "n", "nnnn", "yyyy"}

@@ -18,6 +18,7 @@ from .archive import PURPOSE_MAX
 from .chats import ChatMessage, _client_msg_id, _message, clean_text, is_id
 from .clock import from_iso, to_iso
 from .errors import ChatClosed, ConversationNotFound, InvalidInput
+from .i18n import N_
 from .keys import ContentDeleted, DataKey, sealed_of
 from .models import Actor
 from .policy import ROLE_PERMISSIONS, Permission
@@ -177,24 +178,24 @@ class Supervision:
 
     async def _open_chat(self, chat_id: Any) -> Any:
         if not is_id(chat_id):
-            raise InvalidInput("chat_id must be a chat number")
+            raise InvalidInput(N_("chat_id must be a chat number"))
         row = await self.db.fetchone(
             "SELECT c.id, c.status, c.lang, c.consultant_id, coalesce(nullif(trim(s.full_name), ''), s.name) AS name "
             "FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
             (chat_id,))
         if row is None:
-            raise ConversationNotFound(f"no chat {chat_id}")
+            raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if row["status"] not in ("queued", "active"):
-            raise ChatClosed("the chat has ended; its transcript is in the archive")
+            raise ChatClosed(N_("the chat has ended; its transcript is in the archive"))
         return row
 
     async def _purpose(self, purpose: Any) -> tuple[str, int | None]:
         """As the archive asks it (store/archive.py): a reason or a request number, 3 to PURPOSE_MAX characters."""
         text = purpose.strip() if isinstance(purpose, str) else ""
         if len(text) < 3:
-            raise InvalidInput("state the purpose: a request number or a reason (at least 3 characters)")
+            raise InvalidInput(N_("state the purpose: a request number or a reason (at least 3 characters)"))
         if len(text) > PURPOSE_MAX:
-            raise InvalidInput(f"the purpose is longer than {PURPOSE_MAX} characters")
+            raise InvalidInput(N_("the purpose is longer than {purpose_max} characters"), purpose_max=PURPOSE_MAX)
         text = clean_text(text, PURPOSE_MAX)
         row = await self.db.fetchone("SELECT id FROM access_requests WHERE number = ?", (text,))
         return text, (row["id"] if row else None)
@@ -206,7 +207,7 @@ class Supervision:
         text, request_id = await self._purpose(purpose)
         row = await self._open_chat(chat_id)
         if row["status"] == "active" and row["consultant_id"] == actor.staff_id:
-            raise InvalidInput("the chat is yours: it is on your live chats")
+            raise InvalidInput(N_("the chat is yours: it is on your live chats"))
         messages = await self.store.chats.history(chat_id)
         notes = await self.notes(chat_id)
         async with self.db.write() as tx:
@@ -255,12 +256,12 @@ class Supervision:
         text = clean_text(text, self.store.settings.max_message_length)
         client_id = _client_msg_id(client_msg_id)
         if actor.is_system or actor.staff_id is None:
-            raise InvalidInput("a whisper comes from a signed-in supervisor")
+            raise InvalidInput(N_("a whisper comes from a signed-in supervisor"))
         async with self.db.write() as tx:
             row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
                                           "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
             if row is None:
-                raise ConversationNotFound(f"no chat {chat_id}")
+                raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if client_id is not None:
                 again = await (await tx.execute("SELECT id FROM chat_staff_notes WHERE conversation_id = ? "
                                                 "AND client_msg_id = ?", (chat_id, client_id))).fetchone()
@@ -269,17 +270,17 @@ class Supervision:
                     row = None
             if row is not None:
                 if row["status"] == "closed":
-                    raise ChatClosed("the chat has ended")
+                    raise ChatClosed(N_("the chat has ended"))
                 if row["status"] != "active" or row["consultant_id"] is None:
-                    raise InvalidInput("nobody is answering this chat yet: a whisper goes to its consultant")
+                    raise InvalidInput(N_("nobody is answering this chat yet: a whisper goes to its consultant"))
                 if row["consultant_id"] == actor.staff_id:
-                    raise InvalidInput("the chat is yours: write to the resident instead")
+                    raise InvalidInput(N_("the chat is yours: write to the resident instead"))
                 now = to_iso(self.store.clock())
                 # sealed with the chat's data key before it is written (store/keys.py): the note's id is in
                 # the seal's associated data, so it is chosen here, inside the write transaction
                 key = await self.store.keys.get(tx, chat_id, create_at=now)
                 if key is None:  # its key was destroyed by the purge (a restored backup): nothing is written
-                    raise ContentDeleted("this chat was deleted (§6): its key was destroyed by the purge")
+                    raise ContentDeleted(N_("this chat was deleted (§6): its key was destroyed by the purge"))
                 note_id = (await (await tx.execute("SELECT coalesce(max(id), 0) + 1 FROM chat_staff_notes"))
                            .fetchone())[0]
                 await tx.execute(

@@ -15,6 +15,7 @@ import aiosqlite
 
 from ..clock import Clock, to_iso
 from ..errors import StoreUnavailable
+from ..i18n import N_
 
 if TYPE_CHECKING:
     from .hooks import SqliteHooks
@@ -39,21 +40,22 @@ def check_data_dir(path: Path, *, create: bool) -> None:
     """Create the data directory 0700, or refuse one that others can read or that is not writable."""
     if not path.exists():
         if not create:
-            raise StoreUnavailable(f"data directory {path} does not exist; run `cim init` first")
+            raise StoreUnavailable(N_("data directory {path} does not exist; run `cim init` first"), path=path)
         try:
             path.mkdir(mode=0o700, parents=True)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot create data directory {path}: {exc.strerror}") from exc
+            raise StoreUnavailable(N_("cannot create data directory {path}: {strerror}"),
+                                   path=path, strerror=exc.strerror) from exc
     if not path.is_dir():
-        raise StoreUnavailable(f"data directory {path} is not a directory")
+        raise StoreUnavailable(N_("data directory {path} is not a directory"), path=path)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise StoreUnavailable(
-            f"data directory {path} is open to other users (mode {stat.S_IMODE(mode):o}); "
-            f"run `chmod 700 {path}`"
+            N_("data directory {path} is open to other users (mode {mode:o}); run `chmod 700 {path}`"), path=path,
+            mode=stat.S_IMODE(mode),
         )
     if not os.access(path, os.W_OK | os.X_OK):
-        raise StoreUnavailable(f"data directory {path} is not writable by this user")
+        raise StoreUnavailable(N_("data directory {path} is not writable by this user"), path=path)
 
 
 class Transaction:
@@ -84,7 +86,7 @@ class Database:
 
     async def open(self, *, create: bool) -> None:
         if not create and not self.path.exists():
-            raise StoreUnavailable(f"no CIM database at {self.path}; run `cim init` first")
+            raise StoreUnavailable(N_("no CIM database at {path}; run `cim init` first"), path=self.path)
         try:
             self._writer = await self._connect()
             await self._check_foreign(self._writer)
@@ -93,7 +95,7 @@ class Database:
             self._reader = await self._connect()
         except sqlite3.DatabaseError as exc:
             await self.close()
-            raise StoreUnavailable(f"{self.path} is not a usable CIM database ({exc})") from exc
+            raise StoreUnavailable(N_("{path} is not a usable CIM database ({exc})"), path=self.path, exc=exc) from exc
         except BaseException:
             await self.close()  # a foreign database, a failed migration: no worker thread left behind
             raise
@@ -129,7 +131,7 @@ class Database:
         if app_id == 0 and tables == 0:
             await conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         elif app_id != APPLICATION_ID:
-            raise StoreUnavailable(f"{self.path} is an SQLite database of another application, not CIM's")
+            raise StoreUnavailable(N_("{path} is an SQLite database of another application, not CIM's"), path=self.path)
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         await conn.execute(

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from ..errors import StoreUnavailable
+from ..i18n import N_
 from ..keys import KEYRING_SCHEMA
 
 
@@ -20,15 +21,15 @@ def prepare_keyring(path: Path) -> None:
         finally:
             os.umask(old)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreUnavailable(f"cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable "
-                               "place outside the data directory") from exc
+        raise StoreUnavailable(N_("cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable place "
+                                  "outside the data directory"), path=path, exc=exc) from exc
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         for sql in KEYRING_SCHEMA:
             conn.execute(sql.format(db="main"))
         conn.commit()
     except sqlite3.DatabaseError as exc:
-        raise StoreUnavailable(f"{path} is not a usable CIM key ring ({exc})") from exc
+        raise StoreUnavailable(N_("{path} is not a usable CIM key ring ({exc})"), path=path, exc=exc) from exc
     finally:
         conn.close()
     os.chmod(path, 0o600)

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
 from ..errors import StoreUnavailable
+from ..i18n import N_
 from ..keys import Keys
 from .database import Database, Transaction, run_on_thread
 from .service_report import absorb_conversations, purge_unlinked_queue_facts
@@ -213,7 +214,8 @@ class RetentionRepository:
             await conn.execute(f"DELETE FROM recordings WHERE conversation_id IN ({marks})", ids)
             await conn.execute(f"DELETE FROM conversations WHERE id IN ({marks})", ids)
         except sqlite3.IntegrityError as exc:
-            raise StoreUnavailable(f"the purge was blocked by data that still refers to a conversation ({exc})") \
+            raise StoreUnavailable(N_("the purge was blocked by data that still refers to a conversation ({exc})"),
+                                   exc=exc) \
                 from exc
         await conn.executemany(
             "INSERT OR REPLACE INTO purged_conversations(id, purged_at, purge_run) VALUES (?, ?, ?)",
