@@ -7,7 +7,7 @@ import functools
 import getpass
 import json
 import sys
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine, NoReturn
 
 import click
 
@@ -59,12 +59,12 @@ def load_settings(data_dir: str | None, **overrides: Any) -> Settings:
         fail(exc.message)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"cim: {message}", err=True)
     sys.exit(code)
 
 
-def run(coro: Awaitable[Any]) -> Any:
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run a coroutine; a CimError becomes one sentence on stderr and exit status 1."""
     try:
         return asyncio.run(coro)

@@ -345,9 +345,11 @@ def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], un
     if broken:
         problems.append(broken)
 
-    checked, agree, disagree = 0, [], []
+    checked = 0
+    agree: list[tuple[int, Any]] = []
+    disagree: list[tuple[int, Any]] = []
     for seq, a in enumerate(anchors):
-        if a.id < 0 or (broken and a.id >= broken.entry):
+        if a.id < 0 or (broken and broken.entry is not None and a.id >= broken.entry):
             continue  # past a break, where the chain itself is already reported
         if a.mac is not None and (ring is None or not ring.check(a.generation, a.message(), a.mac)):
             problems.append(AuditProblem("forged_anchor", None, f"the anchor at {a.source} does not carry a valid MAC: "

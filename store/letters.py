@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import pdfa
 from .errors import InvalidInput
@@ -131,7 +131,7 @@ def _categories(channels: set[str]) -> str:
 
 def grant_letter(*, office_name: str, office_address: str, ordinance: str, reference: str, dated: date,
                  name: str, address: str, received_on: date, channel: str, session_local: datetime,
-                 place: str, attendees: list[str], conversations: list[tuple[str, datetime]] = (),
+                 place: str, attendees: list[str], conversations: Sequence[tuple[str, datetime]] = (),
                  form: str | None = None) -> Letter:
     """§4.4: the director's decision to grant, naming the call or chat concerned (date, time, channel) and
     the date, time and place of the session (§4.6 attendees)."""
@@ -204,7 +204,7 @@ def extension_letter(*, office_name: str, office_address: str, reference: str, d
 def copy_letter(*, office_name: str, office_address: str, reference: str, dated: date, name: str,
                 address: str, received_on: date, files: list[tuple[str, str]], controller: str = "",
                 recipients: str = "", retention_months: int = 6, ordinance: str = "",
-                conversations: list[tuple[str, datetime]] = (), form: str | None = None) -> Letter:
+                conversations: Sequence[tuple[str, datetime]] = (), form: str | None = None) -> Letter:
     """GDPR Art. 15(3): the cover letter of an exported copy, listing each file with its SHA-256, with the
     information of Art. 15(1) (purposes, categories, recipients, retention period, rights, source),
     signed for the controller."""
@@ -283,7 +283,7 @@ def render(letter: Letter, seal: "Seal | None" = None) -> bytes:
     """
     # fpdf is imported here, not at module level: it costs ~0.4 s, and every `cim tui` start imports this module
     # through store (bench/: TUI start-up), while only a letter needs it.
-    from fpdf.enums import XPos, YPos
+    from fpdf.enums import WrapMode, XPos, YPos
 
     _check_printable(letter)
     pdf = pdfa.document(title=letter.title, author=letter.office_name, subject=f"Znak sprawy: {letter.reference}")
@@ -294,7 +294,7 @@ def render(letter: Letter, seal: "Seal | None" = None) -> bytes:
         pdf.set_font("DejaVu", "B" if bold else "", size)
         # wrapmode CHAR breaks words longer than the line (a pasted address without spaces)
         pdf.multi_cell(0, size * 0.5, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                       wrapmode="CHAR" if any(len(w) > 60 for w in text.split()) else "WORD")
+                       wrapmode=WrapMode.CHAR if any(len(w) > 60 for w in text.split()) else WrapMode.WORD)
         if gap:
             pdf.ln(gap)
 
@@ -329,7 +329,7 @@ def render(letter: Letter, seal: "Seal | None" = None) -> bytes:
                        location=letter.office_name)
 
 
-def _anchor_footer(pdf: object, anchor: str) -> None:
+def _anchor_footer(pdf: Any, anchor: str) -> None:
     """The audit anchor in small print after the signature, so paper carries the chain head too."""
     if anchor:
         pdf.ln(8)

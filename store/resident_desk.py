@@ -541,7 +541,7 @@ def _offline(r: Any) -> OfflineMessage:
 
 
 def _text_pdf(text: str, lang: str = "pl") -> bytes:
-    from fpdf.enums import XPos, YPos
+    from fpdf.enums import WrapMode, XPos, YPos
 
     from . import pdfa
     from .letters import in_font, printable
@@ -554,5 +554,5 @@ def _text_pdf(text: str, lang: str = "pl") -> bytes:
         pdf.set_font("DejaVu", "B" if i == 0 else "", 12 if i == 0 else 10)
         line = in_font(printable(line)) or " "
         pdf.multi_cell(0, 5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                       wrapmode="CHAR" if any(len(w) > 60 for w in line.split()) else "WORD")
+                       wrapmode=WrapMode.CHAR if any(len(w) > 60 for w in line.split()) else WrapMode.WORD)
     return pdfa.finish(pdf)

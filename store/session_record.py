@@ -57,7 +57,7 @@ def render_session_record(record: SessionRecord, seal: "Seal | None" = None) -> 
     """The session record as PDF/A-2b bytes (A4, DejaVu Sans embedded), in Polish, with the director's sign-off;
     sealed (PAdES) like the letters when the office's seal is configured. A character the font lacks (a name
     typed in another script) is printed as [U+XXXX], never silently dropped from the minute."""
-    from fpdf.enums import XPos, YPos
+    from fpdf.enums import WrapMode, XPos, YPos
 
     from . import pdfa
 
@@ -69,7 +69,7 @@ def render_session_record(record: SessionRecord, seal: "Seal | None" = None) -> 
         text = in_font(printable(text), bold=bold)
         pdf.set_font("DejaVu", "B" if bold else "", size)
         pdf.multi_cell(0, size * 0.5, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                       wrapmode="CHAR" if any(len(w) > 60 for w in text.split()) else "WORD")
+                       wrapmode=WrapMode.CHAR if any(len(w) > 60 for w in text.split()) else WrapMode.WORD)
         if gap:
             pdf.ln(gap)
 
