@@ -7,7 +7,7 @@ import functools
 import getpass
 import json
 import sys
-from typing import Any, Callable, Coroutine, NoReturn
+from typing import Any, Awaitable, Callable, Coroutine, NoReturn
 
 import click
 
