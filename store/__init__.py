@@ -9,6 +9,7 @@ from __future__ import annotations
 from .accounts import Accounts
 from .archive import Archive
 from .audit import AuditLog
+from .backend import open_backend
 from .call_notes import CallNotes
 from .callbacks import Callbacks
 from .calls import Calls
@@ -18,7 +19,7 @@ from .db import Database, check_data_dir
 from .desk import Desk
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
-from .keys import Keys, prepare_keyring
+from .keys import Keys
 from .listening import Listening
 from .models import Actor, Role
 from .notices import Notices
@@ -28,6 +29,8 @@ from .reports import Reports
 from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
+from .sqlite.accounts import AccountsRepository
+from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
 from .supervision import Supervision
@@ -44,12 +47,14 @@ class Store:
         self.clock = clock
         self.audit = AuditLog(db, clock, settings)
         self.keys = Keys(db, settings)
-        self.accounts = Accounts(db, self.audit, settings, clock)
+        self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
-        self.retention = Retention(db, self.audit, settings, clock)
+        #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
+        self.backend = db.hooks()
+        self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)
         self.retention.keys = self.keys
         self.reports = Reports(db, self.audit, clock, settings.timezone)
         self.calls = Calls(self)
@@ -68,16 +73,17 @@ class Store:
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
-        """Open (with `create`, first make) the data directory and database, applying pending migrations."""
+        """Open (with `create`, first make) the data directory and database, applying pending migrations.
+
+        The backend is the one CIM_DATABASE_URL's scheme names (store/backend.py); only `sqlite:` exists.
+        """
+        backend = open_backend(settings.database.scheme)  # an unsupported scheme: ConfigError, nothing created
         check_data_dir(settings.data_dir, create=create)
         seal = load_seal(settings)  # a misconfigured seal fails here, at start-up, not at the first letter
         for folder in (settings.recordings_dir, settings.letters_dir):
             if create:
                 folder.mkdir(mode=0o700, exist_ok=True)
-        if create or settings.db_path.exists():
-            prepare_keyring(settings.keyring_path)  # outside the data directory: backups never carry a key
-        db = Database(settings.db_path, clock, keyring=settings.keyring_path)
-        await db.open(create=create)
+        db = await backend.open_database(settings, clock, create=create)
         try:
             store = cls(settings, db, clock)  # a bad setting found by a service (CIM_LDAP_ROLE_MAP...) raises here
             store.requests.seal = seal
@@ -87,6 +93,14 @@ class Store:
             await db.close()
             raise
         return store
+
+    async def ping(self) -> None:
+        """Raise when the database does not answer (the server's /healthz)."""
+        await self.backend.ping()
+
+    async def applied_migrations(self) -> list[str]:
+        """Names of the migrations recorded in the database, in order (`cim init`)."""
+        return await self.backend.applied_migrations()
 
     async def close(self) -> None:
         self.listening.stop()

@@ -8,7 +8,7 @@ import hmac
 import logging
 import secrets
 from datetime import timedelta
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -16,7 +16,6 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from . import mfa
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
-from .db import Database
 from .i18n import STAFF_LANGS, normalise_language
 from .directory import Directory, DirectoryUser
 from .errors import (
@@ -29,6 +28,9 @@ from .passwords import MAX_PASSWORD, check_length, check_new_password
 from .policy import Permission
 from .session_watch import DISABLED, PASSWORD_CHANGED, ROLE_REMOVED, SIGNED_OUT, AccountChange, AccountChanges
 from .settings import Settings
+
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.accounts import AccountsRepository
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +98,14 @@ def _check_name(name: str, what: str = "user name") -> str:
 
 
 class Accounts:
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
-        self.db = db
+    """Staff accounts' rules: permissions, name and password checks, the steps of a sign-in, lockout, sessions.
+
+    The SQL is the repository's (store/sqlite/accounts.py); every change runs in its unit of work,
+    which the audit entry joins.
+    """
+
+    def __init__(self, repo: AccountsRepository, audit: AuditLog, settings: Settings, clock: Clock) -> None:
+        self.repo = repo
         self.audit = audit
         self.settings = settings
         self.clock = clock
@@ -117,15 +125,15 @@ class Accounts:
         code = _check_name(code, "department code")
         if not name.strip():
             raise InvalidInput("the department needs a name")
-        async with self.db.write() as tx:
-            if await (await tx.execute("SELECT 1 FROM departments WHERE code = ?", (code,))).fetchone():
+        async with self.repo.transaction() as tx:
+            if await self.repo.department_exists(tx, code):
                 raise AlreadyExists(f"department {code!r} already exists")
-            cur = await tx.execute("INSERT INTO departments(code, name) VALUES (?, ?)", (code, name.strip()))
+            department_id = await self.repo.insert_department(tx, code, name.strip())
             await self.audit.append(tx, actor, "department.add", target_kind="department", target_id=code)
-        return Department(id=cur.lastrowid, code=code, name=name.strip())
+        return Department(id=department_id, code=code, name=name.strip())
 
     async def departments(self) -> list[Department]:
-        rows = await self.db.fetchall("SELECT id, code, name FROM departments ORDER BY code")
+        rows = await self.repo.departments()
         return [Department(id=r["id"], code=r["code"], name=r["name"]) for r in rows]
 
     # -- staff ---------------------------------------------------------------------------------
@@ -152,19 +160,14 @@ class Accounts:
         if Role.DEPARTMENT_HEAD in role_set and not department:
             raise InvalidInput("a department head needs --department")
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
-        async with self.db.write() as tx:
-            if await (await tx.execute("SELECT 1 FROM staff WHERE name = ?", (name,))).fetchone():
+        async with self.repo.transaction() as tx:
+            if await self.repo.name_taken(tx, name):
                 raise AlreadyExists(f"user {name!r} already exists")
             department_id = await self._department_id(tx, department)
-            cur = await tx.execute(
-                "INSERT INTO staff(name, full_name, password_hash, department_id, created_at, job_title, "
-                "must_change_password) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, full_name, password_hash, department_id, to_iso(self.clock()), job_title, int(temporary)),
-            )
-            staff_id = cur.lastrowid
-            await tx.executemany(
-                "INSERT INTO staff_roles(staff_id, role) VALUES (?, ?)", [(staff_id, r.value) for r in role_set]
-            )
+            staff_id = await self.repo.insert_staff(
+                tx, name=name, full_name=full_name, password_hash=password_hash, department_id=department_id,
+                created_at=to_iso(self.clock()), job_title=job_title, must_change=temporary)
+            await self.repo.add_roles(tx, staff_id, [r.value for r in role_set])
             for ext in extensions:
                 await self._add_extension(tx, staff_id, ext)
             await self.audit.append(
@@ -177,26 +180,26 @@ class Accounts:
     async def _department_id(self, tx, code: str | None) -> int | None:
         if not code:
             return None
-        row = await (await tx.execute("SELECT id FROM departments WHERE code = ?", (code,))).fetchone()
-        if row is None:
+        department_id = await self.repo.department_id(code, tx)
+        if department_id is None:
             raise InvalidInput(f"department {code!r} does not exist; add it with `cim departments add`")
-        return row["id"]
+        return department_id
 
     async def _add_extension(self, tx, staff_id: int, extension: str) -> None:
         extension = extension.strip()
         if not extension.isdigit() or len(extension) > 16:
             raise InvalidInput(f"extension {extension!r} must be digits only")
-        row = await (await tx.execute("SELECT staff_id FROM staff_extensions WHERE extension = ?", (extension,))).fetchone()
-        if row and row["staff_id"] != staff_id:
+        owner = await self.repo.extension_owner(tx, extension)
+        if owner is not None and owner != staff_id:
             raise AlreadyExists(f"extension {extension} already belongs to someone else")
-        await tx.execute("INSERT OR IGNORE INTO staff_extensions(extension, staff_id) VALUES (?, ?)", (extension, staff_id))
+        await self.repo.add_extension(tx, staff_id, extension)
 
     async def set_extensions(self, actor: Actor, name: str, extensions: Iterable[str]) -> Staff:
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.extensions")
         staff = await self.get(name)
         exts = list(extensions)
-        async with self.db.write() as tx:
-            await tx.execute("DELETE FROM staff_extensions WHERE staff_id = ?", (staff.id,))
+        async with self.repo.transaction() as tx:
+            await self.repo.clear_extensions(tx, staff.id)
             for ext in exts:
                 await self._add_extension(tx, staff.id, ext)
             await self.audit.append(tx, actor, "staff.extensions", target_kind="staff", target_id=staff.id,
@@ -210,39 +213,31 @@ class Accounts:
         staff = await self.get(name)
         new_name, new_title = _check_signature(staff.full_name if full_name is None else full_name,
                                                staff.job_title if job_title is None else job_title)
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE staff SET full_name = ?, job_title = ? WHERE id = ?",
-                             (new_name, new_title, staff.id))
+        async with self.repo.transaction() as tx:
+            await self.repo.set_signature(tx, staff.id, new_name, new_title)
             await self.audit.append(tx, actor, "staff.signature", target_kind="staff", target_id=staff.id,
                                     details={"full_name": new_name, "job_title": new_title})
         return await self.get(name)
 
     async def get(self, name: str) -> Staff:
-        row = await self.db.fetchone(
-            "SELECT s.*, d.code AS department FROM staff s LEFT JOIN departments d ON d.id = s.department_id "
-            "WHERE s.name = ?", (name.strip(),))
+        row = await self.repo.staff_by_name(name.strip())
         if row is None:
             raise StaffNotFound(f"no user named {name!r}")
         return await self._staff(row)
 
     async def get_by_id(self, staff_id: int) -> Staff:
-        row = await self.db.fetchone(
-            "SELECT s.*, d.code AS department FROM staff s LEFT JOIN departments d ON d.id = s.department_id "
-            "WHERE s.id = ?", (staff_id,))
+        row = await self.repo.staff_by_id(staff_id)
         if row is None:
             raise StaffNotFound(f"no user with id {staff_id}")
         return await self._staff(row)
 
     async def _staff(self, row) -> Staff:
-        roles = await self.db.fetchall("SELECT role FROM staff_roles WHERE staff_id = ?", (row["id"],))
-        exts = await self.db.fetchall(
-            "SELECT extension FROM staff_extensions WHERE staff_id = ? ORDER BY extension", (row["id"],))
-        totp = await self.db.fetchone("SELECT confirmed_at FROM staff_totp WHERE staff_id = ?", (row["id"],))
+        roles, exts, totp = await self.repo.staff_details(row["id"])
         return Staff(
             id=row["id"], name=row["name"], full_name=row["full_name"], job_title=row["job_title"],
-            roles=frozenset(Role(r["role"]) for r in roles), department=row["department"],
+            roles=frozenset(Role(r) for r in roles), department=row["department"],
             disabled=bool(row["disabled"]), created_at=from_iso(row["created_at"]),
-            extensions=tuple(e["extension"] for e in exts),
+            extensions=tuple(exts),
             source=row["source"], must_change_password=bool(row["must_change_password"]),
             second_factor="none" if totp is None else ("active" if totp["confirmed_at"] else "pending"),
             language=row["staff_lang"],
@@ -250,20 +245,16 @@ class Accounts:
 
     async def list_staff(self, actor: Actor | None = None) -> list[Staff]:
         """All accounts. Names and roles are not resident data; any signed-in staff member may list them."""
-        rows = await self.db.fetchall(
-            "SELECT s.*, d.code AS department FROM staff s LEFT JOIN departments d ON d.id = s.department_id "
-            "ORDER BY s.name")
-        return [await self._staff(r) for r in rows]
+        return [await self._staff(r) for r in await self.repo.all_staff()]
 
     async def set_disabled(self, actor: Actor, name: str, disabled: bool) -> Staff:
         action = "staff.disable" if disabled else "staff.enable"
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, action)
         staff = await self.get(name)
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE staff SET disabled = ? WHERE id = ?", (int(disabled), staff.id))
+        async with self.repo.transaction() as tx:
+            await self.repo.set_disabled(tx, staff.id, disabled)
             if disabled:
-                await tx.execute("UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL",
-                                 (to_iso(self.clock()), staff.id))
+                await self.repo.revoke_sessions(tx, staff.id, to_iso(self.clock()))
             await self.audit.append(tx, actor, action, target_kind="staff", target_id=staff.id)
         if disabled:
             self.changes.notify(AccountChange(staff.id, DISABLED))
@@ -279,11 +270,9 @@ class Accounts:
             raise InvalidInput(f"{staff.name} signs in with the city directory; the password is changed there")
         check_new_password(password, name=staff.name, full_name=staff.full_name)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE staff SET password_hash = ?, must_change_password = ? WHERE id = ?",
-                             (password_hash, int(temporary and not is_self), staff.id))
-            await tx.execute("UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL",
-                             (to_iso(self.clock()), staff.id))
+        async with self.repo.transaction() as tx:
+            await self.repo.set_password_hash(tx, staff.id, password_hash, must_change=temporary and not is_self)
+            await self.repo.revoke_sessions(tx, staff.id, to_iso(self.clock()))
             await self.audit.append(tx, actor, "staff.password", target_kind="staff", target_id=staff.id)
         self.changes.notify(AccountChange(staff.id, PASSWORD_CHANGED))
 
@@ -293,10 +282,9 @@ class Accounts:
         staff = await self.get(name)
         if Role.DEPARTMENT_HEAD in role_set and not staff.department:
             raise InvalidInput("a department head needs a department")
-        async with self.db.write() as tx:
-            await tx.execute("DELETE FROM staff_roles WHERE staff_id = ?", (staff.id,))
-            await tx.executemany("INSERT INTO staff_roles(staff_id, role) VALUES (?, ?)",
-                                 [(staff.id, r.value) for r in role_set])
+        async with self.repo.transaction() as tx:
+            await self.repo.clear_roles(tx, staff.id)
+            await self.repo.add_roles(tx, staff.id, [r.value for r in role_set])
             await self.audit.append(tx, actor, "staff.roles", target_kind="staff", target_id=staff.id,
                                     details={"roles": sorted(r.value for r in role_set)})
         if Role.CONSULTANT in staff.roles and Role.CONSULTANT not in role_set:
@@ -331,7 +319,7 @@ class Accounts:
         except (DirectoryUnavailable, NoMappedRole, PasswordChangeRequired, SecondFactorRequired,
                 SecondFactorEnrolmentRequired, AccountLocked, ConfigError) as exc:
             reason, message = _VERIFY_REASONS[type(exc)], exc.message
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.audit.append(tx, actor, "staff.verify_sign_in", target_kind="staff", target_id=name.strip()[:MAX_NAME],
                                     outcome="ok" if reason is None else "refused", details={"reason": reason})
         return SignInCheck(ok=reason is None, reason=reason, message=message)
@@ -344,30 +332,27 @@ class Accounts:
         as `unknown-name#` + 12 hex digits of that HMAC, so repeated attempts still correlate.
         """
         if self._name_key is None:
-            row = await self.db.fetchone("SELECT value FROM store_keys WHERE name = 'login_name'")
-            self._name_key = bytes(row["value"])
+            self._name_key = await self.repo.login_name_key()
         typed = name.strip()[:MAX_NAME * 4]
         digest = hmac.new(self._name_key, typed.lower().encode("utf-8", "replace"), hashlib.sha256).hexdigest()
-        known = await self.db.fetchone("SELECT name FROM staff WHERE name = ?", (typed,)) if typed else None
-        return digest, known["name"] if known else f"unknown-name#{digest[:12]}"
+        known = await self.repo.exact_name(typed) if typed else None
+        return digest, known if known else f"unknown-name#{digest[:12]}"
 
     async def _sign_in(self, name: str, password: str, *, otp: str | None, new_password: str | None,
                        dry_run: bool) -> Session | None:
         name_key, audit_name = await self._failure_identity(name)
         now = self.clock()
         window_start = to_iso(now - timedelta(minutes=self.settings.lockout_window_minutes))
-        failures = await self.db.fetchall(
-            "SELECT at FROM login_failures WHERE name_key = ? AND at >= ? ORDER BY at DESC",
-            (name_key, window_start))
+        failures = await self.repo.failures_since(name_key, window_start)
         if len(failures) >= self.settings.lockout_failures:
-            locked_until = from_iso(failures[0]["at"]) + timedelta(minutes=self.settings.lockout_minutes)
+            locked_until = from_iso(failures[0]) + timedelta(minutes=self.settings.lockout_minutes)
             if now < locked_until:
                 locked = AccountLocked(
                     f"too many failed sign-ins; try again after {locked_until.astimezone().strftime('%H:%M')}"
                 )
                 if dry_run:
                     raise _Refusal("locked", locked)
-                async with self.db.write() as tx:
+                async with self.repo.transaction() as tx:
                     await self.audit.append(tx, Actor(None, audit_name, frozenset()), "login", outcome="refused",
                                             details={"reason": "locked"})
                 raise locked
@@ -400,18 +385,16 @@ class Accounts:
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(hours=self.settings.session_hours)
         recovery_codes: list[str] = []
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             if second is not None:
                 recovery_codes = await self._spend_second_factor(tx, staff, second, now)
                 if recovery_codes is None:  # another sign-in spent the same code a moment ago
                     raise AuthenticationFailed("wrong or already used code")
             if new_hash:
-                await tx.execute("UPDATE staff SET password_hash = ?, must_change_password = 0 WHERE id = ?",
-                                 (new_hash, row["id"]))
-            await tx.execute("DELETE FROM login_failures WHERE name_key = ?", (name_key,))
-            await tx.execute(
-                "INSERT INTO sessions(token_hash, staff_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
-                (_token_hash(token), row["id"], to_iso(now), to_iso(expires), to_iso(now)))
+                await self.repo.set_password_hash(tx, row["id"], new_hash, must_change=False)
+            await self.repo.clear_failures(tx, name_key)
+            await self.repo.insert_session(tx, _token_hash(token), row["id"], created_at=to_iso(now),
+                                           expires_at=to_iso(expires))
             await self.audit.append(tx, staff.as_actor(), "login", target_kind="staff", target_id=row["id"],
                                     details={"rehashed": bool(new_hash) and new_password is None,
                                              "password_changed": new_password is not None,
@@ -430,7 +413,7 @@ class Accounts:
         """The actor behind a session token; refreshes the idle timer. Raises SessionExpired."""
         if not isinstance(token, str) or not token or len(token) > 200:
             raise SessionExpired("not signed in")
-        row = await self.db.fetchone("SELECT * FROM sessions WHERE token_hash = ?", (_token_hash(token),))
+        row = await self.repo.session(_token_hash(token))
         now = self.clock()
         if row is None or row["revoked_at"]:
             raise SessionExpired("the session has ended; sign in again")
@@ -446,19 +429,17 @@ class Accounts:
             if await self._directory_check_due(staff.id) and await self.recheck_directory_account(staff):
                 raise SessionExpired("your directory account no longer gives the same access; sign in again")
             staff = await self.get_by_id(row["staff_id"])
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?",
-                             (to_iso(now), row["token_hash"]))
+        async with self.repo.transaction() as tx:
+            await self.repo.touch_session(tx, row["token_hash"], to_iso(now))
         return staff.as_actor()
 
     async def logout(self, token: str) -> None:
-        row = await self.db.fetchone("SELECT staff_id FROM sessions WHERE token_hash = ?", (_token_hash(token),))
+        row = await self.repo.session(_token_hash(token))
         if row is None:
             return
         staff = await self.get_by_id(row["staff_id"])
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
-                             (to_iso(self.clock()), _token_hash(token)))
+        async with self.repo.transaction() as tx:
+            await self.repo.revoke_session(tx, _token_hash(token), to_iso(self.clock()))
             await self.audit.append(tx, staff.as_actor(), "logout", target_kind="staff", target_id=staff.id)
         self.changes.notify(AccountChange(staff.id, SIGNED_OUT, _token_hash(token)))
 
@@ -469,8 +450,7 @@ class Accounts:
         return any(r.value in self.settings.mfa_role_names for r in staff.roles)
 
     async def _sign_in_row(self, name: str):
-        return await self.db.fetchone(
-            "SELECT id, password_hash, disabled, source FROM staff WHERE name = ?", (name,))
+        return await self.repo.sign_in_row(name)
 
     async def _refuse(self, identity: tuple[str, str], staff_id: int | None, reason: str, error: CimError,
                       dry_run: bool, details: dict | None = None) -> None:
@@ -480,8 +460,8 @@ class Accounts:
         if dry_run:
             raise _Refusal(reason, error)
         name_key, audit_name = identity
-        async with self.db.write() as tx:
-            await tx.execute("INSERT INTO login_failures(name_key, at) VALUES (?, ?)", (name_key, to_iso(self.clock())))
+        async with self.repo.transaction() as tx:
+            await self.repo.add_failure(tx, name_key, to_iso(self.clock()))
             await self.audit.append(tx, Actor(staff_id, audit_name, frozenset()), "login", outcome="refused",
                                     details=details)
         raise error
@@ -489,7 +469,7 @@ class Accounts:
     async def _refused_without_count(self, identity: tuple[str, str], staff_id: int | None, reason: str,
                                      dry_run: bool) -> None:
         if not dry_run:
-            async with self.db.write() as tx:
+            async with self.repo.transaction() as tx:
                 await self.audit.append(tx, Actor(staff_id, identity[1], frozenset()), "login", outcome="refused",
                                         details={"reason": reason})
 
@@ -513,42 +493,36 @@ class Accounts:
             await self._refused_without_count(identity, row["id"] if row else None, "no_mapped_role", dry_run)
             raise NoMappedRole("your directory account is in no group that gives a CIM role; ask the IT department")
         staff_id, _changed = await self._sync_directory_account(user, row)
-        return await self.db.fetchone(
-            "SELECT id, password_hash, disabled, source FROM staff WHERE id = ?", (staff_id,)), None
+        return await self.repo.sign_in_row_by_id(staff_id), None
 
     async def _sync_directory_account(self, user: DirectoryUser, row) -> tuple[int, bool]:
         """Create or update the local record of a directory account; a change of roles ends its sessions."""
         department_id = None
         if user.department:
-            found = await self.db.fetchone("SELECT id FROM departments WHERE code = ?", (user.department,))
-            if found is None:
+            department_id = await self.repo.department_id(user.department)
+            if department_id is None:
                 raise ConfigError(f"CIM_LDAP_ROLE_MAP names department {user.department!r}, which does not exist; "
                                   "add it with `cim departments add`")
-            department_id = found["id"]
         now = to_iso(self.clock())
         roles = sorted(r.value for r in user.roles)
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             if row is None:
-                cur = await tx.execute(
-                    "INSERT INTO staff(name, full_name, password_hash, department_id, created_at, source, directory_dn, "
-                    "directory_checked_at) VALUES (?, ?, ?, ?, ?, 'directory', ?, ?)",
-                    (user.name.lower(), user.full_name[:200], DIRECTORY_PASSWORD, department_id, now, user.dn, now))
-                staff_id = cur.lastrowid
-                await tx.executemany("INSERT INTO staff_roles(staff_id, role) VALUES (?, ?)", [(staff_id, r) for r in roles])
+                staff_id = await self.repo.insert_directory_staff(
+                    tx, name=user.name.lower(), full_name=user.full_name[:200], password_hash=DIRECTORY_PASSWORD,
+                    department_id=department_id, at=now, dn=user.dn)
+                await self.repo.add_roles(tx, staff_id, roles)
                 await self.audit.append(tx, _DIRECTORY, "staff.add", target_kind="staff", target_id=staff_id,
                                         details={"name": user.name.lower(), "roles": roles,
                                                  "department": user.department, "source": "directory"})
                 return staff_id, True
             staff_id = row["id"]
-            old = await (await tx.execute("SELECT role FROM staff_roles WHERE staff_id = ? ORDER BY role", (staff_id,))).fetchall()
-            current = await (await tx.execute("SELECT department_id FROM staff WHERE id = ?", (staff_id,))).fetchone()
-            changed = [r["role"] for r in old] != roles or current["department_id"] != department_id
-            await tx.execute(
-                "UPDATE staff SET full_name = ?, department_id = ?, directory_dn = ?, directory_checked_at = ? WHERE id = ?",
-                (user.full_name[:200], department_id, user.dn, now, staff_id))
+            old_roles, old_department = await self.repo.roles_and_department(tx, staff_id)
+            changed = old_roles != roles or old_department != department_id
+            await self.repo.update_directory_staff(tx, staff_id, full_name=user.full_name[:200],
+                                                   department_id=department_id, dn=user.dn, checked_at=now)
             if changed:
-                await tx.execute("DELETE FROM staff_roles WHERE staff_id = ?", (staff_id,))
-                await tx.executemany("INSERT INTO staff_roles(staff_id, role) VALUES (?, ?)", [(staff_id, r) for r in roles])
+                await self.repo.clear_roles(tx, staff_id)
+                await self.repo.add_roles(tx, staff_id, roles)
                 await self._end_sessions(tx, staff_id)
                 await self.audit.append(tx, _DIRECTORY, "staff.roles", target_kind="staff", target_id=staff_id,
                                         details={"roles": roles, "department": user.department, "source": "directory"})
@@ -556,18 +530,16 @@ class Accounts:
 
     async def _directory_lost(self, staff_id: int, reason: str) -> None:
         """Gone from the directory or from every mapped group: no roles, no sessions (live sockets follow)."""
-        async with self.db.write() as tx:
-            await tx.execute("DELETE FROM staff_roles WHERE staff_id = ?", (staff_id,))
-            await tx.execute("UPDATE staff SET directory_checked_at = ? WHERE id = ?", (to_iso(self.clock()), staff_id))
+        async with self.repo.transaction() as tx:
+            await self.repo.clear_roles(tx, staff_id)
+            await self.repo.mark_directory_checked(tx, staff_id, to_iso(self.clock()))
             await self._end_sessions(tx, staff_id)
             await self.audit.append(tx, _DIRECTORY, "staff.directory_removed", target_kind="staff", target_id=staff_id,
                                     details={"reason": reason})
 
     async def _end_sessions(self, tx, staff_id: int, *, keep_token_hash: str | None = None) -> None:
         """Revoke every open session of a staff member (but `keep_token_hash`); /staff sockets follow the revocation."""
-        await tx.execute(
-            "UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL AND token_hash IS NOT ?",
-            (to_iso(self.clock()), staff_id, keep_token_hash))
+        await self.repo.revoke_sessions(tx, staff_id, to_iso(self.clock()), keep_token_hash=keep_token_hash)
 
     async def recheck_directory_account(self, staff: Staff) -> str | None:
         """Ask the directory about a signed-in directory account now; the reason its sessions ended, or None.
@@ -584,7 +556,7 @@ class Accounts:
             reason = "not_in_directory" if user is None else "no_mapped_role"
             await self._directory_lost(staff.id, reason)
             return reason
-        row = await self.db.fetchone("SELECT id FROM staff WHERE id = ?", (staff.id,))
+        row = await self.repo.staff_exists(staff.id)
         try:
             _staff_id, changed = await self._sync_directory_account(user, row)
         except ConfigError as exc:
@@ -595,26 +567,23 @@ class Accounts:
     async def recheck_directory_accounts(self) -> dict[str, str]:
         """Re-check every directory account that has an open session: name -> why its sessions ended."""
         now = to_iso(self.clock())
-        rows = await self.db.fetchall(
-            "SELECT DISTINCT s.name FROM staff s JOIN sessions x ON x.staff_id = s.id "
-            "WHERE s.source = 'directory' AND x.revoked_at IS NULL AND x.expires_at > ? ORDER BY s.name", (now,))
         ended = {}
-        for row in rows:
-            reason = await self.recheck_directory_account(await self.get(row["name"]))
+        for name in await self.repo.directory_names_with_sessions(now):
+            reason = await self.recheck_directory_account(await self.get(name))
             if reason:
-                ended[row["name"]] = reason
+                ended[name] = reason
         return ended
 
     async def _directory_check_due(self, staff_id: int) -> bool:
-        row = await self.db.fetchone("SELECT directory_checked_at FROM staff WHERE id = ?", (staff_id,))
-        if row is None or not row["directory_checked_at"]:
+        checked_at = await self.repo.directory_checked_at(staff_id)
+        if not checked_at:
             return True
-        due = from_iso(row["directory_checked_at"]) + timedelta(seconds=self.settings.directory_check_seconds)
+        due = from_iso(checked_at) + timedelta(seconds=self.settings.directory_check_seconds)
         return self.clock() >= due
 
     async def _second_factor(self, staff: Staff, otp: str | None, now, identity: tuple[str, str], dry_run: bool):
         """None when no second factor applies; else what to spend: (kind, step or code id, sealed secret)."""
-        totp = await self.db.fetchone("SELECT * FROM staff_totp WHERE staff_id = ?", (staff.id,))
+        totp = await self.repo.totp(staff.id)
         active = totp is not None and totp["confirmed_at"] is not None
         if not active and not self.mfa_required(staff):
             return None
@@ -634,11 +603,9 @@ class Accounts:
             if step is not None:
                 return ("totp" if active else "enrolment", step, totp["secret_sealed"])
             if active and mfa.looks_like_recovery_code(otp):
-                code = await self.db.fetchone(
-                    "SELECT id FROM staff_recovery_codes WHERE staff_id = ? AND code_hash = ? AND used_at IS NULL",
-                    (staff.id, mfa.recovery_code_hash(otp)))
-                if code is not None:
-                    return ("recovery", code["id"], totp["secret_sealed"])
+                code_id = await self.repo.unused_recovery_code(staff.id, mfa.recovery_code_hash(otp))
+                if code_id is not None:
+                    return ("recovery", code_id, totp["secret_sealed"])
         await self._refuse(identity, staff.id, "second_factor_wrong", wrong, dry_run, details={"reason": "second_factor"})
 
     async def _spend_second_factor(self, tx, staff: Staff, second, now) -> list[str] | None:
@@ -646,14 +613,8 @@ class Accounts:
         kind, value, sealed = second
         staff_id = staff.id
         if kind == "recovery":
-            cur = await tx.execute("UPDATE staff_recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL",
-                                   (to_iso(now), value))
-            return [] if cur.rowcount == 1 else None
-        cur = await tx.execute(
-            "UPDATE staff_totp SET last_step = ?, confirmed_at = COALESCE(confirmed_at, ?) "
-            "WHERE staff_id = ? AND last_step < ? AND secret_sealed = ?",
-            (value, to_iso(now), staff_id, value, sealed))
-        if cur.rowcount != 1:
+            return [] if await self.repo.spend_recovery_code(tx, value, to_iso(now)) else None
+        if not await self.repo.advance_totp(tx, staff_id, value, to_iso(now), sealed):
             return None
         if kind != "enrolment":
             return []
@@ -662,9 +623,7 @@ class Accounts:
     async def _new_recovery_codes(self, tx, staff: Staff) -> list[str]:
         staff_id = staff.id
         codes = mfa.new_recovery_codes()
-        await tx.execute("DELETE FROM staff_recovery_codes WHERE staff_id = ?", (staff_id,))
-        await tx.executemany("INSERT INTO staff_recovery_codes(staff_id, code_hash) VALUES (?, ?)",
-                             [(staff_id, mfa.recovery_code_hash(c)) for c in codes])
+        await self.repo.replace_recovery_codes(tx, staff_id, [mfa.recovery_code_hash(c) for c in codes])
         await self.audit.append(tx, staff.as_actor(), "staff.second_factor_enrolled",
                                 target_kind="staff", target_id=staff_id, details={"recovery_codes": len(codes)})
         return codes
@@ -673,13 +632,8 @@ class Accounts:
         """A new pending secret (replacing an unconfirmed one); an active second factor is never replaced here."""
         enrolment = mfa.new_enrolment(staff.name, self.settings.mfa_issuer)
         sealed = self.secret_box.seal(staff.id, enrolment.secret)
-        async with self.db.write() as tx:
-            cur = await tx.execute(
-                "INSERT INTO staff_totp(staff_id, secret_sealed, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(staff_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, "
-                "created_at = excluded.created_at, last_step = -1 WHERE staff_totp.confirmed_at IS NULL",
-                (staff.id, sealed, to_iso(self.clock())))
-            if cur.rowcount != 1:
+        async with self.repo.transaction() as tx:
+            if not await self.repo.start_totp(tx, staff.id, sealed, to_iso(self.clock())):
                 raise InvalidInput("a second factor is already set up; the IT department can reset it")
             await self.audit.append(tx, staff.as_actor(), "staff.second_factor_started", target_kind="staff",
                                     target_id=staff.id)
@@ -695,17 +649,16 @@ class Accounts:
         if staff.source == "directory":
             raise InvalidInput("you sign in with the city directory; change your password there")
         check_length(current)
-        row = await self.db.fetchone("SELECT password_hash FROM staff WHERE id = ?", (staff.id,))
-        if not await asyncio.to_thread(self._verify, row["password_hash"], current[:MAX_PASSWORD * 4]):
+        stored_hash = await self.repo.password_hash(staff.id)
+        if not await asyncio.to_thread(self._verify, stored_hash, current[:MAX_PASSWORD * 4]):
             await self._refuse(await self._failure_identity(staff.name), staff.id, "wrong_password",
                                AuthenticationFailed("the current password is wrong"), False)
         check_new_password(new, name=staff.name, full_name=staff.full_name)
         if new == current:
             raise InvalidInput("the new password must differ from the current one")
         password_hash = await asyncio.to_thread(self.hasher.hash, new)
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE staff SET password_hash = ?, must_change_password = 0 WHERE id = ?",
-                             (password_hash, staff.id))
+        async with self.repo.transaction() as tx:
+            await self.repo.set_password_hash(tx, staff.id, password_hash, must_change=False)
             await self._end_sessions(tx, staff.id, keep_token_hash=_token_hash(keep_token) if keep_token else None)
             await self.audit.append(tx, actor, "staff.password", target_kind="staff", target_id=staff.id,
                                     details={"self": True})
@@ -721,8 +674,8 @@ class Accounts:
                 raise InvalidInput(f"unknown staff language {str(language)[:20]!r}; languages are: "
                                    f"{', '.join(STAFF_LANGS)}")
         staff = await self.get_by_id(actor.staff_id)
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE staff SET staff_lang = ? WHERE id = ?", (chosen, staff.id))
+        async with self.repo.transaction() as tx:
+            await self.repo.set_language(tx, staff.id, chosen)
             await self.audit.append(tx, actor, "staff.language", target_kind="staff", target_id=staff.id,
                                     details={"self": True, "language": chosen})
         return await self.get_by_id(staff.id)
@@ -737,7 +690,7 @@ class Accounts:
         """Confirm the pending secret with a code of it; returns the recovery codes (shown once)."""
         if actor.staff_id is None:
             raise NotPermitted("only a signed-in person sets up their own second factor")
-        totp = await self.db.fetchone("SELECT * FROM staff_totp WHERE staff_id = ?", (actor.staff_id,))
+        totp = await self.repo.totp(actor.staff_id)
         if totp is None or totp["confirmed_at"] is not None:
             raise InvalidInput("no second-factor set-up is in progress")
         now = self.clock()
@@ -745,7 +698,7 @@ class Accounts:
         if step is None:
             await self._refuse(await self._failure_identity(actor.name), actor.staff_id, "second_factor_wrong",
                                AuthenticationFailed("wrong or already used code"), False, details={"reason": "second_factor"})
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             staff = await self.get_by_id(actor.staff_id)
             codes = await self._spend_second_factor(tx, staff, ("enrolment", step, totp["secret_sealed"]), now)
             if codes is None:
@@ -756,9 +709,8 @@ class Accounts:
         """IT removes a person's second factor (lost phone); they set up a new one at their next sign-in."""
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.second_factor_reset")
         staff = await self.get(name)
-        async with self.db.write() as tx:
-            await tx.execute("DELETE FROM staff_totp WHERE staff_id = ?", (staff.id,))
-            await tx.execute("DELETE FROM staff_recovery_codes WHERE staff_id = ?", (staff.id,))
+        async with self.repo.transaction() as tx:
+            await self.repo.remove_second_factor(tx, staff.id)
             await self._end_sessions(tx, staff.id)
             await self.audit.append(tx, actor, "staff.second_factor_reset", target_kind="staff", target_id=staff.id)
         return await self.get(name)
@@ -766,9 +718,7 @@ class Accounts:
     async def unused_recovery_codes(self, actor: Actor) -> int:
         if actor.staff_id is None:
             return 0
-        row = await self.db.fetchone(
-            "SELECT COUNT(*) AS n FROM staff_recovery_codes WHERE staff_id = ? AND used_at IS NULL", (actor.staff_id,))
-        return row["n"]
+        return await self.repo.unused_recovery_code_count(actor.staff_id)
 
 
 _DIRECTORY = Actor.system("directory")

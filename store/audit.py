@@ -17,7 +17,7 @@ import aiosqlite
 
 from . import anchors as A
 from .clock import Clock, from_iso, to_iso
-from .db import Database, run_on_thread
+from .sqlite.database import Database, Transaction, run_on_thread
 from .errors import InvalidInput, InvalidTransition, NotPermitted, StoreUnavailable
 from .models import Actor, AuditEntry, AuditProblem, ChainCheck
 from .policy import Permission, allowed
@@ -106,11 +106,14 @@ class AuditLog:
         path = self.settings.audit_key_path
         self.ring = await run_on_thread(self.db.writer, _open_keys, path, to_iso(self.clock()))
 
-    async def append(self, tx: aiosqlite.Connection, actor: Actor, action: str, **fields: Any) -> int:
-        """Append one entry inside the caller's write transaction; returns its id.
+    async def append(self, tx: Transaction | aiosqlite.Connection, actor: Actor, action: str, **fields: Any) -> int:
+        """Append one entry inside the caller's write transaction (a repository's unit of work, or the
+        connection `Database.write()` yields); returns its id. The entry commits or rolls back with it.
 
         `fields` are those of `entry()`. Never put resident content in details.
         """
+        if isinstance(tx, Transaction):
+            tx = tx.connection
         # Read the chain's head, hash and insert in ONE call on the writer's thread (inside the caller's
         # transaction): four awaited round trips made the audit entry the larger part of an archive
         # search (bench/).

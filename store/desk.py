@@ -33,6 +33,9 @@ DEFAULT_TOPICS = (
     ("Inne", "Other"),
 )
 MAX_TOPIC_LABEL = 80
+#: A consultant's availability on the desk: away consultants are given nothing new (auto mode).
+AVAILABLE, AWAY = "available", "away"
+AVAILABILITY = (AVAILABLE, AWAY)
 MAX_CHATS_LIMIT = 50
 #: The estimated wait is the median wait of the chats accepted within this window.
 ESTIMATE_WINDOW = timedelta(hours=1)
@@ -261,6 +264,30 @@ class Desk:
             "SELECT consultant_id, count(*) AS n FROM conversations WHERE status = 'active' AND channel = 'chat' "
             "AND consultant_id IS NOT NULL GROUP BY consultant_id")
         return {r["consultant_id"]: r["n"] for r in rows}
+
+    # ------------------------------------------------------------------ availability
+
+    async def availability(self, staff_ids: Iterable[int]) -> dict[int, str]:
+        """Each consultant's availability (available / away) as they last set it; available when never set."""
+        ids = sorted(set(staff_ids))
+        if not ids:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT staff_id, status FROM staff_availability WHERE staff_id IN ({','.join('?' * len(ids))})", ids)
+        found = {r["staff_id"]: r["status"] for r in rows}
+        return {staff_id: found.get(staff_id, AVAILABLE) for staff_id in ids}
+
+    async def set_availability(self, actor: Actor, status: Any) -> str:
+        """The consultant sets themselves available or away (the chat server asks; kept across restarts)."""
+        if status not in AVAILABILITY:
+            raise InvalidInput("status must be 'available' or 'away'")
+        if actor.staff_id is None:
+            raise NotPermitted("only staff members set their availability")
+        async with self.db.write() as tx:
+            await tx.execute("INSERT INTO staff_availability(staff_id, status, updated_at) VALUES (?, ?, ?) "
+                             "ON CONFLICT(staff_id) DO UPDATE SET status = excluded.status, "
+                             "updated_at = excluded.updated_at", (actor.staff_id, status, to_iso(self.clock())))
+        return status
 
     # ------------------------------------------------------------------ auto mode
 

@@ -151,32 +151,6 @@ def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> Non
                           "CIM_MASTER_KEY_FILE to a writable place outside the data directory") from exc
 
 
-# -- the key ring file --------------------------------------------------------------------------------
-
-def prepare_keyring(path: Path) -> None:
-    """Create the key ring (0600 in a 0700 folder) and its tables; blocking, before the database opens."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        old = os.umask(0o077)
-        try:
-            conn = sqlite3.connect(path)
-        finally:
-            os.umask(old)
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreUnavailable(f"cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable "
-                               "place outside the data directory") from exc
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        for sql in KEYRING_SCHEMA:
-            conn.execute(sql.format(db="main"))
-        conn.commit()
-    except sqlite3.DatabaseError as exc:
-        raise StoreUnavailable(f"{path} is not a usable CIM key ring ({exc})") from exc
-    finally:
-        conn.close()
-    os.chmod(path, 0o600)
-
-
 def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> MasterKey:
     """Load the master key and check it against the key ring; create it for a key ring that holds no key yet.
 
@@ -255,17 +229,47 @@ class DataKey:
         return b"cim-text/%d/%d" % (self.conversation_id, seq)
 
     def seal_text(self, seq: int, text: str) -> bytes:
-        nonce = os.urandom(12)
-        return TEXT_VERSION + nonce + self._aead.encrypt(nonce, text.encode("utf-8"), self._aad(seq))
+        return self._seal(self._aad(seq), text)
 
     def open_text(self, seq: int, blob: bytes) -> str:
+        return self._open(self._aad(seq), blob, f"line {seq} of conversation {self.conversation_id}")
+
+    def _seal(self, aad: bytes, text: str) -> bytes:
+        nonce = os.urandom(12)
+        return TEXT_VERSION + nonce + self._aead.encrypt(nonce, text.encode("utf-8"), aad)
+
+    def _open(self, aad: bytes, blob: bytes, what: str) -> str:
         if blob[:1] != TEXT_VERSION:
-            raise SealBroken(f"line {seq} of conversation {self.conversation_id} is not a sealed text")
+            raise SealBroken(f"{what} is not a sealed text")
         try:
-            return self._aead.decrypt(blob[1:13], blob[13:], self._aad(seq)).decode("utf-8")
+            return self._aead.decrypt(blob[1:13], blob[13:], aad).decode("utf-8")
         except InvalidTag:
-            raise SealBroken(f"line {seq} of conversation {self.conversation_id} does not open: it was changed "
-                             "or belongs elsewhere") from None
+            raise SealBroken(f"{what} does not open: it was changed or belongs elsewhere") from None
+
+    # Staff notes kept beside a transcript, in the same format as a line with their own associated data
+    # (a note cannot be passed off as a line, another note, or a note of another chat or call).
+    def _staff_note_aad(self, note_id: int) -> bytes:
+        return b"cim-staff-note/%d/%d" % (self.conversation_id, note_id)
+
+    def seal_staff_note(self, note_id: int, text: str) -> bytes:
+        """A supervisor's whisper (chat_staff_notes.text), sealed with its chat's data key."""
+        return self._seal(self._staff_note_aad(note_id), text)
+
+    def open_staff_note(self, note_id: int, blob: bytes) -> str:
+        return self._open(self._staff_note_aad(note_id), blob,
+                          f"staff note {note_id} of conversation {self.conversation_id}")
+
+    @staticmethod
+    def _call_note_aad(linkedid: str) -> bytes:
+        # named by the call alone: a note sealed before its call record exists keeps its seal when linked
+        return b"cim-call-note/" + linkedid.encode("utf-8")
+
+    def seal_call_note(self, linkedid: str, text: str) -> bytes:
+        """A consultant's note on a call (call_notes.note), sealed with the key named by call_notes.key_id."""
+        return self._seal(self._call_note_aad(linkedid), text)
+
+    def open_call_note(self, linkedid: str, blob: bytes) -> str:
+        return self._open(self._call_note_aad(linkedid), blob, f"the note on call {linkedid}")
 
     def token(self, word: str) -> bytes:
         return hmac.new(self._words, word.encode("utf-8"), hashlib.sha256).digest()[:16]
@@ -276,6 +280,17 @@ class DataKey:
     # files
     def segment_aead(self) -> AESGCM:
         return self._aead
+
+
+def sealed_of(value: Any, key: DataKey | None, opener: Callable[[DataKey, bytes], str], *,
+              deleted: str = DELETED_MARK) -> str:
+    """A stored staff note as text: plain (not sealed yet) as it is, sealed opened with `key`, and
+    `deleted` when its key is gone (the purge destroyed it, §6)."""
+    if isinstance(value, str):
+        return value
+    if key is None:
+        return deleted
+    return opener(key, bytes(value))
 
 
 def text_of(value: Any, key: DataKey | None, seq: int, *, deleted: str | None = None) -> str:
@@ -594,6 +609,50 @@ class Keys:
         conn.execute("UPDATE conversations SET key_id = ? WHERE id = ?", (key_id, conversation_id))
         return DataKey(key_id, conversation_id, raw)
 
+    def create_pending_sync(self, conn: sqlite3.Connection, now: str) -> DataKey:
+        """A data key for content whose conversation does not exist yet (a consultant's note written during
+        a call, before its CDR: store/call_notes.py). Recorded in the key ring with conversation 0 until
+        the call adopts it (`store.call_notes.adopt_note_keys_sync`); the note names the key by its id."""
+        self._refresh()
+        assert self.master is not None, "keys are not open"
+        key_id = secrets.token_bytes(16)
+        raw = AESGCM.generate_key(bit_length=256)
+        generation, wrapped = self.master.wrap(key_id, raw)
+        conn.execute("INSERT INTO keyring.data_keys(key_id, conversation_id, generation, wrapped, created_at) "
+                     "VALUES (?, 0, ?, ?, ?)", (key_id, generation, wrapped, now))
+        return DataKey(key_id, 0, raw)
+
+    def by_id_sync(self, conn: sqlite3.Connection, key_id: bytes | None) -> DataKey | None:
+        """A data key by its id (in the caller's transaction); None when there is none or it was destroyed."""
+        if key_id is None:
+            return None
+        row = conn.execute("SELECT conversation_id, generation, wrapped FROM keyring.data_keys WHERE key_id = ?",
+                           (bytes(key_id),)).fetchone()
+        return None if row is None else self._unwrap(row[0], key_id, row[1], row[2])
+
+    async def read_key_id(self, key_id: bytes | None) -> DataKey | None:
+        """by_id_sync on the reader connection."""
+        if key_id is None:
+            return None
+        row = await self.db.fetchone("SELECT conversation_id, generation, wrapped FROM keyring.data_keys "
+                                     "WHERE key_id = ?", (bytes(key_id),))
+        return None if row is None else self._unwrap(row["conversation_id"], key_id, row["generation"], row["wrapped"])
+
+    @staticmethod
+    def _shred_keys(conn: sqlite3.Connection, pairs: list[tuple[Any, int]], now: str) -> None:
+        conn.executemany("INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
+                         [(k, c, now) for k, c in pairs])
+        conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(k,) for k, _ in pairs])
+
+    @staticmethod
+    def shred_unlinked_notes_sync(conn: sqlite3.Connection, cutoff: str, now: str) -> int:
+        """Destroy the keys of call notes that never met their call record and are past their purge date
+        (deleted by the purge with the other unlinked queue facts, store/service_report.py)."""
+        rows = conn.execute("SELECT key_id FROM call_notes WHERE conversation_id IS NULL AND purge_after <= ? AND "
+                            "key_id IS NOT NULL", (cutoff,)).fetchall()
+        Keys._shred_keys(conn, [(r[0], 0) for r in rows], now)
+        return len(rows)
+
     def _unwrap(self, conversation_id: int, key_id: bytes, generation: int, wrapped: bytes) -> DataKey:
         assert self.master is not None, "keys are not open"
         return DataKey(bytes(key_id), conversation_id, self.master.unwrap(bytes(key_id), generation, bytes(wrapped)))
@@ -672,9 +731,12 @@ class Keys:
         marks = ",".join("?" * len(conversation_ids))
         rows = conn.execute(f"SELECT id, key_id FROM conversations WHERE id IN ({marks}) AND key_id IS NOT NULL",
                             conversation_ids).fetchall()
-        conn.executemany("INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
-                         [(r[1], r[0], now) for r in rows])
-        conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(r[1],) for r in rows])
+        # a call's note sealed before its CDR came has a key of its own, adopted by the call: it dies with it
+        notes = conn.execute(f"SELECT conversation_id, key_id FROM call_notes WHERE conversation_id IN ({marks}) "
+                             "AND key_id IS NOT NULL", conversation_ids).fetchall()
+        own = {bytes(r[1]) for r in rows}
+        Keys._shred_keys(conn, [(r[1], r[0]) for r in rows] +
+                         [(r[1], r[0]) for r in notes if bytes(r[1]) not in own], now)
         conn.execute(f"DELETE FROM message_words WHERE conversation_id IN ({marks})", conversation_ids)
         return len(rows)
 
@@ -686,11 +748,21 @@ class Keys:
         conversation is past its purge date (its key is as old as it, or older), and a held one is always in
         the database."""
         rows = conn.execute("SELECT key_id, conversation_id FROM keyring.data_keys k WHERE k.created_at < ? AND NOT "
-                            "EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = k.key_id)", (cutoff,)).fetchall()
-        conn.executemany("INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
-                         [(r[0], r[1], now) for r in rows])
-        conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(r[0],) for r in rows])
+                            "EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = k.key_id) AND NOT EXISTS "
+                            "(SELECT 1 FROM call_notes n WHERE n.key_id = k.key_id)", (cutoff,)).fetchall()
+        Keys._shred_keys(conn, [(r[0], r[1]) for r in rows], now)
         return len(rows)
+
+    async def sealing_counts(self) -> dict[str, int]:
+        """How much is sealed (`cim keys status`): conversations, sealed ones, keys held and destroyed, plain lines."""
+        row = await self.db.fetchone(
+            "SELECT (SELECT count(*) FROM conversations) AS conversations, "
+            "(SELECT count(*) FROM conversations WHERE key_id IS NOT NULL) AS sealed, "
+            "(SELECT count(*) FROM keyring.data_keys) AS keys_held, (SELECT count(*) FROM keyring.shredded) AS shredded, "
+            "(SELECT count(*) FROM messages WHERE typeof(text) = 'text') AS unsealed_lines, "
+            "(SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
+            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS unsealed_notes")
+        return dict(row)
 
     def describe(self) -> dict[str, Any]:
         """What a backup needs to be read (no key material): the master key id and generation, the key ring."""

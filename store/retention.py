@@ -12,24 +12,26 @@ import logging
 import os
 import re
 import shutil
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
+from .backend import BackendHooks
 from .clock import Clock, Duration, add_months, from_iso, to_iso
-from .db import Database, run_on_thread
 from .keys import DELETED_MARK, ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
 from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
                      InvalidTransition, NotFound, StoreUnavailable)
 from .models import Actor
 from .policy import Permission
-from .service_report import absorb_conversations, purge_unlinked_queue_facts
 from .settings import Settings
+
+if TYPE_CHECKING:  # the service names the repository's types only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.database import Transaction
+    from .sqlite.retention import RetentionRepository
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +44,8 @@ PAUSE_AFTER_COMMIT_ENV = "CIM_TEST_PURGE_PAUSE_AFTER_COMMIT"
 #: How far the clock may read behind the newest audit entry before a purge refuses (NTP slew, two hosts).
 CLOCK_TOLERANCE = timedelta(minutes=5)
 _MAX_TEXT = 500
-# an unanswered offline message (store/resident_desk.py) is purged at its purge_after like an ended conversation
-_SQL_ENDED = "c.status IN ('closed', 'ended', 'offline_message') AND c.purge_after <= ?"
-_SQL_HELD = (
-    "(EXISTS (SELECT 1 FROM holds h WHERE h.conversation_id = c.id AND h.released_at IS NULL)"
-    " OR EXISTS (SELECT 1 FROM request_conversations rc JOIN access_requests r ON r.id = rc.request_id"
-    "            WHERE rc.conversation_id = c.id AND r.closed_at IS NULL AND r.withdrawn_at IS NULL))"
-)
 #: Conversations in the first purge batch; later batches adapt to settings.purge_batch_ms.
 _FIRST_BATCH = 8
-#: SQLite's default wal_autocheckpoint (pages), restored on the writer after a purge.
-_AUTOCHECKPOINT_PAGES = 1000
-#: During a purge, a PASSIVE checkpoint starts beside the writer once the WAL is this large.
-_CHECKPOINT_WAL_BYTES = 4 << 20
-#: One scrub attempt (checkpoint TRUNCATE) waits at most this long for readers; SQLite blocks
-#: writers meanwhile, so live chat commits wait no longer than this between attempts.
-_SCRUB_ATTEMPT_MS = 100
-# Tables whose rows of a purged conversation the purge deletes itself (others are found from their FKs).
-_OWN_TABLES = {"messages", "recordings", "holds", "conversations"}
 
 
 @dataclass(frozen=True)
@@ -228,10 +214,19 @@ class _Counts:
 
 
 class Retention:
-    """Holds, purges and integrity checks over the conversations and the managed recordings folder."""
+    """Holds, purges and integrity checks over the conversations and the managed recordings folder.
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
-        self.db = db
+    The rules live here (who may, what is due, the crash-safe order of a purge, what is audited);
+    the SQL is the repository's (store/sqlite/retention.py) and the engine's upkeep the backend's
+    hooks (store/backend.py). Every change runs in the repository's unit of work, which its audit
+    entry joins.
+    """
+
+    def __init__(self, repo: RetentionRepository, audit: AuditLog, settings: Settings, clock: Clock,
+                 backend: BackendHooks) -> None:
+        self.repo = repo
+        #: the engine's own mechanics: checkpoints, search-index upkeep, the scrub, the backup copy
+        self.backend = backend
         self.audit = audit
         self.settings = settings
         self.clock = clock
@@ -249,19 +244,7 @@ class Retention:
                     conversation_id: int | None = None) -> list[Hold]:
         """Holds, open ones first and the most overdue review at the top (cim_manager, boi_director)."""
         await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.holds_list")
-        where, params = [], []
-        if not include_released:
-            where.append("h.released_at IS NULL")
-        if conversation_id is not None:
-            where.append("h.conversation_id = ?")
-            params.append(conversation_id)
-        rows = await self.db.fetchall(
-            "SELECT h.*, s.name AS set_by_name, r.name AS released_by_name FROM holds h"
-            " LEFT JOIN staff s ON s.id = h.set_by LEFT JOIN staff r ON r.id = h.released_by"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY h.released_at IS NOT NULL, h.review_on IS NULL, h.review_on, h.id",
-            params,
-        )
+        rows = await self.repo.holds(include_released=include_released, conversation_id=conversation_id)
         today = self._today()
         return [_hold(r, today) for r in rows]
 
@@ -285,16 +268,13 @@ class Retention:
         if review_on is not None and review_on < self._today():
             raise InvalidInput(f"the review date {review_on.isoformat()} is in the past")
         now = to_iso(self.clock())
+        review = review_on.isoformat() if review_on else None
         created: list[int] = []
-        async with self.db.write() as tx:
-            marks = ",".join("?" * len(ids))
-            present = {r[0] for r in await tx.execute_fetchall(
-                f"SELECT id FROM conversations WHERE id IN ({marks})", ids)}
+        async with self.repo.transaction() as tx:
+            present = await self.repo.existing_conversations(tx, ids)
             missing = [i for i in ids if i not in present]
             if missing:
-                purged = {r[0]: r[1] for r in await tx.execute_fetchall(
-                    f"SELECT id, purged_at FROM purged_conversations WHERE id IN ({','.join('?' * len(missing))})",
-                    missing)}
+                purged = await self.repo.purged_on(tx, missing)
                 if purged:
                     first = min(purged)
                     raise AlreadyPurged(
@@ -303,17 +283,11 @@ class Retention:
                     )
                 raise ConversationNotFound(f"no conversation {', '.join(map(str, missing))}; nothing was held")
             for conversation_id in ids:
-                cursor = await tx.execute(
-                    "INSERT INTO holds(conversation_id, legal_basis, case_reference, set_by, set_at, review_on)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (conversation_id, legal_basis, case_reference, actor.staff_id, now,
-                     review_on.isoformat() if review_on else None),
-                )
-                created.append(cursor.lastrowid)
-                await self.audit.append(
-                    tx, actor, "retention.hold_set", target_kind="conversation", target_id=conversation_id,
-                    details={"hold_id": cursor.lastrowid, "review_on": review_on.isoformat() if review_on else None},
-                )
+                hold_id = await self.repo.insert_hold(tx, conversation_id, legal_basis, case_reference,
+                                                      actor.staff_id, now, review)
+                created.append(hold_id)
+                await self.audit.append(tx, actor, "retention.hold_set", target_kind="conversation",
+                                        target_id=conversation_id, details={"hold_id": hold_id, "review_on": review})
         held = await self.holds(actor, include_released=True)
         return [h for h in held if h.id in set(created)]
 
@@ -321,19 +295,17 @@ class Retention:
         """Release a manual hold; the conversation is purged by the next run if it is past its date."""
         await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.hold_released", target_kind="hold",
                                target_id=hold_id)
-        async with self.db.write() as tx:
-            rows = await tx.execute_fetchall("SELECT * FROM holds WHERE id = ?", (hold_id,))
-            if not rows:
+        async with self.repo.transaction() as tx:
+            row = await self.repo.hold_for_update(tx, hold_id)
+            if row is None:
                 raise NotFound(f"no hold {hold_id}")
-            row = rows[0]
             if row["released_at"] is not None:
                 raise InvalidTransition(f"hold {hold_id} was already released on {row['released_at'][:10]}")
             if row["request_id"] is not None:
                 raise InvalidTransition(
                     f"hold {hold_id} belongs to access request {row['request_id']} and ends when that request closes"
                 )
-            await tx.execute("UPDATE holds SET released_at = ?, released_by = ? WHERE id = ?",
-                             (to_iso(self.clock()), actor.staff_id, hold_id))
+            await self.repo.release_hold(tx, hold_id, to_iso(self.clock()), actor.staff_id)
             await self.audit.append(tx, actor, "retention.hold_released", target_kind="conversation",
                                     target_id=row["conversation_id"], details={"hold_id": hold_id})
         (hold,) = [h for h in await self.holds(actor, include_released=True) if h.id == hold_id]
@@ -348,21 +320,12 @@ class Retention:
 
     async def _preview(self, cutoff: datetime) -> PurgePreview:
         c_iso = to_iso(cutoff)
-        by_channel = {r["channel"]: r["n"] for r in await self.db.fetchall(
-            f"SELECT c.channel, count(*) AS n FROM conversations c WHERE {_SQL_ENDED} AND NOT {_SQL_HELD}"
-            " GROUP BY c.channel", (c_iso,))}
-        files = await self.db.fetchone(
-            "SELECT count(*) AS n, coalesce(sum(rec.size_bytes), 0) AS b FROM recordings rec"
-            f" JOIN conversations c ON c.id = rec.conversation_id WHERE {_SQL_ENDED} AND NOT {_SQL_HELD}", (c_iso,))
-        held_rows = await self.db.fetchall(
-            f"SELECT c.id, c.channel, c.created_at FROM conversations c WHERE {_SQL_ENDED} AND {_SQL_HELD}"
-            " ORDER BY c.id", (c_iso,))
+        by_channel = await self.repo.due_by_channel(c_iso)
+        files, size = await self.repo.due_files(c_iso)
+        held_rows = await self.repo.held_back(c_iso)
         reasons: dict[int, list[str]] = {r["id"]: [] for r in held_rows}
         if reasons:
-            for h in await self.db.fetchall(
-                "SELECT h.id, h.conversation_id, h.legal_basis, h.case_reference, h.request_id, h.review_on"
-                " FROM holds h JOIN conversations c ON c.id = h.conversation_id"
-                f" WHERE h.released_at IS NULL AND {_SQL_ENDED} ORDER BY h.id", (c_iso,)):
+            for h in await self.repo.open_holds_of_due(c_iso):
                 if h["request_id"] is not None:
                     text = f"hold {h['id']}: open access request {h['request_id']}"
                 else:
@@ -370,23 +333,20 @@ class Retention:
                     if h["review_on"]:
                         text += f", review {h['review_on']}"
                 reasons.setdefault(h["conversation_id"], []).append(text)
-            for q in await self.db.fetchall(
-                "SELECT rc.conversation_id, r.number FROM request_conversations rc"
-                " JOIN access_requests r ON r.id = rc.request_id JOIN conversations c ON c.id = rc.conversation_id"
-                f" WHERE r.closed_at IS NULL AND r.withdrawn_at IS NULL AND {_SQL_ENDED}", (c_iso,)):
+            for q in await self.repo.open_requests_of_due(c_iso):
                 reasons.setdefault(q["conversation_id"], []).append(f"linked to open request {q['number']}")
-        pending = await self.db.fetchone("SELECT count(*) AS n FROM pending_unlinks")
-        remnant_runs = await self._remnant_runs()
+        pending = await self.repo.pending_unlinks()
+        remnant_runs = await self.repo.remnant_runs()
         return PurgePreview(
             cutoff=cutoff,
             calls=by_channel.get("call", 0),
             chats=by_channel.get("chat", 0),
-            files=files["n"],
-            bytes=files["b"],
+            files=files,
+            bytes=size,
             held=len(held_rows),
             held_items=tuple(HeldItem(r["id"], r["channel"], from_iso(r["created_at"]), tuple(reasons[r["id"]]))
                              for r in held_rows),
-            pending_files=pending["n"],
+            pending_files=len(pending),
             remnant_runs=remnant_runs,
         )
 
@@ -420,16 +380,16 @@ class Retention:
         return result
 
     async def _check_clock(self, now: datetime) -> None:
-        last = await self.db.fetchone("SELECT at FROM audit ORDER BY id DESC LIMIT 1")
-        if last is not None and now < from_iso(last["at"]) - CLOCK_TOLERANCE:
+        last = await self.repo.latest_audit_time()
+        if last is not None and now < from_iso(last) - CLOCK_TOLERANCE:
             raise ClockJumped(
-                f"the clock reads {to_iso(now)[:19]}Z, earlier than the last audit entry ({last['at'][:19]}Z); "
+                f"the clock reads {to_iso(now)[:19]}Z, earlier than the last audit entry ({last[:19]}Z); "
                 "fix the system time before purging"
             )
 
     async def _dry_run(self, actor: Actor, cutoff: datetime, started: float) -> PurgeResult:
         preview = await self._preview(cutoff)
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             run_id = await self._insert_run(tx, actor, cutoff, dry_run=True, status="finished", preview=preview)
             await self.audit.append(tx, actor, "retention.purge", target_kind="purge_run", target_id=run_id,
                                     details=_counts_details(preview.calls, preview.chats, preview.files,
@@ -438,18 +398,14 @@ class Retention:
                            preview.held, 0, time.monotonic() - started, False,
                            remnants_cleared=not preview.remnant_runs)
 
-    async def _insert_run(self, tx, actor: Actor, cutoff: datetime, *, dry_run: bool, status: str,
+    async def _insert_run(self, tx: Transaction, actor: Actor, cutoff: datetime, *, dry_run: bool, status: str,
                           preview: PurgePreview | None = None) -> int:
         now = to_iso(self.clock())
         p = preview
-        cursor = await tx.execute(
-            "INSERT INTO purge_runs(started_at, finished_at, cutoff, dry_run, started_by, calls, chats, files, bytes,"
-            " held, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (now, now if status != "running" else None, to_iso(cutoff), int(dry_run), actor.name,
-             p.calls if p else 0, p.chats if p else 0, p.files if p else 0, p.bytes if p else 0,
-             p.held if p else 0, status),
-        )
-        return cursor.lastrowid
+        return await self.repo.insert_run(
+            tx, started_at=now, finished_at=now if status != "running" else None, cutoff=to_iso(cutoff),
+            dry_run=dry_run, started_by=actor.name, calls=p.calls if p else 0, chats=p.chats if p else 0,
+            files=p.files if p else 0, size=p.bytes if p else 0, held=p.held if p else 0, status=status)
 
     async def _purge(self, actor: Actor, cutoff: datetime, started: float,
                      progress: Callable[[PurgeProgress], None] | None, batch_size: int) -> PurgeResult:
@@ -461,32 +417,31 @@ class Retention:
             await asyncio.to_thread(_probe_writable, self.settings.recordings_dir)
         if preview.remnant_runs:  # an earlier run left purged text behind: scrub that first
             await self._record_scrub(actor, preview.remnant_runs, await self._scrub(), retry=True)
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self._recover_stale_runs(tx, actor)
             run_id = await self._insert_run(tx, actor, cutoff, dry_run=False, status="running")
             await self.audit.append(tx, actor, "retention.purge_started", target_kind="purge_run", target_id=run_id,
                                     details={"cutoff": c_iso})
         counts = _Counts()
         try:
-            counts.resumed = await self._finish_pending(run_id)
+            counts.resumed = await self._finish_pending()
             total = preview.calls + preview.chats
             if progress:
                 progress(PurgeProgress(0, total))
-            dependents = await self._dependent_tables()
+            dependents = await self.repo.dependent_tables()
             paused = False
             # The batch size adapts to the write-lock time each batch took (benchmark 5): a chat
             # commit queued behind a batch waits about purge_batch_ms, not a whole 100-row batch.
             budget = max(1, self.settings.purge_batch_ms) / 1000
             limit = min(batch_size, _FIRST_BATCH)
-            checkpoints = _Checkpointer(self.db.path)
-            await self._autocheckpoint(0)
+            await self.backend.begin_bulk_delete()  # no WAL checkpoint inside a batch's commit (bench/FINDINGS.md)
             try:
                 while True:
                     purged, paths, held = await self._delete_batch(run_id, c_iso, limit, dependents, counts)
                     if not purged:
                         break
                     limit = _next_limit(limit, held, budget, batch_size)
-                    checkpoints.maybe_start()
+                    self.backend.bulk_batch_committed()
                     if not paused and os.environ.get(PAUSE_AFTER_COMMIT_ENV):
                         paused = True
                         _pause_for_test(os.environ[PAUSE_AFTER_COMMIT_ENV])
@@ -494,25 +449,19 @@ class Retention:
                     if progress:
                         progress(PurgeProgress(counts.calls + counts.chats, max(total, counts.calls + counts.chats)))
                     await asyncio.sleep(0)  # let live chat writes in between batches
-                async with self.db.write() as tx:
-                    await purge_unlinked_queue_facts(tx, c_iso, self.settings.timezone)
-                    if self.db.keyring is not None:
-                        # older than a whole retention period: whatever conversation it sealed is past its date
-                        period = self.settings.retention_duration
-                        aged = add_months(cutoff, -period.months) - period.exact - timedelta(days=1)
-                        counts.orphan_keys = await run_on_thread(tx, Keys.shred_orphans_sync, to_iso(aged),
-                                                                 to_iso(self.clock()))
+                # data keys older than a whole retention period: whatever conversation they sealed is past its date
+                period = self.settings.retention_duration
+                aged = add_months(cutoff, -period.months) - period.exact - timedelta(days=1)
+                async with self.repo.transaction() as tx:
+                    counts.orphan_keys = await self.repo.purge_leftovers(
+                        tx, cutoff=c_iso, timezone=self.settings.timezone, keys_made_before=to_iso(aged),
+                        now=to_iso(self.clock()))
             finally:
-                await checkpoints.wait()
-                try:
-                    await self._autocheckpoint(_AUTOCHECKPOINT_PAGES)
-                except Exception:  # a failing store: the next connection starts with SQLite's default again
-                    log.exception("could not turn the automatic WAL checkpoint back on after the purge")
+                await self.backend.end_bulk_delete()
         except BaseException as exc:
             try:
-                async with self.db.write() as tx:
-                    await tx.execute("UPDATE purge_runs SET status = 'failed', finished_at = ? WHERE id = ?",
-                                     (to_iso(self.clock()), run_id))
+                async with self.repo.transaction() as tx:
+                    await self.repo.end_run(tx, run_id, "failed", to_iso(self.clock()))
                     await self.audit.append(tx, actor, "retention.purge", outcome="failed", target_kind="purge_run",
                                             target_id=run_id, details={**_counts_details(
                                                 counts.calls, counts.chats, counts.files, counts.bytes, preview.held,
@@ -520,19 +469,17 @@ class Retention:
             except Exception:  # the store itself is failing: the next run recovers this one as stale
                 log.exception("could not record the failed purge run %s", run_id)
             raise
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE purge_runs SET status = 'finished', finished_at = ?, held = ? WHERE id = ?",
-                             (to_iso(self.clock()), preview.held, run_id))
+        async with self.repo.transaction() as tx:
+            await self.repo.end_run(tx, run_id, "finished", to_iso(self.clock()), held=preview.held)
             await self.audit.append(tx, actor, "retention.purge", target_kind="purge_run", target_id=run_id,
                                     details={**_counts_details(counts.calls, counts.chats, counts.files,
                                                                counts.bytes, preview.held, dry_run=False),
                                              "resumed_files": counts.resumed, "orphan_keys": counts.orphan_keys})
         if counts.calls or counts.chats or counts.resumed:
-            await self._optimize_fulltext()
-        # most of the WAL is folded in beside the writer first, so the TRUNCATE under the write lock is short
-        await _Checkpointer(self.db.path).run()
+            await self.backend.optimise_search()  # no index segment keeps a purged message's words
+        await self.backend.checkpoint()  # most of the log folded in beside the writer: the scrub is short
         wal_truncated = await self._scrub()
-        earlier = await self._remnant_runs()
+        earlier = await self.repo.remnant_runs()
         if not wal_truncated:
             await self._record_scrub(actor, (*earlier, run_id), False, retry=False)
         elif earlier:  # the retry at the start failed but this scrub folded everything
@@ -541,85 +488,33 @@ class Retention:
                            preview.held, counts.resumed, time.monotonic() - started, wal_truncated,
                            remnants_cleared=wal_truncated)
 
-    async def _recover_stale_runs(self, tx, actor: Actor) -> None:
+    async def _recover_stale_runs(self, tx: Transaction, actor: Actor) -> None:
         """Runs still 'running' while we hold the purge lock were killed: mark them failed, in the audit too."""
-        for r in await tx.execute_fetchall(
-                "SELECT id, calls, chats, files, bytes FROM purge_runs WHERE status = 'running'"):
-            await tx.execute("UPDATE purge_runs SET status = 'failed', finished_at = ? WHERE id = ?",
-                             (to_iso(self.clock()), r["id"]))
+        for r in await self.repo.running_runs(tx):
+            await self.repo.end_run(tx, r["id"], "failed", to_iso(self.clock()))
             await self.audit.append(tx, actor, "retention.purge_recovered", target_kind="purge_run",
                                     target_id=r["id"], details={"calls": r["calls"], "chats": r["chats"],
                                                                 "files": r["files"], "bytes": r["bytes"]})
-
-    async def _autocheckpoint(self, pages: int) -> None:
-        """Turn the writer's automatic WAL checkpoint off during a purge (0) and back on after it.
-
-        An automatic checkpoint runs inside whichever COMMIT crosses the threshold and fsyncs the
-        database file while the write lock is held; during a purge that stalled chat commits for
-        hundreds of ms. Meanwhile _Checkpointer runs PASSIVE checkpoints beside the writer.
-        """
-        async with self.db.write() as tx:
-            await tx.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
-
-    async def _dependent_tables(self) -> list[tuple[str, str]]:
-        """(table, column) of every other table whose FK to conversations does not cascade by itself."""
-        found = []
-        for t in await self.db.fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
-            if t["name"] in _OWN_TABLES:
-                continue
-            for fk in await self.db.fetchall("SELECT * FROM pragma_foreign_key_list(?)", (t["name"],)):
-                if fk["table"] == "conversations" and fk["on_delete"].upper() in ("NO ACTION", "RESTRICT"):
-                    found.append((t["name"], fk["from"]))
-        return found
 
     async def _delete_batch(self, run_id: int, c_iso: str, batch_size: int,
                             dependents: list[tuple[str, str]], counts: _Counts) -> tuple[int, list[str], float]:
         """One short transaction: delete a batch of conversations and record their files as pending.
 
-        Returns the number purged, their files, and the seconds the write lock was held (to the COMMIT).
+        Returns the number purged, their files, and the seconds the write lock was held (to the commit).
         """
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             began = time.monotonic()
-            rows = await tx.execute_fetchall(
-                f"SELECT c.id, c.channel FROM conversations c WHERE {_SQL_ENDED} AND NOT {_SQL_HELD}"
-                " ORDER BY c.purge_after, c.id LIMIT ?", (c_iso, batch_size))
+            rows, recs = await self.repo.delete_due_batch(
+                tx, run_id=run_id, cutoff=c_iso, limit=batch_size, dependents=dependents,
+                timezone=self.settings.timezone, now=to_iso(self.clock()))
             if not rows:
                 return 0, [], 0.0
-            ids = [r["id"] for r in rows]
-            marks = ",".join("?" * len(ids))
-            recs = await tx.execute_fetchall(
-                f"SELECT path, size_bytes FROM recordings WHERE conversation_id IN ({marks})", ids)
-            await tx.executemany("INSERT OR IGNORE INTO pending_unlinks(path, purge_run) VALUES (?, ?)",
-                                 [(r["path"], run_id) for r in recs])
-            await absorb_conversations(tx, ids, self.settings.timezone)  # service figures survive (§1.2)
-            if self.db.keyring is not None:  # crypto-shredding: every copy of these conversations dies with the keys
-                await run_on_thread(tx, Keys.shred_sync, ids, to_iso(self.clock()))
-            try:
-                for table, column in dependents:
-                    await tx.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', ids)
-                await tx.execute(f"DELETE FROM holds WHERE conversation_id IN ({marks})", ids)
-                await tx.execute(f"DELETE FROM messages WHERE conversation_id IN ({marks})", ids)
-                await tx.execute(f"DELETE FROM recordings WHERE conversation_id IN ({marks})", ids)
-                await tx.execute(f"DELETE FROM conversations WHERE id IN ({marks})", ids)
-            except sqlite3.IntegrityError as exc:
-                raise StoreUnavailable(f"the purge was blocked by data that still refers to a conversation ({exc})") \
-                    from exc
-            now = to_iso(self.clock())
-            await tx.executemany(
-                "INSERT OR REPLACE INTO purged_conversations(id, purged_at, purge_run) VALUES (?, ?, ?)",
-                [(i, now, run_id) for i in ids])
-            calls = sum(1 for r in rows if r["channel"] == "call")
-            chats = len(rows) - calls
-            size = sum(r["size_bytes"] for r in recs)
-            await tx.execute(
-                "UPDATE purge_runs SET calls = calls + ?, chats = chats + ?, files = files + ?, bytes = bytes + ?"
-                " WHERE id = ?", (calls, chats, len(recs), size, run_id))
         held = time.monotonic() - began
+        calls = sum(1 for r in rows if r["channel"] == "call")
         counts.calls += calls
-        counts.chats += chats
+        counts.chats += len(rows) - calls
         counts.files += len(recs)
-        counts.bytes += size
+        counts.bytes += sum(r["size_bytes"] for r in recs)
         return len(rows), [r["path"] for r in recs], held
 
     async def _unlink(self, paths: list[str]) -> None:
@@ -628,79 +523,30 @@ class Retention:
             return
         done, error = await asyncio.to_thread(_unlink_files, self.settings.recordings_dir, paths)
         if done:
-            async with self.db.write() as tx:
-                await tx.executemany("DELETE FROM pending_unlinks WHERE path = ?", [(p,) for p in done])
+            async with self.repo.transaction() as tx:
+                await self.repo.forget_pending(tx, done)
         if error:
             raise StoreUnavailable(
                 f"the recordings folder {self.settings.recordings_dir} refused a deletion ({error}); "
                 "the rows are gone and the files are listed for the next purge to finish"
             )
 
-    async def _finish_pending(self, run_id: int) -> int:
+    async def _finish_pending(self) -> int:
         """Delete the files an interrupted run left behind (its rows are already gone)."""
-        rows = await self.db.fetchall("SELECT path FROM pending_unlinks ORDER BY path")
-        if not rows:
+        paths = await self.repo.pending_unlinks()
+        if not paths:
             return 0
-        paths = [r["path"] for r in rows]
         await self._unlink(paths)
         return len(paths)
 
-    async def _optimize_fulltext(self) -> None:
-        """Merge full-text indexes so no segment keeps tokens of a deleted message (secure_delete zeroes the rest)."""
-        for t in await self.db.fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts%'"):
-            name = t["name"].replace('"', '""')
-            try:
-                async with self.db.write() as tx:
-                    await tx.execute(f'INSERT INTO "{name}"("{name}") VALUES (\'optimize\')')
-            except sqlite3.DatabaseError as exc:
-                log.warning("could not optimise full-text index %s after the purge: %s", t["name"], exc)
-
     async def _scrub(self) -> bool:
-        """Checkpoint and truncate the WAL, so no page of purged text survives in cim.sqlite3 or -wal.
-
-        Another connection's read transaction (a long report, a backup, an admin's sqlite3 shell)
-        pins old pages: the checkpoint is retried in short attempts, the write lock free between
-        them, for up to settings.purge_scrub_wait_seconds. True when a checkpoint TRUNCATE completed.
-        """
-        wal = Path(f"{self.db.path}-wal")
-        deadline = time.monotonic() + max(0, self.settings.purge_scrub_wait_seconds)
-        delay, first = 0.05, True
-        while True:
-            try:
-                complete = await self.db.checkpoint_truncate(busy_ms=_SCRUB_ATTEMPT_MS)
-            except sqlite3.OperationalError as exc:  # "database is locked": another process is writing
-                log.info("a scrub attempt was blocked: %s", exc)
-                complete = False
-            if complete:  # every frame folded in and the WAL reset (a later write of another process is new data)
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                try:
-                    size = wal.stat().st_size
-                except FileNotFoundError:
-                    size = 0
-                log.warning("the purge could not truncate the WAL (%d bytes left): another connection held a read"
-                            " transaction for %ds; purged text may remain until the next purge", size,
-                            self.settings.purge_scrub_wait_seconds)
-                return False
-            if first:
-                first = False
-                log.info("the purge waits up to %ds for another connection's read transaction to end",
-                         self.settings.purge_scrub_wait_seconds)
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
-
-    async def _remnant_runs(self) -> tuple[int, ...]:
-        return tuple(r["id"] for r in await self.db.fetchall(
-            "SELECT id FROM purge_runs WHERE remnants_pending = 1 ORDER BY id"))
+        """The backend's scrub after a purge: no page of purged text left in the database files (or False)."""
+        return await self.backend.scrub_after_purge(self.settings.purge_scrub_wait_seconds)
 
     async def _record_scrub(self, actor: Actor, runs: tuple[int, ...], cleared: bool, *, retry: bool) -> None:
         """Mark the runs' remnants pending or cleared, with a `retention.purge_scrub` audit entry (ok/failed)."""
-        marks = ",".join("?" * len(runs))
-        async with self.db.write() as tx:
-            await tx.execute(f"UPDATE purge_runs SET remnants_pending = ? WHERE id IN ({marks})",
-                             (0 if cleared else 1, *runs))
+        async with self.repo.transaction() as tx:
+            await self.repo.set_remnants(tx, runs, pending=not cleared)
             await self.audit.append(
                 tx, actor, "retention.purge_scrub", outcome="ok" if cleared else "failed", target_kind="purge_run",
                 target_id=runs[-1], details={"runs": list(runs), "retry": retry, "remnants_cleared": cleared,
@@ -709,8 +555,7 @@ class Retention:
     async def runs(self, actor: Actor, *, limit: int = 50) -> list[PurgeRun]:
         """The latest purge runs (counts only)."""
         await self.audit.guard(actor, Permission.RUN_PURGE, "retention.runs")
-        return [_run(r) for r in await self.db.fetchall(
-            "SELECT * FROM purge_runs ORDER BY id DESC LIMIT ?", (limit,))]
+        return [_run(r) for r in await self.repo.runs(limit)]
 
     # ----------------------------------------------------------------------------------- fsck
 
@@ -719,9 +564,8 @@ class Retention:
         every conversation's data key and every sealed line and file (crypto-shredding, store/keys.py)."""
         await self.audit.guard(actor, Permission.CHECK_INTEGRITY, "retention.fsck")
         self._lines_checked = 0
-        rows = [dict(r) for r in await self.db.fetchall(
-            "SELECT id, path, sha256, size_bytes, is_empty FROM recordings ORDER BY id")]
-        pending = [r["path"] for r in await self.db.fetchall("SELECT path FROM pending_unlinks ORDER BY path")]
+        rows = await self.repo.recordings()
+        pending = await self.repo.pending_unlinks()
         report = await asyncio.to_thread(_scan, self.settings.recordings_dir, rows, pending)
         if self.keys is not None:
             problems = tuple(await self._check_keys())
@@ -730,50 +574,89 @@ class Retention:
         kinds: dict[str, int] = {}
         for p in report.problems:
             kinds[p.kind] = kinds.get(p.kind, 0) + 1
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.audit.append(tx, actor, "retention.fsck", details={
                 "ok": report.ok, "problems": kinds, "recordings_checked": report.recordings_checked})
         return report
 
-    # ----------------------------------------------------------------------------------- backup
-
     async def _check_keys(self) -> list[FsckProblem]:
         """Every conversation with content has its data key (or a purge's tombstone), and every sealed line opens."""
         problems: list[FsckProblem] = []
-        rows = await self.db.fetchall(
-            "SELECT c.id, c.key_id, k.key_id IS NOT NULL AS held, s.key_id IS NOT NULL AS shredded FROM conversations c "
-            "LEFT JOIN keyring.data_keys k ON k.key_id = c.key_id LEFT JOIN keyring.shredded s ON s.key_id = c.key_id "
-            "WHERE c.key_id IS NOT NULL AND k.key_id IS NULL ORDER BY c.id")
-        for r in rows:
+        for r in await self.repo.conversations_without_key():
             if r["shredded"]:
                 problems.append(FsckProblem("deleted_content", f"conversation {r['id']}: {DELETED_MARK}, its key was "
                                             "destroyed by the purge; this copy can never be read (run `cim purge`)"))
             else:
                 problems.append(FsckProblem("missing_key", f"conversation {r['id']}: its data key is missing from the key "
                                             f"ring {self.settings.keyring_path}; its content cannot be read"))
-        unsealed = (await self.db.fetchone("SELECT count(*) AS n FROM messages WHERE typeof(text) = 'text'"))["n"]
+        unsealed = await self.repo.unsealed_line_count()
         if unsealed:
             problems.append(FsckProblem("unsealed_lines", f"{unsealed} transcript lines are not sealed yet; run "
                                         "`cim keys encrypt-existing`"))
         bad = 0
-        for conv in await self.db.fetchall("SELECT DISTINCT conversation_id FROM messages WHERE typeof(text) = 'blob'"):
-            cid = conv["conversation_id"]
+        for cid in await self.repo.conversations_with_sealed_lines():
             key = await self.keys.read_key(cid)
             if key is None:
                 continue  # reported above
-            for m in await self.db.fetchall("SELECT seq, text FROM messages WHERE conversation_id = ? AND "
-                                            "typeof(text) = 'blob'", (cid,)):
+            for seq, sealed in await self.repo.sealed_lines(cid):
                 self._lines_checked += 1
                 try:
-                    key.open_text(m["seq"], bytes(m["text"]))
+                    key.open_text(seq, sealed)
                 except SealBroken as exc:
                     bad += 1
                     if bad <= 20:
                         problems.append(FsckProblem("tampered_line", exc.message))
+        return problems + await self._check_notes()
+
+    async def _check_notes(self) -> list[FsckProblem]:
+        """Supervisors' whispers and consultants' call notes are sealed too (store/keys.py): none left plain,
+        every sealed one opens, every call note's key is held (or was destroyed by a purge)."""
+        problems: list[FsckProblem] = []
+        plain = await self.repo.plain_note_counts()
+        if plain["whispers"] or plain["call_notes"]:
+            problems.append(FsckProblem("unsealed_notes", f"{plain['whispers']} supervisors' whispers and "
+                                        f"{plain['call_notes']} call notes are not sealed yet; run "
+                                        "`cim keys encrypt-existing`"))
+        bad = 0
+
+        def broken(exc: SealBroken) -> None:
+            nonlocal bad
+            bad += 1
+            if bad <= 20:
+                problems.append(FsckProblem("tampered_note", exc.message))
+
+        for conversation_id in await self.repo.conversations_with_sealed_whispers():
+            key = await self.keys.read_key(conversation_id)
+            if key is None:
+                continue  # the conversation's key: reported with the conversation
+            for n in await self.repo.sealed_whispers(conversation_id):
+                try:
+                    key.open_staff_note(n["id"], bytes(n["text"]))
+                except SealBroken as exc:
+                    broken(exc)
+        for n in await self.repo.sealed_call_notes():
+            if not n["held"]:
+                if n["the_calls"]:
+                    continue  # the call's own key: reported with the conversation
+                if n["shredded"]:
+                    problems.append(FsckProblem("deleted_content", f"the note on call {n['linkedid']}: {DELETED_MARK}, "
+                                                "its key was destroyed by the purge; this copy can never be read "
+                                                "(run `cim purge`)"))
+                else:
+                    problems.append(FsckProblem("missing_key", f"the note on call {n['linkedid']}: its data key is "
+                                                f"missing from the key ring {self.settings.keyring_path}"))
+                continue
+            key = await self.keys.read_key_id(n["key_id"])
+            try:
+                key.open_call_note(n["linkedid"], bytes(n["note"]))
+            except SealBroken as exc:
+                broken(exc)
         return problems
 
+    # ----------------------------------------------------------------------------------- backup
+
     async def backup(self, actor: Actor, destination: Path) -> BackupResult:
-        """A consistent online copy: SQLite's backup API, then the recordings the copied rows name."""
+        """A consistent online copy: the backend's copy of the database, then the recordings the copied rows name."""
         await self.audit.guard(actor, Permission.CONFIGURE, "retention.backup")
         destination = Path(destination).absolute()
         data_dir = self.settings.data_dir.absolute()
@@ -787,15 +670,15 @@ class Retention:
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
         keys = self.keys.describe() if self.keys is not None and self.keys.master is not None else {}
-        result = await asyncio.to_thread(_copy_backup, self.db.path, self.settings.recordings_dir, destination,
+        result = await asyncio.to_thread(_copy_backup, self.backend, self.settings.recordings_dir, destination,
                                          created, keep.after(created), keys)
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.audit.append(tx, actor, "retention.backup", details={
                 "files": result.files, "bytes": result.bytes, "db_bytes": result.db_bytes,
                 "missing_files": result.missing_files, "destroy_by": to_iso(result.destroy_by),
                 "master_key_id": keys.get("master_key_id"), "master_key_generation": keys.get("master_key_generation")})
         # the head the copy holds: a database restored from it is recognised by this anchor
-        await self.audit.anchor("backup", database=destination / self.db.path.name, backup=str(destination))
+        await self.audit.anchor("backup", database=destination / self.settings.db_path.name, backup=str(destination))
         return result
 
 
@@ -869,56 +752,6 @@ def _next_limit(limit: int, held: float, budget: float, most: int) -> int:
     if held < budget / 2:
         return min(most, limit + max(1, limit // 4))
     return limit
-
-
-class _Checkpointer:
-    """PASSIVE WAL checkpoints on their own short-lived connection in a thread, one at a time.
-
-    PASSIVE never takes the write lock nor waits for readers, so chat commits carry on while the
-    database file is written and fsynced; the WAL is reset by a later write once it is fully copied.
-    """
-
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-        self.wal = Path(f"{db_path}-wal")
-        self.task: asyncio.Task | None = None
-
-    def maybe_start(self) -> None:
-        if self.task is not None and not self.task.done():
-            return
-        if self.task is not None:
-            self._collect(self.task)
-        try:
-            size = self.wal.stat().st_size
-        except FileNotFoundError:
-            return
-        if size >= _CHECKPOINT_WAL_BYTES:
-            self.task = asyncio.ensure_future(asyncio.to_thread(_passive_checkpoint, self.db_path))
-
-    async def run(self) -> None:
-        """One PASSIVE checkpoint now, awaited (a failure is logged: the TRUNCATE that follows still runs)."""
-        self.task = asyncio.ensure_future(asyncio.to_thread(_passive_checkpoint, self.db_path))
-        await self.wait()
-
-    async def wait(self) -> None:
-        if self.task is not None:
-            await asyncio.wait([self.task])
-            self._collect(self.task)
-            self.task = None
-
-    @staticmethod
-    def _collect(task: asyncio.Task) -> None:
-        exc = task.exception()
-        if exc is not None:  # the final TRUNCATE checkpoint (and SQLite's own) will still fold the WAL
-            log.warning("a PASSIVE checkpoint during the purge failed: %s", exc)
-
-
-def _passive_checkpoint(db_path: Path) -> None:
-    conn = sqlite3.connect(db_path, timeout=10, isolation_level=None)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    finally:
-        conn.close()
 
 
 class _FileLock:
@@ -1069,26 +902,17 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
     return FsckReport(tuple(problems), len(rows), len(on_disk))
 
 
-def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: datetime,
+def _copy_backup(backend: BackendHooks, recordings: Path, destination: Path, created: datetime,
                  destroy_by: datetime, keys: dict[str, Any] | None = None) -> BackupResult:
     old_umask = os.umask(0o077)
     try:
         destination.mkdir(mode=0o700, exist_ok=True)  # only the last level: backup() checked the parent
-        target_db = destination / db_path.name
-        source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-        target = sqlite3.connect(target_db)
-        try:
-            source.backup(target)  # one step: a consistent snapshot; WAL lets writers carry on
-            target.execute("PRAGMA journal_mode=DELETE")
-            paths = target.execute("SELECT path FROM recordings ORDER BY id").fetchall()
-            oldest = target.execute("SELECT min(purge_after) FROM conversations").fetchone()[0]
-            sealed = target.execute("SELECT count(*) FROM conversations WHERE key_id IS NOT NULL").fetchone()[0]
-            unsealed = target.execute("SELECT count(*) FROM messages WHERE typeof(text) = 'text'").fetchone()[0]
-        finally:
-            source.close()
-            target.close()
+        copy = backend.copy_database(destination)  # a consistent snapshot while writers carry on
+        target_db, oldest, sealed, unsealed = (copy.path, copy.earliest_purge_after, copy.sealed_conversations,
+                                               copy.unsealed_lines)
+        unsealed_notes = copy.unsealed_notes
         files = size = missing = 0
-        for (relative,) in paths:
+        for relative in copy.recording_paths:
             src = _inside(recordings, relative)
             dst = _inside(destination / "recordings", relative)
             if src is None or dst is None or not src.is_file():
@@ -1114,6 +938,7 @@ def _copy_backup(db_path: Path, recordings: Path, destination: Path, created: da
             # crypto-shredding: the copy holds ciphertext and key ids only; reading it needs the key ring and
             # this master key generation, and a conversation purged after today stays unreadable in it
             manifest["keys"] = {**keys, "sealed_conversations": sealed, "unsealed_lines": unsealed,
+                                "unsealed_notes": unsealed_notes,
                                 "needs": f"master key {keys['master_key_id']} (generation {keys['master_key_generation']}) "
                                          f"and the key ring {keys['keyring']}; neither is in this backup"}
         (destination / "backup.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -77,12 +77,7 @@ async def session_verdicts(accounts: "Accounts", tokens: Iterable[str], *,
     hashes = {token: token_hash(token) for token in set(tokens)}
     if not hashes:
         return {}
-    marks = ",".join("?" * len(hashes))
-    rows = await accounts.db.fetchall(
-        "SELECT s.token_hash, s.revoked_at, s.expires_at, s.last_seen_at, st.disabled, "
-        "EXISTS (SELECT 1 FROM staff_roles r WHERE r.staff_id = st.id AND r.role = ?) AS has_role "
-        f"FROM sessions s JOIN staff st ON st.id = s.staff_id WHERE s.token_hash IN ({marks})",
-        (required_role.value if required_role else "", *hashes.values()))
+    rows = await accounts.repo.session_states(list(hashes.values()), required_role.value if required_role else "")
     by_hash = {r["token_hash"]: r for r in rows}
     now = accounts.clock()
     idle = timedelta(minutes=accounts.settings.session_idle_minutes)
@@ -114,11 +109,5 @@ async def staff_with_live_sessions(accounts: "Accounts", staff_ids: Iterable[int
         return set()
     now = accounts.clock()
     idle_since = now - timedelta(minutes=accounts.settings.session_idle_minutes)
-    rows = await accounts.db.fetchall(
-        "SELECT DISTINCT s.staff_id FROM sessions s JOIN staff st ON st.id = s.staff_id "
-        f"WHERE s.staff_id IN ({','.join('?' * len(ids))}) AND s.revoked_at IS NULL AND st.disabled = 0 "
-        "AND s.expires_at > ? AND s.last_seen_at > ? "
-        "AND (? = '' OR EXISTS (SELECT 1 FROM staff_roles r WHERE r.staff_id = st.id AND r.role = ?))",
-        (*ids, to_iso(now), to_iso(idle_since), required_role.value if required_role else "",
-         required_role.value if required_role else ""))
-    return {r["staff_id"] for r in rows}
+    return await accounts.repo.staff_with_live_sessions(ids, now=to_iso(now), idle_since=to_iso(idle_since),
+                                                        role=required_role.value if required_role else "")

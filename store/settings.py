@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from .backend import DatabaseUrl, parse_database_url
 from .clock import Duration
 from .errors import ConfigError
 from .models import Role
@@ -32,6 +33,9 @@ class Settings:
     """Every setting of CIM. The TOML key is the field name; the variable is `CIM_` + its upper-case name."""
 
     data_dir: Path
+    #: Which database backend and database (store/backend.py): `sqlite:` (empty: the same) is the data
+    #: directory's cim.sqlite3; `sqlite:NAME` another file directly in the data directory. Only `sqlite:` exists.
+    database_url: str = ""
     #: Weekly schedule in Europe/Warsaw time (see README), or `always`.
     opening_hours: str = DEFAULT_OPENING_HOURS
     #: ISO 8601 duration fixed into each conversation's purge_after when it is created (§6).
@@ -199,8 +203,13 @@ class Settings:
     mfa_issuer: str = "CIM"
 
     @property
+    def database(self) -> DatabaseUrl:
+        """The backend and database CIM_DATABASE_URL names (a ConfigError for anything unsupported)."""
+        return parse_database_url(self.database_url, self.data_dir)
+
+    @property
     def db_path(self) -> Path:
-        return self.data_dir / "cim.sqlite3"
+        return self.database.path
 
     @property
     def recordings_dir(self) -> Path:
@@ -278,6 +287,7 @@ class Settings:
                 raise ConfigError(f"unknown setting {name!r}")
             typed[name] = _coerce(name, known[name].type, value)
         settings = cls(data_dir=directory, **typed)  # type: ignore[arg-type]
+        settings.database  # an unsupported CIM_DATABASE_URL fails here, naming the supported schemes
         settings._check_audit_paths()
         settings.retention_duration  # fail loudly on a bad duration now, not at the first chat
         if settings.password_profile not in ("default", "fast"):

@@ -18,6 +18,7 @@ from .archive import PURPOSE_MAX
 from .chats import ChatMessage, _client_msg_id, _message, clean_text, is_id
 from .clock import from_iso, to_iso
 from .errors import ChatClosed, ConversationNotFound, InvalidInput
+from .keys import ContentDeleted, DataKey, sealed_of
 from .models import Actor
 from .policy import ROLE_PERMISSIONS, Permission
 
@@ -110,9 +111,16 @@ def _time(value: Any) -> datetime | None:
     return from_iso(value) if value else None
 
 
-def _note(r: Any) -> StaffNote:
+def _note(r: Any, key: DataKey | None) -> StaffNote:
+    """A stored whisper, opened with its chat's data key (store/keys.py); `deleted (§6)` once the purge
+    destroyed that key (a restored backup)."""
+    text = sealed_of(r["text"], key, lambda k, blob: k.open_staff_note(r["id"], blob))
     return StaffNote(id=r["id"], chat_id=r["conversation_id"], after_seq=r["after_seq"], staff_id=r["staff_id"],
-                     author=r["author"] or "", to_staff_id=r["to_staff_id"], text=r["text"], at=from_iso(r["at"]))
+                     author=r["author"] or "", to_staff_id=r["to_staff_id"], text=text, at=from_iso(r["at"]))
+
+
+async def _key_for(store: Any, chat_id: int, rows: list[Any]) -> DataKey | None:
+    return await store.keys.read_key(chat_id) if any(not isinstance(r["text"], str) for r in rows) else None
 
 
 _NOTE_SELECT = ("SELECT n.*, coalesce(nullif(trim(s.full_name), ''), s.name) AS author FROM chat_staff_notes n "
@@ -236,7 +244,8 @@ class Supervision:
         """The chat's staff notes in order (for staff only: the consultant, supervisors, the archive)."""
         rows = await self.db.fetchall(f"{_NOTE_SELECT} WHERE n.conversation_id = ? ORDER BY n.after_seq, n.id",
                                       (chat_id,))
-        return [_note(r) for r in rows]
+        key = await _key_for(self.store, chat_id, rows)  # sealed at rest, like the transcript (store/keys.py)
+        return [_note(r, key) for r in rows]
 
     async def whisper(self, actor: Actor, chat_id: Any, text: Any, client_msg_id: Any = None) -> Whispered:
         """A note only the consultant of the chat sees, stored before it is acknowledged; a repeated
@@ -265,16 +274,24 @@ class Supervision:
                     raise InvalidInput("nobody is answering this chat yet: a whisper goes to its consultant")
                 if row["consultant_id"] == actor.staff_id:
                     raise InvalidInput("the chat is yours: write to the resident instead")
-                cur = await tx.execute(
-                    "INSERT INTO chat_staff_notes(conversation_id, after_seq, staff_id, to_staff_id, text, at, "
-                    "client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (chat_id, row["next_seq"] - 1, actor.staff_id, row["consultant_id"], text,
-                     to_iso(self.store.clock()), client_id))
-                note_id, new = cur.lastrowid, True
+                now = to_iso(self.store.clock())
+                # sealed with the chat's data key before it is written (store/keys.py): the note's id is in
+                # the seal's associated data, so it is chosen here, inside the write transaction
+                key = await self.store.keys.get(tx, chat_id, create_at=now)
+                if key is None:  # its key was destroyed by the purge (a restored backup): nothing is written
+                    raise ContentDeleted("this chat was deleted (§6): its key was destroyed by the purge")
+                note_id = (await (await tx.execute("SELECT coalesce(max(id), 0) + 1 FROM chat_staff_notes"))
+                           .fetchone())[0]
+                await tx.execute(
+                    "INSERT INTO chat_staff_notes(id, conversation_id, after_seq, staff_id, to_staff_id, text, at, "
+                    "client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (note_id, chat_id, row["next_seq"] - 1, actor.staff_id, row["consultant_id"],
+                     key.seal_staff_note(note_id, text), now, client_id))
+                new = True
                 await self.audit.append(tx, actor, WHISPER, target_kind="conversation", target_id=chat_id,
                                         details={"note_id": note_id, "to_staff_id": row["consultant_id"]})
         stored = await self.db.fetchone(f"{_NOTE_SELECT} WHERE n.id = ?", (note_id,))
-        return Whispered(_note(stored), new)
+        return Whispered(_note(stored, await _key_for(self.store, stored["conversation_id"], [stored])), new)
 
 
 # ---------------------------------------------------------------------- the supervision report (§3, §7)

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 
 from tests.fixtures.chat import ConnectionRefused, connect_client
 from tests.fixtures.reliability import FUZZ, LiveServer
+from webchat import protocol
 
-#: docs/PROTOCOL.md: the codes an acknowledgement may carry on each namespace.
-RESIDENT_CODES = {"notice_not_accepted", "empty", "too_long", "rate_limited", "closed", "invalid", "offline",
-                  "resume_invalid"}
-STAFF_CODES = {"unauthorised", "not_permitted", "already_taken", "not_online", "not_found", "closed", "empty",
-               "too_long", "invalid", "at_capacity"}
+#: docs/PROTOCOL.md (webchat/protocol.py): the codes an acknowledgement may carry on each namespace, never
+#: server_error for bad input (that would be a crash).
+RESIDENT_CODES = protocol.RESIDENT_CODES - {protocol.SERVER_ERROR}
+STAFF_CODES = protocol.STAFF_CODES - {protocol.SERVER_ERROR}
 #: Refusals at connect.
-CONNECT_CODES = {"resume_invalid", "too_many_connections", "unauthorised"}
+CONNECT_CODES = (protocol.RESIDENT_CONNECT_CODES | protocol.STAFF_CONNECT_CODES) - {protocol.SERVER_ERROR}
 
 RESIDENT_EVENTS = ["accept_notice", "decline_notice", "send", "typing", "end"]
 STAFF_EVENTS = ["accept", "send", "typing", "transfer", "close", "my_chats", "canned", "close_categories",

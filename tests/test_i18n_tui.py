@@ -305,5 +305,6 @@ def test_chat_screen_in_polish(snap_compare, snapshot_setup) -> None:  # noqa: F
         await pilot.pause(0.2)
         app.clear_notifications()
         app.screen.refresh_desk()
+        app.screen.query_one("#composer").cursor_blink = False  # the picture does not depend on the blink phase
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -105,7 +105,43 @@ def _pdfa_facts(path: Path) -> dict:
                 descriptor = desc.get_object()["/FontDescriptor"].get_object()
                 fonts[str(font["/BaseFont"])] = any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
     return {"encrypted": reader.is_encrypted, "xmp": xmp, "intents": intents, "fonts": fonts,
-            "id": "/ID" in reader.trailer, "header": path.read_bytes()[:8]}
+            "id": "/ID" in reader.trailer, "header": path.read_bytes()[:8], "actions": _forbidden_actions(reader)}
+
+
+#: Action types PDF/A-2 forbids (ISO 19005-2 6.6.1), JavaScript first.
+_FORBIDDEN_ACTIONS = {"/JavaScript", "/Launch", "/Sound", "/Movie", "/ResetForm", "/ImportData", "/Hide",
+                      "/SetOCGState", "/Rendition", "/Trans", "/GoTo3DView"}
+
+
+def _forbidden_actions(reader: PdfReader) -> list[str]:
+    """What veraPDF's action rules would flag, found by walking every object reachable from the trailer:
+    a JavaScript name tree, a forbidden action type, a /JS script, additional actions (/AA) on the
+    catalog, a page, a form field or an annotation."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [reader.trailer["/Root"]]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, IndirectObject):
+            if (item.idnum, item.generation) in seen:
+                continue
+            seen.add((item.idnum, item.generation))
+            item = item.get_object()
+        if isinstance(item, DictionaryObject):
+            if "/JavaScript" in item and item.get("/Type") != "/Action":
+                found.append("a /JavaScript name tree")
+            if item.get("/S") in _FORBIDDEN_ACTIONS:
+                found.append(f"a {item['/S']} action")
+            if "/JS" in item:
+                found.append("a /JS script")
+            if "/AA" in item:
+                found.append("additional actions (/AA)")
+            stack.extend(v for k, v in item.items() if k != "/Parent")
+        elif isinstance(item, ArrayObject):
+            stack.extend(item)
+    return found
 
 
 def _xmp_value(xmp: str, name: str) -> str | None:
@@ -126,6 +162,7 @@ async def test_every_letter_is_pdfa_2b_in_structure(store, people, tmp_path):
         assert intent["/DestOutputProfile"].get_object().get_data() == icc  # the bundled sRGB profile, embedded
         assert facts["fonts"] and all(facts["fonts"].values()), facts["fonts"]
         assert all("DejaVu" in name for name in facts["fonts"])
+        assert facts["actions"] == [], facts["actions"]  # no JavaScript, no forbidden action (6.6.1)
         assert pdfa.check(record.path.read_bytes()) == []
         assert record.sealed is False and record.sealed_by is None  # no seal configured: the register says so
         assert "nie jest opatrzone pieczęcią elektroniczną" in pdf_text(record.path)
@@ -169,6 +206,23 @@ def test_the_structure_check_refuses_what_is_not_pdfa():
     wrong_part = good.replace(b"<pdfaid:part>2</pdfaid:part>", b"<pdfaid:part>1</pdfaid:part>")
     assert wrong_part != good
     assert any("part '1'" in p for p in pdfa.check(wrong_part))
+
+    # the JavaScript check above can fail: a document with a script (and an opening action) is flagged
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
+
+    scripted = PdfWriter(clone_from=io.BytesIO(good))
+    action = scripted._add_object(DictionaryObject({NameObject("/Type"): NameObject("/Action"),
+                                                    NameObject("/S"): NameObject("/JavaScript"),
+                                                    NameObject("/JS"): TextStringObject("app.alert('x');")}))
+    scripted._root_object[NameObject("/OpenAction")] = action
+    scripted._root_object[NameObject("/Names")] = DictionaryObject({NameObject("/JavaScript"): DictionaryObject(
+        {NameObject("/Names"): ArrayObject([TextStringObject("x"), action])})})
+    buffer = io.BytesIO()
+    scripted.write(buffer)
+    flagged = _forbidden_actions(PdfReader(io.BytesIO(buffer.getvalue())))
+    assert "a /JavaScript name tree" in flagged and "a /JavaScript action" in flagged and "a /JS script" in flagged
+    assert _forbidden_actions(PdfReader(io.BytesIO(good))) == []
 
 
 # -- the PAdES seal ------------------------------------------------------------------------------------------
@@ -214,6 +268,7 @@ async def test_sealed_letters_validate_with_pyhanko_against_the_test_ca_and_stay
         assert pdfa.check(data) == []  # the seal is an incremental update; PDF/A-2b structure stays
         facts = _pdfa_facts(record.path)
         assert _xmp_value(facts["xmp"], "part") == "2" and all(facts["fonts"].values())
+        assert not facts["encrypted"] and facts["actions"] == [], facts["actions"]
         assert record.sealed is True and record.sealed_by == SEAL_ORGANISATION
         assert squashed(f"opatrzone pieczęcią elektroniczną urzędu ({SEAL_ORGANISATION})") in squashed(
             pdf_text(record.path))

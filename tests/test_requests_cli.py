@@ -78,3 +78,16 @@ def test_export_csv_and_show(data_dir, tmp_path):
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     shown = json.loads(invoke("requests", "show", "CIM/2026/0002", "--json", "--data-dir", data_dir).stdout)
     assert shown["state"] == "withdrawn" and shown["next_actions"] == []
+
+
+def test_show_json_says_what_the_state_allows_and_what_the_host_account_may_do(data_dir, tmp_path):
+    shown = json.loads(invoke("requests", "show", "CIM/2026/0001", "--json", "--data-dir", data_dir).stdout)
+    assert shown["next_actions"] == ["link", "unlink", "opinion", "extend", "withdraw"]
+    # the host account names no person: it may withdraw, not link, give an opinion or sign a letter
+    assert shown["allowed_actions"] == ["withdraw"]
+    target = tmp_path / "register.csv"
+    assert invoke("requests", "export-csv", str(target), "--data-dir", data_dir).exit_code == 0
+    first = next(csv.DictReader(target.open(encoding="utf-8")))
+    assert (first["receipt_verified"], first["conversation_date"], first["conversation_time"]) == \
+        ("0", "2026-02-24", "10:20")
+    assert first["requester_address"] == "ul. Łąkowa 5/7, 71-001 Szczecin" and first["delivery"] == "post"

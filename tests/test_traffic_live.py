@@ -174,8 +174,8 @@ async def test_the_consultant_describes_the_call_from_its_card(
             if row is not None:
                 break
             await pilot.pause(0.02)
-        assert (row["linkedid"], row["category"], row["note"]) == ("1772442000.1", "referred",
-                                                                   "Wydział [b]Podatków[/b]")
+        note = (await store.call_notes.get(row["linkedid"])).note  # sealed at rest: read through the store
+        assert (row["linkedid"], row["category"], note) == ("1772442000.1", "referred", "Wydział [b]Podatków[/b]")
 
 
 @pytest.mark.staff_lang("pl")

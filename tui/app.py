@@ -9,6 +9,7 @@ from typing import Any, AsyncContextManager, Callable, Iterable, Sequence
 from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.screen import Screen
 from textual.signal import Signal
 
@@ -22,7 +23,7 @@ from store.settings import Settings
 from tui.screens.base import translate_bindings
 from tui.areas import AREAS, Area, areas_for
 from tui.context import TuiContext
-from tui.live import STATE_LABELS, ConnectionState, Desk, LiveClient, release_reason
+from tui.live import STATE_LABELS, ConnectionState, Desk, Live, LiveClient, LiveMessage, release_reason
 from tui.screens.home import HomeScreen
 from tui.screens.login import LoginScreen
 from tui.widgets.worker_errors import ReportsWorkerErrors
@@ -31,6 +32,22 @@ log = logging.getLogger(__name__)
 
 #: Textual's own command-palette key in the footer ("palette"): translated with the app's other bindings.
 PALETTE = N_("palette")
+PALETTE_TOOLTIP = N_("Open the command palette")
+
+#: Textual's own command-palette entries (textual 8.2.8 App.get_system_commands), in its English words: the
+#: msgids under which CimApp.get_system_commands shows them in the staff language. A title or help text
+#: Textual adds or rewords later is shown as Textual writes it (English) until it is listed here.
+TEXTUAL_COMMANDS = (
+    N_("Theme"), N_("Change the current theme"),
+    N_("Quit"), N_("Quit the application as soon as possible"),
+    N_("Keys"), N_("Hide the keys and widget help panel"),
+    N_("Show help for the focused widget and a summary of available keys"),
+    N_("Minimize"), N_("Minimize the widget and restore to normal size"),
+    N_("Maximize"), N_("Maximize the focused widget"),
+    N_("Screenshot"), N_("Save an SVG 'screenshot' of the current screen"),
+)
+SEARCH_COMMANDS = N_("Search for commands…")
+SEARCH_THEMES = N_("Search for themes…")
 
 #: Something started with the store before sign-in and stopped when the app ends (`cim demo`'s server).
 Service = Callable[[Store], AsyncContextManager[object]]
@@ -74,10 +91,11 @@ class CimApp(ReportsWorkerErrors, App[None]):
         self.session_check_seconds = session_check_seconds
         self.live_retry = live_retry
         self.ctx: TuiContext | None = None
+        #: The consultant's live chats and their connection (tui/live/), while a consultant is signed in.
         self.desk: Desk | None = None
         self.live: LiveClient | None = None
-        #: Published (event, facts) after every live-chat change; screens subscribe to it.
-        self.desk_signal: Signal[tuple[str, dict]] = Signal(self, "desk")
+        #: Every live message (tui/live/messages.py) after the app saw it; the chats screen subscribes.
+        self.live_signal: Signal[LiveMessage] = Signal(self, "live")
         self._exit_stack = AsyncExitStack()
         self._active_since_check = False
         self._bound_keys: set[str] = set()
@@ -112,9 +130,9 @@ class CimApp(ReportsWorkerErrors, App[None]):
         self._bind_areas()
         if self.server_url and allowed(actor, Permission.HANDLE_CHATS):
             self.desk = Desk(staff_id=actor.staff_id)
-            self.live = LiveClient(self.server_url, session.token, self.desk, self._live_event,
+            self.live = LiveClient(self.server_url, session.token, self.desk, self._post_live,
                                    retry_min=self.live_retry[0], retry_max=self.live_retry[1], clock=self.clock)
-            self.live.start()
+            self.run_worker(self.live.run(), name="live-client", group="live", exit_on_error=False)
         # the person's own language (My account) wins over CIM_STAFF_LANG from here until sign-out
         set_language(session.staff.language)
         self._retranslate()
@@ -168,7 +186,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         live, self.live = self.live, None
         self.desk = None
         if live is not None:
-            live.listener = lambda event, facts: None  # no UI updates from a connection being torn down
+            live.post = lambda message: None  # no UI updates from a connection being torn down
             await live.stop()
 
     def _bind_areas(self) -> None:
@@ -241,7 +259,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def _leave(self) -> None:
         """Quit: the session is revoked first, so the chat server ends this person's live sockets and returns
         their open chats to the queue at once (not only after the idle timeout); then the live link stops
-        (bounded, tui/live.py STOP_TIMEOUT) and the app exits."""
+        (bounded, tui/live/client.py STOP_TIMEOUT) and the app exits."""
         ctx, self.ctx = self.ctx, None
         if ctx is not None and self.store is not None:
             try:
@@ -261,8 +279,21 @@ class CimApp(ReportsWorkerErrors, App[None]):
         if await self.push_screen_wait(ConfirmModal(question, help)):
             await self._leave()
 
+    def action_command_palette(self) -> None:
+        """Ctrl+P: Textual's command palette, its search line in the staff language."""
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(id="--command-palette", placeholder=_(SEARCH_COMMANDS)))
+
+    def search_themes(self) -> None:
+        """The palette's "Theme" entry: Textual's theme list, its search line in the staff language."""
+        from textual.theme import ThemeProvider
+
+        self.push_screen(CommandPalette(providers=[ThemeProvider], placeholder=_(SEARCH_THEMES)))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """The palette (Ctrl+P): Textual's own entries (TEXTUAL_COMMANDS) and CIM's, all in the staff language."""
+        for command in super().get_system_commands(screen):
+            yield command._replace(title=_(command.title), help=_(command.help))
         if self.ctx is None:
             return
         yield SystemCommand(_("Home"), _("Back to the list of areas (F1)"), self.action_home)
@@ -303,54 +334,73 @@ class CimApp(ReportsWorkerErrors, App[None]):
 
     # -- live chats ---------------------------------------------------------------------------------
 
-    def _live_event(self, event: str, facts: dict) -> None:
-        """Called by the LiveClient in the event loop after it changed the desk."""
-        if event == "session_ended":
-            self._session_ended(str(facts.get("message") or ""), str(facts.get("message_en") or ""))
-        elif event == "connection":
-            if facts.get("state") == ConnectionState.REFUSED and self.live is not None and self.live.ended:
-                pass  # session_ended already said why; its worker handles it
-            elif facts.get("state") == ConnectionState.REFUSED:
-                # the sub-title waits: if the session is dead the screens are about to go, and a
-                # Header refreshing while its screen is removed fails
-                self._refused()
-            else:
-                self._update_sub_title()
-        elif event == "queue" and facts.get("new_in_queue"):
+    def _post_live(self, message: LiveMessage) -> None:
+        """The LiveClient's sink (in the event loop, after it changed the desk): the app's handlers below
+        give the notices; the screens that follow the desk get the message through `live_signal`."""
+        self.post_message(message)
+        self.live_signal.publish(message)
+
+    @on(Live.SessionEnded)
+    def _live_session_ended(self, message: Live.SessionEnded) -> None:
+        self._session_ended(message.message, message.message_en)
+
+    @on(Live.ConnectionChanged)
+    def _live_connection(self, message: Live.ConnectionChanged) -> None:
+        if self.live is None:  # from a connection stopped since (signed out): nothing to show
+            return
+        if message.state != ConnectionState.REFUSED:
+            self._update_sub_title()
+        elif not self.live.ended:  # else session_ended said why; its worker handles it
+            # the sub-title waits: if the session is dead the screens are about to go, and a
+            # Header refreshing while its screen is removed fails
+            self._refused()
+
+    @on(Live.QueueChanged)
+    def _live_queue(self, message: Live.QueueChanged) -> None:
+        if message.new:
             self.bell()
-            count = len(facts["new_in_queue"])
+            count = len(message.new)
             self.notify(ngettext("{n} new chat waiting in the queue (F2: live chats).",
                                  "{n} new chats waiting in the queue (F2: live chats).", count).format(n=count),
                         title=_("New chat"))
-        elif event == "assigned" and facts.get("by"):
+
+    @on(Live.ChatAssigned)
+    def _live_assigned(self, message: Live.ChatAssigned) -> None:
+        if message.by:
             self.bell()
-            self.notify(_("Chat #{id} was transferred to you.").format(id=facts["chat_id"]), title=_("Transfer"))
-        elif event == "released" and facts.get("reason") == "taken_over":  # §3
+            self.notify(_("Chat #{id} was transferred to you.").format(id=message.chat_id), title=_("Transfer"))
+        elif message.taken_over:  # §3: a supervisor took it over and handles it now
+            self.notify(_("Chat #{id} is yours now (F2: live chats).").format(id=message.chat_id),
+                        title=_("Supervision"))
+        elif message.auto:  # auto mode (webchat/routing.py): Ctrl+Y declines
+            self.bell()
+            self.notify(_("Chat #{id} was given to you (Ctrl+Y declines it once).").format(id=message.chat_id),
+                        title=_("New chat"))
+
+    @on(Live.Released)
+    def _live_released(self, message: Live.Released) -> None:
+        if message.reason == "taken_over":  # §3
             self.bell()
             self.notify(_("Chat #{id} was taken over by {name} (supervision).").format(
-                id=facts["chat_id"], name=facts.get("by_name") or "?"), title=_("Supervision"), severity="warning")
-        elif event == "assigned" and facts.get("taken_over"):
-            self.notify(_("Chat #{id} is yours now (F2: live chats).").format(id=facts["chat_id"]),
-                        title=_("Supervision"))
-        elif event == "supervised" and facts.get("supervised_by"):
-            self.notify(_("Chat #{id} is supervised by {names}.").format(
-                id=facts["chat_id"], names=", ".join(facts["supervised_by"])), title=_("Supervision"))
-        elif event == "whisper":
-            self.bell()
-            line = facts.get("line")
-            self.notify(_("A note from {name} in chat #{id}.").format(
-                name=getattr(line, "author", "") or "?", id=facts.get("chat_id")), title=_("Supervision"))
-        elif event == "assigned" and facts.get("auto"):  # auto mode (webchat/routing.py): Ctrl+Y declines
-            self.bell()
-            self.notify(_("Chat #{id} was given to you (Ctrl+Y declines it once).").format(id=facts["chat_id"]),
-                        title=_("New chat"))
-        elif event == "released" and facts.get("reason") == "resident_left":
-            self.notify(_("The resident left chat #{id}. F8 closes it with a category.").format(id=facts["chat_id"]),
+                id=message.chat_id, name=message.by_name or "?"), title=_("Supervision"), severity="warning")
+        elif message.reason == "resident_left":
+            self.notify(_("The resident left chat #{id}. F8 closes it with a category.").format(id=message.chat_id),
                         severity="warning")
-        elif event == "released" and facts.get("reason") not in (None, "", "closed", "transferred"):
+        elif message.reason not in ("", "closed", "transferred"):
             self.notify(_("Chat #{id} is no longer yours ({reason}).").format(
-                id=facts["chat_id"], reason=release_reason(str(facts["reason"]))))
-        self.desk_signal.publish((event, facts))
+                id=message.chat_id, reason=release_reason(message.reason)))
+
+    @on(Live.Supervised)
+    def _live_supervised(self, message: Live.Supervised) -> None:
+        if message.names:
+            self.notify(_("Chat #{id} is supervised by {names}.").format(
+                id=message.chat_id, names=", ".join(message.names)), title=_("Supervision"))
+
+    @on(Live.NoteReceived)
+    def _live_note(self, message: Live.NoteReceived) -> None:
+        self.bell()
+        self.notify(_("A note from {name} in chat #{id}.").format(name=message.line.author or "?", id=message.chat_id),
+                    title=_("Supervision"))
 
     @work(exclusive=True, exit_on_error=False, group="session-ended")
     async def _session_ended(self, message: str, message_en: str) -> None:

@@ -29,7 +29,7 @@ CLOSE_CATEGORY_LABELS = {
     "other": N_("other"),
 }
 
-#: A live chat's state on the consultant's desk (tui/live.py LiveChat.status).
+#: A live chat's state on the consultant's desk (tui/live/desk.py LiveChat.status).
 CHAT_STATUS_LABELS = {
     "active": N_("active"),
     "left": N_("the resident left"),

@@ -21,7 +21,7 @@ from store.retention import daily_purge_context
 from store.errors import ConfigError
 from store.settings import Settings
 
-from . import resident, resident_desk, routing, staff, supervision, traffic
+from . import resident, routing, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 from .sockets import CimSocketServer
@@ -80,11 +80,12 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app[SIO] = sio
     app[CSP] = _content_security_policy()
     sio.attach(app)
+    # the two namespaces (AsyncNamespace classes: validate, call the store, ack); what follows a change is
+    # published to the hub's broadcaster (webchat/broadcast.py). The resident's side of the desk (offline
+    # messages, the copy, ratings), §3 supervision, the desk's routing and the PBX add their events as mixins.
     resident.register(sio, hub)
-    resident_desk.register(sio, hub)  # offline messages, the transcript copy, ratings (issue 17)
     staff.register(sio, hub)
-    supervision.register(sio, hub)  # §3: supervisors on /staff (monitor, whisper, take_over)
-    traffic.register(sio, hub)
+    supervision.register(sio, hub)  # §3: the supervision view's live state
     routing.register(sio, hub)  # topics, availability, decline, auto-assignment, idle chats
     from . import listen  # /listen/<token>: listening links (store.listening)
     listen.register(app, store)
@@ -224,7 +225,7 @@ async def _healthz(request: web.Request) -> web.Response:
     """`ok` (200) while the database answers, `unavailable` (503) otherwise; nothing about who is online."""
     hub = request.app[HUB]
     try:
-        await hub.store.db.fetchone("SELECT 1")
+        await hub.store.ping()
     except Exception:
         log.exception("healthz.database_failed")
         return web.Response(text="unavailable", status=503)

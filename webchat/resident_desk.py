@@ -7,75 +7,77 @@ import logging
 
 import socketio
 
-from .hub import ALL_STAFF, RESIDENT, STAFF, Hub, acked, error, ok
+from .broadcast import OfflineMessageLeft
+from .hub import RESIDENT, Hub, acked, error, ok
+from .protocol import INVALID, NOTICE_NOT_ACCEPTED, RATE_LIMITED
 
 log = logging.getLogger("cim.webchat")
 
 
-def register(sio: socketio.AsyncServer, hub: Hub) -> None:
-    """Attach the offline message, transcript and rating handlers to `sio` (after webchat.resident)."""
+class ResidentDeskEvents:
+    """`offline_message`, `transcript` and `rate` on /resident (mixed into webchat.resident.ResidentNamespace)."""
 
-    def within_limits(sid: str, address: str) -> bool:
+    hub: Hub
+    sio: socketio.AsyncServer
+
+    def within_limits(self, sid: str, address: str) -> bool:
         """The resident's message limits (per socket and per address) count these requests too."""
-        return hub.limits.socket_rate.allow(sid) and hub.limits.address_rate.allow(address)
+        return self.hub.limits.socket_rate.allow(sid) and self.hub.limits.address_rate.allow(address)
 
     @acked(RESIDENT)
-    async def on_offline_message(sid: str, data: dict) -> dict:
-        conn = hub.residents.get(sid)
+    async def on_offline_message(self, sid: str, data: dict) -> dict:
+        conn = self.hub.residents.get(sid)
         if conn is None:
-            return error("invalid", "not connected")
-        if hub.is_open() and await hub.consultants_available():
-            return error("invalid", "the chat is open and a consultant is available: start a chat instead")
-        if conn.chat_id is not None and (await hub.chats.get(conn.chat_id)).status != "closed":
-            return error("invalid", "a chat is open on this connection")
-        limits = hub.limits
+            return error(INVALID, "not connected")
+        if self.hub.is_open() and await self.hub.consultants_available():
+            return error(INVALID, "the chat is open and a consultant is available: start a chat instead")
+        if conn.chat_id is not None and (await self.hub.chats.get(conn.chat_id)).status != "closed":
+            return error(INVALID, "a chat is open on this connection")
+        limits = self.hub.limits
         if not (limits.open_socket_rate.allow(sid) and limits.open_address_rate.allow(conn.address)):
             log.warning("resident.refused reason=too_many_offline_messages")
-            return error("rate_limited", "too many messages; wait a while before leaving another")
-        reference = await hub.store.resident_desk.leave_message(data.get("notice_id"), conn.lang, data.get("name"),
-                                                       data.get("contact"), data.get("text"))
+            return error(RATE_LIMITED, "too many messages; wait a while before leaving another")
+        reference = await self.hub.store.resident_desk.leave_message(data.get("notice_id"), conn.lang,
+                                                                     data.get("name"), data.get("contact"),
+                                                                     data.get("text"))
         log.info("offline_message.stored lang=%s", conn.lang)
 
         async def announce() -> None:
-            waiting = await hub.store.resident_desk.waiting_count()
-            await sio.emit("offline_messages", {"waiting": waiting}, room=ALL_STAFF, namespace=STAFF)
+            await self.hub.publish(OfflineMessageLeft(await self.hub.store.resident_desk.waiting_count()))
 
-        hub.spawn(announce())
+        self.hub.spawn(announce())
         return ok(reference=reference)
 
     @acked(RESIDENT)
-    async def on_transcript(sid: str, data: dict) -> dict:
-        conn = hub.residents.get(sid)
+    async def on_transcript(self, sid: str, data: dict) -> dict:
+        conn = self.hub.residents.get(sid)
         if conn is None:
-            return error("invalid", "not connected")
-        if not within_limits(sid, conn.address):  # a PDF costs the server: a script may not ask for it in a loop
-            return error("rate_limited", "too many requests; wait a moment")
+            return error(INVALID, "not connected")
+        if not self.within_limits(sid, conn.address):  # a PDF costs the server: a script may not ask for it in a loop
+            return error(RATE_LIMITED, "too many requests; wait a moment")
         if "token" in data:  # the last chat's copy, from a later connection of the same browser session
-            chat_id = await hub.store.resident_desk.chat_for_copy(data.get("token"))
+            chat_id = await self.hub.store.resident_desk.chat_for_copy(data.get("token"))
         elif conn.chat_id is None:
-            return error("notice_not_accepted", "there is no chat on this connection")
+            return error(NOTICE_NOT_ACCEPTED, "there is no chat on this connection")
         else:
             chat_id = conn.chat_id
-            if (await hub.chats.get(chat_id)).status != "closed":
-                return error("invalid", "the copy is available once the chat has ended")
+            if (await self.hub.chats.get(chat_id)).status != "closed":
+                return error(INVALID, "the copy is available once the chat has ended")
         fmt = data.get("format", "text")
         if fmt == "text":
-            return ok(text=await hub.store.resident_desk.transcript_text(chat_id))
+            return ok(text=await self.hub.store.resident_desk.transcript_text(chat_id))
         if fmt == "pdf":
-            pdf = await hub.store.resident_desk.transcript_pdf(chat_id)
+            pdf = await self.hub.store.resident_desk.transcript_pdf(chat_id)
             return ok(pdf=base64.b64encode(pdf).decode("ascii"))
-        return error("invalid", "format is 'text' or 'pdf'")
+        return error(INVALID, "format is 'text' or 'pdf'")
 
     @acked(RESIDENT)
-    async def on_rate(sid: str, data: dict) -> dict:
-        conn = hub.residents.get(sid)
+    async def on_rate(self, sid: str, data: dict) -> dict:
+        conn = self.hub.residents.get(sid)
         if conn is None or conn.chat_id is None:
-            return error("notice_not_accepted", "there is no chat to rate")
-        if not within_limits(sid, conn.address):
-            return error("rate_limited", "too many requests; wait a moment")
-        await hub.store.resident_desk.rate(conn.chat_id, data.get("rating"), data.get("comment"))
+            return error(NOTICE_NOT_ACCEPTED, "there is no chat to rate")
+        if not self.within_limits(sid, conn.address):
+            return error(RATE_LIMITED, "too many requests; wait a moment")
+        await self.hub.store.resident_desk.rate(conn.chat_id, data.get("rating"), data.get("comment"))
         log.info("chat.rated")
         return ok()
-
-    for handler in (on_offline_message, on_transcript, on_rate):
-        sio.on(handler.__name__.removeprefix("on_"), handler, namespace=RESIDENT)

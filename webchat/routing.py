@@ -21,17 +21,18 @@ from store.desk import DeskPerson
 from store.errors import AtCapacity, ChatClosed, Conflict, ConversationNotFound, SessionExpired
 from store.models import Role
 
-from .hub import RESIDENT, STAFF, Hub, acked, chat_room, consultant_room, error, message_payload, ok
+from . import broadcast
+from .broadcast import ChatAccepted, ChatRequeued, MessageStored
+from .hub import RESIDENT, STAFF, Hub, acked, error, ok
+from .protocol import ABANDONED, CONNECTION_LOST, DECLINED, INVALID, topic_payload
 
 log = logging.getLogger("cim.webchat")
 
-AVAILABLE, AWAY = "available", "away"
+AVAILABLE, AWAY = "available", "away"  # store/desk.py AVAILABILITY
 #: Seconds between routing sweeps (grace periods, auto-assignment retries, the queue's time limit).
 TICK_SECONDS = 1.0
 #: Every this many ticks the idle chats are checked (a query over the active chats).
 IDLE_EVERY = 10
-#: Why a dropped consultant's chats went back to the queue (the audit's reason, the `released` reason).
-CONNECTION_LOST = "connection_lost"
 
 
 @dataclass
@@ -40,8 +41,6 @@ class Routing:
 
     sio: socketio.AsyncServer
     hub: Hub
-    #: staff id → available/away (remembered across a reconnect; a consultant starts available)
-    status: dict[int, str] = field(default_factory=dict)
     #: chat id → consultants who declined it once (auto mode)
     declined: dict[int, set[int]] = field(default_factory=dict)
     #: staff id → when (store clock) their last socket dropped while their session went on
@@ -59,7 +58,8 @@ class Routing:
         return self.hub.settings.chat_assignment
 
     def status_of(self, staff_id: int) -> str:
-        return self.status.get(staff_id, AVAILABLE)
+        """available / away: kept by the presence (webchat/presence.py), in the store across restarts."""
+        return self.hub.presence.status_of(staff_id)
 
     # ------------------------------------------------------------------ the assignment pass
 
@@ -129,21 +129,14 @@ class Routing:
             return given
 
     async def announce_assigned(self, chat: Any, message: Any, staff_id: int) -> None:
-        hub = self.hub
-        hub.remember(chat)
         log.info("chat.assigned chat_id=%s staff_id=%s", chat.id, staff_id)
-        await self.sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat.id), namespace=RESIDENT)
-        await self.sio.emit("state", {"status": "active"}, room=chat_room(chat.id), namespace=RESIDENT)
-        await self.sio.emit("assigned", {"chat_id": chat.id, "lang": chat.lang, "auto": True,
-                                         "topic": await self.topic_payload(chat.topic_id),
-                                         "history": await hub.history_payload(chat.id)},
-                            room=consultant_room(staff_id), namespace=STAFF)
+        await self.hub.publish(ChatAccepted(chat, message, staff_id, auto=True,
+                                            topic=await self.topic_payload(chat.topic_id)))
 
     async def topic_payload(self, topic_id: int | None) -> dict[str, Any] | None:
         if topic_id is None:
             return None
-        topic = await self.hub.store.desk.topic(topic_id)
-        return {"id": topic.id, "pl": topic.label_pl, "en": topic.label_en, "department": topic.department}
+        return topic_payload(await self.hub.store.desk.topic(topic_id))
 
     # ------------------------------------------------------------------ consultants coming and going
 
@@ -178,7 +171,7 @@ class Routing:
         for chat_id in warn:
             message = await desk.warn_idle(chat_id)
             if message is not None:
-                await self.hub.relay(chat_id, message)
+                await self.hub.publish(MessageStored(chat_id, message))
         for chat_id in close:
             staff_id = await self.hub.assignee(chat_id)
             message = await desk.close_abandoned(chat_id, "closed_idle")
@@ -210,7 +203,7 @@ class Routing:
             if offline is not None:
                 form = getattr(self.hub, "offline_form", None)  # the notice the message form follows
                 payload = {**offline(lang), **(await form(lang) if form is not None else {})}
-                await self.sio.emit("offline", payload, room=chat_room(chat_id), namespace=RESIDENT)
+                await self.hub.broadcast.to_resident(chat_id, "offline", payload)
         if closed_any:
             self.hub.queue_changed()
 
@@ -218,13 +211,7 @@ class Routing:
         chat = await self.hub.chats.get(chat_id)
         self.declined.pop(chat_id, None)
         log.info("chat.closed chat_id=%s category=abandoned reason=%s", chat_id, message.event)
-        await self.hub.relay(chat_id, message)
-        self.hub.remember(chat)
-        await self.hub.announce_closed(chat_id)  # with the chat's receipt, like every end (webchat/resident_desk.py)
-        if staff_id is not None:
-            room = consultant_room(staff_id)
-            await self.sio.emit("chat_state", {"chat_id": chat_id, "status": "closed"}, room=room, namespace=STAFF)
-            await self.sio.emit("released", {"chat_id": chat_id, "reason": "abandoned"}, room=room, namespace=STAFF)
+        await self.hub.publish(broadcast.ChatClosed(chat, message, staff_id, ABANDONED))
 
     # ------------------------------------------------------------------ the loop
 
@@ -240,7 +227,8 @@ class Routing:
             await self.start()
         self._ticks += 1
         if self.declined:  # forget the declines of chats that ended (the hub remembers only open chats)
-            self.declined = {chat_id: who for chat_id, who in self.declined.items() if chat_id in self.hub._assignee}
+            open_chats = self.hub.open_chats()
+            self.declined = {chat_id: who for chat_id, who in self.declined.items() if chat_id in open_chats}
         await self.requeue_dropped()
         if self._ticks % IDLE_EVERY == 1 % IDLE_EVERY:
             await self.sweep_idle()
@@ -283,68 +271,71 @@ def routing_context(hub: Hub):
 
 
 def register(sio: socketio.AsyncServer, hub: Hub) -> Routing:
-    """Attach the desk's events to /resident (`topics`) and /staff (`availability`, `decline`)."""
+    """The desk's live routing for `hub` (its events are TopicEvents on /resident, DeskStaffEvents on /staff)."""
     routing = hub.routing = Routing(sio, hub)
+    return routing
+
+
+class TopicEvents:
+    """`topics` on /resident (mixed into webchat.resident.ResidentNamespace)."""
+
+    hub: Hub
 
     @acked(RESIDENT)
-    async def on_topics(sid: str, data: dict) -> dict:
-        conn = hub.residents.get(sid)
+    async def on_topics(self, sid: str, data: dict) -> dict:
+        conn = self.hub.residents.get(sid)
         if conn is None:
-            return error("invalid", "not connected")
-        return ok(topics=await hub.store.desk.topics_for(conn.lang))
+            return error(INVALID, "not connected")
+        return ok(topics=await self.hub.store.desk.topics_for(conn.lang))
 
-    async def staff_actor(sid: str, *, fresh: bool = False) -> Any:
+
+class DeskStaffEvents:
+    """`availability` and `decline` on /staff (mixed into webchat.staff.StaffNamespace)."""
+
+    hub: Hub
+
+    async def staff_actor(self, sid: str, *, fresh: bool = False) -> Any:
         """The consultant behind the socket; `fresh`: the session checked in the store first (as `accept`)."""
-        conn = hub.staff.get(sid)
+        conn = self.hub.staff.get(sid)
         if conn is None or conn.ended:
             raise SessionExpired("the session has ended; sign in again")
         if fresh:
-            actor = await hub.store.accounts.authenticate(conn.token)
+            actor = await self.hub.store.accounts.authenticate(conn.token)
             if not actor.has(Role.CONSULTANT):
                 raise SessionExpired("you no longer have the consultant role")
             conn.actor = actor
         return conn.actor
 
     @acked(STAFF)
-    async def on_availability(sid: str, data: dict) -> dict:
-        actor = await staff_actor(sid)
+    async def on_availability(self, sid: str, data: dict) -> dict:
+        hub = self.hub
+        actor = await self.staff_actor(sid)
         status = data.get("status")
         if status not in (AVAILABLE, AWAY):
-            return error("invalid", "status must be 'available' or 'away'")
-        before = routing.status_of(actor.staff_id)
-        routing.status[actor.staff_id] = status
-        if before != status:
+            return error(INVALID, "status must be 'available' or 'away'")
+        if await hub.presence.set_status(actor, status):  # kept in the store (webchat/presence.py)
             log.info("staff.availability staff_id=%s status=%s", actor.staff_id, status)
             await hub.broadcast_presence()
-            routing.poke()
+            hub.routing.poke()
         return ok(status=status)
 
     @acked(STAFF)
-    async def on_decline(sid: str, data: dict) -> dict:
-        actor = await staff_actor(sid, fresh=True)
+    async def on_decline(self, sid: str, data: dict) -> dict:
+        hub, routing = self.hub, self.hub.routing
+        actor = await self.staff_actor(sid, fresh=True)
         chat_id = data.get("chat_id")
         if not is_id(chat_id):
-            return error("invalid", "chat_id must be a chat number")
+            return error(INVALID, "chat_id must be a chat number")
         if routing.mode != "auto":
-            return error("invalid", "chats are declined only in auto assignment mode; close or transfer it")
+            return error(INVALID, "chats are declined only in auto assignment mode; close or transfer it")
         if actor.staff_id in routing.declined.get(chat_id, ()):
-            return error("invalid", "you declined this chat once already; nobody else can take it now")
+            return error(INVALID, "you declined this chat once already; nobody else can take it now")
         if await hub.assignee(chat_id) != actor.staff_id:
             await hub.chats.refuse_unassigned(actor, "chat.decline", chat_id)
         chat, message = await hub.store.desk.decline(actor, chat_id)
         routing.declined.setdefault(chat_id, set()).add(actor.staff_id)
-        hub.remember(chat)
         log.info("chat.declined chat_id=%s staff_id=%s", chat_id, actor.staff_id)
-        await hub.relay(chat_id, message)
-        await sio.emit("state", {"status": "queued"}, room=chat_room(chat_id), namespace=RESIDENT)
-        await sio.emit("released", {"chat_id": chat_id, "reason": "declined"},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)
+        await hub.publish(ChatRequeued(chat, message, actor.staff_id, DECLINED))
         hub.queue_changed()
         routing.poke()
         return ok(chat_id=chat_id)
-
-    sio.on("topics", on_topics, namespace=RESIDENT)
-    sio.on("availability", on_availability, namespace=STAFF)
-    sio.on("decline", on_decline, namespace=STAFF)
-    return routing
-

@@ -16,8 +16,14 @@ from store.session_watch import (DISABLED, ENDED_REASONS, EXPIRED, IDLE, PASSWOR
                                  AccountChange, session_verdicts, staff_with_live_sessions, token_hash)
 
 from . import supervision, traffic
-from .hub import (ALL_STAFF, RESIDENT, STAFF, Hub, OnlineConsultant, StaffConn, acked, chat_room, consultant_room,
-                  error, message_payload, ok, refuse)
+from .routing import DeskStaffEvents
+from .supervision import SupervisionEvents
+from .traffic import TrafficEvents
+from .broadcast import ChatAccepted, ChatClosed, ChatRequeued, ChatTransferred, MessageStored
+from .hub import (ALL_STAFF, STAFF, CimNamespace, Hub, StaffConn, acked, consultant_room, error, message_payload, ok,
+                  refuse)
+from .protocol import (CLOSED_BY_CONSULTANT, CONNECTION_LOST, INVALID, NOT_ONLINE, SERVER_ERROR, SESSION_ENDED,
+                       TOO_MANY_CONNECTIONS, UNAUTHORISED, refusal, session_ended_payload)
 from .limits import RateLimiter
 
 log = logging.getLogger("cim.webchat")
@@ -105,7 +111,7 @@ class StaffSessions:
         try:
             # a call, not an emit: a client handles each event in a task of its own, so the disconnect
             # could overtake the reason; it is sent once the client acknowledged (or after a short wait)
-            await self.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+            await self.sio.call("session_ended", session_ended_payload(reason, polish, english),
                                 to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
         except Exception:  # no answer (a client that does not ack, or one already gone): end it regardless
             pass
@@ -120,7 +126,7 @@ class StaffSessions:
         polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
         log.info("staff.session_ended watcher=1 reason=%s", reason)
         try:
-            await self.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+            await self.sio.call("session_ended", session_ended_payload(reason, polish, english),
                                 to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
         except Exception:
             pass
@@ -186,268 +192,253 @@ class StaffSessions:
             log.exception("staff.requeue_failed staff_id=%s", staff_id)
             return
         for chat, message in returned:
-            self.hub.remember(chat)
-            await self.hub.relay(chat.id, message)
-            await self.sio.emit("released", {"chat_id": chat.id, "reason": "connection_lost"
-                                             if reason == "connection_lost" else "session_ended"},
-                                room=consultant_room(staff_id), namespace=STAFF)
+            released = CONNECTION_LOST if reason == CONNECTION_LOST else SESSION_ENDED
+            await self.hub.publish(ChatRequeued(chat, message, staff_id, released))
             log.info("chat.requeued chat_id=%s from=%s reason=%s", chat.id, staff_id, reason)
         if returned:
             self.hub.queue_changed()
 
 
-def register(sio: socketio.AsyncServer, hub: Hub) -> None:
-    """Attach the staff handlers to `sio`."""
+class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNamespace):
+    """`/staff`: each event validated, the store called, the ack returned; what others hear is published to
+    the broadcaster (webchat/broadcast.py). Supervisors (webchat/supervision.py), the desk (webchat/routing.py)
+    and the PBX (webchat/traffic.py) add their events."""
 
-    sessions = hub.staff_sessions = StaffSessions(sio, hub)
-    refusal_audits = RateLimiter(REFUSAL_AUDIT_RATE)
+    def __init__(self, hub: Hub) -> None:
+        super().__init__(STAFF, hub)
+        self.refusal_audits = RateLimiter(REFUSAL_AUDIT_RATE)
 
-    async def audit_refusal(address: str, actor: Actor | None, reason: str) -> None:
+    @property
+    def sessions(self) -> StaffSessions:
+        return self.hub.staff_sessions  # type: ignore[no-any-return]
+
+    async def audit_refusal(self, address: str, actor: Actor | None, reason: str) -> None:
         """A refused connect is audited like the store's refusals (rate-limited per address: no audit flood)."""
-        if not refusal_audits.allow(address):
+        if not self.refusal_audits.allow(address):
             log.warning("staff.refusal_not_audited reason=%s", reason)
             return
         try:
-            await hub.store.audit.record(actor or Actor(None, "unknown", frozenset()), "staff.connect",
+            await self.hub.store.audit.record(actor or Actor(None, "unknown", frozenset()), "staff.connect",
                                          outcome="refused", details={"reason": reason})
         except Exception:
             log.exception("staff.refusal_audit_failed")
 
-    async def connect(sid: str, environ: dict, auth: Any = None) -> None:
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         request = environ["aiohttp.request"]
-        address = hub.address.of(request)
+        address = self.hub.address.of(request)
         token = auth.get("token") if isinstance(auth, dict) else None
-        if not hub.connections.acquire(address):  # first: the cheapest refusal, before any database work
-            raise refuse({"code": "too_many_connections", "message": "too many connections from your address"})
+        if not self.hub.connections.acquire(address):  # first: the cheapest refusal, before any database work
+            raise refuse(refusal(TOO_MANY_CONNECTIONS, "too many connections from your address"))
         actor: Actor | None = None
         try:
             if not isinstance(token, str) or not token.isascii():  # session tokens are URL-safe ASCII
                 raise SessionExpired("not signed in")
-            actor = await hub.store.accounts.authenticate(token)
+            actor = await self.hub.store.accounts.authenticate(token)
             if not actor.has(Role.CONSULTANT) and supervision.may_supervise(actor):  # §3: the supervisors' socket
-                await supervision.add_supervisor(hub, sid, actor, address, token)
+                await supervision.add_supervisor(self.hub, sid, actor, address, token)
                 return
-            if not actor.has(Role.CONSULTANT) and traffic.watch_only(hub, actor):  # the manager's wallboard
-                await traffic.add_watcher(hub, sid, actor, address, token)
+            if not actor.has(Role.CONSULTANT) and traffic.watch_only(self.hub, actor):  # the manager's wallboard
+                await traffic.add_watcher(self.hub, sid, actor, address, token)
                 return
             if not actor.has(Role.CONSULTANT):
                 log.info("staff.refused reason=role staff_id=%s", actor.staff_id)
                 raise SessionExpired("only consultants handle live chats")
         except CimError as exc:  # expired, revoked or unknown token, a deleted account, the wrong role
-            hub.connections.release(address)
+            self.hub.connections.release(address)
             log.info("staff.refused reason=session")
-            await audit_refusal(address, actor, "role" if actor is not None else "session")
-            raise refuse({"code": "unauthorised", "message": exc.message if isinstance(exc, SessionExpired)
-                          else "not signed in"})
+            await self.audit_refusal(address, actor, "role" if actor is not None else "session")
+            raise refuse(refusal(UNAUTHORISED, exc.message if isinstance(exc, SessionExpired) else "not signed in"))
         except Exception:
-            hub.connections.release(address)
+            self.hub.connections.release(address)
             log.exception("staff.connect_failed")
-            raise refuse({"code": "server_error", "message": "the server could not check the sign-in"})
-        hub.staff[sid] = StaffConn(address, actor, token, time.monotonic(), touched_at=hub.store.clock())
-        newly_online = actor.staff_id not in hub.online
-        hub.online.setdefault(actor.staff_id, OnlineConsultant(actor)).sids.add(sid)  # type: ignore[arg-type]
-        hub.online[actor.staff_id].actor = actor  # type: ignore[index]
-        await sio.enter_room(sid, ALL_STAFF, namespace=STAFF)
-        await sio.enter_room(sid, consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
-        log.info("staff.connected staff_id=%s", actor.staff_id)
-        if hub.routing is not None:
-            hub.routing.connected(actor.staff_id)  # a dropped connection's grace period ends
-        hub.spawn(greet(sid, actor, newly_online))
-        hub.spawn(traffic.on_staff_connect(hub, sid, actor))
-        hub.spawn(supervision.on_consultant_connect(hub, sid, actor))
-
-    async def greet(sid: str, actor: Actor, newly_online: bool) -> None:
+            raise refuse(refusal(SERVER_ERROR, "the server could not check the sign-in"))
         try:
-            await sio.emit("queue", await hub.queue_payload(), to=sid, namespace=STAFF)
+            await self.hub.presence.load_status(actor.staff_id)  # type: ignore[arg-type]  # away stays away
+        except Exception:
+            self.hub.connections.release(address)
+            log.exception("staff.connect_failed")
+            raise refuse(refusal(SERVER_ERROR, "the server could not read your availability"))
+        self.hub.staff[sid] = StaffConn(address, actor, token, time.monotonic(), touched_at=self.hub.store.clock())
+        newly_online = self.hub.presence.join(sid, actor)
+        await self.sio.enter_room(sid, ALL_STAFF, namespace=STAFF)
+        await self.sio.enter_room(sid, consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
+        log.info("staff.connected staff_id=%s", actor.staff_id)
+        if self.hub.routing is not None:
+            self.hub.routing.connected(actor.staff_id)  # a dropped connection's grace period ends
+        self.hub.spawn(self.greet(sid, actor, newly_online))
+        self.hub.spawn(traffic.on_staff_connect(self.hub, sid, actor))
+        self.hub.spawn(supervision.on_consultant_connect(self.hub, sid, actor))
+
+    async def greet(self, sid: str, actor: Actor, newly_online: bool) -> None:
+        try:
+            await self.sio.emit("queue", await self.hub.queue_payload(), to=sid, namespace=STAFF)
             if newly_online:
-                await hub.broadcast_presence()
+                await self.hub.broadcast_presence()
             else:
-                await sio.emit("presence", hub.presence_payload(), to=sid, namespace=STAFF)
-            for chat in await hub.chats.open_chats_of(actor):
-                hub.remember(chat)
-                await sio.emit("assigned", {"chat_id": chat.id, "lang": chat.lang,
-                                            "history": await hub.history_payload(chat.id)}, to=sid, namespace=STAFF)
+                await self.sio.emit("presence", self.hub.presence_payload(), to=sid, namespace=STAFF)
+            for chat in await self.hub.chats.open_chats_of(actor):
+                self.hub.remember(chat)
+                await self.emit("assigned", await self.hub.broadcast.assigned_payload(chat), to=sid)
         except Exception:
             log.exception("staff.greet_failed")
 
-    async def disconnect(sid: str, reason: Any = None) -> None:
-        if await supervision.on_disconnect(hub, sid):  # a supervisor-only socket: nothing of a consultant's
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        if await supervision.on_disconnect(self.hub, sid):  # a supervisor-only socket: nothing of a consultant's
             return
-        conn = hub.staff.pop(sid, None)
+        conn = self.hub.staff.pop(sid, None)
         if conn is None:
-            traffic.forget_watcher(hub, sid)
+            traffic.forget_watcher(self.hub, sid)
             return
-        hub.connections.release(conn.address)
+        self.hub.connections.release(conn.address)
         staff_id: int = conn.actor.staff_id  # type: ignore[assignment]
-        online = hub.online.get(staff_id)
-        if online is not None:
-            online.sids.discard(sid)
-            if not online.sids:
-                del hub.online[staff_id]
-                await hub.broadcast_presence()
+        if self.hub.presence.leave(sid, staff_id):
+            await self.hub.broadcast_presence()
         log.info("staff.disconnected staff_id=%s", staff_id)
-        if staff_id in hub.online:
+        if staff_id in self.hub.online:
             return
         # the consultant's last socket: if it went because the session ended (pushed, swept, or the
         # TUI signing out just before it closed), nobody will answer their chats: back to the queue
         reason = conn.ended
         if reason is None:
             try:
-                reason = (await session_verdicts(hub.store.accounts, [conn.token],
+                reason = (await session_verdicts(self.hub.store.accounts, [conn.token],
                                                  required_role=Role.CONSULTANT)).get(conn.token)
             except Exception:  # the store is closing (shutdown): the chats stay assigned, as after a blip
                 log.info("staff.disconnect_check_failed staff_id=%s", staff_id)
         if reason is not None:
-            await sessions.return_chats(staff_id, reason)
-        elif hub.routing is not None:
-            hub.routing.dropped(staff_id)  # back within the grace period, or the chats go back to the queue
+            await self.sessions.return_chats(staff_id, reason)
+        elif self.hub.routing is not None:
+            self.hub.routing.dropped(staff_id)  # back within the grace period, or the chats go back to the queue
 
-    async def actor_of(sid: str, *, fresh: bool = False) -> Actor:
+    async def actor_of(self, sid: str, *, fresh: bool = False) -> Actor:
         """The consultant behind the socket, re-checked in the store when due; a dead session ends the socket."""
-        conn = hub.staff.get(sid)
-        if conn is None and sid in hub.supervision.conns:  # only consultants accept, send, ...: audited
-            await supervision.refuse_consultant_event(hub, sid)
+        conn = self.hub.staff.get(sid)
+        if conn is None and sid in self.hub.supervision.conns:  # only consultants accept, send, ...: audited
+            await supervision.refuse_consultant_event(self.hub, sid)
         if conn is None or conn.ended:
             raise SessionExpired("the session has ended; sign in again")
         if fresh or time.monotonic() - conn.checked_at > RECHECK_SECONDS:
             try:
-                actor = await hub.store.accounts.authenticate(conn.token)
+                actor = await self.hub.store.accounts.authenticate(conn.token)
                 if not actor.has(Role.CONSULTANT):
                     raise SessionExpired("you no longer have the consultant role")
             except SessionExpired:
-                hub.spawn(sessions.check([sid]))  # ends it with the store's reason
+                self.hub.spawn(self.sessions.check([sid]))  # ends it with the store's reason
                 raise
-            conn.actor, conn.checked_at, conn.touched_at = actor, time.monotonic(), hub.store.clock()
+            conn.actor, conn.checked_at, conn.touched_at = actor, time.monotonic(), self.hub.store.clock()
         return conn.actor
 
     @acked(STAFF)
-    async def on_accept(sid: str, data: dict) -> dict:
-        actor = await actor_of(sid, fresh=True)
+    async def on_accept(self, sid: str, data: dict) -> dict:
+        actor = await self.actor_of(sid, fresh=True)
         chat_id = _chat_id(data)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
-        chat, message = await hub.chats.accept(actor, chat_id)
-        hub.remember(chat)
+            return error(INVALID, "chat_id must be a chat number")
+        chat, message = await self.hub.chats.accept(actor, chat_id)
+        self.hub.remember(chat)
         log.info("chat.accepted chat_id=%s staff_id=%s", chat_id, actor.staff_id)
-        history = await hub.history_payload(chat_id)
-        await sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat_id), namespace=RESIDENT)
-        await sio.emit("state", {"status": "active"}, room=chat_room(chat_id), namespace=RESIDENT)
-        await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "history": history},
-                       room=consultant_room(actor.staff_id), namespace=STAFF, skip_sid=sid)  # type: ignore[arg-type]
-        hub.queue_changed()
+        history = await self.hub.history_payload(chat_id)
+        await self.hub.publish(ChatAccepted(chat, message, actor.staff_id, skip_sid=sid,  # type: ignore[arg-type]
+                                       lines=history))
         return ok(chat_id=chat_id, lang=chat.lang, history=history)
 
     @acked(STAFF)
-    async def on_send(sid: str, data: dict) -> dict:
-        actor = await actor_of(sid)
+    async def on_send(self, sid: str, data: dict) -> dict:
+        actor = await self.actor_of(sid)
         chat_id = _chat_id(data)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
-        posted = await hub.chats.post_consultant(actor, chat_id, data.get("text"), data.get("client_msg_id"))
+            return error(INVALID, "chat_id must be a chat number")
+        posted = await self.hub.chats.post_consultant(actor, chat_id, data.get("text"), data.get("client_msg_id"))
         if posted.new:
-            await hub.relay(chat_id, posted.message, skip_sid=sid)
+            await self.hub.publish(MessageStored(chat_id, posted.message, skip_sid=sid))
         return ok(seq=posted.message.seq)
 
     @acked(STAFF)
-    async def on_typing(sid: str, data: dict) -> dict:
-        actor = await actor_of(sid)
+    async def on_typing(self, sid: str, data: dict) -> dict:
+        actor = await self.actor_of(sid)
         chat_id = _chat_id(data)
         active = data.get("active")
         if chat_id is None or not isinstance(active, bool):
-            return error("invalid", "typing needs chat_id and active (true or false)")
-        if await hub.assignee(chat_id) != actor.staff_id:
-            await hub.chats.refuse_unassigned(actor, "chat.typing", chat_id)  # audits, raises not_permitted
-        await sio.emit("typing", {"active": active}, room=chat_room(chat_id), namespace=RESIDENT)
+            return error(INVALID, "typing needs chat_id and active (true or false)")
+        if await self.hub.assignee(chat_id) != actor.staff_id:
+            await self.hub.chats.refuse_unassigned(actor, "chat.typing", chat_id)  # audits, raises not_permitted
+        await self.hub.broadcast.to_resident(chat_id, "typing", {"active": active})
         return ok()
 
     @acked(STAFF)
-    async def on_activity(sid: str, data: dict) -> dict:
+    async def on_activity(self, sid: str, data: dict) -> dict:
         """The TUI reports that the consultant is working: the session's idle timer starts again."""
-        conn = hub.staff.get(sid)
-        fresh = conn is not None and (hub.store.clock() - conn.touched_at).total_seconds() >= ACTIVITY_SECONDS
-        await actor_of(sid, fresh=fresh)
+        conn = self.hub.staff.get(sid)
+        fresh = conn is not None and (self.hub.store.clock() - conn.touched_at).total_seconds() >= ACTIVITY_SECONDS
+        await self.actor_of(sid, fresh=fresh)
         return ok()
 
     @acked(STAFF)
-    async def on_history(sid: str, data: dict) -> dict:
-        actor = await actor_of(sid)
+    async def on_history(self, sid: str, data: dict) -> dict:
+        actor = await self.actor_of(sid)
         chat_id = _chat_id(data)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
-        return ok(chat_id=chat_id, messages=[message_payload(m) for m in await hub.chats.history_for(actor, chat_id)])
+            return error(INVALID, "chat_id must be a chat number")
+        lines = await self.hub.chats.history_for(actor, chat_id)
+        return ok(chat_id=chat_id, messages=[message_payload(m) for m in lines])
 
     @acked(STAFF)
-    async def on_transfer(sid: str, data: dict) -> dict:
-        actor = await actor_of(sid, fresh=True)
+    async def on_transfer(self, sid: str, data: dict) -> dict:
+        actor = await self.actor_of(sid, fresh=True)
         chat_id = _chat_id(data)
         to_staff_id = data.get("to_staff_id")
         if chat_id is None or not is_id(to_staff_id):
-            return error("invalid", "transfer needs chat_id and to_staff_id")
-        target = hub.online.get(to_staff_id)
-        if target is not None and not [v for v in (await sessions.check(list(target.sids))).values() if v is None]:
+            return error(INVALID, "transfer needs chat_id and to_staff_id")
+        target = self.hub.online.get(to_staff_id)
+        if target is not None and not [v for v in (await self.sessions.check(list(target.sids))).values() if v is None]:
             target = None  # connected a moment ago, but every session of theirs has ended since
         if target is None:
-            return error("not_online", "that consultant is not online")
-        chat, message = await hub.chats.transfer(actor, chat_id, target.actor)
+            return error(NOT_ONLINE, "that consultant is not online")
+        chat, message = await self.hub.chats.transfer(actor, chat_id, target.actor)
         log.info("chat.transferred chat_id=%s from=%s to=%s", chat_id, actor.staff_id, to_staff_id)
-        # the old consultant sees the transfer line, then loses the chat; the new one gets it whole
-        await sio.emit("message", {"chat_id": chat_id, **message_payload(message)},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
-        await sio.emit("released", {"chat_id": chat_id, "reason": "transferred"},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
-        hub.remember(chat)
-        await sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat_id), namespace=RESIDENT)
-        await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "by": actor.staff_id,
-                                    "history": await hub.history_payload(chat_id)},
-                       room=consultant_room(to_staff_id), namespace=STAFF)
+        await self.hub.publish(ChatTransferred(chat, message, actor.staff_id, to_staff_id))  # type: ignore[arg-type]
         return ok(chat_id=chat_id)
 
     @acked(STAFF)
-    async def on_close(sid: str, data: dict) -> dict:
-        actor = await actor_of(sid, fresh=True)
+    async def on_close(self, sid: str, data: dict) -> dict:
+        actor = await self.actor_of(sid, fresh=True)
         chat_id = _chat_id(data)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
-        chat, message = await hub.chats.close(actor, chat_id, data.get("category"))
+            return error(INVALID, "chat_id must be a chat number")
+        chat, message = await self.hub.chats.close(actor, chat_id, data.get("category"))
         log.info("chat.closed chat_id=%s staff_id=%s category=%s", chat_id, actor.staff_id, chat.close_category)
-        if message is not None:
-            await hub.relay(chat_id, message)
-            await hub.announce_closed(chat_id)  # with the receipt (webchat/resident_desk.py)
-        hub.remember(chat)
-        await sio.emit("released", {"chat_id": chat_id, "reason": "closed"},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
-        if hub.routing is not None:
-            hub.routing.poke()  # a seat is free again
+        await self.hub.publish(ChatClosed(chat, message, actor.staff_id, CLOSED_BY_CONSULTANT))
+        if self.hub.routing is not None:
+            self.hub.routing.poke()  # a seat is free again
         return ok(chat_id=chat_id, category=chat.close_category)
 
     @acked(STAFF)
-    async def on_my_chats(sid: str, data: dict) -> dict:
-        actor = await actor_of(sid, fresh=True)
+    async def on_my_chats(self, sid: str, data: dict) -> dict:
+        actor = await self.actor_of(sid, fresh=True)
         chats = []
-        for chat in await hub.chats.open_chats_of(actor):
-            hub.remember(chat)
-            chats.append({"chat_id": chat.id, "lang": chat.lang, "history": await hub.history_payload(chat.id)})
+        for chat in await self.hub.chats.open_chats_of(actor):
+            self.hub.remember(chat)
+            chats.append(await self.hub.broadcast.assigned_payload(chat))
         return ok(chats=chats)
 
     @acked(STAFF)
-    async def on_canned(sid: str, data: dict) -> dict:
-        actor = await actor_of(sid)
+    async def on_canned(self, sid: str, data: dict) -> dict:
+        actor = await self.actor_of(sid)
         return ok(responses=[{"id": c.id, "title": c.title, "text": c.text}
-                             for c in await hub.chats.canned(actor)])
+                             for c in await self.hub.chats.canned(actor)])
 
     @acked(STAFF)
-    async def on_close_categories(sid: str, data: dict) -> dict:
+    async def on_close_categories(self, sid: str, data: dict) -> dict:
         from store.chats import CLOSE_CATEGORIES
 
-        await actor_of(sid)
+        await self.actor_of(sid)
         return ok(categories=list(CLOSE_CATEGORIES))
 
-    async def on_unknown(event: str, sid: str, *args: Any) -> dict:
-        return error("invalid", "unknown event")
 
-    sio.on("connect", connect, namespace=STAFF)
-    sio.on("disconnect", disconnect, namespace=STAFF)
-    for handler in (on_accept, on_send, on_typing, on_transfer, on_close, on_my_chats, on_canned,
-                    on_close_categories, on_activity, on_history):
-        sio.on(handler.__name__.removeprefix("on_"), handler, namespace=STAFF)
-    sio.on("*", on_unknown, namespace=STAFF)
+def register(sio: socketio.AsyncServer, hub: Hub) -> StaffNamespace:
+    """The /staff namespace on `sio`, with the sessions' watch (webchat/supervision.py and webchat/routing.py
+    keep their own state; their events are mixed into StaffNamespace)."""
+    hub.staff_sessions = StaffSessions(sio, hub)
+    namespace = StaffNamespace(hub)
+    sio.register_namespace(namespace)
+    return namespace

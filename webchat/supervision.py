@@ -32,8 +32,9 @@ from store.session_watch import (ENDED_REASONS, EXPIRED, ROLE_REMOVED, AccountCh
                                  token_hash)
 
 from . import traffic
-from .hub import (ALL_STAFF, RESIDENT, STAFF, StaffConn, acked, chat_room, consultant_room, error, message_payload,
-                  ok)
+from .broadcast import ChatTakenOver, NoteStored, watch_room
+from .hub import ALL_STAFF, STAFF, StaffConn, acked, consultant_room, error, message_payload, ok
+from .protocol import INVALID, session_ended_payload, staff_line
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -51,10 +52,6 @@ RECHECK_SECONDS = 60.0
 #: What a supervisor is told when their supervising role is removed (the other reasons: webchat/staff.py).
 ROLE_REMOVED_MESSAGE = ("Twoja sesja nadzoru została zakończona: nie masz już roli uprawniającej do nadzoru.",
                         "Your supervision session has ended: you no longer have a supervising role.")
-
-
-def watch_room(chat_id: int) -> str:
-    return f"watch:{chat_id}"
 
 
 def may_supervise(actor: Actor) -> bool:
@@ -163,8 +160,7 @@ class SupervisionHub:
     async def _forward_lines(self, chat_id: int) -> None:
         lines = await self.hub.store.supervision.lines_after(chat_id, self.forwarded.get(chat_id, 0))
         for line in lines:
-            await self.sio.emit("message", {"chat_id": chat_id, **message_payload(line)},
-                                room=watch_room(chat_id), namespace=STAFF)
+            await self.sio.emit("message", staff_line(chat_id, line), room=watch_room(chat_id), namespace=STAFF)
         if lines:
             self.forwarded[chat_id] = lines[-1].seq
 
@@ -316,7 +312,7 @@ async def end_supervisor(sessions: "StaffSessions", sid: str, reason: str) -> No
         polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
     log.info("staff.session_ended supervisor=1 staff_id=%s reason=%s", conn.actor.staff_id, reason)
     try:
-        await sessions.sio.call("session_ended", {"code": reason, "message": polish, "message_en": english},
+        await sessions.sio.call("session_ended", session_ended_payload(reason, polish, english),
                                 to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
     except Exception:  # no answer: end it regardless
         pass
@@ -358,58 +354,66 @@ assert ROLE_REMOVED in ENDED_REASONS
 # ---------------------------------------------------------------------- the events
 
 
-def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
-    """`supervision`, `monitor`, `unmonitor`, `whisper` and `take_over` on /staff (docs/PROTOCOL.md)."""
-    sup = hub.supervision = SupervisionHub(sio, hub)
+class SupervisionEvents:
+    """`supervision`, `monitor`, `unmonitor`, `whisper`, `take_over` and `notes` on /staff (docs/PROTOCOL.md;
+    mixed into webchat.staff.StaffNamespace)."""
 
-    async def supervisor_of(sid: str, *, fresh: bool = False) -> Actor:
+    hub: "Hub"
+    sio: socketio.AsyncServer
+
+    @property
+    def sup(self) -> SupervisionHub:
+        return self.hub.supervision  # type: ignore[no-any-return]
+
+    async def supervisor_of(self, sid: str, *, fresh: bool = False) -> Actor:
         """The person behind the socket (a supervisor, or a consultant: the store decides what they may do)."""
-        conn = hub.staff.get(sid) or sup.conns.get(sid)
+        conn = self.hub.staff.get(sid) or self.sup.conns.get(sid)
         if conn is None or conn.ended:
             raise SessionExpired("the session has ended; sign in again")
         if fresh or time.monotonic() - conn.checked_at > RECHECK_SECONDS:
             try:
-                actor = await hub.store.accounts.authenticate(conn.token)
+                actor = await self.hub.store.accounts.authenticate(conn.token)
             except SessionExpired:
-                hub.spawn(_recheck(sid))
+                self.hub.spawn(self._recheck(sid))
                 raise
-            conn.actor, conn.checked_at, conn.touched_at = actor, time.monotonic(), hub.store.clock()
-            if sid in sup.members:
-                sup.members[sid] = actor
+            conn.actor, conn.checked_at, conn.touched_at = actor, time.monotonic(), self.hub.store.clock()
+            if sid in self.sup.members:
+                self.sup.members[sid] = actor
         return conn.actor
 
-    async def _recheck(sid: str) -> None:
-        sessions = hub.staff_sessions
-        if sid in sup.conns:
+    async def _recheck(self, sid: str) -> None:
+        sessions = self.hub.staff_sessions
+        if sid in self.sup.conns:
             await check_sessions(sessions)
         else:
             await sessions.check([sid])
 
-    def chat_id_of(data: dict) -> int | None:
+    def chat_id_of(self, data: dict) -> int | None:
         value = data.get("chat_id")
         return value if is_id(value) else None
 
     @acked(STAFF)
-    async def on_supervision(sid: str, data: dict) -> dict:
-        actor = await supervisor_of(sid)
-        await hub.store.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.supervision")
-        return ok(**await sup.view())
+    async def on_supervision(self, sid: str, data: dict) -> dict:
+        actor = await self.supervisor_of(sid)
+        await self.hub.store.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.supervision")
+        return ok(**await self.sup.view())
 
     @acked(STAFF)
-    async def on_monitor(sid: str, data: dict) -> dict:
-        actor = await supervisor_of(sid, fresh=True)
-        watched = await hub.store.supervision.start_monitoring(actor, data.get("chat_id"), data.get("purpose"))
+    async def on_monitor(self, sid: str, data: dict) -> dict:
+        actor = await self.supervisor_of(sid, fresh=True)
+        watched = await self.hub.store.supervision.start_monitoring(actor, data.get("chat_id"), data.get("purpose"))
         chat_id = watched.chat_id
-        name = await hub.store.supervision.full_name_of(actor.staff_id) or actor.name
-        previous = sup.watches.setdefault(chat_id, {}).get(sid)
+        name = await self.hub.store.supervision.full_name_of(actor.staff_id) or actor.name
+        previous = self.sup.watches.setdefault(chat_id, {}).get(sid)
         if previous is not None:  # watching again (a reconnecting client): the first watch ends here
-            await hub.store.supervision.stop_monitoring(previous.actor, chat_id, previous.started, reason="renewed")
-        sup.watches[chat_id][sid] = Watch(actor, name, hub.store.clock())
-        await sio.enter_room(sid, watch_room(chat_id), namespace=STAFF)
+            await self.hub.store.supervision.stop_monitoring(previous.actor, chat_id, previous.started,
+                                                             reason="renewed")
+        self.sup.watches[chat_id][sid] = Watch(actor, name, self.hub.store.clock())
+        await self.sio.enter_room(sid, watch_room(chat_id), namespace=STAFF)
         if watched.messages:  # lines after these come from the loop; a chat watched already keeps its mark
-            sup.forwarded.setdefault(chat_id, watched.messages[-1].seq)
+            self.sup.forwarded.setdefault(chat_id, watched.messages[-1].seq)
         log.info("chat.monitor chat_id=%s staff_id=%s", chat_id, actor.staff_id)
-        sup.poke()
+        self.sup.poke()
         return ok(chat_id=chat_id, status=watched.status, lang=watched.lang,
                   consultant=({"staff_id": watched.consultant_id, "name": watched.consultant_name}
                               if watched.consultant_id is not None and watched.status == "active" else None),
@@ -417,71 +421,66 @@ def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
                   notes=[n.as_payload() for n in watched.notes])
 
     @acked(STAFF)
-    async def on_unmonitor(sid: str, data: dict) -> dict:
-        await supervisor_of(sid)
-        chat_id = chat_id_of(data)
+    async def on_unmonitor(self, sid: str, data: dict) -> dict:
+        await self.supervisor_of(sid)
+        chat_id = self.chat_id_of(data)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
-        ended = await sup.end_watches(chat_id, sid=sid, reason="stopped")
+            return error(INVALID, "chat_id must be a chat number")
+        ended = await self.sup.end_watches(chat_id, sid=sid, reason="stopped")
         return ok(chat_id=chat_id, watching=False, ended=bool(ended))
 
     @acked(STAFF)
-    async def on_whisper(sid: str, data: dict) -> dict:
-        actor = await supervisor_of(sid, fresh=True)
-        chat_id = chat_id_of(data)
-        await hub.store.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.whisper", target_kind="conversation",
-                                    target_id=chat_id)  # a refusal is audited and answered not_permitted
+    async def on_whisper(self, sid: str, data: dict) -> dict:
+        actor = await self.supervisor_of(sid, fresh=True)
+        chat_id = self.chat_id_of(data)
+        await self.hub.store.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.whisper",
+                                         target_kind="conversation",
+                                         target_id=chat_id)  # a refusal is audited and answered not_permitted
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
-        if sid not in sup.watches.get(chat_id, {}):
-            return error("invalid", "watch the chat first (monitor, with a purpose), then whisper")
-        whispered = await hub.store.supervision.whisper(actor, chat_id, data.get("text"), data.get("client_msg_id"))
-        payload = whispered.note.as_payload()
+            return error(INVALID, "chat_id must be a chat number")
+        if sid not in self.sup.watches.get(chat_id, {}):
+            return error(INVALID, "watch the chat first (monitor, with a purpose), then whisper")
+        whispered = await self.hub.store.supervision.whisper(actor, chat_id, data.get("text"),
+                                                             data.get("client_msg_id"))
         if whispered.new and whispered.note.to_staff_id is not None:
-            await sio.emit("whisper", payload, room=consultant_room(whispered.note.to_staff_id), namespace=STAFF)
-            await sio.emit("whisper", payload, room=watch_room(chat_id), namespace=STAFF, skip_sid=sid)
+            await self.hub.publish(NoteStored(whispered.note, skip_sid=sid))
             log.info("chat.whisper chat_id=%s staff_id=%s", chat_id, actor.staff_id)
-        return ok(note=payload)
+        return ok(note=whispered.note.as_payload())
 
     @acked(STAFF)
-    async def on_take_over(sid: str, data: dict) -> dict:
-        actor = await supervisor_of(sid, fresh=True)
-        chat_id = chat_id_of(data)
+    async def on_take_over(self, sid: str, data: dict) -> dict:
+        actor = await self.supervisor_of(sid, fresh=True)
+        chat_id = self.chat_id_of(data)
         for permission in (Permission.SUPERVISE_CHATS, Permission.HANDLE_CHATS):  # both: the supervisor then answers
-            await hub.store.audit.guard(actor, permission, "chat.take_over", target_kind="conversation",
-                                        target_id=chat_id)
+            await self.hub.store.audit.guard(actor, permission, "chat.take_over", target_kind="conversation",
+                                             target_id=chat_id)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
-        chat, message, previous = await hub.chats.take_over(actor, chat_id)
-        hub.remember(chat)
-        name = await hub.store.supervision.full_name_of(actor.staff_id) or actor.name
+            return error(INVALID, "chat_id must be a chat number")
+        chat, message, previous = await self.hub.chats.take_over(actor, chat_id)
+        name = await self.hub.store.supervision.full_name_of(actor.staff_id) or actor.name
         log.info("chat.taken_over chat_id=%s from=%s to=%s", chat_id, previous, actor.staff_id)
-        # the consultant who had it sees the line, then loses the chat, and is told by whom
-        await sio.emit("message", {"chat_id": chat_id, **message_payload(message)}, room=consultant_room(previous),
-                       namespace=STAFF)
-        await sio.emit("released", {"chat_id": chat_id, "reason": "taken_over",
-                                    "by": {"staff_id": actor.staff_id, "name": name}},
-                       room=consultant_room(previous), namespace=STAFF)
-        await sio.emit("message", message_payload(message, chat.lang), room=chat_room(chat_id), namespace=RESIDENT)
-        history = await hub.history_payload(chat_id)
-        await sio.emit("assigned", {"chat_id": chat_id, "lang": chat.lang, "taken_over": True, "history": history},
-                       room=consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
+        history = await self.hub.history_payload(chat_id)
+        await self.hub.publish(ChatTakenOver(chat, message, previous, {"staff_id": actor.staff_id, "name": name},
+                                             lines=history))
         # whoever takes a chat over handles it now: their own watches of it end
-        for s in [s for s, w in sup.watches.get(chat_id, {}).items() if w.actor.staff_id == actor.staff_id]:
-            await sup.end_watches(chat_id, sid=s, reason="taken_over")
-        sup.poke()
+        for s in [s for s, w in self.sup.watches.get(chat_id, {}).items() if w.actor.staff_id == actor.staff_id]:
+            await self.sup.end_watches(chat_id, sid=s, reason="taken_over")
+        self.sup.poke()
         return ok(chat_id=chat_id, lang=chat.lang, history=history)
 
     @acked(STAFF)
-    async def on_notes(sid: str, data: dict) -> dict:
+    async def on_notes(self, sid: str, data: dict) -> dict:
         """The whispers of a chat, for its consultant (after a reconnect) or a supervisor watching it."""
-        actor = await supervisor_of(sid)
-        chat_id = chat_id_of(data)
+        actor = await self.supervisor_of(sid)
+        chat_id = self.chat_id_of(data)
         if chat_id is None:
-            return error("invalid", "chat_id must be a chat number")
-        if sid not in sup.watches.get(chat_id, {}) and await hub.assignee(chat_id) != actor.staff_id:
-            await hub.chats.refuse_unassigned(actor, "chat.notes", chat_id)  # audited, not_permitted
-        return ok(chat_id=chat_id, notes=[n.as_payload() for n in await hub.store.supervision.notes(chat_id)])
+            return error(INVALID, "chat_id must be a chat number")
+        if sid not in self.sup.watches.get(chat_id, {}) and await self.hub.assignee(chat_id) != actor.staff_id:
+            await self.hub.chats.refuse_unassigned(actor, "chat.notes", chat_id)  # audited, not_permitted
+        return ok(chat_id=chat_id, notes=[n.as_payload() for n in await self.hub.store.supervision.notes(chat_id)])
 
-    for handler in (on_supervision, on_monitor, on_unmonitor, on_whisper, on_take_over, on_notes):
-        sio.on(handler.__name__.removeprefix("on_"), handler, namespace=STAFF)
+
+def register(sio: socketio.AsyncServer, hub: "Hub") -> SupervisionHub:
+    """The supervision view's live state for `hub` (its events: SupervisionEvents on /staff)."""
+    sup = hub.supervision = SupervisionHub(sio, hub)
+    return sup

@@ -187,11 +187,15 @@ def forget_watcher(hub: "Hub", sid: str) -> None:
         hub.connections.release(address)
 
 
-def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
-    """`queue_pause` on /staff (a consultant's own extension; the session is checked afresh: it is audited)."""
+class TrafficEvents:
+    """`queue_pause` on /staff (mixed into webchat.staff.StaffNamespace): a consultant's own extension; the
+    session is checked afresh, since it is audited."""
+
+    hub: "Hub"
 
     @acked(STAFF)
-    async def on_queue_pause(sid: str, data: dict) -> dict:
+    async def on_queue_pause(self, sid: str, data: dict) -> dict:
+        hub = self.hub
         traffic = getattr(hub, "traffic", None)
         conn = hub.staff.get(sid)
         if conn is None:
@@ -200,5 +204,3 @@ def register(sio: socketio.AsyncServer, hub: "Hub") -> None:
         if traffic is None:
             raise InvalidInput("no PBX is configured (CIM_AMI_URL)")
         return ok(**await traffic.queue_pause(actor, data))
-
-    sio.on("queue_pause", on_queue_pause, namespace=STAFF)

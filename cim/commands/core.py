@@ -24,7 +24,7 @@ def init(data_dir: str | None, as_json: bool) -> None:
         store = await open_store(settings, create=True)
         try:
             await store.desk.seed_default_topics(cli_actor("init"))  # the chat topics, once (README: topics)
-            return await store.db.applied_migrations()
+            return await store.applied_migrations()
         finally:
             await store.close()
 

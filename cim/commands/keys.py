@@ -21,12 +21,8 @@ def keys() -> None:
 
 
 async def _status(store) -> dict:
-    row = await store.db.fetchone(
-        "SELECT (SELECT count(*) FROM conversations) AS conversations, "
-        "(SELECT count(*) FROM conversations WHERE key_id IS NOT NULL) AS sealed, "
-        "(SELECT count(*) FROM keyring.data_keys) AS keys_held, (SELECT count(*) FROM keyring.shredded) AS shredded, "
-        "(SELECT count(*) FROM messages WHERE typeof(text) = 'text') AS unsealed_lines")
-    return {**store.keys.describe(), "master_key_file": str(store.settings.master_key_path), **dict(row)}
+    return {**store.keys.describe(), "master_key_file": str(store.settings.master_key_path),
+            **await store.keys.sealing_counts()}
 
 
 @keys.command("status")
@@ -45,6 +41,9 @@ async def status(store, as_json: bool) -> None:
         path=document["keyring"], held=document["keys_held"], shredded=document["shredded"]))
     click.echo(_("{sealed} of {total} conversations sealed; {lines} transcript lines not sealed yet").format(
         sealed=document["sealed"], total=document["conversations"], lines=document["unsealed_lines"]))
+    if document["unsealed_notes"]:
+        click.echo(_("{notes} staff notes (whispers and call notes) not sealed yet").format(
+            notes=document["unsealed_notes"]))
 
 
 @keys.command("encrypt-existing")
@@ -54,11 +53,12 @@ async def status(store, as_json: bool) -> None:
 @json_option
 @with_store
 async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
-    """Seal every transcript line and recording stored before crypto-shredding, in place.
+    """Seal every transcript line, staff note and recording stored before crypto-shredding, in place.
 
     Resumable: a killed run continues where it stopped when started again. Progress goes to stderr.
     """
-    names = {"keys": _("data keys"), "lines": _("transcript lines"), "files": _("recordings")}
+    names = {"keys": _("data keys"), "lines": _("transcript lines"), "notes": _("staff notes"),
+             "files": _("recordings")}
 
     last = {"at": 0.0, "phase": ""}
 
@@ -70,14 +70,15 @@ async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
         click.echo(_("{what}: {done} of {total}").format(what=names[p.phase], done=p.done, total=p.total), err=True)
 
     result = await encrypt_existing(store, progress, batch=batch)
-    async with store.db.write() as tx:
-        await store.audit.append(tx, cli_actor("keys"), "keys.encrypt_existing", details=result.as_json())
+    await store.audit.record(cli_actor("keys"), "keys.encrypt_existing", details=result.as_json())
     if as_json:
         print_json(result.as_json())
         return
     click.echo(_("sealed {lines} transcript lines and {files} recordings; {keys} data keys created "
                  "({rate} lines/s)").format(lines=result.lines_sealed, files=result.files_sealed,
                                             keys=result.keys_created, rate=round(result.rows_per_second)))
+    if result.notes_sealed:
+        click.echo(_("sealed {notes} staff notes (whispers and call notes)").format(notes=result.notes_sealed))
     for path in result.files_missing:
         click.echo(_("missing recording file: {path} (run `cim fsck`)").format(path=path), err=True)
 
@@ -91,10 +92,9 @@ async def rotate_master(store, as_json: bool) -> None:
     generation, count = await store.keys.rotate_master()
     dropped = await store.keys.retire_master(generation)
     document = {**store.keys.describe(), "rewrapped": count, "retired_generations": dropped}
-    async with store.db.write() as tx:
-        await store.audit.append(tx, cli_actor("keys"), "keys.rotate_master", details={
-            "master_key_id": document["master_key_id"], "generation": generation, "rewrapped": count,
-            "retired_generations": dropped})
+    await store.audit.record(cli_actor("keys"), "keys.rotate_master", details={
+        "master_key_id": document["master_key_id"], "generation": generation, "rewrapped": count,
+        "retired_generations": dropped})
     if as_json:
         print_json(document)
         return

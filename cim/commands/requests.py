@@ -86,6 +86,8 @@ async def requests_show(store, number, as_json):
         "letters": [{"kind": x.kind, "path": str(x.path), "sha256": x.sha256, "sealed": x.sealed,
                      "sealed_by": x.sealed_by} for x in d.letters],
         "next_actions": list(d.next_actions),
+        # what the host account itself may do (store/requests/lifecycle.py allowed_actions)
+        "allowed_actions": list(d.allowed_actions),
     }
     if as_json:
         print_json(doc)

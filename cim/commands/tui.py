@@ -81,6 +81,25 @@ def demo_socket(host: str, port: int | None, preferred: int = DEMO_PORT) -> tupl
         preferred=preferred, port=sock.getsockname()[1])
 
 
+def demo_banner(settings: Settings, url: str, *, created: bool, moved: str | None = None) -> list[str]:
+    """What `cim demo` prints before the UI starts, in the staff language (Polish unless CIM_STAFF_LANG=en)."""
+    from tui.demo import DEMO_STAFF
+    from tui.words import role_names
+
+    lines = [_("CIM demo — data directory: {path} ({state})").format(
+        path=settings.data_dir, state=_("new") if created else _("existing"))]
+    if moved:
+        lines.append(moved)
+    lines.append(_("Resident chat widget: {url}/").format(url=url))
+    lines.append(_("Demo sign-ins (user / password / roles):"))
+    for name, password, roles, _department, _full in DEMO_STAFF:
+        lines.append(f"  {name:<10} {password:<18} {role_names(roles)}")
+    if not settings.mfa_role_names:
+        lines.append(_("Second factor: off in the demo (CIM_MFA_ROLES=default cim demo turns it on)."))
+    lines.append(_("Starting the staff UI… (F12 signs out, Ctrl+Q quits)"))
+    return lines
+
+
 @click.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), callback=non_empty_path,
               help="Demo data directory (default: cim-demo in the system temp folder, e.g. /tmp/cim-demo).")
@@ -95,7 +114,7 @@ def demo(data_dir: str | None, port: int | None, host: str) -> None:
     yourself, and answer as `anna` in the UI.
     """
     from tui.app import make_app
-    from tui.demo import DEMO_STAFF, embedded_chat_server, seed_demo
+    from tui.demo import embedded_chat_server, seed_demo
 
     directory = Path(data_dir) if data_dir else default_demo_dir()
     # The demo's accounts sign in with a password alone unless CIM_MFA_ROLES is set (e.g. `default`):
@@ -118,17 +137,8 @@ def demo(data_dir: str | None, port: int | None, host: str) -> None:
                                                                  error=exc.strerror))
     bound_port = sock.getsockname()[1]
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}"
-    click.echo(_("CIM demo — data directory: {path} ({state})").format(
-        path=settings.data_dir, state=_("new") if info.created_staff else _("existing")))
-    if moved:
-        click.echo(moved)
-    click.echo(_("Resident chat widget: {url}/").format(url=url))
-    click.echo(_("Demo sign-ins (user / password / roles):"))
-    for name, password, roles, _department, _full in DEMO_STAFF:
-        click.echo(f"  {name:<10} {password:<18} {', '.join(roles)}")
-    if not settings.mfa_role_names:
-        click.echo(_("Second factor: off in the demo (CIM_MFA_ROLES=default cim demo turns it on)."))
-    click.echo(_("Starting the staff UI… (F12 signs out, Ctrl+Q quits)"))
+    for line in demo_banner(settings, url, created=bool(info.created_staff), moved=moved):
+        click.echo(line)
     _log_to_file(settings)
     banner = _("Demo widget: {url}/  ·  consultant: anna / demo-1-szczecin").format(url=url)
     app = make_app(settings, server_url=url, services=[embedded_chat_server(sock)], banner=banner)

@@ -19,7 +19,7 @@ from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 from tui.widgets.modals import EnrolmentModal, PickModal, RecoveryCodesModal
 from tui.words import role_names
-from tui.screens.base import CimModal, CimScreen
+from tui.screens.base import CimModal, CimScreen, failure_title
 
 
 #: A staff language's name (store/locale/pl/core.po has them), shown in the current language.
@@ -153,14 +153,11 @@ class AccountScreen(CimScreen[None]):
     def action_second_factor(self) -> None:
         self.second_factor()
 
+    @failure_title(N_("Second factor not set up"))
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def second_factor(self) -> None:
         accounts = self.ctx.store.accounts
-        try:
-            enrolment = await accounts.begin_enrolment(self.ctx.actor)
-        except CimError as exc:
-            self.notify(exc.message[:1].upper() + exc.message[1:] + ".", severity="error")
-            return
+        enrolment = await accounts.begin_enrolment(self.ctx.actor)
         code = await self.app.push_screen_wait(EnrolmentModal(enrolment.secret, enrolment.uri))
         if code is None:
             self.notify(_("The second factor was not set up."), severity="warning")

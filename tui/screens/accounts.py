@@ -8,11 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from store.errors import CimError
 from store.i18n import N_, _
 from store.models import Department, Role, Staff
 from tui.context import TuiContext
-from tui.screens.base import CimScreen
+from tui.screens.base import CimScreen, failure_title, set_failure_title
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal, NewStaff, NewStaffModal, PasswordModal, RolesModal
 from tui.widgets.request_forms import Field, FormModal
@@ -74,14 +73,6 @@ class AccountsScreen(CimScreen[None]):
             return None
         return self.staff[table.cursor_row]
 
-    async def _do(self, title: str, coro) -> bool:
-        try:
-            await coro
-        except CimError as exc:
-            self.notify(exc.message, title=title, severity="error")
-            return False
-        return True
-
     def action_add(self) -> None:
         self.add()
 
@@ -131,10 +122,10 @@ class AccountsScreen(CimScreen[None]):
                                        N_("Account {name} disabled."))
         if not await self.app.push_screen_wait(ConfirmModal(_(question).format(name=staff.name))):
             return
-        if await self._do(_(refused), self.ctx.store.accounts.set_disabled(
-                self.ctx.actor, staff.name, not staff.disabled)):
-            self.notify(_(done).format(name=staff.name))
-            self.reload(staff.name)
+        set_failure_title(_(refused))
+        await self.ctx.store.accounts.set_disabled(self.ctx.actor, staff.name, not staff.disabled)
+        self.notify(_(done).format(name=staff.name))
+        self.reload(staff.name)
 
     def action_roles(self) -> None:
         staff = self._current()
@@ -173,6 +164,7 @@ class AccountsScreen(CimScreen[None]):
         if staff is not None:
             self.reset_second_factor(staff)
 
+    @failure_title(N_("Cannot reset the second factor"))
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def reset_second_factor(self, staff: Staff) -> None:
         if staff.second_factor == "none":
@@ -182,7 +174,6 @@ class AccountsScreen(CimScreen[None]):
                 _("Remove the second factor of {name}? A new one is set up at the next sign-in.").format(
                     name=staff.name))):
             return
-        if await self._do(_("Cannot reset the second factor"),
-                          self.ctx.store.accounts.reset_second_factor(self.ctx.actor, staff.name)):
-            self.notify(_("Second factor of {name} removed; their open sessions were ended.").format(name=staff.name))
-            self.reload(staff.name)
+        await self.ctx.store.accounts.reset_second_factor(self.ctx.actor, staff.name)
+        self.notify(_("Second factor of {name} removed; their open sessions were ended.").format(name=staff.name))
+        self.reload(staff.name)

@@ -23,7 +23,7 @@ from store.i18n import N_, _, current_language, format_date, format_datetime, fo
 from store.keys import feed_player, player_input
 from store.policy import Permission, allowed
 from tui.context import TuiContext
-from tui.screens.base import CimScreen
+from tui.screens.base import CimScreen, failure_title
 from tui.widgets.listen_link import listening_status, offer_listening_link
 from tui.widgets.literal import literal
 from tui.widgets.purpose import PurposeModal
@@ -170,16 +170,16 @@ class ArchiveScreen(CimScreen[None]):
         self.pages.pop()
         self.load_page()
 
+    @failure_title(N_("Cannot search"))
     @work(exclusive=True, exit_on_error=False, group="search")
     async def load_page(self) -> None:
         try:
             page = await self.ctx.store.archive.search(self.ctx.actor, self.filters, after=self.pages[-1],
                                                        page_size=PAGE_SIZE)
-        except CimError as exc:
+        except Exception:  # the page asked for is not shown: the list stays on the one before
             if len(self.pages) > 1:
                 self.pages.pop()
-            self.notify(exc.message, title=_("Cannot search"), severity="error")
-            return
+            raise
         self.items = list(page.items)
         self.next_cursor = page.next_cursor
         zone = self.ctx.store.archive.zone
@@ -262,14 +262,14 @@ class ArchiveDetailScreen(CimScreen[None]):
         line.update(listening_status(links, self.ctx.store.archive.zone))
         line.display = bool(links)
 
+    @failure_title(N_("Cannot open"))
     @work(exclusive=True, exit_on_error=False, group="detail")
     async def load(self) -> None:
         try:
             self.detail = await self.ctx.store.archive.details(self.ctx.actor, self.conversation_id)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot open"), severity="error")
+        except CimError as exc:  # the reason also stands where the conversation would be
             self.query_one("#detail", Static).update(Text(exc.message))
-            return
+            raise
         self.query_one("#detail", Static).update(self._describe(self.detail))
         self.refresh_bindings()
         is_call = self.detail.summary.channel == "call"
@@ -383,14 +383,12 @@ class ArchiveDetailScreen(CimScreen[None]):
         if self.detail and self.detail.summary.channel == "call":
             self.play()
 
+    @failure_title(N_("Cannot play"))
     @work(exclusive=True, exit_on_error=False, group="play")
     async def play(self) -> None:
         if not allowed(self.ctx.actor, Permission.OPEN_CONTENT):
             # still go through the store so the refusal is audited; no purpose is asked first
-            try:
-                await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, "-")
-            except CimError as exc:
-                self.notify(exc.message, title=_("Cannot play"), severity="error")
+            await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, "-")
             return
         purpose = await self.app.push_screen_wait(PurposeModal(_("the recording")))
         if purpose is None:
@@ -398,12 +396,12 @@ class ArchiveDetailScreen(CimScreen[None]):
         if not self.ctx.settings.player_command.strip():
             await self._listen_in_browser(purpose)
             return
+        opened = await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, purpose)
         try:
-            opened = await self.ctx.store.archive.open_recording(self.ctx.actor, self.conversation_id, purpose)
             source, plain = await asyncio.to_thread(player_input, opened.path)  # sealed: fed through a pipe
             argv = player_argv(self.ctx.settings.player_command, source)
-        except (CimError, ValueError) as exc:
-            self.notify(getattr(exc, "message", str(exc)), title=_("Cannot play"), severity="error")
+        except ValueError as exc:  # the recording or the configured player command cannot be used
+            self.notify(str(exc), title=_("Cannot play"), severity="error")
             return
         try:
             self.player = await asyncio.create_subprocess_exec(
@@ -440,22 +438,16 @@ class ArchiveDetailScreen(CimScreen[None]):
         if self.detail and self.detail.summary.channel == "chat":
             self.transcript()
 
+    @failure_title(N_("Cannot open the transcript"))
     @work(exclusive=True, exit_on_error=False, group="transcript")
     async def transcript(self) -> None:
         if not allowed(self.ctx.actor, Permission.OPEN_CONTENT):
-            try:
-                await self.ctx.store.archive.open_transcript(self.ctx.actor, self.conversation_id, "-")
-            except CimError as exc:
-                self.notify(exc.message, title=_("Cannot open the transcript"), severity="error")
+            await self.ctx.store.archive.open_transcript(self.ctx.actor, self.conversation_id, "-")
             return
         purpose = await self.app.push_screen_wait(PurposeModal(_("the chat transcript")))
         if purpose is None:
             return
-        try:
-            transcript = await self.ctx.store.archive.open_transcript(self.ctx.actor, self.conversation_id, purpose)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot open the transcript"), severity="error")
-            return
+        transcript = await self.ctx.store.archive.open_transcript(self.ctx.actor, self.conversation_id, purpose)
         box = self.query_one("#transcript", VerticalScroll)
         await box.remove_children()
         zone = self.ctx.store.archive.zone

@@ -2,7 +2,9 @@
 and the footer speaks the staff's language (store/i18n.py).
 
 A screen derives from `CimScreen[...]`, a modal from `CimModal[...]`; tests/test_tui_errors.py
-fails when a screen class in tui/ does not. Binding descriptions are written in English in BINDINGS
+fails when a screen class in tui/ does not. Workers let their errors go to the base: no
+`try/except CimError → notify` in a screen; `@failure_title(N_(...))` over `@work` (or `set_failure_title`
+inside the worker) names what failed. Binding descriptions are written in English in BINDINGS
 (the msgid, marked with N_ where they are not literal in a Binding(...) call) and translated when the
 screen is made; a widget with its own BINDINGS calls `translate_bindings(self)` in its __init__.
 """
@@ -16,7 +18,9 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 
 from store.i18n import _
-from tui.widgets.worker_errors import ReportsWorkerErrors
+from tui.widgets.worker_errors import ReportsWorkerErrors, failure_title, set_failure_title
+
+__all__ = ["CimModal", "CimScreen", "failure_title", "set_failure_title", "translate_bindings"]
 
 ResultType = TypeVar("ResultType")
 

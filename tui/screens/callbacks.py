@@ -12,12 +12,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from store.callbacks import OUTCOMES, Callback
-from store.errors import CimError
 from store.i18n import N_, _, format_date, format_time
 from tui.context import TuiContext
 from tui.widgets.literal import literal
 from tui.widgets.modals import PickModal
-from tui.screens.base import CimScreen
+from tui.screens.base import CimScreen, failure_title
 
 #: A callback's state and outcome codes (store.callbacks) as words; English source, Polish in tui.po.
 STATUS_LABELS = {"open": N_("to call back"), "taken": N_("in progress"), "done": N_("done")}
@@ -60,15 +59,12 @@ class CallbacksScreen(CimScreen[None]):
     def action_load(self) -> None:
         self.load()
 
+    @failure_title(N_("Callbacks"))
     @work(exclusive=True, exit_on_error=False, group="callbacks-load")
     async def load(self) -> None:
-        try:
-            self.items = await self.ctx.store.callbacks.worklist(self.ctx.actor)
-            names = {s.id: s.name for s in await self.ctx.store.accounts.list_staff()} if any(
-                c.taken_by for c in self.items) else {}
-        except CimError as exc:
-            self.notify(exc.message, title=_("Callbacks"), severity="error")
-            return
+        self.items = await self.ctx.store.callbacks.worklist(self.ctx.actor)
+        names = {s.id: s.name for s in await self.ctx.store.accounts.list_staff()} if any(
+            c.taken_by for c in self.items) else {}
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
@@ -100,6 +96,7 @@ class CallbacksScreen(CimScreen[None]):
         self.app.push_screen(PickModal(_("Outcome of the callback to {number}").format(number=item.number), choices),
                              lambda outcome: self.run_store("close", item.id, outcome) if outcome else None)
 
+    @failure_title(N_("Callbacks"))
     @work(exit_on_error=False, group="callbacks-change")
     async def run_store(self, what: str, callback_id: int, outcome: str | None = None) -> None:
         try:
@@ -110,6 +107,5 @@ class CallbacksScreen(CimScreen[None]):
             else:
                 await self.ctx.store.callbacks.close(self.ctx.actor, callback_id, outcome)
                 self.notify(_("Closed."), title=_("Callbacks"))
-        except CimError as exc:
-            self.notify(exc.message, title=_("Callbacks"), severity="error")
-        self.load()
+        finally:  # refused or not, the list shows the callbacks as they are now
+            self.load()

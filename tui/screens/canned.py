@@ -14,9 +14,9 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sta
 
 from store.chats import MAX_CANNED_TITLE, CannedResponse
 from store.errors import CimError, InvalidInput, MessageEmpty, MessageTooLong
-from store.i18n import _, format_datetime
+from store.i18n import N_, _, format_datetime
 from tui.context import TuiContext
-from tui.screens.base import CimModal, CimScreen
+from tui.screens.base import CimModal, CimScreen, failure_title
 from tui.widgets.literal import literal, visible_text
 from tui.widgets.modals import ConfirmModal
 
@@ -235,14 +235,13 @@ class CannedScreen(CimScreen[None]):
         if response is not None:
             self.delete(response)
 
+    @failure_title(N_("Cannot delete the canned response"))
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def delete(self, response: CannedResponse) -> None:
         if not await self.app.push_screen_wait(DeleteCannedModal(response)):
             return
         try:
             await self.ctx.store.chats.delete_canned(self.ctx.actor, response.id)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot delete the canned response"), severity="error")
-        else:
-            self.notify(_("Canned response “{title}” deleted.").format(title=visible_text(response.title)), markup=False)
-        self.reload()
+        finally:  # deleted, or refused (e.g. someone else deleted it first): the list as it is now
+            self.reload()
+        self.notify(_("Canned response “{title}” deleted.").format(title=visible_text(response.title)), markup=False)

@@ -17,7 +17,9 @@ from store.chats import CLOSE_CATEGORIES
 from store.desk import staff_topic_label as topic_label
 from store.i18n import N_, _, ngettext
 from tui.context import TuiContext
-from tui.live import STATE_LABELS, ConnectionState, Desk, LiveChat, LiveError
+from tui.app import CimApp
+from tui.live import (STATE_LABELS, ConnectionState, Desk, Live, LiveChat, LiveClient, LiveError, LiveMessage,
+                      copy_message)
 from tui.screens.base import CimScreen
 from tui.widgets.composer import Composer
 from tui.widgets.literal import literal
@@ -34,7 +36,8 @@ def waited(since: datetime | None, now: datetime) -> str:
 
 
 class ChatsScreen(CimScreen[None]):
-    """The consultant's desk. Changes arrive through the app's `desk_signal`; actions go to the LiveClient."""
+    """The consultant's desk. The app relays the live client's messages (tui/live/messages.py) here, where
+    `@on(Live.X)` handlers show them; actions go to the LiveClient, and a refusal is told where it happened."""
 
     AUTO_FOCUS = "#composer"
 
@@ -58,10 +61,20 @@ class ChatsScreen(CimScreen[None]):
         self.ctx = ctx
         self.tz = ZoneInfo(ctx.settings.timezone)
         self._shown_chat: int | None = None
+        self._refresh_due = False
+
+    @property
+    def cim_app(self) -> CimApp | None:
+        """The staff app (None when the screen is shown on its own, as in a test: then without live chats)."""
+        return self.app if isinstance(self.app, CimApp) else None
 
     @property
     def desk(self) -> Desk | None:
-        return getattr(self.app, "desk", None)
+        return self.cim_app.desk if self.cim_app is not None else None
+
+    @property
+    def live(self) -> LiveClient | None:
+        return self.cim_app.live if self.cim_app is not None else None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -84,9 +97,8 @@ class ChatsScreen(CimScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        signal = getattr(self.app, "desk_signal", None)
-        if signal is not None:
-            signal.subscribe(self, self._on_desk)
+        if self.cim_app is not None:
+            self.cim_app.live_signal.subscribe(self, self._relayed)
         self.set_interval(1.0, self._refresh_queue, name="waiting-times")
         self.refresh_desk()
         self.set_interval(10.0, self.refresh_offline_count, name="offline-count")
@@ -94,16 +106,27 @@ class ChatsScreen(CimScreen[None]):
 
     # -- rendering ---------------------------------------------------------------------------------
 
-    def _on_desk(self, change: tuple[str, dict]) -> None:
-        event, facts = change
-        if event == "sent" and facts.get("chat_id") == self._shown_chat:
-            composer = self.query_one("#composer", Composer)
-            if composer.value == facts.get("text"):  # resent after a reconnect: the reply line had it
-                composer.set_draft("")
-        elif event == "send_failed":
-            self.notify(str(facts.get("message")), title=_("Not sent (chat #{id})").format(id=facts.get("chat_id")),
-                        severity="error")
+    def _relayed(self, message: LiveMessage) -> None:
+        """Every change of the desk: its message (a copy: the app handles the original) to the handlers
+        below, then the desk shown again."""
+        self.post_message(copy_message(message))
+        if not self._refresh_due:  # a burst of changes (a reconnect, a resident leaving) is shown once
+            self._refresh_due = True
+            self.call_later(self._refresh_now)
+
+    def _refresh_now(self) -> None:
+        self._refresh_due = False
         self.refresh_desk()
+
+    @on(Live.Sent)
+    def _resent(self, message: Live.Sent) -> None:
+        composer = self.query_one("#composer", Composer)
+        if message.chat_id == self._shown_chat and composer.value == message.text:
+            composer.set_draft("")  # resent after a reconnect: the reply line had it
+
+    @on(Live.SendFailed)
+    def _not_resent(self, message: Live.SendFailed) -> None:
+        self.notify(message.message, title=_("Not sent (chat #{id})").format(id=message.chat_id), severity="error")
 
     def refresh_desk(self) -> None:
         desk = self.desk
@@ -262,7 +285,7 @@ class ChatsScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="accept")
     async def accept(self, chat_id: int) -> None:
-        live = self.app.live  # type: ignore[attr-defined]
+        live = self.live
         if live is None:
             self.notify(_("Not connected to the chat server."), severity="error")
             return
@@ -296,7 +319,7 @@ class ChatsScreen(CimScreen[None]):
 
     @work(exit_on_error=False, group="send")
     async def send(self, chat_id: int, text: str) -> None:
-        live = self.app.live  # type: ignore[attr-defined]
+        live = self.live
         try:
             if live is None:
                 raise LiveError("disconnected")
@@ -307,7 +330,7 @@ class ChatsScreen(CimScreen[None]):
             return
         chat = self.desk.chats.get(chat_id) if self.desk else None
         if seq:
-            self.refresh_desk()  # the LiveClient put our line on the desk with the ack's seq
+            self.refresh_desk()  # the LiveClient placed our line on the desk by the ack's seq
         if chat is not None and chat.draft == text:
             chat.draft = ""
             if self._shown_chat == chat_id:
@@ -316,7 +339,7 @@ class ChatsScreen(CimScreen[None]):
     @on(Composer.Typing)
     def _typing(self, event: Composer.Typing) -> None:
         chat = self._selected_chat()
-        live = self.app.live  # type: ignore[attr-defined]
+        live = self.live
         if chat is not None and live is not None:
             self.run_worker(live.typing(chat.chat_id, event.active), group="typing", exit_on_error=False)
 
@@ -347,7 +370,7 @@ class ChatsScreen(CimScreen[None]):
         to_staff_id = await self.app.push_screen_wait(TransferModal(chat_id, consultants))
         if to_staff_id is None:
             return
-        live = self.app.live  # type: ignore[attr-defined]
+        live = self.live
         try:
             if live is None:
                 raise LiveError("disconnected")
@@ -357,9 +380,7 @@ class ChatsScreen(CimScreen[None]):
             return
         name = next((c.get("name") for c in consultants if c.get("staff_id") == to_staff_id), to_staff_id)
         self.notify(_("Chat #{id} transferred to {name}.").format(id=chat_id, name=name))
-        if self.desk is not None:
-            self.desk.drop(chat_id)
-        self.refresh_desk()
+        self.refresh_desk()  # the LiveClient took it off the desk
 
     def action_availability(self) -> None:
         desk = self.desk
@@ -369,7 +390,7 @@ class ChatsScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="availability")
     async def set_availability(self, status: str) -> None:
-        live = self.app.live  # type: ignore[attr-defined]
+        live = self.live
         try:
             if live is None:
                 raise LiveError("disconnected")
@@ -390,7 +411,7 @@ class ChatsScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="decline")
     async def decline(self, chat_id: int) -> None:
-        live = self.app.live  # type: ignore[attr-defined]
+        live = self.live
         try:
             if live is None:
                 raise LiveError("disconnected")
@@ -418,7 +439,7 @@ class ChatsScreen(CimScreen[None]):
         category = await self.app.push_screen_wait(CloseChatModal(chat_id, CLOSE_CATEGORIES))
         if category is None:
             return
-        live = self.app.live  # type: ignore[attr-defined]
+        live = self.live
         try:
             if live is None:
                 raise LiveError("disconnected")

@@ -9,11 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from store.errors import CimError
 from store.i18n import N_, _, format_time
 from store.resident_desk import ANSWER_METHODS, OfflineMessage
 from tui.context import TuiContext
-from tui.screens.base import CimScreen
+from tui.screens.base import CimScreen, failure_title
 from tui.widgets.literal import literal
 from tui.widgets.request_forms import Field, FormModal
 
@@ -59,13 +58,10 @@ class OfflineMessagesScreen(CimScreen[None]):
     def action_back(self) -> None:
         self.dismiss(None)
 
+    @failure_title(N_("Offline messages"))
     @work(exclusive=True, exit_on_error=False, group="offline-load")
     async def load(self) -> None:
-        try:
-            self.items = await self.ctx.store.resident_desk.offline_messages(self.ctx.actor)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Offline messages"), severity="error")
-            return
+        self.items = await self.ctx.store.resident_desk.offline_messages(self.ctx.actor)
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()

@@ -26,9 +26,10 @@ from store.policy import Permission, allowed
 from store.requests import (
     ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
 )
-from store.session_record import SESSION_OUTCOMES, SESSION_RECORD
+from store.requests.lifecycle import may_register
+from store.session_record import SESSION_OUTCOMES
 from tui.context import TuiContext
-from tui.screens.base import CimScreen
+from tui.screens.base import CimScreen, failure_title, set_failure_title
 from tui.widgets.listen_link import listening_status, offer_listening_link
 from tui.widgets.literal import literal
 from tui.widgets.request_forms import ContentModal, Field, FormModal
@@ -112,8 +113,8 @@ class RequestsScreen(CimScreen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         actor = self.ctx.actor
-        if action == "new":
-            return allowed(actor, Permission.REGISTER_REQUESTS) or allowed(actor, Permission.HANDLE_COPY_REQUESTS)
+        if action == "new":  # the registrars, and the DPO for the copy requests addressed to them
+            return any(may_register(actor, kind) is None for kind in (ACCESS, COPY))
         if action in ("toggle_view", "next_filter"):
             return allowed(actor, Permission.VIEW_REQUESTS)
         return True
@@ -127,17 +128,14 @@ class RequestsScreen(CimScreen[None]):
             shown = _("open") if self.state_filter == "open" else _("all states")
         return _("Requests — register ({state}, {n})").format(state=shown, n=len(self.requests))
 
+    @failure_title(N_("Cannot list requests"))
     @work(exclusive=True, exit_on_error=False, group="load")
     async def reload(self, keep: int | None = None) -> None:
         store = self.ctx.store
-        try:
-            if self.showing == "inbox":
-                self.requests = await store.requests.inbox(self.ctx.actor)
-            else:
-                self.requests = await store.requests.list(self.ctx.actor, state=self.state_filter)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot list requests"), severity="error")
-            return
+        if self.showing == "inbox":
+            self.requests = await store.requests.inbox(self.ctx.actor)
+        else:
+            self.requests = await store.requests.list(self.ctx.actor, state=self.state_filter)
         table = self.query_one("#requests-table", DataTable)
         current = keep if keep is not None else (self.current_request().id if self.current_request() else None)
         table.clear()
@@ -228,6 +226,15 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
     return FormModal(_("Register a request"), fields, submit, save_label=_("Register"))
 
 
+#: The detail screen's keys and the lifecycle's actions they take (store/requests/lifecycle.py).
+_STEPS = {
+    "link": "link", "unlink": "unlink", "opinion": "opinion", "grant": "grant", "refuse": "refuse",
+    "extend": "extend", "withdraw": "withdraw", "start_session": "start_session", "view_content": "open_content",
+    "end_session": "end_session", "sign_record": "sign_record", "export": "export", "close_request": "close",
+    "receipt": "link_receipt", "prepare_copy": "prepare_export", "confirm_copy": "confirm_export",
+}
+
+
 class RequestDetailScreen(CimScreen[None]):
     """One request: its facts, deadlines, §4.7 verdict, conversations, candidates, opinions and letters.
 
@@ -301,17 +308,14 @@ class RequestDetailScreen(CimScreen[None]):
 
     # -- loading ------------------------------------------------------------------------------------
 
+    @failure_title(N_("Cannot show the request"))
     @work(exclusive=True, exit_on_error=False, group="load")
     async def reload(self) -> None:
         requests = self.ctx.store.requests
-        try:
-            self.detail = await requests.get(self.ctx.actor, self.request_id)
-            self.candidates = []
-            if self._may_link():
-                self.candidates = await requests.candidates(self.ctx.actor, self.request_id)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot show the request"), severity="error")
-            return
+        self.detail = await requests.get(self.ctx.actor, self.request_id)
+        self.candidates = []
+        if self._may_link():
+            self.candidates = await requests.candidates(self.ctx.actor, self.request_id)
         self._show()
         self.refresh_bindings()
         self.show_listening()
@@ -328,11 +332,7 @@ class RequestDetailScreen(CimScreen[None]):
         line.display = bool(links)
 
     def _may_link(self) -> bool:
-        d = self.detail
-        if d is None or "link" not in d.next_actions:
-            return False
-        return allowed(self.ctx.actor, Permission.REGISTER_REQUESTS) or (
-            d.request.kind == COPY and allowed(self.ctx.actor, Permission.HANDLE_COPY_REQUESTS))
+        return self.detail is not None and "link" in self.detail.allowed_actions
 
     def _show(self) -> None:
         assert self.detail is not None
@@ -442,36 +442,14 @@ class RequestDetailScreen(CimScreen[None]):
     # -- which steps are offered ------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer exactly what the lifecycle allows this person now (RequestDetail.allowed_actions)."""
         if action == "back":
             return True
         d = self.detail
         if d is None:
             return False
-        actor, r, moves = self.ctx.actor, d.request, d.next_actions
-        decider = Permission.DECIDE_REQUESTS if r.kind == ACCESS else Permission.HANDLE_COPY_REQUESTS
-        session_staff = allowed(actor, Permission.SCHEDULE_SESSIONS) or any(
-            a.staff_id == actor.staff_id for a in d.attendees)
-        rules: dict[str, bool] = {
-            "link": self._may_link(),
-            "unlink": self._may_link() and bool(d.conversations),
-            "opinion": "opinion" in moves and (allowed(actor, Permission.GIVE_DPO_OPINION)
-                                               or allowed(actor, Permission.GIVE_DEPARTMENT_OPINION)),
-            "grant": "grant" in moves and allowed(actor, decider),
-            "refuse": "refuse" in moves and allowed(actor, decider),
-            "extend": "extend" in moves and allowed(actor, decider),
-            "withdraw": "withdraw" in moves and any(allowed(actor, p) for p in (
-                Permission.REGISTER_REQUESTS, Permission.DECIDE_REQUESTS, Permission.HANDLE_COPY_REQUESTS)),
-            "start_session": "start_session" in moves and session_staff,
-            "view_content": r.state == "session_in_progress" and session_staff,
-            "end_session": "end_session" in moves and session_staff,
-            "sign_record": r.kind == ACCESS and r.session_ended_at is not None
-            and allowed(actor, Permission.DECIDE_REQUESTS) and not any(x.kind == SESSION_RECORD for x in d.letters),
-            "export": "export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
-            "close_request": "close" in moves and allowed(actor, decider),
-            "receipt": self._may_link() and r.channel == "chat" and r.receipt_verified_at is None,
-            **self._copy_rules(),
-        }
-        return rules.get(action, True)
+        step = _STEPS.get(action)
+        return True if step is None else step in d.allowed_actions
 
     # -- steps ----------------------------------------------------------------------------------------
 
@@ -485,11 +463,8 @@ class RequestDetailScreen(CimScreen[None]):
         return int(str(table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value))
 
     async def _step(self, what: str, call: Awaitable[Any]) -> Any:
-        try:
-            result = await call
-        except CimError as exc:
-            self.notify(exc.message, title=what, severity="error")
-            return None
+        set_failure_title(what)  # a refusal is told under `what` (tui/widgets/worker_errors.py)
+        result = await call
         self.reload()
         return result if result is not None else True
 
@@ -642,11 +617,8 @@ class RequestDetailScreen(CimScreen[None]):
         if has_recording and not self.ctx.settings.player_command.strip():
             await self._listen_in_browser(conv)
             return
-        try:
-            material = await self.ctx.store.requests.open_for_session(self.ctx.actor, self.request_id, conv)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Cannot open"), severity="error")
-            return
+        set_failure_title(_("Cannot open"))
+        material = await self.ctx.store.requests.open_for_session(self.ctx.actor, self.request_id, conv)
         lines: list[Text] = []
         for m in material.transcript:
             line = Text(f"{_local(m.at, self.tz)} {_word(_SENDERS, m.sender)}: ", style="bold")
@@ -725,15 +697,6 @@ class RequestDetailScreen(CimScreen[None]):
                          _("Copy exported with manifest.json and SHA256SUMS."))
 
     # -- two people for a copy (GDPR Art. 15) ----------------------------------------------------------
-
-    def _copy_rules(self) -> dict[str, bool]:
-        d, actor = self.detail, self.ctx.actor
-        moves = d.next_actions if d else ()
-        return {
-            "prepare_copy": "prepare_export" in moves and allowed(actor, Permission.HANDLE_COPY_REQUESTS),
-            "confirm_copy": "confirm_export" in moves and allowed(actor, Permission.CONFIRM_COPY_EXPORT)
-            and d.approval is not None and d.approval.prepared_by != actor.name,
-        }
 
     def _append_approval(self, text: Text, d: RequestDetail) -> None:
         a = d.approval

@@ -16,12 +16,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
 
 from store import plurals
-from store.errors import CimError
 from store.i18n import N_, _, format_date, format_datetime
 from store.policy import Permission, allowed
 from store.retention import Hold, PurgePreview, PurgeProgress, PurgeResult
 from tui.context import TuiContext
-from tui.screens.base import CimModal, CimScreen
+from tui.screens.base import CimModal, CimScreen, failure_title
 from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal
@@ -222,6 +221,7 @@ class RetentionScreen(CimScreen[None]):
     def action_purge(self) -> None:
         self.run_purge()
 
+    @failure_title(N_("Purge not done"))
     @work(exclusive=True, exit_on_error=False, group="purge")
     async def run_purge(self) -> None:
         p = self.preview
@@ -243,24 +243,21 @@ class RetentionScreen(CimScreen[None]):
 
         try:
             self.last_result = await self.ctx.store.retention.purge(self.ctx.actor, progress=on_progress)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Purge not done"), severity="error")
-        else:
-            r = self.last_result
-            if r.remnants_cleared:
-                self.notify(_("Purged {calls}, {chats}, {files}; {held} held back.").format(
-                    calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files),
-                    held=r.held), title=_("Purge finished"))
-            else:
-                self.notify(_("Purged {calls}, {chats}, {files}, but purged text remains in the database files: "
-                              "another program held the database open.").format(
-                    calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files)),
-                    title=_("Purge incomplete"), severity="error")
-        finally:
+        finally:  # done or refused, the screen shows the store as it is now
             self.purging = False
             bar.add_class("idle")
             self.refresh_bindings()
-        self.load()
+            self.load()
+        r = self.last_result
+        if r.remnants_cleared:
+            self.notify(_("Purged {calls}, {chats}, {files}; {held} held back.").format(
+                calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files),
+                held=r.held), title=_("Purge finished"))
+        else:
+            self.notify(_("Purged {calls}, {chats}, {files}, but purged text remains in the database files: "
+                          "another program held the database open.").format(
+                calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files)),
+                title=_("Purge incomplete"), severity="error")
 
     # -- holds -----------------------------------------------------------------------------------
 

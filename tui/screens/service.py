@@ -13,14 +13,13 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
-from store.errors import CimError
 from store.i18n import N_, _, current_language, format_date
 from store.reports import parse_period
 from store.service_report import BY_CHOICES, ServiceReport, by_label, category_words, write_csv, write_pdf
 from tui.context import TuiContext
 from tui.widgets.hour_chart import HourChart
 from tui.widgets.literal import literal
-from tui.screens.base import CimScreen
+from tui.screens.base import CimScreen, failure_title
 
 
 class ServiceScreen(CimScreen[None]):
@@ -73,17 +72,14 @@ class ServiceScreen(CimScreen[None]):
     def action_show(self) -> None:
         self.show()
 
+    @failure_title(N_("Service report"))
     @work(exclusive=True, exit_on_error=False, group="load")
     async def show(self) -> None:
         by_value = self.query_one("#service-by", Select).value
         by = by_value if isinstance(by_value, str) else None
-        try:
-            start, end = parse_period(self.query_one("#service-from", Input).value,
-                                      self.query_one("#service-to", Input).value)
-            self.report = await self.ctx.store.service.report(self.ctx.actor, start, end, by)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Service report"), severity="error")
-            return
+        start, end = parse_period(self.query_one("#service-from", Input).value,
+                                  self.query_one("#service-to", Input).value)
+        self.report = await self.ctx.store.service.report(self.ctx.actor, start, end, by)
         r = self.report
         doc = r.as_json()
         calls, chats = doc["calls"], doc["chats"]

@@ -1,7 +1,7 @@
 """Live chat supervision (§3) for the CIM manager and the BOI director: every open chat and the queue, live;
 a chat opened read-only after a purpose (audited as a reading), whispers to its consultant, take-over.
 
-The screen holds its own /staff connection (tui/live.py SupervisionClient) while it is shown. Watching is
+The screen holds its own /staff connection (tui/live/supervision.py SupervisionClient) while it is shown. Watching is
 never silent: the consultant's chat says "supervised by <name>" for as long as the watch lasts, and one
 watch at a time is open here (opening another chat ends the previous watch).
 """

@@ -26,7 +26,7 @@ from store.i18n import N_, _, format_time, ngettext
 from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.widgets.literal import literal
-from tui.screens.base import CimScreen
+from tui.screens.base import CimScreen, failure_title
 
 log = logging.getLogger(__name__)
 
@@ -269,16 +269,11 @@ class TrafficScreen(CimScreen[None]):
                                            CALL_CATEGORIES),
                              lambda result: self.save_note(linkedid, result) if result else None)
 
+    @failure_title(N_("Call"))
     @work(exit_on_error=False, group="traffic-note")
     async def save_note(self, linkedid: str, result: tuple[str, str]) -> None:
-        from store.errors import CimError
-
         category, note = result
-        try:
-            await self.ctx.store.call_notes.annotate(self.ctx.actor, linkedid, category, note)
-        except CimError as exc:
-            self.notify(exc.message, title=_("Call"), severity="error")
-            return
+        await self.ctx.store.call_notes.annotate(self.ctx.actor, linkedid, category, note)
         self.notify(_("The call's category and note are saved."), title=_("Call"))
 
     # -- pausing oneself --------------------------------------------------------------------------

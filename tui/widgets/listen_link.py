@@ -15,7 +15,7 @@ from textual.widgets import Label, Static
 
 from store.i18n import N_, _, format_time
 from store.listening import LiveLink
-from tui.screens.base import CimModal
+from tui.screens.base import CimModal, set_failure_title
 
 #: A QR module pair (top, bottom) as one character cell: dark modules are drawn, light ones are the background.
 _HALF_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
@@ -101,15 +101,12 @@ async def offer_listening_link(screen, make_link: "Callable[[], Awaitable[LiveLi
     """Make a listening link (`make_link`: the store call), show it until the person closes the dialog, and
     revoke it when they ask; the screen's "odsłuch w przeglądarce" line (`show_listening`) follows each step.
     Used by the archive (after the purpose prompt) and by the §4.6 session."""
-    from store.errors import CimError
     from store.listening import link_url
 
     ctx = screen.ctx
-    try:
-        link = await make_link()
-    except CimError as exc:
-        screen.notify(exc.message, title=_("Cannot make a listening link"), severity="error")
-        return
+    set_failure_title(_("Cannot make a listening link"))  # a refusal is told by the screen's worker base
+    link = await make_link()
+    set_failure_title(None)  # from here on a failure is the calling worker's own
     screen.show_listening()
     url = link_url(ctx.settings, link, ctx.server_url)
     if await screen.app.push_screen_wait(ListenLinkModal(url, link.code, link.expires_at, zone, label)):

@@ -25,7 +25,7 @@ def format_line(line: ChatLine, tz: ZoneInfo) -> Text:
     label = _(SENDER_LABELS[line.sender]) if line.sender in SENDER_LABELS else line.sender
     style = {"resident": "bold cyan", "consultant": "bold green", "system": "italic"}.get(line.sender, "")
     head = Text.assemble((at, "dim"), " ", (f"{label}:", style), " ")
-    body = literal(line.text, "italic dim" if line.sender == "system" else "")
+    body = literal(line.shown, "italic dim" if line.sender == "system" else "")
     return Text.assemble(head, body)
 
 

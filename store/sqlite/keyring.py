@@ -1,0 +1,34 @@
+"""The key ring file (store/keys.py, crypto-shredding): an SQLite database outside the data directory, attached as `keyring`."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from ..errors import StoreUnavailable
+from ..keys import KEYRING_SCHEMA
+
+
+def prepare_keyring(path: Path) -> None:
+    """Create the key ring (0600 in a 0700 folder) and its tables; blocking, before the database opens."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        old = os.umask(0o077)
+        try:
+            conn = sqlite3.connect(path)
+        finally:
+            os.umask(old)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreUnavailable(f"cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable "
+                               "place outside the data directory") from exc
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        for sql in KEYRING_SCHEMA:
+            conn.execute(sql.format(db="main"))
+        conn.commit()
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailable(f"{path} is not a usable CIM key ring ({exc})") from exc
+    finally:
+        conn.close()
+    os.chmod(path, 0o600)

@@ -1,0 +1,199 @@
+"""The live protocol's vocabulary (docs/PROTOCOL.md): error codes, release reasons and the payload builders
+shared by the chat server, the TUI's live client and the tests.
+
+Importing this module opens nothing and imports neither aiohttp nor python-socketio, so a client (the
+TUI) and a test can use the same codes and payload shapes the server sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from store.chats import SYSTEM_EVENTS, ChatMessage, render_event
+from store.clock import to_iso
+from store.errors import AuthenticationFailed, ChatClosed, CimError, Conflict, InvalidTransition, NotFound, SessionExpired
+
+# ---------------------------------------------------------------------- error codes
+
+UNAUTHORISED = "unauthorised"
+NOT_PERMITTED = "not_permitted"
+ALREADY_TAKEN = "already_taken"
+NOT_ONLINE = "not_online"
+NOT_FOUND = "not_found"
+CLOSED = "closed"
+EMPTY = "empty"
+TOO_LONG = "too_long"
+INVALID = "invalid"
+SERVER_ERROR = "server_error"
+AT_CAPACITY = "at_capacity"
+NOTICE_NOT_ACCEPTED = "notice_not_accepted"
+RATE_LIMITED = "rate_limited"
+OFFLINE = "offline"
+RESUME_INVALID = "resume_invalid"
+TOO_MANY_CONNECTIONS = "too_many_connections"
+
+#: The codes an acknowledgement on /resident may carry.
+RESIDENT_CODES = frozenset({NOTICE_NOT_ACCEPTED, EMPTY, TOO_LONG, RATE_LIMITED, CLOSED, INVALID, OFFLINE,
+                            SERVER_ERROR, RESUME_INVALID})
+#: The codes an acknowledgement on /staff may carry.
+STAFF_CODES = frozenset({UNAUTHORISED, NOT_PERMITTED, ALREADY_TAKEN, NOT_ONLINE, NOT_FOUND, CLOSED, EMPTY, TOO_LONG,
+                         INVALID, SERVER_ERROR, AT_CAPACITY})
+#: A refused connect's `err.data.code`, per namespace.
+RESIDENT_CONNECT_CODES = frozenset({RESUME_INVALID, TOO_MANY_CONNECTIONS, SERVER_ERROR})
+STAFF_CONNECT_CODES = frozenset({UNAUTHORISED, TOO_MANY_CONNECTIONS, SERVER_ERROR})
+#: The codes of domain errors passed on as they are (the rest are mapped by class in `error_code`).
+_PASSED_ON = frozenset({NOT_PERMITTED, INVALID, EMPTY, TOO_LONG, RESUME_INVALID, AT_CAPACITY})
+
+# ---------------------------------------------------------------------- why a chat left a consultant
+
+TRANSFERRED = "transferred"
+CLOSED_BY_CONSULTANT = "closed"
+RESIDENT_LEFT = "resident_left"
+SESSION_ENDED = "session_ended"
+CONNECTION_LOST = "connection_lost"
+DECLINED = "declined"
+ABANDONED = "abandoned"
+TAKEN_OVER = "taken_over"
+#: `released.reason` (docs/PROTOCOL.md).
+RELEASE_REASONS = frozenset({TRANSFERRED, CLOSED_BY_CONSULTANT, RESIDENT_LEFT, SESSION_ENDED, CONNECTION_LOST,
+                             DECLINED, ABANDONED, TAKEN_OVER})
+
+#: The consultants' `queue` lists at most this many chats (the front); `total` counts them all. A queue of
+#: 2,000 sent whole to 50 consultants at every change was 14 MB a broadcast (bench/desk.py).
+QUEUE_SHOWN = 100
+
+
+# ---------------------------------------------------------------------- acknowledgements
+
+
+def ok(**fields: Any) -> dict[str, Any]:
+    return {"ok": True, **fields}
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def refusal(code: str, message: str) -> dict[str, str]:
+    """A refused connect's details: the client's connect_error carries them as `err.data`."""
+    return {"code": code, "message": message}
+
+
+def error_code(exc: CimError) -> str:
+    """The protocol's error code for a domain error."""
+    if isinstance(exc, Conflict):
+        return ALREADY_TAKEN
+    if isinstance(exc, (SessionExpired, AuthenticationFailed)):
+        return UNAUTHORISED
+    if isinstance(exc, NotFound):
+        return NOT_FOUND
+    if isinstance(exc, ChatClosed):
+        return CLOSED
+    if isinstance(exc, InvalidTransition):
+        return INVALID
+    return exc.code if exc.code in _PASSED_ON else SERVER_ERROR
+
+
+# ---------------------------------------------------------------------- transcript lines
+
+
+def line_payload(message: ChatMessage, lang: str | None = None) -> dict[str, Any]:
+    """A `message` payload without its chat: `{"seq", "from", "text", "at"}`, and for a system line its
+    `event` (str) and `params` (dict). For staff (`lang` None) `text` is the stored Polish line, which the
+    TUI may render again from `event`/`params` in the reader's language; for a resident (`lang` = the
+    chat's language) `text` is the system line in that language, with the consultant's display name."""
+    text = message.text
+    if lang and message.event in SYSTEM_EVENTS:
+        text = render_event(message.event, message.params, lang)
+    payload: dict[str, Any] = {"seq": message.seq, "from": message.sender, "text": text, "at": to_iso(message.at)}
+    if message.event is not None:
+        payload["event"] = message.event
+        payload["params"] = dict(message.params or {})
+    return payload
+
+
+def staff_line(chat_id: int, message: ChatMessage) -> dict[str, Any]:
+    """A `/staff` `message`: the line with its chat."""
+    return {"chat_id": chat_id, **line_payload(message)}
+
+
+def history(messages: Iterable[ChatMessage], lang: str | None = None) -> list[dict[str, Any]]:
+    return [line_payload(m, lang) for m in messages]
+
+
+# ---------------------------------------------------------------------- /staff payloads
+
+
+def topic_brief(topic: Any) -> dict[str, Any] | None:
+    """A queue entry's topic: `{"id", "pl", "en"}` (None without one)."""
+    return None if topic is None else {"id": topic.id, "pl": topic.label_pl, "en": topic.label_en}
+
+
+def topic_payload(topic: Any) -> dict[str, Any] | None:
+    """An auto-assigned chat's topic: `{"id", "pl", "en", "department"}`."""
+    return None if topic is None else {**topic_brief(topic), "department": topic.department}  # type: ignore[dict-item]
+
+
+def queue_payload(queue: list[Any], topics: dict[int, Any]) -> dict[str, Any]:
+    """The consultants' `queue`: the front of the queue (QUEUE_SHOWN) and its whole length in `total`."""
+    return {"chats": [{"chat_id": q.chat_id, "lang": q.lang, "waiting_since": to_iso(q.waiting_since),
+                       "position": q.position, "topic": topic_brief(topics.get(q.topic_id))}
+                      for q in queue[:QUEUE_SHOWN]], "total": len(queue)}
+
+
+def presence_payload(consultants: Iterable[tuple[int, str, str]]) -> dict[str, Any]:
+    """`presence` from (staff id, name, available/away), in staff-id order."""
+    return {"consultants": [{"staff_id": staff_id, "name": name, "status": status}
+                            for staff_id, name, status in sorted(consultants)]}
+
+
+def assigned_payload(chat_id: int, lang: str, lines: list[dict[str, Any]], notes: list[dict[str, Any]],
+                     **extra: Any) -> dict[str, Any]:
+    """`assigned` (and each chat of `my_chats`): the whole history, the supervisors' whispers (`notes`,
+    so a consultant who newly handles a chat reads them at once), and how it came (`by`, `auto`, `topic`,
+    `taken_over`)."""
+    return {"chat_id": chat_id, "lang": lang, **extra, "history": lines, "notes": notes}
+
+
+def released_payload(chat_id: int, reason: str, by: dict[str, Any] | None = None) -> dict[str, Any]:
+    assert reason in RELEASE_REASONS, reason
+    payload: dict[str, Any] = {"chat_id": chat_id, "reason": reason}
+    if by is not None:
+        payload["by"] = by
+    return payload
+
+
+def chat_state(chat_id: int, status: str) -> dict[str, Any]:
+    """`/staff` `chat_state`."""
+    return {"chat_id": chat_id, "status": status}
+
+
+def session_ended_payload(code: str, polish: str, english: str) -> dict[str, str]:
+    return {"code": code, "message": polish, "message_en": english}
+
+
+# ---------------------------------------------------------------------- /resident payloads
+
+
+def queued_state(position: int | None = None, estimated_wait_s: int | None = None, *,
+                 with_position: bool = True) -> dict[str, Any]:
+    """`state` queued: with the position and estimate, or (a chat just declined) the bare status."""
+    if not with_position:
+        return {"status": "queued"}
+    return {"status": "queued", "position": position, "estimated_wait_s": estimated_wait_s}
+
+
+def active_state() -> dict[str, Any]:
+    return {"status": "active"}
+
+
+def closed_state(receipt: Any = None) -> dict[str, Any]:
+    """`state` closed, with the chat's receipt the first (and only) time."""
+    state: dict[str, Any] = {"status": "closed"}
+    if receipt is not None:
+        state["receipt"] = {"reference": receipt.reference, "secret": receipt.secret}
+    return state
+
+
+def notice_payload(notice: Any) -> dict[str, Any]:
+    return {"notice_id": notice.id, "version": notice.version, "lang": notice.lang, "text": notice.text}
