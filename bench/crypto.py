@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import math
+import sqlite3
 import time
 import wave
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from typing import Any
 
 from bench.chat import prepare_cim
 from bench.common import Result, ServerProcess, cim_server, free_port, median, run_loadgen
+from bench.sqlfile import SqlFile
 
 log = logging.getLogger("bench.crypto")
 
@@ -64,9 +66,23 @@ def bench_relay_sealed(work: Path, cfg: dict[str, Any]) -> list[Result]:
                    runs=thr["sealed"])]
 
 
-def _check_sealed(db_path: Path) -> None:
-    import sqlite3
+def _insert_call(conn: sqlite3.Connection, kind: str, rel: str, data: bytes, seconds: float, now: datetime) -> int:
+    from store.clock import to_iso
 
+    cur = conn.execute(
+        "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, direction, "
+        "resident_number, number_identifiable, pbx_uniqueid, duration_s) VALUES ('call', 'ended', ?, ?, ?, "
+        "'incoming', '+48600100200', 1, ?, 60)",
+        (to_iso(now), to_iso(now), to_iso(now + timedelta(days=180)), f"bench-{kind}-{now.timestamp()}"))
+    conn.execute(
+        "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, format, "
+        "imported_at) VALUES (?, ?, ?, ?, ?, ?, 'wav', ?)",
+        (cur.lastrowid, f"bench-{kind}-{now.timestamp()}", rel, hashlib.sha256(data).hexdigest(),
+         len(data), seconds, to_iso(now)))
+    return cur.lastrowid
+
+
+def _check_sealed(db_path: Path) -> None:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         kinds = dict(conn.execute("SELECT typeof(text), count(*) FROM messages GROUP BY 1").fetchall())
@@ -91,7 +107,6 @@ def _wav(seconds: float, rate: int = 8000) -> bytes:
 
 async def _archive_open(work: Path, cfg: dict[str, Any]) -> list[Result]:
     from store import Store
-    from store.clock import to_iso
     from store.keys import open_plain
     from store.models import Actor
     from store.sealing import seal_conversation
@@ -114,18 +129,8 @@ async def _archive_open(work: Path, cfg: dict[str, Any]) -> list[Result]:
             path = settings.recordings_dir / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            async with store.db.write() as tx:
-                cur = await tx.execute(
-                    "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, direction, "
-                    "resident_number, number_identifiable, pbx_uniqueid, duration_s) VALUES ('call', 'ended', ?, ?, ?, "
-                    "'incoming', '+48600100200', 1, ?, 60)",
-                    (to_iso(now), to_iso(now), to_iso(now + timedelta(days=180)), f"bench-{kind}-{now.timestamp()}"))
-                ids[kind] = cur.lastrowid
-                await tx.execute(
-                    "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, format, "
-                    "imported_at) VALUES (?, ?, ?, ?, ?, ?, 'wav', ?)",
-                    (cur.lastrowid, f"bench-{kind}-{now.timestamp()}", rel, hashlib.sha256(data).hexdigest(),
-                     len(data), cfg["crypto_recording_seconds"], to_iso(now)))
+            with SqlFile(settings.db_path) as sql:  # a call and its recording, without an ingest run
+                ids[kind] = await sql.write(_insert_call, kind, rel, data, cfg["crypto_recording_seconds"], now)
             if kind == "sealed":
                 await seal_conversation(store, ids[kind])
 
@@ -179,7 +184,7 @@ async def _migration(work: Path, cfg: dict[str, Any]) -> list[Result]:
         chats, lines = cfg["crypto_migration_chats"], 10
         now = datetime.now(timezone.utc)
 
-        def fill(conn) -> None:
+        def fill(conn: sqlite3.Connection) -> None:  # plain lines, as written before sealing existed
             for c in range(chats):
                 cur = conn.execute(
                     "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, lang, next_seq) "
@@ -191,7 +196,8 @@ async def _migration(work: Path, cfg: dict[str, Any]) -> list[Result]:
                       f"Dzień dobry, mam pytanie o podatek od nieruchomości numer {c}-{s}, ul. Łąkowa {s}", to_iso(now))
                      for s in range(1, lines + 1)])
 
-        await store.db.write_call(fill)
+        with SqlFile(settings.db_path) as sql:
+            await sql.write(fill)
         result = await encrypt_existing(store)
         if result.lines_sealed != chats * lines:
             raise AssertionError(f"sealed {result.lines_sealed} of {chats * lines} lines")

@@ -96,13 +96,13 @@ async def _make_store(data_dir: Path) -> tuple[list[int], dict[int, int], int, i
         for code, name in DEPARTMENTS:
             await store.accounts.add_department(system, code, name)
         consultant_ids, dept_of = [], {}
+        department_ids = {d.code: d.id for d in await store.accounts.departments()}
         for i in range(CONSULTANTS):
             code = DEPARTMENTS[i % len(DEPARTMENTS)][0]
             staff = await store.accounts.add_staff(system, f"konsultant{i:02d}", ("consultant",), PASSWORD,
                                                    department=code, extensions=(str(201 + i),))
             consultant_ids.append(staff.id)
-        for row in await store.db.fetchall("SELECT id, department_id FROM staff"):
-            dept_of[row["id"]] = row["department_id"]
+            dept_of[staff.id] = department_ids.get(staff.department)
         searcher = await store.accounts.add_staff(system, SEARCHER, ("designated",), PASSWORD)
         chat_notice = (await store.notices.current("chat", "pl")).id
         phone_notice = (await store.notices.current("phone", "pl")).id

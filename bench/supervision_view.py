@@ -28,9 +28,8 @@ async def measure(open_chats: int, active: int, lines: int, repeats: int) -> dic
             system = Actor.system("bench")
             staff = [await store.accounts.add_staff(system, f"konsultant{i:02d}", ("consultant",),
                                                     "bench-password-not-secret") for i in range(50)]
-            notice = await store.db.fetchone(
-                "SELECT id FROM notices WHERE channel = 'chat' ORDER BY version DESC LIMIT 1")
-            ids = [(await store.chats.open(notice["id"], "pl")).chat.id for _ in range(open_chats)]
+            notice = await store.notices.current("chat", "pl")
+            ids = [(await store.chats.open(notice.id, "pl")).chat.id for _ in range(open_chats)]
             for i, chat_id in enumerate(ids[:active]):
                 actor = staff[i % len(staff)].as_actor()
                 await store.chats.accept(actor, chat_id)

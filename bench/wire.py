@@ -35,7 +35,7 @@ class WireClient:
         self._acks: dict[int, asyncio.Future] = {}
         self._next_ack = 0
         self._connected: asyncio.Future | None = None
-        self._reader: asyncio.Task | None = None
+        self._read_task: asyncio.Task | None = None
         self.closed = asyncio.Event()
 
     async def connect(self, auth: dict | None = None, timeout: float = 30.0) -> None:
@@ -46,7 +46,7 @@ class WireClient:
         if opened.type != aiohttp.WSMsgType.TEXT or not opened.data.startswith("0"):
             raise ConnectionError(f"no Engine.IO open packet: {opened.type} {str(opened.data)[:80]}")
         self._connected = loop.create_future()
-        self._reader = loop.create_task(self._read())
+        self._read_task = loop.create_task(self._read())
         await self.ws.send_str(f"40{self.namespace}," + json.dumps(auth or {}, separators=(",", ":")))
         await asyncio.wait_for(self._connected, timeout)
 
@@ -71,10 +71,10 @@ class WireClient:
             except (ConnectionError, RuntimeError):
                 pass
             await self.ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
+        if self._read_task is not None:
+            self._read_task.cancel()
             try:
-                await self._reader
+                await self._read_task
             except (asyncio.CancelledError, Exception):
                 pass
 

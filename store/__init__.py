@@ -30,6 +30,13 @@ from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
+from .sqlite.call_notes import CallNotesRepository
+from .sqlite.callbacks import CallbacksRepository
+from .sqlite.extensions import ExtensionsRepository
+from .sqlite.queue_log import QueueLogRepository
+from .sqlite.reports import ReportsRepository
+from .sqlite.service_report import ServiceReportRepository
+from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
@@ -56,19 +63,19 @@ class Store:
         self.backend = db.hooks()
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)
         self.retention.keys = self.keys
-        self.reports = Reports(db, self.audit, clock, settings.timezone)
+        self.reports = Reports(ReportsRepository(db), self.audit, clock, settings.timezone)
         self.calls = Calls(self)
         self.archive = Archive(self)
-        self.queue_log = QueueLog(self)
-        self.service = ServiceFigures(self)
+        self.queue_log = QueueLog(self, QueueLogRepository(db))
+        self.service = ServiceFigures(self, ServiceReportRepository(db))
         # offline messages, receipts and copies, satisfaction ratings (issue 17)
         self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
         self.resident_desk.keys = self.keys
         self.requests.resident_desk = self.resident_desk
-        self.call_notes = CallNotes(self)
-        self.callbacks = Callbacks(self)
-        self.extensions = Extensions(db, self.audit)
-        self.listening = Listening(self)
+        self.call_notes = CallNotes(self, CallNotesRepository(db))
+        self.callbacks = Callbacks(self, CallbacksRepository(db))
+        self.extensions = Extensions(ExtensionsRepository(db), self.audit)
+        self.listening = Listening(self, ListeningRepository(db))
         self.supervision = Supervision(self)
 
     @classmethod

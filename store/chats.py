@@ -10,7 +10,7 @@ import re
 import secrets
 import sqlite3
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -340,6 +340,53 @@ class _ChatState:
     key: DataKey | None = None
 
 
+@dataclass
+class _BatchPlan:
+    """One batch planned against copies: the remembered chat state changes only once the COMMIT succeeded."""
+
+    now: datetime
+    at: str  # `now` as stored
+    results: list[Posted | Exception] = field(default_factory=list)
+    next_seq: dict[int, int] = field(default_factory=dict)
+    new_ids: dict[tuple[int, str], int] = field(default_factory=dict)
+    repeats: list[tuple[int, int, int]] = field(default_factory=list)  # (index in results, chat id, seq)
+    inserts: list[tuple] = field(default_factory=list)
+
+    def take(self, item: _Pending, state: _ChatState | None) -> None:
+        """The item's answer, in batch order: a refusal, a repeat (answered after the INSERT) or a new line."""
+        if state is None:
+            self.results.append(ConversationNotFound(f"no chat {item.chat_id}"))
+        # the permission first: a repeated client_msg_id never answers someone else's chat
+        elif item.sender == "consultant" and state.consultant_id != item.staff_id:
+            self.results.append(NotPermitted("this chat is not assigned to you"))
+        elif (seq := self._known_seq(item, state)) is not None:
+            self.repeats.append((len(self.results), item.chat_id, seq))
+            self.results.append(None)  # type: ignore[arg-type]  # filled in by _GroupCommit._answer_repeats
+        elif state.status == "closed":
+            self.results.append(ChatClosed("the chat has ended"))
+        elif item.sender == "consultant" and state.status != "active":
+            self.results.append(NotPermitted("this chat is not assigned to you"))
+        else:
+            self.results.append(self._insert(item, state))
+
+    def _known_seq(self, item: _Pending, state: _ChatState) -> int | None:
+        """The seq already given to this client_msg_id, committed before or earlier in this batch."""
+        if item.client_msg_id is None:
+            return None
+        return state.client_ids.get(item.client_msg_id) or self.new_ids.get((item.chat_id, item.client_msg_id))
+
+    def _insert(self, item: _Pending, state: _ChatState) -> Posted:
+        seq = self.next_seq.get(item.chat_id, state.next_seq)
+        self.next_seq[item.chat_id] = seq + 1
+        if item.client_msg_id is not None:
+            self.new_ids[(item.chat_id, item.client_msg_id)] = seq
+        key = state.key
+        # sealed at rest (store/keys.py); residents' words go into the blind index when the chat closes
+        stored: str | bytes = item.text if key is None else key.seal_text(seq, item.text)
+        self.inserts.append((item.chat_id, seq, item.sender, item.staff_id, stored, self.at, item.client_msg_id))
+        return Posted(ChatMessage(item.chat_id, seq, item.sender, item.text, self.now, item.staff_id), new=True)
+
+
 class _GroupCommit:
     """Batches message inserts from many coroutines into one write transaction.
 
@@ -443,69 +490,43 @@ class _GroupCommit:
             self._chats.popitem(last=False)
 
     async def _write(self, batch: list[_Pending]) -> list[Posted | Exception]:
-        results: list[Posted | Exception] = []
         async with self.db.write() as tx:
             missing = sorted({item.chat_id for item in batch} - self._chats.keys())
             if missing:
                 await self._load(tx, missing)
             now = self.clock()
-            at = to_iso(now)
-            # planned against copies: the remembered state changes only once the COMMIT succeeded
-            next_seq: dict[int, int] = {}
-            new_ids: dict[tuple[int, str], int] = {}
-            repeats: list[tuple[int, int, int]] = []  # (index in results, chat id, seq)
-            inserts: list[tuple] = []
+            plan = _BatchPlan(now, to_iso(now))
             for item in batch:
-                state = self._chats.get(item.chat_id)
-                if state is None:
-                    results.append(ConversationNotFound(f"no chat {item.chat_id}"))
-                    continue
-                # the permission first: a repeated client_msg_id never answers someone else's chat
-                if item.sender == "consultant" and state.consultant_id != item.staff_id:
-                    results.append(NotPermitted("this chat is not assigned to you"))
-                    continue
-                if item.client_msg_id is not None:
-                    seq = state.client_ids.get(item.client_msg_id) or new_ids.get((item.chat_id, item.client_msg_id))
-                    if seq is not None:
-                        repeats.append((len(results), item.chat_id, seq))
-                        results.append(None)  # type: ignore[arg-type]  # filled in below
-                        continue
-                if state.status == "closed":
-                    results.append(ChatClosed("the chat has ended"))
-                    continue
-                if item.sender == "consultant" and state.status != "active":
-                    results.append(NotPermitted("this chat is not assigned to you"))
-                    continue
-                seq = next_seq.get(item.chat_id, state.next_seq)
-                next_seq[item.chat_id] = seq + 1
-                if item.client_msg_id is not None:
-                    new_ids[(item.chat_id, item.client_msg_id)] = seq
-                key = state.key
-                # sealed at rest (store/keys.py); residents' words go into the blind index when the chat closes
-                stored: str | bytes = item.text if key is None else key.seal_text(seq, item.text)
-                inserts.append((item.chat_id, seq, item.sender, item.staff_id, stored, at, item.client_msg_id))
-                results.append(Posted(ChatMessage(item.chat_id, seq, item.sender, item.text, now, item.staff_id),
-                                      new=True))
-            if inserts:
+                plan.take(item, self._chats.get(item.chat_id))
+            if plan.inserts:
                 # conversations.next_seq follows by the trigger of migration 0100_chat_next_seq
                 await tx.executemany(
                     "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, client_msg_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
-            for index, chat_id, seq in repeats:  # a retry: answer with the stored original (rare)
-                stored = {r.message.seq: r for r in results[:index] if isinstance(r, Posted) and r.message.chat_id == chat_id}
-                if seq in stored:
-                    results[index] = Posted(stored[seq].message, new=False)
-                    continue
-                row = await (await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?",
-                                              (chat_id, seq))).fetchone()
-                state = self._chats.get(chat_id)
-                text = _open_text(row, state.key if state else None)
-                results[index] = Posted(_message(row, text), new=False)
-        for chat_id, seq in next_seq.items():
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", plan.inserts)
+            await self._answer_repeats(tx, plan)
+        self._remember(plan)
+        return plan.results
+
+    async def _answer_repeats(self, tx: Any, plan: _BatchPlan) -> None:
+        """A retry is answered with the stored original (rare): from this batch, else from the database."""
+        results = plan.results
+        for index, chat_id, seq in plan.repeats:
+            stored = {r.message.seq: r for r in results[:index] if isinstance(r, Posted) and r.message.chat_id == chat_id}
+            if seq in stored:
+                results[index] = Posted(stored[seq].message, new=False)
+                continue
+            row = await (await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?",
+                                          (chat_id, seq))).fetchone()
+            state = self._chats.get(chat_id)
+            text = _open_text(row, state.key if state else None)
+            results[index] = Posted(_message(row, text), new=False)
+
+    def _remember(self, plan: _BatchPlan) -> None:
+        """The committed batch's sequence numbers and client_msg_ids, for the next batch."""
+        for chat_id, seq in plan.next_seq.items():
             self._chats[chat_id].next_seq = seq
-        for (chat_id, client_msg_id), seq in new_ids.items():
+        for (chat_id, client_msg_id), seq in plan.new_ids.items():
             self._chats[chat_id].client_ids[client_msg_id] = seq
-        return results
 
 
 class Chats:

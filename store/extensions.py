@@ -6,32 +6,36 @@ names queue members, the call card finds the consultant's own calls).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .audit import AuditLog
-from .db import Database
 from .errors import NotPermitted
 from .models import Actor
 from .policy import Permission
 
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.extensions import ExtensionsRepository
+
 
 class Extensions:
-    def __init__(self, db: Database, audit: AuditLog) -> None:
-        self.db = db
+    """Extensions as the live traffic needs them; pausing is the consultant's own, audited.
+
+    The SQL is the repository's (store/sqlite/extensions.py).
+    """
+
+    def __init__(self, repo: "ExtensionsRepository", audit: AuditLog) -> None:
+        self.repo = repo
         self.audit = audit
 
     async def names(self) -> dict[str, str]:
         """Extension -> the staff member's name."""
-        rows = await self.db.fetchall(
-            "SELECT e.extension, s.name FROM staff_extensions e JOIN staff s ON s.id = e.staff_id")
-        return {r["extension"]: r["name"] for r in rows}
+        return await self.repo.names()
 
     async def of_staff(self, staff_id: int | None) -> set[str]:
         """The extensions of one staff member (none for the system actor)."""
         if staff_id is None:
             return set()
-        rows = await self.db.fetchall("SELECT extension FROM staff_extensions WHERE staff_id = ?", (staff_id,))
-        return {r["extension"] for r in rows}
+        return await self.repo.of_staff(staff_id)
 
     async def pausable(self, actor: Actor) -> set[str]:
         """The extensions a consultant may pause in the PBX's queues (their own); refused and audited otherwise."""
@@ -42,7 +46,6 @@ class Extensions:
 
     async def record_pause(self, actor: Actor, *, paused: bool, queue: str | None, reason: str,
                            interfaces: Sequence[str], outcome: str) -> None:
-        """The audit entry of a QueuePause sent (or failed) for the actor's own interfaces."""
-        async with self.db.write() as tx:
-            await self.audit.append(tx, actor, "traffic.queue_pause", outcome=outcome, details={
-                "paused": paused, "queue": queue, "reason": reason, "interfaces": sorted(interfaces)})
+        """The audit entry (a transaction of its own) of a QueuePause sent or failed for the actor's interfaces."""
+        await self.audit.record(actor, "traffic.queue_pause", outcome=outcome, details={
+            "paused": paused, "queue": queue, "reason": reason, "interfaces": sorted(interfaces)})

@@ -612,7 +612,7 @@ class Keys:
     def create_pending_sync(self, conn: sqlite3.Connection, now: str) -> DataKey:
         """A data key for content whose conversation does not exist yet (a consultant's note written during
         a call, before its CDR: store/call_notes.py). Recorded in the key ring with conversation 0 until
-        the call adopts it (`store.call_notes.adopt_note_keys_sync`); the note names the key by its id."""
+        the call adopts it (`store.sqlite.call_notes.adopt_note_keys_sync`); the note names the key by its id."""
         self._refresh()
         assert self.master is not None, "keys are not open"
         key_id = secrets.token_bytes(16)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from .archive import ConversationSummary, RecordingInfo, _recording, _summary, _SUMMARY_SQL
+from .archive import ConversationSummary, RecordingInfo, _recording, _summary
 from .audio import AudioError, level_envelope, probe_file
 from .clock import from_iso, to_iso
 from .errors import CimError, InvalidInput, NotFound, NotPermitted
@@ -32,9 +32,10 @@ from .keys import ContentDeleted, SealBroken, open_plain, plain_size
 from .models import Actor, Role
 from .policy import Permission, allowed
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
     from . import Store
     from .settings import Settings
+    from .sqlite.listening import ListeningRepository
 
 #: Bytes of randomness in a token (128 bits).
 TOKEN_BYTES = 16
@@ -153,16 +154,17 @@ def mask_number(number: str | None) -> str:
 
 
 class Listening:
-    """Creates, checks and revokes listening links; serves what an admitted link may play."""
+    """Creates, checks and revokes listening links; serves what an admitted link may play.
 
-    def __init__(self, store: "Store") -> None:
+    The SQL is the repository's (store/sqlite/listening.py); every change runs in its unit of work,
+    which the audit entry joins.
+    """
+
+    def __init__(self, store: "Store", repo: "ListeningRepository") -> None:
         self.store = store
+        self.repo = repo
         self.random: Callable[[int], bytes] = secrets.token_bytes  # tests make the token predictable
         self._transcoded: OrderedDict[tuple[int, str], _Transcode] = OrderedDict()
-
-    @property
-    def db(self):
-        return self.store.db
 
     # -- creating ------------------------------------------------------------------------------------
 
@@ -181,8 +183,8 @@ class Listening:
         material = await self.store.requests.open_for_session(actor, request_id, conversation_id)
         if material.recording_path is None:
             raise InvalidInput(f"conversation {conversation_id} has no recording to listen to")
-        row = await self.db.fetchone("SELECT number FROM access_requests WHERE id = ?", (request_id,))
-        return await self._create(actor, SESSION, conversation_id, f"§4 session {row['number']}", request_id,
+        number = await self.repo.request_number(request_id)
+        return await self._create(actor, SESSION, conversation_id, f"§4 session {number}", request_id,
                                   session_token, None, None)
 
     async def _create(self, actor: Actor, kind: str, conversation_id: int, purpose: str, request_id: int | None,
@@ -209,14 +211,12 @@ class Listening:
         code = _code(digest)
         duration = row["duration_s"] or 0
         expires = now + timedelta(minutes=minutes, seconds=math.ceil(duration))
-        async with self.db.write() as tx:
-            cur = await tx.execute(
-                "INSERT INTO listen_links(token_hash, kind, code, staff_id, actor_name, session_hash, conversation_id, "
-                "recording_id, recording_sha256, purpose, request_id, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (digest, kind, code, actor.staff_id, actor.name, token_hash(session_token) if session_token else None,
-                 conversation_id, row["id"], row["sha256"], purpose, request_id, to_iso(now), to_iso(expires)))
-            link_id = cur.lastrowid
+        async with self.repo.transaction() as tx:
+            link_id = await self.repo.insert_link(
+                tx, token_hash=digest, kind=kind, code=code, staff_id=actor.staff_id, actor_name=actor.name,
+                session_hash=token_hash(session_token) if session_token else None, conversation_id=conversation_id,
+                recording_id=row["id"], recording_sha256=row["sha256"], purpose=purpose, request_id=request_id,
+                created_at=to_iso(now), expires_at=to_iso(expires))
             await self.store.audit.append(
                 tx, actor, "listen.link_create", target_kind="conversation", target_id=conversation_id,
                 purpose=purpose, request_id=request_id,
@@ -230,17 +230,8 @@ class Listening:
     async def live_links(self, actor: Actor, *, conversation_id: int | None = None,
                          request_id: int | None = None) -> list[LiveLink]:
         """The actor's own links still usable (for "odsłuch w przeglądarce" on the archive and request screens)."""
-        where = ["actor_name = ?", "revoked_at IS NULL", "expires_at > ?"]
-        params: list[Any] = [actor.name, to_iso(self.store.clock())]
-        if conversation_id is not None:
-            where.append("conversation_id = ?")
-            params.append(conversation_id)
-        if request_id is not None:
-            where.append("request_id = ?")
-            params.append(request_id)
-        rows = await self.db.fetchall(
-            f"SELECT id, code, conversation_id, request_id, expires_at, opened_at, session_hash FROM listen_links "
-            f"WHERE {' AND '.join(where)} ORDER BY id", params)
+        rows = await self.repo.live_links(actor.name, to_iso(self.store.clock()), conversation_id=conversation_id,
+                                          request_id=request_id)
         out = []
         for r in rows:
             if r["session_hash"] and await self._session_ended(r["session_hash"]):
@@ -252,18 +243,14 @@ class Listening:
 
     async def revoke(self, actor: Actor, link_id: int, reason: str = "closed") -> bool:
         """End one of the actor's own links now (the TUI closes it); True if it was live."""
-        async with self.db.write() as tx:
-            cur = await tx.execute(
-                "UPDATE listen_links SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND actor_name = ? "
-                "AND revoked_at IS NULL", (to_iso(self.store.clock()), reason, link_id, actor.name))
-            if cur.rowcount:
-                row = await (await tx.execute("SELECT conversation_id, purpose, request_id FROM listen_links "
-                                              "WHERE id = ?", (link_id,))).fetchone()
+        async with self.repo.transaction() as tx:
+            row = await self.repo.revoke_own(tx, link_id, actor.name, to_iso(self.store.clock()), reason)
+            if row is not None:
                 await self.store.audit.append(tx, actor, "listen.link_revoke", target_kind="conversation",
                                               target_id=row["conversation_id"], purpose=row["purpose"],
                                               request_id=row["request_id"],
                                               details={"link_id": link_id, "reason": reason})
-        return bool(cur.rowcount)
+        return row is not None
 
     # -- the browser's requests --------------------------------------------------------------------
 
@@ -279,13 +266,12 @@ class Listening:
                                             "in a browser", 415)
         new_pin = None
         pinned_elsewhere = False
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             if link["pin_hash"] is None:
                 new_pin = secrets.token_urlsafe(24)
-                cur = await tx.execute(
-                    "UPDATE listen_links SET pin_hash = ?, opened_at = ? WHERE id = ? AND pin_hash IS NULL",
-                    (token_hash(new_pin), to_iso(self.store.clock()), link["id"]))
-                pinned_elsewhere = cur.rowcount == 0  # another browser pinned it between our read and this write
+                # another browser pinned it between our read and this write
+                pinned_elsewhere = not await self.repo.pin(tx, link["id"], token_hash(new_pin),
+                                                           to_iso(self.store.clock()))
             if pinned_elsewhere:
                 await self.store.audit.append(tx, grant.actor, "listen.page", outcome="refused", **self._where(link),
                                               details=self._details(link, "foreign_browser", client))
@@ -320,67 +306,74 @@ class Listening:
         if not isinstance(token, str) or not 10 <= len(token) <= 64:
             row = None
         else:
-            row = await self.db.fetchone("SELECT * FROM listen_links WHERE token_hash = ?", (token_hash(token),))
+            row = await self.repo.link_by_token(token_hash(token))
         if row is None:
             await self.store.audit.record(Actor(None, "browser", frozenset()), action, outcome="refused",
                                           target_kind="listen_link",
                                           details={"reason": "forged", "client": client})
             raise LinkRefused("forged", "this listening link is not one CIM gave out")
         owner = await self._owner(row)
-        now = self.store.clock()
-
-        async def refuse(reason: str, message: str, status: int = 403) -> None:
+        refusal = (await self._lapsed(row, self.store.clock()) or self._unpinned(row, pin, may_pin)
+                   or await self._withheld(row, owner))
+        if refusal is not None:
+            reason, message, status = refusal
             await self.store.audit.record(owner, action, outcome="refused", **self._where(row),
                                           details=self._details(row, reason, client))
             raise LinkRefused(reason, message, status)
-
-        if row["revoked_at"]:
-            if row["revoked_reason"] == "session_ended":
-                await refuse("session_ended", "the staff session this link belonged to has ended")
-            await refuse("revoked", "this listening link was closed by the person who created it")
-        if now >= from_iso(row["expires_at"]):
-            await refuse("expired", "this listening link has expired; create a new one in CIM", 410)
-        if row["session_hash"] and await self._session_ended(row["session_hash"]):
-            await self._revoke_row(row["id"], "session_ended")
-            await refuse("session_ended", "the staff session this link belonged to has ended")
-        if row["pin_hash"] is not None:
-            if not pin or token_hash(pin) != row["pin_hash"]:
-                await refuse("foreign_browser", "this link has already been opened in another browser; "
-                                                "links cannot be forwarded")
-        elif not may_pin:
-            await refuse("not_opened", "open the listening page first")
-        if row["staff_id"] is not None:
-            staff = await self.db.fetchone("SELECT disabled FROM staff WHERE id = ?", (row["staff_id"],))
-            may = allowed(owner, Permission.OPEN_CONTENT) or row["kind"] == SESSION
-            if staff is None or staff["disabled"] or not may:
-                await refuse("withheld", "the person who created this link may no longer open recordings")
-        if row["kind"] == SESSION:
-            req = await self.db.fetchone("SELECT state FROM access_requests WHERE id = ?", (row["request_id"],))
-            if req is None or req["state"] != "session_in_progress":
-                await refuse("withheld", "the listening session this link belonged to is over", 410)
-        rec = await self.db.fetchone("SELECT id FROM recordings WHERE id = ? AND conversation_id = ? AND sha256 = ?",
-                                     (row["recording_id"], row["conversation_id"], row["recording_sha256"]))
-        if rec is None:
-            purged = await self.db.fetchone("SELECT 1 FROM purged_conversations WHERE id = ?",
-                                            (row["conversation_id"],))
-            await refuse("purged", "the recording was permanently deleted (purged, §6) after the link was made"
-                         if purged else "the recording is no longer in the archive", 410)
         return row
 
+    async def _lapsed(self, row: Any, now: datetime) -> tuple[str, str, int] | None:
+        """(reason, message, status) when the link itself is over: closed, expired, its staff session ended."""
+        if row["revoked_at"]:
+            if row["revoked_reason"] == "session_ended":
+                return "session_ended", "the staff session this link belonged to has ended", 403
+            return "revoked", "this listening link was closed by the person who created it", 403
+        if now >= from_iso(row["expires_at"]):
+            return "expired", "this listening link has expired; create a new one in CIM", 410
+        if row["session_hash"] and await self._session_ended(row["session_hash"]):
+            await self._revoke_row(row["id"], "session_ended")
+            return "session_ended", "the staff session this link belonged to has ended", 403
+        return None
+
+    @staticmethod
+    def _unpinned(row: Any, pin: str | None, may_pin: bool) -> tuple[str, str, int] | None:
+        """(reason, message, status) when this browser is not the one the link is pinned to (or may not pin it)."""
+        if row["pin_hash"] is not None:
+            if not pin or token_hash(pin) != row["pin_hash"]:
+                return ("foreign_browser", "this link has already been opened in another browser; "
+                                           "links cannot be forwarded", 403)
+        elif not may_pin:
+            return "not_opened", "open the listening page first", 403
+        return None
+
+    async def _withheld(self, row: Any, owner: Actor) -> tuple[str, str, int] | None:
+        """(reason, message, status) when the owner, the §4.6 session or the recording no longer allow it."""
+        if row["staff_id"] is not None:
+            disabled = await self.repo.staff_disabled(row["staff_id"])
+            may = allowed(owner, Permission.OPEN_CONTENT) or row["kind"] == SESSION
+            if disabled is None or disabled or not may:
+                return "withheld", "the person who created this link may no longer open recordings", 403
+        if row["kind"] == SESSION:
+            if await self.repo.request_state(row["request_id"]) != "session_in_progress":
+                return "withheld", "the listening session this link belonged to is over", 410
+        if not await self.repo.recording_unchanged(row["recording_id"], row["conversation_id"],
+                                                   row["recording_sha256"]):
+            purged = await self.repo.was_purged(row["conversation_id"])
+            return ("purged", "the recording was permanently deleted (purged, §6) after the link was made"
+                    if purged else "the recording is no longer in the archive", 410)
+        return None
+
     async def _revoke_row(self, link_id: int, reason: str) -> None:
-        async with self.db.write() as tx:
-            await tx.execute("UPDATE listen_links SET revoked_at = ?, revoked_reason = ? WHERE id = ? "
-                             "AND revoked_at IS NULL", (to_iso(self.store.clock()), reason, link_id))
+        await self.repo.revoke(link_id, to_iso(self.store.clock()), reason)
 
     async def _owner(self, row: Any) -> Actor:
         if row["staff_id"] is None:
             return Actor.system(row["actor_name"].removeprefix("system:"))
-        roles = await self.db.fetchall("SELECT role FROM staff_roles WHERE staff_id = ?", (row["staff_id"],))
-        return Actor(staff_id=row["staff_id"], name=row["actor_name"], roles=frozenset(Role(r["role"]) for r in roles))
+        roles = await self.repo.roles(row["staff_id"])
+        return Actor(staff_id=row["staff_id"], name=row["actor_name"], roles=frozenset(Role(r) for r in roles))
 
     async def _session_ended(self, session_hash: str) -> bool:
-        s = await self.db.fetchone("SELECT expires_at, last_seen_at, revoked_at FROM sessions WHERE token_hash = ?",
-                                   (session_hash,))
+        s = await self.repo.session(session_hash)
         if s is None or s["revoked_at"]:
             return True
         now = self.store.clock()
@@ -388,8 +381,8 @@ class Listening:
         return now >= from_iso(s["expires_at"]) or now >= idle
 
     async def _grant(self, row: Any) -> ListenGrant:
-        conv = await self.db.fetchone(_SUMMARY_SQL + " WHERE c.id = ?", (row["conversation_id"],))
-        rec = await self.db.fetchone("SELECT * FROM recordings WHERE id = ?", (row["recording_id"],))
+        conv = await self.repo.summary(row["conversation_id"])
+        rec = await self.repo.recording(row["recording_id"])
         return ListenGrant(link_id=row["id"], code=row["code"], actor=await self._owner(row), summary=_summary(conv),
                            recording=_recording(rec), path=self.store.archive._managed_path(rec["path"]),
                            purpose=row["purpose"], request_id=row["request_id"],

@@ -13,20 +13,20 @@ import asyncio
 import hashlib
 import os
 import re
-import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .calls import Rejection, channel_extension, normalise_number, poll_until_stopped, split_lines
+from .calls import Rejection, poll_until_stopped, split_lines
 from .clock import to_iso
 from .errors import InvalidInput
 from .models import Actor
 from .policy import Permission
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
     from . import Store
+    from .sqlite.queue_log import QueueLogRepository
 
 #: Events that end a caller's wait without an answer, and the outcome each records.
 EXIT_OUTCOMES = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITWITHKEY": "exitkey",
@@ -147,10 +147,15 @@ class QueueLogSource:
 
 
 class QueueLog:
-    """`store.queue_log`: registering queue_log files; the facts feed the service report and callbacks."""
+    """`store.queue_log`: registering queue_log files; the facts feed the service report and callbacks.
 
-    def __init__(self, store: "Store") -> None:
+    The SQL (applying the entries, linking stays to calls) is the repository's (store/sqlite/queue_log.py);
+    the run's audit entry is written in its unit of work.
+    """
+
+    def __init__(self, store: "Store", repo: "QueueLogRepository") -> None:
         self.store = store
+        self.repo = repo
 
     def source(self, path: Path) -> QueueLogSource:
         path = Path(path)
@@ -180,10 +185,10 @@ class QueueLog:
         retention = self.store.settings.retention_duration
         now = to_iso(self.store.clock())
         for i in range(0, len(entries), BATCH):
-            await self.store.db.write_call(_register, entries[i:i + BATCH], report, retention, now)
+            await self.repo.register(entries[i:i + BATCH], report, retention, now)
         report.linked_to_calls = await self.link_calls()
         if entries or report.rejected:
-            async with self.store.db.write() as tx:
+            async with self.repo.transaction() as tx:
                 await self.store.audit.append(tx, actor, "calls.ingest_queue_log", details={
                     "file": src.path.name, "imported": report.imported, "already_present": report.already_present,
                     "rejected": len(report.rejected)})
@@ -191,13 +196,7 @@ class QueueLog:
 
     async def link_calls(self) -> int:
         """Link stays not yet linked to the call whose CDR leg has the same uniqueid (CDR ingested later too)."""
-        def link(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "UPDATE queue_calls SET conversation_id = (SELECT l.conversation_id FROM call_legs l "
-                " WHERE l.uniqueid = queue_calls.callid LIMIT 1) WHERE conversation_id IS NULL "
-                "AND EXISTS (SELECT 1 FROM call_legs l WHERE l.uniqueid = queue_calls.callid)")
-            return cur.rowcount
-        return await self.store.db.write_call(link)
+        return await self.repo.link_calls()
 
     async def watch(self, actor: Actor, src: QueueLogSource, stop: asyncio.Event, *, interval: float = 2.0,
                     iterations: int | None = None,
@@ -216,125 +215,3 @@ def _read_new(src: QueueLogSource) -> bytes:
         src.file_id = file_id
         fh.seek(src.offset)
         return fh.read()
-
-
-# ------------------------------------------------------------------------------------------------
-# Applying entries (on the writer's thread, one transaction per batch)
-
-
-def _register(conn: sqlite3.Connection, entries: list[QueueLogEntry], report: QueueLogReport, retention,
-              now: str) -> None:
-    for entry in entries:
-        purge_after = to_iso(retention.after(entry.at))
-        if purge_after <= now:
-            report.expired += 1  # already past its retention: purged facts are not brought back (§6)
-            continue
-        if conn.execute("SELECT 1 FROM queue_log_lines WHERE digest = ?", (entry.digest,)).fetchone():
-            report.already_present += 1
-            continue
-        conn.execute("SAVEPOINT line")
-        try:
-            _apply(conn, entry, report, purge_after)
-            conn.execute("INSERT INTO queue_log_lines(digest, imported_at, purge_after) VALUES (?, ?, ?)",
-                         (entry.digest, now, purge_after))
-        except _LineError as exc:
-            conn.execute("ROLLBACK TO line")
-            conn.execute("RELEASE line")
-            report.rejected.append(Rejection(entry.line, str(exc)))
-            continue
-        conn.execute("RELEASE line")
-        report.imported += 1
-
-
-def _apply(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogReport, purge_after: str) -> None:
-    ev = e.event
-    if ev in MEMBER_EVENTS:
-        if not e.agent or e.agent == "NONE":
-            raise _LineError(f"{ev} names no queue member")
-        reason = e.data[0].strip() if ev in ("PAUSE", "PAUSEALL") and e.data and e.data[0].strip() else None
-        conn.execute("INSERT INTO queue_member_events(at, queue, agent, event, reason, purge_after) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", (to_iso(e.at), e.queue, e.agent, ev, reason, purge_after))
-        report.member_events += 1
-        return
-    if ev in IGNORED_EVENTS:
-        report.ignored += 1
-        return
-    if ev not in ("ENTERQUEUE", "CONNECT", "COMPLETECALLER", "COMPLETEAGENT", "RINGNOANSWER",
-                  *EXIT_OUTCOMES, *TRANSFER_EVENTS):
-        report.unknown_events[ev] = report.unknown_events.get(ev, 0) + 1
-        return
-    if not e.callid or e.callid == "NONE":
-        raise _LineError(f"{ev} has no call id")
-    if not e.queue or e.queue == "NONE":
-        raise _LineError(f"{ev} names no queue")
-    if ev == "ENTERQUEUE":
-        # url|callerid|position
-        number = normalise_number(e.data[1] if len(e.data) > 1 else "")
-        position = e.number(3, "position") if len(e.data) > 2 and e.data[2].strip() else None
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO queue_calls(callid, queue, entered_at, caller, position, purge_after) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (e.callid, e.queue, to_iso(e.at), number.normalised if number.identifiable else None, position,
-             purge_after))
-        report.queue_calls += cur.rowcount
-        return
-    if ev == "RINGNOANSWER":
-        e.number(1, "ringing time in ms")
-        row = _stay(conn, e)
-        if row is not None:
-            conn.execute("UPDATE queue_calls SET ring_no_answer = ring_no_answer + 1 WHERE id = ?", (row["id"],))
-        return
-    if ev == "CONNECT":
-        # holdtime|bridged channel uniqueid|ringtime
-        wait = e.number(1, "waiting time")
-        stay = _stay_or_new(conn, e, wait, purge_after, report)
-        extension, consultant_id = _member(conn, e.agent)
-        conn.execute("UPDATE queue_calls SET outcome = 'answered', wait_s = ?, agent = ?, extension = ?, "
-                     "consultant_id = ? WHERE id = ?", (wait, e.agent, extension, consultant_id, stay))
-        return
-    if ev in EXIT_OUTCOMES:
-        wait = e.number(EXIT_WAIT_FIELD[ev], "waiting time")
-        stay = _stay_or_new(conn, e, wait, purge_after, report)
-        conn.execute("UPDATE queue_calls SET outcome = ?, wait_s = ?, ended_at = ?, ended_by = 'caller' "
-                     "WHERE id = ?", (EXIT_OUTCOMES[ev], wait, to_iso(e.at), stay))
-        return
-    # COMPLETECALLER/COMPLETEAGENT holdtime|calltime|origpos; transfers x|y|holdtime|calltime|origpos
-    wait_field, talk_field = (1, 2) if ev.startswith("COMPLETE") else (3, 4)
-    wait = e.number(wait_field, "waiting time")
-    talk = e.number(talk_field, "talk time")
-    stay = _stay_or_new(conn, e, wait, purge_after, report)
-    ended_by = {"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent"}.get(ev, "transfer")
-    extension, consultant_id = _member(conn, e.agent)
-    conn.execute("UPDATE queue_calls SET outcome = 'answered', wait_s = coalesce(wait_s, ?), talk_s = ?, "
-                 "ended_at = ?, ended_by = ?, agent = coalesce(agent, ?), extension = coalesce(extension, ?), "
-                 "consultant_id = coalesce(consultant_id, ?) WHERE id = ?",
-                 (wait, talk, to_iso(e.at), ended_by, e.agent, extension, consultant_id, stay))
-
-
-def _stay(conn: sqlite3.Connection, e: QueueLogEntry) -> sqlite3.Row | None:
-    """The caller's latest stay in this queue that began before the event."""
-    return conn.execute("SELECT id FROM queue_calls WHERE callid = ? AND queue = ? AND entered_at <= ? "
-                        "ORDER BY entered_at DESC LIMIT 1", (e.callid, e.queue, to_iso(e.at))).fetchone()
-
-
-def _stay_or_new(conn: sqlite3.Connection, e: QueueLogEntry, wait: int, purge_after: str,
-                 report: QueueLogReport) -> int:
-    """The stay the event belongs to; when its ENTERQUEUE is not in the file (a rotated log), it begins `wait` earlier."""
-    row = _stay(conn, e)
-    if row is not None:
-        return row["id"]
-    entered = e.at - timedelta(seconds=wait)
-    cur = conn.execute("INSERT INTO queue_calls(callid, queue, entered_at, purge_after) VALUES (?, ?, ?, ?)",
-                       (e.callid, e.queue, to_iso(entered), purge_after))
-    report.queue_calls += 1
-    return cur.lastrowid
-
-
-def _member(conn: sqlite3.Connection, agent: str) -> tuple[str | None, int | None]:
-    """The member's extension (PJSIP/201 -> 201, or a bare 201) and the consultant with that extension."""
-    agent = agent.strip()
-    extension = agent if agent.isdigit() else channel_extension(agent)
-    if not extension:
-        return None, None
-    row = conn.execute("SELECT staff_id FROM staff_extensions WHERE extension = ?", (extension,)).fetchone()
-    return extension, row["staff_id"] if row else None

@@ -8,12 +8,11 @@ import io
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
-from .db import Database
 from .errors import InvalidInput
 from . import plurals
 from .audit_actions import action_label
@@ -22,7 +21,10 @@ from .i18n import N_, _, current_language, format_date, format_datetime, normali
 from .letters import in_font
 from .models import Actor
 from .policy import Permission
-from .supervision import SupervisionActivity, supervision_activity
+from .supervision import SupervisionActivity
+
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.reports import ReportsRepository
 
 FONTS_DIR = Path(__file__).with_name("fonts")
 
@@ -159,8 +161,15 @@ def purge_status(status: str, lang: str | None = None) -> str:
 
 
 class Reports:
-    def __init__(self, db: Database, audit: AuditLog, clock: Clock, timezone: str = "Europe/Warsaw") -> None:
-        self.db = db
+    """The supervision report's rules: who may, the period, what counts as an access, requests on time.
+
+    The SQL is the repository's (store/sqlite/reports.py); the report's audit entry is written in its
+    unit of work.
+    """
+
+    def __init__(self, repo: "ReportsRepository", audit: AuditLog, clock: Clock,
+                 timezone: str = "Europe/Warsaw") -> None:
+        self.repo = repo
         self.audit = audit
         self.clock = clock
         self.timezone = timezone
@@ -175,37 +184,27 @@ class Reports:
         zone = ZoneInfo(self.timezone)
         since = to_iso(datetime.combine(start, time(0), zone))
         until = to_iso(datetime.combine(end + timedelta(days=1), time(0), zone))
-        prefixes = [p.replace("_", "\\_") + "%" for p in ACCESS_ACTION_PREFIXES]
-        like = " OR ".join("action LIKE ? ESCAPE '\\'" for _ in ACCESS_ACTION_PREFIXES)
-        accesses = [AccessCount(r["actor_name"], r["action"], r["purpose"] or "", r["n"]) for r in await self.db.fetchall(
-            f"SELECT actor_name, action, coalesce(purpose, '') AS purpose, count(*) AS n FROM audit"
-            f" WHERE at >= ? AND at < ? AND outcome = 'ok' AND ({like})"
-            " GROUP BY actor_name, action, coalesce(purpose, '') ORDER BY actor_name, action, purpose",
-            (since, until, *prefixes))]
-        refusals = [RefusalCount(r["actor_name"], r["action"], r["n"]) for r in await self.db.fetchall(
-            "SELECT actor_name, action, count(*) AS n FROM audit WHERE at >= ? AND at < ? AND outcome = 'refused'"
-            " GROUP BY actor_name, action ORDER BY actor_name, action", (since, until))]
+        accesses = [AccessCount(r["actor_name"], r["action"], r["purpose"] or "", r["n"])
+                    for r in await self.repo.access_counts(since, until, ACCESS_ACTION_PREFIXES)]
+        refusals = [RefusalCount(r["actor_name"], r["action"], r["n"])
+                    for r in await self.repo.refusal_counts(since, until)]
         requests = await self._requests(start, end)
         # a run whose scrub could not truncate the WAL is not simply "finished" (§3: the director supervises storage)
         purges = [PurgeSummary(r["id"], from_iso(r["started_at"]), r["started_by"],
                                r["status"] + (" (remnants pending)" if r["remnants_pending"] else ""), r["calls"],
-                               r["chats"], r["files"], r["bytes"], r["held"]) for r in await self.db.fetchall(
-            "SELECT * FROM purge_runs WHERE dry_run = 0 AND started_at >= ? AND started_at < ? ORDER BY id",
-            (since, until))]
-        activity = await supervision_activity(self.db, since, until)
+                               r["chats"], r["files"], r["bytes"], r["held"])
+                  for r in await self.repo.purge_runs(since, until)]
+        activity = await self.repo.supervision_activity(since, until)
         report = SupervisionReport(start, end, self.clock(), actor.name, tuple(accesses), tuple(refusals),
                                    tuple(requests), tuple(purges), activity=activity)
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.audit.append(tx, actor, "reports.view", details={
                 "from": start.isoformat(), "to": end.isoformat(), "accesses": report.total_accesses})
         return replace(report, audit_anchor=(await self.audit.anchor("report")).printed(), timezone=self.timezone)
 
     async def _requests(self, start: date, end: date) -> list[RequestOutcome]:
         """Requests received in the period, grouped by kind and outcome, with days from receipt to answer."""
-        rows = await self.db.fetchall(
-            "SELECT kind, decision, decided_at, withdrawn_at, received_on, due_on, extended_until"
-            " FROM access_requests WHERE received_on >= ? AND received_on <= ?",
-            (start.isoformat(), end.isoformat()))
+        rows = await self.repo.requests_received(start.isoformat(), end.isoformat())
         zone = ZoneInfo(self.timezone)
         today = self.clock().astimezone(zone).date()
         groups: dict[tuple[str, str], list[tuple[int | None, bool]]] = {}

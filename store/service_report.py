@@ -25,7 +25,6 @@ import csv
 import io
 import json
 import math
-import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -39,8 +38,9 @@ from .i18n import N_, current_language, format_date, normalise_language, transla
 from .models import Actor
 from .policy import Permission
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
     from . import Store
+    from .sqlite.service_report import ServiceReportRepository
 
 BY_CHOICES = ("hour", "day", "consultant", "queue", "topic")
 CHANNELS = ("calls", "chats")
@@ -242,10 +242,15 @@ def _num(value: float | int | None) -> str:
 
 
 class ServiceFigures:
-    """`store.service`: the service report over live rows and the purge-proof daily aggregate."""
+    """`store.service`: the service report over live rows and the purge-proof daily aggregate.
 
-    def __init__(self, store: "Store") -> None:
+    The SQL is the repository's (store/sqlite/service_report.py); the report's audit entry is written
+    in its unit of work.
+    """
+
+    def __init__(self, store: "Store", repo: "ServiceReportRepository") -> None:
         self.store = store
+        self.repo = repo
 
     @property
     def zone(self) -> ZoneInfo:
@@ -265,20 +270,11 @@ class ServiceFigures:
         zone = self.zone
         since = to_iso(datetime.combine(start, time(0), zone))
         until = to_iso(datetime.combine(end + timedelta(days=1), time(0), zone))
-
-        def collect(conn: sqlite3.Connection) -> tuple[list[Contact], list[tuple[Contact, Bucket]], tuple[int, int]]:
-            live = _stay_contacts(conn.execute(_STAY_SQL + "s.entered_at >= ? AND s.entered_at < ?", (since, until)),
-                                  zone)
-            live += _chat_contacts(conn.execute(_CHAT_SQL + "c.created_at >= ? AND c.created_at < ?",
-                                                (since, until)), zone)
-            frozen = list(_daily_cells(conn, start.isoformat(), end.isoformat()))
-            callbacks = conn.execute(
-                "SELECT sum(status = 'done') AS done, sum(status != 'done') AS open FROM callbacks "
-                "WHERE day >= ? AND day <= ?", (start.isoformat(), end.isoformat())).fetchone()
-            return live, frozen, (callbacks["done"] or 0, callbacks["open"] or 0)
-
         await self.store.callbacks.refresh()
-        live, frozen, (callbacks_done, callbacks_open) = await self.store.db.write_call(collect)  # one snapshot
+        stays, chats, daily, (callbacks_done, callbacks_open) = await self.repo.snapshot(  # one snapshot
+            since, until, start.isoformat(), end.isoformat())
+        live = _stay_contacts(stays, zone) + _chat_contacts(chats, zone)
+        frozen = list(_daily_cells(daily))
         totals = {"calls": Bucket(), "chats": Bucket()}
         groups: dict[str, dict[str, Bucket]] = {}
         hours: dict[int, dict[str, Bucket]] = {}
@@ -320,7 +316,7 @@ class ServiceFigures:
         report = replace(report, ratings={"all": _rating_json(overall),
                                           "by_consultant": [_rating_json(f) for f in per_consultant],
                                           "by_topic": [_rating_json(f) for f in per_topic]})
-        async with self.store.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.store.audit.append(tx, actor, "reports.service", details={
                 "from": start.isoformat(), "to": end.isoformat(), "by": by})
         return report
@@ -347,7 +343,7 @@ def _sort_key(key: str) -> tuple[int, str]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Facts of live rows (on the writer's or the purge's connection)
+# Facts of live rows (the repository reads them, for a report or in the purge's transaction)
 
 
 def _local(moment: str, zone: ZoneInfo) -> datetime:
@@ -360,13 +356,6 @@ def _seconds_between(a: str | None, b: str | None) -> int | None:
     return max(0, round((from_iso(b) - from_iso(a)).total_seconds()))
 
 
-_STAY_SQL = ("SELECT s.entered_at, s.queue, s.outcome, s.wait_s, s.talk_s, s.consultant_id, s.agent, "
-             "st.name AS staff_name, (SELECT n.category FROM call_notes n WHERE n.linkedid = s.callid "
-             " OR n.uniqueid = s.callid OR n.conversation_id = s.conversation_id LIMIT 1) AS topic "
-             "FROM queue_calls s LEFT JOIN staff st ON st.id = s.consultant_id "
-             "WHERE s.outcome != 'waiting' AND ")
-
-
 def _stay_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
     out = []
     for r in rows:
@@ -376,14 +365,6 @@ def _stay_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
         out.append(Contact("call", local.date().isoformat(), local.hour, r["queue"], r["consultant_id"], consultant,
                            r["topic"] or "", outcome, r["wait_s"], r["talk_s"] if outcome == "answered" else None))
     return out
-
-
-_CHAT_SQL = ("SELECT c.created_at, c.ended_at, c.status, c.consultant_id, c.close_category, st.name AS staff_name, "
-             "(SELECT min(m.at) FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'system' "
-             " AND m.staff_id IS NOT NULL) AS taken_at "
-             "FROM conversations c LEFT JOIN staff st ON st.id = c.consultant_id "
-             "WHERE c.channel = 'chat' AND c.status != 'queued' AND c.status != 'offline_message' "
-             "AND NOT EXISTS (SELECT 1 FROM offline_messages o WHERE o.conversation_id = c.id) AND ")
 
 
 def _chat_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
@@ -400,75 +381,13 @@ def _chat_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
     return out
 
 
-def _daily_cells(conn: sqlite3.Connection, first_day: str, last_day: str) -> Iterable[tuple[Contact, Bucket]]:
-    for r in conn.execute("SELECT * FROM service_daily WHERE day >= ? AND day <= ?", (first_day, last_day)):
+def _daily_cells(rows: Iterable[Any]) -> Iterable[tuple[Contact, Bucket]]:
+    for r in rows:
         contact = Contact(r["channel"], r["day"], r["hour"], r["queue"], r["consultant_id"], r["consultant"],
                           r["topic"], "", None, None)
         yield contact, Bucket(r["offered"], r["answered"], r["abandoned"], r["unanswered_other"],
                               json.loads(r["answered_waits"]), json.loads(r["abandoned_waits"]),
                               json.loads(r["handle_times"]), r["callbacks_done"], r["callbacks_open"])
-
-
-# ------------------------------------------------------------------------------------------------
-# The purge's hook: fold contacts into service_daily in the transaction that deletes them
-
-
-async def absorb_conversations(tx: Any, ids: list[int], timezone: str) -> None:
-    """Before the purge deletes these conversations: add their chats and their calls' queue stays to service_daily."""
-    if not ids:
-        return
-    zone = ZoneInfo(timezone)
-    marks = ",".join("?" * len(ids))
-    contacts = _chat_contacts(await tx.execute_fetchall(_CHAT_SQL + f"c.id IN ({marks})", ids), zone)
-    contacts += _stay_contacts(await tx.execute_fetchall(_STAY_SQL + f"s.conversation_id IN ({marks})", ids), zone)
-    await _add_to_daily(tx, contacts)
-
-
-async def purge_unlinked_queue_facts(tx: Any, cutoff_iso: str, timezone: str) -> int:
-    """Traffic facts past purge_after that no purged conversation took along (§6): queue stays linked to no
-    call and callbacks (both folded into service_daily first), members' events, notes on calls whose CDR
-    never came, and the registers of lines and sources seen."""
-    zone = ZoneInfo(timezone)
-    rows = await tx.execute_fetchall(_STAY_SQL + "s.conversation_id IS NULL AND s.purge_after <= ?", (cutoff_iso,))
-    callbacks: dict[tuple, Bucket] = {}
-    for r in await tx.execute_fetchall("SELECT day, status FROM callbacks WHERE purge_after <= ?", (cutoff_iso,)):
-        bucket = callbacks.setdefault((r["day"], 0, "call", "", "", "", None), Bucket())
-        if r["status"] == "done":
-            bucket.callbacks_done += 1
-        else:
-            bucket.callbacks_open += 1
-    await _add_to_daily(tx, _stay_contacts(rows, zone), callbacks)
-    await tx.execute("DELETE FROM callbacks WHERE purge_after <= ?", (cutoff_iso,))
-    await tx.execute("DELETE FROM callback_sources WHERE purge_after <= ?", (cutoff_iso,))
-    await tx.execute("DELETE FROM call_notes WHERE conversation_id IS NULL AND purge_after <= ?", (cutoff_iso,))
-    cur = await tx.execute("DELETE FROM queue_calls WHERE conversation_id IS NULL AND purge_after <= ?",
-                           (cutoff_iso,))
-    await tx.execute("DELETE FROM queue_member_events WHERE purge_after <= ?", (cutoff_iso,))
-    await tx.execute("DELETE FROM queue_log_lines WHERE purge_after <= ?", (cutoff_iso,))
-    return cur.rowcount
-
-
-async def _add_to_daily(tx: Any, contacts: list[Contact], extra: dict[tuple, Bucket] | None = None) -> None:
-    cells: dict[tuple, Bucket] = dict(extra or {})
-    for c in contacts:
-        key = (c.day, c.hour, c.channel, c.queue, c.consultant, c.topic, c.consultant_id)
-        cells.setdefault(key, Bucket()).add_contact(c)
-    for (day, hour, channel, queue, consultant, topic, consultant_id), b in cells.items():
-        rows = await tx.execute_fetchall(  # fetch-all: no statement left open on the writer
-            "SELECT * FROM service_daily WHERE day = ? AND hour = ? AND channel = ? AND queue = ? AND consultant = ? "
-            "AND topic = ?", (day, hour, channel, queue, consultant, topic))
-        for row in rows:
-            b.merge(Bucket(row["offered"], row["answered"], row["abandoned"], row["unanswered_other"],
-                           json.loads(row["answered_waits"]), json.loads(row["abandoned_waits"]),
-                           json.loads(row["handle_times"]), row["callbacks_done"], row["callbacks_open"]))
-        await tx.execute(
-            "INSERT OR REPLACE INTO service_daily(day, hour, channel, queue, consultant_id, consultant, topic, offered,"
-            " answered, abandoned, unanswered_other, answered_waits, abandoned_waits, handle_times, callbacks_done,"
-            " callbacks_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (day, hour, channel, queue, consultant_id, consultant, topic, b.offered, b.answered,
-             b.abandoned, b.unanswered_other, json.dumps(sorted(b.answered_waits)),
-             json.dumps(sorted(b.abandoned_waits)), json.dumps(sorted(b.handle_times)), b.callbacks_done,
-             b.callbacks_open))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -123,6 +123,10 @@ class Settings:
     #: Chat desk: minutes a chat may wait in the queue with nobody free before it closes (the resident is
     #: offered the offline message form); 0 = off.
     chat_queue_limit_minutes: int = 20
+    #: Chat server on two or more nodes (docs/DEPLOY.md "Two or more nodes (in progress)"): the Redis that carries
+    #: Socket.IO events between them, as `redis://[:password@]host[:port][/db]`, `rediss://...` (TLS) or
+    #: `unix:///path/to/redis.sock`; empty = one node, events stay in the process.
+    redis_url: str = ""
     #: Chat server: addresses of reverse proxies (comma-separated IPs) whose X-Forwarded-For and
     #: X-Forwarded-Proto are believed; empty = the socket's peer address is the resident's address.
     trusted_proxies: str = ""
@@ -302,6 +306,7 @@ class Settings:
                settings.chat_queue_limit_minutes) < 0:
             raise ConfigError("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "
                               "CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more")
+        check_redis_url(settings.redis_url)
         unknown_roles = sorted(settings.mfa_role_names - {r.value for r in Role})
         if unknown_roles:
             raise ConfigError(f"CIM_MFA_ROLES names unknown roles: {', '.join(unknown_roles)}")
@@ -320,6 +325,51 @@ class Settings:
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redis_url_shown(url: str) -> str:
+    """`url` fit for a log line or an error: scheme, host, port and path, never the user or password."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return f"{url.split(':', 1)[0]}://…"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def check_redis_url(url: str) -> None:
+    """CIM_REDIS_URL is empty or a redis://, rediss:// or unix:// URL python-socketio's Redis manager can use."""
+    import re
+    from urllib.parse import urlsplit
+
+    if not url.strip():
+        return
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url.strip())  # "user:password@host" names no scheme
+    scheme = match.group(1).lower() if match else ""
+    if scheme not in REDIS_SCHEMES:
+        raise ConfigError("CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL "
+                          f"(it has {scheme + '://' if scheme else 'no scheme'})")
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number up to 65535)
+        db = parts.path.strip("/")
+    except ValueError:
+        raise ConfigError(f"CIM_REDIS_URL {redis_url_shown(url)} has a port that is not a number "
+                          "from 1 to 65535") from None
+    if scheme == "unix":
+        if not parts.path.startswith("/"):
+            raise ConfigError("CIM_REDIS_URL unix:// needs the socket's absolute path (unix:///run/redis/redis.sock)")
+    elif not parts.hostname:
+        raise ConfigError(f"CIM_REDIS_URL {redis_url_shown(url)} names no host (redis://host:6379/0)")
+    elif db and not db.isdigit():
+        raise ConfigError(f"CIM_REDIS_URL {redis_url_shown(url)}: the path must be a database number (/0)")
 
 
 _CASE_MARK_FIELDS = {"number", "n", "nnnn", "yyyy"}

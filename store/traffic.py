@@ -138,41 +138,40 @@ class TrafficState:
         """
         fresh = TrafficState(self.zone, self.short_abandon_s, self.is_internal, counters=replace(self.counters))
         for ev in queue_status:
-            kind = ev.get("Event", "")
-            queue = ev.get("Queue", "")
-            if kind == "QueueParams":
-                fresh.queues.setdefault(queue, {})
-            elif kind == "QueueMember":
-                interface = ev.get("Location") or ev.get("Interface") or ev.get("StateInterface", "")
-                fresh.queues.setdefault(queue, {})
-                fresh.members[(queue, interface)] = Member(
-                    queue, interface, ev.get("Name") or ev.get("MemberName") or interface, _int(ev.get("Status")),
-                    ev.get("Paused") == "1", ev.get("PausedReason", ""), ev.get("InCall") == "1")
-            elif kind == "QueueEntry":
-                wait = _int(ev.get("Wait"))
-                fresh.queues.setdefault(queue, {})[ev.get("Uniqueid", "")] = Caller(
-                    ev.get("Uniqueid", ""), ev.get("Channel", ""), ev.get("CallerIDNum", ""), queue,
-                    _int(ev.get("Position")), now - timedelta(seconds=wait))
+            fresh._add_queue_status(ev, now)
         for ev in channels:
-            if ev.get("Event") != "CoreShowChannel":
-                continue
-            match = _DURATION.match(ev.get("Duration", ""))
-            seconds = int(match[1]) * 3600 + int(match[2]) * 60 + int(match[3]) if match else 0
-            started = now - timedelta(seconds=seconds)
-            state = _int(ev.get("ChannelState"))
-            fresh.channels[ev.get("Uniqueid", "")] = Channel(
-                ev.get("Uniqueid", ""), ev.get("Channel", ""), ev.get("Linkedid") or ev.get("Uniqueid", ""), state,
-                ev.get("CallerIDNum", ""), ev.get("ConnectedLineNum", ""), ev.get("Exten", ""), started,
-                started if state == CHANNEL_UP else None, ev.get("BridgeId") or None,
-                ev.get("ApplicationData", "").split(",")[0] or None if ev.get("Application") == "Queue" else None)
-        for callers in fresh.queues.values():
-            for caller in callers.values():
-                if caller.uniqueid in fresh.channels:
-                    fresh.channels[caller.uniqueid].queue = caller.queue
+            if ev.get("Event") == "CoreShowChannel":
+                fresh.channels[ev.get("Uniqueid", "")] = _shown_channel(ev, now)
+        fresh._mark_queued_channels()
         # transfers are in no list: those seen before the reconnect are kept for calls still going
         live_calls = {c.linkedid for c in fresh.channels.values()}
         fresh.transfers = {k: v for k, v in self.transfers.items() if k in live_calls}
         return fresh
+
+    def _add_queue_status(self, ev: Mapping[str, str], now: datetime) -> None:
+        """One QueueStatus answer: a queue, one of its members or a caller waiting in it (others are skipped)."""
+        kind = ev.get("Event", "")
+        queue = ev.get("Queue", "")
+        if kind == "QueueParams":
+            self.queues.setdefault(queue, {})
+        elif kind == "QueueMember":
+            interface = ev.get("Location") or ev.get("Interface") or ev.get("StateInterface", "")
+            self.queues.setdefault(queue, {})
+            self.members[(queue, interface)] = Member(
+                queue, interface, ev.get("Name") or ev.get("MemberName") or interface, _int(ev.get("Status")),
+                ev.get("Paused") == "1", ev.get("PausedReason", ""), ev.get("InCall") == "1")
+        elif kind == "QueueEntry":
+            wait = _int(ev.get("Wait"))
+            self.queues.setdefault(queue, {})[ev.get("Uniqueid", "")] = Caller(
+                ev.get("Uniqueid", ""), ev.get("Channel", ""), ev.get("CallerIDNum", ""), queue,
+                _int(ev.get("Position")), now - timedelta(seconds=wait))
+
+    def _mark_queued_channels(self) -> None:
+        """Each waiting caller's channel is marked with the queue it waits in."""
+        for callers in self.queues.values():
+            for caller in callers.values():
+                if caller.uniqueid in self.channels:
+                    self.channels[caller.uniqueid].queue = caller.queue
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -407,6 +406,23 @@ class TrafficState:
 def _renumber(callers: dict[str, Caller]) -> None:
     for i, caller in enumerate(sorted(callers.values(), key=lambda c: (c.position, c.joined_at)), start=1):
         caller.position = i
+
+
+def _shown_channel(ev: Mapping[str, str], now: datetime) -> Channel:
+    """A channel from its CoreShowChannel answer; it began `Duration` before now, and is up then if answered."""
+    started = now - timedelta(seconds=_elapsed(ev.get("Duration", "")))
+    state = _int(ev.get("ChannelState"))
+    return Channel(
+        ev.get("Uniqueid", ""), ev.get("Channel", ""), ev.get("Linkedid") or ev.get("Uniqueid", ""), state,
+        ev.get("CallerIDNum", ""), ev.get("ConnectedLineNum", ""), ev.get("Exten", ""), started,
+        started if state == CHANNEL_UP else None, ev.get("BridgeId") or None,
+        ev.get("ApplicationData", "").split(",")[0] or None if ev.get("Application") == "Queue" else None)
+
+
+def _elapsed(duration: str) -> int:
+    """Seconds in an AMI `H:MM:SS` duration; 0 when it is not one."""
+    match = _DURATION.match(duration)
+    return int(match[1]) * 3600 + int(match[2]) * 60 + int(match[3]) if match else 0
 
 
 def _int(value: Any) -> int:

@@ -32,7 +32,11 @@ def sql_in(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("service, repository", [("retention.py", "retention.py"), ("accounts.py", "accounts.py"),
-                                                  ("session_watch.py", "accounts.py")])
+                                                  ("session_watch.py", "accounts.py"),
+                                                  ("listening.py", "listening.py"), ("callbacks.py", "callbacks.py"),
+                                                  ("call_notes.py", "call_notes.py"), ("queue_log.py", "queue_log.py"),
+                                                  ("service_report.py", "service_report.py"), ("reports.py", "reports.py"),
+                                                  ("extensions.py", "extensions.py")])
 def test_the_split_services_hold_no_sql(service, repository) -> None:
     assert sql_in(REPO / "store" / service) == []
     assert sql_in(REPO / "store" / "sqlite" / repository)  # the repository is where it went

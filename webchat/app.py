@@ -19,7 +19,7 @@ from store.directory import directory_check_context
 from store.opening_hours import OpeningHours
 from store.retention import daily_purge_context
 from store.errors import ConfigError
-from store.settings import Settings
+from store.settings import Settings, redis_url_shown
 
 from . import resident, routing, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
@@ -72,10 +72,12 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         address=address,
         pending_limit=per_address,  # sessions not (yet) in a namespace, per address
         join_grace=float(settings.socket_join_grace_seconds),
+        client_manager=_client_manager(settings),
     )
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_no_stack_traces, _body_limit])
     hub = Hub(sio, store, hours, rate, connections, address, limits)
     hub.settings = settings  # the server's own settings (office phone and address in the offline greeting)
+    hub.several_nodes = bool(settings.redis_url)  # other nodes change chats too: nothing remembered is trusted
     app[HUB] = hub
     app[SIO] = sio
     app[CSP] = _content_security_policy()
@@ -95,6 +97,8 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_static("/widget/", STATIC_DIR, follow_symlinks=False)
     app.on_response_prepare.append(_security_headers)
+    if settings.redis_url:
+        app.cleanup_ctx.append(_redis_context(sio, settings.redis_url))  # before the server's own tasks start
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(routing.routing_context(hub))
     app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
@@ -103,6 +107,70 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.cleanup_ctx.append(directory_check_context(store))  # directory accounts that lost access lose sessions
     app.on_shutdown.append(_disconnect_everyone)
     return app
+
+
+#: How long a starting node waits for Redis to answer PING before it refuses to start.
+REDIS_CONNECT_SECONDS = 5.0
+
+
+def redis_channel(settings: Settings) -> str:
+    """The Redis Pub/Sub channel of this deployment: the same on every node of one database, another for
+    another database (two deployments may share one Redis without hearing each other)."""
+    database = str(settings.db_path.resolve())
+    return "cim-" + hashlib.sha256(database.encode("utf-8")).hexdigest()[:16]
+
+
+def _client_manager(settings: Settings) -> socketio.AsyncManager | None:
+    """Empty CIM_REDIS_URL: python-socketio's in-process manager (one node). Set: its Redis manager, so an
+    emit on any node reaches the sockets in that room on every node (docs/DEPLOY.md, "Two or more nodes")."""
+    if not settings.redis_url:
+        return None
+    return socketio.AsyncRedisManager(settings.redis_url, channel=redis_channel(settings),
+                                      redis_options={"socket_connect_timeout": REDIS_CONNECT_SECONDS,
+                                                     "health_check_interval": 30})
+
+
+def _redis_context(sio: socketio.AsyncServer, url: str):
+    """Start-up: Redis must answer (or the node refuses to start, naming it, instead of retrying for ever);
+    then the manager listens at once (python-socketio would wait for the first connection to this node)."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        import redis.asyncio
+        from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+        shown = redis_url_shown(url)
+        probe = redis.asyncio.Redis.from_url(url, socket_connect_timeout=REDIS_CONNECT_SECONDS,
+                                             socket_timeout=REDIS_CONNECT_SECONDS)
+        try:
+            await asyncio.wait_for(probe.ping(), REDIS_CONNECT_SECONDS * 2)
+        except (AuthenticationError, ResponseError) as exc:  # it answered, but not to us (NOAUTH, WRONGPASS)
+            raise ConfigError(f"CIM_REDIS_URL {shown}: Redis refused the connection ({type(exc).__name__}); "
+                              "check the user and password in the setting") from None
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise ConfigError(f"CIM_REDIS_URL {shown}: Redis does not answer ({type(exc).__name__}); "
+                              "start it or correct the setting") from None
+        finally:
+            await probe.aclose()
+        manager = sio.manager
+        sio.manager_initialized = True
+        manager.initialize()  # the listening task
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REDIS_CONNECT_SECONDS
+        while not (manager.pubsub is not None and manager.pubsub.subscribed) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if not (manager.pubsub is not None and manager.pubsub.subscribed):
+            log.warning("server.redis_not_subscribed url=%s (events from other nodes may be missed until it is)",
+                        shown)
+        log.info("server.redis url=%s channel=%s", shown, manager.channel)
+        try:
+            yield
+        finally:
+            manager.thread.cancel()
+            await asyncio.gather(manager.thread, return_exceptions=True)
+            if manager.redis is not None:
+                await manager.redis.aclose()
+
+    return context
 
 
 def runner_options(settings: Settings) -> dict[str, float]:

@@ -192,7 +192,8 @@ class Broadcaster:
         """A stored line to the resident's sockets and the assigned consultant's."""
         hub = self.hub
         # the sender already has it (its ack): encode the packet only if another of its tabs is listening
-        if hub.resident_sids(chat_id) - {skip_sid}:
+        # (on several nodes the resident's sockets may be on another one: the room knows, this process not)
+        if hub.several_nodes or hub.resident_sids(chat_id) - {skip_sid}:
             if message.event is not None:  # a system line: in the resident's language
                 resident = line_payload(message, (await hub.chats.get(chat_id)).lang)
             else:

@@ -161,6 +161,9 @@ class Hub:
         self.offline_form: Any = None
         #: who is online, which open chat is whose, who is available (webchat/presence.py)
         self.presence: Presence = presence or InProcessPresence(store)
+        #: CIM_REDIS_URL set: other nodes accept, transfer and close chats too, so a chat's consultant is read
+        #: from the store, never from this process's memory, and emits go to rooms spanning the nodes
+        self.several_nodes = False
         self.broadcast = Broadcaster(self)  # who hears what after a change (webchat/broadcast.py)
         self._tasks: set[asyncio.Task] = set()
         self._queue_dirty = False
@@ -201,7 +204,7 @@ class Hub:
     async def assignee(self, chat_id: int) -> int | None:
         """The consultant a chat's lines go to (None while queued or once closed)."""
         known, staff_id = self.presence.known_assignee(chat_id)
-        if known:
+        if known and not self.several_nodes:
             return staff_id
         chat = await self.chats.get(chat_id)
         if chat.status == "closed":

@@ -14,8 +14,8 @@ from typing import Any, AsyncIterator, Iterable
 
 from ..errors import StoreUnavailable
 from ..keys import Keys
-from ..service_report import absorb_conversations, purge_unlinked_queue_facts
 from .database import Database, Transaction, run_on_thread
+from .service_report import absorb_conversations, purge_unlinked_queue_facts
 
 # an unanswered offline message (store/resident_desk.py) is purged at its purge_after like an ended conversation
 _SQL_ENDED = "c.status IN ('closed', 'ended', 'offline_message') AND c.purge_after <= ?"

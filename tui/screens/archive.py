@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Sparkline, Static
 
-from store.archive import ConversationDetail, ConversationSummary, SearchFilters
+from store.archive import ConversationDetail, ConversationSummary, RecordingInfo, SearchFilters
 from store.chats import SYSTEM_EVENTS, render_event
 from store.desk import staff_topic_label as topic_label
 from store.errors import CimError
@@ -213,6 +213,64 @@ class ArchiveScreen(CimScreen[None]):
             self.app.push_screen(ArchiveDetailScreen(self.ctx, int(event.row_key.value)))
 
 
+#: One line of a conversation's description: its label and its value.
+_Line = tuple[str, Text | str]
+
+
+def _call_lines(d: ConversationDetail) -> list[_Line]:
+    """What only a call has: the resident's number, the extension, its length, the §1.4 notice, its recordings."""
+    s = d.summary
+    ident = _("identifiable") if s.number_identifiable else _("not identifiable (§4.7)")
+    lines: list[_Line] = [
+        (_("Number"), Text.assemble(literal(s.resident_number or "—"), f"  {ident}")),
+        (_("Extension"), literal(d.extension or "—")),
+        (_("Length"), _("{length} (talk {talk})").format(length=_duration(s.duration_s),
+                                                          talk=_duration(d.billsec_s))
+         + f" · {s.disposition or ''}"),
+        (_("Notice (§1.4)"), _call_notice(d)),
+        (_("PBX id"), literal(d.pbx_uniqueid or "—")),
+    ]
+    lines += [(_("Recording"), _recording_line(r)) for r in d.recordings]
+    return lines
+
+
+def _call_notice(d: ConversationDetail) -> str:
+    """Whether the §1.4 notice was played, its version, and whether full information was asked for."""
+    if not d.summary.notice_played:
+        return _("not on record")
+    return (_("played") + (f", v{d.notice_version}" if d.notice_version else "")
+            + (_(", full information requested") if d.summary.full_info_requested else ""))
+
+
+def _recording_line(r: RecordingInfo) -> str:
+    """A recording's format, length and size, and a warning when it is empty."""
+    length = f"{r.duration_s:.1f} s" if r.duration_s is not None else _("length unknown")
+    size = ngettext("{n} byte", "{n} bytes", r.size_bytes).format(n=r.size_bytes)
+    return f"{r.format}, {length}, {size}" + (_(" — EMPTY") if r.is_empty else "")
+
+
+def _chat_lines(d: ConversationDetail) -> list[_Line]:
+    """What only a chat has: its language, how many messages, the §1.5 notice and the topic chosen."""
+    lines: list[_Line] = [
+        (_("Language"), d.lang or "—"), (_("Messages"), str(d.message_count)),
+        (_("Notice (§1.5)"), _("accepted, v{version}").format(version=d.notice_version)
+         if d.notice_version else "—")]
+    if d.summary.topic is not None:
+        lines.append((_("Topic"), topic_label(d.summary.topic)))
+    return lines
+
+
+def _aligned(lines: list[_Line]) -> Text:
+    """The lines with their labels right-aligned to the longest, one per row."""
+    text = Text()
+    width = max(len(label) for label, _value in lines)  # the labels' length depends on the language
+    for label, value in lines:
+        text.append(f"{label:>{width}}: ", style="bold")
+        text.append(value if isinstance(value, Text) else Text(value))
+        text.append("\n")
+    return text
+
+
 class ArchiveDetailScreen(CimScreen[None]):
     """One conversation: metadata, level sparkline, integrity check, playback and the chat transcript."""
 
@@ -315,7 +373,7 @@ class ArchiveDetailScreen(CimScreen[None]):
         zone = self.ctx.store.archive.zone
         channel = _(_CHANNELS.get(s.channel, s.channel))
         direction = _(_DIRECTIONS[s.direction]) if s.direction in _DIRECTIONS else s.direction
-        lines: list[tuple[str, Text | str]] = [
+        lines: list[_Line] = [
             (_("Channel"), channel + (f" ({direction})" if s.direction else "")),
             (_("Started"), format_datetime(s.created_at, tz=zone.key, seconds=True)),
             (_("Ended"), format_datetime(s.ended_at, tz=zone.key, seconds=True) if s.ended_at else "—"),
@@ -323,39 +381,10 @@ class ArchiveDetailScreen(CimScreen[None]):
             (_("Department"), s.department or "—"),
             (_("Purge after"), format_date(d.purge_after, tz=zone.key) + (_(" (held)") if d.held else "")),
         ]
-        if s.channel == "call":
-            ident = _("identifiable") if s.number_identifiable else _("not identifiable (§4.7)")
-            lines += [
-                (_("Number"), Text.assemble(literal(s.resident_number or "—"), f"  {ident}")),
-                (_("Extension"), literal(d.extension or "—")),
-                (_("Length"), _("{length} (talk {talk})").format(length=_duration(s.duration_s),
-                                                                  talk=_duration(d.billsec_s))
-                 + f" · {s.disposition or ''}"),
-                (_("Notice (§1.4)"), (_("played") + (f", v{d.notice_version}" if d.notice_version else "")
-                                      + (_(", full information requested") if s.full_info_requested else ""))
-                 if s.notice_played else _("not on record")),
-                (_("PBX id"), literal(d.pbx_uniqueid or "—")),
-            ]
-            for r in d.recordings:
-                length = f"{r.duration_s:.1f} s" if r.duration_s is not None else _("length unknown")
-                size = ngettext("{n} byte", "{n} bytes", r.size_bytes).format(n=r.size_bytes)
-                lines.append((_("Recording"), f"{r.format}, {length}, {size}"
-                              + (_(" — EMPTY") if r.is_empty else "")))
-        else:
-            lines += [(_("Language"), d.lang or "—"), (_("Messages"), str(d.message_count)),
-                      (_("Notice (§1.5)"), _("accepted, v{version}").format(version=d.notice_version)
-                       if d.notice_version else "—")]
-            if s.topic is not None:
-                lines.append((_("Topic"), topic_label(s.topic)))
+        lines += _call_lines(d) if s.channel == "call" else _chat_lines(d)
         if s.deleted:  # a restored backup's conversation whose key the purge destroyed: never readable
             lines.append((_("Content"), _("deleted (§6): its key was destroyed by the purge")))
-        text = Text()
-        width = max(len(label) for label, _value in lines)  # the labels' length depends on the language
-        for label, value in lines:
-            text.append(f"{label:>{width}}: ", style="bold")
-            text.append(value if isinstance(value, Text) else Text(value))
-            text.append("\n")
-        return text
+        return _aligned(lines)
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ from store.keys import feed_player, player_input
 from store.models import Role
 from store.policy import Permission, allowed
 from store.requests import (
-    ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Candidate, RequestDetail, RequestInput,
+    ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Attendee, Candidate, RequestDetail,
+    RequestInput,
 )
 from store.requests.lifecycle import may_register
 from store.session_record import SESSION_OUTCOMES
@@ -235,6 +236,56 @@ _STEPS = {
 }
 
 
+def _append_requester(summary: Text, r: AccessRequest) -> None:
+    """Who asks, where they live, how to reach them and how the reply goes."""
+    summary.append(_("Requester: "))
+    summary.append_text(literal(r.requester_name))
+    summary.append("\n" + _("Address: "))
+    summary.append_text(literal(r.requester_address))
+    summary.append("\n" + _("Phone: {phone} · e-mail/e-Doręczenia: ").format(phone=r.requester_phone or "—"))
+    summary.append_text(literal(r.requester_email or "—"))
+    summary.append(" · " + _("reply by {route}").format(route=DELIVERY_LABELS.get(r.delivery, r.delivery)) + "\n")
+
+
+def _append_dates(summary: Text, r: AccessRequest) -> None:
+    """Received, due, extended, and the red or yellow warning when it is overdue or due soon."""
+    summary.append(_("Received {received} · due {due}").format(received=format_date(r.received_on),
+                                                              due=format_date(r.due_on)))
+    if r.extended_until:
+        summary.append(" · " + _("extended to {date}").format(date=format_date(r.extended_until)))
+    summary.append("  ")
+    summary.append_text(due_cell(r) if (r.overdue or r.due_soon) else Text(""))
+
+
+def _append_conversation_hint(summary: Text, r: AccessRequest) -> None:
+    """What the requester told about the conversation, its chat reference and whether the receipt was checked."""
+    summary.append("\n" + _("Conversation: "))
+    summary.append_text(literal(", ".join(f"{k}={v}" for k, v in r.hint.items())))
+    if r.conversation_reference:
+        summary.append(" · " + _("reference {reference}").format(reference=r.conversation_reference))
+    if r.receipt_verified_at:
+        summary.append(" · " + _("receipt verified (§4.1)"))
+
+
+def _attendee(a: Attendee) -> str:
+    """An attendee's name, with whether they came once the record says so."""
+    return a.name + ("" if a.present is None else (_(" (present)") if a.present else _(" (absent)")))
+
+
+def _append_session_record(session: Text, r: AccessRequest) -> None:
+    """Who else was present, how the session ended and its notes."""
+    if r.session_others:
+        session.append("\n" + _("Also present: "))
+        session.append_text(literal(", ".join(r.session_others)))
+    if r.session_outcome:
+        outcome = _word(_SESSION_OUTCOMES, r.session_outcome) if r.session_outcome in _SESSION_OUTCOMES \
+            else r.session_outcome.replace('_', ' ')
+        session.append("\n" + _("Outcome: {outcome}").format(outcome=outcome))
+    if r.session_notes:
+        session.append("\n" + _("Notes: "))
+        session.append_text(literal(r.session_notes))
+
+
 class RequestDetailScreen(CimScreen[None]):
     """One request: its facts, deadlines, §4.7 verdict, conversations, candidates, opinions and letters.
 
@@ -337,31 +388,28 @@ class RequestDetailScreen(CimScreen[None]):
     def _show(self) -> None:
         assert self.detail is not None
         d, r = self.detail, self.detail.request
-        state = _(r.state_label)
-        self.sub_title = f"{r.number} · {state}"
+        self.sub_title = f"{r.number} · {_(r.state_label)}"
+        self.query_one("#summary", Static).update(self._summary(r))
+        self._show_eligibility(d)
+        self._fill_linked(d)
+        self._fill_candidates()
+        self.query_one("#opinions", Static).update(self._opinions(d) if r.kind == ACCESS
+                                                   else _("No opinions for a copy request."))
+        session = self._session(d)
+        self.query_one("#session", Static).update(session if session.plain else "—")
+        self.query_one("#letters", Static).update(
+            "\n".join(f"{x.kind}: {x.path} (SHA-256 {x.sha256[:16]}…) · "
+                      + (_("sealed (PAdES)") if x.sealed else _("not sealed")) for x in d.letters) or "—")
+
+    def _summary(self, r: AccessRequest) -> Text:
+        """Who asks for what, how to reply, the dates, the conversation asked about and the decision."""
         summary = Text()
         summary.append(f"{r.number}", style="bold")
         summary.append(f"  {_word(_KINDS, r.kind)} · {_word(_CHANNELS, r.channel)} · "
-                       + _("asks to {what}").format(what=_word(_ASKED, r.asked)) + f" · {state}\n")
-        summary.append(_("Requester: "))
-        summary.append_text(literal(r.requester_name))
-        summary.append("\n" + _("Address: "))
-        summary.append_text(literal(r.requester_address))
-        summary.append("\n" + _("Phone: {phone} · e-mail/e-Doręczenia: ").format(phone=r.requester_phone or "—"))
-        summary.append_text(literal(r.requester_email or "—"))
-        summary.append(" · " + _("reply by {route}").format(route=DELIVERY_LABELS.get(r.delivery, r.delivery)) + "\n")
-        summary.append(_("Received {received} · due {due}").format(received=format_date(r.received_on),
-                                                                  due=format_date(r.due_on)))
-        if r.extended_until:
-            summary.append(" · " + _("extended to {date}").format(date=format_date(r.extended_until)))
-        summary.append("  ")
-        summary.append_text(due_cell(r) if (r.overdue or r.due_soon) else Text(""))
-        summary.append("\n" + _("Conversation: "))
-        summary.append_text(literal(", ".join(f"{k}={v}" for k, v in r.hint.items())))
-        if r.conversation_reference:
-            summary.append(" · " + _("reference {reference}").format(reference=r.conversation_reference))
-        if r.receipt_verified_at:
-            summary.append(" · " + _("receipt verified (§4.1)"))
+                       + _("asks to {what}").format(what=_word(_ASKED, r.asked)) + f" · {_(r.state_label)}\n")
+        _append_requester(summary, r)
+        _append_dates(summary, r)
+        _append_conversation_hint(summary, r)
         if r.justification:
             summary.append("\n" + _("Justification: "))
             summary.append_text(literal(r.justification))
@@ -371,7 +419,10 @@ class RequestDetailScreen(CimScreen[None]):
             if r.decision_reasons:
                 summary.append(" — ")
                 summary.append_text(literal(r.decision_reasons))
-        self.query_one("#summary", Static).update(summary)
+        return summary
+
+    def _show_eligibility(self, d: RequestDetail) -> None:
+        r = d.request
         eligibility = self.query_one("#eligibility", Static)
         if r.ineligible_reason:
             eligibility.update(Text(_("Only refusal is possible: {reason}").format(reason=r.ineligible_reason)))
@@ -379,12 +430,17 @@ class RequestDetailScreen(CimScreen[None]):
         else:
             eligibility.update(_("§4.7: no obstacle found.") if d.conversations else _("No conversation linked yet."))
             eligibility.remove_class("ineligible")
+
+    def _fill_linked(self, d: RequestDetail) -> None:
         linked = self.query_one("#linked", DataTable)
         linked.clear()
         for c in d.conversations:
             linked.add_row(str(c.conversation_id), _word(_CHANNELS, c.channel), _local(c.created_at, self.tz),
                            literal(c.resident_number or ("—" if c.channel == "chat" else _("withheld"))),
                            c.department or "", _("yes") if c.has_recording else "", key=str(c.conversation_id))
+
+    def _fill_candidates(self) -> None:
+        """The conversations that may be the one asked about; shown only to whoever may link them."""
         cands = self.query_one("#candidates", DataTable)
         cands.clear()
         for c in self.candidates:
@@ -397,47 +453,39 @@ class RequestDetailScreen(CimScreen[None]):
         show = self._may_link()
         cands.display = show
         self.query_one("#candidates-title").display = show
+
+    def _opinions(self, d: RequestDetail) -> Text:
+        """The DPO's and the department's opinions on a §4 request, each one or "awaited"."""
         opinions = Text()
         for kind in ("dpo", "department"):
             o = next((o for o in d.opinions if o.kind == kind), None)
             label = _("DPO") if kind == "dpo" else _("Department")
             if o is None:
-                opinions.append(_("{who}: awaited").format(who=label) + "\n" if r.kind == ACCESS else "")
+                opinions.append(_("{who}: awaited").format(who=label) + "\n")
             else:
                 opinions.append(f"{label}: {_word(_VERDICTS, o.verdict)} ({o.staff_name}, {_local(o.at, self.tz)}) — ")
                 opinions.append_text(literal(o.text))
                 opinions.append("\n")
         opinions.rstrip()
-        self.query_one("#opinions", Static).update(opinions if r.kind == ACCESS
-                                                   else _("No opinions for a copy request."))
+        return opinions
+
+    def _session(self, d: RequestDetail) -> Text:
+        """The listening or reading session (§4.8–§4.10), the copy's export and its approval."""
+        r = d.request
         session = Text()
         if r.session_at:
             session.append(_("{when} at ").format(when=_local(r.session_at, self.tz)))
             session.append_text(literal(r.session_place or ""))
-            session.append("\n" + _("Attendees: ") + ", ".join(
-                a.name + ("" if a.present is None else (_(" (present)") if a.present else _(" (absent)")))
-                for a in d.attendees))
+            session.append("\n" + _("Attendees: ") + ", ".join(_attendee(a) for a in d.attendees))
         if r.session_started_at:
             session.append("\n" + _("Started {when}").format(when=_local(r.session_started_at, self.tz)))
         if r.session_ended_at:
             session.append(" · " + _("ended {when}").format(when=_local(r.session_ended_at, self.tz)))
-        if r.session_others:
-            session.append("\n" + _("Also present: "))
-            session.append_text(literal(", ".join(r.session_others)))
-        if r.session_outcome:
-            outcome = _word(_SESSION_OUTCOMES, r.session_outcome) if r.session_outcome in _SESSION_OUTCOMES \
-                else r.session_outcome.replace('_', ' ')
-            session.append("\n" + _("Outcome: {outcome}").format(outcome=outcome))
-        if r.session_notes:
-            session.append("\n" + _("Notes: "))
-            session.append_text(literal(r.session_notes))
+        _append_session_record(session, r)
         if r.export_path:
             session.append(_("Copy exported to {path}").format(path=r.export_path))
         self._append_approval(session, d)
-        self.query_one("#session", Static).update(session if session.plain else "—")
-        self.query_one("#letters", Static).update(
-            "\n".join(f"{x.kind}: {x.path} (SHA-256 {x.sha256[:16]}…) · "
-                      + (_("sealed (PAdES)") if x.sealed else _("not sealed")) for x in d.letters) or "—")
+        return session
 
     # -- which steps are offered ------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from store.i18n import N_, _, current_language, format_time, ngettext
 from store.models import Role
 from tui.context import TuiContext
-from tui.live import STATE_LABELS, ConnectionState, LiveError, SupervisionBoard, SupervisionClient
+from tui.live import STATE_LABELS, ConnectionState, LiveError, SupervisedChat, SupervisionBoard, SupervisionClient
 from tui.screens.base import CimScreen
 from tui.widgets.literal import literal
 from tui.widgets.modals import ConfirmModal
@@ -69,6 +69,35 @@ def consultant_load(board: SupervisionBoard) -> Text:
     for staff_id, count in load.items():  # answering, but not connected now (a dropped link)
         parts.append(_("{name}: {n} (not connected)").format(name=names.get(staff_id) or staff_id, n=count))
     return Text.assemble((_("Consultants: "), "bold"), literal(" · ".join(parts) or _("nobody online")))
+
+
+def board_summary(board: SupervisionBoard) -> str:
+    """How many chats are answered, how many wait in the queue and how many consultants are online."""
+    active = [c for c in board.view if c.status == "active"]
+    queued = [c for c in board.view if c.status == "queued"]
+    online = len(board.presence)
+    return " · ".join((
+        ngettext("{n} chat answered", "{n} chats answered", len(active)).format(n=len(active)),
+        ngettext("{n} waiting in the queue", "{n} waiting in the queue", len(queued)).format(n=len(queued)),
+        ngettext("{n} consultant online", "{n} consultants online", online).format(n=online)))
+
+
+def chat_cells(c: SupervisedChat, now: datetime, timezone: str) -> tuple[Text | str, ...]:
+    """One open chat's row: who handles it, since when, its last line, how long unanswered, topic and watchers."""
+    status = _("waiting") if c.status == "queued" else _("answered")
+    since = duration(c.waiting_since if c.status == "queued" else c.assigned_at, now)
+    last = format_time(c.last_line_at, tz=timezone, seconds=True) if c.last_line_at else "—"
+    unanswered = duration(c.unanswered_since, now) if c.unanswered_since else "—"
+    topic = str((c.topic or {}).get(current_language()) or (c.topic or {}).get("pl") or "—")
+    return (Text(f"#{c.chat_id} {c.lang}", "bold"), status, literal(c.consultant_name or "—"),
+            since, last, unanswered, literal(topic), literal(", ".join(c.watchers) or "—"))
+
+
+def _highlighted_key(table: DataTable) -> str | None:
+    """The key of the highlighted row, so a refresh can put the cursor back on it."""
+    if table.row_count and table.cursor_row is not None and 0 <= table.cursor_row < table.row_count:
+        return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+    return None
 
 
 def explain(exc: LiveError) -> str:
@@ -167,28 +196,13 @@ class SupervisionScreen(CimScreen[None]):
 
     def _refresh_table(self) -> None:
         board, now = self.board, self._now()
-        active = [c for c in board.view if c.status == "active"]
-        queued = [c for c in board.view if c.status == "queued"]
-        online = len(board.presence)
-        self.query_one("#sup-summary", Static).update(" · ".join((
-            ngettext("{n} chat answered", "{n} chats answered", len(active)).format(n=len(active)),
-            ngettext("{n} waiting in the queue", "{n} waiting in the queue", len(queued)).format(n=len(queued)),
-            ngettext("{n} consultant online", "{n} consultants online", online).format(n=online))))
+        self.query_one("#sup-summary", Static).update(board_summary(board))
         self.query_one("#sup-consultants", Static).update(consultant_load(board))
         table = self.query_one("#sup-chats", DataTable)
-        keep = None
-        if table.row_count and table.cursor_row is not None and 0 <= table.cursor_row < table.row_count:
-            keep = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        keep = _highlighted_key(table)
         table.clear()
         for c in board.view:
-            status = _("waiting") if c.status == "queued" else _("answered")
-            since = duration(c.waiting_since if c.status == "queued" else c.assigned_at, now)
-            last = format_time(c.last_line_at, tz=self.ctx.settings.timezone, seconds=True) if c.last_line_at else "—"
-            unanswered = duration(c.unanswered_since, now) if c.unanswered_since else "—"
-            topic = str((c.topic or {}).get(current_language()) or (c.topic or {}).get("pl") or "—")
-            table.add_row(Text(f"#{c.chat_id} {c.lang}", "bold"), status, literal(c.consultant_name or "—"),
-                          since, last, unanswered, literal(topic), literal(", ".join(c.watchers) or "—"),
-                          key=str(c.chat_id))
+            table.add_row(*chat_cells(c, now, self.ctx.settings.timezone), key=str(c.chat_id))
         if keep is not None:
             try:
                 table.move_cursor(row=table.get_row_index(keep))
