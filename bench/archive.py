@@ -43,33 +43,71 @@ def queries(ds: Dataset, store: Any) -> list[tuple[str, Any, str | None, str, li
         return store.archive._day_start(d)
 
     digits = ds.partial_digits
-    partial_sql = ("((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND c.number_rev < ?))")
+    partial_sql = "((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND c.number_rev < ?))"
     partial_params = ["+48" + digits, "+48" + digits + ":", digits[::-1], digits[::-1] + ":"]
     return [
-        ("exact number", SearchFilters(number=ds.frequent_number), None,
-         _COLUMNS + " WHERE c.resident_number = ?" + ORDER, ["+48" + ds.frequent_number]),
-        (f"partial number ({len(digits)} digits)", SearchFilters(number=digits), None,
-         _COLUMNS + " WHERE " + partial_sql + ORDER, partial_params),
-        ("date range (one week)", SearchFilters(date_from=week[0], date_to=week[1]), None,
-         _COLUMNS + " WHERE c.created_at >= ? AND c.created_at < ?" + ORDER,
-         [day(week[0]), day(week[1] + timedelta(days=1))]),
-        ("consultant", SearchFilters(consultant=ds.consultant), None,
-         _COLUMNS + " WHERE c.consultant_id = (SELECT id FROM staff WHERE name = ?)" + ORDER, [ds.consultant]),
-        ("combined (month + consultant + incoming + partial)",
-         SearchFilters(number=digits[-3:], date_from=month[0], date_to=month[1], direction="incoming",
-                       consultant=ds.consultant), None,
-         _COLUMNS + " WHERE ((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND "
-         "c.number_rev < ?)) AND c.created_at >= ? AND c.created_at < ? AND c.direction = 'incoming' AND "
-         "c.consultant_id = (SELECT id FROM staff WHERE name = ?)" + ORDER,
-         ["+48" + digits[-3:], "+48" + digits[-3:] + ":", digits[-3:][::-1], digits[-3:][::-1] + ":",
-          day(month[0]), day(month[1] + timedelta(days=1)), ds.consultant]),
-        ("date range (month), first page", SearchFilters(date_from=month[0], date_to=month[1]), None,
-         _COLUMNS + " WHERE c.created_at >= ? AND c.created_at < ?" + ORDER,
-         [day(month[0]), day(month[1] + timedelta(days=1))]),
-        ("date range (month), deep page (row 10,000)", SearchFilters(date_from=month[0], date_to=month[1]),
-         "DEEP", _COLUMNS + " WHERE c.created_at >= ? AND c.created_at < ? AND "
-         "(c.created_at < ? OR (c.created_at = ? AND c.id < ?))" + ORDER,
-         [day(month[0]), day(month[1] + timedelta(days=1))]),
+        (
+            "exact number",
+            SearchFilters(number=ds.frequent_number),
+            None,
+            _COLUMNS + " WHERE c.resident_number = ?" + ORDER,
+            ["+48" + ds.frequent_number],
+        ),
+        (
+            f"partial number ({len(digits)} digits)",
+            SearchFilters(number=digits),
+            None,
+            _COLUMNS + " WHERE " + partial_sql + ORDER,
+            partial_params,
+        ),
+        (
+            "date range (one week)",
+            SearchFilters(date_from=week[0], date_to=week[1]),
+            None,
+            _COLUMNS + " WHERE c.created_at >= ? AND c.created_at < ?" + ORDER,
+            [day(week[0]), day(week[1] + timedelta(days=1))],
+        ),
+        (
+            "consultant",
+            SearchFilters(consultant=ds.consultant),
+            None,
+            _COLUMNS + " WHERE c.consultant_id = (SELECT id FROM staff WHERE name = ?)" + ORDER,
+            [ds.consultant],
+        ),
+        (
+            "combined (month + consultant + incoming + partial)",
+            SearchFilters(
+                number=digits[-3:], date_from=month[0], date_to=month[1], direction="incoming", consultant=ds.consultant
+            ),
+            None,
+            _COLUMNS + " WHERE ((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND "
+            "c.number_rev < ?)) AND c.created_at >= ? AND c.created_at < ? AND c.direction = 'incoming' AND "
+            "c.consultant_id = (SELECT id FROM staff WHERE name = ?)" + ORDER,
+            [
+                "+48" + digits[-3:],
+                "+48" + digits[-3:] + ":",
+                digits[-3:][::-1],
+                digits[-3:][::-1] + ":",
+                day(month[0]),
+                day(month[1] + timedelta(days=1)),
+                ds.consultant,
+            ],
+        ),
+        (
+            "date range (month), first page",
+            SearchFilters(date_from=month[0], date_to=month[1]),
+            None,
+            _COLUMNS + " WHERE c.created_at >= ? AND c.created_at < ?" + ORDER,
+            [day(month[0]), day(month[1] + timedelta(days=1))],
+        ),
+        (
+            "date range (month), deep page (row 10,000)",
+            SearchFilters(date_from=month[0], date_to=month[1]),
+            "DEEP",
+            _COLUMNS + " WHERE c.created_at >= ? AND c.created_at < ? AND "
+            "(c.created_at < ? OR (c.created_at = ? AND c.id < ?))" + ORDER,
+            [day(month[0]), day(month[1] + timedelta(days=1))],
+        ),
     ]
 
 
@@ -85,12 +123,19 @@ async def _run(ds: Dataset, repeats: int) -> list[Result]:
         results = []
         for label, filters, cursor, sql, params in queries(ds, store):
             if cursor == "DEEP":
-                total = (await sql_file.rows("SELECT count(*) AS n FROM conversations c "
-                                             "WHERE c.created_at >= ? AND c.created_at < ?", params))[0]["n"]
+                total = (
+                    await sql_file.rows(
+                        "SELECT count(*) AS n FROM conversations c WHERE c.created_at >= ? AND c.created_at < ?", params
+                    )
+                )[0]["n"]
                 deep = min(DEEP_ROW, total // 2)
-                row = (await sql_file.rows(
-                    "SELECT created_at, id FROM conversations c WHERE c.created_at >= ? AND c.created_at < ? "
-                    "ORDER BY c.created_at DESC, c.id DESC LIMIT 1 OFFSET ?", params + [deep - 1]))[0]
+                row = (
+                    await sql_file.rows(
+                        "SELECT created_at, id FROM conversations c WHERE c.created_at >= ? AND c.created_at < ? "
+                        "ORDER BY c.created_at DESC, c.id DESC LIMIT 1 OFFSET ?",
+                        params + [deep - 1],
+                    )
+                )[0]
                 label = label.replace("10,000", f"{deep:,}")
                 cursor = f"{row['created_at']}|{row['id']}"
                 params = params + [row["created_at"], row["created_at"], row["id"]]
@@ -109,12 +154,30 @@ async def _run(ds: Dataset, repeats: int) -> list[Result]:
                 baseline.append((t2 - t1) * 1000)
             p99, b99 = percentile(product, 99), percentile(baseline, 99)
             ok = p99 <= 10 and p99 <= 1.5 * b99
-            log.info("archive %-50s p50 %.2f p99 %.2f ms | SQL p50 %.2f p99 %.2f ms | %s rows", label,
-                     median(product), p99, median(baseline), b99, len(first.items))
-            results.append(Result("3 archive search", f"{label}: p99", p99, "ms", b99, "hand-written SQL p99",
-                                  "≤ 10 ms and ≤ 1.5× SQL", ok,
-                                  f"p50 {median(product):.2f} ms vs SQL {median(baseline):.2f} ms; "
-                                  f"{len(first.items)} rows on the page", runs=[median(product)]))
+            log.info(
+                "archive %-50s p50 %.2f p99 %.2f ms | SQL p50 %.2f p99 %.2f ms | %s rows",
+                label,
+                median(product),
+                p99,
+                median(baseline),
+                b99,
+                len(first.items),
+            )
+            results.append(
+                Result(
+                    "3 archive search",
+                    f"{label}: p99",
+                    p99,
+                    "ms",
+                    b99,
+                    "hand-written SQL p99",
+                    "≤ 10 ms and ≤ 1.5× SQL",
+                    ok,
+                    f"p50 {median(product):.2f} ms vs SQL {median(baseline):.2f} ms; "
+                    f"{len(first.items)} rows on the page",
+                    runs=[median(product)],
+                )
+            )
         return results
     finally:
         sql_file.close()

@@ -24,15 +24,18 @@ def create_app() -> web.Application:
     sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", logger=False, engineio_logger=False)
     app = web.Application()
     sio.attach(app)
-    chats: dict[str, int] = {}           # resident sid → chat id
-    assignee: dict[int, str] = {}        # chat id → consultant sid
+    chats: dict[str, int] = {}  # resident sid → chat id
+    assignee: dict[int, str] = {}  # chat id → consultant sid
     seqs: dict[int, int] = {}
     ids = itertools.count(1)
 
     @sio.on("connect", namespace="/resident")
     async def resident_connect(sid, environ, auth=None):
-        asyncio.get_running_loop().create_task(sio.emit(
-            "notice", {"notice_id": 1, "version": 1, "lang": "pl", "text": "notice"}, to=sid, namespace="/resident"))
+        asyncio.get_running_loop().create_task(
+            sio.emit(
+                "notice", {"notice_id": 1, "version": 1, "lang": "pl", "text": "notice"}, to=sid, namespace="/resident"
+            )
+        )
 
     @sio.on("disconnect", namespace="/resident")
     async def resident_disconnect(sid, reason=None):
@@ -54,8 +57,12 @@ def create_app() -> web.Application:
         seqs[chat_id] = seq + 1
         staff_sid = assignee.get(chat_id)
         if staff_sid is not None:
-            await sio.emit("message", {"chat_id": chat_id, "seq": seq, "from": "resident", "text": data.get("text"),
-                                       "at": ""}, to=staff_sid, namespace="/staff")
+            await sio.emit(
+                "message",
+                {"chat_id": chat_id, "seq": seq, "from": "resident", "text": data.get("text"), "at": ""},
+                to=staff_sid,
+                namespace="/staff",
+            )
         return {"ok": True, "seq": seq}
 
     @sio.on("connect", namespace="/staff")
@@ -100,6 +107,7 @@ def main() -> None:
         parser.error("the baseline listens on loopback only")
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from bench.common import raise_fd_limit
+
     raise_fd_limit()
     asyncio.run(_serve(args.host, args.port))
 

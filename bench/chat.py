@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import (LoadProcess, Result, ServerProcess, cim_server, echo_server, free_port, median,
-                          run_loadgen)
+from bench.common import LoadProcess, Result, ServerProcess, cim_server, echo_server, free_port, median, run_loadgen
 
 log = logging.getLogger("bench.chat")
 PASSWORD = "bench-password-not-secret"
@@ -51,18 +50,44 @@ def bench_relay(work: Path, cfg: dict[str, Any]) -> list[Result]:
         for kind in ("echo", "cim"):
             server, tokens = _server(work, kind, f"thr{run}", cfg["consultants"])
             with server:
-                out = run_loadgen("throughput", {"url": server.url, "tokens": tokens,
-                                                 "residents": cfg["thr_residents"], "seconds": cfg["thr_seconds"],
-                                                 "max_messages": cfg["thr_max"]}, timeout=cfg["thr_seconds"] + 300)
-            log.info("relay throughput run=%s %s: %.0f msg/s ack p99 %.1f ms errors=%s lost=%s", run, kind,
-                     out["msg_per_s"], out["ack_p99_ms"], out["errors"], out["lost"])
+                out = run_loadgen(
+                    "throughput",
+                    {
+                        "url": server.url,
+                        "tokens": tokens,
+                        "residents": cfg["thr_residents"],
+                        "seconds": cfg["thr_seconds"],
+                        "max_messages": cfg["thr_max"],
+                    },
+                    timeout=cfg["thr_seconds"] + 300,
+                )
+            log.info(
+                "relay throughput run=%s %s: %.0f msg/s ack p99 %.1f ms errors=%s lost=%s",
+                run,
+                kind,
+                out["msg_per_s"],
+                out["ack_p99_ms"],
+                out["errors"],
+                out["lost"],
+            )
             thr[kind].append(out["msg_per_s"])
             ack99[kind].append(out["p99_ms"])
     cim, echo = median(thr["cim"]), median(thr["echo"])
-    results.append(Result("1 chat relay", f"throughput, {cfg['thr_residents']} residents closed loop", cim, "msg/s",
-                          echo, "bare python-socketio relay", "≥ 0.8× baseline", cim / echo >= 0.8,
-                          f"each message stored (group commit) before its ack; relay p99 under saturation "
-                          f"{median(ack99['cim']):.0f} ms vs {median(ack99['echo']):.0f} ms", runs=thr["cim"]))
+    results.append(
+        Result(
+            "1 chat relay",
+            f"throughput, {cfg['thr_residents']} residents closed loop",
+            cim,
+            "msg/s",
+            echo,
+            "bare python-socketio relay",
+            "≥ 0.8× baseline",
+            cim / echo >= 0.8,
+            f"each message stored (group commit) before its ack; relay p99 under saturation "
+            f"{median(ack99['cim']):.0f} ms vs {median(ack99['echo']):.0f} ms",
+            runs=thr["cim"],
+        )
+    )
     # steady rate at many connected residents
     lat: dict[str, list[float]] = {"cim": [], "echo": []}
     p50: dict[str, list[float]] = {"cim": [], "echo": []}
@@ -70,8 +95,16 @@ def bench_relay(work: Path, cfg: dict[str, Any]) -> list[Result]:
     for kind in ("echo", "cim"):
         server, tokens = _server(work, kind, "steady", cfg["consultants"])
         with server:
-            load = LoadProcess("steady", {"url": server.url, "tokens": tokens, "residents": cfg["residents"],
-                                          "rate": cfg["rate"], "max_seconds": cfg["seconds"] + 30})
+            load = LoadProcess(
+                "steady",
+                {
+                    "url": server.url,
+                    "tokens": tokens,
+                    "residents": cfg["residents"],
+                    "rate": cfg["rate"],
+                    "max_seconds": cfg["seconds"] + 30,
+                },
+            )
             try:
                 started = time.monotonic()
                 ready = load.ready(timeout=900)
@@ -80,9 +113,16 @@ def bench_relay(work: Path, cfg: dict[str, Any]) -> list[Result]:
                 log.info("relay steady %s warm-up window: p99 %.1f ms (not counted)", kind, warm["p99_ms"])
                 for _ in range(cfg["runs"]):
                     out, _ = load.window(cfg["seconds"])
-                    log.info("relay steady %s: %s residents, %.0f msg/s, p50 %.1f p99 %.1f ms, lost %s errors %s",
-                             kind, ready["residents"], out["rate_achieved"], out["p50_ms"], out["p99_ms"],
-                             out["lost"], out["errors"])
+                    log.info(
+                        "relay steady %s: %s residents, %.0f msg/s, p50 %.1f p99 %.1f ms, lost %s errors %s",
+                        kind,
+                        ready["residents"],
+                        out["rate_achieved"],
+                        out["p50_ms"],
+                        out["p99_ms"],
+                        out["lost"],
+                        out["errors"],
+                    )
                     lat[kind].append(out["p99_ms"])
                     p50[kind].append(out["p50_ms"])
                     extra[kind] = out
@@ -92,12 +132,21 @@ def bench_relay(work: Path, cfg: dict[str, Any]) -> list[Result]:
                 load.kill()
         log.info("relay steady %s set-up of %s chats took %.1f s", kind, cfg["residents"], setup)
     p99 = median(lat["cim"])
-    results.append(Result(
-        "1 chat relay", f"p99 resident→consultant, {cfg['residents']} residents at {cfg['rate']} msg/s", p99, "ms",
-        median(lat["echo"]), "bare relay, same load", "≤ 50 ms", p99 <= 50,
-        f"p50 {median(p50['cim']):.1f} ms (baseline {median(p50['echo']):.1f}); achieved "
-        f"{extra['cim']['rate_achieved']:.0f} msg/s; lost {extra['cim']['lost']}, errors {extra['cim']['errors'] or 0}",
-        runs=lat["cim"]))
+    results.append(
+        Result(
+            "1 chat relay",
+            f"p99 resident→consultant, {cfg['residents']} residents at {cfg['rate']} msg/s",
+            p99,
+            "ms",
+            median(lat["echo"]),
+            "bare relay, same load",
+            "≤ 50 ms",
+            p99 <= 50,
+            f"p50 {median(p50['cim']):.1f} ms (baseline {median(p50['echo']):.1f}); achieved "
+            f"{extra['cim']['rate_achieved']:.0f} msg/s; lost {extra['cim']['lost']}, errors {extra['cim']['errors'] or 0}",
+            runs=lat["cim"],
+        )
+    )
     return results
 
 
@@ -137,10 +186,30 @@ def bench_connections(work: Path, cfg: dict[str, Any]) -> list[Result]:
             kb = (after - before) / max(1, ready["greeted"])
             held[kind] = ready
             per[kind].append(kb)
-            log.info("connections run=%s %s: %s connected, %s greeted, %s failed, RSS %s → %s kB, %.1f kB each",
-                     run, kind, ready["connected"], ready["greeted"], ready["failed"], before, after, kb)
+            log.info(
+                "connections run=%s %s: %s connected, %s greeted, %s failed, RSS %s → %s kB, %.1f kB each",
+                run,
+                kind,
+                ready["connected"],
+                ready["greeted"],
+                ready["failed"],
+                before,
+                after,
+                kb,
+            )
     value = median(per["cim"])
     ok = value <= 50 and held["cim"]["greeted"] == cfg["connections"]
-    return [Result("2 connections", f"RSS per idle resident connection ({held['cim']['greeted']} held)", value, "kB",
-                   median(per["echo"]), "bare python-socketio relay", "≤ 50 kB", ok,
-                   f"{held['cim']['failed']} connects failed; each resident got its notice", runs=per["cim"])]
+    return [
+        Result(
+            "2 connections",
+            f"RSS per idle resident connection ({held['cim']['greeted']} held)",
+            value,
+            "kB",
+            median(per["echo"]),
+            "bare python-socketio relay",
+            "≤ 50 kB",
+            ok,
+            f"{held['cim']['failed']} connects failed; each resident got its notice",
+            runs=per["cim"],
+        )
+    ]

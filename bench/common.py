@@ -126,8 +126,9 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=self._log,
-                                     preexec_fn=_pinned(SERVER_CPU), cwd=ROOT)
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, stdout=self._log, stderr=self._log, preexec_fn=_pinned(SERVER_CPU), cwd=ROOT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -164,27 +165,43 @@ class ServerProcess:
 
 
 def cim_server(data_dir: Path, port: int, log_path: Path, **extra_env: str) -> ServerProcess:
-    env = {**os.environ, "CIM_DATA_DIR": str(data_dir), "CIM_RESIDENT_RATE_LIMIT": "off",
-           "CIM_MAX_CONNECTIONS_PER_ADDRESS": "off", "CIM_OPENING_HOURS": "always",
-           "CIM_PURGE_DAILY_AT": "off", "CIM_RESIDENT_ADDRESS_RATE_LIMIT": "off", "CIM_CHAT_OPEN_RATE_LIMIT": "off",
-           "CIM_CHAT_OPEN_ADDRESS_RATE_LIMIT": "off", "CIM_MAX_QUEUED_CHATS_PER_ADDRESS": "off",
-           # the relay benchmarks' few consultants each hold a hundred chats (a load, not a desk: bench/desk.py
-           # measures the desk's own capacity of 3)
-           "CIM_CHAT_MAX_CONCURRENT": "1000", **extra_env}
+    env = {
+        **os.environ,
+        "CIM_DATA_DIR": str(data_dir),
+        "CIM_RESIDENT_RATE_LIMIT": "off",
+        "CIM_MAX_CONNECTIONS_PER_ADDRESS": "off",
+        "CIM_OPENING_HOURS": "always",
+        "CIM_PURGE_DAILY_AT": "off",
+        "CIM_RESIDENT_ADDRESS_RATE_LIMIT": "off",
+        "CIM_CHAT_OPEN_RATE_LIMIT": "off",
+        "CIM_CHAT_OPEN_ADDRESS_RATE_LIMIT": "off",
+        "CIM_MAX_QUEUED_CHATS_PER_ADDRESS": "off",
+        # the relay benchmarks' few consultants each hold a hundred chats (a load, not a desk: bench/desk.py
+        # measures the desk's own capacity of 3)
+        "CIM_CHAT_MAX_CONCURRENT": "1000",
+        **extra_env,
+    }
     cim = shutil.which("cim") or ""
     argv = [cim] if cim else [sys.executable, "-m", "cim"]
     return ServerProcess(argv + ["serve", "--port", str(port), "--log-level", "warning"], env, port, log_path)
 
 
 def echo_server(port: int, log_path: Path) -> ServerProcess:
-    return ServerProcess([sys.executable, "-m", "bench.baseline_echo", "--port", str(port)], dict(os.environ),
-                         port, log_path)
+    return ServerProcess(
+        [sys.executable, "-m", "bench.baseline_echo", "--port", str(port)], dict(os.environ), port, log_path
+    )
 
 
 def run_loadgen(task: str, args: dict[str, Any], *, timeout: float, cpu: int | None = LOAD_CPU) -> dict[str, Any]:
     """Run one load task (bench/loadgen.py) in a separate process on LOAD_CPU; returns its JSON result."""
-    proc = subprocess.run([sys.executable, "-m", "bench.loadgen", task], input=json.dumps(args).encode(),
-                          capture_output=True, timeout=timeout, preexec_fn=_pinned(cpu), cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", task],
+        input=json.dumps(args).encode(),
+        capture_output=True,
+        timeout=timeout,
+        preexec_fn=_pinned(cpu),
+        cwd=ROOT,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"load generator {task} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
     return json.loads(proc.stdout.decode())
@@ -212,18 +229,33 @@ class Result:
         return self.value / self.baseline
 
     def as_json(self) -> dict[str, Any]:
-        return {"bench": self.bench, "metric": self.metric, "value": self.value, "unit": self.unit,
-                "baseline": self.baseline, "baseline_label": self.baseline_label, "ratio": self.ratio,
-                "target": self.target, "met": self.met, "note": self.note, "runs": self.runs}
+        return {
+            "bench": self.bench,
+            "metric": self.metric,
+            "value": self.value,
+            "unit": self.unit,
+            "baseline": self.baseline,
+            "baseline_label": self.baseline_label,
+            "ratio": self.ratio,
+            "target": self.target,
+            "met": self.met,
+            "note": self.note,
+            "runs": self.runs,
+        }
 
 
 class LoadProcess:
     """An interactive load task: start → `ready()` (set-up done) → `say("go")` ... `say("stop")` → `result()`."""
 
     def __init__(self, task: str, args: dict[str, Any], *, cpu: int | None = LOAD_CPU) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.loadgen", task], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_pinned(cpu),
-                                     cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen", task],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_pinned(cpu),
+            cwd=ROOT,
+        )
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(args) + "\n").encode())
         self.proc.stdin.flush()

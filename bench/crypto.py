@@ -33,7 +33,7 @@ def _unsealed_server(data_dir: Path, port: int, log_path: Path) -> ServerProcess
     import sys
 
     server = cim_server(data_dir, port, log_path)
-    server.argv = [sys.executable, "-m", "bench.unsealed_serve", *server.argv[server.argv.index("serve"):]]
+    server.argv = [sys.executable, "-m", "bench.unsealed_serve", *server.argv[server.argv.index("serve") :]]
     return server
 
 
@@ -46,11 +46,26 @@ def bench_relay_sealed(work: Path, cfg: dict[str, Any]) -> list[Result]:
             port = free_port()
             server = (cim_server if kind == "sealed" else _unsealed_server)(data, port, work / f"crypto-{kind}.log")
             with server:
-                out = run_loadgen("throughput", {"url": server.url, "tokens": tokens,
-                                                 "residents": cfg["thr_residents"], "seconds": cfg["thr_seconds"],
-                                                 "max_messages": cfg["thr_max"]}, timeout=cfg["thr_seconds"] + 300)
-            log.info("crypto relay run=%s %s: %.0f msg/s, ack p99 %.1f ms, errors=%s lost=%s", run, kind,
-                     out["msg_per_s"], out["ack_p99_ms"], out["errors"], out["lost"])
+                out = run_loadgen(
+                    "throughput",
+                    {
+                        "url": server.url,
+                        "tokens": tokens,
+                        "residents": cfg["thr_residents"],
+                        "seconds": cfg["thr_seconds"],
+                        "max_messages": cfg["thr_max"],
+                    },
+                    timeout=cfg["thr_seconds"] + 300,
+                )
+            log.info(
+                "crypto relay run=%s %s: %.0f msg/s, ack p99 %.1f ms, errors=%s lost=%s",
+                run,
+                kind,
+                out["msg_per_s"],
+                out["ack_p99_ms"],
+                out["errors"],
+                out["lost"],
+            )
             thr[kind].append(out["msg_per_s"])
             if kind == "sealed":
                 _check_sealed(data / "cim.sqlite3")
@@ -58,12 +73,21 @@ def bench_relay_sealed(work: Path, cfg: dict[str, Any]) -> list[Result]:
     # each run's pair (plain, then sealed, back to back) shares the machine's load of the moment: the
     # median of the pairs' ratios is what the target is checked on (a shared 2-core machine drifts)
     paired = median([p / s for p, s in zip(thr["plain"], thr["sealed"]) if s])
-    return [Result("9 crypto-shredding", f"chat relay throughput, sealed, {cfg['thr_residents']} residents", sealed,
-                   "msg/s", plain, "same server, sealing off", "≤ 1.1× time per message (median of paired runs)",
-                   paired <= 1.1,
-                   f"time per message {paired:.3f}× unsealed (median of {len(thr['sealed'])} back-to-back pairs); each line "
-                   "AES-256-GCM sealed in the group commit (residents' words are indexed when a chat closes)",
-                   runs=thr["sealed"])]
+    return [
+        Result(
+            "9 crypto-shredding",
+            f"chat relay throughput, sealed, {cfg['thr_residents']} residents",
+            sealed,
+            "msg/s",
+            plain,
+            "same server, sealing off",
+            "≤ 1.1× time per message (median of paired runs)",
+            paired <= 1.1,
+            f"time per message {paired:.3f}× unsealed (median of {len(thr['sealed'])} back-to-back pairs); each line "
+            "AES-256-GCM sealed in the group commit (residents' words are indexed when a chat closes)",
+            runs=thr["sealed"],
+        )
+    ]
 
 
 def _insert_call(conn: sqlite3.Connection, kind: str, rel: str, data: bytes, seconds: float, now: datetime) -> int:
@@ -73,12 +97,21 @@ def _insert_call(conn: sqlite3.Connection, kind: str, rel: str, data: bytes, sec
         "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, direction, "
         "resident_number, number_identifiable, pbx_uniqueid, duration_s) VALUES ('call', 'ended', ?, ?, ?, "
         "'incoming', '+48600100200', 1, ?, 60)",
-        (to_iso(now), to_iso(now), to_iso(now + timedelta(days=180)), f"bench-{kind}-{now.timestamp()}"))
+        (to_iso(now), to_iso(now), to_iso(now + timedelta(days=180)), f"bench-{kind}-{now.timestamp()}"),
+    )
     conn.execute(
         "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, format, "
         "imported_at) VALUES (?, ?, ?, ?, ?, ?, 'wav', ?)",
-        (cur.lastrowid, f"bench-{kind}-{now.timestamp()}", rel, hashlib.sha256(data).hexdigest(),
-         len(data), seconds, to_iso(now)))
+        (
+            cur.lastrowid,
+            f"bench-{kind}-{now.timestamp()}",
+            rel,
+            hashlib.sha256(data).hexdigest(),
+            len(data),
+            seconds,
+            to_iso(now),
+        ),
+    )
     return cur.lastrowid
 
 
@@ -160,13 +193,30 @@ async def _archive_open(work: Path, cfg: dict[str, Any]) -> list[Result]:
         sealed, plain = median(times["sealed"]), median(times["plain"])
         r_sealed, r_plain = median(ranges["sealed"]), median(ranges["plain"])
         return [
-            Result("9 crypto-shredding", f"open a recording ({len(data) // 1024} KiB) and read it all: median",
-                   sealed, "ms", plain, "same, plain file", "≤ 1.5×", sealed <= 1.5 * plain,
-                   f"archive.open_recording (audited) + the whole plaintext; {cfg['crypto_repeats']} repeats, "
-                   f"p90 {sorted(times['sealed'])[int(0.9 * len(times['sealed']))]:.2f} ms vs "
-                   f"{sorted(times['plain'])[int(0.9 * len(times['plain']))]:.2f} ms"),
-            Result("9 crypto-shredding", "64 KiB range read in the middle: median", r_sealed, "ms", r_plain,
-                   "same, plain file", "", None, "one or two 64 KiB segments decrypted"),
+            Result(
+                "9 crypto-shredding",
+                f"open a recording ({len(data) // 1024} KiB) and read it all: median",
+                sealed,
+                "ms",
+                plain,
+                "same, plain file",
+                "≤ 1.5×",
+                sealed <= 1.5 * plain,
+                f"archive.open_recording (audited) + the whole plaintext; {cfg['crypto_repeats']} repeats, "
+                f"p90 {sorted(times['sealed'])[int(0.9 * len(times['sealed']))]:.2f} ms vs "
+                f"{sorted(times['plain'])[int(0.9 * len(times['plain']))]:.2f} ms",
+            ),
+            Result(
+                "9 crypto-shredding",
+                "64 KiB range read in the middle: median",
+                r_sealed,
+                "ms",
+                r_plain,
+                "same, plain file",
+                "",
+                None,
+                "one or two 64 KiB segments decrypted",
+            ),
         ]
     finally:
         await store.close()
@@ -189,22 +239,41 @@ async def _migration(work: Path, cfg: dict[str, Any]) -> list[Result]:
                 cur = conn.execute(
                     "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, lang, next_seq) "
                     "VALUES ('chat', 'closed', ?, ?, ?, 'pl', ?)",
-                    (to_iso(now), to_iso(now), to_iso(now + timedelta(days=180)), lines + 1))
+                    (to_iso(now), to_iso(now), to_iso(now + timedelta(days=180)), lines + 1),
+                )
                 conn.executemany(
                     "INSERT INTO messages(conversation_id, seq, sender, text, at) VALUES (?, ?, ?, ?, ?)",
-                    [(cur.lastrowid, s, "resident" if s % 2 else "consultant",
-                      f"Dzień dobry, mam pytanie o podatek od nieruchomości numer {c}-{s}, ul. Łąkowa {s}", to_iso(now))
-                     for s in range(1, lines + 1)])
+                    [
+                        (
+                            cur.lastrowid,
+                            s,
+                            "resident" if s % 2 else "consultant",
+                            f"Dzień dobry, mam pytanie o podatek od nieruchomości numer {c}-{s}, ul. Łąkowa {s}",
+                            to_iso(now),
+                        )
+                        for s in range(1, lines + 1)
+                    ],
+                )
 
         with SqlFile(settings.db_path) as sql:
             await sql.write(fill)
         result = await encrypt_existing(store)
         if result.lines_sealed != chats * lines:
             raise AssertionError(f"sealed {result.lines_sealed} of {chats * lines} lines")
-        return [Result("9 crypto-shredding", f"migration: lines sealed in place ({chats * lines:,} lines)",
-                       result.rows_per_second, "rows/s", None, "", "", None,
-                       f"`cim keys encrypt-existing`: {result.keys_created} data keys created, batches of 500 lines "
-                       f"(half residents' lines, word-indexed); {result.seconds:.2f} s")]
+        return [
+            Result(
+                "9 crypto-shredding",
+                f"migration: lines sealed in place ({chats * lines:,} lines)",
+                result.rows_per_second,
+                "rows/s",
+                None,
+                "",
+                "",
+                None,
+                f"`cim keys encrypt-existing`: {result.keys_created} data keys created, batches of 500 lines "
+                f"(half residents' lines, word-indexed); {result.seconds:.2f} s",
+            )
+        ]
     finally:
         await store.close()
 

@@ -17,26 +17,35 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 log = logging.getLogger("bench.dataset")
 
-DEPARTMENTS = (("WO", "Wydział Obsługi Mieszkańców"), ("USC", "Urząd Stanu Cywilnego"),
-               ("WK", "Wydział Komunikacji"), ("WGK", "Wydział Gospodarki Komunalnej"),
-               ("WPiOŚ", "Wydział Podatków i Opłat"), ("WSS", "Wydział Spraw Społecznych"),
-               ("WUiAB", "Wydział Urbanistyki"), ("BOI", "Biuro Obsługi Interesantów"))
+DEPARTMENTS = (
+    ("WO", "Wydział Obsługi Mieszkańców"),
+    ("USC", "Urząd Stanu Cywilnego"),
+    ("WK", "Wydział Komunikacji"),
+    ("WGK", "Wydział Gospodarki Komunalnej"),
+    ("WPiOŚ", "Wydział Podatków i Opłat"),
+    ("WSS", "Wydział Spraw Społecznych"),
+    ("WUiAB", "Wydział Urbanistyki"),
+    ("BOI", "Biuro Obsługi Interesantów"),
+)
 CONSULTANTS = 40
 #: The staff member who searches the archive in the benchmarks.
 SEARCHER = "archiwistka"
 PASSWORD = "bench-password-not-secret"
 #: 44 bytes: the empty WAV Asterisk leaves when a call ends before any audio (enough for a purge).
-EMPTY_WAV = (b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00@\x1f\x00\x00\x80>\x00\x00"
-             b"\x02\x00\x10\x00data\x00\x00\x00\x00")
+EMPTY_WAV = (
+    b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00@\x1f\x00\x00\x80>\x00\x00"
+    b"\x02\x00\x10\x00data\x00\x00\x00\x00"
+)
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
-CHAT_LINES = ("Dzień dobry, chciałabym zapytać o termin odbioru dowodu osobistego.",
-              "Dzień dobry, dowód będzie do odbioru w ciągu 30 dni od złożenia wniosku.",
-              "Czy mogę zapłacić podatek od nieruchomości przelewem?",
-              "Tak, numer rachunku jest w decyzji podatkowej.")
+CHAT_LINES = (
+    "Dzień dobry, chciałabym zapytać o termin odbioru dowodu osobistego.",
+    "Dzień dobry, dowód będzie do odbioru w ciągu 30 dni od złożenia wniosku.",
+    "Czy mogę zapłacić podatek od nieruchomości przelewem?",
+    "Tak, numer rachunku jest w decyzji podatkowej.",
+)
 
 
 @dataclass(frozen=True)
@@ -52,9 +61,15 @@ class Dataset:
     consultant: str
 
     def as_json(self) -> dict:
-        return {"calls": self.calls, "chats": self.chats, "start": self.start.strftime(ISO),
-                "end": self.end.strftime(ISO), "frequent_number": self.frequent_number,
-                "partial_digits": self.partial_digits, "consultant": self.consultant}
+        return {
+            "calls": self.calls,
+            "chats": self.chats,
+            "start": self.start.strftime(ISO),
+            "end": self.end.strftime(ISO),
+            "frequent_number": self.frequent_number,
+            "partial_digits": self.partial_digits,
+            "consultant": self.consultant,
+        }
 
 
 def _iso(moment: datetime) -> str:
@@ -99,8 +114,9 @@ async def _make_store(data_dir: Path) -> tuple[list[int], dict[int, int], int, i
         department_ids = {d.code: d.id for d in await store.accounts.departments()}
         for i in range(CONSULTANTS):
             code = DEPARTMENTS[i % len(DEPARTMENTS)][0]
-            staff = await store.accounts.add_staff(system, f"konsultant{i:02d}", ("consultant",), PASSWORD,
-                                                   department=code, extensions=(str(201 + i),))
+            staff = await store.accounts.add_staff(
+                system, f"konsultant{i:02d}", ("consultant",), PASSWORD, department=code, extensions=(str(201 + i),)
+            )
             consultant_ids.append(staff.id)
             dept_of[staff.id] = department_ids.get(staff.department)
         searcher = await store.accounts.add_staff(system, SEARCHER, ("designated",), PASSWORD)
@@ -112,8 +128,9 @@ async def _make_store(data_dir: Path) -> tuple[list[int], dict[int, int], int, i
         await store.close()
 
 
-def generate(data_dir: Path, calls: int, chats: int, *, start: datetime, end: datetime, files: bool = False,
-             seed: int = 308) -> Dataset:
+def generate(
+    data_dir: Path, calls: int, chats: int, *, start: datetime, end: datetime, files: bool = False, seed: int = 308
+) -> Dataset:
     """Write `calls` calls and `chats` chats between start and end (and, with `files`, their recordings)."""
     from store.clock import Duration
 
@@ -153,13 +170,29 @@ def generate(data_dir: Path, calls: int, chats: int, *, start: datetime, end: da
         duration = billsec + rng.randint(3, 40)
         uniqueid = f"{int(moment.timestamp())}.{conv_id}"
         ended = moment + timedelta(seconds=duration)
-        conv_rows.append((conv_id, _iso(moment), _iso(ended), _iso(six_months.after(moment)),
-                          dept_of.get(consultant) if consultant else None, consultant, direction, number,
-                          identifiable, str(201 + consultant_ids.index(consultant)) if consultant else None,
-                          uniqueid, uniqueid, disposition, duration, billsec,
-                          1 if direction == "incoming" else None,
-                          (1 if rng.random() < 0.1 else 0) if direction == "incoming" else None,
-                          phone_notice if direction == "incoming" else None, rev))
+        conv_rows.append(
+            (
+                conv_id,
+                _iso(moment),
+                _iso(ended),
+                _iso(six_months.after(moment)),
+                dept_of.get(consultant) if consultant else None,
+                consultant,
+                direction,
+                number,
+                identifiable,
+                str(201 + consultant_ids.index(consultant)) if consultant else None,
+                uniqueid,
+                uniqueid,
+                disposition,
+                duration,
+                billsec,
+                1 if direction == "incoming" else None,
+                (1 if rng.random() < 0.1 else 0) if direction == "incoming" else None,
+                phone_notice if direction == "incoming" else None,
+                rev,
+            )
+        )
         leg_rows.append((uniqueid, uniqueid, conv_id, "bench", _iso(ended)))
         if disposition == "ANSWERED":
             folder = moment.strftime("%Y/%m/%d")
@@ -182,15 +215,28 @@ def generate(data_dir: Path, calls: int, chats: int, *, start: datetime, end: da
         chat_id = first_chat + j
         consultant = rng.choice(consultant_ids)
         ended = moment + timedelta(seconds=rng.randint(60, 900))
-        chat_rows.append((chat_id, _iso(moment), _iso(ended), _iso(six_months.after(moment)), dept_of[consultant],
-                          consultant, "pl" if rng.random() < 0.9 else "en", chat_notice, _iso(moment),
-                          rng.choice(categories)))
+        chat_rows.append(
+            (
+                chat_id,
+                _iso(moment),
+                _iso(ended),
+                _iso(six_months.after(moment)),
+                dept_of[consultant],
+                consultant,
+                "pl" if rng.random() < 0.9 else "en",
+                chat_notice,
+                _iso(moment),
+                rng.choice(categories),
+            )
+        )
         at = _iso(moment)
-        msg_rows += [(chat_id, 1, "system", None, "Mieszkaniec zaakceptował informację (wersja 1, język pl).", at),
-                     (chat_id, 2, "resident", None, CHAT_LINES[j % 2 * 2], at),
-                     (chat_id, 3, "system", consultant, "Rozmowę przejął konsultant.", at),
-                     (chat_id, 4, "consultant", consultant, CHAT_LINES[j % 2 * 2 + 1], at),
-                     (chat_id, 5, "system", consultant, "Konsultant zakończył rozmowę.", _iso(ended))]
+        msg_rows += [
+            (chat_id, 1, "system", None, "Mieszkaniec zaakceptował informację (wersja 1, język pl).", at),
+            (chat_id, 2, "resident", None, CHAT_LINES[j % 2 * 2], at),
+            (chat_id, 3, "system", consultant, "Rozmowę przejął konsultant.", at),
+            (chat_id, 4, "consultant", consultant, CHAT_LINES[j % 2 * 2 + 1], at),
+            (chat_id, 5, "system", consultant, "Konsultant zakończył rozmowę.", _iso(ended)),
+        ]
         if len(chat_rows) >= 20_000:
             _flush_chats(conn, chat_rows, msg_rows)
     _flush_chats(conn, chat_rows, msg_rows)
@@ -202,8 +248,13 @@ def generate(data_dir: Path, calls: int, chats: int, *, start: datetime, end: da
     other = callers[len(callers) // 2]
     dataset = Dataset(data_dir, calls, chats, start, end, frequent, other[-4:], "konsultant07")
     (data_dir / "bench-dataset.json").write_text(json.dumps(dataset.as_json()))
-    log.info("generated %s calls and %s chats%s in %.1f s", calls, chats, " with files" if files else "",
-             time.monotonic() - began)
+    log.info(
+        "generated %s calls and %s chats%s in %.1f s",
+        calls,
+        chats,
+        " with files" if files else "",
+        time.monotonic() - began,
+    )
     return dataset
 
 
@@ -212,11 +263,18 @@ def _flush_calls(conn: sqlite3.Connection, conv_rows: list, leg_rows: list, rec_
         "INSERT INTO conversations(id, channel, status, created_at, ended_at, purge_after, department_id, "
         "consultant_id, direction, resident_number, number_identifiable, extension, pbx_uniqueid, pbx_linkedid, "
         "disposition, duration_s, billsec_s, notice_played, full_info_requested, notice_id, number_rev) "
-        "VALUES (?, 'call', 'ended', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", conv_rows)
-    conn.executemany("INSERT INTO call_legs(leg_key, uniqueid, conversation_id, fingerprint, imported_at) "
-                     "VALUES (?, ?, ?, ?, ?)", leg_rows)
-    conn.executemany("INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, "
-                     "format, is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rec_rows)
+        "VALUES (?, 'call', 'ended', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        conv_rows,
+    )
+    conn.executemany(
+        "INSERT INTO call_legs(leg_key, uniqueid, conversation_id, fingerprint, imported_at) VALUES (?, ?, ?, ?, ?)",
+        leg_rows,
+    )
+    conn.executemany(
+        "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, "
+        "format, is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rec_rows,
+    )
     conv_rows.clear()
     leg_rows.clear()
     rec_rows.clear()
@@ -226,9 +284,12 @@ def _flush_chats(conn: sqlite3.Connection, chat_rows: list, msg_rows: list) -> N
     conn.executemany(
         "INSERT INTO conversations(id, channel, status, created_at, ended_at, purge_after, department_id, "
         "consultant_id, lang, notice_id, notice_accepted_at, close_category, next_seq) "
-        "VALUES (?, 'chat', 'closed', ?, ?, ?, ?, ?, ?, ?, ?, ?, 6)", chat_rows)
-    conn.executemany("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", msg_rows)
+        "VALUES (?, 'chat', 'closed', ?, ?, ?, ?, ?, ?, ?, ?, ?, 6)",
+        chat_rows,
+    )
+    conn.executemany(
+        "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) VALUES (?, ?, ?, ?, ?, ?)", msg_rows
+    )
     chat_rows.clear()
     msg_rows.clear()
 
@@ -240,8 +301,16 @@ def load(data_dir: Path) -> Dataset | None:
         return None
     m = json.loads(meta.read_text())
     parse = lambda text: datetime.strptime(text, ISO).replace(tzinfo=timezone.utc)  # noqa: E731
-    return Dataset(data_dir, m["calls"], m["chats"], parse(m["start"]), parse(m["end"]), m["frequent_number"],
-                   m["partial_digits"], m["consultant"])
+    return Dataset(
+        data_dir,
+        m["calls"],
+        m["chats"],
+        parse(m["start"]),
+        parse(m["end"]),
+        m["frequent_number"],
+        m["partial_digits"],
+        m["consultant"],
+    )
 
 
 def cached_archive(cache: Path, calls: int, chats: int) -> Dataset:

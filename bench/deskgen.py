@@ -47,6 +47,7 @@ class DeskHarness(Harness):
                 self._take(int(payload["chat_id"]), index)
             else:
                 self._on_staff(event, payload, now)
+
         return handle
 
     def _take(self, chat_id: int, index: int) -> None:
@@ -192,6 +193,13 @@ async def _window(h: DeskHarness, rate: float, churn: float, max_seconds: float,
     await h.drain()
     if not stop.done():
         await stop
-    return {"sent": n, "seconds": elapsed, "rate_achieved": n / elapsed if elapsed else 0.0, "closes": closes,
-            "reassigned": h.reassigned, "active": len(h.active), "queued": len(h.waiting),
-            **h.latency_summary(acks)}
+    return {
+        "sent": n,
+        "seconds": elapsed,
+        "rate_achieved": n / elapsed if elapsed else 0.0,
+        "closes": closes,
+        "reassigned": h.reassigned,
+        "active": len(h.active),
+        "queued": len(h.waiting),
+        **h.latency_summary(acks),
+    }

@@ -19,11 +19,31 @@ from bench.common import Result, median
 
 log = logging.getLogger("bench.ingest")
 
-COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata",
-           "start", "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield")
+COLUMNS = (
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "uniqueid",
+    "userfield",
+)
 #: Asterisk's own prompt (Debian's asterisk-core-sounds-en-gsm) gives real GSM frames; synthetic ones otherwise.
-PROMPT = next((p for p in sorted(Path("/usr/share/asterisk/sounds").glob("en*/vm-intro.gsm"))),
-              Path("/usr/share/asterisk/sounds/en/vm-intro.gsm"))
+PROMPT = next(
+    (p for p in sorted(Path("/usr/share/asterisk/sounds").glob("en*/vm-intro.gsm"))),
+    Path("/usr/share/asterisk/sounds/en/vm-intro.gsm"),
+)
 GSM_FRAME = 33
 FRAMES_PER_SECOND = 50
 
@@ -63,10 +83,26 @@ def write_spool(root: Path, rows: int, recording_every: int, seed: int = 4) -> t
             ext = 201 + rng.randrange(40)
             uniqueid = f"{int(moment.timestamp())}.{i}"
             answer = f"{moment + timedelta(seconds=duration - billsec):%Y-%m-%d %H:%M:%S}" if answered else ""
-            fields = ["", src, "800", "from-trunk", f'"Mieszkaniec" <{src}>', f"PJSIP/trunk-{i:08x}",
-                      f"PJSIP/{ext}-{i:08x}", "Queue", "cim,t", f"{moment:%Y-%m-%d %H:%M:%S}", answer,
-                      f"{moment + timedelta(seconds=duration):%Y-%m-%d %H:%M:%S}", str(duration), str(billsec),
-                      "ANSWERED" if answered else "NO ANSWER", "DOCUMENTATION", uniqueid, "cim:notice=1;full=0"]
+            fields = [
+                "",
+                src,
+                "800",
+                "from-trunk",
+                f'"Mieszkaniec" <{src}>',
+                f"PJSIP/trunk-{i:08x}",
+                f"PJSIP/{ext}-{i:08x}",
+                "Queue",
+                "cim,t",
+                f"{moment:%Y-%m-%d %H:%M:%S}",
+                answer,
+                f"{moment + timedelta(seconds=duration):%Y-%m-%d %H:%M:%S}",
+                str(duration),
+                str(billsec),
+                "ANSWERED" if answered else "NO ANSWER",
+                "DOCUMENTATION",
+                uniqueid,
+                "cim:notice=1;full=0",
+            ]
             out.write(",".join(f if f.isdigit() or not f else _quoted(f) for f in fields) + "\n")
             if answered and i % recording_every == 0:
                 need = billsec * FRAMES_PER_SECOND * GSM_FRAME
@@ -86,8 +122,14 @@ async def _fresh_store(data_dir: Path) -> Any:
     system = Actor.system("bench")
     await store.accounts.add_department(system, "WO", "Wydział Obsługi Mieszkańców")
     for i in range(40):
-        await store.accounts.add_staff(system, f"konsultant{i:02d}", ("consultant",), "bench-password-x",
-                                       department="WO", extensions=(str(201 + i),))
+        await store.accounts.add_staff(
+            system,
+            f"konsultant{i:02d}",
+            ("consultant",),
+            "bench-password-x",
+            department="WO",
+            extensions=(str(201 + i),),
+        )
     return store
 
 
@@ -124,12 +166,25 @@ async def _executemany_baseline(data_dir: Path, cdr: Path) -> float:
     with open(cdr, encoding="utf-8", newline="") as fh:
         for f in csv.reader(fh):
             v = dict(zip(COLUMNS, f))
-            rows.append((v["start"], v["end"], v["end"], v["src"], v["uniqueid"], v["disposition"],
-                         int(v["duration"]), int(v["billsec"])))
+            rows.append(
+                (
+                    v["start"],
+                    v["end"],
+                    v["end"],
+                    v["src"],
+                    v["uniqueid"],
+                    v["disposition"],
+                    int(v["duration"]),
+                    int(v["billsec"]),
+                )
+            )
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, direction, "
-                     "resident_number, pbx_uniqueid, disposition, duration_s, billsec_s) "
-                     "VALUES ('call', 'ended', ?, ?, ?, 'incoming', ?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, direction, "
+        "resident_number, pbx_uniqueid, disposition, duration_s, billsec_s) "
+        "VALUES ('call', 'ended', ?, ?, ?, 'incoming', ?, ?, ?, ?, ?)",
+        rows,
+    )
     conn.execute("COMMIT")
     conn.close()
     return time.perf_counter() - t0
@@ -177,12 +232,30 @@ def bench_ingest(work: Path, cfg: dict[str, Any]) -> list[Result]:
     assert last is not None
     mb = size / 1e6
     return [
-        Result("4 ingest", f"CDR rows/s with recordings ({rows:,} rows, {files:,} raw GSM files, {mb:,.0f} MB)",
-               value, "rows/s", base, "`cp -r` of the same recordings + one `sync`", "≥ 0.5× baseline", value >= 0.5 * base,
-               f"every recording durable (syncfs or parallel fsyncs, then its folder) before its row commits; "
-               f"imported {last.imported}, recordings {last.recordings}, rejected {len(last.rejected)}; "
-               f"with --move (hard links): {median(moved):,.0f} rows/s; each run's ratio: {per_run}", runs=product),
-        Result("4 ingest", f"CDR rows/s with recordings vs the rows alone ({rows:,} rows)", value, "rows/s",
-               rows_base, "plain executemany of the same rows (no recordings)", "(reported)", None,
-               f"rows only through store.calls (no recordings folder): {median(plain):,.0f} rows/s", runs=product),
+        Result(
+            "4 ingest",
+            f"CDR rows/s with recordings ({rows:,} rows, {files:,} raw GSM files, {mb:,.0f} MB)",
+            value,
+            "rows/s",
+            base,
+            "`cp -r` of the same recordings + one `sync`",
+            "≥ 0.5× baseline",
+            value >= 0.5 * base,
+            f"every recording durable (syncfs or parallel fsyncs, then its folder) before its row commits; "
+            f"imported {last.imported}, recordings {last.recordings}, rejected {len(last.rejected)}; "
+            f"with --move (hard links): {median(moved):,.0f} rows/s; each run's ratio: {per_run}",
+            runs=product,
+        ),
+        Result(
+            "4 ingest",
+            f"CDR rows/s with recordings vs the rows alone ({rows:,} rows)",
+            value,
+            "rows/s",
+            rows_base,
+            "plain executemany of the same rows (no recordings)",
+            "(reported)",
+            None,
+            f"rows only through store.calls (no recordings folder): {median(plain):,.0f} rows/s",
+            runs=product,
+        ),
     ]

@@ -13,7 +13,6 @@ import asyncio
 import json
 import random
 import sys
-import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -62,7 +61,7 @@ class Harness:
     async def __aexit__(self, *exc: object) -> None:
         clients = [r.client for r in self.residents] + self.consultants
         for i in range(0, len(clients), 500):
-            await asyncio.gather(*(c.close() for c in clients[i:i + 500]), return_exceptions=True)
+            await asyncio.gather(*(c.close() for c in clients[i : i + 500]), return_exceptions=True)
         assert self.session is not None
         await self.session.close()
 
@@ -151,10 +150,17 @@ class Harness:
         ms = [x * 1000 for x in self.latencies]
         acks = [x * 1000 for x in ack_latencies]
         worst = sorted(self.timeline, key=lambda x: -x[1])[:8]
-        return {"received": self.received, "lost": len(self.sent_at), "errors": self.errors,
-                "worst": [[round(t - self.window_start, 2), round(d * 1000, 1)] for t, d in worst],
-                "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
-                "ack_p50_ms": percentile(acks, 50), "ack_p99_ms": percentile(acks, 99)}
+        return {
+            "received": self.received,
+            "lost": len(self.sent_at),
+            "errors": self.errors,
+            "worst": [[round(t - self.window_start, 2), round(d * 1000, 1)] for t, d in worst],
+            "p50_ms": percentile(ms, 50),
+            "p99_ms": percentile(ms, 99),
+            "max_ms": max(ms) if ms else None,
+            "ack_p50_ms": percentile(acks, 50),
+            "ack_p99_ms": percentile(acks, 99),
+        }
 
 
 async def throughput(args: dict[str, Any]) -> dict[str, Any]:
@@ -179,8 +185,7 @@ async def throughput(args: dict[str, Any]) -> dict[str, Any]:
         await asyncio.gather(*(resident_loop(r) for r in h.residents))
         elapsed = loop.time() - started
         await h.drain()
-        return {"acked": len(acks), "seconds": elapsed, "msg_per_s": len(acks) / elapsed,
-                **h.latency_summary(acks)}
+        return {"acked": len(acks), "seconds": elapsed, "msg_per_s": len(acks) / elapsed, **h.latency_summary(acks)}
 
 
 async def _wait_for(word: str, timeout: float) -> bool:
@@ -257,8 +262,7 @@ async def _window(h: Harness, rate: float, max_seconds: float, seed: int) -> dic
     await h.drain()
     if not stop.done():
         await stop  # the bench's `stop` line belongs to this window
-    return {"sent": n, "seconds": elapsed, "rate_achieved": n / elapsed if elapsed else 0.0,
-            **h.latency_summary(acks)}
+    return {"sent": n, "seconds": elapsed, "rate_achieved": n / elapsed if elapsed else 0.0, **h.latency_summary(acks)}
 
 
 async def idle(args: dict[str, Any]) -> dict[str, Any]:
@@ -266,8 +270,9 @@ async def idle(args: dict[str, Any]) -> dict[str, Any]:
         n, wave = int(args["connections"]), int(args.get("wave", 200))
         failed = 0
         for i in range(0, n, wave):
-            results = await asyncio.gather(*(h.connect_resident(False) for _ in range(min(wave, n - i))),
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                *(h.connect_resident(False) for _ in range(min(wave, n - i))), return_exceptions=True
+            )
             failed += sum(1 for r in results if isinstance(r, BaseException))
         # every resident got its notice: the server finished greeting them
         await asyncio.wait([r.notice for r in h.residents], timeout=60)

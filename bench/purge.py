@@ -48,8 +48,9 @@ def _wait_for_run(db_path: Path, timeout: float) -> dict[str, Any]:
         conn = sqlite3.connect(uri, uri=True, timeout=10)
         try:
             conn.row_factory = sqlite3.Row
-            row = conn.execute("SELECT * FROM purge_runs WHERE dry_run = 0 AND status != 'running' "
-                               "ORDER BY id DESC LIMIT 1").fetchone()
+            row = conn.execute(
+                "SELECT * FROM purge_runs WHERE dry_run = 0 AND status != 'running' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
         finally:
             conn.close()
         if row is not None:
@@ -79,8 +80,7 @@ def _bench_purge(work: Path, cfg: dict[str, Any], mode: str, calls: int, chats: 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     # six months' worth whose six months have passed: created 12 to 6 months (and a day) ago
     t0 = time.monotonic()
-    generate(data_dir, calls, chats, start=now - timedelta(days=366),
-             end=now - timedelta(days=185), files=True, seed=6)
+    generate(data_dir, calls, chats, start=now - timedelta(days=366), end=now - timedelta(days=185), files=True, seed=6)
     made = time.monotonic() - t0
     tokens = prepare_cim(data_dir, cfg["consultants"])
     port = free_port()
@@ -90,12 +90,21 @@ def _bench_purge(work: Path, cfg: dict[str, Any], mode: str, calls: int, chats: 
         zone = ZoneInfo("Europe/Warsaw")
         # time for the server to start, the residents to connect and the quiet window, before the due minute
         lead = datetime.now(timezone.utc) + timedelta(
-            seconds=cfg["purge_quiet_seconds"] + 45 + cfg["purge_residents"] * 0.1)
+            seconds=cfg["purge_quiet_seconds"] + 45 + cfg["purge_residents"] * 0.1
+        )
         due = (lead + timedelta(minutes=1)).replace(second=0, microsecond=0)
         extra = {"CIM_PURGE_DAILY_AT": due.astimezone(zone).strftime("%H:%M"), "CIM_TIMEZONE": "Europe/Warsaw"}
     with cim_server(data_dir, port, work / f"cim-serve-purge-{mode}.log", **extra) as server:
-        load = LoadProcess("steady", {"url": server.url, "tokens": tokens, "residents": cfg["purge_residents"],
-                                      "rate": cfg["purge_rate"], "max_seconds": cfg["purge_timeout"]})
+        load = LoadProcess(
+            "steady",
+            {
+                "url": server.url,
+                "tokens": tokens,
+                "residents": cfg["purge_residents"],
+                "rate": cfg["purge_rate"],
+                "max_seconds": cfg["purge_timeout"],
+            },
+        )
         try:
             load.ready(timeout=600)
             before, _ = load.window(cfg["purge_quiet_seconds"])
@@ -108,11 +117,15 @@ def _bench_purge(work: Path, cfg: dict[str, Any], mode: str, calls: int, chats: 
 
                 def during() -> tuple[dict[str, Any], float]:
                     row = _wait_for_run(data_dir / "cim.sqlite3", cfg["purge_timeout"])
-                    return ({"purged": {k: row[k] for k in ("calls", "chats", "files", "bytes")}},
-                            _seconds_between(row["started_at"], row["finished_at"]))
+                    return (
+                        {"purged": {k: row[k] for k in ("calls", "chats", "files", "bytes")}},
+                        _seconds_between(row["started_at"], row["finished_at"]),
+                    )
             else:
+
                 def during() -> tuple[dict[str, Any], float]:
                     return run_purge(data_dir, cfg["purge_timeout"])
+
             under, (report, seconds) = load.window(during)
             after, _ = load.window(cfg["purge_quiet_seconds"])
             load.say("quit")
@@ -120,26 +133,51 @@ def _bench_purge(work: Path, cfg: dict[str, Any], mode: str, calls: int, chats: 
         finally:
             load.kill()
     for name, out in (("before", before), ("during", under), ("after", after)):
-        log.info("purge (%s) chat window %s: %.0f msg/s p50 %.1f p99 %.1f ms lost %s errors %s; slowest "
-                 "[s into the window, ms]: %s", mode, name, out["rate_achieved"], out["p50_ms"], out["p99_ms"],
-                 out["lost"], out["errors"], out["worst"])
+        log.info(
+            "purge (%s) chat window %s: %.0f msg/s p50 %.1f p99 %.1f ms lost %s errors %s; slowest "
+            "[s into the window, ms]: %s",
+            mode,
+            name,
+            out["rate_achieved"],
+            out["p50_ms"],
+            out["p99_ms"],
+            out["lost"],
+            out["errors"],
+            out["worst"],
+        )
     purged = report["purged"]
     items = purged["calls"] + purged["chats"]
     log.info("purge (%s): %s in %.1f s (data made in %.1f s)", mode, purged, seconds, made)
     leftover = sum(1 for _ in (data_dir / "recordings").rglob("*.wav"))
     base = median([before["p99_ms"], after["p99_ms"]])
-    how = ("daily purge inside `cim serve`" if mode == "serve"
-           else "`cim purge` process beside `cim serve`, on its CPU")
+    how = "daily purge inside `cim serve`" if mode == "serve" else "`cim purge` process beside `cim serve`, on its CPU"
     scaled = "" if calls >= 1_000_000 else f"SCALED DOWN to {calls:,} calls + {chats:,} chats (not 1,000,000 calls); "
     shutil.rmtree(data_dir, ignore_errors=True)
     return [
-        Result("5 purge", f"conversations purged per second ({how})", items / seconds, "items/s", None, "",
-               "(reported)", None,
-               f"{scaled}{purged['calls']:,} calls, {purged['chats']:,} chats, {purged['files']:,} files in "
-               f"{seconds:.1f} s while chatting; {leftover} WAV files left", runs=[items / seconds]),
-        Result("5 purge", f"chat p99 during the purge ({how}; {cfg['purge_residents']} residents, "
-               f"{cfg['purge_rate']} msg/s)", under["p99_ms"], "ms", base, "chat p99 without a purge (before/after)",
-               "≤ 2× baseline", under["p99_ms"] <= 2 * base,
-               f"before {before['p99_ms']:.1f} ms, after {after['p99_ms']:.1f} ms; p50 during {under['p50_ms']:.1f} ms;"
-               f" lost {under['lost']}, errors {under['errors'] or 0}", runs=[under["p99_ms"]]),
+        Result(
+            "5 purge",
+            f"conversations purged per second ({how})",
+            items / seconds,
+            "items/s",
+            None,
+            "",
+            "(reported)",
+            None,
+            f"{scaled}{purged['calls']:,} calls, {purged['chats']:,} chats, {purged['files']:,} files in "
+            f"{seconds:.1f} s while chatting; {leftover} WAV files left",
+            runs=[items / seconds],
+        ),
+        Result(
+            "5 purge",
+            f"chat p99 during the purge ({how}; {cfg['purge_residents']} residents, {cfg['purge_rate']} msg/s)",
+            under["p99_ms"],
+            "ms",
+            base,
+            "chat p99 without a purge (before/after)",
+            "≤ 2× baseline",
+            under["p99_ms"] <= 2 * base,
+            f"before {before['p99_ms']:.1f} ms, after {after['p99_ms']:.1f} ms; p50 during {under['p50_ms']:.1f} ms;"
+            f" lost {under['lost']}, errors {under['errors'] or 0}",
+            runs=[under["p99_ms"]],
+        ),
     ]

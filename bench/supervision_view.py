@@ -26,8 +26,12 @@ async def measure(open_chats: int, active: int, lines: int, repeats: int) -> dic
         store = await Store.open(settings, create=True)
         try:
             system = Actor.system("bench")
-            staff = [await store.accounts.add_staff(system, f"konsultant{i:02d}", ("consultant",),
-                                                    "bench-password-not-secret") for i in range(50)]
+            staff = [
+                await store.accounts.add_staff(
+                    system, f"konsultant{i:02d}", ("consultant",), "bench-password-not-secret"
+                )
+                for i in range(50)
+            ]
             notice = await store.notices.current("chat", "pl")
             ids = [(await store.chats.open(notice.id, "pl")).chat.id for _ in range(open_chats)]
             for i, chat_id in enumerate(ids[:active]):
@@ -60,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args(argv)
     out = asyncio.run(measure(args.open_chats, args.active, args.lines, args.repeats))
-    print(f"{args.open_chats} open chats ({args.active} answered, {args.lines} lines each): "
-          f"supervision view {out['view_ms']:.1f} ms, queue {out['queue_ms']:.1f} ms, ratio {out['ratio']:.1f}x")
+    print(
+        f"{args.open_chats} open chats ({args.active} answered, {args.lines} lines each): "
+        f"supervision view {out['view_ms']:.1f} ms, queue {out['queue_ms']:.1f} ms, ratio {out['ratio']:.1f}x"
+    )
     return 0
 
 

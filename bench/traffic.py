@@ -27,12 +27,16 @@ log = logging.getLogger("bench.traffic")
 
 def _pair(i: int) -> str:
     uid = f"1772442000.{i}"
-    head = (f"Channel: PJSIP/trunk-{i:08x}\r\nChannelState: 6\r\nChannelStateDesc: Up\r\nCallerIDNum: 60{i:07d}\r\n"
-            f"CallerIDName: \r\nConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\nLanguage: pl\r\n"
-            f"AccountCode: \r\nContext: ext-queues\r\nExten: 400\r\nPriority: 1\r\nUniqueid: {uid}\r\n"
-            f"Linkedid: {uid}\r\nQueue: cim\r\n")
-    return (f"Event: QueueCallerJoin\r\nPrivilege: agent,all\r\n{head}Position: 1\r\nCount: 1\r\n\r\n"
-            f"Event: QueueCallerLeave\r\nPrivilege: agent,all\r\n{head}Position: 1\r\nCount: 0\r\n\r\n")
+    head = (
+        f"Channel: PJSIP/trunk-{i:08x}\r\nChannelState: 6\r\nChannelStateDesc: Up\r\nCallerIDNum: 60{i:07d}\r\n"
+        f"CallerIDName: \r\nConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\nLanguage: pl\r\n"
+        f"AccountCode: \r\nContext: ext-queues\r\nExten: 400\r\nPriority: 1\r\nUniqueid: {uid}\r\n"
+        f"Linkedid: {uid}\r\nQueue: cim\r\n"
+    )
+    return (
+        f"Event: QueueCallerJoin\r\nPrivilege: agent,all\r\n{head}Position: 1\r\nCount: 1\r\n\r\n"
+        f"Event: QueueCallerLeave\r\nPrivilege: agent,all\r\n{head}Position: 1\r\nCount: 0\r\n\r\n"
+    )
 
 
 async def _chat_p99(resident: Any, seconds: float, rate: float) -> tuple[float, int]:
@@ -44,8 +48,9 @@ async def _chat_p99(resident: Any, seconds: float, rate: float) -> tuple[float, 
     n = 0
     while time.monotonic() - start < seconds:
         t0 = time.monotonic()
-        ack = await resident.call("send", {"text": f"wiadomość {n}", "client_msg_id": f"b{time.time_ns()}"},
-                                  namespace="/resident", timeout=10)
+        ack = await resident.call(
+            "send", {"text": f"wiadomość {n}", "client_msg_id": f"b{time.time_ns()}"}, namespace="/resident", timeout=10
+        )
         latencies.append((time.monotonic() - t0) * 1000)
         errors += 0 if ack.get("ok") else 1
         n += 1
@@ -63,10 +68,20 @@ async def run(work: Path, seconds: float, rate: int, chat_rate: float) -> dict[s
     ami = AmiReplayServer()
     await ami.start()
     port = free_port()
-    env = {**__import__("os").environ, "CIM_DATA_DIR": str(data_dir), "CIM_RESIDENT_RATE_LIMIT": "off",
-           "CIM_OPENING_HOURS": "always", "CIM_PURGE_DAILY_AT": "off", "CIM_AMI_URL": ami.url}
-    server = ServerProcess([sys.executable, "-m", "cim", "serve", "--port", str(port), "--log-level", "warning"],
-                           env, port, work / "serve.log")
+    env = {
+        **__import__("os").environ,
+        "CIM_DATA_DIR": str(data_dir),
+        "CIM_RESIDENT_RATE_LIMIT": "off",
+        "CIM_OPENING_HOURS": "always",
+        "CIM_PURGE_DAILY_AT": "off",
+        "CIM_AMI_URL": ami.url,
+    }
+    server = ServerProcess(
+        [sys.executable, "-m", "cim", "serve", "--port", str(port), "--log-level", "warning"],
+        env,
+        port,
+        work / "serve.log",
+    )
     await asyncio.to_thread(server.start)
     try:
         await ami.wait_logged_in(30)
@@ -89,8 +104,9 @@ async def run(work: Path, seconds: float, rate: int, chat_rate: float) -> dict[s
         per_tick = max(1, int(rate * tick / 2))
 
         # built before the burst, so the bench process's own work during it is only writing bytes
-        chunks = [("".join(_pair(j) for j in range(i, min(pairs, i + per_tick)))).encode()
-                  for i in range(0, pairs, per_tick)]
+        chunks = [
+            ("".join(_pair(j) for j in range(i, min(pairs, i + per_tick)))).encode() for i in range(0, pairs, per_tick)
+        ]
 
         async def flood() -> None:
             start = time.monotonic()
@@ -120,12 +136,19 @@ async def run(work: Path, seconds: float, rate: int, chat_rate: float) -> dict[s
         span = (pushes[-1][0] - sent_at[0]) if pushes and sent_at else float("nan")
         await resident.disconnect()
         await staff.disconnect()
-        return {"events_sent": pairs * 2, "events_applied": applied, "events_per_s": applied / span if span else 0,
-                "send_seconds": flood_end - sent_at[0] if sent_at else 0, "pushes": len(pushes),
-                "push_delay_p50_ms": percentile(delays, 50), "push_delay_p99_ms": percentile(delays, 99),
-                "chat_ack_p99_quiet_ms": quiet_p99, "chat_ack_p99_burst_ms": burst_p99,
-                "chat_ratio": burst_p99 / quiet_p99 if quiet_p99 else float("nan"),
-                "chat_errors": quiet_errors + burst_errors}
+        return {
+            "events_sent": pairs * 2,
+            "events_applied": applied,
+            "events_per_s": applied / span if span else 0,
+            "send_seconds": flood_end - sent_at[0] if sent_at else 0,
+            "pushes": len(pushes),
+            "push_delay_p50_ms": percentile(delays, 50),
+            "push_delay_p99_ms": percentile(delays, 99),
+            "chat_ack_p99_quiet_ms": quiet_p99,
+            "chat_ack_p99_burst_ms": burst_p99,
+            "chat_ratio": burst_p99 / quiet_p99 if quiet_p99 else float("nan"),
+            "chat_errors": quiet_errors + burst_errors,
+        }
     finally:
         server.stop()
         await ami.close()
@@ -134,15 +157,34 @@ async def run(work: Path, seconds: float, rate: int, chat_rate: float) -> dict[s
 def bench_traffic(work: Path, cfg: dict[str, Any]) -> list[Result]:
     """Benchmark 7 inside `python -m bench` (sizes from cfg: traffic_seconds, traffic_rate, traffic_chat_rate)."""
     work.mkdir(parents=True, exist_ok=True)
-    out = asyncio.run(run(work, cfg.get("traffic_seconds", 5), cfg.get("traffic_rate", 10_000),
-                          cfg.get("traffic_chat_rate", 20)))
+    out = asyncio.run(
+        run(work, cfg.get("traffic_seconds", 5), cfg.get("traffic_rate", 10_000), cfg.get("traffic_chat_rate", 20))
+    )
     return [
-        Result("7 phone traffic", f"AMI events applied, sent at {cfg.get('traffic_rate', 10_000)}/s",
-               out["events_per_s"], "events/s", note=f"{out['events_applied']} of {out['events_sent']} applied"),
-        Result("7 phone traffic", "p99 AMI event → traffic push", out["push_delay_p99_ms"], "ms",
-               note=f"pushes coalesced every 0.25 s; p50 {out['push_delay_p50_ms']:.0f} ms"),
-        Result("7 phone traffic", "chat ack p99 during the burst", out["chat_ack_p99_burst_ms"], "ms",
-               out["chat_ack_p99_quiet_ms"], "same server, no burst", "≤ 1.2× baseline", out["chat_ratio"] <= 1.2),
+        Result(
+            "7 phone traffic",
+            f"AMI events applied, sent at {cfg.get('traffic_rate', 10_000)}/s",
+            out["events_per_s"],
+            "events/s",
+            note=f"{out['events_applied']} of {out['events_sent']} applied",
+        ),
+        Result(
+            "7 phone traffic",
+            "p99 AMI event → traffic push",
+            out["push_delay_p99_ms"],
+            "ms",
+            note=f"pushes coalesced every 0.25 s; p50 {out['push_delay_p50_ms']:.0f} ms",
+        ),
+        Result(
+            "7 phone traffic",
+            "chat ack p99 during the burst",
+            out["chat_ack_p99_burst_ms"],
+            "ms",
+            out["chat_ack_p99_quiet_ms"],
+            "same server, no burst",
+            "≤ 1.2× baseline",
+            out["chat_ratio"] <= 1.2,
+        ),
     ]
 
 

@@ -83,12 +83,23 @@ def bench_startup(work: Path, cfg: dict[str, Any]) -> list[Result]:
         product.append(time_to_screen(argv, LOGIN_MARKER, env))
         baseline.append(time_to_screen([sys.executable, "-c", BASELINE_APP], BASELINE_MARKER, env))
     value, base = median(product), median(baseline)
-    log.info("tui startup: cim tui %.3f s (runs %s), minimal Textual app %.3f s", value,
-             [round(x, 3) for x in product], base)
-    return [Result("6 TUI", "`cim tui` start → login screen drawn (pty, 100×32)", value * 1000, "ms", base * 1000,
-                   "minimal Textual app (label + input), same pty", "≤ 1,000 ms", value <= 1.0,
-                   f"subprocess under a pty until the login text is drawn; max {max(product) * 1000:.0f} ms",
-                   runs=[x * 1000 for x in product])]
+    log.info(
+        "tui startup: cim tui %.3f s (runs %s), minimal Textual app %.3f s", value, [round(x, 3) for x in product], base
+    )
+    return [
+        Result(
+            "6 TUI",
+            "`cim tui` start → login screen drawn (pty, 100×32)",
+            value * 1000,
+            "ms",
+            base * 1000,
+            "minimal Textual app (label + input), same pty",
+            "≤ 1,000 ms",
+            value <= 1.0,
+            f"subprocess under a pty until the login text is drawn; max {max(product) * 1000:.0f} ms",
+            runs=[x * 1000 for x in product],
+        )
+    ]
 
 
 async def _search_latency(ds: Dataset, repeats: int) -> list[tuple[str, list[float], list[float]]]:
@@ -110,9 +121,11 @@ async def _search_latency(ds: Dataset, repeats: int) -> list[tuple[str, list[flo
         def on_mount(self) -> None:
             self.push_screen(ArchiveScreen(ctx))
 
-    cases = [("exact number", "#number", ds.frequent_number, SearchFilters(number=ds.frequent_number)),
-             ("consultant", "#consultant", ds.consultant, SearchFilters(consultant=ds.consultant)),
-             ("partial number", "#number", ds.partial_digits, SearchFilters(number=ds.partial_digits))]
+    cases = [
+        ("exact number", "#number", ds.frequent_number, SearchFilters(number=ds.frequent_number)),
+        ("consultant", "#consultant", ds.consultant, SearchFilters(consultant=ds.consultant)),
+        ("partial number", "#number", ds.partial_digits, SearchFilters(number=ds.partial_digits)),
+    ]
     out = []
     try:
         app = ArchiveOnly()
@@ -180,9 +193,25 @@ def bench_search(ds: Dataset, cfg: dict[str, Any]) -> list[Result]:
     results = []
     for label, ui, api in asyncio.run(_search_latency(ds, cfg["tui_search_repeats"])):
         value = median(ui)
-        log.info("tui search %s: keystroke → page median %.1f p99 %.1f ms; store.archive.search median %.1f ms",
-                 label, value, percentile(ui, 99), median(api))
-        results.append(Result("6 TUI", f"search keystroke → first page, {label} ({ds.calls + ds.chats:,} rows)",
-                              value, "ms", median(api), "store.archive.search alone", "≤ 150 ms", value <= 150,
-                              f"Pilot app: Enter → first frame with rows; p99 {percentile(ui, 99):.0f} ms", runs=ui))
+        log.info(
+            "tui search %s: keystroke → page median %.1f p99 %.1f ms; store.archive.search median %.1f ms",
+            label,
+            value,
+            percentile(ui, 99),
+            median(api),
+        )
+        results.append(
+            Result(
+                "6 TUI",
+                f"search keystroke → first page, {label} ({ds.calls + ds.chats:,} rows)",
+                value,
+                "ms",
+                median(api),
+                "store.archive.search alone",
+                "≤ 150 ms",
+                value <= 150,
+                f"Pilot app: Enter → first frame with rows; p99 {percentile(ui, 99):.0f} ms",
+                runs=ui,
+            )
+        )
     return results

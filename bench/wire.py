@@ -25,8 +25,9 @@ class ConnectRefused(Exception):
 class WireClient:
     """One websocket, one namespace: `await connect()`, `emit()`, `await call()` (emit with ack)."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, namespace: str,
-                 on_event: EventHandler | None = None) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, namespace: str, on_event: EventHandler | None = None
+    ) -> None:
         self.session = session
         self.url = url.rstrip("/") + "/socket.io/?EIO=4&transport=websocket"
         self.namespace = namespace
@@ -40,8 +41,9 @@ class WireClient:
 
     async def connect(self, auth: dict | None = None, timeout: float = 30.0) -> None:
         loop = asyncio.get_running_loop()
-        self.ws = await self.session.ws_connect(self.url, timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                                                autoping=False, max_msg_size=1 << 20)
+        self.ws = await self.session.ws_connect(
+            self.url, timeout=aiohttp.ClientWSTimeout(ws_close=5.0), autoping=False, max_msg_size=1 << 20
+        )
         opened = await asyncio.wait_for(self.ws.receive(), timeout)
         if opened.type != aiohttp.WSMsgType.TEXT or not opened.data.startswith("0"):
             raise ConnectionError(f"no Engine.IO open packet: {opened.type} {str(opened.data)[:80]}")
@@ -95,7 +97,7 @@ class WireClient:
                 kind = data[1]
                 rest = data[2:]
                 if rest.startswith(self.namespace + ","):
-                    rest = rest[len(self.namespace) + 1:]
+                    rest = rest[len(self.namespace) + 1 :]
                 elif rest.startswith("/"):
                     continue  # another namespace: not ours
                 if kind == "0":

@@ -7,7 +7,7 @@ import functools
 import getpass
 import json
 import sys
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine, NoReturn
 
 import click
 
@@ -21,8 +21,12 @@ from store.settings import Settings
 def non_empty_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     # an empty --data-dir ("" from an unset shell variable) would silently mean the default directory
     if value is not None and not value.strip():
-        fail(_("the data directory path is empty (--data-dir or CIM_DATA_DIR); give the directory's path, "
-               "or leave both out to use the default"))
+        fail(
+            _(
+                "the data directory path is empty (--data-dir or CIM_DATA_DIR); give the directory's path, "
+                "or leave both out to use the default"
+            )
+        )
     return value
 
 
@@ -42,14 +46,20 @@ def json_option(func: Callable) -> Callable:
 
 def lang_option(func: Callable) -> Callable:
     """--lang pl|en: the language of a report (its files and what is printed); default the staff language."""
+
     def chosen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
         from store.i18n import set_language
 
         # the whole command then speaks it: the files, the table printed and its messages
         return set_language(value) if value else current_language()
 
-    return click.option("--lang", type=click.Choice(list(STAFF_LANGS)), callback=chosen, expose_value=True,
-                        help="Language of the report (default: $CIM_STAFF_LANG, else pl).")(func)
+    return click.option(
+        "--lang",
+        type=click.Choice(list(STAFF_LANGS)),
+        callback=chosen,
+        expose_value=True,
+        help="Language of the report (default: $CIM_STAFF_LANG, else pl).",
+    )(func)
 
 
 def load_settings(data_dir: str | None, **overrides: Any) -> Settings:
@@ -59,12 +69,12 @@ def load_settings(data_dir: str | None, **overrides: Any) -> Settings:
         fail(exc.message)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"cim: {message}", err=True)
     sys.exit(code)
 
 
-def run(coro: Awaitable[Any]) -> Any:
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run a coroutine; a CimError becomes one sentence on stderr and exit status 1."""
     try:
         return asyncio.run(coro)

@@ -24,8 +24,16 @@ import click
 from store.i18n import N_, _
 
 #: Click's own texts that the formatter translates (msgids as click spells them).
-CLICK_TEXTS = (N_("Usage:"), N_("Options"), N_("Commands"), N_("Show this message and exit."),
-               N_("Show the version and exit."), N_("required"), N_("[OPTIONS]"), N_("COMMAND [ARGS]..."))
+CLICK_TEXTS = (
+    N_("Usage:"),
+    N_("Options"),
+    N_("Commands"),
+    N_("Show this message and exit."),
+    N_("Show the version and exit."),
+    N_("required"),
+    N_("[OPTIONS]"),
+    N_("COMMAND [ARGS]..."),
+)
 _EXTRA = re.compile(r"^(?P<help>.*?)(?P<gap>\s*)\[(?P<extra>[^\[\]]*)\]$", re.S)
 _DEFAULT = "default: "
 
@@ -66,7 +74,7 @@ def _row_help(text: str) -> str:
     extras = []
     for item in match.group("extra").split("; "):
         if item.startswith(_DEFAULT):
-            extras.append(_("default: {default}").format(default=item[len(_DEFAULT):]))
+            extras.append(_("default: {default}").format(default=item[len(_DEFAULT) :]))
         else:
             extras.append(_(item))
     head = _(match.group("help")) if match.group("help") else ""
@@ -115,8 +123,12 @@ def _source(command: click.Command) -> dict:
             if isinstance(param, click.Option):
                 params[param.name] = _clean(param.help)
         help_text = command.help.partition("\f")[0] if command.help else command.help
-        kept = {"help": _clean(help_text), "short_help": _clean(command.short_help),
-                "epilog": _clean(command.epilog), "params": params}
+        kept = {
+            "help": _clean(help_text),
+            "short_help": _clean(command.short_help),
+            "epilog": _clean(command.epilog),
+            "params": params,
+        }
         command.__dict__["_cim_source"] = kept
     return kept
 

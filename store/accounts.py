@@ -20,9 +20,20 @@ from .i18n import N_, STAFF_LANGS, normalise_language
 from .directory import Directory, DirectoryUser
 from .errors import Text
 from .errors import (
-    AccountLocked, AlreadyExists, AuthenticationFailed, CimError, ConfigError, DirectoryUnavailable, InvalidInput,
-    NoMappedRole, NotPermitted, PasswordChangeRequired, SecondFactorEnrolmentRequired, SecondFactorRequired,
-    SessionExpired, StaffNotFound,
+    AccountLocked,
+    AlreadyExists,
+    AuthenticationFailed,
+    CimError,
+    ConfigError,
+    DirectoryUnavailable,
+    InvalidInput,
+    NoMappedRole,
+    NotPermitted,
+    PasswordChangeRequired,
+    SecondFactorEnrolmentRequired,
+    SecondFactorRequired,
+    SessionExpired,
+    StaffNotFound,
 )
 from .models import Actor, Department, Role, Session, SignInCheck, Staff
 from .passwords import MAX_PASSWORD, check_length, check_new_password
@@ -52,8 +63,8 @@ def parse_roles(names: Iterable[str]) -> frozenset[Role]:
             roles.add(Role(name.strip()))
         except ValueError:
             raise InvalidInput(
-                N_("{name!r} is not a role; roles are: {roles}"),
-                name=name, roles=', '.join(r.value for r in Role)) from None
+                N_("{name!r} is not a role; roles are: {roles}"), name=name, roles=", ".join(r.value for r in Role)
+            ) from None
     if not roles:
         raise InvalidInput(N_("a staff member needs at least one role"))
     return frozenset(roles)
@@ -81,7 +92,7 @@ def _check_signature(full_name: str, job_title: str) -> tuple[str, str]:
     out = []
     for label, value in ((N_("full name"), full_name), (N_("title"), job_title)):
         value = " ".join((value or "").split())
-        if any(ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 for ch in value):
+        if any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 for ch in value):
             raise InvalidInput(N_("the {label} has control characters"), label=Text(label))
         if len(value) > 200:
             raise InvalidInput(N_("the {label} is longer than 200 characters"), label=Text(label))
@@ -94,7 +105,10 @@ def _check_name(name: str, what: str = N_("user name")) -> str:
     if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in "._-" for c in name):
         raise InvalidInput(
             N_("{what} {name!r} must be 1-{max} letters, digits, dots, dashes or underscores"),
-            what=Text(what), name=name[:MAX_NAME], max=MAX_NAME)
+            what=Text(what),
+            name=name[:MAX_NAME],
+            max=MAX_NAME,
+        )
     return name
 
 
@@ -166,15 +180,30 @@ class Accounts:
                 raise AlreadyExists(N_("user {name!r} already exists"), name=name)
             department_id = await self._department_id(tx, department)
             staff_id = await self.repo.insert_staff(
-                tx, name=name, full_name=full_name, password_hash=password_hash, department_id=department_id,
-                created_at=to_iso(self.clock()), job_title=job_title, must_change=temporary)
+                tx,
+                name=name,
+                full_name=full_name,
+                password_hash=password_hash,
+                department_id=department_id,
+                created_at=to_iso(self.clock()),
+                job_title=job_title,
+                must_change=temporary,
+            )
             await self.repo.add_roles(tx, staff_id, [r.value for r in role_set])
             for ext in extensions:
                 await self._add_extension(tx, staff_id, ext)
             await self.audit.append(
-                tx, actor, "staff.add", target_kind="staff", target_id=staff_id,
-                details={"name": name, "roles": sorted(r.value for r in role_set), "department": department,
-                         "temporary": temporary},
+                tx,
+                actor,
+                "staff.add",
+                target_kind="staff",
+                target_id=staff_id,
+                details={
+                    "name": name,
+                    "roles": sorted(r.value for r in role_set),
+                    "department": department,
+                    "temporary": temporary,
+                },
             )
         return await self.get(name)
 
@@ -203,21 +232,30 @@ class Accounts:
             await self.repo.clear_extensions(tx, staff.id)
             for ext in exts:
                 await self._add_extension(tx, staff.id, ext)
-            await self.audit.append(tx, actor, "staff.extensions", target_kind="staff", target_id=staff.id,
-                                    details={"extensions": exts})
+            await self.audit.append(
+                tx, actor, "staff.extensions", target_kind="staff", target_id=staff.id, details={"extensions": exts}
+            )
         return await self.get(name)
 
-    async def set_signature(self, actor: Actor, name: str, *, full_name: str | None = None,
-                            job_title: str | None = None) -> Staff:
+    async def set_signature(
+        self, actor: Actor, name: str, *, full_name: str | None = None, job_title: str | None = None
+    ) -> Staff:
         """The full name and title a person signs letters with (None leaves a value as it is)."""
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.signature")
         staff = await self.get(name)
-        new_name, new_title = _check_signature(staff.full_name if full_name is None else full_name,
-                                               staff.job_title if job_title is None else job_title)
+        new_name, new_title = _check_signature(
+            staff.full_name if full_name is None else full_name, staff.job_title if job_title is None else job_title
+        )
         async with self.repo.transaction() as tx:
             await self.repo.set_signature(tx, staff.id, new_name, new_title)
-            await self.audit.append(tx, actor, "staff.signature", target_kind="staff", target_id=staff.id,
-                                    details={"full_name": new_name, "job_title": new_title})
+            await self.audit.append(
+                tx,
+                actor,
+                "staff.signature",
+                target_kind="staff",
+                target_id=staff.id,
+                details={"full_name": new_name, "job_title": new_title},
+            )
         return await self.get(name)
 
     async def get(self, name: str) -> Staff:
@@ -235,11 +273,17 @@ class Accounts:
     async def _staff(self, row) -> Staff:
         roles, exts, totp = await self.repo.staff_details(row["id"])
         return Staff(
-            id=row["id"], name=row["name"], full_name=row["full_name"], job_title=row["job_title"],
-            roles=frozenset(Role(r) for r in roles), department=row["department"],
-            disabled=bool(row["disabled"]), created_at=from_iso(row["created_at"]),
+            id=row["id"],
+            name=row["name"],
+            full_name=row["full_name"],
+            job_title=row["job_title"],
+            roles=frozenset(Role(r) for r in roles),
+            department=row["department"],
+            disabled=bool(row["disabled"]),
+            created_at=from_iso(row["created_at"]),
             extensions=tuple(exts),
-            source=row["source"], must_change_password=bool(row["must_change_password"]),
+            source=row["source"],
+            must_change_password=bool(row["must_change_password"]),
             second_factor="none" if totp is None else ("active" if totp["confirmed_at"] else "pending"),
             language=row["staff_lang"],
         )
@@ -268,8 +312,9 @@ class Accounts:
             await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.password")
         staff = await self.get(name)
         if staff.source == "directory":
-            raise InvalidInput(N_("{name} signs in with the city directory; the password is changed there"),
-                               name=staff.name)
+            raise InvalidInput(
+                N_("{name} signs in with the city directory; the password is changed there"), name=staff.name
+            )
         check_new_password(password, name=staff.name, full_name=staff.full_name)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         async with self.repo.transaction() as tx:
@@ -287,16 +332,23 @@ class Accounts:
         async with self.repo.transaction() as tx:
             await self.repo.clear_roles(tx, staff.id)
             await self.repo.add_roles(tx, staff.id, [r.value for r in role_set])
-            await self.audit.append(tx, actor, "staff.roles", target_kind="staff", target_id=staff.id,
-                                    details={"roles": sorted(r.value for r in role_set)})
+            await self.audit.append(
+                tx,
+                actor,
+                "staff.roles",
+                target_kind="staff",
+                target_id=staff.id,
+                details={"roles": sorted(r.value for r in role_set)},
+            )
         if Role.CONSULTANT in staff.roles and Role.CONSULTANT not in role_set:
             self.changes.notify(AccountChange(staff.id, ROLE_REMOVED))
         return await self.get(name)
 
     # -- login and sessions --------------------------------------------------------------------
 
-    async def login(self, name: str, password: str, *, otp: str | None = None,
-                    new_password: str | None = None) -> Session:
+    async def login(
+        self, name: str, password: str, *, otp: str | None = None, new_password: str | None = None
+    ) -> Session:
         """Sign in. Unknown name and wrong password give the same error after the same work.
 
         The steps a person may be asked for are errors carrying what to ask: PasswordChangeRequired
@@ -319,12 +371,26 @@ class Accounts:
             await self._sign_in(name, password, otp=otp, new_password=None, dry_run=True)
         except _Refusal as refusal:
             reason, message, error = refusal.reason, refusal.error.message_in("en"), refusal.error
-        except (DirectoryUnavailable, NoMappedRole, PasswordChangeRequired, SecondFactorRequired,
-                SecondFactorEnrolmentRequired, AccountLocked, ConfigError) as exc:
+        except (
+            DirectoryUnavailable,
+            NoMappedRole,
+            PasswordChangeRequired,
+            SecondFactorRequired,
+            SecondFactorEnrolmentRequired,
+            AccountLocked,
+            ConfigError,
+        ) as exc:
             reason, message, error = _VERIFY_REASONS[type(exc)], exc.message_in("en"), exc
         async with self.repo.transaction() as tx:
-            await self.audit.append(tx, actor, "staff.verify_sign_in", target_kind="staff", target_id=name.strip()[:MAX_NAME],
-                                    outcome="ok" if reason is None else "refused", details={"reason": reason})
+            await self.audit.append(
+                tx,
+                actor,
+                "staff.verify_sign_in",
+                target_kind="staff",
+                target_id=name.strip()[:MAX_NAME],
+                outcome="ok" if reason is None else "refused",
+                details={"reason": reason},
+            )
         return SignInCheck(ok=reason is None, reason=reason, message=message, error=error)
 
     async def _failure_identity(self, name: str) -> tuple[str, str]:
@@ -336,13 +402,14 @@ class Accounts:
         """
         if self._name_key is None:
             self._name_key = await self.repo.login_name_key()
-        typed = name.strip()[:MAX_NAME * 4]
+        typed = name.strip()[: MAX_NAME * 4]
         digest = hmac.new(self._name_key, typed.lower().encode("utf-8", "replace"), hashlib.sha256).hexdigest()
         known = await self.repo.exact_name(typed) if typed else None
         return digest, known if known else f"unknown-name#{digest[:12]}"
 
-    async def _sign_in(self, name: str, password: str, *, otp: str | None, new_password: str | None,
-                       dry_run: bool) -> Session | None:
+    async def _sign_in(
+        self, name: str, password: str, *, otp: str | None, new_password: str | None, dry_run: bool
+    ) -> Session | None:
         name_key, audit_name = await self._failure_identity(name)
         now = self.clock()
         await self._refuse_if_locked(name_key, audit_name, now, dry_run)
@@ -365,13 +432,22 @@ class Accounts:
             if new_hash:
                 await self.repo.set_password_hash(tx, row["id"], new_hash, must_change=False)
             await self.repo.clear_failures(tx, name_key)
-            await self.repo.insert_session(tx, _token_hash(token), row["id"], created_at=to_iso(now),
-                                           expires_at=to_iso(expires))
-            await self.audit.append(tx, staff.as_actor(), "login", target_kind="staff", target_id=row["id"],
-                                    details={"rehashed": bool(new_hash) and new_password is None,
-                                             "password_changed": new_password is not None,
-                                             "second_factor": second[0] if second else None,
-                                             "source": staff.source})
+            await self.repo.insert_session(
+                tx, _token_hash(token), row["id"], created_at=to_iso(now), expires_at=to_iso(expires)
+            )
+            await self.audit.append(
+                tx,
+                staff.as_actor(),
+                "login",
+                target_kind="staff",
+                target_id=row["id"],
+                details={
+                    "rehashed": bool(new_hash) and new_password is None,
+                    "password_changed": new_password is not None,
+                    "second_factor": second[0] if second else None,
+                    "source": staff.source,
+                },
+            )
         staff = await self.get_by_id(row["id"])  # after the commit: the reader sees the changed password flag
         return Session(token=token, staff=staff, expires_at=expires, recovery_codes=tuple(recovery_codes))
 
@@ -384,12 +460,18 @@ class Accounts:
             if now < locked_until:
                 locked = AccountLocked(
                     N_("too many failed sign-ins; try again after {time}"),
-                    time=locked_until.astimezone().strftime('%H:%M'))
+                    time=locked_until.astimezone().strftime("%H:%M"),
+                )
                 if dry_run:
                     raise _Refusal("locked", locked)
                 async with self.repo.transaction() as tx:
-                    await self.audit.append(tx, Actor(None, audit_name, frozenset()), "login", outcome="refused",
-                                            details={"reason": "locked"})
+                    await self.audit.append(
+                        tx,
+                        Actor(None, audit_name, frozenset()),
+                        "login",
+                        outcome="refused",
+                        details={"reason": "locked"},
+                    )
                 raise locked
 
     async def _checked_credentials(self, name: str, password: str, identity: tuple[str, str], dry_run: bool):
@@ -400,11 +482,12 @@ class Accounts:
             ok = reason is None
         else:
             stored_hash = row["password_hash"] if row else self._dummy_hash
-            ok = await asyncio.to_thread(self._verify, stored_hash, password[:MAX_PASSWORD * 4])
+            ok = await asyncio.to_thread(self._verify, stored_hash, password[: MAX_PASSWORD * 4])
             reason = "unknown_user" if row is None else (None if ok else "wrong_password")
         if not ok or row is None or row["disabled"]:
-            await self._refuse(identity, row["id"] if row else None, reason or "disabled",
-                               AuthenticationFailed(_LOGIN_FAILED), dry_run)
+            await self._refuse(
+                identity, row["id"] if row else None, reason or "disabled", AuthenticationFailed(_LOGIN_FAILED), dry_run
+            )
         return row
 
     @staticmethod
@@ -473,8 +556,15 @@ class Accounts:
     async def _sign_in_row(self, name: str):
         return await self.repo.sign_in_row(name)
 
-    async def _refuse(self, identity: tuple[str, str], staff_id: int | None, reason: str, error: CimError,
-                      dry_run: bool, details: dict | None = None) -> None:
+    async def _refuse(
+        self,
+        identity: tuple[str, str],
+        staff_id: int | None,
+        reason: str,
+        error: CimError,
+        dry_run: bool,
+        details: dict | None = None,
+    ) -> None:
         """Count a failed sign-in towards the lockout, audit it, raise `error` (a dry run only raises).
 
         `identity` is `_failure_identity`'s (lockout key, audit name) of the name typed."""
@@ -483,27 +573,34 @@ class Accounts:
         name_key, audit_name = identity
         async with self.repo.transaction() as tx:
             await self.repo.add_failure(tx, name_key, to_iso(self.clock()))
-            await self.audit.append(tx, Actor(staff_id, audit_name, frozenset()), "login", outcome="refused",
-                                    details=details)
+            await self.audit.append(
+                tx, Actor(staff_id, audit_name, frozenset()), "login", outcome="refused", details=details
+            )
         raise error
 
-    async def _refused_without_count(self, identity: tuple[str, str], staff_id: int | None, reason: str,
-                                     dry_run: bool) -> None:
+    async def _refused_without_count(
+        self, identity: tuple[str, str], staff_id: int | None, reason: str, dry_run: bool
+    ) -> None:
         if not dry_run:
             async with self.repo.transaction() as tx:
-                await self.audit.append(tx, Actor(staff_id, identity[1], frozenset()), "login", outcome="refused",
-                                        details={"reason": reason})
+                await self.audit.append(
+                    tx,
+                    Actor(staff_id, identity[1], frozenset()),
+                    "login",
+                    outcome="refused",
+                    details={"reason": reason},
+                )
 
     async def _directory_sign_in(self, name: str, password: str, row, identity: tuple[str, str], dry_run: bool):
         """(row, None) after a good directory bind with the account synced; (row, reason) otherwise."""
         try:
-            answer = await self.directory.authenticate(name, password[:MAX_PASSWORD * 4])
+            answer = await self.directory.authenticate(name, password[: MAX_PASSWORD * 4])
         except DirectoryUnavailable:
             await self._refused_without_count(identity, row["id"] if row else None, "directory_unavailable", dry_run)
             raise
         if answer.outcome == "not_found":
             if row is None:  # about the work of a wrong password, so the answer's timing says little
-                await asyncio.to_thread(self._verify, self._dummy_hash, password[:MAX_PASSWORD * 4])
+                await asyncio.to_thread(self._verify, self._dummy_hash, password[: MAX_PASSWORD * 4])
             return row, "unknown_user"
         if answer.outcome != "ok" or answer.user is None:
             return row, "wrong_password"
@@ -522,31 +619,59 @@ class Accounts:
         if user.department:
             department_id = await self.repo.department_id(user.department)
             if department_id is None:
-                raise ConfigError(N_("CIM_LDAP_ROLE_MAP names department {department!r}, which does not exist; add "
-                                     "it with `cim departments add`"), department=user.department)
+                raise ConfigError(
+                    N_(
+                        "CIM_LDAP_ROLE_MAP names department {department!r}, which does not exist; add "
+                        "it with `cim departments add`"
+                    ),
+                    department=user.department,
+                )
         now = to_iso(self.clock())
         roles = sorted(r.value for r in user.roles)
         async with self.repo.transaction() as tx:
             if row is None:
                 staff_id = await self.repo.insert_directory_staff(
-                    tx, name=user.name.lower(), full_name=user.full_name[:200], password_hash=DIRECTORY_PASSWORD,
-                    department_id=department_id, at=now, dn=user.dn)
+                    tx,
+                    name=user.name.lower(),
+                    full_name=user.full_name[:200],
+                    password_hash=DIRECTORY_PASSWORD,
+                    department_id=department_id,
+                    at=now,
+                    dn=user.dn,
+                )
                 await self.repo.add_roles(tx, staff_id, roles)
-                await self.audit.append(tx, _DIRECTORY, "staff.add", target_kind="staff", target_id=staff_id,
-                                        details={"name": user.name.lower(), "roles": roles,
-                                                 "department": user.department, "source": "directory"})
+                await self.audit.append(
+                    tx,
+                    _DIRECTORY,
+                    "staff.add",
+                    target_kind="staff",
+                    target_id=staff_id,
+                    details={
+                        "name": user.name.lower(),
+                        "roles": roles,
+                        "department": user.department,
+                        "source": "directory",
+                    },
+                )
                 return staff_id, True
             staff_id = row["id"]
             old_roles, old_department = await self.repo.roles_and_department(tx, staff_id)
             changed = old_roles != roles or old_department != department_id
-            await self.repo.update_directory_staff(tx, staff_id, full_name=user.full_name[:200],
-                                                   department_id=department_id, dn=user.dn, checked_at=now)
+            await self.repo.update_directory_staff(
+                tx, staff_id, full_name=user.full_name[:200], department_id=department_id, dn=user.dn, checked_at=now
+            )
             if changed:
                 await self.repo.clear_roles(tx, staff_id)
                 await self.repo.add_roles(tx, staff_id, roles)
                 await self._end_sessions(tx, staff_id)
-                await self.audit.append(tx, _DIRECTORY, "staff.roles", target_kind="staff", target_id=staff_id,
-                                        details={"roles": roles, "department": user.department, "source": "directory"})
+                await self.audit.append(
+                    tx,
+                    _DIRECTORY,
+                    "staff.roles",
+                    target_kind="staff",
+                    target_id=staff_id,
+                    details={"roles": roles, "department": user.department, "source": "directory"},
+                )
             return staff_id, changed
 
     async def _directory_lost(self, staff_id: int, reason: str) -> None:
@@ -555,8 +680,14 @@ class Accounts:
             await self.repo.clear_roles(tx, staff_id)
             await self.repo.mark_directory_checked(tx, staff_id, to_iso(self.clock()))
             await self._end_sessions(tx, staff_id)
-            await self.audit.append(tx, _DIRECTORY, "staff.directory_removed", target_kind="staff", target_id=staff_id,
-                                    details={"reason": reason})
+            await self.audit.append(
+                tx,
+                _DIRECTORY,
+                "staff.directory_removed",
+                target_kind="staff",
+                target_id=staff_id,
+                details={"reason": reason},
+            )
 
     async def _end_sessions(self, tx, staff_id: int, *, keep_token_hash: str | None = None) -> None:
         """Revoke every open session of a staff member (but `keep_token_hash`); /staff sockets follow the revocation."""
@@ -612,13 +743,20 @@ class Accounts:
             if active:
                 raise SecondFactorRequired(N_("enter the 6-digit code from your authenticator app, or a recovery code"))
             if dry_run:
-                raise _Refusal("second_factor_not_enrolled", SecondFactorEnrolmentRequired(
-                    N_("the roles need a second factor that is not set up yet; it is set up at the next sign-in in "
-                       "the TUI")))
+                raise _Refusal(
+                    "second_factor_not_enrolled",
+                    SecondFactorEnrolmentRequired(
+                        N_(
+                            "the roles need a second factor that is not set up yet; it is set up at the next sign-in in "
+                            "the TUI"
+                        )
+                    ),
+                )
             enrolment = await self._start_enrolment(staff)
             raise SecondFactorEnrolmentRequired(
                 N_("your roles need a second factor: add the key to your authenticator app and enter its code"),
-                enrolment)
+                enrolment,
+            )
         wrong = AuthenticationFailed(N_("wrong or already used code"))
         if totp is not None:
             secret = self.secret_box.open(staff.id, totp["secret_sealed"])
@@ -629,7 +767,9 @@ class Accounts:
                 code_id = await self.repo.unused_recovery_code(staff.id, mfa.recovery_code_hash(otp))
                 if code_id is not None:
                     return ("recovery", code_id, totp["secret_sealed"])
-        await self._refuse(identity, staff.id, "second_factor_wrong", wrong, dry_run, details={"reason": "second_factor"})
+        await self._refuse(
+            identity, staff.id, "second_factor_wrong", wrong, dry_run, details={"reason": "second_factor"}
+        )
 
     async def _spend_second_factor(self, tx, staff: Staff, second, now) -> list[str] | None:
         """Spend the code inside the sign-in's transaction; None if someone spent it first (a replay race)."""
@@ -647,8 +787,14 @@ class Accounts:
         staff_id = staff.id
         codes = mfa.new_recovery_codes()
         await self.repo.replace_recovery_codes(tx, staff_id, [mfa.recovery_code_hash(c) for c in codes])
-        await self.audit.append(tx, staff.as_actor(), "staff.second_factor_enrolled",
-                                target_kind="staff", target_id=staff_id, details={"recovery_codes": len(codes)})
+        await self.audit.append(
+            tx,
+            staff.as_actor(),
+            "staff.second_factor_enrolled",
+            target_kind="staff",
+            target_id=staff_id,
+            details={"recovery_codes": len(codes)},
+        )
         return codes
 
     async def _start_enrolment(self, staff: Staff) -> mfa.Enrolment:
@@ -658,8 +804,9 @@ class Accounts:
         async with self.repo.transaction() as tx:
             if not await self.repo.start_totp(tx, staff.id, sealed, to_iso(self.clock())):
                 raise InvalidInput(N_("a second factor is already set up; the IT department can reset it"))
-            await self.audit.append(tx, staff.as_actor(), "staff.second_factor_started", target_kind="staff",
-                                    target_id=staff.id)
+            await self.audit.append(
+                tx, staff.as_actor(), "staff.second_factor_started", target_kind="staff", target_id=staff.id
+            )
         return enrolment
 
     # -- a person's own password and second factor ----------------------------------------------
@@ -673,9 +820,14 @@ class Accounts:
             raise InvalidInput(N_("you sign in with the city directory; change your password there"))
         check_length(current)
         stored_hash = await self.repo.password_hash(staff.id)
-        if not await asyncio.to_thread(self._verify, stored_hash, current[:MAX_PASSWORD * 4]):
-            await self._refuse(await self._failure_identity(staff.name), staff.id, "wrong_password",
-                               AuthenticationFailed(N_("the current password is wrong")), False)
+        if not await asyncio.to_thread(self._verify, stored_hash, current[: MAX_PASSWORD * 4]):
+            await self._refuse(
+                await self._failure_identity(staff.name),
+                staff.id,
+                "wrong_password",
+                AuthenticationFailed(N_("the current password is wrong")),
+                False,
+            )
         check_new_password(new, name=staff.name, full_name=staff.full_name)
         if new == current:
             raise InvalidInput(N_("the new password must differ from the current one"))
@@ -683,8 +835,9 @@ class Accounts:
         async with self.repo.transaction() as tx:
             await self.repo.set_password_hash(tx, staff.id, password_hash, must_change=False)
             await self._end_sessions(tx, staff.id, keep_token_hash=_token_hash(keep_token) if keep_token else None)
-            await self.audit.append(tx, actor, "staff.password", target_kind="staff", target_id=staff.id,
-                                    details={"self": True})
+            await self.audit.append(
+                tx, actor, "staff.password", target_kind="staff", target_id=staff.id, details={"self": True}
+            )
 
     async def set_own_language(self, actor: Actor, language: str | None) -> Staff:
         """The person chooses the staff language of their screens ('pl', 'en'; None: the office default)."""
@@ -694,13 +847,22 @@ class Accounts:
         if language is not None and str(language).strip():
             chosen = normalise_language(str(language))
             if chosen is None or chosen != str(language).strip().lower():
-                raise InvalidInput(N_("unknown staff language {language!r}; languages are: {languages}"),
-                                   language=str(language)[:20], languages=', '.join(STAFF_LANGS))
+                raise InvalidInput(
+                    N_("unknown staff language {language!r}; languages are: {languages}"),
+                    language=str(language)[:20],
+                    languages=", ".join(STAFF_LANGS),
+                )
         staff = await self.get_by_id(actor.staff_id)
         async with self.repo.transaction() as tx:
             await self.repo.set_language(tx, staff.id, chosen)
-            await self.audit.append(tx, actor, "staff.language", target_kind="staff", target_id=staff.id,
-                                    details={"self": True, "language": chosen})
+            await self.audit.append(
+                tx,
+                actor,
+                "staff.language",
+                target_kind="staff",
+                target_id=staff.id,
+                details={"self": True, "language": chosen},
+            )
         return await self.get_by_id(staff.id)
 
     async def begin_enrolment(self, actor: Actor) -> mfa.Enrolment:
@@ -717,10 +879,18 @@ class Accounts:
         if totp is None or totp["confirmed_at"] is not None:
             raise InvalidInput(N_("no second-factor set-up is in progress"))
         now = self.clock()
-        step = mfa.matching_step(self.secret_box.open(actor.staff_id, totp["secret_sealed"]), code, now, totp["last_step"])
+        step = mfa.matching_step(
+            self.secret_box.open(actor.staff_id, totp["secret_sealed"]), code, now, totp["last_step"]
+        )
         if step is None:
-            await self._refuse(await self._failure_identity(actor.name), actor.staff_id, "second_factor_wrong",
-                               AuthenticationFailed(N_("wrong or already used code")), False, details={"reason": "second_factor"})
+            await self._refuse(
+                await self._failure_identity(actor.name),
+                actor.staff_id,
+                "second_factor_wrong",
+                AuthenticationFailed(N_("wrong or already used code")),
+                False,
+                details={"reason": "second_factor"},
+            )
         async with self.repo.transaction() as tx:
             staff = await self.get_by_id(actor.staff_id)
             codes = await self._spend_second_factor(tx, staff, ("enrolment", step, totp["secret_sealed"]), now)

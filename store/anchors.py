@@ -32,6 +32,7 @@ SYSLOG_MARKER = "cim-audit-anchor"
 
 # -- the MAC key file ---------------------------------------------------------------------------------
 
+
 @dataclass
 class KeyRing:
     """The audit MAC keys by generation (the newest signs new entries) and the id up to which entries predate them."""
@@ -77,11 +78,15 @@ def load_keys(path: Path) -> KeyRing | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StoreUnavailable(N_("cannot read the audit key file {path}: {strerror}"),
-                               path=path, strerror=exc.strerror) from exc
+        raise StoreUnavailable(
+            N_("cannot read the audit key file {path}: {strerror}"), path=path, strerror=exc.strerror
+        ) from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise StoreUnavailable(N_("the audit key file {path} is open to other users (mode {mode:o}); run `chmod 600 "
-                                  "{path}`"), path=path, mode=stat.S_IMODE(st.st_mode))
+        raise StoreUnavailable(
+            N_("the audit key file {path} is open to other users (mode {mode:o}); run `chmod 600 {path}`"),
+            path=path,
+            mode=stat.S_IMODE(st.st_mode),
+        )
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("format") != KEY_FORMAT:
@@ -91,14 +96,19 @@ def load_keys(path: Path) -> KeyRing | None:
             raise ValueError("no key of 32 bytes")
         return KeyRing(path, keys, int(doc["legacy_until"]), st.st_mtime_ns)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StoreUnavailable(N_("the audit key file {path} is not a CIM audit key file ({exc})"),
-                               path=path, exc=exc) from exc
+        raise StoreUnavailable(
+            N_("the audit key file {path} is not a CIM audit key file ({exc})"), path=path, exc=exc
+        ) from exc
 
 
 def create_keys(path: Path, legacy_until: int, now: str) -> KeyRing:
     """A new key file (generation 1), 0600 in a 0700 folder; refuses to overwrite an existing one."""
-    doc = {"format": KEY_FORMAT, "legacy_until": legacy_until, "created_at": now,
-           "keys": [{"generation": 1, "created_at": now, "key": secrets.token_hex(32)}]}
+    doc = {
+        "format": KEY_FORMAT,
+        "legacy_until": legacy_until,
+        "created_at": now,
+        "keys": [{"generation": 1, "created_at": now, "key": secrets.token_hex(32)}],
+    }
     _write_private_json(path, doc, exclusive=True)
     ring = load_keys(path)
     assert ring is not None
@@ -131,9 +141,14 @@ def _write_private_json(path: Path, doc: dict[str, Any], *, exclusive: bool) -> 
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as exc:
-        raise StoreUnavailable(N_("cannot write the audit key file {path}: {strerror}; set CIM_AUDIT_KEY_FILE to a "
-                                  "writable place outside the data directory"),
-                               path=path, strerror=exc.strerror or exc) from exc
+        raise StoreUnavailable(
+            N_(
+                "cannot write the audit key file {path}: {strerror}; set CIM_AUDIT_KEY_FILE to a "
+                "writable place outside the data directory"
+            ),
+            path=path,
+            strerror=exc.strerror or exc,
+        ) from exc
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -145,6 +160,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 # -- anchors ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Anchor:
@@ -164,8 +180,15 @@ class Anchor:
 
     def body(self) -> dict[str, Any]:
         """The MACed fields, in one canonical form."""
-        return {"id": self.id, "hash": self.hash, "entry_at": self.entry_at, "at": self.at, "reason": self.reason,
-                "generation": self.generation, **({"extra": self.extra} if self.extra else {})}
+        return {
+            "id": self.id,
+            "hash": self.hash,
+            "entry_at": self.entry_at,
+            "at": self.at,
+            "reason": self.reason,
+            "generation": self.generation,
+            **({"extra": self.extra} if self.extra else {}),
+        }
 
     def message(self) -> str:
         return "cim-anchor\n" + json.dumps(self.body(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -174,8 +197,15 @@ class Anchor:
         return json.dumps({**self.body(), "mac": self.mac}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "hash": self.hash, "entry_at": self.entry_at, "at": self.at, "reason": self.reason,
-                "source": self.source, **({"backup": self.extra["backup"]} if "backup" in self.extra else {})}
+        return {
+            "id": self.id,
+            "hash": self.hash,
+            "entry_at": self.entry_at,
+            "at": self.at,
+            "reason": self.reason,
+            "source": self.source,
+            **({"backup": self.extra["backup"]} if "backup" in self.extra else {}),
+        }
 
     def printed(self) -> str:
         """The line printed on reports and letters (Polish first): enough to check with `cim audit verify --anchor`."""
@@ -186,15 +216,23 @@ class Anchor:
 def parse_anchor_line(text: str, source: str) -> Anchor | None:
     """One anchor from a line of the anchors file or of a syslog/journal export; None for other lines."""
     if SYSLOG_MARKER in text:
-        text = text[text.index(SYSLOG_MARKER) + len(SYSLOG_MARKER):]
+        text = text[text.index(SYSLOG_MARKER) + len(SYSLOG_MARKER) :]
     start = text.find("{")
     if start < 0:
         return None
     try:
         doc, _ = json.JSONDecoder().raw_decode(text, start)  # a syslog line may end in NUL or more text
-        return Anchor(id=int(doc["id"]), hash=str(doc["hash"]), entry_at=doc.get("entry_at"), at=doc.get("at"),
-                      reason=str(doc.get("reason", "")), generation=doc.get("generation"), mac=doc.get("mac"),
-                      extra=doc.get("extra") or {}, source=source)
+        return Anchor(
+            id=int(doc["id"]),
+            hash=str(doc["hash"]),
+            entry_at=doc.get("entry_at"),
+            at=doc.get("at"),
+            reason=str(doc.get("reason", "")),
+            generation=doc.get("generation"),
+            mac=doc.get("mac"),
+            extra=doc.get("extra") or {},
+            source=source,
+        )
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -204,8 +242,9 @@ def parse_paper_anchor(text: str) -> Anchor:
     ident, _, digest = text.strip().partition(":")
     digest = digest.strip().lower()
     if not ident.strip().isdigit() or len(digest) < 16 or any(c not in "0123456789abcdef" for c in digest):
-        raise InvalidInput(N_("an anchor is ID:HASH as printed (at least 16 hex digits of the hash), not {text!r}"),
-                           text=text)
+        raise InvalidInput(
+            N_("an anchor is ID:HASH as printed (at least 16 hex digits of the hash), not {text!r}"), text=text
+        )
     return Anchor(id=int(ident), hash=digest, entry_at=None, at=None, reason="paper", source="paper")
 
 
@@ -249,12 +288,14 @@ class _SysLogHandler(logging.handlers.SysLogHandler):
 
 def send_syslog(address: str, anchor: Anchor) -> None:
     """One line to the system log (journald/rsyslog forward it to the log server), facility authpriv."""
-    handler = _SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV,
-                                             socktype=socket.SOCK_DGRAM)
+    handler = _SysLogHandler(
+        address=address, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV, socktype=socket.SOCK_DGRAM
+    )
     handler.ident = "cim: "
     try:
-        record = logging.LogRecord("cim.audit", logging.INFO, __file__, 0, "%s %s", (SYSLOG_MARKER, anchor.line()),
-                                   None)
+        record = logging.LogRecord(
+            "cim.audit", logging.INFO, __file__, 0, "%s %s", (SYSLOG_MARKER, anchor.line()), None
+        )
         handler.emit(record)
     finally:
         handler.close()

@@ -39,8 +39,8 @@ class SearchFilters:
     date_to: date | None = None
     direction: str | None = None
     channel: str | None = None
-    consultant: str | None = None   # staff name
-    department: str | None = None   # department code
+    consultant: str | None = None  # staff name
+    department: str | None = None  # department code
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class RecordingInfo:
     id: int
     conversation_id: int
     pbx_uniqueid: str
-    path: str               # relative to the recordings folder
+    path: str  # relative to the recordings folder
     sha256: str
     size_bytes: int
     duration_s: float | None
@@ -166,24 +166,60 @@ def _opt_bool(value: Any) -> bool | None:
 def _summary(r: Any) -> ConversationSummary:
     # Unpacked by position, in _SUMMARY_SQL's column order: sqlite3.Row's lookup by name scans the
     # column names each time, a third of building a page of 50 summaries (bench/).
-    (id_, channel, status, created_at, ended_at, direction, resident_number, number_identifiable, consultant,
-     department, duration_s, disposition, notice_played, full_info_requested, has_recording, topic_pl, topic_en,
-     deleted) = r
+    (
+        id_,
+        channel,
+        status,
+        created_at,
+        ended_at,
+        direction,
+        resident_number,
+        number_identifiable,
+        consultant,
+        department,
+        duration_s,
+        disposition,
+        notice_played,
+        full_info_requested,
+        has_recording,
+        topic_pl,
+        topic_en,
+        deleted,
+    ) = r
     return ConversationSummary(
-        id=id_, channel=channel, status=status, created_at=from_iso(created_at),
-        ended_at=from_iso(ended_at) if ended_at else None, direction=direction,
-        resident_number=resident_number, number_identifiable=_opt_bool(number_identifiable),
-        consultant=consultant, department=department, duration_s=duration_s,
-        disposition=disposition, has_recording=bool(has_recording),
-        notice_played=_opt_bool(notice_played), full_info_requested=_opt_bool(full_info_requested),
-        topic=(topic_pl, topic_en) if topic_pl is not None else None, deleted=bool(deleted))
+        id=id_,
+        channel=channel,
+        status=status,
+        created_at=from_iso(created_at),
+        ended_at=from_iso(ended_at) if ended_at else None,
+        direction=direction,
+        resident_number=resident_number,
+        number_identifiable=_opt_bool(number_identifiable),
+        consultant=consultant,
+        department=department,
+        duration_s=duration_s,
+        disposition=disposition,
+        has_recording=bool(has_recording),
+        notice_played=_opt_bool(notice_played),
+        full_info_requested=_opt_bool(full_info_requested),
+        topic=(topic_pl, topic_en) if topic_pl is not None else None,
+        deleted=bool(deleted),
+    )
 
 
 def _recording(r: Any) -> RecordingInfo:
     return RecordingInfo(
-        id=r["id"], conversation_id=r["conversation_id"], pbx_uniqueid=r["pbx_uniqueid"], path=r["path"],
-        sha256=r["sha256"], size_bytes=r["size_bytes"], duration_s=r["duration_s"], format=r["format"],
-        is_empty=bool(r["is_empty"]), imported_at=from_iso(r["imported_at"]))
+        id=r["id"],
+        conversation_id=r["conversation_id"],
+        pbx_uniqueid=r["pbx_uniqueid"],
+        path=r["path"],
+        sha256=r["sha256"],
+        size_bytes=r["size_bytes"],
+        duration_s=r["duration_s"],
+        format=r["format"],
+        is_empty=bool(r["is_empty"]),
+        imported_at=from_iso(r["imported_at"]),
+    )
 
 
 def number_condition(text: str) -> tuple[str, str, list[Any]]:
@@ -204,9 +240,11 @@ def number_condition(text: str) -> tuple[str, str, list[Any]]:
         international = text.lstrip().startswith("+") or digits.startswith("00")
         prefix = "+" + (digits[2:] if digits.startswith("00") else digits) if international else "+48" + digits
         # ':' sorts right after '9', so [p, p + ':') is every text starting with p
-        return ("partial",
-                "((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND c.number_rev < ?))",
-                [prefix, prefix + ":", digits[::-1], digits[::-1] + ":"])
+        return (
+            "partial",
+            "((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND c.number_rev < ?))",
+            [prefix, prefix + ":", digits[::-1], digits[::-1] + ":"],
+        )
     if not text:
         raise InvalidInput(N_("the number to search for is empty"))
     return "raw", "c.resident_number = ?", [text]
@@ -223,8 +261,9 @@ class Archive:
         """The office time zone: search dates are its calendar days."""
         return ZoneInfo(self.store.settings.timezone)
 
-    async def search(self, actor: Actor, filters: SearchFilters, *, after: str | None = None,
-                     page_size: int = 50) -> SearchPage:
+    async def search(
+        self, actor: Actor, filters: SearchFilters, *, after: str | None = None, page_size: int = 50
+    ) -> SearchPage:
         """One page of conversations, newest first; `after` is the previous page's next_cursor (keyset paging)."""
         await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.search")
         if not 1 <= page_size <= PAGE_SIZE_MAX:
@@ -244,9 +283,14 @@ class Archive:
         # The audit entry is its own transaction, as before, now in one call on the writer's thread; it
         # commits while this coroutine builds the page (bench/), and the page is returned only once the
         # entry is committed: a failed entry is an error for the searcher, never results.
-        audit = asyncio.ensure_future(self.store.audit.record(
-            actor, "archive.search", target_kind="archive",
-            details={"filters": audited, "page": bool(after), "results": min(len(rows), page_size)}))
+        audit = asyncio.ensure_future(
+            self.store.audit.record(
+                actor,
+                "archive.search",
+                target_kind="archive",
+                details={"filters": audited, "page": bool(after), "results": min(len(rows), page_size)},
+            )
+        )
         try:
             items = tuple(_summary(r) for r in rows[:page_size])
             next_cursor = None
@@ -274,7 +318,7 @@ class Archive:
             params.append(self._day_start(filters.date_to + timedelta(days=1)))
         if filters.direction:
             if filters.direction not in DIRECTIONS:
-                raise InvalidInput(N_("direction must be one of {directions}"), directions=', '.join(DIRECTIONS))
+                raise InvalidInput(N_("direction must be one of {directions}"), directions=", ".join(DIRECTIONS))
             where.append("c.direction = ?")
             params.append(filters.direction)
         if filters.channel:
@@ -293,7 +337,9 @@ class Archive:
             where.append("c.consultant_id = ?")
             params.append(row["id"])
         if filters.department:
-            row = await self.store.db.fetchone("SELECT id FROM departments WHERE code = ?", (filters.department.strip(),))
+            row = await self.store.db.fetchone(
+                "SELECT id FROM departments WHERE code = ?", (filters.department.strip(),)
+            )
             if row is None:
                 raise NotFound(N_("no department with code {department!r}"), department=filters.department.strip())
             where.append("c.department_id = ?")
@@ -328,25 +374,37 @@ class Archive:
 
     async def details(self, actor: Actor, conversation_id: int) -> ConversationDetail:
         """Metadata of one conversation and its recordings (no content); audited as a view."""
-        await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.view",
-                                     target_kind="conversation", target_id=conversation_id)
+        await self.store.audit.guard(
+            actor, Permission.SEARCH_ARCHIVE, "archive.view", target_kind="conversation", target_id=conversation_id
+        )
         summary = _summary(await self._conversation_row(conversation_id))
         extra = await self.store.db.fetchone(
             "SELECT c.extension, c.pbx_uniqueid, c.pbx_linkedid, c.billsec_s, c.purge_after, c.lang, n.version, "
             "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages, "
             "EXISTS (SELECT 1 FROM holds h WHERE h.conversation_id = c.id AND h.released_at IS NULL) AS held "
-            "FROM conversations c LEFT JOIN notices n ON n.id = c.notice_id WHERE c.id = ?", (conversation_id,))
+            "FROM conversations c LEFT JOIN notices n ON n.id = c.notice_id WHERE c.id = ?",
+            (conversation_id,),
+        )
         recordings = await self.store.db.fetchall(
-            "SELECT * FROM recordings WHERE conversation_id = ? ORDER BY id", (conversation_id,))
+            "SELECT * FROM recordings WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        )
         async with self.store.db.write() as tx:
-            await self.store.audit.append(tx, actor, "archive.view", target_kind="conversation",
-                                          target_id=conversation_id)
+            await self.store.audit.append(
+                tx, actor, "archive.view", target_kind="conversation", target_id=conversation_id
+            )
         return ConversationDetail(
-            summary=summary, extension=extra["extension"], pbx_uniqueid=extra["pbx_uniqueid"],
-            pbx_linkedid=extra["pbx_linkedid"], billsec_s=extra["billsec_s"],
-            purge_after=from_iso(extra["purge_after"]), notice_version=extra["version"], lang=extra["lang"],
-            recordings=tuple(_recording(r) for r in recordings), message_count=extra["messages"],
-            held=bool(extra["held"]))
+            summary=summary,
+            extension=extra["extension"],
+            pbx_uniqueid=extra["pbx_uniqueid"],
+            pbx_linkedid=extra["pbx_linkedid"],
+            billsec_s=extra["billsec_s"],
+            purge_after=from_iso(extra["purge_after"]),
+            notice_version=extra["version"],
+            lang=extra["lang"],
+            recordings=tuple(_recording(r) for r in recordings),
+            message_count=extra["messages"],
+            held=bool(extra["held"]),
+        )
 
     async def _purpose(self, purpose: str | None) -> tuple[str, int | None]:
         text = (purpose or "").strip()
@@ -359,8 +417,13 @@ class Archive:
 
     async def open_transcript(self, actor: Actor, conversation_id: int, purpose: str) -> Transcript:
         """A chat's transcript, for a stated purpose (request number or reason), audited with it."""
-        await self.store.audit.guard(actor, Permission.OPEN_CONTENT, "archive.open_transcript",
-                                     target_kind="conversation", target_id=conversation_id)
+        await self.store.audit.guard(
+            actor,
+            Permission.OPEN_CONTENT,
+            "archive.open_transcript",
+            target_kind="conversation",
+            target_id=conversation_id,
+        )
         text, request_id = await self._purpose(purpose)
         row = await self._conversation_row(conversation_id)
         if row["channel"] != "chat":
@@ -370,38 +433,73 @@ class Archive:
         messages = await self.store.db.fetchall(
             "SELECT m.seq, m.sender, m.text, m.at, m.event, m.params, s.name AS staff_name, s.full_name "
             "FROM messages m "
-            "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq", (conversation_id,))
+            "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq",
+            (conversation_id,),
+        )
         texts = await self.store.keys.texts(conversation_id, messages)
         notes = await self.store.supervision.notes(conversation_id)  # §3 whispers: staff notes, shown as such
         async with self.store.db.write() as tx:
-            await self.store.audit.append(tx, actor, "archive.open_transcript", target_kind="conversation",
-                                          target_id=conversation_id, purpose=text, request_id=request_id,
-                                          details={"messages": len(messages), **({"notes": len(notes)} if notes else {})})
-        category = await self.store.db.fetchone("SELECT close_category FROM conversations WHERE id = ?",
-                                                (conversation_id,))
-        lines = [TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]),
-                                staff_name=m["staff_name"], event=m["event"],
-                                params=json.loads(m["params"]) if m["event"] and m["params"] else None,
-                                staff_full_name=(m["full_name"] or "").strip() or m["staff_name"])
-                 for m, t in zip(messages, texts)]
-        return Transcript(conversation_id, tuple(with_staff_notes(lines, notes)),
-                          close_category=category["close_category"] if category else None)
+            await self.store.audit.append(
+                tx,
+                actor,
+                "archive.open_transcript",
+                target_kind="conversation",
+                target_id=conversation_id,
+                purpose=text,
+                request_id=request_id,
+                details={"messages": len(messages), **({"notes": len(notes)} if notes else {})},
+            )
+        category = await self.store.db.fetchone(
+            "SELECT close_category FROM conversations WHERE id = ?", (conversation_id,)
+        )
+        lines = [
+            TranscriptLine(
+                seq=m["seq"],
+                sender=m["sender"],
+                text=t,
+                at=from_iso(m["at"]),
+                staff_name=m["staff_name"],
+                event=m["event"],
+                params=json.loads(m["params"]) if m["event"] and m["params"] else None,
+                staff_full_name=(m["full_name"] or "").strip() or m["staff_name"],
+            )
+            for m, t in zip(messages, texts)
+        ]
+        return Transcript(
+            conversation_id,
+            tuple(with_staff_notes(lines, notes)),
+            close_category=category["close_category"] if category else None,
+        )
 
     async def _refuse_deleted(self, actor: Actor, action: str, conversation_id: int, purpose: str) -> None:
         """A conversation whose key the purge destroyed: a clear refusal, audited, never a trace."""
-        await self.store.audit.record(actor, action, outcome="refused", target_kind="conversation",
-                                      target_id=conversation_id, purpose=purpose, details={"reason": "deleted"})
-        raise ContentDeleted(N_("conversation {conversation_id}: {mark} — its key was destroyed by the purge; this "
-                                "copy (a restored backup) can never be read"),
-                             conversation_id=conversation_id, mark=DELETED_MARK)
+        await self.store.audit.record(
+            actor,
+            action,
+            outcome="refused",
+            target_kind="conversation",
+            target_id=conversation_id,
+            purpose=purpose,
+            details={"reason": "deleted"},
+        )
+        raise ContentDeleted(
+            N_(
+                "conversation {conversation_id}: {mark} — its key was destroyed by the purge; this "
+                "copy (a restored backup) can never be read"
+            ),
+            conversation_id=conversation_id,
+            mark=DELETED_MARK,
+        )
 
     async def _recording_row(self, conversation_id: int, recording_id: int | None) -> Any:
         if recording_id is None:
             row = await self.store.db.fetchone(
-                "SELECT * FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1", (conversation_id,))
+                "SELECT * FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1", (conversation_id,)
+            )
         else:
             row = await self.store.db.fetchone(
-                "SELECT * FROM recordings WHERE id = ? AND conversation_id = ?", (recording_id, conversation_id))
+                "SELECT * FROM recordings WHERE id = ? AND conversation_id = ?", (recording_id, conversation_id)
+            )
         if row is None:
             await self._conversation_row(conversation_id)
             raise NotFound(N_("conversation {conversation_id} has no such recording"), conversation_id=conversation_id)
@@ -414,56 +512,89 @@ class Archive:
             raise InvalidInput(N_("the recording's path lies outside the recordings folder"))
         return path
 
-    async def open_recording(self, actor: Actor, conversation_id: int, purpose: str,
-                             recording_id: int | None = None) -> OpenedRecording:
+    async def open_recording(
+        self, actor: Actor, conversation_id: int, purpose: str, recording_id: int | None = None
+    ) -> OpenedRecording:
         """A call's recording file for playing, for a stated purpose, audited with it."""
-        await self.store.audit.guard(actor, Permission.OPEN_CONTENT, "archive.open_recording",
-                                     target_kind="conversation", target_id=conversation_id)
+        await self.store.audit.guard(
+            actor,
+            Permission.OPEN_CONTENT,
+            "archive.open_recording",
+            target_kind="conversation",
+            target_id=conversation_id,
+        )
         text, request_id = await self._purpose(purpose)
         if (await self._conversation_row(conversation_id))["deleted"]:
             await self._refuse_deleted(actor, "archive.open_recording", conversation_id, text)
         row = await self._recording_row(conversation_id, recording_id)
         path = self._managed_path(row["path"])
         if not await asyncio.to_thread(path.is_file):
-            raise NotFound(N_("the recording file of conversation {conversation_id} is missing (run `cim fsck`)"),
-                           conversation_id=conversation_id)
+            raise NotFound(
+                N_("the recording file of conversation {conversation_id} is missing (run `cim fsck`)"),
+                conversation_id=conversation_id,
+            )
         sealed = await asyncio.to_thread(file_key_id, path) is not None
         async with self.store.db.write() as tx:
-            await self.store.audit.append(tx, actor, "archive.open_recording", target_kind="conversation",
-                                          target_id=conversation_id, purpose=text, request_id=request_id,
-                                          details={"recording_id": row["id"]})
+            await self.store.audit.append(
+                tx,
+                actor,
+                "archive.open_recording",
+                target_kind="conversation",
+                target_id=conversation_id,
+                purpose=text,
+                request_id=request_id,
+                details={"recording_id": row["id"]},
+            )
         return OpenedRecording(_recording(row), path, sealed)
 
-    async def check_integrity(self, actor: Actor, conversation_id: int,
-                              recording_id: int | None = None) -> IntegrityResult:
+    async def check_integrity(
+        self, actor: Actor, conversation_id: int, recording_id: int | None = None
+    ) -> IntegrityResult:
         """Recompute a recording's SHA-256 and compare it with the one taken at ingestion."""
         if not allowed(actor, Permission.CHECK_INTEGRITY):
-            await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.integrity_check",
-                                         target_kind="conversation", target_id=conversation_id)
+            await self.store.audit.guard(
+                actor,
+                Permission.SEARCH_ARCHIVE,
+                "archive.integrity_check",
+                target_kind="conversation",
+                target_id=conversation_id,
+            )
         row = await self._recording_row(conversation_id, recording_id)
         path = self._managed_path(row["path"])
         actual = await asyncio.to_thread(_sha256_or_none, path)
         if actual is None:
             result = IntegrityResult(row["id"], False, row["sha256"], None, "the file is missing")
         elif actual == _UNOPENABLE:
-            result = IntegrityResult(row["id"], False, row["sha256"], None,
-                                     "the checksum does not match: the sealed file was changed or cut (it does not open)")
+            result = IntegrityResult(
+                row["id"],
+                False,
+                row["sha256"],
+                None,
+                "the checksum does not match: the sealed file was changed or cut (it does not open)",
+            )
         elif actual != row["sha256"]:
             result = IntegrityResult(row["id"], False, row["sha256"], actual, "the checksum does not match")
         else:
             result = IntegrityResult(row["id"], True, row["sha256"], actual, None)
         async with self.store.db.write() as tx:
             await self.store.audit.append(
-                tx, actor, "archive.integrity_check", outcome="ok" if result.ok else "failed",
-                target_kind="conversation", target_id=conversation_id,
-                details={"recording_id": row["id"], "ok": result.ok, "problem": result.problem})
+                tx,
+                actor,
+                "archive.integrity_check",
+                outcome="ok" if result.ok else "failed",
+                target_kind="conversation",
+                target_id=conversation_id,
+                details={"recording_id": row["id"], "ok": result.ok, "problem": result.problem},
+            )
         return result
 
-    async def recording_levels(self, actor: Actor, conversation_id: int, recording_id: int | None = None,
-                               buckets: int = 120) -> list[float]:
+    async def recording_levels(
+        self, actor: Actor, conversation_id: int, recording_id: int | None = None, buckets: int = 120
+    ) -> list[float]:
         """The level envelope (0..1 peaks) of a recording for a sparkline: shape only, no audio leaves the store."""
-        await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.levels",
-                                     target_kind="conversation", target_id=conversation_id)
+        await self.store.audit.guard(
+            actor, Permission.SEARCH_ARCHIVE, "archive.levels", target_kind="conversation", target_id=conversation_id
+        )
         row = await self._recording_row(conversation_id, recording_id)
         path = self._managed_path(row["path"])
         try:
@@ -471,8 +602,14 @@ class Archive:
         except (OSError, InvalidInput):
             levels = []
         async with self.store.db.write() as tx:
-            await self.store.audit.append(tx, actor, "archive.levels", target_kind="conversation",
-                                          target_id=conversation_id, details={"recording_id": row["id"]})
+            await self.store.audit.append(
+                tx,
+                actor,
+                "archive.levels",
+                target_kind="conversation",
+                target_id=conversation_id,
+                details={"recording_id": row["id"]},
+            )
         return levels
 
 
@@ -502,6 +639,8 @@ def with_staff_notes(lines: list[TranscriptLine], notes: list[Any]) -> list[Tran
     if not notes:
         return lines
     merged = [(line.seq, 0, i, line) for i, line in enumerate(lines)]
-    merged += [(n.after_seq, 1, i, TranscriptLine(seq=n.after_seq, sender="note", text=n.text, at=n.at,
-                                                  staff_name=n.author)) for i, n in enumerate(notes)]
+    merged += [
+        (n.after_seq, 1, i, TranscriptLine(seq=n.after_seq, sender="note", text=n.text, at=n.at, staff_name=n.author))
+        for i, n in enumerate(notes)
+    ]
     return [line for *_key, line in sorted(merged, key=lambda item: item[:3])]

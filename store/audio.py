@@ -46,7 +46,7 @@ class AudioError(InvalidInput):
 
 @dataclass(frozen=True)
 class AudioInfo:
-    format: str                 # "wav-pcm", "wav-gsm", "gsm", "mp3"
+    format: str  # "wav-pcm", "wav-gsm", "gsm", "mp3"
     duration_s: float | None
     is_empty: bool
     channels: int | None = None
@@ -103,7 +103,7 @@ def _probe_mp3(fh: BinaryIO, name: str, size: int) -> AudioInfo:
     fh.seek(start)
     window = fh.read(MP3_SYNC_WINDOW + 4)
     at = len(window) - len(window.lstrip(b"\0"))  # encoders may pad after the tag; nothing else comes first
-    length = _mp3_frame_length(window[at:at + 4])
+    length = _mp3_frame_length(window[at : at + 4])
     if length is not None:
         following = start + at + length
         if following == size:
@@ -112,8 +112,9 @@ def _probe_mp3(fh: BinaryIO, name: str, size: int) -> AudioInfo:
             fh.seek(following)
             if _mp3_frame_length(fh.read(4)) is not None:
                 return AudioInfo(format="mp3", duration_s=None, is_empty=False)
-    raise AudioError(N_("{name} is not an MP3 recording (no MPEG audio frames where the audio should start)"),
-                     name=name)
+    raise AudioError(
+        N_("{name} is not an MP3 recording (no MPEG audio frames where the audio should start)"), name=name
+    )
 
 
 def _mp3_frame_length(header: bytes) -> int | None:
@@ -137,8 +138,9 @@ def _mp3_frame_length(header: bytes) -> int | None:
 def _probe_gsm(fh: BinaryIO, name: str, size: int) -> AudioInfo:
     """Raw GSM 06.10: whole 33-byte frames, each with the 0xD signature; the duration is 20 ms a frame."""
     if size == 0:
-        return AudioInfo(format="gsm", duration_s=0.0, is_empty=True, channels=1, sample_rate=8000,
-                         data_offset=0, data_size=0)
+        return AudioInfo(
+            format="gsm", duration_s=0.0, is_empty=True, channels=1, sample_rate=8000, data_offset=0, data_size=0
+        )
     if size % GSM_FRAME_BYTES:
         raise AudioError(N_("{name} is truncated: {size} bytes are not whole 33-byte GSM frames"), name=name, size=size)
     frames = size // GSM_FRAME_BYTES
@@ -148,10 +150,18 @@ def _probe_gsm(fh: BinaryIO, name: str, size: int) -> AudioInfo:
         fh.seek(index * GSM_FRAME_BYTES)
         head = fh.read(1)
         if len(head) != 1 or head[0] >> 4 != 0xD:
-            raise AudioError(N_("{name} is not raw GSM audio (frame {index} lacks the GSM signature)"),
-                             name=name, index=index + 1)
-    return AudioInfo(format="gsm", duration_s=round(frames * GSM_FRAME_SECONDS, 3), is_empty=False, channels=1,
-                     sample_rate=8000, data_offset=0, data_size=size)
+            raise AudioError(
+                N_("{name} is not raw GSM audio (frame {index} lacks the GSM signature)"), name=name, index=index + 1
+            )
+    return AudioInfo(
+        format="gsm",
+        duration_s=round(frames * GSM_FRAME_SECONDS, 3),
+        is_empty=False,
+        channels=1,
+        sample_rate=8000,
+        data_offset=0,
+        data_size=size,
+    )
 
 
 def _probe_wav(fh: BinaryIO, name: str, size: int) -> AudioInfo:
@@ -186,42 +196,71 @@ def _probe_wav(fh: BinaryIO, name: str, size: int) -> AudioInfo:
         # chunks are word-aligned: an odd size is followed by one pad byte
         pos = body_at + chunk_size + (chunk_size & 1)
         if pos > size:
-            raise AudioError(N_("{name} is truncated inside the {chunk!r} chunk"),
-                             name=name, chunk=chunk_id.decode('latin-1'))
+            raise AudioError(
+                N_("{name} is truncated inside the {chunk!r} chunk"), name=name, chunk=chunk_id.decode("latin-1")
+            )
 
 
-def _info(name: str, size: int, fmt: tuple[int, int, int, int, int, int], fact_samples: int | None,
-          data_at: int, data_size: int) -> AudioInfo:
+def _info(
+    name: str,
+    size: int,
+    fmt: tuple[int, int, int, int, int, int],
+    fact_samples: int | None,
+    data_at: int,
+    data_size: int,
+) -> AudioInfo:
     tag, channels, rate, byte_rate, block_align, bits = fmt
     if channels == 0 or rate == 0:
         raise AudioError(N_("{name} declares no channels or a zero sample rate"), name=name)
     available = size - data_at
     if data_size > available:
-        raise AudioError(N_("{name} is truncated: {available} of {data_size} audio bytes present"),
-                         name=name, available=available, data_size=data_size)
+        raise AudioError(
+            N_("{name} is truncated: {available} of {data_size} audio bytes present"),
+            name=name,
+            available=available,
+            data_size=data_size,
+        )
     if data_size == 0 and available > 0:
         # Asterisk fills in the sizes when it closes the file: still being recorded, or never closed
         raise AudioError(N_("{name} has an unfinished header (the PBX may still be recording it)"), name=name)
     is_empty = data_size == 0
     if tag in (WAVE_FORMAT_PCM, WAVE_FORMAT_EXTENSIBLE):
         if bits not in (8, 16, 24, 32) or block_align != channels * bits // 8:
-            raise AudioError(N_("{name} has an inconsistent PCM format ({bits} bits, block {block_align})"),
-                             name=name, bits=bits, block_align=block_align)
+            raise AudioError(
+                N_("{name} has an inconsistent PCM format ({bits} bits, block {block_align})"),
+                name=name,
+                bits=bits,
+                block_align=block_align,
+            )
         duration = data_size / (rate * block_align)
         kind = "wav-pcm"
     elif tag == WAVE_FORMAT_GSM610:
         if block_align != 65 or byte_rate == 0:
-            raise AudioError(N_("{name} has an inconsistent GSM 6.10 format (block {block_align})"),
-                             name=name, block_align=block_align)
+            raise AudioError(
+                N_("{name} has an inconsistent GSM 6.10 format (block {block_align})"),
+                name=name,
+                block_align=block_align,
+            )
         # 65 bytes hold 320 samples (two GSM frames, Microsoft's packing)
         samples = fact_samples if fact_samples is not None else (data_size // 65) * 320
         duration = samples / rate
         kind = "wav-gsm"
     else:
-        raise AudioError(N_("{name} uses WAVE format 0x{tag:04x}, which CIM does not read (PCM or GSM 6.10 only)"),
-                         name=name, tag=tag)
-    return AudioInfo(format=kind, duration_s=round(duration, 3), is_empty=is_empty, channels=channels,
-                     sample_rate=rate, bits_per_sample=bits, data_offset=data_at, data_size=data_size)
+        raise AudioError(
+            N_("{name} uses WAVE format 0x{tag:04x}, which CIM does not read (PCM or GSM 6.10 only)"),
+            name=name,
+            tag=tag,
+        )
+    return AudioInfo(
+        format=kind,
+        duration_s=round(duration, 3),
+        is_empty=is_empty,
+        channels=channels,
+        sample_rate=rate,
+        bits_per_sample=bits,
+        data_offset=data_at,
+        data_size=data_size,
+    )
 
 
 def level_envelope(path: Path, buckets: int = 120) -> list[float]:
@@ -253,5 +292,7 @@ def level_envelope(path: Path, buckets: int = 120) -> list[float]:
         return []
     buckets = max(1, min(buckets, len(values)))
     step = len(values) / buckets
-    return [round(max(values[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) / full_scale, 4)
-            for i in range(buckets)]
+    return [
+        round(max(values[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)]) / full_scale, 4)
+        for i in range(buckets)
+    ]

@@ -28,8 +28,19 @@ log = logging.getLogger("cim.audit")
 GENESIS = "0" * 64
 ROTATED = "audit.key_rotated"
 RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"
-_FIELDS = ("id", "at", "actor_id", "actor_name", "action", "outcome", "target_kind", "target_id",
-           "purpose", "request_id", "details")
+_FIELDS = (
+    "id",
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "outcome",
+    "target_kind",
+    "target_id",
+    "purpose",
+    "request_id",
+    "details",
+)
 
 
 def entry_hash(prev_hash: str, row: dict[str, Any]) -> str:
@@ -43,8 +54,9 @@ def entry_mac_message(generation: int, digest: str) -> str:
     return f"cim-audit-entry\n{generation}\n{digest}"
 
 
-def _append_entry(conn: sqlite3.Connection, row: dict[str, Any], ring: A.KeyRing | None,
-                  generation: int | None = None) -> int:
+def _append_entry(
+    conn: sqlite3.Connection, row: dict[str, Any], ring: A.KeyRing | None, generation: int | None = None
+) -> int:
     """Link `row` to the chain's last entry, MAC it and insert it (blocking: runs on the writer's thread)."""
     last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     prev_hash = last[1] if last else GENESIS
@@ -72,9 +84,13 @@ def _open_keys(conn: sqlite3.Connection, path: Path, now: str) -> A.KeyRing:
     maced = conn.execute("SELECT count(*) FROM audit WHERE mac IS NOT NULL").fetchone()[0]
     if maced:
         raise StoreUnavailable(
-            N_("the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key back "
-               "from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified"),
-            path=path, maced=maced)
+            N_(
+                "the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key back "
+                "from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified"
+            ),
+            path=path,
+            maced=maced,
+        )
     head = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
     try:
         return A.create_keys(path, legacy_until=head, now=now)
@@ -121,9 +137,18 @@ class AuditLog:
         # search (bench/).
         return await run_on_thread(tx, _append_entry, self.entry(actor, action, **fields), self.ring)
 
-    def entry(self, actor: Actor, action: str, *, outcome: str = "ok", target_kind: str | None = None,
-              target_id: object = None, purpose: str | None = None, request_id: int | None = None,
-              details: dict[str, Any] | None = None) -> dict[str, Any]:
+    def entry(
+        self,
+        actor: Actor,
+        action: str,
+        *,
+        outcome: str = "ok",
+        target_kind: str | None = None,
+        target_id: object = None,
+        purpose: str | None = None,
+        request_id: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """One entry's fields, not yet chained (`_append_entry` links and inserts it on the writer's thread)."""
         return {
             "at": to_iso(self.clock()),
@@ -155,10 +180,20 @@ class AuditLog:
         """Raise NotPermitted, after auditing the refused attempt in its own transaction, unless allowed."""
         if allowed(actor, permission):
             return
-        await self.record(actor, action, outcome="refused", target_kind=target_kind, target_id=target_id,
-                          request_id=request_id, details={"permission": permission.value})
-        raise NotPermitted(N_("{name} is not permitted to {action}"), name=actor.name,
-                           action=action.replace('_', ' ').replace('.', ': '))
+        await self.record(
+            actor,
+            action,
+            outcome="refused",
+            target_kind=target_kind,
+            target_id=target_id,
+            request_id=request_id,
+            details={"permission": permission.value},
+        )
+        raise NotPermitted(
+            N_("{name} is not permitted to {action}"),
+            name=actor.name,
+            action=action.replace("_", " ").replace(".", ": "),
+        )
 
     async def verify(self, extra_anchors: Iterable[A.Anchor] = (), anchor_files: Iterable[Path] = ()) -> ChainCheck:
         """Recompute the chain and the MACs, and hold the log against every anchor that can be read.
@@ -172,7 +207,8 @@ class AuditLog:
         anchors, unreadable = await asyncio.to_thread(A.all_anchors, [*files, *anchor_files])
         anchors += list(extra_anchors)
         rows = await self.db.fetchall(
-            f"SELECT {', '.join(_FIELDS)}, prev_hash, hash, mac, key_gen FROM audit ORDER BY id")
+            f"SELECT {', '.join(_FIELDS)}, prev_hash, hash, mac, key_gen FROM audit ORDER BY id"
+        )
         return await asyncio.to_thread(_verify, rows, self.ring, anchors, unreadable)
 
     async def head(self) -> tuple[int, str, str | None]:
@@ -185,17 +221,18 @@ class AuditLog:
 
         A failure to write is logged, not raised: the purge, backup or report that asked has happened.
         """
-        ident, digest, entry_at = (await asyncio.to_thread(_head_of_file, database) if database is not None
-                                   else await self.head())
-        anchor = A.Anchor(id=ident, hash=digest, entry_at=entry_at, at=to_iso(self.clock()), reason=reason,
-                          extra=extra)
+        ident, digest, entry_at = (
+            await asyncio.to_thread(_head_of_file, database) if database is not None else await self.head()
+        )
+        anchor = A.Anchor(id=ident, hash=digest, entry_at=entry_at, at=to_iso(self.clock()), reason=reason, extra=extra)
         if self.ring is not None:
             generation = self.ring.current
             anchor = replace(anchor, generation=generation)
             anchor = replace(anchor, mac=self.ring.mac(generation, anchor.message()))
         if self.settings is not None:
-            failures = await asyncio.to_thread(A.write_anchor, anchor, self.settings.audit_anchors_path,
-                                               A.syslog_address(self.settings.audit_syslog))
+            failures = await asyncio.to_thread(
+                A.write_anchor, anchor, self.settings.audit_anchors_path, A.syslog_address(self.settings.audit_syslog)
+            )
             for failure in failures:
                 log.error("audit.anchor_failed %s", failure)
         self.last_anchor = anchor
@@ -209,16 +246,30 @@ class AuditLog:
         async with self.db.write() as tx:  # under the write lock: no entry is signed between the two steps
             old = self.ring.current
             fresh = await asyncio.to_thread(A.add_generation, self.ring, to_iso(self.clock()))
-            await run_on_thread(tx, _append_entry, self.entry(
-                actor, ROTATED, target_kind="audit_key", target_id=fresh.current,
-                details={"from_generation": old, "to_generation": fresh.current,
-                         "fingerprint": fresh.fingerprint(fresh.current)}), self.ring, old)
+            await run_on_thread(
+                tx,
+                _append_entry,
+                self.entry(
+                    actor,
+                    ROTATED,
+                    target_kind="audit_key",
+                    target_id=fresh.current,
+                    details={
+                        "from_generation": old,
+                        "to_generation": fresh.current,
+                        "fingerprint": fresh.fingerprint(fresh.current),
+                    },
+                ),
+                self.ring,
+                old,
+            )
             self.ring = fresh
         await self.anchor("key_rotated")
         return old, fresh.current
 
-    async def acknowledge_restore(self, actor: Actor, reason: str, extra_anchors: Iterable[A.Anchor] = (),
-                                  anchor_files: Iterable[Path] = ()) -> list[dict]:
+    async def acknowledge_restore(
+        self, actor: Actor, reason: str, extra_anchors: Iterable[A.Anchor] = (), anchor_files: Iterable[Path] = ()
+    ) -> list[dict]:
         """Record that the log was knowingly restored from a backup (which entries were lost, why); audited."""
         await self.guard(actor, Permission.CHECK_INTEGRITY, RESTORE_ACKNOWLEDGED)
         reason = (reason or "").strip()
@@ -230,16 +281,24 @@ class AuditLog:
         check = await self.verify(extra_anchors, anchor_files)
         others = [p for p in check.problems if p.kind != "restored_backup"]
         if others:
-            raise InvalidTransition(N_("the audit log has a problem that is not a restore, so none can be "
-                                       "acknowledged: {text}"), text=others[0].message)
+            raise InvalidTransition(
+                N_("the audit log has a problem that is not a restore, so none can be acknowledged: {text}"),
+                text=others[0].message,
+            )
         pending = [r for r in check.restores if not r["acknowledged"]]
         if not pending:
             raise InvalidTransition(N_("there is no restored backup to acknowledge: the log agrees with every anchor"))
         async with self.db.write() as tx:
             for restore in pending:
-                await self.append(tx, actor, RESTORE_ACKNOWLEDGED, target_kind="audit_entry",
-                                  target_id=restore["fork_at"], purpose=reason, details={
-                                      k: restore[k] for k in ("fork_at", "backup", "lost_through", "anchor")})
+                await self.append(
+                    tx,
+                    actor,
+                    RESTORE_ACKNOWLEDGED,
+                    target_kind="audit_entry",
+                    target_id=restore["fork_at"],
+                    purpose=reason,
+                    details={k: restore[k] for k in ("fork_at", "backup", "lost_through", "anchor")},
+                )
         await self.anchor("restore_acknowledged")
         return pending
 
@@ -266,8 +325,12 @@ class AuditLog:
         """
         await self.guard(actor, Permission.READ_AUDIT, "audit.read")
         where, params = [], []
-        for column, value in (("actor_id", staff_id), ("action", action), ("target_kind", target_kind),
-                              ("request_id", request_id)):
+        for column, value in (
+            ("actor_id", staff_id),
+            ("action", action),
+            ("target_kind", target_kind),
+            ("request_id", request_id),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -290,22 +353,44 @@ class AuditLog:
         sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
         rows = await self.db.fetchall(sql, (*params, limit, offset))
         async with self.db.write() as tx:
-            await self.append(tx, actor, "audit.read", details={"filters": {
-                "staff_id": staff_id, "action": action, "since": since, "until": until,
-                "target_kind": target_kind, "request_id": request_id, "action_prefix": action_prefix,
-                "purpose_words": purpose_words}})
+            await self.append(
+                tx,
+                actor,
+                "audit.read",
+                details={
+                    "filters": {
+                        "staff_id": staff_id,
+                        "action": action,
+                        "since": since,
+                        "until": until,
+                        "target_kind": target_kind,
+                        "request_id": request_id,
+                        "action_prefix": action_prefix,
+                        "purpose_words": purpose_words,
+                    }
+                },
+            )
         return [_entry(r) for r in rows]
 
 
 def _entry(r: Any) -> AuditEntry:
     return AuditEntry(
-        id=r["id"], at=from_iso(r["at"]), actor_id=r["actor_id"], actor_name=r["actor_name"],
-        action=r["action"], outcome=r["outcome"], target_kind=r["target_kind"], target_id=r["target_id"],
-        purpose=r["purpose"], request_id=r["request_id"], details=json.loads(r["details"]),
+        id=r["id"],
+        at=from_iso(r["at"]),
+        actor_id=r["actor_id"],
+        actor_name=r["actor_name"],
+        action=r["action"],
+        outcome=r["outcome"],
+        target_kind=r["target_kind"],
+        target_id=r["target_id"],
+        purpose=r["purpose"],
+        request_id=r["request_id"],
+        details=json.loads(r["details"]),
     )
 
 
 # -- verification ---------------------------------------------------------------------------------------
+
 
 def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], unreadable: list[str]) -> ChainCheck:
     """The whole check on a worker thread (HMACs for every entry; anchors compared at the ids they name)."""
@@ -317,13 +402,21 @@ def _verify(rows: list[Any], ring: A.KeyRing | None, anchors: list[A.Anchor], un
     restores, truncated_after = _explain_disagreements(disagree, agree, acks, head, problems)
     truncated_after = _unacknowledged_restores(restores, truncated_after, problems)
     firsts = [p.entry for p in problems if p.entry is not None]
-    return ChainCheck(ok=not problems, entries=len(rows), first_broken=min(firsts) if firsts else None,
-                      anchors_checked=checked, truncated_after=truncated_after, legacy_entries=legacy,
-                      problems=tuple(problems), restores=tuple(restores.values()))
+    return ChainCheck(
+        ok=not problems,
+        entries=len(rows),
+        first_broken=min(firsts) if firsts else None,
+        anchors_checked=checked,
+        truncated_after=truncated_after,
+        legacy_entries=legacy,
+        problems=tuple(problems),
+        restores=tuple(restores.values()),
+    )
 
 
-def _walk_chain(rows: list[Any], ring: A.KeyRing | None, wanted: set[int]
-                ) -> tuple[AuditProblem | None, int, int, dict[int, str], list[tuple[str, dict]]]:
+def _walk_chain(
+    rows: list[Any], ring: A.KeyRing | None, wanted: set[int]
+) -> tuple[AuditProblem | None, int, int, dict[int, str], list[tuple[str, dict]]]:
     """Follow the chain from the first entry to the first break: (the break or None, entries without a MAC
     from before the key, the last good id, the hashes at the ids in `wanted`, the restore acknowledgements)."""
     hashes: dict[int, str] = {0: GENESIS}  # an anchor of the empty log (a backup before any entry)
@@ -350,45 +443,74 @@ def _walk_chain(rows: list[Any], ring: A.KeyRing | None, wanted: set[int]
     return broken, legacy, head, hashes, acks
 
 
-def _entry_problem(r: Any, ring: A.KeyRing | None, prev_hash: str, expected_id: int,
-                   in_force: int) -> AuditProblem | None:
+def _entry_problem(
+    r: Any, ring: A.KeyRing | None, prev_hash: str, expected_id: int, in_force: int
+) -> AuditProblem | None:
     """What is wrong with one entry (its place in the chain, its MAC, its key generation), or None."""
     ident = r["id"]
     digest = entry_hash(prev_hash, {f: r[f] for f in _FIELDS})
     if ident != expected_id or r["prev_hash"] != prev_hash or digest != r["hash"]:
-        return AuditProblem("chain", ident, f"entry {ident} does not follow from the one before it: an entry "
-                                            "was edited, deleted or reordered")
+        return AuditProblem(
+            "chain",
+            ident,
+            f"entry {ident} does not follow from the one before it: an entry was edited, deleted or reordered",
+        )
     if r["mac"] is None:
         if ring is None or ident <= ring.legacy_until:
             return None
-        return AuditProblem("unmaced", ident, f"entry {ident} has no MAC, though the key existed when it "
-                                              "was written: it was inserted or rewritten without the key")
+        return AuditProblem(
+            "unmaced",
+            ident,
+            f"entry {ident} has no MAC, though the key existed when it "
+            "was written: it was inserted or rewritten without the key",
+        )
     if ring is None or r["key_gen"] not in ring.keys:
-        return AuditProblem("unknown_key", ident, f"entry {ident} is MACed with key generation {r['key_gen']}, "
-                                                  "which the key file does not hold")
+        return AuditProblem(
+            "unknown_key",
+            ident,
+            f"entry {ident} is MACed with key generation {r['key_gen']}, which the key file does not hold",
+        )
     if not ring.check(r["key_gen"], entry_mac_message(r["key_gen"], r["hash"]), r["mac"]):
-        return AuditProblem("mac", ident, f"entry {ident} does not carry a valid MAC: it was rewritten "
-                                          "(its hashes recomputed) by someone without the key")
+        return AuditProblem(
+            "mac",
+            ident,
+            f"entry {ident} does not carry a valid MAC: it was rewritten "
+            "(its hashes recomputed) by someone without the key",
+        )
     if r["key_gen"] < in_force:
-        return AuditProblem("retired_key", ident, f"entry {ident} is MACed with key generation {r['key_gen']}, "
-                                                  f"retired by the rotation to generation {in_force}")
+        return AuditProblem(
+            "retired_key",
+            ident,
+            f"entry {ident} is MACed with key generation {r['key_gen']}, "
+            f"retired by the rotation to generation {in_force}",
+        )
     return None
 
 
-def _compare_anchors(anchors: list[A.Anchor], ring: A.KeyRing | None, broken: AuditProblem | None,
-                     hashes: dict[int, str], problems: list[AuditProblem]
-                     ) -> tuple[int, list[tuple[int, A.Anchor]], list[tuple[int, A.Anchor]]]:
+def _compare_anchors(
+    anchors: list[A.Anchor],
+    ring: A.KeyRing | None,
+    broken: AuditProblem | None,
+    hashes: dict[int, str],
+    problems: list[AuditProblem],
+) -> tuple[int, list[tuple[int, A.Anchor]], list[tuple[int, A.Anchor]]]:
     """(anchors checked, those that agree with the chain, those that do not), each with its place in the list;
     a forged anchor is reported and left out, and so is one past the chain's break."""
     checked: int = 0
     agree: list[tuple[int, A.Anchor]] = []
     disagree: list[tuple[int, A.Anchor]] = []
     for seq, a in enumerate(anchors):
-        if a.id < 0 or (broken and a.id >= broken.entry):
+        if a.id < 0 or (broken and broken.entry is not None and a.id >= broken.entry):
             continue  # past a break, where the chain itself is already reported
         if a.mac is not None and (ring is None or not ring.check(a.generation, a.message(), a.mac)):
-            problems.append(AuditProblem("forged_anchor", None, f"the anchor at {a.source} does not carry a valid MAC: "
-                                                                "CIM did not write it", a.as_json()))
+            problems.append(
+                AuditProblem(
+                    "forged_anchor",
+                    None,
+                    f"the anchor at {a.source} does not carry a valid MAC: CIM did not write it",
+                    a.as_json(),
+                )
+            )
             continue
         checked += 1
         digest = hashes.get(a.id)
@@ -404,9 +526,13 @@ def _precedes(x: tuple[int, A.Anchor], d: tuple[int, A.Anchor]) -> bool:
     return (xa.at, xs) <= (da.at, ds)
 
 
-def _explain_disagreements(disagree: list[tuple[int, A.Anchor]], agree: list[tuple[int, A.Anchor]],
-                           acks: list[tuple[str, dict]], head: int, problems: list[AuditProblem]
-                           ) -> tuple[dict[int, dict], int | None]:
+def _explain_disagreements(
+    disagree: list[tuple[int, A.Anchor]],
+    agree: list[tuple[int, A.Anchor]],
+    acks: list[tuple[str, dict]],
+    head: int,
+    problems: list[AuditProblem],
+) -> tuple[dict[int, dict], int | None]:
     """Each anchor the chain disagrees with, as a restore from a backup (collected by the entry it forks at)
     or, unless acknowledged, a truncation or a rewrite (reported); returns (restores, truncated_after)."""
     restores: dict[int, dict] = {}
@@ -427,9 +553,17 @@ def _explain_disagreements(disagree: list[tuple[int, A.Anchor]], agree: list[tup
 
 
 def _note_restore(restores: dict[int, dict], fork: int, backup: A.Anchor, da: A.Anchor, acked: bool) -> None:
-    restore = restores.setdefault(fork, {"fork_at": fork, "backup": backup.extra.get("backup"),
-                                         "backup_anchor": backup.as_json(), "lost_through": da.id,
-                                         "anchor": da.as_json(), "acknowledged": True})
+    restore = restores.setdefault(
+        fork,
+        {
+            "fork_at": fork,
+            "backup": backup.extra.get("backup"),
+            "backup_anchor": backup.as_json(),
+            "lost_through": da.id,
+            "anchor": da.as_json(),
+            "acknowledged": True,
+        },
+    )
     if da.id >= restore["lost_through"]:
         restore["lost_through"], restore["anchor"] = da.id, da.as_json()
     restore["acknowledged"] = restore["acknowledged"] and acked
@@ -437,26 +571,47 @@ def _note_restore(restores: dict[int, dict], fork: int, backup: A.Anchor, da: A.
 
 def _cut_problem(da: A.Anchor, head: int, fork: int) -> AuditProblem:
     if da.id > head:
-        return AuditProblem("truncated", head + 1, (
-            f"the log ends at entry {head}, but the anchor written {da.at or 'on paper'} ({da.source}) proves that "
-            f"entry {da.id} existed: entries from {head + 1} on were removed"), da.as_json())
-    return AuditProblem("rewritten", fork + 1, (
-        f"entry {da.id} is not the one the anchor written {da.at or 'on paper'} ({da.source}) names: the "
-        f"entries after {fork} were replaced"), da.as_json())
+        return AuditProblem(
+            "truncated",
+            head + 1,
+            (
+                f"the log ends at entry {head}, but the anchor written {da.at or 'on paper'} ({da.source}) proves that "
+                f"entry {da.id} existed: entries from {head + 1} on were removed"
+            ),
+            da.as_json(),
+        )
+    return AuditProblem(
+        "rewritten",
+        fork + 1,
+        (
+            f"entry {da.id} is not the one the anchor written {da.at or 'on paper'} ({da.source}) names: the "
+            f"entries after {fork} were replaced"
+        ),
+        da.as_json(),
+    )
 
 
-def _unacknowledged_restores(restores: dict[int, dict], truncated_after: int | None,
-                             problems: list[AuditProblem]) -> int | None:
+def _unacknowledged_restores(
+    restores: dict[int, dict], truncated_after: int | None, problems: list[AuditProblem]
+) -> int | None:
     """Report each restore nobody acknowledged; returns truncated_after, the first such fork if not set yet."""
     for fork, restore in sorted(restores.items()):
         if not restore["acknowledged"]:
             if truncated_after is None:
                 truncated_after = fork
-            problems.append(AuditProblem("restored_backup", fork + 1, (
-                f"the database was restored from the backup anchored at entry {fork} ({restore['backup'] or 'backup'}"
-                f", {restore['backup_anchor']['at']}): entries from {fork + 1} to at least {restore['lost_through']} "
-                f"(anchor {restore['anchor']['source']}) are lost; acknowledge it with "
-                "`cim audit acknowledge-restore --reason`"), restore["anchor"]))
+            problems.append(
+                AuditProblem(
+                    "restored_backup",
+                    fork + 1,
+                    (
+                        f"the database was restored from the backup anchored at entry {fork} ({restore['backup'] or 'backup'}"
+                        f", {restore['backup_anchor']['at']}): entries from {fork + 1} to at least {restore['lost_through']} "
+                        f"(anchor {restore['anchor']['source']}) are lost; acknowledge it with "
+                        "`cim audit acknowledge-restore --reason`"
+                    ),
+                    restore["anchor"],
+                )
+            )
     return truncated_after
 
 

@@ -54,8 +54,11 @@ def parse_database_url(value: str, data_dir: Path) -> DatabaseUrl:
     scheme = scheme.lower()
     if not sep or scheme not in SUPPORTED_SCHEMES:
         shown = scheme if sep and scheme.isascii() and scheme.replace("+", "").replace("-", "").isalnum() else "?"
-        raise ConfigError(N_("CIM_DATABASE_URL names an unsupported database (scheme {shown!r}); supported: "
-                             "{supported}"), shown=shown, supported=", ".join(f"{s}:" for s in SUPPORTED_SCHEMES))
+        raise ConfigError(
+            N_("CIM_DATABASE_URL names an unsupported database (scheme {shown!r}); supported: {supported}"),
+            shown=shown,
+            supported=", ".join(f"{s}:" for s in SUPPORTED_SCHEMES),
+        )
     return _sqlite_url(rest, Path(data_dir))
 
 
@@ -64,8 +67,11 @@ def open_backend(scheme: str):
     try:
         return importlib.import_module(_BACKENDS[scheme])
     except KeyError:
-        raise ConfigError(N_("no backend for the database scheme {scheme!r}; supported: {supported}"),
-                          scheme=scheme, supported=", ".join(f"{s}:" for s in SUPPORTED_SCHEMES)) from None
+        raise ConfigError(
+            N_("no backend for the database scheme {scheme!r}; supported: {supported}"),
+            scheme=scheme,
+            supported=", ".join(f"{s}:" for s in SUPPORTED_SCHEMES),
+        ) from None
 
 
 def _sqlite_url(rest: str, data_dir: Path) -> DatabaseUrl:
@@ -79,22 +85,32 @@ def _sqlite_url(rest: str, data_dir: Path) -> DatabaseUrl:
     if rest in ("", "/"):
         return DatabaseUrl("sqlite", data_dir / DEFAULT_DATABASE_FILE)
     if rest == ":memory:" or rest.startswith("file:"):
-        raise ConfigError(N_("CIM_DATABASE_URL: CIM needs a database file (a second connection, the WAL, backups), "
-                             "not an in-memory or URI database"))
+        raise ConfigError(
+            N_(
+                "CIM_DATABASE_URL: CIM needs a database file (a second connection, the WAL, backups), "
+                "not an in-memory or URI database"
+            )
+        )
     candidate = Path(rest)
     if not candidate.is_absolute():
         if len(candidate.parts) != 1:
-            raise ConfigError(N_("CIM_DATABASE_URL: a relative sqlite: name must be a plain file name in the data "
-                                 "directory"))
+            raise ConfigError(
+                N_("CIM_DATABASE_URL: a relative sqlite: name must be a plain file name in the data directory")
+            )
         candidate = data_dir / candidate
     parent = Path(_normal(candidate.parent))
     if parent != Path(_normal(data_dir)) or candidate.name in ("", ".", ".."):
-        raise ConfigError(N_("CIM_DATABASE_URL: the SQLite database must be a file directly in the data directory "
-                             "{data_dir} (its mode 0700 protects it; `cim backup` copies it from there)"),
-                          data_dir=data_dir)
+        raise ConfigError(
+            N_(
+                "CIM_DATABASE_URL: the SQLite database must be a file directly in the data directory "
+                "{data_dir} (its mode 0700 protects it; `cim backup` copies it from there)"
+            ),
+            data_dir=data_dir,
+        )
     if candidate.name in _RESERVED_NAMES or candidate.name.endswith(("-wal", "-shm", "-journal")):
-        raise ConfigError(N_("CIM_DATABASE_URL: {name!r} in the data directory belongs to something else"),
-                          name=candidate.name)
+        raise ConfigError(
+            N_("CIM_DATABASE_URL: {name!r} in the data directory belongs to something else"), name=candidate.name
+        )
     return DatabaseUrl("sqlite", data_dir / candidate.name)
 
 

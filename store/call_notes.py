@@ -64,15 +64,17 @@ class CallNotes:
         self.store = store
         self.repo = repo
 
-    async def annotate(self, actor: Actor, linkedid: Any, category: Any, note: Any = "", *,
-                       uniqueid: Any = None) -> CallNote:
+    async def annotate(
+        self, actor: Actor, linkedid: Any, category: Any, note: Any = "", *, uniqueid: Any = None
+    ) -> CallNote:
         """Set (or, for its author, change) the category and note of a call; audited without the note's text."""
-        await self.store.audit.guard(actor, Permission.ANNOTATE_CALLS, "calls.annotate", target_kind="call",
-                                     target_id=str(linkedid)[:40])
+        await self.store.audit.guard(
+            actor, Permission.ANNOTATE_CALLS, "calls.annotate", target_kind="call", target_id=str(linkedid)[:40]
+        )
         if not isinstance(linkedid, str) or not linkedid.strip() or len(linkedid) > 64 or _unencodable(linkedid):
             raise InvalidInput(N_("the call is named by the PBX's linkedid (a short text)"))
         if category not in CALL_CATEGORIES:
-            raise InvalidInput(N_("the category must be one of: {choices}"), choices=', '.join(CALL_CATEGORIES))
+            raise InvalidInput(N_("the category must be one of: {choices}"), choices=", ".join(CALL_CATEGORIES))
         text = clean_text(note, MAX_NOTE) if note else ""
         if uniqueid is not None and (not isinstance(uniqueid, str) or len(uniqueid) > 64):
             raise InvalidInput(N_("the uniqueid is a short text"))
@@ -83,17 +85,37 @@ class CallNotes:
             row = await self.repo.note_for_update(tx, linkedid)
             if row and row["staff_id"] not in (None, actor.staff_id):
                 raise NotPermitted(N_("another consultant has already described this call"))
-            key = await self.repo.note_key(tx, self.store.keys, linkedid,
-                                           uniqueid or (row["uniqueid"] if row else None),
-                                           row["key_id"] if row else None, to_iso(now))
+            key = await self.repo.note_key(
+                tx,
+                self.store.keys,
+                linkedid,
+                uniqueid or (row["uniqueid"] if row else None),
+                row["key_id"] if row else None,
+                to_iso(now),
+            )
             if key is None:  # a restored backup's call whose key the purge destroyed: nothing is written
-                raise ContentDeleted(N_("call {linkedid} was deleted (§6): its key was destroyed by the purge"),
-                                     linkedid=linkedid)
-            await self.repo.upsert(tx, linkedid=linkedid, uniqueid=uniqueid, staff_id=actor.staff_id,
-                                   category=category, note=key.seal_call_note(linkedid, text) if text else "",
-                                   at=to_iso(now), purge_after=purge_after, key_id=key.key_id)
-            await self.store.audit.append(tx, actor, "calls.annotate", target_kind="call", target_id=linkedid,
-                                          details={"category": category, "note_length": len(text)})
+                raise ContentDeleted(
+                    N_("call {linkedid} was deleted (§6): its key was destroyed by the purge"), linkedid=linkedid
+                )
+            await self.repo.upsert(
+                tx,
+                linkedid=linkedid,
+                uniqueid=uniqueid,
+                staff_id=actor.staff_id,
+                category=category,
+                note=key.seal_call_note(linkedid, text) if text else "",
+                at=to_iso(now),
+                purge_after=purge_after,
+                key_id=key.key_id,
+            )
+            await self.store.audit.append(
+                tx,
+                actor,
+                "calls.annotate",
+                target_kind="call",
+                target_id=linkedid,
+                details={"category": category, "note_length": len(text)},
+            )
         await self.link()
         return await self.get(linkedid)
 
@@ -105,8 +127,9 @@ class CallNotes:
         if not isinstance(note, str):  # sealed (store/keys.py); `deleted (§6)` once the purge destroyed its key
             key = await self.store.keys.read_key_id(row["key_id"])
             note = sealed_of(note, key, lambda k, blob: k.open_call_note(row["linkedid"], blob))
-        return CallNote(row["linkedid"], row["uniqueid"], row["conversation_id"], row["staff_id"], row["category"],
-                        note)
+        return CallNote(
+            row["linkedid"], row["uniqueid"], row["conversation_id"], row["staff_id"], row["category"], note
+        )
 
     async def of_conversation(self, conversation_id: int) -> CallNote | None:
         linkedid = await self.repo.linkedid_of(conversation_id)

@@ -43,8 +43,19 @@ class Callback:
 
 
 def _callback(r: Any) -> Callback:
-    return Callback(r["id"], r["number"], r["day"], from_iso(r["first_missed_at"]), from_iso(r["last_missed_at"]),
-                    r["missed"], r["queue"], r["status"], r["taken_by"], r["outcome"], r["conversation_id"])
+    return Callback(
+        r["id"],
+        r["number"],
+        r["day"],
+        from_iso(r["first_missed_at"]),
+        from_iso(r["last_missed_at"]),
+        r["missed"],
+        r["queue"],
+        r["status"],
+        r["taken_by"],
+        r["outcome"],
+        r["conversation_id"],
+    )
 
 
 class Callbacks:
@@ -70,8 +81,9 @@ class Callbacks:
         return [_callback(r) for r in await self.repo.callbacks(include_done=include_done)]
 
     async def take(self, actor: Actor, callback_id: int) -> Callback:
-        await self.store.audit.guard(actor, Permission.HANDLE_CALLBACKS, "callbacks.take", target_kind="callback",
-                                     target_id=callback_id)
+        await self.store.audit.guard(
+            actor, Permission.HANDLE_CALLBACKS, "callbacks.take", target_kind="callback", target_id=callback_id
+        )
         now = to_iso(self.store.clock())
         async with self.repo.transaction() as tx:
             item = await self.repo.state(tx, callback_id)
@@ -86,10 +98,11 @@ class Callbacks:
         return await self.get(callback_id)
 
     async def close(self, actor: Actor, callback_id: int, outcome: Any) -> Callback:
-        await self.store.audit.guard(actor, Permission.HANDLE_CALLBACKS, "callbacks.close", target_kind="callback",
-                                     target_id=callback_id)
+        await self.store.audit.guard(
+            actor, Permission.HANDLE_CALLBACKS, "callbacks.close", target_kind="callback", target_id=callback_id
+        )
         if outcome not in OUTCOMES:
-            raise InvalidInput(N_("the outcome must be one of: {choices}"), choices=', '.join(OUTCOMES))
+            raise InvalidInput(N_("the outcome must be one of: {choices}"), choices=", ".join(OUTCOMES))
         await self.refresh()  # the call back may just have arrived
         now = to_iso(self.store.clock())
         async with self.repo.transaction() as tx:
@@ -97,13 +110,20 @@ class Callbacks:
             if item is None:
                 raise NotFound(N_("no callback {callback_id}"), callback_id=callback_id)
             if item["status"] != "taken":
-                raise Conflict("take the callback first" if item["status"] == "open"
-                               else "this callback is already closed")
+                raise Conflict(
+                    "take the callback first" if item["status"] == "open" else "this callback is already closed"
+                )
             if item["taken_by"] != actor.staff_id:
                 raise NotPermitted(N_("this callback was taken by another consultant"))
             await self.repo.mark_done(tx, callback_id, outcome, actor.staff_id, now)
-            await self.store.audit.append(tx, actor, "callbacks.close", target_kind="callback",
-                                          target_id=callback_id, details={"outcome": outcome})
+            await self.store.audit.append(
+                tx,
+                actor,
+                "callbacks.close",
+                target_kind="callback",
+                target_id=callback_id,
+                details={"outcome": outcome},
+            )
         return await self.get(callback_id)
 
     async def get(self, callback_id: int) -> Callback:

@@ -42,21 +42,58 @@ if TYPE_CHECKING:
 # Formats
 
 #: The 16 columns every Asterisk cdr_csv line starts with, in cdr_csv.c's order.
-ASTERISK_FIXED = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
-                  "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags")
+ASTERISK_FIXED = (
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+)
 #: Optional trailing columns, in the order cdr_csv appends them: uniqueid (loguniqueid=yes), userfield
 #: (loguserfield=yes), then peeraccount, linkedid, sequence (newcdrcolumns=yes).
 ASTERISK_OPTIONAL = ("uniqueid", "userfield", "peeraccount", "linkedid", "sequence")
 #: cdr.conf's common `loguniqueid=yes` + `loguserfield=yes`.
 ASTERISK_DEFAULT_EXTRA = ("uniqueid", "userfield")
 #: The legacy mapping of Asterisk's cdr_custom.conf.sample (clid first, accountcode 16th, sequence last).
-CDR_CUSTOM_SAMPLE = ("clid", "src", "dst", "dcontext", "channel", "dstchannel", "lastapp", "lastdata", "start",
-                     "answer", "end", "duration", "billsec", "disposition", "amaflags", "accountcode", "uniqueid",
-                     "userfield", "sequence")
+CDR_CUSTOM_SAMPLE = (
+    "clid",
+    "src",
+    "dst",
+    "dcontext",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "accountcode",
+    "uniqueid",
+    "userfield",
+    "sequence",
+)
 #: Columns any FreePBX export must have (asteriskcdrdb.cdr).
 FREEPBX_REQUIRED = ("calldate", "src", "dst", "duration", "billsec", "disposition", "uniqueid")
-KNOWN_COLUMNS = set(ASTERISK_FIXED) | set(ASTERISK_OPTIONAL) | {
-    "calldate", "did", "recordingfile", "cnum", "cnam", "outbound_cnum", "outbound_cnam", "dst_cnam"}
+KNOWN_COLUMNS = (
+    set(ASTERISK_FIXED)
+    | set(ASTERISK_OPTIONAL)
+    | {"calldate", "did", "recordingfile", "cnum", "cnam", "outbound_cnum", "outbound_cnam", "dst_cnam"}
+)
 #: A column CIM skips (a cdr_custom literal or user variable): `-` in --columns.
 SKIPPED = "-"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -65,24 +102,70 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 FALLBACK_ENCODINGS = ("iso-8859-2", "cp1250")
 
 #: The cdr.conf lines that make cdr_csv write what CIM needs (said whenever a file lacks the uniqueid).
-CDR_CONF_LINES = ("/etc/asterisk/cdr.conf, section [csv]: loguniqueid=yes and loguserfield=yes "
-                  "(and newcdrcolumns=yes for linkedid and sequence), then `module reload cdr_csv.so`")
-COMPILED_DEFAULTS = ("16 columns without a uniqueid: Asterisk's compiled defaults (loguniqueid=no, "
-                     f"loguserfield=no). Set in {CDR_CONF_LINES}; lines written before that cannot be matched "
-                     "to recordings or imported twice safely, so they are not imported")
+CDR_CONF_LINES = (
+    "/etc/asterisk/cdr.conf, section [csv]: loguniqueid=yes and loguserfield=yes "
+    "(and newcdrcolumns=yes for linkedid and sequence), then `module reload cdr_csv.so`"
+)
+COMPILED_DEFAULTS = (
+    "16 columns without a uniqueid: Asterisk's compiled defaults (loguniqueid=no, "
+    f"loguserfield=no). Set in {CDR_CONF_LINES}; lines written before that cannot be matched "
+    "to recordings or imported twice safely, so they are not imported"
+)
 #: The event types of Asterisk's CEL (cel_custom writes them first on a line).
-CEL_EVENTS = {"CHAN_START", "CHAN_END", "HANGUP", "ANSWER", "APP_START", "APP_END", "PARK_START", "PARK_END",
-              "USER_DEFINED", "BRIDGE_ENTER", "BRIDGE_EXIT", "BLINDTRANSFER", "ATTENDEDTRANSFER", "PICKUP",
-              "FORWARD", "LINKEDID_END", "LOCAL_OPTIMIZE", "LOCAL_OPTIMIZE_BEGIN", "STREAM_BEGIN", "STREAM_END",
-              "DTMF", "BRIDGE_START", "BRIDGE_END", "CONF_ENTER", "CONF_EXIT", "3WAY_START", "3WAY_END",
-              "TRANSFER", "HOOKFLASH", "CONF_START", "CONF_END", "BRIDGE_UPDATE"}
-CEL_REFUSAL = ("this is a CEL file (cel_custom: channel events, not call records); CIM reads CDRs: set in "
-               f"/etc/asterisk/cdr.conf [general] enable=yes and in {CDR_CONF_LINES}, and ingest "
-               "/var/log/asterisk/cdr-csv/Master.csv")
+CEL_EVENTS = {
+    "CHAN_START",
+    "CHAN_END",
+    "HANGUP",
+    "ANSWER",
+    "APP_START",
+    "APP_END",
+    "PARK_START",
+    "PARK_END",
+    "USER_DEFINED",
+    "BRIDGE_ENTER",
+    "BRIDGE_EXIT",
+    "BLINDTRANSFER",
+    "ATTENDEDTRANSFER",
+    "PICKUP",
+    "FORWARD",
+    "LINKEDID_END",
+    "LOCAL_OPTIMIZE",
+    "LOCAL_OPTIMIZE_BEGIN",
+    "STREAM_BEGIN",
+    "STREAM_END",
+    "DTMF",
+    "BRIDGE_START",
+    "BRIDGE_END",
+    "CONF_ENTER",
+    "CONF_EXIT",
+    "3WAY_START",
+    "3WAY_END",
+    "TRANSFER",
+    "HOOKFLASH",
+    "CONF_START",
+    "CONF_END",
+    "BRIDGE_UPDATE",
+}
+CEL_REFUSAL = (
+    "this is a CEL file (cel_custom: channel events, not call records); CIM reads CDRs: set in "
+    f"/etc/asterisk/cdr.conf [general] enable=yes and in {CDR_CONF_LINES}, and ingest "
+    "/var/log/asterisk/cdr-csv/Master.csv"
+)
 
 #: §4.7: caller ids that name no one.
-UNIDENTIFIABLE = {"", "anonymous", "unknown", "restricted", "private", "unavailable", "withheld",
-                  "blocked", "s", "none", "null"}
+UNIDENTIFIABLE = {
+    "",
+    "anonymous",
+    "unknown",
+    "restricted",
+    "private",
+    "unavailable",
+    "withheld",
+    "blocked",
+    "s",
+    "none",
+    "null",
+}
 _FORMATTING = re.compile(r"[\s\-().\/]")
 _CLID_NUMBER = re.compile(r"<([^<>]*)>\s*$")
 _CHANNEL_EXTENSION = re.compile(r"^[A-Za-z0-9]+/([A-Za-z0-9_+*#]+?)(?:[-@;,].*)?$")
@@ -93,17 +176,48 @@ _UNIQUEID = re.compile(r"^(?:[A-Za-z0-9_.]+-)?(\d{9,})\.\d+$")
 _ONE_TOUCH = re.compile(r"^auto-(\d{9,11})-(.+)\.[A-Za-z0-9]+$")
 _STAMP = re.compile(r"cim:notice=(\d+)(?:;full=([01]))?")
 #: FreePBX's recording types (sub-record-check): what each says about the call's direction.
-FREEPBX_RECORDING_TYPES = {"in": "incoming", "q": "incoming", "rg": "incoming", "external": "incoming",
-                           "out": "outgoing", "internal": "internal", "exten": "internal"}
+FREEPBX_RECORDING_TYPES = {
+    "in": "incoming",
+    "q": "incoming",
+    "rg": "incoming",
+    "external": "incoming",
+    "out": "outgoing",
+    "internal": "internal",
+    "exten": "internal",
+}
 _FREEPBX_NAME = re.compile(
     r"^(?P<type>in|out|internal|external|exten|q|rg|force|ondemand)-(?P<to>[^-]*)-(?P<from>[^-]*)-"
-    r"(?P<date>\d{8})-(?P<time>\d{6})-(?P<uniqueid>(?:[A-Za-z0-9_]+-)?\d+\.\d+)")
+    r"(?P<date>\d{8})-(?P<time>\d{6})-(?P<uniqueid>(?:[A-Za-z0-9_]+-)?\d+\.\d+)"
+)
 #: Dialplan contexts where calls from the outside world arrive (FreePBX, Asterisk samples, common setups).
-TRUNK_CONTEXT_PREFIXES = ("from-trunk", "from-pstn", "from-did", "ext-did", "from-external", "from-sip-external",
-                          "from-isdn", "from-zaptel", "from-dahdi", "from-provider", "incoming", "inbound")
+TRUNK_CONTEXT_PREFIXES = (
+    "from-trunk",
+    "from-pstn",
+    "from-did",
+    "ext-did",
+    "from-external",
+    "from-sip-external",
+    "from-isdn",
+    "from-zaptel",
+    "from-dahdi",
+    "from-provider",
+    "incoming",
+    "inbound",
+)
 #: Applications that answer the caller without a person (no one talked): voicemail, IVR prompts.
-_NOBODY_APPS = {"voicemail", "voicemailmain", "playback", "background", "read", "ivr", "hangup", "congestion",
-                "busy", "wait", "musiconhold"}
+_NOBODY_APPS = {
+    "voicemail",
+    "voicemailmain",
+    "playback",
+    "background",
+    "read",
+    "ivr",
+    "hangup",
+    "congestion",
+    "busy",
+    "wait",
+    "musiconhold",
+}
 
 
 @dataclass(frozen=True)
@@ -185,8 +299,7 @@ def one_touch_recording(file_name: str) -> tuple[datetime, list[str]] | None:
     match = _ONE_TOUCH.match(Path(file_name).name)
     if not match:
         return None
-    return (datetime.fromtimestamp(int(match.group(1)), timezone.utc),
-            [p for p in match.group(2).split("-") if p])
+    return (datetime.fromtimestamp(int(match.group(1)), timezone.utc), [p for p in match.group(2).split("-") if p])
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,8 +352,11 @@ class CdrRecord:
     @property
     def person_answered(self) -> bool:
         """Answered by a party on a peer channel: not a voicemail box, an IVR or a queue's hold music."""
-        return (self.disposition == "ANSWERED" and bool(self.dstchannel)
-                and self.lastapp.strip().lower() not in _NOBODY_APPS)
+        return (
+            self.disposition == "ANSWERED"
+            and bool(self.dstchannel)
+            and self.lastapp.strip().lower() not in _NOBODY_APPS
+        )
 
 
 @dataclass(frozen=True)
@@ -366,8 +482,15 @@ def _candidates(local: datetime | None, zone: ZoneInfo) -> list[datetime | None]
     return [first.astimezone(timezone.utc), second.astimezone(timezone.utc)]
 
 
-def resolve_times(start: datetime, answer: datetime | None, end: datetime | None, duration: int, billsec: int,
-                  zone: ZoneInfo, epoch: int | None = None) -> tuple[datetime, datetime | None, datetime | None]:
+def resolve_times(
+    start: datetime,
+    answer: datetime | None,
+    end: datetime | None,
+    duration: int,
+    billsec: int,
+    zone: ZoneInfo,
+    epoch: int | None = None,
+) -> tuple[datetime, datetime | None, datetime | None]:
     """Local CDR times to UTC with the zone's rules; where a time is ambiguous (the autumn change) the fold
     is the one that makes the record's own duration and billsec come out, then the one nearer the uniqueid's
     epoch (the channel's creation), then the earlier."""
@@ -387,8 +510,8 @@ def resolve_times(start: datetime, answer: datetime | None, end: datetime | None
                 elif a is not None:
                     error += abs((a - s).total_seconds() - (duration - billsec))
                 if (e is not None and e < s) or (a is not None and a < s):
-                    error += 10 ** 7
-                near = abs(s.timestamp() - epoch) / 10 ** 6 if epoch is not None else 0.0
+                    error += 10**7
+                near = abs(s.timestamp() - epoch) / 10**6 if epoch is not None else 0.0
                 score = error + near
                 if best is None or score < best[0]:
                     best = (score, s, a, e)
@@ -471,8 +594,9 @@ def _check_column_names(names: list[str]) -> None:
     """Every column named is one CIM knows (or - for a skipped one), and none is named twice."""
     unknown = [n for n in names if n != SKIPPED and n not in KNOWN_COLUMNS]
     if unknown:
-        raise InvalidInput(N_("unknown CDR column(s): {unknown} (use - for a column CIM should skip)"),
-                           unknown=', '.join(unknown))
+        raise InvalidInput(
+            N_("unknown CDR column(s): {unknown} (use - for a column CIM should skip)"), unknown=", ".join(unknown)
+        )
     named = [n for n in names if n != SKIPPED]
     if len(set(named)) != len(named):
         raise InvalidInput(N_("a CDR column is named twice in --columns"))
@@ -496,8 +620,7 @@ def _decode(raw: bytes, encoding: str | None) -> str:
         try:
             return raw.decode(encoding)
         except UnicodeDecodeError as exc:
-            raise LineError(f"not valid {encoding} (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") \
-                from None
+            raise LineError(f"not valid {encoding} (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -507,15 +630,18 @@ def _decode(raw: bytes, encoding: str | None) -> str:
     try:
         return raw.decode(FALLBACK_ENCODINGS[1])
     except UnicodeDecodeError as exc:
-        raise LineError(f"not valid UTF-8, ISO-8859-2 or Windows-1250 (byte 0x{raw[exc.start]:02x} at column "
-                        f"{exc.start + 1}); name the file's encoding with --encoding") from None
+        raise LineError(
+            f"not valid UTF-8, ISO-8859-2 or Windows-1250 (byte 0x{raw[exc.start]:02x} at column "
+            f"{exc.start + 1}); name the file's encoding with --encoding"
+        ) from None
 
 
 class CdrParser:
     """Turns raw CDR lines (bytes) into records or rejections, one line at a time."""
 
-    def __init__(self, kind: str, zone: ZoneInfo, columns: tuple[str, ...] | None = None,
-                 encoding: str | None = None) -> None:
+    def __init__(
+        self, kind: str, zone: ZoneInfo, columns: tuple[str, ...] | None = None, encoding: str | None = None
+    ) -> None:
         if kind not in ("asterisk", "freepbx"):
             raise InvalidInput(N_("unknown CDR format {kind!r}"), kind=kind)
         if encoding is not None:
@@ -547,8 +673,11 @@ class CdrParser:
         except csv.Error as exc:
             return Rejection(number, f"broken quoting ({exc})")
         # cel_custom writes the event type, then its time: a CDR's second field is the caller (src)
-        if len(fields) > 2 and fields[0].strip().upper() in CEL_EVENTS and (
-                any(_looks_like_time(f) or _CEL_EPOCH.match(f.strip()) for f in fields[1:3])):
+        if (
+            len(fields) > 2
+            and fields[0].strip().upper() in CEL_EVENTS
+            and (any(_looks_like_time(f) or _CEL_EPOCH.match(f.strip()) for f in fields[1:3]))
+        ):
             raise InvalidInput(N_("line {number}: {refusal}"), number=number, refusal=CEL_REFUSAL)
         if self.columns is None:
             return self._header(number, fields)
@@ -569,14 +698,25 @@ class CdrParser:
         has_id = n > 16 and looks_like_uniqueid(fields[16])
         if n == 19 and looks_like_uniqueid(fields[16]) and _looks_like_time(fields[8]):
             return CDR_CUSTOM_SAMPLE  # cdr_custom.conf.sample's own mapping, clid first
-        layouts = {17: ("uniqueid",), 18: ("uniqueid", "userfield"), 20: ("uniqueid", "peeraccount", "linkedid",
-                   "sequence"), 21: ASTERISK_OPTIONAL}
+        layouts = {
+            17: ("uniqueid",),
+            18: ("uniqueid", "userfield"),
+            20: ("uniqueid", "peeraccount", "linkedid", "sequence"),
+            21: ASTERISK_OPTIONAL,
+        }
         if n == 16 or (n in (17, 19, 20) and not has_id):
-            return COMPILED_DEFAULTS if n == 16 else (
-                f"{n} columns without a uniqueid after the 16 fixed ones (loguniqueid=no); set in {CDR_CONF_LINES}")
+            return (
+                COMPILED_DEFAULTS
+                if n == 16
+                else (
+                    f"{n} columns without a uniqueid after the 16 fixed ones (loguniqueid=no); set in {CDR_CONF_LINES}"
+                )
+            )
         if n not in layouts:
-            return (f"expected 18 columns (cdr_csv with loguniqueid=yes, loguserfield=yes) or 21 (also "
-                    f"newcdrcolumns=yes), found {n}; name other layouts with --columns")
+            return (
+                f"expected 18 columns (cdr_csv with loguniqueid=yes, loguserfield=yes) or 21 (also "
+                f"newcdrcolumns=yes), found {n}; name other layouts with --columns"
+            )
         return ASTERISK_FIXED + layouts[n]
 
     def _header(self, number: int, fields: list[str]) -> Rejection | None:
@@ -584,8 +724,13 @@ class CdrParser:
         missing = [c for c in FREEPBX_REQUIRED if c not in names]
         if missing:
             raise InvalidInput(
-                N_("line {number}: the FreePBX export has no header with {missing} (export asteriskcdrdb.cdr with "
-                   "column names)"), number=number, missing=', '.join(missing))
+                N_(
+                    "line {number}: the FreePBX export has no header with {missing} (export asteriskcdrdb.cdr with "
+                    "column names)"
+                ),
+                number=number,
+                missing=", ".join(missing),
+            )
         self.columns = names
         return None
 
@@ -600,18 +745,33 @@ class CdrParser:
         channel, dstchannel = v.get("channel", "").strip(), v.get("dstchannel", "").strip()
         lastapp = v.get("lastapp", "").strip()
         return CdrRecord(
-            line=number, uniqueid=uniqueid, linkedid=(v.get("linkedid") or "").strip() or None,
-            sequence=(v.get("sequence") or "").strip() or None, start=start, answer=answer, end=end,
-            duration=duration, billsec=billsec, src=v.get("src", "").strip(), dst=v.get("dst", "").strip(),
-            clid=v.get("clid", ""), channel=channel, dstchannel=dstchannel, dcontext=v.get("dcontext", "").strip(),
-            disposition=v.get("disposition", "").strip().upper(), userfield=v.get("userfield", ""),
-            did=v.get("did", "").strip(), recordingfile=v.get("recordingfile", "").strip(),
-            fingerprint=_fingerprint(v, start, answer, end, duration, billsec), lastapp=lastapp,
+            line=number,
+            uniqueid=uniqueid,
+            linkedid=(v.get("linkedid") or "").strip() or None,
+            sequence=(v.get("sequence") or "").strip() or None,
+            start=start,
+            answer=answer,
+            end=end,
+            duration=duration,
+            billsec=billsec,
+            src=v.get("src", "").strip(),
+            dst=v.get("dst", "").strip(),
+            clid=v.get("clid", ""),
+            channel=channel,
+            dstchannel=dstchannel,
+            dcontext=v.get("dcontext", "").strip(),
+            disposition=v.get("disposition", "").strip().upper(),
+            userfield=v.get("userfield", ""),
+            did=v.get("did", "").strip(),
+            recordingfile=v.get("recordingfile", "").strip(),
+            fingerprint=_fingerprint(v, start, answer, end, duration, billsec),
+            lastapp=lastapp,
             identity=_leg_identity(v, channel, dstchannel, lastapp),
         )
 
-    def _record_times(self, v: dict[str, str], duration: int, billsec: int,
-                      epoch: int | None) -> tuple[datetime, datetime | None, datetime | None]:
+    def _record_times(
+        self, v: dict[str, str], duration: int, billsec: int, epoch: int | None
+    ) -> tuple[datetime, datetime | None, datetime | None]:
         """(start, answer, end) of a line, from start/answer/end or from calldate and the durations."""
         if "start" in v:
             start_l = _local_time(v["start"], "start", True)
@@ -641,20 +801,42 @@ def _checked_uniqueid(v: dict[str, str]) -> str:
     return uniqueid
 
 
-def _fingerprint(v: dict[str, str], start: datetime, answer: datetime | None, end: datetime | None,
-                 duration: int, billsec: int) -> str:
+def _fingerprint(
+    v: dict[str, str], start: datetime, answer: datetime | None, end: datetime | None, duration: int, billsec: int
+) -> str:
     """The SHA-256 of a line's fields and resolved times: the same line imported twice has the same one."""
-    fields = {k: v.get(k, "") for k in ("uniqueid", "linkedid", "sequence", "src", "dst", "clid", "channel",
-                                          "dstchannel", "dcontext", "disposition", "userfield", "did",
-                                          "recordingfile")}
-    canonical = json.dumps([fields, _iso(start), answer and _iso(answer), end and _iso(end),
-                            duration, billsec], sort_keys=True, ensure_ascii=False)
+    fields = {
+        k: v.get(k, "")
+        for k in (
+            "uniqueid",
+            "linkedid",
+            "sequence",
+            "src",
+            "dst",
+            "clid",
+            "channel",
+            "dstchannel",
+            "dcontext",
+            "disposition",
+            "userfield",
+            "did",
+            "recordingfile",
+        )
+    }
+    canonical = json.dumps(
+        [fields, _iso(start), answer and _iso(answer), end and _iso(end), duration, billsec],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _leg_identity(v: dict[str, str], channel: str, dstchannel: str, lastapp: str) -> str:
-    return hashlib.sha256("\x1f".join((channel, dstchannel, v.get("start", v.get("calldate", "")).strip(),
-                                       v.get("answer", "").strip(), lastapp)).encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(
+        "\x1f".join(
+            (channel, dstchannel, v.get("start", v.get("calldate", "")).strip(), v.get("answer", "").strip(), lastapp)
+        ).encode("utf-8")
+    ).hexdigest()[:12]
 
 
 def _looks_like_time(value: str) -> bool:
@@ -683,7 +865,7 @@ class CallSummary:
     origin: CdrRecord
     direction: str
     number: NumberInfo
-    extension: str | None         # the consultant's extension: who answered (last talker); None if nobody did
+    extension: str | None  # the consultant's extension: who answered (last talker); None if nobody did
     answered: bool
     disposition: str
     start: datetime
@@ -703,9 +885,16 @@ def _trunk_side(rec: CdrRecord, trunk_numbers: frozenset[str], is_internal: Call
     """Whether the leg is where the call came in from outside: FreePBX's DID, an inbound context, or a
     configured DID (`cim calls routes`) dialled by someone who is not an extension."""
     context = rec.dcontext.lower()
-    return bool(rec.did) or context.startswith(TRUNK_CONTEXT_PREFIXES) or (
-        bool(rec.dst) and rec.dst in trunk_numbers and not is_local_channel(rec.channel)
-        and not is_internal(rec.src))
+    return (
+        bool(rec.did)
+        or context.startswith(TRUNK_CONTEXT_PREFIXES)
+        or (
+            bool(rec.dst)
+            and rec.dst in trunk_numbers
+            and not is_local_channel(rec.channel)
+            and not is_internal(rec.src)
+        )
+    )
 
 
 def _leg_order(rec: CdrRecord) -> tuple[datetime, int, int]:
@@ -716,9 +905,11 @@ def _leg_order(rec: CdrRecord) -> tuple[datetime, int, int]:
 def _origin(legs: list[CdrRecord], trunk_side: Callable[[CdrRecord], bool]) -> CdrRecord:
     """The caller's leg: the trunk/DID side first, never a Local/...;2 half when another leg exists."""
     ordered = sorted(legs, key=_leg_order)
-    for choose in (lambda r: trunk_side(r) and not is_local_channel(r.channel),
-                   lambda r: not is_local_channel(r.channel),
-                   lambda r: True):
+    for choose in (
+        lambda r: trunk_side(r) and not is_local_channel(r.channel),
+        lambda r: not is_local_channel(r.channel),
+        lambda r: True,
+    ):
         chosen = [r for r in ordered if choose(r)]
         if chosen:
             return chosen[0]
@@ -743,28 +934,42 @@ def _answered_seconds(legs: list[CdrRecord]) -> int:
 
 def _recording_direction(legs: list[CdrRecord]) -> str | None:
     """The direction FreePBX's recording type says (the first leg whose recordingfile names one), if any."""
-    rtype = next((freepbx_recording_type(r.recordingfile) for r in legs
-                  if r.recordingfile and freepbx_recording_type(r.recordingfile)), None)
+    rtype = next(
+        (
+            freepbx_recording_type(r.recordingfile)
+            for r in legs
+            if r.recordingfile and freepbx_recording_type(r.recordingfile)
+        ),
+        None,
+    )
     return FREEPBX_RECORDING_TYPES.get(rtype or "")
 
 
 def _caller_is_internal(origin: CdrRecord, is_internal: Callable[[str], bool]) -> bool:
     """Whether the caller is an extension: by its number, or without one by its own channel's extension."""
     return is_internal(origin.src) or (
-        not origin.src and not is_local_channel(origin.channel)
-        and (ext := channel_extension(origin.channel)) is not None and is_internal(ext))
+        not origin.src
+        and not is_local_channel(origin.channel)
+        and (ext := channel_extension(origin.channel)) is not None
+        and is_internal(ext)
+    )
 
 
-def _direction(legs: list[CdrRecord], origin: CdrRecord, is_internal: Callable[[str], bool],
-               trunk_side: Callable[[CdrRecord], bool]) -> str:
+def _direction(
+    legs: list[CdrRecord],
+    origin: CdrRecord,
+    is_internal: Callable[[str], bool],
+    trunk_side: Callable[[CdrRecord], bool],
+) -> str:
     """incoming, outgoing or internal: FreePBX's recording type when it says, else the caller's leg."""
     direction = _recording_direction(legs)
     if direction is not None:
         return direction
     src_internal = _caller_is_internal(origin, is_internal)
     # an extension calling from its own phone placed the call, whatever context the dialplan gave it
-    placed_by_extension = src_internal and bool(origin.src) and (
-        not origin.channel or channel_extension(origin.channel) == origin.src)
+    placed_by_extension = (
+        src_internal and bool(origin.src) and (not origin.channel or channel_extension(origin.channel) == origin.src)
+    )
     if placed_by_extension:
         return "internal" if is_internal(origin.dst) else "outgoing"
     if any(trunk_side(r) for r in legs) and not (src_internal and not trunk_side(origin)):
@@ -786,13 +991,18 @@ def _caller_number(direction: str, origin: CdrRecord) -> NumberInfo:
     return normalise_number(raw)
 
 
-def _answering_extension(origin: CdrRecord, answered_legs: list[CdrRecord], is_internal: Callable[[str], bool],
-                         staff_extensions: frozenset[str]) -> str | None:
+def _answering_extension(
+    origin: CdrRecord,
+    answered_legs: list[CdrRecord],
+    is_internal: Callable[[str], bool],
+    staff_extensions: frozenset[str],
+) -> str | None:
     """Who talked with the caller: the answered legs on the caller's channel, the last one answered."""
     caller_channels = {origin.channel} if origin.channel else set()
     with_caller = [r for r in answered_legs if r.channel in caller_channels or r.dstchannel in caller_channels]
-    for rec in sorted(with_caller or answered_legs, key=lambda r: (r.answer or r.start, r.ended, _leg_order(r)),
-                      reverse=True):
+    for rec in sorted(
+        with_caller or answered_legs, key=lambda r: (r.answer or r.start, r.ended, _leg_order(r)), reverse=True
+    ):
         party = channel_extension(rec.dstchannel)
         if party and (is_internal(party) or party in staff_extensions):
             return party
@@ -801,8 +1011,13 @@ def _answering_extension(origin: CdrRecord, answered_legs: list[CdrRecord], is_i
     return None
 
 
-def _extension(direction: str, origin: CdrRecord, answered_legs: list[CdrRecord],
-               is_internal: Callable[[str], bool], staff_extensions: frozenset[str]) -> str | None:
+def _extension(
+    direction: str,
+    origin: CdrRecord,
+    answered_legs: list[CdrRecord],
+    is_internal: Callable[[str], bool],
+    staff_extensions: frozenset[str],
+) -> str | None:
     """The call's extension: the one that placed an outgoing call, else the one that answered."""
     if direction == "outgoing":
         return origin.src if is_internal(origin.src) else channel_extension(origin.channel)
@@ -828,8 +1043,12 @@ def _notice_stamp(legs: list[CdrRecord]) -> tuple[int | None, bool]:
     return notice_version, full
 
 
-def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_extensions: frozenset[str] = frozenset(),
-              trunk_numbers: frozenset[str] = frozenset()) -> CallSummary:
+def summarise(
+    legs: list[CdrRecord],
+    is_internal: Callable[[str], bool],
+    staff_extensions: frozenset[str] = frozenset(),
+    trunk_numbers: frozenset[str] = frozenset(),
+) -> CallSummary:
     """One call from its CDR legs (Asterisk 12+ writes several per call: queue member attempts, parallel dial,
     blind and attended transfers, ForkCDR).
 
@@ -837,6 +1056,7 @@ def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_e
     last one who talked with the caller (the earlier ones stay as legs); an unanswered call (no answer, busy,
     queue abandon, voicemail) names no consultant. The direction comes from the caller's (trunk/DID) leg.
     """
+
     def trunk_side(rec: CdrRecord) -> bool:
         return _trunk_side(rec, trunk_numbers, is_internal)
 
@@ -852,8 +1072,21 @@ def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_e
     notice_version, full = _notice_stamp(legs)
     duration = max(int((end - start).total_seconds()), max(r.duration for r in legs))
     billsec = min(_answered_seconds(legs), duration)
-    return CallSummary(origin, direction, number, extension if (answered or direction == "outgoing") else None,
-                       answered, disposition, start, end, duration, billsec, notice_version, full, tuple(legs))
+    return CallSummary(
+        origin,
+        direction,
+        number,
+        extension if (answered or direction == "outgoing") else None,
+        answered,
+        disposition,
+        start,
+        end,
+        duration,
+        billsec,
+        notice_version,
+        full,
+        tuple(legs),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -862,7 +1095,7 @@ def summarise(legs: list[CdrRecord], is_internal: Callable[[str], bool], staff_e
 
 @dataclass(frozen=True)
 class SourceFile:
-    path: Path          # inside the source folder, not resolved through links
+    path: Path  # inside the source folder, not resolved through links
     name: str
     size: int = -1
     mtime_ns: int = -1
@@ -945,8 +1178,16 @@ class CopiedRecording:
 IN_MEMORY = 64 << 20
 
 
-def copy_recording(source: Path, source_root: Path, recordings_dir: Path, relative_dest: str, *,
-                   link: bool = False, durable: bool = True, key: Any = None) -> CopiedRecording:
+def copy_recording(
+    source: Path,
+    source_root: Path,
+    recordings_dir: Path,
+    relative_dest: str,
+    *,
+    link: bool = False,
+    durable: bool = True,
+    key: Any = None,
+) -> CopiedRecording:
     """Put one recording into the managed folder (0600) with its SHA-256; blocking, run it in a thread.
 
     Refuses a symbolic link, anything outside the source folder and anything not a regular file; the
@@ -1044,7 +1285,7 @@ def _copy_bytes(out: Any, fh, whole: bytes | None, digest) -> None:
         digest.update(whole)
         view = memoryview(whole)
         while view:
-            view = view[out.write(view):]
+            view = view[out.write(view) :]
     else:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
@@ -1175,7 +1416,7 @@ def _safe_name(name: str) -> str:
 
 def _chunks(items: list, size: int = 400) -> Iterable[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 #: Legs sharing a channel name are one call only when they overlap in time (names repeat after a restart).
@@ -1240,17 +1481,20 @@ class _ExistingLegs:
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for key, conv in conn.execute(
-                    f"SELECT uniqueid, conversation_id FROM call_legs WHERE uniqueid IN ({marks}) UNION "
-                    f"SELECT linkedid, conversation_id FROM call_legs WHERE linkedid IN ({marks}) UNION "
-                    f"SELECT pbx_uniqueid, id FROM conversations WHERE channel = 'call' AND pbx_uniqueid IN ({marks})",
-                    chunk * 3):
+                f"SELECT uniqueid, conversation_id FROM call_legs WHERE uniqueid IN ({marks}) UNION "
+                f"SELECT linkedid, conversation_id FROM call_legs WHERE linkedid IN ({marks}) UNION "
+                f"SELECT pbx_uniqueid, id FROM conversations WHERE channel = 'call' AND pbx_uniqueid IN ({marks})",
+                chunk * 3,
+            ):
                 by_id.setdefault(key, set()).add(conv)
         for chunk in _chunks(names):
             marks = ",".join("?" * len(chunk))
             for name, conv, start, end in conn.execute(
-                    f"SELECT channel, conversation_id, start_at, end_at FROM call_legs WHERE channel IN ({marks}) "
-                    f"UNION ALL SELECT dstchannel, conversation_id, start_at, end_at FROM call_legs "
-                    f"WHERE dstchannel IN ({marks})", chunk * 2):
+                f"SELECT channel, conversation_id, start_at, end_at FROM call_legs WHERE channel IN ({marks}) "
+                f"UNION ALL SELECT dstchannel, conversation_id, start_at, end_at FROM call_legs "
+                f"WHERE dstchannel IN ({marks})",
+                chunk * 2,
+            ):
                 if start and end:
                     by_channel.setdefault(name, []).append((conv, _from_iso(start), _from_iso(end)))
         return cls(by_id, by_channel)
@@ -1263,8 +1507,11 @@ class _ExistingLegs:
                 if key:
                     found |= self.by_id.get(key, set())
             for name in {rec.channel, rec.dstchannel} - {""}:
-                found |= {conv for conv, start, end in self.by_channel.get(name, ())
-                          if _overlap(rec.start, rec.ended, start, end)}
+                found |= {
+                    conv
+                    for conv, start, end in self.by_channel.get(name, ())
+                    if _overlap(rec.start, rec.ended, start, end)
+                }
         return min(found) if found else None
 
 
@@ -1286,14 +1533,31 @@ def _stored_legs(conn: sqlite3.Connection, conv: sqlite3.Row) -> list[CdrRecord]
         if row["start_at"] is None:
             legacy = True
             continue
-        legs.append(CdrRecord(
-            line=0, uniqueid=row["uniqueid"], linkedid=row["linkedid"], sequence=row["sequence"],
-            start=_from_iso(row["start_at"]), answer=_from_iso(row["answer_at"]) if row["answer_at"] else None,
-            end=_from_iso(row["end_at"]), duration=row["duration_s"] or 0, billsec=row["billsec_s"] or 0,
-            src=row["src"] or "", dst=row["dst"] or "", clid=row["clid"] or "", channel=row["channel"] or "",
-            dstchannel=row["dstchannel"] or "", dcontext=row["dcontext"] or "", disposition=row["disposition"] or "",
-            userfield=row["userfield"] or "", did=row["did"] or "", recordingfile=row["recordingfile"] or "",
-            fingerprint=row["fingerprint"], lastapp=row["lastapp"] or ""))
+        legs.append(
+            CdrRecord(
+                line=0,
+                uniqueid=row["uniqueid"],
+                linkedid=row["linkedid"],
+                sequence=row["sequence"],
+                start=_from_iso(row["start_at"]),
+                answer=_from_iso(row["answer_at"]) if row["answer_at"] else None,
+                end=_from_iso(row["end_at"]),
+                duration=row["duration_s"] or 0,
+                billsec=row["billsec_s"] or 0,
+                src=row["src"] or "",
+                dst=row["dst"] or "",
+                clid=row["clid"] or "",
+                channel=row["channel"] or "",
+                dstchannel=row["dstchannel"] or "",
+                dcontext=row["dcontext"] or "",
+                disposition=row["disposition"] or "",
+                userfield=row["userfield"] or "",
+                did=row["did"] or "",
+                recordingfile=row["recordingfile"] or "",
+                fingerprint=row["fingerprint"],
+                lastapp=row["lastapp"] or "",
+            )
+        )
     if legacy:
         legs.append(_legacy_leg(conv))
     return legs
@@ -1308,33 +1572,53 @@ def _legacy_leg(conv: sqlite3.Row) -> CdrRecord:
     outgoing = conv["direction"] == "outgoing"
     number = conv["resident_number"] or ""
     answered = conv["disposition"] == "ANSWERED"
-    stamp = (f"cim:notice=1;full={conv['full_info_requested'] or 0}" if conv["notice_played"] else "")
+    stamp = f"cim:notice=1;full={conv['full_info_requested'] or 0}" if conv["notice_played"] else ""
     return CdrRecord(
-        line=0, uniqueid=conv["pbx_uniqueid"] or "", linkedid=conv["pbx_linkedid"], sequence=None, start=start,
-        answer=end - timedelta(seconds=billsec) if answered else None, end=end, duration=conv["duration_s"] or 0,
-        billsec=billsec, src=ext if outgoing else number, dst=number if outgoing else ext, clid="",
+        line=0,
+        uniqueid=conv["pbx_uniqueid"] or "",
+        linkedid=conv["pbx_linkedid"],
+        sequence=None,
+        start=start,
+        answer=end - timedelta(seconds=billsec) if answered else None,
+        end=end,
+        duration=conv["duration_s"] or 0,
+        billsec=billsec,
+        src=ext if outgoing else number,
+        dst=number if outgoing else ext,
+        clid="",
         channel=f"Registered/{ext}" if outgoing else "Registered/caller",
         dstchannel=("Registered/trunk" if outgoing else f"Registered/{ext}") if answered else "",
-        dcontext="" if conv["direction"] != "incoming" else "from-trunk", disposition=conv["disposition"] or "",
-        userfield=stamp, did="", recordingfile="", fingerprint="", lastapp="Dial")
+        dcontext="" if conv["direction"] != "incoming" else "from-trunk",
+        disposition=conv["disposition"] or "",
+        userfield=stamp,
+        did="",
+        recordingfile="",
+        fingerprint="",
+        lastapp="Dial",
+    )
 
 
 @dataclass
 class _Context:
     """What registering a batch needs to know, read once per batch inside its transaction."""
 
-    staff: dict[str, tuple[int, int | None]]        # extension -> (staff id, department id)
-    routes: dict[str, int]                          # dialled number -> department id
-    notices: dict[int, int]                         # phone notice version -> id
+    staff: dict[str, tuple[int, int | None]]  # extension -> (staff id, department id)
+    routes: dict[str, int]  # dialled number -> department id
+    notices: dict[int, int]  # phone notice version -> id
     max_digits: int
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, max_digits: int) -> "_Context":
-        staff = {r[0]: (r[1], r[2]) for r in conn.execute(
-            "SELECT e.extension, s.id, s.department_id FROM staff_extensions e JOIN staff s ON s.id = e.staff_id")}
+        staff = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "SELECT e.extension, s.id, s.department_id FROM staff_extensions e JOIN staff s ON s.id = e.staff_id"
+            )
+        }
         routes = {r[0]: r[1] for r in conn.execute("SELECT number, department_id FROM call_routes")}
-        notices = {r[0]: r[1] for r in conn.execute(
-            "SELECT version, id FROM notices WHERE channel = 'phone' AND lang = 'pl'")}
+        notices = {
+            r[0]: r[1] for r in conn.execute("SELECT version, id FROM notices WHERE channel = 'phone' AND lang = 'pl'")
+        }
         return cls(staff, routes, notices, max_digits)
 
     def is_internal(self, number: str) -> bool:
@@ -1345,8 +1629,7 @@ class _Context:
         return summarise(legs, self.is_internal, frozenset(self.staff), frozenset(self.routes))
 
 
-async def _ready_chunks(files: list[SourceFile], registered: "asyncio.Queue[set[str] | None] | None",
-                        size: int):
+async def _ready_chunks(files: list[SourceFile], registered: "asyncio.Queue[set[str] | None] | None", size: int):
     """Chunks of files whose calls are registered: by the batches' ids as they arrive, then all the rest."""
     if registered is not None:
         by_token: dict[str, list[SourceFile]] = {}
@@ -1391,8 +1674,9 @@ def _call_for(conn: sqlite3.Connection, tokens: list[str]) -> tuple[int, str] | 
     for token in tokens:
         row = conn.execute("SELECT conversation_id FROM call_legs WHERE uniqueid = ? LIMIT 1", (token,)).fetchone()
         if row is None:
-            row = conn.execute("SELECT id FROM conversations WHERE pbx_uniqueid = ? AND channel = 'call'",
-                               (token,)).fetchone()
+            row = conn.execute(
+                "SELECT id FROM conversations WHERE pbx_uniqueid = ? AND channel = 'call'", (token,)
+            ).fetchone()
         if row is None:
             row = conn.execute("SELECT conversation_id FROM call_legs WHERE linkedid = ? LIMIT 1", (token,)).fetchone()
         if row is not None:
@@ -1424,9 +1708,11 @@ def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str
     at = to_iso(when + _CHAIN_SLACK)
     since = to_iso(when - _CHAIN_SLACK)
     # a leg lasts at most a week (the parser refuses longer): the index range stays that week
-    rows = conn.execute("SELECT conversation_id, src, dst, clid, channel, dstchannel FROM call_legs "
-                        "WHERE start_at BETWEEN ? AND ? AND end_at >= ?",
-                        (to_iso(when - timedelta(days=7, seconds=2)), at, since)).fetchall()
+    rows = conn.execute(
+        "SELECT conversation_id, src, dst, clid, channel, dstchannel FROM call_legs "
+        "WHERE start_at BETWEEN ? AND ? AND end_at >= ?",
+        (to_iso(when - timedelta(days=7, seconds=2)), at, since),
+    ).fetchall()
     wanted = [p.lower() if len(_digits(p)) < 9 else _digits(p)[-9:] for p in parties]
     by_call: dict[int, set[str]] = {}
     for conv_id, *values in rows:
@@ -1444,8 +1730,7 @@ def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str
 
 def _still_growing(f: SourceFile, settle_s: float, now_ns: int) -> bool:
     """A raw GSM file changed within the last `settle_s` seconds (0: never waited for)."""
-    return bool(settle_s and Path(f.name).suffix.lower() in GSM_EXTENSIONS and
-                now_ns - f.mtime_ns < settle_s * 1e9)
+    return bool(settle_s and Path(f.name).suffix.lower() in GSM_EXTENSIONS and now_ns - f.mtime_ns < settle_s * 1e9)
 
 
 def _recording_call(conn: sqlite3.Connection, f: SourceFile, plan: "_RecordingPlan") -> tuple[int, str] | None:
@@ -1461,23 +1746,25 @@ def _recording_call(conn: sqlite3.Connection, f: SourceFile, plan: "_RecordingPl
     return match
 
 
-def _place_recording(conn: sqlite3.Connection, f: SourceFile, conv_id: int, token: str, zone: ZoneInfo,
-                     claimed: "_Claimed") -> tuple[str, str] | None:
+def _place_recording(
+    conn: sqlite3.Connection, f: SourceFile, conv_id: int, token: str, zone: ZoneInfo, claimed: "_Claimed"
+) -> tuple[str, str] | None:
     """A matched file's key and managed path, claimed for this run; None when the call has the file already."""
     keys, relatives = claimed.keys, claimed.relatives
-    existing = [r[0] for r in conn.execute(
-        "SELECT path FROM recordings WHERE pbx_uniqueid IN (?, ?)", (token, f"{token}/{f.name}"))]
+    existing = [
+        r[0]
+        for r in conn.execute("SELECT path FROM recordings WHERE pbx_uniqueid IN (?, ?)", (token, f"{token}/{f.name}"))
+    ]
     safe = _safe_name(f.name)
     if any(Path(p).name == safe for p in existing) or (token, safe) in claimed.names:
         return None
     key = f"{token}/{f.name}" if existing or token in keys else token
     if key in keys:
-        return None   # the same name twice in one chunk (two folders)
+        return None  # the same name twice in one chunk (two folders)
     created = conn.execute("SELECT created_at FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
     day = f"{_from_iso(created).astimezone(zone):%Y/%m/%d}"
     relative = f"{day}/{safe}"
-    if relative in relatives or conn.execute("SELECT 1 FROM recordings WHERE path = ?",
-                                             (relative,)).fetchone():
+    if relative in relatives or conn.execute("SELECT 1 FROM recordings WHERE path = ?", (relative,)).fetchone():
         relative = f"{day}/{conv_id}-{safe}"
     keys.add(key)
     relatives.add(relative)
@@ -1514,8 +1801,9 @@ def _copy_outcomes(planned: list, outcomes: list, report: IngestReport) -> tuple
     return done, failed
 
 
-async def _after_previous(committing: asyncio.Task | None, failed: BaseException | None, done: list,
-                          recordings_dir: Path) -> None:
+async def _after_previous(
+    committing: asyncio.Task | None, failed: BaseException | None, done: list, recordings_dir: Path
+) -> None:
     """Wait for the previous chunk's commit, then raise a copy's failure; on either error no copy is left."""
     try:
         if committing is not None:
@@ -1527,15 +1815,26 @@ async def _after_previous(committing: asyncio.Task | None, failed: BaseException
         raise
 
 
-def _register_recordings(conn: sqlite3.Connection, done: list, entries: list[dict[str, Any]], now: str,
-                         ring: Any = None) -> None:
+def _register_recordings(
+    conn: sqlite3.Connection, done: list, entries: list[dict[str, Any]], now: str, ring: Any = None
+) -> None:
     """A chunk's recordings and their audit entries in one transaction (blocking, on the writer's thread)."""
-    for (f, conv_id, key, copied), entry in zip(done, entries):
+    for (_f, conv_id, key, copied), entry in zip(done, entries):
         conn.execute(
             "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, format, "
             "is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (conv_id, key, copied.relative_path, copied.sha256, copied.size, copied.info.duration_s,
-             copied.info.format, int(copied.info.is_empty), now))
+            (
+                conv_id,
+                key,
+                copied.relative_path,
+                copied.sha256,
+                copied.size,
+                copied.info.duration_s,
+                copied.info.format,
+                int(copied.info.is_empty),
+                now,
+            ),
+        )
         _append_entry(conn, entry, ring)  # MACed like every audit entry (store/audit.py, Anchored audit)
 
 
@@ -1575,8 +1874,17 @@ class Calls:
 
     # -- configuration ---------------------------------------------------------------------------
 
-    def source(self, kind: str, cdr: Path, recordings: Path | None, *, columns: str | Iterable[str] | None = None,
-               timezone_name: str | None = None, move: bool = False, encoding: str | None = None) -> _Source:
+    def source(
+        self,
+        kind: str,
+        cdr: Path,
+        recordings: Path | None,
+        *,
+        columns: str | Iterable[str] | None = None,
+        timezone_name: str | None = None,
+        move: bool = False,
+        encoding: str | None = None,
+    ) -> _Source:
         """`encoding`: of the CDR file's text; None reads UTF-8 with the ISO-8859-2 / Windows-1250 fallback."""
         zone = _zone(timezone_name or self.store.settings.timezone)
         cols = parse_columns(columns, kind)
@@ -1584,8 +1892,9 @@ class Calls:
             raise InvalidInput(N_("recordings folder {recordings} does not exist"), recordings=recordings)
         if not cdr.is_file():
             raise InvalidInput(N_("CDR file {cdr} does not exist"), cdr=cdr)
-        return _Source(kind=kind, cdr=cdr, recordings=recordings, parser=CdrParser(kind, zone, cols, encoding),
-                       move=move)
+        return _Source(
+            kind=kind, cdr=cdr, recordings=recordings, parser=CdrParser(kind, zone, cols, encoding), move=move
+        )
 
     async def set_route(self, actor: Actor, number: str, department_code: str) -> None:
         """Calls to this dialled number (DID, queue, ring group) concern this department."""
@@ -1597,11 +1906,19 @@ class Calls:
             row = await (await tx.execute("SELECT id FROM departments WHERE code = ?", (department_code,))).fetchone()
             if row is None:
                 raise NotFound(N_("no department with code {department_code!r}"), department_code=department_code)
-            await tx.execute("INSERT INTO call_routes(number, department_id) VALUES (?, ?) "
-                             "ON CONFLICT(number) DO UPDATE SET department_id = excluded.department_id",
-                             (number, row["id"]))
-            await self.store.audit.append(tx, actor, "calls.route", target_kind="call_route", target_id=number,
-                                          details={"department": department_code})
+            await tx.execute(
+                "INSERT INTO call_routes(number, department_id) VALUES (?, ?) "
+                "ON CONFLICT(number) DO UPDATE SET department_id = excluded.department_id",
+                (number, row["id"]),
+            )
+            await self.store.audit.append(
+                tx,
+                actor,
+                "calls.route",
+                target_kind="call_route",
+                target_id=number,
+                details={"department": department_code},
+            )
 
     async def remove_route(self, actor: Actor, number: str) -> None:
         await self.store.audit.guard(actor, Permission.CONFIGURE, "calls.route")
@@ -1609,18 +1926,21 @@ class Calls:
             cur = await tx.execute("DELETE FROM call_routes WHERE number = ?", (number.strip(),))
             if cur.rowcount == 0:
                 raise NotFound(N_("no route for {number}"), number=number)
-            await self.store.audit.append(tx, actor, "calls.route_removed", target_kind="call_route",
-                                          target_id=number.strip())
+            await self.store.audit.append(
+                tx, actor, "calls.route_removed", target_kind="call_route", target_id=number.strip()
+            )
 
     async def routes(self) -> list[tuple[str, str]]:
         rows = await self.store.db.fetchall(
-            "SELECT r.number, d.code FROM call_routes r JOIN departments d ON d.id = r.department_id ORDER BY r.number")
+            "SELECT r.number, d.code FROM call_routes r JOIN departments d ON d.id = r.department_id ORDER BY r.number"
+        )
         return [(r["number"], r["code"]) for r in rows]
 
     # -- ingestion ----------------------------------------------------------------------------
 
-    async def ingest(self, actor: Actor, src: _Source, *, progress: Callable[[int], None] | None = None,
-                     final: bool = True) -> IngestReport:
+    async def ingest(
+        self, actor: Actor, src: _Source, *, progress: Callable[[int], None] | None = None, final: bool = True
+    ) -> IngestReport:
         """Read what is new in the CDR file (from the remembered offset), register it, then match recordings.
 
         `final`: a last line without its line end is reported (one-shot run); in --watch it waits for more.
@@ -1640,19 +1960,29 @@ class Calls:
         src.offset += consumed
         src.next_line += len(lines)
         if final and tail.strip():
-            report.rejected.append(Rejection(
-                src.next_line, "the last line has no line end (is the PBX still writing the file?); "
-                "it will be read on the next run"))
+            report.rejected.append(
+                Rejection(
+                    src.next_line,
+                    "the last line has no line end (is the PBX still writing the file?); "
+                    "it will be read on the next run",
+                )
+            )
         touched: set[int] = set()
         # Recordings of the calls registered so far are copied while the next batch of rows is registered
         # (the rows are Python work, the copies mostly the disk's): each batch's ids go to the copier.
         registered: asyncio.Queue[set[str] | None] = asyncio.Queue()
-        copier = (asyncio.create_task(self._ingest_recordings(actor, src, records, report, registered,
-                                                              settle_s=0.0 if final else self.SETTLE_S))
-                  if src.recordings is not None else None)
+        copier = (
+            asyncio.create_task(
+                self._ingest_recordings(
+                    actor, src, records, report, registered, settle_s=0.0 if final else self.SETTLE_S
+                )
+            )
+            if src.recordings is not None
+            else None
+        )
         try:
             for i in range(0, len(records), self.BATCH):
-                batch = records[i:i + self.BATCH]
+                batch = records[i : i + self.BATCH]
                 await self._register(actor, src, batch, report, touched)
                 registered.put_nowait({r.uniqueid for r in batch} | {r.linkedid for r in batch if r.linkedid})
                 if progress:
@@ -1669,7 +1999,9 @@ class Calls:
             marks = ",".join("?" * len(touched))
             row = await self.store.db.fetchone(
                 f"SELECT count(*) AS n FROM conversations c WHERE c.id IN ({marks}) "
-                "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id)", tuple(touched))
+                "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id)",
+                tuple(touched),
+            )
             report.calls_without_recording = row["n"]
         await self.store.call_notes.link()  # consultants' notes written during the call join their record
         return report
@@ -1691,10 +2023,12 @@ class Calls:
             with open(src.cdr, "rb") as fh:
                 fh.seek(src.offset)
                 return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
         return await asyncio.to_thread(count)
 
-    async def _register(self, actor: Actor, src: _Source, batch: list[CdrRecord], report: IngestReport,
-                        touched: set[int]) -> None:
+    async def _register(
+        self, actor: Actor, src: _Source, batch: list[CdrRecord], report: IngestReport, touched: set[int]
+    ) -> None:
         store = self.store
         retention = store.settings.retention_duration
         now = to_iso(store.clock())
@@ -1703,15 +2037,30 @@ class Calls:
             # The whole batch in ONE call on the writer's thread: awaiting each row's statements cost about
             # ten thread hand-offs a row and capped ingestion near 2,000 rows/s (bench/).
             imported_here, calls_here = await run_on_thread(
-                tx, self._register_rows, batch, report, touched, retention, now, max_digits)
+                tx, self._register_rows, batch, report, touched, retention, now, max_digits
+            )
             if imported_here:
-                await store.audit.append(tx, actor, "calls.ingest", target_kind="cdr", target_id=src.kind,
-                                         details={"legs": imported_here, "calls": calls_here})
+                await store.audit.append(
+                    tx,
+                    actor,
+                    "calls.ingest",
+                    target_kind="cdr",
+                    target_id=src.kind,
+                    details={"legs": imported_here, "calls": calls_here},
+                )
         report.imported += imported_here
         report.calls += calls_here
 
-    def _register_rows(self, conn: sqlite3.Connection, batch: list[CdrRecord], report: IngestReport,
-                       touched: set[int], retention, now: str, max_digits: int) -> tuple[int, int]:
+    def _register_rows(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[CdrRecord],
+        report: IngestReport,
+        touched: set[int],
+        retention,
+        now: str,
+        max_digits: int,
+    ) -> tuple[int, int]:
         """Register a batch of legs on the writer's thread (blocking; inside the caller's transaction).
 
         New legs are grouped into calls (linkedid, uniqueid, and the channel/peer chain of legs that overlap in
@@ -1722,8 +2071,9 @@ class Calls:
         keys = {r.leg_key for r in batch} | {r.uniqueid for r in batch if not r.sequence}
         known: dict[str, str] = {}
         for chunk in _chunks(sorted(keys)):
-            for row in conn.execute(f"SELECT leg_key, fingerprint FROM call_legs WHERE leg_key IN "
-                                    f"({','.join('?' * len(chunk))})", chunk):
+            for row in conn.execute(
+                f"SELECT leg_key, fingerprint FROM call_legs WHERE leg_key IN ({','.join('?' * len(chunk))})", chunk
+            ):
                 known[row[0]] = row[1]
         fresh: list[CdrRecord] = []
         for rec in batch:
@@ -1734,8 +2084,9 @@ class Calls:
                 if seen == rec.fingerprint:
                     report.already_present += 1
                 else:
-                    report.rejected.append(Rejection(
-                        rec.line, f"uniqueid {rec.leg_key} was registered before with different data"))
+                    report.rejected.append(
+                        Rejection(rec.line, f"uniqueid {rec.leg_key} was registered before with different data")
+                    )
                 continue
             known[rec.leg_key] = rec.fingerprint
             fresh.append(rec)
@@ -1758,10 +2109,35 @@ class Calls:
                 "sequence, start_at, answer_at, end_at, duration_s, billsec_s, src, dst, clid, channel, dstchannel, "
                 "dcontext, lastapp, disposition, userfield, did, recordingfile) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.leg_key, r.uniqueid, conv_id, r.fingerprint, now, r.linkedid, r.sequence, _iso(r.start),
-                  r.answer and _iso(r.answer), _iso(r.ended), r.duration, r.billsec, r.src, r.dst, r.clid,
-                  r.channel, r.dstchannel, r.dcontext, r.lastapp, r.disposition, r.userfield, r.did,
-                  r.recordingfile) for r in legs])
+                [
+                    (
+                        r.leg_key,
+                        r.uniqueid,
+                        conv_id,
+                        r.fingerprint,
+                        now,
+                        r.linkedid,
+                        r.sequence,
+                        _iso(r.start),
+                        r.answer and _iso(r.answer),
+                        _iso(r.ended),
+                        r.duration,
+                        r.billsec,
+                        r.src,
+                        r.dst,
+                        r.clid,
+                        r.channel,
+                        r.dstchannel,
+                        r.dcontext,
+                        r.lastapp,
+                        r.disposition,
+                        r.userfield,
+                        r.did,
+                        r.recordingfile,
+                    )
+                    for r in legs
+                ],
+            )
             touched.add(conv_id)
             imported_here += len(legs)
         return imported_here, calls_here
@@ -1779,23 +2155,42 @@ class Calls:
             played, full, notice_id = 0, 0, None  # no stamp: the notice's playing is not on record
         else:
             played = full = notice_id = None
-        return {"created_at": _iso(summary.start), "ended_at": _iso(summary.end), "department_id": department_id,
-                "consultant_id": consultant_id, "direction": summary.direction,
-                "resident_number": summary.number.stored, "number_identifiable": int(summary.number.identifiable),
-                "extension": summary.extension, "disposition": summary.disposition,
-                "duration_s": summary.duration, "billsec_s": summary.billsec, "notice_played": played,
-                "full_info_requested": full, "notice_id": notice_id, "number_rev": summary.number.reversed_digits}
+        return {
+            "created_at": _iso(summary.start),
+            "ended_at": _iso(summary.end),
+            "department_id": department_id,
+            "consultant_id": consultant_id,
+            "direction": summary.direction,
+            "resident_number": summary.number.stored,
+            "number_identifiable": int(summary.number.identifiable),
+            "extension": summary.extension,
+            "disposition": summary.disposition,
+            "duration_s": summary.duration,
+            "billsec_s": summary.billsec,
+            "notice_played": played,
+            "full_info_requested": full,
+            "notice_id": notice_id,
+            "number_rev": summary.number.reversed_digits,
+        }
 
     def _insert_call(self, conn: sqlite3.Connection, summary: CallSummary, ctx: "_Context", retention) -> int:
         values = self._call_columns(summary, ctx)
-        values.update(channel="call", status="ended", purge_after=to_iso(retention.after(summary.start)),
-                      pbx_uniqueid=summary.group_key, pbx_linkedid=summary.origin.linkedid)
-        cur = conn.execute(f"INSERT INTO conversations({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-                           tuple(values.values()))
+        values.update(
+            channel="call",
+            status="ended",
+            purge_after=to_iso(retention.after(summary.start)),
+            pbx_uniqueid=summary.group_key,
+            pbx_linkedid=summary.origin.linkedid,
+        )
+        cur = conn.execute(
+            f"INSERT INTO conversations({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            tuple(values.values()),
+        )
         return cur.lastrowid
 
-    def _update_call(self, conn: sqlite3.Connection, conv: sqlite3.Row, summary: CallSummary, ctx: "_Context",
-                     retention) -> None:
+    def _update_call(
+        self, conn: sqlite3.Connection, conv: sqlite3.Row, summary: CallSummary, ctx: "_Context", retention
+    ) -> None:
         values = self._call_columns(summary, ctx)
         if values["created_at"] != conv["created_at"]:
             # purge_after follows the call's start, which an earlier leg can move back
@@ -1804,12 +2199,20 @@ class Calls:
             values["pbx_linkedid"] = summary.origin.linkedid
         changed = {k: v for k, v in values.items() if conv[k] != v}
         if changed:
-            conn.execute(f"UPDATE conversations SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
-                         (*changed.values(), conv["id"]))
+            conn.execute(
+                f"UPDATE conversations SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
+                (*changed.values(), conv["id"]),
+            )
 
-    async def _ingest_recordings(self, actor: Actor, src: _Source, records: list[CdrRecord],
-                                 report: IngestReport, registered: "asyncio.Queue[set[str] | None] | None" = None,
-                                 settle_s: float = 0.0) -> None:
+    async def _ingest_recordings(
+        self,
+        actor: Actor,
+        src: _Source,
+        records: list[CdrRecord],
+        report: IngestReport,
+        registered: "asyncio.Queue[set[str] | None] | None" = None,
+        settle_s: float = 0.0,
+    ) -> None:
         """Match, copy and register the recordings folder's files. `registered`: the ids of each batch of calls
         as it is registered (then None); files of those calls go first, the rest once every row is in."""
         assert src.recordings is not None
@@ -1832,13 +2235,14 @@ class Calls:
         claimed = _Claimed()
         committing: asyncio.Task | None = None
         async for chunk in _ready_chunks(pending, registered, self.RECORDING_CHUNK):
-            plan = await store.db.write_call(self._plan_recordings, chunk, src, bool(records), zone, named, line_of,
-                                             claimed, settle_s)
+            plan = await store.db.write_call(
+                self._plan_recordings, chunk, src, bool(records), zone, named, line_of, claimed, settle_s
+            )
             without_call += plan.without_call
             report.recordings_already_present += len(plan.already_present)
             report.ambiguous_recordings.extend(plan.ambiguous)
             if src.move and plan.already_present:
-                await asyncio.to_thread(lambda: [_unlink_quietly(f.path) for f in plan.already_present])
+                await asyncio.to_thread(lambda: [_unlink_quietly(f.path) for f in plan.already_present])  # noqa: B023 (run now)
             if not plan.planned:
                 continue
             # this chunk is written while the previous one is made durable and registered
@@ -1851,18 +2255,32 @@ class Calls:
             await committing
         report.recordings_without_call = without_call
 
-    async def _copy_planned(self, src: _Source, plan: "_RecordingPlan", recordings_dir: Path,
-                            report: IngestReport) -> tuple[list, BaseException | None]:
+    async def _copy_planned(
+        self, src: _Source, plan: "_RecordingPlan", recordings_dir: Path, report: IngestReport
+    ) -> tuple[list, BaseException | None]:
         """Copy a chunk's planned files in parallel threads, not yet durable (rejections go to the report)."""
         assert src.recordings is not None
         store = self.store
         root = src.recordings
-        keys = await store.db.write_call(_data_keys, store.keys, [conv_id for _, conv_id, _, _, _ in plan.planned],
-                                         to_iso(store.clock()))
-        outcomes = await asyncio.gather(*(
-            asyncio.to_thread(copy_recording, f.path, root, recordings_dir, relative, link=src.move,
-                              durable=False, key=keys.get(conv_id))
-            for f, conv_id, _, relative, _ in plan.planned), return_exceptions=True)
+        keys = await store.db.write_call(
+            _data_keys, store.keys, [conv_id for _, conv_id, _, _, _ in plan.planned], to_iso(store.clock())
+        )
+        outcomes = await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    copy_recording,
+                    f.path,
+                    root,
+                    recordings_dir,
+                    relative,
+                    link=src.move,
+                    durable=False,
+                    key=keys.get(conv_id),
+                )
+                for f, conv_id, _, relative, _ in plan.planned
+            ),
+            return_exceptions=True,
+        )
         return _copy_outcomes(plan.planned, outcomes, report)
 
     async def _commit_recordings(self, actor: Actor, src: _Source, done: list, report: IngestReport) -> None:
@@ -1870,12 +2288,19 @@ class Calls:
         store = self.store
         recordings_dir = store.settings.recordings_dir
         try:
-            await asyncio.to_thread(make_durable, recordings_dir, [recordings_dir / c.relative_path
-                                                                   for _, _, _, c in done])
-            entries = [store.audit.entry(actor, "calls.recording_ingest", target_kind="conversation",
-                                         target_id=conv_id, details={"format": c.info.format, "size": c.size,
-                                                                     "empty": c.info.is_empty})
-                       for _, conv_id, _, c in done]
+            await asyncio.to_thread(
+                make_durable, recordings_dir, [recordings_dir / c.relative_path for _, _, _, c in done]
+            )
+            entries = [
+                store.audit.entry(
+                    actor,
+                    "calls.recording_ingest",
+                    target_kind="conversation",
+                    target_id=conv_id,
+                    details={"format": c.info.format, "size": c.size, "empty": c.info.is_empty},
+                )
+                for _, conv_id, _, c in done
+            ]
             await store.db.write_call(_register_recordings, done, entries, to_iso(store.clock()), store.audit.ring)
         except BaseException:
             await asyncio.to_thread(lambda: [_unlink_quietly(recordings_dir / c.relative_path) for _, _, _, c in done])
@@ -1884,9 +2309,18 @@ class Calls:
         if src.move:
             await asyncio.to_thread(lambda: [_unlink_quietly(f.path) for f, _, _, _ in done])
 
-    def _plan_recordings(self, conn: sqlite3.Connection, chunk: list[SourceFile], src: _Source, new_lines: bool,
-                         zone: ZoneInfo, named: dict[Path, int], line_of: dict[str, int],
-                         claimed: "_Claimed", settle_s: float = 0.0) -> "_RecordingPlan":
+    def _plan_recordings(
+        self,
+        conn: sqlite3.Connection,
+        chunk: list[SourceFile],
+        src: _Source,
+        new_lines: bool,
+        zone: ZoneInfo,
+        named: dict[Path, int],
+        line_of: dict[str, int],
+        claimed: "_Claimed",
+        settle_s: float = 0.0,
+    ) -> "_RecordingPlan":
         """Which call each file of a chunk belongs to and where it goes (blocking, on the writer's thread).
 
         `claimed`: keys, names and destinations planned earlier in this run, whose rows may not be committed yet.
@@ -1923,21 +2357,49 @@ class Calls:
             staff = await self.store.db.fetchone("SELECT id FROM staff WHERE name = ?", (name,))
             if staff is not None and taken is None:
                 async with self.store.db.write() as tx:
-                    await tx.execute("INSERT INTO staff_extensions(extension, staff_id) VALUES (?, ?)",
-                                     (extension, staff["id"]))
-                    await self.store.audit.append(tx, actor, "staff.extensions", target_kind="staff",
-                                                  target_id=staff["id"], details={"extensions": [extension]})
+                    await tx.execute(
+                        "INSERT INTO staff_extensions(extension, staff_id) VALUES (?, ?)", (extension, staff["id"])
+                    )
+                    await self.store.audit.append(
+                        tx,
+                        actor,
+                        "staff.extensions",
+                        target_kind="staff",
+                        target_id=staff["id"],
+                        details={"extensions": [extension]},
+                    )
         return await seed_demo_calls(self.store, self.store.settings.data_dir / "demo-pbx", actor=actor)
 
-    async def watch(self, actor: Actor, src: _Source, stop: asyncio.Event, *, interval: float = 2.0,
-                    iterations: int | None = None, on_poll: Callable[[IngestReport], None] | None = None) -> IngestReport:
+    async def watch(
+        self,
+        actor: Actor,
+        src: _Source,
+        stop: asyncio.Event,
+        *,
+        interval: float = 2.0,
+        iterations: int | None = None,
+        on_poll: Callable[[IngestReport], None] | None = None,
+    ) -> IngestReport:
         """Poll the CDR file for appended lines and the folder for new files until `stop` is set."""
-        return await poll_until_stopped(lambda: self.ingest(actor, src, final=False), IngestReport(), stop,
-                                        interval=interval, iterations=iterations, on_poll=on_poll)
+        return await poll_until_stopped(
+            lambda: self.ingest(actor, src, final=False),
+            IngestReport(),
+            stop,
+            interval=interval,
+            iterations=iterations,
+            on_poll=on_poll,
+        )
 
 
-async def poll_until_stopped(ingest_once: Callable[[], Awaitable[Any]], total: Any, stop: asyncio.Event, *,
-                             interval: float, iterations: int | None, on_poll: Callable[[Any], None] | None) -> Any:
+async def poll_until_stopped(
+    ingest_once: Callable[[], Awaitable[Any]],
+    total: Any,
+    stop: asyncio.Event,
+    *,
+    interval: float,
+    iterations: int | None,
+    on_poll: Callable[[Any], None] | None,
+) -> Any:
     """The `--watch` loop of the CDR and queue_log ingests: run `ingest_once`, add its report to `total`,
     wait `interval` (or until `stop`), again; at most `iterations` rounds when given."""
     done = 0
@@ -1975,7 +2437,7 @@ def write_demo_wav(path: Path, seconds: float, *, rate: int = 8000, seed: int = 
     total = int(seconds * rate)
     for n in range(total):
         t = n / rate
-        burst = (math.sin(2 * math.pi * t / (1.7 + seed * 0.3)) > -0.2)
+        burst = math.sin(2 * math.pi * t / (1.7 + seed * 0.3)) > -0.2
         amp = 9000 * (0.5 + 0.5 * math.sin(2 * math.pi * t * 3.1)) if burst else 200
         sample = int(amp * math.sin(2 * math.pi * (180 + 40 * seed) * t))
         frames += struct.pack("<h", sample)
@@ -2009,11 +2471,26 @@ async def seed_demo_calls(store: "Store", recordings_src_dir: Path, *, actor: Ac
         end = start + timedelta(seconds=duration)
         uniqueid = f"{int((now - timedelta(minutes=ago)).timestamp())}.{100 + i}"
         channel = f"PJSIP/{src}-000000{i:02d}" if src.isdigit() and len(src) <= 4 else f"PJSIP/trunk-000000{i:02d}"
-        fields = ["", src, dst, "from-trunk" if len(src) > 4 or not src.isdigit() else "from-internal",
-                  f'"Resident" <{src}>', channel, dstchannel, "Queue" if dst == "800" else "Dial", "cim",
-                  f"{start:%Y-%m-%d %H:%M:%S}", f"{answer:%Y-%m-%d %H:%M:%S}" if billsec else "",
-                  f"{end:%Y-%m-%d %H:%M:%S}", str(duration), str(billsec), disposition, "DOCUMENTATION",
-                  uniqueid, userfield]
+        fields = [
+            "",
+            src,
+            dst,
+            "from-trunk" if len(src) > 4 or not src.isdigit() else "from-internal",
+            f'"Resident" <{src}>',
+            channel,
+            dstchannel,
+            "Queue" if dst == "800" else "Dial",
+            "cim",
+            f"{start:%Y-%m-%d %H:%M:%S}",
+            f"{answer:%Y-%m-%d %H:%M:%S}" if billsec else "",
+            f"{end:%Y-%m-%d %H:%M:%S}",
+            str(duration),
+            str(billsec),
+            disposition,
+            "DOCUMENTATION",
+            uniqueid,
+            userfield,
+        ]
         # cdr_csv quotes strings and times, leaves numbers and unset times bare
         lines.append(",".join(f if f.isdigit() or not f else '"' + f.replace('"', '""') + '"' for f in fields))
         if billsec:

@@ -55,34 +55,55 @@ LANGS = ("pl", "en")
 #: the same texts; `{consultant}` is the consultant's display name (never a log-in name), `{version}` the
 #: notice version. No category and no staff word is ever part of these. Gender-neutral Polish throughout.
 SYSTEM_EVENTS: dict[str, tuple[str, str]] = {
-    "notice_accepted": ("Zaakceptowano informację o przetwarzaniu danych osobowych (wersja {version}).",
-                        "You accepted the personal data notice (version {version})."),
+    "notice_accepted": (
+        "Zaakceptowano informację o przetwarzaniu danych osobowych (wersja {version}).",
+        "You accepted the personal data notice (version {version}).",
+    ),
     "queued": ("Rozmowa czeka w kolejce na konsultanta.", "The chat is waiting in the queue for a consultant."),
-    "accepted": ("Połączono z konsultantem. Odpowiada: {consultant}.",
-                 "You are now connected with a consultant. Answering: {consultant}."),
-    "transferred": ("Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
-                    "The chat was handed over. Now answering: {consultant}."),
-    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
-                   "The conversation continues with another consultant. Now answering: {consultant}."),
-    "requeued": ("Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
-                 "The consultant is not available now; the chat goes back to the queue."),
+    "accepted": (
+        "Połączono z konsultantem. Odpowiada: {consultant}.",
+        "You are now connected with a consultant. Answering: {consultant}.",
+    ),
+    "transferred": (
+        "Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
+        "The chat was handed over. Now answering: {consultant}.",
+    ),
+    "taken_over": (
+        "Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
+        "The conversation continues with another consultant. Now answering: {consultant}.",
+    ),
+    "requeued": (
+        "Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
+        "The consultant is not available now; the chat goes back to the queue.",
+    ),
     "closed_by_consultant": ("Czat zakończony przez konsultanta.", "The consultant ended the chat."),
     "ended_by_resident": ("Czat zakończony.", "You ended the chat."),
     # the chat desk's routing (store/desk.py)
-    "declined": ("Rozmowa zostanie przekazana innemu konsultantowi.", "The chat is being passed to another consultant."),
-    "idle_warning": ("Czy nadal tu jesteś? Jeśli nic nie napiszesz, czat zostanie wkrótce zakończony.",
-                     "Are you still there? If you write nothing, the chat will end soon."),
+    "declined": (
+        "Rozmowa zostanie przekazana innemu konsultantowi.",
+        "The chat is being passed to another consultant.",
+    ),
+    "idle_warning": (
+        "Czy nadal tu jesteś? Jeśli nic nie napiszesz, czat zostanie wkrótce zakończony.",
+        "Are you still there? If you write nothing, the chat will end soon.",
+    ),
     "closed_idle": ("Czat zakończony z powodu braku odpowiedzi.", "The chat ended because there was no reply."),
-    "queue_timeout": ("Wszyscy konsultanci są teraz zajęci, więc czat został zakończony. Możesz zostawić wiadomość.",
-                      "All consultants are busy now, so the chat has ended. You can leave a message."),
+    "queue_timeout": (
+        "Wszyscy konsultanci są teraz zajęci, więc czat został zakończony. Możesz zostawić wiadomość.",
+        "All consultants are busy now, so the chat has ended. You can leave a message.",
+    ),
 }
 #: The same lines when the consultant has neither a display name nor a full name.
 SYSTEM_EVENTS_UNNAMED: dict[str, tuple[str, str]] = {
     "accepted": ("Połączono z konsultantem.", "You are now connected with a consultant."),
-    "transferred": ("Rozmowa została przekazana innemu konsultantowi.",
-                    "The chat was handed over to another consultant."),
-    "taken_over": ("Rozmowę kontynuuje inna osoba z zespołu konsultantów.",
-                   "The conversation continues with another consultant."),
+    "transferred": (
+        "Rozmowa została przekazana innemu konsultantowi.",
+        "The chat was handed over to another consultant.",
+    ),
+    "taken_over": (
+        "Rozmowę kontynuuje inna osoba z zespołu konsultantów.",
+        "The conversation continues with another consultant.",
+    ),
 }
 #: A consultant with neither a display name nor a full name signs canned responses ({consultant}) as this.
 DEFAULT_DISPLAY_NAME = {"pl": "Konsultant CIM", "en": "CIM consultant"}
@@ -154,8 +175,15 @@ def category_label(category: str | None, lang: str | None = None) -> str:
     return translator(lang or current_language()).gettext(label) if label else category
 
 
-def render_event(event: str, params: dict[str, Any] | None, lang: str, *, staff: bool = False,
-                 staff_name: str | None = None, category: str | None = None) -> str:
+def render_event(
+    event: str,
+    params: dict[str, Any] | None,
+    lang: str,
+    *,
+    staff: bool = False,
+    staff_name: str | None = None,
+    category: str | None = None,
+) -> str:
     """A system line in `lang` (pl or en): as a resident reads it, or with `staff` as staff read it.
 
     For staff, `staff_name` names the person on the line (their full name; else the display name in the
@@ -164,8 +192,13 @@ def render_event(event: str, params: dict[str, Any] | None, lang: str, *, staff:
     if staff:
         reader = translator(lang if lang in LANGS else current_language())
         who = staff_name or values.get("consultant") or reader.gettext("consultant")
-        values = {"lang": "", "consultant": reader.gettext("consultant"), **values, "staff": who,
-                  "category": category_label(category, lang)}
+        values = {
+            "lang": "",
+            "consultant": reader.gettext("consultant"),
+            **values,
+            "staff": who,
+            "category": category_label(category, lang),
+        }
         key = event
         if event == "closed_by_consultant" and not category:
             key = "closed_by_consultant_uncategorised"
@@ -275,10 +308,15 @@ class CannedResponse:
 
 def _chat(r: Any) -> Chat:
     return Chat(
-        id=r["id"], status=r["status"], lang=r["lang"], created_at=from_iso(r["created_at"]),
-        consultant_id=r["consultant_id"], notice_id=r["notice_id"],
+        id=r["id"],
+        status=r["status"],
+        lang=r["lang"],
+        created_at=from_iso(r["created_at"]),
+        consultant_id=r["consultant_id"],
+        notice_id=r["notice_id"],
         notice_accepted_at=from_iso(r["notice_accepted_at"]),
-        ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None, close_category=r["close_category"],
+        ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None,
+        close_category=r["close_category"],
         topic_id=r["topic_id"] if "topic_id" in r.keys() else None,
     )
 
@@ -288,9 +326,16 @@ def _message(r: Any, text: str | None = None) -> ChatMessage:
     keys = r.keys()
     event = r["event"] if "event" in keys else None
     params = json.loads(r["params"]) if event is not None and r["params"] else None
-    return ChatMessage(chat_id=r["conversation_id"], seq=r["seq"], sender=r["sender"],
-                       text=r["text"] if text is None else text,
-                       at=from_iso(r["at"]), staff_id=r["staff_id"], event=event, params=params)
+    return ChatMessage(
+        chat_id=r["conversation_id"],
+        seq=r["seq"],
+        sender=r["sender"],
+        text=r["text"] if text is None else text,
+        at=from_iso(r["at"]),
+        staff_id=r["staff_id"],
+        event=event,
+        params=params,
+    )
 
 
 def _index_words(conn: sqlite3.Connection, key: DataKey) -> None:
@@ -298,11 +343,14 @@ def _index_words(conn: sqlite3.Connection, key: DataKey) -> None:
     from .keys import text_of
 
     tokens: set[bytes] = set()
-    for seq, text in conn.execute("SELECT seq, text FROM messages WHERE conversation_id = ? AND sender = 'resident'",
-                                  (key.conversation_id,)):
+    for seq, text in conn.execute(
+        "SELECT seq, text FROM messages WHERE conversation_id = ? AND sender = 'resident'", (key.conversation_id,)
+    ):
         tokens |= key.tokens(text_of(text, key, seq))
-    conn.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
-                     [(key.conversation_id, t) for t in tokens])
+    conn.executemany(
+        "INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
+        [(key.conversation_id, t) for t in tokens],
+    )
 
 
 def _seal(key: DataKey | None, seq: int, text: str) -> str | bytes:
@@ -415,8 +463,9 @@ class _GroupCommit:
     def forget(self, chat_id: int) -> None:
         self._chats.pop(chat_id, None)
 
-    async def submit(self, chat_id: int, sender: str, staff_id: int | None, text: str,
-                     client_msg_id: str | None) -> Posted:
+    async def submit(
+        self, chat_id: int, sender: str, staff_id: int | None, text: str, client_msg_id: str | None
+    ) -> Posted:
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(chat_id, sender, staff_id, text, client_msg_id, future))
         if self._task is None or self._task.done():
@@ -469,13 +518,19 @@ class _GroupCommit:
 
     async def _load(self, tx: Any, chat_ids: list[int]) -> None:
         marks = ",".join("?" * len(chat_ids))
-        states = {r["id"]: _ChatState(r["status"], r["next_seq"], r["consultant_id"], {})
-                  for r in await tx.execute_fetchall(
-                      f"SELECT id, status, next_seq, consultant_id FROM conversations "
-                      f"WHERE id IN ({marks}) AND channel = 'chat'", chat_ids)}
+        states = {
+            r["id"]: _ChatState(r["status"], r["next_seq"], r["consultant_id"], {})
+            for r in await tx.execute_fetchall(
+                f"SELECT id, status, next_seq, consultant_id FROM conversations "
+                f"WHERE id IN ({marks}) AND channel = 'chat'",
+                chat_ids,
+            )
+        }
         for r in await tx.execute_fetchall(
-                f"SELECT conversation_id, client_msg_id, seq FROM messages "
-                f"WHERE conversation_id IN ({marks}) AND client_msg_id IS NOT NULL", chat_ids):
+            f"SELECT conversation_id, client_msg_id, seq FROM messages "
+            f"WHERE conversation_id IN ({marks}) AND client_msg_id IS NOT NULL",
+            chat_ids,
+        ):
             states[r["conversation_id"]].client_ids[r["client_msg_id"]] = r["seq"]
         if self.keys is not None and states:
             keys, now = self.keys, to_iso(self.clock())
@@ -503,7 +558,9 @@ class _GroupCommit:
                 # conversations.next_seq follows by the trigger of migration 0100_chat_next_seq
                 await tx.executemany(
                     "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, client_msg_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", plan.inserts)
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    plan.inserts,
+                )
             await self._answer_repeats(tx, plan)
         self._remember(plan)
         return plan.results
@@ -512,12 +569,15 @@ class _GroupCommit:
         """A retry is answered with the stored original (rare): from this batch, else from the database."""
         results = plan.results
         for index, chat_id, seq in plan.repeats:
-            stored = {r.message.seq: r for r in results[:index] if isinstance(r, Posted) and r.message.chat_id == chat_id}
+            stored = {
+                r.message.seq: r for r in results[:index] if isinstance(r, Posted) and r.message.chat_id == chat_id
+            }
             if seq in stored:
                 results[index] = Posted(stored[seq].message, new=False)
                 continue
-            row = await (await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?",
-                                          (chat_id, seq))).fetchone()
+            row = await (
+                await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?", (chat_id, seq))
+            ).fetchone()
             state = self._chats.get(chat_id)
             text = _open_text(row, state.key if state else None)
             results[index] = Posted(_message(row, text), new=False)
@@ -533,8 +593,9 @@ class _GroupCommit:
 class Chats:
     """The chat channel's domain. Consultant operations take the consultant's Actor and check HANDLE_CHATS."""
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock,
-                 keys: Keys | None = None) -> None:
+    def __init__(
+        self, db: Database, audit: AuditLog, settings: Settings, clock: Clock, keys: Keys | None = None
+    ) -> None:
         self.db = db
         self.audit = audit
         self.settings = settings
@@ -563,26 +624,37 @@ class Chats:
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
         # `text` is the staff's line (TUI, archive, exports), as before; residents read the event
-        accepted = (f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
-                    f"(wersja {notice['version']}, język {notice['lang']}).")
+        accepted = (
+            f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
+            f"(wersja {notice['version']}, język {notice['lang']})."
+        )
         queued = "Rozmowa oczekuje w kolejce na konsultanta."
         accepted_params = {"version": notice["version"], "lang": notice["lang"]}
         async with self.db.write() as tx:
             cur = await tx.execute(
                 "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
                 "notice_accepted_at, resume_token_hash, next_seq, topic_id) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3, ?)",
-                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token), topic_id))
+                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token), topic_id),
+            )
             chat_id = cur.lastrowid
             key = await self._key(tx, chat_id)
             await tx.executemany(
                 "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
                 "VALUES (?, ?, 'system', ?, ?, ?, ?)",
-                [(chat_id, 1, _seal(key, 1, accepted), to_iso(now), "notice_accepted", _params(accepted_params)),
-                 (chat_id, 2, _seal(key, 2, queued), to_iso(now), "queued", _params({}))])
+                [
+                    (chat_id, 1, _seal(key, 1, accepted), to_iso(now), "notice_accepted", _params(accepted_params)),
+                    (chat_id, 2, _seal(key, 2, queued), to_iso(now), "queued", _params({})),
+                ],
+            )
         chat = await self.get(chat_id)
-        return OpenedChat(chat, token, (
-            ChatMessage(chat_id, 1, "system", accepted, now, event="notice_accepted", params=accepted_params),
-            ChatMessage(chat_id, 2, "system", queued, now, event="queued", params={})))
+        return OpenedChat(
+            chat,
+            token,
+            (
+                ChatMessage(chat_id, 1, "system", accepted, now, event="notice_accepted", params=accepted_params),
+                ChatMessage(chat_id, 2, "system", queued, now, event="queued", params={}),
+            ),
+        )
 
     async def record_decline(self) -> None:
         """Count a declined notice for today (office time zone); nothing about the resident is stored."""
@@ -590,8 +662,11 @@ class Chats:
 
         day = self.clock().astimezone(ZoneInfo(self.settings.timezone)).date().isoformat()
         async with self.db.write() as tx:
-            await tx.execute("INSERT INTO declined_notices(day, count) VALUES (?, 1) "
-                             "ON CONFLICT(day) DO UPDATE SET count = count + 1", (day,))
+            await tx.execute(
+                "INSERT INTO declined_notices(day, count) VALUES (?, 1) "
+                "ON CONFLICT(day) DO UPDATE SET count = count + 1",
+                (day,),
+            )
 
     async def declined_count(self, day: date) -> int:
         row = await self.db.fetchone("SELECT count FROM declined_notices WHERE day = ?", (day.isoformat(),))
@@ -602,7 +677,8 @@ class Chats:
         if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():  # URL-safe text
             raise ResumeInvalid(N_("the resume token is not valid"))
         row = await self.db.fetchone(
-            "SELECT * FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'", (_token_hash(token),))
+            "SELECT * FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'", (_token_hash(token),)
+        )
         if row is None:
             raise ResumeInvalid(N_("the resume token is not valid"))
         chat = _chat(row)
@@ -621,8 +697,9 @@ class Chats:
         chat = await self.get(chat_id)
         if chat.status == "closed":
             return chat, None
-        message = await self._close(chat_id, None, "Mieszkaniec zakończył rozmowę.", actor=None,
-                                    event="ended_by_resident")
+        message = await self._close(
+            chat_id, None, "Mieszkaniec zakończył rozmowę.", actor=None, event="ended_by_resident"
+        )
         return await self.get(chat_id), message
 
     # ------------------------------------------------------------------ reading
@@ -644,22 +721,27 @@ class Chats:
     async def queue(self) -> list[QueuedChat]:
         rows = await self.db.fetchall(
             "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
-            "ORDER BY queue_front IS NULL, created_at, id")  # re-queued chats first (store/desk.py)
-        return [QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"])
-                for i, r in enumerate(rows)]
+            "ORDER BY queue_front IS NULL, created_at, id"
+        )  # re-queued chats first (store/desk.py)
+        return [
+            QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"]) for i, r in enumerate(rows)
+        ]
 
     async def open_chats_of(self, actor: Actor) -> list[Chat]:
         """The consultant's active chats (to restore after a reconnect)."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.list")
         rows = await self.db.fetchall(
             "SELECT * FROM conversations WHERE channel = 'chat' AND status = 'active' AND consultant_id = ? "
-            "ORDER BY id", (actor.staff_id,))
+            "ORDER BY id",
+            (actor.staff_id,),
+        )
         return [_chat(r) for r in rows]
 
     async def history_for(self, actor: Actor, chat_id: int) -> list[ChatMessage]:
         """The transcript of a chat assigned to the consultant."""
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.read", target_kind="conversation",
-                               target_id=chat_id)
+        await self.audit.guard(
+            actor, Permission.HANDLE_CHATS, "chat.read", target_kind="conversation", target_id=chat_id
+        )
         chat = await self.get(chat_id)
         if chat.consultant_id != actor.staff_id or chat.status == "queued":
             await self.refuse_unassigned(actor, "chat.read", chat_id)
@@ -667,8 +749,14 @@ class Chats:
 
     async def refuse_unassigned(self, actor: Actor, action: str, chat_id: int) -> None:
         """Audit an attempt on a colleague's (or nobody's) chat like a refused permission, then raise NotPermitted."""
-        await self.audit.record(actor, action, outcome="refused", target_kind="conversation", target_id=chat_id,
-                                details={"reason": "not_assigned"})
+        await self.audit.record(
+            actor,
+            action,
+            outcome="refused",
+            target_kind="conversation",
+            target_id=chat_id,
+            details={"reason": "not_assigned"},
+        )
         raise NotPermitted(N_("this chat is not assigned to you"))
 
     # ------------------------------------------------------------------ consultant side
@@ -677,15 +765,19 @@ class Chats:
         """Take a queued chat. Of two consultants accepting at once exactly one wins; the other gets Conflict.
         A consultant at their maximum of concurrent chats gets AtCapacity; `assigned`: the chat server gave it
         (auto mode, store/desk.py), audited as its act."""
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.accept", target_kind="conversation",
-                               target_id=chat_id)
+        await self.audit.guard(
+            actor, Permission.HANDLE_CHATS, "chat.accept", target_kind="conversation", target_id=chat_id
+        )
         _need_person(actor)
         now = self.clock()
         text = f"Rozmowę przejął konsultant {actor.name}."
         params = {"consultant": await self.display_name_of(actor.staff_id)}
         async with self.db.write() as tx:
-            row = await (await tx.execute(
-                "SELECT status, next_seq FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
+            row = await (
+                await tx.execute(
+                    "SELECT status, next_seq FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,)
+                )
+            ).fetchone()
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
@@ -694,47 +786,69 @@ class Chats:
                 raise Conflict(N_("another consultant has already taken this chat"))
             await self._check_capacity(tx, actor)
             seq = row["next_seq"]
-            await tx.execute("UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ?, "
-                             "queue_front = NULL WHERE id = ? AND status = 'queued'", (actor.staff_id, seq + 1, chat_id))
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                             "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
-                             (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text), to_iso(now),
-                              _params(params)))
+            await tx.execute(
+                "UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ?, "
+                "queue_front = NULL WHERE id = ? AND status = 'queued'",
+                (actor.staff_id, seq + 1, chat_id),
+            )
+            await tx.execute(
+                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
+                (
+                    chat_id,
+                    seq,
+                    actor.staff_id,
+                    _seal(await self._key(tx, chat_id), seq, text),
+                    to_iso(now),
+                    _params(params),
+                ),
+            )
             if assigned:
-                await self.audit.append(tx, Actor.system("chat-server"), "chat.assign", target_kind="conversation",
-                                        target_id=chat_id, details={"to_staff_id": actor.staff_id})
+                await self.audit.append(
+                    tx,
+                    Actor.system("chat-server"),
+                    "chat.assign",
+                    target_kind="conversation",
+                    target_id=chat_id,
+                    details={"to_staff_id": actor.staff_id},
+                )
             else:
                 await self.audit.append(tx, actor, "chat.accept", target_kind="conversation", target_id=chat_id)
         self._group.forget(chat_id)
-        return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
-                                                    event="accepted", params=params)
+        return await self.get(chat_id), ChatMessage(
+            chat_id, seq, "system", text, now, actor.staff_id, event="accepted", params=params
+        )
 
     async def _check_capacity(self, tx: Any, actor: Actor) -> None:
-        row = await (await tx.execute(
-            "SELECT (SELECT max_chats FROM staff WHERE id = ?) AS max_chats, (SELECT count(*) FROM conversations "
-            "WHERE status = 'active' AND channel = 'chat' AND consultant_id = ?) AS n",
-            (actor.staff_id, actor.staff_id))).fetchone()
+        row = await (
+            await tx.execute(
+                "SELECT (SELECT max_chats FROM staff WHERE id = ?) AS max_chats, (SELECT count(*) FROM conversations "
+                "WHERE status = 'active' AND channel = 'chat' AND consultant_id = ?) AS n",
+                (actor.staff_id, actor.staff_id),
+            )
+        ).fetchone()
         limit = row["max_chats"] or self.settings.chat_max_concurrent
         if row["n"] >= limit:
             raise AtCapacity(N_("you already handle {n} chats, your maximum at once"), n=row["n"])
 
     async def post_consultant(self, actor: Actor, chat_id: int, text: Any, client_msg_id: Any = None) -> Posted:
         """Store the assigned consultant's message; returns only after it is committed."""
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.send", target_kind="conversation",
-                               target_id=chat_id)
+        await self.audit.guard(
+            actor, Permission.HANDLE_CHATS, "chat.send", target_kind="conversation", target_id=chat_id
+        )
         _need_person(actor)
         text = clean_text(text, self.settings.max_message_length)
         try:
-            return await self._group.submit(chat_id, "consultant", actor.staff_id, text,
-                                            _client_msg_id(client_msg_id))
+            return await self._group.submit(chat_id, "consultant", actor.staff_id, text, _client_msg_id(client_msg_id))
         except NotPermitted:
             await self.refuse_unassigned(actor, "chat.send", chat_id)
             raise
 
     async def transfer(self, actor: Actor, chat_id: int, to: Actor) -> tuple[Chat, ChatMessage]:
         """Hand an active chat to another consultant (who must be entitled to handle chats)."""
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.transfer", target_kind="conversation",
-                               target_id=chat_id)
+        await self.audit.guard(
+            actor, Permission.HANDLE_CHATS, "chat.transfer", target_kind="conversation", target_id=chat_id
+        )
         _need_person(actor)
         if to.is_system or not allowed(to, Permission.HANDLE_CHATS):
             raise InvalidInput(N_("{name} does not handle chats"), name=to.name)
@@ -747,72 +861,113 @@ class Chats:
                 if to.staff_id == actor.staff_id:
                     raise InvalidInput(N_("the chat is already yours"))
                 seq = row["next_seq"]
-                await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
-                                 (to.staff_id, seq + 1, chat_id))
-                await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                                 "VALUES (?, ?, 'system', ?, ?, ?, 'transferred', ?)",
-                                 (chat_id, seq, actor.staff_id, _seal(await self._key(tx, chat_id), seq, text),
-                                  to_iso(now), _params(params)))
-                await self.audit.append(tx, actor, "chat.transfer", target_kind="conversation", target_id=chat_id,
-                                        details={"to_staff_id": to.staff_id})
+                await tx.execute(
+                    "UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
+                    (to.staff_id, seq + 1, chat_id),
+                )
+                await tx.execute(
+                    "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                    "VALUES (?, ?, 'system', ?, ?, ?, 'transferred', ?)",
+                    (
+                        chat_id,
+                        seq,
+                        actor.staff_id,
+                        _seal(await self._key(tx, chat_id), seq, text),
+                        to_iso(now),
+                        _params(params),
+                    ),
+                )
+                await self.audit.append(
+                    tx,
+                    actor,
+                    "chat.transfer",
+                    target_kind="conversation",
+                    target_id=chat_id,
+                    details={"to_staff_id": to.staff_id},
+                )
         except NotPermitted:  # rolled back; the refusal is audited in a transaction of its own
             await self.refuse_unassigned(actor, "chat.transfer", chat_id)
         self._group.forget(chat_id)
-        return await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
-                                                    event="transferred", params=params)
+        return await self.get(chat_id), ChatMessage(
+            chat_id, seq, "system", text, now, actor.staff_id, event="transferred", params=params
+        )
 
     async def take_over(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage, int]:
         """A supervisor (§3) takes an active chat over from its consultant; returns the chat, the system line
         and the consultant who lost it. Needs SUPERVISE_CHATS and HANDLE_CHATS (the supervisor then handles
         the chat); a refusal is audited. Of two supervisors taking over at once exactly one wins: the chat's
         last hand-over line is then a take-over, and the other gets Conflict (`already_taken`)."""
-        await self.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.take_over", target_kind="conversation",
-                               target_id=chat_id)
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.take_over", target_kind="conversation",
-                               target_id=chat_id)
+        await self.audit.guard(
+            actor, Permission.SUPERVISE_CHATS, "chat.take_over", target_kind="conversation", target_id=chat_id
+        )
+        await self.audit.guard(
+            actor, Permission.HANDLE_CHATS, "chat.take_over", target_kind="conversation", target_id=chat_id
+        )
         _need_person(actor)
         now = self.clock()
         params = {"consultant": await self.display_name_of(actor.staff_id)}
         async with self.db.write() as tx:
-            row = await (await tx.execute(
-                "SELECT c.status, c.next_seq, c.consultant_id, s.name FROM conversations c "
-                "LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
-                (chat_id,))).fetchone()
+            row = await (
+                await tx.execute(
+                    "SELECT c.status, c.next_seq, c.consultant_id, s.name FROM conversations c "
+                    "LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
+                    (chat_id,),
+                )
+            ).fetchone()
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
                 raise ChatClosed(N_("the chat has ended"))
             if row["status"] != "active" or row["consultant_id"] is None:
-                raise InvalidInput(N_("only a chat a consultant is answering can be taken over; accept it from the "
-                                      "queue"))
+                raise InvalidInput(
+                    N_("only a chat a consultant is answering can be taken over; accept it from the queue")
+                )
             if row["consultant_id"] == actor.staff_id:
                 raise InvalidInput(N_("the chat is already yours"))
-            last = await (await tx.execute(
-                "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
-                "('accepted', 'transferred', 'taken_over', 'requeued', 'declined') ORDER BY seq DESC LIMIT 1",
-                (chat_id,))).fetchone()
+            last = await (
+                await tx.execute(
+                    "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
+                    "('accepted', 'transferred', 'taken_over', 'requeued', 'declined') ORDER BY seq DESC LIMIT 1",
+                    (chat_id,),
+                )
+            ).fetchone()
             if last is not None and last["event"] == "taken_over":
                 raise Conflict(N_("another supervisor has already taken this chat over"))
             seq, previous = row["next_seq"], row["consultant_id"]
             text = f"Przejęcie rozmowy (nadzór): odpowiada teraz {actor.name}, wcześniej {row['name']}."
-            await tx.execute("UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
-                             "AND status = 'active' AND consultant_id = ?", (actor.staff_id, seq + 1, chat_id, previous))
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                             "VALUES (?, ?, 'system', ?, ?, ?, 'taken_over', ?)",
-                             (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)))
-            await self.audit.append(tx, actor, "chat.take_over", target_kind="conversation", target_id=chat_id,
-                                    details={"from_staff_id": previous})
+            await tx.execute(
+                "UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
+                "AND status = 'active' AND consultant_id = ?",
+                (actor.staff_id, seq + 1, chat_id, previous),
+            )
+            await tx.execute(
+                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                "VALUES (?, ?, 'system', ?, ?, ?, 'taken_over', ?)",
+                (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)),
+            )
+            await self.audit.append(
+                tx,
+                actor,
+                "chat.take_over",
+                target_kind="conversation",
+                target_id=chat_id,
+                details={"from_staff_id": previous},
+            )
         self._group.forget(chat_id)
-        return (await self.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
-                                                     event="taken_over", params=params), previous)
+        return (
+            await self.get(chat_id),
+            ChatMessage(chat_id, seq, "system", text, now, actor.staff_id, event="taken_over", params=params),
+            previous,
+        )
 
     async def close(self, actor: Actor, chat_id: int, category: Any) -> tuple[Chat, ChatMessage | None]:
         """Close the consultant's chat with a category; a chat the resident already left only gets its category."""
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.close", target_kind="conversation",
-                               target_id=chat_id)
+        await self.audit.guard(
+            actor, Permission.HANDLE_CHATS, "chat.close", target_kind="conversation", target_id=chat_id
+        )
         _need_person(actor)
         if category not in CLOSE_CATEGORIES:
-            raise InvalidInput(N_("the category must be one of: {choices}"), choices=', '.join(CLOSE_CATEGORIES))
+            raise InvalidInput(N_("the category must be one of: {choices}"), choices=", ".join(CLOSE_CATEGORIES))
         chat = await self.get(chat_id)
         if chat.consultant_id != actor.staff_id:
             await self.refuse_unassigned(actor, "chat.close", chat_id)
@@ -820,24 +975,39 @@ class Chats:
             if chat.close_category is not None:
                 raise ChatClosed(N_("the chat is already closed"))
             async with self.db.write() as tx:
-                cur = await tx.execute("UPDATE conversations SET close_category = ? WHERE id = ? "
-                                       "AND close_category IS NULL", (category, chat_id))
+                cur = await tx.execute(
+                    "UPDATE conversations SET close_category = ? WHERE id = ? AND close_category IS NULL",
+                    (category, chat_id),
+                )
                 if cur.rowcount != 1:
                     raise ChatClosed(N_("the chat is already closed"))
-                await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
-                                        details={"category": category, "after_resident_left": True})
+                await self.audit.append(
+                    tx,
+                    actor,
+                    "chat.close",
+                    target_kind="conversation",
+                    target_id=chat_id,
+                    details={"category": category, "after_resident_left": True},
+                )
             return await self.get(chat_id), None
         try:
-            message = await self._close(chat_id, category, f"Konsultant zakończył rozmowę ({category}).",
-                                        actor=actor, event="closed_by_consultant")
+            message = await self._close(
+                chat_id,
+                category,
+                f"Konsultant zakończył rozmowę ({category}).",
+                actor=actor,
+                event="closed_by_consultant",
+            )
         except NotPermitted:  # transferred away or returned to the queue a moment ago
             await self.refuse_unassigned(actor, "chat.close", chat_id)
         return await self.get(chat_id), message
 
     async def consultants_holding_chats(self) -> set[int]:
         """Staff ids with at least one active chat (the chat server checks that someone can still answer)."""
-        rows = await self.db.fetchall("SELECT DISTINCT consultant_id FROM conversations "
-                                      "WHERE channel = 'chat' AND status = 'active' AND consultant_id IS NOT NULL")
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT consultant_id FROM conversations "
+            "WHERE channel = 'chat' AND status = 'active' AND consultant_id IS NOT NULL"
+        )
         return {r["consultant_id"] for r in rows}
 
     async def return_to_queue(self, staff_id: int, reason: str) -> list[tuple[Chat, ChatMessage]]:
@@ -848,28 +1018,43 @@ class Chats:
         async with self.db.write() as tx:
             rows = await tx.execute_fetchall(
                 "SELECT c.id, c.next_seq, s.name FROM conversations c JOIN staff s ON s.id = c.consultant_id "
-                "WHERE c.channel = 'chat' AND c.status = 'active' AND c.consultant_id = ? ORDER BY c.id", (staff_id,))
+                "WHERE c.channel = 'chat' AND c.status = 'active' AND c.consultant_id = ? ORDER BY c.id",
+                (staff_id,),
+            )
             for row in rows:
                 chat_id, seq = row["id"], row["next_seq"]
                 text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
-                await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ?, "
-                                 "queue_front = ? WHERE id = ?", (seq + 1, to_iso(now), chat_id))
-                await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                                 "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')",
-                                 (chat_id, seq, _seal(await self._key(tx, chat_id), seq, text), to_iso(now)))
-                await self.audit.append(tx, Actor.system("chat-server"), "chat.requeue", target_kind="conversation",
-                                        target_id=chat_id, details={"from_staff_id": staff_id, "reason": reason})
+                await tx.execute(
+                    "UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ?, "
+                    "queue_front = ? WHERE id = ?",
+                    (seq + 1, to_iso(now), chat_id),
+                )
+                await tx.execute(
+                    "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                    "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')",
+                    (chat_id, seq, _seal(await self._key(tx, chat_id), seq, text), to_iso(now)),
+                )
+                await self.audit.append(
+                    tx,
+                    Actor.system("chat-server"),
+                    "chat.requeue",
+                    target_kind="conversation",
+                    target_id=chat_id,
+                    details={"from_staff_id": staff_id, "reason": reason},
+                )
                 returned.append((chat_id, ChatMessage(chat_id, seq, "system", text, now, event="requeued", params={})))
         for chat_id, _ in returned:
             self._group.forget(chat_id)
         return [(await self.get(chat_id), message) for chat_id, message in returned]
 
-    async def _close(self, chat_id: int, category: str | None, text: str, *, actor: Actor | None,
-                     event: str) -> ChatMessage:
+    async def _close(
+        self, chat_id: int, category: str | None, text: str, *, actor: Actor | None, event: str
+    ) -> ChatMessage:
         now = self.clock()
         async with self.db.write() as tx:
-            row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations WHERE id = ?",
-                                          (chat_id,))).fetchone()
+            row = await (
+                await tx.execute("SELECT status, next_seq, consultant_id FROM conversations WHERE id = ?", (chat_id,))
+            ).fetchone()
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
@@ -877,22 +1062,31 @@ class Chats:
             if actor is not None and row["consultant_id"] != actor.staff_id:
                 raise NotPermitted(N_("this chat is not assigned to you"))
             seq = row["next_seq"]
-            await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
-                             "next_seq = ? WHERE id = ?", (to_iso(now), category, seq + 1, chat_id))
+            await tx.execute(
+                "UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
+                "next_seq = ? WHERE id = ?",
+                (to_iso(now), category, seq + 1, chat_id),
+            )
             # the event has no parameters: the close category is never shown to the resident
             key = await self._key(tx, chat_id)
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                             "VALUES (?, ?, 'system', ?, ?, ?, ?, '{}')",
-                             (chat_id, seq, actor.staff_id if actor else None, _seal(key, seq, text), to_iso(now),
-                              event))
+            await tx.execute(
+                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                "VALUES (?, ?, 'system', ?, ?, ?, ?, '{}')",
+                (chat_id, seq, actor.staff_id if actor else None, _seal(key, seq, text), to_iso(now), event),
+            )
             if key is not None:  # the blind index of the residents' words, once, off the relay's path
                 await run_on_thread(tx, _index_words, key)
             if actor is not None:
-                await self.audit.append(tx, actor, "chat.close", target_kind="conversation", target_id=chat_id,
-                                        details={"category": category})
+                await self.audit.append(
+                    tx,
+                    actor,
+                    "chat.close",
+                    target_kind="conversation",
+                    target_id=chat_id,
+                    details={"category": category},
+                )
         self._group.forget(chat_id)
-        return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None, event=event,
-                           params={})
+        return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None, event=event, params={})
 
     async def _key(self, tx: Any, chat_id: int) -> DataKey | None:
         """The chat's data key inside a write transaction: the group commit's while it holds one, else
@@ -905,8 +1099,12 @@ class Chats:
         return await self.keys.get(tx, chat_id, create_at=to_iso(self.clock()))
 
     async def _assigned_row(self, tx: Any, actor: Actor, chat_id: int) -> Any:
-        row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
-                                      "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
+        row = await (
+            await tx.execute(
+                "SELECT status, next_seq, consultant_id FROM conversations WHERE id = ? AND channel = 'chat'",
+                (chat_id,),
+            )
+        ).fetchone()
         if row is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if row["status"] == "closed":
@@ -927,8 +1125,9 @@ class Chats:
             raise InvalidInput(N_("the display name must be text"))
         text = " ".join(text.split())
         if len(text) > MAX_DISPLAY_NAME:
-            raise InvalidInput(N_("the display name is longer than {max_display_name} characters"),
-                               max_display_name=MAX_DISPLAY_NAME)
+            raise InvalidInput(
+                N_("the display name is longer than {max_display_name} characters"), max_display_name=MAX_DISPLAY_NAME
+            )
         if _CONTROL.search(text):
             raise InvalidInput(N_("the display name has control characters"))
         _need_utf8(text, N_("the display name"))
@@ -937,8 +1136,14 @@ class Chats:
             if row is None:
                 raise StaffNotFound(N_("no user named {name!r}"), name=name)
             await tx.execute("UPDATE staff SET display_name = ? WHERE id = ?", (text or None, row["id"]))
-            await self.audit.append(tx, actor, "staff.display_name", target_kind="staff", target_id=row["id"],
-                                    details={"display_name": text or None})
+            await self.audit.append(
+                tx,
+                actor,
+                "staff.display_name",
+                target_kind="staff",
+                target_id=row["id"],
+                details={"display_name": text or None},
+            )
         return text or None
 
     # ------------------------------------------------------------------ canned responses
@@ -951,8 +1156,12 @@ class Chats:
         responses = await self.canned(actor)
         consultant = await self.display_name_of(actor.staff_id) or DEFAULT_DISPLAY_NAME["pl"]
         today = self.clock().astimezone(ZoneInfo(self.settings.timezone)).date()
-        return [CannedResponse(c.id, c.title, fill_canned(c.text, consultant=consultant, day=today), c.updated_at,
-                               c.updated_by) for c in responses]
+        return [
+            CannedResponse(
+                c.id, c.title, fill_canned(c.text, consultant=consultant, day=today), c.updated_at, c.updated_by
+            )
+            for c in responses
+        ]
 
     async def canned(self, actor: Actor) -> list[CannedResponse]:
         """Every canned response: for consultants to insert, and for the CIM manager (who handles no chats) to manage."""
@@ -965,27 +1174,33 @@ class Chats:
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "canned.add")
         title, text = _canned_fields(title, text, self.settings.max_message_length)
         async with self.db.write() as tx:
-            cur = await tx.execute("INSERT INTO canned_responses(title, text, updated_at, updated_by) "
-                                   "VALUES (?, ?, ?, ?)", (title, text, to_iso(self.clock()), actor.staff_id))
+            cur = await tx.execute(
+                "INSERT INTO canned_responses(title, text, updated_at, updated_by) VALUES (?, ?, ?, ?)",
+                (title, text, to_iso(self.clock()), actor.staff_id),
+            )
             canned_id = cur.lastrowid
             await self.audit.append(tx, actor, "canned.add", target_kind="canned", target_id=canned_id)
         return await self._canned_by_id(canned_id)
 
     async def update_canned(self, actor: Actor, canned_id: int, title: str, text: str) -> CannedResponse:
-        await self.audit.guard(actor, Permission.MANAGE_CANNED, "canned.update", target_kind="canned",
-                               target_id=canned_id)
+        await self.audit.guard(
+            actor, Permission.MANAGE_CANNED, "canned.update", target_kind="canned", target_id=canned_id
+        )
         title, text = _canned_fields(title, text, self.settings.max_message_length)
         async with self.db.write() as tx:
-            cur = await tx.execute("UPDATE canned_responses SET title = ?, text = ?, updated_at = ?, updated_by = ? "
-                                   "WHERE id = ?", (title, text, to_iso(self.clock()), actor.staff_id, canned_id))
+            cur = await tx.execute(
+                "UPDATE canned_responses SET title = ?, text = ?, updated_at = ?, updated_by = ? WHERE id = ?",
+                (title, text, to_iso(self.clock()), actor.staff_id, canned_id),
+            )
             if cur.rowcount != 1:
                 raise NotFound(N_("no canned response {canned_id}"), canned_id=canned_id)
             await self.audit.append(tx, actor, "canned.update", target_kind="canned", target_id=canned_id)
         return await self._canned_by_id(canned_id)
 
     async def delete_canned(self, actor: Actor, canned_id: int) -> None:
-        await self.audit.guard(actor, Permission.MANAGE_CANNED, "canned.delete", target_kind="canned",
-                               target_id=canned_id)
+        await self.audit.guard(
+            actor, Permission.MANAGE_CANNED, "canned.delete", target_kind="canned", target_id=canned_id
+        )
         async with self.db.write() as tx:
             cur = await tx.execute("DELETE FROM canned_responses WHERE id = ?", (canned_id,))
             if cur.rowcount != 1:
@@ -1007,8 +1222,9 @@ def _canned_fields(title: Any, text: Any, max_length: int) -> tuple[str, str]:
     if not isinstance(title, str) or not title.strip():
         raise InvalidInput(N_("a canned response needs a title"))
     if len(title) > MAX_CANNED_TITLE:
-        raise InvalidInput(N_("the title is longer than {max_canned_title} characters"),
-                           max_canned_title=MAX_CANNED_TITLE)
+        raise InvalidInput(
+            N_("the title is longer than {max_canned_title} characters"), max_canned_title=MAX_CANNED_TITLE
+        )
     return title.strip(), clean_text(text, max_length)
 
 
@@ -1016,8 +1232,9 @@ def _client_msg_id(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= MAX_CLIENT_MSG_ID:
-        raise InvalidInput(N_("client_msg_id must be text of 1 to {max_client_msg_id} characters"),
-                           max_client_msg_id=MAX_CLIENT_MSG_ID)
+        raise InvalidInput(
+            N_("client_msg_id must be text of 1 to {max_client_msg_id} characters"), max_client_msg_id=MAX_CLIENT_MSG_ID
+        )
     _need_utf8(value, N_("client_msg_id"))
     return value
 

@@ -68,8 +68,7 @@ class Duration:
     def parse(cls, text: str) -> "Duration":
         match = _DURATION.match(text.strip().upper())
         if not match:
-            raise ConfigError(
-                N_("{text!r} is not an ISO 8601 duration such as P6M, P3M or PT0S"), text=text)
+            raise ConfigError(N_("{text!r} is not an ISO 8601 duration such as P6M, P3M or PT0S"), text=text)
         part = {k: int(v or 0) for k, v in match.groupdict().items()}
         return cls(
             months=part["years"] * 12 + part["months"],

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from .sqlite.database import (APPLICATION_ID, BUSY_TIMEOUT_MS, MIGRATIONS_DIR, Database, check_data_dir,
-                              migration_names, run_on_thread)
+from .sqlite.database import (
+    APPLICATION_ID,
+    BUSY_TIMEOUT_MS,
+    MIGRATIONS_DIR,
+    Database,
+    check_data_dir,
+    migration_names,
+    run_on_thread,
+)
 
-__all__ = ["APPLICATION_ID", "BUSY_TIMEOUT_MS", "MIGRATIONS_DIR", "Database", "check_data_dir", "migration_names",
-           "run_on_thread"]
+__all__ = [
+    "APPLICATION_ID",
+    "BUSY_TIMEOUT_MS",
+    "MIGRATIONS_DIR",
+    "Database",
+    "check_data_dir",
+    "migration_names",
+    "run_on_thread",
+]

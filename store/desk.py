@@ -17,8 +17,7 @@ from .audit import AuditLog
 from .chats import LANGS, ChatMessage, Chats, _seal, is_id
 from .clock import Clock, from_iso, to_iso
 from .db import Database
-from .errors import (AtCapacity, ChatClosed, ConversationNotFound, InvalidInput, NotFound, NotPermitted, StaffNotFound,
-                     Text)
+from .errors import ChatClosed, ConversationNotFound, InvalidInput, NotFound, NotPermitted, StaffNotFound, Text
 from .i18n import N_
 from .models import Actor
 from .policy import Permission
@@ -105,7 +104,7 @@ def _topic(r: Any) -> Topic:
     return Topic(r["id"], r["label_pl"], r["label_en"], r["department"], r["position"], bool(r["active"]))
 
 
-_TOPIC_SQL = ("SELECT t.*, d.code AS department FROM chat_topics t LEFT JOIN departments d ON d.id = t.department_id ")
+_TOPIC_SQL = "SELECT t.*, d.code AS department FROM chat_topics t LEFT JOIN departments d ON d.id = t.department_id "
 
 
 class Desk:
@@ -151,38 +150,64 @@ class Desk:
         async with self.db.write() as tx:
             department_id = await self._department_id(tx, department)
             row = await (await tx.execute("SELECT coalesce(max(position), 0) + 1 AS p FROM chat_topics")).fetchone()
-            cur = await tx.execute("INSERT INTO chat_topics(label_pl, label_en, department_id, position, updated_at) "
-                                   "VALUES (?, ?, ?, ?, ?)", (label_pl, label_en, department_id, row["p"],
-                                                              to_iso(self.clock())))
+            cur = await tx.execute(
+                "INSERT INTO chat_topics(label_pl, label_en, department_id, position, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (label_pl, label_en, department_id, row["p"], to_iso(self.clock())),
+            )
             topic_id = cur.lastrowid
-            await self.audit.append(tx, actor, "topic.add", target_kind="topic", target_id=topic_id,
-                                    details={"label_pl": label_pl, "department": department or None})
+            await self.audit.append(
+                tx,
+                actor,
+                "topic.add",
+                target_kind="topic",
+                target_id=topic_id,
+                details={"label_pl": label_pl, "department": department or None},
+            )
         return await self.topic(topic_id)
 
-    async def update_topic(self, actor: Actor, topic_id: int, label_pl: Any, label_en: Any, department: Any = None,
-                           *, active: bool | None = None) -> Topic:
-        await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.update", target_kind="topic",
-                               target_id=topic_id)
+    async def update_topic(
+        self,
+        actor: Actor,
+        topic_id: int,
+        label_pl: Any,
+        label_en: Any,
+        department: Any = None,
+        *,
+        active: bool | None = None,
+    ) -> Topic:
+        await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.update", target_kind="topic", target_id=topic_id)
         label_pl, label_en = _label(label_pl, N_("Polish label")), _label(label_en, N_("English label"))
         async with self.db.write() as tx:
             department_id = await self._department_id(tx, department)
             cur = await tx.execute(
                 "UPDATE chat_topics SET label_pl = ?, label_en = ?, department_id = ?, active = coalesce(?, active), "
-                "updated_at = ? WHERE id = ?", (label_pl, label_en, department_id,
-                                                 None if active is None else int(active), to_iso(self.clock()),
-                                                 topic_id))
+                "updated_at = ? WHERE id = ?",
+                (
+                    label_pl,
+                    label_en,
+                    department_id,
+                    None if active is None else int(active),
+                    to_iso(self.clock()),
+                    topic_id,
+                ),
+            )
             if cur.rowcount != 1:
                 raise NotFound(N_("no topic {topic_id}"), topic_id=topic_id)
-            await self.audit.append(tx, actor, "topic.update", target_kind="topic", target_id=topic_id,
-                                    details={"label_pl": label_pl, "department": department or None,
-                                             "active": active})
+            await self.audit.append(
+                tx,
+                actor,
+                "topic.update",
+                target_kind="topic",
+                target_id=topic_id,
+                details={"label_pl": label_pl, "department": department or None, "active": active},
+            )
         return await self.topic(topic_id)
 
     async def set_topic_active(self, actor: Actor, topic_id: int, active: bool) -> Topic:
         """Offer a topic again, or stop offering it (old chats keep it: a topic is never deleted)."""
         topic = await self.topic(topic_id)
-        return await self.update_topic(actor, topic_id, topic.label_pl, topic.label_en, topic.department,
-                                       active=active)
+        return await self.update_topic(actor, topic_id, topic.label_pl, topic.label_en, topic.department, active=active)
 
     async def seed_default_topics(self, actor: Actor) -> int:
         """`cim init`: the default topics, once (nothing when a topic was ever defined); returns how many."""
@@ -192,8 +217,10 @@ class Desk:
                 return 0
             now = to_iso(self.clock())
             # set-up data, like the notices of migration 0002: not audited (every later change is)
-            await tx.executemany("INSERT INTO chat_topics(label_pl, label_en, position, updated_at) VALUES (?, ?, ?, ?)",
-                                 [(pl, en, i + 1, now) for i, (pl, en) in enumerate(DEFAULT_TOPICS)])
+            await tx.executemany(
+                "INSERT INTO chat_topics(label_pl, label_en, position, updated_at) VALUES (?, ?, ?, ?)",
+                [(pl, en, i + 1, now) for i, (pl, en) in enumerate(DEFAULT_TOPICS)],
+            )
         return len(DEFAULT_TOPICS)
 
     async def check_topic(self, topic_id: Any) -> int | None:
@@ -211,13 +238,15 @@ class Desk:
         """A consultant's own maximum of concurrent chats; None: the setting chat_max_concurrent."""
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "staff.max_chats")
         if max_chats is not None and (not is_id(max_chats) or max_chats > MAX_CHATS_LIMIT):
-            raise InvalidInput(N_("the maximum of concurrent chats is a number from 1 to {limit}"),
-                               limit=MAX_CHATS_LIMIT)
+            raise InvalidInput(
+                N_("the maximum of concurrent chats is a number from 1 to {limit}"), limit=MAX_CHATS_LIMIT
+            )
         async with self.db.write() as tx:
             staff_id = await self._staff_id(tx, name)
             await tx.execute("UPDATE staff SET max_chats = ? WHERE id = ?", (max_chats, staff_id))
-            await self.audit.append(tx, actor, "staff.max_chats", target_kind="staff", target_id=staff_id,
-                                    details={"max_chats": max_chats})
+            await self.audit.append(
+                tx, actor, "staff.max_chats", target_kind="staff", target_id=staff_id, details={"max_chats": max_chats}
+            )
         return max_chats
 
     async def set_skills(self, actor: Actor, name: str, topic_ids: Iterable[Any]) -> frozenset[int]:
@@ -230,16 +259,22 @@ class Desk:
             staff_id = await self._staff_id(tx, name)
             if ids:
                 marks = ",".join("?" * len(set(ids)))
-                known = {r["id"] for r in await tx.execute_fetchall(
-                    f"SELECT id FROM chat_topics WHERE id IN ({marks})", sorted(set(ids)))}
+                known = {
+                    r["id"]
+                    for r in await tx.execute_fetchall(
+                        f"SELECT id FROM chat_topics WHERE id IN ({marks})", sorted(set(ids))
+                    )
+                }
                 missing = sorted(set(ids) - known)
                 if missing:
                     raise NotFound(N_("no topic {topic_id}"), topic_id=missing[0])
             await tx.execute("DELETE FROM staff_topics WHERE staff_id = ?", (staff_id,))
-            await tx.executemany("INSERT INTO staff_topics(staff_id, topic_id) VALUES (?, ?)",
-                                 [(staff_id, t) for t in sorted(set(ids))])
-            await self.audit.append(tx, actor, "staff.skills", target_kind="staff", target_id=staff_id,
-                                    details={"topics": sorted(set(ids))})
+            await tx.executemany(
+                "INSERT INTO staff_topics(staff_id, topic_id) VALUES (?, ?)", [(staff_id, t) for t in sorted(set(ids))]
+            )
+            await self.audit.append(
+                tx, actor, "staff.skills", target_kind="staff", target_id=staff_id, details={"topics": sorted(set(ids))}
+            )
         return frozenset(ids)
 
     async def people(self, staff_ids: Iterable[int] | None = None) -> dict[int, DeskPerson]:
@@ -253,19 +288,24 @@ class Desk:
             params = ids
         rows = await self.db.fetchall(
             f"SELECT s.id, s.name, s.max_chats FROM staff s JOIN staff_roles r ON r.staff_id = s.id {where} "
-            "ORDER BY s.name", params)
+            "ORDER BY s.name",
+            params,
+        )
         skills: dict[int, set[int]] = {}
         for r in await self.db.fetchall("SELECT staff_id, topic_id FROM staff_topics"):
             skills.setdefault(r["staff_id"], set()).add(r["topic_id"])
         default = self.settings.chat_max_concurrent
-        return {r["id"]: DeskPerson(r["id"], r["name"], r["max_chats"] or default, frozenset(skills.get(r["id"], ())))
-                for r in rows}
+        return {
+            r["id"]: DeskPerson(r["id"], r["name"], r["max_chats"] or default, frozenset(skills.get(r["id"], ())))
+            for r in rows
+        }
 
     async def load(self) -> dict[int, int]:
         """Active chats per consultant."""
         rows = await self.db.fetchall(
             "SELECT consultant_id, count(*) AS n FROM conversations WHERE status = 'active' AND channel = 'chat' "
-            "AND consultant_id IS NOT NULL GROUP BY consultant_id")
+            "AND consultant_id IS NOT NULL GROUP BY consultant_id"
+        )
         return {r["consultant_id"]: r["n"] for r in rows}
 
     # ------------------------------------------------------------------ availability
@@ -276,7 +316,8 @@ class Desk:
         if not ids:
             return {}
         rows = await self.db.fetchall(
-            f"SELECT staff_id, status FROM staff_availability WHERE staff_id IN ({','.join('?' * len(ids))})", ids)
+            f"SELECT staff_id, status FROM staff_availability WHERE staff_id IN ({','.join('?' * len(ids))})", ids
+        )
         found = {r["staff_id"]: r["status"] for r in rows}
         return {staff_id: found.get(staff_id, AVAILABLE) for staff_id in ids}
 
@@ -287,9 +328,12 @@ class Desk:
         if actor.staff_id is None:
             raise NotPermitted(N_("only staff members set their availability"))
         async with self.db.write() as tx:
-            await tx.execute("INSERT INTO staff_availability(staff_id, status, updated_at) VALUES (?, ?, ?) "
-                             "ON CONFLICT(staff_id) DO UPDATE SET status = excluded.status, "
-                             "updated_at = excluded.updated_at", (actor.staff_id, status, to_iso(self.clock())))
+            await tx.execute(
+                "INSERT INTO staff_availability(staff_id, status, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(staff_id) DO UPDATE SET status = excluded.status, "
+                "updated_at = excluded.updated_at",
+                (actor.staff_id, status, to_iso(self.clock())),
+            )
         return status
 
     # ------------------------------------------------------------------ auto mode
@@ -301,13 +345,18 @@ class Desk:
 
     async def decline(self, actor: Actor, chat_id: int) -> tuple[Any, ChatMessage]:
         """Auto mode: the consultant gives back a chat assigned to them; it waits at the front for the next."""
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.decline", target_kind="conversation",
-                               target_id=chat_id)
+        await self.audit.guard(
+            actor, Permission.HANDLE_CHATS, "chat.decline", target_kind="conversation", target_id=chat_id
+        )
         now = self.clock()
         text = f"Odrzucono przydział rozmowy (konsultant {actor.name}); rozmowa czeka na innego konsultanta."
         async with self.db.write() as tx:
-            row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
-                                          "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
+            row = await (
+                await tx.execute(
+                    "SELECT status, next_seq, consultant_id FROM conversations WHERE id = ? AND channel = 'chat'",
+                    (chat_id,),
+                )
+            ).fetchone()
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
@@ -315,16 +364,21 @@ class Desk:
             if row["status"] != "active" or row["consultant_id"] != actor.staff_id:
                 raise NotPermitted(N_("this chat is not assigned to you"))
             seq = row["next_seq"]
-            await tx.execute("UPDATE conversations SET status = 'queued', consultant_id = NULL, queue_front = ?, "
-                             "next_seq = ? WHERE id = ?", (to_iso(now), seq + 1, chat_id))
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                             "VALUES (?, ?, 'system', ?, ?, ?, 'declined', '{}')",
-                             (chat_id, seq, actor.staff_id, _seal(await self.chats._key(tx, chat_id), seq, text),
-                              to_iso(now)))
+            await tx.execute(
+                "UPDATE conversations SET status = 'queued', consultant_id = NULL, queue_front = ?, "
+                "next_seq = ? WHERE id = ?",
+                (to_iso(now), seq + 1, chat_id),
+            )
+            await tx.execute(
+                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                "VALUES (?, ?, 'system', ?, ?, ?, 'declined', '{}')",
+                (chat_id, seq, actor.staff_id, _seal(await self.chats._key(tx, chat_id), seq, text), to_iso(now)),
+            )
             await self.audit.append(tx, actor, "chat.decline", target_kind="conversation", target_id=chat_id)
         self.chats._group.forget(chat_id)
-        return await self.chats.get(chat_id), ChatMessage(chat_id, seq, "system", text, now, actor.staff_id,
-                                                          event="declined", params={})
+        return await self.chats.get(chat_id), ChatMessage(
+            chat_id, seq, "system", text, now, actor.staff_id, event="declined", params={}
+        )
 
     # ------------------------------------------------------------------ idle chats and the queue's limit
 
@@ -346,7 +400,8 @@ class Desk:
             " OR m.event IN ('accepted', 'transferred')) ORDER BY m.seq DESC LIMIT 1) AS seen, "
             "(SELECT m.seq || ' ' || m.at FROM messages m WHERE m.conversation_id = c.id AND m.event = 'idle_warning' "
             " ORDER BY m.seq DESC LIMIT 1) AS warned "
-            "FROM conversations c WHERE c.status = 'active' AND c.channel = 'chat'")
+            "FROM conversations c WHERE c.status = 'active' AND c.channel = 'chat'"
+        )
 
         def split(value: str | None) -> tuple[int, datetime] | None:
             if not value:
@@ -367,19 +422,28 @@ class Desk:
         return warn, close
 
     async def warn_idle(self, chat_id: int) -> ChatMessage | None:
-        return await self._system_line(chat_id, "idle_warning",
-                                       "Brak odpowiedzi mieszkańca; wysłano pytanie, czy rozmowa nadal trwa.")
+        return await self._system_line(
+            chat_id, "idle_warning", "Brak odpowiedzi mieszkańca; wysłano pytanie, czy rozmowa nadal trwa."
+        )
 
     async def close_abandoned(self, chat_id: int, event: str = "closed_idle") -> ChatMessage | None:
         """Close a chat as `abandoned` (a silent resident: closed_idle; nobody free in time: queue_timeout)."""
-        text = ("Czat zakończony: brak odpowiedzi mieszkańca." if event == "closed_idle"
-                else "Czat zakończony: nikt nie był wolny w dopuszczalnym czasie oczekiwania.")
+        text = (
+            "Czat zakończony: brak odpowiedzi mieszkańca."
+            if event == "closed_idle"
+            else "Czat zakończony: nikt nie był wolny w dopuszczalnym czasie oczekiwania."
+        )
         try:
             message = await self.chats._close(chat_id, ABANDONED, text, actor=None, event=event)
         except ChatClosed:
             return None
-        await self.audit.record(Actor.system("chat-server"), "chat.close", target_kind="conversation",
-                                target_id=chat_id, details={"category": ABANDONED, "reason": event})
+        await self.audit.record(
+            Actor.system("chat-server"),
+            "chat.close",
+            target_kind="conversation",
+            target_id=chat_id,
+            details={"category": ABANDONED, "reason": event},
+        )
         return message
 
     async def overdue_in_queue(self, minutes: int | None = None) -> list[int]:
@@ -390,21 +454,26 @@ class Desk:
         since = to_iso(self.clock() - timedelta(minutes=minutes))
         rows = await self.db.fetchall(
             "SELECT id FROM conversations WHERE status = 'queued' AND channel = 'chat' "
-            "AND coalesce(queue_front, created_at) <= ? ORDER BY created_at, id", (since,))
+            "AND coalesce(queue_front, created_at) <= ? ORDER BY created_at, id",
+            (since,),
+        )
         return [r["id"] for r in rows]
 
     async def _system_line(self, chat_id: int, event: str, text: str) -> ChatMessage | None:
         now = self.clock()
         async with self.db.write() as tx:
-            row = await (await tx.execute("SELECT status, next_seq FROM conversations WHERE id = ?",
-                                          (chat_id,))).fetchone()
+            row = await (
+                await tx.execute("SELECT status, next_seq FROM conversations WHERE id = ?", (chat_id,))
+            ).fetchone()
             if row is None or row["status"] == "closed":
                 return None
             seq = row["next_seq"]
             await tx.execute("UPDATE conversations SET next_seq = ? WHERE id = ?", (seq + 1, chat_id))
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                             "VALUES (?, ?, 'system', NULL, ?, ?, ?, '{}')",
-                             (chat_id, seq, _seal(await self.chats._key(tx, chat_id), seq, text), to_iso(now), event))
+            await tx.execute(
+                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+                "VALUES (?, ?, 'system', NULL, ?, ?, ?, '{}')",
+                (chat_id, seq, _seal(await self.chats._key(tx, chat_id), seq, text), to_iso(now), event),
+            )
         self.chats._group.forget(chat_id)
         return ChatMessage(chat_id, seq, "system", text, now, event=event, params={})
 
@@ -418,9 +487,11 @@ class Desk:
             "SELECT a.at AS accepted_at, (SELECT max(q.at) FROM messages q WHERE q.conversation_id = a.conversation_id "
             " AND q.event IN ('queued', 'requeued', 'declined') AND q.seq < a.seq) AS queued_at "
             "FROM messages a WHERE a.event = 'accepted' AND a.sender = 'system' AND a.at >= ? AND a.at <= ?",
-            (to_iso(now - ESTIMATE_WINDOW), to_iso(now)))
-        waits = [(from_iso(r["accepted_at"]) - from_iso(r["queued_at"])).total_seconds()
-                 for r in rows if r["queued_at"]]
+            (to_iso(now - ESTIMATE_WINDOW), to_iso(now)),
+        )
+        waits = [
+            (from_iso(r["accepted_at"]) - from_iso(r["queued_at"])).total_seconds() for r in rows if r["queued_at"]
+        ]
         if not waits:
             return None
         return timedelta(seconds=statistics.median(waits))
@@ -428,7 +499,6 @@ class Desk:
 
 def topic_label(topic: Topic | None, lang: str) -> str | None:
     return topic.label(lang) if topic is not None else None
-
 
 
 def staff_topic_label(topic: tuple[str, str] | None) -> str:

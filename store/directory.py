@@ -75,16 +75,18 @@ def parse_role_map(text: str) -> dict[str, Grant]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(N_("CIM_LDAP_ROLE_MAP is not a table (TOML) or object (JSON) of group DN -> roles: {exc}"),
-                          exc=exc) from exc
+        raise ConfigError(
+            N_("CIM_LDAP_ROLE_MAP is not a table (TOML) or object (JSON) of group DN -> roles: {exc}"), exc=exc
+        ) from exc
     if not isinstance(raw, dict):
         raise ConfigError(N_("CIM_LDAP_ROLE_MAP must map group DNs to roles"))
     grants: dict[str, Grant] = {}
     for dn, value in raw.items():
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items) or not items:
-            raise ConfigError(N_("CIM_LDAP_ROLE_MAP: {dn!r} must map to a role or a list of roles and department:CODE"),
-                              dn=dn)
+            raise ConfigError(
+                N_("CIM_LDAP_ROLE_MAP: {dn!r} must map to a role or a list of roles and department:CODE"), dn=dn
+            )
         roles, departments = set(), set()
         for item in items:
             if item.startswith("department:"):
@@ -93,8 +95,9 @@ def parse_role_map(text: str) -> dict[str, Grant]:
             try:
                 roles.add(Role(item.strip()))
             except ValueError:
-                raise ConfigError(N_("CIM_LDAP_ROLE_MAP: {item!r} (for {dn!r}) is not a role"),
-                                  item=item, dn=dn) from None
+                raise ConfigError(
+                    N_("CIM_LDAP_ROLE_MAP: {item!r} (for {dn!r}) is not a role"), item=item, dn=dn
+                ) from None
         if len(departments) > 1:
             raise ConfigError(N_("CIM_LDAP_ROLE_MAP: {dn!r} names more than one department"), dn=dn)
         department = departments.pop() if departments else None
@@ -142,27 +145,43 @@ class Directory:
         s = self.settings
         tls = None
         if s.ldap_url.startswith("ldaps://") or s.ldap_tls == "starttls":
-            tls = Tls(validate=ssl.CERT_REQUIRED, version=ssl.PROTOCOL_TLS_CLIENT,
-                      ca_certs_file=s.ldap_ca_file or None)
-        return Server(s.ldap_url, use_ssl=s.ldap_url.startswith("ldaps://"), tls=tls, get_info=NONE,
-                      connect_timeout=s.ldap_timeout_seconds)
+            tls = Tls(validate=ssl.CERT_REQUIRED, version=ssl.PROTOCOL_TLS_CLIENT, ca_certs_file=s.ldap_ca_file or None)
+        return Server(
+            s.ldap_url,
+            use_ssl=s.ldap_url.startswith("ldaps://"),
+            tls=tls,
+            get_info=NONE,
+            connect_timeout=s.ldap_timeout_seconds,
+        )
 
     def _connect(self, user: str | None, password: str | None) -> Connection:
         """An open, read-only connection (StartTLS done when configured), not yet bound."""
-        conn = Connection(self._server(), user=user, password=password, read_only=True, auto_bind=False,
-                          receive_timeout=self.settings.ldap_timeout_seconds, raise_exceptions=False)
+        conn = Connection(
+            self._server(),
+            user=user,
+            password=password,
+            read_only=True,
+            auto_bind=False,
+            receive_timeout=self.settings.ldap_timeout_seconds,
+            raise_exceptions=False,
+        )
         try:
             conn.open()
             if self.settings.ldap_tls == "starttls" and not self.settings.ldap_url.startswith("ldaps://"):
                 if not conn.start_tls():
-                    raise DirectoryUnavailable(N_("the directory refused StartTLS ({description})"),
-                                               description=conn.result.get('description'))
+                    raise DirectoryUnavailable(
+                        N_("the directory refused StartTLS ({description})"), description=conn.result.get("description")
+                    )
         except LDAPStartTLSError as exc:
-            raise DirectoryUnavailable(N_("the directory's TLS certificate was not accepted ({reason})"),
-                                       reason=_reason(exc)) from exc
+            raise DirectoryUnavailable(
+                N_("the directory's TLS certificate was not accepted ({reason})"), reason=_reason(exc)
+            ) from exc
         except (LDAPSocketOpenError, LDAPException, OSError) as exc:
-            raise DirectoryUnavailable(N_("the city directory at {ldap_url} cannot be reached ({reason})"),
-                                       ldap_url=self.settings.ldap_url, reason=_reason(exc)) from exc
+            raise DirectoryUnavailable(
+                N_("the city directory at {ldap_url} cannot be reached ({reason})"),
+                ldap_url=self.settings.ldap_url,
+                reason=_reason(exc),
+            ) from exc
         return conn
 
     def _service(self) -> Connection:
@@ -172,20 +191,25 @@ class Directory:
             try:
                 secret = Path(s.ldap_bind_secret_file).read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
-                raise ConfigError(N_("CIM_LDAP_BIND_SECRET_FILE {file!r} cannot be read: {strerror}"),
-                                  file=s.ldap_bind_secret_file, strerror=exc.strerror) from exc
+                raise ConfigError(
+                    N_("CIM_LDAP_BIND_SECRET_FILE {file!r} cannot be read: {strerror}"),
+                    file=s.ldap_bind_secret_file,
+                    strerror=exc.strerror,
+                ) from exc
         conn = self._connect(s.ldap_bind_dn or None, secret)
         try:
             bound = conn.bind()
         except LDAPException as exc:
             conn.unbind()
-            raise DirectoryUnavailable(N_("the city directory cannot be reached ({reason})"),
-                                       reason=_reason(exc)) from exc
+            raise DirectoryUnavailable(
+                N_("the city directory cannot be reached ({reason})"), reason=_reason(exc)
+            ) from exc
         if not bound:
             description = conn.result.get("description") if conn.result else "no answer"
             conn.unbind()
-            raise DirectoryUnavailable(N_("the directory refused CIM's service account ({description})"),
-                                       description=description)
+            raise DirectoryUnavailable(
+                N_("the directory refused CIM's service account ({description})"), description=description
+            )
         return conn
 
     def _find(self, conn: Connection, name: str) -> tuple[str, str] | None:
@@ -194,8 +218,9 @@ class Directory:
         attribute = s.ldap_full_name_attribute
         if not conn.search(s.ldap_user_base, query, search_scope=SUBTREE, attributes=[attribute], size_limit=2):
             if conn.result.get("result") not in (0, 4, 32):  # success, size limit, no such object
-                raise DirectoryUnavailable(N_("the directory search failed ({description})"),
-                                           description=conn.result.get('description'))
+                raise DirectoryUnavailable(
+                    N_("the directory search failed ({description})"), description=conn.result.get("description")
+                )
         entries = conn.entries
         if len(entries) != 1:
             return None  # nobody, or an ambiguous filter: never guess who signs in
@@ -210,8 +235,9 @@ class Directory:
         value = escape_filter_chars(dn)
         conn.search(base, f"(|(member={value})(uniqueMember={value}))", search_scope=SUBTREE, attributes=[])
         if conn.result.get("result") not in (0, 32):
-            raise DirectoryUnavailable(N_("the directory group search failed ({description})"),
-                                       description=conn.result.get('description'))
+            raise DirectoryUnavailable(
+                N_("the directory group search failed ({description})"), description=conn.result.get("description")
+            )
         return tuple(sorted(normalise_dn(e.entry_dn) for e in conn.entries))
 
     def _user(self, conn: Connection, name: str, dn: str, full_name: str) -> DirectoryUser:
@@ -224,8 +250,14 @@ class Directory:
                 roles |= grant.roles
                 if grant.department:
                     departments.add(grant.department)
-        return DirectoryUser(dn=dn, name=name, full_name=full_name, groups=groups, roles=frozenset(roles),
-                             department=min(departments) if departments else None)
+        return DirectoryUser(
+            dn=dn,
+            name=name,
+            full_name=full_name,
+            groups=groups,
+            roles=frozenset(roles),
+            department=min(departments) if departments else None,
+        )
 
     def _lookup(self, name: str) -> DirectoryUser | None:
         conn = self._service()
@@ -233,8 +265,9 @@ class Directory:
             found = self._find(conn, name)
             return self._user(conn, name, *found) if found else None
         except LDAPException as exc:
-            raise DirectoryUnavailable(N_("the city directory cannot be reached ({reason})"),
-                                       reason=_reason(exc)) from exc
+            raise DirectoryUnavailable(
+                N_("the city directory cannot be reached ({reason})"), reason=_reason(exc)
+            ) from exc
         finally:
             conn.unbind()
 
@@ -255,8 +288,9 @@ class Directory:
                 person.unbind()
             return DirectoryAnswer("ok", self._user(conn, name, dn, full_name))
         except LDAPException as exc:
-            raise DirectoryUnavailable(N_("the city directory cannot be reached ({reason})"),
-                                       reason=_reason(exc)) from exc
+            raise DirectoryUnavailable(
+                N_("the city directory cannot be reached ({reason})"), reason=_reason(exc)
+            ) from exc
         finally:
             conn.unbind()
 

@@ -45,8 +45,13 @@ class Extensions:
             raise NotPermitted(N_("only a consultant pauses themselves in a queue"))
         return await self.of_staff(actor.staff_id)
 
-    async def record_pause(self, actor: Actor, *, paused: bool, queue: str | None, reason: str,
-                           interfaces: Sequence[str], outcome: str) -> None:
+    async def record_pause(
+        self, actor: Actor, *, paused: bool, queue: str | None, reason: str, interfaces: Sequence[str], outcome: str
+    ) -> None:
         """The audit entry (a transaction of its own) of a QueuePause sent or failed for the actor's interfaces."""
-        await self.audit.record(actor, "traffic.queue_pause", outcome=outcome, details={
-            "paused": paused, "queue": queue, "reason": reason, "interfaces": sorted(interfaces)})
+        await self.audit.record(
+            actor,
+            "traffic.queue_pause",
+            outcome=outcome,
+            details={"paused": paused, "queue": queue, "reason": reason, "interfaces": sorted(interfaces)},
+        )

@@ -25,8 +25,7 @@ def write_private(path: Path, data: bytes, *, replace: bool = False) -> Path:
         if replace:
             return _replace(path, data)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                         PRIVATE_FILE_MODE)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE_MODE)
         except FileExistsError:
             raise AlreadyExists(N_("{path} already exists; nothing was written"), path=path) from None
         try:

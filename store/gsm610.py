@@ -22,8 +22,16 @@ _MIN, _MAX = -32768, 32767
 _FAC = (18431, 20479, 22527, 24575, 26623, 28671, 30719, 32767)
 _QLB = (3277, 11469, 21299, 32767)
 #: (B, MIC, INVA) of the eight log-area-ratio decoders (06.10 table 5.2).
-_LAR_TABLE = ((0, -32, 13107), (0, -32, 13107), (2048, -16, 13107), (-2560, -16, 13107),
-              (94, -8, 19223), (-1792, -8, 17476), (-341, -4, 31454), (-1144, -4, 29708))
+_LAR_TABLE = (
+    (0, -32, 13107),
+    (0, -32, 13107),
+    (2048, -16, 13107),
+    (-2560, -16, 13107),
+    (94, -8, 19223),
+    (-1792, -8, 17476),
+    (-341, -4, 31454),
+    (-1144, -4, 29708),
+)
 #: Bit widths of one frame's parameters in stream order: LARc[0..7], then per subframe Nc, bc, Mc,
 #: xmaxc and the 13 xMc.
 _LAR_BITS = (6, 6, 5, 5, 4, 4, 3, 3)
@@ -70,7 +78,7 @@ class GsmDecoder:
     """One decoder's state (the filters carry over from frame to frame)."""
 
     def __init__(self) -> None:
-        self.dp0 = [0] * 160          # long-term filter history: drp[-120..39] is dp0[0..159]
+        self.dp0 = [0] * 160  # long-term filter history: drp[-120..39] is dp0[0..159]
         self.larpp = ([0] * 8, [0] * 8)
         self.j = 0
         self.nrp = 40
@@ -87,7 +95,7 @@ class GsmDecoder:
         for j in range(4):
             base = 8 + j * 17
             nc, bc, mc, xmaxc = params[base], params[base + 1], params[base + 2], params[base + 3]
-            xmc = params[base + 4: base + 17]
+            xmc = params[base + 4 : base + 17]
             erp = self._rpe_decoding(xmaxc, mc, xmc)
             # long-term synthesis filtering (06.10 5.3.2)
             nr = self.nrp if nc < 40 or nc > 120 else nc
@@ -96,7 +104,7 @@ class GsmDecoder:
             for k in range(40):
                 drpp = _mult_r(brp, dp0[120 + k - nr])
                 dp0[120 + k] = _sat(erp[k] + drpp)
-            wt[j * 40: j * 40 + 40] = dp0[120:160]
+            wt[j * 40 : j * 40 + 40] = dp0[120:160]
             dp0[0:120] = dp0[40:160]
         samples = self._short_term_synthesis(lar_c, wt)
         # postprocessing: de-emphasis, upscaling and truncation to 13 bits
@@ -222,14 +230,15 @@ def wav49_levels(data: bytes, buckets: int) -> list[float]:
     """A level (0..1) per slice of wav49 audio from each subframe's block maximum (xmaxc), without decoding."""
     peaks: list[int] = []
     for offset in range(0, len(data) - WAV49_BLOCK + 1, WAV49_BLOCK):
-        for params in _wav49_params(data[offset: offset + WAV49_BLOCK]):
+        for params in _wav49_params(data[offset : offset + WAV49_BLOCK]):
             peaks.extend(params[8 + j * 17 + 3] for j in range(4))
     if not peaks:
         return []
     buckets = max(1, min(buckets, len(peaks)))
     step = len(peaks) / buckets
-    return [round(max(peaks[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) / 63, 4)
-            for i in range(buckets)]
+    return [
+        round(max(peaks[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)]) / 63, 4) for i in range(buckets)
+    ]
 
 
 def iter_wav49(data: bytes, samples: int | None = None, blocks_per_chunk: int = 25):
@@ -240,7 +249,7 @@ def iter_wav49(data: bytes, samples: int | None = None, blocks_per_chunk: int = 
         out = array("h")
         end = min(len(data) - WAV49_BLOCK + 1, start + WAV49_BLOCK * blocks_per_chunk)
         for offset in range(start, end, WAV49_BLOCK):
-            first, second = _wav49_params(data[offset: offset + WAV49_BLOCK])
+            first, second = _wav49_params(data[offset : offset + WAV49_BLOCK])
             decoder.decode_frame(first, out)
             decoder.decode_frame(second, out)
         if left is not None:
@@ -257,8 +266,15 @@ def iter_wav49(data: bytes, samples: int | None = None, blocks_per_chunk: int = 
 def wav_header(samples: int, rate: int = 8000) -> bytes:
     """The 44-byte header of a canonical mono 16-bit PCM WAV of `samples` samples."""
     size = samples * 2
-    return b"RIFF" + struct.pack("<I", 36 + size) + b"WAVE" + b"fmt " + struct.pack(
-        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", size)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + size)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", size)
+    )
 
 
 def decode_wav49(data: bytes, samples: int | None = None) -> array:
@@ -266,7 +282,7 @@ def decode_wav49(data: bytes, samples: int | None = None) -> array:
     decoder = GsmDecoder()
     out = array("h")
     for offset in range(0, len(data) - WAV49_BLOCK + 1, WAV49_BLOCK):
-        first, second = _wav49_params(data[offset: offset + WAV49_BLOCK])
+        first, second = _wav49_params(data[offset : offset + WAV49_BLOCK])
         decoder.decode_frame(first, out)
         decoder.decode_frame(second, out)
     if samples is not None and samples < len(out):

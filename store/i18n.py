@@ -122,8 +122,7 @@ def _local(moment: datetime, tz: str | None) -> datetime:
     return moment.astimezone(_zone(tz))
 
 
-def format_datetime(moment: datetime, *, lang: str | None = None, tz: str | None = None,
-                    seconds: bool = False) -> str:
+def format_datetime(moment: datetime, *, lang: str | None = None, tz: str | None = None, seconds: bool = False) -> str:
     """'2 gru 2026, 14:05' style (pl) / '2 Dec 2026, 14:05' (en), in the office's time zone."""
     lang = normalise_language(lang) or current_language()
     local = _local(moment, tz)
@@ -131,16 +130,13 @@ def format_datetime(moment: datetime, *, lang: str | None = None, tz: str | None
     return _babel_datetime(local, pattern, locale=Locale.parse(_LOCALES[lang]))
 
 
-def format_date(day: date | datetime, *, lang: str | None = None, tz: str | None = None,
-                long: bool = False) -> str:
+def format_date(day: date | datetime, *, lang: str | None = None, tz: str | None = None, long: bool = False) -> str:
     lang = normalise_language(lang) or current_language()
     if isinstance(day, datetime):
         day = _local(day, tz).date()
     return _babel_date(day, "d MMMM y" if long else "d MMM y", locale=Locale.parse(_LOCALES[lang]))
 
 
-def format_time(moment: datetime, *, lang: str | None = None, tz: str | None = None,
-                seconds: bool = False) -> str:
+def format_time(moment: datetime, *, lang: str | None = None, tz: str | None = None, seconds: bool = False) -> str:
     lang = normalise_language(lang) or current_language()
-    return _babel_time(_local(moment, tz), "HH:mm:ss" if seconds else "HH:mm",
-                       locale=Locale.parse(_LOCALES[lang]))
+    return _babel_time(_local(moment, tz), "HH:mm:ss" if seconds else "HH:mm", locale=Locale.parse(_LOCALES[lang]))

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import ConfigError, InvalidInput, NotFound, StoreUnavailable, Text
+from .errors import ConfigError, InvalidInput, NotFound, Text
 from .i18n import N_
 
 MASTER_FORMAT = "cim-master-key/1"
@@ -71,6 +71,7 @@ class SealBroken(InvalidInput):
 
 # -- the master key -----------------------------------------------------------------------------------
 
+
 @dataclass
 class MasterKey:
     path: Path
@@ -92,14 +93,21 @@ class MasterKey:
     def unwrap(self, key_id: bytes, generation: int, wrapped: bytes) -> bytes:
         key = self.keys.get(generation)
         if key is None:
-            raise ConfigError(N_("the master key file {path} has no generation {generation}, which the key ring "
-                                 "needs; put the escrowed master key back (docs/DEPLOY.md)"),
-                              path=self.path, generation=generation)
+            raise ConfigError(
+                N_(
+                    "the master key file {path} has no generation {generation}, which the key ring "
+                    "needs; put the escrowed master key back (docs/DEPLOY.md)"
+                ),
+                path=self.path,
+                generation=generation,
+            )
         try:
             return AESGCM(key).decrypt(wrapped[:12], wrapped[12:], b"cim-data-key/" + key_id)
         except InvalidTag:
-            raise ConfigError(N_("the master key file {path} does not open the key ring's data keys (a wrong or "
-                                 "changed master key)"), path=self.path) from None
+            raise ConfigError(
+                N_("the master key file {path} does not open the key ring's data keys (a wrong or changed master key)"),
+                path=self.path,
+            ) from None
 
 
 def load_master(path: Path) -> MasterKey | None:
@@ -109,13 +117,18 @@ def load_master(path: Path) -> MasterKey | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ConfigError(N_("cannot read the master key file {path}: {strerror}"),
-                          path=path, strerror=exc.strerror) from exc
-    credential = bool(os.environ.get("CREDENTIALS_DIRECTORY")) and path.parent == Path(os.environ["CREDENTIALS_DIRECTORY"])
+        raise ConfigError(
+            N_("cannot read the master key file {path}: {strerror}"), path=path, strerror=exc.strerror
+        ) from exc
+    credential = bool(os.environ.get("CREDENTIALS_DIRECTORY")) and path.parent == Path(
+        os.environ["CREDENTIALS_DIRECTORY"]
+    )
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and not credential:
-        raise ConfigError(N_("the master key file {path} is open to other users (mode {mode:o}); run `chmod 600 "
-                             "{path}`"), path=path,
-                      mode=stat.S_IMODE(st.st_mode))
+        raise ConfigError(
+            N_("the master key file {path} is open to other users (mode {mode:o}); run `chmod 600 {path}`"),
+            path=path,
+            mode=stat.S_IMODE(st.st_mode),
+        )
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("format") != MASTER_FORMAT:
@@ -124,16 +137,21 @@ def load_master(path: Path) -> MasterKey | None:
         if not keys or any(len(k) != 32 for k in keys.values()):
             raise ValueError("no 256-bit key")
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ConfigError(N_("the master key file {path} is not a CIM master key file ({exc})"),
-                          path=path, exc=exc) from None
+        raise ConfigError(
+            N_("the master key file {path} is not a CIM master key file ({exc})"), path=path, exc=exc
+        ) from None
     return MasterKey(path, keys)
 
 
 def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> None:
     from .clock import to_iso, system_clock
 
-    doc = {"format": MASTER_FORMAT, "keys": [{"generation": g, "created_at": to_iso(system_clock()), "key": k.hex()}
-                                             for g, k in sorted(keys.items())]}
+    doc = {
+        "format": MASTER_FORMAT,
+        "keys": [
+            {"generation": g, "created_at": to_iso(system_clock()), "key": k.hex()} for g, k in sorted(keys.items())
+        ],
+    }
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if exclusive and path.exists():
@@ -152,9 +170,14 @@ def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> Non
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        raise ConfigError(N_("cannot write the master key file {path}: {strerror}; set CIM_MASTER_KEY_FILE to a "
-                             "writable place outside the data directory"),
-                          path=path, strerror=exc.strerror or exc) from exc
+        raise ConfigError(
+            N_(
+                "cannot write the master key file {path}: {strerror}; set CIM_MASTER_KEY_FILE to a "
+                "writable place outside the data directory"
+            ),
+            path=path,
+            strerror=exc.strerror or exc,
+        ) from exc
 
 
 def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> MasterKey:
@@ -165,38 +188,69 @@ def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> M
     """
     keys_held = conn.execute("SELECT count(*) FROM keyring.data_keys").fetchone()[0]
     shredded = conn.execute("SELECT count(*) FROM keyring.shredded").fetchone()[0]
-    ids = {int(g): v for g, v in json.loads((conn.execute(
-        "SELECT value FROM keyring.meta WHERE name = 'master_ids'").fetchone() or ["{}"])[0]).items()}
+    ids = {
+        int(g): v
+        for g, v in json.loads(
+            (conn.execute("SELECT value FROM keyring.meta WHERE name = 'master_ids'").fetchone() or ["{}"])[0]
+        ).items()
+    }
     if encrypted_rows and not keys_held and not shredded:
         ring = conn.execute("PRAGMA database_list").fetchall()[-1][2]
-        raise ConfigError(N_("the database holds sealed conversations but the key ring {ring} holds no key: it was "
-                             "replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)"), ring=ring)
+        raise ConfigError(
+            N_(
+                "the database holds sealed conversations but the key ring {ring} holds no key: it was "
+                "replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)"
+            ),
+            ring=ring,
+        )
     master = load_master(path)
     if master is None:
         if keys_held or ids:
-            raise ConfigError(N_("the master key file {path} is missing, but the key ring holds {keys_held} wrapped "
-                                 "data keys: put the master key back from its escrow copy (docs/DEPLOY.md); without "
-                                 "it no transcript or recording can be read"), path=path, keys_held=keys_held)
+            raise ConfigError(
+                N_(
+                    "the master key file {path} is missing, but the key ring holds {keys_held} wrapped "
+                    "data keys: put the master key back from its escrow copy (docs/DEPLOY.md); without "
+                    "it no transcript or recording can be read"
+                ),
+                path=path,
+                keys_held=keys_held,
+            )
         _write_master(path, {1: AESGCM.generate_key(bit_length=256)}, exclusive=True)
         master = load_master(path)
         assert master is not None
     for generation, key_id in ids.items():
         if generation in master.keys and master.key_id(generation) != key_id:
-            raise ConfigError(N_("the master key file {path} is not the key of this key ring (generation "
-                                 "{generation} is {has}, the key ring needs {needs})"),
-                              path=path, generation=generation, has=master.key_id(generation), needs=key_id)
+            raise ConfigError(
+                N_(
+                    "the master key file {path} is not the key of this key ring (generation "
+                    "{generation} is {has}, the key ring needs {needs})"
+                ),
+                path=path,
+                generation=generation,
+                has=master.key_id(generation),
+                needs=key_id,
+            )
     needed = {r[0] for r in conn.execute("SELECT DISTINCT generation FROM keyring.data_keys")}
     missing = sorted(needed - set(master.keys))
     if missing:
-        raise ConfigError(N_("the master key file {path} lacks generation(s) {missing} that wrap data keys; put the "
-                             "escrowed master key back (docs/DEPLOY.md)"), path=path, missing=missing)
+        raise ConfigError(
+            N_(
+                "the master key file {path} lacks generation(s) {missing} that wrap data keys; put the "
+                "escrowed master key back (docs/DEPLOY.md)"
+            ),
+            path=path,
+            missing=missing,
+        )
     if needed:  # one real unwrap proves the key, not only its name
         row = conn.execute("SELECT key_id, generation, wrapped FROM keyring.data_keys LIMIT 1").fetchone()
         master.unwrap(row[0], row[1], row[2])
     new_ids = {g: master.key_id(g) for g in master.keys}
     if new_ids != ids:
-        conn.execute("INSERT INTO keyring.meta(name, value) VALUES ('master_ids', ?) ON CONFLICT(name) DO UPDATE "
-                     "SET value = excluded.value", (json.dumps({str(g): v for g, v in new_ids.items()}),))
+        conn.execute(
+            "INSERT INTO keyring.meta(name, value) VALUES ('master_ids', ?) ON CONFLICT(name) DO UPDATE "
+            "SET value = excluded.value",
+            (json.dumps({str(g): v for g, v in new_ids.items()}),),
+        )
     return master
 
 
@@ -263,8 +317,9 @@ class DataKey:
         return self._seal(self._staff_note_aad(note_id), text)
 
     def open_staff_note(self, note_id: int, blob: bytes) -> str:
-        return self._open(self._staff_note_aad(note_id), blob,
-                          f"staff note {note_id} of conversation {self.conversation_id}")
+        return self._open(
+            self._staff_note_aad(note_id), blob, f"staff note {note_id} of conversation {self.conversation_id}"
+        )
 
     @staticmethod
     def _call_note_aad(linkedid: str) -> bytes:
@@ -289,8 +344,9 @@ class DataKey:
         return self._aead
 
 
-def sealed_of(value: Any, key: DataKey | None, opener: Callable[[DataKey, bytes], str], *,
-              deleted: str = DELETED_MARK) -> str:
+def sealed_of(
+    value: Any, key: DataKey | None, opener: Callable[[DataKey, bytes], str], *, deleted: str = DELETED_MARK
+) -> str:
     """A stored staff note as text: plain (not sealed yet) as it is, sealed opened with `key`, and
     `deleted` when its key is gone (the purge destroyed it, §6)."""
     if isinstance(value, str):
@@ -314,15 +370,16 @@ def text_of(value: Any, key: DataKey | None, seq: int, *, deleted: str | None = 
 
 # -- sealed files -------------------------------------------------------------------------------------
 
+
 def is_sealed_header(head: bytes) -> bool:
-    return head[:len(MAGIC)] == MAGIC
+    return head[: len(MAGIC)] == MAGIC
 
 
 def file_key_id(path: Path) -> bytes | None:
     """The key id in a sealed file's header, or None for a plain file."""
     with open(path, "rb") as fh:
         head = fh.read(HEADER)
-    return head[len(MAGIC):len(MAGIC) + 16] if is_sealed_header(head) and len(head) == HEADER else None
+    return head[len(MAGIC) : len(MAGIC) + 16] if is_sealed_header(head) and len(head) == HEADER else None
 
 
 class SealWriter:
@@ -373,10 +430,10 @@ class SealedReader(io.RawIOBase):
         if len(self._header) != HEADER or not is_sealed_header(self._header):
             self._fh.close()
             raise SealBroken(N_("{name} is not a sealed recording"), name=path.name)
-        if self._header[len(MAGIC):len(MAGIC) + 16] != key.key_id:
+        if self._header[len(MAGIC) : len(MAGIC) + 16] != key.key_id:
             self._fh.close()
             raise SealBroken(N_("{name} is sealed for another conversation"), name=path.name)
-        self._nonce = self._header[len(MAGIC) + 16:len(MAGIC) + 24]
+        self._nonce = self._header[len(MAGIC) + 16 : len(MAGIC) + 24]
         self._segment = int.from_bytes(self._header[-4:], "big")
         self._aead = key.segment_aead()
         body = os.fstat(self._fh.fileno()).st_size - HEADER
@@ -414,8 +471,11 @@ class SealedReader(io.RawIOBase):
         try:
             plain = self._aead.decrypt(self._nonce + index.to_bytes(4, "big"), data, aad)
         except InvalidTag:
-            raise SealBroken(N_("{name} does not open at segment {index}: the file was changed or cut"),
-                             name=self.path.name, index=index) from None
+            raise SealBroken(
+                N_("{name} does not open at segment {index}: the file was changed or cut"),
+                name=self.path.name,
+                index=index,
+            ) from None
         self._cached = (index, plain)
         return plain
 
@@ -426,7 +486,7 @@ class SealedReader(io.RawIOBase):
             index, skip = divmod(self._pos, self._segment)
             plain = self._load(index)
             n = min(len(plain) - skip, len(view) - done)
-            view[done:done + n] = memoryview(plain)[skip:skip + n]
+            view[done : done + n] = memoryview(plain)[skip : skip + n]
             done += n
             self._pos += n
         return done
@@ -438,7 +498,7 @@ class SealedReader(io.RawIOBase):
             index, skip = divmod(self._pos, self._segment)
             plain = self._load(index)
             take = end - self._pos
-            piece = plain if skip == 0 and take >= len(plain) else plain[skip:skip + take]
+            piece = plain if skip == 0 and take >= len(plain) else plain[skip : skip + take]
             parts.append(piece)
             self._pos += len(piece)
         return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -494,11 +554,12 @@ def open_plain(path: Path | str, flags: int = 0) -> BinaryIO:
     if not (len(head) == HEADER and is_sealed_header(head)):
         fh.seek(0)
         return fh
-    key = resolve(head[len(MAGIC):len(MAGIC) + 16])
+    key = resolve(head[len(MAGIC) : len(MAGIC) + 16])
     if key is None:
         fh.close()
-        raise ContentDeleted(N_("the recording {name} was deleted (§6): its key was destroyed by the purge"),
-                             name=path.name)
+        raise ContentDeleted(
+            N_("the recording {name} was deleted (§6): its key was destroyed by the purge"), name=path.name
+        )
     fh.seek(0)
     return SealedReader(path, key, fh)  # type: ignore[return-value]  # seekable; caches the segment it is in
 
@@ -554,6 +615,7 @@ def seal_file_in_place(path: Path, key: DataKey) -> bool:
 
 
 # -- the service ----------------------------------------------------------------------------------------
+
 
 class Keys:
     """The store's key service: creates, finds (unwrapping) and destroys data keys; sync helpers run on the
@@ -613,8 +675,11 @@ class Keys:
         key_id = secrets.token_bytes(16)
         raw = AESGCM.generate_key(bit_length=256)
         generation, wrapped = self.master.wrap(key_id, raw)
-        conn.execute("INSERT INTO keyring.data_keys(key_id, conversation_id, generation, wrapped, created_at) "
-                     "VALUES (?, ?, ?, ?, ?)", (key_id, conversation_id, generation, wrapped, now))
+        conn.execute(
+            "INSERT INTO keyring.data_keys(key_id, conversation_id, generation, wrapped, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key_id, conversation_id, generation, wrapped, now),
+        )
         conn.execute("UPDATE conversations SET key_id = ? WHERE id = ?", (key_id, conversation_id))
         return DataKey(key_id, conversation_id, raw)
 
@@ -627,38 +692,47 @@ class Keys:
         key_id = secrets.token_bytes(16)
         raw = AESGCM.generate_key(bit_length=256)
         generation, wrapped = self.master.wrap(key_id, raw)
-        conn.execute("INSERT INTO keyring.data_keys(key_id, conversation_id, generation, wrapped, created_at) "
-                     "VALUES (?, 0, ?, ?, ?)", (key_id, generation, wrapped, now))
+        conn.execute(
+            "INSERT INTO keyring.data_keys(key_id, conversation_id, generation, wrapped, created_at) "
+            "VALUES (?, 0, ?, ?, ?)",
+            (key_id, generation, wrapped, now),
+        )
         return DataKey(key_id, 0, raw)
 
     def by_id_sync(self, conn: sqlite3.Connection, key_id: bytes | None) -> DataKey | None:
         """A data key by its id (in the caller's transaction); None when there is none or it was destroyed."""
         if key_id is None:
             return None
-        row = conn.execute("SELECT conversation_id, generation, wrapped FROM keyring.data_keys WHERE key_id = ?",
-                           (bytes(key_id),)).fetchone()
+        row = conn.execute(
+            "SELECT conversation_id, generation, wrapped FROM keyring.data_keys WHERE key_id = ?", (bytes(key_id),)
+        ).fetchone()
         return None if row is None else self._unwrap(row[0], key_id, row[1], row[2])
 
     async def read_key_id(self, key_id: bytes | None) -> DataKey | None:
         """by_id_sync on the reader connection."""
         if key_id is None:
             return None
-        row = await self.db.fetchone("SELECT conversation_id, generation, wrapped FROM keyring.data_keys "
-                                     "WHERE key_id = ?", (bytes(key_id),))
+        row = await self.db.fetchone(
+            "SELECT conversation_id, generation, wrapped FROM keyring.data_keys WHERE key_id = ?", (bytes(key_id),)
+        )
         return None if row is None else self._unwrap(row["conversation_id"], key_id, row["generation"], row["wrapped"])
 
     @staticmethod
     def _shred_keys(conn: sqlite3.Connection, pairs: list[tuple[Any, int]], now: str) -> None:
-        conn.executemany("INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
-                         [(k, c, now) for k, c in pairs])
+        conn.executemany(
+            "INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
+            [(k, c, now) for k, c in pairs],
+        )
         conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(k,) for k, _ in pairs])
 
     @staticmethod
     def shred_unlinked_notes_sync(conn: sqlite3.Connection, cutoff: str, now: str) -> int:
         """Destroy the keys of call notes that never met their call record and are past their purge date
         (deleted by the purge with the other unlinked queue facts, store/service_report.py)."""
-        rows = conn.execute("SELECT key_id FROM call_notes WHERE conversation_id IS NULL AND purge_after <= ? AND "
-                            "key_id IS NOT NULL", (cutoff,)).fetchall()
+        rows = conn.execute(
+            "SELECT key_id FROM call_notes WHERE conversation_id IS NULL AND purge_after <= ? AND key_id IS NOT NULL",
+            (cutoff,),
+        ).fetchall()
         Keys._shred_keys(conn, [(r[0], 0) for r in rows], now)
         return len(rows)
 
@@ -666,11 +740,16 @@ class Keys:
         assert self.master is not None, "keys are not open"
         return DataKey(bytes(key_id), conversation_id, self.master.unwrap(bytes(key_id), generation, bytes(wrapped)))
 
-    def get_sync(self, conn: sqlite3.Connection, conversation_id: int, *, create_at: str | None = None) -> DataKey | None:
+    def get_sync(
+        self, conn: sqlite3.Connection, conversation_id: int, *, create_at: str | None = None
+    ) -> DataKey | None:
         """The conversation's data key; None when it has none (not sealed yet) or it was destroyed. With
         `create_at`, a conversation that never had a key gets one now."""
-        row = conn.execute("SELECT c.key_id, k.generation, k.wrapped FROM conversations c LEFT JOIN keyring.data_keys k "
-                           "ON k.key_id = c.key_id WHERE c.id = ?", (conversation_id,)).fetchone()
+        row = conn.execute(
+            "SELECT c.key_id, k.generation, k.wrapped FROM conversations c LEFT JOIN keyring.data_keys k "
+            "ON k.key_id = c.key_id WHERE c.id = ?",
+            (conversation_id,),
+        ).fetchone()
         if row is None:
             return None
         if row[0] is None:
@@ -689,7 +768,9 @@ class Keys:
         """The conversation's data key for reading (the reader connection); None when not sealed or destroyed."""
         row = await self.db.fetchone(
             "SELECT c.key_id, k.generation, k.wrapped FROM conversations c LEFT JOIN keyring.data_keys k "
-            "ON k.key_id = c.key_id WHERE c.id = ?", (conversation_id,))
+            "ON k.key_id = c.key_id WHERE c.id = ?",
+            (conversation_id,),
+        )
         if row is None or row["key_id"] is None or row["generation"] is None:
             return None
         return self._unwrap(conversation_id, row["key_id"], row["generation"], row["wrapped"])
@@ -698,10 +779,12 @@ class Keys:
         ids = sorted(set(conversation_ids))
         found: dict[int, DataKey] = {}
         for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
+            part = ids[start : start + 500]
             for row in await self.db.fetchall(
-                    f"SELECT c.id, c.key_id, k.generation, k.wrapped FROM conversations c JOIN keyring.data_keys k "
-                    f"ON k.key_id = c.key_id WHERE c.id IN ({','.join('?' * len(part))})", part):
+                f"SELECT c.id, c.key_id, k.generation, k.wrapped FROM conversations c JOIN keyring.data_keys k "
+                f"ON k.key_id = c.key_id WHERE c.id IN ({','.join('?' * len(part))})",
+                part,
+            ):
                 found[row["id"]] = self._unwrap(row["id"], row["key_id"], row["generation"], row["wrapped"])
         return found
 
@@ -709,7 +792,9 @@ class Keys:
         """True when the conversation's content is sealed under a key that no longer exists (purged, §6)."""
         row = await self.db.fetchone(
             "SELECT c.key_id IS NOT NULL AND k.key_id IS NULL AS gone FROM conversations c LEFT JOIN "
-            "keyring.data_keys k ON k.key_id = c.key_id WHERE c.id = ?", (conversation_id,))
+            "keyring.data_keys k ON k.key_id = c.key_id WHERE c.id = ?",
+            (conversation_id,),
+        )
         return bool(row and row["gone"])
 
     async def texts(self, conversation_id: int, rows: list[Any], *, deleted: str | None = None) -> list[str]:
@@ -723,10 +808,12 @@ class Keys:
             return None
         with self._sync_lock:
             if self._sync_conn is None:
-                self._sync_conn = sqlite3.connect(f"file:{self.settings.keyring_path}?mode=ro", uri=True,
-                                                  check_same_thread=False)
-            row = self._sync_conn.execute("SELECT conversation_id, generation, wrapped FROM data_keys "
-                                          "WHERE key_id = ?", (key_id,)).fetchone()
+                self._sync_conn = sqlite3.connect(
+                    f"file:{self.settings.keyring_path}?mode=ro", uri=True, check_same_thread=False
+                )
+            row = self._sync_conn.execute(
+                "SELECT conversation_id, generation, wrapped FROM data_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
         if row is None:
             return None
         return self._unwrap(row[0], key_id, row[1], row[2])
@@ -738,14 +825,18 @@ class Keys:
         if not conversation_ids:
             return 0
         marks = ",".join("?" * len(conversation_ids))
-        rows = conn.execute(f"SELECT id, key_id FROM conversations WHERE id IN ({marks}) AND key_id IS NOT NULL",
-                            conversation_ids).fetchall()
+        rows = conn.execute(
+            f"SELECT id, key_id FROM conversations WHERE id IN ({marks}) AND key_id IS NOT NULL", conversation_ids
+        ).fetchall()
         # a call's note sealed before its CDR came has a key of its own, adopted by the call: it dies with it
-        notes = conn.execute(f"SELECT conversation_id, key_id FROM call_notes WHERE conversation_id IN ({marks}) "
-                             "AND key_id IS NOT NULL", conversation_ids).fetchall()
+        notes = conn.execute(
+            f"SELECT conversation_id, key_id FROM call_notes WHERE conversation_id IN ({marks}) AND key_id IS NOT NULL",
+            conversation_ids,
+        ).fetchall()
         own = {bytes(r[1]) for r in rows}
-        Keys._shred_keys(conn, [(r[1], r[0]) for r in rows] +
-                         [(r[1], r[0]) for r in notes if bytes(r[1]) not in own], now)
+        Keys._shred_keys(
+            conn, [(r[1], r[0]) for r in rows] + [(r[1], r[0]) for r in notes if bytes(r[1]) not in own], now
+        )
         conn.execute(f"DELETE FROM message_words WHERE conversation_id IN ({marks})", conversation_ids)
         return len(rows)
 
@@ -756,9 +847,12 @@ class Keys:
         conversations the restore lost would otherwise keep them readable in newer backups for ever. Such a
         conversation is past its purge date (its key is as old as it, or older), and a held one is always in
         the database."""
-        rows = conn.execute("SELECT key_id, conversation_id FROM keyring.data_keys k WHERE k.created_at < ? AND NOT "
-                            "EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = k.key_id) AND NOT EXISTS "
-                            "(SELECT 1 FROM call_notes n WHERE n.key_id = k.key_id)", (cutoff,)).fetchall()
+        rows = conn.execute(
+            "SELECT key_id, conversation_id FROM keyring.data_keys k WHERE k.created_at < ? AND NOT "
+            "EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = k.key_id) AND NOT EXISTS "
+            "(SELECT 1 FROM call_notes n WHERE n.key_id = k.key_id)",
+            (cutoff,),
+        ).fetchall()
         Keys._shred_keys(conn, [(r[0], r[1]) for r in rows], now)
         return len(rows)
 
@@ -770,14 +864,19 @@ class Keys:
             "(SELECT count(*) FROM keyring.data_keys) AS keys_held, (SELECT count(*) FROM keyring.shredded) AS shredded, "
             "(SELECT count(*) FROM messages WHERE typeof(text) = 'text') AS unsealed_lines, "
             "(SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
-            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS unsealed_notes")
+            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS unsealed_notes"
+        )
         return dict(row)
 
     def describe(self) -> dict[str, Any]:
         """What a backup needs to be read (no key material): the master key id and generation, the key ring."""
         assert self.master is not None
-        return {"master_key_id": self.master.key_id(self.master.current), "master_key_generation": self.master.current,
-                "master_key_generations": sorted(self.master.keys), "keyring": str(self.settings.keyring_path)}
+        return {
+            "master_key_id": self.master.key_id(self.master.current),
+            "master_key_generation": self.master.current,
+            "master_key_generations": sorted(self.master.keys),
+            "keyring": str(self.settings.keyring_path),
+        }
 
     async def rotate_master(self) -> tuple[int, int]:
         """A new master key generation; every data key is wrapped again with it. Returns (generation, keys)."""
@@ -799,11 +898,15 @@ class Keys:
                 for key_id, gen, wrapped in rows:
                     raw = old.unwrap(key_id, gen, wrapped)
                     _, new = fresh.wrap(key_id, raw, generation)
-                    conn.execute("UPDATE keyring.data_keys SET generation = ?, wrapped = ? WHERE key_id = ?",
-                                 (generation, new, key_id))
-                conn.execute("INSERT INTO keyring.meta(name, value) VALUES ('master_ids', ?) ON CONFLICT(name) DO "
-                             "UPDATE SET value = excluded.value",
-                             (json.dumps({str(g): fresh.key_id(g) for g in fresh.keys}),))
+                    conn.execute(
+                        "UPDATE keyring.data_keys SET generation = ?, wrapped = ? WHERE key_id = ?",
+                        (generation, new, key_id),
+                    )
+                conn.execute(
+                    "INSERT INTO keyring.meta(name, value) VALUES ('master_ids', ?) ON CONFLICT(name) DO "
+                    "UPDATE SET value = excluded.value",
+                    (json.dumps({str(g): fresh.key_id(g) for g in fresh.keys}),),
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -828,6 +931,7 @@ class Keys:
 
 
 # -- an external player -------------------------------------------------------------------------------
+
 
 def player_input(path: Path) -> tuple[str, BinaryIO | None]:
     """What to hand a configured player for a recording: its path for a plain file; for a sealed one `-`

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import pdfa
 from .errors import InvalidInput
@@ -29,8 +29,20 @@ if TYPE_CHECKING:
 GRANT, REFUSAL, EXTENSION, COPY = "grant", "refusal", "extension", "copy"
 KINDS = (GRANT, REFUSAL, EXTENSION, COPY)
 
-_MONTHS_GENITIVE = ("stycznia", "lutego", "marca", "kwietnia", "maja", "czerwca", "lipca", "sierpnia",
-                    "września", "października", "listopada", "grudnia")
+_MONTHS_GENITIVE = (
+    "stycznia",
+    "lutego",
+    "marca",
+    "kwietnia",
+    "maja",
+    "czerwca",
+    "lipca",
+    "sierpnia",
+    "września",
+    "października",
+    "listopada",
+    "grudnia",
+)
 
 DIRECTOR = "Dyrektor Biura Obsługi Interesantów"
 DPO = "Inspektor Ochrony Danych"
@@ -38,8 +50,10 @@ DPO = "Inspektor Ochrony Danych"
 FORMS = ("pani", "pan")
 FOR_CONTROLLER = "Z upoważnienia administratora danych"
 
-SEALED_NOTE = ("Pismo opatrzone pieczęcią elektroniczną urzędu ({subject}); jego autentyczność i integralność "
-               "można sprawdzić w każdym programie weryfikującym podpisy PAdES.")
+SEALED_NOTE = (
+    "Pismo opatrzone pieczęcią elektroniczną urzędu ({subject}); jego autentyczność i integralność "
+    "można sprawdzić w każdym programie weryfikującym podpisy PAdES."
+)
 UNSEALED_NOTE = "Pismo nie jest opatrzone pieczęcią elektroniczną; ważne z podpisem własnoręcznym."
 
 
@@ -51,10 +65,12 @@ def remedies(form: str | None = None) -> str:
         who, thinks = "przysługuje Panu", "gdy uzna Pan"
     else:
         who, thinks = "osobie, której dane dotyczą, przysługuje", "gdy uzna"
-    return (f"Pouczenie: {who} prawo wniesienia skargi do Prezesa Urzędu Ochrony Danych Osobowych "
-            f"(ul. Stawki 2, 00-193 Warszawa), {thinks}, że przetwarzanie danych osobowych narusza przepisy "
-            "rozporządzenia Parlamentu Europejskiego i Rady (UE) 2016/679 (art. 77 RODO), a także prawo do "
-            "skutecznego środka ochrony prawnej przed sądem (art. 79 RODO).")
+    return (
+        f"Pouczenie: {who} prawo wniesienia skargi do Prezesa Urzędu Ochrony Danych Osobowych "
+        f"(ul. Stawki 2, 00-193 Warszawa), {thinks}, że przetwarzanie danych osobowych narusza przepisy "
+        "rozporządzenia Parlamentu Europejskiego i Rady (UE) 2016/679 (art. 77 RODO), a także prawo do "
+        "skutecznego środka ochrony prawnej przed sądem (art. 79 RODO)."
+    )
 
 
 #: The remedies in gender-neutral wording (kept as a constant for callers that print it alone).
@@ -114,8 +130,10 @@ def _subject(channel: str) -> str:
 
 def concerned(conversations: list[tuple[str, datetime]]) -> str:
     """`Dotyczy: rozmowy telefonicznej z dnia 2 marca 2026 r., godz. 10:15.` (local times; one or more)."""
-    parts = [f"{'rozmowy telefonicznej' if channel == 'call' else 'czatu'} z dnia {polish_date(at)}, "
-             f"godz. {at:%H:%M}" for channel, at in conversations]
+    parts = [
+        f"{'rozmowy telefonicznej' if channel == 'call' else 'czatu'} z dnia {polish_date(at)}, godz. {at:%H:%M}"
+        for channel, at in conversations
+    ]
     return f"Dotyczy: {'; '.join(parts)}." if parts else ""
 
 
@@ -130,48 +148,88 @@ def _categories(channels: set[str]) -> str:
     return f"{call}; {chat}"
 
 
-def grant_letter(*, office_name: str, office_address: str, ordinance: str, reference: str, dated: date,
-                 name: str, address: str, received_on: date, channel: str, session_local: datetime,
-                 place: str, attendees: list[str], conversations: list[tuple[str, datetime]] = (),
-                 form: str | None = None) -> Letter:
+def grant_letter(
+    *,
+    office_name: str,
+    office_address: str,
+    ordinance: str,
+    reference: str,
+    dated: date,
+    name: str,
+    address: str,
+    received_on: date,
+    channel: str,
+    session_local: datetime,
+    place: str,
+    attendees: list[str],
+    conversations: Sequence[tuple[str, datetime]] = (),
+    form: str | None = None,
+) -> Letter:
     """§4.4: the director's decision to grant, naming the call or chat concerned (date, time, channel) and
     the date, time and place of the session (§4.6 attendees)."""
     action = "odsłuch nagrania" if channel == "call" else "odczyt zapisu czatu"
     whose = {"pani": "Pani ", "pan": "Pana "}.get(form or "", "")
     asked = f", zgodnie z {whose}wnioskiem z dnia {polish_date(received_on)}"
     return Letter(
-        kind=GRANT, office_name=office_name, office_address=office_address, reference=reference, dated=dated,
-        addressee_name=name, addressee_address=address, greeting=greeting(form),
+        kind=GRANT,
+        office_name=office_name,
+        office_address=office_address,
+        reference=reference,
+        dated=dated,
+        addressee_name=name,
+        addressee_address=address,
+        greeting=greeting(form),
         title=f"Zawiadomienie o udostępnieniu {_subject(channel)}",
-        paragraphs=tuple(p for p in (
-            f"Uprzejmie informuję, że na podstawie § 4 ust. 3 i 4 {ordinance}, po uzyskaniu opinii Inspektora "
-            f"Ochrony Danych oraz dyrektora właściwej komórki organizacyjnej, zapadła decyzja "
-            f"{DIRECTOR.replace('Dyrektor', 'Dyrektora')} o udostępnieniu {_subject(channel)}{asked}",
-            concerned(list(conversations)),
-            f"Termin: {polish_date(session_local)}, godz. {session_local:%H:%M}.",
-            f"Miejsce: {place}.",
-            f"Na podstawie § 4 ust. 6 zarządzenia {action} odbędzie się w obecności osób wyznaczonych "
-            f"przez {DIRECTOR.replace('Dyrektor', 'Dyrektora')}: {', '.join(attendees)}.",
-            "Prosimy o zabranie dokumentu potwierdzającego tożsamość.",
-        ) if p),
+        paragraphs=tuple(
+            p
+            for p in (
+                f"Uprzejmie informuję, że na podstawie § 4 ust. 3 i 4 {ordinance}, po uzyskaniu opinii Inspektora "
+                f"Ochrony Danych oraz dyrektora właściwej komórki organizacyjnej, zapadła decyzja "
+                f"{DIRECTOR.replace('Dyrektor', 'Dyrektora')} o udostępnieniu {_subject(channel)}{asked}",
+                concerned(list(conversations)),
+                f"Termin: {polish_date(session_local)}, godz. {session_local:%H:%M}.",
+                f"Miejsce: {place}.",
+                f"Na podstawie § 4 ust. 6 zarządzenia {action} odbędzie się w obecności osób wyznaczonych "
+                f"przez {DIRECTOR.replace('Dyrektor', 'Dyrektora')}: {', '.join(attendees)}.",
+                "Prosimy o zabranie dokumentu potwierdzającego tożsamość.",
+            )
+            if p
+        ),
         signature=DIRECTOR,
     )
 
 
-def refusal_letter(*, office_name: str, office_address: str, ordinance: str, reference: str, dated: date,
-                   name: str, address: str, received_on: date, channel: str, reasons: str,
-                   kind: str = "access", form: str | None = None) -> Letter:
+def refusal_letter(
+    *,
+    office_name: str,
+    office_address: str,
+    ordinance: str,
+    reference: str,
+    dated: date,
+    name: str,
+    address: str,
+    received_on: date,
+    channel: str,
+    reasons: str,
+    kind: str = "access",
+    form: str | None = None,
+) -> Letter:
     """§4.5: the written refusal with its reasons and the information on the right to complain and to a court."""
     if kind == "copy":
-        decision = ("odmowie wydania kopii danych osobowych (art. 15 ust. 3 RODO) w postaci "
-                    f"{_subject(channel)}")
+        decision = f"odmowie wydania kopii danych osobowych (art. 15 ust. 3 RODO) w postaci {_subject(channel)}"
         basis, signer = "art. 12 i 15 RODO", DPO
     else:
         decision = f"odmowie udostępnienia {_subject(channel)}"
         basis, signer = f"§ 4 ust. 3 i 5 {ordinance}", DIRECTOR
     return Letter(
-        kind=REFUSAL, office_name=office_name, office_address=office_address, reference=reference, dated=dated,
-        addressee_name=name, addressee_address=address, greeting=greeting(form),
+        kind=REFUSAL,
+        office_name=office_name,
+        office_address=office_address,
+        reference=reference,
+        dated=dated,
+        addressee_name=name,
+        addressee_address=address,
+        greeting=greeting(form),
         title="Odmowa udostępnienia" if kind != "copy" else "Odmowa wydania kopii danych",
         paragraphs=(
             f"Uprzejmie informuję, że na podstawie {basis} w odpowiedzi na wniosek z dnia "
@@ -183,13 +241,31 @@ def refusal_letter(*, office_name: str, office_address: str, ordinance: str, ref
     )
 
 
-def extension_letter(*, office_name: str, office_address: str, reference: str, dated: date, name: str,
-                     address: str, received_on: date, due_on: date, extended_until: date, reasons: str,
-                     kind: str = "access", form: str | None = None) -> Letter:
+def extension_letter(
+    *,
+    office_name: str,
+    office_address: str,
+    reference: str,
+    dated: date,
+    name: str,
+    address: str,
+    received_on: date,
+    due_on: date,
+    extended_until: date,
+    reasons: str,
+    kind: str = "access",
+    form: str | None = None,
+) -> Letter:
     """GDPR Art. 12(3): the notice that the answer is extended, with the reasons for the delay."""
     return Letter(
-        kind=EXTENSION, office_name=office_name, office_address=office_address, reference=reference,
-        dated=dated, addressee_name=name, addressee_address=address, greeting=greeting(form),
+        kind=EXTENSION,
+        office_name=office_name,
+        office_address=office_address,
+        reference=reference,
+        dated=dated,
+        addressee_name=name,
+        addressee_address=address,
+        greeting=greeting(form),
         title="Zawiadomienie o przedłużeniu terminu",
         paragraphs=(
             f"Uprzejmie informuję, że na podstawie art. 12 ust. 3 rozporządzenia Parlamentu Europejskiego "
@@ -202,43 +278,67 @@ def extension_letter(*, office_name: str, office_address: str, reference: str, d
     )
 
 
-def copy_letter(*, office_name: str, office_address: str, reference: str, dated: date, name: str,
-                address: str, received_on: date, files: list[tuple[str, str]], controller: str = "",
-                recipients: str = "", retention_months: int = 6, ordinance: str = "",
-                conversations: list[tuple[str, datetime]] = (), form: str | None = None) -> Letter:
+def copy_letter(
+    *,
+    office_name: str,
+    office_address: str,
+    reference: str,
+    dated: date,
+    name: str,
+    address: str,
+    received_on: date,
+    files: list[tuple[str, str]],
+    controller: str = "",
+    recipients: str = "",
+    retention_months: int = 6,
+    ordinance: str = "",
+    conversations: Sequence[tuple[str, datetime]] = (),
+    form: str | None = None,
+) -> Letter:
     """GDPR Art. 15(3): the cover letter of an exported copy, listing each file with its SHA-256, with the
     information of Art. 15(1) (purposes, categories, recipients, retention period, rights, source),
     signed for the controller."""
     basis = f" oraz {ordinance}" if ordinance else ""
     return Letter(
-        kind=COPY, office_name=office_name, office_address=office_address, reference=reference, dated=dated,
-        addressee_name=name, addressee_address=address, greeting=greeting(form),
+        kind=COPY,
+        office_name=office_name,
+        office_address=office_address,
+        reference=reference,
+        dated=dated,
+        addressee_name=name,
+        addressee_address=address,
+        greeting=greeting(form),
         title="Kopia danych osobowych (art. 15 ust. 3 RODO)",
-        paragraphs=tuple(p for p in (
-            f"W odpowiedzi na wniosek z dnia {polish_date(received_on)} przekazuję kopię danych osobowych "
-            f"podlegających przetwarzaniu, zgodnie z art. 15 ust. 3 RODO. Sumy kontrolne SHA-256 "
-            f"pozwalają sprawdzić, że pliki nie zostały zmienione.",
-            concerned(list(conversations)),
-            "Zgodnie z art. 15 ust. 1 RODO informuję:",
-            f"1. Administrator danych: {controller}." if controller else "",
-            "2. Cele przetwarzania: obsługa zgłoszeń i spraw mieszkańców kierowanych do Centrum Informacji "
-            "Miejskiej telefonicznie i na czacie, udokumentowanie przebiegu kontaktu oraz zapewnienie jakości "
-            f"obsługi (art. 6 ust. 1 lit. c i e RODO{basis}).",
-            f"3. Kategorie danych: {_categories({c for c, _ in conversations})}.",
-            f"4. Odbiorcy danych: {recipients}." if recipients else "",
-            f"5. Okres przechowywania: {polish_months(retention_months)} od dnia rozmowy lub czatu, po czym "
-            "dane są trwale usuwane (§ 6 zarządzenia), chyba że przepis prawa wymaga ich dłuższego przechowywania "
-            "(np. toczące się postępowanie).",
-            "6. Przysługuje prawo żądania sprostowania danych, ich usunięcia lub ograniczenia przetwarzania "
-            "oraz prawo wniesienia sprzeciwu wobec przetwarzania (art. 16–18 i 21 RODO).",
-            "7. Przysługuje prawo wniesienia skargi do Prezesa Urzędu Ochrony Danych Osobowych "
-            "(ul. Stawki 2, 00-193 Warszawa; art. 77 RODO).",
-            "8. Źródło danych: dane pochodzą bezpośrednio od osoby, której dotyczą (połączenie telefoniczne lub "
-            "czat); numer telefonu, datę i czas połączenia rejestruje centrala telefoniczna urzędu.",
-            "9. Dane nie podlegają zautomatyzowanemu podejmowaniu decyzji, w tym profilowaniu (art. 22 RODO).",
-        ) if p),
+        paragraphs=tuple(
+            p
+            for p in (
+                f"W odpowiedzi na wniosek z dnia {polish_date(received_on)} przekazuję kopię danych osobowych "
+                f"podlegających przetwarzaniu, zgodnie z art. 15 ust. 3 RODO. Sumy kontrolne SHA-256 "
+                f"pozwalają sprawdzić, że pliki nie zostały zmienione.",
+                concerned(list(conversations)),
+                "Zgodnie z art. 15 ust. 1 RODO informuję:",
+                f"1. Administrator danych: {controller}." if controller else "",
+                "2. Cele przetwarzania: obsługa zgłoszeń i spraw mieszkańców kierowanych do Centrum Informacji "
+                "Miejskiej telefonicznie i na czacie, udokumentowanie przebiegu kontaktu oraz zapewnienie jakości "
+                f"obsługi (art. 6 ust. 1 lit. c i e RODO{basis}).",
+                f"3. Kategorie danych: {_categories({c for c, _ in conversations})}.",
+                f"4. Odbiorcy danych: {recipients}." if recipients else "",
+                f"5. Okres przechowywania: {polish_months(retention_months)} od dnia rozmowy lub czatu, po czym "
+                "dane są trwale usuwane (§ 6 zarządzenia), chyba że przepis prawa wymaga ich dłuższego przechowywania "
+                "(np. toczące się postępowanie).",
+                "6. Przysługuje prawo żądania sprostowania danych, ich usunięcia lub ograniczenia przetwarzania "
+                "oraz prawo wniesienia sprzeciwu wobec przetwarzania (art. 16–18 i 21 RODO).",
+                "7. Przysługuje prawo wniesienia skargi do Prezesa Urzędu Ochrony Danych Osobowych "
+                "(ul. Stawki 2, 00-193 Warszawa; art. 77 RODO).",
+                "8. Źródło danych: dane pochodzą bezpośrednio od osoby, której dotyczą (połączenie telefoniczne lub "
+                "czat); numer telefonu, datę i czas połączenia rejestruje centrala telefoniczna urzędu.",
+                "9. Dane nie podlegają zautomatyzowanemu podejmowaniu decyzji, w tym profilowaniu (art. 22 RODO).",
+            )
+            if p
+        ),
         attachments=tuple(f"{fname} — SHA-256 {digest}" for fname, digest in files),
-        signature=DPO, on_behalf=FOR_CONTROLLER,
+        signature=DPO,
+        on_behalf=FOR_CONTROLLER,
     )
 
 
@@ -284,7 +384,7 @@ def render(letter: Letter, seal: "Seal | None" = None) -> bytes:
     """
     # fpdf is imported here, not at module level: it costs ~0.4 s, and every `cim tui` start imports this module
     # through store (bench/: TUI start-up), while only a letter needs it.
-    from fpdf.enums import XPos, YPos
+    from fpdf.enums import WrapMode, XPos, YPos
 
     _check_printable(letter)
     pdf = pdfa.document(title=letter.title, author=letter.office_name, subject=f"Znak sprawy: {letter.reference}")
@@ -294,8 +394,15 @@ def render(letter: Letter, seal: "Seal | None" = None) -> bytes:
         text = printable(text)
         pdf.set_font("DejaVu", "B" if bold else "", size)
         # wrapmode CHAR breaks words longer than the line (a pasted address without spaces)
-        pdf.multi_cell(0, size * 0.5, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                       wrapmode="CHAR" if any(len(w) > 60 for w in text.split()) else "WORD")
+        pdf.multi_cell(
+            0,
+            size * 0.5,
+            text,
+            align=align,
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+            wrapmode=WrapMode.CHAR if any(len(w) > 60 for w in text.split()) else WrapMode.WORD,
+        )
         if gap:
             pdf.ln(gap)
 
@@ -326,11 +433,12 @@ def render(letter: Letter, seal: "Seal | None" = None) -> bytes:
     pdf.ln(6)
     block(SEALED_NOTE.format(subject=seal.subject) if seal else UNSEALED_NOTE, size=8)
     _anchor_footer(pdf, letter.audit_anchor)
-    return pdfa.finish(pdf, seal=seal, reason=f"{letter.title}, znak sprawy {letter.reference}",
-                       location=letter.office_name)
+    return pdfa.finish(
+        pdf, seal=seal, reason=f"{letter.title}, znak sprawy {letter.reference}", location=letter.office_name
+    )
 
 
-def _anchor_footer(pdf: object, anchor: str) -> None:
+def _anchor_footer(pdf: Any, anchor: str) -> None:
     """The audit anchor in small print after the signature, so paper carries the chain head too."""
     if anchor:
         pdf.ln(8)
@@ -339,13 +447,21 @@ def _anchor_footer(pdf: object, anchor: str) -> None:
 
 
 def _check_printable(letter: Letter) -> None:
-    parts = [("the office name", letter.office_name, True), ("the office address", letter.office_address, False),
-             ("the case reference", letter.reference, False), ("the addressee's name", letter.addressee_name, True),
-             ("the addressee's address", letter.addressee_address, False), ("the title", letter.title, True),
-             *[("the text", p, False) for p in letter.paragraphs],
-             *[("the attachments", a, False) for a in letter.attachments], ("the signature", letter.signature, False),
-             ("the signatory", letter.signatory, False), ("the signatory's line", letter.on_behalf, False),
-             ("the delivery line", letter.delivery_line, False), ("the greeting", letter.greeting, False)]
+    parts = [
+        ("the office name", letter.office_name, True),
+        ("the office address", letter.office_address, False),
+        ("the case reference", letter.reference, False),
+        ("the addressee's name", letter.addressee_name, True),
+        ("the addressee's address", letter.addressee_address, False),
+        ("the title", letter.title, True),
+        *[("the text", p, False) for p in letter.paragraphs],
+        *[("the attachments", a, False) for a in letter.attachments],
+        ("the signature", letter.signature, False),
+        ("the signatory", letter.signatory, False),
+        ("the signatory's line", letter.on_behalf, False),
+        ("the delivery line", letter.delivery_line, False),
+        ("the greeting", letter.greeting, False),
+    ]
     found: dict[str, list[str]] = {}
     for where, text, bold in parts:
         for ch in missing_glyphs(printable(text), bold=bold):
@@ -354,5 +470,10 @@ def _check_printable(letter: Letter) -> None:
                 found[where].append(ch)
     if found:
         places = "; ".join(f"{describe_characters(chars)} in {where}" for where, chars in found.items())
-        raise InvalidInput(N_("the letter cannot be printed: its font has no glyph for {places}; write those "
-                              "characters differently (e.g. in Latin letters) and try again"), places=places)
+        raise InvalidInput(
+            N_(
+                "the letter cannot be printed: its font has no glyph for {places}; write those "
+                "characters differently (e.g. in Latin letters) and try again"
+            ),
+            places=places,
+        )

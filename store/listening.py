@@ -15,7 +15,6 @@ import asyncio
 import base64
 import hashlib
 import math
-import os
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -116,7 +115,7 @@ class AudioSource:
 
     content_type: str
     size: int
-    read: Callable[[int, int], Awaitable[bytes]]   # (start, end inclusive) -> bytes
+    read: Callable[[int, int], Awaitable[bytes]]  # (start, end inclusive) -> bytes
     transcoded: bool
 
 
@@ -169,45 +168,86 @@ class Listening:
 
     # -- creating ------------------------------------------------------------------------------------
 
-    async def create(self, actor: Actor, conversation_id: int, purpose: str, *, session_token: str | None = None,
-                     minutes: int | None = None, recording_id: int | None = None) -> ListenLink:
+    async def create(
+        self,
+        actor: Actor,
+        conversation_id: int,
+        purpose: str,
+        *,
+        session_token: str | None = None,
+        minutes: int | None = None,
+        recording_id: int | None = None,
+    ) -> ListenLink:
         """A link to a call's recording for a stated purpose (the archive, §3.2); audited with the purpose."""
-        await self.store.audit.guard(actor, Permission.OPEN_CONTENT, "listen.link_create",
-                                     target_kind="conversation", target_id=conversation_id)
+        await self.store.audit.guard(
+            actor, Permission.OPEN_CONTENT, "listen.link_create", target_kind="conversation", target_id=conversation_id
+        )
         text, request_id = await self.store.archive._purpose(purpose)
-        return await self._create(actor, ARCHIVE, conversation_id, text, request_id, session_token, minutes,
-                                  recording_id)
+        return await self._create(
+            actor, ARCHIVE, conversation_id, text, request_id, session_token, minutes, recording_id
+        )
 
-    async def create_for_session(self, actor: Actor, request_id: int, conversation_id: int, *,
-                                 session_token: str | None = None) -> ListenLink:
+    async def create_for_session(
+        self, actor: Actor, request_id: int, conversation_id: int, *, session_token: str | None = None
+    ) -> ListenLink:
         """A link for the §4.6 session: only while it runs, by the director or a designated attendee."""
         material = await self.store.requests.open_for_session(actor, request_id, conversation_id)
         if material.recording_path is None:
-            raise InvalidInput(N_("conversation {conversation_id} has no recording to listen to"),
-                               conversation_id=conversation_id)
+            raise InvalidInput(
+                N_("conversation {conversation_id} has no recording to listen to"), conversation_id=conversation_id
+            )
         number = await self.repo.request_number(request_id)
-        return await self._create(actor, SESSION, conversation_id, f"§4 session {number}", request_id,
-                                  session_token, None, None)
+        return await self._create(
+            actor, SESSION, conversation_id, f"§4 session {number}", request_id, session_token, None, None
+        )
 
-    async def _create(self, actor: Actor, kind: str, conversation_id: int, purpose: str, request_id: int | None,
-                      session_token: str | None, minutes: int | None, recording_id: int | None) -> ListenLink:
+    async def _create(
+        self,
+        actor: Actor,
+        kind: str,
+        conversation_id: int,
+        purpose: str,
+        request_id: int | None,
+        session_token: str | None,
+        minutes: int | None,
+        recording_id: int | None,
+    ) -> ListenLink:
         minutes = self.store.settings.listen_minutes if minutes is None else minutes
         if not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
             raise InvalidInput(N_("a listening link lives between 1 and 1440 minutes"))
         row = await self.store.archive._recording_row(conversation_id, recording_id)
         path = self.store.archive._managed_path(row["path"])
         if not await asyncio.to_thread(path.is_file):
-            raise NotFound(N_("the recording file of conversation {conversation_id} is missing (`cim fsck` reports "
-                              "it as missing_file)"), conversation_id=conversation_id)
+            raise NotFound(
+                N_(
+                    "the recording file of conversation {conversation_id} is missing (`cim fsck` reports "
+                    "it as missing_file)"
+                ),
+                conversation_id=conversation_id,
+            )
         now = self.store.clock()
         limit = self.store.settings.listen_max_links
         live = len(await self.live_links(actor))  # links of an ended staff session no longer count
         if live >= limit:
-            await self.store.audit.record(actor, "listen.link_create", outcome="refused", target_kind="conversation",
-                                          target_id=conversation_id, purpose=purpose, request_id=request_id,
-                                          details={"reason": "too_many_links", "live": live})
-            raise NotPermitted(N_("{name} already has {live} live listening links (at most {limit}); wait until one "
-                                  "expires or close one"), name=actor.name, live=live, limit=limit)
+            await self.store.audit.record(
+                actor,
+                "listen.link_create",
+                outcome="refused",
+                target_kind="conversation",
+                target_id=conversation_id,
+                purpose=purpose,
+                request_id=request_id,
+                details={"reason": "too_many_links", "live": live},
+            )
+            raise NotPermitted(
+                N_(
+                    "{name} already has {live} live listening links (at most {limit}); wait until one "
+                    "expires or close one"
+                ),
+                name=actor.name,
+                live=live,
+                limit=limit,
+            )
         token = base64.urlsafe_b64encode(self.random(TOKEN_BYTES)).rstrip(b"=").decode("ascii")
         digest = token_hash(token)
         code = _code(digest)
@@ -215,32 +255,73 @@ class Listening:
         expires = now + timedelta(minutes=minutes, seconds=math.ceil(duration))
         async with self.repo.transaction() as tx:
             link_id = await self.repo.insert_link(
-                tx, token_hash=digest, kind=kind, code=code, staff_id=actor.staff_id, actor_name=actor.name,
-                session_hash=token_hash(session_token) if session_token else None, conversation_id=conversation_id,
-                recording_id=row["id"], recording_sha256=row["sha256"], purpose=purpose, request_id=request_id,
-                created_at=to_iso(now), expires_at=to_iso(expires))
+                tx,
+                token_hash=digest,
+                kind=kind,
+                code=code,
+                staff_id=actor.staff_id,
+                actor_name=actor.name,
+                session_hash=token_hash(session_token) if session_token else None,
+                conversation_id=conversation_id,
+                recording_id=row["id"],
+                recording_sha256=row["sha256"],
+                purpose=purpose,
+                request_id=request_id,
+                created_at=to_iso(now),
+                expires_at=to_iso(expires),
+            )
             await self.store.audit.append(
-                tx, actor, "listen.link_create", target_kind="conversation", target_id=conversation_id,
-                purpose=purpose, request_id=request_id,
-                details={"link_id": link_id, "kind": kind, "code": code, "recording_id": row["id"],
-                         "expires_at": to_iso(expires), "bound_to_session": bool(session_token)})
-        return ListenLink(id=link_id, token=token, code=code, conversation_id=conversation_id, recording_id=row["id"],
-                          purpose=purpose, request_id=request_id, created_at=now, expires_at=expires)
+                tx,
+                actor,
+                "listen.link_create",
+                target_kind="conversation",
+                target_id=conversation_id,
+                purpose=purpose,
+                request_id=request_id,
+                details={
+                    "link_id": link_id,
+                    "kind": kind,
+                    "code": code,
+                    "recording_id": row["id"],
+                    "expires_at": to_iso(expires),
+                    "bound_to_session": bool(session_token),
+                },
+            )
+        return ListenLink(
+            id=link_id,
+            token=token,
+            code=code,
+            conversation_id=conversation_id,
+            recording_id=row["id"],
+            purpose=purpose,
+            request_id=request_id,
+            created_at=now,
+            expires_at=expires,
+        )
 
     # -- what is live ------------------------------------------------------------------------------
 
-    async def live_links(self, actor: Actor, *, conversation_id: int | None = None,
-                         request_id: int | None = None) -> list[LiveLink]:
+    async def live_links(
+        self, actor: Actor, *, conversation_id: int | None = None, request_id: int | None = None
+    ) -> list[LiveLink]:
         """The actor's own links still usable (for "odsłuch w przeglądarce" on the archive and request screens)."""
-        rows = await self.repo.live_links(actor.name, to_iso(self.store.clock()), conversation_id=conversation_id,
-                                          request_id=request_id)
+        rows = await self.repo.live_links(
+            actor.name, to_iso(self.store.clock()), conversation_id=conversation_id, request_id=request_id
+        )
         out = []
         for r in rows:
             if r["session_hash"] and await self._session_ended(r["session_hash"]):
                 continue
-            out.append(LiveLink(id=r["id"], code=r["code"], conversation_id=r["conversation_id"],
-                                request_id=r["request_id"], expires_at=from_iso(r["expires_at"]),
-                                opened=r["opened_at"] is not None))
+            out.append(
+                LiveLink(
+                    id=r["id"],
+                    code=r["code"],
+                    conversation_id=r["conversation_id"],
+                    request_id=r["request_id"],
+                    expires_at=from_iso(r["expires_at"]),
+                    opened=r["opened_at"] is not None,
+                )
+            )
         return out
 
     async def revoke(self, actor: Actor, link_id: int, reason: str = "closed") -> bool:
@@ -248,10 +329,16 @@ class Listening:
         async with self.repo.transaction() as tx:
             row = await self.repo.revoke_own(tx, link_id, actor.name, to_iso(self.store.clock()), reason)
             if row is not None:
-                await self.store.audit.append(tx, actor, "listen.link_revoke", target_kind="conversation",
-                                              target_id=row["conversation_id"], purpose=row["purpose"],
-                                              request_id=row["request_id"],
-                                              details={"link_id": link_id, "reason": reason})
+                await self.store.audit.append(
+                    tx,
+                    actor,
+                    "listen.link_revoke",
+                    target_kind="conversation",
+                    target_id=row["conversation_id"],
+                    purpose=row["purpose"],
+                    request_id=row["request_id"],
+                    details={"link_id": link_id, "reason": reason},
+                )
         return row is not None
 
     # -- the browser's requests --------------------------------------------------------------------
@@ -262,25 +349,42 @@ class Listening:
         grant = await self._grant(link)
         await self._check_file(link, grant)
         if await self._format(grant) not in PLAYABLE:
-            await self.store.audit.record(grant.actor, "listen.page", outcome="refused", **self._where(link),
-                                          details=self._details(link, "unplayable", client))
-            raise LinkRefused("unplayable", f"recordings in the format {grant.recording.format!r} cannot be played "
-                                            "in a browser", 415)
+            await self.store.audit.record(
+                grant.actor,
+                "listen.page",
+                outcome="refused",
+                **self._where(link),
+                details=self._details(link, "unplayable", client),
+            )
+            raise LinkRefused(
+                "unplayable", f"recordings in the format {grant.recording.format!r} cannot be played in a browser", 415
+            )
         new_pin = None
         pinned_elsewhere = False
         async with self.repo.transaction() as tx:
             if link["pin_hash"] is None:
                 new_pin = secrets.token_urlsafe(24)
                 # another browser pinned it between our read and this write
-                pinned_elsewhere = not await self.repo.pin(tx, link["id"], token_hash(new_pin),
-                                                           to_iso(self.store.clock()))
+                pinned_elsewhere = not await self.repo.pin(
+                    tx, link["id"], token_hash(new_pin), to_iso(self.store.clock())
+                )
             if pinned_elsewhere:
-                await self.store.audit.append(tx, grant.actor, "listen.page", outcome="refused", **self._where(link),
-                                              details=self._details(link, "foreign_browser", client))
+                await self.store.audit.append(
+                    tx,
+                    grant.actor,
+                    "listen.page",
+                    outcome="refused",
+                    **self._where(link),
+                    details=self._details(link, "foreign_browser", client),
+                )
             else:
-                await self.store.audit.append(tx, grant.actor, "listen.page", **self._where(link),
-                                              details={**self._details(link, None, client),
-                                                       "first_open": new_pin is not None})
+                await self.store.audit.append(
+                    tx,
+                    grant.actor,
+                    "listen.page",
+                    **self._where(link),
+                    details={**self._details(link, None, client), "first_open": new_pin is not None},
+                )
         if pinned_elsewhere:
             raise LinkRefused("foreign_browser", "this link has already been opened in another browser")
         return replace(grant, new_pin=new_pin)
@@ -291,17 +395,25 @@ class Listening:
         link = await self._admit(token, pin, "listen.audio", client=client, may_pin=False)
         return await self._grant(link)
 
-    async def record_audio(self, grant: ListenGrant, range_header: str, *, served: bool, size: int,
-                           client: str = "") -> None:
+    async def record_audio(
+        self, grant: ListenGrant, range_header: str, *, served: bool, size: int, client: str = ""
+    ) -> None:
         """The audit entry of one audio request: the range served, or refused as beyond the end (416)."""
         details: dict[str, Any] = {"link_id": grant.link_id, "code": grant.code, "range": range_header[:60]}
         if not served:
             details.update(reason="range_not_satisfiable", size=size)
         if client:
             details["client"] = client
-        await self.store.audit.record(grant.actor, "listen.audio", outcome="ok" if served else "refused",
-                                      target_kind="conversation", target_id=grant.summary.id, purpose=grant.purpose,
-                                      request_id=grant.request_id, details=details)
+        await self.store.audit.record(
+            grant.actor,
+            "listen.audio",
+            outcome="ok" if served else "refused",
+            target_kind="conversation",
+            target_id=grant.summary.id,
+            purpose=grant.purpose,
+            request_id=grant.request_id,
+            details=details,
+        )
 
     async def _admit(self, token: str, pin: str | None, action: str, *, client: str, may_pin: bool) -> Any:
         """The link row, or LinkRefused after auditing why (forged, expired, revoked, foreign browser...)."""
@@ -310,17 +422,25 @@ class Listening:
         else:
             row = await self.repo.link_by_token(token_hash(token))
         if row is None:
-            await self.store.audit.record(Actor(None, "browser", frozenset()), action, outcome="refused",
-                                          target_kind="listen_link",
-                                          details={"reason": "forged", "client": client})
+            await self.store.audit.record(
+                Actor(None, "browser", frozenset()),
+                action,
+                outcome="refused",
+                target_kind="listen_link",
+                details={"reason": "forged", "client": client},
+            )
             raise LinkRefused("forged", "this listening link is not one CIM gave out")
         owner = await self._owner(row)
-        refusal = (await self._lapsed(row, self.store.clock()) or self._unpinned(row, pin, may_pin)
-                   or await self._withheld(row, owner))
+        refusal = (
+            await self._lapsed(row, self.store.clock())
+            or self._unpinned(row, pin, may_pin)
+            or await self._withheld(row, owner)
+        )
         if refusal is not None:
             reason, message, status = refusal
-            await self.store.audit.record(owner, action, outcome="refused", **self._where(row),
-                                          details=self._details(row, reason, client))
+            await self.store.audit.record(
+                owner, action, outcome="refused", **self._where(row), details=self._details(row, reason, client)
+            )
             raise LinkRefused(reason, message, status)
         return row
 
@@ -342,8 +462,11 @@ class Listening:
         """(reason, message, status) when this browser is not the one the link is pinned to (or may not pin it)."""
         if row["pin_hash"] is not None:
             if not pin or token_hash(pin) != row["pin_hash"]:
-                return ("foreign_browser", "this link has already been opened in another browser; "
-                                           "links cannot be forwarded", 403)
+                return (
+                    "foreign_browser",
+                    "this link has already been opened in another browser; links cannot be forwarded",
+                    403,
+                )
         elif not may_pin:
             return "not_opened", "open the listening page first", 403
         return None
@@ -358,11 +481,17 @@ class Listening:
         if row["kind"] == SESSION:
             if await self.repo.request_state(row["request_id"]) != "session_in_progress":
                 return "withheld", "the listening session this link belonged to is over", 410
-        if not await self.repo.recording_unchanged(row["recording_id"], row["conversation_id"],
-                                                   row["recording_sha256"]):
+        if not await self.repo.recording_unchanged(
+            row["recording_id"], row["conversation_id"], row["recording_sha256"]
+        ):
             purged = await self.repo.was_purged(row["conversation_id"])
-            return ("purged", "the recording was permanently deleted (purged, §6) after the link was made"
-                    if purged else "the recording is no longer in the archive", 410)
+            return (
+                "purged",
+                "the recording was permanently deleted (purged, §6) after the link was made"
+                if purged
+                else "the recording is no longer in the archive",
+                410,
+            )
         return None
 
     async def _revoke_row(self, link_id: int, reason: str) -> None:
@@ -385,35 +514,53 @@ class Listening:
     async def _grant(self, row: Any) -> ListenGrant:
         conv = await self.repo.summary(row["conversation_id"])
         rec = await self.repo.recording(row["recording_id"])
-        return ListenGrant(link_id=row["id"], code=row["code"], actor=await self._owner(row), summary=_summary(conv),
-                           recording=_recording(rec), path=self.store.archive._managed_path(rec["path"]),
-                           purpose=row["purpose"], request_id=row["request_id"],
-                           expires_at=from_iso(row["expires_at"]))
+        return ListenGrant(
+            link_id=row["id"],
+            code=row["code"],
+            actor=await self._owner(row),
+            summary=_summary(conv),
+            recording=_recording(rec),
+            path=self.store.archive._managed_path(rec["path"]),
+            purpose=row["purpose"],
+            request_id=row["request_id"],
+            expires_at=from_iso(row["expires_at"]),
+        )
 
     async def _check_file(self, row: Any, grant: ListenGrant) -> None:
         """The file is there and unchanged since ingestion, or the page names fsck's kind of the problem."""
         try:
             actual = await asyncio.to_thread(_sha256_or_none, grant.path)
         except ContentDeleted as exc:
-            await self.store.audit.record(grant.actor, "listen.page", outcome="refused", **self._where(row),
-                                          details=self._details(row, "deleted", ""))
+            await self.store.audit.record(
+                grant.actor,
+                "listen.page",
+                outcome="refused",
+                **self._where(row),
+                details=self._details(row, "deleted", ""),
+            )
             raise LinkRefused("deleted", exc.message, 410) from None
         except SealBroken:
             actual = "sealed file does not open"
         if actual == grant.recording.sha256:
             return
         kind = "missing_file" if actual is None else "checksum_mismatch"
-        await self.store.audit.record(grant.actor, "listen.page", outcome="refused", **self._where(row),
-                                      details=self._details(row, kind, ""))
+        await self.store.audit.record(
+            grant.actor, "listen.page", outcome="refused", **self._where(row), details=self._details(row, kind, "")
+        )
         if actual is None:
             raise LinkRefused(kind, "the recording file is missing from the recordings folder", 404, kind)
-        raise LinkRefused(kind, "the recording file differs from the one recorded (its SHA-256 does not match)",
-                          409, kind)
+        raise LinkRefused(
+            kind, "the recording file differs from the one recorded (its SHA-256 does not match)", 409, kind
+        )
 
     @staticmethod
     def _where(row: Any) -> dict[str, Any]:
-        return {"target_kind": "conversation", "target_id": row["conversation_id"], "purpose": row["purpose"],
-                "request_id": row["request_id"]}
+        return {
+            "target_kind": "conversation",
+            "target_id": row["conversation_id"],
+            "purpose": row["purpose"],
+            "request_id": row["request_id"],
+        }
 
     @staticmethod
     def _details(row: Any, reason: str | None, client: str) -> dict[str, Any]:
@@ -544,7 +691,7 @@ class _Transcode:
             await self._progress.wait()
         if self.failed:
             raise LinkRefused("unplayable", "the GSM recording could not be decoded", 415)
-        return bytes(self.buf[start:end + 1])
+        return bytes(self.buf[start : end + 1])
 
 
 def _sha256_or_none(path: Path) -> str | None:

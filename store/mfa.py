@@ -61,13 +61,15 @@ class SecretBox:
                     f.write(base64.b64encode(key) + b"\n")
         mode = self.path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(N_("the second-factor key file {path} is open to other users; run `chmod 600 {path}`"),
-                              path=self.path)
+            raise ConfigError(
+                N_("the second-factor key file {path} is open to other users; run `chmod 600 {path}`"), path=self.path
+            )
         try:
             key = base64.b64decode(self.path.read_bytes().strip(), validate=True)
         except (ValueError, OSError) as exc:
-            raise ConfigError(N_("the second-factor key file {path} cannot be read: {exc}"),
-                              path=self.path, exc=exc) from exc
+            raise ConfigError(
+                N_("the second-factor key file {path} cannot be read: {exc}"), path=self.path, exc=exc
+            ) from exc
         if len(key) != 32:
             raise ConfigError(N_("the second-factor key file {path} does not hold a 256-bit key"), path=self.path)
         self._key = key
@@ -82,8 +84,12 @@ class SecretBox:
             return AESGCM(self._load()).decrypt(sealed[:12], sealed[12:], _aad(staff_id)).decode("ascii")
         except InvalidTag:
             raise ConfigError(
-                N_("a second-factor secret cannot be opened with the key in {path} (another key?); reset that "
-                   "person's second factor with `cim users mfa-reset`"), path=self.path) from None
+                N_(
+                    "a second-factor secret cannot be opened with the key in {path} (another key?); reset that "
+                    "person's second factor with `cim users mfa-reset`"
+                ),
+                path=self.path,
+            ) from None
 
 
 def _aad(staff_id: int) -> bytes:
@@ -127,7 +133,7 @@ def new_recovery_codes() -> list[str]:
     codes = []
     for _ in range(RECOVERY_CODES):
         raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(16))
-        codes.append("-".join(raw[i:i + 4] for i in range(0, 16, 4)))
+        codes.append("-".join(raw[i : i + 4] for i in range(0, 16, 4)))
     return codes
 
 

@@ -16,8 +16,15 @@ MAX_NOTICE = 5000
 
 
 def _notice(r) -> Notice:
-    return Notice(id=r["id"], channel=r["channel"], version=r["version"], lang=r["lang"], text=r["text"],
-                  legal=bool(r["legal"]), created_at=from_iso(r["created_at"]))
+    return Notice(
+        id=r["id"],
+        channel=r["channel"],
+        version=r["version"],
+        lang=r["lang"],
+        text=r["text"],
+        legal=bool(r["legal"]),
+        created_at=from_iso(r["created_at"]),
+    )
 
 
 class Notices:
@@ -33,7 +40,8 @@ class Notices:
         latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = ?", (channel,))
         rows = await self.db.fetchall(
             "SELECT * FROM notices WHERE channel = ? AND version = ? AND lang IN (?, 'pl')",
-            (channel, latest["v"], lang))
+            (channel, latest["v"], lang),
+        )
         by_lang = {r["lang"]: r for r in rows}
         return _notice(by_lang.get(lang) or by_lang["pl"])
 
@@ -68,7 +76,7 @@ class Notices:
                 await tx.execute(
                     "INSERT INTO notices(channel, version, lang, text, legal, created_at, created_by) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (channel, version, lang, text.strip(), int(lang == "pl"), to_iso(self.clock()), actor.name))
-            await self.audit.append(tx, actor, "notice.add", target_kind="notice",
-                                    target_id=f"{channel}:{version}")
+                    (channel, version, lang, text.strip(), int(lang == "pl"), to_iso(self.clock()), actor.name),
+                )
+            await self.audit.append(tx, actor, "notice.add", target_kind="notice", target_id=f"{channel}:{version}")
         return [n for n in await self.history(channel) if n.version == version]

@@ -85,8 +85,9 @@ class OpeningHours:
             rest = rest.strip()
             if head == "holidays":
                 if rest not in ("closed", "open"):
-                    raise ConfigError(N_("opening hours: 'holidays' must be followed by closed or open, not {rest!r}"),
-                                      rest=rest)
+                    raise ConfigError(
+                        N_("opening hours: 'holidays' must be followed by closed or open, not {rest!r}"), rest=rest
+                    )
                 holidays_closed = rest == "closed"
                 continue
             days = _parse_days(head)
@@ -95,15 +96,18 @@ class OpeningHours:
                     ranges[d] = []
                 continue
             if not rest:
-                raise ConfigError(N_("opening hours: {clause!r} has no hours (e.g. 'mon 07:30-18:00' or 'sat closed')"),
-                                  clause=clause)
+                raise ConfigError(
+                    N_("opening hours: {clause!r} has no hours (e.g. 'mon 07:30-18:00' or 'sat closed')"), clause=clause
+                )
             for part in rest.replace(" ", "").split(","):
                 span = _parse_range(part)
                 for d in days:
                     ranges[d].append(span)
         if not any(ranges):
-            raise ConfigError(N_("opening hours {spec!r} never open; give hours such as 'mon-fri 08:00-16:00', or "
-                                 "'always'"), spec=spec)
+            raise ConfigError(
+                N_("opening hours {spec!r} never open; give hours such as 'mon-fri 08:00-16:00', or 'always'"),
+                spec=spec,
+            )
         return cls(spec, False, tuple(tuple(sorted(r)) for r in ranges), holidays_closed, tz)
 
     def is_open(self, now: datetime) -> bool:

@@ -57,10 +57,13 @@ def document(*, title: str, author: str, subject: str = "") -> "FPDF":
     pdf.set_producer("CIM (fpdf2)")
     pdf.set_lang("pl-PL")
     pdf.add_output_intent(
-        OutputIntentSubType.PDFA, output_condition_identifier="sRGB IEC61966-2.1",
-        output_condition="IEC 61966-2-1:1999", registry_name="http://www.color.org",
+        OutputIntentSubType.PDFA,
+        output_condition_identifier="sRGB IEC61966-2.1",
+        output_condition="IEC 61966-2-1:1999",
+        registry_name="http://www.color.org",
         dest_output_profile=PDFICCProfile(contents=ICC_PROFILE.read_bytes(), n=3, alternate="DeviceRGB"),
-        info="sRGB2014 (International Color Consortium, v2)")
+        info="sRGB2014 (International Color Consortium, v2)",
+    )
     pdf.add_font(FONT_FAMILY, "", str(FONT_REGULAR))
     pdf.add_font(FONT_FAMILY, "B", str(FONT_BOLD))
     return pdf
@@ -101,8 +104,16 @@ def inspect(data: bytes) -> Structure:
     reader = PdfFileReader(io.BytesIO(data), strict=False)
     encrypted = bool(reader.encrypted) or "/Encrypt" in reader.trailer
     if encrypted:  # nothing further is readable without the key, and nothing further matters
-        return Structure(encrypted=True, has_id="/ID" in reader.trailer, xmp=None, pdfa_part=None,
-                         pdfa_conformance=None, output_intents=(), fonts=(), signatures=0)
+        return Structure(
+            encrypted=True,
+            has_id="/ID" in reader.trailer,
+            xmp=None,
+            pdfa_part=None,
+            pdfa_conformance=None,
+            output_intents=(),
+            fonts=(),
+            signatures=0,
+        )
     root = reader.root
     xmp = part = conformance = None
     if "/Metadata" in root:
@@ -113,10 +124,16 @@ def inspect(data: bytes) -> Structure:
         oi = oi.get_object()
         profile = oi.get("/DestOutputProfile")
         icc = profile.get_object().data if profile is not None else b""
-        intents.append({"S": str(oi.get("/S")), "identifier": str(oi.get("/OutputConditionIdentifier", "")),
-                        "icc_bytes": len(icc), "icc_valid": icc[36:40] == b"acsp",
-                        "icc_colour_space": icc[16:20].decode("latin-1").strip(),
-                        "N": int(profile.get_object().get("/N", 0)) if profile is not None else 0})
+        intents.append(
+            {
+                "S": str(oi.get("/S")),
+                "identifier": str(oi.get("/OutputConditionIdentifier", "")),
+                "icc_bytes": len(icc),
+                "icc_valid": icc[36:40] == b"acsp",
+                "icc_colour_space": icc[16:20].decode("latin-1").strip(),
+                "N": int(profile.get_object().get("/N", 0)) if profile is not None else 0,
+            }
+        )
     fonts: dict[int | str, dict[str, Any]] = {}
 
     def visit_resources(resources: Any, seen: set[int]) -> None:
@@ -128,8 +145,11 @@ def inspect(data: bytes) -> Structure:
             key = font_ref.idnum if isinstance(font_ref, generic.IndirectObject) else str(font.get("/BaseFont"))
             descendants = [d.get_object() for d in font.get("/DescendantFonts", ())] or [font]
             embedded = all(_font_file(d) for d in descendants)
-            fonts[key] = {"name": str(font.get("/BaseFont", "")).lstrip("/"), "subtype": str(font.get("/Subtype")),
-                          "embedded": embedded}
+            fonts[key] = {
+                "name": str(font.get("/BaseFont", "")).lstrip("/"),
+                "subtype": str(font.get("/Subtype")),
+                "embedded": embedded,
+            }
         for _, xobj_ref in resources.get("/XObject", generic.DictionaryObject()).items():
             if isinstance(xobj_ref, generic.IndirectObject):
                 if xobj_ref.idnum in seen:
@@ -151,9 +171,16 @@ def inspect(data: bytes) -> Structure:
     acroform = root.get("/AcroForm")
     if acroform is not None:
         visit_resources(acroform.get_object().get("/DR"), seen)
-    return Structure(encrypted=encrypted, has_id="/ID" in reader.trailer, xmp=xmp, pdfa_part=part,
-                     pdfa_conformance=conformance, output_intents=tuple(intents), fonts=tuple(fonts.values()),
-                     signatures=len(reader.embedded_signatures))
+    return Structure(
+        encrypted=encrypted,
+        has_id="/ID" in reader.trailer,
+        xmp=xmp,
+        pdfa_part=part,
+        pdfa_conformance=conformance,
+        output_intents=tuple(intents),
+        fonts=tuple(fonts.values()),
+        signatures=len(reader.embedded_signatures),
+    )
 
 
 def check(data: bytes) -> list[str]:

@@ -104,23 +104,32 @@ class PhoneNotices:
     def __init__(self, store: "Store") -> None:
         self.store = store
 
-    async def export(self, actor: Actor, directory: Path, *, render_audio: bool = True,
-                     full_text: str | None = None, context: str = "cim-incoming-notice",
-                     queue: str = "cim") -> PhoneExport:
+    async def export(
+        self,
+        actor: Actor,
+        directory: Path,
+        *,
+        render_audio: bool = True,
+        full_text: str | None = None,
+        context: str = "cim-incoming-notice",
+        queue: str = "cim",
+    ) -> PhoneExport:
         if not allowed(actor, Permission.MANAGE_NOTICES):
             await self.store.audit.guard(actor, Permission.CONFIGURE, "notice.export_phone")
         for name, value in (("context", context), ("queue", queue)):
             if not _CONTEXT_NAME.match(value):
-                raise InvalidInput(N_("the {name} name {value!r} may hold only letters, digits, '-' and '_'"),
-                                   name=name, value=value)
+                raise InvalidInput(
+                    N_("the {name} name {value!r} may hold only letters, digits, '-' and '_'"), name=name, value=value
+                )
         notice = await self.store.notices.current("phone", "pl")
         full = (full_text or DEFAULT_FULL_INFORMATION_PL).strip()
         if not full:
             raise InvalidInput(N_("the full-information text is empty"))
         version = notice.version
         texts = {f"notice-v{version}-pl": notice.text, f"notice-full-v{version}-pl": full}
-        written = await asyncio.to_thread(_write_files, directory, version, dialplan(version, context=context,
-                                                                                      queue=queue), texts)
+        written = await asyncio.to_thread(
+            _write_files, directory, version, dialplan(version, context=context, queue=queue), texts
+        )
         audio: list[Path] = []
         skipped: str | None = None
         if not render_audio:
@@ -133,9 +142,14 @@ class PhoneNotices:
                 for stem, text in texts.items():
                     audio.append(await _render(espeak, sox, text, directory / SOUND_FOLDER / f"{stem}.wav"))
         async with self.store.db.write() as tx:
-            await self.store.audit.append(tx, actor, "notice.export_phone", target_kind="notice",
-                                          target_id=f"phone:{version}",
-                                          details={"audio": bool(audio), "context": context, "queue": queue})
+            await self.store.audit.append(
+                tx,
+                actor,
+                "notice.export_phone",
+                target_kind="notice",
+                target_id=f"phone:{version}",
+                details={"audio": bool(audio), "context": context, "queue": queue},
+            )
         return PhoneExport(version, written[0], tuple(written[1:]), tuple(audio), skipped)
 
 
@@ -158,10 +172,13 @@ async def _render(espeak: str, sox: str, text: str, out: Path) -> Path:
         text_file = Path(tmp) / "text.txt"
         raw = Path(tmp) / "espeak.wav"
         await asyncio.to_thread(text_file.write_text, text, "utf-8")
-        for argv in ([espeak, "-v", "pl", "-s", "150", "-f", str(text_file), "-w", str(raw)],
-                     [sox, str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(out)]):
+        for argv in (
+            [espeak, "-v", "pl", "-s", "150", "-f", str(text_file), "-w", str(raw)],
+            [sox, str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(out)],
+        ):
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
             try:
                 _, err = await asyncio.wait_for(proc.communicate(), RENDER_TIMEOUT_S)
             except asyncio.TimeoutError:

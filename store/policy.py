@@ -30,10 +30,10 @@ class Permission(StrEnum):
     INGEST_CALLS = "ingest_calls"
     CONFIRM_COPY_EXPORT = "confirm_copy_export"  # the second pair of eyes on a GDPR Art. 15 export
     VIEW_TRAFFIC = "view_traffic"  # the live wallboard of queues and calls (numbers masked without archive access)
-    PAUSE_QUEUE = "pause_queue"    # pause/unpause oneself in the PBX's queues
-    ANNOTATE_CALLS = "annotate_calls"      # a category and a short note on a call one handled
+    PAUSE_QUEUE = "pause_queue"  # pause/unpause oneself in the PBX's queues
+    ANNOTATE_CALLS = "annotate_calls"  # a category and a short note on a call one handled
     HANDLE_CALLBACKS = "handle_callbacks"  # the callback worklist: take, call back, close
-    SUPERVISE_CHATS = "supervise_chats"    # §3: watch live chats (with a purpose), whisper, take over
+    SUPERVISE_CHATS = "supervise_chats"  # §3: watch live chats (with a purpose), whisper, take over
 
 
 P = Permission
@@ -41,20 +41,43 @@ _DESIGNATED = {P.SEARCH_ARCHIVE, P.OPEN_CONTENT, P.REGISTER_REQUESTS, P.VIEW_REQ
 
 #: The whole policy. A role not listed for a permission does not have it.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.CONSULTANT: frozenset({P.HANDLE_CHATS, P.VIEW_TRAFFIC, P.PAUSE_QUEUE, P.ANNOTATE_CALLS,
-                                P.HANDLE_CALLBACKS}),
+    Role.CONSULTANT: frozenset({P.HANDLE_CHATS, P.VIEW_TRAFFIC, P.PAUSE_QUEUE, P.ANNOTATE_CALLS, P.HANDLE_CALLBACKS}),
     Role.DESIGNATED: frozenset(_DESIGNATED),
     Role.CIM_MANAGER: frozenset(
-        _DESIGNATED | {P.MANAGE_CANNED, P.MANAGE_NOTICES, P.MANAGE_HOLDS, P.RUN_PURGE, P.VIEW_REPORTS,
-                       P.VIEW_TRAFFIC, P.SUPERVISE_CHATS}
+        _DESIGNATED
+        | {
+            P.MANAGE_CANNED,
+            P.MANAGE_NOTICES,
+            P.MANAGE_HOLDS,
+            P.RUN_PURGE,
+            P.VIEW_REPORTS,
+            P.VIEW_TRAFFIC,
+            P.SUPERVISE_CHATS,
+        }
     ),
     Role.IT_ADMIN: frozenset(
-        {P.MANAGE_ACCOUNTS, P.CONFIGURE, P.CHECK_INTEGRITY, P.SEARCH_ARCHIVE, P.OPEN_CONTENT,
-         P.RUN_PURGE, P.INGEST_CALLS}
+        {
+            P.MANAGE_ACCOUNTS,
+            P.CONFIGURE,
+            P.CHECK_INTEGRITY,
+            P.SEARCH_ARCHIVE,
+            P.OPEN_CONTENT,
+            P.RUN_PURGE,
+            P.INGEST_CALLS,
+        }
     ),
     Role.BOI_DIRECTOR: frozenset(
-        {P.DECIDE_REQUESTS, P.SCHEDULE_SESSIONS, P.MANAGE_HOLDS, P.READ_AUDIT, P.VIEW_REPORTS,
-         P.VIEW_REQUESTS, P.REGISTER_REQUESTS, P.CONFIRM_COPY_EXPORT, P.SUPERVISE_CHATS}
+        {
+            P.DECIDE_REQUESTS,
+            P.SCHEDULE_SESSIONS,
+            P.MANAGE_HOLDS,
+            P.READ_AUDIT,
+            P.VIEW_REPORTS,
+            P.VIEW_REQUESTS,
+            P.REGISTER_REQUESTS,
+            P.CONFIRM_COPY_EXPORT,
+            P.SUPERVISE_CHATS,
+        }
     ),
     Role.DPO: frozenset({P.GIVE_DPO_OPINION, P.READ_AUDIT, P.HANDLE_COPY_REQUESTS, P.VIEW_REQUESTS, P.VIEW_REPORTS}),
     Role.DEPARTMENT_HEAD: frozenset({P.GIVE_DEPARTMENT_OPINION}),

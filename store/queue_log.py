@@ -30,8 +30,12 @@ if TYPE_CHECKING:  # the service names the repository's type only; its SQL is th
     from .sqlite.queue_log import QueueLogRepository
 
 #: Events that end a caller's wait without an answer, and the outcome each records.
-EXIT_OUTCOMES = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITWITHKEY": "exitkey",
-                 "EXITEMPTY": "exitempty"}
+EXIT_OUTCOMES = {
+    "ABANDON": "abandoned",
+    "EXITWITHTIMEOUT": "timeout",
+    "EXITWITHKEY": "exitkey",
+    "EXITEMPTY": "exitempty",
+}
 #: Where each exit event keeps the waiting time (data field index, 1-based): app_queue.c's formats
 #: ABANDON pos|origpos|waittime, EXITWITHTIMEOUT pos|origpos|waittime, EXITWITHKEY key|pos|origpos|waittime,
 #: EXITEMPTY pos|origpos|waittime.
@@ -39,11 +43,33 @@ EXIT_WAIT_FIELD = {"ABANDON": 3, "EXITWITHTIMEOUT": 3, "EXITWITHKEY": 4, "EXITEM
 #: Transfers: TRANSFER / BLINDTRANSFER exten|context|holdtime|calltime|origpos,
 #: ATTENDEDTRANSFER method|target|holdtime|calltime|origpos.
 TRANSFER_EVENTS = ("TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER")
-MEMBER_EVENTS = ("PAUSE", "PAUSEALL", "UNPAUSE", "UNPAUSEALL", "ADDMEMBER", "REMOVEMEMBER", "AGENTLOGIN",
-                 "AGENTLOGOFF", "AGENTCALLBACKLOGIN", "AGENTCALLBACKLOGOFF")
+MEMBER_EVENTS = (
+    "PAUSE",
+    "PAUSEALL",
+    "UNPAUSE",
+    "UNPAUSEALL",
+    "ADDMEMBER",
+    "REMOVEMEMBER",
+    "AGENTLOGIN",
+    "AGENTLOGOFF",
+    "AGENTCALLBACKLOGIN",
+    "AGENTCALLBACKLOGOFF",
+)
 #: Events app_queue.c (and res_agent) write that carry nothing CIM keeps: registered, not applied.
-IGNORED_EVENTS = frozenset({"DID", "INFO", "CONFIGRELOAD", "QUEUESTART", "AGENTDUMP", "SYSCOMPAT",
-                            "RINGCANCELED", "CALLSTATUS", "SHUTDOWN", "ATTENDEDTRANSFERFAIL"})
+IGNORED_EVENTS = frozenset(
+    {
+        "DID",
+        "INFO",
+        "CONFIGRELOAD",
+        "QUEUESTART",
+        "AGENTDUMP",
+        "SYSCOMPAT",
+        "RINGCANCELED",
+        "CALLSTATUS",
+        "SHUTDOWN",
+        "ATTENDEDTRANSFERFAIL",
+    }
+)
 _EVENT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 BATCH = 500
 
@@ -86,8 +112,9 @@ def parse_line(number: int, raw: bytes) -> QueueLogEntry | Rejection | None:
         return Rejection(number, "the line is not valid UTF-8")
     fields = text.split("|")
     if len(fields) < 5:
-        return Rejection(number, f"a queue_log line has at least 5 fields (epoch|callid|queue|agent|event), "
-                                 f"this one {len(fields)}")
+        return Rejection(
+            number, f"a queue_log line has at least 5 fields (epoch|callid|queue|agent|event), this one {len(fields)}"
+        )
     epoch, callid, queue, agent, event = (f.strip() for f in fields[:5])
     try:
         seconds = float(epoch)
@@ -98,8 +125,7 @@ def parse_line(number: int, raw: bytes) -> QueueLogEntry | Rejection | None:
         return Rejection(number, f"the time must be a Unix epoch in seconds, not {epoch!r}")
     if not _EVENT_NAME.match(event):
         return Rejection(number, f"the event name {event!r} is not an Asterisk queue_log event")
-    return QueueLogEntry(number, at, callid, queue, agent, event, tuple(fields[5:]),
-                         hashlib.sha256(raw).hexdigest())
+    return QueueLogEntry(number, at, callid, queue, agent, event, tuple(fields[5:]), hashlib.sha256(raw).hexdigest())
 
 
 @dataclass
@@ -118,11 +144,17 @@ class QueueLogReport:
     expired: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return {"imported": self.imported, "already_present": self.already_present,
-                "rejected": [r.as_json() for r in self.rejected], "queue_calls": self.queue_calls,
-                "member_events": self.member_events, "ignored": self.ignored,
-                "unknown_events": dict(sorted(self.unknown_events.items())), "linked_to_calls": self.linked_to_calls,
-                "expired": self.expired}
+        return {
+            "imported": self.imported,
+            "already_present": self.already_present,
+            "rejected": [r.as_json() for r in self.rejected],
+            "queue_calls": self.queue_calls,
+            "member_events": self.member_events,
+            "ignored": self.ignored,
+            "unknown_events": dict(sorted(self.unknown_events.items())),
+            "linked_to_calls": self.linked_to_calls,
+            "expired": self.expired,
+        }
 
     def add(self, other: "QueueLogReport") -> None:
         self.imported += other.imported
@@ -181,30 +213,56 @@ class QueueLog:
         src.offset += consumed
         src.next_line += len(lines)
         if final and tail.strip():
-            report.rejected.append(Rejection(src.next_line, "the last line has no line end (is Asterisk still "
-                                                            "writing the file?); it will be read on the next run"))
+            report.rejected.append(
+                Rejection(
+                    src.next_line,
+                    "the last line has no line end (is Asterisk still "
+                    "writing the file?); it will be read on the next run",
+                )
+            )
         retention = self.store.settings.retention_duration
         now = to_iso(self.store.clock())
         for i in range(0, len(entries), BATCH):
-            await self.repo.register(entries[i:i + BATCH], report, retention, now)
+            await self.repo.register(entries[i : i + BATCH], report, retention, now)
         report.linked_to_calls = await self.link_calls()
         if entries or report.rejected:
             async with self.repo.transaction() as tx:
-                await self.store.audit.append(tx, actor, "calls.ingest_queue_log", details={
-                    "file": src.path.name, "imported": report.imported, "already_present": report.already_present,
-                    "rejected": len(report.rejected)})
+                await self.store.audit.append(
+                    tx,
+                    actor,
+                    "calls.ingest_queue_log",
+                    details={
+                        "file": src.path.name,
+                        "imported": report.imported,
+                        "already_present": report.already_present,
+                        "rejected": len(report.rejected),
+                    },
+                )
         return report
 
     async def link_calls(self) -> int:
         """Link stays not yet linked to the call whose CDR leg has the same uniqueid (CDR ingested later too)."""
         return await self.repo.link_calls()
 
-    async def watch(self, actor: Actor, src: QueueLogSource, stop: asyncio.Event, *, interval: float = 2.0,
-                    iterations: int | None = None,
-                    on_poll: Callable[[QueueLogReport], None] | None = None) -> QueueLogReport:
+    async def watch(
+        self,
+        actor: Actor,
+        src: QueueLogSource,
+        stop: asyncio.Event,
+        *,
+        interval: float = 2.0,
+        iterations: int | None = None,
+        on_poll: Callable[[QueueLogReport], None] | None = None,
+    ) -> QueueLogReport:
         """Poll the file for appended lines until `stop` is set (a half-written last line waits for its end)."""
-        return await poll_until_stopped(lambda: self.ingest(actor, src, final=False), QueueLogReport(), stop,
-                                        interval=interval, iterations=iterations, on_poll=on_poll)
+        return await poll_until_stopped(
+            lambda: self.ingest(actor, src, final=False),
+            QueueLogReport(),
+            stop,
+            interval=interval,
+            iterations=iterations,
+            on_poll=on_poll,
+        )
 
 
 def _read_new(src: QueueLogSource) -> bytes:

@@ -31,12 +31,12 @@ FONTS_DIR = Path(__file__).with_name("fonts")
 #: Audit actions that are an access to residents' content or to the archive (DESIGN.md §3: the
 #: director supervises use, listening, sharing). Matched as prefixes of the audit entry's action.
 ACCESS_ACTION_PREFIXES = (
-    "archive.open_",      # opening a recording or a transcript, always with a stated purpose
-    "archive.search",     # searching calls and chats (numbers, dates, text)
-    "archive.view",       # looking at a conversation's details
-    "requests.session",   # a §4 listening/reading session held for a resident (start, playback, end)
-    "requests.export",    # a GDPR Art. 15 copy or the register exported
-    "chat.monitor",       # §3: a live chat opened by a supervisor, with a stated purpose (store/supervision.py)
+    "archive.open_",  # opening a recording or a transcript, always with a stated purpose
+    "archive.search",  # searching calls and chats (numbers, dates, text)
+    "archive.view",  # looking at a conversation's details
+    "requests.session",  # a §4 listening/reading session held for a resident (start, playback, end)
+    "requests.export",  # a GDPR Art. 15 copy or the register exported
+    "chat.monitor",  # §3: a live chat opened by a supervisor, with a stated purpose (store/supervision.py)
 )
 
 
@@ -111,35 +111,75 @@ class SupervisionReport:
         t = translator(lang).gettext
         out = [[t(h) for h in _ROW_HEADER]]
         for a in self.accesses:
-            out.append([t(N_("access")), a.person, action_label(a.action, lang) if action_words else a.action,
-                        a.purpose, str(a.count), ""])
+            out.append(
+                [
+                    t(N_("access")),
+                    a.person,
+                    action_label(a.action, lang) if action_words else a.action,
+                    a.purpose,
+                    str(a.count),
+                    "",
+                ]
+            )
         for r in self.refusals:
-            out.append([t(N_("refused")), r.person, action_label(r.action, lang) if action_words else r.action, "",
-                        str(r.count), ""])
+            out.append(
+                [
+                    t(N_("refused")),
+                    r.person,
+                    action_label(r.action, lang) if action_words else r.action,
+                    "",
+                    str(r.count),
+                    "",
+                ]
+            )
         for q in self.requests:
             avg = "" if q.average_days is None else _decimal(q.average_days, lang)
             mx = "" if q.max_days is None else str(q.max_days)
-            out.append([t(N_("request")), _word(_REQUEST_KINDS, q.kind, lang), "",
-                        _word(_REQUEST_OUTCOMES, q.outcome, lang), str(q.count),
-                        t(N_("answered {answered}; average days {avg}; max days {max}; late {late}")).format(
-                            answered=q.answered, avg=avg or "-", max=mx or "-", late=q.late)])
+            out.append(
+                [
+                    t(N_("request")),
+                    _word(_REQUEST_KINDS, q.kind, lang),
+                    "",
+                    _word(_REQUEST_OUTCOMES, q.outcome, lang),
+                    str(q.count),
+                    t(N_("answered {answered}; average days {avg}; max days {max}; late {late}")).format(
+                        answered=q.answered, avg=avg or "-", max=mx or "-", late=q.late
+                    ),
+                ]
+            )
         for p in self.purges:
-            out.append([t(N_("purge")), p.started_by,
-                        t(N_("run {run} {when}")).format(run=p.run_id,
-                                                         when=format_datetime(p.started_at, lang=lang, tz=tz)),
-                        purge_status(p.status, lang), str(p.calls + p.chats),
-                        t(N_("calls {calls}; chats {chats}; files {files}; bytes {bytes}; held {held}")).format(
-                            calls=p.calls, chats=p.chats, files=p.files, bytes=p.bytes, held=p.held)])
+            out.append(
+                [
+                    t(N_("purge")),
+                    p.started_by,
+                    t(N_("run {run} {when}")).format(
+                        run=p.run_id, when=format_datetime(p.started_at, lang=lang, tz=tz)
+                    ),
+                    purge_status(p.status, lang),
+                    str(p.calls + p.chats),
+                    t(N_("calls {calls}; chats {chats}; files {files}; bytes {bytes}; held {held}")).format(
+                        calls=p.calls, chats=p.chats, files=p.files, bytes=p.bytes, held=p.held
+                    ),
+                ]
+            )
         out.extend(activity_rows(self.activity, lang, tz=tz))
         return out
 
 
 _ROW_HEADER = (N_("section"), N_("who / kind"), N_("what"), N_("purpose / outcome"), N_("count"), N_("details"))
 _REQUEST_KINDS = {"access": N_("§4 access"), "copy": N_("GDPR Art. 15 copy")}
-_REQUEST_OUTCOMES = {"granted": N_("granted"), "refused": N_("refused"), "withdrawn": N_("withdrawn"),
-                     "open": N_("open")}
-_PURGE_STATUSES = {"finished": N_("finished"), "running": N_("running"), "failed": N_("failed"),
-                   "interrupted": N_("interrupted")}
+_REQUEST_OUTCOMES = {
+    "granted": N_("granted"),
+    "refused": N_("refused"),
+    "withdrawn": N_("withdrawn"),
+    "open": N_("open"),
+}
+_PURGE_STATUSES = {
+    "finished": N_("finished"),
+    "running": N_("running"),
+    "failed": N_("failed"),
+    "interrupted": N_("interrupted"),
+}
 
 
 def _word(table: dict[str, str], code: str, lang: str) -> str:
@@ -155,7 +195,7 @@ def purge_status(status: str, lang: str | None = None) -> str:
     """A purge run's status in words ('finished (remnants pending)' included); an unknown one as it is."""
     lang = normalise_language(lang) or current_language()
     pending = " (remnants pending)"
-    head = status[:-len(pending)] if status.endswith(pending) else status
+    head = status[: -len(pending)] if status.endswith(pending) else status
     text = _word(_PURGE_STATUSES, head, lang)
     return text + translator(lang).gettext(N_(" (remnants pending)")) if head != status else text
 
@@ -167,8 +207,9 @@ class Reports:
     unit of work.
     """
 
-    def __init__(self, repo: "ReportsRepository", audit: AuditLog, clock: Clock,
-                 timezone: str = "Europe/Warsaw") -> None:
+    def __init__(
+        self, repo: "ReportsRepository", audit: AuditLog, clock: Clock, timezone: str = "Europe/Warsaw"
+    ) -> None:
         self.repo = repo
         self.audit = audit
         self.clock = clock
@@ -184,22 +225,48 @@ class Reports:
         zone = ZoneInfo(self.timezone)
         since = to_iso(datetime.combine(start, time(0), zone))
         until = to_iso(datetime.combine(end + timedelta(days=1), time(0), zone))
-        accesses = [AccessCount(r["actor_name"], r["action"], r["purpose"] or "", r["n"])
-                    for r in await self.repo.access_counts(since, until, ACCESS_ACTION_PREFIXES)]
-        refusals = [RefusalCount(r["actor_name"], r["action"], r["n"])
-                    for r in await self.repo.refusal_counts(since, until)]
+        accesses = [
+            AccessCount(r["actor_name"], r["action"], r["purpose"] or "", r["n"])
+            for r in await self.repo.access_counts(since, until, ACCESS_ACTION_PREFIXES)
+        ]
+        refusals = [
+            RefusalCount(r["actor_name"], r["action"], r["n"]) for r in await self.repo.refusal_counts(since, until)
+        ]
         requests = await self._requests(start, end)
         # a run whose scrub could not truncate the WAL is not simply "finished" (§3: the director supervises storage)
-        purges = [PurgeSummary(r["id"], from_iso(r["started_at"]), r["started_by"],
-                               r["status"] + (" (remnants pending)" if r["remnants_pending"] else ""), r["calls"],
-                               r["chats"], r["files"], r["bytes"], r["held"])
-                  for r in await self.repo.purge_runs(since, until)]
+        purges = [
+            PurgeSummary(
+                r["id"],
+                from_iso(r["started_at"]),
+                r["started_by"],
+                r["status"] + (" (remnants pending)" if r["remnants_pending"] else ""),
+                r["calls"],
+                r["chats"],
+                r["files"],
+                r["bytes"],
+                r["held"],
+            )
+            for r in await self.repo.purge_runs(since, until)
+        ]
         activity = await self.repo.supervision_activity(since, until)
-        report = SupervisionReport(start, end, self.clock(), actor.name, tuple(accesses), tuple(refusals),
-                                   tuple(requests), tuple(purges), activity=activity)
+        report = SupervisionReport(
+            start,
+            end,
+            self.clock(),
+            actor.name,
+            tuple(accesses),
+            tuple(refusals),
+            tuple(requests),
+            tuple(purges),
+            activity=activity,
+        )
         async with self.repo.transaction() as tx:
-            await self.audit.append(tx, actor, "reports.view", details={
-                "from": start.isoformat(), "to": end.isoformat(), "accesses": report.total_accesses})
+            await self.audit.append(
+                tx,
+                actor,
+                "reports.view",
+                details={"from": start.isoformat(), "to": end.isoformat(), "accesses": report.total_accesses},
+            )
         return replace(report, audit_anchor=(await self.audit.anchor("report")).printed(), timezone=self.timezone)
 
     async def _requests(self, start: date, end: date) -> list[RequestOutcome]:
@@ -228,10 +295,17 @@ class Reports:
         out = []
         for (kind, outcome), items in sorted(groups.items()):
             days = [d for d, _ in items if d is not None]
-            out.append(RequestOutcome(
-                kind=kind, outcome=outcome, count=len(items), answered=len(days),
-                average_days=(sum(days) / len(days)) if days else None, max_days=max(days) if days else None,
-                late=sum(1 for _, late in items if late)))
+            out.append(
+                RequestOutcome(
+                    kind=kind,
+                    outcome=outcome,
+                    count=len(items),
+                    answered=len(days),
+                    average_days=(sum(days) / len(days)) if days else None,
+                    max_days=max(days) if days else None,
+                    late=sum(1 for _, late in items if late),
+                )
+            )
         return out
 
 
@@ -242,16 +316,19 @@ async def write_csv(report: SupervisionReport, path: Path, *, replace: bool = Fa
     The file names staff: it is written 0600 whatever the umask, and an existing file is refused
     (AlreadyExists) unless `replace` (store/files.py).
     """
-    return await asyncio.to_thread(_write_csv, report, Path(path), replace,
-                                   normalise_language(lang) or current_language())
+    return await asyncio.to_thread(
+        _write_csv, report, Path(path), replace, normalise_language(lang) or current_language()
+    )
 
 
-async def write_pdf(report: SupervisionReport, path: Path, office_name: str = "", *, replace: bool = False,
-                    lang: str | None = None) -> Path:
+async def write_pdf(
+    report: SupervisionReport, path: Path, office_name: str = "", *, replace: bool = False, lang: str | None = None
+) -> Path:
     """Write the report as a PDF with a Unicode font (Polish letters in names and purposes), in `lang` (default:
     the staff language); 0600, as write_csv."""
-    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name, replace,
-                                   normalise_language(lang) or current_language())
+    return await asyncio.to_thread(
+        _write_pdf, report, Path(path), office_name, replace, normalise_language(lang) or current_language()
+    )
 
 
 def _write_csv(report: SupervisionReport, path: Path, replace: bool, lang: str) -> Path:
@@ -259,10 +336,17 @@ def _write_csv(report: SupervisionReport, path: Path, replace: bool, lang: str) 
     tz = report.timezone or None
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
-    writer.writerow([t(N_("CIM supervision report")), report.start.isoformat(), report.end.isoformat(),
-                     t(N_("generated {when} by {who}")).format(
-                         when=format_datetime(report.generated_at, lang=lang, tz=tz), who=report.generated_by),
-                     report.audit_anchor])
+    writer.writerow(
+        [
+            t(N_("CIM supervision report")),
+            report.start.isoformat(),
+            report.end.isoformat(),
+            t(N_("generated {when} by {who}")).format(
+                when=format_datetime(report.generated_at, lang=lang, tz=tz), who=report.generated_by
+            ),
+            report.audit_anchor,
+        ]
+    )
     for row in report.rows(lang, action_words=False, tz=tz):
         writer.writerow([_csv_safe(cell) for cell in row])
     return write_private(path, buffer.getvalue().encode("utf-8-sig"), replace=replace)
@@ -293,33 +377,92 @@ def _write_pdf(report: SupervisionReport, path: Path, office_name: str, replace:
     pdf.set_font("DejaVu", "", 9)
     if office_name:
         pdf.cell(0, 5, office_name, new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 5, t(N_("Period {start} – {end}; generated {when} by {who}")).format(
-        start=format_date(report.start, lang=lang, long=True), end=format_date(report.end, lang=lang, long=True),
-        when=format_datetime(report.generated_at, lang=lang, tz=tz), who=in_font(report.generated_by)),
-        new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 5, ", ".join([
-        plurals.accesses(report.total_accesses, lang),
-        plurals.refused_attempts(sum(r.count for r in report.refusals), lang),
-        plurals.requests(sum(q.count for q in report.requests), lang),
-        plurals.purges(len(report.purges), lang)]), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(
+        0,
+        5,
+        t(N_("Period {start} – {end}; generated {when} by {who}")).format(
+            start=format_date(report.start, lang=lang, long=True),
+            end=format_date(report.end, lang=lang, long=True),
+            when=format_datetime(report.generated_at, lang=lang, tz=tz),
+            who=in_font(report.generated_by),
+        ),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.cell(
+        0,
+        5,
+        ", ".join(
+            [
+                plurals.accesses(report.total_accesses, lang),
+                plurals.refused_attempts(sum(r.count for r in report.refusals), lang),
+                plurals.requests(sum(q.count for q in report.requests), lang),
+                plurals.purges(len(report.purges), lang),
+            ]
+        ),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     pdf.ln(3)
     sections = [
-        (N_("Accesses per person and purpose"), [N_("person"), N_("action"), N_("purpose"), N_("count")],
-         [[a.person, action_label(a.action, lang), a.purpose or "—", str(a.count)] for a in report.accesses],
-         (50, 70, 125, 22)),
-        (N_("Refused attempts"), [N_("person"), N_("action"), N_("count")],
-         [[r.person, action_label(r.action, lang), str(r.count)] for r in report.refusals], (60, 120, 22)),
-        (N_("Requests by outcome"), [N_("kind"), N_("outcome"), N_("count"), N_("with an answer"), N_("avg days"),
-                                     N_("max days"), N_("late")],
-         [[_word(_REQUEST_KINDS, q.kind, lang), _word(_REQUEST_OUTCOMES, q.outcome, lang), str(q.count),
-           str(q.answered), "—" if q.average_days is None else _decimal(q.average_days, lang),
-           "—" if q.max_days is None else str(q.max_days), str(q.late)] for q in report.requests],
-         (35, 35, 25, 25, 25, 25, 25)),
-        (N_("Purges"), [N_("run"), N_("started"), N_("by"), N_("status"), N_("calls"), N_("chats"), N_("files"),
-                        N_("bytes"), N_("held")],
-         [[str(p.run_id), format_datetime(p.started_at, lang=lang, tz=tz), p.started_by, purge_status(p.status, lang),
-           str(p.calls), str(p.chats), str(p.files), str(p.bytes), str(p.held)] for p in report.purges],
-         (15, 40, 60, 25, 20, 20, 20, 30, 20)),
+        (
+            N_("Accesses per person and purpose"),
+            [N_("person"), N_("action"), N_("purpose"), N_("count")],
+            [[a.person, action_label(a.action, lang), a.purpose or "—", str(a.count)] for a in report.accesses],
+            (50, 70, 125, 22),
+        ),
+        (
+            N_("Refused attempts"),
+            [N_("person"), N_("action"), N_("count")],
+            [[r.person, action_label(r.action, lang), str(r.count)] for r in report.refusals],
+            (60, 120, 22),
+        ),
+        (
+            N_("Requests by outcome"),
+            [N_("kind"), N_("outcome"), N_("count"), N_("with an answer"), N_("avg days"), N_("max days"), N_("late")],
+            [
+                [
+                    _word(_REQUEST_KINDS, q.kind, lang),
+                    _word(_REQUEST_OUTCOMES, q.outcome, lang),
+                    str(q.count),
+                    str(q.answered),
+                    "—" if q.average_days is None else _decimal(q.average_days, lang),
+                    "—" if q.max_days is None else str(q.max_days),
+                    str(q.late),
+                ]
+                for q in report.requests
+            ],
+            (35, 35, 25, 25, 25, 25, 25),
+        ),
+        (
+            N_("Purges"),
+            [
+                N_("run"),
+                N_("started"),
+                N_("by"),
+                N_("status"),
+                N_("calls"),
+                N_("chats"),
+                N_("files"),
+                N_("bytes"),
+                N_("held"),
+            ],
+            [
+                [
+                    str(p.run_id),
+                    format_datetime(p.started_at, lang=lang, tz=tz),
+                    p.started_by,
+                    purge_status(p.status, lang),
+                    str(p.calls),
+                    str(p.chats),
+                    str(p.files),
+                    str(p.bytes),
+                    str(p.held),
+                ]
+                for p in report.purges
+            ],
+            (15, 40, 60, 25, 20, 20, 20, 30, 20),
+        ),
     ]
     sections += activity_pdf_sections(report.activity, lang, tz=tz)
     for title, header, rows, widths in sections:
@@ -345,8 +488,9 @@ def _print_anchor(pdf: Any, anchor: str) -> None:
         pdf.multi_cell(0, 3.5, anchor, new_x="LMARGIN", new_y="NEXT")
 
 
-def parse_period(start: str, end: str, *, names: tuple[str, str] = ("the first day", "the last day")
-                 ) -> tuple[date, date]:
+def parse_period(
+    start: str, end: str, *, names: tuple[str, str] = ("the first day", "the last day")
+) -> tuple[date, date]:
     """Dates from the command line or a form: YYYY-MM-DD; the error names the one that is wrong."""
     return parse_day(start, names[0]), parse_day(end, names[1])
 
@@ -356,14 +500,17 @@ def parse_day(text: str, name: str) -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(N_("{name} must be a date YYYY-MM-DD, not {text!r}"),
-                           name=name, text=text.strip()[:40]) from None
+        raise InvalidInput(
+            N_("{name} must be a date YYYY-MM-DD, not {text!r}"), name=name, text=text.strip()[:40]
+        ) from None
 
 
 def report_json(report: SupervisionReport) -> dict[str, Any]:
     return {
-        "from": report.start.isoformat(), "to": report.end.isoformat(),
-        "generated_at": to_iso(report.generated_at), "generated_by": report.generated_by,
+        "from": report.start.isoformat(),
+        "to": report.end.isoformat(),
+        "generated_at": to_iso(report.generated_at),
+        "generated_by": report.generated_by,
         "audit_anchor": report.audit_anchor,
         "accesses": [a.__dict__ for a in report.accesses],
         "refusals": [r.__dict__ for r in report.refusals],
@@ -392,12 +539,15 @@ def _watched_for(seconds: int | None, t: Any = _) -> str:
 
 
 #: the monitoring rows' sections, translated as the other sections are (English keeps the codes it always had)
-_ACTIVITY_SECTIONS = {"monitoring": N_("monitoring"), "whisper": N_("whisper"), "take_over": N_("take_over"),
-                      "restore_acknowledged": N_("restore_acknowledged")}
+_ACTIVITY_SECTIONS = {
+    "monitoring": N_("monitoring"),
+    "whisper": N_("whisper"),
+    "take_over": N_("take_over"),
+    "restore_acknowledged": N_("restore_acknowledged"),
+}
 
 
-def activity_rows(activity: SupervisionActivity, lang: str | None = None, *, tz: str | None = None
-                  ) -> list[list[str]]:
+def activity_rows(activity: SupervisionActivity, lang: str | None = None, *, tz: str | None = None) -> list[list[str]]:
     """The monitoring itself as report rows (same columns as `SupervisionReport.rows`), in `lang` (default: the
     staff language): who watched which live chat, when and for what purpose; whispers and take-overs (never
     what was whispered); and the acknowledged restores of the audit log from a backup."""
@@ -412,23 +562,57 @@ def activity_rows(activity: SupervisionActivity, lang: str | None = None, *, tz:
 
     out = []
     for w in activity.watches:
-        out.append([section("monitoring"), w.person, _chat(w.chat_id, t), w.purpose, "1",
-                    f"{when(w.at)}; {_watched_for(w.seconds, t)}"])
+        out.append(
+            [
+                section("monitoring"),
+                w.person,
+                _chat(w.chat_id, t),
+                w.purpose,
+                "1",
+                f"{when(w.at)}; {_watched_for(w.seconds, t)}",
+            ]
+        )
     for h in activity.whispers:
-        out.append([section("whisper"), h.person, _chat(h.chat_id, t), "", "1",
-                    t(N_("{when}; to {name}")).format(when=when(h.at), name=h.to_person or "?")])
+        out.append(
+            [
+                section("whisper"),
+                h.person,
+                _chat(h.chat_id, t),
+                "",
+                "1",
+                t(N_("{when}; to {name}")).format(when=when(h.at), name=h.to_person or "?"),
+            ]
+        )
     for o in activity.take_overs:
-        out.append([section("take_over"), o.person, _chat(o.chat_id, t), "", "1",
-                    t(N_("{when}; from {name}")).format(when=when(o.at), name=o.from_person or "?")])
+        out.append(
+            [
+                section("take_over"),
+                o.person,
+                _chat(o.chat_id, t),
+                "",
+                "1",
+                t(N_("{when}; from {name}")).format(when=when(o.at), name=o.from_person or "?"),
+            ]
+        )
     for r in activity.restores:
-        out.append([section("restore_acknowledged"), r.person, t(N_("audit entries {first} to {last} lost")).format(
-            first=(r.fork_at or 0) + 1, last=r.lost_through if r.lost_through is not None else "?"), r.reason, "1",
-            t(N_("{when}; backup {backup}")).format(when=when(r.at), backup=r.backup or "?")])
+        out.append(
+            [
+                section("restore_acknowledged"),
+                r.person,
+                t(N_("audit entries {first} to {last} lost")).format(
+                    first=(r.fork_at or 0) + 1, last=r.lost_through if r.lost_through is not None else "?"
+                ),
+                r.reason,
+                "1",
+                t(N_("{when}; backup {backup}")).format(when=when(r.at), backup=r.backup or "?"),
+            ]
+        )
     return out
 
 
-def activity_pdf_sections(activity: SupervisionActivity, lang: str | None = None, *, tz: str | None = None
-                          ) -> list[tuple[str, list[str], list[list[str]], tuple]]:
+def activity_pdf_sections(
+    activity: SupervisionActivity, lang: str | None = None, *, tz: str | None = None
+) -> list[tuple[str, list[str], list[list[str]], tuple]]:
     """The PDF's sections for the monitoring and the restore acknowledgements (rows as `activity_rows`)."""
     lang = normalise_language(lang) or current_language()
     t = translator(lang).gettext
@@ -437,20 +621,42 @@ def activity_pdf_sections(activity: SupervisionActivity, lang: str | None = None
         return _when(moment, lang, tz)
 
     return [
-        (t(N_("Live chats watched (§3)")), [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("purpose")),
-                                            t(N_("length"))],
-         [[when(w.at), w.person, _chat(w.chat_id, t), w.purpose or "—", _watched_for(w.seconds, t)]
-          for w in activity.watches], (45, 55, 30, 90, 50)),
-        (t(N_("Whispers to consultants")), [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("to"))],
-         [[when(h.at), h.person, _chat(h.chat_id, t), h.to_person or "—"] for h in activity.whispers],
-         (45, 70, 30, 70)),
-        (t(N_("Chats taken over")), [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("from"))],
-         [[when(o.at), o.person, _chat(o.chat_id, t), o.from_person or "—"] for o in activity.take_overs],
-         (45, 70, 30, 70)),
-        (t(N_("Audit log restores acknowledged")), [t(N_("when")), t(N_("person")), t(N_("entries lost")),
-                                                    t(N_("reason")), t(N_("backup"))],
-         [[when(r.at), r.person, f"{(r.fork_at or 0) + 1}–{r.lost_through if r.lost_through is not None else '?'}",
-           r.reason, r.backup or "—"] for r in activity.restores], (45, 50, 30, 100, 45)),
+        (
+            t(N_("Live chats watched (§3)")),
+            [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("purpose")), t(N_("length"))],
+            [
+                [when(w.at), w.person, _chat(w.chat_id, t), w.purpose or "—", _watched_for(w.seconds, t)]
+                for w in activity.watches
+            ],
+            (45, 55, 30, 90, 50),
+        ),
+        (
+            t(N_("Whispers to consultants")),
+            [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("to"))],
+            [[when(h.at), h.person, _chat(h.chat_id, t), h.to_person or "—"] for h in activity.whispers],
+            (45, 70, 30, 70),
+        ),
+        (
+            t(N_("Chats taken over")),
+            [t(N_("when")), t(N_("person")), t(N_("chat")), t(N_("from"))],
+            [[when(o.at), o.person, _chat(o.chat_id, t), o.from_person or "—"] for o in activity.take_overs],
+            (45, 70, 30, 70),
+        ),
+        (
+            t(N_("Audit log restores acknowledged")),
+            [t(N_("when")), t(N_("person")), t(N_("entries lost")), t(N_("reason")), t(N_("backup"))],
+            [
+                [
+                    when(r.at),
+                    r.person,
+                    f"{(r.fork_at or 0) + 1}–{r.lost_through if r.lost_through is not None else '?'}",
+                    r.reason,
+                    r.backup or "—",
+                ]
+                for r in activity.restores
+            ],
+            (45, 50, 30, 100, 45),
+        ),
     ]
 
 
@@ -458,5 +664,9 @@ def activity_json(activity: SupervisionActivity) -> dict[str, Any]:
     def items(entries: tuple) -> list[dict[str, Any]]:
         return [{**e.__dict__, "at": to_iso(e.at)} for e in entries]
 
-    return {"watches": items(activity.watches), "whispers": items(activity.whispers),
-            "take_overs": items(activity.take_overs), "restores_acknowledged": items(activity.restores)}
+    return {
+        "watches": items(activity.watches),
+        "whispers": items(activity.whispers),
+        "take_overs": items(activity.take_overs),
+        "restores_acknowledged": items(activity.restores),
+    }

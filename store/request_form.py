@@ -25,8 +25,12 @@ class AnnexField:
     lines: int = 1
 
 
-SECTIONS = ("1. Dane osoby wnioskującej", "2. Rozmowa telefoniczna lub czat, którego dotyczy wniosek",
-            "3. Uzasadnienie", "4. Sposób udzielenia odpowiedzi")
+SECTIONS = (
+    "1. Dane osoby wnioskującej",
+    "2. Rozmowa telefoniczna lub czat, którego dotyczy wniosek",
+    "3. Uzasadnienie",
+    "4. Sposób udzielenia odpowiedzi",
+)
 
 #: The annex's fields in its order; `register_fields` name the register form's fields (tui/screens/requests.py).
 ANNEX_FIELDS: tuple[AnnexField, ...] = (
@@ -36,13 +40,24 @@ ANNEX_FIELDS: tuple[AnnexField, ...] = (
     AnnexField(SECTIONS[0], "Adres e-mail lub adres do e-Doręczeń", ("requester_email",)),
     AnnexField(SECTIONS[1], "Rodzaj: rozmowa telefoniczna / czat (właściwe podkreślić)", ("channel",)),
     AnnexField(SECTIONS[1], "Data i przybliżona godzina rozmowy lub czatu", ("date", "time")),
-    AnnexField(SECTIONS[1], "Numer telefonu, z którego dzwoniono, albo numer czatu (CZ-RRRR-MM-DD-XXXX)",
-               ("conversation_reference",)),
+    AnnexField(
+        SECTIONS[1],
+        "Numer telefonu, z którego dzwoniono, albo numer czatu (CZ-RRRR-MM-DD-XXXX)",
+        ("conversation_reference",),
+    ),
     AnnexField(SECTIONS[1], "Kod z potwierdzenia czatu (jeżeli go posiadam)", ("receipt_secret",)),
-    AnnexField(SECTIONS[2], "Wyjątkowy i uzasadniony przypadek, z powodu którego proszę o udostępnienie (§ 4 ust. 1)",
-               ("justification",), lines=4),
-    AnnexField(SECTIONS[3], "Odpowiedź proszę przekazać: listownie na adres powyżej / e-mailem / przez "
-               "e-Doręczenia / odbiorę osobiście (właściwe podkreślić)", ("delivery",)),
+    AnnexField(
+        SECTIONS[2],
+        "Wyjątkowy i uzasadniony przypadek, z powodu którego proszę o udostępnienie (§ 4 ust. 1)",
+        ("justification",),
+        lines=4,
+    ),
+    AnnexField(
+        SECTIONS[3],
+        "Odpowiedź proszę przekazać: listownie na adres powyżej / e-mailem / przez "
+        "e-Doręczenia / odbiorę osobiście (właściwe podkreślić)",
+        ("delivery",),
+    ),
 )
 
 
@@ -77,15 +92,23 @@ def blank_form_pdf(office_name: str, office_address: str) -> bytes:
             pdf.line(pdf.l_margin, y, pdf.l_margin + width, y)
         pdf.ln(2)
 
-    text("Załącznik do zarządzenia nr 308/18 Prezydenta Miasta Szczecin z dnia 13 lipca 2018 r.", size=8,
-         align="R", gap=4)
+    text(
+        "Załącznik do zarządzenia nr 308/18 Prezydenta Miasta Szczecin z dnia 13 lipca 2018 r.",
+        size=8,
+        align="R",
+        gap=4,
+    )
     text("................................, dnia ..........................", size=9, align="R", gap=4)
     text(office_name, bold=True)
     text(office_address, size=9, gap=6)
     text(title, size=13, bold=True, align="C", gap=2)
-    text("(§ 4 ust. 2 zarządzenia; odsłuchanie nagrania lub odczytanie zapisu czatu jest możliwe tylko w wyjątkowych "
-         "i uzasadnionych przypadkach, przez osoby, które przeprowadziły rozmowę lub czat — § 4 ust. 1)",
-         size=8, align="C", gap=4)
+    text(
+        "(§ 4 ust. 2 zarządzenia; odsłuchanie nagrania lub odczytanie zapisu czatu jest możliwe tylko w wyjątkowych "
+        "i uzasadnionych przypadkach, przez osoby, które przeprowadziły rozmowę lub czat — § 4 ust. 1)",
+        size=8,
+        align="C",
+        gap=4,
+    )
     section = ""
     for field in ANNEX_FIELDS:
         if field.section != section:
@@ -97,8 +120,11 @@ def blank_form_pdf(office_name: str, office_address: str) -> bytes:
     pdf.ln(6)
     text("................................................", align="R")
     text("czytelny podpis osoby wnioskującej", size=8, align="R", gap=6)
-    text("Odsłuchanie nagrania połączenia telefonicznego jest możliwe wyłącznie wtedy, gdy numer telefonu osoby "
-         "dzwoniącej jest możliwy do zidentyfikowania (§ 4 ust. 7).", size=8)
+    text(
+        "Odsłuchanie nagrania połączenia telefonicznego jest możliwe wyłącznie wtedy, gdy numer telefonu osoby "
+        "dzwoniącej jest możliwy do zidentyfikowania (§ 4 ust. 7).",
+        size=8,
+    )
     return pdfa.finish(pdf)
 
 

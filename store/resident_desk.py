@@ -59,14 +59,30 @@ COPY_HOURS = 24
 
 # the resident's copy of the transcript: who said what, in the resident's language
 _COPY_TEXTS = {
-    "pl": {"title": "Zapis czatu z Centrum Informacji Mieszkańców", "reference": "Numer czatu",
-           "date": "Data", "resident": "Ty", "consultant": "Konsultant", "system": "Informacja",
-           "footer": ("To jest kopia rozmowy dla Ciebie. Zachowaj numer czatu i kod: są potrzebne, gdy "
-                      "zechcesz złożyć wniosek o odczytanie zapisu czatu (§ 4 zarządzenia nr 308/18).")},
-    "en": {"title": "Chat transcript, Resident Information Centre", "reference": "Chat reference",
-           "date": "Date", "resident": "You", "consultant": "Consultant", "system": "Notice",
-           "footer": ("This is your copy of the conversation. Keep the chat reference and code: you need them "
-                      "to request the reading of the chat record (§ 4 of ordinance 308/18).")},
+    "pl": {
+        "title": "Zapis czatu z Centrum Informacji Mieszkańców",
+        "reference": "Numer czatu",
+        "date": "Data",
+        "resident": "Ty",
+        "consultant": "Konsultant",
+        "system": "Informacja",
+        "footer": (
+            "To jest kopia rozmowy dla Ciebie. Zachowaj numer czatu i kod: są potrzebne, gdy "
+            "zechcesz złożyć wniosek o odczytanie zapisu czatu (§ 4 zarządzenia nr 308/18)."
+        ),
+    },
+    "en": {
+        "title": "Chat transcript, Resident Information Centre",
+        "reference": "Chat reference",
+        "date": "Date",
+        "resident": "You",
+        "consultant": "Consultant",
+        "system": "Notice",
+        "footer": (
+            "This is your copy of the conversation. Keep the chat reference and code: you need them "
+            "to request the reading of the chat record (§ 4 of ordinance 308/18)."
+        ),
+    },
 }
 
 
@@ -78,7 +94,8 @@ _OFFLINE_SQL = (
     "(SELECT m.seq FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' "
     " ORDER BY m.seq LIMIT 1) AS text_seq "
     "FROM offline_messages o JOIN conversations c ON c.id = o.conversation_id "
-    "LEFT JOIN staff s ON s.id = o.answered_by")
+    "LEFT JOIN staff s ON s.id = o.answered_by"
+)
 
 
 class ReceiptRefused(CimError):
@@ -129,7 +146,7 @@ def new_reference(day: datetime) -> str:
 
 def new_secret() -> str:
     raw = "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_SYMBOLS))
-    return "-".join(raw[i:i + 4] for i in range(0, SECRET_SYMBOLS, 4))
+    return "-".join(raw[i : i + 4] for i in range(0, SECRET_SYMBOLS, 4))
 
 
 def normalise_secret(value: Any) -> str:
@@ -247,8 +264,10 @@ class ResidentDesk:
             raise InvalidInput(N_("this notice version is no longer current; read the current notice"))
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
-        accepted = (f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
-                    f"(wersja {notice['version']}, język {notice['lang']}) i zostawił wiadomość poza czatem.")
+        accepted = (
+            f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
+            f"(wersja {notice['version']}, język {notice['lang']}) i zostawił wiadomość poza czatem."
+        )
         params = json.dumps({"lang": notice["lang"], "version": notice["version"]}, sort_keys=True)
         for _ in range(8):  # a reference already taken today (1 in a million): draw again
             reference = new_reference(self._local(now))
@@ -258,22 +277,34 @@ class ResidentDesk:
                         "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
                         "notice_accepted_at, receipt_reference, next_seq) "
                         "VALUES ('chat', 'offline_message', ?, ?, ?, ?, ?, ?, 3)",
-                        (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), reference))
+                        (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), reference),
+                    )
                     chat_id = cur.lastrowid
                     key = await self._data_key(tx, chat_id)  # sealed at rest (store/keys.py)
                     await tx.executemany(
                         "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(chat_id, 1, "system", _seal(key, 1, accepted), to_iso(now), "notice_accepted", params),
-                         (chat_id, 2, "resident", _seal(key, 2, body), to_iso(now), None, None)])
+                        [
+                            (chat_id, 1, "system", _seal(key, 1, accepted), to_iso(now), "notice_accepted", params),
+                            (chat_id, 2, "resident", _seal(key, 2, body), to_iso(now), None, None),
+                        ],
+                    )
                     if key is not None:  # the blind index of the resident's words (request matching)
-                        await tx.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) "
-                                             "VALUES (?, ?)", [(chat_id, t) for t in key.tokens(body)])
+                        await tx.executemany(
+                            "INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
+                            [(chat_id, t) for t in key.tokens(body)],
+                        )
                     # the name and the contact are the resident's too: sealed like the text (line numbers below 1)
-                    await tx.execute("INSERT INTO offline_messages(conversation_id, name, contact, contact_kind) "
-                                     "VALUES (?, ?, ?, ?)",
-                                     (chat_id, _seal(key, NAME_LINE, name_value) if name_value else None,
-                                      _seal(key, CONTACT_LINE, contact_value), contact_kind))
+                    await tx.execute(
+                        "INSERT INTO offline_messages(conversation_id, name, contact, contact_kind) "
+                        "VALUES (?, ?, ?, ?)",
+                        (
+                            chat_id,
+                            _seal(key, NAME_LINE, name_value) if name_value else None,
+                            _seal(key, CONTACT_LINE, contact_value),
+                            contact_kind,
+                        ),
+                    )
                 return reference
             except sqlite3.IntegrityError:
                 continue
@@ -293,49 +324,80 @@ class ResidentDesk:
         rows = await self._opened(await self.db.fetchall(f"{_OFFLINE_SQL} WHERE {where} ORDER BY c.created_at, c.id"))
         async with self.db.write() as tx:
             # which messages were shown (ids only, never their content), like the archive's reading entries
-            await self.audit.append(tx, actor, "offline.list", details={
-                "count": len(rows), "answered": include_answered,
-                "conversations": [r["conversation_id"] for r in rows[:200]]})
+            await self.audit.append(
+                tx,
+                actor,
+                "offline.list",
+                details={
+                    "count": len(rows),
+                    "answered": include_answered,
+                    "conversations": [r["conversation_id"] for r in rows[:200]],
+                },
+            )
         return [_offline(r) for r in rows]
 
     async def answer(self, actor: Actor, conversation_id: Any, how: Any, note: Any = "") -> OfflineMessage:
         """Record that the office answered an offline message (by phone, e-mail or letter); it is then closed."""
-        await self.audit.guard(actor, Permission.HANDLE_CHATS, "offline.answer", target_kind="conversation",
-                               target_id=conversation_id if is_id(conversation_id) else None)
+        await self.audit.guard(
+            actor,
+            Permission.HANDLE_CHATS,
+            "offline.answer",
+            target_kind="conversation",
+            target_id=conversation_id if is_id(conversation_id) else None,
+        )
         if actor.is_system or actor.staff_id is None:
             raise NotPermitted(N_("an offline message is answered by a signed-in consultant"))
         if not is_id(conversation_id):
             raise InvalidInput(N_("the message number must be a number"))
         if how not in ANSWER_METHODS:
-            raise InvalidInput(N_("the answer was given by one of: {choices}"), choices=', '.join(ANSWER_METHODS))
+            raise InvalidInput(N_("the answer was given by one of: {choices}"), choices=", ".join(ANSWER_METHODS))
         note_value = _CONTROL.sub("", note if isinstance(note, str) else "").strip()
         if len(note_value) > MAX_ANSWER_NOTE:
-            raise MessageTooLong(N_("the note is longer than {max_answer_note} characters"),
-                                 max_answer_note=MAX_ANSWER_NOTE)
+            raise MessageTooLong(
+                N_("the note is longer than {max_answer_note} characters"), max_answer_note=MAX_ANSWER_NOTE
+            )
         now = self.clock()
         async with self.db.write() as tx:
-            row = await (await tx.execute(
-                "SELECT o.answered_at, c.next_seq FROM offline_messages o JOIN conversations c "
-                "ON c.id = o.conversation_id WHERE o.conversation_id = ?", (conversation_id,))).fetchone()
+            row = await (
+                await tx.execute(
+                    "SELECT o.answered_at, c.next_seq FROM offline_messages o JOIN conversations c "
+                    "ON c.id = o.conversation_id WHERE o.conversation_id = ?",
+                    (conversation_id,),
+                )
+            ).fetchone()
             if row is None:
                 raise ConversationNotFound(N_("no offline message {conversation_id}"), conversation_id=conversation_id)
             if row["answered_at"] is not None:
                 raise ChatClosed(N_("this message has already been answered"))
-            note_stored = _seal(await self._data_key(tx, conversation_id), NOTE_LINE, note_value) if note_value else None
-            await tx.execute("UPDATE offline_messages SET answered_at = ?, answered_by = ?, answered_how = ?, "
-                             "answer_note = ? WHERE conversation_id = ?",
-                             (to_iso(now), actor.staff_id, how, note_stored, conversation_id))
+            note_stored = (
+                _seal(await self._data_key(tx, conversation_id), NOTE_LINE, note_value) if note_value else None
+            )
+            await tx.execute(
+                "UPDATE offline_messages SET answered_at = ?, answered_by = ?, answered_how = ?, "
+                "answer_note = ? WHERE conversation_id = ?",
+                (to_iso(now), actor.staff_id, how, note_stored, conversation_id),
+            )
             seq = row["next_seq"]
             text = f"Konsultant {actor.name} odpowiedział na wiadomość ({how})."
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
-                             "VALUES (?, ?, 'system', ?, ?, ?)",
-                             (conversation_id, seq, actor.staff_id,
-                              _seal(await self._data_key(tx, conversation_id), seq, text), to_iso(now)))
-            await tx.execute("UPDATE conversations SET status = 'closed', ended_at = ?, consultant_id = ?, "
-                             "close_category = 'information_given', next_seq = ? WHERE id = ?",
-                             (to_iso(now), actor.staff_id, seq + 1, conversation_id))
-            await self.audit.append(tx, actor, "offline.answer", target_kind="conversation",
-                                    target_id=conversation_id, details={"how": how})
+            await tx.execute(
+                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
+                "VALUES (?, ?, 'system', ?, ?, ?)",
+                (
+                    conversation_id,
+                    seq,
+                    actor.staff_id,
+                    _seal(await self._data_key(tx, conversation_id), seq, text),
+                    to_iso(now),
+                ),
+            )
+            await tx.execute(
+                "UPDATE conversations SET status = 'closed', ended_at = ?, consultant_id = ?, "
+                "close_category = 'information_given', next_seq = ? WHERE id = ?",
+                (to_iso(now), actor.staff_id, seq + 1, conversation_id),
+            )
+            await self.audit.append(
+                tx, actor, "offline.answer", target_kind="conversation", target_id=conversation_id, details={"how": how}
+            )
         row = await self.db.fetchone(f"{_OFFLINE_SQL} WHERE o.conversation_id = ?", (conversation_id,))
         return _offline((await self._opened([row]))[0] if row is not None else row)
 
@@ -352,7 +414,8 @@ class ResidentDesk:
                     cur = await tx.execute(
                         "UPDATE conversations SET receipt_reference = ?, receipt_secret_hash = ? WHERE id = ? "
                         "AND channel = 'chat' AND status = 'closed' AND receipt_reference IS NULL",
-                        (reference, mac, chat_id))
+                        (reference, mac, chat_id),
+                    )
                     if cur.rowcount != 1:
                         return None
                 return Receipt(reference, secret)
@@ -365,8 +428,10 @@ class ResidentDesk:
         (the widget keeps the token of the last chat for its copy; it no longer resumes anything)."""
         if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():
             raise InvalidInput(N_("the copy token is not valid"))
-        row = await self.db.fetchone("SELECT id, status, ended_at FROM conversations WHERE resume_token_hash = ? "
-                                     "AND channel = 'chat'", (_token_hash(token),))
+        row = await self.db.fetchone(
+            "SELECT id, status, ended_at FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'",
+            (_token_hash(token),),
+        )
         if row is None or row["status"] != "closed" or not row["ended_at"]:
             raise InvalidInput(N_("the copy token is not valid"))
         if self.clock() >= from_iso(row["ended_at"]) + timedelta(hours=COPY_HOURS):
@@ -425,28 +490,50 @@ class ResidentDesk:
         tries = await self.db.fetchone(
             "SELECT (SELECT count(*) FROM receipt_failures WHERE reference = ? AND at >= ?) AS per_ref, "
             "(SELECT count(*) FROM receipt_failures WHERE staff_id IS ? AND at >= ?) AS per_staff",
-            (ref or str(reference)[:40], since, actor.staff_id, since))
+            (ref or str(reference)[:40], since, actor.staff_id, since),
+        )
         if tries["per_ref"] >= RECEIPT_TRIES or tries["per_staff"] >= RECEIPT_TRIES:
-            await self.audit.record(actor, "requests.receipt", outcome="refused",
-                                    details={"reason": "rate_limited", "reference": ref or None})
+            await self.audit.record(
+                actor,
+                "requests.receipt",
+                outcome="refused",
+                details={"reason": "rate_limited", "reference": ref or None},
+            )
             raise ReceiptRefused("too many wrong chat codes; try again in an hour")
-        row = await self.db.fetchone(
-            "SELECT id, receipt_secret_hash FROM conversations WHERE receipt_reference = ? AND channel = 'chat'",
-            (ref,)) if ref else None
-        good = bool(row and row["receipt_secret_hash"] and code
-                    and hmac.compare_digest(row["receipt_secret_hash"], await self._mac(code)))
+        row = (
+            await self.db.fetchone(
+                "SELECT id, receipt_secret_hash FROM conversations WHERE receipt_reference = ? AND channel = 'chat'",
+                (ref,),
+            )
+            if ref
+            else None
+        )
+        good = bool(
+            row
+            and row["receipt_secret_hash"]
+            and code
+            and hmac.compare_digest(row["receipt_secret_hash"], await self._mac(code))
+        )
         if not good:
             async with self.db.write() as tx:
                 await tx.execute("DELETE FROM receipt_failures WHERE at < ?", (to_iso(now - timedelta(days=1)),))
-                await tx.execute("INSERT INTO receipt_failures(reference, staff_id, at) VALUES (?, ?, ?)",
-                                 (ref or str(reference)[:40], actor.staff_id, to_iso(now)))
-                await self.audit.append(tx, actor, "requests.receipt", outcome="refused",
-                                        details={"reason": "no_match", "reference": ref or None})
+                await tx.execute(
+                    "INSERT INTO receipt_failures(reference, staff_id, at) VALUES (?, ?, ?)",
+                    (ref or str(reference)[:40], actor.staff_id, to_iso(now)),
+                )
+                await self.audit.append(
+                    tx,
+                    actor,
+                    "requests.receipt",
+                    outcome="refused",
+                    details={"reason": "no_match", "reference": ref or None},
+                )
             if not ref:
                 raise ReceiptRefused("the chat reference is not of the form CZ-YYYY-MM-DD-XXXX")
             raise ReceiptRefused("the chat reference and code do not match a chat")
-        await self.audit.record(actor, "requests.receipt", target_kind="conversation", target_id=row["id"],
-                                details={"reference": ref})
+        await self.audit.record(
+            actor, "requests.receipt", target_kind="conversation", target_id=row["id"], details={"reference": ref}
+        )
         return row["id"]
 
     # ------------------------------------------------------------------ satisfaction
@@ -480,9 +567,11 @@ class ResidentDesk:
                 # the comment is the resident's free text: sealed with the chat's data key like its lines (line
                 # number 0 in the key's associated data), so a backup loses it when the purge destroys the key
                 stored = _seal(await self._data_key(tx, chat_id), 0, comment_value) if comment_value else None
-                await tx.execute("INSERT INTO chat_ratings(conversation_id, day, consultant_id, consultant, topic, "
-                                 "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored))
+                await tx.execute(
+                    "INSERT INTO chat_ratings(conversation_id, day, consultant_id, consultant, topic, "
+                    "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored),
+                )
         except sqlite3.IntegrityError:
             raise InvalidInput("this chat has already been rated") from None  # English: the widget reads "already"
 
@@ -501,13 +590,14 @@ class ResidentDesk:
         row = await self.db.fetchone("SELECT label_pl FROM chat_topics WHERE id = ?", (chat["topic_id"],))
         return row["label_pl"] if row else None
 
-    async def rating_figures(self, first_day: str, last_day: str) -> tuple[RatingFigures, list[RatingFigures],
-                                                                             list[RatingFigures]]:
+    async def rating_figures(
+        self, first_day: str, last_day: str
+    ) -> tuple[RatingFigures, list[RatingFigures], list[RatingFigures]]:
         """(all, per consultant, per topic) for office days first_day..last_day (ISO dates, inclusive)."""
-        rows = await self.db.fetchall("SELECT consultant, topic, rating FROM chat_ratings WHERE day >= ? AND day <= ?",
-                                      (first_day, last_day))
-        return (_figures("", [r["rating"] for r in rows]),
-                _grouped(rows, "consultant"), _grouped(rows, "topic"))
+        rows = await self.db.fetchall(
+            "SELECT consultant, topic, rating FROM chat_ratings WHERE day >= ? AND day <= ?", (first_day, last_day)
+        )
+        return (_figures("", [r["rating"] for r in rows]), _grouped(rows, "consultant"), _grouped(rows, "topic"))
 
 
 #: Columns that mark a transcript line as staff-only (a supervisor's note); such a line is never in the copy.
@@ -541,15 +631,23 @@ def _figures(key: str, marks: list[int]) -> RatingFigures:
 
 def _offline(r: Any) -> OfflineMessage:
     return OfflineMessage(
-        conversation_id=r["conversation_id"], reference=r["receipt_reference"] or "",
+        conversation_id=r["conversation_id"],
+        reference=r["receipt_reference"] or "",
         created_at=from_iso(r["created_at"]),
-        lang=r["lang"] or "pl", name=r["name"], contact=r["contact"], contact_kind=r["contact_kind"],
-        text=r["text"] or "", answered_at=from_iso(r["answered_at"]) if r["answered_at"] else None,
-        answered_by=r["answered_by_name"], answered_how=r["answered_how"], answer_note=r["answer_note"])
+        lang=r["lang"] or "pl",
+        name=r["name"],
+        contact=r["contact"],
+        contact_kind=r["contact_kind"],
+        text=r["text"] or "",
+        answered_at=from_iso(r["answered_at"]) if r["answered_at"] else None,
+        answered_by=r["answered_by_name"],
+        answered_how=r["answered_how"],
+        answer_note=r["answer_note"],
+    )
 
 
 def _text_pdf(text: str, lang: str = "pl") -> bytes:
-    from fpdf.enums import XPos, YPos
+    from fpdf.enums import WrapMode, XPos, YPos
 
     from . import pdfa
     from .letters import in_font, printable
@@ -561,6 +659,12 @@ def _text_pdf(text: str, lang: str = "pl") -> bytes:
     for i, line in enumerate(lines):
         pdf.set_font("DejaVu", "B" if i == 0 else "", 12 if i == 0 else 10)
         line = in_font(printable(line)) or " "
-        pdf.multi_cell(0, 5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                       wrapmode="CHAR" if any(len(w) > 60 for w in line.split()) else "WORD")
+        pdf.multi_cell(
+            0,
+            5,
+            line,
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+            wrapmode=WrapMode.CHAR if any(len(w) > 60 for w in line.split()) else WrapMode.WORD,
+        )
     return pdfa.finish(pdf)

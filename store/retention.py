@@ -24,8 +24,18 @@ from .backend import BackendHooks
 from .clock import Clock, Duration, add_months, from_iso, to_iso
 from .keys import DELETED_MARK, ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
 from .errors import Text
-from .errors import (AlreadyPurged, CimError, ClockJumped, ConfigError, Conflict, ConversationNotFound, InvalidInput,
-                     InvalidTransition, NotFound, StoreUnavailable)
+from .errors import (
+    AlreadyPurged,
+    CimError,
+    ClockJumped,
+    ConfigError,
+    Conflict,
+    ConversationNotFound,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StoreUnavailable,
+)
 from .i18n import N_
 from .models import Actor
 from .policy import Permission
@@ -224,8 +234,9 @@ class Retention:
     entry joins.
     """
 
-    def __init__(self, repo: RetentionRepository, audit: AuditLog, settings: Settings, clock: Clock,
-                 backend: BackendHooks) -> None:
+    def __init__(
+        self, repo: RetentionRepository, audit: AuditLog, settings: Settings, clock: Clock, backend: BackendHooks
+    ) -> None:
         self.repo = repo
         #: the engine's own mechanics: checkpoints, search-index upkeep, the scrub, the backup copy
         self.backend = backend
@@ -242,8 +253,9 @@ class Retention:
     def _today(self) -> date:
         return self.clock().astimezone(ZoneInfo(self.settings.timezone)).date()
 
-    async def holds(self, actor: Actor, *, include_released: bool = False,
-                    conversation_id: int | None = None) -> list[Hold]:
+    async def holds(
+        self, actor: Actor, *, include_released: bool = False, conversation_id: int | None = None
+    ) -> list[Hold]:
         """Holds, open ones first and the most overdue review at the top (cim_manager, boi_director)."""
         await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.holds_list")
         rows = await self.repo.holds(include_released=include_released, conversation_id=conversation_id)
@@ -261,8 +273,13 @@ class Retention:
     ) -> list[Hold]:
         """Hold one conversation or a whole search result; all or nothing, one audit entry per hold."""
         ids = sorted({_conversation_id(i) for i in conversation_ids})
-        await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.hold_set", target_kind="conversation",
-                               target_id=",".join(map(str, ids[:20])) or None)
+        await self.audit.guard(
+            actor,
+            Permission.MANAGE_HOLDS,
+            "retention.hold_set",
+            target_kind="conversation",
+            target_id=",".join(map(str, ids[:20])) or None,
+        )
         if not ids:
             raise InvalidInput(N_("name at least one conversation to hold"))
         legal_basis = _required_text(legal_basis, N_("the legal basis"))
@@ -281,40 +298,66 @@ class Retention:
                     first = min(purged)
                     if len(purged) > 1:
                         raise AlreadyPurged(
-                            N_("conversation {first} was already purged on {day}; nothing is left to hold "
-                               "(also purged: {others})"),
-                            first=first, day=purged[first][:10], others=", ".join(map(str, sorted(purged)[1:])))
-                    raise AlreadyPurged(N_("conversation {first} was already purged on {day}; nothing is left to hold"),
-                                        first=first, day=purged[first][:10])
-                raise ConversationNotFound(N_("no conversation {items}; nothing was held"),
-                                           items=', '.join(map(str, missing)))
+                            N_(
+                                "conversation {first} was already purged on {day}; nothing is left to hold "
+                                "(also purged: {others})"
+                            ),
+                            first=first,
+                            day=purged[first][:10],
+                            others=", ".join(map(str, sorted(purged)[1:])),
+                        )
+                    raise AlreadyPurged(
+                        N_("conversation {first} was already purged on {day}; nothing is left to hold"),
+                        first=first,
+                        day=purged[first][:10],
+                    )
+                raise ConversationNotFound(
+                    N_("no conversation {items}; nothing was held"), items=", ".join(map(str, missing))
+                )
             for conversation_id in ids:
-                hold_id = await self.repo.insert_hold(tx, conversation_id, legal_basis, case_reference,
-                                                      actor.staff_id, now, review)
+                hold_id = await self.repo.insert_hold(
+                    tx, conversation_id, legal_basis, case_reference, actor.staff_id, now, review
+                )
                 created.append(hold_id)
-                await self.audit.append(tx, actor, "retention.hold_set", target_kind="conversation",
-                                        target_id=conversation_id, details={"hold_id": hold_id, "review_on": review})
+                await self.audit.append(
+                    tx,
+                    actor,
+                    "retention.hold_set",
+                    target_kind="conversation",
+                    target_id=conversation_id,
+                    details={"hold_id": hold_id, "review_on": review},
+                )
         held = await self.holds(actor, include_released=True)
         return [h for h in held if h.id in set(created)]
 
     async def release_hold(self, actor: Actor, hold_id: int) -> Hold:
         """Release a manual hold; the conversation is purged by the next run if it is past its date."""
-        await self.audit.guard(actor, Permission.MANAGE_HOLDS, "retention.hold_released", target_kind="hold",
-                               target_id=hold_id)
+        await self.audit.guard(
+            actor, Permission.MANAGE_HOLDS, "retention.hold_released", target_kind="hold", target_id=hold_id
+        )
         async with self.repo.transaction() as tx:
             row = await self.repo.hold_for_update(tx, hold_id)
             if row is None:
                 raise NotFound(N_("no hold {hold_id}"), hold_id=hold_id)
             if row["released_at"] is not None:
-                raise InvalidTransition(N_("hold {hold_id} was already released on {day}"),
-                                        hold_id=hold_id, day=row['released_at'][:10])
+                raise InvalidTransition(
+                    N_("hold {hold_id} was already released on {day}"), hold_id=hold_id, day=row["released_at"][:10]
+                )
             if row["request_id"] is not None:
                 raise InvalidTransition(
                     N_("hold {hold_id} belongs to access request {request_id} and ends when that request closes"),
-                    hold_id=hold_id, request_id=row['request_id'])
+                    hold_id=hold_id,
+                    request_id=row["request_id"],
+                )
             await self.repo.release_hold(tx, hold_id, to_iso(self.clock()), actor.staff_id)
-            await self.audit.append(tx, actor, "retention.hold_released", target_kind="conversation",
-                                    target_id=row["conversation_id"], details={"hold_id": hold_id})
+            await self.audit.append(
+                tx,
+                actor,
+                "retention.hold_released",
+                target_kind="conversation",
+                target_id=row["conversation_id"],
+                details={"hold_id": hold_id},
+            )
         (hold,) = [h for h in await self.holds(actor, include_released=True) if h.id == hold_id]
         return hold
 
@@ -351,8 +394,9 @@ class Retention:
             files=files,
             bytes=size,
             held=len(held_rows),
-            held_items=tuple(HeldItem(r["id"], r["channel"], from_iso(r["created_at"]), tuple(reasons[r["id"]]))
-                             for r in held_rows),
+            held_items=tuple(
+                HeldItem(r["id"], r["channel"], from_iso(r["created_at"]), tuple(reasons[r["id"]])) for r in held_rows
+            ),
             pending_files=len(pending),
             remnant_runs=remnant_runs,
         )
@@ -381,8 +425,9 @@ class Retention:
             raise Conflict(N_("a purge is already running in this process; wait for it to finish"))
         async with self._purging:
             with _FileLock(self.settings.data_dir / "purge.lock"):
-                result = await self._purge(actor, cutoff, started, progress,
-                                           batch_size or self.settings.purge_batch_size)
+                result = await self._purge(
+                    actor, cutoff, started, progress, batch_size or self.settings.purge_batch_size
+                )
         await self.audit.anchor("purge", purge_run=result.run_id)  # the chain head outside the database
         return result
 
@@ -390,32 +435,78 @@ class Retention:
         last = await self.repo.latest_audit_time()
         if last is not None and now < from_iso(last) - CLOCK_TOLERANCE:
             raise ClockJumped(
-                N_("the clock reads {now}Z, earlier than the last audit entry ({last}Z); fix the system time before "
-                   "purging"),
-                now=to_iso(now)[:19], last=last[:19])
+                N_(
+                    "the clock reads {now}Z, earlier than the last audit entry ({last}Z); fix the system time before "
+                    "purging"
+                ),
+                now=to_iso(now)[:19],
+                last=last[:19],
+            )
 
     async def _dry_run(self, actor: Actor, cutoff: datetime, started: float) -> PurgeResult:
         preview = await self._preview(cutoff)
         async with self.repo.transaction() as tx:
             run_id = await self._insert_run(tx, actor, cutoff, dry_run=True, status="finished", preview=preview)
-            await self.audit.append(tx, actor, "retention.purge", target_kind="purge_run", target_id=run_id,
-                                    details=_counts_details(preview.calls, preview.chats, preview.files,
-                                                            preview.bytes, preview.held, dry_run=True))
-        return PurgeResult(run_id, True, cutoff, preview.calls, preview.chats, preview.files, preview.bytes,
-                           preview.held, 0, time.monotonic() - started, False,
-                           remnants_cleared=not preview.remnant_runs)
+            await self.audit.append(
+                tx,
+                actor,
+                "retention.purge",
+                target_kind="purge_run",
+                target_id=run_id,
+                details=_counts_details(
+                    preview.calls, preview.chats, preview.files, preview.bytes, preview.held, dry_run=True
+                ),
+            )
+        return PurgeResult(
+            run_id,
+            True,
+            cutoff,
+            preview.calls,
+            preview.chats,
+            preview.files,
+            preview.bytes,
+            preview.held,
+            0,
+            time.monotonic() - started,
+            False,
+            remnants_cleared=not preview.remnant_runs,
+        )
 
-    async def _insert_run(self, tx: Transaction, actor: Actor, cutoff: datetime, *, dry_run: bool, status: str,
-                          preview: PurgePreview | None = None) -> int:
+    async def _insert_run(
+        self,
+        tx: Transaction,
+        actor: Actor,
+        cutoff: datetime,
+        *,
+        dry_run: bool,
+        status: str,
+        preview: PurgePreview | None = None,
+    ) -> int:
         now = to_iso(self.clock())
         p = preview
         return await self.repo.insert_run(
-            tx, started_at=now, finished_at=now if status != "running" else None, cutoff=to_iso(cutoff),
-            dry_run=dry_run, started_by=actor.name, calls=p.calls if p else 0, chats=p.chats if p else 0,
-            files=p.files if p else 0, size=p.bytes if p else 0, held=p.held if p else 0, status=status)
+            tx,
+            started_at=now,
+            finished_at=now if status != "running" else None,
+            cutoff=to_iso(cutoff),
+            dry_run=dry_run,
+            started_by=actor.name,
+            calls=p.calls if p else 0,
+            chats=p.chats if p else 0,
+            files=p.files if p else 0,
+            size=p.bytes if p else 0,
+            held=p.held if p else 0,
+            status=status,
+        )
 
-    async def _purge(self, actor: Actor, cutoff: datetime, started: float,
-                     progress: Callable[[PurgeProgress], None] | None, batch_size: int) -> PurgeResult:
+    async def _purge(
+        self,
+        actor: Actor,
+        cutoff: datetime,
+        started: float,
+        progress: Callable[[PurgeProgress], None] | None,
+        batch_size: int,
+    ) -> PurgeResult:
         if batch_size < 1:
             raise InvalidInput(N_("the purge batch size must be at least 1"))
         preview = await self._preview(cutoff)
@@ -427,8 +518,14 @@ class Retention:
         async with self.repo.transaction() as tx:
             await self._recover_stale_runs(tx, actor)
             run_id = await self._insert_run(tx, actor, cutoff, dry_run=False, status="running")
-            await self.audit.append(tx, actor, "retention.purge_started", target_kind="purge_run", target_id=run_id,
-                                    details={"cutoff": c_iso})
+            await self.audit.append(
+                tx,
+                actor,
+                "retention.purge_started",
+                target_kind="purge_run",
+                target_id=run_id,
+                details={"cutoff": c_iso},
+            )
         counts = _Counts()
         try:
             counts.resumed = await self._finish_pending()
@@ -461,27 +558,51 @@ class Retention:
                 aged = add_months(cutoff, -period.months) - period.exact - timedelta(days=1)
                 async with self.repo.transaction() as tx:
                     counts.orphan_keys = await self.repo.purge_leftovers(
-                        tx, cutoff=c_iso, timezone=self.settings.timezone, keys_made_before=to_iso(aged),
-                        now=to_iso(self.clock()))
+                        tx,
+                        cutoff=c_iso,
+                        timezone=self.settings.timezone,
+                        keys_made_before=to_iso(aged),
+                        now=to_iso(self.clock()),
+                    )
             finally:
                 await self.backend.end_bulk_delete()
         except BaseException as exc:
             try:
                 async with self.repo.transaction() as tx:
                     await self.repo.end_run(tx, run_id, "failed", to_iso(self.clock()))
-                    await self.audit.append(tx, actor, "retention.purge", outcome="failed", target_kind="purge_run",
-                                            target_id=run_id, details={**_counts_details(
-                                                counts.calls, counts.chats, counts.files, counts.bytes, preview.held,
-                                                dry_run=False), "error": type(exc).__name__})
+                    await self.audit.append(
+                        tx,
+                        actor,
+                        "retention.purge",
+                        outcome="failed",
+                        target_kind="purge_run",
+                        target_id=run_id,
+                        details={
+                            **_counts_details(
+                                counts.calls, counts.chats, counts.files, counts.bytes, preview.held, dry_run=False
+                            ),
+                            "error": type(exc).__name__,
+                        },
+                    )
             except Exception:  # the store itself is failing: the next run recovers this one as stale
                 log.exception("could not record the failed purge run %s", run_id)
             raise
         async with self.repo.transaction() as tx:
             await self.repo.end_run(tx, run_id, "finished", to_iso(self.clock()), held=preview.held)
-            await self.audit.append(tx, actor, "retention.purge", target_kind="purge_run", target_id=run_id,
-                                    details={**_counts_details(counts.calls, counts.chats, counts.files,
-                                                               counts.bytes, preview.held, dry_run=False),
-                                             "resumed_files": counts.resumed, "orphan_keys": counts.orphan_keys})
+            await self.audit.append(
+                tx,
+                actor,
+                "retention.purge",
+                target_kind="purge_run",
+                target_id=run_id,
+                details={
+                    **_counts_details(
+                        counts.calls, counts.chats, counts.files, counts.bytes, preview.held, dry_run=False
+                    ),
+                    "resumed_files": counts.resumed,
+                    "orphan_keys": counts.orphan_keys,
+                },
+            )
         if counts.calls or counts.chats or counts.resumed:
             await self.backend.optimise_search()  # no index segment keeps a purged message's words
         await self.backend.checkpoint()  # most of the log folded in beside the writer: the scrub is short
@@ -491,20 +612,37 @@ class Retention:
             await self._record_scrub(actor, (*earlier, run_id), False, retry=False)
         elif earlier:  # the retry at the start failed but this scrub folded everything
             await self._record_scrub(actor, earlier, True, retry=True)
-        return PurgeResult(run_id, False, cutoff, counts.calls, counts.chats, counts.files, counts.bytes,
-                           preview.held, counts.resumed, time.monotonic() - started, wal_truncated,
-                           remnants_cleared=wal_truncated)
+        return PurgeResult(
+            run_id,
+            False,
+            cutoff,
+            counts.calls,
+            counts.chats,
+            counts.files,
+            counts.bytes,
+            preview.held,
+            counts.resumed,
+            time.monotonic() - started,
+            wal_truncated,
+            remnants_cleared=wal_truncated,
+        )
 
     async def _recover_stale_runs(self, tx: Transaction, actor: Actor) -> None:
         """Runs still 'running' while we hold the purge lock were killed: mark them failed, in the audit too."""
         for r in await self.repo.running_runs(tx):
             await self.repo.end_run(tx, r["id"], "failed", to_iso(self.clock()))
-            await self.audit.append(tx, actor, "retention.purge_recovered", target_kind="purge_run",
-                                    target_id=r["id"], details={"calls": r["calls"], "chats": r["chats"],
-                                                                "files": r["files"], "bytes": r["bytes"]})
+            await self.audit.append(
+                tx,
+                actor,
+                "retention.purge_recovered",
+                target_kind="purge_run",
+                target_id=r["id"],
+                details={"calls": r["calls"], "chats": r["chats"], "files": r["files"], "bytes": r["bytes"]},
+            )
 
-    async def _delete_batch(self, run_id: int, c_iso: str, batch_size: int,
-                            dependents: list[tuple[str, str]], counts: _Counts) -> tuple[int, list[str], float]:
+    async def _delete_batch(
+        self, run_id: int, c_iso: str, batch_size: int, dependents: list[tuple[str, str]], counts: _Counts
+    ) -> tuple[int, list[str], float]:
         """One short transaction: delete a batch of conversations and record their files as pending.
 
         Returns the number purged, their files, and the seconds the write lock was held (to the commit).
@@ -512,8 +650,14 @@ class Retention:
         async with self.repo.transaction() as tx:
             began = time.monotonic()
             rows, recs = await self.repo.delete_due_batch(
-                tx, run_id=run_id, cutoff=c_iso, limit=batch_size, dependents=dependents,
-                timezone=self.settings.timezone, now=to_iso(self.clock()))
+                tx,
+                run_id=run_id,
+                cutoff=c_iso,
+                limit=batch_size,
+                dependents=dependents,
+                timezone=self.settings.timezone,
+                now=to_iso(self.clock()),
+            )
             if not rows:
                 return 0, [], 0.0
         held = time.monotonic() - began
@@ -534,9 +678,13 @@ class Retention:
                 await self.repo.forget_pending(tx, done)
         if error:
             raise StoreUnavailable(
-                N_("the recordings folder {recordings_dir} refused a deletion ({error}); the rows are gone and the "
-                   "files are listed for the next purge to finish"),
-                recordings_dir=self.settings.recordings_dir, error=error)
+                N_(
+                    "the recordings folder {recordings_dir} refused a deletion ({error}); the rows are gone and the "
+                    "files are listed for the next purge to finish"
+                ),
+                recordings_dir=self.settings.recordings_dir,
+                error=error,
+            )
 
     async def _finish_pending(self) -> int:
         """Delete the files an interrupted run left behind (its rows are already gone)."""
@@ -555,9 +703,19 @@ class Retention:
         async with self.repo.transaction() as tx:
             await self.repo.set_remnants(tx, runs, pending=not cleared)
             await self.audit.append(
-                tx, actor, "retention.purge_scrub", outcome="ok" if cleared else "failed", target_kind="purge_run",
-                target_id=runs[-1], details={"runs": list(runs), "retry": retry, "remnants_cleared": cleared,
-                                             "waited_s": self.settings.purge_scrub_wait_seconds})
+                tx,
+                actor,
+                "retention.purge_scrub",
+                outcome="ok" if cleared else "failed",
+                target_kind="purge_run",
+                target_id=runs[-1],
+                details={
+                    "runs": list(runs),
+                    "retry": retry,
+                    "remnants_cleared": cleared,
+                    "waited_s": self.settings.purge_scrub_wait_seconds,
+                },
+            )
 
     async def runs(self, actor: Actor, *, limit: int = 50) -> list[PurgeRun]:
         """The latest purge runs (counts only)."""
@@ -576,14 +734,19 @@ class Retention:
         report = await asyncio.to_thread(_scan, self.settings.recordings_dir, rows, pending)
         if self.keys is not None:
             problems = tuple(await self._check_keys())
-            report = FsckReport(report.problems + problems, report.recordings_checked, report.files_seen,
-                                self._lines_checked)
+            report = FsckReport(
+                report.problems + problems, report.recordings_checked, report.files_seen, self._lines_checked
+            )
         kinds: dict[str, int] = {}
         for p in report.problems:
             kinds[p.kind] = kinds.get(p.kind, 0) + 1
         async with self.repo.transaction() as tx:
-            await self.audit.append(tx, actor, "retention.fsck", details={
-                "ok": report.ok, "problems": kinds, "recordings_checked": report.recordings_checked})
+            await self.audit.append(
+                tx,
+                actor,
+                "retention.fsck",
+                details={"ok": report.ok, "problems": kinds, "recordings_checked": report.recordings_checked},
+            )
         return report
 
     async def _check_keys(self) -> list[FsckProblem]:
@@ -591,15 +754,28 @@ class Retention:
         problems: list[FsckProblem] = []
         for r in await self.repo.conversations_without_key():
             if r["shredded"]:
-                problems.append(FsckProblem("deleted_content", f"conversation {r['id']}: {DELETED_MARK}, its key was "
-                                            "destroyed by the purge; this copy can never be read (run `cim purge`)"))
+                problems.append(
+                    FsckProblem(
+                        "deleted_content",
+                        f"conversation {r['id']}: {DELETED_MARK}, its key was "
+                        "destroyed by the purge; this copy can never be read (run `cim purge`)",
+                    )
+                )
             else:
-                problems.append(FsckProblem("missing_key", f"conversation {r['id']}: its data key is missing from the key "
-                                            f"ring {self.settings.keyring_path}; its content cannot be read"))
+                problems.append(
+                    FsckProblem(
+                        "missing_key",
+                        f"conversation {r['id']}: its data key is missing from the key "
+                        f"ring {self.settings.keyring_path}; its content cannot be read",
+                    )
+                )
         unsealed = await self.repo.unsealed_line_count()
         if unsealed:
-            problems.append(FsckProblem("unsealed_lines", f"{unsealed} transcript lines are not sealed yet; run "
-                                        "`cim keys encrypt-existing`"))
+            problems.append(
+                FsckProblem(
+                    "unsealed_lines", f"{unsealed} transcript lines are not sealed yet; run `cim keys encrypt-existing`"
+                )
+            )
         bad = 0
         for cid in await self.repo.conversations_with_sealed_lines():
             key = await self.keys.read_key(cid)
@@ -621,9 +797,14 @@ class Retention:
         problems: list[FsckProblem] = []
         plain = await self.repo.plain_note_counts()
         if plain["whispers"] or plain["call_notes"]:
-            problems.append(FsckProblem("unsealed_notes", f"{plain['whispers']} supervisors' whispers and "
-                                        f"{plain['call_notes']} call notes are not sealed yet; run "
-                                        "`cim keys encrypt-existing`"))
+            problems.append(
+                FsckProblem(
+                    "unsealed_notes",
+                    f"{plain['whispers']} supervisors' whispers and "
+                    f"{plain['call_notes']} call notes are not sealed yet; run "
+                    "`cim keys encrypt-existing`",
+                )
+            )
         bad = 0
 
         def broken(exc: SealBroken) -> None:
@@ -646,12 +827,22 @@ class Retention:
                 if n["the_calls"]:
                     continue  # the call's own key: reported with the conversation
                 if n["shredded"]:
-                    problems.append(FsckProblem("deleted_content", f"the note on call {n['linkedid']}: {DELETED_MARK}, "
-                                                "its key was destroyed by the purge; this copy can never be read "
-                                                "(run `cim purge`)"))
+                    problems.append(
+                        FsckProblem(
+                            "deleted_content",
+                            f"the note on call {n['linkedid']}: {DELETED_MARK}, "
+                            "its key was destroyed by the purge; this copy can never be read "
+                            "(run `cim purge`)",
+                        )
+                    )
                 else:
-                    problems.append(FsckProblem("missing_key", f"the note on call {n['linkedid']}: its data key is "
-                                                f"missing from the key ring {self.settings.keyring_path}"))
+                    problems.append(
+                        FsckProblem(
+                            "missing_key",
+                            f"the note on call {n['linkedid']}: its data key is "
+                            f"missing from the key ring {self.settings.keyring_path}",
+                        )
+                    )
                 continue
             key = await self.keys.read_key_id(n["key_id"])
             try:
@@ -670,27 +861,42 @@ class Retention:
         if destination == data_dir or data_dir in destination.parents:
             raise InvalidInput(N_("a backup cannot go inside the data directory {data_dir}"), data_dir=data_dir)
         if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-            raise InvalidInput(N_("{destination} already exists and is not an empty directory"),
-                               destination=destination)
+            raise InvalidInput(
+                N_("{destination} already exists and is not an empty directory"), destination=destination
+            )
         if not destination.parent.is_dir():  # a missing volume must not send personal data to the root disk
-            raise InvalidInput(N_("the folder {parent} does not exist (is the backup volume mounted?); nothing was "
-                                  "written"), parent=destination.parent)
+            raise InvalidInput(
+                N_("the folder {parent} does not exist (is the backup volume mounted?); nothing was written"),
+                parent=destination.parent,
+            )
         created = self.clock()
         keep = Duration.parse(self.settings.backup_keep)
         keys = self.keys.describe() if self.keys is not None and self.keys.master is not None else {}
-        result = await asyncio.to_thread(_copy_backup, self.backend, self.settings.recordings_dir, destination,
-                                         created, keep.after(created), keys)
+        result = await asyncio.to_thread(
+            _copy_backup, self.backend, self.settings.recordings_dir, destination, created, keep.after(created), keys
+        )
         async with self.repo.transaction() as tx:
-            await self.audit.append(tx, actor, "retention.backup", details={
-                "files": result.files, "bytes": result.bytes, "db_bytes": result.db_bytes,
-                "missing_files": result.missing_files, "destroy_by": to_iso(result.destroy_by),
-                "master_key_id": keys.get("master_key_id"), "master_key_generation": keys.get("master_key_generation")})
+            await self.audit.append(
+                tx,
+                actor,
+                "retention.backup",
+                details={
+                    "files": result.files,
+                    "bytes": result.bytes,
+                    "db_bytes": result.db_bytes,
+                    "missing_files": result.missing_files,
+                    "destroy_by": to_iso(result.destroy_by),
+                    "master_key_id": keys.get("master_key_id"),
+                    "master_key_generation": keys.get("master_key_generation"),
+                },
+            )
         # the head the copy holds: a database restored from it is recognised by this anchor
         await self.audit.anchor("backup", database=destination / self.settings.db_path.name, backup=str(destination))
         return result
 
 
 # --------------------------------------------------------------------------------- daily run
+
 
 def next_daily_run(now: datetime, at: str, tz: str) -> datetime | None:
     """The next moment (aware, UTC) the daily purge is due at local time `at` (HH:MM); None when 'off'."""
@@ -721,8 +927,10 @@ async def daily_purge_loop(store: Any, settings: Settings) -> None:
             if result.remnants_cleared:
                 log.info("daily purge: %s", json.dumps(result.as_json()))
             else:  # audited as retention.purge_scrub failed; the next run retries the scrub first
-                log.warning("daily purge incomplete, purged text remains in the database files: %s",
-                            json.dumps(result.as_json()))
+                log.warning(
+                    "daily purge incomplete, purged text remains in the database files: %s",
+                    json.dumps(result.as_json()),
+                )
         except Conflict as exc:
             log.warning("daily purge skipped: %s", exc.message_in("en"))
         except CimError as exc:
@@ -753,6 +961,7 @@ def daily_purge_context(store: Any, settings: Settings) -> Callable[[object], As
 
 # --------------------------------------------------------------------------------- helpers
 
+
 def _next_limit(limit: int, held: float, budget: float, most: int) -> int:
     """The next batch size: halve it after a batch over the budget, grow it by a quarter under half of it."""
     if held > budget:
@@ -775,8 +984,9 @@ class _FileLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise Conflict(N_("another purge is running (another process holds the purge lock); wait for it to finish")) \
-                from None
+            raise Conflict(
+                N_("another purge is running (another process holds the purge lock); wait for it to finish")
+            ) from None
         self.fd = fd
         return self
 
@@ -797,7 +1007,7 @@ def _inside(root: Path, relative: str) -> Path | None:
     """The absolute path of a recording, or None when the stored path would escape the folder."""
     if not relative or os.path.isabs(relative):
         return None
-    candidate = (root / relative)
+    candidate = root / relative
     try:
         candidate.resolve().relative_to(root.resolve())
     except ValueError:
@@ -814,7 +1024,9 @@ def _probe_writable(root: Path) -> None:
     except OSError as exc:
         raise StoreUnavailable(
             N_("the recordings folder {root} is not writable ({strerror}); nothing was purged"),
-            root=root, strerror=exc.strerror) from exc
+            root=root,
+            strerror=exc.strerror,
+        ) from exc
 
 
 def _unlink_files(root: Path, paths: list[str]) -> tuple[list[str], str | None]:
@@ -861,30 +1073,38 @@ def _check_recording_file(target: Path, row: dict, label: str, problems: list[Fs
     try:
         if file_key_id(target) is None:
             if target.stat().st_size:
-                problems.append(FsckProblem("unsealed_file",
-                                            f"{label} is not sealed yet; run `cim keys encrypt-existing`"))
+                problems.append(
+                    FsckProblem("unsealed_file", f"{label} is not sealed yet; run `cim keys encrypt-existing`")
+                )
         else:
-            digest = sha256_plain(target)  # every segment opens, or SealBroken names where it does not
+            sha256_plain(target)  # every segment opens, or SealBroken names where it does not
         size = plain_size(target)
         if size == 0 and not row["is_empty"]:
             problems.append(FsckProblem("empty_recording", f"{label}: the file has zero bytes"))
         if size != row["size_bytes"]:
-            problems.append(FsckProblem(
-                "checksum_mismatch", f"{label}: {size} bytes on disk, {row['size_bytes']} recorded"))
+            problems.append(
+                FsckProblem("checksum_mismatch", f"{label}: {size} bytes on disk, {row['size_bytes']} recorded")
+            )
             return
         if sha256_plain(target) != row["sha256"]:
             problems.append(FsckProblem("checksum_mismatch", f"{label}: SHA-256 differs from the recorded one"))
     except ContentDeleted:
-        problems.append(FsckProblem("deleted_content", f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
-                                    "this copy can never be read (run `cim purge`)"))
+        problems.append(
+            FsckProblem(
+                "deleted_content",
+                f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
+                "this copy can never be read (run `cim purge`)",
+            )
+        )
     except SealBroken as exc:
         problems.append(FsckProblem("tampered_file", f"{label}: {exc.message_in('en')}"))
     except OSError as exc:
         problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
 
 
-def _check_recording_row(root: Path, row: dict, on_disk: set[str], unreadable: list[Path],
-                         problems: list[FsckProblem]) -> None:
+def _check_recording_row(
+    root: Path, row: dict, on_disk: set[str], unreadable: list[Path], problems: list[FsckProblem]
+) -> None:
     rel = row["path"]
     label = f"recording {row['id']} ({rel})"
     target = _inside(root, rel)
@@ -915,8 +1135,9 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
         known.add(row["path"])
         _check_recording_row(root, row, on_disk, unreadable, problems)
     for rel in pending:
-        problems.append(FsckProblem(
-            "pending_unlink", f"{rel}: left by an interrupted purge; the next `cim purge` deletes it"))
+        problems.append(
+            FsckProblem("pending_unlink", f"{rel}: left by an interrupted purge; the next `cim purge` deletes it")
+        )
     for rel in sorted(on_disk - known - set(pending)):
         if Path(rel).name.startswith(".cim-purge-probe-"):
             continue
@@ -924,14 +1145,24 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
     return FsckReport(tuple(problems), len(rows), len(on_disk))
 
 
-def _copy_backup(backend: BackendHooks, recordings: Path, destination: Path, created: datetime,
-                 destroy_by: datetime, keys: dict[str, Any] | None = None) -> BackupResult:
+def _copy_backup(
+    backend: BackendHooks,
+    recordings: Path,
+    destination: Path,
+    created: datetime,
+    destroy_by: datetime,
+    keys: dict[str, Any] | None = None,
+) -> BackupResult:
     old_umask = os.umask(0o077)
     try:
         destination.mkdir(mode=0o700, exist_ok=True)  # only the last level: backup() checked the parent
         copy = backend.copy_database(destination)  # a consistent snapshot while writers carry on
-        target_db, oldest, sealed, unsealed = (copy.path, copy.earliest_purge_after, copy.sealed_conversations,
-                                               copy.unsealed_lines)
+        target_db, oldest, sealed, unsealed = (
+            copy.path,
+            copy.earliest_purge_after,
+            copy.sealed_conversations,
+            copy.unsealed_lines,
+        )
         unsealed_notes = copy.unsealed_notes
         files = size = missing = 0
         for relative in copy.recording_paths:
@@ -959,13 +1190,25 @@ def _copy_backup(backend: BackendHooks, recordings: Path, destination: Path, cre
         if keys:
             # crypto-shredding: the copy holds ciphertext and key ids only; reading it needs the key ring and
             # this master key generation, and a conversation purged after today stays unreadable in it
-            manifest["keys"] = {**keys, "sealed_conversations": sealed, "unsealed_lines": unsealed,
-                                "unsealed_notes": unsealed_notes,
-                                "needs": f"master key {keys['master_key_id']} (generation {keys['master_key_generation']}) "
-                                         f"and the key ring {keys['keyring']}; neither is in this backup"}
+            manifest["keys"] = {
+                **keys,
+                "sealed_conversations": sealed,
+                "unsealed_lines": unsealed,
+                "unsealed_notes": unsealed_notes,
+                "needs": f"master key {keys['master_key_id']} (generation {keys['master_key_generation']}) "
+                f"and the key ring {keys['keyring']}; neither is in this backup",
+            }
         (destination / "backup.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        return BackupResult(destination, created, target_db.stat().st_size, files, size, missing, destroy_by,
-                            dict(manifest.get("keys", {})))
+        return BackupResult(
+            destination,
+            created,
+            target_db.stat().st_size,
+            files,
+            size,
+            missing,
+            destroy_by,
+            dict(manifest.get("keys", {})),
+        )
     finally:
         os.umask(old_umask)
 
@@ -997,18 +1240,33 @@ def _hold(r: Any, today: date) -> Hold:
     review = date.fromisoformat(r["review_on"]) if r["review_on"] else None
     released = from_iso(r["released_at"]) if r["released_at"] else None
     return Hold(
-        id=r["id"], conversation_id=r["conversation_id"], legal_basis=r["legal_basis"],
-        case_reference=r["case_reference"], request_id=r["request_id"], set_by=r["set_by_name"],
-        set_at=from_iso(r["set_at"]), review_on=review, released_by=r["released_by_name"], released_at=released,
+        id=r["id"],
+        conversation_id=r["conversation_id"],
+        legal_basis=r["legal_basis"],
+        case_reference=r["case_reference"],
+        request_id=r["request_id"],
+        set_by=r["set_by_name"],
+        set_at=from_iso(r["set_at"]),
+        review_on=review,
+        released_by=r["released_by_name"],
+        released_at=released,
         overdue=released is None and review is not None and review < today,
     )
 
 
 def _run(r: Any) -> PurgeRun:
     return PurgeRun(
-        id=r["id"], started_at=from_iso(r["started_at"]),
-        finished_at=from_iso(r["finished_at"]) if r["finished_at"] else None, cutoff=from_iso(r["cutoff"]),
-        dry_run=bool(r["dry_run"]), started_by=r["started_by"], calls=r["calls"], chats=r["chats"],
-        files=r["files"], bytes=r["bytes"], held=r["held"], status=r["status"],
+        id=r["id"],
+        started_at=from_iso(r["started_at"]),
+        finished_at=from_iso(r["finished_at"]) if r["finished_at"] else None,
+        cutoff=from_iso(r["cutoff"]),
+        dry_run=bool(r["dry_run"]),
+        started_by=r["started_by"],
+        calls=r["calls"],
+        chats=r["chats"],
+        files=r["files"],
+        bytes=r["bytes"],
+        held=r["held"],
+        status=r["status"],
         remnants_pending=bool(r["remnants_pending"]),
     )

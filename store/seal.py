@@ -60,19 +60,30 @@ def load_seal(settings: Any) -> Seal | None:
     data_dir = Path(settings.data_dir).absolute()
     for name, path in (("CIM_LETTER_SEAL_P12", p12_path), ("CIM_LETTER_SEAL_PASSWORD_FILE", password_path)):
         if data_dir in path.absolute().parents:
-            raise ConfigError(N_("{name} ({path}) must be outside the data directory {data_dir}: a backup of the "
-                                 "data directory must not carry the seal's key"),
-                              name=name, path=path, data_dir=settings.data_dir)
+            raise ConfigError(
+                N_(
+                    "{name} ({path}) must be outside the data directory {data_dir}: a backup of the "
+                    "data directory must not carry the seal's key"
+                ),
+                name=name,
+                path=path,
+                data_dir=settings.data_dir,
+            )
         try:
             mode = path.stat().st_mode
         except OSError as exc:
-            raise ConfigError(N_("{name}: cannot read {path}: {strerror}"),
-                              name=name, path=path, strerror=exc.strerror) from None
+            raise ConfigError(
+                N_("{name}: cannot read {path}: {strerror}"), name=name, path=path, strerror=exc.strerror
+            ) from None
         if not stat.S_ISREG(mode):
             raise ConfigError(N_("{name}: {path} is not a file"), name=name, path=path)
         if mode & 0o007:
-            raise ConfigError(N_("{name}: {path} is readable by every user (mode {mode:o}); chmod o-rwx {path}"),
-                              name=name, path=path, mode=stat.S_IMODE(mode))
+            raise ConfigError(
+                N_("{name}: {path} is readable by every user (mode {mode:o}); chmod o-rwx {path}"),
+                name=name,
+                path=path,
+                mode=stat.S_IMODE(mode),
+            )
     try:
         p12 = p12_path.read_bytes()
         password = password_path.read_bytes().rstrip(b"\r\n")
@@ -85,24 +96,43 @@ def load_seal(settings: Any) -> Seal | None:
     try:
         key, cert, _ = pkcs12.load_key_and_certificates(p12, password or None)
     except ValueError:
-        raise ConfigError(N_("CIM_LETTER_SEAL_P12: {p12_path} is not a PKCS#12 file or the password in "
-                             "{password_path} does not open it"),
-                          p12_path=p12_path, password_path=password_path) from None
+        raise ConfigError(
+            N_(
+                "CIM_LETTER_SEAL_P12: {p12_path} is not a PKCS#12 file or the password in "
+                "{password_path} does not open it"
+            ),
+            p12_path=p12_path,
+            password_path=password_path,
+        ) from None
     if key is None or cert is None:
-        raise ConfigError(N_("CIM_LETTER_SEAL_P12: {p12_path} holds no private key with its certificate"),
-                          p12_path=p12_path)
+        raise ConfigError(
+            N_("CIM_LETTER_SEAL_P12: {p12_path} holds no private key with its certificate"), p12_path=p12_path
+        )
     now = datetime.now(timezone.utc)
     if cert.not_valid_after_utc <= now:
-        raise ConfigError(N_("the seal certificate {p12_path} expired on {expired:%Y-%m-%d}; renew it "
-                             "(docs/DEPLOY.md, Letter seal)"), p12_path=p12_path, expired=cert.not_valid_after_utc)
+        raise ConfigError(
+            N_("the seal certificate {p12_path} expired on {expired:%Y-%m-%d}; renew it (docs/DEPLOY.md, Letter seal)"),
+            p12_path=p12_path,
+            expired=cert.not_valid_after_utc,
+        )
     if cert.not_valid_before_utc > now:
-        raise ConfigError(N_("the seal certificate {p12_path} is valid only from {valid_from:%Y-%m-%d}"),
-                          p12_path=p12_path, valid_from=cert.not_valid_before_utc)
-    names = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME) or \
-        cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        raise ConfigError(
+            N_("the seal certificate {p12_path} is valid only from {valid_from:%Y-%m-%d}"),
+            p12_path=p12_path,
+            valid_from=cert.not_valid_before_utc,
+        )
+    names = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME) or cert.subject.get_attributes_for_oid(
+        NameOID.COMMON_NAME
+    )
     subject = str(names[0].value) if names else cert.subject.rfc4514_string()
-    return Seal(p12_path=p12_path, subject=subject, not_before=cert.not_valid_before_utc,
-                not_after=cert.not_valid_after_utc, _p12=p12, _password=password)
+    return Seal(
+        p12_path=p12_path,
+        subject=subject,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        _p12=p12,
+        _password=password,
+    )
 
 
 def apply_seal(pdf: bytes, seal: Seal, *, reason: str = "", location: str = "") -> bytes:
@@ -112,13 +142,21 @@ def apply_seal(pdf: bytes, seal: Seal, *, reason: str = "", location: str = "") 
     from pyhanko.sign.fields import SigSeedSubFilter
 
     if seal.not_after <= datetime.now(timezone.utc):
-        raise SealFailed(N_("the seal certificate {p12_path} expired on {expired:%Y-%m-%d}; renew it "
-                            "(docs/DEPLOY.md, Letter seal)"), p12_path=seal.p12_path, expired=seal.not_after)
+        raise SealFailed(
+            N_("the seal certificate {p12_path} expired on {expired:%Y-%m-%d}; renew it (docs/DEPLOY.md, Letter seal)"),
+            p12_path=seal.p12_path,
+            expired=seal.not_after,
+        )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     meta = signers.PdfSignatureMetadata(
-        field_name=FIELD_NAME, md_algorithm="sha256", subfilter=SigSeedSubFilter.PADES,
-        reason=reason or None, location=location or None, certify=True,
-        docmdp_permissions=fields.MDPPerm.NO_CHANGES)
+        field_name=FIELD_NAME,
+        md_algorithm="sha256",
+        subfilter=SigSeedSubFilter.PADES,
+        reason=reason or None,
+        location=location or None,
+        certify=True,
+        docmdp_permissions=fields.MDPPerm.NO_CHANGES,
+    )
     try:
         out = signers.sign_pdf(writer, meta, signer=seal.signer())
     except Exception as exc:  # pyHanko's errors are many and unrelated; one named failure for the caller

@@ -53,15 +53,21 @@ class SealingResult:
         return self.lines_sealed / self.seconds if self.seconds > 0 else 0.0
 
     def as_json(self) -> dict[str, Any]:
-        return {"keys_created": self.keys_created, "lines_sealed": self.lines_sealed,
-                "notes_sealed": self.notes_sealed, "files_sealed": self.files_sealed,
-                "files_missing": self.files_missing, "seconds": round(self.seconds, 3),
-                "rows_per_second": round(self.rows_per_second, 1)}
+        return {
+            "keys_created": self.keys_created,
+            "lines_sealed": self.lines_sealed,
+            "notes_sealed": self.notes_sealed,
+            "files_sealed": self.files_sealed,
+            "files_missing": self.files_missing,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+        }
 
 
 def _create_keys(conn: sqlite3.Connection, keys: Any, now: str, limit: int) -> int:
-    ids = [r[0] for r in conn.execute("SELECT id FROM conversations WHERE key_id IS NULL ORDER BY id LIMIT ?",
-                                      (limit,))]
+    ids = [
+        r[0] for r in conn.execute("SELECT id FROM conversations WHERE key_id IS NULL ORDER BY id LIMIT ?", (limit,))
+    ]
     for conversation_id in ids:
         keys.create_sync(conn, conversation_id, now)
     return len(ids)
@@ -69,8 +75,11 @@ def _create_keys(conn: sqlite3.Connection, keys: Any, now: str, limit: int) -> i
 
 def _seal_lines(conn: sqlite3.Connection, keys: Any, after: int, limit: int) -> tuple[int, int]:
     """Seal up to `limit` plain lines with an id above `after`; returns (count, last id seen)."""
-    rows = conn.execute("SELECT id, conversation_id, seq, sender, text FROM messages WHERE id > ? "
-                        "AND typeof(text) = 'text' ORDER BY id LIMIT ?", (after, limit)).fetchall()
+    rows = conn.execute(
+        "SELECT id, conversation_id, seq, sender, text FROM messages WHERE id > ? "
+        "AND typeof(text) = 'text' ORDER BY id LIMIT ?",
+        (after, limit),
+    ).fetchall()
     found: dict[int, DataKey | None] = {}
     updates, tokens = [], []
     now = to_iso_now()
@@ -94,8 +103,11 @@ def _seal_notes(conn: sqlite3.Connection, keys: Any, after: tuple[int, int], lim
     table, after_id = after
     now = to_iso_now()
     if table == 0:
-        rows = conn.execute("SELECT id, conversation_id, text FROM chat_staff_notes WHERE id > ? AND "
-                            "typeof(text) = 'text' ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+        rows = conn.execute(
+            "SELECT id, conversation_id, text FROM chat_staff_notes WHERE id > ? AND "
+            "typeof(text) = 'text' ORDER BY id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
         if not rows:
             return 0, (1, 0)
         found: dict[int, DataKey | None] = {}
@@ -108,14 +120,20 @@ def _seal_notes(conn: sqlite3.Connection, keys: Any, after: tuple[int, int], lim
                 updates.append((key.seal_staff_note(note_id, text), note_id))
         conn.executemany("UPDATE chat_staff_notes SET text = ? WHERE id = ?", updates)
         return len(updates), (0, rows[-1][0])
-    rows = conn.execute("SELECT id, linkedid, conversation_id, note FROM call_notes WHERE id > ? AND "
-                        "typeof(note) = 'text' AND note <> '' ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+    rows = conn.execute(
+        "SELECT id, linkedid, conversation_id, note FROM call_notes WHERE id > ? AND "
+        "typeof(note) = 'text' AND note <> '' ORDER BY id LIMIT ?",
+        (after_id, limit),
+    ).fetchall()
     if not rows:
         return 0, (2, 0)
     notes = []
     for note_id, linkedid, conversation_id, text in rows:
-        key = (keys.get_sync(conn, conversation_id, create_at=now) if conversation_id is not None
-               else keys.create_pending_sync(conn, now))  # store/call_notes.py: adopted by its call when linked
+        key = (
+            keys.get_sync(conn, conversation_id, create_at=now)
+            if conversation_id is not None
+            else keys.create_pending_sync(conn, now)
+        )  # store/call_notes.py: adopted by its call when linked
         if key is not None:
             notes.append((key.seal_call_note(linkedid, text), key.key_id, note_id))
     conn.executemany("UPDATE call_notes SET note = ?, key_id = ? WHERE id = ?", notes)
@@ -128,8 +146,9 @@ def to_iso_now() -> str:
     return to_iso(system_clock())
 
 
-async def encrypt_existing(store: "Store", progress: Callable[[SealingProgress], None] | None = None, *,
-                           batch: int = ROW_BATCH) -> SealingResult:
+async def encrypt_existing(
+    store: "Store", progress: Callable[[SealingProgress], None] | None = None, *, batch: int = ROW_BATCH
+) -> SealingResult:
     """Seal every conversation's lines and files that are not sealed yet (see the module's docstring)."""
     keys = store.keys
     result = SealingResult()
@@ -161,9 +180,13 @@ async def encrypt_existing(store: "Store", progress: Callable[[SealingProgress],
             _pause_for_test(os.environ[PAUSE_ENV])
     lines_seconds = time.monotonic() - lines_started
 
-    total = (await store.db.fetchone("SELECT (SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
-                                     "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') "
-                                     "AS n"))["n"]
+    total = (
+        await store.db.fetchone(
+            "SELECT (SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
+            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') "
+            "AS n"
+        )
+    )["n"]
     position = (0, 0)
     while position[0] < 2:
         sealed, position = await store.db.write_call(_seal_notes, keys, position, batch)
@@ -199,8 +222,9 @@ async def seal_conversation(store: "Store", conversation_id: int) -> None:
     """Seal one conversation's plain lines and files now (what ingestion and the chat server do as they write;
     used where rows are written straight into the database, as the test fixtures and bench/ do)."""
     await store.db.write_call(_create_one, store.keys, conversation_id, to_iso(store.clock()))
-    rows = await store.db.fetchall("SELECT id FROM messages WHERE conversation_id = ? AND typeof(text) = 'text' "
-                                   "ORDER BY id", (conversation_id,))
+    rows = await store.db.fetchall(
+        "SELECT id FROM messages WHERE conversation_id = ? AND typeof(text) = 'text' ORDER BY id", (conversation_id,)
+    )
     if rows:
         await store.db.write_call(_seal_lines_of, store.keys, conversation_id)
     key = await store.keys.read_key(conversation_id)
@@ -219,10 +243,14 @@ def _seal_lines_of(conn: sqlite3.Connection, keys: Any, conversation_id: int) ->
     key = keys.get_sync(conn, conversation_id)
     if key is None:
         return
-    rows = conn.execute("SELECT id, seq, sender, text FROM messages WHERE conversation_id = ? AND "
-                        "typeof(text) = 'text'", (conversation_id,)).fetchall()
-    conn.executemany("UPDATE messages SET text = ? WHERE id = ?", [(key.seal_text(seq, text), i)
-                                                                   for i, seq, _, text in rows])
-    conn.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
-                     [(conversation_id, t) for _, _, sender, text in rows if sender == "resident"
-                      for t in key.tokens(text)])
+    rows = conn.execute(
+        "SELECT id, seq, sender, text FROM messages WHERE conversation_id = ? AND typeof(text) = 'text'",
+        (conversation_id,),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE messages SET text = ? WHERE id = ?", [(key.seal_text(seq, text), i) for i, seq, _, text in rows]
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
+        [(conversation_id, t) for _, _, sender, text in rows if sender == "resident" for t in key.tokens(text)],
+    )

@@ -51,14 +51,14 @@ FONTS_DIR = Path(__file__).with_name("fonts")
 class Contact:
     """One offered call or chat, as the figures see it."""
 
-    channel: str          # 'call' or 'chat'
-    day: str              # office-local YYYY-MM-DD
+    channel: str  # 'call' or 'chat'
+    day: str  # office-local YYYY-MM-DD
     hour: int
     queue: str
     consultant_id: int | None
     consultant: str
     topic: str
-    outcome: str          # answered / abandoned / other
+    outcome: str  # answered / abandoned / other
     wait_s: int | None
     handle_s: int | None
 
@@ -165,10 +165,14 @@ class ServiceReport:
 
         def one(f: dict[str, Any]) -> str:
             return ngettext("{mean} from {n} rating", "{mean} from {n} ratings", f["count"]).format(
-                mean=f"{f['average']:.2f}", n=f["count"])
+                mean=f"{f['average']:.2f}", n=f["count"]
+            )
 
-        lines = [_("Satisfaction (1–5): {figures}; marks 1–5: {marks}").format(
-            figures=one(overall), marks=" / ".join(str(m) for m in overall["marks"]))]
+        lines = [
+            _("Satisfaction (1–5): {figures}; marks 1–5: {marks}").format(
+                figures=one(overall), marks=" / ".join(str(m) for m in overall["marks"])
+            )
+        ]
         for title, key in ((_("by consultant"), "by_consultant"), (_("by topic"), "by_topic")):
             groups = self.ratings.get(key) or []
             lines.append(f"  {title}: " + ", ".join(f"{g['key'] or '—'} {one(g)}" for g in groups))
@@ -179,14 +183,20 @@ class ServiceReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "from": self.start.isoformat(), "to": self.end.isoformat(), "by_dimension": self.by,
-            "service_level_seconds": self.service_level_s, "short_abandon_seconds": self.short_abandon_s,
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "by_dimension": self.by,
+            "service_level_seconds": self.service_level_s,
+            "short_abandon_seconds": self.short_abandon_s,
             "calls": self.figures(self.totals["calls"]),
             "chats": self.figures(self.totals["chats"]),
-            "by": [{"key": key, "calls": self.figures(b["calls"]), "chats": self.figures(b["chats"])}
-                   for key, b in self.groups],
-            "hours": [{"hour": h, "calls": self.figures(b["calls"]), "chats": self.figures(b["chats"])}
-                      for h, b in self.hours],
+            "by": [
+                {"key": key, "calls": self.figures(b["calls"]), "chats": self.figures(b["chats"])}
+                for key, b in self.groups
+            ],
+            "hours": [
+                {"hour": h, "calls": self.figures(b["calls"]), "chats": self.figures(b["chats"])} for h, b in self.hours
+            ],
             "close_categories": self.close_categories,
             "call_categories": self.call_categories,
             "chats_per_consultant": self.chats_per_consultant,
@@ -199,24 +209,53 @@ class ServiceReport:
         """The figures as table rows (CSV, PDF and the TUI): one row per group and channel, the words in `lang`
         (default: the staff language); the figures keep one format in every language."""
         t = translator(normalise_language(lang) or current_language()).gettext
-        out = [[t(N_("group")), t(N_("channel")), t(N_("offered")), t(N_("taken")), t(N_("abandoned")),
-                t(N_("abandoned ≤{n}s")).format(n=self.short_abandon_s), t(N_("other")), t(N_("answer rate")),
-                t(N_("wait avg s")), t(N_("wait p90 s")), t(N_("SL {n}s")).format(n=self.service_level_s),
-                t(N_("handle avg s"))]]
+        out = [
+            [
+                t(N_("group")),
+                t(N_("channel")),
+                t(N_("offered")),
+                t(N_("taken")),
+                t(N_("abandoned")),
+                t(N_("abandoned ≤{n}s")).format(n=self.short_abandon_s),
+                t(N_("other")),
+                t(N_("answer rate")),
+                t(N_("wait avg s")),
+                t(N_("wait p90 s")),
+                t(N_("SL {n}s")).format(n=self.service_level_s),
+                t(N_("handle avg s")),
+            ]
+        ]
         groups = [(t(N_("all")), self.totals)] + self.groups
         for key, buckets in groups:
             for channel in CHANNELS:
                 f = self.figures(buckets[channel])
-                out.append([key or "—", t(_CHANNEL_WORDS[channel]), str(f["offered"]), str(f["answered"]), str(f["abandoned"]),
-                            str(f["abandoned_short"]), str(f["unanswered_other"]), _pct(f["answer_rate"]),
-                            _num(f["wait_avg_s"]), _num(f["wait_p90_s"]), _pct(f["service_level"]),
-                            _num(f["handle_avg_s"])])
+                out.append(
+                    [
+                        key or "—",
+                        t(_CHANNEL_WORDS[channel]),
+                        str(f["offered"]),
+                        str(f["answered"]),
+                        str(f["abandoned"]),
+                        str(f["abandoned_short"]),
+                        str(f["unanswered_other"]),
+                        _pct(f["answer_rate"]),
+                        _num(f["wait_avg_s"]),
+                        _num(f["wait_p90_s"]),
+                        _pct(f["service_level"]),
+                        _num(f["handle_avg_s"]),
+                    ]
+                )
         return out
 
 
 _CHANNEL_WORDS = {"calls": N_("calls"), "chats": N_("chats")}
-_BY_WORDS = {"hour": N_("hour"), "day": N_("day"), "consultant": N_("consultant"), "queue": N_("queue"),
-             "topic": N_("topic")}
+_BY_WORDS = {
+    "hour": N_("hour"),
+    "day": N_("day"),
+    "consultant": N_("consultant"),
+    "queue": N_("queue"),
+    "topic": N_("topic"),
+}
 
 
 def by_label(by: str | None, lang: str | None = None) -> str:
@@ -260,7 +299,7 @@ class ServiceFigures:
         """Figures for the office days start..end inclusive, optionally grouped; VIEW_REPORTS, audited."""
         await self.store.audit.guard(actor, Permission.VIEW_REPORTS, "reports.service")
         if by is not None and by not in BY_CHOICES:
-            raise InvalidInput(N_("--by must be one of {choices}, not {by!r}"), choices=', '.join(BY_CHOICES), by=by)
+            raise InvalidInput(N_("--by must be one of {choices}, not {by!r}"), choices=", ".join(BY_CHOICES), by=by)
         if end < start:
             raise InvalidInput(N_("the period ends ({end}) before it starts ({start})"), end=end, start=start)
         if (end - start).days > 3660:
@@ -272,7 +311,8 @@ class ServiceFigures:
         until = to_iso(datetime.combine(end + timedelta(days=1), time(0), zone))
         await self.store.callbacks.refresh()
         stays, chats, daily, (callbacks_done, callbacks_open) = await self.repo.snapshot(  # one snapshot
-            since, until, start.isoformat(), end.isoformat())
+            since, until, start.isoformat(), end.isoformat()
+        )
         live = _stay_contacts(stays, zone) + _chat_contacts(chats, zone)
         frozen = list(_daily_cells(daily))
         totals = {"calls": Bucket(), "chats": Bucket()}
@@ -308,17 +348,35 @@ class ServiceFigures:
             callbacks_open += b.callbacks_open
         ordered = sorted(groups.items(), key=lambda kv: _sort_key(kv[0]))
         report = ServiceReport(
-            start, end, by, settings.service_level_seconds, settings.short_abandon_seconds, totals, ordered,
-            sorted(hours.items()), dict(sorted(close_categories.items())), dict(sorted(call_categories.items())),
-            dict(sorted(per_consultant["chat"].items())), dict(sorted(per_consultant["call"].items())),
-            {"done": callbacks_done, "open": callbacks_open})
-        overall, per_consultant, per_topic = await self.store.resident_desk.rating_figures(start.isoformat(), end.isoformat())
-        report = replace(report, ratings={"all": _rating_json(overall),
-                                          "by_consultant": [_rating_json(f) for f in per_consultant],
-                                          "by_topic": [_rating_json(f) for f in per_topic]})
+            start,
+            end,
+            by,
+            settings.service_level_seconds,
+            settings.short_abandon_seconds,
+            totals,
+            ordered,
+            sorted(hours.items()),
+            dict(sorted(close_categories.items())),
+            dict(sorted(call_categories.items())),
+            dict(sorted(per_consultant["chat"].items())),
+            dict(sorted(per_consultant["call"].items())),
+            {"done": callbacks_done, "open": callbacks_open},
+        )
+        overall, per_consultant, per_topic = await self.store.resident_desk.rating_figures(
+            start.isoformat(), end.isoformat()
+        )
+        report = replace(
+            report,
+            ratings={
+                "all": _rating_json(overall),
+                "by_consultant": [_rating_json(f) for f in per_consultant],
+                "by_topic": [_rating_json(f) for f in per_topic],
+            },
+        )
         async with self.repo.transaction() as tx:
-            await self.store.audit.append(tx, actor, "reports.service", details={
-                "from": start.isoformat(), "to": end.isoformat(), "by": by})
+            await self.store.audit.append(
+                tx, actor, "reports.service", details={"from": start.isoformat(), "to": end.isoformat(), "by": by}
+            )
         return report
 
 
@@ -362,8 +420,20 @@ def _stay_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
         local = _local(r["entered_at"], zone)
         outcome = r["outcome"] if r["outcome"] in ("answered", "abandoned") else "other"
         consultant = r["staff_name"] or (r["agent"] if outcome == "answered" else "") or ""
-        out.append(Contact("call", local.date().isoformat(), local.hour, r["queue"], r["consultant_id"], consultant,
-                           r["topic"] or "", outcome, r["wait_s"], r["talk_s"] if outcome == "answered" else None))
+        out.append(
+            Contact(
+                "call",
+                local.date().isoformat(),
+                local.hour,
+                r["queue"],
+                r["consultant_id"],
+                consultant,
+                r["topic"] or "",
+                outcome,
+                r["wait_s"],
+                r["talk_s"] if outcome == "answered" else None,
+            )
+        )
     return out
 
 
@@ -376,18 +446,51 @@ def _chat_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
             handle = _seconds_between(r["taken_at"], r["ended_at"])
         else:
             outcome, wait, handle = "abandoned", _seconds_between(r["created_at"], r["ended_at"]), None
-        out.append(Contact("chat", local.date().isoformat(), local.hour, "", r["consultant_id"],
-                           r["staff_name"] or "", r["close_category"] or "", outcome, wait, handle))
+        out.append(
+            Contact(
+                "chat",
+                local.date().isoformat(),
+                local.hour,
+                "",
+                r["consultant_id"],
+                r["staff_name"] or "",
+                r["close_category"] or "",
+                outcome,
+                wait,
+                handle,
+            )
+        )
     return out
 
 
 def _daily_cells(rows: Iterable[Any]) -> Iterable[tuple[Contact, Bucket]]:
     for r in rows:
-        contact = Contact(r["channel"], r["day"], r["hour"], r["queue"], r["consultant_id"], r["consultant"],
-                          r["topic"], "", None, None)
-        yield contact, Bucket(r["offered"], r["answered"], r["abandoned"], r["unanswered_other"],
-                              json.loads(r["answered_waits"]), json.loads(r["abandoned_waits"]),
-                              json.loads(r["handle_times"]), r["callbacks_done"], r["callbacks_open"])
+        contact = Contact(
+            r["channel"],
+            r["day"],
+            r["hour"],
+            r["queue"],
+            r["consultant_id"],
+            r["consultant"],
+            r["topic"],
+            "",
+            None,
+            None,
+        )
+        yield (
+            contact,
+            Bucket(
+                r["offered"],
+                r["answered"],
+                r["abandoned"],
+                r["unanswered_other"],
+                json.loads(r["answered_waits"]),
+                json.loads(r["abandoned_waits"]),
+                json.loads(r["handle_times"]),
+                r["callbacks_done"],
+                r["callbacks_open"],
+            ),
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -407,21 +510,29 @@ async def write_csv(report: ServiceReport, path: Path, *, replace: bool = False,
     def write() -> Path:
         buffer = io.StringIO(newline="")
         writer = csv.writer(buffer)
-        writer.writerow([t(N_("CIM service report")), report.start.isoformat(), report.end.isoformat(),
-                         t(N_("by {what}")).format(what=by_label(report.by, lang))])
+        writer.writerow(
+            [
+                t(N_("CIM service report")),
+                report.start.isoformat(),
+                report.end.isoformat(),
+                t(N_("by {what}")).format(what=by_label(report.by, lang)),
+            ]
+        )
         for row in report.rows(lang):
-            writer.writerow(["'" + cell if cell[:1] in ("=", "+", "-", "@") and cell != "—" else cell
-                             for cell in row])
+            writer.writerow(["'" + cell if cell[:1] in ("=", "+", "-", "@") and cell != "—" else cell for cell in row])
         return write_private(Path(path), buffer.getvalue().encode("utf-8-sig"), replace=replace)
+
     return await asyncio.to_thread(write)
 
 
-async def write_pdf(report: ServiceReport, path: Path, office_name: str = "", *, replace: bool = False,
-                    lang: str | None = None) -> Path:
+async def write_pdf(
+    report: ServiceReport, path: Path, office_name: str = "", *, replace: bool = False, lang: str | None = None
+) -> Path:
     """The figures as a PDF with a Unicode font, in `lang` (default: the staff language); 0600 and never over an
     existing file unless `replace`."""
-    return await asyncio.to_thread(_write_pdf, report, Path(path), office_name, replace,
-                                   normalise_language(lang) or current_language())
+    return await asyncio.to_thread(
+        _write_pdf, report, Path(path), office_name, replace, normalise_language(lang) or current_language()
+    )
 
 
 def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: bool, lang: str) -> Path:
@@ -440,9 +551,17 @@ def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: boo
     pdf.set_font("DejaVu", "", 9)
     if office_name:
         pdf.cell(0, 5, office_name, new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 5, t(N_("Period {start} – {end}; by {what}")).format(
-        start=format_date(report.start, lang=lang, long=True), end=format_date(report.end, lang=lang, long=True),
-        what=by_label(report.by, lang)), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(
+        0,
+        5,
+        t(N_("Period {start} – {end}; by {what}")).format(
+            start=format_date(report.start, lang=lang, long=True),
+            end=format_date(report.end, lang=lang, long=True),
+            what=by_label(report.by, lang),
+        ),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     pdf.ln(3)
     header, *rows = report.rows(lang)
     widths = (40, 16, 20, 20, 20, 22, 16, 22, 22, 22, 20, 24)
@@ -450,9 +569,11 @@ def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: boo
         table.row(header)
         for row in rows:
             table.row(row)
-    for title, counts in ((N_("Close categories (chats)"), category_words(report.close_categories, lang)),
-                          (N_("Call categories"), category_words(report.call_categories, lang)),
-                          (N_("Chats per consultant"), report.chats_per_consultant)):
+    for title, counts in (
+        (N_("Close categories (chats)"), category_words(report.close_categories, lang)),
+        (N_("Call categories"), category_words(report.call_categories, lang)),
+        (N_("Chats per consultant"), report.chats_per_consultant),
+    ):
         pdf.ln(3)
         pdf.set_font("DejaVu", "B", 11)
         pdf.cell(0, 7, t(title), new_x="LMARGIN", new_y="NEXT")

@@ -33,19 +33,19 @@ class SessionRecord:
     office_name: str
     office_address: str
     reference: str
-    channel: str                          # "call": protokół odsłuchu; "chat": protokół odczytu
+    channel: str  # "call": protokół odsłuchu; "chat": protokół odczytu
     requester_name: str
     place: str
     scheduled: datetime | None
     started: datetime | None
     ended: datetime | None
-    present: tuple[str, ...]              # designated attendees who were there
-    absent: tuple[str, ...]               # designated attendees who were not
-    others: tuple[str, ...]               # anyone else present, by name
-    played: tuple[str, ...]               # one line per recording played or transcript read
+    present: tuple[str, ...]  # designated attendees who were there
+    absent: tuple[str, ...]  # designated attendees who were not
+    others: tuple[str, ...]  # anyone else present, by name
+    played: tuple[str, ...]  # one line per recording played or transcript read
     outcome: str
     notes: str
-    approved_by: str                      # the director's name
+    approved_by: str  # the director's name
     approved_at: datetime
 
 
@@ -57,7 +57,7 @@ def render_session_record(record: SessionRecord, seal: "Seal | None" = None) -> 
     """The session record as PDF/A-2b bytes (A4, DejaVu Sans embedded), in Polish, with the director's sign-off;
     sealed (PAdES) like the letters when the office's seal is configured. A character the font lacks (a name
     typed in another script) is printed as [U+XXXX], never silently dropped from the minute."""
-    from fpdf.enums import XPos, YPos
+    from fpdf.enums import WrapMode, XPos, YPos
 
     from . import pdfa
 
@@ -68,8 +68,15 @@ def render_session_record(record: SessionRecord, seal: "Seal | None" = None) -> 
     def block(text: str, *, size: float = 11, bold: bool = False, align: str = "L", gap: float = 0) -> None:
         text = in_font(printable(text), bold=bold)
         pdf.set_font("DejaVu", "B" if bold else "", size)
-        pdf.multi_cell(0, size * 0.5, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                       wrapmode="CHAR" if any(len(w) > 60 for w in text.split()) else "WORD")
+        pdf.multi_cell(
+            0,
+            size * 0.5,
+            text,
+            align=align,
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+            wrapmode=WrapMode.CHAR if any(len(w) > 60 for w in text.split()) else WrapMode.WORD,
+        )
         if gap:
             pdf.ln(gap)
 
@@ -83,8 +90,12 @@ def render_session_record(record: SessionRecord, seal: "Seal | None" = None) -> 
     block(record.office_address, size=10, gap=6)
     block(f"Znak sprawy: {record.reference}", size=10, gap=8)
     block(title, size=13, bold=True, gap=2)
-    block("sporządzony na podstawie § 4 ust. 6 zarządzenia (odsłuch/odczyt w obecności osób wyznaczonych "
-          "przez Dyrektora Biura Obsługi Interesantów)", size=9, gap=5)
+    block(
+        "sporządzony na podstawie § 4 ust. 6 zarządzenia (odsłuch/odczyt w obecności osób wyznaczonych "
+        "przez Dyrektora Biura Obsługi Interesantów)",
+        size=9,
+        gap=5,
+    )
     for label, value in (
         ("Osoba wnioskująca", record.requester_name),
         ("Miejsce", record.place or "—"),

@@ -68,8 +68,9 @@ class AccountChanges:
                 log.exception("account_change.listener_failed reason=%s", change.reason)
 
 
-async def session_verdicts(accounts: "Accounts", tokens: Iterable[str], *,
-                           required_role: Role | None = None) -> dict[str, str | None]:
+async def session_verdicts(
+    accounts: "Accounts", tokens: Iterable[str], *, required_role: Role | None = None
+) -> dict[str, str | None]:
     """For each token: None while its session may go on, else the reason it ended (read-only: no refresh).
 
     One query for all of them, so the chat server can ask every second.
@@ -101,13 +102,15 @@ async def session_verdicts(accounts: "Accounts", tokens: Iterable[str], *,
     return verdicts
 
 
-async def staff_with_live_sessions(accounts: "Accounts", staff_ids: Iterable[int], *,
-                                   required_role: Role | None = None) -> set[int]:
+async def staff_with_live_sessions(
+    accounts: "Accounts", staff_ids: Iterable[int], *, required_role: Role | None = None
+) -> set[int]:
     """Which of these staff members hold at least one session that may go on (read-only)."""
     ids = sorted(set(staff_ids))
     if not ids:
         return set()
     now = accounts.clock()
     idle_since = now - timedelta(minutes=accounts.settings.session_idle_minutes)
-    return await accounts.repo.staff_with_live_sessions(ids, now=to_iso(now), idle_since=to_iso(idle_since),
-                                                        role=required_role.value if required_role else "")
+    return await accounts.repo.staff_with_live_sessions(
+        ids, now=to_iso(now), idle_since=to_iso(idle_since), role=required_role.value if required_role else ""
+    )

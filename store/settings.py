@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -163,9 +163,11 @@ class Settings:
     #: Letters: the controller (administrator danych, GDPR Art. 4(7)) named in the copy's cover letter.
     controller: str = "Prezydent Miasta Szczecin, pl. Armii Krajowej 1, 70-456 Szczecin"
     #: Letters: the recipients of the contact records, for the copy's cover letter (GDPR Art. 15(1)(c)).
-    data_recipients: str = ("podmioty uprawnione na podstawie przepisów prawa (np. sądy, prokuratura, Policja) "
-                            "oraz podmioty przetwarzające dane na zlecenie administratora w zakresie obsługi "
-                            "systemów teleinformatycznych urzędu; dane nie są przekazywane do państw trzecich")
+    data_recipients: str = (
+        "podmioty uprawnione na podstawie przepisów prawa (np. sądy, prokuratura, Policja) "
+        "oraz podmioty przetwarzające dane na zlecenie administratora w zakresie obsługi "
+        "systemów teleinformatycznych urzędu; dane nie są przekazywane do państw trzecich"
+    )
     #: Service report: a contact answered within this many seconds counts towards the service level.
     service_level_seconds: int = 20
     #: Service report: an abandonment within this many seconds of joining the queue is reported apart.
@@ -243,8 +245,7 @@ class Settings:
 
     @property
     def audit_anchors_path(self) -> Path:
-        return (Path(self.audit_anchors_file) if self.audit_anchors_file
-                else _audit_dir(self.data_dir) / "anchors.jsonl")
+        return Path(self.audit_anchors_file) if self.audit_anchors_file else _audit_dir(self.data_dir) / "anchors.jsonl"
 
     @property
     def mfa_key_path(self) -> Path:
@@ -281,8 +282,9 @@ class Settings:
         known = {f.name: f for f in fields(cls) if f.name != "data_dir"}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(N_("{toml_path} has unknown settings: {unknown}"),
-                              toml_path=toml_path, unknown=', '.join(unknown))
+            raise ConfigError(
+                N_("{toml_path} has unknown settings: {unknown}"), toml_path=toml_path, unknown=", ".join(unknown)
+            )
         for name in known:
             if f"CIM_{name.upper()}" in env:
                 values[name] = env[f"CIM_{name.upper()}"]
@@ -293,37 +295,55 @@ class Settings:
                 raise ConfigError(N_("unknown setting {name!r}"), name=name)
             typed[name] = _coerce(name, known[name].type, value)
         settings = cls(data_dir=directory, **typed)  # type: ignore[arg-type]
-        settings.database  # an unsupported CIM_DATABASE_URL fails here, naming the supported schemes
+        _ = settings.database  # an unsupported CIM_DATABASE_URL fails here, naming the supported schemes
         settings._check_audit_paths()
-        settings.retention_duration  # fail loudly on a bad duration now, not at the first chat
+        _ = settings.retention_duration  # fail loudly on a bad duration now, not at the first chat
         if settings.password_profile not in ("default", "fast"):
             raise ConfigError(N_("CIM_PASSWORD_PROFILE must be 'default' or 'fast'"))
         if settings.ldap_tls not in ("off", "starttls"):
-            raise ConfigError(N_("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the "
-                                 "start)"))
+            raise ConfigError(
+                N_("CIM_LDAP_TLS must be 'off' or 'starttls' (use an ldaps:// URL for TLS from the start)")
+            )
         if settings.chat_assignment not in ("pick", "auto"):
             raise ConfigError(N_("CIM_CHAT_ASSIGNMENT must be 'pick' or 'auto'"))
         if not 1 <= settings.chat_max_concurrent <= 1000:
             raise ConfigError(N_("CIM_CHAT_MAX_CONCURRENT must be from 1 to 1000"))
-        if min(settings.staff_reconnect_grace_seconds, settings.chat_idle_minutes,
-               settings.chat_queue_limit_minutes) < 0:
-            raise ConfigError(N_("CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "
-                                 "CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more"))
+        if (
+            min(settings.staff_reconnect_grace_seconds, settings.chat_idle_minutes, settings.chat_queue_limit_minutes)
+            < 0
+        ):
+            raise ConfigError(
+                N_(
+                    "CIM_STAFF_RECONNECT_GRACE_SECONDS, CIM_CHAT_IDLE_MINUTES and "
+                    "CIM_CHAT_QUEUE_LIMIT_MINUTES must be 0 or more"
+                )
+            )
         check_redis_url(settings.redis_url)
         unknown_roles = sorted(settings.mfa_role_names - {r.value for r in Role})
         if unknown_roles:
-            raise ConfigError(N_("CIM_MFA_ROLES names unknown roles: {unknown_roles}"),
-                              unknown_roles=', '.join(unknown_roles))
+            raise ConfigError(
+                N_("CIM_MFA_ROLES names unknown roles: {unknown_roles}"), unknown_roles=", ".join(unknown_roles)
+            )
         return settings
 
     def _check_audit_paths(self) -> None:
         data_dir = self.data_dir.absolute()
-        for name, path in (("CIM_AUDIT_KEY_FILE", self.audit_key_path), ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path),
-                           ("CIM_MASTER_KEY_FILE", self.master_key_path), ("CIM_KEYRING_FILE", self.keyring_path)):
+        for name, path in (
+            ("CIM_AUDIT_KEY_FILE", self.audit_key_path),
+            ("CIM_AUDIT_ANCHORS_FILE", self.audit_anchors_path),
+            ("CIM_MASTER_KEY_FILE", self.master_key_path),
+            ("CIM_KEYRING_FILE", self.keyring_path),
+        ):
             if data_dir in path.absolute().parents:
-                raise ConfigError(N_("{name} ({path}) must be outside the data directory {data_dir}: a copy or "
-                                     "restore of the data directory must not carry it"),
-                                  name=name, path=path, data_dir=self.data_dir)
+                raise ConfigError(
+                    N_(
+                        "{name} ({path}) must be outside the data directory {data_dir}: a copy or "
+                        "restore of the data directory must not carry it"
+                    ),
+                    name=name,
+                    path=path,
+                    data_dir=self.data_dir,
+                )
         if self.audit_anchor_minutes < 0:
             raise ConfigError(N_("CIM_AUDIT_ANCHOR_MINUTES must be 0 or more"))
         check_case_mark(self.case_mark)
@@ -359,19 +379,23 @@ def check_redis_url(url: str) -> None:
     match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url.strip())  # "user:password@host" names no scheme
     scheme = match.group(1).lower() if match else ""
     if scheme not in REDIS_SCHEMES:
-        raise ConfigError(N_("CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL (it has {scheme})"),
-                          scheme=f"{scheme}://" if scheme else Text(N_("no scheme")))
+        raise ConfigError(
+            N_("CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL (it has {scheme})"),
+            scheme=f"{scheme}://" if scheme else Text(N_("no scheme")),
+        )
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number up to 65535)
         db = parts.path.strip("/")
     except ValueError:
-        raise ConfigError(N_("CIM_REDIS_URL {url} has a port that is not a number from 1 to 65535"),
-                          url=redis_url_shown(url)) from None
+        raise ConfigError(
+            N_("CIM_REDIS_URL {url} has a port that is not a number from 1 to 65535"), url=redis_url_shown(url)
+        ) from None
     if scheme == "unix":
         if not parts.path.startswith("/"):
-            raise ConfigError(N_("CIM_REDIS_URL unix:// needs the socket's absolute path "
-                                 "(unix:///run/redis/redis.sock)"))
+            raise ConfigError(
+                N_("CIM_REDIS_URL unix:// needs the socket's absolute path (unix:///run/redis/redis.sock)")
+            )
     elif not parts.hostname:
         raise ConfigError(N_("CIM_REDIS_URL {url} names no host (redis://host:6379/0)"), url=redis_url_shown(url))
     elif db and not db.isdigit():
@@ -388,15 +412,21 @@ def check_case_mark(pattern: str) -> None:
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as exc:
-        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} is not a valid pattern: {exc}"),
-                          pattern=pattern, exc=exc) from None
+        raise ConfigError(
+            N_("CIM_CASE_MARK {pattern!r} is not a valid pattern: {exc}"), pattern=pattern, exc=exc
+        ) from None
     unknown = sorted(names - _CASE_MARK_FIELDS)
     if unknown:
-        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} uses unknown fields {unknown}; known: {{number}}, {{n}}, "
-                             "{{nnnn}}, {{yyyy}}"), pattern=pattern, unknown=', '.join(unknown))
+        raise ConfigError(
+            N_("CIM_CASE_MARK {pattern!r} uses unknown fields {unknown}; known: {{number}}, {{n}}, {{nnnn}}, {{yyyy}}"),
+            pattern=pattern,
+            unknown=", ".join(unknown),
+        )
     if not names & {"number", "n", "nnnn"}:
-        raise ConfigError(N_("CIM_CASE_MARK {pattern!r} must contain {{number}}, {{n}} or {{nnnn}} so each case has "
-                             "its own mark"), pattern=pattern)
+        raise ConfigError(
+            N_("CIM_CASE_MARK {pattern!r} must contain {{number}}, {{n}} or {{nnnn}} so each case has its own mark"),
+            pattern=pattern,
+        )
 
 
 def case_mark(pattern: str, number: str) -> str:
@@ -422,8 +452,9 @@ def _coerce(name: str, kind: object, value: object) -> object:
         try:
             return int(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ConfigError(N_("setting {name} must be a whole number, not {value!r}"),
-                              name=name, value=value) from None
+            raise ConfigError(
+                N_("setting {name} must be a whole number, not {value!r}"), name=name, value=value
+            ) from None
     if name == "ldap_role_map" and isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)  # kept as text: Settings is frozen
     if not isinstance(value, (str, int, float)):

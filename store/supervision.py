@@ -50,8 +50,15 @@ class StaffNote:
 
     def as_payload(self) -> dict[str, Any]:
         """The /staff `whisper` payload (docs/PROTOCOL.md)."""
-        return {"chat_id": self.chat_id, "note_id": self.id, "after_seq": self.after_seq, "from": "note",
-                "by": {"staff_id": self.staff_id, "name": self.author}, "text": self.text, "at": to_iso(self.at)}
+        return {
+            "chat_id": self.chat_id,
+            "note_id": self.id,
+            "after_seq": self.after_seq,
+            "from": "note",
+            "by": {"staff_id": self.staff_id, "name": self.author},
+            "text": self.text,
+            "at": to_iso(self.at),
+        }
 
 
 @dataclass(frozen=True)
@@ -86,12 +93,23 @@ class LiveChatRow:
         def iso(moment: datetime | None) -> str | None:
             return to_iso(moment) if moment is not None else None
 
-        return {"chat_id": self.chat_id, "status": self.status, "lang": self.lang,
-                "created_at": iso(self.created_at), "waiting_since": iso(self.waiting_since),
-                "consultant": ({"staff_id": self.consultant_id, "name": self.consultant_name}
-                               if self.consultant_id is not None else None),
-                "assigned_at": iso(self.assigned_at), "last_line_at": iso(self.last_line_at),
-                "unanswered_since": iso(self.unanswered_since), "lines": self.lines, "topic": self.topic}
+        return {
+            "chat_id": self.chat_id,
+            "status": self.status,
+            "lang": self.lang,
+            "created_at": iso(self.created_at),
+            "waiting_since": iso(self.waiting_since),
+            "consultant": (
+                {"staff_id": self.consultant_id, "name": self.consultant_name}
+                if self.consultant_id is not None
+                else None
+            ),
+            "assigned_at": iso(self.assigned_at),
+            "last_line_at": iso(self.last_line_at),
+            "unanswered_since": iso(self.unanswered_since),
+            "lines": self.lines,
+            "topic": self.topic,
+        }
 
 
 @dataclass(frozen=True)
@@ -116,16 +134,26 @@ def _note(r: Any, key: DataKey | None) -> StaffNote:
     """A stored whisper, opened with its chat's data key (store/keys.py); `deleted (§6)` once the purge
     destroyed that key (a restored backup)."""
     text = sealed_of(r["text"], key, lambda k, blob: k.open_staff_note(r["id"], blob))
-    return StaffNote(id=r["id"], chat_id=r["conversation_id"], after_seq=r["after_seq"], staff_id=r["staff_id"],
-                     author=r["author"] or "", to_staff_id=r["to_staff_id"], text=text, at=from_iso(r["at"]))
+    return StaffNote(
+        id=r["id"],
+        chat_id=r["conversation_id"],
+        after_seq=r["after_seq"],
+        staff_id=r["staff_id"],
+        author=r["author"] or "",
+        to_staff_id=r["to_staff_id"],
+        text=text,
+        at=from_iso(r["at"]),
+    )
 
 
 async def _key_for(store: Any, chat_id: int, rows: list[Any]) -> DataKey | None:
     return await store.keys.read_key(chat_id) if any(not isinstance(r["text"], str) for r in rows) else None
 
 
-_NOTE_SELECT = ("SELECT n.*, coalesce(nullif(trim(s.full_name), ''), s.name) AS author FROM chat_staff_notes n "
-                "LEFT JOIN staff s ON s.id = n.staff_id")
+_NOTE_SELECT = (
+    "SELECT n.*, coalesce(nullif(trim(s.full_name), ''), s.name) AS author FROM chat_staff_notes n "
+    "LEFT JOIN staff s ON s.id = n.staff_id"
+)
 
 
 class Supervision:
@@ -160,20 +188,32 @@ class Supervision:
             " FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id"
             " LEFT JOIN chat_topics t ON t.id = c.topic_id"
             " WHERE c.channel = 'chat' AND c.status IN ('queued', 'active') ORDER BY c.created_at, c.id",
-            HANDOVER_EVENTS)
+            HANDOVER_EVENTS,
+        )
         out = []
         for r in rows:
             queued = r["status"] == "queued"
-            out.append(LiveChatRow(
-                chat_id=r["id"], status=r["status"], lang=r["lang"] or "pl", created_at=from_iso(r["created_at"]),
-                # a chat back in the queue waits since it came back (desk routing's queue_front)
-                waiting_since=(_time(r["queue_front"]) or from_iso(r["created_at"])) if queued else None,
-                consultant_id=None if queued else r["consultant_id"],
-                consultant_name=None if queued else r["consultant_name"],
-                assigned_at=None if queued else _time(r["handed_at"]), last_line_at=_time(r["last_line_at"]),
-                unanswered_since=None if queued else _time(r["unanswered_since"]), lines=r["lines"],
-                topic=({"id": r["topic_id"], "pl": r["label_pl"], "en": r["label_en"]}
-                       if r["topic_id"] is not None else None)))
+            out.append(
+                LiveChatRow(
+                    chat_id=r["id"],
+                    status=r["status"],
+                    lang=r["lang"] or "pl",
+                    created_at=from_iso(r["created_at"]),
+                    # a chat back in the queue waits since it came back (desk routing's queue_front)
+                    waiting_since=(_time(r["queue_front"]) or from_iso(r["created_at"])) if queued else None,
+                    consultant_id=None if queued else r["consultant_id"],
+                    consultant_name=None if queued else r["consultant_name"],
+                    assigned_at=None if queued else _time(r["handed_at"]),
+                    last_line_at=_time(r["last_line_at"]),
+                    unanswered_since=None if queued else _time(r["unanswered_since"]),
+                    lines=r["lines"],
+                    topic=(
+                        {"id": r["topic_id"], "pl": r["label_pl"], "en": r["label_en"]}
+                        if r["topic_id"] is not None
+                        else None
+                    ),
+                )
+            )
         return out
 
     async def _open_chat(self, chat_id: Any) -> Any:
@@ -182,7 +222,8 @@ class Supervision:
         row = await self.db.fetchone(
             "SELECT c.id, c.status, c.lang, c.consultant_id, coalesce(nullif(trim(s.full_name), ''), s.name) AS name "
             "FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
-            (chat_id,))
+            (chat_id,),
+        )
         if row is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if row["status"] not in ("queued", "active"):
@@ -202,8 +243,13 @@ class Supervision:
 
     async def start_monitoring(self, actor: Actor, chat_id: Any, purpose: Any) -> Monitored:
         """Open a live chat read-only for a stated purpose: audited as a reading, with the purpose (§3, §5)."""
-        await self.audit.guard(actor, Permission.SUPERVISE_CHATS, MONITOR, target_kind="conversation",
-                               target_id=chat_id if is_id(chat_id) else None)
+        await self.audit.guard(
+            actor,
+            Permission.SUPERVISE_CHATS,
+            MONITOR,
+            target_kind="conversation",
+            target_id=chat_id if is_id(chat_id) else None,
+        )
         text, request_id = await self._purpose(purpose)
         row = await self._open_chat(chat_id)
         if row["status"] == "active" and row["consultant_id"] == actor.staff_id:
@@ -211,22 +257,43 @@ class Supervision:
         messages = await self.store.chats.history(chat_id)
         notes = await self.notes(chat_id)
         async with self.db.write() as tx:
-            audit_id = await self.audit.append(tx, actor, MONITOR, target_kind="conversation", target_id=chat_id,
-                                               purpose=text, request_id=request_id,
-                                               details={"messages": len(messages), "consultant_id": row["consultant_id"]})
-        return Monitored(chat_id, row["status"], row["lang"] or "pl", row["consultant_id"], row["name"],
-                         tuple(messages), tuple(notes), audit_id)
+            audit_id = await self.audit.append(
+                tx,
+                actor,
+                MONITOR,
+                target_kind="conversation",
+                target_id=chat_id,
+                purpose=text,
+                request_id=request_id,
+                details={"messages": len(messages), "consultant_id": row["consultant_id"]},
+            )
+        return Monitored(
+            chat_id,
+            row["status"],
+            row["lang"] or "pl",
+            row["consultant_id"],
+            row["name"],
+            tuple(messages),
+            tuple(notes),
+            audit_id,
+        )
 
     async def stop_monitoring(self, actor: Actor, chat_id: int, started: datetime, *, reason: str = "stopped") -> None:
         """The end of a watch (the supervisor closed it, left, or the chat ended): audited, for the report."""
         seconds = max(0, int((self.store.clock() - started).total_seconds()))
-        await self.audit.record(actor, MONITOR_END, target_kind="conversation", target_id=chat_id,
-                                details={"seconds": seconds, "reason": reason})
+        await self.audit.record(
+            actor,
+            MONITOR_END,
+            target_kind="conversation",
+            target_id=chat_id,
+            details={"seconds": seconds, "reason": reason},
+        )
 
     async def lines_after(self, chat_id: int, seq: int) -> list[ChatMessage]:
         """A watched chat's transcript lines after `seq` (the chat server forwards them to its watchers)."""
-        rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq",
-                                      (chat_id, seq))
+        rows = await self.db.fetchall(
+            "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq", (chat_id, seq)
+        )
         texts = await self.store.keys.texts(chat_id, rows)  # sealed at rest (store/keys.py)
         return [_message(r, t) for r, t in zip(rows, texts)]
 
@@ -234,37 +301,55 @@ class Supervision:
         """Which of these staff members hold no role with SUPERVISE_CHATS now (read-only, one query)."""
         if not staff_ids:
             return set()
-        roles = sorted(r.value for r, permissions in ROLE_PERMISSIONS.items() if Permission.SUPERVISE_CHATS in permissions)
+        roles = sorted(
+            r.value for r, permissions in ROLE_PERMISSIONS.items() if Permission.SUPERVISE_CHATS in permissions
+        )
         ids = sorted(staff_ids)
         rows = await self.db.fetchall(
             f"SELECT DISTINCT staff_id FROM staff_roles WHERE staff_id IN ({','.join('?' * len(ids))}) "
-            f"AND role IN ({','.join('?' * len(roles))})", (*ids, *roles))
+            f"AND role IN ({','.join('?' * len(roles))})",
+            (*ids, *roles),
+        )
         return set(staff_ids) - {r["staff_id"] for r in rows}
 
     async def notes(self, chat_id: int) -> list[StaffNote]:
         """The chat's staff notes in order (for staff only: the consultant, supervisors, the archive)."""
-        rows = await self.db.fetchall(f"{_NOTE_SELECT} WHERE n.conversation_id = ? ORDER BY n.after_seq, n.id",
-                                      (chat_id,))
+        rows = await self.db.fetchall(
+            f"{_NOTE_SELECT} WHERE n.conversation_id = ? ORDER BY n.after_seq, n.id", (chat_id,)
+        )
         key = await _key_for(self.store, chat_id, rows)  # sealed at rest, like the transcript (store/keys.py)
         return [_note(r, key) for r in rows]
 
     async def whisper(self, actor: Actor, chat_id: Any, text: Any, client_msg_id: Any = None) -> Whispered:
         """A note only the consultant of the chat sees, stored before it is acknowledged; a repeated
         `client_msg_id` returns the first note. The audit entry names the chat and the consultant, not the text."""
-        await self.audit.guard(actor, Permission.SUPERVISE_CHATS, WHISPER, target_kind="conversation",
-                               target_id=chat_id if is_id(chat_id) else None)
+        await self.audit.guard(
+            actor,
+            Permission.SUPERVISE_CHATS,
+            WHISPER,
+            target_kind="conversation",
+            target_id=chat_id if is_id(chat_id) else None,
+        )
         text = clean_text(text, self.store.settings.max_message_length)
         client_id = _client_msg_id(client_msg_id)
         if actor.is_system or actor.staff_id is None:
             raise InvalidInput(N_("a whisper comes from a signed-in supervisor"))
         async with self.db.write() as tx:
-            row = await (await tx.execute("SELECT status, next_seq, consultant_id FROM conversations "
-                                          "WHERE id = ? AND channel = 'chat'", (chat_id,))).fetchone()
+            row = await (
+                await tx.execute(
+                    "SELECT status, next_seq, consultant_id FROM conversations WHERE id = ? AND channel = 'chat'",
+                    (chat_id,),
+                )
+            ).fetchone()
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if client_id is not None:
-                again = await (await tx.execute("SELECT id FROM chat_staff_notes WHERE conversation_id = ? "
-                                                "AND client_msg_id = ?", (chat_id, client_id))).fetchone()
+                again = await (
+                    await tx.execute(
+                        "SELECT id FROM chat_staff_notes WHERE conversation_id = ? AND client_msg_id = ?",
+                        (chat_id, client_id),
+                    )
+                ).fetchone()
                 if again is not None:
                     note_id, new = again["id"], False
                     row = None
@@ -281,16 +366,32 @@ class Supervision:
                 key = await self.store.keys.get(tx, chat_id, create_at=now)
                 if key is None:  # its key was destroyed by the purge (a restored backup): nothing is written
                     raise ContentDeleted(N_("this chat was deleted (§6): its key was destroyed by the purge"))
-                note_id = (await (await tx.execute("SELECT coalesce(max(id), 0) + 1 FROM chat_staff_notes"))
-                           .fetchone())[0]
+                note_id = (
+                    await (await tx.execute("SELECT coalesce(max(id), 0) + 1 FROM chat_staff_notes")).fetchone()
+                )[0]
                 await tx.execute(
                     "INSERT INTO chat_staff_notes(id, conversation_id, after_seq, staff_id, to_staff_id, text, at, "
                     "client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (note_id, chat_id, row["next_seq"] - 1, actor.staff_id, row["consultant_id"],
-                     key.seal_staff_note(note_id, text), now, client_id))
+                    (
+                        note_id,
+                        chat_id,
+                        row["next_seq"] - 1,
+                        actor.staff_id,
+                        row["consultant_id"],
+                        key.seal_staff_note(note_id, text),
+                        now,
+                        client_id,
+                    ),
+                )
                 new = True
-                await self.audit.append(tx, actor, WHISPER, target_kind="conversation", target_id=chat_id,
-                                        details={"note_id": note_id, "to_staff_id": row["consultant_id"]})
+                await self.audit.append(
+                    tx,
+                    actor,
+                    WHISPER,
+                    target_kind="conversation",
+                    target_id=chat_id,
+                    details={"note_id": note_id, "to_staff_id": row["consultant_id"]},
+                )
         stored = await self.db.fetchone(f"{_NOTE_SELECT} WHERE n.id = ?", (note_id,))
         return Whispered(_note(stored, await _key_for(self.store, stored["conversation_id"], [stored])), new)
 
@@ -360,9 +461,13 @@ async def supervision_activity(db: Any, since: str, until: str) -> SupervisionAc
     actions = (MONITOR, MONITOR_END, WHISPER, TAKE_OVER, RESTORE_ACKNOWLEDGED)
     rows = await db.fetchall(
         f"SELECT * FROM audit WHERE at >= ? AND at < ? AND outcome = 'ok' AND action IN ({', '.join('?' * len(actions))})"
-        " ORDER BY id", (since, until, *actions))
-    names = {r["id"]: (r["full_name"] or "").strip() or r["name"]
-             for r in await db.fetchall("SELECT id, name, full_name FROM staff")}
+        " ORDER BY id",
+        (since, until, *actions),
+    )
+    names = {
+        r["id"]: (r["full_name"] or "").strip() or r["name"]
+        for r in await db.fetchall("SELECT id, name, full_name FROM staff")
+    }
     watches: list[dict[str, Any]] = []
     open_watches: dict[tuple[Any, Any], dict[str, Any]] = {}
     whispers, take_overs, restores = [], [], []
@@ -382,7 +487,16 @@ async def supervision_activity(db: Any, since: str, until: str) -> SupervisionAc
         elif r["action"] == TAKE_OVER:
             take_overs.append(TakeOverEntry(at, person, chat_id, names.get(_int(details.get("from_staff_id")), "")))
         else:
-            restores.append(RestoreAcknowledgement(at, person, r["purpose"] or "", _int(details.get("fork_at")),
-                                                   _int(details.get("lost_through")), str(details.get("backup") or "")))
-    return SupervisionActivity(tuple(WatchEntry(**w) for w in watches), tuple(whispers), tuple(take_overs),
-                               tuple(restores))
+            restores.append(
+                RestoreAcknowledgement(
+                    at,
+                    person,
+                    r["purpose"] or "",
+                    _int(details.get("fork_at")),
+                    _int(details.get("lost_through")),
+                    str(details.get("backup") or ""),
+                )
+            )
+    return SupervisionActivity(
+        tuple(WatchEntry(**w) for w in watches), tuple(whispers), tuple(take_overs), tuple(restores)
+    )

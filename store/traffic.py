@@ -18,17 +18,47 @@ from .calls import channel_extension
 from .clock import to_iso
 
 #: Device states (AMI Status of a queue member, ast_device_state).
-DEVICE_FREE, DEVICE_INUSE, DEVICE_BUSY, DEVICE_INVALID, DEVICE_UNAVAILABLE, DEVICE_RINGING, DEVICE_RINGINUSE, \
-    DEVICE_ONHOLD = 1, 2, 3, 4, 5, 6, 7, 8
+(
+    DEVICE_FREE,
+    DEVICE_INUSE,
+    DEVICE_BUSY,
+    DEVICE_INVALID,
+    DEVICE_UNAVAILABLE,
+    DEVICE_RINGING,
+    DEVICE_RINGINUSE,
+    DEVICE_ONHOLD,
+) = 1, 2, 3, 4, 5, 6, 7, 8
 CHANNEL_UP = 6
 #: Events this model reads; any other event is counted and ignored.
-HANDLED = frozenset({
-    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentConnect", "AgentComplete",
-    "AgentRingNoAnswer", "AgentDump", "QueueMemberStatus", "QueueMemberPause", "QueueMemberAdded",
-    "QueueMemberRemoved", "QueueMemberRinginuse", "QueueMemberPenalty", "Newchannel", "Newstate", "NewCallerid",
-    "NewConnectedLine", "DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "Hangup",
-    "BlindTransfer", "AttendedTransfer",
-})
+HANDLED = frozenset(
+    {
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "AgentCalled",
+        "AgentConnect",
+        "AgentComplete",
+        "AgentRingNoAnswer",
+        "AgentDump",
+        "QueueMemberStatus",
+        "QueueMemberPause",
+        "QueueMemberAdded",
+        "QueueMemberRemoved",
+        "QueueMemberRinginuse",
+        "QueueMemberPenalty",
+        "Newchannel",
+        "Newstate",
+        "NewCallerid",
+        "NewConnectedLine",
+        "DialBegin",
+        "DialEnd",
+        "BridgeEnter",
+        "BridgeLeave",
+        "Hangup",
+        "BlindTransfer",
+        "AttendedTransfer",
+    }
+)
 _DURATION = re.compile(r"^(\d+):(\d{2}):(\d{2})$")
 
 
@@ -50,7 +80,7 @@ class Caller:
     queue: str
     position: int
     joined_at: datetime
-    ringing: str | None = None      # interface of the member being rung
+    ringing: str | None = None  # interface of the member being rung
 
 
 @dataclass
@@ -108,8 +138,13 @@ class Counters:
     abandoned_short: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return {"day": self.day.isoformat() if self.day else None, "offered": self.offered,
-                "answered": self.answered, "abandoned": self.abandoned, "abandoned_short": self.abandoned_short}
+        return {
+            "day": self.day.isoformat() if self.day else None,
+            "offered": self.offered,
+            "answered": self.answered,
+            "abandoned": self.abandoned,
+            "abandoned_short": self.abandoned_short,
+        }
 
 
 @dataclass
@@ -130,8 +165,9 @@ class TrafficState:
 
     # -- rebuilding ---------------------------------------------------------------------------
 
-    def rebuild(self, queue_status: Iterable[Mapping[str, str]], channels: Iterable[Mapping[str, str]],
-                now: datetime) -> "TrafficState":
+    def rebuild(
+        self, queue_status: Iterable[Mapping[str, str]], channels: Iterable[Mapping[str, str]], now: datetime
+    ) -> "TrafficState":
         """A fresh state from QueueStatus (QueueParams/QueueMember/QueueEntry) and CoreShowChannels answers.
 
         Today's counters carry over: AMI has no per-day totals, and a reconnect is not a new day.
@@ -158,13 +194,24 @@ class TrafficState:
             interface = ev.get("Location") or ev.get("Interface") or ev.get("StateInterface", "")
             self.queues.setdefault(queue, {})
             self.members[(queue, interface)] = Member(
-                queue, interface, ev.get("Name") or ev.get("MemberName") or interface, _int(ev.get("Status")),
-                ev.get("Paused") == "1", ev.get("PausedReason", ""), ev.get("InCall") == "1")
+                queue,
+                interface,
+                ev.get("Name") or ev.get("MemberName") or interface,
+                _int(ev.get("Status")),
+                ev.get("Paused") == "1",
+                ev.get("PausedReason", ""),
+                ev.get("InCall") == "1",
+            )
         elif kind == "QueueEntry":
             wait = _int(ev.get("Wait"))
             self.queues.setdefault(queue, {})[ev.get("Uniqueid", "")] = Caller(
-                ev.get("Uniqueid", ""), ev.get("Channel", ""), ev.get("CallerIDNum", ""), queue,
-                _int(ev.get("Position")), now - timedelta(seconds=wait))
+                ev.get("Uniqueid", ""),
+                ev.get("Channel", ""),
+                ev.get("CallerIDNum", ""),
+                queue,
+                _int(ev.get("Position")),
+                now - timedelta(seconds=wait),
+            )
 
     def _mark_queued_channels(self) -> None:
         """Each waiting caller's channel is marked with the queue it waits in."""
@@ -198,8 +245,9 @@ class TrafficState:
 
     def _on_QueueCallerJoin(self, ev: Mapping[str, str], at: datetime) -> None:
         queue, uid = ev.get("Queue", ""), ev.get("Uniqueid", "")
-        self.queues.setdefault(queue, {})[uid] = Caller(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), queue,
-                                                        _int(ev.get("Position")), at)
+        self.queues.setdefault(queue, {})[uid] = Caller(
+            uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), queue, _int(ev.get("Position")), at
+        )
         if uid in self.channels:
             self.channels[uid].queue = queue
         self.counters.offered += 1
@@ -273,18 +321,32 @@ class TrafficState:
     def _on_Newchannel(self, ev: Mapping[str, str], at: datetime) -> None:
         uid = ev.get("Uniqueid", "")
         state = _int(ev.get("ChannelState"))
-        self.channels[uid] = Channel(uid, ev.get("Channel", ""), ev.get("Linkedid") or uid, state,
-                                     ev.get("CallerIDNum", ""), ev.get("ConnectedLineNum", ""), ev.get("Exten", ""),
-                                     at, at if state == CHANNEL_UP else None)
+        self.channels[uid] = Channel(
+            uid,
+            ev.get("Channel", ""),
+            ev.get("Linkedid") or uid,
+            state,
+            ev.get("CallerIDNum", ""),
+            ev.get("ConnectedLineNum", ""),
+            ev.get("Exten", ""),
+            at,
+            at if state == CHANNEL_UP else None,
+        )
 
     def _channel(self, ev: Mapping[str, str], at: datetime, prefix: str = "") -> Channel:
         uid = ev.get(prefix + "Uniqueid", "")
         channel = self.channels.get(uid)
         if channel is None:  # an event of a channel that began before we connected and was not listed
             channel = self.channels[uid] = Channel(
-                uid, ev.get(prefix + "Channel", ""), ev.get(prefix + "Linkedid") or uid,
-                _int(ev.get(prefix + "ChannelState")), ev.get(prefix + "CallerIDNum", ""),
-                ev.get(prefix + "ConnectedLineNum", ""), ev.get(prefix + "Exten", ""), at)
+                uid,
+                ev.get(prefix + "Channel", ""),
+                ev.get(prefix + "Linkedid") or uid,
+                _int(ev.get(prefix + "ChannelState")),
+                ev.get(prefix + "CallerIDNum", ""),
+                ev.get(prefix + "ConnectedLineNum", ""),
+                ev.get(prefix + "Exten", ""),
+                at,
+            )
         return channel
 
     def _on_Newstate(self, ev: Mapping[str, str], at: datetime) -> None:
@@ -324,8 +386,11 @@ class TrafficState:
     def _on_Hangup(self, ev: Mapping[str, str], at: datetime) -> None:
         uid = ev.get("Uniqueid", "")
         gone = self.channels.pop(uid, None)
-        if gone is not None and gone.linkedid in self.transfers and not any(
-                c.linkedid == gone.linkedid for c in self.channels.values()):
+        if (
+            gone is not None
+            and gone.linkedid in self.transfers
+            and not any(c.linkedid == gone.linkedid for c in self.channels.values())
+        ):
             del self.transfers[gone.linkedid]
         for callers in self.queues.values():  # a caller hung up without a QueueCallerLeave (a missed event)
             if callers.pop(uid, None) is not None:
@@ -356,15 +421,32 @@ class TrafficState:
         for name in sorted(self.queues):
             callers = sorted(self.queues[name].values(), key=lambda c: (c.position, c.joined_at))
             members = sorted((m for m in self.members.values() if m.queue == name), key=lambda m: m.interface)
-            queues.append({
-                "queue": name,
-                "callers": [{"uniqueid": c.uniqueid, "position": c.position, "number": number(c.number),
-                             "wait_s": max(0, int((now - c.joined_at).total_seconds())),
-                             "ringing": c.ringing} for c in callers],
-                "members": [{"interface": m.interface, "name": m.name, "extension": m.extension,
-                             "consultant": names.get(m.extension or ""), "state": m.state,
-                             "reason": m.reason or None} for m in members],
-            })
+            queues.append(
+                {
+                    "queue": name,
+                    "callers": [
+                        {
+                            "uniqueid": c.uniqueid,
+                            "position": c.position,
+                            "number": number(c.number),
+                            "wait_s": max(0, int((now - c.joined_at).total_seconds())),
+                            "ringing": c.ringing,
+                        }
+                        for c in callers
+                    ],
+                    "members": [
+                        {
+                            "interface": m.interface,
+                            "name": m.name,
+                            "extension": m.extension,
+                            "consultant": names.get(m.extension or ""),
+                            "state": m.state,
+                            "reason": m.reason or None,
+                        }
+                        for m in members
+                    ],
+                }
+            )
         return {"queues": queues, "calls": self._calls(now, number), "today": self.counters.as_json()}
 
     def _calls(self, now: datetime, number: Callable[[str], str | None]) -> list[dict[str, Any]]:
@@ -386,17 +468,19 @@ class TrafficState:
                 direction, party = "outgoing", first.exten
             else:
                 direction, party = "internal", ""
-            out.append({
-                "linkedid": linkedid,
-                "direction": direction,
-                "number": number(party),
-                "extensions": extensions,
-                "queue": next((c.queue for c in legs if c.queue), None),
-                "since": to_iso(since),
-                "duration_s": max(0, int((now - since).total_seconds())),
-                "legs": len(legs),
-                "transfers": self.transfers.get(linkedid, 0),
-            })
+            out.append(
+                {
+                    "linkedid": linkedid,
+                    "direction": direction,
+                    "number": number(party),
+                    "extensions": extensions,
+                    "queue": next((c.queue for c in legs if c.queue), None),
+                    "since": to_iso(since),
+                    "duration_s": max(0, int((now - since).total_seconds())),
+                    "legs": len(legs),
+                    "transfers": self.transfers.get(linkedid, 0),
+                }
+            )
         return out
 
     def member_for_extension(self, extension: str) -> list[Member]:
@@ -413,10 +497,18 @@ def _shown_channel(ev: Mapping[str, str], now: datetime) -> Channel:
     started = now - timedelta(seconds=_elapsed(ev.get("Duration", "")))
     state = _int(ev.get("ChannelState"))
     return Channel(
-        ev.get("Uniqueid", ""), ev.get("Channel", ""), ev.get("Linkedid") or ev.get("Uniqueid", ""), state,
-        ev.get("CallerIDNum", ""), ev.get("ConnectedLineNum", ""), ev.get("Exten", ""), started,
-        started if state == CHANNEL_UP else None, ev.get("BridgeId") or None,
-        ev.get("ApplicationData", "").split(",")[0] or None if ev.get("Application") == "Queue" else None)
+        ev.get("Uniqueid", ""),
+        ev.get("Channel", ""),
+        ev.get("Linkedid") or ev.get("Uniqueid", ""),
+        state,
+        ev.get("CallerIDNum", ""),
+        ev.get("ConnectedLineNum", ""),
+        ev.get("Exten", ""),
+        started,
+        started if state == CHANNEL_UP else None,
+        ev.get("BridgeId") or None,
+        ev.get("ApplicationData", "").split(",")[0] or None if ev.get("Application") == "Queue" else None,
+    )
 
 
 def _elapsed(duration: str) -> int:

@@ -8,9 +8,7 @@ import pytest
 
 # Each area's fixtures live in their own module under tests/fixtures/ (store, chat, ...).
 pytest_plugins = sorted(
-    f"tests.fixtures.{p.stem}"
-    for p in (Path(__file__).parent / "fixtures").glob("*.py")
-    if p.stem != "__init__"
+    f"tests.fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("*.py") if p.stem != "__init__"
 )
 
 

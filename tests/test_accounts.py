@@ -7,9 +7,14 @@ import pytest
 from store import Store
 from store.accounts import make_hasher
 from store.errors import (
-    AccountLocked, AlreadyExists, AuthenticationFailed, InvalidInput, SessionExpired, StaffNotFound,
+    AccountLocked,
+    AlreadyExists,
+    AuthenticationFailed,
+    InvalidInput,
+    SessionExpired,
+    StaffNotFound,
 )
-from store.models import Actor, Role
+from store.models import Role
 from tests.fixtures.store import PASSWORD, SYSTEM
 
 

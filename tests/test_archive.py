@@ -19,16 +19,41 @@ SYSTEM = Actor.system("tests")
 async def archive_data(store, pbx: FakePbx, make_staff):
     """Four calls (incoming, outgoing, withheld, another day) with recordings and one closed chat."""
     anna = await make_staff("anna", "consultant", department="OC", extensions=("201",))
-    pbx.add_rows([
-        asterisk_row("1772442000.1", src="601234567", start="2026-03-02 10:00:00", answer="2026-03-02 10:00:05",
-                     end="2026-03-02 10:02:05"),
-        asterisk_row("1772442000.2", src="201", dst="512345678", channel="PJSIP/201-1", dstchannel="PJSIP/trunk-2",
-                     start="2026-03-02 11:00:00", answer="2026-03-02 11:00:05", end="2026-03-02 11:02:05"),
-        asterisk_row("1772442000.3", src="anonymous", start="2026-03-02 12:00:00", answer="2026-03-02 12:00:05",
-                     end="2026-03-02 12:02:05"),
-        asterisk_row("1772442000.4", src="+48 601 234 567", start="2026-03-05 09:00:00",
-                     answer="2026-03-05 09:00:05", end="2026-03-05 09:02:05"),
-    ])
+    pbx.add_rows(
+        [
+            asterisk_row(
+                "1772442000.1",
+                src="601234567",
+                start="2026-03-02 10:00:00",
+                answer="2026-03-02 10:00:05",
+                end="2026-03-02 10:02:05",
+            ),
+            asterisk_row(
+                "1772442000.2",
+                src="201",
+                dst="512345678",
+                channel="PJSIP/201-1",
+                dstchannel="PJSIP/trunk-2",
+                start="2026-03-02 11:00:00",
+                answer="2026-03-02 11:00:05",
+                end="2026-03-02 11:02:05",
+            ),
+            asterisk_row(
+                "1772442000.3",
+                src="anonymous",
+                start="2026-03-02 12:00:00",
+                answer="2026-03-02 12:00:05",
+                end="2026-03-02 12:02:05",
+            ),
+            asterisk_row(
+                "1772442000.4",
+                src="+48 601 234 567",
+                start="2026-03-05 09:00:00",
+                answer="2026-03-05 09:00:05",
+                end="2026-03-05 09:02:05",
+            ),
+        ]
+    )
     for uid in ("1772442000.1", "1772442000.2", "1772442000.4"):
         write_pcm_wav(pbx.monitor / f"{uid}.wav", 0.5)
     await store.calls.ingest(SYSTEM, store.calls.source("asterisk", pbx.cdr, pbx.monitor))
@@ -38,8 +63,10 @@ async def archive_data(store, pbx: FakePbx, make_staff):
     await store.chats.accept(anna.as_actor(), opened.chat.id)
     await store.chats.post_consultant(anna.as_actor(), opened.chat.id, "Dzień dobry, w czym mogę pomóc?")
     await store.chats.close(anna.as_actor(), opened.chat.id, "information_given")
-    ids = {r["pbx_uniqueid"]: r["id"] for r in await store.db.fetchall(
-        "SELECT id, pbx_uniqueid FROM conversations WHERE channel = 'call'")}
+    ids = {
+        r["pbx_uniqueid"]: r["id"]
+        for r in await store.db.fetchall("SELECT id, pbx_uniqueid FROM conversations WHERE channel = 'call'")
+    }
     return {"anna": anna, "calls": ids, "chat": opened.chat.id}
 
 
@@ -48,6 +75,7 @@ async def audit_rows(store, action: str) -> list[dict]:
 
 
 # -- refusals -----------------------------------------------------------------------------------
+
 
 @pytest.mark.ordinance("§5")
 async def test_consultant_may_not_search_or_open_and_the_attempts_are_audited(store, archive_data, make_staff) -> None:
@@ -60,9 +88,11 @@ async def test_consultant_may_not_search_or_open_and_the_attempts_are_audited(st
     with pytest.raises(NotPermitted):
         await store.archive.open_transcript(consultant, archive_data["chat"], "W/2026/0001")
     refused = [dict(r) for r in await store.db.fetchall("SELECT action, outcome FROM audit WHERE outcome = 'refused'")]
-    assert refused == [{"action": "archive.search", "outcome": "refused"},
-                       {"action": "archive.open_recording", "outcome": "refused"},
-                       {"action": "archive.open_transcript", "outcome": "refused"}]
+    assert refused == [
+        {"action": "archive.search", "outcome": "refused"},
+        {"action": "archive.open_recording", "outcome": "refused"},
+        {"action": "archive.open_transcript", "outcome": "refused"},
+    ]
     director = (await make_staff("dyr", "boi_director")).as_actor()  # decides requests, does not open content (§5)
     with pytest.raises(NotPermitted):
         await store.archive.open_recording(director, call_id, "W/2026/0001")
@@ -97,6 +127,7 @@ async def test_hostile_search_input_is_refused_clearly(store, archive_data, make
 
 # -- search -------------------------------------------------------------------------------------
 
+
 async def test_search_by_full_and_partial_number(store, archive_data, make_staff) -> None:
     designated = (await make_staff("maria", "designated")).as_actor()
     calls = archive_data["calls"]
@@ -108,8 +139,8 @@ async def test_search_by_full_and_partial_number(store, archive_data, make_staff
     assert await ids(number="601234567") == both
     assert await ids(number="+48 601-234-567") == both
     assert await ids(number="0048601234567") == both
-    assert await ids(number="4567") == both            # ends with
-    assert await ids(number="601 23") == both          # starts with (national form)
+    assert await ids(number="4567") == both  # ends with
+    assert await ids(number="601 23") == both  # starts with (national form)
     assert await ids(number="512") == [calls["1772442000.2"]]
     assert await ids(number="999") == []
     assert await ids(number="anonymous") == [calls["1772442000.3"]]
@@ -159,6 +190,7 @@ async def test_search_is_audited_without_the_number_searched_for(store, archive_
 
 # -- opening ------------------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§5")
 async def test_open_recording_with_purpose_is_audited(store, archive_data, make_staff) -> None:
     manager = (await make_staff("kier", "cim_manager")).as_actor()
@@ -167,8 +199,11 @@ async def test_open_recording_with_purpose_is_audited(store, archive_data, make_
     assert opened.path.is_file() and store.settings.recordings_dir.resolve() in opened.path.parents
     assert opened.recording.format == "wav-pcm"
     (entry,) = await audit_rows(store, "archive.open_recording")
-    assert (entry["actor_name"], entry["purpose"], entry["target_id"]) == ("kier", "complaint about a consultant",
-                                                                           str(call_id))
+    assert (entry["actor_name"], entry["purpose"], entry["target_id"]) == (
+        "kier",
+        "complaint about a consultant",
+        str(call_id),
+    )
     with pytest.raises(NotFound):
         await store.archive.open_recording(manager, archive_data["calls"]["1772442000.3"], "no recording here")
     with pytest.raises(NotFound):
@@ -214,6 +249,6 @@ async def test_details_and_levels(store, archive_data, make_staff) -> None:
     assert len(levels) == 20 and max(levels) > 0.2
     chat = await store.archive.details(designated, archive_data["chat"])
     assert chat.summary.channel == "chat" and chat.message_count >= 2
-    assert [r["action"] for r in await store.db.fetchall(
-        "SELECT action FROM audit WHERE actor_name = 'maria' ORDER BY id")] == [
-        "archive.view", "archive.levels", "archive.view"]
+    assert [
+        r["action"] for r in await store.db.fetchall("SELECT action FROM audit WHERE actor_name = 'maria' ORDER BY id")
+    ] == ["archive.view", "archive.levels", "archive.view"]

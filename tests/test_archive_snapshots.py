@@ -60,7 +60,10 @@ def test_archive_call_detail_with_levels(snap_compare, archive_app) -> None:
         table = screen.query_one("#results", DataTable)
         table.move_cursor(row=4)  # the oldest: an answered incoming call with its recording
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ArchiveDetailScreen)
-                         and pilot.app.screen.query_one("#levels").display, what="the level sparkline")
+        await wait_until(
+            pilot,
+            lambda: isinstance(pilot.app.screen, ArchiveDetailScreen) and pilot.app.screen.query_one("#levels").display,
+            what="the level sparkline",
+        )
 
     assert snap_compare(archive_app, terminal_size=(80, 24), run_before=run_before)

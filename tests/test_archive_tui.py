@@ -66,8 +66,9 @@ async def test_consultant_is_refused_and_the_attempt_audited(store, settings, se
         await settle(app, pilot)
         assert app.screen.query_one("#results", DataTable).row_count == 0
         assert any("not permitted" in n.message for n in app._notifications)
-    refused = await store.db.fetchall("SELECT actor_name FROM audit WHERE action = 'archive.search' "
-                                      "AND outcome = 'refused'")
+    refused = await store.db.fetchall(
+        "SELECT actor_name FROM audit WHERE action = 'archive.search' AND outcome = 'refused'"
+    )
     assert [r["actor_name"] for r in refused] == ["anna"]
 
 
@@ -100,21 +101,25 @@ async def test_search_open_transcript_with_purpose_is_audited(store, settings, s
         resident = [line for line in lines if "Resident:" in line]
         assert len(resident) == 1 and "[red]nie markup[/red]" in resident[0], lines
         assert "\x1b" not in resident[0]
-    rows = await store.db.fetchall("SELECT actor_name, purpose, target_id FROM audit "
-                                   "WHERE action = 'archive.open_transcript'")
+    rows = await store.db.fetchall(
+        "SELECT actor_name, purpose, target_id FROM audit WHERE action = 'archive.open_transcript'"
+    )
     assert [tuple(r) for r in rows] == [("maria", "W/2026/0007", str(seeded["chat"]))]
     searches = await store.db.fetchall("SELECT actor_name FROM audit WHERE action = 'archive.search'")
     assert [r["actor_name"] for r in searches] == ["maria"]
 
 
 @pytest.mark.ordinance("§5")
-async def test_play_runs_the_player_without_a_shell_after_a_purpose(store, settings, seeded, make_staff,
-                                                                    tmp_path: Path) -> None:
+async def test_play_runs_the_player_without_a_shell_after_a_purpose(
+    store, settings, seeded, make_staff, tmp_path: Path
+) -> None:
     copy = tmp_path / "played; rm -rf ~.wav"  # a shell would split this; the argv keeps it one word
     # a sealed recording reaches the player on standard input ("-"), never as a decrypted file
-    player = f"{shlex.quote(sys.executable)} -c 'import shutil,sys,os; src = sys.stdin.buffer if sys.argv[1] == " \
-             f"\"-\" else open(sys.argv[1], \"rb\"); shutil.copyfileobj(src, open(sys.argv[2] + \".part\", \"wb\")); " \
-             f"os.rename(sys.argv[2] + \".part\", sys.argv[2])' {{path}} {shlex.quote(str(copy))}"
+    player = (
+        f"{shlex.quote(sys.executable)} -c 'import shutil,sys,os; src = sys.stdin.buffer if sys.argv[1] == "
+        f'"-" else open(sys.argv[1], "rb"); shutil.copyfileobj(src, open(sys.argv[2] + ".part", "wb")); '
+        f'os.rename(sys.argv[2] + ".part", sys.argv[2])\' {{path}} {shlex.quote(str(copy))}'
+    )
     maria = (await make_staff("maria", "designated")).as_actor()
     call_id = (await store.db.fetchone("SELECT id FROM conversations WHERE channel = 'call'"))["id"]
     app = ArchiveTestApp(ctx_for(store, settings.with_(player_command=player), maria))
@@ -143,8 +148,9 @@ async def test_play_runs_the_player_without_a_shell_after_a_purpose(store, setti
     opened = await store.archive.open_recording(SYSTEM, call_id, "test check")
     with opened.plaintext() as fh:
         assert copy.read_bytes() == fh.read() and copy.read_bytes()[:4] == b"RIFF"
-    rows = await store.db.fetchall("SELECT actor_name, purpose FROM audit WHERE action = 'archive.open_recording' "
-                                   "ORDER BY id")
+    rows = await store.db.fetchall(
+        "SELECT actor_name, purpose FROM audit WHERE action = 'archive.open_recording' ORDER BY id"
+    )
     assert [tuple(r) for r in rows][0] == ("maria", "skarga 12/2026")
 
 
@@ -170,6 +176,7 @@ async def test_bad_date_is_reported_and_nothing_searched(store, settings, seeded
 
 # -- through the real app (make_app, sign-in, F3) ----------------------------------------------------
 
+
 async def test_archive_area_in_the_real_app(tui_app, store, seeded, make_staff) -> None:
     from tests.fixtures.store import PASSWORD
     from tests.fixtures.tui import SIZE, sign_in, wait_until
@@ -186,8 +193,9 @@ async def test_archive_area_in_the_real_app(tui_app, store, seeded, make_staff) 
     async with app.run_test(size=SIZE) as pilot:
         await sign_in(pilot, "maria", PASSWORD)
         await pilot.press("f3")
-        screen = await wait_until(pilot, lambda: isinstance(app.screen, ArchiveScreen) and app.screen,
-                                  what="ArchiveScreen")
+        screen = await wait_until(
+            pilot, lambda: isinstance(app.screen, ArchiveScreen) and app.screen, what="ArchiveScreen"
+        )
         await pilot.click("#number")
         await pilot.press(*"601234567", "enter")
         await wait_until(pilot, lambda: screen.query_one("#results", DataTable).row_count == 1, what="results")

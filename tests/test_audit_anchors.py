@@ -16,7 +16,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -34,8 +34,19 @@ TRIGGERS = (
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
 )
-FIELDS = ("id", "at", "actor_id", "actor_name", "action", "outcome", "target_kind", "target_id", "purpose",
-          "request_id", "details")
+FIELDS = (
+    "id",
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "outcome",
+    "target_kind",
+    "target_id",
+    "purpose",
+    "request_id",
+    "details",
+)
 
 
 async def _fill(store, n: int, start: int = 0) -> None:
@@ -69,15 +80,19 @@ def _anchor_lines(settings) -> list[dict]:
 
 # -- the key -----------------------------------------------------------------------------------------
 
+
 async def test_the_key_file_is_made_outside_the_data_directory_private_and_entries_carry_macs(store, settings):
     key = settings.audit_key_path
     assert settings.data_dir.absolute() not in key.parents and key.parent == settings.data_dir.absolute().with_name(
-        "data-audit")
+        "data-audit"
+    )
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(key.parent.stat().st_mode) == 0o700
     await _fill(store, 3)
     rows = await store.db.fetchall("SELECT hash, mac, key_gen FROM audit ORDER BY id")
-    assert all(r["key_gen"] == 1 and r["mac"] == store.audit.ring.mac(1, entry_mac_message(1, r["hash"]))
-               for r in rows) and len(rows) == 3
+    assert (
+        all(r["key_gen"] == 1 and r["mac"] == store.audit.ring.mac(1, entry_mac_message(1, r["hash"])) for r in rows)
+        and len(rows) == 3
+    )
     # the key is nowhere in the database file
     secret = store.audit.ring.keys[1]
     await store.db.checkpoint_truncate()
@@ -133,6 +148,7 @@ async def test_a_database_from_before_the_key_reports_unmaced_legacy_entries_not
 
 # -- the three attacks ---------------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§3")
 async def test_triggers_dropped_tail_deleted_triggers_recreated_is_detected_through_the_anchor(store, settings, clock):
     await _fill(store, 10)
@@ -186,7 +202,8 @@ async def test_a_restored_older_database_is_recognised_and_must_be_acknowledged(
         problem = check.problems[0]
         assert problem.kind == "restored_backup" and problem.anchor["id"] == lost.id
         assert [(r["fork_at"], r["backup"], r["lost_through"], r["acknowledged"]) for r in check.restores] == [
-            (fork, str(tmp_path / "backup"), lost.id, False)]
+            (fork, str(tmp_path / "backup"), lost.id, False)
+        ]
         # the restored service carries on: still reported, entries after the fork are not the lost ones
         await _fill(restored, 6, start=100)
         assert (await restored.audit.verify()).problems[0].kind == "restored_backup"
@@ -213,12 +230,24 @@ async def test_an_acknowledgement_forged_into_the_database_does_not_count(store,
     conn = sqlite3.connect(settings.db_path)
     conn.row_factory = sqlite3.Row
     last = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-    row = {"id": last["id"] + 1, "at": "2026-03-02T12:00:00.000000Z", "actor_id": None, "actor_name": "system:x",
-           "action": "audit.restore_acknowledged", "outcome": "ok", "target_kind": None, "target_id": None,
-           "purpose": "x", "request_id": None, "details": json.dumps({"fork_at": fork})}
-    conn.execute(f"INSERT INTO audit({', '.join(FIELDS)}, prev_hash, hash, mac, key_gen) VALUES "
-                 f"({', '.join('?' * len(FIELDS))}, ?, ?, ?, 1)",
-                 (*row.values(), last["hash"], entry_hash(last["hash"], row), "0" * 64))
+    row = {
+        "id": last["id"] + 1,
+        "at": "2026-03-02T12:00:00.000000Z",
+        "actor_id": None,
+        "actor_name": "system:x",
+        "action": "audit.restore_acknowledged",
+        "outcome": "ok",
+        "target_kind": None,
+        "target_id": None,
+        "purpose": "x",
+        "request_id": None,
+        "details": json.dumps({"fork_at": fork}),
+    }
+    conn.execute(
+        f"INSERT INTO audit({', '.join(FIELDS)}, prev_hash, hash, mac, key_gen) VALUES "
+        f"({', '.join('?' * len(FIELDS))}, ?, ?, ?, 1)",
+        (*row.values(), last["hash"], entry_hash(last["hash"], row), "0" * 64),
+    )
     conn.commit()
     conn.close()
     again = await Store.open(settings, clock=clock)
@@ -240,8 +269,15 @@ async def test_a_cut_that_is_not_a_restore_cannot_be_acknowledged(store, setting
 async def test_an_anchor_line_not_written_by_cim_is_reported(store, settings):
     await _fill(store, 3)
     await store.audit.anchor("periodic")
-    fake = Anchor(id=3, hash="ab" * 32, entry_at=None, at="2026-03-02T09:00:00.000000Z", reason="periodic",
-                  generation=1, mac="cd" * 32)
+    fake = Anchor(
+        id=3,
+        hash="ab" * 32,
+        entry_at=None,
+        at="2026-03-02T09:00:00.000000Z",
+        reason="periodic",
+        generation=1,
+        mac="cd" * 32,
+    )
     with settings.audit_anchors_path.open("a") as fh:
         fh.write(fake.line() + "\n")
     check = await store.audit.verify()
@@ -250,8 +286,10 @@ async def test_an_anchor_line_not_written_by_cim_is_reported(store, settings):
 
 # -- where anchors go --------------------------------------------------------------------------------
 
+
 async def test_anchors_go_to_syslog_and_an_export_of_it_proves_a_cut_when_the_anchors_file_is_gone(
-        settings, clock, tmp_path):
+    settings, clock, tmp_path
+):
     address = tmp_path / "log.sock"
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(str(address))
@@ -264,7 +302,7 @@ async def test_anchors_go_to_syslog_and_an_export_of_it_proves_a_cut_when_the_an
         assert line.startswith("<") and "cim: cim-audit-anchor {" in line  # <priority>ident message
         assert parse_anchor_line(line, "x").id == 5
         export = tmp_path / "journal-export.txt"
-        export.write_text(f"Mar  2 10:00:00 host {line[line.index('cim:'):]}\n")
+        export.write_text(f"Mar  2 10:00:00 host {line[line.index('cim:') :]}\n")
         settings.audit_anchors_path.unlink()  # the local file can be removed; the log server's copy cannot
         _admin(settings.db_path, "DELETE FROM audit WHERE id > 3")
         assert (await store.audit.verify()).ok  # the chain alone: intact
@@ -304,13 +342,15 @@ async def test_the_report_prints_the_anchor_and_the_printed_anchor_proves_a_cut(
     settings.audit_anchors_path.unlink()
     _admin(settings.db_path, f"DELETE FROM audit WHERE id > {ident - 2}")
     from store.anchors import parse_paper_anchor
+
     check = await store.audit.verify([parse_paper_anchor(f"{ident}:{digest[:16]}")])
     assert (check.ok, check.truncated_after, check.problems[0].kind) == (False, ident - 2, "truncated")
 
 
 async def test_every_letter_carries_the_anchor_in_its_footer(store, people):
-    req = await store.requests.register(people.registrar, call_request(received_on=date(2026, 1, 31),
-                                                                       hint={"date": "2026-01-30"}))
+    req = await store.requests.register(
+        people.registrar, call_request(received_on=date(2026, 1, 31), hint={"date": "2026-01-30"})
+    )
     await store.requests.extend(people.director, req.id, 2, "Znaczna liczba wniosków.")
     detail = await store.requests.get(people.director, req.id)
     text = re.sub(r"\s+", "", "".join(p.extract_text() for p in PdfReader(detail.letters[0].path).pages))
@@ -319,6 +359,7 @@ async def test_every_letter_carries_the_anchor_in_its_footer(store, people):
 
 
 # -- rotation ----------------------------------------------------------------------------------------
+
 
 async def test_rotating_the_key_is_recorded_and_an_entry_forged_with_the_old_key_is_caught(store, settings):
     await _fill(store, 3)
@@ -352,6 +393,7 @@ async def test_another_process_picks_up_a_rotated_key(store, settings, clock):
 
 
 # -- the command line --------------------------------------------------------------------------------
+
 
 def _cim(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}

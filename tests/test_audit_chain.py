@@ -53,11 +53,14 @@ async def test_the_database_refuses_updates_and_deletes(store) -> None:
         (["UPDATE audit SET details = '{\"i\":99}' WHERE id = 4"], 4),
         (["DELETE FROM audit WHERE id = 2"], 3),
         # swap the contents of entries 2 and 5 (reordering), hashes and all
-        ([
-            "UPDATE audit SET id = 100 WHERE id = 2",
-            "UPDATE audit SET id = 2 WHERE id = 5",
-            "UPDATE audit SET id = 5 WHERE id = 100",
-        ], 2),
+        (
+            [
+                "UPDATE audit SET id = 100 WHERE id = 2",
+                "UPDATE audit SET id = 2 WHERE id = 5",
+                "UPDATE audit SET id = 5 WHERE id = 100",
+            ],
+            2,
+        ),
     ],
     ids=["edited", "edited-details", "deleted", "reordered"],
 )

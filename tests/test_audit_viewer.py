@@ -29,8 +29,9 @@ async def apply(pilot, screen, **values: str) -> None:
     before = screen.query_one("#audit-count", Static).render()
     screen.query_one("#audit-action", Input).focus()
     await pilot.press("enter")
-    await wait_until(pilot, lambda: screen.query_one("#audit-count", Static).render() is not before,
-                     what="the filtered list")
+    await wait_until(
+        pilot, lambda: screen.query_one("#audit-count", Static).render() is not before, what="the filtered list"
+    )
 
 
 @pytest.mark.ordinance("§3")
@@ -38,12 +39,15 @@ async def test_audit_viewer_filters_by_action_prefix_and_purpose_words_at_80x24(
     await make_staff("dyrektor", "boi_director")
     anna = (await make_staff("anna", "designated")).as_actor()
     async with store.db.write() as tx:
-        await store.audit.append(tx, anna, "archive.open_transcript", target_kind="conversation", target_id=7,
-                                 purpose=LONG)
-        await store.audit.append(tx, anna, "archive.open_recording", target_kind="conversation", target_id=8,
-                                 purpose="kontrola jakości")
-        await store.audit.append(tx, anna, "requests.session_playback", target_kind="conversation", target_id=7,
-                                 purpose="CIM/2026/0007")
+        await store.audit.append(
+            tx, anna, "archive.open_transcript", target_kind="conversation", target_id=7, purpose=LONG
+        )
+        await store.audit.append(
+            tx, anna, "archive.open_recording", target_kind="conversation", target_id=8, purpose="kontrola jakości"
+        )
+        await store.audit.append(
+            tx, anna, "requests.session_playback", target_kind="conversation", target_id=7, purpose="CIM/2026/0007"
+        )
     app = tui_app()
     async with app.run_test(size=SMALL) as pilot:
         await sign_in(pilot, "dyrektor", PASSWORD)
@@ -87,4 +91,3 @@ async def test_audit_viewer_filters_by_action_prefix_and_purpose_words_at_80x24(
     # each filtered read is itself audited, with the new filters named
     reads = [e for e in await store.audit.entries(SYSTEM, action="audit.read", limit=50)]
     assert any(e.details["filters"].get("purpose_words") == "ŚLĄZAKA wniosek" for e in reads)
-

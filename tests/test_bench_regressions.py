@@ -47,8 +47,12 @@ async def test_recordings_copied_in_chunks_keep_every_file_of_a_call_and_stay_id
     actor = Actor.system("tests")
     report = await store.calls.ingest(actor, store.calls.source("asterisk", cdr, monitor))
     assert (report.imported, report.recordings, report.rejected) == (120, files + 1, [])
-    keys = [r["pbx_uniqueid"] for r in await store.db.fetchall(
-        "SELECT pbx_uniqueid FROM recordings WHERE pbx_uniqueid LIKE ?", (first.stem + "%",))]
+    keys = [
+        r["pbx_uniqueid"]
+        for r in await store.db.fetchall(
+            "SELECT pbx_uniqueid FROM recordings WHERE pbx_uniqueid LIKE ?", (first.stem + "%",)
+        )
+    ]
     assert len(keys) == 2 and first.stem in keys  # the second file of the call is keyed by its name
     audited = await store.db.fetchone("SELECT count(*) AS n FROM audit WHERE action = 'calls.recording_ingest'")
     assert audited["n"] == files + 1
@@ -71,7 +75,9 @@ async def test_the_duplicate_check_of_a_chat_message_uses_the_index_not_a_scan(s
         await writer._execute(writer._conn.set_trace_callback, None)
     assert [p.new for p in first + again] == [True] * 3 + [False] * 3
     assert [p.message.seq for p in again] == [p.message.seq for p in first]
-    lookups = [sql for sql in statements if "client_msg_id" in sql and sql.lstrip().upper().startswith(("SELECT", "WITH"))]
+    lookups = [
+        sql for sql in statements if "client_msg_id" in sql and sql.lstrip().upper().startswith(("SELECT", "WITH"))
+    ]
     assert lookups, statements
     for sql in lookups:
         plan = " | ".join(r["detail"] for r in await store.db.fetchall("EXPLAIN QUERY PLAN " + sql))
@@ -89,8 +95,14 @@ def test_from_iso_reads_exactly_what_to_iso_writes() -> None:
     moment = datetime(2026, 8, 1, 10, 11, 12, 123000, tzinfo=timezone(timedelta(hours=2)))
     parsed = from_iso(to_iso(moment))
     assert parsed == moment and parsed.utcoffset() == timedelta(0)
-    for bad in ("2026-08-01", "2026-08-01T10:11:12Z", "2026-08-01T10:11:12.123000+00:00",
-                "2026-08-01T10:11:12,123000Z", "2026-08-01T10:11:12.123000Z\n", "x"):
+    for bad in (
+        "2026-08-01",
+        "2026-08-01T10:11:12Z",
+        "2026-08-01T10:11:12.123000+00:00",
+        "2026-08-01T10:11:12,123000Z",
+        "2026-08-01T10:11:12.123000Z\n",
+        "x",
+    ):
         with pytest.raises(ValueError):
             from_iso(bad)
 
@@ -122,4 +134,3 @@ async def test_a_purge_leaves_the_automatic_checkpoint_on_and_purges_everything_
     async with store.db.write() as tx:
         (pages,) = (await tx.execute_fetchall("PRAGMA wal_autocheckpoint"))[0]
     assert pages == 1000
-

@@ -17,8 +17,10 @@ async def test_a_search_whose_audit_entry_fails_returns_an_error_not_results(sto
     await store.archive.search(actor, SearchFilters())
     before = (await store.db.fetchone("SELECT count(*) AS n FROM audit"))["n"]
     async with store.db.write() as tx:
-        await tx.execute("CREATE TEMP TRIGGER refuse_audit BEFORE INSERT ON main.audit"
-                         " BEGIN SELECT RAISE(ABORT, 'audit refused'); END")
+        await tx.execute(
+            "CREATE TEMP TRIGGER refuse_audit BEFORE INSERT ON main.audit"
+            " BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
+        )
     with pytest.raises(sqlite3.IntegrityError, match="audit refused"):
         await store.archive.search(actor, SearchFilters())
     assert not store.db.writer._conn.in_transaction

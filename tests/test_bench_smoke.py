@@ -56,10 +56,18 @@ async def test_wire_client_relays_a_stored_message_to_the_consultant(chat_server
     received: list[dict] = []
     notices: list[dict] = []
     async with aiohttp.ClientSession() as session:
-        staff = WireClient(session, chat_server.url, "/staff",
-                           lambda event, payload, _t: received.append(payload) if event == "message" else None)
-        resident = WireClient(session, chat_server.url, "/resident",
-                              lambda event, payload, _t: notices.append(payload) if event == "notice" else None)
+        staff = WireClient(
+            session,
+            chat_server.url,
+            "/staff",
+            lambda event, payload, _t: received.append(payload) if event == "message" else None,
+        )
+        resident = WireClient(
+            session,
+            chat_server.url,
+            "/resident",
+            lambda event, payload, _t: notices.append(payload) if event == "notice" else None,
+        )
         await staff.connect({"token": token})
         await resident.connect({"lang": "pl"})
         try:
@@ -76,8 +84,9 @@ async def test_wire_client_relays_a_stored_message_to_the_consultant(chat_server
                 if any(m.get("from") == "resident" for m in received):
                     break
                 await asyncio.sleep(0.02)
-            stored = await store.db.fetchone("SELECT seq, text FROM messages WHERE conversation_id = ? AND seq = ?",
-                                             (opened["chat_id"], ack["seq"]))
+            stored = await store.db.fetchone(
+                "SELECT seq, text FROM messages WHERE conversation_id = ? AND seq = ?", (opened["chat_id"], ack["seq"])
+            )
             (text,) = await store.keys.texts(opened["chat_id"], [stored])  # sealed at rest
         finally:
             await resident.close()
@@ -87,9 +96,12 @@ async def test_wire_client_relays_a_stored_message_to_the_consultant(chat_server
 
 
 def test_load_generator_refuses_a_target_that_is_not_loopback() -> None:
-    proc = subprocess.run([sys.executable, "-m", "bench.loadgen", "throughput"],
-                          input=json.dumps({"url": "http://192.0.2.1:80", "residents": 1, "seconds": 1,
-                                            "max_messages": 1}).encode(), capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", "throughput"],
+        input=json.dumps({"url": "http://192.0.2.1:80", "residents": 1, "seconds": 1, "max_messages": 1}).encode(),
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode != 0
     assert b"loopback" in proc.stderr
 

@@ -38,10 +38,18 @@ def assert_system_line(line: dict, event: str) -> None:
 
 def test_the_protocol_module_imports_without_the_web_stack():
     """The TUI's live client and tests import the codes and builders: no aiohttp, no python-socketio."""
-    script = ("import sys, webchat.protocol as p; assert p.STAFF_CODES and p.RESIDENT_CODES; "
-              "print(sorted(m for m in ('aiohttp', 'socketio', 'engineio') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    script = (
+        "import sys, webchat.protocol as p; assert p.STAFF_CODES and p.RESIDENT_CODES; "
+        "print(sorted(m for m in ('aiohttp', 'socketio', 'engineio') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.strip() == "[]", out
 
 
@@ -66,8 +74,13 @@ def test_the_widgets_error_codes_are_the_protocols():
     node = shutil.which("node")
     assert node, "node is not installed (README: The two commands)"
     core = ROOT / "webchat" / "static" / "cim-widget-core.js"
-    out = subprocess.run([node, "-e", f"console.log(JSON.stringify(require({json.dumps(str(core))}).ERROR_CODES))"],
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [node, "-e", f"console.log(JSON.stringify(require({json.dumps(str(core))}).ERROR_CODES))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     codes = json.loads(out.stdout)
     assert len(codes) == len(set(codes)) and set(codes) == expected, sorted(set(codes) ^ expected)
     tables = widget_error_tables()
@@ -78,8 +91,13 @@ def test_the_widgets_error_codes_are_the_protocols():
 
 def test_docs_protocol_names_every_code_and_release_reason():
     text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
-    for name in sorted(protocol.STAFF_CODES | protocol.RESIDENT_CODES | protocol.RESIDENT_CONNECT_CODES
-                       | protocol.STAFF_CONNECT_CODES | protocol.RELEASE_REASONS):
+    for name in sorted(
+        protocol.STAFF_CODES
+        | protocol.RESIDENT_CODES
+        | protocol.RESIDENT_CONNECT_CODES
+        | protocol.STAFF_CONNECT_CODES
+        | protocol.RELEASE_REASONS
+    ):
         assert f"`{name}`" in text, name
 
 
@@ -139,7 +157,8 @@ async def test_staff_lines_carry_the_system_event_and_its_params(chat_server, co
 
 @pytest.mark.ordinance("§3")
 async def test_a_whisper_reaches_the_consultant_who_gets_the_chat_by_transfer_or_take_over(
-        chat_server, consultant_client, resident):
+    chat_server, consultant_client, resident
+):
     store = chat_server.store
     anna = await consultant_client("anna")
     bob = await consultant_client("bob")

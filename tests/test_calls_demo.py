@@ -10,7 +10,7 @@ SYSTEM = Actor.system("tests")
 
 
 async def test_seed_demo_calls_registers_calls_with_recordings(store, make_staff, tmp_path) -> None:
-    anna = await make_staff("anna", "consultant")
+    await make_staff("anna", "consultant")
     report = await store.calls.seed_demo(SYSTEM)
     assert report.rejected == [] and report.calls == 5 and report.recordings == 4
     page = await store.archive.search(SYSTEM, SearchFilters(channel="call"))

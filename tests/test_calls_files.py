@@ -17,8 +17,15 @@ from store.calls import ASTERISK_FIXED, CdrParser, CdrRecord, Rejection, make_du
 from store.errors import InvalidInput
 from store.models import Actor
 from tests.fixtures.calls import FakePbx, asterisk_row, cdr_csv_line, freepbx_csv, freepbx_row
-from tests.fixtures.pbx_scenarios import (CDR_CUSTOM_SAMPLE, CDR_CUSTOM_SAMPLE_MAPPING, CSV_18, CSV_21,
-                                          asterisk_sound, leg, queue_member_attempts)
+from tests.fixtures.pbx_scenarios import (
+    CDR_CUSTOM_SAMPLE,
+    CDR_CUSTOM_SAMPLE_MAPPING,
+    CSV_18,
+    CSV_21,
+    asterisk_sound,
+    leg,
+    queue_member_attempts,
+)
 
 SYSTEM = Actor.system("tests")
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -30,17 +37,24 @@ async def ingest(store, pbx: FakePbx, kind: str = "asterisk", **kwargs):
 
 def custom_line(values: dict, columns: tuple[str, ...]) -> str:
     """cdr_custom's legacy mapping: CSV_QUOTE around every field but the sequence."""
-    return ",".join(str(values.get(c, "")) if c == "sequence" else
-                    '"' + str(values.get(c, "")).replace('"', '""') + '"' for c in columns)
+    return ",".join(
+        str(values.get(c, "")) if c == "sequence" else '"' + str(values.get(c, "")).replace('"', '""') + '"'
+        for c in columns
+    )
 
 
 # -- layouts ----------------------------------------------------------------------------------
 
+
 def test_without_columns_the_layout_follows_each_lines_column_count() -> None:
     parser = CdrParser("asterisk", WARSAW)
     row = asterisk_row("1772442000.1", linkedid="1772442000.1", sequence="7")
-    for columns in (ASTERISK_FIXED + ("uniqueid",), CSV_18, ASTERISK_FIXED + ("uniqueid", "peeraccount", "linkedid",
-                                                                              "sequence"), CSV_21):
+    for columns in (
+        ASTERISK_FIXED + ("uniqueid",),
+        CSV_18,
+        ASTERISK_FIXED + ("uniqueid", "peeraccount", "linkedid", "sequence"),
+        CSV_21,
+    ):
         parsed = parser.parse_line(1, cdr_csv_line(row, columns).encode())
         assert isinstance(parsed, CdrRecord) and parsed.uniqueid == "1772442000.1", (columns, parsed)
         assert parsed.linkedid == ("1772442000.1" if "linkedid" in columns else None)
@@ -55,8 +69,10 @@ def test_compiled_defaults_are_refused_with_the_cdr_conf_lines_to_set() -> None:
 
 
 def test_a_cel_file_is_refused_with_a_sentence_naming_cdr_conf() -> None:
-    cel = ('"CHAN_START","2026-03-02 10:00:00","Jan","601234567","","","","800","from-trunk",'
-           '"PJSIP/trunk-00000001","","","3","","1772442000.1","1772442000.1","","","",""')
+    cel = (
+        '"CHAN_START","2026-03-02 10:00:00","Jan","601234567","","","","800","from-trunk",'
+        '"PJSIP/trunk-00000001","","","3","","1772442000.1","1772442000.1","","","",""'
+    )
     with pytest.raises(InvalidInput) as caught:
         CdrParser("asterisk", WARSAW).parse_line(1, cel.encode())
     assert "CEL" in caught.value.message and "cdr.conf" in caught.value.message
@@ -67,9 +83,15 @@ def test_a_cel_file_is_refused_with_a_sentence_naming_cdr_conf() -> None:
             CdrParser("asterisk", WARSAW).parse_line(1, line.encode())
 
 
-@pytest.mark.parametrize("spec", [CDR_CUSTOM_SAMPLE_MAPPING, ",".join(CDR_CUSTOM_SAMPLE),
-                                  ",".join(CDR_CUSTOM_SAMPLE).replace("uniqueid", "uniqueid(noquote)")],
-                         ids=["pasted-mapping", "names", "advanced-qualifiers"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        CDR_CUSTOM_SAMPLE_MAPPING,
+        ",".join(CDR_CUSTOM_SAMPLE),
+        ",".join(CDR_CUSTOM_SAMPLE).replace("uniqueid", "uniqueid(noquote)"),
+    ],
+    ids=["pasted-mapping", "names", "advanced-qualifiers"],
+)
 def test_cdr_custom_sample_layout_with_clid_first(spec: str) -> None:
     columns = parse_columns(spec, "asterisk")
     assert columns == CDR_CUSTOM_SAMPLE
@@ -83,8 +105,10 @@ def test_cdr_custom_sample_layout_with_clid_first(spec: str) -> None:
 
 
 def test_literal_and_user_variable_columns_are_skipped_and_unknown_names_refused() -> None:
-    spec = 'clid,"Some Literal",src,dst,dcontext,channel,dstchannel,lastapp,lastdata,start,answer,end,duration,' \
-           'billsec,disposition,amaflags,accountcode,uniqueid(noquote),userfield,sequence,ds_type(uservar)'
+    spec = (
+        'clid,"Some Literal",src,dst,dcontext,channel,dstchannel,lastapp,lastdata,start,answer,end,duration,'
+        "billsec,disposition,amaflags,accountcode,uniqueid(noquote),userfield,sequence,ds_type(uservar)"
+    )
     columns = parse_columns(spec, "asterisk")
     assert columns[1] == "-" and columns[-1] == "-" and "uniqueid" in columns
     with pytest.raises(InvalidInput, match="unknown CDR column"):
@@ -103,8 +127,10 @@ async def test_a_file_of_the_compiled_defaults_imports_nothing_and_says_what_to_
 
 def test_cli_refuses_a_cel_file_in_one_sentence(tmp_path: Path) -> None:
     cdr = tmp_path / "Master.csv"
-    cdr.write_text('"ANSWER","2026-03-02 10:00:05","Jan","601234567","","","","800","from-trunk",'
-                   '"PJSIP/trunk-00000001","Queue","cim","3","","1772442000.1","1772442000.1","","","",""\n')
+    cdr.write_text(
+        '"ANSWER","2026-03-02 10:00:05","Jan","601234567","","","","800","from-trunk",'
+        '"PJSIP/trunk-00000001","Queue","cim","3","","1772442000.1","1772442000.1","","","",""\n'
+    )
     env = {"CIM_DATA_DIR": str(tmp_path / "data")}
     runner = CliRunner()
     assert runner.invoke(cli, ["init"], env=env).exit_code == 0
@@ -129,6 +155,7 @@ def test_cli_encoding_option_decodes_iso_8859_2_names(tmp_path: Path) -> None:
 
 # -- recordings as real PBXs name and write them ----------------------------------------------
 
+
 def test_raw_gsm_duration_comes_from_its_33_byte_frames(tmp_path: Path) -> None:
     gsm = asterisk_sound(tmp_path / "1772442000.1.gsm", "vm-intro", "gsm")
     info = probe_file(gsm)
@@ -144,9 +171,10 @@ def test_raw_gsm_duration_comes_from_its_33_byte_frames(tmp_path: Path) -> None:
         probe_file(fake)
 
 
-@pytest.mark.parametrize("kind,suffix,fmt,rate", [("wav16", ".wav16", "wav-pcm", 16000),
-                                                  ("wav49", ".WAV", "wav-gsm", 8000),
-                                                  ("wav", ".wav", "wav-pcm", 8000)])
+@pytest.mark.parametrize(
+    "kind,suffix,fmt,rate",
+    [("wav16", ".wav16", "wav-pcm", 16000), ("wav49", ".WAV", "wav-gsm", 8000), ("wav", ".wav", "wav-pcm", 8000)],
+)
 def test_asterisk_wav_formats(tmp_path: Path, kind: str, suffix: str, fmt: str, rate: int) -> None:
     info = probe_file(asterisk_sound(tmp_path / f"x{suffix}", "vm-intro", kind))
     assert (info.format, info.sample_rate) == (fmt, rate)
@@ -160,8 +188,7 @@ async def test_raw_gsm_recordings_are_accepted_in_asterisk_and_freepbx_mode(stor
     assert (report.recordings, report.rejected) == (1, [])
     other = FakePbx(tmp_path / "freepbx")
     name = "in-914245000-601234567-20260302-110000-1772445600.3.gsm"
-    other.cdr.write_text(freepbx_csv([freepbx_row("1772445600.3", calldate="2026-03-02 11:00:00",
-                                                  recordingfile=name)]))
+    other.cdr.write_text(freepbx_csv([freepbx_row("1772445600.3", calldate="2026-03-02 11:00:00", recordingfile=name)]))
     asterisk_sound(other.monitor / "2026/03/02" / name)
     report = await ingest(store, other, "freepbx")
     assert (report.recordings, report.rejected) == (1, [])
@@ -170,9 +197,22 @@ async def test_raw_gsm_recordings_are_accepted_in_asterisk_and_freepbx_mode(stor
 
 
 async def test_systemname_uniqueids_match_their_recordings(store, pbx) -> None:
-    pbx.add_rows([leg("pbx1-1772442000.7", channel="PJSIP/trunk-00000300", dstchannel="PJSIP/201-00000301",
-                      start="2026-03-02 10:00:00", answer="2026-03-02 10:00:05", end="2026-03-02 10:01:00",
-                      duration=60, billsec=55, disposition="ANSWERED")], CSV_18)
+    pbx.add_rows(
+        [
+            leg(
+                "pbx1-1772442000.7",
+                channel="PJSIP/trunk-00000300",
+                dstchannel="PJSIP/201-00000301",
+                start="2026-03-02 10:00:00",
+                answer="2026-03-02 10:00:05",
+                end="2026-03-02 10:01:00",
+                duration=60,
+                billsec=55,
+                disposition="ANSWERED",
+            )
+        ],
+        CSV_18,
+    )
     asterisk_sound(pbx.monitor / "pbx1-1772442000.7.wav", kind="wav")
     asterisk_sound(pbx.monitor / "q-800-601234567-20260302-100000-pbx1-1772442000.7.gsm")
     report = await ingest(store, pbx)
@@ -181,27 +221,63 @@ async def test_systemname_uniqueids_match_their_recordings(store, pbx) -> None:
 
 async def test_one_touch_recording_is_matched_by_time_and_parties(store, pbx, make_staff) -> None:
     await make_staff("anna", "consultant", extensions=("201",))
-    pbx.add_rows([leg("1772442000.11", channel="PJSIP/trunk-00000310", dstchannel="PJSIP/201-00000311",
-                      start="2026-03-02 10:00:00", answer="2026-03-02 10:00:05", end="2026-03-02 10:05:00",
-                      duration=300, billsec=295, disposition="ANSWERED"),
-                  leg("1772442000.12", src="512345678", channel="PJSIP/trunk-00000312",
-                      dstchannel="PJSIP/202-00000313", start="2026-03-02 10:00:30", answer="2026-03-02 10:00:35",
-                      end="2026-03-02 10:04:00", duration=210, billsec=205, disposition="ANSWERED")], CSV_18)
+    pbx.add_rows(
+        [
+            leg(
+                "1772442000.11",
+                channel="PJSIP/trunk-00000310",
+                dstchannel="PJSIP/201-00000311",
+                start="2026-03-02 10:00:00",
+                answer="2026-03-02 10:00:05",
+                end="2026-03-02 10:05:00",
+                duration=300,
+                billsec=295,
+                disposition="ANSWERED",
+            ),
+            leg(
+                "1772442000.12",
+                src="512345678",
+                channel="PJSIP/trunk-00000312",
+                dstchannel="PJSIP/202-00000313",
+                start="2026-03-02 10:00:30",
+                answer="2026-03-02 10:00:35",
+                end="2026-03-02 10:04:00",
+                duration=210,
+                billsec=205,
+                disposition="ANSWERED",
+            ),
+        ],
+        CSV_18,
+    )
     # automixmon started 10:01:00 local = 09:01:00Z by 201 talking with 601234567
     asterisk_sound(pbx.monitor / "auto-1772442060-601234567-201.wav", kind="wav")
     report = await ingest(store, pbx)
     assert (report.recordings, report.ambiguous_recordings) == (1, [])
-    row = await store.db.fetchone("SELECT c.pbx_uniqueid FROM recordings r JOIN conversations c "
-                                  "ON c.id = r.conversation_id")
+    row = await store.db.fetchone(
+        "SELECT c.pbx_uniqueid FROM recordings r JOIN conversations c ON c.id = r.conversation_id"
+    )
     assert row["pbx_uniqueid"] == "1772442000.11"
 
 
 async def test_an_ambiguous_one_touch_recording_is_reported_not_attached(store, pbx) -> None:
     # the same resident on two calls at once (two lines of the office), both answered by 201
     for n, uid in enumerate(("1772442000.21", "1772442000.22")):
-        pbx.add_rows([leg(uid, channel=f"PJSIP/trunk-0000032{n}", dstchannel=f"PJSIP/201-0000033{n}",
-                          start="2026-03-02 10:00:00", answer="2026-03-02 10:00:05", end="2026-03-02 10:05:00",
-                          duration=300, billsec=295, disposition="ANSWERED")], CSV_18)
+        pbx.add_rows(
+            [
+                leg(
+                    uid,
+                    channel=f"PJSIP/trunk-0000032{n}",
+                    dstchannel=f"PJSIP/201-0000033{n}",
+                    start="2026-03-02 10:00:00",
+                    answer="2026-03-02 10:00:05",
+                    end="2026-03-02 10:05:00",
+                    duration=300,
+                    billsec=295,
+                    disposition="ANSWERED",
+                )
+            ],
+            CSV_18,
+        )
     asterisk_sound(pbx.monitor / "auto-1772442060-601234567-201.wav", kind="wav")
     report = await ingest(store, pbx)
     assert report.recordings == 0 and report.recordings_without_call == 1
@@ -212,10 +288,12 @@ async def test_an_ambiguous_one_touch_recording_is_reported_not_attached(store, 
 
 # -- durability and --move ---------------------------------------------------------------------
 
+
 async def test_move_seals_a_copy_and_removes_the_plain_source(store, pbx) -> None:
     """--move with crypto-shredding: the managed file is a sealed copy (a hard link would leave the
     plaintext readable under the managed name), and the PBX's plain file goes once the rows commit."""
     from store.keys import file_key_id, open_plain
+
     pbx.add_rows(queue_member_attempts("1772442000.10"), CSV_18)
     source = asterisk_sound(pbx.monitor / "1772442000.10.gsm")
     plain, inode = source.read_bytes(), os.stat(source).st_ino
@@ -262,6 +340,7 @@ def test_a_hard_link_is_made_only_to_the_file_that_was_opened(tmp_path: Path) ->
     import io
 
     from store.calls import _link_into
+
     opened = asterisk_sound(tmp_path / "spool" / "a.gsm")
     swapped = tmp_path / "spool" / "b.gsm"
     swapped.write_bytes(b"\xd0" * 33)

@@ -10,12 +10,30 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from store.audio import AudioError, level_envelope, probe_file
-from store.calls import (ASTERISK_FIXED, CdrParser, CdrRecord, Rejection, channel_extension, freepbx_recording_type,
-                         id_tokens, normalise_number, parse_columns, parse_notice_stamp, resolve_recordingfile,
-                         split_lines)
+from store.calls import (
+    ASTERISK_FIXED,
+    CdrParser,
+    CdrRecord,
+    Rejection,
+    channel_extension,
+    freepbx_recording_type,
+    id_tokens,
+    normalise_number,
+    parse_columns,
+    parse_notice_stamp,
+    resolve_recordingfile,
+    split_lines,
+)
 from store.errors import InvalidInput
-from tests.fixtures.calls import (asterisk_row, cdr_csv_line, freepbx_csv, freepbx_row,
-                                  write_empty_wav, write_gsm_wav, write_pcm_wav)
+from tests.fixtures.calls import (
+    asterisk_row,
+    cdr_csv_line,
+    freepbx_csv,
+    freepbx_row,
+    write_empty_wav,
+    write_gsm_wav,
+    write_pcm_wav,
+)
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 COLUMNS = ASTERISK_FIXED + ("uniqueid", "userfield")
@@ -27,6 +45,7 @@ def parse(line: str | bytes, columns=COLUMNS) -> CdrRecord | Rejection | None:
 
 
 # -- audio -------------------------------------------------------------------------------------
+
 
 def test_truncated_wav_is_refused(tmp_path: Path) -> None:
     path = write_pcm_wav(tmp_path / "a.wav", 1.0)
@@ -107,17 +126,37 @@ def test_level_envelope_shows_silence_then_sound(tmp_path: Path) -> None:
 
 # -- numbers (§4.7) ----------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§4.7")
-@pytest.mark.parametrize("raw", ["anonymous", "Anonymous", "unknown", "restricted", "private", "unavailable",
-                                 "", "  ", "abc", "60123456x", "s", "0", "12", "1234567890123456789"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "anonymous",
+        "Anonymous",
+        "unknown",
+        "restricted",
+        "private",
+        "unavailable",
+        "",
+        "  ",
+        "abc",
+        "60123456x",
+        "s",
+        "0",
+        "12",
+        "1234567890123456789",
+    ],
+)
 def test_withheld_empty_and_non_numeric_numbers_are_not_identifiable(raw: str) -> None:
     info = normalise_number(raw)
     assert not info.identifiable and info.normalised is None and info.reversed_digits is None
 
 
 @pytest.mark.ordinance("§4.7")
-@pytest.mark.parametrize("raw", ["601234567", "+48601234567", "0048601234567", "48601234567", "0601234567",
-                                 "+48 601-234-567", "(60) 123 45 67"])
+@pytest.mark.parametrize(
+    "raw",
+    ["601234567", "+48601234567", "0048601234567", "48601234567", "0601234567", "+48 601-234-567", "(60) 123 45 67"],
+)
 def test_national_and_international_forms_normalise_to_one_number(raw: str) -> None:
     info = normalise_number(raw)
     assert info.identifiable and info.stored == "+48601234567"
@@ -131,6 +170,7 @@ def test_foreign_numbers_keep_their_country_code() -> None:
 
 # -- cdr_csv lines -----------------------------------------------------------------------------
 
+
 def test_wrong_column_count_is_rejected() -> None:
     line = cdr_csv_line(asterisk_row("1.1"), COLUMNS)
     result = parse(line + ',"extra"')
@@ -142,21 +182,32 @@ def test_broken_quoting_is_rejected() -> None:
     assert isinstance(result, Rejection) and "quoting" in result.reason
 
 
-@pytest.mark.parametrize("start,reason", [("2026-02-30 10:00:00", "impossible start"),
-                                          ("2026-03-02 25:00:00", "impossible start"),
-                                          ("yesterday", "impossible start"), ("", "start time is missing")])
+@pytest.mark.parametrize(
+    "start,reason",
+    [
+        ("2026-02-30 10:00:00", "impossible start"),
+        ("2026-03-02 25:00:00", "impossible start"),
+        ("yesterday", "impossible start"),
+        ("", "start time is missing"),
+    ],
+)
 def test_impossible_dates_are_rejected(start: str, reason: str) -> None:
     result = parse(cdr_csv_line(asterisk_row("1.1", start=start), COLUMNS))
     assert isinstance(result, Rejection) and reason in result.reason
 
 
-@pytest.mark.parametrize("kwargs,reason", [({"duration": -5}, "negative duration"),
-                                           ({"billsec": -1}, "negative billsec"),
-                                           ({"duration": "ten"}, "not a whole number"),
-                                           ({"billsec": 500, "duration": 20}, "longer than the duration"),
-                                           ({"end": "2026-03-02 09:00:00"}, "ends before it starts"),
-                                           ({"uniqueid": ""}, "no uniqueid"),
-                                           ({"uniqueid": "../../x"}, "malformed uniqueid")])
+@pytest.mark.parametrize(
+    "kwargs,reason",
+    [
+        ({"duration": -5}, "negative duration"),
+        ({"billsec": -1}, "negative billsec"),
+        ({"duration": "ten"}, "not a whole number"),
+        ({"billsec": 500, "duration": 20}, "longer than the duration"),
+        ({"end": "2026-03-02 09:00:00"}, "ends before it starts"),
+        ({"uniqueid": ""}, "no uniqueid"),
+        ({"uniqueid": "../../x"}, "malformed uniqueid"),
+    ],
+)
 def test_negative_and_inconsistent_durations_are_rejected(kwargs: dict, reason: str) -> None:
     kwargs = dict(kwargs)
     row = asterisk_row(kwargs.pop("uniqueid", "1.1"), **kwargs)
@@ -183,8 +234,14 @@ def test_non_utf8_line_is_read_with_the_fallback_or_rejected_under_an_explicit_e
 
 
 def test_cdr_csv_line_with_escaped_quotes_and_empty_answer_time() -> None:
-    row = asterisk_row("1772442000.17", disposition="NO ANSWER", answer="", billsec=0,
-                       clid='"Kowalski ""Janek""" <601234567>', userfield="cim:notice=1;full=0")
+    row = asterisk_row(
+        "1772442000.17",
+        disposition="NO ANSWER",
+        answer="",
+        billsec=0,
+        clid='"Kowalski ""Janek""" <601234567>',
+        userfield="cim:notice=1;full=0",
+    )
     result = parse(cdr_csv_line(row, COLUMNS))
     assert isinstance(result, CdrRecord)
     assert result.answer is None and result.clid == '"Kowalski ""Janek""" <601234567>'
@@ -194,16 +251,20 @@ def test_cdr_csv_line_with_escaped_quotes_and_empty_answer_time() -> None:
 
 
 def test_summer_time_is_converted_with_the_zone() -> None:
-    row = asterisk_row("1.1", start="2026-07-01 10:00:00", answer="", end="2026-07-01 10:01:00", duration=60,
-                       billsec=0)
+    row = asterisk_row("1.1", start="2026-07-01 10:00:00", answer="", end="2026-07-01 10:01:00", duration=60, billsec=0)
     result = parse(cdr_csv_line(row, COLUMNS))
     assert result.start == datetime(2026, 7, 1, 8, 0, tzinfo=timezone.utc)  # 10:00 CEST
 
 
 def test_optional_columns_as_configured() -> None:
     columns = parse_columns("uniqueid,userfield,peeraccount,linkedid,sequence", "asterisk")
-    assert columns[:16] == ASTERISK_FIXED and columns[16:] == ("uniqueid", "userfield", "peeraccount", "linkedid",
-                                                               "sequence")
+    assert columns[:16] == ASTERISK_FIXED and columns[16:] == (
+        "uniqueid",
+        "userfield",
+        "peeraccount",
+        "linkedid",
+        "sequence",
+    )
     row = asterisk_row("1.2", linkedid="1.1", sequence="4")
     result = parse(cdr_csv_line(row, columns), columns)
     assert (result.linkedid, result.sequence, result.leg_key, result.group_key) == ("1.1", "4", "1.2#4", "1.1")
@@ -220,9 +281,11 @@ def test_split_lines_leaves_a_partial_tail() -> None:
 
 # -- FreePBX -----------------------------------------------------------------------------------
 
+
 def test_freepbx_header_then_rows() -> None:
-    text = freepbx_csv([freepbx_row("1772442000.5", recordingfile="in-914245000-601234567-20260302-100000-"
-                                                                   "1772442000.5.wav")])
+    text = freepbx_csv(
+        [freepbx_row("1772442000.5", recordingfile="in-914245000-601234567-20260302-100000-1772442000.5.wav")]
+    )
     parser = CdrParser("freepbx", WARSAW)
     lines, _ = split_lines(text.encode(), 1)
     assert parser.parse_line(*lines[0]) is None
@@ -238,13 +301,18 @@ def test_freepbx_export_without_the_needed_columns_fails_clearly() -> None:
         parser.parse_line(1, b"foo,bar\n")
 
 
-@pytest.mark.parametrize("name,kind", [("in-914245000-601234567-20260302-100000-1772442000.5.wav", "in"),
-                                       ("out-601234567-201-20260302-100000-1772442000.6.wav", "out"),
-                                       ("internal-202-201-20260302-100000-1772442000.7.wav", "internal"),
-                                       ("external-201-601234567-20260302-100000-1772442000.8.wav", "external"),
-                                       ("q-800-601234567-20260302-100000-1772442000.9.wav", "q"),
-                                       ("rg-600-601234567-20260302-100000-1772442000.10.wav", "rg"),
-                                       ("1772442000.11.wav", None)])
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("in-914245000-601234567-20260302-100000-1772442000.5.wav", "in"),
+        ("out-601234567-201-20260302-100000-1772442000.6.wav", "out"),
+        ("internal-202-201-20260302-100000-1772442000.7.wav", "internal"),
+        ("external-201-601234567-20260302-100000-1772442000.8.wav", "external"),
+        ("q-800-601234567-20260302-100000-1772442000.9.wav", "q"),
+        ("rg-600-601234567-20260302-100000-1772442000.10.wav", "rg"),
+        ("1772442000.11.wav", None),
+    ],
+)
 def test_freepbx_recording_names(name: str, kind: str | None) -> None:
     assert freepbx_recording_type(name) == kind
     assert id_tokens(name)[0] == name.rsplit("-", 1)[-1].removesuffix(".wav")

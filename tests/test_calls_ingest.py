@@ -16,8 +16,16 @@ from click.testing import CliRunner
 from cim.cli import cli
 from store.calls import ASTERISK_FIXED
 from store.models import Actor
-from tests.fixtures.calls import (FakePbx, asterisk_row, cdr_csv_line, freepbx_csv, freepbx_row, write_empty_wav,
-                                  write_gsm_wav, write_pcm_wav)
+from tests.fixtures.calls import (
+    FakePbx,
+    asterisk_row,
+    cdr_csv_line,
+    freepbx_csv,
+    freepbx_row,
+    write_empty_wav,
+    write_gsm_wav,
+    write_pcm_wav,
+)
 
 SYSTEM = Actor.system("tests")
 COLUMNS = ASTERISK_FIXED + ("uniqueid", "userfield")
@@ -38,17 +46,18 @@ async def recordings(store) -> list[dict]:
 
 # -- bad input: each reported with its line and skipped, the rest imported -----------------------
 
+
 async def test_every_kind_of_bad_line_is_reported_and_the_rest_imported(store, pbx: FakePbx) -> None:
     good = [asterisk_row("1772442000.1"), asterisk_row("1772442000.2", src="512345678")]
-    pbx.add_rows(good[:1])                                                             # line 1
-    pbx.append(cdr_csv_line(asterisk_row("1772442000.3"), COLUMNS) + ',"x"\n')         # 2 wrong column count
-    pbx.append('"","601234567","800","from-trunk,"oops\n')                              # 3 broken quoting
-    pbx.add_rows([asterisk_row("1772442000.4", start="2026-02-30 10:00:00")])          # 4 impossible date
-    pbx.add_rows([asterisk_row("1772442000.5", duration=-3)])                          # 5 negative duration
+    pbx.add_rows(good[:1])  # line 1
+    pbx.append(cdr_csv_line(asterisk_row("1772442000.3"), COLUMNS) + ',"x"\n')  # 2 wrong column count
+    pbx.append('"","601234567","800","from-trunk,"oops\n')  # 3 broken quoting
+    pbx.add_rows([asterisk_row("1772442000.4", start="2026-02-30 10:00:00")])  # 4 impossible date
+    pbx.add_rows([asterisk_row("1772442000.5", duration=-3)])  # 5 negative duration
     pbx.append(cdr_csv_line(asterisk_row("1772442000.6"), COLUMNS).encode().replace(b"Jan", b"J\xf3n") + b"\n")  # 6
-    pbx.add_rows(good[1:])                                                             # line 7
+    pbx.add_rows(good[1:])  # line 7
     pbx.add_rows([asterisk_row("1772442000.2", src="512345678", duration=999, billsec=10)])  # 8 same id, other data
-    pbx.append("\n")                                                                   # 9 blank: ignored
+    pbx.append("\n")  # 9 blank: ignored
     report = await ingest(store, pbx)
     by_line = {r.line: r.reason for r in report.rejected}
     assert sorted(by_line) == [2, 3, 4, 5, 8]
@@ -65,8 +74,14 @@ async def test_recordingfile_pointing_outside_the_folder_is_refused(store, pbx: 
     secret = tmp_path / "etc" / "passwd"
     secret.parent.mkdir()
     write_pcm_wav(secret)  # even real audio is not taken from outside the recordings folder
-    pbx.cdr.write_text(freepbx_csv([freepbx_row("1772442000.1", recordingfile="../../etc/passwd"),
-                                    freepbx_row("1772442000.2", recordingfile=str(secret))]))
+    pbx.cdr.write_text(
+        freepbx_csv(
+            [
+                freepbx_row("1772442000.1", recordingfile="../../etc/passwd"),
+                freepbx_row("1772442000.2", recordingfile=str(secret)),
+            ]
+        )
+    )
     report = await ingest(store, pbx, "freepbx")
     assert [(r.line, "outside the recordings folder" in r.reason) for r in report.rejected] == [(2, True), (3, True)]
     assert report.imported == 2 and await recordings(store) == []
@@ -113,6 +128,7 @@ async def test_file_growing_while_read(store, pbx: FakePbx) -> None:
 
 # -- idempotency ------------------------------------------------------------------------------
 
+
 async def test_ingesting_the_same_files_again_adds_nothing(store, pbx: FakePbx) -> None:
     pbx.add_rows([asterisk_row("1772442000.1"), asterisk_row("1772442000.2", src="anonymous")])
     write_pcm_wav(pbx.monitor / "2026/03/02/1772442000.1.wav")
@@ -139,21 +155,34 @@ async def test_duplicate_uniqueid_with_different_data_in_a_later_file(store, pbx
 
 # -- what a call records --------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§1.3")
 async def test_incoming_and_outgoing_calls_are_registered_with_recordings(store, pbx: FakePbx, make_staff) -> None:
     anna = await make_staff("anna", "consultant", department="OC", extensions=("201",))
-    pbx.add_rows([
-        asterisk_row("1772442000.1", src="601234567", dst="800", dstchannel="PJSIP/201-0000001a"),
-        asterisk_row("1772442000.2", src="201", dst="0048512345678", channel="PJSIP/201-0000001b",
-                     dstchannel="PJSIP/trunk-0000001c", dcontext="from-internal", clid='"Anna" <201>'),
-    ])
+    pbx.add_rows(
+        [
+            asterisk_row("1772442000.1", src="601234567", dst="800", dstchannel="PJSIP/201-0000001a"),
+            asterisk_row(
+                "1772442000.2",
+                src="201",
+                dst="0048512345678",
+                channel="PJSIP/201-0000001b",
+                dstchannel="PJSIP/trunk-0000001c",
+                dcontext="from-internal",
+                clid='"Anna" <201>',
+            ),
+        ]
+    )
     write_pcm_wav(pbx.monitor / "q-800-601234567-20260302-100000-1772442000.1.wav")
     write_gsm_wav(pbx.monitor / "out-0048512345678-201-20260302-100000-1772442000.2.WAV")
     report = await ingest(store, pbx)
     assert report.recordings == 2 and report.calls_without_recording == 0
     incoming, outgoing = await calls(store)
-    assert (incoming["direction"], incoming["resident_number"], incoming["number_identifiable"]) == \
-        ("incoming", "+48601234567", 1)
+    assert (incoming["direction"], incoming["resident_number"], incoming["number_identifiable"]) == (
+        "incoming",
+        "+48601234567",
+        1,
+    )
     assert (outgoing["direction"], outgoing["resident_number"]) == ("outgoing", "+48512345678")
     assert incoming["consultant_id"] == outgoing["consultant_id"] == anna.id
     dept = await store.db.fetchone("SELECT id FROM departments WHERE code = 'OC'")
@@ -164,19 +193,27 @@ async def test_incoming_and_outgoing_calls_are_registered_with_recordings(store,
 
 @pytest.mark.ordinance("§4.7")
 async def test_withheld_caller_is_registered_as_not_identifiable(store, pbx: FakePbx) -> None:
-    pbx.add_rows([asterisk_row("1.1", src="anonymous", clid='"Anonymous" <anonymous>'),
-                  asterisk_row("1.2", src="", clid='"" <>'),
-                  asterisk_row("1.3", src="", clid='"Jan" <601234567>')])
+    pbx.add_rows(
+        [
+            asterisk_row("1.1", src="anonymous", clid='"Anonymous" <anonymous>'),
+            asterisk_row("1.2", src="", clid='"" <>'),
+            asterisk_row("1.3", src="", clid='"Jan" <601234567>'),
+        ]
+    )
     await ingest(store, pbx)
     rows = await calls(store)
     assert [(r["resident_number"], r["number_identifiable"]) for r in rows] == [
-        ("anonymous", 0), (None, 0), ("+48601234567", 1)]
+        ("anonymous", 0),
+        (None, 0),
+        ("+48601234567", 1),
+    ]
 
 
 @pytest.mark.ordinance("§6")
 async def test_created_at_is_the_call_start_and_purge_after_six_months_later(store, pbx: FakePbx) -> None:
-    pbx.add_rows([asterisk_row("1.1", start="2026-08-31 10:00:00", answer="2026-08-31 10:00:05",
-                               end="2026-08-31 10:02:05")])
+    pbx.add_rows(
+        [asterisk_row("1.1", start="2026-08-31 10:00:00", answer="2026-08-31 10:00:05", end="2026-08-31 10:02:05")]
+    )
     await ingest(store, pbx)
     row = (await calls(store))[0]
     assert row["created_at"] == "2026-08-31T08:00:00.000000Z"  # CEST, not the import time
@@ -186,27 +223,63 @@ async def test_created_at_is_the_call_start_and_purge_after_six_months_later(sto
 
 @pytest.mark.ordinance("§1.4")
 async def test_notice_stamp_is_read_back(store, pbx: FakePbx) -> None:
-    pbx.add_rows([asterisk_row("1.1", userfield="cim:notice=1;full=1"),
-                  asterisk_row("1.2", userfield="cim:notice=1;full=0"),
-                  asterisk_row("1.3", userfield="")])
+    pbx.add_rows(
+        [
+            asterisk_row("1.1", userfield="cim:notice=1;full=1"),
+            asterisk_row("1.2", userfield="cim:notice=1;full=0"),
+            asterisk_row("1.3", userfield=""),
+        ]
+    )
     await ingest(store, pbx)
     rows = await calls(store)
     v1 = await store.db.fetchone("SELECT id FROM notices WHERE channel = 'phone' AND version = 1 AND lang = 'pl'")
     assert [(r["notice_played"], r["full_info_requested"], r["notice_id"]) for r in rows] == [
-        (1, 1, v1["id"]), (1, 0, v1["id"]), (0, 0, None)]
+        (1, 1, v1["id"]),
+        (1, 0, v1["id"]),
+        (0, 0, None),
+    ]
 
 
 async def test_legs_sharing_a_linkedid_make_one_call(store, pbx: FakePbx, make_staff) -> None:
     bob = await make_staff("bob", "consultant", extensions=("202",))
     legs = [
-        asterisk_row("1772442000.1", linkedid="1772442000.1", sequence="1", dstchannel="PJSIP/201-01",
-                     disposition="NO ANSWER", answer="", billsec=0, end="2026-03-02 10:00:20", duration=20),
-        asterisk_row("1772442000.1", linkedid="1772442000.1", sequence="2", dstchannel="PJSIP/202-02",
-                     start="2026-03-02 10:00:20", answer="2026-03-02 10:00:25", end="2026-03-02 10:03:00",
-                     duration=160, billsec=155, userfield="cim:notice=1;full=1"),
-        asterisk_row("1772442000.3", linkedid="1772442000.1", sequence="3", src="202", dst="203",
-                     channel="PJSIP/202-03", dstchannel="PJSIP/203-04", start="2026-03-02 10:02:00",
-                     answer="2026-03-02 10:02:02", end="2026-03-02 10:04:00", duration=120, billsec=118),
+        asterisk_row(
+            "1772442000.1",
+            linkedid="1772442000.1",
+            sequence="1",
+            dstchannel="PJSIP/201-01",
+            disposition="NO ANSWER",
+            answer="",
+            billsec=0,
+            end="2026-03-02 10:00:20",
+            duration=20,
+        ),
+        asterisk_row(
+            "1772442000.1",
+            linkedid="1772442000.1",
+            sequence="2",
+            dstchannel="PJSIP/202-02",
+            start="2026-03-02 10:00:20",
+            answer="2026-03-02 10:00:25",
+            end="2026-03-02 10:03:00",
+            duration=160,
+            billsec=155,
+            userfield="cim:notice=1;full=1",
+        ),
+        asterisk_row(
+            "1772442000.3",
+            linkedid="1772442000.1",
+            sequence="3",
+            src="202",
+            dst="203",
+            channel="PJSIP/202-03",
+            dstchannel="PJSIP/203-04",
+            start="2026-03-02 10:02:00",
+            answer="2026-03-02 10:02:02",
+            end="2026-03-02 10:04:00",
+            duration=120,
+            billsec=118,
+        ),
     ]
     pbx.add_rows(legs, LINKED)
     write_pcm_wav(pbx.monitor / "2026/03/02/q-800-601234567-20260302-100000-1772442000.1.wav")
@@ -221,9 +294,22 @@ async def test_legs_sharing_a_linkedid_make_one_call(store, pbx: FakePbx, make_s
     legs_rows = await store.db.fetchall("SELECT leg_key FROM call_legs ORDER BY leg_key")
     assert [r["leg_key"] for r in legs_rows] == ["1772442000.1#1", "1772442000.1#2", "1772442000.3#3"]
     # a leg arriving in a later run joins the same call
-    pbx.add_rows([asterisk_row("1772442000.9", linkedid="1772442000.1", sequence="4", start="2026-03-02 09:59:50",
-                               answer="", billsec=0, end="2026-03-02 10:00:00", duration=10,
-                               disposition="NO ANSWER")], LINKED)
+    pbx.add_rows(
+        [
+            asterisk_row(
+                "1772442000.9",
+                linkedid="1772442000.1",
+                sequence="4",
+                start="2026-03-02 09:59:50",
+                answer="",
+                billsec=0,
+                end="2026-03-02 10:00:00",
+                duration=10,
+                disposition="NO ANSWER",
+            )
+        ],
+        LINKED,
+    )
     later = await ingest(store, pbx, columns="uniqueid,userfield,peeraccount,linkedid,sequence")
     assert (later.imported, later.calls, later.already_present) == (1, 0, 3)
     (call,) = await calls(store)
@@ -266,14 +352,33 @@ async def test_freepbx_export_and_recordings_tree(store, pbx: FakePbx, make_staf
     name_out = "out-512345678-201-20260302-101000-1772442000.2.wav"
     write_pcm_wav(pbx.monitor / "2026/03/02" / name_in)
     write_pcm_wav(pbx.monitor / "2026/03/02" / name_out)
-    pbx.cdr.write_text(freepbx_csv([
-        freepbx_row("1772442000.1", recordingfile=name_in, userfield="cim:notice=1;full=0"),
-        freepbx_row("1772442000.2", calldate="2026-03-02 10:10:00", src="201", dst="512345678", did="",
-                    channel="PJSIP/201-0000001b", dstchannel="PJSIP/trunk-1", recordingfile=name_out,
-                    dcontext="from-internal"),
-        freepbx_row("1772442000.3", calldate="2026-03-02 10:20:00", src="202", dst="201", did="",
-                    channel="PJSIP/202-1", recordingfile="internal-201-202-20260302-102000-1772442000.3.wav"),
-    ]))
+    pbx.cdr.write_text(
+        freepbx_csv(
+            [
+                freepbx_row("1772442000.1", recordingfile=name_in, userfield="cim:notice=1;full=0"),
+                freepbx_row(
+                    "1772442000.2",
+                    calldate="2026-03-02 10:10:00",
+                    src="201",
+                    dst="512345678",
+                    did="",
+                    channel="PJSIP/201-0000001b",
+                    dstchannel="PJSIP/trunk-1",
+                    recordingfile=name_out,
+                    dcontext="from-internal",
+                ),
+                freepbx_row(
+                    "1772442000.3",
+                    calldate="2026-03-02 10:20:00",
+                    src="202",
+                    dst="201",
+                    did="",
+                    channel="PJSIP/202-1",
+                    recordingfile="internal-201-202-20260302-102000-1772442000.3.wav",
+                ),
+            ]
+        )
+    )
     report = await ingest(store, pbx, "freepbx")
     assert (report.imported, report.recordings, report.calls_without_recording) == (3, 2, 1)
     incoming, outgoing, internal = await calls(store)
@@ -294,6 +399,7 @@ async def test_ingest_is_audited_without_resident_data(store, pbx: FakePbx) -> N
 
 async def test_consultant_cannot_ingest(store, pbx: FakePbx, make_staff) -> None:
     from store.errors import NotPermitted
+
     anna = await make_staff("anna", "consultant")
     pbx.add_rows([asterisk_row("1.1")])
     with pytest.raises(NotPermitted):
@@ -302,6 +408,7 @@ async def test_consultant_cannot_ingest(store, pbx: FakePbx, make_staff) -> None
 
 
 # -- watch mode ---------------------------------------------------------------------------------
+
 
 async def test_watch_picks_up_appended_lines_and_new_files(store, pbx: FakePbx) -> None:
     src = store.calls.source("asterisk", pbx.cdr, pbx.monitor)
@@ -339,6 +446,7 @@ async def _until_async(fetch, predicate, limit: int = 400) -> None:
 
 # -- the command line ---------------------------------------------------------------------------
 
+
 def test_cli_json_report_and_clear_errors(tmp_path: Path) -> None:
     pbx = FakePbx(tmp_path / "pbx")
     pbx.add_rows([asterisk_row("1772442000.1")])
@@ -352,9 +460,9 @@ def test_cli_json_report_and_clear_errors(tmp_path: Path) -> None:
     result = runner.invoke(cli, args, env=env)
     assert result.exit_code == 3, result.output  # a line was rejected: cron can tell
     doc = json.loads(result.stdout)
-    assert {k: doc[k] for k in ("imported", "already_present", "calls_without_recording",
-                                "recordings_without_call")} == {
-        "imported": 1, "already_present": 0, "calls_without_recording": 0, "recordings_without_call": 1}
+    assert {
+        k: doc[k] for k in ("imported", "already_present", "calls_without_recording", "recordings_without_call")
+    } == {"imported": 1, "already_present": 0, "calls_without_recording": 0, "recordings_without_call": 1}
     assert doc["rejected"][0]["line"] == 2 and "quoting" in doc["rejected"][0]["reason"]
     again_run = runner.invoke(cli, args, env=env)
     again = json.loads(again_run.stdout)
@@ -374,9 +482,29 @@ def test_cli_json_report_and_clear_errors(tmp_path: Path) -> None:
 
 async def test_freepbx_export_without_header_uses_the_given_columns(store, pbx: FakePbx) -> None:
     from tests.fixtures.calls import FREEPBX_HEADER
-    columns = ("calldate", "clid", "src", "dst", "dcontext", "channel", "dstchannel", "lastapp", "lastdata",
-               "duration", "billsec", "disposition", "amaflags", "accountcode", "uniqueid", "userfield", "did",
-               "recordingfile", "linkedid", "sequence")
+
+    columns = (
+        "calldate",
+        "clid",
+        "src",
+        "dst",
+        "dcontext",
+        "channel",
+        "dstchannel",
+        "lastapp",
+        "lastdata",
+        "duration",
+        "billsec",
+        "disposition",
+        "amaflags",
+        "accountcode",
+        "uniqueid",
+        "userfield",
+        "did",
+        "recordingfile",
+        "linkedid",
+        "sequence",
+    )
     row = {**freepbx_row("1772442000.1"), "clid": '"Jan ""Janek"" K" <601234567>'}
     pbx.cdr.write_text(",".join('"' + str(row[c]).replace('"', '""') + '"' for c in columns) + "\n")
     report = await ingest(store, pbx, "freepbx", columns=",".join(columns))

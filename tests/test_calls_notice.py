@@ -22,8 +22,11 @@ SYSTEM = Actor.system("tests")
 
 
 async def test_hostile_context_or_queue_names_are_refused(store, tmp_path: Path) -> None:
-    for bad in ({"context": "x]\nexten => s,1,System(rm -rf /)"}, {"queue": "cim,t)\n same => n,System(id"},
-                {"context": ""}):
+    for bad in (
+        {"context": "x]\nexten => s,1,System(rm -rf /)"},
+        {"queue": "cim,t)\n same => n,System(id"},
+        {"context": ""},
+    ):
         with pytest.raises(InvalidInput):
             await PhoneNotices(store).export(SYSTEM, tmp_path / "out", render_audio=False, **bad)
     assert not (tmp_path / "out").exists()
@@ -31,6 +34,7 @@ async def test_hostile_context_or_queue_names_are_refused(store, tmp_path: Path)
 
 async def test_consultant_may_not_export(store, make_staff, tmp_path: Path) -> None:
     from store.errors import NotPermitted
+
     anna = await make_staff("anna", "consultant")
     with pytest.raises(NotPermitted):
         await PhoneNotices(store).export(anna.as_actor(), tmp_path / "out", render_audio=False)
@@ -80,8 +84,9 @@ def test_cli_renders_8khz_mono_prompts(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["init"], env=env).exit_code == 0
     full = tmp_path / "clause.txt"
     full.write_text("Administratorem danych jest Gmina Miasto Szczecin.", encoding="utf-8")
-    result = runner.invoke(cli, ["notices", "export-phone", str(tmp_path / "out"), "--full-text", str(full),
-                                 "--json"], env=env)
+    result = runner.invoke(
+        cli, ["notices", "export-phone", str(tmp_path / "out"), "--full-text", str(full), "--json"], env=env
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["version"] == 1 and doc["audio_skipped"] is None and len(doc["audio"]) == 2
@@ -89,5 +94,6 @@ def test_cli_renders_8khz_mono_prompts(tmp_path: Path) -> None:
         info = probe_file(Path(path))
         assert (info.format, info.sample_rate, info.channels, info.bits_per_sample) == ("wav-pcm", 8000, 1, 16)
         assert info.duration_s > 1
-    assert (tmp_path / "out/cim/notice-full-v1-pl.txt").read_text(encoding="utf-8").strip() == \
-        "Administratorem danych jest Gmina Miasto Szczecin."
+    assert (tmp_path / "out/cim/notice-full-v1-pl.txt").read_text(
+        encoding="utf-8"
+    ).strip() == "Administratorem danych jest Gmina Miasto Szczecin."

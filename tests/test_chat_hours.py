@@ -18,11 +18,25 @@ def local(*args: int) -> datetime:
     return datetime(*args, tzinfo=WARSAW)
 
 
-@pytest.mark.parametrize("spec", [
-    "", "mon", "mon 7:30", "mon 07:30-", "funday 08:00-16:00", "mon 18:00-07:30", "mon 25:00-26:00",
-    "mon 08:60-09:00", "fri-mon 08:00-10:00", "holidays maybe", "mon 08:00-16:00; holidays", "mon-08:00-16:00",
-    "holidays closed", "mon-sun closed",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "mon",
+        "mon 7:30",
+        "mon 07:30-",
+        "funday 08:00-16:00",
+        "mon 18:00-07:30",
+        "mon 25:00-26:00",
+        "mon 08:60-09:00",
+        "fri-mon 08:00-10:00",
+        "holidays maybe",
+        "mon 08:00-16:00; holidays",
+        "mon-08:00-16:00",
+        "holidays closed",
+        "mon-sun closed",
+    ],
+)
 def test_malformed_schedules_fail_loudly(spec):
     with pytest.raises(ConfigError):
         OpeningHours.parse(spec)
@@ -35,14 +49,31 @@ def test_unknown_time_zone_fails_loudly():
 
 def test_easter_dates():
     assert [easter_sunday(y) for y in (2024, 2025, 2026, 2027, 2038)] == [
-        date(2024, 3, 31), date(2025, 4, 20), date(2026, 4, 5), date(2027, 3, 28), date(2038, 4, 25)]
+        date(2024, 3, 31),
+        date(2025, 4, 20),
+        date(2026, 4, 5),
+        date(2027, 3, 28),
+        date(2038, 4, 25),
+    ]
 
 
 def test_polish_public_holidays_2027():
     assert sorted(polish_public_holidays(2027)) == [
-        date(2027, 1, 1), date(2027, 1, 6), date(2027, 3, 28), date(2027, 3, 29), date(2027, 5, 1),
-        date(2027, 5, 3), date(2027, 5, 16), date(2027, 5, 27), date(2027, 8, 15), date(2027, 11, 1),
-        date(2027, 11, 11), date(2027, 12, 24), date(2027, 12, 25), date(2027, 12, 26)]
+        date(2027, 1, 1),
+        date(2027, 1, 6),
+        date(2027, 3, 28),
+        date(2027, 3, 29),
+        date(2027, 5, 1),
+        date(2027, 5, 3),
+        date(2027, 5, 16),
+        date(2027, 5, 27),
+        date(2027, 8, 15),
+        date(2027, 11, 1),
+        date(2027, 11, 11),
+        date(2027, 12, 24),
+        date(2027, 12, 25),
+        date(2027, 12, 26),
+    ]
     assert date(2024, 12, 24) not in polish_public_holidays(2024)  # a day off only since 2025
 
 

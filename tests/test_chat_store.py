@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 
@@ -31,8 +31,7 @@ async def open_chat(store: Store, lang: str = "pl"):
 
 async def audit_actions(store: Store) -> list[tuple[str, str, str | None]]:
     rows = await store.db.fetchall("SELECT action, outcome, target_kind, target_id FROM audit ORDER BY id")
-    return [(r["action"], r["outcome"], r["target_id"] if r["target_kind"] == "conversation" else None)
-            for r in rows]
+    return [(r["action"], r["outcome"], r["target_id"] if r["target_kind"] == "conversation" else None) for r in rows]
 
 
 # ---------------------------------------------------------------- hostile input first
@@ -91,10 +90,12 @@ async def test_forged_resume_tokens_are_refused(store, token):
 async def test_consultant_actions_need_the_consultant_role(store, make_staff):
     designated = (await make_staff("dora", "designated")).as_actor()
     opened = await open_chat(store)
-    for action in (store.chats.accept(designated, opened.chat.id),
-                   store.chats.post_consultant(designated, opened.chat.id, "x"),
-                   store.chats.close(designated, opened.chat.id, "other"),
-                   store.chats.canned(designated)):
+    for action in (
+        store.chats.accept(designated, opened.chat.id),
+        store.chats.post_consultant(designated, opened.chat.id, "x"),
+        store.chats.close(designated, opened.chat.id, "other"),
+        store.chats.canned(designated),
+    ):
         with pytest.raises(NotPermitted):
             await action
     refused = [a for a in await audit_actions(store) if a[1] == "refused"]
@@ -182,8 +183,7 @@ async def test_opening_writes_the_acceptance_with_the_notice_version_into_the_tr
 @pytest.mark.ordinance("§6")
 async def test_purge_after_is_fixed_at_creation_from_the_retention_setting(store, clock):
     opened = await open_chat(store)
-    row = await store.db.fetchone("SELECT created_at, purge_after FROM conversations WHERE id = ?",
-                                  (opened.chat.id,))
+    row = await store.db.fetchone("SELECT created_at, purge_after FROM conversations WHERE id = ?", (opened.chat.id,))
     assert from_iso(row["created_at"]) == clock()
     assert from_iso(row["purge_after"]) == store.settings.retention_duration.after(clock())
 
@@ -228,20 +228,25 @@ async def test_a_repeated_client_msg_id_is_stored_once_and_returns_the_first_seq
 async def test_concurrent_posts_are_batched_yet_each_gets_its_own_seq(store):
     """Group commit: many coroutines at once, duplicates among them, every result distinct and stored."""
     chats = [await open_chat(store) for _ in range(5)]
-    jobs = [store.chats.post_resident(c.chat.id, f"m{i}", f"id-{i % 40}")
-            for i in range(200) for c in [chats[i % 5]]]
+    jobs = [store.chats.post_resident(c.chat.id, f"m{i}", f"id-{i % 40}") for i in range(200) for c in [chats[i % 5]]]
     results = await asyncio.gather(*jobs)
     for c in chats:
         rows = await store.db.fetchall(
             "SELECT seq, client_msg_id FROM messages WHERE conversation_id = ? AND sender = 'resident' ORDER BY seq",
-            (c.chat.id,))
+            (c.chat.id,),
+        )
         assert [r["seq"] for r in rows] == list(range(3, 3 + len(rows)))  # gapless
         assert len({r["client_msg_id"] for r in rows}) == len(rows) == 8  # 40 ids over 5 chats
     assert sum(r.new for r in results) == 40
     # every duplicate got the seq of the stored original
-    stored = {(c.chat.id, r["client_msg_id"]): r["seq"] for c in chats for r in await store.db.fetchall(
-        "SELECT seq, client_msg_id FROM messages WHERE conversation_id = ? AND client_msg_id IS NOT NULL",
-        (c.chat.id,))}
+    stored = {
+        (c.chat.id, r["client_msg_id"]): r["seq"]
+        for c in chats
+        for r in await store.db.fetchall(
+            "SELECT seq, client_msg_id FROM messages WHERE conversation_id = ? AND client_msg_id IS NOT NULL",
+            (c.chat.id,),
+        )
+    }
     for i, result in enumerate(results):
         assert result.message.seq == stored[(chats[i % 5].chat.id, f"id-{i % 40}")]
 
@@ -253,7 +258,8 @@ async def test_one_bad_message_in_a_batch_does_not_sink_the_others(store):
         store.chats.post_resident(good.chat.id, "one"),
         store.chats.post_resident(closed.chat.id, "lost"),
         store.chats.post_resident(good.chat.id, "two"),
-        return_exceptions=True)
+        return_exceptions=True,
+    )
     assert isinstance(results[1], ChatClosed)
     assert [r.message.text for r in (results[0], results[2])] == ["one", "two"]
 
@@ -274,12 +280,16 @@ async def test_an_acknowledged_message_is_in_a_fresh_store_on_the_same_file(stor
 
 @pytest.mark.ordinance("§1.5")
 async def test_declining_stores_only_an_anonymous_count_per_day(store, clock):
-    tables_before = {r["name"]: (await store.db.fetchone(f"SELECT count(*) AS n FROM {r['name']}"))["n"]
-                     for r in await store.db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables_before = {
+        r["name"]: (await store.db.fetchone(f"SELECT count(*) AS n FROM {r['name']}"))["n"]
+        for r in await store.db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
     await store.chats.record_decline()
     await store.chats.record_decline()
-    tables_after = {r["name"]: (await store.db.fetchone(f"SELECT count(*) AS n FROM {r['name']}"))["n"]
-                    for r in await store.db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables_after = {
+        r["name"]: (await store.db.fetchone(f"SELECT count(*) AS n FROM {r['name']}"))["n"]
+        for r in await store.db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
     changed = {name for name in tables_after if tables_after[name] != tables_before.get(name)}
     assert changed == {"declined_notices"}
     assert await store.chats.declined_count(date(2026, 3, 2)) == 2
@@ -300,8 +310,9 @@ async def test_exactly_one_of_two_concurrent_accepts_wins(store, make_staff):
         await store.desk.set_max_chats(Actor.system("test"), name, 10)
     for _ in range(5):
         opened = await open_chat(store)
-        results = await asyncio.gather(store.chats.accept(anna, opened.chat.id),
-                                       store.chats.accept(bob, opened.chat.id), return_exceptions=True)
+        results = await asyncio.gather(
+            store.chats.accept(anna, opened.chat.id), store.chats.accept(bob, opened.chat.id), return_exceptions=True
+        )
         winners = [r for r in results if not isinstance(r, Exception)]
         losers = [r for r in results if isinstance(r, Exception)]
         assert len(winners) == 1 and len(losers) == 1 and isinstance(losers[0], Conflict)
@@ -322,15 +333,15 @@ async def test_accept_transfer_close_are_audited_without_content(store, make_sta
     await store.chats.transfer(anna, opened.chat.id, bob)
     await store.chats.close(bob, opened.chat.id, "referred")
     actions = [a for a in await audit_actions(store) if a[2] == chat_id]
-    assert actions == [("chat.accept", "ok", chat_id), ("chat.transfer", "ok", chat_id),
-                       ("chat.close", "ok", chat_id)]
+    assert actions == [("chat.accept", "ok", chat_id), ("chat.transfer", "ok", chat_id), ("chat.close", "ok", chat_id)]
     details = " ".join(r["details"] for r in await store.db.fetchall("SELECT details FROM audit"))
     assert "90010112345" not in details and "thank you" not in details
     assert (await store.audit.verify()).ok
     system_lines = [m.text for m in await store.chats.history(opened.chat.id) if m.sender == "system"]
     assert any("przekazał" in t for t in system_lines) and any("referred" in t for t in system_lines)
-    row = await store.db.fetchone("SELECT status, close_category, ended_at FROM conversations WHERE id = ?",
-                                  (opened.chat.id,))
+    row = await store.db.fetchone(
+        "SELECT status, close_category, ended_at FROM conversations WHERE id = ?", (opened.chat.id,)
+    )
     assert row["status"] == "closed" and row["close_category"] == "referred" and row["ended_at"]
 
 
@@ -367,10 +378,13 @@ async def test_queue_positions_follow_arrival_and_shrink_on_accept(store, make_s
         chats.append(await open_chat(store))
         clock.advance(seconds=5)
     assert [(q.chat_id, q.position) for q in await store.chats.queue()] == [
-        (c.chat.id, i + 1) for i, c in enumerate(chats)]
+        (c.chat.id, i + 1) for i, c in enumerate(chats)
+    ]
     await store.chats.accept(anna, chats[0].chat.id)
     assert [(q.chat_id, q.position) for q in await store.chats.queue()] == [
-        (chats[1].chat.id, 1), (chats[2].chat.id, 2)]
+        (chats[1].chat.id, 1),
+        (chats[2].chat.id, 2),
+    ]
     assert [c.id for c in await store.chats.open_chats_of(anna)] == [chats[0].chat.id]
 
 
@@ -411,9 +425,11 @@ async def test_next_seq_follows_every_insert_even_from_another_writer(store, set
     other = await Store.open(settings, clock=clock)
     try:
         async with other.db.write() as tx:  # e.g. a repair tool appending a system line
-            await tx.execute("INSERT INTO messages(conversation_id, seq, sender, text, at) "
-                             "VALUES (?, 4, 'system', 'inserted elsewhere', '2026-03-02T09:00:00.000000Z')",
-                             (opened.chat.id,))
+            await tx.execute(
+                "INSERT INTO messages(conversation_id, seq, sender, text, at) "
+                "VALUES (?, 4, 'system', 'inserted elsewhere', '2026-03-02T09:00:00.000000Z')",
+                (opened.chat.id,),
+            )
     finally:
         await other.close()
     posted = await store.chats.post_resident(opened.chat.id, "two", "b")
@@ -426,7 +442,9 @@ async def test_next_seq_follows_every_insert_even_from_another_writer(store, set
 
 async def test_a_repeat_within_one_batch_gets_the_first_seq(store):
     opened = await open_chat(store)
-    first, second = await asyncio.gather(store.chats.post_resident(opened.chat.id, "x", "same"),
-                                         store.chats.post_resident(opened.chat.id, "x again", "same"))
+    first, second = await asyncio.gather(
+        store.chats.post_resident(opened.chat.id, "x", "same"),
+        store.chats.post_resident(opened.chat.id, "x again", "same"),
+    )
     assert first.new and not second.new and first.message.seq == second.message.seq
     assert second.message.text == "x"

@@ -8,7 +8,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,13 @@ def cim(data_dir: Path, *args: str, stdin: str | None = None, **kw) -> subproces
     env.pop("CIM_DATA_DIR", None)
     return subprocess.run(
         [sys.executable, "-m", "cim", *args, "--data-dir", str(data_dir)],
-        input=stdin, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, **kw,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        **kw,
     )
 
 
@@ -42,15 +47,28 @@ def test_init_is_idempotent_and_private(tmp_path: Path) -> None:
 
 
 def test_users_add_list_and_audit_verify(data_dir: Path) -> None:
-    r = cim(data_dir, "users", "add", "anna", "--role", "consultant", "--role", "designated",
-            "--password-stdin", stdin="a good password\n")
+    r = cim(
+        data_dir,
+        "users",
+        "add",
+        "anna",
+        "--role",
+        "consultant",
+        "--role",
+        "designated",
+        "--password-stdin",
+        stdin="a good password\n",
+    )
     assert r.returncode == 0, r.stderr
     listed = json.loads(cim(data_dir, "users", "list", "--json").stdout)
     assert [(u["name"], u["roles"]) for u in listed] == [("anna", ["consultant", "designated"])]
     verify = cim(data_dir, "audit", "verify", "--json")
     assert verify.returncode == 0
     assert {k: v for k, v in json.loads(verify.stdout).items() if k in ("ok", "entries", "first_broken")} == {
-        "ok": True, "entries": 1, "first_broken": None}
+        "ok": True,
+        "entries": 1,
+        "first_broken": None,
+    }
     row = sqlite3.connect(data_dir / "cim.sqlite3").execute("SELECT actor_name, action FROM audit").fetchone()
     assert row[0].startswith("system:users:") and row[1] == "staff.add"
 
@@ -64,8 +82,18 @@ def test_disable_enable_passwd_roles(data_dir: Path) -> None:
     r = cim(data_dir, "users", "roles", "anna", "--role", "dpo")
     assert r.returncode == 0 and "dpo" in r.stdout
     assert cim(data_dir, "departments", "add", "WSO", "Wydział Spraw Obywatelskich").returncode == 0
-    r = cim(data_dir, "users", "add", "szef", "--role", "department_head", "--department", "WSO",
-            "--password-stdin", stdin="a good password")
+    r = cim(
+        data_dir,
+        "users",
+        "add",
+        "szef",
+        "--role",
+        "department_head",
+        "--department",
+        "WSO",
+        "--password-stdin",
+        stdin="a good password",
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -91,8 +119,11 @@ def test_tampered_audit_log_fails_verification(data_dir: Path) -> None:
         (["users", "add", "x", "--role", "consultant", "--password-stdin"], "", "password is empty"),
         (["users", "add", "x", "--role", "consultant", "--password-stdin"], "y" * 100_000, "at most"),
         (["users", "add", "x y", "--role", "consultant", "--password-stdin"], "a good password", "user name"),
-        (["users", "add", "x", "--role", "consultant", "--department", "NOPE", "--password-stdin"],
-         "a good password", "department"),
+        (
+            ["users", "add", "x", "--role", "consultant", "--department", "NOPE", "--password-stdin"],
+            "a good password",
+            "department",
+        ),
         (["users", "disable", "ghost"], None, "no user named"),
         (["users", "roles", "ghost", "--role", "dpo"], None, "no user named"),
     ],
@@ -122,8 +153,10 @@ def test_commands_on_missing_or_foreign_data(tmp_path: Path) -> None:
     assert r.returncode == 1 and "not a usable CIM database" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("chattr") is None,
-                    reason="needs root and chattr to make a directory nobody can write")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("chattr") is None,
+    reason="needs root and chattr to make a directory nobody can write",
+)
 def test_data_directory_without_write_permission(tmp_path: Path) -> None:
     target = tmp_path / "data"
     target.mkdir(mode=0o700)
@@ -141,7 +174,13 @@ def test_data_directory_without_write_permission(tmp_path: Path) -> None:
 
 
 def test_help_on_every_command() -> None:
-    for args in (["--help"], ["init", "--help"], ["users", "--help"], ["users", "add", "--help"],
-                 ["audit", "verify", "--help"], ["departments", "add", "--help"]):
+    for args in (
+        ["--help"],
+        ["init", "--help"],
+        ["users", "--help"],
+        ["users", "add", "--help"],
+        ["audit", "verify", "--help"],
+        ["departments", "add", "--help"],
+    ):
         r = subprocess.run([sys.executable, "-m", "cim", *args], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 0 and "Usage:" in r.stdout and "--help" in r.stdout

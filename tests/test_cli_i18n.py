@@ -91,35 +91,61 @@ def cim(data_dir: Path, *args: str, stdin: str | None = None, lang: str | None =
     env.pop("CIM_STAFF_LANG", None)
     if lang:
         env["CIM_STAFF_LANG"] = lang
-    return subprocess.run([sys.executable, "-m", "cim", *args, "--data-dir", str(data_dir)], input=stdin,
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cim", *args, "--data-dir", str(data_dir)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     assert cim(d, "init").returncode == 0
-    assert cim(d, "users", "add", "anna", "--role", "consultant", "--password-stdin",
-               stdin="a good password\n").returncode == 0
+    assert (
+        cim(d, "users", "add", "anna", "--role", "consultant", "--password-stdin", stdin="a good password\n").returncode
+        == 0
+    )
     return d
 
 
 def test_the_real_command_speaks_polish_by_default(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CIM_STAFF_LANG"}
-    polish = subprocess.run([sys.executable, "-m", "cim", "users", "--help"], capture_output=True, text=True,
-                            env=env, cwd=ROOT, timeout=60)
+    polish = subprocess.run(
+        [sys.executable, "-m", "cim", "users", "--help"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
     assert polish.returncode == 0 and "Użycie: cim users" in polish.stdout and "Konta personelu" in polish.stdout
-    english = subprocess.run([sys.executable, "-m", "cim", "users", "--help"], capture_output=True, text=True,
-                             env={**env, "CIM_STAFF_LANG": "en"}, cwd=ROOT, timeout=60)
+    english = subprocess.run(
+        [sys.executable, "-m", "cim", "users", "--help"],
+        capture_output=True,
+        text=True,
+        env={**env, "CIM_STAFF_LANG": "en"},
+        cwd=ROOT,
+        timeout=60,
+    )
     assert "Usage: cim users" in english.stdout and "Staff accounts: add, list" in english.stdout
 
 
 def test_a_store_refusal_on_the_command_line_is_polish_by_default_english_on_request(data_dir: Path) -> None:
-    polish = cim(data_dir, "users", "add", "anna", "--role", "consultant", "--password-stdin",
-                 stdin="another good password\n")
+    polish = cim(
+        data_dir, "users", "add", "anna", "--role", "consultant", "--password-stdin", stdin="another good password\n"
+    )
     assert polish.returncode == 1 and polish.stderr.strip() == "cim: użytkownik 'anna' już istnieje"
-    english = cim(data_dir, "users", "add", "anna", "--role", "consultant", "--password-stdin",
-                  stdin="another good password\n", lang="en")
+    english = cim(
+        data_dir,
+        "users",
+        "add",
+        "anna",
+        "--role",
+        "consultant",
+        "--password-stdin",
+        stdin="another good password\n",
+        lang="en",
+    )
     assert english.returncode == 1 and english.stderr.strip() == "cim: user 'anna' already exists"
     short = cim(data_dir, "users", "passwd", "anna", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and short.stderr.strip() == "cim: hasło musi mieć co najmniej 12 znaków"
@@ -135,15 +161,18 @@ def test_a_store_refusal_on_the_command_line_is_polish_by_default_english_on_req
 
 def test_json_documents_do_not_change_with_the_language(data_dir: Path) -> None:
     polish = cim(data_dir, "users", "verify", "anna", "--password-stdin", "--json", stdin="a wrong password\n")
-    english = cim(data_dir, "users", "verify", "anna", "--password-stdin", "--json", stdin="a wrong password\n",
-                  lang="en")
+    english = cim(
+        data_dir, "users", "verify", "anna", "--password-stdin", "--json", stdin="a wrong password\n", lang="en"
+    )
     assert polish.returncode == english.returncode == 1
-    assert json.loads(polish.stdout) == json.loads(english.stdout) == {
-        "ok": False, "reason": "wrong_password", "message": "wrong user name or password"}
+    assert (
+        json.loads(polish.stdout)
+        == json.loads(english.stdout)
+        == {"ok": False, "reason": "wrong_password", "message": "wrong user name or password"}
+    )
     human = cim(data_dir, "users", "verify", "anna", "--password-stdin", stdin="a wrong password\n")
     assert human.stdout.strip() == "anna: odmowa (wrong_password): błędna nazwa użytkownika lub hasło"
-    assert cim(data_dir, "users", "list", "--json").stdout == cim(data_dir, "users", "list", "--json",
-                                                                   lang="en").stdout
+    assert cim(data_dir, "users", "list", "--json").stdout == cim(data_dir, "users", "list", "--json", lang="en").stdout
 
 
 def test_an_error_renders_in_the_language_in_force_when_read() -> None:

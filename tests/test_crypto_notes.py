@@ -40,8 +40,13 @@ def _db_and_wal(settings: Settings) -> bytes:
     file in this process would drop every POSIX lock SQLite holds on it here (fcntl locks are per process),
     and a second process would then take itself for the last connection and remove the WAL under us."""
     wal = Path(f"{settings.db_path}-wal")
-    read = [sys.executable, "-c", "import sys; [sys.stdout.buffer.write(open(p, 'rb').read()) for p in sys.argv[1:]]",
-            str(settings.db_path), *([str(wal)] if wal.exists() else [])]
+    read = [
+        sys.executable,
+        "-c",
+        "import sys; [sys.stdout.buffer.write(open(p, 'rb').read()) for p in sys.argv[1:]]",
+        str(settings.db_path),
+        *([str(wal)] if wal.exists() else []),
+    ]
     return subprocess.run(read, capture_output=True, check=True).stdout
 
 
@@ -63,7 +68,8 @@ async def _key_row(store: Store, key_id) -> dict | None:
 @pytest.mark.ordinance("§6")
 @pytest.mark.ordinance("GDPR 5(1)(e)")
 async def test_notes_are_sealed_at_rest_and_a_backup_made_before_the_purge_reads_them_as_deleted(
-        store, settings, clock, tmp_path, make_staff):
+    store, settings, clock, tmp_path, make_staff
+):
     consultant, boss, chat = await _live_chat(store, make_staff)
     whispered = await store.supervision.whisper(boss, chat, WHISPER, "w1")
     assert whispered.note.text == WHISPER and [n.text for n in await store.supervision.notes(chat)] == [WHISPER]
@@ -87,8 +93,12 @@ async def test_notes_are_sealed_at_rest_and_a_backup_made_before_the_purge_reads
     async with store.db.write() as tx:
         await tx.execute("UPDATE conversations SET pbx_linkedid = '1772442999.7' WHERE id = ?", (later,))
     assert (await store.call_notes.annotate(consultant, "1772442999.7", "information_given", LINKED)).note == LINKED
-    assert (await store.db.fetchone("SELECT n.key_id = c.key_id AS same FROM call_notes n JOIN conversations c "
-                                    "ON c.id = n.conversation_id WHERE n.linkedid = '1772442999.7'"))["same"]
+    assert (
+        await store.db.fetchone(
+            "SELECT n.key_id = c.key_id AS same FROM call_notes n JOIN conversations c "
+            "ON c.id = n.conversation_id WHERE n.linkedid = '1772442999.7'"
+        )
+    )["same"]
     # a note whose call record never came, past its own purge date
     await store.call_notes.annotate(consultant, "1772449999.9", "other", UNLINKED)
     unlinked_key = (await store.db.fetchone("SELECT key_id FROM call_notes WHERE linkedid = '1772449999.9'"))["key_id"]
@@ -96,8 +106,9 @@ async def test_notes_are_sealed_at_rest_and_a_backup_made_before_the_purge_reads
     await store.chats.end_by_resident(chat)
     async with store.db.write() as tx:  # every one of them due for the purge
         await tx.execute("UPDATE conversations SET purge_after = ? WHERE id = ?", ("2026-01-01T00:00:00.000000Z", chat))
-        await tx.execute("UPDATE call_notes SET purge_after = ? WHERE linkedid = '1772449999.9'",
-                         ("2026-01-01T00:00:00.000000Z",))
+        await tx.execute(
+            "UPDATE call_notes SET purge_after = ? WHERE linkedid = '1772449999.9'", ("2026-01-01T00:00:00.000000Z",)
+        )
     markers = [m.encode() for m in (WHISPER, PENDING, LINKED, UNLINKED)]
     raw = _db_and_wal(settings)
     assert Path(f"{settings.db_path}-wal").stat().st_size > 0  # what was just written is in the WAL
@@ -119,8 +130,11 @@ async def test_notes_are_sealed_at_rest_and_a_backup_made_before_the_purge_reads
     try:  # readable while the keys live: the test tells readable from destroyed
         transcript = await before.archive.open_transcript(designated, chat, "kontrola kopii")
         assert [line.text for line in transcript.lines if line.sender == "note"] == [WHISPER]
-        assert [(await before.call_notes.get(i)).note for i in ("1772442000.1", "1772442999.7", "1772449999.9")] \
-            == [PENDING, LINKED, UNLINKED]
+        assert [(await before.call_notes.get(i)).note for i in ("1772442000.1", "1772442999.7", "1772449999.9")] == [
+            PENDING,
+            LINKED,
+            UNLINKED,
+        ]
     finally:
         await before.close()
 
@@ -135,8 +149,9 @@ async def test_notes_are_sealed_at_rest_and_a_backup_made_before_the_purge_reads
     after = await Store.open(restored_settings(settings, backup, tmp_path / "restored-after"), clock=clock)
     try:
         assert [n.text for n in await after.supervision.notes(chat)] == [DELETED_MARK]
-        assert [(await after.call_notes.get(i)).note for i in ("1772442000.1", "1772442999.7", "1772449999.9")] \
-            == [DELETED_MARK] * 3
+        assert [(await after.call_notes.get(i)).note for i in ("1772442000.1", "1772442999.7", "1772449999.9")] == [
+            DELETED_MARK
+        ] * 3
         with pytest.raises(ContentDeleted):
             await after.archive.open_transcript(designated, chat, "po przywróceniu")
         fsck = await after.retention.fsck(SYSTEM)
@@ -193,8 +208,9 @@ async def test_fsck_reports_a_tampered_or_moved_note_and_a_call_notes_missing_ke
     async with store.db.write() as tx:  # a whisper moved onto another: the seal names the note
         blob = (await (await tx.execute("SELECT text FROM chat_staff_notes WHERE id = ?", (first.id,))).fetchone())[0]
         await tx.execute("UPDATE chat_staff_notes SET text = ? WHERE id = ?", (blob, second.id))
-        note = bytearray((await (await tx.execute("SELECT note FROM call_notes WHERE linkedid = '1772442000.1'"))
-                          .fetchone())[0])
+        note = bytearray(
+            (await (await tx.execute("SELECT note FROM call_notes WHERE linkedid = '1772442000.1'")).fetchone())[0]
+        )
         note[-1] ^= 1  # one bit of a call note
         await tx.execute("UPDATE call_notes SET note = ? WHERE linkedid = '1772442000.1'", (bytes(note),))
     key_id = (await store.db.fetchone("SELECT key_id FROM call_notes WHERE linkedid = '1772442000.2'"))["key_id"]
@@ -224,15 +240,28 @@ def test_encrypt_existing_seals_plain_notes_and_a_killed_run_continues(tmp_path)
             chat = await maker.chat(now, texts=("sealed already",))
             calls = [(await maker.call(now))[0] for _ in range(2)]
             iso = now.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
-            async with st.db.write() as tx:  # as a version before sealed notes wrote them (migration 1400's prior state)
+            async with (
+                st.db.write() as tx
+            ):  # as a version before sealed notes wrote them (migration 1400's prior state)
                 await tx.executemany(
                     "INSERT INTO chat_staff_notes(conversation_id, after_seq, text, at) VALUES (?, 1, ?, ?)",
-                    [(chat, f"{marker} szept {i}", iso) for i in range(25)])
+                    [(chat, f"{marker} szept {i}", iso) for i in range(25)],
+                )
                 await tx.executemany(
                     "INSERT INTO call_notes(linkedid, conversation_id, category, note, created_at, updated_at, "
                     "purge_after) VALUES (?, ?, 'other', ?, ?, ?, ?)",
-                    [(f"1772442000.{i}", calls[i % 2] if i < 10 else None, f"{marker} rozmowa {i}" if i != 3 else "",
-                      iso, iso, "2099-01-01T00:00:00.000000Z") for i in range(15)])
+                    [
+                        (
+                            f"1772442000.{i}",
+                            calls[i % 2] if i < 10 else None,
+                            f"{marker} rozmowa {i}" if i != 3 else "",
+                            iso,
+                            iso,
+                            "2099-01-01T00:00:00.000000Z",
+                        )
+                        for i in range(15)
+                    ],
+                )
             return chat, calls
         finally:
             await st.close()
@@ -244,8 +273,12 @@ def test_encrypt_existing_seals_plain_notes_and_a_killed_run_continues(tmp_path)
     assert json.loads(_cim(env, "keys", "status", "--json").stdout)["unsealed_notes"] == 39
 
     pause = tmp_path / "paused"
-    proc = subprocess.Popen([sys.executable, "-m", "cim", "keys", "encrypt-existing", "--batch", "10"],
-                            env={**env, PAUSE_ENV: str(pause)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cim", "keys", "encrypt-existing", "--batch", "10"],
+        env={**env, PAUSE_ENV: str(pause)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         for _ in range(600):
             if pause.exists() or proc.poll() is not None:
@@ -280,8 +313,12 @@ def test_encrypt_existing_seals_plain_notes_and_a_killed_run_continues(tmp_path)
         try:
             texts = [n.text for n in await st.supervision.notes(chat)]
             read = {i: (await st.call_notes.get(f"1772442000.{i}")).note for i in (0, 1, 3, 12)}
-            keys = {r["linkedid"]: r["conversation_id"] for r in await st.db.fetchall(
-                "SELECT n.linkedid, k.conversation_id FROM call_notes n JOIN keyring.data_keys k ON k.key_id = n.key_id")}
+            keys = {
+                r["linkedid"]: r["conversation_id"]
+                for r in await st.db.fetchall(
+                    "SELECT n.linkedid, k.conversation_id FROM call_notes n JOIN keyring.data_keys k ON k.key_id = n.key_id"
+                )
+            }
             return texts, read, keys
         finally:
             await st.close()

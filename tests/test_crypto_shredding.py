@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from store.keys import DELETED_MARK, ContentDeleted, open_plain
 from store.models import Actor
 from store.sealing import PAUSE_ENV
 from store.settings import Settings
-from tests.fixtures.retention import RetentionData, write_wav
+from tests.fixtures.retention import RetentionData
 
 SYSTEM = Actor.system("tests")
 OLD = datetime(2025, 8, 1, 9, 0, tzinfo=timezone.utc)  # past its purge date on the fixture clock
@@ -40,9 +40,16 @@ def restored_settings(settings: Settings, backup: Path, into: Path) -> Settings:
     """A backup copied into a fresh data directory, run with the live key ring and master key (a restore)."""
     shutil.copytree(backup, into)
     os.chmod(into, 0o700)
-    return Settings.load(into, env={}, password_profile="fast", opening_hours="always",
-                         keyring_file=str(settings.keyring_path), master_key_file=str(settings.master_key_path),
-                         audit_key_file=str(settings.audit_key_path), audit_anchors_file=str(settings.audit_anchors_path))
+    return Settings.load(
+        into,
+        env={},
+        password_profile="fast",
+        opening_hours="always",
+        keyring_file=str(settings.keyring_path),
+        master_key_file=str(settings.master_key_path),
+        audit_key_file=str(settings.audit_key_path),
+        audit_anchors_file=str(settings.audit_anchors_path),
+    )
 
 
 async def designated(store: Store, make_staff) -> Actor:
@@ -51,15 +58,16 @@ async def designated(store: Store, make_staff) -> Actor:
 
 @pytest.mark.ordinance("§6")
 @pytest.mark.ordinance("GDPR 5(1)(e)")
-async def test_a_backup_made_before_the_purge_yields_no_readable_byte_after_it(store, settings, clock, tmp_path,
-                                                                                make_staff):
+async def test_a_backup_made_before_the_purge_yields_no_readable_byte_after_it(
+    store, settings, clock, tmp_path, make_staff
+):
     maker = RetentionData(store)
     marker = "TAJNE-PESEL-85010112345-rozmowa"
     chat = await maker.chat(OLD, texts=(marker, "Dzień dobry"))
     call, wav = await maker.call(OLD)
     kept = await maker.chat(RECENT, texts=("ZOSTAJE-nowa-rozmowa",))
     with open_plain(wav) as fh:
-        pcm = fh.read()[44:44 + 64]  # a known stretch of the recording's samples (a 440 Hz tone)
+        pcm = fh.read()[44 : 44 + 64]  # a known stretch of the recording's samples (a 440 Hz tone)
     assert len(pcm) == 64 and pcm != bytes(64)
     actor = await designated(store, make_staff)
 
@@ -77,11 +85,16 @@ async def test_a_backup_made_before_the_purge_yields_no_readable_byte_after_it(s
     finally:
         await copy.close()
 
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words WHERE conversation_id = ?",
-                                    (chat,)))["n"] > 0  # the blind index of its residents' words
-    wrapped = [bytes(r["wrapped"]) for r in await store.db.fetchall(
-        "SELECT k.wrapped FROM keyring.data_keys k JOIN conversations c ON c.key_id = k.key_id WHERE c.id IN (?, ?)",
-        (chat, call))]
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words WHERE conversation_id = ?", (chat,)))[
+        "n"
+    ] > 0  # the blind index of its residents' words
+    wrapped = [
+        bytes(r["wrapped"])
+        for r in await store.db.fetchall(
+            "SELECT k.wrapped FROM keyring.data_keys k JOIN conversations c ON c.key_id = k.key_id WHERE c.id IN (?, ?)",
+            (chat, call),
+        )
+    ]
     assert len(wrapped) == 2
     result = await store.retention.purge(SYSTEM)
     assert result.chats == 1 and result.calls == 1 and result.remnants_cleared
@@ -89,10 +102,14 @@ async def test_a_backup_made_before_the_purge_yields_no_readable_byte_after_it(s
     for w in wrapped:  # destroyed, not merely unlinked: no page of the key ring or its WAL keeps it
         assert w not in ring and w[12:28] not in ring
     assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.shredded"))["n"] == 2
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.data_keys k JOIN keyring.shredded s "
-                                    "ON s.key_id = k.key_id"))["n"] == 0  # the keys themselves are gone
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words WHERE conversation_id = ?",
-                                    (chat,)))["n"] == 0
+    assert (
+        await store.db.fetchone(
+            "SELECT count(*) AS n FROM keyring.data_keys k JOIN keyring.shredded s ON s.key_id = k.key_id"
+        )
+    )["n"] == 0  # the keys themselves are gone
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words WHERE conversation_id = ?", (chat,)))[
+        "n"
+    ] == 0
 
     after = restored_settings(settings, backup, tmp_path / "restored-after")
     restored = await Store.open(after, clock=clock)
@@ -104,15 +121,17 @@ async def test_a_backup_made_before_the_purge_yields_no_readable_byte_after_it(s
             await restored.archive.open_transcript(actor, chat, "po przywróceniu")
         with pytest.raises(ContentDeleted, match="deleted \\(§6\\)"):
             await restored.archive.open_recording(actor, call, "po przywróceniu")
-        assert (await restored.archive.open_transcript(actor, kept, "po przywróceniu")).lines[0].text == \
-            "ZOSTAJE-nowa-rozmowa"
+        assert (await restored.archive.open_transcript(actor, kept, "po przywróceniu")).lines[
+            0
+        ].text == "ZOSTAJE-nowa-rozmowa"
         # every reader of the store refuses or marks it; none shows a byte of it
         rows = await restored.db.fetchall("SELECT seq, text FROM messages WHERE conversation_id = ?", (chat,))
         assert await restored.keys.texts(chat, rows, deleted=DELETED_MARK) == [DELETED_MARK, DELETED_MARK]
         fsck = await restored.retention.fsck(SYSTEM)
         assert {p.kind for p in fsck.problems} == {"deleted_content"}
-        refused = await restored.db.fetchall("SELECT outcome, details FROM audit WHERE action = "
-                                             "'archive.open_transcript' AND outcome = 'refused'")
+        refused = await restored.db.fetchall(
+            "SELECT outcome, details FROM audit WHERE action = 'archive.open_transcript' AND outcome = 'refused'"
+        )
         assert refused and json.loads(refused[0]["details"])["reason"] == "deleted"
     finally:
         await restored.close()
@@ -147,15 +166,18 @@ async def test_new_chat_lines_never_reach_the_database_file_or_wal_in_plaintext(
 async def test_the_group_commit_seals_a_batch_and_a_closed_chat_indexes_residents_words(store):
     notice = await store.notices.current("chat", "pl")
     chats = [(await store.chats.open(notice.id, "pl")).chat.id for _ in range(5)]
-    await asyncio.gather(*(store.chats.post_resident(c, f"Nazywam się Józef{i} Ślązak", f"m{i}")
-                           for i, c in enumerate(chats)))
+    await asyncio.gather(
+        *(store.chats.post_resident(c, f"Nazywam się Józef{i} Ślązak", f"m{i}") for i, c in enumerate(chats))
+    )
     rows = await store.db.fetchall("SELECT typeof(text) AS t FROM messages")
     assert {r["t"] for r in rows} == {"blob"}
     assert (await store.db.fetchone("SELECT count(*) AS n FROM message_words"))["n"] == 0  # not on the relay path
     await store.chats.end_by_resident(chats[2])
     key = await store.keys.read_key(chats[2])
-    tokens = {bytes(r["token"]) for r in await store.db.fetchall(
-        "SELECT token FROM message_words WHERE conversation_id = ?", (chats[2],))}
+    tokens = {
+        bytes(r["token"])
+        for r in await store.db.fetchall("SELECT token FROM message_words WHERE conversation_id = ?", (chats[2],))
+    }
     assert key.token("józef2") in tokens and key.token("ślązak") in tokens and key.token("józef1") not in tokens
 
 
@@ -166,8 +188,9 @@ async def test_fsck_reports_a_missing_key_and_a_tampered_line(store, settings):
     other = await maker.chat(RECENT, texts=("trzecia",))
     assert (await store.retention.fsck(SYSTEM)).ok
     async with store.db.write() as tx:  # a line changed behind CIM's back: one bit
-        row = await (await tx.execute("SELECT id, text FROM messages WHERE conversation_id = ? AND seq = 2",
-                                      (chat,))).fetchone()
+        row = await (
+            await tx.execute("SELECT id, text FROM messages WHERE conversation_id = ? AND seq = 2", (chat,))
+        ).fetchone()
         blob = bytearray(row["text"])
         blob[-1] ^= 1
         await tx.execute("UPDATE messages SET text = ? WHERE id = ?", (bytes(blob), row["id"]))
@@ -213,8 +236,12 @@ def test_the_migration_seals_existing_data_in_place_and_a_killed_run_continues(t
     assert {"unsealed_lines", "unsealed_file"} <= {p["kind"] for p in fsck["problems"]}
 
     pause = tmp_path / "paused"
-    proc = subprocess.Popen([sys.executable, "-m", "cim", "keys", "encrypt-existing", "--batch", "40"],
-                            env={**env, PAUSE_ENV: str(pause)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cim", "keys", "encrypt-existing", "--batch", "40"],
+        env={**env, PAUSE_ENV: str(pause)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         for _ in range(600):
             if pause.exists() or proc.poll() is not None:
@@ -246,8 +273,9 @@ def test_the_migration_seals_existing_data_in_place_and_a_killed_run_continues(t
     async def check() -> tuple[str, set[int]]:
         st = await Store.open(Settings.load(data, env={}))
         try:
-            rows = await st.db.fetchall("SELECT seq, text FROM messages WHERE conversation_id = ? ORDER BY seq",
-                                        (chats[7],))
+            rows = await st.db.fetchall(
+                "SELECT seq, text FROM messages WHERE conversation_id = ? ORDER BY seq", (chats[7],)
+            )
             first = (await st.keys.texts(chats[7], rows))[0]
             return first, await st.requests._blind_match(chats, f"{marker.lower()} 7-3")
         finally:
@@ -256,7 +284,7 @@ def test_the_migration_seals_existing_data_in_place_and_a_killed_run_continues(t
     first, matched = asyncio.run(check())
     assert first == f"{marker} 7-0" and matched == {chats[7]}  # the blind index was built as it sealed
     status = json.loads(_cim(env, "keys", "status", "--json").stdout)
-    assert status["unsealed_lines"] == 0 and status["keys_held"] == 31 and "key\":" not in json.dumps(status)
+    assert status["unsealed_lines"] == 0 and status["keys_held"] == 31 and 'key":' not in json.dumps(status)
 
 
 @pytest.mark.ordinance("GDPR 32")
@@ -271,8 +299,12 @@ async def test_a_bad_master_key_file_is_refused_at_start_and_nothing_is_lost(set
     saved = key_file.read_bytes()
     if damage == "wrong":
         other = tmp_path / "other-keys" / "master.key"
-        other_settings = Settings.load(tmp_path / "other", env={}, master_key_file=str(other),
-                                       keyring_file=str(tmp_path / "other-keys" / "ring.sqlite3"))
+        other_settings = Settings.load(
+            tmp_path / "other",
+            env={},
+            master_key_file=str(other),
+            keyring_file=str(tmp_path / "other-keys" / "ring.sqlite3"),
+        )
         await (await Store.open(other_settings, create=True, clock=clock)).close()
         key_file.write_bytes(other.read_bytes())
     elif damage == "missing":
@@ -285,9 +317,16 @@ async def test_a_bad_master_key_file_is_refused_at_start_and_nothing_is_lost(set
     with pytest.raises(ConfigError) as refused:
         await Store.open(settings, clock=clock)
     message = refused.value.message
-    assert str(key_file) in message and {"wrong": "not the key of this key ring", "missing": "escrow",
-                                         "open_to_others": "chmod 600", "malformed": "not a CIM master key"}[damage] \
+    assert (
+        str(key_file) in message
+        and {
+            "wrong": "not the key of this key ring",
+            "missing": "escrow",
+            "open_to_others": "chmod 600",
+            "malformed": "not a CIM master key",
+        }[damage]
         in message
+    )
     assert settings.db_path.read_bytes() == db_before  # nothing written
     if damage == "missing":  # no new key was made in its place
         assert not key_file.exists()
@@ -332,8 +371,11 @@ async def test_the_master_key_can_be_rotated_and_backups_name_the_generation(sto
     generation, count = await store.keys.rotate_master()
     assert (generation, count) == (2, 1)
     assert await store.keys.retire_master(generation) == [1]
-    assert sorted(json.loads(settings.master_key_path.read_text())["keys"][0].keys()) == ["created_at", "generation",
-                                                                                         "key"]
+    assert sorted(json.loads(settings.master_key_path.read_text())["keys"][0].keys()) == [
+        "created_at",
+        "generation",
+        "key",
+    ]
     rows = await store.db.fetchall("SELECT seq, text FROM messages WHERE conversation_id = ?", (chat,))
     assert await store.keys.texts(chat, rows) == ["przed rotacją"]
     result = await store.retention.backup(SYSTEM, tmp_path / "bk")
@@ -368,8 +410,11 @@ async def test_key_material_never_shows_in_a_repr_a_log_or_a_backup(store, setti
     key = await store.keys.read_key(chat)
     master = store.keys.master
     raw_master = master.keys[master.current]
-    assert raw_master.hex() not in repr(master) and "bytes" not in repr(key) and repr(key) == \
-        f"DataKey(conversation {chat})"
+    assert (
+        raw_master.hex() not in repr(master)
+        and "bytes" not in repr(key)
+        and repr(key) == f"DataKey(conversation {chat})"
+    )
     await store.retention.backup(SYSTEM, tmp_path / "bk")
     await store.retention.fsck(SYSTEM)
     backup = raw_bytes(tmp_path / "bk")
@@ -400,13 +445,17 @@ async def test_keys_of_conversations_a_restore_lost_are_destroyed_once_past_the_
         await tx.execute("UPDATE keyring.data_keys SET created_at = '2025-08-30T00:00:00.000000Z'")
         await tx.execute("UPDATE conversations SET purge_after = '2030-01-01T00:00:00.000000Z'")
     await store.retention.purge(SYSTEM)
-    assert not (await store.db.fetchone("SELECT count(*) AS n FROM keyring.data_keys WHERE key_id = ?",
-                                        (key_id,)))["n"]
+    assert not (await store.db.fetchone("SELECT count(*) AS n FROM keyring.data_keys WHERE key_id = ?", (key_id,)))["n"]
     assert (await store.db.fetchone("SELECT count(*) AS n FROM keyring.shredded WHERE key_id = ?", (key_id,)))["n"]
     rows = await store.db.fetchall("SELECT seq, text FROM messages WHERE conversation_id = ?", (kept,))
     assert await store.keys.texts(kept, rows) == ["zostaje"]  # a key whose conversation exists is never touched
-    details = json.loads((await store.db.fetchone("SELECT details FROM audit WHERE action = 'retention.purge' "
-                                                  "ORDER BY id DESC LIMIT 1"))["details"])
+    details = json.loads(
+        (
+            await store.db.fetchone(
+                "SELECT details FROM audit WHERE action = 'retention.purge' ORDER BY id DESC LIMIT 1"
+            )
+        )["details"]
+    )
     assert details["orphan_keys"] == 1
 
 

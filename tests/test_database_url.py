@@ -25,8 +25,15 @@ def test_the_default_is_the_data_directorys_database_file(tmp_path) -> None:
         assert settings.db_path == tmp_path / "cim.sqlite3"
 
 
-@pytest.mark.parametrize("value", ["sqlite:other.sqlite3", "sqlite:{dir}/other.sqlite3",
-                                   "sqlite://{dir}/other.sqlite3", "sqlite:{dir}/../data/other.sqlite3"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sqlite:other.sqlite3",
+        "sqlite:{dir}/other.sqlite3",
+        "sqlite://{dir}/other.sqlite3",
+        "sqlite:{dir}/../data/other.sqlite3",
+    ],
+)
 def test_another_file_in_the_data_directory(tmp_path, value) -> None:
     data = tmp_path / "data"
     settings = Settings.load(data, env={"CIM_DATABASE_URL": value.format(dir=data)})
@@ -39,10 +46,20 @@ def test_cim_toml_names_it_and_the_variable_wins(tmp_path) -> None:
     assert Settings.load(tmp_path, env={"CIM_DATABASE_URL": "sqlite:"}).db_path == tmp_path / "cim.sqlite3"
 
 
-@pytest.mark.parametrize("value", [
-    "postgresql://cim:s3cret-pw@db.example/cim", "mysql+pymysql://cim:s3cret-pw@db/cim", "sqlite",
-    "s3cret-pw", "://", "ßqlite:x", "SQLITE3:x.db", "file:cim.sqlite3", "C:\\cim\\cim.sqlite3",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgresql://cim:s3cret-pw@db.example/cim",
+        "mysql+pymysql://cim:s3cret-pw@db/cim",
+        "sqlite",
+        "s3cret-pw",
+        "://",
+        "ßqlite:x",
+        "SQLITE3:x.db",
+        "file:cim.sqlite3",
+        "C:\\cim\\cim.sqlite3",
+    ],
+)
 def test_an_unsupported_scheme_is_refused_naming_the_supported_ones(tmp_path, value) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.load(tmp_path, env={"CIM_DATABASE_URL": value})
@@ -51,13 +68,30 @@ def test_an_unsupported_scheme_is_refused_naming_the_supported_ones(tmp_path, va
     assert SUPPORTED_SCHEMES == ("sqlite",)
 
 
-@pytest.mark.parametrize("value", [
-    "sqlite::memory:", "sqlite:file:cim.sqlite3?mode=memory", "sqlite:cim.sqlite3?mode=ro", "sqlite:x.db#frag",
-    "sqlite:x\x00.db", "sqlite://db-host/cim.sqlite3", "sqlite:/etc/passwd", "sqlite:///tmp/elsewhere.sqlite3",
-    "sqlite:../outside.sqlite3", "sqlite:recordings/x.sqlite3", "sqlite:sub/x.sqlite3", "sqlite:.", "sqlite:..",
-    "sqlite:cim.toml", "sqlite:mfa.key", "sqlite:purge.lock", "sqlite:recordings", "sqlite:cim.sqlite3-wal",
-    "sqlite:cim.sqlite3-shm",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sqlite::memory:",
+        "sqlite:file:cim.sqlite3?mode=memory",
+        "sqlite:cim.sqlite3?mode=ro",
+        "sqlite:x.db#frag",
+        "sqlite:x\x00.db",
+        "sqlite://db-host/cim.sqlite3",
+        "sqlite:/etc/passwd",
+        "sqlite:///tmp/elsewhere.sqlite3",
+        "sqlite:../outside.sqlite3",
+        "sqlite:recordings/x.sqlite3",
+        "sqlite:sub/x.sqlite3",
+        "sqlite:.",
+        "sqlite:..",
+        "sqlite:cim.toml",
+        "sqlite:mfa.key",
+        "sqlite:purge.lock",
+        "sqlite:recordings",
+        "sqlite:cim.sqlite3-wal",
+        "sqlite:cim.sqlite3-shm",
+    ],
+)
 def test_hostile_sqlite_urls_are_refused(tmp_path, value) -> None:
     with pytest.raises(ConfigError, match="CIM_DATABASE_URL"):
         Settings.load(tmp_path / "data", env={"CIM_DATABASE_URL": value})
@@ -87,15 +121,27 @@ async def test_the_store_keeps_its_records_in_the_named_file(tmp_path, clock) ->
 
 def test_cim_init_reports_and_creates_the_named_database(tmp_path) -> None:
     data = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CIM_DATA_DIR": str(data),
-           "CIM_DATABASE_URL": "sqlite:office.sqlite3", "CIM_PASSWORD_PROFILE": "fast"}
-    out = subprocess.run([sys.executable, "-m", "cim", "init", "--json"], env=env, capture_output=True, text=True,
-                         cwd=REPO, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CIM_DATA_DIR": str(data),
+        "CIM_DATABASE_URL": "sqlite:office.sqlite3",
+        "CIM_PASSWORD_PROFILE": "fast",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "cim", "init", "--json"], env=env, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert f'"database": "{data / "office.sqlite3"}"' in out.stdout
     assert (data / "office.sqlite3").is_file()
-    bad = subprocess.run([sys.executable, "-m", "cim", "init"], capture_output=True, text=True, cwd=REPO, timeout=120,
-                         env={**env, "CIM_DATABASE_URL": "postgresql://cim:s3cret@db/cim"})
+    bad = subprocess.run(
+        [sys.executable, "-m", "cim", "init"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**env, "CIM_DATABASE_URL": "postgresql://cim:s3cret@db/cim"},
+    )
     assert bad.returncode != 0
     assert "supported: sqlite:" in bad.stderr and "s3cret" not in bad.stderr + bad.stdout
 

@@ -12,8 +12,14 @@ from .test_desk_routing import code, start, topics
 
 @pytest.fixture
 def chat_settings(settings):
-    return settings.with_(opening_hours="always", chat_assignment="auto", chat_idle_minutes=0,
-                          chat_queue_limit_minutes=0, chat_open_rate_limit="off", chat_open_address_rate_limit="off")
+    return settings.with_(
+        opening_hours="always",
+        chat_assignment="auto",
+        chat_idle_minutes=0,
+        chat_queue_limit_minutes=0,
+        chat_open_rate_limit="off",
+        chat_open_address_rate_limit="off",
+    )
 
 
 async def assigned_ids(client, count: int) -> list[int]:
@@ -61,8 +67,7 @@ async def test_the_least_busy_consultant_gets_the_next_chat(chat_server, residen
     assert load == {anna.staff.id: 2, bob.staff.id: 2}
 
 
-async def test_a_declined_chat_goes_to_the_next_and_cannot_be_declined_twice(chat_server, resident,
-                                                                              consultant_client):
+async def test_a_declined_chat_goes_to_the_next_and_cannot_be_declined_twice(chat_server, resident, consultant_client):
     store = chat_server.store
     anna = await consultant_client("anna")
     r = await resident("en")
@@ -125,8 +130,9 @@ async def test_pick_still_respects_capacity_in_auto_mode(chat_server, resident, 
     assert code(await anna.call("accept", {"chat_id": second.chat_id})) == "at_capacity"
 
 
-async def test_a_dropped_consultants_chat_goes_to_a_colleague_after_the_grace(chat_server, resident,
-                                                                            consultant_client, clock):
+async def test_a_dropped_consultants_chat_goes_to_a_colleague_after_the_grace(
+    chat_server, resident, consultant_client, clock
+):
     from .test_desk_routing import gone, routing
 
     store = chat_server.store

@@ -13,19 +13,30 @@ from tests.fixtures.chat import connect_client
 from tests.fixtures.reliability import LiveServer
 from tests.test_fuzz_events import FUZZ_SETTINGS, RESIDENT_CODES, check_ack, consistent, json_values, texts
 
-fields = st.dictionaries(st.sampled_from(["notice_id", "name", "contact", "text", "rating", "comment", "format",
-                                          "token"]), json_values, max_size=5)
+fields = st.dictionaries(
+    st.sampled_from(["notice_id", "name", "contact", "text", "rating", "comment", "format", "token"]),
+    json_values,
+    max_size=5,
+)
 contacts = st.one_of(texts, st.sampled_from(["jan@example.pl", "601 234 567", "+48601234567", "@", "a@b", "a@b.c"]))
-events = st.tuples(st.sampled_from(["offline_message", "transcript", "rate"]),
-                   st.one_of(fields, st.fixed_dictionaries({"contact": contacts, "text": texts}),
-                             st.fixed_dictionaries({"rating": st.one_of(st.integers(-2, 8), json_values)},
-                                                   optional={"comment": json_values})))
+events = st.tuples(
+    st.sampled_from(["offline_message", "transcript", "rate"]),
+    st.one_of(
+        fields,
+        st.fixed_dictionaries({"contact": contacts, "text": texts}),
+        st.fixed_dictionaries(
+            {"rating": st.one_of(st.integers(-2, 8), json_values)}, optional={"comment": json_values}
+        ),
+    ),
+)
 
 
 async def counts(live: LiveServer) -> tuple[int, int]:
     db = live.store.db
-    return ((await db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"],
-            (await db.fetchone("SELECT count(*) AS n FROM chat_ratings"))["n"])
+    return (
+        (await db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"],
+        (await db.fetchone("SELECT count(*) AS n FROM chat_ratings"))["n"],
+    )
 
 
 @pytest.mark.ordinance("GDPR 32")

@@ -25,8 +25,7 @@ async def offline_resident(make_chat_server, resident, **overrides):
 
 
 def message(notice, **fields):
-    return {"notice_id": notice, "contact": "jan@example.pl", "text": "Proszę o kontakt w sprawie podatku.",
-            **fields}
+    return {"notice_id": notice, "contact": "jan@example.pl", "text": "Proszę o kontakt w sprawie podatku.", **fields}
 
 
 # ---------------------------------------------------------------- offline messages: refusals first
@@ -42,26 +41,34 @@ async def test_an_offline_message_is_refused_while_a_consultant_is_available(res
     assert await table_counts(chat_server.store) == before
 
 
-@pytest.mark.parametrize("fields, expected", [
-    ({"contact": None}, "invalid"),
-    ({"contact": ""}, "invalid"),
-    ({"contact": "   "}, "invalid"),
-    ({"contact": "jan@"}, "invalid"),
-    ({"contact": "not a contact"}, "invalid"),
-    ({"contact": "12"}, "invalid"),
-    ({"contact": ["jan@example.pl"]}, "invalid"),
-    ({"contact": "x" * 190 + "@example.pl"}, "too_long"),
-    ({"name": "N" * 201}, "too_long"),
-    ({"name": 5}, "invalid"),
-    ({"text": ""}, "empty"),
-    ({"text": "x" * 2001}, "too_long"),
-    ({"text": None}, "invalid"),
-    ({"notice_id": "1"}, "invalid"),
-    ({"notice_id": 99999}, "invalid"),
-])
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({"contact": None}, "invalid"),
+        ({"contact": ""}, "invalid"),
+        ({"contact": "   "}, "invalid"),
+        ({"contact": "jan@"}, "invalid"),
+        ({"contact": "not a contact"}, "invalid"),
+        ({"contact": "12"}, "invalid"),
+        ({"contact": ["jan@example.pl"]}, "invalid"),
+        ({"contact": "x" * 190 + "@example.pl"}, "too_long"),
+        ({"name": "N" * 201}, "too_long"),
+        ({"name": 5}, "invalid"),
+        ({"text": ""}, "empty"),
+        ({"text": "x" * 2001}, "too_long"),
+        ({"text": None}, "invalid"),
+        ({"notice_id": "1"}, "invalid"),
+        ({"notice_id": 99999}, "invalid"),
+    ],
+)
 async def test_bad_offline_messages_store_nothing(make_chat_server, resident, fields, expected):
-    server, r, offline = await offline_resident(make_chat_server, resident, resident_rate_limit="off",
-                                                chat_open_rate_limit="off", chat_open_address_rate_limit="off")
+    server, r, offline = await offline_resident(
+        make_chat_server,
+        resident,
+        resident_rate_limit="off",
+        chat_open_rate_limit="off",
+        chat_open_address_rate_limit="off",
+    )
     before = await table_counts(server.store)
     ack = await r.call("offline_message", message(offline["notice"]["notice_id"], **fields))
     assert code(ack) == expected
@@ -72,11 +79,13 @@ async def test_bad_offline_messages_store_nothing(make_chat_server, resident, fi
 
 
 async def test_an_offline_message_is_a_conversation_answered_and_closed_by_a_consultant(
-        make_chat_server, resident, make_staff, store):
+    make_chat_server, resident, make_staff, store
+):
     server, r, offline = await offline_resident(make_chat_server, resident)
     assert offline["notice"]["text"].startswith("Kontakt z Urzędem Miasta Szczecin")  # §1.5 before the form
-    ack = await r.call("offline_message", message(offline["notice"]["notice_id"], name=" Jan  Kowalski ",
-                                                  contact="601 234 567"))
+    ack = await r.call(
+        "offline_message", message(offline["notice"]["notice_id"], name=" Jan  Kowalski ", contact="601 234 567")
+    )
     assert ack["ok"] is True and ack["reference"].startswith("CZ-2026-03-02-")
     row = await store.db.fetchone("SELECT * FROM conversations WHERE receipt_reference = ?", (ack["reference"],))
     assert (row["channel"], row["status"]) == ("chat", "offline_message")
@@ -89,7 +98,8 @@ async def test_an_offline_message_is_a_conversation_answered_and_closed_by_a_con
         await store.resident_desk.offline_messages(_actor(await make_staff("dora", "designated")))
     waiting = await store.resident_desk.offline_messages(actor)
     assert [(m.name, m.contact, m.contact_kind, m.text) for m in waiting] == [
-        ("Jan Kowalski", "+48601234567", "phone", "Proszę o kontakt w sprawie podatku.")]
+        ("Jan Kowalski", "+48601234567", "phone", "Proszę o kontakt w sprawie podatku.")
+    ]
     with pytest.raises(InvalidInput):
         await store.resident_desk.answer(actor, row["id"], "pigeon")
     answered = await store.resident_desk.answer(actor, row["id"], "phone", "oddzwoniono")
@@ -119,8 +129,9 @@ async def test_an_unanswered_offline_message_is_purged_at_its_purge_after(make_c
     clock.advance(days=200)
     result = await store.retention.purge(SYSTEM)
     assert result.chats == 1
-    assert await store.db.fetchone("SELECT 1 FROM conversations WHERE receipt_reference = ?",
-                                   (ack["reference"],)) is None
+    assert (
+        await store.db.fetchone("SELECT 1 FROM conversations WHERE receipt_reference = ?", (ack["reference"],)) is None
+    )
     assert (await store.db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"] == 0
 
 
@@ -146,8 +157,9 @@ async def test_the_resident_gets_a_receipt_once_at_the_end_and_a_copy(resident, 
     state = await r.wait_for("state", lambda s: s.get("status") == "closed")
     receipt = state["receipt"]
     assert receipt["reference"].startswith("CZ-2026-03-02-") and len(normalise_secret(receipt["secret"])) == 16
-    row = await chat_server.store.db.fetchone("SELECT receipt_reference, receipt_secret_hash FROM conversations "
-                                              "WHERE id = ?", (r.chat_id,))
+    row = await chat_server.store.db.fetchone(
+        "SELECT receipt_reference, receipt_secret_hash FROM conversations WHERE id = ?", (r.chat_id,)
+    )
     assert row["receipt_reference"] == receipt["reference"]
     assert receipt["secret"] not in row["receipt_secret_hash"] and len(row["receipt_secret_hash"]) == 64
     assert await chat_server.store.resident_desk.issue_receipt(r.chat_id) is None  # shown once
@@ -181,9 +193,16 @@ def _actor(staff):
 
 
 def chat_request(**fields):
-    return RequestInput(kind="access", channel="chat", received_on="2026-03-02", requester_name="Jan Kowalski",
-                        requester_address="ul. Wały Chrobrego 1, 70-500 Szczecin", justification="Spór o treść.",
-                        hint={"date": "2026-03-02"}, **fields)
+    return RequestInput(
+        kind="access",
+        channel="chat",
+        received_on="2026-03-02",
+        requester_name="Jan Kowalski",
+        requester_address="ul. Wały Chrobrego 1, 70-500 Szczecin",
+        justification="Spór o treść.",
+        hint={"date": "2026-03-02"},
+        **fields,
+    )
 
 
 async def ended_chat_receipt(resident):
@@ -199,13 +218,15 @@ async def test_a_valid_receipt_pair_links_the_chat_to_the_request(resident, chat
     r, receipt = await ended_chat_receipt(resident)
     clerk = _actor(await make_staff("ewa", "designated"))
     secret = receipt["secret"].lower().replace("-", " ")  # as typed from a paper form
-    req = await store.requests.register(clerk, chat_request(conversation_reference=receipt["reference"],
-                                                            receipt_secret=secret))
+    req = await store.requests.register(
+        clerk, chat_request(conversation_reference=receipt["reference"], receipt_secret=secret)
+    )
     assert req.receipt_verified_at is not None and req.conversation_reference == receipt["reference"]
     detail = await store.requests.get(clerk, req.id)
     assert [c.conversation_id for c in detail.conversations] == [r.chat_id]
-    held = await store.db.fetchone("SELECT request_id FROM holds WHERE conversation_id = ? AND released_at IS NULL",
-                                   (r.chat_id,))
+    held = await store.db.fetchone(
+        "SELECT request_id FROM holds WHERE conversation_id = ? AND released_at IS NULL", (r.chat_id,)
+    )
     assert held["request_id"] == req.id
     checked = await store.db.fetchone("SELECT outcome, target_id FROM audit WHERE action = 'requests.receipt'")
     assert tuple(checked) == ("ok", str(r.chat_id))
@@ -221,27 +242,44 @@ async def test_a_guessed_receipt_secret_is_refused_audited_and_rate_limited(resi
     before = (await store.db.fetchone("SELECT count(*) AS n FROM access_requests"))["n"]
     for i in range(RECEIPT_TRIES):
         with pytest.raises(ReceiptRefused):
-            await store.requests.register(clerk, chat_request(conversation_reference=receipt["reference"],
-                                                              receipt_secret=f"AAAA-AAAA-AAAA-AAA{i}"))
+            await store.requests.register(
+                clerk,
+                chat_request(conversation_reference=receipt["reference"], receipt_secret=f"AAAA-AAAA-AAAA-AAA{i}"),
+            )
     with pytest.raises(ReceiptRefused, match="too many"):  # even the right code waits now
-        await store.requests.register(clerk, chat_request(conversation_reference=receipt["reference"],
-                                                          receipt_secret=receipt["secret"]))
+        await store.requests.register(
+            clerk, chat_request(conversation_reference=receipt["reference"], receipt_secret=receipt["secret"])
+        )
     assert (await store.db.fetchone("SELECT count(*) AS n FROM access_requests"))["n"] == before
-    refused = await store.db.fetchall("SELECT details FROM audit WHERE action = 'requests.receipt' "
-                                      "AND outcome = 'refused'")
+    refused = await store.db.fetchall(
+        "SELECT details FROM audit WHERE action = 'requests.receipt' AND outcome = 'refused'"
+    )
     assert len(refused) == RECEIPT_TRIES + 1 and all(receipt["secret"] not in a["details"] for a in refused)
     with pytest.raises(InvalidInput):  # a code for a call request makes no sense
-        await store.requests.register(clerk, RequestInput(
-            kind="access", channel="call", received_on="2026-03-02", requester_name="Jan", requester_address="x",
-            requester_phone="601234567", justification="j", hint={"date": "2026-03-02"},
-            conversation_reference=receipt["reference"], receipt_secret=receipt["secret"]))
+        await store.requests.register(
+            clerk,
+            RequestInput(
+                kind="access",
+                channel="call",
+                received_on="2026-03-02",
+                requester_name="Jan",
+                requester_address="x",
+                requester_phone="601234567",
+                justification="j",
+                hint={"date": "2026-03-02"},
+                conversation_reference=receipt["reference"],
+                receipt_secret=receipt["secret"],
+            ),
+        )
 
 
 # ---------------------------------------------------------------- satisfaction
 
 
-@pytest.mark.parametrize("payload", [{"rating": 0}, {"rating": 6}, {"rating": "5"}, {"rating": True},
-                                     {"rating": 4.5}, {}, {"rating": 3, "comment": 7}])
+@pytest.mark.parametrize(
+    "payload",
+    [{"rating": 0}, {"rating": 6}, {"rating": "5"}, {"rating": True}, {"rating": 4.5}, {}, {"rating": 3, "comment": 7}],
+)
 async def test_bad_ratings_are_refused(resident, chat_server, payload):
     r, _ = await ended_chat_receipt(resident)
     assert code(await r.call("rate", payload)) == "invalid"
@@ -249,7 +287,8 @@ async def test_bad_ratings_are_refused(resident, chat_server, payload):
 
 
 async def test_a_rating_survives_the_purge_of_its_chat_with_no_link_back(
-        resident, consultant_client, chat_server, store, clock):
+    resident, consultant_client, chat_server, store, clock
+):
     anna, r = await chat_with_consultant(resident, consultant_client)
     await anna.call("close", {"chat_id": r.chat_id, "category": "information_given"})
     await r.wait_for("state", lambda s: s.get("status") == "closed")
@@ -264,9 +303,16 @@ async def test_a_rating_survives_the_purge_of_its_chat_with_no_link_back(
     await store.retention.purge(SYSTEM)
     assert await store.db.fetchone("SELECT 1 FROM conversations WHERE id = ?", (r.chat_id,)) is None
     row = await store.db.fetchone("SELECT * FROM chat_ratings")
-    assert dict(row) | {"id": 0} == {"id": 0, "conversation_id": None, "day": "2026-03-02",
-                                     "consultant_id": anna.staff.id, "consultant": "anna", "topic": None,
-                                     "rating": 4, "comment": None}
+    assert dict(row) | {"id": 0} == {
+        "id": 0,
+        "conversation_id": None,
+        "day": "2026-03-02",
+        "consultant_id": anna.staff.id,
+        "consultant": "anna",
+        "topic": None,
+        "rating": 4,
+        "comment": None,
+    }
     overall, per_consultant, per_topic = await store.resident_desk.rating_figures("2026-03-01", "2026-03-31")
     assert (overall.count, overall.average, overall.marks) == (1, 4.0, (0, 0, 0, 1, 0))
     assert [(f.key, f.count) for f in per_consultant] == [("anna", 1)]
@@ -274,7 +320,8 @@ async def test_a_rating_survives_the_purge_of_its_chat_with_no_link_back(
 
 
 async def test_consultants_connected_while_the_desk_is_closed_hear_of_a_new_offline_message(
-        make_chat_server, resident, consultant_client):
+    make_chat_server, resident, consultant_client
+):
     server, r, offline = await offline_resident(make_chat_server, resident)
     anna = await consultant_client("anna", url=server.url)
     ack = await r.call("offline_message", message(offline["notice"]["notice_id"]))
@@ -290,14 +337,14 @@ async def test_asking_for_the_copy_in_a_loop_is_rate_limited(resident, chat_serv
 
 @pytest.mark.ordinance("§6")
 async def test_a_purged_chat_leaves_no_readable_comment_contact_or_message_text_in_the_database_files(
-        resident, chat_server, make_chat_server, store, clock, settings):
+    resident, chat_server, make_chat_server, store, clock, settings
+):
     from tests.test_purge_remnants import MARKER, marker_in_files
 
     r, _ = await ended_chat_receipt(resident)
     assert (await r.call("rate", {"rating": 2, "comment": MARKER}))["ok"]
     server, o, offline = await offline_resident(make_chat_server, resident)
-    assert (await o.call("offline_message", message(offline["notice"]["notice_id"], name=MARKER,
-                                                     text=MARKER)))["ok"]
+    assert (await o.call("offline_message", message(offline["notice"]["notice_id"], name=MARKER, text=MARKER)))["ok"]
     assert marker_in_files(settings) == []  # sealed at rest (store/keys.py): not readable even before the purge
     clock.advance(days=200)
     result = await store.retention.purge(SYSTEM)
@@ -307,7 +354,8 @@ async def test_a_purged_chat_leaves_no_readable_comment_contact_or_message_text_
 
 
 async def test_the_copy_is_fetched_with_the_ended_chats_token_from_a_later_connection_for_a_day(
-        resident, chat_server, clock):
+    resident, chat_server, clock
+):
     r, receipt = await ended_chat_receipt(resident)
     later = await resident()
     await later.wait_for("notice")
@@ -328,12 +376,18 @@ async def test_the_copy_leaves_out_lines_the_resident_never_saw(resident, consul
     await r.wait_for("state", lambda s: s.get("status") == "closed")
     async with store.db.write() as tx:  # a staff note (a supervisor's whisper) and an unknown system event
         seq = (await (await tx.execute("SELECT next_seq FROM conversations WHERE id = ?", (r.chat_id,))).fetchone())[0]
-        await tx.execute("INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                         "VALUES (?, ?, 'consultant', ?, 'NOTATKA-WEWNĘTRZNA', '2026-03-02T09:00:00.000000Z', "
-                         "'whisper', '{}')", (r.chat_id, seq, anna.staff.id))
-        await tx.execute("INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
-                         "VALUES (?, ?, 'system', 'NADZÓR-WEWNĘTRZNY', '2026-03-02T09:00:00.000000Z', "
-                         "'monitor_started', '{}')", (r.chat_id, seq + 1))
+        await tx.execute(
+            "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
+            "VALUES (?, ?, 'consultant', ?, 'NOTATKA-WEWNĘTRZNA', '2026-03-02T09:00:00.000000Z', "
+            "'whisper', '{}')",
+            (r.chat_id, seq, anna.staff.id),
+        )
+        await tx.execute(
+            "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
+            "VALUES (?, ?, 'system', 'NADZÓR-WEWNĘTRZNY', '2026-03-02T09:00:00.000000Z', "
+            "'monitor_started', '{}')",
+            (r.chat_id, seq + 1),
+        )
     copy = (await r.call("transcript", {}))["text"]
     assert "Chętnie pomogę." in copy
     assert "NOTATKA" not in copy and "NADZÓR" not in copy

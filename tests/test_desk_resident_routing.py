@@ -12,8 +12,7 @@ def message(notice_id: int) -> dict:
     return {"notice_id": notice_id, "contact": "jan@example.pl", "text": "Proszę o kontakt."}
 
 
-async def test_after_a_queue_timeout_the_resident_gets_a_receipt_and_can_leave_a_message(
-        chat_server, resident, clock):
+async def test_after_a_queue_timeout_the_resident_gets_a_receipt_and_can_leave_a_message(chat_server, resident, clock):
     r = await resident("en")
     await r.start()
     clock.advance(minutes=QUEUE_LIMIT_MINUTES + 1)
@@ -57,4 +56,3 @@ async def test_a_rating_keeps_the_chats_topic_after_the_purge(chat_server, resid
     assert tuple(row) == (None, offered[1].label_pl, "anna", 5)
     _all, _people, per_topic = await store.resident_desk.rating_figures("2026-03-01", "2026-03-31")
     assert [(f.key, f.count) for f in per_topic] == [(offered[1].label_pl, 1)]
-

@@ -20,10 +20,15 @@ GRACE_SECONDS = 60
 @pytest.fixture
 def chat_settings(settings):
     """Pick mode, with the idle and queue time limits on (the clock is the tests' ManualClock)."""
-    return settings.with_(opening_hours="always", chat_assignment="pick", chat_idle_minutes=IDLE_MINUTES,
-                          chat_queue_limit_minutes=QUEUE_LIMIT_MINUTES,
-                          staff_reconnect_grace_seconds=GRACE_SECONDS, chat_open_rate_limit="off",
-                          chat_open_address_rate_limit="off")
+    return settings.with_(
+        opening_hours="always",
+        chat_assignment="pick",
+        chat_idle_minutes=IDLE_MINUTES,
+        chat_queue_limit_minutes=QUEUE_LIMIT_MINUTES,
+        staff_reconnect_grace_seconds=GRACE_SECONDS,
+        chat_open_rate_limit="off",
+        chat_open_address_rate_limit="off",
+    )
 
 
 def code(ack: dict) -> str | None:
@@ -79,8 +84,9 @@ async def test_the_topics_event_lists_the_active_topics_in_the_connections_langu
     assert code(await pl.call("topics", "x")) == "invalid"
 
 
-async def test_the_topic_is_required_once_topics_exist_and_hostile_ids_store_nothing(chat_server, resident,
-                                                                                    consultant_client):
+async def test_the_topic_is_required_once_topics_exist_and_hostile_ids_store_nothing(
+    chat_server, resident, consultant_client
+):
     store = chat_server.store
     offered = await topics(store)
     hidden = offered[-1].id
@@ -158,7 +164,8 @@ async def test_decline_is_refused_in_pick_mode_and_availability_is_checked(chat_
 
 
 async def test_a_dropped_consultant_loses_the_chats_to_the_front_of_the_queue_after_the_grace(
-        chat_server, resident, consultant_client, clock):
+    chat_server, resident, consultant_client, clock
+):
     store = chat_server.store
     older, mine = await resident("en"), await resident("en")
     await older.start()
@@ -207,8 +214,9 @@ async def test_a_consultant_back_within_the_grace_keeps_the_chats(chat_server, r
 # ---------------------------------------------------------------- idle chats
 
 
-async def test_a_silent_resident_is_asked_then_the_chat_closes_as_abandoned(chat_server, resident,
-                                                                           consultant_client, clock):
+async def test_a_silent_resident_is_asked_then_the_chat_closes_as_abandoned(
+    chat_server, resident, consultant_client, clock
+):
     store = chat_server.store
     r = await resident("en")
     await r.start()
@@ -254,7 +262,8 @@ async def test_idle_lines_are_polish_for_a_polish_resident(chat_server, resident
 
 
 async def test_a_chat_waiting_past_the_limit_with_nobody_free_closes_and_offers_the_message_form(
-        chat_server, resident, consultant_client, clock):
+    chat_server, resident, consultant_client, clock
+):
     store = chat_server.store
     r = await resident("en")
     await r.start()
@@ -272,8 +281,9 @@ async def test_a_chat_waiting_past_the_limit_with_nobody_free_closes_and_offers_
     assert "leave a message" in line["text"]
 
 
-async def test_a_chat_past_the_limit_waits_on_while_a_consultant_is_free(chat_server, resident, consultant_client,
-                                                                       clock):
+async def test_a_chat_past_the_limit_waits_on_while_a_consultant_is_free(
+    chat_server, resident, consultant_client, clock
+):
     r = await resident()
     await r.start()
     await consultant_client("anna")  # available, no chats: could take it (pick mode)
@@ -285,8 +295,9 @@ async def test_a_chat_past_the_limit_waits_on_while_a_consultant_is_free(chat_se
 # ---------------------------------------------------------------- the estimated wait
 
 
-async def test_residents_in_the_queue_see_the_median_wait_of_the_last_hour(chat_server, resident,
-                                                                          consultant_client, clock):
+async def test_residents_in_the_queue_see_the_median_wait_of_the_last_hour(
+    chat_server, resident, consultant_client, clock
+):
     c = await consultant_client("anna")
     await chat_server.store.desk.set_max_chats(SYSTEM, "anna", 10)
     waits = (60, 240, 600)  # seconds each chat waited before it was accepted: median 240

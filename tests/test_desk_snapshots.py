@@ -19,8 +19,11 @@ from tui.screens.offline import OfflineMessagesScreen
 
 NOW = datetime(2026, 3, 2, 19, 30, tzinfo=timezone.utc)
 MESSAGES = [
-    ("Jan Kowalski", "jan.kowalski@example.pl",
-     "Proszę o informację, do kiedy trzeba zapłacić podatek od nieruchomości."),
+    (
+        "Jan Kowalski",
+        "jan.kowalski@example.pl",
+        "Proszę o informację, do kiedy trzeba zapłacić podatek od nieruchomości.",
+    ),
     (None, "601 234 567", "Zgubiłam Kartę Mieszkańca, jak zamówić duplikat?"),
     ("[b]Zbyszek[/b]", "+48 91 424 50 00", "Czy urząd jest otwarty w sobotę?"),
 ]

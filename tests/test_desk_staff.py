@@ -91,11 +91,26 @@ def test_cim_requests_check_receipt_names_the_chat_or_refuses_in_one_sentence(se
 
     chat_id, receipt = asyncio.run(seed())
     data_dir = str(settings.data_dir)
-    bad = invoke("requests", "check-receipt", receipt.reference, "--code-stdin", "--data-dir", data_dir,
-                 stdin="0000-0000-0000-0000\n")
+    bad = invoke(
+        "requests",
+        "check-receipt",
+        receipt.reference,
+        "--code-stdin",
+        "--data-dir",
+        data_dir,
+        stdin="0000-0000-0000-0000\n",
+    )
     assert bad.exit_code == 1 and bad.stderr.strip() == "cim: the chat reference and code do not match a chat"
-    good = invoke("requests", "check-receipt", receipt.reference, "--code-stdin", "--json", "--data-dir", data_dir,
-                  stdin=receipt.secret + "\n")
+    good = invoke(
+        "requests",
+        "check-receipt",
+        receipt.reference,
+        "--code-stdin",
+        "--json",
+        "--data-dir",
+        data_dir,
+        stdin=receipt.secret + "\n",
+    )
     assert good.exit_code == 0, good.stderr
     assert json.loads(good.stdout) == {"valid": True, "conversation_id": chat_id}
 
@@ -115,35 +130,55 @@ class ScreenApp(App[None]):
 async def test_the_chats_screen_counts_offline_messages_and_the_list_records_the_answer(store, make_staff):
     anna = (await make_staff("anna", "consultant")).as_actor()
     ctx = TuiContext(store=store, settings=store.settings, actor=anna, token="")
-    reference = await store.resident_desk.leave_message(await notice_id(store), "pl", "[b]Jan[/b]", "jan@example.pl",
-                                               "Proszę o oddzwonienie [red]pilnie[/red].")
+    reference = await store.resident_desk.leave_message(
+        await notice_id(store), "pl", "[b]Jan[/b]", "jan@example.pl", "Proszę o oddzwonienie [red]pilnie[/red]."
+    )
     app = ScreenApp(ChatsScreen(ctx))
     async with app.run_test(size=(100, 32)) as pilot:
-        count = await wait_until(pilot, lambda: app.screen.query_one("#offline-count", Static)
-                                 if str(app.screen.query_one("#offline-count", Static).render()) else None,
-                                 what="the offline count")
+        count = await wait_until(
+            pilot,
+            lambda: (
+                app.screen.query_one("#offline-count", Static)
+                if str(app.screen.query_one("#offline-count", Static).render())
+                else None
+            ),
+            what="the offline count",
+        )
         assert str(count.render()) == "1 offline message (Ctrl+O)"
         await pilot.press("ctrl+o")
-        screen = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, OfflineMessagesScreen)
-                                  and app.screen.items else None, what="the offline list")
+        screen = await wait_until(
+            pilot,
+            lambda: app.screen if isinstance(app.screen, OfflineMessagesScreen) and app.screen.items else None,
+            what="the offline list",
+        )
         table = screen.query_one(DataTable)
         row = [str(c) for c in table.get_row_at(0)]
         assert row[0] == reference and row[2] == "[b]Jan[/b]" and row[3] == "jan@example.pl"  # shown as text
         assert "[red]pilnie[/red]" in str(screen.query_one("#offline-text", Static).render())
         await pilot.press("a")
-        form = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None,
-                                what="the answer form")
+        form = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None, what="the answer form"
+        )
         assert form.values()["how"] == "email"  # the contact is an e-mail address
         form.set_value("note", "odpowiedziano tego samego dnia")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: isinstance(app.screen, OfflineMessagesScreen) and not app.screen.items,
-                         what="the list to empty")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, OfflineMessagesScreen) and not app.screen.items,
+            what="the list to empty",
+        )
         await pilot.press("escape")
-        await wait_until(pilot, lambda: isinstance(app.screen, ChatsScreen)
-                         and not app.screen.query_one("#offline-count", Static).display, what="the count to go")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, ChatsScreen) and not app.screen.query_one("#offline-count", Static).display,
+            what="the count to go",
+        )
     [answered] = await store.resident_desk.offline_messages(anna, include_answered=True)
     assert (answered.answered_by, answered.answered_how, answered.answer_note) == (
-        "anna", "email", "odpowiedziano tego samego dnia")
+        "anna",
+        "email",
+        "odpowiedziano tego samego dnia",
+    )
 
 
 async def test_a_role_without_chats_cannot_read_offline_messages(store, make_staff):
@@ -177,8 +212,11 @@ async def test_ratings_appear_per_consultant_in_the_service_report_after_the_pur
     assert ratings["all"] == {"key": "", "count": 2, "average": 4.0, "marks": [0, 0, 1, 0, 1]}
     assert [(g["key"], g["count"], g["average"]) for g in ratings["by_consultant"]] == [("anna", 2, 4.0)]
     assert report.rating_lines()[0] == "Satisfaction (1–5): 4.00 from 2 ratings; marks 1–5: 0 / 0 / 1 / 0 / 1"
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM chat_ratings WHERE comment IS NOT NULL "
-                                    "OR conversation_id IS NOT NULL"))["n"] == 0
+    assert (
+        await store.db.fetchone(
+            "SELECT count(*) AS n FROM chat_ratings WHERE comment IS NOT NULL OR conversation_id IS NOT NULL"
+        )
+    )["n"] == 0
 
 
 @pytest.mark.staff_lang("pl")
@@ -200,14 +238,14 @@ async def test_a_receipt_brought_after_registering_links_the_chat_from_the_reque
     opened = await store.chats.open(await notice_id(store), "pl")
     await store.chats.end_by_resident(opened.chat.id)
     receipt = await store.resident_desk.issue_receipt(opened.chat.id)
-    req = await store.requests.register(clerk, chat_request(received_on="2026-03-02",
-                                                            hint={"date": "2026-03-02"}))
+    req = await store.requests.register(clerk, chat_request(received_on="2026-03-02", hint={"date": "2026-03-02"}))
     app = app_for(store, clerk)
     async with app.run_test(size=(100, 32)) as pilot:
         await open_first(pilot)
         await pilot.press("b")
-        form = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None,
-                                what="the receipt form")
+        form = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None, what="the receipt form"
+        )
         form.set_value("reference", receipt.reference.lower())
         form.set_value("code", "0000-0000-0000-0000")
         await pilot.press("ctrl+s")
@@ -239,6 +277,9 @@ def test_cim_report_service_lists_satisfaction(settings, clock):
     text = invoke("report", "service", "--from", "2026-03-01", "--to", "2026-03-31", "--data-dir", data_dir)
     assert text.exit_code == 0, text.stderr
     assert "Satisfaction (1–5): 4.00 from 1 rating" in text.stdout and "anna 4.00 from 1 rating" in text.stdout
-    doc = json.loads(invoke("report", "service", "--from", "2026-03-01", "--to", "2026-03-31", "--json",
-                            "--data-dir", data_dir).stdout)
+    doc = json.loads(
+        invoke(
+            "report", "service", "--from", "2026-03-01", "--to", "2026-03-31", "--json", "--data-dir", data_dir
+        ).stdout
+    )
     assert doc["ratings"]["by_consultant"] == [{"key": "anna", "count": 1, "average": 4.0, "marks": [0, 0, 0, 1, 0]}]

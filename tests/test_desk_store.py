@@ -88,10 +88,23 @@ async def test_the_head_of_the_chat_topics_department_gives_the_opinion(store, p
 
 
 def cim(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "CIM_DATA_DIR": str(data_dir),
-           "CIM_PASSWORD_PROFILE": "fast", "CIM_STAFF_LANG": "en", "HOME": str(data_dir.parent)}
-    return subprocess.run([sys.executable, "-m", "cim", *args], input=stdin, capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "CIM_DATA_DIR": str(data_dir),
+        "CIM_PASSWORD_PROFILE": "fast",
+        "CIM_STAFF_LANG": "en",
+        "HOME": str(data_dir.parent),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cim", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def test_cim_init_seeds_the_topics_and_the_cli_edits_them(tmp_path):
@@ -101,14 +114,19 @@ def test_cim_init_seeds_the_topics_and_the_cli_edits_them(tmp_path):
     listed = json.loads(cim(data, "topics", "list", "--json").stdout)
     assert [t["label_pl"] for t in listed] == [pl for pl, _ in DEFAULT_TOPICS]
     assert cim(data, "departments", "add", "WPiO", "Wydział Podatków i Opłat").returncode == 0
-    edited = cim(data, "topics", "edit", str(listed[1]["id"]), "Podatki i opłaty", "Taxes and fees",
-                 "--department", "WPiO")
+    edited = cim(
+        data, "topics", "edit", str(listed[1]["id"]), "Podatki i opłaty", "Taxes and fees", "--department", "WPiO"
+    )
     assert edited.returncode == 0, edited.stderr
     assert cim(data, "topics", "disable", str(listed[3]["id"])).returncode == 0
     listed = json.loads(cim(data, "topics", "list", "--json").stdout)
     assert [t["department"] for t in listed] == [None, "WPiO", None]
-    assert cim(data, "users", "add", "anna", "--role", "consultant", "--password-stdin",
-               stdin="correct horse battery\n").returncode == 0
+    assert (
+        cim(
+            data, "users", "add", "anna", "--role", "consultant", "--password-stdin", stdin="correct horse battery\n"
+        ).returncode
+        == 0
+    )
     assert "at most 5 chats" in cim(data, "users", "capacity", "anna", "5").stdout
     bad = cim(data, "users", "capacity", "anna", "many")
     assert bad.returncode != 0 and "1 to 50" in bad.stderr

@@ -73,8 +73,11 @@ async def test_register_form_fits_80x24_and_a_failing_save_says_why_on_screen(tu
         # next to the field too, and the field focused and scrolled into view
         note = form.query_one("#err-requester_name", Static)
         assert "name is required" in text(note)
-        await wait_until(pilot, lambda: in_view(form, note) and form.focused is form.query_one("#f-requester_name"),
-                         what="the field's own error in view")
+        await wait_until(
+            pilot,
+            lambda: in_view(form, note) and form.focused is form.query_one("#f-requester_name"),
+            what="the field's own error in view",
+        )
         values = form.values()
         assert values["requester_address"] == "ul. Polna 1" and values["name_or_email"] == "jan@example.pl"
         assert await store.db.fetchall("SELECT * FROM access_requests") == []
@@ -94,9 +97,15 @@ async def test_hold_modal_keeps_the_input_and_shows_the_stores_refusal(tui_app, 
         await sign_in(pilot, "kierownik", PASSWORD)
         await open_area(pilot, "f5", "RetentionScreen")
         await pilot.press("a")
-        modal = await wait_until(pilot, lambda: isinstance(app.screen, HoldModal) and app.screen, what="the hold dialog")
-        typed = {"#hold-ids": str(gone), "#hold-basis": "KPA art. 73", "#hold-case": "SO.9/2026",
-                 "#hold-review": "2026-09-01"}
+        modal = await wait_until(
+            pilot, lambda: isinstance(app.screen, HoldModal) and app.screen, what="the hold dialog"
+        )
+        typed = {
+            "#hold-ids": str(gone),
+            "#hold-basis": "KPA art. 73",
+            "#hold-case": "SO.9/2026",
+            "#hold-review": "2026-09-01",
+        }
         for field, value in typed.items():
             modal.query_one(field, Input).focus()
             await pilot.press(*value)

@@ -29,15 +29,26 @@ def office(tmp_path: Path):
     async def prepare() -> None:
         store = await Store.open(settings, create=True, clock=clock)
         try:
-            for name, role in (("rejestr", "designated"), ("kierownik", "cim_manager"), ("root", "it_admin"),
-                               ("dyrektor", "boi_director")):
+            for name, role in (
+                ("rejestr", "designated"),
+                ("kierownik", "cim_manager"),
+                ("root", "it_admin"),
+                ("dyrektor", "boi_director"),
+            ):
                 await store.accounts.add_staff(SYSTEM, name, [role], PASSWORD, full_name=name.capitalize())
             anna = (await store.accounts.add_staff(SYSTEM, "anna", ["designated"], PASSWORD)).as_actor()
             async with store.db.write() as tx:
-                await store.audit.append(tx, anna, "archive.open_transcript", target_kind="conversation",
-                                         target_id=7, purpose=PURPOSE)
-                await store.audit.append(tx, anna, "archive.open_recording", target_kind="conversation",
-                                         target_id=8, purpose="kontrola jakości")
+                await store.audit.append(
+                    tx, anna, "archive.open_transcript", target_kind="conversation", target_id=7, purpose=PURPOSE
+                )
+                await store.audit.append(
+                    tx,
+                    anna,
+                    "archive.open_recording",
+                    target_kind="conversation",
+                    target_id=8,
+                    purpose="kontrola jakości",
+                )
         finally:
             await store.close()
 
@@ -87,8 +98,12 @@ def test_new_account_modal_refused(snap_compare, office) -> None:
         await pilot.press("a")
         await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == "NewStaffModal", what="the dialog")
         screen = pilot.app.screen
-        for field, value in (("#name", "ewa"), ("#full-name", "Ewa Nowak"), ("#department", "USC"),
-                             ("#password", "ewa-password-1")):
+        for field, value in (
+            ("#name", "ewa"),
+            ("#full-name", "Ewa Nowak"),
+            ("#department", "USC"),
+            ("#password", "ewa-password-1"),
+        ):
             screen.query_one(field).value = value
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: screen.error, what="the error")
@@ -123,7 +138,9 @@ def test_audit_entry(snap_compare, office) -> None:
         screen.query_one("#audit-purpose-words").value = "ślązaka"
         screen.query_one("#audit-purpose-words").focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: len(screen.entries) == 1 and "intact" in str(screen.query_one("#chain").render()))
+        await wait_until(
+            pilot, lambda: len(screen.entries) == 1 and "intact" in str(screen.query_one("#chain").render())
+        )
         screen.query_one("#audit-table").focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == "AuditEntryModal", what="the entry")

@@ -49,7 +49,7 @@ async def test_missing_file_deleted_behind_cims_back(store, retention_data):
     path.unlink()
     report = await store.retention.fsck(SYSTEM)
     assert [p.kind for p in report.problems] == ["missing_file"]
-    assert f"recording" in report.problems[0].detail
+    assert "recording" in report.problems[0].detail
 
 
 async def test_checksum_mismatch_same_size(store, retention_data):
@@ -123,7 +123,8 @@ def test_cli_fsck_json_and_exit_status(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "cim", "fsck", "--json"], env=env, capture_output=True, text=True)
     document = json.loads(bad.stdout)
     assert bad.returncode == 1 and document["ok"] is False
-    assert document["problems"] == [{"kind": "orphan_file",
-                                     "detail": "lost.wav: a file in the recordings folder without a recording row"}]
+    assert document["problems"] == [
+        {"kind": "orphan_file", "detail": "lost.wav: a file in the recordings folder without a recording row"}
+    ]
     text = subprocess.run([sys.executable, "-m", "cim", "fsck"], env=env, capture_output=True, text=True)
     assert text.returncode == 1 and "orphan_file: lost.wav" in text.stdout

@@ -8,27 +8,61 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store.calls import (ASTERISK_DEFAULT_EXTRA, ASTERISK_FIXED, FREEPBX_REQUIRED, CdrParser, CdrRecord, Rejection,
-                         resolve_recordingfile, split_lines)
+from store.calls import (
+    ASTERISK_DEFAULT_EXTRA,
+    ASTERISK_FIXED,
+    FREEPBX_REQUIRED,
+    CdrParser,
+    CdrRecord,
+    Rejection,
+    resolve_recordingfile,
+    split_lines,
+)
 from store.errors import InvalidInput
 from tests.fixtures.calls import FREEPBX_HEADER, asterisk_row, cdr_csv_line
 from tests.fixtures.reliability import FUZZ
 
 ZONE = ZoneInfo("Europe/Warsaw")
 ASTERISK_COLUMNS = ASTERISK_FIXED + ASTERISK_DEFAULT_EXTRA
-FUZZ_SETTINGS = settings(FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                    HealthCheck.function_scoped_fixture])
+FUZZ_SETTINGS = settings(
+    FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 #: Field values a PBX (or a broken export) might write: plausible ones, edge cases and garbage.
 field_values = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["", "0", "-1", "604800", "604801", "99999999999999999999", "1.5", " 12 ", "NaN",
-                     "2026-03-02 10:00:00", "2026-02-30 10:00:00", "2026-03-29 02:30:00", "0000-00-00 00:00:00",
-                     "1772442000.1", "../../etc/passwd", "a/b", "x\\y", "#1", "ANSWERED", "NO ANSWER",
-                     '"Jan" <601234567>', "anonymous", "\x00", "\u202e", "é" * 200]),
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "604800",
+            "604801",
+            "99999999999999999999",
+            "1.5",
+            " 12 ",
+            "NaN",
+            "2026-03-02 10:00:00",
+            "2026-02-30 10:00:00",
+            "2026-03-29 02:30:00",
+            "0000-00-00 00:00:00",
+            "1772442000.1",
+            "../../etc/passwd",
+            "a/b",
+            "x\\y",
+            "#1",
+            "ANSWERED",
+            "NO ANSWER",
+            '"Jan" <601234567>',
+            "anonymous",
+            "\x00",
+            "\u202e",
+            "é" * 200,
+        ]
+    ),
     st.integers().map(str),
 )
 
@@ -66,8 +100,18 @@ def test_freepbx_lines_after_a_header_are_parsed_or_rejected(changes: dict, garb
     header = ",".join(FREEPBX_HEADER).encode()
     assert parser.parse_line(1, header) is None
     values = {c: "" for c in FREEPBX_HEADER}
-    values.update({"calldate": "2026-03-02 10:00:00", "src": "601234567", "dst": "201", "duration": "60",
-                   "billsec": "50", "disposition": "ANSWERED", "uniqueid": "1772442000.1"}, **changes)
+    values.update(
+        {
+            "calldate": "2026-03-02 10:00:00",
+            "src": "601234567",
+            "dst": "201",
+            "duration": "60",
+            "billsec": "50",
+            "disposition": "ANSWERED",
+            "uniqueid": "1772442000.1",
+        },
+        **changes,
+    )
     line = ",".join('"' + str(values[c]).replace('"', '""') + '"' for c in FREEPBX_HEADER).encode("utf-8")
     check(parser.parse_line(2, line), 2)
     check(parser.parse_line(3, garbage.replace(b"\n", b"")), 3)
@@ -102,18 +146,32 @@ def test_recordingfile_values_resolve_inside_the_folder_or_are_refused(tmp_path_
     assert resolved == root.resolve() or root.resolve() in resolved.parents, (value, path)
 
 
-@pytest.mark.parametrize("value", ["../../etc/passwd", "/etc/passwd", "2026/03/../../../x.wav", "a/../../b.wav",
-                                   "..", "\x00.wav"])
+@pytest.mark.parametrize(
+    "value", ["../../etc/passwd", "/etc/passwd", "2026/03/../../../x.wav", "a/../../b.wav", "..", "\x00.wav"]
+)
 def test_known_escapes_are_refused(tmp_path: Path, value: str) -> None:
     with pytest.raises(InvalidInput):
         resolve_recordingfile(tmp_path, value, datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc), ZONE)
 
 
-@settings(FUZZ, max_examples=min(FUZZ.max_examples, 15), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(st.binary(max_size=120), st.builds(
-    lambda changes: cdr_csv_line({**asterisk_row("1772442000.1"), **changes}, ASTERISK_COLUMNS).encode(),
-    st.dictionaries(st.sampled_from(ASTERISK_COLUMNS), field_values, max_size=3))), max_size=12))
+@settings(
+    FUZZ,
+    max_examples=min(FUZZ.max_examples, 15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=120),
+            st.builds(
+                lambda changes: cdr_csv_line({**asterisk_row("1772442000.1"), **changes}, ASTERISK_COLUMNS).encode(),
+                st.dictionaries(st.sampled_from(ASTERISK_COLUMNS), field_values, max_size=3),
+            ),
+        ),
+        max_size=12,
+    )
+)
 def test_a_whole_fuzzed_file_is_ingested_with_every_line_accounted_for(tmp_path_factory, lines: list[bytes]) -> None:
     """Through the real store: imported + already present + rejected covers every non-blank line."""
     from store import Store
@@ -129,7 +187,9 @@ def test_a_whole_fuzzed_file_is_ingested_with_every_line_accounted_for(tmp_path_
     async def run() -> None:
         store = await Store.open(Settings.load(base / "data", env={}, password_profile="fast"), create=True)
         try:
-            report = await store.calls.ingest(Actor.system("fuzz"), store.calls.source("asterisk", cdr, base / "monitor"))
+            report = await store.calls.ingest(
+                Actor.system("fuzz"), store.calls.source("asterisk", cdr, base / "monitor")
+            )
             doc = report.as_json()
             blank = sum(1 for line in cleaned if not line.strip() or not line.decode("utf-8", "replace").strip())
             assert all(r["reason"] and r["line"] >= 1 for r in doc["rejected"])

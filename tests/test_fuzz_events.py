@@ -7,12 +7,10 @@ runs many more examples.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any
 
 import pytest
-import socketio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,27 +26,65 @@ STAFF_CODES = protocol.STAFF_CODES - {protocol.SERVER_ERROR}
 CONNECT_CODES = (protocol.RESIDENT_CONNECT_CODES | protocol.STAFF_CONNECT_CODES) - {protocol.SERVER_ERROR}
 
 RESIDENT_EVENTS = ["accept_notice", "decline_notice", "send", "typing", "end"]
-STAFF_EVENTS = ["accept", "send", "typing", "transfer", "close", "my_chats", "canned", "close_categories",
-                "activity", "history"]
-KEYS = ["text", "client_msg_id", "notice_id", "active", "chat_id", "category", "to_staff_id", "lang", "resume",
-        "token"]
+STAFF_EVENTS = [
+    "accept",
+    "send",
+    "typing",
+    "transfer",
+    "close",
+    "my_chats",
+    "canned",
+    "close_categories",
+    "activity",
+    "history",
+]
+KEYS = ["text", "client_msg_id", "notice_id", "active", "chat_id", "category", "to_staff_id", "lang", "resume", "token"]
 
-texts = st.one_of(st.text(max_size=50), st.text(min_size=1900, max_size=2100), st.sampled_from(
-    ["", " ", "\x00", "\u202e", "[b]x[/b]", "<script>alert(1)</script>", "'; DROP TABLE messages; --", "🙂" * 10,
-     "a" * 5000, "other", "information_given"]))
-numbers = st.one_of(st.integers(), st.integers(min_value=-3, max_value=50), st.floats(allow_nan=True),
-                    st.just(2**63), st.just(-(2**63) - 1), st.booleans())
+texts = st.one_of(
+    st.text(max_size=50),
+    st.text(min_size=1900, max_size=2100),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "\u202e",
+            "[b]x[/b]",
+            "<script>alert(1)</script>",
+            "'; DROP TABLE messages; --",
+            "🙂" * 10,
+            "a" * 5000,
+            "other",
+            "information_given",
+        ]
+    ),
+)
+numbers = st.one_of(
+    st.integers(),
+    st.integers(min_value=-3, max_value=50),
+    st.floats(allow_nan=True),
+    st.just(2**63),
+    st.just(-(2**63) - 1),
+    st.booleans(),
+)
 scalars = st.one_of(st.none(), numbers, texts)
-json_values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), inner,
-                                                 max_size=4)), max_leaves=12)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
 payloads = st.one_of(
     st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5),
     json_values,
 )
 #: (event, args): usually one payload, sometimes none or several; sometimes an event nobody defined.
-calls = st.tuples(st.one_of(st.sampled_from(RESIDENT_EVENTS + STAFF_EVENTS), st.text(max_size=20)),
-                  st.one_of(st.tuples(payloads), st.just(()), st.tuples(payloads, payloads)))
+calls = st.tuples(
+    st.one_of(st.sampled_from(RESIDENT_EVENTS + STAFF_EVENTS), st.text(max_size=20)),
+    st.one_of(st.tuples(payloads), st.just(()), st.tuples(payloads, payloads)),
+)
 
 FUZZ_SETTINGS = settings(FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -75,11 +111,13 @@ async def consistent(live: LiveServer) -> None:
     db = live.store.db
     gaps = await db.fetchall(
         "SELECT conversation_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM messages "
-        "GROUP BY conversation_id HAVING lo != 1 OR hi != n")
+        "GROUP BY conversation_id HAVING lo != 1 OR hi != n"
+    )
     assert gaps == [], [dict(r) for r in gaps]
     behind = await db.fetchall(
         "SELECT c.id FROM conversations c WHERE c.channel = 'chat' AND "
-        "c.next_seq != (SELECT coalesce(max(seq), 0) + 1 FROM messages m WHERE m.conversation_id = c.id)")
+        "c.next_seq != (SELECT coalesce(max(seq), 0) + 1 FROM messages m WHERE m.conversation_id = c.id)"
+    )
     assert behind == [], [dict(r) for r in behind]
     assert (await live.store.audit.verify()).ok
     health = await db.fetchone("SELECT count(*) AS n FROM conversations")
@@ -91,8 +129,12 @@ def staff_token(live_server: LiveServer) -> str:
     from store.models import Actor
 
     async def make() -> str:
-        await live_server.store.accounts.add_staff(Actor.system("fuzz"), "fuzz", ["consultant"], "random events passphrase 1")
-        await live_server.store.accounts.add_staff(Actor.system("fuzz"), "fuzz2", ["consultant"], "random events passphrase 2")
+        await live_server.store.accounts.add_staff(
+            Actor.system("fuzz"), "fuzz", ["consultant"], "random events passphrase 1"
+        )
+        await live_server.store.accounts.add_staff(
+            Actor.system("fuzz"), "fuzz2", ["consultant"], "random events passphrase 2"
+        )
         return (await live_server.store.accounts.login("fuzz", "random events passphrase 1")).token
 
     return live_server.run(make())
@@ -114,8 +156,11 @@ def test_fuzz_resident_events(live_server: LiveServer) -> None:
                 for event, args in sequence:
                     check_ack(await call(client, event, args), RESIDENT_CODES, (event, args))
                 # the connection is still good for an ordinary message afterwards
-                check_ack(await client.call("send", {"text": "ok?", "client_msg_id": f"z{next(counter)}"}),
-                          RESIDENT_CODES, "after")
+                check_ack(
+                    await client.call("send", {"text": "ok?", "client_msg_id": f"z{next(counter)}"}),
+                    RESIDENT_CODES,
+                    "after",
+                )
             finally:
                 await client.disconnect()
 
@@ -155,8 +200,9 @@ def test_fuzz_staff_events(live_server: LiveServer, staff_token: str) -> None:
 
 #: What a Socket.IO client can send as auth: an object or nothing. (A bare number is not a valid CONNECT
 #: packet: python-socketio's decoder drops it unanswered; test_fuzz_raw_packets covers such frames.)
-auths = st.one_of(st.none(), st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), json_values,
-                                             max_size=5))
+auths = st.one_of(
+    st.none(), st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), json_values, max_size=5)
+)
 
 
 def test_fuzz_connect_auth(live_server: LiveServer) -> None:
@@ -186,11 +232,15 @@ def test_fuzz_raw_packets(live_server: LiveServer) -> None:
     """Arbitrary Engine.IO/Socket.IO frames on a raw WebSocket: the server drops what it cannot parse and stays up."""
     import aiohttp
 
-    frames = st.one_of(st.text(max_size=200), st.builds(lambda kind, ns, body: f"{kind}{ns}{body}",
-                                                        st.sampled_from(["4", "40", "41", "42", "43", "44", "45",
-                                                                         "46", "2", "3", "5", "6", "1"]),
-                                                        st.sampled_from(["", "/resident,", "/staff,", "/x,"]),
-                                                        st.text(max_size=100)))
+    frames = st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda kind, ns, body: f"{kind}{ns}{body}",
+            st.sampled_from(["4", "40", "41", "42", "43", "44", "45", "46", "2", "3", "5", "6", "1"]),
+            st.sampled_from(["", "/resident,", "/staff,", "/x,"]),
+            st.text(max_size=100),
+        ),
+    )
 
     @FUZZ_SETTINGS
     @given(st.lists(frames, min_size=1, max_size=5))

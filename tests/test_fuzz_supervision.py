@@ -17,8 +17,10 @@ EVENTS = ["supervision", "monitor", "unmonitor", "whisper", "take_over", "notes"
 KEYS = ["chat_id", "purpose", "text", "client_msg_id"]
 values = st.one_of(json_values, texts, st.integers(min_value=-2, max_value=60))
 payloads = st.one_of(st.dictionaries(st.sampled_from(KEYS), values, max_size=4), json_values)
-calls = st.tuples(st.one_of(st.sampled_from(EVENTS), st.text(max_size=12)),
-                  st.one_of(st.tuples(payloads), st.just(()), st.tuples(payloads, payloads)))
+calls = st.tuples(
+    st.one_of(st.sampled_from(EVENTS), st.text(max_size=12)),
+    st.one_of(st.tuples(payloads), st.just(()), st.tuples(payloads, payloads)),
+)
 
 
 _made = itertools.count()
@@ -33,11 +35,15 @@ def tokens(live_server: LiveServer) -> dict[str, str]:
 
     async def make() -> dict[str, str]:
         out = {}
-        for name, roles in (("fuzzboss", ["cim_manager"]), ("fuzzboth", ["boi_director", "consultant"]),
-                            ("fuzzcons", ["consultant"])):
+        for name, roles in (
+            ("fuzzboss", ["cim_manager"]),
+            ("fuzzboth", ["boi_director", "consultant"]),
+            ("fuzzcons", ["consultant"]),
+        ):
             login = f"{name}{n}"
-            await live_server.store.accounts.add_staff(Actor.system("fuzz"), login, roles,
-                                                       "random supervision passphrase 7")
+            await live_server.store.accounts.add_staff(
+                Actor.system("fuzz"), login, roles, "random supervision passphrase 7"
+            )
             out[name] = (await live_server.store.accounts.login(login, "random supervision passphrase 7")).token
         return out
 
@@ -62,14 +68,23 @@ def test_fuzz_supervision_events(live_server: LiveServer, tokens: dict[str, str]
                     notice = await resident.wait_for("notice")
                     opened = await resident.call("accept_notice", {"notice_id": notice["notice_id"]})
                     check_ack(await consultant.call("accept", {"chat_id": opened["chat_id"]}), STAFF_CODES, "accept")
-                    check_ack(await staff.call("monitor", {"chat_id": opened["chat_id"], "purpose": "fuzz check"}),
-                              STAFF_CODES, "monitor")
+                    check_ack(
+                        await staff.call("monitor", {"chat_id": opened["chat_id"], "purpose": "fuzz check"}),
+                        STAFF_CODES,
+                        "monitor",
+                    )
                 for event, args in sequence:
                     check_ack(await call(staff, event, args), STAFF_CODES, (event, args))
                 check_ack(await staff.call("supervision", {}), STAFF_CODES, "after")
                 if with_chat:
-                    check_ack(await staff.call("whisper", {"chat_id": opened["chat_id"], "text": "ok?",
-                                                           "client_msg_id": f"f{next(counter)}"}), STAFF_CODES, "w")
+                    check_ack(
+                        await staff.call(
+                            "whisper",
+                            {"chat_id": opened["chat_id"], "text": "ok?", "client_msg_id": f"f{next(counter)}"},
+                        ),
+                        STAFF_CODES,
+                        "w",
+                    )
             finally:
                 for client in (staff, consultant, resident):
                     if client is not None:

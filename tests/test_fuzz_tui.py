@@ -28,11 +28,36 @@ from tui.widgets.literal import visible_text
 from tui.widgets.request_forms import FormModal
 
 #: Each example starts a whole Textual app, so the CI size is small; CIM_STRESS=1 gives the profile's count.
-TUI_SETTINGS = settings(FUZZ, max_examples=max(6, FUZZ.max_examples // 5), deadline=None,
-                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+TUI_SETTINGS = settings(
+    FUZZ,
+    max_examples=max(6, FUZZ.max_examples // 5),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
-MARKUP = ["[b]", "[/b]", "[/]", "[link=http://evil.example]", "[@click=app.quit]", "[red on blue]", "\\[", "]",
-          "[", "\x1b[31m", "\x1b]8;;http://x\x1b\\", "$", "{0}", "%s", "ż", "🙂", "\u202e", " ", "\t", "x", "\x00"]
+MARKUP = [
+    "[b]",
+    "[/b]",
+    "[/]",
+    "[link=http://evil.example]",
+    "[@click=app.quit]",
+    "[red on blue]",
+    "\\[",
+    "]",
+    "[",
+    "\x1b[31m",
+    "\x1b]8;;http://x\x1b\\",
+    "$",
+    "{0}",
+    "%s",
+    "ż",
+    "🙂",
+    "\u202e",
+    " ",
+    "\t",
+    "x",
+    "\x00",
+]
 hostile_text = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(MARKUP), max_size=10).map("".join))
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -74,8 +99,11 @@ def test_fuzz_the_login_form(tmp_path_factory) -> None:
                         return text if text and text != "Signing in…" else None
 
                     answer = await wait_until(pilot, answered, what="an answer to the sign-in")
-                    assert answer in ("Enter your user name.", "Enter your password.",
-                                      "Wrong user name or password.") or answer.startswith("Account locked"), answer
+                    assert answer in (
+                        "Enter your user name.",
+                        "Enter your password.",
+                        "Wrong user name or password.",
+                    ) or answer.startswith("Account locked"), answer
             finally:
                 await store.close()
 
@@ -108,16 +136,24 @@ def test_fuzz_the_request_register_form(tmp_path_factory) -> None:
                 async with app.run_test(size=SIZE) as pilot:
                     await wait_until(pilot, lambda: isinstance(app.screen, RequestsScreen), what="the register")
                     await pilot.press("n")
-                    form = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None,
-                                            what="the form")
-                    for field, value in (("requester_name", name), ("requester_address", address),
-                                         ("justification", justification), ("requester_phone", phone),
-                                         ("date", "2026-02-24"), ("received_on", "2026-03-01")):
+                    form = await wait_until(
+                        pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None, what="the form"
+                    )
+                    for field, value in (
+                        ("requester_name", name),
+                        ("requester_address", address),
+                        ("justification", justification),
+                        ("requester_phone", phone),
+                        ("date", "2026-02-24"),
+                        ("received_on", "2026-03-01"),
+                    ):
                         form.set_value(field, value)
                     await pilot.press("ctrl+s")
                     outcome = await wait_until(
-                        pilot, lambda: "saved" if not isinstance(app.screen, FormModal) else (form.error or None),
-                        what="the form's answer")
+                        pilot,
+                        lambda: "saved" if not isinstance(app.screen, FormModal) else (form.error or None),
+                        what="the form's answer",
+                    )
                     after = (await store.db.fetchone("SELECT count(*) AS n FROM access_requests"))["n"]
                     if outcome != "saved":
                         assert after == before, "a refused form stored nothing"
@@ -125,8 +161,11 @@ def test_fuzz_the_request_register_form(tmp_path_factory) -> None:
                     assert after == before + 1
                     row = await store.db.fetchone("SELECT id, requester_name FROM access_requests ORDER BY id DESC")
                     table = app.screen.query_one("#requests-table", DataTable)
-                    await wait_until(pilot, lambda: str(row["id"]) in [k.value for k in table.rows],
-                                     what="the new request in the list")
+                    await wait_until(
+                        pilot,
+                        lambda: str(row["id"]) in [k.value for k in table.rows],
+                        what="the new request in the list",
+                    )
                     shown = table.get_row(str(row["id"]))[-1]
                     # what the table shows is what was stored, brackets kept and nothing styled by them; only
                     # control characters are shown by visible stand-ins (␛, �), never sent to the terminal

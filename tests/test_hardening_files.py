@@ -4,7 +4,6 @@ CLI errors that name the right thing (an empty --data-dir, a backup onto a missi
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -12,7 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -37,12 +36,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SYSTEM = Actor.system("tests")
 
 
-def cim(*args: str, umask: int = 0o022, env: dict[str, str] | None = None, stdin: str | None = None
-        ) -> subprocess.CompletedProcess:
+def cim(
+    *args: str, umask: int = 0o022, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess:
     """The real `cim` in a subprocess (under the given umask)."""
-    return subprocess.run([sys.executable, "-m", "cim", *args], cwd=ROOT, input=stdin, capture_output=True,
-                          text=True, timeout=120, preexec_fn=lambda: os.umask(umask),
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "CIM_PASSWORD_PROFILE": "fast", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "cim", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(umask),
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CIM_PASSWORD_PROFILE": "fast", **(env or {})},
+    )
 
 
 def mode(path: Path) -> int:
@@ -59,6 +66,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 # -- files with staff names are 0600 and never overwritten without --force ------------------------------------
 
+
 @pytest.mark.ordinance("GDPR 32")
 def test_report_files_are_0600_under_a_permissive_umask_and_existing_files_need_force(data_dir, tmp_path):
     csv_path, pdf_path = tmp_path / "r.csv", tmp_path / "r.pdf"
@@ -70,8 +78,10 @@ def test_report_files_are_0600_under_a_permissive_umask_and_existing_files_need_
     csv_path.write_text("someone else's spreadsheet\n")
     os.chmod(csv_path, 0o644)
     refused = cim(*period, "--csv", str(csv_path), umask=0o000)
-    assert refused.returncode == 1 and refused.stderr.strip() == \
-        f"cim: {csv_path} already exists; use --force to replace it"
+    assert (
+        refused.returncode == 1
+        and refused.stderr.strip() == f"cim: {csv_path} already exists; use --force to replace it"
+    )
     assert csv_path.read_text() == "someone else's spreadsheet\n"
 
     victim = tmp_path / "victim.txt"
@@ -150,11 +160,15 @@ def test_backup_copies_recordings_0600_even_when_the_source_is_looser(data_dir, 
     write_wav(recording)
     os.chmod(recording, 0o644)
     with sqlite3.connect(data_dir / "cim.sqlite3") as conn:
-        conn.execute("INSERT INTO conversations(id, channel, status, created_at, purge_after) "
-                     "VALUES (1, 'call', 'ended', '2026-03-01T10:00:00.000000Z', '2026-09-01T10:00:00.000000Z')")
-        conn.execute("INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, format, "
-                     "is_empty, imported_at) VALUES (1, 'u1', '2026/03/a.wav', 'x', 1, 'wav', 0, "
-                     "'2026-03-01T10:00:00.000000Z')")
+        conn.execute(
+            "INSERT INTO conversations(id, channel, status, created_at, purge_after) "
+            "VALUES (1, 'call', 'ended', '2026-03-01T10:00:00.000000Z', '2026-09-01T10:00:00.000000Z')"
+        )
+        conn.execute(
+            "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, format, "
+            "is_empty, imported_at) VALUES (1, 'u1', '2026/03/a.wav', 'x', 1, 'wav', 0, "
+            "'2026-03-01T10:00:00.000000Z')"
+        )
     done = cim("backup", str(tmp_path / "bk"), "--data-dir", str(data_dir), umask=0o000)
     assert done.returncode == 0, done.stderr
     copied = tmp_path / "bk" / "recordings" / "2026" / "03" / "a.wav"
@@ -164,11 +178,13 @@ def test_backup_copies_recordings_0600_even_when_the_source_is_looser(data_dir, 
 
 # -- letters never drop a character silently -------------------------------------------------------------------
 
+
 async def test_a_letter_with_characters_the_font_lacks_is_refused_naming_them(store, people):
     assert missing_glyphs("王") == ["王"]  # the test can fail: DejaVu Sans really has no CJK glyphs
     request = await store.requests.register(people.registrar, call_request(requester_name="Wang 王小明"))
-    await store.requests.link(people.registrar, request.id, await insert_call(store, at=CALL_AT, number=PHONE,
-                                                                              department="WO"))
+    await store.requests.link(
+        people.registrar, request.id, await insert_call(store, at=CALL_AT, number=PHONE, department="WO")
+    )
     await store.requests.give_opinion(people.dpo, request.id, "dpo", "unfavourable", "Brak podstaw.")
     await store.requests.give_opinion(people.head, request.id, "department", "unfavourable", "Brak podstaw.")
     with pytest.raises(InvalidInput) as refused:
@@ -192,6 +208,7 @@ async def test_the_report_pdf_prints_a_missing_character_as_its_code_point(store
 
 # -- MP3 recordings are checked by content -------------------------------------------------------------------
 
+
 def lame(wav: Path, mp3: Path, *options: str) -> Path:
     encoder = shutil.which("lame")
     assert encoder, "the MP3 tests need `lame` (scripts/setup installs it)"
@@ -214,7 +231,7 @@ def test_files_named_mp3_that_are_not_mpeg_audio_are_refused(tmp_path):
         "renamed-wav.mp3": wav.read_bytes(),
         "tag-only.mp3": real[:tag_size],
         "id3-and-zeros.mp3": b"ID3\x03\x00\x00\x00\x00\x00\x00" + bytes(100),
-        "cut-after-one-header.mp3": real[:tag_size + 40],
+        "cut-after-one-header.mp3": real[: tag_size + 40],
     }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -232,8 +249,14 @@ async def test_ingest_rejects_a_fake_mp3_and_keeps_a_real_one(store, tmp_path):
     real, fake = "in-1-601234567-20260302-100000-1772442000.1.mp3", "in-1-601234567-20260302-101000-1772442000.2.mp3"
     lame(write_pcm_wav(tmp_path / "call.wav", 1.0), day / real)
     (day / fake).write_text("#!/bin/sh\necho not audio\n")
-    pbx.cdr.write_text(freepbx_csv([freepbx_row("1772442000.1", recordingfile=real),
-                                    freepbx_row("1772442000.2", calldate="2026-03-02 10:10:00", recordingfile=fake)]))
+    pbx.cdr.write_text(
+        freepbx_csv(
+            [
+                freepbx_row("1772442000.1", recordingfile=real),
+                freepbx_row("1772442000.2", calldate="2026-03-02 10:10:00", recordingfile=fake),
+            ]
+        )
+    )
     report = await store.calls.ingest(SYSTEM, store.calls.source("freepbx", pbx.cdr, pbx.monitor))
     reasons = {r.file: r.reason for r in report.rejected}
     assert fake in reasons and "not an MP3 recording" in reasons[fake]
@@ -244,9 +267,11 @@ async def test_ingest_rejects_a_fake_mp3_and_keeps_a_real_one(store, tmp_path):
 
 # -- a password typed into the name field is never stored --------------------------------------------------------
 
+
 @pytest.mark.ordinance("GDPR 32")
 async def test_a_password_typed_into_the_name_field_never_reaches_the_audit_log_or_the_database(
-        store, make_staff, settings):
+    store, make_staff, settings
+):
     await make_staff("anna", "consultant")
     secret = "Tajne.Haslo-2026"
     for typed in (secret, f"anna\t{secret}", f"  {secret}  "):
@@ -273,6 +298,7 @@ async def test_a_password_typed_into_the_name_field_never_reaches_the_audit_log_
 
 
 # -- CLI: errors that name the right thing ----------------------------------------------------------------------
+
 
 def test_init_with_an_empty_data_dir_is_an_error_and_creates_nothing(tmp_path):
     home = tmp_path / "home"
@@ -310,8 +336,9 @@ def test_backup_onto_a_missing_volume_creates_nothing(data_dir, tmp_path):
     target = tmp_path / "not-mounted" / "cim" / "2026-03-02"
     done = cim("backup", str(target), "--data-dir", str(data_dir))
     assert done.returncode == 1
-    assert done.stderr.strip() == (f"cim: the folder {target.parent} does not exist (is the backup volume "
-                                   "mounted?); nothing was written")
+    assert done.stderr.strip() == (
+        f"cim: the folder {target.parent} does not exist (is the backup volume mounted?); nothing was written"
+    )
     assert not (tmp_path / "not-mounted").exists()
     (tmp_path / "mounted").mkdir()
     assert cim("backup", str(tmp_path / "mounted" / "b1"), "--data-dir", str(data_dir)).returncode == 0
@@ -320,8 +347,17 @@ def test_backup_onto_a_missing_volume_creates_nothing(data_dir, tmp_path):
 def test_error_texts_name_what_was_typed_wrong(data_dir):
     dept = cim("departments", "add", "w g k", "Wydział Gospodarki Komunalnej", "--data-dir", str(data_dir))
     assert dept.returncode == 1 and dept.stderr.startswith("cim: department code 'w g k' must be"), dept.stderr
-    user = cim("users", "add", "a b", "--role", "consultant", "--password-stdin", "--data-dir", str(data_dir),
-               stdin="long enough password\n")
+    user = cim(
+        "users",
+        "add",
+        "a b",
+        "--role",
+        "consultant",
+        "--password-stdin",
+        "--data-dir",
+        str(data_dir),
+        stdin="long enough password\n",
+    )
     assert user.returncode == 1 and user.stderr.startswith("cim: user name 'a b' must be")
     audit = cim("audit", "list", "--from", "yesterday", "--data-dir", str(data_dir))
     assert audit.returncode == 1 and audit.stderr.strip() == "cim: --from must be a date YYYY-MM-DD, not 'yesterday'"
@@ -329,8 +365,9 @@ def test_error_texts_name_what_was_typed_wrong(data_dir):
     assert audit_to.stderr.strip() == "cim: --to must be a date YYYY-MM-DD, not '2026-02-30'"
     backwards = cim("audit", "list", "--from", "2026-03-02", "--to", "2026-03-01", "--data-dir", str(data_dir))
     assert backwards.returncode == 1 and backwards.stderr.strip() == "cim: --to 2026-03-01 is before --from 2026-03-02"
-    assert cim("audit", "list", "--from", "0001-01-01", "--to", "9999-12-31", "--data-dir",
-               str(data_dir)).returncode == 0  # the calendar's ends are no crash
+    assert (
+        cim("audit", "list", "--from", "0001-01-01", "--to", "9999-12-31", "--data-dir", str(data_dir)).returncode == 0
+    )  # the calendar's ends are no crash
     report = cim("report", "--from", "2026-01-01", "--to", "jutro", "--data-dir", str(data_dir))
     assert report.returncode == 1 and report.stderr.strip() == "cim: --to must be a date YYYY-MM-DD, not 'jutro'"
 
@@ -344,8 +381,10 @@ def test_service_report_files_are_0600_and_existing_files_need_force(data_dir, t
     assert (mode(csv_path), mode(pdf_path)) == (0o600, 0o600)
     csv_path.write_text("keep me\n")
     refused = cim(*period, "--csv", str(csv_path))
-    assert refused.returncode == 1 and refused.stderr.strip() == \
-        f"cim: {csv_path} already exists; use --force to replace it"
+    assert (
+        refused.returncode == 1
+        and refused.stderr.strip() == f"cim: {csv_path} already exists; use --force to replace it"
+    )
     assert csv_path.read_text() == "keep me\n"
     forced = cim(*period, "--csv", str(csv_path), "--force", umask=0o000)
     assert forced.returncode == 0, forced.stderr

@@ -3,7 +3,6 @@ catalogs agree with each other, keep the placeholders, and Polish plurals and da
 
 from __future__ import annotations
 
-import re
 import string
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +23,8 @@ def used_in_code() -> dict[str, str]:
     found: dict[str, str] = {}
     for package in ("cim", "store", "tui", "webchat"):
         for filename, lineno, message, _comments, _context in extract_from_dir(
-                ROOT / package, method_map=[("**.py", "python")], keywords=KEYWORDS):
+            ROOT / package, method_map=[("**.py", "python")], keywords=KEYWORDS
+        ):
             msgid = message[0] if isinstance(message, (tuple, list)) else message
             if msgid:
                 found.setdefault(msgid, f"{package}/{filename}:{lineno}")
@@ -56,7 +56,8 @@ def test_every_marked_string_has_a_polish_entry():
     known = {m.id if isinstance(m.id, str) else m.id[0] for _p, cat in catalogs() for m in cat if m.id}
     missing = {msgid: where for msgid, where in {**help_in_code(), **used_in_code()}.items() if msgid not in known}
     assert not missing, "strings marked in code without a Polish entry in store/locale/pl/*.po:\n" + "\n".join(
-        f"  {where}: {msgid!r}" for msgid, where in sorted(missing.items(), key=lambda kv: kv[1]))
+        f"  {where}: {msgid!r}" for msgid, where in sorted(missing.items(), key=lambda kv: kv[1])
+    )
 
 
 def test_the_help_of_every_command_is_found_and_in_polish():
@@ -103,12 +104,24 @@ def test_a_string_translated_in_two_files_says_the_same():
     assert not clashes, "\n".join(clashes)
 
 
-@pytest.mark.parametrize(("n", "want"), [(1, "1 rozmowa"), (2, "2 rozmowy"), (4, "4 rozmowy"), (5, "5 rozmów"),
-                                         (12, "12 rozmów"), (22, "22 rozmowy"), (25, "25 rozmów"), (0, "0 rozmów")])
+@pytest.mark.parametrize(
+    ("n", "want"),
+    [
+        (1, "1 rozmowa"),
+        (2, "2 rozmowy"),
+        (4, "4 rozmowy"),
+        (5, "5 rozmów"),
+        (12, "12 rozmów"),
+        (22, "22 rozmowy"),
+        (25, "25 rozmów"),
+        (0, "0 rozmów"),
+    ],
+)
 def test_polish_plurals(n, want):
     assert i18n.translator("pl").ngettext("{n} chat", "{n} chats", n).format(n=n) == want
-    assert i18n.translator("en").ngettext("{n} chat", "{n} chats", n).format(n=n) == (f"{n} chat" if n == 1
-                                                                                     else f"{n} chats")
+    assert i18n.translator("en").ngettext("{n} chat", "{n} chats", n).format(n=n) == (
+        f"{n} chat" if n == 1 else f"{n} chats"
+    )
 
 
 def test_dates_are_local_and_in_the_reader_language():

@@ -71,6 +71,7 @@ def text(widget: Static) -> str:
 
 # -- the request register --------------------------------------------------------------------------------------
 
+
 @pytest.mark.staff_lang("pl")
 async def test_the_request_register_speaks_polish_by_default(store, make_staff):
     registrar = (await make_staff("rejestr", "designated")).as_actor()
@@ -83,8 +84,13 @@ async def test_the_request_register_speaks_polish_by_default(store, make_staff):
             await pilot.pause()
             if table.row_count:
                 break
-        assert [str(c.label) for c in table.columns.values()] == ["Numer", "Żąda", "Stan", "Termin",
-                                                                "Osoba wnioskująca"]
+        assert [str(c.label) for c in table.columns.values()] == [
+            "Numer",
+            "Żąda",
+            "Stan",
+            "Termin",
+            "Osoba wnioskująca",
+        ]
         (row,) = cells(table)
         assert row[0] == created.number and row[1] == "odsłuch" and row[2] == "zarejestrowany"
         assert PL_SHORT_DATE.search(row[3]) and "-" not in row[3], row[3]  # "1 kwi 2026", never 2026-04-01
@@ -102,6 +108,7 @@ async def test_the_request_register_speaks_polish_by_default(store, make_staff):
 
 
 # -- the archive ------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 async def closed_chat(store, make_staff):
@@ -180,16 +187,19 @@ def test_staff_system_lines_never_show_a_category_code(lang):
 
 # -- the audit viewer -------------------------------------------------------------------------------------------
 
+
 @pytest.mark.staff_lang("pl")
 @pytest.mark.ordinance("§3")
 async def test_the_audit_viewer_shows_actions_in_words_and_still_filters_by_code(store, make_staff):
     director = (await make_staff("dyrektor", "boi_director")).as_actor()
     anna = (await make_staff("anna", "designated")).as_actor()
     async with store.db.write() as tx:
-        await store.audit.append(tx, anna, "requests.session_playback", target_kind="conversation", target_id=7,
-                                 purpose="CIM/2026/0007")
-        await store.audit.append(tx, anna, "archive.open_recording", target_kind="conversation", target_id=8,
-                                 purpose="kontrola jakości")
+        await store.audit.append(
+            tx, anna, "requests.session_playback", target_kind="conversation", target_id=7, purpose="CIM/2026/0007"
+        )
+        await store.audit.append(
+            tx, anna, "archive.open_recording", target_kind="conversation", target_id=8, purpose="kontrola jakości"
+        )
         await store.audit.append(tx, anna, "future.unknown_action", purpose="nowa czynność")
     app = ScreenApp(ctx_for(store, director), AuditScreen)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -213,13 +223,15 @@ async def test_the_audit_viewer_shows_actions_in_words_and_still_filters_by_code
 
 # -- the supervision report -------------------------------------------------------------------------------------
 
+
 async def _accesses(store, make_staff, clock):
     anna = (await make_staff("żaneta", "designated")).as_actor()
     clock.now = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
     async with store.db.write() as tx:
         for purpose in ("R/2026/1", "R/2026/1", "skarga — Świnoujście"):
-            await store.audit.append(tx, anna, "archive.open_transcript", target_kind="conversation", target_id=1,
-                                     purpose=purpose)
+            await store.audit.append(
+                tx, anna, "archive.open_transcript", target_kind="conversation", target_id=1, purpose=purpose
+            )
         for _ in range(2):
             await store.audit.append(tx, anna, "archive.open_recording", outcome="refused")
     clock.now = datetime(2026, 4, 2, 9, 0, tzinfo=timezone.utc)
@@ -271,6 +283,7 @@ async def test_the_supervision_report_screen_is_polish(store, make_staff, clock)
 
 # -- the command line -------------------------------------------------------------------------------------------
 
+
 def _seeded_data_dir(tmp_path) -> str:
     from store.settings import Settings
     from tests.fixtures.store import ManualClock
@@ -293,8 +306,13 @@ def _cim(data_dir: str, *args: str, lang: str | None) -> subprocess.CompletedPro
     env = {k: v for k, v in os.environ.items() if k != "CIM_STAFF_LANG"}
     if lang is not None:
         env["CIM_STAFF_LANG"] = lang
-    return subprocess.run([sys.executable, "-m", "cim", *args, "--data-dir", data_dir], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cim", *args, "--data-dir", data_dir],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.staff_lang(None)
@@ -319,8 +337,17 @@ def test_cim_requests_show_and_report_speak_polish_unless_told_english(tmp_path)
     assert told.stdout.split()[:1] == ["section"] and "request" in told.stdout and "open" in told.stdout
     bad = _cim(data_dir, "report", "--from", "2026-03-01", "--to", "2026-03-31", "--lang", "de", lang=None)
     assert bad.returncode == 2 and "--lang" in bad.stderr
-    folder = _cim(data_dir, "report", "--from", "2026-03-01", "--to", "2026-03-31", "--csv",
-                  str(tmp_path / "nie-ma" / "r.csv"), lang=None)
+    folder = _cim(
+        data_dir,
+        "report",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-31",
+        "--csv",
+        str(tmp_path / "nie-ma" / "r.csv"),
+        lang=None,
+    )
     assert folder.returncode == 1 and "nie istnieje" in folder.stderr
 
 
@@ -353,8 +380,13 @@ async def test_a_chat_read_in_the_session_shows_the_residents_lines_without_code
     await r.link(people.registrar, req.id, closed_chat)
     await r.give_opinion(people.dpo, req.id, "dpo", "favourable", "Brak przeszkód.")
     await r.give_opinion(people.head, req.id, "department", "favourable", "Zgoda.")
-    await r.grant(people.director, req.id, session_at=datetime(2026, 3, 20, 9, 0, tzinfo=timezone.utc),
-                  place="Sala 12", attendee_ids=[people.attendee.staff_id])
+    await r.grant(
+        people.director,
+        req.id,
+        session_at=datetime(2026, 3, 20, 9, 0, tzinfo=timezone.utc),
+        place="Sala 12",
+        attendee_ids=[people.attendee.staff_id],
+    )
     await r.start_session(people.director, req.id)
     app = ScreenApp(ctx_for(store, people.director), lambda ctx: RequestDetailScreen(ctx, req.id))
     async with app.run_test(size=SIZE) as pilot:

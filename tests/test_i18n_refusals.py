@@ -28,10 +28,16 @@ async def test_a_missing_chat_topic_and_callback_are_refused_in_polish_then_engl
     with pytest.raises(NotFound) as callback:
         await store.callbacks.get(777)
     assert (chat.value.message, topic.value.message, callback.value.message) == (
-        "nie ma czatu 9999", "nie ma tematu sprawy 4242", "nie ma oddzwonienia 777")
+        "nie ma czatu 9999",
+        "nie ma tematu sprawy 4242",
+        "nie ma oddzwonienia 777",
+    )
     i18n.set_language("en")  # the same errors, read again by an English-speaking person
     assert (str(chat.value), str(topic.value), str(callback.value)) == (
-        "no chat 9999", "no topic 4242", "no callback 777")
+        "no chat 9999",
+        "no topic 4242",
+        "no callback 777",
+    )
     assert chat.value.message_in("pl") == "nie ma czatu 9999"
 
 
@@ -60,10 +66,12 @@ async def test_desk_refusals_stay_english_under_cim_staff_lang_en(store, make_st
 def test_redis_url_and_data_directory_refusals_in_polish_and_english(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as no_scheme:
         check_redis_url("localhost:6379")
-    assert no_scheme.value.message == ("CIM_REDIS_URL musi być adresem redis://, rediss:// lub unix:// "
-                                       "(podano adres bez schematu)")
-    assert no_scheme.value.message_in("en") == ("CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL "
-                                                "(it has no scheme)")
+    assert no_scheme.value.message == (
+        "CIM_REDIS_URL musi być adresem redis://, rediss:// lub unix:// (podano adres bez schematu)"
+    )
+    assert no_scheme.value.message_in("en") == (
+        "CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL (it has no scheme)"
+    )
     with pytest.raises(ConfigError) as http:
         check_redis_url("http://localhost")
     assert http.value.message.endswith("(podano http://)")
@@ -78,8 +86,9 @@ def cim(*args: str, lang: str | None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("CIM_STAFF_LANG", "CIM_DATA_DIR")}
     if lang:
         env["CIM_STAFF_LANG"] = lang
-    return subprocess.run([sys.executable, "-m", "cim", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cim", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
 
 
 def test_the_cim_command_on_a_missing_data_directory_refuses_in_polish_by_default(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import OptionList, Static
 
 from store import Store
 from store.clock import ManualClock
@@ -124,16 +124,24 @@ async def test_my_account_switches_the_language_and_rebuilds_the_screens(tui_app
         await sign_in(pilot, "anna", PASSWORD)
         await pilot.press("ctrl+u")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "AccountScreen", what="My account")
-        await wait_until(pilot, lambda: "Język: polski" in str(app.screen.query_one("#account-facts").render()),
-                         what="the language line")
+        await wait_until(
+            pilot,
+            lambda: "Język: polski" in str(app.screen.query_one("#account-facts").render()),
+            what="the language line",
+        )
         assert "Moje konto" in screen_text(app) and "Język" in screen_text(app)
         await pilot.press("l")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "PickModal", what="the language choice")
         assert "Język Twoich ekranów CIM" in screen_text(app)
         await pilot.press("down", "enter")  # polski, English, office default
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "AccountScreen"
-                         and "Language: English" in str(app.screen.query_one("#account-facts").render()),
-                         what="My account in English")
+        await wait_until(
+            pilot,
+            lambda: (
+                type(app.screen).__name__ == "AccountScreen"
+                and "Language: English" in str(app.screen.query_one("#account-facts").render())
+            ),
+            what="My account in English",
+        )
         text = screen_text(app)
         assert "My account" in text and "Change password" in text and "Moje konto" not in text, text
         assert (await store.accounts.get("anna")).language == "en"
@@ -145,9 +153,14 @@ async def test_my_account_switches_the_language_and_rebuilds_the_screens(tui_app
         await pilot.press("l")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "PickModal", what="the language choice")
         await pilot.press("down", "down", "enter")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "AccountScreen"
-                         and "Język: polski" in str(app.screen.query_one("#account-facts").render()),
-                         what="My account in Polish")
+        await wait_until(
+            pilot,
+            lambda: (
+                type(app.screen).__name__ == "AccountScreen"
+                and "Język: polski" in str(app.screen.query_one("#account-facts").render())
+            ),
+            what="My account in Polish",
+        )
         assert (await store.accounts.get("anna")).language is None
         await pilot.press("f1")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "HomeScreen", what="home")
@@ -169,8 +182,9 @@ def every_area_app(tmp_path: Path):
         store = await Store.open(settings, create=True, clock=clock)
         try:
             await store.accounts.add_department(SYSTEM, "WGK", "Wydział Gospodarki Komunalnej")
-            await store.accounts.add_staff(SYSTEM, "ewa", ALL_ROLES, PASSWORD, full_name="Ewa Kowalska",
-                                           department="WGK")
+            await store.accounts.add_staff(
+                SYSTEM, "ewa", ALL_ROLES, PASSWORD, full_name="Ewa Kowalska", department="WGK"
+            )
             await store.accounts.add_staff(SYSTEM, "anna", ["consultant"], PASSWORD, full_name="Anna Nowak")
             manager = (await store.accounts.get("ewa")).as_actor()
             await store.chats.add_canned(manager, "Powitanie", "Dzień dobry, w czym mogę pomóc?")
@@ -225,8 +239,7 @@ def test_sign_in_home_and_my_account_at_80x24(snap_compare, every_area_app, scre
         if screen == "login":
             await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="the login screen")
             await sign_in(pilot, "ewa", "wrong password", expect_home=False)
-            await wait_until(pilot, lambda: app.screen.query_one("#login-message").has_class("error"),
-                             what="the error")
+            await wait_until(pilot, lambda: app.screen.query_one("#login-message").has_class("error"), what="the error")
         else:
             await sign_in(pilot, "ewa", PASSWORD)
             if screen == "account":
@@ -291,8 +304,9 @@ def test_chat_screen_in_polish(snap_compare, snapshot_setup) -> None:  # noqa: F
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: chat_id in app.desk.chats, what="accepted")
         clock.advance(seconds=20)
-        await resident.call("send", {"text": "Dzień dobry, kiedy płacę podatek?", "client_msg_id": "m1"},
-                            namespace="/resident")
+        await resident.call(
+            "send", {"text": "Dzień dobry, kiedy płacę podatek?", "client_msg_id": "m1"}, namespace="/resident"
+        )
         await wait_until(pilot, lambda: len(app.desk.chats[chat_id].lines) >= 4, what="the resident's line")
         for char in "Do 15 marca.":
             await pilot.press("space" if char == " " else char)

@@ -6,7 +6,10 @@ import pytest
 
 from store import Store
 from store.errors import (
-    AuthenticationFailed, DirectoryUnavailable, NoMappedRole, SessionExpired,
+    AuthenticationFailed,
+    DirectoryUnavailable,
+    NoMappedRole,
+    SessionExpired,
 )
 from store.models import Role
 from tests.fixtures.directory import GROUPS, PEOPLE, USERS, make_ca
@@ -147,7 +150,12 @@ async def test_starttls_with_the_tests_ca(settings, clock, slapd_tls, tmp_path):
 async def test_bad_directory_configuration_fails_loudly(settings, clock, slapd):
     from store.errors import ConfigError
 
-    for bad in ({"ldap_role_map": ""}, {"ldap_user_base": ""}, {"ldap_url": "http://x"},
-                {"ldap_role_map": '{"cn=x": "chef"}'}, {"ldap_role_map": '{"cn=x": ["department_head"]}'}):
+    for bad in (
+        {"ldap_role_map": ""},
+        {"ldap_user_base": ""},
+        {"ldap_url": "http://x"},
+        {"ldap_role_map": '{"cn=x": "chef"}'},
+        {"ldap_role_map": '{"cn=x": ["department_head"]}'},
+    ):
         with pytest.raises(ConfigError):
             await Store.open(settings.with_(**slapd.settings_overrides(**bad)), create=True, clock=clock)

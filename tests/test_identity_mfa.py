@@ -10,8 +10,14 @@ import pytest
 
 from store import Store
 from store.errors import (
-    AccountLocked, AuthenticationFailed, ConfigError, InvalidInput, PasswordChangeRequired,
-    SecondFactorEnrolmentRequired, SecondFactorRequired, SessionExpired,
+    AccountLocked,
+    AuthenticationFailed,
+    ConfigError,
+    InvalidInput,
+    PasswordChangeRequired,
+    SecondFactorEnrolmentRequired,
+    SecondFactorRequired,
+    SessionExpired,
 )
 from store.settings import Settings
 from tests.fixtures.store import PASSWORD, SYSTEM
@@ -39,8 +45,13 @@ def test_mfa_roles_setting(tmp_path, monkeypatch):
     import store.settings
 
     monkeypatch.setattr(store.settings, "DEFAULT_MFA_ROLES", "designated,cim_manager,it_admin,boi_director,dpo")
-    assert Settings.load(tmp_path, env={}).mfa_role_names == {"designated", "cim_manager", "it_admin",
-                                                              "boi_director", "dpo"}
+    assert Settings.load(tmp_path, env={}).mfa_role_names == {
+        "designated",
+        "cim_manager",
+        "it_admin",
+        "boi_director",
+        "dpo",
+    }
     assert Settings.load(tmp_path, env={"CIM_MFA_ROLES": "none"}).mfa_role_names == frozenset()
     assert Settings.load(tmp_path, env={"CIM_MFA_ROLES": "dpo, secretary"}).mfa_role_names == {"dpo", "secretary"}
     with pytest.raises(ConfigError, match="chef"):
@@ -99,7 +110,9 @@ async def test_second_factor_failures_count_towards_the_lockout(mfa_store, make_
     clock.advance(seconds=60)
     for _ in range(mfa_store.settings.lockout_failures):
         with pytest.raises(AuthenticationFailed):
-            await mfa_store.accounts.login("ala", PASSWORD, otp="000000" if pyotp.TOTP(secret).at(clock()) != "000000" else "111111")
+            await mfa_store.accounts.login(
+                "ala", PASSWORD, otp="000000" if pyotp.TOTP(secret).at(clock()) != "000000" else "111111"
+            )
     with pytest.raises(AccountLocked):
         await mfa_store.accounts.login("ala", PASSWORD, otp=pyotp.TOTP(secret).at(clock()))
 
@@ -144,7 +157,9 @@ async def test_enrolment_from_a_signed_in_session(store, make_staff, clock):
     actor = session.staff.as_actor()
     enrolment = await store.accounts.begin_enrolment(actor)
     with pytest.raises(AuthenticationFailed):
-        await store.accounts.confirm_enrolment(actor, "000000" if pyotp.TOTP(enrolment.secret).at(clock()) != "000000" else "111111")
+        await store.accounts.confirm_enrolment(
+            actor, "000000" if pyotp.TOTP(enrolment.secret).at(clock()) != "000000" else "111111"
+        )
     codes = await store.accounts.confirm_enrolment(actor, pyotp.TOTP(enrolment.secret).at(clock()))
     assert len(codes) == 10
     # a voluntary second factor is then asked for at every sign-in
@@ -153,12 +168,17 @@ async def test_enrolment_from_a_signed_in_session(store, make_staff, clock):
 
 
 async def test_temporary_password_must_be_changed_at_first_sign_in(store, clock):
-    await store.accounts.add_staff(SYSTEM, "marek", ["consultant"], "temporary pass 2026", full_name="Marek Zielony",
-                                   temporary=True)
+    await store.accounts.add_staff(
+        SYSTEM, "marek", ["consultant"], "temporary pass 2026", full_name="Marek Zielony", temporary=True
+    )
     with pytest.raises(PasswordChangeRequired):
         await store.accounts.login("marek", "temporary pass 2026")
-    for bad, why in (("short one", "at least 12"), ("password1234", "commonly used"), ("zielony-marek-9", "name"),
-                     ("temporary pass 2026", "differ")):
+    for bad, why in (
+        ("short one", "at least 12"),
+        ("password1234", "commonly used"),
+        ("zielony-marek-9", "name"),
+        ("temporary pass 2026", "differ"),
+    ):
         with pytest.raises(InvalidInput, match=why):
             await store.accounts.login("marek", "temporary pass 2026", new_password=bad)
     session = await store.accounts.login("marek", "temporary pass 2026", new_password="my chosen passphrase")

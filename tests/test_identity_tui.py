@@ -67,8 +67,11 @@ async def test_sign_in_with_a_code_and_a_wrong_one(mfa_store, clock):
         screen.query_one("#otp").value = wrong
         screen.query_one("#otp").focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: "Wrong or already used code" in str(screen.query_one("#login-message").render()),
-                         what="the wrong-code message")
+        await wait_until(
+            pilot,
+            lambda: "Wrong or already used code" in str(screen.query_one("#login-message").render()),
+            what="the wrong-code message",
+        )
         screen.query_one("#otp").value = totp.at(clock())
         screen.query_one("#otp").focus()
         await pilot.press("enter")
@@ -86,8 +89,9 @@ async def test_temporary_password_is_changed_at_sign_in(store, tui_app, clock):
         screen.query_one("#new-password-again").value = "short"
         screen.query_one("#new-password-again").focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: "at least 12" in str(screen.query_one("#login-message").render()),
-                         what="the policy message")
+        await wait_until(
+            pilot, lambda: "at least 12" in str(screen.query_one("#login-message").render()), what="the policy message"
+        )
         screen.query_one("#new-password").value = "my chosen passphrase"
         screen.query_one("#new-password-again").value = "my chosen passphrase"
         screen.query_one("#new-password-again").focus()
@@ -127,7 +131,12 @@ async def test_my_account_changes_the_password_and_sets_up_a_second_factor(store
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen_name(app) == "RecoveryCodesModal", what="the recovery codes")
         await pilot.press("escape")
-        await wait_until(pilot, lambda: screen_name(app) == "AccountScreen"
-                         and "set up (10 recovery" in str(app.screen.query_one("#account-facts").render()),
-                         what="the account facts")
+        await wait_until(
+            pilot,
+            lambda: (
+                screen_name(app) == "AccountScreen"
+                and "set up (10 recovery" in str(app.screen.query_one("#account-facts").render())
+            ),
+            what="the account facts",
+        )
     assert (await store.accounts.get("kasia")).second_factor == "active"

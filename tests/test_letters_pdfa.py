@@ -40,6 +40,7 @@ def squashed(text: str) -> str:
 
 # -- making letters through the real store ---------------------------------------------------------------
 
+
 async def _access(store, people, **changes):
     req = await store.requests.register(people.registrar, call_request(**changes))
     call = await insert_call(store, at=CALL_AT, number=PHONE, department="WO")
@@ -51,8 +52,9 @@ async def _access(store, people, **changes):
 
 async def _granted(store, people, **changes):
     req = await _access(store, people, **changes)
-    await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala nr 12",
-                               attendee_ids=[people.attendee.staff_id])
+    await store.requests.grant(
+        people.director, req.id, session_at=SESSION_AT, place="Sala nr 12", attendee_ids=[people.attendee.staff_id]
+    )
     return await store.requests.get(people.director, req.id)
 
 
@@ -69,8 +71,9 @@ async def _extended(store, people):
 
 
 async def _copied(store, people, tmp_path, **changes):
-    req = await store.requests.register(people.dpo, chat_request(kind="copy", asked="copy", justification="",
-                                                                 **changes))
+    req = await store.requests.register(
+        people.dpo, chat_request(kind="copy", asked="copy", justification="", **changes)
+    )
     chat = await insert_chat(store, at=CALL_AT, lines=[("resident", "jozef@example.pl"), ("consultant", "Dzień dobry")])
     await store.requests.link(people.dpo, req.id, chat)
     await store.requests.grant(people.dpo, req.id)
@@ -83,14 +86,19 @@ async def _copied(store, people, tmp_path, **changes):
 
 
 async def _every_letter(store, people, tmp_path):
-    details = [await _granted(store, people), await _refused(store, people), await _extended(store, people),
-               await _copied(store, people, tmp_path)]
+    details = [
+        await _granted(store, people),
+        await _refused(store, people),
+        await _extended(store, people),
+        await _copied(store, people, tmp_path),
+    ]
     letters = [d.letters[-1] for d in details]
     assert sorted(x.kind for x in letters) == ["copy", "extension", "grant", "refusal"]
     return letters
 
 
 # -- PDF/A-2b structure, read back with pypdf ----------------------------------------------------------------
+
 
 def _pdfa_facts(path: Path) -> dict:
     reader = PdfReader(path)
@@ -104,13 +112,31 @@ def _pdfa_facts(path: Path) -> dict:
             for desc in font.get("/DescendantFonts", [font]):
                 descriptor = desc.get_object()["/FontDescriptor"].get_object()
                 fonts[str(font["/BaseFont"])] = any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
-    return {"encrypted": reader.is_encrypted, "xmp": xmp, "intents": intents, "fonts": fonts,
-            "id": "/ID" in reader.trailer, "header": path.read_bytes()[:8], "actions": _forbidden_actions(reader)}
+    return {
+        "encrypted": reader.is_encrypted,
+        "xmp": xmp,
+        "intents": intents,
+        "fonts": fonts,
+        "id": "/ID" in reader.trailer,
+        "header": path.read_bytes()[:8],
+        "actions": _forbidden_actions(reader),
+    }
 
 
 #: Action types PDF/A-2 forbids (ISO 19005-2 6.6.1), JavaScript first.
-_FORBIDDEN_ACTIONS = {"/JavaScript", "/Launch", "/Sound", "/Movie", "/ResetForm", "/ImportData", "/Hide",
-                      "/SetOCGState", "/Rendition", "/Trans", "/GoTo3DView"}
+_FORBIDDEN_ACTIONS = {
+    "/JavaScript",
+    "/Launch",
+    "/Sound",
+    "/Movie",
+    "/ResetForm",
+    "/ImportData",
+    "/Hide",
+    "/SetOCGState",
+    "/Rendition",
+    "/Trans",
+    "/GoTo3DView",
+}
 
 
 def _forbidden_actions(reader: PdfReader) -> list[str]:
@@ -212,12 +238,23 @@ def test_the_structure_check_refuses_what_is_not_pdfa():
     from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 
     scripted = PdfWriter(clone_from=io.BytesIO(good))
-    action = scripted._add_object(DictionaryObject({NameObject("/Type"): NameObject("/Action"),
-                                                    NameObject("/S"): NameObject("/JavaScript"),
-                                                    NameObject("/JS"): TextStringObject("app.alert('x');")}))
+    action = scripted._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Action"),
+                NameObject("/S"): NameObject("/JavaScript"),
+                NameObject("/JS"): TextStringObject("app.alert('x');"),
+            }
+        )
+    )
     scripted._root_object[NameObject("/OpenAction")] = action
-    scripted._root_object[NameObject("/Names")] = DictionaryObject({NameObject("/JavaScript"): DictionaryObject(
-        {NameObject("/Names"): ArrayObject([TextStringObject("x"), action])})})
+    scripted._root_object[NameObject("/Names")] = DictionaryObject(
+        {
+            NameObject("/JavaScript"): DictionaryObject(
+                {NameObject("/Names"): ArrayObject([TextStringObject("x"), action])}
+            )
+        }
+    )
     buffer = io.BytesIO()
     scripted.write(buffer)
     flagged = _forbidden_actions(PdfReader(io.BytesIO(buffer.getvalue())))
@@ -227,6 +264,7 @@ def test_the_structure_check_refuses_what_is_not_pdfa():
 
 # -- the PAdES seal ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def seal_ca(tmp_path):
     return make_test_ca(tmp_path / "seal")
@@ -235,8 +273,9 @@ def seal_ca(tmp_path):
 @pytest.fixture
 def sealed(store, seal_ca):
     """The store with the office's seal configured (as Store.open loads it; see the start-up tests below)."""
-    store.requests.seal = load_seal(store.settings.with_(letter_seal_p12=str(seal_ca.p12),
-                                                         letter_seal_password_file=str(seal_ca.password_file)))
+    store.requests.seal = load_seal(
+        store.settings.with_(letter_seal_p12=str(seal_ca.p12), letter_seal_password_file=str(seal_ca.password_file))
+    )
     return store
 
 
@@ -251,8 +290,9 @@ async def _validate(data: bytes, root):
     return sig, status
 
 
-async def test_sealed_letters_validate_with_pyhanko_against_the_test_ca_and_stay_pdfa(sealed, people, tmp_path,
-                                                                                      seal_ca):
+async def test_sealed_letters_validate_with_pyhanko_against_the_test_ca_and_stay_pdfa(
+    sealed, people, tmp_path, seal_ca
+):
     from pyhanko.sign.fields import MDPPerm
     from pyhanko.sign.validation.status import SignatureCoverageLevel
 
@@ -271,7 +311,8 @@ async def test_sealed_letters_validate_with_pyhanko_against_the_test_ca_and_stay
         assert not facts["encrypted"] and facts["actions"] == [], facts["actions"]
         assert record.sealed is True and record.sealed_by == SEAL_ORGANISATION
         assert squashed(f"opatrzone pieczęcią elektroniczną urzędu ({SEAL_ORGANISATION})") in squashed(
-            pdf_text(record.path))
+            pdf_text(record.path)
+        )
 
 
 async def test_a_changed_byte_or_an_unknown_ca_fails_validation(sealed, people, tmp_path, seal_ca):
@@ -293,8 +334,9 @@ async def test_a_seal_expired_since_start_up_stops_the_step_and_stores_no_letter
 
     from store.seal import SealFailed
 
-    sealed.requests.seal = dataclasses.replace(sealed.requests.seal,
-                                               not_after=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+    sealed.requests.seal = dataclasses.replace(
+        sealed.requests.seal, not_after=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    )
     req = await _access(sealed, people)
     with pytest.raises(SealFailed, match="expired on"):
         await sealed.requests.refuse(people.director, req.id, "Powód.")
@@ -326,12 +368,15 @@ async def test_store_open_loads_the_seal_and_a_bad_seal_stops_the_start(settings
 def test_seal_files_must_be_private_outside_the_data_dir_and_in_date(settings, tmp_path):
     open_ca = make_test_ca(tmp_path / "open", mode=0o644)
     with pytest.raises(ConfigError, match="readable by every user"):
-        load_seal(settings.with_(letter_seal_p12=str(open_ca.p12), letter_seal_password_file=str(open_ca.password_file)))
+        load_seal(
+            settings.with_(letter_seal_p12=str(open_ca.p12), letter_seal_password_file=str(open_ca.password_file))
+        )
     inside = make_test_ca(settings.data_dir / "seal")
     with pytest.raises(ConfigError, match="outside the data directory"):
         load_seal(settings.with_(letter_seal_p12=str(inside.p12), letter_seal_password_file=str(inside.password_file)))
-    old = make_test_ca(tmp_path / "old", valid_from=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40),
-                       valid_days=30)
+    old = make_test_ca(
+        tmp_path / "old", valid_from=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40), valid_days=30
+    )
     with pytest.raises(ConfigError, match="expired on"):
         load_seal(settings.with_(letter_seal_p12=str(old.p12), letter_seal_password_file=str(old.password_file)))
     missing = tmp_path / "nowhere.p12"
@@ -353,18 +398,27 @@ def test_cli_says_so_in_one_sentence_when_the_seal_password_is_wrong(settings, c
     wrong = tmp_path / "wrong.password"
     wrong.write_text("zle\n")
     wrong.chmod(0o600)
-    result = CliRunner().invoke(cli, ["requests", "list", "--data-dir", str(settings.data_dir)],
-                                env={"CIM_LETTER_SEAL_P12": str(seal_ca.p12), "CIM_LETTER_SEAL_PASSWORD_FILE": str(wrong),
-                                     "CIM_PASSWORD_PROFILE": "fast"}, catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["requests", "list", "--data-dir", str(settings.data_dir)],
+        env={
+            "CIM_LETTER_SEAL_P12": str(seal_ca.p12),
+            "CIM_LETTER_SEAL_PASSWORD_FILE": str(wrong),
+            "CIM_PASSWORD_PROFILE": "fast",
+        },
+        catch_exceptions=False,
+    )
     assert result.exit_code != 0
     assert "does not open it" in result.stderr and "Traceback" not in result.stderr
 
 
 # -- what the letters say ------------------------------------------------------------------------------------
 
+
 async def test_the_signatory_is_named_with_the_title_from_the_account(store, people):
-    await store.accounts.set_signature(SYSTEM, "dyrektor", full_name="Anna Źdźbło-Nowak",
-                                       job_title="Dyrektor Biura Obsługi Interesantów Urzędu Miasta")
+    await store.accounts.set_signature(
+        SYSTEM, "dyrektor", full_name="Anna Źdźbło-Nowak", job_title="Dyrektor Biura Obsługi Interesantów Urzędu Miasta"
+    )
     detail = await _granted(store, people)
     text = pdf_text(detail.letters[-1].path)
     assert "Anna Źdźbło-Nowak" in text and "Dyrektor Biura Obsługi Interesantów Urzędu Miasta" in text
@@ -394,17 +448,20 @@ async def test_the_copy_cover_letter_carries_the_article_15_1_information_for_th
     detail = await _copied(store, people, tmp_path)
     flat = squashed(pdf_text(detail.letters[-1].path))
     settings = store.settings
-    for needed in ("Zgodnie z art. 15 ust. 1 RODO informuję:",
-                   f"Administrator danych: {settings.controller}.",
-                   "Cele przetwarzania:",
-                   "Kategorie danych: data i godzina czatu, treść wiadomości",
-                   f"Odbiorcy danych: {settings.data_recipients}.",
-                   "Okres przechowywania: 6 miesięcy od dnia rozmowy lub czatu",
-                   "prawo żądania sprostowania danych, ich usunięcia lub ograniczenia przetwarzania",
-                   "prawo wniesienia skargi do Prezesa Urzędu Ochrony Danych Osobowych",
-                   "Źródło danych:",
-                   "Dotyczy: czatu z dnia 24 lutego 2026 r., godz. 10:15.",
-                   "Z upoważnienia administratora danych", "Inspektor Ochrony Danych"):
+    for needed in (
+        "Zgodnie z art. 15 ust. 1 RODO informuję:",
+        f"Administrator danych: {settings.controller}.",
+        "Cele przetwarzania:",
+        "Kategorie danych: data i godzina czatu, treść wiadomości",
+        f"Odbiorcy danych: {settings.data_recipients}.",
+        "Okres przechowywania: 6 miesięcy od dnia rozmowy lub czatu",
+        "prawo żądania sprostowania danych, ich usunięcia lub ograniczenia przetwarzania",
+        "prawo wniesienia skargi do Prezesa Urzędu Ochrony Danych Osobowych",
+        "Źródło danych:",
+        "Dotyczy: czatu z dnia 24 lutego 2026 r., godz. 10:15.",
+        "Z upoważnienia administratora danych",
+        "Inspektor Ochrony Danych",
+    ):
         assert squashed(needed) in flat, needed
 
 
@@ -440,9 +497,10 @@ async def test_the_case_mark_follows_the_configured_pattern(settings, clock, mak
     assert "CIM/2026/0001" not in text
 
 
-@pytest.mark.parametrize("pattern, message", [("BOI-{rok}", "unknown fields rok"),
-                                              ("BOI.{yyyy}", "must contain"),
-                                              ("BOI.{n", "not a valid pattern")])
+@pytest.mark.parametrize(
+    "pattern, message",
+    [("BOI-{rok}", "unknown fields rok"), ("BOI.{yyyy}", "must contain"), ("BOI.{n", "not a valid pattern")],
+)
 def test_a_bad_case_mark_pattern_fails_at_load(tmp_path, pattern, message):
     with pytest.raises(ConfigError, match=message):
         from store.settings import Settings
@@ -451,8 +509,9 @@ def test_a_bad_case_mark_pattern_fails_at_load(tmp_path, pattern, message):
 
 
 async def test_e_doreczenia_is_the_electronic_route_and_epuap_only_stays_readable(store, people):
-    req = await store.requests.register(people.registrar, call_request(
-        delivery="e_doreczenia", requester_email="ae:pl-12345-67890-abcde-12"))
+    req = await store.requests.register(
+        people.registrar, call_request(delivery="e_doreczenia", requester_email="ae:pl-12345-67890-abcde-12")
+    )
     assert req.requester_email == "AE:PL-12345-67890-ABCDE-12"
     await store.requests.extend(people.director, req.id, 1, "Powód.")
     text = pdf_text((await store.requests.get(people.director, req.id)).letters[0].path)
@@ -463,15 +522,17 @@ async def test_e_doreczenia_is_the_electronic_route_and_epuap_only_stays_readabl
     with pytest.raises(InvalidInput, match="ePUAP is no longer"):
         await store.requests.register(people.registrar, call_request(delivery="post", requester_email="/um/skrytka"))
     with pytest.raises(InvalidInput, match="needs the requester's address for electronic delivery"):
-        await store.requests.register(people.registrar, call_request(delivery="e_doreczenia",
-                                                                     requester_email="jan@example.pl"))
+        await store.requests.register(
+            people.registrar, call_request(delivery="e_doreczenia", requester_email="jan@example.pl")
+        )
     with pytest.raises(InvalidInput, match="nor an address for e-Doręczenia"):
         await store.requests.register(people.registrar, call_request(requester_email="AE:PL-1234"))
 
     # an older record registered for ePUAP is still read, shown and answered (by post)
     async with store.db.write() as tx:
-        await tx.execute("UPDATE access_requests SET delivery = 'epuap', requester_email = '/um/skrytka' "
-                         "WHERE id = ?", (req.id,))
+        await tx.execute(
+            "UPDATE access_requests SET delivery = 'epuap', requester_email = '/um/skrytka' WHERE id = ?", (req.id,)
+        )
     old = (await store.requests.get(people.director, req.id)).request
     assert old.delivery == "epuap" and old.requester_email == "/um/skrytka"
     from store.requests import DELIVERY_LABELS
@@ -490,9 +551,23 @@ def test_cli_sets_the_signature_and_shows_sealed_per_letter(settings, clock):
     asyncio.run(seed())
     data_dir = str(settings.data_dir)
     env = {"CIM_PASSWORD_PROFILE": "fast"}
-    result = CliRunner().invoke(cli, ["users", "signature", "dyr", "--full-name", "Anna Nowak", "--title",
-                                      "Dyrektor BOI", "--data-dir", data_dir, "--json"], env=env,
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "users",
+            "signature",
+            "dyr",
+            "--full-name",
+            "Anna Nowak",
+            "--title",
+            "Dyrektor BOI",
+            "--data-dir",
+            data_dir,
+            "--json",
+        ],
+        env=env,
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.stderr
     assert '"job_title": "Dyrektor BOI"' in result.stdout and '"full_name": "Anna Nowak"' in result.stdout
     result = CliRunner().invoke(cli, ["users", "signature", "dyr", "--data-dir", data_dir], env=env)
@@ -509,7 +584,8 @@ def test_cli_sets_the_signature_and_shows_sealed_per_letter(settings, clock):
             await st.close()
 
     number = asyncio.run(letter())
-    result = CliRunner().invoke(cli, ["requests", "show", number, "--json", "--data-dir", data_dir], env=env,
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["requests", "show", number, "--json", "--data-dir", data_dir], env=env, catch_exceptions=False
+    )
     assert result.exit_code == 0, result.stderr
     assert '"sealed": false' in result.stdout and '"case_mark": "CIM/2026/0001"' in result.stdout

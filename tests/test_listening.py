@@ -29,8 +29,9 @@ async def fetch(client: aiohttp.ClientSession, url: str, **kw) -> tuple[int, dic
 
 
 async def audit(store, action: str) -> list[dict]:
-    rows = await store.db.fetchall("SELECT actor_name, outcome, purpose, request_id, details FROM audit "
-                                   "WHERE action = ? ORDER BY id", (action,))
+    rows = await store.db.fetchall(
+        "SELECT actor_name, outcome, purpose, request_id, details FROM audit WHERE action = ? ORDER BY id", (action,)
+    )
     return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
 
 
@@ -63,9 +64,11 @@ async def test_links_per_person_are_bounded(store, pcm_call, listener, settings)
 
 
 async def test_forged_expired_and_foreign_browser_links_are_refused_with_a_clear_page(
-        store, chat_server, pcm_call, listener, clock) -> None:
-    link = await store.listening.create(listener.actor, pcm_call.conversation_id, "skarga 12/2026",
-                                        session_token=listener.token)
+    store, chat_server, pcm_call, listener, clock
+) -> None:
+    link = await store.listening.create(
+        listener.actor, pcm_call.conversation_id, "skarga 12/2026", session_token=listener.token
+    )
     async with session() as forger:
         status, headers, body = await fetch(forger, chat_server.url + "/listen/" + "A" * 22)
         assert status == 403 and "nie został wydany przez CIM" in body.decode()
@@ -86,14 +89,15 @@ async def test_forged_expired_and_foreign_browser_links_are_refused_with_a_clear
     assert all(e["purpose"] == "skarga 12/2026" for e in (await audit(store, "listen.page"))[1:])
 
 
-async def test_the_end_of_the_staff_session_stops_audio_at_the_next_range(store, chat_server, pcm_call,
-                                                                            listener) -> None:
-    link = await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola",
-                                        session_token=listener.token)
+async def test_the_end_of_the_staff_session_stops_audio_at_the_next_range(
+    store, chat_server, pcm_call, listener
+) -> None:
+    link = await store.listening.create(
+        listener.actor, pcm_call.conversation_id, "kontrola", session_token=listener.token
+    )
     async with session() as browser:
         assert (await fetch(browser, chat_server.url + link.path))[0] == 200
-        assert (await fetch(browser, chat_server.url + link.path + "/audio",
-                            headers={"Range": "bytes=0-"}))[0] == 206
+        assert (await fetch(browser, chat_server.url + link.path + "/audio", headers={"Range": "bytes=0-"}))[0] == 206
         await store.accounts.logout(listener.token)
         status, _, body = await fetch(browser, chat_server.url + link.path + "/audio", headers={"Range": "bytes=100-"})
         assert status == 403 and b"session" in body
@@ -103,11 +107,16 @@ async def test_the_end_of_the_staff_session_stops_audio_at_the_next_range(store,
 
 
 async def test_a_recording_purged_or_changed_after_the_link_is_refused_naming_the_fsck_kind(
-        store, chat_server, pbx: FakePbx, listener) -> None:
+    store, chat_server, pbx: FakePbx, listener
+) -> None:
     call = await ingest_call(store, pbx, "1772443000.7")
     link = await store.listening.create(listener.actor, call.conversation_id, "kontrola")
-    path = store.settings.recordings_dir / (await store.db.fetchone(
-        "SELECT path FROM recordings WHERE conversation_id = ?", (call.conversation_id,)))["path"]
+    path = (
+        store.settings.recordings_dir
+        / (await store.db.fetchone("SELECT path FROM recordings WHERE conversation_id = ?", (call.conversation_id,)))[
+            "path"
+        ]
+    )
     original = path.read_bytes()
     async with session() as browser:
         path.write_bytes(original[:-10] + b"\x00" * 10)
@@ -119,8 +128,10 @@ async def test_a_recording_purged_or_changed_after_the_link_is_refused_naming_th
         path.write_bytes(original)
         async with store.db.write() as tx:  # what a purge leaves: no rows, a tombstone
             await tx.execute("DELETE FROM recordings WHERE conversation_id = ?", (call.conversation_id,))
-            await tx.execute("INSERT INTO purged_conversations(id, purged_at) VALUES (?, '2026-09-02T00:00:00.000000Z')",
-                             (call.conversation_id,))
+            await tx.execute(
+                "INSERT INTO purged_conversations(id, purged_at) VALUES (?, '2026-09-02T00:00:00.000000Z')",
+                (call.conversation_id,),
+            )
         status, _, body = await fetch(browser, chat_server.url + link.path)
         assert status == 410 and "trwale usunięte" in body.decode()
     reasons = [e["details"]["reason"] for e in await audit(store, "listen.page")]
@@ -138,30 +149,42 @@ async def test_a_missing_file_is_reported_when_the_link_is_asked_for(store, pcm_
 
 
 async def test_page_range_and_audit_for_a_pcm_recording(store, chat_server, pcm_call, listener) -> None:
-    link = await store.listening.create(listener.actor, pcm_call.conversation_id, "skarga 12/2026",
-                                        session_token=listener.token)
+    link = await store.listening.create(
+        listener.actor, pcm_call.conversation_id, "skarga 12/2026", session_token=listener.token
+    )
     async with session() as browser:
         status, headers, body = await fetch(browser, chat_server.url + link.path)
         page = body.decode()
         assert status == 200 and headers["Cache-Control"] == "no-store"
-        assert "media-src 'self'" in headers["Content-Security-Policy"] and "'unsafe-inline'" not in \
-            headers["Content-Security-Policy"]
+        assert (
+            "media-src 'self'" in headers["Content-Security-Policy"]
+            and "'unsafe-inline'" not in headers["Content-Security-Policy"]
+        )
         assert 'lang="pl"' in page and "Odsłuch nagrania" in page and link.code in page
         assert "••• ••• 567" in page and "601234567" not in page and "skarga 12/2026" in page
         assert 'controlslist="nodownload' in page and "<style" not in page and "<script>" not in page
         assert len(re.findall(r"<rect ", page)) > 50  # the level bar
-        size = plain_size(store.settings.recordings_dir / (await store.db.fetchone(
-            "SELECT path FROM recordings WHERE conversation_id = ?", (pcm_call.conversation_id,)))["path"])
-        status, headers, body = await fetch(browser, chat_server.url + link.path + "/audio",
-                                            headers={"Range": "bytes=0-99"})
+        size = plain_size(
+            store.settings.recordings_dir
+            / (
+                await store.db.fetchone(
+                    "SELECT path FROM recordings WHERE conversation_id = ?", (pcm_call.conversation_id,)
+                )
+            )["path"]
+        )
+        status, headers, body = await fetch(
+            browser, chat_server.url + link.path + "/audio", headers={"Range": "bytes=0-99"}
+        )
         assert status == 206 and headers["Content-Range"] == f"bytes 0-99/{size}" and len(body) == 100
         assert headers["Content-Disposition"] == "inline" and headers["Cache-Control"] == "no-store"
         assert headers["Accept-Ranges"] == "bytes" and body[:4] == b"RIFF"
-        status, headers, body = await fetch(browser, chat_server.url + link.path + "/audio",
-                                            headers={"Range": f"bytes={size}-"})
+        status, headers, body = await fetch(
+            browser, chat_server.url + link.path + "/audio", headers={"Range": f"bytes={size}-"}
+        )
         assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
-        status, headers, body = await fetch(browser, chat_server.url + link.path + "/audio",
-                                            headers={"Range": "bytes=-10"})
+        status, headers, body = await fetch(
+            browser, chat_server.url + link.path + "/audio", headers={"Range": "bytes=-10"}
+        )
         assert status == 206 and len(body) == 10
         status, _, body = await fetch(browser, chat_server.url + link.path + "/audio")
         assert status == 200 and len(body) == size
@@ -198,8 +221,9 @@ def test_the_number_is_masked_but_its_last_three_digits() -> None:
     assert mask_number(None) == "—" and mask_number("12") == "•••"
 
 
-async def test_tokens_have_128_bits_are_unique_and_only_their_hash_is_stored(store, pcm_call, listener,
-                                                                             settings) -> None:
+async def test_tokens_have_128_bits_are_unique_and_only_their_hash_is_stored(
+    store, pcm_call, listener, settings
+) -> None:
     tokens = set()
     for _ in range(settings.listen_max_links):
         link = await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola")
@@ -233,8 +257,9 @@ async def test_the_demo_server_answers_listening_links_on_its_own_port(store, pc
             async with session() as browser:
                 status, _, body = await fetch(browser, f"http://127.0.0.1:{port}{link.path}")
                 assert status == 200 and link.code in body.decode()
-                status, _, _ = await fetch(browser, f"http://127.0.0.1:{port}{link.path}/audio",
-                                           headers={"Range": "bytes=0-"})
+                status, _, _ = await fetch(
+                    browser, f"http://127.0.0.1:{port}{link.path}/audio", headers={"Range": "bytes=0-"}
+                )
                 assert status == 206
     finally:
         sock.close()
@@ -250,8 +275,9 @@ async def test_the_access_log_never_holds_a_listening_token(store, settings, pcm
 
     link = await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola")
     # as `cim serve` runs it: aiohttp's own access logger with the serve command's format
-    runner = web.AppRunner(create_app(settings, store), handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
-                           shutdown_timeout=1.0)
+    runner = web.AppRunner(
+        create_app(settings, store), handle_signals=False, access_log_format=ACCESS_LOG_FORMAT, shutdown_timeout=1.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -281,11 +307,13 @@ async def test_a_format_no_browser_plays_gets_a_page_saying_so(store, chat_serve
         cur = await tx.execute(
             "INSERT INTO conversations(channel, status, created_at, ended_at, purge_after, direction, resident_number,"
             " number_identifiable) VALUES ('call', 'ended', '2026-03-01T09:00:00.000000Z', "
-            "'2026-03-01T09:02:00.000000Z', '2026-09-01T09:00:00.000000Z', 'incoming', '+48601234567', 1)")
+            "'2026-03-01T09:02:00.000000Z', '2026-09-01T09:00:00.000000Z', 'incoming', '+48601234567', 1)"
+        )
         await tx.execute(
             "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, format, "
             "imported_at) VALUES (?, 'x.1', '2026/03/call.aac', ?, ?, 12, 'aac', '2026-03-01T09:03:00.000000Z')",
-            (cur.lastrowid, hashlib.sha256(data).hexdigest(), len(data)))
+            (cur.lastrowid, hashlib.sha256(data).hexdigest(), len(data)),
+        )
     link = await store.listening.create(listener.actor, cur.lastrowid, "kontrola")
     async with session() as browser:
         status, _, body = await fetch(browser, chat_server.url + link.path)

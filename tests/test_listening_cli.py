@@ -39,8 +39,20 @@ def _call(data_dir: Path) -> int:
 
 def test_listen_link_prints_url_and_expiry_and_is_audited_as_the_host(data_dir: Path) -> None:
     conversation = _call(data_dir)
-    result = CliRunner().invoke(cli, ["listen-link", str(conversation), "--purpose", "support: playback check",
-                                      "--minutes", "5", "--json", "--data-dir", str(data_dir)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "listen-link",
+            str(conversation),
+            "--purpose",
+            "support: playback check",
+            "--minutes",
+            "5",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert set(document) >= {"url", "expires_at"}
@@ -51,8 +63,9 @@ def test_listen_link_prints_url_and_expiry_and_is_audited_as_the_host(data_dir: 
         store = await Store.open(settings)
         server, runner = await start_chat_server(settings, store)
         try:
-            row = await store.db.fetchone("SELECT actor_name, purpose, details FROM audit "
-                                          "WHERE action = 'listen.link_create'")
+            row = await store.db.fetchone(
+                "SELECT actor_name, purpose, details FROM audit WHERE action = 'listen.link_create'"
+            )
             assert row["actor_name"].startswith("system:listen-link:") and row["purpose"] == "support: playback check"
             assert json.loads(row["details"])["expires_at"] == document["expires_at"]
             path = document["url"].split(":8080", 1)[1]

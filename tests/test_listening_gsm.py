@@ -21,7 +21,7 @@ LIBGSM = {
 def _samples(name: str):
     path = AUDIO / name
     info = probe_file(path)
-    data = path.read_bytes()[info.data_offset: info.data_offset + info.data_size]
+    data = path.read_bytes()[info.data_offset : info.data_offset + info.data_size]
     return decode_wav49(data, round(info.duration_s * info.sample_rate))
 
 
@@ -45,6 +45,6 @@ def test_pcm_wav_is_a_canonical_header_and_the_samples() -> None:
 def test_truncated_data_decodes_whole_blocks_only() -> None:
     path = AUDIO / "pinknoise-gsm.wav"
     info = probe_file(path)
-    data = path.read_bytes()[info.data_offset: info.data_offset + info.data_size]
+    data = path.read_bytes()[info.data_offset : info.data_offset + info.data_size]
     assert len(decode_wav49(data[: 65 * 3 + 20])) == 3 * 320
     assert len(decode_wav49(b"")) == 0

@@ -27,8 +27,9 @@ async def session_running(store, people, clock):
     await store.requests.link(people.registrar, req.id, call)
     await store.requests.give_opinion(people.dpo, req.id, "dpo", "favourable", "Brak przeszkód.")
     await store.requests.give_opinion(people.head, req.id, "department", "favourable", "Zgoda wydziału.")
-    await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala 12, parter",
-                               attendee_ids=[people.attendee.staff_id])
+    await store.requests.grant(
+        people.director, req.id, session_at=SESSION_AT, place="Sala 12, parter", attendee_ids=[people.attendee.staff_id]
+    )
     clock.now = SESSION_AT
     await store.requests.start_session(people.attendee, req.id)
     return req, call
@@ -46,7 +47,8 @@ async def test_a_session_link_needs_the_session_running_and_a_session_person(sto
 
 @pytest.mark.ordinance("§4.6")
 async def test_session_link_plays_then_the_record_states_attendees_times_and_what_was_played(
-        store, people, clock, chat_server) -> None:
+    store, people, clock, chat_server
+) -> None:
     req, call = await session_running(store, people, clock)
     clock.advance(minutes=5)
     link = await store.listening.create_for_session(people.attendee, req.id, call)
@@ -64,8 +66,13 @@ async def test_session_link_plays_then_the_record_states_attendees_times_and_wha
         with pytest.raises(InvalidInput, match="outcome"):
             await store.requests.end_session(people.attendee, req.id, [people.attendee.staff_id], outcome="great")
         ended = await store.requests.end_session(
-            people.attendee, req.id, [people.attendee.staff_id], "Osoba wnioskująca okazała dowód osobisty.",
-            others=["Zażółć Gęślą-Jaźń", " Tłumacz Józef Łoś "], outcome="completed")
+            people.attendee,
+            req.id,
+            [people.attendee.staff_id],
+            "Osoba wnioskująca okazała dowód osobisty.",
+            others=["Zażółć Gęślą-Jaźń", " Tłumacz Józef Łoś "],
+            outcome="completed",
+        )
         assert ended.session_others == ("Zażółć Gęślą-Jaźń", "Tłumacz Józef Łoś")
         # once the session is over, the link is refused at the next request
         async with browser.get(chat_server.url + link.path + "/audio", headers={"Range": "bytes=100-"}) as response:
@@ -88,13 +95,22 @@ async def test_session_link_plays_then_the_record_states_attendees_times_and_wha
     assert "odtworzono w przeglądarce od godz. 10:05:30 (swiadek)" in text
     assert "Wynik: odsłuch/odczyt przeprowadzono w całości" in text
     assert "Uwagi: Osoba wnioskująca okazała dowód osobisty." in text
-    assert "Zatwierdził(a): dyrektor" in text and "Dyrektor Biura Obsługi Interesantów, 20 marca 2026 r., godz. 10:20" in text
+    assert (
+        "Zatwierdził(a): dyrektor" in text
+        and "Dyrektor Biura Obsługi Interesantów, 20 marca 2026 r., godz. 10:20" in text
+    )
     detail = await store.requests.get(people.director, req.id)
     assert [x.kind for x in detail.letters][-1] == "session_record"
     audit = await store.db.fetchall("SELECT action FROM audit WHERE request_id = ? ORDER BY id", (req.id,))
     actions = [r["action"] for r in audit]
-    for step in ("requests.session_playback", "listen.link_create", "listen.page", "listen.audio",
-                 "requests.session_end", "requests.session_record"):
+    for step in (
+        "requests.session_playback",
+        "listen.link_create",
+        "listen.page",
+        "listen.audio",
+        "requests.session_end",
+        "requests.session_record",
+    ):
         assert step in actions
 
 

@@ -63,8 +63,9 @@ def test_archive_listening_link(snap_compare, archive_app) -> None:
         await wait_until(pilot, lambda: screen.query_one("#results", DataTable).row_count == 5, what="results")
         screen.query_one("#results", DataTable).move_cursor(row=4)  # the answered call with its recording
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ArchiveDetailScreen) and app.screen.detail,
-                         what="the detail")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, ArchiveDetailScreen) and app.screen.detail, what="the detail"
+        )
         await pilot.press("l")
         await wait_until(pilot, lambda: isinstance(app.screen, PurposeModal), what="the purpose dialog")
         await pilot.press(*"skarga 12/2026", "enter")
@@ -87,8 +88,12 @@ class SessionApp(App[None]):
         self.store.listening.random = fixed_random
         attendee = (await self.store.accounts.get("swiadek")).as_actor()
         request_id = (await self.store.db.fetchone("SELECT id FROM access_requests"))["id"]
-        await self.push_screen(RequestDetailScreen(TuiContext(self.store, self.settings, attendee, token="",
-                                                              server_url="http://127.0.0.1:8080"), request_id))
+        await self.push_screen(
+            RequestDetailScreen(
+                TuiContext(self.store, self.settings, attendee, token="", server_url="http://127.0.0.1:8080"),
+                request_id,
+            )
+        )
 
     async def on_unmount(self) -> None:
         if self.store is not None:
@@ -105,19 +110,29 @@ def session_app(tmp_path: Path) -> SessionApp:
         try:
             await store.accounts.add_department(SYSTEM, "WO", "Wydział Obsługi")
             made = {}
-            for name, role, dept in (("rejestr", "designated", None), ("dyrektor", "boi_director", None),
-                                     ("iod", "dpo", None), ("naczelnik", "department_head", "WO"),
-                                     ("swiadek", "designated", None)):
-                made[name] = (await store.accounts.add_staff(SYSTEM, name, [role], PASSWORD,
-                                                             department=dept)).as_actor()
+            for name, role, dept in (
+                ("rejestr", "designated", None),
+                ("dyrektor", "boi_director", None),
+                ("iod", "dpo", None),
+                ("naczelnik", "department_head", "WO"),
+                ("swiadek", "designated", None),
+            ):
+                made[name] = (
+                    await store.accounts.add_staff(SYSTEM, name, [role], PASSWORD, department=dept)
+                ).as_actor()
             r = store.requests
             req = await r.register(made["rejestr"], call_request())
             call = await insert_call(store, at=CALL_AT, number=PHONE, department="WO")
             await r.link(made["rejestr"], req.id, call)
             await r.give_opinion(made["iod"], req.id, "dpo", "favourable", "Brak przeszkód.")
             await r.give_opinion(made["naczelnik"], req.id, "department", "favourable", "Zgoda.")
-            await r.grant(made["dyrektor"], req.id, session_at=SESSION_AT, place="Sala 12",
-                          attendee_ids=[made["swiadek"].staff_id])
+            await r.grant(
+                made["dyrektor"],
+                req.id,
+                session_at=SESSION_AT,
+                place="Sala 12",
+                attendee_ids=[made["swiadek"].staff_id],
+            )
             clock.now = SESSION_AT
             await r.start_session(made["swiadek"], req.id)
         finally:
@@ -130,8 +145,13 @@ def session_app(tmp_path: Path) -> SessionApp:
 def test_session_listening_link(snap_compare, session_app) -> None:
     async def run_before(pilot) -> None:
         app = pilot.app
-        await wait_until(pilot, lambda: isinstance(app.screen, RequestDetailScreen) and app.screen.detail
-                         and app.screen.detail.conversations, what="the request in session")
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, RequestDetailScreen) and app.screen.detail and app.screen.detail.conversations
+            ),
+            what="the request in session",
+        )
         await app.workers.wait_for_complete()
         app.screen.query_one("#linked").focus()
         await pilot.press("v")

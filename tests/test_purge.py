@@ -33,6 +33,7 @@ async def _count(store: Store, sql: str, params=()) -> int:
 
 # ------------------------------------------------------------------ unhappy paths first
 
+
 @pytest.mark.parametrize("roles", [("consultant",), ("designated",), ("boi_director",), ("dpo",), ("secretary",)])
 async def test_purge_by_a_role_without_permission_is_refused_and_audited(store, make_staff, retention_data, roles):
     chat = await retention_data.chat(OLD)
@@ -41,7 +42,8 @@ async def test_purge_by_a_role_without_permission_is_refused_and_audited(store, 
         await store.retention.purge(someone)
     assert await _count(store, "SELECT count(*) FROM conversations WHERE id = ?", (chat,)) == 1
     refused = await store.db.fetchone(
-        "SELECT actor_name, outcome FROM audit WHERE action = 'retention.purge' ORDER BY id DESC LIMIT 1")
+        "SELECT actor_name, outcome FROM audit WHERE action = 'retention.purge' ORDER BY id DESC LIMIT 1"
+    )
     assert (refused["actor_name"], refused["outcome"]) == (someone.name, "refused")
     assert await _count(store, "SELECT count(*) FROM purge_runs") == 0
 
@@ -49,8 +51,9 @@ async def test_purge_by_a_role_without_permission_is_refused_and_audited(store, 
 async def test_two_purges_at_once_one_refuses_with_conflict(store, retention_data):
     for _ in range(5):
         await retention_data.chat(OLD)
-    results = await asyncio.gather(store.retention.purge(SYSTEM, batch_size=1),
-                                   store.retention.purge(SYSTEM, batch_size=1), return_exceptions=True)
+    results = await asyncio.gather(
+        store.retention.purge(SYSTEM, batch_size=1), store.retention.purge(SYSTEM, batch_size=1), return_exceptions=True
+    )
     conflicts = [r for r in results if isinstance(r, Conflict)]
     done = [r for r in results if not isinstance(r, BaseException)]
     assert len(conflicts) == 1 and len(done) == 1
@@ -81,7 +84,8 @@ async def test_read_only_recordings_folder_refuses_before_deleting_anything(stor
 
 
 async def test_folder_gone_read_only_mid_purge_leaves_rows_gone_and_files_pending(
-        store, retention_data, read_only_folder):
+    store, retention_data, read_only_folder
+):
     """The top folder passes the probe, the month folder refuses: the store stays consistent, the next run finishes."""
     call, path = await retention_data.call(OLD)
     read_only_folder(path.parent)
@@ -120,6 +124,7 @@ async def test_file_deleted_behind_cims_back_is_still_purged_cleanly(store, rete
 
 # ------------------------------------------------------------------ what is purged and what is not
 
+
 @pytest.mark.ordinance("§6")
 def test_purge_after_is_six_calendar_months_clamped_to_month_end():
     six = Duration.parse("P6M")
@@ -136,7 +141,8 @@ def test_purge_after_is_six_calendar_months_clamped_to_month_end():
 
 @pytest.mark.ordinance("§6")
 async def test_only_ended_conversations_past_purge_after_and_not_held_are_purged(
-        store, clock, retention_data, make_staff):
+    store, clock, retention_data, make_staff
+):
     manager = (await make_staff("kierownik", "cim_manager")).as_actor()
     due_chat = await retention_data.chat(OLD)
     due_call, due_file = await retention_data.call(OLD)
@@ -147,8 +153,13 @@ async def test_only_ended_conversations_past_purge_after_and_not_held_are_purged
     held_call, held_file = await retention_data.call(OLD)
     request_call, request_file = await retention_data.call(OLD)
     await retention_data.request(request_call, manager.staff_id, received=date(2026, 2, 20))
-    await store.retention.add_hold(manager, [held_chat, held_call], legal_basis="art. 6 ust. 1 lit. c RODO",
-                                   case_reference="SO-II.1/2026", review_on=date(2026, 6, 1))
+    await store.retention.add_hold(
+        manager,
+        [held_chat, held_call],
+        legal_basis="art. 6 ust. 1 lit. c RODO",
+        case_reference="SO-II.1/2026",
+        review_on=date(2026, 6, 1),
+    )
 
     preview = await store.retention.preview(manager)
     assert (preview.calls, preview.chats, preview.files, preview.held) == (1, 1, 1, 3)
@@ -199,10 +210,17 @@ async def test_each_run_is_recorded_with_counts_in_purge_runs_and_the_audit_chai
     result = await store.retention.purge(SYSTEM)
     run = await store.db.fetchone("SELECT * FROM purge_runs WHERE id = ?", (result.run_id,))
     assert (run["status"], run["calls"], run["chats"], run["files"], run["bytes"], run["dry_run"]) == (
-        "finished", 1, 1, 1, size, 0)
+        "finished",
+        1,
+        1,
+        1,
+        size,
+        0,
+    )
     assert run["cutoff"] == "2026-03-02T09:00:00.000000Z"
     entry = await store.db.fetchone(
-        "SELECT details FROM audit WHERE action = 'retention.purge' AND outcome = 'ok' ORDER BY id DESC LIMIT 1")
+        "SELECT details FROM audit WHERE action = 'retention.purge' AND outcome = 'ok' ORDER BY id DESC LIMIT 1"
+    )
     details = json.loads(entry["details"])
     assert (details["calls"], details["chats"], details["files"], details["bytes"]) == (1, 1, 1, size)
     every_audit_text = " ".join(r[0] for r in await store.db.fetchall("SELECT details FROM audit"))
@@ -218,6 +236,7 @@ async def test_purged_ids_leave_a_tombstone_without_content(store, retention_dat
 
 
 # ------------------------------------------------------------------ permanent means permanent
+
 
 @pytest.mark.ordinance("§6")
 async def test_purged_chat_text_is_not_in_the_raw_bytes_of_any_database_file(store, settings, retention_data):
@@ -243,6 +262,7 @@ async def test_purged_chat_text_is_not_in_the_raw_bytes_of_any_database_file(sto
 
 
 # ------------------------------------------------------------------ crash safety
+
 
 @pytest.mark.ordinance("§6")
 async def test_interrupted_purge_state_is_finished_by_the_next_run(store, retention_data):
@@ -280,9 +300,12 @@ def test_purge_killed_between_commit_and_unlink_is_finished_by_the_next_run(tmp_
 
     paths = asyncio.run(seed())
     marker = tmp_path / "paused"
-    proc = subprocess.Popen([sys.executable, "-m", "cim", "purge", "--json"],
-                            env={**env, PAUSE_AFTER_COMMIT_ENV: str(marker), "CIM_PURGE_BATCH_SIZE": "2"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cim", "purge", "--json"],
+        env={**env, PAUSE_AFTER_COMMIT_ENV: str(marker), "CIM_PURGE_BATCH_SIZE": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         for _ in range(600):
             if marker.exists() or proc.poll() is not None:
@@ -305,15 +328,18 @@ def test_purge_killed_between_commit_and_unlink_is_finished_by_the_next_run(tmp_
     assert not any(p.exists() for p in paths)
     fsck = subprocess.run([sys.executable, "-m", "cim", "fsck", "--json"], env=env, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stdout
-    verify = subprocess.run([sys.executable, "-m", "cim", "audit", "verify", "--json"], env=env,
-                            capture_output=True, text=True)
+    verify = subprocess.run(
+        [sys.executable, "-m", "cim", "audit", "verify", "--json"], env=env, capture_output=True, text=True
+    )
     assert json.loads(verify.stdout)["ok"]
 
 
 async def test_stale_running_run_is_marked_failed_and_audited_by_the_next(store, retention_data):
     async with store.db.write() as tx:
-        await tx.execute("INSERT INTO purge_runs(started_at, cutoff, dry_run, started_by, status)"
-                         " VALUES ('2026-03-01T02:30:00.000000Z', '2026-03-01T02:30:00.000000Z', 0, 'x', 'running')")
+        await tx.execute(
+            "INSERT INTO purge_runs(started_at, cutoff, dry_run, started_by, status)"
+            " VALUES ('2026-03-01T02:30:00.000000Z', '2026-03-01T02:30:00.000000Z', 0, 'x', 'running')"
+        )
     await store.retention.purge(SYSTEM)
     assert (await store.db.fetchone("SELECT status FROM purge_runs WHERE id = 1"))["status"] == "failed"
     assert await _count(store, "SELECT count(*) FROM audit WHERE action = 'retention.purge_recovered'") == 1
@@ -326,13 +352,18 @@ async def test_rows_of_other_areas_and_a_full_text_index_leave_no_remnant(store,
     retention_data.seal = False  # plaintext from before crypto-shredding: the purge itself must leave no remnant
     marker = "FTSZNACZNIK9q8w7e"
     async with store.db.write() as tx:
-        await tx.execute("CREATE TABLE other_area_notes (conversation_id INTEGER NOT NULL REFERENCES conversations(id),"
-                         " note TEXT)")
+        await tx.execute(
+            "CREATE TABLE other_area_notes (conversation_id INTEGER NOT NULL REFERENCES conversations(id), note TEXT)"
+        )
         await tx.execute("CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id')")
-        await tx.execute("CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN"
-                         " INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END")
-        await tx.execute("CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN"
-                         " INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END")
+        await tx.execute(
+            "CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN"
+            " INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END"
+        )
+        await tx.execute(
+            "CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN"
+            " INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END"
+        )
     chats = [await retention_data.chat(OLD, texts=(f"{marker} numer {i}",)) for i in range(20)]
     await retention_data.chat(RECENT, texts=("zostaje",))
     async with store.db.write() as tx:

@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """The store fixture's settings, with a one-second scrub wait so a pinned WAL fails fast."""
-    return Settings.load(tmp_path / "data", env={}, password_profile="fast", opening_hours="always",
-                         purge_scrub_wait_seconds=1)
+    return Settings.load(
+        tmp_path / "data", env={}, password_profile="fast", opening_hours="always", purge_scrub_wait_seconds=1
+    )
 
 
 def db_files(settings: Settings) -> list[Path]:
@@ -78,13 +79,15 @@ class Reader:
 
 
 async def audit_rows(store: Store, action: str) -> list[sqlite3.Row]:
-    return await store.db.fetchall("SELECT id, outcome, actor_name, details FROM audit WHERE action = ? ORDER BY id",
-                                   (action,))
+    return await store.db.fetchall(
+        "SELECT id, outcome, actor_name, details FROM audit WHERE action = ? ORDER BY id", (action,)
+    )
 
 
 @pytest.mark.ordinance("§6")
 async def test_reader_holding_the_wal_makes_the_purge_incomplete_and_the_next_purge_scrubs_first(
-        store, settings, retention_data):
+    store, settings, retention_data
+):
     for _ in range(3):
         await retention_data.chat(OLD, texts=(MARKER, "zwykły tekst"))
     with Reader(settings.db_path):
@@ -94,8 +97,7 @@ async def test_reader_holding_the_wal_makes_the_purge_incomplete_and_the_next_pu
         assert marker_in_files(settings)  # ... but the text is still on disk: that is what the run must admit
         (failed,) = await audit_rows(store, "retention.purge_scrub")
         assert failed["outcome"] == "failed" and json.loads(failed["details"])["runs"] == [result.run_id]
-        run = await store.db.fetchone("SELECT status, remnants_pending FROM purge_runs WHERE id = ?",
-                                      (result.run_id,))
+        run = await store.db.fetchone("SELECT status, remnants_pending FROM purge_runs WHERE id = ?", (result.run_id,))
         assert (run["status"], run["remnants_pending"]) == ("finished", 1)
         assert (await store.retention.preview(SYSTEM)).remnant_runs == (result.run_id,)
         dry = await store.retention.purge(SYSTEM, dry_run=True)
@@ -118,8 +120,9 @@ async def test_reader_holding_the_wal_makes_the_purge_incomplete_and_the_next_pu
 
 @pytest.mark.ordinance("§6")
 async def test_a_reader_that_ends_while_the_purge_waits_lets_it_reach_no_remnant(tmp_path, clock):
-    settings = Settings.load(tmp_path / "data", env={}, password_profile="fast", opening_hours="always",
-                             purge_scrub_wait_seconds=60)
+    settings = Settings.load(
+        tmp_path / "data", env={}, password_profile="fast", opening_hours="always", purge_scrub_wait_seconds=60
+    )
     store = await Store.open(settings, create=True, clock=clock)
     try:
         for _ in range(2):
@@ -162,9 +165,14 @@ conn.execute("COMMIT")
 
 
 def cim(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cim", *args, "--data-dir", str(data_dir)], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "CIM_PASSWORD_PROFILE": "fast", **env},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cim", *args, "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CIM_PASSWORD_PROFILE": "fast", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.ordinance("§6")
@@ -184,8 +192,12 @@ def test_cim_purge_exits_3_while_a_sqlite3_shell_reads_and_0_once_the_retry_scru
             await store.close()
 
     asyncio.run(seed())
-    shell = subprocess.Popen([sys.executable, "-c", READER_PROCESS, str(settings.db_path)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    shell = subprocess.Popen(
+        [sys.executable, "-c", READER_PROCESS, str(settings.db_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert shell.stdout.readline().strip() == "holding"
         first = cim(data_dir, "purge", "--json", CIM_PURGE_SCRUB_WAIT_SECONDS="1")
@@ -207,8 +219,9 @@ def test_cim_purge_exits_3_while_a_sqlite3_shell_reads_and_0_once_the_retry_scru
     assert json.loads(retry.stdout)["remnants_cleared"] is True
     assert marker_in_files(settings) == []
     with sqlite3.connect(settings.db_path) as conn:
-        outcomes = [r[0] for r in conn.execute(
-            "SELECT outcome FROM audit WHERE action = 'retention.purge_scrub' ORDER BY id")]
+        outcomes = [
+            r[0] for r in conn.execute("SELECT outcome FROM audit WHERE action = 'retention.purge_scrub' ORDER BY id")
+        ]
     assert outcomes[0] == "failed" and outcomes[-1] == "ok"
 
 

@@ -24,17 +24,20 @@ REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cret-Pa55"
 
 
-@pytest.mark.parametrize("url", [
-    f"http://:{SECRET}@redis.example:6379/0",
-    f"valkey://:{SECRET}@redis.example:6379/0",  # python-socketio speaks it, but CIM pins the redis client only
-    f"redis+sentinel://:{SECRET}@redis.example:26379/0/cim",
-    f"user:{SECRET}@redis.example:6379",  # no scheme at all
-    f"redis://:{SECRET}@redis.example:63a79/0",  # a port that is not a number
-    f"redis://:{SECRET}@redis.example:70000/0",
-    f"redis://:{SECRET}@/0",  # no host
-    f"rediss://:{SECRET}@redis.example/cim",  # a path that is not a database number
-    "unix://redis.sock",  # no absolute path
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://:{SECRET}@redis.example:6379/0",
+        f"valkey://:{SECRET}@redis.example:6379/0",  # python-socketio speaks it, but CIM pins the redis client only
+        f"redis+sentinel://:{SECRET}@redis.example:26379/0/cim",
+        f"user:{SECRET}@redis.example:6379",  # no scheme at all
+        f"redis://:{SECRET}@redis.example:63a79/0",  # a port that is not a number
+        f"redis://:{SECRET}@redis.example:70000/0",
+        f"redis://:{SECRET}@/0",  # no host
+        f"rediss://:{SECRET}@redis.example/cim",  # a path that is not a database number
+        "unix://redis.sock",  # no absolute path
+    ],
+)
 def test_an_invalid_redis_url_is_refused_without_repeating_the_password(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigError) as refused:
         Settings.load(tmp_path / "data", env={"CIM_REDIS_URL": url})
@@ -42,8 +45,16 @@ def test_an_invalid_redis_url_is_refused_without_repeating_the_password(tmp_path
     assert SECRET not in refused.value.message
 
 
-@pytest.mark.parametrize("url", ["", "redis://127.0.0.1:6380/0", f"redis://:{SECRET}@redis.example:6379/2",
-                                 "rediss://cim:pw@redis.example", "unix:///run/redis/redis-server.sock"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "redis://127.0.0.1:6380/0",
+        f"redis://:{SECRET}@redis.example:6379/2",
+        "rediss://cim:pw@redis.example",
+        "unix:///run/redis/redis-server.sock",
+    ],
+)
 def test_redis_urls_are_accepted_from_the_variable_and_cim_toml(tmp_path: Path, url: str) -> None:
     assert Settings.load(tmp_path / "a", env={"CIM_REDIS_URL": url}).redis_url == url
     (tmp_path / "b").mkdir()
@@ -66,8 +77,9 @@ async def test_without_redis_the_server_keeps_its_in_process_manager(chat_server
     assert type(manager) is socketio.AsyncManager
 
 
-async def test_with_redis_the_node_listens_on_its_channel_from_the_start(chat_settings: Settings, store: Store,
-                                                                        redis_url: str) -> None:
+async def test_with_redis_the_node_listens_on_its_channel_from_the_start(
+    chat_settings: Settings, store: Store, redis_url: str
+) -> None:
     import redis.asyncio
 
     from webchat.app import SIO, redis_channel
@@ -87,7 +99,8 @@ async def test_with_redis_the_node_listens_on_its_channel_from_the_start(chat_se
 
 
 async def test_nodes_of_one_database_share_a_channel_and_another_database_has_its_own(
-        chat_settings: Settings, tmp_path: Path) -> None:
+    chat_settings: Settings, tmp_path: Path
+) -> None:
     from webchat.app import redis_channel
 
     other = Settings.load(tmp_path / "other", env={})
@@ -102,8 +115,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # nothing listens there once the socket is closed
 
 
-async def test_an_unreachable_redis_stops_the_start_with_a_clear_error(chat_settings: Settings,
-                                                                      store: Store) -> None:
+async def test_an_unreachable_redis_stops_the_start_with_a_clear_error(chat_settings: Settings, store: Store) -> None:
     url = f"redis://:{SECRET}@127.0.0.1:{_closed_port()}/0"
     started = time.monotonic()
     with pytest.raises(ConfigError) as refused:
@@ -114,8 +126,9 @@ async def test_an_unreachable_redis_stops_the_start_with_a_clear_error(chat_sett
     assert SECRET not in message
 
 
-async def test_a_wrong_redis_password_stops_the_start_without_echoing_it(chat_settings: Settings, store: Store,
-                                                                          redis_server) -> None:
+async def test_a_wrong_redis_password_stops_the_start_without_echoing_it(
+    chat_settings: Settings, store: Store, redis_server
+) -> None:
     import redis.asyncio
 
     admin = redis.asyncio.Redis.from_url(redis_server.url)
@@ -126,12 +139,14 @@ async def test_a_wrong_redis_password_stops_the_start_without_echoing_it(chat_se
             await start_chat_server(chat_settings.with_(redis_url=url), store)
         assert SECRET not in refused.value.message and "the-right-one" not in refused.value.message
     server, runner = await start_chat_server(
-        chat_settings.with_(redis_url=f"redis://:the-right-one@127.0.0.1:{redis_server.port}/0"), store)
+        chat_settings.with_(redis_url=f"redis://:the-right-one@127.0.0.1:{redis_server.port}/0"), store
+    )
     await runner.cleanup()
 
 
 async def test_a_redis_that_accepts_but_never_answers_stops_the_start_after_the_timeout(
-        chat_settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat_settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import webchat.app
 
     monkeypatch.setattr(webchat.app, "REDIS_CONNECT_SECONDS", 1.0)
@@ -158,13 +173,25 @@ def test_cim_serve_with_an_unreachable_redis_exits_at_once_naming_it(tmp_path: P
     data_dir = tmp_path / "served"
     env = {**os.environ, "CIM_PASSWORD_PROFILE": "fast", "CIM_PURGE_DAILY_AT": "off"}
     env.pop("CIM_DATA_DIR", None)
-    init = subprocess.run([sys.executable, "-m", "cim", "init", "--data-dir", str(data_dir)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    init = subprocess.run(
+        [sys.executable, "-m", "cim", "init", "--data-dir", str(data_dir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert init.returncode == 0, init.stderr
     env["CIM_REDIS_URL"] = f"redis://:{SECRET}@127.0.0.1:{_closed_port()}/0"
     started = time.monotonic()
-    served = subprocess.run([sys.executable, "-m", "cim", "serve", "--port", "0", "--data-dir", str(data_dir)],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    served = subprocess.run(
+        [sys.executable, "-m", "cim", "serve", "--port", "0", "--data-dir", str(data_dir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert served.returncode != 0
     assert time.monotonic() - started < 30
     assert "CIM_REDIS_URL redis://127.0.0.1:" in served.stderr and "Redis does not answer" in served.stderr
@@ -176,8 +203,14 @@ def test_cim_serve_with_an_unreachable_redis_exits_at_once_naming_it(tmp_path: P
 def test_cim_serve_refuses_an_invalid_redis_url(tmp_path: Path) -> None:
     env = {**os.environ, "CIM_REDIS_URL": f"http://:{SECRET}@redis.example"}
     env.pop("CIM_DATA_DIR", None)
-    served = subprocess.run([sys.executable, "-m", "cim", "serve", "--port", "0", "--data-dir",
-                             str(tmp_path / "data")], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    served = subprocess.run(
+        [sys.executable, "-m", "cim", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert served.returncode != 0
     assert "CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL" in served.stderr
     assert SECRET not in served.stderr + served.stdout

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import socketio
 
-from tests.fixtures.reliability import ServeProcess, cim, read_db, read_messages, size
+from tests.fixtures.reliability import ServeProcess, cim, read_messages, size
 
 NS = "/resident"
 RESIDENTS = size(20, 100, "CIM_CRASH_RESIDENTS")
@@ -27,9 +27,9 @@ class CrashResident:
     chat_id: int | None = None
     token: str | None = None
     sent: int = 0
-    acked: dict[str, int] = field(default_factory=dict)   # client_msg_id → seq from the ack
-    texts: dict[str, str] = field(default_factory=dict)   # client_msg_id → text
-    unacked: list[str] = field(default_factory=list)      # sent, no ack seen (yet)
+    acked: dict[str, int] = field(default_factory=dict)  # client_msg_id → seq from the ack
+    texts: dict[str, str] = field(default_factory=dict)  # client_msg_id → text
+    unacked: list[str] = field(default_factory=list)  # sent, no ack seen (yet)
     client: socketio.AsyncClient | None = None
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     history: Any = None
@@ -67,8 +67,9 @@ class CrashResident:
             notice = await asyncio.wait_for(got_notice, ACK_WAIT)
             from tests.fixtures.chat import notice_acceptance
 
-            payload = await notice_acceptance(lambda e, p: client.call(e, p, namespace=NS, timeout=ACK_WAIT),
-                                              notice["notice_id"])
+            payload = await notice_acceptance(
+                lambda e, p: client.call(e, p, namespace=NS, timeout=ACK_WAIT), notice["notice_id"]
+            )
             ack = await client.call("accept_notice", payload, namespace=NS, timeout=ACK_WAIT)
             assert ack["ok"], ack
             self.chat_id, self.token = ack["chat_id"], ack["resume_token"]
@@ -85,8 +86,12 @@ class CrashResident:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future = loop.create_future()
         try:
-            await self.client.emit("send", {"text": text, "client_msg_id": msg_id}, namespace=NS,
-                                   callback=lambda ack=None, *_: reply.done() or reply.set_result(ack))
+            await self.client.emit(
+                "send",
+                {"text": text, "client_msg_id": msg_id},
+                namespace=NS,
+                callback=lambda ack=None, *_: reply.done() or reply.set_result(ack),
+            )
         except socketio.exceptions.SocketIOError:
             return False
         gone = loop.create_task(self.gone.wait())

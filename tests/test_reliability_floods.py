@@ -25,9 +25,14 @@ async def others_chat(url: str, count: int = OTHERS, *, own_addresses: bool = Fa
 
     `own_addresses`: each comes through the trusted proxy from an address of its own (198.51.100.0/24).
     """
-    residents = [await RawSocket.connect(url, auth={"lang": "pl"},
-                                         headers={"X-Forwarded-For": f"198.51.100.{i % 250 + 1}"} if own_addresses
-                                         else None) for i in range(count)]
+    residents = [
+        await RawSocket.connect(
+            url,
+            auth={"lang": "pl"},
+            headers={"X-Forwarded-For": f"198.51.100.{i % 250 + 1}"} if own_addresses else None,
+        )
+        for i in range(count)
+    ]
     try:
         for r in residents:
             await r.start_chat()
@@ -49,21 +54,28 @@ async def others_chat(url: str, count: int = OTHERS, *, own_addresses: bool = Fa
 
 
 def report(what: str, latencies: list[float]) -> None:
-    print(f"\n{what}: {len(latencies)} acks to other residents, p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, "
-          f"p99 {p99(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    print(
+        f"\n{what}: {len(latencies)} acks to other residents, p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, "
+        f"p99 {p99(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    )
 
 
 async def test_a_flooding_resident_gets_rate_limited_acks_and_others_are_served(make_chat_server) -> None:
     allowed = MESSAGES_EACH + 10  # every other resident stays under it; the flooder does not
     # the per-chat limit under test; the per-address one (all these residents share 127.0.0.1) is off
-    server = await make_chat_server(resident_rate_limit=f"{allowed}/60", max_connections_per_address="off",
-                                    resident_address_rate_limit="off")
+    server = await make_chat_server(
+        resident_rate_limit=f"{allowed}/60", max_connections_per_address="off", resident_address_rate_limit="off"
+    )
     flooder = await RawSocket.connect(server.url, auth={"lang": "pl"})
     try:
         chat_id = (await flooder.start_chat())["chat_id"]
         flood_size = 300
-        flood = asyncio.gather(*(flooder.call("send", {"text": f"spam {k}", "client_msg_id": f"f{k}"}, timeout=60)
-                                 for k in range(flood_size)))
+        flood = asyncio.gather(
+            *(
+                flooder.call("send", {"text": f"spam {k}", "client_msg_id": f"f{k}"}, timeout=60)
+                for k in range(flood_size)
+            )
+        )
         latencies = await others_chat(server.url)
         acks = await flood
     finally:
@@ -72,8 +84,8 @@ async def test_a_flooding_resident_gets_rate_limited_acks_and_others_are_served(
     assert codes.count("ok") == allowed
     assert codes.count("rate_limited") == flood_size - allowed
     rows = await server.store.db.fetchall(
-        "SELECT conversation_id, seq, text FROM messages WHERE sender = 'resident' AND conversation_id = ?",
-        (chat_id,))
+        "SELECT conversation_id, seq, text FROM messages WHERE sender = 'resident' AND conversation_id = ?", (chat_id,)
+    )
     texts = await server.store.keys.texts(chat_id, rows)  # sealed at rest, opened by the store
     assert sum(t.startswith("spam ") for t in texts) == allowed
     assert len(latencies) == OTHERS * MESSAGES_EACH
@@ -82,8 +94,12 @@ async def test_a_flooding_resident_gets_rate_limited_acks_and_others_are_served(
 
 async def test_one_address_cannot_open_more_than_the_limit_and_others_still_connect(make_chat_server) -> None:
     # behind the city's reverse proxy: the resident's address comes from X-Forwarded-For
-    server = await make_chat_server(max_connections_per_address="20", trusted_proxies="127.0.0.1",
-                                    resident_rate_limit="off", resident_address_rate_limit="off")
+    server = await make_chat_server(
+        max_connections_per_address="20",
+        trusted_proxies="127.0.0.1",
+        resident_rate_limit="off",
+        resident_address_rate_limit="off",
+    )
     flood_headers = {"X-Forwarded-For": "203.0.113.7"}
 
     async def attempt() -> RawSocket | str:
@@ -129,8 +145,9 @@ async def test_x_forwarded_for_from_an_untrusted_peer_does_not_evade_the_limit(m
 
 
 async def test_clients_that_never_read_hold_up_nobody(make_chat_server) -> None:
-    server = await make_chat_server(resident_rate_limit="off", max_connections_per_address="off",
-                                    resident_address_rate_limit="off")
+    server = await make_chat_server(
+        resident_rate_limit="off", max_connections_per_address="off", resident_address_rate_limit="off"
+    )
     feeder = await RawSocket.connect(server.url, auth={"lang": "pl"})
     stalled: list[StalledSocket] = []
     slowloris: list[asyncio.StreamWriter] = []
@@ -138,8 +155,10 @@ async def test_clients_that_never_read_hold_up_nobody(make_chat_server) -> None:
     try:
         chat = await feeder.start_chat()
         # sockets that joined the feeder's chat (as a resumed resident may) and then never read a byte
-        stalled = [await StalledSocket.connect(server.url, {"lang": "pl", "resume": chat["resume_token"]})
-                   for _ in range(STALLED)]
+        stalled = [
+            await StalledSocket.connect(server.url, {"lang": "pl", "resume": chat["resume_token"]})
+            for _ in range(STALLED)
+        ]
         # and connections that never finish their HTTP request
         for _ in range(STALLED):
             _, writer = await asyncio.open_connection(host, int(port))
@@ -148,8 +167,7 @@ async def test_clients_that_never_read_hold_up_nobody(make_chat_server) -> None:
         big = "ż" * server.settings.max_message_length  # every copy is ~4 KB on the wire
 
         async def feed() -> list[dict]:
-            return [await feeder.call("send", {"text": big, "client_msg_id": f"b{k}"}, timeout=60)
-                    for k in range(100)]
+            return [await feeder.call("send", {"text": big, "client_msg_id": f"b{k}"}, timeout=60) for k in range(100)]
 
         feeding = asyncio.create_task(feed())
         latencies = await others_chat(server.url)

@@ -18,8 +18,9 @@ async def _abandoned_long_poll(url: str, join: bool) -> None:
             assert opened.status == 200
             sid = json.loads((await opened.text())[1:])["sid"]
         if join:
-            async with http.post(f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}",
-                                 data='40/resident,{"lang":"pl"}') as joined:
+            async with http.post(
+                f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}", data='40/resident,{"lang":"pl"}'
+            ) as joined:
                 assert joined.status == 200
 
 

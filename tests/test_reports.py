@@ -23,8 +23,9 @@ OLD = datetime(2025, 8, 31, 10, 0, tzinfo=timezone.utc)
 
 async def _append(store, actor, action, *, outcome="ok", purpose=None):
     async with store.db.write() as tx:
-        await store.audit.append(tx, actor, action, outcome=outcome, target_kind="conversation", target_id=1,
-                                 purpose=purpose)
+        await store.audit.append(
+            tx, actor, action, outcome=outcome, target_kind="conversation", target_id=1, purpose=purpose
+        )
 
 
 @pytest.mark.parametrize("roles", [("consultant",), ("designated",), ("it_admin",), ("department_head",)])
@@ -71,8 +72,11 @@ async def test_report_numbers_match_the_audit(store, clock, make_staff, retentio
 
     # the same numbers, counted independently from the audit entries themselves
     entries = await store.audit.entries(SYSTEM, since="2026-03-01T00:00", until="2026-04-01T00:00", limit=10_000)
-    expected = Counter((e.actor_name, e.action, e.purpose or "") for e in entries
-                       if e.outcome == "ok" and e.action.startswith(ACCESS_ACTION_PREFIXES))
+    expected = Counter(
+        (e.actor_name, e.action, e.purpose or "")
+        for e in entries
+        if e.outcome == "ok" and e.action.startswith(ACCESS_ACTION_PREFIXES)
+    )
     got = Counter({(a.person, a.action, a.purpose): a.count for a in report.accesses})
     assert got == expected
     assert got[("anna", "archive.open_transcript", "R/2026/1")] == 2
@@ -80,8 +84,10 @@ async def test_report_numbers_match_the_audit(store, clock, make_staff, retentio
     assert report.total_accesses == 5
     assert [(r.person, r.action, r.count) for r in report.refusals] == [("anna", "archive.open_recording", 1)]
     assert [(p.run_id, p.chats) for p in report.purges] == [(purge.run_id, 1)]
-    viewed = await store.db.fetchone("SELECT actor_name, details FROM audit WHERE action = 'reports.view'"
-                                     " AND outcome = 'ok' ORDER BY id DESC LIMIT 1")
+    viewed = await store.db.fetchone(
+        "SELECT actor_name, details FROM audit WHERE action = 'reports.view'"
+        " AND outcome = 'ok' ORDER BY id DESC LIMIT 1"
+    )
     assert viewed["actor_name"] == "czytelnik" and json.loads(viewed["details"])["accesses"] == 5
 
 
@@ -91,12 +97,15 @@ async def test_requests_by_outcome_and_days_to_answer(store, clock, make_staff, 
     staff = await make_staff("rejestr", "designated")
     chat = await retention_data.chat(OLD)
     d = lambda m, day: datetime(2026, m, day, 12, 0, tzinfo=timezone.utc)  # noqa: E731
-    await retention_data.request(chat, staff.id, received=date(2026, 3, 2), closed=True, decision="granted",
-                                 decided_at=d(3, 12))
-    await retention_data.request(chat, staff.id, received=date(2026, 3, 3), closed=True, decision="granted",
-                                 decided_at=d(3, 7))
-    await retention_data.request(chat, staff.id, received=date(2026, 3, 5), closed=True, decision="refused",
-                                 decided_at=d(4, 20))  # after the one-month due date
+    await retention_data.request(
+        chat, staff.id, received=date(2026, 3, 2), closed=True, decision="granted", decided_at=d(3, 12)
+    )
+    await retention_data.request(
+        chat, staff.id, received=date(2026, 3, 3), closed=True, decision="granted", decided_at=d(3, 7)
+    )
+    await retention_data.request(
+        chat, staff.id, received=date(2026, 3, 5), closed=True, decision="refused", decided_at=d(4, 20)
+    )  # after the one-month due date
     await retention_data.request(chat, staff.id, received=date(2026, 3, 6), closed=True, withdrawn_at=d(3, 8))
     await retention_data.request(chat, staff.id, received=date(2026, 3, 9))  # still open
     await retention_data.request(chat, staff.id, received=date(2026, 5, 9))  # outside the period
@@ -113,7 +122,7 @@ async def test_requests_by_outcome_and_days_to_answer(store, clock, make_staff, 
 
 async def test_csv_and_pdf_carry_the_same_numbers_and_polish_letters(store, make_staff, tmp_path, clock):
     anna = (await make_staff("żaneta", "designated")).as_actor()
-    for purpose in ("skarga — Świnoujście", "=HYPERLINK(\"http://evil\")"):
+    for purpose in ("skarga — Świnoujście", '=HYPERLINK("http://evil")'):
         await _append(store, anna, "archive.open_transcript", purpose=purpose)
     report = await store.reports.supervision(SYSTEM, date(2026, 3, 1), date(2026, 3, 31))
     csv_path = await write_csv(report, tmp_path / "r.csv")
@@ -129,13 +138,34 @@ async def test_csv_and_pdf_carry_the_same_numbers_and_polish_letters(store, make
 def test_cli_report_writes_csv_and_pdf_and_refuses_bad_dates(tmp_path):
     env = {**os.environ, "CIM_DATA_DIR": str(tmp_path / "d")}
     subprocess.run([sys.executable, "-m", "cim", "init"], env=env, check=True, capture_output=True)
-    ok = subprocess.run([sys.executable, "-m", "cim", "report", "--from", "2026-01-01", "--to", "2026-12-31",
-                         "--csv", str(tmp_path / "r.csv"), "--pdf", str(tmp_path / "r.pdf"), "--json"],
-                        env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cim",
+            "report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+            "--csv",
+            str(tmp_path / "r.csv"),
+            "--pdf",
+            str(tmp_path / "r.pdf"),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["from"] == "2026-01-01"
     assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
     assert (tmp_path / "r.csv").stat().st_size > 0
-    bad = subprocess.run([sys.executable, "-m", "cim", "report", "--from", "jutro", "--to", "2026-12-31"],
-                         env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "cim", "report", "--from", "jutro", "--to", "2026-12-31"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and bad.stderr.strip() == "cim: --from must be a date YYYY-MM-DD, not 'jutro'"

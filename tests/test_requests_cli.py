@@ -88,6 +88,9 @@ def test_show_json_says_what_the_state_allows_and_what_the_host_account_may_do(d
     target = tmp_path / "register.csv"
     assert invoke("requests", "export-csv", str(target), "--data-dir", data_dir).exit_code == 0
     first = next(csv.DictReader(target.open(encoding="utf-8")))
-    assert (first["receipt_verified"], first["conversation_date"], first["conversation_time"]) == \
-        ("0", "2026-02-24", "10:20")
+    assert (first["receipt_verified"], first["conversation_date"], first["conversation_time"]) == (
+        "0",
+        "2026-02-24",
+        "10:20",
+    )
     assert first["requester_address"] == "ul. Łąkowa 5/7, 71-001 Szczecin" and first["delivery"] == "post"

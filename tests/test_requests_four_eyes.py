@@ -60,13 +60,16 @@ async def test_the_four_eyes_export_refuses_one_person_alone(store, people, make
         await store.requests.export_copy(second, req.id, tmp_path)  # who confirmed does not also make it
     result = await store.requests.export_copy(both, req.id, tmp_path)
     assert result.files
-    prepared, confirmed = (await _audit(store, "requests.export_prepare"))[0], [
-        r for r in await _audit(store, "requests.export_confirm") if r["outcome"] == "ok"][0]
+    prepared, confirmed = (
+        (await _audit(store, "requests.export_prepare"))[0],
+        [r for r in await _audit(store, "requests.export_confirm") if r["outcome"] == "ok"][0],
+    )
     assert (prepared["actor_name"], confirmed["actor_name"]) == ("iod2", "iod3")
     export = [r for r in await _audit(store, "requests.export") if r["outcome"] == "ok"][0]
     details = json.loads(export["details"])
     assert (details["prepared_by"], details["confirmed_by"]) == (both.staff_id, second.staff_id)
     assert list(json.loads(prepared["details"])["basis"].values()) == ["number_match"]
+
 
 @pytest.mark.ordinance("GDPR 15")
 @pytest.mark.ordinance("§4.7")
@@ -102,8 +105,7 @@ async def test_a_prepared_copy_waits_in_the_second_persons_inbox_and_can_be_canc
 
 
 @pytest.mark.ordinance("GDPR 15")
-async def test_candidates_show_masked_numbers_and_no_chat_text_search_to_who_cannot_search(store, people,
-                                                                                          make_staff):
+async def test_candidates_show_masked_numbers_and_no_chat_text_search_to_who_cannot_search(store, people, make_staff):
     call_req = await store.requests.register(people.dpo, call_request(kind="copy", asked="copy", justification=""))
     call = await insert_call(store, at=CALL_AT, number=PHONE)
     other = await insert_call(store, at=CALL_AT + timedelta(minutes=5), number="+48912223334")
@@ -118,15 +120,23 @@ async def test_candidates_show_masked_numbers_and_no_chat_text_search_to_who_can
     chat = await insert_chat(store, at=CALL_AT - timedelta(minutes=15), lines=[("resident", "jozef@example.pl")])
     (masked,) = [c for c in await store.requests.candidates(people.dpo, chat_req.id) if c.conversation_id == chat]
     assert masked.detail_matches is False  # the DPO's matching does not search what residents wrote
-    (searched,) = [c for c in await store.requests.candidates(people.registrar, chat_req.id)
-                   if c.conversation_id == chat]
+    (searched,) = [
+        c for c in await store.requests.candidates(people.registrar, chat_req.id) if c.conversation_id == chat
+    ]
     assert searched.detail_matches is True
     audits = [json.loads(r["details"])["masked"] for r in await _audit(store, "requests.candidates")]
     assert audits == [True, False, True, False]
 
 
-@pytest.mark.parametrize(("number", "masked"), [
-    ("+48601234567", "+48******567"), ("601234567", "******567"), ("123", "***"), (None, None), ("", ""),
-])
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        ("+48601234567", "+48******567"),
+        ("601234567", "******567"),
+        ("123", "***"),
+        (None, None),
+        ("", ""),
+    ],
+)
 def test_mask_number(number, masked):
     assert mask_number(number) == masked

@@ -33,8 +33,13 @@ async def _decided(store, people, *, name: str, address: str, grant: bool):
     await store.requests.give_opinion(people.dpo, req.id, "dpo", "favourable", "Zgoda.")
     await store.requests.give_opinion(people.head, req.id, "department", "favourable", "Zgoda.")
     if grant:
-        await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala nr 12, parter",
-                                   attendee_ids=[people.attendee.staff_id])
+        await store.requests.grant(
+            people.director,
+            req.id,
+            session_at=SESSION_AT,
+            place="Sala nr 12, parter",
+            attendee_ids=[people.attendee.staff_id],
+        )
     else:
         await store.requests.refuse(people.director, req.id, f"Uzasadnienie z literami {DIACRITICS}.")
     detail = await store.requests.get(people.director, req.id)
@@ -67,8 +72,7 @@ async def test_refusal_letter_has_reasons_remedies_office_and_every_diacritic(st
 
 @pytest.mark.ordinance("§4.4", "§4.6")
 async def test_grant_letter_names_the_date_place_and_attendees(store, people):
-    detail, text = await _decided(store, people, name="Łucja Źrebię", address="ul. Ćmy 3, 71-234 Szczecin",
-                                  grant=True)
+    detail, text = await _decided(store, people, name="Łucja Źrebię", address="ul. Ćmy 3, 71-234 Szczecin", grant=True)
     flat = squashed(text)
     assert "Zawiadomienie o udostępnieniu nagrania rozmowy telefonicznej" in text
     assert squashed("Termin: 20 marca 2026 r., godz. 10:30.") in flat  # local time, not UTC
@@ -80,8 +84,9 @@ async def test_grant_letter_names_the_date_place_and_attendees(store, people):
 @pytest.mark.ordinance("GDPR 12(3)")
 async def test_extension_letter_states_both_dates_and_reasons(store, people, clock):
     clock.now = datetime(2026, 2, 2, 9, tzinfo=timezone.utc)
-    req = await store.requests.register(people.registrar, call_request(received_on=date(2026, 1, 31),
-                                                                       hint={"date": "2026-01-30"}))
+    req = await store.requests.register(
+        people.registrar, call_request(received_on=date(2026, 1, 31), hint={"date": "2026-01-30"})
+    )
     await store.requests.extend(people.director, req.id, 2, "Znaczna liczba wniosków; ślęczymy nad nimi.")
     detail = await store.requests.get(people.director, req.id)
     flat = squashed(pdf_text(detail.letters[0].path))
@@ -92,11 +97,14 @@ async def test_extension_letter_states_both_dates_and_reasons(store, people, clo
 
 
 async def test_office_name_and_address_come_from_settings(settings, clock, make_staff, tmp_path):
-    custom = settings.with_(office_name="Urząd Gminy Źródła, Biuro Obsługi Mieszkańców",
-                            office_address="ul. Świętego Ducha 7, 12-345 Żółkiewka")
+    custom = settings.with_(
+        office_name="Urząd Gminy Źródła, Biuro Obsługi Mieszkańców",
+        office_address="ul. Świętego Ducha 7, 12-345 Żółkiewka",
+    )
     st = await Store.open(custom, create=True, clock=clock)
     try:
         from tests.fixtures.store import SYSTEM
+
         director = (await st.accounts.add_staff(SYSTEM, "dyr", ["boi_director"], "correct horse battery")).as_actor()
         req = await st.requests.register(director, call_request())
         await st.requests.extend(director, req.id, 1, "Powód.")
@@ -109,9 +117,14 @@ async def test_office_name_and_address_come_from_settings(settings, clock, make_
     assert "Szczecin, dnia" not in text and "Urząd Miasta Szczecin" not in text
 
 
-@pytest.mark.parametrize("day, expected", [(date(2026, 1, 1), "1 stycznia 2026 r."),
-                                           (date(2026, 9, 30), "30 września 2026 r."),
-                                           (date(2026, 10, 5), "5 października 2026 r.")])
+@pytest.mark.parametrize(
+    "day, expected",
+    [
+        (date(2026, 1, 1), "1 stycznia 2026 r."),
+        (date(2026, 9, 30), "30 września 2026 r."),
+        (date(2026, 10, 5), "5 października 2026 r."),
+    ],
+)
 def test_polish_dates(day, expected):
     assert polish_date(day) == expected
 

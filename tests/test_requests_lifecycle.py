@@ -15,8 +15,18 @@ from store.errors import InvalidInput, InvalidTransition, NotPermitted
 from store.models import Actor, Role
 from store.policy import Permission, allowed
 from store.requests import (
-    ACTIONS, KIND_STATES, MOVES, STATE_LABELS, STEPS, TRANSITIONS, AccessRequest, Facts, RequestInput, State,
-    allowed_actions, clean_text,
+    ACTIONS,
+    KIND_STATES,
+    MOVES,
+    STATE_LABELS,
+    STEPS,
+    TRANSITIONS,
+    AccessRequest,
+    Facts,
+    RequestInput,
+    State,
+    allowed_actions,
+    clean_text,
 )
 from store.requests import lifecycle
 from tests.fixtures.requests import CALL_AT, PHONE, call_request, insert_call
@@ -32,25 +42,57 @@ NUMBER = "CIM/2026/0042"
 def request_in(kind: str, state: str, **changes) -> AccessRequest:
     """A request record as the register reads it back, in `state`."""
     values = dict(
-        id=42, number=NUMBER, kind=kind, state=state, received_on=date(2026, 3, 1), due_on=date(2026, 4, 1),
-        extended_until=None, extension_reason=None, requester_name="Jan Kowalski", requester_address="ul. Długa 1",
-        requester_email=None, requester_phone=PHONE, channel="call", hint={"date": "2026-02-24"},
-        justification="Powód.", asked="listen" if kind == "access" else "copy", delivery="post", registered_by=1,
-        registered_at=datetime(2026, 3, 1, 9, tzinfo=timezone.utc), decision=None, decision_reasons=None,
-        decided_by=None, decided_at=None, session_at=None, session_place=None, session_started_at=None,
-        session_ended_at=None, session_notes=None, closed_at=None, withdrawn_at=None, ineligible_reason=None,
-        exported_at=None, export_path=None)
+        id=42,
+        number=NUMBER,
+        kind=kind,
+        state=state,
+        received_on=date(2026, 3, 1),
+        due_on=date(2026, 4, 1),
+        extended_until=None,
+        extension_reason=None,
+        requester_name="Jan Kowalski",
+        requester_address="ul. Długa 1",
+        requester_email=None,
+        requester_phone=PHONE,
+        channel="call",
+        hint={"date": "2026-02-24"},
+        justification="Powód.",
+        asked="listen" if kind == "access" else "copy",
+        delivery="post",
+        registered_by=1,
+        registered_at=datetime(2026, 3, 1, 9, tzinfo=timezone.utc),
+        decision=None,
+        decision_reasons=None,
+        decided_by=None,
+        decided_at=None,
+        session_at=None,
+        session_place=None,
+        session_started_at=None,
+        session_ended_at=None,
+        session_notes=None,
+        closed_at=None,
+        withdrawn_at=None,
+        ineligible_reason=None,
+        exported_at=None,
+        export_path=None,
+    )
     values.update(changes)
     return AccessRequest(**values)
 
 
 CONSULTANT = Actor(staff_id=900, name="konsultant", roles=frozenset({Role.CONSULTANT}))
 ROWS = [(m.action, m.kind, s) for m in (*MOVES, *STEPS) for s in m.sources]
-WRONG = [(action, kind, state) for action in ACTIONS for kind, states in KIND_STATES.items() for state in states
-         if (action, kind, state) not in ROWS]
+WRONG = [
+    (action, kind, state)
+    for action in ACTIONS
+    for kind, states in KIND_STATES.items()
+    for state in states
+    if (action, kind, state) not in ROWS
+]
 
 
 # -- the table itself ------------------------------------------------------------------------------------
+
 
 def test_the_table_covers_every_state_and_every_action_has_its_rules():
     for kind, states in KIND_STATES.items():
@@ -110,10 +152,12 @@ def test_the_rules_beyond_a_permission_name_who_and_why():
 
     clerk = Actor(staff_id=8, name="swiadek", roles=frozenset({Role.DESIGNATED}))
     granted = Facts(request=request_in("access", "granted"), attendees=frozenset({9}))
-    assert "neither the director nor a designated attendee" in lifecycle.refusal(clerk, "start_session",
-                                                                                 granted).message
-    assert allowed_actions(clerk, Facts(request=request_in("access", "granted"), attendees=frozenset({8}))) \
-        == ("start_session",)
+    assert (
+        "neither the director nor a designated attendee" in lifecycle.refusal(clerk, "start_session", granted).message
+    )
+    assert allowed_actions(clerk, Facts(request=request_in("access", "granted"), attendees=frozenset({8}))) == (
+        "start_session",
+    )
 
     prepared = Facts(request=request_in("copy", "export_prepared"), prepared_by=8)
     assert "four-eyes" in lifecycle.refusal(clerk, "confirm_export", prepared).message
@@ -144,14 +188,18 @@ def test_the_host_account_is_not_offered_steps_that_name_a_person():
 
 # -- the same refusals through the store -----------------------------------------------------------------
 
+
 async def _attempt(store, actor, req, action, tmp_path, attendee):
     r = store.requests
     steps = {
-        "link": lambda: r.link(actor, req.id, 1), "unlink": lambda: r.unlink(actor, req.id, 1),
+        "link": lambda: r.link(actor, req.id, 1),
+        "unlink": lambda: r.unlink(actor, req.id, 1),
         "opinion": lambda: r.give_opinion(actor, req.id, "dpo", "favourable", "Tak."),
         "grant": lambda: r.grant(actor, req.id, session_at=SESSION_AT, place="Sala", attendee_ids=[attendee]),
-        "refuse": lambda: r.refuse(actor, req.id, "Nie."), "extend": lambda: r.extend(actor, req.id, 1, "Powód."),
-        "withdraw": lambda: r.withdraw(actor, req.id), "close": lambda: r.close(actor, req.id),
+        "refuse": lambda: r.refuse(actor, req.id, "Nie."),
+        "extend": lambda: r.extend(actor, req.id, 1, "Powód."),
+        "withdraw": lambda: r.withdraw(actor, req.id),
+        "close": lambda: r.close(actor, req.id),
         "start_session": lambda: r.start_session(actor, req.id),
         "end_session": lambda: r.end_session(actor, req.id, [attendee]),
         "prepare_export": lambda: r.prepare_export(actor, req.id, "Bo tak."),
@@ -171,7 +219,8 @@ STORE_ROWS = [(a, k, s.value) for a, k, s in ROWS if s not in (State.CLOSED, Sta
 @pytest.mark.ordinance("§4.3", "§4.4", "§4.5", "§4.6", "GDPR 15")
 @pytest.mark.parametrize("action, kind, state", STORE_ROWS)
 async def test_the_store_refuses_an_actor_without_the_permission_and_audits_it(
-        store, people, clock, tmp_path, action, kind, state):
+    store, people, clock, tmp_path, action, kind, state
+):
     if kind == "access":
         req = await _to_state(store, people, clock, state)
     else:
@@ -180,20 +229,29 @@ async def test_the_store_refuses_an_actor_without_the_permission_and_audits_it(
     with pytest.raises(NotPermitted, match="konsultant is not permitted to requests: |konsultant is neither"):
         await _attempt(store, people.consultant, req, action, tmp_path, people.attendee.staff_id)
     assert dict(await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,))) == before
-    refused = await store.db.fetchall("SELECT * FROM audit WHERE action = ? AND outcome = 'refused' AND "
-                                      "request_id = ?", (lifecycle.audit_action(action, "dpo"), req.id))
+    refused = await store.db.fetchall(
+        "SELECT * FROM audit WHERE action = ? AND outcome = 'refused' AND request_id = ?",
+        (lifecycle.audit_action(action, "dpo"), req.id),
+    )
     assert len(refused) == 1 and refused[0]["actor_name"] == "konsultant"
 
 
 # -- allowed_actions for each viewer ----------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§4.3", "§4.4")
 async def test_allowed_actions_differ_by_viewer(store, people):
     fresh = await store.requests.register(people.registrar, call_request())
-    offered = {who: (await store.requests.get(getattr(people, who), fresh.id)).allowed_actions
-               for who in ("registrar", "director", "dpo", "head")}
-    assert offered == {"registrar": ("link", "withdraw"), "director": ("link", "extend", "withdraw"),
-                       "dpo": ("opinion", "withdraw"), "head": ()}  # the head's opinion waits for the link
+    offered = {
+        who: (await store.requests.get(getattr(people, who), fresh.id)).allowed_actions
+        for who in ("registrar", "director", "dpo", "head")
+    }
+    assert offered == {
+        "registrar": ("link", "withdraw"),
+        "director": ("link", "extend", "withdraw"),
+        "dpo": ("opinion", "withdraw"),
+        "head": (),
+    }  # the head's opinion waits for the link
 
     req, _ = await ready_for_decision(store, people)
     detail = await store.requests.get(people.director, req.id)
@@ -203,8 +261,9 @@ async def test_allowed_actions_differ_by_viewer(store, people):
     assert (await store.requests.get(people.dpo, req.id)).allowed_actions == ("withdraw",)
     assert await store.requests.allowed_actions(people.consultant, req.id) == ()
 
-    await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala 12",
-                               attendee_ids=[people.attendee.staff_id])
+    await store.requests.grant(
+        people.director, req.id, session_at=SESSION_AT, place="Sala 12", attendee_ids=[people.attendee.staff_id]
+    )
     assert await store.requests.allowed_actions(people.attendee, req.id) == ("start_session",)
     assert await store.requests.allowed_actions(people.registrar, req.id) == ()
     assert await store.requests.allowed_actions(people.director, req.id) == ("start_session",)
@@ -222,10 +281,15 @@ class DetailApp(App[None]):
 
 
 @pytest.mark.ordinance("§4.3", "§4.4")
-@pytest.mark.parametrize("viewer, steps", [
-    ("director", ("link", "unlink", "extend", "withdraw")), ("registrar", ("link", "unlink", "withdraw")),
-    ("dpo", ("withdraw",)), ("head", ("opinion",)),
-])
+@pytest.mark.parametrize(
+    "viewer, steps",
+    [
+        ("director", ("link", "unlink", "extend", "withdraw")),
+        ("registrar", ("link", "unlink", "withdraw")),
+        ("dpo", ("withdraw",)),
+        ("head", ("opinion",)),
+    ],
+)
 async def test_the_detail_screen_offers_exactly_the_allowed_actions(store, people, viewer, steps):
     req = await store.requests.register(people.registrar, call_request())
     call = await insert_call(store, at=CALL_AT, number=PHONE, department="WO")
@@ -235,8 +299,15 @@ async def test_the_detail_screen_offers_exactly_the_allowed_actions(store, peopl
     assert await store.requests.allowed_actions(actor, req.id) == steps
     ctx = TuiContext(store=store, settings=store.settings, actor=actor, token="")
     async with DetailApp(ctx, req.id).run_test(size=SIZE) as pilot:
-        screen = await wait_until(pilot, lambda: pilot.app.screen if isinstance(pilot.app.screen, RequestDetailScreen)
-                                  and pilot.app.screen.detail is not None else None, what="the request's detail")
+        screen = await wait_until(
+            pilot,
+            lambda: (
+                pilot.app.screen
+                if isinstance(pilot.app.screen, RequestDetailScreen) and pilot.app.screen.detail is not None
+                else None
+            ),
+            what="the request's detail",
+        )
         await pilot.pause()
         assert screen.detail.allowed_actions == steps
         enabled = {b.binding.action for b in screen.active_bindings.values() if b.enabled}
@@ -249,8 +320,7 @@ async def test_the_detail_screen_offers_exactly_the_allowed_actions(store, peopl
 
 # -- one cleaning for every free-text field ------------------------------------------------------------
 
-HOSTILE = ("Zgoda\x00\x1b[31m czerwony\x9b2J \u202eodwrócone\u202c \u2066izolat\u2069\r\n"
-           "linia 2\ttab\x7f\x85\x07")
+HOSTILE = "Zgoda\x00\x1b[31m czerwony\x9b2J \u202eodwrócone\u202c \u2066izolat\u2069\r\nlinia 2\ttab\x7f\x85\x07"
 CLEANED = "Zgoda[31m czerwony2J odwrócone izolat\nlinia 2\ttab"
 
 
@@ -266,8 +336,7 @@ def test_clean_text_removes_controls_and_bidi_overrides_and_refuses_over_long_te
 
 
 @pytest.mark.ordinance("§4.3", "§4.5", "§4.6")
-async def test_opinions_reasons_notes_and_justifications_are_cleaned_before_they_are_stored(store, people,
-                                                                                            tmp_path):
+async def test_opinions_reasons_notes_and_justifications_are_cleaned_before_they_are_stored(store, people, tmp_path):
     req = await store.requests.register(people.registrar, call_request(requester_name="Jan\u202e Kowalski\x1b"))
     assert req.requester_name == "Jan Kowalski"
     call = await insert_call(store, at=CALL_AT, number=PHONE, department="WO")
@@ -292,13 +361,19 @@ async def test_opinions_reasons_notes_and_justifications_are_cleaned_before_they
     assert withdrawn.withdrawal_note == CLEANED
 
     session, _ = await ready_for_decision(store, people)
-    await store.requests.grant(people.director, session.id, session_at=SESSION_AT, place="Sala\u202e 12\x00",
-                               attendee_ids=[people.attendee.staff_id])
+    await store.requests.grant(
+        people.director,
+        session.id,
+        session_at=SESSION_AT,
+        place="Sala\u202e 12\x00",
+        attendee_ids=[people.attendee.staff_id],
+    )
     await store.requests.start_session(people.attendee, session.id)
     with pytest.raises(InvalidInput, match="the notes are longer than 4000"):
         await store.requests.end_session(people.attendee, session.id, [people.attendee.staff_id], "n" * 4001)
-    ended = await store.requests.end_session(people.attendee, session.id, [people.attendee.staff_id], HOSTILE,
-                                             others=["Anna\u2066 Nowak\x1b[0m"])
+    ended = await store.requests.end_session(
+        people.attendee, session.id, [people.attendee.staff_id], HOSTILE, others=["Anna\u2066 Nowak\x1b[0m"]
+    )
     assert ended.session_notes == CLEANED and ended.session_place == "Sala 12"
     assert ended.session_others == ("Anna Nowak[0m",)
 
@@ -311,21 +386,34 @@ async def test_opinions_reasons_notes_and_justifications_are_cleaned_before_they
 
 # -- the register's CSV: the annex and the receipt ----------------------------------------------------------
 
+
 def _csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
 @pytest.mark.ordinance("§4.1", "§4.2")
-async def test_the_register_csv_carries_every_annex_field_and_the_receipt(resident, chat_server, make_staff,
-                                                                         store, people):
+async def test_the_register_csv_carries_every_annex_field_and_the_receipt(
+    resident, chat_server, make_staff, store, people
+):
     from tests.test_desk_resident import ended_chat_receipt
 
     r, receipt = await ended_chat_receipt(resident)
-    proven = await store.requests.register(people.registrar, RequestInput(
-        kind="access", channel="chat", received_on="2026-03-02", requester_name="Jan Kowalski",
-        requester_address="ul. Wały Chrobrego 1\n70-500 Szczecin", requester_email="jan@example.pl",
-        justification="Spór o treść.", delivery="email", hint={"date": "2026-03-02", "time": "08:30"},
-        conversation_reference=receipt["reference"], receipt_secret=receipt["secret"]))
+    proven = await store.requests.register(
+        people.registrar,
+        RequestInput(
+            kind="access",
+            channel="chat",
+            received_on="2026-03-02",
+            requester_name="Jan Kowalski",
+            requester_address="ul. Wały Chrobrego 1\n70-500 Szczecin",
+            requester_email="jan@example.pl",
+            justification="Spór o treść.",
+            delivery="email",
+            hint={"date": "2026-03-02", "time": "08:30"},
+            conversation_reference=receipt["reference"],
+            receipt_secret=receipt["secret"],
+        ),
+    )
     manual = await store.requests.register(people.registrar, call_request(conversation_reference="601 234 567"))
     rows = {row["number"]: row for row in _csv_rows(await store.requests.register_csv(people.director))}
     got = rows[proven.number]

@@ -48,12 +48,18 @@ def register_app(tmp_path: Path) -> RegisterApp:
         store = await Store.open(settings, create=True, clock=clock)
         try:
             registrar = (await store.accounts.add_staff(SYSTEM, "rejestr", ["designated"], PASSWORD)).as_actor()
-            await store.requests.register(registrar, call_request(received_on=date(2026, 2, 20),
-                                                                  hint={"date": "2026-02-19"}))
-            await store.requests.register(registrar, chat_request(received_on=date(2026, 3, 24),
-                                                                  hint={"date": "2026-03-23"}))
-            await store.requests.register(registrar, call_request(
-                received_on=date(2026, 3, 1), requester_name="Łucja [b]Źrebię[/b]", hint={"date": "2026-02-27"}))
+            await store.requests.register(
+                registrar, call_request(received_on=date(2026, 2, 20), hint={"date": "2026-02-19"})
+            )
+            await store.requests.register(
+                registrar, chat_request(received_on=date(2026, 3, 24), hint={"date": "2026-03-23"})
+            )
+            await store.requests.register(
+                registrar,
+                call_request(
+                    received_on=date(2026, 3, 1), requester_name="Łucja [b]Źrebię[/b]", hint={"date": "2026-02-27"}
+                ),
+            )
         finally:
             await store.close()
 
@@ -63,8 +69,11 @@ def register_app(tmp_path: Path) -> RegisterApp:
 
 def test_request_register(snap_compare, register_app) -> None:
     async def run_before(pilot) -> None:
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, RequestsScreen)
-                         and pilot.app.screen.requests, what="the register")
+        await wait_until(
+            pilot,
+            lambda: isinstance(pilot.app.screen, RequestsScreen) and pilot.app.screen.requests,
+            what="the register",
+        )
         await pilot.pause()
 
     assert snap_compare(register_app, terminal_size=(80, 24), run_before=run_before)
@@ -73,9 +82,13 @@ def test_request_register(snap_compare, register_app) -> None:
 @pytest.mark.staff_lang("pl")
 def test_request_register_in_polish(snap_compare, register_app) -> None:
     """The same register as staff see it by default: Polish words, local Polish dates, at 80x24."""
+
     async def run_before(pilot) -> None:
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, RequestsScreen)
-                         and pilot.app.screen.requests, what="the register")
+        await wait_until(
+            pilot,
+            lambda: isinstance(pilot.app.screen, RequestsScreen) and pilot.app.screen.requests,
+            what="the register",
+        )
         await pilot.pause()
 
     assert snap_compare(register_app, terminal_size=(80, 24), run_before=run_before)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -13,10 +12,14 @@ import pytest
 from store.keys import open_plain
 
 from store.errors import (
-    ConversationNotFound, IneligibleForGrant, InvalidInput, InvalidTransition, NotPermitted,
+    ConversationNotFound,
+    IneligibleForGrant,
+    InvalidInput,
+    InvalidTransition,
+    NotPermitted,
 )
 from store.phone import normalise_number
-from store.requests import TRANSITIONS, Requests, RequestInput
+from store.requests import TRANSITIONS, Requests
 from tests.fixtures.requests import CALL_AT, PHONE, call_request, chat_request, insert_call, insert_chat
 from tests.fixtures.store import SYSTEM
 
@@ -50,29 +53,33 @@ async def ready_for_decision(store, people, *, number=PHONE, identifiable=True):
 
 # -- bad input -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("changes, message", [
-    ({"requester_name": "   "}, "name is required"),
-    ({"requester_address": ""}, "address is required"),
-    ({"justification": ""}, "justification is required"),
-    ({"received_on": date(2026, 3, 3)}, "in the future"),
-    ({"received_on": "3 marca"}, "not a date"),
-    ({"requester_phone": "anonymous"}, "not a phone number"),
-    ({"requester_phone": "601-234"}, "not a phone number"),
-    ({"requester_phone": "tel. 601234567"}, "not a phone number"),
-    ({"requester_phone": None}, "phone number the call was made from is required"),
-    ({"channel": "fax"}, "channel"),
-    ({"kind": "complaint"}, "kind"),
-    ({"asked": "read"}, "asks to 'listen'"),
-    ({"delivery": "pigeon"}, "delivered by"),
-    ({"delivery": "email"}, "needs the e-mail"),
-    ({"requester_email": "not-an-address"}, "e-mail address"),
-    ({"requester_name": "x" * 301}, "longer than"),
-    ({"hint": {"time": "10:00"}}, "date of the conversation is required"),
-    ({"hint": {"date": "2026-03-02"}}, "later than the date"),
-    ({"hint": {"date": "2026-02-24", "time": "25:61"}}, "HH:MM"),
-    ({"hint": {"date": "2026-02-24", "duration_min": "długo"}}, "whole minutes"),
-    ({"hint": {"date": "2026-02-24", "password": "x"}}, "unknown conversation details"),
-])
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"requester_name": "   "}, "name is required"),
+        ({"requester_address": ""}, "address is required"),
+        ({"justification": ""}, "justification is required"),
+        ({"received_on": date(2026, 3, 3)}, "in the future"),
+        ({"received_on": "3 marca"}, "not a date"),
+        ({"requester_phone": "anonymous"}, "not a phone number"),
+        ({"requester_phone": "601-234"}, "not a phone number"),
+        ({"requester_phone": "tel. 601234567"}, "not a phone number"),
+        ({"requester_phone": None}, "phone number the call was made from is required"),
+        ({"channel": "fax"}, "channel"),
+        ({"kind": "complaint"}, "kind"),
+        ({"asked": "read"}, "asks to 'listen'"),
+        ({"delivery": "pigeon"}, "delivered by"),
+        ({"delivery": "email"}, "needs the e-mail"),
+        ({"requester_email": "not-an-address"}, "e-mail address"),
+        ({"requester_name": "x" * 301}, "longer than"),
+        ({"hint": {"time": "10:00"}}, "date of the conversation is required"),
+        ({"hint": {"date": "2026-03-02"}}, "later than the date"),
+        ({"hint": {"date": "2026-02-24", "time": "25:61"}}, "HH:MM"),
+        ({"hint": {"date": "2026-02-24", "duration_min": "długo"}}, "whole minutes"),
+        ({"hint": {"date": "2026-02-24", "password": "x"}}, "unknown conversation details"),
+    ],
+)
 async def test_register_rejects_bad_input_and_stores_nothing(store, people, changes, message):
     with pytest.raises(InvalidInput, match=message):
         await store.requests.register(people.registrar, call_request(**changes))
@@ -87,12 +94,24 @@ async def test_register_refused_to_a_consultant_is_audited(store, people):
     assert await store.db.fetchall("SELECT * FROM access_requests") == []
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("601 234 567", "+48601234567"), ("+48 601-234-567", "+48601234567"), ("0048601234567", "+48601234567"),
-    ("(0) 601 234 567", "+48601234567"), ("48601234567", "+48601234567"), ("+49 30 1234567", "+49301234567"),
-    ("anonymous", None), ("Restricted", None), ("", None), ("abc", None), ("+48 60１234567", None),
-    ("12345", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("601 234 567", "+48601234567"),
+        ("+48 601-234-567", "+48601234567"),
+        ("0048601234567", "+48601234567"),
+        ("(0) 601 234 567", "+48601234567"),
+        ("48601234567", "+48601234567"),
+        ("+49 30 1234567", "+49301234567"),
+        ("anonymous", None),
+        ("Restricted", None),
+        ("", None),
+        ("abc", None),
+        ("+48 60１234567", None),
+        ("12345", None),
+        (None, None),
+    ],
+)
 async def test_normalise_number(raw, expected):
     assert normalise_number(raw) == expected
 
@@ -106,20 +125,27 @@ async def test_phone_normalisation_agrees_with_call_ingestion():
 
 # -- numbering and deadlines (GDPR 12(3)) ----------------------------------------------------------------
 
+
 async def test_numbers_count_per_year(store, people):
-    a = await store.requests.register(people.registrar, call_request(received_on=date(2025, 12, 30),
-                                                                     hint={"date": "2025-12-29"}))
+    a = await store.requests.register(
+        people.registrar, call_request(received_on=date(2025, 12, 30), hint={"date": "2025-12-29"})
+    )
     b = await store.requests.register(people.registrar, call_request())
     c = await store.requests.register(people.registrar, chat_request())
     assert (a.number, b.number, c.number) == ("CIM/2025/0001", "CIM/2026/0001", "CIM/2026/0002")
 
 
 @pytest.mark.ordinance("GDPR 12(3)")
-@pytest.mark.parametrize("received, due", [
-    (date(2026, 1, 31), date(2026, 2, 28)), (date(2024, 1, 31), date(2024, 2, 29)),
-    (date(2026, 1, 15), date(2026, 2, 15)), (date(2025, 12, 31), date(2026, 1, 31)),
-    (date(2026, 3, 31), date(2026, 4, 30)),
-])
+@pytest.mark.parametrize(
+    "received, due",
+    [
+        (date(2026, 1, 31), date(2026, 2, 28)),
+        (date(2024, 1, 31), date(2024, 2, 29)),
+        (date(2026, 1, 15), date(2026, 2, 15)),
+        (date(2025, 12, 31), date(2026, 1, 31)),
+        (date(2026, 3, 31), date(2026, 4, 30)),
+    ],
+)
 async def test_due_one_month_after_receipt_across_month_ends(received, due):
     assert Requests.due_date(received) == due
 
@@ -127,8 +153,9 @@ async def test_due_one_month_after_receipt_across_month_ends(received, due):
 @pytest.mark.ordinance("GDPR 12(3)")
 async def test_extension_by_two_months_at_most_with_reasons_and_letter(store, people, clock):
     clock.now = datetime(2026, 2, 2, 9, tzinfo=timezone.utc)
-    req = await store.requests.register(people.registrar, call_request(
-        received_on=date(2026, 1, 31), hint={"date": "2026-01-30"}))
+    req = await store.requests.register(
+        people.registrar, call_request(received_on=date(2026, 1, 31), hint={"date": "2026-01-30"})
+    )
     assert req.due_on == date(2026, 2, 28)
     with pytest.raises(NotPermitted):
         await store.requests.extend(people.registrar, req.id, 1, "Dużo wniosków.")
@@ -164,6 +191,7 @@ async def test_due_soon_and_overdue_flags(store, people, clock):
 
 # -- candidates and linking (§4.7) --------------------------------------------------------------------
 
+
 async def test_candidates_rank_the_requesters_number_first(store, people):
     req = await store.requests.register(people.registrar, call_request())
     other = await insert_call(store, at=CALL_AT, number="+48700000000", department="WO")
@@ -181,8 +209,11 @@ async def test_candidates_rank_the_requesters_number_first(store, people):
 
 async def test_chat_candidates_match_time_and_details(store, people):
     req = await store.requests.register(people.registrar, chat_request())
-    theirs = await insert_chat(store, at=CALL_AT - timedelta(minutes=10),  # 10:05 local
-                               lines=[("resident", "Dzień dobry, tu JOZEF@example.pl"), ("consultant", "Witam")])
+    theirs = await insert_chat(
+        store,
+        at=CALL_AT - timedelta(minutes=10),  # 10:05 local
+        lines=[("resident", "Dzień dobry, tu JOZEF@example.pl"), ("consultant", "Witam")],
+    )
     other = await insert_chat(store, at=CALL_AT - timedelta(minutes=30), lines=[("resident", "Pytanie")])
     await insert_chat(store, at=CALL_AT + timedelta(hours=5), lines=[("resident", "jozef@example.pl")])
     cands = await store.requests.candidates(people.registrar, req.id)
@@ -201,18 +232,23 @@ async def test_link_rejects_missing_or_wrong_channel(store, people, conversation
 
 
 @pytest.mark.ordinance("§4.7")
-@pytest.mark.parametrize("number, identifiable, why", [
-    ("anonymous", False, "not identifiable"),
-    (None, False, "not identifiable"),
-    ("+48700000000", True, "other than the requester's"),
-])
+@pytest.mark.parametrize(
+    "number, identifiable, why",
+    [
+        ("anonymous", False, "not identifiable"),
+        (None, False, "not identifiable"),
+        ("+48700000000", True, "other than the requester's"),
+    ],
+)
 async def test_call_not_from_the_requesters_identifiable_number_can_only_be_refused(
-        store, people, number, identifiable, why):
+    store, people, number, identifiable, why
+):
     req, call = await ready_for_decision(store, people, number=number, identifiable=identifiable)
     assert not req.eligible and why in req.ineligible_reason
     with pytest.raises(IneligibleForGrant, match=why):
-        await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala 12",
-                                   attendee_ids=[people.attendee.staff_id])
+        await store.requests.grant(
+            people.director, req.id, session_at=SESSION_AT, place="Sala 12", attendee_ids=[people.attendee.staff_id]
+        )
     assert (await store.requests.get(people.director, req.id)).request.state == "awaiting_decision"
     req = await store.requests.refuse(people.director, req.id, "Numer nie pozwala ustalić rozmówcy (§ 4 ust. 7).")
     assert req.state == "refused"
@@ -234,6 +270,7 @@ async def test_unlinking_the_wrong_call_restores_eligibility(store, people):
 
 
 # -- opinions (§4.3) ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.ordinance("§4.3")
 async def test_opinions_by_the_right_people_only_and_audited(store, people):
@@ -275,25 +312,29 @@ async def test_without_a_department_on_the_conversation_any_head_may_give_the_op
 @pytest.mark.ordinance("§4.3")
 async def test_director_cannot_decide_before_both_opinions(store, people):
     req = await store.requests.register(people.registrar, call_request())
-    await store.requests.link(people.registrar, req.id, await insert_call(store, at=CALL_AT, number=PHONE,
-                                                                          department="WO"))
+    await store.requests.link(
+        people.registrar, req.id, await insert_call(store, at=CALL_AT, number=PHONE, department="WO")
+    )
     await store.requests.give_opinion(people.dpo, req.id, "dpo", "favourable", "Zgoda.")
     with pytest.raises(InvalidTransition, match="registered"):
-        await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala 12",
-                                   attendee_ids=[people.attendee.staff_id])
+        await store.requests.grant(
+            people.director, req.id, session_at=SESSION_AT, place="Sala 12", attendee_ids=[people.attendee.staff_id]
+        )
     with pytest.raises(InvalidTransition):
         await store.requests.refuse(people.director, req.id, "Nie.")
 
 
 # -- the decision ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§4.3")
 async def test_decision_by_a_non_director_is_refused_and_audited(store, people):
     req, _ = await ready_for_decision(store, people)
     for actor in (people.registrar, people.dpo, people.head):
         with pytest.raises(NotPermitted):
-            await store.requests.grant(actor, req.id, session_at=SESSION_AT, place="Sala 12",
-                                       attendee_ids=[people.attendee.staff_id])
+            await store.requests.grant(
+                actor, req.id, session_at=SESSION_AT, place="Sala 12", attendee_ids=[people.attendee.staff_id]
+            )
         with pytest.raises(NotPermitted):
             await store.requests.refuse(actor, req.id, "Nie.")
     assert len(await audit_rows(store, outcome="refused")) == 6
@@ -301,15 +342,18 @@ async def test_decision_by_a_non_director_is_refused_and_audited(store, people):
 
 
 @pytest.mark.ordinance("§4.6")
-@pytest.mark.parametrize("kwargs, message", [
-    ({"session_at": datetime(2026, 3, 1, 9, tzinfo=timezone.utc)}, "in the past"),
-    ({"session_at": datetime(2026, 3, 20, 9)}, "time zone"),
-    ({"session_at": None}, "date and time"),
-    ({"place": "  "}, "place"),
-    ({"attendee_ids": []}, "at least one staff member"),
-    ({"attendee_ids": [4242]}, "no staff member"),
-    ({"attendee_ids": "disabled"}, "disabled accounts"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"session_at": datetime(2026, 3, 1, 9, tzinfo=timezone.utc)}, "in the past"),
+        ({"session_at": datetime(2026, 3, 20, 9)}, "time zone"),
+        ({"session_at": None}, "date and time"),
+        ({"place": "  "}, "place"),
+        ({"attendee_ids": []}, "at least one staff member"),
+        ({"attendee_ids": [4242]}, "no staff member"),
+        ({"attendee_ids": "disabled"}, "disabled accounts"),
+    ],
+)
 async def test_grant_rejects_bad_schedule_and_attendees(store, people, kwargs, message):
     req, _ = await ready_for_decision(store, people)
     args = {"session_at": SESSION_AT, "place": "Sala 12", "attendee_ids": [people.attendee.staff_id]}
@@ -326,8 +370,13 @@ async def test_grant_rejects_bad_schedule_and_attendees(store, people, kwargs, m
 async def test_access_request_end_to_end_grant_session_close(store, people, clock):
     req, call = await ready_for_decision(store, people)
     assert [r.id for r in await store.requests.inbox(people.director)] == [req.id]
-    req = await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala 12, parter",
-                                     attendee_ids=[people.attendee.staff_id, people.director.staff_id])
+    req = await store.requests.grant(
+        people.director,
+        req.id,
+        session_at=SESSION_AT,
+        place="Sala 12, parter",
+        attendee_ids=[people.attendee.staff_id, people.director.staff_id],
+    )
     assert (req.state, req.decision, req.session_place) == ("granted", "granted", "Sala 12, parter")
     detail = await store.requests.get(people.director, req.id)
     assert [a.name for a in detail.attendees] == ["dyrektor", "swiadek"]
@@ -366,19 +415,23 @@ async def test_access_request_end_to_end_grant_session_close(store, people, cloc
 
 async def test_chat_access_request_session_shows_the_transcript(store, people, clock):
     req = await store.requests.register(people.registrar, chat_request())
-    chat = await insert_chat(store, at=CALL_AT, lines=[("resident", "Zażółć gęślą jaźń?"), ("consultant", "Tak.")],
-                             department="WO")
+    chat = await insert_chat(
+        store, at=CALL_AT, lines=[("resident", "Zażółć gęślą jaźń?"), ("consultant", "Tak.")], department="WO"
+    )
     await store.requests.link(people.registrar, req.id, chat)
     await store.requests.give_opinion(people.head, req.id, "department", "favourable", "Zgoda.")
     req = await store.requests.give_opinion(people.dpo, req.id, "dpo", "favourable", "Zgoda.")
     assert req.eligible  # §4.7 concerns phone numbers; a chat has none
-    await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala 3",
-                               attendee_ids=[people.attendee.staff_id])
+    await store.requests.grant(
+        people.director, req.id, session_at=SESSION_AT, place="Sala 3", attendee_ids=[people.attendee.staff_id]
+    )
     await store.requests.start_session(people.director, req.id)
     material = await store.requests.open_for_session(people.director, req.id, chat)
     assert material.recording_path is None
     assert [(line.sender, line.text) for line in material.transcript] == [
-        ("resident", "Zażółć gęślą jaźń?"), ("consultant", "Tak.")]
+        ("resident", "Zażółć gęślą jaźń?"),
+        ("consultant", "Tak."),
+    ]
 
 
 @pytest.mark.ordinance("§4.5")
@@ -397,6 +450,7 @@ async def test_refusal_needs_reasons_and_writes_the_letter(store, people):
 
 # -- holds --------------------------------------------------------------------------------------------
 
+
 async def test_linking_holds_and_withdrawing_releases(store, people):
     req = await store.requests.register(people.registrar, call_request())
     call = await insert_call(store, at=CALL_AT, number=PHONE)
@@ -414,6 +468,7 @@ async def test_linking_holds_and_withdrawing_releases(store, people):
 
 # -- every illegal transition ----------------------------------------------------------------------------
 
+
 async def _to_state(store, people, clock, state):
     """An access request driven to `state` by legal moves."""
     req = await store.requests.register(people.registrar, call_request())
@@ -427,8 +482,9 @@ async def _to_state(store, people, clock, state):
     if state in ("refused", "closed_refused"):
         req = await store.requests.refuse(people.director, req.id, "Nie.")
         return req if state == "refused" else await store.requests.close(people.director, req.id)
-    req = await store.requests.grant(people.director, req.id, session_at=SESSION_AT, place="Sala",
-                                     attendee_ids=[people.attendee.staff_id])
+    req = await store.requests.grant(
+        people.director, req.id, session_at=SESSION_AT, place="Sala", attendee_ids=[people.attendee.staff_id]
+    )
     if state == "granted":
         return req
     req = await store.requests.start_session(people.director, req.id)
@@ -443,7 +499,9 @@ async def _to_state(store, people, clock, state):
 async def _attempt(store, people, req, action):
     r, p = store.requests, people
     if action == "grant":
-        return await r.grant(p.director, req.id, session_at=SESSION_AT, place="Sala", attendee_ids=[p.attendee.staff_id])
+        return await r.grant(
+            p.director, req.id, session_at=SESSION_AT, place="Sala", attendee_ids=[p.attendee.staff_id]
+        )
     if action == "refuse":
         return await r.refuse(p.director, req.id, "Nie.")
     if action == "opinion":
@@ -465,12 +523,32 @@ async def _attempt(store, people, req, action):
     raise AssertionError(action)
 
 
-ACTIONS = ["grant", "refuse", "opinion", "extend", "withdraw", "close", "start_session", "end_session", "link",
-           "export"]
-STATES = ["registered", "awaiting_decision", "granted", "refused", "session_in_progress", "session_held",
-          "closed", "withdrawn", "closed_refused"]
-ILLEGAL = [(s, a) for s in STATES for a in ACTIONS
-           if a not in TRANSITIONS["access"][s.replace("closed_refused", "closed")]]
+ACTIONS = [
+    "grant",
+    "refuse",
+    "opinion",
+    "extend",
+    "withdraw",
+    "close",
+    "start_session",
+    "end_session",
+    "link",
+    "export",
+]
+STATES = [
+    "registered",
+    "awaiting_decision",
+    "granted",
+    "refused",
+    "session_in_progress",
+    "session_held",
+    "closed",
+    "withdrawn",
+    "closed_refused",
+]
+ILLEGAL = [
+    (s, a) for s in STATES for a in ACTIONS if a not in TRANSITIONS["access"][s.replace("closed_refused", "closed")]
+]
 
 
 @pytest.mark.ordinance("§4.3", "§4.4", "§4.5")
@@ -493,6 +571,7 @@ async def test_the_state_machine_is_closed():
 
 
 # -- GDPR Art. 15 copy ------------------------------------------------------------------------------------
+
 
 @pytest.mark.ordinance("GDPR 15")
 @pytest.mark.parametrize("as_zip", [False, True])
@@ -574,8 +653,9 @@ async def test_copy_refusal_writes_the_letter_and_illegal_copy_moves_fail(store,
 
 # -- the register -------------------------------------------------------------------------------------
 
+
 async def test_register_filters_and_csv(store, people):
-    a = await store.requests.register(people.registrar, call_request(requester_name="=HYPERLINK(\"x\")"))
+    a = await store.requests.register(people.registrar, call_request(requester_name='=HYPERLINK("x")'))
     b = await store.requests.register(people.registrar, chat_request())
     await store.requests.withdraw(people.registrar, b.id)
     assert [r.number for r in await store.requests.list(people.director, channel="call")] == [a.number]
@@ -594,8 +674,9 @@ async def test_register_filters_and_csv(store, people):
 
 async def test_department_head_sees_only_their_departments_requests(store, people):
     req = await store.requests.register(people.registrar, call_request())
-    await store.requests.link(people.registrar, req.id, await insert_call(store, at=CALL_AT, number=PHONE,
-                                                                          department="WO"))
+    await store.requests.link(
+        people.registrar, req.id, await insert_call(store, at=CALL_AT, number=PHONE, department="WO")
+    )
     assert [r.id for r in await store.requests.inbox(people.head)] == [req.id]
     assert await store.requests.inbox(people.other_head) == []
     assert (await store.requests.get(people.head, req.id)).request.id == req.id
@@ -606,8 +687,16 @@ async def test_department_head_sees_only_their_departments_requests(store, peopl
     assert len(await audit_rows(store, "requests.view", "refused")) == 2
 
 
-COPY_STATES = ["registered", "granted", "export_prepared", "export_confirmed", "exported", "refused", "closed",
-               "withdrawn"]
+COPY_STATES = [
+    "registered",
+    "granted",
+    "export_prepared",
+    "export_confirmed",
+    "exported",
+    "refused",
+    "closed",
+    "withdrawn",
+]
 COPY_ILLEGAL = [(s, a) for s in COPY_STATES for a in ACTIONS if a not in TRANSITIONS["copy"][s]]
 
 
@@ -641,12 +730,16 @@ async def test_every_illegal_copy_transition_is_refused(store, people, tmp_path,
     before = dict(await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,)))
     r, p = store.requests, people
     attempts = {
-        "grant": lambda: r.grant(p.dpo, req.id), "refuse": lambda: r.refuse(p.dpo, req.id, "Nie."),
+        "grant": lambda: r.grant(p.dpo, req.id),
+        "refuse": lambda: r.refuse(p.dpo, req.id, "Nie."),
         "opinion": lambda: r.give_opinion(p.dpo, req.id, "dpo", "favourable", "Tak."),
-        "extend": lambda: r.extend(p.dpo, req.id, 1, "Powód."), "withdraw": lambda: r.withdraw(p.dpo, req.id),
-        "close": lambda: r.close(p.dpo, req.id), "start_session": lambda: r.start_session(p.director, req.id),
+        "extend": lambda: r.extend(p.dpo, req.id, 1, "Powód."),
+        "withdraw": lambda: r.withdraw(p.dpo, req.id),
+        "close": lambda: r.close(p.dpo, req.id),
+        "start_session": lambda: r.start_session(p.director, req.id),
         "end_session": lambda: r.end_session(p.director, req.id, [p.attendee.staff_id]),
-        "link": lambda: r.link(p.dpo, req.id, 1), "export": lambda: r.export_copy(p.dpo, req.id, tmp_path),
+        "link": lambda: r.link(p.dpo, req.id, 1),
+        "export": lambda: r.export_copy(p.dpo, req.id, tmp_path),
     }
     with pytest.raises(InvalidTransition):
         await attempts[action]()
@@ -684,16 +777,37 @@ async def test_the_audit_log_holds_no_resident_content(store, people, tmp_path):
     await store.requests.get(people.director, req.id)
     rows = await store.db.fetchall("SELECT * FROM audit")
     dump = "\n".join(" ".join(str(v) for v in dict(r).values()) for r in rows)
-    for secret in ("Zażółć", "Łąkowa", "601234567", "Chcę sprawdzić", "Brak przeszkód", "Zgoda wydziału",
-                   "XYZ", "QWE", "podatek"):
+    for secret in (
+        "Zażółć",
+        "Łąkowa",
+        "601234567",
+        "Chcę sprawdzić",
+        "Brak przeszkód",
+        "Zgoda wydziału",
+        "XYZ",
+        "QWE",
+        "podatek",
+    ):
         assert secret not in dump, secret
-    assert {"requests.register", "requests.link", "requests.opinion_dpo", "requests.opinion_department",
-            "requests.extend", "requests.refuse", "requests.letter", "requests.view"} <= {r["action"] for r in rows}
+    assert {
+        "requests.register",
+        "requests.link",
+        "requests.opinion_dpo",
+        "requests.opinion_department",
+        "requests.extend",
+        "requests.refuse",
+        "requests.letter",
+        "requests.view",
+    } <= {r["action"] for r in rows}
 
 
 async def test_control_characters_are_dropped_from_register_fields(store, people):
     """A pasted escape sequence or C1 character never reaches the register, the TUI or a letter."""
-    req = await store.requests.register(people.registrar, call_request(
-        requester_name="Jan\x1b[31m Kowalski\x8b\x00", requester_address="ul. Długa 1\n70-001 Szczecin\x07"))
+    req = await store.requests.register(
+        people.registrar,
+        call_request(
+            requester_name="Jan\x1b[31m Kowalski\x8b\x00", requester_address="ul. Długa 1\n70-001 Szczecin\x07"
+        ),
+    )
     assert req.requester_name == "Jan[31m Kowalski"
     assert req.requester_address == "ul. Długa 1\n70-001 Szczecin"

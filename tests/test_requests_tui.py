@@ -44,19 +44,24 @@ def text_of(app, widget_id: str) -> str:
 
 async def open_first(pilot) -> RequestDetailScreen:
     app = pilot.app
-    await wait_until(pilot, lambda: isinstance(app.screen, RequestsScreen) and rows(app, "requests-table"),
-                     what="a request in the list")
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, RequestsScreen) and rows(app, "requests-table"),
+        what="a request in the list",
+    )
     app.screen.query_one("#requests-table").focus()
     await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(app.screen, RequestDetailScreen) and app.screen.detail is not None,
-                     what="the request's detail")
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, RequestDetailScreen) and app.screen.detail is not None,
+        what="the request's detail",
+    )
     return app.screen
 
 
 async def fill_form(pilot, values: dict, *, expect_close: bool = True) -> FormModal:
     app = pilot.app
-    form = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None,
-                            what="the form")
+    form = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None, what="the form")
     for key, value in values.items():
         form.set_value(key, value)
     await pilot.press("ctrl+s")
@@ -66,11 +71,13 @@ async def fill_form(pilot, values: dict, *, expect_close: bool = True) -> FormMo
 
 
 async def state_is(pilot, state: str) -> None:
-    await wait_until(pilot, lambda: pilot.app.screen.detail and pilot.app.screen.detail.request.state == state,
-                     what=f"state {state}")
+    await wait_until(
+        pilot, lambda: pilot.app.screen.detail and pilot.app.screen.detail.request.state == state, what=f"state {state}"
+    )
 
 
 # -- bad input first --------------------------------------------------------------------------------------
+
 
 async def test_register_form_shows_the_stores_message_and_stays_open(store, people):
     app = app_for(store, people.registrar)
@@ -79,9 +86,17 @@ async def test_register_form_shows_the_stores_message_and_stays_open(store, peop
         await pilot.press("n")
         form = await fill_form(pilot, {"requester_name": "  "}, expect_close=False)
         await wait_until(pilot, lambda: "requester's name is required" in form.error, what="the name error")
-        await fill_form(pilot, {"requester_name": "Jan Kowalski", "requester_address": "ul. Polna 1",
-                                "requester_phone": "601 234", "justification": "Powód.",
-                                "date": "2026-02-24"}, expect_close=False)
+        await fill_form(
+            pilot,
+            {
+                "requester_name": "Jan Kowalski",
+                "requester_address": "ul. Polna 1",
+                "requester_phone": "601 234",
+                "justification": "Powód.",
+                "date": "2026-02-24",
+            },
+            expect_close=False,
+        )
         await wait_until(pilot, lambda: "not a phone number" in form.error, what="the phone error")
         await fill_form(pilot, {"requester_phone": "601 234 567", "received_on": "2099-01-01"}, expect_close=False)
         await wait_until(pilot, lambda: "in the future" in form.error, what="the date error")
@@ -93,9 +108,14 @@ async def test_register_form_shows_the_stores_message_and_stays_open(store, peop
 
 
 async def test_markup_in_a_requesters_name_is_shown_literally_and_overdue_stands_out(store, people, clock):
-    await store.requests.register(people.registrar, call_request(
-        requester_name="[b]Zbyszek[/b] [link=http://x]y[/link]", received_on=date(2026, 1, 2),
-        hint={"date": "2026-01-02"}))
+    await store.requests.register(
+        people.registrar,
+        call_request(
+            requester_name="[b]Zbyszek[/b] [link=http://x]y[/link]",
+            received_on=date(2026, 1, 2),
+            hint={"date": "2026-01-02"},
+        ),
+    )
     app = app_for(store, people.director)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, RequestsScreen), what="the requests screen")
@@ -108,18 +128,23 @@ async def test_markup_in_a_requesters_name_is_shown_literally_and_overdue_stands
 
 async def test_head_of_another_department_sees_nothing_and_cannot_register(store, people):
     req = await store.requests.register(people.registrar, call_request())
-    await store.requests.link(people.registrar, req.id, await insert_call(store, at=CALL_AT, number=PHONE,
-                                                                          department="WO"))
+    await store.requests.link(
+        people.registrar, req.id, await insert_call(store, at=CALL_AT, number=PHONE, department="WO")
+    )
     app = app_for(store, people.other_head)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: "inbox (0 waiting)" in str(app.screen.query_one("#requests-title").render()),
-                         what="the empty inbox")
+        await wait_until(
+            pilot,
+            lambda: "inbox (0 waiting)" in str(app.screen.query_one("#requests-title").render()),
+            what="the empty inbox",
+        )
         await pilot.press("n")
         await pilot.pause()
         assert isinstance(app.screen, RequestsScreen)  # the key is not offered to a department head
 
 
 # -- §4 access, end to end through each role's screen ------------------------------------------------------
+
 
 @pytest.mark.ordinance("§4.3", "§4.4", "§4.6")
 async def test_access_request_walks_through_every_role(store, people, clock):
@@ -142,15 +167,19 @@ async def test_access_request_walks_through_every_role(store, people, clock):
             await open_first(pilot)  # the request is in this person's inbox
             await pilot.press("o")
             await fill_form(pilot, {"kind": opinion_kind, "verdict": "favourable", "text": "Bez zastrzeżeń."})
-            await wait_until(pilot, lambda: opinion_kind in pilot.app.screen.detail.request.opinions_given,
-                             what="the opinion")
+            await wait_until(
+                pilot, lambda: opinion_kind in pilot.app.screen.detail.request.opinions_given, what="the opinion"
+            )
 
     async with app_for(store, people.director).run_test(size=SIZE) as pilot:
         await open_first(pilot)
         await state_is(pilot, "awaiting_decision")
         await pilot.press("g")
-        form = await fill_form(pilot, {"date": "2026-03-01", "time": "10:00", "place": "Sala 12",
-                                       "attendees": [people.attendee.staff_id]}, expect_close=False)
+        form = await fill_form(
+            pilot,
+            {"date": "2026-03-01", "time": "10:00", "place": "Sala 12", "attendees": [people.attendee.staff_id]},
+            expect_close=False,
+        )
         await wait_until(pilot, lambda: "in the past" in form.error, what="the past-date error")
         await fill_form(pilot, {"date": "2026-03-20", "time": "10:30"})
         await state_is(pilot, "granted")
@@ -165,15 +194,26 @@ async def test_access_request_walks_through_every_role(store, people, clock):
         pilot.app.screen.query_one("#linked").focus()
         await pilot.press("v")
         # no player command (the default): the recording is heard in the browser through a listening link
-        modal = await wait_until(pilot, lambda: pilot.app.screen if isinstance(pilot.app.screen, ListenLinkModal)
-                                 else None, what="the listening link")
+        modal = await wait_until(
+            pilot,
+            lambda: pilot.app.screen if isinstance(pilot.app.screen, ListenLinkModal) else None,
+            what="the listening link",
+        )
         assert "/listen/" in modal.url
         await pilot.press("escape")
-        await wait_until(pilot, lambda: "Listening in the browser" in text_of(pilot.app, "listening"),
-                         what="the listening line")
+        await wait_until(
+            pilot, lambda: "Listening in the browser" in text_of(pilot.app, "listening"), what="the listening line"
+        )
         await pilot.press("f")
-        await fill_form(pilot, {"present": [people.attendee.staff_id], "notes": "Odsłuch bez uwag.",
-                                "others": "Zażółć Gęślą-Jaźń", "outcome": "completed"})
+        await fill_form(
+            pilot,
+            {
+                "present": [people.attendee.staff_id],
+                "notes": "Odsłuch bez uwag.",
+                "others": "Zażółć Gęślą-Jaźń",
+                "outcome": "completed",
+            },
+        )
         await state_is(pilot, "session_held")
         await pilot.press("c")  # closing is the director's step
         await pilot.pause()
@@ -201,8 +241,11 @@ async def test_ineligible_call_offers_only_refusal(store, people):
         detail = await open_first(pilot)
         assert "Only refusal is possible" in text_of(pilot.app, "eligibility")
         await pilot.press("g")
-        await fill_form(pilot, {"date": "2026-03-20", "time": "10:30", "place": "Sala 12",
-                                "attendees": [people.attendee.staff_id]}, expect_close=False)
+        await fill_form(
+            pilot,
+            {"date": "2026-03-20", "time": "10:30", "place": "Sala 12", "attendees": [people.attendee.staff_id]},
+            expect_close=False,
+        )
         form = pilot.app.screen
         await wait_until(pilot, lambda: "can only be refused" in form.error, what="the §4.7 error")
         await pilot.press("escape")
@@ -216,18 +259,32 @@ async def test_ineligible_call_offers_only_refusal(store, people):
 
 # -- GDPR Art. 15 copy, end to end by the DPO -----------------------------------------------------------
 
+
 @pytest.mark.ordinance("GDPR 15")
 async def test_copy_request_by_the_dpo_from_registration_to_export(store, people, tmp_path):
-    chat = await insert_chat(store, at=CALL_AT, lines=[("resident", "Tu Józef, jozef@example.pl"),
-                                                       ("consultant", "Dzień dobry")])
+    chat = await insert_chat(
+        store, at=CALL_AT, lines=[("resident", "Tu Józef, jozef@example.pl"), ("consultant", "Dzień dobry")]
+    )
     app = app_for(store, people.dpo)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, RequestsScreen), what="the requests screen")
         await pilot.press("n")
-        await fill_form(pilot, {"kind": "copy", "channel": "chat", "received_on": "2026-03-01",
-                                "requester_name": "Józef Ślązak", "requester_address": "ul. Źródlana 1",
-                                "requester_email": "jozef@example.pl", "delivery": "email", "addressed_as": "pan",
-                                "date": "2026-02-24", "time": "10:15", "name_or_email": "jozef@example.pl"})
+        await fill_form(
+            pilot,
+            {
+                "kind": "copy",
+                "channel": "chat",
+                "received_on": "2026-03-01",
+                "requester_name": "Józef Ślązak",
+                "requester_address": "ul. Źródlana 1",
+                "requester_email": "jozef@example.pl",
+                "delivery": "email",
+                "addressed_as": "pan",
+                "date": "2026-02-24",
+                "time": "10:15",
+                "name_or_email": "jozef@example.pl",
+            },
+        )
         detail = await open_first(pilot)
         assert detail.detail.request.addressed_as == "pan"
         await wait_until(pilot, lambda: rows(app, "candidates"), what="candidates")
@@ -260,11 +317,16 @@ async def test_copy_request_by_the_dpo_from_registration_to_export(store, people
         await pilot.press("c")
         await state_is(pilot, "closed")
     exported = tmp_path / "CIM-2026-0001"
-    assert sorted(p.name for p in exported.iterdir()) == ["SHA256SUMS", f"chat-{chat}.json", f"chat-{chat}.txt",
-                                                          "manifest.json"]
+    assert sorted(p.name for p in exported.iterdir()) == [
+        "SHA256SUMS",
+        f"chat-{chat}.json",
+        f"chat-{chat}.txt",
+        "manifest.json",
+    ]
 
 
 # -- through the real app ---------------------------------------------------------------------------------
+
 
 async def test_the_real_app_opens_requests_with_f4_for_the_director(tui_app, make_staff, store):
     await make_staff("dyr", "boi_director")

@@ -69,8 +69,19 @@ def test_purge_json_contract_and_dry_run(data_dir):
 
 def test_holds_add_list_release_and_the_purged_case(data_dir):
     old, gone = seed(data_dir, "old-chat", "old-chat")
-    added = run(data_dir, "holds", "add", str(old), "--legal-basis", "art. 6 ust. 1 lit. c RODO", "--case", "SO.1",
-                "--review-on", "2099-01-01", "--json")
+    added = run(
+        data_dir,
+        "holds",
+        "add",
+        str(old),
+        "--legal-basis",
+        "art. 6 ust. 1 lit. c RODO",
+        "--case",
+        "SO.1",
+        "--review-on",
+        "2099-01-01",
+        "--json",
+    )
     assert added.exit_code == 0, added.output
     hold_id = json.loads(added.stdout)["holds"][0]["id"]
     assert json.loads(run(data_dir, "purge", "--json").stdout)["held"] == 1

@@ -9,8 +9,15 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from store.errors import (AlreadyPurged, ConfigError, ConversationNotFound, InvalidInput, InvalidTransition,
-                          NotFound, NotPermitted)
+from store.errors import (
+    AlreadyPurged,
+    ConfigError,
+    ConversationNotFound,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    NotPermitted,
+)
 from store.models import Actor
 from store.retention import daily_purge_loop, next_daily_run
 
@@ -41,12 +48,15 @@ async def test_hold_on_an_already_purged_conversation_is_a_clear_error(store, ma
         await store.retention.add_hold(manager, [999], legal_basis="KPA", case_reference="A-1")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"legal_basis": "  ", "case_reference": "A"}, "legal basis is required"),
-    ({"legal_basis": "KPA", "case_reference": ""}, "case reference is required"),
-    ({"legal_basis": "x" * 501, "case_reference": "A"}, "longer than 500"),
-    ({"legal_basis": "KPA", "case_reference": "A", "review_on": date(2026, 3, 1)}, "in the past"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"legal_basis": "  ", "case_reference": "A"}, "legal basis is required"),
+        ({"legal_basis": "KPA", "case_reference": ""}, "case reference is required"),
+        ({"legal_basis": "x" * 501, "case_reference": "A"}, "longer than 500"),
+        ({"legal_basis": "KPA", "case_reference": "A", "review_on": date(2026, 3, 1)}, "in the past"),
+    ],
+)
 async def test_hold_with_bad_input_is_refused_and_changes_nothing(store, retention_data, kwargs, message):
     chat = await retention_data.chat(OLD)
     with pytest.raises(InvalidInput, match=message):
@@ -66,8 +76,11 @@ async def test_release_rules(store, make_staff, retention_data):
     chat = await retention_data.chat(OLD)
     request_id = await retention_data.request(chat, director.staff_id, received=date(2026, 2, 1))
     async with store.db.write() as tx:  # the automatic hold the requests engine creates
-        await tx.execute("INSERT INTO holds(conversation_id, legal_basis, case_reference, request_id, set_at)"
-                         " VALUES (?, 'request', 'R', ?, '2026-02-01T00:00:00.000000Z')", (chat, request_id))
+        await tx.execute(
+            "INSERT INTO holds(conversation_id, legal_basis, case_reference, request_id, set_at)"
+            " VALUES (?, 'request', 'R', ?, '2026-02-01T00:00:00.000000Z')",
+            (chat, request_id),
+        )
     (auto,) = await store.retention.holds(director)
     with pytest.raises(InvalidTransition, match="ends when that request closes"):
         await store.retention.release_hold(director, auto.id)
@@ -82,15 +95,18 @@ async def test_release_rules(store, make_staff, retention_data):
 
 @pytest.mark.ordinance("§6")
 async def test_hold_on_a_search_result_is_audited_per_conversation_and_overdue_reviews_stand_out(
-        store, clock, make_staff, retention_data):
+    store, clock, make_staff, retention_data
+):
     manager = (await make_staff("kier", "cim_manager")).as_actor()
     ids = [await retention_data.chat(OLD) for _ in range(3)]
-    created = await store.retention.add_hold(manager, ids, legal_basis="art. 6 ust. 1 lit. c RODO",
-                                             case_reference="SO.1/2026", review_on=date(2026, 4, 1))
+    created = await store.retention.add_hold(
+        manager, ids, legal_basis="art. 6 ust. 1 lit. c RODO", case_reference="SO.1/2026", review_on=date(2026, 4, 1)
+    )
     assert sorted(h.conversation_id for h in created) == ids
     assert all(h.set_by == "kier" and not h.overdue for h in created)
-    audited = await store.db.fetchall("SELECT target_id FROM audit WHERE action = 'retention.hold_set'"
-                                      " AND outcome = 'ok' ORDER BY id")
+    audited = await store.db.fetchall(
+        "SELECT target_id FROM audit WHERE action = 'retention.hold_set' AND outcome = 'ok' ORDER BY id"
+    )
     assert [int(r[0]) for r in audited] == ids
     clock.advance(days=31)  # 2026-04-02: past the review date
     assert all(h.overdue for h in await store.retention.holds(manager))
@@ -98,6 +114,7 @@ async def test_hold_on_a_search_result_is_audited_per_conversation_and_overdue_r
 
 
 # ------------------------------------------------------------------ the daily run
+
 
 def test_next_daily_run_is_local_office_time_across_dst():
     winter = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # 10:00 in Warsaw
@@ -130,6 +147,7 @@ async def test_daily_loop_off_returns_and_on_purges_when_due(store, clock, reten
 
 
 # ------------------------------------------------------------------ backups
+
 
 async def test_backup_refuses_a_non_empty_destination_or_one_inside_the_data_dir(store, tmp_path):
     busy = tmp_path / "busy"

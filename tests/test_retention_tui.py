@@ -29,8 +29,9 @@ def cells(screen, table_id: str) -> list[list[str]]:
 
 async def open_area(pilot, key: str, screen_type: type):
     await pilot.press(key)
-    return await wait_until(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen,
-                            what=screen_type.__name__)
+    return await wait_until(
+        pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen, what=screen_type.__name__
+    )
 
 
 async def test_consultant_cannot_open_retention_audit_or_reports(tui_app, make_staff):
@@ -51,8 +52,11 @@ async def test_director_sees_holds_but_cannot_purge(tui_app, make_staff, retenti
     async with app.run_test(size=WIDE) as pilot:
         await sign_in(pilot, "dyrektor", PASSWORD)
         screen = await open_area(pilot, "f5", RetentionScreen)
-        await wait_until(pilot, lambda: "CIM manager" in str(screen.query_one("#preview", Static).render()),
-                         what="the no-purge explanation")
+        await wait_until(
+            pilot,
+            lambda: "CIM manager" in str(screen.query_one("#preview", Static).render()),
+            what="the no-purge explanation",
+        )
         await pilot.press("p")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmModal)
@@ -61,7 +65,8 @@ async def test_director_sees_holds_but_cannot_purge(tui_app, make_staff, retenti
 
 @pytest.mark.ordinance("§6")
 async def test_manager_previews_confirms_and_purges_with_held_items_explained(
-        tui_app, make_staff, retention_data, store):
+    tui_app, make_staff, retention_data, store
+):
     manager = (await make_staff("kierownik", "cim_manager")).as_actor()
     for _ in range(3):
         await retention_data.chat(OLD)
@@ -154,8 +159,9 @@ async def test_audit_viewer_verifies_the_chain_and_filters(tui_app, make_staff, 
     await make_staff("dyrektor", "boi_director")
     anna = (await make_staff("anna", "designated")).as_actor()
     async with store.db.write() as tx:
-        await store.audit.append(tx, anna, "archive.open_transcript", target_kind="conversation", target_id=7,
-                                 purpose="[red]R/2026/1[/red]")
+        await store.audit.append(
+            tx, anna, "archive.open_transcript", target_kind="conversation", target_id=7, purpose="[red]R/2026/1[/red]"
+        )
     app = tui_app()
     async with app.run_test(size=WIDE) as pilot:
         await sign_in(pilot, "dyrektor", PASSWORD)
@@ -203,8 +209,14 @@ async def test_secretary_sees_the_report_and_saves_csv_and_pdf(tui_app, make_sta
         await pilot.press("ctrl+s")
         await pilot.press("ctrl+o")
         folder = settings.data_dir / "reports"
-        await wait_until(pilot, lambda: (folder / "supervision-2026-02-01-2026-02-28.pdf").exists()
-                         and (folder / "supervision-2026-02-01-2026-02-28.csv").exists(), what="the files")
+        await wait_until(
+            pilot,
+            lambda: (
+                (folder / "supervision-2026-02-01-2026-02-28.pdf").exists()
+                and (folder / "supervision-2026-02-01-2026-02-28.csv").exists()
+            ),
+            what="the files",
+        )
         screen.query_one("#report-from", Input).value = "2026-02-30"
         screen.query_one("#report-from", Input).focus()
         await pilot.press("enter")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import string
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -28,8 +27,14 @@ class CountingHasher(PasswordHasher):
     """argon2-cffi's own hasher (same parameters), counting verifications; injected into the real Accounts."""
 
     def __init__(self, base: PasswordHasher) -> None:
-        super().__init__(time_cost=base.time_cost, memory_cost=base.memory_cost, parallelism=base.parallelism,
-                         hash_len=base.hash_len, salt_len=base.salt_len, type=base.type)
+        super().__init__(
+            time_cost=base.time_cost,
+            memory_cost=base.memory_cost,
+            parallelism=base.parallelism,
+            hash_len=base.hash_len,
+            salt_len=base.salt_len,
+            type=base.type,
+        )
         self.verifications = 0
 
     def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002 (argon2's own name)
@@ -38,6 +43,7 @@ class CountingHasher(PasswordHasher):
 
 
 # -- sign-in failures reveal nothing -------------------------------------------------------------------------
+
 
 @pytest.mark.ordinance("GDPR 32")
 async def test_unknown_user_and_wrong_password_cost_one_argon2_verification_each_and_read_alike(store, make_staff):
@@ -86,6 +92,7 @@ async def test_lockout_holds_for_existing_and_unknown_names_alike_and_ends(store
 
 # -- tokens --------------------------------------------------------------------------------------------------
 
+
 def _entropy_bits(token: str) -> int:
     assert URLSAFE.match(token), token
     return len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) * 8
@@ -128,6 +135,7 @@ async def test_sessions_expire_when_idle_and_absolutely(store, make_staff, clock
 
 # -- the /staff namespace ---------------------------------------------------------------------------------
 
+
 async def _refusal(url: str, auth: Any) -> str | None:
     with pytest.raises(ConnectionRefused) as refused:
         client = await connect_client(url, "/staff", auth)
@@ -140,8 +148,17 @@ async def test_staff_namespace_refuses_residents_forged_and_expired_tokens(chat_
     url = chat_server.url
     r = await resident()
     await r.start()
-    for auth in (None, {}, {"token": None}, {"token": ""}, {"token": "x" * 43}, {"token": ["a"]},
-                 {"token": r.resume_token}, {"resume": r.resume_token}, {"token": "A" * 10_000}):
+    for auth in (
+        None,
+        {},
+        {"token": None},
+        {"token": ""},
+        {"token": "x" * 43},
+        {"token": ["a"]},
+        {"token": r.resume_token},
+        {"resume": r.resume_token},
+        {"token": "A" * 10_000},
+    ):
         assert await _refusal(url, auth) == "unauthorised", auth
     # beyond the packet size limit the connection is simply dropped
     async with aiohttp.ClientSession() as http:
@@ -203,10 +220,16 @@ STORE_ACTIONS: list[tuple[str, Call, str]] = [
     ("requests.candidates", lambda s, a, t: s.requests.candidates(a, t["request"]), None),
     ("requests.link", lambda s, a, t: s.requests.link(a, t["request"], t["call"]), None),
     ("requests.unlink", lambda s, a, t: s.requests.unlink(a, t["request"], t["call"]), None),
-    ("requests.give_opinion", lambda s, a, t: s.requests.give_opinion(a, t["request"], "dpo", "favourable", "ok"),
-     None),
-    ("requests.grant", lambda s, a, t: s.requests.grant(a, t["request"], session_at=CALL_AT + timedelta(days=20),
-                                                        place="pokój 1"), None),
+    (
+        "requests.give_opinion",
+        lambda s, a, t: s.requests.give_opinion(a, t["request"], "dpo", "favourable", "ok"),
+        None,
+    ),
+    (
+        "requests.grant",
+        lambda s, a, t: s.requests.grant(a, t["request"], session_at=CALL_AT + timedelta(days=20), place="pokój 1"),
+        None,
+    ),
     ("requests.refuse", lambda s, a, t: s.requests.refuse(a, t["request"], "powody"), "decide_requests"),
     ("requests.extend", lambda s, a, t: s.requests.extend(a, t["request"], 1, "powody"), None),
     ("requests.withdraw", lambda s, a, t: s.requests.withdraw(a, t["request"]), None),
@@ -216,24 +239,35 @@ STORE_ACTIONS: list[tuple[str, Call, str]] = [
     ("requests.end_session", lambda s, a, t: s.requests.end_session(a, t["request"], []), None),
     ("requests.export_copy", lambda s, a, t: s.requests.export_copy(a, t["request"], t["tmp"]), None),
     ("retention.holds", lambda s, a, t: s.retention.holds(a), "manage_holds"),
-    ("retention.add_hold", lambda s, a, t: s.retention.add_hold(a, [t["call"]], legal_basis="art. 1",
-                                                                case_reference="A/1"), "manage_holds"),
+    (
+        "retention.add_hold",
+        lambda s, a, t: s.retention.add_hold(a, [t["call"]], legal_basis="art. 1", case_reference="A/1"),
+        "manage_holds",
+    ),
     ("retention.release_hold", lambda s, a, t: s.retention.release_hold(a, t["hold"]), "manage_holds"),
     ("retention.preview", lambda s, a, t: s.retention.preview(a), "run_purge"),
     ("retention.purge", lambda s, a, t: s.retention.purge(a), "run_purge"),
     ("retention.fsck", lambda s, a, t: s.retention.fsck(a), "check_integrity"),
     ("retention.backup", lambda s, a, t: s.retention.backup(a, t["tmp"] / "backup"), None),
-    ("accounts.add_staff", lambda s, a, t: s.accounts.add_staff(a, "nowy", ["consultant"], PASSWORD),
-     "manage_accounts"),
+    (
+        "accounts.add_staff",
+        lambda s, a, t: s.accounts.add_staff(a, "nowy", ["consultant"], PASSWORD),
+        "manage_accounts",
+    ),
     ("accounts.add_department", lambda s, a, t: s.accounts.add_department(a, "XX", "Wydział"), "manage_accounts"),
     ("accounts.set_disabled", lambda s, a, t: s.accounts.set_disabled(a, "anna", True), "manage_accounts"),
     ("accounts.set_roles", lambda s, a, t: s.accounts.set_roles(a, "anna", ["it_admin"]), "manage_accounts"),
-    ("accounts.set_password", lambda s, a, t: s.accounts.set_password(a, "anna", "another password"),
-     "manage_accounts"),
-    ("notices.add_version", lambda s, a, t: s.notices.add_version(a, "chat", {"pl": "x", "en": "y"}),
-     "manage_notices"),
-    ("reports.supervision", lambda s, a, t: s.reports.supervision(a, date(2026, 1, 1), date(2026, 3, 31)),
-     "view_reports"),
+    (
+        "accounts.set_password",
+        lambda s, a, t: s.accounts.set_password(a, "anna", "another password"),
+        "manage_accounts",
+    ),
+    ("notices.add_version", lambda s, a, t: s.notices.add_version(a, "chat", {"pl": "x", "en": "y"}), "manage_notices"),
+    (
+        "reports.supervision",
+        lambda s, a, t: s.reports.supervision(a, date(2026, 1, 1), date(2026, 3, 31)),
+        "view_reports",
+    ),
     ("audit.entries", lambda s, a, t: s.audit.entries(a), "read_audit"),
 ]
 
@@ -251,22 +285,30 @@ async def targets(store, make_staff, tmp_path: Path) -> dict[str, Any]:
     request = await store.requests.register(registrar.as_actor(), call_request())
     hold = await store.retention.add_hold(SYSTEM, [call], legal_basis="art. 1", case_reference="A/0")
     hold_id = hold[0].id if isinstance(hold, list) else hold.id
-    return {"chat": opened.chat.id, "call": call, "request": request.id, "hold": hold_id, "tmp": tmp_path,
-            "consultant": piotr.as_actor()}
+    return {
+        "chat": opened.chat.id,
+        "call": call,
+        "request": request.id,
+        "hold": hold_id,
+        "tmp": tmp_path,
+        "consultant": piotr.as_actor(),
+    }
 
 
 @pytest.mark.ordinance("§5", "§3")
 @pytest.mark.parametrize("name,action,permission", STORE_ACTIONS, ids=[a[0] for a in STORE_ACTIONS])
-async def test_every_tui_action_is_refused_and_audited_by_the_store(store, make_staff, targets, name, action,
-                                                                    permission):
+async def test_every_tui_action_is_refused_and_audited_by_the_store(
+    store, make_staff, targets, name, action, permission
+):
     # a secretary (§7: reads supervision reports only); for the reports, a consultant
     outsider = await make_staff("sekretarz", "consultant" if name == "reports.supervision" else "secretary")
     actor = outsider.as_actor()
     before = await store.db.fetchall("SELECT count(*) AS n FROM audit")
     with pytest.raises(NotPermitted):
         await action(store, actor, targets)
-    refused = await store.db.fetchall("SELECT actor_id, outcome, details FROM audit WHERE id > ? ORDER BY id",
-                                      (before[0]["n"],))
+    refused = await store.db.fetchall(
+        "SELECT actor_id, outcome, details FROM audit WHERE id > ? ORDER BY id", (before[0]["n"],)
+    )
     assert [r["outcome"] for r in refused] == ["refused"], f"{name}: the refusal is audited exactly once"
     assert refused[0]["actor_id"] == actor.staff_id
     if permission is not None:

@@ -43,12 +43,19 @@ def test_the_service_runs_cim_serve_as_cim_with_a_private_data_dir_and_hardening
     assert service["User"] == ["cim"] and service["UMask"] == ["0077"]
     assert "CIM_DATA_DIR=/var/lib/cim" in service["Environment"]
     assert service["StateDirectory"] == ["cim cim-audit cim-keys"] and service["StateDirectoryMode"] == ["0700"]
-    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
-                       "PrivateTmp": "yes", "PrivateDevices": "yes", "CapabilityBoundingSet": ""}.items():
+    for key, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "CapabilityBoundingSet": "",
+    }.items():
         assert service[key] == [value], key
     assert service["ReadWritePaths"] == ["/var/lib/cim /var/lib/cim-audit /var/lib/cim-keys"]
     # the audit key and anchors default to the sibling state directory, which the unit makes writable
     from store.settings import Settings
+
     audit = Settings.load("/var/lib/cim", env={})
     assert str(audit.audit_key_path.parent) == str(audit.audit_anchors_path.parent) == "/var/lib/cim-audit"
     # so do the master key and the key ring of crypto-shredding (never inside the data directory)
@@ -68,13 +75,20 @@ def test_the_backup_job_runs_cim_backup_and_removes_old_backups():
 
 def test_ssh_forces_cim_tui_and_forbids_forwarding():
     text = (DEPLOY / "sshd-cim.conf").read_text(encoding="utf-8")
-    settings = dict(line.strip().split(None, 1) for line in text.splitlines()
-                    if line.strip() and not line.strip().startswith("#"))
+    settings = dict(
+        line.strip().split(None, 1) for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
+    )
     assert settings["Match"] == "User cim"
     name, ctx = parse_cim(shlex.split(settings["ForceCommand"]))
     assert name == "tui" and ctx.params["data_dir"] == "/var/lib/cim"
-    for key in ("AllowTcpForwarding", "AllowStreamLocalForwarding", "AllowAgentForwarding", "X11Forwarding",
-                "PermitTunnel", "PasswordAuthentication"):
+    for key in (
+        "AllowTcpForwarding",
+        "AllowStreamLocalForwarding",
+        "AllowAgentForwarding",
+        "X11Forwarding",
+        "PermitTunnel",
+        "PasswordAuthentication",
+    ):
         assert settings[key] == "no", key
     assert settings["AuthenticationMethods"] == "publickey"
 
@@ -111,6 +125,9 @@ def test_every_test_a_document_names_exists(document: str):
     for file, name in named:
         path = ROOT / file
         assert path.is_file(), f"{document} names {file}, which does not exist"
-        defined = {node.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        defined = {
+            node.name
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
         assert name in defined, f"{document} names {file}::{name}, which does not exist"

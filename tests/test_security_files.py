@@ -53,14 +53,32 @@ async def test_data_dir_db_and_recordings_stay_private_after_ingest_and_a_chat(t
         server = serve_process({"CIM_OPENING_HOURS": "always"})
         assert mode(server.data_dir) == 0o700
         pbx = FakePbx(tmp_path / "pbx")
-        pbx.add_rows([asterisk_row("1772442000.1"), asterisk_row("1772442100.2", start="2026-03-02 10:05:00",
-                                                                  answer="2026-03-02 10:05:02",
-                                                                  end="2026-03-02 10:06:00", duration=60,
-                                                                  billsec=58)])
+        pbx.add_rows(
+            [
+                asterisk_row("1772442000.1"),
+                asterisk_row(
+                    "1772442100.2",
+                    start="2026-03-02 10:05:00",
+                    answer="2026-03-02 10:05:02",
+                    end="2026-03-02 10:06:00",
+                    duration=60,
+                    billsec=58,
+                ),
+            ]
+        )
         write_pcm_wav(pbx.monitor / "1772442000.1.wav")
         write_pcm_wav(pbx.monitor / "1772442100.2.wav")
-        ingest = await asyncio.to_thread(cim, server.data_dir, "ingest", "asterisk", "--cdr", str(pbx.cdr),
-                                         "--recordings", str(pbx.monitor), "--json")
+        ingest = await asyncio.to_thread(
+            cim,
+            server.data_dir,
+            "ingest",
+            "asterisk",
+            "--cdr",
+            str(pbx.cdr),
+            "--recordings",
+            str(pbx.monitor),
+            "--json",
+        )
         assert ingest.returncode == 0, ingest.stderr
         url = await asyncio.to_thread(server.start)
         resident = await connect_client(url, "/resident", {"lang": "pl"})

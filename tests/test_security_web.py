@@ -8,16 +8,13 @@ import secrets
 
 import aiohttp
 import pytest
-import socketio
 
-from store.models import Actor
 from tests.fixtures.chat import EMBEDDING_ORIGIN, ConnectionRefused, connect_client
-from tests.fixtures.reliability import RawSocket, cim, read_db, read_messages
+from tests.fixtures.reliability import RawSocket, cim, read_messages
 from tests.fixtures.store import PASSWORD
 
 FOREIGN = "https://evil.example"
-PAGES = ["/", "/widget/cim-widget.js", "/widget/cim-widget.css", "/healthz", "/widget/no-such-file",
-         "/no-such-page"]
+PAGES = ["/", "/widget/cim-widget.js", "/widget/cim-widget.css", "/healthz", "/widget/no-such-file", "/no-such-page"]
 
 
 async def _get(url: str, **kw):
@@ -28,6 +25,7 @@ async def _get(url: str, **kw):
 
 # -- origins -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("GDPR 32")
 async def test_a_foreign_origin_cannot_open_the_resident_socket_by_websocket(chat_server):
     with pytest.raises(ConnectionRefused):
@@ -35,8 +33,9 @@ async def test_a_foreign_origin_cannot_open_the_resident_socket_by_websocket(cha
         await client.disconnect()
     # a look-alike of the allowed origin is foreign too
     with pytest.raises(ConnectionRefused):
-        client = await connect_client(chat_server.url, "/resident", {"lang": "pl"},
-                                      headers={"Origin": EMBEDDING_ORIGIN + ".evil.example"})
+        client = await connect_client(
+            chat_server.url, "/resident", {"lang": "pl"}, headers={"Origin": EMBEDDING_ORIGIN + ".evil.example"}
+        )
         await client.disconnect()
     allowed = await connect_client(chat_server.url, "/resident", {"lang": "pl"}, headers={"Origin": EMBEDDING_ORIGIN})
     await allowed.wait_for("notice")
@@ -61,6 +60,7 @@ async def test_a_star_in_the_allow_list_is_refused_at_start(make_chat_server):
 
 # -- headers -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", PAGES)
 async def test_security_headers_on_every_page(chat_server, path):
     status, headers, _ = await _get(chat_server.url + path)
@@ -81,6 +81,7 @@ async def test_the_demo_page_allows_scripts_only_from_itself(chat_server):
 
 
 # -- sizes ---------------------------------------------------------------------------------------------------
+
 
 async def test_a_huge_request_body_is_refused_and_the_server_stays_up(chat_server):
     sock = await RawSocket.connect(chat_server.url, auth={"lang": "pl"})
@@ -118,6 +119,7 @@ async def test_an_oversized_socket_packet_closes_only_that_socket(chat_server, r
 
 # -- no stack traces -------------------------------------------------------------------------------------
 
+
 async def test_no_stack_trace_reaches_a_client_even_when_the_database_is_gone(chat_server, resident):
     r = await resident()
     await r.start()
@@ -125,8 +127,13 @@ async def test_no_stack_trace_reaches_a_client_even_when_the_database_is_gone(ch
     ack = await r.send("halo", "m1")
     assert ack["ok"] is False and ack["error"]["code"] == "server_error"
     bodies = [json.dumps(ack)]
-    for path in PAGES + ["/socket.io/?EIO=4&transport=polling", "/widget/%2e%2e/%2e%2e/etc/passwd",
-                         "/widget/..%5c..%5cstore", "/%00", "/widget/" + "a" * 5000]:
+    for path in PAGES + [
+        "/socket.io/?EIO=4&transport=polling",
+        "/widget/%2e%2e/%2e%2e/etc/passwd",
+        "/widget/..%5c..%5cstore",
+        "/%00",
+        "/widget/" + "a" * 5000,
+    ]:
         status, _, body = await _get(chat_server.url + path)
         bodies.append(body.decode("utf-8", "replace"))
         assert status != 500 or json.loads(body)["error"]["code"] == "server_error"
@@ -137,8 +144,12 @@ async def test_no_stack_trace_reaches_a_client_even_when_the_database_is_gone(ch
 
 
 async def test_static_files_never_leave_the_widget_folder(chat_server):
-    for path in ("/widget/../store/db.py", "/widget/%2e%2e/store/db.py", "/widget/..%2fstore%2fdb.py",
-                 "/widget/vendor/../../cim.sqlite3"):
+    for path in (
+        "/widget/../store/db.py",
+        "/widget/%2e%2e/store/db.py",
+        "/widget/..%2fstore%2fdb.py",
+        "/widget/vendor/../../cim.sqlite3",
+    ):
         status, _, body = await _get(chat_server.url + path)
         assert status in (400, 403, 404), (path, status)
         assert b"sqlite" not in body.lower() and b"def " not in body
@@ -146,14 +157,16 @@ async def test_static_files_never_leave_the_widget_folder(chat_server):
 
 # -- logs ------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("GDPR 32", "§3")
 async def test_the_server_log_holds_no_message_text_and_no_token(serve_process):
     from store import Store
     from store.settings import Settings
 
     server = serve_process({"CIM_OPENING_HOURS": "always"})
-    added = await asyncio.to_thread(cim, server.data_dir, "users", "add", "anna", "--role", "consultant",
-                                    "--password-stdin", stdin=PASSWORD + "\n")
+    added = await asyncio.to_thread(
+        cim, server.data_dir, "users", "add", "anna", "--role", "consultant", "--password-stdin", stdin=PASSWORD + "\n"
+    )
     assert added.returncode == 0, added.stderr
     url = await asyncio.to_thread(server.start)
     # the staff TUI signs in through the store on the same host
@@ -173,8 +186,9 @@ async def test_the_server_log_holds_no_message_text_and_no_token(serve_process):
         opened = await resident.call("accept_notice", await notice_acceptance(resident.call, notice["notice_id"]))
         assert (await resident.call("send", {"text": secret_resident, "client_msg_id": "a"}))["ok"]
         assert (await staff.call("accept", {"chat_id": opened["chat_id"]}))["ok"]
-        assert (await staff.call("send", {"chat_id": opened["chat_id"], "text": secret_consultant,
-                                          "client_msg_id": "b"}))["ok"]
+        assert (
+            await staff.call("send", {"chat_id": opened["chat_id"], "text": secret_consultant, "client_msg_id": "b"})
+        )["ok"]
         await resident.wait_for("message", lambda m: m["text"] == secret_consultant)
         assert (await resident.call("send", {"text": "", "client_msg_id": "c"}))["error"]["code"] == "empty"
         assert (await resident.call("end", {}))["ok"]

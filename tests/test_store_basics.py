@@ -18,7 +18,6 @@ from store.db import migration_names
 from store.errors import ConfigError, InvalidInput, NotPermitted, StoreUnavailable
 from store.notice_texts import CHAT_PL, PHONE_PL
 from store.settings import Settings
-from tests.fixtures.store import SYSTEM
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "zarzadzenie-308-18-szczecin.txt"
 
@@ -175,15 +174,22 @@ def test_store_imports_no_ui_or_web_module() -> None:
         "{'tui', 'webchat', 'textual', 'aiohttp', 'socketio', 'engineio'})\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == ""
 
 
 async def test_conversation_ids_are_never_reused_after_a_deletion(store) -> None:
     """Audit entries keep the ids of purged conversations; a new conversation must not take one."""
-    insert = ("INSERT INTO conversations(channel, status, created_at, purge_after) "
-              "VALUES ('chat', 'closed', '2026-01-01T00:00:00.000000Z', '2026-07-01T00:00:00.000000Z')")
+    insert = (
+        "INSERT INTO conversations(channel, status, created_at, purge_after) "
+        "VALUES ('chat', 'closed', '2026-01-01T00:00:00.000000Z', '2026-07-01T00:00:00.000000Z')"
+    )
     async with store.db.write() as tx:
         first = (await tx.execute(insert)).lastrowid
         newest = (await tx.execute(insert)).lastrowid

@@ -47,7 +47,8 @@ def in_view(chat_id: int, predicate=lambda c: True):
 
 
 async def test_a_supervisor_connects_without_the_consultant_role_and_sees_every_chat_and_the_queue(
-        chat_server, consultant_client, resident):
+    chat_server, consultant_client, resident
+):
     from tests.fixtures.store import SYSTEM
 
     store = chat_server.store
@@ -96,13 +97,16 @@ async def test_staff_who_neither_supervise_nor_consult_are_refused_and_it_is_aud
 
 
 async def test_a_consultant_may_not_watch_whisper_or_take_over_and_each_attempt_is_audited(
-        chat_server, consultant_client, resident):
+    chat_server, consultant_client, resident
+):
     store = chat_server.store
     anna, r = await active_chat(consultant_client, resident)
     bob = await consultant_client("bob")
     assert code(await bob.call("monitor", {"chat_id": r.chat_id, "purpose": "kontrola jakości"})) == "not_permitted"
-    assert code(await bob.call("whisper", {"chat_id": r.chat_id, "text": "psst", "client_msg_id": "w1"})) == \
-        "not_permitted"
+    assert (
+        code(await bob.call("whisper", {"chat_id": r.chat_id, "text": "psst", "client_msg_id": "w1"}))
+        == "not_permitted"
+    )
     assert code(await bob.call("take_over", {"chat_id": r.chat_id})) == "not_permitted"
     assert code(await bob.call("supervision", {})) == "not_permitted"
     for action in ("chat.monitor", "chat.whisper", "chat.take_over"):
@@ -129,7 +133,8 @@ async def test_a_supervisor_without_the_consultant_role_cannot_take_over(chat_se
 
 
 async def test_watching_needs_a_purpose_is_audited_as_a_reading_and_the_consultant_sees_who_watches(
-        chat_server, consultant_client, resident):
+    chat_server, consultant_client, resident
+):
     store = chat_server.store
     anna, r = await active_chat(consultant_client, resident)
     assert (await r.send("Dzień dobry, mam pytanie"))["ok"]
@@ -146,8 +151,12 @@ async def test_watching_needs_a_purpose_is_audited_as_a_reading_and_the_consulta
     assert ack["ok"] and ack["status"] == "active" and ack["consultant"]["staff_id"] == anna.staff.id
     assert [m["text"] for m in ack["history"] if m["from"] == "resident"] == ["Dzień dobry, mam pytanie"]
     [entry] = await audit_rows(store, "chat.monitor")
-    assert (entry["actor_name"], entry["purpose"], entry["target_kind"], entry["target_id"]) == \
-        ("kierownik", "kontrola jakości", "conversation", str(r.chat_id))
+    assert (entry["actor_name"], entry["purpose"], entry["target_kind"], entry["target_id"]) == (
+        "kierownik",
+        "kontrola jakości",
+        "conversation",
+        str(r.chat_id),
+    )
     # no silent monitoring: the consultant is told, by full name
     told = await anna.wait_for("supervised", lambda s: s["by"])
     assert told == {"chat_id": r.chat_id, "by": [{"staff_id": boss.staff.id, "name": "Barbara Nadzorcza"}]}
@@ -207,7 +216,8 @@ async def test_a_supervisors_socket_ends_with_the_session(chat_server, consultan
 
 
 async def test_a_whisper_reaches_the_consultant_only_and_stays_out_of_everything_the_resident_gets(
-        chat_server, consultant_client, resident):
+    chat_server, consultant_client, resident
+):
     store = chat_server.store
     anna, r = await active_chat(consultant_client, resident, lang="en")
     assert (await r.send("Hello"))["ok"]
@@ -216,8 +226,12 @@ async def test_a_whisper_reaches_the_consultant_only_and_stays_out_of_everything
     whisper = {"chat_id": r.chat_id, "text": "Zapytaj o numer sprawy", "client_msg_id": "w-1"}
     assert code(await boss.call("whisper", whisper)) == "invalid"  # watch first
     assert (await boss.call("monitor", {"chat_id": r.chat_id, "purpose": "szkolenie"}))["ok"]
-    for bad, expected in (({**whisper, "text": " "}, "empty"), ({**whisper, "text": "x" * 2001}, "too_long"),
-                          ({**whisper, "text": {"html": 1}}, "invalid"), ({**whisper, "client_msg_id": 7}, "invalid")):
+    for bad, expected in (
+        ({**whisper, "text": " "}, "empty"),
+        ({**whisper, "text": "x" * 2001}, "too_long"),
+        ({**whisper, "text": {"html": 1}}, "invalid"),
+        ({**whisper, "client_msg_id": 7}, "invalid"),
+    ):
         assert code(await boss.call("whisper", bad)) == expected
     ack = await boss.call("whisper", whisper)
     assert ack["ok"] and ack["note"]["from"] == "note" and ack["note"]["by"]["name"] == "Barbara Nadzorcza"
@@ -237,8 +251,9 @@ async def test_a_whisper_reaches_the_consultant_only_and_stays_out_of_everything
     history = await again_r.wait_for("history")
     assert "numer sprawy" not in json.dumps(history, ensure_ascii=False)
     # nor in the audit log (who whispered to whom is there, never what)
-    assert "numer sprawy" not in json.dumps([dict(x) for x in await store.db.fetchall("SELECT * FROM audit")],
-                                            ensure_ascii=False)
+    assert "numer sprawy" not in json.dumps(
+        [dict(x) for x in await store.db.fetchall("SELECT * FROM audit")], ensure_ascii=False
+    )
     # the archive shows it as a staff note, in its place
     await r.call("end", {})
     await anna.wait_for("chat_state")
@@ -265,7 +280,8 @@ async def test_a_whisper_needs_a_consultant_to_go_to(chat_server, consultant_cli
 
 @pytest.mark.parametrize("lang", ["pl", "en"])
 async def test_a_take_over_tells_the_consultant_and_the_resident_reads_that_another_consultant_continues(
-        chat_server, consultant_client, resident, lang):
+    chat_server, consultant_client, resident, lang
+):
     store = chat_server.store
     anna, r = await active_chat(consultant_client, resident, lang=lang)
     boss = await consultant_client("kierownik", "cim_manager", "consultant")
@@ -277,8 +293,11 @@ async def test_a_take_over_tells_the_consultant_and_the_resident_reads_that_anot
     line = await r.wait_for("message", lambda m: m.get("event") == "taken_over")
     assert line["text"] == SYSTEM_EVENTS["taken_over"][1 if lang == "en" else 0].format(consultant="Barbara")
     released = await anna.wait_for("released")
-    assert released == {"chat_id": r.chat_id, "reason": "taken_over",
-                        "by": {"staff_id": boss.staff.id, "name": "Barbara Nadzorcza"}}
+    assert released == {
+        "chat_id": r.chat_id,
+        "reason": "taken_over",
+        "by": {"staff_id": boss.staff.id, "name": "Barbara Nadzorcza"},
+    }
     assert [m for m in anna.of("message") if m.get("event") == "taken_over"]
     chat = await store.chats.get(r.chat_id)
     assert chat.status == "active" and chat.consultant_id == boss.staff.id
@@ -303,8 +322,9 @@ async def test_two_supervisors_taking_over_at_once_exactly_one_wins(chat_server,
         assert (await anna.call("accept", {"chat_id": r.chat_id}))["ok"]
         first = await consultant_client(f"kier{attempt}", "cim_manager", "consultant")
         second = await consultant_client(f"dyr{attempt}", "boi_director", "consultant")
-        acks = await asyncio.gather(first.call("take_over", {"chat_id": r.chat_id}),
-                                    second.call("take_over", {"chat_id": r.chat_id}))
+        acks = await asyncio.gather(
+            first.call("take_over", {"chat_id": r.chat_id}), second.call("take_over", {"chat_id": r.chat_id})
+        )
         winners = [a for a in acks if a["ok"]]
         assert len(winners) == 1, acks
         assert [code(a) for a in acks if not a["ok"]] == ["already_taken"]
@@ -335,7 +355,8 @@ async def test_take_over_refuses_a_queued_closed_or_own_chat(chat_server, consul
 
 
 async def test_the_supervision_report_lists_watches_whispers_and_take_overs(
-        chat_server, consultant_client, resident, clock, tmp_path):
+    chat_server, consultant_client, resident, clock, tmp_path
+):
     from store.reports import report_json
 
     store = chat_server.store
@@ -349,16 +370,20 @@ async def test_the_supervision_report_lists_watches_whispers_and_take_overs(
     today = clock().date()
     report = await store.reports.supervision(director.as_actor(), today - timedelta(days=1), today + timedelta(days=1))
     activity = report.activity
-    assert [(w.person, w.chat_id, w.purpose) for w in activity.watches] == [("kierownik", r.chat_id,
-                                                                            "kontrola jakości")]
+    assert [(w.person, w.chat_id, w.purpose) for w in activity.watches] == [
+        ("kierownik", r.chat_id, "kontrola jakości")
+    ]
     assert activity.watches[0].seconds is not None  # ended by the take-over
-    assert [(w.person, w.chat_id, w.to_person) for w in activity.whispers] == [("kierownik", r.chat_id,
-                                                                               "Anna Kowalska")]
-    assert [(t.person, t.chat_id, t.from_person) for t in activity.take_overs] == [("kierownik", r.chat_id,
-                                                                                   "Anna Kowalska")]
+    assert [(w.person, w.chat_id, w.to_person) for w in activity.whispers] == [
+        ("kierownik", r.chat_id, "Anna Kowalska")
+    ]
+    assert [(t.person, t.chat_id, t.from_person) for t in activity.take_overs] == [
+        ("kierownik", r.chat_id, "Anna Kowalska")
+    ]
     # watching is an access to residents' content: counted with the archive's, per person and purpose
     assert [(a.person, a.action, a.purpose, a.count) for a in report.accesses] == [
-        ("kierownik", "chat.monitor", "kontrola jakości", 1)]
+        ("kierownik", "chat.monitor", "kontrola jakości", 1)
+    ]
     rows = report.rows()
     sections = [row[0] for row in rows]
     assert {"monitoring", "whisper", "take_over"} <= set(sections)
@@ -384,8 +409,9 @@ async def test_the_report_lists_acknowledged_audit_restores_on_screen_in_csv_and
         await restored.audit.acknowledge_restore(SYSTEM, "Awaria dysku; przywrócono kopię nocną.")
         director = await restored.accounts.add_staff(SYSTEM, "dyrektor", ("boi_director",), PASSWORD)
         today = clock().date()
-        report = await restored.reports.supervision(director.as_actor(), today - timedelta(days=1),
-                                                    today + timedelta(days=1))
+        report = await restored.reports.supervision(
+            director.as_actor(), today - timedelta(days=1), today + timedelta(days=1)
+        )
         [ack] = report.activity.restores
         assert (ack.reason, ack.fork_at, ack.lost_through) == ("Awaria dysku; przywrócono kopię nocną.", fork, lost.id)
         [row] = [r for r in report.rows() if r[0] == "restore_acknowledged"]
@@ -399,7 +425,8 @@ async def test_the_report_lists_acknowledged_audit_restores_on_screen_in_csv_and
 
 
 async def test_the_tui_client_keeps_an_unacknowledged_whisper_and_sends_it_once_after_reconnecting(
-        chat_server, consultant_client, resident, make_staff):
+    chat_server, consultant_client, resident, make_staff
+):
     """tui/live.py SupervisionClient: the watched chat's outbox keeps the whisper's client_msg_id; the
     reconnect opens the watch again (with its purpose) and sends it; the server stores it once."""
     from tui.live import ConnectionState, LiveError, SupervisionBoard, SupervisionClient
@@ -410,10 +437,12 @@ async def test_the_tui_client_keeps_an_unacknowledged_whisper_and_sends_it_once_
     session = await store.accounts.login(boss.name, PASSWORD)
     events: list[str] = []
     board = SupervisionBoard(boss.id)
-    client = SupervisionClient(chat_server.url, session.token, board, lambda e, f: events.append(e),
-                               retry_min=0.3, retry_max=0.6)
+    client = SupervisionClient(
+        chat_server.url, session.token, board, lambda e, f: events.append(e), retry_min=0.3, retry_max=0.6
+    )
     client.start()
     try:
+
         async def until(predicate, what):
             for _ in range(400):
                 if predicate():
@@ -430,8 +459,10 @@ async def test_the_tui_client_keeps_an_unacknowledged_whisper_and_sends_it_once_
             await client.whisper(r.chat_id, "Zapytaj o PESEL")
         assert info.value.code == "disconnected"
         [pending] = board.chats[r.chat_id].outbox
-        await until(lambda: board.state == ConnectionState.ONLINE and not board.chats[r.chat_id].outbox,
-                    "the outbox sent after the reconnect")
+        await until(
+            lambda: board.state == ConnectionState.ONLINE and not board.chats[r.chat_id].outbox,
+            "the outbox sent after the reconnect",
+        )
         notes = await store.supervision.notes(r.chat_id)
         assert [n.text for n in notes] == ["Zapytaj o PESEL"]
         row = await store.db.fetchone("SELECT client_msg_id FROM chat_staff_notes")
@@ -446,7 +477,9 @@ async def test_the_tui_client_keeps_an_unacknowledged_whisper_and_sends_it_once_
         await client.stop()
 
 
-async def test_a_watched_chat_transferred_tells_the_new_consultant_who_watches(chat_server, consultant_client, resident):
+async def test_a_watched_chat_transferred_tells_the_new_consultant_who_watches(
+    chat_server, consultant_client, resident
+):
     anna, r = await active_chat(consultant_client, resident)
     bob = await consultant_client("bob")
     boss = await consultant_client("kierownik", "cim_manager")

@@ -36,21 +36,28 @@ async def open_supervision(pilot, app):
     from tui.screens.supervision import SupervisionScreen
 
     await app.run_action("open_area('supervision')")
-    screen = await wait_until(pilot, lambda: isinstance(app.screen, SupervisionScreen) and app.screen,
-                              what="the supervision screen")
+    screen = await wait_until(
+        pilot, lambda: isinstance(app.screen, SupervisionScreen) and app.screen, what="the supervision screen"
+    )
     await wait_until(pilot, lambda: screen.board.state == ConnectionState.ONLINE, what="a live connection")
     return screen
 
 
 async def test_only_supervisors_see_the_supervision_area(make_staff):
-    for roles, expected in ((("cim_manager",), True), (("boi_director",), True), (("consultant",), False),
-                            (("secretary",), False), (("designated",), False)):
+    for roles, expected in (
+        (("cim_manager",), True),
+        (("boi_director",), True),
+        (("consultant",), False),
+        (("secretary",), False),
+        (("designated",), False),
+    ):
         staff = await make_staff(None, *roles)
         assert ("supervision" in [a.key for a in areas_for(staff.as_actor())]) is expected, roles
 
 
 async def test_a_manager_watches_whispers_and_takes_over_from_the_supervision_screen(
-        tui_app, make_staff, chat_server, store, consultant_client, resident):
+    tui_app, make_staff, chat_server, store, consultant_client, resident
+):
     from textual.widgets import DataTable
 
     from tui.widgets.purpose import PurposeModal
@@ -72,17 +79,26 @@ async def test_a_manager_watches_whispers_and_takes_over_from_the_supervision_sc
         row = [str(getattr(c, "plain", c)) for c in table.get_row_at(0)]
         assert row[0].startswith(f"#{r.chat_id}") and row[2] == "Anna Kowalska" and row[5] != "—"
         # who handles what: anna online with one chat (the manager's own F2 socket: none)
-        await wait_until(pilot, lambda: "Anna Kowalska: 1 ·" in str(screen.query_one("#sup-consultants").render())
-                         or str(screen.query_one("#sup-consultants").render()).endswith("Anna Kowalska: 1"),
-                         what="anna's load")
-        await wait_until(pilot, lambda: "kierownik: 0" in str(screen.query_one("#sup-consultants").render()),
-                         what="the manager's own desk, online with no chat")
+        await wait_until(
+            pilot,
+            lambda: (
+                "Anna Kowalska: 1 ·" in str(screen.query_one("#sup-consultants").render())
+                or str(screen.query_one("#sup-consultants").render()).endswith("Anna Kowalska: 1")
+            ),
+            what="anna's load",
+        )
+        await wait_until(
+            pilot,
+            lambda: "kierownik: 0" in str(screen.query_one("#sup-consultants").render()),
+            what="the manager's own desk, online with no chat",
+        )
         assert "not connected" not in str(screen.query_one("#sup-consultants").render())
         # Enter opens it, after the purpose
         table.focus()
         await pilot.press("enter")
-        modal = await wait_until(pilot, lambda: isinstance(app.screen, PurposeModal) and app.screen,
-                                 what="the purpose prompt")
+        modal = await wait_until(
+            pilot, lambda: isinstance(app.screen, PurposeModal) and app.screen, what="the purpose prompt"
+        )
         modal.query_one("#purpose").value = "kontrola jakości"
         await pilot.press("enter")
         await wait_until(pilot, lambda: r.chat_id in screen.board.chats, what="the watched chat")
@@ -120,7 +136,8 @@ async def test_a_manager_watches_whispers_and_takes_over_from_the_supervision_sc
 
 
 async def test_a_supervisor_without_the_consultant_role_is_refused_the_take_over_in_the_tui(
-        tui_app, make_staff, chat_server, store, consultant_client, resident):
+    tui_app, make_staff, chat_server, store, consultant_client, resident
+):
     from textual.widgets import DataTable
 
     await make_staff("dyrektor", "boi_director")
@@ -146,7 +163,8 @@ async def test_a_supervisor_without_the_consultant_role_is_refused_the_take_over
 
 
 async def test_the_consultant_sees_who_supervises_and_the_whisper_as_a_note(
-        tui_app, make_staff, chat_server, store, consultant_client, resident):
+    tui_app, make_staff, chat_server, store, consultant_client, resident
+):
     from tui.screens.chats import ChatsScreen
 
     await make_staff("ewa", "consultant")
@@ -154,10 +172,12 @@ async def test_the_consultant_sees_who_supervises_and_the_whisper_as_a_note(
     async with app.run_test(size=SIZE) as pilot:
         await sign_in(pilot, "ewa", PASSWORD)
         await pilot.press("f2")
-        screen = await wait_until(pilot, lambda: isinstance(app.screen, ChatsScreen) and app.screen,
-                                  what="the chats screen")
-        await wait_until(pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE,
-                         what="a live connection")
+        screen = await wait_until(
+            pilot, lambda: isinstance(app.screen, ChatsScreen) and app.screen, what="the chats screen"
+        )
+        await wait_until(
+            pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE, what="a live connection"
+        )
         r = await resident()
         await r.start()
         await wait_until(pilot, lambda: any(q.chat_id == r.chat_id for q in app.desk.queue), what="the queued chat")
@@ -168,13 +188,18 @@ async def test_the_consultant_sees_who_supervises_and_the_whisper_as_a_note(
         title = screen.query_one("#chat-title")
         assert "supervised" not in str(title.render())
         assert (await boss.call("monitor", {"chat_id": r.chat_id, "purpose": "kontrola jakości"}))["ok"]
-        await wait_until(pilot, lambda: "supervised by Barbara Nadzorcza" in str(title.render()),
-                         what="supervised by on the chat")
-        assert (await boss.call("whisper", {"chat_id": r.chat_id, "text": "Podaj godziny otwarcia",
-                                            "client_msg_id": "w"}))["ok"]
+        await wait_until(
+            pilot, lambda: "supervised by Barbara Nadzorcza" in str(title.render()), what="supervised by on the chat"
+        )
+        assert (
+            await boss.call("whisper", {"chat_id": r.chat_id, "text": "Podaj godziny otwarcia", "client_msg_id": "w"})
+        )["ok"]
         transcript = screen.query_one("#transcript")
-        await wait_until(pilot, lambda: "Note from Barbara Nadzorcza: Podaj godziny otwarcia" in shown(transcript),
-                         what="the whisper in the transcript")
+        await wait_until(
+            pilot,
+            lambda: "Note from Barbara Nadzorcza: Podaj godziny otwarcia" in shown(transcript),
+            what="the whisper in the transcript",
+        )
         assert not [e for e in r.log.events if "godziny otwarcia" in json.dumps(e, ensure_ascii=False)]
         assert (await boss.call("unmonitor", {"chat_id": r.chat_id}))["ok"]
         await wait_until(pilot, lambda: "supervised" not in str(title.render()), what="supervision ended")
@@ -214,15 +239,17 @@ async def test_the_archive_shows_a_whisper_as_a_staff_note_in_its_place(store, s
 
     class Detail(App[None]):
         def on_mount(self) -> None:
-            self.push_screen(ArchiveDetailScreen(TuiContext(store=store, settings=settings, actor=maria, token=""),
-                                                 chat_id))
+            self.push_screen(
+                ArchiveDetailScreen(TuiContext(store=store, settings=settings, actor=maria, token=""), chat_id)
+            )
 
     from tui.widgets.purpose import PurposeModal
 
     app = Detail()
     async with app.run_test(size=(120, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, ArchiveDetailScreen) and app.screen.detail,
-                         what="the conversation")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, ArchiveDetailScreen) and app.screen.detail, what="the conversation"
+        )
         await pilot.press("t")
         await wait_until(pilot, lambda: isinstance(app.screen, PurposeModal), what="the purpose prompt")
         await pilot.press(*"skarga", "enter")
@@ -236,7 +263,8 @@ async def test_the_archive_shows_a_whisper_as_a_staff_note_in_its_place(store, s
 
 
 async def test_the_consultants_tui_gets_the_whispers_back_after_reconnecting(
-        tui_app, make_staff, chat_server, store, consultant_client, resident):
+    tui_app, make_staff, chat_server, store, consultant_client, resident
+):
     from tui.screens.chats import ChatsScreen
 
     await make_staff("ewa", "consultant")
@@ -245,10 +273,12 @@ async def test_the_consultants_tui_gets_the_whispers_back_after_reconnecting(
     async with app.run_test(size=SIZE) as pilot:
         await sign_in(pilot, "ewa", PASSWORD)
         await pilot.press("f2")
-        screen = await wait_until(pilot, lambda: isinstance(app.screen, ChatsScreen) and app.screen,
-                                  what="the chats screen")
-        await wait_until(pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE,
-                         what="a live connection")
+        screen = await wait_until(
+            pilot, lambda: isinstance(app.screen, ChatsScreen) and app.screen, what="the chats screen"
+        )
+        await wait_until(
+            pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE, what="a live connection"
+        )
         r = await resident()
         await r.start()
         await wait_until(pilot, lambda: any(q.chat_id == r.chat_id for q in app.desk.queue), what="the queued chat")
@@ -256,15 +286,25 @@ async def test_the_consultants_tui_gets_the_whispers_back_after_reconnecting(
         await wait_until(pilot, lambda: r.chat_id in app.desk.chats, what="the accepted chat")
         await app.live._client.disconnect()  # the link drops; meanwhile a supervisor whispers
         assert (await boss.call("monitor", {"chat_id": r.chat_id, "purpose": "kontrola jakości"}))["ok"]
-        assert (await boss.call("whisper", {"chat_id": r.chat_id, "text": "Sprawdź wniosek", "client_msg_id": "x"}))["ok"]
+        assert (await boss.call("whisper", {"chat_id": r.chat_id, "text": "Sprawdź wniosek", "client_msg_id": "x"}))[
+            "ok"
+        ]
         assert app.desk.state != ConnectionState.ONLINE  # it cannot have come live
-        await wait_until(pilot, lambda: app.desk.state == ConnectionState.ONLINE
-                         and any(line.sender == "note" for line in app.desk.chats[r.chat_id].lines),
-                         what="the whisper fetched after the reconnect")
+        await wait_until(
+            pilot,
+            lambda: (
+                app.desk.state == ConnectionState.ONLINE
+                and any(line.sender == "note" for line in app.desk.chats[r.chat_id].lines)
+            ),
+            what="the whisper fetched after the reconnect",
+        )
         transcript = screen.query_one("#transcript")
         await wait_until(pilot, lambda: "Sprawdź wniosek" in shown(transcript), what="the note on screen")
-        await wait_until(pilot, lambda: "supervised by" in str(screen.query_one("#chat-title").render()),
-                         what="supervised by after the reconnect")
+        await wait_until(
+            pilot,
+            lambda: "supervised by" in str(screen.query_one("#chat-title").render()),
+            what="supervised by after the reconnect",
+        )
         # nobody else may read them
         other = await consultant_client("olek")
         refused = await other.call("notes", {"chat_id": r.chat_id})
@@ -275,7 +315,8 @@ async def test_the_consultants_tui_gets_the_whispers_back_after_reconnecting(
 
 
 async def test_the_secretary_reads_the_monitoring_in_the_supervision_report(
-        tui_app, make_staff, chat_server, store, consultant_client, resident, clock):
+    tui_app, make_staff, chat_server, store, consultant_client, resident, clock
+):
     """F7 lists the watch (with its purpose), the whisper and the take-over, for the City Secretary (§7)."""
     from textual.widgets import DataTable, Input
 
@@ -294,15 +335,17 @@ async def test_the_secretary_reads_the_monitoring_in_the_supervision_report(
     async with app.run_test(size=WIDE) as pilot:
         await sign_in(pilot, "sekretarz", PASSWORD)
         await pilot.press("f7")
-        screen = await wait_until(pilot, lambda: isinstance(app.screen, ReportsScreen) and app.screen,
-                                  what="the reports screen")
+        screen = await wait_until(
+            pilot, lambda: isinstance(app.screen, ReportsScreen) and app.screen, what="the reports screen"
+        )
         today = clock().date().isoformat()
         screen.query_one("#report-from", Input).value = today
         screen.query_one("#report-to", Input).value = today
         screen.query_one("#report-from", Input).focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.report is not None and screen.report.activity.take_overs,
-                         what="the report of today")
+        await wait_until(
+            pilot, lambda: screen.report is not None and screen.report.activity.take_overs, what="the report of today"
+        )
         table = screen.query_one("#report-table", DataTable)
         rows = [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
         watched = [row for row in rows if row[0] == "monitoring"]

@@ -18,19 +18,43 @@ from webchat.ami import AmiLink, parse_ami_url
 B = 1772442000
 AT_60 = datetime.fromtimestamp(B + 60, timezone.utc)
 
-EXPECTED_QUEUES = [{
-    "queue": "cim",
-    "callers": [{"uniqueid": f"{B + 10}.2", "position": 1, "number": "512345678", "wait_s": 50, "ringing": None}],
-    "members": [
-        {"interface": "Local/201@from-queue/n", "name": "Jan Nowak", "extension": "201", "consultant": None,
-         "state": "paused", "reason": "Przerwa"},
-        {"interface": "Local/202@from-queue/n", "name": "Ewa Lis", "extension": "202", "consultant": "ewa",
-         "state": "on_call", "reason": None},
-    ],
-}]
-EXPECTED_CALLS = [{"linkedid": f"{B}.1", "direction": "incoming", "number": "601234567", "extensions": ["202"],
-                   "queue": "cim", "since": "2026-03-02T09:00:00.000000Z", "duration_s": 60, "legs": 2,
-                   "transfers": 0}]
+EXPECTED_QUEUES = [
+    {
+        "queue": "cim",
+        "callers": [{"uniqueid": f"{B + 10}.2", "position": 1, "number": "512345678", "wait_s": 50, "ringing": None}],
+        "members": [
+            {
+                "interface": "Local/201@from-queue/n",
+                "name": "Jan Nowak",
+                "extension": "201",
+                "consultant": None,
+                "state": "paused",
+                "reason": "Przerwa",
+            },
+            {
+                "interface": "Local/202@from-queue/n",
+                "name": "Ewa Lis",
+                "extension": "202",
+                "consultant": "ewa",
+                "state": "on_call",
+                "reason": None,
+            },
+        ],
+    }
+]
+EXPECTED_CALLS = [
+    {
+        "linkedid": f"{B}.1",
+        "direction": "incoming",
+        "number": "601234567",
+        "extensions": ["202"],
+        "queue": "cim",
+        "since": "2026-03-02T09:00:00.000000Z",
+        "duration_s": 60,
+        "legs": 2,
+        "transfers": 0,
+    }
+]
 EXPECTED_TODAY = {"day": "2026-03-02", "offered": 3, "answered": 1, "abandoned": 1, "abandoned_short": 1}
 
 
@@ -40,6 +64,7 @@ def replay(state: TrafficState, name: str) -> None:
 
 
 # -- configuration ------------------------------------------------------------------------------------
+
 
 def test_the_ami_url_and_its_secret_file(tmp_path: Path) -> None:
     address = parse_ami_url("ami://cim:p%40ss@pbx.local:5039")
@@ -57,6 +82,7 @@ def test_the_ami_url_and_its_secret_file(tmp_path: Path) -> None:
 
 
 # -- the state model --------------------------------------------------------------------------------
+
 
 def test_a_morning_of_events_gives_queues_members_calls_and_counters() -> None:
     state = TrafficState()
@@ -88,9 +114,17 @@ def test_rebuilding_from_queue_status_and_core_show_channels_gives_the_same_stat
 def test_a_transfer_is_counted_on_its_call_and_kept_across_a_rebuild() -> None:
     state = TrafficState()
     replay(state, "ami_morning.txt")
-    transfer = {"Event": "BlindTransfer", "Result": "Success", "TransfererLinkedid": f"{B}.1",
-                "TransfereeLinkedid": f"{B}.1", "TransfererUniqueid": f"{B + 12}.3", "TransfereeUniqueid": f"{B}.1",
-                "IsExternal": "No", "Context": "from-internal", "Extension": "230"}
+    transfer = {
+        "Event": "BlindTransfer",
+        "Result": "Success",
+        "TransfererLinkedid": f"{B}.1",
+        "TransfereeLinkedid": f"{B}.1",
+        "TransfererUniqueid": f"{B + 12}.3",
+        "TransfereeUniqueid": f"{B}.1",
+        "IsExternal": "No",
+        "Context": "from-internal",
+        "Extension": "230",
+    }
     state.apply({**transfer, "Result": "Fail"}, AT_60)
     state.apply(transfer, AT_60)
     assert state.snapshot(AT_60, masked=False)["calls"][0]["transfers"] == 1
@@ -106,13 +140,29 @@ def test_a_new_office_day_starts_the_counters_again() -> None:
     state = TrafficState()
     replay(state, "ami_morning.txt")
     next_day = B + 86400
-    state.apply({"Event": "QueueCallerJoin", "Timestamp": f"{next_day}.0", "Queue": "cim", "Uniqueid": "x.1",
-                 "Channel": "PJSIP/trunk-9", "CallerIDNum": "601000000", "Position": "2"}, AT_60)
-    assert state.counters.as_json() == {"day": "2026-03-03", "offered": 1, "answered": 0, "abandoned": 0,
-                                        "abandoned_short": 0}
+    state.apply(
+        {
+            "Event": "QueueCallerJoin",
+            "Timestamp": f"{next_day}.0",
+            "Queue": "cim",
+            "Uniqueid": "x.1",
+            "Channel": "PJSIP/trunk-9",
+            "CallerIDNum": "601000000",
+            "Position": "2",
+        },
+        AT_60,
+    )
+    assert state.counters.as_json() == {
+        "day": "2026-03-03",
+        "offered": 1,
+        "answered": 0,
+        "abandoned": 0,
+        "abandoned_short": 0,
+    }
 
 
 # -- the link to a (loopback) PBX -------------------------------------------------------------------
+
 
 async def _until(predicate, what: str, limit: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
@@ -156,8 +206,9 @@ async def test_after_a_reconnect_the_rebuilt_state_equals_the_state_before(ami_s
 
 async def test_a_refused_login_is_reported_and_retried_until_it_works(ami_server: AmiReplayServer) -> None:
     clock = ManualClock(AT_60)
-    link = AmiLink(parse_ami_url(ami_server.url.replace("s3cret", "wrong")), TrafficState(), clock=clock,
-                   backoff=(0.02, 0.1))
+    link = AmiLink(
+        parse_ami_url(ami_server.url.replace("s3cret", "wrong")), TrafficState(), clock=clock, backoff=(0.02, 0.1)
+    )
     link.start()
     try:
         await _until(lambda: sum(1 for a in ami_server.actions if a.get("Action") == "Login") >= 2, "two attempts")
@@ -236,6 +287,10 @@ async def test_queue_pause_is_sent_to_the_pbx(ami_server: AmiReplayServer) -> No
         assert "paused" in answer
         pause = [a for a in ami_server.actions if a.get("Action") == "QueuePause"][-1]
         assert (pause["Interface"], pause["Paused"], pause["Queue"], pause["Reason"]) == (
-            "Local/201@from-queue/n", "true", "cim", "Przerwa")
+            "Local/201@from-queue/n",
+            "true",
+            "cim",
+            "Przerwa",
+        )
     finally:
         await link.stop()

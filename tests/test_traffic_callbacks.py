@@ -18,22 +18,38 @@ SERVICE = Path(__file__).parent / "fixtures" / "traffic" / "queue_log_service.tx
 
 async def ingest_cdr(store, path: Path, rows: list[dict]) -> None:
     path.write_text("".join(cdr_csv_line(r, COLUMNS) + "\n" for r in rows))
-    report = await store.calls.ingest(SYSTEM, store.calls.source("asterisk", path, None, columns=",".join(
-        COLUMNS[16:])))
+    report = await store.calls.ingest(
+        SYSTEM, store.calls.source("asterisk", path, None, columns=",".join(COLUMNS[16:]))
+    )
     assert report.rejected == [], report.rejected
 
 
 # -- notes ----------------------------------------------------------------------------------------------
 
+
 async def test_a_note_written_during_the_call_joins_its_record_when_the_cdr_arrives(store, make_staff, tmp_path):
     ewa = (await make_staff("ewa", "consultant", extensions=("202",))).as_actor()
-    note = await store.call_notes.annotate(ewa, "1772442000.1", "referred", "Skierowana do Wydziału Podatków",
-                                           uniqueid="1772442012.3")
+    note = await store.call_notes.annotate(
+        ewa, "1772442000.1", "referred", "Skierowana do Wydziału Podatków", uniqueid="1772442012.3"
+    )
     assert note.conversation_id is None  # no record yet
-    await ingest_cdr(store, tmp_path / "Master.csv", [
-        asterisk_row("1772442000.1", linkedid="1772442000.1", sequence="1"),
-        asterisk_row("1772442012.3", linkedid="1772442000.1", sequence="2", start="2026-03-02 10:00:12",
-                     answer="2026-03-02 10:00:15", end="2026-03-02 10:02:05", duration=113, billsec=110)])
+    await ingest_cdr(
+        store,
+        tmp_path / "Master.csv",
+        [
+            asterisk_row("1772442000.1", linkedid="1772442000.1", sequence="1"),
+            asterisk_row(
+                "1772442012.3",
+                linkedid="1772442000.1",
+                sequence="2",
+                start="2026-03-02 10:00:12",
+                answer="2026-03-02 10:00:15",
+                end="2026-03-02 10:02:05",
+                duration=113,
+                billsec=110,
+            ),
+        ],
+    )
     call = await store.db.fetchone("SELECT id FROM conversations WHERE pbx_linkedid = '1772442000.1'")
     linked = await store.call_notes.of_conversation(call["id"])
     assert linked is not None and (linked.category, linked.note) == ("referred", "Skierowana do Wydziału Podatków")
@@ -75,27 +91,64 @@ async def test_call_categories_appear_in_the_service_report(store, make_staff):
 
 # -- callbacks ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§4.7")
 async def test_missed_and_abandoned_identifiable_calls_make_a_worklist_oldest_first_once_per_number_and_day(
-        store, make_staff, tmp_path):
+    store, make_staff, tmp_path
+):
     ewa = (await make_staff("ewa", "consultant")).as_actor()
     await store.queue_log.ingest(SYSTEM, store.queue_log.source(SERVICE))
     # the CDR of C2 (abandoned in the queue) and of another missed call from C2's number the same day,
     # plus one from an anonymous caller: the abandoned call is not counted twice, the anonymous one never
-    await ingest_cdr(store, tmp_path / "Master.csv", [
-        asterisk_row("1772442300.2", src="512345678", start="2026-03-02 10:05:00", answer="",
-                     end="2026-03-02 10:05:03", duration=3, billsec=0, disposition="NO ANSWER",
-                     linkedid="1772442300.2", sequence="1"),
-        asterisk_row("1772450000.20", src="512345678", start="2026-03-02 12:13:20", answer="",
-                     end="2026-03-02 12:13:40", duration=20, billsec=0, disposition="NO ANSWER",
-                     linkedid="1772450000.20", sequence="1"),
-        asterisk_row("1772450100.21", src="anonymous", clid='"" <anonymous>', start="2026-03-02 12:15:00",
-                     answer="", end="2026-03-02 12:15:10", duration=10, billsec=0, disposition="NO ANSWER",
-                     linkedid="1772450100.21", sequence="1"),
-    ])
+    await ingest_cdr(
+        store,
+        tmp_path / "Master.csv",
+        [
+            asterisk_row(
+                "1772442300.2",
+                src="512345678",
+                start="2026-03-02 10:05:00",
+                answer="",
+                end="2026-03-02 10:05:03",
+                duration=3,
+                billsec=0,
+                disposition="NO ANSWER",
+                linkedid="1772442300.2",
+                sequence="1",
+            ),
+            asterisk_row(
+                "1772450000.20",
+                src="512345678",
+                start="2026-03-02 12:13:20",
+                answer="",
+                end="2026-03-02 12:13:40",
+                duration=20,
+                billsec=0,
+                disposition="NO ANSWER",
+                linkedid="1772450000.20",
+                sequence="1",
+            ),
+            asterisk_row(
+                "1772450100.21",
+                src="anonymous",
+                clid='"" <anonymous>',
+                start="2026-03-02 12:15:00",
+                answer="",
+                end="2026-03-02 12:15:10",
+                duration=10,
+                billsec=0,
+                disposition="NO ANSWER",
+                linkedid="1772450100.21",
+                sequence="1",
+            ),
+        ],
+    )
     items = await store.callbacks.worklist(ewa)
     assert [(c.number, c.missed, c.queue) for c in items] == [
-        ("+48512345678", 2, "cim"), ("+48601234571", 1, "wydzialy"), ("+48601234573", 1, "cim")]
+        ("+48512345678", 2, "cim"),
+        ("+48601234571", 1, "wydzialy"),
+        ("+48601234573", 1, "cim"),
+    ]
     again = await store.callbacks.worklist(ewa)
     assert [(c.id, c.missed) for c in again] == [(c.id, c.missed) for c in items]  # refresh adds nothing twice
 
@@ -106,7 +159,7 @@ async def test_a_callback_is_taken_called_back_linked_and_closed(store, make_sta
     await store.queue_log.ingest(SYSTEM, store.queue_log.source(SERVICE))
     first = (await store.callbacks.worklist(ewa))[0]
     with pytest.raises(Conflict):
-        await store.callbacks.close(ewa, first.id, "reached")       # take it first
+        await store.callbacks.close(ewa, first.id, "reached")  # take it first
     await store.callbacks.take(ewa, first.id)
     with pytest.raises(Conflict):
         await store.callbacks.take(jan, first.id)
@@ -115,19 +168,39 @@ async def test_a_callback_is_taken_called_back_linked_and_closed(store, make_sta
     with pytest.raises(NotPermitted):
         await store.callbacks.close(jan, first.id, "reached")
     # ewa calls the number back (taken at 09:00 UTC = 10:00 local; the call at 10:30 local)
-    await ingest_cdr(store, tmp_path / "Master.csv", [asterisk_row(
-        "1772443800.30", src="202", dst="0512345678", channel="PJSIP/202-00000030",
-        dstchannel="PJSIP/trunk-00000031", start="2026-03-02 10:30:00", answer="2026-03-02 10:30:05",
-        end="2026-03-02 10:31:05", duration=65, billsec=60, dcontext="from-internal", clid='"Ewa" <202>',
-        linkedid="1772443800.30", sequence="1")])
+    await ingest_cdr(
+        store,
+        tmp_path / "Master.csv",
+        [
+            asterisk_row(
+                "1772443800.30",
+                src="202",
+                dst="0512345678",
+                channel="PJSIP/202-00000030",
+                dstchannel="PJSIP/trunk-00000031",
+                start="2026-03-02 10:30:00",
+                answer="2026-03-02 10:30:05",
+                end="2026-03-02 10:31:05",
+                duration=65,
+                billsec=60,
+                dcontext="from-internal",
+                clid='"Ewa" <202>',
+                linkedid="1772443800.30",
+                sequence="1",
+            )
+        ],
+    )
     done = await store.callbacks.close(ewa, first.id, "reached")
     outgoing = await store.db.fetchone("SELECT id, direction FROM conversations WHERE pbx_uniqueid = '1772443800.30'")
     assert outgoing["direction"] == "outgoing"
     assert (done.status, done.outcome, done.conversation_id) == ("done", "reached", outgoing["id"])
     assert [c.id for c in await store.callbacks.worklist(ewa)] != [] and first.id not in [
-        c.id for c in await store.callbacks.worklist(ewa)]
-    actions = [r["action"] for r in await store.db.fetchall(
-        "SELECT action FROM audit WHERE action LIKE 'callbacks.%' AND outcome = 'ok'")]
+        c.id for c in await store.callbacks.worklist(ewa)
+    ]
+    actions = [
+        r["action"]
+        for r in await store.db.fetchall("SELECT action FROM audit WHERE action LIKE 'callbacks.%' AND outcome = 'ok'")
+    ]
     assert "callbacks.take" in actions and "callbacks.close" in actions
 
 

@@ -12,12 +12,14 @@ from webchat.app import HUB
 
 
 async def test_a_chat_goes_on_untouched_while_ten_thousand_events_arrive(
-        ami_server: AmiReplayServer, make_chat_server, make_staff, store, resident) -> None:
+    ami_server: AmiReplayServer, make_chat_server, make_staff, store, resident
+) -> None:
     server = await make_chat_server(ami_url=ami_server.url, resident_rate_limit="off")
     await ami_server.wait_logged_in()
     ewa = await make_staff("ewa", "consultant")
-    consultant = await connect_client(server.url, "/staff", {"token": (await store.accounts.login(
-        ewa.name, PASSWORD)).token})
+    consultant = await connect_client(
+        server.url, "/staff", {"token": (await store.accounts.login(ewa.name, PASSWORD)).token}
+    )
     anna = await resident(url=server.url)
     await anna.start()
     assert (await consultant.call("accept", {"chat_id": anna.chat_id}))["ok"]
@@ -42,8 +44,8 @@ async def test_a_chat_goes_on_untouched_while_ten_thousand_events_arrive(
     for n in range(20):
         await consultant.wait_for("message", lambda m, n=n: m.get("text") == f"pytanie {n}")
     final = await consultant.wait_for("traffic", lambda d: d["today"]["offered"] == pairs, timeout=60)
-    assert final["queues"][0]["callers"] == []          # every caller joined and left: nothing kept
+    assert final["queues"][0]["callers"] == []  # every caller joined and left: nothing kept
     traffic = server.app[HUB].traffic
     assert traffic.link.state.events_applied >= 2 * pairs and not traffic.link.state.channels
-    assert traffic.pushes < 2 * pairs / 10               # coalesced, not one push per event
+    assert traffic.pushes < 2 * pairs / 10  # coalesced, not one push per event
     await consultant.disconnect()

@@ -24,7 +24,8 @@ def offered(n: int):
 
 
 async def test_consultants_see_masked_numbers_the_manager_full_ones_and_chats_go_on(
-        ami_server: AmiReplayServer, make_chat_server, make_staff, store, resident) -> None:
+    ami_server: AmiReplayServer, make_chat_server, make_staff, store, resident
+) -> None:
     server = await make_chat_server(ami_url=ami_server.url)
     await ami_server.wait_logged_in()
     ewa = await staff_client(server, store, make_staff, "ewa", "consultant", extensions=("202",))
@@ -49,7 +50,8 @@ async def test_consultants_see_masked_numbers_the_manager_full_ones_and_chats_go
 
 
 async def test_a_consultant_pauses_themselves_in_the_queue_and_it_is_audited(
-        ami_server: AmiReplayServer, make_chat_server, make_staff, store) -> None:
+    ami_server: AmiReplayServer, make_chat_server, make_staff, store
+) -> None:
     server = await make_chat_server(ami_url=ami_server.url)
     await ami_server.wait_logged_in()
     ewa = await staff_client(server, store, make_staff, "ewa", "consultant", extensions=("202",))
@@ -62,14 +64,15 @@ async def test_a_consultant_pauses_themselves_in_the_queue_and_it_is_audited(
     assert (pause["Interface"], pause["Paused"], pause["Reason"]) == ("Local/202@from-queue/n", "true", "Przerwa")
     entry = await store.db.fetchone("SELECT * FROM audit WHERE action = 'traffic.queue_pause'")
     assert entry["actor_name"] == "ewa" and entry["outcome"] == "ok"
-    refused = await jan.call("queue_pause", {"paused": True})       # 299 is in no queue
+    refused = await jan.call("queue_pause", {"paused": True})  # 299 is in no queue
     assert refused["ok"] is False and "member" in refused["error"]["message"]
     bad = await ewa.call("queue_pause", {"paused": "yes"})
     assert bad["ok"] is False and bad["error"]["code"] == "invalid"
 
 
 async def test_when_the_pbx_goes_away_the_state_says_since_when(
-        ami_server: AmiReplayServer, make_chat_server, make_staff, store, clock) -> None:
+    ami_server: AmiReplayServer, make_chat_server, make_staff, store, clock
+) -> None:
     server = await make_chat_server(ami_url=ami_server.url)
     await ami_server.wait_logged_in()
     ewa = await staff_client(server, store, make_staff, "ewa", "consultant", extensions=("202",))
@@ -95,7 +98,8 @@ async def test_without_an_ami_url_nothing_changes_for_staff(chat_server, make_st
 
 @pytest.mark.staff_lang("pl")  # the wallboard as the office reads it
 async def test_the_wallboard_and_the_call_card_in_the_tui_against_a_real_server(
-        ami_server: AmiReplayServer, make_chat_server, make_staff, store, tui_app) -> None:
+    ami_server: AmiReplayServer, make_chat_server, make_staff, store, tui_app
+) -> None:
     from textual.widgets import DataTable, Static
 
     from tests.fixtures.tui import sign_in, wait_until
@@ -108,8 +112,9 @@ async def test_the_wallboard_and_the_call_card_in_the_tui_against_a_real_server(
     async with app.run_test(size=(140, 50)) as pilot:
         await sign_in(pilot, "ewa", PASSWORD)
         await app.run_action("open_area('traffic')")
-        screen = await wait_until(pilot, lambda: isinstance(app.screen, TrafficScreen) and app.screen,
-                                  what="the wallboard")
+        screen = await wait_until(
+            pilot, lambda: isinstance(app.screen, TrafficScreen) and app.screen, what="the wallboard"
+        )
         await wait_until(pilot, lambda: screen.state is not None, what="the first traffic event")
         await ami_server.send(read_transcript("ami_morning.txt"))
         await wait_until(pilot, lambda: screen.state["today"]["offered"] == 3, what="the morning on the wallboard")
@@ -127,23 +132,30 @@ async def test_the_wallboard_and_the_call_card_in_the_tui_against_a_real_server(
         assert card.has_class("active") and "•••567" in str(card.render()) and "cim" in str(card.render())
         assert "Centrala połączona" in str(screen.query_one("#traffic-status", Static).render())
         # the next caller is offered to ewa: the card says who rings and how long they waited
-        await ami_server.send("Event: AgentCalled\r\nPrivilege: agent,all\r\nTimestamp: 1772442040.000000\r\n"
-                              "Channel: PJSIP/trunk-00000002\r\nUniqueid: 1772442010.2\r\n"
-                              "Linkedid: 1772442010.2\r\nCallerIDNum: 512345678\r\nQueue: cim\r\n"
-                              "Interface: Local/202@from-queue/n\r\nMemberName: Ewa Lis\r\n\r\n")
+        await ami_server.send(
+            "Event: AgentCalled\r\nPrivilege: agent,all\r\nTimestamp: 1772442040.000000\r\n"
+            "Channel: PJSIP/trunk-00000002\r\nUniqueid: 1772442010.2\r\n"
+            "Linkedid: 1772442010.2\r\nCallerIDNum: 512345678\r\nQueue: cim\r\n"
+            "Interface: Local/202@from-queue/n\r\nMemberName: Ewa Lis\r\n\r\n"
+        )
         await wait_until(pilot, lambda: "Dzwoni do Ciebie" in str(card.render()), what="the ringing line")
         assert "•••678 z kolejki cim" in str(card.render())
         await pilot.press("p")
-        await wait_until(pilot, lambda: any(a.get("Action") == "QueuePause" for a in ami_server.actions),
-                         what="the QueuePause")
+        await wait_until(
+            pilot, lambda: any(a.get("Action") == "QueuePause" for a in ami_server.actions), what="the QueuePause"
+        )
         await ami_server.close()
-        await wait_until(pilot, lambda: "Brak połączenia z centralą od 10:00"
-                         in str(screen.query_one("#traffic-status", Static).render()), what="the degraded line")
+        await wait_until(
+            pilot,
+            lambda: "Brak połączenia z centralą od 10:00" in str(screen.query_one("#traffic-status", Static).render()),
+            what="the degraded line",
+        )
         assert screen.query_one("#traffic-status", Static).has_class("down")
 
 
 async def test_the_consultant_describes_the_call_from_its_card(
-        ami_server: AmiReplayServer, make_chat_server, make_staff, store, tui_app) -> None:
+    ami_server: AmiReplayServer, make_chat_server, make_staff, store, tui_app
+) -> None:
     from tests.fixtures.tui import sign_in, wait_until
     from tui.screens.traffic import TrafficScreen
     from tui.widgets.call_note import CallNoteModal
@@ -155,16 +167,18 @@ async def test_the_consultant_describes_the_call_from_its_card(
     async with app.run_test(size=(140, 50)) as pilot:
         await sign_in(pilot, "ewa", PASSWORD)
         await app.run_action("open_area('traffic')")
-        screen = await wait_until(pilot, lambda: isinstance(app.screen, TrafficScreen) and app.screen,
-                                  what="the wallboard")
+        screen = await wait_until(
+            pilot, lambda: isinstance(app.screen, TrafficScreen) and app.screen, what="the wallboard"
+        )
         await wait_until(pilot, lambda: screen.state is not None, what="the first traffic event")
         await ami_server.send(read_transcript("ami_morning.txt"))
         await wait_until(pilot, lambda: screen.my_call() is not None, what="the call card")
         await pilot.press("k")
-        modal = await wait_until(pilot, lambda: isinstance(app.screen, CallNoteModal) and app.screen,
-                                 what="the note dialog")
-        await pilot.press("down")            # information_given -> referred
-        await pilot.press("enter")           # to the note
+        modal = await wait_until(
+            pilot, lambda: isinstance(app.screen, CallNoteModal) and app.screen, what="the note dialog"
+        )
+        await pilot.press("down")  # information_given -> referred
+        await pilot.press("enter")  # to the note
         await pilot.press(*"Wydział [b]Podatków[/b]")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, TrafficScreen), what="back on the wallboard")
@@ -196,27 +210,35 @@ async def test_the_callbacks_screen_takes_and_closes_an_item(store, make_staff, 
     async with app.run_test(size=(140, 40)) as pilot:
         await sign_in(pilot, "ewa", PASSWORD)
         await app.run_action("open_area('callbacks')")
-        screen = await wait_until(pilot, lambda: isinstance(app.screen, CallbacksScreen) and app.screen,
-                                  what="the callbacks")
+        screen = await wait_until(
+            pilot, lambda: isinstance(app.screen, CallbacksScreen) and app.screen, what="the callbacks"
+        )
         table = screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 3, what="three items")
         first = [str(getattr(c, "plain", c)) for c in table.get_row_at(0)]
-        assert first[:2] == ["+48512345678", "2 mar 2026"] and first[6] == "do oddzwonienia"  # the office day, in Polish
+        assert (
+            first[:2] == ["+48512345678", "2 mar 2026"] and first[6] == "do oddzwonienia"
+        )  # the office day, in Polish
         await pilot.press("t")
-        await wait_until(pilot, lambda: str(getattr(table.get_row_at(0)[6], "plain", table.get_row_at(0)[6]))
-                         == "w toku", what="taken")
+        await wait_until(
+            pilot,
+            lambda: str(getattr(table.get_row_at(0)[6], "plain", table.get_row_at(0)[6])) == "w toku",
+            what="taken",
+        )
         await pilot.press("z")
         await wait_until(pilot, lambda: isinstance(app.screen, PickModal), what="the outcomes")
         await pilot.press("enter")  # reached
-        await wait_until(pilot, lambda: isinstance(app.screen, CallbacksScreen) and table.row_count == 2,
-                         what="the item closed")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, CallbacksScreen) and table.row_count == 2, what="the item closed"
+        )
     row = await store.db.fetchone("SELECT status, outcome FROM callbacks WHERE number = '+48512345678'")
     assert (row["status"], row["outcome"]) == ("done", "reached")
 
 
 @pytest.mark.ordinance("§5")
 async def test_the_managers_wallboard_socket_ends_with_the_session(
-        ami_server: AmiReplayServer, make_chat_server, make_staff, store) -> None:
+    ami_server: AmiReplayServer, make_chat_server, make_staff, store
+) -> None:
     """A wallboard-only /staff socket obeys the account like a consultant's: signing out ends it, with the reason."""
     server = await make_chat_server(ami_url=ami_server.url)
     await ami_server.wait_logged_in()

@@ -58,9 +58,18 @@ DAY = date(2026, 3, 2)
 
 
 def figures(offered, answered, abandoned, short, other, rate, wait_avg, wait_p90, sl, handle) -> dict:
-    return {"offered": offered, "answered": answered, "abandoned": abandoned, "abandoned_short": short,
-            "unanswered_other": other, "answer_rate": rate, "wait_avg_s": wait_avg, "wait_p90_s": wait_p90,
-            "service_level": sl, "handle_avg_s": handle}
+    return {
+        "offered": offered,
+        "answered": answered,
+        "abandoned": abandoned,
+        "abandoned_short": short,
+        "unanswered_other": other,
+        "answer_rate": rate,
+        "wait_avg_s": wait_avg,
+        "wait_p90_s": wait_p90,
+        "service_level": sl,
+        "handle_avg_s": handle,
+    }
 
 
 CALLS_ALL = figures(8, 4, 3, 2, 1, 0.5, 14.0, 25, 0.5, 117.5)
@@ -102,11 +111,11 @@ async def build_day(store, clock, make_staff) -> None:
     at(10, 32)
     await store.chats.end_by_resident(h4)
     at(10, 40)
-    await store.chats.open(notice.id)                      # H5 stays queued
+    await store.chats.open(notice.id)  # H5 stays queued
     at(10, 45)
     h6 = (await store.chats.open(notice.id)).chat.id
     at(10, 45, 20)
-    await store.chats.accept(ewa, h6)                      # H6 stays active
+    await store.chats.accept(ewa, h6)  # H6 stays active
     at(13, 0)
 
 
@@ -123,7 +132,9 @@ async def test_every_figure_matches_the_hand_computation(store, clock, make_staf
     assert report["calls"] == CALLS_ALL
     assert report["chats"] == CHATS_ALL
     assert [(h["hour"], h["calls"], h["chats"]) for h in report["hours"]] == [
-        (10, CALLS_10, CHATS_10), (11, CALLS_11, CHATS_11)]
+        (10, CALLS_10, CHATS_10),
+        (11, CALLS_11, CHATS_11),
+    ]
     assert report["close_categories"] == {"information_given": 1, "referred": 1}
     assert report["chats_per_consultant"] == {"ewa": 2, "jan": 1}
     assert report["calls_per_consultant"] == {"ewa": 2, "jan": 2}
@@ -135,9 +146,13 @@ async def test_every_figure_matches_the_hand_computation(store, clock, make_staf
 async def test_grouped_by_hour_consultant_and_queue(store, clock, make_staff) -> None:
     await build_day(store, clock, make_staff)
     by_hour = (await store.service.report(SYSTEM, DAY, DAY, by="hour")).as_json()["by"]
-    assert by_hour == [{"key": "10:00", "calls": CALLS_10, "chats": CHATS_10},
-                       {"key": "11:00", "calls": CALLS_11, "chats": CHATS_11}]
-    by_consultant = {g["key"]: g for g in (await store.service.report(SYSTEM, DAY, DAY, by="consultant")).as_json()["by"]}
+    assert by_hour == [
+        {"key": "10:00", "calls": CALLS_10, "chats": CHATS_10},
+        {"key": "11:00", "calls": CALLS_11, "chats": CHATS_11},
+    ]
+    by_consultant = {
+        g["key"]: g for g in (await store.service.report(SYSTEM, DAY, DAY, by="consultant")).as_json()["by"]
+    }
     assert list(by_consultant) == ["ewa", "jan", ""]
     # ewa: C1 (15 s, 120 s) and C5 (5 s, 60 s); chats H1 (30 s, 600 s) and H6 (20 s, active)
     assert by_consultant["ewa"]["calls"] == figures(2, 2, 0, 0, 0, 1.0, 10.0, 15, 1.0, 90.0)
@@ -156,8 +171,8 @@ async def test_the_service_level_threshold_is_a_setting(store, clock, make_staff
     store.settings = store.settings.with_(service_level_seconds=10)
     report = (await store.service.report(SYSTEM, DAY, DAY)).as_json()
     assert report["service_level_seconds"] == 10
-    assert report["calls"]["service_level"] == round(1 / 6, 4)   # only C5 (5 s) within 10 s
-    assert report["chats"]["service_level"] == round(1 / 4, 4)   # only H3 (10 s)
+    assert report["calls"]["service_level"] == round(1 / 6, 4)  # only C5 (5 s) within 10 s
+    assert report["chats"]["service_level"] == round(1 / 4, 4)  # only H3 (10 s)
 
 
 @pytest.mark.ordinance("§6")
@@ -166,6 +181,7 @@ async def test_the_figures_survive_the_purge_and_keep_no_personal_data(store, cl
     # C1's CDR too, so one stay goes with its call and the others as unlinked stays
     from store.calls import ASTERISK_FIXED
     from tests.fixtures.calls import asterisk_row, cdr_csv_line
+
     cdr = tmp_path / "Master.csv"
     cdr.write_text(cdr_csv_line(asterisk_row("1772442000.1"), ASTERISK_FIXED + ("uniqueid", "userfield")) + "\n")
     await store.calls.ingest(SYSTEM, store.calls.source("asterisk", cdr, None))
@@ -180,7 +196,7 @@ async def test_the_figures_survive_the_purge_and_keep_no_personal_data(store, cl
     assert (await store.db.fetchone("SELECT count(*) AS n FROM callback_sources"))["n"] == 0
     after = (await store.service.report(SYSTEM, DAY, DAY, by="consultant")).as_json()
     assert after == before
-    again = await store.retention.purge(SYSTEM)          # a second run counts nothing twice
+    again = await store.retention.purge(SYSTEM)  # a second run counts nothing twice
     assert again.chats == 0
     assert (await store.service.report(SYSTEM, DAY, DAY, by="consultant")).as_json() == before
     dump = "\n".join(str(tuple(r)) for r in await store.db.fetchall("SELECT * FROM service_daily"))
@@ -208,32 +224,64 @@ def test_the_command_prints_json_csv_and_pdf(tmp_path: Path) -> None:
     runner = CliRunner(env={"CIM_RETENTION": "P100Y"})
     assert runner.invoke(cli, ["init", "--data-dir", str(data)]).exit_code == 0
     assert runner.invoke(cli, ["ingest", "queue-log", str(CALLS), "--data-dir", str(data)]).exit_code == 0
-    out = runner.invoke(cli, ["report", "service", "--from", "2026-03-02", "--to", "2026-03-02", "--by", "hour",
-                              "--json", "--csv", str(tmp_path / "s.csv"), "--pdf", str(tmp_path / "s.pdf"),
-                              "--data-dir", str(data)])
+    out = runner.invoke(
+        cli,
+        [
+            "report",
+            "service",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "2026-03-02",
+            "--by",
+            "hour",
+            "--json",
+            "--csv",
+            str(tmp_path / "s.csv"),
+            "--pdf",
+            str(tmp_path / "s.pdf"),
+            "--data-dir",
+            str(data),
+        ],
+    )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
-    assert set(doc["calls"]) >= {"offered", "answered", "abandoned", "abandoned_short", "wait_avg_s", "wait_p90_s",
-                                 "service_level", "handle_avg_s"}
-    assert doc["calls"] == CALLS_ALL and doc["chats"]["offered"] == 0 and [g["key"] for g in doc["by"]] == [
-        "10:00", "11:00"]
+    assert set(doc["calls"]) >= {
+        "offered",
+        "answered",
+        "abandoned",
+        "abandoned_short",
+        "wait_avg_s",
+        "wait_p90_s",
+        "service_level",
+        "handle_avg_s",
+    }
+    assert (
+        doc["calls"] == CALLS_ALL
+        and doc["chats"]["offered"] == 0
+        and [g["key"] for g in doc["by"]] == ["10:00", "11:00"]
+    )
     assert (tmp_path / "s.pdf").read_bytes().startswith(b"%PDF")
     csv_text = (tmp_path / "s.csv").read_text(encoding="utf-8-sig")
     assert "10:00,calls,4,2,2,1,0,50.0%" in csv_text
-    text = runner.invoke(cli, ["report", "service", "--from", "2026-03-02", "--to", "2026-03-02",
-                               "--data-dir", str(data)])
+    text = runner.invoke(
+        cli, ["report", "service", "--from", "2026-03-02", "--to", "2026-03-02", "--data-dir", str(data)]
+    )
     assert text.exit_code == 0 and "calls" in text.output and "117.5" in text.output
-    bad = runner.invoke(cli, ["report", "service", "--from", "2026-03-02", "--to", "2026-03-01",
-                              "--data-dir", str(data)])
+    bad = runner.invoke(
+        cli, ["report", "service", "--from", "2026-03-02", "--to", "2026-03-01", "--data-dir", str(data)]
+    )
     assert bad.exit_code != 0 and "before it starts" in bad.output
     # the supervision report keeps its own command line
-    supervision = runner.invoke(cli, ["report", "--from", "2026-03-01", "--to", "2026-03-31", "--json",
-                                      "--data-dir", str(data)])
+    supervision = runner.invoke(
+        cli, ["report", "--from", "2026-03-01", "--to", "2026-03-31", "--json", "--data-dir", str(data)]
+    )
     assert supervision.exit_code == 0 and "accesses" in json.loads(supervision.output)
 
 
 async def test_the_manager_sees_the_figures_and_the_chart_of_the_day_in_the_tui(
-        tui_app, store, clock, make_staff, settings) -> None:
+    tui_app, store, clock, make_staff, settings
+) -> None:
     from textual.widgets import DataTable, Select
 
     from tests.fixtures.store import PASSWORD
@@ -248,8 +296,9 @@ async def test_the_manager_sees_the_figures_and_the_chart_of_the_day_in_the_tui(
     async with app.run_test(size=(160, 50)) as pilot:
         await sign_in(pilot, "kierownik", PASSWORD)
         await pilot.press("f8")
-        screen = await wait_until(pilot, lambda: isinstance(app.screen, ServiceScreen) and app.screen,
-                                  what="the service screen")
+        screen = await wait_until(
+            pilot, lambda: isinstance(app.screen, ServiceScreen) and app.screen, what="the service screen"
+        )
         await wait_until(pilot, lambda: screen.report is not None, what="the report")
         table = screen.query_one("#service-table", DataTable)
         rows = [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
@@ -261,8 +310,11 @@ async def test_the_manager_sees_the_figures_and_the_chart_of_the_day_in_the_tui(
         await wait_until(pilot, lambda: screen.report is not None and screen.report.by == "hour", what="grouped")
         await wait_until(pilot, lambda: table.row_count == 6, what="the grouped rows")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: (settings.data_dir / "reports" / "service-2026-03-02-2026-03-02.csv").exists(),
-                         what="the CSV")
+        await wait_until(
+            pilot,
+            lambda: (settings.data_dir / "reports" / "service-2026-03-02-2026-03-02.csv").exists(),
+            what="the CSV",
+        )
     # a consultant has no such area: F8 does nothing on their home screen
     app = tui_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -23,10 +23,13 @@ HOSTILE = ["[b]x[/b]", "[link=http://evil]x[/link]", "\x1b[31mred", "[/]", "[bol
 
 # -- literal resident text (unit level; the Pilot version is in test_tui_live.py) -------------------
 
+
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_is_shown_literally_without_style(text: str) -> None:
-    rendered = format_line(ChatLine(seq=3, sender="resident", text=text, at=datetime(2026, 3, 2, 9, 5, tzinfo=timezone.utc)),
-                           ZoneInfo("Europe/Warsaw"))
+    rendered = format_line(
+        ChatLine(seq=3, sender="resident", text=text, at=datetime(2026, 3, 2, 9, 5, tzinfo=timezone.utc)),
+        ZoneInfo("Europe/Warsaw"),
+    )
     body = rendered.plain.split("Resident: ", 1)[1]
     assert body == visible_text(text)
     assert "\x1b" not in rendered.plain and "\x07" not in rendered.plain
@@ -43,6 +46,7 @@ def test_control_characters_become_visible_stand_ins() -> None:
 
 
 # -- sign-in --------------------------------------------------------------------------------------
+
 
 async def test_wrong_password_shows_a_clear_message_and_stays_on_login(tui_app, make_staff) -> None:
     await make_staff("anna", "consultant")
@@ -92,8 +96,10 @@ async def test_success_shows_only_the_areas_of_the_roles(tui_app, make_staff) ->
         await sign_in(pilot, "anna", PASSWORD)
         home = app.screen
         assert isinstance(home, HomeScreen)
-        shown = [home.query_one("#areas", OptionList).get_option_at_index(i).id
-                 for i in range(home.query_one("#areas", OptionList).option_count)]
+        shown = [
+            home.query_one("#areas", OptionList).get_option_at_index(i).id
+            for i in range(home.query_one("#areas", OptionList).option_count)
+        ]
         assert shown == [a.key for a in areas_for(anna.as_actor())]
         assert "chats" in shown and "accounts" not in shown
         # the accounts key does nothing for a consultant, and the attempt goes nowhere
@@ -173,6 +179,7 @@ async def test_live_chats_without_a_server_say_how_to_get_one(tui_app, make_staf
 
 # -- staff accounts ---------------------------------------------------------------------------------
 
+
 async def _accounts(pilot, app) -> DataTable:
     await pilot.press("f9")
     await wait_until(pilot, lambda: type(app.screen).__name__ == "AccountsScreen", what="the accounts screen")
@@ -220,8 +227,11 @@ async def test_admin_errors_from_the_store_are_shown_not_swallowed(tui_app, make
         app.screen.query_one("#password").value = "short"
         await pilot.press("ctrl+s")
         modal = app.screen
-        await wait_until(pilot, lambda: "password" in modal.error or "already exists" in modal.error,
-                         what="the error, shown in the dialog")
+        await wait_until(
+            pilot,
+            lambda: "password" in modal.error or "already exists" in modal.error,
+            what="the error, shown in the dialog",
+        )
         assert app.screen is modal and modal.query_one("#name").value == "root"
 
 
@@ -246,8 +256,15 @@ async def test_admin_disables_changes_roles_and_resets_password(tui_app, make_st
         await pilot.press("d")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the confirmation")
         await pilot.press("y")
-        await wait_until(pilot, lambda: not app.screen.staff[[s.name for s in app.screen.staff].index("anna")].disabled
-                         if type(app.screen).__name__ == "AccountsScreen" else False, what="enabled again")
+        await wait_until(
+            pilot,
+            lambda: (
+                not app.screen.staff[[s.name for s in app.screen.staff].index("anna")].disabled
+                if type(app.screen).__name__ == "AccountsScreen"
+                else False
+            ),
+            what="enabled again",
+        )
 
         await _goto_row(pilot, table, "anna")
         await pilot.press("r")
@@ -294,8 +311,9 @@ async def test_an_unexpected_worker_failure_becomes_a_notification(tui_app, make
         await _accounts(pilot, app)
         await store.db.close()  # the database goes away under the screen
         app.screen.reload()
-        await wait_until(pilot, lambda: any("Unexpected error" in m for m in notifications(app)),
-                         what="the failure notice")
+        await wait_until(
+            pilot, lambda: any("Unexpected error" in m for m in notifications(app)), what="the failure notice"
+        )
 
 
 async def test_sign_in_with_the_database_gone_says_so_and_allows_a_retry(tui_app, make_staff, store) -> None:
@@ -307,6 +325,7 @@ async def test_sign_in_with_the_database_gone_says_so_and_allows_a_retry(tui_app
         await sign_in(pilot, "anna", PASSWORD, expect_home=False)
         message = app.screen.query_one("#login-message", Static)
         await wait_until(pilot, lambda: "Cannot sign in" in str(message.render()), what="the message")
-        await wait_until(pilot, lambda: any("Unexpected error" in m for m in notifications(app)),
-                         what="the failure notice")
+        await wait_until(
+            pilot, lambda: any("Unexpected error" in m for m in notifications(app)), what="the failure notice"
+        )
         assert not app.screen.query_one("#sign-in").disabled

@@ -21,8 +21,9 @@ async def _canned_screen(pilot, app) -> DataTable:
 
 async def _open_editor(pilot, app, key: str) -> CannedEditModal:
     await pilot.press(key)
-    return await wait_until(pilot, lambda: isinstance(app.screen, CannedEditModal) and app.screen,
-                            what="the canned response editor")
+    return await wait_until(
+        pilot, lambda: isinstance(app.screen, CannedEditModal) and app.screen, what="the canned response editor"
+    )
 
 
 def _fill(modal: CannedEditModal, title: str, text: str) -> None:
@@ -40,6 +41,7 @@ async def _audit(store, prefix: str) -> list[tuple[str, str]]:
 
 
 # -- refusals first -------------------------------------------------------------------------------------
+
 
 @pytest.mark.ordinance("§5")
 async def test_a_consultant_has_neither_area_nor_its_keys(tui_app, make_staff) -> None:
@@ -77,8 +79,9 @@ async def test_the_manager_lists_canned_responses_without_handling_chats(store, 
     assert not [a for a in await _audit(store, "canned.") if a[1] == "refused"]
 
 
-async def test_empty_and_too_long_fields_are_explained_in_place_and_nothing_is_saved(tui_app, make_staff, store,
-                                                                                      settings) -> None:
+async def test_empty_and_too_long_fields_are_explained_in_place_and_nothing_is_saved(
+    tui_app, make_staff, store, settings
+) -> None:
     await make_staff("kierownik", "cim_manager")
     app = tui_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -92,8 +95,9 @@ async def test_empty_and_too_long_fields_are_explained_in_place_and_nothing_is_s
 
         _fill(modal, "t" * (MAX_CANNED_TITLE + 1), "x" * (settings.max_message_length + 1))
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: f"at most {MAX_CANNED_TITLE}" in _error(modal, "title"),
-                         what="the too-long title message")
+        await wait_until(
+            pilot, lambda: f"at most {MAX_CANNED_TITLE}" in _error(modal, "title"), what="the too-long title message"
+        )
         assert f"at most {settings.max_message_length}" in _error(modal, "text")
 
         # blank-looking text is empty too; the typed title stays where it was
@@ -111,8 +115,7 @@ async def test_empty_and_too_long_fields_are_explained_in_place_and_nothing_is_s
     assert not [a for a in await _audit(store, "canned.") if a[0] != "canned.list"]
 
 
-async def test_a_store_refusal_is_shown_in_the_editor_with_the_text_kept(tui_app, make_staff,
-                                                                                   store) -> None:
+async def test_a_store_refusal_is_shown_in_the_editor_with_the_text_kept(tui_app, make_staff, store) -> None:
     await make_staff("kierownik", "cim_manager")
     app = tui_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -133,6 +136,7 @@ async def test_a_store_refusal_is_shown_in_the_editor_with_the_text_kept(tui_app
 
 # -- the happy path ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§5")
 async def test_manager_adds_edits_and_deletes_and_a_consultant_sees_the_result(tui_app, make_staff, store) -> None:
     anna = (await make_staff("anna", "consultant")).as_actor()
@@ -146,11 +150,15 @@ async def test_manager_adds_edits_and_deletes_and_a_consultant_sees_the_result(t
         modal = await _open_editor(pilot, app, "a")
         _fill(modal, "Godziny pracy", "Urząd jest czynny\nw dni robocze.")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: isinstance(app.screen, CannedScreen) and table.row_count == 1,
-                         what="the new response in the list")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, CannedScreen) and table.row_count == 1,
+            what="the new response in the list",
+        )
         assert any("Godziny pracy" in n and "added" in n for n in notifications(app))
         assert [(c.title, c.text) for c in await store.chats.canned(anna)] == [
-            ("Godziny pracy", "Urząd jest czynny\nw dni robocze.")]
+            ("Godziny pracy", "Urząd jest czynny\nw dni robocze.")
+        ]
 
         modal = await _open_editor(pilot, app, "e")
         assert modal.query_one("#canned-title", Input).value == "Godziny pracy"
@@ -159,7 +167,8 @@ async def test_manager_adds_edits_and_deletes_and_a_consultant_sees_the_result(t
         await wait_until(pilot, lambda: isinstance(app.screen, CannedScreen), what="the list after editing")
         await wait_until(pilot, lambda: [c.title for c in app.screen.responses] == ["Godziny"], what="the edit")
         assert [(c.title, c.text) for c in await store.chats.canned(anna)] == [
-            ("Godziny", "Pn 8:00–17:00, wt–pt 7:30–15:30.")]
+            ("Godziny", "Pn 8:00–17:00, wt–pt 7:30–15:30.")
+        ]
 
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, DeleteCannedModal), what="the confirmation")
@@ -169,8 +178,9 @@ async def test_manager_adds_edits_and_deletes_and_a_consultant_sees_the_result(t
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, DeleteCannedModal), what="the confirmation")
         await pilot.press("y")
-        await wait_until(pilot, lambda: isinstance(app.screen, CannedScreen) and table.row_count == 0,
-                         what="the empty list")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, CannedScreen) and table.row_count == 0, what="the empty list"
+        )
     assert await store.chats.canned(anna) == []
     actions = [a for a in await _audit(store, "canned.") if a[0] != "canned.list"]
     assert actions == [("canned.add", "ok"), ("canned.update", "ok"), ("canned.delete", "ok")]
@@ -186,8 +196,9 @@ async def test_markup_looking_text_is_saved_and_shown_exactly_as_typed(tui_app, 
         modal = await _open_editor(pilot, app, "a")
         _fill(modal, "[b]x[/b]", "[b]x[/b] [link=http://e]tu[/link]")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: isinstance(app.screen, CannedScreen) and table.row_count == 1,
-                         what="the saved response")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, CannedScreen) and table.row_count == 1, what="the saved response"
+        )
         row = table.get_row_at(0)
         assert not row[0].spans and not row[1].spans  # no style came from the brackets
         cells = [str(cell) for cell in row]
@@ -210,8 +221,11 @@ async def test_the_screen_fits_80x24_and_works_by_keyboard(tui_app, make_staff, 
         table = await _canned_screen(pilot, app)
         await wait_until(pilot, lambda: table.row_count == 30, what="all responses")
         await pilot.press("ctrl+end")
-        await wait_until(pilot, lambda: "Odpowiedź 29" in str(app.screen.query_one("#canned-preview", Static).render()),
-                         what="the preview of the last response")
+        await wait_until(
+            pilot,
+            lambda: "Odpowiedź 29" in str(app.screen.query_one("#canned-preview", Static).render()),
+            what="the preview of the last response",
+        )
         modal = await _open_editor(pilot, app, "enter")
         assert modal.query_one("#canned-title", Input).value == "Odpowiedź 29"
         save = modal.query_one("#save")

@@ -74,8 +74,14 @@ def test_cim_demo_starts_server_and_ui_in_one_process(tmp_path: Path) -> None:
 
     main, child = pty.openpty()
     env = {**os.environ, "CIM_PASSWORD_PROFILE": "fast", "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
-    process = subprocess.Popen([sys.executable, "-m", "cim", "demo", "--data-dir", str(tmp_path / "demo")],
-                               stdin=child, stdout=child, stderr=child, env=env, close_fds=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cim", "demo", "--data-dir", str(tmp_path / "demo")],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=env,
+        close_fds=True,
+    )
     os.close(child)
     output = b""
     try:

@@ -42,8 +42,11 @@ def test_every_screen_and_modal_of_the_tui_reports_worker_errors() -> None:
     classes = screen_classes()
     names = {cls.__name__ for cls in classes}
     assert {"LoginScreen", "HomeScreen", "ChatsScreen", "RequestDetailScreen", "FormModal"} <= names, names
-    uncovered = [f"{cls.__module__}.{cls.__qualname__}" for cls in classes
-                 if cls not in (CimScreen, CimModal) and not issubclass(cls, (CimScreen, CimModal))]
+    uncovered = [
+        f"{cls.__module__}.{cls.__qualname__}"
+        for cls in classes
+        if cls not in (CimScreen, CimModal) and not issubclass(cls, (CimScreen, CimModal))
+    ]
     assert not uncovered, f"screens without the worker-error base (tui/screens/base.py): {uncovered}"
     assert all(issubclass(cls, ReportsWorkerErrors) for cls in classes)
 
@@ -67,8 +70,9 @@ async def test_a_failing_worker_is_told_and_logged_in_every_area(tui_app, make_s
 
             screen.run_worker(boom(), exit_on_error=False)
             expected = f"Unexpected error: RuntimeError: awaria w {area.key} (details are in the log)"
-            await wait_until(pilot, lambda: any(expected in m for m in notifications(app)),
-                             what=f"the failure notice of {area.key}")
+            await wait_until(
+                pilot, lambda: any(expected in m for m in notifications(app)), what=f"the failure notice of {area.key}"
+            )
             assert app.screen is screen  # the screen stays; the person can go on
             assert any(f"awaria w {area.key}" in str(r.exc_info[1]) for r in caplog.records if r.exc_info), area.key
 
@@ -109,16 +113,22 @@ async def test_a_failing_worker_of_a_modal_opened_from_an_area_is_told_and_logge
                 raise KeyError(where)
 
             modal.run_worker(boom(), exit_on_error=False)
-            await wait_until(pilot, lambda: any(f"KeyError: '{key}/{modal_name}'" in m for m in notifications(app)),
-                             what=f"the failure notice of {modal_name}")
+            await wait_until(
+                pilot,
+                lambda: any(f"KeyError: '{key}/{modal_name}'" in m for m in notifications(app)),
+                what=f"the failure notice of {modal_name}",
+            )
             assert app.screen is modal  # what was typed is still there
-            assert any(r.exc_info and isinstance(r.exc_info[1], KeyError) and r.exc_info[1].args == (
-                f"{key}/{modal_name}",) for r in caplog.records), modal_name
+            assert any(
+                r.exc_info and isinstance(r.exc_info[1], KeyError) and r.exc_info[1].args == (f"{key}/{modal_name}",)
+                for r in caplog.records
+            ), modal_name
             modal.dismiss(None)
             await wait_until(pilot, lambda: type(app.screen) is area.screen_class(), what=f"back on {key}")
 
 
 # -- the notice itself: a refusal in its own words, under what failed -----------------------------------
+
 
 def _notices(app) -> list[tuple[str, str, str]]:
     return [(n.title, n.message, n.severity) for n in app._notifications]
@@ -134,8 +144,9 @@ async def test_a_refusal_is_told_in_its_own_words_under_the_title_of_what_failed
         await sign_in(pilot, "kierownik", PASSWORD)
         # a conversation that does not exist: the store's NotFound, through @failure_title(N_("Cannot open"))
         await app.push_screen(ArchiveDetailScreen(app.ctx, 987654))
-        found = await wait_until(pilot, lambda: [n for n in _notices(app) if n[0] == "Cannot open"],
-                                 what="the refusal notice")
+        found = await wait_until(
+            pilot, lambda: [n for n in _notices(app) if n[0] == "Cannot open"], what="the refusal notice"
+        )
         title, message, severity = found[0]
         assert severity == "error" and "987654" in message and "Unexpected" not in message, found
         assert message in str(app.screen.query_one("#detail").render())  # and where the conversation would be
@@ -149,8 +160,11 @@ async def test_a_refusal_is_told_in_its_own_words_under_the_title_of_what_failed
             raise NotPermitted("you may not frobnicate")
 
         app.screen.run_worker(refused(), exit_on_error=False)
-        await wait_until(pilot, lambda: ("Cannot frobnicate", "you may not frobnicate", "error") in _notices(app),
-                         what="the titled refusal")
+        await wait_until(
+            pilot,
+            lambda: ("Cannot frobnicate", "you may not frobnicate", "error") in _notices(app),
+            what="the titled refusal",
+        )
         # a worker that names nothing: "Not done"
         app.screen.run_worker(_raise(NotPermitted("not today")), exit_on_error=False)
         await wait_until(pilot, lambda: ("Not done", "not today", "error") in _notices(app), what="the plain refusal")
@@ -167,12 +181,22 @@ async def test_the_unexpected_error_is_told_in_polish_by_default(tui_app, make_s
     async with app.run_test(size=SIZE) as pilot:
         await sign_in(pilot, "kierownik", PASSWORD)
         app.screen.run_worker(_raise(ZeroDivisionError("division by zero")), exit_on_error=False)
-        await wait_until(pilot, lambda: (
-            "Nie wykonano", "Nieoczekiwany błąd: ZeroDivisionError: division by zero (szczegóły w dzienniku).",
-            "error") in _notices(app), what="the Polish notice")
+        await wait_until(
+            pilot,
+            lambda: (
+                (
+                    "Nie wykonano",
+                    "Nieoczekiwany błąd: ZeroDivisionError: division by zero (szczegóły w dzienniku).",
+                    "error",
+                )
+                in _notices(app)
+            ),
+            what="the Polish notice",
+        )
 
 
 # -- real faults of the real store ----------------------------------------------------------------------
+
 
 async def _read_only(store, on: bool) -> None:
     """SQLite's own refusal to write (PRAGMA query_only) on the store's writer: every write then fails with
@@ -181,7 +205,8 @@ async def _read_only(store, on: bool) -> None:
 
 
 async def test_a_database_that_cannot_write_fails_an_archive_search_loudly_and_the_ui_goes_on(
-        tui_app, store, make_staff, caplog) -> None:
+    tui_app, store, make_staff, caplog
+) -> None:
     from tui.screens.archive import ArchiveScreen
 
     await make_staff("kierownik", "cim_manager")
@@ -193,12 +218,14 @@ async def test_a_database_that_cannot_write_fails_an_archive_search_loudly_and_t
         await wait_until(pilot, lambda: isinstance(app.screen, ArchiveScreen), what="the archive")
         await _read_only(store, True)  # the search's audit entry (written before any result) cannot be written
         await app.screen.run_action("search")
-        shown = await wait_until(pilot, lambda: [n for n in _notices(app) if "OperationalError" in n[1]],
-                                 what="the failed search's notice")
+        shown = await wait_until(
+            pilot, lambda: [n for n in _notices(app) if "OperationalError" in n[1]], what="the failed search's notice"
+        )
         title, message, severity = shown[0]
         assert (title, severity) == ("Cannot search", "error")
-        assert message == ("Unexpected error: OperationalError: attempt to write a readonly database "
-                           "(details are in the log).")
+        assert message == (
+            "Unexpected error: OperationalError: attempt to write a readonly database (details are in the log)."
+        )
         logged = [r for r in caplog.records if r.exc_info and "readonly" in str(r.exc_info[1])]
         assert logged and "ArchiveScreen" in logged[0].getMessage(), [r.getMessage() for r in caplog.records]
         assert "page 1" not in str(app.screen.query_one("#archive-status").render())  # no page was shown
@@ -207,8 +234,11 @@ async def test_a_database_that_cannot_write_fails_an_archive_search_loudly_and_t
         await _read_only(store, False)  # the disk is back: the same screen searches again
         before = await store.db.fetchone("SELECT count(*) AS n FROM audit WHERE action = 'archive.search'")
         await app.screen.run_action("search")
-        await wait_until(pilot, lambda: "page 1" in str(app.screen.query_one("#archive-status").render()),
-                         what="a search after the fault")
+        await wait_until(
+            pilot,
+            lambda: "page 1" in str(app.screen.query_one("#archive-status").render()),
+            what="a search after the fault",
+        )
         after = await store.db.fetchone("SELECT count(*) AS n FROM audit WHERE action = 'archive.search'")
         assert after["n"] == before["n"] + 1
         await pilot.press("f1")  # and the rest of the UI still answers
@@ -216,7 +246,8 @@ async def test_a_database_that_cannot_write_fails_an_archive_search_loudly_and_t
 
 
 async def test_a_database_that_cannot_write_keeps_the_canned_response_form_open_with_the_text(
-        tui_app, store, make_staff, caplog) -> None:
+    tui_app, store, make_staff, caplog
+) -> None:
     from textual.widgets import Input, TextArea
 
     from tui.screens.canned import CannedEditModal, CannedScreen
@@ -229,14 +260,18 @@ async def test_a_database_that_cannot_write_keeps_the_canned_response_form_open_
         await pilot.press("f10")
         await wait_until(pilot, lambda: isinstance(app.screen, CannedScreen), what="the canned responses")
         await pilot.press("a")
-        modal = await wait_until(pilot, lambda: isinstance(app.screen, CannedEditModal) and app.screen,
-                                 what="the editor")
+        modal = await wait_until(
+            pilot, lambda: isinstance(app.screen, CannedEditModal) and app.screen, what="the editor"
+        )
         modal.query_one("#canned-title", Input).value = "Godziny"
         modal.query_one("#canned-text", TextArea).text = "Pn–Pt 7:30–15:30."
         await _read_only(store, True)
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: any("OperationalError: attempt to write a readonly database" in n[1]
-                                            for n in _notices(app)), what="the failed save's notice")
+        await wait_until(
+            pilot,
+            lambda: any("OperationalError: attempt to write a readonly database" in n[1] for n in _notices(app)),
+            what="the failed save's notice",
+        )
         assert app.screen is modal  # nothing typed is lost
         assert modal.query_one("#canned-title", Input).value == "Godziny"
         assert modal.query_one("#canned-text", TextArea).text == "Pn–Pt 7:30–15:30."
@@ -250,7 +285,8 @@ async def test_a_database_that_cannot_write_keeps_the_canned_response_form_open_
 
 
 async def test_a_broken_read_on_the_callbacks_screen_is_told_and_the_next_refresh_works(
-        tui_app, store, make_staff, caplog, monkeypatch) -> None:
+    tui_app, store, make_staff, caplog, monkeypatch
+) -> None:
     import sqlite3
 
     from tui.screens.callbacks import CallbacksScreen
@@ -268,9 +304,18 @@ async def test_a_broken_read_on_the_callbacks_screen_is_told_and_the_next_refres
         monkeypatch.setattr(store.callbacks, "worklist", corrupt)
         await app.run_action("open_area('callbacks')")
         await wait_until(pilot, lambda: isinstance(app.screen, CallbacksScreen), what="the callbacks")
-        await wait_until(pilot, lambda: ("Callbacks", "Unexpected error: DatabaseError: database disk image is "
-                                         "malformed (details are in the log).", "error") in _notices(app),
-                         what="the failed list's notice")
+        await wait_until(
+            pilot,
+            lambda: (
+                (
+                    "Callbacks",
+                    "Unexpected error: DatabaseError: database disk image is malformed (details are in the log).",
+                    "error",
+                )
+                in _notices(app)
+            ),
+            what="the failed list's notice",
+        )
         assert any(r.exc_info and isinstance(r.exc_info[1], sqlite3.DatabaseError) for r in caplog.records)
         monkeypatch.setattr(store.callbacks, "worklist", real_worklist)
         count = len(_notices(app))
@@ -283,6 +328,7 @@ async def test_a_broken_read_on_the_callbacks_screen_is_told_and_the_next_refres
 
 
 # -- the staff language beyond the screens: the command palette and `cim demo`'s banner (issue 16) --------
+
 
 @pytest.mark.staff_lang("pl")
 async def test_the_command_palette_speaks_polish_textuals_own_entries_too(tui_app, make_staff) -> None:
@@ -301,8 +347,9 @@ async def test_the_command_palette_speaks_polish_textuals_own_entries_too(tui_ap
         for english in textual_own:  # every entry Textual yields today has its Polish words (tui/app.py)
             assert english.title not in titles and english.help not in [c.help for c in shown], english
         await pilot.press("ctrl+p")
-        palette = await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen,
-                                   what="the command palette")
+        palette = await wait_until(
+            pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen, what="the command palette"
+        )
         assert palette.query_one(CommandInput).placeholder == "Szukaj polecenia…"
         await pilot.press("escape")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "HomeScreen", what="home again")

@@ -14,12 +14,14 @@ from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
 from tui.live import ConnectionState
 from tui.widgets.literal import visible_text
 
+
 async def open_desk(pilot, app):
     """F2 from home, then wait for the connection."""
     await pilot.press("f2")
     await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatsScreen", what="the chats screen")
-    await wait_until(pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE,
-                     what="a live connection")
+    await wait_until(
+        pilot, lambda: app.desk is not None and app.desk.state == ConnectionState.ONLINE, what="a live connection"
+    )
     return app.screen
 
 
@@ -43,8 +45,9 @@ async def type_text(pilot, text: str) -> None:
         await pilot.press("space" if char == " " else char)
 
 
-async def test_a_refused_session_on_the_server_sends_the_person_back_to_sign_in(tui_app, make_staff, chat_server,
-                                                                               store) -> None:
+async def test_a_refused_session_on_the_server_sends_the_person_back_to_sign_in(
+    tui_app, make_staff, chat_server, store
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -60,8 +63,9 @@ async def test_a_refused_session_on_the_server_sends_the_person_back_to_sign_in(
 
 @pytest.mark.ordinance("§5")
 @pytest.mark.staff_lang("pl")  # the server's Polish sentence, as a Polish-speaking TUI shows it
-async def test_a_disabled_consultant_is_shown_why_the_session_ended(tui_app, make_staff, chat_server, store,
-                                                                   resident) -> None:
+async def test_a_disabled_consultant_is_shown_why_the_session_ended(
+    tui_app, make_staff, chat_server, store, resident
+) -> None:
     from tests.fixtures.store import SYSTEM
 
     await make_staff("anna", "consultant")
@@ -84,7 +88,8 @@ async def test_a_disabled_consultant_is_shown_why_the_session_ended(tui_app, mak
 @pytest.mark.ordinance("§5")
 @pytest.mark.staff_lang("pl")
 async def test_a_working_consultant_stays_signed_in_and_an_unattended_tui_is_signed_out(
-        tui_app, make_staff, chat_server, store, clock) -> None:
+    tui_app, make_staff, chat_server, store, clock
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -103,7 +108,9 @@ async def test_a_working_consultant_stays_signed_in_and_an_unattended_tui_is_sig
         await pilot.pause(0.1)
 
 
-async def test_consultant_day_queue_accept_exchange_and_close(tui_app, make_staff, chat_server, resident, store) -> None:
+async def test_consultant_day_queue_accept_exchange_and_close(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -149,7 +156,9 @@ async def test_consultant_day_queue_accept_exchange_and_close(tui_app, make_staf
     assert chat.status == "closed" and chat.close_category == "referred"
 
 
-async def test_canned_response_is_inserted_into_the_reply_line(tui_app, make_staff, chat_server, resident, store) -> None:
+async def test_canned_response_is_inserted_into_the_reply_line(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
     from tests.fixtures.store import SYSTEM
 
     await store.chats.add_canned(SYSTEM, "Hours", "We are open 7:30-15:30 [Mon 18:00].")
@@ -168,8 +177,9 @@ async def test_canned_response_is_inserted_into_the_reply_line(tui_app, make_sta
 
 
 @pytest.mark.parametrize("hostile", ["[b]x[/b]", "[link=http://evil]x[/link]", "\x1b[31mred", "[/]"])
-async def test_markup_injection_from_a_resident_appears_literally(tui_app, make_staff, chat_server, resident,
-                                                                  hostile) -> None:
+async def test_markup_injection_from_a_resident_appears_literally(
+    tui_app, make_staff, chat_server, resident, hostile
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -185,13 +195,19 @@ async def test_markup_injection_from_a_resident_appears_literally(tui_app, make_
         line = next(strip for strip in transcript.lines if "Resident:" in strip.text)
         for segment in line:
             style = segment.style
-            assert style is None or (style.link is None and not style.bold and style.color is None
-                                     or segment.text in ("Resident:", " ") or segment.text[:2].isdigit()), segment
+            assert style is None or (
+                style.link is None
+                and not style.bold
+                and style.color is None
+                or segment.text in ("Resident:", " ")
+                or segment.text[:2].isdigit()
+            ), segment
         assert "\x1b" not in transcript.plain_text()
 
 
-async def test_double_accept_exactly_one_wins_and_the_other_is_told(tui_app, make_staff, chat_server, resident,
-                                                                    consultant_client) -> None:
+async def test_double_accept_exactly_one_wins_and_the_other_is_told(
+    tui_app, make_staff, chat_server, resident, consultant_client
+) -> None:
     await make_staff("anna", "consultant")
     rival = await consultant_client("piotr")
     app = tui_app(chat_server.url)
@@ -209,21 +225,26 @@ async def test_double_accept_exactly_one_wins_and_the_other_is_told(tui_app, mak
         if app_won:
             assert rival_ack["error"]["code"] == "already_taken"
         else:
-            await wait_until(pilot, lambda: any("Another consultant accepted" in m for m in notifications(app)),
-                             what="the loser's notice")
+            await wait_until(
+                pilot,
+                lambda: any("Another consultant accepted" in m for m in notifications(app)),
+                what="the loser's notice",
+            )
             await wait_until(pilot, lambda: not app.desk.queue, what="the queue emptied")
 
 
-async def test_transfer_to_an_online_consultant_and_to_one_who_just_left(tui_app, make_staff, chat_server, resident,
-                                                                         consultant_client) -> None:
+async def test_transfer_to_an_online_consultant_and_to_one_who_just_left(
+    tui_app, make_staff, chat_server, resident, consultant_client
+) -> None:
     await make_staff("anna", "consultant")
     piotr = await consultant_client("piotr")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
         await sign_in(pilot, "anna", PASSWORD)
         await open_desk(pilot, app)
-        await wait_until(pilot, lambda: any(c.get("name") == "piotr" for c in app.desk.others_online()),
-                         what="piotr online")
+        await wait_until(
+            pilot, lambda: any(c.get("name") == "piotr" for c in app.desk.others_online()), what="piotr online"
+        )
         assert "piotr" in str(app.screen.query_one("#presence").render())
 
         # piotr leaves while anna's dialog is open: the server says not_online, the chat stays hers
@@ -236,8 +257,9 @@ async def test_transfer_to_an_online_consultant_and_to_one_who_just_left(tui_app
         assert first.chat_id in app.desk.chats
 
         piotr = await consultant_client("piotr2")
-        await wait_until(pilot, lambda: any(c.get("name") == "piotr2" for c in app.desk.others_online()),
-                         what="piotr2 online")
+        await wait_until(
+            pilot, lambda: any(c.get("name") == "piotr2" for c in app.desk.others_online()), what="piotr2 online"
+        )
         await pilot.press("ctrl+t")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TransferModal", what="the transfer dialog")
         await pilot.press("enter")
@@ -249,8 +271,9 @@ async def test_transfer_to_an_online_consultant_and_to_one_who_just_left(tui_app
         await first.wait_for("message", lambda m: m["text"] == "Tu Piotr")
 
 
-async def test_receiving_a_transfer_rings_and_shows_the_chat(tui_app, make_staff, chat_server, resident,
-                                                            consultant_client) -> None:
+async def test_receiving_a_transfer_rings_and_shows_the_chat(
+    tui_app, make_staff, chat_server, resident, consultant_client
+) -> None:
     await make_staff("anna", "consultant")
     piotr = await consultant_client("piotr")
     app = tui_app(chat_server.url)
@@ -291,13 +314,16 @@ async def test_several_chats_at_once_with_unread_counts(tui_app, make_staff, cha
         # each chat keeps its own draft
         await type_text(pilot, "szkic")
         await pilot.press("ctrl+pageup")
-        await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "", what="the first chat's empty draft")
+        await wait_until(
+            pilot, lambda: app.screen.query_one("#composer").value == "", what="the first chat's empty draft"
+        )
         await pilot.press("ctrl+n")
         await wait_until(pilot, lambda: app.screen.query_one("#composer").value == "szkic", what="the draft back")
 
 
-async def test_resident_leaving_mid_chat_is_shown_and_f8_asks_for_its_category(tui_app, make_staff, chat_server,
-                                                                              resident, store) -> None:
+async def test_resident_leaving_mid_chat_is_shown_and_f8_asks_for_its_category(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -415,8 +441,9 @@ async def consultant_lines(store, chat_id: int) -> list[str]:
     return [m.text for m in await store.chats.history(chat_id) if m.sender == "consultant"]
 
 
-async def test_a_retry_after_a_lost_ack_stores_the_reply_once(tui_app, make_staff, chat_server, resident,
-                                                              store) -> None:
+async def test_a_retry_after_a_lost_ack_stores_the_reply_once(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -444,8 +471,9 @@ async def test_a_retry_after_a_lost_ack_stores_the_reply_once(tui_app, make_staf
         assert await consultant_lines(store, person.chat_id) == ["Numer sprawy 12", "Numer sprawy 12"]
 
 
-async def test_a_reply_whose_ack_was_lost_is_resent_with_its_id_after_a_reconnect(tui_app, make_staff, chat_server,
-                                                                                  resident, store) -> None:
+async def test_a_reply_whose_ack_was_lost_is_resent_with_its_id_after_a_reconnect(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -455,11 +483,16 @@ async def test_a_reply_whose_ack_was_lost_is_resent_with_its_id_after_a_reconnec
         dropped = drop_next_send_ack(app.live)
         await type_text(pilot, "Prosze czekac")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: dropped and app.desk.chats[person.chat_id].outbox, what="the unacknowledged reply")
+        await wait_until(
+            pilot, lambda: dropped and app.desk.chats[person.chat_id].outbox, what="the unacknowledged reply"
+        )
         first_client = app.live._client
         await first_client.disconnect()  # the link drops before the consultant retries
-        await wait_until(pilot, lambda: app.live._client not in (None, first_client)
-                         and app.desk.state == ConnectionState.ONLINE, what="the reconnection")
+        await wait_until(
+            pilot,
+            lambda: app.live._client not in (None, first_client) and app.desk.state == ConnectionState.ONLINE,
+            what="the reconnection",
+        )
         composer = app.screen.query_one("#composer")
         # the outbox is sent again on reconnect with the first id: the server answers with the stored seq
         await wait_until(pilot, lambda: not app.desk.chats[person.chat_id].outbox, what="the outbox flushed")
@@ -480,13 +513,16 @@ def transcript_words(app) -> str:
     return " ".join(transcript_text(app).split())
 
 
-async def test_transcript_lines_wrap_to_the_width_at_every_resize(tui_app, make_staff, make_chat_server,
-                                                                 resident) -> None:
+async def test_transcript_lines_wrap_to_the_width_at_every_resize(
+    tui_app, make_staff, make_chat_server, resident
+) -> None:
     await make_staff("anna", "consultant")
     server = await make_chat_server(resident_rate_limit="1000/60")  # a chatty resident, to fill the transcript
     app = tui_app(server.url)
-    long_line = ("Proszę o wydanie zaświadczenia przez e-Urząd, numer sprawy OR.6733.12.2026.AB, "
-                 "telefon 604 123 987, odbiór osobiście w pokoju 12 urzędu.")
+    long_line = (
+        "Proszę o wydanie zaświadczenia przez e-Urząd, numer sprawy OR.6733.12.2026.AB, "
+        "telefon 604 123 987, odbiór osobiście w pokoju 12 urzędu."
+    )
     async with app.run_test(size=SIZE) as pilot:
         await sign_in(pilot, "anna", PASSWORD)
         await open_desk(pilot, app)
@@ -510,11 +546,12 @@ async def test_transcript_lines_wrap_to_the_width_at_every_resize(tui_app, make_
         await wait_until(pilot, lambda: app.size == (160, 40), what="the wide terminal")
         rows = [strip.text for strip in transcript.lines]
         start = next(i for i, row in enumerate(rows) if "Proszę o wydanie" in row)
-        assert "telefon 604 123 987" in rows[start] + rows[start + 1], rows[start:start + 3]
+        assert "telefon 604 123 987" in rows[start] + rows[start + 1], rows[start : start + 3]
 
 
-async def test_after_a_transfer_arrives_typed_text_goes_to_its_reply_line(tui_app, make_staff, chat_server, resident,
-                                                                         consultant_client) -> None:
+async def test_after_a_transfer_arrives_typed_text_goes_to_its_reply_line(
+    tui_app, make_staff, chat_server, resident, consultant_client
+) -> None:
     await make_staff("anna", "consultant")
     piotr = await consultant_client("piotr")
     app = tui_app(chat_server.url)
@@ -528,8 +565,11 @@ async def test_after_a_transfer_arrives_typed_text_goes_to_its_reply_line(tui_ap
         assert (await piotr.call("accept", {"chat_id": person.chat_id}))["ok"]
         ack = await piotr.call("transfer", {"chat_id": person.chat_id, "to_staff_id": app.ctx.actor.staff_id})
         assert ack["ok"], ack
-        await wait_until(pilot, lambda: app.desk.selected == person.chat_id and not composer.disabled,
-                         what="the transferred chat shown")
+        await wait_until(
+            pilot,
+            lambda: app.desk.selected == person.chat_id and not composer.disabled,
+            what="the transferred chat shown",
+        )
         await wait_until(pilot, lambda: app.focused is composer, what="the reply line focused")
         await type_text(pilot, "Dzien dobry")
         assert composer.value == "Dzien dobry"
@@ -584,8 +624,9 @@ class FreezingLink:
             self.server.close()
 
 
-async def test_ctrl_q_with_open_chats_asks_first_and_quits_over_a_dead_link(tui_app, make_staff, chat_server,
-                                                                           resident, store) -> None:
+async def test_ctrl_q_with_open_chats_asks_first_and_quits_over_a_dead_link(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
     await make_staff("anna", "consultant")
     link = FreezingLink(chat_server.url)
     app = tui_app(await link.start())

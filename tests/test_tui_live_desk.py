@@ -13,12 +13,30 @@ from tui.live.client import LiveClient
 from tui.live.payloads import READERS
 
 HISTORY = [
-    {"seq": 1, "from": "system", "text": "Mieszkaniec zaakceptował informację (wersja 3, język pl).",
-     "at": "2026-03-02T09:00:00Z", "event": "notice_accepted", "params": {"version": 3, "lang": "pl"}},
-    {"seq": 2, "from": "system", "text": "Rozmowa oczekuje w kolejce na konsultanta.", "at": "2026-03-02T09:00:00Z",
-     "event": "queued", "params": {}},
-    {"seq": 3, "from": "system", "text": "Rozmowę przejął konsultant anna.", "at": "2026-03-02T09:01:00Z",
-     "event": "accepted", "params": {"consultant": "Anna"}},
+    {
+        "seq": 1,
+        "from": "system",
+        "text": "Mieszkaniec zaakceptował informację (wersja 3, język pl).",
+        "at": "2026-03-02T09:00:00Z",
+        "event": "notice_accepted",
+        "params": {"version": 3, "lang": "pl"},
+    },
+    {
+        "seq": 2,
+        "from": "system",
+        "text": "Rozmowa oczekuje w kolejce na konsultanta.",
+        "at": "2026-03-02T09:00:00Z",
+        "event": "queued",
+        "params": {},
+    },
+    {
+        "seq": 3,
+        "from": "system",
+        "text": "Rozmowę przejął konsultant anna.",
+        "at": "2026-03-02T09:01:00Z",
+        "event": "accepted",
+        "params": {"consultant": "Anna"},
+    },
     {"seq": 4, "from": "resident", "text": "Dzień dobry", "at": "2026-03-02T09:01:10Z"},
 ]
 
@@ -31,18 +49,30 @@ def assigned_desk() -> Desk:
 
 def test_every_event_the_client_follows_has_a_reader_and_a_reducer() -> None:
     assert set(LiveClient.EVENTS) == set(READERS)
-    samples = {"queue": {"chats": []}, "presence": {"consultants": []}, "assigned": {"chat_id": 1},
-               "message": {"chat_id": 1, "seq": 1}, "typing": {"chat_id": 1}, "released": {"chat_id": 1},
-               "supervised": {"chat_id": 1}, "whisper": {"chat_id": 1, "note_id": 1, "after_seq": 1},
-               "chat_state": {"chat_id": 1}}
+    samples = {
+        "queue": {"chats": []},
+        "presence": {"consultants": []},
+        "assigned": {"chat_id": 1},
+        "message": {"chat_id": 1, "seq": 1},
+        "typing": {"chat_id": 1},
+        "released": {"chat_id": 1},
+        "supervised": {"chat_id": 1},
+        "whisper": {"chat_id": 1, "note_id": 1, "after_seq": 1},
+        "chat_state": {"chat_id": 1},
+    }
     assert set(samples) == set(READERS)
     assert {type(parse(event, data)) for event, data in samples.items()} == set(REDUCERS)
 
 
 def test_the_queue_reports_each_new_chat_once_and_leaves_out_our_own() -> None:
     desk = assigned_desk()
-    first = desk.apply("queue", {"chats": [{"chat_id": 9, "position": 2}, {"chat_id": 8, "position": 1},
-                                           {"chat_id": 7, "position": 3}], "total": 12})
+    first = desk.apply(
+        "queue",
+        {
+            "chats": [{"chat_id": 9, "position": 2}, {"chat_id": 8, "position": 1}, {"chat_id": 7, "position": 3}],
+            "total": 12,
+        },
+    )
     assert first == Live.QueueChanged(new=[8, 9])
     assert [q.chat_id for q in desk.queue] == [8, 9] and desk.queue_total == 12
     assert desk.apply("queue", {"chats": [{"chat_id": 9}]}) == Live.QueueChanged(new=[])
@@ -89,7 +119,10 @@ def test_system_lines_read_in_the_staff_language_from_their_event() -> None:
         set_language("en")
         assert [line.shown for line in lines] == [
             "The resident accepted the personal data notice (version 3, language pl).",
-            "The chat is waiting in the queue.", "Chat taken: Anna.", "Dzień dobry"]
+            "The chat is waiting in the queue.",
+            "Chat taken: Anna.",
+            "Dzień dobry",
+        ]
         set_language("pl")
         assert lines[1].shown == "Rozmowa czeka w kolejce."
         assert lines[2].shown == "Rozmowę przyjmuje: Anna."
@@ -101,22 +134,56 @@ def test_system_lines_read_in_the_staff_language_from_their_event() -> None:
 def test_a_system_line_without_its_event_shows_the_stored_text() -> None:
     desk = assigned_desk()
     desk.apply("message", {"chat_id": 7, "seq": 5, "from": "system", "text": "Linia serwera bez zdarzenia."})
-    desk.apply("message", {"chat_id": 7, "seq": 6, "from": "system", "text": "Nieznane.", "event": "no_such_event",
-                           "params": {"x": 1}})
-    desk.apply("message", {"chat_id": 7, "seq": 7, "from": "system", "text": "Zła forma.", "event": "accepted",
-                           "params": ["not", "a", "dict"]})
+    desk.apply(
+        "message",
+        {"chat_id": 7, "seq": 6, "from": "system", "text": "Nieznane.", "event": "no_such_event", "params": {"x": 1}},
+    )
+    desk.apply(
+        "message",
+        {
+            "chat_id": 7,
+            "seq": 7,
+            "from": "system",
+            "text": "Zła forma.",
+            "event": "accepted",
+            "params": ["not", "a", "dict"],
+        },
+    )
     shown = [line.shown for line in desk.chats[7].lines[4:]]
     assert shown[:2] == ["Linia serwera bez zdarzenia.", "Nieznane."]
     assert shown[2] != "Zła forma." and "{" not in shown[2]  # the event in words, parameters left out
 
 
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
-                           lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                           max_leaves=10)
-keys = st.sampled_from(["chat_id", "seq", "from", "text", "at", "event", "params", "history", "chats", "total",
-                        "consultants", "by", "reason", "active", "status", "note_id", "after_seq", "lang", "topic",
-                        "position", "waiting_since"])
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=10,
+)
+keys = st.sampled_from(
+    [
+        "chat_id",
+        "seq",
+        "from",
+        "text",
+        "at",
+        "event",
+        "params",
+        "history",
+        "chats",
+        "total",
+        "consultants",
+        "by",
+        "reason",
+        "active",
+        "status",
+        "note_id",
+        "after_seq",
+        "lang",
+        "topic",
+        "position",
+        "waiting_since",
+    ]
+)
 payloads = st.one_of(json_values, st.dictionaries(keys, json_values, max_size=6))
 
 
@@ -136,8 +203,14 @@ def test_a_whisper_sent_with_the_assignment_is_in_the_new_handlers_transcript_at
     """Issue 17: after a transfer or take-over, `assigned` carries the chat's whispers (`notes`); the new
     handler's transcript shows them without a reconnect, in order after the line they follow."""
     desk = Desk(staff_id=2)
-    note = {"chat_id": 7, "note_id": 11, "after_seq": 3, "text": "Proszę sprawdzić meldunek.",
-            "at": "2026-03-02T09:01:30Z", "by": {"name": "Kierownik CIM"}}
+    note = {
+        "chat_id": 7,
+        "note_id": 11,
+        "after_seq": 3,
+        "text": "Proszę sprawdzić meldunek.",
+        "at": "2026-03-02T09:01:30Z",
+        "by": {"name": "Kierownik CIM"},
+    }
     desk.apply("assigned", {"chat_id": 7, "lang": "pl", "history": HISTORY, "notes": [note, {"note_id": "x"}]})
     lines = desk.chats[7].lines
     notes = [line for line in lines if line.sender == "note"]
@@ -151,10 +224,12 @@ def test_a_whisper_sent_with_the_assignment_is_in_the_new_handlers_transcript_at
 def test_every_release_reason_of_the_protocol_has_words() -> None:
     from tui.live.errors import RELEASE_REASONS
     from webchat import protocol
+
     assert set(RELEASE_REASONS) == set(protocol.RELEASE_REASONS)
 
 
 def test_every_staff_error_code_of_the_protocol_has_a_sentence() -> None:
     from tui.live.errors import CLIENT_CODES, ERROR_MESSAGES
     from webchat import protocol
+
     assert set(ERROR_MESSAGES) == set(protocol.STAFF_CODES) | CLIENT_CODES

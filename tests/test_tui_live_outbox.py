@@ -30,8 +30,9 @@ def after_commit(store, hook) -> list[tuple]:
     return seen
 
 
-async def test_an_ack_held_past_the_timeout_then_a_retry_stores_the_reply_once(tui_app, make_staff, chat_server,
-                                                                               resident) -> None:
+async def test_an_ack_held_past_the_timeout_then_a_retry_stores_the_reply_once(
+    tui_app, make_staff, chat_server, resident
+) -> None:
     store = chat_server.store
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
@@ -67,8 +68,9 @@ async def test_an_ack_held_past_the_timeout_then_a_retry_stores_the_reply_once(t
         assert [m["text"] for m in person.of("message") if m["from"] == "consultant"] == ["Numer sprawy 12"]
 
 
-async def test_a_socket_cut_after_the_commit_resends_the_reply_with_its_id_on_reconnect(tui_app, make_staff,
-                                                                                       chat_server, resident) -> None:
+async def test_a_socket_cut_after_the_commit_resends_the_reply_with_its_id_on_reconnect(
+    tui_app, make_staff, chat_server, resident
+) -> None:
     store = chat_server.store
     hub, sio = chat_server.app[HUB], chat_server.app[SIO]
     await make_staff("anna", "consultant")
@@ -93,10 +95,16 @@ async def test_a_socket_cut_after_the_commit_resends_the_reply_with_its_id_on_re
         composer = app.screen.query_one("#composer")
         # the TUI does not wait out the ack timeout on a dropped link: it says so, keeps the text, reconnects
         await wait_until(pilot, lambda: any("Not connected" in m for m in notifications(app)), what="the drop")
-        await wait_until(pilot, lambda: app.live._client not in (None, first_client)
-                         and app.desk.state == ConnectionState.ONLINE, what="the reconnection")
-        await wait_until(pilot, lambda: not app.desk.chats[person.chat_id].outbox and composer.value == "",
-                         what="the outbox sent again and the reply line cleared")
+        await wait_until(
+            pilot,
+            lambda: app.live._client not in (None, first_client) and app.desk.state == ConnectionState.ONLINE,
+            what="the reconnection",
+        )
+        await wait_until(
+            pilot,
+            lambda: not app.desk.chats[person.chat_id].outbox and composer.value == "",
+            what="the outbox sent again and the reply line cleared",
+        )
         assert loop.time() - started < ACK_TIMEOUT
         assert not any("did not answer" in m for m in notifications(app))
         first, resent = seen

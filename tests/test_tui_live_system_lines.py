@@ -14,8 +14,9 @@ def words(app) -> str:
     return " ".join(transcript_text(app).split())
 
 
-async def test_the_live_transcript_shows_system_lines_in_english(tui_app, make_staff, chat_server, resident,
-                                                                 store) -> None:
+async def test_the_live_transcript_shows_system_lines_in_english(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -26,7 +27,9 @@ async def test_the_live_transcript_shows_system_lines_in_english(tui_app, make_s
         stored = [m for m in await store.chats.history(person.chat_id) if m.sender == "system"]
         assert [m.event for m in stored] == ["notice_accepted", "queued", "accepted"]
         shown = words(app)
-        assert "The chat is waiting in the queue." in shown and "The resident accepted the personal data notice" in shown
+        assert (
+            "The chat is waiting in the queue." in shown and "The resident accepted the personal data notice" in shown
+        )
         for line in stored:  # the stored (Polish, residents') text is nowhere
             assert " ".join(line.text.split()) not in shown
         # a line arriving live reads the same way: the resident ends the chat
@@ -35,8 +38,9 @@ async def test_the_live_transcript_shows_system_lines_in_english(tui_app, make_s
 
 
 @pytest.mark.staff_lang("pl")
-async def test_the_live_transcript_shows_system_lines_in_polish_staff_words(tui_app, make_staff, chat_server,
-                                                                            resident, store) -> None:
+async def test_the_live_transcript_shows_system_lines_in_polish_staff_words(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)
     async with app.run_test(size=SIZE) as pilot:

@@ -23,8 +23,9 @@ async def _notices_screen(pilot, app) -> DataTable:
 
 async def _open_editor(pilot, app, key: str) -> NoticeVersionModal:
     await pilot.press(key)
-    return await wait_until(pilot, lambda: isinstance(app.screen, NoticeVersionModal) and app.screen,
-                            what="the new-version editor")
+    return await wait_until(
+        pilot, lambda: isinstance(app.screen, NoticeVersionModal) and app.screen, what="the new-version editor"
+    )
 
 
 def _fill(modal: NoticeVersionModal, pl: str, en: str) -> None:
@@ -37,6 +38,7 @@ def _error(modal: NoticeVersionModal) -> str:
 
 
 # -- refusals and bad input first ---------------------------------------------------------------------------
+
 
 @pytest.mark.ordinance("§5")
 async def test_the_store_refuses_a_consultant_a_new_notice_version_and_audits_it(store, make_staff) -> None:
@@ -60,8 +62,7 @@ async def test_a_consultant_cannot_open_the_notices(tui_app, make_staff) -> None
         assert isinstance(app.screen, HomeScreen)
 
 
-async def test_missing_polish_too_long_and_unchanged_texts_are_explained_in_place(tui_app, make_staff,
-                                                                                  store) -> None:
+async def test_missing_polish_too_long_and_unchanged_texts_are_explained_in_place(tui_app, make_staff, store) -> None:
     await make_staff("kierownik", "cim_manager")
     before = await store.notices.history("chat")
     app = tui_app()
@@ -90,6 +91,7 @@ async def test_missing_polish_too_long_and_unchanged_texts_are_explained_in_plac
 
 # -- a new version -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.ordinance("§1.5")
 async def test_a_new_chat_notice_version_becomes_current_and_the_old_one_stays(tui_app, make_staff, store) -> None:
     await make_staff("kierownik", "cim_manager")
@@ -103,14 +105,18 @@ async def test_a_new_chat_notice_version_becomes_current_and_the_old_one_stays(t
         assert modal.query_one("#notice-pl", TextArea).text == old.text  # starts from the current text
         _fill(modal, "[b]Nowa[/b] klauzula informacyjna.", "")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: isinstance(app.screen, NoticesScreen) and table.row_count == rows_before + 1,
-                         what="the new version in the history")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, NoticesScreen) and table.row_count == rows_before + 1,
+            what="the new version in the history",
+        )
         assert any(f"version {old.version + 1}" in n for n in notifications(app))
         screen = app.screen
         current = [(r.notice.channel, r.notice.version, r.notice.lang) for r in screen.rows if r.current]
         assert ("chat", old.version + 1, "pl") in current and ("chat", old.version, "pl") not in current
-        assert any(r.notice.version == old.version and r.notice.channel == "chat" and not r.current
-                   for r in screen.rows)
+        assert any(
+            r.notice.version == old.version and r.notice.channel == "chat" and not r.current for r in screen.rows
+        )
         # the cursor is on the new version, shown literally
         preview = str(screen.query_one("#notice-preview", Static).render())
         assert "[b]Nowa[/b] klauzula informacyjna." in preview and "legally binding" in preview
@@ -138,8 +144,11 @@ async def test_a_new_phone_notice_version_with_english_at_80x24(tui_app, make_st
         _fill(modal, "Rozmowa jest nagrywana.", "This call is recorded.")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, NoticesScreen), what="the history again")
-        await wait_until(pilot, lambda: any("export-phone" in n and "IT administrator" in n for n in notifications(app)),
-                         what="the reminder to regenerate the PBX prompts")
+        await wait_until(
+            pilot,
+            lambda: any("export-phone" in n and "IT administrator" in n for n in notifications(app)),
+            what="the reminder to regenerate the PBX prompts",
+        )
     assert (await store.notices.current("phone", "pl")).version == old.version + 1
     assert (await store.notices.current("phone", "en")).text == "This call is recorded."
     assert (await store.notices.current("chat", "pl")).version == 1  # the other channel is untouched

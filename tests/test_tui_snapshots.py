@@ -36,8 +36,9 @@ def snapshot_setup(tmp_path: Path):
     asyncio.run(prepare())
     sock = reserve_port("127.0.0.1")
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = make_app(settings, server_url=url, clock=clock, services=[embedded_chat_server(sock)],
-                   session_check_seconds=3600)
+    app = make_app(
+        settings, server_url=url, clock=clock, services=[embedded_chat_server(sock)], session_check_seconds=3600
+    )
     yield app, clock, url
     sock.close()
 
@@ -58,8 +59,9 @@ def test_login_screen(snap_compare, snapshot_setup) -> None:
     async def run_before(pilot) -> None:
         await wait_until(pilot, lambda: type(app.screen).__name__ == "LoginScreen", what="the login screen")
         await sign_in(pilot, "anna", "wrong password", expect_home=False)
-        await wait_until(pilot, lambda: "Wrong" in str(app.screen.query_one("#login-message").render()),
-                         what="the error")
+        await wait_until(
+            pilot, lambda: "Wrong" in str(app.screen.query_one("#login-message").render()), what="the error"
+        )
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 

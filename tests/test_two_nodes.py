@@ -92,8 +92,9 @@ def texts(history: list[Any], sender: str) -> list[str]:
     return [m.text for m in history if m.sender == sender]
 
 
-async def test_a_resident_on_node_a_and_a_consultant_on_node_b_talk_both_ways(nodes: Nodes, make_staff,
-                                                                              store: Store) -> None:
+async def test_a_resident_on_node_a_and_a_consultant_on_node_b_talk_both_ways(
+    nodes: Nodes, make_staff, store: Store
+) -> None:
     anna = await nodes.consultant(nodes.b, await make_staff("anna", "consultant"))
     resident = await nodes.resident(nodes.a)
     await resident.start()  # the chat is queued through node A
@@ -111,8 +112,9 @@ async def test_a_resident_on_node_a_and_a_consultant_on_node_b_talk_both_ways(no
         assert sent["ok"], sent
         line = await anna.wait_for("message", lambda m, n=n: m.get("text") == f"pytanie {n}")
         assert line["chat_id"] == resident.chat_id and line["seq"] == sent["seq"]
-        answer = await anna.call("send", {"chat_id": resident.chat_id, "text": f"odpowiedź {n}",
-                                          "client_msg_id": f"c-{n}"})
+        answer = await anna.call(
+            "send", {"chat_id": resident.chat_id, "text": f"odpowiedź {n}", "client_msg_id": f"c-{n}"}
+        )
         assert answer["ok"], answer
         got = await resident.wait_for("message", lambda m, n=n: m.get("text") == f"odpowiedź {n}")
         assert got["seq"] == answer["seq"] and got["from"] == "consultant"
@@ -120,8 +122,7 @@ async def test_a_resident_on_node_a_and_a_consultant_on_node_b_talk_both_ways(no
     # a retried send (the same client_msg_id, e.g. after a reconnect) is acked with the same line, stored once
     again = await resident.send("pytanie 0", client_msg_id="r-0")
     assert again["ok"]
-    assert (await anna.call("send", {"chat_id": resident.chat_id, "text": "odpowiedź 0",
-                                     "client_msg_id": "c-0"}))["ok"]
+    assert (await anna.call("send", {"chat_id": resident.chat_id, "text": "odpowiedź 0", "client_msg_id": "c-0"}))["ok"]
 
     # typing hints cross the nodes too
     assert (await resident.call("typing", {"active": True}))["ok"]
@@ -140,9 +141,11 @@ async def test_a_resident_on_node_a_and_a_consultant_on_node_b_talk_both_ways(no
         assert [m.seq for m in history] == sorted({m.seq for m in history})
     # and the resident and the consultant each got every line of the other once
     assert [m["text"] for m in resident.of("message") if m["from"] == "consultant"] == [
-        "odpowiedź 0", "odpowiedź 1", "odpowiedź 2"]
-    assert [m["text"] for m in anna.of("message") if m["from"] == "resident"] == [
-        "pytanie 0", "pytanie 1", "pytanie 2"]
+        "odpowiedź 0",
+        "odpowiedź 1",
+        "odpowiedź 2",
+    ]
+    assert [m["text"] for m in anna.of("message") if m["from"] == "resident"] == ["pytanie 0", "pytanie 1", "pytanie 2"]
     assert (await store.chats.get(resident.chat_id)).status == "closed"
 
 
@@ -178,7 +181,8 @@ async def test_a_session_ended_through_one_node_ends_the_socket_on_the_other(nod
 
 
 async def test_auto_assignment_gives_a_chat_queued_on_one_node_to_a_consultant_on_the_other(
-        node_settings: Settings, store: Store, clock: Any, make_staff) -> None:
+    node_settings: Settings, store: Store, clock: Any, make_staff
+) -> None:
     async with two_nodes(node_settings.with_(chat_assignment="auto"), store, clock) as nodes:
         anna = await nodes.consultant(nodes.b, await make_staff("anna", "consultant"))
         resident = await nodes.resident(nodes.a)
@@ -191,11 +195,22 @@ async def test_auto_assignment_gives_a_chat_queued_on_one_node_to_a_consultant_o
 
 def _start_node(data_dir: Path, redis_url: str, log: Path) -> tuple[subprocess.Popen, str]:
     """`cim serve --port 0` as a real process on `data_dir` with CIM_REDIS_URL; its log goes to a file."""
-    env = {**os.environ, "CIM_DATA_DIR": str(data_dir), "CIM_OPENING_HOURS": "always", "CIM_REDIS_URL": redis_url,
-           "CIM_PASSWORD_PROFILE": "fast", "CIM_PURGE_DAILY_AT": "off"}
+    env = {
+        **os.environ,
+        "CIM_DATA_DIR": str(data_dir),
+        "CIM_OPENING_HOURS": "always",
+        "CIM_REDIS_URL": redis_url,
+        "CIM_PASSWORD_PROFILE": "fast",
+        "CIM_PURGE_DAILY_AT": "off",
+    }
     with open(log, "a", encoding="utf-8") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "cim", "serve", "--port", "0"], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=sink)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cim", "serve", "--port", "0"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         urls = re.findall(r"serve\.listening url=(\S+)", log.read_text(encoding="utf-8"))
@@ -220,8 +235,13 @@ async def _stop(proc: subprocess.Popen) -> None:
 
 async def test_two_cim_serve_processes_on_one_data_directory_and_one_redis(tmp_path: Path, redis_url: str) -> None:
     data_dir = tmp_path / "served"
-    init = subprocess.run([sys.executable, "-m", "cim", "init", "--data-dir", str(data_dir)], cwd=REPO,
-                          capture_output=True, text=True, env={**os.environ, "CIM_PASSWORD_PROFILE": "fast"})
+    init = subprocess.run(
+        [sys.executable, "-m", "cim", "init", "--data-dir", str(data_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CIM_PASSWORD_PROFILE": "fast"},
+    )
     assert init.returncode == 0, init.stderr
     settings = Settings.load(data_dir, env={}, password_profile="fast")
     admin = await Store.open(settings)  # a third process-like reader and writer: creates the consultant
@@ -233,27 +253,34 @@ async def test_two_cim_serve_processes_on_one_data_directory_and_one_redis(tmp_p
         for name in ("a", "b"):
             proc, url = await asyncio.to_thread(_start_node, data_dir, redis_url, tmp_path / f"node-{name}.log")
             procs.append(proc)
-            clients.append(await connect_client(url, "/resident" if name == "a" else "/staff",
-                                                {"lang": "pl"} if name == "a" else {"token": token},
-                                                cls=Resident if name == "a" else ChatClient))
+            clients.append(
+                await connect_client(
+                    url,
+                    "/resident" if name == "a" else "/staff",
+                    {"lang": "pl"} if name == "a" else {"token": token},
+                    cls=Resident if name == "a" else ChatClient,
+                )
+            )
         resident, anna = clients
         await resident.start()
         await anna.wait_for("queue", lambda q: resident.chat_id in [c["chat_id"] for c in q["chats"]])
         assert (await anna.call("accept", {"chat_id": resident.chat_id}))["ok"]
         await resident.wait_for("state", lambda s: s["status"] == "active")
         asked = [await resident.send(f"pytanie {i}", f"r{i}") for i in range(10)]
-        answered = [await anna.call("send", {"chat_id": resident.chat_id, "text": f"odpowiedź {i}",
-                                             "client_msg_id": f"c{i}"}) for i in range(10)]
+        answered = [
+            await anna.call("send", {"chat_id": resident.chat_id, "text": f"odpowiedź {i}", "client_msg_id": f"c{i}"})
+            for i in range(10)
+        ]
         assert all(a["ok"] for a in asked + answered)
         await anna.wait_for("message", lambda m: m.get("text") == "pytanie 9")
         await resident.wait_for("message", lambda m: m.get("text") == "odpowiedź 9")
         history = await admin.chats.history(resident.chat_id)
         assert texts(history, "resident") == [f"pytanie {i}" for i in range(10)]
         assert texts(history, "consultant") == [f"odpowiedź {i}" for i in range(10)]
-        assert [m["text"] for m in anna.of("message") if m["from"] == "resident"] == [
-            f"pytanie {i}" for i in range(10)]
+        assert [m["text"] for m in anna.of("message") if m["from"] == "resident"] == [f"pytanie {i}" for i in range(10)]
         assert [m["text"] for m in resident.of("message") if m["from"] == "consultant"] == [
-            f"odpowiedź {i}" for i in range(10)]
+            f"odpowiedź {i}" for i in range(10)
+        ]
     finally:
         for client in clients:
             await client.disconnect()
@@ -271,8 +298,9 @@ async def test_two_cim_serve_processes_on_one_data_directory_and_one_redis(tmp_p
 
 
 @pytest.mark.xfail(strict=True, reason="presence is per node: node A does not know the consultant on node B")
-async def test_gap_a_resident_on_one_node_is_told_a_consultant_on_the_other_is_available(nodes: Nodes,
-                                                                                        make_staff) -> None:
+async def test_gap_a_resident_on_one_node_is_told_a_consultant_on_the_other_is_available(
+    nodes: Nodes, make_staff
+) -> None:
     await nodes.consultant(nodes.b, await make_staff("anna", "consultant"))
     resident = await nodes.resident(nodes.a)
     notice = await resident.wait_for("notice")
@@ -296,10 +324,14 @@ async def test_gap_a_chat_is_transferred_to_a_colleague_on_the_other_node(nodes:
     assert moved["ok"], moved
 
 
-@pytest.mark.xfail(strict=True, reason="the reconnect grace period is timed by the node the consultant left, "
-                                       "which does not see them connected on the other node")
-async def test_gap_a_consultant_who_moves_to_the_other_node_keeps_their_chats(nodes: Nodes, make_staff,
-                                                                              clock: Any) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="the reconnect grace period is timed by the node the consultant left, "
+    "which does not see them connected on the other node",
+)
+async def test_gap_a_consultant_who_moves_to_the_other_node_keeps_their_chats(
+    nodes: Nodes, make_staff, clock: Any
+) -> None:
     staff = await make_staff("anna", "consultant")
     anna = await nodes.consultant(nodes.b, staff)
     resident = await accepted_chat(nodes, anna, nodes.a)
@@ -311,10 +343,14 @@ async def test_gap_a_consultant_who_moves_to_the_other_node_keeps_their_chats(no
     assert (chat.status, chat.consultant_id) == ("active", staff.id)
 
 
-@pytest.mark.xfail(strict=True, reason="a node starting treats every chat held by a consultant it does not "
-                                       "see connected as held by someone whose connection dropped")
-async def test_gap_a_node_starting_later_leaves_the_other_nodes_chats_alone(node_settings: Settings, store: Store,
-                                                                           clock: Any, make_staff) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="a node starting treats every chat held by a consultant it does not "
+    "see connected as held by someone whose connection dropped",
+)
+async def test_gap_a_node_starting_later_leaves_the_other_nodes_chats_alone(
+    node_settings: Settings, store: Store, clock: Any, make_staff
+) -> None:
     store_b = await Store.open(node_settings, clock=clock)
     b, runner_b = await start_chat_server(node_settings, store_b)
     nodes = Nodes(b, b)

@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from store.chats import (CLOSE_CATEGORIES, DEFAULT_DISPLAY_NAME, SYSTEM_EVENTS, SYSTEM_EVENTS_UNNAMED, display_name,
-                         fill_canned, render_event)
+from store.chats import (
+    CLOSE_CATEGORIES,
+    DEFAULT_DISPLAY_NAME,
+    SYSTEM_EVENTS,
+    SYSTEM_EVENTS_UNNAMED,
+    display_name,
+    fill_canned,
+    render_event,
+)
 from store.errors import InvalidInput
 from store.models import Actor
 from tests.test_cli_foundation import cim
-
 
 
 SYSTEM = Actor.system("test")
@@ -51,8 +57,13 @@ async def full_chat(resident, anna, bob, lang: str):
 
 def assert_clean(lines: list[dict], lang: str) -> None:
     """Every line is an event rendered in `lang`; no log-in name, no close category, no other language."""
-    assert [m["event"] for m in lines] == ["notice_accepted", "queued", "accepted", "transferred",
-                                           "closed_by_consultant"]
+    assert [m["event"] for m in lines] == [
+        "notice_accepted",
+        "queued",
+        "accepted",
+        "transferred",
+        "closed_by_consultant",
+    ]
     for m in lines:
         assert m["text"] == render_event(m["event"], m["params"], lang)
         assert ANNA not in m["text"] and BOB not in m["text"] and ANNA not in json.dumps(m["params"])
@@ -66,7 +77,8 @@ def assert_clean(lines: list[dict], lang: str) -> None:
 
 @pytest.mark.parametrize("lang", ["pl", "en"])
 async def test_system_lines_reach_the_resident_in_their_language_without_internal_words(
-        resident, consultant_client, chat_server, lang):
+    resident, consultant_client, chat_server, lang
+):
     anna, bob = await staffed(chat_server, consultant_client)
     r, lines = await full_chat(resident, anna, bob, lang)
     assert_clean(lines, lang)
@@ -78,7 +90,8 @@ async def test_system_lines_reach_the_resident_in_their_language_without_interna
 
 
 async def test_the_staff_keep_their_polish_line_with_log_in_names_and_the_category(
-        resident, consultant_client, chat_server):
+    resident, consultant_client, chat_server
+):
     anna, bob = await staffed(chat_server, consultant_client)
     r, _ = await full_chat(resident, anna, bob, "en")
     staff_lines = {m["event"]: m for m in bob.of("message") if m.get("chat_id") == r.chat_id}
@@ -90,7 +103,8 @@ async def test_the_staff_keep_their_polish_line_with_log_in_names_and_the_catego
     assert stored["accepted"].params == {"consultant": "Anna"}
     assert stored["notice_accepted"].params == {"version": 1, "lang": "en"}
     row = await chat_server.store.db.fetchone(
-        "SELECT event, params FROM messages WHERE conversation_id = ? AND seq = 3", (r.chat_id,))
+        "SELECT event, params FROM messages WHERE conversation_id = ? AND seq = 3", (r.chat_id,)
+    )
     assert row["event"] == "accepted" and json.loads(row["params"]) == {"consultant": "Anna"}
 
 
@@ -143,8 +157,12 @@ async def test_set_display_name_refuses_bad_text_and_clears_with_an_empty_one(st
 def test_cim_users_display_name(tmp_path):
     data = tmp_path / "data"
     assert cim(data, "init").returncode == 0
-    assert cim(data, "users", "add", "kasia", "--role", "consultant", "--password-stdin",
-               stdin="another passphrase").returncode == 0
+    assert (
+        cim(
+            data, "users", "add", "kasia", "--role", "consultant", "--password-stdin", stdin="another passphrase"
+        ).returncode
+        == 0
+    )
     r = cim(data, "users", "display-name", "kasia", "Katarzyna")
     assert r.returncode == 0 and "Katarzyna" in r.stdout, r.stderr
     missing = cim(data, "users", "display-name", "nikt", "X")
@@ -154,7 +172,8 @@ def test_cim_users_display_name(tmp_path):
 def test_canned_placeholders_are_filled_and_other_braces_kept():
     text = "Dzień dobry, nazywam się {consultant}. Dziś {date} urząd jest czynny. {inne}"
     assert fill_canned(text, consultant="Anna", day=date(2026, 3, 9)) == (
-        "Dzień dobry, nazywam się Anna. Dziś 09.03.2026 urząd jest czynny. {inne}")
+        "Dzień dobry, nazywam się Anna. Dziś 09.03.2026 urząd jest czynny. {inne}"
+    )
     assert fill_canned("bez pól", consultant="Anna", day=date(2026, 3, 9)) == "bez pól"
 
 
@@ -174,7 +193,8 @@ async def test_canned_responses_are_filled_per_consultant(store, make_staff):
 
 
 async def test_the_offline_greeting_names_the_hours_once_and_the_office_phone_and_address(
-        make_chat_server, store, resident):
+    make_chat_server, store, resident
+):
     from tests.fixtures.chat import connect_client
 
     tomorrow = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(store.clock().weekday() + 1) % 7]

@@ -52,10 +52,13 @@ async def test_end_and_accept_notice_again_does_not_reset_the_message_limit(make
 
 
 async def test_a_new_socket_from_the_same_address_does_not_reset_the_limit(make_chat_server, resident):
-    server = await make_chat_server(resident_rate_limit="5/60", resident_address_rate_limit="8/60",
-                                    trusted_proxies="127.0.0.1")
-    first, second = await resident(url=server.url, headers=via("203.0.113.5")), \
-        await resident(url=server.url, headers=via("203.0.113.5"))
+    server = await make_chat_server(
+        resident_rate_limit="5/60", resident_address_rate_limit="8/60", trusted_proxies="127.0.0.1"
+    )
+    first, second = (
+        await resident(url=server.url, headers=via("203.0.113.5")),
+        await resident(url=server.url, headers=via("203.0.113.5")),
+    )
     neighbour = await resident(url=server.url, headers=via("198.51.100.20"))
     for r in (first, second, neighbour):
         await r.start()
@@ -69,8 +72,9 @@ async def test_a_new_socket_from_the_same_address_does_not_reset_the_limit(make_
 
 
 async def test_chat_openings_are_limited_per_socket_and_per_address(make_chat_server, resident):
-    server = await make_chat_server(chat_open_rate_limit="2/600", chat_open_address_rate_limit="3/600",
-                                    trusted_proxies="127.0.0.1")
+    server = await make_chat_server(
+        chat_open_rate_limit="2/600", chat_open_address_rate_limit="3/600", trusted_proxies="127.0.0.1"
+    )
     r = await resident(url=server.url, headers=via("203.0.113.6"))
     await r.start()
     assert (await restart_chat(r))["ok"]
@@ -84,10 +88,12 @@ async def test_chat_openings_are_limited_per_socket_and_per_address(make_chat_se
     await elsewhere.start()
 
 
-async def test_a_flood_from_one_address_cannot_fill_the_consultants_queue(make_chat_server, resident,
-                                                                         consultant_client):
-    server = await make_chat_server(max_queued_chats_per_address="3", chat_open_address_rate_limit="off",
-                                    trusted_proxies="127.0.0.1")
+async def test_a_flood_from_one_address_cannot_fill_the_consultants_queue(
+    make_chat_server, resident, consultant_client
+):
+    server = await make_chat_server(
+        max_queued_chats_per_address="3", chat_open_address_rate_limit="off", trusted_proxies="127.0.0.1"
+    )
     consultant = await consultant_client("anna", url=server.url)
     acks = []
     for _ in range(8):
@@ -135,7 +141,7 @@ async def test_attachments_announced_by_the_thousand_are_not_collected(chat_serv
             await ws.send_str("451000-/resident," + placeholder)
             for _ in range(3):
                 await ws.send_bytes(b"\x00" * 60_000)
-            while (message := await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            while (await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                 pass
     assert chat_server.app[SIO]._binary_packet == {}  # nothing of it was kept
     assert (await bystander.send("nadal działa", "ok"))["ok"]
@@ -180,8 +186,9 @@ async def _engineio_session(url: str) -> tuple[aiohttp.ClientSession, aiohttp.Cl
 
 
 async def test_sessions_that_never_join_a_namespace_are_limited_and_closed(make_chat_server):
-    server = await make_chat_server(max_connections_per_address="3", socket_join_grace_seconds=1,
-                                    trusted_proxies="127.0.0.1")
+    server = await make_chat_server(
+        max_connections_per_address="3", socket_join_grace_seconds=1, trusted_proxies="127.0.0.1"
+    )
     opened = [await _engineio_session(server.url) for _ in range(3)]
     try:
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -193,7 +200,9 @@ async def test_sessions_that_never_join_a_namespace_are_limited_and_closed(make_
         # after the grace period the server closes each of them (answering pings does not help)
         for _, ws in opened:
             while (message := await asyncio.wait_for(ws.receive(), 30)).type not in (
-                    aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+            ):
                 if message.type == aiohttp.WSMsgType.TEXT and message.data == "2":
                     await ws.send_str("3")
     finally:

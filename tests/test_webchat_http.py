@@ -16,9 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from store import Store
 from store.errors import ConfigError
-from tests.fixtures.chat import EMBEDDING_ORIGIN, ConnectionRefused, Resident, connect_client, start_chat_server
+from tests.fixtures.chat import EMBEDDING_ORIGIN, ConnectionRefused, Resident, connect_client
 from webchat.app import STATIC_DIR, VENDOR_FILES, create_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +32,17 @@ async def get(url: str, **kw) -> tuple[int, dict[str, str], bytes]:
 # ---------------------------------------------------------------- hostile requests first
 
 
-@pytest.mark.parametrize("path", ["/widget/../store/db.py", "/widget/%2e%2e/store/db.py", "/widget/..%2fcim.sqlite3",
-                                  "/widget/vendor/../../node_modules/.package-lock.json", "/cim.sqlite3",
-                                  "/widget/vendor/not-a-library.js"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/widget/../store/db.py",
+        "/widget/%2e%2e/store/db.py",
+        "/widget/..%2fcim.sqlite3",
+        "/widget/vendor/../../node_modules/.package-lock.json",
+        "/cim.sqlite3",
+        "/widget/vendor/not-a-library.js",
+    ],
+)
 async def test_no_file_outside_the_widget_folder_is_served(chat_server, path):
     status, _, body = await get(chat_server.url + path)
     assert status in (400, 403, 404)
@@ -45,32 +52,45 @@ async def test_no_file_outside_the_widget_folder_is_served(chat_server, path):
 async def test_a_foreign_origin_is_refused(chat_server):
     with pytest.raises(ConnectionRefused):
         await connect_client(chat_server.url, "/resident", {"lang": "pl"}, headers={"Origin": "http://evil.example"})
-    status, _, body = await get(chat_server.url + "/socket.io/?EIO=4&transport=polling",
-                                headers={"Origin": "https://evil.example"})
+    status, _, body = await get(
+        chat_server.url + "/socket.io/?EIO=4&transport=polling", headers={"Origin": "https://evil.example"}
+    )
     assert status == 400 and b"accepted origin" in body
     # a look-alike of an allowed origin is foreign too
-    status, _, _ = await get(chat_server.url + "/socket.io/?EIO=4&transport=polling",
-                             headers={"Origin": EMBEDDING_ORIGIN + ".evil.example"})
+    status, _, _ = await get(
+        chat_server.url + "/socket.io/?EIO=4&transport=polling", headers={"Origin": EMBEDDING_ORIGIN + ".evil.example"}
+    )
     assert status == 400
 
 
 async def test_allowed_and_own_origins_connect(chat_server):
     for origin in (EMBEDDING_ORIGIN, chat_server.url):
-        client = await connect_client(chat_server.url, "/resident", {"lang": "pl"}, headers={"Origin": origin},
-                                      cls=Resident)
+        client = await connect_client(
+            chat_server.url, "/resident", {"lang": "pl"}, headers={"Origin": origin}, cls=Resident
+        )
         await client.wait_for("notice")
         await client.disconnect()
-    status, headers, _ = await get(chat_server.url + "/socket.io/?EIO=4&transport=polling",
-                                   headers={"Origin": EMBEDDING_ORIGIN})
+    status, headers, _ = await get(
+        chat_server.url + "/socket.io/?EIO=4&transport=polling", headers={"Origin": EMBEDDING_ORIGIN}
+    )
     assert status == 200 and headers["Access-Control-Allow-Origin"] == EMBEDDING_ORIGIN
 
 
-@pytest.mark.parametrize("overrides", [
-    {"allowed_origins": "*"}, {"allowed_origins": "https://ok.example, *"}, {"allowed_origins": "ftp://x.example"},
-    {"allowed_origins": "https://x.example/path"}, {"resident_rate_limit": "ten"}, {"resident_rate_limit": "0/10"},
-    {"max_connections_per_address": "0"}, {"max_connections_per_address": "many"},
-    {"opening_hours": "whenever"}, {"trusted_proxies": "proxy.local"},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"allowed_origins": "*"},
+        {"allowed_origins": "https://ok.example, *"},
+        {"allowed_origins": "ftp://x.example"},
+        {"allowed_origins": "https://x.example/path"},
+        {"resident_rate_limit": "ten"},
+        {"resident_rate_limit": "0/10"},
+        {"max_connections_per_address": "0"},
+        {"max_connections_per_address": "many"},
+        {"opening_hours": "whenever"},
+        {"trusted_proxies": "proxy.local"},
+    ],
+)
 async def test_bad_settings_stop_the_server_from_being_built(chat_settings, store, overrides):
     with pytest.raises(ConfigError):
         create_app(chat_settings.with_(**overrides), store)
@@ -96,11 +116,13 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_counts(make_chat_ser
     server = await make_chat_server(max_connections_per_address="1", trusted_proxies="127.0.0.1")
     a = await connect_client(server.url, "/resident", {"lang": "pl"}, headers={"X-Forwarded-For": "203.0.113.1"})
     # the client may prepend anything; only the hop our proxy appended (the rightmost) is believed
-    b = await connect_client(server.url, "/resident", {"lang": "pl"},
-                             headers={"X-Forwarded-For": "203.0.113.1, 198.51.100.7"})
+    b = await connect_client(
+        server.url, "/resident", {"lang": "pl"}, headers={"X-Forwarded-For": "203.0.113.1, 198.51.100.7"}
+    )
     with pytest.raises(ConnectionRefused):
-        await connect_client(server.url, "/resident", {"lang": "pl"},
-                             headers={"X-Forwarded-For": "10.9.9.9, 203.0.113.1"})
+        await connect_client(
+            server.url, "/resident", {"lang": "pl"}, headers={"X-Forwarded-For": "10.9.9.9, 203.0.113.1"}
+        )
     for c in (a, b):
         await c.disconnect()
 
@@ -188,11 +210,22 @@ async def test_healthz_answers_ok_and_nothing_about_who_is_online(chat_server, c
 
 def _start_serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
     """`cim serve --port 0` as a real process; its log goes to a file (a full pipe would stall it)."""
-    env = {**os.environ, "CIM_DATA_DIR": str(data_dir), "CIM_OPENING_HOURS": "always",
-           "CIM_RESIDENT_RATE_LIMIT": "off", "CIM_PASSWORD_PROFILE": "fast", "CIM_PURGE_DAILY_AT": "off"}
+    env = {
+        **os.environ,
+        "CIM_DATA_DIR": str(data_dir),
+        "CIM_OPENING_HOURS": "always",
+        "CIM_RESIDENT_RATE_LIMIT": "off",
+        "CIM_PASSWORD_PROFILE": "fast",
+        "CIM_PURGE_DAILY_AT": "off",
+    }
     with open(log, "a", encoding="utf-8") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "cim", "serve", "--port", "0"], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=sink)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cim", "serve", "--port", "0"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         urls = re.findall(r"serve\.listening url=(\S+)", log.read_text(encoding="utf-8"))
@@ -207,8 +240,9 @@ def _start_serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 async def test_cim_serve_keeps_acked_messages_across_kill_9(tmp_path):
     data_dir = tmp_path / "served"
-    init = subprocess.run([sys.executable, "-m", "cim", "init", "--data-dir", str(data_dir)], cwd=REPO,
-                          capture_output=True, text=True)
+    init = subprocess.run(
+        [sys.executable, "-m", "cim", "init", "--data-dir", str(data_dir)], cwd=REPO, capture_output=True, text=True
+    )
     assert init.returncode == 0, init.stderr
     log = tmp_path / "serve.log"
     proc, url = await asyncio.to_thread(_start_serve, data_dir, log)
@@ -225,7 +259,8 @@ async def test_cim_serve_keeps_acked_messages_across_kill_9(tmp_path):
         back = await connect_client(url, "/resident", {"lang": "pl", "resume": r.resume_token}, cls=Resident)
         history = await back.wait_for("history")
         assert [m["text"] for m in history["messages"] if m["from"] == "resident"] == [
-            f"message {i}" for i in range(20)]
+            f"message {i}" for i in range(20)
+        ]
         assert (await back.send("message 5", "k5")) == {"ok": True, "seq": acks[5]["seq"]}  # still once
         await back.disconnect()
     finally:
@@ -242,9 +277,11 @@ async def test_cim_serve_keeps_acked_messages_across_kill_9(tmp_path):
 
 
 def test_store_imports_no_web_or_screen_code():
-    code = ("import sys, store, store.chats, store.opening_hours; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('webchat', 'tui', 'aiohttp', 'socketio', 'textual')]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, store, store.chats, store.opening_hours; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('webchat', 'tui', 'aiohttp', 'socketio', 'textual')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -35,11 +35,15 @@ async def test_lone_surrogates_and_huge_ids_are_invalid_at_the_edge(make_chat_se
     c = await consultant_client("anna", url=server.url)
     assert (await c.call("accept", {"chat_id": chat_id}))["ok"]
     for big in TOO_BIG:
-        for event, payload in (("accept", {"chat_id": big}), ("send", {"chat_id": big, "text": "x"}),
-                               ("typing", {"chat_id": big, "active": True}),
-                               ("close", {"chat_id": big, "category": "other"}), ("history", {"chat_id": big}),
-                               ("transfer", {"chat_id": big, "to_staff_id": 1}),
-                               ("transfer", {"chat_id": chat_id, "to_staff_id": big})):
+        for event, payload in (
+            ("accept", {"chat_id": big}),
+            ("send", {"chat_id": big, "text": "x"}),
+            ("typing", {"chat_id": big, "active": True}),
+            ("close", {"chat_id": big, "category": "other"}),
+            ("history", {"chat_id": big}),
+            ("transfer", {"chat_id": big, "to_staff_id": 1}),
+            ("transfer", {"chat_id": chat_id, "to_staff_id": big}),
+        ):
             assert code(await c.call(event, payload)) == "invalid", (event, payload)
     for text in LONE_SURROGATES:
         assert code(await c.call("send", {"chat_id": chat_id, "text": text})) == "invalid"
@@ -52,8 +56,12 @@ async def test_lone_surrogates_and_huge_ids_are_invalid_at_the_edge(make_chat_se
 
 
 async def test_poisoned_and_honest_messages_interleaved_from_many_sockets(make_chat_server, resident):
-    server = await make_chat_server(resident_rate_limit="off", resident_address_rate_limit="off",
-                                    max_queued_chats_per_address="off", chat_open_address_rate_limit="off")
+    server = await make_chat_server(
+        resident_rate_limit="off",
+        resident_address_rate_limit="off",
+        max_queued_chats_per_address="off",
+        chat_open_address_rate_limit="off",
+    )
     residents = [await resident(url=server.url) for _ in range(12)]
     for r in residents:
         await r.start()
@@ -63,16 +71,17 @@ async def test_poisoned_and_honest_messages_interleaved_from_many_sockets(make_c
         calls = []
         for k in range(honest_per_resident):
             calls.append((True, r.call("send", {"text": f"pytanie {k} od {i}", "client_msg_id": f"h{i}-{k}"})))
-            poison = [{"text": LONE_SURROGATES[k % 3], "client_msg_id": f"p{i}-{k}"},
-                      {"text": "tekst", "client_msg_id": "\ud800" + str(k)},
-                      {"text": ["nie", "tekst"], "client_msg_id": f"q{i}-{k}"}][k % 3]
+            poison = [
+                {"text": LONE_SURROGATES[k % 3], "client_msg_id": f"p{i}-{k}"},
+                {"text": "tekst", "client_msg_id": "\ud800" + str(k)},
+                {"text": ["nie", "tekst"], "client_msg_id": f"q{i}-{k}"},
+            ][k % 3]
             calls.append((False, r.call("send", poison)))
         # all in flight at once: honest and poisoned items land in the same group-commit batches
         acks = await asyncio.gather(*(call for _, call in calls))
         return [(honest, ack) for (honest, _), ack in zip(calls, acks)]
 
-    results = [pair for batch in await asyncio.gather(*(talk(i, r) for i, r in enumerate(residents)))
-               for pair in batch]
+    results = [pair for batch in await asyncio.gather(*(talk(i, r) for i, r in enumerate(residents))) for pair in batch]
     assert all(ack.get("ok") or ack["error"]["code"] != "server_error" for _, ack in results)  # nobody, ever
     assert all(ack["ok"] for honest, ack in results if honest)
     assert all(code(ack) == "invalid" for honest, ack in results if not honest)

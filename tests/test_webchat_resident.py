@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import socketio
 
 from store import Store
 from store.notice_texts import CHAT_EN, CHAT_PL
@@ -15,8 +14,12 @@ MARKUP = '<script>alert("x")</script><img src=x onerror=alert(1)><b>bold</b> [re
 
 
 async def table_counts(store: Store) -> dict[str, int]:
-    names = [r["name"] for r in await store.db.fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    names = [
+        r["name"]
+        for r in await store.db.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
     return {n: (await store.db.fetchone(f"SELECT count(*) AS n FROM {n}"))["n"] for n in names}
 
 
@@ -38,8 +41,9 @@ async def test_nothing_can_be_sent_before_the_notice_is_accepted(resident, chat_
     assert await table_counts(chat_server.store) == before
 
 
-@pytest.mark.parametrize("payload", [None, "1", 1, [1], {}, {"notice_id": "1"}, {"notice_id": 9999},
-                                     {"notice_id": True}])
+@pytest.mark.parametrize(
+    "payload", [None, "1", 1, [1], {}, {"notice_id": "1"}, {"notice_id": 9999}, {"notice_id": True}]
+)
 async def test_accept_notice_with_a_bad_payload_is_invalid(resident, chat_server, payload):
     r = await resident()
     await r.wait_for("notice")
@@ -63,8 +67,10 @@ async def test_message_validation_errors(make_chat_server, resident):
     # the whole payload of the wrong type, or two arguments (binary closes the socket: test_webchat_floods.py)
     for payload in ("just a string", 12, ["text"]):
         assert code(await r.client.call("send", payload, namespace="/resident", timeout=10)) == "invalid"
-    assert code(await r.client.call("send", ({"text": "a"}, {"text": "b"}), namespace="/resident",
-                                    timeout=10)) == "invalid"
+    assert (
+        code(await r.client.call("send", ({"text": "a"}, {"text": "b"}), namespace="/resident", timeout=10))
+        == "invalid"
+    )
     stored = [m.sender for m in await chat_server.store.chats.history(r.chat_id)]
     assert stored == ["system", "system"]  # nothing but the acceptance and the queue line
     assert (await r.send("x" * limit))["ok"]
@@ -205,7 +211,8 @@ async def test_acceptance_is_written_to_the_transcript_with_the_notice_version(r
     history = await chat_server.store.chats.history(ack["chat_id"])
     assert history[0].sender == "system" and "wersja 1" in history[0].text
     row = await chat_server.store.db.fetchone(
-        "SELECT notice_id, notice_accepted_at, status FROM conversations WHERE id = ?", (ack["chat_id"],))
+        "SELECT notice_id, notice_accepted_at, status FROM conversations WHERE id = ?", (ack["chat_id"],)
+    )
     assert row["notice_id"] == 1 and row["notice_accepted_at"] and row["status"] == "queued"
     first = await r.wait_for("message", lambda m: m["seq"] == 1)
     assert first["from"] == "system" and "wersja 1" in first["text"]
@@ -238,8 +245,9 @@ async def test_a_consultant_answers_a_resident(resident, consultant_client):
     got = await c.wait_for("message", lambda m: m["from"] == "resident")
     assert got["chat_id"] == r.chat_id and got["seq"] == 4 and got["text"] == "Dzień dobry, jak wyrobić dowód?"
 
-    reply = await c.call("send", {"chat_id": r.chat_id, "text": "Wniosek składa się w urzędzie.",
-                                  "client_msg_id": "c-1"})
+    reply = await c.call(
+        "send", {"chat_id": r.chat_id, "text": "Wniosek składa się w urzędzie.", "client_msg_id": "c-1"}
+    )
     assert reply == {"ok": True, "seq": 5}
     answer = await r.wait_for("message", lambda m: m["from"] == "consultant")
     assert answer["text"] == "Wniosek składa się w urzędzie." and answer["seq"] == 5
@@ -318,7 +326,9 @@ async def test_queue_position_moves_as_chats_are_taken(resident, consultant_clie
     mark = second.log.mark()
     assert (await c.call("accept", {"chat_id": first.chat_id}))["ok"]
     # one chat was accepted in the last hour, at once (the clock stands still): the estimate is 0 seconds
-    await second.wait_for("state", lambda s: s == {"status": "queued", "position": 1, "estimated_wait_s": 0}, after=mark)
+    await second.wait_for(
+        "state", lambda s: s == {"status": "queued", "position": 1, "estimated_wait_s": 0}, after=mark
+    )
 
 
 async def test_ending_the_chat_tells_the_consultant(resident, consultant_client, chat_server):
@@ -351,8 +361,9 @@ async def test_an_acked_message_survives_in_a_fresh_store(resident, chat_server,
 async def test_many_residents_at_once_all_get_their_acks(resident, chat_server):
     residents = [await resident() for _ in range(10)]
     await asyncio.gather(*(r.start() for r in residents))
-    acks = await asyncio.gather(*(r.send(f"msg {i}.{j}", f"{i}-{j}") for i, r in enumerate(residents)
-                                  for j in range(5)))
+    acks = await asyncio.gather(
+        *(r.send(f"msg {i}.{j}", f"{i}-{j}") for i, r in enumerate(residents) for j in range(5))
+    )
     assert all(a["ok"] for a in acks)
     count = await chat_server.store.db.fetchone("SELECT count(*) AS n FROM messages WHERE sender = 'resident'")
     assert count["n"] == 50

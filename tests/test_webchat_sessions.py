@@ -24,8 +24,11 @@ def code(ack: dict) -> str | None:
 
 
 async def refused_audit(store: Store, action: str) -> list:
-    rows = await store.db.fetchall("SELECT actor_id, actor_name, target_id, details FROM audit "
-                                   "WHERE action = ? AND outcome = 'refused' ORDER BY id", (action,))
+    rows = await store.db.fetchall(
+        "SELECT actor_id, actor_name, target_id, details FROM audit "
+        "WHERE action = ? AND outcome = 'refused' ORDER BY id",
+        (action,),
+    )
     return [dict(r) for r in rows]
 
 
@@ -106,8 +109,9 @@ async def test_a_password_reset_ends_the_sockets(chat_server, consultant_client,
     await check_consequences(chat_server, anna, bob, person)
 
 
-async def test_a_change_made_by_another_process_is_found_by_the_sweep(chat_server, consultant_client, resident,
-                                                                      settings):
+async def test_a_change_made_by_another_process_is_found_by_the_sweep(
+    chat_server, consultant_client, resident, settings
+):
     """The TUI and `cim users` change accounts through their own store: no listener here hears it."""
     anna, bob, person = await anna_with_a_chat(consultant_client, resident)
     other = await Store.open(settings)  # another connection to the same file, as another process has
@@ -150,7 +154,8 @@ async def test_an_idle_session_ends_and_a_working_one_does_not(chat_server, cons
 
 
 async def test_chats_of_a_consultant_who_left_and_whose_session_ended_return_to_the_queue(
-        chat_server, consultant_client, resident, clock):
+    chat_server, consultant_client, resident, clock
+):
     """A TUI that crashed: the socket dropped while the session was alive, so the chat stayed assigned."""
     from webchat.app import HUB
 
@@ -186,16 +191,21 @@ async def test_refused_connections_are_audited(chat_server, make_staff, clock):
         await connect_client(chat_server.url, "/staff", {"token": "\ud800" * 40})
     entries = await refused_audit(chat_server.store, "staff.connect")
     assert [(e["actor_name"], e["details"]) for e in entries] == [
-        ("unknown", '{"reason":"session"}'), ("dora", '{"reason":"role"}'), ("unknown", '{"reason":"session"}'),
-        ("unknown", '{"reason":"session"}')]
+        ("unknown", '{"reason":"session"}'),
+        ("dora", '{"reason":"role"}'),
+        ("unknown", '{"reason":"session"}'),
+        ("unknown", '{"reason":"session"}'),
+    ]
     assert (await chat_server.store.audit.verify()).ok
 
 
 async def test_every_action_on_a_colleagues_chat_is_refused_and_audited(chat_server, consultant_client, resident):
     anna, bob, person = await anna_with_a_chat(consultant_client, resident)
     chat_id = person.chat_id
-    assert code(await bob.call("send", {"chat_id": chat_id, "text": "przejmuję", "client_msg_id": "b1"})) \
+    assert (
+        code(await bob.call("send", {"chat_id": chat_id, "text": "przejmuję", "client_msg_id": "b1"}))
         == "not_permitted"
+    )
     assert code(await bob.call("typing", {"chat_id": chat_id, "active": True})) == "not_permitted"
     assert code(await bob.call("close", {"chat_id": chat_id, "category": "other"})) == "not_permitted"
     assert code(await bob.call("transfer", {"chat_id": chat_id, "to_staff_id": bob.staff.id})) == "not_permitted"
@@ -203,7 +213,8 @@ async def test_every_action_on_a_colleagues_chat_is_refused_and_audited(chat_ser
     for action in ("chat.send", "chat.typing", "chat.close", "chat.transfer", "chat.read"):
         entries = await refused_audit(chat_server.store, action)
         assert [(e["actor_id"], e["target_id"], e["details"]) for e in entries] == [
-            (bob.staff.id, str(chat_id), '{"reason":"not_assigned"}')], action
+            (bob.staff.id, str(chat_id), '{"reason":"not_assigned"}')
+        ], action
     assert [m for m in person.of("message") if m["from"] == "consultant"] == []
     assert (await anna.call("history", {"chat_id": chat_id}))["ok"]
 

@@ -19,8 +19,9 @@ def code(ack: dict) -> str | None:
 # ---------------------------------------------------------------- who may connect
 
 
-@pytest.mark.parametrize("auth", [None, {}, {"token": ""}, {"token": 123}, {"token": "forged-" + "x" * 40},
-                                  {"token": "y" * 5000}])
+@pytest.mark.parametrize(
+    "auth", [None, {}, {"token": ""}, {"token": 123}, {"token": "forged-" + "x" * 40}, {"token": "y" * 5000}]
+)
 async def test_missing_or_forged_tokens_are_refused(chat_server, auth):
     with pytest.raises(ConnectionRefused) as info:
         await connect_client(chat_server.url, "/staff", auth)
@@ -146,8 +147,9 @@ async def test_exactly_one_of_two_consultants_wins_the_accept_race(consultant_cl
     for _ in range(3):
         r = await resident()
         await r.start()
-        acks = await asyncio.gather(anna.call("accept", {"chat_id": r.chat_id}),
-                                    bob.call("accept", {"chat_id": r.chat_id}))
+        acks = await asyncio.gather(
+            anna.call("accept", {"chat_id": r.chat_id}), bob.call("accept", {"chat_id": r.chat_id})
+        )
         assert sorted(a["ok"] for a in acks) == [False, True]
         loser = next(a for a in acks if not a["ok"])
         assert code(loser) == "already_taken"
@@ -207,8 +209,9 @@ async def test_my_chats_and_assigned_after_a_reconnect(consultant_client, reside
     await c.disconnect()
     again = await connect_client(chat_server.url, "/staff", {"token": c.token})
     try:
-        assigned = [await again.wait_for("assigned", lambda a, i=i: a["chat_id"] == i)
-                    for i in (r1.chat_id, r2.chat_id)]
+        assigned = [
+            await again.wait_for("assigned", lambda a, i=i: a["chat_id"] == i) for i in (r1.chat_id, r2.chat_id)
+        ]
         assert "hello from one" in [m["text"] for m in assigned[0]["history"]]
         mine = await again.call("my_chats", {})
         assert mine["ok"] and [x["chat_id"] for x in mine["chats"]] == [r1.chat_id, r2.chat_id]
@@ -236,5 +239,6 @@ async def test_the_staff_actions_are_audited(consultant_client, resident, chat_s
     await c.call("close", {"chat_id": r.chat_id, "category": "other"})
     rows = await chat_server.store.db.fetchall(
         "SELECT action, actor_id FROM audit WHERE target_kind = 'conversation' AND target_id = ? ORDER BY id",
-        (str(r.chat_id),))
+        (str(r.chat_id),),
+    )
     assert [(x["action"], x["actor_id"]) for x in rows] == [("chat.accept", c.staff.id), ("chat.close", c.staff.id)]

@@ -19,8 +19,9 @@ def test_the_widget_core_node_tests_pass():
     node = shutil.which("node")
     assert node, "node is not installed; the widget's core tests need Node.js (README: The two commands)"
     assert NODE_TESTS, "no node tests found in webchat/tests/"
-    proc = subprocess.run([node, "--test", *map(str, NODE_TESTS)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [node, "--test", *map(str, NODE_TESTS)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     passed = re.search(r"^# pass (\d+)$", out, flags=re.M)
@@ -53,8 +54,7 @@ async def test_the_offline_payload_carries_the_limit_too(chat_settings, store, r
     from tests.fixtures.chat import start_chat_server
 
     tomorrow = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(store.clock().weekday() + 1) % 7]
-    server, runner = await start_chat_server(
-        chat_settings.with_(opening_hours=f"{tomorrow} 08:00-16:00"), store)
+    server, runner = await start_chat_server(chat_settings.with_(opening_hours=f"{tomorrow} 08:00-16:00"), store)
     try:
         r = await resident(url=server.url)
         offline = await r.wait_for("offline")

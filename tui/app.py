@@ -38,13 +38,19 @@ PALETTE_TOOLTIP = N_("Open the command palette")
 #: msgids under which CimApp.get_system_commands shows them in the staff language. A title or help text
 #: Textual adds or rewords later is shown as Textual writes it (English) until it is listed here.
 TEXTUAL_COMMANDS = (
-    N_("Theme"), N_("Change the current theme"),
-    N_("Quit"), N_("Quit the application as soon as possible"),
-    N_("Keys"), N_("Hide the keys and widget help panel"),
+    N_("Theme"),
+    N_("Change the current theme"),
+    N_("Quit"),
+    N_("Quit the application as soon as possible"),
+    N_("Keys"),
+    N_("Hide the keys and widget help panel"),
     N_("Show help for the focused widget and a summary of available keys"),
-    N_("Minimize"), N_("Minimize the widget and restore to normal size"),
-    N_("Maximize"), N_("Maximize the focused widget"),
-    N_("Screenshot"), N_("Save an SVG 'screenshot' of the current screen"),
+    N_("Minimize"),
+    N_("Minimize the widget and restore to normal size"),
+    N_("Maximize"),
+    N_("Maximize the focused widget"),
+    N_("Screenshot"),
+    N_("Save an SVG 'screenshot' of the current screen"),
 )
 SEARCH_COMMANDS = N_("Search for commands…")
 SEARCH_THEMES = N_("Search for themes…")
@@ -125,13 +131,21 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def start_session(self, session: Session) -> None:
         assert self.store is not None
         actor = session.staff.as_actor()
-        self.ctx = TuiContext(store=self.store, settings=self.settings, actor=actor, token=session.token,
-                              server_url=self.server_url)
+        self.ctx = TuiContext(
+            store=self.store, settings=self.settings, actor=actor, token=session.token, server_url=self.server_url
+        )
         self._bind_areas()
         if self.server_url and allowed(actor, Permission.HANDLE_CHATS):
             self.desk = Desk(staff_id=actor.staff_id)
-            self.live = LiveClient(self.server_url, session.token, self.desk, self._post_live,
-                                   retry_min=self.live_retry[0], retry_max=self.live_retry[1], clock=self.clock)
+            self.live = LiveClient(
+                self.server_url,
+                session.token,
+                self.desk,
+                self._post_live,
+                retry_min=self.live_retry[0],
+                retry_max=self.live_retry[1],
+                clock=self.clock,
+            )
             self.run_worker(self.live.run(), name="live-client", group="live", exit_on_error=False)
         # the person's own language (My account) wins over CIM_STAFF_LANG from here until sign-out
         set_language(session.staff.language)
@@ -273,8 +287,9 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def _confirm_quit(self, count: int) -> None:
         from tui.widgets.modals import ConfirmModal
 
-        question = ngettext("You have {n} open chat; quit CIM anyway?",
-                            "You have {n} open chats; quit CIM anyway?", count).format(n=count)
+        question = ngettext(
+            "You have {n} open chat; quit CIM anyway?", "You have {n} open chats; quit CIM anyway?", count
+        ).format(n=count)
         help = _("Your session ends and the chats return to the queue for a colleague.")
         if await self.push_screen_wait(ConfirmModal(question, help)):
             await self._leave()
@@ -299,12 +314,21 @@ class CimApp(ReportsWorkerErrors, App[None]):
         yield SystemCommand(_("Home"), _("Back to the list of areas (F1)"), self.action_home)
         for area in areas_for(self.ctx.actor):
             title = _(area.title)
-            help = (_("Go to {area} ({key})").format(area=title, key=area.binding.upper()) if area.binding
-                    else _("Go to {area}").format(area=title))
-            yield SystemCommand(_("Open {area}").format(area=title), help,
-                                lambda key=area.key: self.run_worker(self.action_open_area(key)))
-        yield SystemCommand(_("My account"), _("Password, second factor, language (Ctrl+U)"),
-                            lambda: self.run_worker(self.action_my_account()))
+            help = (
+                _("Go to {area} ({key})").format(area=title, key=area.binding.upper())
+                if area.binding
+                else _("Go to {area}").format(area=title)
+            )
+            yield SystemCommand(
+                _("Open {area}").format(area=title),
+                help,
+                lambda key=area.key: self.run_worker(self.action_open_area(key)),
+            )
+        yield SystemCommand(
+            _("My account"),
+            _("Password, second factor, language (Ctrl+U)"),
+            lambda: self.run_worker(self.action_my_account()),
+        )
         yield SystemCommand(_("Sign out"), _("End your CIM session (F12)"), self.action_sign_out)
 
     # -- session expiry ----------------------------------------------------------------------------
@@ -360,9 +384,14 @@ class CimApp(ReportsWorkerErrors, App[None]):
         if message.new:
             self.bell()
             count = len(message.new)
-            self.notify(ngettext("{n} new chat waiting in the queue (F2: live chats).",
-                                 "{n} new chats waiting in the queue (F2: live chats).", count).format(n=count),
-                        title=_("New chat"))
+            self.notify(
+                ngettext(
+                    "{n} new chat waiting in the queue (F2: live chats).",
+                    "{n} new chats waiting in the queue (F2: live chats).",
+                    count,
+                ).format(n=count),
+                title=_("New chat"),
+            )
 
     @on(Live.ChatAssigned)
     def _live_assigned(self, message: Live.ChatAssigned) -> None:
@@ -370,43 +399,59 @@ class CimApp(ReportsWorkerErrors, App[None]):
             self.bell()
             self.notify(_("Chat #{id} was transferred to you.").format(id=message.chat_id), title=_("Transfer"))
         elif message.taken_over:  # §3: a supervisor took it over and handles it now
-            self.notify(_("Chat #{id} is yours now (F2: live chats).").format(id=message.chat_id),
-                        title=_("Supervision"))
+            self.notify(
+                _("Chat #{id} is yours now (F2: live chats).").format(id=message.chat_id), title=_("Supervision")
+            )
         elif message.auto:  # auto mode (webchat/routing.py): Ctrl+Y declines
             self.bell()
-            self.notify(_("Chat #{id} was given to you (Ctrl+Y declines it once).").format(id=message.chat_id),
-                        title=_("New chat"))
+            self.notify(
+                _("Chat #{id} was given to you (Ctrl+Y declines it once).").format(id=message.chat_id),
+                title=_("New chat"),
+            )
 
     @on(Live.Released)
     def _live_released(self, message: Live.Released) -> None:
         if message.reason == "taken_over":  # §3
             self.bell()
-            self.notify(_("Chat #{id} was taken over by {name} (supervision).").format(
-                id=message.chat_id, name=message.by_name or "?"), title=_("Supervision"), severity="warning")
+            self.notify(
+                _("Chat #{id} was taken over by {name} (supervision).").format(
+                    id=message.chat_id, name=message.by_name or "?"
+                ),
+                title=_("Supervision"),
+                severity="warning",
+            )
         elif message.reason == "resident_left":
-            self.notify(_("The resident left chat #{id}. F8 closes it with a category.").format(id=message.chat_id),
-                        severity="warning")
+            self.notify(
+                _("The resident left chat #{id}. F8 closes it with a category.").format(id=message.chat_id),
+                severity="warning",
+            )
         elif message.reason not in ("", "closed", "transferred"):
-            self.notify(_("Chat #{id} is no longer yours ({reason}).").format(
-                id=message.chat_id, reason=release_reason(message.reason)))
+            self.notify(
+                _("Chat #{id} is no longer yours ({reason}).").format(
+                    id=message.chat_id, reason=release_reason(message.reason)
+                )
+            )
 
     @on(Live.Supervised)
     def _live_supervised(self, message: Live.Supervised) -> None:
         if message.names:
-            self.notify(_("Chat #{id} is supervised by {names}.").format(
-                id=message.chat_id, names=", ".join(message.names)), title=_("Supervision"))
+            self.notify(
+                _("Chat #{id} is supervised by {names}.").format(id=message.chat_id, names=", ".join(message.names)),
+                title=_("Supervision"),
+            )
 
     @on(Live.NoteReceived)
     def _live_note(self, message: Live.NoteReceived) -> None:
         self.bell()
-        self.notify(_("A note from {name} in chat #{id}.").format(name=message.line.author or "?", id=message.chat_id),
-                    title=_("Supervision"))
+        self.notify(
+            _("A note from {name} in chat #{id}.").format(name=message.line.author or "?", id=message.chat_id),
+            title=_("Supervision"),
+        )
 
     @work(exclusive=True, exit_on_error=False, group="session-ended")
     async def _session_ended(self, message: str, message_en: str) -> None:
         """The chat server ended our session and said why (its Polish and English sentences: the reader's)."""
-        shown = (message_en if current_language() == "en" and message_en else message) or _(
-            "Your session has ended.")
+        shown = (message_en if current_language() == "en" and message_en else message) or _("Your session has ended.")
         assert self.store is not None
         try:
             if self.ctx is not None:
@@ -426,8 +471,9 @@ class CimApp(ReportsWorkerErrors, App[None]):
 
     def connection_label(self) -> str:
         if self.desk is None:
-            return (_("live chats: not connected") if self.ctx and allowed(self.ctx.actor, Permission.HANDLE_CHATS)
-                    else "")
+            return (
+                _("live chats: not connected") if self.ctx and allowed(self.ctx.actor, Permission.HANDLE_CHATS) else ""
+            )
         return _("live chats: {state}").format(state=_(STATE_LABELS[self.desk.state]))
 
     def _update_sub_title(self) -> None:

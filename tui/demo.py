@@ -36,23 +36,30 @@ DEMO_DEPARTMENTS = (
 
 DEMO_CANNED = (
     ("Powitanie", "Dzień dobry, nazywam się {consultant}, w czym mogę pomóc?"),  # filled per consultant
-    ("Godziny otwarcia", "Biuro Obsługi Interesantów jest czynne w poniedziałki 7:30-18:00, "
-                         "od wtorku do piątku 7:30-15:30."),
+    (
+        "Godziny otwarcia",
+        "Biuro Obsługi Interesantów jest czynne w poniedziałki 7:30-18:00, od wtorku do piątku 7:30-15:30.",
+    ),
     ("Pożegnanie", "Dziękuję za rozmowę. Życzę miłego dnia!"),
 )
 
 #: Closed demo chats: (resident lines, consultant lines, category), alternating resident first.
 DEMO_CHATS = (
-    (["Dzień dobry, do kiedy trzeba zapłacić podatek od nieruchomości?",
-      "Dziękuję, to wszystko."],
-     ["Dzień dobry, pierwsza rata jest płatna do 15 marca.", "Proszę bardzo, miłego dnia."],
-     "information_given"),
-    (["Chciałbym zgłosić dziurę w jezdni na ul. Wojska Polskiego."],
-     ["Przekazuję zgłoszenie do Wydziału Gospodarki Komunalnej; można je też złożyć przez formularz."],
-     "referred"),
-    (["How can I register a car bought abroad?"],
-     ["Hello, you need an appointment at the Vehicle Registration Office (Wydział Komunikacji)."],
-     "information_given"),
+    (
+        ["Dzień dobry, do kiedy trzeba zapłacić podatek od nieruchomości?", "Dziękuję, to wszystko."],
+        ["Dzień dobry, pierwsza rata jest płatna do 15 marca.", "Proszę bardzo, miłego dnia."],
+        "information_given",
+    ),
+    (
+        ["Chciałbym zgłosić dziurę w jezdni na ul. Wojska Polskiego."],
+        ["Przekazuję zgłoszenie do Wydziału Gospodarki Komunalnej; można je też złożyć przez formularz."],
+        "referred",
+    ),
+    (
+        ["How can I register a car bought abroad?"],
+        ["Hello, you need an appointment at the Vehicle Registration Office (Wydział Komunikacji)."],
+        "information_given",
+    ),
 )
 
 
@@ -134,8 +141,12 @@ def embedded_chat_server(sock: socket.socket):
         from webchat.app import create_app, runner_options
 
         # a short shutdown: the sockets are closed first (webchat.app), and Ctrl+Q should end the demo at once
-        runner = web.AppRunner(create_app(store.settings, store), handle_signals=False, access_log=None,
-                               **{**runner_options(store.settings), "shutdown_timeout": 1.0})
+        runner = web.AppRunner(
+            create_app(store.settings, store),
+            handle_signals=False,
+            access_log=None,
+            **{**runner_options(store.settings), "shutdown_timeout": 1.0},
+        )
         await runner.setup()
         site = web.SockSite(runner, sock)
         await site.start()

@@ -130,9 +130,16 @@ class _Manager(Manager):
 class AmiLink:
     """One AMI connection kept alive; `state` is the current TrafficState, `on_change()` is called after changes."""
 
-    def __init__(self, address: AmiAddress, state: TrafficState, *, clock: Clock = system_clock,
-                 on_change: Callable[[], None] = lambda: None, backoff: tuple[float, float] = (0.5, 30.0),
-                 ping_seconds: int = 20) -> None:
+    def __init__(
+        self,
+        address: AmiAddress,
+        state: TrafficState,
+        *,
+        clock: Clock = system_clock,
+        on_change: Callable[[], None] = lambda: None,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        ping_seconds: int = 20,
+    ) -> None:
         self.address = address
         self.state = state
         self.clock = clock
@@ -165,9 +172,11 @@ class AmiLink:
         self._close()
 
     def status(self) -> dict[str, Any]:
-        return {"connected": self.connected,
-                "down_since": None if self.down_since is None else self.down_since.isoformat(),
-                "error": None if self.connected else self.last_error}
+        return {
+            "connected": self.connected,
+            "down_since": None if self.down_since is None else self.down_since.isoformat(),
+            "error": None if self.connected else self.last_error,
+        }
 
     async def _run(self) -> None:
         delay = self.backoff[0]
@@ -206,21 +215,37 @@ class AmiLink:
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
-        manager = _Manager(self._lost.set, host=self.address.host, port=self.address.port, loop=loop,
-                           ping_delay=self.ping_seconds, ping_interval=self.ping_seconds, events="on")
+        manager = _Manager(
+            self._lost.set,
+            host=self.address.host,
+            port=self.address.port,
+            loop=loop,
+            ping_delay=self.ping_seconds,
+            ping_interval=self.ping_seconds,
+            events="on",
+        )
         manager.register_event("*", self._on_event)
         self._manager = manager
         transport, protocol = await asyncio.wait_for(
-            loop.create_connection(BoundedAMIProtocol, self.address.host, self.address.port), ACTION_TIMEOUT)
+            loop.create_connection(BoundedAMIProtocol, self.address.host, self.address.port), ACTION_TIMEOUT
+        )
         made = loop.create_future()
         made.set_result((transport, protocol))
         self._held = []  # events before the rebuild is done wait here
         manager.connection_made(made)
-        reply = await self._action({"Action": "Login", "Username": self.address.username,
-                                    "Secret": self.address.secret, "Events": "call,agent"})
+        reply = await self._action(
+            {
+                "Action": "Login",
+                "Username": self.address.username,
+                "Secret": self.address.secret,
+                "Events": "call,agent",
+            }
+        )
         if not getattr(reply, "success", False):
-            raise LoginRefused(f"the PBX refused the AMI login of {self.address.username!r} "
-                               f"({reply.get('Message', 'no reason given')})")
+            raise LoginRefused(
+                f"the PBX refused the AMI login of {self.address.username!r} "
+                f"({reply.get('Message', 'no reason given')})"
+            )
         status = await self._action({"Action": "QueueStatus"}, as_list=True)
         channels = await self._action({"Action": "CoreShowChannels"}, as_list=True)
         now = self.clock()
@@ -231,8 +256,13 @@ class AmiLink:
         self.state = fresh
         self.connected, self.down_since, self.last_error = True, None, None
         self.connects += 1
-        log.info("ami.connected host=%s queues=%d channels=%d held_events=%d", self.address.host,
-                 len(fresh.queues), len(fresh.channels), len(held))
+        log.info(
+            "ami.connected host=%s queues=%d channels=%d held_events=%d",
+            self.address.host,
+            len(fresh.queues),
+            len(fresh.channels),
+            len(held),
+        )
         self.on_change()
 
     async def _action(self, action: dict[str, str], *, as_list: bool | None = None) -> Any:
@@ -241,8 +271,7 @@ class AmiLink:
         future = self._manager.send_action(action, as_list=as_list)
         lost = asyncio.ensure_future(self._lost.wait())
         try:
-            done, _ = await asyncio.wait({future, lost}, timeout=ACTION_TIMEOUT,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({future, lost}, timeout=ACTION_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
         if future in done:

@@ -56,8 +56,9 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         socket_rate=RateLimiter(parse_rate(settings.resident_rate_limit)),
         address_rate=RateLimiter(parse_rate(settings.resident_address_rate_limit, "CIM_RESIDENT_ADDRESS_RATE_LIMIT")),
         open_socket_rate=RateLimiter(parse_rate(settings.chat_open_rate_limit, "CIM_CHAT_OPEN_RATE_LIMIT")),
-        open_address_rate=RateLimiter(parse_rate(settings.chat_open_address_rate_limit,
-                                                 "CIM_CHAT_OPEN_ADDRESS_RATE_LIMIT")),
+        open_address_rate=RateLimiter(
+            parse_rate(settings.chat_open_address_rate_limit, "CIM_CHAT_OPEN_ADDRESS_RATE_LIMIT")
+        ),
         max_queued_per_address=parse_limit(settings.max_queued_chats_per_address, "CIM_MAX_QUEUED_CHATS_PER_ADDRESS"),
     )
     if settings.socket_join_grace_seconds < 1:
@@ -90,6 +91,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     supervision.register(sio, hub)  # §3: the supervision view's live state
     routing.register(sio, hub)  # topics, availability, decline, auto-assignment, idle chats
     from . import listen  # /listen/<token>: listening links (store.listening)
+
     listen.register(app, store)
     for name, path in VENDOR_FILES.items():
         app.router.add_get(f"/widget/vendor/{name}", _vendor_file(path))
@@ -125,9 +127,11 @@ def _client_manager(settings: Settings) -> socketio.AsyncManager | None:
     emit on any node reaches the sockets in that room on every node (docs/DEPLOY.md, "Two or more nodes")."""
     if not settings.redis_url:
         return None
-    return socketio.AsyncRedisManager(settings.redis_url, channel=redis_channel(settings),
-                                      redis_options={"socket_connect_timeout": REDIS_CONNECT_SECONDS,
-                                                     "health_check_interval": 30})
+    return socketio.AsyncRedisManager(
+        settings.redis_url,
+        channel=redis_channel(settings),
+        redis_options={"socket_connect_timeout": REDIS_CONNECT_SECONDS, "health_check_interval": 30},
+    )
 
 
 def _redis_context(sio: socketio.AsyncServer, url: str):
@@ -139,16 +143,20 @@ def _redis_context(sio: socketio.AsyncServer, url: str):
         from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
         shown = redis_url_shown(url)
-        probe = redis.asyncio.Redis.from_url(url, socket_connect_timeout=REDIS_CONNECT_SECONDS,
-                                             socket_timeout=REDIS_CONNECT_SECONDS)
+        probe = redis.asyncio.Redis.from_url(
+            url, socket_connect_timeout=REDIS_CONNECT_SECONDS, socket_timeout=REDIS_CONNECT_SECONDS
+        )
         try:
             await asyncio.wait_for(probe.ping(), REDIS_CONNECT_SECONDS * 2)
         except (AuthenticationError, ResponseError) as exc:  # it answered, but not to us (NOAUTH, WRONGPASS)
-            raise ConfigError(f"CIM_REDIS_URL {shown}: Redis refused the connection ({type(exc).__name__}); "
-                              "check the user and password in the setting") from None
+            raise ConfigError(
+                f"CIM_REDIS_URL {shown}: Redis refused the connection ({type(exc).__name__}); "
+                "check the user and password in the setting"
+            ) from None
         except (RedisError, OSError, TimeoutError) as exc:
-            raise ConfigError(f"CIM_REDIS_URL {shown}: Redis does not answer ({type(exc).__name__}); "
-                              "start it or correct the setting") from None
+            raise ConfigError(
+                f"CIM_REDIS_URL {shown}: Redis does not answer ({type(exc).__name__}); start it or correct the setting"
+            ) from None
         finally:
             await probe.aclose()
         manager = sio.manager
@@ -156,11 +164,10 @@ def _redis_context(sio: socketio.AsyncServer, url: str):
         manager.initialize()  # the listening task
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REDIS_CONNECT_SECONDS
-        while not (manager.pubsub is not None and manager.pubsub.subscribed) and loop.time() < deadline:
+        while not (manager.pubsub is not None and manager.pubsub.subscribed) and loop.time() < deadline:  # noqa: ASYNC110 (polls a flag of the manager)
             await asyncio.sleep(0.01)
         if not (manager.pubsub is not None and manager.pubsub.subscribed):
-            log.warning("server.redis_not_subscribed url=%s (events from other nodes may be missed until it is)",
-                        shown)
+            log.warning("server.redis_not_subscribed url=%s (events from other nodes may be missed until it is)", shown)
         log.info("server.redis url=%s channel=%s", shown, manager.channel)
         try:
             yield
@@ -207,11 +214,17 @@ async def _disconnect_everyone(app: web.Application) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     missing = [str(p) for p in VENDOR_FILES.values() if not p.is_file()]
     if missing:
-        log.warning("vendor.missing files=%s hint='run: cd webchat && npm ci' (the widget cannot load without them)",
-                    ",".join(missing))
+        log.warning(
+            "vendor.missing files=%s hint='run: cd webchat && npm ci' (the widget cannot load without them)",
+            ",".join(missing),
+        )
     hub = app[HUB]
-    log.info("server.started opening_hours=%r rate_limit=%r max_connections_per_address=%r",
-             hub.hours.spec, hub.store.settings.resident_rate_limit, hub.store.settings.max_connections_per_address)
+    log.info(
+        "server.started opening_hours=%r rate_limit=%r max_connections_per_address=%r",
+        hub.hours.spec,
+        hub.store.settings.resident_rate_limit,
+        hub.store.settings.max_connections_per_address,
+    )
     sweep = staff.start_session_sweep(hub)  # ends /staff sockets whose session ended (README: sessions)
     try:
         yield
@@ -272,8 +285,9 @@ async def _no_stack_traces(request: web.Request, handler) -> web.StreamResponse:
         raise
     except Exception:
         log.exception("http.crashed method=%s path=%s", request.method, request.path)
-        return web.json_response({"ok": False, "error": {"code": "server_error", "message": "internal error"}},
-                                 status=500)
+        return web.json_response(
+            {"ok": False, "error": {"code": "server_error", "message": "internal error"}}, status=500
+        )
 
 
 async def _demo_page(request: web.Request) -> web.StreamResponse:

@@ -16,8 +16,21 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from store.chats import Chat, ChatMessage
 
 from . import protocol
-from .protocol import (ABANDONED, CLOSED_BY_CONSULTANT, DECLINED, RESIDENT_LEFT, TAKEN_OVER, TRANSFERRED, active_state,
-                       assigned_payload, closed_state, line_payload, queued_state, released_payload, staff_line)
+from .protocol import (
+    ABANDONED,
+    CLOSED_BY_CONSULTANT,
+    DECLINED,
+    RESIDENT_LEFT,
+    TAKEN_OVER,
+    TRANSFERRED,
+    active_state,
+    assigned_payload,
+    closed_state,
+    line_payload,
+    queued_state,
+    released_payload,
+    staff_line,
+)
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -130,8 +143,17 @@ class OfflineMessageLeft:
     waiting: int
 
 
-Event = (MessageStored | ChatQueued | ChatAccepted | ChatTransferred | ChatTakenOver | ChatRequeued | ChatClosed
-         | NoteStored | OfflineMessageLeft)
+Event = (
+    MessageStored
+    | ChatQueued
+    | ChatAccepted
+    | ChatTransferred
+    | ChatTakenOver
+    | ChatRequeued
+    | ChatClosed
+    | NoteStored
+    | OfflineMessageLeft
+)
 
 
 # ---------------------------------------------------------------------- the listener
@@ -144,9 +166,14 @@ class Broadcaster:
         self.hub = hub
         self.sio = hub.sio
         self._routes: dict[type, Callable[[Any], Awaitable[None]]] = {
-            MessageStored: self._message_stored, ChatQueued: self._chat_queued, ChatAccepted: self._chat_accepted,
-            ChatTransferred: self._chat_transferred, ChatTakenOver: self._chat_taken_over,
-            ChatRequeued: self._chat_requeued, ChatClosed: self._chat_closed, NoteStored: self._note_stored,
+            MessageStored: self._message_stored,
+            ChatQueued: self._chat_queued,
+            ChatAccepted: self._chat_accepted,
+            ChatTransferred: self._chat_transferred,
+            ChatTakenOver: self._chat_taken_over,
+            ChatRequeued: self._chat_requeued,
+            ChatClosed: self._chat_closed,
+            NoteStored: self._note_stored,
             OfflineMessageLeft: self._offline_message_left,
         }
         self._positions: dict[int, int] = {}  # queued chat → the position its resident was last told
@@ -171,13 +198,21 @@ class Broadcaster:
         """The chat is no longer this consultant's: `released` (the only place it is sent)."""
         await self.to_consultant(staff_id, "released", released_payload(chat_id, reason, by))
 
-    async def assigned(self, chat: Chat, staff_id: int, *, skip_sid: str | None = None,
-                       lines: list[dict[str, Any]] | None = None, **how: Any) -> None:
+    async def assigned(
+        self,
+        chat: Chat,
+        staff_id: int,
+        *,
+        skip_sid: str | None = None,
+        lines: list[dict[str, Any]] | None = None,
+        **how: Any,
+    ) -> None:
         """The chat is this consultant's now: `assigned` with the history and the whispers."""
         await self.to_consultant(staff_id, "assigned", await self.assigned_payload(chat, lines, **how), skip_sid)
 
-    async def assigned_payload(self, chat: Chat, lines: list[dict[str, Any]] | None = None,
-                               **how: Any) -> dict[str, Any]:
+    async def assigned_payload(
+        self, chat: Chat, lines: list[dict[str, Any]] | None = None, **how: Any
+    ) -> dict[str, Any]:
         hub = self.hub
         if lines is None:
             lines = await hub.history_payload(chat.id)

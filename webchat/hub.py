@@ -17,8 +17,12 @@ from store.models import Actor
 from store.opening_hours import OpeningHours
 
 from . import protocol
-from .broadcast import (ALL_STAFF, RESIDENT, STAFF, Broadcaster, Event, chat_room,  # noqa: F401
-                        consultant_room)
+from .broadcast import (
+    RESIDENT,
+    Broadcaster,
+    Event,
+    chat_room,  # noqa: F401
+)
 from .limits import ClientAddress, ConnectionCounter, RateLimiter
 from .presence import InProcessPresence, OnlineConsultant, Presence  # noqa: F401 (OnlineConsultant: re-exported)
 from .protocol import INVALID, QUEUE_SHOWN, SERVER_ERROR, error, error_code, line_payload, ok  # noqa: F401
@@ -134,9 +138,17 @@ class ResidentLimits:
 class Hub:
     """The live side of the chat server; one per application."""
 
-    def __init__(self, sio: socketio.AsyncServer, store: Store, hours: OpeningHours, rate: RateLimiter,
-                 connections: ConnectionCounter, address: ClientAddress,
-                 limits: ResidentLimits | None = None, presence: Presence | None = None) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        store: Store,
+        hours: OpeningHours,
+        rate: RateLimiter,
+        connections: ConnectionCounter,
+        address: ClientAddress,
+        limits: ResidentLimits | None = None,
+        presence: Presence | None = None,
+    ) -> None:
         self.sio = sio
         self.store = store
         self.settings = store.settings  # create_app sets the server's own
@@ -274,8 +286,9 @@ class Hub:
         return None if wait is None else int(wait.total_seconds())
 
     def presence_payload(self) -> dict[str, Any]:
-        return protocol.presence_payload((staff_id, o.actor.name, self.presence.status_of(staff_id))
-                                         for staff_id, o in self.online.items())
+        return protocol.presence_payload(
+            (staff_id, o.actor.name, self.presence.status_of(staff_id)) for staff_id, o in self.online.items()
+        )
 
     async def broadcast_presence(self) -> None:
         await self.broadcast.presence()

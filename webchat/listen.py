@@ -25,66 +25,116 @@ PIN_COOKIE = "cim_listen"
 #: comes back for the next part and a link that died meanwhile (session ended, expired) stops there.
 MAX_CHUNK = 256 * 1024
 #: The page's own policy: the default one of webchat/app.py plus media from this server; no inline code.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
-       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 TEXT = {
     "pl": {
-        "title": "Odsłuch nagrania", "code": "Kod linku", "code_hint": "porównaj z kodem pokazanym w CIM",
-        "date": "Data", "time": "Godzina", "direction": "Kierunek", "duration": "Czas trwania",
-        "number": "Numer rozmówcy", "purpose": "Cel odsłuchu", "expires": "Link ważny do",
-        "levels": "Poziom głośności nagrania od początku do końca", "play": "Odtwórz", "pause": "Wstrzymaj",
-        "back": "−10 s", "fwd": "+10 s", "back_label": "cofnij o 10 sekund", "fwd_label": "naprzód o 10 sekund",
+        "title": "Odsłuch nagrania",
+        "code": "Kod linku",
+        "code_hint": "porównaj z kodem pokazanym w CIM",
+        "date": "Data",
+        "time": "Godzina",
+        "direction": "Kierunek",
+        "duration": "Czas trwania",
+        "number": "Numer rozmówcy",
+        "purpose": "Cel odsłuchu",
+        "expires": "Link ważny do",
+        "levels": "Poziom głośności nagrania od początku do końca",
+        "play": "Odtwórz",
+        "pause": "Wstrzymaj",
+        "back": "−10 s",
+        "fwd": "+10 s",
+        "back_label": "cofnij o 10 sekund",
+        "fwd_label": "naprzód o 10 sekund",
         "note": "Nagranie jest udostępnione tylko do odsłuchu w tej przeglądarce: nie można go pobrać. "
-                "Każde otwarcie strony i każde odtworzenie jest zapisywane w rejestrze zdarzeń.",
+        "Każde otwarcie strony i każde odtworzenie jest zapisywane w rejestrze zdarzeń.",
         "no_audio": "Ta przeglądarka nie odtwarza dźwięku HTML5.",
         "stopped": "Odtwarzanie zostało przerwane: link wygasł, został zamknięty albo sesja pracownika w CIM "
-                   "się zakończyła. Utwórz nowy link w CIM.",
-        "refused_title": "Nie można odsłuchać nagrania", "fsck": "Rodzaj problemu według „cim fsck”",
+        "się zakończyła. Utwórz nowy link w CIM.",
+        "refused_title": "Nie można odsłuchać nagrania",
+        "fsck": "Rodzaj problemu według „cim fsck”",
         "what_now": "Utwórz nowy link w CIM (archiwum albo sesja odsłuchu) i otwórz go w tej przeglądarce.",
-        "other_lang": "English", "other_lang_code": "en",
-        "incoming": "przychodząca", "outgoing": "wychodząca", "internal": "wewnętrzna",
+        "other_lang": "English",
+        "other_lang_code": "en",
+        "incoming": "przychodząca",
+        "outgoing": "wychodząca",
+        "internal": "wewnętrzna",
     },
     "en": {
-        "title": "Listening to a recording", "code": "Link code", "code_hint": "compare it with the code CIM shows",
-        "date": "Date", "time": "Time", "direction": "Direction", "duration": "Length",
-        "number": "Caller's number", "purpose": "Purpose", "expires": "Link valid until",
-        "levels": "Level of the recording from start to end", "play": "Play", "pause": "Pause",
-        "back": "−10 s", "fwd": "+10 s", "back_label": "back 10 seconds", "fwd_label": "forward 10 seconds",
+        "title": "Listening to a recording",
+        "code": "Link code",
+        "code_hint": "compare it with the code CIM shows",
+        "date": "Date",
+        "time": "Time",
+        "direction": "Direction",
+        "duration": "Length",
+        "number": "Caller's number",
+        "purpose": "Purpose",
+        "expires": "Link valid until",
+        "levels": "Level of the recording from start to end",
+        "play": "Play",
+        "pause": "Pause",
+        "back": "−10 s",
+        "fwd": "+10 s",
+        "back_label": "back 10 seconds",
+        "fwd_label": "forward 10 seconds",
         "note": "The recording can only be heard in this browser: it cannot be downloaded. Every page open "
-                "and every playback is written to the audit log.",
+        "and every playback is written to the audit log.",
         "no_audio": "This browser does not play HTML5 audio.",
         "stopped": "Playback stopped: the link expired, was closed, or the staff session in CIM ended. "
-                   "Create a new link in CIM.",
-        "refused_title": "The recording cannot be played", "fsck": "Kind of problem as `cim fsck` names it",
+        "Create a new link in CIM.",
+        "refused_title": "The recording cannot be played",
+        "fsck": "Kind of problem as `cim fsck` names it",
         "what_now": "Create a new link in CIM (the archive or the listening session) and open it in this browser.",
-        "other_lang": "Polski", "other_lang_code": "pl",
-        "incoming": "incoming", "outgoing": "outgoing", "internal": "internal",
+        "other_lang": "Polski",
+        "other_lang_code": "pl",
+        "incoming": "incoming",
+        "outgoing": "outgoing",
+        "internal": "internal",
     },
 }
 
 #: Why a link is refused, in words, by `LinkRefused.reason`.
 REASONS = {
-    "forged": ("Ten link nie został wydany przez CIM (albo jest niepełny).",
-               "This link was not issued by CIM (or it is incomplete)."),
+    "forged": (
+        "Ten link nie został wydany przez CIM (albo jest niepełny).",
+        "This link was not issued by CIM (or it is incomplete).",
+    ),
     "expired": ("Link wygasł.", "The link has expired."),
-    "revoked": ("Link został zamknięty przez osobę, która go utworzyła.",
-                "The link was closed by the person who created it."),
-    "session_ended": ("Sesja pracownika w CIM, do której należał link, zakończyła się.",
-                      "The staff session in CIM that the link belonged to has ended."),
-    "foreign_browser": ("Link został już otwarty w innej przeglądarce; linków nie można przekazywać dalej.",
-                        "The link was already opened in another browser; links cannot be forwarded."),
+    "revoked": (
+        "Link został zamknięty przez osobę, która go utworzyła.",
+        "The link was closed by the person who created it.",
+    ),
+    "session_ended": (
+        "Sesja pracownika w CIM, do której należał link, zakończyła się.",
+        "The staff session in CIM that the link belonged to has ended.",
+    ),
+    "foreign_browser": (
+        "Link został już otwarty w innej przeglądarce; linków nie można przekazywać dalej.",
+        "The link was already opened in another browser; links cannot be forwarded.",
+    ),
     "not_opened": ("Najpierw otwórz stronę odsłuchu.", "Open the listening page first."),
-    "withheld": ("Nagranie nie jest już dostępne dla tego linku (uprawnienia lub sesja odsłuchu się zmieniły).",
-                 "The recording is no longer available to this link (permissions or the session changed)."),
-    "purged": ("Nagranie zostało trwale usunięte z systemu po utworzeniu linku.",
-               "The recording was permanently deleted after the link was created."),
+    "withheld": (
+        "Nagranie nie jest już dostępne dla tego linku (uprawnienia lub sesja odsłuchu się zmieniły).",
+        "The recording is no longer available to this link (permissions or the session changed).",
+    ),
+    "purged": (
+        "Nagranie zostało trwale usunięte z systemu po utworzeniu linku.",
+        "The recording was permanently deleted after the link was created.",
+    ),
     "missing_file": ("Brak pliku nagrania w katalogu nagrań.", "The recording file is missing."),
-    "checksum_mismatch": ("Plik nagrania różni się od zapisanego przy imporcie (suma SHA-256 się nie zgadza).",
-                          "The recording file differs from the one imported (its SHA-256 does not match)."),
-    "unplayable": ("Tego formatu nagrania przeglądarka nie odtworzy, a CIM nie umie go przekodować.",
-                   "Browsers cannot play this recording's format and CIM cannot transcode it."),
+    "checksum_mismatch": (
+        "Plik nagrania różni się od zapisanego przy imporcie (suma SHA-256 się nie zgadza).",
+        "The recording file differs from the one imported (its SHA-256 does not match).",
+    ),
+    "unplayable": (
+        "Tego formatu nagrania przeglądarka nie odtworzy, a CIM nie umie go przekodować.",
+        "Browsers cannot play this recording's format and CIM cannot transcode it.",
+    ),
 }
 
 
@@ -124,8 +174,8 @@ def register(app: web.Application, store: Store) -> None:
 
 def _static(name: str, content_type: str):
     async def serve(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / name, headers={"Content-Type": content_type,
-                                                        "Cache-Control": "no-cache"})
+        return web.FileResponse(STATIC / name, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
+
     return serve
 
 
@@ -134,8 +184,13 @@ def _lang(request: web.Request) -> str:
 
 
 def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {"Cache-Control": "no-store", "Pragma": "no-cache", "Content-Security-Policy": CSP,
-            "X-Robots-Tag": "noindex", **(extra or {})}
+    return {
+        "Cache-Control": "no-store",
+        "Pragma": "no-cache",
+        "Content-Security-Policy": CSP,
+        "X-Robots-Tag": "noindex",
+        **(extra or {}),
+    }
 
 
 def _client(request: web.Request) -> str:
@@ -157,8 +212,15 @@ async def _page(request: web.Request) -> web.StreamResponse:
     response = web.Response(text=body, content_type="text/html", charset="utf-8", headers=_headers())
     if grant.new_pin:
         remaining = max(1, int((grant.expires_at - store.clock()).total_seconds()))
-        response.set_cookie(PIN_COOKIE, grant.new_pin, path=f"/listen/{token}", max_age=remaining, httponly=True,
-                            samesite="Strict", secure=request.secure)
+        response.set_cookie(
+            PIN_COOKIE,
+            grant.new_pin,
+            path=f"/listen/{token}",
+            max_age=remaining,
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
+        )
     return response
 
 
@@ -242,7 +304,8 @@ def _page_html(grant: ListenGrant, levels: list[float], lang: str, token: str, z
     began: datetime = s.created_at.astimezone(zone)
     date_text = polish_date(began) if lang == "pl" else began.strftime("%d %B %Y")
     rows = [
-        (t["date"], date_text), (t["time"], began.strftime("%H:%M")),
+        (t["date"], date_text),
+        (t["time"], began.strftime("%H:%M")),
         (t["direction"], t.get(s.direction or "", s.direction or "—")),
         (t["duration"], _duration(grant.recording.duration_s)),
         (t["number"], mask_number(s.resident_number)),
@@ -250,8 +313,10 @@ def _page_html(grant: ListenGrant, levels: list[float], lang: str, token: str, z
         (t["expires"], grant.expires_at.astimezone(zone).strftime("%H:%M")),
     ]
     meta = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in rows)
-    bars = "".join(f'<rect x="{i}" y="{40 - max(1.0, v * 40):.1f}" width="0.8" height="{max(1.0, v * 40):.1f}"/>'
-                   for i, v in enumerate(levels))
+    bars = "".join(
+        f'<rect x="{i}" y="{40 - max(1.0, v * 40):.1f}" width="0.8" height="{max(1.0, v * 40):.1f}"/>'
+        for i, v in enumerate(levels)
+    )
     width = max(1, len(levels))
     audio_src = f"/listen/{token}/audio"
     content = (
@@ -269,7 +334,7 @@ def _page_html(grant: ListenGrant, levels: list[float], lang: str, token: str, z
         f'<div class="buttons"><button type="button" id="back" aria-label="{_esc(t["back"] + ": " + t["back_label"])}">'
         f'{t["back"]}</button> <button type="button" id="toggle">{t["play"]}</button> '
         f'<button type="button" id="fwd" aria-label="{_esc(t["fwd"] + ": " + t["fwd_label"])}">{t["fwd"]}</button>'
-        f'</div>\n'
+        f"</div>\n"
         f'</figure>\n<p id="status" class="status" role="status" aria-live="polite"></p>\n'
         f'<p class="note">{t["note"]}</p>'
     )
@@ -281,7 +346,7 @@ def _refusal(exc: LinkRefused, lang: str) -> web.Response:
     pl, en = REASONS.get(exc.reason, (exc.message, exc.message))
     content = f'<p class="refused" role="alert">{_esc(pl if lang == "pl" else en)}</p>\n'
     if exc.fsck_kind:
-        content += f'<p>{t["fsck"]}: <code>{_esc(exc.fsck_kind)}</code></p>\n'
+        content += f"<p>{t['fsck']}: <code>{_esc(exc.fsck_kind)}</code></p>\n"
     content += f"<p>{t['what_now']}</p>"
     body = _shell(lang, t["refused_title"], content, other_href=f"?lang={t['other_lang_code']}")
     return web.Response(status=exc.status, text=body, content_type="text/html", charset="utf-8", headers=_headers())

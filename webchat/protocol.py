@@ -11,7 +11,15 @@ from typing import Any, Iterable
 
 from store.chats import SYSTEM_EVENTS, ChatMessage, render_event
 from store.clock import to_iso
-from store.errors import AuthenticationFailed, ChatClosed, CimError, Conflict, InvalidTransition, NotFound, SessionExpired
+from store.errors import (
+    AuthenticationFailed,
+    ChatClosed,
+    CimError,
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    SessionExpired,
+)
 
 # ---------------------------------------------------------------------- error codes
 
@@ -33,11 +41,25 @@ RESUME_INVALID = "resume_invalid"
 TOO_MANY_CONNECTIONS = "too_many_connections"
 
 #: The codes an acknowledgement on /resident may carry.
-RESIDENT_CODES = frozenset({NOTICE_NOT_ACCEPTED, EMPTY, TOO_LONG, RATE_LIMITED, CLOSED, INVALID, OFFLINE,
-                            SERVER_ERROR, RESUME_INVALID})
+RESIDENT_CODES = frozenset(
+    {NOTICE_NOT_ACCEPTED, EMPTY, TOO_LONG, RATE_LIMITED, CLOSED, INVALID, OFFLINE, SERVER_ERROR, RESUME_INVALID}
+)
 #: The codes an acknowledgement on /staff may carry.
-STAFF_CODES = frozenset({UNAUTHORISED, NOT_PERMITTED, ALREADY_TAKEN, NOT_ONLINE, NOT_FOUND, CLOSED, EMPTY, TOO_LONG,
-                         INVALID, SERVER_ERROR, AT_CAPACITY})
+STAFF_CODES = frozenset(
+    {
+        UNAUTHORISED,
+        NOT_PERMITTED,
+        ALREADY_TAKEN,
+        NOT_ONLINE,
+        NOT_FOUND,
+        CLOSED,
+        EMPTY,
+        TOO_LONG,
+        INVALID,
+        SERVER_ERROR,
+        AT_CAPACITY,
+    }
+)
 #: A refused connect's `err.data.code`, per namespace.
 RESIDENT_CONNECT_CODES = frozenset({RESUME_INVALID, TOO_MANY_CONNECTIONS, SERVER_ERROR})
 STAFF_CONNECT_CODES = frozenset({UNAUTHORISED, TOO_MANY_CONNECTIONS, SERVER_ERROR})
@@ -55,8 +77,9 @@ DECLINED = "declined"
 ABANDONED = "abandoned"
 TAKEN_OVER = "taken_over"
 #: `released.reason` (docs/PROTOCOL.md).
-RELEASE_REASONS = frozenset({TRANSFERRED, CLOSED_BY_CONSULTANT, RESIDENT_LEFT, SESSION_ENDED, CONNECTION_LOST,
-                             DECLINED, ABANDONED, TAKEN_OVER})
+RELEASE_REASONS = frozenset(
+    {TRANSFERRED, CLOSED_BY_CONSULTANT, RESIDENT_LEFT, SESSION_ENDED, CONNECTION_LOST, DECLINED, ABANDONED, TAKEN_OVER}
+)
 
 #: The consultants' `queue` lists at most this many chats (the front); `total` counts them all. A queue of
 #: 2,000 sent whole to 50 consultants at every change was 14 MB a broadcast (bench/desk.py).
@@ -136,19 +159,33 @@ def topic_payload(topic: Any) -> dict[str, Any] | None:
 
 def queue_payload(queue: list[Any], topics: dict[int, Any]) -> dict[str, Any]:
     """The consultants' `queue`: the front of the queue (QUEUE_SHOWN) and its whole length in `total`."""
-    return {"chats": [{"chat_id": q.chat_id, "lang": q.lang, "waiting_since": to_iso(q.waiting_since),
-                       "position": q.position, "topic": topic_brief(topics.get(q.topic_id))}
-                      for q in queue[:QUEUE_SHOWN]], "total": len(queue)}
+    return {
+        "chats": [
+            {
+                "chat_id": q.chat_id,
+                "lang": q.lang,
+                "waiting_since": to_iso(q.waiting_since),
+                "position": q.position,
+                "topic": topic_brief(topics.get(q.topic_id)),
+            }
+            for q in queue[:QUEUE_SHOWN]
+        ],
+        "total": len(queue),
+    }
 
 
 def presence_payload(consultants: Iterable[tuple[int, str, str]]) -> dict[str, Any]:
     """`presence` from (staff id, name, available/away), in staff-id order."""
-    return {"consultants": [{"staff_id": staff_id, "name": name, "status": status}
-                            for staff_id, name, status in sorted(consultants)]}
+    return {
+        "consultants": [
+            {"staff_id": staff_id, "name": name, "status": status} for staff_id, name, status in sorted(consultants)
+        ]
+    }
 
 
-def assigned_payload(chat_id: int, lang: str, lines: list[dict[str, Any]], notes: list[dict[str, Any]],
-                     **extra: Any) -> dict[str, Any]:
+def assigned_payload(
+    chat_id: int, lang: str, lines: list[dict[str, Any]], notes: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
     """`assigned` (and each chat of `my_chats`): the whole history, the supervisors' whispers (`notes`,
     so a consultant who newly handles a chat reads them at once), and how it came (`by`, `auto`, `topic`,
     `taken_over`)."""
@@ -175,8 +212,9 @@ def session_ended_payload(code: str, polish: str, english: str) -> dict[str, str
 # ---------------------------------------------------------------------- /resident payloads
 
 
-def queued_state(position: int | None = None, estimated_wait_s: int | None = None, *,
-                 with_position: bool = True) -> dict[str, Any]:
+def queued_state(
+    position: int | None = None, estimated_wait_s: int | None = None, *, with_position: bool = True
+) -> dict[str, Any]:
     """`state` queued: with the position and estimate, or (a chat just declined) the bare status."""
     if not with_position:
         return {"status": "queued"}

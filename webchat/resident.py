@@ -14,8 +14,18 @@ from .broadcast import ChatClosed, ChatQueued, MessageStored
 from .hub import RESIDENT, CimNamespace, Hub, ResidentConn, acked, chat_room, error, ok, refuse
 from .resident_desk import ResidentDeskEvents
 from .routing import TopicEvents
-from .protocol import (INVALID, NOTICE_NOT_ACCEPTED, OFFLINE, RATE_LIMITED, RESIDENT_LEFT, RESUME_INVALID,
-                       SERVER_ERROR, TOO_MANY_CONNECTIONS, notice_payload, refusal)
+from .protocol import (
+    INVALID,
+    NOTICE_NOT_ACCEPTED,
+    OFFLINE,
+    RATE_LIMITED,
+    RESIDENT_LEFT,
+    RESUME_INVALID,
+    SERVER_ERROR,
+    TOO_MANY_CONNECTIONS,
+    notice_payload,
+    refusal,
+)
 
 log = logging.getLogger("cim.webchat")
 #: Addresses remembered with the chats they opened before the memory is pruned against the queue.
@@ -48,11 +58,11 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
             except ResumeInvalid as exc:
                 self.hub.connections.release(address)
                 log.info("resident.resume_refused")
-                raise refuse(refusal(RESUME_INVALID, exc.message))
+                raise refuse(refusal(RESUME_INVALID, exc.message)) from None
             except Exception:
                 self.hub.connections.release(address)
                 log.exception("resident.resume_failed")
-                raise refuse(refusal(SERVER_ERROR, "the server could not resume the chat"))
+                raise refuse(refusal(SERVER_ERROR, "the server could not resume the chat")) from None
         self.hub.residents[sid] = conn = ResidentConn(address, chat.lang if chat else lang)
         if chat is not None:
             conn.chat_id = chat.id
@@ -71,17 +81,25 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
             limits = {"max_message_length": hub.store.settings.max_message_length}
             if chat is not None:
                 state = await self.state_of(chat.id)
-                await self.emit("history", {"messages": await hub.history_payload(chat.id, chat.lang), "state": state,
-                                            **limits}, to=sid)
+                await self.emit(
+                    "history",
+                    {"messages": await hub.history_payload(chat.id, chat.lang), "state": state, **limits},
+                    to=sid,
+                )
                 log.info("resident.resumed chat_id=%s", chat.id)
             elif not hub.is_open():
-                await self.emit("offline", {**self.offline_payload(conn.lang), **await self.offline_form(conn.lang),
-                                            **limits}, to=sid)
+                await self.emit(
+                    "offline",
+                    {**self.offline_payload(conn.lang), **await self.offline_form(conn.lang), **limits},
+                    to=sid,
+                )
             else:
                 notice = await hub.store.notices.current("chat", conn.lang)
-                await self.emit("notice", {**notice_payload(notice),
-                                           "consultants_available": await hub.consultants_available(), **limits},
-                                to=sid)
+                await self.emit(
+                    "notice",
+                    {**notice_payload(notice), "consultants_available": await hub.consultants_available(), **limits},
+                    to=sid,
+                )
         except Exception:
             log.exception("resident.greet_failed")
 
@@ -152,10 +170,15 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
         await self.hub.join_chat(sid, chat_id)
         log.info("chat.opened chat_id=%s lang=%s", chat_id, conn.lang)
         position = next((q.position for q in await self.hub.chats.queue() if q.chat_id == chat_id), None)
-        self.hub.spawn(_logged(self.hub.publish(ChatQueued(opened.chat, tuple(opened.messages))),
-                               "chat.announce_failed"))
-        return ok(chat_id=chat_id, resume_token=opened.resume_token, position=position,
-                  estimated_wait_s=await self.hub.estimated_wait())
+        self.hub.spawn(
+            _logged(self.hub.publish(ChatQueued(opened.chat, tuple(opened.messages))), "chat.announce_failed")
+        )
+        return ok(
+            chat_id=chat_id,
+            resume_token=opened.resume_token,
+            position=position,
+            estimated_wait_s=await self.hub.estimated_wait(),
+        )
 
     async def opening_refused(self, sid: str, conn: ResidentConn) -> dict | None:
         """A new chat from this socket or address beyond the limits (a flood must not fill the queue)."""
@@ -197,8 +220,11 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
         if conn is None or conn.chat_id is None:
             return error(NOTICE_NOT_ACCEPTED, "accept the notice before writing")
         # per chat, per socket and per address: a new chat or a new socket starts no new allowance
-        allowed = (self.hub.rate.allow(conn.chat_id), self.hub.limits.socket_rate.allow(sid),
-                   self.hub.limits.address_rate.allow(conn.address))
+        allowed = (
+            self.hub.rate.allow(conn.chat_id),
+            self.hub.limits.socket_rate.allow(sid),
+            self.hub.limits.address_rate.allow(conn.address),
+        )
         if not all(allowed):
             return error(RATE_LIMITED, "too many messages; wait a moment")
         posted = await self.hub.chats.post_resident(conn.chat_id, data.get("text"), data.get("client_msg_id"))

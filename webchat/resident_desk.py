@@ -37,9 +37,9 @@ class ResidentDeskEvents:
         if not (limits.open_socket_rate.allow(sid) and limits.open_address_rate.allow(conn.address)):
             log.warning("resident.refused reason=too_many_offline_messages")
             return error(RATE_LIMITED, "too many messages; wait a while before leaving another")
-        reference = await self.hub.store.resident_desk.leave_message(data.get("notice_id"), conn.lang,
-                                                                     data.get("name"), data.get("contact"),
-                                                                     data.get("text"))
+        reference = await self.hub.store.resident_desk.leave_message(
+            data.get("notice_id"), conn.lang, data.get("name"), data.get("contact"), data.get("text")
+        )
         log.info("offline_message.stored lang=%s", conn.lang)
 
         async def announce() -> None:

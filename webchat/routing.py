@@ -108,8 +108,9 @@ class Routing:
                 if not choice:
                     continue
                 epoch = datetime.min.replace(tzinfo=self.hub.store.clock().tzinfo)
-                person = min(choice, key=lambda p: (load.get(p.staff_id, 0), self.last_given.get(p.staff_id, epoch),
-                                                    p.staff_id))
+                person = min(
+                    choice, key=lambda p: (load.get(p.staff_id, 0), self.last_given.get(p.staff_id, epoch), p.staff_id)
+                )
                 online = self.hub.online.get(person.staff_id)
                 if online is None:
                     continue
@@ -130,8 +131,9 @@ class Routing:
 
     async def announce_assigned(self, chat: Any, message: Any, staff_id: int) -> None:
         log.info("chat.assigned chat_id=%s staff_id=%s", chat.id, staff_id)
-        await self.hub.publish(ChatAccepted(chat, message, staff_id, auto=True,
-                                            topic=await self.topic_payload(chat.topic_id)))
+        await self.hub.publish(
+            ChatAccepted(chat, message, staff_id, auto=True, topic=await self.topic_payload(chat.topic_id))
+        )
 
     async def topic_payload(self, topic_id: int | None) -> dict[str, Any] | None:
         if topic_id is None:

@@ -31,8 +31,9 @@ class CimSocketServer(socketio.AsyncServer):
       is closed.
     """
 
-    def __init__(self, *args: Any, address: ClientAddress, pending_limit: int | None, join_grace: float,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, address: ClientAddress, pending_limit: int | None, join_grace: float, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.address = address
         self.pending_limit = pending_limit
@@ -106,8 +107,14 @@ class CimSocketServer(socketio.AsyncServer):
     async def _handle_disconnect(self, eio_sid: str, namespace: str, reason: Any = None) -> None:
         await super()._handle_disconnect(eio_sid, namespace, reason)
         socket = self.eio.sockets.get(eio_sid)
-        if (socket is not None and not socket.closing and not socket.closed and eio_sid not in self._pending
-                and eio_sid in self.environ and not self._in_a_namespace(eio_sid)):
+        if (
+            socket is not None
+            and not socket.closing
+            and not socket.closed
+            and eio_sid not in self._pending
+            and eio_sid in self.environ
+            and not self._in_a_namespace(eio_sid)
+        ):
             # it left every namespace but kept the session: pending again, with a new grace period
             request = self.environ[eio_sid].get("aiohttp.request")
             self._pend(eio_sid, self.address.of(request) if request is not None else "unknown")

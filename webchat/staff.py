@@ -12,18 +12,50 @@ import socketio
 from store.chats import is_id
 from store.errors import CimError, SessionExpired
 from store.models import Actor, Role
-from store.session_watch import (DISABLED, ENDED_REASONS, EXPIRED, IDLE, PASSWORD_CHANGED, ROLE_REMOVED, SIGNED_OUT,
-                                 AccountChange, session_verdicts, staff_with_live_sessions, token_hash)
+from store.session_watch import (
+    DISABLED,
+    ENDED_REASONS,
+    EXPIRED,
+    IDLE,
+    PASSWORD_CHANGED,
+    ROLE_REMOVED,
+    SIGNED_OUT,
+    AccountChange,
+    session_verdicts,
+    staff_with_live_sessions,
+    token_hash,
+)
 
 from . import supervision, traffic
 from .routing import DeskStaffEvents
 from .supervision import SupervisionEvents
 from .traffic import TrafficEvents
 from .broadcast import ChatAccepted, ChatClosed, ChatRequeued, ChatTransferred, MessageStored
-from .hub import (ALL_STAFF, STAFF, CimNamespace, Hub, StaffConn, acked, consultant_room, error, message_payload, ok,
-                  refuse)
-from .protocol import (CLOSED_BY_CONSULTANT, CONNECTION_LOST, INVALID, NOT_ONLINE, SERVER_ERROR, SESSION_ENDED,
-                       TOO_MANY_CONNECTIONS, UNAUTHORISED, refusal, session_ended_payload)
+from .hub import (
+    ALL_STAFF,
+    STAFF,
+    CimNamespace,
+    Hub,
+    StaffConn,
+    acked,
+    consultant_room,
+    error,
+    message_payload,
+    ok,
+    refuse,
+)
+from .protocol import (
+    CLOSED_BY_CONSULTANT,
+    CONNECTION_LOST,
+    INVALID,
+    NOT_ONLINE,
+    SERVER_ERROR,
+    SESSION_ENDED,
+    TOO_MANY_CONNECTIONS,
+    UNAUTHORISED,
+    refusal,
+    session_ended_payload,
+)
 from .limits import RateLimiter
 
 log = logging.getLogger("cim.webchat")
@@ -46,17 +78,27 @@ REFUSAL_AUDIT_RATE = (20, 60.0)
 
 #: What the consultant is told when a session ends: Polish first (the TUI shows it), then English.
 ENDED_MESSAGES = {
-    DISABLED: ("Twoja sesja została zakończona: konto zostało wyłączone.",
-               "Your session has ended: the account was disabled."),
+    DISABLED: (
+        "Twoja sesja została zakończona: konto zostało wyłączone.",
+        "Your session has ended: the account was disabled.",
+    ),
     SIGNED_OUT: ("Twoja sesja została zakończona: wylogowano.", "Your session has ended: you signed out."),
-    ROLE_REMOVED: ("Twoja sesja została zakończona: odebrano Ci rolę konsultanta.",
-                   "Your session has ended: you no longer have the consultant role."),
-    PASSWORD_CHANGED: ("Twoja sesja została zakończona: zmieniono hasło.",
-                       "Your session has ended: the password was changed."),
-    EXPIRED: ("Twoja sesja została zakończona: upłynął maksymalny czas sesji.",
-              "Your session has ended: it reached its maximum length."),
-    IDLE: ("Twoja sesja została zakończona: zbyt długi brak aktywności.",
-           "Your session has ended: you were inactive for too long."),
+    ROLE_REMOVED: (
+        "Twoja sesja została zakończona: odebrano Ci rolę konsultanta.",
+        "Your session has ended: you no longer have the consultant role.",
+    ),
+    PASSWORD_CHANGED: (
+        "Twoja sesja została zakończona: zmieniono hasło.",
+        "Your session has ended: the password was changed.",
+    ),
+    EXPIRED: (
+        "Twoja sesja została zakończona: upłynął maksymalny czas sesji.",
+        "Your session has ended: it reached its maximum length.",
+    ),
+    IDLE: (
+        "Twoja sesja została zakończona: zbyt długi brak aktywności.",
+        "Your session has ended: you were inactive for too long.",
+    ),
 }
 assert set(ENDED_MESSAGES) == set(ENDED_REASONS)
 
@@ -85,15 +127,20 @@ class StaffSessions:
 
     def changed(self, change: AccountChange) -> None:
         """A committed account change (called by the store, in this process): end the sockets it concerns."""
-        sids = [sid for sid, conn in self.hub.staff.items() if conn.actor.staff_id == change.staff_id
-                and (change.token_hash is None or token_hash(conn.token) == change.token_hash)]
+        sids = [
+            sid
+            for sid, conn in self.hub.staff.items()
+            if conn.actor.staff_id == change.staff_id
+            and (change.token_hash is None or token_hash(conn.token) == change.token_hash)
+        ]
         for sid in sids:
             self.hub.spawn(self.end(sid, change.reason))
         watching = getattr(self.hub, "traffic", None)
         if watching is not None:
             for sid, (_address, actor) in list(watching.watchers.items()):
                 if actor.staff_id == change.staff_id and (
-                        change.token_hash is None or token_hash(watching.watcher_tokens.get(sid, "")) == change.token_hash):
+                    change.token_hash is None or token_hash(watching.watcher_tokens.get(sid, "")) == change.token_hash
+                ):
                     self.hub.spawn(self.end_watcher(sid, change.reason))
         supervision.account_changed(self, change)
         if not sids and change.staff_id not in self.hub.online:
@@ -111,8 +158,13 @@ class StaffSessions:
         try:
             # a call, not an emit: a client handles each event in a task of its own, so the disconnect
             # could overtake the reason; it is sent once the client acknowledged (or after a short wait)
-            await self.sio.call("session_ended", session_ended_payload(reason, polish, english),
-                                to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
+            await self.sio.call(
+                "session_ended",
+                session_ended_payload(reason, polish, english),
+                to=sid,
+                namespace=STAFF,
+                timeout=ENDED_ACK_SECONDS,
+            )
         except Exception:  # no answer (a client that does not ack, or one already gone): end it regardless
             pass
         finally:
@@ -126,8 +178,13 @@ class StaffSessions:
         polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
         log.info("staff.session_ended watcher=1 reason=%s", reason)
         try:
-            await self.sio.call("session_ended", session_ended_payload(reason, polish, english),
-                                to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
+            await self.sio.call(
+                "session_ended",
+                session_ended_payload(reason, polish, english),
+                to=sid,
+                namespace=STAFF,
+                timeout=ENDED_ACK_SECONDS,
+            )
         except Exception:
             pass
         finally:
@@ -147,8 +204,9 @@ class StaffSessions:
     async def check(self, sids: list[str]) -> dict[str, str | None]:
         """The store's verdict on these sockets' sessions; the ended ones are ended now."""
         conns = {sid: self.hub.staff[sid] for sid in sids if sid in self.hub.staff}
-        verdicts = await session_verdicts(self.hub.store.accounts, {c.token for c in conns.values()},
-                                          required_role=Role.CONSULTANT)
+        verdicts = await session_verdicts(
+            self.hub.store.accounts, {c.token for c in conns.values()}, required_role=Role.CONSULTANT
+        )
         result = {}
         for sid, conn in conns.items():
             result[sid] = conn.ended or verdicts.get(conn.token)
@@ -218,8 +276,12 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
             log.warning("staff.refusal_not_audited reason=%s", reason)
             return
         try:
-            await self.hub.store.audit.record(actor or Actor(None, "unknown", frozenset()), "staff.connect",
-                                         outcome="refused", details={"reason": reason})
+            await self.hub.store.audit.record(
+                actor or Actor(None, "unknown", frozenset()),
+                "staff.connect",
+                outcome="refused",
+                details={"reason": reason},
+            )
         except Exception:
             log.exception("staff.refusal_audit_failed")
 
@@ -247,17 +309,19 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
             self.hub.connections.release(address)
             log.info("staff.refused reason=session")
             await self.audit_refusal(address, actor, "role" if actor is not None else "session")
-            raise refuse(refusal(UNAUTHORISED, exc.message if isinstance(exc, SessionExpired) else "not signed in"))
+            raise refuse(
+                refusal(UNAUTHORISED, exc.message if isinstance(exc, SessionExpired) else "not signed in")
+            ) from None
         except Exception:
             self.hub.connections.release(address)
             log.exception("staff.connect_failed")
-            raise refuse(refusal(SERVER_ERROR, "the server could not check the sign-in"))
+            raise refuse(refusal(SERVER_ERROR, "the server could not check the sign-in")) from None
         try:
             await self.hub.presence.load_status(actor.staff_id)  # type: ignore[arg-type]  # away stays away
         except Exception:
             self.hub.connections.release(address)
             log.exception("staff.connect_failed")
-            raise refuse(refusal(SERVER_ERROR, "the server could not read your availability"))
+            raise refuse(refusal(SERVER_ERROR, "the server could not read your availability")) from None
         self.hub.staff[sid] = StaffConn(address, actor, token, time.monotonic(), touched_at=self.hub.store.clock())
         newly_online = self.hub.presence.join(sid, actor)
         await self.sio.enter_room(sid, ALL_STAFF, namespace=STAFF)
@@ -301,8 +365,9 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
         reason = conn.ended
         if reason is None:
             try:
-                reason = (await session_verdicts(self.hub.store.accounts, [conn.token],
-                                                 required_role=Role.CONSULTANT)).get(conn.token)
+                reason = (
+                    await session_verdicts(self.hub.store.accounts, [conn.token], required_role=Role.CONSULTANT)
+                ).get(conn.token)
             except Exception:  # the store is closing (shutdown): the chats stay assigned, as after a blip
                 log.info("staff.disconnect_check_failed staff_id=%s", staff_id)
         if reason is not None:
@@ -338,8 +403,15 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
         self.hub.remember(chat)
         log.info("chat.accepted chat_id=%s staff_id=%s", chat_id, actor.staff_id)
         history = await self.hub.history_payload(chat_id)
-        await self.hub.publish(ChatAccepted(chat, message, actor.staff_id, skip_sid=sid,  # type: ignore[arg-type]
-                                       lines=history))
+        await self.hub.publish(
+            ChatAccepted(
+                chat,
+                message,
+                actor.staff_id,
+                skip_sid=sid,  # type: ignore[arg-type]
+                lines=history,
+            )
+        )
         return ok(chat_id=chat_id, lang=chat.lang, history=history)
 
     @acked(STAFF)
@@ -424,8 +496,9 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
     @acked(STAFF)
     async def on_canned(self, sid: str, data: dict) -> dict:
         actor = await self.actor_of(sid)
-        return ok(responses=[{"id": c.id, "title": c.title, "text": c.text}
-                             for c in await self.hub.chats.canned(actor)])
+        return ok(
+            responses=[{"id": c.id, "title": c.title, "text": c.text} for c in await self.hub.chats.canned(actor)]
+        )
 
     @acked(STAFF)
     async def on_close_categories(self, sid: str, data: dict) -> dict:

@@ -28,8 +28,7 @@ from store.clock import to_iso
 from store.errors import NotPermitted, SessionExpired
 from store.models import Actor
 from store.policy import Permission, allowed
-from store.session_watch import (ENDED_REASONS, EXPIRED, ROLE_REMOVED, AccountChange, session_verdicts,
-                                 token_hash)
+from store.session_watch import ENDED_REASONS, EXPIRED, ROLE_REMOVED, AccountChange, session_verdicts, token_hash
 
 from . import traffic
 from .broadcast import ChatTakenOver, NoteStored, watch_room
@@ -50,8 +49,10 @@ MIN_PUSH_SECONDS = 0.5
 #: A supervisor's socket re-checks its session in the store at least this often while it acts (seconds).
 RECHECK_SECONDS = 60.0
 #: What a supervisor is told when their supervising role is removed (the other reasons: webchat/staff.py).
-ROLE_REMOVED_MESSAGE = ("Twoja sesja nadzoru została zakończona: nie masz już roli uprawniającej do nadzoru.",
-                        "Your supervision session has ended: you no longer have a supervising role.")
+ROLE_REMOVED_MESSAGE = (
+    "Twoja sesja nadzoru została zakończona: nie masz już roli uprawniającej do nadzoru.",
+    "Your supervision session has ended: you no longer have a supervising role.",
+)
 
 
 def may_supervise(actor: Actor) -> bool:
@@ -172,11 +173,16 @@ class SupervisionHub:
         if before == now:
             return
         if before is not None and before[0] != consultant:  # the chat moved on (or closed): they are told it ended
-            await self.sio.emit("supervised", {"chat_id": chat_id, "by": []}, room=consultant_room(before[0]),
-                                namespace=STAFF)
+            await self.sio.emit(
+                "supervised", {"chat_id": chat_id, "by": []}, room=consultant_room(before[0]), namespace=STAFF
+            )
         if consultant is not None and (now is not None or (before is not None and before[0] == consultant)):
-            await self.sio.emit("supervised", {"chat_id": chat_id, "by": self.watchers_of(chat_id)},
-                                room=consultant_room(consultant), namespace=STAFF)
+            await self.sio.emit(
+                "supervised",
+                {"chat_id": chat_id, "by": self.watchers_of(chat_id)},
+                room=consultant_room(consultant),
+                namespace=STAFF,
+            )
         if now is None:
             self.told.pop(chat_id, None)
         else:
@@ -186,8 +192,9 @@ class SupervisionHub:
         """A consultant (re)connected: who is watching which of their chats."""
         for chat_id, (consultant, _names) in list(self.told.items()):
             if consultant == actor.staff_id:
-                await self.sio.emit("supervised", {"chat_id": chat_id, "by": self.watchers_of(chat_id)}, to=sid,
-                                    namespace=STAFF)
+                await self.sio.emit(
+                    "supervised", {"chat_id": chat_id, "by": self.watchers_of(chat_id)}, to=sid, namespace=STAFF
+                )
 
     # -- joining and leaving ------------------------------------------------------------------------
 
@@ -197,12 +204,16 @@ class SupervisionHub:
         self.start()
         await self.sio.emit("supervision", await self.view(), to=sid, namespace=STAFF)
 
-    async def end_watches(self, chat_id: int, *, sid: str | None = None, reason: str = "stopped",
-                          staff_id: int | None = None) -> list[str]:
+    async def end_watches(
+        self, chat_id: int, *, sid: str | None = None, reason: str = "stopped", staff_id: int | None = None
+    ) -> list[str]:
         """End the watches of `chat_id` (all, or one socket's, or one person's): audited, the watchers told."""
         watching = self.watches.get(chat_id, {})
-        ended = [s for s, w in watching.items()
-                 if (sid is None or s == sid) and (staff_id is None or w.actor.staff_id == staff_id)]
+        ended = [
+            s
+            for s, w in watching.items()
+            if (sid is None or s == sid) and (staff_id is None or w.actor.staff_id == staff_id)
+        ]
         for s in ended:
             watch = watching.pop(s)
             try:  # audited first, then told
@@ -293,8 +304,9 @@ async def refuse_consultant_event(hub: "Hub", sid: str) -> None:
 def account_changed(sessions: "StaffSessions", change: AccountChange) -> None:
     """A committed account change (pushed by the store): end the supervisor sockets it concerns."""
     for sid, conn in list(supervision_of(sessions.hub).conns.items()):
-        if conn.actor.staff_id == change.staff_id and (change.token_hash is None
-                                                       or token_hash(conn.token) == change.token_hash):
+        if conn.actor.staff_id == change.staff_id and (
+            change.token_hash is None or token_hash(conn.token) == change.token_hash
+        ):
             sessions.hub.spawn(end_supervisor(sessions, sid, change.reason))
 
 
@@ -312,8 +324,13 @@ async def end_supervisor(sessions: "StaffSessions", sid: str, reason: str) -> No
         polish, english = ENDED_MESSAGES.get(reason, ENDED_MESSAGES[EXPIRED])
     log.info("staff.session_ended supervisor=1 staff_id=%s reason=%s", conn.actor.staff_id, reason)
     try:
-        await sessions.sio.call("session_ended", session_ended_payload(reason, polish, english),
-                                to=sid, namespace=STAFF, timeout=ENDED_ACK_SECONDS)
+        await sessions.sio.call(
+            "session_ended",
+            session_ended_payload(reason, polish, english),
+            to=sid,
+            namespace=STAFF,
+            timeout=ENDED_ACK_SECONDS,
+        )
     except Exception:  # no answer: end it regardless
         pass
     finally:
@@ -332,16 +349,18 @@ async def check_sessions(sessions: "StaffSessions") -> None:
     if sup.conns:
         conns = dict(sup.conns)
         verdicts = await session_verdicts(hub.store.accounts, {c.token for c in conns.values()})
-        demoted = await _without_supervising_role(hub, {c.actor.staff_id for c in conns.values()
-                                                       if c.actor.staff_id is not None})
+        demoted = await _without_supervising_role(
+            hub, {c.actor.staff_id for c in conns.values() if c.actor.staff_id is not None}
+        )
         for sid, conn in conns.items():
             reason = verdicts.get(conn.token) or (ROLE_REMOVED if conn.actor.staff_id in demoted else None)
             if reason and not conn.ended:
                 await end_supervisor(sessions, sid, reason)
     consultants = {sid: actor for sid, actor in sup.members.items() if sid not in sup.conns}
     if consultants:
-        demoted = await _without_supervising_role(hub, {a.staff_id for a in consultants.values()
-                                                       if a.staff_id is not None})
+        demoted = await _without_supervising_role(
+            hub, {a.staff_id for a in consultants.values() if a.staff_id is not None}
+        )
         for sid, actor in consultants.items():
             if actor.staff_id in demoted:
                 await sup.leave(sid, reason=ROLE_REMOVED)
@@ -406,19 +425,27 @@ class SupervisionEvents:
         name = await self.hub.store.supervision.full_name_of(actor.staff_id) or actor.name
         previous = self.sup.watches.setdefault(chat_id, {}).get(sid)
         if previous is not None:  # watching again (a reconnecting client): the first watch ends here
-            await self.hub.store.supervision.stop_monitoring(previous.actor, chat_id, previous.started,
-                                                             reason="renewed")
+            await self.hub.store.supervision.stop_monitoring(
+                previous.actor, chat_id, previous.started, reason="renewed"
+            )
         self.sup.watches[chat_id][sid] = Watch(actor, name, self.hub.store.clock())
         await self.sio.enter_room(sid, watch_room(chat_id), namespace=STAFF)
         if watched.messages:  # lines after these come from the loop; a chat watched already keeps its mark
             self.sup.forwarded.setdefault(chat_id, watched.messages[-1].seq)
         log.info("chat.monitor chat_id=%s staff_id=%s", chat_id, actor.staff_id)
         self.sup.poke()
-        return ok(chat_id=chat_id, status=watched.status, lang=watched.lang,
-                  consultant=({"staff_id": watched.consultant_id, "name": watched.consultant_name}
-                              if watched.consultant_id is not None and watched.status == "active" else None),
-                  history=[message_payload(m) for m in watched.messages],
-                  notes=[n.as_payload() for n in watched.notes])
+        return ok(
+            chat_id=chat_id,
+            status=watched.status,
+            lang=watched.lang,
+            consultant=(
+                {"staff_id": watched.consultant_id, "name": watched.consultant_name}
+                if watched.consultant_id is not None and watched.status == "active"
+                else None
+            ),
+            history=[message_payload(m) for m in watched.messages],
+            notes=[n.as_payload() for n in watched.notes],
+        )
 
     @acked(STAFF)
     async def on_unmonitor(self, sid: str, data: dict) -> dict:
@@ -433,15 +460,16 @@ class SupervisionEvents:
     async def on_whisper(self, sid: str, data: dict) -> dict:
         actor = await self.supervisor_of(sid, fresh=True)
         chat_id = self.chat_id_of(data)
-        await self.hub.store.audit.guard(actor, Permission.SUPERVISE_CHATS, "chat.whisper",
-                                         target_kind="conversation",
-                                         target_id=chat_id)  # a refusal is audited and answered not_permitted
+        await self.hub.store.audit.guard(
+            actor, Permission.SUPERVISE_CHATS, "chat.whisper", target_kind="conversation", target_id=chat_id
+        )  # a refusal is audited and answered not_permitted
         if chat_id is None:
             return error(INVALID, "chat_id must be a chat number")
         if sid not in self.sup.watches.get(chat_id, {}):
             return error(INVALID, "watch the chat first (monitor, with a purpose), then whisper")
-        whispered = await self.hub.store.supervision.whisper(actor, chat_id, data.get("text"),
-                                                             data.get("client_msg_id"))
+        whispered = await self.hub.store.supervision.whisper(
+            actor, chat_id, data.get("text"), data.get("client_msg_id")
+        )
         if whispered.new and whispered.note.to_staff_id is not None:
             await self.hub.publish(NoteStored(whispered.note, skip_sid=sid))
             log.info("chat.whisper chat_id=%s staff_id=%s", chat_id, actor.staff_id)
@@ -452,16 +480,18 @@ class SupervisionEvents:
         actor = await self.supervisor_of(sid, fresh=True)
         chat_id = self.chat_id_of(data)
         for permission in (Permission.SUPERVISE_CHATS, Permission.HANDLE_CHATS):  # both: the supervisor then answers
-            await self.hub.store.audit.guard(actor, permission, "chat.take_over", target_kind="conversation",
-                                             target_id=chat_id)
+            await self.hub.store.audit.guard(
+                actor, permission, "chat.take_over", target_kind="conversation", target_id=chat_id
+            )
         if chat_id is None:
             return error(INVALID, "chat_id must be a chat number")
         chat, message, previous = await self.hub.chats.take_over(actor, chat_id)
         name = await self.hub.store.supervision.full_name_of(actor.staff_id) or actor.name
         log.info("chat.taken_over chat_id=%s from=%s to=%s", chat_id, previous, actor.staff_id)
         history = await self.hub.history_payload(chat_id)
-        await self.hub.publish(ChatTakenOver(chat, message, previous, {"staff_id": actor.staff_id, "name": name},
-                                             lines=history))
+        await self.hub.publish(
+            ChatTakenOver(chat, message, previous, {"staff_id": actor.staff_id, "name": name}, lines=history)
+        )
         # whoever takes a chat over handles it now: their own watches of it end
         for s in [s for s, w in self.sup.watches.get(chat_id, {}).items() if w.actor.staff_id == actor.staff_id]:
             await self.sup.end_watches(chat_id, sid=s, reason="taken_over")

@@ -110,13 +110,18 @@ class TrafficHub:
         store = self.hub.store
         extensions = await store.extensions.pausable(actor)
         if not isinstance(data, dict) or not isinstance(data.get("paused"), bool):
-            raise InvalidInput("queue_pause needs {\"paused\": true|false, \"reason\"?: text, \"queue\"?: name}")
+            raise InvalidInput('queue_pause needs {"paused": true|false, "reason"?: text, "queue"?: name}')
         reason = data.get("reason") or ""
         queue = data.get("queue") or None
         if not isinstance(reason, str) or len(reason) > 80 or (queue is not None and not isinstance(queue, str)):
             raise InvalidInput("the reason is a short text (at most 80 characters) and the queue a name")
-        interfaces = sorted({m.interface for m in self.link.state.members.values()
-                             if m.extension in extensions and (queue is None or m.queue == queue)})
+        interfaces = sorted(
+            {
+                m.interface
+                for m in self.link.state.members.values()
+                if m.extension in extensions and (queue is None or m.queue == queue)
+            }
+        )
         if not interfaces:
             raise InvalidInput("none of your extensions is a member of that queue")
         outcome = "ok"
@@ -127,12 +132,15 @@ class TrafficHub:
             outcome = "failed"
             raise InvalidInput(str(exc)) from None
         finally:
-            await store.extensions.record_pause(actor, paused=data["paused"], queue=queue, reason=reason,
-                                                interfaces=interfaces, outcome=outcome)
+            await store.extensions.record_pause(
+                actor, paused=data["paused"], queue=queue, reason=reason, interfaces=interfaces, outcome=outcome
+            )
         return {"paused": data["paused"], "interfaces": interfaces}
 
 
-def traffic_context(store_settings: Any, clock: Callable | None = None) -> Callable[["web.Application"], AsyncIterator[None]]:
+def traffic_context(
+    store_settings: Any, clock: Callable | None = None
+) -> Callable[["web.Application"], AsyncIterator[None]]:
     """aiohttp cleanup_ctx: with CIM_AMI_URL set, start the AMI link with the server and stop it with it."""
 
     async def context(app: "web.Application") -> AsyncIterator[None]:
@@ -145,8 +153,9 @@ def traffic_context(store_settings: Any, clock: Callable | None = None) -> Calla
         address = parse_ami_url(settings.ami_url, settings.ami_secret_file)
         hub = app[HUB]
         digits = settings.pbx_extension_max_digits
-        state = TrafficState(ZoneInfo(settings.timezone), settings.short_abandon_seconds,
-                             lambda n: n.isdigit() and len(n) <= digits)
+        state = TrafficState(
+            ZoneInfo(settings.timezone), settings.short_abandon_seconds, lambda n: n.isdigit() and len(n) <= digits
+        )
         link = AmiLink(address, state, clock=clock or hub.store.clock)
         hub.traffic = TrafficHub(app[SIO], hub, link)
         link.start()

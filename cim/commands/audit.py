@@ -22,11 +22,21 @@ def audit() -> None:
 
 
 def _anchor_options(func):
-    func = click.option("--anchors", "anchor_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-                        help="Also check the anchor lines in this file (a syslog/journal export, a copy of the "
-                             "anchors file kept elsewhere); repeatable.")(func)
-    return click.option("--anchor", "paper", multiple=True, metavar="ID:HASH",
-                        help="Also check an anchor printed on a report or a letter; repeatable.")(func)
+    func = click.option(
+        "--anchors",
+        "anchor_files",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also check the anchor lines in this file (a syslog/journal export, a copy of the "
+        "anchors file kept elsewhere); repeatable.",
+    )(func)
+    return click.option(
+        "--anchor",
+        "paper",
+        multiple=True,
+        metavar="ID:HASH",
+        help="Also check an anchor printed on a report or a letter; repeatable.",
+    )(func)
 
 
 def _paper(values: tuple[str, ...]):
@@ -36,12 +46,18 @@ def _paper(values: tuple[str, ...]):
 
 
 def check_json(check) -> dict:
-    return {"ok": check.ok, "entries": check.entries, "first_broken": check.first_broken,
-            "anchors_checked": check.anchors_checked, "truncated_after": check.truncated_after,
-            "legacy_unmaced": check.legacy_entries,
-            "problems": [{"kind": p.kind, "entry": p.entry, "message": p.message, "anchor": p.anchor}
-                         for p in check.problems],
-            "restores": list(check.restores)}
+    return {
+        "ok": check.ok,
+        "entries": check.entries,
+        "first_broken": check.first_broken,
+        "anchors_checked": check.anchors_checked,
+        "truncated_after": check.truncated_after,
+        "legacy_unmaced": check.legacy_entries,
+        "problems": [
+            {"kind": p.kind, "entry": p.entry, "message": p.message, "anchor": p.anchor} for p in check.problems
+        ],
+        "restores": list(check.restores),
+    }
 
 
 @audit.command("verify")
@@ -66,15 +82,26 @@ def audit_verify(data_dir: str | None, anchor_files: tuple[Path, ...], paper: tu
         print_json(check_json(check))
     elif check.ok:
         legacy = _(", {n} unMACed legacy").format(n=check.legacy_entries) if check.legacy_entries else ""
-        click.echo(_("audit chain intact: {entries}{legacy}, {anchors} anchors agree").format(
-            entries=ngettext("{n} entry", "{n} entries", check.entries).format(n=check.entries), legacy=legacy,
-            anchors=check.anchors_checked))
+        click.echo(
+            _("audit chain intact: {entries}{legacy}, {anchors} anchors agree").format(
+                entries=ngettext("{n} entry", "{n} entries", check.entries).format(n=check.entries),
+                legacy=legacy,
+                anchors=check.anchors_checked,
+            )
+        )
         for restore in check.restores:
-            click.echo(_("restore acknowledged: entries after {n} replaced by the restored backup").format(
-                n=restore['fork_at']))
+            click.echo(
+                _("restore acknowledged: entries after {n} replaced by the restored backup").format(
+                    n=restore["fork_at"]
+                )
+            )
     else:
-        click.echo(_("audit chain BROKEN at entry {first} ({entries} entries)").format(
-            first=check.first_broken, entries=check.entries), err=True)
+        click.echo(
+            _("audit chain BROKEN at entry {first} ({entries} entries)").format(
+                first=check.first_broken, entries=check.entries
+            ),
+            err=True,
+        )
         for problem in check.problems:
             click.echo(f"  {problem.kind}: {problem.message}", err=True)
     sys.exit(0 if check.ok else 1)
@@ -86,17 +113,20 @@ def audit_verify(data_dir: str | None, anchor_files: tuple[Path, ...], paper: tu
 @_anchor_options
 @json_option
 @with_store
-async def audit_acknowledge_restore(store, reason: str, anchor_files: tuple[Path, ...], paper: tuple[str, ...],
-                                    as_json: bool) -> None:
+async def audit_acknowledge_restore(
+    store, reason: str, anchor_files: tuple[Path, ...], paper: tuple[str, ...], as_json: bool
+) -> None:
     """Record, in the audit log, that the database was knowingly restored from a backup (the lost entries stay named)."""
     acknowledged = await store.audit.acknowledge_restore(cli_actor("audit"), reason, _paper(paper), anchor_files)
     if as_json:
         print_json({"acknowledged": acknowledged})
         return
     for r in acknowledged:
-        click.echo(_("restore acknowledged: backup at entry {n} ({backup}); entries {first}..{last} or more are "
-                     "lost").format(n=r['fork_at'], backup=r['backup'] or _("backup"), first=r['fork_at'] + 1,
-                                    last=r['lost_through']))
+        click.echo(
+            _("restore acknowledged: backup at entry {n} ({backup}); entries {first}..{last} or more are lost").format(
+                n=r["fork_at"], backup=r["backup"] or _("backup"), first=r["fork_at"] + 1, last=r["lost_through"]
+            )
+        )
 
 
 @audit.command("rotate-key")
@@ -105,8 +135,11 @@ async def audit_acknowledge_restore(store, reason: str, anchor_files: tuple[Path
 async def audit_rotate_key(store) -> None:
     """A new MAC key signs every entry from now on; older keys stay in the file to verify older entries."""
     old, new = await store.audit.rotate_key(cli_actor("audit"))
-    click.echo(_("audit key rotated: generation {old} -> {new} ({path}); put the new file in escrow "
-                 "(docs/DEPLOY.md)").format(old=old, new=new, path=store.settings.audit_key_path))
+    click.echo(
+        _("audit key rotated: generation {old} -> {new} ({path}); put the new file in escrow (docs/DEPLOY.md)").format(
+            old=old, new=new, path=store.settings.audit_key_path
+        )
+    )
 
 
 @audit.command("anchor")
@@ -133,8 +166,17 @@ async def audit_anchor(store, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True, help="At most this many.")
 @json_option
 @with_store
-async def audit_list(store, person: str | None, action: str | None, start: str | None, end: str | None,
-                     conversation: int | None, request_id: int | None, limit: int, as_json: bool) -> None:
+async def audit_list(
+    store,
+    person: str | None,
+    action: str | None,
+    start: str | None,
+    end: str | None,
+    conversation: int | None,
+    request_id: int | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """Show audit entries, newest first (the read itself is audited)."""
     from datetime import date, datetime, time, timedelta
     from zoneinfo import ZoneInfo
@@ -161,17 +203,40 @@ async def audit_list(store, person: str | None, action: str | None, start: str |
     until = midnight(last + timedelta(days=1)) if last and last < date.max else None
     staff_id = (await store.accounts.get(person)).id if person else None
     entries = await store.audit.entries(
-        cli_actor("audit"), staff_id=staff_id, action=action, since=since, until=until,
-        target_kind="conversation" if conversation is not None else None, target_id=conversation,
-        request_id=request_id, limit=limit)
+        cli_actor("audit"),
+        staff_id=staff_id,
+        action=action,
+        since=since,
+        until=until,
+        target_kind="conversation" if conversation is not None else None,
+        target_id=conversation,
+        request_id=request_id,
+        limit=limit,
+    )
     if as_json:
-        print_json([{"id": e.id, "at": to_iso(e.at), "actor": e.actor_name, "action": e.action,
-                     "outcome": e.outcome, "target_kind": e.target_kind, "target_id": e.target_id,
-                     "purpose": e.purpose, "request_id": e.request_id, "details": e.details} for e in entries])
+        print_json(
+            [
+                {
+                    "id": e.id,
+                    "at": to_iso(e.at),
+                    "actor": e.actor_name,
+                    "action": e.action,
+                    "outcome": e.outcome,
+                    "target_kind": e.target_kind,
+                    "target_id": e.target_id,
+                    "purpose": e.purpose,
+                    "request_id": e.request_id,
+                    "details": e.details,
+                }
+                for e in entries
+            ]
+        )
         return
     for e in entries:
         target = f" {e.target_kind} {e.target_id}" if e.target_kind else ""
         purpose = _(" purpose: {purpose}").format(purpose=e.purpose) if e.purpose else ""
         # the action's code stays: it is what --action filters on
-        click.echo(f"{e.id:>7} {format_datetime(e.at, tz=store.settings.timezone, seconds=True)} {e.actor_name} "
-                   f"{e.action} ({action_label(e.action)}) {e.outcome}{target}{purpose}")
+        click.echo(
+            f"{e.id:>7} {format_datetime(e.at, tz=store.settings.timezone, seconds=True)} {e.actor_name} "
+            f"{e.action} ({action_label(e.action)}) {e.outcome}{target}{purpose}"
+        )

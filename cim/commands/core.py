@@ -30,14 +30,26 @@ def init(data_dir: str | None, as_json: bool) -> None:
 
     migrations = run(body())
     if as_json:
-        print_json({"data_dir": str(settings.data_dir), "database": str(settings.db_path), "migrations": migrations,
-                    "audit_key_file": str(settings.audit_key_path),
-                    "audit_anchors_file": str(settings.audit_anchors_path),
-                    "master_key_file": str(settings.master_key_path), "keyring": str(settings.keyring_path)})
+        print_json(
+            {
+                "data_dir": str(settings.data_dir),
+                "database": str(settings.db_path),
+                "migrations": migrations,
+                "audit_key_file": str(settings.audit_key_path),
+                "audit_anchors_file": str(settings.audit_anchors_path),
+                "master_key_file": str(settings.master_key_path),
+                "keyring": str(settings.keyring_path),
+            }
+        )
     else:
-        click.echo(_("CIM data directory ready: {path} ({n} migrations applied)").format(path=settings.data_dir,
-                                                                                       n=len(migrations)))
-        click.echo(_("audit key file: {path} (keep an escrow copy: docs/DEPLOY.md)").format(
-            path=settings.audit_key_path))
-        click.echo(_("master key file: {path} (keep an escrow copy: docs/DEPLOY.md)").format(
-            path=settings.master_key_path))
+        click.echo(
+            _("CIM data directory ready: {path} ({n} migrations applied)").format(
+                path=settings.data_dir, n=len(migrations)
+            )
+        )
+        click.echo(
+            _("audit key file: {path} (keep an escrow copy: docs/DEPLOY.md)").format(path=settings.audit_key_path)
+        )
+        click.echo(
+            _("master key file: {path} (keep an escrow copy: docs/DEPLOY.md)").format(path=settings.master_key_path)
+        )

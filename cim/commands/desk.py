@@ -16,8 +16,14 @@ def register(cli: click.Group) -> None:
 
 
 def _topic_json(t) -> dict:
-    return {"id": t.id, "label_pl": t.label_pl, "label_en": t.label_en, "department": t.department,
-            "position": t.position, "active": t.active}
+    return {
+        "id": t.id,
+        "label_pl": t.label_pl,
+        "label_en": t.label_en,
+        "department": t.department,
+        "position": t.position,
+        "active": t.active,
+    }
 
 
 @click.group()
@@ -112,5 +118,6 @@ async def users_capacity(store, name, max_chats):
 async def users_skills(store, name, topic_ids):
     """Replace NAME's skills with these topic ids (see `cim topics list`); none: every topic."""
     skills = await store.desk.set_skills(cli_actor("users"), name, topic_ids)
-    click.echo(_("{name}: topics {topics}").format(name=name.strip(),
-                                                   topics=", ".join(map(str, sorted(skills))) or _("all")))
+    click.echo(
+        _("{name}: topics {topics}").format(name=name.strip(), topics=", ".join(map(str, sorted(skills))) or _("all"))
+    )

@@ -27,24 +27,55 @@ def ingest() -> None:
 
 def _common(func):
     options = [
-        click.option("--cdr", "cdr", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                     help="The CDR file (Asterisk: /var/log/asterisk/cdr-csv/Master.csv; FreePBX: a CSV export)."),
-        click.option("--recordings", "recordings", type=click.Path(file_okay=False, path_type=Path),
-                     help="The PBX's recordings folder (e.g. /var/spool/asterisk/monitor)."),
-        click.option("--columns", help="Comma-separated CDR columns. Asterisk: the optional columns after the 16 "
-                                       "fixed ones as on in cdr.conf, or any complete layout (cdr_custom's "
-                                       "mapping may be pasted as is; - skips a column). Default: by each "
-                                       "line's column count. FreePBX: the columns when the export has no header."),
-        click.option("--timezone", "timezone_name", help="Zone of the PBX's local times (default: the `timezone` "
-                                                         "setting, Europe/Warsaw)."),
-        click.option("--move", is_flag=True, help="Delete each source recording once it is safely registered "
-                                                  "(hard-linked, not copied, on the same filesystem)."),
-        click.option("--watch", is_flag=True, help="Keep running: pick up appended CDR lines and new recordings "
-                                                   "as the PBX writes them, until Ctrl-C."),
-        click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
-                     help="Seconds between polls in --watch mode."),
-        click.option("--watch-iterations", type=click.IntRange(1), hidden=True,
-                     help="Stop --watch after this many polls (tests)."),
+        click.option(
+            "--cdr",
+            "cdr",
+            required=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="The CDR file (Asterisk: /var/log/asterisk/cdr-csv/Master.csv; FreePBX: a CSV export).",
+        ),
+        click.option(
+            "--recordings",
+            "recordings",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="The PBX's recordings folder (e.g. /var/spool/asterisk/monitor).",
+        ),
+        click.option(
+            "--columns",
+            help="Comma-separated CDR columns. Asterisk: the optional columns after the 16 "
+            "fixed ones as on in cdr.conf, or any complete layout (cdr_custom's "
+            "mapping may be pasted as is; - skips a column). Default: by each "
+            "line's column count. FreePBX: the columns when the export has no header.",
+        ),
+        click.option(
+            "--timezone",
+            "timezone_name",
+            help="Zone of the PBX's local times (default: the `timezone` setting, Europe/Warsaw).",
+        ),
+        click.option(
+            "--move",
+            is_flag=True,
+            help="Delete each source recording once it is safely registered "
+            "(hard-linked, not copied, on the same filesystem).",
+        ),
+        click.option(
+            "--watch",
+            is_flag=True,
+            help="Keep running: pick up appended CDR lines and new recordings as the PBX writes them, until Ctrl-C.",
+        ),
+        click.option(
+            "--interval",
+            default=2.0,
+            show_default=True,
+            type=click.FloatRange(0.05, 3600),
+            help="Seconds between polls in --watch mode.",
+        ),
+        click.option(
+            "--watch-iterations",
+            type=click.IntRange(1),
+            hidden=True,
+            help="Stop --watch after this many polls (tests).",
+        ),
         data_dir_option,
         json_option,
     ]
@@ -55,8 +86,10 @@ def _common(func):
 
 #: --encoding, for the two CDR commands (kept out of _common: not every ingest subcommand reads CDRs)
 _encoding_option = click.option(
-    "--encoding", help="Encoding of the CDR file (e.g. iso-8859-2, cp1250). Default: UTF-8, and a line that is "
-                       "not UTF-8 is read as ISO-8859-2 (Windows-1250 when it has bytes 0x80-0x9F).")
+    "--encoding",
+    help="Encoding of the CDR file (e.g. iso-8859-2, cp1250). Default: UTF-8, and a line that is "
+    "not UTF-8 is read as ISO-8859-2 (Windows-1250 when it has bytes 0x80-0x9F).",
+)
 
 
 def _exit_status(func):
@@ -67,6 +100,7 @@ def _exit_status(func):
         status = func(*args, **kwargs)
         if status:
             sys.exit(status)
+
     return wrapper
 
 
@@ -101,11 +135,13 @@ async def ingest_freepbx(store, **options):
 EXIT_REJECTED = 3
 
 
-async def _run(store, kind, cdr, recordings, columns, encoding, timezone_name, move, watch, interval,
-               watch_iterations, as_json) -> int:
+async def _run(
+    store, kind, cdr, recordings, columns, encoding, timezone_name, move, watch, interval, watch_iterations, as_json
+) -> int:
     actor = cli_actor(f"ingest-{kind}")
-    src = store.calls.source(kind, cdr, recordings, columns=columns, timezone_name=timezone_name, move=move,
-                             encoding=encoding)
+    src = store.calls.source(
+        kind, cdr, recordings, columns=columns, timezone_name=timezone_name, move=move, encoding=encoding
+    )
     if watch:
         report = await _watch(store, actor, src, interval, watch_iterations, as_json)
     else:
@@ -115,7 +151,6 @@ async def _run(store, kind, cdr, recordings, columns, encoding, timezone_name, m
     else:
         _print_summary(report)
     return EXIT_REJECTED if report.rejected else 0
-
 
 
 async def _once(store, actor, src, as_json: bool) -> IngestReport:
@@ -137,8 +172,12 @@ async def _watch(store, actor, src, interval, iterations, as_json: bool) -> Inge
 
     def on_poll(polled: IngestReport) -> None:
         if polled.imported or polled.rejected or polled.recordings:
-            click.echo(_("{imported} new call records, {recordings} recordings, {rejected} rejected").format(
-                imported=polled.imported, recordings=polled.recordings, rejected=len(polled.rejected)), err=True)
+            click.echo(
+                _("{imported} new call records, {recordings} recordings, {rejected} rejected").format(
+                    imported=polled.imported, recordings=polled.recordings, rejected=len(polled.rejected)
+                ),
+                err=True,
+            )
             for r in polled.rejected:
                 click.echo(f"  {_where(r)}: {r.reason}", err=True)
 
@@ -157,16 +196,31 @@ def _where(r) -> str:
 
 
 def _print_summary(report: IngestReport) -> None:
-    click.echo(_("imported {imported} call records ({calls} new calls), {present} already present, "
-                 "{rejected} rejected").format(imported=report.imported, calls=report.calls,
-                                               present=report.already_present, rejected=len(report.rejected)))
-    click.echo(_("recordings: {recordings} registered, {present} already present; {without} calls without a "
-                 "recording, {orphans} recordings without a call").format(
-        recordings=report.recordings, present=report.recordings_already_present,
-        without=report.calls_without_recording, orphans=report.recordings_without_call))
+    click.echo(
+        _(
+            "imported {imported} call records ({calls} new calls), {present} already present, {rejected} rejected"
+        ).format(
+            imported=report.imported, calls=report.calls, present=report.already_present, rejected=len(report.rejected)
+        )
+    )
+    click.echo(
+        _(
+            "recordings: {recordings} registered, {present} already present; {without} calls without a "
+            "recording, {orphans} recordings without a call"
+        ).format(
+            recordings=report.recordings,
+            present=report.recordings_already_present,
+            without=report.calls_without_recording,
+            orphans=report.recordings_without_call,
+        )
+    )
     for amb in report.ambiguous_recordings:
-        click.echo(_("not attached {file}: its time and parties fit {n} calls ({calls})").format(
-            file=amb['file'], n=len(amb['calls']), calls=", ".join(map(str, amb['calls']))), err=True)
+        click.echo(
+            _("not attached {file}: its time and parties fit {n} calls ({calls})").format(
+                file=amb["file"], n=len(amb["calls"]), calls=", ".join(map(str, amb["calls"]))
+            ),
+            err=True,
+        )
     for r in report.rejected:
         click.echo(_("rejected {where}: {reason}").format(where=_where(r), reason=r.reason), err=True)
 
@@ -219,9 +273,16 @@ async def routes_list(store, as_json):
 @ingest.command("queue-log")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--watch", is_flag=True, help="Keep running: pick up lines as Asterisk appends them, until Ctrl-C.")
-@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
-              help="Seconds between polls in --watch mode.")
-@click.option("--watch-iterations", type=click.IntRange(1), hidden=True, help="Stop --watch after this many polls (tests).")
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 3600),
+    help="Seconds between polls in --watch mode.",
+)
+@click.option(
+    "--watch-iterations", type=click.IntRange(1), hidden=True, help="Stop --watch after this many polls (tests)."
+)
 @data_dir_option
 @json_option
 @with_store

@@ -21,8 +21,11 @@ def keys() -> None:
 
 
 async def _status(store) -> dict:
-    return {**store.keys.describe(), "master_key_file": str(store.settings.master_key_path),
-            **await store.keys.sealing_counts()}
+    return {
+        **store.keys.describe(),
+        "master_key_file": str(store.settings.master_key_path),
+        **await store.keys.sealing_counts(),
+    }
 
 
 @keys.command("status")
@@ -35,21 +38,32 @@ async def status(store, as_json: bool) -> None:
     if as_json:
         print_json(document)
         return
-    click.echo(_("master key {id} (generation {generation}) in {path}").format(
-        id=document["master_key_id"], generation=document["master_key_generation"], path=document["master_key_file"]))
-    click.echo(_("key ring {path}: {held} data keys, {shredded} destroyed by purges").format(
-        path=document["keyring"], held=document["keys_held"], shredded=document["shredded"]))
-    click.echo(_("{sealed} of {total} conversations sealed; {lines} transcript lines not sealed yet").format(
-        sealed=document["sealed"], total=document["conversations"], lines=document["unsealed_lines"]))
+    click.echo(
+        _("master key {id} (generation {generation}) in {path}").format(
+            id=document["master_key_id"], generation=document["master_key_generation"], path=document["master_key_file"]
+        )
+    )
+    click.echo(
+        _("key ring {path}: {held} data keys, {shredded} destroyed by purges").format(
+            path=document["keyring"], held=document["keys_held"], shredded=document["shredded"]
+        )
+    )
+    click.echo(
+        _("{sealed} of {total} conversations sealed; {lines} transcript lines not sealed yet").format(
+            sealed=document["sealed"], total=document["conversations"], lines=document["unsealed_lines"]
+        )
+    )
     if document["unsealed_notes"]:
-        click.echo(_("{notes} staff notes (whispers and call notes) not sealed yet").format(
-            notes=document["unsealed_notes"]))
+        click.echo(
+            _("{notes} staff notes (whispers and call notes) not sealed yet").format(notes=document["unsealed_notes"])
+        )
 
 
 @keys.command("encrypt-existing")
 @data_dir_option
-@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True,
-              help="Lines sealed per transaction.")
+@click.option(
+    "--batch", type=click.IntRange(1, 100_000), default=500, show_default=True, help="Lines sealed per transaction."
+)
 @json_option
 @with_store
 async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
@@ -57,8 +71,12 @@ async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
 
     Resumable: a killed run continues where it stopped when started again. Progress goes to stderr.
     """
-    names = {"keys": _("data keys"), "lines": _("transcript lines"), "notes": _("staff notes"),
-             "files": _("recordings")}
+    names = {
+        "keys": _("data keys"),
+        "lines": _("transcript lines"),
+        "notes": _("staff notes"),
+        "files": _("recordings"),
+    }
 
     last = {"at": 0.0, "phase": ""}
 
@@ -74,9 +92,14 @@ async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
     if as_json:
         print_json(result.as_json())
         return
-    click.echo(_("sealed {lines} transcript lines and {files} recordings; {keys} data keys created "
-                 "({rate} lines/s)").format(lines=result.lines_sealed, files=result.files_sealed,
-                                            keys=result.keys_created, rate=round(result.rows_per_second)))
+    click.echo(
+        _("sealed {lines} transcript lines and {files} recordings; {keys} data keys created ({rate} lines/s)").format(
+            lines=result.lines_sealed,
+            files=result.files_sealed,
+            keys=result.keys_created,
+            rate=round(result.rows_per_second),
+        )
+    )
     if result.notes_sealed:
         click.echo(_("sealed {notes} staff notes (whispers and call notes)").format(notes=result.notes_sealed))
     for path in result.files_missing:
@@ -92,11 +115,21 @@ async def rotate_master(store, as_json: bool) -> None:
     generation, count = await store.keys.rotate_master()
     dropped = await store.keys.retire_master(generation)
     document = {**store.keys.describe(), "rewrapped": count, "retired_generations": dropped}
-    await store.audit.record(cli_actor("keys"), "keys.rotate_master", details={
-        "master_key_id": document["master_key_id"], "generation": generation, "rewrapped": count,
-        "retired_generations": dropped})
+    await store.audit.record(
+        cli_actor("keys"),
+        "keys.rotate_master",
+        details={
+            "master_key_id": document["master_key_id"],
+            "generation": generation,
+            "rewrapped": count,
+            "retired_generations": dropped,
+        },
+    )
     if as_json:
         print_json(document)
         return
-    click.echo(_("master key generation {generation} ({id}) now wraps {count} data keys; escrow the new master "
-                 "key file").format(generation=generation, id=document["master_key_id"], count=count))
+    click.echo(
+        _(
+            "master key generation {generation} ({id}) now wraps {count} data keys; escrow the new master key file"
+        ).format(generation=generation, id=document["master_key_id"], count=count)
+    )

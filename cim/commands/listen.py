@@ -17,8 +17,12 @@ def register(cli: click.Group) -> None:
 @click.command("listen-link")
 @click.argument("conversation_id", type=int)
 @click.option("--purpose", required=True, help="Why the recording is heard: a request number or a reason (audited).")
-@click.option("--minutes", type=click.IntRange(1, 1440), default=None,
-              help="How long the link lives (default: setting listen_minutes, 10), plus the recording's length.")
+@click.option(
+    "--minutes",
+    type=click.IntRange(1, 1440),
+    default=None,
+    help="How long the link lives (default: setting listen_minutes, 10), plus the recording's length.",
+)
 @data_dir_option
 @json_option
 @with_store
@@ -33,5 +37,8 @@ async def listen_link(store, conversation_id: int, purpose: str, minutes: int | 
         print_json({"url": url, "expires_at": to_iso(link.expires_at), "code": link.code})
         return
     click.echo(url)
-    click.echo(_("code {code} · valid until {when} · opens in one browser only").format(
-        code=link.code, when=format_datetime(link.expires_at, tz=store.settings.timezone, seconds=True)))
+    click.echo(
+        _("code {code} · valid until {when} · opens in one browser only").format(
+            code=link.code, when=format_datetime(link.expires_at, tz=store.settings.timezone, seconds=True)
+        )
+    )

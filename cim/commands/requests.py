@@ -28,7 +28,11 @@ def requests() -> None:
 
 
 def _filters(f):
-    f = click.option("--state", type=click.Choice(STATE_CHOICES), help="Only requests in this state ('open': not closed or withdrawn).")(f)
+    f = click.option(
+        "--state",
+        type=click.Choice(STATE_CHOICES),
+        help="Only requests in this state ('open': not closed or withdrawn).",
+    )(f)
     f = click.option("--kind", type=click.Choice(KINDS), help="access (§4) or copy (GDPR Art. 15).")(f)
     f = click.option("--channel", type=click.Choice(CHANNELS), help="call or chat.")(f)
     f = click.option("--flagged", is_flag=True, help="Only requests due within the warning period or overdue.")(f)
@@ -37,12 +41,22 @@ def _filters(f):
 
 def request_json(r: AccessRequest) -> dict:
     return {
-        "number": r.number, "kind": r.kind, "state": r.state, "channel": r.channel, "asked": r.asked,
-        "received_on": r.received_on.isoformat(), "due_on": r.due_on.isoformat(),
+        "number": r.number,
+        "kind": r.kind,
+        "state": r.state,
+        "channel": r.channel,
+        "asked": r.asked,
+        "received_on": r.received_on.isoformat(),
+        "due_on": r.due_on.isoformat(),
         "extended_until": r.extended_until.isoformat() if r.extended_until else None,
-        "effective_due": r.effective_due.isoformat(), "due_soon": r.due_soon, "overdue": r.overdue,
-        "requester_name": r.requester_name, "eligible": r.eligible, "ineligible_reason": r.ineligible_reason,
-        "opinions": sorted(r.opinions_given), "decision": r.decision,
+        "effective_due": r.effective_due.isoformat(),
+        "due_soon": r.due_soon,
+        "overdue": r.overdue,
+        "requester_name": r.requester_name,
+        "eligible": r.eligible,
+        "ineligible_reason": r.ineligible_reason,
+        "opinions": sorted(r.opinions_given),
+        "decision": r.decision,
         "session_at": r.session_at.isoformat() if r.session_at else None,
         "conversation_reference": r.conversation_reference,
         "receipt_verified_at": r.receipt_verified_at.isoformat() if r.receipt_verified_at else None,
@@ -56,15 +70,19 @@ def request_json(r: AccessRequest) -> dict:
 @with_store
 async def requests_list(store, state, kind, channel, flagged, as_json):
     """List the request register, the earliest due first (! marks overdue, ~ due soon)."""
-    found = await store.requests.list(cli_actor("requests"), state=state, kind=kind, channel=channel,
-                                      flagged_only=flagged)
+    found = await store.requests.list(
+        cli_actor("requests"), state=state, kind=kind, channel=channel, flagged_only=flagged
+    )
     if as_json:
         print_json({"requests": [request_json(r) for r in found]})
         return
     for r in found:
         flag = "!" if r.overdue else ("~" if r.due_soon else " ")
-        click.echo(f"{flag} {r.number}  {r.kind:<6} {r.channel:<4} {_(r.state_label):<20} "
-                   + _("due {date}").format(date=format_date(r.effective_due)) + f"  {r.requester_name}")
+        click.echo(
+            f"{flag} {r.number}  {r.kind:<6} {r.channel:<4} {_(r.state_label):<20} "
+            + _("due {date}").format(date=format_date(r.effective_due))
+            + f"  {r.requester_name}"
+        )
     if not found:
         click.echo(_("no requests"))
 
@@ -82,9 +100,12 @@ async def requests_show(store, number, as_json):
         "opinions": [{"kind": o.kind, "by": o.staff_name, "verdict": o.verdict} for o in d.opinions],
         "attendees": [{"name": a.name, "present": a.present} for a in d.attendees],
         "case_mark": store.requests.case_mark(d.request),
-        "delivery": d.request.delivery, "addressed_as": d.request.addressed_as,
-        "letters": [{"kind": x.kind, "path": str(x.path), "sha256": x.sha256, "sealed": x.sealed,
-                     "sealed_by": x.sealed_by} for x in d.letters],
+        "delivery": d.request.delivery,
+        "addressed_as": d.request.addressed_as,
+        "letters": [
+            {"kind": x.kind, "path": str(x.path), "sha256": x.sha256, "sealed": x.sealed, "sealed_by": x.sealed_by}
+            for x in d.letters
+        ],
         "next_actions": list(d.next_actions),
         # what the host account itself may do (store/requests/lifecycle.py allowed_actions)
         "allowed_actions": list(d.allowed_actions),
@@ -100,11 +121,22 @@ _KINDS = {"access": N_("§4 access (listen / read)"), "copy": N_("GDPR Art. 15 c
 _CHANNELS = {"call": N_("phone call"), "chat": N_("chat")}
 _VERDICTS = {"favourable": N_("favourable"), "unfavourable": N_("unfavourable")}
 _OPINIONS = {"dpo": N_("DPO"), "department": N_("Department")}
-_ACTIONS = {"link": N_("link a conversation"), "unlink": N_("unlink a conversation"), "opinion": N_("opinion"),
-            "grant": N_("grant"), "refuse": N_("refuse"), "extend": N_("extend the deadline"),
-            "withdraw": N_("withdraw"), "start_session": N_("start the session"), "end_session": N_("end the session"),
-            "close": N_("close"), "prepare_export": N_("prepare the copy"), "confirm_export": N_("confirm the copy"),
-            "cancel_export": N_("cancel the copy"), "export": N_("export the copy")}
+_ACTIONS = {
+    "link": N_("link a conversation"),
+    "unlink": N_("unlink a conversation"),
+    "opinion": N_("opinion"),
+    "grant": N_("grant"),
+    "refuse": N_("refuse"),
+    "extend": N_("extend the deadline"),
+    "withdraw": N_("withdraw"),
+    "start_session": N_("start the session"),
+    "end_session": N_("end the session"),
+    "close": N_("close"),
+    "prepare_export": N_("prepare the copy"),
+    "confirm_export": N_("confirm the copy"),
+    "cancel_export": N_("cancel the copy"),
+    "export": N_("export the copy"),
+}
 
 
 def _word(table: dict[str, str], code: str | None) -> str:
@@ -116,10 +148,15 @@ def _show_lines(store, d) -> list[tuple[str, str]]:
     r = d.request
     due = format_date(r.effective_due) + (_(" (overdue)") if r.overdue else (_(" (due soon)") if r.due_soon else ""))
     lines = [
-        (_("Number"), r.number), (_("Case mark"), store.requests.case_mark(r)), (_("Kind"), _word(_KINDS, r.kind)),
-        (_("Channel"), _word(_CHANNELS, r.channel)), (_("State"), _(r.state_label)),
-        (_("Received"), format_date(r.received_on)), (_("Due"), due),
-        (_("Requester"), r.requester_name), (_("Reply delivered by"), DELIVERY_LABELS.get(r.delivery, r.delivery)),
+        (_("Number"), r.number),
+        (_("Case mark"), store.requests.case_mark(r)),
+        (_("Kind"), _word(_KINDS, r.kind)),
+        (_("Channel"), _word(_CHANNELS, r.channel)),
+        (_("State"), _(r.state_label)),
+        (_("Received"), format_date(r.received_on)),
+        (_("Due"), due),
+        (_("Requester"), r.requester_name),
+        (_("Reply delivered by"), DELIVERY_LABELS.get(r.delivery, r.delivery)),
     ]
     if r.extended_until:
         lines.append((_("Extended to"), format_date(r.extended_until)))
@@ -130,12 +167,23 @@ def _show_lines(store, d) -> list[tuple[str, str]]:
     if r.session_at:
         lines.append((_("Session"), format_datetime(r.session_at, tz=store.settings.timezone)))
     lines.append((_("Conversations"), ", ".join(str(c.conversation_id) for c in d.conversations) or "—"))
-    lines.append((_("Opinions"), "; ".join(f"{_word(_OPINIONS, o.kind)}: {_word(_VERDICTS, o.verdict)} ({o.staff_name})"
-                                            for o in d.opinions) or "—"))
+    lines.append(
+        (
+            _("Opinions"),
+            "; ".join(f"{_word(_OPINIONS, o.kind)}: {_word(_VERDICTS, o.verdict)} ({o.staff_name})" for o in d.opinions)
+            or "—",
+        )
+    )
     if d.attendees:
-        lines.append((_("Attendees"), ", ".join(
-            a.name + ("" if a.present is None else (_(" (present)") if a.present else _(" (absent)")))
-            for a in d.attendees)))
+        lines.append(
+            (
+                _("Attendees"),
+                ", ".join(
+                    a.name + ("" if a.present is None else (_(" (present)") if a.present else _(" (absent)")))
+                    for a in d.attendees
+                ),
+            )
+        )
     lines.append((_("Letters"), ", ".join(f"{x.kind} ({x.path})" for x in d.letters) or "—"))
     lines.append((_("Next steps"), ", ".join(_word(_ACTIONS, a) for a in d.next_actions) or "—"))
     return lines
@@ -151,8 +199,9 @@ async def requests_export_csv(store, file, state, kind, channel, flagged, force)
     """Write the request register as CSV to FILE (for the director), mode 0600; the export is audited."""
     if (file.exists() or file.is_symlink()) and not force:
         fail(_("{file} already exists; choose a new file name or use --force to replace it").format(file=file))
-    text = await store.requests.register_csv(cli_actor("requests"), state=state, kind=kind, channel=channel,
-                                             flagged_only=flagged)
+    text = await store.requests.register_csv(
+        cli_actor("requests"), state=state, kind=kind, channel=channel, flagged_only=flagged
+    )
     await asyncio.to_thread(write_private, file, text.encode("utf-8"), replace=force)
     rows = len(list(csv.reader(io.StringIO(text)))) - 1
     click.echo(_("wrote {requests} to {file}").format(requests=plurals.requests(rows), file=file))

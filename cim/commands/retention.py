@@ -51,9 +51,14 @@ async def purge(store, dry_run: bool, as_json: bool) -> None:
     if as_json:
         print_json(result.as_json())
     else:
-        counts = dict(calls=plurals.calls(result.calls), chats=plurals.chats(result.chats),
-                      files=plurals.files(result.files), size=_size(result.bytes), held=result.held,
-                      cutoff=format_datetime(result.cutoff, tz=store.settings.timezone, seconds=True))
+        counts = dict(
+            calls=plurals.calls(result.calls),
+            chats=plurals.chats(result.chats),
+            files=plurals.files(result.files),
+            size=_size(result.bytes),
+            held=result.held,
+            cutoff=format_datetime(result.cutoff, tz=store.settings.timezone, seconds=True),
+        )
         if dry_run:
             text = _("would purge {calls}, {chats}, {files} ({size}); {held} held back; cutoff {cutoff}")
         else:
@@ -63,10 +68,15 @@ async def purge(store, dry_run: bool, as_json: bool) -> None:
             click.echo(_("finished {n} file deletions left by an interrupted purge").format(n=result.resumed_files))
     if not result.remnants_cleared:
         what = _("an earlier purge left") if dry_run else _("the purge is incomplete:")
-        click.echo("cim: " + _("{what} purged text in {db} and its -wal because another "
-                               "connection (a report, a backup, a sqlite3 shell) held a read transaction; close it "
-                               "and run `cim purge` again (the next purge retries this first)").format(
-            what=what, db=store.settings.db_path.name), err=True)
+        click.echo(
+            "cim: "
+            + _(
+                "{what} purged text in {db} and its -wal because another "
+                "connection (a report, a backup, a sqlite3 shell) held a read transaction; close it "
+                "and run `cim purge` again (the next purge retries this first)"
+            ).format(what=what, db=store.settings.db_path.name),
+            err=True,
+        )
         if not dry_run:
             sys.exit(EXIT_INCOMPLETE)
 
@@ -84,9 +94,14 @@ async def fsck(store, as_json: bool) -> None:
     else:
         for problem in report.problems:
             click.echo(f"{problem.kind}: {problem.detail}")
-        click.echo(_("{recordings} checked, {files} seen, {problems} problems").format(
-            recordings=plurals.recordings(report.recordings_checked), files=plurals.files(report.files_seen),
-            problems=len(report.problems)), err=not report.ok)
+        click.echo(
+            _("{recordings} checked, {files} seen, {problems} problems").format(
+                recordings=plurals.recordings(report.recordings_checked),
+                files=plurals.files(report.files_seen),
+                problems=len(report.problems),
+            ),
+            err=not report.ok,
+        )
     if not report.ok:
         sys.exit(1)
 
@@ -103,24 +118,46 @@ async def backup(store, directory: Path, as_json: bool) -> None:
     (backup.json says destroy_by), and after a restore run `cim purge` before anything else.
     """
     result = await store.retention.backup(cli_actor("backup"), directory)
-    document = {"path": str(result.path), "created_at": to_iso(result.created_at), "db_bytes": result.db_bytes,
-                "files": result.files, "bytes": result.bytes, "missing_files": result.missing_files,
-                "destroy_by": to_iso(result.destroy_by), **{k: v for k, v in result.keys.items()
-                                                             if k in ("master_key_id", "master_key_generation", "keyring")}}
+    document = {
+        "path": str(result.path),
+        "created_at": to_iso(result.created_at),
+        "db_bytes": result.db_bytes,
+        "files": result.files,
+        "bytes": result.bytes,
+        "missing_files": result.missing_files,
+        "destroy_by": to_iso(result.destroy_by),
+        **{k: v for k, v in result.keys.items() if k in ("master_key_id", "master_key_generation", "keyring")},
+    }
     if as_json:
         print_json(document)
     else:
-        click.echo(_("backup written to {path}: database {db}, {recordings} ({size}); destroy by {date}").format(
-            path=result.path, db=_size(result.db_bytes), recordings=plurals.recordings(result.files),
-            size=_size(result.bytes), date=format_date(result.destroy_by, tz=store.settings.timezone)))
+        click.echo(
+            _("backup written to {path}: database {db}, {recordings} ({size}); destroy by {date}").format(
+                path=result.path,
+                db=_size(result.db_bytes),
+                recordings=plurals.recordings(result.files),
+                size=_size(result.bytes),
+                date=format_date(result.destroy_by, tz=store.settings.timezone),
+            )
+        )
         if result.keys:
-            click.echo(_("reading it needs master key {id} (generation {generation}) and the key ring {keyring}; "
-                         "conversations purged later stay unreadable in it").format(
-                id=result.keys["master_key_id"], generation=result.keys["master_key_generation"],
-                keyring=result.keys["keyring"]))
+            click.echo(
+                _(
+                    "reading it needs master key {id} (generation {generation}) and the key ring {keyring}; "
+                    "conversations purged later stay unreadable in it"
+                ).format(
+                    id=result.keys["master_key_id"],
+                    generation=result.keys["master_key_generation"],
+                    keyring=result.keys["keyring"],
+                )
+            )
         if result.missing_files:
-            click.echo(_("{recordings} missing and not copied; run `cim fsck`").format(
-                recordings=plurals.recordings(result.missing_files)), err=True)
+            click.echo(
+                _("{recordings} missing and not copied; run `cim fsck`").format(
+                    recordings=plurals.recordings(result.missing_files)
+                ),
+                err=True,
+            )
 
 
 @click.group()
@@ -137,23 +174,45 @@ async def holds_list(store, include_released: bool, as_json: bool) -> None:
     """List open holds (overdue reviews marked with !)."""
     items = await store.retention.holds(cli_actor("holds"), include_released=include_released)
     if as_json:
-        print_json([{"id": h.id, "conversation_id": h.conversation_id, "legal_basis": h.legal_basis,
-                     "case_reference": h.case_reference, "request_id": h.request_id, "set_by": h.set_by,
-                     "set_at": to_iso(h.set_at), "review_on": h.review_on.isoformat() if h.review_on else None,
-                     "released_at": to_iso(h.released_at) if h.released_at else None, "overdue": h.overdue}
-                    for h in items])
+        print_json(
+            [
+                {
+                    "id": h.id,
+                    "conversation_id": h.conversation_id,
+                    "legal_basis": h.legal_basis,
+                    "case_reference": h.case_reference,
+                    "request_id": h.request_id,
+                    "set_by": h.set_by,
+                    "set_at": to_iso(h.set_at),
+                    "review_on": h.review_on.isoformat() if h.review_on else None,
+                    "released_at": to_iso(h.released_at) if h.released_at else None,
+                    "overdue": h.overdue,
+                }
+                for h in items
+            ]
+        )
         return
     if not items:
         click.echo(_("no holds"))
     for h in items:
         flag = "!" if h.overdue else " "
-        state = _("released {date}").format(date=format_date(h.released_at, tz=store.settings.timezone)) \
-            if h.released_at else _("in force")
-        origin = _("request {n}").format(n=h.request_id) if h.automatic else \
-            _("{basis}; case {case}").format(basis=h.legal_basis, case=h.case_reference)
+        state = (
+            _("released {date}").format(date=format_date(h.released_at, tz=store.settings.timezone))
+            if h.released_at
+            else _("in force")
+        )
+        origin = (
+            _("request {n}").format(n=h.request_id)
+            if h.automatic
+            else _("{basis}; case {case}").format(basis=h.legal_basis, case=h.case_reference)
+        )
         review = format_date(h.review_on) if h.review_on else "-"
-        click.echo(f"{flag} " + _("hold {id}  conversation {n}  review {review}  {state}  {origin}").format(
-            id=h.id, n=h.conversation_id, review=review, state=state, origin=origin))
+        click.echo(
+            f"{flag} "
+            + _("hold {id}  conversation {n}  review {review}  {state}  {origin}").format(
+                id=h.id, n=h.conversation_id, review=review, state=state, origin=origin
+            )
+        )
 
 
 @holds.command("add")
@@ -164,20 +223,29 @@ async def holds_list(store, include_released: bool, as_json: bool) -> None:
 @data_dir_option
 @json_option
 @with_store
-async def holds_add(store, conversation_ids: tuple[int, ...], legal_basis: str, case_reference: str,
-                    review_on: str | None, as_json: bool) -> None:
+async def holds_add(
+    store,
+    conversation_ids: tuple[int, ...],
+    legal_basis: str,
+    case_reference: str,
+    review_on: str | None,
+    as_json: bool,
+) -> None:
     """Hold one or more conversations (e.g. a search result): nothing held is purged."""
     try:
         review = date.fromisoformat(review_on) if review_on else None
     except ValueError:
         raise InvalidInput(_("--review-on must be YYYY-MM-DD, not {text!r}").format(text=review_on)) from None
-    created = await store.retention.add_hold(cli_actor("holds"), conversation_ids, legal_basis=legal_basis,
-                                             case_reference=case_reference, review_on=review)
+    created = await store.retention.add_hold(
+        cli_actor("holds"), conversation_ids, legal_basis=legal_basis, case_reference=case_reference, review_on=review
+    )
     if as_json:
         print_json({"holds": [{"id": h.id, "conversation_id": h.conversation_id} for h in created]})
     else:
-        click.echo(_("{holds} set: ").format(holds=plurals.holds(len(created))) + ", ".join(
-            _("{id} on conversation {n}").format(id=h.id, n=h.conversation_id) for h in created))
+        click.echo(
+            _("{holds} set: ").format(holds=plurals.holds(len(created)))
+            + ", ".join(_("{id} on conversation {n}").format(id=h.id, n=h.conversation_id) for h in created)
+        )
 
 
 @holds.command("release")
@@ -212,8 +280,9 @@ def report(ctx: click.Context, data_dir: str | None, start: str | None, end: str
 
 
 @with_store
-async def _supervision(store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, force: bool,
-                       as_json: bool, lang: str) -> None:
+async def _supervision(
+    store, start: str, end: str, csv_path: Path | None, pdf_path: Path | None, force: bool, as_json: bool, lang: str
+) -> None:
     first, last = parse_period(start, end, names=("--from", "--to"))
     for path in (csv_path, pdf_path):
         if path is None:

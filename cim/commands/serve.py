@@ -31,10 +31,19 @@ def register(cli: click.Group) -> None:
 @click.command()
 @data_dir_option
 @click.option("--host", default=None, help="Address to listen on (default: setting `host`, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Port to listen on (default: setting `port`, 8080; 0 picks a free one).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
-              show_default=True, help="Least severe log lines written to stderr.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on (default: setting `port`, 8080; 0 picks a free one).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines written to stderr.",
+)
 def serve(data_dir: str | None, host: str | None, port: int | None, log_level: str) -> None:
     """Run the chat server until SIGTERM or Ctrl-C: the widget at /widget/, a demo page at /, /healthz."""
     settings = load_settings(data_dir, host=host, port=port)
@@ -44,8 +53,11 @@ def serve(data_dir: str | None, host: str | None, port: int | None, log_level: s
     except CimError as exc:
         fail(exc.message)
     except OSError as exc:
-        fail(_("cannot listen on {host}:{port}: {error}").format(host=settings.host, port=settings.port,
-                                                                 error=exc.strerror or exc))
+        fail(
+            _("cannot listen on {host}:{port}: {error}").format(
+                host=settings.host, port=settings.port, error=exc.strerror or exc
+            )
+        )
     except KeyboardInterrupt:
         pass
 
@@ -60,8 +72,13 @@ async def _serve(settings) -> None:
     store = await Store.open(settings)
     try:
         app = create_app(settings, store)
-        runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
-                               shutdown_timeout=SHUTDOWN_SECONDS, **runner_options(settings))
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log_format=ACCESS_LOG_FORMAT,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+            **runner_options(settings),
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, settings.host, settings.port)
@@ -73,8 +90,11 @@ async def _serve(settings) -> None:
             gc.freeze()
             bound = site._server.sockets[0].getsockname() if site._server else (settings.host, settings.port)
             log.info("serve.listening url=http://%s:%s data_dir=%s", bound[0], bound[1], settings.data_dir)
-            log.info("serve.letters sealed=%s until=%s", "yes" if store.requests.seal else "no",
-                     f"{store.requests.seal.not_after:%Y-%m-%d}" if store.requests.seal else "-")
+            log.info(
+                "serve.letters sealed=%s until=%s",
+                "yes" if store.requests.seal else "no",
+                f"{store.requests.seal.not_after:%Y-%m-%d}" if store.requests.seal else "-",
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

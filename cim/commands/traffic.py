@@ -16,8 +16,7 @@ from store.reports import parse_period
 from store.service_report import BY_CHOICES, category_words, write_csv, write_pdf
 
 
-async def run_queue_log(store, file: Path, watch: bool, interval: float, iterations: int | None,
-                        as_json: bool) -> None:
+async def run_queue_log(store, file: Path, watch: bool, interval: float, iterations: int | None, as_json: bool) -> None:
     actor = cli_actor("ingest-queue-log")
     src = store.queue_log.source(file)
     if watch:
@@ -31,24 +30,38 @@ async def run_queue_log(store, file: Path, watch: bool, interval: float, iterati
 
         def on_poll(polled: QueueLogReport) -> None:
             if polled.imported or polled.rejected:
-                click.echo(_("{imported} new queue_log lines, {rejected} rejected").format(
-                    imported=polled.imported, rejected=len(polled.rejected)), err=True)
+                click.echo(
+                    _("{imported} new queue_log lines, {rejected} rejected").format(
+                        imported=polled.imported, rejected=len(polled.rejected)
+                    ),
+                    err=True,
+                )
                 for r in polled.rejected:
                     click.echo("  " + _("line {n}: {reason}").format(n=r.line, reason=r.reason), err=True)
 
         if not as_json:
             click.echo(_("watching {path} (Ctrl-C to stop)").format(path=src.path), err=True)
-        report = await store.queue_log.watch(actor, src, stop, interval=interval, iterations=iterations,
-                                             on_poll=on_poll)
+        report = await store.queue_log.watch(
+            actor, src, stop, interval=interval, iterations=iterations, on_poll=on_poll
+        )
     else:
         report = await store.queue_log.ingest(actor, src)
     if as_json:
         print_json(report.as_json())
         return
-    click.echo(_("imported {imported} queue_log lines ({stays} queue stays, {members} member events), {present} "
-                 "already present, {rejected} rejected; {linked} stays linked to calls").format(
-        imported=report.imported, stays=report.queue_calls, members=report.member_events,
-        present=report.already_present, rejected=len(report.rejected), linked=report.linked_to_calls))
+    click.echo(
+        _(
+            "imported {imported} queue_log lines ({stays} queue stays, {members} member events), {present} "
+            "already present, {rejected} rejected; {linked} stays linked to calls"
+        ).format(
+            imported=report.imported,
+            stays=report.queue_calls,
+            members=report.member_events,
+            present=report.already_present,
+            rejected=len(report.rejected),
+            linked=report.linked_to_calls,
+        )
+    )
     if report.unknown_events:
         click.echo(_("events not used: ") + ", ".join(f"{k} ×{v}" for k, v in sorted(report.unknown_events.items())))
     if not watch:
@@ -72,8 +85,17 @@ def register(cli: click.Group) -> None:
 @data_dir_option
 @json_option
 @with_store
-async def service(store, start: str, end: str, by: str | None, csv_path: Path | None, pdf_path: Path | None,
-                  force: bool, as_json: bool, lang: str) -> None:
+async def service(
+    store,
+    start: str,
+    end: str,
+    by: str | None,
+    csv_path: Path | None,
+    pdf_path: Path | None,
+    force: bool,
+    as_json: bool,
+    lang: str,
+) -> None:
     """Service report (§1.2): calls and chats offered, answered, abandoned, waiting, service level, handle time.
     The files are written 0600 (they name consultants); an existing file is replaced only with --force."""
     first, last = parse_period(start, end, names=("--from", "--to"))
@@ -98,9 +120,11 @@ async def service(store, start: str, end: str, by: str | None, csv_path: Path | 
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    for title, counts in ((_("close categories"), category_words(result.close_categories)),
-                          (_("call categories"), category_words(result.call_categories)),
-                          (_("chats per consultant"), result.chats_per_consultant)):
+    for title, counts in (
+        (_("close categories"), category_words(result.close_categories)),
+        (_("call categories"), category_words(result.call_categories)),
+        (_("chats per consultant"), result.chats_per_consultant),
+    ):
         if counts:
             click.echo(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for line in result.rating_lines():  # satisfaction (store/resident_desk.py)

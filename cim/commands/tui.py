@@ -36,8 +36,12 @@ def _log_to_file(settings: Settings) -> None:
 
 @click.command()
 @data_dir_option
-@click.option("--server", "server_url", metavar="URL",
-              help="Chat server for live chats (default: http://HOST:PORT from the settings, as `cim serve` uses).")
+@click.option(
+    "--server",
+    "server_url",
+    metavar="URL",
+    help="Chat server for live chats (default: http://HOST:PORT from the settings, as `cim serve` uses).",
+)
 @click.option("--no-server", is_flag=True, help="Start without live chats (archive and administration only).")
 def tui(data_dir: str | None, server_url: str | None, no_server: bool) -> None:
     """The staff terminal UI: sign in, live chats (consultants) and the areas your roles open."""
@@ -78,7 +82,8 @@ def demo_socket(host: str, port: int | None, preferred: int = DEMO_PORT) -> tupl
             raise
     sock = reserve_port(host, 0)
     return sock, _("port {preferred} is taken; the demo listens on {port} instead").format(
-        preferred=preferred, port=sock.getsockname()[1])
+        preferred=preferred, port=sock.getsockname()[1]
+    )
 
 
 def demo_banner(settings: Settings, url: str, *, created: bool, moved: str | None = None) -> list[str]:
@@ -86,8 +91,11 @@ def demo_banner(settings: Settings, url: str, *, created: bool, moved: str | Non
     from tui.demo import DEMO_STAFF
     from tui.words import role_names
 
-    lines = [_("CIM demo — data directory: {path} ({state})").format(
-        path=settings.data_dir, state=_("new") if created else _("existing"))]
+    lines = [
+        _("CIM demo — data directory: {path} ({state})").format(
+            path=settings.data_dir, state=_("new") if created else _("existing")
+        )
+    ]
     if moved:
         lines.append(moved)
     lines.append(_("Resident chat widget: {url}/").format(url=url))
@@ -101,11 +109,18 @@ def demo_banner(settings: Settings, url: str, *, created: bool, moved: str | Non
 
 
 @click.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), callback=non_empty_path,
-              help="Demo data directory (default: cim-demo in the system temp folder, e.g. /tmp/cim-demo).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help=f"Port of the embedded chat server (default {DEMO_PORT}, or a free one when it is taken; "
-                   "0: any free port).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    callback=non_empty_path,
+    help="Demo data directory (default: cim-demo in the system temp folder, e.g. /tmp/cim-demo).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help=f"Port of the embedded chat server (default {DEMO_PORT}, or a free one when it is taken; 0: any free port).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the chat server listens on.")
 def demo(data_dir: str | None, port: int | None, host: str) -> None:
     """Everything in one process: demo accounts and data, the chat server (always open) and the staff UI.
@@ -119,8 +134,9 @@ def demo(data_dir: str | None, port: int | None, host: str) -> None:
     directory = Path(data_dir) if data_dir else default_demo_dir()
     # The demo's accounts sign in with a password alone unless CIM_MFA_ROLES is set (e.g. `default`):
     # then the UI sets up the second factor at the first sign-in of each account that needs one.
-    settings = load_settings(str(directory), opening_hours="always",
-                             mfa_roles=None if "CIM_MFA_ROLES" in os.environ else "none")
+    settings = load_settings(
+        str(directory), opening_hours="always", mfa_roles=None if "CIM_MFA_ROLES" in os.environ else "none"
+    )
 
     async def prepare() -> object:
         store = await open_store(settings, create=True)
@@ -133,8 +149,11 @@ def demo(data_dir: str | None, port: int | None, host: str) -> None:
     try:
         sock, moved = demo_socket(host, port)
     except OSError as exc:
-        fail(_("cannot listen on {host}:{port}: {error}").format(host=host, port=DEMO_PORT if port is None else port,
-                                                                 error=exc.strerror))
+        fail(
+            _("cannot listen on {host}:{port}: {error}").format(
+                host=host, port=DEMO_PORT if port is None else port, error=exc.strerror
+            )
+        )
     bound_port = sock.getsockname()[1]
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}"
     for line in demo_banner(settings, url, created=bool(info.created_staff), moved=moved):
@@ -148,4 +167,3 @@ def demo(data_dir: str | None, port: int | None, host: str) -> None:
         sock.close()
     if app.return_code:
         raise SystemExit(app.return_code)
-

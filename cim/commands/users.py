@@ -24,10 +24,19 @@ def users() -> None:
 
 
 def _staff_json(s) -> dict:
-    return {"id": s.id, "name": s.name, "full_name": s.full_name, "job_title": s.job_title,
-            "roles": sorted(r.value for r in s.roles), "department": s.department, "disabled": s.disabled,
-            "extensions": list(s.extensions), "source": s.source, "second_factor": s.second_factor,
-            "must_change_password": s.must_change_password}
+    return {
+        "id": s.id,
+        "name": s.name,
+        "full_name": s.full_name,
+        "job_title": s.job_title,
+        "roles": sorted(r.value for r in s.roles),
+        "department": s.department,
+        "disabled": s.disabled,
+        "extensions": list(s.extensions),
+        "source": s.source,
+        "second_factor": s.second_factor,
+        "must_change_password": s.must_change_password,
+    }
 
 
 @users.command("add")
@@ -42,17 +51,27 @@ def _staff_json(s) -> dict:
 @data_dir_option
 @json_option
 @with_store
-async def users_add(store, name, roles, department, full_name, job_title, extensions, password_stdin, temporary,
-                    as_json):
+async def users_add(
+    store, name, roles, department, full_name, job_title, extensions, password_stdin, temporary, as_json
+):
     """Add a local staff member NAME with one or more roles; the password (12+ characters) is read from stdin."""
     staff = await store.accounts.add_staff(
-        cli_actor("users"), name, roles, read_password_stdin(), department=department, full_name=full_name,
-        extensions=extensions, job_title=job_title, temporary=temporary)
+        cli_actor("users"),
+        name,
+        roles,
+        read_password_stdin(),
+        department=department,
+        full_name=full_name,
+        extensions=extensions,
+        job_title=job_title,
+        temporary=temporary,
+    )
     if as_json:
         print_json(_staff_json(staff))
     else:
-        click.echo(_("added {name} ({roles})").format(name=staff.name,
-                                                     roles=", ".join(sorted(r.value for r in staff.roles))))
+        click.echo(
+            _("added {name} ({roles})").format(name=staff.name, roles=", ".join(sorted(r.value for r in staff.roles)))
+        )
 
 
 @users.command("list")
@@ -97,8 +116,12 @@ async def users_enable(store, name):
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the new password from standard input.")
 @click.option("--temporary", is_flag=True, help="The person must change it at their next sign-in.")
-@click.option("--self", "as_self", is_flag=True,
-              help="NAME changes their own password: stdin holds the current password, then the new one, one a line.")
+@click.option(
+    "--self",
+    "as_self",
+    is_flag=True,
+    help="NAME changes their own password: stdin holds the current password, then the new one, one a line.",
+)
 @data_dir_option
 @with_store
 async def users_passwd(store, name, password_stdin, temporary, as_self):
@@ -133,8 +156,13 @@ async def users_verify(store, name, password_stdin, otp, as_json):
     if as_json:
         print_json({"ok": check.ok, "reason": check.reason, "message": check.message})
     else:
-        verdict = _("sign-in would succeed") if check.ok else _("refused ({reason}): {message}").format(
-            reason=check.reason, message=check.error.message if check.error is not None else check.message)
+        verdict = (
+            _("sign-in would succeed")
+            if check.ok
+            else _("refused ({reason}): {message}").format(
+                reason=check.reason, message=check.error.message if check.error is not None else check.message
+            )
+        )
         click.echo(f"{name}: {verdict}")
     if not check.ok:
         raise SystemExit(1)
@@ -176,9 +204,13 @@ async def users_signature(store, name, full_name, job_title, as_json):
     if as_json:
         print_json(_staff_json(staff))
     else:
-        click.echo(_("{name} signs letters as: {full_name}, {title}").format(
-            name=staff.name, full_name=staff.full_name or _("(no full name)"),
-            title=staff.job_title or _("(the title of the role)")))
+        click.echo(
+            _("{name} signs letters as: {full_name}, {title}").format(
+                name=staff.name,
+                full_name=staff.full_name or _("(no full name)"),
+                title=staff.job_title or _("(the title of the role)"),
+            )
+        )
 
 
 @users.command("display-name")

@@ -22,10 +22,33 @@ from .model import AccessRequest
 #: requester, their address and contact, the conversation concerned with its date, time and reference, the
 #: reason and the route of the answer) and whether a chat receipt proved the requester took part (§4.1).
 CSV_COLUMNS = (
-    "number", "kind", "state", "channel", "asked", "received_on", "due_on", "extended_until", "effective_due",
-    "due_soon", "overdue", "requester_name", "eligible", "decision", "decided_at", "session_at", "closed_at",
-    "withdrawn_at", "requester_address", "requester_phone", "requester_email", "conversation_date",
-    "conversation_time", "conversation_reference", "receipt_verified", "receipt_verified_at", "justification",
+    "number",
+    "kind",
+    "state",
+    "channel",
+    "asked",
+    "received_on",
+    "due_on",
+    "extended_until",
+    "effective_due",
+    "due_soon",
+    "overdue",
+    "requester_name",
+    "eligible",
+    "decision",
+    "decided_at",
+    "session_at",
+    "closed_at",
+    "withdrawn_at",
+    "requester_address",
+    "requester_phone",
+    "requester_email",
+    "conversation_date",
+    "conversation_time",
+    "conversation_reference",
+    "receipt_verified",
+    "receipt_verified_at",
+    "justification",
     "delivery",
 )
 
@@ -42,12 +65,34 @@ def cell(value: Any) -> str:
 
 def _row(r: AccessRequest) -> tuple[Any, ...]:
     return (
-        r.number, r.kind, r.state, r.channel, r.asked, r.received_on, r.due_on, r.extended_until or "",
-        r.effective_due, int(r.due_soon), int(r.overdue), r.requester_name, int(r.eligible), r.decision or "",
-        _iso_or_blank(r.decided_at), _iso_or_blank(r.session_at), _iso_or_blank(r.closed_at),
-        _iso_or_blank(r.withdrawn_at), r.requester_address, r.requester_phone or "", r.requester_email or "",
-        r.hint.get("date", ""), r.hint.get("time", ""), r.conversation_reference or "",
-        int(r.receipt_verified_at is not None), _iso_or_blank(r.receipt_verified_at), r.justification, r.delivery,
+        r.number,
+        r.kind,
+        r.state,
+        r.channel,
+        r.asked,
+        r.received_on,
+        r.due_on,
+        r.extended_until or "",
+        r.effective_due,
+        int(r.due_soon),
+        int(r.overdue),
+        r.requester_name,
+        int(r.eligible),
+        r.decision or "",
+        _iso_or_blank(r.decided_at),
+        _iso_or_blank(r.session_at),
+        _iso_or_blank(r.closed_at),
+        _iso_or_blank(r.withdrawn_at),
+        r.requester_address,
+        r.requester_phone or "",
+        r.requester_email or "",
+        r.hint.get("date", ""),
+        r.hint.get("time", ""),
+        r.conversation_reference or "",
+        int(r.receipt_verified_at is not None),
+        _iso_or_blank(r.receipt_verified_at),
+        r.justification,
+        r.delivery,
     )
 
 
@@ -63,9 +108,14 @@ def register_csv(requests: Iterable[AccessRequest]) -> str:
 def transcript_files(conversation_id: int, messages: list[dict[str, Any]]) -> list[tuple[str, bytes, int]]:
     """A chat's transcript in the copy: as text to read and as JSON."""
     transcript = "".join(f"[{m['at']}] {m['sender']}: {m['text']}\n" for m in messages)
-    return [(f"chat-{conversation_id}.txt", transcript.encode("utf-8"), conversation_id),
-            (f"chat-{conversation_id}.json", json.dumps(messages, ensure_ascii=False, indent=2).encode("utf-8"),
-             conversation_id)]
+    return [
+        (f"chat-{conversation_id}.txt", transcript.encode("utf-8"), conversation_id),
+        (
+            f"chat-{conversation_id}.json",
+            json.dumps(messages, ensure_ascii=False, indent=2).encode("utf-8"),
+            conversation_id,
+        ),
+    ]
 
 
 def remove(target: Path) -> None:
@@ -85,13 +135,20 @@ def _payloads(items: list[tuple[str, bytes | Path, int]]) -> tuple[list[tuple[st
         else:
             data = source
         payloads.append((name, data))
-        files.append({"name": name, "conversation_id": conversation_id, "size": len(data),
-                      "sha256": hashlib.sha256(data).hexdigest()})
+        files.append(
+            {
+                "name": name,
+                "conversation_id": conversation_id,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
     return payloads, files
 
 
-def write_copy(target: Path, items: list[tuple[str, bytes | Path, int]], as_zip: bool,
-               header: dict[str, Any]) -> tuple[list[dict[str, Any]], bytes]:
+def write_copy(
+    target: Path, items: list[tuple[str, bytes | Path, int]], as_zip: bool, header: dict[str, Any]
+) -> tuple[list[dict[str, Any]], bytes]:
     """Blocking: copy the files, then write manifest.json and SHA256SUMS; runs in a worker thread."""
     payloads, files = _payloads(items)
     manifest = json.dumps({**header, "files": files}, ensure_ascii=False, indent=2).encode("utf-8")

@@ -38,17 +38,25 @@ def delivery_line(request: AccessRequest) -> str:
 
 def common(settings: Settings, request: AccessRequest, today: date) -> dict[str, Any]:
     """What every letter of the request carries: the office, the case mark, the date, the requester."""
-    return {"office_name": settings.office_name, "office_address": settings.office_address,
-            "reference": case_mark(settings.case_mark, request.number), "dated": today,
-            "name": request.requester_name, "address": request.requester_address}
+    return {
+        "office_name": settings.office_name,
+        "office_address": settings.office_address,
+        "reference": case_mark(settings.case_mark, request.number),
+        "dated": today,
+        "name": request.requester_name,
+        "address": request.requester_address,
+    }
 
 
 def signed(letter: L.Letter, request: AccessRequest, signer: Any, anchor: str) -> L.Letter:
     """The letter signed by `signer` (name and title from their account), with the audit anchor in its footer."""
     return dataclasses.replace(
-        letter, audit_anchor=anchor, signatory=(signer["full_name"] if signer else "").strip(),
+        letter,
+        audit_anchor=anchor,
+        signatory=(signer["full_name"] if signer else "").strip(),
         signature=(signer["job_title"] if signer else "").strip() or letter.signature,
-        delivery_line=delivery_line(request))
+        delivery_line=delivery_line(request),
+    )
 
 
 def relative_path(number: str, count: int, kind: str) -> str:
@@ -74,8 +82,9 @@ def played_lines(rows: Iterable[Any], tz: ZoneInfo) -> list[str]:
         at = from_iso(r["at"]).astimezone(tz)
         is_call = r["channel"] == "call"
         began = from_iso(r["created_at"]).astimezone(tz) if r["created_at"] else None
-        what = (f"{'nagranie rozmowy telefonicznej' if is_call else 'zapis czatu'} nr {r['target_id']}"
-                + (f" z {L.polish_date(began)}, godz. {began:%H:%M}" if began else ""))
+        what = f"{'nagranie rozmowy telefonicznej' if is_call else 'zapis czatu'} nr {r['target_id']}" + (
+            f" z {L.polish_date(began)}, godz. {began:%H:%M}" if began else ""
+        )
         if r["action"] == "requests.session_playback":
             verb = "otwarto do odsłuchu" if is_call else "odczytano"
             lines.append(f"{what} — {verb} o godz. {at:%H:%M} ({r['actor_name']})")

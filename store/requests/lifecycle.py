@@ -23,8 +23,23 @@ from ..i18n import N_
 from ..models import Actor, Role
 from ..policy import Permission, allowed
 from .model import (
-    ACCESS, AWAITING_DECISION, CLOSED, COPY, EXPORT_CONFIRMED, EXPORT_PREPARED, EXPORTED, GRANTED, OPINION_KINDS,
-    REFUSED, REGISTERED, SESSION_HELD, SESSION_IN_PROGRESS, STATE_LABELS, WITHDRAWN, AccessRequest, State,
+    ACCESS,
+    AWAITING_DECISION,
+    CLOSED,
+    COPY,
+    EXPORT_CONFIRMED,
+    EXPORT_PREPARED,
+    EXPORTED,
+    GRANTED,
+    OPINION_KINDS,
+    REFUSED,
+    REGISTERED,
+    SESSION_HELD,
+    SESSION_IN_PROGRESS,
+    STATE_LABELS,
+    WITHDRAWN,
+    AccessRequest,
+    State,
 )
 
 
@@ -107,6 +122,7 @@ class Action:
 
 # -- who may ---------------------------------------------------------------------------------------------
 
+
 def decider(kind: str) -> Permission:
     """Who decides: the director for §4 access, the DPO for a GDPR Art. 15 copy."""
     return Permission.DECIDE_REQUESTS if kind == ACCESS else Permission.HANDLE_COPY_REQUESTS
@@ -153,18 +169,19 @@ def _deciding(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None
 
 
 def _withdrawing(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None:
-    return _any_of(actor, (Permission.REGISTER_REQUESTS, Permission.DECIDE_REQUESTS,
-                           Permission.HANDLE_COPY_REQUESTS))
+    return _any_of(actor, (Permission.REGISTER_REQUESTS, Permission.DECIDE_REQUESTS, Permission.HANDLE_COPY_REQUESTS))
 
 
 def _opinion_of(actor: Actor, facts: Facts, kind: str) -> Refusal | None:
     permission = Permission.GIVE_DPO_OPINION if kind == "dpo" else Permission.GIVE_DEPARTMENT_OPINION
     if not allowed(actor, permission):
         return Refusal(permission)
-    if kind == "department" and not actor.is_system and facts.departments \
-            and actor.department not in facts.departments:
-        return Refusal(permission, N_("{name} is not the head of the department concerned ({departments})"),
-                       {"name": actor.name, "departments": ", ".join(sorted(facts.departments))})
+    if kind == "department" and not actor.is_system and facts.departments and actor.department not in facts.departments:
+        return Refusal(
+            permission,
+            N_("{name} is not the head of the department concerned ({departments})"),
+            {"name": actor.name, "departments": ", ".join(sorted(facts.departments))},
+        )
     return None
 
 
@@ -176,11 +193,15 @@ def _opining(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None:
 
 def _in_session(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None:
     """The director, or a staff member they designated to attend, runs the session (§4.6)."""
-    if allowed(actor, Permission.SCHEDULE_SESSIONS) or (actor.staff_id is not None
-                                                         and actor.staff_id in facts.attendees):
+    if allowed(actor, Permission.SCHEDULE_SESSIONS) or (
+        actor.staff_id is not None and actor.staff_id in facts.attendees
+    ):
         return None
-    return Refusal(Permission.SCHEDULE_SESSIONS,
-                   N_("{name} is neither the director nor a designated attendee of this session"), {"name": actor.name})
+    return Refusal(
+        Permission.SCHEDULE_SESSIONS,
+        N_("{name} is neither the director nor a designated attendee of this session"),
+        {"name": actor.name},
+    )
 
 
 def _preparing(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None:
@@ -192,9 +213,11 @@ def _confirming(actor: Actor, facts: Facts, variant: str | None) -> Refusal | No
     if not allowed(actor, Permission.CONFIRM_COPY_EXPORT):
         return Refusal(Permission.CONFIRM_COPY_EXPORT)
     if facts.prepared_by is not None and facts.prepared_by == actor.staff_id:
-        return Refusal(Permission.CONFIRM_COPY_EXPORT,
-                       N_("{name} prepared this copy; a second person must confirm it (four-eyes)"),
-                       {"name": actor.name})
+        return Refusal(
+            Permission.CONFIRM_COPY_EXPORT,
+            N_("{name} prepared this copy; a second person must confirm it (four-eyes)"),
+            {"name": actor.name},
+        )
     return None
 
 
@@ -203,8 +226,11 @@ def _exporting(actor: Actor, facts: Facts, variant: str | None) -> Refusal | Non
     if not allowed(actor, Permission.HANDLE_COPY_REQUESTS):
         return Refusal(Permission.HANDLE_COPY_REQUESTS)
     if facts.confirmed_by is not None and facts.confirmed_by == actor.staff_id:
-        return Refusal(Permission.HANDLE_COPY_REQUESTS,
-                       N_("{name} confirmed this export and cannot also make it (four-eyes)"), {"name": actor.name})
+        return Refusal(
+            Permission.HANDLE_COPY_REQUESTS,
+            N_("{name} confirmed this export and cannot also make it (four-eyes)"),
+            {"name": actor.name},
+        )
     return None
 
 
@@ -218,17 +244,21 @@ def _signing(actor: Actor, facts: Facts, variant: str | None) -> Refusal | None:
 
 # -- guards ----------------------------------------------------------------------------------------------
 
+
 def _opinion_needs_a_link(facts: Facts, variant: str | None) -> CimError | None:
     if variant == "department" and facts.linked == 0:
-        return InvalidTransition(N_("link the conversation to {number} first: the department opinion belongs to the "
-                                    "department it concerns"), number=facts.number)
+        return InvalidTransition(
+            N_("link the conversation to {number} first: the department opinion belongs to the department it concerns"),
+            number=facts.number,
+        )
     return None
 
 
 def _opinion_once(facts: Facts, variant: str | None) -> CimError | None:
     if variant in facts.request.opinions_given:
-        return InvalidTransition(N_("the {variant} opinion on {number} has already been given"),
-                                 variant=Text(variant), number=facts.number)
+        return InvalidTransition(
+            N_("the {variant} opinion on {number} has already been given"), variant=Text(variant), number=facts.number
+        )
     return None
 
 
@@ -241,8 +271,11 @@ def _something_linked(facts: Facts, variant: str | None) -> CimError | None:
 def _eligible(facts: Facts, variant: str | None) -> CimError | None:
     """§4.7; a copy's link may instead rest on a justification recorded by both people (prepare/confirm)."""
     if facts.kind == ACCESS and facts.request.ineligible_reason:
-        return IneligibleForGrant(N_("{number} can only be refused: {ineligible_reason}"),
-                                  number=facts.number, ineligible_reason=facts.request.ineligible_reason)
+        return IneligibleForGrant(
+            N_("{number} can only be refused: {ineligible_reason}"),
+            number=facts.number,
+            ineligible_reason=facts.request.ineligible_reason,
+        )
     return None
 
 
@@ -259,16 +292,27 @@ def _both_opinions(facts: Facts, variant: str | None) -> bool:
 
 def _opinion_missing(actor: Actor, facts: Facts) -> bool:
     """An opinion this actor may give is still awaited, and nothing stops it yet."""
-    return any(_opinion_of(actor, facts, kind) is None
-               and all(guard(facts, kind) is None for guard in (_opinion_needs_a_link, _opinion_once))
-               for kind in OPINION_KINDS)
+    return any(
+        _opinion_of(actor, facts, kind) is None
+        and all(guard(facts, kind) is None for guard in (_opinion_needs_a_link, _opinion_once))
+        for kind in OPINION_KINDS
+    )
 
 
 # -- the table -------------------------------------------------------------------------------------------
 
 #: The states a request of each kind can be in.
 KIND_STATES: dict[str, tuple[State, ...]] = {
-    ACCESS.value: (REGISTERED, AWAITING_DECISION, GRANTED, SESSION_IN_PROGRESS, SESSION_HELD, REFUSED, CLOSED, WITHDRAWN),
+    ACCESS.value: (
+        REGISTERED,
+        AWAITING_DECISION,
+        GRANTED,
+        SESSION_IN_PROGRESS,
+        SESSION_HELD,
+        REFUSED,
+        CLOSED,
+        WITHDRAWN,
+    ),
     COPY.value: (REGISTERED, GRANTED, EXPORT_PREPARED, EXPORT_CONFIRMED, EXPORTED, REFUSED, CLOSED, WITHDRAWN),
 }
 
@@ -311,8 +355,13 @@ STEPS: tuple[Move, ...] = (
 ACTIONS: dict[str, Action] = {
     "link": Action(may_link, "requests.link", person="linking a conversation"),
     "unlink": Action(may_link, "requests.unlink", offer=lambda actor, facts: facts.linked > 0),
-    "opinion": Action(_opining, "requests.opinion_{variant}", person="an opinion",
-                      guards=(_opinion_needs_a_link, _opinion_once), offer=_opinion_missing),
+    "opinion": Action(
+        _opining,
+        "requests.opinion_{variant}",
+        person="an opinion",
+        guards=(_opinion_needs_a_link, _opinion_once),
+        offer=_opinion_missing,
+    ),
     "grant": Action(_deciding, "requests.grant", person="a decision or letter", guards=(_something_linked, _eligible)),
     "refuse": Action(_deciding, "requests.refuse", person="a decision or letter"),
     "extend": Action(_deciding, "requests.extend", person="a decision or letter"),
@@ -324,15 +373,25 @@ ACTIONS: dict[str, Action] = {
     "export": Action(_exporting, "requests.export", person="exporting a copy"),
     "cancel_export": Action(_cancelling, "requests.export_cancel", person="cancelling a copy"),
     "close": Action(_deciding, "requests.close"),
-    "link_receipt": Action(may_link, "requests.link", person="linking a conversation",
-                           offer=lambda actor, facts: facts.request.channel == "chat"
-                           and facts.request.receipt_verified_at is None),
-    "open_content": Action(_in_session, "requests.session_playback",
-                           wrong_state=N_("{number} is {state}; content is opened only during its session")),
-    "sign_record": Action(_signing, "requests.session_record", person="signing the session record",
-                          guards=(_session_ended,), offer=lambda actor, facts: not facts.session_recorded
-                          and facts.request.session_ended_at is not None,
-                          wrong_state=N_("{number} has no ended listening session to record")),
+    "link_receipt": Action(
+        may_link,
+        "requests.link",
+        person="linking a conversation",
+        offer=lambda actor, facts: facts.request.channel == "chat" and facts.request.receipt_verified_at is None,
+    ),
+    "open_content": Action(
+        _in_session,
+        "requests.session_playback",
+        wrong_state=N_("{number} is {state}; content is opened only during its session"),
+    ),
+    "sign_record": Action(
+        _signing,
+        "requests.session_record",
+        person="signing the session record",
+        guards=(_session_ended,),
+        offer=lambda actor, facts: not facts.session_recorded and facts.request.session_ended_at is not None,
+        wrong_state=N_("{number} has no ended listening session to record"),
+    ),
 }
 
 _ROWS: dict[tuple[str, str], dict[str, Move]] = {}
@@ -342,13 +401,16 @@ for _m in (*MOVES, *STEPS):
 
 #: kind -> state -> {action: next state}, the moves alone (what `TRANSITIONS` was before this table).
 TRANSITIONS: dict[str, dict[str, dict[str, str]]] = {
-    kind: {state.value: {m.action: (m.target or state).value for m in MOVES if m.kind == kind and state in m.sources}
-           for state in states}
+    kind: {
+        state.value: {m.action: (m.target or state).value for m in MOVES if m.kind == kind and state in m.sources}
+        for state in states
+    }
     for kind, states in KIND_STATES.items()
 }
 
 
 # -- asking the table ------------------------------------------------------------------------------------
+
 
 def moves(kind: str, state: str) -> tuple[str, ...]:
     """The moves the state allows, whoever asks (RequestDetail.next_actions)."""
@@ -374,8 +436,9 @@ def person_missing(actor: Actor, action: str) -> InvalidInput | None:
     """Steps whose record names the staff member who took them (registered_by, opinions, letters) need a person."""
     what = ACTIONS[action].person
     if what is not None and actor.staff_id is None:
-        return InvalidInput(N_("{what} must be done by a signed-in staff member, not by the host account"),
-                            what=Text(what))
+        return InvalidInput(
+            N_("{what} must be done by a signed-in staff member, not by the host account"), what=Text(what)
+        )
     return None
 
 
@@ -385,8 +448,12 @@ def check(action: str, facts: Facts, variant: str | None = None) -> str:
     move = _ROWS.get((facts.kind, facts.state), {}).get(action)
     if move is None:
         raise InvalidTransition(
-            ACTIONS[action].wrong_state, number=facts.number, state=Text(STATE_LABELS.get(facts.state, facts.state)),
-            kind=Text(facts.kind), action=Text(action.replace("_", " ")))
+            ACTIONS[action].wrong_state,
+            number=facts.number,
+            state=Text(STATE_LABELS.get(facts.state, facts.state)),
+            kind=Text(facts.kind),
+            action=Text(action.replace("_", " ")),
+        )
     for guard in ACTIONS[action].guards:
         error = guard(facts, variant)
         if error is not None:
@@ -400,6 +467,11 @@ def allowed_actions(actor: Actor, facts: Facts) -> tuple[str, ...]:
     """What `actor` may do with this request now: the state allows it, their permission does, and it is worth
     offering. Guards that depend on what is typed in (the §4.7 eligibility, say) are left to the step."""
     rows = _ROWS.get((facts.kind, facts.state), {})
-    return tuple(name for name, action in ACTIONS.items() if name in rows
-                 and action.who(actor, facts, None) is None and person_missing(actor, name) is None
-                 and (action.offer is None or action.offer(actor, facts)))
+    return tuple(
+        name
+        for name, action in ACTIONS.items()
+        if name in rows
+        and action.who(actor, facts, None) is None
+        and person_missing(actor, name) is None
+        and (action.offer is None or action.offer(actor, facts))
+    )

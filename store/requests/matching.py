@@ -56,22 +56,36 @@ def _number_matches(row: Any, phone: str | None) -> bool:
     return bool(phone) and row["resident_number"] == phone and row["number_identifiable"] == 1
 
 
-def candidates(rows: Iterable[Any], request: AccessRequest, *, masked: bool, details: set[int],
-               centre: datetime | None, linked: set[int]) -> list[Candidate]:
+def candidates(
+    rows: Iterable[Any],
+    request: AccessRequest,
+    *,
+    masked: bool,
+    details: set[int],
+    centre: datetime | None,
+    linked: set[int],
+) -> list[Candidate]:
     """The rows as candidates, those matching by number or detail first, then the nearest to the hinted time."""
     result = []
     for r in rows:
         created = from_iso(r["created_at"])
-        result.append(Candidate(
-            conversation_id=r["id"], channel=r["channel"], created_at=created,
-            ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None,
-            resident_number=mask_number(r["resident_number"]) if masked else r["resident_number"],
-            number_identifiable=None if r["number_identifiable"] is None else bool(r["number_identifiable"]),
-            number_matches=_number_matches(r, request.requester_phone),
-            detail_matches=r["id"] in details, department=r["department"], consultant=r["consultant"],
-            duration_s=r["duration_s"],
-            minutes_from_hint=None if centre is None else int(abs((created - centre).total_seconds()) // 60),
-            linked=r["id"] in linked))
+        result.append(
+            Candidate(
+                conversation_id=r["id"],
+                channel=r["channel"],
+                created_at=created,
+                ended_at=from_iso(r["ended_at"]) if r["ended_at"] else None,
+                resident_number=mask_number(r["resident_number"]) if masked else r["resident_number"],
+                number_identifiable=None if r["number_identifiable"] is None else bool(r["number_identifiable"]),
+                number_matches=_number_matches(r, request.requester_phone),
+                detail_matches=r["id"] in details,
+                department=r["department"],
+                consultant=r["consultant"],
+                duration_s=r["duration_s"],
+                minutes_from_hint=None if centre is None else int(abs((created - centre).total_seconds()) // 60),
+                linked=r["id"] in linked,
+            )
+        )
     result.sort(key=lambda c: (not (c.number_matches or c.detail_matches), c.minutes_from_hint or 0, c.created_at))
     return result
 
@@ -91,5 +105,7 @@ def ineligibility(linked: Iterable[Any], requester_phone: str | None) -> str | N
 
 def copy_basis(linked: Iterable[Any], requester_phone: str | None) -> dict[int, str]:
     """How each linked conversation is tied to the requester: the §4.7 number match, or it needs a justification."""
-    return {r["id"]: NUMBER_MATCH if r["channel"] == "call" and _number_matches(r, requester_phone)
-            else JUSTIFICATION for r in linked}
+    return {
+        r["id"]: NUMBER_MATCH if r["channel"] == "call" and _number_matches(r, requester_phone) else JUSTIFICATION
+        for r in linked
+    }

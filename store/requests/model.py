@@ -44,8 +44,13 @@ CHANNELS = ("call", "chat")
 DELIVERIES = ("post", "e_doreczenia", "email", "in_person")
 #: Routes that older records may carry and that are still shown, but no longer chosen.
 LEGACY_DELIVERIES = ("epuap",)
-DELIVERY_LABELS = {"post": "list (poczta)", "e_doreczenia": "e-Doręczenia", "email": "e-mail",
-                   "in_person": "odbiór osobisty", "epuap": "ePUAP (dawna droga, do 2025 r.)"}
+DELIVERY_LABELS = {
+    "post": "list (poczta)",
+    "e_doreczenia": "e-Doręczenia",
+    "email": "e-mail",
+    "in_person": "odbiór osobisty",
+    "epuap": "ePUAP (dawna droga, do 2025 r.)",
+}
 #: The address for e-Doręczenia (adres do doręczeń elektronicznych): AE:PL-12345-67890-ABCDE-12.
 ADE = re.compile(r"^AE:PL-\d{5}-\d{5}-[A-Z]{5}-\d{2}$")
 VERDICTS = ("favourable", "unfavourable")
@@ -64,20 +69,31 @@ CLOSED = State.CLOSED
 WITHDRAWN = State.WITHDRAWN
 
 #: States in which the answer to the requester is still owed (GDPR Art. 12(3) deadline runs).
-ANSWER_PENDING = {ACCESS: {REGISTERED, AWAITING_DECISION}, COPY: {REGISTERED, GRANTED, EXPORT_PREPARED,
-                                                                  EXPORT_CONFIRMED}}
+ANSWER_PENDING = {
+    ACCESS: {REGISTERED, AWAITING_DECISION},
+    COPY: {REGISTERED, GRANTED, EXPORT_PREPARED, EXPORT_CONFIRMED},
+}
 #: States in which the request is ended (its conversations are no longer held).
 FINAL_STATES = frozenset({CLOSED, WITHDRAWN})
 #: States in which the request is open (its conversations are held).
 OPEN_STATES = set(State) - FINAL_STATES
 #: English source words; staff screens show them translated (store.i18n `_(label)`), the JSON keeps the codes.
-STATE_LABELS: dict[str, str] = {s.value: label for s, label in (
-    (REGISTERED, N_("registered")), (AWAITING_DECISION, N_("awaiting decision")), (GRANTED, N_("granted")),
-    (REFUSED, N_("refused")), (SESSION_IN_PROGRESS, N_("session in progress")), (SESSION_HELD, N_("session held")),
-    (EXPORTED, N_("exported")), (CLOSED, N_("closed")), (WITHDRAWN, N_("withdrawn")),
-    (EXPORT_PREPARED, N_("export prepared, awaiting the second person")),
-    (EXPORT_CONFIRMED, N_("export confirmed")),
-)}
+STATE_LABELS: dict[str, str] = {
+    s.value: label
+    for s, label in (
+        (REGISTERED, N_("registered")),
+        (AWAITING_DECISION, N_("awaiting decision")),
+        (GRANTED, N_("granted")),
+        (REFUSED, N_("refused")),
+        (SESSION_IN_PROGRESS, N_("session in progress")),
+        (SESSION_HELD, N_("session held")),
+        (EXPORTED, N_("exported")),
+        (CLOSED, N_("closed")),
+        (WITHDRAWN, N_("withdrawn")),
+        (EXPORT_PREPARED, N_("export prepared, awaiting the second person")),
+        (EXPORT_CONFIRMED, N_("export confirmed")),
+    )
+}
 #: How a linked conversation is tied to the requester for a copy: the §4.7 number match, or a
 #: justification recorded by both people (a participant receipt is not built yet).
 NUMBER_MATCH, JUSTIFICATION = "number_match", "justification"
@@ -89,6 +105,7 @@ MAX_ADDRESS = 1000
 
 
 # -- records ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AccessRequest:

@@ -37,9 +37,31 @@ from . import lifecycle, matching
 from . import validation as V
 from .lifecycle import Facts, Refusal
 from .model import (
-    ACCESS, ANSWER_PENDING, CHANNELS, COPY, FINAL_STATES, JUSTIFICATION, KINDS, MAX_EXTENSION_MONTHS, MAX_NAME, MAX_TEXT,
-    OPEN_STATES, OPINION_KINDS, STATE_LABELS, VERDICTS, AccessRequest, Attendee, Candidate, CopyApproval,
-    ExportResult, LetterRecord, LinkedConversation, Opinion, RequestDetail, RequestInput, SessionMaterial,
+    ACCESS,
+    ANSWER_PENDING,
+    CHANNELS,
+    COPY,
+    FINAL_STATES,
+    JUSTIFICATION,
+    KINDS,
+    MAX_EXTENSION_MONTHS,
+    MAX_NAME,
+    MAX_TEXT,
+    OPEN_STATES,
+    OPINION_KINDS,
+    STATE_LABELS,
+    VERDICTS,
+    AccessRequest,
+    Attendee,
+    Candidate,
+    CopyApproval,
+    ExportResult,
+    LetterRecord,
+    LinkedConversation,
+    Opinion,
+    RequestDetail,
+    RequestInput,
+    SessionMaterial,
     TranscriptLine,
 )
 from .repository import RequestRepository, build_facts
@@ -92,13 +114,22 @@ class Requests:
 
     async def _refuse(self, actor: Actor, action: str, request_id: int | None, refusal: Refusal) -> None:
         """Audit the refused attempt (in its own transaction) and raise NotPermitted."""
-        await self.audit.record(actor, action, outcome="refused", target_kind="request" if request_id else None,
-                                target_id=request_id, request_id=request_id,
-                                details={"permission": refusal.permission.value})
+        await self.audit.record(
+            actor,
+            action,
+            outcome="refused",
+            target_kind="request" if request_id else None,
+            target_id=request_id,
+            request_id=request_id,
+            details={"permission": refusal.permission.value},
+        )
         if refusal.msgid:
             raise NotPermitted(refusal.msgid, **refusal.params)
-        raise NotPermitted(N_("{name} is not permitted to {action}"), name=actor.name,
-                           action=action.replace('_', ' ').replace('.', ': '))
+        raise NotPermitted(
+            N_("{name} is not permitted to {action}"),
+            name=actor.name,
+            action=action.replace("_", " ").replace(".", ": "),
+        )
 
     async def _facts(self, conn: Any, request_id: int) -> Facts:
         return await build_facts(self.repo, conn, await self._read(conn, request_id))
@@ -115,8 +146,9 @@ class Requests:
         lifecycle.check(action, facts, variant)
         return facts
 
-    async def _take(self, tx: aiosqlite.Connection, action: str, request_id: int,
-                    variant: str | None = None) -> tuple[Facts, str]:
+    async def _take(
+        self, tx: aiosqlite.Connection, action: str, request_id: int, variant: str | None = None
+    ) -> tuple[Facts, str]:
         """Inside the write transaction: the request as it is now, and the state `action` leads it to."""
         facts = await self._facts(tx, request_id)
         return facts, lifecycle.check(action, facts, variant)
@@ -133,17 +165,24 @@ class Requests:
         if refusal is not None:
             await self._refuse(actor, "requests.register", None, refusal)
         if actor.staff_id is None:
-            raise InvalidInput(N_("registering a request must be done by a signed-in staff member, not by the host "
-                                  "account"))
+            raise InvalidInput(
+                N_("registering a request must be done by a signed-in staff member, not by the host account")
+            )
         clean = V.validate(data, self.today())
         reference, receipt_chat = await self._receipt(actor, data, clean)
         now = self._now()
         async with self.db.write() as tx:
             number = await self.repo.next_number(tx, clean["received_on"][:4])
             request_id = await self.repo.insert(tx, number, clean, actor.staff_id, now)
-            await self.audit.append(tx, actor, "requests.register", target_kind="request", target_id=request_id,
-                                    request_id=request_id,
-                                    details={"number": number, "kind": clean["kind"], "channel": clean["channel"]})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.register",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"number": number, "kind": clean["kind"], "channel": clean["channel"]},
+            )
             if reference:
                 await self.repo.update(tx, request_id, now, conversation_reference=reference)
             if receipt_chat is not None:
@@ -165,13 +204,21 @@ class Requests:
         chat_id = await self.resident_desk.verify_receipt(actor, raw, secret)
         return normalise_reference(raw), chat_id
 
-    async def _link_by_receipt(self, tx: aiosqlite.Connection, actor: Actor, request_id: int, number: str,
-                               chat_id: int, now: str) -> None:
+    async def _link_by_receipt(
+        self, tx: aiosqlite.Connection, actor: Actor, request_id: int, number: str, chat_id: int, now: str
+    ) -> None:
         """Link the chat a receipt pair proved (§4.1) and hold it against the purge, as `link` does."""
         await self.repo.link(tx, request_id, number, chat_id, actor.staff_id, now)
         await self.repo.update(tx, request_id, now, receipt_verified_at=now)
-        await self.audit.append(tx, actor, "requests.link", target_kind="conversation", target_id=chat_id,
-                                request_id=request_id, details={"eligible": True, "by_receipt": True})
+        await self.audit.append(
+            tx,
+            actor,
+            "requests.link",
+            target_kind="conversation",
+            target_id=chat_id,
+            request_id=request_id,
+            details={"eligible": True, "by_receipt": True},
+        )
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -190,25 +237,47 @@ class Requests:
         pending = r["state"] in ANSWER_PENDING[r["kind"]]
         today = self.today()
         return AccessRequest(
-            id=r["id"], number=r["number"], kind=r["kind"], state=r["state"],
-            received_on=date.fromisoformat(r["received_on"]), due_on=due,
-            extended_until=extended, extension_reason=r["extension_reason"], requester_name=r["requester_name"],
-            requester_address=r["requester_address"], requester_email=r["requester_email"],
-            requester_phone=r["requester_phone"], channel=r["channel"], hint=json.loads(r["conversation_hint"]),
-            justification=r["justification"], asked=r["asked"], delivery=r["delivery"],
-            registered_by=r["registered_by"], registered_at=from_iso(r["registered_at"]), decision=r["decision"],
-            decision_reasons=r["decision_reasons"], decided_by=r["decided_by"], decided_at=_dt(r["decided_at"]),
-            session_at=_dt(r["session_at"]), session_place=r["session_place"],
-            session_started_at=_dt(r["session_started_at"]), session_ended_at=_dt(r["session_ended_at"]),
-            session_notes=r["session_notes"], closed_at=_dt(r["closed_at"]), withdrawn_at=_dt(r["withdrawn_at"]),
-            ineligible_reason=r["ineligible_reason"], exported_at=_dt(r["exported_at"]),
-            export_path=r["export_path"], withdrawal_note=r["withdrawal_note"], addressed_as=r["addressed_as"],
+            id=r["id"],
+            number=r["number"],
+            kind=r["kind"],
+            state=r["state"],
+            received_on=date.fromisoformat(r["received_on"]),
+            due_on=due,
+            extended_until=extended,
+            extension_reason=r["extension_reason"],
+            requester_name=r["requester_name"],
+            requester_address=r["requester_address"],
+            requester_email=r["requester_email"],
+            requester_phone=r["requester_phone"],
+            channel=r["channel"],
+            hint=json.loads(r["conversation_hint"]),
+            justification=r["justification"],
+            asked=r["asked"],
+            delivery=r["delivery"],
+            registered_by=r["registered_by"],
+            registered_at=from_iso(r["registered_at"]),
+            decision=r["decision"],
+            decision_reasons=r["decision_reasons"],
+            decided_by=r["decided_by"],
+            decided_at=_dt(r["decided_at"]),
+            session_at=_dt(r["session_at"]),
+            session_place=r["session_place"],
+            session_started_at=_dt(r["session_started_at"]),
+            session_ended_at=_dt(r["session_ended_at"]),
+            session_notes=r["session_notes"],
+            closed_at=_dt(r["closed_at"]),
+            withdrawn_at=_dt(r["withdrawn_at"]),
+            ineligible_reason=r["ineligible_reason"],
+            exported_at=_dt(r["exported_at"]),
+            export_path=r["export_path"],
+            withdrawal_note=r["withdrawal_note"],
+            addressed_as=r["addressed_as"],
             session_others=tuple(json.loads(r["session_others"])) if r["session_others"] else (),
             session_outcome=r["session_outcome"],
             overdue=pending and today > effective,
-            due_soon=pending and today <= effective
-            and (effective - today).days <= self.settings.request_due_soon_days,
-            opinions_given=opinions, conversation_reference=r["conversation_reference"],
+            due_soon=pending and today <= effective and (effective - today).days <= self.settings.request_due_soon_days,
+            opinions_given=opinions,
+            conversation_reference=r["conversation_reference"],
             receipt_verified_at=_dt(r["receipt_verified_at"]),
         )
 
@@ -222,28 +291,60 @@ class Requests:
         facts = await self._facts(self.db, request_id)
         await self._may_view(actor, facts)
         request = facts.request
-        conversations = tuple(LinkedConversation(
-            conversation_id=r["id"], channel=r["channel"], created_at=from_iso(r["created_at"]),
-            resident_number=r["resident_number"], number_identifiable=_bool(r["number_identifiable"]),
-            department=r["department"], linked_at=from_iso(r["linked_at"]), has_recording=r["recordings"] > 0)
-            for r in await self.repo.linked_detail(request_id))
-        opinions = tuple(Opinion(kind=r["kind"], staff_id=r["staff_id"], staff_name=r["name"], verdict=r["verdict"],
-                                 text=r["text"], at=from_iso(r["at"])) for r in await self.repo.opinions(request_id))
-        attendees = tuple(Attendee(staff_id=r["staff_id"], name=r["name"], full_name=r["full_name"],
-                                   present=_bool(r["present"])) for r in await self.repo.attendees(request_id))
+        conversations = tuple(
+            LinkedConversation(
+                conversation_id=r["id"],
+                channel=r["channel"],
+                created_at=from_iso(r["created_at"]),
+                resident_number=r["resident_number"],
+                number_identifiable=_bool(r["number_identifiable"]),
+                department=r["department"],
+                linked_at=from_iso(r["linked_at"]),
+                has_recording=r["recordings"] > 0,
+            )
+            for r in await self.repo.linked_detail(request_id)
+        )
+        opinions = tuple(
+            Opinion(
+                kind=r["kind"],
+                staff_id=r["staff_id"],
+                staff_name=r["name"],
+                verdict=r["verdict"],
+                text=r["text"],
+                at=from_iso(r["at"]),
+            )
+            for r in await self.repo.opinions(request_id)
+        )
+        attendees = tuple(
+            Attendee(staff_id=r["staff_id"], name=r["name"], full_name=r["full_name"], present=_bool(r["present"]))
+            for r in await self.repo.attendees(request_id)
+        )
         letters = tuple(self._letter(r) for r in await self.repo.letters(request_id))
         async with self.db.write() as tx:
-            await self.audit.append(tx, actor, "requests.view", target_kind="request", target_id=request_id,
-                                    request_id=request_id)
-        return RequestDetail(request=request, conversations=conversations, opinions=opinions, attendees=attendees,
-                             letters=letters, next_actions=lifecycle.moves(request.kind, request.state),
-                             approval=await self._approval_record(request_id),
-                             allowed_actions=lifecycle.allowed_actions(actor, facts))
+            await self.audit.append(
+                tx, actor, "requests.view", target_kind="request", target_id=request_id, request_id=request_id
+            )
+        return RequestDetail(
+            request=request,
+            conversations=conversations,
+            opinions=opinions,
+            attendees=attendees,
+            letters=letters,
+            next_actions=lifecycle.moves(request.kind, request.state),
+            approval=await self._approval_record(request_id),
+            allowed_actions=lifecycle.allowed_actions(actor, facts),
+        )
 
     def _letter(self, r: Any) -> LetterRecord:
-        return LetterRecord(id=r["id"], kind=r["kind"], path=self.settings.letters_dir / r["path"],
-                            sha256=r["sha256"], created_at=from_iso(r["created_at"]), sealed=bool(r["sealed"]),
-                            sealed_by=r["sealed_by"])
+        return LetterRecord(
+            id=r["id"],
+            kind=r["kind"],
+            path=self.settings.letters_dir / r["path"],
+            sha256=r["sha256"],
+            created_at=from_iso(r["created_at"]),
+            sealed=bool(r["sealed"]),
+            sealed_by=r["sealed_by"],
+        )
 
     async def get_by_number(self, actor: Actor, number: str) -> RequestDetail:
         return await self.get(actor, await self.repo.id_by_number(number))
@@ -261,14 +362,21 @@ class Requests:
         """The register, oldest due first; `flagged_only` keeps the requests due soon or overdue."""
         await self.audit.guard(actor, Permission.VIEW_REQUESTS, "requests.list")
         if state is not None and state not in STATE_LABELS and state != "open":
-            raise InvalidInput(N_("unknown state {state!r}; states are: open, {states}"),
-                               state=state, states=', '.join(STATE_LABELS))
+            raise InvalidInput(
+                N_("unknown state {state!r}; states are: open, {states}"), state=state, states=", ".join(STATE_LABELS)
+            )
         if kind is not None and kind not in KINDS:
-            raise InvalidInput(N_("the kind must be one of: {kinds}"), kinds=', '.join(KINDS))
+            raise InvalidInput(N_("the kind must be one of: {kinds}"), kinds=", ".join(KINDS))
         if channel is not None and channel not in CHANNELS:
             raise InvalidInput(N_("the channel must be 'call' or 'chat'"))
-        rows = await self.repo.rows(state=None if state == "open" else state, open_only=state == "open", kind=kind,
-                                    channel=channel, due_before=due_before, final_states=sorted(FINAL_STATES))
+        rows = await self.repo.rows(
+            state=None if state == "open" else state,
+            open_only=state == "open",
+            kind=kind,
+            channel=channel,
+            due_before=due_before,
+            final_states=sorted(FINAL_STATES),
+        )
         result = await self._with_opinions(rows)
         if flagged_only:
             result = [r for r in result if r.due_soon or r.overdue]
@@ -293,13 +401,13 @@ class Requests:
         found: list[list[Any]] = []
         if actor.has(Role.DPO) or system:
             found.append(await repo.awaiting_opinion("dpo", states(ACCESS, "opinion")))
-            found.append(await repo.in_states(COPY, tuple(s for s in lifecycle.KIND_STATES[COPY]
-                                                          if s in OPEN_STATES)))
+            found.append(await repo.in_states(COPY, tuple(s for s in lifecycle.KIND_STATES[COPY] if s in OPEN_STATES)))
         if actor.has(Role.DEPARTMENT_HEAD) or system:
             found.append(await repo.awaiting_department(states(ACCESS, "opinion"), actor.department, system))
         if actor.has(Role.BOI_DIRECTOR) or system:
-            found.append(await repo.in_states(ACCESS, states(ACCESS, "grant", "refuse", "start_session",
-                                                             "end_session", "close")))
+            found.append(
+                await repo.in_states(ACCESS, states(ACCESS, "grant", "refuse", "start_session", "end_session", "close"))
+            )
         if allowed(actor, Permission.REGISTER_REQUESTS) and not system:
             found.append(await repo.unlinked(states(None, "link")))
         if allowed(actor, Permission.CONFIRM_COPY_EXPORT) and actor.staff_id is not None:
@@ -313,8 +421,12 @@ class Requests:
         requests = await self.list(actor, **filters)
         text = X.register_csv(requests)
         async with self.db.write() as tx:
-            await self.audit.append(tx, actor, "requests.export_csv", details={"rows": len(requests), "filters": {
-                k: str(v) for k, v in filters.items() if v is not None}})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.export_csv",
+                details={"rows": len(requests), "filters": {k: str(v) for k, v in filters.items() if v is not None}},
+            )
         return text
 
     # -- matching and linking ----------------------------------------------------------------------
@@ -331,8 +443,13 @@ class Requests:
         masked = not allowed(actor, Permission.SEARCH_ARCHIVE)
         details: set[int] = set()
         if request.channel == "call":
-            rows = await self.repo.calls_near(matching.utc(w.start), matching.utc(w.end), request.requester_phone,
-                                              matching.utc(w.day_start), matching.utc(w.day_end))
+            rows = await self.repo.calls_near(
+                matching.utc(w.start),
+                matching.utc(w.end),
+                request.requester_phone,
+                matching.utc(w.day_start),
+                matching.utc(w.day_end),
+            )
         else:
             rows = await self.repo.chats_between(matching.utc(w.start), matching.utc(w.end))
             needle = (request.hint.get("name_or_email") or "").strip()
@@ -340,11 +457,24 @@ class Requests:
                 # no search in chat text for who may not search it; for who may: the blind index of
                 # residents' words (HMAC with each chat's data key), every word of the detail must occur
                 details = await self._blind_match([r["id"] for r in rows], needle)
-        result = matching.candidates(rows, request, masked=masked, details=details, centre=w.centre,
-                                     linked=await self.repo.linked_ids(request_id))
+        result = matching.candidates(
+            rows,
+            request,
+            masked=masked,
+            details=details,
+            centre=w.centre,
+            linked=await self.repo.linked_ids(request_id),
+        )
         async with self.db.write() as tx:
-            await self.audit.append(tx, actor, "requests.candidates", target_kind="request", target_id=request_id,
-                                    request_id=request_id, details={"found": len(result), "masked": masked})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.candidates",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"found": len(result), "masked": masked},
+            )
         return result[:limit]
 
     async def _blind_match(self, ids: list[int], needle: str) -> set[int]:
@@ -368,8 +498,9 @@ class Requests:
         return await self.keys.texts(conversation_id, rows)
 
     async def _recheck_eligibility(self, tx: aiosqlite.Connection, facts: Facts, now: str) -> str | None:
-        reason = matching.ineligibility(await self.repo.linked_numbers(tx, facts.request.id),
-                                        facts.request.requester_phone)
+        reason = matching.ineligibility(
+            await self.repo.linked_numbers(tx, facts.request.id), facts.request.requester_phone
+        )
         await self.repo.update(tx, facts.request.id, now, ineligible_reason=reason)
         return reason
 
@@ -381,20 +512,34 @@ class Requests:
             req = facts.request
             conv = await self.repo.conversation(tx, conversation_id)
             if conv is None:
-                raise ConversationNotFound(N_("no conversation with id {conversation_id}"),
-                                           conversation_id=conversation_id)
+                raise ConversationNotFound(
+                    N_("no conversation with id {conversation_id}"), conversation_id=conversation_id
+                )
             if conv["channel"] != req.channel:
-                raise InvalidInput(N_("the request concerns a {channel}; conversation {conversation_id} is a "
-                                      "{conv_channel}"),
-                                   channel=Text(req.channel), conversation_id=conversation_id, conv_channel=Text(conv['channel']))
+                raise InvalidInput(
+                    N_("the request concerns a {channel}; conversation {conversation_id} is a {conv_channel}"),
+                    channel=Text(req.channel),
+                    conversation_id=conversation_id,
+                    conv_channel=Text(conv["channel"]),
+                )
             if await self.repo.is_linked(tx, request_id, conversation_id):
-                raise InvalidInput(N_("conversation {conversation_id} is already linked to {number}"),
-                                   conversation_id=conversation_id, number=req.number)
+                raise InvalidInput(
+                    N_("conversation {conversation_id} is already linked to {number}"),
+                    conversation_id=conversation_id,
+                    number=req.number,
+                )
             now = self._now()
             await self.repo.link(tx, request_id, req.number, conversation_id, actor.staff_id, now)
             reason = await self._recheck_eligibility(tx, facts, now)
-            await self.audit.append(tx, actor, "requests.link", target_kind="conversation", target_id=conversation_id,
-                                    request_id=request_id, details={"eligible": reason is None})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.link",
+                target_kind="conversation",
+                target_id=conversation_id,
+                request_id=request_id,
+                details={"eligible": reason is None},
+            )
         return await self._get(request_id)
 
     async def link_by_receipt(self, actor: Actor, request_id: int, reference: str, secret: str) -> AccessRequest:
@@ -421,11 +566,20 @@ class Requests:
             facts, _ = await self._take(tx, "unlink", request_id)
             now = self._now()
             if not await self.repo.unlink(tx, request_id, conversation_id, actor.staff_id, now):
-                raise InvalidInput(N_("conversation {conversation_id} is not linked to {number}"),
-                                   conversation_id=conversation_id, number=facts.number)
+                raise InvalidInput(
+                    N_("conversation {conversation_id} is not linked to {number}"),
+                    conversation_id=conversation_id,
+                    number=facts.number,
+                )
             await self._recheck_eligibility(tx, facts, now)
-            await self.audit.append(tx, actor, "requests.unlink", target_kind="conversation",
-                                    target_id=conversation_id, request_id=request_id)
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.unlink",
+                target_kind="conversation",
+                target_id=conversation_id,
+                request_id=request_id,
+            )
         return await self._get(request_id)
 
     # -- opinions and the decision -------------------------------------------------------------------
@@ -443,12 +597,20 @@ class Requests:
             now = self._now()
             await self.repo.add_opinion(tx, request_id, kind, actor.staff_id, verdict, text, now)
             await self.repo.update(tx, request_id, now, state=new_state)
-            await self.audit.append(tx, actor, f"requests.opinion_{kind}", target_kind="request",
-                                    target_id=request_id, request_id=request_id, details={"verdict": verdict})
+            await self.audit.append(
+                tx,
+                actor,
+                f"requests.opinion_{kind}",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"verdict": verdict},
+            )
         return await self._get(request_id)
 
-    async def _session_attendees(self, session_at: datetime | None, place: str | None,
-                                 attendee_ids: Iterable[int]) -> tuple[str, list[Any]]:
+    async def _session_attendees(
+        self, session_at: datetime | None, place: str | None, attendee_ids: Iterable[int]
+    ) -> tuple[str, list[Any]]:
         """§4.4, §4.6: the session's place and its designated attendees, checked."""
         if session_at is None or session_at.tzinfo is None:
             raise InvalidInput(N_("the session needs a date and time (with its time zone)"))
@@ -461,10 +623,10 @@ class Requests:
         attendees = await self.repo.staff(ids)
         missing = set(ids) - {a["id"] for a in attendees}
         if missing:
-            raise InvalidInput(N_("no staff member with id {items}"), items=', '.join(map(str, sorted(missing))))
+            raise InvalidInput(N_("no staff member with id {items}"), items=", ".join(map(str, sorted(missing))))
         disabled = [a["name"] for a in attendees if a["disabled"]]
         if disabled:
-            raise InvalidInput(N_("disabled accounts cannot attend: {disabled}"), disabled=', '.join(disabled))
+            raise InvalidInput(N_("disabled accounts cannot attend: {disabled}"), disabled=", ".join(disabled))
         return place, attendees
 
     async def grant(
@@ -483,47 +645,86 @@ class Requests:
         if request.kind == ACCESS:
             place, attendees = await self._session_attendees(session_at, place, attendee_ids)
             letter = L.grant_letter(
-                **self._letter_common(request), ordinance=self.settings.ordinance_reference,
-                received_on=request.received_on, channel=request.channel,
-                session_local=session_at.astimezone(self.tz), place=place,
+                **self._letter_common(request),
+                ordinance=self.settings.ordinance_reference,
+                received_on=request.received_on,
+                channel=request.channel,
+                session_local=session_at.astimezone(self.tz),
+                place=place,
                 attendees=[a["full_name"] or a["name"] for a in attendees],
-                conversations=await self._concerned(request_id), form=request.addressed_as)
+                conversations=await self._concerned(request_id),
+                form=request.addressed_as,
+            )
             rendered = await self._render(letter, actor, request)
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "grant", request_id)
             now = self._now()
             if facts.kind == ACCESS:  # a link may have changed since we looked
-                reason = matching.ineligibility(await self.repo.linked_numbers(tx, request_id),
-                                                facts.request.requester_phone)
+                reason = matching.ineligibility(
+                    await self.repo.linked_numbers(tx, request_id), facts.request.requester_phone
+                )
                 if reason is not None:
-                    raise IneligibleForGrant(N_("{number} cannot be granted: {reason}"),
-                                             number=facts.number, reason=reason)
-            await self.repo.update(tx, request_id, now, state=new_state, decision="granted",
-                                   decided_by=actor.staff_id, decided_at=now,
-                                   session_at=to_iso(session_at) if session_at else None, session_place=place or None)
+                    raise IneligibleForGrant(
+                        N_("{number} cannot be granted: {reason}"), number=facts.number, reason=reason
+                    )
+            await self.repo.update(
+                tx,
+                request_id,
+                now,
+                state=new_state,
+                decision="granted",
+                decided_by=actor.staff_id,
+                decided_at=now,
+                session_at=to_iso(session_at) if session_at else None,
+                session_place=place or None,
+            )
             await self.repo.add_attendees(tx, request_id, [a["id"] for a in attendees])
             if rendered is not None:
                 await self._store_letter(tx, actor, facts.request, L.GRANT, rendered)
-            await self.audit.append(tx, actor, "requests.grant", target_kind="request", target_id=request_id,
-                                    request_id=request_id, details={"attendees": [a["id"] for a in attendees]})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.grant",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"attendees": [a["id"] for a in attendees]},
+            )
         return await self._get(request_id)
 
     async def refuse(self, actor: Actor, request_id: int, reasons: str) -> AccessRequest:
         """§4.5: refuse in writing, with reasons and the information on the right to complain and to a court."""
         request = (await self._allow(actor, "refuse", request_id)).request
-        reasons = clean_text(reasons, "reasons", plural=True, required=True, missing="a refusal needs its reasons (§4.5)")
-        letter = L.refusal_letter(**self._letter_common(request), ordinance=self.settings.ordinance_reference,
-                                  received_on=request.received_on, channel=request.channel, reasons=reasons,
-                                  kind=request.kind, form=request.addressed_as)
+        reasons = clean_text(
+            reasons, "reasons", plural=True, required=True, missing="a refusal needs its reasons (§4.5)"
+        )
+        letter = L.refusal_letter(
+            **self._letter_common(request),
+            ordinance=self.settings.ordinance_reference,
+            received_on=request.received_on,
+            channel=request.channel,
+            reasons=reasons,
+            kind=request.kind,
+            form=request.addressed_as,
+        )
         rendered = await self._render(letter, actor, request)
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "refuse", request_id)
             now = self._now()
-            await self.repo.update(tx, request_id, now, state=new_state, decision="refused", decision_reasons=reasons,
-                                   decided_by=actor.staff_id, decided_at=now)
+            await self.repo.update(
+                tx,
+                request_id,
+                now,
+                state=new_state,
+                decision="refused",
+                decision_reasons=reasons,
+                decided_by=actor.staff_id,
+                decided_at=now,
+            )
             await self._store_letter(tx, actor, facts.request, L.REFUSAL, rendered)
-            await self.audit.append(tx, actor, "requests.refuse", target_kind="request", target_id=request_id,
-                                    request_id=request_id)
+            await self.audit.append(
+                tx, actor, "requests.refuse", target_kind="request", target_id=request_id, request_id=request_id
+            )
         return await self._get(request_id)
 
     async def extend(self, actor: Actor, request_id: int, months: int, reasons: str) -> AccessRequest:
@@ -531,28 +732,49 @@ class Requests:
         request = (await self._allow(actor, "extend", request_id)).request
         if not isinstance(months, int) or months < 1:
             raise InvalidInput(N_("the extension is a whole number of months (1 or 2)"))
-        reasons = clean_text(reasons, "reasons", plural=True, required=True,
-                             missing="an extension needs its reasons (GDPR Art. 12(3))")
+        reasons = clean_text(
+            reasons, "reasons", plural=True, required=True, missing="an extension needs its reasons (GDPR Art. 12(3))"
+        )
         limit = add_months_to_date(request.due_on, MAX_EXTENSION_MONTHS)
         until = add_months_to_date(request.effective_due, months)
         if until > limit:
             raise InvalidTransition(
                 N_("the answer can be extended by at most {months} months, to {limit}"),
-                months=MAX_EXTENSION_MONTHS, limit=limit.isoformat())
-        letter = L.extension_letter(**self._letter_common(request), received_on=request.received_on,
-                                    due_on=request.due_on, extended_until=until, reasons=reasons, kind=request.kind,
-                                    form=request.addressed_as)
+                months=MAX_EXTENSION_MONTHS,
+                limit=limit.isoformat(),
+            )
+        letter = L.extension_letter(
+            **self._letter_common(request),
+            received_on=request.received_on,
+            due_on=request.due_on,
+            extended_until=until,
+            reasons=reasons,
+            kind=request.kind,
+            form=request.addressed_as,
+        )
         rendered = await self._render(letter, actor, request)
         async with self.db.write() as tx:
             facts, _ = await self._take(tx, "extend", request_id)
             if facts.request.effective_due != request.effective_due:
                 raise InvalidTransition(N_("{number} was extended meanwhile; look again"), number=facts.number)
             previous = facts.request.extension_reason
-            await self.repo.update(tx, request_id, self._now(), extended_until=until.isoformat(),
-                                   extension_reason=f"{previous}\n{reasons}" if previous else reasons)
+            await self.repo.update(
+                tx,
+                request_id,
+                self._now(),
+                extended_until=until.isoformat(),
+                extension_reason=f"{previous}\n{reasons}" if previous else reasons,
+            )
             await self._store_letter(tx, actor, facts.request, L.EXTENSION, rendered)
-            await self.audit.append(tx, actor, "requests.extend", target_kind="request", target_id=request_id,
-                                    request_id=request_id, details={"until": until.isoformat()})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.extend",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"until": until.isoformat()},
+            )
         return await self._get(request_id)
 
     async def withdraw(self, actor: Actor, request_id: int, note: str = "") -> AccessRequest:
@@ -564,8 +786,15 @@ class Requests:
             now = self._now()
             await self.repo.update(tx, request_id, now, state=new_state, withdrawn_at=now, withdrawal_note=note or None)
             released = await self.repo.release_holds(tx, request_id, actor.staff_id, now)
-            await self.audit.append(tx, actor, "requests.withdraw", target_kind="request", target_id=request_id,
-                                    request_id=request_id, details={"holds_released": released})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.withdraw",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"holds_released": released},
+            )
         return await self._get(request_id)
 
     async def close(self, actor: Actor, request_id: int) -> AccessRequest:
@@ -576,8 +805,15 @@ class Requests:
             now = self._now()
             await self.repo.update(tx, request_id, now, state=new_state, closed_at=now)
             released = await self.repo.release_holds(tx, request_id, actor.staff_id, now)
-            await self.audit.append(tx, actor, "requests.close", target_kind="request", target_id=request_id,
-                                    request_id=request_id, details={"holds_released": released})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.close",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"holds_released": released},
+            )
         return await self._get(request_id)
 
     # -- the listening session (§4.4, §4.6) -----------------------------------------------------------
@@ -588,48 +824,81 @@ class Requests:
             _, new_state = await self._take(tx, "start_session", request_id)
             now = self._now()
             await self.repo.update(tx, request_id, now, state=new_state, session_started_at=now)
-            await self.audit.append(tx, actor, "requests.session_start", target_kind="request",
-                                    target_id=request_id, request_id=request_id)
+            await self.audit.append(
+                tx, actor, "requests.session_start", target_kind="request", target_id=request_id, request_id=request_id
+            )
         return await self._get(request_id)
 
     async def open_for_session(self, actor: Actor, request_id: int, conversation_id: int) -> SessionMaterial:
         """The recording's path or the chat's transcript, for playback during the session; audited under the request."""
         facts = await self._allow(actor, "open_content", request_id)
         if not await self.repo.is_linked(self.db, request_id, conversation_id):
-            raise InvalidInput(N_("conversation {conversation_id} is not linked to {number}"),
-                               conversation_id=conversation_id, number=facts.number)
+            raise InvalidInput(
+                N_("conversation {conversation_id} is not linked to {number}"),
+                conversation_id=conversation_id,
+                number=facts.number,
+            )
         conv = await self.repo.conversation(self.db, conversation_id)
         if conv is None:
-            raise ConversationNotFound(N_("conversation {conversation_id} no longer exists"),
-                                       conversation_id=conversation_id)
+            raise ConversationNotFound(
+                N_("conversation {conversation_id} no longer exists"), conversation_id=conversation_id
+            )
         recordings = await self.repo.recordings(conversation_id)
         msgs = await self.repo.messages(conversation_id)
         texts = await self._texts(conversation_id, msgs)
-        lines = tuple(TranscriptLine(seq=m["seq"], sender=m["sender"], text=t, at=from_iso(m["at"]), event=m["event"],
-                                     params=json.loads(m["params"]) if m["event"] and m["params"] else None)
-                      for m, t in zip(msgs, texts))
+        lines = tuple(
+            TranscriptLine(
+                seq=m["seq"],
+                sender=m["sender"],
+                text=t,
+                at=from_iso(m["at"]),
+                event=m["event"],
+                params=json.loads(m["params"]) if m["event"] and m["params"] else None,
+            )
+            for m, t in zip(msgs, texts)
+        )
         async with self.db.write() as tx:
-            await self.audit.append(tx, actor, "requests.session_playback", target_kind="conversation",
-                                    target_id=conversation_id, request_id=request_id,
-                                    purpose=f"§4 session {facts.number}")
-        return SessionMaterial(conversation_id=conversation_id, channel=conv["channel"],
-                               recording_path=self.settings.recordings_dir / recordings[0]["path"] if recordings
-                               else None, transcript=lines)
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.session_playback",
+                target_kind="conversation",
+                target_id=conversation_id,
+                request_id=request_id,
+                purpose=f"§4 session {facts.number}",
+            )
+        return SessionMaterial(
+            conversation_id=conversation_id,
+            channel=conv["channel"],
+            recording_path=self.settings.recordings_dir / recordings[0]["path"] if recordings else None,
+            transcript=lines,
+        )
 
     @staticmethod
     def _session_input(notes: str, others: Iterable[str], outcome: str) -> tuple[str, list[str], str]:
         notes = clean_text(notes, "notes", plural=True)
         other_names = [n for n in (clean_text(n, "name", limit=10 * MAX_TEXT, multiline=False) for n in others) if n]
         if len(other_names) > MAX_OTHERS or any(len(n) > MAX_NAME for n in other_names):
-            raise InvalidInput(N_("list at most {others} other people, each name at most {max} characters"),
-                               others=MAX_OTHERS, max=MAX_NAME)
+            raise InvalidInput(
+                N_("list at most {others} other people, each name at most {max} characters"),
+                others=MAX_OTHERS,
+                max=MAX_NAME,
+            )
         outcome = (outcome or "completed").strip()
         if outcome not in SR.SESSION_OUTCOMES:
-            raise InvalidInput(N_("the outcome must be one of {outcomes}"), outcomes=', '.join(SR.SESSION_OUTCOMES))
+            raise InvalidInput(N_("the outcome must be one of {outcomes}"), outcomes=", ".join(SR.SESSION_OUTCOMES))
         return notes, other_names, outcome
 
-    async def end_session(self, actor: Actor, request_id: int, present_ids: Iterable[int], notes: str = "", *,
-                          others: Iterable[str] = (), outcome: str = "completed") -> AccessRequest:
+    async def end_session(
+        self,
+        actor: Actor,
+        request_id: int,
+        present_ids: Iterable[int],
+        notes: str = "",
+        *,
+        others: Iterable[str] = (),
+        outcome: str = "completed",
+    ) -> AccessRequest:
         """Record who attended (designated staff by id, anyone else by name), the end time, the outcome and
         notes (§4.6). Ended by the director, the session record is signed off and written at once; ended by
         an attendee, it waits for the director's `sign_session_record`."""
@@ -639,17 +908,35 @@ class Requests:
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "end_session", request_id)
             if present - facts.attendees:
-                raise InvalidInput(N_("only designated attendees can be recorded as present by account; name anyone "
-                                      "else among the others present (§4.6)"))
+                raise InvalidInput(
+                    N_(
+                        "only designated attendees can be recorded as present by account; name anyone "
+                        "else among the others present (§4.6)"
+                    )
+                )
             if not present:
                 raise InvalidInput(N_("at least one designated attendee must have been present (§4.6)"))
             await self.repo.mark_present(tx, request_id, facts.attendees, present)
             now = self._now()
-            await self.repo.update(tx, request_id, now, state=new_state, session_ended_at=now, session_notes=notes or None,
-                                   session_others=json.dumps(other_names, ensure_ascii=False), session_outcome=outcome)
-            await self.audit.append(tx, actor, "requests.session_end", target_kind="request", target_id=request_id,
-                                    request_id=request_id, details={"present": sorted(present),
-                                                                    "others": len(other_names), "outcome": outcome})
+            await self.repo.update(
+                tx,
+                request_id,
+                now,
+                state=new_state,
+                session_ended_at=now,
+                session_notes=notes or None,
+                session_others=json.dumps(other_names, ensure_ascii=False),
+                session_outcome=outcome,
+            )
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.session_end",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"present": sorted(present), "others": len(other_names), "outcome": outcome},
+            )
         if actor.staff_id is not None and allowed(actor, Permission.DECIDE_REQUESTS):
             await self.sign_session_record(actor, request_id)
         return await self._get(request_id)
@@ -662,14 +949,30 @@ class Requests:
         pdf = await asyncio.to_thread(SR.render_session_record, record, self.seal)
         async with self.db.write() as tx:
             facts, _ = await self._take(tx, "sign_record", request_id)
-            await self._store_letter(tx, actor, facts.request, SR.SESSION_RECORD,
-                                     RL.RenderedLetter(pdf=pdf, sealed_by=self.seal.subject if self.seal else None))
-            await self.audit.append(tx, actor, "requests.session_record", target_kind="request",
-                                    target_id=request_id, request_id=request_id,
-                                    details={"played": len(record.played)})
+            await self._store_letter(
+                tx,
+                actor,
+                facts.request,
+                SR.SESSION_RECORD,
+                RL.RenderedLetter(pdf=pdf, sealed_by=self.seal.subject if self.seal else None),
+            )
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.session_record",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                details={"played": len(record.played)},
+            )
         latest = (await self.repo.letters(request_id))[-1]
-        return LetterRecord(id=latest["id"], kind=latest["kind"], path=self.settings.letters_dir / latest["path"],
-                            sha256=latest["sha256"], created_at=from_iso(latest["created_at"]))
+        return LetterRecord(
+            id=latest["id"],
+            kind=latest["kind"],
+            path=self.settings.letters_dir / latest["path"],
+            sha256=latest["sha256"],
+            created_at=from_iso(latest["created_at"]),
+        )
 
     async def _session_record(self, actor: Actor, request: AccessRequest) -> SR.SessionRecord:
         """What the record states: attendees, times, and what was played or read (from the audit log)."""
@@ -677,15 +980,24 @@ class Requests:
         me = await self.repo.signer(actor.staff_id)
         tz = self.tz
         return SR.SessionRecord(
-            office_name=self.settings.office_name, office_address=self.settings.office_address,
-            reference=request.number, channel=request.channel, requester_name=request.requester_name,
-            place=request.session_place or "", scheduled=RL.local(request.session_at, tz),
-            started=RL.local(request.session_started_at, tz), ended=RL.local(request.session_ended_at, tz),
-            present=tuple(n for n, p in label if p), absent=tuple(n for n, p in label if not p),
-            others=request.session_others, played=tuple(RL.played_lines(await self.repo.played(request.id), tz)),
-            outcome=request.session_outcome or "completed", notes=request.session_notes or "",
+            office_name=self.settings.office_name,
+            office_address=self.settings.office_address,
+            reference=request.number,
+            channel=request.channel,
+            requester_name=request.requester_name,
+            place=request.session_place or "",
+            scheduled=RL.local(request.session_at, tz),
+            started=RL.local(request.session_started_at, tz),
+            ended=RL.local(request.session_ended_at, tz),
+            present=tuple(n for n, p in label if p),
+            absent=tuple(n for n, p in label if not p),
+            others=request.session_others,
+            played=tuple(RL.played_lines(await self.repo.played(request.id), tz)),
+            outcome=request.session_outcome or "completed",
+            notes=request.session_notes or "",
             approved_by=(me["full_name"] or me["name"]) if me else actor.name,
-            approved_at=self.clock().astimezone(tz))
+            approved_at=self.clock().astimezone(tz),
+        )
 
     # -- GDPR Art. 15 copy ------------------------------------------------------------------------------
 
@@ -695,12 +1007,19 @@ class Requests:
         for c in convs:
             if c["channel"] == "call":
                 for rec in await self.repo.recordings(c["id"]):
-                    items.append((f"call-{c['id']}-{Path(rec['path']).name}",
-                                  self.settings.recordings_dir / rec["path"], c["id"]))
+                    items.append(
+                        (
+                            f"call-{c['id']}-{Path(rec['path']).name}",
+                            self.settings.recordings_dir / rec["path"],
+                            c["id"],
+                        )
+                    )
                 continue
             rows = await self.repo.messages(c["id"])
-            msgs = [{"seq": m["seq"], "sender": m["sender"], "text": t, "at": m["at"]}
-                    for m, t in zip(rows, await self._texts(c["id"], rows))]
+            msgs = [
+                {"seq": m["seq"], "sender": m["sender"], "text": t, "at": m["at"]}
+                for m, t in zip(rows, await self._texts(c["id"], rows))
+            ]
             items.extend(X.transcript_files(c["id"], msgs))
         return items
 
@@ -714,7 +1033,9 @@ class Requests:
             raise InvalidInput(N_("{target} already exists; choose another folder"), target=target)
         return target
 
-    async def export_copy(self, actor: Actor, request_id: int, destination: Path, *, as_zip: bool = False) -> ExportResult:
+    async def export_copy(
+        self, actor: Actor, request_id: int, destination: Path, *, as_zip: bool = False
+    ) -> ExportResult:
         """Write the copy (recordings, transcripts, manifest.json, SHA256SUMS) to a new folder or ZIP under
         `destination`, with a cover letter; audited."""
         facts = await self._allow(actor, "export", request_id)
@@ -723,32 +1044,58 @@ class Requests:
         convs = await self.repo.linked_times(request_id)
         items = await self._copy_items(request_id, convs)
         if not items:
-            raise InvalidTransition(N_("{number} has nothing to export: link the conversation first"),
-                                    number=request.number)
+            raise InvalidTransition(
+                N_("{number} has nothing to export: link the conversation first"), number=request.number
+            )
         now = self.clock()
         files, manifest_bytes = await asyncio.to_thread(
-            X.write_copy, target, items, as_zip, {"request": request.number, "kind": "GDPR Art. 15 copy",
-                                                  "created_at": to_iso(now), "created_by": actor.name})
+            X.write_copy,
+            target,
+            items,
+            as_zip,
+            {
+                "request": request.number,
+                "kind": "GDPR Art. 15 copy",
+                "created_at": to_iso(now),
+                "created_by": actor.name,
+            },
+        )
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
         try:
-            letter = L.copy_letter(**self._letter_common(request), received_on=request.received_on,
-                                   files=[(f["name"], f["sha256"]) for f in files],
-                                   controller=self.settings.controller, recipients=self.settings.data_recipients,
-                                   retention_months=self.settings.retention_duration.months,
-                                   ordinance=self.settings.ordinance_reference,
-                                   conversations=[(c["channel"], from_iso(c["created_at"]).astimezone(self.tz))
-                                                  for c in convs], form=request.addressed_as)
+            letter = L.copy_letter(
+                **self._letter_common(request),
+                received_on=request.received_on,
+                files=[(f["name"], f["sha256"]) for f in files],
+                controller=self.settings.controller,
+                recipients=self.settings.data_recipients,
+                retention_months=self.settings.retention_duration.months,
+                ordinance=self.settings.ordinance_reference,
+                conversations=[(c["channel"], from_iso(c["created_at"]).astimezone(self.tz)) for c in convs],
+                form=request.addressed_as,
+            )
             rendered = await self._render(letter, actor, request)
             async with self.db.write() as tx:
                 fresh, new_state = await self._take(tx, "export", request_id)
-                await self.repo.update(tx, request_id, to_iso(now), state=new_state, exported_at=to_iso(now),
-                                       export_path=str(target))
+                await self.repo.update(
+                    tx, request_id, to_iso(now), state=new_state, exported_at=to_iso(now), export_path=str(target)
+                )
                 await self._store_letter(tx, actor, fresh.request, L.COPY, rendered)
-                await self.audit.append(tx, actor, "requests.export", target_kind="request", target_id=request_id,
-                                        request_id=request_id, details={
-                                            "files": len(files), "bytes": sum(f["size"] for f in files),
-                                            "format": "zip" if as_zip else "folder", "manifest_sha256": manifest_sha,
-                                            "prepared_by": fresh.prepared_by, "confirmed_by": fresh.confirmed_by})
+                await self.audit.append(
+                    tx,
+                    actor,
+                    "requests.export",
+                    target_kind="request",
+                    target_id=request_id,
+                    request_id=request_id,
+                    details={
+                        "files": len(files),
+                        "bytes": sum(f["size"] for f in files),
+                        "format": "zip" if as_zip else "folder",
+                        "manifest_sha256": manifest_sha,
+                        "prepared_by": fresh.prepared_by,
+                        "confirmed_by": fresh.confirmed_by,
+                    },
+                )
         except BaseException:
             await asyncio.to_thread(X.remove, target)
             raise
@@ -776,17 +1123,29 @@ class Requests:
         justification = clean_text(justification, "justification")
         unmatched = sorted(c for c, b in basis.items() if b == JUSTIFICATION)
         if unmatched and not justification:
-            raise InvalidInput(N_("conversation {items} is not tied to the requester by the caller's number (§4.7): "
-                                  "record a justification"), items=', '.join(map(str, unmatched)))
+            raise InvalidInput(
+                N_(
+                    "conversation {items} is not tied to the requester by the caller's number (§4.7): "
+                    "record a justification"
+                ),
+                items=", ".join(map(str, unmatched)),
+            )
         recorded = {str(k): v for k, v in basis.items()}
         async with self.db.write() as tx:
             _, new_state = await self._take(tx, "prepare_export", request_id)
             now = self._now()
             await self.repo.prepare(tx, request_id, actor.staff_id, now, json.dumps(recorded), justification or None)
             await self.repo.update(tx, request_id, now, state=new_state)
-            await self.audit.append(tx, actor, "requests.export_prepare", target_kind="request",
-                                    target_id=request_id, request_id=request_id, purpose=justification or None,
-                                    details={"basis": recorded})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.export_prepare",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                purpose=justification or None,
+                details={"basis": recorded},
+            )
         return await self._get(request_id)
 
     async def confirm_export(self, actor: Actor, request_id: int, justification: str = "") -> AccessRequest:
@@ -795,16 +1154,24 @@ class Requests:
         approval = await self.repo.approval(request_id)
         justification = clean_text(justification, "justification")
         if approval["prepare_justification"] and not justification:
-            raise InvalidInput(N_("the link to the requester rests on a justification: the second person records "
-                                  "theirs too"))
+            raise InvalidInput(
+                N_("the link to the requester rests on a justification: the second person records theirs too")
+            )
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "confirm_export", request_id)
             now = self._now()
             await self.repo.confirm(tx, request_id, actor.staff_id, now, justification or None)
             await self.repo.update(tx, request_id, now, state=new_state)
-            await self.audit.append(tx, actor, "requests.export_confirm", target_kind="request",
-                                    target_id=request_id, request_id=request_id, purpose=justification or None,
-                                    details={"prepared_by": facts.prepared_by})
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.export_confirm",
+                target_kind="request",
+                target_id=request_id,
+                request_id=request_id,
+                purpose=justification or None,
+                details={"prepared_by": facts.prepared_by},
+            )
         return await self._get(request_id)
 
     async def cancel_export(self, actor: Actor, request_id: int) -> AccessRequest:
@@ -814,18 +1181,24 @@ class Requests:
             _, new_state = await self._take(tx, "cancel_export", request_id)
             await self.repo.cancel(tx, request_id)
             await self.repo.update(tx, request_id, self._now(), state=new_state)
-            await self.audit.append(tx, actor, "requests.export_cancel", target_kind="request",
-                                    target_id=request_id, request_id=request_id)
+            await self.audit.append(
+                tx, actor, "requests.export_cancel", target_kind="request", target_id=request_id, request_id=request_id
+            )
         return await self._get(request_id)
 
     async def _approval_record(self, request_id: int) -> CopyApproval | None:
         a = await self.repo.approval(request_id)
         if a is None:
             return None
-        return CopyApproval(prepared_by=a["preparer"], prepared_at=from_iso(a["prepared_at"]),
-                            basis={int(k): v for k, v in json.loads(a["basis"]).items()},
-                            prepare_justification=a["prepare_justification"], confirmed_by=a["confirmer"],
-                            confirmed_at=_dt(a["confirmed_at"]), confirm_justification=a["confirm_justification"])
+        return CopyApproval(
+            prepared_by=a["preparer"],
+            prepared_at=from_iso(a["prepared_at"]),
+            basis={int(k): v for k, v in json.loads(a["basis"]).items()},
+            prepare_justification=a["prepare_justification"],
+            confirmed_by=a["confirmer"],
+            confirmed_at=_dt(a["confirmed_at"]),
+            confirm_justification=a["confirm_justification"],
+        )
 
     # -- letters ------------------------------------------------------------------------------------------
 
@@ -839,8 +1212,10 @@ class Requests:
 
     async def _concerned(self, request_id: int) -> list[tuple[str, datetime]]:
         """The linked calls and chats as (channel, local start time), for the letters that name them."""
-        return [(r["channel"], from_iso(r["created_at"]).astimezone(self.tz))
-                for r in await self.repo.linked_times(request_id)]
+        return [
+            (r["channel"], from_iso(r["created_at"]).astimezone(self.tz))
+            for r in await self.repo.linked_times(request_id)
+        ]
 
     def case_mark(self, request: AccessRequest) -> str:
         """The case mark printed on the request's letters (`CIM_CASE_MARK`, e.g. BOI-CIM.1510.7.2026)."""
@@ -849,18 +1224,33 @@ class Requests:
     def _letter_common(self, request: AccessRequest) -> dict[str, Any]:
         return RL.common(self.settings, request, self.today())
 
-    async def _store_letter(self, tx: aiosqlite.Connection, actor: Actor, request: AccessRequest, kind: str,
-                            rendered: RL.RenderedLetter) -> None:
+    async def _store_letter(
+        self, tx: aiosqlite.Connection, actor: Actor, request: AccessRequest, kind: str, rendered: RL.RenderedLetter
+    ) -> None:
         """Write the PDF under the letters folder and list it with the request, in the caller's transaction."""
         relative = RL.relative_path(request.number, await self.repo.letter_count(tx, request.id), kind)
         path = self.settings.letters_dir / relative
         await asyncio.to_thread(RL.write_private, path, rendered.pdf)
         try:
-            await self.repo.add_letter(tx, request.id, kind, relative, hashlib.sha256(rendered.pdf).hexdigest(),
-                                       self._now(), actor.staff_id, rendered.sealed_by)
-            await self.audit.append(tx, actor, "requests.letter", target_kind="letter", target_id=relative,
-                                    request_id=request.id, details={"kind": kind,
-                                                                    "sealed": rendered.sealed_by is not None})
+            await self.repo.add_letter(
+                tx,
+                request.id,
+                kind,
+                relative,
+                hashlib.sha256(rendered.pdf).hexdigest(),
+                self._now(),
+                actor.staff_id,
+                rendered.sealed_by,
+            )
+            await self.audit.append(
+                tx,
+                actor,
+                "requests.letter",
+                target_kind="letter",
+                target_id=relative,
+                request_id=request.id,
+                details={"kind": kind, "sealed": rendered.sealed_by is not None},
+            )
         except BaseException:
             await asyncio.to_thread(path.unlink, True)
             raise

@@ -23,8 +23,16 @@ _CONTROLS_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 
 
-def clean_text(value: Any, label: str, *, required: bool = False, limit: int = MAX_TEXT,
-               multiline: bool = True, missing: str | None = None, plural: bool = False) -> str:
+def clean_text(
+    value: Any,
+    label: str,
+    *,
+    required: bool = False,
+    limit: int = MAX_TEXT,
+    multiline: bool = True,
+    missing: str | None = None,
+    plural: bool = False,
+) -> str:
     """`value` as it may be stored: controls and bidi overrides removed, trimmed, within `limit`.
 
     Raises InvalidInput naming `label` (`plural`: "the reasons are ...") when a `required` field is empty
@@ -37,8 +45,15 @@ def clean_text(value: Any, label: str, *, required: bool = False, limit: int = M
     if required and not text:
         if missing:
             raise InvalidInput(missing)
-        raise InvalidInput(N_("the {label} are required") if plural else N_("the {label} is required"), label=Text(label))
+        raise InvalidInput(
+            N_("the {label} are required") if plural else N_("the {label} is required"), label=Text(label)
+        )
     if len(text) > limit:
-        raise InvalidInput(N_("the {label} are longer than {limit} characters") if plural
-                           else N_("the {label} is longer than {limit} characters"), label=Text(label), limit=limit)
+        raise InvalidInput(
+            N_("the {label} are longer than {limit} characters")
+            if plural
+            else N_("the {label} is longer than {limit} characters"),
+            label=Text(label),
+            limit=limit,
+        )
     return text

@@ -12,13 +12,24 @@ from ..errors import InvalidInput, Text
 from ..i18n import N_
 from ..phone import normalise_number
 from .model import (
-    ACCESS, ADE, CHANNELS, COPY, DELIVERIES, KINDS, LEGACY_DELIVERIES, MAX_ADDRESS, MAX_NAME, RequestInput,
+    ACCESS,
+    ADE,
+    CHANNELS,
+    COPY,
+    DELIVERIES,
+    KINDS,
+    LEGACY_DELIVERIES,
+    MAX_ADDRESS,
+    MAX_NAME,
+    RequestInput,
 )
 from .text import clean_text
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_EPUAP_GONE = N_("ePUAP is no longer a delivery route for public bodies: give the requester's address for "
-               "e-Doręczenia (AE:PL-12345-67890-ABCDE-12) or an e-mail address")
+_EPUAP_GONE = N_(
+    "ePUAP is no longer a delivery route for public bodies: give the requester's address for "
+    "e-Doręczenia (AE:PL-12345-67890-ABCDE-12) or an e-mail address"
+)
 _HINT_KEYS = {"date", "time", "duration_min", "consultant", "topic", "name_or_email"}
 #: the annex's chat reference (CZ-YYYY-MM-DD-XXXX) or the call's number, as written
 MAX_REFERENCE = 64
@@ -37,8 +48,9 @@ def parse_date(value: date | str, label: str) -> date:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise InvalidInput(N_("the {label} {value!r} is not a date (YYYY-MM-DD)"),
-                           label=Text(label), value=str(value)[:40]) from None
+        raise InvalidInput(
+            N_("the {label} {value!r} is not a date (YYYY-MM-DD)"), label=Text(label), value=str(value)[:40]
+        ) from None
 
 
 def _address(value: Any) -> str | None:
@@ -51,8 +63,13 @@ def _address(value: Any) -> str | None:
             raise InvalidInput(_EPUAP_GONE)
         ade = re.sub(r"\s+", "", email).upper()
         if not ADE.match(ade):
-            raise InvalidInput(N_("{email!r} is neither an e-mail address (name@domain) nor an address for "
-                                  "e-Doręczenia (AE:PL-12345-67890-ABCDE-12)"), email=email)
+            raise InvalidInput(
+                N_(
+                    "{email!r} is neither an e-mail address (name@domain) nor an address for "
+                    "e-Doręczenia (AE:PL-12345-67890-ABCDE-12)"
+                ),
+                email=email,
+            )
         email = ade
     return email
 
@@ -63,8 +80,9 @@ def _phone(value: Any, channel: str) -> str | None:
     if raw:
         phone = normalise_number(raw)
         if phone is None:
-            raise InvalidInput(N_("{raw!r} is not a phone number (expected e.g. 601 234 567 or +48 601 234 567)"),
-                               raw=raw)
+            raise InvalidInput(
+                N_("{raw!r} is not a phone number (expected e.g. 601 234 567 or +48 601 234 567)"), raw=raw
+            )
     if channel == "call" and phone is None:
         raise InvalidInput(N_("for a call, the phone number the call was made from is required (§4.7)"))
     return phone
@@ -73,15 +91,23 @@ def _phone(value: Any, channel: str) -> str | None:
 def _delivery(value: Any, email: str | None) -> str:
     delivery = clean_text(value, "delivery", required=True, limit=16)
     if delivery in LEGACY_DELIVERIES:
-        raise InvalidInput(N_("ePUAP is no longer a delivery route for public bodies: choose e_doreczenia "
-                              "(e-Doręczenia) for electronic delivery"))
+        raise InvalidInput(
+            N_(
+                "ePUAP is no longer a delivery route for public bodies: choose e_doreczenia "
+                "(e-Doręczenia) for electronic delivery"
+            )
+        )
     if delivery not in DELIVERIES:
-        raise InvalidInput(N_("the reply is delivered by one of: {deliveries}"), deliveries=', '.join(DELIVERIES))
+        raise InvalidInput(N_("the reply is delivered by one of: {deliveries}"), deliveries=", ".join(DELIVERIES))
     if delivery == "email" and not (email and "@" in email):
         raise InvalidInput(N_("delivery by email needs the e-mail address"))
     if delivery == "e_doreczenia" and not (email and ADE.match(email)):
-        raise InvalidInput(N_("delivery by e-Doręczenia needs the requester's address for electronic delivery "
-                              "(AE:PL-12345-67890-ABCDE-12)"))
+        raise InvalidInput(
+            N_(
+                "delivery by e-Doręczenia needs the requester's address for electronic delivery "
+                "(AE:PL-12345-67890-ABCDE-12)"
+            )
+        )
     return delivery
 
 
@@ -89,8 +115,13 @@ def _asked(data: RequestInput) -> str:
     expected = "copy" if data.kind == COPY else ("listen" if data.channel == "call" else "read")
     asked = clean_text(data.asked, "what is asked", limit=16) or expected
     if asked != expected:
-        raise InvalidInput(N_("a {kind} request for a {channel} asks to {expected!r}, not {asked!r}"),
-                           kind=Text(data.kind), channel=Text(data.channel), expected=expected, asked=asked)
+        raise InvalidInput(
+            N_("a {kind} request for a {channel} asks to {expected!r}, not {asked!r}"),
+            kind=Text(data.kind),
+            channel=Text(data.channel),
+            expected=expected,
+            asked=asked,
+        )
     return asked
 
 
@@ -104,7 +135,7 @@ def _addressed_as(value: Any) -> str | None:
 def validate(data: RequestInput, today: date) -> dict[str, Any]:
     """The register row's values, cleaned; InvalidInput names the first field that is wrong."""
     if data.kind not in KINDS:
-        raise InvalidInput(N_("the kind must be one of: {kinds}"), kinds=', '.join(KINDS))
+        raise InvalidInput(N_("the kind must be one of: {kinds}"), kinds=", ".join(KINDS))
     if data.channel not in CHANNELS:
         raise InvalidInput(N_("the channel must be 'call' or 'chat'"))
     received = parse_date(data.received_on, N_("date received"))
@@ -120,11 +151,21 @@ def validate(data: RequestInput, today: date) -> dict[str, Any]:
     delivery = _delivery(data.delivery, email)
     addressed_as = _addressed_as(data.addressed_as)
     hint = validate_hint(data.hint, received)
-    return {"kind": data.kind, "channel": data.channel, "received_on": received.isoformat(),
-            "due_on": due_date(received).isoformat(), "requester_name": name,
-            "requester_address": address, "requester_email": email, "requester_phone": phone,
-            "justification": justification, "asked": asked, "delivery": delivery, "hint": hint,
-            "addressed_as": addressed_as}
+    return {
+        "kind": data.kind,
+        "channel": data.channel,
+        "received_on": received.isoformat(),
+        "due_on": due_date(received).isoformat(),
+        "requester_name": name,
+        "requester_address": address,
+        "requester_email": email,
+        "requester_phone": phone,
+        "justification": justification,
+        "asked": asked,
+        "delivery": delivery,
+        "hint": hint,
+        "addressed_as": addressed_as,
+    }
 
 
 def _duration(value: Any) -> int:
@@ -143,7 +184,7 @@ def validate_hint(hint: Mapping[str, Any], received: date) -> dict[str, Any]:
         raise InvalidInput(N_("the conversation details must be a mapping"))
     unknown = sorted(set(hint) - _HINT_KEYS)
     if unknown:
-        raise InvalidInput(N_("unknown conversation details: {unknown}"), unknown=', '.join(unknown))
+        raise InvalidInput(N_("unknown conversation details: {unknown}"), unknown=", ".join(unknown))
     if not hint.get("date"):
         raise InvalidInput(N_("the date of the conversation is required"))
     day = parse_date(hint["date"], N_("date of the conversation"))

@@ -53,27 +53,50 @@ class AccountsRepository:
     async def name_taken(self, tx: Transaction, name: str) -> bool:
         return await _one(tx, "SELECT 1 FROM staff WHERE name = ?", (name,)) is not None
 
-    async def insert_staff(self, tx: Transaction, *, name: str, full_name: str, password_hash: str,
-                           department_id: int | None, created_at: str, job_title: str, must_change: bool) -> int:
+    async def insert_staff(
+        self,
+        tx: Transaction,
+        *,
+        name: str,
+        full_name: str,
+        password_hash: str,
+        department_id: int | None,
+        created_at: str,
+        job_title: str,
+        must_change: bool,
+    ) -> int:
         cur = await tx.connection.execute(
             "INSERT INTO staff(name, full_name, password_hash, department_id, created_at, job_title, "
             "must_change_password) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (name, full_name, password_hash, department_id, created_at, job_title, int(must_change)))
+            (name, full_name, password_hash, department_id, created_at, job_title, int(must_change)),
+        )
         return cur.lastrowid
 
-    async def insert_directory_staff(self, tx: Transaction, *, name: str, full_name: str, password_hash: str,
-                                     department_id: int | None, at: str, dn: str) -> int:
+    async def insert_directory_staff(
+        self,
+        tx: Transaction,
+        *,
+        name: str,
+        full_name: str,
+        password_hash: str,
+        department_id: int | None,
+        at: str,
+        dn: str,
+    ) -> int:
         cur = await tx.connection.execute(
             "INSERT INTO staff(name, full_name, password_hash, department_id, created_at, source, directory_dn, "
             "directory_checked_at) VALUES (?, ?, ?, ?, ?, 'directory', ?, ?)",
-            (name, full_name, password_hash, department_id, at, dn, at))
+            (name, full_name, password_hash, department_id, at, dn, at),
+        )
         return cur.lastrowid
 
-    async def update_directory_staff(self, tx: Transaction, staff_id: int, *, full_name: str,
-                                     department_id: int | None, dn: str, checked_at: str) -> None:
+    async def update_directory_staff(
+        self, tx: Transaction, staff_id: int, *, full_name: str, department_id: int | None, dn: str, checked_at: str
+    ) -> None:
         await tx.connection.execute(
             "UPDATE staff SET full_name = ?, department_id = ?, directory_dn = ?, directory_checked_at = ? WHERE id = ?",
-            (full_name, department_id, dn, checked_at, staff_id))
+            (full_name, department_id, dn, checked_at, staff_id),
+        )
 
     async def mark_directory_checked(self, tx: Transaction, staff_id: int, at: str) -> None:
         await tx.connection.execute("UPDATE staff SET directory_checked_at = ? WHERE id = ?", (at, staff_id))
@@ -81,13 +104,15 @@ class AccountsRepository:
     async def roles_and_department(self, tx: Transaction, staff_id: int) -> tuple[list[str], int | None]:
         """Inside `tx`: the staff member's roles (sorted) and department id, to compare with the directory's."""
         roles = await tx.connection.execute_fetchall(
-            "SELECT role FROM staff_roles WHERE staff_id = ? ORDER BY role", (staff_id,))
+            "SELECT role FROM staff_roles WHERE staff_id = ? ORDER BY role", (staff_id,)
+        )
         current = await _one(tx, "SELECT department_id FROM staff WHERE id = ?", (staff_id,))
         return [r["role"] for r in roles], current["department_id"]
 
     async def add_roles(self, tx: Transaction, staff_id: int, roles: Iterable[str]) -> None:
-        await tx.connection.executemany("INSERT INTO staff_roles(staff_id, role) VALUES (?, ?)",
-                                        [(staff_id, r) for r in roles])
+        await tx.connection.executemany(
+            "INSERT INTO staff_roles(staff_id, role) VALUES (?, ?)", [(staff_id, r) for r in roles]
+        )
 
     async def clear_roles(self, tx: Transaction, staff_id: int) -> None:
         await tx.connection.execute("DELETE FROM staff_roles WHERE staff_id = ?", (staff_id,))
@@ -97,23 +122,26 @@ class AccountsRepository:
         return None if row is None else row["staff_id"]
 
     async def add_extension(self, tx: Transaction, staff_id: int, extension: str) -> None:
-        await tx.connection.execute("INSERT OR IGNORE INTO staff_extensions(extension, staff_id) VALUES (?, ?)",
-                                    (extension, staff_id))
+        await tx.connection.execute(
+            "INSERT OR IGNORE INTO staff_extensions(extension, staff_id) VALUES (?, ?)", (extension, staff_id)
+        )
 
     async def clear_extensions(self, tx: Transaction, staff_id: int) -> None:
         await tx.connection.execute("DELETE FROM staff_extensions WHERE staff_id = ?", (staff_id,))
 
     async def set_signature(self, tx: Transaction, staff_id: int, full_name: str, job_title: str) -> None:
-        await tx.connection.execute("UPDATE staff SET full_name = ?, job_title = ? WHERE id = ?",
-                                    (full_name, job_title, staff_id))
+        await tx.connection.execute(
+            "UPDATE staff SET full_name = ?, job_title = ? WHERE id = ?", (full_name, job_title, staff_id)
+        )
 
     async def set_disabled(self, tx: Transaction, staff_id: int, disabled: bool) -> None:
         await tx.connection.execute("UPDATE staff SET disabled = ? WHERE id = ?", (int(disabled), staff_id))
 
-    async def set_password_hash(self, tx: Transaction, staff_id: int, password_hash: str, *,
-                                must_change: bool) -> None:
-        await tx.connection.execute("UPDATE staff SET password_hash = ?, must_change_password = ? WHERE id = ?",
-                                    (password_hash, int(must_change), staff_id))
+    async def set_password_hash(self, tx: Transaction, staff_id: int, password_hash: str, *, must_change: bool) -> None:
+        await tx.connection.execute(
+            "UPDATE staff SET password_hash = ?, must_change_password = ? WHERE id = ?",
+            (password_hash, int(must_change), staff_id),
+        )
 
     async def set_language(self, tx: Transaction, staff_id: int, language: str | None) -> None:
         await tx.connection.execute("UPDATE staff SET staff_lang = ? WHERE id = ?", (language, staff_id))
@@ -131,7 +159,8 @@ class AccountsRepository:
         """(roles, extensions in order, the second factor's row with its confirmed_at, or None)."""
         roles = await self.db.fetchall("SELECT role FROM staff_roles WHERE staff_id = ?", (staff_id,))
         exts = await self.db.fetchall(
-            "SELECT extension FROM staff_extensions WHERE staff_id = ? ORDER BY extension", (staff_id,))
+            "SELECT extension FROM staff_extensions WHERE staff_id = ? ORDER BY extension", (staff_id,)
+        )
         totp = await self.db.fetchone("SELECT confirmed_at FROM staff_totp WHERE staff_id = ?", (staff_id,))
         return [r["role"] for r in roles], [e["extension"] for e in exts], _dict(totp)
 
@@ -161,8 +190,12 @@ class AccountsRepository:
 
     async def failures_since(self, name_key: str, since: str) -> list[str]:
         """Times of failed sign-ins under this name key since `since`, newest first."""
-        return [r["at"] for r in await self.db.fetchall(
-            "SELECT at FROM login_failures WHERE name_key = ? AND at >= ? ORDER BY at DESC", (name_key, since))]
+        return [
+            r["at"]
+            for r in await self.db.fetchall(
+                "SELECT at FROM login_failures WHERE name_key = ? AND at >= ? ORDER BY at DESC", (name_key, since)
+            )
+        ]
 
     async def add_failure(self, tx: Transaction, name_key: str, at: str) -> None:
         await tx.connection.execute("INSERT INTO login_failures(name_key, at) VALUES (?, ?)", (name_key, at))
@@ -172,11 +205,13 @@ class AccountsRepository:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    async def insert_session(self, tx: Transaction, token_hash: str, staff_id: int, *, created_at: str,
-                             expires_at: str) -> None:
+    async def insert_session(
+        self, tx: Transaction, token_hash: str, staff_id: int, *, created_at: str, expires_at: str
+    ) -> None:
         await tx.connection.execute(
             "INSERT INTO sessions(token_hash, staff_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
-            (token_hash, staff_id, created_at, expires_at, created_at))
+            (token_hash, staff_id, created_at, expires_at, created_at),
+        )
 
     async def session(self, token_hash: str) -> Row | None:
         return _dict(await self.db.fetchone("SELECT * FROM sessions WHERE token_hash = ?", (token_hash,)))
@@ -185,25 +220,34 @@ class AccountsRepository:
         await tx.connection.execute("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?", (at, token_hash))
 
     async def revoke_session(self, tx: Transaction, token_hash: str, at: str) -> None:
-        await tx.connection.execute("UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
-                                    (at, token_hash))
+        await tx.connection.execute(
+            "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL", (at, token_hash)
+        )
 
-    async def revoke_sessions(self, tx: Transaction, staff_id: int, at: str, *,
-                              keep_token_hash: str | None = None) -> None:
+    async def revoke_sessions(
+        self, tx: Transaction, staff_id: int, at: str, *, keep_token_hash: str | None = None
+    ) -> None:
         """Revoke every open session of a staff member but `keep_token_hash`'s."""
         if keep_token_hash is None:
             await tx.connection.execute(
-                "UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL", (at, staff_id))
+                "UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL", (at, staff_id)
+            )
         else:
             await tx.connection.execute(
                 "UPDATE sessions SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL AND token_hash IS NOT ?",
-                (at, staff_id, keep_token_hash))
+                (at, staff_id, keep_token_hash),
+            )
 
     async def directory_names_with_sessions(self, now: str) -> list[str]:
         """Names of the directory accounts holding a session that has not expired, in order."""
-        return [r["name"] for r in await self.db.fetchall(
-            "SELECT DISTINCT s.name FROM staff s JOIN sessions x ON x.staff_id = s.id "
-            "WHERE s.source = 'directory' AND x.revoked_at IS NULL AND x.expires_at > ? ORDER BY s.name", (now,))]
+        return [
+            r["name"]
+            for r in await self.db.fetchall(
+                "SELECT DISTINCT s.name FROM staff s JOIN sessions x ON x.staff_id = s.id "
+                "WHERE s.source = 'directory' AND x.revoked_at IS NULL AND x.expires_at > ? ORDER BY s.name",
+                (now,),
+            )
+        ]
 
     async def directory_checked_at(self, staff_id: int) -> str | None:
         row = await self.db.fetchone("SELECT directory_checked_at FROM staff WHERE id = ?", (staff_id,))
@@ -211,21 +255,27 @@ class AccountsRepository:
 
     async def session_states(self, token_hashes: list[str], role: str) -> list[Row]:
         """(token_hash, revoked_at, expires_at, last_seen_at, disabled, has_role) of these sessions, in one query."""
-        return _dicts(await self.db.fetchall(
-            "SELECT s.token_hash, s.revoked_at, s.expires_at, s.last_seen_at, st.disabled, "
-            "EXISTS (SELECT 1 FROM staff_roles r WHERE r.staff_id = st.id AND r.role = ?) AS has_role "
-            f"FROM sessions s JOIN staff st ON st.id = s.staff_id WHERE s.token_hash IN ({_marks(token_hashes)})",
-            (role, *token_hashes)))
+        return _dicts(
+            await self.db.fetchall(
+                "SELECT s.token_hash, s.revoked_at, s.expires_at, s.last_seen_at, st.disabled, "
+                "EXISTS (SELECT 1 FROM staff_roles r WHERE r.staff_id = st.id AND r.role = ?) AS has_role "
+                f"FROM sessions s JOIN staff st ON st.id = s.staff_id WHERE s.token_hash IN ({_marks(token_hashes)})",
+                (role, *token_hashes),
+            )
+        )
 
-    async def staff_with_live_sessions(self, staff_ids: list[int], *, now: str, idle_since: str,
-                                       role: str) -> set[int]:
+    async def staff_with_live_sessions(self, staff_ids: list[int], *, now: str, idle_since: str, role: str) -> set[int]:
         """Which of these hold a session not revoked, expired or idle, on an enabled account (with `role`, if any)."""
-        return {r["staff_id"] for r in await self.db.fetchall(
-            "SELECT DISTINCT s.staff_id FROM sessions s JOIN staff st ON st.id = s.staff_id "
-            f"WHERE s.staff_id IN ({_marks(staff_ids)}) AND s.revoked_at IS NULL AND st.disabled = 0 "
-            "AND s.expires_at > ? AND s.last_seen_at > ? "
-            "AND (? = '' OR EXISTS (SELECT 1 FROM staff_roles r WHERE r.staff_id = st.id AND r.role = ?))",
-            (*staff_ids, now, idle_since, role, role))}
+        return {
+            r["staff_id"]
+            for r in await self.db.fetchall(
+                "SELECT DISTINCT s.staff_id FROM sessions s JOIN staff st ON st.id = s.staff_id "
+                f"WHERE s.staff_id IN ({_marks(staff_ids)}) AND s.revoked_at IS NULL AND st.disabled = 0 "
+                "AND s.expires_at > ? AND s.last_seen_at > ? "
+                "AND (? = '' OR EXISTS (SELECT 1 FROM staff_roles r WHERE r.staff_id = st.id AND r.role = ?))",
+                (*staff_ids, now, idle_since, role, role),
+            )
+        }
 
     # -- second factor -------------------------------------------------------------------------
 
@@ -235,13 +285,15 @@ class AccountsRepository:
     async def unused_recovery_code(self, staff_id: int, code_hash: str) -> int | None:
         row = await self.db.fetchone(
             "SELECT id FROM staff_recovery_codes WHERE staff_id = ? AND code_hash = ? AND used_at IS NULL",
-            (staff_id, code_hash))
+            (staff_id, code_hash),
+        )
         return None if row is None else row["id"]
 
     async def spend_recovery_code(self, tx: Transaction, code_id: int, at: str) -> bool:
         """Mark the code used; False when another sign-in spent it first."""
         cur = await tx.connection.execute(
-            "UPDATE staff_recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL", (at, code_id))
+            "UPDATE staff_recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL", (at, code_id)
+        )
         return cur.rowcount == 1
 
     async def advance_totp(self, tx: Transaction, staff_id: int, step: int, at: str, sealed: bytes) -> bool:
@@ -250,13 +302,15 @@ class AccountsRepository:
         cur = await tx.connection.execute(
             "UPDATE staff_totp SET last_step = ?, confirmed_at = COALESCE(confirmed_at, ?) "
             "WHERE staff_id = ? AND last_step < ? AND secret_sealed = ?",
-            (step, at, staff_id, step, sealed))
+            (step, at, staff_id, step, sealed),
+        )
         return cur.rowcount == 1
 
     async def replace_recovery_codes(self, tx: Transaction, staff_id: int, code_hashes: Iterable[str]) -> None:
         await tx.connection.execute("DELETE FROM staff_recovery_codes WHERE staff_id = ?", (staff_id,))
-        await tx.connection.executemany("INSERT INTO staff_recovery_codes(staff_id, code_hash) VALUES (?, ?)",
-                                        [(staff_id, h) for h in code_hashes])
+        await tx.connection.executemany(
+            "INSERT INTO staff_recovery_codes(staff_id, code_hash) VALUES (?, ?)", [(staff_id, h) for h in code_hashes]
+        )
 
     async def start_totp(self, tx: Transaction, staff_id: int, sealed: bytes, at: str) -> bool:
         """A new pending secret, replacing an unconfirmed one; False when a confirmed one is in place."""
@@ -264,7 +318,8 @@ class AccountsRepository:
             "INSERT INTO staff_totp(staff_id, secret_sealed, created_at) VALUES (?, ?, ?) "
             "ON CONFLICT(staff_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, "
             "created_at = excluded.created_at, last_step = -1 WHERE staff_totp.confirmed_at IS NULL",
-            (staff_id, sealed, at))
+            (staff_id, sealed, at),
+        )
         return cur.rowcount == 1
 
     async def remove_second_factor(self, tx: Transaction, staff_id: int) -> None:
@@ -272,8 +327,11 @@ class AccountsRepository:
         await tx.connection.execute("DELETE FROM staff_recovery_codes WHERE staff_id = ?", (staff_id,))
 
     async def unused_recovery_code_count(self, staff_id: int) -> int:
-        return (await self.db.fetchone(
-            "SELECT COUNT(*) AS n FROM staff_recovery_codes WHERE staff_id = ? AND used_at IS NULL", (staff_id,)))["n"]
+        return (
+            await self.db.fetchone(
+                "SELECT COUNT(*) AS n FROM staff_recovery_codes WHERE staff_id = ? AND used_at IS NULL", (staff_id,)
+            )
+        )["n"]
 
 
 async def _one(tx: Transaction, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:

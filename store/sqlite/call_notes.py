@@ -21,17 +21,20 @@ _LINK_SQL = (
     "UPDATE call_notes SET conversation_id = (SELECT c.id FROM conversations c WHERE c.channel = 'call' AND "
     " (c.pbx_uniqueid = call_notes.linkedid OR c.pbx_linkedid = call_notes.linkedid) ORDER BY c.id LIMIT 1) "
     "WHERE conversation_id IS NULL AND EXISTS (SELECT 1 FROM conversations c WHERE c.channel = 'call' AND "
-    " (c.pbx_uniqueid = call_notes.linkedid OR c.pbx_linkedid = call_notes.linkedid))")
+    " (c.pbx_uniqueid = call_notes.linkedid OR c.pbx_linkedid = call_notes.linkedid))"
+)
 _LINK_BY_LEG_SQL = (
     "UPDATE call_notes SET conversation_id = (SELECT l.conversation_id FROM call_legs l "
     " WHERE l.uniqueid IN (call_notes.linkedid, call_notes.uniqueid) LIMIT 1) "
     "WHERE conversation_id IS NULL AND EXISTS (SELECT 1 FROM call_legs l "
-    " WHERE l.uniqueid IN (call_notes.linkedid, call_notes.uniqueid))")
+    " WHERE l.uniqueid IN (call_notes.linkedid, call_notes.uniqueid))"
+)
 #: The call record a note belongs to, if it exists already (the same matches as the two above).
 _CALL_OF_SQL = (
     "SELECT id FROM (SELECT c.id, 0 AS o FROM conversations c WHERE c.channel = 'call' AND "
     " (c.pbx_uniqueid = :linkedid OR c.pbx_linkedid = :linkedid) UNION ALL "
-    " SELECT l.conversation_id, 1 FROM call_legs l WHERE l.uniqueid IN (:linkedid, :uniqueid)) ORDER BY o, id LIMIT 1")
+    " SELECT l.conversation_id, 1 FROM call_legs l WHERE l.uniqueid IN (:linkedid, :uniqueid)) ORDER BY o, id LIMIT 1"
+)
 
 
 class CallNotesRepository:
@@ -49,24 +52,38 @@ class CallNotesRepository:
     async def note_for_update(self, tx: Transaction, linkedid: str) -> Any:
         """(staff_id, key_id, uniqueid) of the call's note in the transaction, or None when it has none yet."""
         rows = await tx.connection.execute_fetchall(
-            "SELECT staff_id, key_id, uniqueid FROM call_notes WHERE linkedid = ?", (linkedid,))
+            "SELECT staff_id, key_id, uniqueid FROM call_notes WHERE linkedid = ?", (linkedid,)
+        )
         return rows[0] if rows else None
 
-    async def note_key(self, tx: Transaction, keys: "Keys", linkedid: str, uniqueid: str | None,
-                       key_id: bytes | None, now: str) -> "DataKey | None":
+    async def note_key(
+        self, tx: Transaction, keys: "Keys", linkedid: str, uniqueid: str | None, key_id: bytes | None, now: str
+    ) -> "DataKey | None":
         """The key a note is sealed with, in the note's write transaction: a note being changed keeps its key;
         else the call's own key when its record exists, else a key made for the note alone. None when the key
         was destroyed by the purge (a restored backup's call)."""
         return await run_on_thread(tx.connection, _note_key_sync, keys, linkedid, uniqueid, key_id, now)
 
-    async def upsert(self, tx: Transaction, *, linkedid: str, uniqueid: str | None, staff_id: int | None,
-                     category: str, note: Any, at: str, purge_after: str, key_id: bytes) -> None:
+    async def upsert(
+        self,
+        tx: Transaction,
+        *,
+        linkedid: str,
+        uniqueid: str | None,
+        staff_id: int | None,
+        category: str,
+        note: Any,
+        at: str,
+        purge_after: str,
+        key_id: bytes,
+    ) -> None:
         await tx.connection.execute(
             "INSERT INTO call_notes(linkedid, uniqueid, staff_id, category, note, created_at, updated_at, "
             "purge_after, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(linkedid) DO UPDATE SET "
             "category = excluded.category, note = excluded.note, updated_at = excluded.updated_at, "
             "uniqueid = coalesce(excluded.uniqueid, call_notes.uniqueid), key_id = excluded.key_id",
-            (linkedid, uniqueid, staff_id, category, note, at, at, purge_after, key_id))
+            (linkedid, uniqueid, staff_id, category, note, at, at, purge_after, key_id),
+        )
 
     async def note(self, linkedid: str) -> Any:
         return await self.db.fetchone("SELECT * FROM call_notes WHERE linkedid = ?", (linkedid,))
@@ -81,8 +98,9 @@ class CallNotesRepository:
         return await self.db.write_call(_link)
 
 
-def _note_key_sync(conn: sqlite3.Connection, keys: "Keys", linkedid: str, uniqueid: str | None,
-                   key_id: bytes | None, now: str) -> "DataKey | None":
+def _note_key_sync(
+    conn: sqlite3.Connection, keys: "Keys", linkedid: str, uniqueid: str | None, key_id: bytes | None, now: str
+) -> "DataKey | None":
     if key_id is not None:  # a note being changed keeps its key
         return keys.by_id_sync(conn, key_id)
     call = conn.execute(_CALL_OF_SQL, {"linkedid": linkedid, "uniqueid": uniqueid}).fetchone()
@@ -104,8 +122,11 @@ def adopt_note_keys_sync(conn: sqlite3.Connection, note_ids: list[int]) -> int:
     key ring's bookkeeping; `Keys.shred_sync` destroys them with the call through call_notes.key_id)."""
     rows = []
     for start in range(0, len(note_ids), 500):
-        part = note_ids[start:start + 500]
-        rows += conn.execute(f"SELECT key_id, conversation_id FROM call_notes WHERE id IN ({','.join('?' * len(part))}) "
-                             "AND conversation_id IS NOT NULL AND key_id IS NOT NULL", part).fetchall()
+        part = note_ids[start : start + 500]
+        rows += conn.execute(
+            f"SELECT key_id, conversation_id FROM call_notes WHERE id IN ({','.join('?' * len(part))}) "
+            "AND conversation_id IS NOT NULL AND key_id IS NOT NULL",
+            part,
+        ).fetchall()
     conn.executemany("UPDATE keyring.data_keys SET conversation_id = ? WHERE key_id = ?", [(r[1], r[0]) for r in rows])
     return len(rows)

@@ -31,9 +31,7 @@ BUSY_TIMEOUT_MS = 10000
 
 def migration_names() -> list[str]:
     """Ordered names of the migrations shipped with this version (.sql scripts and .py modules)."""
-    return sorted(
-        p.name for p in MIGRATIONS_DIR.iterdir() if p.suffix in (".sql", ".py") and p.stem[:4].isdigit()
-    )
+    return sorted(p.name for p in MIGRATIONS_DIR.iterdir() if p.suffix in (".sql", ".py") and p.stem[:4].isdigit())
 
 
 def check_data_dir(path: Path, *, create: bool) -> None:
@@ -44,14 +42,16 @@ def check_data_dir(path: Path, *, create: bool) -> None:
         try:
             path.mkdir(mode=0o700, parents=True)
         except OSError as exc:
-            raise StoreUnavailable(N_("cannot create data directory {path}: {strerror}"),
-                                   path=path, strerror=exc.strerror) from exc
+            raise StoreUnavailable(
+                N_("cannot create data directory {path}: {strerror}"), path=path, strerror=exc.strerror
+            ) from exc
     if not path.is_dir():
         raise StoreUnavailable(N_("data directory {path} is not a directory"), path=path)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise StoreUnavailable(
-            N_("data directory {path} is open to other users (mode {mode:o}); run `chmod 700 {path}`"), path=path,
+            N_("data directory {path} is open to other users (mode {mode:o}); run `chmod 700 {path}`"),
+            path=path,
             mode=stat.S_IMODE(mode),
         )
     if not os.access(path, os.W_OK | os.X_OK):

@@ -18,7 +18,8 @@ class ExtensionsRepository:
     async def names(self) -> dict[str, str]:
         """Extension -> the staff member's name."""
         rows = await self.db.fetchall(
-            "SELECT e.extension, s.name FROM staff_extensions e JOIN staff s ON s.id = e.staff_id")
+            "SELECT e.extension, s.name FROM staff_extensions e JOIN staff s ON s.id = e.staff_id"
+        )
         return {r["extension"]: r["name"] for r in rows}
 
     async def of_staff(self, staff_id: int) -> set[str]:

@@ -73,7 +73,8 @@ class SqliteHooks:
     async def optimise_search(self) -> None:
         """Merge full-text indexes so no segment keeps tokens of a deleted message (secure_delete zeroes the rest)."""
         for t in await self.db.fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts%'"):
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts%'"
+        ):
             name = t["name"].replace('"', '""')
             try:
                 async with self.db.write() as tx:
@@ -105,8 +106,12 @@ class SqliteHooks:
                     size = wal.stat().st_size
                 except FileNotFoundError:
                     size = 0
-                log.warning("the purge could not truncate the WAL (%d bytes left): another connection held a read"
-                            " transaction for %ds; purged text may remain until the next purge", size, wait_seconds)
+                log.warning(
+                    "the purge could not truncate the WAL (%d bytes left): another connection held a read"
+                    " transaction for %ds; purged text may remain until the next purge",
+                    size,
+                    wait_seconds,
+                )
                 return False
             if first:
                 first = False
@@ -131,7 +136,8 @@ class SqliteHooks:
             unsealed = target.execute("SELECT count(*) FROM messages WHERE typeof(text) = 'text'").fetchone()[0]
             unsealed_notes = target.execute(
                 "SELECT (SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + (SELECT count(*) "
-                "FROM call_notes WHERE typeof(note) = 'text' AND note <> '')").fetchone()[0]
+                "FROM call_notes WHERE typeof(note) = 'text' AND note <> '')"
+            ).fetchone()[0]
         finally:
             source.close()
             target.close()

@@ -21,8 +21,14 @@ def prepare_keyring(path: Path) -> None:
         finally:
             os.umask(old)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreUnavailable(N_("cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable place "
-                                  "outside the data directory"), path=path, exc=exc) from exc
+        raise StoreUnavailable(
+            N_(
+                "cannot open the key ring {path}: {exc}; set CIM_KEYRING_FILE to a writable place "
+                "outside the data directory"
+            ),
+            path=path,
+            exc=exc,
+        ) from exc
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         for sql in KEYRING_SCHEMA:

@@ -15,15 +15,24 @@ from typing import AsyncIterator
 
 from ..calls import Rejection, channel_extension, normalise_number
 from ..clock import to_iso
-from ..queue_log import (EXIT_OUTCOMES, EXIT_WAIT_FIELD, IGNORED_EVENTS, MEMBER_EVENTS, TRANSFER_EVENTS,
-                         QueueLogEntry, QueueLogReport, _LineError)
+from ..queue_log import (
+    EXIT_OUTCOMES,
+    EXIT_WAIT_FIELD,
+    IGNORED_EVENTS,
+    MEMBER_EVENTS,
+    TRANSFER_EVENTS,
+    QueueLogEntry,
+    QueueLogReport,
+    _LineError,
+)
 from .database import Database, Transaction
 
 #: A stay whose call's CDR has arrived belongs to that call (callid = the caller leg's uniqueid).
 LINK_STAYS = (
     "UPDATE queue_calls SET conversation_id = (SELECT l.conversation_id FROM call_legs l "
     " WHERE l.uniqueid = queue_calls.callid LIMIT 1) WHERE conversation_id IS NULL "
-    "AND EXISTS (SELECT 1 FROM call_legs l WHERE l.uniqueid = queue_calls.callid)")
+    "AND EXISTS (SELECT 1 FROM call_legs l WHERE l.uniqueid = queue_calls.callid)"
+)
 
 
 class QueueLogRepository:
@@ -55,8 +64,9 @@ def _link_stays(conn: sqlite3.Connection) -> int:
 # Applying entries (on the writer's thread, one transaction per batch)
 
 
-def _register(conn: sqlite3.Connection, entries: list[QueueLogEntry], report: QueueLogReport, retention,
-              now: str) -> None:
+def _register(
+    conn: sqlite3.Connection, entries: list[QueueLogEntry], report: QueueLogReport, retention, now: str
+) -> None:
     for entry in entries:
         purge_after = to_iso(retention.after(entry.at))
         if purge_after <= now:
@@ -68,8 +78,10 @@ def _register(conn: sqlite3.Connection, entries: list[QueueLogEntry], report: Qu
         conn.execute("SAVEPOINT line")
         try:
             _apply(conn, entry, report, purge_after)
-            conn.execute("INSERT INTO queue_log_lines(digest, imported_at, purge_after) VALUES (?, ?, ?)",
-                         (entry.digest, now, purge_after))
+            conn.execute(
+                "INSERT INTO queue_log_lines(digest, imported_at, purge_after) VALUES (?, ?, ?)",
+                (entry.digest, now, purge_after),
+            )
         except _LineError as exc:
             conn.execute("ROLLBACK TO line")
             conn.execute("RELEASE line")
@@ -87,8 +99,15 @@ def _apply(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogReport, p
     if ev in IGNORED_EVENTS:
         report.ignored += 1
         return
-    if ev not in ("ENTERQUEUE", "CONNECT", "COMPLETECALLER", "COMPLETEAGENT", "RINGNOANSWER",
-                  *EXIT_OUTCOMES, *TRANSFER_EVENTS):
+    if ev not in (
+        "ENTERQUEUE",
+        "CONNECT",
+        "COMPLETECALLER",
+        "COMPLETEAGENT",
+        "RINGNOANSWER",
+        *EXIT_OUTCOMES,
+        *TRANSFER_EVENTS,
+    ):
         report.unknown_events[ev] = report.unknown_events.get(ev, 0) + 1
         return
     if not e.callid or e.callid == "NONE":
@@ -107,13 +126,18 @@ def _apply(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogReport, p
         wait = e.number(1, "waiting time")
         stay = _stay_or_new(conn, e, wait, purge_after, report)
         extension, consultant_id = _member(conn, e.agent)
-        conn.execute("UPDATE queue_calls SET outcome = 'answered', wait_s = ?, agent = ?, extension = ?, "
-                     "consultant_id = ? WHERE id = ?", (wait, e.agent, extension, consultant_id, stay))
+        conn.execute(
+            "UPDATE queue_calls SET outcome = 'answered', wait_s = ?, agent = ?, extension = ?, "
+            "consultant_id = ? WHERE id = ?",
+            (wait, e.agent, extension, consultant_id, stay),
+        )
     elif ev in EXIT_OUTCOMES:
         wait = e.number(EXIT_WAIT_FIELD[ev], "waiting time")
         stay = _stay_or_new(conn, e, wait, purge_after, report)
-        conn.execute("UPDATE queue_calls SET outcome = ?, wait_s = ?, ended_at = ?, ended_by = 'caller' "
-                     "WHERE id = ?", (EXIT_OUTCOMES[ev], wait, to_iso(e.at), stay))
+        conn.execute(
+            "UPDATE queue_calls SET outcome = ?, wait_s = ?, ended_at = ?, ended_by = 'caller' WHERE id = ?",
+            (EXIT_OUTCOMES[ev], wait, to_iso(e.at), stay),
+        )
     else:
         _apply_end(conn, e, report, purge_after)
 
@@ -123,8 +147,10 @@ def _apply_member(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogRe
     if not e.agent or e.agent == "NONE":
         raise _LineError(f"{ev} names no queue member")
     reason = e.data[0].strip() if ev in ("PAUSE", "PAUSEALL") and e.data and e.data[0].strip() else None
-    conn.execute("INSERT INTO queue_member_events(at, queue, agent, event, reason, purge_after) "
-                 "VALUES (?, ?, ?, ?, ?, ?)", (to_iso(e.at), e.queue, e.agent, ev, reason, purge_after))
+    conn.execute(
+        "INSERT INTO queue_member_events(at, queue, agent, event, reason, purge_after) VALUES (?, ?, ?, ?, ?, ?)",
+        (to_iso(e.at), e.queue, e.agent, ev, reason, purge_after),
+    )
     report.member_events += 1
 
 
@@ -135,8 +161,8 @@ def _apply_enter(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogRep
     cur = conn.execute(
         "INSERT OR IGNORE INTO queue_calls(callid, queue, entered_at, caller, position, purge_after) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (e.callid, e.queue, to_iso(e.at), number.normalised if number.identifiable else None, position,
-         purge_after))
+        (e.callid, e.queue, to_iso(e.at), number.normalised if number.identifiable else None, position, purge_after),
+    )
     report.queue_calls += cur.rowcount
 
 
@@ -150,27 +176,35 @@ def _apply_end(conn: sqlite3.Connection, e: QueueLogEntry, report: QueueLogRepor
     stay = _stay_or_new(conn, e, wait, purge_after, report)
     ended_by = {"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent"}.get(ev, "transfer")
     extension, consultant_id = _member(conn, e.agent)
-    conn.execute("UPDATE queue_calls SET outcome = 'answered', wait_s = coalesce(wait_s, ?), talk_s = ?, "
-                 "ended_at = ?, ended_by = ?, agent = coalesce(agent, ?), extension = coalesce(extension, ?), "
-                 "consultant_id = coalesce(consultant_id, ?) WHERE id = ?",
-                 (wait, talk, to_iso(e.at), ended_by, e.agent, extension, consultant_id, stay))
+    conn.execute(
+        "UPDATE queue_calls SET outcome = 'answered', wait_s = coalesce(wait_s, ?), talk_s = ?, "
+        "ended_at = ?, ended_by = ?, agent = coalesce(agent, ?), extension = coalesce(extension, ?), "
+        "consultant_id = coalesce(consultant_id, ?) WHERE id = ?",
+        (wait, talk, to_iso(e.at), ended_by, e.agent, extension, consultant_id, stay),
+    )
 
 
 def _stay(conn: sqlite3.Connection, e: QueueLogEntry) -> sqlite3.Row | None:
     """The caller's latest stay in this queue that began before the event."""
-    return conn.execute("SELECT id FROM queue_calls WHERE callid = ? AND queue = ? AND entered_at <= ? "
-                        "ORDER BY entered_at DESC LIMIT 1", (e.callid, e.queue, to_iso(e.at))).fetchone()
+    return conn.execute(
+        "SELECT id FROM queue_calls WHERE callid = ? AND queue = ? AND entered_at <= ? "
+        "ORDER BY entered_at DESC LIMIT 1",
+        (e.callid, e.queue, to_iso(e.at)),
+    ).fetchone()
 
 
-def _stay_or_new(conn: sqlite3.Connection, e: QueueLogEntry, wait: int, purge_after: str,
-                 report: QueueLogReport) -> int:
+def _stay_or_new(
+    conn: sqlite3.Connection, e: QueueLogEntry, wait: int, purge_after: str, report: QueueLogReport
+) -> int:
     """The stay the event belongs to; when its ENTERQUEUE is not in the file (a rotated log), it begins `wait` earlier."""
     row = _stay(conn, e)
     if row is not None:
         return row["id"]
     entered = e.at - timedelta(seconds=wait)
-    cur = conn.execute("INSERT INTO queue_calls(callid, queue, entered_at, purge_after) VALUES (?, ?, ?, ?)",
-                       (e.callid, e.queue, to_iso(entered), purge_after))
+    cur = conn.execute(
+        "INSERT INTO queue_calls(callid, queue, entered_at, purge_after) VALUES (?, ?, ?, ?)",
+        (e.callid, e.queue, to_iso(entered), purge_after),
+    )
     report.queue_calls += 1
     return cur.lastrowid
 

@@ -34,23 +34,29 @@ class ReportsRepository:
             f"SELECT actor_name, action, coalesce(purpose, '') AS purpose, count(*) AS n FROM audit"
             f" WHERE at >= ? AND at < ? AND outcome = 'ok' AND ({like})"
             " GROUP BY actor_name, action, coalesce(purpose, '') ORDER BY actor_name, action, purpose",
-            (since, until, *patterns))
+            (since, until, *patterns),
+        )
 
     async def refusal_counts(self, since: str, until: str) -> list[Any]:
         return await self.db.fetchall(
             "SELECT actor_name, action, count(*) AS n FROM audit WHERE at >= ? AND at < ? AND outcome = 'refused'"
-            " GROUP BY actor_name, action ORDER BY actor_name, action", (since, until))
+            " GROUP BY actor_name, action ORDER BY actor_name, action",
+            (since, until),
+        )
 
     async def purge_runs(self, since: str, until: str) -> list[Any]:
         """Real (not dry) purge runs started in [since, until), in id order."""
         return await self.db.fetchall(
             "SELECT * FROM purge_runs WHERE dry_run = 0 AND started_at >= ? AND started_at < ? ORDER BY id",
-            (since, until))
+            (since, until),
+        )
 
     async def requests_received(self, first_day: str, last_day: str) -> list[Any]:
         return await self.db.fetchall(
             "SELECT kind, decision, decided_at, withdrawn_at, received_on, due_on, extended_until"
-            " FROM access_requests WHERE received_on >= ? AND received_on <= ?", (first_day, last_day))
+            " FROM access_requests WHERE received_on >= ? AND received_on <= ?",
+            (first_day, last_day),
+        )
 
     async def supervision_activity(self, since: str, until: str) -> SupervisionActivity:
         """Live chats watched and stepped into in [since, until) (store/supervision.py)."""

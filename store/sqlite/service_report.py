@@ -17,17 +17,21 @@ from zoneinfo import ZoneInfo
 from ..service_report import Bucket, Contact, _chat_contacts, _stay_contacts
 from .database import Database, Transaction
 
-_STAY_SQL = ("SELECT s.entered_at, s.queue, s.outcome, s.wait_s, s.talk_s, s.consultant_id, s.agent, "
-             "st.name AS staff_name, (SELECT n.category FROM call_notes n WHERE n.linkedid = s.callid "
-             " OR n.uniqueid = s.callid OR n.conversation_id = s.conversation_id LIMIT 1) AS topic "
-             "FROM queue_calls s LEFT JOIN staff st ON st.id = s.consultant_id "
-             "WHERE s.outcome != 'waiting' AND ")
-_CHAT_SQL = ("SELECT c.created_at, c.ended_at, c.status, c.consultant_id, c.close_category, st.name AS staff_name, "
-             "(SELECT min(m.at) FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'system' "
-             " AND m.staff_id IS NOT NULL) AS taken_at "
-             "FROM conversations c LEFT JOIN staff st ON st.id = c.consultant_id "
-             "WHERE c.channel = 'chat' AND c.status != 'queued' AND c.status != 'offline_message' "
-             "AND NOT EXISTS (SELECT 1 FROM offline_messages o WHERE o.conversation_id = c.id) AND ")
+_STAY_SQL = (
+    "SELECT s.entered_at, s.queue, s.outcome, s.wait_s, s.talk_s, s.consultant_id, s.agent, "
+    "st.name AS staff_name, (SELECT n.category FROM call_notes n WHERE n.linkedid = s.callid "
+    " OR n.uniqueid = s.callid OR n.conversation_id = s.conversation_id LIMIT 1) AS topic "
+    "FROM queue_calls s LEFT JOIN staff st ON st.id = s.consultant_id "
+    "WHERE s.outcome != 'waiting' AND "
+)
+_CHAT_SQL = (
+    "SELECT c.created_at, c.ended_at, c.status, c.consultant_id, c.close_category, st.name AS staff_name, "
+    "(SELECT min(m.at) FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'system' "
+    " AND m.staff_id IS NOT NULL) AS taken_at "
+    "FROM conversations c LEFT JOIN staff st ON st.id = c.consultant_id "
+    "WHERE c.channel = 'chat' AND c.status != 'queued' AND c.status != 'offline_message' "
+    "AND NOT EXISTS (SELECT 1 FROM offline_messages o WHERE o.conversation_id = c.id) AND "
+)
 
 
 class ServiceReportRepository:
@@ -42,22 +46,25 @@ class ServiceReportRepository:
         async with self.db.transaction() as tx:
             yield tx
 
-    async def snapshot(self, since: str, until: str, first_day: str, last_day: str
-                       ) -> tuple[list[Any], list[Any], list[Any], tuple[int, int]]:
+    async def snapshot(
+        self, since: str, until: str, first_day: str, last_day: str
+    ) -> tuple[list[Any], list[Any], list[Any], tuple[int, int]]:
         """In one snapshot (a transaction on the writer): the queue stays entered and the chats created in
         [since, until), the `service_daily` cells of the office days first_day..last_day, and the period's
         callbacks (done, open)."""
         return await self.db.write_call(_snapshot, since, until, first_day, last_day)
 
 
-def _snapshot(conn: sqlite3.Connection, since: str, until: str, first_day: str, last_day: str
-              ) -> tuple[list[Any], list[Any], list[Any], tuple[int, int]]:
+def _snapshot(
+    conn: sqlite3.Connection, since: str, until: str, first_day: str, last_day: str
+) -> tuple[list[Any], list[Any], list[Any], tuple[int, int]]:
     stays = conn.execute(_STAY_SQL + "s.entered_at >= ? AND s.entered_at < ?", (since, until)).fetchall()
     chats = conn.execute(_CHAT_SQL + "c.created_at >= ? AND c.created_at < ?", (since, until)).fetchall()
     daily = conn.execute("SELECT * FROM service_daily WHERE day >= ? AND day <= ?", (first_day, last_day)).fetchall()
     callbacks = conn.execute(
-        "SELECT sum(status = 'done') AS done, sum(status != 'done') AS open FROM callbacks "
-        "WHERE day >= ? AND day <= ?", (first_day, last_day)).fetchone()
+        "SELECT sum(status = 'done') AS done, sum(status != 'done') AS open FROM callbacks WHERE day >= ? AND day <= ?",
+        (first_day, last_day),
+    ).fetchone()
     return stays, chats, daily, (callbacks["done"] or 0, callbacks["open"] or 0)
 
 
@@ -93,8 +100,7 @@ async def purge_unlinked_queue_facts(tx: Any, cutoff_iso: str, timezone: str) ->
     await tx.execute("DELETE FROM callbacks WHERE purge_after <= ?", (cutoff_iso,))
     await tx.execute("DELETE FROM callback_sources WHERE purge_after <= ?", (cutoff_iso,))
     await tx.execute("DELETE FROM call_notes WHERE conversation_id IS NULL AND purge_after <= ?", (cutoff_iso,))
-    cur = await tx.execute("DELETE FROM queue_calls WHERE conversation_id IS NULL AND purge_after <= ?",
-                           (cutoff_iso,))
+    cur = await tx.execute("DELETE FROM queue_calls WHERE conversation_id IS NULL AND purge_after <= ?", (cutoff_iso,))
     await tx.execute("DELETE FROM queue_member_events WHERE purge_after <= ?", (cutoff_iso,))
     await tx.execute("DELETE FROM queue_log_lines WHERE purge_after <= ?", (cutoff_iso,))
     return cur.rowcount
@@ -108,16 +114,43 @@ async def _add_to_daily(tx: Any, contacts: list[Contact], extra: dict[tuple, Buc
     for (day, hour, channel, queue, consultant, topic, consultant_id), b in cells.items():
         rows = await tx.execute_fetchall(  # fetch-all: no statement left open on the writer
             "SELECT * FROM service_daily WHERE day = ? AND hour = ? AND channel = ? AND queue = ? AND consultant = ? "
-            "AND topic = ?", (day, hour, channel, queue, consultant, topic))
+            "AND topic = ?",
+            (day, hour, channel, queue, consultant, topic),
+        )
         for row in rows:
-            b.merge(Bucket(row["offered"], row["answered"], row["abandoned"], row["unanswered_other"],
-                           json.loads(row["answered_waits"]), json.loads(row["abandoned_waits"]),
-                           json.loads(row["handle_times"]), row["callbacks_done"], row["callbacks_open"]))
+            b.merge(
+                Bucket(
+                    row["offered"],
+                    row["answered"],
+                    row["abandoned"],
+                    row["unanswered_other"],
+                    json.loads(row["answered_waits"]),
+                    json.loads(row["abandoned_waits"]),
+                    json.loads(row["handle_times"]),
+                    row["callbacks_done"],
+                    row["callbacks_open"],
+                )
+            )
         await tx.execute(
             "INSERT OR REPLACE INTO service_daily(day, hour, channel, queue, consultant_id, consultant, topic, offered,"
             " answered, abandoned, unanswered_other, answered_waits, abandoned_waits, handle_times, callbacks_done,"
             " callbacks_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (day, hour, channel, queue, consultant_id, consultant, topic, b.offered, b.answered,
-             b.abandoned, b.unanswered_other, json.dumps(sorted(b.answered_waits)),
-             json.dumps(sorted(b.abandoned_waits)), json.dumps(sorted(b.handle_times)), b.callbacks_done,
-             b.callbacks_open))
+            (
+                day,
+                hour,
+                channel,
+                queue,
+                consultant_id,
+                consultant,
+                topic,
+                b.offered,
+                b.answered,
+                b.abandoned,
+                b.unanswered_other,
+                json.dumps(sorted(b.answered_waits)),
+                json.dumps(sorted(b.abandoned_waits)),
+                json.dumps(sorted(b.handle_times)),
+                b.callbacks_done,
+                b.callbacks_open,
+            ),
+        )

@@ -34,8 +34,7 @@ class AudioLog:
     async def _seen(self, response: Response) -> None:
         if response.url.endswith("/audio"):
             headers = await response.request.all_headers()
-            self.answers.append((response.status, headers.get("range", ""),
-                                 response.headers.get("content-range", "")))
+            self.answers.append((response.status, headers.get("range", ""), response.headers.get("content-range", "")))
 
 
 async def _wait_js(page: Page, expression: str, arg=None) -> None:
@@ -44,8 +43,9 @@ async def _wait_js(page: Page, expression: str, arg=None) -> None:
 
 
 async def _play_seek_and_refuse(browser: Browser, store, chat_server, listener, call: RecordedCall, clock) -> None:
-    link = await store.listening.create(listener.actor, call.conversation_id, "skarga 12/2026",
-                                        session_token=listener.token)
+    link = await store.listening.create(
+        listener.actor, call.conversation_id, "skarga 12/2026", session_token=listener.token
+    )
     context = await browser.new_context(locale="pl-PL")
     page = await context.new_page()
     errors: list[str] = []
@@ -59,11 +59,15 @@ async def _play_seek_and_refuse(browser: Browser, store, chat_server, listener, 
     assert abs(duration - call.duration_s) <= 0.1, (duration, call.duration_s)
     # seek to the middle: a Range request from there on, answered 206
     asked_before = len(log.answers)
-    await page.evaluate("p => { const a = document.getElementById('player'); a.muted = true; a.currentTime = p; }",
-                        duration / 2)
-    await _wait_js(page, "() => { const a = document.getElementById('player'); return a.readyState >= 3 && !a.seeking; }")
-    middle = await log.wait_for(lambda answers: [a for a in answers[asked_before:]
-                                                 if a[1].startswith("bytes=") and a[1] != "bytes=0-"])
+    await page.evaluate(
+        "p => { const a = document.getElementById('player'); a.muted = true; a.currentTime = p; }", duration / 2
+    )
+    await _wait_js(
+        page, "() => { const a = document.getElementById('player'); return a.readyState >= 3 && !a.seeking; }"
+    )
+    middle = await log.wait_for(
+        lambda answers: [a for a in answers[asked_before:] if a[1].startswith("bytes=") and a[1] != "bytes=0-"]
+    )
     assert middle and all(status == 206 for status, _, _ in middle), log.answers
     start = await page.evaluate("() => document.getElementById('player').currentTime")
     await page.locator("#toggle").click()  # the page's own Play button
@@ -81,37 +85,45 @@ async def _play_seek_and_refuse(browser: Browser, store, chat_server, listener, 
     expired = await page.goto(chat_server.url + link.path)
     assert expired is not None and expired.status == 410
     await context.close()
-    rows = await store.db.fetchall("SELECT action, outcome, actor_name, purpose, details FROM audit "
-                                   "WHERE action LIKE 'listen.%' ORDER BY id")
+    rows = await store.db.fetchall(
+        "SELECT action, outcome, actor_name, purpose, details FROM audit WHERE action LIKE 'listen.%' ORDER BY id"
+    )
     steps = [(r["action"], r["outcome"], json.loads(r["details"]).get("reason")) for r in rows]
     assert steps[0] == ("listen.link_create", "ok", None)
     assert ("listen.page", "ok", None) in steps
     assert sum(1 for s in steps if s == ("listen.audio", "ok", None)) >= 2  # the first load and the seek
     # the first page keeps fetching audio while the others are refused: compare the page opens alone
     assert [s for s in steps if s[0] == "listen.page"] == [
-        ("listen.page", "ok", None), ("listen.page", "refused", "foreign_browser"), ("listen.page", "refused", "expired")]
+        ("listen.page", "ok", None),
+        ("listen.page", "refused", "foreign_browser"),
+        ("listen.page", "refused", "expired"),
+    ]
     assert all(r["purpose"] == "skarga 12/2026" and r["actor_name"] == "maria" for r in rows)
 
 
-async def test_a_pcm_recording_plays_seeks_and_is_refused_elsewhere(browser, store, chat_server, pbx, listener,
-                                                                    clock) -> None:
+async def test_a_pcm_recording_plays_seeks_and_is_refused_elsewhere(
+    browser, store, chat_server, pbx, listener, clock
+) -> None:
     call = await ingest_call(store, pbx, "1772442000.1", long_seconds=LONG_SECONDS)
     await _play_seek_and_refuse(browser, store, chat_server, listener, call, clock)
 
 
-async def test_a_gsm_recording_plays_seeks_and_is_refused_elsewhere(browser, store, chat_server, pbx, listener,
-                                                                    clock) -> None:
+async def test_a_gsm_recording_plays_seeks_and_is_refused_elsewhere(
+    browser, store, chat_server, pbx, listener, clock
+) -> None:
     call = await ingest_call(store, pbx, "1772442100.2", gsm=True, long_seconds=LONG_SECONDS)
     assert call.format == "wav-gsm"
     await _play_seek_and_refuse(browser, store, chat_server, listener, call, clock)
 
 
-async def test_the_page_is_accessible_keyboard_operable_and_bilingual(browser, store, chat_server, pcm_call,
-                                                                      listener) -> None:
+async def test_the_page_is_accessible_keyboard_operable_and_bilingual(
+    browser, store, chat_server, pcm_call, listener
+) -> None:
     from tests.browser.test_widget import axe_serious_violations
 
-    link = await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola jakości",
-                                        session_token=listener.token)
+    link = await store.listening.create(
+        listener.actor, pcm_call.conversation_id, "kontrola jakości", session_token=listener.token
+    )
     context = await browser.new_context(locale="pl-PL")
     page = await context.new_page()
     await page.goto(chat_server.url + link.path)
@@ -139,23 +151,26 @@ async def test_the_page_is_accessible_keyboard_operable_and_bilingual(browser, s
 
 
 async def test_signing_out_of_cim_stops_playback_at_the_next_range_and_the_page_says_why(
-        browser, store, chat_server, pbx, listener) -> None:
+    browser, store, chat_server, pbx, listener
+) -> None:
     call = await ingest_call(store, pbx, "1772442000.3", long_seconds=LONG_SECONDS)
-    link = await store.listening.create(listener.actor, call.conversation_id, "kontrola",
-                                        session_token=listener.token)
+    link = await store.listening.create(listener.actor, call.conversation_id, "kontrola", session_token=listener.token)
     context = await browser.new_context(locale="pl-PL")
     page = await context.new_page()
     log = AudioLog(page)
     await page.goto(chat_server.url + link.path)
     await _wait_js(page, "() => document.getElementById('player').readyState >= 3")
     await store.accounts.logout(listener.token)  # the staff member signs out of the TUI
-    await page.evaluate("() => { const a = document.getElementById('player'); a.muted = true;"
-                        " a.currentTime = a.duration - 5; a.play().catch(() => {}); }")
+    await page.evaluate(
+        "() => { const a = document.getElementById('player'); a.muted = true;"
+        " a.currentTime = a.duration - 5; a.play().catch(() => {}); }"
+    )
     await _wait_js(page, "() => document.getElementById('status').textContent.length > 0")
     assert "sesja pracownika" in await page.locator("#status").inner_text()
     refused = await log.wait_for(lambda answers: [a for a in answers if a[0] == 403])
     assert refused
     await context.close()
-    row = await store.db.fetchone("SELECT outcome, details FROM audit WHERE action = 'listen.audio' "
-                                  "ORDER BY id DESC LIMIT 1")
+    row = await store.db.fetchone(
+        "SELECT outcome, details FROM audit WHERE action = 'listen.audio' ORDER BY id DESC LIMIT 1"
+    )
     assert row["outcome"] == "refused" and json.loads(row["details"])["reason"] == "session_ended"

@@ -83,13 +83,15 @@ class Staff:
 
     async def send(self, text: str) -> None:
         ack = await self.client.call(
-            "send", {"chat_id": self.chat_id, "text": text, "client_msg_id": str(uuid.uuid4())},
-            namespace="/staff", timeout=10)
+            "send",
+            {"chat_id": self.chat_id, "text": text, "client_msg_id": str(uuid.uuid4())},
+            namespace="/staff",
+            timeout=10,
+        )
         assert ack["ok"], ack
 
     async def set_typing(self, active: bool) -> None:
-        await self.client.call("typing", {"chat_id": self.chat_id, "active": active},
-                               namespace="/staff", timeout=10)
+        await self.client.call("typing", {"chat_id": self.chat_id, "active": active}, namespace="/staff", timeout=10)
 
     async def resident_messages(self, count: int) -> list[str]:
         texts: list[str] = []
@@ -279,13 +281,15 @@ async def test_unacknowledged_message_is_retried_after_reconnect(chat_server, re
 
     await page.evaluate("() => { const s = window.__cimWidget.socket; s.io.reconnection(true); s.connect(); }")
 
-    await expect(page.locator('.cim-msg[data-from="resident"]').filter(
-        has_text="Wysłane bez połączenia")).to_have_attribute("data-state", "sent")
+    await expect(
+        page.locator('.cim-msg[data-from="resident"]').filter(has_text="Wysłane bez połączenia")
+    ).to_have_attribute("data-state", "sent")
     await expect(page.get_by_role("status")).not_to_contain_text("ponowne łączenie")
     assert await staff.resident_messages(1) == ["Wysłane bez połączenia"]
     await asyncio.sleep(0.5)
     assert staff.messages.empty() or all(
-        m.get("from") != "resident" for m in [staff.messages.get_nowait() for _ in range(staff.messages.qsize())])
+        m.get("from") != "resident" for m in [staff.messages.get_nowait() for _ in range(staff.messages.qsize())]
+    )
 
 
 async def test_ending_the_chat(chat_server, resident_page):
@@ -316,8 +320,9 @@ async def test_consultant_closing_the_chat_ends_it_for_the_resident(chat_server,
     page = resident_page
     await start_chat(page, chat_server.url)
     chat_id = await staff.take_next_chat()
-    ack = await staff.client.call("close", {"chat_id": chat_id, "category": CLOSE_CATEGORIES[0]},
-                                  namespace="/staff", timeout=10)
+    ack = await staff.client.call(
+        "close", {"chat_id": chat_id, "category": CLOSE_CATEGORIES[0]}, namespace="/staff", timeout=10
+    )
     assert ack["ok"], ack
 
     await expect(page.get_by_role("status")).to_contain_text("zakończony")
@@ -336,7 +341,9 @@ async def test_forged_resume_token_is_dropped_and_the_chat_starts_over(chat_serv
         """origin => {
             sessionStorage.setItem('cim-widget:' + origin + ':token', JSON.stringify('forged-token'));
             sessionStorage.setItem('cim-widget:' + origin + ':open', 'true');
-        }""", chat_server.url)
+        }""",
+        chat_server.url,
+    )
     await page.reload()
 
     await expect(page.locator("[data-cim-notice]")).to_be_visible()
@@ -384,8 +391,9 @@ async def test_english_widget_via_data_lang(chat_server, resident_page):
     await page.goto(url + "/healthz")
     await page.set_content(
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>City of Szczecin</title>'
-        '</head><body><main><h1>News</h1><p>English page.</p></main>'
-        '<script src="/widget/cim-widget.js" data-lang="en" defer></script></body></html>')
+        "</head><body><main><h1>News</h1><p>English page.</p></main>"
+        '<script src="/widget/cim-widget.js" data-lang="en" defer></script></body></html>'
+    )
     await page.get_by_role("button", name="Chat with us").click()
     panel = page.locator("#cim-panel")
     await expect(panel).to_have_attribute("lang", "en")
@@ -414,11 +422,15 @@ async def test_widget_embedded_in_a_page_of_another_origin_talks_to_its_own_serv
         page = await context.new_page()
         page.set_default_timeout(10_000)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.route(EMBEDDING_ORIGIN + "/", lambda route: route.fulfill(
-            content_type="text/html; charset=utf-8",
-            body='<!DOCTYPE html><html lang="pl"><head><meta charset="utf-8"><title>Miasto</title></head>'
-                 '<body><main><h1>Aktualności</h1></main>'
-                 f'<script src="{chat_server.url}/widget/cim-widget.js" defer></script></body></html>'))
+        await page.route(
+            EMBEDDING_ORIGIN + "/",
+            lambda route: route.fulfill(
+                content_type="text/html; charset=utf-8",
+                body='<!DOCTYPE html><html lang="pl"><head><meta charset="utf-8"><title>Miasto</title></head>'
+                "<body><main><h1>Aktualności</h1></main>"
+                f'<script src="{chat_server.url}/widget/cim-widget.js" defer></script></body></html>',
+            ),
+        )
         await page.goto(EMBEDDING_ORIGIN + "/")
         await page.get_by_role("button", name=LAUNCHER_PL).click()
         notice = page.locator("[data-cim-notice]")
@@ -508,8 +520,7 @@ async def test_outside_opening_hours_the_widget_shows_the_offline_message_and_ho
 async def test_flooding_is_refused_with_a_clear_message(settings, store, resident_page):
     from tests.fixtures.chat import start_chat_server
 
-    server, runner = await start_chat_server(
-        settings.with_(opening_hours="always", resident_rate_limit="2/60"), store)
+    server, runner = await start_chat_server(settings.with_(opening_hours="always", resident_rate_limit="2/60"), store)
     page = resident_page
     try:
         await start_chat(page, server.url)

@@ -59,8 +59,9 @@ async def test_english_topics_and_no_picker_without_topics(chat_server, resident
         await context.close()
 
 
-async def test_the_queue_position_and_estimated_wait_follow_the_queue(chat_server, resident_page, browser, consultant,
-                                                                      clock):
+async def test_the_queue_position_and_estimated_wait_follow_the_queue(
+    chat_server, resident_page, browser, consultant, clock
+):
     staff = Staff(await consultant(name="anna"))
     first_context = await browser.new_context(locale="pl-PL")
     try:

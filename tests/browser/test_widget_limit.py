@@ -18,11 +18,14 @@ def settings(settings, limit):
 
 async def force_text(page, text: str) -> None:
     """Put text into the message box past its maxlength (as a script or a paste tool could) and send it."""
-    await page.evaluate("""(text) => {
+    await page.evaluate(
+        """(text) => {
         const box = document.getElementById('cim-input');
         box.value = text;
         box.dispatchEvent(new Event('input', {bubbles: true}));
-    }""", text)
+    }""",
+        text,
+    )
     await page.get_by_role("textbox", name="Twoja wiadomość").press("Enter")
 
 
@@ -51,8 +54,7 @@ async def test_a_server_with_a_lower_limit_lowers_the_widgets(chat_server, resid
 
 
 @pytest.mark.parametrize("limit", [2500])
-async def test_a_server_with_a_higher_limit_lets_longer_messages_through(chat_server, resident_page, consultant,
-                                                                          limit):
+async def test_a_server_with_a_higher_limit_lets_longer_messages_through(chat_server, resident_page, consultant, limit):
     staff = Staff(await consultant(name="anna"))
     page = resident_page
     await start_chat(page, chat_server.url)

@@ -21,7 +21,8 @@ async def closed_server(settings, store):
 
 @pytest.mark.ordinance("§1.5")
 async def test_an_offline_message_from_the_widget_reaches_the_consultants_and_is_answered(
-        settings, store, resident_page, make_staff):
+    settings, store, resident_page, make_staff
+):
     server, runner = await closed_server(settings, store)
     page = resident_page
     try:
@@ -43,7 +44,8 @@ async def test_an_offline_message_from_the_widget_reaches_the_consultants_and_is
         await form.get_by_role("button", name="Wyślij wiadomość").click()
         await expect(form.get_by_role("alert")).to_contain_text("To nie jest adres e-mail")
         await expect(form.get_by_role("textbox", name="E-mail lub numer telefonu do odpowiedzi")).to_have_attribute(
-            "aria-invalid", "true")
+            "aria-invalid", "true"
+        )
         assert (await store.db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"] == 0
         await form.get_by_role("textbox", name="Imię i nazwisko (nieobowiązkowe)").fill("Jan Kowalski")
         await form.get_by_role("textbox", name="E-mail lub numer telefonu do odpowiedzi").fill("jan@example.pl")
@@ -68,17 +70,24 @@ async def test_an_offline_message_from_the_widget_reaches_the_consultants_and_is
     actor = (await make_staff("anna", "consultant")).as_actor()
     app = ScreenApp(OfflineMessagesScreen(TuiContext(store=store, settings=store.settings, actor=actor, token="")))
     async with app.run_test(size=(100, 32)) as pilot:
-        screen = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, OfflineMessagesScreen)
-                                  and app.screen.items else None, what="the offline list")
+        screen = await wait_until(
+            pilot,
+            lambda: app.screen if isinstance(app.screen, OfflineMessagesScreen) and app.screen.items else None,
+            what="the offline list",
+        )
         row = [str(c) for c in screen.query_one(DataTable).get_row_at(0)]
         assert (row[0], row[2], row[3]) == (reference, "Jan Kowalski", "jan@example.pl")
         await pilot.press("a")
-        form = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None,
-                                what="the answer form")
+        form = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, FormModal) else None, what="the answer form"
+        )
         form.set_value("how", "letter")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: isinstance(app.screen, OfflineMessagesScreen) and not app.screen.items,
-                         what="the list to empty")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, OfflineMessagesScreen) and not app.screen.items,
+            what="the list to empty",
+        )
     [answered] = await store.resident_desk.offline_messages(actor, include_answered=True)
     assert (answered.reference, answered.answered_by, answered.answered_how) == (reference, "anna", "letter")
     assert answered.text == "Proszę o informację o podatku."
@@ -97,8 +106,9 @@ async def test_the_receipt_the_copy_and_the_rating_after_the_end(chat_server, st
     await box.press("Enter")
     await staff.send("Tak, przez e-Urząd.")
     await expect(page.locator('.cim-msg[data-from="consultant"]')).to_contain_text("e-Urząd")
-    ack = await staff.client.call("close", {"chat_id": staff.chat_id, "category": "information_given"},
-                                  namespace="/staff", timeout=10)
+    ack = await staff.client.call(
+        "close", {"chat_id": staff.chat_id, "category": "information_given"}, namespace="/staff", timeout=10
+    )
     assert ack["ok"], ack
 
     receipt = page.locator("[data-cim-receipt]")
@@ -138,8 +148,9 @@ async def test_the_receipt_the_copy_and_the_rating_after_the_end(chat_server, st
     assert (await (await download_info.value).path()).read_bytes().startswith(b"%PDF-")
 
 
-async def test_with_nobody_connected_the_english_notice_offers_a_message_too(chat_server, store, resident_page,
-                                                                            make_staff):
+async def test_with_nobody_connected_the_english_notice_offers_a_message_too(
+    chat_server, store, resident_page, make_staff
+):
     page = resident_page
     await open_page(page, chat_server.url, "en")
     await expect(page.get_by_role("button", name=UI["en"]["accept"])).to_be_visible()  # a chat is still possible
@@ -149,8 +160,9 @@ async def test_with_nobody_connected_the_english_notice_offers_a_message_too(cha
     await form.get_by_role("textbox", name="Your message").fill("x" * 2000 + "y")  # maxlength keeps 2000
     await form.get_by_role("button", name="Send the message").click()
     await expect(page.locator("[data-cim-offline-sent]")).to_contain_text("Your message has been saved")
-    row = await store.db.fetchone("SELECT c.lang, c.status FROM offline_messages o "
-                                  "JOIN conversations c ON c.id = o.conversation_id")
+    row = await store.db.fetchone(
+        "SELECT c.lang, c.status FROM offline_messages o JOIN conversations c ON c.id = o.conversation_id"
+    )
     assert tuple(row) == ("en", "offline_message")
     [left] = await store.resident_desk.offline_messages((await make_staff("anna", "consultant")).as_actor())
     assert (left.contact, left.text) == ("+48601234567", "x" * 2000)  # opened through the store (sealed at rest)

@@ -18,7 +18,8 @@ SYSTEM = Actor.system("test")
 
 @pytest.mark.parametrize("lang", ["pl", "en"])
 async def test_a_take_over_reads_another_consultant_continues_and_a_whisper_never_shows(
-        chat_server, resident_page, consultant, consultant_client, lang):
+    chat_server, resident_page, consultant, consultant_client, lang
+):
     anna = Staff(await consultant(name="akowalska"))
     boss = await consultant_client("bnadzorcza", "cim_manager", "consultant")
     await chat_server.store.chats.set_display_name(SYSTEM, "bnadzorcza", "Barbara")

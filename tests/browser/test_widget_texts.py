@@ -15,10 +15,24 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 SYSTEM = Actor.system("test")
 ANNA, BOB = "akowalska", "bnowak"  # log-in names; residents must never read them
 UI = {
-    "pl": {"launcher": "Czat z urzędem", "accept": "Akceptuję i rozpoczynam", "box": "Twoja wiadomość",
-           "end": "Zakończ czat", "yes": "Tak, zakończ", "no": "Nie, wróć do rozmowy", "new": "Rozpocznij nowy czat"},
-    "en": {"launcher": "Chat with us", "accept": "Accept and start", "box": "Your message",
-           "end": "End chat", "yes": "Yes, end it", "no": "No, go back to the chat", "new": "Start a new chat"},
+    "pl": {
+        "launcher": "Czat z urzędem",
+        "accept": "Akceptuję i rozpoczynam",
+        "box": "Twoja wiadomość",
+        "end": "Zakończ czat",
+        "yes": "Tak, zakończ",
+        "no": "Nie, wróć do rozmowy",
+        "new": "Rozpocznij nowy czat",
+    },
+    "en": {
+        "launcher": "Chat with us",
+        "accept": "Accept and start",
+        "box": "Your message",
+        "end": "End chat",
+        "yes": "Yes, end it",
+        "no": "No, go back to the chat",
+        "new": "Start a new chat",
+    },
 }
 EVENTS = ["notice_accepted", "queued", "accepted", "transferred", "closed_by_consultant"]
 
@@ -29,14 +43,17 @@ async def open_page(page: Page, url: str, lang: str) -> None:
     await page.set_content(
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>Szczecin</title></head>'
         f'<body><main><h1>Miasto</h1></main><script src="/widget/cim-widget.js" data-lang="{lang}" defer>'
-        '</script></body></html>')
+        "</script></body></html>"
+    )
     await page.get_by_role("button", name=UI[lang]["launcher"]).click()
 
 
 async def system_lines(page: Page) -> list[tuple[str | None, str]]:
     items = page.locator('.cim-msg[data-from="system"]')
-    return [(await items.nth(i).get_attribute("data-event"),
-             await items.nth(i).locator("[data-cim-text]").inner_text()) for i in range(await items.count())]
+    return [
+        (await items.nth(i).get_attribute("data-event"), await items.nth(i).locator("[data-cim-text]").inner_text())
+        for i in range(await items.count())
+    ]
 
 
 def other_language_lines(lang: str) -> list[str]:
@@ -49,10 +66,13 @@ def other_language_lines(lang: str) -> list[str]:
 async def assert_what_residents_read(page: Page, lang: str) -> None:
     lines = await system_lines(page)
     assert [event for event, _ in lines] == EVENTS
-    expected = [render_event("notice_accepted", {"version": 1}, lang), render_event("queued", {}, lang),
-                render_event("accepted", {"consultant": "Anna"}, lang),
-                render_event("transferred", {"consultant": "Robert B."}, lang),
-                render_event("closed_by_consultant", {}, lang)]
+    expected = [
+        render_event("notice_accepted", {"version": 1}, lang),
+        render_event("queued", {}, lang),
+        render_event("accepted", {"consultant": "Anna"}, lang),
+        render_event("transferred", {"consultant": "Robert B."}, lang),
+        render_event("closed_by_consultant", {}, lang),
+    ]
     assert [text for _, text in lines] == expected
     panel = await page.locator("#cim-panel").inner_text()
     assert ANNA not in panel and BOB not in panel
@@ -62,7 +82,8 @@ async def assert_what_residents_read(page: Page, lang: str) -> None:
 
 @pytest.mark.parametrize("lang", ["pl", "en"])
 async def test_the_widget_shows_system_lines_in_its_language_without_codes_or_log_in_names(
-        chat_server, resident_page, consultant, lang):
+    chat_server, resident_page, consultant, lang
+):
     anna, bob = Staff(await consultant(name=ANNA)), Staff(await consultant(name=BOB))
     await chat_server.store.accounts.set_signature(SYSTEM, ANNA, full_name="Anna Kowalska")
     await chat_server.store.chats.set_display_name(SYSTEM, BOB, "Robert B.")
@@ -72,12 +93,14 @@ async def test_the_widget_shows_system_lines_in_its_language_without_codes_or_lo
     await page.get_by_role("button", name=ui["accept"]).click()
     await expect(page.get_by_role("textbox", name=ui["box"])).to_be_enabled()
     chat_id = await anna.take_next_chat()
-    ack = await anna.client.call("transfer", {"chat_id": chat_id, "to_staff_id": bob_id}, namespace="/staff",
-                                 timeout=10)
+    ack = await anna.client.call(
+        "transfer", {"chat_id": chat_id, "to_staff_id": bob_id}, namespace="/staff", timeout=10
+    )
     assert ack["ok"], ack
     await expect(page.locator('.cim-msg[data-event="transferred"]')).to_have_count(1)
-    ack = await bob.client.call("close", {"chat_id": chat_id, "category": "information_given"},
-                                namespace="/staff", timeout=10)
+    ack = await bob.client.call(
+        "close", {"chat_id": chat_id, "category": "information_given"}, namespace="/staff", timeout=10
+    )
     assert ack["ok"], ack
     await expect(page.get_by_role("button", name=ui["new"])).to_be_visible()
     await assert_what_residents_read(page, lang)
@@ -123,8 +146,9 @@ async def test_offline_view_shows_the_hours_once_and_the_office_phone_and_addres
     from tests.fixtures.chat import start_chat_server
 
     tomorrow = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(store.clock().weekday() + 1) % 7]
-    server, runner = await start_chat_server(settings.with_(opening_hours=f"{tomorrow} 08:00-16:00",
-                                                            office_phone="+48 91 424 50 00"), store)
+    server, runner = await start_chat_server(
+        settings.with_(opening_hours=f"{tomorrow} 08:00-16:00", office_phone="+48 91 424 50 00"), store
+    )
     page = resident_page
     try:
         await open_page(page, server.url, lang)
@@ -138,4 +162,3 @@ async def test_offline_view_shows_the_hours_once_and_the_office_phone_and_addres
     finally:
         await page.close()  # first, so the server need not wait for the page's socket on shutdown
         await runner.cleanup()
-

@@ -80,9 +80,17 @@ class StaffConnection:
     #: The server events this connection follows.
     EVENTS: tuple[str, ...] = ()
 
-    def __init__(self, server_url: str, token: str, holder: Holder, *, retry_min: float = 0.2,
-                 retry_max: float = 5.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 ack_timeout: float = ACK_TIMEOUT) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        holder: Holder,
+        *,
+        retry_min: float = 0.2,
+        retry_max: float = 5.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        ack_timeout: float = ACK_TIMEOUT,
+    ) -> None:
         self.server_url = server_url.rstrip("/")
         self.token = token
         self.holder = holder
@@ -154,8 +162,13 @@ class StaffConnection:
             self._set_state(ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING)
             client = self._new_client()
             try:
-                await client.connect(self.server_url, auth={"token": self.token}, namespaces=[NAMESPACE],
-                                     transports=["websocket"], wait_timeout=5)
+                await client.connect(
+                    self.server_url,
+                    auth={"token": self.token},
+                    namespaces=[NAMESPACE],
+                    transports=["websocket"],
+                    wait_timeout=5,
+                )
             except socketio.exceptions.ConnectionError as exc:
                 if refusal_code(self._refusal) == "unauthorised":
                     self._set_state(ConnectionState.REFUSED)
@@ -286,8 +299,9 @@ class LiveClient(StaffConnection):
 
     EVENTS = tuple(READERS)
 
-    def __init__(self, server_url: str, token: str, desk: Desk, post: Callable[[LiveMessage], object],
-                 **options: Any) -> None:
+    def __init__(
+        self, server_url: str, token: str, desk: Desk, post: Callable[[LiveMessage], object], **options: Any
+    ) -> None:
         super().__init__(server_url, token, desk, **options)
         self.desk = desk
         #: Where the messages go (the app's `post_message`); replaced by a no-op while stopping.
@@ -297,8 +311,11 @@ class LiveClient(StaffConnection):
         self.post(Live.ConnectionChanged(state))
 
     def _session_ended(self, data: dict) -> None:
-        self.post(Live.SessionEnded(str(data.get("code") or ""), str(data.get("message") or ""),
-                                    str(data.get("message_en") or "")))
+        self.post(
+            Live.SessionEnded(
+                str(data.get("code") or ""), str(data.get("message") or ""), str(data.get("message_en") or "")
+            )
+        )
 
     def _event(self, event: str, data: Any) -> None:
         message = self.desk.apply(event, data)

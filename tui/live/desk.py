@@ -14,9 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tui.live.messages import Live, LiveMessage
-from tui.live.payloads import (AssignedPayload, ChatLine, ChatStatePayload, MessagePayload, Payload, PresencePayload,
-                               QueuedChat, QueuePayload, ReleasedPayload, SupervisedPayload, TypingPayload,
-                               WhisperPayload, parse)
+from tui.live.payloads import (
+    AssignedPayload,
+    ChatLine,
+    ChatStatePayload,
+    MessagePayload,
+    Payload,
+    PresencePayload,
+    QueuedChat,
+    QueuePayload,
+    ReleasedPayload,
+    SupervisedPayload,
+    TypingPayload,
+    WhisperPayload,
+    parse,
+)
 from tui.live.state import ConnectionState
 
 

@@ -125,8 +125,14 @@ def note_line(data: Any) -> ChatLine | None:
     except (KeyError, TypeError, ValueError):
         return None
     by = data.get("by") if isinstance(data.get("by"), dict) else {}
-    return ChatLine(seq=after, sender="note", text=str(data.get("text", "")), at=parse_time(data.get("at")),
-                    note_id=note_id, author=str(by.get("name") or ""))
+    return ChatLine(
+        seq=after,
+        sender="note",
+        text=str(data.get("text", "")),
+        at=parse_time(data.get("at")),
+        note_id=note_id,
+        author=str(by.get("name") or ""),
+    )
 
 
 def notes_of(items: Any) -> list[ChatLine]:
@@ -144,9 +150,15 @@ def queue_of(items: Any) -> list[QueuedChat]:
             position = int(item.get("position") or len(queue) + 1)
         except (TypeError, ValueError):
             position = len(queue) + 1
-        queue.append(QueuedChat(chat_id=chat_id, lang=str(item.get("lang") or "pl"),
-                                waiting_since=parse_time(item.get("waiting_since")), position=position,
-                                topic=topic_of(item.get("topic"))))
+        queue.append(
+            QueuedChat(
+                chat_id=chat_id,
+                lang=str(item.get("lang") or "pl"),
+                waiting_since=parse_time(item.get("waiting_since")),
+                position=position,
+                topic=topic_of(item.get("topic")),
+            )
+        )
     return sorted(queue, key=lambda q: q.position)
 
 
@@ -215,14 +227,24 @@ class ChatStatePayload:
     status: str
 
 
-Payload = Union[QueuePayload, PresencePayload, AssignedPayload, MessagePayload, TypingPayload, ReleasedPayload,
-                SupervisedPayload, WhisperPayload, ChatStatePayload]
+Payload = Union[
+    QueuePayload,
+    PresencePayload,
+    AssignedPayload,
+    MessagePayload,
+    TypingPayload,
+    ReleasedPayload,
+    SupervisedPayload,
+    WhisperPayload,
+    ChatStatePayload,
+]
 
 
 def _queue(data: dict) -> QueuePayload:
     total = data.get("total")
-    return QueuePayload(queue_of(data.get("chats")), total if isinstance(total, int) and not isinstance(total, bool)
-                        else None)
+    return QueuePayload(
+        queue_of(data.get("chats")), total if isinstance(total, int) and not isinstance(total, bool) else None
+    )
 
 
 def _presence(data: dict) -> PresencePayload:
@@ -236,9 +258,15 @@ def _assigned(data: dict) -> AssignedPayload | None:
         return None
     lang = data.get("lang")
     # the supervisors' whispers come with the chat (`notes`), so a new handler sees them at once
-    return AssignedPayload(chat_id, str(lang) if lang else None, lines_of(data.get("history")) + notes_of(data.get("notes")),
-                           topic_of(data.get("topic")), data.get("by"), bool(data.get("taken_over")),
-                           bool(data.get("auto")))
+    return AssignedPayload(
+        chat_id,
+        str(lang) if lang else None,
+        lines_of(data.get("history")) + notes_of(data.get("notes")),
+        topic_of(data.get("topic")),
+        data.get("by"),
+        bool(data.get("taken_over")),
+        bool(data.get("auto")),
+    )
 
 
 def _message(data: dict) -> MessagePayload | None:
@@ -256,8 +284,9 @@ def _released(data: dict) -> ReleasedPayload | None:
     if chat_id is None:
         return None
     by = data.get("by")
-    return ReleasedPayload(chat_id, str(data.get("reason") or ""),
-                           str(by.get("name") or "") if isinstance(by, dict) else None)
+    return ReleasedPayload(
+        chat_id, str(data.get("reason") or ""), str(by.get("name") or "") if isinstance(by, dict) else None
+    )
 
 
 def _supervised(data: dict) -> SupervisedPayload | None:

@@ -11,8 +11,17 @@ from typing import Any, Callable
 from tui.live.client import StaffConnection
 from tui.live.desk import LiveChat, Outgoing
 from tui.live.errors import RETRYABLE, LiveError
-from tui.live.payloads import (QueuedChat, chat_id_of, line_of, lines_of, names_of, note_line, notes_of, parse_time,
-                               queue_of)
+from tui.live.payloads import (
+    QueuedChat,
+    chat_id_of,
+    line_of,
+    lines_of,
+    names_of,
+    note_line,
+    notes_of,
+    parse_time,
+    queue_of,
+)
 from tui.live.state import ConnectionState
 
 #: `listener(event, facts)`: called after every change of the board, in the event loop.
@@ -49,14 +58,20 @@ def _supervised(item: Any) -> SupervisedChat | None:
     except (TypeError, ValueError):
         lines = 0
     return SupervisedChat(
-        chat_id=chat_id, status=str(item.get("status") or ""), lang=str(item.get("lang") or "pl"),
-        created_at=parse_time(item.get("created_at")), waiting_since=parse_time(item.get("waiting_since")),
+        chat_id=chat_id,
+        status=str(item.get("status") or ""),
+        lang=str(item.get("lang") or "pl"),
+        created_at=parse_time(item.get("created_at")),
+        waiting_since=parse_time(item.get("waiting_since")),
         consultant_id=consultant.get("staff_id") if consultant else None,
         consultant_name=str(consultant.get("name") or "") if consultant else "",
-        assigned_at=parse_time(item.get("assigned_at")), last_line_at=parse_time(item.get("last_line_at")),
-        unanswered_since=parse_time(item.get("unanswered_since")), lines=lines,
+        assigned_at=parse_time(item.get("assigned_at")),
+        last_line_at=parse_time(item.get("last_line_at")),
+        unanswered_since=parse_time(item.get("unanswered_since")),
+        lines=lines,
         watchers=names_of({"by": item.get("watchers")}),
-        topic=item.get("topic") if isinstance(item.get("topic"), dict) else None)
+        topic=item.get("topic") if isinstance(item.get("topic"), dict) else None,
+    )
 
 
 class SupervisionBoard:
@@ -113,8 +128,10 @@ class SupervisionBoard:
             self.refused = str(data["ended"])
         items = data.get("chats") if isinstance(data.get("chats"), list) else []
         self.view = [c for c in (_supervised(i) for i in items if isinstance(i, dict)) if c is not None]
-        self.queue = [QueuedChat(c.chat_id, c.lang, c.waiting_since, i + 1)
-                      for i, c in enumerate(c for c in self.view if c.status == "queued")]
+        self.queue = [
+            QueuedChat(c.chat_id, c.lang, c.waiting_since, i + 1)
+            for i, c in enumerate(c for c in self.view if c.status == "queued")
+        ]
 
     def _queue(self, data: dict) -> None:
         self.queue = queue_of(data.get("chats"))
@@ -160,8 +177,9 @@ class SupervisionClient(StaffConnection):
 
     EVENTS = tuple(_BOARD_EVENTS)
 
-    def __init__(self, server_url: str, token: str, board: SupervisionBoard, listener: Listener,
-                 **options: Any) -> None:
+    def __init__(
+        self, server_url: str, token: str, board: SupervisionBoard, listener: Listener, **options: Any
+    ) -> None:
         super().__init__(server_url, token, board, **options)
         self.board = board
         self.listener = listener
@@ -223,7 +241,9 @@ class SupervisionClient(StaffConnection):
 
     async def _deliver_whisper(self, chat_id: int, item: Outgoing) -> None:
         try:
-            ack = await self.call("whisper", {"chat_id": chat_id, "text": item.text, "client_msg_id": item.client_msg_id})
+            ack = await self.call(
+                "whisper", {"chat_id": chat_id, "text": item.text, "client_msg_id": item.client_msg_id}
+            )
         except LiveError as exc:
             if exc.code not in RETRYABLE:
                 self._forget(chat_id, item)

@@ -9,7 +9,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from store.errors import CimError
@@ -46,8 +45,10 @@ class ChangePasswordModal(FitsTheScreen, SubmitsInPlace, CimModal[PasswordChange
         with Vertical(classes="dialog", id="change-password"):
             yield Label(_("Change your password"), classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield Static(_("At least 12 characters; not a common password, not your name. A passphrase is best."),
-                             classes="dialog-help")
+                yield Static(
+                    _("At least 12 characters; not a common password, not your name. A passphrase is best."),
+                    classes="dialog-help",
+                )
                 yield Input(placeholder=_("current password"), password=True, id="current")
                 yield Static("", id="err-current", classes="field-error")
                 yield Input(placeholder=_("new password"), password=True, id="new")
@@ -114,8 +115,9 @@ class AccountScreen(CimScreen[None]):
         accounts = self.ctx.store.accounts
         staff = await accounts.get_by_id(self.ctx.actor.staff_id)
         required = accounts.mfa_required(staff)
-        factor = {"active": _("set up"), "pending": _("set-up not finished"),
-                  "none": _("not set up")}[staff.second_factor]
+        factor = {"active": _("set up"), "pending": _("set-up not finished"), "none": _("not set up")}[
+            staff.second_factor
+        ]
         if staff.second_factor == "active":
             left = await accounts.unused_recovery_codes(self.ctx.actor)
             factor += " (" + ngettext("{n} recovery code left", "{n} recovery codes left", left).format(n=left) + ")"
@@ -124,12 +126,20 @@ class AccountScreen(CimScreen[None]):
         facts = Text()
         facts.append(_("Name: "))
         facts.append(literal(staff.name))
-        facts.append("\n" + _("Signs in with: ") + (_("the city directory") if staff.source == "directory"
-                                                     else _("a CIM password")))
+        facts.append(
+            "\n"
+            + _("Signs in with: ")
+            + (_("the city directory") if staff.source == "directory" else _("a CIM password"))
+        )
         facts.append("\n" + _("Roles: ") + role_names(staff.roles))
         facts.append("\n" + _("Second factor: ") + factor)
-        facts.append("\n" + _("Language: ") + _(LANGUAGE_NAMES[current_language()]) + " "
-                     + (_("(your choice; L changes it)") if staff.language else _("(office default; L changes it)")))
+        facts.append(
+            "\n"
+            + _("Language: ")
+            + _(LANGUAGE_NAMES[current_language()])
+            + " "
+            + (_("(your choice; L changes it)") if staff.language else _("(office default; L changes it)"))
+        )
         self.query_one("#account-facts", Static).update(facts)
 
     def action_password(self) -> None:
@@ -141,9 +151,11 @@ class AccountScreen(CimScreen[None]):
         if staff.source == "directory":
             self.notify(_("You sign in with the city directory; change your password there."), severity="warning")
             return
+
         async def submit(change: PasswordChange) -> PasswordChange:
-            await self.ctx.store.accounts.change_own_password(self.ctx.actor, change.current, change.new,
-                                                              keep_token=self.ctx.token)
+            await self.ctx.store.accounts.change_own_password(
+                self.ctx.actor, change.current, change.new, keep_token=self.ctx.token
+            )
             return change
 
         if await self.app.push_screen_wait(ChangePasswordModal(submit)) is None:
@@ -166,8 +178,11 @@ class AccountScreen(CimScreen[None]):
         try:
             codes = await accounts.confirm_enrolment(self.ctx.actor, code)
         except CimError as exc:
-            self.notify(_("{reason}; try again with a new key.").format(
-                reason=exc.message[:1].upper() + exc.message[1:]), title=_("Second factor not set up"), severity="error")
+            self.notify(
+                _("{reason}; try again with a new key.").format(reason=exc.message[:1].upper() + exc.message[1:]),
+                title=_("Second factor not set up"),
+                severity="error",
+            )
             self.reload()
             return
         await self.app.push_screen_wait(RecoveryCodesModal(codes))
@@ -181,12 +196,18 @@ class AccountScreen(CimScreen[None]):
     async def choose_language(self) -> None:
         """The person's staff language, kept with their account (store.accounts.set_own_language)."""
         office = env_language()
-        choices = [("polski", "pl"), ("English", "en"),
-                   (_("office default ({language})").format(language=_(LANGUAGE_NAMES[office])), "")]
+        choices = [
+            ("polski", "pl"),
+            ("English", "en"),
+            (_("office default ({language})").format(language=_(LANGUAGE_NAMES[office])), ""),
+        ]
         chosen = await self.app.push_screen_wait(PickModal(_("Language of your CIM screens"), choices))
         if chosen is None:
             return
         staff = await self.ctx.store.accounts.set_own_language(self.ctx.actor, chosen or None)
         # the app rebuilds its screens, this one included: its own worker, not this screen's (which ends with it)
-        self.app.run_worker(self.app.change_language(staff.language), group="language",  # type: ignore[attr-defined]
-                            exit_on_error=False)
+        self.app.run_worker(
+            self.app.change_language(staff.language),
+            group="language",  # type: ignore[attr-defined]
+            exit_on_error=False,
+        )

@@ -60,9 +60,17 @@ class AccountsScreen(CimScreen[None]):
         for s in self.staff:
             status = Text(_("disabled"), style="bold red") if s.disabled else Text(_("active"))
             source = (_("directory") if s.source == "directory" else _("local")) + (
-                " +totp" if s.second_factor == "active" else "")
-            table.add_row(literal(s.name), literal(s.full_name), s.department or "", source, status,
-                          role_names(s.roles), key=s.name)
+                " +totp" if s.second_factor == "active" else ""
+            )
+            table.add_row(
+                literal(s.name),
+                literal(s.full_name),
+                s.department or "",
+                source,
+                status,
+                role_names(s.roles),
+                key=s.name,
+            )
         names = [s.name for s in self.staff]
         if current in names:
             table.move_cursor(row=names.index(current))
@@ -80,8 +88,13 @@ class AccountsScreen(CimScreen[None]):
     async def add(self) -> None:
         async def submit(new: NewStaff) -> NewStaff:
             await self.ctx.store.accounts.add_staff(
-                self.ctx.actor, new.name, sorted(new.roles), new.password, department=new.department,
-                full_name=new.full_name)
+                self.ctx.actor,
+                new.name,
+                sorted(new.roles),
+                new.password,
+                department=new.department,
+                full_name=new.full_name,
+            )
             return new
 
         new = await self.app.push_screen_wait(NewStaffModal(ALL_ROLES, submit=submit))
@@ -98,9 +111,14 @@ class AccountsScreen(CimScreen[None]):
             return await self.ctx.store.accounts.add_department(self.ctx.actor, v["code"].strip(), v["name"])
 
         existing = ", ".join(d.code for d in await self.ctx.store.accounts.departments()) or _("none yet")
-        added = await self.app.push_screen_wait(FormModal(
-            _("New department"), [Field("code", _("Code (letters, digits, . _ -), e.g. USC")), Field("name", _("Name"))],
-            submit, intro=_("Departments now: {codes}.").format(codes=existing)))
+        added = await self.app.push_screen_wait(
+            FormModal(
+                _("New department"),
+                [Field("code", _("Code (letters, digits, . _ -), e.g. USC")), Field("name", _("Name"))],
+                submit,
+                intro=_("Departments now: {codes}.").format(codes=existing),
+            )
+        )
         if added is not None:
             self.notify(_("Department {code} added.").format(code=added.code))
 
@@ -115,11 +133,17 @@ class AccountsScreen(CimScreen[None]):
             self.notify(_("You cannot disable your own account."), severity="error")
             return
         if staff.disabled:
-            question, refused, done = (N_("Enable the account {name}?"), N_("Cannot enable the account"),
-                                       N_("Account {name} enabled."))
+            question, refused, done = (
+                N_("Enable the account {name}?"),
+                N_("Cannot enable the account"),
+                N_("Account {name} enabled."),
+            )
         else:
-            question, refused, done = (N_("Disable the account {name}?"), N_("Cannot disable the account"),
-                                       N_("Account {name} disabled."))
+            question, refused, done = (
+                N_("Disable the account {name}?"),
+                N_("Cannot disable the account"),
+                N_("Account {name} disabled."),
+            )
         if not await self.app.push_screen_wait(ConfirmModal(_(question).format(name=staff.name))):
             return
         set_failure_title(_(refused))
@@ -139,8 +163,13 @@ class AccountsScreen(CimScreen[None]):
             return chosen
 
         chosen = await self.app.push_screen_wait(
-            RolesModal(_("Roles of {name}").format(name=staff.name), ALL_ROLES, frozenset(r.value for r in staff.roles),
-                       submit=submit))
+            RolesModal(
+                _("Roles of {name}").format(name=staff.name),
+                ALL_ROLES,
+                frozenset(r.value for r in staff.roles),
+                submit=submit,
+            )
+        )
         if chosen is not None:
             self.notify(_("Roles of {name}: {roles}.").format(name=staff.name, roles=role_names(chosen)))
             self.reload(staff.name)
@@ -170,9 +199,13 @@ class AccountsScreen(CimScreen[None]):
         if staff.second_factor == "none":
             self.notify(_("{name} has no second factor set up.").format(name=staff.name))
             return
-        if not await self.app.push_screen_wait(ConfirmModal(
+        if not await self.app.push_screen_wait(
+            ConfirmModal(
                 _("Remove the second factor of {name}? A new one is set up at the next sign-in.").format(
-                    name=staff.name))):
+                    name=staff.name
+                )
+            )
+        ):
             return
         await self.ctx.store.accounts.reset_second_factor(self.ctx.actor, staff.name)
         self.notify(_("Second factor of {name} removed; their open sessions were ended.").format(name=staff.name))

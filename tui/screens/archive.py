@@ -107,8 +107,11 @@ class ArchiveScreen(CimScreen[None]):
                 yield Input(placeholder=_("from YYYY-MM-DD"), id="date-from", max_length=10)
                 yield Input(placeholder=_("to YYYY-MM-DD"), id="date-to", max_length=10)
             with Horizontal(classes="form-row"):
-                yield Select([(_(_DIRECTIONS[d]), d) for d in ("incoming", "outgoing", "internal")],
-                             prompt=_("direction"), id="direction")
+                yield Select(
+                    [(_(_DIRECTIONS[d]), d) for d in ("incoming", "outgoing", "internal")],
+                    prompt=_("direction"),
+                    id="direction",
+                )
                 yield Select([(_("calls"), "call"), (_("chats"), "chat")], prompt=_("channel"), id="channel")
                 yield Input(placeholder=_("consultant"), id="consultant", max_length=64)
                 yield Input(placeholder=_("dept code"), id="department", max_length=32)
@@ -121,8 +124,9 @@ class ArchiveScreen(CimScreen[None]):
         self.title = _("Archive")
         table = self.query_one("#results", DataTable)
         # short headers: the results table fits 80 columns in both languages
-        table.add_columns(_("When"), _("Type"), _("Number"), _("Consultant"), _("Dept"), _("Length"), _("Rec"),
-                          _("Notice"))
+        table.add_columns(
+            _("When"), _("Type"), _("Number"), _("Consultant"), _("Dept"), _("Length"), _("Rec"), _("Notice")
+        )
 
     # -- the search ------------------------------------------------------------------------------
 
@@ -142,9 +146,15 @@ class ArchiveScreen(CimScreen[None]):
             except ValueError:
                 self.notify(_("{text!r} is not a date (YYYY-MM-DD).").format(text=raw), severity="error")
                 return None
-        return SearchFilters(number=text("number"), date_from=days["date-from"], date_to=days["date-to"],
-                             direction=choice("direction"), channel=choice("channel"),
-                             consultant=text("consultant"), department=text("department"))
+        return SearchFilters(
+            number=text("number"),
+            date_from=days["date-from"],
+            date_to=days["date-to"],
+            direction=choice("direction"),
+            channel=choice("channel"),
+            consultant=text("consultant"),
+            department=text("department"),
+        )
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#search")
@@ -174,8 +184,9 @@ class ArchiveScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="search")
     async def load_page(self) -> None:
         try:
-            page = await self.ctx.store.archive.search(self.ctx.actor, self.filters, after=self.pages[-1],
-                                                       page_size=PAGE_SIZE)
+            page = await self.ctx.store.archive.search(
+                self.ctx.actor, self.filters, after=self.pages[-1], page_size=PAGE_SIZE
+            )
         except Exception:  # the page asked for is not shown: the list stays on the one before
             if len(self.pages) > 1:
                 self.pages.pop()
@@ -192,18 +203,29 @@ class ArchiveScreen(CimScreen[None]):
             kind = _("chat") if s.channel == "chat" else _(_SHORT_DIRECTION.get(s.direction or "", N_("call")))
             if s.topic is not None:  # the topic the resident picked (README: topics)
                 kind = f"{kind} · {topic_label(s.topic)}"
-            table.add_row(_when(s, zone), kind, number, literal(s.consultant or ""),
-                          s.department or "", _duration(s.duration_s),
-                          _("deleted (§6)") if s.deleted else "●" if s.has_recording else "",
-                          (_("played") if s.notice_played else _("not played"))
-                          if s.channel == "call" and s.notice_played is not None else "",
-                          key=str(s.id))
+            table.add_row(
+                _when(s, zone),
+                kind,
+                number,
+                literal(s.consultant or ""),
+                s.department or "",
+                _duration(s.duration_s),
+                _("deleted (§6)") if s.deleted else "●" if s.has_recording else "",
+                (_("played") if s.notice_played else _("not played"))
+                if s.channel == "call" and s.notice_played is not None
+                else "",
+                key=str(s.id),
+            )
         more = _(" · n: next page") if self.next_cursor else ""
         back = _(" · p: previous page") if len(self.pages) > 1 else ""
         self.query_one("#archive-status", Static).update(
-            _("page {page}").format(page=len(self.pages)) + " · "
+            _("page {page}").format(page=len(self.pages))
+            + " · "
             + ngettext("{n} shown", "{n} shown", len(self.items)).format(n=len(self.items))
-            + more + back + _(" · Enter: open"))
+            + more
+            + back
+            + _(" · Enter: open")
+        )
         if self.items:
             table.focus()
 
@@ -224,9 +246,11 @@ def _call_lines(d: ConversationDetail) -> list[_Line]:
     lines: list[_Line] = [
         (_("Number"), Text.assemble(literal(s.resident_number or "—"), f"  {ident}")),
         (_("Extension"), literal(d.extension or "—")),
-        (_("Length"), _("{length} (talk {talk})").format(length=_duration(s.duration_s),
-                                                          talk=_duration(d.billsec_s))
-         + f" · {s.disposition or ''}"),
+        (
+            _("Length"),
+            _("{length} (talk {talk})").format(length=_duration(s.duration_s), talk=_duration(d.billsec_s))
+            + f" · {s.disposition or ''}",
+        ),
         (_("Notice (§1.4)"), _call_notice(d)),
         (_("PBX id"), literal(d.pbx_uniqueid or "—")),
     ]
@@ -238,8 +262,11 @@ def _call_notice(d: ConversationDetail) -> str:
     """Whether the §1.4 notice was played, its version, and whether full information was asked for."""
     if not d.summary.notice_played:
         return _("not on record")
-    return (_("played") + (f", v{d.notice_version}" if d.notice_version else "")
-            + (_(", full information requested") if d.summary.full_info_requested else ""))
+    return (
+        _("played")
+        + (f", v{d.notice_version}" if d.notice_version else "")
+        + (_(", full information requested") if d.summary.full_info_requested else "")
+    )
 
 
 def _recording_line(r: RecordingInfo) -> str:
@@ -252,9 +279,10 @@ def _recording_line(r: RecordingInfo) -> str:
 def _chat_lines(d: ConversationDetail) -> list[_Line]:
     """What only a chat has: its language, how many messages, the §1.5 notice and the topic chosen."""
     lines: list[_Line] = [
-        (_("Language"), d.lang or "—"), (_("Messages"), str(d.message_count)),
-        (_("Notice (§1.5)"), _("accepted, v{version}").format(version=d.notice_version)
-         if d.notice_version else "—")]
+        (_("Language"), d.lang or "—"),
+        (_("Messages"), str(d.message_count)),
+        (_("Notice (§1.5)"), _("accepted, v{version}").format(version=d.notice_version) if d.notice_version else "—"),
+    ]
     if d.summary.topic is not None:
         lines.append((_("Topic"), topic_label(d.summary.topic)))
     return lines
@@ -402,8 +430,9 @@ class ArchiveDetailScreen(CimScreen[None]):
             out.update(Text(exc.message, style="bold red"))
             return
         if result.ok:
-            out.update(Text(_("Integrity OK: SHA-256 {sha}… matches.").format(sha=result.actual_sha256[:16]),
-                            style="green"))
+            out.update(
+                Text(_("Integrity OK: SHA-256 {sha}… matches.").format(sha=result.actual_sha256[:16]), style="green")
+            )
         else:
             out.update(Text(_("INTEGRITY PROBLEM: {problem}.").format(problem=result.problem), style="bold red"))
 
@@ -434,15 +463,21 @@ class ArchiveDetailScreen(CimScreen[None]):
             return
         try:
             self.player = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE if plain else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                *argv,
+                stdin=asyncio.subprocess.PIPE if plain else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
             if plain is not None:
                 asyncio.create_task(feed_player(self.player.stdin, plain))
         except OSError as exc:
             if plain is not None:
                 plain.close()
-            self.notify(_("The player {player!r} could not start: {error}.").format(player=argv[0], error=exc.strerror),
-                        title=_("Cannot play"), severity="error")
+            self.notify(
+                _("The player {player!r} could not start: {error}.").format(player=argv[0], error=exc.strerror),
+                title=_("Cannot play"),
+                severity="error",
+            )
             return
         self.notify(_("Playing… (s stops)"))
         _out, err = await self.player.communicate()
@@ -454,9 +489,13 @@ class ArchiveDetailScreen(CimScreen[None]):
     async def _listen_in_browser(self, purpose: str) -> None:
         """The default: a single-use link the staff member opens in their own browser (no speakers on the server)."""
         await offer_listening_link(
-            self, lambda: self.ctx.store.listening.create(self.ctx.actor, self.conversation_id, purpose,
-                                                          session_token=self.ctx.token or None),
-            self.ctx.store.archive.zone, _("conversation #{n}").format(n=self.conversation_id))
+            self,
+            lambda: self.ctx.store.listening.create(
+                self.ctx.actor, self.conversation_id, purpose, session_token=self.ctx.token or None
+            ),
+            self.ctx.store.archive.zone,
+            _("conversation #{n}").format(n=self.conversation_id),
+        )
 
     def action_stop(self) -> None:
         if self.player is not None and self.player.returncode is None:
@@ -484,16 +523,25 @@ class ArchiveDetailScreen(CimScreen[None]):
         lang = current_language()
         for line in transcript.lines:
             who = {"resident": _("Resident"), "system": _("System")}.get(
-                line.sender, line.staff_full_name or line.staff_name or _("Consultant"))
+                line.sender, line.staff_full_name or line.staff_name or _("Consultant")
+            )
             style = {"resident": "bold cyan", "system": "dim"}.get(line.sender, "bold green")
             if line.sender == "note":  # a supervisor's whisper (§3): the consultant saw it, the resident never did
-                who, style = _("Staff note from {name} (not shown to the resident)").format(
-                    name=line.staff_name or "?"), "bold magenta"
+                who, style = (
+                    _("Staff note from {name} (not shown to the resident)").format(name=line.staff_name or "?"),
+                    "bold magenta",
+                )
             label = Text.assemble((f"{format_time(line.at, tz=zone.key, seconds=True)} ", "dim"), (f"{who}: ", style))
             text = line.text
             if line.sender == "system" and line.event in SYSTEM_EVENTS:  # a stored event: in the staff language
-                text = render_event(line.event, line.params, lang, staff=True,
-                                    staff_name=line.staff_full_name, category=transcript.close_category)
+                text = render_event(
+                    line.event,
+                    line.params,
+                    lang,
+                    staff=True,
+                    staff_name=line.staff_full_name,
+                    category=transcript.close_category,
+                )
             label.append_text(literal(text))  # resident text shown literally: never markup
             widgets.append(Static(label, classes="transcript-line"))
         if not widgets:

@@ -12,10 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
-from textual.worker import Worker, WorkerState
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Label
 
 from store.audit_actions import action_label
 from store.clock import to_iso
@@ -89,13 +87,21 @@ class AuditScreen(CimScreen[None]):
         chain.set_class(check.ok, "ok")
         chain.set_class(not check.ok, "broken")
         if check.ok:
-            chain.update(ngettext("Audit chain verified: intact, {n} entry.",
-                                  "Audit chain verified: intact, {n} entries.", check.entries).format(n=check.entries))
+            chain.update(
+                ngettext(
+                    "Audit chain verified: intact, {n} entry.",
+                    "Audit chain verified: intact, {n} entries.",
+                    check.entries,
+                ).format(n=check.entries)
+            )
         else:
             cause = check.problems[0].message if check.problems else _("an entry was edited, deleted or reordered")
-            chain.update(_("AUDIT CHAIN BROKEN at entry {first} ({entries} entries): {cause}. "
-                           "Inform the DPO and the IT administrators.").format(
-                first=check.first_broken, entries=check.entries, cause=cause))
+            chain.update(
+                _(
+                    "AUDIT CHAIN BROKEN at entry {first} ({entries} entries): {cause}. "
+                    "Inform the DPO and the IT administrators."
+                ).format(first=check.first_broken, entries=check.entries, cause=cause)
+            )
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#audit-apply")
@@ -147,10 +153,17 @@ class AuditScreen(CimScreen[None]):
             outcome = Text(_outcome(e.outcome), style="" if e.outcome == "ok" else "bold red")
             target = f"{_target_kind(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "")
             # the action in words, short enough that the purpose stays on an 80-column screen (Enter: whole entry)
-            table.add_row(str(e.id), format_datetime(e.at, tz=zone.key), literal(e.actor_name),
-                          literal(_short(action_label(e.action), 30)), literal(_short(e.purpose or "")), outcome,
-                          literal(target),
-                          str(e.request_id or ""), key=str(e.id))
+            table.add_row(
+                str(e.id),
+                format_datetime(e.at, tz=zone.key),
+                literal(e.actor_name),
+                literal(_short(action_label(e.action), 30)),
+                literal(_short(e.purpose or "")),
+                outcome,
+                literal(target),
+                str(e.request_id or ""),
+                key=str(e.id),
+            )
         more = _(" (newest first; narrow the filters to see older ones)") if len(self.entries) == PAGE else ""
         count = ngettext("{n} entry", "{n} entries", len(self.entries)).format(n=len(self.entries))
         self.query_one("#audit-count", Static).update(count + more + _(" · Enter: whole entry"))
@@ -176,16 +189,28 @@ class AuditScreen(CimScreen[None]):
             self.app.push_screen(AuditEntryModal(entry, ZoneInfo(self.ctx.settings.timezone)))
 
 
-
 _OUTCOMES = {"ok": N_("ok"), "refused": N_("refused")}
 
 
-_TARGET_KINDS = {"archive": N_("archive"), "audit_entry": N_("audit entry"), "audit_key": N_("audit key"),
-                 "call": N_("call"), "call_route": N_("number route"), "callback": N_("callback"),
-                 "canned": N_("canned response"), "cdr": N_("call records"), "conversation": N_("conversation"),
-                 "department": N_("department"), "hold": N_("hold"), "letter": N_("letter"),
-                 "listen_link": N_("listening link"), "notice": N_("notice"), "purge_run": N_("purge run"),
-                 "request": N_("request"), "staff": N_("account")}
+_TARGET_KINDS = {
+    "archive": N_("archive"),
+    "audit_entry": N_("audit entry"),
+    "audit_key": N_("audit key"),
+    "call": N_("call"),
+    "call_route": N_("number route"),
+    "callback": N_("callback"),
+    "canned": N_("canned response"),
+    "cdr": N_("call records"),
+    "conversation": N_("conversation"),
+    "department": N_("department"),
+    "hold": N_("hold"),
+    "letter": N_("letter"),
+    "listen_link": N_("listening link"),
+    "notice": N_("notice"),
+    "purge_run": N_("purge run"),
+    "request": N_("request"),
+    "staff": N_("account"),
+}
 
 
 def _target_kind(kind: str) -> str:
@@ -198,7 +223,7 @@ def _outcome(outcome: str) -> str:
 
 def _short(text: str, width: int = 24) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class AuditEntryModal(CimModal[None]):
@@ -223,15 +248,17 @@ class AuditEntryModal(CimModal[None]):
         e = self.entry
         target = f"{_target_kind(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "—")
         action = action_label(e.action)
-        rows = [("when", _("When"), Text(format_datetime(e.at, tz=self.zone.key, seconds=True))),
-                ("who", _("Who"), literal(e.actor_name)),
-                ("action", _("Action"), literal(action if action == e.action else f"{action} ({e.action})")),
-                ("outcome", _("Outcome"), literal(_outcome(e.outcome))), ("target", _("Target"), literal(target)),
-                ("request", _("Request"), Text(str(e.request_id or "—"))),
-                ("purpose", _("Purpose"), literal(e.purpose or "—"))]
+        rows = [
+            ("when", _("When"), Text(format_datetime(e.at, tz=self.zone.key, seconds=True))),
+            ("who", _("Who"), literal(e.actor_name)),
+            ("action", _("Action"), literal(action if action == e.action else f"{action} ({e.action})")),
+            ("outcome", _("Outcome"), literal(_outcome(e.outcome))),
+            ("target", _("Target"), literal(target)),
+            ("request", _("Request"), Text(str(e.request_id or "—"))),
+            ("purpose", _("Purpose"), literal(e.purpose or "—")),
+        ]
         if e.details:
-            rows.append(("details", _("Details"),
-                         literal(json.dumps(e.details, ensure_ascii=False, sort_keys=True))))
+            rows.append(("details", _("Details"), literal(json.dumps(e.details, ensure_ascii=False, sort_keys=True))))
         with Vertical():
             yield Label(_("Audit entry {id}").format(id=e.id), classes="entry-title")
             with VerticalScroll(id="entry-body"):

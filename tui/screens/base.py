@@ -29,8 +29,14 @@ def translate_bindings(node: DOMNode) -> None:
     """Replace the node's binding descriptions and tooltips with the current staff language's."""
     keys = node._bindings.key_to_bindings
     for key, bindings in list(keys.items()):
-        keys[key] = [replace(b, description=_(b.description) if b.description else b.description,
-                             tooltip=_(b.tooltip) if b.tooltip else b.tooltip) for b in bindings]
+        keys[key] = [
+            replace(
+                b,
+                description=_(b.description) if b.description else b.description,
+                tooltip=_(b.tooltip) if b.tooltip else b.tooltip,
+            )
+            for b in bindings
+        ]
 
 
 class CimScreen(ReportsWorkerErrors, Screen[ResultType]):

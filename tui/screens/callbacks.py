@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from store.callbacks import OUTCOMES, Callback
@@ -20,8 +19,12 @@ from tui.screens.base import CimScreen, failure_title
 
 #: A callback's state and outcome codes (store.callbacks) as words; English source, Polish in tui.po.
 STATUS_LABELS = {"open": N_("to call back"), "taken": N_("in progress"), "done": N_("done")}
-OUTCOME_LABELS = {"reached": N_("call completed"), "no_answer": N_("no answer"), "wrong_number": N_("wrong number"),
-                  "resolved_otherwise": N_("resolved otherwise")}
+OUTCOME_LABELS = {
+    "reached": N_("call completed"),
+    "no_answer": N_("no answer"),
+    "wrong_number": N_("wrong number"),
+    "resolved_otherwise": N_("resolved otherwise"),
+}
 
 
 class CallbacksScreen(CimScreen[None]):
@@ -45,15 +48,21 @@ class CallbacksScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(_("Missed and abandoned calls from identifiable numbers, oldest first. "
-                       "t: take · z: close with an outcome · Ctrl+R: refresh"), id="callbacks-help")
+        yield Static(
+            _(
+                "Missed and abandoned calls from identifiable numbers, oldest first. "
+                "t: take · z: close with an outcome · Ctrl+R: refresh"
+            ),
+            id="callbacks-help",
+        )
         yield DataTable(id="callbacks-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = _("Callbacks")
-        self.query_one(DataTable).add_columns(_("number"), _("day"), _("first"), _("last"), _("times"), _("queue"),
-                                              _("state"), _("who"))
+        self.query_one(DataTable).add_columns(
+            _("number"), _("day"), _("first"), _("last"), _("times"), _("queue"), _("state"), _("who")
+        )
         self.action_load()
 
     def action_load(self) -> None:
@@ -63,17 +72,27 @@ class CallbacksScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="callbacks-load")
     async def load(self) -> None:
         self.items = await self.ctx.store.callbacks.worklist(self.ctx.actor)
-        names = {s.id: s.name for s in await self.ctx.store.accounts.list_staff()} if any(
-            c.taken_by for c in self.items) else {}
+        names = (
+            {s.id: s.name for s in await self.ctx.store.accounts.list_staff()}
+            if any(c.taken_by for c in self.items)
+            else {}
+        )
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
         for c in self.items:
             tz = self.ctx.settings.timezone
-            table.add_row(literal(c.number), format_date(date.fromisoformat(c.day)), format_time(c.first_missed_at, tz=tz),
-                          format_time(c.last_missed_at, tz=tz), str(c.missed),
-                          literal(c.queue or "—"), _(STATUS_LABELS[c.status]), literal(names.get(c.taken_by, "")),
-                          key=str(c.id))
+            table.add_row(
+                literal(c.number),
+                format_date(date.fromisoformat(c.day)),
+                format_time(c.first_missed_at, tz=tz),
+                format_time(c.last_missed_at, tz=tz),
+                str(c.missed),
+                literal(c.queue or "—"),
+                _(STATUS_LABELS[c.status]),
+                literal(names.get(c.taken_by, "")),
+                key=str(c.id),
+            )
         if self.items:
             table.move_cursor(row=min(row, len(self.items) - 1))
 
@@ -93,8 +112,10 @@ class CallbacksScreen(CimScreen[None]):
         if item is None:
             return
         choices = [(_(OUTCOME_LABELS[o]), o) for o in OUTCOMES]
-        self.app.push_screen(PickModal(_("Outcome of the callback to {number}").format(number=item.number), choices),
-                             lambda outcome: self.run_store("close", item.id, outcome) if outcome else None)
+        self.app.push_screen(
+            PickModal(_("Outcome of the callback to {number}").format(number=item.number), choices),
+            lambda outcome: self.run_store("close", item.id, outcome) if outcome else None,
+        )
 
     @failure_title(N_("Callbacks"))
     @work(exit_on_error=False, group="callbacks-change")
@@ -102,8 +123,9 @@ class CallbacksScreen(CimScreen[None]):
         try:
             if what == "take":
                 await self.ctx.store.callbacks.take(self.ctx.actor, callback_id)
-                self.notify(_("The callback is yours: call from your phone and the call is linked to it."),
-                            title=_("Callbacks"))
+                self.notify(
+                    _("The callback is yours: call from your phone and the call is linked to it."), title=_("Callbacks")
+                )
             else:
                 await self.ctx.store.callbacks.close(self.ctx.actor, callback_id, outcome)
                 self.notify(_("Closed."), title=_("Callbacks"))

@@ -59,16 +59,23 @@ class CannedEditModal(CimModal[CannedResponse | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="canned-dialog"):
             yield Label(self.heading, classes="editor-title")
-            yield Input(self.initial_title, placeholder=_("title (up to {n} characters)").format(n=MAX_CANNED_TITLE),
-                        id="canned-title")
+            yield Input(
+                self.initial_title,
+                placeholder=_("title (up to {n} characters)").format(n=MAX_CANNED_TITLE),
+                id="canned-title",
+            )
             yield Static("", id="title-error", classes="editor-error -empty")
             yield TextArea(self.initial_text, id="canned-text", soft_wrap=True, tab_behavior="focus")
             yield Static("", id="text-error", classes="editor-error -empty")
             with Horizontal(classes="editor-buttons"):
                 yield Button(_("Save"), id="save", variant="primary", compact=True)
                 yield Button(_("Cancel"), id="cancel", compact=True)
-            yield Static(_("Residents see the text as typed (up to {n} characters).").format(n=self.max_text) + "\n"
-                         + _("Tab next field · Ctrl+S save · Esc cancel"), classes="editor-help")
+            yield Static(
+                _("Residents see the text as typed (up to {n} characters).").format(n=self.max_text)
+                + "\n"
+                + _("Tab next field · Ctrl+S save · Esc cancel"),
+                classes="editor-help",
+            )
 
     def _show(self, title_error: str = "", text_error: str = "") -> None:
         for selector, message in (("#title-error", title_error), ("#text-error", text_error)):
@@ -78,14 +85,24 @@ class CannedEditModal(CimModal[CannedResponse | None]):
 
     def _check(self, title: str, text: str) -> tuple[str, str]:
         """The same limits the store enforces, said per field before asking it (the store checks again)."""
-        title_error = (_("Enter a title.") if not title.strip()
-                       else _("The title is {n} characters long; at most {limit} are allowed.").format(
-                           n=len(title), limit=MAX_CANNED_TITLE)
-                       if len(title) > MAX_CANNED_TITLE else "")
-        text_error = (_("Enter the text of the response.") if not text.strip()
-                      else _("The text is {n} characters long; at most {limit} are allowed.").format(
-                          n=len(text), limit=self.max_text)
-                      if len(text) > self.max_text else "")
+        title_error = (
+            _("Enter a title.")
+            if not title.strip()
+            else _("The title is {n} characters long; at most {limit} are allowed.").format(
+                n=len(title), limit=MAX_CANNED_TITLE
+            )
+            if len(title) > MAX_CANNED_TITLE
+            else ""
+        )
+        text_error = (
+            _("Enter the text of the response.")
+            if not text.strip()
+            else _("The text is {n} characters long; at most {limit} are allowed.").format(
+                n=len(text), limit=self.max_text
+            )
+            if len(text) > self.max_text
+            else ""
+        )
         return title_error, text_error
 
     @on(Input.Submitted, "#canned-title")
@@ -204,9 +221,13 @@ class CannedScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def add(self) -> None:
         store, actor = self.ctx.store, self.ctx.actor
-        saved = await self.app.push_screen_wait(CannedEditModal(
-            _("New canned response"), lambda title, text: store.chats.add_canned(actor, title, text),
-            max_text=self.ctx.settings.max_message_length))
+        saved = await self.app.push_screen_wait(
+            CannedEditModal(
+                _("New canned response"),
+                lambda title, text: store.chats.add_canned(actor, title, text),
+                max_text=self.ctx.settings.max_message_length,
+            )
+        )
         if saved is not None:
             self.notify(_("Canned response “{title}” added.").format(title=visible_text(saved.title)), markup=False)
             self.reload(saved.id)
@@ -223,9 +244,15 @@ class CannedScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def edit(self, response: CannedResponse) -> None:
         store, actor = self.ctx.store, self.ctx.actor
-        saved = await self.app.push_screen_wait(CannedEditModal(
-            _("Edit canned response"), lambda title, text: store.chats.update_canned(actor, response.id, title, text),
-            max_text=self.ctx.settings.max_message_length, title=response.title, text=response.text))
+        saved = await self.app.push_screen_wait(
+            CannedEditModal(
+                _("Edit canned response"),
+                lambda title, text: store.chats.update_canned(actor, response.id, title, text),
+                max_text=self.ctx.settings.max_message_length,
+                title=response.title,
+                text=response.text,
+            )
+        )
         if saved is not None:
             self.notify(_("Canned response “{title}” saved.").format(title=visible_text(saved.title)), markup=False)
             self.reload(saved.id)

@@ -18,14 +18,24 @@ from store.desk import staff_topic_label as topic_label
 from store.i18n import N_, _, ngettext
 from tui.context import TuiContext
 from tui.app import CimApp
-from tui.live import (STATE_LABELS, ConnectionState, Desk, Live, LiveChat, LiveClient, LiveError, LiveMessage,
-                      copy_message)
+from tui.live import (
+    STATE_LABELS,
+    ConnectionState,
+    Desk,
+    Live,
+    LiveChat,
+    LiveClient,
+    LiveError,
+    LiveMessage,
+    copy_message,
+)
 from tui.screens.base import CimScreen
 from tui.widgets.composer import Composer
 from tui.widgets.literal import literal
 from tui.widgets.modals import CannedModal, CloseChatModal, TransferModal
 from tui.widgets.transcript import Transcript
 from tui.words import CHAT_STATUS_LABELS, CLOSE_CATEGORY_LABELS, word
+
 
 def waited(since: datetime | None, now: datetime) -> str:
     if since is None:
@@ -134,11 +144,13 @@ class ChatsScreen(CimScreen[None]):
         if desk is None:
             connection.update(_("○ no chat server"))
             self.query_one("#chat-title", Static).update(
-                _("Live chats need the chat server: start `cim serve`, then `cim tui --server URL`."))
+                _("Live chats need the chat server: start `cim serve`, then `cim tui --server URL`.")
+            )
             self.query_one("#composer", Composer).disabled = True
             return
-        connection.update(_(STATE_LABELS[desk.state]) + (" · " + _("away: no new chats") if desk.availability == "away"
-                                                          else ""))
+        connection.update(
+            _(STATE_LABELS[desk.state]) + (" · " + _("away: no new chats") if desk.availability == "away" else "")
+        )
         connection.set_class(desk.state == ConnectionState.ONLINE, "online")
         connection.set_class(desk.state != ConnectionState.ONLINE, "offline")
         self._refresh_queue()
@@ -157,10 +169,20 @@ class ChatsScreen(CimScreen[None]):
             return
         now = self._now()
         self.query_one("#queue-title", Static).update(
-            _("Queue ({n})").format(n=max(len(desk.queue), desk.queue_total)))  # a long queue: its total
-        options = [Option(Text.assemble((f"#{q.chat_id}", "bold"), f" {q.lang}  ", (waited(q.waiting_since, now), ""),
-                                        literal(f"  {topic_label(q.topic)}" if q.topic else "")),
-                          id=str(q.chat_id)) for q in desk.queue]
+            _("Queue ({n})").format(n=max(len(desk.queue), desk.queue_total))
+        )  # a long queue: its total
+        options = [
+            Option(
+                Text.assemble(
+                    (f"#{q.chat_id}", "bold"),
+                    f" {q.lang}  ",
+                    (waited(q.waiting_since, now), ""),
+                    literal(f"  {topic_label(q.topic)}" if q.topic else ""),
+                ),
+                id=str(q.chat_id),
+            )
+            for q in desk.queue
+        ]
         self._replace(self.query_one("#queue", OptionList), options)
 
     def _refresh_mine(self) -> None:
@@ -171,7 +193,9 @@ class ChatsScreen(CimScreen[None]):
         for chat in desk.chats.values():
             label = Text.assemble((f"#{chat.chat_id}", "bold"), f" {chat.lang}")
             if chat.unread:
-                label.append("  (" + ngettext("{n} new", "{n} new", chat.unread).format(n=chat.unread) + ")", "bold reverse")
+                label.append(
+                    "  (" + ngettext("{n} new", "{n} new", chat.unread).format(n=chat.unread) + ")", "bold reverse"
+                )
             if chat.status != "active":
                 label.append(f"  {word(CHAT_STATUS_LABELS, chat.status)}", "italic")
             elif chat.resident_typing:
@@ -230,10 +254,16 @@ class ChatsScreen(CimScreen[None]):
                 transcript.add(line)
         if self.desk is not None:
             self.desk.select(chat.chat_id)
-        state = (_("the resident left; F8 closes it with a category") if chat.status == "left"
-                 else word(CHAT_STATUS_LABELS, chat.status))
-        heading = Text.assemble((_("Chat #{id}").format(id=chat.chat_id), "bold"), f" · {chat.lang} · {state}",
-                                literal(f" · {topic_label(chat.topic)}" if chat.topic else ""))
+        state = (
+            _("the resident left; F8 closes it with a category")
+            if chat.status == "left"
+            else word(CHAT_STATUS_LABELS, chat.status)
+        )
+        heading = Text.assemble(
+            (_("Chat #{id}").format(id=chat.chat_id), "bold"),
+            f" · {chat.lang} · {state}",
+            literal(f" · {topic_label(chat.topic)}" if chat.topic else ""),
+        )
         heading.append_text(supervised_label(chat))
         title.update(heading)
         typing.update(_("The resident is typing…") if chat.resident_typing else "")
@@ -312,8 +342,12 @@ class ChatsScreen(CimScreen[None]):
             return
         limit = self.ctx.settings.max_message_length
         if len(event.text) > limit:
-            self.notify(_("The reply has {n} characters; at most {limit} can be sent. Shorten it or split it.").format(
-                n=len(event.text), limit=limit), severity="error")
+            self.notify(
+                _("The reply has {n} characters; at most {limit} can be sent. Shorten it or split it.").format(
+                    n=len(event.text), limit=limit
+                ),
+                severity="error",
+            )
             return
         self.send(chat.chat_id, event.text)
 
@@ -398,8 +432,9 @@ class ChatsScreen(CimScreen[None]):
         except LiveError as exc:
             self.notify(exc.message, severity="error")
             return
-        self.notify(_("You are away: no new chats come to you.") if status == "away"
-                    else _("You are available for new chats."))
+        self.notify(
+            _("You are away: no new chats come to you.") if status == "away" else _("You are available for new chats.")
+        )
         self.refresh_desk()
 
     def action_decline(self) -> None:
@@ -448,7 +483,9 @@ class ChatsScreen(CimScreen[None]):
             if exc.code not in ("closed", "not_found"):
                 self.notify(exc.message, title=_("Not closed"), severity="error")
                 return
-        self.notify(_("Chat #{id} closed ({category}).").format(id=chat_id, category=word(CLOSE_CATEGORY_LABELS, category)))
+        self.notify(
+            _("Chat #{id} closed ({category}).").format(id=chat_id, category=word(CLOSE_CATEGORY_LABELS, category))
+        )
         if self.desk is not None:
             self.desk.drop(chat_id)
         self.refresh_desk()
@@ -459,8 +496,9 @@ class ChatsScreen(CimScreen[None]):
     async def refresh_offline_count(self) -> None:
         n = await self.ctx.store.resident_desk.waiting_count()
         label = self.query_one("#offline-count", Static)
-        label.update(ngettext("{n} offline message (Ctrl+O)", "{n} offline messages (Ctrl+O)", n).format(n=n)
-                     if n else "")
+        label.update(
+            ngettext("{n} offline message (Ctrl+O)", "{n} offline messages (Ctrl+O)", n).format(n=n) if n else ""
+        )
         label.display = bool(n)
 
     def action_offline_messages(self) -> None:
@@ -478,5 +516,4 @@ def supervised_label(chat: LiveChat) -> Text:
     """§3, no silent monitoring: while a supervisor watches the chat, its consultant sees by whom."""
     if not chat.supervised_by:
         return Text()
-    return Text.assemble("  ", (_("supervised by {names}").format(names=", ".join(chat.supervised_by)),
-                                "bold reverse"))
+    return Text.assemble("  ", (_("supervised by {names}").format(names=", ".join(chat.supervised_by)), "bold reverse"))

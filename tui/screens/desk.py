@@ -35,12 +35,21 @@ class TopicModal(CimModal[Topic | None]):
         t = self.topic
         with Vertical(classes="dialog"):
             yield Label(self.heading, classes="dialog-title")
-            yield Input(t.label_pl if t else "", placeholder=_("Polish label (residents see it)"), id="label-pl",
-                        max_length=MAX_TOPIC_LABEL)
-            yield Input(t.label_en if t else "", placeholder=_("English label"), id="label-en",
-                        max_length=MAX_TOPIC_LABEL)
-            yield Input((t.department or "") if t else "", placeholder=_("department code (§4.3 opinion)"),
-                        id="department", max_length=32)
+            yield Input(
+                t.label_pl if t else "",
+                placeholder=_("Polish label (residents see it)"),
+                id="label-pl",
+                max_length=MAX_TOPIC_LABEL,
+            )
+            yield Input(
+                t.label_en if t else "", placeholder=_("English label"), id="label-en", max_length=MAX_TOPIC_LABEL
+            )
+            yield Input(
+                (t.department or "") if t else "",
+                placeholder=_("department code (§4.3 opinion)"),
+                id="department",
+                max_length=32,
+            )
             yield Static("", id="topic-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(_("Save"), id="save", variant="primary")
@@ -80,10 +89,15 @@ class CapacityModal(CimModal[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(Text.assemble(_("Most chats at once for "), literal(self.person.name, "bold")),
-                        classes="dialog-title")
-            yield Input(str(self.person.max_chats), placeholder=_("1 to {n}; empty: the default ({d})").format(
-                n=MAX_CHATS_LIMIT, d=self.default), id="max-chats", max_length=3)
+            yield Label(
+                Text.assemble(_("Most chats at once for "), literal(self.person.name, "bold")), classes="dialog-title"
+            )
+            yield Input(
+                str(self.person.max_chats),
+                placeholder=_("1 to {n}; empty: the default ({d})").format(n=MAX_CHATS_LIMIT, d=self.default),
+                id="max-chats",
+                max_length=3,
+            )
             yield Static("", id="capacity-error", classes="dialog-error")
             yield Static(_("Enter save · Esc cancel"), classes="dialog-help")
 
@@ -122,8 +136,9 @@ class SkillsModal(CimModal[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text.assemble(_("Topics of "), literal(self.person.name, "bold")), classes="dialog-title")
-            yield SelectionList[int](*[(literal(t.label_pl), t.id, t.id in self.person.skills) for t in self.topics],
-                                     id="skills")
+            yield SelectionList[int](
+                *[(literal(t.label_pl), t.id, t.id in self.person.skills) for t in self.topics], id="skills"
+            )
             yield Static("", id="skills-error", classes="dialog-error")
             yield Static(_("Space tick · Ctrl+S save · Esc cancel · none ticked: every topic"), classes="dialog-help")
 
@@ -171,8 +186,9 @@ class DeskScreen(CimScreen[None]):
         yield Header()
         yield Static(_("Topics residents pick before a chat (in this order)"), classes="section")
         yield DataTable(id="topics", cursor_type="row", zebra_stripes=True)
-        yield Static(_("Consultants: most chats at once and topics (auto mode: CIM_CHAT_ASSIGNMENT=auto)"),
-                     classes="section")
+        yield Static(
+            _("Consultants: most chats at once and topics (auto mode: CIM_CHAT_ASSIGNMENT=auto)"), classes="section"
+        )
         yield DataTable(id="people", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -191,8 +207,13 @@ class DeskScreen(CimScreen[None]):
         row = topics.cursor_row
         topics.clear()
         for t in self.topics:
-            topics.add_row(literal(t.label_pl), literal(t.label_en), t.department or "—",
-                           _("yes") if t.active else _("no"), key=str(t.id))
+            topics.add_row(
+                literal(t.label_pl),
+                literal(t.label_en),
+                t.department or "—",
+                _("yes") if t.active else _("no"),
+                key=str(t.id),
+            )
         if row is not None and self.topics:
             topics.move_cursor(row=min(row, len(self.topics) - 1))
         people = self.query_one("#people", DataTable)
@@ -218,8 +239,9 @@ class DeskScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def add(self) -> None:
         store, actor = self.ctx.store, self.ctx.actor
-        saved = await self.app.push_screen_wait(TopicModal(
-            _("New topic"), lambda pl, en, dept: store.desk.add_topic(actor, pl, en, dept.strip() or None)))
+        saved = await self.app.push_screen_wait(
+            TopicModal(_("New topic"), lambda pl, en, dept: store.desk.add_topic(actor, pl, en, dept.strip() or None))
+        )
         if saved is not None:
             self.notify(_("Topic added."))
             self.reload()
@@ -232,9 +254,13 @@ class DeskScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def edit(self, topic: Topic) -> None:
         store, actor = self.ctx.store, self.ctx.actor
-        saved = await self.app.push_screen_wait(TopicModal(
-            _("Edit topic"), lambda pl, en, dept: store.desk.update_topic(actor, topic.id, pl, en, dept.strip() or None),
-            topic))
+        saved = await self.app.push_screen_wait(
+            TopicModal(
+                _("Edit topic"),
+                lambda pl, en, dept: store.desk.update_topic(actor, topic.id, pl, en, dept.strip() or None),
+                topic,
+            )
+        )
         if saved is not None:
             self.notify(_("Topic saved."))
             self.reload()
@@ -247,8 +273,9 @@ class DeskScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def toggle(self, topic: Topic) -> None:
         saved = await self.ctx.store.desk.set_topic_active(self.ctx.actor, topic.id, not topic.active)
-        self.notify(_("Residents are offered this topic.") if saved.active
-                    else _("Residents are no longer offered this topic."))
+        self.notify(
+            _("Residents are offered this topic.") if saved.active else _("Residents are no longer offered this topic.")
+        )
         self.reload()
 
     def action_capacity(self) -> None:
@@ -259,9 +286,11 @@ class DeskScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def capacity(self, person: DeskPerson) -> None:
         store, actor = self.ctx.store, self.ctx.actor
-        if await self.app.push_screen_wait(CapacityModal(
-                person, lambda n: store.desk.set_max_chats(actor, person.name, n),
-                self.ctx.settings.chat_max_concurrent)):
+        if await self.app.push_screen_wait(
+            CapacityModal(
+                person, lambda n: store.desk.set_max_chats(actor, person.name, n), self.ctx.settings.chat_max_concurrent
+            )
+        ):
             self.reload()
 
     def action_skills(self) -> None:
@@ -272,6 +301,9 @@ class DeskScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def skills(self, person: DeskPerson) -> None:
         store, actor = self.ctx.store, self.ctx.actor
-        if await self.app.push_screen_wait(SkillsModal(
-                person, [t for t in self.topics if t.active], lambda ids: store.desk.set_skills(actor, person.name, ids))):
+        if await self.app.push_screen_wait(
+            SkillsModal(
+                person, [t for t in self.topics if t.active], lambda ids: store.desk.set_skills(actor, person.name, ids)
+            )
+        ):
             self.reload()

@@ -38,17 +38,27 @@ class HomeScreen(CimScreen[None]):
         yield Header()
         with Vertical(id="home"):
             # a Static, not a Label: a long list of roles (Polish words are longer) wraps instead of being cut
-            yield Static(Text.assemble(_("Signed in as "), (actor.name, "bold"), "  ·  ", _("roles: "),
-                                      role_names(actor.roles)), id="whoami")
+            yield Static(
+                Text.assemble(_("Signed in as "), (actor.name, "bold"), "  ·  ", _("roles: "), role_names(actor.roles)),
+                id="whoami",
+            )
             if self.areas:
                 yield Label(_("Your areas (Enter opens, or press the key):"), classes="muted")
-                yield OptionList(*[
-                    Option(Text.assemble((f"{a.binding.upper():>4}  ", "bold"), _(a.title)), id=a.key)
-                    for a in self.areas
-                ], id="areas")
+                yield OptionList(
+                    *[
+                        Option(Text.assemble((f"{a.binding.upper():>4}  ", "bold"), _(a.title)), id=a.key)
+                        for a in self.areas
+                    ],
+                    id="areas",
+                )
             else:
-                yield Static(_("Your roles do not open any area of this terminal yet. "
-                           "Ask the IT administrators if this is a mistake."), id="no-areas")
+                yield Static(
+                    _(
+                        "Your roles do not open any area of this terminal yet. "
+                        "Ask the IT administrators if this is a mistake."
+                    ),
+                    id="no-areas",
+                )
             if self.banner:
                 yield Static(self.banner, id="banner")
         yield Footer()

@@ -11,8 +11,14 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from store import Store
 from store.errors import (
-    AccountLocked, AuthenticationFailed, CimError, DirectoryUnavailable, NoMappedRole, PasswordChangeRequired,
-    SecondFactorEnrolmentRequired, SecondFactorRequired,
+    AccountLocked,
+    AuthenticationFailed,
+    CimError,
+    DirectoryUnavailable,
+    NoMappedRole,
+    PasswordChangeRequired,
+    SecondFactorEnrolmentRequired,
+    SecondFactorRequired,
 )
 from store.i18n import _
 from store.models import Session
@@ -119,8 +125,11 @@ class LoginScreen(CimScreen[None]):
                 session = await accounts.login(name, password, otp=otp, new_password=new_password)
             except SecondFactorEnrolmentRequired as needed:
                 enrolment = needed.enrolment
-                code = await self.app.push_screen_wait(EnrolmentModal(enrolment.secret, enrolment.uri,
-                                                                      message=needed.message[:1].upper() + needed.message[1:] + "."))
+                code = await self.app.push_screen_wait(
+                    EnrolmentModal(
+                        enrolment.secret, enrolment.uri, message=needed.message[:1].upper() + needed.message[1:] + "."
+                    )
+                )
                 if code is None:
                     self._failed(_("Signing in needs a second factor; it was not set up."), keep_password=True)
                     return
@@ -135,21 +144,30 @@ class LoginScreen(CimScreen[None]):
             if otp is not None:
                 self._failed(_("Wrong or already used code."), keep_password=True, clear="#otp")
             else:
-                self._failed(_("Wrong user name or password.") if "password" in exc.message_in("en")
-                             else f"{exc.message.capitalize()}.")
+                self._failed(
+                    _("Wrong user name or password.")
+                    if "password" in exc.message_in("en")
+                    else f"{exc.message.capitalize()}."
+                )
             return
         except AccountLocked as exc:
             self._failed(_("Account locked: {reason}.").format(reason=exc.message))
             return
         except DirectoryUnavailable as exc:
-            self._failed(_("The city directory cannot be reached right now; local accounts can still sign in. "
-                           "({reason})").format(reason=exc.message), keep_password=True)
+            self._failed(
+                _(
+                    "The city directory cannot be reached right now; local accounts can still sign in. ({reason})"
+                ).format(reason=exc.message),
+                keep_password=True,
+            )
             return
         except NoMappedRole as exc:
             self._failed(_("Cannot sign in: {reason}.").format(reason=exc.message))
             return
         except CimError as exc:
-            self._failed(_("Cannot sign in: {reason}.").format(reason=exc.message), keep_password=new_password is not None)
+            self._failed(
+                _("Cannot sign in: {reason}.").format(reason=exc.message), keep_password=new_password is not None
+            )
             return
         except Exception:
             # reported by ReportsWorkerErrors; the person can try again

@@ -65,11 +65,16 @@ class NoticeVersionModal(CimModal[list[Notice] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="notice-dialog"):
-            heading = (_("New chat notice version ({provision})") if self.channel == "chat"
-                       else _("New phone notice version ({provision})"))
+            heading = (
+                _("New chat notice version ({provision})")
+                if self.channel == "chat"
+                else _("New phone notice version ({provision})")
+            )
             yield Label(heading.format(provision=PROVISION[self.channel]), classes="editor-title")
-            yield Static(_("Warning: the Polish text is the legally binding one; English is only a translation."),
-                         classes="notice-warning")
+            yield Static(
+                _("Warning: the Polish text is the legally binding one; English is only a translation."),
+                classes="notice-warning",
+            )
             yield Label(_("Polish (required):"))
             yield TextArea(self.initial["pl"], id="notice-pl", soft_wrap=True, tab_behavior="focus")
             yield Label(_("English (optional; empty: residents choosing English see the Polish text):"))
@@ -78,8 +83,10 @@ class NoticeVersionModal(CimModal[list[Notice] | None]):
             with Horizontal(classes="editor-buttons"):
                 yield Button(_("Save"), id="save", variant="primary", compact=True)
                 yield Button(_("Cancel"), id="cancel", compact=True)
-            yield Static(_("Up to {n} characters each · Tab next · Ctrl+S save · Esc cancel").format(n=MAX_NOTICE),
-                         classes="editor-help")
+            yield Static(
+                _("Up to {n} characters each · Tab next · Ctrl+S save · Esc cancel").format(n=MAX_NOTICE),
+                classes="editor-help",
+            )
 
     def _texts(self) -> dict[str, str]:
         return {"pl": self.query_one("#notice-pl", TextArea).text, "en": self.query_one("#notice-en", TextArea).text}
@@ -87,8 +94,10 @@ class NoticeVersionModal(CimModal[list[Notice] | None]):
     def _check(self, texts: dict[str, str]) -> str:
         if not texts["pl"].strip():
             return _("Enter the Polish text: it is the legally binding notice.")
-        too_long = {"pl": N_("The Polish text is {n} characters long; at most {limit} are allowed."),
-                    "en": N_("The English text is {n} characters long; at most {limit} are allowed.")}
+        too_long = {
+            "pl": N_("The Polish text is {n} characters long; at most {limit} are allowed."),
+            "en": N_("The English text is {n} characters long; at most {limit} are allowed."),
+        }
         for lang in ("pl", "en"):
             if len(texts[lang]) > MAX_NOTICE:
                 return _(too_long[lang]).format(n=len(texts[lang]), limit=MAX_NOTICE)
@@ -153,7 +162,9 @@ class NoticesScreen(CimScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#notices-table", DataTable).add_columns(_("Channel"), _("Ver."), _("Lang"), _("Created"), _("Status"))
+        self.query_one("#notices-table", DataTable).add_columns(
+            _("Channel"), _("Ver."), _("Lang"), _("Created"), _("Status")
+        )
         self.reload()
 
     @work(exclusive=True, exit_on_error=False, group="load")
@@ -171,8 +182,14 @@ class NoticesScreen(CimScreen[None]):
         for row in rows:
             n = row.notice
             status = Text(_("● current"), style="bold green") if row.current else Text(_("superseded"), style="dim")
-            table.add_row(_(CHANNEL_TITLE[n.channel]), str(n.version), n.lang + (" " + _("(binding)") if n.legal else ""),
-                          format_datetime(n.created_at, tz=self.ctx.settings.timezone), status, key=str(n.id))
+            table.add_row(
+                _(CHANNEL_TITLE[n.channel]),
+                str(n.version),
+                n.lang + (" " + _("(binding)") if n.legal else ""),
+                format_datetime(n.created_at, tz=self.ctx.settings.timezone),
+                status,
+                key=str(n.id),
+            )
         if keep is not None:
             wanted = next((i for i, r in enumerate(rows) if (r.notice.channel, r.notice.version) == keep), None)
             if wanted is not None:
@@ -193,8 +210,11 @@ class NoticesScreen(CimScreen[None]):
             preview.update(Text(_("No notice versions."), style="italic"))
             return
         n = row.notice
-        heading = (_("Chat notice, version {version}, {lang}") if n.channel == "chat"
-                   else _("Phone notice, version {version}, {lang}")).format(version=n.version, lang=n.lang)
+        heading = (
+            _("Chat notice, version {version}, {lang}")
+            if n.channel == "chat"
+            else _("Phone notice, version {version}, {lang}")
+        ).format(version=n.version, lang=n.lang)
         heading += " — " + (_("legally binding") if n.legal else _("translation"))
         preview.update(Text.assemble((heading, "bold"), "\n", literal(n.text)))
 
@@ -206,16 +226,26 @@ class NoticesScreen(CimScreen[None]):
         current = [r.notice for r in self.rows if r.current and r.notice.channel == channel]
         texts = {n.lang: n.text for n in current}
         store, actor = self.ctx.store, self.ctx.actor
-        saved = await self.app.push_screen_wait(NoticeVersionModal(
-            channel, lambda wanted: store.notices.add_version(actor, channel, wanted),
-            polish=texts.get("pl", ""), english=texts.get("en", "")))
+        saved = await self.app.push_screen_wait(
+            NoticeVersionModal(
+                channel,
+                lambda wanted: store.notices.add_version(actor, channel, wanted),
+                polish=texts.get("pl", ""),
+                english=texts.get("en", ""),
+            )
+        )
         if not saved:
             return
         version = saved[0].version
-        message = (_("The chat notice is now version {version}.") if channel == "chat"
-                   else _("The phone notice is now version {version}.")).format(version=version)
+        message = (
+            _("The chat notice is now version {version}.")
+            if channel == "chat"
+            else _("The phone notice is now version {version}.")
+        ).format(version=version)
         if channel == "phone":
-            message += " " + _("The PBX plays it after the IT administrator regenerates the prompts on the server"
-                               " (`cim notices export-phone`); ask them to.")
+            message += " " + _(
+                "The PBX plays it after the IT administrator regenerates the prompts on the server"
+                " (`cim notices export-phone`); ask them to."
+            )
         self.notify(message, markup=False)
         self.reload((channel, version))

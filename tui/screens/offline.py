@@ -40,8 +40,13 @@ class OfflineMessagesScreen(CimScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(_("Messages residents left while the chat was closed or nobody was free, the oldest first. "
-                       "Reply by phone, e-mail or letter, then press A to record the answer."), id="offline-help")
+        yield Static(
+            _(
+                "Messages residents left while the chat was closed or nobody was free, the oldest first. "
+                "Reply by phone, e-mail or letter, then press A to record the answer."
+            ),
+            id="offline-help",
+        )
         yield DataTable(id="offline-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="offline-text")
         yield Footer()
@@ -67,8 +72,13 @@ class OfflineMessagesScreen(CimScreen[None]):
         table.clear()
         for m in self.items:
             # the reference names the office day already
-            table.add_row(m.reference, format_time(m.created_at, tz=self.ctx.settings.timezone),
-                          literal(m.name or "—"), literal(m.contact), key=str(m.conversation_id))
+            table.add_row(
+                m.reference,
+                format_time(m.created_at, tz=self.ctx.settings.timezone),
+                literal(m.name or "—"),
+                literal(m.contact),
+                key=str(m.conversation_id),
+            )
         if self.items:
             table.move_cursor(row=min(row, len(self.items) - 1))
         else:
@@ -98,16 +108,29 @@ class OfflineMessagesScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="offline-answer")
     async def answer(self, m: OfflineMessage) -> None:
-        fields = [Field("how", _("Answered"), "select", "email" if m.contact_kind == "email" else "phone",
-                        [(_(METHOD_LABELS[k]), k) for k in ANSWER_METHODS]),
-                  Field("note", _("Note (optional)"))]
+        fields = [
+            Field(
+                "how",
+                _("Answered"),
+                "select",
+                "email" if m.contact_kind == "email" else "phone",
+                [(_(METHOD_LABELS[k]), k) for k in ANSWER_METHODS],
+            ),
+            Field("note", _("Note (optional)")),
+        ]
 
         async def submit(v: dict[str, Any]) -> OfflineMessage:
             return await self.ctx.store.resident_desk.answer(self.ctx.actor, m.conversation_id, v["how"], v["note"])
 
-        done = await self.app.push_screen_wait(FormModal(
-            _("Record the answer to {reference}").format(reference=m.reference), fields, submit,
-            intro=_("Contact: {contact}").format(contact=m.contact), save_label=_("Record")))
+        done = await self.app.push_screen_wait(
+            FormModal(
+                _("Record the answer to {reference}").format(reference=m.reference),
+                fields,
+                submit,
+                intro=_("Contact: {contact}").format(contact=m.contact),
+                save_label=_("Record"),
+            )
+        )
         if done is not None:
             self.notify(_("{reference} answered and closed.").format(reference=m.reference))
             self.load()

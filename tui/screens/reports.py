@@ -69,14 +69,23 @@ class ReportsScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="load")
     async def show(self) -> None:
         # a refusal or a bad period (CimError) is told by the base screen's worker handler
-        start, end = parse_period(self.query_one("#report-from", Input).value,
-                                  self.query_one("#report-to", Input).value)
+        start, end = parse_period(
+            self.query_one("#report-from", Input).value, self.query_one("#report-to", Input).value
+        )
         self.report = await self.ctx.store.reports.supervision(self.ctx.actor, start, end)
         r = self.report
         self.query_one("#report-summary", Static).update(
             f"{format_date(r.start, long=True)} – {format_date(r.end, long=True)}: "
-            + ", ".join([plurals.accesses(r.total_accesses), plurals.refused_attempts(sum(x.count for x in r.refusals)),
-                         plurals.requests(sum(q.count for q in r.requests)), plurals.purges(len(r.purges))]) + ".")
+            + ", ".join(
+                [
+                    plurals.accesses(r.total_accesses),
+                    plurals.refused_attempts(sum(x.count for x in r.refusals)),
+                    plurals.requests(sum(q.count for q in r.requests)),
+                    plurals.purges(len(r.purges)),
+                ]
+            )
+            + "."
+        )
         self.query_one("#report-monitoring", Static).update(monitoring_summary(r))
         table = self.query_one("#report-table", DataTable)
         table.clear(columns=True)
@@ -102,8 +111,9 @@ class ReportsScreen(CimScreen[None]):
         path = folder / f"supervision-{self.report.start}-{self.report.end}.{kind}"
         replace = False
         if await asyncio.to_thread(path.exists):  # written 0600, and never over a file without asking
-            if not await self.app.push_screen_wait(ConfirmModal(_("{name} already exists. Replace it?").format(
-                    name=path.name))):
+            if not await self.app.push_screen_wait(
+                ConfirmModal(_("{name} already exists. Replace it?").format(name=path.name))
+            ):
                 return
             replace = True
         try:
@@ -111,11 +121,15 @@ class ReportsScreen(CimScreen[None]):
             if kind == "csv":
                 await write_csv(self.report, path, replace=replace, lang=current_language())
             else:
-                await write_pdf(self.report, path, self.ctx.settings.office_name, replace=replace,
-                                lang=current_language())
+                await write_pdf(
+                    self.report, path, self.ctx.settings.office_name, replace=replace, lang=current_language()
+                )
         except OSError as exc:
-            self.notify(_("Cannot write {path}: {error}").format(path=path, error=exc.strerror), title=_("Report"),
-                        severity="error")
+            self.notify(
+                _("Cannot write {path}: {error}").format(path=path, error=exc.strerror),
+                title=_("Report"),
+                severity="error",
+            )
             return
         self.notify(_("Saved {path}").format(path=path), title=_("Report"))
 
@@ -127,9 +141,13 @@ async def _mkdir(folder: Path) -> None:
 def monitoring_summary(report: SupervisionReport) -> str:
     """§3 live supervision in the period, in one line (the rows are in the table: monitoring, whisper, ...)."""
     a = report.activity
-    return " · ".join((
-        ngettext("{n} live chat watch", "{n} live chat watches", len(a.watches)).format(n=len(a.watches)),
-        ngettext("{n} whisper", "{n} whispers", len(a.whispers)).format(n=len(a.whispers)),
-        ngettext("{n} take-over", "{n} take-overs", len(a.take_overs)).format(n=len(a.take_overs)),
-        ngettext("{n} audit restore acknowledged", "{n} audit restores acknowledged",
-                 len(a.restores)).format(n=len(a.restores))))
+    return " · ".join(
+        (
+            ngettext("{n} live chat watch", "{n} live chat watches", len(a.watches)).format(n=len(a.watches)),
+            ngettext("{n} whisper", "{n} whispers", len(a.whispers)).format(n=len(a.whispers)),
+            ngettext("{n} take-over", "{n} take-overs", len(a.take_overs)).format(n=len(a.take_overs)),
+            ngettext("{n} audit restore acknowledged", "{n} audit restores acknowledged", len(a.restores)).format(
+                n=len(a.restores)
+            ),
+        )
+    )

@@ -19,12 +19,20 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from store.chats import SYSTEM_EVENTS, render_event
 from store.errors import CimError, InvalidInput
-from store.i18n import N_, _, current_language, format_date, format_datetime, ngettext
+from store.i18n import N_, _, current_language, format_date, format_datetime
 from store.keys import feed_player, player_input
 from store.models import Role
 from store.policy import Permission, allowed
 from store.requests import (
-    ACCESS, COPY, DELIVERIES, DELIVERY_LABELS, STATE_LABELS, AccessRequest, Attendee, Candidate, RequestDetail,
+    ACCESS,
+    COPY,
+    DELIVERIES,
+    DELIVERY_LABELS,
+    STATE_LABELS,
+    AccessRequest,
+    Attendee,
+    Candidate,
+    RequestDetail,
     RequestInput,
 )
 from store.requests.lifecycle import may_register
@@ -61,8 +69,12 @@ _CHANNELS = {"call": N_("phone call"), "chat": N_("chat")}
 _VERDICTS = {"favourable": N_("favourable"), "unfavourable": N_("unfavourable")}
 _DECISIONS = {"granted": N_("granted"), "refused": N_("refused")}
 _SENDERS = {"resident": N_("resident"), "consultant": N_("consultant"), "system": N_("system")}
-_SESSION_OUTCOMES = {"completed": N_("completed"), "interrupted": N_("interrupted"),
-                     "requester_absent": N_("requester absent"), "refused_identity": N_("refused identity")}
+_SESSION_OUTCOMES = {
+    "completed": N_("completed"),
+    "interrupted": N_("interrupted"),
+    "requester_absent": N_("requester absent"),
+    "refused_identity": N_("refused identity"),
+}
 
 
 def _word(table: dict[str, str], code: str | None) -> str:
@@ -95,8 +107,9 @@ class RequestsScreen(CimScreen[None]):
         self.ctx = ctx
         actor = ctx.actor
         inbox_roles = {Role.DPO, Role.DEPARTMENT_HEAD, Role.BOI_DIRECTOR}
-        self.showing = "inbox" if (actor.roles & inbox_roles or not allowed(actor, Permission.VIEW_REQUESTS)) \
-            else "register"
+        self.showing = (
+            "inbox" if (actor.roles & inbox_roles or not allowed(actor, Permission.VIEW_REQUESTS)) else "register"
+        )
         self.state_filter: str | None = None
         self.requests: list[AccessRequest] = []
 
@@ -179,8 +192,9 @@ class RequestsScreen(CimScreen[None]):
     async def new_request(self) -> None:
         created = await self.app.push_screen_wait(register_form(self.ctx))
         if created is not None:
-            self.notify(_("Registered {number}; due {date}.").format(number=created.number,
-                                                                     date=format_date(created.due_on)))
+            self.notify(
+                _("Registered {number}; due {date}.").format(number=created.number, date=format_date(created.due_on))
+            )
             self.reload(created.id)
 
 
@@ -201,38 +215,75 @@ def register_form(ctx: TuiContext) -> FormModal[AccessRequest]:
         Field("channel", N_("Channel"), "select", "call", [(N_("phone call"), "call"), (N_("chat"), "chat")]),
         Field("date", N_("Date of the conversation (YYYY-MM-DD)")),
         Field("time", N_("Approximate time (HH:MM, optional)")),
-        Field("conversation_reference", _("Chat reference from the receipt (CZ-…) or the number called from; optional")),
-        Field("receipt_secret", _("Chat code from the receipt (optional; a valid pair links the chat, §4.1)"),
-              password=True),
+        Field(
+            "conversation_reference", _("Chat reference from the receipt (CZ-…) or the number called from; optional")
+        ),
+        Field(
+            "receipt_secret",
+            _("Chat code from the receipt (optional; a valid pair links the chat, §4.1)"),
+            password=True,
+        ),
         Field("duration_min", N_("Approximate duration in minutes (optional)")),
         Field("consultant", N_("Consultant, if known (optional)")),
         Field("topic", N_("Topic (optional)")),
         Field("name_or_email", N_("Chat: name or e-mail given in it (optional)")),
         Field("justification", N_("Justification (§4.1; not needed for a copy)"), "text"),
         Field("delivery", N_("Reply delivered by"), "select", "post", [(DELIVERY_LABELS[d], d) for d in DELIVERIES]),
-        Field("addressed_as", N_("Letters address the requester as"), "select", "",
-              [(N_("— (not stated: neutral forms)"), ""), ("Pani", "pani"), ("Pan", "pan")]),
+        Field(
+            "addressed_as",
+            N_("Letters address the requester as"),
+            "select",
+            "",
+            [(N_("— (not stated: neutral forms)"), ""), ("Pani", "pani"), ("Pan", "pan")],
+        ),
     ]
 
     async def submit(v: dict[str, Any]) -> AccessRequest:
-        hint = {k: v[k].strip() for k in ("date", "time", "duration_min", "consultant", "topic", "name_or_email")
-                if v[k].strip()}
-        return await ctx.store.requests.register(ctx.actor, RequestInput(
-            kind=v["kind"], channel=v["channel"], received_on=v["received_on"], requester_name=v["requester_name"],
-            requester_address=v["requester_address"], requester_phone=v["requester_phone"] or None,
-            requester_email=v["requester_email"] or None, justification=v["justification"],
-            delivery=v["delivery"], addressed_as=v["addressed_as"] or "", hint=hint,
-            conversation_reference=v["conversation_reference"], receipt_secret=v["receipt_secret"]))
+        hint = {
+            k: v[k].strip()
+            for k in ("date", "time", "duration_min", "consultant", "topic", "name_or_email")
+            if v[k].strip()
+        }
+        return await ctx.store.requests.register(
+            ctx.actor,
+            RequestInput(
+                kind=v["kind"],
+                channel=v["channel"],
+                received_on=v["received_on"],
+                requester_name=v["requester_name"],
+                requester_address=v["requester_address"],
+                requester_phone=v["requester_phone"] or None,
+                requester_email=v["requester_email"] or None,
+                justification=v["justification"],
+                delivery=v["delivery"],
+                addressed_as=v["addressed_as"] or "",
+                hint=hint,
+                conversation_reference=v["conversation_reference"],
+                receipt_secret=v["receipt_secret"],
+            ),
+        )
 
     return FormModal(_("Register a request"), fields, submit, save_label=_("Register"))
 
 
 #: The detail screen's keys and the lifecycle's actions they take (store/requests/lifecycle.py).
 _STEPS = {
-    "link": "link", "unlink": "unlink", "opinion": "opinion", "grant": "grant", "refuse": "refuse",
-    "extend": "extend", "withdraw": "withdraw", "start_session": "start_session", "view_content": "open_content",
-    "end_session": "end_session", "sign_record": "sign_record", "export": "export", "close_request": "close",
-    "receipt": "link_receipt", "prepare_copy": "prepare_export", "confirm_copy": "confirm_export",
+    "link": "link",
+    "unlink": "unlink",
+    "opinion": "opinion",
+    "grant": "grant",
+    "refuse": "refuse",
+    "extend": "extend",
+    "withdraw": "withdraw",
+    "start_session": "start_session",
+    "view_content": "open_content",
+    "end_session": "end_session",
+    "sign_record": "sign_record",
+    "export": "export",
+    "close_request": "close",
+    "receipt": "link_receipt",
+    "prepare_copy": "prepare_export",
+    "confirm_copy": "confirm_export",
 }
 
 
@@ -249,8 +300,9 @@ def _append_requester(summary: Text, r: AccessRequest) -> None:
 
 def _append_dates(summary: Text, r: AccessRequest) -> None:
     """Received, due, extended, and the red or yellow warning when it is overdue or due soon."""
-    summary.append(_("Received {received} · due {due}").format(received=format_date(r.received_on),
-                                                              due=format_date(r.due_on)))
+    summary.append(
+        _("Received {received} · due {due}").format(received=format_date(r.received_on), due=format_date(r.due_on))
+    )
     if r.extended_until:
         summary.append(" · " + _("extended to {date}").format(date=format_date(r.extended_until)))
     summary.append("  ")
@@ -278,8 +330,11 @@ def _append_session_record(session: Text, r: AccessRequest) -> None:
         session.append("\n" + _("Also present: "))
         session.append_text(literal(", ".join(r.session_others)))
     if r.session_outcome:
-        outcome = _word(_SESSION_OUTCOMES, r.session_outcome) if r.session_outcome in _SESSION_OUTCOMES \
-            else r.session_outcome.replace('_', ' ')
+        outcome = (
+            _word(_SESSION_OUTCOMES, r.session_outcome)
+            if r.session_outcome in _SESSION_OUTCOMES
+            else r.session_outcome.replace("_", " ")
+        )
         session.append("\n" + _("Outcome: {outcome}").format(outcome=outcome))
     if r.session_notes:
         session.append("\n" + _("Notes: "))
@@ -351,10 +406,12 @@ class RequestDetailScreen(CimScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#linked", DataTable).add_columns(_("Conversation"), _("Channel"), _("Began"), _("Number"),
-                                                         _("Dept"), _("Recording"))
-        self.query_one("#candidates", DataTable).add_columns(_("Conversation"), _("Began"), _("Number"), _("Match"),
-                                                             _("Dept"), _("Consultant"), _("Minutes off"))
+        self.query_one("#linked", DataTable).add_columns(
+            _("Conversation"), _("Channel"), _("Began"), _("Number"), _("Dept"), _("Recording")
+        )
+        self.query_one("#candidates", DataTable).add_columns(
+            _("Conversation"), _("Began"), _("Number"), _("Match"), _("Dept"), _("Consultant"), _("Minutes off")
+        )
         self.reload()
 
     # -- loading ------------------------------------------------------------------------------------
@@ -373,7 +430,7 @@ class RequestDetailScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="listening")
     async def show_listening(self) -> None:
-        """"odsłuch w przeglądarce" while one of the signed-in person's links for this request is live."""
+        """ "odsłuch w przeglądarce" while one of the signed-in person's links for this request is live."""
         try:
             links = await self.ctx.store.listening.live_links(self.ctx.actor, request_id=self.request_id)
         except CimError:
@@ -393,20 +450,29 @@ class RequestDetailScreen(CimScreen[None]):
         self._show_eligibility(d)
         self._fill_linked(d)
         self._fill_candidates()
-        self.query_one("#opinions", Static).update(self._opinions(d) if r.kind == ACCESS
-                                                   else _("No opinions for a copy request."))
+        self.query_one("#opinions", Static).update(
+            self._opinions(d) if r.kind == ACCESS else _("No opinions for a copy request.")
+        )
         session = self._session(d)
         self.query_one("#session", Static).update(session if session.plain else "—")
         self.query_one("#letters", Static).update(
-            "\n".join(f"{x.kind}: {x.path} (SHA-256 {x.sha256[:16]}…) · "
-                      + (_("sealed (PAdES)") if x.sealed else _("not sealed")) for x in d.letters) or "—")
+            "\n".join(
+                f"{x.kind}: {x.path} (SHA-256 {x.sha256[:16]}…) · "
+                + (_("sealed (PAdES)") if x.sealed else _("not sealed"))
+                for x in d.letters
+            )
+            or "—"
+        )
 
     def _summary(self, r: AccessRequest) -> Text:
         """Who asks for what, how to reply, the dates, the conversation asked about and the decision."""
         summary = Text()
         summary.append(f"{r.number}", style="bold")
-        summary.append(f"  {_word(_KINDS, r.kind)} · {_word(_CHANNELS, r.channel)} · "
-                       + _("asks to {what}").format(what=_word(_ASKED, r.asked)) + f" · {_(r.state_label)}\n")
+        summary.append(
+            f"  {_word(_KINDS, r.kind)} · {_word(_CHANNELS, r.channel)} · "
+            + _("asks to {what}").format(what=_word(_ASKED, r.asked))
+            + f" · {_(r.state_label)}\n"
+        )
         _append_requester(summary, r)
         _append_dates(summary, r)
         _append_conversation_hint(summary, r)
@@ -414,8 +480,12 @@ class RequestDetailScreen(CimScreen[None]):
             summary.append("\n" + _("Justification: "))
             summary.append_text(literal(r.justification))
         if r.decision:
-            summary.append("\n" + _("Decision: {decision} on {when}").format(
-                decision=_word(_DECISIONS, r.decision), when=_local(r.decided_at, self.tz)))
+            summary.append(
+                "\n"
+                + _("Decision: {decision} on {when}").format(
+                    decision=_word(_DECISIONS, r.decision), when=_local(r.decided_at, self.tz)
+                )
+            )
             if r.decision_reasons:
                 summary.append(" — ")
                 summary.append_text(literal(r.decision_reasons))
@@ -435,9 +505,15 @@ class RequestDetailScreen(CimScreen[None]):
         linked = self.query_one("#linked", DataTable)
         linked.clear()
         for c in d.conversations:
-            linked.add_row(str(c.conversation_id), _word(_CHANNELS, c.channel), _local(c.created_at, self.tz),
-                           literal(c.resident_number or ("—" if c.channel == "chat" else _("withheld"))),
-                           c.department or "", _("yes") if c.has_recording else "", key=str(c.conversation_id))
+            linked.add_row(
+                str(c.conversation_id),
+                _word(_CHANNELS, c.channel),
+                _local(c.created_at, self.tz),
+                literal(c.resident_number or ("—" if c.channel == "chat" else _("withheld"))),
+                c.department or "",
+                _("yes") if c.has_recording else "",
+                key=str(c.conversation_id),
+            )
 
     def _fill_candidates(self) -> None:
         """The conversations that may be the one asked about; shown only to whoever may link them."""
@@ -445,11 +521,16 @@ class RequestDetailScreen(CimScreen[None]):
         cands.clear()
         for c in self.candidates:
             match = _("number") if c.number_matches else (_("details") if c.detail_matches else "")
-            cands.add_row(str(c.conversation_id) + (_(" (linked)") if c.linked else ""), _local(c.created_at, self.tz),
-                          literal(c.resident_number or ""), Text(match, style="bold green") if match else "",
-                          c.department or "", literal(c.consultant or ""),
-                          "" if c.minutes_from_hint is None else str(c.minutes_from_hint),
-                          key=str(c.conversation_id))
+            cands.add_row(
+                str(c.conversation_id) + (_(" (linked)") if c.linked else ""),
+                _local(c.created_at, self.tz),
+                literal(c.resident_number or ""),
+                Text(match, style="bold green") if match else "",
+                c.department or "",
+                literal(c.consultant or ""),
+                "" if c.minutes_from_hint is None else str(c.minutes_from_hint),
+                key=str(c.conversation_id),
+            )
         show = self._may_link()
         cands.display = show
         self.query_one("#candidates-title").display = show
@@ -524,31 +605,46 @@ class RequestDetailScreen(CimScreen[None]):
             return
         r = await self._step(_("Cannot link"), self.ctx.store.requests.link(self.ctx.actor, self.request_id, conv))
         if r:
-            self.notify(_("Conversation {n} linked and held.").format(n=conv)
-                        + ("" if r.eligible else f" {r.ineligible_reason}"),
-                        severity="information" if r.eligible else "warning")
+            self.notify(
+                _("Conversation {n} linked and held.").format(n=conv)
+                + ("" if r.eligible else f" {r.ineligible_reason}"),
+                severity="information" if r.eligible else "warning",
+            )
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_unlink(self) -> None:
         conv = self._selected("linked")
         if conv is not None and await self._step(
-                _("Cannot unlink"), self.ctx.store.requests.unlink(self.ctx.actor, self.request_id, conv)):
+            _("Cannot unlink"), self.ctx.store.requests.unlink(self.ctx.actor, self.request_id, conv)
+        ):
             self.notify(_("Conversation {n} unlinked; its hold is released.").format(n=conv))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_receipt(self) -> None:
-        fields = [Field("reference", _("Chat reference (CZ-YYYY-MM-DD-XXXX)")),
-                  Field("code", _("Chat code"), password=True)]
+        fields = [
+            Field("reference", _("Chat reference (CZ-YYYY-MM-DD-XXXX)")),
+            Field("code", _("Chat code"), password=True),
+        ]
 
         async def submit(v: dict[str, Any]) -> AccessRequest:
-            return await self.ctx.store.requests.link_by_receipt(self.ctx.actor, self.request_id, v["reference"],
-                                                                 v["code"])
+            return await self.ctx.store.requests.link_by_receipt(
+                self.ctx.actor, self.request_id, v["reference"], v["code"]
+            )
 
-        await self._form(FormModal(_("The chat's receipt (§4.1)"), fields, submit, save_label=_("Check and link"),
-                                   intro=_("A valid pair proves that the requester took part in the chat; the chat "
-                                           "is linked and held. Wrong codes are audited and, after 5, refused for "
-                                           "an hour.")),
-                         _("The receipt is valid: the chat is linked and held."))
+        await self._form(
+            FormModal(
+                _("The chat's receipt (§4.1)"),
+                fields,
+                submit,
+                save_label=_("Check and link"),
+                intro=_(
+                    "A valid pair proves that the requester took part in the chat; the chat "
+                    "is linked and held. Wrong codes are audited and, after 5, refused for "
+                    "an hour."
+                ),
+            ),
+            _("The receipt is valid: the chat is linked and held."),
+        )
 
     async def _form(self, form: FormModal[Any], done: str) -> None:
         result = await self.app.push_screen_wait(form)
@@ -559,19 +655,35 @@ class RequestDetailScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_opinion(self) -> None:
         actor = self.ctx.actor
-        kinds = [(label, k) for label, k, p in ((N_("DPO opinion"), "dpo", Permission.GIVE_DPO_OPINION),
-                                                (N_("Department opinion"), "department",
-                                                 Permission.GIVE_DEPARTMENT_OPINION)) if allowed(actor, p)]
-        fields = [Field("kind", N_("Opinion"), "select", kinds[0][1], kinds),
-                  Field("verdict", N_("Verdict"), "select", "favourable",
-                        [(N_("favourable"), "favourable"), (N_("unfavourable"), "unfavourable")]),
-                  Field("text", N_("Reasons"), "text")]
+        kinds = [
+            (label, k)
+            for label, k, p in (
+                (N_("DPO opinion"), "dpo", Permission.GIVE_DPO_OPINION),
+                (N_("Department opinion"), "department", Permission.GIVE_DEPARTMENT_OPINION),
+            )
+            if allowed(actor, p)
+        ]
+        fields = [
+            Field("kind", N_("Opinion"), "select", kinds[0][1], kinds),
+            Field(
+                "verdict",
+                N_("Verdict"),
+                "select",
+                "favourable",
+                [(N_("favourable"), "favourable"), (N_("unfavourable"), "unfavourable")],
+            ),
+            Field("text", N_("Reasons"), "text"),
+        ]
 
         async def submit(v: dict[str, Any]) -> AccessRequest:
-            return await self.ctx.store.requests.give_opinion(actor, self.request_id, v["kind"], v["verdict"], v["text"])
+            return await self.ctx.store.requests.give_opinion(
+                actor, self.request_id, v["kind"], v["verdict"], v["text"]
+            )
 
-        await self._form(FormModal(_("Opinion on {number}").format(number=self._number()), fields, submit,
-                                   save_label=_("Save")), _("Opinion recorded."))
+        await self._form(
+            FormModal(_("Opinion on {number}").format(number=self._number()), fields, submit, save_label=_("Save")),
+            _("Opinion recorded."),
+        )
 
     def _number(self) -> str:
         return self.detail.request.number if self.detail else ""
@@ -581,28 +693,50 @@ class RequestDetailScreen(CimScreen[None]):
         assert self.detail is not None
         store, actor = self.ctx.store, self.ctx.actor
         if self.detail.request.kind == COPY:
+
             async def approve(v: dict[str, Any]) -> AccessRequest:
                 return await store.requests.grant(actor, self.request_id)
 
-            await self._form(FormModal(_("Grant the copy requested in {number}").format(number=self._number()), [],
-                                       approve,
-                                       intro=_("The copy is then prepared with P and confirmed by a second person."),
-                                       save_label=_("Grant")),
-                             _("Granted; prepare the copy with P."))
+            await self._form(
+                FormModal(
+                    _("Grant the copy requested in {number}").format(number=self._number()),
+                    [],
+                    approve,
+                    intro=_("The copy is then prepared with P and confirmed by a second person."),
+                    save_label=_("Grant"),
+                ),
+                _("Granted; prepare the copy with P."),
+            )
             return
         staff = [s for s in await store.accounts.list_staff(actor) if not s.disabled]
-        fields = [Field("date", N_("Session date (YYYY-MM-DD)")), Field("time", N_("Session time (HH:MM, local)")),
-                  Field("place", N_("Place")),
-                  Field("attendees", N_("Designated attendees (§4.6; space selects)"), "multi", (),
-                        [(f"{s.name} {s.full_name}".strip(), s.id) for s in staff])]
+        fields = [
+            Field("date", N_("Session date (YYYY-MM-DD)")),
+            Field("time", N_("Session time (HH:MM, local)")),
+            Field("place", N_("Place")),
+            Field(
+                "attendees",
+                N_("Designated attendees (§4.6; space selects)"),
+                "multi",
+                (),
+                [(f"{s.name} {s.full_name}".strip(), s.id) for s in staff],
+            ),
+        ]
 
         async def submit(v: dict[str, Any]) -> AccessRequest:
             at = self._parse_local(v["date"], v["time"])
-            return await store.requests.grant(actor, self.request_id, session_at=at, place=v["place"],
-                                              attendee_ids=v["attendees"])
+            return await store.requests.grant(
+                actor, self.request_id, session_at=at, place=v["place"], attendee_ids=v["attendees"]
+            )
 
-        await self._form(FormModal(_("Grant {number}: schedule the session").format(number=self._number()), fields,
-                                   submit, save_label=_("Grant")), _("Granted; the notification letter is written."))
+        await self._form(
+            FormModal(
+                _("Grant {number}: schedule the session").format(number=self._number()),
+                fields,
+                submit,
+                save_label=_("Grant"),
+            ),
+            _("Granted; the notification letter is written."),
+        )
 
     def _parse_local(self, day: str, hhmm: str) -> datetime:
         try:
@@ -620,38 +754,58 @@ class RequestDetailScreen(CimScreen[None]):
         async def submit(v: dict[str, Any]) -> AccessRequest:
             return await self.ctx.store.requests.refuse(self.ctx.actor, self.request_id, v["reasons"])
 
-        await self._form(FormModal(_("Refuse {number}").format(number=self._number()),
-                                   [Field("reasons", N_("Reasons (in the letter)"), "text")],
-                                   submit, save_label=_("Refuse"),
-                                   intro=_("The letter adds the right to complain to the President of the Personal "
-                                           "Data Protection Office and to go to court.")),
-                         _("Refused; the refusal letter is written."))
+        await self._form(
+            FormModal(
+                _("Refuse {number}").format(number=self._number()),
+                [Field("reasons", N_("Reasons (in the letter)"), "text")],
+                submit,
+                save_label=_("Refuse"),
+                intro=_(
+                    "The letter adds the right to complain to the President of the Personal "
+                    "Data Protection Office and to go to court."
+                ),
+            ),
+            _("Refused; the refusal letter is written."),
+        )
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_extend(self) -> None:
         async def submit(v: dict[str, Any]) -> AccessRequest:
             return await self.ctx.store.requests.extend(self.ctx.actor, self.request_id, int(v["months"]), v["reasons"])
 
-        await self._form(FormModal(_("Extend the answer to {number} (GDPR Art. 12(3))").format(number=self._number()),
-                                   [Field("months", N_("By"), "select", 1,
-                                          [(N_("one month"), 1), (N_("two months"), 2)]),
-                                    Field("reasons", N_("Reasons for the delay"), "text")], submit,
-                                   save_label=_("Extend")),
-                         _("Extended; the letter is written."))
+        await self._form(
+            FormModal(
+                _("Extend the answer to {number} (GDPR Art. 12(3))").format(number=self._number()),
+                [
+                    Field("months", N_("By"), "select", 1, [(N_("one month"), 1), (N_("two months"), 2)]),
+                    Field("reasons", N_("Reasons for the delay"), "text"),
+                ],
+                submit,
+                save_label=_("Extend"),
+            ),
+            _("Extended; the letter is written."),
+        )
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_withdraw(self) -> None:
         async def submit(v: dict[str, Any]) -> AccessRequest:
             return await self.ctx.store.requests.withdraw(self.ctx.actor, self.request_id, v["note"])
 
-        await self._form(FormModal(_("Withdraw {number}").format(number=self._number()),
-                                   [Field("note", N_("How it was withdrawn (optional)"))],
-                                   submit, save_label=_("Withdraw")), _("Withdrawn; the holds are released."))
+        await self._form(
+            FormModal(
+                _("Withdraw {number}").format(number=self._number()),
+                [Field("note", N_("How it was withdrawn (optional)"))],
+                submit,
+                save_label=_("Withdraw"),
+            ),
+            _("Withdrawn; the holds are released."),
+        )
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_start_session(self) -> None:
-        if await self._step(_("Cannot start the session"),
-                            self.ctx.store.requests.start_session(self.ctx.actor, self.request_id)):
+        if await self._step(
+            _("Cannot start the session"), self.ctx.store.requests.start_session(self.ctx.actor, self.request_id)
+        ):
             self.notify(_("Session started: highlight a conversation and press V."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
@@ -660,8 +814,11 @@ class RequestDetailScreen(CimScreen[None]):
         if conv is None:
             self.notify(_("No conversation is highlighted."), severity="warning")
             return
-        has_recording = any(c.conversation_id == conv and c.has_recording for c in self.detail.conversations) \
-            if self.detail else False
+        has_recording = (
+            any(c.conversation_id == conv and c.has_recording for c in self.detail.conversations)
+            if self.detail
+            else False
+        )
         if has_recording and not self.ctx.settings.player_command.strip():
             await self._listen_in_browser(conv)
             return
@@ -682,23 +839,31 @@ class RequestDetailScreen(CimScreen[None]):
             lines.insert(0, Text(_("Recording: {path}").format(path=material.recording_path)))
             path = material.recording_path
             play = lambda: self._play(path)  # noqa: E731
-        await self.app.push_screen_wait(ContentModal(
-            _("{number} · conversation {n}").format(number=self._number(), n=conv), lines, play=play))
+        await self.app.push_screen_wait(
+            ContentModal(_("{number} · conversation {n}").format(number=self._number(), n=conv), lines, play=play)
+        )
 
     async def _listen_in_browser(self, conv: int) -> None:
         """The recording heard in the browser of the staff member running the session, through a listening link."""
         await offer_listening_link(
-            self, lambda: self.ctx.store.listening.create_for_session(self.ctx.actor, self.request_id, conv,
-                                                                      session_token=self.ctx.token or None),
-            self.tz, _("{number} · conversation {n}").format(number=self._number(), n=conv))
+            self,
+            lambda: self.ctx.store.listening.create_for_session(
+                self.ctx.actor, self.request_id, conv, session_token=self.ctx.token or None
+            ),
+            self.tz,
+            _("{number} · conversation {n}").format(number=self._number(), n=conv),
+        )
 
     async def _play(self, path: Path) -> str:
         """Run the configured player (no shell: the path is one argument)."""
         source, plain = await asyncio.to_thread(player_input, path)  # a sealed recording is fed through a pipe
         argv = [part.replace("{path}", source) for part in shlex.split(self.ctx.settings.player_command)]
-        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
-                                                    stdin=asyncio.subprocess.PIPE if plain else None,
-                                                    stderr=asyncio.subprocess.DEVNULL)
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if plain else None,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         if plain is not None:
             asyncio.create_task(feed_player(proc.stdin, plain))
         code = await proc.wait()
@@ -709,40 +874,70 @@ class RequestDetailScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_end_session(self) -> None:
         assert self.detail is not None
-        fields = [Field("present", N_("Designated staff present (space selects)"), "multi", (),
-                        [(a.name, a.staff_id) for a in self.detail.attendees]),
-                  Field("others", N_("Others present, by name (comma-separated)")),
-                  Field("outcome", N_("Outcome"), "select", "completed",
-                        [(text, key) for key, text in SESSION_OUTCOMES.items()]),
-                  Field("notes", N_("Notes"), "text")]
+        fields = [
+            Field(
+                "present",
+                N_("Designated staff present (space selects)"),
+                "multi",
+                (),
+                [(a.name, a.staff_id) for a in self.detail.attendees],
+            ),
+            Field("others", N_("Others present, by name (comma-separated)")),
+            Field(
+                "outcome", N_("Outcome"), "select", "completed", [(text, key) for key, text in SESSION_OUTCOMES.items()]
+            ),
+            Field("notes", N_("Notes"), "text"),
+        ]
 
         async def submit(v: dict[str, Any]) -> AccessRequest:
             others = [name.strip() for name in (v.get("others") or "").split(",") if name.strip()]
-            return await self.ctx.store.requests.end_session(self.ctx.actor, self.request_id, v["present"], v["notes"],
-                                                             others=others, outcome=v.get("outcome") or "completed")
+            return await self.ctx.store.requests.end_session(
+                self.ctx.actor,
+                self.request_id,
+                v["present"],
+                v["notes"],
+                others=others,
+                outcome=v.get("outcome") or "completed",
+            )
 
-        await self._form(FormModal(_("End the session of {number}").format(number=self._number()), fields, submit,
-                                   save_label=_("End session")),
-                         _("Session recorded; close the request with C."))
+        await self._form(
+            FormModal(
+                _("End the session of {number}").format(number=self._number()),
+                fields,
+                submit,
+                save_label=_("End session"),
+            ),
+            _("Session recorded; close the request with C."),
+        )
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_sign_record(self) -> None:
-        record = await self._step(_("Cannot sign the session record"),
-                                  self.ctx.store.requests.sign_session_record(self.ctx.actor, self.request_id))
+        record = await self._step(
+            _("Cannot sign the session record"),
+            self.ctx.store.requests.sign_session_record(self.ctx.actor, self.request_id),
+        )
         if record:
             self.notify(_("The session record (protokół) is signed and stored with the letters."))
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_export(self) -> None:
         async def submit(v: dict[str, Any]) -> Any:
-            return await self.ctx.store.requests.export_copy(self.ctx.actor, self.request_id,
-                                                             Path(v["folder"].strip()).expanduser(), as_zip=v["zip"])
+            return await self.ctx.store.requests.export_copy(
+                self.ctx.actor, self.request_id, Path(v["folder"].strip()).expanduser(), as_zip=v["zip"]
+            )
 
-        await self._form(FormModal(_("Export the copy for {number} (GDPR Art. 15)").format(number=self._number()),
-                                   [Field("folder", N_("Into the existing folder"), default=str(Path.home())),
-                                    Field("zip", N_("as one ZIP file"), "check", False)], submit,
-                                   save_label=_("Export")),
-                         _("Copy exported with manifest.json and SHA256SUMS."))
+        await self._form(
+            FormModal(
+                _("Export the copy for {number} (GDPR Art. 15)").format(number=self._number()),
+                [
+                    Field("folder", N_("Into the existing folder"), default=str(Path.home())),
+                    Field("zip", N_("as one ZIP file"), "check", False),
+                ],
+                submit,
+                save_label=_("Export"),
+            ),
+            _("Copy exported with manifest.json and SHA256SUMS."),
+        )
 
     # -- two people for a copy (GDPR Art. 15) ----------------------------------------------------------
 
@@ -750,14 +945,16 @@ class RequestDetailScreen(CimScreen[None]):
         a = d.approval
         if a is None:
             return
-        text.append("\n" + _("Copy prepared by {who} {when}").format(who=a.prepared_by,
-                                                                     when=_local(a.prepared_at, self.tz)))
+        text.append(
+            "\n" + _("Copy prepared by {who} {when}").format(who=a.prepared_by, when=_local(a.prepared_at, self.tz))
+        )
         if a.prepare_justification:
             text.append(_(" — why it is the requester's: "))
             text.append_text(literal(a.prepare_justification))
         if a.confirmed_by:
-            text.append("\n" + _("Confirmed by {who} {when}").format(who=a.confirmed_by,
-                                                                 when=_local(a.confirmed_at, self.tz)))
+            text.append(
+                "\n" + _("Confirmed by {who} {when}").format(who=a.confirmed_by, when=_local(a.confirmed_at, self.tz))
+            )
             if a.confirm_justification:
                 text.append(": ")
                 text.append_text(literal(a.confirm_justification))
@@ -770,19 +967,39 @@ class RequestDetailScreen(CimScreen[None]):
             return await self.ctx.store.requests.prepare_export(self.ctx.actor, self.request_id, v["why"])
 
         title = _("Prepare the copy for {number} (GDPR Art. 15)").format(number=self._number())
-        await self._form(FormModal(title, [Field(
-            "why", N_("Why these conversations are the requester's (needed unless every call matches the "
-                      "requester's number, §4.7)"), "text")], submit, save_label=_("Prepare")),
-            _("Prepared; a designated employee or the director confirms it (four-eyes)."))
+        await self._form(
+            FormModal(
+                title,
+                [
+                    Field(
+                        "why",
+                        N_(
+                            "Why these conversations are the requester's (needed unless every call matches the "
+                            "requester's number, §4.7)"
+                        ),
+                        "text",
+                    )
+                ],
+                submit,
+                save_label=_("Prepare"),
+            ),
+            _("Prepared; a designated employee or the director confirms it (four-eyes)."),
+        )
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_confirm_copy(self) -> None:
         async def submit(v: dict[str, Any]) -> Any:
             return await self.ctx.store.requests.confirm_export(self.ctx.actor, self.request_id, v["why"])
 
-        await self._form(FormModal(_("Confirm the copy for {number} (four-eyes)").format(number=self._number()), [Field(
-            "why", N_("Your own justification (needed when the preparer gave one)"), "text")], submit,
-            save_label=_("Confirm")), _("Confirmed; the DPO may now export the copy with K."))
+        await self._form(
+            FormModal(
+                _("Confirm the copy for {number} (four-eyes)").format(number=self._number()),
+                [Field("why", N_("Your own justification (needed when the preparer gave one)"), "text")],
+                submit,
+                save_label=_("Confirm"),
+            ),
+            _("Confirmed; the DPO may now export the copy with K."),
+        )
 
     @work(exclusive=True, exit_on_error=False, group="step")
     async def action_close_request(self) -> None:

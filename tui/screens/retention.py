@@ -11,8 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.containers import VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
 
 from store import plurals
@@ -53,8 +52,13 @@ class HoldModal(FitsTheScreen, SubmitsInPlace, CimModal[HoldInput | None]):
     """
 
     BINDINGS = [Binding("escape", "cancel", N_("Cancel")), Binding("ctrl+s", "save", N_("Save"))]
-    ERROR_FIELDS = (("conversation", "hold-ids"), ("purged", "hold-ids"), ("legal basis", "hold-basis"),
-                    ("case", "hold-case"), ("review", "hold-review"))
+    ERROR_FIELDS = (
+        ("conversation", "hold-ids"),
+        ("purged", "hold-ids"),
+        ("legal basis", "hold-basis"),
+        ("case", "hold-case"),
+        ("review", "hold-review"),
+    )
 
     def __init__(self, conversation_ids: str = "", submit=None) -> None:
         super().__init__()
@@ -149,10 +153,12 @@ class RetentionScreen(CimScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#held-table", DataTable).add_columns(_("Held conversation"), _("Channel"), _("Created"),
-                                                             _("Why"))
+        self.query_one("#held-table", DataTable).add_columns(
+            _("Held conversation"), _("Channel"), _("Created"), _("Why")
+        )
         self.query_one("#holds-table", DataTable).add_columns(
-            _("Hold"), _("Conversation"), _("Legal basis"), _("Case"), _("Review"), _("Set by"), _("Kind"))
+            _("Hold"), _("Conversation"), _("Legal basis"), _("Case"), _("Review"), _("Set by"), _("Kind")
+        )
         self.action_refresh()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -173,28 +179,50 @@ class RetentionScreen(CimScreen[None]):
         if self.may_purge:
             self.preview = await self.ctx.store.retention.preview(self.ctx.actor)
             p = self.preview
-            lines = [_("Due now (cutoff {cutoff}): {calls}, {chats}, {recordings} ({size}). Held back: {held}.").format(
-                cutoff=format_datetime(p.cutoff, tz=self.ctx.settings.timezone), calls=plurals.calls(p.calls),
-                chats=plurals.chats(p.chats), recordings=plurals.recordings(p.files), size=_size(p.bytes),
-                held=p.held)]
+            lines = [
+                _("Due now (cutoff {cutoff}): {calls}, {chats}, {recordings} ({size}). Held back: {held}.").format(
+                    cutoff=format_datetime(p.cutoff, tz=self.ctx.settings.timezone),
+                    calls=plurals.calls(p.calls),
+                    chats=plurals.chats(p.chats),
+                    recordings=plurals.recordings(p.files),
+                    size=_size(p.bytes),
+                    held=p.held,
+                )
+            ]
             if p.pending_files:
-                lines.append(_("{files} of an interrupted purge will be deleted first.").format(
-                    files=plurals.files(p.pending_files)))
+                lines.append(
+                    _("{files} of an interrupted purge will be deleted first.").format(
+                        files=plurals.files(p.pending_files)
+                    )
+                )
             if p.remnant_runs:
                 runs = ", ".join(map(str, p.remnant_runs))
-                lines.append(_("[b red]INCOMPLETE:[/] purged text of run {runs} remains in the database files "
-                               "(another program held the database open: a report, a backup, a sqlite3 shell). "
-                               "Close it and purge again; the next purge retries this first.").format(runs=runs))
+                lines.append(
+                    _(
+                        "[b red]INCOMPLETE:[/] purged text of run {runs} remains in the database files "
+                        "(another program held the database open: a report, a backup, a sqlite3 shell). "
+                        "Close it and purge again; the next purge retries this first."
+                    ).format(runs=runs)
+                )
             if self.last_result is not None:
                 r = self.last_result
-                lines.append(_("Last purge (run {run}): {calls}, {chats}, {files} ({size}) deleted.").format(
-                    run=r.run_id, calls=plurals.calls(r.calls), chats=plurals.chats(r.chats),
-                    files=plurals.files(r.files), size=_size(r.bytes)))
+                lines.append(
+                    _("Last purge (run {run}): {calls}, {chats}, {files} ({size}) deleted.").format(
+                        run=r.run_id,
+                        calls=plurals.calls(r.calls),
+                        chats=plurals.chats(r.chats),
+                        files=plurals.files(r.files),
+                        size=_size(r.bytes),
+                    )
+                )
             preview_text.update("\n".join(lines))
             for item in p.held_items:
-                held.add_row(str(item.conversation_id), _(_CHANNELS.get(item.channel, item.channel)),
-                             format_date(item.created_at, tz=self.ctx.settings.timezone),
-                             literal("; ".join(item.reasons)))
+                held.add_row(
+                    str(item.conversation_id),
+                    _(_CHANNELS.get(item.channel, item.channel)),
+                    format_date(item.created_at, tz=self.ctx.settings.timezone),
+                    literal("; ".join(item.reasons)),
+                )
         else:
             preview_text.update(_("Purges are run by the CIM manager or the IT administrators."))
         holds = self.query_one("#holds-table", DataTable)
@@ -204,9 +232,16 @@ class RetentionScreen(CimScreen[None]):
             for h in self.hold_list:
                 style = "bold red" if h.overdue else ""
                 review = (format_date(h.review_on) if h.review_on else "-") + (_(" OVERDUE") if h.overdue else "")
-                holds.add_row(Text(str(h.id), style=style), str(h.conversation_id), literal(h.legal_basis),
-                              literal(h.case_reference), Text(review, style=style), literal(h.set_by or _("system")),
-                              _("request {n}").format(n=h.request_id) if h.automatic else _("manual"), key=str(h.id))
+                holds.add_row(
+                    Text(str(h.id), style=style),
+                    str(h.conversation_id),
+                    literal(h.legal_basis),
+                    literal(h.case_reference),
+                    Text(review, style=style),
+                    literal(h.set_by or _("system")),
+                    _("request {n}").format(n=h.request_id) if h.automatic else _("manual"),
+                    key=str(h.id),
+                )
         else:
             self.hold_list = []
 
@@ -227,7 +262,8 @@ class RetentionScreen(CimScreen[None]):
         p = self.preview
         if p:
             question = _("Permanently delete {calls}, {chats} and {recordings}? This cannot be undone.").format(
-                calls=plurals.calls(p.calls), chats=plurals.chats(p.chats), recordings=plurals.recordings(p.files))
+                calls=plurals.calls(p.calls), chats=plurals.chats(p.chats), recordings=plurals.recordings(p.files)
+            )
         else:
             question = _("Permanently delete every conversation past its date? This cannot be undone.")
         if not await self.app.push_screen_wait(ConfirmModal(question)):
@@ -250,14 +286,24 @@ class RetentionScreen(CimScreen[None]):
             self.load()
         r = self.last_result
         if r.remnants_cleared:
-            self.notify(_("Purged {calls}, {chats}, {files}; {held} held back.").format(
-                calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files),
-                held=r.held), title=_("Purge finished"))
+            self.notify(
+                _("Purged {calls}, {chats}, {files}; {held} held back.").format(
+                    calls=plurals.calls(r.calls),
+                    chats=plurals.chats(r.chats),
+                    files=plurals.files(r.files),
+                    held=r.held,
+                ),
+                title=_("Purge finished"),
+            )
         else:
-            self.notify(_("Purged {calls}, {chats}, {files}, but purged text remains in the database files: "
-                          "another program held the database open.").format(
-                calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files)),
-                title=_("Purge incomplete"), severity="error")
+            self.notify(
+                _(
+                    "Purged {calls}, {chats}, {files}, but purged text remains in the database files: "
+                    "another program held the database open."
+                ).format(calls=plurals.calls(r.calls), chats=plurals.chats(r.chats), files=plurals.files(r.files)),
+                title=_("Purge incomplete"),
+                severity="error",
+            )
 
     # -- holds -----------------------------------------------------------------------------------
 
@@ -268,8 +314,12 @@ class RetentionScreen(CimScreen[None]):
     async def add_hold(self) -> None:
         async def submit(new: HoldInput) -> list[Hold]:
             return await self.ctx.store.retention.add_hold(
-                self.ctx.actor, new.conversation_ids, legal_basis=new.legal_basis,
-                case_reference=new.case_reference, review_on=new.review_on)
+                self.ctx.actor,
+                new.conversation_ids,
+                legal_basis=new.legal_basis,
+                case_reference=new.case_reference,
+                review_on=new.review_on,
+            )
 
         created = await self.app.push_screen_wait(HoldModal(submit=submit))
         if created is None:
@@ -285,7 +335,8 @@ class RetentionScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def release_hold(self, hold: Hold) -> None:
         if not await self.app.push_screen_wait(
-                ConfirmModal(_("Release hold {id} on conversation {n}?").format(id=hold.id, n=hold.conversation_id))):
+            ConfirmModal(_("Release hold {id} on conversation {n}?").format(id=hold.id, n=hold.conversation_id))
+        ):
             return
         await self.ctx.store.retention.release_hold(self.ctx.actor, hold.id)  # a refusal: told by the base
         self.notify(_("Hold {id} released.").format(id=hold.id))

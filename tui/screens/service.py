@@ -9,9 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Static
-from textual.worker import Worker, WorkerState
 
 from store.i18n import N_, _, current_language, format_date
 from store.reports import parse_period
@@ -51,8 +49,11 @@ class ServiceScreen(CimScreen[None]):
         with Horizontal(id="service-period"):
             yield Input(today.isoformat(), placeholder=_("from YYYY-MM-DD"), id="service-from")
             yield Input(today.isoformat(), placeholder=_("to YYYY-MM-DD"), id="service-to")
-            yield Select([(_("by {what}").format(what=by_label(b)), b) for b in BY_CHOICES], prompt=_("no grouping"),
-                         id="service-by")
+            yield Select(
+                [(_("by {what}").format(what=by_label(b)), b) for b in BY_CHOICES],
+                prompt=_("no grouping"),
+                id="service-by",
+            )
             yield Button(_("Show"), id="service-show", variant="primary")
             yield Button("CSV", id="service-csv")
             yield Button("PDF", id="service-pdf")
@@ -77,17 +78,21 @@ class ServiceScreen(CimScreen[None]):
     async def show(self) -> None:
         by_value = self.query_one("#service-by", Select).value
         by = by_value if isinstance(by_value, str) else None
-        start, end = parse_period(self.query_one("#service-from", Input).value,
-                                  self.query_one("#service-to", Input).value)
+        start, end = parse_period(
+            self.query_one("#service-from", Input).value, self.query_one("#service-to", Input).value
+        )
         self.report = await self.ctx.store.service.report(self.ctx.actor, start, end, by)
         r = self.report
         doc = r.as_json()
         calls, chats = doc["calls"], doc["chats"]
         self.query_one("#service-summary", Static).update(
             f"{format_date(r.start, long=True)} – {format_date(r.end, long=True)}: "
-            + _("calls {offered} offered, {answered} answered, {abandoned} abandoned").format(**calls) + "; "
-            + _("chats {offered} offered, {answered} answered, {abandoned} abandoned").format(**chats) + ". "
-            + _("Service level = answered within {n} s.").format(n=r.service_level_s))
+            + _("calls {offered} offered, {answered} answered, {abandoned} abandoned").format(**calls)
+            + "; "
+            + _("chats {offered} offered, {answered} answered, {abandoned} abandoned").format(**chats)
+            + ". "
+            + _("Service level = answered within {n} s.").format(n=r.service_level_s)
+        )
         table = self.query_one("#service-table", DataTable)
         table.clear(columns=True)
         header, *rows = r.rows(current_language())
@@ -96,10 +101,12 @@ class ServiceScreen(CimScreen[None]):
             table.add_row(*[literal(cell) for cell in row])
         self.query_one("#service-chart", HourChart).show(doc["hours"])
         extra = []
-        for title, counts in ((_("Close categories"), category_words(r.close_categories)),
-                              (_("Call categories"), category_words(r.call_categories)),
-                              (_("Chats per consultant"), r.chats_per_consultant),
-                              (_("Calls per consultant"), r.calls_per_consultant)):
+        for title, counts in (
+            (_("Close categories"), category_words(r.close_categories)),
+            (_("Call categories"), category_words(r.call_categories)),
+            (_("Chats per consultant"), r.chats_per_consultant),
+            (_("Calls per consultant"), r.calls_per_consultant),
+        ):
             extra.append(f"{title}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "—"))
         extra += r.rating_lines()  # satisfaction (store/resident_desk.py)
         self.query_one("#service-extra", Static).update(literal("\n".join(extra)))
@@ -125,10 +132,12 @@ class ServiceScreen(CimScreen[None]):
                 # CIM's own reports folder: a report of the same period saved again replaces the earlier one
                 await write_csv(self.report, path, replace=True, lang=current_language())
             else:
-                await write_pdf(self.report, path, self.ctx.settings.office_name, replace=True,
-                                lang=current_language())
+                await write_pdf(self.report, path, self.ctx.settings.office_name, replace=True, lang=current_language())
         except OSError as exc:
-            self.notify(_("Cannot write {path}: {error}").format(path=path, error=exc.strerror),
-                        title=_("Service report"), severity="error")
+            self.notify(
+                _("Cannot write {path}: {error}").format(path=path, error=exc.strerror),
+                title=_("Service report"),
+                severity="error",
+            )
             return
         self.notify(_("Saved {path}").format(path=path), title=_("Service report"))

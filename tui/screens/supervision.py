@@ -76,10 +76,13 @@ def board_summary(board: SupervisionBoard) -> str:
     active = [c for c in board.view if c.status == "active"]
     queued = [c for c in board.view if c.status == "queued"]
     online = len(board.presence)
-    return " · ".join((
-        ngettext("{n} chat answered", "{n} chats answered", len(active)).format(n=len(active)),
-        ngettext("{n} waiting in the queue", "{n} waiting in the queue", len(queued)).format(n=len(queued)),
-        ngettext("{n} consultant online", "{n} consultants online", online).format(n=online)))
+    return " · ".join(
+        (
+            ngettext("{n} chat answered", "{n} chats answered", len(active)).format(n=len(active)),
+            ngettext("{n} waiting in the queue", "{n} waiting in the queue", len(queued)).format(n=len(queued)),
+            ngettext("{n} consultant online", "{n} consultants online", online).format(n=online),
+        )
+    )
 
 
 def chat_cells(c: SupervisedChat, now: datetime, timezone: str) -> tuple[Text | str, ...]:
@@ -89,8 +92,16 @@ def chat_cells(c: SupervisedChat, now: datetime, timezone: str) -> tuple[Text | 
     last = format_time(c.last_line_at, tz=timezone, seconds=True) if c.last_line_at else "—"
     unanswered = duration(c.unanswered_since, now) if c.unanswered_since else "—"
     topic = str((c.topic or {}).get(current_language()) or (c.topic or {}).get("pl") or "—")
-    return (Text(f"#{c.chat_id} {c.lang}", "bold"), status, literal(c.consultant_name or "—"),
-            since, last, unanswered, literal(topic), literal(", ".join(c.watchers) or "—"))
+    return (
+        Text(f"#{c.chat_id} {c.lang}", "bold"),
+        status,
+        literal(c.consultant_name or "—"),
+        since,
+        last,
+        unanswered,
+        literal(topic),
+        literal(", ".join(c.watchers) or "—"),
+    )
 
 
 def _highlighted_key(table: DataTable) -> str | None:
@@ -144,19 +155,37 @@ class SupervisionScreen(CimScreen[None]):
             with Vertical(id="sup-watch"):
                 yield Static(_("Enter on a chat opens it read-only, after you state the purpose."), id="sup-title")
                 yield Transcript(tz=self.tz, id="sup-transcript")
-                yield Input(placeholder=_("whisper to the consultant (only they see it), Enter sends"),
-                            id="sup-whisper", disabled=True)
+                yield Input(
+                    placeholder=_("whisper to the consultant (only they see it), Enter sends"),
+                    id="sup-whisper",
+                    disabled=True,
+                )
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = _("Live chat supervision")
         table = self.query_one("#sup-chats", DataTable)
-        table.add_columns(_("chat"), _("status"), _("consultant"), _("waiting / handled for"), _("last line"),
-                          _("unanswered for"), _("topic"), _("watched by"))
+        table.add_columns(
+            _("chat"),
+            _("status"),
+            _("consultant"),
+            _("waiting / handled for"),
+            _("last line"),
+            _("unanswered for"),
+            _("topic"),
+            _("watched by"),
+        )
         if self.ctx.server_url:
             retry_min, retry_max = getattr(self.app, "live_retry", (0.2, 5.0))  # as the consultants' desk
-            self.client = SupervisionClient(self.ctx.server_url, self.ctx.token, self.board, self._on_live,
-                                            retry_min=retry_min, retry_max=retry_max, clock=self.ctx.store.clock)
+            self.client = SupervisionClient(
+                self.ctx.server_url,
+                self.ctx.token,
+                self.board,
+                self._on_live,
+                retry_min=retry_min,
+                retry_max=retry_max,
+                clock=self.ctx.store.clock,
+            )
             self.client.start()
         self.set_interval(1.0, self._refresh_table, name="supervision-times")
         self.refresh_board()
@@ -174,8 +203,7 @@ class SupervisionScreen(CimScreen[None]):
             return
         if event == "monitor_ended":
             reason = ENDED_REASONS.get(str(facts.get("reason")), str(facts.get("reason")))
-            self.notify(_("The watch of chat #{id} ended: {reason}.").format(id=facts.get("chat_id"),
-                                                                              reason=_(reason)))
+            self.notify(_("The watch of chat #{id} ended: {reason}.").format(id=facts.get("chat_id"), reason=_(reason)))
         elif event == "send_failed":
             self.notify(str(facts.get("message")), title=_("Whisper not sent"), severity="error")
         elif event == "supervision" and self.board.refused:
@@ -230,15 +258,17 @@ class SupervisionScreen(CimScreen[None]):
                 transcript.add(line)
         row = board.row(chat.chat_id)
         ended = board.ended.get(chat.chat_id)
-        heading = Text.assemble((_("Watching chat #{id}").format(id=chat.chat_id), "bold"), " · ",
-                                _("read-only"), " · ", _("purpose: "))
+        heading = Text.assemble(
+            (_("Watching chat #{id}").format(id=chat.chat_id), "bold"), " · ", _("read-only"), " · ", _("purpose: ")
+        )
         heading.append_text(literal(board.purposes.get(chat.chat_id, "")))
         if row is not None and row.consultant_name:
             heading.append(" · " + _("answering: "))
             heading.append_text(literal(row.consultant_name))
         if ended is not None:
-            heading.append(" · " + _("the watch has ended ({reason})").format(
-                reason=_(ENDED_REASONS.get(ended, ended))), "italic")
+            heading.append(
+                " · " + _("the watch has ended ({reason})").format(reason=_(ENDED_REASONS.get(ended, ended))), "italic"
+            )
         title.update(heading)
         whisper.disabled = ended is not None or row is None or row.status != "active"
 
@@ -301,9 +331,10 @@ class SupervisionScreen(CimScreen[None]):
             return
         limit = self.ctx.settings.max_message_length
         if len(text) > limit:
-            self.notify(_("The whisper has {n} characters; at most {limit} can be sent.").format(n=len(text),
-                                                                                            limit=limit),
-                        severity="error")
+            self.notify(
+                _("The whisper has {n} characters; at most {limit} can be sent.").format(n=len(text), limit=limit),
+                severity="error",
+            )
             return
         self.send_whisper(self.board.selected, text)
 
@@ -341,10 +372,15 @@ class SupervisionScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="take-over")
     async def take_over(self, chat_id: int) -> None:
         row = self.board.row(chat_id)
-        question = Text(_("Take chat #{id} over from {name}?").format(
-            id=chat_id, name=row.consultant_name if row and row.consultant_name else "?"))
-        help_text = _("The consultant is told; the resident reads that the conversation continues with another "
-                      "consultant. You then answer it under Live chats.")
+        question = Text(
+            _("Take chat #{id} over from {name}?").format(
+                id=chat_id, name=row.consultant_name if row and row.consultant_name else "?"
+            )
+        )
+        help_text = _(
+            "The consultant is told; the resident reads that the conversation continues with another "
+            "consultant. You then answer it under Live chats."
+        )
         if not self.ctx.actor.has(Role.CONSULTANT):
             help_text += " " + _("Taking over needs the consultant role as well: the server will refuse it.")
         if not await self.app.push_screen_wait(ConfirmModal(question, help_text)):

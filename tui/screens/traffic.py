@@ -19,7 +19,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from store.i18n import N_, _, format_time, ngettext
@@ -31,8 +30,14 @@ from tui.screens.base import CimScreen, failure_title
 log = logging.getLogger(__name__)
 
 #: A queue member's state and a call's direction (docs/PROTOCOL.md `traffic`) as words.
-STATE_LABELS = {"free": N_("free"), "ringing": N_("ringing"), "on_call": N_("on a call"), "paused": N_("on a break"),
-                "unavailable": N_("unavailable"), "unknown": "?"}
+STATE_LABELS = {
+    "free": N_("free"),
+    "ringing": N_("ringing"),
+    "on_call": N_("on a call"),
+    "paused": N_("on a break"),
+    "unavailable": N_("unavailable"),
+    "unknown": "?",
+}
 DIRECTION_LABELS = {"incoming": N_("incoming"), "outgoing": N_("outgoing"), "internal": N_("internal")}
 
 
@@ -66,8 +71,7 @@ class TrafficScreen(CimScreen[None]):
     TrafficScreen DataTable { height: auto; max-height: 14; }
     TrafficScreen #traffic-queues { height: auto; }
     """
-    BINDINGS = [Binding("p", "toggle_pause", "Break / back"),
-                Binding("k", "describe_call", "Category and note")]
+    BINDINGS = [Binding("p", "toggle_pause", "Break / back"), Binding("k", "describe_call", "Category and note")]
 
     class Updated(Message):
         """A `traffic` payload arrived (or the socket's state changed: payload None)."""
@@ -105,10 +109,12 @@ class TrafficScreen(CimScreen[None]):
     def on_mount(self) -> None:
         self.title = _("Phone traffic")
         self.query_one("#traffic-callers", DataTable).add_columns(_("queue"), _("pos."), _("number"), _("waits"))
-        self.query_one("#traffic-members", DataTable).add_columns(_("queue"), _("consultant"), _("ext."), _("state"),
-                                                                 _("reason"))
-        self.query_one("#traffic-calls", DataTable).add_columns(_("direction"), _("number"), _("ext."), _("queue"),
-                                                               _("since"), _("time"), _("transf."))
+        self.query_one("#traffic-members", DataTable).add_columns(
+            _("queue"), _("consultant"), _("ext."), _("state"), _("reason")
+        )
+        self.query_one("#traffic-calls", DataTable).add_columns(
+            _("direction"), _("number"), _("ext."), _("queue"), _("since"), _("time"), _("transf.")
+        )
         self.follow()
 
     async def on_unmount(self) -> None:
@@ -133,10 +139,15 @@ class TrafficScreen(CimScreen[None]):
             client = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
             lost = asyncio.Event()
             client.on("traffic", lambda data: self.post_message(self.Updated(data, "online")), namespace="/staff")
-            client.on("disconnect", lambda *a: lost.set(), namespace="/staff")
+            client.on("disconnect", lambda *a, lost=lost: lost.set(), namespace="/staff")
             try:
-                await client.connect(self.ctx.server_url, auth={"token": self.ctx.token}, namespaces=["/staff"],
-                                     transports=["websocket"], wait_timeout=5)
+                await client.connect(
+                    self.ctx.server_url,
+                    auth={"token": self.ctx.token},
+                    namespaces=["/staff"],
+                    transports=["websocket"],
+                    wait_timeout=5,
+                )
             except socketio.exceptions.ConnectionError as exc:
                 log.info("wallboard: server not reachable or refused: %s", exc)
                 self.post_message(self.Updated(None, "offline"))
@@ -169,7 +180,9 @@ class TrafficScreen(CimScreen[None]):
         pbx = self.state.get("pbx", {})
         if not pbx.get("connected"):
             since = _clock(pbx.get("down_since"), self._zone)
-            return _("No connection to the PBX since {time}. The data below may be out of date.").format(time=since), True
+            return _("No connection to the PBX since {time}. The data below may be out of date.").format(
+                time=since
+            ), True
         if self.connection == "offline":
             return _("No connection to the CIM server: the data may be out of date."), True
         return _("PBX connected · as of {time}").format(time=_clock(self.state.get("at"), self._zone)), False
@@ -185,8 +198,13 @@ class TrafficScreen(CimScreen[None]):
         self.query_one("#traffic-today", Static).update(
             _("Today: {offered}, {answered} answered, {abandoned} abandoned ({short} within 5 s)").format(
                 offered=ngettext("{n} call in the queues", "{n} calls in the queues", t.get("offered", 0)).format(
-                    n=t.get("offered", 0)),
-                answered=t.get("answered", 0), abandoned=t.get("abandoned", 0), short=t.get("abandoned_short", 0)))
+                    n=t.get("offered", 0)
+                ),
+                answered=t.get("answered", 0),
+                abandoned=t.get("abandoned", 0),
+                short=t.get("abandoned_short", 0),
+            )
+        )
         callers = self.query_one("#traffic-callers", DataTable)
         members = self.query_one("#traffic-members", DataTable)
         calls = self.query_one("#traffic-calls", DataTable)
@@ -194,16 +212,27 @@ class TrafficScreen(CimScreen[None]):
             table.clear()
         for q in self.state.get("queues", []):
             for c in q["callers"]:
-                callers.add_row(literal(q["queue"]), str(c["position"]), literal(c["number"] or "—"),
-                                _mmss(c["wait_s"]))
+                callers.add_row(
+                    literal(q["queue"]), str(c["position"]), literal(c["number"] or "—"), _mmss(c["wait_s"])
+                )
             for m in q["members"]:
-                members.add_row(literal(q["queue"]), literal(m["consultant"] or m["name"]),
-                                literal(m["extension"] or "—"), _word(STATE_LABELS, m["state"]),
-                                literal(m["reason"] or ""))
+                members.add_row(
+                    literal(q["queue"]),
+                    literal(m["consultant"] or m["name"]),
+                    literal(m["extension"] or "—"),
+                    _word(STATE_LABELS, m["state"]),
+                    literal(m["reason"] or ""),
+                )
         for c in self.state.get("calls", []):
-            calls.add_row(_word(DIRECTION_LABELS, c["direction"]), literal(c["number"] or "—"),
-                          literal(", ".join(c["extensions"]) or "—"), literal(c["queue"] or "—"),
-                          _clock(c["since"], self._zone), _mmss(c["duration_s"]), str(c.get("transfers", 0)))
+            calls.add_row(
+                _word(DIRECTION_LABELS, c["direction"]),
+                literal(c["number"] or "—"),
+                literal(", ".join(c["extensions"]) or "—"),
+                literal(c["queue"] or "—"),
+                _clock(c["since"], self._zone),
+                _mmss(c["duration_s"]),
+                str(c.get("transfers", 0)),
+            )
         self._render_card()
 
     def my_call(self) -> dict | None:
@@ -231,8 +260,11 @@ class TrafficScreen(CimScreen[None]):
         if ringing is not None:
             queue, caller = ringing
             text.append(_("Ringing for you: "), style="bold")
-            text.append(_("number {number} from the queue {queue}, waiting {wait}").format(
-                number=caller["number"] or "—", queue=queue, wait=_mmss(caller["wait_s"])))
+            text.append(
+                _("number {number} from the queue {queue}, waiting {wait}").format(
+                    number=caller["number"] or "—", queue=queue, wait=_mmss(caller["wait_s"])
+                )
+            )
             if call is None:
                 self.last_call = {"linkedid": caller["uniqueid"], "number": caller["number"]}
                 card.update(text)
@@ -265,9 +297,10 @@ class TrafficScreen(CimScreen[None]):
             self.notify(_("Only a consultant describes their own calls."), severity="warning")
             return
         linkedid = call["linkedid"]
-        self.app.push_screen(CallNoteModal(_("Call {number}: category and note").format(number=call["number"] or ""),
-                                           CALL_CATEGORIES),
-                             lambda result: self.save_note(linkedid, result) if result else None)
+        self.app.push_screen(
+            CallNoteModal(_("Call {number}: category and note").format(number=call["number"] or ""), CALL_CATEGORIES),
+            lambda result: self.save_note(linkedid, result) if result else None,
+        )
 
     @failure_title(N_("Call"))
     @work(exit_on_error=False, group="traffic-note")
@@ -279,8 +312,9 @@ class TrafficScreen(CimScreen[None]):
     # -- pausing oneself --------------------------------------------------------------------------
 
     def my_members(self) -> list[dict]:
-        return [m for q in (self.state or {}).get("queues", []) for m in q["members"]
-                if m["extension"] in self.extensions]
+        return [
+            m for q in (self.state or {}).get("queues", []) for m in q["members"] if m["extension"] in self.extensions
+        ]
 
     def action_toggle_pause(self) -> None:
         if not allowed(self.ctx.actor, Permission.PAUSE_QUEUE):
@@ -298,8 +332,9 @@ class TrafficScreen(CimScreen[None]):
             self.notify(_("No connection to the CIM server."), severity="error")
             return
         # the reason goes to the PBX and the wallboard of everyone: the office's language
-        ack = await self._client.call("queue_pause", {"paused": paused, "reason": "Przerwa" if paused else ""},
-                                      namespace="/staff", timeout=10)
+        ack = await self._client.call(
+            "queue_pause", {"paused": paused, "reason": "Przerwa" if paused else ""}, namespace="/staff", timeout=10
+        )
         if ack.get("ok"):
             self.notify(_("Break started.") if paused else _("Back in the queue."), title=_("Queue"))
         else:

@@ -8,7 +8,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from store.i18n import _
@@ -30,9 +29,15 @@ class CallNoteModal(CimModal[tuple[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield OptionList(*[Option(word(CLOSE_CATEGORY_LABELS, c), id=c) for c in self.categories], id="call-category")
-            yield Input(self.initial[1], placeholder=_("note (short, no personal data it does not need)"),
-                        max_length=500, id="call-note")
+            yield OptionList(
+                *[Option(word(CLOSE_CATEGORY_LABELS, c), id=c) for c in self.categories], id="call-category"
+            )
+            yield Input(
+                self.initial[1],
+                placeholder=_("note (short, no personal data it does not need)"),
+                max_length=500,
+                id="call-note",
+            )
             yield Static(_("↑↓ category · Enter save · Esc cancel"), classes="dialog-help")
 
     def on_mount(self) -> None:

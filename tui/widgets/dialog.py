@@ -33,8 +33,11 @@ class FitsTheScreen:
         if body is None or body.parent is None:
             return
         dialog = body.parent
-        others = sum(c.outer_size.height + c.styles.margin.top + c.styles.margin.bottom
-                     for c in dialog.children if c is not body and c.display)
+        others = sum(
+            c.outer_size.height + c.styles.margin.top + c.styles.margin.bottom
+            for c in dialog.children
+            if c is not body and c.display
+        )
         chrome = dialog.outer_size.height - dialog.content_size.height
         room = self.size.height - others - chrome - body.styles.margin.top - body.styles.margin.bottom
         body.styles.max_height = max(3, room)

@@ -29,16 +29,21 @@ def qr_lines(text: str, *, border: int = 2) -> list[str]:
     rows = [[bool(m) for m in row] for row in code.matrix_iter(scale=1, border=border)]
     if len(rows) % 2:
         rows.append([False] * len(rows[0]))
-    return ["".join(_HALF_BLOCKS[(top, bottom)] for top, bottom in zip(rows[i], rows[i + 1]))
-            for i in range(0, len(rows), 2)]
+    return [
+        "".join(_HALF_BLOCKS[(top, bottom)] for top, bottom in zip(rows[i], rows[i + 1]))
+        for i in range(0, len(rows), 2)
+    ]
 
 
 def listening_status(links: list[LiveLink], zone: ZoneInfo) -> Text:
-    """"odsłuch w przeglądarce" while any of the links is live: its code, expiry and whether it was opened."""
+    """ "odsłuch w przeglądarce" while any of the links is live: its code, expiry and whether it was opened."""
     if not links:
         return Text("")
-    parts = [_("{code} until {time}").format(code=link.code, time=format_time(link.expires_at, tz=zone.key))
-             + (_(" (opened)") if link.opened else "") for link in links]
+    parts = [
+        _("{code} until {time}").format(code=link.code, time=format_time(link.expires_at, tz=zone.key))
+        + (_(" (opened)") if link.opened else "")
+        for link in links
+    ]
     return Text(_("● Listening in the browser: {links}").format(links=", ".join(parts)))
 
 
@@ -80,8 +85,12 @@ class ListenLinkModal(CimModal[bool]):
         text.append("\n\n" + _("Code: "), style="bold")
         text.append(self.code, style="bold reverse")
         text.append(_("  (the page shows the same code)") + "\n")
-        text.append(_("Valid until {time}; it opens in one browser only, then in no other. "
-                      "Scan the QR code to listen on a phone. Signing out of CIM ends it.").format(time=until))
+        text.append(
+            _(
+                "Valid until {time}; it opens in one browser only, then in no other. "
+                "Scan the QR code to listen on a phone. Signing out of CIM ends it."
+            ).format(time=until)
+        )
         with Vertical():
             yield Label(_("Listening in the browser — {what}").format(what=self.what), classes="listen-title")
             with Horizontal(id="listen-body"):
@@ -96,8 +105,9 @@ class ListenLinkModal(CimModal[bool]):
         self.dismiss(True)
 
 
-async def offer_listening_link(screen, make_link: "Callable[[], Awaitable[LiveLink]]", zone: ZoneInfo,
-                               label: str) -> None:
+async def offer_listening_link(
+    screen, make_link: "Callable[[], Awaitable[LiveLink]]", zone: ZoneInfo, label: str
+) -> None:
     """Make a listening link (`make_link`: the store call), show it until the person closes the dialog, and
     revoke it when they ask; the screen's "odsłuch w przeglądarce" line (`show_listening`) follows each step.
     Used by the archive (after the purpose prompt) and by the §4.6 session."""

@@ -14,8 +14,7 @@ from textual.widgets import Button, Input, Label, OptionList, SelectionList, Sta
 from textual.widgets.option_list import Option
 from store.i18n import _
 from tui.screens.base import CimModal
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.containers import VerticalScroll
 from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 from tui.words import CLOSE_CATEGORY_LABELS, ROLE_LABELS, word
@@ -38,8 +37,7 @@ class PickModal(CimModal[T | None], Generic[T]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             if self.choices:
-                yield OptionList(*[Option(label, id=str(i)) for i, (label, _) in enumerate(self.choices)],
-                                 id="choices")
+                yield OptionList(*[Option(label, id=str(i)) for i, (label, _) in enumerate(self.choices)], id="choices")
             else:
                 yield Static(self.empty, classes="dialog-empty")
             yield Static(_("Enter choose · Esc cancel"), classes="dialog-help")
@@ -56,8 +54,10 @@ class CloseChatModal(PickModal[str]):
     """Close a chat: returns the chosen category."""
 
     def __init__(self, chat_id: int, categories: Sequence[str]) -> None:
-        super().__init__(_("Close chat #{id}: category").format(id=chat_id),
-                         [(word(CLOSE_CATEGORY_LABELS, c), c) for c in categories])
+        super().__init__(
+            _("Close chat #{id}: category").format(id=chat_id),
+            [(word(CLOSE_CATEGORY_LABELS, c), c) for c in categories],
+        )
 
 
 class TransferModal(PickModal[int]):
@@ -79,7 +79,9 @@ class CannedModal(PickModal[str]):
         for title, text in responses:
             label = Text.assemble((title, "bold"), "\n", literal(text[:140] + ("…" if len(text) > 140 else ""), "dim"))
             choices.append((label, text))
-        super().__init__(_("Canned responses"), choices, empty=_("No canned responses yet (the CIM manager adds them)."))
+        super().__init__(
+            _("Canned responses"), choices, empty=_("No canned responses yet (the CIM manager adds them).")
+        )
 
 
 class ConfirmModal(CimModal[bool]):
@@ -165,7 +167,9 @@ class RolesModal(FitsTheScreen, SubmitsInPlace, CimModal[frozenset[str] | None])
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield SelectionList[str](*[(word(ROLE_LABELS, r), r, r in self.current) for r in self.all_roles], id="roles")
+                yield SelectionList[str](
+                    *[(word(ROLE_LABELS, r), r, r in self.current) for r in self.all_roles], id="roles"
+                )
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(_("Save"), id="save", variant="primary")
@@ -201,8 +205,14 @@ class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
-    ERROR_FIELDS = (("department", "department"), ("password", "password"), ("role", "roles"),
-                    ("full name", "full-name"), ("user name", "name"), ("already exists", "name"))
+    ERROR_FIELDS = (
+        ("department", "department"),
+        ("password", "password"),
+        ("role", "roles"),
+        ("full name", "full-name"),
+        ("user name", "name"),
+        ("already exists", "name"),
+    )
 
     def __init__(self, all_roles: Sequence[str], submit=None) -> None:
         super().__init__()
@@ -221,7 +231,9 @@ class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
                 yield Static("", id="err-department", classes="field-error")
                 yield Input(password=True, placeholder=_("first password (at least 8 characters)"), id="password")
                 yield Static("", id="err-password", classes="field-error")
-                yield SelectionList[str](*[(word(ROLE_LABELS, r), r, r == "consultant") for r in self.all_roles], id="roles")
+                yield SelectionList[str](
+                    *[(word(ROLE_LABELS, r), r, r == "consultant") for r in self.all_roles], id="roles"
+                )
                 yield Static("", id="err-roles", classes="field-error")
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
@@ -238,15 +250,27 @@ class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
         name = self.query_one("#name", Input).value.strip()
         password = self.query_one("#password", Input).value
         roles = frozenset(self.query_one("#roles", SelectionList).selected)
-        error, field = ((_("Enter a user name."), "name") if not name else (_("Enter a first password."), "password")
-                        if not password else (_("Choose at least one role."), "roles") if not roles else ("", None))
+        error, field = (
+            (_("Enter a user name."), "name")
+            if not name
+            else (_("Enter a first password."), "password")
+            if not password
+            else (_("Choose at least one role."), "roles")
+            if not roles
+            else ("", None)
+        )
         if error:
             self.show_error(error, field)
             return
-        self.finish(NewStaff(
-            name=name, full_name=self.query_one("#full-name", Input).value.strip(), roles=roles,
-            department=self.query_one("#department", Input).value.strip() or None, password=password,
-        ))
+        self.finish(
+            NewStaff(
+                name=name,
+                full_name=self.query_one("#full-name", Input).value.strip(),
+                roles=roles,
+                department=self.query_one("#department", Input).value.strip() or None,
+                password=password,
+            )
+        )
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -269,11 +293,16 @@ class EnrolmentModal(CimModal[str | None]):
 
         with Vertical(classes="dialog", id="enrolment"):
             yield Label(_("Second factor: set up your authenticator app"), classes="dialog-title")
-            yield Static(self.message or _("Scan the code with an authenticator app (TOTP), or type the key."),
-                         classes="dialog-help")
+            yield Static(
+                self.message or _("Scan the code with an authenticator app (TOTP), or type the key."),
+                classes="dialog-help",
+            )
             yield Static(qr_text(self.uri), id="enrolment-qr")
-            yield Static(Text(_("Key: ")) + Text(" ".join(self.secret[i:i + 4] for i in range(0, len(self.secret), 4)),
-                                              style="bold"), id="enrolment-secret")
+            yield Static(
+                Text(_("Key: "))
+                + Text(" ".join(self.secret[i : i + 4] for i in range(0, len(self.secret), 4)), style="bold"),
+                id="enrolment-secret",
+            )
             yield Input(placeholder=_("6-digit code from the app"), id="enrolment-code", max_length=8)
             yield Static("", id="enrolment-error", classes="error")
             yield Static(_("Enter confirm · Esc cancel · the key is not shown again"), classes="dialog-help")
@@ -305,8 +334,10 @@ class RecoveryCodesModal(CimModal[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="recovery-codes"):
             yield Label(_("Recovery codes (shown only now)"), classes="dialog-title")
-            yield Static(_("Write them down and keep them apart from your phone. Each works once, in place of a code."),
-                         classes="dialog-help")
+            yield Static(
+                _("Write them down and keep them apart from your phone. Each works once, in place of a code."),
+                classes="dialog-help",
+            )
             yield Static(Text("\n".join(self.codes), style="bold"), id="recovery-code-list")
             yield Static(_("Enter or Esc: I have written them down"), classes="dialog-help")
 

@@ -34,8 +34,10 @@ class PurposeModal(CimModal[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(_("Purpose of opening {what}").format(what=self.what), classes="dialog-title")
-            yield Static(_("Give the request number or the reason. It is written to the audit log with your name."),
-                         classes="purpose-help")
+            yield Static(
+                _("Give the request number or the reason. It is written to the audit log with your name."),
+                classes="purpose-help",
+            )
             yield Input(placeholder=_("request number or reason"), max_length=PURPOSE_MAX, id="purpose")
             yield Static("", id="purpose-error")
             yield Static(_("Enter open · Esc cancel"), classes="purpose-help")
@@ -45,7 +47,8 @@ class PurposeModal(CimModal[str | None]):
         text = event.value.strip()
         if len(text) < PURPOSE_MIN:
             self.query_one("#purpose-error", Static).update(
-                _("State the purpose (at least {n} characters).").format(n=PURPOSE_MIN))
+                _("State the purpose (at least {n} characters).").format(n=PURPOSE_MIN)
+            )
             return
         self.dismiss(text)
 

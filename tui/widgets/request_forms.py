@@ -61,8 +61,15 @@ class FormModal(FitsTheScreen, CimModal[T | None], Generic[T]):
 
     BINDINGS = [Binding("escape", "cancel", N_("Cancel")), Binding("ctrl+s", "save", N_("Save"))]
 
-    def __init__(self, title: str, fields: Sequence[Field], submit: Callable[[dict[str, Any]], Awaitable[T]],
-                 *, intro: str = "", save_label: str = "") -> None:
+    def __init__(
+        self,
+        title: str,
+        fields: Sequence[Field],
+        submit: Callable[[dict[str, Any]], Awaitable[T]],
+        *,
+        intro: str = "",
+        save_label: str = "",
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.fields = list(fields)

@@ -19,8 +19,9 @@ SENDER_LABELS = {"resident": N_("Resident"), "consultant": N_("Consultant"), "sy
 def format_line(line: ChatLine, tz: ZoneInfo) -> Text:
     at = format_time(line.at, tz=str(tz)) if isinstance(line.at, datetime) else "--:--"
     if line.sender == "note":  # a supervisor's whisper (§3): for staff only, never sent to the resident
-        head = Text.assemble((at, "dim"), " ", (_("Note from {name}:").format(name=line.author or "?"),
-                                                "bold magenta"), " ")
+        head = Text.assemble(
+            (at, "dim"), " ", (_("Note from {name}:").format(name=line.author or "?"), "bold magenta"), " "
+        )
         return Text.assemble(head, literal(line.text, "magenta"))
     label = _(SENDER_LABELS[line.sender]) if line.sender in SENDER_LABELS else line.sender
     style = {"resident": "bold cyan", "consultant": "bold green", "system": "italic"}.get(line.sender, "")

@@ -87,5 +87,9 @@ class ReportsWorkerErrors:
             log.info("worker %s refused: %s", event.worker.name, error.message)
         else:
             log.error("worker %s of %s failed", event.worker.name, type(self).__name__, exc_info=error)
-        self.notify(failure_message(error), title=title_of(self, event.worker),  # type: ignore[attr-defined]
-                    severity="error", markup=False)
+        self.notify(
+            failure_message(error),
+            title=title_of(self, event.worker),  # type: ignore[attr-defined]
+            severity="error",
+            markup=False,
+        )
