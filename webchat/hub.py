@@ -17,11 +17,14 @@ from store.models import Actor
 from store.opening_hours import OpeningHours
 
 from . import protocol
-from .broadcast import (
+from .broadcast import (  # ALL_STAFF, STAFF, chat_room, consultant_room: re-exported for the namespaces
+    ALL_STAFF,  # noqa: F401
     RESIDENT,
+    STAFF,  # noqa: F401
     Broadcaster,
     Event,
     chat_room,  # noqa: F401
+    consultant_room,  # noqa: F401
 )
 from .limits import ClientAddress, ConnectionCounter, RateLimiter
 from .presence import InProcessPresence, OnlineConsultant, Presence  # noqa: F401 (OnlineConsultant: re-exported)
