@@ -16,29 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Result, median
+from store.calls import ASTERISK_DEFAULT_EXTRA, ASTERISK_FIXED
 
 log = logging.getLogger("bench.ingest")
 
-COLUMNS = (
-    "accountcode",
-    "src",
-    "dst",
-    "dcontext",
-    "clid",
-    "channel",
-    "dstchannel",
-    "lastapp",
-    "lastdata",
-    "start",
-    "answer",
-    "end",
-    "duration",
-    "billsec",
-    "disposition",
-    "amaflags",
-    "uniqueid",
-    "userfield",
-)
+COLUMNS = ASTERISK_FIXED + ASTERISK_DEFAULT_EXTRA  # the default cdr_csv layout (18 columns)
 #: Asterisk's own prompt (Debian's asterisk-core-sounds-en-gsm) gives real GSM frames; synthetic ones otherwise.
 PROMPT = next(
     (p for p in sorted(Path("/usr/share/asterisk/sounds").glob("en*/vm-intro.gsm"))),

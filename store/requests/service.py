@@ -14,7 +14,7 @@ import hashlib
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 import aiosqlite
@@ -781,34 +781,28 @@ class Requests:
         """The requester withdraws before the decision; the automatic holds are released."""
         await self._allow(actor, "withdraw", request_id)
         note = clean_text(note, "note")
-        async with self.db.write() as tx:
-            _, new_state = await self._take(tx, "withdraw", request_id)
-            now = self._now()
-            await self.repo.update(tx, request_id, now, state=new_state, withdrawn_at=now, withdrawal_note=note or None)
-            released = await self.repo.release_holds(tx, request_id, actor.staff_id, now)
-            await self.audit.append(
-                tx,
-                actor,
-                "requests.withdraw",
-                target_kind="request",
-                target_id=request_id,
-                request_id=request_id,
-                details={"holds_released": released},
-            )
-        return await self._get(request_id)
+        return await self._end(
+            actor, request_id, "withdraw", lambda now: {"withdrawn_at": now, "withdrawal_note": note or None}
+        )
 
     async def close(self, actor: Actor, request_id: int) -> AccessRequest:
         """Close after the session, the refusal or the export; the automatic holds are released."""
         await self._allow(actor, "close", request_id)
+        return await self._end(actor, request_id, "close", lambda now: {"closed_at": now})
+
+    async def _end(
+        self, actor: Actor, request_id: int, action: str, fields: Callable[[str], dict[str, Any]]
+    ) -> AccessRequest:
+        """Withdraw or close: the move, its time fields, the automatic holds released, one audit entry."""
         async with self.db.write() as tx:
-            _, new_state = await self._take(tx, "close", request_id)
+            _, new_state = await self._take(tx, action, request_id)
             now = self._now()
-            await self.repo.update(tx, request_id, now, state=new_state, closed_at=now)
+            await self.repo.update(tx, request_id, now, state=new_state, **fields(now))
             released = await self.repo.release_holds(tx, request_id, actor.staff_id, now)
             await self.audit.append(
                 tx,
                 actor,
-                "requests.close",
+                f"requests.{action}",
                 target_kind="request",
                 target_id=request_id,
                 request_id=request_id,
