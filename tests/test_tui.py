@@ -329,3 +329,58 @@ async def test_sign_in_with_the_database_gone_says_so_and_allows_a_retry(tui_app
             pilot, lambda: any("Unexpected error" in m for m in notifications(app)), what="the failure notice"
         )
         assert not app.screen.query_one("#sign-in").disabled
+
+
+def _visible_texts(screen) -> str:
+    """Everything the login screen shows: each widget's rendered text (password fields render masked)."""
+    from textual.widgets import Input as _Input
+
+    parts = []
+    for widget in screen.query("*"):
+        if isinstance(widget, _Input):
+            parts.append(widget.value if not widget.password else "")
+        try:
+            parts.append(str(widget.render()))
+        except Exception:  # noqa: BLE001 - containers without a text rendering
+            continue
+    return "\n".join(parts)
+
+
+async def test_a_pasted_name_tab_password_never_shows_the_password(tui_app, make_staff) -> None:
+    from textual import events
+
+    await make_staff("anna", "consultant")
+    app = tui_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the login screen")
+        screen = app.screen
+        app.post_message(events.Paste("anna\tsecretpw\r"))
+        await pilot.pause()
+        assert screen.query_one("#name").value == "anna"
+        assert "secretpw" not in _visible_texts(screen)
+        message = screen.query_one("#login-message", Static)
+        await wait_until(pilot, lambda: "Wrong user name or password" in str(message.render()), what="the error")
+        assert "secretpw" not in _visible_texts(screen)
+        assert screen.query_one("#name").value == "anna"
+
+
+async def test_name_tab_password_enter_typed_in_one_burst_keeps_the_password_masked(tui_app, make_staff) -> None:
+    await make_staff("anna", "consultant")
+    app = tui_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the login screen")
+        screen = app.screen
+        await pilot.press(*"anna", "tab", *"secretpw", "enter")
+        assert screen.query_one("#name").value == "anna"
+        assert "secretpw" not in _visible_texts(screen)
+        message = screen.query_one("#login-message", Static)
+        await wait_until(pilot, lambda: "Wrong user name or password" in str(message.render()), what="the error")
+        assert "secretpw" not in _visible_texts(screen)
+        # a Tab arriving as a character inside the name (a terminal burst) also moves on to the password
+        screen.query_one("#name").value = ""
+        screen.query_one("#name").focus()
+        screen.query_one("#name").insert_text_at_cursor("anna\tother-secret")
+        await pilot.pause()
+        assert screen.query_one("#name").value == "anna"
+        assert screen.query_one("#password").value == "other-secret"
+        assert "other-secret" not in _visible_texts(screen)

@@ -3,7 +3,7 @@ store.accounts asks for: a new password in place of a temporary one, a second-fa
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -24,6 +24,37 @@ from store.i18n import _
 from store.models import Session
 from tui.screens.base import CimScreen
 from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
+
+
+class NameInput(Input):
+    """The user-name field. A Tab, Enter or line break inside a paste (or a fast burst of keys) ends the name:
+    the rest goes to the masked password field, so a pasted "name<Tab>password" never shows the password."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.stop()
+        event.prevent_default()
+        self.take(event.text)
+
+    def take(self, text: str) -> None:
+        """Put `text` up to the first Tab/line break in the name; hand the rest to the password field."""
+        for i, char in enumerate(text):
+            if char in "\t\r\n":
+                self.insert_text_at_cursor(text[:i])
+                rest = text[i + 1 :]
+                submit = rest.endswith(("\r", "\n"))
+                self.screen.query_one("#password", Input).value += rest.rstrip("\r\n").split("\t")[0]
+                self.screen.query_one("#password", Input).focus()
+                if submit and isinstance(self.screen, LoginScreen):
+                    self.screen.submit()
+                return
+        self.insert_text_at_cursor(text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        # a burst whose Tab arrived as a plain character rather than as a focus key
+        if any(char in event.value for char in "\t\r\n"):
+            value = event.value
+            self.value = ""
+            self.take(value)
 
 
 class LoginScreen(CimScreen[None]):
@@ -49,7 +80,7 @@ class LoginScreen(CimScreen[None]):
         with Vertical(id="login-box"):
             yield Label(_("CIM: Resident Information Centre"), id="login-title")
             yield Label(_("Sign in with your own CIM account."), classes="muted")
-            yield Input(placeholder=_("user name"), id="name")
+            yield NameInput(placeholder=_("user name"), id="name")
             yield Input(placeholder=_("password"), password=True, id="password")
             with Vertical(id="new-password-box", classes="login-step"):
                 yield Label(_("Your password was temporary: choose a new one (12+ characters)."), classes="muted")
@@ -77,6 +108,9 @@ class LoginScreen(CimScreen[None]):
     @on(Input.Submitted, "#otp")
     @on(Button.Pressed, "#sign-in")
     def _submit(self) -> None:
+        self.submit()
+
+    def submit(self) -> None:
         name = self.query_one("#name", Input).value
         password = self.query_one("#password", Input).value
         if not name.strip():
