@@ -42,6 +42,9 @@ STAFF = "/staff"
 ALL_STAFF = "staff"
 #: Position updates sent to waiting residents between two yields to the event loop (an emit never yields).
 POSITION_BATCH = 32
+#: Residents' position updates go out at most this often (seconds): a burst of queue changes (a long queue,
+#: the head leaving again and again) becomes one update per resident, never more than this late.
+POSITION_COALESCE_SECONDS = 0.5
 
 
 def chat_room(chat_id: int) -> str:
@@ -178,6 +181,9 @@ class Broadcaster:
         }
         self._positions: dict[int, int] = {}  # queued chat → the position its resident was last told
         self._estimates: dict[int, int | None] = {}  # queued chat → the estimated wait its resident was last told
+        self._wanted: tuple[dict[int, int], int | None] | None = None  # positions not yet told, and the estimate
+        self._last_told = 0.0  # loop time of the last position round
+        self._flush: asyncio.Task[None] | None = None
 
     async def publish(self, event: Event) -> None:
         """Tell everyone concerned (call after the store committed the change)."""
@@ -331,6 +337,29 @@ class Broadcaster:
         await self.to_all_staff("queue", await hub.queue_payload_of(queue))
         positions = {q.chat_id: q.position for q in queue}
         estimate = await hub.estimated_wait() if queue else None
+        self._wanted = (positions, estimate)
+        if self._flush is not None and not self._flush.done():
+            return  # a round is already due: it will tell the newest positions
+        delay = self._last_told + POSITION_COALESCE_SECONDS - asyncio.get_running_loop().time()
+        if delay <= 0:
+            await self._tell_positions()
+        else:
+            self._flush = asyncio.create_task(self._tell_positions_after(delay))
+
+    async def _tell_positions_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self._tell_positions()
+        except Exception:  # pragma: no cover - a failed round is retried by the next queue change
+            log.exception("telling queue positions failed")
+
+    async def _tell_positions(self) -> None:
+        """Each waiting resident whose position or estimate changed since they were last told."""
+        if self._wanted is None:
+            return
+        positions, estimate = self._wanted
+        self._wanted = None
+        self._last_told = asyncio.get_running_loop().time()
         sent = 0
         for chat_id, position in positions.items():
             if self._positions.get(chat_id) != position or self._estimates.get(chat_id, -1) != estimate:
@@ -340,6 +369,8 @@ class Broadcaster:
                     await asyncio.sleep(0)
         self._positions = positions
         self._estimates = {chat_id: estimate for chat_id in positions}
+        if self._wanted is not None:  # the queue changed while this round went out: one more, after the pause
+            self._flush = asyncio.create_task(self._tell_positions_after(POSITION_COALESCE_SECONDS))
 
     async def presence(self) -> None:
         await self.to_all_staff("presence", self.hub.presence_payload())
