@@ -35,6 +35,7 @@ from .sqlite.callbacks import CallbacksRepository
 from .sqlite.extensions import ExtensionsRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
+from .sqlite.requests import RequestRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
@@ -56,7 +57,7 @@ class Store:
         self.keys = Keys(db, settings)
         self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
-        self.requests = Requests(db, self.audit, settings, clock, self.keys)
+        self.requests = Requests(db, self.audit, settings, clock, self.keys, repo=RequestRepository(db))
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
