@@ -32,6 +32,7 @@ from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
+from .sqlite.calls import CallsRepository
 from .sqlite.extensions import ExtensionsRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
@@ -65,7 +66,7 @@ class Store:
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)
         self.retention.keys = self.keys
         self.reports = Reports(ReportsRepository(db), self.audit, clock, settings.timezone)
-        self.calls = Calls(self)
+        self.calls = Calls(self, CallsRepository(db))
         self.archive = Archive(self)
         self.queue_log = QueueLog(self, QueueLogRepository(db))
         self.service = ServiceFigures(self, ServiceReportRepository(db))

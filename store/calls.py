@@ -35,8 +35,9 @@ from .i18n import N_
 from .models import Actor
 from .policy import Permission
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
     from . import Store
+    from .sqlite.calls import CallsRepository
 
 # --------------------------------------------------------------------------------------------
 # Formats
@@ -1869,8 +1870,10 @@ class Calls:
     #: --watch: a raw GSM file (no header to tell it is finished) is taken once unchanged this long.
     SETTLE_S = 10.0
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: "Store", repo: "CallsRepository") -> None:
         self.store = store
+        #: the SQL (store/sqlite/calls.py): routes, the registered legs and calls, the recordings' rows
+        self.repo = repo
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -1902,15 +1905,11 @@ class Calls:
         number = number.strip()
         if not number or len(number) > 32 or not _digits(number) == number.lstrip("+"):
             raise InvalidInput(N_("{number!r} is not a dialled number (digits only)"), number=number)
-        async with self.store.db.write() as tx:
-            row = await (await tx.execute("SELECT id FROM departments WHERE code = ?", (department_code,))).fetchone()
-            if row is None:
+        async with self.repo.transaction() as tx:
+            department_id = await self.repo.department_id(tx, department_code)
+            if department_id is None:
                 raise NotFound(N_("no department with code {department_code!r}"), department_code=department_code)
-            await tx.execute(
-                "INSERT INTO call_routes(number, department_id) VALUES (?, ?) "
-                "ON CONFLICT(number) DO UPDATE SET department_id = excluded.department_id",
-                (number, row["id"]),
-            )
+            await self.repo.set_route(tx, number, department_id)
             await self.store.audit.append(
                 tx,
                 actor,
@@ -1922,19 +1921,15 @@ class Calls:
 
     async def remove_route(self, actor: Actor, number: str) -> None:
         await self.store.audit.guard(actor, Permission.CONFIGURE, "calls.route")
-        async with self.store.db.write() as tx:
-            cur = await tx.execute("DELETE FROM call_routes WHERE number = ?", (number.strip(),))
-            if cur.rowcount == 0:
+        async with self.repo.transaction() as tx:
+            if not await self.repo.remove_route(tx, number.strip()):
                 raise NotFound(N_("no route for {number}"), number=number)
             await self.store.audit.append(
                 tx, actor, "calls.route_removed", target_kind="call_route", target_id=number.strip()
             )
 
     async def routes(self) -> list[tuple[str, str]]:
-        rows = await self.store.db.fetchall(
-            "SELECT r.number, d.code FROM call_routes r JOIN departments d ON d.id = r.department_id ORDER BY r.number"
-        )
-        return [(r["number"], r["code"]) for r in rows]
+        return [(r["number"], r["code"]) for r in await self.repo.routes()]
 
     # -- ingestion ----------------------------------------------------------------------------
 
@@ -1996,13 +1991,7 @@ class Calls:
         if copier is not None:
             await copier
         if touched:
-            marks = ",".join("?" * len(touched))
-            row = await self.store.db.fetchone(
-                f"SELECT count(*) AS n FROM conversations c WHERE c.id IN ({marks}) "
-                "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id)",
-                tuple(touched),
-            )
-            report.calls_without_recording = row["n"]
+            report.calls_without_recording = await self.repo.calls_without_recording(touched)
         await self.store.call_notes.link()  # consultants' notes written during the call join their record
         return report
 
@@ -2353,19 +2342,17 @@ class Calls:
     async def seed_demo(self, actor: Actor) -> IngestReport:
         """`cim demo`'s calls: demo extensions 201/202 for anna/piotr when free, then a small PBX spool ingested."""
         for name, extension in (("anna", "201"), ("piotr", "202")):
-            taken = await self.store.db.fetchone("SELECT 1 FROM staff_extensions WHERE extension = ?", (extension,))
-            staff = await self.store.db.fetchone("SELECT id FROM staff WHERE name = ?", (name,))
-            if staff is not None and taken is None:
-                async with self.store.db.write() as tx:
-                    await tx.execute(
-                        "INSERT INTO staff_extensions(extension, staff_id) VALUES (?, ?)", (extension, staff["id"])
-                    )
+            taken = await self.repo.extension_taken(extension)
+            staff_id = await self.repo.staff_id(name)
+            if staff_id is not None and not taken:
+                async with self.repo.transaction() as tx:
+                    await self.repo.add_extension(tx, extension, staff_id)
                     await self.store.audit.append(
                         tx,
                         actor,
                         "staff.extensions",
                         target_kind="staff",
-                        target_id=staff["id"],
+                        target_id=staff_id,
                         details={"extensions": [extension]},
                     )
         return await seed_demo_calls(self.store, self.store.settings.data_dir / "demo-pbx", actor=actor)
