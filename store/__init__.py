@@ -32,9 +32,11 @@ from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
+from .sqlite.calls import CallsRepository
 from .sqlite.extensions import ExtensionsRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
+from .sqlite.requests import RequestRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
@@ -56,7 +58,7 @@ class Store:
         self.keys = Keys(db, settings)
         self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
-        self.requests = Requests(db, self.audit, settings, clock, self.keys)
+        self.requests = Requests(db, self.audit, settings, clock, self.keys, repo=RequestRepository(db))
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
@@ -64,7 +66,7 @@ class Store:
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)
         self.retention.keys = self.keys
         self.reports = Reports(ReportsRepository(db), self.audit, clock, settings.timezone)
-        self.calls = Calls(self)
+        self.calls = Calls(self, CallsRepository(db))
         self.archive = Archive(self)
         self.queue_log = QueueLog(self, QueueLogRepository(db))
         self.service = ServiceFigures(self, ServiceReportRepository(db))

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import secrets
-import sqlite3
 import stat
 import struct
 import tempfile
@@ -29,14 +28,16 @@ from . import phone
 from .audio import GSM_EXTENSIONS, AudioInfo, is_audio_name, probe
 from .audit import _append_entry
 from .clock import from_iso, to_iso
-from .db import run_on_thread
 from .errors import ConfigError, InvalidInput, NotFound
 from .i18n import N_
 from .models import Actor
 from .policy import Permission
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    import sqlite3
+
     from . import Store
+    from .sqlite.calls import CallsRepository
 
 # --------------------------------------------------------------------------------------------
 # Formats
@@ -447,7 +448,8 @@ def _local_time(value: str, column: str, required: bool) -> datetime | None:
     if match:
         # the constructor checks the calendar (no 30 February, no hour 25) at a tenth of strptime's cost
         try:
-            return datetime(*map(int, match.groups()))
+            year, month, day, hour, minute, second = map(int, match.groups())
+            return datetime(year, month, day, hour, minute, second)
         except ValueError:
             raise LineError(f"impossible {column} time {value!r}") from None
     if _EPOCH.match(value):
@@ -1473,30 +1475,16 @@ class _ExistingLegs:
     by_channel: dict[str, list[tuple[int, datetime, datetime]]]
 
     @classmethod
-    def load(cls, conn: sqlite3.Connection, records: list[CdrRecord]) -> "_ExistingLegs":
+    def load(cls, repo: "CallsRepository", conn: sqlite3.Connection, records: list[CdrRecord]) -> "_ExistingLegs":
         ids = sorted({r.uniqueid for r in records} | {r.linkedid for r in records if r.linkedid})
         names = sorted({r.channel for r in records} | {r.dstchannel for r in records} - {""})
         by_id: dict[str, set[int]] = {}
         by_channel: dict[str, list[tuple[int, datetime, datetime]]] = {}
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            for key, conv in conn.execute(
-                f"SELECT uniqueid, conversation_id FROM call_legs WHERE uniqueid IN ({marks}) UNION "
-                f"SELECT linkedid, conversation_id FROM call_legs WHERE linkedid IN ({marks}) UNION "
-                f"SELECT pbx_uniqueid, id FROM conversations WHERE channel = 'call' AND pbx_uniqueid IN ({marks})",
-                chunk * 3,
-            ):
-                by_id.setdefault(key, set()).add(conv)
-        for chunk in _chunks(names):
-            marks = ",".join("?" * len(chunk))
-            for name, conv, start, end in conn.execute(
-                f"SELECT channel, conversation_id, start_at, end_at FROM call_legs WHERE channel IN ({marks}) "
-                f"UNION ALL SELECT dstchannel, conversation_id, start_at, end_at FROM call_legs "
-                f"WHERE dstchannel IN ({marks})",
-                chunk * 2,
-            ):
-                if start and end:
-                    by_channel.setdefault(name, []).append((conv, _from_iso(start), _from_iso(end)))
+        for key, conv in repo.calls_by_ids(conn, ids):
+            by_id.setdefault(key, set()).add(conv)
+        for name, conv, start, end in repo.legs_on_channels(conn, names):
+            if start and end:
+                by_channel.setdefault(name, []).append((conv, _from_iso(start), _from_iso(end)))
         return cls(by_id, by_channel)
 
     def call_of(self, legs: list[CdrRecord]) -> int | None:
@@ -1526,10 +1514,10 @@ def _iso(moment: datetime) -> str:
     return to_iso(moment)
 
 
-def _stored_legs(conn: sqlite3.Connection, conv: sqlite3.Row) -> list[CdrRecord]:
+def _stored_legs(repo: "CallsRepository", conn: sqlite3.Connection, conv: sqlite3.Row) -> list[CdrRecord]:
     """A registered call's legs as records; legs registered before migration 0500 are stood in for by the call."""
     legs, legacy = [], False
-    for row in conn.execute("SELECT * FROM call_legs WHERE conversation_id = ? ORDER BY rowid", (conv["id"],)):
+    for row in repo.legs_of(conn, conv["id"]):
         if row["start_at"] is None:
             legacy = True
             continue
@@ -1608,17 +1596,10 @@ class _Context:
     max_digits: int
 
     @classmethod
-    def load(cls, conn: sqlite3.Connection, max_digits: int) -> "_Context":
-        staff = {
-            r[0]: (r[1], r[2])
-            for r in conn.execute(
-                "SELECT e.extension, s.id, s.department_id FROM staff_extensions e JOIN staff s ON s.id = e.staff_id"
-            )
-        }
-        routes = {r[0]: r[1] for r in conn.execute("SELECT number, department_id FROM call_routes")}
-        notices = {
-            r[0]: r[1] for r in conn.execute("SELECT version, id FROM notices WHERE channel = 'phone' AND lang = 'pl'")
-        }
+    def load(cls, repo: "CallsRepository", conn: sqlite3.Connection, max_digits: int) -> "_Context":
+        staff = repo.extension_staff(conn)
+        routes = repo.route_departments(conn)
+        notices = repo.phone_notices(conn)
         return cls(staff, routes, notices, max_digits)
 
     def is_internal(self, number: str) -> bool:
@@ -1669,18 +1650,12 @@ class _RecordingPlan:
     without_call: int = 0
 
 
-def _call_for(conn: sqlite3.Connection, tokens: list[str]) -> tuple[int, str] | None:
+def _call_for(repo: "CallsRepository", conn: sqlite3.Connection, tokens: list[str]) -> tuple[int, str] | None:
     """The call a recording's uniqueid/linkedid tokens name (blocking)."""
     for token in tokens:
-        row = conn.execute("SELECT conversation_id FROM call_legs WHERE uniqueid = ? LIMIT 1", (token,)).fetchone()
-        if row is None:
-            row = conn.execute(
-                "SELECT id FROM conversations WHERE pbx_uniqueid = ? AND channel = 'call'", (token,)
-            ).fetchone()
-        if row is None:
-            row = conn.execute("SELECT conversation_id FROM call_legs WHERE linkedid = ? LIMIT 1", (token,)).fetchone()
-        if row is not None:
-            return row[0], token
+        conv_id = repo.call_of_token(conn, token)
+        if conv_id is not None:
+            return conv_id, token
     return None
 
 
@@ -1703,16 +1678,14 @@ def _party_forms(value: str | None) -> set[str]:
     return forms
 
 
-def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str]) -> list[tuple[int, str]]:
+def _one_touch_calls(
+    repo: "CallsRepository", conn: sqlite3.Connection, when: datetime, parties: list[str]
+) -> list[tuple[int, str]]:
     """Calls in progress at `when` whose parties include the file name's two (or its one) party ids."""
     at = to_iso(when + _CHAIN_SLACK)
     since = to_iso(when - _CHAIN_SLACK)
     # a leg lasts at most a week (the parser refuses longer): the index range stays that week
-    rows = conn.execute(
-        "SELECT conversation_id, src, dst, clid, channel, dstchannel FROM call_legs "
-        "WHERE start_at BETWEEN ? AND ? AND end_at >= ?",
-        (to_iso(when - timedelta(days=7, seconds=2)), at, since),
-    ).fetchall()
+    rows = repo.legs_in_progress(conn, to_iso(when - timedelta(days=7, seconds=2)), at, since)
     wanted = [p.lower() if len(_digits(p)) < 9 else _digits(p)[-9:] for p in parties]
     by_call: dict[int, set[str]] = {}
     for conv_id, *values in rows:
@@ -1723,8 +1696,7 @@ def _one_touch_calls(conn: sqlite3.Connection, when: datetime, parties: list[str
     found = []
     for conv_id, forms in sorted(by_call.items()):
         if sum(1 for p in set(wanted) if p in forms) >= need:
-            key = conn.execute("SELECT pbx_uniqueid FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
-            found.append((conv_id, key))
+            found.append((conv_id, repo.call_key(conn, conv_id)))
     return found
 
 
@@ -1733,12 +1705,14 @@ def _still_growing(f: SourceFile, settle_s: float, now_ns: int) -> bool:
     return bool(settle_s and Path(f.name).suffix.lower() in GSM_EXTENSIONS and now_ns - f.mtime_ns < settle_s * 1e9)
 
 
-def _recording_call(conn: sqlite3.Connection, f: SourceFile, plan: "_RecordingPlan") -> tuple[int, str] | None:
+def _recording_call(
+    repo: "CallsRepository", conn: sqlite3.Connection, f: SourceFile, plan: "_RecordingPlan"
+) -> tuple[int, str] | None:
     """The call (id, matching token) a file belongs to: by the ids in its name, else a one-touch recording's
     only call at its time (several such calls are noted in the plan as ambiguous)."""
-    match = _call_for(conn, id_tokens(f.name))
+    match = _call_for(repo, conn, id_tokens(f.name))
     if match is None and (one_touch := one_touch_recording(f.name)) is not None:
-        candidates = _one_touch_calls(conn, *one_touch)
+        candidates = _one_touch_calls(repo, conn, *one_touch)
         if len(candidates) == 1:
             match = candidates[0]
         elif len(candidates) > 1:
@@ -1747,24 +1721,27 @@ def _recording_call(conn: sqlite3.Connection, f: SourceFile, plan: "_RecordingPl
 
 
 def _place_recording(
-    conn: sqlite3.Connection, f: SourceFile, conv_id: int, token: str, zone: ZoneInfo, claimed: "_Claimed"
+    repo: "CallsRepository",
+    conn: sqlite3.Connection,
+    f: SourceFile,
+    conv_id: int,
+    token: str,
+    zone: ZoneInfo,
+    claimed: "_Claimed",
 ) -> tuple[str, str] | None:
     """A matched file's key and managed path, claimed for this run; None when the call has the file already."""
     keys, relatives = claimed.keys, claimed.relatives
-    existing = [
-        r[0]
-        for r in conn.execute("SELECT path FROM recordings WHERE pbx_uniqueid IN (?, ?)", (token, f"{token}/{f.name}"))
-    ]
+    existing = repo.recording_paths(conn, (token, f"{token}/{f.name}"))
     safe = _safe_name(f.name)
     if any(Path(p).name == safe for p in existing) or (token, safe) in claimed.names:
         return None
     key = f"{token}/{f.name}" if existing or token in keys else token
     if key in keys:
         return None  # the same name twice in one chunk (two folders)
-    created = conn.execute("SELECT created_at FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
+    created = repo.call_created_at(conn, conv_id)
     day = f"{_from_iso(created).astimezone(zone):%Y/%m/%d}"
     relative = f"{day}/{safe}"
-    if relative in relatives or conn.execute("SELECT 1 FROM recordings WHERE path = ?", (relative,)).fetchone():
+    if relative in relatives or repo.recording_path_taken(conn, relative):
         relative = f"{day}/{conv_id}-{safe}"
     keys.add(key)
     relatives.add(relative)
@@ -1811,31 +1788,8 @@ async def _after_previous(
         if failed is not None:
             raise failed
     except BaseException:
-        await asyncio.to_thread(lambda: [_unlink_quietly(recordings_dir / c.relative_path) for _, _, _, c in done])
+        await asyncio.to_thread(_unlink_all, [recordings_dir / c.relative_path for _, _, _, c in done])
         raise
-
-
-def _register_recordings(
-    conn: sqlite3.Connection, done: list, entries: list[dict[str, Any]], now: str, ring: Any = None
-) -> None:
-    """A chunk's recordings and their audit entries in one transaction (blocking, on the writer's thread)."""
-    for (_f, conv_id, key, copied), entry in zip(done, entries):
-        conn.execute(
-            "INSERT INTO recordings(conversation_id, pbx_uniqueid, path, sha256, size_bytes, duration_s, format, "
-            "is_empty, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                conv_id,
-                key,
-                copied.relative_path,
-                copied.sha256,
-                copied.size,
-                copied.info.duration_s,
-                copied.info.format,
-                int(copied.info.is_empty),
-                now,
-            ),
-        )
-        _append_entry(conn, entry, ring)  # MACed like every audit entry (store/audit.py, Anchored audit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1869,8 +1823,10 @@ class Calls:
     #: --watch: a raw GSM file (no header to tell it is finished) is taken once unchanged this long.
     SETTLE_S = 10.0
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: "Store", repo: "CallsRepository") -> None:
         self.store = store
+        #: the SQL (store/sqlite/calls.py): routes, the registered legs and calls, the recordings' rows
+        self.repo = repo
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -1902,15 +1858,11 @@ class Calls:
         number = number.strip()
         if not number or len(number) > 32 or not _digits(number) == number.lstrip("+"):
             raise InvalidInput(N_("{number!r} is not a dialled number (digits only)"), number=number)
-        async with self.store.db.write() as tx:
-            row = await (await tx.execute("SELECT id FROM departments WHERE code = ?", (department_code,))).fetchone()
-            if row is None:
+        async with self.repo.transaction() as tx:
+            department_id = await self.repo.department_id(tx, department_code)
+            if department_id is None:
                 raise NotFound(N_("no department with code {department_code!r}"), department_code=department_code)
-            await tx.execute(
-                "INSERT INTO call_routes(number, department_id) VALUES (?, ?) "
-                "ON CONFLICT(number) DO UPDATE SET department_id = excluded.department_id",
-                (number, row["id"]),
-            )
+            await self.repo.set_route(tx, number, department_id)
             await self.store.audit.append(
                 tx,
                 actor,
@@ -1922,19 +1874,15 @@ class Calls:
 
     async def remove_route(self, actor: Actor, number: str) -> None:
         await self.store.audit.guard(actor, Permission.CONFIGURE, "calls.route")
-        async with self.store.db.write() as tx:
-            cur = await tx.execute("DELETE FROM call_routes WHERE number = ?", (number.strip(),))
-            if cur.rowcount == 0:
+        async with self.repo.transaction() as tx:
+            if not await self.repo.remove_route(tx, number.strip()):
                 raise NotFound(N_("no route for {number}"), number=number)
             await self.store.audit.append(
                 tx, actor, "calls.route_removed", target_kind="call_route", target_id=number.strip()
             )
 
     async def routes(self) -> list[tuple[str, str]]:
-        rows = await self.store.db.fetchall(
-            "SELECT r.number, d.code FROM call_routes r JOIN departments d ON d.id = r.department_id ORDER BY r.number"
-        )
-        return [(r["number"], r["code"]) for r in rows]
+        return [(r["number"], r["code"]) for r in await self.repo.routes()]
 
     # -- ingestion ----------------------------------------------------------------------------
 
@@ -1996,13 +1944,7 @@ class Calls:
         if copier is not None:
             await copier
         if touched:
-            marks = ",".join("?" * len(touched))
-            row = await self.store.db.fetchone(
-                f"SELECT count(*) AS n FROM conversations c WHERE c.id IN ({marks}) "
-                "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id)",
-                tuple(touched),
-            )
-            report.calls_without_recording = row["n"]
+            report.calls_without_recording = await self.repo.calls_without_recording(touched)
         await self.store.call_notes.link()  # consultants' notes written during the call join their record
         return report
 
@@ -2033,10 +1975,10 @@ class Calls:
         retention = store.settings.retention_duration
         now = to_iso(store.clock())
         max_digits = store.settings.pbx_extension_max_digits
-        async with store.db.write() as tx:
+        async with self.repo.transaction() as tx:
             # The whole batch in ONE call on the writer's thread: awaiting each row's statements cost about
             # ten thread hand-offs a row and capped ingestion near 2,000 rows/s (bench/).
-            imported_here, calls_here = await run_on_thread(
+            imported_here, calls_here = await self.repo.run(
                 tx, self._register_rows, batch, report, touched, retention, now, max_digits
             )
             if imported_here:
@@ -2067,14 +2009,10 @@ class Calls:
         time), each group joins the call its ids or channels already belong to, and the call is recomputed
         from all its legs (`summarise`).
         """
-        ctx = _Context.load(conn, max_digits)
+        repo = self.repo
+        ctx = _Context.load(repo, conn, max_digits)
         keys = {r.leg_key for r in batch} | {r.uniqueid for r in batch if not r.sequence}
-        known: dict[str, str] = {}
-        for chunk in _chunks(sorted(keys)):
-            for row in conn.execute(
-                f"SELECT leg_key, fingerprint FROM call_legs WHERE leg_key IN ({','.join('?' * len(chunk))})", chunk
-            ):
-                known[row[0]] = row[1]
+        known = repo.known_legs(conn, sorted(keys))
         fresh: list[CdrRecord] = []
         for rec in batch:
             seen = known.get(rec.leg_key)
@@ -2092,7 +2030,7 @@ class Calls:
             fresh.append(rec)
         if not fresh:
             return 0, 0
-        existing = _ExistingLegs.load(conn, fresh)
+        existing = _ExistingLegs.load(repo, conn, fresh)
         imported_here = calls_here = 0
         for legs in group_legs(fresh):
             conv_id = existing.call_of(legs)
@@ -2101,14 +2039,11 @@ class Calls:
                 conv_id = self._insert_call(conn, summary, ctx, retention)
                 calls_here += 1
             else:
-                conv = conn.execute("SELECT * FROM conversations WHERE id = ?", (conv_id,)).fetchone()
-                summary = ctx.summarise(_stored_legs(conn, conv) + legs)
+                conv = repo.conversation(conn, conv_id)
+                summary = ctx.summarise(_stored_legs(repo, conn, conv) + legs)
                 self._update_call(conn, conv, summary, ctx, retention)
-            conn.executemany(
-                "INSERT INTO call_legs(leg_key, uniqueid, conversation_id, fingerprint, imported_at, linkedid, "
-                "sequence, start_at, answer_at, end_at, duration_s, billsec_s, src, dst, clid, channel, dstchannel, "
-                "dcontext, lastapp, disposition, userfield, did, recordingfile) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            repo.insert_legs(  # in the repository's LEG_COLUMNS order
+                conn,
                 [
                     (
                         r.leg_key,
@@ -2149,6 +2084,9 @@ class Calls:
             if routed:
                 department_id = routed
                 break
+        played: int | None
+        full: int | None
+        notice_id: int | None
         if summary.notice_version is not None:
             played, full, notice_id = 1, int(summary.full_info), ctx.notices.get(summary.notice_version)
         elif summary.direction == "incoming":
@@ -2182,11 +2120,7 @@ class Calls:
             pbx_uniqueid=summary.group_key,
             pbx_linkedid=summary.origin.linkedid,
         )
-        cur = conn.execute(
-            f"INSERT INTO conversations({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-            tuple(values.values()),
-        )
-        return cur.lastrowid
+        return self.repo.insert_call(conn, values)
 
     def _update_call(
         self, conn: sqlite3.Connection, conv: sqlite3.Row, summary: CallSummary, ctx: "_Context", retention
@@ -2199,10 +2133,7 @@ class Calls:
             values["pbx_linkedid"] = summary.origin.linkedid
         changed = {k: v for k, v in values.items() if conv[k] != v}
         if changed:
-            conn.execute(
-                f"UPDATE conversations SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
-                (*changed.values(), conv["id"]),
-            )
+            self.repo.update_call(conn, conv["id"], changed)
 
     async def _ingest_recordings(
         self,
@@ -2235,14 +2166,14 @@ class Calls:
         claimed = _Claimed()
         committing: asyncio.Task | None = None
         async for chunk in _ready_chunks(pending, registered, self.RECORDING_CHUNK):
-            plan = await store.db.write_call(
+            plan = await self.repo.write_call(
                 self._plan_recordings, chunk, src, bool(records), zone, named, line_of, claimed, settle_s
             )
             without_call += plan.without_call
             report.recordings_already_present += len(plan.already_present)
             report.ambiguous_recordings.extend(plan.ambiguous)
             if src.move and plan.already_present:
-                await asyncio.to_thread(lambda: [_unlink_quietly(f.path) for f in plan.already_present])  # noqa: B023 (run now)
+                await asyncio.to_thread(_unlink_all, [f.path for f in plan.already_present])
             if not plan.planned:
                 continue
             # this chunk is written while the previous one is made durable and registered
@@ -2262,7 +2193,7 @@ class Calls:
         assert src.recordings is not None
         store = self.store
         root = src.recordings
-        keys = await store.db.write_call(
+        keys = await self.repo.write_call(
             _data_keys, store.keys, [conv_id for _, conv_id, _, _, _ in plan.planned], to_iso(store.clock())
         )
         outcomes = await asyncio.gather(
@@ -2301,13 +2232,34 @@ class Calls:
                 )
                 for _, conv_id, _, c in done
             ]
-            await store.db.write_call(_register_recordings, done, entries, to_iso(store.clock()), store.audit.ring)
+            await self.repo.write_call(
+                self._register_recordings, done, entries, to_iso(store.clock()), store.audit.ring
+            )
         except BaseException:
-            await asyncio.to_thread(lambda: [_unlink_quietly(recordings_dir / c.relative_path) for _, _, _, c in done])
+            await asyncio.to_thread(_unlink_all, [recordings_dir / c.relative_path for _, _, _, c in done])
             raise
         report.recordings += len(done)
         if src.move:
-            await asyncio.to_thread(lambda: [_unlink_quietly(f.path) for f, _, _, _ in done])
+            await asyncio.to_thread(_unlink_all, [f.path for f, _, _, _ in done])
+
+    def _register_recordings(
+        self, conn: sqlite3.Connection, done: list, entries: list[dict[str, Any]], now: str, ring: Any = None
+    ) -> None:
+        """A chunk's recordings and their audit entries in one transaction (blocking, on the writer's thread)."""
+        for (_f, conv_id, key, copied), entry in zip(done, entries):
+            self.repo.insert_recording(
+                conn,
+                conversation_id=conv_id,
+                pbx_uniqueid=key,
+                path=copied.relative_path,
+                sha256=copied.sha256,
+                size_bytes=copied.size,
+                duration_s=copied.info.duration_s,
+                format=copied.info.format,
+                is_empty=copied.info.is_empty,
+                imported_at=now,
+            )
+            _append_entry(conn, entry, ring)  # MACed like every audit entry (store/audit.py, Anchored audit)
 
     def _plan_recordings(
         self,
@@ -2333,7 +2285,7 @@ class Calls:
             if f.key in src.unmatched and not new_lines:
                 plan.without_call += 1
                 continue
-            match = _recording_call(conn, f, plan)
+            match = _recording_call(self.repo, conn, f, plan)
             if match is None:
                 plan.without_call += 1
                 src.unmatched.add(f.key)
@@ -2342,7 +2294,7 @@ class Calls:
             src.settled.add(f.key)
             conv_id, token = match
             line = named.get(f.path) or line_of.get(token)
-            placed = _place_recording(conn, f, conv_id, token, zone, claimed)
+            placed = _place_recording(self.repo, conn, f, conv_id, token, zone, claimed)
             if placed is None:
                 plan.already_present.append(f)
                 continue
@@ -2353,19 +2305,17 @@ class Calls:
     async def seed_demo(self, actor: Actor) -> IngestReport:
         """`cim demo`'s calls: demo extensions 201/202 for anna/piotr when free, then a small PBX spool ingested."""
         for name, extension in (("anna", "201"), ("piotr", "202")):
-            taken = await self.store.db.fetchone("SELECT 1 FROM staff_extensions WHERE extension = ?", (extension,))
-            staff = await self.store.db.fetchone("SELECT id FROM staff WHERE name = ?", (name,))
-            if staff is not None and taken is None:
-                async with self.store.db.write() as tx:
-                    await tx.execute(
-                        "INSERT INTO staff_extensions(extension, staff_id) VALUES (?, ?)", (extension, staff["id"])
-                    )
+            taken = await self.repo.extension_taken(extension)
+            staff_id = await self.repo.staff_id(name)
+            if staff_id is not None and not taken:
+                async with self.repo.transaction() as tx:
+                    await self.repo.add_extension(tx, extension, staff_id)
                     await self.store.audit.append(
                         tx,
                         actor,
                         "staff.extensions",
                         target_kind="staff",
-                        target_id=staff["id"],
+                        target_id=staff_id,
                         details={"extensions": [extension]},
                     )
         return await seed_demo_calls(self.store, self.store.settings.data_dir / "demo-pbx", actor=actor)
@@ -2423,6 +2373,11 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        _unlink_quietly(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -2498,5 +2453,5 @@ async def seed_demo_calls(store: "Store", recordings_src_dir: Path, *, actor: Ac
             await asyncio.to_thread(write_demo_wav, recordings_src_dir / f"{uniqueid}.wav", seconds, seed=i + 1)
     cdr = recordings_src_dir / "Master.csv"
     await asyncio.to_thread(cdr.write_text, "\n".join(lines) + "\n", "utf-8")
-    src = store.calls.source("asterisk", cdr, recordings_src_dir)
-    return await store.calls.ingest(actor or Actor.system("demo"), src)
+    source = store.calls.source("asterisk", cdr, recordings_src_dir)
+    return await store.calls.ingest(actor or Actor.system("demo"), source)

@@ -8,7 +8,7 @@ The package, by concern:
 - validation.py: the §4.2 annex as typed in, checked;
 - matching.py: §4.7, the candidates and whether a linked call can be granted;
 - letters.py, export.py: the letters' files, the register's CSV and the Art. 15 copy;
-- repository.py: all the SQL;
+- store/sqlite/requests.py (outside the package, with the other repositories): all the SQL;
 - service.py: `Requests`, which runs each step through the lifecycle and audits it with its change.
 
 Conversations linked to an open request are held against the retention purge until the request is

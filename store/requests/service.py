@@ -64,7 +64,7 @@ from .model import (
     SessionMaterial,
     TranscriptLine,
 )
-from .repository import RequestRepository, build_facts
+from ..sqlite.requests import RequestRepository, build_facts
 from .text import clean_text
 
 #: the longest list of other people present at a session (§4.6)
@@ -82,9 +82,18 @@ def _bool(value: int | None) -> bool | None:
 class Requests:
     """The request register and every transition of a request."""
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock, keys: Any = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        settings: Settings,
+        clock: Clock,
+        keys: Any = None,
+        repo: RequestRepository | None = None,
+    ) -> None:
         self.db = db
-        self.repo = RequestRepository(db)
+        #: the register's SQL (store/sqlite/requests.py), wired by the Store
+        self.repo = repo if repo is not None else RequestRepository(db)
         self.audit = audit
         #: the data keys (store/keys.py): transcripts are opened here, behind the request's checks
         self.keys = keys

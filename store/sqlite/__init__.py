@@ -5,7 +5,7 @@ Everything that knows it is talking to SQLite lives in this package: the connect
 domain calls for SQLite's own mechanics (hooks.py: WAL checkpoints, FTS5 optimise, the purge's
 scrub, the backup copy), the key ring file (keyring.py) and the repositories that hold a domain
 area's SQL (retention.py, accounts.py, listening.py, callbacks.py, call_notes.py, queue_log.py,
-service_report.py, reports.py, extensions.py).
+service_report.py, reports.py, extensions.py, requests.py, calls.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Every SQL statement of the request register, and nothing else: no permission, no audit, no rule.
+"""The request register's repository on SQLite: every SQL statement of store/requests/, and nothing else.
+
+store/requests/service.py (`Requests`) holds the rules, the permissions and the audit; this module
+holds the SQL only: no permission, no audit, no rule.
 
 Reads go through the store's reader (`self.db`) or, where the caller needs them inside its write
 transaction, through that transaction (`conn`). Writes always take the caller's transaction, so the
@@ -13,11 +16,11 @@ from typing import Any, Iterable
 
 import aiosqlite
 
-from ..db import Database
 from ..errors import RequestNotFound
 from ..i18n import N_
-from .lifecycle import Facts
-from .model import HOLD_BASIS, REGISTERED
+from ..requests.lifecycle import Facts
+from ..requests.model import HOLD_BASIS, REGISTERED
+from .database import Database
 
 #: The department a conversation concerns (§4.3: whose head gives the opinion): a chat's topic's department
 #: when its topic names one (store/desk.py), else the conversation's own (a call's route or extension).
@@ -71,6 +74,8 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
 
 
 class RequestRepository:
+    """The SQL of store/requests/service.py's Requests service."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -171,6 +176,7 @@ class RequestRepository:
                 clean["addressed_as"],
             ),
         )
+        assert cur.lastrowid is not None  # an INSERT's row id
         return int(cur.lastrowid)
 
     async def update(self, tx: aiosqlite.Connection, request_id: int, now: str, **columns: Any) -> None:
@@ -375,6 +381,7 @@ class RequestRepository:
             f"SELECT count(*) AS n FROM message_words WHERE conversation_id = ? AND token IN ({_marks(tokens)})",
             (conversation_id, *tokens),
         )
+        assert row is not None  # count(*) always answers one row
         return row["n"]
 
     # -- opinions, decisions, attendees ------------------------------------------------------------------
