@@ -22,7 +22,15 @@ from store.errors import (
 from store.phone import normalise_number
 from store.requests import TRANSITIONS, Requests
 from tests.fixtures.audit_log import audit_log
-from tests.fixtures.requests import CALL_AT, PHONE, call_request, chat_request, insert_call, insert_chat
+from tests.fixtures.requests import (
+    CALL_AT,
+    PHONE,
+    call_request,
+    chat_request,
+    insert_call,
+    insert_chat,
+    request_state,
+)
 from tests.fixtures.store import SYSTEM
 
 SESSION_AT = datetime(2026, 3, 20, 9, 0, tzinfo=timezone.utc)
@@ -34,15 +42,6 @@ async def open_holds(store, request_id):
 
 async def no_requests_stored(store) -> bool:
     return await store.requests.list(SYSTEM) == []
-
-
-async def request_state(store, request_id):
-    """All the public reads say of one request, and the letters of every request (a refused move writes none)."""
-    detail = await store.requests.get(SYSTEM, request_id)
-    letters = [
-        letter for r in await store.requests.list(SYSTEM) for letter in (await store.requests.get(SYSTEM, r.id)).letters
-    ]
-    return detail, letters
 
 
 async def ready_for_decision(store, people, *, number=PHONE, identifiable=True):
