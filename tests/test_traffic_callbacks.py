@@ -7,25 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from store.archive import SearchFilters
 from store.calls import ASTERISK_FIXED
 from store.errors import Conflict, InvalidInput, NotPermitted
 from store.models import Actor
 from tests.fixtures.audit_log import audit_log
-from tests.fixtures.calls import asterisk_row, cdr_csv_line
+from tests.fixtures.calls import asterisk_row, call_by_pbx_ids, cdr_csv_line
 
 SYSTEM = Actor.system("tests")
-
-
-async def call_by_pbx_ids(store, **ids: str):
-    """The archive's details of the one call with these PBX ids (`uniqueid=`, `linkedid=`)."""
-    found = []
-    for call in (await store.archive.search(SYSTEM, SearchFilters(channel="call"))).items:
-        detail = await store.archive.details(SYSTEM, call.id)
-        if all(getattr(detail, f"pbx_{name}") == value for name, value in ids.items()):
-            found.append(detail)
-    (detail,) = found
-    return detail
 
 
 COLUMNS = ASTERISK_FIXED + ("uniqueid", "userfield", "peeraccount", "linkedid", "sequence")
