@@ -9,7 +9,8 @@ import pytest
 
 from store.archive import SearchFilters
 from store.errors import InvalidInput, NotFound, NotPermitted
-from store.models import Actor
+from store.models import Actor, AuditEntry
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.calls import FakePbx, asterisk_row, write_pcm_wav
 
 SYSTEM = Actor.system("tests")
@@ -70,8 +71,8 @@ async def archive_data(store, pbx: FakePbx, make_staff):
     return {"anna": anna, "calls": ids, "chat": opened.chat.id}
 
 
-async def audit_rows(store, action: str) -> list[dict]:
-    return [dict(r) for r in await store.db.fetchall("SELECT * FROM audit WHERE action = ? ORDER BY id", (action,))]
+async def audit_rows(store, action: str) -> list[AuditEntry]:
+    return await audit_log(store, action=action)
 
 
 # -- refusals -----------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ async def test_consultant_may_not_search_or_open_and_the_attempts_are_audited(st
         await store.archive.open_recording(consultant, call_id, "W/2026/0001")
     with pytest.raises(NotPermitted):
         await store.archive.open_transcript(consultant, archive_data["chat"], "W/2026/0001")
-    refused = [dict(r) for r in await store.db.fetchall("SELECT action, outcome FROM audit WHERE outcome = 'refused'")]
+    refused = [{"action": r.action, "outcome": r.outcome} for r in await audit_log(store, outcome="refused")]
     assert refused == [
         {"action": "archive.search", "outcome": "refused"},
         {"action": "archive.open_recording", "outcome": "refused"},
@@ -182,10 +183,10 @@ async def test_search_is_audited_without_the_number_searched_for(store, archive_
     designated = (await make_staff("maria", "designated")).as_actor()
     await store.archive.search(designated, SearchFilters(number="601234567", direction="incoming"))
     (entry,) = await audit_rows(store, "archive.search")
-    assert entry["actor_name"] == "maria" and entry["outcome"] == "ok"
-    details = json.loads(entry["details"])
+    assert entry.actor_name == "maria" and entry.outcome == "ok"
+    details = entry.details
     assert details["filters"] == {"number": "full", "direction": "incoming"} and details["results"] == 2
-    assert "601234567" not in entry["details"]
+    assert "601234567" not in json.dumps(entry.details, ensure_ascii=False)
 
 
 # -- opening ------------------------------------------------------------------------------------
@@ -199,7 +200,7 @@ async def test_open_recording_with_purpose_is_audited(store, archive_data, make_
     assert opened.path.is_file() and store.settings.recordings_dir.resolve() in opened.path.parents
     assert opened.recording.format == "wav-pcm"
     (entry,) = await audit_rows(store, "archive.open_recording")
-    assert (entry["actor_name"], entry["purpose"], entry["target_id"]) == (
+    assert (entry.actor_name, entry.purpose, entry.target_id) == (
         "kier",
         "complaint about a consultant",
         str(call_id),
@@ -217,7 +218,7 @@ async def test_open_transcript_returns_resident_text_verbatim_and_audits(store, 
     texts = [line.text for line in transcript.lines if line.sender == "resident"]
     assert texts == ["[bold]Dzień dobry[/bold] <script>alert(1)</script>"]
     (entry,) = await audit_rows(store, "archive.open_transcript")
-    assert entry["purpose"] == "incident INC-42" and "Dzień" not in entry["details"]
+    assert entry.purpose == "incident INC-42" and "Dzień" not in json.dumps(entry.details, ensure_ascii=False)
 
 
 async def test_integrity_check_detects_a_changed_or_missing_file(store, archive_data, make_staff) -> None:
@@ -233,7 +234,7 @@ async def test_integrity_check_detects_a_changed_or_missing_file(store, archive_
     opened.path.unlink()
     missing = await store.archive.check_integrity(designated, call_id)
     assert not missing.ok and "missing" in missing.problem
-    outcomes = [r["outcome"] for r in await audit_rows(store, "archive.integrity_check")]
+    outcomes = [r.outcome for r in await audit_rows(store, "archive.integrity_check")]
     assert outcomes == ["ok", "failed", "failed"]
     with pytest.raises(NotFound, match="missing"):
         await store.archive.open_recording(designated, call_id, "after deletion")
@@ -249,6 +250,8 @@ async def test_details_and_levels(store, archive_data, make_staff) -> None:
     assert len(levels) == 20 and max(levels) > 0.2
     chat = await store.archive.details(designated, archive_data["chat"])
     assert chat.summary.channel == "chat" and chat.message_count >= 2
-    assert [
-        r["action"] for r in await store.db.fetchall("SELECT action FROM audit WHERE actor_name = 'maria' ORDER BY id")
-    ] == ["archive.view", "archive.levels", "archive.view"]
+    assert [r.action for r in await audit_log(store) if r.actor_name == "maria"] == [
+        "archive.view",
+        "archive.levels",
+        "archive.view",
+    ]

@@ -11,7 +11,9 @@ import pytest
 from textual.app import App
 from textual.widgets import DataTable, Input, Sparkline, Static
 
+from store.archive import SearchFilters
 from store.models import Actor
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.calls import FakePbx, asterisk_row, write_pcm_wav
 from tui.context import TuiContext
 from tui.screens.archive import ArchiveDetailScreen, ArchiveScreen, player_argv
@@ -66,10 +68,8 @@ async def test_consultant_is_refused_and_the_attempt_audited(store, settings, se
         await settle(app, pilot)
         assert app.screen.query_one("#results", DataTable).row_count == 0
         assert any("not permitted" in n.message for n in app._notifications)
-    refused = await store.db.fetchall(
-        "SELECT actor_name FROM audit WHERE action = 'archive.search' AND outcome = 'refused'"
-    )
-    assert [r["actor_name"] for r in refused] == ["anna"]
+    refused = await audit_log(store, action="archive.search", outcome="refused")
+    assert [r.actor_name for r in refused] == ["anna"]
 
 
 @pytest.mark.ordinance("§5")
@@ -101,12 +101,10 @@ async def test_search_open_transcript_with_purpose_is_audited(store, settings, s
         resident = [line for line in lines if "Resident:" in line]
         assert len(resident) == 1 and "[red]nie markup[/red]" in resident[0], lines
         assert "\x1b" not in resident[0]
-    rows = await store.db.fetchall(
-        "SELECT actor_name, purpose, target_id FROM audit WHERE action = 'archive.open_transcript'"
-    )
-    assert [tuple(r) for r in rows] == [("maria", "W/2026/0007", str(seeded["chat"]))]
-    searches = await store.db.fetchall("SELECT actor_name FROM audit WHERE action = 'archive.search'")
-    assert [r["actor_name"] for r in searches] == ["maria"]
+    rows = await audit_log(store, action="archive.open_transcript")
+    assert [(r.actor_name, r.purpose, r.target_id) for r in rows] == [("maria", "W/2026/0007", str(seeded["chat"]))]
+    searches = await audit_log(store, action="archive.search")
+    assert [r.actor_name for r in searches] == ["maria"]
 
 
 @pytest.mark.ordinance("§5")
@@ -121,7 +119,6 @@ async def test_play_runs_the_player_without_a_shell_after_a_purpose(
         f'os.rename(sys.argv[2] + ".part", sys.argv[2])\' {{path}} {shlex.quote(str(copy))}'
     )
     maria = (await make_staff("maria", "designated")).as_actor()
-    call_id = (await store.db.fetchone("SELECT id FROM conversations WHERE channel = 'call'"))["id"]
     app = ArchiveTestApp(ctx_for(store, settings.with_(player_command=player), maria))
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.click("#number")
@@ -145,13 +142,12 @@ async def test_play_runs_the_player_without_a_shell_after_a_purpose(
             if copy.exists():
                 break
             await asyncio.sleep(0.02)
-    opened = await store.archive.open_recording(SYSTEM, call_id, "test check")
+    (call,) = (await store.archive.search(SYSTEM, SearchFilters(channel="call"))).items
+    opened = await store.archive.open_recording(SYSTEM, call.id, "test check")
     with opened.plaintext() as fh:
         assert copy.read_bytes() == fh.read() and copy.read_bytes()[:4] == b"RIFF"
-    rows = await store.db.fetchall(
-        "SELECT actor_name, purpose FROM audit WHERE action = 'archive.open_recording' ORDER BY id"
-    )
-    assert [tuple(r) for r in rows][0] == ("maria", "skarga 12/2026")
+    rows = await audit_log(store, action="archive.open_recording")
+    assert [(r.actor_name, r.purpose) for r in rows][0] == ("maria", "skarga 12/2026")
 
 
 def test_player_argv_never_needs_a_shell(tmp_path: Path) -> None:
@@ -171,7 +167,7 @@ async def test_bad_date_is_reported_and_nothing_searched(store, settings, seeded
         await pilot.press("enter")
         await settle(app, pilot)
         assert any("not a date" in n.message for n in app._notifications)
-    assert await store.db.fetchall("SELECT 1 FROM audit WHERE action = 'archive.search'") == []
+    assert await audit_log(store, action="archive.search") == []
 
 
 # -- through the real app (make_app, sign-in, F3) ----------------------------------------------------
@@ -199,5 +195,5 @@ async def test_archive_area_in_the_real_app(tui_app, store, seeded, make_staff) 
         await pilot.click("#number")
         await pilot.press(*"601234567", "enter")
         await wait_until(pilot, lambda: screen.query_one("#results", DataTable).row_count == 1, what="results")
-    rows = await store.db.fetchall("SELECT actor_name FROM audit WHERE action = 'archive.search'")
-    assert [r["actor_name"] for r in rows] == ["maria"]
+    rows = await audit_log(store, action="archive.search")
+    assert [r.actor_name for r in rows] == ["maria"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from store.archive import SearchFilters
+from tests.fixtures.audit_log import audit_log
+
 
 async def test_a_committed_row_is_readable_at_once_while_other_coroutines_read(store) -> None:
     """fetchone used to leave its statement open across awaits, pinning the reader to an old snapshot."""
@@ -54,8 +57,7 @@ async def test_recordings_copied_in_chunks_keep_every_file_of_a_call_and_stay_id
         )
     ]
     assert len(keys) == 2 and first.stem in keys  # the second file of the call is keyed by its name
-    audited = await store.db.fetchone("SELECT count(*) AS n FROM audit WHERE action = 'calls.recording_ingest'")
-    assert audited["n"] == files + 1
+    assert len(await audit_log(store, action="calls.recording_ingest")) == files + 1
     again = await store.calls.ingest(actor, store.calls.source("asterisk", cdr, monitor))
     assert (again.recordings, again.recordings_already_present) == (0, files + 1)
 
@@ -130,7 +132,7 @@ async def test_a_purge_leaves_the_automatic_checkpoint_on_and_purges_everything_
     result = await store.retention.purge(Actor.system("test"), batch_size=50)
     assert result.chats == 30
     assert await store.db.fetchone("SELECT count(*) AS n FROM conversations") is not None
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM conversations WHERE channel = 'chat'"))["n"] == 0
+    assert (await store.archive.search(Actor.system("test"), SearchFilters(channel="chat"))).items == ()
     async with store.db.write() as tx:
         (pages,) = (await tx.execute_fetchall("PRAGMA wal_autocheckpoint"))[0]
     assert pages == 1000

@@ -16,7 +16,7 @@ from store.audio import AudioError, probe_file
 from store.calls import ASTERISK_FIXED, CdrParser, CdrRecord, Rejection, make_durable, parse_columns
 from store.errors import InvalidInput
 from store.models import Actor
-from tests.fixtures.calls import FakePbx, asterisk_row, cdr_csv_line, freepbx_csv, freepbx_row
+from tests.fixtures.calls import FakePbx, asterisk_row, call_details, cdr_csv_line, freepbx_csv, freepbx_row
 from tests.fixtures.pbx_scenarios import (
     CDR_CUSTOM_SAMPLE,
     CDR_CUSTOM_SAMPLE_MAPPING,
@@ -192,7 +192,8 @@ async def test_raw_gsm_recordings_are_accepted_in_asterisk_and_freepbx_mode(stor
     asterisk_sound(other.monitor / "2026/03/02" / name)
     report = await ingest(store, other, "freepbx")
     assert (report.recordings, report.rejected) == (1, [])
-    formats = [r["format"] for r in await store.db.fetchall("SELECT format FROM recordings ORDER BY id")]
+    recordings = sorted((r for call in await call_details(store) for r in call.recordings), key=lambda r: r.id)
+    formats = [r.format for r in recordings]
     assert formats == ["gsm", "gsm"]
 
 
@@ -253,10 +254,7 @@ async def test_one_touch_recording_is_matched_by_time_and_parties(store, pbx, ma
     asterisk_sound(pbx.monitor / "auto-1772442060-601234567-201.wav", kind="wav")
     report = await ingest(store, pbx)
     assert (report.recordings, report.ambiguous_recordings) == (1, [])
-    row = await store.db.fetchone(
-        "SELECT c.pbx_uniqueid FROM recordings r JOIN conversations c ON c.id = r.conversation_id"
-    )
-    assert row["pbx_uniqueid"] == "1772442000.11"
+    assert [call.pbx_uniqueid for call in await call_details(store) if call.recordings] == ["1772442000.11"]
 
 
 async def test_an_ambiguous_one_touch_recording_is_reported_not_attached(store, pbx) -> None:
@@ -299,8 +297,8 @@ async def test_move_seals_a_copy_and_removes_the_plain_source(store, pbx) -> Non
     plain, inode = source.read_bytes(), os.stat(source).st_ino
     report = await ingest(store, pbx, move=True)
     assert report.recordings == 1 and not source.exists()
-    row = await store.db.fetchone("SELECT path FROM recordings")
-    managed = store.settings.recordings_dir / row["path"]
+    ((recording,),) = [call.recordings for call in await call_details(store) if call.recordings]
+    managed = store.settings.recordings_dir / recording.path
     assert oct(managed.stat().st_mode & 0o777) == "0o600"
     assert managed.stat().st_ino != inode and file_key_id(managed) is not None  # sealed, never linked
     assert plain not in managed.read_bytes()

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from cim.cli import cli
 from store.calls import ASTERISK_FIXED
 from store.models import Actor
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.calls import (
     FakePbx,
     asterisk_row,
@@ -135,12 +136,12 @@ async def test_ingesting_the_same_files_again_adds_nothing(store, pbx: FakePbx) 
     first = await ingest(store, pbx)
     assert (first.imported, first.calls, first.recordings) == (2, 2, 1)
     before = (await calls(store), await recordings(store), sorted(store.settings.recordings_dir.rglob("*")))
-    audit_before = (await store.db.fetchone("SELECT count(*) AS n FROM audit"))["n"]
+    audit_before = await audit_log(store)
     again = await ingest(store, pbx)
     assert (again.imported, again.already_present, again.rejected, again.recordings) == (0, 2, [], 0)
     assert again.recordings_already_present == 1
     assert (await calls(store), await recordings(store), sorted(store.settings.recordings_dir.rglob("*"))) == before
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM audit"))["n"] == audit_before
+    assert await audit_log(store) == audit_before
 
 
 async def test_duplicate_uniqueid_with_different_data_in_a_later_file(store, pbx: FakePbx) -> None:
@@ -392,9 +393,9 @@ async def test_ingest_is_audited_without_resident_data(store, pbx: FakePbx) -> N
     pbx.add_rows([asterisk_row("1772442000.1", src="601234567")])
     write_pcm_wav(pbx.monitor / "1772442000.1.wav")
     await ingest(store, pbx)
-    rows = await store.db.fetchall("SELECT action, details FROM audit WHERE action LIKE 'calls.%' ORDER BY id")
-    assert [r["action"] for r in rows] == ["calls.ingest", "calls.recording_ingest"]
-    assert all("601234567" not in r["details"] for r in rows)
+    rows = await audit_log(store, action_prefix="calls.")
+    assert [r.action for r in rows] == ["calls.ingest", "calls.recording_ingest"]
+    assert all("601234567" not in json.dumps(r.details, ensure_ascii=False) for r in rows)
 
 
 async def test_consultant_cannot_ingest(store, pbx: FakePbx, make_staff) -> None:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cim.cli import cli
+from store.archive import SearchFilters
 from store.audio import probe_file
 from store.errors import InvalidInput
 from store.models import Actor
@@ -62,8 +63,8 @@ async def test_dialplan_plays_the_notice_offers_1_queues_and_stamps(store, pbx: 
     assert stamps == ["cim:notice=1;full=0", "cim:notice=1;full=1"]
     pbx.add_rows([asterisk_row("1.1", userfield=stamps[0]), asterisk_row("1.2", userfield=stamps[1])])
     await store.calls.ingest(SYSTEM, store.calls.source("asterisk", pbx.cdr, None))
-    rows = await store.db.fetchall("SELECT notice_played, full_info_requested FROM conversations ORDER BY id")
-    assert [tuple(r) for r in rows] == [(1, 0), (1, 1)]
+    calls = sorted((await store.archive.search(SYSTEM, SearchFilters())).items, key=lambda c: c.id)
+    assert [(c.notice_played, c.full_info_requested) for c in calls] == [(True, False), (True, True)]
 
 
 @pytest.mark.ordinance("§1.4")
@@ -73,8 +74,8 @@ async def test_new_notice_version_is_exported_and_linked(store, pbx: FakePbx, tm
     assert result.version == 2 and r"cim:notice=2\;full=0" in result.dialplan.read_text(encoding="utf-8")
     pbx.add_rows([asterisk_row("1.1", userfield="cim:notice=2;full=0")])
     await store.calls.ingest(SYSTEM, store.calls.source("asterisk", pbx.cdr, None))
-    row = await store.db.fetchone("SELECT n.version FROM conversations c JOIN notices n ON n.id = c.notice_id")
-    assert row["version"] == 2
+    (call,) = (await store.archive.search(SYSTEM, SearchFilters())).items
+    assert (await store.archive.details(SYSTEM, call.id)).notice_version == 2
 
 
 @pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="espeak-ng and sox needed")

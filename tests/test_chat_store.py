@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
 
 import pytest
 
 from store import Store
+from store.archive import SearchFilters
 from store.chats import CLOSE_CATEGORIES, clean_text
-from store.clock import from_iso
 from store.errors import (
     ChatClosed,
     Conflict,
@@ -21,6 +22,7 @@ from store.errors import (
     ResumeInvalid,
 )
 from store.models import Actor
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import SYSTEM
 
 
@@ -30,8 +32,8 @@ async def open_chat(store: Store, lang: str = "pl"):
 
 
 async def audit_actions(store: Store) -> list[tuple[str, str, str | None]]:
-    rows = await store.db.fetchall("SELECT action, outcome, target_kind, target_id FROM audit ORDER BY id")
-    return [(r["action"], r["outcome"], r["target_id"] if r["target_kind"] == "conversation" else None) for r in rows]
+    entries = await audit_log(store)
+    return [(e.action, e.outcome, e.target_id if e.target_kind == "conversation" else None) for e in entries]
 
 
 # ---------------------------------------------------------------- hostile input first
@@ -70,7 +72,7 @@ async def test_open_refuses_unknown_or_foreign_notice(store):
     for notice_id in (None, "1", 1.0, True, 99999, phone.id):
         with pytest.raises(InvalidInput):
             await store.chats.open(notice_id)
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM conversations"))["n"] == 0
+    assert (await store.archive.search(SYSTEM, SearchFilters())).items == ()
 
 
 async def test_open_refuses_a_superseded_notice_version(store):
@@ -170,10 +172,10 @@ async def test_malformed_client_msg_id_is_invalid(store, client_msg_id):
 async def test_opening_writes_the_acceptance_with_the_notice_version_into_the_transcript(store, clock):
     notice = await store.notices.current("chat", "en")
     opened = await store.chats.open(notice.id, "en")
-    row = await store.db.fetchone("SELECT * FROM conversations WHERE id = ?", (opened.chat.id,))
-    assert row["channel"] == "chat" and row["status"] == "queued" and row["lang"] == "en"
-    assert row["notice_id"] == notice.id
-    assert from_iso(row["notice_accepted_at"]) == clock()
+    chat = await store.chats.get(opened.chat.id)  # a chat: `get` finds only conversations of that channel
+    assert chat.status == "queued" and chat.lang == "en"
+    assert chat.notice_id == notice.id
+    assert chat.notice_accepted_at == clock()
     first, second = await store.chats.history(opened.chat.id)
     assert (first.seq, first.sender) == (1, "system")
     assert f"wersja {notice.version}" in first.text and "język en" in first.text
@@ -183,15 +185,16 @@ async def test_opening_writes_the_acceptance_with_the_notice_version_into_the_tr
 @pytest.mark.ordinance("§6")
 async def test_purge_after_is_fixed_at_creation_from_the_retention_setting(store, clock):
     opened = await open_chat(store)
-    row = await store.db.fetchone("SELECT created_at, purge_after FROM conversations WHERE id = ?", (opened.chat.id,))
-    assert from_iso(row["created_at"]) == clock()
-    assert from_iso(row["purge_after"]) == store.settings.retention_duration.after(clock())
+    assert (await store.chats.get(opened.chat.id)).created_at == clock()
+    detail = await store.archive.details(SYSTEM, opened.chat.id)
+    assert detail.purge_after == store.settings.retention_duration.after(clock())
 
 
 async def test_the_resume_token_is_stored_only_as_its_hash(store):
     import hashlib
 
     opened = await open_chat(store)
+    # what the file holds is the subject here (the token never rests in it), so the row is read raw
     row = await store.db.fetchone("SELECT resume_token_hash FROM conversations WHERE id = ?", (opened.chat.id,))
     assert row["resume_token_hash"] == hashlib.sha256(opened.resume_token.encode()).hexdigest()
     assert len(opened.resume_token) >= 40  # 256 bits, url-safe
@@ -280,6 +283,7 @@ async def test_an_acknowledged_message_is_in_a_fresh_store_on_the_same_file(stor
 
 @pytest.mark.ordinance("§1.5")
 async def test_declining_stores_only_an_anonymous_count_per_day(store, clock):
+    # what is stored is the subject (nothing about the resident, §1.5): every table is counted raw
     tables_before = {
         r["name"]: (await store.db.fetchone(f"SELECT count(*) AS n FROM {r['name']}"))["n"]
         for r in await store.db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -334,15 +338,13 @@ async def test_accept_transfer_close_are_audited_without_content(store, make_sta
     await store.chats.close(bob, opened.chat.id, "referred")
     actions = [a for a in await audit_actions(store) if a[2] == chat_id]
     assert actions == [("chat.accept", "ok", chat_id), ("chat.transfer", "ok", chat_id), ("chat.close", "ok", chat_id)]
-    details = " ".join(r["details"] for r in await store.db.fetchall("SELECT details FROM audit"))
+    details = " ".join(json.dumps(e.details, ensure_ascii=False) for e in await audit_log(store))
     assert "90010112345" not in details and "thank you" not in details
     assert (await store.audit.verify()).ok
     system_lines = [m.text for m in await store.chats.history(opened.chat.id) if m.sender == "system"]
     assert any("przekazał" in t for t in system_lines) and any("referred" in t for t in system_lines)
-    row = await store.db.fetchone(
-        "SELECT status, close_category, ended_at FROM conversations WHERE id = ?", (opened.chat.id,)
-    )
-    assert row["status"] == "closed" and row["close_category"] == "referred" and row["ended_at"]
+    chat = await store.chats.get(opened.chat.id)
+    assert chat.status == "closed" and chat.close_category == "referred" and chat.ended_at
 
 
 async def test_transfer_only_to_another_consultant(store, make_staff):
@@ -435,9 +437,8 @@ async def test_next_seq_follows_every_insert_even_from_another_writer(store, set
     posted = await store.chats.post_resident(opened.chat.id, "two", "b")
     assert posted.message.seq == 5
     assert (await store.chats.post_resident(opened.chat.id, "one", "a")).message.seq == 3  # repeat still known
-    row = await store.db.fetchone("SELECT next_seq FROM conversations WHERE id = ?", (opened.chat.id,))
-    assert row["next_seq"] == 6
     assert [m.seq for m in await store.chats.history(opened.chat.id)] == [1, 2, 3, 4, 5]
+    assert (await store.chats.post_resident(opened.chat.id, "three", "c")).message.seq == 6  # the counter moved on
 
 
 async def test_a_repeat_within_one_batch_gets_the_first_seq(store):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import SYSTEM
 
 from .test_desk_routing import code, start, topics
@@ -50,8 +51,8 @@ async def test_chats_go_to_the_consultant_with_the_skill_within_capacity(chat_se
     # anna closes her chat: the waiting one is hers
     assert (await anna.call("close", {"chat_id": first.chat_id, "category": "information_given"}))["ok"]
     assert await assigned_ids(anna, 2) == [first.chat_id, second.chat_id]
-    audit = await store.db.fetchall("SELECT actor_name, details FROM audit WHERE action = 'chat.assign'")
-    assert len(audit) == 3 and all(a["actor_name"] == "system:chat-server" for a in audit)
+    audit = await audit_log(store, action="chat.assign")
+    assert len(audit) == 3 and all(a.actor_name == "system:chat-server" for a in audit)
 
 
 async def test_the_least_busy_consultant_gets_the_next_chat(chat_server, resident, consultant_client):

@@ -8,9 +8,11 @@ import json
 
 import pytest
 
-from store.errors import ChatClosed, InvalidInput, NotPermitted
+from store.archive import SearchFilters
+from store.errors import ChatClosed, ConversationNotFound, InvalidInput, NotPermitted
 from store.requests import RequestInput
 from store.resident_desk import RECEIPT_TRIES, ReceiptRefused, normalise_secret
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import SYSTEM
 from tests.test_webchat_resident import code, table_counts
 
@@ -22,6 +24,12 @@ async def offline_resident(make_chat_server, resident, **overrides):
     r = await resident(url=server.url)
     offline = await r.wait_for("offline")
     return server, r, offline
+
+
+async def all_ratings(store):
+    """The figures of every rating ever given (the public read takes a range of office days)."""
+    overall, _, _ = await store.resident_desk.rating_figures("0001-01-01", "9999-12-31")
+    return overall
 
 
 def message(notice, **fields):
@@ -87,9 +95,9 @@ async def test_an_offline_message_is_a_conversation_answered_and_closed_by_a_con
         "offline_message", message(offline["notice"]["notice_id"], name=" Jan  Kowalski ", contact="601 234 567")
     )
     assert ack["ok"] is True and ack["reference"].startswith("CZ-2026-03-02-")
-    row = await store.db.fetchone("SELECT * FROM conversations WHERE receipt_reference = ?", (ack["reference"],))
-    assert (row["channel"], row["status"]) == ("chat", "offline_message")
-    assert row["purge_after"] > row["created_at"]  # the same retention as a chat
+    (found,) = (await store.archive.search(SYSTEM, SearchFilters())).items
+    assert (found.channel, found.status) == ("chat", "offline_message")
+    assert (await store.archive.details(SYSTEM, found.id)).purge_after > found.created_at  # as a chat's retention
     assert await store.resident_desk.waiting_count() == 1
 
     anna = await make_staff("anna", "consultant")
@@ -97,22 +105,24 @@ async def test_an_offline_message_is_a_conversation_answered_and_closed_by_a_con
     with pytest.raises(NotPermitted):
         await store.resident_desk.offline_messages(_actor(await make_staff("dora", "designated")))
     waiting = await store.resident_desk.offline_messages(actor)
-    assert [(m.name, m.contact, m.contact_kind, m.text) for m in waiting] == [
-        ("Jan Kowalski", "+48601234567", "phone", "Proszę o kontakt w sprawie podatku.")
+    assert [(m.conversation_id, m.reference, m.name, m.contact, m.contact_kind, m.text) for m in waiting] == [
+        (found.id, ack["reference"], "Jan Kowalski", "+48601234567", "phone", "Proszę o kontakt w sprawie podatku.")
     ]
     with pytest.raises(InvalidInput):
-        await store.resident_desk.answer(actor, row["id"], "pigeon")
-    answered = await store.resident_desk.answer(actor, row["id"], "phone", "oddzwoniono")
+        await store.resident_desk.answer(actor, found.id, "pigeon")
+    answered = await store.resident_desk.answer(actor, found.id, "phone", "oddzwoniono")
     assert (answered.answered_by, answered.answered_how, answered.answer_note) == ("anna", "phone", "oddzwoniono")
     with pytest.raises(ChatClosed):
-        await store.resident_desk.answer(actor, row["id"], "email")
-    assert (await store.chats.get(row["id"])).status == "closed"
+        await store.resident_desk.answer(actor, found.id, "email")
+    assert (await store.chats.get(found.id)).status == "closed"
     assert await store.resident_desk.offline_messages(actor) == []
-    listed = await store.db.fetchall("SELECT details FROM audit WHERE action = 'offline.list' AND outcome = 'ok'")
-    assert json.loads(listed[0]["details"])["conversations"] == [row["id"]]
-    assert all("Kowalski" not in r["details"] and "601" not in r["details"] for r in listed)
-    audit = await store.db.fetchall("SELECT action, details FROM audit WHERE action = 'offline.answer'")
-    assert len(audit) == 1 and json.loads(audit[0]["details"]) == {"how": "phone"}
+    listed = [
+        json.dumps(e.details, ensure_ascii=False) for e in await audit_log(store, action="offline.list", outcome="ok")
+    ]
+    assert json.loads(listed[0])["conversations"] == [found.id]
+    assert all("Kowalski" not in details and "601" not in details for details in listed)
+    audit = await audit_log(store, action="offline.answer")
+    assert len(audit) == 1 and audit[0].details == {"how": "phone"}
 
 
 async def test_an_offline_message_is_allowed_when_the_desk_is_open_but_nobody_is_connected(resident, chat_server):
@@ -126,12 +136,15 @@ async def test_an_offline_message_is_allowed_when_the_desk_is_open_but_nobody_is
 async def test_an_unanswered_offline_message_is_purged_at_its_purge_after(make_chat_server, resident, store, clock):
     server, r, offline = await offline_resident(make_chat_server, resident)
     ack = await r.call("offline_message", message(offline["notice"]["notice_id"]))
+    (waiting,) = await store.resident_desk.offline_messages(SYSTEM)
+    assert waiting.reference == ack["reference"]
     clock.advance(days=200)
     result = await store.retention.purge(SYSTEM)
     assert result.chats == 1
-    assert (
-        await store.db.fetchone("SELECT 1 FROM conversations WHERE receipt_reference = ?", (ack["reference"],)) is None
-    )
+    with pytest.raises(ConversationNotFound):
+        await store.archive.details(SYSTEM, waiting.conversation_id)
+    assert await store.resident_desk.offline_messages(SYSTEM, include_answered=True) == []
+    # and no row of the name and contact is left behind the conversation (the public read joins the two)
     assert (await store.db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"] == 0
 
 
@@ -157,6 +170,7 @@ async def test_the_resident_gets_a_receipt_once_at_the_end_and_a_copy(resident, 
     state = await r.wait_for("state", lambda s: s.get("status") == "closed")
     receipt = state["receipt"]
     assert receipt["reference"].startswith("CZ-2026-03-02-") and len(normalise_secret(receipt["secret"])) == 16
+    # what the file holds is the subject (the secret rests only as its hash), so the row is read raw
     row = await chat_server.store.db.fetchone(
         "SELECT receipt_reference, receipt_secret_hash FROM conversations WHERE id = ?", (r.chat_id,)
     )
@@ -224,12 +238,10 @@ async def test_a_valid_receipt_pair_links_the_chat_to_the_request(resident, chat
     assert req.receipt_verified_at is not None and req.conversation_reference == receipt["reference"]
     detail = await store.requests.get(clerk, req.id)
     assert [c.conversation_id for c in detail.conversations] == [r.chat_id]
-    held = await store.db.fetchone(
-        "SELECT request_id FROM holds WHERE conversation_id = ? AND released_at IS NULL", (r.chat_id,)
-    )
-    assert held["request_id"] == req.id
-    checked = await store.db.fetchone("SELECT outcome, target_id FROM audit WHERE action = 'requests.receipt'")
-    assert tuple(checked) == ("ok", str(r.chat_id))
+    held = await store.retention.holds(SYSTEM, conversation_id=r.chat_id)
+    assert [h.request_id for h in held] == [req.id]
+    checked = (await audit_log(store, action="requests.receipt"))[0]
+    assert (checked.outcome, checked.target_id) == ("ok", str(r.chat_id))
     plain = await store.requests.register(clerk, chat_request(conversation_reference=receipt["reference"]))
     assert plain.receipt_verified_at is None  # without the code: today's manual matching
     assert [c.conversation_id for c in (await store.requests.get(clerk, plain.id)).conversations] == []
@@ -239,7 +251,7 @@ async def test_a_valid_receipt_pair_links_the_chat_to_the_request(resident, chat
 async def test_a_guessed_receipt_secret_is_refused_audited_and_rate_limited(resident, chat_server, make_staff, store):
     r, receipt = await ended_chat_receipt(resident)
     clerk = _actor(await make_staff("ewa", "designated"))
-    before = (await store.db.fetchone("SELECT count(*) AS n FROM access_requests"))["n"]
+    before = len(await store.requests.list(SYSTEM))
     for i in range(RECEIPT_TRIES):
         with pytest.raises(ReceiptRefused):
             await store.requests.register(
@@ -250,11 +262,12 @@ async def test_a_guessed_receipt_secret_is_refused_audited_and_rate_limited(resi
         await store.requests.register(
             clerk, chat_request(conversation_reference=receipt["reference"], receipt_secret=receipt["secret"])
         )
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM access_requests"))["n"] == before
-    refused = await store.db.fetchall(
-        "SELECT details FROM audit WHERE action = 'requests.receipt' AND outcome = 'refused'"
-    )
-    assert len(refused) == RECEIPT_TRIES + 1 and all(receipt["secret"] not in a["details"] for a in refused)
+    assert len(await store.requests.list(SYSTEM)) == before
+    refused = [
+        json.dumps(e.details, ensure_ascii=False)
+        for e in await audit_log(store, action="requests.receipt", outcome="refused")
+    ]
+    assert len(refused) == RECEIPT_TRIES + 1 and all(receipt["secret"] not in details for details in refused)
     with pytest.raises(InvalidInput):  # a code for a call request makes no sense
         await store.requests.register(
             clerk,
@@ -283,7 +296,7 @@ async def test_a_guessed_receipt_secret_is_refused_audited_and_rate_limited(resi
 async def test_bad_ratings_are_refused(resident, chat_server, payload):
     r, _ = await ended_chat_receipt(resident)
     assert code(await r.call("rate", payload)) == "invalid"
-    assert (await chat_server.store.db.fetchone("SELECT count(*) AS n FROM chat_ratings"))["n"] == 0
+    assert (await all_ratings(chat_server.store)).count == 0
 
 
 async def test_a_rating_survives_the_purge_of_its_chat_with_no_link_back(
@@ -295,13 +308,15 @@ async def test_a_rating_survives_the_purge_of_its_chat_with_no_link_back(
     assert code(await r.call("rate", {"rating": 4, "comment": "x" * 1001})) == "too_long"
     assert (await r.call("rate", {"rating": 4, "comment": "Pani Anna pomogła, mój PESEL 80010112345"}))["ok"]
     assert code(await r.call("rate", {"rating": 1})) == "invalid"  # one rating per chat
+    # what the file holds is the subject (sealed comment; after the purge, no link back): the row is read raw
     row = await store.db.fetchone("SELECT * FROM chat_ratings")
     assert (row["conversation_id"], row["consultant"], row["rating"]) == (r.chat_id, "anna", 4)
     assert b"PESEL" not in bytes(row["comment"])  # sealed with the chat's data key
     assert await store.resident_desk.rating_comment(r.chat_id) == "Pani Anna pomogła, mój PESEL 80010112345"
     clock.advance(days=200)
     await store.retention.purge(SYSTEM)
-    assert await store.db.fetchone("SELECT 1 FROM conversations WHERE id = ?", (r.chat_id,)) is None
+    with pytest.raises(ConversationNotFound):
+        await store.archive.details(SYSTEM, r.chat_id)
     row = await store.db.fetchone("SELECT * FROM chat_ratings")
     assert dict(row) | {"id": 0} == {
         "id": 0,
@@ -350,7 +365,7 @@ async def test_a_purged_chat_leaves_no_readable_comment_contact_or_message_text_
     result = await store.retention.purge(SYSTEM)
     assert result.chats == 2 and result.remnants_cleared is True
     assert marker_in_files(settings) == []
-    assert (await store.db.fetchone("SELECT rating, comment FROM chat_ratings"))["rating"] == 2
+    assert (await all_ratings(store)).marks == (0, 1, 0, 0, 0)  # the rating itself survives
 
 
 async def test_the_copy_is_fetched_with_the_ended_chats_token_from_a_later_connection_for_a_day(

@@ -4,11 +4,14 @@ estimated wait, over a real server and real socket clients (README "Topics, rout
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 
+from store.archive import PAGE_SIZE_MAX, SearchFilters
 from store.desk import ABANDONED
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import Resident
 from tests.fixtures.store import SYSTEM
 
@@ -67,7 +70,7 @@ async def gone(chat_server, client) -> None:
 
 
 async def count_chats(store) -> int:
-    return (await store.db.fetchone("SELECT count(*) AS n FROM conversations WHERE channel = 'chat'"))["n"]
+    return len((await store.archive.search(SYSTEM, SearchFilters(channel="chat"), page_size=PAGE_SIZE_MAX)).items)
 
 
 # ---------------------------------------------------------------- topics
@@ -187,8 +190,8 @@ async def test_a_dropped_consultant_loses_the_chats_to_the_front_of_the_queue_af
     line = await mine.wait_for("message", lambda m: m.get("event") == "requeued", after=mark)
     assert line["text"] == "The consultant is not available now; the chat goes back to the queue."
     await mine.wait_for("state", lambda s: s.get("status") == "queued" and s.get("position") == 1, after=mark)
-    entries = await store.db.fetchall("SELECT details FROM audit WHERE action = 'chat.requeue'")
-    assert len(entries) == 1 and "connection_lost" in entries[0]["details"]
+    entries = await audit_log(store, action="chat.requeue")
+    assert len(entries) == 1 and "connection_lost" in json.dumps(entries[0].details, ensure_ascii=False)
 
 
 async def test_a_consultant_back_within_the_grace_keeps_the_chats(chat_server, resident, consultant_client, clock):

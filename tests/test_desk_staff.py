@@ -16,7 +16,9 @@ from textual.widgets import DataTable, Static
 
 from cim.cli import cli
 from store import Store, pdfa
+from store.archive import SearchFilters
 from store.request_form import ANNEX_FIELDS, annex_order, blank_form_pdf
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import SYSTEM
 from tests.fixtures.tui import wait_until
 from tui.context import TuiContext
@@ -187,8 +189,8 @@ async def test_a_role_without_chats_cannot_read_offline_messages(store, make_sta
     clerk = (await make_staff("ewa", "designated")).as_actor()
     with pytest.raises(NotPermitted):
         await store.resident_desk.answer(clerk, 1, "phone")
-    refused = await store.db.fetchall("SELECT action FROM audit WHERE outcome = 'refused'")
-    assert [r["action"] for r in refused] == ["offline.answer"]
+    refused = await audit_log(store, outcome="refused")
+    assert [r.action for r in refused] == ["offline.answer"]
 
 
 # ---------------------------------------------------------------- satisfaction in the service report
@@ -204,7 +206,7 @@ async def test_ratings_appear_per_consultant_in_the_service_report_after_the_pur
         await store.resident_desk.rate(opened.chat.id, mark, "dziękuję")
     clock.advance(days=200)
     await store.retention.purge(SYSTEM)
-    assert (await store.db.fetchone("SELECT count(*) AS n FROM conversations"))["n"] == 0
+    assert (await store.archive.search(SYSTEM, SearchFilters())).items == ()
     from datetime import date
 
     report = await store.service.report(manager, date(2026, 3, 1), date(2026, 3, 31))
@@ -212,7 +214,7 @@ async def test_ratings_appear_per_consultant_in_the_service_report_after_the_pur
     assert ratings["all"] == {"key": "", "count": 2, "average": 4.0, "marks": [0, 0, 1, 0, 1]}
     assert [(g["key"], g["count"], g["average"]) for g in ratings["by_consultant"]] == [("anna", 2, 4.0)]
     assert report.rating_lines()[0] == "Satisfaction (1–5): 4.00 from 2 ratings; marks 1–5: 0 / 0 / 1 / 0 / 1"
-    assert (
+    assert (  # no comment and no link back are left in the file: read raw
         await store.db.fetchone(
             "SELECT count(*) AS n FROM chat_ratings WHERE comment IS NOT NULL OR conversation_id IS NOT NULL"
         )

@@ -11,6 +11,7 @@ import pytest
 
 from store.desk import DEFAULT_TOPICS
 from store.errors import InvalidInput, NotFound, NotPermitted
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.requests import CALL_AT, chat_request, insert_chat
 from tests.fixtures.store import SYSTEM
 
@@ -43,8 +44,8 @@ async def test_only_the_cim_manager_edits_topics_and_bad_labels_are_refused(stor
     topic = await store.desk.add_topic(manager, "  Śmieci  i odpady ", "Waste", "WGK")
     assert (topic.label_pl, topic.department, topic.active) == ("Śmieci i odpady", "WGK", True)
     assert (await store.desk.topics_for("en")) == [{"id": topic.id, "label": "Waste"}]
-    rows = await store.db.fetchall("SELECT action, outcome FROM audit WHERE action LIKE 'topic.%'")
-    assert [(r["action"], r["outcome"]) for r in rows] == [("topic.add", "refused"), ("topic.add", "ok")]
+    rows = await audit_log(store, action_prefix="topic.")
+    assert [(r.action, r.outcome) for r in rows] == [("topic.add", "refused"), ("topic.add", "ok")]
 
 
 async def test_capacity_and_skills_are_checked(store, make_staff):

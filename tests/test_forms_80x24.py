@@ -80,7 +80,7 @@ async def test_register_form_fits_80x24_and_a_failing_save_says_why_on_screen(tu
         )
         values = form.values()
         assert values["requester_address"] == "ul. Polna 1" and values["name_or_email"] == "jan@example.pl"
-        assert await store.db.fetchall("SELECT * FROM access_requests") == []
+        assert await store.requests.list(SYSTEM) == []
         # the first field can be reached again: the body scrolls back
         first = form.query_one("#f-kind")
         first.focus()
@@ -116,7 +116,7 @@ async def test_hold_modal_keeps_the_input_and_shows_the_stores_refusal(tui_app, 
         assert on_screen(modal.query_one("#dialog-error")) and on_screen(modal.query_one("#save"))
         note = modal.query_one("#err-hold-ids", Static)
         assert "purged" in text(note) and in_view(modal, note)
-        assert await store.db.fetchall("SELECT * FROM holds") == []
+        assert await store.retention.holds(SYSTEM, include_released=True) == []
         # the dialog's own check: also in place, next to the field it is about
         modal.query_one("#hold-review", Input).value = "1 września"
         modal.query_one("#hold-ids", Input).value = "abc"

@@ -17,7 +17,7 @@ from store.clock import ManualClock
 from store.models import Actor
 from store.settings import Settings
 from tests.fixtures.reliability import FUZZ
-from tests.fixtures.store import PASSWORD
+from tests.fixtures.store import PASSWORD, SYSTEM
 from tests.fixtures.tui import SIZE, wait_until
 from tui.app import make_app
 from tui.context import TuiContext
@@ -131,7 +131,7 @@ def test_fuzz_the_request_register_form(tmp_path_factory) -> None:
             store = await _open(base)
             try:
                 registrar = (await store.accounts.get("rejestr")).as_actor()
-                before = (await store.db.fetchone("SELECT count(*) AS n FROM access_requests"))["n"]
+                before = len(await store.requests.list(SYSTEM))
                 app = RequestsApp(TuiContext(store=store, settings=store.settings, actor=registrar, token=""))
                 async with app.run_test(size=SIZE) as pilot:
                     await wait_until(pilot, lambda: isinstance(app.screen, RequestsScreen), what="the register")
@@ -154,22 +154,22 @@ def test_fuzz_the_request_register_form(tmp_path_factory) -> None:
                         lambda: "saved" if not isinstance(app.screen, FormModal) else (form.error or None),
                         what="the form's answer",
                     )
-                    after = (await store.db.fetchone("SELECT count(*) AS n FROM access_requests"))["n"]
+                    after = len(await store.requests.list(SYSTEM))
                     if outcome != "saved":
                         assert after == before, "a refused form stored nothing"
                         return
                     assert after == before + 1
-                    row = await store.db.fetchone("SELECT id, requester_name FROM access_requests ORDER BY id DESC")
+                    newest = max(await store.requests.list(SYSTEM), key=lambda r: r.id)
                     table = app.screen.query_one("#requests-table", DataTable)
                     await wait_until(
                         pilot,
-                        lambda: str(row["id"]) in [k.value for k in table.rows],
+                        lambda: str(newest.id) in [k.value for k in table.rows],
                         what="the new request in the list",
                     )
-                    shown = table.get_row(str(row["id"]))[-1]
+                    shown = table.get_row(str(newest.id))[-1]
                     # what the table shows is what was stored, brackets kept and nothing styled by them; only
                     # control characters are shown by visible stand-ins (␛, �), never sent to the terminal
-                    assert shown.plain == visible_text(row["requester_name"])
+                    assert shown.plain == visible_text(newest.requester_name)
                     assert not any(span.style and "link" in str(span.style) for span in shown.spans)
             finally:
                 await store.close()

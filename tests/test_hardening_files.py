@@ -5,6 +5,7 @@ CLI errors that name the right thing (an empty --data-dir, a backup onto a missi
 from __future__ import annotations
 
 import os
+import json
 import shutil
 import socket
 import sqlite3
@@ -22,6 +23,7 @@ from store.errors import AccountLocked, AlreadyExists, AuthenticationFailed, Inv
 from store.letters import missing_glyphs
 from store.models import Actor
 from store.reports import write_csv, write_pdf
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.calls import FakePbx, freepbx_csv, freepbx_row, write_pcm_wav
 from tests.fixtures.requests import CALL_AT, PHONE, call_request, insert_call
 from tests.fixtures.retention import write_wav
@@ -284,9 +286,9 @@ async def test_a_password_typed_into_the_name_field_never_reaches_the_audit_log_
         await store.accounts.login(secret, "x")
     with pytest.raises(AuthenticationFailed):
         await store.accounts.login("anna", "wrong password")
-    rows = await store.db.fetchall("SELECT actor_name, details FROM audit WHERE action = 'login' ORDER BY id")
-    names = [r["actor_name"] for r in rows]
-    assert all(secret.lower() not in (r["actor_name"] + r["details"]).lower() for r in rows)
+    rows = await audit_log(store, action="login")
+    names = [r.actor_name for r in rows]
+    assert all(secret.lower() not in (r.actor_name + json.dumps(r.details, ensure_ascii=False)).lower() for r in rows)
     assert names[-1] == "anna"  # a real account is still named
     unknown = {n for n in names[:-1]}
     assert all(n.startswith("unknown-name#") for n in unknown) and len(unknown) == 2  # same name, same hash

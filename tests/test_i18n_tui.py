@@ -4,7 +4,6 @@ choice kept with their account (My account, L) winning over both; snapshots of e
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from store.errors import InvalidInput
 from store.i18n import current_language
 from store.models import Role
 from store.settings import Settings
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import PASSWORD, SYSTEM
 from tests.fixtures.tui import SIZE, sign_in, wait_until
 from tui.app import make_app
@@ -45,9 +45,9 @@ async def test_a_person_sets_their_own_language_and_it_is_audited(store, make_st
     assert changed.language == "en" and (await store.accounts.get("anna")).language == "en"
     back = await store.accounts.set_own_language(anna.as_actor(), None)
     assert back.language is None
-    rows = await store.db.fetchall("SELECT actor_name, details FROM audit WHERE action = 'staff.language' ORDER BY id")
-    assert [r["actor_name"] for r in rows] == ["anna", "anna"]
-    assert json.loads(rows[0]["details"]) == {"language": "en", "self": True}
+    rows = await audit_log(store, action="staff.language")
+    assert [r.actor_name for r in rows] == ["anna", "anna"]
+    assert rows[0].details == {"language": "en", "self": True}
     for bad in ("klingon", "pl_PL", "EN; DROP TABLE staff", "x" * 500):
         with pytest.raises(InvalidInput):
             await store.accounts.set_own_language(anna.as_actor(), bad)

@@ -12,6 +12,7 @@ from store.errors import (
     SessionExpired,
 )
 from store.models import Role
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.directory import GROUPS, PEOPLE, USERS, make_ca
 from tests.fixtures.store import PASSWORD, SYSTEM
 
@@ -83,8 +84,8 @@ async def test_removed_from_mapped_groups_while_signed_in_loses_the_session(dir_
     assert (await dir_store.accounts.get("ewa")).roles == frozenset()
     with pytest.raises(NoMappedRole):
         await dir_store.accounts.login("ewa", pw("ewa"))
-    removed = await dir_store.db.fetchone("SELECT actor_name FROM audit WHERE action = 'staff.directory_removed'")
-    assert removed["actor_name"] == "system:directory"
+    removed = await audit_log(dir_store, action="staff.directory_removed")
+    assert removed[0].actor_name == "system:directory"
 
 
 async def test_group_change_and_removal_found_by_the_servers_periodic_check(dir_store, slapd, clock):

@@ -20,6 +20,7 @@ from store.errors import (
     SessionExpired,
 )
 from store.settings import Settings
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import PASSWORD, SYSTEM
 
 
@@ -224,7 +225,7 @@ async def test_verify_sign_in_says_why_and_spends_nothing(mfa_store, make_staff,
         with pytest.raises(AuthenticationFailed):
             await st.accounts.login("ala", "wrong password here")
     assert (await st.accounts.verify_sign_in(SYSTEM, "ala", PASSWORD)).reason == "locked"
-    audited = await st.db.fetchall("SELECT outcome FROM audit WHERE action = 'staff.verify_sign_in'")
+    audited = await audit_log(st, action="staff.verify_sign_in")
     assert len(audited) == 7
     consultant = (await st.accounts.get("kasia")).as_actor()
     from store.errors import NotPermitted

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 import wave
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,6 +13,7 @@ from store.keys import plain_size
 
 from store.errors import InvalidInput, NotFound, NotPermitted
 from store.listening import mask_number
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.calls import FakePbx
 from tests.fixtures.listening import ingest_call
 from tests.fixtures.store import SYSTEM
@@ -29,10 +30,22 @@ async def fetch(client: aiohttp.ClientSession, url: str, **kw) -> tuple[int, dic
 
 
 async def audit(store, action: str) -> list[dict]:
-    rows = await store.db.fetchall(
-        "SELECT actor_name, outcome, purpose, request_id, details FROM audit WHERE action = ? ORDER BY id", (action,)
-    )
-    return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+    return [
+        {
+            "actor_name": e.actor_name,
+            "outcome": e.outcome,
+            "purpose": e.purpose,
+            "request_id": e.request_id,
+            "details": e.details,
+        }
+        for e in await audit_log(store, action=action)
+    ]
+
+
+async def recording_path(store, conversation_id: int) -> Path:
+    """The managed file of the conversation's (one) recording, as the archive names it."""
+    (recording,) = (await store.archive.details(SYSTEM, conversation_id)).recordings
+    return store.settings.recordings_dir / recording.path
 
 
 # ---------------------------------------------------------------- refusals
@@ -111,12 +124,7 @@ async def test_a_recording_purged_or_changed_after_the_link_is_refused_naming_th
 ) -> None:
     call = await ingest_call(store, pbx, "1772443000.7")
     link = await store.listening.create(listener.actor, call.conversation_id, "kontrola")
-    path = (
-        store.settings.recordings_dir
-        / (await store.db.fetchone("SELECT path FROM recordings WHERE conversation_id = ?", (call.conversation_id,)))[
-            "path"
-        ]
-    )
+    path = await recording_path(store, call.conversation_id)
     original = path.read_bytes()
     async with session() as browser:
         path.write_bytes(original[:-10] + b"\x00" * 10)
@@ -139,8 +147,7 @@ async def test_a_recording_purged_or_changed_after_the_link_is_refused_naming_th
 
 
 async def test_a_missing_file_is_reported_when_the_link_is_asked_for(store, pcm_call, listener) -> None:
-    row = await store.db.fetchone("SELECT path FROM recordings WHERE conversation_id = ?", (pcm_call.conversation_id,))
-    (store.settings.recordings_dir / row["path"]).unlink()
+    (await recording_path(store, pcm_call.conversation_id)).unlink()
     with pytest.raises(NotFound, match="missing_file"):
         await store.listening.create(listener.actor, pcm_call.conversation_id, "kontrola")
 
@@ -164,14 +171,7 @@ async def test_page_range_and_audit_for_a_pcm_recording(store, chat_server, pcm_
         assert "••• ••• 567" in page and "601234567" not in page and "skarga 12/2026" in page
         assert 'controlslist="nodownload' in page and "<style" not in page and "<script>" not in page
         assert len(re.findall(r"<rect ", page)) > 50  # the level bar
-        size = plain_size(
-            store.settings.recordings_dir
-            / (
-                await store.db.fetchone(
-                    "SELECT path FROM recordings WHERE conversation_id = ?", (pcm_call.conversation_id,)
-                )
-            )["path"]
-        )
+        size = plain_size(await recording_path(store, pcm_call.conversation_id))
         status, headers, body = await fetch(
             browser, chat_server.url + link.path + "/audio", headers={"Range": "bytes=0-99"}
         )

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from cim.cli import cli
 from store import Store
 from store.settings import Settings
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import start_chat_server
 from tests.fixtures.retention import RetentionData
 
@@ -63,11 +64,9 @@ def test_listen_link_prints_url_and_expiry_and_is_audited_as_the_host(data_dir: 
         store = await Store.open(settings)
         server, runner = await start_chat_server(settings, store)
         try:
-            row = await store.db.fetchone(
-                "SELECT actor_name, purpose, details FROM audit WHERE action = 'listen.link_create'"
-            )
-            assert row["actor_name"].startswith("system:listen-link:") and row["purpose"] == "support: playback check"
-            assert json.loads(row["details"])["expires_at"] == document["expires_at"]
+            row = (await audit_log(store, action="listen.link_create"))[0]
+            assert row.actor_name.startswith("system:listen-link:") and row.purpose == "support: playback check"
+            assert row.details["expires_at"] == document["expires_at"]
             path = document["url"].split(":8080", 1)[1]
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
                 async with browser.get(server.url + path) as response:

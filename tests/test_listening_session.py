@@ -11,6 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from store.errors import InvalidInput, InvalidTransition, NotPermitted
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.requests import CALL_AT, PHONE, call_request, insert_call
 
 SESSION_AT = datetime(2026, 3, 20, 9, 0, tzinfo=timezone.utc)  # 10:00 in Warsaw
@@ -101,8 +102,7 @@ async def test_session_link_plays_then_the_record_states_attendees_times_and_wha
     )
     detail = await store.requests.get(people.director, req.id)
     assert [x.kind for x in detail.letters][-1] == "session_record"
-    audit = await store.db.fetchall("SELECT action FROM audit WHERE request_id = ? ORDER BY id", (req.id,))
-    actions = [r["action"] for r in audit]
+    actions = [r.action for r in await audit_log(store, request_id=req.id)]
     for step in (
         "requests.session_playback",
         "listen.link_create",

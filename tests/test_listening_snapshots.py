@@ -87,7 +87,7 @@ class SessionApp(App[None]):
         self.store = await Store.open(self.settings, clock=self.clock)
         self.store.listening.random = fixed_random
         attendee = (await self.store.accounts.get("swiadek")).as_actor()
-        request_id = (await self.store.db.fetchone("SELECT id FROM access_requests"))["id"]
+        request_id = (await self.store.requests.list(SYSTEM))[0].id
         await self.push_screen(
             RequestDetailScreen(
                 TuiContext(self.store, self.settings, attendee, token="", server_url="http://127.0.0.1:8080"),

@@ -9,6 +9,7 @@ import pytest
 from textual.app import App
 from textual.widgets import Static
 
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.listening import Listener, RecordedCall
 from tui.context import TuiContext
 from tui.screens.archive import ArchiveDetailScreen
@@ -93,17 +94,15 @@ async def test_archive_listen_shows_link_code_and_qr_then_the_status_until_revok
         async with aiohttp.ClientSession() as browser:
             async with browser.get(second.url) as response:
                 assert response.status == 403
-    rows = await store.db.fetchall(
-        "SELECT action, outcome, purpose FROM audit WHERE action LIKE 'listen.%' ORDER BY id"
-    )
-    assert [(r["action"], r["outcome"]) for r in rows] == [
+    rows = await audit_log(store, action_prefix="listen.")
+    assert [(r.action, r.outcome) for r in rows] == [
         ("listen.link_create", "ok"),
         ("listen.page", "ok"),
         ("listen.link_create", "ok"),
         ("listen.link_revoke", "ok"),
         ("listen.page", "refused"),
     ]
-    assert {r["purpose"] for r in rows} == {"skarga 12/2026"}
+    assert {r.purpose for r in rows} == {"skarga 12/2026"}
 
 
 async def test_a_set_player_command_is_used_instead_of_a_link(store, settings, pcm_call, listener, tmp_path) -> None:
@@ -199,5 +198,5 @@ async def test_session_v_shows_the_link_and_the_request_screen_says_odsluch_w_pr
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
         async with browser.get(modal.url) as response:
             assert response.status == 200
-    row = await store.db.fetchone("SELECT request_id, purpose FROM audit WHERE action = 'listen.page'")
-    assert (row["request_id"], row["purpose"]) == (req.id, f"§4 session {req.number}")
+    row = (await audit_log(store, action="listen.page"))[0]
+    assert (row.request_id, row.purpose) == (req.id, f"§4 session {req.number}")

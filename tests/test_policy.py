@@ -6,6 +6,7 @@ import pytest
 
 from store.models import Actor, Role
 from store.policy import ROLE_PERMISSIONS, Permission, allowed, permissions_of
+from tests.fixtures.audit_log import audit_log
 
 P = Permission
 # The expected matrix, written out independently of store/policy.py so a drift in either shows.
@@ -89,6 +90,6 @@ async def test_refused_attempt_is_audited_and_changes_nothing(store, make_staff)
     with pytest.raises(NotPermitted):
         await store.accounts.add_staff(consultant, "mallory", ["it_admin"], "long enough pw")
     assert len(await store.accounts.list_staff()) == before
-    row = await store.db.fetchone("SELECT * FROM audit ORDER BY id DESC LIMIT 1")
-    assert (row["actor_name"], row["action"], row["outcome"]) == ("anna", "staff.add", "refused")
+    row = (await audit_log(store))[-1]
+    assert (row.actor_name, row.action, row.outcome) == ("anna", "staff.add", "refused")
     assert (await store.audit.verify()).ok

@@ -16,6 +16,7 @@ from pypdf import PdfReader
 from store.errors import InvalidInput, NotPermitted
 from store.models import Actor
 from store.reports import ACCESS_ACTION_PREFIXES, parse_period, write_csv, write_pdf
+from tests.fixtures.audit_log import audit_log
 
 SYSTEM = Actor.system("tests")
 OLD = datetime(2025, 8, 31, 10, 0, tzinfo=timezone.utc)
@@ -33,8 +34,8 @@ async def test_reports_refused_to_roles_without_view_reports(store, make_staff, 
     someone = (await make_staff(None, *roles, department="OC")).as_actor()
     with pytest.raises(NotPermitted):
         await store.reports.supervision(someone, date(2026, 3, 1), date(2026, 3, 31))
-    row = await store.db.fetchone("SELECT action, outcome FROM audit ORDER BY id DESC LIMIT 1")
-    assert (row["action"], row["outcome"]) == ("reports.view", "refused")
+    last = (await audit_log(store))[-1]
+    assert (last.action, last.outcome) == ("reports.view", "refused")
 
 
 async def test_bad_periods_are_refused(store):
@@ -84,11 +85,8 @@ async def test_report_numbers_match_the_audit(store, clock, make_staff, retentio
     assert report.total_accesses == 5
     assert [(r.person, r.action, r.count) for r in report.refusals] == [("anna", "archive.open_recording", 1)]
     assert [(p.run_id, p.chats) for p in report.purges] == [(purge.run_id, 1)]
-    viewed = await store.db.fetchone(
-        "SELECT actor_name, details FROM audit WHERE action = 'reports.view'"
-        " AND outcome = 'ok' ORDER BY id DESC LIMIT 1"
-    )
-    assert viewed["actor_name"] == "czytelnik" and json.loads(viewed["details"])["accesses"] == 5
+    viewed = (await audit_log(store, action="reports.view", outcome="ok"))[-1]
+    assert viewed.actor_name == "czytelnik" and viewed.details["accesses"] == 5
 
 
 @pytest.mark.ordinance("§7")

@@ -4,13 +4,13 @@ shows roles that cannot search the archive only what matching needs."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
 
 from store.errors import InvalidInput, InvalidTransition, NotPermitted
 from store.requests import mask_number
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import SYSTEM
 from tests.fixtures.requests import CALL_AT, PHONE, call_request, chat_request, insert_call, insert_chat
 
@@ -28,7 +28,7 @@ async def _granted_copy(store, people, *, number=PHONE, channel="call"):
 
 
 async def _audit(store, action):
-    return await store.db.fetchall("SELECT * FROM audit WHERE action = ? ORDER BY id", (action,))
+    return await audit_log(store, action=action)
 
 
 @pytest.mark.ordinance("GDPR 15")
@@ -51,7 +51,7 @@ async def test_the_four_eyes_export_refuses_one_person_alone(store, people, make
     with pytest.raises(InvalidTransition):
         await store.requests.export_copy(both, req.id, tmp_path)
     assert not list(tmp_path.iterdir())
-    refused = [r for r in await _audit(store, "requests.export_confirm") if r["outcome"] == "refused"]
+    refused = [r for r in await _audit(store, "requests.export_confirm") if r.outcome == "refused"]
     assert len(refused) == 2
 
     second = (await make_staff("iod3", "dpo", "designated")).as_actor()  # a designated employee, also a DPO
@@ -62,13 +62,13 @@ async def test_the_four_eyes_export_refuses_one_person_alone(store, people, make
     assert result.files
     prepared, confirmed = (
         (await _audit(store, "requests.export_prepare"))[0],
-        [r for r in await _audit(store, "requests.export_confirm") if r["outcome"] == "ok"][0],
+        [r for r in await _audit(store, "requests.export_confirm") if r.outcome == "ok"][0],
     )
-    assert (prepared["actor_name"], confirmed["actor_name"]) == ("iod2", "iod3")
-    export = [r for r in await _audit(store, "requests.export") if r["outcome"] == "ok"][0]
-    details = json.loads(export["details"])
+    assert (prepared.actor_name, confirmed.actor_name) == ("iod2", "iod3")
+    export = [r for r in await _audit(store, "requests.export") if r.outcome == "ok"][0]
+    details = export.details
     assert (details["prepared_by"], details["confirmed_by"]) == (both.staff_id, second.staff_id)
-    assert list(json.loads(prepared["details"])["basis"].values()) == ["number_match"]
+    assert list(prepared.details["basis"].values()) == ["number_match"]
 
 
 @pytest.mark.ordinance("GDPR 15")
@@ -86,8 +86,8 @@ async def test_a_call_from_another_number_needs_a_justification_by_both(store, p
     a = detail.approval
     assert (a.prepared_by, a.confirmed_by, a.basis) == ("iod", "dyrektor", {call: "justification"})
     assert a.prepare_justification.startswith("Dzwonił") and a.confirm_justification.startswith("Rozmawiałem")
-    confirm = [r for r in await _audit(store, "requests.export_confirm") if r["outcome"] == "ok"][0]
-    assert confirm["purpose"].startswith("Rozmawiałem")
+    confirm = [r for r in await _audit(store, "requests.export_confirm") if r.outcome == "ok"][0]
+    assert confirm.purpose.startswith("Rozmawiałem")
     await store.requests.export_copy(people.dpo, req.id, tmp_path)
 
 
@@ -124,7 +124,7 @@ async def test_candidates_show_masked_numbers_and_no_chat_text_search_to_who_can
         c for c in await store.requests.candidates(people.registrar, chat_req.id) if c.conversation_id == chat
     ]
     assert searched.detail_matches is True
-    audits = [json.loads(r["details"])["masked"] for r in await _audit(store, "requests.candidates")]
+    audits = [r.details["masked"] for r in await _audit(store, "requests.candidates")]
     assert audits == [True, False, True, False]
 
 

@@ -29,7 +29,8 @@ from store.requests import (
     clean_text,
 )
 from store.requests import lifecycle
-from tests.fixtures.requests import CALL_AT, PHONE, call_request, insert_call
+from tests.fixtures.audit_log import audit_log
+from tests.fixtures.requests import CALL_AT, PHONE, call_request, insert_call, request_state
 from tests.fixtures.store import SYSTEM
 from tests.fixtures.tui import SIZE, wait_until
 from tests.test_requests_store import SESSION_AT, _copy_to_state, _to_state, ready_for_decision
@@ -225,15 +226,12 @@ async def test_the_store_refuses_an_actor_without_the_permission_and_audits_it(
         req = await _to_state(store, people, clock, state)
     else:
         req = await _copy_to_state(store, people, tmp_path, state)
-    before = dict(await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,)))
+    before = await request_state(store, req.id)
     with pytest.raises(NotPermitted, match="konsultant is not permitted to requests: |konsultant is neither"):
         await _attempt(store, people.consultant, req, action, tmp_path, people.attendee.staff_id)
-    assert dict(await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,))) == before
-    refused = await store.db.fetchall(
-        "SELECT * FROM audit WHERE action = ? AND outcome = 'refused' AND request_id = ?",
-        (lifecycle.audit_action(action, "dpo"), req.id),
-    )
-    assert len(refused) == 1 and refused[0]["actor_name"] == "konsultant"
+    assert await request_state(store, req.id) == before
+    refused = await audit_log(store, action=lifecycle.audit_action(action, "dpo"), outcome="refused", request_id=req.id)
+    assert len(refused) == 1 and refused[0].actor_name == "konsultant"
 
 
 # -- allowed_actions for each viewer ----------------------------------------------------------------------
@@ -353,8 +351,8 @@ async def test_opinions_reasons_notes_and_justifications_are_cleaned_before_they
         await store.requests.refuse(people.director, req.id, "x" * 4001)
     refused = await store.requests.refuse(people.director, req.id, HOSTILE)
     assert refused.decision_reasons == CLEANED
-    opinions = await store.db.fetchall("SELECT text FROM request_opinions WHERE request_id = ?", (req.id,))
-    assert [o["text"] for o in opinions] == [CLEANED, CLEANED]
+    opinions = (await store.requests.get(SYSTEM, req.id)).opinions
+    assert [o.text for o in opinions] == [CLEANED, CLEANED]
 
     other = await store.requests.register(people.registrar, call_request())
     withdrawn = await store.requests.withdraw(people.registrar, other.id, HOSTILE)

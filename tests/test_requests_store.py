@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -20,25 +21,27 @@ from store.errors import (
 )
 from store.phone import normalise_number
 from store.requests import TRANSITIONS, Requests
-from tests.fixtures.requests import CALL_AT, PHONE, call_request, chat_request, insert_call, insert_chat
+from tests.fixtures.audit_log import audit_log
+from tests.fixtures.requests import (
+    CALL_AT,
+    PHONE,
+    call_request,
+    chat_request,
+    insert_call,
+    insert_chat,
+    request_state,
+)
 from tests.fixtures.store import SYSTEM
 
 SESSION_AT = datetime(2026, 3, 20, 9, 0, tzinfo=timezone.utc)
 
 
-async def audit_rows(store, action=None, outcome=None):
-    sql, params = "SELECT * FROM audit WHERE 1=1", []
-    if action:
-        sql += " AND action = ?"
-        params.append(action)
-    if outcome:
-        sql += " AND outcome = ?"
-        params.append(outcome)
-    return await store.db.fetchall(sql, params)
-
-
 async def open_holds(store, request_id):
-    return await store.db.fetchall("SELECT * FROM holds WHERE request_id = ? AND released_at IS NULL", (request_id,))
+    return [h for h in await store.retention.holds(SYSTEM) if h.request_id == request_id]
+
+
+async def no_requests_stored(store) -> bool:
+    return await store.requests.list(SYSTEM) == []
 
 
 async def ready_for_decision(store, people, *, number=PHONE, identifiable=True):
@@ -83,15 +86,15 @@ async def ready_for_decision(store, people, *, number=PHONE, identifiable=True):
 async def test_register_rejects_bad_input_and_stores_nothing(store, people, changes, message):
     with pytest.raises(InvalidInput, match=message):
         await store.requests.register(people.registrar, call_request(**changes))
-    assert await store.db.fetchall("SELECT * FROM access_requests") == []
+    assert await no_requests_stored(store)
 
 
 async def test_register_refused_to_a_consultant_is_audited(store, people):
     with pytest.raises(NotPermitted):
         await store.requests.register(people.consultant, call_request())
-    refused = await audit_rows(store, "requests.register", "refused")
-    assert len(refused) == 1 and refused[0]["actor_name"] == "konsultant"
-    assert await store.db.fetchall("SELECT * FROM access_requests") == []
+    refused = await audit_log(store, action="requests.register", outcome="refused")
+    assert len(refused) == 1 and refused[0].actor_name == "konsultant"
+    assert await no_requests_stored(store)
 
 
 @pytest.mark.parametrize(
@@ -202,7 +205,7 @@ async def test_candidates_rank_the_requesters_number_first(store, people):
     cands = await store.requests.candidates(people.registrar, req.id)
     assert [c.conversation_id for c in cands] == [mine, far_mine, other]
     assert cands[0].number_matches and not cands[2].number_matches
-    assert (await audit_rows(store, "requests.candidates"))[0]["request_id"] == req.id
+    assert (await audit_log(store, action="requests.candidates"))[0].request_id == req.id
     with pytest.raises(NotPermitted):
         await store.requests.candidates(people.dpo, req.id)
 
@@ -227,8 +230,10 @@ async def test_link_rejects_missing_or_wrong_channel(store, people, conversation
     conv_id = 9999 if conversation == "missing" else await insert_chat(store, at=CALL_AT, lines=[])
     with pytest.raises(ConversationNotFound if conversation == "missing" else InvalidInput):
         await store.requests.link(people.registrar, req.id, conv_id)
-    assert await store.db.fetchall("SELECT * FROM request_conversations") == []
-    assert await store.db.fetchall("SELECT * FROM holds") == []
+    assert [
+        r for r in await store.requests.list(SYSTEM) if (await store.requests.get(SYSTEM, r.id)).conversations
+    ] == []
+    assert await store.retention.holds(SYSTEM, include_released=True) == []
 
 
 @pytest.mark.ordinance("§4.7")
@@ -266,7 +271,7 @@ async def test_unlinking_the_wrong_call_restores_eligibility(store, people):
         await store.requests.link(people.registrar, req.id, right)
     req = await store.requests.unlink(people.registrar, req.id, wrong)
     assert req.eligible
-    assert [h["conversation_id"] for h in await open_holds(store, req.id)] == [right]
+    assert [h.conversation_id for h in await open_holds(store, req.id)] == [right]
 
 
 # -- opinions (§4.3) ---------------------------------------------------------------------------------------
@@ -289,9 +294,9 @@ async def test_opinions_by_the_right_people_only_and_audited(store, people):
         await store.requests.give_opinion(people.dpo, req.id, "dpo", "favourable", " ")
     with pytest.raises(InvalidInput, match="verdict"):
         await store.requests.give_opinion(people.dpo, req.id, "dpo", "maybe", "Hmm.")
-    refused = await audit_rows(store, outcome="refused")
-    assert {r["actor_name"] for r in refused} == {"naczelnik", "kierownik", "dyrektor"}
-    assert all(r["request_id"] == req.id for r in refused)
+    refused = await audit_log(store, outcome="refused")
+    assert {r.actor_name for r in refused} == {"naczelnik", "kierownik", "dyrektor"}
+    assert all(r.request_id == req.id for r in refused)
     req = await store.requests.give_opinion(people.dpo, req.id, "dpo", "unfavourable", "Wątpliwości.")
     assert req.state == "registered" and req.opinions_given == {"dpo"}
     with pytest.raises(InvalidTransition, match="already been given"):
@@ -337,7 +342,7 @@ async def test_decision_by_a_non_director_is_refused_and_audited(store, people):
             )
         with pytest.raises(NotPermitted):
             await store.requests.refuse(actor, req.id, "Nie.")
-    assert len(await audit_rows(store, outcome="refused")) == 6
+    assert len(await audit_log(store, outcome="refused")) == 6
     assert (await store.requests.get(people.director, req.id)).request.state == "awaiting_decision"
 
 
@@ -398,8 +403,8 @@ async def test_access_request_end_to_end_grant_session_close(store, people, cloc
     assert material.recording_path.is_file() and material.recording_path.read_bytes()[:8] == b"CIMSEAL1"
     with open_plain(material.recording_path) as fh:  # sealed at rest, opened in the store
         assert fh.read(4) == b"RIFF"
-    playback = await audit_rows(store, "requests.session_playback", "ok")
-    assert [(p["request_id"], p["target_id"], p["actor_name"]) for p in playback] == [(req.id, str(call), "swiadek")]
+    playback = await audit_log(store, action="requests.session_playback", outcome="ok")
+    assert [(p.request_id, p.target_id, p.actor_name) for p in playback] == [(req.id, str(call), "swiadek")]
     with pytest.raises(InvalidInput, match="only designated attendees"):
         await store.requests.end_session(people.attendee, req.id, [people.dpo.staff_id])
     clock.advance(minutes=25)
@@ -456,14 +461,14 @@ async def test_linking_holds_and_withdrawing_releases(store, people):
     call = await insert_call(store, at=CALL_AT, number=PHONE)
     await store.requests.link(people.registrar, req.id, call)
     (hold,) = await open_holds(store, req.id)
-    assert (hold["conversation_id"], hold["legal_basis"], hold["case_reference"]) == (call, "§4 request", req.number)
-    assert hold["set_by"] == people.registrar.staff_id
+    assert (hold.conversation_id, hold.legal_basis, hold.case_reference) == (call, "§4 request", req.number)
+    assert hold.set_by == people.registrar.name
     req = await store.requests.withdraw(people.registrar, req.id, "Wnioskodawca wycofał wniosek telefonicznie.")
     assert req.state == "withdrawn" and req.withdrawn_at is not None
     assert req.withdrawal_note == "Wnioskodawca wycofał wniosek telefonicznie." and req.session_notes is None
     assert await open_holds(store, req.id) == []
-    released = await store.db.fetchone("SELECT released_by FROM holds WHERE request_id = ?", (req.id,))
-    assert released["released_by"] == people.registrar.staff_id
+    (released,) = [h for h in await store.retention.holds(SYSTEM, include_released=True) if h.request_id == req.id]
+    assert released.released_by == people.registrar.name
 
 
 # -- every illegal transition ----------------------------------------------------------------------------
@@ -555,13 +560,10 @@ ILLEGAL = [
 @pytest.mark.parametrize("state, action", ILLEGAL)
 async def test_every_illegal_access_transition_is_refused(store, people, clock, state, action):
     req = await _to_state(store, people, clock, state)
-    before = await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,))
-    letters = len(await store.db.fetchall("SELECT * FROM letters"))
+    before = await request_state(store, req.id)
     with pytest.raises(InvalidTransition):
         await _attempt(store, people, req, action)
-    after = await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,))
-    assert dict(before) == dict(after)
-    assert len(await store.db.fetchall("SELECT * FROM letters")) == letters
+    assert await request_state(store, req.id) == before
 
 
 async def test_the_state_machine_is_closed():
@@ -612,8 +614,8 @@ async def test_copy_request_end_to_end_with_manifest_and_checksums(store, people
     assert hashlib.sha256(files[entry["name"]]).hexdigest() == entry["sha256"]
     assert files["SHA256SUMS"].decode() == f"{entry['sha256']}  {entry['name']}\n"
     assert hashlib.sha256(files["manifest.json"]).hexdigest() == result.manifest_sha256
-    (audit,) = await audit_rows(store, "requests.export", "ok")
-    assert json.loads(audit["details"])["manifest_sha256"] == result.manifest_sha256
+    (audit,) = await audit_log(store, action="requests.export", outcome="ok")
+    assert audit.details["manifest_sha256"] == result.manifest_sha256
     with pytest.raises(InvalidTransition):
         await store.requests.export_copy(people.dpo, req.id, out)
     req = await store.requests.close(people.dpo, req.id)
@@ -669,7 +671,7 @@ async def test_register_filters_and_csv(store, people):
     lines = text.splitlines()
     assert lines[0].startswith("number,kind,state") and len(lines) == 3
     assert "'=HYPERLINK" in text  # a spreadsheet does not run the requester's name as a formula
-    assert await audit_rows(store, "requests.export_csv", "ok")
+    assert await audit_log(store, action="requests.export_csv", outcome="ok")
 
 
 async def test_department_head_sees_only_their_departments_requests(store, people):
@@ -684,7 +686,7 @@ async def test_department_head_sees_only_their_departments_requests(store, peopl
         await store.requests.get(people.other_head, req.id)
     with pytest.raises(NotPermitted):
         await store.requests.get(people.consultant, req.id)
-    assert len(await audit_rows(store, "requests.view", "refused")) == 2
+    assert len(await audit_log(store, action="requests.view", outcome="refused")) == 2
 
 
 COPY_STATES = [
@@ -727,7 +729,7 @@ async def _copy_to_state(store, people, tmp_path, state):
 @pytest.mark.parametrize("state, action", COPY_ILLEGAL)
 async def test_every_illegal_copy_transition_is_refused(store, people, tmp_path, state, action):
     req = await _copy_to_state(store, people, tmp_path, state)
-    before = dict(await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,)))
+    before = await request_state(store, req.id)
     r, p = store.requests, people
     attempts = {
         "grant": lambda: r.grant(p.dpo, req.id),
@@ -743,7 +745,7 @@ async def test_every_illegal_copy_transition_is_refused(store, people, tmp_path,
     }
     with pytest.raises(InvalidTransition):
         await attempts[action]()
-    assert dict(await store.db.fetchone("SELECT * FROM access_requests WHERE id = ?", (req.id,))) == before
+    assert await request_state(store, req.id) == before
 
 
 @pytest.mark.ordinance("§6")
@@ -754,11 +756,12 @@ async def test_the_real_purge_spares_a_linked_conversation_until_the_request_clo
     clock.now = CALL_AT + timedelta(days=200)  # past purge_after (6 months)
     result = await store.retention.purge(SYSTEM)
     assert result.calls == 0 and result.held == 1
-    assert await store.db.fetchone("SELECT id FROM conversations WHERE id = ?", (call,))
+    assert (await store.archive.details(SYSTEM, call)).held
     await store.requests.close(people.director, req.id)
     result = await store.retention.purge(SYSTEM)
     assert result.calls == 1
-    assert await store.db.fetchone("SELECT id FROM conversations WHERE id = ?", (call,)) is None
+    with pytest.raises(ConversationNotFound):
+        await store.archive.details(SYSTEM, call)
 
 
 async def test_steps_that_name_a_person_refuse_the_host_account(store, people):
@@ -775,8 +778,11 @@ async def test_the_audit_log_holds_no_resident_content(store, people, tmp_path):
     await store.requests.extend(people.director, req.id, 1, "Powód przedłużenia XYZ.")
     await store.requests.refuse(people.director, req.id, "Uzasadnienie odmowy QWE.")
     await store.requests.get(people.director, req.id)
-    rows = await store.db.fetchall("SELECT * FROM audit")
-    dump = "\n".join(" ".join(str(v) for v in dict(r).values()) for r in rows)
+    rows = await audit_log(store)
+    dump = "\n".join(
+        " ".join(json.dumps(v, ensure_ascii=False) if k == "details" else str(v) for k, v in asdict(r).items())
+        for r in rows
+    )
     for secret in (
         "Zażółć",
         "Łąkowa",
@@ -798,7 +804,7 @@ async def test_the_audit_log_holds_no_resident_content(store, people, tmp_path):
         "requests.refuse",
         "requests.letter",
         "requests.view",
-    } <= {r["action"] for r in rows}
+    } <= {r.action for r in rows}
 
 
 async def test_control_characters_are_dropped_from_register_fields(store, people):

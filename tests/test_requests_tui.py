@@ -9,6 +9,7 @@ from textual.app import App
 from textual.widgets import DataTable, Static
 
 from store.models import Actor
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.requests import CALL_AT, PHONE, call_request, insert_call, insert_chat
 from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
@@ -101,7 +102,7 @@ async def test_register_form_shows_the_stores_message_and_stays_open(store, peop
         await fill_form(pilot, {"requester_phone": "601 234 567", "received_on": "2099-01-01"}, expect_close=False)
         await wait_until(pilot, lambda: "in the future" in form.error, what="the date error")
         assert isinstance(app.screen, FormModal)
-        assert await store.db.fetchall("SELECT * FROM access_requests") == []
+        assert await store.requests.list(Actor.system("tests")) == []
         await fill_form(pilot, {"received_on": "2026-03-01"})
         await wait_until(pilot, lambda: rows(app, "requests-table"), what="the new request")
         assert rows(app, "requests-table")[0][0] == "CIM/2026/0001"
@@ -226,8 +227,8 @@ async def test_access_request_walks_through_every_role(store, people, clock):
         await wait_until(pilot, lambda: "session_record:" in text_of(pilot.app, "letters"), what="the record")
         await pilot.press("c")
         await state_is(pilot, "closed")
-    playback = await store.db.fetchall("SELECT * FROM audit WHERE action = 'requests.session_playback'")
-    assert [(p["request_id"], p["actor_name"]) for p in playback] == [(req.id, "swiadek")]
+    playback = await audit_log(store, action="requests.session_playback")
+    assert [(p.request_id, p.actor_name) for p in playback] == [(req.id, "swiadek")]
 
 
 @pytest.mark.ordinance("§4.5", "§4.7")

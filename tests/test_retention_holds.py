@@ -20,9 +20,18 @@ from store.errors import (
 )
 from store.models import Actor
 from store.retention import daily_purge_loop, next_daily_run
+from tests.fixtures.audit_log import audit_log
 
 OLD = datetime(2025, 8, 31, 10, 0, tzinfo=timezone.utc)
 SYSTEM = Actor.system("tests")
+
+
+async def all_holds(store):
+    return await store.retention.holds(SYSTEM, include_released=True)
+
+
+async def finished_runs(store):
+    return [run for run in await store.retention.runs(SYSTEM) if run.status == "finished"]
 
 
 @pytest.mark.parametrize("roles", [("consultant",), ("designated",), ("it_admin",), ("dpo",), ("secretary",)])
@@ -31,9 +40,9 @@ async def test_hold_by_a_role_without_permission_is_refused_and_audited(store, m
     someone = (await make_staff(None, *roles)).as_actor()
     with pytest.raises(NotPermitted):
         await store.retention.add_hold(someone, [chat], legal_basis="x", case_reference="y")
-    row = await store.db.fetchone("SELECT action, outcome FROM audit ORDER BY id DESC LIMIT 1")
-    assert (row["action"], row["outcome"]) == ("retention.hold_set", "refused")
-    assert (await store.db.fetchone("SELECT count(*) FROM holds"))[0] == 0
+    last = (await audit_log(store))[-1]
+    assert (last.action, last.outcome) == ("retention.hold_set", "refused")
+    assert await all_holds(store) == []
 
 
 async def test_hold_on_an_already_purged_conversation_is_a_clear_error(store, make_staff, retention_data):
@@ -43,7 +52,7 @@ async def test_hold_on_an_already_purged_conversation_is_a_clear_error(store, ma
     await store.retention.purge(SYSTEM)
     with pytest.raises(AlreadyPurged, match=f"conversation {gone} was already purged on 2026-03-02"):
         await store.retention.add_hold(manager, [kept, gone], legal_basis="KPA", case_reference="A-1")
-    assert (await store.db.fetchone("SELECT count(*) FROM holds"))[0] == 0  # all or nothing
+    assert await all_holds(store) == []  # all or nothing
     with pytest.raises(ConversationNotFound, match="no conversation 999"):
         await store.retention.add_hold(manager, [999], legal_basis="KPA", case_reference="A-1")
 
@@ -61,7 +70,7 @@ async def test_hold_with_bad_input_is_refused_and_changes_nothing(store, retenti
     chat = await retention_data.chat(OLD)
     with pytest.raises(InvalidInput, match=message):
         await store.retention.add_hold(SYSTEM, [chat], **kwargs)
-    assert (await store.db.fetchone("SELECT count(*) FROM holds"))[0] == 0
+    assert await all_holds(store) == []
 
 
 async def test_hold_needs_at_least_one_valid_conversation_number(store):
@@ -104,10 +113,8 @@ async def test_hold_on_a_search_result_is_audited_per_conversation_and_overdue_r
     )
     assert sorted(h.conversation_id for h in created) == ids
     assert all(h.set_by == "kier" and not h.overdue for h in created)
-    audited = await store.db.fetchall(
-        "SELECT target_id FROM audit WHERE action = 'retention.hold_set' AND outcome = 'ok' ORDER BY id"
-    )
-    assert [int(r[0]) for r in audited] == ids
+    audited = await audit_log(store, action="retention.hold_set", outcome="ok")
+    assert [int(e.target_id) for e in audited] == ids
     clock.advance(days=31)  # 2026-04-02: past the review date
     assert all(h.overdue for h in await store.retention.holds(manager))
     assert (await store.retention.purge(SYSTEM)).held == 3
@@ -135,15 +142,15 @@ async def test_daily_loop_off_returns_and_on_purges_when_due(store, clock, reten
     task = asyncio.create_task(daily_purge_loop(store, store.settings.with_(purge_daily_at="10:00")))
     try:
         for _ in range(100):
-            if (await store.db.fetchone("SELECT count(*) FROM purge_runs WHERE status = 'finished'"))[0]:
+            if await finished_runs(store):
                 break
             await asyncio.sleep(0.02)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    run = await store.db.fetchone("SELECT started_by, chats FROM purge_runs")
-    assert (run["started_by"], run["chats"]) == ("system:daily-purge", 1)
+    (run,) = await store.retention.runs(SYSTEM)
+    assert (run.started_by, run.chats) == ("system:daily-purge", 1)
 
 
 # ------------------------------------------------------------------ backups
@@ -186,7 +193,7 @@ async def test_backup_is_a_consistent_copy_with_its_recordings_and_a_destroy_by_
     assert not any(p.name in ("master.key", "keyring.sqlite3") for p in (tmp_path / "bk").rglob("*"))
     assert manifest["destroy_by"] == "2026-04-01T09:00:00.000000Z"  # P30D after the fixture clock
     assert (tmp_path / "bk").stat().st_mode & 0o077 == 0
-    assert (await store.db.fetchone("SELECT count(*) FROM audit WHERE action = 'retention.backup'"))[0] == 1
+    assert len(await audit_log(store, action="retention.backup")) == 1
 
 
 @pytest.mark.ordinance("§6")
@@ -203,13 +210,13 @@ async def test_cim_serve_app_runs_the_daily_purge_and_stops_it_on_shutdown(store
     await site.start()
     try:
         for _ in range(200):
-            if (await store.db.fetchone("SELECT count(*) FROM purge_runs WHERE status = 'finished'"))[0]:
+            if await finished_runs(store):
                 break
             await asyncio.sleep(0.02)
     finally:
         await runner.cleanup()
-    run = await store.db.fetchone("SELECT started_by, chats FROM purge_runs")
-    assert (run["started_by"], run["chats"]) == ("system:daily-purge", 1)
+    (run,) = await store.retention.runs(SYSTEM)
+    assert (run.started_by, run.chats) == ("system:daily-purge", 1)
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "cim-daily-purge"]
 
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, timezone
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from store.archive import SearchFilters
 from store.models import Actor
 from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
@@ -19,6 +20,12 @@ from tui.widgets.modals import ConfirmModal
 
 OLD = datetime(2025, 8, 31, 10, 0, tzinfo=timezone.utc)
 SYSTEM = Actor.system("tests")
+
+
+async def conversation_ids(store) -> list[int]:
+    return [c.id for c in (await store.archive.search(SYSTEM, SearchFilters())).items]
+
+
 WIDE = (140, 40)
 
 
@@ -60,7 +67,7 @@ async def test_director_sees_holds_but_cannot_purge(tui_app, make_staff, retenti
         await pilot.press("p")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmModal)
-    assert (await store.db.fetchone("SELECT count(*) FROM purge_runs"))[0] == 0
+    assert await store.retention.runs(SYSTEM) == []
 
 
 @pytest.mark.ordinance("§6")
@@ -88,7 +95,7 @@ async def test_manager_previews_confirms_and_purges_with_held_items_explained(
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the confirmation")
         await pilot.press("n")  # cancel: nothing happens
         await wait_until(pilot, lambda: app.screen is screen)
-        assert (await store.db.fetchone("SELECT count(*) FROM conversations"))[0] == 5
+        assert len(await conversation_ids(store)) == 5
 
         await pilot.press("p")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the confirmation")
@@ -96,8 +103,7 @@ async def test_manager_previews_confirms_and_purges_with_held_items_explained(
         await wait_until(pilot, lambda: screen.last_result is not None, what="the purge to finish")
         assert (screen.last_result.chats, screen.last_result.calls) == (3, 1)
         await wait_until(pilot, lambda: any("Purged 1 call, 3 chat transcripts" in n for n in notifications(app)))
-    remaining = [r[0] for r in await store.db.fetchall("SELECT id FROM conversations")]
-    assert remaining == [held]
+    assert await conversation_ids(store) == [held]
 
 
 @pytest.mark.ordinance("§6")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from store.accounts import make_hasher
 from store.archive import SearchFilters
 from store.errors import AccountLocked, AuthenticationFailed, NotPermitted, SessionExpired
 from store.models import Actor
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import ConnectionRefused, connect_client
 from tests.fixtures.requests import CALL_AT, PHONE, call_request, insert_call
 from tests.fixtures.store import PASSWORD, SYSTEM
@@ -59,8 +61,8 @@ async def test_unknown_user_and_wrong_password_cost_one_argon2_verification_each
         answers.append(failed.value.message)
     assert len(set(answers)) == 1
     # the audit names the attempt, never whether the account exists, and never the password
-    rows = await store.db.fetchall("SELECT details FROM audit WHERE action = 'login' AND outcome = 'refused'")
-    assert len(rows) == 4 and not any("wrong password" in r["details"] for r in rows)
+    rows = await audit_log(store, action="login", outcome="refused")
+    assert len(rows) == 4 and not any("wrong password" in json.dumps(r.details, ensure_ascii=False) for r in rows)
 
 
 async def test_a_disabled_account_fails_exactly_like_a_wrong_password(store, make_staff):
@@ -303,16 +305,14 @@ async def test_every_tui_action_is_refused_and_audited_by_the_store(
     # a secretary (§7: reads supervision reports only); for the reports, a consultant
     outsider = await make_staff("sekretarz", "consultant" if name == "reports.supervision" else "secretary")
     actor = outsider.as_actor()
-    before = await store.db.fetchall("SELECT count(*) AS n FROM audit")
+    before = await audit_log(store)
     with pytest.raises(NotPermitted):
         await action(store, actor, targets)
-    refused = await store.db.fetchall(
-        "SELECT actor_id, outcome, details FROM audit WHERE id > ? ORDER BY id", (before[0]["n"],)
-    )
-    assert [r["outcome"] for r in refused] == ["refused"], f"{name}: the refusal is audited exactly once"
-    assert refused[0]["actor_id"] == actor.staff_id
+    refused = (await audit_log(store))[len(before) :]
+    assert [r.outcome for r in refused] == ["refused"], f"{name}: the refusal is audited exactly once"
+    assert refused[0].actor_id == actor.staff_id
     if permission is not None:
-        assert f'"permission":"{permission}"' in refused[0]["details"]
+        assert refused[0].details["permission"] == permission
     assert (await store.audit.verify()).ok
 
 

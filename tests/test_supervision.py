@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from datetime import timedelta
 
 import pytest
 
 from store.chats import SYSTEM_EVENTS
 from store.models import Actor
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import ConnectionRefused, connect_client
 from tests.fixtures.store import PASSWORD
 
@@ -27,7 +29,7 @@ async def named(store, staff, full_name: str) -> None:
 
 
 async def audit_rows(store, action: str) -> list:
-    return await store.db.fetchall("SELECT * FROM audit WHERE action = ? ORDER BY id", (action,))
+    return await audit_log(store, action=action)
 
 
 async def active_chat(consultant_client, resident, lang: str = "pl"):
@@ -78,7 +80,7 @@ async def test_a_supervisor_connects_without_the_consultant_role_and_sees_every_
     assert code(await boss.call("accept", {"chat_id": waiting.chat_id})) == "not_permitted"
     assert code(await director.call("send", {"chat_id": talking.chat_id, "text": "x"})) == "not_permitted"
     refused = await audit_rows(store, "chat.consultant_event")
-    assert [(r["actor_name"], r["outcome"]) for r in refused] == [("kierownik", "refused"), ("dyrektor", "refused")]
+    assert [(r.actor_name, r.outcome) for r in refused] == [("kierownik", "refused"), ("dyrektor", "refused")]
     assert (await store.chats.get(waiting.chat_id)).status == "queued"
     # presence lists consultants only (whom a chat can be transferred to)
     presence = await anna.wait_for("presence", lambda p: p["consultants"])
@@ -93,7 +95,7 @@ async def test_staff_who_neither_supervise_nor_consult_are_refused_and_it_is_aud
             await connect_client(chat_server.url, "/staff", {"token": session.token})
         assert info.value.code == "unauthorised"
     refused = await audit_rows(chat_server.store, "staff.connect")
-    assert [(r["actor_name"], r["outcome"]) for r in refused] == [("sekretarz", "refused"), ("wyznaczona", "refused")]
+    assert [(r.actor_name, r.outcome) for r in refused] == [("sekretarz", "refused"), ("wyznaczona", "refused")]
 
 
 async def test_a_consultant_may_not_watch_whisper_or_take_over_and_each_attempt_is_audited(
@@ -111,7 +113,7 @@ async def test_a_consultant_may_not_watch_whisper_or_take_over_and_each_attempt_
     assert code(await bob.call("supervision", {})) == "not_permitted"
     for action in ("chat.monitor", "chat.whisper", "chat.take_over"):
         rows = await audit_rows(store, action)
-        assert [(x["actor_name"], x["outcome"], x["target_id"]) for x in rows] == [("bob", "refused", str(r.chat_id))]
+        assert [(x.actor_name, x.outcome, x.target_id) for x in rows] == [("bob", "refused", str(r.chat_id))]
     assert (await store.chats.get(r.chat_id)).consultant_id == anna.staff.id
     assert await store.supervision.notes(r.chat_id) == []
     assert not anna.of("supervised")
@@ -123,8 +125,8 @@ async def test_a_supervisor_without_the_consultant_role_cannot_take_over(chat_se
     boss = await consultant_client("kierownik", "cim_manager")
     assert code(await boss.call("take_over", {"chat_id": r.chat_id})) == "not_permitted"
     rows = await audit_rows(store, "chat.take_over")
-    assert [(x["actor_name"], x["outcome"]) for x in rows] == [("kierownik", "refused")]
-    assert json.loads(rows[0]["details"]) == {"permission": "handle_chats"}
+    assert [(x.actor_name, x.outcome) for x in rows] == [("kierownik", "refused")]
+    assert rows[0].details == {"permission": "handle_chats"}
     assert (await store.chats.get(r.chat_id)).consultant_id == anna.staff.id
     assert not anna.of("released")
 
@@ -151,7 +153,7 @@ async def test_watching_needs_a_purpose_is_audited_as_a_reading_and_the_consulta
     assert ack["ok"] and ack["status"] == "active" and ack["consultant"]["staff_id"] == anna.staff.id
     assert [m["text"] for m in ack["history"] if m["from"] == "resident"] == ["Dzień dobry, mam pytanie"]
     [entry] = await audit_rows(store, "chat.monitor")
-    assert (entry["actor_name"], entry["purpose"], entry["target_kind"], entry["target_id"]) == (
+    assert (entry.actor_name, entry.purpose, entry.target_kind, entry.target_id) == (
         "kierownik",
         "kontrola jakości",
         "conversation",
@@ -175,7 +177,7 @@ async def test_watching_needs_a_purpose_is_audited_as_a_reading_and_the_consulta
     assert (await boss.call("unmonitor", {"chat_id": r.chat_id}))["ok"]
     assert await anna.wait_for("supervised", lambda s: s["by"] == [])
     [end] = await audit_rows(store, "chat.unmonitor")
-    assert end["actor_name"] == "kierownik" and json.loads(end["details"])["reason"] == "stopped"
+    assert end.actor_name == "kierownik" and end.details["reason"] == "stopped"
 
 
 async def test_a_watch_ends_when_the_supervisor_leaves_or_the_chat_closes(chat_server, consultant_client, resident):
@@ -191,7 +193,7 @@ async def test_a_watch_ends_when_the_supervisor_leaves_or_the_chat_closes(chat_s
     assert (await anna.call("close", {"chat_id": r.chat_id, "category": "information_given"}))["ok"]
     ended = await director.wait_for("monitor_ended")
     assert ended == {"chat_id": r.chat_id, "reason": "closed"}
-    reasons = [json.loads(e["details"])["reason"] for e in await audit_rows(store, "chat.unmonitor")]
+    reasons = [e.details["reason"] for e in await audit_rows(store, "chat.unmonitor")]
     assert reasons == ["disconnected", "closed"]
     assert code(await director.call("monitor", {"chat_id": r.chat_id, "purpose": "kontrola jakości"})) == "closed"
 
@@ -252,7 +254,7 @@ async def test_a_whisper_reaches_the_consultant_only_and_stays_out_of_everything
     assert "numer sprawy" not in json.dumps(history, ensure_ascii=False)
     # nor in the audit log (who whispered to whom is there, never what)
     assert "numer sprawy" not in json.dumps(
-        [dict(x) for x in await store.db.fetchall("SELECT * FROM audit")], ensure_ascii=False
+        [asdict(x) for x in await audit_log(store)], ensure_ascii=False, default=str
     )
     # the archive shows it as a staff note, in its place
     await r.call("end", {})
@@ -305,8 +307,8 @@ async def test_a_take_over_tells_the_consultant_and_the_resident_reads_that_anot
     assert (await boss.call("send", {"chat_id": r.chat_id, "text": "Przejmuję sprawę.", "client_msg_id": "b"}))["ok"]
     await r.wait_for("message", lambda m: m["text"] == "Przejmuję sprawę.")
     assert code(await anna.call("send", {"chat_id": r.chat_id, "text": "halo"})) == "not_permitted"
-    [entry] = [e for e in await audit_rows(store, "chat.take_over") if e["outcome"] == "ok"]
-    assert json.loads(entry["details"]) == {"from_staff_id": anna.staff.id}
+    [entry] = [e for e in await audit_rows(store, "chat.take_over") if e.outcome == "ok"]
+    assert entry.details == {"from_staff_id": anna.staff.id}
     # the staff's line says who took it from whom; the resident's names nobody but the display name
     stored = (await store.chats.history(r.chat_id))[-2]
     assert stored.event == "taken_over" and "kierownik" in stored.text and "anna" in stored.text
@@ -471,7 +473,7 @@ async def test_the_tui_client_keeps_an_unacknowledged_whisper_and_sends_it_once_
         assert got["text"] == "Zapytaj o PESEL"
         # the watch was opened again with the same purpose: a second reading, audited as such
         monitors = await audit_rows(store, "chat.monitor")
-        assert [m["purpose"] for m in monitors] == ["kontrola jakości", "kontrola jakości"]
+        assert [m.purpose for m in monitors] == ["kontrola jakości", "kontrola jakości"]
         assert any(line.sender == "note" for line in board.chats[r.chat_id].lines)
     finally:
         await client.stop()

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
 from tui.areas import areas_for
@@ -104,8 +105,8 @@ async def test_a_manager_watches_whispers_and_takes_over_from_the_supervision_sc
         await wait_until(pilot, lambda: r.chat_id in screen.board.chats, what="the watched chat")
         transcript = screen.query_one("#sup-transcript")
         await wait_until(pilot, lambda: "Where do I renew" in shown(transcript), what="the transcript")
-        [entry] = await store.db.fetchall("SELECT * FROM audit WHERE action = 'chat.monitor'")
-        assert entry["actor_name"] == "kierownik" and entry["purpose"] == "kontrola jakości"
+        [entry] = await audit_log(store, action="chat.monitor")
+        assert entry.actor_name == "kierownik" and entry.purpose == "kontrola jakości"
         told = await anna.wait_for("supervised", lambda s: s["by"])
         assert told["by"][0]["name"] == "Barbara Nadzorcza"
         # live: the next line of the resident arrives on the watch
@@ -156,8 +157,8 @@ async def test_a_supervisor_without_the_consultant_role_is_refused_the_take_over
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the confirmation")
         await pilot.press("y")
         await wait_until(pilot, lambda: any("not permitted" in n for n in notifications(app)), what="the refusal")
-        refused = await store.db.fetchall("SELECT * FROM audit WHERE action = 'chat.take_over'")
-        assert [(x["actor_name"], x["outcome"]) for x in refused] == [("dyrektor", "refused")]
+        refused = await audit_log(store, action="chat.take_over")
+        assert [(x.actor_name, x.outcome) for x in refused] == [("dyrektor", "refused")]
         assert (await store.chats.get(r.chat_id)).consultant_id == anna.staff.id
         await pilot.pause(0.1)
 
@@ -309,8 +310,8 @@ async def test_the_consultants_tui_gets_the_whispers_back_after_reconnecting(
         other = await consultant_client("olek")
         refused = await other.call("notes", {"chat_id": r.chat_id})
         assert refused["ok"] is False and refused["error"]["code"] == "not_permitted"
-        rows = await store.db.fetchall("SELECT actor_name, outcome FROM audit WHERE action = 'chat.notes'")
-        assert [tuple(x) for x in rows] == [("olek", "refused")]
+        rows = await audit_log(store, action="chat.notes")
+        assert [(x.actor_name, x.outcome) for x in rows] == [("olek", "refused")]
         await pilot.pause(0.1)
 
 

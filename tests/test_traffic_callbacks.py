@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,12 @@ import pytest
 from store.calls import ASTERISK_FIXED
 from store.errors import Conflict, InvalidInput, NotPermitted
 from store.models import Actor
-from tests.fixtures.calls import asterisk_row, cdr_csv_line
+from tests.fixtures.audit_log import audit_log
+from tests.fixtures.calls import asterisk_row, call_by_pbx_ids, cdr_csv_line
 
 SYSTEM = Actor.system("tests")
+
+
 COLUMNS = ASTERISK_FIXED + ("uniqueid", "userfield", "peeraccount", "linkedid", "sequence")
 SERVICE = Path(__file__).parent / "fixtures" / "traffic" / "queue_log_service.txt"
 
@@ -50,11 +54,11 @@ async def test_a_note_written_during_the_call_joins_its_record_when_the_cdr_arri
             ),
         ],
     )
-    call = await store.db.fetchone("SELECT id FROM conversations WHERE pbx_linkedid = '1772442000.1'")
-    linked = await store.call_notes.of_conversation(call["id"])
+    call = await call_by_pbx_ids(store, linkedid="1772442000.1")
+    linked = await store.call_notes.of_conversation(call.summary.id)
     assert linked is not None and (linked.category, linked.note) == ("referred", "Skierowana do Wydziału Podatków")
-    entry = await store.db.fetchone("SELECT * FROM audit WHERE action = 'calls.annotate'")
-    assert "Podatków" not in entry["details"]  # the audit says what was done, not the note's text
+    entry = (await audit_log(store, action="calls.annotate"))[0]
+    assert "Podatków" not in json.dumps(entry.details, ensure_ascii=False)  # what was done, not the note's text
 
 
 async def test_notes_are_checked_and_belong_to_their_author(store, make_staff):
@@ -191,16 +195,13 @@ async def test_a_callback_is_taken_called_back_linked_and_closed(store, make_sta
         ],
     )
     done = await store.callbacks.close(ewa, first.id, "reached")
-    outgoing = await store.db.fetchone("SELECT id, direction FROM conversations WHERE pbx_uniqueid = '1772443800.30'")
-    assert outgoing["direction"] == "outgoing"
-    assert (done.status, done.outcome, done.conversation_id) == ("done", "reached", outgoing["id"])
+    outgoing = (await call_by_pbx_ids(store, uniqueid="1772443800.30")).summary
+    assert outgoing.direction == "outgoing"
+    assert (done.status, done.outcome, done.conversation_id) == ("done", "reached", outgoing.id)
     assert [c.id for c in await store.callbacks.worklist(ewa)] != [] and first.id not in [
         c.id for c in await store.callbacks.worklist(ewa)
     ]
-    actions = [
-        r["action"]
-        for r in await store.db.fetchall("SELECT action FROM audit WHERE action LIKE 'callbacks.%' AND outcome = 'ok'")
-    ]
+    actions = [r.action for r in await audit_log(store, action_prefix="callbacks.", outcome="ok")]
     assert "callbacks.take" in actions and "callbacks.close" in actions
 
 

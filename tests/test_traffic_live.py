@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from tests.fixtures.ami import AmiReplayServer, read_transcript
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import connect_client
-from tests.fixtures.store import PASSWORD
+from tests.fixtures.store import PASSWORD, SYSTEM
 
 
 async def staff_client(server, store, make_staff, name: str, *roles: str, extensions: tuple[str, ...] = ()):
@@ -62,8 +63,8 @@ async def test_a_consultant_pauses_themselves_in_the_queue_and_it_is_audited(
     assert ack == {"ok": True, "paused": True, "interfaces": ["Local/202@from-queue/n"]}
     pause = [a for a in ami_server.actions if a.get("Action") == "QueuePause"][-1]
     assert (pause["Interface"], pause["Paused"], pause["Reason"]) == ("Local/202@from-queue/n", "true", "Przerwa")
-    entry = await store.db.fetchone("SELECT * FROM audit WHERE action = 'traffic.queue_pause'")
-    assert entry["actor_name"] == "ewa" and entry["outcome"] == "ok"
+    entry = (await audit_log(store, action="traffic.queue_pause"))[0]
+    assert entry.actor_name == "ewa" and entry.outcome == "ok"
     refused = await jan.call("queue_pause", {"paused": True})  # 299 is in no queue
     assert refused["ok"] is False and "member" in refused["error"]["message"]
     bad = await ewa.call("queue_pause", {"paused": "yes"})
@@ -231,8 +232,8 @@ async def test_the_callbacks_screen_takes_and_closes_an_item(store, make_staff, 
         await wait_until(
             pilot, lambda: isinstance(app.screen, CallbacksScreen) and table.row_count == 2, what="the item closed"
         )
-    row = await store.db.fetchone("SELECT status, outcome FROM callbacks WHERE number = '+48512345678'")
-    assert (row["status"], row["outcome"]) == ("done", "reached")
+    (item,) = [c for c in await store.callbacks.worklist(SYSTEM, include_done=True) if c.number == "+48512345678"]
+    assert (item.status, item.outcome) == ("done", "reached")
 
 
 @pytest.mark.ordinance("§5")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cim.cli import cli
 from store.calls import ASTERISK_FIXED
 from store.models import Actor
-from tests.fixtures.calls import asterisk_row, cdr_csv_line
+from tests.fixtures.calls import asterisk_row, call_by_pbx_ids, cdr_csv_line
 
 SYSTEM = Actor.system("tests")
 DAY = Path(__file__).parent / "fixtures" / "traffic" / "queue_log_day.txt"
@@ -177,9 +177,9 @@ async def test_stays_link_to_their_call_by_uniqueid_whichever_is_ingested_first(
     assert all(r["conversation_id"] is None for r in await stays(store))
     await store.calls.ingest(SYSTEM, store.calls.source("asterisk", cdr, None))
     linked = await store.queue_log.link_calls()
-    call = await store.db.fetchone("SELECT id FROM conversations WHERE pbx_uniqueid = '1772442000.1'")
+    call = (await call_by_pbx_ids(store, uniqueid="1772442000.1")).summary
     rows = {r["callid"]: r["conversation_id"] for r in await stays(store)}
-    assert linked == 1 and rows["1772442000.1"] == call["id"] and rows["1772442100.3"] is None
+    assert linked == 1 and rows["1772442000.1"] == call.id and rows["1772442100.3"] is None
     # and the other way round: a queue_log read after the CDR links at once
     log = tmp_path / "queue_log"
     cdr.write_text(

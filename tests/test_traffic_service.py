@@ -51,6 +51,7 @@ from cim.cli import cli
 from store.errors import InvalidInput, NotPermitted
 from store.models import Actor
 from store.service_report import percentile
+from tests.fixtures.audit_log import audit_log
 
 SYSTEM = Actor.system("tests")
 CALLS = Path(__file__).parent / "fixtures" / "traffic" / "queue_log_service.txt"
@@ -215,8 +216,8 @@ async def test_refused_without_the_reports_permission_and_bad_periods(store, mak
         await store.service.report(SYSTEM, DAY, DAY - timedelta(days=1))
     with pytest.raises(InvalidInput):
         await store.service.report(SYSTEM, DAY, DAY, by="weather")
-    refused = await store.db.fetchone("SELECT * FROM audit WHERE action = 'reports.service' AND outcome = 'refused'")
-    assert refused is not None and refused["actor_name"] == "anna"
+    refused = await audit_log(store, action="reports.service", outcome="refused")
+    assert refused and refused[0].actor_name == "anna"
 
 
 def test_the_command_prints_json_csv_and_pdf(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from textual.widgets import DataTable, Input, Static, TextArea
 
 from store.chats import MAX_CANNED_TITLE
 from store.errors import MessageTooLong, NotPermitted
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import PASSWORD, SYSTEM
 from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
 from tui.screens.canned import CannedEditModal, CannedScreen, DeleteCannedModal
@@ -36,8 +37,7 @@ def _error(modal: CannedEditModal, which: str) -> str:
 
 
 async def _audit(store, prefix: str) -> list[tuple[str, str]]:
-    rows = await store.db.fetchall("SELECT action, outcome FROM audit WHERE action LIKE ? ORDER BY id", (prefix + "%",))
-    return [(r["action"], r["outcome"]) for r in rows]
+    return [(r.action, r.outcome) for r in await audit_log(store, action_prefix=prefix)]
 
 
 # -- refusals first -------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cim.cli import cli
+from store.archive import SearchFilters
+from tests.fixtures.store import SYSTEM
 from tests.fixtures.tui import SIZE, sign_in, wait_until
 from tui.demo import DEMO_CHATS, DEMO_STAFF, seed_demo
 
@@ -40,9 +42,10 @@ async def test_seed_demo_is_idempotent_and_documents_working_sign_ins(store) -> 
     for name, password, roles, _dept, _full in DEMO_STAFF:
         session = await store.accounts.login(name, password)
         assert {r.value for r in session.staff.roles} == set(roles)
-    closed = await store.db.fetchall("SELECT id, close_category FROM conversations WHERE channel = 'chat'")
-    assert len(closed) == len(DEMO_CHATS) and all(r["close_category"] for r in closed)
-    history = await store.chats.history(closed[0]["id"])
+    found = (await store.archive.search(SYSTEM, SearchFilters(channel="chat"))).items
+    closed = [await store.chats.get(c.id) for c in found]
+    assert len(closed) == len(DEMO_CHATS) and all(c.close_category for c in closed)
+    history = await store.chats.history(closed[0].id)
     assert {m.sender for m in history} == {"system", "resident", "consultant"}
 
 

@@ -14,6 +14,7 @@ from textual.worker import WorkerState
 import tui
 from store.errors import NotPermitted
 from store.models import Role
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
 from tui.areas import AREAS
@@ -232,15 +233,15 @@ async def test_a_database_that_cannot_write_fails_an_archive_search_loudly_and_t
         assert app.is_running and isinstance(app.screen, ArchiveScreen)
 
         await _read_only(store, False)  # the disk is back: the same screen searches again
-        before = await store.db.fetchone("SELECT count(*) AS n FROM audit WHERE action = 'archive.search'")
+        before = await audit_log(store, action="archive.search")
         await app.screen.run_action("search")
         await wait_until(
             pilot,
             lambda: "page 1" in str(app.screen.query_one("#archive-status").render()),
             what="a search after the fault",
         )
-        after = await store.db.fetchone("SELECT count(*) AS n FROM audit WHERE action = 'archive.search'")
-        assert after["n"] == before["n"] + 1
+        after = await audit_log(store, action="archive.search")
+        assert len(after) == len(before) + 1
         await pilot.press("f1")  # and the rest of the UI still answers
         await wait_until(pilot, lambda: type(app.screen).__name__ == "HomeScreen", what="home")
 

@@ -7,6 +7,7 @@ from textual.widgets import DataTable, Static, TextArea
 
 from store.errors import NotPermitted
 from store.notices import MAX_NOTICE
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import SIZE, notifications, sign_in, wait_until
 from tui.screens.home import HomeScreen
@@ -47,8 +48,8 @@ async def test_the_store_refuses_a_consultant_a_new_notice_version_and_audits_it
     with pytest.raises(NotPermitted):
         await store.notices.add_version(anna, "chat", {"pl": "Nowa klauzula."})
     assert await store.notices.history("chat") == before
-    rows = await store.db.fetchall("SELECT action, outcome FROM audit WHERE action = 'notice.add'")
-    assert [(r["action"], r["outcome"]) for r in rows] == [("notice.add", "refused")]
+    rows = await audit_log(store, action="notice.add")
+    assert [(r.action, r.outcome) for r in rows] == [("notice.add", "refused")]
 
 
 async def test_a_consultant_cannot_open_the_notices(tui_app, make_staff) -> None:
@@ -127,8 +128,8 @@ async def test_a_new_chat_notice_version_becomes_current_and_the_old_one_stays(t
     assert (await store.notices.current("chat", "en")).id == new.id
     history = await store.notices.history("chat")
     assert any(n.id == old.id and n.text == old.text for n in history)
-    rows = await store.db.fetchall("SELECT outcome FROM audit WHERE action = 'notice.add'")
-    assert [r["outcome"] for r in rows] == ["ok"]
+    rows = await audit_log(store, action="notice.add")
+    assert [r.outcome for r in rows] == ["ok"]
 
 
 @pytest.mark.ordinance("§1.4")

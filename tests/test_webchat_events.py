@@ -102,10 +102,8 @@ async def test_the_staff_keep_their_polish_line_with_log_in_names_and_the_catego
     assert stored["transferred"].text == f"Konsultant {ANNA} przekazał rozmowę konsultantowi {BOB}."
     assert stored["accepted"].params == {"consultant": "Anna"}
     assert stored["notice_accepted"].params == {"version": 1, "lang": "en"}
-    row = await chat_server.store.db.fetchone(
-        "SELECT event, params FROM messages WHERE conversation_id = ? AND seq = 3", (r.chat_id,)
-    )
-    assert row["event"] == "accepted" and json.loads(row["params"]) == {"consultant": "Anna"}
+    (third,) = [m for m in await chat_server.store.chats.history(r.chat_id) if m.seq == 3]
+    assert third.event == "accepted" and third.params == {"consultant": "Anna"}
 
 
 async def test_a_resident_ending_the_chat_and_a_requeue_are_events_too(resident, consultant_client, chat_server):

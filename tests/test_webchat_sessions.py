@@ -12,6 +12,7 @@ import time
 import pytest
 
 from store import Store
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import ConnectionRefused, connect_client
 from tests.fixtures.store import PASSWORD, SYSTEM
 
@@ -24,12 +25,7 @@ def code(ack: dict) -> str | None:
 
 
 async def refused_audit(store: Store, action: str) -> list:
-    rows = await store.db.fetchall(
-        "SELECT actor_id, actor_name, target_id, details FROM audit "
-        "WHERE action = ? AND outcome = 'refused' ORDER BY id",
-        (action,),
-    )
-    return [dict(r) for r in rows]
+    return await audit_log(store, action=action, outcome="refused")
 
 
 async def ended_and_gone(client, reason: str) -> dict:
@@ -190,11 +186,11 @@ async def test_refused_connections_are_audited(chat_server, make_staff, clock):
     with pytest.raises(ConnectionRefused):  # not even text: refused as unauthorised, never server_error
         await connect_client(chat_server.url, "/staff", {"token": "\ud800" * 40})
     entries = await refused_audit(chat_server.store, "staff.connect")
-    assert [(e["actor_name"], e["details"]) for e in entries] == [
-        ("unknown", '{"reason":"session"}'),
-        ("dora", '{"reason":"role"}'),
-        ("unknown", '{"reason":"session"}'),
-        ("unknown", '{"reason":"session"}'),
+    assert [(e.actor_name, e.details) for e in entries] == [
+        ("unknown", {"reason": "session"}),
+        ("dora", {"reason": "role"}),
+        ("unknown", {"reason": "session"}),
+        ("unknown", {"reason": "session"}),
     ]
     assert (await chat_server.store.audit.verify()).ok
 
@@ -212,8 +208,8 @@ async def test_every_action_on_a_colleagues_chat_is_refused_and_audited(chat_ser
     assert code(await bob.call("history", {"chat_id": chat_id})) == "not_permitted"
     for action in ("chat.send", "chat.typing", "chat.close", "chat.transfer", "chat.read"):
         entries = await refused_audit(chat_server.store, action)
-        assert [(e["actor_id"], e["target_id"], e["details"]) for e in entries] == [
-            (bob.staff.id, str(chat_id), '{"reason":"not_assigned"}')
+        assert [(e.actor_id, e.target_id, e.details) for e in entries] == [
+            (bob.staff.id, str(chat_id), {"reason": "not_assigned"})
         ], action
     assert [m for m in person.of("message") if m["from"] == "consultant"] == []
     assert (await anna.call("history", {"chat_id": chat_id}))["ok"]

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from store.chats import CLOSE_CATEGORIES
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import ConnectionRefused, connect_client
 from tests.fixtures.store import PASSWORD
 
@@ -237,8 +238,5 @@ async def test_the_staff_actions_are_audited(consultant_client, resident, chat_s
     await r.start()
     await c.call("accept", {"chat_id": r.chat_id})
     await c.call("close", {"chat_id": r.chat_id, "category": "other"})
-    rows = await chat_server.store.db.fetchall(
-        "SELECT action, actor_id FROM audit WHERE target_kind = 'conversation' AND target_id = ? ORDER BY id",
-        (str(r.chat_id),),
-    )
-    assert [(x["action"], x["actor_id"]) for x in rows] == [("chat.accept", c.staff.id), ("chat.close", c.staff.id)]
+    rows = await audit_log(chat_server.store, target_kind="conversation", target_id=str(r.chat_id))
+    assert [(x.action, x.actor_id) for x in rows] == [("chat.accept", c.staff.id), ("chat.close", c.staff.id)]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 from playwright.async_api import Browser, Page, Response
 
+from tests.fixtures.audit_log import audit_log
 from tests.fixtures.listening import RecordedCall, ingest_call
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
@@ -85,10 +85,8 @@ async def _play_seek_and_refuse(browser: Browser, store, chat_server, listener, 
     expired = await page.goto(chat_server.url + link.path)
     assert expired is not None and expired.status == 410
     await context.close()
-    rows = await store.db.fetchall(
-        "SELECT action, outcome, actor_name, purpose, details FROM audit WHERE action LIKE 'listen.%' ORDER BY id"
-    )
-    steps = [(r["action"], r["outcome"], json.loads(r["details"]).get("reason")) for r in rows]
+    rows = await audit_log(store, action_prefix="listen.")
+    steps = [(r.action, r.outcome, r.details.get("reason")) for r in rows]
     assert steps[0] == ("listen.link_create", "ok", None)
     assert ("listen.page", "ok", None) in steps
     assert sum(1 for s in steps if s == ("listen.audio", "ok", None)) >= 2  # the first load and the seek
@@ -98,7 +96,7 @@ async def _play_seek_and_refuse(browser: Browser, store, chat_server, listener, 
         ("listen.page", "refused", "foreign_browser"),
         ("listen.page", "refused", "expired"),
     ]
-    assert all(r["purpose"] == "skarga 12/2026" and r["actor_name"] == "maria" for r in rows)
+    assert all(r.purpose == "skarga 12/2026" and r.actor_name == "maria" for r in rows)
 
 
 async def test_a_pcm_recording_plays_seeks_and_is_refused_elsewhere(
@@ -170,7 +168,5 @@ async def test_signing_out_of_cim_stops_playback_at_the_next_range_and_the_page_
     refused = await log.wait_for(lambda answers: [a for a in answers if a[0] == 403])
     assert refused
     await context.close()
-    row = await store.db.fetchone(
-        "SELECT outcome, details FROM audit WHERE action = 'listen.audio' ORDER BY id DESC LIMIT 1"
-    )
-    assert row["outcome"] == "refused" and json.loads(row["details"])["reason"] == "session_ended"
+    row = (await audit_log(store, action="listen.audio"))[-1]
+    assert row.outcome == "refused" and row.details["reason"] == "session_ended"

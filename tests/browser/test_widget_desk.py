@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
+from store.archive import PAGE_SIZE_MAX, SearchFilters
 from tests.browser.conftest import CHROMIUM_ARGS  # noqa: F401  (the browser fixtures' module)
 from tests.browser.test_widget import Staff, axe_serious_violations
 from tests.browser.test_widget_texts import UI, open_page
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
 
 async def chat_count(store) -> int:
-    return (await store.db.fetchone("SELECT count(*) AS n FROM conversations WHERE channel = 'chat'"))["n"]
+    return len((await store.archive.search(SYSTEM, SearchFilters(channel="chat"), page_size=PAGE_SIZE_MAX)).items)
 
 
 async def test_the_resident_picks_a_topic_before_the_chat(chat_server, resident_page, consultant):

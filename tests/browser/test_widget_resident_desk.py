@@ -8,6 +8,7 @@ from playwright.async_api import expect
 
 from tests.browser.test_widget import Staff, axe_serious_violations
 from tests.browser.test_widget_texts import UI, open_page
+from tests.fixtures.store import SYSTEM
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
@@ -46,7 +47,7 @@ async def test_an_offline_message_from_the_widget_reaches_the_consultants_and_is
         await expect(form.get_by_role("textbox", name="E-mail lub numer telefonu do odpowiedzi")).to_have_attribute(
             "aria-invalid", "true"
         )
-        assert (await store.db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"] == 0
+        assert await store.resident_desk.offline_messages(SYSTEM, include_answered=True) == []
         await form.get_by_role("textbox", name="Imię i nazwisko (nieobowiązkowe)").fill("Jan Kowalski")
         await form.get_by_role("textbox", name="E-mail lub numer telefonu do odpowiedzi").fill("jan@example.pl")
         await form.get_by_role("button", name="Wyślij wiadomość").click()
@@ -131,8 +132,10 @@ async def test_the_receipt_the_copy_and_the_rating_after_the_end(chat_server, st
     await rating.get_by_role("textbox", name="Komentarz (nieobowiązkowy)").fill("Szybko i konkretnie.")
     await rating.get_by_role("button", name="Wyślij ocenę").click()
     await expect(rating.get_by_role("status")).to_have_text("Dziękujemy za ocenę.")
-    row = await store.db.fetchone("SELECT rating, consultant FROM chat_ratings")
-    assert tuple(row) == (5, "anna")
+    overall, per_consultant, _ = await store.resident_desk.rating_figures("0001-01-01", "9999-12-31")
+    assert overall.marks == (0, 0, 0, 0, 1) and [(f.key, f.marks) for f in per_consultant] == [
+        ("anna", (0, 0, 0, 0, 1))
+    ]
     assert await store.resident_desk.rating_comment(staff.chat_id) == "Szybko i konkretnie."
     assert await axe_serious_violations(page, chat_server.url) == []
 
@@ -160,9 +163,6 @@ async def test_with_nobody_connected_the_english_notice_offers_a_message_too(
     await form.get_by_role("textbox", name="Your message").fill("x" * 2000 + "y")  # maxlength keeps 2000
     await form.get_by_role("button", name="Send the message").click()
     await expect(page.locator("[data-cim-offline-sent]")).to_contain_text("Your message has been saved")
-    row = await store.db.fetchone(
-        "SELECT c.lang, c.status FROM offline_messages o JOIN conversations c ON c.id = o.conversation_id"
-    )
-    assert tuple(row) == ("en", "offline_message")
     [left] = await store.resident_desk.offline_messages((await make_staff("anna", "consultant")).as_actor())
+    assert (left.lang, (await store.chats.get(left.conversation_id)).status) == ("en", "offline_message")
     assert (left.contact, left.text) == ("+48601234567", "x" * 2000)  # opened through the store (sealed at rest)
