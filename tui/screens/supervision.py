@@ -214,6 +214,7 @@ class SupervisionScreen(CimScreen[None]):
         connection = self.query_one("#sup-connection", Static)
         if self.client is None:
             connection.update(_("Supervision needs the chat server: start `cim serve`, then `cim tui --server URL`."))
+            self._refresh_table()  # the figures at once, not only from the first tick of the 1 s timer
             return
         connection.update(STATE_LABELS[self.board.state])
         self._refresh_table()
