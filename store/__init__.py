@@ -37,6 +37,7 @@ from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
+from .sqlite.notices import NoticesRepository
 from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
@@ -55,7 +56,7 @@ class Store:
         self.audit = AuditLog(db, clock, settings)
         self.keys = Keys(db, settings)
         self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
-        self.notices = Notices(db, self.audit, clock)
+        self.notices = Notices(NoticesRepository(db), self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
