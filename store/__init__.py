@@ -30,6 +30,7 @@ from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
+from .sqlite.archive import ArchiveRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.extensions import ExtensionsRepository
@@ -66,7 +67,7 @@ class Store:
         self.retention.keys = self.keys
         self.reports = Reports(ReportsRepository(db), self.audit, clock, settings.timezone)
         self.calls = Calls(self)
-        self.archive = Archive(self)
+        self.archive = Archive(self, ArchiveRepository(db))
         self.queue_log = QueueLog(self, QueueLogRepository(db))
         self.service = ServiceFigures(self, ServiceReportRepository(db))
         # offline messages, receipts and copies, satisfaction ratings (issue 17)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from ..archive import _SUMMARY_SQL
+from .archive import _SUMMARY_SQL
 from .database import Database, Transaction
 
 Row = dict[str, Any]
