@@ -31,6 +31,7 @@ from .retention import Retention
 from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
 from .sqlite.archive import ArchiveRepository
+from .sqlite.audit import AuditRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.extensions import ExtensionsRepository
@@ -54,7 +55,7 @@ class Store:
         self.settings = settings
         self.db = db
         self.clock = clock
-        self.audit = AuditLog(db, clock, settings)
+        self.audit = AuditLog(AuditRepository(db), clock, settings)
         self.keys = Keys(db, settings)
         self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
         self.notices = Notices(NoticesRepository(db), self.audit, clock)
