@@ -35,6 +35,7 @@ from .sqlite.audit import AuditRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.extensions import ExtensionsRepository
+from .sqlite.keys import KeysRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
 from .sqlite.service_report import ServiceReportRepository
@@ -56,7 +57,7 @@ class Store:
         self.db = db
         self.clock = clock
         self.audit = AuditLog(AuditRepository(db), clock, settings)
-        self.keys = Keys(db, settings)
+        self.keys = Keys(KeysRepository(db), settings)
         self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
         self.notices = Notices(NoticesRepository(db), self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
