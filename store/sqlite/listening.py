@@ -74,6 +74,7 @@ class ListeningRepository:
                 expires_at,
             ),
         )
+        assert cur.lastrowid is not None  # an INSERT sets it
         return cur.lastrowid
 
     async def live_links(
