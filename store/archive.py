@@ -152,8 +152,9 @@ def _opt_bool(value: Any) -> bool | None:
 
 
 def _summary(r: Any) -> ConversationSummary:
-    # Unpacked by position, in the column order of the repository's summary rows (store/sqlite/archive.py): sqlite3.Row's lookup by name scans the
-    # column names each time, a third of building a page of 50 summaries (bench/).
+    # Unpacked by position, in the column order of the repository's summary rows (store/sqlite/archive.py):
+    # sqlite3.Row's lookup by name scans the column names each time, a third of building a page of 50
+    # summaries (bench/).
     (
         id_,
         channel,

@@ -249,7 +249,8 @@ class KeysRepository:
         row = await self.db.fetchone(
             "SELECT (SELECT count(*) FROM conversations) AS conversations, "
             "(SELECT count(*) FROM conversations WHERE key_id IS NOT NULL) AS sealed, "
-            "(SELECT count(*) FROM keyring.data_keys) AS keys_held, (SELECT count(*) FROM keyring.shredded) AS shredded, "
+            "(SELECT count(*) FROM keyring.data_keys) AS keys_held, "
+            "(SELECT count(*) FROM keyring.shredded) AS shredded, "
             "(SELECT count(*) FROM messages WHERE typeof(text) = 'text') AS unsealed_lines, "
             "(SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
             "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS unsealed_notes"
