@@ -30,15 +30,19 @@ from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
+from .sqlite.archive import ArchiveRepository
+from .sqlite.audit import AuditRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.calls import CallsRepository
 from .sqlite.extensions import ExtensionsRepository
+from .sqlite.keys import KeysRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
 from .sqlite.requests import RequestRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
+from .sqlite.notices import NoticesRepository
 from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
@@ -54,10 +58,10 @@ class Store:
         self.settings = settings
         self.db = db
         self.clock = clock
-        self.audit = AuditLog(db, clock, settings)
-        self.keys = Keys(db, settings)
+        self.audit = AuditLog(AuditRepository(db), clock, settings)
+        self.keys = Keys(KeysRepository(db), settings)
         self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
-        self.notices = Notices(db, self.audit, clock)
+        self.notices = Notices(NoticesRepository(db), self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys, repo=RequestRepository(db))
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
@@ -67,7 +71,7 @@ class Store:
         self.retention.keys = self.keys
         self.reports = Reports(ReportsRepository(db), self.audit, clock, settings.timezone)
         self.calls = Calls(self, CallsRepository(db))
-        self.archive = Archive(self)
+        self.archive = Archive(self, ArchiveRepository(db))
         self.queue_log = QueueLog(self, QueueLogRepository(db))
         self.service = ServiceFigures(self, ServiceReportRepository(db))
         # offline messages, receipts and copies, satisfaction ratings (issue 17)

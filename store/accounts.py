@@ -426,9 +426,10 @@ class Accounts:
         recovery_codes: list[str] = []
         async with self.repo.transaction() as tx:
             if second is not None:
-                recovery_codes = await self._spend_second_factor(tx, staff, second, now)
-                if recovery_codes is None:  # another sign-in spent the same code a moment ago
+                spent = await self._spend_second_factor(tx, staff, second, now)
+                if spent is None:  # another sign-in spent the same code a moment ago
                     raise AuthenticationFailed(N_("wrong or already used code"))
+                recovery_codes = spent
             if new_hash:
                 await self.repo.set_password_hash(tx, row["id"], new_hash, must_change=False)
             await self.repo.clear_failures(tx, name_key)

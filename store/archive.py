@@ -21,8 +21,9 @@ from .keys import DELETED_MARK, ContentDeleted, SealBroken, file_key_id, open_pl
 from .models import Actor
 from .policy import Permission, allowed
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
     from . import Store
+    from .sqlite.archive import ArchiveRepository
 
 PAGE_SIZE_MAX = 500
 PURPOSE_MAX = 500
@@ -146,26 +147,14 @@ class IntegrityResult:
     problem: str | None
 
 
-_SUMMARY_SQL = (
-    "SELECT c.id, c.channel, c.status, c.created_at, c.ended_at, c.direction, c.resident_number, "
-    "c.number_identifiable, s.name AS consultant, d.code AS department, c.duration_s, c.disposition, "
-    "c.notice_played, c.full_info_requested, "
-    "EXISTS (SELECT 1 FROM recordings r WHERE r.conversation_id = c.id) AS has_recording, "
-    "t.label_pl, t.label_en, "
-    # crypto-shredding: sealed under a key the purge destroyed (a restored backup's purged conversation)
-    "(c.key_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM keyring.data_keys k WHERE k.key_id = c.key_id)) AS deleted "
-    "FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id "
-    "LEFT JOIN departments d ON d.id = c.department_id LEFT JOIN chat_topics t ON t.id = c.topic_id"
-)
-
-
 def _opt_bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
 def _summary(r: Any) -> ConversationSummary:
-    # Unpacked by position, in _SUMMARY_SQL's column order: sqlite3.Row's lookup by name scans the
-    # column names each time, a third of building a page of 50 summaries (bench/).
+    # Unpacked by position, in the column order of the repository's summary rows (store/sqlite/archive.py):
+    # sqlite3.Row's lookup by name scans the column names each time, a third of building a page of 50
+    # summaries (bench/).
     (
         id_,
         channel,
@@ -222,39 +211,37 @@ def _recording(r: Any) -> RecordingInfo:
     )
 
 
-def number_condition(text: str) -> tuple[str, str, list[Any]]:
-    """SQL for a number filter: ("full"|"partial"|"raw", condition, params).
+def number_match(text: str) -> tuple[str, list[Any]]:
+    """A number filter as ("full"|"partial"|"raw", values), the kind of search and what it compares.
 
     A whole number (national 9 digits, +48..., 0048..., or another +CC number) matches exactly on
-    its normalised form. Three or more digits match numbers that start with them (national or
-    international form) or end with them, both as index range scans.
+    its normalised form ("full": [it]). Three or more digits match numbers that start with them
+    (national or international form) or end with them ("partial": [prefix, prefix + ':', reversed
+    digits, reversed digits + ':'], each a range: ':' sorts right after '9'); anything else matches
+    as typed ("raw": [text]). The repository turns each kind into its condition.
     """
     text = text.strip()
     info = normalise_number(text)
     digits = _digits(text)
     if info.identifiable and info.normalised and info.normalised.startswith("+") and len(digits) >= 9:
-        return "full", "c.resident_number = ?", [info.normalised]
+        return "full", [info.normalised]
     if digits and len(digits) == len(text.replace(" ", "").replace("-", "").lstrip("+")):
         if len(digits) < 3:
             raise InvalidInput(N_("give at least 3 digits of the number"))
         international = text.lstrip().startswith("+") or digits.startswith("00")
         prefix = "+" + (digits[2:] if digits.startswith("00") else digits) if international else "+48" + digits
-        # ':' sorts right after '9', so [p, p + ':') is every text starting with p
-        return (
-            "partial",
-            "((c.resident_number >= ? AND c.resident_number < ?) OR (c.number_rev >= ? AND c.number_rev < ?))",
-            [prefix, prefix + ":", digits[::-1], digits[::-1] + ":"],
-        )
+        return "partial", [prefix, prefix + ":", digits[::-1], digits[::-1] + ":"]
     if not text:
         raise InvalidInput(N_("the number to search for is empty"))
-    return "raw", "c.resident_number = ?", [text]
+    return "raw", [text]
 
 
 class Archive:
     """Search and open conversations; every read is checked against the policy and audited (§3, §5)."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: "Store", repo: "ArchiveRepository") -> None:
         self.store = store
+        self.repo = repo
 
     @property
     def zone(self) -> ZoneInfo:
@@ -268,18 +255,17 @@ class Archive:
         await self.store.audit.guard(actor, Permission.SEARCH_ARCHIVE, "archive.search")
         if not 1 <= page_size <= PAGE_SIZE_MAX:
             raise InvalidInput(N_("page size must be between 1 and {max}"), max=PAGE_SIZE_MAX)
-        where: list[str] = []
-        params: list[Any] = []
-        number_kind = self._plain_conditions(filters, where, params)
-        await self._staff_conditions(filters, where, params)
-        if after:
-            created, conv_id = self._cursor(after)
-            where.append("(c.created_at < ? OR (c.created_at = ? AND c.id < ?))")
-            params += [created, created, conv_id]
-        sql = _SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY c.created_at DESC, c.id DESC LIMIT ?"
-        rows = await self.store.db.fetchall(sql, (*params, page_size + 1))
-        audited = self._audited_filters(filters, number_kind)
+        number, plain = self._plain_filters(filters)
+        consultant_id, department_id = await self._staff_filters(filters)
+        rows = await self.repo.search(
+            number=number,
+            **plain,
+            consultant_id=consultant_id,
+            department_id=department_id,
+            after=self._cursor(after) if after else None,
+            limit=page_size + 1,
+        )
+        audited = self._audited_filters(filters, number[0] if number else None)
         # The audit entry is its own transaction, as before, now in one call on the writer's thread; it
         # commits while this coroutine builds the page (bench/), and the page is returned only once the
         # entry is committed: a failed entry is an error for the searcher, never results.
@@ -301,49 +287,36 @@ class Archive:
             await audit
         return SearchPage(items, next_cursor)
 
-    def _plain_conditions(self, filters: SearchFilters, where: list[str], params: list[Any]) -> str | None:
-        """The number, date, direction and channel filters as SQL; returns the kind of number search, if any."""
-        number_kind = None
+    def _plain_filters(self, filters: SearchFilters) -> tuple[tuple[str, list[Any]] | None, dict[str, str | None]]:
+        """The number filter (its kind and values, or None) and the date, direction and channel filters, checked."""
+        number = None
         if filters.number and filters.number.strip():
-            number_kind, condition, values = number_condition(filters.number)
-            where.append(condition)
-            params += values
+            number = number_match(filters.number)
         if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
             raise InvalidInput(N_("the date range ends before it starts"))
-        if filters.date_from:
-            where.append("c.created_at >= ?")
-            params.append(self._day_start(filters.date_from))
-        if filters.date_to:
-            where.append("c.created_at < ?")
-            params.append(self._day_start(filters.date_to + timedelta(days=1)))
-        if filters.direction:
-            if filters.direction not in DIRECTIONS:
-                raise InvalidInput(N_("direction must be one of {directions}"), directions=", ".join(DIRECTIONS))
-            where.append("c.direction = ?")
-            params.append(filters.direction)
-        if filters.channel:
-            if filters.channel not in CHANNELS:
-                raise InvalidInput(N_("channel must be call or chat"))
-            where.append("c.channel = ?")
-            params.append(filters.channel)
-        return number_kind
+        if filters.direction and filters.direction not in DIRECTIONS:
+            raise InvalidInput(N_("direction must be one of {directions}"), directions=", ".join(DIRECTIONS))
+        if filters.channel and filters.channel not in CHANNELS:
+            raise InvalidInput(N_("channel must be call or chat"))
+        return number, {
+            "created_from": self._day_start(filters.date_from) if filters.date_from else None,
+            "created_before": self._day_start(filters.date_to + timedelta(days=1)) if filters.date_to else None,
+            "direction": filters.direction or None,
+            "channel": filters.channel or None,
+        }
 
-    async def _staff_conditions(self, filters: SearchFilters, where: list[str], params: list[Any]) -> None:
-        """The consultant and department filters as SQL, each looked up by its name or code."""
+    async def _staff_filters(self, filters: SearchFilters) -> tuple[int | None, int | None]:
+        """The consultant and department filters as ids, each looked up by its name or code."""
+        consultant_id = department_id = None
         if filters.consultant:
-            row = await self.store.db.fetchone("SELECT id FROM staff WHERE name = ?", (filters.consultant.strip(),))
-            if row is None:
+            consultant_id = await self.repo.staff_id(filters.consultant.strip())
+            if consultant_id is None:
                 raise NotFound(N_("no staff member named {consultant!r}"), consultant=filters.consultant.strip())
-            where.append("c.consultant_id = ?")
-            params.append(row["id"])
         if filters.department:
-            row = await self.store.db.fetchone(
-                "SELECT id FROM departments WHERE code = ?", (filters.department.strip(),)
-            )
-            if row is None:
+            department_id = await self.repo.department_id(filters.department.strip())
+            if department_id is None:
                 raise NotFound(N_("no department with code {department!r}"), department=filters.department.strip())
-            where.append("c.department_id = ?")
-            params.append(row["id"])
+        return consultant_id, department_id
 
     @staticmethod
     def _audited_filters(filters: SearchFilters, number_kind: str | None) -> dict[str, Any]:
@@ -367,7 +340,7 @@ class Archive:
             raise InvalidInput(N_("the page cursor is not one this archive gave out")) from None
 
     async def _conversation_row(self, conversation_id: int) -> Any:
-        row = await self.store.db.fetchone(_SUMMARY_SQL + " WHERE c.id = ?", (conversation_id,))
+        row = await self.repo.summary(conversation_id)
         if row is None:
             raise ConversationNotFound(N_("no conversation {conversation_id}"), conversation_id=conversation_id)
         return row
@@ -378,17 +351,9 @@ class Archive:
             actor, Permission.SEARCH_ARCHIVE, "archive.view", target_kind="conversation", target_id=conversation_id
         )
         summary = _summary(await self._conversation_row(conversation_id))
-        extra = await self.store.db.fetchone(
-            "SELECT c.extension, c.pbx_uniqueid, c.pbx_linkedid, c.billsec_s, c.purge_after, c.lang, n.version, "
-            "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages, "
-            "EXISTS (SELECT 1 FROM holds h WHERE h.conversation_id = c.id AND h.released_at IS NULL) AS held "
-            "FROM conversations c LEFT JOIN notices n ON n.id = c.notice_id WHERE c.id = ?",
-            (conversation_id,),
-        )
-        recordings = await self.store.db.fetchall(
-            "SELECT * FROM recordings WHERE conversation_id = ? ORDER BY id", (conversation_id,)
-        )
-        async with self.store.db.write() as tx:
+        extra = await self.repo.detail(conversation_id)
+        recordings = await self.repo.recordings(conversation_id)
+        async with self.repo.transaction() as tx:
             await self.store.audit.append(
                 tx, actor, "archive.view", target_kind="conversation", target_id=conversation_id
             )
@@ -412,8 +377,7 @@ class Archive:
             raise InvalidInput(N_("state the purpose: a request number or a reason (at least 3 characters)"))
         if len(text) > PURPOSE_MAX:
             raise InvalidInput(N_("the purpose is longer than {max} characters"), max=PURPOSE_MAX)
-        row = await self.store.db.fetchone("SELECT id FROM access_requests WHERE number = ?", (text,))
-        return text, (row["id"] if row else None)
+        return text, await self.repo.request_id(text)
 
     async def open_transcript(self, actor: Actor, conversation_id: int, purpose: str) -> Transcript:
         """A chat's transcript, for a stated purpose (request number or reason), audited with it."""
@@ -430,15 +394,10 @@ class Archive:
             raise InvalidInput(N_("a call has no transcript; open its recording instead"))
         if row["deleted"]:
             await self._refuse_deleted(actor, "archive.open_transcript", conversation_id, text)
-        messages = await self.store.db.fetchall(
-            "SELECT m.seq, m.sender, m.text, m.at, m.event, m.params, s.name AS staff_name, s.full_name "
-            "FROM messages m "
-            "LEFT JOIN staff s ON s.id = m.staff_id WHERE m.conversation_id = ? ORDER BY m.seq",
-            (conversation_id,),
-        )
+        messages = await self.repo.transcript(conversation_id)
         texts = await self.store.keys.texts(conversation_id, messages)
         notes = await self.store.supervision.notes(conversation_id)  # §3 whispers: staff notes, shown as such
-        async with self.store.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.store.audit.append(
                 tx,
                 actor,
@@ -449,9 +408,7 @@ class Archive:
                 request_id=request_id,
                 details={"messages": len(messages), **({"notes": len(notes)} if notes else {})},
             )
-        category = await self.store.db.fetchone(
-            "SELECT close_category FROM conversations WHERE id = ?", (conversation_id,)
-        )
+        category = await self.repo.close_category(conversation_id)
         lines = [
             TranscriptLine(
                 seq=m["seq"],
@@ -468,7 +425,7 @@ class Archive:
         return Transcript(
             conversation_id,
             tuple(with_staff_notes(lines, notes)),
-            close_category=category["close_category"] if category else None,
+            close_category=category,
         )
 
     async def _refuse_deleted(self, actor: Actor, action: str, conversation_id: int, purpose: str) -> None:
@@ -492,14 +449,7 @@ class Archive:
         )
 
     async def _recording_row(self, conversation_id: int, recording_id: int | None) -> Any:
-        if recording_id is None:
-            row = await self.store.db.fetchone(
-                "SELECT * FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1", (conversation_id,)
-            )
-        else:
-            row = await self.store.db.fetchone(
-                "SELECT * FROM recordings WHERE id = ? AND conversation_id = ?", (recording_id, conversation_id)
-            )
+        row = await self.repo.recording(conversation_id, recording_id)
         if row is None:
             await self._conversation_row(conversation_id)
             raise NotFound(N_("conversation {conversation_id} has no such recording"), conversation_id=conversation_id)
@@ -534,7 +484,7 @@ class Archive:
                 conversation_id=conversation_id,
             )
         sealed = await asyncio.to_thread(file_key_id, path) is not None
-        async with self.store.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.store.audit.append(
                 tx,
                 actor,
@@ -576,7 +526,7 @@ class Archive:
             result = IntegrityResult(row["id"], False, row["sha256"], actual, "the checksum does not match")
         else:
             result = IntegrityResult(row["id"], True, row["sha256"], actual, None)
-        async with self.store.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.store.audit.append(
                 tx,
                 actor,
@@ -601,7 +551,7 @@ class Archive:
             levels = await asyncio.to_thread(level_envelope, path, buckets)
         except (OSError, InvalidInput):
             levels = []
-        async with self.store.db.write() as tx:
+        async with self.repo.transaction() as tx:
             await self.store.audit.append(
                 tx,
                 actor,

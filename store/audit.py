@@ -8,20 +8,25 @@ import contextlib
 import hashlib
 import json
 import logging
-import sqlite3
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable
-
-import aiosqlite
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
 
 from . import anchors as A
 from .clock import Clock, from_iso, to_iso
-from .sqlite.database import Database, Transaction, run_on_thread
 from .errors import InvalidInput, InvalidTransition, NotPermitted, StoreUnavailable
 from .i18n import N_
 from .models import Actor, AuditEntry, AuditProblem, ChainCheck
 from .policy import Permission, allowed
+
+if TYPE_CHECKING:  # the service names the repository's types only; its SQL is the backend's (store/sqlite/)
+    import sqlite3
+
+    import aiosqlite
+
+    from .sqlite.audit import AuditRepository
+    from .sqlite.database import Transaction
 
 log = logging.getLogger("cim.audit")
 
@@ -54,11 +59,14 @@ def entry_mac_message(generation: int, digest: str) -> str:
     return f"cim-audit-entry\n{generation}\n{digest}"
 
 
-def _append_entry(
-    conn: sqlite3.Connection, row: dict[str, Any], ring: A.KeyRing | None, generation: int | None = None
-) -> int:
-    """Link `row` to the chain's last entry, MAC it and insert it (blocking: runs on the writer's thread)."""
-    last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+def chain_entry(
+    last: tuple[int, str] | None, row: dict[str, Any], ring: A.KeyRing | None, generation: int | None = None
+) -> dict[str, Any]:
+    """Link `row` to the chain's last entry (id, hash), or start the chain, and MAC it: the columns to insert.
+
+    Called by the repository on the writer's thread between reading the head and inserting (one call,
+    inside the caller's transaction), so the entry follows the head it was hashed on.
+    """
     prev_hash = last[1] if last else GENESIS
     row = {"id": (last[0] + 1) if last else 1, **row}
     digest = entry_hash(prev_hash, row)
@@ -68,51 +76,28 @@ def _append_entry(
             ring.refresh()  # a key rotated by another process signs from now on (one stat per entry)
             generation = ring.current
         mac = ring.mac(generation, entry_mac_message(generation, digest))
-    conn.execute(
-        f"INSERT INTO audit({', '.join(_FIELDS)}, prev_hash, hash, mac, key_gen)"
-        f" VALUES ({', '.join('?' * len(_FIELDS))}, ?, ?, ?, ?)",
-        (*[row[f] for f in _FIELDS], prev_hash, digest, mac, generation if mac else None),
-    )
-    return row["id"]
+    return {
+        **{f: row[f] for f in _FIELDS},
+        "prev_hash": prev_hash,
+        "hash": digest,
+        "mac": mac,
+        "key_gen": generation if mac else None,
+    }
 
 
-def _open_keys(conn: sqlite3.Connection, path: Path, now: str) -> A.KeyRing:
-    """Load the key file; create it when missing and the log has no MACed entry yet (a new or a legacy database)."""
-    ring = A.load_keys(path)
-    if ring is not None:
-        return ring
-    maced = conn.execute("SELECT count(*) FROM audit WHERE mac IS NOT NULL").fetchone()[0]
-    if maced:
-        raise StoreUnavailable(
-            N_(
-                "the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key back "
-                "from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified"
-            ),
-            path=path,
-            maced=maced,
-        )
-    head = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
-    try:
-        return A.create_keys(path, legacy_until=head, now=now)
-    except StoreUnavailable:
-        ring = A.load_keys(path)  # another process created it a moment ago
-        if ring is None:
-            raise
-        return ring
+def _append_entry(
+    conn: "sqlite3.Connection", row: dict[str, Any], ring: A.KeyRing | None, generation: int | None = None
+) -> int:
+    """Link `row` to the chain's last entry, MAC it and insert it (blocking: runs on the writer's thread,
+    inside the caller's transaction): for services that still write on a connection of their own."""
+    from .sqlite.audit import append_linked
 
-
-def _head_of_file(database: Path) -> tuple[int, str, str | None]:
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT id, hash, at FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    return (row[0], row[1], row[2]) if row else (0, GENESIS, None)
+    return append_linked(conn, partial(chain_entry, row=row, ring=ring, generation=generation))
 
 
 class AuditLog:
-    def __init__(self, db: Database, clock: Clock, settings: Any = None) -> None:
-        self.db = db
+    def __init__(self, repo: "AuditRepository", clock: Clock, settings: Any = None) -> None:
+        self.repo = repo
         self.clock = clock
         self.settings = settings
         #: The MAC keys (None until `open_keys`; a bare AuditLog without settings writes unMACed entries).
@@ -122,20 +107,42 @@ class AuditLog:
     async def open_keys(self) -> None:
         """Load (or, for a log without MACed entries, create) the key file named by the settings."""
         path = self.settings.audit_key_path
-        self.ring = await run_on_thread(self.db.writer, _open_keys, path, to_iso(self.clock()))
+        now = to_iso(self.clock())
+        ring = await asyncio.to_thread(A.load_keys, path)
+        if ring is None:
+            ring = await self._create_keys(path, now)
+        self.ring = ring
 
-    async def append(self, tx: Transaction | aiosqlite.Connection, actor: Actor, action: str, **fields: Any) -> int:
+    async def _create_keys(self, path: Path, now: str) -> A.KeyRing:
+        """Make the key file when the log has no MACed entry yet (a new or a legacy database); refuse otherwise."""
+        maced, head = await self.repo.mac_state()
+        if maced:
+            raise StoreUnavailable(
+                N_(
+                    "the audit key file {path} is missing, but the audit log has {maced} MACed entries: put the key "
+                    "back from its escrow copy (docs/DEPLOY.md); without it no entry can be written or verified"
+                ),
+                path=path,
+                maced=maced,
+            )
+        try:
+            return await asyncio.to_thread(A.create_keys, path, legacy_until=head, now=now)
+        except StoreUnavailable:
+            ring = await asyncio.to_thread(A.load_keys, path)  # another process created it a moment ago
+            if ring is None:
+                raise
+            return ring
+
+    async def append(self, tx: "Transaction | aiosqlite.Connection", actor: Actor, action: str, **fields: Any) -> int:
         """Append one entry inside the caller's write transaction (a repository's unit of work, or the
         connection `Database.write()` yields); returns its id. The entry commits or rolls back with it.
 
         `fields` are those of `entry()`. Never put resident content in details.
         """
-        if isinstance(tx, Transaction):
-            tx = tx.connection
         # Read the chain's head, hash and insert in ONE call on the writer's thread (inside the caller's
         # transaction): four awaited round trips made the audit entry the larger part of an archive
         # search (bench/).
-        return await run_on_thread(tx, _append_entry, self.entry(actor, action, **fields), self.ring)
+        return await self.repo.append(tx, partial(chain_entry, row=self.entry(actor, action, **fields), ring=self.ring))
 
     def entry(
         self,
@@ -149,7 +156,7 @@ class AuditLog:
         request_id: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One entry's fields, not yet chained (`_append_entry` links and inserts it on the writer's thread)."""
+        """One entry's fields, not yet chained (`chain_entry` links it on the writer's thread, where it is inserted)."""
         return {
             "at": to_iso(self.clock()),
             "actor_id": actor.staff_id,
@@ -165,7 +172,9 @@ class AuditLog:
 
     async def record(self, actor: Actor, action: str, **fields: Any) -> int:
         """Append one entry in a write transaction of its own (BEGIN … COMMIT in one call on the writer's thread)."""
-        return await self.db.write_call(_append_entry, self.entry(actor, action, **fields), self.ring)
+        return await self.repo.append_alone(
+            partial(chain_entry, row=self.entry(actor, action, **fields), ring=self.ring)
+        )
 
     async def guard(
         self,
@@ -206,24 +215,23 @@ class AuditLog:
         files = [self.settings.audit_anchors_path] if self.settings is not None else []
         anchors, unreadable = await asyncio.to_thread(A.all_anchors, [*files, *anchor_files])
         anchors += list(extra_anchors)
-        rows = await self.db.fetchall(
-            f"SELECT {', '.join(_FIELDS)}, prev_hash, hash, mac, key_gen FROM audit ORDER BY id"
-        )
+        rows = await self.repo.chain()
         return await asyncio.to_thread(_verify, rows, self.ring, anchors, unreadable)
 
     async def head(self) -> tuple[int, str, str | None]:
         """The chain's last committed entry: (id, hash, at); (0, GENESIS, None) for an empty log."""
-        row = await self.db.fetchone("SELECT id, hash, at FROM audit ORDER BY id DESC LIMIT 1")
-        return (row["id"], row["hash"], row["at"]) if row else (0, GENESIS, None)
+        return await self.repo.head() or (0, GENESIS, None)
 
     async def anchor(self, reason: str, *, database: Path | None = None, **extra: Any) -> A.Anchor:
         """Write the chain head (of `database`, a backup's copy, when given) to the anchors file and syslog.
 
         A failure to write is logged, not raised: the purge, backup or report that asked has happened.
         """
-        ident, digest, entry_at = (
-            await asyncio.to_thread(_head_of_file, database) if database is not None else await self.head()
-        )
+        if database is not None:
+            of_file = await asyncio.to_thread(self.repo.head_of_file, database)
+            ident, digest, entry_at = of_file or (0, GENESIS, None)
+        else:
+            ident, digest, entry_at = await self.head()
         anchor = A.Anchor(id=ident, hash=digest, entry_at=entry_at, at=to_iso(self.clock()), reason=reason, extra=extra)
         if self.ring is not None:
             generation = self.ring.current
@@ -243,25 +251,27 @@ class AuditLog:
         await self.guard(actor, Permission.CONFIGURE, ROTATED)
         if self.ring is None:
             raise StoreUnavailable(N_("the audit key file is not open"))
-        async with self.db.write() as tx:  # under the write lock: no entry is signed between the two steps
+        async with self.repo.transaction() as tx:  # under the write lock: no entry is signed between the two steps
             old = self.ring.current
             fresh = await asyncio.to_thread(A.add_generation, self.ring, to_iso(self.clock()))
-            await run_on_thread(
+            await self.repo.append(
                 tx,
-                _append_entry,
-                self.entry(
-                    actor,
-                    ROTATED,
-                    target_kind="audit_key",
-                    target_id=fresh.current,
-                    details={
-                        "from_generation": old,
-                        "to_generation": fresh.current,
-                        "fingerprint": fresh.fingerprint(fresh.current),
-                    },
+                partial(
+                    chain_entry,
+                    row=self.entry(
+                        actor,
+                        ROTATED,
+                        target_kind="audit_key",
+                        target_id=fresh.current,
+                        details={
+                            "from_generation": old,
+                            "to_generation": fresh.current,
+                            "fingerprint": fresh.fingerprint(fresh.current),
+                        },
+                    ),
+                    ring=self.ring,
+                    generation=old,
                 ),
-                self.ring,
-                old,
             )
             self.ring = fresh
         await self.anchor("key_rotated")
@@ -288,7 +298,7 @@ class AuditLog:
         pending = [r for r in check.restores if not r["acknowledged"]]
         if not pending:
             raise InvalidTransition(N_("there is no restored backup to acknowledge: the log agrees with every anchor"))
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             for restore in pending:
                 await self.append(
                     tx,
@@ -324,35 +334,22 @@ class AuditLog:
         `purpose_words` keeps entries whose purpose contains every word (case-insensitive).
         """
         await self.guard(actor, Permission.READ_AUDIT, "audit.read")
-        where, params = [], []
-        for column, value in (
-            ("actor_id", staff_id),
-            ("action", action),
-            ("target_kind", target_kind),
-            ("request_id", request_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if target_id is not None:
-            where.append("target_id = ?")
-            params.append(str(target_id))
-        if action_prefix:
-            where.append("substr(action, 1, ?) = ?")
-            params += [len(action_prefix), action_prefix]
-        for word in (purpose_words or "").split():
-            where.append("instr(cim_fold(coalesce(purpose, '')), ?) > 0")
-            params.append(word.casefold())
-        if since:
-            where.append("at >= ?")
-            params.append(since)
-        if until:
-            where.append("at < ?")
-            params.append(until)
-        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
-        rows = await self.db.fetchall(sql, (*params, limit, offset))
-        async with self.db.write() as tx:
+        rows = await self.repo.entries(
+            equal={
+                "actor_id": staff_id,
+                "action": action,
+                "target_kind": target_kind,
+                "request_id": request_id,
+                "target_id": None if target_id is None else str(target_id),
+            },
+            action_prefix=action_prefix,
+            purpose_words=[word.casefold() for word in (purpose_words or "").split()],
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
+        async with self.repo.transaction() as tx:
             await self.append(
                 tx,
                 actor,

@@ -26,18 +26,25 @@ import json
 import os
 import re
 import secrets
-import sqlite3
 import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import ConfigError, InvalidInput, NotFound, Text
 from .i18n import N_
+
+if TYPE_CHECKING:  # the service names the repository's types only; its SQL is the backend's (store/sqlite/)
+    import sqlite3
+
+    import aiosqlite
+
+    from .sqlite.database import Transaction
+    from .sqlite.keys import KeyRingState, KeysRepository
 
 MASTER_FORMAT = "cim-master-key/1"
 TEXT_VERSION = b"\x01"
@@ -47,14 +54,6 @@ TAG = 16
 HEADER = len(MAGIC) + 16 + 8 + 4
 #: What staff read in place of a line or a file whose key the purge destroyed.
 DELETED_MARK = "deleted (§6)"
-
-KEYRING_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS {db}.data_keys (key_id BLOB PRIMARY KEY, conversation_id INTEGER NOT NULL, "
-    "generation INTEGER NOT NULL, wrapped BLOB NOT NULL, created_at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS {db}.shredded (key_id BLOB PRIMARY KEY, conversation_id INTEGER NOT NULL, "
-    "shredded_at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS {db}.meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
 
 
 class ContentDeleted(NotFound):
@@ -180,28 +179,22 @@ def _write_master(path: Path, keys: dict[int, bytes], *, exclusive: bool) -> Non
         ) from exc
 
 
-def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> MasterKey:
-    """Load the master key and check it against the key ring; create it for a key ring that holds no key yet.
+def check_master(state: "KeyRingState", path: Path) -> tuple[MasterKey, str | None]:
+    """Load the master key and check it against the key ring's state; create it for a key ring that holds no
+    key yet. Returns the key and, when they changed, the master key ids to record in the key ring (JSON).
 
-    Runs on the writer's thread with the key ring attached. A missing or wrong key is a clear refusal at
-    start: nothing is written, nothing is lost (put the escrowed key back).
+    Runs on the writer's thread as the store opens (store/sqlite/keys.py `open_master`). A missing or wrong
+    key is a clear refusal at start: nothing is written, nothing is lost (put the escrowed key back).
     """
-    keys_held = conn.execute("SELECT count(*) FROM keyring.data_keys").fetchone()[0]
-    shredded = conn.execute("SELECT count(*) FROM keyring.shredded").fetchone()[0]
-    ids = {
-        int(g): v
-        for g, v in json.loads(
-            (conn.execute("SELECT value FROM keyring.meta WHERE name = 'master_ids'").fetchone() or ["{}"])[0]
-        ).items()
-    }
-    if encrypted_rows and not keys_held and not shredded:
-        ring = conn.execute("PRAGMA database_list").fetchall()[-1][2]
+    keys_held = state.keys_held
+    ids = {int(g): v for g, v in json.loads(state.master_ids or "{}").items()}
+    if state.sealed_rows and not keys_held and not state.shredded:
         raise ConfigError(
             N_(
                 "the database holds sealed conversations but the key ring {ring} holds no key: it was "
                 "replaced or lost; put the key ring back (CIM_KEYRING_FILE, docs/DEPLOY.md)"
             ),
-            ring=ring,
+            ring=state.ring_file,
         )
     master = load_master(path)
     if master is None:
@@ -230,8 +223,7 @@ def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> M
                 has=master.key_id(generation),
                 needs=key_id,
             )
-    needed = {r[0] for r in conn.execute("SELECT DISTINCT generation FROM keyring.data_keys")}
-    missing = sorted(needed - set(master.keys))
+    missing = sorted(state.generations - set(master.keys))
     if missing:
         raise ConfigError(
             N_(
@@ -241,17 +233,10 @@ def open_master(conn: sqlite3.Connection, path: Path, encrypted_rows: bool) -> M
             path=path,
             missing=missing,
         )
-    if needed:  # one real unwrap proves the key, not only its name
-        row = conn.execute("SELECT key_id, generation, wrapped FROM keyring.data_keys LIMIT 1").fetchone()
-        master.unwrap(row[0], row[1], row[2])
+    if state.generations and state.sample is not None:  # one real unwrap proves the key, not only its name
+        master.unwrap(*state.sample)
     new_ids = {g: master.key_id(g) for g in master.keys}
-    if new_ids != ids:
-        conn.execute(
-            "INSERT INTO keyring.meta(name, value) VALUES ('master_ids', ?) ON CONFLICT(name) DO UPDATE "
-            "SET value = excluded.value",
-            (json.dumps({str(g): v for g, v in new_ids.items()}),),
-        )
-    return master
+    return master, (json.dumps({str(g): v for g, v in new_ids.items()}) if new_ids != ids else None)
 
 
 # -- data keys ----------------------------------------------------------------------------------------
@@ -619,24 +604,18 @@ def seal_file_in_place(path: Path, key: DataKey) -> bool:
 
 class Keys:
     """The store's key service: creates, finds (unwrapping) and destroys data keys; sync helpers run on the
-    writer's thread inside a transaction, the async ones use the reader."""
+    writer's thread inside a transaction, the async ones use the reader. Its SQL is the repository's
+    (store/sqlite/keys.py)."""
 
-    def __init__(self, db: Any, settings: Any) -> None:
-        self.db = db
+    def __init__(self, repo: "KeysRepository", settings: Any) -> None:
+        self.repo = repo
         self.settings = settings
         self.master: MasterKey | None = None
-        self._sync_conn: sqlite3.Connection | None = None
-        self._sync_lock = threading.Lock()
         self._master_mtime = 0
 
     async def open(self) -> None:
-        from .db import run_on_thread
-
-        def check(conn: sqlite3.Connection) -> MasterKey:
-            sealed = conn.execute("SELECT 1 FROM conversations WHERE key_id IS NOT NULL LIMIT 1").fetchone()
-            return open_master(conn, self.settings.master_key_path, bool(sealed))
-
-        self.master = await run_on_thread(self.db.writer, check)
+        path = self.settings.master_key_path
+        self.master = await self.repo.open_master(lambda state: check_master(state, path))
         try:
             self._master_mtime = self.master.path.stat().st_mtime_ns
         except OSError:
@@ -645,10 +624,7 @@ class Keys:
 
     def close(self) -> None:
         unregister_resolver(self.resolve_sync)
-        with self._sync_lock:
-            if self._sync_conn is not None:
-                self._sync_conn.close()
-                self._sync_conn = None
+        self.repo.close()
 
     # creating
     def _refresh(self) -> None:
@@ -668,88 +644,59 @@ class Keys:
         if fresh is not None:
             self.master, self._master_mtime = MasterKey(fresh.path, {**self.master.keys, **fresh.keys}), mtime
 
-    def create_sync(self, conn: sqlite3.Connection, conversation_id: int, now: str) -> DataKey:
-        """A new data key for a conversation, in the caller's transaction (conversation row and key ring)."""
+    def _new_key(self, conn: "sqlite3.Connection", conversation_id: int, now: str) -> DataKey:
         self._refresh()
         assert self.master is not None, "keys are not open"
         key_id = secrets.token_bytes(16)
         raw = AESGCM.generate_key(bit_length=256)
         generation, wrapped = self.master.wrap(key_id, raw)
-        conn.execute(
-            "INSERT INTO keyring.data_keys(key_id, conversation_id, generation, wrapped, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (key_id, conversation_id, generation, wrapped, now),
-        )
-        conn.execute("UPDATE conversations SET key_id = ? WHERE id = ?", (key_id, conversation_id))
+        self.repo.insert_data_key_sync(conn, key_id, conversation_id, generation, wrapped, now)
         return DataKey(key_id, conversation_id, raw)
 
-    def create_pending_sync(self, conn: sqlite3.Connection, now: str) -> DataKey:
+    def create_sync(self, conn: "sqlite3.Connection", conversation_id: int, now: str) -> DataKey:
+        """A new data key for a conversation, in the caller's transaction (conversation row and key ring)."""
+        key = self._new_key(conn, conversation_id, now)
+        self.repo.set_conversation_key_sync(conn, conversation_id, key.key_id)
+        return key
+
+    def create_pending_sync(self, conn: "sqlite3.Connection", now: str) -> DataKey:
         """A data key for content whose conversation does not exist yet (a consultant's note written during
         a call, before its CDR: store/call_notes.py). Recorded in the key ring with conversation 0 until
         the call adopts it (`store.sqlite.call_notes.adopt_note_keys_sync`); the note names the key by its id."""
-        self._refresh()
-        assert self.master is not None, "keys are not open"
-        key_id = secrets.token_bytes(16)
-        raw = AESGCM.generate_key(bit_length=256)
-        generation, wrapped = self.master.wrap(key_id, raw)
-        conn.execute(
-            "INSERT INTO keyring.data_keys(key_id, conversation_id, generation, wrapped, created_at) "
-            "VALUES (?, 0, ?, ?, ?)",
-            (key_id, generation, wrapped, now),
-        )
-        return DataKey(key_id, 0, raw)
+        return self._new_key(conn, 0, now)
 
-    def by_id_sync(self, conn: sqlite3.Connection, key_id: bytes | None) -> DataKey | None:
+    def by_id_sync(self, conn: "sqlite3.Connection", key_id: bytes | None) -> DataKey | None:
         """A data key by its id (in the caller's transaction); None when there is none or it was destroyed."""
         if key_id is None:
             return None
-        row = conn.execute(
-            "SELECT conversation_id, generation, wrapped FROM keyring.data_keys WHERE key_id = ?", (bytes(key_id),)
-        ).fetchone()
+        row = self.repo.data_key_sync(conn, bytes(key_id))
         return None if row is None else self._unwrap(row[0], key_id, row[1], row[2])
 
     async def read_key_id(self, key_id: bytes | None) -> DataKey | None:
         """by_id_sync on the reader connection."""
         if key_id is None:
             return None
-        row = await self.db.fetchone(
-            "SELECT conversation_id, generation, wrapped FROM keyring.data_keys WHERE key_id = ?", (bytes(key_id),)
-        )
-        return None if row is None else self._unwrap(row["conversation_id"], key_id, row["generation"], row["wrapped"])
+        row = await self.repo.data_key(bytes(key_id))
+        return None if row is None else self._unwrap(row[0], key_id, row[1], row[2])
 
     @staticmethod
-    def _shred_keys(conn: sqlite3.Connection, pairs: list[tuple[Any, int]], now: str) -> None:
-        conn.executemany(
-            "INSERT OR IGNORE INTO keyring.shredded(key_id, conversation_id, shredded_at) VALUES (?, ?, ?)",
-            [(k, c, now) for k, c in pairs],
-        )
-        conn.executemany("DELETE FROM keyring.data_keys WHERE key_id = ?", [(k,) for k, _ in pairs])
-
-    @staticmethod
-    def shred_unlinked_notes_sync(conn: sqlite3.Connection, cutoff: str, now: str) -> int:
+    def shred_unlinked_notes_sync(conn: "sqlite3.Connection", cutoff: str, now: str) -> int:
         """Destroy the keys of call notes that never met their call record and are past their purge date
         (deleted by the purge with the other unlinked queue facts, store/service_report.py)."""
-        rows = conn.execute(
-            "SELECT key_id FROM call_notes WHERE conversation_id IS NULL AND purge_after <= ? AND key_id IS NOT NULL",
-            (cutoff,),
-        ).fetchall()
-        Keys._shred_keys(conn, [(r[0], 0) for r in rows], now)
-        return len(rows)
+        from .sqlite.keys import shred_unlinked_notes_sync
+
+        return shred_unlinked_notes_sync(conn, cutoff, now)
 
     def _unwrap(self, conversation_id: int, key_id: bytes, generation: int, wrapped: bytes) -> DataKey:
         assert self.master is not None, "keys are not open"
         return DataKey(bytes(key_id), conversation_id, self.master.unwrap(bytes(key_id), generation, bytes(wrapped)))
 
     def get_sync(
-        self, conn: sqlite3.Connection, conversation_id: int, *, create_at: str | None = None
+        self, conn: "sqlite3.Connection", conversation_id: int, *, create_at: str | None = None
     ) -> DataKey | None:
         """The conversation's data key; None when it has none (not sealed yet) or it was destroyed. With
         `create_at`, a conversation that never had a key gets one now."""
-        row = conn.execute(
-            "SELECT c.key_id, k.generation, k.wrapped FROM conversations c LEFT JOIN keyring.data_keys k "
-            "ON k.key_id = c.key_id WHERE c.id = ?",
-            (conversation_id,),
-        ).fetchone()
+        row = self.repo.conversation_key_sync(conn, conversation_id)
         if row is None:
             return None
         if row[0] is None:
@@ -758,44 +705,28 @@ class Keys:
             return None  # destroyed (purged) or lost: the caller decides what to show
         return self._unwrap(conversation_id, row[0], row[1], row[2])
 
-    async def get(self, tx: Any, conversation_id: int, *, create_at: str | None = None) -> DataKey | None:
-        """get_sync inside an aiosqlite write transaction `tx`."""
-        from .db import run_on_thread
-
-        return await run_on_thread(tx, lambda conn: self.get_sync(conn, conversation_id, create_at=create_at))
+    async def get(
+        self, tx: "Transaction | aiosqlite.Connection", conversation_id: int, *, create_at: str | None = None
+    ) -> DataKey | None:
+        """get_sync inside the caller's write transaction `tx`."""
+        return await self.repo.run_in(tx, lambda conn: self.get_sync(conn, conversation_id, create_at=create_at))
 
     async def read_key(self, conversation_id: int) -> DataKey | None:
         """The conversation's data key for reading (the reader connection); None when not sealed or destroyed."""
-        row = await self.db.fetchone(
-            "SELECT c.key_id, k.generation, k.wrapped FROM conversations c LEFT JOIN keyring.data_keys k "
-            "ON k.key_id = c.key_id WHERE c.id = ?",
-            (conversation_id,),
-        )
-        if row is None or row["key_id"] is None or row["generation"] is None:
+        row = await self.repo.conversation_key(conversation_id)
+        if row is None or row[0] is None or row[1] is None:
             return None
-        return self._unwrap(conversation_id, row["key_id"], row["generation"], row["wrapped"])
+        return self._unwrap(conversation_id, row[0], row[1], row[2])
 
     async def read_keys(self, conversation_ids: Iterable[int]) -> dict[int, DataKey]:
-        ids = sorted(set(conversation_ids))
-        found: dict[int, DataKey] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            for row in await self.db.fetchall(
-                f"SELECT c.id, c.key_id, k.generation, k.wrapped FROM conversations c JOIN keyring.data_keys k "
-                f"ON k.key_id = c.key_id WHERE c.id IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                found[row["id"]] = self._unwrap(row["id"], row["key_id"], row["generation"], row["wrapped"])
-        return found
+        return {
+            conversation_id: self._unwrap(conversation_id, key_id, generation, wrapped)
+            for conversation_id, key_id, generation, wrapped in await self.repo.conversation_keys(conversation_ids)
+        }
 
     async def is_shredded(self, conversation_id: int) -> bool:
         """True when the conversation's content is sealed under a key that no longer exists (purged, §6)."""
-        row = await self.db.fetchone(
-            "SELECT c.key_id IS NOT NULL AND k.key_id IS NULL AS gone FROM conversations c LEFT JOIN "
-            "keyring.data_keys k ON k.key_id = c.key_id WHERE c.id = ?",
-            (conversation_id,),
-        )
-        return bool(row and row["gone"])
+        return await self.repo.is_shredded(conversation_id)
 
     async def texts(self, conversation_id: int, rows: list[Any], *, deleted: str | None = None) -> list[str]:
         """The texts of stored message rows (with `seq` and `text`) of one conversation, opened."""
@@ -806,67 +737,33 @@ class Keys:
         """A data key by id for a sealed file (any thread): its own read-only connection to the key ring."""
         if self.master is None:
             return None
-        with self._sync_lock:
-            if self._sync_conn is None:
-                self._sync_conn = sqlite3.connect(
-                    f"file:{self.settings.keyring_path}?mode=ro", uri=True, check_same_thread=False
-                )
-            row = self._sync_conn.execute(
-                "SELECT conversation_id, generation, wrapped FROM data_keys WHERE key_id = ?", (key_id,)
-            ).fetchone()
+        row = self.repo.data_key_readonly(self.settings.keyring_path, key_id)
         if row is None:
             return None
         return self._unwrap(row[0], key_id, row[1], row[2])
 
     # destroying
     @staticmethod
-    def shred_sync(conn: sqlite3.Connection, conversation_ids: list[int], now: str) -> int:
+    def shred_sync(conn: "sqlite3.Connection", conversation_ids: list[int], now: str) -> int:
         """Destroy the data keys of these conversations (in the purge's transaction), leaving tombstones."""
-        if not conversation_ids:
-            return 0
-        marks = ",".join("?" * len(conversation_ids))
-        rows = conn.execute(
-            f"SELECT id, key_id FROM conversations WHERE id IN ({marks}) AND key_id IS NOT NULL", conversation_ids
-        ).fetchall()
-        # a call's note sealed before its CDR came has a key of its own, adopted by the call: it dies with it
-        notes = conn.execute(
-            f"SELECT conversation_id, key_id FROM call_notes WHERE conversation_id IN ({marks}) AND key_id IS NOT NULL",
-            conversation_ids,
-        ).fetchall()
-        own = {bytes(r[1]) for r in rows}
-        Keys._shred_keys(
-            conn, [(r[1], r[0]) for r in rows] + [(r[1], r[0]) for r in notes if bytes(r[1]) not in own], now
-        )
-        conn.execute(f"DELETE FROM message_words WHERE conversation_id IN ({marks})", conversation_ids)
-        return len(rows)
+        from .sqlite.keys import shred_sync
+
+        return shred_sync(conn, conversation_ids, now)
 
     @staticmethod
-    def shred_orphans_sync(conn: sqlite3.Connection, cutoff: str, now: str) -> int:
+    def shred_orphans_sync(conn: "sqlite3.Connection", cutoff: str, now: str) -> int:
         """Destroy data keys whose conversation this database does not have and that were made before `cutoff`
         (a whole retention period before the purge's): after a restore of an older backup, the keys of
         conversations the restore lost would otherwise keep them readable in newer backups for ever. Such a
         conversation is past its purge date (its key is as old as it, or older), and a held one is always in
         the database."""
-        rows = conn.execute(
-            "SELECT key_id, conversation_id FROM keyring.data_keys k WHERE k.created_at < ? AND NOT "
-            "EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = k.key_id) AND NOT EXISTS "
-            "(SELECT 1 FROM call_notes n WHERE n.key_id = k.key_id)",
-            (cutoff,),
-        ).fetchall()
-        Keys._shred_keys(conn, [(r[0], r[1]) for r in rows], now)
-        return len(rows)
+        from .sqlite.keys import shred_orphans_sync
+
+        return shred_orphans_sync(conn, cutoff, now)
 
     async def sealing_counts(self) -> dict[str, int]:
         """How much is sealed (`cim keys status`): conversations, sealed ones, keys held and destroyed, plain lines."""
-        row = await self.db.fetchone(
-            "SELECT (SELECT count(*) FROM conversations) AS conversations, "
-            "(SELECT count(*) FROM conversations WHERE key_id IS NOT NULL) AS sealed, "
-            "(SELECT count(*) FROM keyring.data_keys) AS keys_held, (SELECT count(*) FROM keyring.shredded) AS shredded, "
-            "(SELECT count(*) FROM messages WHERE typeof(text) = 'text') AS unsealed_lines, "
-            "(SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
-            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS unsealed_notes"
-        )
-        return dict(row)
+        return await self.repo.sealing_counts()
 
     def describe(self) -> dict[str, Any]:
         """What a backup needs to be read (no key material): the master key id and generation, the key ring."""
@@ -880,8 +777,6 @@ class Keys:
 
     async def rotate_master(self) -> tuple[int, int]:
         """A new master key generation; every data key is wrapped again with it. Returns (generation, keys)."""
-        from .db import run_on_thread
-
         assert self.master is not None
         keys = dict(self.master.keys)
         generation = max(keys) + 1
@@ -891,37 +786,18 @@ class Keys:
         assert fresh is not None
         old = self.master
 
-        def rewrap(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = conn.execute("SELECT key_id, generation, wrapped FROM keyring.data_keys").fetchall()
-                for key_id, gen, wrapped in rows:
-                    raw = old.unwrap(key_id, gen, wrapped)
-                    _, new = fresh.wrap(key_id, raw, generation)
-                    conn.execute(
-                        "UPDATE keyring.data_keys SET generation = ?, wrapped = ? WHERE key_id = ?",
-                        (generation, new, key_id),
-                    )
-                conn.execute(
-                    "INSERT INTO keyring.meta(name, value) VALUES ('master_ids', ?) ON CONFLICT(name) DO "
-                    "UPDATE SET value = excluded.value",
-                    (json.dumps({str(g): fresh.key_id(g) for g in fresh.keys}),),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return len(rows)
+        def rewrap_one(key_id: bytes, gen: int, wrapped: bytes) -> tuple[int, bytes]:
+            _, new = fresh.wrap(key_id, old.unwrap(key_id, gen, wrapped), generation)
+            return generation, new
 
-        async with self.db._write_lock:
-            count = await run_on_thread(self.db.writer, rewrap)
+        count = await self.repo.rewrap(rewrap_one, json.dumps({str(g): fresh.key_id(g) for g in fresh.keys}))
         self.master = fresh
         return generation, count
 
     async def retire_master(self, keep: int) -> list[int]:
-        """Drop master key generations older than `keep` once no data key is wrapped by them."""
+        """Retire the master key generations older than `keep` once no data key is wrapped by them."""
         assert self.master is not None
-        used = {r["generation"] for r in await self.db.fetchall("SELECT DISTINCT generation FROM keyring.data_keys")}
+        used = await self.repo.generations()
         drop = [g for g in self.master.keys if g < keep and g not in used]
         if drop:
             keys = {g: k for g, k in self.master.keys.items() if g not in drop}

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
-from .db import Database
 from .errors import InvalidInput, NotFound
 from .i18n import N_
 from .models import Actor, Notice
 from .policy import Permission
+
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.notices import NoticesRepository
 
 CHANNELS = ("chat", "phone")
 LANGS = ("pl", "en")
 MAX_NOTICE = 5000
 
 
-def _notice(r) -> Notice:
+def _notice(r: Any) -> Notice:
     return Notice(
         id=r["id"],
         channel=r["channel"],
@@ -28,8 +32,8 @@ def _notice(r) -> Notice:
 
 
 class Notices:
-    def __init__(self, db: Database, audit: AuditLog, clock: Clock) -> None:
-        self.db = db
+    def __init__(self, repo: "NoticesRepository", audit: AuditLog, clock: Clock) -> None:
+        self.repo = repo
         self.audit = audit
         self.clock = clock
 
@@ -37,22 +41,18 @@ class Notices:
         """The newest version of the channel's notice in `lang`, or the legal Polish one if untranslated."""
         if channel not in CHANNELS:
             raise InvalidInput(N_("unknown notice channel {channel!r}"), channel=channel)
-        latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = ?", (channel,))
-        rows = await self.db.fetchall(
-            "SELECT * FROM notices WHERE channel = ? AND version = ? AND lang IN (?, 'pl')",
-            (channel, latest["v"], lang),
-        )
+        rows = await self.repo.version_rows(channel, await self.repo.latest_version(channel), lang)
         by_lang = {r["lang"]: r for r in rows}
         return _notice(by_lang.get(lang) or by_lang["pl"])
 
     async def get(self, notice_id: int) -> Notice:
-        row = await self.db.fetchone("SELECT * FROM notices WHERE id = ?", (notice_id,))
+        row = await self.repo.by_id(notice_id)
         if row is None:
             raise NotFound(N_("no notice with id {notice_id}"), notice_id=notice_id)
         return _notice(row)
 
     async def history(self, channel: str) -> list[Notice]:
-        rows = await self.db.fetchall("SELECT * FROM notices WHERE channel = ? ORDER BY version, lang", (channel,))
+        rows = await self.repo.history(channel)
         return [_notice(r) for r in rows]
 
     async def add_version(self, actor: Actor, channel: str, texts: dict[str, str]) -> list[Notice]:
@@ -69,14 +69,8 @@ class Notices:
                 raise InvalidInput(N_("the {lang} notice text is empty; leave the language out instead"), lang=lang)
             if len(text) > MAX_NOTICE:
                 raise InvalidInput(N_("the notice text is longer than {max} characters"), max=MAX_NOTICE)
-        async with self.db.write() as tx:
-            row = await (await tx.execute("SELECT max(version) FROM notices WHERE channel = ?", (channel,))).fetchone()
-            version = (row[0] or 0) + 1
-            for lang, text in texts.items():
-                await tx.execute(
-                    "INSERT INTO notices(channel, version, lang, text, legal, created_at, created_by) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (channel, version, lang, text.strip(), int(lang == "pl"), to_iso(self.clock()), actor.name),
-                )
+        async with self.repo.transaction() as tx:
+            stripped = {lang: text.strip() for lang, text in texts.items()}
+            version = await self.repo.add_version(tx, channel, stripped, to_iso(self.clock()), actor.name)
             await self.audit.append(tx, actor, "notice.add", target_kind="notice", target_id=f"{channel}:{version}")
         return [n for n in await self.history(channel) if n.version == version]

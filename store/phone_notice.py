@@ -141,15 +141,13 @@ class PhoneNotices:
             else:
                 for stem, text in texts.items():
                     audio.append(await _render(espeak, sox, text, directory / SOUND_FOLDER / f"{stem}.wav"))
-        async with self.store.db.write() as tx:
-            await self.store.audit.append(
-                tx,
-                actor,
-                "notice.export_phone",
-                target_kind="notice",
-                target_id=f"phone:{version}",
-                details={"audio": bool(audio), "context": context, "queue": queue},
-            )
+        await self.store.audit.record(  # its own transaction, as before: the export itself writes no row
+            actor,
+            "notice.export_phone",
+            target_kind="notice",
+            target_id=f"phone:{version}",
+            details={"audio": bool(audio), "context": context, "queue": queue},
+        )
         return PhoneExport(version, written[0], tuple(written[1:]), tuple(audio), skipped)
 
 

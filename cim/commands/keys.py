@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
@@ -78,7 +79,7 @@ async def encrypt_existing_command(store, batch: int, as_json: bool) -> None:
         "files": _("recordings"),
     }
 
-    last = {"at": 0.0, "phase": ""}
+    last: dict[str, Any] = {"at": 0.0, "phase": ""}
 
     def progress(p: SealingProgress) -> None:  # about once a second, and at the end of each phase
         now = time.monotonic()

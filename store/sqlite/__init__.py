@@ -3,9 +3,10 @@
 Everything that knows it is talking to SQLite lives in this package: the connection owner
 (database.py: one writer behind a lock, one reader, BEGIN IMMEDIATE transactions), the hooks the
 domain calls for SQLite's own mechanics (hooks.py: WAL checkpoints, FTS5 optimise, the purge's
-scrub, the backup copy), the key ring file (keyring.py) and the repositories that hold a domain
-area's SQL (retention.py, accounts.py, listening.py, callbacks.py, call_notes.py, queue_log.py,
-service_report.py, reports.py, extensions.py, requests.py, calls.py).
+scrub, the backup copy), the key ring file and its tables (keyring.py) and the repositories that
+hold a domain area's SQL (retention.py, accounts.py, listening.py, callbacks.py, call_notes.py,
+queue_log.py, service_report.py, reports.py, extensions.py, requests.py, calls.py, notices.py,
+archive.py, audit.py, keys.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,15 @@ from pathlib import Path
 
 from ..errors import StoreUnavailable
 from ..i18n import N_
-from ..keys import KEYRING_SCHEMA
+
+#: The key ring's tables (`{db}`: the schema they are made in), see store/keys.py.
+KEYRING_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS {db}.data_keys (key_id BLOB PRIMARY KEY, conversation_id INTEGER NOT NULL, "
+    "generation INTEGER NOT NULL, wrapped BLOB NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {db}.shredded (key_id BLOB PRIMARY KEY, conversation_id INTEGER NOT NULL, "
+    "shredded_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {db}.meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
 
 
 def prepare_keyring(path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from ..archive import _SUMMARY_SQL
+from .archive import _SUMMARY_SQL
 from .database import Database, Transaction
 
 Row = dict[str, Any]
@@ -74,6 +74,7 @@ class ListeningRepository:
                 expires_at,
             ),
         )
+        assert cur.lastrowid is not None  # an INSERT sets it
         return cur.lastrowid
 
     async def live_links(

@@ -14,8 +14,8 @@ from typing import Any, AsyncIterator, Iterable
 
 from ..errors import StoreUnavailable
 from ..i18n import N_
-from ..keys import Keys
 from .database import Database, Transaction, run_on_thread
+from .keys import shred_orphans_sync, shred_sync, shred_unlinked_notes_sync
 from .service_report import absorb_conversations, purge_unlinked_queue_facts
 
 # an unanswered offline message (store/resident_desk.py) is purged at its purge_after like an ended conversation
@@ -285,7 +285,7 @@ class RetentionRepository:
         )
         await absorb_conversations(conn, ids, timezone)  # service figures survive (§1.2)
         if self.seals_keys:  # crypto-shredding: every copy of these conversations dies with the keys
-            await run_on_thread(conn, Keys.shred_sync, ids, now)
+            await run_on_thread(conn, shred_sync, ids, now)
         try:
             for table, column in dependents:
                 await conn.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', ids)
@@ -316,11 +316,11 @@ class RetentionRepository:
         `keys_made_before` is given and the key ring is on, the data keys of conversations this database no
         longer has; returns how many such keys were destroyed."""
         if self.seals_keys:  # call notes that never met their call: their keys go with them
-            await run_on_thread(tx.connection, Keys.shred_unlinked_notes_sync, cutoff, now)
+            await run_on_thread(tx.connection, shred_unlinked_notes_sync, cutoff, now)
         await purge_unlinked_queue_facts(tx.connection, cutoff, timezone)
         if keys_made_before is None or not self.seals_keys:
             return 0
-        return await run_on_thread(tx.connection, Keys.shred_orphans_sync, keys_made_before, now)
+        return await run_on_thread(tx.connection, shred_orphans_sync, keys_made_before, now)
 
     async def forget_pending(self, tx: Transaction, paths: list[str]) -> None:
         await tx.connection.executemany("DELETE FROM pending_unlinks WHERE path = ?", [(p,) for p in paths])
