@@ -38,6 +38,7 @@ from .sqlite.reports import ReportsRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
+from .sqlite.supervision import SupervisionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
 from .supervision import Supervision
@@ -76,7 +77,7 @@ class Store:
         self.callbacks = Callbacks(self, CallbacksRepository(db))
         self.extensions = Extensions(ExtensionsRepository(db), self.audit)
         self.listening = Listening(self, ListeningRepository(db))
-        self.supervision = Supervision(self)
+        self.supervision = Supervision(self, SupervisionRepository(db))
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":
