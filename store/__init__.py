@@ -36,6 +36,7 @@ from .sqlite.desk import DeskRepository
 from .sqlite.extensions import ExtensionsRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
+from .sqlite.resident_desk import ResidentDeskRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
@@ -71,7 +72,7 @@ class Store:
         self.queue_log = QueueLog(self, QueueLogRepository(db))
         self.service = ServiceFigures(self, ServiceReportRepository(db))
         # offline messages, receipts and copies, satisfaction ratings (issue 17)
-        self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
+        self.resident_desk = ResidentDesk(ResidentDeskRepository(db), self.audit, settings, clock)
         self.resident_desk.keys = self.keys
         self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self, CallNotesRepository(db))
