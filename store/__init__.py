@@ -35,15 +35,18 @@ from .sqlite.audit import AuditRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.calls import CallsRepository
+from .sqlite.desk import DeskRepository
 from .sqlite.extensions import ExtensionsRepository
 from .sqlite.keys import KeysRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
 from .sqlite.requests import RequestRepository
+from .sqlite.resident_desk import ResidentDeskRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.notices import NoticesRepository
 from .sqlite.retention import RetentionRepository
+from .sqlite.supervision import SupervisionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
 from .supervision import Supervision
@@ -64,7 +67,7 @@ class Store:
         self.notices = Notices(NoticesRepository(db), self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys, repo=RequestRepository(db))
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
-        self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
+        self.desk = Desk(DeskRepository(db), self.audit, settings, clock, self.chats)  # topics, routing, capacity
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
         self.backend = db.hooks()
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)
@@ -75,14 +78,14 @@ class Store:
         self.queue_log = QueueLog(self, QueueLogRepository(db))
         self.service = ServiceFigures(self, ServiceReportRepository(db))
         # offline messages, receipts and copies, satisfaction ratings (issue 17)
-        self.resident_desk = ResidentDesk(db, self.audit, settings, clock)
+        self.resident_desk = ResidentDesk(ResidentDeskRepository(db), self.audit, settings, clock)
         self.resident_desk.keys = self.keys
         self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self, CallNotesRepository(db))
         self.callbacks = Callbacks(self, CallbacksRepository(db))
         self.extensions = Extensions(ExtensionsRepository(db), self.audit)
         self.listening = Listening(self, ListeningRepository(db))
-        self.supervision = Supervision(self)
+        self.supervision = Supervision(self, SupervisionRepository(db))
 
     @classmethod
     async def open(cls, settings: Settings, *, create: bool = False, clock: Clock = system_clock) -> "Store":

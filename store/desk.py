@@ -11,17 +11,20 @@ import re
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .audit import AuditLog
 from .chats import LANGS, ChatMessage, Chats, _seal, is_id
 from .clock import Clock, from_iso, to_iso
-from .db import Database
 from .errors import ChatClosed, ConversationNotFound, InvalidInput, NotFound, NotPermitted, StaffNotFound, Text
 from .i18n import N_
 from .models import Actor
 from .policy import Permission
 from .settings import Settings
+
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.database import Database, Transaction
+    from .sqlite.desk import DeskRepository
 
 #: The close category of a chat the desk closed itself (a silent resident, or nobody free in time);
 #: consultants never pick it (store.chats.CLOSE_CATEGORIES).
@@ -86,9 +89,17 @@ def _label(value: Any, what: str) -> str:
     return value
 
 
-async def check_topic(db: Database, topic_id: Any) -> int | None:
-    """The topic a resident picked: required (an active topic's id) once any topic is offered."""
-    offered = {r["id"] for r in await db.fetchall("SELECT id FROM chat_topics WHERE active = 1")}
+async def check_topic(db: "Database", topic_id: Any) -> int | None:
+    """The topic a resident picked: required (an active topic's id) once any topic is offered.
+
+    For store/chats.py, which opens a chat on its own database; the desk itself asks `Desk.check_topic`."""
+    from .sqlite.desk import active_topic_ids  # the statement is the backend's (store/sqlite/desk.py)
+
+    return _checked_topic(await active_topic_ids(db), topic_id)
+
+
+def _checked_topic(offered: set[int], topic_id: Any) -> int | None:
+    """`topic_id` as a resident may pick it among the `offered` topic ids."""
     if not offered:
         if topic_id is None:
             return None
@@ -104,14 +115,15 @@ def _topic(r: Any) -> Topic:
     return Topic(r["id"], r["label_pl"], r["label_en"], r["department"], r["position"], bool(r["active"]))
 
 
-_TOPIC_SQL = "SELECT t.*, d.code AS department FROM chat_topics t LEFT JOIN departments d ON d.id = t.department_id "
-
-
 class Desk:
-    """Topics, skills and capacity (managed by the CIM manager), and the routing queries of the chat server."""
+    """Topics, skills and capacity (managed by the CIM manager), and the routing queries of the chat server.
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock, chats: Chats) -> None:
-        self.db = db
+    The SQL is the repository's (store/sqlite/desk.py); every change runs in its unit of work, which the
+    audit entry joins.
+    """
+
+    def __init__(self, repo: "DeskRepository", audit: AuditLog, settings: Settings, clock: Clock, chats: Chats) -> None:
+        self.repo = repo
         self.audit = audit
         self.settings = settings
         self.clock = clock
@@ -120,11 +132,10 @@ class Desk:
     # ------------------------------------------------------------------ topics
 
     async def topics(self, *, include_inactive: bool = False) -> list[Topic]:
-        where = "" if include_inactive else "WHERE t.active = 1 "
-        return [_topic(r) for r in await self.db.fetchall(_TOPIC_SQL + where + "ORDER BY t.position, t.id")]
+        return [_topic(r) for r in await self.repo.topics(include_inactive=include_inactive)]
 
     async def topic(self, topic_id: int) -> Topic:
-        row = await self.db.fetchone(_TOPIC_SQL + "WHERE t.id = ?", (topic_id,)) if is_id(topic_id) else None
+        row = await self.repo.topic(topic_id) if is_id(topic_id) else None
         if row is None:
             raise NotFound(N_("no topic {topic_id}"), topic_id=topic_id)
         return _topic(row)
@@ -134,28 +145,22 @@ class Desk:
         lang = lang if lang in LANGS else "pl"
         return [{"id": t.id, "label": t.label(lang)} for t in await self.topics()]
 
-    async def _department_id(self, tx: Any, code: Any) -> int | None:
+    async def _department_id(self, tx: "Transaction", code: Any) -> int | None:
         if code is None or code == "":
             return None
         if not isinstance(code, str):
             raise InvalidInput(N_("the department is a department code"))
-        row = await (await tx.execute("SELECT id FROM departments WHERE code = ?", (code.strip(),))).fetchone()
-        if row is None:
+        department_id = await self.repo.department_id(tx, code.strip())
+        if department_id is None:
             raise NotFound(N_("no department {code!r} (see `cim departments list`)"), code=code)
-        return row["id"]
+        return department_id
 
     async def add_topic(self, actor: Actor, label_pl: Any, label_en: Any, department: Any = None) -> Topic:
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.add")
         label_pl, label_en = _label(label_pl, N_("Polish label")), _label(label_en, N_("English label"))
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             department_id = await self._department_id(tx, department)
-            row = await (await tx.execute("SELECT coalesce(max(position), 0) + 1 AS p FROM chat_topics")).fetchone()
-            cur = await tx.execute(
-                "INSERT INTO chat_topics(label_pl, label_en, department_id, position, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (label_pl, label_en, department_id, row["p"], to_iso(self.clock())),
-            )
-            topic_id = cur.lastrowid
+            topic_id = await self.repo.insert_topic(tx, label_pl, label_en, department_id, to_iso(self.clock()))
             await self.audit.append(
                 tx,
                 actor,
@@ -178,21 +183,18 @@ class Desk:
     ) -> Topic:
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.update", target_kind="topic", target_id=topic_id)
         label_pl, label_en = _label(label_pl, N_("Polish label")), _label(label_en, N_("English label"))
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             department_id = await self._department_id(tx, department)
-            cur = await tx.execute(
-                "UPDATE chat_topics SET label_pl = ?, label_en = ?, department_id = ?, active = coalesce(?, active), "
-                "updated_at = ? WHERE id = ?",
-                (
-                    label_pl,
-                    label_en,
-                    department_id,
-                    None if active is None else int(active),
-                    to_iso(self.clock()),
-                    topic_id,
-                ),
+            updated = await self.repo.update_topic(
+                tx,
+                topic_id,
+                label_pl,
+                label_en,
+                department_id,
+                None if active is None else int(active),
+                to_iso(self.clock()),
             )
-            if cur.rowcount != 1:
+            if not updated:
                 raise NotFound(N_("no topic {topic_id}"), topic_id=topic_id)
             await self.audit.append(
                 tx,
@@ -212,27 +214,24 @@ class Desk:
     async def seed_default_topics(self, actor: Actor) -> int:
         """`cim init`: the default topics, once (nothing when a topic was ever defined); returns how many."""
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "topic.seed")
-        async with self.db.write() as tx:
-            if (await (await tx.execute("SELECT count(*) AS n FROM chat_topics")).fetchone())["n"]:
+        async with self.repo.transaction() as tx:
+            if await self.repo.any_topic(tx):
                 return 0
             now = to_iso(self.clock())
             # set-up data, like the notices of migration 0002: not audited (every later change is)
-            await tx.executemany(
-                "INSERT INTO chat_topics(label_pl, label_en, position, updated_at) VALUES (?, ?, ?, ?)",
-                [(pl, en, i + 1, now) for i, (pl, en) in enumerate(DEFAULT_TOPICS)],
-            )
+            await self.repo.insert_topics(tx, [(pl, en, i + 1, now) for i, (pl, en) in enumerate(DEFAULT_TOPICS)])
         return len(DEFAULT_TOPICS)
 
     async def check_topic(self, topic_id: Any) -> int | None:
-        return await check_topic(self.db, topic_id)
+        return _checked_topic(await self.repo.active_topic_ids(), topic_id)
 
     # ------------------------------------------------------------------ skills and capacity
 
-    async def _staff_id(self, tx: Any, name: str) -> int:
-        row = await (await tx.execute("SELECT id FROM staff WHERE name = ?", (name.strip(),))).fetchone()
-        if row is None:
+    async def _staff_id(self, tx: "Transaction", name: str) -> int:
+        staff_id = await self.repo.staff_id(tx, name.strip())
+        if staff_id is None:
             raise StaffNotFound(N_("no user named {name!r}"), name=name)
-        return row["id"]
+        return staff_id
 
     async def set_max_chats(self, actor: Actor, name: str, max_chats: Any) -> int | None:
         """A consultant's own maximum of concurrent chats; None: the setting chat_max_concurrent."""
@@ -241,37 +240,28 @@ class Desk:
             raise InvalidInput(
                 N_("the maximum of concurrent chats is a number from 1 to {limit}"), limit=MAX_CHATS_LIMIT
             )
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             staff_id = await self._staff_id(tx, name)
-            await tx.execute("UPDATE staff SET max_chats = ? WHERE id = ?", (max_chats, staff_id))
+            await self.repo.set_max_chats(tx, staff_id, max_chats)
             await self.audit.append(
                 tx, actor, "staff.max_chats", target_kind="staff", target_id=staff_id, details={"max_chats": max_chats}
             )
         return max_chats
 
     async def set_skills(self, actor: Actor, name: str, topic_ids: Iterable[Any]) -> frozenset[int]:
-        """Replace a consultant's skills (topic ids; none: every topic)."""
+        """Set a consultant's skills, in place of those they had (topic ids; none: every topic)."""
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "staff.skills")
         ids = list(topic_ids)
         if not all(is_id(t) for t in ids):
             raise InvalidInput(N_("skills are topic ids"))
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             staff_id = await self._staff_id(tx, name)
             if ids:
-                marks = ",".join("?" * len(set(ids)))
-                known = {
-                    r["id"]
-                    for r in await tx.execute_fetchall(
-                        f"SELECT id FROM chat_topics WHERE id IN ({marks})", sorted(set(ids))
-                    )
-                }
+                known = await self.repo.known_topics(tx, sorted(set(ids)))
                 missing = sorted(set(ids) - known)
                 if missing:
                     raise NotFound(N_("no topic {topic_id}"), topic_id=missing[0])
-            await tx.execute("DELETE FROM staff_topics WHERE staff_id = ?", (staff_id,))
-            await tx.executemany(
-                "INSERT INTO staff_topics(staff_id, topic_id) VALUES (?, ?)", [(staff_id, t) for t in sorted(set(ids))]
-            )
+            await self.repo.replace_skills(tx, staff_id, sorted(set(ids)))
             await self.audit.append(
                 tx, actor, "staff.skills", target_kind="staff", target_id=staff_id, details={"topics": sorted(set(ids))}
             )
@@ -280,19 +270,11 @@ class Desk:
     async def people(self, staff_ids: Iterable[int] | None = None) -> dict[int, DeskPerson]:
         """Consultants' capacity and skills (all consultants, or these)."""
         ids = None if staff_ids is None else sorted(set(staff_ids))
-        where, params = "WHERE r.role = 'consultant' AND s.disabled = 0", []
-        if ids is not None:
-            if not ids:
-                return {}
-            where += f" AND s.id IN ({','.join('?' * len(ids))})"
-            params = ids
-        rows = await self.db.fetchall(
-            f"SELECT s.id, s.name, s.max_chats FROM staff s JOIN staff_roles r ON r.staff_id = s.id {where} "
-            "ORDER BY s.name",
-            params,
-        )
+        if ids is not None and not ids:
+            return {}
+        rows = await self.repo.consultants(ids)
         skills: dict[int, set[int]] = {}
-        for r in await self.db.fetchall("SELECT staff_id, topic_id FROM staff_topics"):
+        for r in await self.repo.skills():
             skills.setdefault(r["staff_id"], set()).add(r["topic_id"])
         default = self.settings.chat_max_concurrent
         return {
@@ -302,11 +284,7 @@ class Desk:
 
     async def load(self) -> dict[int, int]:
         """Active chats per consultant."""
-        rows = await self.db.fetchall(
-            "SELECT consultant_id, count(*) AS n FROM conversations WHERE status = 'active' AND channel = 'chat' "
-            "AND consultant_id IS NOT NULL GROUP BY consultant_id"
-        )
-        return {r["consultant_id"]: r["n"] for r in rows}
+        return {r["consultant_id"]: r["n"] for r in await self.repo.load()}
 
     # ------------------------------------------------------------------ availability
 
@@ -315,10 +293,7 @@ class Desk:
         ids = sorted(set(staff_ids))
         if not ids:
             return {}
-        rows = await self.db.fetchall(
-            f"SELECT staff_id, status FROM staff_availability WHERE staff_id IN ({','.join('?' * len(ids))})", ids
-        )
-        found = {r["staff_id"]: r["status"] for r in rows}
+        found = await self.repo.availability(ids)
         return {staff_id: found.get(staff_id, AVAILABLE) for staff_id in ids}
 
     async def set_availability(self, actor: Actor, status: Any) -> str:
@@ -327,13 +302,8 @@ class Desk:
             raise InvalidInput(N_("status must be 'available' or 'away'"))
         if actor.staff_id is None:
             raise NotPermitted(N_("only staff members set their availability"))
-        async with self.db.write() as tx:
-            await tx.execute(
-                "INSERT INTO staff_availability(staff_id, status, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(staff_id) DO UPDATE SET status = excluded.status, "
-                "updated_at = excluded.updated_at",
-                (actor.staff_id, status, to_iso(self.clock())),
-            )
+        async with self.repo.transaction() as tx:
+            await self.repo.set_availability(tx, actor.staff_id, status, to_iso(self.clock()))
         return status
 
     # ------------------------------------------------------------------ auto mode
@@ -350,13 +320,8 @@ class Desk:
         )
         now = self.clock()
         text = f"Odrzucono przydział rozmowy (konsultant {actor.name}); rozmowa czeka na innego konsultanta."
-        async with self.db.write() as tx:
-            row = await (
-                await tx.execute(
-                    "SELECT status, next_seq, consultant_id FROM conversations WHERE id = ? AND channel = 'chat'",
-                    (chat_id,),
-                )
-            ).fetchone()
+        async with self.repo.transaction() as tx:
+            row = await self.repo.chat_state(tx, chat_id)
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
@@ -364,15 +329,10 @@ class Desk:
             if row["status"] != "active" or row["consultant_id"] != actor.staff_id:
                 raise NotPermitted(N_("this chat is not assigned to you"))
             seq = row["next_seq"]
-            await tx.execute(
-                "UPDATE conversations SET status = 'queued', consultant_id = NULL, queue_front = ?, "
-                "next_seq = ? WHERE id = ?",
-                (to_iso(now), seq + 1, chat_id),
-            )
-            await tx.execute(
-                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                "VALUES (?, ?, 'system', ?, ?, ?, 'declined', '{}')",
-                (chat_id, seq, actor.staff_id, _seal(await self.chats._key(tx, chat_id), seq, text), to_iso(now)),
+            await self.repo.requeue_at_front(tx, chat_id, to_iso(now), seq + 1)
+            key = await self.repo.data_key(tx, self.chats, chat_id)
+            await self.repo.insert_system_line(
+                tx, chat_id, seq, actor.staff_id, _seal(key, seq, text), to_iso(now), "declined"
             )
             await self.audit.append(tx, actor, "chat.decline", target_kind="conversation", target_id=chat_id)
         self.chats._group.forget(chat_id)
@@ -393,15 +353,8 @@ class Desk:
         now = self.clock()
         limit = timedelta(minutes=minutes)
         # one query: per active chat, the last line that shows the resident (or a consultant taking the chat)
-        # and the last warning, each as "seq at" (index messages(conversation_id, seq) and migration 1200's)
-        rows = await self.db.fetchall(
-            "SELECT c.id, "
-            "(SELECT m.seq || ' ' || m.at FROM messages m WHERE m.conversation_id = c.id AND (m.sender = 'resident' "
-            " OR m.event IN ('accepted', 'transferred')) ORDER BY m.seq DESC LIMIT 1) AS seen, "
-            "(SELECT m.seq || ' ' || m.at FROM messages m WHERE m.conversation_id = c.id AND m.event = 'idle_warning' "
-            " ORDER BY m.seq DESC LIMIT 1) AS warned "
-            "FROM conversations c WHERE c.status = 'active' AND c.channel = 'chat'"
-        )
+        # and the last warning, each as "seq at"
+        rows = await self.repo.idle_candidates()
 
         def split(value: str | None) -> tuple[int, datetime] | None:
             if not value:
@@ -452,28 +405,18 @@ class Desk:
         if minutes <= 0:
             return []
         since = to_iso(self.clock() - timedelta(minutes=minutes))
-        rows = await self.db.fetchall(
-            "SELECT id FROM conversations WHERE status = 'queued' AND channel = 'chat' "
-            "AND coalesce(queue_front, created_at) <= ? ORDER BY created_at, id",
-            (since,),
-        )
-        return [r["id"] for r in rows]
+        return await self.repo.queued_since(since)
 
     async def _system_line(self, chat_id: int, event: str, text: str) -> ChatMessage | None:
         now = self.clock()
-        async with self.db.write() as tx:
-            row = await (
-                await tx.execute("SELECT status, next_seq FROM conversations WHERE id = ?", (chat_id,))
-            ).fetchone()
+        async with self.repo.transaction() as tx:
+            row = await self.repo.conversation_state(tx, chat_id)
             if row is None or row["status"] == "closed":
                 return None
             seq = row["next_seq"]
-            await tx.execute("UPDATE conversations SET next_seq = ? WHERE id = ?", (seq + 1, chat_id))
-            await tx.execute(
-                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                "VALUES (?, ?, 'system', NULL, ?, ?, ?, '{}')",
-                (chat_id, seq, _seal(await self.chats._key(tx, chat_id), seq, text), to_iso(now), event),
-            )
+            await self.repo.set_next_seq(tx, chat_id, seq + 1)
+            key = await self.repo.data_key(tx, self.chats, chat_id)
+            await self.repo.insert_system_line(tx, chat_id, seq, None, _seal(key, seq, text), to_iso(now), event)
         self.chats._group.forget(chat_id)
         return ChatMessage(chat_id, seq, "system", text, now, event=event, params={})
 
@@ -483,12 +426,7 @@ class Desk:
         """The median wait of the chats accepted in the last hour (from the queued/requeued line to the
         accepted one); None when no chat was accepted in the hour."""
         now = self.clock()
-        rows = await self.db.fetchall(
-            "SELECT a.at AS accepted_at, (SELECT max(q.at) FROM messages q WHERE q.conversation_id = a.conversation_id "
-            " AND q.event IN ('queued', 'requeued', 'declined') AND q.seq < a.seq) AS queued_at "
-            "FROM messages a WHERE a.event = 'accepted' AND a.sender = 'system' AND a.at >= ? AND a.at <= ?",
-            (to_iso(now - ESTIMATE_WINDOW), to_iso(now)),
-        )
+        rows = await self.repo.accepted_waits(to_iso(now - ESTIMATE_WINDOW), to_iso(now))
         waits = [
             (from_iso(r["accepted_at"]) - from_iso(r["queued_at"])).total_seconds() for r in rows if r["queued_at"]
         ]

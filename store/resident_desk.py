@@ -18,16 +18,14 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
 from .chats import _CONTROL, LANGS, SYSTEM_EVENTS, _need_utf8, _seal, _token_hash, clean_text, is_id, render_event
 from .clock import Clock, from_iso, to_iso
-from .db import Database
 from .errors import ChatClosed, CimError, ConversationNotFound, InvalidInput, MessageTooLong, NotPermitted
 from .i18n import N_
 from .keys import DELETED_MARK, text_of
@@ -35,6 +33,10 @@ from .models import Actor
 from .phone import normalise_number
 from .policy import Permission
 from .settings import Settings
+
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.database import Transaction
+    from .sqlite.resident_desk import ResidentDeskRepository
 
 #: The "line numbers" (associated data) an offline message's name, contact and answer note are sealed under,
 #: apart from its transcript lines (1, 2, ...) and a rating's comment (0).
@@ -86,16 +88,10 @@ _COPY_TEXTS = {
 }
 
 
-# an offline message with its text (the resident's line) and who answered it
-_OFFLINE_SQL = (
-    "SELECT o.*, c.created_at, c.lang, c.receipt_reference, s.name AS answered_by_name, "
-    "(SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' "
-    " ORDER BY m.seq LIMIT 1) AS text, "
-    "(SELECT m.seq FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' "
-    " ORDER BY m.seq LIMIT 1) AS text_seq "
-    "FROM offline_messages o JOIN conversations c ON c.id = o.conversation_id "
-    "LEFT JOIN staff s ON s.id = o.answered_by"
-)
+class RecordConflict(Exception):
+    """A write the records refused (a receipt reference drawn twice, a second rating of a chat): raised by
+    the repository (store/sqlite/resident_desk.py) after rolling the unit of work back, and always handled
+    here (drawn again, or refused in words), so it is never shown to anyone."""
 
 
 class ReceiptRefused(CimError):
@@ -193,15 +189,19 @@ def clean_contact(value: Any) -> tuple[str, str]:
 
 
 class ResidentDesk:
-    """`store.resident_desk`: offline messages, receipts and transcripts for residents, satisfaction ratings."""
+    """`store.resident_desk`: offline messages, receipts and transcripts for residents, satisfaction ratings.
+
+    The SQL is the repository's (store/sqlite/resident_desk.py); every change runs in its unit of work,
+    which the audit entry joins.
+    """
 
     #: the data keys (store/keys.py), set by Store: offline messages and answers are sealed at rest
     keys: Any = None
 
-    async def _data_key(self, tx: Any, conversation_id: int) -> Any:
+    async def _data_key(self, tx: "Transaction", conversation_id: int) -> Any:
         if self.keys is None:
             return None
-        return await self.keys.get(tx, conversation_id, create_at=to_iso(self.clock()))
+        return await self.repo.data_key(tx, self.keys, conversation_id, to_iso(self.clock()))
 
     async def _opened(self, rows: list[Any]) -> list[dict[str, Any]]:
         """Offline rows with the resident's text opened with each conversation's data key."""
@@ -218,8 +218,8 @@ class ResidentDesk:
             out.append(row)
         return out
 
-    def __init__(self, db: Database, audit: AuditLog, settings: Settings, clock: Clock) -> None:
-        self.db = db
+    def __init__(self, repo: "ResidentDeskRepository", audit: AuditLog, settings: Settings, clock: Clock) -> None:
+        self.repo = repo
         self.audit = audit
         self.settings = settings
         self.clock = clock
@@ -234,8 +234,7 @@ class ResidentDesk:
 
     async def _mac(self, secret: str) -> str:
         if self._receipt_key is None:
-            row = await self.db.fetchone("SELECT value FROM store_keys WHERE name = 'receipt'")
-            self._receipt_key = bytes(row["value"])
+            self._receipt_key = await self.repo.receipt_key()
         return hmac.new(self._receipt_key, secret.encode("ascii"), hashlib.sha256).hexdigest()
 
     # ------------------------------------------------------------------ offline messages (resident side)
@@ -256,11 +255,10 @@ class ResidentDesk:
             raise InvalidInput(N_("the name has control characters"))
         _need_utf8(name_value, N_("the name"))
         body = clean_text(text, self.settings.max_message_length)
-        notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
+        notice = await self.repo.notice(notice_id)
         if notice is None or notice["channel"] != "chat":
             raise InvalidInput(N_("unknown chat notice"))
-        latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
-        if notice["version"] != latest["v"]:
+        if notice["version"] != await self.repo.current_chat_notice_version():
             raise InvalidInput(N_("this notice version is no longer current; read the current notice"))
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
@@ -272,41 +270,35 @@ class ResidentDesk:
         for _ in range(8):  # a reference already taken today (1 in a million): draw again
             reference = new_reference(self._local(now))
             try:
-                async with self.db.write() as tx:
-                    cur = await tx.execute(
-                        "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
-                        "notice_accepted_at, receipt_reference, next_seq) "
-                        "VALUES ('chat', 'offline_message', ?, ?, ?, ?, ?, ?, 3)",
-                        (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), reference),
+                async with self.repo.transaction(conflict=True) as tx:
+                    chat_id = await self.repo.insert_offline_conversation(
+                        tx,
+                        created_at=to_iso(now),
+                        purge_after=to_iso(purge_after),
+                        lang=lang,
+                        notice_id=notice_id,
+                        reference=reference,
                     )
-                    chat_id = cur.lastrowid
                     key = await self._data_key(tx, chat_id)  # sealed at rest (store/keys.py)
-                    await tx.executemany(
-                        "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    await self.repo.insert_lines(
+                        tx,
                         [
                             (chat_id, 1, "system", _seal(key, 1, accepted), to_iso(now), "notice_accepted", params),
                             (chat_id, 2, "resident", _seal(key, 2, body), to_iso(now), None, None),
                         ],
                     )
                     if key is not None:  # the blind index of the resident's words (request matching)
-                        await tx.executemany(
-                            "INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
-                            [(chat_id, t) for t in key.tokens(body)],
-                        )
+                        await self.repo.insert_words(tx, chat_id, key.tokens(body))
                     # the name and the contact are the resident's too: sealed like the text (line numbers below 1)
-                    await tx.execute(
-                        "INSERT INTO offline_messages(conversation_id, name, contact, contact_kind) "
-                        "VALUES (?, ?, ?, ?)",
-                        (
-                            chat_id,
-                            _seal(key, NAME_LINE, name_value) if name_value else None,
-                            _seal(key, CONTACT_LINE, contact_value),
-                            contact_kind,
-                        ),
+                    await self.repo.insert_offline_message(
+                        tx,
+                        chat_id,
+                        _seal(key, NAME_LINE, name_value) if name_value else None,
+                        _seal(key, CONTACT_LINE, contact_value),
+                        contact_kind,
                     )
                 return reference
-            except sqlite3.IntegrityError:
+            except RecordConflict:
                 continue
         raise InvalidInput(N_("no free reference could be drawn; please try again"))
 
@@ -314,15 +306,13 @@ class ResidentDesk:
 
     async def waiting_count(self) -> int:
         """Offline messages not answered yet (a count names no one: no permission needed)."""
-        row = await self.db.fetchone("SELECT count(*) AS n FROM offline_messages WHERE answered_at IS NULL")
-        return row["n"]
+        return await self.repo.waiting_count()
 
     async def offline_messages(self, actor: Actor, *, include_answered: bool = False) -> list[OfflineMessage]:
         """The offline messages for consultants, the oldest first; reading them is audited."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "offline.list")
-        where = "1" if include_answered else "o.answered_at IS NULL"
-        rows = await self._opened(await self.db.fetchall(f"{_OFFLINE_SQL} WHERE {where} ORDER BY c.created_at, c.id"))
-        async with self.db.write() as tx:
+        rows = await self._opened(await self.repo.offline_messages(include_answered=include_answered))
+        async with self.repo.transaction() as tx:
             # which messages were shown (ids only, never their content), like the archive's reading entries
             await self.audit.append(
                 tx,
@@ -357,14 +347,8 @@ class ResidentDesk:
                 N_("the note is longer than {max_answer_note} characters"), max_answer_note=MAX_ANSWER_NOTE
             )
         now = self.clock()
-        async with self.db.write() as tx:
-            row = await (
-                await tx.execute(
-                    "SELECT o.answered_at, c.next_seq FROM offline_messages o JOIN conversations c "
-                    "ON c.id = o.conversation_id WHERE o.conversation_id = ?",
-                    (conversation_id,),
-                )
-            ).fetchone()
+        async with self.repo.transaction() as tx:
+            row = await self.repo.offline_state(tx, conversation_id)
             if row is None:
                 raise ConversationNotFound(N_("no offline message {conversation_id}"), conversation_id=conversation_id)
             if row["answered_at"] is not None:
@@ -372,33 +356,26 @@ class ResidentDesk:
             note_stored = (
                 _seal(await self._data_key(tx, conversation_id), NOTE_LINE, note_value) if note_value else None
             )
-            await tx.execute(
-                "UPDATE offline_messages SET answered_at = ?, answered_by = ?, answered_how = ?, "
-                "answer_note = ? WHERE conversation_id = ?",
-                (to_iso(now), actor.staff_id, how, note_stored, conversation_id),
+            await self.repo.record_answer(
+                tx, conversation_id, at=to_iso(now), staff_id=actor.staff_id, how=how, note=note_stored
             )
             seq = row["next_seq"]
             text = f"Konsultant {actor.name} odpowiedział na wiadomość ({how})."
-            await tx.execute(
-                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at) "
-                "VALUES (?, ?, 'system', ?, ?, ?)",
-                (
-                    conversation_id,
-                    seq,
-                    actor.staff_id,
-                    _seal(await self._data_key(tx, conversation_id), seq, text),
-                    to_iso(now),
-                ),
+            await self.repo.insert_staff_line(
+                tx,
+                conversation_id,
+                seq,
+                actor.staff_id,
+                _seal(await self._data_key(tx, conversation_id), seq, text),
+                to_iso(now),
             )
-            await tx.execute(
-                "UPDATE conversations SET status = 'closed', ended_at = ?, consultant_id = ?, "
-                "close_category = 'information_given', next_seq = ? WHERE id = ?",
-                (to_iso(now), actor.staff_id, seq + 1, conversation_id),
+            await self.repo.close_answered(
+                tx, conversation_id, at=to_iso(now), staff_id=actor.staff_id, next_seq=seq + 1
             )
             await self.audit.append(
                 tx, actor, "offline.answer", target_kind="conversation", target_id=conversation_id, details={"how": how}
             )
-        row = await self.db.fetchone(f"{_OFFLINE_SQL} WHERE o.conversation_id = ?", (conversation_id,))
+        row = await self.repo.offline_message(conversation_id)
         return _offline((await self._opened([row]))[0] if row is not None else row)
 
     # ------------------------------------------------------------------ receipts and the resident's copy
@@ -410,16 +387,11 @@ class ResidentDesk:
             reference, secret = new_reference(self._local(now)), new_secret()
             mac = await self._mac(normalise_secret(secret))
             try:
-                async with self.db.write() as tx:
-                    cur = await tx.execute(
-                        "UPDATE conversations SET receipt_reference = ?, receipt_secret_hash = ? WHERE id = ? "
-                        "AND channel = 'chat' AND status = 'closed' AND receipt_reference IS NULL",
-                        (reference, mac, chat_id),
-                    )
-                    if cur.rowcount != 1:
+                async with self.repo.transaction(conflict=True) as tx:
+                    if not await self.repo.set_receipt(tx, chat_id, reference, mac):
                         return None
                 return Receipt(reference, secret)
-            except sqlite3.IntegrityError:
+            except RecordConflict:
                 continue
         return None
 
@@ -428,10 +400,7 @@ class ResidentDesk:
         (the widget keeps the token of the last chat for its copy; it no longer resumes anything)."""
         if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():
             raise InvalidInput(N_("the copy token is not valid"))
-        row = await self.db.fetchone(
-            "SELECT id, status, ended_at FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'",
-            (_token_hash(token),),
-        )
+        row = await self.repo.chat_by_resume_token(_token_hash(token))
         if row is None or row["status"] != "closed" or not row["ended_at"]:
             raise InvalidInput(N_("the copy token is not valid"))
         if self.clock() >= from_iso(row["ended_at"]) + timedelta(hours=COPY_HOURS):
@@ -440,7 +409,7 @@ class ResidentDesk:
 
     async def transcript_text(self, chat_id: int) -> str:
         """The resident's copy of their chat, in the chat's language: what the resident saw, nothing staff-only."""
-        chat = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
+        chat = await self.repo.chat(chat_id)
         if chat is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         lang = chat["lang"] if chat["lang"] in LANGS else "pl"
@@ -451,7 +420,7 @@ class ResidentDesk:
         lines.append(f"{t['date']}: {self._local(from_iso(chat['created_at'])):%Y-%m-%d %H:%M}")
         lines.append("")
         consultant = t["consultant"]
-        rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
+        rows = await self.repo.lines(chat_id)
         texts = await self.keys.texts(chat_id, rows) if self.keys is not None else [r["text"] for r in rows]
         for m in ({**dict(r), "text": t} for r, t in zip(rows, texts)):  # opened in the store (store/keys.py)
             at = self._local(from_iso(m["at"])).strftime("%H:%M")
@@ -477,7 +446,7 @@ class ResidentDesk:
         import asyncio
 
         text = await self.transcript_text(chat_id)
-        chat = await self.db.fetchone("SELECT lang FROM conversations WHERE id = ?", (chat_id,))
+        chat = await self.repo.conversation_lang(chat_id)
         return await asyncio.to_thread(_text_pdf, text, chat["lang"] if chat else "pl")
 
     async def verify_receipt(self, actor: Actor, reference: Any, secret: Any) -> int:
@@ -487,11 +456,7 @@ class ResidentDesk:
         ref, code = normalise_reference(reference), normalise_secret(secret)
         now = self.clock()
         since = to_iso(now - RECEIPT_WINDOW)
-        tries = await self.db.fetchone(
-            "SELECT (SELECT count(*) FROM receipt_failures WHERE reference = ? AND at >= ?) AS per_ref, "
-            "(SELECT count(*) FROM receipt_failures WHERE staff_id IS ? AND at >= ?) AS per_staff",
-            (ref or str(reference)[:40], since, actor.staff_id, since),
-        )
+        tries = await self.repo.receipt_failures(ref or str(reference)[:40], actor.staff_id, since)
         if tries["per_ref"] >= RECEIPT_TRIES or tries["per_staff"] >= RECEIPT_TRIES:
             await self.audit.record(
                 actor,
@@ -500,14 +465,7 @@ class ResidentDesk:
                 details={"reason": "rate_limited", "reference": ref or None},
             )
             raise ReceiptRefused("too many wrong chat codes; try again in an hour")
-        row = (
-            await self.db.fetchone(
-                "SELECT id, receipt_secret_hash FROM conversations WHERE receipt_reference = ? AND channel = 'chat'",
-                (ref,),
-            )
-            if ref
-            else None
-        )
+        row: Any = await self.repo.chat_by_reference(ref) if ref else None
         good = bool(
             row
             and row["receipt_secret_hash"]
@@ -515,11 +473,9 @@ class ResidentDesk:
             and hmac.compare_digest(row["receipt_secret_hash"], await self._mac(code))
         )
         if not good:
-            async with self.db.write() as tx:
-                await tx.execute("DELETE FROM receipt_failures WHERE at < ?", (to_iso(now - timedelta(days=1)),))
-                await tx.execute(
-                    "INSERT INTO receipt_failures(reference, staff_id, at) VALUES (?, ?, ?)",
-                    (ref or str(reference)[:40], actor.staff_id, to_iso(now)),
+            async with self.repo.transaction() as tx:
+                await self.repo.record_receipt_failure(
+                    tx, ref or str(reference)[:40], actor.staff_id, to_iso(now), to_iso(now - timedelta(days=1))
                 )
                 await self.audit.append(
                     tx,
@@ -551,33 +507,37 @@ class ResidentDesk:
                 raise MessageTooLong(N_("the comment is longer than {max_comment} characters"), max_comment=MAX_COMMENT)
             if comment_value:
                 _need_utf8(comment_value, N_("the comment"))
-        chat = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
+        chat = await self.repo.chat(chat_id)
         if chat is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if chat["status"] != "closed":
             raise InvalidInput(N_("a chat is rated after it has ended"))
         consultant = ""
         if chat["consultant_id"] is not None:
-            staff = await self.db.fetchone("SELECT name FROM staff WHERE id = ?", (chat["consultant_id"],))
-            consultant = staff["name"] if staff else ""
+            consultant = await self.repo.staff_name(chat["consultant_id"]) or ""
         topic = await self._topic_of(chat)
         day = self._local(from_iso(chat["created_at"])).date().isoformat()
         try:
-            async with self.db.write() as tx:
+            async with self.repo.transaction(conflict=True) as tx:
                 # the comment is the resident's free text: sealed with the chat's data key like its lines (line
                 # number 0 in the key's associated data), so a backup loses it when the purge destroys the key
                 stored = _seal(await self._data_key(tx, chat_id), 0, comment_value) if comment_value else None
-                await tx.execute(
-                    "INSERT INTO chat_ratings(conversation_id, day, consultant_id, consultant, topic, "
-                    "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored),
+                await self.repo.insert_rating(
+                    tx,
+                    chat_id,
+                    day=day,
+                    consultant_id=chat["consultant_id"],
+                    consultant=consultant,
+                    topic=topic,
+                    rating=rating,
+                    comment=stored,
                 )
-        except sqlite3.IntegrityError:
+        except RecordConflict:
             raise InvalidInput("this chat has already been rated") from None  # English: the widget reads "already"
 
     async def rating_comment(self, chat_id: int) -> str | None:
         """A rated chat's comment, opened (None: no comment, or the chat is purged and the comment with it)."""
-        row = await self.db.fetchone("SELECT comment FROM chat_ratings WHERE conversation_id = ?", (chat_id,))
+        row = await self.repo.rating_comment(chat_id)
         if row is None or row["comment"] is None:
             return None
         keys = await self.keys.read_keys([chat_id]) if self.keys is not None else {}
@@ -587,16 +547,13 @@ class ResidentDesk:
         """The chat's topic as staff read it (chat_topics.label_pl, migration 1200), or None without one."""
         if "topic_id" not in chat.keys() or chat["topic_id"] is None:
             return None
-        row = await self.db.fetchone("SELECT label_pl FROM chat_topics WHERE id = ?", (chat["topic_id"],))
-        return row["label_pl"] if row else None
+        return await self.repo.topic_label(chat["topic_id"])
 
     async def rating_figures(
         self, first_day: str, last_day: str
     ) -> tuple[RatingFigures, list[RatingFigures], list[RatingFigures]]:
         """(all, per consultant, per topic) for office days first_day..last_day (ISO dates, inclusive)."""
-        rows = await self.db.fetchall(
-            "SELECT consultant, topic, rating FROM chat_ratings WHERE day >= ? AND day <= ?", (first_day, last_day)
-        )
+        rows = await self.repo.ratings(first_day, last_day)
         return (_figures("", [r["rating"] for r in rows]), _grouped(rows, "consultant"), _grouped(rows, "topic"))
 
 

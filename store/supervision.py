@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .archive import PURPOSE_MAX
 from .chats import ChatMessage, _client_msg_id, _message, clean_text, is_id
@@ -23,8 +23,9 @@ from .keys import ContentDeleted, DataKey, sealed_of
 from .models import Actor
 from .policy import ROLE_PERMISSIONS, Permission
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
     from . import Store
+    from .sqlite.supervision import SupervisionRepository
 
 #: Assignment lines: the last one of a chat says since when its consultant holds it.
 HANDOVER_EVENTS = ("accepted", "transferred", "taken_over", "requeued", "declined")
@@ -150,23 +151,21 @@ async def _key_for(store: Any, chat_id: int, rows: list[Any]) -> DataKey | None:
     return await store.keys.read_key(chat_id) if any(not isinstance(r["text"], str) for r in rows) else None
 
 
-_NOTE_SELECT = (
-    "SELECT n.*, coalesce(nullif(trim(s.full_name), ''), s.name) AS author FROM chat_staff_notes n "
-    "LEFT JOIN staff s ON s.id = n.staff_id"
-)
-
-
 class Supervision:
-    """The supervisors' side of live chats; every reading is audited with its purpose."""
+    """The supervisors' side of live chats; every reading is audited with its purpose.
 
-    def __init__(self, store: "Store") -> None:
+    The SQL is the repository's (store/sqlite/supervision.py); every change runs in its unit of work,
+    which the audit entry joins.
+    """
+
+    def __init__(self, store: "Store", repo: "SupervisionRepository") -> None:
         self.store = store
-        self.db = store.db
+        self.repo = repo
         self.audit = store.audit
 
     async def full_name_of(self, staff_id: int | None) -> str | None:
         """How staff are named to each other here ("supervised by ..."): the full name, else the log-in name."""
-        row = await self.db.fetchone("SELECT name, full_name FROM staff WHERE id = ?", (staff_id,))
+        row = await self.repo.staff_names(staff_id)
         if row is None:
             return None
         return (row["full_name"] or "").strip() or row["name"]
@@ -174,22 +173,7 @@ class Supervision:
     async def live_chats(self) -> list[LiveChatRow]:
         """Every queued and active chat, oldest first (for the chat server's supervision view: the sockets
         that receive it were checked for SUPERVISE_CHATS; no content is in it, as in the queue)."""
-        rows = await self.db.fetchall(
-            "SELECT c.id, c.status, c.lang, c.created_at, c.consultant_id,"
-            " coalesce(nullif(trim(s.full_name), ''), s.name) AS consultant_name,"
-            " (SELECT m.at FROM messages m WHERE m.conversation_id = c.id ORDER BY m.seq DESC LIMIT 1) AS last_line_at,"
-            " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS lines,"
-            " (SELECT m.at FROM messages m WHERE m.conversation_id = c.id AND m.event IN"
-            f"  ({', '.join('?' * len(HANDOVER_EVENTS))}) ORDER BY m.seq DESC LIMIT 1) AS handed_at,"
-            " (SELECT m.at FROM messages m WHERE m.conversation_id = c.id AND m.sender = 'resident' AND m.seq >"
-            "  coalesce((SELECT max(k.seq) FROM messages k WHERE k.conversation_id = c.id"
-            "            AND k.sender = 'consultant'), 0) ORDER BY m.seq LIMIT 1) AS unanswered_since,"
-            " c.queue_front, c.topic_id, t.label_pl, t.label_en"
-            " FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id"
-            " LEFT JOIN chat_topics t ON t.id = c.topic_id"
-            " WHERE c.channel = 'chat' AND c.status IN ('queued', 'active') ORDER BY c.created_at, c.id",
-            HANDOVER_EVENTS,
-        )
+        rows = await self.repo.live_chats()
         out = []
         for r in rows:
             queued = r["status"] == "queued"
@@ -219,11 +203,7 @@ class Supervision:
     async def _open_chat(self, chat_id: Any) -> Any:
         if not is_id(chat_id):
             raise InvalidInput(N_("chat_id must be a chat number"))
-        row = await self.db.fetchone(
-            "SELECT c.id, c.status, c.lang, c.consultant_id, coalesce(nullif(trim(s.full_name), ''), s.name) AS name "
-            "FROM conversations c LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
-            (chat_id,),
-        )
+        row = await self.repo.chat(chat_id)
         if row is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if row["status"] not in ("queued", "active"):
@@ -238,8 +218,7 @@ class Supervision:
         if len(text) > PURPOSE_MAX:
             raise InvalidInput(N_("the purpose is longer than {purpose_max} characters"), purpose_max=PURPOSE_MAX)
         text = clean_text(text, PURPOSE_MAX)
-        row = await self.db.fetchone("SELECT id FROM access_requests WHERE number = ?", (text,))
-        return text, (row["id"] if row else None)
+        return text, await self.repo.request_id(text)
 
     async def start_monitoring(self, actor: Actor, chat_id: Any, purpose: Any) -> Monitored:
         """Open a live chat read-only for a stated purpose: audited as a reading, with the purpose (§3, §5)."""
@@ -256,7 +235,7 @@ class Supervision:
             raise InvalidInput(N_("the chat is yours: it is on your live chats"))
         messages = await self.store.chats.history(chat_id)
         notes = await self.notes(chat_id)
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             audit_id = await self.audit.append(
                 tx,
                 actor,
@@ -291,9 +270,7 @@ class Supervision:
 
     async def lines_after(self, chat_id: int, seq: int) -> list[ChatMessage]:
         """A watched chat's transcript lines after `seq` (the chat server forwards them to its watchers)."""
-        rows = await self.db.fetchall(
-            "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq", (chat_id, seq)
-        )
+        rows = await self.repo.lines_after(chat_id, seq)
         texts = await self.store.keys.texts(chat_id, rows)  # sealed at rest (store/keys.py)
         return [_message(r, t) for r, t in zip(rows, texts)]
 
@@ -305,18 +282,11 @@ class Supervision:
             r.value for r, permissions in ROLE_PERMISSIONS.items() if Permission.SUPERVISE_CHATS in permissions
         )
         ids = sorted(staff_ids)
-        rows = await self.db.fetchall(
-            f"SELECT DISTINCT staff_id FROM staff_roles WHERE staff_id IN ({','.join('?' * len(ids))}) "
-            f"AND role IN ({','.join('?' * len(roles))})",
-            (*ids, *roles),
-        )
-        return set(staff_ids) - {r["staff_id"] for r in rows}
+        return set(staff_ids) - await self.repo.staff_holding(ids, roles)
 
     async def notes(self, chat_id: int) -> list[StaffNote]:
         """The chat's staff notes in order (for staff only: the consultant, supervisors, the archive)."""
-        rows = await self.db.fetchall(
-            f"{_NOTE_SELECT} WHERE n.conversation_id = ? ORDER BY n.after_seq, n.id", (chat_id,)
-        )
+        rows = await self.repo.notes(chat_id)
         key = await _key_for(self.store, chat_id, rows)  # sealed at rest, like the transcript (store/keys.py)
         return [_note(r, key) for r in rows]
 
@@ -334,24 +304,14 @@ class Supervision:
         client_id = _client_msg_id(client_msg_id)
         if actor.is_system or actor.staff_id is None:
             raise InvalidInput(N_("a whisper comes from a signed-in supervisor"))
-        async with self.db.write() as tx:
-            row = await (
-                await tx.execute(
-                    "SELECT status, next_seq, consultant_id FROM conversations WHERE id = ? AND channel = 'chat'",
-                    (chat_id,),
-                )
-            ).fetchone()
+        async with self.repo.transaction() as tx:
+            row = await self.repo.chat_for_note(tx, chat_id)
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if client_id is not None:
-                again = await (
-                    await tx.execute(
-                        "SELECT id FROM chat_staff_notes WHERE conversation_id = ? AND client_msg_id = ?",
-                        (chat_id, client_id),
-                    )
-                ).fetchone()
+                again = await self.repo.note_by_client_id(tx, chat_id, client_id)
                 if again is not None:
-                    note_id, new = again["id"], False
+                    note_id, new = again, False
                     row = None
             if row is not None:
                 if row["status"] == "closed":
@@ -363,25 +323,20 @@ class Supervision:
                 now = to_iso(self.store.clock())
                 # sealed with the chat's data key before it is written (store/keys.py): the note's id is in
                 # the seal's associated data, so it is chosen here, inside the write transaction
-                key = await self.store.keys.get(tx, chat_id, create_at=now)
+                key = await self.repo.data_key(tx, self.store.keys, chat_id, now)
                 if key is None:  # its key was destroyed by the purge (a restored backup): nothing is written
                     raise ContentDeleted(N_("this chat was deleted (§6): its key was destroyed by the purge"))
-                note_id = (
-                    await (await tx.execute("SELECT coalesce(max(id), 0) + 1 FROM chat_staff_notes")).fetchone()
-                )[0]
-                await tx.execute(
-                    "INSERT INTO chat_staff_notes(id, conversation_id, after_seq, staff_id, to_staff_id, text, at, "
-                    "client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        note_id,
-                        chat_id,
-                        row["next_seq"] - 1,
-                        actor.staff_id,
-                        row["consultant_id"],
-                        key.seal_staff_note(note_id, text),
-                        now,
-                        client_id,
-                    ),
+                note_id = await self.repo.next_note_id(tx)
+                await self.repo.insert_note(
+                    tx,
+                    note_id=note_id,
+                    chat_id=chat_id,
+                    after_seq=row["next_seq"] - 1,
+                    staff_id=actor.staff_id,
+                    to_staff_id=row["consultant_id"],
+                    text=key.seal_staff_note(note_id, text),
+                    at=now,
+                    client_msg_id=client_id,
                 )
                 new = True
                 await self.audit.append(
@@ -392,7 +347,7 @@ class Supervision:
                     target_id=chat_id,
                     details={"note_id": note_id, "to_staff_id": row["consultant_id"]},
                 )
-        stored = await self.db.fetchone(f"{_NOTE_SELECT} WHERE n.id = ?", (note_id,))
+        stored = await self.repo.note(note_id)
         return Whispered(_note(stored, await _key_for(self.store, stored["conversation_id"], [stored])), new)
 
 
@@ -453,21 +408,11 @@ def _int(value: Any) -> int | None:
         return None
 
 
-async def supervision_activity(db: Any, since: str, until: str) -> SupervisionActivity:
-    """The monitoring itself from the audit log, between two stored times (UTC ISO): watches (with their
-    purpose and, when it ended, their length), whispers, take-overs and acknowledged audit restores."""
-    from .audit import RESTORE_ACKNOWLEDGED
-
-    actions = (MONITOR, MONITOR_END, WHISPER, TAKE_OVER, RESTORE_ACKNOWLEDGED)
-    rows = await db.fetchall(
-        f"SELECT * FROM audit WHERE at >= ? AND at < ? AND outcome = 'ok' AND action IN ({', '.join('?' * len(actions))})"
-        " ORDER BY id",
-        (since, until, *actions),
-    )
-    names = {
-        r["id"]: (r["full_name"] or "").strip() or r["name"]
-        for r in await db.fetchall("SELECT id, name, full_name FROM staff")
-    }
+def activity_of(rows: Iterable[Any], staff: Iterable[Any]) -> SupervisionActivity:
+    """The monitoring itself from the audit log's entries of supervision (`rows`, in id order; `staff`: every
+    staff member's id, name and full_name): watches (with their purpose and, when it ended, their length),
+    whispers, take-overs and acknowledged audit restores. The entries are read in store/sqlite/supervision.py."""
+    names = {r["id"]: (r["full_name"] or "").strip() or r["name"] for r in staff}
     watches: list[dict[str, Any]] = []
     open_watches: dict[tuple[Any, Any], dict[str, Any]] = {}
     whispers, take_overs, restores = [], [], []
@@ -479,9 +424,9 @@ async def supervision_activity(db: Any, since: str, until: str) -> SupervisionAc
             watches.append(watch)
             open_watches[(r["actor_id"], chat_id)] = watch
         elif r["action"] == MONITOR_END:
-            watch = open_watches.pop((r["actor_id"], chat_id), None)
-            if watch is not None:
-                watch["seconds"] = _int(details.get("seconds"))
+            ended = open_watches.pop((r["actor_id"], chat_id), None)
+            if ended is not None:
+                ended["seconds"] = _int(details.get("seconds"))
         elif r["action"] == WHISPER:
             whispers.append(WhisperEntry(at, person, chat_id, names.get(_int(details.get("to_staff_id")), "")))
         elif r["action"] == TAKE_OVER:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Sequence
 
-from ..supervision import SupervisionActivity, supervision_activity
+from ..supervision import SupervisionActivity
 from .database import Database, Transaction
+from .supervision import supervision_activity
 
 
 class ReportsRepository:
@@ -59,5 +60,5 @@ class ReportsRepository:
         )
 
     async def supervision_activity(self, since: str, until: str) -> SupervisionActivity:
-        """Live chats watched and stepped into in [since, until) (store/supervision.py)."""
+        """Live chats watched and stepped into in [since, until) (store/sqlite/supervision.py)."""
         return await supervision_activity(self.db, since, until)
