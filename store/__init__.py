@@ -32,6 +32,7 @@ from .seal import load_seal
 from .sqlite.accounts import AccountsRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
+from .sqlite.chats import ChatsRepository
 from .sqlite.extensions import ExtensionsRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
@@ -57,7 +58,7 @@ class Store:
         self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
-        self.chats = Chats(db, self.audit, settings, clock, self.keys)
+        self.chats = Chats(ChatsRepository(db), self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
         self.backend = db.hooks()

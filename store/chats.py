@@ -12,7 +12,7 @@ import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
@@ -37,6 +37,9 @@ from .keys import DataKey, Keys
 from .models import Actor
 from .policy import Permission, allowed
 from .settings import Settings
+
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.chats import ChatsRepository
 
 log = logging.getLogger("cim.store")
 
@@ -594,14 +597,15 @@ class Chats:
     """The chat channel's domain. Consultant operations take the consultant's Actor and check HANDLE_CHATS."""
 
     def __init__(
-        self, db: Database, audit: AuditLog, settings: Settings, clock: Clock, keys: Keys | None = None
+        self, repo: "ChatsRepository", audit: AuditLog, settings: Settings, clock: Clock, keys: Keys | None = None
     ) -> None:
-        self.db = db
+        self.repo = repo
+        self.db = repo.db
         self.audit = audit
         self.settings = settings
         self.clock = clock
         self.keys = keys
-        self._group = _GroupCommit(db, clock, keys)
+        self._group = _GroupCommit(repo.db, clock, keys)
 
     # ------------------------------------------------------------------ resident side
 
@@ -612,13 +616,12 @@ class Chats:
             raise InvalidInput(N_("notice_id must be a number"))
         from .desk import check_topic
 
-        topic_id = await check_topic(self.db, topic_id)
+        topic_id = await check_topic(self.repo.db, topic_id)  # the desk's rule (store/desk.py), on its tables
         lang = lang if lang in LANGS else "pl"
-        notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
+        notice = await self.repo.notice(notice_id)
         if notice is None or notice["channel"] != "chat":
             raise InvalidInput(N_("unknown chat notice"))
-        latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
-        if notice["version"] != latest["v"]:
+        if notice["version"] != await self.repo.latest_chat_notice_version():
             raise InvalidInput(N_("this notice version is no longer current; read the current notice"))
         token = secrets.token_urlsafe(32)
         now = self.clock()
@@ -669,16 +672,13 @@ class Chats:
             )
 
     async def declined_count(self, day: date) -> int:
-        row = await self.db.fetchone("SELECT count FROM declined_notices WHERE day = ?", (day.isoformat(),))
-        return row["count"] if row else 0
+        return await self.repo.declined_count(day.isoformat())
 
     async def resume(self, token: Any) -> Chat:
         """The chat behind a resume token: open, or closed less than chat_resume_minutes ago."""
         if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():  # URL-safe text
             raise ResumeInvalid(N_("the resume token is not valid"))
-        row = await self.db.fetchone(
-            "SELECT * FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'", (_token_hash(token),)
-        )
+        row = await self.repo.chat_by_token(_token_hash(token))
         if row is None:
             raise ResumeInvalid(N_("the resume token is not valid"))
         chat = _chat(row)
@@ -705,24 +705,21 @@ class Chats:
     # ------------------------------------------------------------------ reading
 
     async def get(self, chat_id: int) -> Chat:
-        row = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
+        row = await self.repo.chat(chat_id)
         if row is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         return _chat(row)
 
     async def history(self, chat_id: int) -> list[ChatMessage]:
         """The transcript so far, for the resident of the chat (after a resume) and the live handling."""
-        rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
+        rows = await self.repo.messages(chat_id)
         if self.keys is None:
             return [_message(r) for r in rows]
         texts = await self.keys.texts(chat_id, rows)
         return [_message(r, t) for r, t in zip(rows, texts)]
 
     async def queue(self) -> list[QueuedChat]:
-        rows = await self.db.fetchall(
-            "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
-            "ORDER BY queue_front IS NULL, created_at, id"
-        )  # re-queued chats first (store/desk.py)
+        rows = await self.repo.queued()  # re-queued chats first (store/desk.py)
         return [
             QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"]) for i, r in enumerate(rows)
         ]
@@ -730,12 +727,7 @@ class Chats:
     async def open_chats_of(self, actor: Actor) -> list[Chat]:
         """The consultant's active chats (to restore after a reconnect)."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.list")
-        rows = await self.db.fetchall(
-            "SELECT * FROM conversations WHERE channel = 'chat' AND status = 'active' AND consultant_id = ? "
-            "ORDER BY id",
-            (actor.staff_id,),
-        )
-        return [_chat(r) for r in rows]
+        return [_chat(r) for r in await self.repo.active_chats_of(actor.staff_id)]
 
     async def history_for(self, actor: Actor, chat_id: int) -> list[ChatMessage]:
         """The transcript of a chat assigned to the consultant."""
@@ -1004,11 +996,7 @@ class Chats:
 
     async def consultants_holding_chats(self) -> set[int]:
         """Staff ids with at least one active chat (the chat server checks that someone can still answer)."""
-        rows = await self.db.fetchall(
-            "SELECT DISTINCT consultant_id FROM conversations "
-            "WHERE channel = 'chat' AND status = 'active' AND consultant_id IS NOT NULL"
-        )
-        return {r["consultant_id"] for r in rows}
+        return await self.repo.consultants_holding_chats()
 
     async def return_to_queue(self, staff_id: int, reason: str) -> list[tuple[Chat, ChatMessage]]:
         """A consultant's session ended (disabled, signed out, expired, role removed): each active chat of
@@ -1115,7 +1103,7 @@ class Chats:
 
     async def display_name_of(self, staff_id: int | None) -> str | None:
         """The name residents see for a consultant (see `display_name`); None: the generic one."""
-        row = await self.db.fetchone("SELECT display_name, full_name FROM staff WHERE id = ?", (staff_id,))
+        row = await self.repo.staff_names(staff_id)
         return display_name(row["display_name"], row["full_name"]) if row else None
 
     async def set_display_name(self, actor: Actor, name: str, text: Any) -> str | None:
@@ -1167,8 +1155,7 @@ class Chats:
         """Every canned response: for consultants to insert, and for the CIM manager (who handles no chats) to manage."""
         permission = Permission.MANAGE_CANNED if allowed(actor, Permission.MANAGE_CANNED) else Permission.HANDLE_CHATS
         await self.audit.guard(actor, permission, "canned.list")
-        rows = await self.db.fetchall("SELECT * FROM canned_responses ORDER BY title, id")
-        return [_canned(r) for r in rows]
+        return [_canned(r) for r in await self.repo.canned()]
 
     async def add_canned(self, actor: Actor, title: str, text: str) -> CannedResponse:
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "canned.add")
@@ -1208,7 +1195,7 @@ class Chats:
             await self.audit.append(tx, actor, "canned.delete", target_kind="canned", target_id=canned_id)
 
     async def _canned_by_id(self, canned_id: int) -> CannedResponse:
-        row = await self.db.fetchone("SELECT * FROM canned_responses WHERE id = ?", (canned_id,))
+        row = await self.repo.canned_by_id(canned_id)
         if row is None:
             raise NotFound(N_("no canned response {canned_id}"), canned_id=canned_id)
         return _canned(row)
