@@ -29,6 +29,7 @@ from .reports import Reports
 from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
+from .sealing import Sealing
 from .sqlite.accounts import AccountsRepository
 from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
@@ -39,6 +40,7 @@ from .sqlite.reports import ReportsRepository
 from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
+from .sqlite.sealing import SealingRepository
 from .service_report import ServiceFigures
 from .settings import Settings
 from .supervision import Supervision
@@ -59,6 +61,7 @@ class Store:
         self.notices = Notices(db, self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
         self.chats = Chats(ChatsRepository(db), self.audit, settings, clock, self.keys)
+        self.sealing = Sealing(self, SealingRepository(db))  # `cim keys encrypt-existing`
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
         self.backend = db.hooks()
