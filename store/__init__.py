@@ -63,6 +63,7 @@ class Store:
         self.chats = Chats(ChatsRepository(db), self.audit, settings, clock, self.keys)
         self.sealing = Sealing(self, SealingRepository(db))  # `cim keys encrypt-existing`
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
+        self.chats.check_topic = self.desk.check_topic  # a resident's topic is the desk's rule
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
         self.backend = db.hooks()
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)

@@ -11,7 +11,7 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
@@ -583,6 +583,8 @@ class Chats:
         self.clock = clock
         self.keys = keys
         self._group = _GroupCommit(repo, clock, keys)
+        #: The desk's rule for the topic a resident picks (store/desk.py `Desk.check_topic`), wired by the Store.
+        self.check_topic: Callable[[Any], Awaitable[int | None]] = _no_desk
 
     # ------------------------------------------------------------------ resident side
 
@@ -591,9 +593,7 @@ class Chats:
         `topic_id` is the topic picked (required once topics are offered: store/desk.py)."""
         if not is_id(notice_id):
             raise InvalidInput(N_("notice_id must be a number"))
-        from .desk import check_topic
-
-        topic_id = await check_topic(self.repo.db, topic_id)  # the desk's rule (store/desk.py), on its tables
+        topic_id = await self.check_topic(topic_id)
         lang = lang if lang in LANGS else "pl"
         notice = await self.repo.notice(notice_id)
         if notice is None or notice["channel"] != "chat":
@@ -1130,6 +1130,10 @@ def _client_msg_id(value: Any) -> str | None:
 def is_id(value: Any) -> bool:
     """A positive whole number SQLite can hold (not a bool, not 2**63)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
+async def _no_desk(topic_id: Any) -> int | None:
+    raise RuntimeError("Chats.check_topic is not wired to the desk (store/__init__.py wires it)")
 
 
 def _need_person(actor: Actor) -> None:
