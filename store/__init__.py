@@ -29,6 +29,7 @@ from .reports import Reports
 from .resident_desk import ResidentDesk
 from .retention import Retention
 from .seal import load_seal
+from .sealing import Sealing
 from .sqlite.accounts import AccountsRepository
 from .sqlite.archive import ArchiveRepository
 from .sqlite.audit import AuditRepository
@@ -36,6 +37,7 @@ from .sqlite.call_notes import CallNotesRepository
 from .sqlite.callbacks import CallbacksRepository
 from .sqlite.calls import CallsRepository
 from .sqlite.desk import DeskRepository
+from .sqlite.chats import ChatsRepository
 from .sqlite.extensions import ExtensionsRepository
 from .sqlite.keys import KeysRepository
 from .sqlite.queue_log import QueueLogRepository
@@ -46,6 +48,7 @@ from .sqlite.service_report import ServiceReportRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.notices import NoticesRepository
 from .sqlite.retention import RetentionRepository
+from .sqlite.sealing import SealingRepository
 from .sqlite.supervision import SupervisionRepository
 from .service_report import ServiceFigures
 from .settings import Settings
@@ -66,8 +69,10 @@ class Store:
         self.accounts = Accounts(AccountsRepository(db), self.audit, settings, clock)
         self.notices = Notices(NoticesRepository(db), self.audit, clock)
         self.requests = Requests(db, self.audit, settings, clock, self.keys, repo=RequestRepository(db))
-        self.chats = Chats(db, self.audit, settings, clock, self.keys)
+        self.chats = Chats(ChatsRepository(db), self.audit, settings, clock, self.keys)
+        self.sealing = Sealing(self, SealingRepository(db))  # `cim keys encrypt-existing`
         self.desk = Desk(DeskRepository(db), self.audit, settings, clock, self.chats)  # topics, routing, capacity
+        self.chats.check_topic = self.desk.check_topic  # a resident's topic is the desk's rule
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
         self.backend = db.hooks()
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)

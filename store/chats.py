@@ -8,16 +8,13 @@ import json
 import logging
 import re
 import secrets
-import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
-from .db import Database
-from .db import run_on_thread
 from .i18n import N_, current_language, translator
 from .errors import (
     AtCapacity,
@@ -37,6 +34,10 @@ from .keys import DataKey, Keys
 from .models import Actor
 from .policy import Permission, allowed
 from .settings import Settings
+
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
+    from .sqlite.chats import ChatsRepository
+    from .sqlite.database import Transaction
 
 log = logging.getLogger("cim.store")
 
@@ -338,19 +339,15 @@ def _message(r: Any, text: str | None = None) -> ChatMessage:
     )
 
 
-def _index_words(conn: sqlite3.Connection, key: DataKey) -> None:
-    """Residents' words of a closing chat into the blind index (HMAC tokens under its data key, store/keys.py)."""
+def _word_tokens(key: DataKey, lines: list[tuple[int, Any]]) -> set[bytes]:
+    """The blind index tokens of a closing chat's resident lines, (seq, stored text) each: HMAC tokens of their
+    words under the chat's data key (store/keys.py)."""
     from .keys import text_of
 
     tokens: set[bytes] = set()
-    for seq, text in conn.execute(
-        "SELECT seq, text FROM messages WHERE conversation_id = ? AND sender = 'resident'", (key.conversation_id,)
-    ):
+    for seq, text in lines:
         tokens |= key.tokens(text_of(text, key, seq))
-    conn.executemany(
-        "INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
-        [(key.conversation_id, t) for t in tokens],
-    )
+    return tokens
 
 
 def _seal(key: DataKey | None, seq: int, text: str) -> str | bytes:
@@ -436,6 +433,10 @@ class _BatchPlan:
         return Posted(ChatMessage(item.chat_id, seq, item.sender, item.text, self.now, item.staff_id), new=True)
 
 
+class LineRefused(Exception):
+    """The database refused a batch's line (another writer took its sequence number): the batch is replayed."""
+
+
 class _GroupCommit:
     """Batches message inserts from many coroutines into one write transaction.
 
@@ -452,8 +453,8 @@ class _GroupCommit:
 
     MAX_REMEMBERED_CHATS = 10_000
 
-    def __init__(self, db: Database, clock: Clock, keys: Keys | None = None) -> None:
-        self.db = db
+    def __init__(self, repo: "ChatsRepository", clock: Clock, keys: Keys | None = None) -> None:
+        self.repo = repo
         self.clock = clock
         self.keys = keys
         self._pending: list[_Pending] = []
@@ -479,7 +480,7 @@ class _GroupCommit:
             try:
                 try:
                     results = await self._write(batch)
-                except sqlite3.IntegrityError:
+                except LineRefused:
                     # something outside this writer changed one of these chats: trust the database
                     for item in batch:
                         self.forget(item.chat_id)
@@ -516,29 +517,16 @@ class _GroupCommit:
                 results.append(exc)
         return results
 
-    async def _load(self, tx: Any, chat_ids: list[int]) -> None:
-        marks = ",".join("?" * len(chat_ids))
+    async def _load(self, tx: "Transaction", chat_ids: list[int]) -> None:
         states = {
             r["id"]: _ChatState(r["status"], r["next_seq"], r["consultant_id"], {})
-            for r in await tx.execute_fetchall(
-                f"SELECT id, status, next_seq, consultant_id FROM conversations "
-                f"WHERE id IN ({marks}) AND channel = 'chat'",
-                chat_ids,
-            )
+            for r in await self.repo.chat_states(tx, chat_ids)
         }
-        for r in await tx.execute_fetchall(
-            f"SELECT conversation_id, client_msg_id, seq FROM messages "
-            f"WHERE conversation_id IN ({marks}) AND client_msg_id IS NOT NULL",
-            chat_ids,
-        ):
+        for r in await self.repo.client_msg_ids(tx, chat_ids):
             states[r["conversation_id"]].client_ids[r["client_msg_id"]] = r["seq"]
         if self.keys is not None and states:
-            keys, now = self.keys, to_iso(self.clock())
-
-            def unwrap(conn: sqlite3.Connection) -> dict[int, DataKey | None]:
-                return {chat_id: keys.get_sync(conn, chat_id, create_at=now) for chat_id in states}
-
-            for chat_id, key in (await run_on_thread(tx, unwrap)).items():
+            keys = await self.repo.data_keys(tx, self.keys, list(states), to_iso(self.clock()))
+            for chat_id, key in keys.items():
                 states[chat_id].key = key
         for chat_id, state in states.items():
             self._chats[chat_id] = state
@@ -546,7 +534,7 @@ class _GroupCommit:
             self._chats.popitem(last=False)
 
     async def _write(self, batch: list[_Pending]) -> list[Posted | Exception]:
-        async with self.db.write() as tx:
+        async with self.repo.transaction() as tx:
             missing = sorted({item.chat_id for item in batch} - self._chats.keys())
             if missing:
                 await self._load(tx, missing)
@@ -554,18 +542,13 @@ class _GroupCommit:
             plan = _BatchPlan(now, to_iso(now))
             for item in batch:
                 plan.take(item, self._chats.get(item.chat_id))
-            if plan.inserts:
-                # conversations.next_seq follows by the trigger of migration 0100_chat_next_seq
-                await tx.executemany(
-                    "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, client_msg_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    plan.inserts,
-                )
+            if plan.inserts:  # one statement; conversations.next_seq follows by a trigger
+                await self.repo.insert_messages(tx, plan.inserts)
             await self._answer_repeats(tx, plan)
         self._remember(plan)
         return plan.results
 
-    async def _answer_repeats(self, tx: Any, plan: _BatchPlan) -> None:
+    async def _answer_repeats(self, tx: "Transaction", plan: _BatchPlan) -> None:
         """A retry is answered with the stored original (rare): from this batch, else from the database."""
         results = plan.results
         for index, chat_id, seq in plan.repeats:
@@ -575,9 +558,7 @@ class _GroupCommit:
             if seq in stored:
                 results[index] = Posted(stored[seq].message, new=False)
                 continue
-            row = await (
-                await tx.execute("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?", (chat_id, seq))
-            ).fetchone()
+            row = await self.repo.message(tx, chat_id, seq)
             state = self._chats.get(chat_id)
             text = _open_text(row, state.key if state else None)
             results[index] = Posted(_message(row, text), new=False)
@@ -594,14 +575,16 @@ class Chats:
     """The chat channel's domain. Consultant operations take the consultant's Actor and check HANDLE_CHATS."""
 
     def __init__(
-        self, db: Database, audit: AuditLog, settings: Settings, clock: Clock, keys: Keys | None = None
+        self, repo: "ChatsRepository", audit: AuditLog, settings: Settings, clock: Clock, keys: Keys | None = None
     ) -> None:
-        self.db = db
+        self.repo = repo
         self.audit = audit
         self.settings = settings
         self.clock = clock
         self.keys = keys
-        self._group = _GroupCommit(db, clock, keys)
+        self._group = _GroupCommit(repo, clock, keys)
+        #: The desk's rule for the topic a resident picks (store/desk.py `Desk.check_topic`), wired by the Store.
+        self.check_topic: Callable[[Any], Awaitable[int | None]] = _no_desk
 
     # ------------------------------------------------------------------ resident side
 
@@ -610,15 +593,12 @@ class Chats:
         `topic_id` is the topic picked (required once topics are offered: store/desk.py)."""
         if not is_id(notice_id):
             raise InvalidInput(N_("notice_id must be a number"))
-        from .desk import check_topic
-
-        topic_id = await check_topic(self.db, topic_id)
+        topic_id = await self.check_topic(topic_id)
         lang = lang if lang in LANGS else "pl"
-        notice = await self.db.fetchone("SELECT id, channel, version, lang FROM notices WHERE id = ?", (notice_id,))
+        notice = await self.repo.notice(notice_id)
         if notice is None or notice["channel"] != "chat":
             raise InvalidInput(N_("unknown chat notice"))
-        latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
-        if notice["version"] != latest["v"]:
+        if notice["version"] != await self.repo.latest_chat_notice_version():
             raise InvalidInput(N_("this notice version is no longer current; read the current notice"))
         token = secrets.token_urlsafe(32)
         now = self.clock()
@@ -630,20 +610,23 @@ class Chats:
         )
         queued = "Rozmowa oczekuje w kolejce na konsultanta."
         accepted_params = {"version": notice["version"], "lang": notice["lang"]}
-        async with self.db.write() as tx:
-            cur = await tx.execute(
-                "INSERT INTO conversations(channel, status, created_at, purge_after, lang, notice_id, "
-                "notice_accepted_at, resume_token_hash, next_seq, topic_id) VALUES ('chat', 'queued', ?, ?, ?, ?, ?, ?, 3, ?)",
-                (to_iso(now), to_iso(purge_after), lang, notice_id, to_iso(now), _token_hash(token), topic_id),
+        at = to_iso(now)
+        async with self.repo.transaction() as tx:
+            chat_id = await self.repo.insert_chat(
+                tx,
+                created_at=at,
+                purge_after=to_iso(purge_after),
+                lang=lang,
+                notice_id=notice_id,
+                resume_token_hash=_token_hash(token),
+                topic_id=topic_id,
             )
-            chat_id = cur.lastrowid
             key = await self._key(tx, chat_id)
-            await tx.executemany(
-                "INSERT INTO messages(conversation_id, seq, sender, text, at, event, params) "
-                "VALUES (?, ?, 'system', ?, ?, ?, ?)",
+            await self.repo.insert_system_lines(
+                tx,
                 [
-                    (chat_id, 1, _seal(key, 1, accepted), to_iso(now), "notice_accepted", _params(accepted_params)),
-                    (chat_id, 2, _seal(key, 2, queued), to_iso(now), "queued", _params({})),
+                    (chat_id, 1, None, _seal(key, 1, accepted), at, "notice_accepted", _params(accepted_params)),
+                    (chat_id, 2, None, _seal(key, 2, queued), at, "queued", _params({})),
                 ],
             )
         chat = await self.get(chat_id)
@@ -661,24 +644,17 @@ class Chats:
         from zoneinfo import ZoneInfo
 
         day = self.clock().astimezone(ZoneInfo(self.settings.timezone)).date().isoformat()
-        async with self.db.write() as tx:
-            await tx.execute(
-                "INSERT INTO declined_notices(day, count) VALUES (?, 1) "
-                "ON CONFLICT(day) DO UPDATE SET count = count + 1",
-                (day,),
-            )
+        async with self.repo.transaction() as tx:
+            await self.repo.count_decline(tx, day)
 
     async def declined_count(self, day: date) -> int:
-        row = await self.db.fetchone("SELECT count FROM declined_notices WHERE day = ?", (day.isoformat(),))
-        return row["count"] if row else 0
+        return await self.repo.declined_count(day.isoformat())
 
     async def resume(self, token: Any) -> Chat:
         """The chat behind a resume token: open, or closed less than chat_resume_minutes ago."""
         if not isinstance(token, str) or not 20 <= len(token) <= 100 or not token.isascii():  # URL-safe text
             raise ResumeInvalid(N_("the resume token is not valid"))
-        row = await self.db.fetchone(
-            "SELECT * FROM conversations WHERE resume_token_hash = ? AND channel = 'chat'", (_token_hash(token),)
-        )
+        row = await self.repo.chat_by_token(_token_hash(token))
         if row is None:
             raise ResumeInvalid(N_("the resume token is not valid"))
         chat = _chat(row)
@@ -705,24 +681,21 @@ class Chats:
     # ------------------------------------------------------------------ reading
 
     async def get(self, chat_id: int) -> Chat:
-        row = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
+        row = await self.repo.chat(chat_id)
         if row is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         return _chat(row)
 
     async def history(self, chat_id: int) -> list[ChatMessage]:
         """The transcript so far, for the resident of the chat (after a resume) and the live handling."""
-        rows = await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
+        rows = await self.repo.messages(chat_id)
         if self.keys is None:
             return [_message(r) for r in rows]
         texts = await self.keys.texts(chat_id, rows)
         return [_message(r, t) for r, t in zip(rows, texts)]
 
     async def queue(self) -> list[QueuedChat]:
-        rows = await self.db.fetchall(
-            "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
-            "ORDER BY queue_front IS NULL, created_at, id"
-        )  # re-queued chats first (store/desk.py)
+        rows = await self.repo.queued()  # re-queued chats first (store/desk.py)
         return [
             QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"]) for i, r in enumerate(rows)
         ]
@@ -730,12 +703,7 @@ class Chats:
     async def open_chats_of(self, actor: Actor) -> list[Chat]:
         """The consultant's active chats (to restore after a reconnect)."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.list")
-        rows = await self.db.fetchall(
-            "SELECT * FROM conversations WHERE channel = 'chat' AND status = 'active' AND consultant_id = ? "
-            "ORDER BY id",
-            (actor.staff_id,),
-        )
-        return [_chat(r) for r in rows]
+        return [_chat(r) for r in await self.repo.active_chats_of(actor.staff_id)]
 
     async def history_for(self, actor: Actor, chat_id: int) -> list[ChatMessage]:
         """The transcript of a chat assigned to the consultant."""
@@ -772,12 +740,8 @@ class Chats:
         now = self.clock()
         text = f"Rozmowę przejął konsultant {actor.name}."
         params = {"consultant": await self.display_name_of(actor.staff_id)}
-        async with self.db.write() as tx:
-            row = await (
-                await tx.execute(
-                    "SELECT status, next_seq FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,)
-                )
-            ).fetchone()
+        async with self.repo.transaction() as tx:
+            row = await self.repo.chat_position(tx, chat_id)
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
@@ -786,22 +750,16 @@ class Chats:
                 raise Conflict(N_("another consultant has already taken this chat"))
             await self._check_capacity(tx, actor)
             seq = row["next_seq"]
-            await tx.execute(
-                "UPDATE conversations SET status = 'active', consultant_id = ?, next_seq = ?, "
-                "queue_front = NULL WHERE id = ? AND status = 'queued'",
-                (actor.staff_id, seq + 1, chat_id),
-            )
-            await tx.execute(
-                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                "VALUES (?, ?, 'system', ?, ?, ?, 'accepted', ?)",
-                (
-                    chat_id,
-                    seq,
-                    actor.staff_id,
-                    _seal(await self._key(tx, chat_id), seq, text),
-                    to_iso(now),
-                    _params(params),
-                ),
+            await self.repo.mark_accepted(tx, chat_id, actor.staff_id, seq + 1)
+            await self.repo.insert_system_line(
+                tx,
+                chat_id,
+                seq,
+                actor.staff_id,
+                _seal(await self._key(tx, chat_id), seq, text),
+                to_iso(now),
+                "accepted",
+                _params(params),
             )
             if assigned:
                 await self.audit.append(
@@ -819,14 +777,8 @@ class Chats:
             chat_id, seq, "system", text, now, actor.staff_id, event="accepted", params=params
         )
 
-    async def _check_capacity(self, tx: Any, actor: Actor) -> None:
-        row = await (
-            await tx.execute(
-                "SELECT (SELECT max_chats FROM staff WHERE id = ?) AS max_chats, (SELECT count(*) FROM conversations "
-                "WHERE status = 'active' AND channel = 'chat' AND consultant_id = ?) AS n",
-                (actor.staff_id, actor.staff_id),
-            )
-        ).fetchone()
+    async def _check_capacity(self, tx: "Transaction", actor: Actor) -> None:
+        row = await self.repo.consultant_load(tx, actor.staff_id)
         limit = row["max_chats"] or self.settings.chat_max_concurrent
         if row["n"] >= limit:
             raise AtCapacity(N_("you already handle {n} chats, your maximum at once"), n=row["n"])
@@ -856,26 +808,21 @@ class Chats:
         text = f"Konsultant {actor.name} przekazał rozmowę konsultantowi {to.name}."
         params = {"consultant": await self.display_name_of(to.staff_id)}
         try:
-            async with self.db.write() as tx:
+            async with self.repo.transaction() as tx:
                 row = await self._assigned_row(tx, actor, chat_id)
                 if to.staff_id == actor.staff_id:
                     raise InvalidInput(N_("the chat is already yours"))
                 seq = row["next_seq"]
-                await tx.execute(
-                    "UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ?",
-                    (to.staff_id, seq + 1, chat_id),
-                )
-                await tx.execute(
-                    "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                    "VALUES (?, ?, 'system', ?, ?, ?, 'transferred', ?)",
-                    (
-                        chat_id,
-                        seq,
-                        actor.staff_id,
-                        _seal(await self._key(tx, chat_id), seq, text),
-                        to_iso(now),
-                        _params(params),
-                    ),
+                await self.repo.reassign(tx, chat_id, to.staff_id, seq + 1)
+                await self.repo.insert_system_line(
+                    tx,
+                    chat_id,
+                    seq,
+                    actor.staff_id,
+                    _seal(await self._key(tx, chat_id), seq, text),
+                    to_iso(now),
+                    "transferred",
+                    _params(params),
                 )
                 await self.audit.append(
                     tx,
@@ -906,14 +853,8 @@ class Chats:
         _need_person(actor)
         now = self.clock()
         params = {"consultant": await self.display_name_of(actor.staff_id)}
-        async with self.db.write() as tx:
-            row = await (
-                await tx.execute(
-                    "SELECT c.status, c.next_seq, c.consultant_id, s.name FROM conversations c "
-                    "LEFT JOIN staff s ON s.id = c.consultant_id WHERE c.id = ? AND c.channel = 'chat'",
-                    (chat_id,),
-                )
-            ).fetchone()
+        async with self.repo.transaction() as tx:
+            row = await self.repo.take_over_position(tx, chat_id)
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
@@ -924,26 +865,13 @@ class Chats:
                 )
             if row["consultant_id"] == actor.staff_id:
                 raise InvalidInput(N_("the chat is already yours"))
-            last = await (
-                await tx.execute(
-                    "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
-                    "('accepted', 'transferred', 'taken_over', 'requeued', 'declined') ORDER BY seq DESC LIMIT 1",
-                    (chat_id,),
-                )
-            ).fetchone()
-            if last is not None and last["event"] == "taken_over":
+            if await self.repo.last_handover_event(tx, chat_id) == "taken_over":
                 raise Conflict(N_("another supervisor has already taken this chat over"))
             seq, previous = row["next_seq"], row["consultant_id"]
             text = f"Przejęcie rozmowy (nadzór): odpowiada teraz {actor.name}, wcześniej {row['name']}."
-            await tx.execute(
-                "UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
-                "AND status = 'active' AND consultant_id = ?",
-                (actor.staff_id, seq + 1, chat_id, previous),
-            )
-            await tx.execute(
-                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                "VALUES (?, ?, 'system', ?, ?, ?, 'taken_over', ?)",
-                (chat_id, seq, actor.staff_id, text, to_iso(now), _params(params)),
+            await self.repo.take_over(tx, chat_id, actor.staff_id, seq + 1, previous)
+            await self.repo.insert_system_line(
+                tx, chat_id, seq, actor.staff_id, text, to_iso(now), "taken_over", _params(params)
             )
             await self.audit.append(
                 tx,
@@ -974,12 +902,8 @@ class Chats:
         if chat.status == "closed":
             if chat.close_category is not None:
                 raise ChatClosed(N_("the chat is already closed"))
-            async with self.db.write() as tx:
-                cur = await tx.execute(
-                    "UPDATE conversations SET close_category = ? WHERE id = ? AND close_category IS NULL",
-                    (category, chat_id),
-                )
-                if cur.rowcount != 1:
+            async with self.repo.transaction() as tx:
+                if not await self.repo.set_close_category(tx, chat_id, category):
                     raise ChatClosed(N_("the chat is already closed"))
                 await self.audit.append(
                     tx,
@@ -1004,35 +928,20 @@ class Chats:
 
     async def consultants_holding_chats(self) -> set[int]:
         """Staff ids with at least one active chat (the chat server checks that someone can still answer)."""
-        rows = await self.db.fetchall(
-            "SELECT DISTINCT consultant_id FROM conversations "
-            "WHERE channel = 'chat' AND status = 'active' AND consultant_id IS NOT NULL"
-        )
-        return {r["consultant_id"] for r in rows}
+        return await self.repo.consultants_holding_chats()
 
     async def return_to_queue(self, staff_id: int, reason: str) -> list[tuple[Chat, ChatMessage]]:
         """A consultant's session ended (disabled, signed out, expired, role removed): each active chat of
         theirs goes back to the front of the queue, with a system line for the resident."""
         now = self.clock()
         returned: list[tuple[int, ChatMessage]] = []
-        async with self.db.write() as tx:
-            rows = await tx.execute_fetchall(
-                "SELECT c.id, c.next_seq, s.name FROM conversations c JOIN staff s ON s.id = c.consultant_id "
-                "WHERE c.channel = 'chat' AND c.status = 'active' AND c.consultant_id = ? ORDER BY c.id",
-                (staff_id,),
-            )
-            for row in rows:
+        async with self.repo.transaction() as tx:
+            for row in await self.repo.active_chats_for_requeue(tx, staff_id):
                 chat_id, seq = row["id"], row["next_seq"]
                 text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
-                await tx.execute(
-                    "UPDATE conversations SET status = 'queued', consultant_id = NULL, next_seq = ?, "
-                    "queue_front = ? WHERE id = ?",
-                    (seq + 1, to_iso(now), chat_id),
-                )
-                await tx.execute(
-                    "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                    "VALUES (?, ?, 'system', NULL, ?, ?, 'requeued', '{}')",
-                    (chat_id, seq, _seal(await self._key(tx, chat_id), seq, text), to_iso(now)),
+                await self.repo.requeue(tx, chat_id, seq + 1, to_iso(now))
+                await self.repo.insert_system_line(
+                    tx, chat_id, seq, None, _seal(await self._key(tx, chat_id), seq, text), to_iso(now), "requeued"
                 )
                 await self.audit.append(
                     tx,
@@ -1051,10 +960,8 @@ class Chats:
         self, chat_id: int, category: str | None, text: str, *, actor: Actor | None, event: str
     ) -> ChatMessage:
         now = self.clock()
-        async with self.db.write() as tx:
-            row = await (
-                await tx.execute("SELECT status, next_seq, consultant_id FROM conversations WHERE id = ?", (chat_id,))
-            ).fetchone()
+        async with self.repo.transaction() as tx:
+            row = await self.repo.conversation_position(tx, chat_id)
             if row is None:
                 raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
             if row["status"] == "closed":
@@ -1062,20 +969,15 @@ class Chats:
             if actor is not None and row["consultant_id"] != actor.staff_id:
                 raise NotPermitted(N_("this chat is not assigned to you"))
             seq = row["next_seq"]
-            await tx.execute(
-                "UPDATE conversations SET status = 'closed', ended_at = ?, close_category = ?, "
-                "next_seq = ? WHERE id = ?",
-                (to_iso(now), category, seq + 1, chat_id),
-            )
+            await self.repo.mark_closed(tx, chat_id, to_iso(now), category, seq + 1)
             # the event has no parameters: the close category is never shown to the resident
             key = await self._key(tx, chat_id)
-            await tx.execute(
-                "INSERT INTO messages(conversation_id, seq, sender, staff_id, text, at, event, params) "
-                "VALUES (?, ?, 'system', ?, ?, ?, ?, '{}')",
-                (chat_id, seq, actor.staff_id if actor else None, _seal(key, seq, text), to_iso(now), event),
+            await self.repo.insert_system_line(
+                tx, chat_id, seq, actor.staff_id if actor else None, _seal(key, seq, text), to_iso(now), event
             )
             if key is not None:  # the blind index of the residents' words, once, off the relay's path
-                await run_on_thread(tx, _index_words, key)
+                sealed_with = key
+                await self.repo.index_resident_words(tx, chat_id, lambda lines: _word_tokens(sealed_with, lines))
             if actor is not None:
                 await self.audit.append(
                     tx,
@@ -1089,22 +991,18 @@ class Chats:
         return ChatMessage(chat_id, seq, "system", text, now, actor.staff_id if actor else None, event=event, params={})
 
     async def _key(self, tx: Any, chat_id: int) -> DataKey | None:
-        """The chat's data key inside a write transaction: the group commit's while it holds one, else
-        unwrapped (or, for a chat that never had one, created) now."""
+        """The chat's data key inside a write transaction `tx` (a unit of work of the repository, or the
+        connection `Database.write()` yields, as store/desk.py still passes): the group commit's while it
+        holds one, else unwrapped (or, for a chat that never had one, created) now."""
         state = self._group._chats.get(chat_id)
         if state is not None and state.key is not None:
             return state.key
         if self.keys is None:
             return None
-        return await self.keys.get(tx, chat_id, create_at=to_iso(self.clock()))
+        return await self.repo.data_key(tx, self.keys, chat_id, to_iso(self.clock()))
 
-    async def _assigned_row(self, tx: Any, actor: Actor, chat_id: int) -> Any:
-        row = await (
-            await tx.execute(
-                "SELECT status, next_seq, consultant_id FROM conversations WHERE id = ? AND channel = 'chat'",
-                (chat_id,),
-            )
-        ).fetchone()
+    async def _assigned_row(self, tx: "Transaction", actor: Actor, chat_id: int) -> Any:
+        row = await self.repo.chat_position(tx, chat_id)
         if row is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if row["status"] == "closed":
@@ -1115,7 +1013,7 @@ class Chats:
 
     async def display_name_of(self, staff_id: int | None) -> str | None:
         """The name residents see for a consultant (see `display_name`); None: the generic one."""
-        row = await self.db.fetchone("SELECT display_name, full_name FROM staff WHERE id = ?", (staff_id,))
+        row = await self.repo.staff_names(staff_id)
         return display_name(row["display_name"], row["full_name"]) if row else None
 
     async def set_display_name(self, actor: Actor, name: str, text: Any) -> str | None:
@@ -1131,17 +1029,17 @@ class Chats:
         if _CONTROL.search(text):
             raise InvalidInput(N_("the display name has control characters"))
         _need_utf8(text, N_("the display name"))
-        async with self.db.write() as tx:
-            row = await (await tx.execute("SELECT id FROM staff WHERE name = ?", (name.strip(),))).fetchone()
-            if row is None:
+        async with self.repo.transaction() as tx:
+            staff_id = await self.repo.staff_id_by_name(tx, name.strip())
+            if staff_id is None:
                 raise StaffNotFound(N_("no user named {name!r}"), name=name)
-            await tx.execute("UPDATE staff SET display_name = ? WHERE id = ?", (text or None, row["id"]))
+            await self.repo.set_display_name(tx, staff_id, text or None)
             await self.audit.append(
                 tx,
                 actor,
                 "staff.display_name",
                 target_kind="staff",
-                target_id=row["id"],
+                target_id=staff_id,
                 details={"display_name": text or None},
             )
         return text or None
@@ -1167,18 +1065,13 @@ class Chats:
         """Every canned response: for consultants to insert, and for the CIM manager (who handles no chats) to manage."""
         permission = Permission.MANAGE_CANNED if allowed(actor, Permission.MANAGE_CANNED) else Permission.HANDLE_CHATS
         await self.audit.guard(actor, permission, "canned.list")
-        rows = await self.db.fetchall("SELECT * FROM canned_responses ORDER BY title, id")
-        return [_canned(r) for r in rows]
+        return [_canned(r) for r in await self.repo.canned()]
 
     async def add_canned(self, actor: Actor, title: str, text: str) -> CannedResponse:
         await self.audit.guard(actor, Permission.MANAGE_CANNED, "canned.add")
         title, text = _canned_fields(title, text, self.settings.max_message_length)
-        async with self.db.write() as tx:
-            cur = await tx.execute(
-                "INSERT INTO canned_responses(title, text, updated_at, updated_by) VALUES (?, ?, ?, ?)",
-                (title, text, to_iso(self.clock()), actor.staff_id),
-            )
-            canned_id = cur.lastrowid
+        async with self.repo.transaction() as tx:
+            canned_id = await self.repo.insert_canned(tx, title, text, to_iso(self.clock()), actor.staff_id)
             await self.audit.append(tx, actor, "canned.add", target_kind="canned", target_id=canned_id)
         return await self._canned_by_id(canned_id)
 
@@ -1187,12 +1080,8 @@ class Chats:
             actor, Permission.MANAGE_CANNED, "canned.update", target_kind="canned", target_id=canned_id
         )
         title, text = _canned_fields(title, text, self.settings.max_message_length)
-        async with self.db.write() as tx:
-            cur = await tx.execute(
-                "UPDATE canned_responses SET title = ?, text = ?, updated_at = ?, updated_by = ? WHERE id = ?",
-                (title, text, to_iso(self.clock()), actor.staff_id, canned_id),
-            )
-            if cur.rowcount != 1:
+        async with self.repo.transaction() as tx:
+            if not await self.repo.update_canned(tx, canned_id, title, text, to_iso(self.clock()), actor.staff_id):
                 raise NotFound(N_("no canned response {canned_id}"), canned_id=canned_id)
             await self.audit.append(tx, actor, "canned.update", target_kind="canned", target_id=canned_id)
         return await self._canned_by_id(canned_id)
@@ -1201,14 +1090,13 @@ class Chats:
         await self.audit.guard(
             actor, Permission.MANAGE_CANNED, "canned.delete", target_kind="canned", target_id=canned_id
         )
-        async with self.db.write() as tx:
-            cur = await tx.execute("DELETE FROM canned_responses WHERE id = ?", (canned_id,))
-            if cur.rowcount != 1:
+        async with self.repo.transaction() as tx:
+            if not await self.repo.delete_canned(tx, canned_id):
                 raise NotFound(N_("no canned response {canned_id}"), canned_id=canned_id)
             await self.audit.append(tx, actor, "canned.delete", target_kind="canned", target_id=canned_id)
 
     async def _canned_by_id(self, canned_id: int) -> CannedResponse:
-        row = await self.db.fetchone("SELECT * FROM canned_responses WHERE id = ?", (canned_id,))
+        row = await self.repo.canned_by_id(canned_id)
         if row is None:
             raise NotFound(N_("no canned response {canned_id}"), canned_id=canned_id)
         return _canned(row)
@@ -1242,6 +1130,10 @@ def _client_msg_id(value: Any) -> str | None:
 def is_id(value: Any) -> bool:
     """A positive whole number SQLite can hold (not a bool, not 2**63)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
+async def _no_desk(topic_id: Any) -> int | None:
+    raise RuntimeError("Chats.check_topic is not wired to the desk (store/__init__.py wires it)")
 
 
 def _need_person(actor: Actor) -> None:

@@ -23,7 +23,7 @@ from .policy import Permission
 from .settings import Settings
 
 if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
-    from .sqlite.database import Database, Transaction
+    from .sqlite.database import Transaction
     from .sqlite.desk import DeskRepository
 
 #: The close category of a chat the desk closed itself (a silent resident, or nobody free in time);
@@ -87,15 +87,6 @@ def _label(value: Any, what: str) -> str:
     except UnicodeEncodeError:
         raise InvalidInput(N_("the {what} is not valid Unicode text"), what=Text(what)) from None
     return value
-
-
-async def check_topic(db: "Database", topic_id: Any) -> int | None:
-    """The topic a resident picked: required (an active topic's id) once any topic is offered.
-
-    For store/chats.py, which opens a chat on its own database; the desk itself asks `Desk.check_topic`."""
-    from .sqlite.desk import active_topic_ids  # the statement is the backend's (store/sqlite/desk.py)
-
-    return _checked_topic(await active_topic_ids(db), topic_id)
 
 
 def _checked_topic(offered: set[int], topic_id: Any) -> int | None:

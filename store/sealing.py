@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from .clock import to_iso
 from .keys import DataKey, seal_file_in_place
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
     from . import Store
+    from .sqlite.sealing import KeyOf, SealingRepository
 
 #: Test hook (like the purge's): after the first committed batch of lines (or of notes, when no line was
 #: plain), write this file and wait for SIGKILL.
@@ -64,80 +64,42 @@ class SealingResult:
         }
 
 
-def _create_keys(conn: sqlite3.Connection, keys: Any, now: str, limit: int) -> int:
-    ids = [
-        r[0] for r in conn.execute("SELECT id FROM conversations WHERE key_id IS NULL ORDER BY id LIMIT ?", (limit,))
-    ]
-    for conversation_id in ids:
-        keys.create_sync(conn, conversation_id, now)
-    return len(ids)
-
-
-def _seal_lines(conn: sqlite3.Connection, keys: Any, after: int, limit: int) -> tuple[int, int]:
-    """Seal up to `limit` plain lines with an id above `after`; returns (count, last id seen)."""
-    rows = conn.execute(
-        "SELECT id, conversation_id, seq, sender, text FROM messages WHERE id > ? "
-        "AND typeof(text) = 'text' ORDER BY id LIMIT ?",
-        (after, limit),
-    ).fetchall()
-    found: dict[int, DataKey | None] = {}
-    updates, tokens = [], []
-    now = to_iso_now()
+def _sealed_lines(rows: list[Any], key_of: "KeyOf") -> tuple[list[tuple[bytes, int]], list[tuple[int, bytes]]]:
+    """Plain lines, (id, conversation_id, seq, sender, text) each, sealed under their conversation's key:
+    the (sealed text, id) updates and the residents' words for the blind index, (conversation_id, token)."""
+    updates: list[tuple[bytes, int]] = []
+    tokens: list[tuple[int, bytes]] = []
     for row_id, conversation_id, seq, sender, text in rows:
-        if conversation_id not in found:
-            found[conversation_id] = keys.get_sync(conn, conversation_id, create_at=now)
-        key = found[conversation_id]
+        key = key_of(conversation_id)
         if key is None:  # sealed under a destroyed key: a purged conversation of a restored backup
             continue
         updates.append((key.seal_text(seq, text), row_id))
         if sender == "resident":
             tokens.extend((conversation_id, t) for t in key.tokens(text))
-    conn.executemany("UPDATE messages SET text = ? WHERE id = ?", updates)
-    conn.executemany("INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)", tokens)
-    return len(updates), (rows[-1][0] if rows else after)
+    return updates, tokens
 
 
-def _seal_notes(conn: sqlite3.Connection, keys: Any, after: tuple[int, int], limit: int) -> tuple[int, tuple[int, int]]:
-    """Seal up to `limit` plain staff notes after position `after` = (table, id): whispers (0) then call
-    notes (1), by ascending id; returns (count, last position seen)."""
-    table, after_id = after
-    now = to_iso_now()
-    if table == 0:
-        rows = conn.execute(
-            "SELECT id, conversation_id, text FROM chat_staff_notes WHERE id > ? AND "
-            "typeof(text) = 'text' ORDER BY id LIMIT ?",
-            (after_id, limit),
-        ).fetchall()
-        if not rows:
-            return 0, (1, 0)
-        found: dict[int, DataKey | None] = {}
-        updates = []
-        for note_id, conversation_id, text in rows:
-            if conversation_id not in found:
-                found[conversation_id] = keys.get_sync(conn, conversation_id, create_at=now)
-            key = found[conversation_id]
-            if key is not None:  # None: a purged conversation of a restored backup (fsck reports it)
-                updates.append((key.seal_staff_note(note_id, text), note_id))
-        conn.executemany("UPDATE chat_staff_notes SET text = ? WHERE id = ?", updates)
-        return len(updates), (0, rows[-1][0])
-    rows = conn.execute(
-        "SELECT id, linkedid, conversation_id, note FROM call_notes WHERE id > ? AND "
-        "typeof(note) = 'text' AND note <> '' ORDER BY id LIMIT ?",
-        (after_id, limit),
-    ).fetchall()
-    if not rows:
-        return 0, (2, 0)
+def _sealed_whispers(rows: list[Any], key_of: "KeyOf") -> list[tuple[bytes, int]]:
+    """Plain supervisors' whispers, (id, conversation_id, text) each: the (sealed text, id) updates."""
+    updates = []
+    for note_id, conversation_id, text in rows:
+        key = key_of(conversation_id)
+        if key is not None:  # None: a purged conversation of a restored backup (fsck reports it)
+            updates.append((key.seal_staff_note(note_id, text), note_id))
+    return updates
+
+
+def _sealed_call_notes(
+    rows: list[Any], key_of: "KeyOf", pending_key: Callable[[], DataKey]
+) -> list[tuple[bytes, bytes, int]]:
+    """Plain call notes, (id, linkedid, conversation_id, note) each: the (sealed note, key id, id) updates. A note
+    not linked to a call record gets a key of its own, adopted by its call when linked (store/call_notes.py)."""
     notes = []
     for note_id, linkedid, conversation_id, text in rows:
-        key = (
-            keys.get_sync(conn, conversation_id, create_at=now)
-            if conversation_id is not None
-            else keys.create_pending_sync(conn, now)
-        )  # store/call_notes.py: adopted by its call when linked
+        key = key_of(conversation_id) if conversation_id is not None else pending_key()
         if key is not None:
             notes.append((key.seal_call_note(linkedid, text), key.key_id, note_id))
-    conn.executemany("UPDATE call_notes SET note = ?, key_id = ? WHERE id = ?", notes)
-    return len(notes), (1, rows[-1][0])
+    return notes
 
 
 def to_iso_now() -> str:
@@ -146,111 +108,108 @@ def to_iso_now() -> str:
     return to_iso(system_clock())
 
 
-async def encrypt_existing(
-    store: "Store", progress: Callable[[SealingProgress], None] | None = None, *, batch: int = ROW_BATCH
-) -> SealingResult:
-    """Seal every conversation's lines and files that are not sealed yet (see the module's docstring)."""
-    keys = store.keys
-    result = SealingResult()
-    started = time.monotonic()
-    report = progress or (lambda p: None)
+class Sealing:
+    """Seals what was stored in plain text before crypto-shredding; the SQL is the repository's
+    (store/sqlite/sealing.py), each batch one short transaction of its own."""
 
-    total = (await store.db.fetchone("SELECT count(*) AS n FROM conversations WHERE key_id IS NULL"))["n"]
-    while True:
-        made = await store.db.write_call(_create_keys, keys, to_iso(store.clock()), batch)
-        if not made:
-            break
-        result.keys_created += made
-        report(SealingProgress("keys", result.keys_created, total))
+    def __init__(self, store: "Store", repo: "SealingRepository") -> None:
+        self.store = store
+        self.repo = repo
 
-    total = (await store.db.fetchone("SELECT count(*) AS n FROM messages WHERE typeof(text) = 'text'"))["n"]
-    after, paused = 0, False
-    lines_started = time.monotonic()
-    while True:
-        sealed, last = await store.db.write_call(_seal_lines, keys, after, batch)
-        if last == after:
-            break
-        after = last
-        result.lines_sealed += sealed
-        report(SealingProgress("lines", result.lines_sealed, total))
-        if not paused and os.environ.get(PAUSE_ENV):
-            paused = True
-            from .retention import _pause_for_test
+    async def encrypt_existing(
+        self, progress: Callable[[SealingProgress], None] | None = None, *, batch: int = ROW_BATCH
+    ) -> SealingResult:
+        """Seal every conversation's lines and files that are not sealed yet (see the module's docstring)."""
+        store, repo = self.store, self.repo
+        keys = store.keys
+        result = SealingResult()
+        started = time.monotonic()
+        report = progress or (lambda p: None)
 
-            _pause_for_test(os.environ[PAUSE_ENV])
-    lines_seconds = time.monotonic() - lines_started
+        total = await repo.conversations_without_key()
+        while True:
+            made = await repo.create_keys(keys, to_iso(store.clock()), batch)
+            if not made:
+                break
+            result.keys_created += made
+            report(SealingProgress("keys", result.keys_created, total))
 
-    total = (
-        await store.db.fetchone(
-            "SELECT (SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') + "
-            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') "
-            "AS n"
-        )
-    )["n"]
-    position = (0, 0)
-    while position[0] < 2:
-        sealed, position = await store.db.write_call(_seal_notes, keys, position, batch)
-        result.notes_sealed += sealed
-        if sealed:
-            report(SealingProgress("notes", result.notes_sealed, total))
+        total = await repo.plain_lines()
+        after, paused = 0, False
+        lines_started = time.monotonic()
+        while True:
+            sealed, last = await repo.seal_lines(keys, after, batch, to_iso_now(), _sealed_lines)
+            if last == after:
+                break
+            after = last
+            result.lines_sealed += sealed
+            report(SealingProgress("lines", result.lines_sealed, total))
             if not paused and os.environ.get(PAUSE_ENV):
                 paused = True
                 from .retention import _pause_for_test
 
                 _pause_for_test(os.environ[PAUSE_ENV])
+        lines_seconds = time.monotonic() - lines_started
 
-    rows = await store.db.fetchall("SELECT conversation_id, path FROM recordings ORDER BY id")
-    root = store.settings.recordings_dir
-    done = 0
-    for row in rows:
-        path = root / row["path"]
-        key = await keys.read_key(row["conversation_id"])
-        done += 1
-        if key is None:
-            continue
-        try:
-            if await asyncio.to_thread(seal_file_in_place, path, key):
-                result.files_sealed += 1
-        except FileNotFoundError:
-            result.files_missing.append(row["path"])
-        report(SealingProgress("files", done, len(rows)))
-    result.seconds = lines_seconds if result.lines_sealed else time.monotonic() - started
-    return result
+        total = await repo.plain_notes()
+        # whispers (table 0) then call notes (1), by ascending id; 2: done
+        position = (0, 0)
+        while position[0] < 2:
+            table, after_id = position
+            if table == 0:
+                sealed, last_id = await repo.seal_whispers(keys, after_id, batch, to_iso_now(), _sealed_whispers)
+            else:
+                sealed, last_id = await repo.seal_call_notes(keys, after_id, batch, to_iso_now(), _sealed_call_notes)
+            position = (table + 1, 0) if last_id is None else (table, last_id)
+            result.notes_sealed += sealed
+            if sealed:
+                report(SealingProgress("notes", result.notes_sealed, total))
+                if not paused and os.environ.get(PAUSE_ENV):
+                    paused = True
+                    from .retention import _pause_for_test
+
+                    _pause_for_test(os.environ[PAUSE_ENV])
+
+        rows = await repo.recordings()
+        root = store.settings.recordings_dir
+        done = 0
+        for row in rows:
+            path = root / row["path"]
+            key = await keys.read_key(row["conversation_id"])
+            done += 1
+            if key is None:
+                continue
+            try:
+                if await asyncio.to_thread(seal_file_in_place, path, key):
+                    result.files_sealed += 1
+            except FileNotFoundError:
+                result.files_missing.append(row["path"])
+            report(SealingProgress("files", done, len(rows)))
+        result.seconds = lines_seconds if result.lines_sealed else time.monotonic() - started
+        return result
+
+    async def seal_conversation(self, conversation_id: int) -> None:
+        """Seal one conversation's plain lines and files now (see the module function)."""
+        store, repo = self.store, self.repo
+        await repo.ensure_key(store.keys, conversation_id, to_iso(store.clock()))
+        if await repo.has_plain_lines(conversation_id):
+            await repo.seal_lines_of(store.keys, conversation_id, _sealed_lines)
+        key = await store.keys.read_key(conversation_id)
+        if key is not None:
+            for name in await repo.recording_paths(conversation_id):
+                path: Path = store.settings.recordings_dir / name
+                if path.exists():
+                    await asyncio.to_thread(seal_file_in_place, path, key)
+
+
+async def encrypt_existing(
+    store: "Store", progress: Callable[[SealingProgress], None] | None = None, *, batch: int = ROW_BATCH
+) -> SealingResult:
+    """Seal every conversation's lines and files that are not sealed yet (see the module's docstring)."""
+    return await store.sealing.encrypt_existing(progress, batch=batch)
 
 
 async def seal_conversation(store: "Store", conversation_id: int) -> None:
     """Seal one conversation's plain lines and files now (what ingestion and the chat server do as they write;
     used where rows are written straight into the database, as the test fixtures and bench/ do)."""
-    await store.db.write_call(_create_one, store.keys, conversation_id, to_iso(store.clock()))
-    rows = await store.db.fetchall(
-        "SELECT id FROM messages WHERE conversation_id = ? AND typeof(text) = 'text' ORDER BY id", (conversation_id,)
-    )
-    if rows:
-        await store.db.write_call(_seal_lines_of, store.keys, conversation_id)
-    key = await store.keys.read_key(conversation_id)
-    if key is not None:
-        for rec in await store.db.fetchall("SELECT path FROM recordings WHERE conversation_id = ?", (conversation_id,)):
-            path: Path = store.settings.recordings_dir / rec["path"]
-            if path.exists():
-                await asyncio.to_thread(seal_file_in_place, path, key)
-
-
-def _create_one(conn: sqlite3.Connection, keys: Any, conversation_id: int, now: str) -> None:
-    keys.get_sync(conn, conversation_id, create_at=now)
-
-
-def _seal_lines_of(conn: sqlite3.Connection, keys: Any, conversation_id: int) -> None:
-    key = keys.get_sync(conn, conversation_id)
-    if key is None:
-        return
-    rows = conn.execute(
-        "SELECT id, seq, sender, text FROM messages WHERE conversation_id = ? AND typeof(text) = 'text'",
-        (conversation_id,),
-    ).fetchall()
-    conn.executemany(
-        "UPDATE messages SET text = ? WHERE id = ?", [(key.seal_text(seq, text), i) for i, seq, _, text in rows]
-    )
-    conn.executemany(
-        "INSERT OR IGNORE INTO message_words(conversation_id, token) VALUES (?, ?)",
-        [(conversation_id, t) for _, _, sender, text in rows if sender == "resident" for t in key.tokens(text)],
-    )
+    await store.sealing.seal_conversation(conversation_id)
