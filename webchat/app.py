@@ -23,6 +23,7 @@ from store.settings import Settings, redis_url_shown
 
 from . import resident, routing, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
+from .presence import RedisPresence
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 from .sockets import CimSocketServer
 
@@ -76,7 +77,15 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         client_manager=_client_manager(settings),
     )
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_no_stack_traces, _body_limit])
-    hub = Hub(sio, store, hours, rate, connections, address, limits)
+    # several nodes: who is online is shared through Redis (webchat/presence.py); one node: kept in this process
+    presence = (
+        RedisPresence(
+            store, settings.redis_url, redis_channel(settings), heartbeat_seconds=settings.presence_heartbeat_seconds
+        )
+        if settings.redis_url
+        else None
+    )
+    hub = Hub(sio, store, hours, rate, connections, address, limits, presence=presence)
     hub.settings = settings  # the server's own settings (office phone and address in the offline greeting)
     hub.several_nodes = bool(settings.redis_url)  # other nodes change chats too: nothing remembered is trusted
     app[HUB] = hub
@@ -101,6 +110,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.on_response_prepare.append(_security_headers)
     if settings.redis_url:
         app.cleanup_ctx.append(_redis_context(sio, settings.redis_url))  # before the server's own tasks start
+        app.cleanup_ctx.append(_shared_presence_context(hub))  # read before the routing's first look at holders
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(routing.routing_context(hub))
     app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
@@ -176,6 +186,23 @@ def _redis_context(sio: socketio.AsyncServer, url: str):
             await asyncio.gather(manager.thread, return_exceptions=True)
             if manager.redis is not None:
                 await manager.redis.aclose()
+
+    return context
+
+
+def _shared_presence_context(hub: Hub):
+    """The shared presence runs while the server does: this node's consultants are published (and the
+    other nodes' read) before the routing looks at who holds chats, and withdrawn when it stops."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        presence = hub.presence
+        assert isinstance(presence, RedisPresence)
+        presence.on_change = hub.presence_changed_elsewhere
+        await presence.start()
+        try:
+            yield
+        finally:
+            await presence.stop()
 
     return context
 
