@@ -17,6 +17,7 @@ from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
 from .desk import Desk
+from .leases import Leases
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
 from .keys import Keys
@@ -59,6 +60,7 @@ class Store:
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
+        self.leases = Leases(db, clock)  # which node runs the jobs meant for one (several nodes)
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
         self.backend = db.hooks()
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)

@@ -17,7 +17,8 @@ from store import Store
 from store.audit import anchor_context
 from store.directory import directory_check_context
 from store.opening_hours import OpeningHours
-from store.retention import daily_purge_context
+from store.leases import LeaderJob
+from store.retention import daily_purge_context, daily_purge_job
 from store.errors import ConfigError
 from store.settings import Settings, redis_url_shown
 
@@ -44,6 +45,8 @@ MAX_REQUEST_BYTES = 64 * 1024
 HUB = web.AppKey("hub", Hub)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 CSP = web.AppKey("csp", str)
+#: several nodes: the jobs meant for one node, by lease name (store/leases.py)
+LEADER_JOBS = web.AppKey("leader_jobs", dict)
 
 
 def create_app(settings: Settings, store: Store) -> web.Application:
@@ -91,6 +94,7 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app[HUB] = hub
     app[SIO] = sio
     app[CSP] = _content_security_policy()
+    app[LEADER_JOBS] = {}
     sio.attach(app)
     # the two namespaces (AsyncNamespace classes: validate, call the store, ack); what follows a change is
     # published to the hub's broadcaster (webchat/broadcast.py). The resident's side of the desk (offline
@@ -113,9 +117,16 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         app.cleanup_ctx.append(_shared_presence_context(hub))  # read before the routing's first look at holders
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(routing.routing_context(hub))
-    app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
-    app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
-    app.cleanup_ctx.append(traffic.traffic_context(settings))  # the PBX's live state when CIM_AMI_URL is set
+    if settings.redis_url and presence is not None:
+        # several nodes: the purge and the AMI connection run on the node holding their lease (store/leases.py)
+        leader = _leader_factory(store, presence.node_id, settings.leader_lease_seconds)
+        app.cleanup_ctx.append(_leader_context(leader("daily-purge", daily_purge_job(store, settings))))
+        app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
+        app.cleanup_ctx.append(traffic.traffic_context(settings, leader=leader))
+    else:
+        app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
+        app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
+        app.cleanup_ctx.append(traffic.traffic_context(settings))  # the PBX's live state when CIM_AMI_URL is set
     app.cleanup_ctx.append(directory_check_context(store))  # directory accounts that lost access lose sessions
     app.on_shutdown.append(_disconnect_everyone)
     return app
@@ -203,6 +214,29 @@ def _shared_presence_context(hub: Hub):
             yield
         finally:
             await presence.stop()
+
+    return context
+
+
+def _leader_factory(store: Store, holder: str, lease_seconds: float):
+    """`leader(name, job)`: a LeaderJob running `job()` while this node (`holder`) holds the lease `name`."""
+
+    def leader(name: str, job) -> LeaderJob:
+        return LeaderJob(store.leases, name, holder, job, lease_seconds=lease_seconds)
+
+    return leader
+
+
+def _leader_context(job: LeaderJob):
+    """aiohttp cleanup context: the job's lease is taken and renewed while the server runs, released at its stop."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        app[LEADER_JOBS][job.name] = job
+        job.start()
+        try:
+            yield
+        finally:
+            await job.stop()
 
     return context
 
