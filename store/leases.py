@@ -90,6 +90,7 @@ class LeaderJob:
         self.starts = 0
         self._held_until = 0.0  # loop time until which the last successful take holds
         self._loop_task: asyncio.Task | None = None
+        self._stopping = False
 
     @property
     def held(self) -> bool:
@@ -101,7 +102,7 @@ class LeaderJob:
     async def _run_forever(self) -> None:
         loop = asyncio.get_running_loop()
         failing = False
-        while True:
+        while not self._stopping:
             asked = loop.time()
             try:
                 taken = await self.leases.take(self.name, self.holder, self.lease_seconds)
@@ -139,6 +140,7 @@ class LeaderJob:
         await asyncio.gather(task, return_exceptions=True)
 
     async def stop(self, *, release: bool = True) -> None:
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)

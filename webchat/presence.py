@@ -205,6 +205,7 @@ class RedisPresence(InProcessPresence):
         self._reading = asyncio.Lock()
         self._reread = False
         self._read_task: asyncio.Task | None = None
+        self._stopping = False
 
     @property
     def key(self) -> str:
@@ -360,14 +361,14 @@ class RedisPresence(InProcessPresence):
 
     async def _listen_forever(self) -> None:
         failing = False
-        while True:
+        while not self._stopping:  # besides the cancel: a cancel swallowed inside the client must not keep it
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 if failing:
                     self._read_soon()  # changes announced while this node was not listening
                 failing = False
-                while True:  # get_message's own timeout, not the client's socket timeout, bounds each wait
+                while not self._stopping:  # get_message's own timeout, not the socket timeout, bounds each wait
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_SECONDS)
                     if message is not None and message.get("type") == "message":
                         self._heard(message["data"])
@@ -386,7 +387,7 @@ class RedisPresence(InProcessPresence):
 
     async def _heartbeat_forever(self) -> None:
         failing = False
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat_seconds)
             try:
                 await self._write(announce=False)
@@ -423,13 +424,17 @@ class RedisPresence(InProcessPresence):
     async def stop(self, *, withdraw: bool = True) -> None:
         """Stop listening and beating; `withdraw`: this node's consultants leave the shared view at once
         (otherwise they stay until the hash expires, as when the node dies)."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _done, slow = await asyncio.wait(self._tasks, timeout=REDIS_COMMAND_SECONDS)
+            if slow:  # the Redis client held on to the cancel: they end at their next look at _stopping
+                log.warning("presence.stop_slow tasks=%d", len(slow))
         self._tasks = []
-        for pending in (self._write_task, self._read_task):
-            if pending is not None:
-                await asyncio.gather(pending, return_exceptions=True)
+        last = [t for t in (self._write_task, self._read_task) if t is not None and not t.done()]
+        if last:  # the last write and read, each bounded by the client's socket timeout
+            await asyncio.wait(last, timeout=2 * REDIS_COMMAND_SECONDS)
         client, self._redis = self._redis, None
         if client is None:
             return
