@@ -159,7 +159,7 @@ NODE_LIST_EXPIRIES = 10
 RELISTEN_SECONDS = 1.0
 #: Seconds one wait for an announcement lasts before the listener looks again (and its connection is checked).
 LISTEN_SECONDS = 1.0
-#: Seconds a Redis command may take before it counts as failed (a connect, a join, never wait longer for it).
+#: Seconds a Redis command may take before it counts as failed (a consultant's connect waits at most this for one).
 REDIS_COMMAND_SECONDS = 5.0
 
 
