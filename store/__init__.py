@@ -37,6 +37,7 @@ from .sqlite.extensions import ExtensionsRepository
 from .sqlite.queue_log import QueueLogRepository
 from .sqlite.reports import ReportsRepository
 from .sqlite.service_report import ServiceReportRepository
+from .sqlite.leases import LeasesRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.retention import RetentionRepository
 from .service_report import ServiceFigures
@@ -60,7 +61,6 @@ class Store:
         self.requests = Requests(db, self.audit, settings, clock, self.keys)
         self.chats = Chats(db, self.audit, settings, clock, self.keys)
         self.desk = Desk(db, self.audit, settings, clock, self.chats)  # topics, routing, capacity
-        self.leases = Leases(db, clock)  # which node runs the jobs meant for one (several nodes)
         #: the engine's own mechanics the domain asks for (store/backend.py), e.g. the purge's scrub
         self.backend = db.hooks()
         self.retention = Retention(RetentionRepository(db), self.audit, settings, clock, self.backend)
@@ -75,6 +75,7 @@ class Store:
         self.resident_desk.keys = self.keys
         self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self, CallNotesRepository(db))
+        self.leases = Leases(LeasesRepository(db), clock)  # which node runs the jobs meant for one
         self.callbacks = Callbacks(self, CallbacksRepository(db))
         self.extensions = Extensions(ExtensionsRepository(db), self.audit)
         self.listening = Listening(self, ListeningRepository(db))

@@ -32,37 +32,26 @@ class Lease:
 
 
 class Leases:
-    """The leases table (store/migrations/1600_leases.sql)."""
+    """Leader leases (the rules; the SQL is store/sqlite/leases.py's)."""
 
-    def __init__(self, db: Any, clock: Clock) -> None:
-        self.db = db
+    def __init__(self, repo: Any, clock: Clock) -> None:
+        self.repo = repo
         self.clock = clock
 
     async def take(self, name: str, holder: str, seconds: float) -> bool:
         """Take or renew the lease `name` for `holder` for `seconds` from now; False while another holds it."""
         now = self.clock()
-        expires = to_iso(now + timedelta(seconds=seconds))
-        async with self.db.write() as tx:
-            cursor = await tx.execute(
-                "UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder = ? OR expires_at <= ?)",
-                (holder, expires, name, holder, to_iso(now)),
-            )
-            if cursor.rowcount:
-                return True
-            cursor = await tx.execute(
-                "INSERT INTO leases(name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
-                (name, holder, expires),
-            )
-            return bool(cursor.rowcount)
+        return bool(
+            await self.repo.take(name, holder, now=to_iso(now), expires_at=to_iso(now + timedelta(seconds=seconds)))
+        )
 
     async def release(self, name: str, holder: str) -> None:
         """Give the lease up at once (a clean stop), if `holder` still holds it."""
-        async with self.db.write() as tx:
-            await tx.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+        await self.repo.release(name, holder)
 
     async def holder_of(self, name: str) -> Lease | None:
         """The lease as stored (possibly expired), or None when nobody took it yet."""
-        row = await self.db.fetchone("SELECT name, holder, expires_at FROM leases WHERE name = ?", (name,))
+        row = await self.repo.lease(name)
         if row is None:
             return None
         return Lease(row["name"], row["holder"], from_iso(row["expires_at"]))
