@@ -17,6 +17,7 @@ from .chats import Chats
 from .clock import Clock, system_clock
 from .db import Database, check_data_dir
 from .desk import Desk
+from .leases import Leases
 from .errors import CimError, NotPermitted
 from .extensions import Extensions
 from .keys import Keys
@@ -45,6 +46,7 @@ from .sqlite.reports import ReportsRepository
 from .sqlite.requests import RequestRepository
 from .sqlite.resident_desk import ResidentDeskRepository
 from .sqlite.service_report import ServiceReportRepository
+from .sqlite.leases import LeasesRepository
 from .sqlite.listening import ListeningRepository
 from .sqlite.notices import NoticesRepository
 from .sqlite.retention import RetentionRepository
@@ -87,6 +89,7 @@ class Store:
         self.resident_desk.keys = self.keys
         self.requests.resident_desk = self.resident_desk
         self.call_notes = CallNotes(self, CallNotesRepository(db))
+        self.leases = Leases(LeasesRepository(db), clock)  # which node runs the jobs meant for one
         self.callbacks = Callbacks(self, CallbacksRepository(db))
         self.extensions = Extensions(ExtensionsRepository(db), self.audit)
         self.listening = Listening(self, ListeningRepository(db))

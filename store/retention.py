@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
@@ -938,6 +938,15 @@ async def daily_purge_loop(store: Any, settings: Settings) -> None:
         except Exception:  # the loop must survive one bad night; the failure is logged and audited
             log.exception("daily purge failed")
         await asyncio.sleep(1)  # never run twice within the same minute
+
+
+def daily_purge_job(store: Any, settings: Settings) -> Callable[[], Awaitable[None]]:
+    """The daily purge loop as a job for the node holding its lease (several nodes, store/leases.py).
+
+    A malformed CIM_PURGE_DAILY_AT fails here, when the server is built, not at the first night.
+    """
+    next_daily_run(store.clock(), settings.purge_daily_at, settings.timezone)
+    return lambda: daily_purge_loop(store, settings)
 
 
 def daily_purge_context(store: Any, settings: Settings) -> Callable[[object], AsyncIterator[None]]:

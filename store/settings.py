@@ -128,6 +128,13 @@ class Settings:
     #: Socket.IO events between them, as `redis://[:password@]host[:port][/db]`, `rediss://...` (TLS) or
     #: `unix:///path/to/redis.sock`; empty = one node, events stay in the process.
     redis_url: str = ""
+    #: Chat server on two or more nodes: seconds between a node's presence heartbeats in Redis (webchat/presence.py
+    #: `RedisPresence`); a node that stops beating loses its consultants from the others' view three heartbeats later.
+    presence_heartbeat_seconds: int = 5
+    #: Chat server on two or more nodes: seconds a node's lease on a job meant for one node (the daily purge, the
+    #: AMI connection; store/leases.py) lasts; renewed every third of it, taken over by another node once expired.
+    #: Longer than purge_scrub_wait_seconds, so a purge's final scrub never outlasts its lease.
+    leader_lease_seconds: int = 60
     #: Chat server: addresses of reverse proxies (comma-separated IPs) whose X-Forwarded-For and
     #: X-Forwarded-Proto are believed; empty = the socket's peer address is the resident's address.
     trusted_proxies: str = ""
@@ -319,6 +326,10 @@ class Settings:
                 )
             )
         check_redis_url(settings.redis_url)
+        if settings.presence_heartbeat_seconds < 1:
+            raise ConfigError(N_("CIM_PRESENCE_HEARTBEAT_SECONDS must be at least 1"))
+        if settings.leader_lease_seconds < 1:
+            raise ConfigError(N_("CIM_LEADER_LEASE_SECONDS must be at least 1"))
         unknown_roles = sorted(settings.mfa_role_names - {r.value for r in Role})
         if unknown_roles:
             raise ConfigError(

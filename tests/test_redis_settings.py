@@ -214,3 +214,13 @@ def test_cim_serve_refuses_an_invalid_redis_url(tmp_path: Path) -> None:
     assert served.returncode != 0
     assert "CIM_REDIS_URL must be a redis://, rediss:// or unix:// URL" in served.stderr
     assert SECRET not in served.stderr + served.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_a_presence_heartbeat_under_a_second_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.load(tmp_path / "data", env={"CIM_PRESENCE_HEARTBEAT_SECONDS": value})
+    assert "presence_heartbeat_seconds" in refused.value.message or "CIM_PRESENCE_HEARTBEAT_SECONDS" in (
+        refused.value.message
+    )
+    assert Settings.load(tmp_path / "ok", env={"CIM_PRESENCE_HEARTBEAT_SECONDS": "1"}).presence_heartbeat_seconds == 1

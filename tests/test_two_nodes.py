@@ -1,10 +1,11 @@
-"""Two chat server nodes (issue 21, first slice): one SQLite data directory, one real Redis carrying the
-Socket.IO events between them (CIM_REDIS_URL, python-socketio's AsyncRedisManager).
+"""Two chat server nodes (issue 21): one SQLite data directory, one real Redis carrying the Socket.IO events
+between them (CIM_REDIS_URL, python-socketio's AsyncRedisManager) and the shared presence (webchat/presence.py
+`RedisPresence`).
 
 Each node is the real `create_app` on its own loopback port with its own `Store` (its own SQLite
-connections, as a second `cim serve` process has), both on the same database file in WAL mode. What does
-not work across nodes yet is listed in docs/DEPLOY.md, "Two or more nodes (in progress)"; the tests
-marked xfail below show those gaps and start passing when they are closed.
+connections, as a second `cim serve` process has), both on the same database file in WAL mode; where a node
+must die without a word, it is a real `cim serve` process killed with SIGKILL. What does not work across
+nodes yet is listed in docs/DEPLOY.md, "Two or more nodes (in progress)".
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -193,7 +195,9 @@ async def test_auto_assignment_gives_a_chat_queued_on_one_node_to_a_consultant_o
         assert (await store.chats.get(resident.chat_id)).consultant_id == anna.staff.id
 
 
-def _start_node(data_dir: Path, redis_url: str, log: Path) -> tuple[subprocess.Popen, str]:
+def _start_node(
+    data_dir: Path, redis_url: str, log: Path, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     """`cim serve --port 0` as a real process on `data_dir` with CIM_REDIS_URL; its log goes to a file."""
     env = {
         **os.environ,
@@ -202,6 +206,7 @@ def _start_node(data_dir: Path, redis_url: str, log: Path) -> tuple[subprocess.P
         "CIM_REDIS_URL": redis_url,
         "CIM_PASSWORD_PROFILE": "fast",
         "CIM_PURGE_DAILY_AT": "off",
+        **(extra_env or {}),
     }
     with open(log, "a", encoding="utf-8") as sink:
         proc = subprocess.Popen(
@@ -293,45 +298,70 @@ async def test_two_cim_serve_processes_on_one_data_directory_and_one_redis(tmp_p
         assert "server.redis url=redis://127.0.0.1:" in logged and "Traceback" not in logged
 
 
-# ------------------------------------------------------------------ what does not work across nodes yet
-# Each of these is listed in docs/DEPLOY.md "Two or more nodes (in progress)"; strict xfail: a fix makes it pass.
+# ------------------------------------------------------------------ presence shared through Redis
+# These were the gaps of docs/DEPLOY.md "Two or more nodes" item 1-3 (presence per node), closed by RedisPresence.
 
 
-@pytest.mark.xfail(strict=True, reason="presence is per node: node A does not know the consultant on node B")
-async def test_gap_a_resident_on_one_node_is_told_a_consultant_on_the_other_is_available(
-    nodes: Nodes, make_staff
-) -> None:
+async def test_a_resident_on_one_node_is_told_a_consultant_on_the_other_is_available(nodes: Nodes, make_staff) -> None:
     await nodes.consultant(nodes.b, await make_staff("anna", "consultant"))
     resident = await nodes.resident(nodes.a)
     notice = await resident.wait_for("notice")
     assert notice["consultants_available"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="presence is per node: each node broadcasts its own consultants only")
-async def test_gap_the_presence_list_names_consultants_of_both_nodes(nodes: Nodes, make_staff) -> None:
+async def test_the_presence_list_names_consultants_of_both_nodes(nodes: Nodes, make_staff) -> None:
     anna = await nodes.consultant(nodes.b, await make_staff("anna", "consultant"))
     bob = await nodes.consultant(nodes.a, await make_staff("bob", "consultant"))
     both = {anna.staff.id, bob.staff.id}
     await bob.wait_for("presence", lambda p: {c["staff_id"] for c in p["consultants"]} == both, timeout=3)
 
 
-@pytest.mark.xfail(strict=True, reason="transfer looks the colleague up in this node's presence only")
-async def test_gap_a_chat_is_transferred_to_a_colleague_on_the_other_node(nodes: Nodes, make_staff) -> None:
+async def test_a_chat_is_transferred_to_a_colleague_on_the_other_node(nodes: Nodes, make_staff) -> None:
     anna = await nodes.consultant(nodes.b, await make_staff("anna", "consultant"))
     bob = await nodes.consultant(nodes.a, await make_staff("bob", "consultant"))
     resident = await accepted_chat(nodes, anna, nodes.a)
     moved = await anna.call("transfer", {"chat_id": resident.chat_id, "to_staff_id": bob.staff.id})
     assert moved["ok"], moved
+    await bob.wait_for("assigned", lambda a: a["chat_id"] == resident.chat_id)  # through node A's socket
+    assert (await nodes.a.store.chats.get(resident.chat_id)).consultant_id == bob.staff.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reconnect grace period is timed by the node the consultant left, "
-    "which does not see them connected on the other node",
-)
-async def test_gap_a_consultant_who_moves_to_the_other_node_keeps_their_chats(
-    nodes: Nodes, make_staff, clock: Any
+async def test_a_transfer_to_a_colleague_whose_session_ended_on_the_other_node_is_refused(
+    nodes: Nodes, make_staff
 ) -> None:
+    anna = await nodes.consultant(nodes.b, await make_staff("anna", "consultant"))
+    bob_staff = await make_staff("bob", "consultant")
+    session = await nodes.a.store.accounts.login(bob_staff.name, PASSWORD)
+    bob = await connect_client(nodes.a.url, "/staff", {"token": session.token})
+    nodes._clients.append(bob)
+    resident = await accepted_chat(nodes, anna, nodes.a)
+    await anna.wait_for("presence", lambda p: bob_staff.id in {c["staff_id"] for c in p["consultants"]})
+    # bob's session ends in the store; node B still lists him until node A's sweep ends his socket, but a
+    # transfer checks the session itself
+    await nodes.b.store.accounts.logout(session.token)
+    moved = await anna.call("transfer", {"chat_id": resident.chat_id, "to_staff_id": bob_staff.id})
+    assert moved["ok"] is False and moved["error"]["code"] == "not_online", moved
+    assert (await nodes.a.store.chats.get(resident.chat_id)).consultant_id == anna.staff.id
+
+
+async def test_an_availability_set_on_one_node_is_seen_on_the_other(nodes: Nodes, make_staff) -> None:
+    anna = await nodes.consultant(nodes.b, await make_staff("anna", "consultant"))
+    bob = await nodes.consultant(nodes.a, await make_staff("bob", "consultant"))
+
+    def anna_is(status: str):
+        return lambda p: {c["staff_id"]: c["status"] for c in p["consultants"]}.get(anna.staff.id) == status
+
+    await bob.wait_for("presence", anna_is("available"), timeout=3)
+    assert (await anna.call("availability", {"status": "away"}))["ok"]
+    await bob.wait_for("presence", anna_is("away"), timeout=3)
+    # and a resident on node A, where nobody else is free, is told nobody is available
+    assert (await bob.call("availability", {"status": "away"}))["ok"]
+    await asyncio.sleep(1.1)  # the answer is cached for a second
+    resident = await nodes.resident(nodes.a)
+    assert (await resident.wait_for("notice"))["consultants_available"] is False
+
+
+async def test_a_consultant_who_moves_to_the_other_node_keeps_their_chats(nodes: Nodes, make_staff, clock: Any) -> None:
     staff = await make_staff("anna", "consultant")
     anna = await nodes.consultant(nodes.b, staff)
     resident = await accepted_chat(nodes, anna, nodes.a)
@@ -343,12 +373,7 @@ async def test_gap_a_consultant_who_moves_to_the_other_node_keeps_their_chats(
     assert (chat.status, chat.consultant_id) == ("active", staff.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node starting treats every chat held by a consultant it does not "
-    "see connected as held by someone whose connection dropped",
-)
-async def test_gap_a_node_starting_later_leaves_the_other_nodes_chats_alone(
+async def test_a_node_starting_later_leaves_the_other_nodes_chats_alone(
     node_settings: Settings, store: Store, clock: Any, make_staff
 ) -> None:
     store_b = await Store.open(node_settings, clock=clock)
@@ -370,3 +395,109 @@ async def test_gap_a_node_starting_later_leaves_the_other_nodes_chats_alone(
         await nodes.close_clients()
         await runner_b.cleanup()
         await store_b.close()
+
+
+async def _until(condition: Any, timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_node_killed_without_a_word_loses_its_consultants_and_their_chats_go_back_to_the_queue(
+    node_settings: Settings, store: Store, clock: Any, make_staff, tmp_path: Path, redis_url: str
+) -> None:
+    """Node B is a real `cim serve` killed with SIGKILL while anna holds a chat through it: its presence hash
+    expires three heartbeats later, node A stops listing her, and after the grace period her chat is queued."""
+    from webchat.app import HUB
+
+    settings = node_settings.with_(presence_heartbeat_seconds=1)
+    clock.now = datetime.now(timezone.utc)  # node B runs on the real clock: anna's session must be live there
+    anna_staff = await make_staff("anna", "consultant")
+    a, runner_a = await start_chat_server(settings, store)
+    nodes = Nodes(a, a)
+    proc, url_b = await asyncio.to_thread(
+        _start_node, settings.data_dir, redis_url, tmp_path / "node-b.log", {"CIM_PRESENCE_HEARTBEAT_SECONDS": "1"}
+    )
+    try:
+        presence_a = a.app[HUB].presence
+        bob = await nodes.consultant(a, await make_staff("bob", "consultant"))
+        token = (await store.accounts.login(anna_staff.name, PASSWORD)).token
+        anna = await connect_client(url_b, "/staff", {"token": token})
+        nodes._clients.append(anna)
+        resident = await accepted_chat(nodes, anna, a)
+        await bob.wait_for("presence", lambda p: anna_staff.id in {c["staff_id"] for c in p["consultants"]})
+        started = time.monotonic()
+        proc.kill()  # SIGKILL: no withdrawal, no disconnect handling on node B
+        await asyncio.to_thread(proc.wait, 10)
+        await _until(lambda: not presence_a.is_online(anna_staff.id), 6, "node A stops listing anna")
+        vanished_after = time.monotonic() - started
+        assert 1.5 < vanished_after < 5.5, vanished_after  # three heartbeats of 1 s, give or take one
+        await bob.wait_for("presence", lambda p: {c["staff_id"] for c in p["consultants"]} == {bob.staff.id})
+        assert (await store.chats.get(resident.chat_id)).status == "active"  # within the grace period still
+        seen = len(resident.log.events), len(bob.log.events)
+        clock.advance(seconds=settings.staff_reconnect_grace_seconds + 1)
+        await resident.wait_for("state", lambda s: s["status"] == "queued", timeout=5, after=seen[0])  # A's next tick
+        chat = await store.chats.get(resident.chat_id)
+        assert (chat.status, chat.consultant_id) == ("queued", None)
+        await bob.wait_for("queue", lambda q: resident.chat_id in [c["chat_id"] for c in q["chats"]], after=seen[1])
+    finally:
+        await nodes.close_clients()
+        if proc.poll() is None:
+            proc.kill()
+        await runner_a.cleanup()
+
+
+async def test_a_node_that_stops_withdraws_its_consultants_at_once(
+    node_settings: Settings, store: Store, clock: Any, make_staff
+) -> None:
+    """A clean stop (SIGTERM, a restart) takes the node's consultants out of the shared view without waiting for
+    the expiry, and leaves nothing of it in Redis."""
+    from webchat.app import HUB
+
+    store_b = await Store.open(node_settings, clock=clock)
+    a, runner_a = await start_chat_server(node_settings, store)
+    b, runner_b = await start_chat_server(node_settings, store_b)
+    nodes = Nodes(a, b)
+    try:
+        presence_a, presence_b = a.app[HUB].presence, b.app[HUB].presence
+        anna = await nodes.consultant(b, await make_staff("anna", "consultant"))
+        await _until(lambda: presence_a.is_online(anna.staff.id), 3, "node A lists anna")
+        key_b = presence_b.key
+        await anna.disconnect()
+        await runner_b.cleanup()
+        await _until(lambda: not presence_a.is_online(anna.staff.id), 1, "node A stops listing anna at once")
+        assert not await presence_a._redis.exists(key_b)
+        assert presence_b.node_id not in {
+            n.decode() for n in await presence_a._redis.zrange(presence_a.nodes_key, 0, -1)
+        }
+    finally:
+        await nodes.close_clients()
+        await runner_a.cleanup()
+        await runner_b.cleanup()
+        await store_b.close()
+
+
+async def test_another_deployment_on_the_same_redis_sees_none_of_these_consultants(
+    node_settings: Settings, store: Store, clock: Any, make_staff, tmp_path: Path
+) -> None:
+    from webchat.app import HUB
+
+    other_settings = Settings.load(
+        tmp_path / "other", env={}, password_profile="fast", opening_hours="always", redis_url=node_settings.redis_url
+    )
+    other_store = await Store.open(other_settings, create=True, clock=clock)
+    a, runner_a = await start_chat_server(node_settings, store)
+    other, runner_other = await start_chat_server(other_settings, other_store)
+    nodes = Nodes(a, a)
+    try:
+        anna = await nodes.consultant(a, await make_staff("anna", "consultant"))
+        await other.app[HUB].presence.refresh()
+        assert other.app[HUB].presence.connected() == {}
+        assert a.app[HUB].presence.connected() == {anna.staff.id: "anna"}
+    finally:
+        await nodes.close_clients()
+        await runner_a.cleanup()
+        await runner_other.cleanup()
+        await other_store.close()

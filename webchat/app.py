@@ -17,12 +17,14 @@ from store import Store
 from store.audit import anchor_context
 from store.directory import directory_check_context
 from store.opening_hours import OpeningHours
-from store.retention import daily_purge_context
+from store.leases import LeaderJob
+from store.retention import daily_purge_context, daily_purge_job
 from store.errors import ConfigError
 from store.settings import Settings, redis_url_shown
 
 from . import resident, routing, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
+from .presence import RedisPresence
 from .limits import ClientAddress, ConnectionCounter, OriginPolicy, RateLimiter, parse_limit, parse_proxies, parse_rate
 from .sockets import CimSocketServer
 
@@ -43,6 +45,8 @@ MAX_REQUEST_BYTES = 64 * 1024
 HUB = web.AppKey("hub", Hub)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 CSP = web.AppKey("csp", str)
+#: several nodes: the jobs meant for one node, by lease name (store/leases.py)
+LEADER_JOBS = web.AppKey("leader_jobs", dict)
 
 
 def create_app(settings: Settings, store: Store) -> web.Application:
@@ -76,12 +80,21 @@ def create_app(settings: Settings, store: Store) -> web.Application:
         client_manager=_client_manager(settings),
     )
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_no_stack_traces, _body_limit])
-    hub = Hub(sio, store, hours, rate, connections, address, limits)
+    # several nodes: who is online is shared through Redis (webchat/presence.py); one node: kept in this process
+    presence = (
+        RedisPresence(
+            store, settings.redis_url, redis_channel(settings), heartbeat_seconds=settings.presence_heartbeat_seconds
+        )
+        if settings.redis_url
+        else None
+    )
+    hub = Hub(sio, store, hours, rate, connections, address, limits, presence=presence)
     hub.settings = settings  # the server's own settings (office phone and address in the offline greeting)
     hub.several_nodes = bool(settings.redis_url)  # other nodes change chats too: nothing remembered is trusted
     app[HUB] = hub
     app[SIO] = sio
     app[CSP] = _content_security_policy()
+    app[LEADER_JOBS] = {}
     sio.attach(app)
     # the two namespaces (AsyncNamespace classes: validate, call the store, ack); what follows a change is
     # published to the hub's broadcaster (webchat/broadcast.py). The resident's side of the desk (offline
@@ -101,11 +114,19 @@ def create_app(settings: Settings, store: Store) -> web.Application:
     app.on_response_prepare.append(_security_headers)
     if settings.redis_url:
         app.cleanup_ctx.append(_redis_context(sio, settings.redis_url))  # before the server's own tasks start
+        app.cleanup_ctx.append(_shared_presence_context(hub))  # read before the routing's first look at holders
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(routing.routing_context(hub))
-    app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
-    app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
-    app.cleanup_ctx.append(traffic.traffic_context(settings))  # the PBX's live state when CIM_AMI_URL is set
+    if settings.redis_url and presence is not None:
+        # several nodes: the purge and the AMI connection run on the node holding their lease (store/leases.py)
+        leader = _leader_factory(store, presence.node_id, settings.leader_lease_seconds)
+        app.cleanup_ctx.append(_leader_context(leader("daily-purge", daily_purge_job(store, settings))))
+        app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
+        app.cleanup_ctx.append(traffic.traffic_context(settings, leader=leader))
+    else:
+        app.cleanup_ctx.append(daily_purge_context(store, settings))  # §6 purge at CIM_PURGE_DAILY_AT
+        app.cleanup_ctx.append(anchor_context(store, settings))  # the audit chain head outside the database
+        app.cleanup_ctx.append(traffic.traffic_context(settings))  # the PBX's live state when CIM_AMI_URL is set
     app.cleanup_ctx.append(directory_check_context(store))  # directory accounts that lost access lose sessions
     app.on_shutdown.append(_disconnect_everyone)
     return app
@@ -176,6 +197,46 @@ def _redis_context(sio: socketio.AsyncServer, url: str):
             await asyncio.gather(manager.thread, return_exceptions=True)
             if manager.redis is not None:
                 await manager.redis.aclose()
+
+    return context
+
+
+def _shared_presence_context(hub: Hub):
+    """The shared presence runs while the server does: this node's consultants are published (and the
+    other nodes' read) before the routing looks at who holds chats, and withdrawn when it stops."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        presence = hub.presence
+        assert isinstance(presence, RedisPresence)
+        presence.on_change = hub.presence_changed_elsewhere
+        await presence.start()
+        try:
+            yield
+        finally:
+            await presence.stop()
+
+    return context
+
+
+def _leader_factory(store: Store, holder: str, lease_seconds: float):
+    """`leader(name, job)`: a LeaderJob running `job()` while this node (`holder`) holds the lease `name`."""
+
+    def leader(name: str, job) -> LeaderJob:
+        return LeaderJob(store.leases, name, holder, job, lease_seconds=lease_seconds)
+
+    return leader
+
+
+def _leader_context(job: LeaderJob):
+    """aiohttp cleanup context: the job's lease is taken and renewed while the server runs, released at its stop."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        app[LEADER_JOBS][job.name] = job
+        job.start()
+        try:
+            yield
+        finally:
+            await job.stop()
 
     return context
 

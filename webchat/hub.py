@@ -18,9 +18,9 @@ from store.opening_hours import OpeningHours
 
 from . import protocol
 from .broadcast import (  # ALL_STAFF, STAFF, chat_room, consultant_room: re-exported for the namespaces
-    ALL_STAFF,  # noqa: F401
+    ALL_STAFF,
     RESIDENT,
-    STAFF,  # noqa: F401
+    STAFF,
     Broadcaster,
     Event,
     chat_room,  # noqa: F401
@@ -289,12 +289,29 @@ class Hub:
         return None if wait is None else int(wait.total_seconds())
 
     def presence_payload(self) -> dict[str, Any]:
+        """The consultants connected to this node or (CIM_REDIS_URL) another, with their availability."""
         return protocol.presence_payload(
-            (staff_id, o.actor.name, self.presence.status_of(staff_id)) for staff_id, o in self.online.items()
+            (staff_id, name, self.presence.status_of(staff_id)) for staff_id, name in self.presence.connected().items()
         )
 
     async def broadcast_presence(self) -> None:
+        if self.several_nodes:
+            # each node tells its own staff sockets what it sees; the other nodes hear of the change through
+            # the shared presence and tell theirs (presence_changed_elsewhere), so no node's older view of
+            # the others, crossing the Redis channel late, overwrites a newer one in a TUI
+            await self.sio.emit("presence", self.presence_payload(), room=ALL_STAFF, namespace=STAFF, ignore_queue=True)
+            return
         await self.broadcast.presence()
+
+    async def presence_changed_elsewhere(self, vanished: set[int]) -> None:
+        """Another node's consultants came, went or changed availability (webchat/presence.py RedisPresence).
+        Those no node lists any more (they left, or their node died) start their reconnect grace period here
+        too: when their node is gone, nobody else would give their chats back to the queue."""
+        if self.routing is not None:
+            for staff_id in vanished:
+                if not self.presence.is_online(staff_id):
+                    self.routing.dropped(staff_id)
+        await self.broadcast_presence()
 
     async def history_payload(self, chat_id: int, lang: str | None = None) -> list[dict[str, Any]]:
         """The transcript as staff read it, or with `lang` as the chat's resident reads it."""
@@ -305,14 +322,14 @@ class Hub:
     async def consultants_available(self) -> bool:
         """Whether someone could answer a chat now: a connected consultant who is available (not away) and
         below their maximum of chats (webchat/routing.py); without the routing, anyone connected."""
-        if self.routing is None or not self.online:
-            return bool(self.online)
+        if self.routing is None or not self.presence.connected():
+            return bool(self.presence.connected())
         # asked at every resident's greeting: a second-old answer is good enough (two reads spared per connect)
         now = asyncio.get_running_loop().time()
         cached = getattr(self, "_free_seat", None)
         if cached is not None and now - cached[0] < 1.0:
             return cached[1]
-        people, load = await self.routing.free_people()
+        people, load = await self.routing.free_people(everywhere=True)
         free = any(load.get(p.staff_id, 0) < p.max_chats for p in people.values())
         self._free_seat = (now, free)
         return free

@@ -80,9 +80,11 @@ class Routing:
             except Exception:
                 log.exception("routing.assign_failed")
 
-    async def free_people(self) -> tuple[dict[int, DeskPerson], dict[int, int]]:
-        """Connected, available consultants with their capacity and skills, and each one's active chats."""
-        ids = [staff_id for staff_id in self.hub.online if self.status_of(staff_id) == AVAILABLE]
+    async def free_people(self, *, everywhere: bool = False) -> tuple[dict[int, DeskPerson], dict[int, int]]:
+        """Connected, available consultants with their capacity and skills, and each one's active chats;
+        `everywhere`: those on other nodes too (CIM_REDIS_URL; each node assigns chats to its own)."""
+        connected = self.hub.presence.connected() if everywhere else self.hub.online
+        ids = [staff_id for staff_id in connected if self.status_of(staff_id) == AVAILABLE]
         people = await self.hub.store.desk.people(ids)
         return people, await self.hub.store.desk.load() if people else {}
 
@@ -156,7 +158,9 @@ class Routing:
         grace = timedelta(seconds=self.hub.settings.staff_reconnect_grace_seconds)
         now = self.hub.store.clock()
         for staff_id, since in list(self.dropped_at.items()):
-            if staff_id in self.hub.online:
+            if now >= since + grace and not self.hub.presence.is_online(staff_id):
+                await self.hub.presence.refresh()  # back on another node a moment ago? (several nodes)
+            if self.hub.presence.is_online(staff_id):  # here or on another node
                 del self.dropped_at[staff_id]
             elif now >= since + grace:
                 del self.dropped_at[staff_id]
@@ -188,7 +192,7 @@ class Routing:
         overdue = await self.hub.store.desk.overdue_in_queue(self.hub.settings.chat_queue_limit_minutes)
         if not overdue:
             return
-        people, load = await self.free_people()
+        people, load = await self.free_people(everywhere=True)
         free = [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
         topics = {q.chat_id: q.topic_id for q in await self.hub.chats.queue()}
         closed_any = False
@@ -218,10 +222,11 @@ class Routing:
     # ------------------------------------------------------------------ the loop
 
     async def start(self) -> None:
-        """Chats held by consultants not connected here (the server restarted): their grace period starts now."""
+        """Chats held by consultants connected nowhere (the server restarted): their grace period starts now."""
         self._started = True
         holders = await self.hub.chats.consultants_holding_chats()
-        for staff_id in holders - set(self.hub.online):
+        await self.hub.presence.refresh()  # several nodes: those connected to another node keep their chats
+        for staff_id in holders - set(self.hub.presence.connected()):
             self.dropped(staff_id)
 
     async def tick(self) -> None:

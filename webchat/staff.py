@@ -143,8 +143,9 @@ class StaffSessions:
                 ):
                     self.hub.spawn(self.end_watcher(sid, change.reason))
         supervision.account_changed(self, change)
-        if not sids and change.staff_id not in self.hub.online:
-            # not connected now, and that session is over: their open chats wait for someone else
+        if not sids and not self.hub.presence.is_online(change.staff_id):
+            # connected nowhere now (here or on another node), and that session is over: their open chats wait
+            # for someone else
             self.hub.spawn(self.return_chats(change.staff_id, change.reason))
 
     async def end(self, sid: str, reason: str) -> None:
@@ -234,8 +235,8 @@ class StaffSessions:
                 failing = True
 
     async def return_orphaned_chats(self) -> None:
-        """Chats of consultants not connected here whose every session has ended: back to the queue."""
-        holders = await self.hub.chats.consultants_holding_chats() - set(self.hub.online)
+        """Chats of consultants connected nowhere whose every session has ended: back to the queue."""
+        holders = await self.hub.chats.consultants_holding_chats() - set(self.hub.presence.connected())
         if not holders:
             return
         alive = await staff_with_live_sessions(self.hub.store.accounts, holders, required_role=Role.CONSULTANT)
@@ -324,6 +325,7 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
             raise refuse(refusal(SERVER_ERROR, "the server could not read your availability")) from None
         self.hub.staff[sid] = StaffConn(address, actor, token, time.monotonic(), touched_at=self.hub.store.clock())
         newly_online = self.hub.presence.join(sid, actor)
+        await self.hub.presence.published()  # several nodes: the others see them before their connect is answered
         await self.sio.enter_room(sid, ALL_STAFF, namespace=STAFF)
         await self.sio.enter_room(sid, consultant_room(actor.staff_id), namespace=STAFF)  # type: ignore[arg-type]
         log.info("staff.connected staff_id=%s", actor.staff_id)
@@ -358,7 +360,8 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
         if self.hub.presence.leave(sid, staff_id):
             await self.hub.broadcast_presence()
         log.info("staff.disconnected staff_id=%s", staff_id)
-        if staff_id in self.hub.online:
+        await self.hub.presence.published()
+        if self.hub.presence.is_online(staff_id):  # another socket here, or on another node: their chats stay
             return
         # the consultant's last socket: if it went because the session ended (pushed, swept, or the
         # TUI signing out just before it closed), nobody will answer their chats: back to the queue
@@ -461,15 +464,28 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
         to_staff_id = data.get("to_staff_id")
         if chat_id is None or not is_id(to_staff_id):
             return error(INVALID, "transfer needs chat_id and to_staff_id")
-        target = self.hub.online.get(to_staff_id)
-        if target is not None and not [v for v in (await self.sessions.check(list(target.sids))).values() if v is None]:
-            target = None  # connected a moment ago, but every session of theirs has ended since
+        target = await self.transfer_target(to_staff_id)
         if target is None:
             return error(NOT_ONLINE, "that consultant is not online")
-        chat, message = await self.hub.chats.transfer(actor, chat_id, target.actor)
+        chat, message = await self.hub.chats.transfer(actor, chat_id, target)
         log.info("chat.transferred chat_id=%s from=%s to=%s", chat_id, actor.staff_id, to_staff_id)
         await self.hub.publish(ChatTransferred(chat, message, actor.staff_id, to_staff_id))  # type: ignore[arg-type]
         return ok(chat_id=chat_id)
+
+    async def transfer_target(self, staff_id: int) -> Actor | None:
+        """The colleague a chat may be transferred to: connected here with a session that goes on, or connected
+        to another node (CIM_REDIS_URL) with a consultant's session that goes on; None otherwise."""
+        here = self.hub.online.get(staff_id)
+        if here is not None:
+            if [v for v in (await self.sessions.check(list(here.sids))).values() if v is None]:
+                return here.actor
+            return None  # connected a moment ago, but every session of theirs has ended since
+        if not self.hub.presence.is_online(staff_id):
+            return None
+        live = await staff_with_live_sessions(self.hub.store.accounts, [staff_id], required_role=Role.CONSULTANT)
+        if staff_id not in live:
+            return None
+        return (await self.hub.store.accounts.get_by_id(staff_id)).as_actor()
 
     @acked(STAFF)
     async def on_close(self, sid: str, data: dict) -> dict:

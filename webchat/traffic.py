@@ -9,6 +9,7 @@ flood of AMI events costs the chat server a few small emits a second, not one pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 from zoneinfo import ZoneInfo
@@ -139,12 +140,14 @@ class TrafficHub:
 
 
 def traffic_context(
-    store_settings: Any, clock: Callable | None = None
+    store_settings: Any, clock: Callable | None = None, *, leader: Callable[..., Any] | None = None
 ) -> Callable[["web.Application"], AsyncIterator[None]]:
-    """aiohttp cleanup_ctx: with CIM_AMI_URL set, start the AMI link with the server and stop it with it."""
+    """aiohttp cleanup_ctx: with CIM_AMI_URL set, start the AMI link with the server and stop it with it.
+    `leader(name, job)` (several nodes, store/leases.py): a `LeaderJob` that runs the link only while this
+    node holds the lease `ami` (started and stopped here)."""
 
     async def context(app: "web.Application") -> AsyncIterator[None]:
-        from .app import HUB, SIO
+        from .app import HUB, LEADER_JOBS, SIO
 
         settings = store_settings
         if not settings.ami_url:
@@ -152,6 +155,19 @@ def traffic_context(
             return
         address = parse_ami_url(settings.ami_url, settings.ami_secret_file)
         hub = app[HUB]
+        if leader is not None:
+
+            async def run_link() -> None:
+                async with _ami_link(app[SIO], hub, settings, address, clock):
+                    await asyncio.Event().wait()  # until the lease is lost or the server stops
+
+            job = app[LEADER_JOBS]["ami"] = leader("ami", run_link)
+            job.start()
+            try:
+                yield
+            finally:
+                await job.stop()
+            return
         digits = settings.pbx_extension_max_digits
         state = TrafficState(
             ZoneInfo(settings.timezone), settings.short_abandon_seconds, lambda n: n.isdigit() and len(n) <= digits
@@ -167,6 +183,24 @@ def traffic_context(
             hub.traffic = None
 
     return context
+
+
+@contextlib.asynccontextmanager
+async def _ami_link(sio: Any, hub: "Hub", settings: Any, address: Any, clock: Callable | None) -> AsyncIterator[None]:
+    """The AMI link and its TrafficHub while the block runs (the leader's job on several nodes)."""
+    digits = settings.pbx_extension_max_digits
+    state = TrafficState(
+        ZoneInfo(settings.timezone), settings.short_abandon_seconds, lambda n: n.isdigit() and len(n) <= digits
+    )
+    link = AmiLink(address, state, clock=clock or hub.store.clock)
+    hub.traffic = TrafficHub(sio, hub, link)
+    link.start()
+    log.info("traffic.started pbx=%s:%s leader=1", address.host, address.port)
+    try:
+        yield
+    finally:
+        await link.stop()
+        hub.traffic = None
 
 
 async def on_staff_connect(hub: "Hub", sid: str, actor: Actor) -> None:
