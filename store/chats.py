@@ -920,10 +920,11 @@ class Chats:
                 raise ChatClosed(N_("the chat has ended"))
             if row["status"] != "active" or row["consultant_id"] is None:
                 raise InvalidInput(
-                    N_("only a chat a consultant is answering can be taken over; accept it from the queue")
+                    N_("only a chat a consultant is answering can be taken over; accept it from the queue"),
+                    reason="not_answered",
                 )
             if row["consultant_id"] == actor.staff_id:
-                raise InvalidInput(N_("the chat is already yours"))
+                raise InvalidInput(N_("the chat is already yours"), reason="own_chat")
             last = await (
                 await tx.execute(
                     "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
@@ -967,7 +968,11 @@ class Chats:
         )
         _need_person(actor)
         if category not in CLOSE_CATEGORIES:
-            raise InvalidInput(N_("the category must be one of: {choices}"), choices=", ".join(CLOSE_CATEGORIES))
+            raise InvalidInput(
+                N_("the category must be one of: {choices}"),
+                choices=", ".join(CLOSE_CATEGORIES),
+                reason="category_invalid",
+            )
         chat = await self.get(chat_id)
         if chat.consultant_id != actor.staff_id:
             await self.refuse_unassigned(actor, "chat.close", chat_id)

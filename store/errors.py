@@ -41,11 +41,16 @@ class CimError(Exception):
     """
 
     code = "error"
+    #: What exactly was refused, as a code a client words in its own language (webchat/protocol.py
+    #: `REFUSAL_REASONS`, docs/PROTOCOL.md "Refusal reasons"); None when the error code says enough.
+    reason: str | None = None
 
-    def __init__(self, message: str, **params: Any) -> None:
+    def __init__(self, message: str, *, reason: str | None = None, **params: Any) -> None:
         super().__init__(message)
         self.msgid = message
         self.params = params
+        if reason is not None:
+            self.reason = reason
 
     @property
     def message(self) -> str:

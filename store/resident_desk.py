@@ -167,28 +167,34 @@ def normalise_reference(value: Any) -> str:
 def clean_contact(value: Any) -> tuple[str, str]:
     """(contact, kind) of an offline message's e-mail address or phone number; InvalidInput otherwise.
 
-    Its refusals stay English sentences in every staff language: they go to the resident's widget,
-    which recognises them ("contact", webchat/static/cim-widget.js) and shows its own words."""
+    Each refusal carries its `reason` (webchat/protocol.py REFUSAL_REASONS): the resident's widget shows its own
+    words for it (webchat/static/cim-widget.js), never this sentence."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidInput("a contact (an e-mail address or a phone number) is required")
+        raise InvalidInput("a contact (an e-mail address or a phone number) is required", reason="contact_missing")
     if not isinstance(value, str):
-        raise InvalidInput("the contact must be text")
+        raise InvalidInput("the contact must be text", reason="contact_invalid")
     value = value.strip()
     if len(value) > MAX_CONTACT:
-        raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters")
+        raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters", reason="contact_too_long")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput("the contact is not valid Unicode text (a lone surrogate)") from None
+        raise InvalidInput(
+            "the contact is not valid Unicode text (a lone surrogate)", reason="contact_invalid"
+        ) from None
     if _CONTROL.search(value):
-        raise InvalidInput("the contact has control characters")
+        raise InvalidInput("the contact has control characters", reason="contact_invalid")
     if "@" in value:
         if not _EMAIL.match(value):
-            raise InvalidInput("the contact is not an e-mail address (name@domain) or a phone number")
+            raise InvalidInput(
+                "the contact is not an e-mail address (name@domain) or a phone number", reason="contact_invalid"
+            )
         return value, "email"
     number = normalise_number(value)
     if number is None or not re.fullmatch(r"\+?\d{6,15}", number):
-        raise InvalidInput("the contact is not an e-mail address (name@domain) or a phone number")
+        raise InvalidInput(
+            "the contact is not an e-mail address (name@domain) or a phone number", reason="contact_invalid"
+        )
     return number, "phone"
 
 
@@ -251,7 +257,7 @@ class ResidentDesk:
             raise InvalidInput(N_("the name must be text"))
         name_value = " ".join((name or "").split())
         if len(name_value) > MAX_NAME:
-            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters")  # English: the widget reads it
+            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters", reason="name_too_long")
         if _CONTROL.search(name_value):
             raise InvalidInput(N_("the name has control characters"))
         _need_utf8(name_value, N_("the name"))
@@ -261,7 +267,9 @@ class ResidentDesk:
             raise InvalidInput(N_("unknown chat notice"))
         latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
         if notice["version"] != latest["v"]:
-            raise InvalidInput(N_("this notice version is no longer current; read the current notice"))
+            raise InvalidInput(
+                N_("this notice version is no longer current; read the current notice"), reason="notice_outdated"
+            )
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
         accepted = (
@@ -438,6 +446,13 @@ class ResidentDesk:
             raise InvalidInput(N_("the copy of this chat is no longer available"))
         return row["id"]
 
+    async def receipt_reference(self, chat_id: int) -> str | None:
+        """The chat's receipt reference (`CZ-...`), None before the end (or for a chat without a receipt)."""
+        row = await self.db.fetchone(
+            "SELECT receipt_reference FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,)
+        )
+        return row["receipt_reference"] if row is not None else None
+
     async def transcript_text(self, chat_id: int) -> str:
         """The resident's copy of their chat, in the chat's language: what the resident saw, nothing staff-only."""
         chat = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
@@ -541,21 +556,25 @@ class ResidentDesk:
     async def rate(self, chat_id: int, rating: Any, comment: Any = None) -> None:
         """The resident's rating of an ended chat; a second one for the same chat is refused."""
         if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
-            raise InvalidInput(N_("the rating must be a whole number from 1 to 5"))
+            raise InvalidInput(N_("the rating must be a whole number from 1 to 5"), reason="rating_invalid")
         comment_value = None
         if comment is not None:
             if not isinstance(comment, str):
                 raise InvalidInput(N_("the comment must be text"))
             comment_value = _CONTROL.sub("", comment).strip() or None
             if comment_value and len(comment_value) > MAX_COMMENT:
-                raise MessageTooLong(N_("the comment is longer than {max_comment} characters"), max_comment=MAX_COMMENT)
+                raise MessageTooLong(
+                    N_("the comment is longer than {max_comment} characters"),
+                    max_comment=MAX_COMMENT,
+                    reason="comment_too_long",
+                )
             if comment_value:
                 _need_utf8(comment_value, N_("the comment"))
         chat = await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))
         if chat is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if chat["status"] != "closed":
-            raise InvalidInput(N_("a chat is rated after it has ended"))
+            raise InvalidInput(N_("a chat is rated after it has ended"), reason="not_ended")
         consultant = ""
         if chat["consultant_id"] is not None:
             staff = await self.db.fetchone("SELECT name FROM staff WHERE id = ?", (chat["consultant_id"],))
@@ -573,7 +592,7 @@ class ResidentDesk:
                     (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored),
                 )
         except sqlite3.IntegrityError:
-            raise InvalidInput("this chat has already been rated") from None  # English: the widget reads "already"
+            raise InvalidInput(N_("this chat has already been rated"), reason="already_rated") from None
 
     async def rating_comment(self, chat_id: int) -> str | None:
         """A rated chat's comment, opened (None: no comment, or the chat is purged and the comment with it)."""
