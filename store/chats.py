@@ -921,10 +921,10 @@ class Chats:
             if row["status"] != "active" or row["consultant_id"] is None:
                 raise InvalidInput(
                     N_("only a chat a consultant is answering can be taken over; accept it from the queue"),
-                    reason="not_answered",
+                    refusal_reason="not_answered",
                 )
             if row["consultant_id"] == actor.staff_id:
-                raise InvalidInput(N_("the chat is already yours"), reason="own_chat")
+                raise InvalidInput(N_("the chat is already yours"), refusal_reason="own_chat")
             last = await (
                 await tx.execute(
                     "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
@@ -971,7 +971,7 @@ class Chats:
             raise InvalidInput(
                 N_("the category must be one of: {choices}"),
                 choices=", ".join(CLOSE_CATEGORIES),
-                reason="category_invalid",
+                refusal_reason="category_invalid",
             )
         chat = await self.get(chat_id)
         if chat.consultant_id != actor.staff_id:

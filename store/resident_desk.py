@@ -170,30 +170,32 @@ def clean_contact(value: Any) -> tuple[str, str]:
     Each refusal carries its `reason` (webchat/protocol.py REFUSAL_REASONS): the resident's widget shows its own
     words for it (webchat/static/cim-widget.js), never this sentence."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidInput("a contact (an e-mail address or a phone number) is required", reason="contact_missing")
+        raise InvalidInput(
+            "a contact (an e-mail address or a phone number) is required", refusal_reason="contact_missing"
+        )
     if not isinstance(value, str):
-        raise InvalidInput("the contact must be text", reason="contact_invalid")
+        raise InvalidInput("the contact must be text", refusal_reason="contact_invalid")
     value = value.strip()
     if len(value) > MAX_CONTACT:
-        raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters", reason="contact_too_long")
+        raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters", refusal_reason="contact_too_long")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput(
-            "the contact is not valid Unicode text (a lone surrogate)", reason="contact_invalid"
+            "the contact is not valid Unicode text (a lone surrogate)", refusal_reason="contact_invalid"
         ) from None
     if _CONTROL.search(value):
-        raise InvalidInput("the contact has control characters", reason="contact_invalid")
+        raise InvalidInput("the contact has control characters", refusal_reason="contact_invalid")
     if "@" in value:
         if not _EMAIL.match(value):
             raise InvalidInput(
-                "the contact is not an e-mail address (name@domain) or a phone number", reason="contact_invalid"
+                "the contact is not an e-mail address (name@domain) or a phone number", refusal_reason="contact_invalid"
             )
         return value, "email"
     number = normalise_number(value)
     if number is None or not re.fullmatch(r"\+?\d{6,15}", number):
         raise InvalidInput(
-            "the contact is not an e-mail address (name@domain) or a phone number", reason="contact_invalid"
+            "the contact is not an e-mail address (name@domain) or a phone number", refusal_reason="contact_invalid"
         )
     return number, "phone"
 
@@ -257,7 +259,7 @@ class ResidentDesk:
             raise InvalidInput(N_("the name must be text"))
         name_value = " ".join((name or "").split())
         if len(name_value) > MAX_NAME:
-            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters", reason="name_too_long")
+            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters", refusal_reason="name_too_long")
         if _CONTROL.search(name_value):
             raise InvalidInput(N_("the name has control characters"))
         _need_utf8(name_value, N_("the name"))
@@ -268,7 +270,8 @@ class ResidentDesk:
         latest = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = 'chat'")
         if notice["version"] != latest["v"]:
             raise InvalidInput(
-                N_("this notice version is no longer current; read the current notice"), reason="notice_outdated"
+                N_("this notice version is no longer current; read the current notice"),
+                refusal_reason="notice_outdated",
             )
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
@@ -556,7 +559,7 @@ class ResidentDesk:
     async def rate(self, chat_id: int, rating: Any, comment: Any = None) -> None:
         """The resident's rating of an ended chat; a second one for the same chat is refused."""
         if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
-            raise InvalidInput(N_("the rating must be a whole number from 1 to 5"), reason="rating_invalid")
+            raise InvalidInput(N_("the rating must be a whole number from 1 to 5"), refusal_reason="rating_invalid")
         comment_value = None
         if comment is not None:
             if not isinstance(comment, str):
@@ -566,7 +569,7 @@ class ResidentDesk:
                 raise MessageTooLong(
                     N_("the comment is longer than {max_comment} characters"),
                     max_comment=MAX_COMMENT,
-                    reason="comment_too_long",
+                    refusal_reason="comment_too_long",
                 )
             if comment_value:
                 _need_utf8(comment_value, N_("the comment"))
@@ -574,7 +577,7 @@ class ResidentDesk:
         if chat is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if chat["status"] != "closed":
-            raise InvalidInput(N_("a chat is rated after it has ended"), reason="not_ended")
+            raise InvalidInput(N_("a chat is rated after it has ended"), refusal_reason="not_ended")
         consultant = ""
         if chat["consultant_id"] is not None:
             staff = await self.db.fetchone("SELECT name FROM staff WHERE id = ?", (chat["consultant_id"],))
@@ -592,7 +595,7 @@ class ResidentDesk:
                     (chat_id, day, chat["consultant_id"], consultant, topic, rating, stored),
                 )
         except sqlite3.IntegrityError:
-            raise InvalidInput(N_("this chat has already been rated"), reason="already_rated") from None
+            raise InvalidInput(N_("this chat has already been rated"), refusal_reason="already_rated") from None
 
     async def rating_comment(self, chat_id: int) -> str | None:
         """A rated chat's comment, opened (None: no comment, or the chat is purged and the comment with it)."""

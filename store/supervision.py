@@ -235,13 +235,14 @@ class Supervision:
         text = purpose.strip() if isinstance(purpose, str) else ""
         if len(text) < 3:
             raise InvalidInput(
-                N_("state the purpose: a request number or a reason (at least 3 characters)"), reason="purpose_invalid"
+                N_("state the purpose: a request number or a reason (at least 3 characters)"),
+                refusal_reason="purpose_invalid",
             )
         if len(text) > PURPOSE_MAX:
             raise InvalidInput(
                 N_("the purpose is longer than {purpose_max} characters"),
                 purpose_max=PURPOSE_MAX,
-                reason="purpose_invalid",
+                refusal_reason="purpose_invalid",
             )
         text = clean_text(text, PURPOSE_MAX)
         row = await self.db.fetchone("SELECT id FROM access_requests WHERE number = ?", (text,))
@@ -259,7 +260,7 @@ class Supervision:
         text, request_id = await self._purpose(purpose)
         row = await self._open_chat(chat_id)
         if row["status"] == "active" and row["consultant_id"] == actor.staff_id:
-            raise InvalidInput(N_("the chat is yours: it is on your live chats"), reason="own_chat")
+            raise InvalidInput(N_("the chat is yours: it is on your live chats"), refusal_reason="own_chat")
         messages = await self.store.chats.history(chat_id)
         notes = await self.notes(chat_id)
         async with self.db.write() as tx:
@@ -364,10 +365,13 @@ class Supervision:
                     raise ChatClosed(N_("the chat has ended"))
                 if row["status"] != "active" or row["consultant_id"] is None:
                     raise InvalidInput(
-                        N_("nobody is answering this chat yet: a whisper goes to its consultant"), reason="not_answered"
+                        N_("nobody is answering this chat yet: a whisper goes to its consultant"),
+                        refusal_reason="not_answered",
                     )
                 if row["consultant_id"] == actor.staff_id:
-                    raise InvalidInput(N_("the chat is yours: write to the resident instead"), reason="own_chat")
+                    raise InvalidInput(
+                        N_("the chat is yours: write to the resident instead"), refusal_reason="own_chat"
+                    )
                 now = to_iso(self.store.clock())
                 # sealed with the chat's data key before it is written (store/keys.py): the note's id is in
                 # the seal's associated data, so it is chosen here, inside the write transaction

@@ -155,7 +155,7 @@ def error(code: str, message: str, reason: str | None = None) -> dict[str, Any]:
 def domain_error(exc: CimError) -> dict[str, Any]:
     """The error ack of a domain error: its code, its sentence in English (never the server's staff language:
     each client words the refusal itself) and its reason, when the store gave one."""
-    reason = exc.reason if exc.reason in REFUSAL_REASONS else None
+    reason = exc.refusal_reason if exc.refusal_reason in REFUSAL_REASONS else None
     return error(error_code(exc), exc.message_in("en"), reason)
 
 

@@ -124,14 +124,14 @@ class TrafficHub:
             }
         )
         if not interfaces:
-            raise InvalidInput("none of your extensions is a member of that queue", reason=NOT_A_MEMBER)
+            raise InvalidInput("none of your extensions is a member of that queue", refusal_reason=NOT_A_MEMBER)
         outcome = "ok"
         try:
             for interface in interfaces:
                 await self.link.queue_pause(interface, data["paused"], queue=queue, reason=reason)
         except ConnectionError as exc:
             outcome = "failed"
-            raise InvalidInput(str(exc), reason=PBX_UNAVAILABLE) from None
+            raise InvalidInput(str(exc), refusal_reason=PBX_UNAVAILABLE) from None
         finally:
             await store.extensions.record_pause(
                 actor, paused=data["paused"], queue=queue, reason=reason, interfaces=interfaces, outcome=outcome
@@ -212,5 +212,5 @@ class TrafficEvents:
             raise SessionExpired("not signed in")
         actor = await hub.store.accounts.authenticate(conn.token)
         if traffic is None:
-            raise InvalidInput("no PBX is configured (CIM_AMI_URL)", reason=PBX_UNAVAILABLE)
+            raise InvalidInput("no PBX is configured (CIM_AMI_URL)", refusal_reason=PBX_UNAVAILABLE)
         return ok(**await traffic.queue_pause(actor, data))
