@@ -861,10 +861,11 @@ class Chats:
                 raise ChatClosed(N_("the chat has ended"))
             if row["status"] != "active" or row["consultant_id"] is None:
                 raise InvalidInput(
-                    N_("only a chat a consultant is answering can be taken over; accept it from the queue")
+                    N_("only a chat a consultant is answering can be taken over; accept it from the queue"),
+                    refusal_reason="not_answered",
                 )
             if row["consultant_id"] == actor.staff_id:
-                raise InvalidInput(N_("the chat is already yours"))
+                raise InvalidInput(N_("the chat is already yours"), refusal_reason="own_chat")
             if await self.repo.last_handover_event(tx, chat_id) == "taken_over":
                 raise Conflict(N_("another supervisor has already taken this chat over"))
             seq, previous = row["next_seq"], row["consultant_id"]
@@ -895,7 +896,11 @@ class Chats:
         )
         _need_person(actor)
         if category not in CLOSE_CATEGORIES:
-            raise InvalidInput(N_("the category must be one of: {choices}"), choices=", ".join(CLOSE_CATEGORIES))
+            raise InvalidInput(
+                N_("the category must be one of: {choices}"),
+                choices=", ".join(CLOSE_CATEGORIES),
+                refusal_reason="category_invalid",
+            )
         chat = await self.get(chat_id)
         if chat.consultant_id != actor.staff_id:
             await self.refuse_unassigned(actor, "chat.close", chat_id)

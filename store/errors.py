@@ -41,11 +41,17 @@ class CimError(Exception):
     """
 
     code = "error"
+    #: What exactly was refused, as a code a client words in its own language: the error ack's `reason`
+    #: (webchat/protocol.py `REFUSAL_REASONS`, docs/PROTOCOL.md "Refusal reasons"); None when the error code
+    #: says enough. Not named `reason`: `{reason}` (and `{refusal}`) are placeholders of some sentences.
+    refusal_reason: str | None = None
 
-    def __init__(self, message: str, **params: Any) -> None:
+    def __init__(self, message: str, *, refusal_reason: str | None = None, **params: Any) -> None:
         super().__init__(message)
         self.msgid = message
         self.params = params
+        if refusal_reason is not None:
+            self.refusal_reason = refusal_reason
 
     @property
     def message(self) -> str:

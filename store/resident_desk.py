@@ -163,28 +163,36 @@ def normalise_reference(value: Any) -> str:
 def clean_contact(value: Any) -> tuple[str, str]:
     """(contact, kind) of an offline message's e-mail address or phone number; InvalidInput otherwise.
 
-    Its refusals stay English sentences in every staff language: they go to the resident's widget,
-    which recognises them ("contact", webchat/static/cim-widget.js) and shows its own words."""
+    Each refusal carries its `reason` (webchat/protocol.py REFUSAL_REASONS): the resident's widget shows its own
+    words for it (webchat/static/cim-widget.js), never this sentence."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidInput("a contact (an e-mail address or a phone number) is required")
+        raise InvalidInput(
+            "a contact (an e-mail address or a phone number) is required", refusal_reason="contact_missing"
+        )
     if not isinstance(value, str):
-        raise InvalidInput("the contact must be text")
+        raise InvalidInput("the contact must be text", refusal_reason="contact_invalid")
     value = value.strip()
     if len(value) > MAX_CONTACT:
-        raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters")
+        raise MessageTooLong(f"the contact is longer than {MAX_CONTACT} characters", refusal_reason="contact_too_long")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput("the contact is not valid Unicode text (a lone surrogate)") from None
+        raise InvalidInput(
+            "the contact is not valid Unicode text (a lone surrogate)", refusal_reason="contact_invalid"
+        ) from None
     if _CONTROL.search(value):
-        raise InvalidInput("the contact has control characters")
+        raise InvalidInput("the contact has control characters", refusal_reason="contact_invalid")
     if "@" in value:
         if not _EMAIL.match(value):
-            raise InvalidInput("the contact is not an e-mail address (name@domain) or a phone number")
+            raise InvalidInput(
+                "the contact is not an e-mail address (name@domain) or a phone number", refusal_reason="contact_invalid"
+            )
         return value, "email"
     number = normalise_number(value)
     if number is None or not re.fullmatch(r"\+?\d{6,15}", number):
-        raise InvalidInput("the contact is not an e-mail address (name@domain) or a phone number")
+        raise InvalidInput(
+            "the contact is not an e-mail address (name@domain) or a phone number", refusal_reason="contact_invalid"
+        )
     return number, "phone"
 
 
@@ -250,7 +258,7 @@ class ResidentDesk:
             raise InvalidInput(N_("the name must be text"))
         name_value = " ".join((name or "").split())
         if len(name_value) > MAX_NAME:
-            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters")  # English: the widget reads it
+            raise MessageTooLong(f"the name is longer than {MAX_NAME} characters", refusal_reason="name_too_long")
         if _CONTROL.search(name_value):
             raise InvalidInput(N_("the name has control characters"))
         _need_utf8(name_value, N_("the name"))
@@ -259,7 +267,10 @@ class ResidentDesk:
         if notice is None or notice["channel"] != "chat":
             raise InvalidInput(N_("unknown chat notice"))
         if notice["version"] != await self.repo.current_chat_notice_version():
-            raise InvalidInput(N_("this notice version is no longer current; read the current notice"))
+            raise InvalidInput(
+                N_("this notice version is no longer current; read the current notice"),
+                refusal_reason="notice_outdated",
+            )
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
         accepted = (
@@ -407,6 +418,10 @@ class ResidentDesk:
             raise InvalidInput(N_("the copy of this chat is no longer available"))
         return row["id"]
 
+    async def receipt_reference(self, chat_id: int) -> str | None:
+        """The chat's receipt reference (`CZ-...`), None before the end (or for a chat without a receipt)."""
+        return await self.repo.receipt_reference(chat_id)
+
     async def transcript_text(self, chat_id: int) -> str:
         """The resident's copy of their chat, in the chat's language: what the resident saw, nothing staff-only."""
         chat = await self.repo.chat(chat_id)
@@ -497,21 +512,25 @@ class ResidentDesk:
     async def rate(self, chat_id: int, rating: Any, comment: Any = None) -> None:
         """The resident's rating of an ended chat; a second one for the same chat is refused."""
         if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
-            raise InvalidInput(N_("the rating must be a whole number from 1 to 5"))
+            raise InvalidInput(N_("the rating must be a whole number from 1 to 5"), refusal_reason="rating_invalid")
         comment_value = None
         if comment is not None:
             if not isinstance(comment, str):
                 raise InvalidInput(N_("the comment must be text"))
             comment_value = _CONTROL.sub("", comment).strip() or None
             if comment_value and len(comment_value) > MAX_COMMENT:
-                raise MessageTooLong(N_("the comment is longer than {max_comment} characters"), max_comment=MAX_COMMENT)
+                raise MessageTooLong(
+                    N_("the comment is longer than {max_comment} characters"),
+                    max_comment=MAX_COMMENT,
+                    refusal_reason="comment_too_long",
+                )
             if comment_value:
                 _need_utf8(comment_value, N_("the comment"))
         chat = await self.repo.chat(chat_id)
         if chat is None:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         if chat["status"] != "closed":
-            raise InvalidInput(N_("a chat is rated after it has ended"))
+            raise InvalidInput(N_("a chat is rated after it has ended"), refusal_reason="not_ended")
         consultant = ""
         if chat["consultant_id"] is not None:
             consultant = await self.repo.staff_name(chat["consultant_id"]) or ""
@@ -533,7 +552,7 @@ class ResidentDesk:
                     comment=stored,
                 )
         except RecordConflict:
-            raise InvalidInput("this chat has already been rated") from None  # English: the widget reads "already"
+            raise InvalidInput(N_("this chat has already been rated"), refusal_reason="already_rated") from None
 
     async def rating_comment(self, chat_id: int) -> str | None:
         """A rated chat's comment, opened (None: no comment, or the chat is purged and the comment with it)."""

@@ -214,9 +214,16 @@ class Supervision:
         """As the archive asks it (store/archive.py): a reason or a request number, 3 to PURPOSE_MAX characters."""
         text = purpose.strip() if isinstance(purpose, str) else ""
         if len(text) < 3:
-            raise InvalidInput(N_("state the purpose: a request number or a reason (at least 3 characters)"))
+            raise InvalidInput(
+                N_("state the purpose: a request number or a reason (at least 3 characters)"),
+                refusal_reason="purpose_invalid",
+            )
         if len(text) > PURPOSE_MAX:
-            raise InvalidInput(N_("the purpose is longer than {purpose_max} characters"), purpose_max=PURPOSE_MAX)
+            raise InvalidInput(
+                N_("the purpose is longer than {purpose_max} characters"),
+                purpose_max=PURPOSE_MAX,
+                refusal_reason="purpose_invalid",
+            )
         text = clean_text(text, PURPOSE_MAX)
         return text, await self.repo.request_id(text)
 
@@ -232,7 +239,7 @@ class Supervision:
         text, request_id = await self._purpose(purpose)
         row = await self._open_chat(chat_id)
         if row["status"] == "active" and row["consultant_id"] == actor.staff_id:
-            raise InvalidInput(N_("the chat is yours: it is on your live chats"))
+            raise InvalidInput(N_("the chat is yours: it is on your live chats"), refusal_reason="own_chat")
         messages = await self.store.chats.history(chat_id)
         notes = await self.notes(chat_id)
         async with self.repo.transaction() as tx:
@@ -317,9 +324,14 @@ class Supervision:
                 if row["status"] == "closed":
                     raise ChatClosed(N_("the chat has ended"))
                 if row["status"] != "active" or row["consultant_id"] is None:
-                    raise InvalidInput(N_("nobody is answering this chat yet: a whisper goes to its consultant"))
+                    raise InvalidInput(
+                        N_("nobody is answering this chat yet: a whisper goes to its consultant"),
+                        refusal_reason="not_answered",
+                    )
                 if row["consultant_id"] == actor.staff_id:
-                    raise InvalidInput(N_("the chat is yours: write to the resident instead"))
+                    raise InvalidInput(
+                        N_("the chat is yours: write to the resident instead"), refusal_reason="own_chat"
+                    )
                 now = to_iso(self.store.clock())
                 # sealed with the chat's data key before it is written (store/keys.py): the note's id is in
                 # the seal's associated data, so it is chosen here, inside the write transaction

@@ -17,12 +17,14 @@ from store import Store
 from tests.fixtures.chat import connect_client, start_chat_server
 from tests.fixtures.store import PASSWORD, SYSTEM
 from webchat import protocol
+from webchat.protocol import REFUSAL_REASONS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def code(ack: dict) -> str | None:
-    assert ack["ok"] is False and set(ack["error"]) == {"code", "message"}, ack
+    assert ack["ok"] is False and set(ack["error"]) - {"reason"} == {"code", "message"}, ack
+    assert ack["error"].get("reason") in REFUSAL_REASONS | {None}, ack  # a reason is optional
     return ack["error"]["code"]
 
 

@@ -14,6 +14,7 @@ from store.desk import ABANDONED
 from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import Resident
 from tests.fixtures.store import SYSTEM
+from webchat.protocol import REFUSAL_REASONS
 
 IDLE_MINUTES = 5
 QUEUE_LIMIT_MINUTES = 15
@@ -35,7 +36,8 @@ def chat_settings(settings):
 
 
 def code(ack: dict) -> str | None:
-    assert ack["ok"] is False and set(ack["error"]) == {"code", "message"}, ack
+    assert ack["ok"] is False and set(ack["error"]) - {"reason"} == {"code", "message"}, ack
+    assert ack["error"].get("reason") in REFUSAL_REASONS | {None}, ack  # a reason is optional
     return ack["error"]["code"]
 
 

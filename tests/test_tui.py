@@ -346,6 +346,17 @@ def _visible_texts(screen) -> str:
     return "\n".join(parts)
 
 
+async def _refused_without_showing(pilot, screen, name: str, secret: str) -> None:
+    """The sign-in as `name` was refused: the name field keeps `name`, and `secret` is on screen neither
+    before the refusal arrives nor after it."""
+    assert screen.query_one("#name").value == name
+    assert secret not in _visible_texts(screen)
+    message = screen.query_one("#login-message", Static)
+    await wait_until(pilot, lambda: "Wrong user name or password" in str(message.render()), what="the error")
+    assert secret not in _visible_texts(screen)
+    assert screen.query_one("#name").value == name
+
+
 async def test_a_pasted_name_tab_password_never_shows_the_password(tui_app, make_staff) -> None:
     from textual import events
 
@@ -356,12 +367,7 @@ async def test_a_pasted_name_tab_password_never_shows_the_password(tui_app, make
         screen = app.screen
         app.post_message(events.Paste("anna\tsecretpw\r"))
         await pilot.pause()
-        assert screen.query_one("#name").value == "anna"
-        assert "secretpw" not in _visible_texts(screen)
-        message = screen.query_one("#login-message", Static)
-        await wait_until(pilot, lambda: "Wrong user name or password" in str(message.render()), what="the error")
-        assert "secretpw" not in _visible_texts(screen)
-        assert screen.query_one("#name").value == "anna"
+        await _refused_without_showing(pilot, screen, "anna", "secretpw")
 
 
 async def test_name_tab_password_enter_typed_in_one_burst_keeps_the_password_masked(tui_app, make_staff) -> None:
@@ -371,11 +377,7 @@ async def test_name_tab_password_enter_typed_in_one_burst_keeps_the_password_mas
         await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the login screen")
         screen = app.screen
         await pilot.press(*"anna", "tab", *"secretpw", "enter")
-        assert screen.query_one("#name").value == "anna"
-        assert "secretpw" not in _visible_texts(screen)
-        message = screen.query_one("#login-message", Static)
-        await wait_until(pilot, lambda: "Wrong user name or password" in str(message.render()), what="the error")
-        assert "secretpw" not in _visible_texts(screen)
+        await _refused_without_showing(pilot, screen, "anna", "secretpw")
         # a Tab arriving as a character inside the name (a terminal burst) also moves on to the password
         screen.query_one("#name").value = ""
         screen.query_one("#name").focus()

@@ -39,8 +39,12 @@ def test_every_area_screen_derives_from_the_base() -> None:
         assert issubclass(area.screen_class(), CimScreen), area.screen
 
 
+#: Textual's own screens, subclassed only to reword them: their workers are Textual's, which handle their errors.
+TEXTUAL_OWN = {"tui.widgets.command_palette.StaffCommandPalette"}
+
+
 def test_every_screen_and_modal_of_the_tui_reports_worker_errors() -> None:
-    classes = screen_classes()
+    classes = [cls for cls in screen_classes() if f"{cls.__module__}.{cls.__qualname__}" not in TEXTUAL_OWN]
     names = {cls.__name__ for cls in classes}
     assert {"LoginScreen", "HomeScreen", "ChatsScreen", "RequestDetailScreen", "FormModal"} <= names, names
     uncovered = [

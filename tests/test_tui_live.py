@@ -672,3 +672,64 @@ async def test_ctrl_q_without_open_chats_quits_at_once(tui_app, make_staff, chat
         await open_desk(pilot, app)
         await pilot.press("ctrl+q")
     assert not app.is_running and app.return_code == 0
+
+
+#: The TUI's own sentence for the server's `invalid`/`pick_mode` refusal of a decline, in each staff language.
+NOT_DECLINED = {
+    "pl": "Czat można odrzucić tylko wtedy, gdy przydzielił go system; ten zamknij lub przekaż.",
+    "en": "Chats are declined only when the desk assigns them; close or transfer this one.",
+}
+
+
+@pytest.mark.parametrize(
+    "lang",
+    [pytest.param("pl", marks=pytest.mark.staff_lang("pl")), pytest.param("en", marks=pytest.mark.staff_lang("en"))],
+)
+async def test_a_refusal_of_the_chat_server_is_told_in_the_staff_language_from_its_code(
+    tui_app, make_staff, chat_server, resident, lang
+) -> None:
+    """The server refuses a decline in pick mode with `invalid` and the reason `pick_mode` (its message is
+    English): the consultant reads the TUI's sentence for the reason in their own language, no server words."""
+    await make_staff("anna", "consultant")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        await accept_new_chat(pilot, app, resident)
+        await pilot.press("ctrl+y")
+        await wait_until(pilot, lambda: NOT_DECLINED[lang] in notifications(app), what="the refusal")
+        shown = "\n".join(notifications(app))
+        assert "auto assignment mode" not in shown and "pick_mode" not in shown
+        assert NOT_DECLINED["en" if lang == "pl" else "pl"] not in shown
+        await pilot.pause(0.1)
+
+
+@pytest.mark.parametrize(
+    "lang, expected",
+    [
+        pytest.param(
+            "pl", "Twoja sesja została zakończona: zbyt długi brak aktywności.", marks=pytest.mark.staff_lang("pl")
+        ),
+        pytest.param(
+            "en", "Your session has ended: you were inactive for too long.", marks=pytest.mark.staff_lang("en")
+        ),
+    ],
+)
+def test_session_ended_is_worded_from_its_code_in_the_staff_language(lang, expected) -> None:
+    from store.session_watch import ENDED_REASONS
+    from tui.live.errors import SESSION_ENDED_MESSAGES, ack_refusal, session_ended_text
+
+    assert set(SESSION_ENDED_MESSAGES) == set(ENDED_REASONS)
+    assert session_ended_text("idle_timeout") == expected
+    # an ack's refusal: the reason's sentence, else the code's; the server's message is never used
+    server = {"ok": False, "error": {"code": "invalid", "message": "none of your extensions is a member of that queue"}}
+    assert ack_refusal(server) == (
+        "Serwer nie zrozumiał żądania." if lang == "pl" else "The server did not understand the request."
+    )
+    server["error"]["reason"] = "not_a_member"
+    assert ack_refusal(server) == (
+        "Żaden z Twoich numerów wewnętrznych nie należy do tej kolejki."
+        if lang == "pl"
+        else "None of your extensions is a member of that queue."
+    )
+    assert ack_refusal({"ok": False, "error": {"code": "made_up", "message": "Fehler"}}).endswith("(made_up).")

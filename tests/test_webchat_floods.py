@@ -16,12 +16,14 @@ import socketio
 
 from tests.fixtures.reliability import RawSocket
 from webchat.app import SIO
+from webchat.protocol import REFUSAL_REASONS
 
 pytestmark = pytest.mark.ordinance("GDPR 32")
 
 
 def code(ack: dict) -> str | None:
-    assert ack["ok"] is False and set(ack["error"]) == {"code", "message"}, ack
+    assert ack["ok"] is False and set(ack["error"]) - {"reason"} == {"code", "message"}, ack
+    assert ack["error"].get("reason") in REFUSAL_REASONS | {None}, ack  # a reason is optional
     return ack["error"]["code"]
 
 

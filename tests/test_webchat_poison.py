@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 from tests.fixtures.chat import ConnectionRefused, connect_client
+from webchat.protocol import REFUSAL_REASONS
 
 #: Values that once raised inside the store (OverflowError, UnicodeEncodeError) and rolled a batch back.
 LONE_SURROGATES = ["\ud800", "ok \udfff ok", "\udc00\ud800"]
@@ -17,7 +18,8 @@ TOO_BIG = [2**63, 2**64, -(2**63) - 1]
 
 
 def code(ack: dict) -> str | None:
-    assert ack["ok"] is False and set(ack["error"]) == {"code", "message"}, ack
+    assert ack["ok"] is False and set(ack["error"]) - {"reason"} == {"code", "message"}, ack
+    assert ack["error"].get("reason") in REFUSAL_REASONS | {None}, ack  # a reason is optional
     return ack["error"]["code"]
 
 

@@ -9,6 +9,7 @@ import pytest
 from store import Store
 from store.notice_texts import CHAT_EN, CHAT_PL
 from tests.fixtures.chat import ConnectionRefused
+from webchat.protocol import REFUSAL_REASONS
 
 MARKUP = '<script>alert("x")</script><img src=x onerror=alert(1)><b>bold</b> [red]rich[/red] &amp;'
 
@@ -24,7 +25,8 @@ async def table_counts(store: Store) -> dict[str, int]:
 
 
 def code(ack: dict) -> str | None:
-    assert ack["ok"] is False and set(ack["error"]) == {"code", "message"}, ack
+    assert ack["ok"] is False and set(ack["error"]) - {"reason"} == {"code", "message"}, ack
+    assert ack["error"].get("reason") in REFUSAL_REASONS | {None}, ack  # a reason is optional
     return ack["error"]["code"]
 
 

@@ -10,10 +10,12 @@ from store.chats import CLOSE_CATEGORIES
 from tests.fixtures.audit_log import audit_log
 from tests.fixtures.chat import ConnectionRefused, connect_client
 from tests.fixtures.store import PASSWORD
+from webchat.protocol import REFUSAL_REASONS
 
 
 def code(ack: dict) -> str | None:
-    assert ack["ok"] is False and set(ack["error"]) == {"code", "message"}, ack
+    assert ack["ok"] is False and set(ack["error"]) - {"reason"} == {"code", "message"}, ack
+    assert ack["error"].get("reason") in REFUSAL_REASONS | {None}, ack  # a reason is optional
     return ack["error"]["code"]
 
 

@@ -24,8 +24,10 @@ from tui.screens.base import translate_bindings
 from tui.areas import AREAS, Area, areas_for
 from tui.context import TuiContext
 from tui.live import STATE_LABELS, ConnectionState, Desk, Live, LiveClient, LiveMessage, release_reason
+from tui.live.errors import session_ended_text
 from tui.screens.home import HomeScreen
 from tui.screens.login import LoginScreen
+from tui.widgets.command_palette import StaffCommandPalette
 from tui.widgets.worker_errors import ReportsWorkerErrors
 
 log = logging.getLogger(__name__)
@@ -297,13 +299,13 @@ class CimApp(ReportsWorkerErrors, App[None]):
     def action_command_palette(self) -> None:
         """Ctrl+P: Textual's command palette, its search line in the staff language."""
         if self.use_command_palette and not CommandPalette.is_open(self):
-            self.push_screen(CommandPalette(id="--command-palette", placeholder=_(SEARCH_COMMANDS)))
+            self.push_screen(StaffCommandPalette(id="--command-palette", placeholder=_(SEARCH_COMMANDS)))
 
     def search_themes(self) -> None:
         """The palette's "Theme" entry: Textual's theme list, its search line in the staff language."""
         from textual.theme import ThemeProvider
 
-        self.push_screen(CommandPalette(providers=[ThemeProvider], placeholder=_(SEARCH_THEMES)))
+        self.push_screen(StaffCommandPalette(providers=[ThemeProvider], placeholder=_(SEARCH_THEMES)))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette (Ctrl+P): Textual's own entries (TEXTUAL_COMMANDS) and CIM's, all in the staff language."""
@@ -366,7 +368,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
 
     @on(Live.SessionEnded)
     def _live_session_ended(self, message: Live.SessionEnded) -> None:
-        self._session_ended(message.message, message.message_en)
+        self._session_ended(message.code)
 
     @on(Live.ConnectionChanged)
     def _live_connection(self, message: Live.ConnectionChanged) -> None:
@@ -449,9 +451,9 @@ class CimApp(ReportsWorkerErrors, App[None]):
         )
 
     @work(exclusive=True, exit_on_error=False, group="session-ended")
-    async def _session_ended(self, message: str, message_en: str) -> None:
-        """The chat server ended our session and said why (its Polish and English sentences: the reader's)."""
-        shown = (message_en if current_language() == "en" and message_en else message) or _("Your session has ended.")
+    async def _session_ended(self, code: str) -> None:
+        """The chat server ended our session and said why by its code: told in the staff member's language."""
+        shown = session_ended_text(code)
         assert self.store is not None
         try:
             if self.ctx is not None:

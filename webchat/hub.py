@@ -65,7 +65,7 @@ def acked(namespace: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable
                 if code == SERVER_ERROR:
                     log.error("event.failed namespace=%s event=%s error=%s", namespace, event, type(exc).__name__)
                     return error(SERVER_ERROR, "the server could not handle this; please try again")
-                return error(code, exc.message)
+                return protocol.domain_error(exc)
             except Exception:
                 log.exception("event.crashed namespace=%s event=%s", namespace, event)
                 return error(SERVER_ERROR, "the server could not handle this; please try again")

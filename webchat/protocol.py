@@ -66,6 +66,55 @@ STAFF_CONNECT_CODES = frozenset({UNAUTHORISED, TOO_MANY_CONNECTIONS, SERVER_ERRO
 #: The codes of domain errors passed on as they are (the rest are mapped by class in `error_code`).
 _PASSED_ON = frozenset({NOT_PERMITTED, INVALID, EMPTY, TOO_LONG, RESUME_INVALID, AT_CAPACITY})
 
+# ---------------------------------------------------------------------- refusal reasons
+
+# An error ack may carry `reason` beside its `code`: what exactly was refused, so that a client words it
+# in its own language (the widget in the resident's, the TUI in the staff member's). `message` is English
+# for logs and developers; no client shows it.
+CONTACT_MISSING = "contact_missing"
+CONTACT_INVALID = "contact_invalid"
+CONTACT_TOO_LONG = "contact_too_long"
+NAME_TOO_LONG = "name_too_long"
+CONSULTANT_AVAILABLE = "consultant_available"
+CHAT_OPEN = "chat_open"
+NOTICE_OUTDATED = "notice_outdated"
+NOT_ENDED = "not_ended"
+ALREADY_RATED = "already_rated"
+RATING_INVALID = "rating_invalid"
+COMMENT_TOO_LONG = "comment_too_long"
+PICK_MODE = "pick_mode"
+DECLINED_ONCE = "declined_once"
+NOT_WATCHING = "not_watching"
+PURPOSE_INVALID = "purpose_invalid"
+CATEGORY_INVALID = "category_invalid"
+NOT_ANSWERED = "not_answered"
+OWN_CHAT = "own_chat"
+PBX_UNAVAILABLE = "pbx_unavailable"
+NOT_A_MEMBER = "not_a_member"
+
+#: The reasons an acknowledgement on /resident may carry (the widget has a text for each).
+RESIDENT_REASONS = frozenset(
+    {
+        CONTACT_MISSING,
+        CONTACT_INVALID,
+        CONTACT_TOO_LONG,
+        NAME_TOO_LONG,
+        CONSULTANT_AVAILABLE,
+        CHAT_OPEN,
+        NOTICE_OUTDATED,
+        NOT_ENDED,
+        ALREADY_RATED,
+        RATING_INVALID,
+        COMMENT_TOO_LONG,
+    }
+)
+#: The reasons an acknowledgement on /staff may carry (the TUI has a text for each: tui/live/errors.py).
+STAFF_REASONS = frozenset(
+    {PICK_MODE, DECLINED_ONCE, NOT_WATCHING, PURPOSE_INVALID, CATEGORY_INVALID, NOT_ANSWERED, OWN_CHAT}
+    | {PBX_UNAVAILABLE, NOT_A_MEMBER}
+)
+REFUSAL_REASONS = RESIDENT_REASONS | STAFF_REASONS
+
 # ---------------------------------------------------------------------- why a chat left a consultant
 
 TRANSFERRED = "transferred"
@@ -93,8 +142,21 @@ def ok(**fields: Any) -> dict[str, Any]:
     return {"ok": True, **fields}
 
 
-def error(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message}}
+def error(code: str, message: str, reason: str | None = None) -> dict[str, Any]:
+    """A refusal: `code` (the error codes above), `message` (English, for logs and developers) and, when the
+    code alone does not say what was refused, `reason` (REFUSAL_REASONS) for the client's own words."""
+    assert reason is None or reason in REFUSAL_REASONS, reason
+    details: dict[str, Any] = {"code": code, "message": message}
+    if reason is not None:
+        details["reason"] = reason
+    return {"ok": False, "error": details}
+
+
+def domain_error(exc: CimError) -> dict[str, Any]:
+    """The error ack of a domain error: its code, its sentence in English (never the server's staff language:
+    each client words the refusal itself) and its reason, when the store gave one."""
+    reason = exc.refusal_reason if exc.refusal_reason in REFUSAL_REASONS else None
+    return error(error_code(exc), exc.message_in("en"), reason)
 
 
 def refusal(code: str, message: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from .hub import RESIDENT, CimNamespace, Hub, ResidentConn, acked, chat_room, er
 from .resident_desk import ResidentDeskEvents
 from .routing import TopicEvents
 from .protocol import (
+    CHAT_OPEN,
     INVALID,
     NOTICE_NOT_ACCEPTED,
     OFFLINE,
@@ -153,7 +154,7 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
             return error(INVALID, "not connected")
         if conn.chat_id is not None:
             if (await self.hub.chats.get(conn.chat_id)).status != "closed":
-                return error(INVALID, "a chat is already open on this connection")
+                return error(INVALID, "a chat is already open on this connection", CHAT_OPEN)
             self.hub.leave_chat(sid, conn.chat_id)  # the last chat ended: a new one may start
             await self.sio.leave_room(sid, chat_room(conn.chat_id), namespace=RESIDENT)
             conn.chat_id = None

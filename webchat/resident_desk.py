@@ -9,7 +9,7 @@ import socketio
 
 from .broadcast import OfflineMessageLeft
 from .hub import RESIDENT, Hub, acked, error, ok
-from .protocol import INVALID, NOTICE_NOT_ACCEPTED, RATE_LIMITED
+from .protocol import CHAT_OPEN, CONSULTANT_AVAILABLE, INVALID, NOT_ENDED, NOTICE_NOT_ACCEPTED, RATE_LIMITED
 
 log = logging.getLogger("cim.webchat")
 
@@ -30,9 +30,11 @@ class ResidentDeskEvents:
         if conn is None:
             return error(INVALID, "not connected")
         if self.hub.is_open() and await self.hub.consultants_available():
-            return error(INVALID, "the chat is open and a consultant is available: start a chat instead")
+            return error(
+                INVALID, "the chat is open and a consultant is available: start a chat instead", CONSULTANT_AVAILABLE
+            )
         if conn.chat_id is not None and (await self.hub.chats.get(conn.chat_id)).status != "closed":
-            return error(INVALID, "a chat is open on this connection")
+            return error(INVALID, "a chat is open on this connection", CHAT_OPEN)
         limits = self.hub.limits
         if not (limits.open_socket_rate.allow(sid) and limits.open_address_rate.allow(conn.address)):
             log.warning("resident.refused reason=too_many_offline_messages")
@@ -62,10 +64,11 @@ class ResidentDeskEvents:
         else:
             chat_id = conn.chat_id
             if (await self.hub.chats.get(chat_id)).status != "closed":
-                return error(INVALID, "the copy is available once the chat has ended")
+                return error(INVALID, "the copy is available once the chat has ended", NOT_ENDED)
         fmt = data.get("format", "text")
         if fmt == "text":
-            return ok(text=await self.hub.store.resident_desk.transcript_text(chat_id))
+            desk = self.hub.store.resident_desk
+            return ok(text=await desk.transcript_text(chat_id), reference=await desk.receipt_reference(chat_id))
         if fmt == "pdf":
             pdf = await self.hub.store.resident_desk.transcript_pdf(chat_id)
             return ok(pdf=base64.b64encode(pdf).decode("ascii"))

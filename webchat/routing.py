@@ -24,7 +24,7 @@ from store.models import Role
 from . import broadcast
 from .broadcast import ChatAccepted, ChatRequeued, MessageStored
 from .hub import RESIDENT, STAFF, Hub, acked, error, ok
-from .protocol import ABANDONED, CONNECTION_LOST, DECLINED, INVALID, topic_payload
+from .protocol import ABANDONED, CONNECTION_LOST, DECLINED, DECLINED_ONCE, INVALID, PICK_MODE, topic_payload
 
 log = logging.getLogger("cim.webchat")
 
@@ -334,9 +334,9 @@ class DeskStaffEvents:
         if not is_id(chat_id):
             return error(INVALID, "chat_id must be a chat number")
         if routing.mode != "auto":
-            return error(INVALID, "chats are declined only in auto assignment mode; close or transfer it")
+            return error(INVALID, "chats are declined only in auto assignment mode; close or transfer it", PICK_MODE)
         if actor.staff_id in routing.declined.get(chat_id, ()):
-            return error(INVALID, "you declined this chat once already; nobody else can take it now")
+            return error(INVALID, "you declined this chat once already; nobody else can take it now", DECLINED_ONCE)
         if await hub.assignee(chat_id) != actor.staff_id:
             await hub.chats.refuse_unassigned(actor, "chat.decline", chat_id)
         chat, message = await hub.store.desk.decline(actor, chat_id)

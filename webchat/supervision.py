@@ -33,7 +33,7 @@ from store.session_watch import ENDED_REASONS, EXPIRED, ROLE_REMOVED, AccountCha
 from . import traffic
 from .broadcast import ChatTakenOver, NoteStored, watch_room
 from .hub import ALL_STAFF, STAFF, StaffConn, acked, consultant_room, error, message_payload, ok
-from .protocol import INVALID, session_ended_payload, staff_line
+from .protocol import INVALID, NOT_WATCHING, session_ended_payload, staff_line
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -466,7 +466,7 @@ class SupervisionEvents:
         if chat_id is None:
             return error(INVALID, "chat_id must be a chat number")
         if sid not in self.sup.watches.get(chat_id, {}):
-            return error(INVALID, "watch the chat first (monitor, with a purpose), then whisper")
+            return error(INVALID, "watch the chat first (monitor, with a purpose), then whisper", NOT_WATCHING)
         whispered = await self.hub.store.supervision.whisper(
             actor, chat_id, data.get("text"), data.get("client_msg_id")
         )

@@ -23,6 +23,7 @@ from store.traffic import TrafficState
 
 from .ami import AmiLink, parse_ami_url
 from .hub import acked, ok
+from .protocol import NOT_A_MEMBER, PBX_UNAVAILABLE
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -124,14 +125,14 @@ class TrafficHub:
             }
         )
         if not interfaces:
-            raise InvalidInput("none of your extensions is a member of that queue")
+            raise InvalidInput("none of your extensions is a member of that queue", refusal_reason=NOT_A_MEMBER)
         outcome = "ok"
         try:
             for interface in interfaces:
                 await self.link.queue_pause(interface, data["paused"], queue=queue, reason=reason)
         except ConnectionError as exc:
             outcome = "failed"
-            raise InvalidInput(str(exc)) from None
+            raise InvalidInput(str(exc), refusal_reason=PBX_UNAVAILABLE) from None
         finally:
             await store.extensions.record_pause(
                 actor, paused=data["paused"], queue=queue, reason=reason, interfaces=interfaces, outcome=outcome
@@ -245,5 +246,5 @@ class TrafficEvents:
             raise SessionExpired("not signed in")
         actor = await hub.store.accounts.authenticate(conn.token)
         if traffic is None:
-            raise InvalidInput("no PBX is configured (CIM_AMI_URL)")
+            raise InvalidInput("no PBX is configured (CIM_AMI_URL)", refusal_reason=PBX_UNAVAILABLE)
         return ok(**await traffic.queue_pause(actor, data))

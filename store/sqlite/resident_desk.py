@@ -179,6 +179,12 @@ class ResidentDeskRepository:
             (token_hash,),
         )
 
+    async def receipt_reference(self, chat_id: int) -> str | None:
+        row = await self.db.fetchone(
+            "SELECT receipt_reference FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,)
+        )
+        return row["receipt_reference"] if row is not None else None
+
     async def chat(self, chat_id: int) -> Any:
         """The chat's conversation row, or None (no such chat)."""
         return await self.db.fetchone("SELECT * FROM conversations WHERE id = ? AND channel = 'chat'", (chat_id,))

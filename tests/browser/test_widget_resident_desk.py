@@ -166,3 +166,57 @@ async def test_with_nobody_connected_the_english_notice_offers_a_message_too(
     [left] = await store.resident_desk.offline_messages((await make_staff("anna", "consultant")).as_actor())
     assert (left.lang, (await store.chats.get(left.conversation_id)).status) == ("en", "offline_message")
     assert (left.contact, left.text) == ("+48601234567", "x" * 2000)  # opened through the store (sealed at rest)
+
+
+#: The offline form in each language, and the widget's own words for a refused contact (cim-widget.js reasons).
+OFFLINE_FORM = {
+    "pl": {
+        "offer": "Zostaw wiadomość",
+        "contact": "E-mail lub numer telefonu do odpowiedzi",
+        "text": "Treść wiadomości",
+        "send": "Wyślij wiadomość",
+        "refused": "To nie jest adres e-mail (nazwa@domena) ani numer telefonu. Popraw kontakt.",
+    },
+    "en": {
+        "offer": "Send us a message",
+        "contact": "E-mail or phone number for the reply",
+        "text": "Your message",
+        "send": "Send the message",
+        "refused": "This is neither an e-mail address (name@domain) nor a phone number. Please correct it.",
+    },
+}
+
+
+@pytest.mark.staff_lang("pl")
+@pytest.mark.parametrize("lang", ["pl", "en"])
+async def test_a_refused_contact_is_told_in_the_widgets_words_and_language_never_the_servers(
+    settings, store, resident_page, lang
+):
+    """The server refuses by code and reason (its message is English, its staff language Polish here): the
+    resident reads the widget's own sentence in the widget's language, and no word of the server's."""
+    server, runner = await closed_server(settings, store)
+    page = resident_page
+    words = OFFLINE_FORM[lang]
+    sent: list[dict] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: sent.append({"frame": frame})))
+    try:
+        await open_page(page, server.url, lang)
+        await page.get_by_role("button", name=words["offer"]).click()
+        form = page.locator("[data-cim-offline-form]")
+        await form.get_by_role("textbox", name=words["text"]).fill("Proszę o kontakt.")
+        await form.get_by_role("textbox", name=words["contact"]).fill("jan@")
+        await form.get_by_role("button", name=words["send"]).click()
+        alert = form.get_by_role("alert")
+        await expect(alert).to_have_text(words["refused"])
+        await expect(form.get_by_role("textbox", name=words["contact"])).to_be_focused()
+        # the server did send its own sentence, with the reason: the page shows none of it
+        frames = " ".join(str(f["frame"]) for f in sent)
+        assert '"reason":"contact_invalid"' in frames and "the contact is not an e-mail address" in frames
+        shown = await form.inner_text()
+        assert "the contact is not" not in shown and "contact_invalid" not in shown
+        other = OFFLINE_FORM["en" if lang == "pl" else "pl"]["refused"]
+        assert other not in shown
+        assert (await store.db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"] == 0
+    finally:
+        await page.close()
+        await runner.cleanup()

@@ -248,7 +248,12 @@ class StaffConnection:
             raise LiveError("server_error")
         if not ack.get("ok"):
             error = ack.get("error") if isinstance(ack.get("error"), dict) else {}
-            raise LiveError(str(error.get("code") or "server_error"), error.get("message"))
+            reason = error.get("reason")
+            raise LiveError(
+                str(error.get("code") or "server_error"),
+                error.get("message"),
+                reason if isinstance(reason, str) else None,
+            )
         return ack
 
     async def _ack(self, client: socketio.AsyncClient, event: str, payload: dict) -> Any:

@@ -1,4 +1,6 @@
-"""What the staff error codes of docs/PROTOCOL.md and a chat's release reasons say to a consultant."""
+"""What the staff error codes and refusal reasons of docs/PROTOCOL.md, a chat's release reasons and the
+`session_ended` codes say to a consultant: the TUI's own sentences in the staff member's language, never
+the chat server's words (its `message` is English, for logs)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,27 @@ ERROR_MESSAGES = {
     "timeout": N_("The chat server did not answer in time; try again."),
     "disconnected": N_("Not connected to the chat server; your text is kept until it reconnects."),
     "at_capacity": N_("You already handle as many chats as you may at once; close one first."),
+}
+#: The sentence for a refusal whose `reason` says more than its code (docs/PROTOCOL.md "Refusal reasons").
+REASON_MESSAGES = {
+    protocol.PICK_MODE: N_("Chats are declined only when the desk assigns them; close or transfer this one."),
+    protocol.DECLINED_ONCE: N_("You declined this chat once already."),
+    protocol.NOT_WATCHING: N_("Watch the chat first (with a purpose), then write a note."),
+    protocol.PURPOSE_INVALID: N_("State the purpose: a request number or a reason (3 to 500 characters)."),
+    protocol.CATEGORY_INVALID: N_("Choose one of the close categories."),
+    protocol.NOT_ANSWERED: N_("Nobody is answering this chat yet."),
+    protocol.OWN_CHAT: N_("This chat is yours: it is on your live chats."),
+    protocol.PBX_UNAVAILABLE: N_("The phone exchange cannot be reached now (or none is configured)."),
+    protocol.NOT_A_MEMBER: N_("None of your extensions is a member of that queue."),
+}
+#: Why the chat server ended the session (`session_ended.code`; store/session_watch.py ENDED_REASONS).
+SESSION_ENDED_MESSAGES = {
+    "account_disabled": N_("Your session has ended: the account was disabled."),
+    "signed_out": N_("Your session has ended: you signed out."),
+    "role_removed": N_("Your session has ended: you no longer have the consultant role."),
+    "password_changed": N_("Your session has ended: the password was changed."),
+    "session_expired": N_("Your session has ended: it reached its maximum length."),
+    "idle_timeout": N_("Your session has ended: you were inactive for too long."),
 }
 #: Client-side failures: no server sends them.
 CLIENT_CODES = frozenset({"timeout", "disconnected"})
@@ -45,11 +68,33 @@ def release_reason(code: str) -> str:
     return _(known) if known else code
 
 
-class LiveError(Exception):
-    """A refused or failed live-chat operation, carrying the protocol's error code."""
+def refusal_text(code: str, reason: str | None = None) -> str:
+    """A refusal in the staff language: the reason's sentence, else the code's, else the code itself named."""
+    known = REASON_MESSAGES.get(reason or "") or ERROR_MESSAGES.get(code)
+    return _(known) if known else _("The chat server refused ({code}).").format(code=code)
 
-    def __init__(self, code: str, message: str | None = None) -> None:
+
+def ack_refusal(ack: object) -> str:
+    """The refusal of an error acknowledgement (`{"ok": false, "error": {"code", "reason"?}}`) as words."""
+    error = ack.get("error") if isinstance(ack, dict) else None
+    error = error if isinstance(error, dict) else {}
+    reason = error.get("reason")
+    return refusal_text(str(error.get("code") or "server_error"), reason if isinstance(reason, str) else None)
+
+
+def session_ended_text(code: str) -> str:
+    known = SESSION_ENDED_MESSAGES.get(code)
+    return _(known) if known else _("Your session has ended.")
+
+
+class LiveError(Exception):
+    """A refused or failed live-chat operation, carrying the protocol's error code (and reason, when the
+    server gave one). `message` is the TUI's sentence for them in the staff language; `server_message`
+    is what the server said (English, for the log), never shown."""
+
+    def __init__(self, code: str, server_message: str | None = None, reason: str | None = None) -> None:
         self.code = code
-        known = ERROR_MESSAGES.get(code)
-        self.message = _(known) if known else message or _("The chat server refused ({code}).").format(code=code)
+        self.reason = reason
+        self.server_message = server_message
+        self.message = refusal_text(code, reason)
         super().__init__(self.message)

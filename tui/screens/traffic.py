@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from store.i18n import N_, _, format_time, ngettext
 from store.policy import Permission, allowed
 from tui.context import TuiContext
+from tui.live.errors import ack_refusal
 from tui.widgets.literal import literal
 from tui.screens.base import CimScreen, failure_title
 
@@ -338,4 +339,4 @@ class TrafficScreen(CimScreen[None]):
         if ack.get("ok"):
             self.notify(_("Break started.") if paused else _("Back in the queue."), title=_("Queue"))
         else:
-            self.notify(ack.get("error", {}).get("message", _("refused")), title=_("Queue"), severity="error")
+            self.notify(ack_refusal(ack), title=_("Queue"), severity="error")

@@ -19,6 +19,10 @@
   //: in cim-widget.js (STRINGS.*.errors); anything else reads as "unknown".
   var ERROR_CODES = ["notice_not_accepted", "empty", "too_long", "rate_limited", "closed", "invalid", "offline",
                      "server_error", "resume_invalid", "too_many_connections"];
+  //: The reasons a refusal may carry beside its code (webchat/protocol.py RESIDENT_REASONS, docs/PROTOCOL.md
+  //: "Refusal reasons"), one text per reason in cim-widget.js (STRINGS.*.reasons); others are ignored.
+  var ERROR_REASONS = ["contact_missing", "contact_invalid", "contact_too_long", "name_too_long", "consultant_available",
+                       "chat_open", "notice_outdated", "not_ended", "already_rated", "rating_invalid", "comment_too_long"];
   //: Until the server says otherwise (`max_message_length` in notice, offline and history).
   var DEFAULT_MAX_LENGTH = 2000;
   var MAX_LENGTH_CEILING = 1000000;   // a server value above this is not believed
@@ -48,10 +52,26 @@
     return oneOf(code, ERROR_CODES) || "unknown";
   }
 
-  // The text for an error in the catalog's language ({max}: the message length limit).
-  function errorText(err, errors, maxLength) {
+  function errorReason(err) {
+    return isObject(err) ? oneOf(err.reason, ERROR_REASONS) : null;
+  }
+
+  // A refusal as the widget keeps it: {code, reason?}. The server's `message` is left behind: the widget
+  // says every refusal in its own words, in its own language.
+  function refusalOf(err) {
+    var out = { code: errorCode(err) };
+    var reason = errorReason(err);
+    if (reason) { out.reason = reason; }
+    return out;
+  }
+
+  // The text for an error in the catalog's language: the reason's text when the catalog has one, else the
+  // code's ({max}: the message length limit). Never the server's words.
+  function errorText(err, errors, maxLength, reasons) {
     var code = errorCode(err);
-    var text = isObject(errors) && typeof errors[code] === "string" ? errors[code] : str(errors && errors.unknown);
+    var reason = errorReason(err);
+    var text = reason && isObject(reasons) && typeof reasons[reason] === "string" ? reasons[reason] :
+      isObject(errors) && typeof errors[code] === "string" ? errors[code] : str(errors && errors.unknown);
     return text.replace(/\{max\}/g, String(maxLength == null ? DEFAULT_MAX_LENGTH : maxLength));
   }
 
@@ -124,7 +144,6 @@
   function normalizeOffline(payload) {
     var p = isObject(payload) ? payload : {};
     return {
-      message: str(p.message),
       hours: normalizeHours(p.hours),
       phone: str(p.phone),
       address: str(p.address),
@@ -332,7 +351,7 @@
 
   function ackError(timeoutErr, ack) {
     if (timeoutErr || !isObject(ack)) { return { code: "server_error" }; }
-    return isObject(ack.error) ? { code: errorCode(ack.error), message: str(ack.error.message) } : { code: "server_error" };
+    return isObject(ack.error) ? refusalOf(ack.error) : { code: "server_error" };
   }
 
   // accept_notice's ack: {ok: true} (the chat is open: queued, or already further) or {ok: false, error}.
@@ -418,7 +437,7 @@
 
   Session.prototype.failed = function () { this.phase = "failed"; };
 
-  // A refused or failed connection: {kind: "resume_invalid"|"retrying"|"offline"|"refused", code, message, hours}.
+  // A refused or failed connection: {kind: "resume_invalid"|"retrying"|"offline"|"refused", code, hours}.
   Session.prototype.onConnectError = function (err, active) {
     var data = isObject(err) && isObject(err.data) ? err.data : null;
     var code = data && typeof data.code === "string" ? data.code : null;
@@ -426,14 +445,15 @@
     if (active) { return { kind: "retrying", code: code }; }
     if (code === "offline") {
       this.phase = "offline";
-      return { kind: "offline", code: code, message: str(data.message), hours: normalizeHours(data.hours) };
+      return { kind: "offline", code: code, hours: normalizeHours(data.hours) };
     }
     this.phase = "failed";
-    return { kind: "refused", code: code ? errorCode(data) : null, message: data ? str(data.message) : "" };
+    return { kind: "refused", code: code ? errorCode(data) : null };
   };
 
   return {
     ERROR_CODES: ERROR_CODES,
+    ERROR_REASONS: ERROR_REASONS,
     DEFAULT_MAX_LENGTH: DEFAULT_MAX_LENGTH,
     SEND_TIMEOUT_MS: SEND_TIMEOUT_MS,
     TYPING_IDLE_MS: TYPING_IDLE_MS,
@@ -441,6 +461,7 @@
     LANGS: LANGS,
     pickLang: pickLang,
     errorCode: errorCode,
+    errorReason: errorReason,
     errorText: errorText,
     systemText: systemText,
     parseTime: parseTime,

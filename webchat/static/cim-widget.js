@@ -141,6 +141,20 @@
           transferred: "Rozmowa została przekazana innemu konsultantowi.",
           taken_over: "Rozmowę kontynuuje inna osoba z zespołu konsultantów."
         },
+        // Refusals by reason (webchat/protocol.py RESIDENT_REASONS): shown instead of the code's text.
+        reasons: {
+          contact_missing: "Podaj adres e-mail lub numer telefonu, na który mamy odpowiedzieć.",
+          contact_invalid: "To nie jest adres e-mail (nazwa@domena) ani numer telefonu. Popraw kontakt.",
+          contact_too_long: "Kontakt może mieć najwyżej 200 znaków.",
+          name_too_long: "Imię i nazwisko może mieć najwyżej 200 znaków.",
+          consultant_available: "Konsultant jest już dostępny. Rozpocznij od nowa, aby porozmawiać na czacie.",
+          chat_open: "Czat jest już otwarty w tym oknie. Zakończ go, zanim rozpoczniesz kolejny.",
+          notice_outdated: "Informacja o przetwarzaniu danych osobowych została zmieniona. Rozpocznij od nowa, aby przeczytać aktualną.",
+          not_ended: "To będzie możliwe po zakończeniu czatu.",
+          already_rated: "Ta rozmowa została już oceniona.",
+          rating_invalid: "Wybierz ocenę od 1 do 5.",
+          comment_too_long: "Komentarz może mieć najwyżej 1000 znaków."
+        },
         errors: {
           empty: "Wiadomość jest pusta. Wpisz treść przed wysłaniem.",
           too_long: "Wiadomość jest za długa. Limit to {max} znaków.",
@@ -224,6 +238,19 @@
           transferred: "The chat was handed over to another consultant.",
           taken_over: "The conversation continues with another consultant."
         },
+        reasons: {
+          contact_missing: "Give the e-mail address or phone number we should reply to.",
+          contact_invalid: "This is neither an e-mail address (name@domain) nor a phone number. Please correct it.",
+          contact_too_long: "The contact may have at most 200 characters.",
+          name_too_long: "The name may have at most 200 characters.",
+          consultant_available: "A consultant is available now. Start again to chat with them.",
+          chat_open: "A chat is already open in this window. End it before starting another.",
+          notice_outdated: "The personal data notice has changed. Start again to read the current one.",
+          not_ended: "This is possible once the chat has ended.",
+          already_rated: "This chat has already been rated.",
+          rating_invalid: "Choose a rating from 1 to 5.",
+          comment_too_long: "The comment may have at most 1,000 characters."
+        },
         errors: {
           empty: "The message is empty. Type something before sending.",
           too_long: "The message is too long. The limit is {max} characters.",
@@ -264,7 +291,8 @@
     }
 
     function systemText(m) { return Core.systemText(m, T); }
-    function errorText(err) { return Core.errorText(err, T.errors, session.maxLength); }
+    // Every refusal in the widget's own words (by code and reason), never the server's message.
+    function errorText(err) { return Core.errorText(err, T.errors, session.maxLength, T.reasons); }
 
     /* ---------- assets: stylesheet and the Socket.IO client, both from our own server ---------- */
 
@@ -466,9 +494,8 @@
       clearBody();
       var box = el("div", { className: "cim-offline", "data-cim-offline": "" });
       box.appendChild(el("h3", { tabindex: "-1", "data-cim-autofocus": "" }, T.offlineHeading));
-      var hasHours = payload.hours != null;
-      // The message names the hours too: shown only when the hours are not listed on their own.
-      if (payload.message && !hasHours) { box.appendChild(el("p", null, payload.message)); }
+      // Without the hours the widget's own sentence says when to come back (never the server's words).
+      if (payload.hours == null) { box.appendChild(el("p", null, T.errors.offline)); }
       renderHours(payload.hours, box);
       [["phone", T.phone], ["address", T.address]].forEach(function (f) {
         var v = payload[f[0]];
@@ -936,9 +963,6 @@
         cancel: "Anuluj",
         contactMissing: "Podaj adres e-mail lub numer telefonu, na który mamy odpowiedzieć.",
         textMissing: "Wpisz treść wiadomości.",
-        contactInvalid: "To nie jest adres e-mail (nazwa@domena) ani numer telefonu. Popraw kontakt.",
-        nowAvailable: "Konsultant jest już dostępny. Rozpocznij od nowa, aby porozmawiać na czacie.",
-        fieldTooLong: "Imię i nazwisko oraz kontakt mogą mieć najwyżej 200 znaków.",
         sentHeading: "Wiadomość została zapisana",
         sentText: "Odpowiemy, gdy tylko konsultanci wrócą do pracy. Numer Twojej wiadomości:",
         receiptHeading: "Potwierdzenie rozmowy",
@@ -973,9 +997,6 @@
         cancel: "Cancel",
         contactMissing: "Give the e-mail address or phone number we should reply to.",
         textMissing: "Type your message.",
-        contactInvalid: "This is neither an e-mail address (name@domain) nor a phone number. Please correct it.",
-        nowAvailable: "A consultant is available now. Start again to chat with them.",
-        fieldTooLong: "The name and the contact may have at most 200 characters each.",
         sentHeading: "Your message has been saved",
         sentText: "We will reply as soon as the consultants are back. Your message's reference:",
         receiptHeading: "Your chat receipt",
@@ -1061,6 +1082,7 @@
         err.textContent = "";
         if (!contact.value.trim()) { err.textContent = D.contactMissing; contact.setAttribute("aria-invalid", "true"); contact.focus(); return; }
         contact.removeAttribute("aria-invalid");
+        name.removeAttribute("aria-invalid");
         if (!message.value.trim()) { err.textContent = D.textMissing; message.focus(); return; }
         if (!socket) { err.textContent = T.connectFailed; return; }
         send.disabled = true;
@@ -1070,16 +1092,10 @@
           send.disabled = false;
           if (timeoutErr || !ack) { err.textContent = T.errors.server_error; return; }
           if (!ack.ok) {
-            var c = ack.error && ack.error.code, why = String((ack.error && ack.error.message) || "");
-            if (c === "invalid" && /contact/.test(why)) {
-              err.textContent = D.contactInvalid; contact.setAttribute("aria-invalid", "true"); contact.focus();
-            } else if (c === "invalid" && /consultant is available/.test(why)) {
-              err.textContent = D.nowAvailable;
-            } else if (c === "too_long" && /contact|name/.test(why)) {
-              err.textContent = D.fieldTooLong;
-            } else {
-              err.textContent = errorText(ack.error);
-            }
+            var reason = Core.errorReason(ack.error);
+            err.textContent = errorText(ack.error);
+            var field = /^contact_/.test(reason || "") ? contact : reason === "name_too_long" ? name : null;
+            if (field) { field.setAttribute("aria-invalid", "true"); field.focus(); }
             return;
           }
           deskOfflineSent(ack.reference);
@@ -1186,7 +1202,7 @@
       var request = deskToken ? { token: deskToken } : {};
       socket.timeout(SEND_TIMEOUT_MS).emit("transcript", request, function (e1, textAck) {
         if (e1 || !textAck || !textAck.ok) { copyErr.textContent = D.copyFailed; return; }
-        var reference = (String(textAck.text).match(/CZ-\d{4}-\d{2}-\d{2}-[0-9A-Z]{4}/) || [""])[0];
+        var reference = typeof textAck.reference === "string" ? textAck.reference : "";
         var copy = { reference: reference, text: textAck.text, token: deskToken, pdf: null };
         store("copy", copy);
         deskCopyButtons(copyBox, copy);
@@ -1229,7 +1245,7 @@
         socket.timeout(SEND_TIMEOUT_MS).emit("rate", payload, function (timeoutErr, ack) {
           if (timeoutErr || !ack) { send.disabled = false; err.textContent = T.errors.server_error; return; }
           if (!ack.ok) {
-            if (ack.error && ack.error.code === "invalid" && /already/.test(ack.error.message || "")) {
+            if (Core.errorReason(ack.error) === "already_rated") {
               deskChatRated = true; fieldset.disabled = true; comment.disabled = true; note.textContent = D.rateAlready; return;
             }
             send.disabled = false;
@@ -1309,7 +1325,7 @@
         }
         // Refused by the server (middleware): show why and let the resident retry.
         if (refused.kind === "offline") {
-          showOffline(session.onOffline({ message: refused.message || T.errors.offline, hours: refused.hours }));
+          showOffline(session.onOffline({ hours: refused.hours }));
           return;
         }
         showFailed(refused.code ? errorText(refused) : T.connectFailed);

@@ -132,7 +132,10 @@ test("send acks: ok with its seq, and each error code with what the widget does 
     [{ ok: false, error: { code: "offline" } }, { disable: true, retry: false }],
     [{ ok: false, error: { code: "too_long" } }, { retry: false, close: false, disable: false }],
     [{ ok: false, error: { code: "resume_invalid" } }, { resumeInvalid: true }],
-    [{ ok: false, error: { code: "made_up" } }, { error: { code: "unknown", message: "" } }],
+    [{ ok: false, error: { code: "made_up" } }, { error: { code: "unknown" } }],
+    [{ ok: false, error: { code: "invalid", reason: "chat_open", message: "a chat is open" } },
+     { error: { code: "invalid", reason: "chat_open" }, retry: false }],
+    [{ ok: false, error: { code: "invalid", reason: "made_up", message: "m" } }, { error: { code: "invalid" } }],
     [{ ok: false }, { error: { code: "server_error" }, retry: true }],
   ];
   for (const [ack, want] of cases) {
@@ -151,7 +154,7 @@ test("the accept ack opens the chat or says why not", () => {
   s.onNotice(NOTICE);
   assert.deepEqual(s.acceptRequest(null), { payload: { notice_id: 7 } });
   assert.deepEqual(s.onAcceptAck(null, { ok: false, error: { code: "offline", message: "closed" } }),
-                   { ok: false, error: { code: "offline", message: "closed" } });
+                   { ok: false, error: { code: "offline" } });
   assert.equal(s.phase, "notice");
   assert.deepEqual(s.onAcceptAck(new Error("timeout"), undefined), { ok: false, error: { code: "server_error" } });
   assert.deepEqual(s.onAcceptAck(null, { ok: false, error: { code: "rate_limited" } }).error.code, "rate_limited");
@@ -169,7 +172,7 @@ test("end acks: ok or closed end the chat, others do not", () => {
   assert.deepEqual(s.onEndAck(null, { ok: false, error: { code: "closed" } }), { closed: true });
   assert.deepEqual(s.onEndAck(new Error("t"), null), { closed: false, error: { code: "server_error" } });
   assert.deepEqual(s.onEndAck(null, { ok: false, error: { code: "invalid", message: "m" } }),
-                   { closed: false, error: { code: "invalid", message: "m" } });
+                   { closed: false, error: { code: "invalid" } });
 });
 
 test("topics: offered ones must be chosen, none offered means none asked", () => {
@@ -261,7 +264,7 @@ test("offline, declining and refused connections", () => {
   s.setToken("old");
   s.compose("x");
   const off = s.onOffline({ message: "Nieczynne", hours: "pn–pt 8–16", phone: "91 424 50 00" });
-  assert.deepEqual(off, { message: "Nieczynne", hours: "pn–pt 8–16", phone: "91 424 50 00", address: "", notice: null });
+  assert.deepEqual(off, { hours: "pn–pt 8–16", phone: "91 424 50 00", address: "", notice: null });
   assert.equal(s.phase, "offline");
   assert.equal(s.token(), null);
   assert.equal(s.outbox.size, 0);
@@ -276,12 +279,12 @@ test("offline, declining and refused connections", () => {
   assert.equal(r.token(), null);
   assert.deepEqual(r.onConnectError(new Error("xhr poll error"), true), { kind: "retrying", code: null });
   assert.deepEqual(r.onConnectError({ data: { code: "offline", message: "closed", hours: "8-16" } }, false),
-                   { kind: "offline", code: "offline", message: "closed", hours: "8-16" });
+                   { kind: "offline", code: "offline", hours: "8-16" });
   assert.deepEqual(r.onConnectError({ data: { code: "too_many_connections", message: "m" } }, false),
-                   { kind: "refused", code: "too_many_connections", message: "m" });
+                   { kind: "refused", code: "too_many_connections" });
   assert.equal(r.phase, "failed");
-  assert.deepEqual(r.onConnectError({ data: { code: "weird" } }, false), { kind: "refused", code: "unknown", message: "" });
-  assert.deepEqual(r.onConnectError(null, false), { kind: "refused", code: null, message: "" });
+  assert.deepEqual(r.onConnectError({ data: { code: "weird" } }, false), { kind: "refused", code: "unknown" });
+  assert.deepEqual(r.onConnectError(null, false), { kind: "refused", code: null });
 });
 
 /* ---------- language ---------- */
@@ -318,6 +321,49 @@ test("ERROR_CODES is the one list of the server's codes, and both catalogs have 
     assert.deepEqual(Object.keys(STRINGS[lang].errors).sort(), [...Core.ERROR_CODES, "unknown"].sort(), lang);
   }
   for (const code of Core.ERROR_CODES) { assert.equal(Core.errorCode({ code }), code); }
+});
+
+test("refusals by reason: the widget's own text in its language, never the server's message", () => {
+  const STRINGS = widgetStrings();
+  const server = "the contact is not an e-mail address (name@domain) or a phone number";
+  const refused = { code: "invalid", reason: "contact_invalid", message: server };
+  assert.equal(Core.errorText(refused, STRINGS.pl.errors, 2000, STRINGS.pl.reasons),
+               "To nie jest adres e-mail (nazwa@domena) ani numer telefonu. Popraw kontakt.");
+  assert.equal(Core.errorText(refused, STRINGS.en.errors, 2000, STRINGS.en.reasons),
+               "This is neither an e-mail address (name@domain) nor a phone number. Please correct it.");
+  // a reason the widget does not know, or no reason: the code's text; the message is never shown
+  for (const err of [{ code: "invalid", reason: "new_reason", message: server }, { code: "invalid", message: server }]) {
+    assert.equal(Core.errorText(err, STRINGS.pl.errors, 2000, STRINGS.pl.reasons), STRINGS.pl.errors.invalid);
+  }
+  assert.equal(Core.errorText({ code: "made_up", message: server }, STRINGS.en.errors, 2000, STRINGS.en.reasons),
+               STRINGS.en.errors.unknown);
+  assert.equal(Core.errorText({ code: "invalid", reason: "toString" }, STRINGS.pl.errors, 2000, STRINGS.pl.reasons),
+               STRINGS.pl.errors.invalid);
+  // what the session keeps of a refusal has no server words in it
+  const s = session();
+  const { entry } = s.compose("x");
+  const got = s.onSendAck(entry, { ok: false, error: { code: "rate_limited", message: "slow down" } });
+  assert.deepEqual(got.error, { code: "rate_limited" });
+  assert.ok(!JSON.stringify(s.onConnectError({ data: { code: "offline", message: "Czat nieczynny", hours: "8-16" } }, false))
+    .includes("Czat nieczynny"));
+  assert.equal(Core.errorReason({ code: "invalid", reason: "already_rated" }), "already_rated");
+  assert.equal(Core.errorReason({ code: "invalid", reason: 5 }), null);
+  assert.equal(Core.errorReason(null), null);
+});
+
+test("ERROR_REASONS has no duplicates and both catalogs have a text for each reason, in their own words", () => {
+  const STRINGS = widgetStrings();
+  assert.equal(new Set(Core.ERROR_REASONS).size, Core.ERROR_REASONS.length);
+  for (const lang of ["pl", "en"]) {
+    assert.deepEqual(Object.keys(STRINGS[lang].reasons).sort(), [...Core.ERROR_REASONS].sort(), lang);
+  }
+  for (const reason of Core.ERROR_REASONS) { assert.notEqual(STRINGS.pl.reasons[reason], STRINGS.en.reasons[reason]); }
+});
+
+test("the widget's DOM part decides nothing by the server's words: no test or match on a message", () => {
+  const src = fs.readFileSync(WIDGET_PATH, "utf8") + fs.readFileSync(CORE_PATH, "utf8");
+  assert.doesNotMatch(src, /\.message\b/);
+  assert.doesNotMatch(src, /\.text\)\.match\(|String\(textAck\.text\)/);
 });
 
 /* ---------- the length limit ---------- */
@@ -408,7 +454,7 @@ test("hostile values come out as neutral ones of the right type", () => {
   assert.equal(s.position, null);
   assert.equal(s.onState({ status: "closed", receipt: { reference: 5 } }).receipt, null);
   assert.deepEqual(Core.normalizeOffline({ message: 5, hours: 7, phone: {}, notice: "n" }),
-                   { message: "", hours: null, phone: "", address: "", notice: null });
+                   { hours: null, phone: "", address: "", notice: null });
   assert.deepEqual(Core.normalizeTopics([null, { id: {}, label: 1 }, { id: 1 }, { id: 2, label: 3 }]), [{ id: 2, label: "3" }]);
   assert.equal(Core.parseTime({}), null);
   assert.equal(Core.parseTime("not a date"), null);

@@ -1,0 +1,147 @@
+"""English leftovers in a Polish office (issue 16): click's own error sentences of the `cim` command ("Error:
+Missing option ...", "Usage:", "Try ... for help.") and Textual's command palette ("No matches found") speak
+the staff language: Polish by default, English with CIM_STAFF_LANG=en."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from textual.command import CommandList, CommandPalette
+
+from cim.cli import cli
+from store.i18n import _
+from tests.fixtures.store import PASSWORD
+from tests.fixtures.tui import SIZE, sign_in, wait_until
+from tui.widgets.command_palette import StaffCommandPalette
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: (arguments, Polish error line, English error line): each of click's sentences a person meets.
+REFUSED = [
+    (["users", "add"], "Błąd: Brak wymaganego argumentu 'NAME'.", "Error: Missing argument 'NAME'."),
+    (
+        ["users", "add", "anna", "--password-stdin"],
+        "Błąd: Brak wymaganej opcji '--role'.",
+        "Error: Missing option '--role'.",
+    ),
+    (
+        ["initt"],
+        "Błąd: Nie ma polecenia 'initt'. Czy chodziło o 'init'?",
+        "Error: No such command 'initt'. Did you mean 'init'?",
+    ),
+    (["init", "--bogus"], "Błąd: Nie ma opcji '--bogus'.", "Error: No such option '--bogus'."),
+    (
+        ["init", "a", "b"],
+        "Błąd: Nieoczekiwane dodatkowe argumenty (a b)",
+        "Error: Got unexpected extra arguments (a b)",
+    ),
+    (
+        ["users", "add", "x", "--role"],
+        "Błąd: Opcja '--role' wymaga wartości.",
+        "Error: Option '--role' requires an argument.",
+    ),
+]
+
+
+def run(args: list[str], lang: str):
+    return CliRunner().invoke(cli, args, prog_name="cim", env={"CIM_STAFF_LANG": lang})
+
+
+@pytest.mark.staff_lang("pl")
+@pytest.mark.parametrize("args, polish, english", REFUSED)
+def test_clicks_errors_are_polish_by_default_and_english_on_request(args, polish, english) -> None:
+    pl = run(args, "pl")
+    assert pl.exit_code == 2, pl.output
+    assert pl.output.strip().splitlines()[-1] == polish, pl.output
+    assert "Error:" not in pl.output and "Usage:" not in pl.output and "for help" not in pl.output
+    en = run(args, "en")
+    assert en.exit_code == 2 and en.output.strip().splitlines()[-1] == english, en.output
+
+
+@pytest.mark.staff_lang("pl")
+def test_a_usage_error_shows_the_usage_and_the_help_hint_in_the_staff_language() -> None:
+    pl = run(["users", "add"], "pl").output.splitlines()
+    assert pl[:2] == ["Użycie: cim users add [OPCJE] NAME", "Pomoc: 'cim users add --help'."], pl
+    en = run(["users", "add"], "en").output.splitlines()
+    assert en[:2] == ["Usage: cim users add [OPTIONS] NAME", "Try 'cim users add --help' for help."], en
+
+
+@pytest.mark.staff_lang(None)
+def test_the_real_command_refuses_in_polish_by_default_on_stderr(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CIM_STAFF_LANG"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "cim", "users", "add"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "Użycie: cim users add [OPCJE] NAME",
+        "Pomoc: 'cim users add --help'.",
+        "",
+        "Błąd: Brak wymaganego argumentu 'NAME'.",
+    ], refused.stderr
+    english = subprocess.run(
+        [sys.executable, "-m", "cim", "users", "add"],
+        capture_output=True,
+        text=True,
+        env={**env, "CIM_STAFF_LANG": "en"},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert english.returncode == 2 and english.stderr.splitlines()[-1] == "Error: Missing argument 'NAME'."
+
+
+@pytest.mark.staff_lang("pl")
+def test_a_usage_error_the_cli_words_itself_keeps_its_words_under_the_translated_frame() -> None:
+    pl = run(["report", "--from", "2026-03-01"], "pl")
+    assert pl.exit_code == 2 and pl.output.splitlines()[-1] == "Błąd: " + _("--from and --to are required")
+    assert pl.output.startswith("Użycie: cim report")
+    en = run(["report", "--from", "2026-03-01"], "en")
+    assert en.exit_code == 2 and en.output.splitlines()[-1] == "Error: --from and --to are required"
+
+
+def test_textuals_palette_still_has_what_the_staff_palette_replaces() -> None:
+    """StaffCommandPalette rewrites one private method of Textual's palette: fail loudly when Textual changes it."""
+    import inspect
+
+    source = inspect.getsource(CommandPalette._start_no_matches_countdown)
+    assert '"No matches found"' in source
+    for name in ("_stop_no_matches_countdown", "_NO_MATCHES", "_NO_MATCHES_COUNTDOWN"):
+        assert hasattr(CommandPalette, name), name
+    assert "_no_matches_timer" in source and "_list_visible" in source
+
+
+async def _no_matches_line(tui_app, make_staff) -> str:
+    await make_staff("kierownik", "cim_manager")
+    app = tui_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "kierownik", PASSWORD)
+        await pilot.press("ctrl+p")
+        palette = await wait_until(
+            pilot, lambda: isinstance(app.screen, StaffCommandPalette) and app.screen, what="the command palette"
+        )
+        await pilot.press(*"qqzzxxq")
+        options = palette.query_one(CommandList)
+
+        def shown() -> str | None:
+            if options.option_count and options.get_option_at_index(0).id == palette._NO_MATCHES:
+                return str(options.get_option_at_index(0).prompt.renderable)
+            return None
+
+        line = await wait_until(pilot, shown, what="the no-matches line", timeout=5)
+        await pilot.press("escape")
+        return line
+
+
+@pytest.mark.staff_lang("pl")
+async def test_the_palette_says_no_matches_in_polish(tui_app, make_staff) -> None:
+    assert await _no_matches_line(tui_app, make_staff) == "Nie znaleziono pasujących poleceń"
+
+
+@pytest.mark.staff_lang("en")
+async def test_the_palette_says_no_matches_in_english_with_cim_staff_lang_en(tui_app, make_staff) -> None:
+    assert await _no_matches_line(tui_app, make_staff) == "No matches found"
