@@ -718,14 +718,27 @@ class Chats:
         texts = await self.keys.texts(chat_id, rows)
         return [_message(r, t) for r, t in zip(rows, texts)]
 
-    async def queue(self) -> list[QueuedChat]:
+    async def queue(self, limit: int | None = None) -> list[QueuedChat]:
+        """The queued chats in order (re-queued ones first, store/desk.py); `limit`: only the front ones."""
         rows = await self.db.fetchall(
             "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
-            "ORDER BY queue_front IS NULL, created_at, id"
-        )  # re-queued chats first (store/desk.py)
+            "ORDER BY queue_front IS NULL, created_at, id" + ("" if limit is None else " LIMIT ?"),
+            () if limit is None else (int(limit),),
+        )
         return [
             QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"]) for i, r in enumerate(rows)
         ]
+
+    async def queue_position(self, chat_id: int) -> int | None:
+        """A queued chat's place in `queue()` (1 at the front), or None when it is not queued: counted by SQLite
+        over the queue's index, without reading the queue."""
+        row = await self.db.fetchone(
+            "SELECT count(*) AS n FROM conversations o WHERE o.channel = 'chat' AND o.status = 'queued' "
+            "AND (o.queue_front IS NULL, o.created_at, o.id) <= (SELECT c.queue_front IS NULL, c.created_at, c.id "
+            "FROM conversations c WHERE c.id = ? AND c.channel = 'chat' AND c.status = 'queued')",
+            (chat_id,),
+        )
+        return row["n"] or None if row is not None else None
 
     async def open_chats_of(self, actor: Actor) -> list[Chat]:
         """The consultant's active chats (to restore after a reconnect)."""
