@@ -694,11 +694,17 @@ class Chats:
         texts = await self.keys.texts(chat_id, rows)
         return [_message(r, t) for r, t in zip(rows, texts)]
 
-    async def queue(self) -> list[QueuedChat]:
-        rows = await self.repo.queued()  # re-queued chats first (store/desk.py)
+    async def queue(self, limit: int | None = None) -> list[QueuedChat]:
+        """The queued chats in order (re-queued ones first, store/desk.py); `limit`: only the front ones."""
+        rows = await self.repo.queued(limit)
         return [
             QueuedChat(r["id"], r["lang"], from_iso(r["created_at"]), i + 1, r["topic_id"]) for i, r in enumerate(rows)
         ]
+
+    async def queue_position(self, chat_id: int) -> int | None:
+        """A queued chat's place in `queue()` (1 at the front), or None when it is not queued: counted by SQLite
+        over the queue's index, without reading the queue."""
+        return await self.repo.queue_position(chat_id)
 
     async def open_chats_of(self, actor: Actor) -> list[Chat]:
         """The consultant's active chats (to restore after a reconnect)."""

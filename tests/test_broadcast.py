@@ -4,6 +4,8 @@ whoever newly handles a chat, availability survives a restart; the widget's and 
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import re
 import shutil
@@ -12,11 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web_app
 
 from store import Store
-from tests.fixtures.chat import connect_client, start_chat_server
+from tests.fixtures.chat import EVENT_TIMEOUT, Resident, connect_client, start_chat_server
 from tests.fixtures.store import PASSWORD, SYSTEM
-from webchat import protocol
+from webchat import broadcast, protocol
+from webchat.app import HUB
 from webchat.protocol import REFUSAL_REASONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,3 +271,132 @@ async def test_a_refused_operation_publishes_nothing(chat_server, consultant_cli
     await r.wait_for("message", lambda m: m["text"] == "Już jestem")
     assert [name for name, _ in r.log.events[mark:]] == ["message"]
     assert not bob.of("assigned") and not anna.of("released")
+
+
+# ---------------------------------------------------------------- queue positions: coalesced, and no task left over
+
+
+def queue_open(**overrides: object) -> dict:
+    """Settings for many residents from one address (the loopback), as a busy desk has from many."""
+    return {
+        "resident_rate_limit": "off",
+        "max_connections_per_address": "off",
+        "resident_address_rate_limit": "off",
+        "chat_open_rate_limit": "off",
+        "chat_open_address_rate_limit": "off",
+        "max_queued_chats_per_address": "off",
+        **overrides,
+    }
+
+
+async def test_a_waiting_resident_is_told_its_position_at_most_once_per_round_while_the_queue_churns(
+    make_chat_server,
+):
+    """docs/PROTOCOL.md "The desk": a burst of queue changes becomes one position update per resident per
+    POSITION_COALESCE_SECONDS. 60 residents queue ahead of one who waits; then one of those ahead leaves
+    every 40 ms and a newcomer joins behind (about 25 queue changes a second for 2.4 s): the one waiting is
+    told at most about two positions a second, and the last it is told is its true position."""
+    server = await make_chat_server(**queue_open())
+    loop = asyncio.get_running_loop()
+
+    async def open_one() -> Resident:
+        r = await connect_client(server.url, "/resident", {"lang": "pl"}, cls=Resident)
+        await r.start()
+        return r
+
+    ahead: list[Resident] = []
+    for _ in range(3):  # in waves: one after another they queue in order of opening
+        ahead += await asyncio.gather(*(open_one() for _ in range(20)))
+    waiting = await connect_client(server.url, "/resident", {"lang": "pl"}, cls=Resident)
+    told: list[tuple[float, int]] = []  # (arrival time, position) of each queued state after the churn starts
+
+    async def on_state(data: dict) -> None:
+        if data.get("status") == "queued" and data.get("position") is not None:
+            told.append((loop.time(), data["position"]))
+
+    waiting.client.on("state", on_state, namespace="/resident")
+    await waiting.start()
+    deadline = loop.time() + EVENT_TIMEOUT
+    while not (told and told[-1][1] == 61) and loop.time() < deadline:  # it is told where it starts
+        await asyncio.sleep(0.02)
+    assert told and told[-1][1] == 61, told
+    await asyncio.sleep(broadcast.POSITION_COALESCE_SECONDS)  # the round of its arrival is over
+    told.clear()
+    newcomers = []
+    started = loop.time()
+    for r in ahead:
+        assert await r.call("end", {}) == {"ok": True}
+        newcomers.append(asyncio.ensure_future(open_one()))  # joins behind the one waiting
+        await asyncio.sleep(0.04)
+    churned = loop.time() - started
+    left = len(ahead)
+    deadline = loop.time() + EVENT_TIMEOUT
+    while not (told and told[-1][1] == 61 - left) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    for r in await asyncio.gather(*newcomers):
+        await r.disconnect()
+    for r in ahead:
+        await r.disconnect()
+    await waiting.disconnect()
+    assert told and told[-1][1] == 61 - left, told  # the newest position comes, however busy the queue
+    positions = [p for _, p in told]
+    assert positions == sorted(positions, reverse=True) and len(set(positions)) == len(positions), positions
+    rounds = (churned + broadcast.POSITION_COALESCE_SECONDS) / broadcast.POSITION_COALESCE_SECONDS
+    assert len(told) <= rounds + 1, (len(told), round(churned, 2), told)  # one per round (+ the first at once)
+    # and in any one second at most two rounds (+ one for a round whose packet the network held back)
+    for at, _ in told:
+        assert sum(1 for t, _ in told if at <= t < at + 1.0) <= 3, told
+    assert len(told) >= 2, told  # it was told along the way, not only at the end
+
+
+def test_a_server_stopped_while_a_position_round_waits_leaves_no_task_behind(chat_settings, clock, monkeypatch):
+    """The pending position round (Broadcaster._flush) is cancelled and awaited when the server stops: no task
+    outlives it, and closing the event loop destroys no pending task (asyncio's "Task was destroyed but it is
+    pending!"). Its own event loop, closed here, so that a task left behind would be seen being destroyed."""
+    monkeypatch.setattr(broadcast, "POSITION_COALESCE_SECONDS", 30.0)  # the round stays due until the stop
+    seen: dict[str, object] = {}
+    reported: list[str] = []  # what the loop's exception handler was given (text only: it keeps nothing alive)
+
+    async def scenario() -> None:
+        st = await Store.open(chat_settings, create=True, clock=clock)
+        server, runner = await start_chat_server(chat_settings, st)
+        broadcaster = server.app[HUB].broadcast
+        try:
+            first = await connect_client(server.url, "/resident", {"lang": "pl"}, cls=Resident)
+            await first.start()  # told at once: the first round
+            second = await connect_client(server.url, "/resident", {"lang": "pl"}, cls=Resident)
+            await second.start()  # within the pause: the next round waits
+            deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
+            while broadcaster._flush is None and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            seen["pending"] = broadcaster._flush is not None and not broadcaster._flush.done()
+            await first.disconnect()
+            await second.disconnect()
+        finally:
+            await runner.cleanup()
+            await st.close()
+        seen["flush_left"] = broadcaster._flush is not None and not broadcaster._flush.done()
+        seen["tasks_left"] = sorted(
+            t.get_coro().__qualname__
+            for t in asyncio.all_tasks()
+            if t is not asyncio.current_task() and "webchat" in t.get_coro().cr_code.co_filename
+        )
+
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(f"{context['message']} {context.get('task')!r}"))
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    del loop
+    # aiohttp keeps each app's middleware chain in a module-level cache (aiohttp.web_app): without clearing it
+    # the stopped app, and so a task it left, would live on and never be reported as destroyed
+    cached = getattr(web_app, "_cached_build_middleware", None)
+    if cached is not None:
+        cached.cache_clear()
+    gc.collect()
+    assert seen["pending"] is True  # the case under test happened: a round was due when the server stopped
+    assert seen["flush_left"] is False and seen["tasks_left"] == [], seen
+    destroyed = [m for m in reported if "Task was destroyed but it is pending" in m]
+    # (Engine.IO's own ping tasks of sockets closed in the stop may be among them: python-engineio's, not ours)
+    assert [m for m in destroyed if f"{ROOT / 'webchat'}" in m] == [], destroyed

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.audit_log import audit_log
-from tests.fixtures.store import SYSTEM
+from tests.fixtures.chat import connect_client
+from tests.fixtures.store import PASSWORD, SYSTEM
+from webchat import routing
 
 from .test_desk_routing import code, start, topics
 
@@ -53,6 +55,32 @@ async def test_chats_go_to_the_consultant_with_the_skill_within_capacity(chat_se
     assert await assigned_ids(anna, 2) == [first.chat_id, second.chat_id]
     audit = await audit_log(store, action="chat.assign")
     assert len(audit) == 3 and all(a.actor_name == "system:chat-server" for a in audit)
+
+
+async def test_the_pass_reaches_past_the_queues_front_when_nobody_free_can_answer_it(
+    chat_server, resident, make_staff, monkeypatch
+):
+    """The pass reads the front of the queue first (webchat/routing.py QUEUE_FRONT); chats there that nobody
+    free can answer do not hide the ones behind them."""
+    monkeypatch.setattr(routing, "QUEUE_FRONT", 2)
+    store = chat_server.store
+    card, taxes, *_ = await topics(store)
+    waiting = [await resident() for _ in range(3)]
+    for r in waiting:
+        await start(r, card.id)
+    tax = await resident()
+    await start(tax, taxes.id)
+    await make_staff("anna", "consultant")
+    await store.desk.set_skills(SYSTEM, "anna", [taxes.id])
+    session = await store.accounts.login("anna", PASSWORD)
+    client = await connect_client(chat_server.url, "/staff", {"token": session.token})  # the pass runs
+    try:
+        assert await assigned_ids(client, 1) == [tax.chat_id]
+        await tax.wait_for("state", lambda s: s["status"] == "active")
+        assert [(await store.chats.get(r.chat_id)).status for r in waiting] == ["queued"] * 3
+        assert len(client.of("assigned")) == 1
+    finally:
+        await client.disconnect()
 
 
 async def test_the_least_busy_consultant_gets_the_next_chat(chat_server, resident, consultant_client):

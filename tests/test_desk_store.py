@@ -163,3 +163,24 @@ async def test_the_desks_frequent_reads_use_the_partial_indexes(store):
     for sql in queries:
         plan = " ".join(str(r[3]) for r in await store.db.fetchall("EXPLAIN QUERY PLAN " + sql))
         assert "conversations_queued" in plan or "conversations_active" in plan, (sql, plan)
+
+
+async def test_a_queued_chats_position_is_counted_as_the_queue_orders_it(store, make_staff, clock):
+    """chats.queue_position (a resident's place when their chat opens) agrees with queue(): a re-queued chat
+    first, then by arrival; None for a chat that is not waiting."""
+    anna = (await make_staff("anna", "consultant")).as_actor()
+    notice = await store.notices.current("chat", "pl")
+    ids = []
+    for _ in range(5):
+        ids.append((await store.chats.open(notice.id, "pl")).chat.id)
+        clock.advance(seconds=1)
+    await store.chats.accept(anna, ids[1])
+    await store.chats.accept(anna, ids[3])
+    await store.desk.decline(anna, ids[3])  # back at the front
+    await store.chats.end_by_resident(ids[4])
+    queue = await store.chats.queue()
+    assert [q.chat_id for q in queue] == [ids[3], ids[0], ids[2]]
+    for q in queue:
+        assert await store.chats.queue_position(q.chat_id) == q.position
+    assert [await store.chats.queue_position(i) for i in (ids[1], ids[4], 10**6)] == [None, None, None]
+    assert [q.chat_id for q in await store.chats.queue(limit=2)] == [ids[3], ids[0]]

@@ -184,6 +184,7 @@ class Broadcaster:
         self._wanted: tuple[dict[int, int], int | None] | None = None  # positions not yet told, and the estimate
         self._last_told = 0.0  # loop time of the last position round
         self._flush: asyncio.Task[None] | None = None
+        self._stopped = False  # the server is stopping: no new round is scheduled
 
     async def publish(self, event: Event) -> None:
         """Tell everyone concerned (call after the store committed the change)."""
@@ -338,8 +339,8 @@ class Broadcaster:
         positions = {q.chat_id: q.position for q in queue}
         estimate = await hub.estimated_wait() if queue else None
         self._wanted = (positions, estimate)
-        if self._flush is not None and not self._flush.done():
-            return  # a round is already due: it will tell the newest positions
+        if self._stopped or (self._flush is not None and not self._flush.done()):
+            return  # a round is already due: it will tell the newest positions (or the server is stopping)
         delay = self._last_told + POSITION_COALESCE_SECONDS - asyncio.get_running_loop().time()
         if delay <= 0:
             await self._tell_positions()
@@ -369,8 +370,19 @@ class Broadcaster:
                     await asyncio.sleep(0)
         self._positions = positions
         self._estimates = {chat_id: estimate for chat_id in positions}
-        if self._wanted is not None:  # the queue changed while this round went out: one more, after the pause
+        if self._wanted is not None and not self._stopped:  # the queue changed meanwhile: one more, after the pause
             self._flush = asyncio.create_task(self._tell_positions_after(POSITION_COALESCE_SECONDS))
+
+    async def stop(self) -> None:
+        """At shutdown (after the sockets were closed): a position round still waiting is cancelled and
+        awaited, so no task outlives the server."""
+        self._stopped = True
+        while self._flush is not None and not self._flush.done():
+            flush = self._flush
+            flush.cancel()
+            await asyncio.gather(flush, return_exceptions=True)
+        self._flush = None
+        self._wanted = None
 
     async def presence(self) -> None:
         await self.to_all_staff("presence", self.hub.presence_payload())

@@ -212,6 +212,7 @@ class Hub:
             await asyncio.gather(self._queue_task, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.broadcast.stop()  # a position round still waiting (webchat/broadcast.py)
 
     def is_open(self) -> bool:
         return self.hours.is_open(self.store.clock())

@@ -129,9 +129,9 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
         chat = await self.hub.chats.get(chat_id)
         state: dict[str, Any] = {"status": chat.status}
         if chat.status == "queued":
-            for q in await self.hub.chats.queue():
-                if q.chat_id == chat_id:
-                    state["position"] = q.position
+            position = await self.hub.chats.queue_position(chat_id)
+            if position is not None:
+                state["position"] = position
             state["estimated_wait_s"] = await self.hub.estimated_wait()
         return state
 
@@ -170,7 +170,7 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
         self.hub.remember(opened.chat)
         await self.hub.join_chat(sid, chat_id)
         log.info("chat.opened chat_id=%s lang=%s", chat_id, conn.lang)
-        position = next((q.position for q in await self.hub.chats.queue() if q.chat_id == chat_id), None)
+        position = await self.hub.chats.queue_position(chat_id)  # counted by SQLite: the queue may be long
         self.hub.spawn(
             _logged(self.hub.publish(ChatQueued(opened.chat, tuple(opened.messages))), "chat.announce_failed")
         )

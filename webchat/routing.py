@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator
 
 import socketio
 
-from store.chats import is_id
+from store.chats import QueuedChat, is_id
 from store.desk import DeskPerson
 from store.errors import AtCapacity, ChatClosed, Conflict, ConversationNotFound, SessionExpired
 from store.models import Role
@@ -33,6 +34,8 @@ AVAILABLE, AWAY = "available", "away"  # store/desk.py AVAILABILITY
 TICK_SECONDS = 1.0
 #: Every this many ticks the idle chats are checked (a query over the active chats).
 IDLE_EVERY = 10
+#: The assignment pass reads this many chats from the queue's front first (webchat/routing.py `_waiting`).
+QUEUE_FRONT = 50
 
 
 @dataclass
@@ -98,38 +101,53 @@ class Routing:
             people, load = await self.free_people()
             if not any(load.get(p.staff_id, 0) < p.max_chats for p in people.values()):
                 return 0  # every seat taken (or nobody available): the queue is not even read
-            queue = await self.hub.chats.queue()
             given = 0
-            for queued in queue:
-                seats = [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
-                if not seats:
-                    break
-                able = [p for p in seats if p.can_answer(queued.topic_id)]
-                fresh = [p for p in able if p.staff_id not in self.declined.get(queued.chat_id, ())]
-                choice = fresh or able
-                if not choice:
-                    continue
-                epoch = datetime.min.replace(tzinfo=self.hub.store.clock().tzinfo)
-                person = min(
-                    choice, key=lambda p: (load.get(p.staff_id, 0), self.last_given.get(p.staff_id, epoch), p.staff_id)
-                )
-                online = self.hub.online.get(person.staff_id)
-                if online is None:
-                    continue
-                try:
-                    chat, message = await self.hub.store.desk.assign(queued.chat_id, online.actor)
-                except AtCapacity:
-                    load[person.staff_id] = person.max_chats
-                    continue
-                except (Conflict, ChatClosed, ConversationNotFound):
-                    continue  # taken from the queue (pick), or ended by the resident, a moment ago
-                load[person.staff_id] = load.get(person.staff_id, 0) + 1
-                self.last_given[person.staff_id] = self.hub.store.clock()
-                given += 1
-                await self.announce_assigned(chat, message, person.staff_id)
+            async with aclosing(self._waiting()) as waiting:
+                async for queued in waiting:
+                    seats = [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
+                    if not seats:
+                        break
+                    able = [p for p in seats if p.can_answer(queued.topic_id)]
+                    fresh = [p for p in able if p.staff_id not in self.declined.get(queued.chat_id, ())]
+                    choice = fresh or able
+                    if not choice:
+                        continue
+                    epoch = datetime.min.replace(tzinfo=self.hub.store.clock().tzinfo)
+                    person = min(
+                        choice,
+                        key=lambda p: (load.get(p.staff_id, 0), self.last_given.get(p.staff_id, epoch), p.staff_id),
+                    )
+                    online = self.hub.online.get(person.staff_id)
+                    if online is None:
+                        continue
+                    try:
+                        chat, message = await self.hub.store.desk.assign(queued.chat_id, online.actor)
+                    except AtCapacity:
+                        load[person.staff_id] = person.max_chats
+                        continue
+                    except (Conflict, ChatClosed, ConversationNotFound):
+                        continue  # taken from the queue (pick), or ended by the resident, a moment ago
+                    load[person.staff_id] = load.get(person.staff_id, 0) + 1
+                    self.last_given[person.staff_id] = self.hub.store.clock()
+                    given += 1
+                    await self.announce_assigned(chat, message, person.staff_id)
             if given:
                 self.hub.queue_changed()
             return given
+
+    async def _waiting(self) -> AsyncIterator[QueuedChat]:
+        """The queue from its front, for the pass: the first QUEUE_FRONT chats, and the rest only when the pass
+        gets past them (chats nobody free can answer). A freed seat is filled from the front: the whole queue
+        (thousands waiting) is not read, nor turned into objects, for one or two chats given."""
+        front = await self.hub.chats.queue(limit=QUEUE_FRONT)
+        for queued in front:
+            yield queued
+        if len(front) < QUEUE_FRONT:
+            return
+        seen = {q.chat_id for q in front}
+        for queued in await self.hub.chats.queue():
+            if queued.chat_id not in seen:  # (those given meanwhile are no longer queued)
+                yield queued
 
     async def announce_assigned(self, chat: Any, message: Any, staff_id: int) -> None:
         log.info("chat.assigned chat_id=%s staff_id=%s", chat.id, staff_id)

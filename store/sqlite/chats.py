@@ -57,12 +57,23 @@ class ChatsRepository:
         """The chat's transcript lines as stored (sealed text is opened by the service), in seq order."""
         return await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
 
-    async def queued(self) -> list[sqlite3.Row]:
-        """The queued chats in queue order: re-queued chats first (store/desk.py), then by age."""
+    async def queued(self, limit: int | None = None) -> list[sqlite3.Row]:
+        """The queued chats in queue order: re-queued chats first (store/desk.py), then by age; `limit`: the front."""
         return await self.db.fetchall(
             "SELECT id, lang, created_at, topic_id FROM conversations WHERE channel = 'chat' AND status = 'queued' "
-            "ORDER BY queue_front IS NULL, created_at, id"
+            "ORDER BY queue_front IS NULL, created_at, id" + ("" if limit is None else " LIMIT ?"),
+            () if limit is None else (int(limit),),
         )
+
+    async def queue_position(self, chat_id: int) -> int | None:
+        """A queued chat's place in the queue (1 at the front), None when it is not queued: a count over the index."""
+        row = await self.db.fetchone(
+            "SELECT count(*) AS n FROM conversations o WHERE o.channel = 'chat' AND o.status = 'queued' "
+            "AND (o.queue_front IS NULL, o.created_at, o.id) <= (SELECT c.queue_front IS NULL, c.created_at, c.id "
+            "FROM conversations c WHERE c.id = ? AND c.channel = 'chat' AND c.status = 'queued')",
+            (chat_id,),
+        )
+        return (row["n"] or None) if row is not None else None
 
     async def active_chats_of(self, staff_id: int | None) -> list[sqlite3.Row]:
         return await self.db.fetchall(
