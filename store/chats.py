@@ -11,7 +11,7 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeGuard
 
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
@@ -1138,7 +1138,7 @@ def _client_msg_id(value: Any) -> str | None:
     return value
 
 
-def is_id(value: Any) -> bool:
+def is_id(value: Any) -> TypeGuard[int]:
     """A positive whole number SQLite can hold (not a bool, not 2**63)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 

@@ -115,6 +115,8 @@ class BoundedAMIProtocol(AMIProtocol):
 class _Manager(Manager):
     """panoramisk's Manager, reconnecting through AmiLink (with backoff) instead of on its own fixed timer."""
 
+    pinger: Any  # panoramisk's keep-alive handle (an asyncio timer handle, or None), set by Manager
+
     def __init__(self, on_lost: Callable[[], None], **config: Any) -> None:
         super().__init__(**config)
         self._on_lost = on_lost

@@ -13,7 +13,7 @@ import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator
 
 import socketio
 
@@ -135,7 +135,7 @@ class Routing:
                 self.hub.queue_changed()
             return given
 
-    async def _waiting(self) -> AsyncIterator[QueuedChat]:
+    async def _waiting(self) -> AsyncGenerator[QueuedChat, None]:
         """The queue from its front, for the pass: the first QUEUE_FRONT chats, and the rest only when the pass
         gets past them (chats nobody free can answer). A freed seat is filled from the front: the whole queue
         (thousands waiting) is not read, nor turned into objects, for one or two chats given."""

@@ -269,7 +269,7 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
 
     @property
     def sessions(self) -> StaffSessions:
-        return self.hub.staff_sessions  # type: ignore[no-any-return]
+        return self.hub.staff_sessions
 
     async def audit_refusal(self, address: str, actor: Actor | None, reason: str) -> None:
         """A refused connect is audited like the store's refusals (rate-limited per address: no audit flood)."""
@@ -406,12 +406,13 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
         self.hub.remember(chat)
         log.info("chat.accepted chat_id=%s staff_id=%s", chat_id, actor.staff_id)
         history = await self.hub.history_payload(chat_id)
+        assert actor.staff_id is not None  # a consultant's session is always a staff account's (actor_of)
         await self.hub.publish(
             ChatAccepted(
                 chat,
                 message,
                 actor.staff_id,
-                skip_sid=sid,  # type: ignore[arg-type]
+                skip_sid=sid,
                 lines=history,
             )
         )

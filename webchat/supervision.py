@@ -172,7 +172,9 @@ class SupervisionHub:
         now = (consultant, names) if names else None
         if before == now:
             return
-        if before is not None and before[0] != consultant:  # the chat moved on (or closed): they are told it ended
+        if (
+            before is not None and before[0] is not None and before[0] != consultant
+        ):  # the chat moved on (or closed): they are told it ended
             await self.sio.emit(
                 "supervised", {"chat_id": chat_id, "by": []}, room=consultant_room(before[0]), namespace=STAFF
             )
@@ -244,7 +246,7 @@ class SupervisionHub:
 
 
 def supervision_of(hub: "Hub") -> SupervisionHub:
-    return hub.supervision  # type: ignore[no-any-return]
+    return hub.supervision
 
 
 # ---------------------------------------------------------------------- hooks called by webchat/staff.py
@@ -382,7 +384,7 @@ class SupervisionEvents:
 
     @property
     def sup(self) -> SupervisionHub:
-        return self.hub.supervision  # type: ignore[no-any-return]
+        return self.hub.supervision
 
     async def supervisor_of(self, sid: str, *, fresh: bool = False) -> Actor:
         """The person behind the socket (a supervisor, or a consultant: the store decides what they may do)."""
