@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, Sequence
 
 import click
@@ -56,6 +57,42 @@ def _possibilities(found: list[str] | None) -> str:
     )
 
 
+#: click's sentences for a value its types refuse (click/types.py), already formatted: matched, then worded again.
+_VALUE_SENTENCES = [
+    (re.compile(r"^(?P<value>.+) is not a valid integer\.$", re.S), N_("{value} is not a whole number.")),
+    (re.compile(r"^(?P<value>.+) is not a valid float\.$", re.S), N_("{value} is not a number.")),
+    (re.compile(r"^(?P<value>.+) is not a valid integer range\.$", re.S), N_("{value} is not a whole number.")),
+    (re.compile(r"^(?P<value>.+) is not a valid float range\.$", re.S), N_("{value} is not a number.")),
+    (re.compile(r"^(?P<value>.+) is not one of (?P<choices>.+)\.$", re.S), N_("{value} is not one of {choices}.")),
+    (
+        re.compile(r"^(?P<value>.+) is not in the range (?P<range>.+)\.$", re.S),
+        N_("{value} is not in the range {range}."),
+    ),
+    (
+        re.compile(r"^(?:Path|File|Directory) (?P<value>.+) does not exist\.$", re.S),
+        N_("The path {value} does not exist."),
+    ),
+    (
+        re.compile(r"^(?:Path|File) (?P<value>.+) is a directory\.$", re.S),
+        N_("The path {value} is a folder, not a file."),
+    ),
+    (
+        re.compile(r"^(?:Path|Directory) (?P<value>.+) is a file\.$", re.S),
+        N_("The path {value} is a file, not a folder."),
+    ),
+    (re.compile(r"^(?P<value>.+) is not (?P<choice>'.*')\.$", re.S), N_("{value} is not {choice}.")),
+]
+
+
+def _value_message(message: str) -> str:
+    """A refused value's sentence in the staff language: click's own (matched) or CIM's (a catalog msgid)."""
+    for pattern, template in _VALUE_SENTENCES:
+        found = pattern.match(message)
+        if found:
+            return _(template).format(**found.groupdict())
+    return _(message)
+
+
 def click_message(exc: click.ClickException) -> str:
     """Click's sentence for `exc` in the staff language (a sentence CIM wrote itself is already translated)."""
     ctx = getattr(exc, "ctx", None)
@@ -82,8 +119,8 @@ def click_message(exc: click.ClickException) -> str:
     if isinstance(exc, click.BadParameter):
         which = exc.param_hint if exc.param_hint is not None else param.get_error_hint(ctx) if param else None
         if which is None:
-            return _("Invalid value: {message}").format(message=_(exc.message))
-        return _("Invalid value for {hint}: {message}").format(hint=_hints(which), message=_(exc.message))
+            return _("Invalid value: {message}").format(message=_value_message(exc.message))
+        return _("Invalid value for {hint}: {message}").format(hint=_hints(which), message=_value_message(exc.message))
     if isinstance(exc, click.UsageError):
         surplus = _EXTRA_ARGUMENTS.match(exc.message)
         if surplus:
@@ -136,6 +173,10 @@ class StaffCli(StaffGroup):
             return super().invoke(ctx)
         except click.ClickException as exc:
             raise _in_staff_language(exc) from None
+        except (click.Abort, KeyboardInterrupt, EOFError):  # click would say "Aborted!" in English
+            click.echo(file=sys.stderr)
+            click.echo(_("Aborted."), err=True)
+            sys.exit(1)
 
 
 @click.group(cls=StaffCli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -45,6 +45,16 @@ REFUSED = [
         "Błąd: Opcja '--role' wymaga wartości.",
         "Error: Option '--role' requires an argument.",
     ),
+    (  # a value click's own type refuses: its sentence is worded again, never passed through in English
+        ["audit", "list", "--limit", "abc"],
+        "Błąd: Nieprawidłowa wartość '--limit': 'abc' nie jest liczbą całkowitą.",
+        "Error: Invalid value for '--limit': 'abc' is not a whole number.",
+    ),
+    (
+        ["audit", "list", "--limit", "0"],
+        "Błąd: Nieprawidłowa wartość '--limit': 0 jest poza zakresem 1<=x<=100000.",
+        "Error: Invalid value for '--limit': 0 is not in the range 1<=x<=100000.",
+    ),
 ]
 
 
@@ -145,3 +155,19 @@ async def test_the_palette_says_no_matches_in_polish(tui_app, make_staff) -> Non
 @pytest.mark.staff_lang("en")
 async def test_the_palette_says_no_matches_in_english_with_cim_staff_lang_en(tui_app, make_staff) -> None:
     assert await _no_matches_line(tui_app, make_staff) == "No matches found"
+
+
+@pytest.mark.staff_lang("pl")
+def test_an_interrupted_command_says_so_in_the_staff_language(monkeypatch) -> None:
+    """Ctrl+C inside a command: click would print "Aborted!" in English; the staff read it in their language."""
+    command = cli.commands["init"]
+
+    def interrupted(**kwargs) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "callback", interrupted)
+    pl = run(["init"], "pl")
+    assert pl.exit_code == 1 and pl.output.strip().splitlines()[-1] == "Przerwano.", pl.output
+    assert "Aborted" not in pl.output
+    en = run(["init"], "en")
+    assert en.exit_code == 1 and en.output.strip().splitlines()[-1] == "Aborted.", en.output
