@@ -501,3 +501,198 @@ async def test_another_deployment_on_the_same_redis_sees_none_of_these_consultan
         await runner_a.cleanup()
         await runner_other.cleanup()
         await other_store.close()
+
+
+# ------------------------------------------------------------------ kill -9 while residents write (issue 21)
+
+#: Limits high enough for 20 residents writing at once from one loopback address (the defaults protect a
+#: real desk from one address; here every resident is 127.0.0.1).
+FLOOD_LIMITS = {
+    "resident_rate_limit": "1000/10",
+    "resident_address_rate_limit": "10000/10",
+    "chat_open_address_rate_limit": "1000/600",
+    "max_queued_chats_per_address": "1000",
+    "max_connections_per_address": "1000",
+}
+RESIDENTS = 20
+#: Sends each resident keeps in flight at once (the widget's outbox may hold several).
+IN_FLIGHT = 3
+#: Node A is killed once this many sends have been acked (about 5 per resident).
+KILL_AFTER_ACKS = 100
+
+
+@dataclass
+class Writer:
+    """One resident's side of the stream: what node A acked and what it never answered (its outbox)."""
+
+    number: int
+    client: Resident
+    acked: dict[str, int]  # client_msg_id → seq
+    outbox: dict[str, str]  # client_msg_id → text, sent but not acked
+
+    def text(self, client_msg_id: str) -> str:
+        return f"wiadomość {client_msg_id}"
+
+
+async def _resident_on(url: str, auth: dict[str, Any]) -> Resident:
+    client = await connect_client(url, "/resident", auth, cls=Resident)
+    assert isinstance(client, Resident)
+    return client
+
+
+def _chat_of(client: Resident) -> int:
+    assert client.chat_id is not None
+    return client.chat_id
+
+
+async def _send_or_drop(client: Resident, text: str, client_msg_id: str) -> dict | None:
+    """The ack of a send, or None when the socket drops first (the widget keeps the message in its outbox)."""
+    dropped = asyncio.ensure_future(client.wait_for("disconnect", timeout=60))
+    sent = asyncio.ensure_future(client.send(text, client_msg_id))
+    try:
+        await asyncio.wait({dropped, sent}, return_when=asyncio.FIRST_COMPLETED)
+        if sent.done() and sent.exception() is None:
+            return sent.result()
+        return None
+    finally:
+        for task in (dropped, sent):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(dropped, sent, return_exceptions=True)
+
+
+async def _write_until_dropped(writer: Writer, stop: asyncio.Event) -> None:
+    round_ = 0
+    while not stop.is_set():
+        ids = [f"{writer.number}-{round_ * IN_FLIGHT + k}" for k in range(IN_FLIGHT)]
+        for client_msg_id in ids:
+            writer.outbox[client_msg_id] = writer.text(client_msg_id)
+        acks = await asyncio.gather(*(_send_or_drop(writer.client, writer.text(i), i) for i in ids))
+        for client_msg_id, ack in zip(ids, acks):
+            if ack is not None:
+                assert ack["ok"], ack
+                writer.acked[client_msg_id] = ack["seq"]
+                del writer.outbox[client_msg_id]
+        if any(ack is None for ack in acks) or not writer.client.client.connected:
+            return
+        round_ += 1
+
+
+async def _stored_unacked(store: Store, writers: list[Writer]) -> int:
+    """How many messages still in the residents' outboxes the store already holds."""
+    count = 0
+    for w in writers:
+        stored = set(texts(await store.chats.history(_chat_of(w.client)), "resident"))
+        count += sum(1 for text in w.outbox.values() if text in stored)
+    return count
+
+
+async def test_node_a_killed_while_20_residents_write_every_acked_message_is_stored_once_and_they_resume_on_b(
+    node_settings: Settings, store: Store, clock: Any, make_staff, tmp_path: Path, redis_url: str
+) -> None:
+    """Node A is a real `cim serve` with 20 residents writing through it (several sends in flight each); it is
+    killed with SIGKILL mid-stream. The residents resume on node B with their resume tokens and send their
+    unacked messages again with the same client_msg_id, as the widget's outbox does: every acked message is
+    stored exactly once, the resent ones once (also those node A stored but never acked), and every chat goes on
+    on node B."""
+    clock.now = datetime.now(timezone.utc)  # node A runs on the real clock
+    settings = node_settings.with_(**FLOOD_LIMITS)
+    env = {f"CIM_{name.upper()}": value for name, value in FLOOD_LIMITS.items()}
+    proc, url_a = await asyncio.to_thread(_start_node, settings.data_dir, redis_url, tmp_path / "node-a.log", env)
+    b, runner_b = await start_chat_server(settings, store)  # node B: in this process, on the same data directory
+    clients: list[ChatClient] = []
+    try:
+        anna_staff = await make_staff("anna", "consultant")
+        anna = await connect_client(
+            b.url, "/staff", {"token": (await store.accounts.login(anna_staff.name, PASSWORD)).token}
+        )
+        clients.append(anna)
+        writers = []
+        for number in range(RESIDENTS):
+            client = await _resident_on(url_a, {"lang": "pl"})
+            clients.append(client)
+            await client.start()
+            writers.append(Writer(number, client, {}, {}))
+
+        stop = asyncio.Event()
+        streams = [asyncio.ensure_future(_write_until_dropped(w, stop)) for w in writers]
+        await _until(lambda: sum(len(w.acked) for w in writers) >= KILL_AFTER_ACKS, 60, "node A acks the sends")
+        # kill node A at a moment it has committed messages whose acks the residents have not got: frozen with
+        # SIGSTOP, it sends nothing more; if nothing is stored-but-unacked then, it goes on a moment and is
+        # frozen again
+        stored_unacked = 0
+        for _attempt in range(100):
+            proc.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(0.2)  # acks already on the wire arrive
+            stored_unacked = await _stored_unacked(store, writers)
+            if stored_unacked:
+                break
+            proc.send_signal(signal.SIGCONT)
+            await asyncio.sleep(0.05)
+        proc.kill()  # SIGKILL mid-stream: the acks not sent are lost, no disconnect handling on node A
+        killed_at = time.monotonic()
+        await asyncio.to_thread(proc.wait, 10)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*streams), 30)
+        assert proc.returncode == -signal.SIGKILL
+        assert stored_unacked > 0, "node A was never caught between a commit and its ack"
+        acked_on_a = sum(len(w.acked) for w in writers)
+        unacked = sum(len(w.outbox) for w in writers)
+        stored_unacked = await _stored_unacked(store, writers)  # what the resend must not store a second time
+
+        # each resident comes back on node B with its resume token, as the widget does
+        resumed: list[float] = []
+
+        async def resume(w: Writer) -> None:
+            client = await _resident_on(b.url, {"lang": "pl", "resume": w.client.resume_token})
+            clients.append(client)
+            history = await client.wait_for("history")
+            resumed.append(time.monotonic() - killed_at)
+            assert history["state"]["status"] == "queued", history
+            client.chat_id, client.resume_token = w.client.chat_id, w.client.resume_token
+            seen = {m["text"] for m in history["messages"] if m["from"] == "resident"}
+            assert {w.text(i) for i in w.acked} <= seen  # the resumed widget shows every acked message
+            w.client = client
+
+        await asyncio.gather(*(resume(w) for w in writers))  # all at once, as 20 widgets reconnect
+        # ... sends its outbox again with the same ids, then writes on
+        for w in writers:
+            for client_msg_id, text in list(w.outbox.items()):
+                ack = await w.client.send(text, client_msg_id)
+                assert ack["ok"], ack
+                w.acked[client_msg_id] = ack["seq"]
+                del w.outbox[client_msg_id]
+            after = f"{w.number}-after"
+            ack = await w.client.send(w.text(after), after)
+            assert ack["ok"], ack
+            w.acked[after] = ack["seq"]
+
+        stored_total = 0
+        for w in writers:
+            history = await store.chats.history(_chat_of(w.client))
+            lines = {m.seq: m.text for m in history if m.sender == "resident"}
+            stored_total += len(lines)
+            # every acked message exactly once, under the seq its ack gave, and nothing else
+            assert sorted(lines.values()) == sorted(w.text(i) for i in w.acked), w.number
+            assert {seq: w.text(i) for i, seq in w.acked.items()} == lines, w.number
+        assert stored_total == sum(len(w.acked) for w in writers)
+
+        # the chats go on on node B: a consultant there takes one, and the resident on node B hears her
+        first = writers[0].client
+        await anna.wait_for("queue", lambda q: first.chat_id in [c["chat_id"] for c in q["chats"]])
+        assert (await anna.call("accept", {"chat_id": first.chat_id}))["ok"]
+        await first.wait_for("state", lambda s: s["status"] == "active")
+        answer = await anna.call("send", {"chat_id": first.chat_id, "text": "dzień dobry", "client_msg_id": "c-1"})
+        assert answer["ok"], answer
+        await first.wait_for("message", lambda m: m.get("text") == "dzień dobry")
+        print(
+            f"\nkill -9 of node A: {RESIDENTS} residents, {acked_on_a} acked on A, {unacked} unacked at the kill "
+            f"({stored_unacked} of them stored by A), {stored_total} stored in all; resumed on B "
+            f"{min(resumed):.2f}-{max(resumed):.2f} s after the kill"
+        )
+    finally:
+        for each in clients:
+            await each.disconnect()
+        if proc.poll() is None:
+            proc.kill()
+        await runner_b.cleanup()
