@@ -19,7 +19,7 @@
   //: in cim-widget.js (STRINGS.*.errors); anything else reads as "unknown".
   var ERROR_CODES = ["notice_not_accepted", "empty", "too_long", "rate_limited", "closed", "invalid", "offline",
                      "server_error", "resume_invalid", "too_many_connections"];
-  //: The reasons a refusal may carry beside its code (webchat/protocol.py RESIDENT_REASONS, docs/PROTOCOL.md
+  //: The reasons a refusal may carry beside its code (the server's RESIDENT_REASONS, docs/PROTOCOL.md
   //: "Refusal reasons"), one text per reason in cim-widget.js (STRINGS.*.reasons); others are ignored.
   var ERROR_REASONS = ["contact_missing", "contact_invalid", "contact_too_long", "name_too_long", "consultant_available",
                        "chat_open", "notice_outdated", "not_ended", "already_rated", "rating_invalid", "comment_too_long"];

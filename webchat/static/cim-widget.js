@@ -141,7 +141,7 @@
           transferred: "Rozmowa została przekazana innemu konsultantowi.",
           taken_over: "Rozmowę kontynuuje inna osoba z zespołu konsultantów."
         },
-        // Refusals by reason (webchat/protocol.py RESIDENT_REASONS): shown instead of the code's text.
+        // Refusals by reason (the server's RESIDENT_REASONS, docs/PROTOCOL.md): shown instead of the code's text.
         reasons: {
           contact_missing: "Podaj adres e-mail lub numer telefonu, na który mamy odpowiedzieć.",
           contact_invalid: "To nie jest adres e-mail (nazwa@domena) ani numer telefonu. Popraw kontakt.",
