@@ -298,7 +298,8 @@ class CimApp(ReportsWorkerErrors, App[None]):
 
     def action_command_palette(self) -> None:
         """Ctrl+P: Textual's command palette, its search line in the staff language."""
-        if self.use_command_palette and not CommandPalette.is_open(self):
+        # Textual types is_open's app as App[object] (App is invariant in its result type), so no App[None] fits
+        if self.use_command_palette and not CommandPalette.is_open(self):  # type: ignore[arg-type]
             self.push_screen(StaffCommandPalette(id="--command-palette", placeholder=_(SEARCH_COMMANDS)))
 
     def search_themes(self) -> None:

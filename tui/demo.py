@@ -6,7 +6,7 @@ import logging
 import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, cast
 
 from store import Store
 from store.errors import AlreadyExists
@@ -145,7 +145,8 @@ def embedded_chat_server(sock: socket.socket):
             create_app(store.settings, store),
             handle_signals=False,
             access_log=None,
-            **{**runner_options(store.settings), "shutdown_timeout": 1.0},
+            # keyword options as AppRunner takes them (a dict of floats cannot say which keyword is which)
+            **cast("dict[str, Any]", {**runner_options(store.settings), "shutdown_timeout": 1.0}),
         )
         await runner.setup()
         site = web.SockSite(runner, sock)

@@ -37,7 +37,7 @@ CHAT_STATUS_LABELS = {
 }
 
 
-def word(table: dict[str, str], code: str) -> str:
+def word(table: dict[str, str], code: object) -> str:
     """The code's word in the current staff language; an unknown code is shown as it is."""
     known = table.get(str(code))
     return _(known) if known else str(code).replace("_", " ")

@@ -247,7 +247,8 @@ class StaffConnection:
         if not isinstance(ack, dict):
             raise LiveError("server_error")
         if not ack.get("ok"):
-            error = ack.get("error") if isinstance(ack.get("error"), dict) else {}
+            raw_error = ack.get("error")
+            error = raw_error if isinstance(raw_error, dict) else {}
             reason = error.get("reason")
             raise LiveError(
                 str(error.get("code") or "server_error"),

@@ -124,7 +124,8 @@ def note_line(data: Any) -> ChatLine | None:
         note_id, after = int(data["note_id"]), int(data["after_seq"])
     except (KeyError, TypeError, ValueError):
         return None
-    by = data.get("by") if isinstance(data.get("by"), dict) else {}
+    raw_by = data.get("by")
+    by = raw_by if isinstance(raw_by, dict) else {}
     return ChatLine(
         seq=after,
         sender="note",

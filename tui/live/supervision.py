@@ -126,7 +126,8 @@ class SupervisionBoard:
     def _view(self, data: dict) -> None:
         if data.get("ended"):
             self.refused = str(data["ended"])
-        items = data.get("chats") if isinstance(data.get("chats"), list) else []
+        raw_items = data.get("chats")
+        items = raw_items if isinstance(raw_items, list) else []
         self.view = [c for c in (_supervised(i) for i in items if isinstance(i, dict)) if c is not None]
         self.queue = [
             QueuedChat(c.chat_id, c.lang, c.waiting_since, i + 1)

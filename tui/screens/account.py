@@ -113,7 +113,9 @@ class AccountScreen(CimScreen[None]):
     @work(exclusive=True, exit_on_error=False, group="load")
     async def reload(self) -> None:
         accounts = self.ctx.store.accounts
-        staff = await accounts.get_by_id(self.ctx.actor.staff_id)
+        staff_id = self.ctx.actor.staff_id
+        assert staff_id is not None  # the TUI's actor is a signed-in staff member
+        staff = await accounts.get_by_id(staff_id)
         required = accounts.mfa_required(staff)
         factor = {"active": _("set up"), "pending": _("set-up not finished"), "none": _("not set up")}[
             staff.second_factor
@@ -147,7 +149,9 @@ class AccountScreen(CimScreen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="edit")
     async def change_password(self) -> None:
-        staff = await self.ctx.store.accounts.get_by_id(self.ctx.actor.staff_id)
+        staff_id = self.ctx.actor.staff_id
+        assert staff_id is not None  # the TUI's actor is a signed-in staff member
+        staff = await self.ctx.store.accounts.get_by_id(staff_id)
         if staff.source == "directory":
             self.notify(_("You sign in with the city directory; change your password there."), severity="warning")
             return
@@ -205,9 +209,9 @@ class AccountScreen(CimScreen[None]):
         if chosen is None:
             return
         staff = await self.ctx.store.accounts.set_own_language(self.ctx.actor, chosen or None)
+        from tui.app import CimApp  # not at the top: tui.app imports this module
+
+        app = self.app
+        assert isinstance(app, CimApp)
         # the app rebuilds its screens, this one included: its own worker, not this screen's (which ends with it)
-        self.app.run_worker(
-            self.app.change_language(staff.language),
-            group="language",  # type: ignore[attr-defined]
-            exit_on_error=False,
-        )
+        app.run_worker(app.change_language(staff.language), group="language", exit_on_error=False)

@@ -55,7 +55,8 @@ class AccountsScreen(CimScreen[None]):
     async def reload(self, keep: str | None = None) -> None:
         self.staff = await self.ctx.store.accounts.list_staff(self.ctx.actor)
         table = self.query_one("#accounts-table", DataTable)
-        current = keep or (self._current().name if self._current() else None)
+        shown = self._current()
+        current = keep or (shown.name if shown else None)
         table.clear()
         for s in self.staff:
             status = Text(_("disabled"), style="bold red") if s.disabled else Text(_("active"))

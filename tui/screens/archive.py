@@ -431,7 +431,10 @@ class ArchiveDetailScreen(CimScreen[None]):
             return
         if result.ok:
             out.update(
-                Text(_("Integrity OK: SHA-256 {sha}… matches.").format(sha=result.actual_sha256[:16]), style="green")
+                Text(
+                    _("Integrity OK: SHA-256 {sha}… matches.").format(sha=(result.actual_sha256 or "")[:16]),
+                    style="green",
+                )
             )
         else:
             out.update(Text(_("INTEGRITY PROBLEM: {problem}.").format(problem=result.problem), style="bold red"))

@@ -90,7 +90,7 @@ class CallbacksScreen(CimScreen[None]):
                 str(c.missed),
                 literal(c.queue or "—"),
                 _(STATUS_LABELS[c.status]),
-                literal(names.get(c.taken_by, "")),
+                literal(names.get(c.taken_by, "") if c.taken_by is not None else ""),
                 key=str(c.id),
             )
         if self.items:
@@ -112,9 +112,14 @@ class CallbacksScreen(CimScreen[None]):
         if item is None:
             return
         choices = [(_(OUTCOME_LABELS[o]), o) for o in OUTCOMES]
+        closing = item.id
+
+        def picked(outcome: str | None) -> None:
+            if outcome:
+                self.run_store("close", closing, outcome)
+
         self.app.push_screen(
-            PickModal(_("Outcome of the callback to {number}").format(number=item.number), choices),
-            lambda outcome: self.run_store("close", item.id, outcome) if outcome else None,
+            PickModal(_("Outcome of the callback to {number}").format(number=item.number), choices), picked
         )
 
     @failure_title(N_("Callbacks"))

@@ -504,7 +504,10 @@ class ChatsScreen(CimScreen[None]):
     def action_offline_messages(self) -> None:
         from tui.screens.offline import OfflineMessagesScreen
 
-        self.app.push_screen(OfflineMessagesScreen(self.ctx), lambda _result: self.refresh_offline_count())
+        def closed(_result: None) -> None:
+            self.refresh_offline_count()
+
+        self.app.push_screen(OfflineMessagesScreen(self.ctx), closed)
 
 
 async def canned_responses(ctx: TuiContext) -> list[tuple[str, str]]:

@@ -171,7 +171,7 @@ class DeskScreen(CimScreen[None]):
     BINDINGS = [
         Binding("a", "add", "Add topic"),
         Binding("e", "edit", "Edit topic"),
-        Binding("o", "toggle", "Offered"),
+        Binding("o", "toggle_offered", "Offered"),
         Binding("c", "capacity", "Capacity"),
         Binding("s", "skills", "Skills"),
     ]
@@ -265,7 +265,7 @@ class DeskScreen(CimScreen[None]):
             self.notify(_("Topic saved."))
             self.reload()
 
-    def action_toggle(self) -> None:
+    def action_toggle_offered(self) -> None:
         topic = self._topic()
         if topic is not None:
             self.toggle(topic)

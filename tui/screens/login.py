@@ -21,6 +21,7 @@ from store.errors import (
     SecondFactorRequired,
 )
 from store.i18n import _
+from store.mfa import Enrolment
 from store.models import Session
 from tui.screens.base import CimScreen
 from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
@@ -159,6 +160,7 @@ class LoginScreen(CimScreen[None]):
                 session = await accounts.login(name, password, otp=otp, new_password=new_password)
             except SecondFactorEnrolmentRequired as needed:
                 enrolment = needed.enrolment
+                assert isinstance(enrolment, Enrolment)  # a sign-in (not a dry run) always starts one
                 code = await self.app.push_screen_wait(
                     EnrolmentModal(
                         enrolment.secret, enrolment.uri, message=needed.message[:1].upper() + needed.message[1:] + "."

@@ -64,7 +64,7 @@ def asks(r: AccessRequest) -> str:
 
 _ASKED = {"listen": N_("listen"), "read": N_("read")}
 _COPY_OF = {"call": N_("copy call"), "chat": N_("copy chat")}
-_KINDS = {ACCESS: N_("§4 access"), COPY: N_("GDPR Art. 15 copy")}
+_KINDS: dict[str, str] = {ACCESS: N_("§4 access"), COPY: N_("GDPR Art. 15 copy")}
 _CHANNELS = {"call": N_("phone call"), "chat": N_("chat")}
 _VERDICTS = {"favourable": N_("favourable"), "unfavourable": N_("unfavourable")}
 _DECISIONS = {"granted": N_("granted"), "refused": N_("refused")}
@@ -151,7 +151,8 @@ class RequestsScreen(CimScreen[None]):
         else:
             self.requests = await store.requests.list(self.ctx.actor, state=self.state_filter)
         table = self.query_one("#requests-table", DataTable)
-        current = keep if keep is not None else (self.current_request().id if self.current_request() else None)
+        shown = self.current_request()
+        current = keep if keep is not None else (shown.id if shown else None)
         table.clear()
         for r in self.requests:
             table.add_row(r.number, asks(r), _(r.state_label), due_cell(r), literal(r.requester_name), key=str(r.id))
@@ -183,7 +184,11 @@ class RequestsScreen(CimScreen[None]):
     @on(DataTable.RowSelected, "#requests-table")
     def _open(self, event: DataTable.RowSelected) -> None:
         request_id = int(str(event.row_key.value))
-        self.app.push_screen(RequestDetailScreen(self.ctx, request_id), lambda _: self.reload(request_id))
+
+        def closed(_result: None) -> None:
+            self.reload(request_id)
+
+        self.app.push_screen(RequestDetailScreen(self.ctx, request_id), closed)
 
     def action_new(self) -> None:
         self.new_request()

@@ -45,10 +45,11 @@ class HoldInput:
 _CHANNELS = {"call": N_("call"), "chat": N_("chat")}
 
 
-class HoldModal(FitsTheScreen, SubmitsInPlace, CimModal[HoldInput | None]):
+class HoldModal(FitsTheScreen, SubmitsInPlace, CimModal[HoldInput | list[Hold] | None]):
     """A new hold on one or more conversations (numbers separated by spaces or commas).
 
-    With `submit` (the store call), a refusal is shown in the dialog and everything typed stays.
+    With `submit` (the store call), a refusal is shown in the dialog and everything typed stays; the dialog
+    then returns the holds made, without it the HoldInput.
     """
 
     BINDINGS = [Binding("escape", "cancel", N_("Cancel")), Binding("ctrl+s", "save", N_("Save"))]
@@ -324,6 +325,7 @@ class RetentionScreen(CimScreen[None]):
         created = await self.app.push_screen_wait(HoldModal(submit=submit))
         if created is None:
             return
+        assert isinstance(created, list)  # with submit the dialog returns the holds made
         self.notify(_("{holds} set.").format(holds=plurals.holds(len(created))))
         self.load()
 

@@ -16,6 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from store.i18n import N_, _, current_language, format_time, ngettext
@@ -56,7 +57,9 @@ def duration(since: datetime | None, now: datetime) -> str:
 
 def consultant_load(board: SupervisionBoard) -> Text:
     """Who handles what: each consultant online with the number of chats they answer now."""
-    names = {c.consultant_id: c.consultant_name for c in board.view if c.consultant_id is not None}
+    names: dict[int | None, str] = {
+        c.consultant_id: c.consultant_name for c in board.view if c.consultant_id is not None
+    }
     load: dict[int | None, int] = {}
     for c in board.view:
         if c.status == "active":
@@ -107,7 +110,7 @@ def chat_cells(c: SupervisedChat, now: datetime, timezone: str) -> tuple[Text | 
 def _highlighted_key(table: DataTable) -> str | None:
     """The key of the highlighted row, so a refresh can put the cursor back on it."""
     if table.row_count and table.cursor_row is not None and 0 <= table.cursor_row < table.row_count:
-        return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
     return None
 
 
@@ -278,10 +281,10 @@ class SupervisionScreen(CimScreen[None]):
     @on(DataTable.RowSelected, "#sup-chats")
     def _selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value:
-            self.watch(int(event.row_key.value))
+            self.start_watching(int(event.row_key.value))
 
     @work(exclusive=True, exit_on_error=False, group="watch")
-    async def watch(self, chat_id: int) -> None:
+    async def start_watching(self, chat_id: int) -> None:
         if self.client is None:
             self.notify(_("Not connected to the chat server."), severity="error")
             return
@@ -360,7 +363,8 @@ class SupervisionScreen(CimScreen[None]):
             return self.board.selected
         table = self.query_one("#sup-chats", DataTable)
         if table.row_count and table.cursor_row is not None and 0 <= table.cursor_row < table.row_count:
-            return int(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+            key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+            return int(key) if key is not None else None
         return None
 
     def action_take_over(self) -> None:

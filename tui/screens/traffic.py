@@ -298,9 +298,14 @@ class TrafficScreen(CimScreen[None]):
             self.notify(_("Only a consultant describes their own calls."), severity="warning")
             return
         linkedid = call["linkedid"]
+
+        def described(result: tuple[str, str] | None) -> None:
+            if result:
+                self.save_note(linkedid, result)
+
         self.app.push_screen(
             CallNoteModal(_("Call {number}: category and note").format(number=call["number"] or ""), CALL_CATEGORIES),
-            lambda result: self.save_note(linkedid, result) if result else None,
+            described,
         )
 
     @failure_title(N_("Call"))

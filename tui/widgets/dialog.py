@@ -11,17 +11,27 @@ everything typed kept. Without `submit` the dialog dismisses with the value, as 
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from rich.text import Text
 from textual import events, work
 from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
 from store.errors import CimError
 
+if TYPE_CHECKING:
+    # The mixins are only ever mixed into a ModalScreen (a Widget); mypy sees Widget as their base, at run time it
+    # is object. Not ModalScreen[Any]: that would make every dialog's result type Any. What only a Screen has
+    # (`focused`, `dismiss`) is reached after `isinstance(self, Screen)`.
+    _DialogBase = Widget
+else:
+    _DialogBase = object
 
-class FitsTheScreen:
+
+class FitsTheScreen(_DialogBase):
     """Mixin for a ModalScreen whose fields are in `VerticalScroll.dialog-body`."""
 
     def on_resize(self, event: events.Resize) -> None:
@@ -30,7 +40,7 @@ class FitsTheScreen:
     def fit_body(self) -> None:
         bodies = self.query(".dialog-body").results(VerticalScroll)
         body = next(iter(bodies), None)
-        if body is None or body.parent is None:
+        if body is None or not isinstance(body.parent, Widget):
             return
         dialog = body.parent
         others = sum(
@@ -41,11 +51,12 @@ class FitsTheScreen:
         chrome = dialog.outer_size.height - dialog.content_size.height
         room = self.size.height - others - chrome - body.styles.margin.top - body.styles.margin.bottom
         body.styles.max_height = max(3, room)
+        assert isinstance(self, Screen)
         if self.focused is not None and self.focused in body.walk_children():
             body.scroll_to_widget(self.focused, animate=False)
 
 
-class SubmitsInPlace:
+class SubmitsInPlace(_DialogBase):
     """Mixin: `finish(value)` runs `self.submit(value)`; a CimError stays in the dialog, success dismisses."""
 
     submit: Callable[[Any], Awaitable[Any]] | None = None
@@ -54,6 +65,7 @@ class SubmitsInPlace:
 
     def finish(self, value: Any) -> None:
         if self.submit is None:
+            assert isinstance(self, Screen)
             self.dismiss(value)
             return
         self.show_error("")
@@ -61,11 +73,14 @@ class SubmitsInPlace:
 
     @work(exclusive=True, exit_on_error=False, group="dialog-submit")
     async def _submit_in_place(self, value: Any) -> None:
+        submit = self.submit
+        assert submit is not None  # finish() runs this worker only with a submit
         try:
-            result = await self.submit(value)
+            result = await submit(value)
         except CimError as exc:
             self.show_error(self.explain(exc.message))
             return
+        assert isinstance(self, Screen)
         self.dismiss(result)
 
     def explain(self, message: str) -> str:

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Static
 
 from store.i18n import N_, _, format_time
-from store.listening import LiveLink
+from store.listening import ListenLink, LiveLink
 from tui.screens.base import CimModal, set_failure_title
 
 #: A QR module pair (top, bottom) as one character cell: dark modules are drawn, light ones are the background.
@@ -106,7 +106,7 @@ class ListenLinkModal(CimModal[bool]):
 
 
 async def offer_listening_link(
-    screen, make_link: "Callable[[], Awaitable[LiveLink]]", zone: ZoneInfo, label: str
+    screen, make_link: "Callable[[], Awaitable[ListenLink]]", zone: ZoneInfo, label: str
 ) -> None:
     """Make a listening link (`make_link`: the store call), show it until the person closes the dialog, and
     revoke it when they ask; the screen's "odsłuch w przeglądarce" line (`show_listening`) follows each step.

@@ -120,6 +120,7 @@ class FormModal(FitsTheScreen, CimModal[T | None], Generic[T]):
             elif isinstance(widget, Checkbox):
                 out[f.id] = widget.value
             else:
+                assert isinstance(widget, Input)  # _widget's last case
                 out[f.id] = widget.value
         return out
 
@@ -133,6 +134,7 @@ class FormModal(FitsTheScreen, CimModal[T | None], Generic[T]):
             for v in value:
                 widget.select(v)
         else:
+            assert isinstance(widget, (Select, Checkbox, Input))  # the other kinds _widget makes
             widget.value = value
 
     @property

@@ -17,8 +17,9 @@ A worker still catches what it answers differently: an error shown next to a for
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
+from typing import Callable, Protocol, TypeVar
 
+from textual.notifications import SeverityLevel
 from textual.worker import NoActiveWorker, Worker, WorkerState, get_current_worker
 
 from store.errors import CimError
@@ -71,6 +72,20 @@ def failure_message(error: BaseException | None) -> str:
     return _("Unexpected error: {detail} (details are in the log).").format(detail=detail)
 
 
+class _Notifies(Protocol):
+    """What `ReportsWorkerErrors` needs of the App or Screen it is mixed into."""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None: ...
+
+
 class ReportsWorkerErrors:
     """Mixin for the app and every screen (tui/screens/base.py): a worker that raised is reported, not lost.
 
@@ -79,7 +94,7 @@ class ReportsWorkerErrors:
     goes to the log with its traceback.
     """
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+    def on_worker_state_changed(self: _Notifies, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error
@@ -89,7 +104,7 @@ class ReportsWorkerErrors:
             log.error("worker %s of %s failed", event.worker.name, type(self).__name__, exc_info=error)
         self.notify(
             failure_message(error),
-            title=title_of(self, event.worker),  # type: ignore[attr-defined]
+            title=title_of(self, event.worker),
             severity="error",
             markup=False,
         )
