@@ -150,7 +150,7 @@ class StaffGroup(click.Group):
     """The root `cim` group: every command of the tree makes a StaffContext, which localises the help
     texts before click prints any (`--help`, a usage error)."""
 
-    def main(self, *args, **kwargs):  # type: ignore[override]
+    def main(self, *args, **kwargs):
         for _path, command in _walk(self):
             command.context_class = StaffContext
         return super().main(*args, **kwargs)

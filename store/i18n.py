@@ -77,16 +77,15 @@ def translator(lang: str) -> NullTranslations:
     files = sorted(folder.glob("*.po")) if folder.is_dir() else []
     if not files:
         return NullTranslations()
-    merged = None
-    for path in files:
+    first, *rest = files
+    with first.open("rb") as handle:
+        merged = read_po(handle, locale=_LOCALES[lang])
+    for path in rest:
         with path.open("rb") as handle:
             catalog = read_po(handle, locale=_LOCALES[lang])
-        if merged is None:
-            merged = catalog
-        else:
-            for message in catalog:
-                if message.id and message.id not in merged:
-                    merged[message.id] = message
+        for message in catalog:
+            if message.id and message.id not in merged:
+                merged[message.id] = message
     buffer = io.BytesIO()
     write_mo(buffer, merged)
     buffer.seek(0)
@@ -104,7 +103,8 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def pgettext(context: str, message: str) -> str:
-    return translator(current_language()).pgettext(context, message)
+    # babel annotates pgettext `-> str | object` (its internal "missing" sentinel), but it returns a str
+    return translator(current_language()).pgettext(context, message)  # type: ignore[return-value]
 
 
 def N_(message: str) -> str:

@@ -294,15 +294,15 @@ class Reports:
             groups.setdefault((r["kind"], outcome), []).append((days, late))
         out = []
         for (kind, outcome), items in sorted(groups.items()):
-            days = [d for d, _ in items if d is not None]
+            answered_days = [d for d, _ in items if d is not None]
             out.append(
                 RequestOutcome(
                     kind=kind,
                     outcome=outcome,
                     count=len(items),
-                    answered=len(days),
-                    average_days=(sum(days) / len(days)) if days else None,
-                    max_days=max(days) if days else None,
+                    answered=len(answered_days),
+                    average_days=(sum(answered_days) / len(answered_days)) if answered_days else None,
+                    max_days=max(answered_days) if answered_days else None,
                     late=sum(1 for _, late in items if late),
                 )
             )

@@ -733,7 +733,7 @@ class Retention:
         pending = await self.repo.pending_unlinks()
         report = await asyncio.to_thread(_scan, self.settings.recordings_dir, rows, pending)
         if self.keys is not None:
-            problems = tuple(await self._check_keys())
+            problems = tuple(await self._check_keys(self.keys))
             report = FsckReport(
                 report.problems + problems, report.recordings_checked, report.files_seen, self._lines_checked
             )
@@ -749,7 +749,7 @@ class Retention:
             )
         return report
 
-    async def _check_keys(self) -> list[FsckProblem]:
+    async def _check_keys(self, keys: Keys) -> list[FsckProblem]:
         """Every conversation with content has its data key (or a purge's tombstone), and every sealed line opens."""
         problems: list[FsckProblem] = []
         for r in await self.repo.conversations_without_key():
@@ -778,7 +778,7 @@ class Retention:
             )
         bad = 0
         for cid in await self.repo.conversations_with_sealed_lines():
-            key = await self.keys.read_key(cid)
+            key = await keys.read_key(cid)
             if key is None:
                 continue  # reported above
             for seq, sealed in await self.repo.sealed_lines(cid):
@@ -789,9 +789,9 @@ class Retention:
                     bad += 1
                     if bad <= 20:
                         problems.append(FsckProblem("tampered_line", exc.message_in("en")))
-        return problems + await self._check_notes()
+        return problems + await self._check_notes(keys)
 
-    async def _check_notes(self) -> list[FsckProblem]:
+    async def _check_notes(self, keys: Keys) -> list[FsckProblem]:
         """Supervisors' whispers and consultants' call notes are sealed too (store/keys.py): none left plain,
         every sealed one opens, every call note's key is held (or was destroyed by a purge)."""
         problems: list[FsckProblem] = []
@@ -814,7 +814,7 @@ class Retention:
                 problems.append(FsckProblem("tampered_note", exc.message_in("en")))
 
         for conversation_id in await self.repo.conversations_with_sealed_whispers():
-            key = await self.keys.read_key(conversation_id)
+            key = await keys.read_key(conversation_id)
             if key is None:
                 continue  # the conversation's key: reported with the conversation
             for n in await self.repo.sealed_whispers(conversation_id):
@@ -844,7 +844,9 @@ class Retention:
                         )
                     )
                 continue
-            key = await self.keys.read_key_id(n["key_id"])
+            key = await keys.read_key_id(n["key_id"])
+            if key is None:
+                continue  # destroyed by a purge since the notes were listed: the next check reports it
             try:
                 key.open_call_note(n["linkedid"], bytes(n["note"]))
             except SealBroken as exc:
@@ -1051,7 +1053,8 @@ def _unlink_files(root: Path, paths: list[str]) -> tuple[list[str], str | None]:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            return done, f"{relative}: {exc.strerror or errno.errorcode.get(exc.errno, exc)}"
+            reason = exc.strerror or (errno.errorcode.get(exc.errno, str(exc)) if exc.errno is not None else str(exc))
+            return done, f"{relative}: {reason}"
         done.append(relative)
     return done, None
 
@@ -1186,7 +1189,7 @@ def _copy_backup(
             files += 1
             size += dst.stat().st_size
         (destination / "recordings").mkdir(mode=0o700, exist_ok=True)
-        manifest = {
+        manifest: dict[str, Any] = {
             "created_at": to_iso(created),
             "destroy_by": to_iso(destroy_by),
             "earliest_purge_after": oldest,

@@ -320,7 +320,7 @@ class ServiceFigures:
         hours: dict[int, dict[str, Bucket]] = {}
         close_categories: dict[str, int] = {}
         call_categories: dict[str, int] = {}
-        per_consultant = {"call": {}, "chat": {}}
+        per_consultant: dict[str, dict[str, int]] = {"call": {}, "chat": {}}
 
         def place(c: Contact, bucket: Bucket) -> None:
             channel = "calls" if c.channel == "call" else "chats"
@@ -362,14 +362,14 @@ class ServiceFigures:
             dict(sorted(per_consultant["call"].items())),
             {"done": callbacks_done, "open": callbacks_open},
         )
-        overall, per_consultant, per_topic = await self.store.resident_desk.rating_figures(
+        overall, rating_per_consultant, per_topic = await self.store.resident_desk.rating_figures(
             start.isoformat(), end.isoformat()
         )
         report = replace(
             report,
             ratings={
                 "all": _rating_json(overall),
-                "by_consultant": [_rating_json(f) for f in per_consultant],
+                "by_consultant": [_rating_json(f) for f in rating_per_consultant],
                 "by_topic": [_rating_json(f) for f in per_topic],
             },
         )

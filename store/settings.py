@@ -7,7 +7,7 @@ import os
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, SupportsIndex, SupportsInt
 
 from .backend import DatabaseUrl, parse_database_url
 from .clock import Duration
@@ -461,7 +461,9 @@ def _audit_dir(data_dir: Path) -> Path:
 def _coerce(name: str, kind: object, value: object) -> object:
     if kind in (int, "int"):
         try:
-            return int(value)  # type: ignore[arg-type]
+            if not isinstance(value, (str, bytes, bytearray, SupportsInt, SupportsIndex)):
+                raise TypeError(value)  # what int() refuses too (a table, a list, a date)
+            return int(value)
         except (TypeError, ValueError):
             raise ConfigError(
                 N_("setting {name} must be a whole number, not {value!r}"), name=name, value=value

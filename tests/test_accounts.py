@@ -164,6 +164,17 @@ async def test_unknown_department_and_user(store) -> None:
         await store.accounts.set_disabled(SYSTEM, "nobody", True)
 
 
+async def test_repository_reports_a_missing_account_instead_of_failing_on_none(store) -> None:
+    # an account removed between the service's read and the repository's: a clear StaffNotFound, not a TypeError
+    repo = store.accounts.repo
+    with pytest.raises(StaffNotFound):
+        await repo.password_hash(999_999)
+    async with repo.transaction() as tx:
+        with pytest.raises(StaffNotFound):
+            await repo.roles_and_department(tx, 999_999)
+    assert await repo.unused_recovery_code_count(999_999) == 0
+
+
 async def test_roles_and_password_changes(store, make_staff) -> None:
     await make_staff("anna", "consultant")
     staff = await store.accounts.set_roles(SYSTEM, "anna", ["designated", "consultant"])

@@ -7,6 +7,7 @@ import gc
 import logging
 import signal
 import sys
+from typing import Any
 
 import click
 
@@ -72,12 +73,14 @@ async def _serve(settings) -> None:
     store = await Store.open(settings)
     try:
         app = create_app(settings, store)
+        # AppRunner's keyword arguments are of several types; runner_options names only its float timeouts
+        options: dict[str, Any] = runner_options(settings)
         runner = web.AppRunner(
             app,
             handle_signals=False,
             access_log_format=ACCESS_LOG_FORMAT,
             shutdown_timeout=SHUTDOWN_SECONDS,
-            **runner_options(settings),
+            **options,
         )
         await runner.setup()
         try:
@@ -88,7 +91,12 @@ async def _serve(settings) -> None:
             # (bench/: chat p99 at 2,000 residents 12-51 ms → 6-22 ms, the longest pause 115 → 65 ms).
             gc.collect()
             gc.freeze()
-            bound = site._server.sockets[0].getsockname() if site._server else (settings.host, settings.port)
+            server = site._server
+            bound = (
+                server.sockets[0].getsockname()
+                if isinstance(server, asyncio.Server)
+                else (settings.host, settings.port)
+            )
             log.info("serve.listening url=http://%s:%s data_dir=%s", bound[0], bound[1], settings.data_dir)
             log.info(
                 "serve.letters sealed=%s until=%s",

@@ -71,7 +71,10 @@ async def run_queue_log(store, file: Path, watch: bool, interval: float, iterati
 
 def register(cli: click.Group) -> None:
     """`cim report service` joins the `cim report` group (the supervision report stays `cim report --from --to`)."""
-    cli.commands["report"].add_command(service)
+    group = cli.commands["report"]
+    if not isinstance(group, click.Group):
+        raise RuntimeError("`cim report` must be a command group before `cim report service` can join it")
+    group.add_command(service)
 
 
 @click.command("service")

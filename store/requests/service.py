@@ -10,6 +10,7 @@ in letters.py, the files that leave the register in export.py.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import json
 from datetime import date, datetime
@@ -73,6 +74,16 @@ MAX_OTHERS = 20
 
 def _dt(text: str | None) -> datetime | None:
     return from_iso(text) if text else None
+
+
+def _person_id(actor: Actor, action: str) -> int:
+    """The staff id the step's record names (a NOT NULL column): the host account is refused, as `_allow` does."""
+    missing = lifecycle.person_missing(actor, action)
+    if missing is not None:
+        raise missing
+    if actor.staff_id is None:  # an action without a `person` rule that nevertheless records one
+        raise RuntimeError(f"the {action!r} step records a staff member but has no person rule")
+    return actor.staff_id
 
 
 def _bool(value: int | None) -> bool | None:
@@ -217,7 +228,7 @@ class Requests:
         self, tx: aiosqlite.Connection, actor: Actor, request_id: int, number: str, chat_id: int, now: str
     ) -> None:
         """Link the chat a receipt pair proved (§4.1) and hold it against the purge, as `link` does."""
-        await self.repo.link(tx, request_id, number, chat_id, actor.staff_id, now)
+        await self.repo.link(tx, request_id, number, chat_id, _person_id(actor, "link_receipt"), now)
         await self.repo.update(tx, request_id, now, receipt_verified_at=now)
         await self.audit.append(
             tx,
@@ -367,7 +378,7 @@ class Requests:
         channel: str | None = None,
         due_before: date | None = None,
         flagged_only: bool = False,
-    ) -> list[AccessRequest]:
+    ) -> builtins.list[AccessRequest]:
         """The register, oldest due first; `flagged_only` keeps the requests due soon or overdue."""
         await self.audit.guard(actor, Permission.VIEW_REQUESTS, "requests.list")
         if state is not None and state not in STATE_LABELS and state != "open":
@@ -391,11 +402,11 @@ class Requests:
             result = [r for r in result if r.due_soon or r.overdue]
         return result
 
-    async def _with_opinions(self, rows: list[Any]) -> list[AccessRequest]:
+    async def _with_opinions(self, rows: builtins.list[Any]) -> builtins.list[AccessRequest]:
         given = await self.repo.opinion_kinds(self.db, [r["id"] for r in rows])
         return [self._request(r, frozenset(given.get(r["id"], ()))) for r in rows]
 
-    async def inbox(self, actor: Actor) -> list[AccessRequest]:
+    async def inbox(self, actor: Actor) -> builtins.list[AccessRequest]:
         """What waits for this person: the DPO's opinions and copy requests, a head's department
         opinions, the director's decisions, sessions and closings, the registrars' linking, a second
         person's confirmation, an attendee's session. The states come from the lifecycle."""
@@ -405,9 +416,9 @@ class Requests:
         result = await self._with_opinions(list(rows.values()))
         return sorted(result, key=lambda r: (r.effective_due, r.number))
 
-    async def _inbox_rows(self, actor: Actor) -> list[list[Any]]:
+    async def _inbox_rows(self, actor: Actor) -> builtins.list[builtins.list[Any]]:
         states, repo, system = lifecycle.states_for, self.repo, actor.is_system
-        found: list[list[Any]] = []
+        found: builtins.list[builtins.list[Any]] = []
         if actor.has(Role.DPO) or system:
             found.append(await repo.awaiting_opinion("dpo", states(ACCESS, "opinion")))
             found.append(await repo.in_states(COPY, tuple(s for s in lifecycle.KIND_STATES[COPY] if s in OPEN_STATES)))
@@ -440,7 +451,7 @@ class Requests:
 
     # -- matching and linking ----------------------------------------------------------------------
 
-    async def candidates(self, actor: Actor, request_id: int, *, limit: int = 50) -> list[Candidate]:
+    async def candidates(self, actor: Actor, request_id: int, *, limit: int = 50) -> builtins.list[Candidate]:
         """Conversations that may be the one meant: calls by number and time window, chats by time and details."""
         facts = await self._facts(self.db, request_id)
         refusal = lifecycle.may_link(actor, facts)
@@ -486,7 +497,7 @@ class Requests:
             )
         return result[:limit]
 
-    async def _blind_match(self, ids: list[int], needle: str) -> set[int]:
+    async def _blind_match(self, ids: builtins.list[int], needle: str) -> set[int]:
         """Chats among `ids` whose residents wrote every word of `needle` (store/keys.py `words`), found by
         the keyed blind index; a purged chat's tokens and key are gone, so it can never match."""
         wanted = words(needle)
@@ -500,7 +511,7 @@ class Requests:
                 found.add(conversation_id)
         return found
 
-    async def _texts(self, conversation_id: int, rows: list[Any]) -> list[str]:
+    async def _texts(self, conversation_id: int, rows: builtins.list[Any]) -> builtins.list[str]:
         """Transcript texts opened with the conversation's data key (a line not sealed yet is read as it is)."""
         if self.keys is None:
             return [r["text"] for r in rows]
@@ -538,7 +549,7 @@ class Requests:
                     number=req.number,
                 )
             now = self._now()
-            await self.repo.link(tx, request_id, req.number, conversation_id, actor.staff_id, now)
+            await self.repo.link(tx, request_id, req.number, conversation_id, _person_id(actor, "link"), now)
             reason = await self._recheck_eligibility(tx, facts, now)
             await self.audit.append(
                 tx,
@@ -604,7 +615,7 @@ class Requests:
         async with self.db.write() as tx:
             _, new_state = await self._take(tx, "opinion", request_id, kind)
             now = self._now()
-            await self.repo.add_opinion(tx, request_id, kind, actor.staff_id, verdict, text, now)
+            await self.repo.add_opinion(tx, request_id, kind, _person_id(actor, "opinion"), verdict, text, now)
             await self.repo.update(tx, request_id, now, state=new_state)
             await self.audit.append(
                 tx,
@@ -619,8 +630,8 @@ class Requests:
 
     async def _session_attendees(
         self, session_at: datetime | None, place: str | None, attendee_ids: Iterable[int]
-    ) -> tuple[str, list[Any]]:
-        """§4.4, §4.6: the session's place and its designated attendees, checked."""
+    ) -> tuple[datetime, str, builtins.list[Any]]:
+        """§4.4, §4.6: the session's time, its place and its designated attendees, checked."""
         if session_at is None or session_at.tzinfo is None:
             raise InvalidInput(N_("the session needs a date and time (with its time zone)"))
         if session_at <= self.clock():
@@ -636,7 +647,7 @@ class Requests:
         disabled = [a["name"] for a in attendees if a["disabled"]]
         if disabled:
             raise InvalidInput(N_("disabled accounts cannot attend: {disabled}"), disabled=", ".join(disabled))
-        return place, attendees
+        return session_at, place, attendees
 
     async def grant(
         self,
@@ -650,9 +661,10 @@ class Requests:
         """Grant. Access (§4.4, §4.6): the director sets the session and its attendees and the notice is
         written. Copy (GDPR Art. 15): the DPO approves; the copy follows with `export_copy`."""
         request = (await self._allow(actor, "grant", request_id)).request
-        rendered, attendees = None, []
+        rendered: RL.RenderedLetter | None = None
+        attendees: builtins.list[Any] = []
         if request.kind == ACCESS:
-            place, attendees = await self._session_attendees(session_at, place, attendee_ids)
+            session_at, place, attendees = await self._session_attendees(session_at, place, attendee_ids)
             letter = L.grant_letter(
                 **self._letter_common(request),
                 ordinance=self.settings.ordinance_reference,
@@ -878,7 +890,7 @@ class Requests:
         )
 
     @staticmethod
-    def _session_input(notes: str, others: Iterable[str], outcome: str) -> tuple[str, list[str], str]:
+    def _session_input(notes: str, others: Iterable[str], outcome: str) -> tuple[str, builtins.list[str], str]:
         notes = clean_text(notes, "notes", plural=True)
         other_names = [n for n in (clean_text(n, "name", limit=10 * MAX_TEXT, multiline=False) for n in others) if n]
         if len(other_names) > MAX_OTHERS or any(len(n) > MAX_NAME for n in other_names):
@@ -1004,9 +1016,11 @@ class Requests:
 
     # -- GDPR Art. 15 copy ------------------------------------------------------------------------------
 
-    async def _copy_items(self, request_id: int, convs: list[Any]) -> list[tuple[str, bytes | Path, int]]:
+    async def _copy_items(
+        self, request_id: int, convs: builtins.list[Any]
+    ) -> builtins.list[tuple[str, bytes | Path, int]]:
         """The files of the copy: each call's recordings, each chat's transcript (text and JSON)."""
-        items: list[tuple[str, bytes | Path, int]] = []
+        items: builtins.list[tuple[str, bytes | Path, int]] = []
         for c in convs:
             if c["channel"] == "call":
                 for rec in await self.repo.recordings(c["id"]):
@@ -1137,7 +1151,9 @@ class Requests:
         async with self.db.write() as tx:
             _, new_state = await self._take(tx, "prepare_export", request_id)
             now = self._now()
-            await self.repo.prepare(tx, request_id, actor.staff_id, now, json.dumps(recorded), justification or None)
+            await self.repo.prepare(
+                tx, request_id, _person_id(actor, "prepare_export"), now, json.dumps(recorded), justification or None
+            )
             await self.repo.update(tx, request_id, now, state=new_state)
             await self.audit.append(
                 tx,
@@ -1163,7 +1179,7 @@ class Requests:
         async with self.db.write() as tx:
             facts, new_state = await self._take(tx, "confirm_export", request_id)
             now = self._now()
-            await self.repo.confirm(tx, request_id, actor.staff_id, now, justification or None)
+            await self.repo.confirm(tx, request_id, _person_id(actor, "confirm_export"), now, justification or None)
             await self.repo.update(tx, request_id, now, state=new_state)
             await self.audit.append(
                 tx,
@@ -1213,7 +1229,7 @@ class Requests:
         pdf = await asyncio.to_thread(L.render, letter, self.seal)
         return RL.RenderedLetter(pdf=pdf, sealed_by=self.seal.subject if self.seal else None)
 
-    async def _concerned(self, request_id: int) -> list[tuple[str, datetime]]:
+    async def _concerned(self, request_id: int) -> builtins.list[tuple[str, datetime]]:
         """The linked calls and chats as (channel, local start time), for the letters that name them."""
         return [
             (r["channel"], from_iso(r["created_at"]).astimezone(self.tz))

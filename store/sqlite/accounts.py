@@ -11,7 +11,9 @@ import sqlite3
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
-from .database import Database, Transaction
+from ..errors import StaffNotFound
+from ..i18n import N_
+from .database import Database, Transaction, inserted_id, one_row
 
 Row = dict[str, Any]
 _STAFF = "SELECT s.*, d.code AS department FROM staff s LEFT JOIN departments d ON d.id = s.department_id "
@@ -37,7 +39,7 @@ class AccountsRepository:
 
     async def insert_department(self, tx: Transaction, code: str, name: str) -> int:
         cur = await tx.connection.execute("INSERT INTO departments(code, name) VALUES (?, ?)", (code, name))
-        return cur.lastrowid
+        return inserted_id(cur)
 
     async def departments(self) -> list[Row]:
         return _dicts(await self.db.fetchall("SELECT id, code, name FROM departments ORDER BY code"))
@@ -70,7 +72,7 @@ class AccountsRepository:
             "must_change_password) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, full_name, password_hash, department_id, created_at, job_title, int(must_change)),
         )
-        return cur.lastrowid
+        return inserted_id(cur)
 
     async def insert_directory_staff(
         self,
@@ -88,7 +90,7 @@ class AccountsRepository:
             "directory_checked_at) VALUES (?, ?, ?, ?, ?, 'directory', ?, ?)",
             (name, full_name, password_hash, department_id, at, dn, at),
         )
-        return cur.lastrowid
+        return inserted_id(cur)
 
     async def update_directory_staff(
         self, tx: Transaction, staff_id: int, *, full_name: str, department_id: int | None, dn: str, checked_at: str
@@ -107,6 +109,8 @@ class AccountsRepository:
             "SELECT role FROM staff_roles WHERE staff_id = ? ORDER BY role", (staff_id,)
         )
         current = await _one(tx, "SELECT department_id FROM staff WHERE id = ?", (staff_id,))
+        if current is None:
+            raise StaffNotFound(N_("no user with id {staff_id}"), staff_id=staff_id)
         return [r["role"] for r in roles], current["department_id"]
 
     async def add_roles(self, tx: Transaction, staff_id: int, roles: Iterable[str]) -> None:
@@ -173,7 +177,10 @@ class AccountsRepository:
         return _dict(await self.db.fetchone("SELECT id FROM staff WHERE id = ?", (staff_id,)))
 
     async def password_hash(self, staff_id: int) -> str:
-        return (await self.db.fetchone("SELECT password_hash FROM staff WHERE id = ?", (staff_id,)))["password_hash"]
+        row = await self.db.fetchone("SELECT password_hash FROM staff WHERE id = ?", (staff_id,))
+        if row is None:  # removed since the caller read the account
+            raise StaffNotFound(N_("no user with id {staff_id}"), staff_id=staff_id)
+        return row["password_hash"]
 
     # -- sign-in -------------------------------------------------------------------------------
 
@@ -186,7 +193,10 @@ class AccountsRepository:
 
     async def login_name_key(self) -> bytes:
         """The key of the HMAC that the lockout and the audit use for a typed sign-in name (store_keys)."""
-        return bytes((await self.db.fetchone("SELECT value FROM store_keys WHERE name = 'login_name'"))["value"])
+        row = await self.db.fetchone("SELECT value FROM store_keys WHERE name = 'login_name'")
+        if row is None:  # migration 0411 creates it; a database without it is damaged
+            raise RuntimeError("store_keys has no 'login_name' key")
+        return bytes(row["value"])
 
     async def failures_since(self, name_key: str, since: str) -> list[str]:
         """Times of failed sign-ins under this name key since `since`, newest first."""
@@ -327,11 +337,8 @@ class AccountsRepository:
         await tx.connection.execute("DELETE FROM staff_recovery_codes WHERE staff_id = ?", (staff_id,))
 
     async def unused_recovery_code_count(self, staff_id: int) -> int:
-        return (
-            await self.db.fetchone(
-                "SELECT COUNT(*) AS n FROM staff_recovery_codes WHERE staff_id = ? AND used_at IS NULL", (staff_id,)
-            )
-        )["n"]
+        sql = "SELECT COUNT(*) AS n FROM staff_recovery_codes WHERE staff_id = ? AND used_at IS NULL"
+        return one_row(await self.db.fetchone(sql, (staff_id,)), "COUNT(*)")["n"]
 
 
 async def _one(tx: Transaction, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:

@@ -54,7 +54,7 @@ class CallNotesRepository:
         rows = await tx.connection.execute_fetchall(
             "SELECT staff_id, key_id, uniqueid FROM call_notes WHERE linkedid = ?", (linkedid,)
         )
-        return rows[0] if rows else None
+        return next(iter(rows), None)
 
     async def note_key(
         self, tx: Transaction, keys: "Keys", linkedid: str, uniqueid: str | None, key_id: bytes | None, now: str

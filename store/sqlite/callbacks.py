@@ -45,7 +45,7 @@ class CallbacksRepository:
         rows = await tx.connection.execute_fetchall(
             "SELECT status, taken_by FROM callbacks WHERE id = ?", (callback_id,)
         )
-        return rows[0] if rows else None
+        return next(iter(rows), None)
 
     async def mark_taken(self, tx: Transaction, callback_id: int, staff_id: int | None, at: str) -> None:
         await tx.connection.execute(

@@ -126,8 +126,8 @@ class Database:
         return conn
 
     async def _check_foreign(self, conn: aiosqlite.Connection) -> None:
-        app_id = (await (await conn.execute("PRAGMA application_id")).fetchone())[0]
-        tables = (await (await conn.execute("SELECT count(*) FROM sqlite_master")).fetchone())[0]
+        app_id = one_row(await (await conn.execute("PRAGMA application_id")).fetchone(), "PRAGMA application_id")[0]
+        tables = one_row(await (await conn.execute("SELECT count(*) FROM sqlite_master")).fetchone(), "count(*)")[0]
         if app_id == 0 and tables == 0:
             await conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         elif app_id != APPLICATION_ID:
@@ -219,7 +219,8 @@ class Database:
             finally:
                 if busy_ms is not None:
                     await self._writer.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        return bool(rows) and rows[0][0] == 0
+        first = next(iter(rows), None)
+        return first is not None and first[0] == 0
 
     def hooks(self) -> "SqliteHooks":
         """The engine's own mechanics the domain asks for (store/backend.py BackendHooks)."""
@@ -237,6 +238,21 @@ class Database:
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+
+
+def inserted_id(cursor: sqlite3.Cursor | aiosqlite.Cursor) -> int:
+    """The row id the INSERT just run on `cursor` gave; an error, never None, when it reports none."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise RuntimeError("an INSERT reported no row id")
+    return rowid
+
+
+def one_row(row: sqlite3.Row | None, query: str) -> sqlite3.Row:
+    """The row of a query that always returns one (an aggregate, a PRAGMA); a clear error if it did not."""
+    if row is None:
+        raise RuntimeError(f"{query} returned no row")
+    return row
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:

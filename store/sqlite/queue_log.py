@@ -25,7 +25,7 @@ from ..queue_log import (
     QueueLogReport,
     _LineError,
 )
-from .database import Database, Transaction
+from .database import Database, Transaction, inserted_id
 
 #: A stay whose call's CDR has arrived belongs to that call (callid = the caller leg's uniqueid).
 LINK_STAYS = (
@@ -206,7 +206,7 @@ def _stay_or_new(
         (e.callid, e.queue, to_iso(entered), purge_after),
     )
     report.queue_calls += 1
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def _member(conn: sqlite3.Connection, agent: str) -> tuple[str | None, int | None]:

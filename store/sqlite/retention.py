@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Iterable
 
 from ..errors import StoreUnavailable
 from ..i18n import N_
-from .database import Database, Transaction, run_on_thread
+from .database import Database, Transaction, inserted_id, one_row, run_on_thread
 from .keys import shred_orphans_sync, shred_sync, shred_unlinked_notes_sync
 from .service_report import absorb_conversations, purge_unlinked_queue_facts
 
@@ -99,11 +99,12 @@ class RetentionRepository:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (conversation_id, legal_basis, case_reference, set_by, set_at, review_on),
         )
-        return cursor.lastrowid
+        return inserted_id(cursor)
 
     async def hold_for_update(self, tx: Transaction, hold_id: int) -> Row | None:
         rows = await tx.connection.execute_fetchall("SELECT * FROM holds WHERE id = ?", (hold_id,))
-        return dict(rows[0]) if rows else None
+        row = next(iter(rows), None)
+        return None if row is None else dict(row)
 
     async def release_hold(self, tx: Transaction, hold_id: int, released_at: str, released_by: int | None) -> None:
         await tx.connection.execute(
@@ -130,6 +131,7 @@ class RetentionRepository:
             f" JOIN conversations c ON c.id = rec.conversation_id WHERE {_SQL_ENDED} AND NOT {_SQL_HELD}",
             (cutoff,),
         )
+        row = one_row(row, "count(*)")
         return row["n"], row["b"]
 
     async def held_back(self, cutoff: str) -> list[Row]:
@@ -194,7 +196,7 @@ class RetentionRepository:
             " held, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (started_at, finished_at, cutoff, int(dry_run), started_by, calls, chats, files, size, held, status),
         )
-        return cursor.lastrowid
+        return inserted_id(cursor)
 
     async def running_runs(self, tx: Transaction) -> list[Row]:
         return _dicts(
@@ -334,12 +336,11 @@ class RetentionRepository:
 
     async def plain_note_counts(self) -> Row:
         """How many supervisors' whispers and call notes are still stored in plaintext (before encrypt-existing)."""
-        return dict(
-            await self.db.fetchone(
-                "SELECT (SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') AS whispers, "
-                "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS call_notes"
-            )
+        row = await self.db.fetchone(
+            "SELECT (SELECT count(*) FROM chat_staff_notes WHERE typeof(text) = 'text') AS whispers, "
+            "(SELECT count(*) FROM call_notes WHERE typeof(note) = 'text' AND note <> '') AS call_notes"
         )
+        return dict(one_row(row, "count(*)"))
 
     async def conversations_with_sealed_whispers(self) -> list[int]:
         return [
@@ -379,7 +380,8 @@ class RetentionRepository:
         )
 
     async def unsealed_line_count(self) -> int:
-        return (await self.db.fetchone("SELECT count(*) AS n FROM messages WHERE typeof(text) = 'text'"))["n"]
+        sql = "SELECT count(*) AS n FROM messages WHERE typeof(text) = 'text'"
+        return one_row(await self.db.fetchone(sql), "count(*)")["n"]
 
     async def conversations_with_sealed_lines(self) -> list[int]:
         return [
