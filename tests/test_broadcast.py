@@ -400,3 +400,21 @@ def test_a_server_stopped_while_a_position_round_waits_leaves_no_task_behind(cha
     destroyed = [m for m in reported if "Task was destroyed but it is pending" in m]
     # (Engine.IO's own ping tasks of sockets closed in the stop may be among them: python-engineio's, not ours)
     assert [m for m in destroyed if f"{ROOT / 'webchat'}" in m] == [], destroyed
+
+
+async def test_a_stuck_follow_up_task_does_not_keep_the_server_from_stopping(chat_server, caplog) -> None:
+    """Hub.drain waits for follow-up work a bounded time, then cancels what is left and says so."""
+    hub = chat_server.app[HUB]
+    stuck = asyncio.Event()
+
+    async def never_ends() -> None:
+        stuck.set()
+        await asyncio.Event().wait()  # a store or Redis that stopped answering
+
+    hub.spawn(never_ends())
+    await asyncio.wait_for(stuck.wait(), EVENT_TIMEOUT)
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(hub.drain(timeout=0.3), 10)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert not hub._tasks  # the stuck task was cancelled (and forgotten once done)
+    assert "server.tasks_abandoned count=1" in caplog.text

@@ -295,7 +295,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(sweep, return_exceptions=True)
         await hub.supervision.stop()
     await hub.drain()
-    await app[SIO].shutdown()
+    try:  # the Redis manager's listener may wait on a Redis that stopped answering: bounded, or SIGTERM hangs
+        await asyncio.wait_for(app[SIO].shutdown(), timeout=SHUTDOWN_GRACE_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("server.sio_shutdown_abandoned after=%ss", SHUTDOWN_GRACE_SECONDS)
     log.info("server.stopped")
 
 

@@ -37,6 +37,8 @@ TYPING_RATE = (20, 10.0)
 #: Queue broadcasts follow each other at most this often while the queue keeps changing (seconds): with
 #: a long queue each one tells every waiting resident their new position (bench/desk.py).
 QUEUE_COALESCE_SECONDS = 0.2
+#: How long a stopping server waits for follow-up work (Hub.drain) before it cancels what is left.
+DRAIN_SECONDS = 10.0
 
 
 def refuse(details: dict[str, str]) -> socketio.exceptions.ConnectionRefusedError:
@@ -206,12 +208,18 @@ class Hub:
         if not task.cancelled() and task.exception() is not None:
             log.error("task.failed error=%s", type(task.exception()).__name__, exc_info=task.exception())
 
-    async def drain(self) -> None:
-        """Wait for follow-up work still running (at shutdown)."""
-        if self._queue_task is not None:
-            await asyncio.gather(self._queue_task, return_exceptions=True)
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Wait for follow-up work still running (at shutdown), at most `timeout` seconds: what is still
+        running then is cancelled and logged, so a stuck task (a store or Redis that stopped answering)
+        never keeps the server from stopping."""
+        waiting = [t for t in [self._queue_task, *self._tasks] if t is not None and not t.done()]
+        if waiting:
+            _, pending = await asyncio.wait(waiting, timeout=timeout)
+            if pending:
+                log.warning("server.tasks_abandoned count=%d", len(pending))
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
         await self.broadcast.stop()  # a position round still waiting (webchat/broadcast.py)
 
     def is_open(self) -> bool:
