@@ -381,8 +381,8 @@ class RedisPresence(InProcessPresence):
             finally:
                 try:
                     await pubsub.aclose()
-                except Exception:
-                    pass
+                except Exception:  # a connection already broken: nothing left to close, the loop listens again
+                    log.debug("presence.pubsub_close_failed", exc_info=True)
             await asyncio.sleep(RELISTEN_SECONDS)
 
     async def _heartbeat_forever(self) -> None:

@@ -8,29 +8,19 @@ connection; writes take the caller's `Transaction`, which the audit entry joins.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, Iterable
 
 from ..errors import StaffNotFound
 from ..i18n import N_
-from .database import Database, Transaction, inserted_id, one_row
+from .database import Repository, Transaction, inserted_id, one_row
 
 Row = dict[str, Any]
 _STAFF = "SELECT s.*, d.code AS department FROM staff s LEFT JOIN departments d ON d.id = s.department_id "
 _SIGN_IN = "SELECT id, password_hash, disabled, source FROM staff "
 
 
-class AccountsRepository:
+class AccountsRepository(Repository):
     """The SQL of store/accounts.py's Accounts service (and session_watch.py's read-only checks)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     # -- departments ---------------------------------------------------------------------------
 

@@ -7,10 +7,9 @@ connection; writes take the caller's `Transaction`, which the audit entry joins.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
-from .database import Database, Transaction
+from .database import Repository
 
 #: One conversation's summary row, in the column order store/archive.py's `_summary` unpacks.
 _SUMMARY_SQL = (
@@ -34,17 +33,8 @@ _NUMBER_CONDITIONS = {
 }
 
 
-class ArchiveRepository:
+class ArchiveRepository(Repository):
     """The SQL of store/archive.py's Archive service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def search(
         self,

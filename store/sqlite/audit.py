@@ -11,13 +11,12 @@ the database's write lock).
 from __future__ import annotations
 
 import sqlite3
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 import aiosqlite
 
-from .database import Database, Transaction, run_on_thread
+from .database import Repository, Transaction, run_on_thread
 
 #: What a linked entry is: the domain's link of the chain's last (id, hash), or None, to the entry's columns.
 Link = Callable[[tuple[int, str] | None], dict[str, Any]]
@@ -55,17 +54,8 @@ def head_of_file(database: Path) -> tuple[int, str, str | None] | None:
     return (row[0], row[1], row[2]) if row else None
 
 
-class AuditRepository:
+class AuditRepository(Repository):
     """The SQL of store/audit.py's AuditLog."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the entries appended in it share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def append(self, tx: Transaction | aiosqlite.Connection, link: Link) -> int:
         """Append one entry inside the caller's write transaction (a repository's unit of work, or the

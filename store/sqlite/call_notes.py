@@ -9,10 +9,9 @@ take the caller's `Transaction`, which the audit entry joins.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
-from .database import Database, Transaction, run_on_thread
+from .database import Repository, Transaction, run_on_thread
 
 if TYPE_CHECKING:
     from ..keys import DataKey, Keys
@@ -37,17 +36,8 @@ _CALL_OF_SQL = (
 )
 
 
-class CallNotesRepository:
+class CallNotesRepository(Repository):
     """The SQL of store/call_notes.py's CallNotes service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def note_for_update(self, tx: Transaction, linkedid: str) -> Any:
         """(staff_id, key_id, uniqueid) of the call's note in the transaction, or None when it has none yet."""

@@ -8,24 +8,14 @@ and the worklist's reads and writes. Writes take the caller's `Transaction`, whi
 from __future__ import annotations
 
 import sqlite3
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
-from .database import Database, Transaction
+from .database import Repository, Transaction
 from .queue_log import LINK_STAYS as _LINK_STAYS  # as QueueLog.link_calls
 
 
-class CallbacksRepository:
+class CallbacksRepository(Repository):
     """The SQL of store/callbacks.py's Callbacks service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def refresh(self, day_of: Callable[[str], str]) -> int:
         """New missed calls onto the list, taken items linked to their call back, in one write; items added/grown.

@@ -16,10 +16,9 @@ Two kinds of methods:
 from __future__ import annotations
 
 import sqlite3
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
-from .database import Database, Transaction, run_on_thread
+from .database import Repository, Transaction, run_on_thread
 
 T = TypeVar("T")
 
@@ -60,17 +59,8 @@ def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
-class CallsRepository:
+class CallsRepository(Repository):
     """The SQL of store/calls.py's Calls service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     # -- routes -------------------------------------------------------------------------------------
 

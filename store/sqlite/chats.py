@@ -8,13 +8,12 @@ connection; writes take the caller's `Transaction`, which the audit entry joins.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import aiosqlite
 
 from ..chats import LineRefused
-from .database import Database, Transaction, run_on_thread
+from .database import Repository, Transaction, run_on_thread
 
 if TYPE_CHECKING:
     from ..keys import DataKey, Keys
@@ -22,17 +21,8 @@ if TYPE_CHECKING:
 _CHAT = "SELECT * FROM conversations "
 
 
-class ChatsRepository:
+class ChatsRepository(Repository):
     """The SQL of store/chats.py's Chats service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     # -- reading (the reader connection) -------------------------------------------------------
 

@@ -72,6 +72,19 @@ class Transaction:
         self.connection = connection
 
 
+class Repository:
+    """A domain area's SQL on one Database: reads on its reader, writes in the caller's `Transaction`."""
+
+    def __init__(self, db: "Database") -> None:
+        self.db = db
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
+        async with self.db.transaction() as tx:
+            yield tx
+
+
 class Database:
     """One writer connection behind an asyncio lock (short BEGIN IMMEDIATE transactions) and one reader."""
 

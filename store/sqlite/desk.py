@@ -7,10 +7,9 @@ connection; writes take the caller's `Transaction`, which the audit entry joins.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .database import Database, Transaction
+from .database import Database, Repository, Transaction
 
 if TYPE_CHECKING:
     from ..chats import Chats
@@ -24,17 +23,8 @@ async def active_topic_ids(db: Database) -> set[int]:
     return {r["id"] for r in await db.fetchall("SELECT id FROM chat_topics WHERE active = 1")}
 
 
-class DeskRepository:
+class DeskRepository(Repository):
     """The SQL of store/desk.py's Desk service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     # -- topics ------------------------------------------------------------------------------------
 

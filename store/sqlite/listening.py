@@ -7,26 +7,16 @@ the caller's `Transaction`, which the audit entry joins.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from .archive import _SUMMARY_SQL
-from .database import Database, Transaction
+from .database import Repository, Transaction
 
 Row = dict[str, Any]
 
 
-class ListeningRepository:
+class ListeningRepository(Repository):
     """The SQL of store/listening.py's Listening service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def request_number(self, request_id: int) -> str | None:
         row = await self.db.fetchone("SELECT number FROM access_requests WHERE id = ?", (request_id,))

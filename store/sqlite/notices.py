@@ -7,23 +7,13 @@ audited); this module holds the SQL. Reads go to the reader connection; writes t
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
-from .database import Database, Transaction
+from .database import Repository, Transaction
 
 
-class NoticesRepository:
+class NoticesRepository(Repository):
     """The SQL of store/notices.py's Notices service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def latest_version(self, channel: str) -> int | None:
         row = await self.db.fetchone("SELECT max(version) AS v FROM notices WHERE channel = ?", (channel,))

@@ -9,9 +9,7 @@ the audit entry joins.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import AsyncIterator
 
 from ..calls import Rejection, channel_extension, normalise_number
 from ..clock import to_iso
@@ -25,7 +23,7 @@ from ..queue_log import (
     QueueLogReport,
     _LineError,
 )
-from .database import Database, Transaction, inserted_id
+from .database import Repository, inserted_id
 
 #: A stay whose call's CDR has arrived belongs to that call (callid = the caller leg's uniqueid).
 LINK_STAYS = (
@@ -35,17 +33,8 @@ LINK_STAYS = (
 )
 
 
-class QueueLogRepository:
+class QueueLogRepository(Repository):
     """The SQL of store/queue_log.py's QueueLog service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the audit entry joins."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def register(self, entries: list[QueueLogEntry], report: QueueLogReport, retention, now: str) -> None:
         """Apply one batch of entries in one write transaction, counting into `report`."""

@@ -7,25 +7,15 @@ its unit of work.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, Sequence
 
 from ..supervision import SupervisionActivity
-from .database import Database, Transaction
+from .database import Repository
 from .supervision import supervision_activity
 
 
-class ReportsRepository:
+class ReportsRepository(Repository):
     """The SQL of store/reports.py's Reports service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the audit entry joins."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def access_counts(self, since: str, until: str, prefixes: Sequence[str]) -> list[Any]:
         """`ok` entries in [since, until) whose action starts with one of `prefixes`, per person, action and purpose."""

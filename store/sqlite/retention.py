@@ -9,12 +9,11 @@ so a change and its entry commit or roll back together.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, Iterable
 
 from ..errors import StoreUnavailable
 from ..i18n import N_
-from .database import Database, Transaction, inserted_id, one_row, run_on_thread
+from .database import Repository, Transaction, inserted_id, one_row, run_on_thread
 from .keys import shred_orphans_sync, shred_sync, shred_unlinked_notes_sync
 from .service_report import absorb_conversations, purge_unlinked_queue_facts
 
@@ -31,22 +30,13 @@ _OWN_TABLES = {"messages", "recordings", "holds", "conversations"}
 Row = dict[str, Any]
 
 
-class RetentionRepository:
+class RetentionRepository(Repository):
     """The SQL of store/retention.py's Retention service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
 
     @property
     def seals_keys(self) -> bool:
         """Crypto-shredding is on: the key ring is attached, so a purge destroys the conversations' data keys."""
         return self.db.keyring is not None
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     # ----------------------------------------------------------------------------------- holds
 

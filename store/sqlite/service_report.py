@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..service_report import Bucket, Contact, _chat_contacts, _stay_contacts
-from .database import Database, Transaction
+from .database import Repository
 
 _STAY_SQL = (
     "SELECT s.entered_at, s.queue, s.outcome, s.wait_s, s.talk_s, s.consultant_id, s.agent, "
@@ -34,17 +33,8 @@ _CHAT_SQL = (
 )
 
 
-class ServiceReportRepository:
+class ServiceReportRepository(Repository):
     """The SQL of store/service_report.py's ServiceFigures service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the audit entry joins."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def snapshot(
         self, since: str, until: str, first_day: str, last_day: str

@@ -7,11 +7,10 @@ connection; writes take the caller's `Transaction`, which the audit entry joins.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..supervision import HANDOVER_EVENTS, MONITOR, MONITOR_END, TAKE_OVER, WHISPER, SupervisionActivity, activity_of
-from .database import Database, Transaction
+from .database import Database, Repository, Transaction
 
 if TYPE_CHECKING:
     from ..keys import DataKey, Keys
@@ -38,17 +37,8 @@ _LIVE_CHATS_SQL = (
 )
 
 
-class SupervisionRepository:
+class SupervisionRepository(Repository):
     """The SQL of store/supervision.py's Supervision service."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One short write transaction (the unit of work) that the repository's writes and the audit entry share."""
-        async with self.db.transaction() as tx:
-            yield tx
 
     async def staff_names(self, staff_id: int | None) -> Any:
         """The staff member's `name` and `full_name`, or None."""
