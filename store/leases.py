@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 from .clock import Clock, from_iso, to_iso
+from .tasks import stop_task
 
 log = logging.getLogger("cim.leases")
 
@@ -125,14 +126,12 @@ class LeaderJob:
         if task is None:
             return
         log.info("lease.given_up name=%s holder=%s reason=%s", self.name, self.holder, why)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_task(task, name=f"leader-job:{self.name}")
 
     async def stop(self, *, release: bool = True) -> None:
         self._stopping = True
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+            await stop_task(self._loop_task, name=f"leader-lease:{self.name}")
             self._loop_task = None
         await self._cancel_job("stopped")
         if release and self._held_until:

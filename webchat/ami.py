@@ -23,6 +23,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from store.clock import Clock, system_clock
 from store.errors import ConfigError
+from store.tasks import stop_task
 from store.traffic import TrafficState
 
 log = logging.getLogger("cim.ami")
@@ -165,11 +166,7 @@ class AmiLink:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await stop_task(self._task, name="ami-link")
             self._task = None
         self._close()
 

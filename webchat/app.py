@@ -21,6 +21,7 @@ from store.leases import LeaderJob
 from store.retention import daily_purge_context, daily_purge_job
 from store.errors import ConfigError
 from store.settings import Settings, redis_url_shown
+from store.tasks import stop_task
 
 from . import resident, routing, staff, supervision, traffic
 from .hub import RESIDENT, STAFF, Hub, ResidentLimits
@@ -193,8 +194,7 @@ def _redis_context(sio: socketio.AsyncServer, url: str):
         try:
             yield
         finally:
-            manager.thread.cancel()
-            await asyncio.gather(manager.thread, return_exceptions=True)
+            await stop_task(manager.thread, name="redis-listener", grace=SHUTDOWN_GRACE_SECONDS)
             if manager.redis is not None:
                 await manager.redis.aclose()
 
@@ -291,8 +291,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         hub.staff_sessions.unsubscribe()  # the store may outlive this app (tests, cim demo)
-        sweep.cancel()
-        await asyncio.gather(sweep, return_exceptions=True)
+        await stop_task(sweep, name="staff-session-sweep")
         await hub.supervision.stop()
     await hub.drain()
     try:  # the Redis manager's listener may wait on a Redis that stopped answering: bounded, or SIGTERM hangs

@@ -15,6 +15,7 @@ from store.chats import Chat, ChatMessage
 from store.errors import CimError
 from store.models import Actor
 from store.opening_hours import OpeningHours
+from store.tasks import stop_tasks
 
 from . import protocol
 from .broadcast import (  # ALL_STAFF, STAFF, chat_room, consultant_room: re-exported for the namespaces
@@ -217,9 +218,7 @@ class Hub:
             _, pending = await asyncio.wait(waiting, timeout=timeout)
             if pending:
                 log.warning("server.tasks_abandoned count=%d", len(pending))
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+                await stop_tasks(list(pending), name="hub-follow-up", grace=timeout)
         await self.broadcast.stop()  # a position round still waiting (webchat/broadcast.py)
 
     def is_open(self) -> bool:

@@ -21,6 +21,7 @@ from store.chats import QueuedChat, is_id
 from store.desk import DeskPerson
 from store.errors import AtCapacity, ChatClosed, Conflict, ConversationNotFound, SessionExpired
 from store.models import Role
+from store.tasks import stop_task
 
 from . import broadcast
 from .broadcast import ChatAccepted, ChatRequeued, MessageStored
@@ -287,10 +288,9 @@ def routing_context(hub: Hub):
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await stop_task(task, name="desk-routing")
             if hub.routing._pass is not None:
-                await asyncio.gather(hub.routing._pass, return_exceptions=True)
+                await stop_task(hub.routing._pass, name="desk-routing-pass")
 
     return context
 

@@ -29,6 +29,7 @@ from store.errors import NotPermitted, SessionExpired
 from store.models import Actor
 from store.policy import Permission, allowed
 from store.session_watch import ENDED_REASONS, EXPIRED, ROLE_REMOVED, AccountChange, session_verdicts, token_hash
+from store.tasks import stop_task
 
 from . import traffic
 from .broadcast import ChatTakenOver, NoteStored, watch_room
@@ -97,8 +98,7 @@ class SupervisionHub:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_task(self._task, name="supervision-view")
             self._task = None
 
     def poke(self) -> None:
