@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -84,12 +84,39 @@ _VALUE_SENTENCES = [
 ]
 
 
+#: click's sentences with a count in them (click words them with ngettext): matched, then worded again with
+#: the staff language's plural forms (Polish has three: 2 argumenty, 5 argumentów).
+_OPTION_ARGUMENTS = re.compile(r"^Option (?P<name>.+) requires (?P<nargs>\d+) arguments\.$", re.S)
+_COUNTED_VALUE_SENTENCES: list[tuple[re.Pattern[str], str, Callable[[int], str]]] = [
+    (
+        re.compile(r"^Takes (?P<nargs>\d+) values but (?P<len>\d+) (?:was|were) given\.$", re.S),
+        "len",
+        lambda n: ngettext(
+            "Takes {nargs} values but {len} was given.", "Takes {nargs} values but {len} were given.", n
+        ),
+    ),
+    (
+        re.compile(r"^(?P<len_type>\d+) values are required, but (?P<len_value>\d+) (?:was|were) given\.$", re.S),
+        "len_value",
+        lambda n: ngettext(
+            "{len_type} values are required, but {len_value} was given.",
+            "{len_type} values are required, but {len_value} were given.",
+            n,
+        ),
+    ),
+]
+
+
 def _value_message(message: str) -> str:
     """A refused value's sentence in the staff language: click's own (matched) or CIM's (a catalog msgid)."""
     for pattern, template in _VALUE_SENTENCES:
         found = pattern.match(message)
         if found:
             return _(template).format(**found.groupdict())
+    for pattern, count, sentence in _COUNTED_VALUE_SENTENCES:
+        found = pattern.match(message)
+        if found:
+            return sentence(int(found.group(count))).format(**found.groupdict())
     return _(message)
 
 
@@ -115,6 +142,12 @@ def click_message(exc: click.ClickException) -> str:
         for template in (N_("Option {name} requires an argument."), N_("Option {name} does not take a value.")):
             if exc.message == template.format(name=repr(exc.option_name)):
                 return _(template).format(name=repr(exc.option_name))
+        several = _OPTION_ARGUMENTS.match(exc.message)
+        if several:
+            nargs = int(several.group("nargs"))
+            return ngettext(
+                "Option {name} requires {nargs} argument.", "Option {name} requires {nargs} arguments.", nargs
+            ).format(name=repr(exc.option_name), nargs=nargs)
         return _(exc.message)
     if isinstance(exc, click.BadParameter):
         which = exc.param_hint if exc.param_hint is not None else param.get_error_hint(ctx) if param else None

@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from textual.command import CommandList, CommandPalette
 
-from cim.cli import cli
+from cim.cli import StaffCli, cli, click_message
 from store.i18n import _
 from tests.fixtures.store import PASSWORD
 from tests.fixtures.tui import SIZE, sign_in, wait_until
@@ -171,3 +173,54 @@ def test_an_interrupted_command_says_so_in_the_staff_language(monkeypatch) -> No
     assert "Aborted" not in pl.output
     en = run(["init"], "en")
     assert en.exit_code == 1 and en.output.strip().splitlines()[-1] == "Aborted.", en.output
+
+
+@click.group(cls=StaffCli)
+def _counted() -> None:
+    """A root like `cim`'s, with the option shapes whose click sentences carry a count."""
+
+
+@_counted.command("pair")
+@click.option("--span", nargs=2, type=int)
+@click.option("--five", nargs=5)
+@click.argument("point", nargs=2, required=False)
+def _pair(span: Any, five: Any, point: Any) -> None:
+    click.echo("ok")
+
+
+#: (arguments, Polish line, English line): click's counted sentences in Polish plural forms, never in English.
+COUNTED = [
+    (
+        ["pair", "--span", "1"],
+        "Błąd: Opcja '--span' wymaga 2 argumentów.",
+        "Error: Option '--span' requires 2 arguments.",
+    ),
+    (
+        ["pair", "--five", "1", "2"],
+        "Błąd: Opcja '--five' wymaga 5 argumentów.",
+        "Error: Option '--five' requires 5 arguments.",
+    ),
+]
+
+
+@pytest.mark.staff_lang("pl")
+@pytest.mark.parametrize("args, polish, english", COUNTED)
+def test_clicks_counted_sentences_use_the_staff_languages_plural_forms(args, polish, english) -> None:
+    pl = CliRunner().invoke(_counted, args, prog_name="cim", env={"CIM_STAFF_LANG": "pl"})
+    assert pl.exit_code == 2 and pl.output.strip().splitlines()[-1] == polish, pl.output
+    en = CliRunner().invoke(_counted, args, prog_name="cim", env={"CIM_STAFF_LANG": "en"})
+    assert en.exit_code == 2 and en.output.strip().splitlines()[-1] == english, en.output
+
+
+@pytest.mark.staff_lang("pl")
+@pytest.mark.parametrize(
+    "given, polish",
+    [
+        ("1 was given", "Wymaga 2 wartości, a podano 1."),
+        ("3 were given", "Wymaga 2 wartości, a podano 3."),
+    ],
+)
+def test_a_wrong_number_of_values_is_said_in_polish(given: str, polish: str) -> None:
+    """click says these from a value given programmatically (a default or an environment tuple): the sentence
+    arrives in a BadParameter and is worded again like any refused value."""
+    assert click_message(click.BadParameter(f"Takes 2 values but {given}.")) == f"Nieprawidłowa wartość: {polish}"
