@@ -28,6 +28,7 @@ from tui.live.errors import session_ended_text
 from tui.screens.home import HomeScreen
 from tui.screens.login import LoginScreen
 from tui.widgets.command_palette import StaffCommandPalette
+from tui.widgets.help_panel import StaffHelpPanel
 from tui.widgets.worker_errors import ReportsWorkerErrors
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,11 @@ class CimApp(ReportsWorkerErrors, App[None]):
         help = _("Your session ends and the chats return to the queue for a colleague.")
         if await self.push_screen_wait(ConfirmModal(question, help)):
             await self._leave()
+
+    def action_show_help_panel(self) -> None:
+        """The keys panel, its descriptions in the staff language (tui/widgets/help_panel.py)."""
+        if not self.screen.query(StaffHelpPanel):
+            self.screen.mount(StaffHelpPanel())
 
     def action_command_palette(self) -> None:
         """Ctrl+P: Textual's command palette, its search line in the staff language."""
