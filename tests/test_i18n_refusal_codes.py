@@ -89,6 +89,7 @@ async def test_the_copy_and_the_rating_refusals_carry_reasons_and_the_copy_its_r
     assert refusal(await r.call("transcript", {})) == ("invalid", "not_ended")
     assert refusal(await r.call("rate", {"rating": 5})) == ("invalid", "not_ended")
     assert refusal(await r.call("accept_notice", {"notice_id": 1})) == ("invalid", "chat_open")
+    assert refusal(await r.call("decline_notice", {})) == ("invalid", "chat_open")
     assert (await anna.call("close", {"chat_id": r.chat_id, "category": "information_given"}))["ok"]
     state = await r.wait_for("state", lambda s: s.get("status") == "closed")
     copy = await r.call("transcript", {})

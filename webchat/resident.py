@@ -208,7 +208,7 @@ class ResidentNamespace(ResidentDeskEvents, TopicEvents, CimNamespace):
         if conn is None:
             return error(INVALID, "not connected")
         if conn.chat_id is not None:
-            return error(INVALID, "a chat is already open; use end to leave it")
+            return error(INVALID, "a chat is already open; use end to leave it", CHAT_OPEN)
         if not conn.declined:  # one count per connection, whatever a client repeats
             conn.declined = True
             await self.hub.chats.record_decline()
