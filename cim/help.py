@@ -6,8 +6,8 @@ formats help or usage (`StaffContext.make_formatter`, set on every command by th
 `--help` is printed in `current_language()` (CIM_STAFF_LANG, else Polish). Each command keeps its source
 texts, so one process may switch languages (the tests do). Click's own words go through
 `StaffHelpFormatter`: "Usage:", the "Options"/"Commands" headings, the help option's "Show this message and
-exit.", "[required]", "[default: ...]". Click's error messages ("Error: Missing option ...", "Try ... for
-help.") stay English.
+exit.", "[required]", "[default: ...]", and the names of the values options take (`TEXT`, `INTEGER`, `DIRECTORY`, ...:
+`TYPE_METAVARS`). Click's error messages are worded in cim/cli.py.
 
 `help_texts(cli)` lists every help msgid of the command tree; tests/test_i18n_catalogs.py checks that each
 has a Polish entry.
@@ -34,6 +34,20 @@ CLICK_TEXTS = (
     N_("[OPTIONS]"),
     N_("COMMAND [ARGS]..."),
 )
+#: Click's names for the value an option takes (its types' metavars, shown after the option in help).
+TYPE_METAVARS = {
+    "INTEGER RANGE": N_("INTEGER RANGE"),
+    "FLOAT RANGE": N_("FLOAT RANGE"),
+    "INTEGER": N_("INTEGER"),
+    "FLOAT": N_("FLOAT"),
+    "TEXT": N_("TEXT"),
+    "DIRECTORY": N_("DIRECTORY"),
+    "FILENAME": N_("FILENAME"),
+    "FILE": N_("FILE"),
+    "PATH": N_("PATH"),
+    "DATETIME": N_("DATETIME"),
+}
+_METAVAR = re.compile(r"(?<= )(" + "|".join(re.escape(m) for m in TYPE_METAVARS) + r")(?=$|\.\.\.|,| )")
 _EXTRA = re.compile(r"^(?P<help>.*?)(?P<gap>\s*)\[(?P<extra>[^\[\]]*)\]$", re.S)
 _DEFAULT = "default: "
 
@@ -61,7 +75,12 @@ class StaffHelpFormatter(click.HelpFormatter):
         super().write_heading(_(heading))
 
     def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
-        super().write_dl([(term, _row_help(text)) for term, text in rows], col_max, col_spacing)
+        super().write_dl([(_term(term), _row_help(text)) for term, text in rows], col_max, col_spacing)
+
+
+def _term(term: str) -> str:
+    """An option's term (`--limit INTEGER RANGE`) with click's value names in the staff language."""
+    return _METAVAR.sub(lambda m: _(TYPE_METAVARS[m.group(1)]), term)
 
 
 def _row_help(text: str) -> str:

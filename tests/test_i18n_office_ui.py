@@ -224,3 +224,31 @@ def test_a_wrong_number_of_values_is_said_in_polish(given: str, polish: str) -> 
     """click says these from a value given programmatically (a default or an environment tuple): the sentence
     arrives in a BadParameter and is worded again like any refused value."""
     assert click_message(click.BadParameter(f"Takes 2 values but {given}.")) == f"Nieprawidłowa wartość: {polish}"
+
+
+def _every_command_path() -> list[list[str]]:
+    from cim.help import _walk
+
+    return [path.split() for path, command in _walk(cli) if path and not isinstance(command, click.Group)]
+
+
+@pytest.mark.staff_lang("pl")
+def test_the_value_names_of_options_are_polish_in_every_commands_help() -> None:
+    """`--limit INTEGER RANGE`, `--data-dir DIRECTORY`: click's value names are words of the staff language."""
+    from cim.help import TYPE_METAVARS
+
+    paths = _every_command_path()
+    assert len(paths) > 30
+    english = {}
+    for path in paths:
+        shown = run([*path, "--help"], "pl")
+        assert shown.exit_code == 0, (path, shown.output)
+        for line in shown.output.splitlines():
+            option = line.strip().split("  ")[0]
+            if option.startswith("-"):
+                left = [m for m in TYPE_METAVARS if f" {m}" in option]
+                if left:
+                    english[" ".join(path)] = option
+    assert not english, english
+    assert "--data-dir KATALOG" in run(["audit", "list", "--help"], "pl").output
+    assert "--data-dir DIRECTORY" in run(["audit", "list", "--help"], "en").output
