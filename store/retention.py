@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 #: exactly the dangerous moment. Never set it in production.
 PAUSE_AFTER_COMMIT_ENV = "CIM_TEST_PURGE_PAUSE_AFTER_COMMIT"
 
+#: The daily purge's actor (Actor.system) and how soon a daily run refused by another purge's lock is retried.
+DAILY_PURGE_NAME = "daily-purge"
+DAILY_PURGE_ACTOR = f"system:{DAILY_PURGE_NAME}"
+CATCH_UP_RETRY_SECONDS = 10.0
 #: How far the clock may read behind the newest audit entry before a purge refuses (NTP slew, two hosts).
 CLOCK_TOLERANCE = timedelta(minutes=5)
 _MAX_TEXT = 500
@@ -430,6 +434,17 @@ class Retention:
                 )
         await self.audit.anchor("purge", purge_run=result.run_id)  # the chain head outside the database
         return result
+
+    async def daily_run_missed(self, due: datetime, daily_actor: str = DAILY_PURGE_ACTOR) -> bool:
+        """Whether the daily purge due at `due` (the last one, already past) still has to happen: the newest
+        real run since then was cut off (a node killed mid-run leaves it 'running'; a failure, 'failed'), or
+        there was none since although the daily purge ran before (the node was down at that hour)."""
+        last = await self.repo.last_real_run()
+        if last is None:
+            return False
+        if from_iso(last["started_at"]) >= due:
+            return last["status"] != "finished"
+        return await self.repo.last_real_run(started_by=daily_actor) is not None
 
     async def _check_clock(self, now: datetime) -> None:
         last = await self.repo.latest_audit_time()
@@ -915,30 +930,67 @@ def next_daily_run(now: datetime, at: str, tz: str) -> datetime | None:
     return candidate.astimezone(ZoneInfo("UTC"))
 
 
+async def _missed_daily_run(store: Any, settings: Settings) -> datetime | None:
+    """The last due moment of the daily purge, when that run has still to happen (`daily_run_missed`)."""
+    now = store.clock()
+    previous = next_daily_run(now - timedelta(days=1), settings.purge_daily_at, settings.timezone)
+    if previous is None or previous > now:
+        return None
+    try:
+        return previous if await store.retention.daily_run_missed(previous) else None
+    except Exception:  # the store did not answer: the regular schedule goes on, the next start checks again
+        log.exception("daily purge: could not check for a missed run")
+        return None
+
+
+async def _run_daily_purge(store: Any, actor: Actor) -> bool:
+    """One daily purge; False when another purge held the lock (it is tried again soon), else True."""
+    try:
+        result = await store.retention.purge(actor)
+        if result.remnants_cleared:
+            log.info("daily purge: %s", json.dumps(result.as_json()))
+        else:  # audited as retention.purge_scrub failed; the next run retries the scrub first
+            log.warning(
+                "daily purge incomplete, purged text remains in the database files: %s",
+                json.dumps(result.as_json()),
+            )
+    except Conflict as exc:
+        log.warning("daily purge skipped: %s", exc.message_in("en"))
+        return False
+    except CimError as exc:
+        log.error("daily purge refused: %s", exc.message_in("en"))
+    except Exception:  # the loop must survive one bad night; the failure is logged and audited
+        log.exception("daily purge failed")
+    return True
+
+
 async def daily_purge_loop(store: Any, settings: Settings) -> None:
-    """Run the purge every day at settings.purge_daily_at (local office time) until cancelled."""
-    actor = Actor.system("daily-purge")
+    """Run the purge every day at settings.purge_daily_at (local office time) until cancelled.
+
+    At its start (a node starting, or taking the purge's lease over from a node that died) it first makes up
+    the last due run if that one did not finish: cut off by a killed node, failed, or missed while no node
+    ran (`Retention.daily_run_missed`). A run refused because another purge holds the lock (a node that
+    stopped answering but still holds it, an operator's `cim purge`) is tried again every
+    CATCH_UP_RETRY_SECONDS until that run is no longer missing.
+    """
+    actor = Actor.system(DAILY_PURGE_NAME)
+    check_missed = True
     while True:
         due = next_daily_run(store.clock(), settings.purge_daily_at, settings.timezone)
         if due is None:
             log.info("daily purge is off (CIM_PURGE_DAILY_AT=off)")
             return
+        if check_missed:
+            check_missed = False
+            missed = await _missed_daily_run(store, settings)
+            if missed is not None:
+                log.warning("daily purge: the run due at %s did not finish; running it now", to_iso(missed))
+                due = store.clock()
         await asyncio.sleep(max(0.0, (due - store.clock()).total_seconds()))
-        try:
-            result = await store.retention.purge(actor)
-            if result.remnants_cleared:
-                log.info("daily purge: %s", json.dumps(result.as_json()))
-            else:  # audited as retention.purge_scrub failed; the next run retries the scrub first
-                log.warning(
-                    "daily purge incomplete, purged text remains in the database files: %s",
-                    json.dumps(result.as_json()),
-                )
-        except Conflict as exc:
-            log.warning("daily purge skipped: %s", exc.message_in("en"))
-        except CimError as exc:
-            log.error("daily purge refused: %s", exc.message_in("en"))
-        except Exception:  # the loop must survive one bad night; the failure is logged and audited
-            log.exception("daily purge failed")
+        if not await _run_daily_purge(store, actor):
+            check_missed = True
+            await asyncio.sleep(CATCH_UP_RETRY_SECONDS)
+            continue
         await asyncio.sleep(1)  # never run twice within the same minute
 
 

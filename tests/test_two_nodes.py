@@ -11,6 +11,7 @@ nodes yet is listed in docs/DEPLOY.md, "Two or more nodes (in progress)".
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ import sys
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -696,3 +697,117 @@ async def test_node_a_killed_while_20_residents_write_every_acked_message_is_sto
         if proc.poll() is None:
             proc.kill()
         await runner_b.cleanup()
+
+
+# ------------------------------------------------------------------ the purge's leader dies mid-run
+
+
+def _spawn_node(data_dir: Path, redis_url: str, log: Path, extra_env: dict[str, str]) -> subprocess.Popen:
+    """`cim serve --port 0` on `data_dir` without waiting for it to listen (a node may freeze before it does)."""
+    env = {
+        **os.environ,
+        "CIM_DATA_DIR": str(data_dir),
+        "CIM_OPENING_HOURS": "always",
+        "CIM_REDIS_URL": redis_url,
+        "CIM_PASSWORD_PROFILE": "fast",
+        **extra_env,
+    }
+    with open(log, "a", encoding="utf-8") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cim", "serve", "--port", "0"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+
+
+async def _wait_for(what: str, check: Any, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+@pytest.mark.ordinance("§6")
+async def test_the_purge_leader_killed_mid_run_and_the_other_node_finishes_the_purge(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Node A holds the daily purge's lease and is frozen after its first committed batch, then SIGKILLed;
+    node B takes the lease over when it expires, finds the run cut off, and purges what is left (§6)."""
+    from store.retention import PAUSE_AFTER_COMMIT_ENV
+    from tests.fixtures.retention import RetentionData
+
+    data_dir = tmp_path / "served"
+    env = {**os.environ, "CIM_DATA_DIR": str(data_dir), "CIM_PASSWORD_PROFILE": "fast"}
+    assert subprocess.run([sys.executable, "-m", "cim", "init"], cwd=REPO, env=env, capture_output=True).returncode == 0
+    settings = Settings.load(data_dir, env={}, password_profile="fast")
+    seeder = await Store.open(settings)
+    try:
+        old = datetime(2025, 8, 31, 10, 0, tzinfo=timezone.utc)  # long past its six months
+        maker = RetentionData(seeder)
+        paths = [(await maker.call(old))[1] for _ in range(4)]
+    finally:
+        await seeder.close()
+    # the daily hour a minute ago (office time): a run started since then and cut off is made up at a node's start
+    zone = settings.timezone
+    from zoneinfo import ZoneInfo
+
+    hour = (datetime.now(ZoneInfo(zone)) - timedelta(minutes=1)).strftime("%H:%M")
+    common = {
+        "CIM_PURGE_DAILY_AT": hour,
+        "CIM_LEADER_LEASE_SECONDS": "3",
+        "CIM_PURGE_BATCH_SIZE": "1",
+    }
+    # the cut-off run that brings node A to purge at its start: an operator's `cim purge`, killed mid-run
+    first = tmp_path / "first-paused"
+    operator = subprocess.Popen(
+        [sys.executable, "-m", "cim", "purge", "--json"],
+        cwd=REPO,
+        env={**env, **common, PAUSE_AFTER_COMMIT_ENV: str(first)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await _wait_for("the operator's purge paused after its first commit", first.exists)
+    finally:
+        operator.send_signal(signal.SIGKILL)
+        operator.wait()
+    frozen = tmp_path / "node-a-paused"
+    node_a = _spawn_node(data_dir, redis_url, tmp_path / "node-a.log", {**common, PAUSE_AFTER_COMMIT_ENV: str(frozen)})
+    node_b: subprocess.Popen | None = None
+    try:
+        await _wait_for("node A's purge paused after its first commit", frozen.exists)
+        left_after_a = sum(p.exists() for p in paths)
+        node_b = _spawn_node(data_dir, redis_url, tmp_path / "node-b.log", common)
+        log_b = tmp_path / "node-b.log"
+        await _wait_for("node B listening", lambda: "serve.listening" in log_b.read_text(encoding="utf-8"))
+        node_a.send_signal(signal.SIGKILL)  # dies holding the purge lock; its lease is not renewed
+        node_a.wait()
+        await _wait_for("node B's daily purge", lambda: "daily purge: {" in log_b.read_text(encoding="utf-8"), 90)
+    finally:
+        if node_a.poll() is None:
+            node_a.kill()
+            node_a.wait()
+        if node_b is not None:
+            await _stop(node_b)
+    logged = log_b.read_text(encoding="utf-8")
+    assert "did not finish; running it now" in logged and "Traceback" not in logged, logged
+    assert left_after_a >= 1 and not any(p.exists() for p in paths)
+    check = await Store.open(settings)
+    try:
+        runs = await check.db.fetchall("SELECT started_by, status FROM purge_runs WHERE dry_run = 0 ORDER BY id")
+        assert [r["status"] for r in runs] == ["failed", "failed", "finished"]  # the two cut off, then B's
+        assert runs[0]["started_by"].startswith("system:purge:")  # the operator's `cim purge` (its OS user)
+        assert [r["started_by"] for r in runs[1:]] == ["system:daily-purge"] * 2
+        assert (await check.db.fetchone("SELECT count(*) AS n FROM conversations"))["n"] == 0
+    finally:
+        await check.close()
+    fsck = subprocess.run([sys.executable, "-m", "cim", "fsck", "--json"], cwd=REPO, env=env, capture_output=True)
+    assert fsck.returncode == 0, fsck.stdout
+    verify = subprocess.run(
+        [sys.executable, "-m", "cim", "audit", "verify", "--json"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert json.loads(verify.stdout)["ok"], verify.stdout

@@ -165,6 +165,20 @@ class RetentionRepository(Repository):
 
     # ----------------------------------------------------------------------------------- purge runs
 
+    async def last_real_run(self, started_by: str | None = None) -> Row | None:
+        """The newest purge run that was not a dry run (of `started_by`, when given): started_at, status."""
+        if started_by is None:
+            row = await self.db.fetchone(
+                "SELECT started_at, status, started_by FROM purge_runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1"
+            )
+        else:
+            row = await self.db.fetchone(
+                "SELECT started_at, status, started_by FROM purge_runs WHERE dry_run = 0 AND started_by = ?"
+                " ORDER BY id DESC LIMIT 1",
+                (started_by,),
+            )
+        return None if row is None else dict(row)
+
     async def insert_run(
         self,
         tx: Transaction,
