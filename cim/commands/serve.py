@@ -22,6 +22,14 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 #: Access log without referrer or user agent; Socket.IO query strings carry only session ids.
 #: Seconds a stopping server waits for open requests (sockets are closed first, see webchat.app).
 SHUTDOWN_SECONDS = 5.0
+#: The collector's thresholds in `cim serve` (Python's default is 700, 10, 10). With 2,000 sockets open,
+#: every queue change makes thousands of payloads that wait in the sockets' queues long enough to survive
+#: a young collection; with the default thresholds they reached the oldest generation within a second and
+#: set off a full collection of the whole heap about once a second (150-400 ms each, collecting nothing:
+#: the desk benchmark's p99 tail, bench/FINDINGS.md finding 11). A young collection every 10,000 allocations
+#: and a full one after 100 middle ones keep the pauses short and rare; reference counting still frees
+#: everything that is not in a cycle at once, and cycles are still collected.
+GC_THRESHOLDS = (10_000, 50, 100)
 ACCESS_LOG_FORMAT = 'http.request peer=%a request="%r" status=%s bytes=%b duration_s=%Tf'
 
 
@@ -63,6 +71,13 @@ def serve(data_dir: str | None, host: str | None, port: int | None, log_level: s
         pass
 
 
+def tune_garbage_collector() -> None:
+    """After start-up: freeze what exists (it lives as long as the process) and set GC_THRESHOLDS."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def _serve(settings) -> None:
     # aiohttp and the chat server are imported here, not at module level: `cim` imports every command,
     # and `cim tui` should not pay for the server's imports (bench/: TUI start-up).
@@ -89,8 +104,7 @@ async def _serve(settings) -> None:
             # Start-up objects (modules, the app, the store) live as long as the process: freeze them out of
             # the collector's generations, so full collections with thousands of sockets open stay short
             # (bench/: chat p99 at 2,000 residents 12-51 ms → 6-22 ms, the longest pause 115 → 65 ms).
-            gc.collect()
-            gc.freeze()
+            tune_garbage_collector()
             server = site._server
             bound = (
                 server.sockets[0].getsockname()
