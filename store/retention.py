@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 from .audit import AuditLog
 from .backend import BackendHooks
 from .clock import Clock, Duration, add_months, from_iso, to_iso
-from .keys import DELETED_MARK, ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
-from .errors import Text
+from .keys import ContentDeleted, Keys, SealBroken, file_key_id, plain_size, sha256_plain
+from .errors import Text, render_message
 from .errors import (
     AlreadyPurged,
     CimError,
@@ -36,7 +36,7 @@ from .errors import (
     NotFound,
     StoreUnavailable,
 )
-from .i18n import N_
+from .i18n import N_, current_language, translator
 from .models import Actor
 from .policy import Permission
 from .settings import Settings
@@ -175,10 +175,65 @@ class PurgeRun:
     remnants_pending: bool = False
 
 
+#: Each fsck problem kind (the JSON's language-neutral code) in words, for the human output.
+FSCK_KIND_LABELS: dict[str, str] = {
+    "orphan_file": N_("file without a recording"),
+    "missing_file": N_("missing file"),
+    "missing_folder": N_("missing folder"),
+    "unreadable_folder": N_("unreadable folder"),
+    "unreadable_file": N_("unreadable file"),
+    "invalid_path": N_("wrong path"),
+    "empty_recording": N_("empty recording"),
+    "checksum_mismatch": N_("checksum mismatch"),
+    "pending_unlink": N_("unfinished deletion"),
+    "unsealed_file": N_("unencrypted file"),
+    "unsealed_lines": N_("unencrypted transcript lines"),
+    "unsealed_notes": N_("unencrypted notes"),
+    "tampered_file": N_("damaged file"),
+    "tampered_line": N_("damaged transcript line"),
+    "tampered_note": N_("damaged note"),
+    "deleted_content": N_("deleted content"),
+    "missing_key": N_("missing key"),
+}
+
+
 @dataclass(frozen=True)
 class FsckProblem:
+    """One thing `fsck` found wrong. `kind` is a language-neutral code (`cim fsck --json`); the sentence is an
+    English msgid (marked with N_) with named `params`, like a CimError's, rendered for whoever reads it: the
+    staff language when shown (`message`, `label`), English in the JSON and the logs (`detail`). A param that
+    is a CimError (a seal that does not open) is rendered in the same language; a `Text` one is translated."""
+
     kind: str
-    detail: str
+    msgid: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def of_error(cls, kind: str, error: CimError) -> "FsckProblem":
+        return cls(kind, error.msgid, dict(error.params))
+
+    def message_in(self, lang: str) -> str:
+        params = {k: v.message_in(lang) if isinstance(v, CimError) else v for k, v in self.params.items()}
+        return render_message(self.msgid, params, lang)
+
+    @property
+    def message(self) -> str:
+        """The sentence in the current staff language."""
+        return self.message_in(current_language())
+
+    @property
+    def detail(self) -> str:
+        """The sentence in English: the JSON's `detail`, unchanged by the staff language."""
+        return self.message_in("en")
+
+    def label_in(self, lang: str) -> str:
+        """The kind in words (the code itself for a kind without a label)."""
+        label = FSCK_KIND_LABELS.get(self.kind)
+        return translator(lang).gettext(label) if label else self.kind
+
+    @property
+    def label(self) -> str:
+        return self.label_in(current_language())
 
 
 @dataclass(frozen=True)
@@ -772,23 +827,31 @@ class Retention:
                 problems.append(
                     FsckProblem(
                         "deleted_content",
-                        f"conversation {r['id']}: {DELETED_MARK}, its key was "
-                        "destroyed by the purge; this copy can never be read (run `cim purge`)",
+                        N_(
+                            "conversation {conversation}: deleted (§6), its key was destroyed by the purge; "
+                            "this copy can never be read (run `cim purge`)"
+                        ),
+                        {"conversation": r["id"]},
                     )
                 )
             else:
                 problems.append(
                     FsckProblem(
                         "missing_key",
-                        f"conversation {r['id']}: its data key is missing from the key "
-                        f"ring {self.settings.keyring_path}; its content cannot be read",
+                        N_(
+                            "conversation {conversation}: its data key is missing from the key ring {keyring}; "
+                            "its content cannot be read"
+                        ),
+                        {"conversation": r["id"], "keyring": str(self.settings.keyring_path)},
                     )
                 )
         unsealed = await self.repo.unsealed_line_count()
         if unsealed:
             problems.append(
                 FsckProblem(
-                    "unsealed_lines", f"{unsealed} transcript lines are not sealed yet; run `cim keys encrypt-existing`"
+                    "unsealed_lines",
+                    N_("{lines} transcript lines are not sealed yet; run `cim keys encrypt-existing`"),
+                    {"lines": unsealed},
                 )
             )
         bad = 0
@@ -803,7 +866,7 @@ class Retention:
                 except SealBroken as exc:
                     bad += 1
                     if bad <= 20:
-                        problems.append(FsckProblem("tampered_line", exc.message_in("en")))
+                        problems.append(FsckProblem.of_error("tampered_line", exc))
         return problems + await self._check_notes(keys)
 
     async def _check_notes(self, keys: Keys) -> list[FsckProblem]:
@@ -815,9 +878,11 @@ class Retention:
             problems.append(
                 FsckProblem(
                     "unsealed_notes",
-                    f"{plain['whispers']} supervisors' whispers and "
-                    f"{plain['call_notes']} call notes are not sealed yet; run "
-                    "`cim keys encrypt-existing`",
+                    N_(
+                        "{whispers} supervisors' whispers and {call_notes} call notes are not sealed yet; "
+                        "run `cim keys encrypt-existing`"
+                    ),
+                    {"whispers": plain["whispers"], "call_notes": plain["call_notes"]},
                 )
             )
         bad = 0
@@ -826,7 +891,7 @@ class Retention:
             nonlocal bad
             bad += 1
             if bad <= 20:
-                problems.append(FsckProblem("tampered_note", exc.message_in("en")))
+                problems.append(FsckProblem.of_error("tampered_note", exc))
 
         for conversation_id in await self.repo.conversations_with_sealed_whispers():
             key = await keys.read_key(conversation_id)
@@ -845,17 +910,19 @@ class Retention:
                     problems.append(
                         FsckProblem(
                             "deleted_content",
-                            f"the note on call {n['linkedid']}: {DELETED_MARK}, "
-                            "its key was destroyed by the purge; this copy can never be read "
-                            "(run `cim purge`)",
+                            N_(
+                                "the note on call {call}: deleted (§6), its key was destroyed by the purge; "
+                                "this copy can never be read (run `cim purge`)"
+                            ),
+                            {"call": n["linkedid"]},
                         )
                     )
                 else:
                     problems.append(
                         FsckProblem(
                             "missing_key",
-                            f"the note on call {n['linkedid']}: its data key is "
-                            f"missing from the key ring {self.settings.keyring_path}",
+                            N_("the note on call {call}: its data key is missing from the key ring {keyring}"),
+                            {"call": n["linkedid"], "keyring": str(self.settings.keyring_path)},
                         )
                     )
                 continue
@@ -1125,7 +1192,9 @@ def _walk_recordings(root: Path, problems: list[FsckProblem]) -> tuple[set[str],
 
     def on_error(exc: OSError) -> None:
         unreadable.append(Path(exc.filename))
-        problems.append(FsckProblem("unreadable_folder", f"{exc.filename}: {exc.strerror}"))
+        problems.append(
+            FsckProblem("unreadable_folder", N_("{path}: {error}"), {"path": exc.filename, "error": exc.strerror})
+        )
 
     for folder, _dirs, files in os.walk(root, onerror=on_error):
         for name in files:
@@ -1133,65 +1202,103 @@ def _walk_recordings(root: Path, problems: list[FsckProblem]) -> tuple[set[str],
     return on_disk, unreadable
 
 
-def _check_recording_file(target: Path, row: dict, label: str, problems: list[FsckProblem]) -> None:
+def _check_recording_file(target: Path, row: dict, label: dict[str, Any], problems: list[FsckProblem]) -> None:
+    """`label`: the recording's id and path, the `{recording} ({path})` of every sentence here."""
     try:
         if file_key_id(target) is None:
             if target.stat().st_size:
                 problems.append(
-                    FsckProblem("unsealed_file", f"{label} is not sealed yet; run `cim keys encrypt-existing`")
+                    FsckProblem(
+                        "unsealed_file",
+                        N_("recording {recording} ({path}) is not sealed yet; run `cim keys encrypt-existing`"),
+                        label,
+                    )
                 )
         else:
             sha256_plain(target)  # every segment opens, or SealBroken names where it does not
         size = plain_size(target)
         if size == 0 and not row["is_empty"]:
-            problems.append(FsckProblem("empty_recording", f"{label}: the file has zero bytes"))
+            problems.append(
+                FsckProblem("empty_recording", N_("recording {recording} ({path}): the file has zero bytes"), label)
+            )
         if size != row["size_bytes"]:
             problems.append(
-                FsckProblem("checksum_mismatch", f"{label}: {size} bytes on disk, {row['size_bytes']} recorded")
+                FsckProblem(
+                    "checksum_mismatch",
+                    N_("recording {recording} ({path}): {size} bytes on disk, {recorded} recorded"),
+                    {**label, "size": size, "recorded": row["size_bytes"]},
+                )
             )
             return
         if sha256_plain(target) != row["sha256"]:
-            problems.append(FsckProblem("checksum_mismatch", f"{label}: SHA-256 differs from the recorded one"))
+            problems.append(
+                FsckProblem(
+                    "checksum_mismatch",
+                    N_("recording {recording} ({path}): SHA-256 differs from the recorded one"),
+                    label,
+                )
+            )
     except ContentDeleted:
         problems.append(
             FsckProblem(
                 "deleted_content",
-                f"{label}: {DELETED_MARK}, its key was destroyed by the purge; "
-                "this copy can never be read (run `cim purge`)",
+                N_(
+                    "recording {recording} ({path}): deleted (§6), its key was destroyed by the purge; "
+                    "this copy can never be read (run `cim purge`)"
+                ),
+                label,
             )
         )
     except SealBroken as exc:
-        problems.append(FsckProblem("tampered_file", f"{label}: {exc.message_in('en')}"))
+        problems.append(
+            FsckProblem("tampered_file", N_("recording {recording} ({path}): {error}"), {**label, "error": exc})
+        )
     except OSError as exc:
-        problems.append(FsckProblem("unreadable_file", f"{label}: {exc.strerror}"))
+        problems.append(
+            FsckProblem(
+                "unreadable_file",
+                N_("recording {recording} ({path}): {error}"),
+                {**label, "error": exc.strerror},
+            )
+        )
 
 
 def _check_recording_row(
     root: Path, row: dict, on_disk: set[str], unreadable: list[Path], problems: list[FsckProblem]
 ) -> None:
     rel = row["path"]
-    label = f"recording {row['id']} ({rel})"
+    label = {"recording": row["id"], "path": rel}
     target = _inside(root, rel)
     if target is None:
-        problems.append(FsckProblem("invalid_path", f"{label} points outside the recordings folder"))
+        problems.append(
+            FsckProblem(
+                "invalid_path", N_("recording {recording} ({path}) points outside the recordings folder"), label
+            )
+        )
         return
     if rel not in on_disk:
         if any(u in target.parents for u in unreadable):
             return  # already reported as an unreadable folder
-        problems.append(FsckProblem("missing_file", f"{label}: the file is missing"))
+        problems.append(FsckProblem("missing_file", N_("recording {recording} ({path}): the file is missing"), label))
         return
     if row["is_empty"]:
-        problems.append(FsckProblem("empty_recording", f"{label} is an empty recording"))
+        problems.append(
+            FsckProblem("empty_recording", N_("recording {recording} ({path}) is an empty recording"), label)
+        )
     _check_recording_file(target, row, label, problems)
 
 
 def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
     problems: list[FsckProblem] = []
     if not root.exists():
-        problems.append(FsckProblem("missing_folder", f"the recordings folder {root} does not exist"))
+        problems.append(
+            FsckProblem("missing_folder", N_("the recordings folder {root} does not exist"), {"root": str(root)})
+        )
         return FsckReport(tuple(problems), 0, 0)
     if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
-        problems.append(FsckProblem("unreadable_folder", f"the recordings folder {root} cannot be read"))
+        problems.append(
+            FsckProblem("unreadable_folder", N_("the recordings folder {root} cannot be read"), {"root": str(root)})
+        )
         return FsckReport(tuple(problems), 0, 0)
     on_disk, unreadable = _walk_recordings(root, problems)
     known = set()
@@ -1200,12 +1307,20 @@ def _scan(root: Path, rows: list[dict], pending: list[str]) -> FsckReport:
         _check_recording_row(root, row, on_disk, unreadable, problems)
     for rel in pending:
         problems.append(
-            FsckProblem("pending_unlink", f"{rel}: left by an interrupted purge; the next `cim purge` deletes it")
+            FsckProblem(
+                "pending_unlink",
+                N_("{path}: left by an interrupted purge; the next `cim purge` deletes it"),
+                {"path": rel},
+            )
         )
     for rel in sorted(on_disk - known - set(pending)):
         if Path(rel).name.startswith(".cim-purge-probe-"):
             continue
-        problems.append(FsckProblem("orphan_file", f"{rel}: a file in the recordings folder without a recording row"))
+        problems.append(
+            FsckProblem(
+                "orphan_file", N_("{path}: a file in the recordings folder without a recording row"), {"path": rel}
+            )
+        )
     return FsckReport(tuple(problems), len(rows), len(on_disk))
 
 

@@ -94,7 +94,7 @@ async def fsck(store, as_json: bool) -> None:
         print_json(report.as_json())
     else:
         for problem in report.problems:
-            click.echo(f"{problem.kind}: {problem.detail}")
+            click.echo(f"{problem.label}: {problem.message}")
         click.echo(
             _("{recordings} checked, {files} seen, {problems} problems").format(
                 recordings=plurals.recordings(report.recordings_checked),
