@@ -163,6 +163,8 @@ async def test_a_left_chat_comes_back_at_every_connect_until_it_has_its_category
             (r2.chat_id, False),
             (r1.chat_id, True),
         ]
+        sent = await again.call("send", {"chat_id": r1.chat_id, "text": "still there?", "client_msg_id": "late"})
+        assert sent["error"]["code"] == "closed"  # read-only: the resident is gone
         # a colleague cannot categorise it; a category not on the list is refused
         bob = await consultant_client("bob")
         refused = await bob.call("close", {"chat_id": r1.chat_id, "category": "referred"})
