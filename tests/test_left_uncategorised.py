@@ -267,6 +267,50 @@ async def test_after_a_restart_the_left_chat_is_listed_until_f8_gives_its_catego
     assert chat.status == "closed" and chat.close_category == "no_reply"
 
 
+async def test_a_chat_the_resident_left_while_the_link_was_down_is_shown_left_after_the_reconnect(
+    tui_app, make_staff, chat_settings, store, resident
+) -> None:
+    """Before issue 16 the reconnect's list left such a chat out: the TUI showed it closed and F8 dropped it
+    without a category. Now it comes back marked left, and F8 records its category."""
+    from aiohttp import web
+
+    from tests.test_tui_live import _fresh_app
+
+    async def serve(port: int = 0) -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(_fresh_app(chat_settings, store), handle_signals=False, shutdown_timeout=0.2)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]
+
+    runner, port = await serve()
+    url = f"http://127.0.0.1:{port}"
+    await make_staff("anna", "consultant")
+    app = tui_app(url)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, "anna", PASSWORD)
+            await open_desk(pilot, app)
+            person = await resident(url=url)
+            await person.start()
+            await wait_until(pilot, lambda: app.desk.queue, what="queued")
+            await pilot.press("ctrl+g")
+            await wait_until(pilot, lambda: person.chat_id in app.desk.chats, what="accepted")
+            await runner.cleanup()
+            await wait_until(pilot, lambda: app.desk.state != ConnectionState.ONLINE, what="the lost connection")
+            await store.chats.end_by_resident(person.chat_id)  # the resident ends it (on another node, say)
+            runner, _port = await serve(port)
+            await wait_until(pilot, lambda: app.desk.state == ConnectionState.ONLINE, what="the reconnection")
+            await wait_until(pilot, lambda: app.desk.chats[person.chat_id].status == "left", what="shown as left")
+            await pilot.press("f8")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "CloseChatModal", what="the close dialog")
+            await pilot.press("enter")  # the first category
+            await wait_until(pilot, lambda: person.chat_id not in app.desk.chats, what="removed")
+    finally:
+        await runner.cleanup()
+    assert (await store.chats.get(person.chat_id)).close_category == CLOSE_CATEGORIES[0]
+
+
 @pytest.mark.staff_lang("pl")
 def test_the_quit_question_counts_in_polish_plural_forms() -> None:
     words = [ngettext("{n} chat without a category", "{n} chats without a category", n).format(n=n) for n in (1, 3, 5)]
