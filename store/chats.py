@@ -51,6 +51,9 @@ CLOSE_CATEGORIES = (
     "abusive",  # closed for abusive or spam content
     "other",
 )
+#: At most this many chats the resident left without a category are listed to their consultant at a time
+#: (`Chats.left_uncategorised_of`, the oldest first; the next come as these get their category).
+LEFT_UNCATEGORISED_LIMIT = 100
 LANGS = ("pl", "en")
 #: System lines as residents read them (docs/PROTOCOL.md), by event code: (Polish, English). The widget keeps
 #: the same texts; `{consultant}` is the consultant's display name (never a log-in name), `{version}` the
@@ -710,6 +713,13 @@ class Chats:
         """The consultant's active chats (to restore after a reconnect)."""
         await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.list")
         return [_chat(r) for r in await self.repo.active_chats_of(actor.staff_id)]
+
+    async def left_uncategorised_of(self, actor: Actor) -> list[Chat]:
+        """The consultant's chats the resident ended that still have no close category (issue 16: none stays
+        uncategorised), the oldest first, at most LEFT_UNCATEGORISED_LIMIT: listed at every (re)connect with
+        the open chats until `close` gives each its category."""
+        await self.audit.guard(actor, Permission.HANDLE_CHATS, "chat.list")
+        return [_chat(r) for r in await self.repo.left_uncategorised_of(actor.staff_id, LEFT_UNCATEGORISED_LIMIT)]
 
     async def history_for(self, actor: Actor, chat_id: int) -> list[ChatMessage]:
         """The transcript of a chat assigned to the consultant."""

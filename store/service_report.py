@@ -61,6 +61,8 @@ class Contact:
     outcome: str  # answered / abandoned / other
     wait_s: int | None
     handle_s: int | None
+    #: A chat still being answered (its category comes at its close): not counted as uncategorised.
+    open: bool = False
 
 
 @dataclass
@@ -154,6 +156,9 @@ class ServiceReport:
     callbacks: dict[str, int]
     #: satisfaction (store/resident_desk.py): {"all": {...}, "by_consultant": [...], "by_topic": [...]}; kept past §6
     ratings: dict[str, Any] = field(default_factory=dict)
+    #: Answered chats that ended without a close category (the resident left and the consultant has not
+    #: given one yet, issue 16): counted on their own, so the manager sees them and none is lost.
+    uncategorised_chats: int = 0
 
     def rating_lines(self) -> list[str]:
         """The satisfaction section as lines of text (CLI, TUI, PDF): count and mean, per consultant and topic."""
@@ -198,6 +203,7 @@ class ServiceReport:
                 {"hour": h, "calls": self.figures(b["calls"]), "chats": self.figures(b["chats"])} for h, b in self.hours
             ],
             "close_categories": self.close_categories,
+            "uncategorised_chats": self.uncategorised_chats,
             "call_categories": self.call_categories,
             "chats_per_consultant": self.chats_per_consultant,
             "calls_per_consultant": self.calls_per_consultant,
@@ -272,6 +278,21 @@ def category_words(counts: dict[str, int], lang: str | None = None) -> dict[str,
     return {category_label(code, lang) or "—": n for code, n in counts.items()}
 
 
+#: The row of the close categories that counts the answered chats without one (issue 16).
+UNCATEGORISED = N_("no category yet (the resident left)")
+
+
+def close_category_words(report: ServiceReport, lang: str | None = None) -> dict[str, int]:
+    """The chats' close categories in words (`category_words`), then the answered chats still without a
+    category, when there are any, on a row of their own."""
+    words = category_words(report.close_categories, lang)
+    if report.uncategorised_chats:
+        words[translator(normalise_language(lang) or current_language()).gettext(UNCATEGORISED)] = (
+            report.uncategorised_chats
+        )
+    return words
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
@@ -321,8 +342,10 @@ class ServiceFigures:
         close_categories: dict[str, int] = {}
         call_categories: dict[str, int] = {}
         per_consultant: dict[str, dict[str, int]] = {"call": {}, "chat": {}}
+        uncategorised = 0
 
         def place(c: Contact, bucket: Bucket) -> None:
+            nonlocal uncategorised
             channel = "calls" if c.channel == "call" else "chats"
             totals[channel].merge(bucket)
             if not bucket.offered:
@@ -334,6 +357,8 @@ class ServiceFigures:
             if c.topic:
                 target = close_categories if c.channel == "chat" else call_categories
                 target[c.topic] = target.get(c.topic, 0) + bucket.offered
+            elif c.channel == "chat" and not c.open:  # answered, ended, and no category (a purged day's cell too)
+                uncategorised += bucket.answered
             if c.consultant and bucket.answered:
                 counts = per_consultant[c.channel]
                 counts[c.consultant] = counts.get(c.consultant, 0) + bucket.answered
@@ -372,6 +397,7 @@ class ServiceFigures:
                 "by_consultant": [_rating_json(f) for f in rating_per_consultant],
                 "by_topic": [_rating_json(f) for f in per_topic],
             },
+            uncategorised_chats=uncategorised,
         )
         async with self.repo.transaction() as tx:
             await self.store.audit.append(
@@ -458,6 +484,7 @@ def _chat_contacts(rows: Iterable[Any], zone: ZoneInfo) -> list[Contact]:
                 outcome,
                 wait,
                 handle,
+                r["status"] == "active",
             )
         )
     return out
@@ -570,7 +597,7 @@ def _write_pdf(report: ServiceReport, path: Path, office_name: str, replace: boo
         for row in rows:
             table.row(row)
     for title, counts in (
-        (N_("Close categories (chats)"), category_words(report.close_categories, lang)),
+        (N_("Close categories (chats)"), close_category_words(report, lang)),
         (N_("Call categories"), category_words(report.call_categories, lang)),
         (N_("Chats per consultant"), report.chats_per_consultant),
     ):

@@ -108,6 +108,8 @@ class CimApp(ReportsWorkerErrors, App[None]):
         self._exit_stack = AsyncExitStack()
         self._active_since_check = False
         self._bound_keys: set[str] = set()
+        #: The chats the residents left that the person was told wait for their category (once each).
+        self._told_uncategorised: set[int] = set()
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -139,6 +141,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
         )
         self._bind_areas()
         if self.server_url and allowed(actor, Permission.HANDLE_CHATS):
+            self._told_uncategorised = set()
             self.desk = Desk(staff_id=actor.staff_id)
             self.live = LiveClient(
                 self.server_url,
@@ -268,8 +271,9 @@ class CimApp(ReportsWorkerErrors, App[None]):
         from tui.widgets.modals import ConfirmModal
 
         open_chats = [c for c in self.desk.chats.values() if c.status == "active"] if self.desk else []
-        if open_chats and not isinstance(self.screen, ConfirmModal):
-            self._confirm_quit(len(open_chats))
+        uncategorised = self.desk.uncategorised() if self.desk else []
+        if (open_chats or uncategorised) and not isinstance(self.screen, ConfirmModal):
+            self._confirm_quit(len(open_chats), len(uncategorised))
             return
         await self._leave()
 
@@ -287,14 +291,37 @@ class CimApp(ReportsWorkerErrors, App[None]):
         self.exit()
 
     @work(exclusive=True, exit_on_error=False, group="quit")
-    async def _confirm_quit(self, count: int) -> None:
+    async def _confirm_quit(self, count: int, uncategorised: int = 0) -> None:
         from tui.widgets.modals import ConfirmModal
 
-        question = ngettext(
-            "You have {n} open chat; quit CIM anyway?", "You have {n} open chats; quit CIM anyway?", count
-        ).format(n=count)
-        help = _("Your session ends and the chats return to the queue for a colleague.")
-        if await self.push_screen_wait(ConfirmModal(question, help)):
+        if not uncategorised:
+            question = ngettext(
+                "You have {n} open chat; quit CIM anyway?", "You have {n} open chats; quit CIM anyway?", count
+            ).format(n=count)
+        else:
+            # issue 16: the chats the residents left are counted too; they wait for their category (F8)
+            without = ngettext("{n} chat without a category", "{n} chats without a category", uncategorised).format(
+                n=uncategorised
+            )
+            if count:
+                opened = ngettext("{n} open chat", "{n} open chats", count).format(n=count)
+                question = _("You have {open} and {uncategorised}; quit CIM anyway?").format(
+                    open=opened, uncategorised=without
+                )
+            else:
+                question = _("You have {uncategorised}; quit CIM anyway?").format(uncategorised=without)
+        helps = []
+        if count:
+            helps.append(_("Your session ends and the chats return to the queue for a colleague."))
+        if uncategorised:
+            helps.append(
+                ngettext(
+                    "The chat without a category waits for it at your next sign-in (F8).",
+                    "The chats without a category wait for theirs at your next sign-in (F8).",
+                    uncategorised,
+                )
+            )
+        if await self.push_screen_wait(ConfirmModal(question, " ".join(helps))):
             await self._leave()
 
     def action_show_help_panel(self) -> None:
@@ -430,6 +457,7 @@ class CimApp(ReportsWorkerErrors, App[None]):
                 severity="warning",
             )
         elif message.reason == "resident_left":
+            self._told_uncategorised.add(message.chat_id)
             self.notify(
                 _("The resident left chat #{id}. F8 closes it with a category.").format(id=message.chat_id),
                 severity="warning",
@@ -439,6 +467,24 @@ class CimApp(ReportsWorkerErrors, App[None]):
                 _("Chat #{id} is no longer yours ({reason}).").format(
                     id=message.chat_id, reason=release_reason(message.reason)
                 )
+            )
+
+    @on(Live.Resynced)
+    def _live_resynced(self, message: Live.Resynced) -> None:
+        """Connected (again): the chats the residents left that still wait for a category (issue 16), told once."""
+        if self.desk is None:
+            return
+        waiting = {c.chat_id for c in self.desk.uncategorised()}
+        new = waiting - self._told_uncategorised
+        self._told_uncategorised |= waiting
+        if new:
+            self.notify(
+                ngettext(
+                    "{n} chat the resident left waits for its category: F2, then F8.",
+                    "{n} chats the residents left wait for their category: F2, then F8 on each.",
+                    len(new),
+                ).format(n=len(new)),
+                severity="warning",
             )
 
     @on(Live.Supervised)

@@ -342,11 +342,22 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
                 await self.hub.broadcast_presence()
             else:
                 await self.sio.emit("presence", self.hub.presence_payload(), to=sid, namespace=STAFF)
-            for chat in await self.hub.chats.open_chats_of(actor):
-                self.hub.remember(chat)
-                await self.emit("assigned", await self.hub.broadcast.assigned_payload(chat), to=sid)
+            for payload in await self.my_chats(actor):
+                await self.emit("assigned", payload, to=sid)
         except Exception:
             log.exception("staff.greet_failed")
+
+    async def my_chats(self, actor: Actor) -> list[dict[str, Any]]:
+        """The consultant's open chats, then the chats the resident left that still wait for a category
+        (issue 16), marked `"left": true, "status": "closed"`: listed at every (re)connect until `close`
+        gives each its category, so none stays uncategorised after a sign-out, a reconnect or a restart."""
+        payloads = []
+        for chat in await self.hub.chats.open_chats_of(actor):
+            self.hub.remember(chat)
+            payloads.append(await self.hub.broadcast.assigned_payload(chat))
+        for chat in await self.hub.chats.left_uncategorised_of(actor):
+            payloads.append(await self.hub.broadcast.assigned_payload(chat, left=True, status="closed"))
+        return payloads
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         if await supervision.on_disconnect(self.hub, sid):  # a supervisor-only socket: nothing of a consultant's
@@ -504,11 +515,7 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
     @acked(STAFF)
     async def on_my_chats(self, sid: str, data: dict) -> dict:
         actor = await self.actor_of(sid, fresh=True)
-        chats = []
-        for chat in await self.hub.chats.open_chats_of(actor):
-            self.hub.remember(chat)
-            chats.append(await self.hub.broadcast.assigned_payload(chat))
-        return ok(chats=chats)
+        return ok(chats=await self.my_chats(actor))
 
     @acked(STAFF)
     async def on_canned(self, sid: str, data: dict) -> dict:

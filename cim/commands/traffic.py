@@ -13,7 +13,7 @@ from store.i18n import _
 from store.errors import InvalidInput
 from store.queue_log import QueueLogReport
 from store.reports import parse_period
-from store.service_report import BY_CHOICES, category_words, write_csv, write_pdf
+from store.service_report import BY_CHOICES, category_words, close_category_words, write_csv, write_pdf
 
 
 async def run_queue_log(store, file: Path, watch: bool, interval: float, iterations: int | None, as_json: bool) -> None:
@@ -124,7 +124,7 @@ async def service(
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     for title, counts in (
-        (_("close categories"), category_words(result.close_categories)),
+        (_("close categories"), close_category_words(result)),
         (_("call categories"), category_words(result.call_categories)),
         (_("chats per consultant"), result.chats_per_consultant),
     ):

@@ -70,6 +70,15 @@ class ChatsRepository(Repository):
             _CHAT + "WHERE channel = 'chat' AND status = 'active' AND consultant_id = ? ORDER BY id", (staff_id,)
         )
 
+    async def left_uncategorised_of(self, staff_id: int | None, limit: int) -> list[sqlite3.Row]:
+        """The consultant's chats the resident ended that still have no close category, the oldest first
+        (at most `limit`); the partial index of migration 1700 serves it."""
+        return await self.db.fetchall(
+            _CHAT + "WHERE channel = 'chat' AND status = 'closed' AND close_category IS NULL AND consultant_id = ? "
+            "ORDER BY id LIMIT ?",
+            (staff_id, int(limit)),
+        )
+
     async def consultants_holding_chats(self) -> set[int]:
         rows = await self.db.fetchall(
             "SELECT DISTINCT consultant_id FROM conversations "

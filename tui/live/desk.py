@@ -107,12 +107,15 @@ class Desk:
     def others_online(self) -> list[dict]:
         return [c for c in self.presence if c.get("staff_id") != self.staff_id]
 
-    def take(self, chat_id: int, lang: str | None, history: list[ChatLine]) -> LiveChat:
-        """A chat is ours (accepted, assigned, or listed after a reconnect), with the lines we did not have."""
+    def take(self, chat_id: int, lang: str | None, history: list[ChatLine], *, left: bool = False) -> LiveChat:
+        """A chat is ours (accepted, assigned, or listed after a reconnect), with the lines we did not have;
+        `left`: the resident ended it and it waits for its category (F8), read-only."""
         chat = self.chats.get(chat_id) or LiveChat(chat_id=chat_id)
         if lang:
             chat.lang = lang
-        chat.status = "active"
+        chat.status = "left" if left else "active"
+        if left:
+            chat.resident_typing = False
         if chat_id in self._supervised_early:
             chat.supervised_by = self._supervised_early.pop(chat_id)
         for line in history:
@@ -130,19 +133,25 @@ class Desk:
             chat.add(line)
 
     def resync(self, chats: Any) -> None:
-        """After a reconnect: the server's list of our open chats replaces ours (drafts are kept)."""
+        """After a reconnect: the server's list of our open chats, and of the chats the residents left that
+        wait for their category, replaces ours (drafts are kept). A chat of ours it no longer lists ended
+        (or got its category) elsewhere: shown closed, F8 removes it."""
         if not isinstance(chats, list):
             return
-        open_ids = set()
+        listed = set()
         for item in chats:
             payload = parse("assigned", item)
             if not isinstance(payload, AssignedPayload):
                 continue
-            open_ids.add(payload.chat_id)
-            self.take(payload.chat_id, payload.lang, payload.history)
+            listed.add(payload.chat_id)
+            self.take(payload.chat_id, payload.lang, payload.history, left=payload.left)
         for chat_id in list(self.chats):
-            if chat_id not in open_ids and self.chats[chat_id].status == "active":
+            if chat_id not in listed and self.chats[chat_id].status in ("active", "left"):
                 self.chats[chat_id].status = "closed"
+
+    def uncategorised(self) -> list[LiveChat]:
+        """Our chats the resident left that still wait for their category (F8)."""
+        return [c for c in self.chats.values() if c.status == "left"]
 
     def select(self, chat_id: int | None) -> None:
         self.selected = chat_id
@@ -176,7 +185,7 @@ def _presence(desk: Desk, p: PresencePayload) -> LiveMessage:
 
 
 def _assigned(desk: Desk, p: AssignedPayload) -> LiveMessage:
-    chat = desk.take(p.chat_id, p.lang, p.history)
+    chat = desk.take(p.chat_id, p.lang, p.history, left=p.left)
     chat.topic = p.topic or chat.topic
     return Live.ChatAssigned(chat_id=p.chat_id, by=p.by, taken_over=p.taken_over, auto=p.auto)
 

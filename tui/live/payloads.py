@@ -188,6 +188,8 @@ class AssignedPayload:
     by: Any = None
     taken_over: bool = False
     auto: bool = False
+    #: A chat the resident left that still waits for its category (issue 16: listed at every connect).
+    left: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,7 @@ def _assigned(data: dict) -> AssignedPayload | None:
         data.get("by"),
         bool(data.get("taken_over")),
         bool(data.get("auto")),
+        data.get("left") is True,
     )
 
 

@@ -13,7 +13,15 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, St
 
 from store.i18n import N_, _, current_language, format_date
 from store.reports import parse_period
-from store.service_report import BY_CHOICES, ServiceReport, by_label, category_words, write_csv, write_pdf
+from store.service_report import (
+    BY_CHOICES,
+    ServiceReport,
+    by_label,
+    category_words,
+    close_category_words,
+    write_csv,
+    write_pdf,
+)
 from tui.context import TuiContext
 from tui.widgets.hour_chart import HourChart
 from tui.widgets.literal import literal
@@ -102,7 +110,7 @@ class ServiceScreen(CimScreen[None]):
         self.query_one("#service-chart", HourChart).show(doc["hours"])
         extra = []
         for title, counts in (
-            (_("Close categories"), category_words(r.close_categories)),
+            (_("Close categories"), close_category_words(r)),
             (_("Call categories"), category_words(r.call_categories)),
             (_("Chats per consultant"), r.chats_per_consultant),
             (_("Calls per consultant"), r.calls_per_consultant),
