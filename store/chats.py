@@ -217,6 +217,37 @@ def render_event(
     return (english if lang == "en" else polish).format(**values)
 
 
+def stored_line(event: str, params: dict[str, Any] | None = None) -> str:
+    """A system line's stored `text`: the Polish line residents read (render_event), with the display name and
+    never a log-in name or a close category. The event and its parameters stay the source of truth; the text is
+    the fallback for a reader that does not know the event."""
+    return render_event(event, params, "pl")
+
+
+#: Columns that mark a transcript line as staff-only (a supervisor's note); such a line is never in a copy.
+_STAFF_ONLY_COLUMNS = ("staff_only", "internal", "is_note", "note", "whisper", "visibility")
+
+
+def staff_only_line(m: Any) -> bool:
+    """A line the resident never saw (never in the resident's copy nor the §4 copy): a non-system line with an
+    event code, or one marked staff-only."""
+    if m["sender"] not in ("resident", "consultant", "system"):
+        return True
+    if m["sender"] != "system" and m["event"] is not None:
+        return True
+    keys = m.keys()
+    for column in _STAFF_ONLY_COLUMNS:
+        if column in keys and m[column] not in (None, 0, "", "resident", "all", "public"):
+            return True
+    return False
+
+
+def notice_accepted_line(version: Any, lang: str, suffix: str = "") -> str:
+    """The stored `text` of a `notice_accepted` line: gender-neutral Polish, with the notice's version and
+    language (§1.5); `suffix` adds a sentence (an offline message)."""
+    return f"Zaakceptowano informację o przetwarzaniu danych osobowych (wersja {version}, język {lang}).{suffix}"
+
+
 def display_name(display: str | None, full_name: str | None) -> str | None:
     """What residents call a consultant: the display name they set, else their full name's first word
     (None: the generic DEFAULT_DISPLAY_NAME of the reader's language). Never the log-in name."""
@@ -606,13 +637,11 @@ class Chats:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
-        # `text` is the staff's line (TUI, archive, exports), as before; residents read the event
-        accepted = (
-            f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
-            f"(wersja {notice['version']}, język {notice['lang']})."
-        )
-        queued = "Rozmowa oczekuje w kolejce na konsultanta."
+        # `text` is the Polish line residents read (stored_line), gender-neutral; every reader renders the event.
+        # The acceptance keeps the notice's language in it too (§1.5: which notice, in which language)
         accepted_params = {"version": notice["version"], "lang": notice["lang"]}
+        accepted = notice_accepted_line(notice["version"], notice["lang"])
+        queued = stored_line("queued")
         at = to_iso(now)
         async with self.repo.transaction() as tx:
             chat_id = await self.repo.insert_chat(
@@ -677,7 +706,7 @@ class Chats:
         if chat.status == "closed":
             return chat, None
         message = await self._close(
-            chat_id, None, "Mieszkaniec zakończył rozmowę.", actor=None, event="ended_by_resident"
+            chat_id, None, stored_line("ended_by_resident"), actor=None, event="ended_by_resident"
         )
         return await self.get(chat_id), message
 
@@ -754,8 +783,8 @@ class Chats:
         )
         _need_person(actor)
         now = self.clock()
-        text = f"Rozmowę przejął konsultant {actor.name}."
         params = {"consultant": await self.display_name_of(actor.staff_id)}
+        text = stored_line("accepted", params)
         async with self.repo.transaction() as tx:
             row = await self.repo.chat_position(tx, chat_id)
             if row is None:
@@ -821,8 +850,8 @@ class Chats:
         if to.is_system or not allowed(to, Permission.HANDLE_CHATS):
             raise InvalidInput(N_("{name} does not handle chats"), name=to.name)
         now = self.clock()
-        text = f"Konsultant {actor.name} przekazał rozmowę konsultantowi {to.name}."
         params = {"consultant": await self.display_name_of(to.staff_id)}
+        text = stored_line("transferred", params)
         try:
             async with self.repo.transaction() as tx:
                 row = await self._assigned_row(tx, actor, chat_id)
@@ -869,6 +898,7 @@ class Chats:
         _need_person(actor)
         now = self.clock()
         params = {"consultant": await self.display_name_of(actor.staff_id)}
+        text = stored_line("taken_over", params)
         async with self.repo.transaction() as tx:
             row = await self.repo.take_over_position(tx, chat_id)
             if row is None:
@@ -885,10 +915,16 @@ class Chats:
             if await self.repo.last_handover_event(tx, chat_id) == "taken_over":
                 raise Conflict(N_("another supervisor has already taken this chat over"))
             seq, previous = row["next_seq"], row["consultant_id"]
-            text = f"Przejęcie rozmowy (nadzór): odpowiada teraz {actor.name}, wcześniej {row['name']}."
             await self.repo.take_over(tx, chat_id, actor.staff_id, seq + 1, previous)
             await self.repo.insert_system_line(
-                tx, chat_id, seq, actor.staff_id, text, to_iso(now), "taken_over", _params(params)
+                tx,
+                chat_id,
+                seq,
+                actor.staff_id,
+                _seal(await self._key(tx, chat_id), seq, text),
+                to_iso(now),
+                "taken_over",
+                _params(params),
             )
             await self.audit.append(
                 tx,
@@ -939,7 +975,7 @@ class Chats:
             message = await self._close(
                 chat_id,
                 category,
-                f"Konsultant zakończył rozmowę ({category}).",
+                stored_line("closed_by_consultant"),  # the category is the chat's, never in the line
                 actor=actor,
                 event="closed_by_consultant",
             )
@@ -959,7 +995,7 @@ class Chats:
         async with self.repo.transaction() as tx:
             for row in await self.repo.active_chats_for_requeue(tx, staff_id):
                 chat_id, seq = row["id"], row["next_seq"]
-                text = f"Konsultant {row['name']} jest niedostępny; rozmowa wraca do kolejki."
+                text = stored_line("requeued")
                 await self.repo.requeue(tx, chat_id, seq + 1, to_iso(now))
                 await self.repo.insert_system_line(
                     tx, chat_id, seq, None, _seal(await self._key(tx, chat_id), seq, text), to_iso(now), "requeued"

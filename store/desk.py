@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .audit import AuditLog
-from .chats import LANGS, ChatMessage, Chats, _seal, is_id
+from .chats import LANGS, ChatMessage, Chats, _seal, is_id, stored_line
 from .clock import Clock, from_iso, to_iso
 from .errors import ChatClosed, ConversationNotFound, InvalidInput, NotFound, NotPermitted, StaffNotFound, Text
 from .i18n import N_
@@ -310,7 +310,7 @@ class Desk:
             actor, Permission.HANDLE_CHATS, "chat.decline", target_kind="conversation", target_id=chat_id
         )
         now = self.clock()
-        text = f"Odrzucono przydział rozmowy (konsultant {actor.name}); rozmowa czeka na innego konsultanta."
+        text = stored_line("declined")
         async with self.repo.transaction() as tx:
             row = await self.repo.chat_state(tx, chat_id)
             if row is None:

@@ -24,7 +24,19 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .audit import AuditLog
-from .chats import _CONTROL, LANGS, SYSTEM_EVENTS, _need_utf8, _seal, _token_hash, clean_text, is_id, render_event
+from .chats import (
+    _CONTROL,
+    LANGS,
+    SYSTEM_EVENTS,
+    _need_utf8,
+    _seal,
+    _token_hash,
+    clean_text,
+    is_id,
+    notice_accepted_line,
+    render_event,
+    staff_only_line,
+)
 from .clock import Clock, from_iso, to_iso
 from .errors import ChatClosed, CimError, ConversationNotFound, InvalidInput, MessageTooLong, NotPermitted
 from .i18n import N_
@@ -273,11 +285,9 @@ class ResidentDesk:
             )
         now = self.clock()
         purge_after = self.settings.retention_duration.after(now)
-        accepted = (
-            f"Mieszkaniec zaakceptował informację o przetwarzaniu danych osobowych "
-            f"(wersja {notice['version']}, język {notice['lang']}) i zostawił wiadomość poza czatem."
-        )
-        params = json.dumps({"lang": notice["lang"], "version": notice["version"]}, sort_keys=True)
+        params_of = {"lang": notice["lang"], "version": notice["version"]}
+        accepted = notice_accepted_line(notice["version"], notice["lang"], " Zostawiono wiadomość poza czatem.")
+        params = json.dumps(params_of, sort_keys=True)
         for _ in range(8):  # a reference already taken today (1 in a million): draw again
             reference = new_reference(self._local(now))
             try:
@@ -440,7 +450,7 @@ class ResidentDesk:
         for m in ({**dict(r), "text": t} for r, t in zip(rows, texts)):  # opened in the store (store/keys.py)
             at = self._local(from_iso(m["at"])).strftime("%H:%M")
             event = m["event"]
-            if _staff_only(m):
+            if staff_only_line(m):
                 continue
             if m["sender"] == "system":
                 if event not in SYSTEM_EVENTS:
@@ -574,23 +584,6 @@ class ResidentDesk:
         """(all, per consultant, per topic) for office days first_day..last_day (ISO dates, inclusive)."""
         rows = await self.repo.ratings(first_day, last_day)
         return (_figures("", [r["rating"] for r in rows]), _grouped(rows, "consultant"), _grouped(rows, "topic"))
-
-
-#: Columns that mark a transcript line as staff-only (a supervisor's note); such a line is never in the copy.
-_STAFF_ONLY_COLUMNS = ("staff_only", "internal", "is_note", "note", "whisper", "visibility")
-
-
-def _staff_only(m: Any) -> bool:
-    """A line the resident never saw: a non-system line with an event code, or one marked staff-only."""
-    if m["sender"] not in ("resident", "consultant", "system"):
-        return True
-    if m["sender"] != "system" and m["event"] is not None:
-        return True
-    keys = m.keys()
-    for column in _STAFF_ONLY_COLUMNS:
-        if column in keys and m[column] not in (None, 0, "", "resident", "all", "public"):
-            return True
-    return False
 
 
 def _grouped(rows: list[Any], column: str) -> list[RatingFigures]:

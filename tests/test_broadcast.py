@@ -132,7 +132,7 @@ async def test_staff_lines_carry_the_system_event_and_its_params(chat_server, co
     assert set(ack["history"][0]["params"]) == {"version", "lang"}
     assert ack["history"][1]["params"] == {}
     assert set(ack["history"][2]["params"]) == {"consultant"}  # the display name (None: none set)
-    assert "anna" in ack["history"][2]["text"]  # the stored Polish line names the log-in, as before
+    assert "anna" not in ack["history"][2]["text"]  # the stored Polish line never names the log-in (issue 16)
     # a consultant's own words are no system line: no event, no params
     assert (await anna.call("send", {"chat_id": r.chat_id, "text": "Dzień dobry", "client_msg_id": "a1"}))["ok"]
     # the transfer line goes live to the consultant who loses the chat, and in the history of the one who gets it

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import date
 
 import pytest
 
 from store import Store
 from store.archive import SearchFilters
-from store.chats import CLOSE_CATEGORIES, clean_text
+from store.chats import CLOSE_CATEGORIES, clean_text, render_event
 from store.errors import (
     ChatClosed,
     Conflict,
@@ -342,9 +343,57 @@ async def test_accept_transfer_close_are_audited_without_content(store, make_sta
     assert "90010112345" not in details and "thank you" not in details
     assert (await store.audit.verify()).ok
     system_lines = [m.text for m in await store.chats.history(opened.chat.id) if m.sender == "system"]
-    assert any("przekazał" in t for t in system_lines) and any("referred" in t for t in system_lines)
+    assert "Czat zakończony przez konsultanta." in system_lines  # the category is the chat's, not the line's
+    assert not any("referred" in t or "przekazał" in t for t in system_lines)
     chat = await store.chats.get(opened.chat.id)
     assert chat.status == "closed" and chat.close_category == "referred" and chat.ended_at
+
+
+async def test_stored_system_lines_are_what_residents_read_without_log_in_names_or_codes(store, make_staff):
+    """Issue 16: the stored fallback `text` of a system line is its gender-neutral Polish rendering with the
+    display name, never a log-in name, a masculine form or the close category; the event stays the source."""
+    anna = (await make_staff("anna.k")).as_actor()
+    bob = (await make_staff("bob.n")).as_actor()
+    boss = (await make_staff("szefowa.m", "cim_manager", "consultant")).as_actor()
+    await store.chats.set_display_name(SYSTEM, "anna.k", "Anna")
+    await store.accounts.set_signature(SYSTEM, "bob.n", full_name="Robert Nowak")
+    opened = await open_chat(store)
+    chat = opened.chat.id
+    await store.chats.accept(anna, chat)
+    await store.chats.transfer(anna, chat, bob)
+    await store.chats.take_over(boss, chat)
+    await store.chats.return_to_queue(boss.staff_id, "test")
+    await store.chats.accept(anna, chat)
+    await store.chats.close(anna, chat, "information_given")
+    second = await open_chat(store)
+    await store.chats.end_by_resident(second.chat.id)
+    lines = [m for c in (chat, second.chat.id) for m in await store.chats.history(c) if m.sender == "system"]
+    assert [m.event for m in lines] == [
+        "notice_accepted",
+        "queued",
+        "accepted",
+        "transferred",
+        "taken_over",
+        "requeued",
+        "accepted",
+        "closed_by_consultant",
+        "notice_accepted",
+        "queued",
+        "ended_by_resident",
+    ]
+    for m in lines:
+        if m.event == "notice_accepted":  # with the notice's language too (§1.5)
+            assert m.text == "Zaakceptowano informację o przetwarzaniu danych osobowych (wersja 1, język pl).", m
+        else:
+            assert m.text == render_event(m.event, m.params, "pl"), m
+        for word in ("anna.k", "bob.n", "szefowa.m", "information_given", "Mieszkaniec", "Konsultant zak"):
+            assert word not in m.text, (word, m.text)
+        assert not re.search(r"(przejął|przekazał|zaakceptował|zakończył|połączony)\b", m.text), m.text
+    texts = [m.text for m in lines]
+    assert texts[3] == "Rozmowa została przekazana. Odpowiada teraz: Robert." and "Odpowiada: Anna." in texts[2]
+    # the same lines as stored: sealed like every other line, the take-over's too
+    raw = await store.db.fetchall("SELECT text FROM messages WHERE conversation_id = ?", (chat,))
+    assert raw and all(not isinstance(r["text"], str) for r in raw)
 
 
 async def test_transfer_only_to_another_consultant(store, make_staff):

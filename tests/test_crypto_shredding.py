@@ -155,7 +155,7 @@ async def test_new_chat_lines_never_reach_the_database_file_or_wal_in_plaintext(
     assert marker in texts and "Odpowiedź-KONSULTANTA-xyz" in texts
     wal = Path(f"{settings.db_path}-wal")
     raw = settings.db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
-    for plain in (marker, "Odpowiedź-KONSULTANTA-xyz", "Rozmowę przejął konsultant kasia"):
+    for plain in (marker, "Odpowiedź-KONSULTANTA-xyz", "Połączono z konsultantem"):
         assert plain.encode() not in raw, plain
     assert wal.exists() and wal.stat().st_size > 0  # the lines were in the WAL when it was read
     # the key ring holds the key wrapped, never the raw key; nor does the data directory hold any key file

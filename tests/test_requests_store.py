@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
@@ -635,7 +636,78 @@ async def test_copy_of_a_chat_exports_its_transcript(store, people, tmp_path):
     await store.requests.confirm_export(people.director, req.id, "Sprawdziłem: ten sam adres i godzina.")
     result = await store.requests.export_copy(people.dpo, req.id, tmp_path)
     text = (result.path / f"chat-{chat}.txt").read_text(encoding="utf-8")
-    assert "resident: Żółw" in text and "consultant: Łódź" in text
+    # who wrote, in the office's gender-neutral words, never the sender codes (no display name: none was given)
+    assert "Osoba pisząca: Żółw" in text and "Osoba konsultująca: Łódź" in text
+    assert "resident:" not in text and "consultant:" not in text
+
+
+@pytest.mark.ordinance("GDPR 15")
+@pytest.mark.ordinance("§4")
+async def test_the_copy_of_a_chat_renders_its_system_lines_in_polish_for_the_resident(
+    store, people, make_staff, clock, tmp_path
+):
+    """Issue 16: the §4 copy of a chat shows each system line as the resident read it, in Polish: the display
+    name and never the log-in name, no close category, no masculine forms, times in the office's time zone."""
+    anna = (await make_staff("anna.k")).as_actor()
+    bob = (await make_staff("bob.n")).as_actor()
+    await store.chats.set_display_name(SYSTEM, "anna.k", "Anna")
+    await store.chats.set_display_name(SYSTEM, "bob.n", "Robert")
+    notice = await store.notices.current("chat", "en")
+    chat = (await store.chats.open(notice.id, "en")).chat.id  # an English chat: the copy is Polish still
+    await store.chats.post_resident(chat, "Dzień dobry, pytanie o podatek.")
+    clock.advance(minutes=1)
+    await store.chats.accept(anna, chat)
+    await store.chats.post_consultant(anna, chat, "Już sprawdzam.")
+    clock.advance(minutes=1)
+    await store.chats.transfer(anna, chat, bob)
+    await store.chats.post_consultant(bob, chat, "Termin mija 15 marca.")
+    clock.advance(minutes=1, seconds=5)
+    await store.chats.close(bob, chat, "information_given")
+    # an older system line with no event (a log-in name in its text) is not the resident's: left out
+    legacy = "Konsultant anna.k przejął rozmowę (information_given)."
+    async with store.db.write() as tx:
+        await tx.execute(
+            "INSERT INTO messages(conversation_id, seq, sender, text, at) VALUES (?, 99, 'system', ?, ?)",
+            (chat, legacy, "2026-03-02T09:04:00.000000Z"),
+        )
+    req = await store.requests.register(
+        people.dpo,
+        chat_request(
+            kind="copy", asked="copy", justification="", received_on=date(2026, 3, 2), hint={"date": "2026-03-02"}
+        ),
+    )
+    await store.requests.link(people.dpo, req.id, chat)
+    await store.requests.grant(people.dpo, req.id)
+    await store.requests.prepare_export(people.dpo, req.id, "Adres e-mail z wniosku podany w czacie.")
+    await store.requests.confirm_export(people.director, req.id, "Sprawdzono: ten sam adres i godzina.")
+    result = await store.requests.export_copy(people.dpo, req.id, tmp_path)
+    text = (result.path / f"chat-{chat}.txt").read_text(encoding="utf-8")
+    data = (result.path / f"chat-{chat}.json").read_text(encoding="utf-8")
+    for exported in (text, data):
+        for word in ("anna.k", "bob.n", "information_given", "przejął", "przekazał", "zakończył", "Mieszkaniec"):
+            assert word not in exported, (word, exported)
+        assert not re.search(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z", exported), exported  # no UTC timestamp
+        assert "+00:00" not in exported
+        for code in ('"resident"', '"consultant"', '"system"', "resident:", "consultant:", "system:"):
+            assert code not in exported, (code, exported)
+    # 09:00 UTC is 10:00 in Warsaw (settings.timezone): the lines at their local times, in Polish
+    assert text.startswith("Zapis czatu nr ") and "Europe/Warsaw" in text.splitlines()[0]
+    assert "[2 mar 2026, 10:00:00] Informacja: Zaakceptowano informację o przetwarzaniu danych osobowych" in text
+    assert "[2 mar 2026, 10:00:00] Osoba pisząca: Dzień dobry, pytanie o podatek." in text
+    assert "[2 mar 2026, 10:01:00] Informacja: Połączono z konsultantem. Odpowiada: Anna." in text
+    assert "[2 mar 2026, 10:01:00] Anna: Już sprawdzam." in text
+    assert "[2 mar 2026, 10:02:00] Informacja: Rozmowa została przekazana. Odpowiada teraz: Robert." in text
+    assert "[2 mar 2026, 10:02:00] Robert: Termin mija 15 marca." in text
+    assert text.rstrip().endswith("[2 mar 2026, 10:03:05] Informacja: Czat zakończony przez konsultanta.")
+    lines = json.loads(data)
+    assert [m["seq"] for m in lines] == [1, 2, 3, 4, 5, 6, 7, 8]  # the legacy line 99 is not there
+    assert lines[4] == {
+        "seq": 5,
+        "at": "2026-03-02T10:01:00+01:00",
+        "sender": "Anna",
+        "text": "Już sprawdzam.",
+    }
+    assert lines[-1]["text"] == "Czat zakończony przez konsultanta." and lines[-1]["sender"] == "Informacja"
 
 
 @pytest.mark.ordinance("GDPR 15")

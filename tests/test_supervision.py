@@ -311,9 +311,11 @@ async def test_a_take_over_tells_the_consultant_and_the_resident_reads_that_anot
     assert code(await anna.call("send", {"chat_id": r.chat_id, "text": "halo"})) == "not_permitted"
     [entry] = [e for e in await audit_rows(store, "chat.take_over") if e.outcome == "ok"]
     assert entry.details == {"from_staff_id": anna.staff.id}
-    # the staff's line says who took it from whom; the resident's names nobody but the display name
+    # the stored line is the resident's Polish line (the staff's screens word who took it from whom from the
+    # event and the audit log); neither names anybody but by the display name
     stored = (await store.chats.history(r.chat_id))[-2]
-    assert stored.event == "taken_over" and "kierownik" in stored.text and "anna" in stored.text
+    assert stored.event == "taken_over" and stored.text == SYSTEM_EVENTS["taken_over"][0].format(consultant="Barbara")
+    assert "kierownik" not in stored.text and "anna" not in stored.text
     assert "kierownik" not in line["text"] and "anna" not in line["text"]
 
 

@@ -12,8 +12,11 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
+from zoneinfo import ZoneInfo
 
-from ..clock import to_iso
+from ..chats import SYSTEM_EVENTS, render_event, staff_only_line
+from ..clock import from_iso, to_iso
+from ..i18n import N_, format_datetime, translator
 from ..keys import open_plain
 from .letters import write_private
 from .model import AccessRequest
@@ -105,9 +108,63 @@ def register_csv(requests: Iterable[AccessRequest]) -> str:
     return out.getvalue()
 
 
-def transcript_files(conversation_id: int, messages: list[dict[str, Any]]) -> list[tuple[str, bytes, int]]:
-    """A chat's transcript in the copy: as text to read and as JSON."""
-    transcript = "".join(f"[{m['at']}] {m['sender']}: {m['text']}\n" for m in messages)
+#: Who wrote a line, in the copy's words (Polish, gender-neutral: GLOSSARY.md); a consultant's lines carry the
+#: display name the resident saw, this word only while the chat had none.
+COPY_SENDERS = {
+    "resident": N_("Resident writing"),
+    "consultant": N_("Consultant answering"),
+    "system": N_("Chat notice"),
+}
+#: The copy is in Polish, like the letters (issue 16): the office's language, whatever the chat's was.
+COPY_LANG = "pl"
+
+
+def copy_lines(rows: Iterable[Any], texts: Iterable[str], tz: str) -> list[dict[str, Any]]:
+    """A chat's lines as the requester reads them in the copy: what the resident saw and nothing staff-only.
+
+    System lines are rendered from their event (render_event, Polish): the consultant's display name, never a
+    log-in name or the close category, whatever the stored text says; a system line with no known event (an
+    older line, a staff line) is left out, as in the resident's own copy (store/resident_desk.py). Times are in
+    the office's time zone `tz`: `at` as ISO 8601 with its offset, `time` in words (store.i18n)."""
+    words = translator(COPY_LANG)
+    zone = ZoneInfo(tz)
+    consultant: str | None = None
+    lines: list[dict[str, Any]] = []
+    for row, text in zip(rows, texts):
+        if staff_only_line(row):
+            continue
+        sender = row["sender"]
+        if sender == "system":
+            if row["event"] not in SYSTEM_EVENTS:
+                continue
+            params = json.loads(row["params"]) if row["params"] else {}
+            if row["event"] in ("accepted", "transferred", "taken_over"):
+                consultant = params.get("consultant") or None
+            text = render_event(row["event"], params, COPY_LANG)
+            who = words.gettext(COPY_SENDERS["system"])
+        elif sender == "consultant":
+            who = str(consultant) if consultant else words.gettext(COPY_SENDERS["consultant"])
+        else:
+            who = words.gettext(COPY_SENDERS["resident"])
+        at = from_iso(row["at"]).astimezone(zone)
+        lines.append(
+            {
+                "seq": row["seq"],
+                "at": at.isoformat(timespec="seconds"),
+                "time": format_datetime(at, lang=COPY_LANG, tz=tz, seconds=True),
+                "sender": who,
+                "text": text,
+            }
+        )
+    return lines
+
+
+def transcript_files(conversation_id: int, lines: list[dict[str, Any]], tz: str) -> list[tuple[str, bytes, int]]:
+    """A chat's transcript in the copy (`copy_lines`): as text to read and as JSON."""
+    title = translator(COPY_LANG).gettext(N_("Chat transcript {conversation}; times in the {zone} time zone"))
+    head = title.format(conversation=conversation_id, zone=tz) + "\n\n"
+    transcript = head + "".join(f"[{m['time']}] {m['sender']}: {m['text']}\n" for m in lines)
+    messages = [{k: m[k] for k in ("seq", "at", "sender", "text")} for m in lines]
     return [
         (f"chat-{conversation_id}.txt", transcript.encode("utf-8"), conversation_id),
         (

@@ -1033,11 +1033,8 @@ class Requests:
                     )
                 continue
             rows = await self.repo.messages(c["id"])
-            msgs = [
-                {"seq": m["seq"], "sender": m["sender"], "text": t, "at": m["at"]}
-                for m, t in zip(rows, await self._texts(c["id"], rows))
-            ]
-            items.extend(X.transcript_files(c["id"], msgs))
+            lines = X.copy_lines(rows, await self._texts(c["id"], rows), self.settings.timezone)
+            items.extend(X.transcript_files(c["id"], lines, self.settings.timezone))
         return items
 
     def _copy_target(self, request: AccessRequest, destination: Path, as_zip: bool) -> Path:
