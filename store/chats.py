@@ -77,7 +77,7 @@ SYSTEM_EVENTS: dict[str, tuple[str, str]] = {
         "The conversation continues with another consultant. Now answering: {consultant}.",
     ),
     "requeued": (
-        "Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
+        "Osoba konsultująca jest teraz niedostępna; rozmowa wraca do kolejki.",
         "The consultant is not available now; the chat goes back to the queue.",
     ),
     "closed_by_consultant": ("Czat zakończony przez konsultanta.", "The consultant ended the chat."),

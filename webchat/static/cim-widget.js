@@ -128,7 +128,7 @@
           accepted: "Połączono z konsultantem. Odpowiada: {consultant}.",
           transferred: "Rozmowa została przekazana. Odpowiada teraz: {consultant}.",
           taken_over: "Rozmowę kontynuuje inna osoba z zespołu konsultantów. Odpowiada teraz: {consultant}.",
-          requeued: "Konsultant jest teraz niedostępny; rozmowa wraca do kolejki.",
+          requeued: "Osoba konsultująca jest teraz niedostępna; rozmowa wraca do kolejki.",
           closed_by_consultant: "Czat zakończony przez konsultanta.",
           ended_by_resident: "Czat zakończony.",
           declined: "Rozmowa zostanie przekazana innemu konsultantowi.",
