@@ -13,7 +13,7 @@ import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, AsyncGenerator, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator, Iterable
 
 import socketio
 
@@ -37,6 +37,13 @@ TICK_SECONDS = 1.0
 IDLE_EVERY = 10
 #: The assignment pass reads this many chats from the queue's front first (webchat/routing.py `_waiting`).
 QUEUE_FRONT = 50
+
+
+def someone_can_answer(free: Iterable[DeskPerson], topic_id: int | None) -> bool:
+    """The desk's one definition of "someone free can answer this": one of the consultants with a free seat
+    (`Routing.free_seats`) has the topic's skill (no topic: anyone free). The queue's time limit closes a chat
+    only when this is False, and the offline message form is refused only when it is True."""
+    return any(p.can_answer(topic_id) for p in free)
 
 
 @dataclass
@@ -91,6 +98,11 @@ class Routing:
         ids = [staff_id for staff_id in connected if self.status_of(staff_id) == AVAILABLE]
         people = await self.hub.store.desk.people(ids)
         return people, await self.hub.store.desk.load() if people else {}
+
+    async def free_seats(self) -> list[DeskPerson]:
+        """The consultants connected to any node, available and below their maximum of chats."""
+        people, load = await self.free_people(everywhere=True)
+        return [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
 
     async def assign_waiting(self) -> int:
         """Auto mode: the longest-waiting chats (re-queued ones first) each to the least-busy available
@@ -211,12 +223,11 @@ class Routing:
         overdue = await self.hub.store.desk.overdue_in_queue(self.hub.settings.chat_queue_limit_minutes)
         if not overdue:
             return
-        people, load = await self.free_people(everywhere=True)
-        free = [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
+        free = await self.free_seats()
         topics = {q.chat_id: q.topic_id for q in await self.hub.chats.queue()}
         closed_any = False
         for chat_id in overdue:
-            if any(p.can_answer(topics.get(chat_id)) for p in free):
+            if someone_can_answer(free, topics.get(chat_id)):
                 continue  # someone could take it: it waits on
             message = await self.hub.store.desk.close_abandoned(chat_id, "queue_timeout")
             if message is None:
