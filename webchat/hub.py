@@ -12,6 +12,7 @@ import socketio
 
 from store import Store
 from store.chats import Chat, ChatMessage
+from store.desk import someone_can_answer
 from store.errors import CimError
 from store.models import Actor
 from store.opening_hours import OpeningHours
@@ -330,12 +331,10 @@ class Hub:
     async def consultants_available(self, topic_id: int | None = None, *, fresh: bool = False) -> bool:
         """Whether someone could answer a chat on `topic_id` now (None: on any topic): a connected consultant
         who is available (not away), below their maximum of chats and with the topic's skill; the same test
-        as the queue's time limit (webchat/routing.py `someone_can_answer`). Without the routing: anyone
+        as the queue's time limit (store/desk.py `someone_can_answer`). Without the routing: anyone
         connected. `fresh`: read now, not the answer of up to a second ago."""
         if self.routing is None or not self.presence.connected():
             return bool(self.presence.connected())
-        from .routing import someone_can_answer  # (routing imports this module)
-
         # asked at every resident's greeting: a second-old answer is good enough (two reads spared per connect)
         now = asyncio.get_running_loop().time()
         cached = getattr(self, "_free_seat", None)

@@ -13,12 +13,12 @@ import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, AsyncGenerator, AsyncIterator, Iterable
+from typing import Any, AsyncGenerator, AsyncIterator
 
 import socketio
 
 from store.chats import QueuedChat, is_id
-from store.desk import DeskPerson
+from store.desk import DeskPerson, someone_can_answer
 from store.errors import AtCapacity, ChatClosed, Conflict, ConversationNotFound, SessionExpired
 from store.models import Role
 from store.tasks import stop_task
@@ -37,13 +37,6 @@ TICK_SECONDS = 1.0
 IDLE_EVERY = 10
 #: The assignment pass reads this many chats from the queue's front first (webchat/routing.py `_waiting`).
 QUEUE_FRONT = 50
-
-
-def someone_can_answer(free: Iterable[DeskPerson], topic_id: int | None) -> bool:
-    """The desk's one definition of "someone free can answer this": one of the consultants with a free seat
-    (`Routing.free_seats`) has the topic's skill (no topic: anyone free). The queue's time limit closes a chat
-    only when this is False, and the offline message form is refused only when it is True."""
-    return any(p.can_answer(topic_id) for p in free)
 
 
 @dataclass
