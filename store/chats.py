@@ -718,6 +718,10 @@ class Chats:
             raise ConversationNotFound(N_("no chat {chat_id}"), chat_id=chat_id)
         return _chat(row)
 
+    async def timed_out_in_queue(self, chat_id: int) -> bool:
+        """Whether the chat was closed by the queue's time limit (nobody free could answer it in time)."""
+        return await self.repo.has_line(chat_id, "queue_timeout")
+
     async def history(self, chat_id: int) -> list[ChatMessage]:
         """The transcript so far, for the resident of the chat (after a resume) and the live handling."""
         rows = await self.repo.messages(chat_id)
@@ -887,8 +891,10 @@ class Chats:
     async def take_over(self, actor: Actor, chat_id: int) -> tuple[Chat, ChatMessage, int]:
         """A supervisor (§3) takes an active chat over from its consultant; returns the chat, the system line
         and the consultant who lost it. Needs SUPERVISE_CHATS and HANDLE_CHATS (the supervisor then handles
-        the chat); a refusal is audited. Of two supervisors taking over at once exactly one wins: the chat's
-        last hand-over line is then a take-over, and the other gets Conflict (`already_taken`)."""
+        the chat); a refusal is audited. The take-over succeeds only if the chat is still answered by the
+        consultant read at the start of the call (a compare-and-swap on the handler): of two supervisors
+        taking over at once exactly one wins and the other gets Conflict (`already_taken`), while a later
+        take-over (another supervisor's, from the one who took it) succeeds like the first."""
         await self.audit.guard(
             actor, Permission.SUPERVISE_CHATS, "chat.take_over", target_kind="conversation", target_id=chat_id
         )
@@ -896,6 +902,7 @@ class Chats:
             actor, Permission.HANDLE_CHATS, "chat.take_over", target_kind="conversation", target_id=chat_id
         )
         _need_person(actor)
+        seen = await self.repo.chat(chat_id)  # who answers it as the call starts: the swap's expected value
         now = self.clock()
         params = {"consultant": await self.display_name_of(actor.staff_id)}
         text = stored_line("taken_over", params)
@@ -912,10 +919,11 @@ class Chats:
                 )
             if row["consultant_id"] == actor.staff_id:
                 raise InvalidInput(N_("the chat is already yours"), refusal_reason="own_chat")
-            if await self.repo.last_handover_event(tx, chat_id) == "taken_over":
-                raise Conflict(N_("another supervisor has already taken this chat over"))
             seq, previous = row["next_seq"], row["consultant_id"]
-            await self.repo.take_over(tx, chat_id, actor.staff_id, seq + 1, previous)
+            expected = None if seen is None else seen["consultant_id"]
+            if expected is None or not await self.repo.take_over(tx, chat_id, actor.staff_id, seq + 1, expected):
+                # another supervisor took it over (or it was transferred) since this call began
+                raise Conflict(N_("the chat has just passed to someone else; look at it again before taking it over"))
             await self.repo.insert_system_line(
                 tx,
                 chat_id,

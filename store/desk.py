@@ -72,6 +72,13 @@ class DeskPerson:
         return not self.skills or topic_id is None or topic_id in self.skills
 
 
+def someone_can_answer(free: Iterable[DeskPerson], topic_id: int | None) -> bool:
+    """The desk's one definition of "someone free can answer this": one of the consultants with a free seat
+    (webchat/routing.py `Routing.free_seats`) has the topic's skill (no topic: anyone free). The queue's time
+    limit closes a chat only when this is False; the offline message form is refused only when it is True."""
+    return any(p.can_answer(topic_id) for p in free)
+
+
 def _label(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(N_("the {what} must be text"), what=Text(what))

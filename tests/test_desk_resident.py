@@ -148,6 +148,37 @@ async def test_an_unanswered_offline_message_is_purged_at_its_purge_after(make_c
     assert (await store.db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"] == 0
 
 
+@pytest.mark.ordinance("§6")
+async def test_a_hold_keeps_an_unanswered_offline_message_past_its_purge_date(
+    make_chat_server, resident, make_staff, store, clock
+):
+    server, r, offline = await offline_resident(make_chat_server, resident)
+    ack = await r.call("offline_message", message(offline["notice"]["notice_id"], name="Jan Kowalski"))
+    (waiting,) = await store.resident_desk.offline_messages(SYSTEM)
+    director = _actor(await make_staff("dyrektor", "boi_director"))
+    (hold,) = await store.retention.add_hold(
+        director, [waiting.conversation_id], legal_basis="KPA art. 73", case_reference="SO-II.7/2026"
+    )
+    clock.advance(days=200)
+    assert (await store.archive.details(SYSTEM, waiting.conversation_id)).purge_after < clock()  # past its date
+    result = await store.retention.purge(SYSTEM)
+    assert (result.chats, result.held) == (0, 1)
+    (kept,) = await store.resident_desk.offline_messages(SYSTEM)  # still waiting, with its name and contact
+    assert (kept.conversation_id, kept.reference, kept.name, kept.contact, kept.text) == (
+        waiting.conversation_id,
+        ack["reference"],
+        "Jan Kowalski",
+        "jan@example.pl",
+        "Proszę o kontakt w sprawie podatku.",
+    )
+    # released, the next run purges it, the name and contact with it
+    await store.retention.release_hold(director, hold.id)
+    assert (await store.retention.purge(SYSTEM)).chats == 1
+    with pytest.raises(ConversationNotFound):
+        await store.archive.details(SYSTEM, waiting.conversation_id)
+    assert (await store.db.fetchone("SELECT count(*) AS n FROM offline_messages"))["n"] == 0
+
+
 # ---------------------------------------------------------------- the receipt and the copy
 
 

@@ -221,6 +221,54 @@ async def test_ratings_appear_per_consultant_in_the_service_report_after_the_pur
     )["n"] == 0
 
 
+async def rated_chats_on_topics(store, make_staff) -> None:
+    """Ratings on two topics by two consultants: Karta Mieszkańca 5 (anna) and 3 (bob), Podatki i opłaty 2 (anna)."""
+    await store.desk.seed_default_topics(SYSTEM)
+    card, taxes = (await store.desk.topics())[:2]
+    anna = (await make_staff("anna", "consultant")).as_actor()
+    bob = (await make_staff("bob", "consultant")).as_actor()
+    for consultant, topic, mark in ((anna, card, 5), (bob, card, 3), (anna, taxes, 2)):
+        opened = await store.chats.open(await notice_id(store), "pl", topic.id)
+        await store.chats.accept(consultant, opened.chat.id)
+        await store.chats.close(consultant, opened.chat.id, "information_given")
+        await store.resident_desk.rate(opened.chat.id, mark)
+
+
+async def test_the_rendered_service_report_shows_satisfaction_per_topic(store, make_staff, tmp_path):
+    from datetime import date
+
+    from store.service_report import write_pdf
+
+    await rated_chats_on_topics(store, make_staff)
+    manager = (await make_staff("kierownik", "cim_manager")).as_actor()
+    report = await store.service.report(manager, date(2026, 3, 1), date(2026, 3, 31))
+    assert report.as_json()["ratings"]["by_topic"] == [
+        {"key": "Karta Mieszkańca", "count": 2, "average": 4.0, "marks": [0, 0, 1, 0, 1]},
+        {"key": "Podatki i opłaty", "count": 1, "average": 2.0, "marks": [0, 1, 0, 0, 0]},
+    ]
+    # the lines the CLI, the TUI (F8) and the PDF show
+    assert report.rating_lines() == [
+        "Satisfaction (1–5): 3.33 from 3 ratings; marks 1–5: 0 / 1 / 1 / 0 / 1",
+        "  by consultant: anna 3.50 from 2 ratings, bob 3.00 from 1 rating",
+        "  by topic: Karta Mieszkańca 4.00 from 2 ratings, Podatki i opłaty 2.00 from 1 rating",
+    ]
+    pdf = await write_pdf(report, tmp_path / "service.pdf")
+    text = " ".join("".join(page.extract_text() for page in PdfReader(pdf).pages).split())
+    assert "by topic: Karta Mieszkańca 4.00 from 2 ratings, Podatki i opłaty 2.00 from 1 rating" in text
+
+
+@pytest.mark.staff_lang("pl")
+async def test_the_satisfaction_per_topic_speaks_polish(store, make_staff):
+    from datetime import date
+
+    await rated_chats_on_topics(store, make_staff)
+    manager = (await make_staff("kierownik", "cim_manager")).as_actor()
+    report = await store.service.report(manager, date(2026, 3, 1), date(2026, 3, 31))
+    assert report.rating_lines()[2] == (
+        "  według tematu: Karta Mieszkańca 4.00 z 2 ocen, Podatki i opłaty 2.00 z 1 oceny"
+    )
+
+
 @pytest.mark.staff_lang("pl")
 async def test_the_satisfaction_section_speaks_polish(store, make_staff):
     from datetime import date

@@ -342,6 +342,55 @@ async def test_two_supervisors_taking_over_at_once_exactly_one_wins(chat_server,
         assert len([m for m in r.of("message") if m.get("event") == "taken_over"]) == 1
 
 
+async def test_a_chat_taken_over_can_be_taken_over_again_later_from_the_supervisor_who_took_it(
+    chat_server, consultant_client, resident, clock
+):
+    store = chat_server.store
+    anna, r = await active_chat(consultant_client, resident)
+    first = await consultant_client("kier", "cim_manager", "consultant")
+    assert (await first.call("take_over", {"chat_id": r.chat_id}))["ok"]
+    clock.advance(minutes=5)
+    second = await consultant_client("dyr", "boi_director", "consultant")
+    ack = await second.call("take_over", {"chat_id": r.chat_id})
+    assert ack["ok"], ack
+    assert (await store.chats.get(r.chat_id)).consultant_id == second.staff.id
+    released = await first.wait_for("released")
+    assert released["reason"] == "taken_over" and released["by"]["staff_id"] == second.staff.id
+    entries = [e for e in await audit_rows(store, "chat.take_over") if e.outcome == "ok"]
+    assert [e.details for e in entries] == [{"from_staff_id": anna.staff.id}, {"from_staff_id": first.staff.id}]
+    assert len([m for m in await store.chats.history(r.chat_id) if m.event == "taken_over"]) == 2
+    assert code(await first.call("send", {"chat_id": r.chat_id, "text": "halo"})) == "not_permitted"
+    assert (await second.call("send", {"chat_id": r.chat_id, "text": "Dzień dobry.", "client_msg_id": "d"}))["ok"]
+    # and back again: the first supervisor takes it over from the second
+    assert (await first.call("take_over", {"chat_id": r.chat_id}))["ok"]
+    assert (await store.chats.get(r.chat_id)).consultant_id == first.staff.id
+
+
+async def test_of_two_take_overs_that_read_the_same_consultant_only_one_swaps_the_handler(
+    chat_server, consultant_client, resident
+):
+    """The store's compare-and-swap, with the race made certain: both calls read the chat's consultant
+    (anna) before either writes; the second's UPDATE ... WHERE consultant_id = anna then changes nothing."""
+    from store.errors import Conflict
+
+    store = chat_server.store
+    anna, r = await active_chat(consultant_client, resident)
+    first = (await consultant_client("kier", "cim_manager", "consultant")).staff.as_actor()
+    second = (await consultant_client("dyr", "boi_director", "consultant")).staff.as_actor()
+    results = await asyncio.gather(
+        store.chats.take_over(first, r.chat_id), store.chats.take_over(second, r.chat_id), return_exceptions=True
+    )
+    assert isinstance(results[0], tuple) and results[0][2] == anna.staff.id, results
+    assert isinstance(results[1], Conflict), results
+    assert (await store.chats.get(r.chat_id)).consultant_id == first.staff_id
+    assert len([m for m in await store.chats.history(r.chat_id) if m.event == "taken_over"]) == 1
+    [entry] = [e for e in await audit_rows(store, "chat.take_over") if e.outcome == "ok"]
+    assert entry.actor_id == first.staff_id
+    # tried again, now that it has read who answers the chat, the second supervisor takes it over
+    _chat, _line, previous = await store.chats.take_over(second, r.chat_id)
+    assert previous == first.staff_id
+
+
 async def test_take_over_refuses_a_queued_closed_or_own_chat(chat_server, consultant_client, resident):
     boss = await consultant_client("kierownik", "cim_manager", "consultant")
     r = await resident()

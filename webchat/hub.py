@@ -12,6 +12,7 @@ import socketio
 
 from store import Store
 from store.chats import Chat, ChatMessage
+from store.desk import someone_can_answer
 from store.errors import CimError
 from store.models import Actor
 from store.opening_hours import OpeningHours
@@ -327,20 +328,19 @@ class Hub:
 
     # ------------------------------------------------------------------ the resident's side of the desk (issue 17)
 
-    async def consultants_available(self) -> bool:
-        """Whether someone could answer a chat now: a connected consultant who is available (not away) and
-        below their maximum of chats (webchat/routing.py); without the routing, anyone connected."""
+    async def consultants_available(self, topic_id: int | None = None, *, fresh: bool = False) -> bool:
+        """Whether someone could answer a chat on `topic_id` now (None: on any topic): a connected consultant
+        who is available (not away), below their maximum of chats and with the topic's skill; the same test
+        as the queue's time limit (store/desk.py `someone_can_answer`). Without the routing: anyone
+        connected. `fresh`: read now, not the answer of up to a second ago."""
         if self.routing is None or not self.presence.connected():
             return bool(self.presence.connected())
         # asked at every resident's greeting: a second-old answer is good enough (two reads spared per connect)
         now = asyncio.get_running_loop().time()
         cached = getattr(self, "_free_seat", None)
-        if cached is not None and now - cached[0] < 1.0:
-            return cached[1]
-        people, load = await self.routing.free_people(everywhere=True)
-        free = any(load.get(p.staff_id, 0) < p.max_chats for p in people.values())
-        self._free_seat = (now, free)
-        return free
+        if fresh or cached is None or now - cached[0] >= 1.0:
+            cached = self._free_seat = (now, await self.routing.free_seats())
+        return someone_can_answer(cached[1], topic_id)
 
     async def announce_closed(self, chat_id: int) -> None:
         """`state` closed to the resident's sockets, with the chat's receipt the first (and only) time."""

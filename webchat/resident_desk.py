@@ -7,6 +7,8 @@ import logging
 
 import socketio
 
+from store.chats import Chat, is_id
+
 from .broadcast import OfflineMessageLeft
 from .hub import RESIDENT, Hub, acked, error, ok
 from .protocol import CHAT_OPEN, CONSULTANT_AVAILABLE, INVALID, NOT_ENDED, NOTICE_NOT_ACCEPTED, RATE_LIMITED
@@ -29,11 +31,15 @@ class ResidentDeskEvents:
         conn = self.hub.residents.get(sid)
         if conn is None:
             return error(INVALID, "not connected")
-        if self.hub.is_open() and await self.hub.consultants_available():
+        topic_id = data.get("topic_id")
+        if topic_id is not None and not is_id(topic_id):
+            return error(INVALID, "topic_id must be a topic number")
+        chat = None if conn.chat_id is None else await self.hub.chats.get(conn.chat_id)
+        if self.hub.is_open() and await self.someone_could_answer(chat, topic_id):
             return error(
                 INVALID, "the chat is open and a consultant is available: start a chat instead", CONSULTANT_AVAILABLE
             )
-        if conn.chat_id is not None and (await self.hub.chats.get(conn.chat_id)).status != "closed":
+        if chat is not None and chat.status != "closed":
             return error(INVALID, "a chat is open on this connection", CHAT_OPEN)
         limits = self.hub.limits
         if not (limits.open_socket_rate.allow(sid) and limits.open_address_rate.allow(conn.address)):
@@ -49,6 +55,16 @@ class ResidentDeskEvents:
 
         self.hub.spawn(announce())
         return ok(reference=reference)
+
+    async def someone_could_answer(self, chat: Chat | None, topic_id: int | None) -> bool:
+        """Whether a consultant free now could answer the resident instead of the offline form: on the topic of the
+        connection's last chat, or else the topic the resident picked (`topic_id`). Never after the last chat
+        closed by the queue's time limit: the server itself found nobody free for it and offered the form."""
+        if chat is not None and chat.status == "closed" and await self.hub.chats.timed_out_in_queue(chat.id):
+            return False
+        if chat is not None and chat.topic_id is not None:
+            topic_id = chat.topic_id
+        return await self.hub.consultants_available(topic_id, fresh=True)
 
     @acked(RESIDENT)
     async def on_transcript(self, sid: str, data: dict) -> dict:

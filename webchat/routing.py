@@ -18,7 +18,7 @@ from typing import Any, AsyncGenerator, AsyncIterator
 import socketio
 
 from store.chats import QueuedChat, is_id
-from store.desk import DeskPerson
+from store.desk import DeskPerson, someone_can_answer
 from store.errors import AtCapacity, ChatClosed, Conflict, ConversationNotFound, SessionExpired
 from store.models import Role
 from store.tasks import stop_task
@@ -91,6 +91,11 @@ class Routing:
         ids = [staff_id for staff_id in connected if self.status_of(staff_id) == AVAILABLE]
         people = await self.hub.store.desk.people(ids)
         return people, await self.hub.store.desk.load() if people else {}
+
+    async def free_seats(self) -> list[DeskPerson]:
+        """The consultants connected to any node, available and below their maximum of chats."""
+        people, load = await self.free_people(everywhere=True)
+        return [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
 
     async def assign_waiting(self) -> int:
         """Auto mode: the longest-waiting chats (re-queued ones first) each to the least-busy available
@@ -211,12 +216,11 @@ class Routing:
         overdue = await self.hub.store.desk.overdue_in_queue(self.hub.settings.chat_queue_limit_minutes)
         if not overdue:
             return
-        people, load = await self.free_people(everywhere=True)
-        free = [p for p in people.values() if load.get(p.staff_id, 0) < p.max_chats]
+        free = await self.free_seats()
         topics = {q.chat_id: q.topic_id for q in await self.hub.chats.queue()}
         closed_any = False
         for chat_id in overdue:
-            if any(p.can_answer(topics.get(chat_id)) for p in free):
+            if someone_can_answer(free, topics.get(chat_id)):
                 continue  # someone could take it: it waits on
             message = await self.hub.store.desk.close_abandoned(chat_id, "queue_timeout")
             if message is None:

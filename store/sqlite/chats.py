@@ -47,6 +47,13 @@ class ChatsRepository(Repository):
         """The chat's transcript lines as stored (sealed text is opened by the service), in seq order."""
         return await self.db.fetchall("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (chat_id,))
 
+    async def has_line(self, chat_id: int, event: str) -> bool:
+        """Whether the chat has a system line of `event` (e.g. `queue_timeout`: closed by the queue's time limit)."""
+        row = await self.db.fetchone(
+            "SELECT 1 FROM messages WHERE conversation_id = ? AND event = ? LIMIT 1", (chat_id, event)
+        )
+        return row is not None
+
     async def queued(self, limit: int | None = None) -> list[sqlite3.Row]:
         """The queued chats in queue order: re-queued chats first (store/desk.py), then by age; `limit`: the front."""
         return await self.db.fetchall(
@@ -190,24 +197,17 @@ class ChatsRepository(Repository):
             (chat_id,),
         )
 
-    async def last_handover_event(self, tx: Transaction, chat_id: int) -> str | None:
-        """The event of the chat's latest line that changed who answers it, if any."""
-        row = await _one(
-            tx,
-            "SELECT event FROM messages WHERE conversation_id = ? AND event IN "
-            "('accepted', 'transferred', 'taken_over', 'requeued', 'declined') ORDER BY seq DESC LIMIT 1",
-            (chat_id,),
-        )
-        return None if row is None else row["event"]
-
     async def take_over(
         self, tx: Transaction, chat_id: int, staff_id: int | None, next_seq: int, previous: int
-    ) -> None:
-        await tx.connection.execute(
+    ) -> bool:
+        """Give the active chat to `staff_id` if `previous` still answers it (a compare-and-swap on the
+        handler); False, with nothing changed, when someone else answers it by now."""
+        cur = await tx.connection.execute(
             "UPDATE conversations SET consultant_id = ?, next_seq = ? WHERE id = ? "
             "AND status = 'active' AND consultant_id = ?",
             (staff_id, next_seq, chat_id, previous),
         )
+        return cur.rowcount == 1
 
     async def set_close_category(self, tx: Transaction, chat_id: int, category: str) -> bool:
         """Give a closed chat without a category its category; False when it already had one."""
