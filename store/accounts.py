@@ -212,7 +212,12 @@ class Accounts:
             return None
         department_id = await self.repo.department_id(code, tx)
         if department_id is None:
-            raise InvalidInput(N_("department {code!r} does not exist; add it with `cim departments add`"), code=code)
+            # the CLI's sentence; the TUI words it from the reason (tui/refusals.py), for its own way to add one
+            raise InvalidInput(
+                N_("department {code!r} does not exist; add it with `cim departments add`"),
+                code=code,
+                refusal_reason="department_missing",
+            )
         return department_id
 
     async def _add_extension(self, tx, staff_id: int, extension: str) -> None:
