@@ -33,6 +33,7 @@ from .errors import (
 from .keys import DataKey, Keys
 from .models import Actor
 from .policy import Permission, allowed
+from .requests.text import clean_text as clean_field
 from .settings import Settings
 
 if TYPE_CHECKING:  # the service names the repository's type only; its SQL is the backend's (store/sqlite/)
@@ -221,6 +222,32 @@ def display_name(display: str | None, full_name: str | None) -> str | None:
         return display.strip()
     first = (full_name or "").split()
     return first[0] if first else None
+
+
+def clean_display_name(text: Any) -> str:
+    """A display name as it may be stored: one line, runs of spaces made one, at most MAX_DISPLAY_NAME
+    characters ('' is no display name: the default). Refused, never quietly cleaned, since residents read
+    it: not text, a lone surrogate, control characters (a pasted escape sequence, a NUL, a line break) and
+    the bidirectional overrides and isolates that would make it read other than it is stored (the cleaning
+    of every request's free text, store/requests/text.py, decides which those are)."""
+    if not isinstance(text, str):
+        raise InvalidInput(N_("the display name must be text"))
+    _need_utf8(text, N_("the display name"))
+    if _CONTROL.search(text.replace("\r\n", " ").replace("\n", " ")):
+        raise InvalidInput(N_("the display name has control characters"), refusal_reason="display_name_invalid")
+    spaced = " ".join(text.split())
+    if clean_field(spaced, N_("display name"), limit=len(spaced), multiline=False) != spaced:
+        raise InvalidInput(
+            N_("the display name has characters that change the direction of the text"),
+            refusal_reason="display_name_invalid",
+        )
+    if len(spaced) > MAX_DISPLAY_NAME:
+        raise InvalidInput(
+            N_("the display name is longer than {max_display_name} characters"),
+            max_display_name=MAX_DISPLAY_NAME,
+            refusal_reason="display_name_too_long",
+        )
+    return spaced
 
 
 def fill_canned(text: str, *, consultant: str, day: date) -> str:
@@ -1030,16 +1057,7 @@ class Chats:
     async def set_display_name(self, actor: Actor, name: str, text: Any) -> str | None:
         """Set (or with an empty text clear) the name residents see for account `name`."""
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.display_name")
-        if not isinstance(text, str):
-            raise InvalidInput(N_("the display name must be text"))
-        text = " ".join(text.split())
-        if len(text) > MAX_DISPLAY_NAME:
-            raise InvalidInput(
-                N_("the display name is longer than {max_display_name} characters"), max_display_name=MAX_DISPLAY_NAME
-            )
-        if _CONTROL.search(text):
-            raise InvalidInput(N_("the display name has control characters"))
-        _need_utf8(text, N_("the display name"))
+        text = clean_display_name(text)
         async with self.repo.transaction() as tx:
             staff_id = await self.repo.staff_id_by_name(tx, name.strip())
             if staff_id is None:
