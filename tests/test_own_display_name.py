@@ -79,7 +79,7 @@ async def test_my_account_sets_the_display_name_and_a_refusal_keeps_the_input(tu
         facts = account.query_one("#account-facts", Static)
         await wait_until(
             pilot,
-            lambda: "Name residents see: Konsultant CIM (the default" in str(facts.render()),
+            lambda: "Name residents see: none, the chat says “a consultant” (the default" in str(facts.render()),
             what="the default name on My account",
         )
         await pilot.press("d")
@@ -119,7 +119,9 @@ async def test_my_account_sets_the_display_name_and_a_refusal_keeps_the_input(tu
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: app.screen is account, what="back on My account")
         assert (await store.accounts.get("anna")).display_name is None
-        await wait_until(pilot, lambda: "Konsultant CIM (the default" in str(facts.render()), what="the default")
+        await wait_until(
+            pilot, lambda: "none, the chat says “a consultant” (the default" in str(facts.render()), what="the default"
+        )
         rows = await audit_log(store, action="staff.display_name")
         assert [r.details["display_name"] for r in rows] == ["Anna", None] and {r.target_id for r in rows} == {
             str(anna.id)

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, Static
 
-from store.chats import DEFAULT_DISPLAY_NAME, MAX_DISPLAY_NAME, display_name
+from store.chats import MAX_DISPLAY_NAME, display_name
 from store.errors import CimError
 from store.i18n import N_, _, current_language, env_language, ngettext
 from store.models import Staff
@@ -108,7 +108,7 @@ class DisplayNameModal(FitsTheScreen, SubmitsInPlace, CimModal[str | None]):
         "display_name_missing": "display-name",
     }
 
-    def __init__(self, current: str | None, default: str, submit=None) -> None:
+    def __init__(self, current: str | None, default: Text, submit=None) -> None:
         super().__init__()
         self.current = current
         self.default = default
@@ -119,7 +119,7 @@ class DisplayNameModal(FitsTheScreen, SubmitsInPlace, CimModal[str | None]):
             yield Label(_("Name residents see"), classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
                 help_text = Text(_("Residents see this name in the chat, never your user name. Without one they see: "))
-                help_text.append(literal(self.default))
+                help_text.append(self.default)
                 yield Static(help_text, classes="dialog-help")
                 yield Input(
                     self.current or "",
@@ -208,7 +208,7 @@ class AccountScreen(CimScreen[None]):
             + (_("(your choice; L changes it)") if staff.language else _("(office default; L changes it)"))
         )
         facts.append("\n" + _("Name residents see: "))
-        facts.append(literal(shown_name(staff)))
+        facts.append(shown_name(staff))
         facts.append(
             " " + (_("(your choice; D changes it)") if staff.display_name else _("(the default; D changes it)"))
         )
@@ -307,11 +307,13 @@ class AccountScreen(CimScreen[None]):
         self.notify(
             _("Residents now see you as: {name}").format(name=shown)
             if shown
-            else _("Residents now see the default name: {name}").format(name=default)
+            else _("Residents now see the default name: {name}").format(name=default.plain)
         )
         self.reload()
 
 
-def shown_name(staff: Staff) -> str:
-    """The name residents see for this person (in a Polish chat: the generic name is the resident's language's)."""
-    return display_name(staff.display_name, staff.full_name) or DEFAULT_DISPLAY_NAME["pl"]
+def shown_name(staff: Staff) -> Text:
+    """The name residents see for this person (store.chats.display_name); without a display name and a full name
+    none: the chat says "a consultant" ("Połączono z konsultantem.")."""
+    name = display_name(staff.display_name, staff.full_name)
+    return literal(name) if name else Text(_("none, the chat says “a consultant”"))
