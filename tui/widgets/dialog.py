@@ -80,7 +80,10 @@ class SubmitsInPlace(_DialogBase):
         try:
             result = await submit(value)
         except CimError as exc:
-            self.show_error(self.explain_refusal(exc), self.REASON_FIELDS.get(exc.refusal_reason or ""))
+            # the field: by the reason, else by ERROR_FIELDS' English words in the English sentence (the shown
+            # one is in the staff language, where those words are not)
+            field = self.REASON_FIELDS.get(exc.refusal_reason or "") or self.field_for(exc.message_in("en"))
+            self.show_error(self.explain_refusal(exc), field)
             return
         assert isinstance(self, Screen)
         self.dismiss(result)
