@@ -17,6 +17,7 @@ from . import mfa
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
 from .i18n import N_, STAFF_LANGS, normalise_language
+from .chats import clean_display_name
 from .directory import Directory, DirectoryUser
 from .errors import Text
 from .errors import (
@@ -212,7 +213,12 @@ class Accounts:
             return None
         department_id = await self.repo.department_id(code, tx)
         if department_id is None:
-            raise InvalidInput(N_("department {code!r} does not exist; add it with `cim departments add`"), code=code)
+            # the CLI's sentence; the TUI words it from the reason (tui/refusals.py), for its own way to add one
+            raise InvalidInput(
+                N_("department {code!r} does not exist; add it with `cim departments add`"),
+                code=code,
+                refusal_reason="department_missing",
+            )
         return department_id
 
     async def _add_extension(self, tx, staff_id: int, extension: str) -> None:
@@ -286,6 +292,7 @@ class Accounts:
             must_change_password=bool(row["must_change_password"]),
             second_factor="none" if totp is None else ("active" if totp["confirmed_at"] else "pending"),
             language=row["staff_lang"],
+            display_name=row["display_name"],
         )
 
     async def list_staff(self, actor: Actor | None = None) -> list[Staff]:
@@ -863,6 +870,33 @@ class Accounts:
                 target_kind="staff",
                 target_id=staff.id,
                 details={"self": True, "language": chosen},
+            )
+        return await self.get_by_id(staff.id)
+
+    async def set_own_display_name(self, actor: Actor, text: str | None) -> Staff:
+        """The person sets the name residents see for them in the chat (`display_name`); None goes back to the
+        default (the full name's first word, else the generic "Konsultant CIM"). An empty or blank text is
+        refused, not taken for the default: clearing is asked for by None. Audited like `staff.display_name`
+        set by an administrator (store.chats.set_display_name), with `self: true`."""
+        if actor.staff_id is None:
+            raise NotPermitted(N_("only a signed-in person sets their own display name"))
+        chosen = None
+        if text is not None:
+            chosen = clean_display_name(text)
+            if not chosen:
+                raise InvalidInput(
+                    N_("enter the name residents see, or choose the default"), refusal_reason="display_name_missing"
+                )
+        staff = await self.get_by_id(actor.staff_id)
+        async with self.repo.transaction() as tx:
+            await self.repo.set_display_name(tx, staff.id, chosen)
+            await self.audit.append(
+                tx,
+                actor,
+                "staff.display_name",
+                target_kind="staff",
+                target_id=staff.id,
+                details={"self": True, "display_name": chosen},
             )
         return await self.get_by_id(staff.id)
 

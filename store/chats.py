@@ -257,6 +257,35 @@ def display_name(display: str | None, full_name: str | None) -> str | None:
     return first[0] if first else None
 
 
+def clean_display_name(text: Any) -> str:
+    """A display name as it may be stored: one line, runs of spaces made one, at most MAX_DISPLAY_NAME
+    characters ('' is no display name: the default). Refused, never quietly cleaned, since residents read
+    it: not text, a lone surrogate, control characters (a pasted escape sequence, a NUL, a line break) and
+    the bidirectional overrides and isolates that would make it read other than it is stored (the cleaning
+    of every request's free text, store/requests/text.py, decides which those are)."""
+    if not isinstance(text, str):
+        raise InvalidInput(N_("the display name must be text"))
+    _need_utf8(text, N_("the display name"))
+    if _CONTROL.search(text.replace("\r\n", " ").replace("\n", " ")):
+        raise InvalidInput(N_("the display name has control characters"), refusal_reason="display_name_invalid")
+    spaced = " ".join(text.split())
+    # imported here: store.requests (its export renders chat lines) imports this module
+    from .requests.text import clean_text as clean_field
+
+    if clean_field(spaced, N_("display name"), limit=len(spaced), multiline=False) != spaced:
+        raise InvalidInput(
+            N_("the display name has characters that change the direction of the text"),
+            refusal_reason="display_name_invalid",
+        )
+    if len(spaced) > MAX_DISPLAY_NAME:
+        raise InvalidInput(
+            N_("the display name is longer than {max_display_name} characters"),
+            max_display_name=MAX_DISPLAY_NAME,
+            refusal_reason="display_name_too_long",
+        )
+    return spaced
+
+
 def fill_canned(text: str, *, consultant: str, day: date) -> str:
     """A canned response with its placeholders filled: `{consultant}` (the display name) and `{date}`
     (DD.MM.YYYY). Other braces stay as they are, so a text with no placeholders is never changed."""
@@ -1084,16 +1113,7 @@ class Chats:
     async def set_display_name(self, actor: Actor, name: str, text: Any) -> str | None:
         """Set (or with an empty text clear) the name residents see for account `name`."""
         await self.audit.guard(actor, Permission.MANAGE_ACCOUNTS, "staff.display_name")
-        if not isinstance(text, str):
-            raise InvalidInput(N_("the display name must be text"))
-        text = " ".join(text.split())
-        if len(text) > MAX_DISPLAY_NAME:
-            raise InvalidInput(
-                N_("the display name is longer than {max_display_name} characters"), max_display_name=MAX_DISPLAY_NAME
-            )
-        if _CONTROL.search(text):
-            raise InvalidInput(N_("the display name has control characters"))
-        _need_utf8(text, N_("the display name"))
+        text = clean_display_name(text)
         async with self.repo.transaction() as tx:
             staff_id = await self.repo.staff_id_by_name(tx, name.strip())
             if staff_id is None:

@@ -150,7 +150,12 @@ class Desk:
             raise InvalidInput(N_("the department is a department code"))
         department_id = await self.repo.department_id(tx, code.strip())
         if department_id is None:
-            raise NotFound(N_("no department {code!r} (see `cim departments list`)"), code=code)
+            # the CLI's sentence; the TUI words it from the reason (tui/refusals.py)
+            raise NotFound(
+                N_("no department {code!r} (see `cim departments list`)"),
+                code=code,
+                refusal_reason="department_missing",
+            )
         return department_id
 
     async def add_topic(self, actor: Actor, label_pl: Any, label_en: Any, department: Any = None) -> Topic:

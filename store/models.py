@@ -58,6 +58,8 @@ class Staff:
     second_factor: str = "none"
     #: The staff language the person chose (`pl`/`en`); None: CIM_STAFF_LANG, else Polish (store/i18n.py).
     language: str | None = None
+    #: The name residents see in the chat, when one was set (store.chats.display_name has the default).
+    display_name: str | None = None
 
     def as_actor(self) -> Actor:
         return Actor(staff_id=self.id, name=self.name, roles=self.roles, department=self.department)

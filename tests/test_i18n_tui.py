@@ -259,6 +259,7 @@ DIALOGS = [
     ("accounts", ("n",), "FormModal"),
     ("account", ("p",), "ChangePasswordModal"),
     ("account", ("l",), "PickModal"),
+    ("account", ("d",), "DisplayNameModal"),
 ]
 
 

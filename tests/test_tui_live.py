@@ -664,6 +664,57 @@ async def test_ctrl_q_with_open_chats_asks_first_and_quits_over_a_dead_link(
         await store.accounts.authenticate(token)
 
 
+def test_quitting_has_one_deadline_shared_by_the_logout_and_the_live_link() -> None:
+    """Ctrl+Q's waits are bounded by one deadline under a second (never a timed assertion: the structure):
+    the revocation's bound and the live link's whole stop fit in QUIT_DEADLINE, and the polite disconnect is
+    only part of the stop, so dropping the socket after it cannot add a second full wait."""
+    from tui.app import LOGOUT_TIMEOUT, QUIT_DEADLINE
+    from tui.live import DISCONNECT_TIMEOUT, STOP_TIMEOUT
+
+    assert LOGOUT_TIMEOUT + STOP_TIMEOUT <= QUIT_DEADLINE < 1.0
+    assert 0 < DISCONNECT_TIMEOUT < STOP_TIMEOUT
+
+
+async def test_ctrl_q_quits_over_a_dead_link_while_the_database_is_stalled(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
+    """The session cannot be revoked (another writer holds the database) and the server does not answer:
+    quitting still ends, within its deadline, instead of waiting for either."""
+    await make_staff("anna", "consultant")
+    link = FreezingLink(chat_server.url)
+    app = tui_app(await link.start())
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_database() -> None:
+        async with store.db.write():
+            held.set()
+            await release.wait()
+
+    holder: asyncio.Task | None = None
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, "anna", PASSWORD)
+            await open_desk(pilot, app)
+            person = await accept_new_chat(pilot, app, resident)
+            token = app.ctx.token
+            link.frozen.set()
+            holder = asyncio.create_task(hold_the_database())
+            await held.wait()
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="the quit question")
+            await pilot.press("y")
+            await wait_until(pilot, lambda: app.return_code is not None, what="the app's exit over a stalled store")
+        assert not app.is_running and app.return_code == 0 and app.live is None
+    finally:
+        release.set()
+        if holder is not None:
+            await holder
+        await link.close()
+    # the revocation gave up (nothing half-written): the session expires by itself, the chat is still the consultant's
+    assert (await store.accounts.authenticate(token)).name == "anna"
+    assert (await store.chats.get(person.chat_id)).status != "queued"
+
+
 async def test_ctrl_q_without_open_chats_quits_at_once(tui_app, make_staff, chat_server) -> None:
     await make_staff("anna", "consultant")
     app = tui_app(chat_server.url)

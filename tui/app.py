@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import AsyncExitStack
 from typing import Any, AsyncContextManager, Callable, Iterable, Sequence
@@ -23,7 +24,7 @@ from store.settings import Settings
 from tui.screens.base import translate_bindings
 from tui.areas import AREAS, Area, areas_for
 from tui.context import TuiContext
-from tui.live import STATE_LABELS, ConnectionState, Desk, Live, LiveClient, LiveMessage, release_reason
+from tui.live import STATE_LABELS, STOP_TIMEOUT, ConnectionState, Desk, Live, LiveClient, LiveMessage, release_reason
 from tui.live.errors import session_ended_text
 from tui.screens.home import HomeScreen
 from tui.screens.login import LoginScreen
@@ -32,6 +33,13 @@ from tui.widgets.help_panel import StaffHelpPanel
 from tui.widgets.worker_errors import ReportsWorkerErrors
 
 log = logging.getLogger(__name__)
+
+#: Seconds from confirming Ctrl+Q to the app exiting, at most (a dead link or a stalled database too): one
+#: deadline the session's revocation and the live link's stop share (`_leave`), not waits added one to another.
+QUIT_DEADLINE = 0.8
+#: Of QUIT_DEADLINE, at most this long for revoking the session in the store; the live link gets what is left
+#: (STOP_TIMEOUT when the revocation took it all: LOGOUT_TIMEOUT + STOP_TIMEOUT <= QUIT_DEADLINE).
+LOGOUT_TIMEOUT = 0.3
 
 #: Textual's own command-palette key in the footer ("palette"): translated with the app's other bindings.
 PALETTE = N_("palette")
@@ -202,12 +210,12 @@ class CimApp(ReportsWorkerErrors, App[None]):
         assert self.store is not None
         await self.push_screen(LoginScreen(self.store, notice=notice, banner=self.banner))
 
-    async def _stop_live(self) -> None:
+    async def _stop_live(self, timeout: float = STOP_TIMEOUT) -> None:
         live, self.live = self.live, None
         self.desk = None
         if live is not None:
             live.post = lambda message: None  # no UI updates from a connection being torn down
-            await live.stop()
+            await live.stop(timeout)
 
     def _bind_areas(self) -> None:
         # Every area's key is bound once; check_action hides the ones the actor may not use.
@@ -280,14 +288,19 @@ class CimApp(ReportsWorkerErrors, App[None]):
     async def _leave(self) -> None:
         """Quit: the session is revoked first, so the chat server ends this person's live sockets and returns
         their open chats to the queue at once (not only after the idle timeout); then the live link stops
-        (bounded, tui/live/client.py STOP_TIMEOUT) and the app exits."""
+        (tui/live/client.py `stop`) and the app exits. Both within one deadline, QUIT_DEADLINE: the revocation
+        gets at most LOGOUT_TIMEOUT, the stop what is left of the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + QUIT_DEADLINE
         ctx, self.ctx = self.ctx, None
         if ctx is not None and self.store is not None:
             try:
-                await self.store.accounts.logout(ctx.token)
+                await asyncio.wait_for(self.store.accounts.logout(ctx.token), LOGOUT_TIMEOUT)
             except CimError as exc:
                 log.warning("logout on quit failed: %s", exc.message)
-        await self._stop_live()
+            except asyncio.TimeoutError:  # a locked database: the session expires by itself, the sockets drop below
+                log.warning("logout on quit took over %.1f s; quitting without it", LOGOUT_TIMEOUT)
+        await self._stop_live(timeout=max(0.0, deadline - loop.time()))
         self.exit()
 
     @work(exclusive=True, exit_on_error=False, group="quit")

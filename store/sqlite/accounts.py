@@ -140,6 +140,9 @@ class AccountsRepository(Repository):
     async def set_language(self, tx: Transaction, staff_id: int, language: str | None) -> None:
         await tx.connection.execute("UPDATE staff SET staff_lang = ? WHERE id = ?", (language, staff_id))
 
+    async def set_display_name(self, tx: Transaction, staff_id: int, display_name: str | None) -> None:
+        await tx.connection.execute("UPDATE staff SET display_name = ? WHERE id = ?", (display_name, staff_id))
+
     async def staff_by_name(self, name: str) -> Row | None:
         return _dict(await self.db.fetchone(_STAFF + "WHERE s.name = ?", (name,)))
 

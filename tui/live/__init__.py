@@ -8,7 +8,15 @@
 - `state`, `errors`: the connection states and the protocol's error codes in words.
 """
 
-from tui.live.client import ACK_TIMEOUT, NAMESPACE, STOP_TIMEOUT, LiveClient, StaffConnection, refusal_code
+from tui.live.client import (
+    ACK_TIMEOUT,
+    DISCONNECT_TIMEOUT,
+    NAMESPACE,
+    STOP_TIMEOUT,
+    LiveClient,
+    StaffConnection,
+    refusal_code,
+)
 from tui.live.desk import REDUCERS, Desk, LiveChat, Outgoing, reduce
 from tui.live.errors import ERROR_MESSAGES, RELEASE_REASONS, RETRYABLE, LiveError, release_reason
 from tui.live.messages import Live, LiveMessage, copy_message
@@ -20,6 +28,7 @@ __all__ = [
     "ACK_TIMEOUT",
     "NAMESPACE",
     "STOP_TIMEOUT",
+    "DISCONNECT_TIMEOUT",
     "LiveClient",
     "StaffConnection",
     "refusal_code",

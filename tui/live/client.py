@@ -27,8 +27,11 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/staff"
 #: Seconds to wait for an acknowledgement before telling the consultant the server did not answer.
 ACK_TIMEOUT = 10.0
-#: Seconds a polite disconnect may take when the TUI stops before the connection is dropped.
+#: Seconds a whole stop of the live connection may take: its task cancelled, a polite disconnect tried, the
+#: socket dropped. One deadline for all three (`stop`), never one wait after another each with its own.
 STOP_TIMEOUT = 0.5
+#: Of STOP_TIMEOUT, at most this long for the polite disconnect (the rest is for dropping the socket).
+DISCONNECT_TIMEOUT = 0.3
 
 
 def refusal_code(refusal: dict) -> str:
@@ -42,15 +45,23 @@ def refusal_code(refusal: dict) -> str:
     return "unauthorised" if "unauthorised" in message else ""
 
 
-async def _close_quickly(client: socketio.AsyncClient) -> None:
-    """Disconnect politely if the server answers at once, else drop the connection.
+def _left(deadline: float, cap: float | None = None) -> float:
+    """Seconds until `deadline` (the event loop's clock), never below 0, at most `cap`."""
+    left = max(0.0, deadline - asyncio.get_running_loop().time())
+    return left if cap is None else min(cap, left)
+
+
+async def _close_quickly(client: socketio.AsyncClient, deadline: float) -> None:
+    """Disconnect politely if the server answers at once, else drop the connection; all by `deadline`.
 
     A polite disconnect waits for the server's WebSocket close frame (aiohttp: up to 10 s); over a
     dead link or to a server that stopped answering, quitting the TUI waited that long on a blank
-    terminal. The server notices a dropped socket by its ping timeout, so nothing is lost.
+    terminal. The server notices a dropped socket by its ping timeout, so nothing is lost. The polite
+    try gets at most DISCONNECT_TIMEOUT of what is left, closing the HTTP session the rest: together
+    never more than the time to `deadline`.
     """
     try:
-        await asyncio.wait_for(client.disconnect(), STOP_TIMEOUT)
+        await asyncio.wait_for(client.disconnect(), _left(deadline, DISCONNECT_TIMEOUT))
         return
     except (asyncio.TimeoutError, Exception):  # gone or not answering: abort below
         pass
@@ -62,7 +73,7 @@ async def _close_quickly(client: socketio.AsyncClient) -> None:
     http = getattr(eio, "http", None)
     if http is not None and not http.closed:
         try:
-            await asyncio.wait_for(http.close(), STOP_TIMEOUT)
+            await asyncio.wait_for(http.close(), _left(deadline))
         except (asyncio.TimeoutError, Exception):  # the process is ending; the OS closes the socket
             pass
 
@@ -135,17 +146,19 @@ class StaffConnection:
         self._task = asyncio.current_task()
         await self._run()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the connection within `timeout` seconds overall (tui/app.py gives quitting one deadline)."""
+        deadline = asyncio.get_running_loop().time() + timeout
         self._stopping = True
-        if self._task:
+        if self._task and self._task is not asyncio.current_task():
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # stopping: the reason it ended is moot
-                pass
+            # a cancelled task ends at its next await; one stuck in a call that ignores the cancel is left
+            await asyncio.wait({self._task}, timeout=_left(deadline))
+            if self._task.done() and not self._task.cancelled():
+                self._task.exception()  # stopping: the reason it ended is moot (retrieved, so never logged)
         client, self._client = self._client, None
         if client is not None:
-            await _close_quickly(client)
+            await _close_quickly(client, deadline)
         self._set_state(ConnectionState.OFFLINE)
 
     def _set_state(self, state: ConnectionState) -> None:

@@ -1,8 +1,9 @@
-"""The signed-in person's own account: change their password, set up a second factor, choose the staff language."""
+"""The signed-in person's own account: change their password, set up a second factor, choose the staff language,
+set the name residents see in the chat."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual import on, work
@@ -11,8 +12,10 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, Static
 
+from store.chats import MAX_DISPLAY_NAME, display_name
 from store.errors import CimError
 from store.i18n import N_, _, current_language, env_language, ngettext
+from store.models import Staff
 from tui.context import TuiContext
 from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
@@ -88,6 +91,67 @@ class ChangePasswordModal(FitsTheScreen, SubmitsInPlace, CimModal[PasswordChange
         self.dismiss(None)
 
 
+#: what the display-name dialog returns to go back to the default name (the store's None)
+DEFAULT_NAME = ""
+
+
+class DisplayNameModal(FitsTheScreen, SubmitsInPlace, CimModal[str | None]):
+    """The name residents see in the chat. Enter saves what is typed; Ctrl+R goes back to the default.
+
+    With `submit` (the store call, given the text or None for the default) a refusal stays in the dialog with
+    the text kept. Dismisses with the name now shown ('' for the default) or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+r", "default", "Default name")]
+    REASON_FIELDS = {
+        "display_name_invalid": "display-name",
+        "display_name_too_long": "display-name",
+        "display_name_missing": "display-name",
+    }
+
+    def __init__(self, current: str | None, default: Text, submit=None) -> None:
+        super().__init__()
+        self.current = current
+        self.default = default
+        self.submit = submit
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="display-name-dialog"):
+            yield Label(_("Name residents see"), classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                help_text = Text(_("Residents see this name in the chat, never your user name. Without one they see: "))
+                help_text.append(self.default)
+                yield Static(help_text, classes="dialog-help")
+                yield Input(
+                    self.current or "",
+                    placeholder=_("e.g. Anna"),
+                    id="display-name",
+                    max_length=MAX_DISPLAY_NAME * 2,  # the store refuses over MAX_DISPLAY_NAME, with a message
+                )
+                yield Static("", id="err-display-name", classes="field-error")
+            yield Static("", id="dialog-error", classes="dialog-error")
+            yield Static(_("Enter save · Ctrl+R default name · Esc cancel"), classes="dialog-help")
+
+    def on_mount(self) -> None:
+        self.query_one("#display-name", Input).focus()
+
+    @on(Input.Submitted, "#display-name")
+    def action_save(self) -> None:
+        text = self.query_one("#display-name", Input).value
+        if not text.strip():
+            self.show_error(_("Enter the name residents see, or press Ctrl+R for the default."), "display-name")
+            return
+        self.finish(text)
+
+    def action_default(self) -> None:
+        self.finish(None)
+
+    def explain(self, message: str) -> str:
+        return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class AccountScreen(CimScreen[None]):
     """Ctrl+U or the command palette: the person's own password, second factor and staff language."""
 
@@ -95,6 +159,7 @@ class AccountScreen(CimScreen[None]):
         Binding("p", "password", "Change password"),
         Binding("t", "second_factor", "Set up second factor"),
         Binding("l", "language", "Language"),
+        Binding("d", "display_name", "Name in chats"),
     ]
 
     def __init__(self, ctx: TuiContext) -> None:
@@ -141,6 +206,11 @@ class AccountScreen(CimScreen[None]):
             + _(LANGUAGE_NAMES[current_language()])
             + " "
             + (_("(your choice; L changes it)") if staff.language else _("(office default; L changes it)"))
+        )
+        facts.append("\n" + _("Name residents see: "))
+        facts.append(shown_name(staff))
+        facts.append(
+            " " + (_("(your choice; D changes it)") if staff.display_name else _("(the default; D changes it)"))
         )
         self.query_one("#account-facts", Static).update(facts)
 
@@ -215,3 +285,35 @@ class AccountScreen(CimScreen[None]):
         assert isinstance(app, CimApp)
         # the app rebuilds its screens, this one included: its own worker, not this screen's (which ends with it)
         app.run_worker(app.change_language(staff.language), group="language", exit_on_error=False)
+
+    def action_display_name(self) -> None:
+        self.change_display_name()
+
+    @work(exclusive=True, exit_on_error=False, group="edit")
+    async def change_display_name(self) -> None:
+        """The name residents see in the chat (store.accounts.set_own_display_name), audited."""
+        staff_id = self.ctx.actor.staff_id
+        assert staff_id is not None  # the TUI's actor is a signed-in staff member
+        staff = await self.ctx.store.accounts.get_by_id(staff_id)
+
+        async def submit(text: str | None) -> str:
+            saved = await self.ctx.store.accounts.set_own_display_name(self.ctx.actor, text)
+            return saved.display_name or DEFAULT_NAME
+
+        default = shown_name(replace(staff, display_name=None))
+        shown = await self.app.push_screen_wait(DisplayNameModal(staff.display_name, default, submit))
+        if shown is None:
+            return
+        self.notify(
+            _("Residents now see you as: {name}").format(name=shown)
+            if shown
+            else _("Residents now see the default name: {name}").format(name=default.plain)
+        )
+        self.reload()
+
+
+def shown_name(staff: Staff) -> Text:
+    """The name residents see for this person (store.chats.display_name); without a display name and a full name
+    none: the chat says "a consultant" ("Połączono z konsultantem.")."""
+    name = display_name(staff.display_name, staff.full_name)
+    return literal(name) if name else Text(_("none, the chat says “a consultant”"))

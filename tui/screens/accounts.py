@@ -98,7 +98,7 @@ class AccountsScreen(CimScreen[None]):
             )
             return new
 
-        new = await self.app.push_screen_wait(NewStaffModal(ALL_ROLES, submit=submit))
+        new = await self.app.push_screen_wait(NewStaffModal(ALL_ROLES, submit=submit, actor=self.ctx.actor))
         if new is not None:
             self.notify(_("Account {name} added.").format(name=new.name))
             self.reload(new.name)

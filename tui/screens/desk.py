@@ -16,6 +16,7 @@ from store.desk import MAX_CHATS_LIMIT, MAX_TOPIC_LABEL, DeskPerson, Topic
 from store.errors import CimError
 from store.i18n import _
 from tui.context import TuiContext
+from tui.refusals import department_missing, is_department_missing
 from tui.screens.base import CimModal, CimScreen
 from tui.widgets.literal import literal
 
@@ -25,11 +26,18 @@ class TopicModal(CimModal[Topic | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
-    def __init__(self, heading: str, save: Callable[[str, str, str], Awaitable[Topic]], topic: Topic | None = None):
+    def __init__(
+        self,
+        heading: str,
+        save: Callable[[str, str, str], Awaitable[Topic]],
+        topic: Topic | None = None,
+        ctx: TuiContext | None = None,
+    ):
         super().__init__()
         self.heading = heading
         self.save = save
         self.topic = topic
+        self.ctx = ctx
 
     def compose(self) -> ComposeResult:
         t = self.topic
@@ -67,7 +75,13 @@ class TopicModal(CimModal[Topic | None]):
         try:
             saved = await self.save(*values)
         except CimError as exc:
-            self.query_one("#topic-error", Static).update(Text(exc.message))
+            message = exc.message
+            if is_department_missing(exc):
+                # not the CLI's `cim departments list`: the codes that exist, and who adds one (F9, N)
+                known = [d.code for d in await self.ctx.store.accounts.departments()] if self.ctx else None
+                message = department_missing(exc, self.ctx.actor if self.ctx else None, known)
+                self.query_one("#department", Input).focus()
+            self.query_one("#topic-error", Static).update(Text(message))
             return
         self.dismiss(saved)
 
@@ -240,7 +254,11 @@ class DeskScreen(CimScreen[None]):
     async def add(self) -> None:
         store, actor = self.ctx.store, self.ctx.actor
         saved = await self.app.push_screen_wait(
-            TopicModal(_("New topic"), lambda pl, en, dept: store.desk.add_topic(actor, pl, en, dept.strip() or None))
+            TopicModal(
+                _("New topic"),
+                lambda pl, en, dept: store.desk.add_topic(actor, pl, en, dept.strip() or None),
+                ctx=self.ctx,
+            )
         )
         if saved is not None:
             self.notify(_("Topic added."))
@@ -259,6 +277,7 @@ class DeskScreen(CimScreen[None]):
                 _("Edit topic"),
                 lambda pl, en, dept: store.desk.update_topic(actor, topic.id, pl, en, dept.strip() or None),
                 topic,
+                ctx=self.ctx,
             )
         )
         if saved is not None:

@@ -62,6 +62,8 @@ class SubmitsInPlace(_DialogBase):
     submit: Callable[[Any], Awaitable[Any]] | None = None
     #: words of a message → the id of the field it is about (the first match wins)
     ERROR_FIELDS: tuple[tuple[str, str], ...] = ()
+    #: a refusal's `refusal_reason` → the id of the field it is about (before ERROR_FIELDS: any language)
+    REASON_FIELDS: dict[str, str] = {}
 
     def finish(self, value: Any) -> None:
         if self.submit is None:
@@ -78,10 +80,18 @@ class SubmitsInPlace(_DialogBase):
         try:
             result = await submit(value)
         except CimError as exc:
-            self.show_error(self.explain(exc.message))
+            # the field: by the reason, else by ERROR_FIELDS' English words in the English sentence (the shown
+            # one is in the staff language, where those words are not)
+            field = self.REASON_FIELDS.get(exc.refusal_reason or "") or self.field_for(exc.message_in("en"))
+            self.show_error(self.explain_refusal(exc), field)
             return
         assert isinstance(self, Screen)
         self.dismiss(result)
+
+    def explain_refusal(self, exc: CimError) -> str:
+        """The store's refusal as the dialog shows it; a subclass branches on `exc.refusal_reason` (a code, the same
+        in every staff language), never on the translated sentence."""
+        return self.explain(exc.message)
 
     def explain(self, message: str) -> str:
         """The message as the TUI shows it (a subclass may point to where in the TUI to fix it)."""

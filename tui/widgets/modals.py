@@ -12,7 +12,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
+from store.errors import CimError
 from store.i18n import _
+from store.models import Actor
+from tui.refusals import DEPARTMENT_MISSING, department_missing, is_department_missing
 from tui.screens.base import CimModal
 from textual.containers import VerticalScroll
 from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
@@ -214,10 +217,13 @@ class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
         ("already exists", "name"),
     )
 
-    def __init__(self, all_roles: Sequence[str], submit=None) -> None:
+    REASON_FIELDS = {DEPARTMENT_MISSING: "department"}
+
+    def __init__(self, all_roles: Sequence[str], submit=None, actor: Actor | None = None) -> None:
         super().__init__()
         self.all_roles = list(all_roles)
         self.submit = submit
+        self.actor = actor
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog-wide"):
@@ -240,9 +246,9 @@ class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
                 yield Button(_("Save"), id="save", variant="primary")
                 yield Button(_("Cancel"), id="cancel")
 
-    def explain(self, message: str) -> str:
+    def explain_refusal(self, exc: CimError) -> str:
         # the TUI's own way to add a department (F9, N) instead of a command an SSH user cannot run
-        return message.replace("add it with `cim departments add`", _("add it first with N (New department) in F9"))
+        return department_missing(exc, self.actor) if is_department_missing(exc) else exc.message
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")
