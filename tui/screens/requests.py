@@ -62,7 +62,7 @@ def asks(r: AccessRequest) -> str:
     return _(_ASKED[r.asked]) if r.asked in _ASKED else r.asked
 
 
-_ASKED = {"listen": N_("listen"), "read": N_("read")}
+_ASKED = {"listen": N_("listen"), "read": N_("read"), "copy": N_("a copy")}
 _COPY_OF = {"call": N_("copy call"), "chat": N_("copy chat")}
 _KINDS: dict[str, str] = {ACCESS: N_("§4 access"), COPY: N_("GDPR Art. 15 copy")}
 _CHANNELS = {"call": N_("phone call"), "chat": N_("chat")}
@@ -314,10 +314,23 @@ def _append_dates(summary: Text, r: AccessRequest) -> None:
     summary.append_text(due_cell(r) if (r.overdue or r.due_soon) else Text(""))
 
 
+#: what the requester told about the conversation (RequestInput.hint), each part in the staff's language
+_HINTS = {
+    "date": N_("date {value}"),
+    "time": N_("about {value}"),
+    "duration_min": N_("about {value} min"),
+    "consultant": N_("consultant: {value}"),
+    "topic": N_("topic: {value}"),
+    "name_or_email": N_("name or e-mail given: {value}"),
+}
+
+
 def _append_conversation_hint(summary: Text, r: AccessRequest) -> None:
     """What the requester told about the conversation, its chat reference and whether the receipt was checked."""
     summary.append("\n" + _("Conversation: "))
-    summary.append_text(literal(", ".join(f"{k}={v}" for k, v in r.hint.items())))
+    summary.append_text(
+        literal(", ".join(_(_HINTS[k]).format(value=v) if k in _HINTS else f"{k}: {v}" for k, v in r.hint.items()))
+    )
     if r.conversation_reference:
         summary.append(" · " + _("reference {reference}").format(reference=r.conversation_reference))
     if r.receipt_verified_at:

@@ -52,6 +52,7 @@ class HoldModal(FitsTheScreen, SubmitsInPlace, CimModal[HoldInput | list[Hold] |
     then returns the holds made, without it the HoldInput.
     """
 
+    DEFAULT_CSS = "HoldModal .dialog-title { width: 100%; }"  # a long title (Polish) wraps, not cut off
     BINDINGS = [Binding("escape", "cancel", N_("Cancel")), Binding("ctrl+s", "save", N_("Save"))]
     ERROR_FIELDS = (
         ("conversation", "hold-ids"),

@@ -47,10 +47,10 @@ class FormModal(FitsTheScreen, CimModal[T | None], Generic[T]):
     FormModal { align: center middle; }
     FormModal > Vertical { width: 76; max-width: 98%; height: auto; max-height: 100%; padding: 0 1;
                            border: thick $primary; background: $surface; }
-    FormModal .form-title { text-style: bold; padding: 0 1; }
+    FormModal .form-title { text-style: bold; padding: 0 1; width: 100%; }
     FormModal .form-intro { color: $text-muted; padding: 0 1; height: auto; }
     FormModal .dialog-body { height: auto; }
-    FormModal .form-label { margin-top: 1; color: $text-muted; }
+    FormModal .form-label { margin-top: 1; color: $text-muted; width: 100%; }
     FormModal TextArea { height: 5; }
     FormModal SelectionList { height: auto; max-height: 8; }
     FormModal .field-error { color: $text-error; height: auto; display: none; }
