@@ -11,7 +11,7 @@ everything typed kept. Without `submit` the dialog dismisses with the value, as 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
 
 from rich.text import Text
 from textual import events, work
@@ -33,6 +33,9 @@ else:
 
 class FitsTheScreen(_DialogBase):
     """Mixin for a ModalScreen whose fields are in `VerticalScroll.dialog-body`."""
+
+    #: opened, the dialog's first field has the focus, not the scrolling body around it (which can take it too)
+    AUTO_FOCUS: ClassVar[str | None] = ".dialog-body *"
 
     def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self.fit_body)
@@ -78,7 +81,7 @@ class SubmitsInPlace(_DialogBase):
         try:
             result = await submit(value)
         except CimError as exc:
-            self.show_error(self.explain(exc.message))
+            self.show_error(self.explain(exc.message), self.field_for_error(exc))
             return
         assert isinstance(self, Screen)
         self.dismiss(result)
@@ -86,6 +89,11 @@ class SubmitsInPlace(_DialogBase):
     def explain(self, message: str) -> str:
         """The message as the TUI shows it (a subclass may point to where in the TUI to fix it)."""
         return message
+
+    def field_for_error(self, error: CimError) -> str | None:
+        """The field a refusal is about: ERROR_FIELDS' (English) words in its English wording, whatever the
+        staff language; None: found from the shown message's words."""
+        return self.field_for(error.message_in("en"))
 
     def field_for(self, message: str) -> str | None:
         low = message.lower()
