@@ -87,7 +87,7 @@ class CapacityModal(FitsTheScreen, SubmitsInPlace, CimModal[bool]):
     """A consultant's maximum of concurrent chats (empty: the default setting); a refusal keeps what was typed."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
-    ERROR_FIELDS = (("chat", "max-chats"), ("number", "max-chats"))
+    ERROR_FIELDS = (("", "max-chats"),)  # its one field: every refusal is said next to it
 
     def __init__(self, person: DeskPerson, save: Callable[[int | None], Awaitable[Any]], default: int) -> None:
         super().__init__()
@@ -135,7 +135,7 @@ class SkillsModal(FitsTheScreen, SubmitsInPlace, CimModal[bool]):
     """The topics a consultant answers in auto mode (none ticked: every topic); a refusal keeps the ticks."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
-    ERROR_FIELDS = (("topic", "skills"),)
+    ERROR_FIELDS = (("", "skills"),)  # its one field: every refusal is said next to it
 
     def __init__(self, person: DeskPerson, topics: list[Topic], save: Callable[[list[int]], Awaitable[Any]]):
         super().__init__()

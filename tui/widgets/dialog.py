@@ -36,6 +36,7 @@ class FitsTheScreen(_DialogBase):
 
     #: opened, the dialog's first field has the focus, not the scrolling body around it (which can take it too)
     AUTO_FOCUS: ClassVar[str | None] = ".dialog-body *"
+    _fit_tries = 0
 
     def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self.fit_body)
@@ -53,10 +54,28 @@ class FitsTheScreen(_DialogBase):
         )
         chrome = dialog.outer_size.height - dialog.content_size.height
         room = self.size.height - others - chrome - body.styles.margin.top - body.styles.margin.bottom
-        body.styles.max_height = max(3, room)
+        room = max(3, room)
+        current = body.styles.max_height
+        if current is None or current.value != room:
+            # a new height moves what is inside: scroll once the body is laid out again at it
+            body.styles.max_height = room
+            self.call_after_refresh(self.fit_body)
+            return
         assert isinstance(self, Screen)
-        if self.focused is not None and self.focused in body.walk_children():
-            body.scroll_to_widget(self.focused, animate=False)
+        focused = self.focused
+        if focused is not None and focused in body.walk_children():
+            # the field's own error (just under it) too, when it is shown
+            notes = self.query(f"#err-{focused.id}").results(Static) if focused.id else iter(())
+            note = next((n for n in notes if n.display), None)
+            if note is not None and not note.virtual_region.height and self._fit_tries < 20:
+                self._fit_tries += 1  # shown just now, not laid out yet: once it is
+                self.set_timer(0.02, self.fit_body)
+                return
+            self._fit_tries = 0
+            # at once, not after the next refresh: the second scroll starts from where the first ended
+            if note is not None:
+                body.scroll_to_widget(note, animate=False, immediate=True)
+            body.scroll_to_widget(focused, animate=False, immediate=True)
 
 
 class SubmitsInPlace(_DialogBase):
