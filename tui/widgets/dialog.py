@@ -63,19 +63,26 @@ class FitsTheScreen(_DialogBase):
             return
         assert isinstance(self, Screen)
         focused = self.focused
-        if focused is not None and focused in body.walk_children():
-            # the field's own error (just under it) too, when it is shown
-            notes = self.query(f"#err-{focused.id}").results(Static) if focused.id else iter(())
-            note = next((n for n in notes if n.display), None)
-            if note is not None and not note.virtual_region.height and self._fit_tries < 20:
-                self._fit_tries += 1  # shown just now, not laid out yet: once it is
-                self.set_timer(0.02, self.fit_body)
-                return
+        if focused is None or focused not in body.walk_children():
+            return
+        # the field's own error (just under it) too, when it is shown
+        notes = self.query(f"#err-{focused.id}").results(Static) if focused.id else iter(())
+        note = next((n for n in notes if n.display), None)
+        wanted = [w for w in (note, focused) if w is not None]
+        laid_out = body.outer_size.height <= room  # not before the body has its new height
+        if laid_out and all(w.region.height and body.region.contains_region(w.region) for w in wanted):
             self._fit_tries = 0
-            # at once, not after the next refresh: the second scroll starts from where the first ended
-            if note is not None:
-                body.scroll_to_widget(note, animate=False, immediate=True)
-            body.scroll_to_widget(focused, animate=False, immediate=True)
+            return
+        # the note at once (the field's scroll then starts from there), the field after the refresh
+        if note is not None and note.virtual_region.height:
+            body.scroll_to_widget(note, animate=False, immediate=True)
+        body.scroll_to_widget(focused, animate=False)
+        if self._fit_tries < 20:
+            # what was just shown or resized may not be laid out yet: look again once it is
+            self._fit_tries += 1
+            self.set_timer(0.02, self.fit_body)
+        else:
+            self._fit_tries = 0
 
 
 class SubmitsInPlace(_DialogBase):
