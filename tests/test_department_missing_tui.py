@@ -78,7 +78,7 @@ async def test_a_topics_missing_department_names_the_codes_and_who_adds_one(lang
         modal.query_one("#label-en").value = "Identity cards"
         modal.query_one("#department").value = "NOPE"
         await pilot.press("ctrl+s")
-        line = modal.query_one("#topic-error", Static)
+        line = modal.query_one("#dialog-error", Static)
         await wait_until(pilot, lambda: str(line.render()), what="the refusal of an unknown department")
         error = str(line.render())
         assert WORDS[lang]["missing"] in error and "'NOPE'" in error, error

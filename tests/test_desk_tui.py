@@ -59,7 +59,7 @@ async def test_the_cim_manager_adds_a_topic_and_sets_a_capacity(tui_app, make_st
         await pilot.press("ctrl+s")
         await wait_until(
             pilot,
-            lambda: "NOPE" in str(app.screen.query_one("#topic-error").render()),
+            lambda: "NOPE" in str(app.screen.query_one("#dialog-error").render()),
             what="the refusal of an unknown department",
         )
         app.screen.query_one("#department").value = "WSO"
@@ -76,7 +76,7 @@ async def test_the_cim_manager_adds_a_topic_and_sets_a_capacity(tui_app, make_st
         await pilot.press("enter")
         await wait_until(
             pilot,
-            lambda: "number" in str(app.screen.query_one("#capacity-error").render()),
+            lambda: "number" in str(app.screen.query_one("#dialog-error").render()),
             what="the refusal of a non-number",
         )
         field.value = "5"

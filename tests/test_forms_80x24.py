@@ -202,3 +202,215 @@ async def test_password_and_roles_modals_keep_the_input_on_a_refusal(tui_app, ma
         assert app.screen is modal and list(roles.selected) == ["department_head"]
         assert on_screen(modal.query_one("#dialog-error")) and on_screen(modal.query_one("#save"))
         assert {r.value for r in (await store.accounts.get("anna")).roles} == {"consultant"}
+
+
+# -- issue 16: the call note, the second factor's set-up, the desk's, canned, notice and purpose dialogs ------
+
+
+def kept_and_shown(modal, note_id: str, words: str) -> bool:
+    """The refusal is in the docked line and next to its field, both on screen; the dialog is still the top."""
+    note = modal.query_one(f"#{note_id}", Static)
+    return (
+        modal.app.screen is modal
+        and words in modal.error
+        and words in text(note)
+        and on_screen(modal.query_one("#dialog-error"))
+        and in_view(modal, note)
+    )
+
+
+async def test_call_note_refused_by_the_store_stays_with_the_category_and_note(
+    ami_server, make_chat_server, make_staff, store, tui_app
+):
+    from tests.fixtures.ami import read_transcript
+    from tui.screens.traffic import TrafficScreen
+    from tui.widgets.call_note import CallNoteModal
+
+    server = await make_chat_server(ami_url=ami_server.url)
+    await ami_server.wait_logged_in()
+    await make_staff("ewa", "consultant", extensions=("202",))
+    jan = await make_staff("jan", "consultant")
+    app = tui_app(server_url=server.url)
+    async with app.run_test(size=SMALL) as pilot:
+        await sign_in(pilot, "ewa", PASSWORD)
+        await app.run_action("open_area('traffic')")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, TrafficScreen) and app.screen)
+        await wait_until(pilot, lambda: screen.state is not None, what="the first traffic event")
+        await ami_server.send(read_transcript("ami_morning.txt"))
+        await wait_until(pilot, lambda: screen.my_call() is not None, what="the call card")
+        # meanwhile another consultant describes the same call: the store refuses ewa's note
+        await store.call_notes.annotate(jan.as_actor(), "1772442000.1", "information_given", "")
+        await pilot.press("k")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, CallNoteModal) and app.screen)
+        await pilot.press("down")  # information_given -> referred
+        await pilot.press("enter")  # to the note
+        await pilot.press(*"Wydział Podatków")
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: kept_and_shown(modal, "err-call-note", "already described"), what="the refusal in place"
+        )
+        assert modal.query_one("#call-note", Input).value == "Wydział Podatków"
+        assert modal.categories[modal.query_one("#call-category").highlighted] == "referred"
+        assert (await store.call_notes.get("1772442000.1")).note == ""  # jan's note, not overwritten
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen)
+
+
+async def test_a_wrong_enrolment_code_keeps_the_dialog_and_the_same_key(tui_app, make_staff, store, clock):
+    import pyotp
+
+    from tui.widgets.modals import EnrolmentModal, RecoveryCodesModal
+
+    await make_staff("anna", "consultant")
+    app = tui_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await pilot.press("ctrl+u")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "AccountScreen")
+        await pilot.press("t")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, EnrolmentModal) and app.screen)
+        secret = modal.secret
+        right = pyotp.TOTP(secret).at(clock())
+        wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+        code = modal.query_one("#enrolment-code", Input)
+        assert modal.focused is code
+        await pilot.press(*"12")  # the dialog's own check first
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: kept_and_shown(modal, "err-enrolment-code", "6 digits"))
+        assert code.value == "12"
+        code.value = ""
+        await pilot.press(*wrong)
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: kept_and_shown(modal, "err-enrolment-code", "Wrong or already used code"), what="refusal"
+        )
+        assert modal.secret == secret and secret[:4] in text(modal.query_one("#enrolment-secret", Static))
+        assert code.value == wrong and in_view(modal, code)
+        assert (await store.accounts.get("anna")).second_factor == "pending"
+        # the same key's code now: the key the app was given is the one being set up (no new key was made)
+        code.value = right
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RecoveryCodesModal), what="the recovery codes")
+    assert (await store.accounts.get("anna")).second_factor == "active"
+
+
+async def _desk(pilot, app):
+    await app.action_open_area("desk")
+    return await wait_until(pilot, lambda: type(app.screen).__name__ == "DeskScreen" and app.screen)
+
+
+async def test_desk_dialogs_keep_the_input_on_a_refusal(tui_app, make_staff, store):
+    from tui.screens.desk import CapacityModal, SkillsModal, TopicModal
+
+    maria = await make_staff("maria", "cim_manager")
+    await make_staff("anna", "consultant")
+    await store.desk.add_topic(maria.as_actor(), "Podatki", "Taxes", None)
+    app = tui_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await sign_in(pilot, "maria", PASSWORD)
+        desk = await _desk(pilot, app)
+        await wait_until(pilot, lambda: desk.people and desk.topics, what="the desk loaded")
+        await pilot.press("a")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, TopicModal) and app.screen)
+        assert modal.focused is modal.query_one("#label-pl")
+        typed = {"#label-pl": "Dowody osobiste", "#label-en": "Identity cards", "#department": "NOPE"}
+        for field, value in typed.items():
+            modal.query_one(field, Input).focus()
+            await pilot.press(*value)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: kept_and_shown(modal, "err-department", "NOPE"), what="the unknown department")
+        assert {f: modal.query_one(f, Input).value for f in typed} == typed
+        assert on_screen(modal.query_one("#save")) and modal.focused is modal.query_one("#department")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is desk)
+
+        before = {p.name: p.max_chats for p in (await store.desk.people()).values()}
+        await pilot.press("c")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, CapacityModal) and app.screen)
+        field = modal.query_one("#max-chats", Input)
+        field.value = ""
+        await pilot.press(*"x1")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: kept_and_shown(modal, "err-max-chats", "number"), what="the own check")
+        assert field.value == "x1"
+        field.value = ""
+        await pilot.press(*"99")  # more than the store allows
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: kept_and_shown(modal, "err-max-chats", "1 to 50"), what="the store's refusal")
+        assert field.value == "99"
+        assert {p.name: p.max_chats for p in (await store.desk.people()).values()} == before
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is desk)
+
+        await pilot.press("s")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, SkillsModal) and app.screen)
+        skills = modal.query_one("#skills")
+        skills.select(desk.topics[0].id)
+        # the store asked by someone without the permission (as if maria's roles changed meanwhile)
+        anna = (await store.accounts.get("anna")).as_actor()
+        modal.save = lambda ids: store.desk.set_skills(anna, modal.person.name, ids)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: kept_and_shown(modal, "err-skills", "not permitted"), what="the refusal")
+        assert list(skills.selected) == [desk.topics[0].id]
+
+
+async def test_canned_and_notice_editors_keep_the_text_at_80x24(tui_app, make_staff, store):
+    from tui.screens.canned import CannedEditModal
+    from tui.screens.notices import NoticeVersionModal
+
+    await make_staff("kierownik", "cim_manager")
+    anna = (await make_staff("anna", "consultant")).as_actor()
+    app = tui_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await sign_in(pilot, "kierownik", PASSWORD)
+        screen = await open_area(pilot, "f10", "CannedScreen")
+        await pilot.press("a")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, CannedEditModal) and app.screen)
+        assert modal.focused is modal.query_one("#canned-title")
+        await pilot.press(*"Godziny", "enter", *"Pn-Pt 7:30-15:30")
+        modal.save = lambda title, body: store.chats.add_canned(anna, title, body)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: kept_and_shown(modal, "err-canned-text", "not permitted"), what="refusal")
+        assert modal.query_one("#canned-title", Input).value == "Godziny"
+        assert modal.query_one("#canned-text").text == "Pn-Pt 7:30-15:30"
+        assert on_screen(modal.query_one("#save"))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen)
+
+        screen = await open_area(pilot, "f11", "NoticesScreen")
+        await pilot.press("c")
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, NoticeVersionModal) and app.screen)
+        polish = modal.query_one("#notice-pl")
+        polish.text = ""
+        polish.focus()
+        await pilot.press(*"Nowa klauzula.")
+        english = modal.query_one("#notice-en")
+        english.text = "x" * 5001
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: kept_and_shown(modal, "err-notice-en", "English text"), what="the own check")
+        assert modal.focused is english
+        english.text = "A new notice."
+        modal.save = lambda texts: store.notices.add_version(anna, "chat", texts)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "not permitted" in modal.error and on_screen(modal.query_one("#dialog-error")))
+        assert app.screen is modal and polish.text == "Nowa klauzula." and english.text == "A new notice."
+        assert on_screen(modal.query_one("#save"))
+
+
+async def test_purpose_dialog_keeps_a_too_short_purpose_and_says_why(tui_app, make_staff):
+    from tui.widgets.purpose import PurposeModal
+
+    await make_staff("anna", "consultant")
+    app = tui_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        opened: list[str | None] = []
+        app.push_screen(PurposeModal("the recording"), opened.append)
+        modal = await wait_until(pilot, lambda: isinstance(app.screen, PurposeModal) and app.screen)
+        await pilot.pause()
+        assert modal.focused is modal.query_one("#purpose")
+        await pilot.press(*"ab", "enter")
+        await wait_until(pilot, lambda: kept_and_shown(modal, "err-purpose", "at least 3"), what="the own check")
+        assert modal.query_one("#purpose", Input).value == "ab"
+        await pilot.press(*"c W/2026/0001", "enter")
+        await wait_until(pilot, lambda: opened == ["abc W/2026/0001"])

@@ -33,7 +33,7 @@ def _fill(modal: CannedEditModal, title: str, text: str) -> None:
 
 
 def _error(modal: CannedEditModal, which: str) -> str:
-    return str(modal.query_one(f"#{which}-error", Static).render())
+    return str(modal.query_one(f"#err-canned-{which}", Static).render())
 
 
 async def _audit(store, prefix: str) -> list[tuple[str, str]]:

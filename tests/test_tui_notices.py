@@ -35,7 +35,7 @@ def _fill(modal: NoticeVersionModal, pl: str, en: str) -> None:
 
 
 def _error(modal: NoticeVersionModal) -> str:
-    return str(modal.query_one("#notice-error", Static).render())
+    return str(modal.query_one("#dialog-error", Static).render())
 
 
 # -- refusals and bad input first ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from store.chats import MAX_DISPLAY_NAME, display_name
-from store.errors import CimError
 from store.i18n import N_, _, current_language, env_language, ngettext
 from store.models import Staff
 from tui.context import TuiContext
@@ -244,21 +243,17 @@ class AccountScreen(CimScreen[None]):
     async def second_factor(self) -> None:
         accounts = self.ctx.store.accounts
         enrolment = await accounts.begin_enrolment(self.ctx.actor)
-        code = await self.app.push_screen_wait(EnrolmentModal(enrolment.secret, enrolment.uri))
-        if code is None:
+
+        async def confirm(code: str) -> list[str]:
+            return await accounts.confirm_enrolment(self.ctx.actor, code)
+
+        # a wrong code stays in the dialog, with the same key (the app already has it): no new key to scan
+        codes = await self.app.push_screen_wait(EnrolmentModal(enrolment.secret, enrolment.uri, submit=confirm))
+        if codes is None:
             self.notify(_("The second factor was not set up."), severity="warning")
             self.reload()
             return
-        try:
-            codes = await accounts.confirm_enrolment(self.ctx.actor, code)
-        except CimError as exc:
-            self.notify(
-                _("{reason}; try again with a new key.").format(reason=exc.message[:1].upper() + exc.message[1:]),
-                title=_("Second factor not set up"),
-                severity="error",
-            )
-            self.reload()
-            return
+        assert isinstance(codes, list)  # with submit the dialog returns the recovery codes
         await self.app.push_screen_wait(RecoveryCodesModal(codes))
         self.notify(_("Second factor set up; it is asked for at every sign-in."))
         self.reload()

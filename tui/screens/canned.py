@@ -17,6 +17,7 @@ from store.errors import CimError, InvalidInput, MessageEmpty, MessageTooLong
 from store.i18n import N_, _, format_datetime
 from tui.context import TuiContext
 from tui.screens.base import CimModal, CimScreen, failure_title
+from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal, visible_text
 from tui.widgets.modals import ConfirmModal
 
@@ -29,7 +30,7 @@ def _one_line(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-class CannedEditModal(CimModal[CannedResponse | None]):
+class CannedEditModal(FitsTheScreen, SubmitsInPlace, CimModal[CannedResponse | None]):
     """Add or edit a canned response; the store saves it, and its refusals are shown here with the text kept."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
@@ -41,8 +42,6 @@ class CannedEditModal(CimModal[CannedResponse | None]):
                                      padding: 0 1; border: thick $primary; background: $surface; }
     CannedEditModal .editor-title { text-style: bold; margin-bottom: 1; }
     CannedEditModal #canned-text { height: 8; }
-    CannedEditModal .editor-error { color: $text-error; height: auto; }
-    CannedEditModal .editor-error.-empty { display: none; }
     CannedEditModal .editor-buttons { height: auto; margin-top: 1; }
     CannedEditModal .editor-buttons Button { margin-right: 2; }
     CannedEditModal .editor-help { color: $text-muted; }
@@ -56,17 +55,24 @@ class CannedEditModal(CimModal[CannedResponse | None]):
         self.initial_title = title
         self.initial_text = text
 
+        async def submit(values: tuple[str, str]) -> CannedResponse:
+            return await self.save(*values)
+
+        self.submit = submit
+
     def compose(self) -> ComposeResult:
         with Vertical(id="canned-dialog"):
             yield Label(self.heading, classes="editor-title")
-            yield Input(
-                self.initial_title,
-                placeholder=_("title (up to {n} characters)").format(n=MAX_CANNED_TITLE),
-                id="canned-title",
-            )
-            yield Static("", id="title-error", classes="editor-error -empty")
-            yield TextArea(self.initial_text, id="canned-text", soft_wrap=True, tab_behavior="focus")
-            yield Static("", id="text-error", classes="editor-error -empty")
+            with VerticalScroll(classes="dialog-body"):
+                yield Input(
+                    self.initial_title,
+                    placeholder=_("title (up to {n} characters)").format(n=MAX_CANNED_TITLE),
+                    id="canned-title",
+                )
+                yield Static("", id="err-canned-title", classes="field-error")
+                yield TextArea(self.initial_text, id="canned-text", soft_wrap=True, tab_behavior="focus")
+                yield Static("", id="err-canned-text", classes="field-error")
+            yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="editor-buttons"):
                 yield Button(_("Save"), id="save", variant="primary", compact=True)
                 yield Button(_("Cancel"), id="cancel", compact=True)
@@ -76,12 +82,6 @@ class CannedEditModal(CimModal[CannedResponse | None]):
                 + _("Tab next field · Ctrl+S save · Esc cancel"),
                 classes="editor-help",
             )
-
-    def _show(self, title_error: str = "", text_error: str = "") -> None:
-        for selector, message in (("#title-error", title_error), ("#text-error", text_error)):
-            error = self.query_one(selector, Static)
-            error.update(Text(message))  # a Text, not a string: a message never goes through the markup parser
-            error.set_class(not message, "-empty")
 
     def _check(self, title: str, text: str) -> tuple[str, str]:
         """The same limits the store enforces, said per field before asking it (the store checks again)."""
@@ -105,33 +105,31 @@ class CannedEditModal(CimModal[CannedResponse | None]):
         )
         return title_error, text_error
 
+    def field_for_error(self, error: CimError) -> str | None:
+        # a title the store refuses is an InvalidInput; an empty or too long text, a refusal or a deleted response
+        # is said under the text
+        if isinstance(error, InvalidInput) and not isinstance(error, (MessageEmpty, MessageTooLong)):
+            return "canned-title"
+        return "canned-text"
+
     @on(Input.Submitted, "#canned-title")
     def _title_done(self) -> None:
         self.query_one("#canned-text", TextArea).focus()
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        self.submit()
-
-    @work(exclusive=True, exit_on_error=False)
-    async def submit(self) -> None:
         title = self.query_one("#canned-title", Input).value
         text = self.query_one("#canned-text", TextArea).text
         title_error, text_error = self._check(title, text)
-        if not title_error and not text_error:
-            try:
-                saved = await self.save(title, text)
-            except (MessageEmpty, MessageTooLong) as exc:
-                text_error = exc.message
-            except InvalidInput as exc:
-                title_error = exc.message
-            except CimError as exc:  # refused (roles changed meanwhile) or deleted by someone else
-                text_error = exc.message
-            else:
-                self.dismiss(saved)
-                return
-        self._show(title_error, text_error)
-        self.query_one("#canned-title" if title_error else "#canned-text").focus()
+        if title_error or text_error:
+            # the docked line says the first; each field says its own
+            self.show_error(title_error or text_error, "canned-title" if title_error else "canned-text")
+            if title_error and text_error:
+                note = self.query_one("#err-canned-text", Static)
+                note.update(Text(text_error))
+                note.display = True
+            return
+        self.finish((title, text))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

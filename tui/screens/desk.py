@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, SelectionList, Static
 
 from store.desk import MAX_CHATS_LIMIT, MAX_TOPIC_LABEL, DeskPerson, Topic
@@ -18,13 +18,22 @@ from store.i18n import _
 from tui.context import TuiContext
 from tui.refusals import department_missing, is_department_missing
 from tui.screens.base import CimModal, CimScreen
+from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 
 
-class TopicModal(CimModal[Topic | None]):
-    """Add or edit a topic: Polish and English labels and a department code; the store's refusals are shown here."""
+class TopicModal(FitsTheScreen, SubmitsInPlace, CimModal[Topic | None]):
+    """Add or edit a topic: Polish and English labels and a department code; the store's refusals are shown here,
+    with everything typed kept."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    REASON_FIELDS = {"department_missing": "department"}
+    ERROR_FIELDS = (
+        ("department", "department"),
+        ("polish", "label-pl"),
+        ("english", "label-en"),
+        ("label", "label-pl"),
+    )
 
     def __init__(
         self,
@@ -39,26 +48,48 @@ class TopicModal(CimModal[Topic | None]):
         self.topic = topic
         self.ctx = ctx
 
+        self._refusal: str | None = None
+
+        async def submit(values: tuple[str, str, str]) -> Topic:
+            self._refusal = None
+            try:
+                return await self.save(*values)
+            except CimError as exc:
+                if is_department_missing(exc):
+                    # not the CLI's `cim departments list`: the codes that exist, and who adds one (F9, N)
+                    known = [d.code for d in await self.ctx.store.accounts.departments()] if self.ctx else None
+                    self._refusal = department_missing(exc, self.ctx.actor if self.ctx else None, known)
+                raise
+
+        self.submit = submit
+
+    def explain_refusal(self, exc: CimError) -> str:
+        return self._refusal if self._refusal is not None else super().explain_refusal(exc)
+
     def compose(self) -> ComposeResult:
         t = self.topic
         with Vertical(classes="dialog"):
             yield Label(self.heading, classes="dialog-title")
-            yield Input(
-                t.label_pl if t else "",
-                placeholder=_("Polish label (residents see it)"),
-                id="label-pl",
-                max_length=MAX_TOPIC_LABEL,
-            )
-            yield Input(
-                t.label_en if t else "", placeholder=_("English label"), id="label-en", max_length=MAX_TOPIC_LABEL
-            )
-            yield Input(
-                (t.department or "") if t else "",
-                placeholder=_("department code (§4.3 opinion)"),
-                id="department",
-                max_length=32,
-            )
-            yield Static("", id="topic-error", classes="dialog-error")
+            with VerticalScroll(classes="dialog-body"):
+                yield Input(
+                    t.label_pl if t else "",
+                    placeholder=_("Polish label (residents see it)"),
+                    id="label-pl",
+                    max_length=MAX_TOPIC_LABEL,
+                )
+                yield Static("", id="err-label-pl", classes="field-error")
+                yield Input(
+                    t.label_en if t else "", placeholder=_("English label"), id="label-en", max_length=MAX_TOPIC_LABEL
+                )
+                yield Static("", id="err-label-en", classes="field-error")
+                yield Input(
+                    (t.department or "") if t else "",
+                    placeholder=_("department code (§4.3 opinion)"),
+                    id="department",
+                    max_length=32,
+                )
+                yield Static("", id="err-department", classes="field-error")
+            yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(_("Save"), id="save", variant="primary")
                 yield Button(_("Cancel"), id="cancel")
@@ -67,33 +98,19 @@ class TopicModal(CimModal[Topic | None]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        self.submit()
-
-    @work(exclusive=True, exit_on_error=False)
-    async def submit(self) -> None:
-        values = [self.query_one(f"#{name}", Input).value for name in ("label-pl", "label-en", "department")]
-        try:
-            saved = await self.save(*values)
-        except CimError as exc:
-            message = exc.message
-            if is_department_missing(exc):
-                # not the CLI's `cim departments list`: the codes that exist, and who adds one (F9, N)
-                known = [d.code for d in await self.ctx.store.accounts.departments()] if self.ctx else None
-                message = department_missing(exc, self.ctx.actor if self.ctx else None, known)
-                self.query_one("#department", Input).focus()
-            self.query_one("#topic-error", Static).update(Text(message))
-            return
-        self.dismiss(saved)
+        pl, en, dept = (self.query_one(f"#{name}", Input).value for name in ("label-pl", "label-en", "department"))
+        self.finish((pl, en, dept))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class CapacityModal(CimModal[bool]):
-    """A consultant's maximum of concurrent chats (empty: the default setting)."""
+class CapacityModal(FitsTheScreen, SubmitsInPlace, CimModal[bool]):
+    """A consultant's maximum of concurrent chats (empty: the default setting); a refusal keeps what was typed."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    ERROR_FIELDS = (("", "max-chats"),)  # its one field: every refusal is said next to it
 
     def __init__(self, person: DeskPerson, save: Callable[[int | None], Awaitable[Any]], default: int) -> None:
         super().__init__()
@@ -101,45 +118,47 @@ class CapacityModal(CimModal[bool]):
         self.save = save
         self.default = default
 
+        async def submit(n: int | None) -> bool:
+            await self.save(n)
+            return True
+
+        self.submit = submit
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(
                 Text.assemble(_("Most chats at once for "), literal(self.person.name, "bold")), classes="dialog-title"
             )
-            yield Input(
-                str(self.person.max_chats),
-                placeholder=_("1 to {n}; empty: the default ({d})").format(n=MAX_CHATS_LIMIT, d=self.default),
-                id="max-chats",
-                max_length=3,
-            )
-            yield Static("", id="capacity-error", classes="dialog-error")
+            with VerticalScroll(classes="dialog-body"):
+                yield Input(
+                    str(self.person.max_chats),
+                    placeholder=_("1 to {n}; empty: the default ({d})").format(n=MAX_CHATS_LIMIT, d=self.default),
+                    id="max-chats",
+                    max_length=3,
+                )
+                yield Static("", id="err-max-chats", classes="field-error")
+            yield Static("", id="dialog-error", classes="dialog-error")
             yield Static(_("Enter save · Esc cancel"), classes="dialog-help")
 
     @on(Input.Submitted, "#max-chats")
     def _submitted(self, event: Input.Submitted) -> None:
-        self.submit(event.value.strip())
-
-    @work(exclusive=True, exit_on_error=False)
-    async def submit(self, text: str) -> None:
-        error = self.query_one("#capacity-error", Static)
+        text = event.value.strip()
         if text and not text.isdigit():
-            error.update(Text(_("Enter a number from 1 to {n}, or leave it empty.").format(n=MAX_CHATS_LIMIT)))
+            self.show_error(
+                _("Enter a number from 1 to {n}, or leave it empty.").format(n=MAX_CHATS_LIMIT), "max-chats"
+            )
             return
-        try:
-            await self.save(int(text) if text else None)
-        except CimError as exc:
-            error.update(Text(exc.message))
-            return
-        self.dismiss(True)
+        self.finish(int(text) if text else None)
 
     def action_cancel(self) -> None:
         self.dismiss(False)
 
 
-class SkillsModal(CimModal[bool]):
-    """The topics a consultant answers in auto mode (none ticked: every topic)."""
+class SkillsModal(FitsTheScreen, SubmitsInPlace, CimModal[bool]):
+    """The topics a consultant answers in auto mode (none ticked: every topic); a refusal keeps the ticks."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    ERROR_FIELDS = (("", "skills"),)  # its one field: every refusal is said next to it
 
     def __init__(self, person: DeskPerson, topics: list[Topic], save: Callable[[list[int]], Awaitable[Any]]):
         super().__init__()
@@ -147,26 +166,25 @@ class SkillsModal(CimModal[bool]):
         self.topics = topics
         self.save = save
 
+        async def submit(ids: list[int]) -> bool:
+            await self.save(ids)
+            return True
+
+        self.submit = submit
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text.assemble(_("Topics of "), literal(self.person.name, "bold")), classes="dialog-title")
-            yield SelectionList[int](
-                *[(literal(t.label_pl), t.id, t.id in self.person.skills) for t in self.topics], id="skills"
-            )
-            yield Static("", id="skills-error", classes="dialog-error")
+            with VerticalScroll(classes="dialog-body"):
+                yield SelectionList[int](
+                    *[(literal(t.label_pl), t.id, t.id in self.person.skills) for t in self.topics], id="skills"
+                )
+                yield Static("", id="err-skills", classes="field-error")
+            yield Static("", id="dialog-error", classes="dialog-error")
             yield Static(_("Space tick · Ctrl+S save · Esc cancel · none ticked: every topic"), classes="dialog-help")
 
     def action_save(self) -> None:
-        self.submit()
-
-    @work(exclusive=True, exit_on_error=False)
-    async def submit(self) -> None:
-        try:
-            await self.save(list(self.query_one("#skills", SelectionList).selected))
-        except CimError as exc:
-            self.query_one("#skills-error", Static).update(Text(exc.message))
-            return
-        self.dismiss(True)
+        self.finish(list(self.query_one("#skills", SelectionList).selected))
 
     def action_cancel(self) -> None:
         self.dismiss(False)

@@ -169,6 +169,7 @@ class LoginScreen(CimScreen[None]):
                 if code is None:
                     self._failed(_("Signing in needs a second factor; it was not set up."), keep_password=True)
                     return
+                assert isinstance(code, str)  # without submit the dialog returns the code typed
                 session = await accounts.login(name, password, otp=code, new_password=new_password)
         except PasswordChangeRequired:
             self._step("#new-password-box", "#new-password", _("Your password was temporary: choose a new one."))

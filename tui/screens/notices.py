@@ -13,12 +13,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Label, Static, TextArea
 
-from store.errors import CimError
 from store.i18n import N_, _, format_datetime
 from store.models import Notice
 from store.notices import MAX_NOTICE
 from tui.context import TuiContext
 from tui.screens.base import CimModal, CimScreen
+from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 
 #: The ordinance's provision for each channel's notice.
@@ -37,21 +37,23 @@ class NoticeRow:
     current: bool
 
 
-class NoticeVersionModal(CimModal[list[Notice] | None]):
-    """A new version of one channel's notice: Polish required (legally binding), English optional."""
+class NoticeVersionModal(FitsTheScreen, SubmitsInPlace, CimModal[list[Notice] | None]):
+    """A new version of one channel's notice: Polish required (legally binding), English optional.
+
+    A refusal (the dialog's own check or the store's) is shown in the dialog, both texts kept.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    ERROR_FIELDS = (("polish", "notice-pl"), ("en notice", "notice-en"), ("notice text", "notice-pl"))
 
     # Own classes, not app.tcss's `.dialog` (whose rules would win over DEFAULT_CSS): both text areas
-    # share what is left of an 80x24 terminal.
+    # share what is left of an 80x24 terminal; the body scrolls when they do not fit.
     DEFAULT_CSS = """
-    NoticeVersionModal #notice-dialog { width: 78; max-width: 100%; height: 90%; padding: 0 1;
+    NoticeVersionModal #notice-dialog { width: 78; max-width: 100%; height: auto; max-height: 100%; padding: 0 1;
                                         border: thick $primary; background: $surface; }
     NoticeVersionModal .editor-title { text-style: bold; }
     NoticeVersionModal .notice-warning { color: $text-warning; text-style: bold; }
-    NoticeVersionModal TextArea { height: 1fr; min-height: 3; }
-    NoticeVersionModal .editor-error { color: $text-error; height: auto; }
-    NoticeVersionModal .editor-error.-empty { display: none; }
+    NoticeVersionModal TextArea { height: 6; }
     NoticeVersionModal .editor-buttons { height: 1; }
     NoticeVersionModal .editor-buttons Button { margin-right: 2; }
     NoticeVersionModal .editor-help { color: $text-muted; }
@@ -62,6 +64,11 @@ class NoticeVersionModal(CimModal[list[Notice] | None]):
         self.channel = channel
         self.save = save
         self.initial = {"pl": polish, "en": english}
+
+        async def submit(texts: dict[str, str]) -> list[Notice]:
+            return await self.save(texts)
+
+        self.submit = submit
 
     def compose(self) -> ComposeResult:
         with Vertical(id="notice-dialog"):
@@ -75,11 +82,14 @@ class NoticeVersionModal(CimModal[list[Notice] | None]):
                 _("Warning: the Polish text is the legally binding one; English is only a translation."),
                 classes="notice-warning",
             )
-            yield Label(_("Polish (required):"))
-            yield TextArea(self.initial["pl"], id="notice-pl", soft_wrap=True, tab_behavior="focus")
-            yield Label(_("English (optional; empty: residents choosing English see the Polish text):"))
-            yield TextArea(self.initial["en"], id="notice-en", soft_wrap=True, tab_behavior="focus")
-            yield Static("", id="notice-error", classes="editor-error -empty")
+            with VerticalScroll(classes="dialog-body"):
+                yield Label(_("Polish (required):"))
+                yield TextArea(self.initial["pl"], id="notice-pl", soft_wrap=True, tab_behavior="focus")
+                yield Static("", id="err-notice-pl", classes="field-error")
+                yield Label(_("English (optional; empty: residents choosing English see the Polish text):"))
+                yield TextArea(self.initial["en"], id="notice-en", soft_wrap=True, tab_behavior="focus")
+                yield Static("", id="err-notice-en", classes="field-error")
+            yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="editor-buttons"):
                 yield Button(_("Save"), id="save", variant="primary", compact=True)
                 yield Button(_("Cancel"), id="cancel", compact=True)
@@ -91,41 +101,30 @@ class NoticeVersionModal(CimModal[list[Notice] | None]):
     def _texts(self) -> dict[str, str]:
         return {"pl": self.query_one("#notice-pl", TextArea).text, "en": self.query_one("#notice-en", TextArea).text}
 
-    def _check(self, texts: dict[str, str]) -> str:
+    def _check(self, texts: dict[str, str]) -> tuple[str, str | None]:
+        """The dialog's own check: the message and the field it is about ('' when the texts can be saved)."""
         if not texts["pl"].strip():
-            return _("Enter the Polish text: it is the legally binding notice.")
+            return _("Enter the Polish text: it is the legally binding notice."), "notice-pl"
         too_long = {
             "pl": N_("The Polish text is {n} characters long; at most {limit} are allowed."),
             "en": N_("The English text is {n} characters long; at most {limit} are allowed."),
         }
         for lang in ("pl", "en"):
             if len(texts[lang]) > MAX_NOTICE:
-                return _(too_long[lang]).format(n=len(texts[lang]), limit=MAX_NOTICE)
+                return _(too_long[lang]).format(n=len(texts[lang]), limit=MAX_NOTICE), f"notice-{lang}"
         if all(texts[lang].strip() == self.initial[lang].strip() for lang in texts):
-            return _("The texts are the same as the current version; change them or press Esc.")
-        return ""
+            return _("The texts are the same as the current version; change them or press Esc."), None
+        return "", None
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        self.submit()
-
-    @work(exclusive=True, exit_on_error=False)
-    async def submit(self) -> None:
         texts = self._texts()
-        error = self._check(texts)
-        if not error:
-            # An empty translation is left out, so residents choosing English get the Polish text.
-            wanted = {lang: text for lang, text in texts.items() if text.strip()}
-            try:
-                saved = await self.save(wanted)
-            except CimError as exc:  # the store checks everything again, and the permission
-                error = exc.message
-            else:
-                self.dismiss(saved)
-                return
-        shown = self.query_one("#notice-error", Static)
-        shown.update(Text(error))  # a Text: never parsed as markup
-        shown.set_class(not error, "-empty")
+        error, field = self._check(texts)
+        if error:
+            self.show_error(error, field)
+            return
+        # An empty translation is left out, so residents choosing English get the Polish text.
+        self.finish({lang: text for lang, text in texts.items() if text.strip()})
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -26,7 +26,7 @@ from store.policy import Permission, allowed
 from tui.context import TuiContext
 from tui.live.errors import ack_refusal
 from tui.widgets.literal import literal
-from tui.screens.base import CimScreen, failure_title
+from tui.screens.base import CimScreen
 
 log = logging.getLogger(__name__)
 
@@ -299,21 +299,24 @@ class TrafficScreen(CimScreen[None]):
             return
         linkedid = call["linkedid"]
 
+        async def submit(result: tuple[str, str]) -> tuple[str, str]:
+            category, note = result
+            await self.ctx.store.call_notes.annotate(self.ctx.actor, linkedid, category, note)
+            return result
+
         def described(result: tuple[str, str] | None) -> None:
             if result:
-                self.save_note(linkedid, result)
+                self.notify(_("The call's category and note are saved."), title=_("Call"))
 
+        # a refusal stays in the dialog with the category and note kept (issue 16)
         self.app.push_screen(
-            CallNoteModal(_("Call {number}: category and note").format(number=call["number"] or ""), CALL_CATEGORIES),
+            CallNoteModal(
+                _("Call {number}: category and note").format(number=call["number"] or ""),
+                CALL_CATEGORIES,
+                submit=submit,
+            ),
             described,
         )
-
-    @failure_title(N_("Call"))
-    @work(exit_on_error=False, group="traffic-note")
-    async def save_note(self, linkedid: str, result: tuple[str, str]) -> None:
-        category, note = result
-        await self.ctx.store.call_notes.annotate(self.ctx.actor, linkedid, category, note)
-        self.notify(_("The call's category and note are saved."), title=_("Call"))
 
     # -- pausing oneself --------------------------------------------------------------------------
 

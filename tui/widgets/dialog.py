@@ -11,7 +11,7 @@ everything typed kept. Without `submit` the dialog dismisses with the value, as 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
 
 from rich.text import Text
 from textual import events, work
@@ -34,6 +34,10 @@ else:
 class FitsTheScreen(_DialogBase):
     """Mixin for a ModalScreen whose fields are in `VerticalScroll.dialog-body`."""
 
+    #: opened, the dialog's first field has the focus, not the scrolling body around it (which can take it too)
+    AUTO_FOCUS: ClassVar[str | None] = ".dialog-body *"
+    _fit_tries = 0
+
     def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self.fit_body)
 
@@ -50,10 +54,35 @@ class FitsTheScreen(_DialogBase):
         )
         chrome = dialog.outer_size.height - dialog.content_size.height
         room = self.size.height - others - chrome - body.styles.margin.top - body.styles.margin.bottom
-        body.styles.max_height = max(3, room)
+        room = max(3, room)
+        current = body.styles.max_height
+        if current is None or current.value != room:
+            # a new height moves what is inside: scroll once the body is laid out again at it
+            body.styles.max_height = room
+            self.call_after_refresh(self.fit_body)
+            return
         assert isinstance(self, Screen)
-        if self.focused is not None and self.focused in body.walk_children():
-            body.scroll_to_widget(self.focused, animate=False)
+        focused = self.focused
+        if focused is None or focused not in body.walk_children():
+            return
+        # the field's own error (just under it) too, when it is shown
+        notes = self.query(f"#err-{focused.id}").results(Static) if focused.id else iter(())
+        note = next((n for n in notes if n.display), None)
+        wanted = [w for w in (note, focused) if w is not None]
+        laid_out = body.outer_size.height <= room  # not before the body has its new height
+        if laid_out and all(w.region.height and body.region.contains_region(w.region) for w in wanted):
+            self._fit_tries = 0
+            return
+        # the note at once (the field's scroll then starts from there), the field after the refresh
+        if note is not None and note.virtual_region.height:
+            body.scroll_to_widget(note, animate=False, immediate=True)
+        body.scroll_to_widget(focused, animate=False)
+        if self._fit_tries < 20:
+            # what was just shown or resized may not be laid out yet: look again once it is
+            self._fit_tries += 1
+            self.set_timer(0.02, self.fit_body)
+        else:
+            self._fit_tries = 0
 
 
 class SubmitsInPlace(_DialogBase):
@@ -81,8 +110,8 @@ class SubmitsInPlace(_DialogBase):
             result = await submit(value)
         except CimError as exc:
             # the field: by the reason, else by ERROR_FIELDS' English words in the English sentence (the shown
-            # one is in the staff language, where those words are not)
-            field = self.REASON_FIELDS.get(exc.refusal_reason or "") or self.field_for(exc.message_in("en"))
+            # one is in the staff language, where those words are not; a dialog may say otherwise)
+            field = self.REASON_FIELDS.get(exc.refusal_reason or "") or self.field_for_error(exc)
             self.show_error(self.explain_refusal(exc), field)
             return
         assert isinstance(self, Screen)
@@ -96,6 +125,11 @@ class SubmitsInPlace(_DialogBase):
     def explain(self, message: str) -> str:
         """The message as the TUI shows it (a subclass may point to where in the TUI to fix it)."""
         return message
+
+    def field_for_error(self, error: CimError) -> str | None:
+        """The field a refusal is about: ERROR_FIELDS' (English) words in its English wording, whatever the
+        staff language; None: found from the shown message's words."""
+        return self.field_for(error.message_in("en"))
 
     def field_for(self, message: str) -> str | None:
         low = message.lower()

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 from store.errors import CimError
@@ -17,7 +17,6 @@ from store.i18n import _
 from store.models import Actor
 from tui.refusals import DEPARTMENT_MISSING, department_missing, is_department_missing
 from tui.screens.base import CimModal
-from textual.containers import VerticalScroll
 from tui.widgets.dialog import FitsTheScreen, SubmitsInPlace
 from tui.widgets.literal import literal
 from tui.words import CLOSE_CATEGORY_LABELS, ROLE_LABELS, word
@@ -283,34 +282,42 @@ class NewStaffModal(FitsTheScreen, SubmitsInPlace, CimModal[NewStaff | None]):
         self.dismiss(None)
 
 
-class EnrolmentModal(CimModal[str | None]):
-    """Set up a second factor: the key as a QR code and as text (shown this once); returns the code typed."""
+class EnrolmentModal(FitsTheScreen, SubmitsInPlace, CimModal[str | list[str] | None]):
+    """Set up a second factor: the key as a QR code and as text (shown this once); returns the code typed.
+
+    With `submit` (the store's confirmation), a wrong code is shown here and the dialog stays open with the same
+    key, so the app already set up needs no new scan; it then returns what `submit` returned (the recovery codes).
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    ERROR_FIELDS = (("code", "enrolment-code"),)
 
-    def __init__(self, secret: str, uri: str, *, message: str = "") -> None:
+    def __init__(self, secret: str, uri: str, *, message: str = "", submit=None) -> None:
         super().__init__()
         self.secret = secret
         self.uri = uri
         self.message = message
+        self.submit = submit
 
     def compose(self) -> ComposeResult:
         from tui.widgets.qr import qr_text
 
         with Vertical(classes="dialog", id="enrolment"):
             yield Label(_("Second factor: set up your authenticator app"), classes="dialog-title")
-            yield Static(
-                self.message or _("Scan the code with an authenticator app (TOTP), or type the key."),
-                classes="dialog-help",
-            )
-            yield Static(qr_text(self.uri), id="enrolment-qr")
-            yield Static(
-                Text(_("Key: "))
-                + Text(" ".join(self.secret[i : i + 4] for i in range(0, len(self.secret), 4)), style="bold"),
-                id="enrolment-secret",
-            )
-            yield Input(placeholder=_("6-digit code from the app"), id="enrolment-code", max_length=8)
-            yield Static("", id="enrolment-error", classes="error")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static(
+                    self.message or _("Scan the code with an authenticator app (TOTP), or type the key."),
+                    classes="dialog-help",
+                )
+                yield Static(qr_text(self.uri), id="enrolment-qr")
+                yield Static(
+                    Text(_("Key: "))
+                    + Text(" ".join(self.secret[i : i + 4] for i in range(0, len(self.secret), 4)), style="bold"),
+                    id="enrolment-secret",
+                )
+                yield Input(placeholder=_("6-digit code from the app"), id="enrolment-code", max_length=8)
+                yield Static("", id="err-enrolment-code", classes="field-error")
+            yield Static("", id="dialog-error", classes="dialog-error")
             yield Static(_("Enter confirm · Esc cancel · the key is not shown again"), classes="dialog-help")
 
     def on_mount(self) -> None:
@@ -320,9 +327,12 @@ class EnrolmentModal(CimModal[str | None]):
     def _submit(self, event: Input.Submitted) -> None:
         code = event.value.strip().replace(" ", "")
         if not (code.isdigit() and len(code) == 6):
-            self.query_one("#enrolment-error", Static).update(_("Enter the 6 digits the app shows."))
+            self.show_error(_("Enter the 6 digits the app shows."), "enrolment-code")
             return
-        self.dismiss(code)
+        self.finish(code)
+
+    def explain(self, message: str) -> str:
+        return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
     def action_cancel(self) -> None:
         self.dismiss(None)
