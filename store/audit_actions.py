@@ -1,5 +1,6 @@
-"""Audit action codes in words (the audit viewer, the supervision report): a code -> label table, the code itself
-for an action the table does not know. Filters keep working on the codes."""
+"""Audit codes in words (the audit viewer, `cim audit list`, the supervision report): code -> label tables for the
+action, the outcome and the target kind, the code itself for one a table does not know. Filters keep working on the
+codes, and --json output keeps them."""
 
 from __future__ import annotations
 
@@ -124,3 +125,50 @@ def action_label(action: str, lang: str | None = None) -> str:
     if label is None:
         return action
     return translator(lang or current_language()).gettext(label)
+
+
+#: Every outcome an audit entry is written with (tests/test_audit_labels.py checks the store writes no other).
+OUTCOME_LABELS: dict[str, str] = {
+    "ok": N_("ok"),
+    "refused": N_("refused"),
+    "failed": N_("failed"),
+}
+
+#: Every kind of target an audit entry names (tests/test_audit_labels.py checks the store writes no other).
+TARGET_KIND_LABELS: dict[str, str] = {
+    "archive": N_("archive"),
+    "audit_entry": N_("audit entry"),
+    "audit_key": N_("audit key"),
+    "call": N_("call"),
+    "call_route": N_("number route"),
+    "callback": N_("callback"),
+    "canned": N_("canned response"),
+    "cdr": N_("call records"),
+    "conversation": N_("conversation"),
+    "department": N_("department"),
+    "hold": N_("hold"),
+    "letter": N_("letter"),
+    "listen_link": N_("listening link"),
+    "notice": N_("notice"),
+    "purge_run": N_("purge run"),
+    "request": N_("request"),
+    "staff": N_("account"),
+    "topic": N_("topic"),
+}
+
+
+def _label(table: dict[str, str], code: str, lang: str | None) -> str:
+    label = table.get(code)
+    if label is None:
+        return code
+    return translator(lang or current_language()).gettext(label)
+
+
+def outcome_label(outcome: str, lang: str | None = None) -> str:
+    """The outcome in words in `lang` (default: the staff language); an unknown code is shown as it is."""
+    return _label(OUTCOME_LABELS, outcome, lang)
+
+
+def target_kind_label(kind: str, lang: str | None = None) -> str:
+    """The target's kind in words in `lang` (default: the staff language); an unknown code is shown as it is."""
+    return _label(TARGET_KIND_LABELS, kind, lang)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cim.common import cli_actor, data_dir_option, json_option, load_settings, open_store, print_json, run, with_store
-from store.audit_actions import action_label
+from store.audit_actions import action_label, outcome_label, target_kind_label
 from store.i18n import _, format_datetime, ngettext
 
 
@@ -233,10 +233,10 @@ async def audit_list(
         )
         return
     for e in entries:
-        target = f" {e.target_kind} {e.target_id}" if e.target_kind else ""
+        target = f" {target_kind_label(e.target_kind)} {e.target_id}" if e.target_kind else ""
         purpose = _(" purpose: {purpose}").format(purpose=e.purpose) if e.purpose else ""
         # the action's code stays: it is what --action filters on
         click.echo(
             f"{e.id:>7} {format_datetime(e.at, tz=store.settings.timezone, seconds=True)} {e.actor_name} "
-            f"{e.action} ({action_label(e.action)}) {e.outcome}{target}{purpose}"
+            f"{e.action} ({action_label(e.action)}) {outcome_label(e.outcome)}{target}{purpose}"
         )

@@ -15,7 +15,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label
 
-from store.audit_actions import action_label
+from store.audit_actions import action_label, outcome_label, target_kind_label
 from store.clock import to_iso
 from store.i18n import N_, _, format_datetime, ngettext
 from store.errors import InvalidInput
@@ -150,8 +150,8 @@ class AuditScreen(CimScreen[None]):
         table = self.query_one("#audit-table", DataTable)
         table.clear()
         for e in self.entries:
-            outcome = Text(_outcome(e.outcome), style="" if e.outcome == "ok" else "bold red")
-            target = f"{_target_kind(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "")
+            outcome = Text(outcome_label(e.outcome), style="" if e.outcome == "ok" else "bold red")
+            target = f"{target_kind_label(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "")
             # the action in words, short enough that the purpose stays on an 80-column screen (Enter: whole entry)
             table.add_row(
                 str(e.id),
@@ -189,38 +189,6 @@ class AuditScreen(CimScreen[None]):
             self.app.push_screen(AuditEntryModal(entry, ZoneInfo(self.ctx.settings.timezone)))
 
 
-_OUTCOMES = {"ok": N_("ok"), "refused": N_("refused")}
-
-
-_TARGET_KINDS = {
-    "archive": N_("archive"),
-    "audit_entry": N_("audit entry"),
-    "audit_key": N_("audit key"),
-    "call": N_("call"),
-    "call_route": N_("number route"),
-    "callback": N_("callback"),
-    "canned": N_("canned response"),
-    "cdr": N_("call records"),
-    "conversation": N_("conversation"),
-    "department": N_("department"),
-    "hold": N_("hold"),
-    "letter": N_("letter"),
-    "listen_link": N_("listening link"),
-    "notice": N_("notice"),
-    "purge_run": N_("purge run"),
-    "request": N_("request"),
-    "staff": N_("account"),
-}
-
-
-def _target_kind(kind: str) -> str:
-    return _(_TARGET_KINDS[kind]) if kind in _TARGET_KINDS else kind
-
-
-def _outcome(outcome: str) -> str:
-    return _(_OUTCOMES[outcome]) if outcome in _OUTCOMES else outcome
-
-
 def _short(text: str, width: int = 24) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -246,13 +214,13 @@ class AuditEntryModal(CimModal[None]):
 
     def compose(self) -> ComposeResult:
         e = self.entry
-        target = f"{_target_kind(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "—")
+        target = f"{target_kind_label(e.target_kind)} {e.target_id}" if e.target_kind else (e.target_id or "—")
         action = action_label(e.action)
         rows = [
             ("when", _("When"), Text(format_datetime(e.at, tz=self.zone.key, seconds=True))),
             ("who", _("Who"), literal(e.actor_name)),
             ("action", _("Action"), literal(action if action == e.action else f"{action} ({e.action})")),
-            ("outcome", _("Outcome"), literal(_outcome(e.outcome))),
+            ("outcome", _("Outcome"), literal(outcome_label(e.outcome))),
             ("target", _("Target"), literal(target)),
             ("request", _("Request"), Text(str(e.request_id or "—"))),
             ("purpose", _("Purpose"), literal(e.purpose or "—")),
