@@ -11,7 +11,7 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeGuard
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, TypeGuard
 
 from .audit import AuditLog
 from .clock import Clock, from_iso, to_iso
@@ -1109,6 +1109,20 @@ class Chats:
         """The name residents see for a consultant (see `display_name`); None: the generic one."""
         row = await self.repo.staff_names(staff_id)
         return display_name(row["display_name"], row["full_name"]) if row else None
+
+    async def staff_on_lines(self, messages: Iterable[ChatMessage]) -> dict[int, dict[str, Any]]:
+        """For staff only: who each system line is by, by staff id: `{"staff_id", "login", "full_name",
+        "display_name"}` (docs/PROTOCOL.md `staff`). Never for a resident's payload."""
+        ids = sorted({m.staff_id for m in messages if m.sender == "system" and m.staff_id is not None})
+        return {
+            r["id"]: {
+                "staff_id": r["id"],
+                "login": r["name"],
+                "full_name": (r["full_name"] or "").strip(),
+                "display_name": display_name(r["display_name"], r["full_name"]) or "",
+            }
+            for r in await self.repo.staff_of(ids)
+        }
 
     async def set_display_name(self, actor: Actor, name: str, text: Any) -> str | None:
         """Set (or with an empty text clear) the name residents see for account `name`."""

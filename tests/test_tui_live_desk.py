@@ -131,6 +131,32 @@ def test_system_lines_read_in_the_staff_language_from_their_event() -> None:
         set_language(None)
 
 
+def test_a_system_line_names_its_staff_member_by_full_name_then_display_then_log_in_name() -> None:
+    """Issue 16: the server's `staff` on a staff-side line; without it, the display name in the parameters."""
+    desk = assigned_desk()
+    base = {"chat_id": 7, "from": "system", "text": "Połączono z konsultantem.", "event": "accepted"}
+    params = {"consultant": "Konsultant CIM"}
+    staff = {"staff_id": 3, "login": "anna.k", "full_name": "Anna Nowak", "display_name": "Anna"}
+    desk.apply("message", {**base, "seq": 5, "params": params, "staff": staff})
+    desk.apply("message", {**base, "seq": 6, "params": params, "staff": {**staff, "full_name": ""}})
+    desk.apply("message", {**base, "seq": 7, "params": {}, "staff": {"login": "anna.k", "full_name": " "}})
+    desk.apply("message", {**base, "seq": 8, "params": params})  # an older server: the display name
+    desk.apply("message", {**base, "seq": 9, "params": params, "staff": "Anna Nowak"})  # malformed: ignored
+    try:
+        set_language("en")
+        assert [line.shown for line in desk.chats[7].lines[-5:]] == [
+            "Chat taken: Anna Nowak.",
+            "Chat taken: Anna.",
+            "Chat taken: anna.k.",
+            "Chat taken: Konsultant CIM.",
+            "Chat taken: Konsultant CIM.",
+        ]
+        set_language("pl")
+        assert desk.chats[7].lines[-5].shown == "Rozmowę przyjmuje: Anna Nowak."
+    finally:
+        set_language(None)
+
+
 def test_a_system_line_without_its_event_shows_the_stored_text() -> None:
     desk = assigned_desk()
     desk.apply("message", {"chat_id": 7, "seq": 5, "from": "system", "text": "Linia serwera bez zdarzenia."})

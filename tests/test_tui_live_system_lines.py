@@ -51,3 +51,22 @@ async def test_the_live_transcript_shows_system_lines_in_polish_staff_words(
         shown = words(app)
         assert "Rozmowa czeka w kolejce." in shown and "Osoba pisząca zaakceptowała" in shown
         assert "Połączono z konsultantem" not in shown  # the resident's wording stays the resident's
+
+
+async def test_the_live_transcript_names_the_colleague_by_full_name(
+    tui_app, make_staff, chat_server, resident, store
+) -> None:
+    """Issue 16: staff read the full name on a system line, not the display name residents see."""
+    from tests.fixtures.store import SYSTEM
+
+    await make_staff("anna", "consultant")
+    await store.accounts.set_signature(SYSTEM, "anna", full_name="Anna Nowak")
+    await store.chats.set_display_name(SYSTEM, "anna", "Konsultant CIM")
+    app = tui_app(chat_server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "anna", PASSWORD)
+        await open_desk(pilot, app)
+        await accept_new_chat(pilot, app, resident)
+        await wait_until(pilot, lambda: "Chat taken:" in words(app), what="the acceptance line")
+        assert "Chat taken: Anna Nowak." in words(app)
+        assert "Konsultant CIM" not in words(app)

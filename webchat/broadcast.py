@@ -29,7 +29,6 @@ from .protocol import (
     line_payload,
     queued_state,
     released_payload,
-    staff_line,
 )
 
 if TYPE_CHECKING:
@@ -243,7 +242,7 @@ class Broadcaster:
             await self.to_resident(chat_id, "message", resident, skip_sid)
         staff_id = await hub.assignee(chat_id)
         if staff_id is not None:
-            await self.to_consultant(staff_id, "message", staff_line(chat_id, message), skip_sid)
+            await self.to_consultant(staff_id, "message", await hub.staff_line(chat_id, message), skip_sid)
         if hub.supervision is not None:  # watchers of this chat get the line, the view its time
             hub.supervision.poke()
 
@@ -280,7 +279,7 @@ class Broadcaster:
     async def _chat_transferred(self, event: ChatTransferred) -> None:
         chat = event.chat
         # the old consultant sees the transfer line, then loses the chat; the new one gets it whole
-        await self.to_consultant(event.from_staff_id, "message", staff_line(chat.id, event.message))
+        await self.to_consultant(event.from_staff_id, "message", await self.hub.staff_line(chat.id, event.message))
         await self.release(event.from_staff_id, chat.id, TRANSFERRED)
         self.hub.remember(chat)
         await self.resident_line(chat, event.message)
@@ -290,7 +289,7 @@ class Broadcaster:
         chat = event.chat
         self.hub.remember(chat)
         # the consultant who had it sees the line, then loses the chat, and is told by whom
-        await self.to_consultant(event.from_staff_id, "message", staff_line(chat.id, event.message))
+        await self.to_consultant(event.from_staff_id, "message", await self.hub.staff_line(chat.id, event.message))
         await self.release(event.from_staff_id, chat.id, TAKEN_OVER, by=event.by)
         await self.resident_line(chat, event.message)
         await self.assigned(chat, event.by["staff_id"], lines=event.lines, taken_over=True)

@@ -324,7 +324,15 @@ class Hub:
 
     async def history_payload(self, chat_id: int, lang: str | None = None) -> list[dict[str, Any]]:
         """The transcript as staff read it, or with `lang` as the chat's resident reads it."""
-        return protocol.history(await self.chats.history(chat_id), lang)
+        messages = await self.chats.history(chat_id)
+        if lang:
+            return protocol.history(messages, lang)
+        return protocol.history(messages, staff=await self.chats.staff_on_lines(messages))
+
+    async def staff_line(self, chat_id: int, message: ChatMessage) -> dict[str, Any]:
+        """A `/staff` `message` with the full name of the staff member on a system line (never a resident's)."""
+        staff = await self.chats.staff_on_lines([message]) if message.sender == "system" and message.staff_id else {}
+        return protocol.staff_line(chat_id, message, staff)
 
     # ------------------------------------------------------------------ the resident's side of the desk (issue 17)
 

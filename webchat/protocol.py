@@ -197,13 +197,29 @@ def line_payload(message: ChatMessage, lang: str | None = None) -> dict[str, Any
     return payload
 
 
-def staff_line(chat_id: int, message: ChatMessage) -> dict[str, Any]:
-    """A `/staff` `message`: the line with its chat."""
-    return {"chat_id": chat_id, **line_payload(message)}
+def staff_line_payload(message: ChatMessage, staff: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A line for staff: `line_payload`, and for a system line by a staff member its `staff` (who: `staff_id`,
+    `login`, `full_name`, `display_name`, from Chats.staff_on_lines), so the TUI names colleagues by their
+    full name. Never for a resident."""
+    payload = line_payload(message)
+    who = (staff or {}).get(message.staff_id) if message.sender == "system" and message.staff_id else None
+    if who is not None:
+        payload["staff"] = dict(who)
+    return payload
 
 
-def history(messages: Iterable[ChatMessage], lang: str | None = None) -> list[dict[str, Any]]:
-    return [line_payload(m, lang) for m in messages]
+def staff_line(chat_id: int, message: ChatMessage, staff: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A `/staff` `message`: the line with its chat (and `staff`, see staff_line_payload)."""
+    return {"chat_id": chat_id, **staff_line_payload(message, staff)}
+
+
+def history(
+    messages: Iterable[ChatMessage], lang: str | None = None, staff: dict[int, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """A transcript: for a resident (`lang`) as line_payload, for staff (lang None) with `staff` on lines."""
+    if lang:
+        return [line_payload(m, lang) for m in messages]
+    return [staff_line_payload(m, staff) for m in messages]
 
 
 # ---------------------------------------------------------------------- /staff payloads

@@ -26,7 +26,7 @@ from store.session_watch import (
     token_hash,
 )
 
-from . import supervision, traffic
+from . import protocol, supervision, traffic
 from .routing import DeskStaffEvents
 from .supervision import SupervisionEvents
 from .traffic import TrafficEvents
@@ -40,7 +40,6 @@ from .hub import (
     acked,
     consultant_room,
     error,
-    message_payload,
     ok,
     refuse,
 )
@@ -467,7 +466,7 @@ class StaffNamespace(SupervisionEvents, DeskStaffEvents, TrafficEvents, CimNames
         if chat_id is None:
             return error(INVALID, "chat_id must be a chat number")
         lines = await self.hub.chats.history_for(actor, chat_id)
-        return ok(chat_id=chat_id, messages=[message_payload(m) for m in lines])
+        return ok(chat_id=chat_id, messages=protocol.history(lines, staff=await self.hub.chats.staff_on_lines(lines)))
 
     @acked(STAFF)
     async def on_transfer(self, sid: str, data: dict) -> dict:

@@ -33,8 +33,8 @@ from store.tasks import stop_task
 
 from . import traffic
 from .broadcast import ChatTakenOver, NoteStored, watch_room
-from .hub import ALL_STAFF, STAFF, StaffConn, acked, consultant_room, error, message_payload, ok
-from .protocol import INVALID, NOT_WATCHING, session_ended_payload, staff_line
+from .hub import ALL_STAFF, STAFF, StaffConn, acked, consultant_room, error, ok
+from .protocol import INVALID, NOT_WATCHING, session_ended_payload, staff_line_payload
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -161,7 +161,8 @@ class SupervisionHub:
     async def _forward_lines(self, chat_id: int) -> None:
         lines = await self.hub.store.supervision.lines_after(chat_id, self.forwarded.get(chat_id, 0))
         for line in lines:
-            await self.sio.emit("message", staff_line(chat_id, line), room=watch_room(chat_id), namespace=STAFF)
+            payload = await self.hub.staff_line(chat_id, line)
+            await self.sio.emit("message", payload, room=watch_room(chat_id), namespace=STAFF)
         if lines:
             self.forwarded[chat_id] = lines[-1].seq
 
@@ -436,6 +437,7 @@ class SupervisionEvents:
             self.sup.forwarded.setdefault(chat_id, watched.messages[-1].seq)
         log.info("chat.monitor chat_id=%s staff_id=%s", chat_id, actor.staff_id)
         self.sup.poke()
+        staff = await self.hub.store.chats.staff_on_lines(watched.messages)
         return ok(
             chat_id=chat_id,
             status=watched.status,
@@ -445,7 +447,7 @@ class SupervisionEvents:
                 if watched.consultant_id is not None and watched.status == "active"
                 else None
             ),
-            history=[message_payload(m) for m in watched.messages],
+            history=[staff_line_payload(m, staff) for m in watched.messages],
             notes=[n.as_payload() for n in watched.notes],
         )
 

@@ -97,6 +97,15 @@ class ChatsRepository(Repository):
         """The staff member's display name and full name (what residents call a consultant)."""
         return await self.db.fetchone("SELECT display_name, full_name FROM staff WHERE id = ?", (staff_id,))
 
+    async def staff_of(self, staff_ids: list[int]) -> list[sqlite3.Row]:
+        """Each of these staff members' id, log-in name, full name and display name (for staff-side lines)."""
+        if not staff_ids:
+            return []
+        marks = ", ".join("?" for _ in staff_ids)
+        return await self.db.fetchall(
+            f"SELECT id, name, full_name, display_name FROM staff WHERE id IN ({marks})", list(staff_ids)
+        )
+
     async def canned(self) -> list[sqlite3.Row]:
         return await self.db.fetchall("SELECT * FROM canned_responses ORDER BY title, id")
 

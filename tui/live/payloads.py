@@ -37,6 +37,9 @@ class ChatLine:
     #: A system line's event code and parameters (store.chats.SYSTEM_EVENTS), when the server sent them.
     event: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: A system line's staff member as the server names them for staff (`staff`: full name, display name,
+    #: log-in name); the line shows the first of these there is.
+    staff_name: str | None = None
 
     @property
     def key(self) -> Any:
@@ -54,7 +57,7 @@ class ChatLine:
         if self.sender != "system" or self.event not in SYSTEM_EVENTS:
             return self.text
         try:
-            return render_event(self.event, self.params, current_language(), staff=True)
+            return render_event(self.event, self.params, current_language(), staff=True, staff_name=self.staff_name)
         except (KeyError, IndexError, ValueError):  # parameters the wording does not fit: the stored line
             return self.text
 
@@ -92,6 +95,18 @@ def _params(value: Any) -> dict[str, Any]:
     return {k: v for k, v in value.items() if isinstance(k, str)} if isinstance(value, dict) else {}
 
 
+def staff_name_of(value: Any) -> str | None:
+    """A line's `staff` {"full_name", "display_name", "login"} as the name staff read: the full name, else the
+    display name, else the log-in name (None without any)."""
+    if not isinstance(value, dict):
+        return None
+    for key in ("full_name", "display_name", "login"):
+        name = value.get(key)
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    return None
+
+
 def line_of(data: Any) -> ChatLine | None:
     """A `message` payload, or one line of a history, as a transcript line."""
     if not isinstance(data, dict):
@@ -109,6 +124,7 @@ def line_of(data: Any) -> ChatLine | None:
         at=parse_time(data.get("at")),
         event=event if isinstance(event, str) else None,
         params=_params(data.get("params")),
+        staff_name=staff_name_of(data.get("staff")),
     )
 
 
