@@ -155,7 +155,7 @@ async def _search_latency(ds: Dataset, repeats: int) -> list[tuple[str, list[flo
     return out
 
 
-async def _keystroke_to_page(app: Any, table: Any, timeout: float = 10.0) -> float:
+async def _keystroke_to_page(app: Any, table: Any, timeout: float = 30.0) -> float:
     """Seconds from Enter reaching the app (as the terminal driver delivers it) to the first frame drawn with rows.
 
     The frame is taken at the app's `_display` call (what writes to the terminal; headless here),

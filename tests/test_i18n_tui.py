@@ -18,7 +18,7 @@ from store.models import Role
 from store.settings import Settings
 from tests.fixtures.audit_log import audit_log
 from tests.fixtures.store import PASSWORD, SYSTEM
-from tests.fixtures.tui import SIZE, sign_in, wait_until
+from tests.fixtures.tui import SIZE, settled, sign_in, wait_until
 from tui.app import make_app
 from tui.areas import AREAS
 
@@ -333,6 +333,7 @@ def test_dialogs_at_80x24(snap_compare, every_area_app, area, keys, modal, lang)
         await pilot.pause()  # not _settle: the worker that opened the dialog waits for it to close
         _still_cursors(app)
         await pilot.pause()
+        await settled(pilot)  # the dialog's fitting done, its scroll still (under load it moved mid-picture)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
